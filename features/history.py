@@ -1,0 +1,107 @@
+"""Creators' track records: click-through and orders per click, shrunk toward category priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.contract import SETTLEMENT_DAYS
+
+__all__ = ["DEFAULT_CTR", "CategoryPriors", "HISTORY_COLUMNS", "creator_history", "settled_rows"]
+
+# Priors for categories with no data: North-America beauty content averages about 7% click-through.
+DEFAULT_CTR = {"beauty": 0.07}
+FALLBACK_CTR, FALLBACK_CVR = 0.05, 0.04
+HISTORY_COLUMNS = ["hist_campaigns", "hist_impressions", "hist_clicks", "hist_orders", "hist_prior_clicks",
+                   "hist_prior_orders"]
+
+
+@dataclass
+class CategoryPriors:
+    """Click-through and orders per click per category, shrunk toward the overall rate.
+
+    Args:
+        strength_impressions: pseudo-impressions pulling a category's CTR toward the overall CTR.
+        strength_clicks: pseudo-clicks pulling a category's orders per click toward the overall rate.
+    """
+
+    strength_impressions: float = 20_000.0
+    strength_clicks: float = 500.0
+    ctr_: dict[str, float] = field(default_factory=dict)
+    cvr_: dict[str, float] = field(default_factory=dict)
+    overall_ctr_: float = FALLBACK_CTR
+    overall_cvr_: float = FALLBACK_CVR
+
+    def fit(self, rows: pd.DataFrame) -> CategoryPriors:
+        """Learns priors from performance rows carrying a `category` column."""
+        totals = rows.groupby("category")[["impressions", "clicks", "orders"]].sum()
+        if totals["impressions"].sum() > 0:
+            self.overall_ctr_ = float(totals["clicks"].sum() / totals["impressions"].sum())
+        if totals["clicks"].sum() > 0:
+            self.overall_cvr_ = float(totals["orders"].sum() / totals["clicks"].sum())
+        ctr = (totals["clicks"] + self.strength_impressions * self._ctr_anchor(totals.index)) / (
+            totals["impressions"] + self.strength_impressions)
+        cvr = (totals["orders"] + self.strength_clicks * self.overall_cvr_) / (totals["clicks"] + self.strength_clicks)
+        self.ctr_, self.cvr_ = ctr.to_dict(), cvr.to_dict()
+        return self
+
+    def _ctr_anchor(self, categories: pd.Index) -> np.ndarray:
+        return np.array([DEFAULT_CTR.get(c, self.overall_ctr_) for c in categories])
+
+    def ctr(self, categories: pd.Series) -> np.ndarray:
+        return categories.map(lambda c: self.ctr_.get(c, DEFAULT_CTR.get(c, self.overall_ctr_))).to_numpy(float)
+
+    def cvr(self, categories: pd.Series) -> np.ndarray:
+        return categories.map(lambda c: self.cvr_.get(c, self.overall_cvr_)).to_numpy(float)
+
+
+def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.Timestamp | None = None
+                 ) -> pd.DataFrame:
+    """Performance rows that may teach: status settled and the campaign 7 days past its end (as of `as_of`).
+
+    Adds the campaign's `category`, `start_date` and `settled_on` (end date + 7 days).
+    """
+    info = campaigns.set_index("campaign_id")[["category", "start_date", "end_date"]]
+    rows = performance.join(info, on="campaign_id", how="inner")
+    rows["settled_on"] = pd.to_datetime(rows["end_date"]) + pd.Timedelta(days=SETTLEMENT_DAYS)
+    rows["start_date"] = pd.to_datetime(rows["start_date"])
+    keep = rows["status"].eq("settled")
+    if as_of is not None:
+        keep &= rows["settled_on"] <= pd.Timestamp(as_of)
+    return rows[keep].reset_index(drop=True)
+
+
+def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
+    """Each creator's totals over settled campaigns, plus the clicks and orders the priors would expect.
+
+    Args:
+        rows: settled performance rows (see `settled_rows`).
+        priors: category priors giving the expected clicks and orders of an average creator.
+        queries: optional (`creator_id`, `as_of`) rows; each gets the totals of campaigns settled strictly
+            before its `as_of`, so a training pair never sees its own outcome. Without it, one row per creator
+            over all rows.
+
+    Returns:
+        One row per query (or creator) with HISTORY_COLUMNS; zeros where there is no history.
+    """
+    rows = rows.assign(hist_prior_clicks=rows["impressions"] * priors.ctr(rows["category"]))
+    rows["hist_prior_orders"] = rows["clicks"] * priors.cvr(rows["category"])
+    rows = rows.rename(columns={"impressions": "hist_impressions", "clicks": "hist_clicks", "orders": "hist_orders"})
+    rows["hist_campaigns"] = 1
+    value_columns = HISTORY_COLUMNS
+    if queries is None:
+        return rows.groupby("creator_id")[value_columns].sum().astype(float).reset_index()
+    events = rows.sort_values("settled_on")
+    cumulative = events.groupby("creator_id")[value_columns].cumsum().astype(float)
+    cumulative["creator_id"] = events["creator_id"].to_numpy()
+    cumulative["settled_on"] = events["settled_on"].to_numpy()
+    ask = queries[["creator_id", "as_of"]].assign(_order=np.arange(len(queries)),
+                                                  as_of=pd.to_datetime(queries["as_of"]).astype("datetime64[ns]"))
+    cumulative["settled_on"] = cumulative["settled_on"].astype("datetime64[ns]")
+    merged = pd.merge_asof(ask.sort_values("as_of"), cumulative.sort_values("settled_on"), left_on="as_of",
+                           right_on="settled_on", by="creator_id", allow_exact_matches=False, direction="backward")
+    merged = merged.sort_values("_order")
+    return merged[["creator_id", *value_columns]].fillna(0.0).reset_index(drop=True)

@@ -1,0 +1,186 @@
+"""One pydantic model per contract table: the rules a single row must satisfy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN, MAX_ASINS
+
+__all__ = [
+    "CampaignRow",
+    "CreatorRow",
+    "PerformanceRow",
+    "PurchaseRow",
+    "TouchRow",
+]
+
+NonEmptyId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _marketplace(code: str) -> str:
+    if not MARKETPLACE_PATTERN.match(code):
+        raise PydanticCustomError("marketplace", "'{code}' is not a marketplace code (two upper-case letters)",
+                                  {"code": code})
+    return code
+
+
+def _asin(asin: str) -> str:
+    if not ASIN_PATTERN.match(asin):
+        raise PydanticCustomError("asin", "'{asin}' is not an ASIN (10 upper-case letters or digits)",
+                                  {"asin": asin})
+    return asin
+
+
+Marketplace = Annotated[str, AfterValidator(_marketplace)]
+Asin = Annotated[str, AfterValidator(_asin)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+
+class CreatorRow(_Row):
+    """A creator as the contract describes it."""
+
+    creator_id: NonEmptyId
+    handle: str | None = None
+    creator_type: Literal[
+        "social_creator",
+        "content_publisher",
+        "review_site",
+        "community",
+        "deals_site",
+        "coupon_site",
+        "cashback_site",
+        "loyalty_referral",
+    ]
+    platforms: Annotated[
+        list[Literal["instagram", "youtube", "tiktok", "facebook", "x", "pinterest", "blog", "podcast", "website"]],
+        Field(min_length=1),
+    ]
+    interest_tags: Annotated[list[Tag], Field(min_length=1)]
+    bio: str | None = None
+    followers: Count
+    avg_views: Count | None = None
+    audience_marketplaces: dict[Marketplace, Share] | None = None
+    audience_mobile_share: Share | None = None
+    avg_dwell_seconds: Annotated[float, Field(ge=0.0)] | None = None
+    storefront_followers_30d: Count | None = None
+    storefront_return_rate: Share | None = None
+    disclosure_violations: Count = 0
+    accepts_campaigns: bool = True
+
+    @field_validator("audience_marketplaces")
+    @classmethod
+    def _shares_sum_to_at_most_one(cls, shares: dict[str, float] | None) -> dict[str, float] | None:
+        if shares and sum(shares.values()) > 1.0 + 1e-6:
+            raise PydanticCustomError("share_sum", "audience shares sum to {total:.3f}; expected at most 1",
+                                      {"total": sum(shares.values())})
+        return shares
+
+
+class CampaignRow(_Row):
+    """A campaign as a seller creates it."""
+
+    campaign_id: NonEmptyId
+    brand: NonEmptyId
+    brief: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, to_lower=True)]
+    asins: Annotated[list[Asin], Field(min_length=1, max_length=MAX_ASINS)]
+    price: Annotated[float, Field(gt=0.0)]
+    commission_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    budget: Annotated[float, Field(gt=0.0)]
+    start_date: dt.date
+    end_date: dt.date
+    marketplaces: Annotated[list[Marketplace], Field(min_length=1)]
+    product_type: Literal["standard", "non_standard", "auto"] = "auto"
+    in_stock: bool = True
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _date_only(cls, value: object) -> object:
+        # Parquet timestamps and pandas Timestamps arrive as datetimes; the contract speaks of dates.
+        if isinstance(value, dt.datetime):
+            return value.date()
+        return value
+
+    @field_validator("end_date")
+    @classmethod
+    def _ends_after_start(cls, end: dt.date, info: ValidationInfo) -> dt.date:
+        start = info.data.get("start_date")
+        if start is not None and end < start:
+            raise PydanticCustomError("date_order", "end_date {end} is before start_date {start}",
+                                      {"end": end.isoformat(), "start": start.isoformat()})
+        return end
+
+
+class PerformanceRow(_Row):
+    """Past results of one (campaign, creator) pair."""
+
+    campaign_id: NonEmptyId
+    creator_id: NonEmptyId
+    impressions: Count
+    clicks: Count
+    orders: Count
+    units: Count | None = None
+    sales: Annotated[float, Field(ge=0.0)]
+    commission: Annotated[float, Field(ge=0.0)] | None = None
+    status: Literal["settled", "pending"] = "settled"
+
+    @field_validator("clicks")
+    @classmethod
+    def _clicks_within_impressions(cls, clicks: int, info: ValidationInfo) -> int:
+        impressions = info.data.get("impressions")
+        if impressions is not None and clicks > impressions:
+            raise PydanticCustomError("funnel", "clicks {clicks} exceed impressions {impressions}",
+                                      {"clicks": clicks, "impressions": impressions})
+        return clicks
+
+    @field_validator("orders")
+    @classmethod
+    def _orders_within_clicks(cls, orders: int, info: ValidationInfo) -> int:
+        clicks = info.data.get("clicks")
+        if clicks is not None and orders > clicks:
+            raise PydanticCustomError("funnel", "orders {orders} exceed clicks {clicks}",
+                                      {"orders": orders, "clicks": clicks})
+        return orders
+
+
+class TouchRow(_Row):
+    """One click of a shopper on a creator's link."""
+
+    shopper_id: NonEmptyId
+    campaign_id: NonEmptyId
+    creator_id: NonEmptyId
+    ts: dt.datetime
+
+
+class PurchaseRow(_Row):
+    """One purchase of a shopper in a campaign."""
+
+    shopper_id: NonEmptyId
+    campaign_id: NonEmptyId
+    ts: dt.datetime
+    sales: Annotated[float, Field(ge=0.0)]
+    units: Annotated[int, Field(ge=0)] = 1
+
+
+def is_missing(value: object) -> bool:
+    """True for None and float NaN, the two ways a table says 'no value'."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

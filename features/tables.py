@@ -1,0 +1,281 @@
+"""Reading contract tables from Parquet, CSV or JSON Lines, keeping the valid rows and naming the bad ones."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
+
+__all__ = [
+    "TABLES",
+    "InputError",
+    "Reject",
+    "Table",
+    "atomic_path",
+    "read_frame",
+    "read_table",
+    "rejects_path",
+    "report_rejects",
+    "validate_frame",
+    "validate_performance_links",
+    "write_rejects",
+]
+
+READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+class InputError(Exception):
+    """A user error that stops a command: an unusable argument, a missing or unreadable file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One invalid row: the contract's rejects-file record."""
+
+    table: str
+    row: int
+    id: str
+    column: str
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.table} row {self.row} (id {self.id or '?'}): column {self.column}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """How one contract table is read: its row model, id columns, and which columns hold lists or maps."""
+
+    name: str
+    row_model: type[BaseModel]
+    id_columns: tuple[str, ...]
+    list_columns: tuple[str, ...] = ()
+    map_columns: tuple[str, ...] = ()
+    unique: bool = True
+    # Columns whose values are personal or free text and must never be echoed in a reason.
+    private_columns: tuple[str, ...] = ()
+
+
+TABLES: dict[str, TableSpec] = {
+    "creators": TableSpec("creators", CreatorRow, ("creator_id",), ("platforms", "interest_tags"),
+                          ("audience_marketplaces",), private_columns=("bio", "handle")),
+    "campaigns": TableSpec("campaigns", CampaignRow, ("campaign_id",), ("asins", "marketplaces")),
+    "performance": TableSpec("performance", PerformanceRow, ("campaign_id", "creator_id")),
+    "touches": TableSpec("touches", TouchRow, ("shopper_id", "campaign_id", "creator_id"), unique=False),
+    "purchases": TableSpec("purchases", PurchaseRow, ("shopper_id", "campaign_id"), unique=False),
+}
+
+
+@dataclass(slots=True)
+class Table:
+    """The valid rows of a table (original order, `row` column = 1-based row in the file) and its rejects."""
+
+    name: str
+    frame: pd.DataFrame
+    rejects: list[Reject]
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """Reads a file into a DataFrame by its extension, without validating it.
+
+    Raises:
+        InputError: the file is missing, has an unknown extension or cannot be parsed.
+    """
+    path = Path(path)
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unknown table format {path.suffix!r}; expected .parquet, .csv or .jsonl")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        if kind == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+        # Everything as text: the row models do the typing, so "007" stays an id and bad numbers are named.
+        return pd.read_csv(path, dtype=str, keep_default_na=True, encoding="utf-8", encoding_errors="replace")
+    except Exception as exc:  # the parsers raise many types; the user needs one line
+        raise InputError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+def _as_list(value: object) -> object:
+    if is_missing(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(text)
+        return [part.strip() for part in text.split("|") if part.strip()] if text else []
+    return value
+
+
+def _as_map(value: object) -> object:
+    if is_missing(value):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return value  # the row model names it
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list) and all(isinstance(item, tuple | list) and len(item) == 2 for item in value):
+        return {str(key): share for key, share in value}
+    if isinstance(value, dict):
+        # A Parquet struct carries every marketplace as a field; absent ones come back as None.
+        return {key: share for key, share in value.items() if not is_missing(share)}
+    return value
+
+
+def _records(frame: pd.DataFrame, spec: TableSpec) -> list[dict[str, object]]:
+    columns = [name for name in spec.row_model.model_fields if name in frame.columns]
+    records: list[dict[str, object]] = []
+    converters = {name: _as_list for name in spec.list_columns} | {name: _as_map for name in spec.map_columns}
+    values = {name: frame[name].astype(object).tolist() for name in columns}
+    for i in range(len(frame)):
+        record: dict[str, object] = {}
+        for name in columns:
+            value = values[name][i]
+            convert = converters.get(name)
+            value = convert(value) if convert else (None if is_missing(value) else value)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if value is not None:
+                record[name] = value
+        records.append(record)
+    return records
+
+
+def _reason(error: dict, private: bool) -> str:
+    where = "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in error["loc"][2:])
+    message = error["msg"]
+    if error["type"] == "missing":
+        return "required value is missing"
+    if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
+        return f"{where + ': ' if where else ''}{message}"
+    shown = repr(error["input"])
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{where + ': ' if where else ''}got {shown}; {message[0].lower()}{message[1:]}"
+
+
+def _row_id(record: dict[str, object], spec: TableSpec) -> str:
+    return "/".join(str(record.get(column, "")) for column in spec.id_columns if record.get(column) is not None)
+
+
+def validate_frame(frame: pd.DataFrame, table: str) -> Table:
+    """Validates every row of a contract table; returns the valid rows, typed, and a reject per bad row.
+
+    Unknown extra columns are kept. Repeated ids after the first occurrence are rejected.
+    """
+    spec = TABLES[table]
+    records = _records(frame, spec)
+    adapter = TypeAdapter(list[spec.row_model])
+    rejects: dict[tuple[int, str], Reject] = {}
+    try:
+        rows = adapter.validate_python(records)
+        kept = list(range(len(records)))
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else "?"
+            if (index, column) in rejects:
+                continue
+            rejects[index, column] = Reject(table, index + 1, _row_id(records[index], spec), column,
+                                    _reason(error, column in spec.private_columns))
+        bad_rows = {index for index, _ in rejects}
+        kept = [i for i in range(len(records)) if i not in bad_rows]
+        rows = adapter.validate_python([records[i] for i in kept])
+    if spec.unique:
+        first_seen: dict[tuple, int] = {}
+        for position, (index, row) in enumerate(zip(kept, rows, strict=True)):
+            key = tuple(getattr(row, column) for column in spec.id_columns)
+            if key in first_seen:
+                rejects[index, spec.id_columns[-1]] = Reject(table, index + 1, "/".join(key), spec.id_columns[-1],
+                                        f"duplicate id; first seen at row {first_seen[key] + 1}")
+                rows[position] = None
+            else:
+                first_seen[key] = index
+        kept, rows = zip(*[(i, r) for i, r in zip(kept, rows, strict=True) if r is not None], strict=True) or ((), ())
+    valid = pd.DataFrame([row.__dict__ for row in rows], columns=list(spec.row_model.model_fields))
+    extra = [column for column in frame.columns if column not in valid.columns]
+    if extra:
+        valid = pd.concat([valid, frame.iloc[list(kept)][extra].reset_index(drop=True)], axis=1)
+    valid.insert(0, "row", np.asarray(kept, dtype=np.int64) + 1)
+    return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)))
+
+
+def read_table(path: str | Path, table: str) -> Table:
+    """Reads and validates one contract table from a .parquet, .csv or .jsonl file."""
+    return validate_frame(read_frame(path), table)
+
+
+def validate_performance_links(performance: Table, campaigns: pd.DataFrame, creators: pd.DataFrame) -> Table:
+    """Rejects performance rows whose campaign or creator is not a valid row of its table."""
+    known_campaigns = set(campaigns["campaign_id"])
+    known_creators = set(creators["creator_id"])
+    frame = performance.frame
+    unknown_campaign = ~frame["campaign_id"].isin(known_campaigns)
+    unknown_creator = ~frame["creator_id"].isin(known_creators) & ~unknown_campaign
+    rejects = list(performance.rejects)
+    for mask, column, table in ((unknown_campaign, "campaign_id", "campaigns"), (unknown_creator, "creator_id", "creators")):
+        for row, campaign_id, creator_id in frame.loc[mask, ["row", "campaign_id", "creator_id"]].itertuples(index=False):
+            value = campaign_id if column == "campaign_id" else creator_id
+            rejects.append(Reject(performance.name, int(row), f"{campaign_id}/{creator_id}", column,
+                                  f"{value!r} is not a valid row of the {table} table"))
+    keep = ~(unknown_campaign | unknown_creator)
+    return Table(performance.name, frame[keep].reset_index(drop=True), sorted(rejects, key=lambda r: r.row))
+
+
+def rejects_path(out: str | Path) -> Path:
+    """The contract's rejects file beside an output: `<out stem>.rejects.csv`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.rejects.csv")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; moves it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
+    """Writes the rejects file beside `out` (atomically) and returns its path."""
+    target = rejects_path(out)
+    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["table", "row", "id", "column", "reason"])
+        writer.writeheader()
+        writer.writerows(asdict(reject) for reject in rejects)
+    return target
+
+
+def report_rejects(rejects: list[Reject], stream=None) -> None:
+    """Writes one line per reject to standard error."""
+    stream = stream or sys.stderr
+    for reject in rejects:
+        print(reject.line(), file=stream)

@@ -1,0 +1,232 @@
+"""The Python API campaign tools call: construct a Matcher once, then match one campaign or many."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own thread settings)
+import numpy as np
+import pandas as pd
+
+from features.contract import FUNNEL_STAGE
+from features.embeddings import Embedder, campaign_vectors, creator_vectors
+from features.history import HISTORY_COLUMNS
+from features.pairwise import pair_features
+from features.rows import CampaignRow
+from features.tables import validate_frame
+from matcher.candidate_index import ArtifactMismatch, CandidateIndex
+from matcher.reasons import reason
+from matcher.slate import SlatePolicy, build_slates
+from training.dataset import resolve_product_types
+from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
+
+__all__ = ["MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher"]
+
+MATCH_COLUMNS = ["campaign_id", "rank", "creator_id", "score", "p_click", "p_order", "expected_clicks",
+                 "expected_orders", "expected_sales", "expected_commission", "funnel_stage", "product_type",
+                 "reasons", "model_version"]
+CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Eligibility and candidate-retrieval settings.
+
+    Args:
+        candidates: creators retrieved from the index per campaign before scoring.
+        allow_cashback: propose cashback sites (the marketplace's creator programme does not support them).
+        min_market_share: least share of a creator's audience in the campaign's marketplaces; creators who
+            give no audience split are not excluded by it.
+        violations: `demote` halves the score of creators with disclosure violations; `exclude` drops them.
+        slate: how slates are sized.
+    """
+
+    candidates: int = 200
+    allow_cashback: bool = False
+    min_market_share: float = 0.05
+    violations: str = "demote"
+    slate: SlatePolicy = field(default_factory=SlatePolicy)
+
+    def __post_init__(self) -> None:
+        if self.violations not in ("demote", "exclude"):
+            raise ValueError(f"Got violations={self.violations!r}; expected 'demote' or 'exclude'")
+        if not 0 <= self.min_market_share <= 1:
+            raise ValueError(f"Got min_market_share={self.min_market_share}; expected a value in [0, 1]")
+        if self.candidates < 1:
+            raise ValueError(f"Got candidates={self.candidates}; expected at least 1")
+
+
+@dataclass
+class CampaignSummary:
+    """What happened to one campaign in a run."""
+
+    campaign_id: str
+    status: str  # matched, no eligible creator, out of stock
+    product_type: str
+    product_type_reason: str
+    slate_size: int
+    size_reason: str
+    expected_orders: float
+    expected_commission: float
+    budget: float
+
+
+@dataclass
+class MatchResult:
+    """The slates of a set of campaigns (the contract's matches table) and a summary per campaign."""
+
+    matches: pd.DataFrame
+    summaries: list[CampaignSummary]
+
+    def for_campaign(self, campaign_id: str) -> pd.DataFrame:
+        return self.matches[self.matches["campaign_id"] == campaign_id].reset_index(drop=True)
+
+
+class Matcher:
+    """Scores creators for campaigns with a registered ranker and builds slates.
+
+    Args:
+        creators: valid creator rows (as from `features.read_table(path, "creators").frame`); a raw frame is
+            validated and must have no invalid row.
+        model: a model URI (default: the `champion` of `creator-ranker`) or an already loaded ranker.
+        index: a candidate index, or its directory; built from `creators` when None.
+        embedder: the embedding model; defaults to the one the ranker was trained with.
+        settings: eligibility, retrieval and slate settings.
+
+    Raises:
+        ArtifactMismatch: the index, ranker and embedder disagree on the embedding model or dimension.
+    """
+
+    def __init__(self, creators: pd.DataFrame, model: str | LoadedRanker = CHAMPION_URI,
+                 index: CandidateIndex | str | Path | None = None, embedder: Embedder | None = None,
+                 settings: MatchSettings | None = None) -> None:
+        self.settings = settings or MatchSettings()
+        if "row" not in creators.columns:
+            table = validate_frame(creators, "creators")
+            if table.rejects:
+                raise ValueError(f"creators has invalid rows; first: {table.rejects[0].line()}")
+            creators = table.frame
+        self.creators = creators.reset_index(drop=True)
+        self.ranker = model if isinstance(model, LoadedRanker) else load_ranker(model)
+        trained_with = self.ranker.model.embedding_model
+        self.embedder = embedder or Embedder(trained_with)
+        if self.embedder.model != trained_with:
+            raise ArtifactMismatch(f"ranker {self.ranker.version} was trained with embedding model {trained_with!r}; "
+                                   f"the matcher uses {self.embedder.model!r}")
+        if isinstance(index, str | Path):
+            index = CandidateIndex.load(index, trained_with, self.ranker.model.embedding_dim)
+        elif index is None:
+            index = CandidateIndex.build(creator_vectors(self.embedder, self.creators), self.creators["creator_id"],
+                                         self.embedder.model)
+        if index.meta["embedding_model"] != trained_with or index.meta["dimension"] != self.ranker.model.embedding_dim:
+            raise ArtifactMismatch(f"index built with {index.meta['embedding_model']!r} "
+                                   f"({index.meta['dimension']}-d); ranker expects {trained_with!r} "
+                                   f"({self.ranker.model.embedding_dim}-d)")
+        self.index = index
+        # Index rows may cover creators missing from this table; those are never proposed.
+        position = pd.Series(np.arange(len(self.creators)), index=self.creators["creator_id"])
+        self._row_of = position.reindex(index.creator_ids).fillna(-1).to_numpy(np.int64)
+        self._eligible = self._row_of >= 0
+        rows = self.creators.iloc[self._row_of[self._eligible]]
+        ok = rows["accepts_campaigns"].astype(bool).to_numpy(copy=True)
+        if not self.settings.allow_cashback:
+            ok &= (rows["creator_type"] != "cashback_site").to_numpy()
+        if self.settings.violations == "exclude":
+            ok &= (rows["disclosure_violations"] == 0).to_numpy()
+        self._eligible[np.flatnonzero(self._eligible)[~ok]] = False
+        history = self.ranker.model.history.set_index("creator_id")[HISTORY_COLUMNS]
+        self._history = history.reindex(self.creators["creator_id"]).fillna(0.0).reset_index(drop=True)
+
+    def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
+        """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns)."""
+        row = campaign if isinstance(campaign, CampaignRow) else CampaignRow.model_validate(dict(campaign))
+        return self.match_many([row])
+
+    def match_many(self, campaigns: pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> MatchResult:
+        """Matches many campaigns; a DataFrame must hold valid rows (see `features.read_table`)."""
+        if not isinstance(campaigns, pd.DataFrame):
+            rows = [c if isinstance(c, CampaignRow) else CampaignRow.model_validate(dict(c)) for c in campaigns]
+            campaigns = pd.DataFrame([r.__dict__ for r in rows], columns=list(CampaignRow.model_fields))
+        campaigns = resolve_product_types(campaigns.reset_index(drop=True))
+        active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
+        scored = self._score(active) if len(active) else pd.DataFrame()
+        chosen, size_reason = build_slates(scored, self.settings.slate) if len(scored) else (scored, {})
+        matches = self._finish(chosen, active)
+        return MatchResult(matches, self._summaries(campaigns, matches, size_reason))
+
+    def _score(self, campaigns: pd.DataFrame) -> pd.DataFrame:
+        vectors = campaign_vectors(self.embedder, campaigns)
+        similarity, positions = self.index.search(vectors, self.settings.candidates, self._eligible)
+        campaign_index = np.repeat(np.arange(len(campaigns)), positions.shape[1])
+        flat = positions.ravel()
+        found = flat >= 0
+        campaign_index, creator_index = campaign_index[found], self._row_of[flat[found]]
+        features = pair_features(campaigns, self.creators, campaign_index, creator_index, similarity.ravel()[found],
+                                 self._history.iloc[creator_index], self.ranker.model.priors)
+        predicted = self.ranker.model.ranker.predict(features)
+        c = campaigns.iloc[campaign_index].reset_index(drop=True)
+        r = self.creators.iloc[creator_index].reset_index(drop=True)
+        expected_clicks = predicted["expected_impressions"].to_numpy() * predicted["p_click"].to_numpy()
+        expected_orders = expected_clicks * predicted["p_order"].to_numpy()
+        expected_sales = expected_orders * c["price"].to_numpy(float)
+        score = expected_sales.copy()
+        if self.settings.violations == "demote":
+            score[r["disclosure_violations"].to_numpy() > 0] *= 0.5
+        market = features["market_share"].to_numpy()
+        keep = ~(market < self.settings.min_market_share)  # NaN (not stated) passes
+        frame = pd.DataFrame({
+            "campaign_id": c["campaign_id"], "creator_id": r["creator_id"], "score": score,
+            "p_click": predicted["p_click"].to_numpy(), "p_order": predicted["p_order"].to_numpy(),
+            "expected_clicks": expected_clicks, "expected_orders": expected_orders, "expected_sales": expected_sales,
+            "expected_commission": expected_sales * c["commission_rate"].to_numpy(float),
+            "funnel_stage": r["creator_type"].map(FUNNEL_STAGE), "creator_type": r["creator_type"],
+            "product_type": c["product_type"], "budget": c["budget"].to_numpy(float),
+            "marketplaces": c["marketplaces"], "market_share": market,
+            "shared_interests": features["shared_interests"],
+            "hist_campaigns": features["hist_campaigns"], "hist_ctr": features["hist_ctr_shrunk"],
+            "hist_cvr": features["hist_cvr_shrunk"],
+            "hist_clicks": self._history["hist_clicks"].to_numpy()[creator_index],
+            "hist_impressions": self._history["hist_impressions"].to_numpy()[creator_index],
+            "hist_orders": self._history["hist_orders"].to_numpy()[creator_index],
+        })
+        return frame[keep].reset_index(drop=True)
+
+    def _finish(self, chosen: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
+        if chosen.empty:
+            return pd.DataFrame({name: pd.Series(dtype=object if name in ("campaign_id", "creator_id", "funnel_stage",
+                                                                          "product_type", "reasons", "model_version")
+                                                 else float) for name in MATCH_COLUMNS}).astype({"rank": "int64"})
+        raw_ctr = chosen["hist_clicks"] / chosen["hist_impressions"].where(chosen["hist_impressions"] > 0)
+        raw_cvr = chosen["hist_orders"] / chosen["hist_clicks"].where(chosen["hist_clicks"] > 0)
+        chosen = chosen.assign(
+            reasons=[reason(list(s), m, list(mk), n, ctr, cvr, stage, kind) for s, m, mk, n, ctr, cvr, stage, kind in
+                     zip(chosen["shared_interests"], chosen["market_share"], chosen["marketplaces"],
+                         chosen["hist_campaigns"], raw_ctr.fillna(0.0), raw_cvr.fillna(0.0), chosen["funnel_stage"],
+                         chosen["creator_type"], strict=True)],
+            model_version=self.ranker.version,
+        )
+        order = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
+        chosen = chosen.assign(_order=chosen["campaign_id"].map(order)).sort_values(["_order", "rank"])
+        return chosen[MATCH_COLUMNS].astype({"rank": "int64"}).reset_index(drop=True)
+
+    def _summaries(self, campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[str, str]
+                   ) -> list[CampaignSummary]:
+        totals = matches.groupby("campaign_id")[["expected_orders", "expected_commission"]].sum()
+        sizes = matches.groupby("campaign_id").size()
+        out = []
+        for row in campaigns.itertuples(index=False):
+            size = int(sizes.get(row.campaign_id, 0))
+            if not row.in_stock:
+                status, why = "out of stock", "0: out-of-stock campaigns get no slate"
+            elif size == 0:
+                status, why = "no eligible creator", "0: no eligible candidate with positive expected sales"
+            else:
+                status, why = "matched", size_reason.get(row.campaign_id, "")
+            total = totals.loc[row.campaign_id] if row.campaign_id in totals.index else None
+            out.append(CampaignSummary(row.campaign_id, status, row.product_type, row.product_type_reason, size, why,
+                                       float(total["expected_orders"]) if total is not None else 0.0,
+                                       float(total["expected_commission"]) if total is not None else 0.0,
+                                       float(row.budget)))
+        return out

@@ -1,0 +1,78 @@
+"""The batch match job: contract files in, the matches table and its rejects file out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
+from matcher.api import CampaignSummary, Matcher, MatchSettings
+
+__all__ = ["BatchReport", "run_match", "write_matches"]
+
+MATCH_SCHEMA = pa.schema([
+    ("campaign_id", pa.string()), ("rank", pa.int64()), ("creator_id", pa.string()), ("score", pa.float64()),
+    ("p_click", pa.float64()), ("p_order", pa.float64()), ("expected_clicks", pa.float64()),
+    ("expected_orders", pa.float64()), ("expected_sales", pa.float64()), ("expected_commission", pa.float64()),
+    ("funnel_stage", pa.string()), ("product_type", pa.string()), ("reasons", pa.string()),
+    ("model_version", pa.string()),
+])
+
+
+@dataclass
+class BatchReport:
+    """What one batch run did."""
+
+    out: Path
+    summaries: list[CampaignSummary]
+    rejects: list[Reject] = field(default_factory=list)
+    campaigns_in: int = 0
+
+    @property
+    def rejects_file(self) -> Path | None:
+        return rejects_path(self.out) if self.rejects else None
+
+
+def write_matches(matches: pd.DataFrame, out: str | Path) -> Path:
+    """Writes the matches table atomically, as Parquet, CSV or JSON Lines by the extension of `out`."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    with atomic_path(out) as tmp:
+        if suffix == ".parquet":
+            pq.write_table(pa.Table.from_pandas(matches, schema=MATCH_SCHEMA, preserve_index=False), tmp)
+        elif suffix == ".csv":
+            matches.to_csv(tmp, index=False)
+        elif suffix == ".jsonl":
+            matches.to_json(tmp, orient="records", lines=True)
+        else:
+            raise InputError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
+    return out
+
+
+def run_match(campaigns: str | Path, creators: str | Path, out: str | Path, model: str, index: str | Path | None,
+              settings: MatchSettings | None = None) -> BatchReport:
+    """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
+
+    Raises:
+        InputError: a file is missing or unreadable, or the output format is unknown (nothing is written).
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".csv", ".jsonl"):
+        raise InputError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
+    creator_table = read_table(creators, "creators")
+    campaign_table = read_table(campaigns, "campaigns")
+    matcher = Matcher(creator_table.frame, model=model, index=index, settings=settings)
+    result = matcher.match_many(campaign_table.frame)
+    write_matches(result.matches, out)
+    rejects = [*creator_table.rejects, *campaign_table.rejects]
+    stale = rejects_path(out)
+    if rejects:
+        write_rejects(rejects, out)
+    elif stale.exists():
+        stale.unlink()  # a rerun on clean input must not leave an old rejects file beside fresh matches
+    n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
+    return BatchReport(out, result.summaries, rejects, n_in)

@@ -1,0 +1,123 @@
+"""Training sets from the contract tables: settled campaigns only, history as of each campaign's start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.embeddings import Embedder, campaign_vectors, creator_vectors
+from features.history import CategoryPriors, creator_history, settled_rows
+from features.pairwise import pair_features
+from features.product_type import resolve_product_type
+from features.tables import InputError, Reject, read_table, validate_performance_links
+
+__all__ = ["TrainingData", "TrainingTables", "build_training_data", "read_training_tables", "resolve_product_types"]
+
+
+@dataclass
+class TrainingTables:
+    """The valid rows of a training data directory, and what was rejected on the way."""
+
+    creators: pd.DataFrame
+    campaigns: pd.DataFrame
+    performance: pd.DataFrame
+    touches: pd.DataFrame | None
+    purchases: pd.DataFrame | None
+    rejects: list[Reject]
+
+
+@dataclass
+class TrainingData:
+    """Pairs with features and outcomes, plus what scoring new pairs needs later."""
+
+    pairs: pd.DataFrame  # campaign_id, creator_id, start_date, FEATURES..., impressions, clicks, orders, sales
+    priors: CategoryPriors
+    history: pd.DataFrame  # per creator totals over every settled campaign: the snapshot used at match time
+    fingerprint: str
+    window: tuple[str, str]
+
+
+def _find(data_dir: Path, name: str, required: bool) -> Path | None:
+    for suffix in (".parquet", ".csv", ".jsonl"):
+        path = data_dir / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    if required:
+        raise InputError(f"{data_dir}: no {name}.parquet, {name}.csv or {name}.jsonl")
+    return None
+
+
+def read_training_tables(data_dir: str | Path) -> TrainingTables:
+    """Reads creators, campaigns, performance (and touches, purchases when present) from a directory."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: no such directory")
+    creators = read_table(_find(data_dir, "creators", True), "creators")
+    campaigns = read_table(_find(data_dir, "campaigns", True), "campaigns")
+    performance = validate_performance_links(read_table(_find(data_dir, "performance", True), "performance"),
+                                             campaigns.frame, creators.frame)
+    rejects = [*creators.rejects, *campaigns.rejects, *performance.rejects]
+    events = {}
+    for name in ("touches", "purchases"):
+        path = _find(data_dir, name, False)
+        if path is not None:
+            table = read_table(path, name)
+            rejects += table.rejects
+            events[name] = table.frame
+    return TrainingTables(creators.frame, campaigns.frame, performance.frame, events.get("touches"),
+                          events.get("purchases"), rejects)
+
+
+def resolve_product_types(campaigns: pd.DataFrame) -> pd.DataFrame:
+    """Adds `product_type` resolved to standard or non_standard and `product_type_reason`."""
+    resolved = [resolve_product_type(declared, brief, category) for declared, brief, category in
+                zip(campaigns["product_type"], campaigns["brief"], campaigns["category"], strict=True)]
+    return campaigns.assign(product_type=[kind for kind, _ in resolved],
+                            product_type_reason=[why for _, why in resolved])
+
+
+def _fingerprint(rows: pd.DataFrame) -> str:
+    keyed = rows[["campaign_id", "creator_id", "impressions", "clicks", "orders", "sales"]]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(keyed.sort_values(["campaign_id", "creator_id"]),
+                                                       index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.date | None = None) -> TrainingData:
+    """Builds one row per settled (campaign, creator) pair with features as of the campaign's start.
+
+    Args:
+        tables: the validated tables.
+        embedder: embeds briefs and profiles for the similarity feature.
+        as_of: campaigns count as settled when their end date + 7 days is on or before it; default today.
+
+    Raises:
+        InputError: no settled performance rows to learn from.
+    """
+    as_of = pd.Timestamp(as_of or dt.date.today())
+    campaigns = resolve_product_types(tables.campaigns)
+    rows = settled_rows(tables.performance, campaigns, as_of)
+    if rows.empty:
+        raise InputError("no settled performance rows to learn from (status settled and 7 days past end_date)")
+    priors = CategoryPriors().fit(rows)
+    camp_pos = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
+    creator_pos = pd.Series(np.arange(len(tables.creators)), index=tables.creators["creator_id"])
+    used_campaigns = camp_pos[rows["campaign_id"].unique()]
+    used_creators = creator_pos[rows["creator_id"].unique()]
+    campaign_vec = np.zeros((len(campaigns), embedder.dimension), dtype=np.float32)
+    creator_vec = np.zeros((len(tables.creators), embedder.dimension), dtype=np.float32)
+    campaign_vec[used_campaigns.to_numpy()] = campaign_vectors(embedder, campaigns.iloc[used_campaigns.to_numpy()])
+    creator_vec[used_creators.to_numpy()] = creator_vectors(embedder, tables.creators.iloc[used_creators.to_numpy()])
+    ci, ri = camp_pos[rows["campaign_id"]].to_numpy(), creator_pos[rows["creator_id"]].to_numpy()
+    similarity = np.einsum("ij,ij->i", campaign_vec[ci], creator_vec[ri])
+    history = creator_history(rows, priors, rows[["creator_id"]].assign(as_of=rows["start_date"]))
+    features = pair_features(campaigns, tables.creators, ci, ri, similarity, history, priors)
+    pairs = pd.concat([rows[["campaign_id", "creator_id", "start_date", "impressions", "clicks", "orders", "sales"]]
+                       .reset_index(drop=True), features], axis=1)
+    window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
+    return TrainingData(pairs, priors, creator_history(rows, priors), _fingerprint(rows), window)

@@ -1,0 +1,35 @@
+"""The registered model: an MLflow pyfunc that scores pair features, carrying what scoring needs."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import pandas as pd
+
+from features.history import CategoryPriors
+from features.pairwise import FEATURES
+from training.ranker import CreatorRanker
+
+__all__ = ["RankerModel"]
+
+
+class RankerModel(mlflow.pyfunc.PythonModel):
+    """Predicts `expected_impressions`, `p_click` and `p_order` from FEATURES columns.
+
+    Besides the fitted ranker it carries the category priors and each creator's settled history as of
+    training, and names the embedding model and dimension the similarity feature came from.
+    """
+
+    def __init__(self, ranker: CreatorRanker, priors: CategoryPriors, history: pd.DataFrame, embedding_model: str,
+                 embedding_dim: int) -> None:
+        self.ranker = ranker
+        self.priors = priors
+        self.history = history
+        self.embedding_model = embedding_model
+        self.embedding_dim = embedding_dim
+        self.features = list(FEATURES)
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        missing = [name for name in self.features if name not in model_input.columns]
+        if missing:
+            raise ValueError(f"model input lacks feature columns {missing}")
+        return self.ranker.predict(model_input[self.features])

@@ -1,0 +1,105 @@
+"""The ranker: expected impressions, click-through and orders per click of a (campaign, creator) pair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.utils.validation import check_is_fitted
+
+from features.pairwise import CATEGORICAL_FEATURES, FEATURES
+
+__all__ = ["OUTCOMES", "CreatorRanker"]
+
+OUTCOMES = ["impressions", "clicks", "orders"]
+
+
+class CreatorRanker(BaseEstimator):
+    """Three gradient-boosted heads over pair features.
+
+    - reach: expected impressions of the creator's content for the campaign (Poisson loss);
+    - click: click-through per impression, fit on impressions as trials and clicks as successes;
+    - order: orders per click, fit on clicks as trials and orders as successes.
+
+    Trials are capped per row so that a few huge creators do not drown the rest; the success share of
+    each row is kept, so the heads still estimate rates.
+
+    Args:
+        max_iter: boosting rounds per head.
+        learning_rate: shrinkage per round.
+        max_leaf_nodes: tree size.
+        min_samples_leaf: smallest leaf, in rows.
+        l2_regularization: leaf-value penalty.
+        max_impressions_weight: impressions counted per row at most, for the click head.
+        max_clicks_weight: clicks counted per row at most, for the order head.
+        random_state: seed for the heads' early-stopping splits.
+    """
+
+    def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 30, l2_regularization: float = 1.0, max_impressions_weight: float = 20_000,
+                 max_clicks_weight: float = 2_000, random_state: int = 0) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.max_impressions_weight = max_impressions_weight
+        self.max_clicks_weight = max_clicks_weight
+        self.random_state = random_state
+
+    def _head(self, kind: str):
+        params = dict(max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+                      min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+                      categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
+                      early_stopping=False, random_state=self.random_state)
+        if kind == "reach":
+            return HistGradientBoostingRegressor(loss="poisson", **params)
+        return HistGradientBoostingClassifier(**params)
+
+    @staticmethod
+    def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float):
+        keep = trials > 0
+        X, trials, successes = X[keep], trials[keep], successes[keep]
+        scale = np.minimum(trials, cap) / trials
+        weights = np.concatenate([successes * scale, (trials - successes) * scale])
+        labels = np.concatenate([np.ones(len(X)), np.zeros(len(X))])
+        stacked = np.vstack([X, X])
+        nonzero = weights > 0
+        return stacked[nonzero], labels[nonzero], weights[nonzero] / weights[nonzero].mean()
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> CreatorRanker:
+        """Fits the three heads.
+
+        Args:
+            X: FEATURES columns, one row per past (campaign, creator) pair.
+            y: `impressions`, `clicks` and `orders` of each pair.
+        """
+        missing = [name for name in FEATURES if name not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks feature columns {missing}")
+        absent = [name for name in OUTCOMES if name not in y.columns]
+        if absent:
+            raise ValueError(f"y lacks outcome columns {absent}; expected {OUTCOMES}")
+        if len(X) != len(y):
+            raise ValueError(f"Got {len(X)} feature rows and {len(y)} outcome rows; expected the same number")
+        data = X[FEATURES].to_numpy(float)
+        impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)
+        if (clicks > impressions).any() or (orders > clicks).any():
+            raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")
+        self.reach_ = self._head("reach").fit(data, impressions)
+        self.click_ = self._head("click").fit(*self._binomial(data, impressions, clicks, self.max_impressions_weight))
+        self.order_ = self._head("order").fit(*self._binomial(data, clicks, orders, self.max_clicks_weight))
+        self.feature_names_in_ = np.array(FEATURES, dtype=object)
+        self.n_features_in_ = len(FEATURES)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row."""
+        check_is_fitted(self, "click_")
+        data = X[FEATURES].to_numpy(float)
+        return pd.DataFrame({
+            "expected_impressions": self.reach_.predict(data),
+            "p_click": self.click_.predict_proba(data)[:, 1],
+            "p_order": self.order_.predict_proba(data)[:, 1],
+        }, index=X.index)
