@@ -7,7 +7,7 @@ import os
 # Quiet, offline defaults before any library reads them; users can still override each.
 for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
-                      "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+                      "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
     os.environ.setdefault(_name, _value)
 
 import datetime as dt  # noqa: E402
@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _quiet_libraries()
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit rather than raising it.
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.exceptions.Abort:
@@ -198,7 +200,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"creator-match: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
               file=sys.stderr)
         return 1
-    return 0
 
 
 def run() -> None:
