@@ -64,8 +64,13 @@ class Embedder:
         show_progress: progress bar; None shows one for 1,000 texts or more.
     """
 
-    def __init__(self, model: str | None = None, batch_size: int = 128, cache_dir: str | Path | None = None,
-                 show_progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        batch_size: int = 128,
+        cache_dir: str | Path | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
         self.model = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
         self.batch_size = batch_size
         self.cache_dir = cache_dir
@@ -122,9 +127,13 @@ class Embedder:
         missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in cache}
         if missing:
             progress = self.show_progress if self.show_progress is not None else len(missing) >= 1000
-            vectors = self.encoder.encode(list(missing.values()), batch_size=self.batch_size,
-                                          normalize_embeddings=True, convert_to_numpy=True,
-                                          show_progress_bar=progress)
+            vectors = self.encoder.encode(
+                list(missing.values()),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
             cache.update(zip(missing, vectors.astype(np.float32), strict=True))
             self._save_cache()
         if not keys:
@@ -136,13 +145,23 @@ def creator_vectors(embedder: Embedder, creators) -> np.ndarray:
     """Embeds creator profiles (interest tags, type, bio) in table order."""
     from features.text import creator_text
 
-    return embedder.encode([creator_text(kind, tags, bio) for kind, tags, bio in
-                            zip(creators["creator_type"], creators["interest_tags"], creators["bio"], strict=True)])
+    return embedder.encode(
+        [
+            creator_text(kind, tags, bio)
+            for kind, tags, bio in zip(
+                creators["creator_type"], creators["interest_tags"], creators["bio"], strict=True
+            )
+        ]
+    )
 
 
 def campaign_vectors(embedder: Embedder, campaigns) -> np.ndarray:
     """Embeds campaign briefs with their category in table order."""
     from features.text import campaign_text
 
-    return embedder.encode([campaign_text(brief, category) for brief, category in
-                            zip(campaigns["brief"], campaigns["category"], strict=True)])
+    return embedder.encode(
+        [
+            campaign_text(brief, category)
+            for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
+        ]
+    )

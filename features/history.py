@@ -9,13 +9,19 @@ import pandas as pd
 
 from features.contract import SETTLEMENT_DAYS
 
-__all__ = ["DEFAULT_CTR", "CategoryPriors", "HISTORY_COLUMNS", "creator_history", "settled_rows"]
+__all__ = ["DEFAULT_CTR", "HISTORY_COLUMNS", "CategoryPriors", "creator_history", "settled_rows"]
 
 # Priors for categories with no data: North-America beauty content averages about 7% click-through.
 DEFAULT_CTR = {"beauty": 0.07}
 FALLBACK_CTR, FALLBACK_CVR = 0.05, 0.04
-HISTORY_COLUMNS = ["hist_campaigns", "hist_impressions", "hist_clicks", "hist_orders", "hist_prior_clicks",
-                   "hist_prior_orders"]
+HISTORY_COLUMNS = [
+    "hist_campaigns",
+    "hist_impressions",
+    "hist_clicks",
+    "hist_orders",
+    "hist_prior_clicks",
+    "hist_prior_orders",
+]
 
 
 @dataclass
@@ -42,7 +48,8 @@ class CategoryPriors:
         if totals["clicks"].sum() > 0:
             self.overall_cvr_ = float(totals["orders"].sum() / totals["clicks"].sum())
         ctr = (totals["clicks"] + self.strength_impressions * self._ctr_anchor(totals.index)) / (
-            totals["impressions"] + self.strength_impressions)
+            totals["impressions"] + self.strength_impressions
+        )
         cvr = (totals["orders"] + self.strength_clicks * self.overall_cvr_) / (totals["clicks"] + self.strength_clicks)
         self.ctr_, self.cvr_ = ctr.to_dict(), cvr.to_dict()
         return self
@@ -57,8 +64,7 @@ class CategoryPriors:
         return categories.map(lambda c: self.cvr_.get(c, self.overall_cvr_)).to_numpy(float)
 
 
-def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.Timestamp | None = None
-                 ) -> pd.DataFrame:
+def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """Performance rows that may teach: status settled and the campaign 7 days past its end (as of `as_of`).
 
     Adds the campaign's `category`, `start_date` and `settled_on` (end date + 7 days).
@@ -73,8 +79,7 @@ def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.T
     return rows[keep].reset_index(drop=True)
 
 
-def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.DataFrame | None = None
-                    ) -> pd.DataFrame:
+def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each creator's totals over settled campaigns, plus the clicks and orders the priors would expect.
 
     Args:
@@ -98,10 +103,18 @@ def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.Data
     cumulative = events.groupby("creator_id")[value_columns].cumsum().astype(float)
     cumulative["creator_id"] = events["creator_id"].to_numpy()
     cumulative["settled_on"] = events["settled_on"].to_numpy()
-    ask = queries[["creator_id", "as_of"]].assign(_order=np.arange(len(queries)),
-                                                  as_of=pd.to_datetime(queries["as_of"]).astype("datetime64[ns]"))
+    ask = queries[["creator_id", "as_of"]].assign(
+        _order=np.arange(len(queries)), as_of=pd.to_datetime(queries["as_of"]).astype("datetime64[ns]")
+    )
     cumulative["settled_on"] = cumulative["settled_on"].astype("datetime64[ns]")
-    merged = pd.merge_asof(ask.sort_values("as_of"), cumulative.sort_values("settled_on"), left_on="as_of",
-                           right_on="settled_on", by="creator_id", allow_exact_matches=False, direction="backward")
+    merged = pd.merge_asof(
+        ask.sort_values("as_of"),
+        cumulative.sort_values("settled_on"),
+        left_on="as_of",
+        right_on="settled_on",
+        by="creator_id",
+        allow_exact_matches=False,
+        direction="backward",
+    )
     merged = merged.sort_values("_order")
     return merged[["creator_id", *value_columns]].fillna(0.0).reset_index(drop=True)

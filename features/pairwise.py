@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import CATEGORIES, CREATOR_TYPES, FUNNEL_STAGE
-from features.history import HISTORY_COLUMNS, CategoryPriors
+from features.history import CategoryPriors
 from features.text import shared_interests, tokens
 
 __all__ = ["CATEGORICAL_FEATURES", "FEATURES", "audience_share", "pair_features"]
@@ -57,9 +57,15 @@ def _log1p(values: pd.Series) -> np.ndarray:
     return np.log1p(pd.to_numeric(values, errors="coerce").to_numpy(float))
 
 
-def pair_features(campaigns: pd.DataFrame, creators: pd.DataFrame, campaign_index: np.ndarray,
-                  creator_index: np.ndarray, similarity: np.ndarray, history: pd.DataFrame,
-                  priors: CategoryPriors) -> pd.DataFrame:
+def pair_features(
+    campaigns: pd.DataFrame,
+    creators: pd.DataFrame,
+    campaign_index: np.ndarray,
+    creator_index: np.ndarray,
+    similarity: np.ndarray,
+    history: pd.DataFrame,
+    priors: CategoryPriors,
+) -> pd.DataFrame:
     """Builds FEATURES for pairs (campaigns.iloc[campaign_index[i]], creators.iloc[creator_index[i]]).
 
     Args:
@@ -75,54 +81,61 @@ def pair_features(campaigns: pd.DataFrame, creators: pd.DataFrame, campaign_inde
     """
     c = campaigns.iloc[campaign_index].reset_index(drop=True)
     r = creators.iloc[creator_index].reset_index(drop=True)
-    campaign_tokens = [tokens(f"{brief} {category}") for brief, category in zip(campaigns["brief"],
-                                                                                 campaigns["category"], strict=True)]
-    shared = [shared_interests(tags, campaign_tokens[k])
-              for k, tags in zip(campaign_index, r["interest_tags"], strict=True)]
+    campaign_tokens = [
+        tokens(f"{brief} {category}") for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
+    ]
+    shared = [
+        shared_interests(tags, campaign_tokens[k]) for k, tags in zip(campaign_index, r["interest_tags"], strict=True)
+    ]
     n_tags = r["interest_tags"].map(len).to_numpy(float)
     n_shared = np.array([len(s) for s in shared], dtype=float)
     content = r["creator_type"].map(FUNNEL_STAGE).isin(["awareness", "consideration"]).to_numpy(float)
     non_standard = c["product_type"].eq("non_standard").to_numpy(float)
     h = history.reset_index(drop=True)
     hist_n = h["hist_campaigns"].to_numpy(float)
-    ctr_lift = (h["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (h["hist_prior_clicks"].to_numpy(float)
-                                                                         + CTR_PRIOR_CLICKS)
-    cvr_lift = (h["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (h["hist_prior_orders"].to_numpy(float)
-                                                                         + CVR_PRIOR_ORDERS)
+    ctr_lift = (h["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (
+        h["hist_prior_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS
+    )
+    cvr_lift = (h["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (
+        h["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
+    )
     prior_ctr, prior_cvr = priors.ctr(c["category"]), priors.cvr(c["category"])
     type_code = {kind: i for i, kind in enumerate(CREATOR_TYPES)}
     category_code = {name: i for i, name in enumerate(CATEGORIES)}
-    frame = pd.DataFrame({
-        "similarity": np.asarray(similarity, dtype=float),
-        "shared_tags": n_shared,
-        "tag_overlap": n_shared / np.maximum(n_tags, 1.0),
-        "creator_type_code": r["creator_type"].map(type_code).to_numpy(float),
-        "category_code": c["category"].map(category_code).astype(float).to_numpy(),
-        "content_creator": content,
-        "non_standard": non_standard,
-        "content_x_non_standard": content * non_standard,
-        "log_price": np.log(c["price"].to_numpy(float)),
-        "commission_rate": c["commission_rate"].to_numpy(float),
-        "market_share": [audience_share(a, m) for a, m in zip(r["audience_marketplaces"], c["marketplaces"],
-                                                              strict=True)],
-        "log_followers": _log1p(r["followers"]),
-        "log_avg_views": _log1p(r["avg_views"]),
-        "avg_dwell_seconds": pd.to_numeric(r["avg_dwell_seconds"], errors="coerce").to_numpy(float),
-        "storefront_return_rate": pd.to_numeric(r["storefront_return_rate"], errors="coerce").to_numpy(float),
-        "log_storefront_followers": _log1p(r["storefront_followers_30d"]),
-        "audience_mobile_share": pd.to_numeric(r["audience_mobile_share"], errors="coerce").to_numpy(float),
-        "disclosure_violations": r["disclosure_violations"].to_numpy(float),
-        "hist_campaigns": hist_n,
-        "hist_log_impressions_per_campaign": np.where(
-            hist_n > 0, np.log1p(h["hist_impressions"].to_numpy(float) / np.maximum(hist_n, 1)), np.nan),
-        "hist_log_clicks": np.log1p(h["hist_clicks"].to_numpy(float)),
-        "hist_ctr_lift": ctr_lift,
-        "hist_cvr_lift": cvr_lift,
-        "prior_ctr": prior_ctr,
-        "prior_cvr": prior_cvr,
-        "hist_ctr_shrunk": prior_ctr * ctr_lift,
-        "hist_cvr_shrunk": prior_cvr * cvr_lift,
-    })[FEATURES]
+    frame = pd.DataFrame(
+        {
+            "similarity": np.asarray(similarity, dtype=float),
+            "shared_tags": n_shared,
+            "tag_overlap": n_shared / np.maximum(n_tags, 1.0),
+            "creator_type_code": r["creator_type"].map(type_code).to_numpy(float),
+            "category_code": c["category"].map(category_code).astype(float).to_numpy(),
+            "content_creator": content,
+            "non_standard": non_standard,
+            "content_x_non_standard": content * non_standard,
+            "log_price": np.log(c["price"].to_numpy(float)),
+            "commission_rate": c["commission_rate"].to_numpy(float),
+            "market_share": [
+                audience_share(a, m) for a, m in zip(r["audience_marketplaces"], c["marketplaces"], strict=True)
+            ],
+            "log_followers": _log1p(r["followers"]),
+            "log_avg_views": _log1p(r["avg_views"]),
+            "avg_dwell_seconds": pd.to_numeric(r["avg_dwell_seconds"], errors="coerce").to_numpy(float),
+            "storefront_return_rate": pd.to_numeric(r["storefront_return_rate"], errors="coerce").to_numpy(float),
+            "log_storefront_followers": _log1p(r["storefront_followers_30d"]),
+            "audience_mobile_share": pd.to_numeric(r["audience_mobile_share"], errors="coerce").to_numpy(float),
+            "disclosure_violations": r["disclosure_violations"].to_numpy(float),
+            "hist_campaigns": hist_n,
+            "hist_log_impressions_per_campaign": np.where(
+                hist_n > 0, np.log1p(h["hist_impressions"].to_numpy(float) / np.maximum(hist_n, 1)), np.nan
+            ),
+            "hist_log_clicks": np.log1p(h["hist_clicks"].to_numpy(float)),
+            "hist_ctr_lift": ctr_lift,
+            "hist_cvr_lift": cvr_lift,
+            "prior_ctr": prior_ctr,
+            "prior_cvr": prior_cvr,
+            "hist_ctr_shrunk": prior_ctr * ctr_lift,
+            "hist_cvr_shrunk": prior_cvr * cvr_lift,
+        }
+    )[FEATURES]
     frame["shared_interests"] = shared
     return frame
-

@@ -34,15 +34,15 @@ Count = Annotated[int, Field(ge=0)]
 
 def _marketplace(code: str) -> str:
     if not MARKETPLACE_PATTERN.match(code):
-        raise PydanticCustomError("marketplace", "'{code}' is not a marketplace code (two upper-case letters)",
-                                  {"code": code})
+        raise PydanticCustomError(
+            "marketplace", "'{code}' is not a marketplace code (two upper-case letters)", {"code": code}
+        )
     return code
 
 
 def _asin(asin: str) -> str:
     if not ASIN_PATTERN.match(asin):
-        raise PydanticCustomError("asin", "'{asin}' is not an ASIN (10 upper-case letters or digits)",
-                                  {"asin": asin})
+        raise PydanticCustomError("asin", "'{asin}' is not an ASIN (10 upper-case letters or digits)", {"asin": asin})
     return asin
 
 
@@ -90,8 +90,11 @@ class CreatorRow(_Row):
     @classmethod
     def _shares_sum_to_at_most_one(cls, shares: dict[str, float] | None) -> dict[str, float] | None:
         if shares and sum(shares.values()) > 1.0 + 1e-6:
-            raise PydanticCustomError("share_sum", "audience shares sum to {total:.3f}; expected at most 1",
-                                      {"total": sum(shares.values())})
+            raise PydanticCustomError(
+                "share_sum",
+                "audience shares sum to {total:.3f}; expected at most 1",
+                {"total": sum(shares.values())},
+            )
         return shares
 
 
@@ -125,8 +128,11 @@ class CampaignRow(_Row):
     def _ends_after_start(cls, end: dt.date, info: ValidationInfo) -> dt.date:
         start = info.data.get("start_date")
         if start is not None and end < start:
-            raise PydanticCustomError("date_order", "end_date {end} is before start_date {start}",
-                                      {"end": end.isoformat(), "start": start.isoformat()})
+            raise PydanticCustomError(
+                "date_order",
+                "end_date {end} is before start_date {start}",
+                {"end": end.isoformat(), "start": start.isoformat()},
+            )
         return end
 
 
@@ -148,8 +154,11 @@ class PerformanceRow(_Row):
     def _clicks_within_impressions(cls, clicks: int, info: ValidationInfo) -> int:
         impressions = info.data.get("impressions")
         if impressions is not None and clicks > impressions:
-            raise PydanticCustomError("funnel", "clicks {clicks} exceed impressions {impressions}",
-                                      {"clicks": clicks, "impressions": impressions})
+            raise PydanticCustomError(
+                "funnel",
+                "clicks {clicks} exceed impressions {impressions}",
+                {"clicks": clicks, "impressions": impressions},
+            )
         return clicks
 
     @field_validator("orders")
@@ -157,8 +166,9 @@ class PerformanceRow(_Row):
     def _orders_within_clicks(cls, orders: int, info: ValidationInfo) -> int:
         clicks = info.data.get("clicks")
         if clicks is not None and orders > clicks:
-            raise PydanticCustomError("funnel", "orders {orders} exceed clicks {clicks}",
-                                      {"orders": orders, "clicks": clicks})
+            raise PydanticCustomError(
+                "funnel", "orders {orders} exceed clicks {clicks}", {"orders": orders, "clicks": clicks}
+            )
         return orders
 
 

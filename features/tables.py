@@ -69,8 +69,14 @@ class TableSpec:
 
 
 TABLES: dict[str, TableSpec] = {
-    "creators": TableSpec("creators", CreatorRow, ("creator_id",), ("platforms", "interest_tags"),
-                          ("audience_marketplaces",), private_columns=("bio", "handle")),
+    "creators": TableSpec(
+        "creators",
+        CreatorRow,
+        ("creator_id",),
+        ("platforms", "interest_tags"),
+        ("audience_marketplaces",),
+        private_columns=("bio", "handle"),
+    ),
     "campaigns": TableSpec("campaigns", CampaignRow, ("campaign_id",), ("asins", "marketplaces")),
     "performance": TableSpec("performance", PerformanceRow, ("campaign_id", "creator_id")),
     "touches": TableSpec("touches", TouchRow, ("shopper_id", "campaign_id", "creator_id"), unique=False),
@@ -197,8 +203,13 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
             index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else "?"
             if (index, column) in rejects:
                 continue
-            rejects[index, column] = Reject(table, index + 1, _row_id(records[index], spec), column,
-                                    _reason(error, column in spec.private_columns))
+            rejects[index, column] = Reject(
+                table,
+                index + 1,
+                _row_id(records[index], spec),
+                column,
+                _reason(error, column in spec.private_columns),
+            )
         bad_rows = {index for index, _ in rejects}
         kept = [i for i in range(len(records)) if i not in bad_rows]
         rows = adapter.validate_python([records[i] for i in kept])
@@ -207,8 +218,13 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
         for position, (index, row) in enumerate(zip(kept, rows, strict=True)):
             key = tuple(getattr(row, column) for column in spec.id_columns)
             if key in first_seen:
-                rejects[index, spec.id_columns[-1]] = Reject(table, index + 1, "/".join(key), spec.id_columns[-1],
-                                        f"duplicate id; first seen at row {first_seen[key] + 1}")
+                rejects[index, spec.id_columns[-1]] = Reject(
+                    table,
+                    index + 1,
+                    "/".join(key),
+                    spec.id_columns[-1],
+                    f"duplicate id; first seen at row {first_seen[key] + 1}",
+                )
                 rows[position] = None
             else:
                 first_seen[key] = index
@@ -234,11 +250,23 @@ def validate_performance_links(performance: Table, campaigns: pd.DataFrame, crea
     unknown_campaign = ~frame["campaign_id"].isin(known_campaigns)
     unknown_creator = ~frame["creator_id"].isin(known_creators) & ~unknown_campaign
     rejects = list(performance.rejects)
-    for mask, column, table in ((unknown_campaign, "campaign_id", "campaigns"), (unknown_creator, "creator_id", "creators")):
-        for row, campaign_id, creator_id in frame.loc[mask, ["row", "campaign_id", "creator_id"]].itertuples(index=False):
+    for mask, column, table in (
+        (unknown_campaign, "campaign_id", "campaigns"),
+        (unknown_creator, "creator_id", "creators"),
+    ):
+        for row, campaign_id, creator_id in frame.loc[mask, ["row", "campaign_id", "creator_id"]].itertuples(
+            index=False
+        ):
             value = campaign_id if column == "campaign_id" else creator_id
-            rejects.append(Reject(performance.name, int(row), f"{campaign_id}/{creator_id}", column,
-                                  f"{value!r} is not a valid row of the {table} table"))
+            rejects.append(
+                Reject(
+                    performance.name,
+                    int(row),
+                    f"{campaign_id}/{creator_id}",
+                    column,
+                    f"{value!r} is not a valid row of the {table} table",
+                )
+            )
     keep = ~(unknown_campaign | unknown_creator)
     return Table(performance.name, frame[keep].reset_index(drop=True), sorted(rejects, key=lambda r: r.row))
 

@@ -24,9 +24,22 @@ from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
 
 __all__ = ["MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher"]
 
-MATCH_COLUMNS = ["campaign_id", "rank", "creator_id", "score", "p_click", "p_order", "expected_clicks",
-                 "expected_orders", "expected_sales", "expected_commission", "funnel_stage", "product_type",
-                 "reasons", "model_version"]
+MATCH_COLUMNS = [
+    "campaign_id",
+    "rank",
+    "creator_id",
+    "score",
+    "p_click",
+    "p_order",
+    "expected_clicks",
+    "expected_orders",
+    "expected_sales",
+    "expected_commission",
+    "funnel_stage",
+    "product_type",
+    "reasons",
+    "model_version",
+]
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 
 
@@ -99,9 +112,14 @@ class Matcher:
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model or dimension.
     """
 
-    def __init__(self, creators: pd.DataFrame, model: str | LoadedRanker = CHAMPION_URI,
-                 index: CandidateIndex | str | Path | None = None, embedder: Embedder | None = None,
-                 settings: MatchSettings | None = None) -> None:
+    def __init__(
+        self,
+        creators: pd.DataFrame,
+        model: str | LoadedRanker = CHAMPION_URI,
+        index: CandidateIndex | str | Path | None = None,
+        embedder: Embedder | None = None,
+        settings: MatchSettings | None = None,
+    ) -> None:
         self.settings = settings or MatchSettings()
         if "row" not in creators.columns:
             table = validate_frame(creators, "creators")
@@ -113,17 +131,24 @@ class Matcher:
         trained_with = self.ranker.model.embedding_model
         self.embedder = embedder or Embedder(trained_with)
         if self.embedder.model != trained_with:
-            raise ArtifactMismatch(f"ranker {self.ranker.version} was trained with embedding model {trained_with!r}; "
-                                   f"the matcher uses {self.embedder.model!r}")
+            raise ArtifactMismatch(
+                f"ranker {self.ranker.version} was trained with embedding model {trained_with!r}; "
+                f"the matcher uses {self.embedder.model!r}"
+            )
         if isinstance(index, str | Path):
             index = CandidateIndex.load(index, trained_with, self.ranker.model.embedding_dim)
         elif index is None:
-            index = CandidateIndex.build(creator_vectors(self.embedder, self.creators), self.creators["creator_id"],
-                                         self.embedder.model)
+            index = CandidateIndex.build(
+                creator_vectors(self.embedder, self.creators),
+                self.creators["creator_id"],
+                self.embedder.model,
+            )
         if index.meta["embedding_model"] != trained_with or index.meta["dimension"] != self.ranker.model.embedding_dim:
-            raise ArtifactMismatch(f"index built with {index.meta['embedding_model']!r} "
-                                   f"({index.meta['dimension']}-d); ranker expects {trained_with!r} "
-                                   f"({self.ranker.model.embedding_dim}-d)")
+            raise ArtifactMismatch(
+                f"index built with {index.meta['embedding_model']!r} "
+                f"({index.meta['dimension']}-d); ranker expects {trained_with!r} "
+                f"({self.ranker.model.embedding_dim}-d)"
+            )
         self.index = index
         # Index rows may cover creators missing from this table; those are never proposed.
         position = pd.Series(np.arange(len(self.creators)), index=self.creators["creator_id"])
@@ -163,8 +188,15 @@ class Matcher:
         flat = positions.ravel()
         found = flat >= 0
         campaign_index, creator_index = campaign_index[found], self._row_of[flat[found]]
-        features = pair_features(campaigns, self.creators, campaign_index, creator_index, similarity.ravel()[found],
-                                 self._history.iloc[creator_index], self.ranker.model.priors)
+        features = pair_features(
+            campaigns,
+            self.creators,
+            campaign_index,
+            creator_index,
+            similarity.ravel()[found],
+            self._history.iloc[creator_index],
+            self.ranker.model.priors,
+        )
         predicted = self.ranker.model.ranker.predict(features)
         c = campaigns.iloc[campaign_index].reset_index(drop=True)
         r = self.creators.iloc[creator_index].reset_index(drop=True)
@@ -176,43 +208,80 @@ class Matcher:
             score[r["disclosure_violations"].to_numpy() > 0] *= 0.5
         market = features["market_share"].to_numpy()
         keep = ~(market < self.settings.min_market_share)  # NaN (not stated) passes
-        frame = pd.DataFrame({
-            "campaign_id": c["campaign_id"], "creator_id": r["creator_id"], "score": score,
-            "p_click": predicted["p_click"].to_numpy(), "p_order": predicted["p_order"].to_numpy(),
-            "expected_clicks": expected_clicks, "expected_orders": expected_orders, "expected_sales": expected_sales,
-            "expected_commission": expected_sales * c["commission_rate"].to_numpy(float),
-            "funnel_stage": r["creator_type"].map(FUNNEL_STAGE), "creator_type": r["creator_type"],
-            "product_type": c["product_type"], "budget": c["budget"].to_numpy(float),
-            "marketplaces": c["marketplaces"], "market_share": market,
-            "shared_interests": features["shared_interests"],
-            "hist_campaigns": features["hist_campaigns"], "hist_ctr": features["hist_ctr_shrunk"],
-            "hist_cvr": features["hist_cvr_shrunk"],
-            "hist_clicks": self._history["hist_clicks"].to_numpy()[creator_index],
-            "hist_impressions": self._history["hist_impressions"].to_numpy()[creator_index],
-            "hist_orders": self._history["hist_orders"].to_numpy()[creator_index],
-        })
+        frame = pd.DataFrame(
+            {
+                "campaign_id": c["campaign_id"],
+                "creator_id": r["creator_id"],
+                "score": score,
+                "p_click": predicted["p_click"].to_numpy(),
+                "p_order": predicted["p_order"].to_numpy(),
+                "expected_clicks": expected_clicks,
+                "expected_orders": expected_orders,
+                "expected_sales": expected_sales,
+                "expected_commission": expected_sales * c["commission_rate"].to_numpy(float),
+                "funnel_stage": r["creator_type"].map(FUNNEL_STAGE),
+                "creator_type": r["creator_type"],
+                "product_type": c["product_type"],
+                "budget": c["budget"].to_numpy(float),
+                "marketplaces": c["marketplaces"],
+                "market_share": market,
+                "shared_interests": features["shared_interests"],
+                "hist_campaigns": features["hist_campaigns"],
+                "hist_ctr": features["hist_ctr_shrunk"],
+                "hist_cvr": features["hist_cvr_shrunk"],
+                "hist_clicks": self._history["hist_clicks"].to_numpy()[creator_index],
+                "hist_impressions": self._history["hist_impressions"].to_numpy()[creator_index],
+                "hist_orders": self._history["hist_orders"].to_numpy()[creator_index],
+            }
+        )
         return frame[keep].reset_index(drop=True)
 
     def _finish(self, chosen: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
         if chosen.empty:
-            return pd.DataFrame({name: pd.Series(dtype=object if name in ("campaign_id", "creator_id", "funnel_stage",
-                                                                          "product_type", "reasons", "model_version")
-                                                 else float) for name in MATCH_COLUMNS}).astype({"rank": "int64"})
+            return pd.DataFrame(
+                {
+                    name: pd.Series(
+                        dtype=object
+                        if name
+                        in (
+                            "campaign_id",
+                            "creator_id",
+                            "funnel_stage",
+                            "product_type",
+                            "reasons",
+                            "model_version",
+                        )
+                        else float
+                    )
+                    for name in MATCH_COLUMNS
+                }
+            ).astype({"rank": "int64"})
         raw_ctr = chosen["hist_clicks"] / chosen["hist_impressions"].where(chosen["hist_impressions"] > 0)
         raw_cvr = chosen["hist_orders"] / chosen["hist_clicks"].where(chosen["hist_clicks"] > 0)
         chosen = chosen.assign(
-            reasons=[reason(list(s), m, list(mk), n, ctr, cvr, stage, kind) for s, m, mk, n, ctr, cvr, stage, kind in
-                     zip(chosen["shared_interests"], chosen["market_share"], chosen["marketplaces"],
-                         chosen["hist_campaigns"], raw_ctr.fillna(0.0), raw_cvr.fillna(0.0), chosen["funnel_stage"],
-                         chosen["creator_type"], strict=True)],
+            reasons=[
+                reason(list(s), m, list(mk), n, ctr, cvr, stage, kind)
+                for s, m, mk, n, ctr, cvr, stage, kind in zip(
+                    chosen["shared_interests"],
+                    chosen["market_share"],
+                    chosen["marketplaces"],
+                    chosen["hist_campaigns"],
+                    raw_ctr.fillna(0.0),
+                    raw_cvr.fillna(0.0),
+                    chosen["funnel_stage"],
+                    chosen["creator_type"],
+                    strict=True,
+                )
+            ],
             model_version=self.ranker.version,
         )
         order = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
         chosen = chosen.assign(_order=chosen["campaign_id"].map(order)).sort_values(["_order", "rank"])
         return chosen[MATCH_COLUMNS].astype({"rank": "int64"}).reset_index(drop=True)
 
-    def _summaries(self, campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[str, str]
-                   ) -> list[CampaignSummary]:
+    def _summaries(
+        self, campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[str, str]
+    ) -> list[CampaignSummary]:
         totals = matches.groupby("campaign_id")[["expected_orders", "expected_commission"]].sum()
         sizes = matches.groupby("campaign_id").size()
         out = []
@@ -225,8 +294,17 @@ class Matcher:
             else:
                 status, why = "matched", size_reason.get(row.campaign_id, "")
             total = totals.loc[row.campaign_id] if row.campaign_id in totals.index else None
-            out.append(CampaignSummary(row.campaign_id, status, row.product_type, row.product_type_reason, size, why,
-                                       float(total["expected_orders"]) if total is not None else 0.0,
-                                       float(total["expected_commission"]) if total is not None else 0.0,
-                                       float(row.budget)))
+            out.append(
+                CampaignSummary(
+                    row.campaign_id,
+                    status,
+                    row.product_type,
+                    row.product_type_reason,
+                    size,
+                    why,
+                    float(total["expected_orders"]) if total is not None else 0.0,
+                    float(total["expected_commission"]) if total is not None else 0.0,
+                    float(row.budget),
+                )
+            )
         return out

@@ -14,13 +14,24 @@ from matcher.api import CampaignSummary, Matcher, MatchSettings
 
 __all__ = ["BatchReport", "run_match", "write_matches"]
 
-MATCH_SCHEMA = pa.schema([
-    ("campaign_id", pa.string()), ("rank", pa.int64()), ("creator_id", pa.string()), ("score", pa.float64()),
-    ("p_click", pa.float64()), ("p_order", pa.float64()), ("expected_clicks", pa.float64()),
-    ("expected_orders", pa.float64()), ("expected_sales", pa.float64()), ("expected_commission", pa.float64()),
-    ("funnel_stage", pa.string()), ("product_type", pa.string()), ("reasons", pa.string()),
-    ("model_version", pa.string()),
-])
+MATCH_SCHEMA = pa.schema(
+    [
+        ("campaign_id", pa.string()),
+        ("rank", pa.int64()),
+        ("creator_id", pa.string()),
+        ("score", pa.float64()),
+        ("p_click", pa.float64()),
+        ("p_order", pa.float64()),
+        ("expected_clicks", pa.float64()),
+        ("expected_orders", pa.float64()),
+        ("expected_sales", pa.float64()),
+        ("expected_commission", pa.float64()),
+        ("funnel_stage", pa.string()),
+        ("product_type", pa.string()),
+        ("reasons", pa.string()),
+        ("model_version", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -53,8 +64,14 @@ def write_matches(matches: pd.DataFrame, out: str | Path) -> Path:
     return out
 
 
-def run_match(campaigns: str | Path, creators: str | Path, out: str | Path, model: str, index: str | Path | None,
-              settings: MatchSettings | None = None) -> BatchReport:
+def run_match(
+    campaigns: str | Path,
+    creators: str | Path,
+    out: str | Path,
+    model: str,
+    index: str | Path | None,
+    settings: MatchSettings | None = None,
+) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
     Raises:

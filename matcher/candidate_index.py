@@ -38,9 +38,14 @@ class CandidateIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
-        meta = {"embedding_model": embedding_model, "dimension": int(vectors.shape[1]),
-                "creators": int(vectors.shape[0]), "index_type": "Flat", "metric": "inner_product",
-                "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        meta = {
+            "embedding_model": embedding_model,
+            "dimension": int(vectors.shape[1]),
+            "creators": int(vectors.shape[0]),
+            "index_type": "Flat",
+            "metric": "inner_product",
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
         return cls(index, np.asarray(creator_ids, dtype=object), meta)
 
     def __len__(self) -> int:
@@ -53,8 +58,9 @@ class CandidateIndex:
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
             faiss.write_index(self.index, str(staging / INDEX_FILE))
-            pq.write_table(pa.table({"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}),
-                           staging / IDS_FILE)
+            pq.write_table(
+                pa.table({"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}), staging / IDS_FILE
+            )
             (staging / META_FILE).write_text(json.dumps(self.meta, indent=2))
             if directory.exists():
                 shutil.rmtree(directory)
@@ -65,8 +71,9 @@ class CandidateIndex:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, embedding_model: str | None = None, dimension: int | None = None
-             ) -> CandidateIndex:
+    def load(
+        cls, directory: str | Path, embedding_model: str | None = None, dimension: int | None = None
+    ) -> CandidateIndex:
         """Reads an index; with `embedding_model` or `dimension`, refuses one made by another model.
 
         Raises:
@@ -78,16 +85,17 @@ class CandidateIndex:
             raise FileNotFoundError(f"{directory}: no candidate index here (missing {META_FILE})")
         meta = json.loads((directory / META_FILE).read_text())
         if embedding_model is not None and meta["embedding_model"] != embedding_model:
-            raise ArtifactMismatch(f"index {directory} was built with embedding model {meta['embedding_model']!r}; "
-                                   f"expected {embedding_model!r}: rebuild it with `creator-match index`")
+            raise ArtifactMismatch(
+                f"index {directory} was built with embedding model {meta['embedding_model']!r}; "
+                f"expected {embedding_model!r}: rebuild it with `creator-match index`"
+            )
         if dimension is not None and meta["dimension"] != dimension:
             raise ArtifactMismatch(f"index {directory} has dimension {meta['dimension']}; expected {dimension}")
         index = faiss.read_index(str(directory / INDEX_FILE))
         ids = pq.read_table(directory / IDS_FILE).column("creator_id").to_numpy(zero_copy_only=False)
         return cls(index, ids.astype(object), meta)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows per query by inner product, only among `allowed` rows (a boolean mask) when given.
 
         Returns:

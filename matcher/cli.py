@@ -5,29 +5,38 @@ from __future__ import annotations
 import os
 
 # Quiet, offline defaults before any library reads them; users can still override each.
-for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                      "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
-                      "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+}.items():
     os.environ.setdefault(_name, _value)
 
 import datetime as dt  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
-from enum import Enum  # noqa: E402
+from enum import StrEnum  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated  # noqa: E402
 
-import click  # noqa: E402
 import typer  # noqa: E402
 
 __all__ = ["app", "main", "run"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Which creators to invite to a commission campaign, and how many.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Which creators to invite to a commission campaign, and how many.",
+)
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     local = "local"
     ray = "ray"
 
@@ -49,26 +58,30 @@ def _echo_rejects(rejects) -> None:
 
 
 @app.command()
-def simulate(out: Annotated[Path, typer.Option(help="directory for the Parquet tables")],
-             creators: Annotated[int, typer.Option(min=10, help="number of creators")] = 3000,
-             campaigns: Annotated[int, typer.Option(min=10, help="number of past campaigns")] = 400,
-             new_campaigns: Annotated[int | None, typer.Option(min=1, help="campaigns to match")] = None,
-             seed: Annotated[int, typer.Option(help="random seed")] = 0) -> None:
+def simulate(
+    out: Annotated[Path, typer.Option(help="directory for the Parquet tables")],
+    creators: Annotated[int, typer.Option(min=10, help="number of creators")] = 3000,
+    campaigns: Annotated[int, typer.Option(min=10, help="number of past campaigns")] = 400,
+    new_campaigns: Annotated[int | None, typer.Option(min=1, help="campaigns to match")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
     """Write a synthetic world in the contract's format, with the truth evaluation needs."""
     from simulation.world import simulate as make_world
     from simulation.world import write_world
 
-    paths = write_world(make_world(n_creators=creators, n_campaigns=campaigns, n_new_campaigns=new_campaigns,
-                                   seed=seed), out)
+    paths = write_world(
+        make_world(n_creators=creators, n_campaigns=campaigns, n_new_campaigns=new_campaigns, seed=seed), out
+    )
     typer.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out}")
 
 
 @app.command()
-def train(data: Annotated[Path, typer.Option(help="directory with creators, campaigns and performance tables")],
-          model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
-          as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: settle campaigns as of this day")] = None,
-          embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
-          ) -> None:
+def train(
+    data: Annotated[Path, typer.Option(help="directory with creators, campaigns and performance tables")],
+    model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: settle campaigns as of this day")] = None,
+    embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
     from training.train import summarize
@@ -83,8 +96,10 @@ def train(data: Annotated[Path, typer.Option(help="directory with creators, camp
 
 
 @app.command()
-def promote(model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
-            version: Annotated[str, typer.Option(help="the version to make champion")] = ...) -> None:
+def promote(
+    model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
+    version: Annotated[str, typer.Option(help="the version to make champion")] = ...,
+) -> None:
     """Make a reviewed version the one batch jobs use (alias `champion`)."""
     from mlflow.exceptions import MlflowException
 
@@ -100,10 +115,11 @@ def promote(model_name: Annotated[str, typer.Option(help="registered model name"
 
 
 @app.command()
-def index(creators: Annotated[Path, typer.Option(help="creators table")],
-          out: Annotated[Path, typer.Option(help="directory for the index")],
-          embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
-          ) -> None:
+def index(
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    out: Annotated[Path, typer.Option(help="directory for the index")],
+    embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+) -> None:
     """Embed creators and write the candidate index."""
     from features.embeddings import Embedder, creator_vectors
     from features.tables import read_table
@@ -120,15 +136,16 @@ def index(creators: Annotated[Path, typer.Option(help="creators table")],
 
 
 @app.command()
-def match(campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
-          creators: Annotated[Path, typer.Option(help="creators table")],
-          out: Annotated[Path, typer.Option(help="matches file (.parquet, .csv or .jsonl)")],
-          index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
-          model: Annotated[str, typer.Option(help="model URI")] = "models:/creator-ranker@champion",
-          engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
-          allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
-          candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
-          ) -> None:
+def match(
+    campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    out: Annotated[Path, typer.Option(help="matches file (.parquet, .csv or .jsonl)")],
+    index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
+    model: Annotated[str, typer.Option(help="model URI")] = "models:/creator-ranker@champion",
+    engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
+    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+    candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
+) -> None:
     """Write the matches table for every campaign in the file."""
     from matcher.api import MatchSettings
     from matcher.batch import run_match
@@ -137,8 +154,14 @@ def match(campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
     if engine is Engine.ray:
         raise UserError("--engine ray is not available in this version; use --engine local")
     configure_tracking()
-    report = run_match(campaigns, creators, out, model, index,
-                       MatchSettings(candidates=candidates, allow_cashback=allow_cashback))
+    report = run_match(
+        campaigns,
+        creators,
+        out,
+        model,
+        index,
+        MatchSettings(candidates=candidates, allow_cashback=allow_cashback),
+    )
     matched = [s for s in report.summaries if s.status == "matched"]
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
     for summary in report.summaries:
@@ -146,16 +169,20 @@ def match(campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
             typer.echo(f"  {summary.campaign_id}: {summary.status}")
     if report.rejects:
         _echo_rejects(report.rejects)
-        typer.echo(f"{len({(r.table, r.row) for r in report.rejects})} rows rejected; see {report.rejects_file}",
-                   err=True)
+        typer.echo(
+            f"{len({(r.table, r.row) for r in report.rejects})} rows rejected; see {report.rejects_file}",
+            err=True,
+        )
         raise typer.Exit(2)
 
 
 @app.command()
-def demo(out: Annotated[Path, typer.Option(help="working directory for the demo's files")] = Path("demo-output"),
-         creators: Annotated[int, typer.Option(min=50)] = 600,
-         campaigns: Annotated[int, typer.Option(min=20)] = 120,
-         seed: Annotated[int, typer.Option()] = 7) -> None:
+def demo(
+    out: Annotated[Path, typer.Option(help="working directory for the demo's files")] = Path("demo-output"),
+    creators: Annotated[int, typer.Option(min=50)] = 600,
+    campaigns: Annotated[int, typer.Option(min=20)] = 120,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
     """Simulate a world, train and register a ranker, build the index, match, and print the slates."""
     from matcher.demo import run_demo
 
@@ -178,11 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode click returns the code of a typer.Exit rather than raising it.
         code = app(args=argv, standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return int(done.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return 1
-    except click.UsageError as exc:
+    except typer.TyperException as exc:  # usage errors: unknown option, missing or malformed value
         print(f"creator-match: {exc.format_message()}", file=sys.stderr)
         return 2
     except (UserError, InputError) as exc:
@@ -197,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if os.environ.get("CREATOR_MATCH_DEBUG"):
             raise
-        print(f"creator-match: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              file=sys.stderr)
+        print(
+            f"creator-match: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            file=sys.stderr,
+        )
         return 1
 
 

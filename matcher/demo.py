@@ -24,26 +24,33 @@ def _step(text: str) -> float:
     return time.perf_counter()
 
 
-def format_slates(matches: pd.DataFrame, summaries, creators: pd.DataFrame, campaigns: pd.DataFrame,
-                  top: int = 5) -> str:
+def format_slates(
+    matches: pd.DataFrame, summaries, creators: pd.DataFrame, campaigns: pd.DataFrame, top: int = 5
+) -> str:
     """A readable block per campaign: brief, resolved type, slate size and why, top creators, totals vs budget."""
     handles = creators.set_index("creator_id")["handle"]
     briefs = campaigns.set_index("campaign_id")
     lines = []
     for s in summaries:
         c = briefs.loc[s.campaign_id]
-        lines.append(f"\n{s.campaign_id}  {c['category']}, {s.product_type.replace('_', '-')} "
-                     f"({s.product_type_reason}), price {c['price']:.2f}, commission {c['commission_rate']:.0%}")
+        lines.append(
+            f"\n{s.campaign_id}  {c['category']}, {s.product_type.replace('_', '-')} "
+            f"({s.product_type_reason}), price {c['price']:.2f}, commission {c['commission_rate']:.0%}"
+        )
         lines.append(f"  brief: {c['brief'][:110]}{'...' if len(c['brief']) > 110 else ''}")
         if s.status != "matched":
             lines.append(f"  no slate: {s.status}")
             continue
-        lines.append(f"  slate of {s.size_reason}; expected {s.expected_orders:.0f} orders, commission "
-                     f"{s.expected_commission:,.0f} of budget {s.budget:,.0f}")
+        lines.append(
+            f"  slate of {s.size_reason}; expected {s.expected_orders:.0f} orders, commission "
+            f"{s.expected_commission:,.0f} of budget {s.budget:,.0f}"
+        )
         for row in matches[matches["campaign_id"] == s.campaign_id].head(top).itertuples(index=False):
-            lines.append(f"  {row.rank:>2}. {str(handles.get(row.creator_id, row.creator_id)):<14} "
-                         f"{row.funnel_stage:<13} orders {row.expected_orders:6.1f}  sales {row.expected_sales:9,.0f}"
-                         f"  CTR {row.p_click:.1%}")
+            lines.append(
+                f"  {row.rank:>2}. {handles.get(row.creator_id, row.creator_id)!s:<14} "
+                f"{row.funnel_stage:<13} orders {row.expected_orders:6.1f}  sales {row.expected_sales:9,.0f}"
+                f"  CTR {row.p_click:.1%}"
+            )
             lines.append(f"      {row.reasons}")
     return "\n".join(lines)
 
@@ -79,6 +86,8 @@ def run_demo(out: str | Path, n_creators: int = 600, n_campaigns: int = 120, see
     from matcher.evaluation import oracle_share
 
     share = oracle_share(matched.matches, truth)
-    print(f"\nslates capture {share:.0%} of the expected sales of the best possible slates of the same sizes "
-          f"(simulation truth)")
+    print(
+        f"\nslates capture {share:.0%} of the expected sales of the best possible slates of the same sizes "
+        f"(simulation truth)"
+    )
     print(f"matches written to {out / 'matches.parquet'}; total {time.perf_counter() - started:.0f}s")

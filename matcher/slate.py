@@ -43,8 +43,9 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy) -> tuple[pd.DataFram
     Returns:
         The chosen rows ranked 1..k per campaign, and per campaign a sentence on why the slate has its size.
     """
-    ordered = scored[scored["score"] > 0].sort_values(["campaign_id", "score", "creator_id"],
-                                                      ascending=[True, False, True], kind="stable")
+    ordered = scored[scored["score"] > 0].sort_values(
+        ["campaign_id", "score", "creator_id"], ascending=[True, False, True], kind="stable"
+    )
     position = ordered.groupby("campaign_id").cumcount().to_numpy()
     cap = ordered["product_type"].map(policy.size_for).to_numpy()
     spend = ordered.groupby("campaign_id")["expected_commission"].cumsum().to_numpy() * policy.participation_rate
@@ -64,5 +65,3 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy) -> tuple[pd.DataFram
         else:
             why[campaign_id] = f"{size}: all eligible candidates with positive expected sales"
     return chosen.reset_index(drop=True), why
-
-

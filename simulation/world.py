@@ -25,8 +25,14 @@ from simulation.catalog import CATALOG
 __all__ = ["SimulationConfig", "World", "pair_truth", "simulate", "write_world"]
 
 TYPE_SHARE = {
-    "social_creator": 0.44, "content_publisher": 0.12, "review_site": 0.12, "community": 0.08,
-    "deals_site": 0.09, "coupon_site": 0.06, "cashback_site": 0.05, "loyalty_referral": 0.04,
+    "social_creator": 0.44,
+    "content_publisher": 0.12,
+    "review_site": 0.12,
+    "community": 0.08,
+    "deals_site": 0.09,
+    "coupon_site": 0.06,
+    "cashback_site": 0.05,
+    "loyalty_referral": 0.04,
 }
 PLATFORMS_BY_TYPE = {
     "social_creator": ("instagram", "youtube", "tiktok", "pinterest", "facebook", "x"),
@@ -38,14 +44,46 @@ PLATFORMS_BY_TYPE = {
     "cashback_site": ("website",),
     "loyalty_referral": ("website", "facebook"),
 }
-HOME_MARKETS = {"US": 0.5, "UK": 0.12, "DE": 0.1, "CA": 0.08, "JP": 0.06, "FR": 0.05, "IT": 0.03, "ES": 0.03,
-                "MX": 0.02, "AU": 0.01}
-CAMPAIGN_MARKETS = ((("US",), 0.58), (("US", "CA"), 0.15), (("UK",), 0.08), (("DE",), 0.07),
-                    (("UK", "DE", "FR"), 0.06), (("JP",), 0.06))
+HOME_MARKETS = {
+    "US": 0.5,
+    "UK": 0.12,
+    "DE": 0.1,
+    "CA": 0.08,
+    "JP": 0.06,
+    "FR": 0.05,
+    "IT": 0.03,
+    "ES": 0.03,
+    "MX": 0.02,
+    "AU": 0.01,
+}
+CAMPAIGN_MARKETS = (
+    (("US",), 0.58),
+    (("US", "CA"), 0.15),
+    (("UK",), 0.08),
+    (("DE",), 0.07),
+    (("UK", "DE", "FR"), 0.06),
+    (("JP",), 0.06),
+)
 CATEGORY_WEIGHT = {"beauty": 3.0, "fashion": 2.0, "home": 2.0, "kitchen": 1.5, "electronics": 2.0}
 BROAD_TYPES = {"deals_site", "coupon_site", "cashback_site", "loyalty_referral"}
-BRANDS = ("Lumora", "Kestrel & Co", "Nordvik", "Sablewood", "Aurelle", "Brightpath", "Tidewell", "Ferncliff",
-          "Oakhaven", "Velora", "Peakform", "Hearthly", "Moonwake", "Castellan", "Juniper Lane", "Stoneleaf")
+BRANDS = (
+    "Lumora",
+    "Kestrel & Co",
+    "Nordvik",
+    "Sablewood",
+    "Aurelle",
+    "Brightpath",
+    "Tidewell",
+    "Ferncliff",
+    "Oakhaven",
+    "Velora",
+    "Peakform",
+    "Hearthly",
+    "Moonwake",
+    "Castellan",
+    "Juniper Lane",
+    "Stoneleaf",
+)
 TEMPLATES = (
     "{brand} is launching a {product}. {benefit} We are looking for {interest} creators who can show it in "
     "real routines, with honest before and after.",
@@ -54,10 +92,16 @@ TEMPLATES = (
     "{brand} {product}: {benefit} Seeking creators and sites focused on {interest}.",
 )
 BENEFITS = {
-    "standard": ("Reliable everyday value in a multipack.", "Simple, durable and priced to move.",
-                 "The basics your audience reorders every month."),
-    "non_standard": ("Designed with care and made to be shown off.", "A premium pick that rewards a closer look.",
-                     "Distinctive design, limited colours, worth explaining."),
+    "standard": (
+        "Reliable everyday value in a multipack.",
+        "Simple, durable and priced to move.",
+        "The basics your audience reorders every month.",
+    ),
+    "non_standard": (
+        "Designed with care and made to be shown off.",
+        "A premium pick that rewards a closer look.",
+        "Distinctive design, limited colours, worth explaining.",
+    ),
 }
 
 
@@ -81,9 +125,18 @@ class SimulationConfig:
     event_share: float = 0.25
     event_max_clicks: int = 3000
     truth_top: int = 2000
-    stage_ctr: dict[str, float] = field(default_factory=lambda: {
-        "social_creator": 1.0, "content_publisher": 0.8, "review_site": 1.1, "community": 0.9,
-        "deals_site": 1.2, "coupon_site": 1.3, "cashback_site": 1.3, "loyalty_referral": 0.7})
+    stage_ctr: dict[str, float] = field(
+        default_factory=lambda: {
+            "social_creator": 1.0,
+            "content_publisher": 0.8,
+            "review_site": 1.1,
+            "community": 0.9,
+            "deals_site": 1.2,
+            "coupon_site": 1.3,
+            "cashback_site": 1.3,
+            "loyalty_referral": 0.7,
+        }
+    )
 
     @property
     def new_campaigns(self) -> int:
@@ -120,15 +173,25 @@ def _creators(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[pd.DataF
     for i in range(n):
         kind = str(types[i])
         broad = kind in BROAD_TYPES
-        picked = rng.choice(categories, size=int(rng.integers(3, 7)) if broad else int(rng.choice([1, 1, 1, 2])),
-                            replace=False)
+        picked = rng.choice(
+            categories,
+            size=int(rng.integers(3, 7)) if broad else int(rng.choice([1, 1, 1, 2])),
+            replace=False,
+        )
         tags: list[str] = []
         for category in picked:
             pool = CATALOG[category].interests
             tags += list(rng.choice(pool, size=min(len(pool), 1 if broad else int(rng.integers(2, 4))), replace=False))
         if broad:
-            tags = [{"deals_site": "deals", "coupon_site": "coupons", "cashback_site": "cashback",
-                     "loyalty_referral": "rewards"}[kind], *tags]
+            tags = [
+                {
+                    "deals_site": "deals",
+                    "coupon_site": "coupons",
+                    "cashback_site": "cashback",
+                    "loyalty_referral": "rewards",
+                }[kind],
+                *tags,
+            ]
         if rng.random() < 0.25:  # a stray interest: profiles are never perfectly clean
             tags.append(str(rng.choice(CATALOG[str(rng.choice(categories))].interests)))
         tags = list(dict.fromkeys(tags))
@@ -136,42 +199,70 @@ def _creators(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[pd.DataF
         share_home = rng.uniform(0.45, 0.95)
         others = rng.choice([m for m in HOME_MARKETS if m != home], size=2, replace=False)
         split = rng.dirichlet([1.0, 1.0]) * (1 - share_home) * rng.uniform(0.6, 1.0)
-        audience = {home: round(float(share_home), 4), str(others[0]): round(float(split[0]), 4),
-                    str(others[1]): round(float(split[1]), 4)}
+        audience = {
+            home: round(float(share_home), 4),
+            str(others[0]): round(float(split[0]), 4),
+            str(others[1]): round(float(split[1]), 4),
+        }
         platforms = PLATFORMS_BY_TYPE[kind]
-        chosen_platforms = list(rng.choice(platforms, size=int(rng.integers(1, min(3, len(platforms)) + 1)),
-                                           replace=False))
+        chosen_platforms = list(
+            rng.choice(platforms, size=int(rng.integers(1, min(3, len(platforms)) + 1)), replace=False)
+        )
         true_views = followers[i] * view_rate[i]
         observed = lambda value, p=0.8: value if rng.random() < p else None  # noqa: E731
-        bio = (f"{kind.replace('_', ' ').capitalize()} sharing {' and '.join(tags[:2])} "
-               f"with an audience mostly in {home}.") if rng.random() < 0.85 else None
-        rows.append({
-            "creator_id": f"cr{i:06d}",
-            "handle": f"@creator{i}",
-            "creator_type": kind,
-            "platforms": chosen_platforms,
-            "interest_tags": tags,
-            "bio": bio,
-            "followers": int(followers[i]),
-            "avg_views": observed(int(true_views * np.exp(rng.normal(0, 0.25)))),
-            "audience_marketplaces": observed(audience, 0.9),
-            "audience_mobile_share": observed(round(float(rng.uniform(0.45, 0.95)), 3)),
-            "avg_dwell_seconds": observed(round(float(25 * click_appeal[i] ** 0.8 * np.exp(rng.normal(0, 0.3))), 2)),
-            "storefront_followers_30d": observed(int(followers[i] * 0.01 * click_appeal[i]
-                                                     * np.exp(rng.normal(0, 0.5)))),
-            "storefront_return_rate": observed(round(float(np.clip(
-                0.15 * conversion_skill[i] ** 0.8 * np.exp(rng.normal(0, 0.3)), 0, 1)), 4)),
-            "disclosure_violations": int(violations[i]),
-            "accepts_campaigns": bool(rng.random() < 0.95),
-        })
-        truth.append({"creator_id": f"cr{i:06d}", "categories": [str(c) for c in picked], "audience": audience,
-                      "true_views": float(true_views), "click_appeal": float(click_appeal[i]),
-                      "conversion_skill": float(conversion_skill[i]), "activity": float(activity[i])})
+        bio = (
+            (
+                f"{kind.replace('_', ' ').capitalize()} sharing {' and '.join(tags[:2])} "
+                f"with an audience mostly in {home}."
+            )
+            if rng.random() < 0.85
+            else None
+        )
+        rows.append(
+            {
+                "creator_id": f"cr{i:06d}",
+                "handle": f"@creator{i}",
+                "creator_type": kind,
+                "platforms": chosen_platforms,
+                "interest_tags": tags,
+                "bio": bio,
+                "followers": int(followers[i]),
+                "avg_views": observed(int(true_views * np.exp(rng.normal(0, 0.25)))),
+                "audience_marketplaces": observed(audience, 0.9),
+                "audience_mobile_share": observed(round(float(rng.uniform(0.45, 0.95)), 3)),
+                "avg_dwell_seconds": observed(
+                    round(float(25 * click_appeal[i] ** 0.8 * np.exp(rng.normal(0, 0.3))), 2)
+                ),
+                "storefront_followers_30d": observed(
+                    int(followers[i] * 0.01 * click_appeal[i] * np.exp(rng.normal(0, 0.5)))
+                ),
+                "storefront_return_rate": observed(
+                    round(
+                        float(np.clip(0.15 * conversion_skill[i] ** 0.8 * np.exp(rng.normal(0, 0.3)), 0, 1)),
+                        4,
+                    )
+                ),
+                "disclosure_violations": int(violations[i]),
+                "accepts_campaigns": bool(rng.random() < 0.95),
+            }
+        )
+        truth.append(
+            {
+                "creator_id": f"cr{i:06d}",
+                "categories": [str(c) for c in picked],
+                "audience": audience,
+                "true_views": float(true_views),
+                "click_appeal": float(click_appeal[i]),
+                "conversion_skill": float(conversion_skill[i]),
+                "activity": float(activity[i]),
+            }
+        )
     return pd.DataFrame(rows), pd.DataFrame(truth)
 
 
-def _campaigns(cfg: SimulationConfig, rng: np.random.Generator, count: int, start: int, past: bool
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _campaigns(
+    cfg: SimulationConfig, rng: np.random.Generator, count: int, start: int, past: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     categories = list(CATALOG)
     weights = np.array([CATEGORY_WEIGHT.get(c, 1.0) for c in categories])
     rows, truth = [], []
@@ -182,8 +273,9 @@ def _campaigns(cfg: SimulationConfig, rng: np.random.Generator, count: int, star
         product = str(rng.choice(profile.non_standard if ptype == "non_standard" else profile.standard))
         interest = str(rng.choice(profile.interests))
         brand = str(rng.choice(BRANDS))
-        brief = str(rng.choice(TEMPLATES)).format(brand=brand, product=product, interest=interest,
-                                                  benefit=str(rng.choice(BENEFITS[ptype])))
+        brief = str(rng.choice(TEMPLATES)).format(
+            brand=brand, product=product, interest=interest, benefit=str(rng.choice(BENEFITS[ptype]))
+        )
         median = profile.price[1 if ptype == "non_standard" else 0]
         price = round(float(median * np.exp(rng.normal(0, 0.35))), 2)
         rate = float(rng.choice([0.05, 0.08, 0.10, 0.12, 0.15, 0.15, 0.18, 0.20, 0.20, 0.25]))
@@ -193,24 +285,41 @@ def _campaigns(cfg: SimulationConfig, rng: np.random.Generator, count: int, star
             begin = cfg.as_of + dt.timedelta(days=int(rng.integers(1, 30)))
         end = begin + dt.timedelta(days=int(rng.integers(14, 61)))
         markets = CAMPAIGN_MARKETS[rng.choice(len(CAMPAIGN_MARKETS), p=[p for _, p in CAMPAIGN_MARKETS])][0]
-        asins = ["B0" + "".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"), 8))
-                 for _ in range(int(rng.integers(1, 25)))]
+        asins = [
+            "B0" + "".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"), 8))
+            for _ in range(int(rng.integers(1, 25)))
+        ]
         campaign_id = f"{'cp' if past else 'nc'}{start + k:05d}"
-        rows.append({
-            "campaign_id": campaign_id, "brand": brand, "brief": brief, "category": category, "asins": asins,
-            "price": price, "commission_rate": rate,
-            "budget": round(float(price * rate * rng.uniform(40, 400)), 2),
-            "start_date": begin, "end_date": end, "marketplaces": list(markets),
-            "product_type": ptype if rng.random() < 0.3 else "auto",
-            "in_stock": bool(rng.random() < 0.97),
-        })
+        rows.append(
+            {
+                "campaign_id": campaign_id,
+                "brand": brand,
+                "brief": brief,
+                "category": category,
+                "asins": asins,
+                "price": price,
+                "commission_rate": rate,
+                "budget": round(float(price * rate * rng.uniform(40, 400)), 2),
+                "start_date": begin,
+                "end_date": end,
+                "marketplaces": list(markets),
+                "product_type": ptype if rng.random() < 0.3 else "auto",
+                "in_stock": bool(rng.random() < 0.97),
+            }
+        )
         truth.append({"campaign_id": campaign_id, "product_type": ptype, "interest": interest, "product": product})
     return pd.DataFrame(rows), pd.DataFrame(truth)
 
 
-def pair_truth(cfg: SimulationConfig, campaigns: pd.DataFrame, campaign_truth: pd.DataFrame,
-               creators: pd.DataFrame, creator_truth: pd.DataFrame, camp_idx: np.ndarray,
-               creator_idx: np.ndarray) -> pd.DataFrame:
+def pair_truth(
+    cfg: SimulationConfig,
+    campaigns: pd.DataFrame,
+    campaign_truth: pd.DataFrame,
+    creators: pd.DataFrame,
+    creator_truth: pd.DataFrame,
+    camp_idx: np.ndarray,
+    creator_idx: np.ndarray,
+) -> pd.DataFrame:
     """Expected impressions, click-through, orders per click and sales of (campaign, creator) pairs."""
     c = campaigns.iloc[camp_idx].reset_index(drop=True)
     ct = campaign_truth.iloc[camp_idx].reset_index(drop=True)
@@ -220,46 +329,81 @@ def pair_truth(cfg: SimulationConfig, campaigns: pd.DataFrame, campaign_truth: p
     base_cvr = c["category"].map(lambda x: CATALOG[x].cvr).to_numpy()
     fits = np.array([cat in cats for cat, cats in zip(c["category"], rt["categories"], strict=True)])
     subtopic = np.array([i in tags for i, tags in zip(ct["interest"], r["interest_tags"], strict=True)])
-    market = np.array([sum(aud.get(m, 0.0) for m in ms) for aud, ms in zip(rt["audience"], c["marketplaces"],
-                                                                            strict=True)])
+    market = np.array(
+        [sum(aud.get(m, 0.0) for m in ms) for aud, ms in zip(rt["audience"], c["marketplaces"], strict=True)]
+    )
     non_standard = (ct["product_type"] == "non_standard").to_numpy()
     stage = r["creator_type"].map(FUNNEL_STAGE).to_numpy()
     content = np.isin(stage, ["awareness", "consideration"])
     conversion = stage == "conversion"
-    stage_cvr = np.where(non_standard, np.where(content, cfg.content_lift_non_standard, 0.75),
-                         np.where(conversion, cfg.conversion_lift_standard, np.where(content, 0.65, 1.0)))
+    stage_cvr = np.where(
+        non_standard,
+        np.where(content, cfg.content_lift_non_standard, 0.75),
+        np.where(conversion, cfg.conversion_lift_standard, np.where(content, 0.65, 1.0)),
+    )
     fit_ctr = np.where(fits, np.where(subtopic, cfg.subtopic_lift, 1.0), cfg.mismatch_ctr)
     fit_cvr = np.where(fits, 1.0, cfg.mismatch_cvr)
     rate = c["commission_rate"].to_numpy()
     price = c["price"].to_numpy()
-    ctr = np.clip(base_ctr * rt["click_appeal"].to_numpy() * fit_ctr
-                  * r["creator_type"].map(cfg.stage_ctr).to_numpy() * (0.25 + 0.75 * market), 0, 0.4)
-    cvr = np.clip(base_cvr * rt["conversion_skill"].to_numpy() * stage_cvr * fit_cvr
-                  * (price / 25.0) ** -0.25 * (0.1 + 0.9 * market), 0, 0.5)
-    impressions = (rt["true_views"].to_numpy() * rt["activity"].to_numpy() * (rate / 0.15) ** 0.3
-                   * np.where(r["disclosure_violations"].to_numpy() > 0, 0.5, 1.0))
-    return pd.DataFrame({
-        "campaign_id": c["campaign_id"].to_numpy(), "creator_id": r["creator_id"].to_numpy(),
-        "expected_impressions": impressions, "ctr": ctr, "cvr": cvr,
-        "expected_sales": impressions * ctr * cvr * price * UNITS_PER_ORDER,
-        "eligible": (r["accepts_campaigns"].to_numpy() & (r["creator_type"] != "cashback_site").to_numpy()),
-    })
+    ctr = np.clip(
+        base_ctr
+        * rt["click_appeal"].to_numpy()
+        * fit_ctr
+        * r["creator_type"].map(cfg.stage_ctr).to_numpy()
+        * (0.25 + 0.75 * market),
+        0,
+        0.4,
+    )
+    cvr = np.clip(
+        base_cvr
+        * rt["conversion_skill"].to_numpy()
+        * stage_cvr
+        * fit_cvr
+        * (price / 25.0) ** -0.25
+        * (0.1 + 0.9 * market),
+        0,
+        0.5,
+    )
+    impressions = (
+        rt["true_views"].to_numpy()
+        * rt["activity"].to_numpy()
+        * (rate / 0.15) ** 0.3
+        * np.where(r["disclosure_violations"].to_numpy() > 0, 0.5, 1.0)
+    )
+    return pd.DataFrame(
+        {
+            "campaign_id": c["campaign_id"].to_numpy(),
+            "creator_id": r["creator_id"].to_numpy(),
+            "expected_impressions": impressions,
+            "ctr": ctr,
+            "cvr": cvr,
+            "expected_sales": impressions * ctr * cvr * price * UNITS_PER_ORDER,
+            "eligible": (r["accepts_campaigns"].to_numpy() & (r["creator_type"] != "cashback_site").to_numpy()),
+        }
+    )
 
 
 UNITS_PER_ORDER = 1.15
 
 
-def _participants(cfg: SimulationConfig, rng: np.random.Generator, campaigns: pd.DataFrame,
-                  creators: pd.DataFrame, creator_truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    eligible = np.flatnonzero(creators["accepts_campaigns"].to_numpy()
-                              & (creators["creator_type"] != "cashback_site").to_numpy())
-    by_category = {cat: eligible[[cat in cats for cats in creator_truth["categories"].iloc[eligible]]]
-                   for cat in CATALOG}
+def _participants(
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+    campaigns: pd.DataFrame,
+    creators: pd.DataFrame,
+    creator_truth: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray]:
+    eligible = np.flatnonzero(
+        creators["accepts_campaigns"].to_numpy() & (creators["creator_type"] != "cashback_site").to_numpy()
+    )
+    by_category = {
+        cat: eligible[[cat in cats for cats in creator_truth["categories"].iloc[eligible]]] for cat in CATALOG
+    }
     camp_idx, creator_idx = [], []
     for k, category in enumerate(campaigns["category"]):
         size = int(rng.integers(*cfg.participants))
         topical = by_category[category]
-        n_topical = min(len(topical), int(round(size * 0.55)))
+        n_topical = min(len(topical), round(size * 0.55))
         chosen = set(rng.choice(topical, size=n_topical, replace=False).tolist()) if n_topical else set()
         chosen |= set(rng.choice(eligible, size=min(len(eligible), size - n_topical), replace=False).tolist())
         camp_idx += [k] * len(chosen)
@@ -267,8 +411,13 @@ def _participants(cfg: SimulationConfig, rng: np.random.Generator, campaigns: pd
     return np.array(camp_idx, dtype=np.int64), np.array(creator_idx, dtype=np.int64)
 
 
-def _events(cfg: SimulationConfig, rng: np.random.Generator, campaigns: pd.DataFrame, perf: pd.DataFrame,
-            stage: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _events(
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+    campaigns: pd.DataFrame,
+    perf: pd.DataFrame,
+    stage: pd.Series,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Touches and purchases for a share of settled campaigns; their performance rows become last-click 24h."""
     settled = perf["status"] == "settled"
     # Event logs are kept for modest campaigns only: one touch per click keeps large worlds cheap.
@@ -306,13 +455,15 @@ def _events(cfg: SimulationConfig, rng: np.random.Generator, campaigns: pd.DataF
         last_touch = touch_frame.sort_values("ts").groupby("shopper_id").tail(1).set_index("shopper_id")
         joined = purchase_frame.join(last_touch[["creator_id", "ts"]], on="shopper_id", rsuffix="_touch")
         joined = joined[(joined["ts"] - joined["ts_touch"]) <= pd.Timedelta(hours=24)]
-        credited = joined.groupby(["campaign_id", "creator_id"]).agg(orders=("sales", "size"), units=("units", "sum"),
-                                                                    sales=("sales", "sum"))
+        credited = joined.groupby(["campaign_id", "creator_id"]).agg(
+            orders=("sales", "size"), units=("units", "sum"), sales=("sales", "sum")
+        )
         in_events = perf["campaign_id"].isin(set(touch_frame["campaign_id"])) & settled
         keys = pd.MultiIndex.from_frame(perf.loc[in_events, ["campaign_id", "creator_id"]])
         credit = credited.reindex(keys).fillna(0)
-        perf.loc[in_events, "orders"] = np.minimum(credit["orders"].to_numpy(),
-                                                   perf.loc[in_events, "clicks"].to_numpy()).astype(np.int64)
+        perf.loc[in_events, "orders"] = np.minimum(
+            credit["orders"].to_numpy(), perf.loc[in_events, "clicks"].to_numpy()
+        ).astype(np.int64)
         perf.loc[in_events, "units"] = credit["units"].to_numpy().astype(np.int64)
         perf.loc[in_events, "sales"] = credit["sales"].to_numpy().round(2)
     return perf, touch_frame, purchase_frame
@@ -338,32 +489,59 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
     rate = campaigns["commission_rate"].to_numpy()[camp_idx]
     sales = np.round(units * price * rng.uniform(0.95, 1.05, len(pairs)), 2)
     settle = pd.to_datetime(campaigns["end_date"]).to_numpy()[camp_idx] + np.timedelta64(7, "D")
-    perf = pd.DataFrame({
-        "campaign_id": pairs["campaign_id"], "creator_id": pairs["creator_id"], "impressions": impressions,
-        "clicks": clicks, "orders": orders, "units": units, "sales": sales,
-        "status": np.where(settle <= np.datetime64(cfg.as_of), "settled", "pending"),
-    })
+    perf = pd.DataFrame(
+        {
+            "campaign_id": pairs["campaign_id"],
+            "creator_id": pairs["creator_id"],
+            "impressions": impressions,
+            "clicks": clicks,
+            "orders": orders,
+            "units": units,
+            "sales": sales,
+            "status": np.where(settle <= np.datetime64(cfg.as_of), "settled", "pending"),
+        }
+    )
     stage = creators.set_index("creator_id")["creator_type"].map(FUNNEL_STAGE)
     perf, touches, purchases = _events(cfg, rng, campaigns, perf, stage)
     perf["commission"] = (perf["sales"] * rate).round(2)
 
     # Truth for the campaigns to be matched: every eligible creator, or the best `truth_top` per campaign.
     n_new, n_cr = len(new_campaigns), len(creators)
-    truth = pair_truth(cfg, new_campaigns, new_truth, creators, creator_truth,
-                       np.repeat(np.arange(n_new), n_cr), np.tile(np.arange(n_cr), n_new))
+    truth = pair_truth(
+        cfg,
+        new_campaigns,
+        new_truth,
+        creators,
+        creator_truth,
+        np.repeat(np.arange(n_new), n_cr),
+        np.tile(np.arange(n_cr), n_new),
+    )
     truth = truth[truth["eligible"]].drop(columns="eligible")
     if n_cr > cfg.truth_top:
         truth = truth.sort_values("expected_sales", ascending=False).groupby("campaign_id").head(cfg.truth_top)
     truth = truth.sort_values(["campaign_id", "expected_sales"], ascending=[True, False]).reset_index(drop=True)
-    return World(creators, campaigns, perf, new_campaigns, touches, purchases, truth,
-                 creator_truth.drop(columns="audience"), campaign_truth)
+    return World(
+        creators,
+        campaigns,
+        perf,
+        new_campaigns,
+        touches,
+        purchases,
+        truth,
+        creator_truth.drop(columns="audience"),
+        campaign_truth,
+    )
 
 
 PARQUET_TYPES = {
-    "platforms": pa.list_(pa.string()), "interest_tags": pa.list_(pa.string()), "asins": pa.list_(pa.string()),
-    "marketplaces": pa.list_(pa.string()), "categories": pa.list_(pa.string()),
+    "platforms": pa.list_(pa.string()),
+    "interest_tags": pa.list_(pa.string()),
+    "asins": pa.list_(pa.string()),
+    "marketplaces": pa.list_(pa.string()),
+    "categories": pa.list_(pa.string()),
     "audience_marketplaces": pa.map_(pa.string(), pa.float64()),
-    "start_date": pa.date32(), "end_date": pa.date32(),
+    "start_date": pa.date32(),
+    "end_date": pa.date32(),
 }
 
 
@@ -384,8 +562,17 @@ def write_world(world: World, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in ("creators", "campaigns", "performance", "new_campaigns", "touches", "purchases", "truth",
-                 "creator_truth", "campaign_truth"):
+    for name in (
+        "creators",
+        "campaigns",
+        "performance",
+        "new_campaigns",
+        "touches",
+        "purchases",
+        "truth",
+        "creator_truth",
+        "campaign_truth",
+    ):
         path = out / f"{name}.parquet"
         with atomic_path(path) as tmp:
             pq.write_table(_to_arrow(getattr(world, name)), tmp)

@@ -6,4 +6,12 @@ from training.ranker import CreatorRanker
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker, promote
 from training.train import TrainResult, train
 
-__all__ = ["DEFAULT_MODEL_NAME", "CreatorRanker", "LoadedRanker", "TrainResult", "load_ranker", "promote", "train"]
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "CreatorRanker",
+    "LoadedRanker",
+    "TrainResult",
+    "load_ranker",
+    "promote",
+    "train",
+]

@@ -16,7 +16,13 @@ from features.pairwise import pair_features
 from features.product_type import resolve_product_type
 from features.tables import InputError, Reject, read_table, validate_performance_links
 
-__all__ = ["TrainingData", "TrainingTables", "build_training_data", "read_training_tables", "resolve_product_types"]
+__all__ = [
+    "TrainingData",
+    "TrainingTables",
+    "build_training_data",
+    "read_training_tables",
+    "resolve_product_types",
+]
 
 
 @dataclass
@@ -59,8 +65,9 @@ def read_training_tables(data_dir: str | Path) -> TrainingTables:
         raise InputError(f"{data_dir}: no such directory")
     creators = read_table(_find(data_dir, "creators", True), "creators")
     campaigns = read_table(_find(data_dir, "campaigns", True), "campaigns")
-    performance = validate_performance_links(read_table(_find(data_dir, "performance", True), "performance"),
-                                             campaigns.frame, creators.frame)
+    performance = validate_performance_links(
+        read_table(_find(data_dir, "performance", True), "performance"), campaigns.frame, creators.frame
+    )
     rejects = [*creators.rejects, *campaigns.rejects, *performance.rejects]
     events = {}
     for name in ("touches", "purchases"):
@@ -69,22 +76,34 @@ def read_training_tables(data_dir: str | Path) -> TrainingTables:
             table = read_table(path, name)
             rejects += table.rejects
             events[name] = table.frame
-    return TrainingTables(creators.frame, campaigns.frame, performance.frame, events.get("touches"),
-                          events.get("purchases"), rejects)
+    return TrainingTables(
+        creators.frame,
+        campaigns.frame,
+        performance.frame,
+        events.get("touches"),
+        events.get("purchases"),
+        rejects,
+    )
 
 
 def resolve_product_types(campaigns: pd.DataFrame) -> pd.DataFrame:
     """Adds `product_type` resolved to standard or non_standard and `product_type_reason`."""
-    resolved = [resolve_product_type(declared, brief, category) for declared, brief, category in
-                zip(campaigns["product_type"], campaigns["brief"], campaigns["category"], strict=True)]
-    return campaigns.assign(product_type=[kind for kind, _ in resolved],
-                            product_type_reason=[why for _, why in resolved])
+    resolved = [
+        resolve_product_type(declared, brief, category)
+        for declared, brief, category in zip(
+            campaigns["product_type"], campaigns["brief"], campaigns["category"], strict=True
+        )
+    ]
+    return campaigns.assign(
+        product_type=[kind for kind, _ in resolved], product_type_reason=[why for _, why in resolved]
+    )
 
 
 def _fingerprint(rows: pd.DataFrame) -> str:
     keyed = rows[["campaign_id", "creator_id", "impressions", "clicks", "orders", "sales"]]
-    digest = hashlib.sha256(pd.util.hash_pandas_object(keyed.sort_values(["campaign_id", "creator_id"]),
-                                                       index=False).to_numpy().tobytes())
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(keyed.sort_values(["campaign_id", "creator_id"]), index=False).to_numpy().tobytes()
+    )
     return digest.hexdigest()[:16]
 
 
@@ -117,7 +136,14 @@ def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.da
     similarity = np.einsum("ij,ij->i", campaign_vec[ci], creator_vec[ri])
     history = creator_history(rows, priors, rows[["creator_id"]].assign(as_of=rows["start_date"]))
     features = pair_features(campaigns, tables.creators, ci, ri, similarity, history, priors)
-    pairs = pd.concat([rows[["campaign_id", "creator_id", "start_date", "impressions", "clicks", "orders", "sales"]]
-                       .reset_index(drop=True), features], axis=1)
+    pairs = pd.concat(
+        [
+            rows[["campaign_id", "creator_id", "start_date", "impressions", "clicks", "orders", "sales"]].reset_index(
+                drop=True
+            ),
+            features,
+        ],
+        axis=1,
+    )
     window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
     return TrainingData(pairs, priors, creator_history(rows, priors), _fingerprint(rows), window)

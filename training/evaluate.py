@@ -13,8 +13,9 @@ __all__ = ["BASELINES", "evaluate_ranking", "head_metrics", "time_split"]
 # What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first.
 BASELINES = {
     "followers": lambda pairs: pairs["log_followers"].to_numpy(float),
-    "tags_then_followers": lambda pairs: pairs["shared_tags"].to_numpy(float) * 100
-    + np.nan_to_num(pairs["log_followers"].to_numpy(float)),
+    "tags_then_followers": lambda pairs: (
+        pairs["shared_tags"].to_numpy(float) * 100 + np.nan_to_num(pairs["log_followers"].to_numpy(float))
+    ),
     "similarity": lambda pairs: pairs["similarity"].to_numpy(float),
 }
 
@@ -22,7 +23,7 @@ BASELINES = {
 def time_split(pairs: pd.DataFrame, holdout: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier campaigns, evaluate on the latest `holdout` share of them (by start date)."""
     starts = pairs.groupby("campaign_id")["start_date"].first().sort_values(kind="stable")
-    n_test = max(1, int(round(len(starts) * holdout)))
+    n_test = max(1, round(len(starts) * holdout))
     test_ids = set(starts.index[-n_test:])
     is_test = pairs["campaign_id"].isin(test_ids)
     return pairs[~is_test].reset_index(drop=True), pairs[is_test].reset_index(drop=True)
@@ -37,17 +38,28 @@ def _binomial_metrics(p: np.ndarray, trials: np.ndarray, successes: np.ndarray) 
     nonzero = w > 0
     if len(np.unique(y[nonzero])) < 2:
         return float("nan"), float("nan")
-    return (float(roc_auc_score(y[nonzero], scores[nonzero], sample_weight=w[nonzero])),
-            float(log_loss(y[nonzero], np.clip(scores[nonzero], 1e-7, 1 - 1e-7), sample_weight=w[nonzero])))
+    return (
+        float(roc_auc_score(y[nonzero], scores[nonzero], sample_weight=w[nonzero])),
+        float(log_loss(y[nonzero], np.clip(scores[nonzero], 1e-7, 1 - 1e-7), sample_weight=w[nonzero])),
+    )
 
 
 def head_metrics(predictions: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, float]:
     """AUC and log loss of the click head (per impression) and the order head (per click)."""
-    click_auc, click_ll = _binomial_metrics(predictions["p_click"].to_numpy(), pairs["impressions"].to_numpy(float),
-                                            pairs["clicks"].to_numpy(float))
-    order_auc, order_ll = _binomial_metrics(predictions["p_order"].to_numpy(), pairs["clicks"].to_numpy(float),
-                                            pairs["orders"].to_numpy(float))
-    return {"click_auc": click_auc, "click_log_loss": click_ll, "order_auc": order_auc, "order_log_loss": order_ll}
+    click_auc, click_ll = _binomial_metrics(
+        predictions["p_click"].to_numpy(),
+        pairs["impressions"].to_numpy(float),
+        pairs["clicks"].to_numpy(float),
+    )
+    order_auc, order_ll = _binomial_metrics(
+        predictions["p_order"].to_numpy(), pairs["clicks"].to_numpy(float), pairs["orders"].to_numpy(float)
+    )
+    return {
+        "click_auc": click_auc,
+        "click_log_loss": click_ll,
+        "order_auc": order_auc,
+        "order_log_loss": order_ll,
+    }
 
 
 def _ndcg(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
@@ -60,12 +72,13 @@ def _ndcg(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10
-                     ) -> dict[str, float]:
+def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10) -> dict[str, float]:
     """Head metrics, and NDCG@k of realized sales for the model's expected sales and every baseline."""
     predicted = ranker.predict(pairs)
     metrics = head_metrics(predicted, pairs)
-    expected_sales = (predicted["expected_impressions"] * predicted["p_click"] * predicted["p_order"]).to_numpy() * price
+    expected_sales = (
+        predicted["expected_impressions"] * predicted["p_click"] * predicted["p_order"]
+    ).to_numpy() * price
     metrics[f"ndcg_at_{k}"] = _ndcg(pairs, expected_sales, k)
     for name, baseline in BASELINES.items():
         metrics[f"baseline_{name}_ndcg_at_{k}"] = _ndcg(pairs, baseline(pairs), k)

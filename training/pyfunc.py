@@ -19,8 +19,14 @@ class RankerModel(mlflow.pyfunc.PythonModel):
     training, and names the embedding model and dimension the similarity feature came from.
     """
 
-    def __init__(self, ranker: CreatorRanker, priors: CategoryPriors, history: pd.DataFrame, embedding_model: str,
-                 embedding_dim: int) -> None:
+    def __init__(
+        self,
+        ranker: CreatorRanker,
+        priors: CategoryPriors,
+        history: pd.DataFrame,
+        embedding_model: str,
+        embedding_dim: int,
+    ) -> None:
         self.ranker = ranker
         self.priors = priors
         self.history = history

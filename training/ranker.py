@@ -36,9 +36,17 @@ class CreatorRanker(BaseEstimator):
         random_state: seed for the heads' early-stopping splits.
     """
 
-    def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
-                 min_samples_leaf: int = 30, l2_regularization: float = 1.0, max_impressions_weight: float = 20_000,
-                 max_clicks_weight: float = 2_000, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        max_iter: int = 200,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 30,
+        l2_regularization: float = 1.0,
+        max_impressions_weight: float = 20_000,
+        max_clicks_weight: float = 2_000,
+        random_state: int = 0,
+    ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -49,10 +57,16 @@ class CreatorRanker(BaseEstimator):
         self.random_state = random_state
 
     def _head(self, kind: str):
-        params = dict(max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-                      min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-                      categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
-                      early_stopping=False, random_state=self.random_state)
+        params = dict(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
+            early_stopping=False,
+            random_state=self.random_state,
+        )
         if kind == "reach":
             return HistGradientBoostingRegressor(loss="poisson", **params)
         return HistGradientBoostingClassifier(**params)
@@ -98,8 +112,11 @@ class CreatorRanker(BaseEstimator):
         """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row."""
         check_is_fitted(self, "click_")
         data = X[FEATURES].to_numpy(float)
-        return pd.DataFrame({
-            "expected_impressions": self.reach_.predict(data),
-            "p_click": self.click_.predict_proba(data)[:, 1],
-            "p_order": self.order_.predict_proba(data)[:, 1],
-        }, index=X.index)
+        return pd.DataFrame(
+            {
+                "expected_impressions": self.reach_.predict(data),
+                "p_click": self.click_.predict_proba(data)[:, 1],
+                "p_order": self.order_.predict_proba(data)[:, 1],
+            },
+            index=X.index,
+        )

@@ -38,8 +38,10 @@ def configure_tracking() -> str:
 
 def pip_requirements() -> list[str]:
     """What a process needs to load the registered pyfunc; given explicitly so MLflow need not infer it."""
-    return [f"{name}=={package_version(name)}" for name in
-            ("creator-matcher", "mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")]
+    return [
+        f"{name}=={package_version(name)}"
+        for name in ("creator-matcher", "mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
+    ]
 
 
 @dataclass
@@ -57,7 +59,7 @@ def champion_version(name: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return MlflowClient().get_model_version_by_alias(name, CHAMPION).version
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
 
@@ -67,7 +69,7 @@ def _resolve_version(uri: str) -> str:
 
     if not uri.startswith("models:/"):
         return uri
-    ref = uri[len("models:/"):]
+    ref = uri[len("models:/") :]
     if "@" in ref:
         name, alias = ref.split("@", 1)
         return f"{name}/{MlflowClient().get_model_version_by_alias(name, alias).version}"

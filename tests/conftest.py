@@ -1,0 +1,51 @@
+"""Shared fixtures: one small simulated world, the real embedding model, and a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import faiss  # noqa: F401  (before torch, as everywhere in the project)
+import pytest
+
+from features.embeddings import Embedder
+from simulation.world import simulate, write_world
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory):
+    """A small world written as Parquet: 400 creators, 60 past and 12 new campaigns."""
+    out = tmp_path_factory.mktemp("world")
+    write_world(simulate(n_creators=400, n_campaigns=60, n_new_campaigns=12, seed=11), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    """A fresh SQLite tracking store for the session, exported so every process of the run uses it."""
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+@pytest.fixture(scope="session")
+def trained(world_dir, embedder, tracking_uri):
+    """The first ranker trained on the world: registered as version 1 of `creator-ranker`, the champion."""
+    from training.train import train
+
+    return train(world_dir, embedder=embedder)

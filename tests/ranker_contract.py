@@ -1,0 +1,76 @@
+"""The behaviour every ranker must show; a ranker's test class inherits RankerContract and names the class."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from features.pairwise import FEATURES
+
+
+def synthetic_pairs(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair features with outcomes whose rates rise with similarity and history lift."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
+    X["creator_type_code"] = rng.integers(0, 8, n).astype(float)
+    X["category_code"] = rng.integers(0, 16, n).astype(float)
+    X["similarity"] = rng.uniform(0, 1, n)
+    X["hist_ctr_lift"] = rng.lognormal(0, 0.5, n)
+    impressions = rng.poisson(2000 * np.exp(X["log_followers"].to_numpy() * 0.3))
+    ctr = 0.01 + 0.06 * X["similarity"].to_numpy() * X["hist_ctr_lift"].to_numpy() / 2
+    clicks = rng.binomial(impressions, np.clip(ctr, 0, 0.5))
+    orders = rng.binomial(clicks, np.clip(0.02 + 0.05 * X["similarity"].to_numpy(), 0, 1))
+    return X, pd.DataFrame({"impressions": impressions, "clicks": clicks, "orders": orders})
+
+
+class RankerContract:
+    """Mix into a test class and set `ranker_class` (and `params`) to hold a ranker to the project's rules."""
+
+    ranker_class: ClassVar[type]
+    params: ClassVar[dict] = {}
+
+    def make(self):
+        return self.ranker_class(**self.params)
+
+    def test_init_only_stores_parameters(self):
+        ranker = self.make()
+        assert not [name for name in vars(ranker) if name.endswith("_")]
+        assert clone(ranker).get_params() == ranker.get_params()
+
+    def test_fit_returns_self_and_learned_state_ends_in_underscore(self):
+        X, y = synthetic_pairs()
+        ranker = self.make()
+        assert ranker.fit(X, y) is ranker
+        assert [name for name in vars(ranker) if name.endswith("_")]
+
+    def test_predictions_are_rates_and_counts(self):
+        X, y = synthetic_pairs()
+        out = self.make().fit(X, y).predict(X)
+        assert list(out.columns) == ["expected_impressions", "p_click", "p_order"]
+        assert len(out) == len(X)
+        assert out["p_click"].between(0, 1).all() and out["p_order"].between(0, 1).all()
+        assert (out["expected_impressions"] >= 0).all()
+
+    def test_same_seed_same_predictions(self):
+        X, y = synthetic_pairs()
+        first = self.make().fit(X, y).predict(X)
+        second = self.make().fit(X, y).predict(X)
+        pd.testing.assert_frame_equal(first, second)
+
+    def test_learns_the_signal(self):
+        """Predicted click-through rises with the feature that drives it."""
+        X, y = synthetic_pairs()
+        out = self.make().fit(X, y).predict(X)
+        assert np.corrcoef(out["p_click"], X["similarity"] * X["hist_ctr_lift"])[0, 1] > 0.5
+
+    def test_errors_name_the_problem(self):
+        X, y = synthetic_pairs(200)
+        with pytest.raises(ValueError, match="outcome"):
+            self.make().fit(X, y.drop(columns="orders"))
+        bad = y.assign(clicks=y["impressions"] + 1)
+        with pytest.raises(ValueError, match="clicks above impressions"):
+            self.make().fit(X, bad)

@@ -1,0 +1,165 @@
+"""`creator-match` end to end, as a scheduler runs it: real processes, files, exit codes and stderr."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from matcher.api import MATCH_COLUMNS
+
+CLI = str(Path(sys.executable).parent / "creator-match")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=dict(os.environ), cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory, tracking_uri):
+    """simulate → train → index, each through the command line, into a fresh tracking store."""
+    work = tmp_path_factory.mktemp("cli")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
+    done = run("simulate", "--out", str(work / "w"), "--creators", "300", "--campaigns", "50", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    done = run("train", "--data", str(work / "w"), "--model-name", "creator-ranker")
+    assert done.returncode == 0, done.stderr
+    assert "registered creator-ranker version 1 (champion)" in done.stdout
+    done = run("index", "--creators", str(work / "w" / "creators.parquet"), "--out", str(work / "idx"))
+    assert done.returncode == 0, done.stderr
+    yield work
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+
+
+def test_match_writes_the_contract_table(flow):
+    out = flow / "out" / "matches.parquet"
+    done = run(
+        "match",
+        "--campaigns",
+        str(flow / "w" / "new_campaigns.parquet"),
+        "--creators",
+        str(flow / "w" / "creators.parquet"),
+        "--out",
+        str(out),
+        "--index",
+        str(flow / "idx"),
+    )
+    assert done.returncode == 0, done.stderr
+    matches = pd.read_parquet(out)
+    assert list(matches.columns) == MATCH_COLUMNS
+    assert matches["campaign_id"].nunique() >= 0.9 * len(pd.read_parquet(flow / "w" / "new_campaigns.parquet"))
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert not (flow / "out" / "matches.rejects.csv").exists()
+    again = flow / "out" / "again.parquet"
+    assert (
+        run(
+            "match",
+            "--campaigns",
+            str(flow / "w" / "new_campaigns.parquet"),
+            "--creators",
+            str(flow / "w" / "creators.parquet"),
+            "--out",
+            str(again),
+            "--index",
+            str(flow / "idx"),
+        ).returncode
+        == 0
+    )
+    assert again.read_bytes() == out.read_bytes(), "a rerun must give the same bytes"
+
+
+def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
+    campaigns = pd.read_parquet(flow / "w" / "new_campaigns.parquet")
+    campaigns["asins"] = campaigns["asins"].map(lambda a: "|".join(a))
+    campaigns["marketplaces"] = campaigns["marketplaces"].map(lambda a: "|".join(a))
+    campaigns.loc[2, "commission_rate"] = 1.7
+    campaigns.loc[4, "end_date"] = pd.Timestamp("2020-01-01").date()
+    bad = flow / "bad.csv"
+    campaigns.to_csv(bad, index=False)
+    out = flow / "bad-out" / "matches.csv"
+    done = run(
+        "match",
+        "--campaigns",
+        str(bad),
+        "--creators",
+        str(flow / "w" / "creators.parquet"),
+        "--out",
+        str(out),
+        "--index",
+        str(flow / "idx"),
+    )
+    assert done.returncode == 2
+    bad_ids = campaigns["campaign_id"].iloc[[2, 4]].tolist()
+    assert f"campaigns row 3 (id {bad_ids[0]}): column commission_rate" in done.stderr
+    assert f"campaigns row 5 (id {bad_ids[1]}): column end_date" in done.stderr
+    assert "Traceback" not in done.stderr
+    rejects = pd.read_csv(out.with_name("matches.rejects.csv"))
+    assert list(rejects.columns) == ["table", "row", "id", "column", "reason"]
+    assert set(rejects["id"]) == set(bad_ids)
+    matched = set(pd.read_csv(out)["campaign_id"])
+    assert not matched & set(bad_ids)
+    assert len(matched) >= len(campaigns) - 2 - 2  # out-of-stock campaigns may be summarised instead
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["match", "--campaigns", "nope.parquet", "--creators", "nope.parquet", "--out", "m.parquet"],
+            "no such file",
+        ),
+        (
+            ["match", "--campaigns", "c.txt", "--creators", "c.txt", "--out", "m.parquet"],
+            "unknown table format",
+        ),
+        (["train", "--data", "no-such-dir"], "no such directory"),
+        (["match", "--bogus"], "No such option"),
+        (["promote", "--model-name", "creator-ranker", "--version", "99"], "cannot promote"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2_and_write_nothing(flow, tmp_path, args, message):
+    done = run(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_unresolvable_model_and_mismatched_index_are_refused(flow, tmp_path):
+    common = [
+        "--campaigns",
+        str(flow / "w" / "new_campaigns.parquet"),
+        "--creators",
+        str(flow / "w" / "creators.parquet"),
+        "--out",
+        str(tmp_path / "m.parquet"),
+    ]
+    done = run("match", *common, "--model", "models:/nobody@champion")
+    assert done.returncode == 2 and "models:/nobody@champion" in done.stderr and "Traceback" not in done.stderr
+    idx = tmp_path / "idx"
+    shutil.copytree(flow / "idx", idx)
+    meta = (idx / "meta.json").read_text().replace("all-MiniLM-L6-v2", "another-model")
+    (idx / "meta.json").write_text(meta)
+    done = run("match", *common, "--index", str(idx))
+    assert done.returncode == 2 and "another-model" in done.stderr and "all-MiniLM-L6-v2" in done.stderr
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    done = subprocess.run(
+        [CLI, "demo", "--out", str(tmp_path / "demo"), "--creators", "200", "--campaigns", "40"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "registered creator-ranker version 1 (champion)" in done.stdout
+    assert "slate of" in done.stdout and "role (" in done.stdout
+    assert "of the expected sales of the best possible slates" in done.stdout
+    assert (tmp_path / "demo" / "matches.parquet").exists()

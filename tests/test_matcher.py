@@ -1,0 +1,147 @@
+"""The Python API: eligibility, slate sizes, the contract's columns, reasons, and artifact guards."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.embeddings import creator_vectors
+from features.tables import read_table
+from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
+from matcher.candidate_index import ArtifactMismatch, CandidateIndex
+from training.registry import ModelNotFound, load_ranker
+
+
+@pytest.fixture(scope="module")
+def creators(world_dir):
+    return read_table(world_dir / "creators.parquet", "creators").frame
+
+
+@pytest.fixture(scope="module")
+def campaigns(world_dir):
+    return read_table(world_dir / "new_campaigns.parquet", "campaigns").frame
+
+
+@pytest.fixture(scope="module")
+def ranker(trained):
+    return load_ranker(trained.model_uri)
+
+
+@pytest.fixture(scope="module")
+def index(creators, embedder):
+    return CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+
+
+@pytest.fixture(scope="module")
+def result(creators, campaigns, ranker, index, embedder):
+    return Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+
+
+def test_matches_have_the_contract_columns_and_ranks(result, campaigns):
+    m = result.matches
+    assert list(m.columns) == MATCH_COLUMNS
+    for _, group in m.groupby("campaign_id"):
+        assert group["rank"].tolist() == list(range(1, len(group) + 1))
+        assert group["score"].is_monotonic_decreasing
+    assert m["p_click"].between(0, 1).all() and m["p_order"].between(0, 1).all()
+    rate = campaigns.set_index("campaign_id")["commission_rate"].reindex(m["campaign_id"]).to_numpy()
+    np.testing.assert_allclose(m["expected_commission"], m["expected_sales"] * rate)
+    np.testing.assert_allclose(m["expected_orders"], m["expected_clicks"] * m["p_order"])
+    assert (m["model_version"] == "creator-ranker/1").all()
+
+
+def test_every_campaign_is_matched_or_summarised(result, campaigns):
+    assert [s.campaign_id for s in result.summaries] == campaigns["campaign_id"].tolist()
+    for s in result.summaries:
+        assert (s.slate_size > 0) == (s.status == "matched")
+        assert s.size_reason
+
+
+def test_never_proposes_ineligible_creators(result, creators):
+    proposed = creators.set_index("creator_id").loc[result.matches["creator_id"]]
+    assert proposed["accepts_campaigns"].all()
+    assert not (proposed["creator_type"] == "cashback_site").any()
+
+
+def test_cashback_sites_only_when_the_caller_allows(creators, campaigns, ranker, index, embedder):
+    strict = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    allowed = Matcher(
+        creators, model=ranker, index=index, embedder=embedder, settings=MatchSettings(allow_cashback=True)
+    )
+    cashback = set(creators.loc[creators["creator_type"] == "cashback_site", "creator_id"])
+    assert cashback
+    assert strict._eligible[np.isin(index.creator_ids, list(cashback))].sum() == 0
+    assert allowed._eligible[np.isin(index.creator_ids, list(cashback))].sum() > 0
+
+
+def test_standard_slates_are_shorter(result):
+    sizes = result.matches.groupby("campaign_id").size()
+    kind = result.matches.groupby("campaign_id")["product_type"].first()
+    assert sizes[kind == "standard"].max() <= MatchSettings().slate.standard_size
+    assert sizes[kind == "standard"].mean() < sizes[kind == "non_standard"].mean()
+
+
+def test_reasons_name_interests_audience_record_and_role(result):
+    reasons = result.matches["reasons"]
+    assert reasons.str.len().gt(20).all()
+    assert reasons.str.contains("role").all()
+    assert reasons.str.contains("shares the brief's interests in", case=False).any()
+    assert reasons.str.contains("of audience in").any()
+    assert reasons.str.contains("record of|new to campaigns").all()
+
+
+def test_one_campaign_as_a_mapping(creators, ranker, index, embedder):
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    out = matcher.match(
+        {
+            "campaign_id": "api-1",
+            "brand": "Lumora",
+            "brief": "Our vitamin C serum for glowing skin; skincare fans.",
+            "category": "beauty",
+            "asins": ["B0ABCDEFGH"],
+            "price": 30.0,
+            "commission_rate": 0.15,
+            "budget": 5000.0,
+            "start_date": dt.date(2026, 12, 1),
+            "end_date": dt.date(2026, 12, 31),
+            "marketplaces": ["US"],
+        }
+    )
+    assert out.summaries[0].product_type == "non_standard"
+    assert len(out.matches) > 0 and (out.matches["campaign_id"] == "api-1").all()
+
+
+def test_out_of_stock_campaigns_get_no_slate(creators, campaigns, ranker, index, embedder):
+    frame = campaigns.copy()
+    frame.loc[0, "in_stock"] = False
+    out = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(frame)
+    first = frame["campaign_id"].iloc[0]
+    assert first not in set(out.matches["campaign_id"])
+    assert out.summaries[0].status == "out of stock"
+
+
+def test_index_from_another_embedding_model_is_refused(tmp_path, creators, ranker, index, embedder):
+    other = CandidateIndex(index.index, index.creator_ids, {**index.meta, "embedding_model": "other-model"})
+    other.save(tmp_path / "idx")
+    with pytest.raises(ArtifactMismatch, match="other-model"):
+        Matcher(creators, model=ranker, index=tmp_path / "idx", embedder=embedder)
+
+
+def test_unresolvable_model_uri_is_a_clear_error(creators, trained):
+    with pytest.raises(ModelNotFound, match="no-such-model"):
+        Matcher(creators, model="models:/no-such-model@champion")
+
+
+def test_creators_missing_from_the_index_table_are_never_proposed(creators, campaigns, ranker, index, embedder):
+    """An index built on more creators than the table given: only table creators can be proposed."""
+    subset = creators.iloc[: len(creators) // 2]
+    out = Matcher(subset, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+    assert set(out.matches["creator_id"]) <= set(subset["creator_id"])
+
+
+def test_results_are_deterministic(creators, campaigns, ranker, index, embedder, result):
+    again = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+    pd.testing.assert_frame_equal(again.matches, result.matches)

@@ -1,0 +1,102 @@
+"""Training on settled history, evaluation on later campaigns, and the ranker's life in a real MLflow store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from features.pairwise import FEATURES
+from training.dataset import build_training_data, read_training_tables
+from training.evaluate import time_split
+from training.registry import load_ranker, promote
+
+
+def test_only_settled_campaigns_give_labels(world_dir, embedder):
+    """Pending rows and campaigns under 7 days past their end never become training pairs."""
+    tables = read_training_tables(world_dir)
+    data = build_training_data(tables, embedder, as_of=pd.Timestamp("2026-11-01").date())
+    perf = tables.performance
+    pending = perf[perf["status"] == "pending"]
+    assert len(pending) > 0
+    used = set(zip(data.pairs["campaign_id"], data.pairs["creator_id"], strict=True))
+    assert not used & set(zip(pending["campaign_id"], pending["creator_id"], strict=True))
+    ends = tables.campaigns.set_index("campaign_id")["end_date"]
+    assert (
+        pd.to_datetime(data.pairs["campaign_id"].map(ends)) + pd.Timedelta(days=7) <= pd.Timestamp("2026-11-01")
+    ).all()
+
+
+def test_history_features_never_see_the_pairs_own_outcome(world_dir, embedder):
+    """A creator's first campaign has no history; history counts only campaigns settled before the start."""
+    data = build_training_data(read_training_tables(world_dir), embedder)
+    pairs = data.pairs.sort_values("start_date")
+    first = pairs.groupby("creator_id").head(1)
+    assert (first["hist_campaigns"] == 0).all()
+    assert (pairs["hist_campaigns"] < pairs.groupby("creator_id").cumcount() + 1).all()
+
+
+def test_split_is_by_time(world_dir, embedder):
+    """Every held-out campaign starts no earlier than every training campaign."""
+    data = build_training_data(read_training_tables(world_dir), embedder)
+    train, test = time_split(data.pairs)
+    assert train["start_date"].max() <= test["start_date"].min()
+    assert not set(train["campaign_id"]) & set(test["campaign_id"])
+
+
+def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri):
+    """Version 1 is registered with its metrics, tags and signature, and becomes champion."""
+    client = MlflowClient(tracking_uri)
+    assert trained.version == "1" and trained.is_champion
+    assert str(client.get_model_version_by_alias("creator-ranker", "champion").version) == "1"
+    run = client.get_run(trained.run_id)
+    for metric in ("click_auc", "order_auc", "ndcg_at_10", "baseline_followers_ndcg_at_10"):
+        assert metric in run.data.metrics
+    assert run.data.tags["embedding_model"] == "all-MiniLM-L6-v2"
+    assert run.data.tags["embedding_dim"] == "384"
+    assert len(run.data.tags["data_fingerprint"]) == 16
+    assert " to " in run.data.tags["training_window"]
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    assert [spec.name for spec in model.metadata.signature.inputs] == FEATURES
+
+
+def test_ranker_beats_the_sellers_hand_pick_on_later_campaigns(trained):
+    """On held-out later campaigns the ranker orders realized sales better than follower count."""
+    m = trained.metrics
+    assert m["ndcg_at_10"] > m["baseline_followers_ndcg_at_10"]
+    assert m["ndcg_at_10"] > m["baseline_tags_then_followers_ndcg_at_10"]
+    assert m["click_auc"] > 0.6 and m["order_auc"] > 0.6
+
+
+def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri):
+    """A process that imports nothing of this project loads and scores with the champion."""
+    code = (
+        "import mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
+        "x = pd.DataFrame([{c.name: 0.5 for c in m.metadata.signature.inputs}]);"
+        "out = m.predict(x); print(sorted(out.columns))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "['expected_impressions', 'p_click', 'p_order']" in done.stdout
+
+
+def test_later_versions_wait_for_promotion(trained, world_dir, embedder, tracking_uri):
+    """A second version is not champion until promoted; promotion moves the alias."""
+    from training.train import train
+
+    second = train(world_dir, embedder=embedder)
+    client = MlflowClient(tracking_uri)
+    assert second.version == "2" and not second.is_champion
+    assert str(client.get_model_version_by_alias("creator-ranker", "champion").version) == "1"
+    promote("creator-ranker", "2")
+    assert load_ranker("models:/creator-ranker@champion").version == "creator-ranker/2"
+    promote("creator-ranker", "1")
+    assert load_ranker("models:/creator-ranker@champion").version == "creator-ranker/1"
