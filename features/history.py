@@ -80,11 +80,15 @@ def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.T
 
 
 def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each creator's totals over settled campaigns, plus the clicks and orders the priors would expect.
+    """Each creator's totals over settled campaigns, plus the clicks and orders an average creator would get.
+
+    What "average" means: the rows' own `expected_clicks` and `expected_orders` columns when present (a
+    context model's predictions for that campaign and profile), else the category priors. Judging a
+    record against its context keeps a strong creator who was put on off-topic campaigns from looking weak.
 
     Args:
         rows: settled performance rows (see `settled_rows`).
-        priors: category priors giving the expected clicks and orders of an average creator.
+        priors: category priors, the fallback expectation.
         queries: optional (`creator_id`, `as_of`) rows; each gets the totals of campaigns settled strictly
             before its `as_of`, so a training pair never sees its own outcome. Without it, one row per creator
             over all rows.
@@ -92,14 +96,18 @@ def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.Data
     Returns:
         One row per query (or creator) with HISTORY_COLUMNS; zeros where there is no history.
     """
-    rows = rows.assign(hist_prior_clicks=rows["impressions"] * priors.ctr(rows["category"]))
-    rows["hist_prior_orders"] = rows["clicks"] * priors.cvr(rows["category"])
+    if "expected_clicks" in rows.columns and "expected_orders" in rows.columns:
+        rows = rows.assign(hist_prior_clicks=rows["expected_clicks"], hist_prior_orders=rows["expected_orders"])
+    else:
+        rows = rows.assign(hist_prior_clicks=rows["impressions"] * priors.ctr(rows["category"]))
+        rows["hist_prior_orders"] = rows["clicks"] * priors.cvr(rows["category"])
     rows = rows.rename(columns={"impressions": "hist_impressions", "clicks": "hist_clicks", "orders": "hist_orders"})
     rows["hist_campaigns"] = 1
     value_columns = HISTORY_COLUMNS
     if queries is None:
         return rows.groupby("creator_id")[value_columns].sum().astype(float).reset_index()
-    events = rows.sort_values("settled_on")
+    # Stable sorts: campaigns settling on the same day must keep their running totals in order.
+    events = rows.sort_values("settled_on", kind="stable")
     cumulative = events.groupby("creator_id")[value_columns].cumsum().astype(float)
     cumulative["creator_id"] = events["creator_id"].to_numpy()
     cumulative["settled_on"] = events["settled_on"].to_numpy()
@@ -108,8 +116,8 @@ def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.Data
     )
     cumulative["settled_on"] = cumulative["settled_on"].astype("datetime64[ns]")
     merged = pd.merge_asof(
-        ask.sort_values("as_of"),
-        cumulative.sort_values("settled_on"),
+        ask.sort_values("as_of", kind="stable"),
+        cumulative.sort_values("settled_on", kind="stable"),
         left_on="as_of",
         right_on="settled_on",
         by="creator_id",

@@ -5,14 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.affinity import AFFINITY_FEATURES
 from features.contract import CATEGORIES, CREATOR_TYPES, FUNNEL_STAGE
 from features.history import CategoryPriors
+from features.similarity import SEMANTIC_FEATURES
 from features.text import shared_interests, tokens
 
 __all__ = ["CATEGORICAL_FEATURES", "FEATURES", "audience_share", "pair_features"]
 
 FEATURES = [
     "similarity",
+    "tag_similarity",
+    "category_similarity",
+    "tag_affinity_ctr",
+    "tag_affinity_ctr_mean",
+    "tag_affinity_cvr",
+    "tag_affinity_evidence",
     "shared_tags",
     "tag_overlap",
     "creator_type_code",
@@ -62,7 +70,8 @@ def pair_features(
     creators: pd.DataFrame,
     campaign_index: np.ndarray,
     creator_index: np.ndarray,
-    similarity: np.ndarray,
+    semantic: pd.DataFrame,
+    affinity: pd.DataFrame,
     history: pd.DataFrame,
     priors: CategoryPriors,
 ) -> pd.DataFrame:
@@ -72,7 +81,8 @@ def pair_features(
         campaigns: valid campaign rows with a resolved `product_type` (standard or non_standard).
         creators: valid creator rows.
         campaign_index, creator_index: positional indices of each pair.
-        similarity: cosine similarity of the pair's brief and profile embeddings.
+        semantic: SEMANTIC_FEATURES of each pair (see `features.similarity.semantic_features`).
+        affinity: AFFINITY_FEATURES of each pair (see `features.affinity.TagCategoryAffinity`).
         history: one row per pair with HISTORY_COLUMNS (zeros for no history).
         priors: category priors for click-through and orders per click.
 
@@ -104,7 +114,8 @@ def pair_features(
     category_code = {name: i for i, name in enumerate(CATEGORIES)}
     frame = pd.DataFrame(
         {
-            "similarity": np.asarray(similarity, dtype=float),
+            **{name: semantic[name].to_numpy(float) for name in SEMANTIC_FEATURES},
+            **{name: affinity[name].to_numpy(float) for name in AFFINITY_FEATURES},
             "shared_tags": n_shared,
             "tag_overlap": n_shared / np.maximum(n_tags, 1.0),
             "creator_type_code": r["creator_type"].map(type_code).to_numpy(float),

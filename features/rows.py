@@ -92,8 +92,8 @@ class CreatorRow(_Row):
         if shares and sum(shares.values()) > 1.0 + 1e-6:
             raise PydanticCustomError(
                 "share_sum",
-                "audience shares sum to {total:.3f}; expected at most 1",
-                {"total": sum(shares.values())},
+                "audience shares sum to {total}; expected at most 1",
+                {"total": f"{sum(shares.values()):.3f}"},
             )
         return shares
 

@@ -228,7 +228,8 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
                 rows[position] = None
             else:
                 first_seen[key] = index
-        kept, rows = zip(*[(i, r) for i, r in zip(kept, rows, strict=True) if r is not None], strict=True) or ((), ())
+        survivors = [(i, r) for i, r in zip(kept, rows, strict=True) if r is not None]
+        kept, rows = [i for i, _ in survivors], [r for _, r in survivors]
     valid = pd.DataFrame([row.__dict__ for row in rows], columns=list(spec.row_model.model_fields))
     extra = [column for column in frame.columns if column not in valid.columns]
     if extra:

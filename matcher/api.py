@@ -15,9 +15,11 @@ from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import HISTORY_COLUMNS
 from features.pairwise import pair_features
 from features.rows import CampaignRow
+from features.similarity import TagSpace, semantic_features
 from features.tables import validate_frame
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
+from matcher.retrieval import proven_value
 from matcher.slate import SlatePolicy, build_slates
 from training.dataset import resolve_product_types
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
@@ -48,7 +50,8 @@ class MatchSettings:
     """Eligibility and candidate-retrieval settings.
 
     Args:
-        candidates: creators retrieved from the index per campaign before scoring.
+        candidates: creators retrieved from the index per campaign by embedding similarity.
+        proven_candidates: creators added per campaign for their proven value in its category.
         allow_cashback: propose cashback sites (the marketplace's creator programme does not support them).
         min_market_share: least share of a creator's audience in the campaign's marketplaces; creators who
             give no audience split are not excluded by it.
@@ -57,6 +60,7 @@ class MatchSettings:
     """
 
     candidates: int = 200
+    proven_candidates: int = 200
     allow_cashback: bool = False
     min_market_share: float = 0.05
     violations: str = "demote"
@@ -161,8 +165,20 @@ class Matcher:
         if self.settings.violations == "exclude":
             ok &= (rows["disclosure_violations"] == 0).to_numpy()
         self._eligible[np.flatnonzero(self._eligible)[~ok]] = False
+        self._eligible_rows = np.zeros(len(self.creators), dtype=bool)
+        self._eligible_rows[self._row_of[self._eligible]] = True
+        self._proven_cache: dict[str, np.ndarray] = {}
+        self._creator_vectors = self._vectors_by_row(index)
+        self._tags = TagSpace(self.embedder, self.creators["interest_tags"])
         history = self.ranker.model.history.set_index("creator_id")[HISTORY_COLUMNS]
         self._history = history.reindex(self.creators["creator_id"]).fillna(0.0).reset_index(drop=True)
+
+    def _vectors_by_row(self, index: CandidateIndex) -> np.ndarray:
+        """Creator vectors in table order, read back from the index (no re-embedding)."""
+        vectors = np.zeros((len(self.creators), index.meta["dimension"]), dtype=np.float32)
+        present = self._row_of >= 0
+        vectors[self._row_of[present]] = index.index.reconstruct_n(0, len(index))[present]
+        return vectors
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns)."""
@@ -181,19 +197,45 @@ class Matcher:
         matches = self._finish(chosen, active)
         return MatchResult(matches, self._summaries(campaigns, matches, size_reason))
 
+    def _proven(self, category: str) -> np.ndarray:
+        """Table rows of the eligible creators with the best proven value in a category (cached per run)."""
+        if category not in self._proven_cache:
+            value = np.where(
+                self._eligible_rows,
+                proven_value(self.creators, self._history, self.ranker.model.affinity, category),
+                -np.inf,
+            )
+            k = min(self.settings.proven_candidates, int(self._eligible_rows.sum()))
+            top = np.argpartition(-value, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
+            self._proven_cache[category] = top[np.isfinite(value[top])]
+        return self._proven_cache[category]
+
+    def _candidates(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(campaign row, creator table row) pairs: the semantic top-k from FAISS united with proven creators."""
+        _, positions = self.index.search(vectors, self.settings.candidates, self._eligible)
+        campaign_rows, creator_rows = [], []
+        for k, category in enumerate(campaigns["category"]):
+            found = positions[k][positions[k] >= 0]
+            rows = np.union1d(self._row_of[found], self._proven(category))
+            campaign_rows.append(np.full(len(rows), k, dtype=np.int64))
+            creator_rows.append(rows)
+        return np.concatenate(campaign_rows), np.concatenate(creator_rows)
+
     def _score(self, campaigns: pd.DataFrame) -> pd.DataFrame:
         vectors = campaign_vectors(self.embedder, campaigns)
-        similarity, positions = self.index.search(vectors, self.settings.candidates, self._eligible)
-        campaign_index = np.repeat(np.arange(len(campaigns)), positions.shape[1])
-        flat = positions.ravel()
-        found = flat >= 0
-        campaign_index, creator_index = campaign_index[found], self._row_of[flat[found]]
+        campaign_index, creator_index = self._candidates(campaigns, vectors)
+        semantic = semantic_features(
+            self.embedder, campaigns, vectors, self._creator_vectors, self._tags, campaign_index, creator_index
+        )
         features = pair_features(
             campaigns,
             self.creators,
             campaign_index,
             creator_index,
-            similarity.ravel()[found],
+            semantic,
+            self.ranker.model.affinity.transform(
+                self.creators["interest_tags"].iloc[creator_index], campaigns["category"].iloc[campaign_index]
+            ),
             self._history.iloc[creator_index],
             self.ranker.model.priors,
         )

@@ -450,6 +450,15 @@ def _events(
                     purchases.append((shopper, campaign_id, last + pd.Timedelta(hours=float(delay)), sales, units))
     touch_frame = pd.DataFrame(touches, columns=["shopper_id", "campaign_id", "creator_id", "ts"])
     purchase_frame = pd.DataFrame(purchases, columns=["shopper_id", "campaign_id", "ts", "sales", "units"])
+    if len(touch_frame):
+        # The dashboard counts every click, so a closing click on a deals site is that site's click too.
+        in_events = perf["campaign_id"].isin(set(touch_frame["campaign_id"])) & settled
+        keys = pd.MultiIndex.from_frame(perf.loc[in_events, ["campaign_id", "creator_id"]])
+        touched = touch_frame.groupby(["campaign_id", "creator_id"]).size().reindex(keys).fillna(0).to_numpy()
+        perf.loc[in_events, "clicks"] = touched.astype(np.int64)
+        perf.loc[in_events, "impressions"] = np.maximum(perf.loc[in_events, "impressions"].to_numpy(), touched).astype(
+            np.int64
+        )
     if len(purchase_frame):
         # The dashboard's view of these campaigns: last click within 24 hours.
         last_touch = touch_frame.sort_values("ts").groupby("shopper_id").tail(1).set_index("shopper_id")
@@ -461,9 +470,7 @@ def _events(
         in_events = perf["campaign_id"].isin(set(touch_frame["campaign_id"])) & settled
         keys = pd.MultiIndex.from_frame(perf.loc[in_events, ["campaign_id", "creator_id"]])
         credit = credited.reindex(keys).fillna(0)
-        perf.loc[in_events, "orders"] = np.minimum(
-            credit["orders"].to_numpy(), perf.loc[in_events, "clicks"].to_numpy()
-        ).astype(np.int64)
+        perf.loc[in_events, "orders"] = credit["orders"].to_numpy().astype(np.int64)
         perf.loc[in_events, "units"] = credit["units"].to_numpy().astype(np.int64)
         perf.loc[in_events, "sales"] = credit["sales"].to_numpy().round(2)
     return perf, touch_frame, purchase_frame

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
-from features.pairwise import pair_features
+from features.pairwise import FEATURES, pair_features
 from features.product_type import resolve_product_type
+from features.similarity import TagSpace, semantic_features
 from features.tables import InputError, Reject, read_table, validate_performance_links
+from training.ranker import OUTCOMES, CreatorRanker
 
 __all__ = [
     "TrainingData",
@@ -44,6 +47,7 @@ class TrainingData:
     pairs: pd.DataFrame  # campaign_id, creator_id, start_date, FEATURES..., impressions, clicks, orders, sales
     priors: CategoryPriors
     history: pd.DataFrame  # per creator totals over every settled campaign: the snapshot used at match time
+    affinity: TagCategoryAffinity  # fitted on every settled row, for match time
     fingerprint: str
     window: tuple[str, str]
 
@@ -107,6 +111,44 @@ def _fingerprint(rows: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def _campaign_folds(rows: pd.DataFrame, folds: int) -> np.ndarray:
+    return pd.util.hash_array(rows["campaign_id"].to_numpy().astype(str)) % folds
+
+
+def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryPriors, folds: int = 2) -> pd.DataFrame:
+    """AFFINITY_FEATURES of each row from a table learned without that row's campaign."""
+    fold_of = _campaign_folds(rows, folds)
+    out = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_FEATURES, dtype=float)
+    for fold in np.unique(fold_of):
+        held = fold_of == fold
+        learn = ~held if (~held).any() else held
+        table = TagCategoryAffinity().fit(rows[learn], tags[learn], priors)
+        out.loc[held, AFFINITY_FEATURES] = table.transform(tags[held], rows["category"][held]).to_numpy()
+    return out
+
+
+def context_expectations(features: pd.DataFrame, rows: pd.DataFrame, folds: int = 2) -> dict[str, np.ndarray]:
+    """Clicks and orders a context model (no creator history) expects for each row, cross-fitted by campaign.
+
+    Each row's expectation comes from a model that never saw that row's campaign, so a creator's lift
+    (actual over expected) is not flattered by the model having memorised the outcome.
+    """
+    # A constant column carries no information to a tree, so this is the same model without history.
+    context = features[FEATURES].assign(**{name: 0.0 for name in HISTORY_FEATURES})
+    outcomes = rows[OUTCOMES].reset_index(drop=True)
+    fold_of = _campaign_folds(rows, folds)
+    p_click, p_order = np.zeros(len(rows)), np.zeros(len(rows))
+    for fold in np.unique(fold_of):
+        held = fold_of == fold
+        learn = ~held if (~held).any() else held  # a single campaign: nothing else to learn from
+        predicted = CreatorRanker(max_iter=100).fit(context[learn], outcomes[learn]).predict(context[held])
+        p_click[held], p_order[held] = predicted["p_click"], predicted["p_order"]
+    return {
+        "expected_clicks": rows["impressions"].to_numpy(float) * p_click,
+        "expected_orders": rows["clicks"].to_numpy(float) * p_order,
+    }
+
+
 def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.date | None = None) -> TrainingData:
     """Builds one row per settled (campaign, creator) pair with features as of the campaign's start.
 
@@ -126,16 +168,29 @@ def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.da
     priors = CategoryPriors().fit(rows)
     camp_pos = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
     creator_pos = pd.Series(np.arange(len(tables.creators)), index=tables.creators["creator_id"])
-    used_campaigns = camp_pos[rows["campaign_id"].unique()]
-    used_creators = creator_pos[rows["creator_id"].unique()]
-    campaign_vec = np.zeros((len(campaigns), embedder.dimension), dtype=np.float32)
-    creator_vec = np.zeros((len(tables.creators), embedder.dimension), dtype=np.float32)
-    campaign_vec[used_campaigns.to_numpy()] = campaign_vectors(embedder, campaigns.iloc[used_campaigns.to_numpy()])
-    creator_vec[used_creators.to_numpy()] = creator_vectors(embedder, tables.creators.iloc[used_creators.to_numpy()])
     ci, ri = camp_pos[rows["campaign_id"]].to_numpy(), creator_pos[rows["creator_id"]].to_numpy()
-    similarity = np.einsum("ij,ij->i", campaign_vec[ci], creator_vec[ri])
-    history = creator_history(rows, priors, rows[["creator_id"]].assign(as_of=rows["start_date"]))
-    features = pair_features(campaigns, tables.creators, ci, ri, similarity, history, priors)
+    # Embed only the campaigns and creators that appear in settled rows.
+    used_campaigns, campaign_of = np.unique(ci, return_inverse=True)
+    used_creators, creator_of = np.unique(ri, return_inverse=True)
+    some_campaigns = campaigns.iloc[used_campaigns].reset_index(drop=True)
+    some_creators = tables.creators.iloc[used_creators].reset_index(drop=True)
+    semantic = semantic_features(
+        embedder,
+        some_campaigns,
+        campaign_vectors(embedder, some_campaigns),
+        creator_vectors(embedder, some_creators),
+        TagSpace(embedder, some_creators["interest_tags"]),
+        campaign_of,
+        creator_of,
+    )
+    tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
+    affinity = cross_fitted_affinity(rows, tags, priors)
+    queries = rows[["creator_id"]].assign(as_of=rows["start_date"])
+    history = creator_history(rows, priors, queries)
+    features = pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, priors)
+    rows = rows.assign(**context_expectations(features, rows))
+    history = creator_history(rows, priors, queries)
+    features = pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, priors)
     pairs = pd.concat(
         [
             rows[["campaign_id", "creator_id", "start_date", "impressions", "clicks", "orders", "sales"]].reset_index(
@@ -146,4 +201,14 @@ def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.da
         axis=1,
     )
     window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
-    return TrainingData(pairs, priors, creator_history(rows, priors), _fingerprint(rows), window)
+    return TrainingData(
+        pairs,
+        priors,
+        creator_history(rows, priors),
+        TagCategoryAffinity().fit(rows, tags, priors),
+        _fingerprint(rows),
+        window,
+    )
+
+
+HISTORY_FEATURES = [name for name in FEATURES if name.startswith("hist_")]

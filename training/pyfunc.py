@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlflow.pyfunc
 import pandas as pd
 
+from features.affinity import TagCategoryAffinity
 from features.history import CategoryPriors
 from features.pairwise import FEATURES
 from training.ranker import CreatorRanker
@@ -15,8 +16,9 @@ __all__ = ["RankerModel"]
 class RankerModel(mlflow.pyfunc.PythonModel):
     """Predicts `expected_impressions`, `p_click` and `p_order` from FEATURES columns.
 
-    Besides the fitted ranker it carries the category priors and each creator's settled history as of
-    training, and names the embedding model and dimension the similarity feature came from.
+    Besides the fitted ranker it carries the category priors, the interest-category affinities and each
+    creator's settled history as of training, and names the embedding model and dimension that the
+    similarity features came from.
     """
 
     def __init__(
@@ -24,12 +26,14 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         ranker: CreatorRanker,
         priors: CategoryPriors,
         history: pd.DataFrame,
+        affinity: TagCategoryAffinity,
         embedding_model: str,
         embedding_dim: int,
     ) -> None:
         self.ranker = ranker
         self.priors = priors
         self.history = history
+        self.affinity = affinity
         self.embedding_model = embedding_model
         self.embedding_dim = embedding_dim
         self.features = list(FEATURES)

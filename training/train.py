@@ -75,7 +75,7 @@ def train(
         held_out = CreatorRanker(**ranker.get_params()).fit(train_pairs[FEATURES], train_pairs[OUTCOMES])
         metrics |= evaluate_ranking(held_out, test_pairs, campaign_price.reindex(test_pairs["campaign_id"]).to_numpy())
     final = CreatorRanker(**ranker.get_params()).fit(data.pairs[FEATURES], data.pairs[OUTCOMES])
-    python_model = RankerModel(final, data.priors, data.history, embedder.model, embedder.dimension)
+    python_model = RankerModel(final, data.priors, data.history, data.affinity, embedder.model, embedder.dimension)
     example = data.pairs[FEATURES].head(5).astype(float)
     signature = infer_signature(example, final.predict(example))
 

@@ -1,0 +1,244 @@
+"""Track records: only settled campaigns teach, only the past is visible, and priors shrink toward the overall rate."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
+
+D = dt.date
+
+
+def campaigns_frame(rows: list[tuple[str, str, dt.date, dt.date]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["campaign_id", "category", "start_date", "end_date"])
+
+
+def performance_frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["campaign_id", "creator_id", "impressions", "clicks", "orders", "status"])
+
+
+CAMPAIGNS = campaigns_frame(
+    [
+        ("c1", "beauty", D(2025, 12, 1), D(2026, 1, 1)),  # settles 2026-01-08
+        ("c2", "home", D(2026, 1, 5), D(2026, 1, 25)),  # settles 2026-02-01
+        ("c3", "home", D(2026, 2, 1), D(2026, 3, 1)),  # settles 2026-03-08
+    ]
+)
+PERFORMANCE = performance_frame(
+    [
+        ("c1", "u1", 1000, 70, 7, "settled"),
+        ("c1", "u2", 900, 30, 1, "pending"),
+        ("c2", "u1", 2000, 40, 2, "settled"),
+        ("c2", "u2", 400, 20, 1, "settled"),
+        ("c3", "u1", 500, 10, 0, "settled"),
+        ("c9", "u1", 800, 8, 1, "settled"),  # no such campaign
+    ]
+)
+
+
+def test_settled_rows_drop_pending_rows_and_unknown_campaigns():
+    """Without as_of every settled row of a known campaign teaches; pending rows never do."""
+    rows = settled_rows(PERFORMANCE, CAMPAIGNS)
+
+    assert list(zip(rows["campaign_id"], rows["creator_id"], strict=True)) == [
+        ("c1", "u1"),
+        ("c2", "u1"),
+        ("c2", "u2"),
+        ("c3", "u1"),
+    ]
+    assert rows["category"].tolist() == ["beauty", "home", "home", "home"]
+    assert rows["settled_on"].tolist() == [
+        pd.Timestamp(d) for d in ("2026-01-08", "2026-02-01", "2026-02-01", "2026-03-08")
+    ]
+    assert rows["start_date"].iloc[0] == pd.Timestamp("2025-12-01")
+
+
+def test_settled_rows_exclude_campaigns_less_than_seven_days_past_their_end():
+    """As of a date, a campaign teaches only once end_date + 7 days has come (the boundary day included)."""
+    as_of = pd.Timestamp("2026-02-01")
+
+    rows = settled_rows(PERFORMANCE, CAMPAIGNS, as_of)
+
+    assert sorted(set(rows["campaign_id"])) == ["c1", "c2"]
+    assert len(settled_rows(PERFORMANCE, CAMPAIGNS, pd.Timestamp("2026-01-31"))) == 1
+    assert settled_rows(PERFORMANCE, CAMPAIGNS, pd.Timestamp("2026-01-07")).empty
+    assert len(settled_rows(PERFORMANCE, CAMPAIGNS, pd.Timestamp("2026-03-08"))) == 4
+
+
+def test_creator_history_counts_only_campaigns_settled_strictly_before_each_query():
+    """Each query sees the totals of campaigns settled before its as_of, never on or after it."""
+    rows = settled_rows(PERFORMANCE, CAMPAIGNS)
+    queries = pd.DataFrame(
+        [
+            ("u1", "2026-03-01"),  # c1 + c2
+            ("u1", "2026-01-08"),  # c1 settles that very day: not yet
+            ("u2", "2026-02-02"),  # c2
+            ("u1", "2026-01-09"),  # c1
+            ("u3", "2026-06-01"),  # no history at all
+            ("u1", "2026-12-31"),  # c1 + c2 + c3
+            ("u2", "2026-02-01"),  # c2 settles that day: not yet; c1 was pending
+        ],
+        columns=["creator_id", "as_of"],
+    )
+
+    history = creator_history(rows, CategoryPriors(), queries)
+
+    assert list(history.columns) == ["creator_id", *HISTORY_COLUMNS]
+    assert history["creator_id"].tolist() == queries["creator_id"].tolist()
+    # Unfitted priors: beauty CTR 0.07, any other category 0.05; orders per click 0.04.
+    expected = pd.DataFrame(
+        [
+            ("u1", 2, 3000, 110, 9, 70 + 100, (70 + 40) * 0.04),
+            ("u1", 0, 0, 0, 0, 0, 0),
+            ("u2", 1, 400, 20, 1, 20, 20 * 0.04),
+            ("u1", 1, 1000, 70, 7, 70, 70 * 0.04),
+            ("u3", 0, 0, 0, 0, 0, 0),
+            ("u1", 3, 3500, 120, 9, 70 + 100 + 25, (70 + 40 + 10) * 0.04),
+            ("u2", 0, 0, 0, 0, 0, 0),
+        ],
+        columns=["creator_id", *HISTORY_COLUMNS],
+    )
+    expected[HISTORY_COLUMNS] = expected[HISTORY_COLUMNS].astype(float)
+    pd.testing.assert_frame_equal(history, expected, check_dtype=False, atol=1e-9)
+
+
+def test_creator_history_without_queries_sums_everything_per_creator():
+    """With no queries, each creator gets the totals over all settled rows."""
+    rows = settled_rows(PERFORMANCE, CAMPAIGNS)
+
+    history = creator_history(rows, CategoryPriors()).set_index("creator_id")
+
+    assert history.index.tolist() == ["u1", "u2"]
+    assert history.loc["u1", ["hist_campaigns", "hist_impressions", "hist_clicks", "hist_orders"]].tolist() == [
+        3.0,
+        3500.0,
+        120.0,
+        9.0,
+    ]
+    assert history.loc["u2", "hist_prior_clicks"] == pytest.approx(400 * 0.05)
+
+
+def random_history(seed: int, distinct_days: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Settled rows of 12 creators over 80 campaigns, and 150 (creator, as_of) queries."""
+    rng = np.random.default_rng(seed)
+    n_campaigns, n_creators = 80, 12
+    day = rng.permutation(n_campaigns) if distinct_days else rng.integers(0, 25, n_campaigns)
+    ends = [D(2025, 1, 1) + dt.timedelta(days=int(d)) for d in day]
+    campaigns = campaigns_frame(
+        [(f"c{i}", str(rng.choice(["beauty", "home"])), end - dt.timedelta(days=20), end) for i, end in enumerate(ends)]
+    )
+    perf = []
+    for i in range(n_campaigns):
+        for creator in rng.choice(n_creators, 4, replace=False):
+            impressions = int(rng.integers(100, 5000))
+            clicks = int(rng.integers(0, impressions // 10))
+            perf.append((f"c{i}", f"u{creator}", impressions, clicks, int(rng.integers(0, clicks + 1)), "settled"))
+    rows = settled_rows(performance_frame(perf), campaigns)
+    queries = pd.DataFrame(
+        {
+            "creator_id": [f"u{c}" for c in rng.integers(0, n_creators, 150)],
+            "as_of": [pd.Timestamp("2025-01-01") + pd.Timedelta(days=int(d)) for d in rng.integers(0, 100, 150)],
+        }
+    )
+    return rows, queries
+
+
+def brute_force_history(rows: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for creator_id, as_of in queries.itertuples(index=False):
+        past = rows[(rows["creator_id"] == creator_id) & (rows["settled_on"] < as_of)]
+        out.append((len(past), past["impressions"].sum(), past["clicks"].sum(), past["orders"].sum()))
+    return pd.DataFrame(out, columns=["hist_campaigns", "hist_impressions", "hist_clicks", "hist_orders"]).astype(float)
+
+
+def test_creator_history_matches_brute_force_when_settle_days_differ():
+    """On many creators and queries, the as-of totals equal a direct filter-and-sum."""
+    rows, queries = random_history(seed=3, distinct_days=True)
+
+    history = creator_history(rows, CategoryPriors(), queries)
+
+    expected = brute_force_history(rows, queries)
+    pd.testing.assert_frame_equal(history[expected.columns], expected)
+
+
+def test_creator_history_matches_brute_force_when_campaigns_settle_the_same_day():
+    """Several campaigns of one creator settling on the same day all count once that day has passed."""
+    rows, queries = random_history(seed=3, distinct_days=False)
+
+    history = creator_history(rows, CategoryPriors(), queries)
+
+    expected = brute_force_history(rows, queries)
+    pd.testing.assert_frame_equal(history[expected.columns], expected)
+
+
+# --- category priors ----------------------------------------------------------------------------------------------
+
+
+def prior_rows(data: dict[str, tuple[int, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(category, *numbers) for category, numbers in data.items()],
+        columns=["category", "impressions", "clicks", "orders"],
+    )
+
+
+def test_unfitted_priors_use_the_documented_fallbacks():
+    """Before fitting: beauty 7% click-through, other categories 5%, 4% orders per click."""
+    priors = CategoryPriors()
+
+    np.testing.assert_allclose(priors.ctr(pd.Series(["beauty", "home"])), [0.07, 0.05])
+    np.testing.assert_allclose(priors.cvr(pd.Series(["beauty", "home"])), [0.04, 0.04])
+
+
+def test_category_without_data_falls_back_to_the_overall_rate_and_beauty_to_seven_percent():
+    """An unseen category gets the overall rates; unseen beauty gets 0.07 click-through."""
+    priors = CategoryPriors().fit(prior_rows({"home": (1_000_000, 20_000, 1_000), "toys": (200_000, 6_000, 600)}))
+
+    overall_ctr = 26_000 / 1_200_000
+    overall_cvr = 1_600 / 26_000
+    assert priors.overall_ctr_ == pytest.approx(overall_ctr)
+    assert priors.overall_cvr_ == pytest.approx(overall_cvr)
+    np.testing.assert_allclose(priors.ctr(pd.Series(["garden", "beauty"])), [overall_ctr, 0.07])
+    np.testing.assert_allclose(priors.cvr(pd.Series(["garden", "beauty"])), [overall_cvr, overall_cvr])
+
+
+def test_category_with_much_data_moves_to_its_own_rate_and_with_little_stays_near_the_prior():
+    """Shrinkage: a million impressions at 2% give about 2%; a thousand at 10% stay near the overall rate."""
+    priors = CategoryPriors().fit(
+        prior_rows({"home": (5_000_000, 100_000, 5_000), "toys": (1_000, 100, 30), "pets": (400_000, 4_000, 200)})
+    )
+    overall_ctr = priors.overall_ctr_
+
+    home, toys = priors.ctr(pd.Series(["home", "toys"]))
+    assert home == pytest.approx(0.02, abs=2e-4)
+    assert overall_ctr < toys < 0.10
+    assert abs(toys - overall_ctr) < abs(toys - 0.10)
+    home_cvr, toys_cvr = priors.cvr(pd.Series(["home", "toys"]))
+    assert home_cvr == pytest.approx(0.05, abs=1e-3)
+    assert priors.overall_cvr_ < toys_cvr < 0.30
+
+
+def test_more_data_pulls_a_category_closer_to_its_own_rate():
+    """The same 2% click-through on more impressions lands closer to 2%."""
+    gaps = []
+    for impressions in (1_000, 10_000, 100_000, 1_000_000):
+        priors = CategoryPriors().fit(
+            prior_rows({"home": (impressions, impressions // 50, 0), "toys": (100_000, 10_000, 0)})
+        )
+        gaps.append(abs(priors.ctr(pd.Series(["home"]))[0] - 0.02))
+
+    assert gaps == sorted(gaps, reverse=True)
+    assert gaps[-1] < 0.1 * gaps[0]
+
+
+def test_beauty_with_little_data_shrinks_toward_seven_percent_not_the_overall_rate():
+    """Beauty's anchor is the 7% North-America benchmark even once other categories set the overall rate."""
+    priors = CategoryPriors().fit(prior_rows({"home": (2_000_000, 40_000, 2_000), "beauty": (2_000, 20, 1)}))
+
+    beauty = priors.ctr(pd.Series(["beauty"]))[0]
+
+    assert beauty == pytest.approx((20 + 20_000 * 0.07) / (2_000 + 20_000))
+    assert abs(beauty - 0.07) < abs(beauty - priors.overall_ctr_)

@@ -1,0 +1,319 @@
+"""The synthetic world: reproducible, in the contract's format, and grounded in the figures it claims."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import FUNNEL_STAGE, SETTLEMENT_DAYS
+from features.pairwise import audience_share
+from features.tables import read_table, validate_performance_links
+from simulation.world import SimulationConfig, World, pair_truth, simulate, write_world
+
+WORLD_TABLES = [
+    "creators",
+    "campaigns",
+    "performance",
+    "new_campaigns",
+    "touches",
+    "purchases",
+    "truth",
+    "creator_truth",
+    "campaign_truth",
+]
+CONFIG = SimulationConfig(n_creators=600, n_campaigns=80, n_new_campaigns=40, seed=2)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    """About 600 creators, 80 past and 40 new campaigns."""
+    return simulate(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def written(world, tmp_path_factory) -> dict:
+    return write_world(world, tmp_path_factory.mktemp("sim"))
+
+
+def small_world(seed: int) -> World:
+    return simulate(n_creators=150, n_campaigns=20, n_new_campaigns=5, seed=seed)
+
+
+def test_same_seed_gives_identical_tables():
+    """Two runs with one seed produce the same world, table by table."""
+    first, second = small_world(5), small_world(5)
+
+    for name in WORLD_TABLES:
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), obj=name)
+
+
+def test_different_seed_gives_a_different_world():
+    """Another seed changes the creators, the campaigns and the results."""
+    first, other = small_world(5), small_world(6)
+
+    for name in ("creators", "campaigns", "performance"):
+        assert not getattr(first, name).equals(getattr(other, name)), name
+
+
+def test_write_world_writes_every_table_as_parquet(world, written):
+    """write_world returns a Parquet path per table, each holding that table's rows."""
+    assert sorted(written) == sorted(WORLD_TABLES)
+    for name, path in written.items():
+        assert path.suffix == ".parquet" and path.is_file()
+        assert len(pd.read_parquet(path)) == len(getattr(world, name)), name
+
+
+@pytest.mark.parametrize(
+    ("name", "table"),
+    [
+        ("creators", "creators"),
+        ("campaigns", "campaigns"),
+        ("new_campaigns", "campaigns"),
+        ("performance", "performance"),
+        ("touches", "touches"),
+        ("purchases", "purchases"),
+    ],
+)
+def test_every_written_table_passes_the_contract_with_zero_rejects(world, written, name, table):
+    """The simulator's output is valid contract input: nothing is rejected and every row is kept."""
+    result = read_table(written[name], table)
+
+    assert result.rejects == []
+    assert len(result.frame) == len(getattr(world, name)) > 0
+
+
+def test_written_performance_links_to_written_campaigns_and_creators(written):
+    """Every performance row names a campaign and a creator of the written tables."""
+    creators = read_table(written["creators"], "creators").frame
+    campaigns = read_table(written["campaigns"], "campaigns").frame
+    performance = read_table(written["performance"], "performance")
+
+    linked = validate_performance_links(performance, campaigns, creators)
+
+    assert linked.rejects == []
+    assert len(linked.frame) == len(performance.frame)
+
+
+# --- grounded figures ---------------------------------------------------------------------------------------------
+
+
+def one_pair(creator_type="social_creator", creator_categories=("beauty",), tags=("makeup",), audience=None):
+    """pair_truth for one beauty campaign in the US and one creator of average traits."""
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": ["c1"],
+            "category": ["beauty"],
+            "marketplaces": [["US"]],
+            "commission_rate": [0.15],
+            "price": [25.0],
+        }
+    )
+    campaign_truth = pd.DataFrame({"campaign_id": ["c1"], "product_type": ["non_standard"], "interest": ["skincare"]})
+    creators = pd.DataFrame(
+        {
+            "creator_id": ["u1"],
+            "creator_type": [creator_type],
+            "interest_tags": [list(tags)],
+            "accepts_campaigns": [True],
+            "disclosure_violations": [0],
+        }
+    )
+    creator_truth = pd.DataFrame(
+        {
+            "creator_id": ["u1"],
+            "categories": [list(creator_categories)],
+            "audience": [audience or {"US": 1.0}],
+            "true_views": [10_000.0],
+            "click_appeal": [1.0],
+            "conversion_skill": [1.0],
+            "activity": [1.0],
+        }
+    )
+    index = np.array([0])
+    return pair_truth(SimulationConfig(), campaigns, campaign_truth, creators, creator_truth, index, index).iloc[0]
+
+
+def test_average_well_fitting_beauty_creator_has_seven_percent_click_through():
+    """A typical beauty creator whose audience is all in the campaign's market clicks through at 7%."""
+    assert one_pair()["ctr"] == pytest.approx(0.07)
+
+
+def test_click_through_rises_with_subtopic_and_falls_with_mismatch_and_foreign_audience():
+    """Subtopic fit lifts click-through, an off-topic creator gets a fifth, an audience abroad a quarter."""
+    assert one_pair(tags=("skincare",))["ctr"] == pytest.approx(0.07 * 1.35)
+    assert one_pair(creator_categories=("tools",))["ctr"] == pytest.approx(0.07 * 0.2)
+    assert one_pair(audience={"UK": 1.0})["ctr"] == pytest.approx(0.07 * 0.25)
+
+
+def test_beauty_click_through_of_typical_fitting_creators_in_the_world_is_near_seven_percent(world):
+    """In the truth, beauty social creators who fit, corrected for audience share and subtopic, median ~7%."""
+    cfg = CONFIG
+    creators = world.creators.set_index("creator_id")
+    traits = world.creator_truth.set_index("creator_id")
+    campaigns = world.new_campaigns.set_index("campaign_id")
+    interest = world.campaign_truth.set_index("campaign_id")["interest"]
+    truth = world.truth[world.truth["campaign_id"].map(campaigns["category"]).eq("beauty")]
+    fits = [
+        kind == "social_creator" and "beauty" in cats
+        for kind, cats in zip(
+            truth["creator_id"].map(creators["creator_type"]),
+            truth["creator_id"].map(traits["categories"]),
+            strict=True,
+        )
+    ]
+    truth = truth[fits]
+    share = np.array(
+        [
+            audience_share(creators.at[c, "audience_marketplaces"], campaigns.at[k, "marketplaces"])
+            for c, k in zip(truth["creator_id"], truth["campaign_id"], strict=True)
+        ]
+    )
+    subtopic = np.array(
+        [
+            interest[k] in creators.at[c, "interest_tags"]
+            for c, k in zip(truth["creator_id"], truth["campaign_id"], strict=True)
+        ]
+    )
+    known = ~np.isnan(share)
+    adjusted = truth["ctr"].to_numpy()[known] / (0.25 + 0.75 * share[known])
+    adjusted /= np.where(subtopic[known], cfg.subtopic_lift, 1.0)
+
+    assert truth["campaign_id"].nunique() >= 3 and known.sum() >= 50
+    assert 0.05 <= np.median(adjusted) <= 0.09
+
+
+def test_commission_rates_are_mostly_ten_to_twenty_percent(world):
+    """Most campaigns pay 10-20% commission; every rate is a valid share."""
+    rates = pd.concat([world.campaigns["commission_rate"], world.new_campaigns["commission_rate"]])
+
+    assert rates.between(0.10, 0.20).mean() >= 0.6
+    assert ((rates > 0) & (rates <= 1)).all()
+
+
+def test_pending_rows_exist_only_for_campaigns_not_yet_settled(world):
+    """A row is pending exactly when its campaign's end date + 7 days is after as_of, and some are."""
+    end = world.performance["campaign_id"].map(world.campaigns.set_index("campaign_id")["end_date"])
+    unsettled = (end + dt.timedelta(days=SETTLEMENT_DAYS)) > CONFIG.as_of
+
+    pending = world.performance["status"].eq("pending")
+    assert pending.any() and (~pending).any()
+    assert (pending == unsettled).all()
+
+
+def test_cashback_sites_and_creators_with_disclosure_violations_exist(world):
+    """The world holds the creators the matcher must handle specially."""
+    creators = world.creators
+
+    assert creators["creator_type"].eq("cashback_site").sum() > 0
+    assert creators["disclosure_violations"].gt(0).sum() > 0
+    assert (~creators["accepts_campaigns"]).sum() > 0
+    assert set(creators["creator_type"]) == set(FUNNEL_STAGE)
+
+
+def test_product_type_shapes_which_creators_convert(world):
+    """Content creators convert better on non-standard products; deals and coupon sites on standard ones."""
+    product_type = world.campaign_truth.set_index("campaign_id")["product_type"]
+    kind = world.creators.set_index("creator_id")["creator_type"]
+    truth = world.truth.assign(
+        product_type=world.truth["campaign_id"].map(product_type), kind=world.truth["creator_id"].map(kind)
+    )
+    truth["group"] = np.where(
+        truth["kind"].map(FUNNEL_STAGE).isin(["awareness", "consideration"]),
+        "content",
+        np.where(truth["kind"].isin(["deals_site", "coupon_site"]), "deals", "other"),
+    )
+    cvr = truth.groupby(["product_type", "group"])["cvr"].mean()
+
+    assert set(product_type[world.new_campaigns["campaign_id"]]) == {"standard", "non_standard"}
+    assert cvr["non_standard", "content"] > 1.2 * cvr["standard", "content"]
+    assert cvr["standard", "deals"] > cvr["non_standard", "deals"]
+    deals_vs_content_standard = cvr["standard", "deals"] / cvr["standard", "content"]
+    deals_vs_content_non_standard = cvr["non_standard", "deals"] / cvr["non_standard", "content"]
+    assert deals_vs_content_standard > 2 * deals_vs_content_non_standard
+
+
+def test_truth_holds_every_eligible_creator_and_no_other(world):
+    """Truth pairs only creators that accept campaigns and are not cashback sites, all of them per campaign."""
+    creators = world.creators
+    eligible = set(
+        creators.loc[creators["accepts_campaigns"] & creators["creator_type"].ne("cashback_site"), "creator_id"]
+    )
+
+    assert set(world.truth["creator_id"]) <= eligible
+    per_campaign = world.truth.groupby("campaign_id")["creator_id"].nunique()
+    assert per_campaign.index.tolist() == sorted(world.new_campaigns["campaign_id"])
+    assert (per_campaign == len(eligible)).all()  # 600 creators is below truth_top: nobody is cut
+
+
+def test_truth_is_ordered_by_expected_sales_within_each_campaign(world):
+    """Each campaign's truth lists its best creators first."""
+    for _, group in world.truth.groupby("campaign_id"):
+        assert group["expected_sales"].is_monotonic_decreasing
+
+
+# --- event logs -------------------------------------------------------------------------------------------------
+
+
+def last_click_24h(touches: pd.DataFrame, purchases: pd.DataFrame) -> pd.DataFrame:
+    """Orders, units and sales per (campaign, creator): each purchase to the shopper's last prior click within 24h."""
+    clicks = touches.rename(columns={"ts": "click_ts"}).sort_values("click_ts", kind="stable")
+    merged = pd.merge_asof(
+        purchases.sort_values("ts", kind="stable"),
+        clicks,
+        left_on="ts",
+        right_on="click_ts",
+        by=["shopper_id", "campaign_id"],
+        direction="backward",
+    )
+    credited = merged[merged["click_ts"].notna() & ((merged["ts"] - merged["click_ts"]) <= pd.Timedelta(hours=24))]
+    return credited.groupby(["campaign_id", "creator_id"]).agg(
+        orders=("sales", "size"), units=("units", "sum"), sales=("sales", "sum")
+    )
+
+
+@pytest.fixture(scope="module")
+def event_campaigns(world):
+    """Performance rows of the campaigns with event logs, next to the 24-hour last-click recount of the events."""
+    campaigns = sorted(set(world.touches["campaign_id"]))
+    rows = world.performance[world.performance["campaign_id"].isin(campaigns)].set_index(["campaign_id", "creator_id"])
+    recount = last_click_24h(world.touches, world.purchases).reindex(rows.index).fillna(0)
+    return campaigns, rows, recount
+
+
+def test_touches_and_purchases_exist_for_some_settled_campaigns_only(world, event_campaigns):
+    """Event logs cover a share of campaigns, all of them settled."""
+    campaigns, rows, _ = event_campaigns
+
+    assert 0 < len(campaigns) < len(world.campaigns)
+    assert set(world.purchases["campaign_id"]) <= set(campaigns)
+    assert rows["status"].eq("settled").all()
+    assert len(world.purchases) > 0
+
+
+def test_event_campaign_sales_and_units_are_the_24h_last_click_attribution(event_campaigns):
+    """For campaigns with events, performance sales and units equal a last-click 24-hour recount of them."""
+    _, rows, recount = event_campaigns
+
+    np.testing.assert_allclose(rows["sales"].to_numpy(), recount["sales"].to_numpy(), atol=0.011)
+    np.testing.assert_array_equal(rows["units"].to_numpy(), recount["units"].to_numpy())
+
+
+def test_event_campaign_touches_are_the_clicks_of_the_performance_rows(world, event_campaigns):
+    """A touch is a click on a creator's link, so touches per (campaign, creator) equal performance clicks."""
+    _, rows, _ = event_campaigns
+
+    touches = world.touches.groupby(["campaign_id", "creator_id"]).size().reindex(rows.index).fillna(0)
+
+    np.testing.assert_array_equal(touches.to_numpy(), rows["clicks"].to_numpy())
+
+
+def test_event_campaign_orders_match_the_attribution_wherever_clicks_allow(event_campaigns):
+    """Orders equal the recount except where the recount exceeds the row's clicks (the row rule orders <= clicks)."""
+    _, rows, recount = event_campaigns
+
+    np.testing.assert_array_equal(
+        rows["orders"].to_numpy(), np.minimum(recount["orders"].to_numpy(), rows["clicks"].to_numpy())
+    )

@@ -1,0 +1,661 @@
+"""Reading contract tables: every row rule names table, row, id and column; all three file formats agree."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.tables import (
+    InputError,
+    read_frame,
+    read_table,
+    rejects_path,
+    report_rejects,
+    validate_frame,
+    validate_performance_links,
+    write_rejects,
+)
+
+
+def campaign(**overrides) -> dict:
+    row = {
+        "campaign_id": "c1",
+        "brand": "Lumora",
+        "brief": "A hydrating serum for dry skin; looking for skincare creators.",
+        "category": "beauty",
+        "asins": ["B0ABCDEFGH", "B012345678"],
+        "price": 24.5,
+        "commission_rate": 0.15,
+        "budget": 500.0,
+        "start_date": "2026-01-01",
+        "end_date": "2026-02-01",
+        "marketplaces": ["US", "CA"],
+    }
+    return row | overrides
+
+
+def creator(**overrides) -> dict:
+    row = {
+        "creator_id": "u1",
+        "creator_type": "social_creator",
+        "platforms": ["instagram", "tiktok"],
+        "interest_tags": ["skincare", "k-beauty"],
+        "followers": 12000,
+    }
+    return row | overrides
+
+
+def performance(**overrides) -> dict:
+    row = {
+        "campaign_id": "c1",
+        "creator_id": "u1",
+        "impressions": 1000,
+        "clicks": 50,
+        "orders": 4,
+        "sales": 98.0,
+    }
+    return row | overrides
+
+
+ROW_MAKERS = {"campaigns": campaign, "creators": creator, "performance": performance}
+ID_OF = {"campaigns": "campaign_id", "creators": "creator_id"}
+
+RULES = [
+    ("campaigns", {"price": 0.0}, "price", "greater than 0"),
+    ("campaigns", {"price": -3.0}, "price", "greater than 0"),
+    ("campaigns", {"commission_rate": 1.7}, "commission_rate", "less than or equal to 1"),
+    ("campaigns", {"commission_rate": 0.0}, "commission_rate", "greater than 0"),
+    ("campaigns", {"budget": 0.0}, "budget", "greater than 0"),
+    ("campaigns", {"end_date": "2025-12-31"}, "end_date", "before start_date"),
+    ("campaigns", {"asins": ["B0ABCDEFGH"] * 1201}, "asins", "at most 1200"),
+    ("campaigns", {"asins": []}, "asins", "at least 1"),
+    ("campaigns", {"asins": ["B0ABCDEFGH", "b0abc"]}, "asins", "'b0abc' is not an ASIN"),
+    ("campaigns", {"marketplaces": ["usa"]}, "marketplaces", "'usa' is not a marketplace code"),
+    ("campaigns", {"marketplaces": []}, "marketplaces", "at least 1"),
+    ("campaigns", {"brief": ""}, "brief", "at least 1 character"),
+    ("campaigns", {"brief": "   "}, "brief", "at least 1 character"),
+    ("campaigns", {"brief": "x" * 5001}, "brief", "at most 5000"),
+    ("campaigns", {"product_type": "luxury"}, "product_type", "standard"),
+    ("campaigns", {"start_date": "not a date"}, "start_date", "date"),
+    ("campaigns", {"price": math.nan}, "price", "required value is missing"),
+    ("campaigns", {"price": math.inf}, "price", "finite number"),
+    ("campaigns", {"budget": -math.inf}, "budget", "finite number"),
+    ("campaigns", {"brand": None}, "brand", "required value is missing"),
+    ("creators", {"creator_type": "influencer"}, "creator_type", "social_creator"),
+    ("creators", {"platforms": []}, "platforms", "at least 1 item"),
+    ("creators", {"platforms": ["myspace"]}, "platforms", "instagram"),
+    ("creators", {"interest_tags": []}, "interest_tags", "at least 1 item"),
+    ("creators", {"followers": -1}, "followers", "greater than or equal to 0"),
+    ("creators", {"followers": None}, "followers", "required value is missing"),
+    ("creators", {"audience_marketplaces": {"US": 0.7, "UK": 0.5}}, "audience_marketplaces", "expected at most 1"),
+    ("creators", {"audience_marketplaces": {"US": 1.5}}, "audience_marketplaces", "less than or equal to 1"),
+    ("creators", {"audience_marketplaces": {"US": -0.1}}, "audience_marketplaces", "greater than or equal to 0"),
+    ("creators", {"audience_marketplaces": {"usa": 0.5}}, "audience_marketplaces", "not a marketplace code"),
+    ("creators", {"audience_mobile_share": 1.2}, "audience_mobile_share", "less than or equal to 1"),
+    ("creators", {"storefront_return_rate": -0.2}, "storefront_return_rate", "greater than or equal to 0"),
+    ("creators", {"avg_dwell_seconds": math.inf}, "avg_dwell_seconds", "finite number"),
+    ("creators", {"disclosure_violations": -2}, "disclosure_violations", "greater than or equal to 0"),
+    ("creators", {"creator_id": "  "}, "creator_id", "at least 1 character"),
+    ("performance", {"clicks": 2000}, "clicks", "clicks 2000 exceed impressions 1000"),
+    ("performance", {"orders": 51}, "orders", "orders 51 exceed clicks 50"),
+    ("performance", {"impressions": -5, "clicks": 0, "orders": 0}, "impressions", "greater than or equal to 0"),
+    ("performance", {"sales": math.nan}, "sales", "required value is missing"),
+    ("performance", {"sales": math.inf}, "sales", "finite number"),
+    ("performance", {"status": "refunded"}, "status", "settled"),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "bad", "column", "fragment"), RULES, ids=[f"{t}-{c}-{i}" for i, (t, _, c, _) in enumerate(RULES)]
+)
+def test_each_rule_rejects_the_row_naming_table_row_id_and_column(table, bad, column, fragment):
+    """A row breaking one rule becomes one Reject (1-based row, its id, the column); the valid row is kept."""
+    make = ROW_MAKERS[table]
+    good = make() if table != "performance" else make(creator_id="u0")
+    key = {"campaign_id": "c9"} if table == "campaigns" else {"creator_id": "u9"}
+    if table == "creators" and "creator_id" in bad:
+        key = {}
+    frame = pd.DataFrame([good, make(**(key | bad))])
+
+    result = validate_frame(frame, table)
+
+    assert len(result.rejects) == 1, result.rejects
+    reject = result.rejects[0]
+    assert (reject.table, reject.row, reject.column) == (table, 2, column)
+    expected_id = {"campaigns": "c9", "creators": "u9", "performance": "c1/u9"}[table]
+    if table == "creators" and "creator_id" in bad:
+        expected_id = "  "  # the raw id, as the file had it
+    assert reject.id == expected_id
+    assert fragment in reject.reason
+    assert result.frame["row"].tolist() == [1]
+
+
+def test_audience_share_sum_reason_states_the_sum():
+    """The share-sum reason gives the actual total, so a data team can see by how much it is off."""
+    frame = pd.DataFrame([creator(audience_marketplaces={"US": 0.7, "UK": 0.5})])
+    frame = pd.concat([pd.DataFrame([creator(creator_id="u0")]), frame], ignore_index=True)
+
+    (reject,) = validate_frame(frame, "creators").rejects
+
+    assert "1.200" in reject.reason, reject.reason
+
+
+def test_missing_optional_float_is_not_a_reject():
+    """NaN in an optional float column means 'no value'; the row stays valid with None."""
+    frame = pd.DataFrame([creator(avg_dwell_seconds=math.nan), creator(creator_id="u2", avg_dwell_seconds=31.5)])
+
+    result = validate_frame(frame, "creators")
+
+    assert result.rejects == []
+    assert result.frame["avg_dwell_seconds"].isna().tolist() == [True, False]
+
+
+def test_duplicate_ids_keep_the_first_and_reject_later_ones():
+    """A repeated id is rejected at its own row, naming the row where it was first seen."""
+    frame = pd.DataFrame(
+        [campaign(), campaign(campaign_id="c2"), campaign(price=99.0), campaign(campaign_id="c3"), campaign()]
+    )
+
+    result = validate_frame(frame, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c1", "c2", "c3"]
+    assert result.frame["row"].tolist() == [1, 2, 4]
+    assert result.frame.loc[0, "price"] == 24.5
+    assert [(r.row, r.id, r.column) for r in result.rejects] == [(3, "c1", "campaign_id"), (5, "c1", "campaign_id")]
+    assert all("first seen at row 1" in r.reason for r in result.rejects)
+
+
+def test_duplicate_performance_pair_is_rejected_but_same_campaign_other_creator_is_not():
+    """Performance is unique per (campaign, creator); the id names both."""
+    frame = pd.DataFrame([performance(), performance(creator_id="u2"), performance(clicks=10, orders=1)])
+
+    result = validate_frame(frame, "performance")
+
+    assert result.frame["creator_id"].tolist() == ["u1", "u2"]
+    assert [(r.row, r.id) for r in result.rejects] == [(3, "c1/u1")]
+
+
+def test_valid_rows_next_to_invalid_ones_are_kept_and_every_row_is_accounted_for():
+    """Valid rows plus rejected rows equal the rows read; valid rows keep their order and file row numbers."""
+    rows = [
+        campaign(campaign_id="c1"),
+        campaign(campaign_id="c2", price=-1.0),
+        campaign(campaign_id="c3"),
+        campaign(campaign_id="c4", commission_rate=2.0, marketplaces=["usa"]),
+        campaign(campaign_id="c5"),
+        campaign(campaign_id="c6", end_date="2025-01-01"),
+        campaign(campaign_id="c7", category="home"),
+    ]
+
+    result = validate_frame(pd.DataFrame(rows), "campaigns")
+
+    rejected_rows = {r.row for r in result.rejects}
+    assert len(result.frame) + len(rejected_rows) == len(rows)
+    assert result.frame["campaign_id"].tolist() == ["c1", "c3", "c5", "c7"]
+    assert result.frame["row"].tolist() == [1, 3, 5, 7]
+    assert rejected_rows == {2, 4, 6}
+    assert {r.column for r in result.rejects if r.row == 4} == {"commission_rate", "marketplaces"}
+
+
+def test_all_rows_invalid_gives_an_empty_table_and_the_rejects():
+    """A file whose every row is bad still reads: zero valid rows and one reject per row, no crash."""
+    frame = pd.DataFrame([campaign(price=0.0), campaign(campaign_id="c2", brief="")])
+
+    result = validate_frame(frame, "campaigns")
+
+    assert len(result.frame) == 0
+    assert [r.row for r in result.rejects] == [1, 2]
+
+
+def test_header_only_csv_reads_as_an_empty_table(tmp_path):
+    """A table with columns but no rows reads as zero valid rows and no rejects."""
+    path = tmp_path / "campaigns.csv"
+    path.write_text(",".join(campaign()) + "\n", encoding="utf-8")
+
+    result = read_table(path, "campaigns")
+
+    assert len(result.frame) == 0 and result.rejects == []
+
+
+# --- the three file formats -------------------------------------------------------------------------------------
+
+CREATOR_ROWS = [
+    creator(
+        creator_id="u1",
+        handle="@glow",
+        bio="Skincare routines for dry skin.",
+        audience_marketplaces={"US": 0.6, "CA": 0.25},
+        audience_mobile_share=0.8,
+        accepts_campaigns=True,
+        notes="from crm",
+    ),
+    creator(
+        creator_id="u2",
+        creator_type="deals_site",
+        platforms=["website"],
+        interest_tags=["deals", "kitchen gadgets"],
+        followers=300000,
+        handle=None,
+        bio=None,
+        audience_marketplaces=None,
+        audience_mobile_share=None,
+        accepts_campaigns=False,
+        notes="",
+    ),
+    creator(
+        creator_id="u3",
+        creator_type="podcaster",
+        handle="@bad",
+        bio=None,
+        audience_marketplaces={"UK": 0.9},
+        audience_mobile_share=0.5,
+        accepts_campaigns=True,
+        notes="bad type",
+    ),
+    creator(
+        creator_id="u4",
+        creator_type="review_site",
+        platforms=["website", "youtube"],
+        interest_tags=["trail running"],
+        followers=0,
+        handle="@trail",
+        bio="Reviews of trail shoes.",
+        audience_marketplaces={"DE": 0.5, "FR": 0.2, "IT": 0.1},
+        audience_mobile_share=None,
+        accepts_campaigns=True,
+        notes="x",
+    ),
+]
+CREATOR_COLUMNS = list(CREATOR_ROWS[0])
+
+
+def write_parquet_creators(path, rows, audience_type=None, audience=None) -> None:
+    columns = {name: [row[name] for row in rows] for name in CREATOR_COLUMNS}
+    types = {
+        "platforms": pa.list_(pa.string()),
+        "interest_tags": pa.list_(pa.string()),
+        "audience_marketplaces": pa.map_(pa.string(), pa.float64()),
+        "followers": pa.int64(),
+        "audience_mobile_share": pa.float64(),
+        "accepts_campaigns": pa.bool_(),
+    }
+    columns["audience_marketplaces"] = [
+        None if m is None else list(m.items()) for m in columns["audience_marketplaces"]
+    ]
+    if audience_type is not None:
+        types["audience_marketplaces"] = audience_type
+        columns["audience_marketplaces"] = audience
+    arrays = {name: pa.array(values, type=types.get(name, pa.string())) for name, values in columns.items()}
+    pq.write_table(pa.table(arrays), path)
+
+
+def write_csv_creators(path, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CREATOR_COLUMNS)
+        for row in rows:
+            cells = []
+            for name in CREATOR_COLUMNS:
+                value = row[name]
+                if value is None:
+                    cells.append("")
+                elif isinstance(value, list):
+                    cells.append("|".join(value))
+                elif isinstance(value, dict):
+                    cells.append(json.dumps(value))
+                elif isinstance(value, bool):
+                    cells.append("true" if value else "false")
+                else:
+                    cells.append(str(value))
+            writer.writerow(cells)
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def model_columns(table) -> pd.DataFrame:
+    return table.frame.drop(columns=["notes"], errors="ignore")
+
+
+def test_parquet_csv_and_jsonl_creators_read_to_the_same_valid_rows(tmp_path):
+    """Lists and maps in each format's own spelling give identical typed rows and identical rejects."""
+    write_parquet_creators(tmp_path / "creators.parquet", CREATOR_ROWS)
+    write_csv_creators(tmp_path / "creators.csv", CREATOR_ROWS)
+    write_jsonl(tmp_path / "creators.jsonl", CREATOR_ROWS)
+
+    tables = {ext: read_table(tmp_path / f"creators.{ext}", "creators") for ext in ("parquet", "csv", "jsonl")}
+
+    parquet = tables["parquet"]
+    assert parquet.frame["creator_id"].tolist() == ["u1", "u2", "u4"]
+    assert parquet.frame["platforms"].tolist() == [["instagram", "tiktok"], ["website"], ["website", "youtube"]]
+    assert parquet.frame["audience_marketplaces"].tolist() == [
+        {"US": 0.6, "CA": 0.25},
+        None,
+        {"DE": 0.5, "FR": 0.2, "IT": 0.1},
+    ]
+    assert parquet.frame["accepts_campaigns"].tolist() == [True, False, True]
+    assert parquet.frame["followers"].tolist() == [12000, 300000, 0]
+    for ext in ("csv", "jsonl"):
+        pd.testing.assert_frame_equal(model_columns(tables[ext]), model_columns(parquet), obj=ext)
+        assert [(r.row, r.id, r.column) for r in tables[ext].rejects] == [(3, "u3", "creator_type")]
+    assert [(r.row, r.id, r.column) for r in parquet.rejects] == [(3, "u3", "creator_type")]
+
+
+def test_parquet_csv_and_jsonl_campaigns_read_to_the_same_valid_rows(tmp_path):
+    """Campaign lists and dates (Parquet date32, ISO strings elsewhere) read the same in every format."""
+    rows = [
+        campaign(campaign_id="c1", product_type="non_standard", in_stock=True),
+        campaign(campaign_id="c2", asins=["B000000001"], marketplaces=["UK"], product_type="auto", in_stock=False),
+        campaign(campaign_id="c3", end_date="2025-06-01", product_type="standard", in_stock=True),
+    ]
+    types = {
+        "asins": pa.list_(pa.string()),
+        "marketplaces": pa.list_(pa.string()),
+        "price": pa.float64(),
+        "commission_rate": pa.float64(),
+        "budget": pa.float64(),
+        "start_date": pa.date32(),
+        "end_date": pa.date32(),
+        "in_stock": pa.bool_(),
+    }
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    for name in ("start_date", "end_date"):
+        columns[name] = [pd.Timestamp(v).date() for v in columns[name]]
+    pq.write_table(
+        pa.table({n: pa.array(v, type=types.get(n, pa.string())) for n, v in columns.items()}),
+        tmp_path / "campaigns.parquet",
+    )
+    with open(tmp_path / "campaigns.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(rows[0])
+        for row in rows:
+            writer.writerow(
+                [
+                    "|".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else v
+                    for v in row.values()
+                ]
+            )
+    write_jsonl(tmp_path / "campaigns.jsonl", rows)
+
+    tables = {ext: read_table(tmp_path / f"campaigns.{ext}", "campaigns") for ext in ("parquet", "csv", "jsonl")}
+
+    parquet = tables["parquet"]
+    assert parquet.frame["campaign_id"].tolist() == ["c1", "c2"]
+    assert parquet.frame["start_date"].tolist() == [pd.Timestamp("2026-01-01").date()] * 2
+    assert parquet.frame["in_stock"].tolist() == [True, False]
+    for ext in ("csv", "jsonl"):
+        pd.testing.assert_frame_equal(tables[ext].frame, parquet.frame, obj=ext)
+        assert [(r.row, r.column) for r in tables[ext].rejects] == [(3, "end_date")]
+
+
+def test_parquet_struct_map_column_is_accepted(tmp_path):
+    """A Parquet struct for audience_marketplaces reads as a map; absent marketplaces are dropped."""
+    rows = CREATOR_ROWS[:2]
+    audience_type = pa.struct([("US", pa.float64()), ("UK", pa.float64())])
+    audience = [{"US": 0.6, "UK": None}, {"US": 0.3, "UK": 0.5}]
+    path = tmp_path / "creators.parquet"
+    write_parquet_creators(path, rows, audience_type, audience)
+
+    result = read_table(path, "creators")
+
+    assert result.rejects == []
+    assert result.frame["audience_marketplaces"].tolist() == [{"US": 0.6}, {"US": 0.3, "UK": 0.5}]
+
+
+def test_parquet_json_object_string_map_column_is_accepted(tmp_path):
+    """A JSON object string in a Parquet string column reads as a map; a bad one is rejected by column."""
+    rows = [creator(creator_id="u1"), creator(creator_id="u2"), creator(creator_id="u3")]
+    for row, audience in zip(rows, ['{"US": 0.6, "JP": 0.1}', None, '{"US": 0.9, "UK": 0.9}'], strict=True):
+        row["audience_marketplaces"] = audience
+    frame = pd.DataFrame(rows)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert table.schema.field("audience_marketplaces").type in (pa.string(), pa.large_string())
+    path = tmp_path / "creators.parquet"
+    pq.write_table(table, path)
+
+    result = read_table(path, "creators")
+
+    assert result.frame["audience_marketplaces"].tolist() == [{"US": 0.6, "JP": 0.1}, None]
+    assert [(r.row, r.id, r.column) for r in result.rejects] == [(3, "u3", "audience_marketplaces")]
+
+
+def test_csv_list_written_as_json_array_is_accepted(tmp_path):
+    """A CSV list cell holding a JSON array reads like the pipe form."""
+    path = tmp_path / "creators.csv"
+    path.write_text(
+        "creator_id,creator_type,platforms,interest_tags,followers\n"
+        'u1,social_creator,"[""instagram"", ""x""]",skincare|k-beauty,10\n',
+        encoding="utf-8",
+    )
+
+    result = read_table(path, "creators")
+
+    assert result.rejects == []
+    assert result.frame.loc[0, "platforms"] == ["instagram", "x"]
+    assert result.frame.loc[0, "interest_tags"] == ["skincare", "k-beauty"]
+
+
+def test_csv_numbers_and_ids_are_typed_by_the_row_model(tmp_path):
+    """CSV is read as text: ids like '007' stay strings; 'inf', 'nan' and words in a float column are rejected."""
+    path = tmp_path / "campaigns.csv"
+    header = list(campaign())
+    lines = [",".join(header)]
+    for campaign_id, budget in (("007", "500"), ("c2", "inf"), ("c3", "nan"), ("c4", "lots")):
+        row = campaign(campaign_id=campaign_id, budget=budget)
+        lines.append(",".join("|".join(v) if isinstance(v, list) else f'"{v}"' for v in row.values()))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = read_table(path, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["007"]
+    assert result.frame["budget"].tolist() == [500.0]
+    assert [(r.row, r.id, r.column) for r in result.rejects] == [
+        (2, "c2", "budget"),
+        (3, "c3", "budget"),
+        (4, "c4", "budget"),
+    ]
+    assert "finite number" in result.rejects[0].reason
+    assert result.rejects[1].reason == "required value is missing"  # 'nan' is a CSV missing-value marker
+    assert "valid number" in result.rejects[2].reason
+
+
+def test_unknown_extra_columns_are_kept_aligned_with_the_valid_rows(tmp_path):
+    """Extra columns survive validation, row by row, even when rows before them were rejected."""
+    rows = [
+        campaign(campaign_id="c1", owner="ana", priority=1),
+        campaign(campaign_id="c2", owner="ben", priority=2, price=0.0),
+        campaign(campaign_id="c3", owner="cai", priority=3),
+    ]
+    path = tmp_path / "campaigns.jsonl"
+    write_jsonl(path, rows)
+
+    result = read_table(path, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c1", "c3"]
+    assert result.frame["owner"].tolist() == ["ana", "cai"]
+    assert result.frame["priority"].tolist() == [1, 3]
+
+
+def test_csv_with_non_utf8_bytes_is_still_read(tmp_path):
+    """Latin-1 bytes in a CSV are replaced, not fatal; valid rows are kept and bad ones still rejected."""
+    path = tmp_path / "creators.csv"
+    path.write_bytes(
+        b"creator_id,creator_type,platforms,interest_tags,followers,bio\n"
+        b"u1,social_creator,instagram,skincare,10,Caf\xe9 cr\xe8me lover\n"
+        b"u2,review_site,website,trail running,20,plain\n"
+        b"u3,social_creator,instagram,skincare,-4,\xff\xfe\n"
+    )
+
+    result = read_table(path, "creators")
+
+    assert result.frame["creator_id"].tolist() == ["u1", "u2"]
+    assert "\ufffd" in result.frame.loc[0, "bio"]
+    assert result.frame.loc[0, "bio"].startswith("Caf")
+    assert [(r.row, r.id, r.column) for r in result.rejects] == [(3, "u3", "followers")]
+
+
+def test_private_bio_and_handle_values_are_never_echoed_in_a_reason():
+    """A bad bio or handle is named by column, but its value does not appear in the reason."""
+    frame = pd.DataFrame(
+        [
+            creator(creator_id="u1", bio=[1234567, 7654321]),
+            creator(creator_id="u2", handle=5550199),
+            creator(creator_id="u3", bio="fine"),
+        ]
+    )
+
+    result = validate_frame(frame, "creators")
+
+    assert result.frame["creator_id"].tolist() == ["u3"]
+    assert [(r.row, r.column) for r in result.rejects] == [(1, "bio"), (2, "handle")]
+    for reject in result.rejects:
+        assert "1234567" not in reject.reason and "7654321" not in reject.reason
+        assert "5550199" not in reject.reason
+        assert "1234567" not in reject.line() and "5550199" not in reject.line()
+
+
+def test_public_values_are_echoed_to_help_fix_the_row():
+    """For ordinary columns the reason shows the offending value."""
+    frame = pd.DataFrame([campaign(campaign_id="c1", commission_rate=1.7)])
+    frame = pd.concat([pd.DataFrame([campaign(campaign_id="c0")]), frame], ignore_index=True)
+
+    (reject,) = validate_frame(frame, "campaigns").rejects
+
+    assert "1.7" in reject.reason
+
+
+# --- errors, rejects file and stderr ------------------------------------------------------------------------------
+
+
+def test_read_frame_missing_file_raises_a_one_line_input_error(tmp_path):
+    """A missing file is an InputError with one line naming the path."""
+    path = tmp_path / "absent.parquet"
+
+    with pytest.raises(InputError) as caught:
+        read_frame(path)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message and "no such file" in message
+
+
+def test_read_frame_unknown_extension_raises_a_one_line_input_error(tmp_path):
+    """An unknown extension is refused by name, whether or not the file exists."""
+    path = tmp_path / "creators.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+
+    with pytest.raises(InputError) as caught:
+        read_frame(path)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'.xlsx'" in message and ".parquet" in message
+
+
+def test_read_frame_unparseable_parquet_raises_a_one_line_input_error(tmp_path):
+    """A file that is not Parquet despite its name is an InputError, not a parser traceback."""
+    path = tmp_path / "creators.parquet"
+    path.write_text("creator_id\nu1\nu2\n", encoding="utf-8")
+
+    with pytest.raises(InputError) as caught:
+        read_frame(path)
+
+    assert "\n" not in str(caught.value) and "cannot read as parquet" in str(caught.value)
+
+
+def test_write_rejects_writes_the_contract_file_beside_the_output(tmp_path):
+    """`<stem>.rejects.csv` beside the output holds table,row,id,column,reason for every reject."""
+    frame = pd.DataFrame([campaign(), campaign(campaign_id="c2", price=0.0), campaign(campaign_id="c3", brief="")])
+    rejects = validate_frame(frame, "campaigns").rejects
+    out = tmp_path / "out" / "matches.parquet"
+
+    path = write_rejects(rejects, out)
+
+    assert path == tmp_path / "out" / "matches.rejects.csv" == rejects_path(out)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == ["table", "row", "id", "column", "reason"]
+        written = list(reader)
+    assert [(r["table"], r["row"], r["id"], r["column"]) for r in written] == [
+        ("campaigns", "2", "c2", "price"),
+        ("campaigns", "3", "c3", "brief"),
+    ]
+    assert written[0]["reason"] == rejects[0].reason
+    assert sorted(p.name for p in path.parent.iterdir()) == ["matches.rejects.csv"]
+
+
+def test_write_rejects_with_no_rejects_writes_only_the_header(tmp_path):
+    """An empty rejects list still gives a well-formed file."""
+    path = write_rejects([], tmp_path / "matches.csv")
+
+    assert path.read_text(encoding="utf-8").splitlines() == ["table,row,id,column,reason"]
+
+
+def test_report_rejects_writes_one_line_per_reject_to_stderr(capsys):
+    """Each reject is one stderr line naming table, row, id, column and reason."""
+    frame = pd.DataFrame([performance(), performance(creator_id="u2", clicks=5000), performance(creator_id="")])
+    rejects = validate_frame(frame, "performance").rejects
+
+    report_rejects(rejects)
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == len(rejects) == 2
+    assert lines[0].startswith("performance row 2 (id c1/u2): column clicks: ")
+    assert "exceed impressions" in lines[0]
+    assert lines[1].startswith("performance row 3 (id c1/): column creator_id: ")
+
+
+def test_report_rejects_writes_to_a_given_stream():
+    """report_rejects honours an explicit stream."""
+    frame = pd.DataFrame([creator(), creator(creator_id="u2", followers=-1)])
+    stream = io.StringIO()
+
+    report_rejects(validate_frame(frame, "creators").rejects, stream)
+
+    assert stream.getvalue() == (
+        "creators row 2 (id u2): column followers: got -1; input should be greater than or equal to 0\n"
+    )
+
+
+def test_validate_performance_links_rejects_unknown_campaigns_and_creators():
+    """Performance rows pointing at no valid campaign or creator are rejected with that column named."""
+    campaigns = validate_frame(
+        pd.DataFrame([campaign(campaign_id="c1"), campaign(campaign_id="cX", price=0)]), "campaigns"
+    )
+    creators = validate_frame(pd.DataFrame([creator(creator_id="u1"), creator(creator_id="u2")]), "creators")
+    perf = validate_frame(
+        pd.DataFrame(
+            [
+                performance(campaign_id="c1", creator_id="u1"),
+                performance(campaign_id="cX", creator_id="u1"),
+                performance(campaign_id="c1", creator_id="u9"),
+                performance(campaign_id="c1", creator_id="u2", orders=999),
+                performance(campaign_id="c1", creator_id="u2"),
+                performance(campaign_id="c7", creator_id="u8"),
+            ]
+        ),
+        "performance",
+    )
+
+    linked = validate_performance_links(perf, campaigns.frame, creators.frame)
+
+    assert linked.frame["row"].tolist() == [1, 5]
+    assert [(r.row, r.id, r.column) for r in linked.rejects] == [
+        (2, "cX/u1", "campaign_id"),
+        (3, "c1/u9", "creator_id"),
+        (4, "c1/u2", "orders"),
+        (6, "c7/u8", "campaign_id"),
+    ]
+    assert "'cX' is not a valid row of the campaigns table" in linked.rejects[0].reason
+    assert "'u9' is not a valid row of the creators table" in linked.rejects[1].reason
+    assert len(linked.frame) + len({r.row for r in linked.rejects}) == 6
