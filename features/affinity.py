@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.history import CategoryPriors
 
-__all__ = ["AFFINITY_FEATURES", "TagCategoryAffinity"]
+__all__ = ["AFFINITY_FEATURES", "PastPerformance", "TagCategoryAffinity"]
 
 AFFINITY_FEATURES = ["tag_affinity_ctr", "tag_affinity_ctr_mean", "tag_affinity_cvr", "tag_affinity_evidence"]
 
@@ -90,3 +90,14 @@ class TagCategoryAffinity:
                 "tag_affinity_evidence": best["evidence"].to_numpy(),
             }
         )
+
+
+@dataclass
+class PastPerformance:
+    """What settled history says, as scoring needs it: category priors, each creator's record overall and
+    per category, and which interests sold in which categories."""
+
+    priors: CategoryPriors
+    history: pd.DataFrame  # per creator_id: HISTORY_COLUMNS
+    category_history: pd.DataFrame  # per (creator_id, category): HISTORY_COLUMNS
+    affinity: TagCategoryAffinity

@@ -79,7 +79,12 @@ def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.T
     return rows[keep].reset_index(drop=True)
 
 
-def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.DataFrame | None = None) -> pd.DataFrame:
+def creator_history(
+    rows: pd.DataFrame,
+    priors: CategoryPriors,
+    queries: pd.DataFrame | None = None,
+    by: tuple[str, ...] = ("creator_id",),
+) -> pd.DataFrame:
     """Each creator's totals over settled campaigns, plus the clicks and orders an average creator would get.
 
     What "average" means: the rows' own `expected_clicks` and `expected_orders` columns when present (a
@@ -92,9 +97,11 @@ def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.Data
         queries: optional (`creator_id`, `as_of`) rows; each gets the totals of campaigns settled strictly
             before its `as_of`, so a training pair never sees its own outcome. Without it, one row per creator
             over all rows.
+        by: the keys a record belongs to: ("creator_id",) for a creator's whole record, ("creator_id",
+            "category") for the record in each category. Queries carry the same keys.
 
     Returns:
-        One row per query (or creator) with HISTORY_COLUMNS; zeros where there is no history.
+        One row per query (or key) with the keys and HISTORY_COLUMNS; zeros where there is no history.
     """
     if "expected_clicks" in rows.columns and "expected_orders" in rows.columns:
         rows = rows.assign(hist_prior_clicks=rows["expected_clicks"], hist_prior_orders=rows["expected_orders"])
@@ -105,13 +112,14 @@ def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.Data
     rows["hist_campaigns"] = 1
     value_columns = HISTORY_COLUMNS
     if queries is None:
-        return rows.groupby("creator_id")[value_columns].sum().astype(float).reset_index()
+        return rows.groupby(list(by))[value_columns].sum().astype(float).reset_index()
     # Stable sorts: campaigns settling on the same day must keep their running totals in order.
     events = rows.sort_values("settled_on", kind="stable")
-    cumulative = events.groupby("creator_id")[value_columns].cumsum().astype(float)
-    cumulative["creator_id"] = events["creator_id"].to_numpy()
+    cumulative = events.groupby(list(by))[value_columns].cumsum().astype(float)
+    for key in by:
+        cumulative[key] = events[key].to_numpy()
     cumulative["settled_on"] = events["settled_on"].to_numpy()
-    ask = queries[["creator_id", "as_of"]].assign(
+    ask = queries[[*by, "as_of"]].assign(
         _order=np.arange(len(queries)), as_of=pd.to_datetime(queries["as_of"]).astype("datetime64[ns]")
     )
     cumulative["settled_on"] = cumulative["settled_on"].astype("datetime64[ns]")
@@ -120,9 +128,9 @@ def creator_history(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.Data
         cumulative.sort_values("settled_on", kind="stable"),
         left_on="as_of",
         right_on="settled_on",
-        by="creator_id",
+        by=list(by),
         allow_exact_matches=False,
         direction="backward",
     )
     merged = merged.sort_values("_order")
-    return merged[["creator_id", *value_columns]].fillna(0.0).reset_index(drop=True)
+    return merged[[*by, *value_columns]].fillna(0.0).reset_index(drop=True)

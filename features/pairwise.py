@@ -47,6 +47,9 @@ FEATURES = [
     "prior_cvr",
     "hist_ctr_shrunk",
     "hist_cvr_shrunk",
+    "hist_cat_campaigns",
+    "hist_cat_ctr_lift",
+    "hist_cat_cvr_lift",
 ]
 CATEGORICAL_FEATURES = ["creator_type_code", "category_code"]
 # Pseudo-counts: how much evidence it takes for a creator's own record to outweigh the category prior.
@@ -73,6 +76,7 @@ def pair_features(
     semantic: pd.DataFrame,
     affinity: pd.DataFrame,
     history: pd.DataFrame,
+    category_history: pd.DataFrame,
     priors: CategoryPriors,
 ) -> pd.DataFrame:
     """Builds FEATURES for pairs (campaigns.iloc[campaign_index[i]], creators.iloc[creator_index[i]]).
@@ -83,7 +87,8 @@ def pair_features(
         campaign_index, creator_index: positional indices of each pair.
         semantic: SEMANTIC_FEATURES of each pair (see `features.similarity.semantic_features`).
         affinity: AFFINITY_FEATURES of each pair (see `features.affinity.TagCategoryAffinity`).
-        history: one row per pair with HISTORY_COLUMNS (zeros for no history).
+        history: one row per pair with HISTORY_COLUMNS of the creator's whole record (zeros for none).
+        category_history: the same, for the creator's record in the campaign's category only.
         priors: category priors for click-through and orders per click.
 
     Returns:
@@ -110,6 +115,13 @@ def pair_features(
         h["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
     )
     prior_ctr, prior_cvr = priors.ctr(c["category"]), priors.cvr(c["category"])
+    hc = category_history.reset_index(drop=True)
+    cat_ctr_lift = (hc["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (
+        hc["hist_prior_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS
+    )
+    cat_cvr_lift = (hc["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (
+        hc["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
+    )
     type_code = {kind: i for i, kind in enumerate(CREATOR_TYPES)}
     category_code = {name: i for i, name in enumerate(CATEGORIES)}
     frame = pd.DataFrame(
@@ -146,6 +158,9 @@ def pair_features(
             "prior_cvr": prior_cvr,
             "hist_ctr_shrunk": prior_ctr * ctr_lift,
             "hist_cvr_shrunk": prior_cvr * cvr_lift,
+            "hist_cat_campaigns": hc["hist_campaigns"].to_numpy(float),
+            "hist_cat_ctr_lift": cat_ctr_lift,
+            "hist_cat_cvr_lift": cat_cvr_lift,
         }
     )[FEATURES]
     frame["shared_interests"] = shared

@@ -170,8 +170,10 @@ class Matcher:
         self._proven_cache: dict[str, np.ndarray] = {}
         self._creator_vectors = self._vectors_by_row(index)
         self._tags = TagSpace(self.embedder, self.creators["interest_tags"])
-        history = self.ranker.model.history.set_index("creator_id")[HISTORY_COLUMNS]
+        self._past = self.ranker.model.past
+        history = self._past.history.set_index("creator_id")[HISTORY_COLUMNS]
         self._history = history.reindex(self.creators["creator_id"]).fillna(0.0).reset_index(drop=True)
+        self._category_history = self._past.category_history.set_index(["creator_id", "category"])[HISTORY_COLUMNS]
 
     def _vectors_by_row(self, index: CandidateIndex) -> np.ndarray:
         """Creator vectors in table order, read back from the index (no re-embedding)."""
@@ -202,7 +204,7 @@ class Matcher:
         if category not in self._proven_cache:
             value = np.where(
                 self._eligible_rows,
-                proven_value(self.creators, self._history, self.ranker.model.affinity, category),
+                proven_value(self.creators, self._history, self._past.affinity, category),
                 -np.inf,
             )
             k = min(self.settings.proven_candidates, int(self._eligible_rows.sum()))
@@ -233,11 +235,19 @@ class Matcher:
             campaign_index,
             creator_index,
             semantic,
-            self.ranker.model.affinity.transform(
+            self._past.affinity.transform(
                 self.creators["interest_tags"].iloc[creator_index], campaigns["category"].iloc[campaign_index]
             ),
             self._history.iloc[creator_index],
-            self.ranker.model.priors,
+            self._category_history.reindex(
+                pd.MultiIndex.from_arrays(
+                    [
+                        self.creators["creator_id"].to_numpy()[creator_index],
+                        campaigns["category"].to_numpy()[campaign_index],
+                    ]
+                )
+            ).fillna(0.0),
+            self._past.priors,
         )
         predicted = self.ranker.model.ranker.predict(features)
         c = campaigns.iloc[campaign_index].reset_index(drop=True)

@@ -12,7 +12,7 @@ for _name, _value in {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_LOGGING_LEVEL": "ERROR",
 }.items():
     os.environ.setdefault(_name, _value)
 
@@ -39,6 +39,12 @@ app = typer.Typer(
 class Engine(StrEnum):
     local = "local"
     ray = "ray"
+
+
+class Attribution(StrEnum):
+    last_click = "last_click"
+    position_based = "position_based"
+    linear = "linear"
 
 
 class UserError(Exception):
@@ -81,6 +87,10 @@ def train(
     model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
     as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: settle campaigns as of this day")] = None,
     embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+    attribution: Annotated[
+        Attribution, typer.Option(help="how orders are credited where touches and purchases exist")
+    ] = Attribution.last_click,
+    window_hours: Annotated[float, typer.Option(min=0.01, help="attribution window; 336 = 14 days")] = 24.0,
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
@@ -88,7 +98,14 @@ def train(
     from training.train import train as run_training
 
     day = _parse_date(as_of) if as_of else None
-    result = run_training(data, model_name=model_name, embedder=Embedder(embedding_model), as_of=day)
+    result = run_training(
+        data,
+        model_name=model_name,
+        embedder=Embedder(embedding_model),
+        as_of=day,
+        attribution=attribution.value,
+        window=dt.timedelta(hours=window_hours),
+    )
     typer.echo(summarize(result))
     if result.rejects:
         _echo_rejects(result.rejects)
@@ -99,19 +116,28 @@ def train(
 def promote(
     model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
     version: Annotated[str, typer.Option(help="the version to make champion")] = ...,
+    force: Annotated[bool, typer.Option(help="promote even if it does not beat the champion")] = False,
 ) -> None:
-    """Make a reviewed version the one batch jobs use (alias `champion`)."""
+    """Make a reviewed version the one batch jobs use (alias `champion`).
+
+    Refused (exit 2) unless the version ranks at least as well as the champion on held-out campaigns that
+    neither has trained on; --force overrides, e.g. for a rollback.
+    """
     from mlflow.exceptions import MlflowException
 
+    from training.promotion import check_promotion
     from training.registry import configure_tracking
     from training.registry import promote as set_champion
 
     configure_tracking()
     try:
+        check = check_promotion(model_name, version)
+        if not check.allowed and not force:
+            raise UserError(f"not promoted: {check.reason} (use --force to promote anyway)")
         set_champion(model_name, version)
     except MlflowException as exc:
         raise UserError(f"cannot promote {model_name} version {version}: {str(exc).splitlines()[0]}") from exc
-    typer.echo(f"{model_name} version {version} is now champion")
+    typer.echo(f"{model_name} version {version} is now champion ({check.reason}{'; forced' if force else ''})")
 
 
 @app.command()

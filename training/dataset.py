@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
+from features.affinity import AFFINITY_FEATURES, PastPerformance, TagCategoryAffinity
+from features.attribution import attribute
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
 from features.pairwise import FEATURES, pair_features
@@ -18,6 +19,11 @@ from features.product_type import resolve_product_type
 from features.similarity import TagSpace, semantic_features
 from features.tables import InputError, Reject, read_table, validate_performance_links
 from training.ranker import OUTCOMES, CreatorRanker
+
+HISTORY_FEATURES = [name for name in FEATURES if name.startswith("hist_")]
+BY_CATEGORY = ("creator_id", "category")
+# The dashboard's settlement rule: an order counts for the last click within 24 hours before it.
+DEFAULT_WINDOW = dt.timedelta(hours=24)
 
 __all__ = [
     "TrainingData",
@@ -45,9 +51,7 @@ class TrainingData:
     """Pairs with features and outcomes, plus what scoring new pairs needs later."""
 
     pairs: pd.DataFrame  # campaign_id, creator_id, start_date, FEATURES..., impressions, clicks, orders, sales
-    priors: CategoryPriors
-    history: pd.DataFrame  # per creator totals over every settled campaign: the snapshot used at match time
-    affinity: TagCategoryAffinity  # fitted on every settled row, for match time
+    past: PastPerformance  # fitted on every settled row: the snapshot used at match time
     fingerprint: str
     window: tuple[str, str]
 
@@ -149,13 +153,43 @@ def context_expectations(features: pd.DataFrame, rows: pd.DataFrame, folds: int 
     }
 
 
-def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.date | None = None) -> TrainingData:
+def relabel(
+    rows: pd.DataFrame, touches: pd.DataFrame | None, purchases: pd.DataFrame | None, model: str, window: dt.timedelta
+) -> pd.DataFrame:
+    """Orders, units and sales of campaigns with event logs, re-credited under `model` and `window`.
+
+    The performance table already holds the dashboard's 24-hour last-click view; campaigns without events
+    keep it. Credit is fractional under multi-touch models and never exceeds a row's clicks.
+    """
+    if touches is None or purchases is None or touches.empty or purchases.empty:
+        return rows
+    if model == "last_click" and window == DEFAULT_WINDOW:
+        return rows
+    covered = rows["campaign_id"].isin(set(touches["campaign_id"]))
+    credit = attribute(touches, purchases, model, window).set_index(["campaign_id", "creator_id"])
+    keys = pd.MultiIndex.from_frame(rows.loc[covered, ["campaign_id", "creator_id"]])
+    found = credit.reindex(keys).fillna(0.0)
+    rows = rows.astype({"orders": float, "sales": float})
+    rows.loc[covered, "orders"] = np.minimum(found["orders"].to_numpy(), rows.loc[covered, "clicks"].to_numpy())
+    rows.loc[covered, "sales"] = found["sales"].to_numpy()
+    return rows
+
+
+def build_training_data(
+    tables: TrainingTables,
+    embedder: Embedder,
+    as_of: dt.date | None = None,
+    attribution: str = "last_click",
+    window: dt.timedelta = DEFAULT_WINDOW,
+) -> TrainingData:
     """Builds one row per settled (campaign, creator) pair with features as of the campaign's start.
 
     Args:
         tables: the validated tables.
         embedder: embeds briefs and profiles for the similarity feature.
         as_of: campaigns count as settled when their end date + 7 days is on or before it; default today.
+        attribution: how orders are credited where touches and purchases exist (see `relabel`).
+        window: how long after a click an order still counts for it.
 
     Raises:
         InputError: no settled performance rows to learn from.
@@ -165,6 +199,7 @@ def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.da
     rows = settled_rows(tables.performance, campaigns, as_of)
     if rows.empty:
         raise InputError("no settled performance rows to learn from (status settled and 7 days past end_date)")
+    rows = relabel(rows, tables.touches, tables.purchases, attribution, window)
     priors = CategoryPriors().fit(rows)
     camp_pos = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
     creator_pos = pd.Series(np.arange(len(tables.creators)), index=tables.creators["creator_id"])
@@ -185,12 +220,16 @@ def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.da
     )
     tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
     affinity = cross_fitted_affinity(rows, tags, priors)
-    queries = rows[["creator_id"]].assign(as_of=rows["start_date"])
-    history = creator_history(rows, priors, queries)
-    features = pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, priors)
-    rows = rows.assign(**context_expectations(features, rows))
-    history = creator_history(rows, priors, queries)
-    features = pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, priors)
+    queries = rows[["creator_id", "category"]].assign(as_of=rows["start_date"])
+
+    def features_from(rows: pd.DataFrame) -> pd.DataFrame:
+        history = creator_history(rows, priors, queries)
+        in_category = creator_history(rows, priors, queries, by=BY_CATEGORY)
+        return pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, in_category, priors)
+
+    # Records are judged against what a model without them expects, then the features are rebuilt.
+    rows = rows.assign(**context_expectations(features_from(rows), rows))
+    features = features_from(rows)
     pairs = pd.concat(
         [
             rows[["campaign_id", "creator_id", "start_date", "impressions", "clicks", "orders", "sales"]].reset_index(
@@ -201,14 +240,10 @@ def build_training_data(tables: TrainingTables, embedder: Embedder, as_of: dt.da
         axis=1,
     )
     window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
-    return TrainingData(
-        pairs,
+    past = PastPerformance(
         priors,
         creator_history(rows, priors),
+        creator_history(rows, priors, by=BY_CATEGORY),
         TagCategoryAffinity().fit(rows, tags, priors),
-        _fingerprint(rows),
-        window,
     )
-
-
-HISTORY_FEATURES = [name for name in FEATURES if name.startswith("hist_")]
+    return TrainingData(pairs, past, _fingerprint(rows), window)

@@ -8,7 +8,7 @@ from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
 from training.ranker import CreatorRanker
 
-__all__ = ["BASELINES", "evaluate_ranking", "head_metrics", "time_split"]
+__all__ = ["BASELINES", "evaluate_ranking", "expected_sales", "head_metrics", "ndcg_by_campaign", "time_split"]
 
 # What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first.
 BASELINES = {
@@ -62,7 +62,8 @@ def head_metrics(predictions: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, fl
     }
 
 
-def _ndcg(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
+def ndcg_by_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
+    """Mean over campaigns (with some realized sales) of NDCG@k of realized sales ordered by `scores`."""
     values = []
     for _, index in pairs.groupby("campaign_id").indices.items():
         realized = pairs["sales"].to_numpy(float)[index]
@@ -72,6 +73,11 @@ def _ndcg(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def expected_sales(predicted: pd.DataFrame, price: np.ndarray) -> np.ndarray:
+    """The score: expected impressions x click-through x orders per click x price."""
+    return (predicted["expected_impressions"] * predicted["p_click"] * predicted["p_order"]).to_numpy() * price
+
+
 def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10) -> dict[str, float]:
     """Head metrics, and NDCG@k of realized sales for the model's expected sales and every baseline."""
     predicted = ranker.predict(pairs)
@@ -79,7 +85,7 @@ def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarr
     expected_sales = (
         predicted["expected_impressions"] * predicted["p_click"] * predicted["p_order"]
     ).to_numpy() * price
-    metrics[f"ndcg_at_{k}"] = _ndcg(pairs, expected_sales, k)
+    metrics[f"ndcg_at_{k}"] = ndcg_by_campaign(pairs, expected_sales, k)
     for name, baseline in BASELINES.items():
-        metrics[f"baseline_{name}_ndcg_at_{k}"] = _ndcg(pairs, baseline(pairs), k)
+        metrics[f"baseline_{name}_ndcg_at_{k}"] = ndcg_by_campaign(pairs, baseline(pairs), k)
     return metrics

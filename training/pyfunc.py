@@ -5,8 +5,7 @@ from __future__ import annotations
 import mlflow.pyfunc
 import pandas as pd
 
-from features.affinity import TagCategoryAffinity
-from features.history import CategoryPriors
+from features.affinity import PastPerformance
 from features.pairwise import FEATURES
 from training.ranker import CreatorRanker
 
@@ -16,24 +15,14 @@ __all__ = ["RankerModel"]
 class RankerModel(mlflow.pyfunc.PythonModel):
     """Predicts `expected_impressions`, `p_click` and `p_order` from FEATURES columns.
 
-    Besides the fitted ranker it carries the category priors, the interest-category affinities and each
-    creator's settled history as of training, and names the embedding model and dimension that the
-    similarity features came from.
+    Besides the fitted ranker it carries what settled history said at training time (category priors,
+    creators' records overall and per category, interest-category affinities) and names the embedding
+    model and dimension that the similarity features came from.
     """
 
-    def __init__(
-        self,
-        ranker: CreatorRanker,
-        priors: CategoryPriors,
-        history: pd.DataFrame,
-        affinity: TagCategoryAffinity,
-        embedding_model: str,
-        embedding_dim: int,
-    ) -> None:
+    def __init__(self, ranker: CreatorRanker, past: PastPerformance, embedding_model: str, embedding_dim: int) -> None:
         self.ranker = ranker
-        self.priors = priors
-        self.history = history
-        self.affinity = affinity
+        self.past = past
         self.embedding_model = embedding_model
         self.embedding_dim = embedding_dim
         self.features = list(FEATURES)

@@ -22,8 +22,9 @@ class CreatorRanker(BaseEstimator):
     - click: click-through per impression, fit on impressions as trials and clicks as successes;
     - order: orders per click, fit on clicks as trials and orders as successes.
 
-    Trials are capped per row so that a few huge creators do not drown the rest; the success share of
-    each row is kept, so the heads still estimate rates.
+    Trials can be capped per row so that a few huge creators weigh less; the success share of each row is
+    kept, so the heads still estimate rates. By default they are not capped (the maximum-likelihood fit),
+    which measured slightly better on simulated worlds.
 
     Args:
         max_iter: boosting rounds per head.
@@ -31,8 +32,8 @@ class CreatorRanker(BaseEstimator):
         max_leaf_nodes: tree size.
         min_samples_leaf: smallest leaf, in rows.
         l2_regularization: leaf-value penalty.
-        max_impressions_weight: impressions counted per row at most, for the click head.
-        max_clicks_weight: clicks counted per row at most, for the order head.
+        max_impressions_weight: impressions counted per row at most, for the click head; None: all.
+        max_clicks_weight: clicks counted per row at most, for the order head; None: all.
         random_state: seed for the heads' early-stopping splits.
     """
 
@@ -43,8 +44,8 @@ class CreatorRanker(BaseEstimator):
         max_leaf_nodes: int = 15,
         min_samples_leaf: int = 30,
         l2_regularization: float = 1.0,
-        max_impressions_weight: float = 20_000,
-        max_clicks_weight: float = 2_000,
+        max_impressions_weight: float | None = None,
+        max_clicks_weight: float | None = None,
         random_state: int = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -72,10 +73,10 @@ class CreatorRanker(BaseEstimator):
         return HistGradientBoostingClassifier(**params)
 
     @staticmethod
-    def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float):
+    def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float | None):
         keep = trials > 0
         X, trials, successes = X[keep], trials[keep], successes[keep]
-        scale = np.minimum(trials, cap) / trials
+        scale = np.minimum(trials, cap) / trials if cap is not None else np.ones(len(trials))
         weights = np.concatenate([successes * scale, (trials - successes) * scale])
         labels = np.concatenate([np.ones(len(X)), np.zeros(len(X))])
         stacked = np.vstack([X, X])

@@ -1,0 +1,105 @@
+"""The promotion gate: a new version replaces the champion only if it ranks better on data neither has seen."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import pandas as pd
+
+from features.pairwise import FEATURES
+from training.evaluate import evaluate_ranking
+from training.registry import champion_version, load_ranker
+
+__all__ = ["PromotionCheck", "check_promotion", "compare_with_champion", "unseen_by"]
+
+MIN_CAMPAIGNS = 3
+
+
+@dataclass
+class PromotionCheck:
+    """The gate's verdict, with the numbers behind it."""
+
+    allowed: bool
+    reason: str
+    candidate_ndcg: float | None = None
+    champion_ndcg: float | None = None
+    campaigns: int = 0
+
+
+def _run_of(model_name: str, version: str):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    return client.get_run(client.get_model_version(model_name, version).run_id)
+
+
+def unseen_by(model_name: str, version: str, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of campaigns that started after the version's training data ended (it cannot have seen them)."""
+    window = _run_of(model_name, version).data.tags.get("training_window", "")
+    if " to " not in window:
+        return pairs.iloc[0:0]
+    trained_until = pd.Timestamp(window.split(" to ")[1])
+    starts = pd.to_datetime(pairs["start_date"]) if "start_date" in pairs else None
+    if starts is None:
+        return pairs.iloc[0:0]
+    return pairs[starts > trained_until]
+
+
+def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame) -> dict[str, float]:
+    """The champion's metrics on the held-out pairs it has not seen, prefixed `champion_`, and their count.
+
+    Empty when the champion uses other features or has seen every held-out campaign.
+    """
+    fair = unseen_by(model_name, champion, pairs)
+    loaded = load_ranker(f"models:/{model_name}/{champion}")
+    if list(loaded.model.features) != FEATURES or fair["campaign_id"].nunique() < MIN_CAMPAIGNS:
+        return {"champion_comparison_campaigns": float(fair["campaign_id"].nunique())}
+    found = evaluate_ranking(loaded.model.ranker, fair, fair["price"].to_numpy())
+    return {f"champion_{k}": v for k, v in found.items() if not k.startswith("baseline_")} | {
+        "champion_comparison_campaigns": float(fair["campaign_id"].nunique())
+    }
+
+
+def check_promotion(model_name: str, version: str) -> PromotionCheck:
+    """Compares a version with the champion on the version's held-out campaigns the champion never saw."""
+    import mlflow
+
+    champion = champion_version(model_name)
+    if champion is None:
+        return PromotionCheck(True, "there is no champion yet")
+    if champion == str(version):
+        return PromotionCheck(True, f"version {version} is already champion")
+    run = _run_of(model_name, str(version))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="evaluation/holdout.parquet", dst_path=tmp
+            )
+        except Exception:  # an older run without a logged held-out set
+            return PromotionCheck(False, f"version {version} has no logged held-out set to compare on")
+        pairs = pd.read_parquet(path)
+    fair = unseen_by(model_name, champion, pairs)
+    n = int(fair["campaign_id"].nunique())
+    if n < MIN_CAMPAIGNS:
+        return PromotionCheck(
+            False,
+            f"only {n} of version {version}'s held-out campaigns are unseen by champion "
+            f"version {champion}; no fair comparison (need {MIN_CAMPAIGNS})",
+            campaigns=n,
+        )
+    candidate = load_ranker(f"models:/{model_name}/{version}").model.ranker
+    champ = load_ranker(f"models:/{model_name}/{champion}").model
+    if list(champ.features) != FEATURES:
+        return PromotionCheck(False, f"champion version {champion} uses another feature set", campaigns=n)
+    ours = evaluate_ranking(candidate, fair, fair["price"].to_numpy())["ndcg_at_10"]
+    theirs = evaluate_ranking(champ.ranker, fair, fair["price"].to_numpy())["ndcg_at_10"]
+    verdict = "beats" if ours >= theirs else "does not beat"
+    return PromotionCheck(
+        ours >= theirs,
+        f"version {version} {verdict} champion version {champion}: NDCG@10 "
+        f"{ours:.3f} vs {theirs:.3f} on {n} held-out campaigns neither trained on",
+        ours,
+        theirs,
+        n,
+    )
