@@ -38,3 +38,6 @@ format: install  ## apply ruff fixes and formatting
 
 clean:  ## remove the virtualenv and local run artefacts
 	rm -rf $(VENV) mlflow.db mlruns demo-output .pytest_cache
+
+bench-quality: install  ## slate quality vs the oracle and baselines on 5 simulated worlds (several minutes)
+	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400

@@ -4,6 +4,9 @@ For each seed: simulate a world, train and register a ranker in a throw-away MLf
 campaigns, and compare the slates' true expected sales with the best possible slates of the same sizes.
 Baselines get the same slate sizes and the same eligibility, searching the whole catalogue:
 followers only; tag overlap then followers (what sellers do by hand); embedding similarity only.
+"model" is the ranking alone (no capacity, funnel quota or near-duplicate rule, which the oracle does not
+have either); "default slate policy" adds them, and the capacity cost is the share of true expected sales
+that a 5-campaign cap per creator gives up against uncapped slates.
 
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
 """
@@ -31,6 +34,7 @@ from features.text import shared_interests, tokens
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share
+from matcher.slate import SlatePolicy
 from simulation.world import simulate, write_world
 from training.registry import load_ranker
 from training.train import train
@@ -81,15 +85,42 @@ def run_seed(seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, w
     campaigns = read_table(data / "new_campaigns.parquet", "campaigns").frame
     creator_vec = creator_vectors(embedder, creators)
     index = CandidateIndex.build(creator_vec, creators["creator_id"], embedder.model)
-    settings = MatchSettings()
-    matcher = Matcher(creators, model=load_ranker(result.model_uri), index=index, embedder=embedder, settings=settings)
-    matches = matcher.match_many(campaigns).matches
+    ranker = load_ranker(result.model_uri)
     truth = pd.read_parquet(data / "truth.parquet")
-    row = {"model": oracle_share(matches, truth)}
+
+    def run(policy: SlatePolicy):
+        settings = MatchSettings(slate=policy)
+        return Matcher(creators, model=ranker, index=index, embedder=embedder, settings=settings).match_many(campaigns)
+
+    # Ranking alone: no capacity, funnel quota or near-duplicate rule between the model and the oracle.
+    ranking = run(SlatePolicy(capacity=None, funnel_coverage=False, duplicate_similarity=1.0)).matches
+    default = run(SlatePolicy())
+    uncapped = run(SlatePolicy(capacity=None))
+    row = {"model": oracle_share(ranking, truth), "model_default_policy": oracle_share(default.matches, truth)}
     for name, slates in baseline_slates(
-        matches, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, settings
+        ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings()
     ).items():
         row[name] = oracle_share(slates, truth)
+    true_sales = truth.set_index(["campaign_id", "creator_id"])["expected_sales"]
+
+    def total(matches: pd.DataFrame) -> float:
+        keys = pd.MultiIndex.from_frame(matches[["campaign_id", "creator_id"]])
+        return float(true_sales.reindex(keys).fillna(0).sum())
+
+    row["capacity_cost"] = 1 - total(default.matches) / total(uncapped.matches)
+    m = default.matches
+    sizes = m.groupby("campaign_id").agg(size=("rank", "size"), kind=("product_type", "first"))
+    row["size_standard"] = sizes.loc[sizes["kind"] == "standard", "size"].mean()
+    row["size_non_standard"] = sizes.loc[sizes["kind"] == "non_standard", "size"].mean()
+    stages = (
+        m[m["product_type"] == "non_standard"]
+        .groupby("campaign_id")["funnel_stage"]
+        .agg(lambda s: len(set(s) & {"awareness", "consideration", "conversion"}))
+    )
+    row["non_standard_all_stages"] = float((stages == 3).mean())
+    kinds = pd.read_parquet(data / "campaign_truth.parquet").set_index("campaign_id")["product_type"]
+    auto = [s for s in default.summaries if s.product_type_reason != "declared by the seller"]
+    row["product_type_accuracy"] = float(np.mean([s.product_type == kinds[s.campaign_id] for s in auto]))
     row["ndcg_at_10"] = result.metrics.get("ndcg_at_10", float("nan"))
     return row
 

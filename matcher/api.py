@@ -9,6 +9,7 @@ from pathlib import Path
 import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own thread settings)
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
@@ -24,7 +25,7 @@ from matcher.slate import SlatePolicy, build_slates
 from training.dataset import resolve_product_types
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
 
-__all__ = ["MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher"]
+__all__ = ["MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher", "SlateEntry"]
 
 MATCH_COLUMNS = [
     "campaign_id",
@@ -90,6 +91,27 @@ class CampaignSummary:
     budget: float
 
 
+class SlateEntry(BaseModel):
+    """One creator on a campaign's slate: a row of the contract's matches table, typed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaign_id: str
+    rank: int
+    creator_id: str
+    score: float
+    p_click: float
+    p_order: float
+    expected_clicks: float
+    expected_orders: float
+    expected_sales: float
+    expected_commission: float
+    funnel_stage: str
+    product_type: str
+    reasons: str
+    model_version: str
+
+
 @dataclass
 class MatchResult:
     """The slates of a set of campaigns (the contract's matches table) and a summary per campaign."""
@@ -98,7 +120,12 @@ class MatchResult:
     summaries: list[CampaignSummary]
 
     def for_campaign(self, campaign_id: str) -> pd.DataFrame:
+        """One campaign's rows of the matches table, best first."""
         return self.matches[self.matches["campaign_id"] == campaign_id].reset_index(drop=True)
+
+    def slate(self, campaign_id: str) -> list[SlateEntry]:
+        """One campaign's slate as typed entries, best first."""
+        return [SlateEntry(**row) for row in self.for_campaign(campaign_id).to_dict(orient="records")]
 
 
 class Matcher:
@@ -195,7 +222,9 @@ class Matcher:
         campaigns = resolve_product_types(campaigns.reset_index(drop=True))
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         scored = self._score(active) if len(active) else pd.DataFrame()
-        chosen, size_reason = build_slates(scored, self.settings.slate) if len(scored) else (scored, {})
+        chosen, size_reason = (
+            build_slates(scored, self.settings.slate, self._creator_vectors) if len(scored) else (scored, {})
+        )
         matches = self._finish(chosen, active)
         return MatchResult(matches, self._summaries(campaigns, matches, size_reason))
 
@@ -264,6 +293,7 @@ class Matcher:
             {
                 "campaign_id": c["campaign_id"],
                 "creator_id": r["creator_id"],
+                "creator_row": creator_index,
                 "score": score,
                 "p_click": predicted["p_click"].to_numpy(),
                 "p_order": predicted["p_order"].to_numpy(),

@@ -12,6 +12,7 @@ from features.embeddings import creator_vectors
 from features.tables import read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
+from training.dataset import resolve_product_types
 from training.registry import ModelNotFound, load_ranker
 
 
@@ -145,3 +146,41 @@ def test_creators_missing_from_the_index_table_are_never_proposed(creators, camp
 def test_results_are_deterministic(creators, campaigns, ranker, index, embedder, result):
     again = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
     pd.testing.assert_frame_equal(again.matches, result.matches)
+
+
+def test_typed_slate_entries_mirror_the_table(result):
+    first = result.matches["campaign_id"].iloc[0]
+    entries = result.slate(first)
+    assert [e.rank for e in entries] == list(range(1, len(entries) + 1))
+    assert entries[0].creator_id == result.for_campaign(first)["creator_id"].iloc[0]
+    assert entries[0].funnel_stage in {"awareness", "consideration", "conversion", "retention"}
+
+
+def test_creators_with_too_little_audience_in_the_marketplaces_are_left_out(
+    creators, campaigns, ranker, index, embedder
+):
+    """With a 60% floor, every proposed creator who states an audience split has 60% or more there."""
+    out = Matcher(
+        creators, model=ranker, index=index, embedder=embedder, settings=MatchSettings(min_market_share=0.6)
+    ).match_many(campaigns)
+    audience = creators.set_index("creator_id")["audience_marketplaces"]
+    markets = campaigns.set_index("campaign_id")["marketplaces"]
+    for row in out.matches.itertuples(index=False):
+        split = audience[row.creator_id]
+        if isinstance(split, dict) and split:
+            assert sum(split.get(m, 0.0) for m in markets[row.campaign_id]) >= 0.6
+
+
+def test_disclosure_violations_excluded_or_demoted_by_setting(creators, campaigns, ranker, index, embedder):
+    violators = set(creators.loc[creators["disclosure_violations"] > 0, "creator_id"])
+    assert violators
+    strict = Matcher(
+        creators, model=ranker, index=index, embedder=embedder, settings=MatchSettings(violations="exclude")
+    ).match_many(campaigns)
+    assert not set(strict.matches["creator_id"]) & violators
+    lenient = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    scored = lenient._score(resolve_product_types(campaigns.iloc[:3].reset_index(drop=True)))
+    flagged = scored["creator_id"].isin(violators)
+    assert flagged.any()
+    np.testing.assert_allclose(scored.loc[flagged, "score"], 0.5 * scored.loc[flagged, "expected_sales"])
+    np.testing.assert_allclose(scored.loc[~flagged, "score"], scored.loc[~flagged, "expected_sales"])
