@@ -10,6 +10,7 @@ import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own threa
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+from tqdm.auto import tqdm
 
 from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
@@ -17,7 +18,7 @@ from features.history import HISTORY_COLUMNS
 from features.pairwise import pair_features
 from features.rows import CampaignRow
 from features.similarity import TagSpace, semantic_features
-from features.tables import validate_frame
+from features.tables import atomic_path, validate_frame
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
 from matcher.retrieval import proven_value
@@ -214,19 +215,46 @@ class Matcher:
         row = campaign if isinstance(campaign, CampaignRow) else CampaignRow.model_validate(dict(campaign))
         return self.match_many([row])
 
-    def match_many(self, campaigns: pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> MatchResult:
-        """Matches many campaigns; a DataFrame must hold valid rows (see `features.read_table`)."""
+    def match_many(
+        self,
+        campaigns: pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]],
+        checkpoint_dir: str | Path | None = None,
+        chunk_size: int = 256,
+        progress: bool | None = None,
+    ) -> MatchResult:
+        """Matches many campaigns; a DataFrame must hold valid rows (see `features.read_table`).
+
+        Campaigns are scored in chunks. With `checkpoint_dir`, each scored chunk is committed there and a
+        rerun after a crash reuses it; slates are assigned over all chunks at the end, so the result does
+        not depend on where a run was interrupted.
+        """
         if not isinstance(campaigns, pd.DataFrame):
             rows = [c if isinstance(c, CampaignRow) else CampaignRow.model_validate(dict(c)) for c in campaigns]
             campaigns = pd.DataFrame([r.__dict__ for r in rows], columns=list(CampaignRow.model_fields))
         campaigns = resolve_product_types(campaigns.reset_index(drop=True))
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
-        scored = self._score(active) if len(active) else pd.DataFrame()
+        chunks = [active.iloc[start : start + chunk_size] for start in range(0, len(active), chunk_size)]
+        show = progress if progress is not None else len(chunks) > 1
+        parts = []
+        for number, chunk in enumerate(tqdm(chunks, desc="scoring campaigns", unit="chunk", disable=not show)):
+            parts.append(self._score_chunk(chunk.reset_index(drop=True), number, checkpoint_dir))
+        scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         chosen, size_reason = (
             build_slates(scored, self.settings.slate, self._creator_vectors) if len(scored) else (scored, {})
         )
         matches = self._finish(chosen, active)
         return MatchResult(matches, self._summaries(campaigns, matches, size_reason))
+
+    def _score_chunk(self, chunk: pd.DataFrame, number: int, checkpoint_dir: str | Path | None) -> pd.DataFrame:
+        if checkpoint_dir is None:
+            return self._score(chunk)
+        path = Path(checkpoint_dir) / f"scored-{number:06d}.parquet"
+        if path.exists():
+            return pd.read_parquet(path)
+        with atomic_path(path) as tmp:
+            self._score(chunk).to_parquet(tmp, index=False)
+        # Read back even when fresh, so a resumed run and an uninterrupted one take the same path.
+        return pd.read_parquet(path)
 
     def _proven(self, category: str) -> np.ndarray:
         """Table rows of the eligible creators with the best proven value in a category (cached per run)."""

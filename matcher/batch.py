@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +66,18 @@ def write_matches(matches: pd.DataFrame, out: str | Path) -> Path:
     return out
 
 
+def _fingerprint(campaigns: str | Path, creators: str | Path, matcher: Matcher, chunk_size: int) -> str:
+    """Identifies a run: the input files' bytes, the model version, the index, the settings and chunking."""
+    digest = hashlib.sha256()
+    for path in (campaigns, creators):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    index = {key: value for key, value in matcher.index.meta.items() if key != "built_at"}
+    digest.update(repr((matcher.ranker.version, sorted(index.items()), matcher.settings, chunk_size)).encode())
+    return digest.hexdigest()[:16]
+
+
 def run_match(
     campaigns: str | Path,
     creators: str | Path,
@@ -71,8 +85,13 @@ def run_match(
     model: str,
     index: str | Path | None,
     settings: MatchSettings | None = None,
+    chunk_size: int = 256,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
+
+    Scored chunks are committed beside the output (in a hidden folder named after a fingerprint of the
+    inputs, model and settings) so that a rerun after a crash resumes; the folder is removed once the
+    matches are written. The same inputs give the same bytes however often the run was interrupted.
 
     Raises:
         InputError: a file is missing or unreadable, or the output format is unknown (nothing is written).
@@ -83,8 +102,11 @@ def run_match(
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
     matcher = Matcher(creator_table.frame, model=model, index=index, settings=settings)
-    result = matcher.match_many(campaign_table.frame)
+    checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
+    result = matcher.match_many(campaign_table.frame, checkpoint_dir=checkpoints, chunk_size=chunk_size)
     write_matches(result.matches, out)
+    for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs
+        shutil.rmtree(stale, ignore_errors=True)
     rejects = [*creator_table.rejects, *campaign_table.rejects]
     stale = rejects_path(out)
     if rejects:

@@ -171,23 +171,22 @@ def match(
     engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
     allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
     candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
+    capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in this run; 0: no limit")] = 5,
+    chunk_size: Annotated[int, typer.Option(min=1, help="campaigns scored per committed chunk")] = 256,
 ) -> None:
     """Write the matches table for every campaign in the file."""
     from matcher.api import MatchSettings
     from matcher.batch import run_match
+    from matcher.slate import SlatePolicy
     from training.registry import configure_tracking
 
     if engine is Engine.ray:
         raise UserError("--engine ray is not available in this version; use --engine local")
     configure_tracking()
-    report = run_match(
-        campaigns,
-        creators,
-        out,
-        model,
-        index,
-        MatchSettings(candidates=candidates, allow_cashback=allow_cashback),
+    settings = MatchSettings(
+        candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
     )
+    report = run_match(campaigns, creators, out, model, index, settings, chunk_size=chunk_size)
     matched = [s for s in report.summaries if s.status == "matched"]
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
     for summary in report.summaries:
