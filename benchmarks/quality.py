@@ -139,16 +139,25 @@ def main() -> None:
             row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp))
             rows.append(row)
             print(
-                f"seed {seed}: model {row['model']:.3f}  followers {row['followers']:.3f}  tags_then_followers "
-                f"{row['tags_then_followers']:.3f}  similarity {row['similarity']:.3f}  "
-                f"(held-out NDCG@10 {row['ndcg_at_10']:.3f}, {time.perf_counter() - started:.0f}s)",
+                f"seed {seed}: model {row['model']:.3f} (default slate policy {row['model_default_policy']:.3f})  "
+                f"followers {row['followers']:.3f}  tags_then_followers {row['tags_then_followers']:.3f}  "
+                f"similarity {row['similarity']:.3f} | capacity cost {row['capacity_cost']:.1%} | slate size "
+                f"standard {row['size_standard']:.1f}, non-standard {row['size_non_standard']:.1f} | non-standard "
+                f"slates with all 3 funnel stages {row['non_standard_all_stages']:.0%} | product type accuracy "
+                f"{row['product_type_accuracy']:.1%} | held-out NDCG@10 {row['ndcg_at_10']:.3f} "
+                f"({time.perf_counter() - started:.0f}s)",
                 flush=True,
             )
     frame = pd.DataFrame(rows)
     mean = frame.mean()
     print(
-        f"\nmean over {len(rows)} seeds: model {mean['model']:.3f}; followers {mean['followers']:.3f}; "
-        f"tags_then_followers {mean['tags_then_followers']:.3f}; similarity {mean['similarity']:.3f}"
+        f"\nmean over {len(rows)} seeds: model {mean['model']:.3f} (default slate policy "
+        f"{mean['model_default_policy']:.3f}); followers {mean['followers']:.3f}; tags_then_followers "
+        f"{mean['tags_then_followers']:.3f}; similarity {mean['similarity']:.3f}; capacity cost "
+        f"{mean['capacity_cost']:.1%}; slate size standard {mean['size_standard']:.1f} vs non-standard "
+        f"{mean['size_non_standard']:.1f}; non-standard slates with all 3 stages "
+        f"{mean['non_standard_all_stages']:.0%}; "
+        f"product type accuracy {mean['product_type_accuracy']:.1%}"
     )
     ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
     print(f"model / tags_then_followers: {ratio:.2f}x (target >= 2.0); model share target >= 0.80")

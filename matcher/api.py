@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import HISTORY_COLUMNS
-from features.pairwise import pair_features
+from features.pairwise import FEATURES, pair_features
 from features.rows import CampaignRow
 from features.similarity import TagSpace, semantic_features
 from features.tables import atomic_path, validate_frame
@@ -160,6 +160,14 @@ class Matcher:
             creators = table.frame
         self.creators = creators.reset_index(drop=True)
         self.ranker = model if isinstance(model, LoadedRanker) else load_ranker(model)
+        if list(self.ranker.model.features) != FEATURES:
+            missing = sorted(set(FEATURES) - set(self.ranker.model.features))
+            extra = sorted(set(self.ranker.model.features) - set(FEATURES))
+            raise ArtifactMismatch(
+                f"ranker {self.ranker.version} was trained with another feature set "
+                f"({len(self.ranker.model.features)} features; this version computes {len(FEATURES)}; "
+                f"missing {missing[:3]}, unexpected {extra[:3]}): retrain it with `creator-match train`"
+            )
         trained_with = self.ranker.model.embedding_model
         self.embedder = embedder or Embedder(trained_with)
         if self.embedder.model != trained_with:

@@ -23,8 +23,12 @@ class SlatePolicy:
         participation_rate: share of invited creators who usually take part; the slate's expected
             commission, discounted by it, should not run past the budget by more than `budget_overrun`.
         budget_overrun: tolerated overrun of the budget, as a share of it.
-        min_size: creators kept even when the first ones already exhaust the budget: sellers are advised to
-            spread a budget over several creators rather than bet on one, and not every invitee takes part.
+        min_size: creators kept on a standard slate even when the first ones already exhaust the budget:
+            sellers are advised to spread a budget over several creators rather than bet on one, and not
+            every invitee takes part. Commission is paid per sale, so inviting more never spends past the
+            budget; it can only use it up sooner, which the run summary flags.
+        min_non_standard_size: the same for non-standard slates, at least `standard_size` so that they stay
+            wider than standard ones when budgets bind, with room for two of each funnel stage.
         capacity: most campaigns one creator is proposed to in a run (None: no limit). Creators go where
             their expected sales are highest across the run, not to whichever campaign comes first.
         duplicate_similarity: a creator whose profile is at least this close (cosine) to one already on the
@@ -41,6 +45,7 @@ class SlatePolicy:
     participation_rate: float = 0.5
     budget_overrun: float = 0.1
     min_size: int = 3
+    min_non_standard_size: int = 6
     capacity: int | None = 5
     duplicate_similarity: float = 0.95
     funnel_coverage: bool = True
@@ -52,11 +57,14 @@ class SlatePolicy:
             raise ValueError(f"Got participation_rate={self.participation_rate}; expected a value in (0, 1]")
         if self.capacity is not None and self.capacity < 1:
             raise ValueError(f"Got capacity={self.capacity}; expected at least 1 or None")
-        if min(self.standard_size, self.non_standard_size, self.min_size) < 1:
+        if min(self.standard_size, self.non_standard_size, self.min_size, self.min_non_standard_size) < 1:
             raise ValueError("slate sizes must be at least 1")
 
     def size_for(self, product_type: str) -> int:
         return self.non_standard_size if product_type == "non_standard" else self.standard_size
+
+    def minimum_for(self, product_type: str) -> int:
+        return self.min_non_standard_size if product_type == "non_standard" else self.min_size
 
 
 class _Slates:
@@ -71,6 +79,7 @@ class _Slates:
         self.proven = scored["hist_campaigns"].to_numpy(float) > 0
         limits = scored.groupby("campaign_id").agg(kind=("product_type", "first"), budget=("budget", "first"))
         self.size = {c: policy.size_for(k) for c, k in limits["kind"].items()}
+        self.minimum = {c: policy.minimum_for(k) for c, k in limits["kind"].items()}
         self.standard = {c: k != "non_standard" for c, k in limits["kind"].items()}
         self.budget = (limits["budget"] * (1 + policy.budget_overrun)).to_dict()
         self.members: dict[str, list[int]] = {c: [] for c in limits.index}
@@ -93,7 +102,7 @@ class _Slates:
             return "budget"
         if p.capacity is not None and self.load.get(self.creator[i], 0) >= p.capacity:
             return "capacity"
-        if not swap and len(members) >= p.min_size and self.spend[c] + self.commission[i] > self.budget[c]:
+        if not swap and len(members) >= self.minimum[c] and self.spend[c] + self.commission[i] > self.budget[c]:
             # The slate closes at its budget: filling up with ever weaker, cheaper creators is not a plan.
             self.closed.add(c)
             return "budget"
@@ -132,8 +141,7 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     scored = scored[scored["score"] > 0].reset_index(drop=True)
     if scored.empty:
         return scored.assign(rank=pd.Series(dtype="int64")), {}
-    order = np.lexsort((scored["creator_id"].to_numpy(), scored["campaign_id"].to_numpy(),
-                        -scored["score"].to_numpy()))
+    order = np.lexsort((scored["creator_id"].to_numpy(), scored["campaign_id"].to_numpy(), -scored["score"].to_numpy()))
     slates = _Slates(scored, policy, vectors)
     for i in order:
         reason = slates.why_not(i)
@@ -154,8 +162,11 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
                 members = slates.members[c]
                 if any(stage[m] == wanted for m in members):
                     continue
-                options = [i for i in rows if stage[i] == wanted and score[i] >= policy.min_stage_value * best[c]
-                           and i not in members]
+                options = [
+                    i
+                    for i in rows
+                    if stage[i] == wanted and score[i] >= policy.min_stage_value * best[c] and i not in members
+                ]
                 counts = pd.Series([stage[m] for m in members]).value_counts()
                 crowded = [m for m in members if counts.get(stage[m], 0) >= 2]
                 if not options:
@@ -163,8 +174,9 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
                 full = len(members) >= slates.size[c] or c in slates.closed
                 if full and not crowded:
                     continue
-                pick = next((i for i in sorted(options, key=lambda i: -score[i]) if slates.why_not(i, swap=True)
-                             is None), None)
+                pick = next(
+                    (i for i in sorted(options, key=lambda i: -score[i]) if slates.why_not(i, swap=True) is None), None
+                )
                 if pick is None:
                     continue
                 if full:
@@ -175,8 +187,9 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
                 slates.add(pick)
                 added.setdefault(c, []).append(wanted)
     chosen_rows = [i for members in slates.members.values() for i in members]
-    chosen = scored.iloc[chosen_rows].sort_values(["campaign_id", "score", "creator_id"],
-                                                  ascending=[True, False, True], kind="stable")
+    chosen = scored.iloc[chosen_rows].sort_values(
+        ["campaign_id", "score", "creator_id"], ascending=[True, False, True], kind="stable"
+    )
     chosen = chosen.assign(rank=chosen.groupby("campaign_id").cumcount() + 1).reset_index(drop=True)
     return chosen, {c: _why(c, slates, added.get(c, []), stage) for c in slates.members}
 
@@ -189,6 +202,8 @@ def _why(campaign: str, slates: _Slates, added: list[str], stage: np.ndarray) ->
         text = f"{size}: the {kind} slate size"
     elif "budget" in slates.skipped[campaign]:
         text = f"{size}: budget reached (expected commission x {slates.policy.participation_rate:.0%} take-up)"
+        if slates.spend[campaign] > slates.budget[campaign]:
+            text += f"; the minimum of {slates.minimum[campaign]} may use the budget up before the end date"
     elif slates.skipped[campaign] & {"capacity", "duplicate", "unproven"}:
         stops = ", ".join(sorted(slates.skipped[campaign] & {"capacity", "duplicate", "unproven"}))
         text = f"{size}: no further eligible candidate ({stops} rules)"

@@ -184,3 +184,14 @@ def test_disclosure_violations_excluded_or_demoted_by_setting(creators, campaign
     assert flagged.any()
     np.testing.assert_allclose(scored.loc[flagged, "score"], 0.5 * scored.loc[flagged, "expected_sales"])
     np.testing.assert_allclose(scored.loc[~flagged, "score"], scored.loc[~flagged, "expected_sales"])
+
+
+def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, embedder):
+    """A ranker whose features differ from the ones this version computes is a clear error, not garbage."""
+    import copy
+
+    stale = copy.copy(ranker)
+    stale.model = copy.copy(ranker.model)
+    stale.model.features = [*ranker.model.features[:-1], "retired_feature"]
+    with pytest.raises(ArtifactMismatch, match=r"another feature set.*retired_feature"):
+        Matcher(creators, model=stale, index=index, embedder=embedder)

@@ -50,16 +50,27 @@ def test_sizes_follow_the_product_type():
 def test_budget_closes_the_slate_but_keeps_a_few_creators():
     """Expected commission x take-up may not pass the budget by more than 10%, beyond the minimum of 3."""
     policy = SlatePolicy(capacity=None, funnel_coverage=False, participation_rate=0.5, min_size=3)
-    rows = [("c", r, 100.0 - r, "a", 100.0) for r in range(10)]
-    chosen, why = build_slates(candidates(rows, budget=100.0), policy, distinct_vectors(10))
+    rows = [("c", r, 100.0 - r, "d", 100.0) for r in range(10)]
+    chosen, why = build_slates(candidates(rows, budget=100.0, kind="standard"), policy, distinct_vectors(10))
     assert chosen["creator_row"].tolist() == [0, 1, 2]  # 3 x 100 x 0.5 = 150 > 110, but the minimum holds
     assert "budget reached" in why["c"]
-    chosen, _ = build_slates(candidates(rows, budget=300.0), policy, distinct_vectors(10))
-    assert len(chosen) == 6  # 6 x 50 = 300 <= 330 < 7 x 50
+    chosen, _ = build_slates(candidates(rows, budget=250.0, kind="standard"), policy, distinct_vectors(10))
+    assert len(chosen) == 5  # 5 x 50 = 250 <= 275 < 6 x 50
     # A cheap weak creator after the budget closed does not sneak in.
-    rows_with_cheap = [*rows, ("c", 11, 1.0, "a", 0.01)]
-    chosen, _ = build_slates(candidates(rows_with_cheap, budget=300.0), policy, distinct_vectors(12))
+    rows_with_cheap = [*rows, ("c", 11, 1.0, "d", 0.01)]
+    chosen, _ = build_slates(candidates(rows_with_cheap, budget=250.0, kind="standard"), policy, distinct_vectors(12))
     assert 11 not in chosen["creator_row"].tolist()
+
+
+def test_non_standard_slates_stay_wider_than_standard_ones_when_budgets_bind():
+    """A tight budget leaves a standard slate at 3 and a non-standard one at 6, and the summary says so."""
+    policy = SlatePolicy(capacity=None, funnel_coverage=False)
+    rows = [("c", r, 100.0 - r, "a", 100.0) for r in range(10)]
+    tight = 10.0
+    standard, _ = build_slates(candidates(rows, budget=tight, kind="standard"), policy, distinct_vectors(10))
+    wide, why = build_slates(candidates(rows, budget=tight), policy, distinct_vectors(10))
+    assert len(standard) == 3 and len(wide) == 6
+    assert "may use the budget up before the end date" in why["c"]
 
 
 def test_capacity_places_a_creator_where_it_is_worth_most_not_first_come():
