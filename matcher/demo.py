@@ -42,8 +42,8 @@ def format_slates(
             lines.append(f"  no slate: {s.status}")
             continue
         lines.append(
-            f"  slate of {s.size_reason}; expected {s.expected_orders:.0f} orders, commission "
-            f"{s.expected_commission:,.0f} of budget {s.budget:,.0f}"
+            f"  slate of {s.size_reason}\n  if every creator takes part: {s.expected_orders:.0f} orders, "
+            f"commission {s.expected_commission:,.0f} (budget {s.budget:,.0f}; pay-per-sale never spends past it)"
         )
         for row in matches[matches["campaign_id"] == s.campaign_id].head(top).itertuples(index=False):
             lines.append(
