@@ -22,7 +22,20 @@ from features.contract import FUNNEL_STAGE
 from features.tables import atomic_path
 from simulation.catalog import CATALOG
 
-__all__ = ["SimulationConfig", "World", "pair_truth", "simulate", "write_world"]
+# Every table a world writes: the contract's tables, then the truth that evaluation needs.
+WORLD_TABLES = (
+    "creators",
+    "campaigns",
+    "performance",
+    "new_campaigns",
+    "touches",
+    "purchases",
+    "truth",
+    "creator_truth",
+    "campaign_truth",
+)
+
+__all__ = ["WORLD_TABLES", "SimulationConfig", "World", "pair_truth", "simulate", "write_world"]
 
 TYPE_SHARE = {
     "social_creator": 0.44,
@@ -569,17 +582,7 @@ def write_world(world: World, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in (
-        "creators",
-        "campaigns",
-        "performance",
-        "new_campaigns",
-        "touches",
-        "purchases",
-        "truth",
-        "creator_truth",
-        "campaign_truth",
-    ):
+    for name in WORLD_TABLES:
         path = out / f"{name}.parquet"
         with atomic_path(path) as tmp:
             pq.write_table(_to_arrow(getattr(world, name)), tmp)

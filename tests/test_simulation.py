@@ -11,19 +11,8 @@ import pytest
 from features.contract import FUNNEL_STAGE, SETTLEMENT_DAYS
 from features.pairwise import audience_share
 from features.tables import read_table, validate_performance_links
-from simulation.world import SimulationConfig, World, pair_truth, simulate, write_world
+from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_world
 
-WORLD_TABLES = [
-    "creators",
-    "campaigns",
-    "performance",
-    "new_campaigns",
-    "touches",
-    "purchases",
-    "truth",
-    "creator_truth",
-    "campaign_truth",
-]
 CONFIG = SimulationConfig(n_creators=600, n_campaigns=80, n_new_campaigns=40, seed=2)
 
 
