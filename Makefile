@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MLFLOW_PORT ?= 5000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install demo test lint format bench bench-quality clean
+.PHONY: help install demo test lint format bench bench-quality mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,3 +42,7 @@ clean:  ## remove the virtualenv and local run artefacts
 
 bench-quality: install  ## slate quality vs the oracle and baselines on 5 simulated worlds (several minutes)
 	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
+
+mlflow-ui: install  ## the MLflow UI and registry on http://127.0.0.1:$(MLFLOW_PORT) (SQLite store, local artifacts)
+	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri sqlite:///mlflow.db --serve-artifacts --artifacts-destination ./mlartifacts

@@ -1,0 +1,104 @@
+"""A real `mlflow server` on 127.0.0.1: train over HTTP, load the champion back over HTTP, promote, stop."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+BIN = Path(sys.executable).parent
+CLI = str(BIN / "creator-match")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Starts the server the way `make mlflow-ui` does, waits for /health, and always stops it."""
+    home = tmp_path_factory.mktemp("server")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{home}/mlflow.db",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(home / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=home,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None, "mlflow server exited during start-up"
+            assert time.monotonic() < deadline, "mlflow server did not answer /health within 90 s"
+            time.sleep(0.5)
+        yield url, home
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_train_load_and_promote_over_http(server, tmp_path):
+    url, home = server
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    assert cli("simulate", "--out", "w", "--creators", "300", "--campaigns", "50", "--seed", "3").returncode == 0
+    first = cli("train", "--data", "w")
+    assert first.returncode == 0, first.stderr[-500:]
+    assert "version 1 (champion)" in first.stdout
+    second = cli("train", "--data", "w")
+    assert second.returncode == 0 and "version 2 (not champion" in second.stdout
+    assert not (tmp_path / "mlflow.db").exists(), "nothing may fall back to a local store"
+    assert any((home / "artifacts").rglob("model_card.md")), "artifacts were uploaded to the server's store"
+
+    load = (
+        "import mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
+        "x = pd.DataFrame([{c.name: 0.5 for c in m.metadata.signature.inputs}]);"
+        "print(sorted(m.predict(x).columns))"
+    )
+    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "['expected_impressions', 'p_click', 'p_order']" in done.stdout
+
+    # Version 2 learned from the champion's own campaigns: the gate cannot judge it fairly and says so.
+    refused = cli("promote", "--model-name", "creator-ranker", "--version", "2")
+    assert refused.returncode == 2 and "no fair comparison" in refused.stderr
+    forced = cli("promote", "--model-name", "creator-ranker", "--version", "2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert str(MlflowClient(url).get_model_version_by_alias("creator-ranker", "champion").version) == "2"
