@@ -36,6 +36,7 @@ from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share
 from matcher.slate import SlatePolicy
 from simulation.world import simulate, write_world
+from training.evaluate import BASELINES
 from training.registry import load_ranker
 from training.train import train
 
@@ -51,8 +52,7 @@ def baseline_slates(
     """Each baseline's slates: same sizes as the model's, same eligibility, whole catalogue."""
     eligible = creators["accepts_campaigns"].to_numpy(bool) & (creators["creator_type"] != "cashback_site").to_numpy()
     sizes = matches.groupby("campaign_id").size()
-    followers = np.log1p(creators["followers"].to_numpy(float))
-    out: dict[str, list[pd.DataFrame]] = {"followers": [], "tags_then_followers": [], "similarity": []}
+    out: dict[str, list[pd.DataFrame]] = {name: [] for name in BASELINES}
     for k, campaign in enumerate(campaigns.itertuples(index=False)):
         size = int(sizes.get(campaign.campaign_id, 0))
         if size == 0:
@@ -61,12 +61,16 @@ def baseline_slates(
         ok = eligible & ~(market < settings.min_market_share)
         words = tokens(f"{campaign.brief} {campaign.category}")
         shared = np.array([len(shared_interests(tags, words)) for tags in creators["interest_tags"]], dtype=float)
-        scores = {
-            "followers": followers,
-            "tags_then_followers": shared * 100 + followers,
-            "similarity": creator_vec @ campaign_vec[k],
-        }
-        for name, score in scores.items():
+        # The same baseline scores the training run reports, over the whole catalogue.
+        pairs = pd.DataFrame(
+            {
+                "log_followers": np.log1p(creators["followers"].to_numpy(float)),
+                "shared_tags": shared,
+                "similarity": creator_vec @ campaign_vec[k],
+            }
+        )
+        for name, baseline in BASELINES.items():
+            score = baseline(pairs)
             pick = np.argsort(-np.where(ok, score, -np.inf), kind="stable")[:size]
             out[name].append(
                 pd.DataFrame(

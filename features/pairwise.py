@@ -11,7 +11,7 @@ from features.history import CategoryPriors
 from features.similarity import SEMANTIC_FEATURES
 from features.text import shared_interests, tokens
 
-__all__ = ["CATEGORICAL_FEATURES", "FEATURES", "audience_share", "pair_features"]
+__all__ = ["CATEGORICAL_FEATURES", "FEATURES", "audience_share", "pair_features", "record_lifts"]
 
 FEATURES = [
     "similarity",
@@ -55,6 +55,17 @@ CATEGORICAL_FEATURES = ["creator_type_code", "category_code"]
 # Pseudo-counts: how much evidence it takes for a creator's own record to outweigh the category prior.
 CTR_PRIOR_CLICKS = 30.0
 CVR_PRIOR_ORDERS = 5.0
+
+
+def record_lifts(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Click and order lift of each record over what was expected of it, shrunk toward 1 by the evidence."""
+    ctr = (history["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (
+        history["hist_prior_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS
+    )
+    cvr = (history["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (
+        history["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
+    )
+    return ctr, cvr
 
 
 def audience_share(audience: object, marketplaces: list[str]) -> float:
@@ -108,20 +119,10 @@ def pair_features(
     non_standard = c["product_type"].eq("non_standard").to_numpy(float)
     h = history.reset_index(drop=True)
     hist_n = h["hist_campaigns"].to_numpy(float)
-    ctr_lift = (h["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (
-        h["hist_prior_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS
-    )
-    cvr_lift = (h["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (
-        h["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
-    )
+    ctr_lift, cvr_lift = record_lifts(h)
     prior_ctr, prior_cvr = priors.ctr(c["category"]), priors.cvr(c["category"])
     hc = category_history.reset_index(drop=True)
-    cat_ctr_lift = (hc["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (
-        hc["hist_prior_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS
-    )
-    cat_cvr_lift = (hc["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (
-        hc["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
-    )
+    cat_ctr_lift, cat_cvr_lift = record_lifts(hc)
     type_code = {kind: i for i, kind in enumerate(CREATOR_TYPES)}
     category_code = {name: i for i, name in enumerate(CATEGORIES)}
     frame = pd.DataFrame(

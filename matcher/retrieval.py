@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.affinity import TagCategoryAffinity
-from features.pairwise import CTR_PRIOR_CLICKS, CVR_PRIOR_ORDERS
+from features.pairwise import record_lifts
 
 __all__ = ["proven_value"]
 
@@ -24,11 +24,6 @@ def proven_value(
     stated = pd.to_numeric(creators["avg_views"], errors="coerce").to_numpy(float)
     fallback = np.where(np.isnan(stated), creators["followers"].to_numpy(float) * 0.1, stated)
     reach = np.where(campaigns > 0, history["hist_impressions"].to_numpy(float) / np.maximum(campaigns, 1), fallback)
-    ctr_lift = (history["hist_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS) / (
-        history["hist_prior_clicks"].to_numpy(float) + CTR_PRIOR_CLICKS
-    )
-    cvr_lift = (history["hist_orders"].to_numpy(float) + CVR_PRIOR_ORDERS) / (
-        history["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
-    )
+    ctr_lift, cvr_lift = record_lifts(history)
     topical = affinity.transform(creators["interest_tags"], pd.Series([category] * len(creators)))
     return reach * ctr_lift * cvr_lift * topical["tag_affinity_ctr"].to_numpy() * topical["tag_affinity_cvr"].to_numpy()
