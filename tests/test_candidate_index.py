@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from matcher.candidate_index import META_FILE, ArtifactMismatch, CandidateIndex
+from matcher.candidate_index import META_FILE, ArtifactMismatch, CandidateIndex, ivf_nlist
 
 MODEL = "all-MiniLM-L6-v2"
 DIM = 32
@@ -188,3 +188,176 @@ def test_save_replaces_an_existing_directory_whole(vectors, tmp_path):
     assert loaded.creator_ids.tolist() == [f"new{i}" for i in range(20)]
     assert len(loaded) == 20
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+# --- Index kinds: flat, ivf and hnsw on data clustered like real profile embeddings -------------------------
+
+
+def clustered_rows(rng: np.random.Generator, n: int, clusters: int = 60, dim: int = DIM, spread: float = 0.35):
+    """Unit rows around `clusters` random centres on the sphere, as topic-clustered profile embeddings are."""
+    centres = unit_rows(rng, clusters, dim)
+    rows = centres[rng.integers(0, clusters, n)] + rng.normal(scale=spread / np.sqrt(dim), size=(n, dim))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clustered() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(21)
+    rows = clustered_rows(rng, 6000)
+    queries = clustered_rows(np.random.default_rng(22), 40)
+    ids = np.array([f"cr{i:05d}" for i in range(len(rows))], dtype=object)
+    return rows, queries, ids
+
+
+def assert_exact_ranking(rows, queries, sims, positions, expected_sims, allowed=None):
+    """Equal to the exact ranking up to float ties: same similarities, and each row really has its similarity."""
+    np.testing.assert_allclose(sims, expected_sims, atol=1e-5)
+    true_sims = np.take_along_axis(queries.astype(np.float64) @ rows.astype(np.float64).T, positions, axis=1)
+    np.testing.assert_allclose(true_sims, expected_sims, atol=1e-5)
+    assert all(len(set(row)) == len(row) for row in positions.tolist())
+    if allowed is not None:
+        assert allowed[positions].all()
+
+
+def recall(found: np.ndarray, expected: np.ndarray) -> float:
+    """Share of the exact top-k positions that the search returned."""
+    return float(np.mean([len(set(f[f >= 0]) & set(e)) / len(e) for f, e in zip(found, expected, strict=True)]))
+
+
+@pytest.mark.parametrize("allowed_share", [None, 0.3])
+def test_ivf_probing_every_list_equals_brute_force(clustered, allowed_share):
+    """An ivf index with nprobe = nlist scans every row: filtered results equal the exact ranking."""
+    rows, queries, ids = clustered
+    built = CandidateIndex.build(rows, ids, MODEL, kind="ivf", nlist=40, nprobe=40)
+    allowed = None if allowed_share is None else np.random.default_rng(3).random(len(rows)) < allowed_share
+
+    sims, positions = built.search(queries, 50, allowed=allowed)
+    expected_sims, expected_positions = brute_force(rows, queries, 50, allowed)
+
+    assert built.kind == "ivf" and built.nprobe == 40
+    assert_exact_ranking(rows, queries, sims, positions, expected_sims, allowed)
+    assert recall(positions, expected_positions) >= 0.999
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("allowed_share", [None, 0.3])
+def test_approximate_kinds_recall_at_least_95_percent_at_default_settings(clustered, kind, allowed_share):
+    """At default nprobe / ef_search, recall@100 against the exact filtered ranking is at least 0.95."""
+    rows, queries, ids = clustered
+    built = CandidateIndex.build(rows, ids, MODEL, kind=kind)
+    allowed = None if allowed_share is None else np.random.default_rng(4).random(len(rows)) < allowed_share
+
+    _, positions = built.search(queries, 100, allowed=allowed)
+    _, expected = brute_force(rows, queries, 100, allowed)
+
+    assert recall(positions, expected) >= 0.95
+    assert (positions >= 0).all()
+    if allowed is not None:
+        assert allowed[positions].all()
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_a_selective_filter_still_returns_every_allowed_row_asked_for(clustered, kind):
+    """With 2% of rows allowed and k = their number, a narrow first search sees too few; widening finds all."""
+    rows, queries, ids = clustered
+    built = CandidateIndex.build(rows, ids, MODEL, kind=kind, nprobe=1, ef_search=16)
+    allowed = np.random.default_rng(5).random(len(rows)) < 0.02
+
+    sims, positions = built.search(queries, int(allowed.sum()), allowed=allowed)
+    expected_sims, _ = brute_force(rows, queries, int(allowed.sum()), allowed)
+
+    assert all(sorted(row) == np.flatnonzero(allowed).tolist() for row in positions.tolist())
+    assert_exact_ranking(rows, queries, sims, positions, expected_sims, allowed)
+    assert (built.nprobe, built.ef_search) in ((1, None), (None, 16))  # widening is per search; settings stay
+
+
+def test_flat_is_exact_and_has_no_nprobe(clustered):
+    """The flat kind equals brute force with a filter, and has no ivf or hnsw settings."""
+    rows, queries, ids = clustered
+    built = CandidateIndex.build(rows, ids, MODEL, kind="flat")
+    allowed = np.random.default_rng(6).random(len(rows)) < 0.5
+
+    sims, positions = built.search(queries, 30, allowed=allowed)
+    expected_sims, _ = brute_force(rows, queries, 30, allowed)
+
+    assert_exact_ranking(rows, queries, sims, positions, expected_sims, allowed)
+    assert built.kind == "flat" and built.nprobe is None and built.ef_search is None
+
+
+def test_auto_is_flat_up_to_the_threshold_and_ivf_above(clustered, monkeypatch):
+    """`auto` picks exact search for small catalogues and ivf above the threshold (argument or setting)."""
+    rows, _, ids = clustered
+
+    assert CandidateIndex.build(rows, ids, MODEL, flat_threshold=len(rows)).kind == "flat"
+    above = CandidateIndex.build(rows, ids, MODEL, flat_threshold=1000)
+    assert above.kind == "ivf" and above.meta["nlist"] == ivf_nlist(len(rows))
+    monkeypatch.setenv("CREATOR_MATCHER_FLAT_THRESHOLD", "1000")
+    assert CandidateIndex.build(rows, ids, MODEL).kind == "ivf"
+
+
+def test_ivf_build_is_deterministic_for_a_seed(clustered):
+    """Two ivf builds with the same seed answer identically."""
+    rows, queries, ids = clustered
+    first = CandidateIndex.build(rows, ids, MODEL, kind="ivf", seed=3)
+    second = CandidateIndex.build(rows, ids, MODEL, kind="ivf", seed=3)
+
+    np.testing.assert_array_equal(first.search(queries, 20)[1], second.search(queries, 20)[1])
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_vectors_returns_every_row_in_order(clustered, kind):
+    """vectors() gives back the stored rows in row order, for every kind (ivf via its direct map)."""
+    rows, _, ids = clustered
+    built = CandidateIndex.build(rows[:2000], ids[:2000], MODEL, kind=kind)
+
+    np.testing.assert_array_equal(built.vectors(), rows[:2000])
+
+
+@pytest.mark.parametrize(("kind", "setting"), [("ivf", {"nprobe": 5}), ("hnsw", {"ef_search": 40})])
+def test_save_then_load_keeps_kind_and_search_settings(clustered, kind, setting, tmp_path):
+    """A saved approximate index loads with its kind, nprobe / ef_search, vectors and identical results."""
+    rows, queries, ids = clustered
+    built = CandidateIndex.build(rows, ids, MODEL, kind=kind, **setting)
+    built.save(tmp_path / "index")
+
+    loaded = CandidateIndex.load(tmp_path / "index", embedding_model=MODEL, dimension=DIM)
+
+    assert loaded.kind == kind and loaded.meta == built.meta
+    assert loaded.nprobe == setting.get("nprobe") and loaded.ef_search == setting.get("ef_search")
+    np.testing.assert_array_equal(loaded.vectors(), rows)
+    allowed = np.arange(len(rows)) % 4 == 0
+    for mask in (None, allowed):
+        np.testing.assert_array_equal(loaded.search(queries, 25, mask)[1], built.search(queries, 25, mask)[1])
+
+
+def test_approximate_index_with_another_model_or_dimension_is_refused(clustered, tmp_path):
+    """An ivf index is refused for another embedding model or dimension, as a flat one is."""
+    rows, _, ids = clustered
+    CandidateIndex.build(rows, ids, MODEL, kind="ivf").save(tmp_path / "index")
+
+    with pytest.raises(ArtifactMismatch, match=r"'bge-small-en-v1\.5'"):
+        CandidateIndex.load(tmp_path / "index", embedding_model="bge-small-en-v1.5")
+    with pytest.raises(ArtifactMismatch, match="expected 384"):
+        CandidateIndex.load(tmp_path / "index", embedding_model=MODEL, dimension=384)
+
+
+def test_bad_settings_are_refused_naming_the_value(clustered):
+    """An unknown kind, nprobe 0 or a mask of the wrong length is a ValueError naming what was given."""
+    rows, queries, ids = clustered
+    with pytest.raises(ValueError, match="kind='annoy'"):
+        CandidateIndex.build(rows, ids, MODEL, kind="annoy")
+    with pytest.raises(ValueError, match="nprobe=0"):
+        CandidateIndex.build(rows, ids, MODEL, kind="ivf", nprobe=0)
+    built = CandidateIndex.build(rows, ids, MODEL, kind="ivf")
+    with pytest.raises(ValueError, match="nprobe=0"):
+        built.nprobe = 0
+    with pytest.raises(ValueError, match=r"shape \(10,\)"):
+        built.search(queries, 5, allowed=np.ones(10, dtype=bool))
+
+
+def test_nlist_is_about_four_root_n_with_enough_training_points_per_list():
+    """nlist follows 4·sqrt(n) for large n and is capped so k-means has 39 points per list for small n."""
+    assert ivf_nlist(1_000_000) == 4000
+    assert ivf_nlist(250_000) == 2000
+    assert ivf_nlist(500) == 12
+    assert ivf_nlist(1) == 1
