@@ -215,7 +215,7 @@ class Matcher:
         """Creator vectors in table order, read back from the index (no re-embedding)."""
         vectors = np.zeros((len(self.creators), index.meta["dimension"]), dtype=np.float32)
         present = self._row_of >= 0
-        vectors[self._row_of[present]] = index.index.reconstruct_n(0, len(index))[present]
+        vectors[self._row_of[present]] = index.vectors()[present]
         return vectors
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
