@@ -1,26 +1,37 @@
-"""Sentence-transformer embeddings, resolved offline and cached by content hash."""
+"""Sentence-transformer embeddings, resolved offline and cached by content hash and model."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "DEFAULT_EMBEDDING_MODEL",
     "EMBEDDING_MODEL_ENV",
     "Embedder",
+    "VectorCache",
     "campaign_vectors",
+    "content_keys",
     "creator_vectors",
+    "default_cache_dir",
     "resolve_model_path",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_MODEL_ENV = "CREATOR_MATCHER_EMBEDDING_MODEL"
+CACHE_DIR_ENV = "CREATOR_MATCHER_CACHE_DIR"
+KEY_DTYPE = np.dtype("S16")
+SHARD_PREFIX = "shard-"
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
@@ -47,15 +58,184 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-def _content_key(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+def content_keys(texts: Sequence[str]) -> np.ndarray:
+    """The 16-byte BLAKE2b digest of each text, as a numpy `S16` array: the cache's keys."""
+    digests = b"".join(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest() for text in texts)
+    return np.frombuffer(digests, dtype=KEY_DTYPE).copy()
+
+
+def default_cache_dir() -> Path:
+    """Where `creator-match index` keeps embeddings: $CREATOR_MATCHER_CACHE_DIR, else ~/.cache/creator-matcher."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "creator-matcher").expanduser()
+
+
+@dataclass(eq=False)
+class _Shard:
+    keys: np.ndarray  # S16, unique within a shard
+    vectors: np.ndarray  # float32 (len(keys), dimension); a read-only memory map when on disk
+    path: Path | None = None
+    _lookup: object = field(default=None, repr=False)
+
+    @property
+    def lookup(self):
+        """A pandas Index over the keys, built on first use (hash lookups, vectorised)."""
+        if self._lookup is None:
+            import pandas as pd
+
+            self._lookup = pd.Index(self.keys.astype(object))
+        return self._lookup
+
+
+class VectorCache:
+    """Vectors keyed by content digest, in memory or as append-only shards in a directory.
+
+    Each `put` writes one new shard (keys.npy and vectors.npy), staged and then renamed into place, so a reader
+    sees a shard whole or not at all and nothing already written is rewritten. Lookups are vectorised per shard
+    (a pandas Index over the keys); vectors are memory-mapped, so a million cached rows cost their keys in RAM.
+    Past `max_shards` shards the small ones are merged (size-tiered: all but the largest, or everything once
+    they outweigh it), which keeps both the shard count and the bytes rewritten in check.
+
+    Args:
+        directory: where shards live; None keeps them in memory only.
+        max_shards: shards allowed before a merge.
+    """
+
+    def __init__(self, directory: str | Path | None = None, max_shards: int = 16) -> None:
+        if max_shards < 2:
+            raise ValueError(f"Got max_shards={max_shards}; expected at least 2")
+        self.directory = None if directory is None else Path(directory)
+        self.max_shards = max_shards
+        self._shards: list[_Shard] | None = None
+
+    @property
+    def shards(self) -> list[_Shard]:
+        """The shards, oldest first (read from the directory on first use)."""
+        if self._shards is None:
+            self._shards = self._read_shards()
+        return self._shards
+
+    def __len__(self) -> int:
+        return sum(len(shard.keys) for shard in self.shards)
+
+    def _read_shards(self) -> list[_Shard]:
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        for _ in range(5):  # a concurrent merge may delete a listed shard; listing again finds what replaced it
+            try:
+                return [
+                    _Shard(np.load(path / "keys.npy"), np.load(path / "vectors.npy", mmap_mode="r"), path)
+                    for path in sorted(self.directory.glob(f"{SHARD_PREFIX}*"))
+                ]
+            except FileNotFoundError:
+                continue
+        raise RuntimeError(f"embedding cache {self.directory} kept changing while being read; try again")
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each key, the shard holding it and its row there; shard -1 where it is not cached."""
+        shard_of = np.full(len(keys), -1, dtype=np.int64)
+        row_of = np.full(len(keys), -1, dtype=np.int64)
+        missing = np.arange(len(keys))
+        wanted = np.asarray(keys, dtype=KEY_DTYPE).astype(object)
+        for number, shard in enumerate(self.shards):
+            if not len(missing):
+                break
+            rows = shard.lookup.get_indexer(wanted[missing])
+            hit = rows >= 0
+            shard_of[missing[hit]], row_of[missing[hit]] = number, rows[hit]
+            missing = missing[~hit]
+        return shard_of, row_of
+
+    def gather(self, shard_of: np.ndarray, row_of: np.ndarray, dimension: int) -> np.ndarray:
+        """The vectors `find` located, one row per key (zeros where not cached)."""
+        out = np.zeros((len(shard_of), dimension), dtype=np.float32)
+        for number in np.unique(shard_of[shard_of >= 0]):
+            at = np.flatnonzero(shard_of == number)
+            order = np.argsort(row_of[at], kind="stable")  # reads a memory map front to back
+            out[at[order]] = self.shards[number].vectors[row_of[at][order]]
+        return out
+
+    def put(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Adds vectors under keys not cached yet (keys already cached keep their vector)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(keys) != len(vectors) or vectors.ndim != 2:
+            raise ValueError(f"Got {len(keys)} keys and vectors of shape {vectors.shape}; expected one row per key")
+        if self.shards and vectors.shape[1] != self.shards[0].vectors.shape[1]:
+            raise ValueError(
+                f"Got vectors of dimension {vectors.shape[1]}; the cache holds {self.shards[0].vectors.shape[1]}"
+            )
+        keys, first = np.unique(np.asarray(keys, dtype=KEY_DTYPE), return_index=True)
+        new = self.find(keys)[0] < 0
+        if not new.any():
+            return
+        keys, vectors = keys[new], vectors[first[new]]
+        if self.directory is None:
+            self.shards.append(_Shard(keys, vectors))
+        else:
+
+            def fill(target: np.ndarray) -> None:
+                target[:] = vectors
+
+            path = self._write_shard(keys, vectors.shape[1], fill)
+            self.shards.append(_Shard(keys, np.load(path / "vectors.npy", mmap_mode="r"), path))
+        if len(self.shards) > self.max_shards:
+            self.compact(everything=False)
+
+    def compact(self, everything: bool = True) -> None:
+        """Merges shards into one: all of them, or all but the largest unless together they outweigh it."""
+        shards = sorted(self.shards, key=lambda shard: len(shard.keys), reverse=True)
+        if not everything and sum(len(shard.keys) for shard in shards[1:]) < len(shards[0].keys):
+            shards = shards[1:]
+        if len(shards) < 2:
+            return
+        sizes = [len(shard.keys) for shard in shards]
+        keys, first = np.unique(np.concatenate([shard.keys for shard in shards]), return_index=True)
+        source = np.repeat(np.arange(len(shards)), sizes)[first]
+        rows = first - np.concatenate([[0], np.cumsum(sizes)[:-1]])[source]
+
+        def fill(target: np.ndarray) -> None:
+            for number, shard in enumerate(shards):
+                at = np.flatnonzero(source == number)
+                target[at] = shard.vectors[rows[at]]
+
+        dimension = shards[0].vectors.shape[1]
+        kept = [shard for shard in self.shards if shard not in shards]
+        if self.directory is None:
+            merged = np.empty((len(keys), dimension), dtype=np.float32)
+            fill(merged)
+            self._shards = [*kept, _Shard(keys, merged)]
+            return
+        self._write_shard(keys, dimension, fill)
+        for shard in shards:  # a reader that mapped these files keeps them until it lets go (POSIX)
+            shutil.rmtree(shard.path, ignore_errors=True)
+        self._shards = None
+
+    def _write_shard(self, keys: np.ndarray, dimension: int, fill: Callable[[np.ndarray], None]) -> Path:
+        """Stages a shard directory, lets `fill` write its vectors, then renames it into place."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.directory))
+        # Names sort by creation time, so lookups try older (usually larger) shards first.
+        final = self.directory / f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}{staging.name[-8:]}"
+        try:
+            np.save(staging / "keys.npy", keys)
+            target = np.lib.format.open_memmap(
+                staging / "vectors.npy", mode="w+", dtype=np.float32, shape=(len(keys), dimension)
+            )
+            fill(target)
+            target.flush()
+            del target
+            os.replace(staging, final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        return final
 
 
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors.
 
-    The model loads on first use, so importing this module stays cheap. With `cache_dir`, vectors are
-    kept on disk keyed by the hash of the text and the model, so re-embedding unchanged text is free.
+    The model loads on first use, so importing this module stays cheap. Vectors are cached by the hash of the
+    text, per model: in memory, and with `cache_dir` on disk in a sub-directory named after the model (see
+    VectorCache), so re-embedding unchanged text is free. `encoded_count_` counts the texts sent to the model.
 
     Args:
         model: model name or path; defaults to $CREATOR_MATCHER_EMBEDDING_MODEL, else all-MiniLM-L6-v2.
@@ -75,8 +255,9 @@ class Embedder:
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.show_progress = show_progress
+        self.encoded_count_ = 0
         self._encoder = None
-        self._cache: dict[str, np.ndarray] | None = None
+        self._cache: VectorCache | None = None
 
     @property
     def encoder(self):
@@ -96,49 +277,40 @@ class Embedder:
         return int(self.encoder.get_embedding_dimension())
 
     @property
-    def _cache_file(self) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")
-        return Path(self.cache_dir) / f"{slug}.npz"
-
-    def _load_cache(self) -> dict[str, np.ndarray]:
+    def cache(self) -> VectorCache:
+        """This model's vectors: on disk under `cache_dir/<model>/` when `cache_dir` is set."""
         if self._cache is None:
-            self._cache = {}
-            path = self._cache_file
-            if path is not None and path.exists():
-                with np.load(path) as stored:
-                    self._cache = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+            directory = None
+            if self.cache_dir is not None:
+                slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")
+                directory = Path(self.cache_dir).expanduser() / slug
+            self._cache = VectorCache(directory)
         return self._cache
-
-    def _save_cache(self) -> None:
-        path = self._cache_file
-        if path is None or not self._cache:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, keys=np.array(list(self._cache)), vectors=np.stack(list(self._cache.values())))
-        os.replace(tmp, path)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Returns one normalised float32 row per text, in order; repeated and cached texts are encoded once."""
-        cache = self._load_cache()
-        keys = [_content_key(text) for text in texts]
-        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in cache}
-        if missing:
-            progress = self.show_progress if self.show_progress is not None else len(missing) >= 1000
+        texts = list(texts)
+        keys = content_keys(texts)
+        shard_of, _ = self.cache.find(keys)
+        missing = np.flatnonzero(shard_of < 0)
+        if len(missing):
+            # One text per distinct key, first occurrence first, so repeats are encoded once.
+            _, first = np.unique(keys[missing], return_index=True)
+            todo = missing[np.sort(first)]
+            progress = self.show_progress if self.show_progress is not None else len(todo) >= 1000
             vectors = self.encoder.encode(
-                list(missing.values()),
+                [texts[i] for i in todo],
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=progress,
             )
-            cache.update(zip(missing, vectors.astype(np.float32), strict=True))
-            self._save_cache()
-        if not keys:
+            self.encoded_count_ += len(todo)
+            self.cache.put(keys[todo], vectors)
+        if not len(keys):
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([cache[key] for key in keys]).astype(np.float32, copy=False)
+        shard_of, row_of = self.cache.find(keys)
+        return self.cache.gather(shard_of, row_of, self.cache.shards[0].vectors.shape[1])
 
 
 def creator_vectors(embedder: Embedder, creators) -> np.ndarray:

@@ -361,3 +361,21 @@ def test_nlist_is_about_four_root_n_with_enough_training_points_per_list():
     assert ivf_nlist(250_000) == 2000
     assert ivf_nlist(500) == 12
     assert ivf_nlist(1) == 1
+
+
+def test_index_command_builds_the_kind_asked_and_reuses_its_embedding_cache(world_dir, tmp_path, capsys):
+    """`creator-match index --index-type ivf` writes an ivf index; a second run embeds nothing afresh."""
+    from matcher.cli import main
+
+    args = ["index", "--creators", str(world_dir / "creators.parquet"), "--cache-dir", str(tmp_path / "cache")]
+
+    assert main([*args, "--out", str(tmp_path / "a"), "--index-type", "ivf"]) == 0
+    first = capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    second = capsys.readouterr().out
+
+    assert CandidateIndex.load(tmp_path / "a").kind == "ivf" and CandidateIndex.load(tmp_path / "b").kind == "flat"
+    assert ", ivf, " in first and " 0 embedded afresh" not in first
+    assert ", flat, 0 embedded afresh" in second
+    assert main([*args, "--out", str(tmp_path / "c"), "--index-type", "annoy"]) == 2
+    assert "--index-type 'annoy'" in capsys.readouterr().err

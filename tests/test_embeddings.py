@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.embeddings import Embedder, resolve_model_path
+from features.embeddings import Embedder, VectorCache, content_keys, creator_vectors, resolve_model_path
+from features.tables import read_table
 from features.text import campaign_text, creator_text
 
 
@@ -53,3 +54,101 @@ def test_model_is_a_setting(monkeypatch, tmp_path):
     monkeypatch.setenv("CREATOR_MATCHER_EMBEDDING_MODEL", str(packaged))
     assert Embedder().model == str(packaged)
     assert resolve_model_path(str(packaged)) == packaged
+
+
+# --- The persistent cache: per model, append-only shards, re-indexing encodes only what changed -----------------
+
+
+def sharing(embedder: Embedder, cache_dir) -> Embedder:
+    """A fresh Embedder on `cache_dir` that reuses the session's loaded model (loading it is not under test)."""
+    fresh = Embedder(cache_dir=cache_dir)
+    fresh._encoder = embedder.encoder
+    return fresh
+
+
+def test_reindex_after_changing_two_creators_encodes_exactly_two_texts(embedder, world_dir, tmp_path):
+    """A second run over the same cache sends only the 2 changed profiles to the model; vectors equal a cold run's."""
+    creators = read_table(world_dir / "creators.parquet", "creators").frame.head(120)
+    first = sharing(embedder, tmp_path / "cache")
+    creator_vectors(first, creators)
+    changed = creators.copy()
+    changed.loc[[5, 90], "bio"] = ["Now reviewing espresso grinders.", "Trail running shoes, tested on mud."]
+
+    warm = sharing(embedder, tmp_path / "cache")
+    warm_vectors = creator_vectors(warm, changed)
+    cold = sharing(embedder, tmp_path / "cold-cache")
+    cold_vectors = creator_vectors(cold, changed)
+
+    assert warm.encoded_count_ == 2
+    assert cold.encoded_count_ == len(
+        {
+            creator_text(*row)
+            for row in zip(changed["creator_type"], changed["interest_tags"], changed["bio"], strict=True)
+        }
+    )
+    # Batches are padded to their longest text, so a text encoded beside other texts can differ in the last bits.
+    np.testing.assert_allclose(warm_vectors, cold_vectors, atol=1e-6)
+
+
+def test_cache_is_per_model(embedder, tmp_path):
+    """Vectors cached for one model are not served for another: each model has its own shard directory."""
+    first = sharing(embedder, tmp_path)
+    first.encode(["espresso at home"])
+    other = Embedder(model=str(resolve_model_path("all-MiniLM-L6-v2")), cache_dir=tmp_path)
+
+    assert len(other.cache) == 0 and len(first.cache) == 1
+    assert first.cache.directory != other.cache.directory
+
+
+def test_each_call_appends_a_shard_and_never_rewrites_one(embedder, tmp_path):
+    """New texts land in a new shard; shards already written are left byte for byte; known texts add none."""
+    cached = sharing(embedder, tmp_path)
+    cached.encode(["camping stoves", "trail maps"])
+    before = {p.name: (p / "vectors.npy").read_bytes() for p in cached.cache.directory.iterdir()}
+    cached.encode(["camping stoves", "kayak paddles"])
+    cached.encode(["trail maps", "kayak paddles"])
+
+    after = {p.name: (p / "vectors.npy").read_bytes() for p in cached.cache.directory.iterdir()}
+    assert len(before) == 1 and len(after) == 2 and cached.encoded_count_ == 3
+    assert all(after[name] == data for name, data in before.items())
+    assert not [p for p in cached.cache.directory.iterdir() if p.name.startswith(".")]
+
+
+def random_rows(n: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_vector_cache_finds_every_key_across_shards_and_after_compaction(tmp_path, on_disk):
+    """Keys put in many shards are all found with their vectors, before and after merging, on disk or not."""
+    cache = VectorCache(tmp_path / "c" if on_disk else None, max_shards=4)
+    keys = content_keys([f"text {i}" for i in range(300)])
+    rows = random_rows(300, 1)
+    for start in range(0, 300, 30):  # 10 puts: merges happen on the way
+        cache.put(keys[start : start + 30], rows[start : start + 30])
+    assert len(cache.shards) <= 4
+
+    order = np.random.default_rng(2).permutation(300)
+    query = np.concatenate([keys[order], content_keys(["never cached"])])
+    shard_of, row_of = cache.find(query)
+    assert (shard_of[:-1] >= 0).all() and shard_of[-1] == -1
+    np.testing.assert_array_equal(cache.gather(shard_of, row_of, 8)[:-1], rows[order])
+
+    cache.compact()
+    assert len(cache.shards) == 1 and len(cache) == 300
+    reopened = VectorCache(tmp_path / "c") if on_disk else cache
+    np.testing.assert_array_equal(reopened.gather(*reopened.find(keys), 8), rows)
+
+
+def test_vector_cache_keeps_the_first_vector_of_a_key_and_refuses_another_dimension(tmp_path):
+    """Putting a cached key again changes nothing; vectors of another length are refused naming both."""
+    cache = VectorCache(tmp_path)
+    keys = content_keys(["a", "b"])
+    cache.put(keys, random_rows(2, 3))
+    cache.put(keys, random_rows(2, 4))
+
+    assert len(cache) == 2 and len(cache.shards) == 1
+    np.testing.assert_array_equal(cache.gather(*cache.find(keys), 8), random_rows(2, 3))
+    with pytest.raises(ValueError, match="dimension 3; the cache holds 8"):
+        cache.put(content_keys(["c"]), np.ones((1, 3), dtype=np.float32))
