@@ -145,17 +145,46 @@ def index(
     creators: Annotated[Path, typer.Option(help="creators table")],
     out: Annotated[Path, typer.Option(help="directory for the index")],
     embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+    index_type: Annotated[
+        str,
+        typer.Option(
+            metavar="[auto|flat|ivf|hnsw]",
+            help="auto: exact flat search up to $CREATOR_MATCHER_FLAT_THRESHOLD creators (200,000), IVF above",
+        ),
+    ] = "auto",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="embedding cache; default $CREATOR_MATCHER_CACHE_DIR, else ~/.cache/creator-matcher"),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="embed every creator afresh")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="progress bars; default: when stderr is a terminal")
+    ] = None,
 ) -> None:
-    """Embed creators and write the candidate index."""
-    from features.embeddings import Embedder, creator_vectors
+    """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
+    from features.embeddings import Embedder, creator_vectors, default_cache_dir
     from features.tables import read_table
-    from matcher.candidate_index import CandidateIndex
+    from matcher.candidate_index import INDEX_KINDS, CandidateIndex
 
+    if index_type not in INDEX_KINDS:
+        raise UserError(f"Got --index-type {index_type!r}; expected one of {', '.join(INDEX_KINDS)}")
+    progress = sys.stderr.isatty() if progress is None else progress
     table = read_table(creators, "creators")
-    embedder = Embedder(embedding_model)
-    built = CandidateIndex.build(creator_vectors(embedder, table.frame), table.frame["creator_id"], embedder.model)
+    embedder = Embedder(
+        embedding_model, cache_dir=None if no_cache else cache_dir or default_cache_dir(), show_progress=progress
+    )
+    built = CandidateIndex.build(
+        creator_vectors(embedder, table.frame),
+        table.frame["creator_id"],
+        embedder.model,
+        kind=index_type,
+        progress=progress,
+    )
     built.save(out)
-    typer.echo(f"indexed {len(built)} creators with {embedder.model} ({built.meta['dimension']}-d) into {out}")
+    typer.echo(
+        f"indexed {len(built)} creators with {embedder.model} ({built.meta['dimension']}-d, {built.kind}, "
+        f"{embedder.encoded_count_} embedded afresh) into {out}"
+    )
     if table.rejects:
         _echo_rejects(table.rejects)
         raise typer.Exit(2)
