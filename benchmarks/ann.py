@@ -1,0 +1,177 @@
+"""Approximate vs exact candidate search: speed and recall@100 of IVF (and HNSW) against Flat, side by side.
+
+Synthetic 384-d unit vectors clustered like profile embeddings (1,000 Gaussian clusters on the unit sphere,
+grouped under 50 topics), 1,000 queries from the same distribution searched in one batch, with and without
+an eligibility filter (a random `--allowed` share of creators, applied inside the search as the matcher does).
+Each index is searched through `CandidateIndex.search`, so filtered numbers include the widening fallback.
+Times are medians of `--repeats`; speed-ups are Flat's time over the index's time in the same run; recall@100
+is the share of Flat's exact top 100 returned.
+
+    .venv/bin/python benchmarks/ann.py                 # 100k and 1M (several minutes; HNSW at 100k only)
+    .venv/bin/python benchmarks/ann.py --quick         # 20k, 200 queries: a smoke test in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import faiss
+import numpy as np
+
+from matcher.candidate_index import CandidateIndex
+
+__all__ = ["clustered_unit_vectors", "main", "recall_at_k"]
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _around(centres: np.ndarray, n: int, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """`n` unit rows, each near a random one of `centres`: cosine to it about 1/sqrt(1 + spread²)."""
+    chunk = centres[rng.integers(0, len(centres), n)]
+    chunk += rng.standard_normal(chunk.shape, dtype=np.float32) * np.float32(spread / np.sqrt(centres.shape[1]))
+    return _unit(chunk)
+
+
+def clustered_unit_vectors(
+    n: int, args: argparse.Namespace, rng: np.random.Generator, centres: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` unit rows in `args.clusters` Gaussian clusters, themselves grouped under `args.topics` topics.
+
+    Profile embeddings are clustered at two levels (a category, then a niche inside it), so a row's nearest
+    neighbours beyond its own niche come from sibling niches, not from anywhere. Made in chunks to bound memory.
+    """
+    if centres is None:
+        topics = _unit(rng.standard_normal((args.topics, args.dimension), dtype=np.float32))
+        centres = _around(topics, args.clusters, args.topic_spread, rng)
+    rows = np.empty((n, args.dimension), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        rows[start:stop] = _around(centres, stop - start, args.spread, rng)
+    return rows, centres
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's exact top-k that the search returned."""
+    return float(np.mean([np.intersect1d(f, t).size / t.size for f, t in zip(found, truth, strict=True)]))
+
+
+def timed_search(index: CandidateIndex, queries: np.ndarray, k: int, allowed, repeats: int):
+    """Median seconds of `repeats` batched searches, and the last result's positions."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, positions = index.search(queries, k, allowed)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), positions
+
+
+def bench_size(n: int, args: argparse.Namespace) -> list[dict]:
+    rng = np.random.default_rng(args.seed)
+    rows, centres = clustered_unit_vectors(n, args, rng)
+    queries, _ = clustered_unit_vectors(args.queries, args, rng, centres)
+    allowed = rng.random(n) < args.allowed
+    ids = np.arange(n).astype(str).astype(object)
+    results = []
+
+    flat = CandidateIndex.build(rows, ids, "synthetic", kind="flat")
+    truth, flat_time = {}, {}
+    for label, mask in (("all", None), ("filtered", allowed)):
+        flat_time[label], truth[label] = timed_search(flat, queries, args.k, mask, args.repeats)
+        results.append(dict(n=n, index="Flat", setting="", filter=label, build=0.0, seconds=flat_time[label]))
+        results[-1].update(speedup=1.0, recall=1.0)
+    print_rows(results)
+    del flat
+
+    candidates = [("ivf", "nprobe", p) for p in args.nprobes]
+    if n <= args.hnsw_max:
+        candidates += [("hnsw", "ef_search", ef) for ef in args.ef_searches]
+    built: dict[str, tuple[CandidateIndex, float]] = {}
+    for kind, setting, value in candidates:
+        if kind not in built:
+            start = time.perf_counter()
+            index = CandidateIndex.build(rows, ids, "synthetic", kind=kind, seed=args.seed)
+            built[kind] = (index, time.perf_counter() - start)
+        index, build_seconds = built[kind]
+        setattr(index, setting, value)
+        name = f"IVF{index.meta['nlist']}" if kind == "ivf" else "HNSW32"
+        for label, mask in (("all", None), ("filtered", allowed)):
+            seconds, found = timed_search(index, queries, args.k, mask, args.repeats)
+            results.append(
+                dict(
+                    n=n,
+                    index=name,
+                    setting=f"{setting}={value}",
+                    filter=label,
+                    build=build_seconds,
+                    seconds=seconds,
+                    speedup=flat_time[label] / seconds,
+                    recall=recall_at_k(found, truth[label]),
+                )
+            )
+        print_rows(results[-2:])
+    return results
+
+
+def print_rows(rows: list[dict]) -> None:
+    for row in rows:
+        print(
+            f"{row['n']:>9,} {row['index']:>9} {row['setting']:>13} {row['filter']:>9} "
+            f"{row['build']:>8.1f} {row['seconds']:>9.3f} {row['speedup']:>8.1f}x {row['recall']:>10.4f}",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--quick", action="store_true", help="20k vectors, 200 queries, one repeat")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--dimension", type=int, default=384)
+    parser.add_argument("--clusters", type=int, default=1000, help="Gaussian clusters (niches)")
+    parser.add_argument("--topics", type=int, default=50, help="groups of clusters (categories)")
+    parser.add_argument("--spread", type=float, default=0.8, help="noise norm of a row around its cluster")
+    parser.add_argument("--topic-spread", type=float, default=0.8, help="noise norm of a cluster around its topic")
+    parser.add_argument("--allowed", type=float, default=0.8, help="share of creators the filter allows")
+    parser.add_argument("--nprobes", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--ef-searches", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest size HNSW is built at")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.queries, args.repeats = [20_000], 200, 1
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+    print(
+        f"{args.queries} queries, k={args.k}, {args.dimension}-d, {args.clusters} clusters in {args.topics} topics "
+        f"(spreads {args.spread}, {args.topic_spread}), filter allows "
+        f"{args.allowed:.0%}, {faiss.omp_get_max_threads()} FAISS threads, median of {args.repeats}"
+    )
+    header = ("n", 9), ("index", 9), ("setting", 13), ("filter", 9), ("build s", 8), ("search s", 9), ("speedup", 9)
+    print(" ".join(f"{name:>{width}}" for name, width in header), f"{'recall@k':>10}")
+    results = []
+    for n in args.sizes:
+        results += bench_size(n, args)
+    print("\nfastest setting with recall@k >= 0.99 on both filters, per size:")
+    for n in args.sizes:
+        good = {}
+        for row in results:
+            if row["n"] == n and row["index"] != "Flat":
+                good.setdefault((row["index"], row["setting"]), []).append(row)
+        passing = [rows for rows in good.values() if all(r["recall"] >= 0.99 for r in rows)]
+        if not passing:
+            print(f"  {n:>9,}: none")
+            continue
+        best = max(passing, key=lambda rows: min(r["speedup"] for r in rows))
+        parts = ", ".join(f"{r['filter']} {r['speedup']:.1f}x at recall {r['recall']:.4f}" for r in best)
+        print(f"  {n:>9,}: {best[0]['index']} {best[0]['setting']}: {parts}")
+
+
+if __name__ == "__main__":
+    main()
