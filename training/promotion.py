@@ -9,9 +9,17 @@ import pandas as pd
 
 from features.pairwise import FEATURES
 from training.evaluate import evaluate_ranking
+from training.ranker import CreatorRanker
 from training.registry import champion_version, load_ranker
 
-__all__ = ["PromotionCheck", "check_promotion", "compare_with_champion", "unseen_by"]
+__all__ = [
+    "PromotionCheck",
+    "champion_metrics",
+    "champion_on_unseen",
+    "check_promotion",
+    "compare_with_champion",
+    "unseen_by",
+]
 
 MIN_CAMPAIGNS = 3
 
@@ -46,19 +54,39 @@ def unseen_by(model_name: str, version: str, pairs: pd.DataFrame) -> pd.DataFram
     return pairs[starts > trained_until]
 
 
-def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame) -> dict[str, float]:
-    """The champion's metrics on the held-out pairs it has not seen, prefixed `champion_`, and their count.
+def champion_on_unseen(
+    model_name: str, champion: str, pairs: pd.DataFrame
+) -> tuple[CreatorRanker | None, pd.DataFrame]:
+    """The champion's ranker and the held-out pairs of campaigns it never trained on.
 
-    Empty when the champion uses other features or has seen every held-out campaign.
+    The ranker is None when no fair comparison is possible: the champion uses other features, or fewer
+    than MIN_CAMPAIGNS held-out campaigns are unseen by it.
     """
     fair = unseen_by(model_name, champion, pairs)
     loaded = load_ranker(f"models:/{model_name}/{champion}")
     if list(loaded.model.features) != FEATURES or fair["campaign_id"].nunique() < MIN_CAMPAIGNS:
-        return {"champion_comparison_campaigns": float(fair["campaign_id"].nunique())}
-    found = evaluate_ranking(loaded.model.ranker, fair, fair["price"].to_numpy())
-    return {f"champion_{k}": v for k, v in found.items() if not k.startswith("baseline_")} | {
-        "champion_comparison_campaigns": float(fair["campaign_id"].nunique())
-    }
+        return None, fair
+    return loaded.model.ranker, fair
+
+
+def champion_metrics(ranker: CreatorRanker | None, fair: pd.DataFrame) -> dict[str, float]:
+    """The champion's metrics on `fair` (see `champion_on_unseen`), prefixed `champion_`, and their count.
+
+    Only the count when there is no ranker to judge.
+    """
+    count = {"champion_comparison_campaigns": float(fair["campaign_id"].nunique())}
+    if ranker is None:
+        return count
+    found = evaluate_ranking(ranker, fair, fair["price"].to_numpy())
+    return {f"champion_{k}": v for k, v in found.items() if not k.startswith("baseline_")} | count
+
+
+def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame) -> dict[str, float]:
+    """The champion's metrics on the held-out pairs it has not seen, prefixed `champion_`, and their count.
+
+    Only the count when the champion uses other features or has seen too many held-out campaigns.
+    """
+    return champion_metrics(*champion_on_unseen(model_name, champion, pairs))
 
 
 def check_promotion(model_name: str, version: str) -> PromotionCheck:
