@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.contract import FUNNEL_STAGE
+from features.embeddings import Embedder, creator_vectors
 from features.pairwise import FEATURES
 from training.evaluate import expected_sales, ndcg_by_campaign
 
-__all__ = ["captured_by_k", "model_card", "plot_calibration", "plot_captured", "plot_importance"]
+__all__ = [
+    "SLATE_BASELINE",
+    "SlateBuilder",
+    "captured_by_k",
+    "model_card",
+    "plot_calibration",
+    "plot_captured",
+    "plot_importance",
+    "plot_slates",
+    "slate_candidates",
+    "slate_capture",
+    "slate_members",
+    "slate_metrics",
+]
+
+# Builds slates from scored candidates and unit creator vectors (rows indexed by `creator_row`) and returns
+# the chosen rows; e.g. `lambda scored, vectors: build_slates(scored, SlatePolicy(), vectors)[0]` from
+# matcher.slate, which training may not import (matcher imports training).
+SlateBuilder = Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]
+# The baseline slates are compared with when there is no champion: the sellers' own hand pick.
+SLATE_BASELINE = "tags_then_followers"
+_FUNNEL = ("awareness", "consideration", "conversion")
 
 
 def _pyplot():
@@ -108,6 +132,126 @@ def plot_importance(ranker, pairs: pd.DataFrame, price: np.ndarray, path: Path, 
     return importance
 
 
+def slate_candidates(
+    pairs: pd.DataFrame, creators: pd.DataFrame, embedder: Embedder
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Held-out pairs as a slate builder's candidates, still unscored, and their creators' unit profile vectors.
+
+    Args:
+        pairs: held-out pairs with FEATURES, `sales` and each campaign's `budget`.
+        creators: the creators table (for creator type and profile text).
+        embedder: embeds profiles for the builder's near-duplicate rule (cached vectors are reused).
+
+    Returns:
+        One row per pair with campaign_id, creator_id, creator_row (row in the vectors), product_type, budget,
+        commission_rate, funnel_stage, hist_campaigns and realized sales; and the vectors.
+    """
+    used = pd.unique(pairs["creator_id"])
+    profiles = creators.drop_duplicates("creator_id").set_index("creator_id").loc[used].reset_index()
+    creator_row = pd.Series(np.arange(len(used)), index=used)[pairs["creator_id"]].to_numpy()
+    candidates = pd.DataFrame(
+        {
+            "campaign_id": pairs["campaign_id"].to_numpy(),
+            "creator_id": pairs["creator_id"].to_numpy(),
+            "creator_row": creator_row,
+            # The pair feature holds the product type as resolved for the campaign at training time.
+            "product_type": np.where(pairs["non_standard"].to_numpy(float) > 0, "non_standard", "standard"),
+            "budget": pairs["budget"].to_numpy(float),
+            "commission_rate": pairs["commission_rate"].to_numpy(float),
+            "funnel_stage": profiles["creator_type"].map(FUNNEL_STAGE).to_numpy()[creator_row],
+            "hist_campaigns": pairs["hist_campaigns"].to_numpy(float),
+            "sales": pairs["sales"].to_numpy(float),
+        }
+    )
+    return candidates, creator_vectors(embedder, profiles)
+
+
+def slate_members(
+    build: SlateBuilder, candidates: pd.DataFrame, vectors: np.ndarray, score: np.ndarray, expected_sales: np.ndarray
+) -> pd.DataFrame:
+    """The candidate rows `build` puts on a slate when pairs are ranked by `score`.
+
+    The budget rule reads `expected_sales` x commission rate, so a baseline without a sales estimate of its own
+    can be given the model's.
+    """
+    scored = candidates.assign(
+        score=score, expected_commission=expected_sales * candidates["commission_rate"].to_numpy(float)
+    )
+    chosen = build(scored, vectors)
+    keys = pd.MultiIndex.from_frame(candidates[["campaign_id", "creator_id"]])
+    return candidates[keys.isin(pd.MultiIndex.from_frame(chosen[["campaign_id", "creator_id"]]))]
+
+
+def slate_capture(members: pd.DataFrame, candidates: pd.DataFrame) -> pd.Series:
+    """Per campaign with realized sales: the share of them earned by the creators on its slate."""
+    total = candidates.groupby("campaign_id")["sales"].sum()
+    total = total[total > 0]
+    return members.groupby("campaign_id")["sales"].sum().reindex(total.index, fill_value=0.0) / total
+
+
+def _slate_sizes(members: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    kind = candidates.groupby("campaign_id")["product_type"].first()
+    size = members.groupby("campaign_id").size().reindex(kind.index, fill_value=0)
+    return pd.DataFrame({"product_type": kind, "size": size})
+
+
+def slate_metrics(members: pd.DataFrame, candidates: pd.DataFrame, prefix: str = "") -> dict[str, float]:
+    """Mean slate size by product type, funnel coverage of non-standard slates, and realized sales captured.
+
+    Campaigns left without a slate count with size 0 and as uncovered; NaN where no campaign qualifies.
+    """
+    sizes = _slate_sizes(members, candidates)
+    by_type = sizes.groupby("product_type")["size"].mean()
+    stages = members.groupby("campaign_id")["funnel_stage"].agg(set)
+    non_standard = sizes.index[sizes["product_type"] == "non_standard"]
+    covered = [set(_FUNNEL) <= stages.get(c, set()) for c in non_standard]
+    found = {
+        "slate_campaigns": float(len(sizes)),
+        "slate_size_standard": float(by_type.get("standard", np.nan)),
+        "slate_size_non_standard": float(by_type.get("non_standard", np.nan)),
+        "slate_funnel_coverage": float(np.mean(covered)) if covered else np.nan,
+        "slate_captured_sales": float(slate_capture(members, candidates).mean()),
+    }
+    return {f"{prefix}{k}": v for k, v in found.items()}
+
+
+def plot_slates(
+    ours: pd.DataFrame, theirs: pd.DataFrame, candidates: pd.DataFrame, other: str, title: str, path: Path
+) -> Path:
+    """This version's slates against another's on the same campaigns: sales captured per campaign, mean sizes."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    kind = candidates.groupby("campaign_id")["product_type"].first()
+    mine, other_share = slate_capture(ours, candidates), slate_capture(theirs, candidates)
+    for product_type, marker in (("standard", "o"), ("non_standard", "s")):
+        ids = mine.index[kind.reindex(mine.index) == product_type]
+        axes[0].scatter(other_share[ids], mine[ids], marker=marker, label=product_type.replace("_", "-"), alpha=0.8)
+    axes[0].plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    axes[0].set(
+        title="share of each campaign's realized sales on its slate",
+        xlabel=other,
+        ylabel="this version",
+        xlim=(-0.02, 1.02),
+        ylim=(-0.02, 1.02),
+    )
+    axes[0].legend(title="product type")
+    sizes = pd.DataFrame(
+        {
+            "this version": _slate_sizes(ours, candidates).groupby("product_type")["size"].mean(),
+            other: _slate_sizes(theirs, candidates).groupby("product_type")["size"].mean(),
+        }
+    )
+    sizes = sizes.reindex([t for t in ("standard", "non_standard") if t in sizes.index])
+    sizes.index = sizes.index.str.replace("_", "-")
+    sizes.plot.bar(ax=axes[1], rot=0)
+    axes[1].set(title="mean slate size", xlabel="product type", ylabel="creators")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def model_card(
     name: str,
     version: str,
@@ -115,12 +259,17 @@ def model_card(
     metrics: dict[str, float],
     importance: pd.Series | None,
     champion: str | None,
+    slates_against: str | None = None,
 ) -> str:
-    """A markdown review summary for the model version's description and the run's artifacts."""
+    """A markdown review summary for the model version's description and the run's artifacts.
 
-    def fmt(key: str) -> str:
+    `slates_against` says what `review/slates_vs_champion.png` compares this version's slates with; None
+    when no slates were built (no slate builder given).
+    """
+
+    def fmt(key: str, count: bool = False) -> str:
         value = metrics.get(key)
-        return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+        return "n/a" if value is None or not np.isfinite(value) else f"{value:.0f}" if count else f"{value:.3f}"
 
     lines = [
         f"# {name} version {version}",
@@ -152,6 +301,35 @@ def model_card(
         "- `review/captured_by_k.png`: realized sales captured by the top k, model vs baselines",
         "- `review/importance.png`: which features the ranking leans on",
     ]
+    if slates_against is not None:
+        lines.append(f"- `review/slates_vs_champion.png`: this version's slates vs {slates_against}")
+    lines += ["", "## Slates on held-out campaigns"]
+    if slates_against is None:
+        lines.append(
+            "Not built in this run: no slate builder was given (`creator-match train` passes matcher.slate's)."
+        )
+    else:
+        columns = ("", "versus_champion_", "champion_", f"baseline_{SLATE_BASELINE}_")
+        rows = (
+            ("campaigns", "slate_campaigns"),
+            ("mean slate size, standard", "slate_size_standard"),
+            ("mean slate size, non-standard", "slate_size_non_standard"),
+            ("non-standard slates with awareness, consideration and conversion", "slate_funnel_coverage"),
+            ("share of realized sales on the slate", "slate_captured_sales"),
+        )
+        lines += [
+            "Default slate policy, scores of the version fitted on earlier campaigns; a campaign's candidates are the "
+            "creators who took part in it, so captured sales are a share of theirs. The champion is judged on the "
+            "held-out campaigns it never trained on, next to this version on the same campaigns; the baseline's "
+            "budget rule reads this version's expected sales.",
+            "",
+            "| measure | this version | this version, champion's campaigns | champion | tags then followers |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {label} | " + " | ".join(fmt(prefix + key, key == "slate_campaigns") for prefix in columns) + " |"
+                for label, key in rows
+            ),
+        ]
     if importance is not None:
         top = ", ".join(f"{name} ({value:.3f})" for name, value in importance.sort_values().tail(5)[::-1].items())
         lines += ["", "## Leans most on", f"{top}"]

@@ -17,7 +17,7 @@ from features.pairwise import FEATURES
 from features.tables import Reject
 from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables
 from training.evaluate import BASELINES, evaluate_ranking, expected_sales, time_split
-from training.promotion import compare_with_champion
+from training.promotion import champion_metrics, champion_on_unseen
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
@@ -27,7 +27,19 @@ from training.registry import (
     configure_tracking,
     pip_requirements,
 )
-from training.review import captured_by_k, model_card, plot_calibration, plot_captured, plot_importance
+from training.review import (
+    SLATE_BASELINE,
+    SlateBuilder,
+    captured_by_k,
+    model_card,
+    plot_calibration,
+    plot_captured,
+    plot_importance,
+    plot_slates,
+    slate_candidates,
+    slate_members,
+    slate_metrics,
+)
 
 __all__ = ["TrainResult", "train"]
 
@@ -57,12 +69,15 @@ def train(
     ranker: CreatorRanker | None = None,
     attribution: str = "last_click",
     window: dt.timedelta = DEFAULT_WINDOW,
+    slate_builder: SlateBuilder | None = None,
 ) -> TrainResult:
     """Trains on DIR/creators, DIR/campaigns, DIR/performance; logs the run and registers a version.
 
     The model is evaluated on the latest campaigns after being fitted on the earlier ones, next to the
     baselines and the current champion on the same held-out pairs; the registered model is then refitted
     on everything. The first version of a model name becomes `champion`; later ones wait for `promote`.
+    With `slate_builder` (see `training.review.SlateBuilder`; the `creator-match train` command passes
+    matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -74,8 +89,11 @@ def train(
     data = build_training_data(tables, embedder, as_of, attribution, window)
     ranker = ranker or CreatorRanker()
     train_pairs, test_pairs = time_split(data.pairs)
-    price = tables.campaigns.set_index("campaign_id")["price"]
-    test_pairs = test_pairs.assign(price=price.reindex(test_pairs["campaign_id"]).to_numpy())
+    by_id = tables.campaigns.set_index("campaign_id")
+    test_pairs = test_pairs.assign(
+        price=by_id["price"].reindex(test_pairs["campaign_id"]).to_numpy(),
+        budget=by_id["budget"].reindex(test_pairs["campaign_id"]).to_numpy(),
+    )
     metrics: dict[str, float] = {
         "n_pairs": float(len(data.pairs)),
         "n_train_pairs": float(len(train_pairs)),
@@ -84,12 +102,14 @@ def train(
         "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
     }
     champion = champion_version(model_name)
-    held_out = None
+    held_out = champion_ranker = None
+    champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
         held_out = CreatorRanker(**ranker.get_params()).fit(train_pairs[FEATURES], train_pairs[OUTCOMES])
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
         if champion is not None:
-            metrics |= compare_with_champion(model_name, champion, test_pairs)
+            champion_ranker, champion_pairs = champion_on_unseen(model_name, champion, test_pairs)
+            metrics |= champion_metrics(champion_ranker, champion_pairs)
     final = CreatorRanker(**ranker.get_params()).fit(data.pairs[FEATURES], data.pairs[OUTCOMES])
     python_model = RankerModel(final, data.past, embedder.model, embedder.dimension)
     example = data.pairs[FEATURES].head(5).astype(float)
@@ -123,9 +143,21 @@ def train(
         )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags(tags)
-        importance = None
+        importance = slates_against = None
         if held_out is not None:
             importance = _log_review(held_out, test_pairs, Path(tmp))
+            if slate_builder is not None:
+                found, slates_against = _log_slates(
+                    slate_builder,
+                    held_out,
+                    test_pairs,
+                    *slate_candidates(test_pairs, tables.creators, embedder),
+                    champion,
+                    champion_ranker,
+                    champion_pairs,
+                    Path(tmp),
+                )
+                metrics |= found
         # MLflow prints its registration chatter straight to stderr; the summary says the same in one line.
         with contextlib.redirect_stderr(io.StringIO()):
             info = mlflow.pyfunc.log_model(
@@ -137,7 +169,7 @@ def train(
                 pip_requirements=pip_requirements(),
             )
         version = str(info.registered_model_version)
-        card = model_card(model_name, version, tags, metrics, importance, champion)
+        card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
         mlflow.log_text(card, "review/model_card.md")
     client = MlflowClient()
     client.update_model_version(model_name, version, description=card)
@@ -171,6 +203,54 @@ def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) ->
     mlflow.log_artifact(str(tmp / "importance.png"), "review")
     mlflow.log_dict(importance.sort_values(ascending=False).to_dict(), "review/importance.json")
     return importance
+
+
+def _log_slates(
+    build: SlateBuilder,
+    held_out: CreatorRanker,
+    test_pairs: pd.DataFrame,
+    candidates: pd.DataFrame,
+    vectors: np.ndarray,
+    champion: str | None,
+    champion_ranker: CreatorRanker | None,
+    champion_pairs: pd.DataFrame,
+    tmp: Path,
+) -> tuple[dict[str, float], str]:
+    """Slates of the held-out campaigns by this version, the best baseline and the champion, logged as metrics
+    and `review/slates_vs_champion.png`; returns the metrics and what the plot compares with."""
+    import mlflow
+
+    sales = expected_sales(held_out.predict(test_pairs), test_pairs["price"].to_numpy())
+    ours = slate_members(build, candidates, vectors, sales, sales)
+    # Ranks keep the baseline's order with positive scores (the builder drops scores <= 0).
+    hand_pick = pd.Series(BASELINES[SLATE_BASELINE](test_pairs)).rank(method="first").to_numpy()
+    theirs = slate_members(build, candidates, vectors, hand_pick, sales)
+    found = slate_metrics(ours, candidates) | slate_metrics(theirs, candidates, f"baseline_{SLATE_BASELINE}_")
+    path = tmp / "slates_vs_champion.png"
+    if champion_ranker is not None:
+        fair = test_pairs.index.isin(champion_pairs.index)  # `unseen_by` keeps the held-out row labels
+        judged = candidates[fair].reset_index(drop=True)
+        rival = expected_sales(champion_ranker.predict(champion_pairs), champion_pairs["price"].to_numpy())
+        mine = slate_members(build, judged, vectors, sales[fair], sales[fair])
+        champions = slate_members(build, judged, vectors, rival, rival)
+        found |= slate_metrics(mine, judged, "versus_champion_") | slate_metrics(champions, judged, "champion_")
+        n = judged["campaign_id"].nunique()
+        against = f"champion version {champion}'s on the {n} held-out campaigns it never trained on"
+        plot_slates(
+            mine,
+            champions,
+            judged,
+            f"champion v{champion}",
+            f"slates: this version vs champion version {champion}",
+            path,
+        )
+    else:
+        why = "no champion yet" if champion is None else f"champion version {champion} cannot be judged fairly here"
+        against = f"the best baseline's, {SLATE_BASELINE} ({why})"
+        plot_slates(ours, theirs, candidates, SLATE_BASELINE, f"slates: this version vs {SLATE_BASELINE} ({why})", path)
+    mlflow.log_artifact(str(path), "review")
+    mlflow.log_metrics({k: v for k, v in found.items() if np.isfinite(v)})
+    return found, against
 
 
 def summarize(result: TrainResult) -> str:

@@ -1,0 +1,91 @@
+"""What a reviewer sees of slates: held-out slates of each version, against the champion or the best baseline."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from mlflow import MlflowClient
+
+from matcher.slate import SlatePolicy, build_slates
+from training.ranker import CreatorRanker
+from training.review import model_card
+from training.train import train
+
+POLICY = SlatePolicy()
+FAST = CreatorRanker(max_iter=60)
+MODEL = "slate-review"
+CARD_HEADINGS = [
+    "## Training data",
+    "## Held-out later campaigns (latest 20% by start date)",
+    "## Plots",
+    "## Slates on held-out campaigns",
+    "## Leans most on",
+    "## Known limits",
+]
+
+
+def default_slates(scored, vectors):
+    return build_slates(scored, POLICY, vectors)[0]
+
+
+@pytest.fixture(scope="module")
+def versions(world_dir, embedder, tracking_uri):
+    """v1 trained on what had settled by 2026-03-01 (champion), v2 on everything; both review their slates."""
+    # A lighter ranker keeps the two extra training runs quick; slates only need its scores.
+    common = {"model_name": MODEL, "embedder": embedder, "ranker": FAST, "slate_builder": default_slates}
+    first = train(world_dir, as_of=dt.date(2026, 3, 1), **common)
+    second = train(world_dir, **common)
+    return first, second
+
+
+def assert_sane(metrics: dict[str, float], prefix: str = "") -> None:
+    standard, non_standard = metrics[f"{prefix}slate_size_standard"], metrics[f"{prefix}slate_size_non_standard"]
+    assert 1 <= standard <= POLICY.standard_size
+    assert 1 <= non_standard <= POLICY.non_standard_size
+    assert non_standard > standard
+    assert 0 <= metrics[f"{prefix}slate_funnel_coverage"] <= 1
+    assert 0 < metrics[f"{prefix}slate_captured_sales"] <= 1
+
+
+def logged(result) -> tuple[dict[str, float], list[str], str]:
+    client = MlflowClient()
+    run = client.get_run(result.run_id)
+    artifacts = [a.path for a in client.list_artifacts(result.run_id, "review")]
+    return run.data.metrics, artifacts, client.get_model_version(MODEL, result.version).description
+
+
+def test_first_version_reviews_its_slates_against_the_best_baseline(versions):
+    first, _ = versions
+    assert first.is_champion
+    metrics, artifacts, card = logged(first)
+    assert_sane(metrics)
+    assert_sane(metrics, "baseline_tags_then_followers_")
+    assert not any(k.startswith("champion_slate_") for k in metrics)
+    assert "review/slates_vs_champion.png" in artifacts
+    assert [line for line in card.splitlines() if line.startswith("## ")] == CARD_HEADINGS
+    assert "tags_then_followers (no champion yet)" in card
+    assert "| mean slate size, non-standard |" in card
+
+
+def test_later_version_reviews_its_slates_against_the_champion_on_campaigns_it_never_saw(versions):
+    _, second = versions
+    assert not second.is_champion
+    metrics, artifacts, card = logged(second)
+    for prefix in ("", "versus_champion_", "champion_"):
+        assert_sane(metrics, prefix)
+    assert metrics["champion_slate_campaigns"] == metrics["champion_comparison_campaigns"] >= 3
+    assert metrics["versus_champion_slate_campaigns"] == metrics["champion_slate_campaigns"]
+    assert "review/slates_vs_champion.png" in artifacts
+    assert [line for line in card.splitlines() if line.startswith("## ")] == CARD_HEADINGS
+    assert "champion version 1's on the" in card
+    assert second.metrics["slate_captured_sales"] == metrics["slate_captured_sales"]
+
+
+def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(versions):
+    """Callers that pass no builder (training may not import matcher) still get the heading, with the reason."""
+    first, _ = versions
+    tags = MlflowClient().get_run(first.run_id).data.tags
+    card = model_card(MODEL, "9", tags, first.metrics, None, None)
+    assert "## Slates on held-out campaigns\nNot built in this run" in card
+    assert "slates_vs_champion.png" not in card
