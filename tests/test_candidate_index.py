@@ -210,13 +210,19 @@ def clustered() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def assert_exact_ranking(rows, queries, sims, positions, expected_sims, allowed=None):
-    """Equal to the exact ranking up to float ties: same similarities, and each row really has its similarity."""
-    np.testing.assert_allclose(sims, expected_sims, atol=1e-5)
+    """Equal to the exact ranking up to float ties: same similarities, and each row really has its similarity.
+
+    Where fewer rows exist than asked for, the rest are position -1 (the reference has similarity -inf there).
+    """
+    found = positions >= 0
+    np.testing.assert_array_equal(found, np.isfinite(expected_sims))
+    k = positions.shape[1]
+    np.testing.assert_allclose(sims[found], expected_sims[found], atol=1e-5)
     true_sims = np.take_along_axis(queries.astype(np.float64) @ rows.astype(np.float64).T, positions, axis=1)
-    np.testing.assert_allclose(true_sims, expected_sims, atol=1e-5)
-    assert all(len(set(row)) == len(row) for row in positions.tolist())
+    np.testing.assert_allclose(true_sims[found], expected_sims[found], atol=1e-5)
+    assert all(len(set(row)) == len(row) for row in np.where(found, positions, -np.arange(1, k + 1)).tolist())
     if allowed is not None:
-        assert allowed[positions].all()
+        assert allowed[positions[found]].all()
 
 
 def recall(found: np.ndarray, expected: np.ndarray) -> float:
@@ -379,3 +385,26 @@ def test_index_command_builds_the_kind_asked_and_reuses_its_embedding_cache(worl
     assert ", flat, 0 embedded afresh" in second
     assert main([*args, "--out", str(tmp_path / "c"), "--index-type", "annoy"]) == 2
     assert "--index-type 'annoy'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("share", [0.05, 0.2, 0.5, 0.9, 1.0])
+def test_flat_filtered_search_is_exact_at_any_share_allowed(vectors, queries, index, share):
+    """Whether it over-fetches (most rows allowed) or uses the selector (few), flat filtered search is exact."""
+    allowed = np.random.default_rng(int(share * 100)).random(len(vectors)) < share
+
+    sims, positions = index.search(queries, 40, allowed=allowed)
+    expected_sims, _ = brute_force(vectors, queries, 40, allowed)
+
+    assert_exact_ranking(vectors, queries, sims, positions, expected_sims, allowed)
+
+
+def test_flat_filtered_search_falls_back_when_the_nearest_rows_are_all_disallowed(index, vectors):
+    """Over-fetching finds no allowed row when a query's 300 nearest are excluded; the selector search then does."""
+    _, nearest = brute_force(vectors, vectors[:1], 300)
+    allowed = np.ones(len(vectors), dtype=bool)
+    allowed[nearest[0]] = False
+
+    sims, positions = index.search(vectors[:1], 10, allowed=allowed)
+    expected_sims, _ = brute_force(vectors, vectors[:1], 10, allowed)
+
+    assert_exact_ranking(vectors, vectors[:1], sims, positions, expected_sims, allowed)
