@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -207,6 +208,10 @@ class VectorCache:
         self._write_shard(keys, dimension, fill)
         for shard in shards:  # a reader that mapped these files keeps them until it lets go (POSIX)
             shutil.rmtree(shard.path, ignore_errors=True)
+        for staging in self.directory.glob(".staging-*"):  # left by a writer that was killed; none lives an hour
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - staging.stat().st_mtime > 3600:
+                    shutil.rmtree(staging, ignore_errors=True)
         self._shards = None
 
     def _write_shard(self, keys: np.ndarray, dimension: int, fill: Callable[[np.ndarray], None]) -> Path:
