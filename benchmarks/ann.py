@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spread", type=float, default=0.8, help="noise norm of a row around its cluster")
     parser.add_argument("--topic-spread", type=float, default=0.8, help="noise norm of a cluster around its topic")
     parser.add_argument("--allowed", type=float, default=0.8, help="share of creators the filter allows")
-    parser.add_argument("--nprobes", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--nprobes", type=int, nargs="+", default=[4, 8, 12, 16, 24, 32])
     parser.add_argument("--ef-searches", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest size HNSW is built at")
     parser.add_argument("--repeats", type=int, default=3)
