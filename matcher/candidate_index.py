@@ -252,9 +252,10 @@ class CandidateIndex:
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows per query by inner product, only among `allowed` rows (a boolean mask) when given.
 
-        An approximate index that returns fewer than min(k, allowed rows) for a query searches that query again
-        wider (ivf: doubling nprobe up to every list, which is exact; hnsw: doubling ef_search, then an exact
-        scan), so a selective filter never starves the caller.
+        Flat results are exact, filtered or not. An approximate index searches 1/share-allowed wider when
+        filtered, and a query that still comes back with fewer than min(k, allowed rows) is searched again wider
+        (ivf: doubling nprobe up to every list, which is exact; hnsw: doubling ef_search, then an exact scan), so
+        a selective filter never starves the caller.
 
         Returns:
             (similarities, positions), each of shape (n_queries, k); position -1 where fewer exist.
@@ -271,30 +272,35 @@ class CandidateIndex:
                 raise ValueError(f"Got an allowed mask of shape {allowed.shape}; expected ({len(self)},)")
             wanted = min(k, int(allowed.sum()))
             share = max(float(allowed.mean()), 1 / len(self))
-            # The selector reads the bitmap through a raw pointer: `bitmap` must outlive every search below.
             bitmap = np.packbits(allowed, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self), faiss.swig_ptr(bitmap))
+        # The selector reads `bitmap` through a raw pointer, so it stays referenced here until the search returns.
         if self.kind == "flat":
             if selector is None:
                 return self.index.search(queries, k)
             if share >= OVERFETCH_MIN_SHARE:
                 return self._flat_overfetch(queries, k, allowed, selector, wanted, share)
             return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        return self._approximate(queries, k, selector, wanted, share)
+
+    def _approximate(self, queries: np.ndarray, k: int, selector, wanted: int, share: float):
+        """ivf or hnsw search, widened for the queries that come back with fewer than `wanted` rows."""
+        # ivf at nprobe = nlist scans every row, which is exact; an hnsw search as wide as the index is the limit.
+        limit = self.meta["nlist"] if self.kind == "ivf" else len(self)
         # A filter hides a share of every list or neighbourhood searched; searching 1/share as wide keeps the
         # number of allowed rows seen, hence recall, about what the unfiltered search has.
         base = self.nprobe if self.kind == "ivf" else max(self.ef_search, k)
-        width = min(math.ceil(base / share), self.meta["nlist"] if self.kind == "ivf" else max(len(self), base))
+        width = min(math.ceil(base / share), max(limit, base))
         sims, positions = self.index.search(queries, k, params=self._params(selector, width))
         short = np.flatnonzero((positions >= 0).sum(axis=1) < wanted)
-        while len(short) and not self._exhausted(width):
-            width = self._widen(width)
+        while len(short) and width < limit:
+            width = min(2 * width, limit)
             sims[short], positions[short] = self.index.search(queries[short], k, params=self._params(selector, width))
             short = short[(positions[short] >= 0).sum(axis=1) < wanted]
         if len(short):  # hnsw only: its graph can miss rows a selective filter leaves isolated
             storage = faiss.downcast_index(self.index.storage)
             params = None if selector is None else faiss.SearchParameters(sel=selector)
             sims[short], positions[short] = storage.search(queries[short], k, params=params)
-        del bitmap
         return sims, positions
 
     def _flat_overfetch(self, queries, k: int, allowed, selector, wanted: int, share: float):
@@ -321,13 +327,6 @@ class CandidateIndex:
         if self.kind == "ivf":
             return faiss.SearchParametersIVF(sel=selector, nprobe=width)
         return faiss.SearchParametersHNSW(sel=selector, efSearch=width)
-
-    def _exhausted(self, width: int) -> bool:
-        # ivf at nprobe = nlist scans every row, which is exact; hnsw stops widening once ef covers the index.
-        return width >= (self.meta["nlist"] if self.kind == "ivf" else len(self))
-
-    def _widen(self, width: int) -> int:
-        return min(2 * width, self.meta["nlist"] if self.kind == "ivf" else len(self))
 
 
 def _train_ivf(vectors: np.ndarray, nlist: int, seed: int, progress: bool) -> faiss.IndexIVFFlat:
