@@ -33,7 +33,8 @@ Count = Annotated[int, Field(ge=0)]
 
 
 def _marketplace(code: str) -> str:
-    if not MARKETPLACE_PATTERN.match(code):
+    # fullmatch: with match, `$` also matches before a trailing newline, so "US\n" passed.
+    if not MARKETPLACE_PATTERN.fullmatch(code):
         raise PydanticCustomError(
             "marketplace", "'{code}' is not a marketplace code (two upper-case letters)", {"code": code}
         )
@@ -41,7 +42,7 @@ def _marketplace(code: str) -> str:
 
 
 def _asin(asin: str) -> str:
-    if not ASIN_PATTERN.match(asin):
+    if not ASIN_PATTERN.fullmatch(asin):
         raise PydanticCustomError("asin", "'{asin}' is not an ASIN (10 upper-case letters or digits)", {"asin": asin})
     return asin
 

@@ -659,3 +659,24 @@ def test_validate_performance_links_rejects_unknown_campaigns_and_creators():
     assert "'cX' is not a valid row of the campaigns table" in linked.rejects[0].reason
     assert "'u9' is not a valid row of the creators table" in linked.rejects[1].reason
     assert len(linked.frame) + len({r.row for r in linked.rejects}) == 6
+
+
+# --- regressions found by tests/test_fuzz_tables.py ---------------------------------------------------------------
+
+
+def test_asin_and_marketplace_with_a_trailing_newline_are_rejected():
+    """`$` in the contract patterns matched before a final newline, so 'US\\n' and 'B0ABCDEFGH\\n' passed."""
+    frame = pd.DataFrame(
+        [
+            campaign(campaign_id="c1"),
+            campaign(campaign_id="c2", asins=["B0ABCDEFGH\n"]),
+            campaign(campaign_id="c3", marketplaces=["US\n"]),
+        ]
+    )
+    creators = pd.DataFrame([creator(audience_marketplaces={"US\n": 0.5})])
+
+    result = validate_frame(frame, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c1"]
+    assert [(r.row, r.column) for r in result.rejects] == [(2, "asins"), (3, "marketplaces")]
+    assert [r.column for r in validate_frame(creators, "creators").rejects] == ["audience_marketplaces"]
