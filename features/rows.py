@@ -32,18 +32,26 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
 
 
+def _shown(value: str) -> str:
+    # repr keeps a reason on one line whatever the value holds; the cut keeps it short.
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
 def _marketplace(code: str) -> str:
     # fullmatch: with match, `$` also matches before a trailing newline, so "US\n" passed.
     if not MARKETPLACE_PATTERN.fullmatch(code):
         raise PydanticCustomError(
-            "marketplace", "'{code}' is not a marketplace code (two upper-case letters)", {"code": code}
+            "marketplace", "{code} is not a marketplace code (two upper-case letters)", {"code": _shown(code)}
         )
     return code
 
 
 def _asin(asin: str) -> str:
     if not ASIN_PATTERN.fullmatch(asin):
-        raise PydanticCustomError("asin", "'{asin}' is not an ASIN (10 upper-case letters or digits)", {"asin": asin})
+        raise PydanticCustomError(
+            "asin", "{asin} is not an ASIN (10 upper-case letters or digits)", {"asin": _shown(asin)}
+        )
     return asin
 
 

@@ -680,3 +680,23 @@ def test_asin_and_marketplace_with_a_trailing_newline_are_rejected():
     assert result.frame["campaign_id"].tolist() == ["c1"]
     assert [(r.row, r.column) for r in result.rejects] == [(2, "asins"), (3, "marketplaces")]
     assert [r.column for r in validate_frame(creators, "creators").rejects] == ["audience_marketplaces"]
+
+
+def test_reasons_stay_on_one_line_and_short_whatever_the_bad_code_holds():
+    """A malformed ASIN or marketplace is shown escaped and cut, so its reason is one short line."""
+    frame = pd.DataFrame(
+        [
+            campaign(campaign_id="c1", asins=["B0AB\nCDEFGH"]),
+            campaign(campaign_id="c2", marketplaces=["U\rS"]),
+            campaign(campaign_id="c3", asins=["X" * 5000]),
+        ]
+    )
+
+    rejects = validate_frame(frame, "campaigns").rejects
+
+    assert [r.column for r in rejects] == ["asins", "marketplaces", "asins"]
+    for reject in rejects:
+        assert "\n" not in reject.reason and "\r" not in reject.reason, reject.reason
+        assert len(reject.reason) < 120, reject.reason
+    assert "'B0AB\\nCDEFGH' is not an ASIN" in rejects[0].reason
+    assert "'U\\rS' is not a marketplace code" in rejects[1].reason
