@@ -109,11 +109,26 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         if kind == "parquet":
             return pd.read_parquet(path)
         if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+            return _read_jsonl(path)
         # Everything as text: the row models do the typing, so "007" stays an id and bad numbers are named.
         return pd.read_csv(path, dtype=str, keep_default_na=True, encoding="utf-8", encoding_errors="replace")
     except Exception as exc:  # the parsers raise many types; the user needs one line
         raise InputError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    # The standard json module, not pandas' reader: that one parses floats imprecisely (9.87654321e-05 came
+    # back as 9.876543210000001e-05, 5e-324 as 0.0), silently changing prices and rates.
+    records = []
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"line {number} is not a JSON object")
+            records.append(record)
+    return pd.DataFrame.from_records(records)
 
 
 def _as_list(value: object) -> object:

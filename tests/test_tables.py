@@ -700,3 +700,16 @@ def test_reasons_stay_on_one_line_and_short_whatever_the_bad_code_holds():
         assert len(reject.reason) < 120, reject.reason
     assert "'B0AB\\nCDEFGH' is not an ASIN" in rejects[0].reason
     assert "'U\\rS' is not a marketplace code" in rejects[1].reason
+
+
+def test_jsonl_floats_are_read_exactly(tmp_path):
+    """pandas' JSON reader rounded floats: 9.87654321e-05 changed, and a tiny positive price became 0.0."""
+    path = tmp_path / "campaigns.jsonl"
+    write_jsonl(path, [campaign(price=5e-324, commission_rate=9.87654321e-05, budget=0.30000000000000004)])
+
+    result = read_table(path, "campaigns")
+
+    assert result.rejects == []
+    assert result.frame.loc[0, "price"] == 5e-324
+    assert result.frame.loc[0, "commission_rate"] == 9.87654321e-05
+    assert result.frame.loc[0, "budget"] == 0.30000000000000004
