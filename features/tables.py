@@ -51,7 +51,12 @@ class Reject:
     reason: str
 
     def line(self) -> str:
-        return f"{self.table} row {self.row} (id {self.id or '?'}): column {self.column}: {self.reason}"
+        return f"{self.table} row {self.row} (id {_printable(self.id) or '?'}): column {self.column}: {self.reason}"
+
+
+def _printable(text: str) -> str:
+    # An id may hold line breaks or other control characters; escaped, the stderr record stays one line.
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @dataclass(frozen=True, slots=True)

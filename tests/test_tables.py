@@ -713,3 +713,17 @@ def test_jsonl_floats_are_read_exactly(tmp_path):
     assert result.frame.loc[0, "price"] == 5e-324
     assert result.frame.loc[0, "commission_rate"] == 9.87654321e-05
     assert result.frame.loc[0, "budget"] == 0.30000000000000004
+
+
+def test_stderr_line_escapes_line_breaks_in_the_id():
+    """An id holding '\\r' or '\\n' is valid, but its stderr record must still be one line."""
+    frame = pd.DataFrame([campaign(campaign_id="c2\r0"), campaign(campaign_id="c2\r0"), campaign(campaign_id="a\nb")])
+    frame.loc[2, "price"] = 0.0
+    stream = io.StringIO()
+
+    report_rejects(validate_frame(frame, "campaigns").rejects, stream)
+
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("campaigns row 2 (id c2\\r0): column campaign_id: duplicate id")
+    assert lines[1].startswith("campaigns row 3 (id a\\nb): column price: ")
