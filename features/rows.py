@@ -201,5 +201,10 @@ class PurchaseRow(_Row):
 
 
 def is_missing(value: object) -> bool:
-    """True for None and float NaN, the two ways a table says 'no value'."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """True for None, float NaN and pandas' NaT, the ways a table says 'no value'."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    # A null Parquet timestamp reads as NaT, which is a datetime (so pydantic took it) unequal to itself.
+    return isinstance(value, dt.datetime) and value != value

@@ -727,3 +727,26 @@ def test_stderr_line_escapes_line_breaks_in_the_id():
     assert len(lines) == 2, lines
     assert lines[0].startswith("campaigns row 2 (id c2\\r0): column campaign_id: duplicate id")
     assert lines[1].startswith("campaigns row 3 (id a\\nb): column price: ")
+
+
+def test_parquet_null_timestamp_is_a_missing_value(tmp_path):
+    """A null Parquet timestamp reads as NaT, which pydantic took for a datetime; it is a missing value."""
+    path = tmp_path / "touches.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "shopper_id": ["s1", "s2"],
+                "campaign_id": ["c1", "c1"],
+                "creator_id": ["u1", "u2"],
+                "ts": pa.array([pd.Timestamp("2026-01-02 10:00").to_pydatetime(), None], pa.timestamp("us")),
+            }
+        ),
+        path,
+    )
+
+    result = read_table(path, "touches")
+
+    assert result.frame["shopper_id"].tolist() == ["s1"]
+    assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
+        (2, "s2/c1/u2", "ts", "required value is missing")
+    ]
