@@ -2,10 +2,11 @@
 
 Synthetic 384-d unit vectors clustered like profile embeddings (1,000 Gaussian clusters on the unit sphere,
 grouped under 50 topics), 1,000 queries from the same distribution searched in one batch, with and without
-an eligibility filter (a random `--allowed` share of creators, applied inside the search as the matcher does).
+an eligibility filter (a random `--allowed` share of creators, passed to the search as the matcher does).
 Each index is searched through `CandidateIndex.search`, so filtered numbers include the widening fallback.
-Times are medians of `--repeats`; speed-ups are Flat's time over the index's time in the same run; recall@100
-is the share of Flat's exact top 100 returned.
+Every index is built first, then all are searched in turn within each of `--repeats` rounds (order alternating);
+times are medians, speed-ups the median of Flat's time over the index's time within a round; recall@100 is the
+share of Flat's exact top 100 returned.
 
     .venv/bin/python benchmarks/ann.py                 # 100k and 1M (several minutes; HNSW at 100k only)
     .venv/bin/python benchmarks/ann.py --quick         # 20k, 200 queries: a smoke test in seconds
@@ -59,60 +60,59 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([np.intersect1d(f, t).size / t.size for f, t in zip(found, truth, strict=True)]))
 
 
-def timed_search(index: CandidateIndex, queries: np.ndarray, k: int, allowed, repeats: int):
-    """Median seconds of `repeats` batched searches, and the last result's positions."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _, positions = index.search(queries, k, allowed)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), positions
-
-
 def bench_size(n: int, args: argparse.Namespace) -> list[dict]:
+    """Builds every index once, then times all of them, filter by filter, interleaved within each repeat."""
     rng = np.random.default_rng(args.seed)
     rows, centres = clustered_unit_vectors(n, args, rng)
     queries, _ = clustered_unit_vectors(args.queries, args, rng, centres)
     allowed = rng.random(n) < args.allowed
     ids = np.arange(n).astype(str).astype(object)
+
+    kinds = ["flat", "ivf"] + (["hnsw"] if n <= args.hnsw_max else [])
+    built, build_seconds = {}, {}
+    for kind in kinds:
+        start = time.perf_counter()
+        built[kind] = CandidateIndex.build(rows, ids, "synthetic", kind=kind, seed=args.seed)
+        build_seconds[kind] = time.perf_counter() - start
+    del rows
+    configs = [("flat", "Flat", None, None)]
+    configs += [("ivf", f"IVF{built['ivf'].meta['nlist']}", "nprobe", p) for p in args.nprobes]
+    if "hnsw" in built:
+        configs += [("hnsw", "HNSW32", "ef_search", ef) for ef in args.ef_searches]
+
+    seconds: dict[tuple, list[float]] = {}
+    found: dict[tuple, np.ndarray] = {}
+    for repeat in range(args.repeats):
+        # Alternate the order, so a change in the machine's load between runs falls on both sides.
+        for config in configs if repeat % 2 == 0 else configs[::-1]:
+            kind, _, setting, value = config
+            if setting:
+                setattr(built[kind], setting, value)
+            for label, mask in (("all", None), ("filtered", allowed)):
+                start = time.perf_counter()
+                _, found[config, label] = built[kind].search(queries, args.k, mask)
+                seconds.setdefault((config, label), []).append(time.perf_counter() - start)
+
     results = []
-
-    flat = CandidateIndex.build(rows, ids, "synthetic", kind="flat")
-    truth, flat_time = {}, {}
-    for label, mask in (("all", None), ("filtered", allowed)):
-        flat_time[label], truth[label] = timed_search(flat, queries, args.k, mask, args.repeats)
-        results.append(dict(n=n, index="Flat", setting="", filter=label, build=0.0, seconds=flat_time[label]))
-        results[-1].update(speedup=1.0, recall=1.0)
-    print_rows(results)
-    del flat
-
-    candidates = [("ivf", "nprobe", p) for p in args.nprobes]
-    if n <= args.hnsw_max:
-        candidates += [("hnsw", "ef_search", ef) for ef in args.ef_searches]
-    built: dict[str, tuple[CandidateIndex, float]] = {}
-    for kind, setting, value in candidates:
-        if kind not in built:
-            start = time.perf_counter()
-            index = CandidateIndex.build(rows, ids, "synthetic", kind=kind, seed=args.seed)
-            built[kind] = (index, time.perf_counter() - start)
-        index, build_seconds = built[kind]
-        setattr(index, setting, value)
-        name = f"IVF{index.meta['nlist']}" if kind == "ivf" else "HNSW32"
-        for label, mask in (("all", None), ("filtered", allowed)):
-            seconds, found = timed_search(index, queries, args.k, mask, args.repeats)
+    for config in configs:
+        kind, name, setting, value = config
+        for label in ("all", "filtered"):
+            flat = seconds[configs[0], label]
+            mine = seconds[config, label]
             results.append(
                 dict(
                     n=n,
                     index=name,
-                    setting=f"{setting}={value}",
+                    setting=f"{setting}={value}" if setting else "",
                     filter=label,
-                    build=build_seconds,
-                    seconds=seconds,
-                    speedup=flat_time[label] / seconds,
-                    recall=recall_at_k(found, truth[label]),
+                    build=build_seconds[kind],
+                    seconds=statistics.median(mine),
+                    # The median of ratios taken within one repeat, when both ran under the same load.
+                    speedup=statistics.median(f / m for f, m in zip(flat, mine, strict=True)),
+                    recall=recall_at_k(found[config, label], found[configs[0], label]),
                 )
             )
-        print_rows(results[-2:])
+    print_rows(results)
     return results
 
 
