@@ -276,6 +276,22 @@ class Embedder:
             self._encoder = SentenceTransformer(str(resolve_model_path(self.model)), device="cpu")
         return self._encoder
 
+    def __getstate__(self) -> dict:
+        # A copy (e.g. in a Ray actor) reloads the model where it lands instead of carrying a pickled torch
+        # module, and starts with the memory cache empty; the disk cache, if any, is shared by path.
+        return {**self.__dict__, "_encoder": None, "_cache": None}
+
+    def isolated(self) -> Embedder:
+        """This model with an empty memory-only cache, sharing the loaded encoder.
+
+        A text's vector depends, in its last bits, on the batch it was encoded in. What an isolated embedder
+        returns depends only on the texts it is given, not on what this process encoded before: scoring a chunk
+        of campaigns with one gives the same numbers on any engine, worker or resumed run.
+        """
+        twin = Embedder(self.model, self.batch_size, None, False)
+        twin._encoder = self.encoder
+        return twin
+
     @property
     def dimension(self) -> int:
         """Length of one vector."""

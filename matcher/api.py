@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from matcher.slate import SlatePolicy, build_slates
 from training.dataset import resolve_product_types
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
 
-__all__ = ["MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher", "SlateEntry"]
+__all__ = ["ENGINES", "MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher", "SlateEntry"]
 
 MATCH_COLUMNS = [
     "campaign_id",
@@ -45,6 +46,19 @@ MATCH_COLUMNS = [
     "model_version",
 ]
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
+ENGINES = ("local", "ray")
+# What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
+SLATE_COLUMNS = [
+    "campaign_id",
+    "creator_id",
+    "creator_row",
+    "score",
+    "expected_commission",
+    "product_type",
+    "budget",
+    "funnel_stage",
+    "hist_campaigns",
+]
 
 
 @dataclass(frozen=True)
@@ -229,40 +243,94 @@ class Matcher:
         checkpoint_dir: str | Path | None = None,
         chunk_size: int = 256,
         progress: bool | None = None,
+        engine: str = "local",
+        ray_actors: int = 2,
     ) -> MatchResult:
         """Matches many campaigns; a DataFrame must hold valid rows (see `features.read_table`).
 
-        Campaigns are scored in chunks. With `checkpoint_dir`, each scored chunk is committed there and a
-        rerun after a crash reuses it; slates are assigned over all chunks at the end, so the result does
-        not depend on where a run was interrupted.
+        Campaigns are scored in chunks, each kept as Parquet: in memory, or with `checkpoint_dir` committed
+        there so that a rerun after a crash reuses it. Slates are then assigned over all chunks at once from
+        the few columns that assignment needs, so memory stays bounded and the result does not depend on
+        where a run was interrupted nor on the engine.
+
+        Args:
+            campaigns: the campaigns to match.
+            checkpoint_dir: where scored chunks are committed; None keeps them in memory.
+            chunk_size: campaigns scored together.
+            progress: a progress bar over chunks; None shows one when there is more than one chunk.
+            engine: `local` scores chunks in this process; `ray` on a pool of Ray actors (the cluster at
+                $RAY_ADDRESS, else a local Ray started for the call), with the same result.
+            ray_actors: size of the actor pool with `engine="ray"`.
         """
+        if engine not in ENGINES:
+            raise ValueError(f"Got engine={engine!r}; expected one of {', '.join(ENGINES)}")
+        if chunk_size < 1:
+            raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
         if not isinstance(campaigns, pd.DataFrame):
             rows = [c if isinstance(c, CampaignRow) else CampaignRow.model_validate(dict(c)) for c in campaigns]
             campaigns = pd.DataFrame([r.__dict__ for r in rows], columns=list(CampaignRow.model_fields))
         campaigns = resolve_product_types(campaigns.reset_index(drop=True))
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
-        chunks = [active.iloc[start : start + chunk_size] for start in range(0, len(active), chunk_size)]
+        chunks = {
+            number: active.iloc[start : start + chunk_size].reset_index(drop=True)
+            for number, start in enumerate(range(0, len(active), chunk_size))
+        }
         show = progress if progress is not None else len(chunks) > 1
-        parts = []
-        for number, chunk in enumerate(tqdm(chunks, desc="scoring campaigns", unit="chunk", disable=not show)):
-            parts.append(self._score_chunk(chunk.reset_index(drop=True), number, checkpoint_dir))
-        scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        chosen, size_reason = (
-            build_slates(scored, self.settings.slate, self._creator_vectors) if len(scored) else (scored, {})
-        )
+        parts = self._scored_parts(chunks, checkpoint_dir, engine, ray_actors, show)
+        chosen, size_reason = self._assign(parts)
         matches = self._finish(chosen, active)
         return MatchResult(matches, self._summaries(campaigns, matches, size_reason))
 
-    def _score_chunk(self, chunk: pd.DataFrame, number: int, checkpoint_dir: str | Path | None) -> pd.DataFrame:
-        if checkpoint_dir is None:
-            return self._score(chunk)
-        path = Path(checkpoint_dir) / f"scored-{number:06d}.parquet"
-        if path.exists():
-            return pd.read_parquet(path)
-        with atomic_path(path) as tmp:
-            self._score(chunk).to_parquet(tmp, index=False)
-        # Read back even when fresh, so a resumed run and an uninterrupted one take the same path.
-        return pd.read_parquet(path)
+    def _scored_parts(
+        self,
+        chunks: dict[int, pd.DataFrame],
+        checkpoint_dir: str | Path | None,
+        engine: str,
+        ray_actors: int,
+        show: bool,
+    ) -> list[Path | bytes]:
+        """Every chunk's scored pairs as Parquet (a committed file or bytes), in chunk order."""
+        where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
+        parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if path.exists()}
+        todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
+        with tqdm(
+            total=len(chunks), initial=len(parts), desc="scoring campaigns", unit="chunk", disable=not show
+        ) as bar:
+            if engine == "ray" and todo:
+                from matcher.ray_engine import ray_session, score_on_ray
+
+                with ray_session():
+                    for n, payload in score_on_ray(self, todo, ray_actors):
+                        parts[n] = _commit(payload, where.get(n))
+                        bar.update()
+            else:
+                for n, chunk in todo.items():
+                    parts[n] = _commit(self._score_to_parquet(chunk), where.get(n))
+                    bar.update()
+        return [parts[n] for n in sorted(parts)]
+
+    def _score_to_parquet(self, chunk: pd.DataFrame) -> bytes:
+        """One chunk's scored pairs as Parquet bytes: what either engine commits."""
+        buffer = io.BytesIO()
+        self._score(chunk).to_parquet(buffer, index=False)
+        return buffer.getvalue()
+
+    def _assign(self, parts: list[Path | bytes]) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Builds every slate from the assignment columns of all chunks, then reads back the chosen rows whole."""
+        frames = []
+        for number, part in enumerate(parts):
+            frame = _read_part(part, SLATE_COLUMNS)
+            frames.append(frame.assign(_part=number, _position=np.arange(len(frame))))
+        if not frames or not sum(len(f) for f in frames):
+            return pd.DataFrame(), {}
+        chosen, size_reason = build_slates(
+            pd.concat(frames, ignore_index=True), self.settings.slate, self._creator_vectors
+        )
+        whole = [
+            _read_part(parts[int(number)]).iloc[rows["_position"].to_numpy()].assign(rank=rows["rank"].to_numpy())
+            for number, rows in chosen.groupby("_part", sort=True)
+        ]
+        return (pd.concat(whole, ignore_index=True) if whole else pd.DataFrame()), size_reason
 
     def _proven(self, category: str) -> np.ndarray:
         """Table rows of the eligible creators with the best proven value in a category (cached per run)."""
@@ -289,10 +357,12 @@ class Matcher:
         return np.concatenate(campaign_rows), np.concatenate(creator_rows)
 
     def _score(self, campaigns: pd.DataFrame) -> pd.DataFrame:
-        vectors = campaign_vectors(self.embedder, campaigns)
+        # The chunk's texts are embedded on their own, so its scores are a function of the chunk alone.
+        embedder = self.embedder.isolated()
+        vectors = campaign_vectors(embedder, campaigns)
         campaign_index, creator_index = self._candidates(campaigns, vectors)
         semantic = semantic_features(
-            self.embedder, campaigns, vectors, self._creator_vectors, self._tags, campaign_index, creator_index
+            embedder, campaigns, vectors, self._creator_vectors, self._tags, campaign_index, creator_index
         )
         features = pair_features(
             campaigns,
@@ -426,3 +496,16 @@ class Matcher:
                 )
             )
         return out
+
+
+def _commit(payload: bytes, path: Path | None) -> Path | bytes:
+    """Keeps a scored chunk in memory, or commits it atomically to `path` (a crash leaves it whole or absent)."""
+    if path is None:
+        return payload
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return path
+
+
+def _read_part(part: Path | bytes, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(part) if isinstance(part, bytes) else part, columns=columns)

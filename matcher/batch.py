@@ -86,12 +86,15 @@ def run_match(
     index: str | Path | None,
     settings: MatchSettings | None = None,
     chunk_size: int = 256,
+    engine: str = "local",
+    ray_actors: int = 2,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
     Scored chunks are committed beside the output (in a hidden folder named after a fingerprint of the
-    inputs, model and settings) so that a rerun after a crash resumes; the folder is removed once the
-    matches are written. The same inputs give the same bytes however often the run was interrupted.
+    inputs, model and settings) so that a rerun after a crash resumes, on either engine; the folder is
+    removed once the matches are written. The same inputs give the same bytes however often the run was
+    interrupted, and on either engine (`local`, or `ray` with `ray_actors` scoring actors).
 
     Raises:
         InputError: a file is missing or unreadable, or the output format is unknown (nothing is written).
@@ -103,7 +106,9 @@ def run_match(
     campaign_table = read_table(campaigns, "campaigns")
     matcher = Matcher(creator_table.frame, model=model, index=index, settings=settings)
     checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
-    result = matcher.match_many(campaign_table.frame, checkpoint_dir=checkpoints, chunk_size=chunk_size)
+    result = matcher.match_many(
+        campaign_table.frame, checkpoint_dir=checkpoints, chunk_size=chunk_size, engine=engine, ray_actors=ray_actors
+    )
     write_matches(result.matches, out)
     for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs
         shutil.rmtree(stale, ignore_errors=True)

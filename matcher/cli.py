@@ -205,20 +205,37 @@ def match(
     candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
     capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in this run; 0: no limit")] = 5,
     chunk_size: Annotated[int, typer.Option(min=1, help="campaigns scored per committed chunk")] = 256,
+    ray_actors: Annotated[int, typer.Option(min=1, help="with --engine ray: scoring actors in the pool")] = 2,
 ) -> None:
-    """Write the matches table for every campaign in the file."""
+    """Write the matches table for every campaign in the file.
+
+    With --engine ray, chunks are embedded and scored on Ray (the cluster at $RAY_ADDRESS, else a local
+    Ray started for the run); the matches are the same as with --engine local.
+    """
     from matcher.api import MatchSettings
     from matcher.batch import run_match
+    from matcher.ray_engine import RayUnavailable
     from matcher.slate import SlatePolicy
     from training.registry import configure_tracking
 
-    if engine is Engine.ray:
-        raise UserError("--engine ray is not available in this version; use --engine local")
     configure_tracking()
     settings = MatchSettings(
         candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
     )
-    report = run_match(campaigns, creators, out, model, index, settings, chunk_size=chunk_size)
+    try:
+        report = run_match(
+            campaigns,
+            creators,
+            out,
+            model,
+            index,
+            settings,
+            chunk_size=chunk_size,
+            engine=engine.value,
+            ray_actors=ray_actors,
+        )
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from exc
     matched = [s for s in report.summaries if s.status == "matched"]
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
     for summary in report.summaries:

@@ -5,29 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-CLI = str(Path(sys.executable).parent / "creator-match")
-
-
-def match_args(world: Path, out: Path) -> list[str]:
-    return [
-        CLI,
-        "match",
-        "--campaigns",
-        str(world / "new_campaigns.parquet"),
-        "--creators",
-        str(world / "creators.parquet"),
-        "--out",
-        str(out),
-        "--chunk-size",
-        "1",
-    ]
+from tests.commands import match_args
 
 
 def parts_of(out: Path) -> list[Path]:
@@ -38,7 +22,9 @@ def parts_of(out: Path) -> list[Path]:
 def reference(world_dir, trained, tmp_path_factory):
     """An uninterrupted run's bytes."""
     out = tmp_path_factory.mktemp("reference") / "matches.parquet"
-    done = subprocess.run(match_args(world_dir, out), capture_output=True, text=True, env=dict(os.environ))
+    done = subprocess.run(
+        match_args(world_dir, out, "--chunk-size", "1"), capture_output=True, text=True, env=dict(os.environ)
+    )
     assert done.returncode == 0, done.stderr
     assert not parts_of(out), "checkpoints are removed once the matches are written"
     return out.read_bytes()
@@ -51,7 +37,10 @@ def test_killed_and_rerun_gives_the_same_bytes(world_dir, reference, tmp_path, k
     # "last": every chunk but the one being scored is committed; after it the job ends within milliseconds.
     target = n_chunks - 1 if kill_after_chunks == "last" else kill_after_chunks
     job = subprocess.Popen(
-        match_args(world_dir, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)
+        match_args(world_dir, out, "--chunk-size", "1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
     )
     deadline = time.monotonic() + 300
     while len(parts_of(out)) < target and job.poll() is None and time.monotonic() < deadline:
@@ -63,7 +52,9 @@ def test_killed_and_rerun_gives_the_same_bytes(world_dir, reference, tmp_path, k
     job.wait()
     assert not out.exists(), "no partial output may appear before the run completes"
     assert len(parts_of(out)) >= target
-    done = subprocess.run(match_args(world_dir, out), capture_output=True, text=True, env=dict(os.environ))
+    done = subprocess.run(
+        match_args(world_dir, out, "--chunk-size", "1"), capture_output=True, text=True, env=dict(os.environ)
+    )
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == reference
     matches = pd.read_parquet(out)

@@ -1,0 +1,122 @@
+"""The Ray engine: campaign chunks embedded and scored on Ray Data by a pool of actors holding the matcher.
+
+The driver splits campaigns into the same chunks as the local engine and each actor scores whole chunks
+with its own copy of the matcher (ranker, creator table, candidate index), so a chunk is embedded in the
+same batches on either engine and the scores are the same numbers. Slates are assigned on the driver,
+across all chunks, exactly as locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+
+import pandas as pd
+
+__all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "ray_session", "score_on_ray"]
+
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+# Fractional CPUs: on a small machine, actors holding whole CPUs leave none for Ray Data's own tasks.
+ACTOR_CPUS = 0.5
+
+
+class RayUnavailable(Exception):
+    """`--engine ray` was asked for but Ray is not installed."""
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise RayUnavailable(
+            "--engine ray needs Ray: pip install 'creator-matcher[ray]' (or use --engine local)"
+        ) from exc
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(progress: bool = False) -> Iterator[None]:
+    """Connects to $RAY_ADDRESS when set, else starts a local Ray for the duration; shuts down what it started."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    address = os.environ.get(RAY_ADDRESS_ENV)
+    # A batch job's output is its summary and one line per bad row, not Ray's start-up and planning chatter.
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # A short private temp dir: Ray's socket paths must stay under the OS limit, and runs must not collide.
+    temp_dir = None if address else tempfile.mkdtemp(prefix="ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=True,
+            **({} if address else {"num_cpus": os.cpu_count() or 1, "_temp_dir": temp_dir}),
+        )
+        ray.data.DataContext.get_current().enable_progress_bars = progress
+        yield
+    finally:
+        ray.shutdown()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class _ChunkScorer:
+    """A Ray Data actor: holds one matcher and turns pickled campaign chunks into Parquet bytes of scored pairs."""
+
+    def __init__(self, matcher_ref: list) -> None:
+        import ray
+
+        self.matcher = ray.get(matcher_ref[0])
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        scored = [self.matcher._score_to_parquet(pickle.loads(payload)) for payload in batch["campaigns"]]
+        return pd.DataFrame({"chunk": batch["chunk"].to_numpy(), "scored": scored})
+
+
+def score_on_ray(matcher, chunks: Mapping[int, pd.DataFrame], actors: int = 2) -> Iterator[tuple[int, bytes]]:
+    """Scores campaign chunks on the current Ray cluster; yields (chunk number, Parquet bytes) as they finish.
+
+    Args:
+        matcher: a `matcher.api.Matcher`; it is put in the object store once and copied into each actor.
+        chunks: campaign chunks by number, each scored whole by one actor.
+        actors: size of the actor pool.
+
+    Raises:
+        RayUnavailable: Ray is not installed.
+        ValueError: `actors` is below 1.
+    """
+    if actors < 1:
+        raise ValueError(f"Got actors={actors}; expected at least 1")
+    ray = _import_ray()
+    if not chunks:
+        return
+    items = [{"chunk": number, "campaigns": pickle.dumps(frame)} for number, frame in chunks.items()]
+    # One block per chunk, so the pool works on several chunks at once and never splits one.
+    dataset = ray.data.from_items(items).repartition(len(items))
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates extra remote arguments but names no replacement for max_restarts yet.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scored = dataset.map_batches(
+            _ChunkScorer,
+            # Nested in a list, the reference is fetched by each actor: one copy in the object store.
+            fn_constructor_args=([ray.put(matcher)],),
+            compute=ray.data.ActorPoolStrategy(size=min(actors, len(items))),
+            num_cpus=ACTOR_CPUS,
+            batch_size=1,
+            batch_format="pandas",
+            # A lost actor is not restarted: the job fails, and its rerun resumes from the committed chunks.
+            max_restarts=0,
+        )
+    for row in scored.iter_rows():
+        yield int(row["chunk"]), bytes(row["scored"])
