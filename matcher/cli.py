@@ -94,7 +94,7 @@ def train(
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
-    from matcher.slate import SlatePolicy, build_slates
+    from matcher.slate import default_slates
     from training.train import summarize
     from training.train import train as run_training
 
@@ -106,8 +106,7 @@ def train(
         as_of=day,
         attribution=attribution.value,
         window=dt.timedelta(hours=window_hours),
-        # Training may not import matcher, so the review of held-out slates gets the builder from here.
-        slate_builder=lambda scored, vectors: build_slates(scored, SlatePolicy(), vectors)[0],
+        slate_builder=default_slates,
     )
     typer.echo(summarize(result))
     if result.rejects:

@@ -12,6 +12,7 @@ from features.tables import read_table
 from matcher.api import Matcher
 from matcher.batch import write_matches
 from matcher.candidate_index import CandidateIndex
+from matcher.slate import default_slates
 from simulation.world import simulate, write_world
 from training.registry import load_ranker
 from training.train import summarize, train
@@ -65,7 +66,7 @@ def run_demo(out: str | Path, n_creators: int = 600, n_campaigns: int = 120, see
 
     t = _step("training the ranker and registering it in MLflow")
     embedder = Embedder()
-    result = train(out / "world", embedder=embedder)
+    result = train(out / "world", embedder=embedder, slate_builder=default_slates)
     print(summarize(result))
     print(f"   done in {time.perf_counter() - t:.1f}s")
 

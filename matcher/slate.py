@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SlatePolicy", "build_slates"]
+__all__ = ["SlatePolicy", "build_slates", "default_slates"]
 
 FUNNEL = ("awareness", "consideration", "conversion")
 
@@ -192,6 +192,14 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     )
     chosen = chosen.assign(rank=chosen.groupby("campaign_id").cumcount() + 1).reset_index(drop=True)
     return chosen, {c: _why(c, slates, added.get(c, []), stage) for c in slates.members}
+
+
+def default_slates(scored: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    """The default policy's slates: what `training.train` reviews on held-out campaigns as `slate_builder`.
+
+    Training may not import the matcher, so whoever calls it (the `train` command, the demo) passes this in.
+    """
+    return build_slates(scored, SlatePolicy(), vectors)[0]
 
 
 def _why(campaign: str, slates: _Slates, added: list[str], stage: np.ndarray) -> str:

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from mlflow import MlflowClient
 
-from matcher.slate import SlatePolicy, build_slates
+from matcher.slate import SlatePolicy, default_slates
 from training.ranker import CreatorRanker
 from training.review import model_card
 from training.train import train
@@ -23,10 +23,6 @@ CARD_HEADINGS = [
     "## Leans most on",
     "## Known limits",
 ]
-
-
-def default_slates(scored, vectors):
-    return build_slates(scored, POLICY, vectors)[0]
 
 
 @pytest.fixture(scope="module")
