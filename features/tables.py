@@ -164,9 +164,10 @@ def _as_map(value: object) -> object:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, list) and all(isinstance(item, tuple | list) and len(item) == 2 for item in value):
-        return {str(key): share for key, share in value}
+        value = {str(key): share for key, share in value}  # a Parquet map reads as (key, value) pairs
     if isinstance(value, dict):
-        # A Parquet struct carries every marketplace as a field; absent ones come back as None.
+        # A null share means no figure for that marketplace, in every encoding: a Parquet struct carries every
+        # marketplace as a field (absent ones come back as None), and a map or JSON object may hold a null.
         return {key: share for key, share in value.items() if not is_missing(share)}
     return value
 

@@ -750,3 +750,22 @@ def test_parquet_null_timestamp_is_a_missing_value(tmp_path):
     assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
         (2, "s2/c1/u2", "ts", "required value is missing")
     ]
+
+
+def test_a_null_audience_share_means_the_same_in_a_parquet_map_as_in_json(tmp_path):
+    """A null share was dropped from a struct or JSON object but rejected in a Parquet map; now dropped in all."""
+    rows = [creator(creator_id="u1"), creator(creator_id="u2")]
+    shares = [[("US", 0.6), ("UK", None)], [("DE", float("nan")), ("FR", 0.2)]]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    types = {"platforms": pa.list_(pa.string()), "interest_tags": pa.list_(pa.string()), "followers": pa.int64()}
+    arrays = {name: pa.array(values, type=types.get(name, pa.string())) for name, values in columns.items()}
+    arrays["audience_marketplaces"] = pa.array(shares, pa.map_(pa.string(), pa.float64()))
+    pq.write_table(pa.table(arrays), tmp_path / "creators.parquet")
+    as_json = [row | {"audience_marketplaces": dict(pairs)} for row, pairs in zip(rows, shares, strict=True)]
+    write_jsonl(tmp_path / "creators.jsonl", as_json)
+
+    for ext in ("parquet", "jsonl"):
+        result = read_table(tmp_path / f"creators.{ext}", "creators")
+
+        assert result.rejects == [], ext
+        assert result.frame["audience_marketplaces"].tolist() == [{"US": 0.6}, {"FR": 0.2}], ext
