@@ -136,7 +136,10 @@ def audience(draw) -> dict[str, float]:
     codes = draw(st.lists(marketplaces, unique=True, max_size=4))
     weights = [draw(st.floats(0.01, 1.0)) for _ in codes]
     total = draw(share)
-    return {code: min(1.0, w / sum(weights) * total) for code, w in zip(codes, weights, strict=True)}
+    shares = {code: min(1.0, w / sum(weights) * total) for code, w in zip(codes, weights, strict=True)}
+    # A null or NaN share says "no figure for this marketplace", as an absent struct field does.
+    blank = draw(st.lists(st.sampled_from(KNOWN_MARKETPLACES).filter(lambda c: c not in shares), max_size=2))
+    return shares | {code: draw(st.sampled_from([None, math.nan])) for code in blank}
 
 
 @st.composite
@@ -523,6 +526,8 @@ def expected_value(table: str, column: str, value: object) -> object:
         return TABLES[table].row_model.model_fields[column].default
     if column == "category":
         return value.lower()
+    if isinstance(value, dict):
+        return {key: share for key, share in value.items() if not (share is None or math.isnan(share))}
     return value
 
 
