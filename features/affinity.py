@@ -6,12 +6,54 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from sklearn.linear_model import PoissonRegressor
 
 from features.history import CategoryPriors
 
 __all__ = ["AFFINITY_FEATURES", "PastPerformance", "TagCategoryAffinity"]
 
-AFFINITY_FEATURES = ["tag_affinity_ctr", "tag_affinity_ctr_mean", "tag_affinity_cvr", "tag_affinity_evidence"]
+AFFINITY_FEATURES = [
+    "tag_affinity_ctr",
+    "tag_affinity_ctr_mean",
+    "tag_affinity_cvr",
+    "tag_affinity_evidence",
+    "tag_model_ctr",
+    "tag_model_cvr",
+]
+
+
+def _lowered(interest_tags: pd.Series) -> list[list[str]]:
+    return [[t.strip().lower() for t in tags] for tags in interest_tags]
+
+
+def _joint_lifts(
+    tags: list[list[str]], trials: np.ndarray, successes: np.ndarray, prior: float, heterogeneity: float, max_tags: int
+) -> tuple[float, pd.Series]:
+    """Log-lift of each tag in one category, fitted jointly: tags that co-occur share the credit.
+
+    A Poisson model of successes with the prior expectation as exposure and one indicator per tag, so a
+    generic tag ("deals") carried by creators who also have the category's own interests does not take
+    their credit. Each tag's log-lift has a normal prior with standard deviation `prior`; rows weigh their
+    expected successes, saturating at 1 / `heterogeneity` because creators differ beyond their tags. Only
+    the `max_tags` most frequent tags get a lift, which keeps the solve small on open vocabularies.
+    """
+    keep = np.flatnonzero(trials > 0)
+    if len(keep) < 2:
+        return 0.0, pd.Series(dtype=float)
+    rows = [tags[i] for i in keep]
+    counts = pd.Series([t for r in rows for t in r]).value_counts(sort=False)
+    vocabulary = sorted(counts.sort_values(ascending=False, kind="stable").index[:max_tags])
+    position = {t: i for i, t in enumerate(vocabulary)}
+    cells = [(i, position[t]) for i, r in enumerate(rows) for t in r if t in position]
+    row_of, column_of = (np.array(v, dtype=np.int64) for v in zip(*cells, strict=True)) if cells else ([], [])
+    design = sparse.csr_matrix((np.ones(len(row_of)), (row_of, column_of)), shape=(len(rows), len(vocabulary)))
+    trials, successes = trials[keep], successes[keep]
+    weights = trials / (1.0 + heterogeneity * trials)
+    # The penalty is relative to the weighted mean deviance: alpha = 1 / (prior variance x total weight).
+    model = PoissonRegressor(alpha=1.0 / (prior**2 * weights.sum()), solver="newton-cholesky", max_iter=100)
+    model.fit(design, successes / trials, sample_weight=weights)
+    return float(model.intercept_), pd.Series(model.coef_, index=vocabulary)
 
 
 @dataclass
@@ -21,20 +63,32 @@ class TagCategoryAffinity:
     Embeddings say which interests sound close to a brief; this says which interests actually sold in a
     category, and it scores a creator with no record of their own through their tags.
 
+    Besides each pair's own lift, a joint model per category says what a creator's tags predict together
+    (`tag_model_ctr`, `tag_model_cvr`): a generic tag worn by creators of many categories gets no credit
+    for the category tags it travels with.
+
     Args:
         strength_clicks: pseudo-clicks pulling a pair's click lift toward 1.
         strength_orders: pseudo-orders pulling a pair's order lift toward 1.
+        prior_log_lift: prior standard deviation of a tag's log-lift in the joint model.
+        heterogeneity: in the joint model a row counts at most 1 / heterogeneity expected successes.
+        max_tags: the joint model's vocabulary per category, most frequent tags first.
     """
 
     strength_clicks: float = 50.0
     strength_orders: float = 10.0
+    prior_log_lift: float = 1.0
+    heterogeneity: float = 1.0
+    max_tags: int = 2000
     table_: pd.DataFrame = field(default_factory=pd.DataFrame)
+    intercepts_: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["ctr", "cvr"]))
 
     def fit(self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors) -> TagCategoryAffinity:
         """Learns from settled rows (with `category`) and each row's creator tags (aligned with `rows`)."""
+        lowered = _lowered(interest_tags)
         exploded = pd.DataFrame(
             {
-                "tag": [[t.strip().lower() for t in tags] for tags in interest_tags],
+                "tag": lowered,
                 "category": rows["category"].to_numpy(),
                 "clicks": rows["clicks"].to_numpy(float),
                 "orders": rows["orders"].to_numpy(float),
@@ -50,24 +104,46 @@ class TagCategoryAffinity:
                 "evidence": np.log1p(totals["prior_clicks"]),
             }
         )
+        coefficients = self._fit_joint(rows, lowered, priors)
+        self.table_ = self.table_.join(coefficients).fillna({"ctr_coef": 0.0, "cvr_coef": 0.0})
         return self
+
+    def _fit_joint(self, rows: pd.DataFrame, lowered: list[list[str]], priors: CategoryPriors) -> pd.DataFrame:
+        categories = rows["category"].to_numpy()
+        prior_clicks = rows["impressions"].to_numpy(float) * priors.ctr(rows["category"])
+        prior_orders = rows["clicks"].to_numpy(float) * priors.cvr(rows["category"])
+        clicks, orders = rows["clicks"].to_numpy(float), rows["orders"].to_numpy(float)
+        settings = (self.prior_log_lift, self.heterogeneity, self.max_tags)
+        coefficients, intercepts = [], {}
+        for category in pd.unique(categories):
+            at = np.flatnonzero(categories == category)
+            tags = [lowered[i] for i in at]
+            ctr0, ctr = _joint_lifts(tags, prior_clicks[at], clicks[at], *settings)
+            cvr0, cvr = _joint_lifts(tags, prior_orders[at], orders[at], *settings)
+            intercepts[category] = (ctr0, cvr0)
+            both = pd.DataFrame({"ctr_coef": ctr, "cvr_coef": cvr}).fillna(0.0)
+            both.index = pd.MultiIndex.from_arrays([both.index, [category] * len(both)], names=["tag", "category"])
+            coefficients.append(both)
+        self.intercepts_ = pd.DataFrame.from_dict(intercepts, orient="index", columns=["ctr", "cvr"])
+        return pd.concat(coefficients) if coefficients else pd.DataFrame(columns=["ctr_coef", "cvr_coef"])
 
     def transform(self, interest_tags: pd.Series, categories: pd.Series) -> pd.DataFrame:
         """Per pair: the best and mean click lift and the best order lift of the creator's tags for the category.
 
-        Unseen (tag, category) pairs count as lift 1 with no evidence.
+        Unseen (tag, category) pairs count as lift 1 with no evidence. `tag_model_*` is the lift that the
+        creator's tags together predict (see `_joint_lifts`).
         """
         lengths = np.array([len(tags) for tags in interest_tags])
         keys = pd.MultiIndex.from_arrays(
             [
-                [t.strip().lower() for tags in interest_tags for t in tags],
+                [t for tags in _lowered(interest_tags) for t in tags],
                 np.repeat(np.asarray(categories, dtype=object), lengths),
             ]
         )
         found = (
             self.table_.reindex(keys)
             if len(self.table_)
-            else pd.DataFrame(index=keys, columns=["ctr", "cvr", "evidence"])
+            else pd.DataFrame(index=keys, columns=["ctr", "cvr", "evidence", "ctr_coef", "cvr_coef"])
         )
         pair = np.repeat(np.arange(len(lengths)), lengths)
         values = pd.DataFrame(
@@ -82,12 +158,22 @@ class TagCategoryAffinity:
             ctr=("ctr", "max"), ctr_mean=("ctr", "mean"), cvr=("cvr", "max"), evidence=("evidence", "max")
         )
         best = best.reindex(np.arange(len(lengths))).fillna({"ctr": 1.0, "ctr_mean": 1.0, "cvr": 1.0, "evidence": 0.0})
+        base = self.intercepts_.reindex(np.asarray(categories, dtype=object)).fillna(0.0)
+        model = {
+            kind: np.exp(
+                np.bincount(pair, np.nan_to_num(found[f"{kind}_coef"].to_numpy(float)), minlength=len(lengths))
+                + base[kind].to_numpy(float)
+            )
+            for kind in ("ctr", "cvr")
+        }
         return pd.DataFrame(
             {
                 "tag_affinity_ctr": best["ctr"].to_numpy(),
                 "tag_affinity_ctr_mean": best["ctr_mean"].to_numpy(),
                 "tag_affinity_cvr": best["cvr"].to_numpy(),
                 "tag_affinity_evidence": best["evidence"].to_numpy(),
+                "tag_model_ctr": model["ctr"],
+                "tag_model_cvr": model["cvr"],
             }
         )
 
