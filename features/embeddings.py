@@ -106,6 +106,7 @@ class VectorCache:
             raise ValueError(f"Got max_shards={max_shards}; expected at least 2")
         self.directory = None if directory is None else Path(directory)
         self.max_shards = max_shards
+        self.generation = 0  # counts merges: a shard number from `find` holds until the next one
         self._shards: list[_Shard] | None = None
 
     @property
@@ -151,8 +152,11 @@ class VectorCache:
         out = np.zeros((len(shard_of), dimension), dtype=np.float32)
         for number in np.unique(shard_of[shard_of >= 0]):
             at = np.flatnonzero(shard_of == number)
-            order = np.argsort(row_of[at], kind="stable")  # reads a memory map front to back
-            out[at[order]] = self.shards[number].vectors[row_of[at][order]]
+            rows = row_of[at]
+            if (np.diff(rows) < 0).any():  # read a memory map front to back
+                order = np.argsort(rows, kind="stable")
+                at, rows = at[order], rows[order]
+            out[at] = self.shards[number].vectors[rows]
         return out
 
     def put(self, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -164,11 +168,13 @@ class VectorCache:
             raise ValueError(
                 f"Got vectors of dimension {vectors.shape[1]}; the cache holds {self.shards[0].vectors.shape[1]}"
             )
-        keys, first = np.unique(np.asarray(keys, dtype=KEY_DTYPE), return_index=True)
-        new = self.find(keys)[0] < 0
-        if not new.any():
+        keys = np.asarray(keys, dtype=KEY_DTYPE)
+        # Distinct keys in the order given, so a table re-read in the same order reads its shard front to back.
+        first = np.sort(np.unique(keys, return_index=True)[1])
+        first = first[self.find(keys[first])[0] < 0]
+        if not len(first):
             return
-        keys, vectors = keys[new], vectors[first[new]]
+        keys, vectors = keys[first], vectors[first]
         if self.directory is None:
             self.shards.append(_Shard(keys, vectors))
         else:
@@ -183,13 +189,16 @@ class VectorCache:
 
     def compact(self, everything: bool = True) -> None:
         """Merges shards into one: all of them, or all but the largest unless together they outweigh it."""
-        shards = sorted(self.shards, key=lambda shard: len(shard.keys), reverse=True)
-        if not everything and sum(len(shard.keys) for shard in shards[1:]) < len(shards[0].keys):
-            shards = shards[1:]
+        shards = list(self.shards)
+        largest = max(shards, key=lambda shard: len(shard.keys), default=None)
+        if not everything and largest is not None and 2 * len(largest.keys) > len(self):
+            shards.remove(largest)
         if len(shards) < 2:
             return
         sizes = [len(shard.keys) for shard in shards]
-        keys, first = np.unique(np.concatenate([shard.keys for shard in shards]), return_index=True)
+        every_key = np.concatenate([shard.keys for shard in shards])
+        first = np.sort(np.unique(every_key, return_index=True)[1])  # oldest first, each shard in its order
+        keys = every_key[first]
         source = np.repeat(np.arange(len(shards)), sizes)[first]
         rows = first - np.concatenate([[0], np.cumsum(sizes)[:-1]])[source]
 
@@ -204,10 +213,12 @@ class VectorCache:
             merged = np.empty((len(keys), dimension), dtype=np.float32)
             fill(merged)
             self._shards = [*kept, _Shard(keys, merged)]
+            self.generation += 1
             return
         self._write_shard(keys, dimension, fill)
         for shard in shards:  # a reader that mapped these files keeps them until it lets go (POSIX)
             shutil.rmtree(shard.path, ignore_errors=True)
+        self.generation += 1
         for staging in self.directory.glob(".staging-*"):  # left by a writer that was killed; none lives an hour
             with contextlib.suppress(FileNotFoundError):
                 if time.time() - staging.stat().st_mtime > 3600:
@@ -312,7 +323,7 @@ class Embedder:
         """Returns one normalised float32 row per text, in order; repeated and cached texts are encoded once."""
         texts = list(texts)
         keys = content_keys(texts)
-        shard_of, _ = self.cache.find(keys)
+        shard_of, row_of = self.cache.find(keys)
         missing = np.flatnonzero(shard_of < 0)
         if len(missing):
             # One text per distinct key, first occurrence first, so repeats are encoded once.
@@ -327,10 +338,14 @@ class Embedder:
                 show_progress_bar=progress,
             )
             self.encoded_count_ += len(todo)
+            generation = self.cache.generation
             self.cache.put(keys[todo], vectors)
+            if self.cache.generation == generation:  # only a shard added: the rows found above still hold
+                shard_of[missing], row_of[missing] = self.cache.find(keys[missing])
+            else:
+                shard_of, row_of = self.cache.find(keys)
         if not len(keys):
             return np.zeros((0, self.dimension), dtype=np.float32)
-        shard_of, row_of = self.cache.find(keys)
         return self.cache.gather(shard_of, row_of, self.cache.shards[0].vectors.shape[1])
 
 
