@@ -13,6 +13,24 @@ from features.pairwise import CATEGORICAL_FEATURES, FEATURES
 __all__ = ["OUTCOMES", "CreatorRanker"]
 
 OUTCOMES = ["impressions", "clicks", "orders"]
+# Signs that hold wherever the data come from: a better record, or interests that sold better in the
+# category, never lower the rate; more of the audience where the campaign runs never lowers it either.
+MONOTONE = {
+    "click": {
+        "hist_ctr_lift": 1,
+        "hist_ctr_shrunk": 1,
+        "hist_cat_ctr_lift": 1,
+        "tag_model_ctr": 1,
+        "market_share": 1,
+    },
+    "order": {
+        "hist_cvr_lift": 1,
+        "hist_cvr_shrunk": 1,
+        "hist_cat_cvr_lift": 1,
+        "tag_model_cvr": 1,
+        "market_share": 1,
+    },
+}
 
 
 class CreatorRanker(BaseEstimator):
@@ -34,6 +52,7 @@ class CreatorRanker(BaseEstimator):
         l2_regularization: leaf-value penalty.
         max_impressions_weight: impressions counted per row at most, for the click head; None: all.
         max_clicks_weight: clicks counted per row at most, for the order head; None: all.
+        monotone: constrain the click and order heads to rise with the features in MONOTONE.
         random_state: seed for the heads' early-stopping splits.
     """
 
@@ -46,6 +65,7 @@ class CreatorRanker(BaseEstimator):
         l2_regularization: float = 1.0,
         max_impressions_weight: float | None = None,
         max_clicks_weight: float | None = None,
+        monotone: bool = True,
         random_state: int = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -55,6 +75,7 @@ class CreatorRanker(BaseEstimator):
         self.l2_regularization = l2_regularization
         self.max_impressions_weight = max_impressions_weight
         self.max_clicks_weight = max_clicks_weight
+        self.monotone = monotone
         self.random_state = random_state
 
     def _head(self, kind: str):
@@ -68,6 +89,8 @@ class CreatorRanker(BaseEstimator):
             early_stopping=False,
             random_state=self.random_state,
         )
+        if self.monotone and kind in MONOTONE:
+            params["monotonic_cst"] = [MONOTONE[kind].get(name, 0) for name in FEATURES]
         if kind == "reach":
             return HistGradientBoostingRegressor(loss="poisson", **params)
         return HistGradientBoostingClassifier(**params)
