@@ -40,6 +40,11 @@ format: install  ## apply ruff fixes and formatting
 clean:  ## remove the virtualenv and local run artefacts
 	rm -rf $(VENV) mlflow.db mlruns demo-output .pytest_cache
 
+bench: install  ## speed and memory at scale: ANN vs exact, embedding cache, 10,000 campaigns x 1M creators, Ray vs local (about an hour)
+	$(BIN)/python benchmarks/ann.py
+	$(BIN)/python benchmarks/embedding.py
+	$(BIN)/python benchmarks/batch.py
+
 bench-quality: install  ## slate quality vs the oracle and baselines on 5 simulated worlds (several minutes)
 	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
 

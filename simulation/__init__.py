@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_world
+from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_table, write_world
 
-__all__ = ["WORLD_TABLES", "SimulationConfig", "World", "pair_truth", "simulate", "write_world"]
+__all__ = ["WORLD_TABLES", "SimulationConfig", "World", "pair_truth", "simulate", "write_table", "write_world"]

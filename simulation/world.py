@@ -35,7 +35,7 @@ WORLD_TABLES = (
     "campaign_truth",
 )
 
-__all__ = ["WORLD_TABLES", "SimulationConfig", "World", "pair_truth", "simulate", "write_world"]
+__all__ = ["WORLD_TABLES", "SimulationConfig", "World", "pair_truth", "simulate", "write_table", "write_world"]
 
 TYPE_SHARE = {
     "social_creator": 0.44,
@@ -577,14 +577,16 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Writes one table as Parquet in the contract's types (lists, maps, dates), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(_to_arrow(frame), tmp)
+    return path
+
+
 def write_world(world: World, out: str | Path) -> dict[str, Path]:
     """Writes every table of the world as Parquet into `out`; returns the paths by table name."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in WORLD_TABLES:
-        path = out / f"{name}.parquet"
-        with atomic_path(path) as tmp:
-            pq.write_table(_to_arrow(getattr(world, name)), tmp)
-        paths[name] = path
-    return paths
+    return {name: write_table(getattr(world, name), out / f"{name}.parquet") for name in WORLD_TABLES}

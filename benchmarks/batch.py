@@ -1,0 +1,156 @@
+"""End-to-end batch throughput and peak memory of `creator-match match`, and the Ray engine against the local one.
+
+A ranker is trained on a simulated world of `--base-creators` creators. Its creators are then replicated, with
+jittered reach, into a catalogue of `--creators` rows; each replica's profile vector is its original's real MiniLM
+vector plus noise (cosine about 0.9), because embedding a million profiles would take 1.5 hours here and is
+measured on its own by benchmarks/embedding.py. The index is built as `creator-match index` would (IVF above
+200,000 creators). `--campaigns` new campaigns come from the simulator (real briefs, embedded during the run).
+The match command then runs as a separate process, timed from start to finish, its peak resident memory read
+from the kernel; nothing is cached between the steps it times.
+
+With `--ray-creators` and `--ray-campaigns`, the same command runs on a smaller catalogue with `--engine local`
+and with `--engine ray` (a local 2-CPU Ray, started by the command), side by side: time ratio and byte equality.
+
+    .venv/bin/python benchmarks/batch.py                 # 10,000 campaigns x 1,000,000 creators, then Ray vs local
+    .venv/bin/python benchmarks/batch.py --quick         # 300 campaigns x 30,000 creators: minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import faiss  # noqa: F401  (before torch)
+import numpy as np
+import pandas as pd
+
+from features.embeddings import Embedder, creator_vectors
+from matcher.candidate_index import CandidateIndex
+from simulation.world import simulate, write_table, write_world
+
+__all__ = ["main", "scaled_catalogue"]
+
+CLI = str(Path(sys.executable).parent / "creator-match")
+TARGET_SECONDS, TARGET_GIB = 600, 8
+
+
+def scaled_catalogue(creators: pd.DataFrame, vectors: np.ndarray, n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """`n` creators: the originals, then replicas with new ids, jittered reach and noisy profile vectors."""
+    rng = np.random.default_rng(seed)
+    source = np.arange(n) % len(creators)
+    replica = np.arange(n) // len(creators)
+    frame = creators.iloc[source].reset_index(drop=True)
+    frame["creator_id"] = [
+        cid if r == 0 else f"{cid}-r{r}" for cid, r in zip(frame["creator_id"], replica, strict=True)
+    ]
+    jitter = np.where(replica > 0, rng.lognormal(0.0, 0.5, n), 1.0)
+    frame["followers"] = np.round(frame["followers"].to_numpy(float) * jitter).astype(np.int64)
+    views = pd.to_numeric(frame["avg_views"], errors="coerce").to_numpy(float) * jitter
+    frame["avg_views"] = pd.array(np.where(np.isnan(views), np.nan, np.round(views)), dtype="Int64")
+    noisy = vectors[source].copy()
+    spread = np.where(replica > 0, 0.5, 0.0).astype(np.float32)[:, None]
+    noisy += rng.standard_normal(noisy.shape, dtype=np.float32) * spread / np.float32(np.sqrt(vectors.shape[1]))
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    return frame, noisy
+
+
+def run_match(campaigns: Path, creators: Path, index: Path, out: Path, *extra: str) -> tuple[float, float]:
+    """Runs `creator-match match` in a fresh process; returns (seconds, its peak resident memory in GiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    args = [CLI, "match", "--campaigns", str(campaigns), "--creators", str(creators), "--index", str(index)]
+    done = subprocess.run([*args, "--out", str(out), *extra], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"match failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: only a new maximum is this run's own.
+    return seconds, (peak / 2**20 if peak > before else float("nan"))
+
+
+def build_catalogue(
+    creators: pd.DataFrame, n: int, embedder: Embedder, out: Path, seed: int, kind: str = "auto"
+) -> tuple[Path, Path, float]:
+    """Writes the scaled creators table and its index; returns their paths and the index build time."""
+    frame, vectors = scaled_catalogue(creators, creator_vectors(embedder, creators), n, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(frame, out / "creators.parquet")
+    started = time.perf_counter()
+    index = CandidateIndex.build(vectors, frame["creator_id"], embedder.model, kind=kind, progress=True)
+    index.save(out / "index")
+    return out / "creators.parquet", out / "index", time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--creators", type=int, default=1_000_000)
+    parser.add_argument("--campaigns", type=int, default=10_000)
+    parser.add_argument("--base-creators", type=int, default=20_000)
+    parser.add_argument("--ray-creators", type=int, default=50_000, help="0 skips Ray vs local")
+    parser.add_argument("--ray-campaigns", type=int, default=1_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, help="keep the files here (default: a temporary directory)")
+    parser.add_argument("--quick", action="store_true", help="300 campaigns x 30,000 creators, Ray on 100")
+    args = parser.parse_args()
+    if args.quick:
+        args.creators, args.campaigns, args.base_creators = 30_000, 300, 3_000
+        args.ray_creators, args.ray_campaigns = 10_000, 100
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+        embedder = Embedder(cache_dir=work / "embedding-cache")
+        started = time.perf_counter()
+        base = simulate(n_creators=args.base_creators, n_campaigns=400, n_new_campaigns=10, seed=args.seed)
+        write_world(base, work / "base")
+        world = simulate(n_creators=300, n_campaigns=40, n_new_campaigns=args.campaigns, seed=args.seed + 1)
+        write_table(world.new_campaigns, work / "new_campaigns.parquet")
+        from training.train import train
+
+        train(work / "base", embedder=embedder)
+        print(f"set-up (simulate, train on {args.base_creators:,} creators): {time.perf_counter() - started:.0f}s")
+
+        creators, index, build = build_catalogue(base.creators, args.creators, embedder, work / "large", args.seed)
+        kind = CandidateIndex.load(index).meta["kind"]
+        print(f"index of {args.creators:,} creators ({kind}): built in {build:.0f}s")
+        seconds, gib = run_match(work / "new_campaigns.parquet", creators, index, work / "matches.parquet")
+        matches = pd.read_parquet(work / "matches.parquet")
+        print(
+            f"match: {args.campaigns:,} campaigns x {args.creators:,} creators in {seconds:.0f}s "
+            f"({args.campaigns / seconds:.1f} campaigns/s), peak memory {gib:.2f} GiB, "
+            f"{len(matches):,} matches for {matches['campaign_id'].nunique():,} campaigns"
+        )
+        scale = args.creators / 1_000_000 * args.campaigns / 10_000
+        print(
+            f"  vs target ({TARGET_SECONDS}s, {TARGET_GIB} GiB at 10,000 x 1M): time {seconds / TARGET_SECONDS:.2f} "
+            f"of budget, memory {gib / TARGET_GIB:.2f} of budget"
+            + ("" if scale == 1 else f" (this run is {scale:.3g}x that size)")
+        )
+
+        if args.ray_creators:
+            creators, index, _ = build_catalogue(base.creators, args.ray_creators, embedder, work / "ray", args.seed)
+            campaigns = work / "ray_campaigns.parquet"
+            write_table(world.new_campaigns.head(args.ray_campaigns), campaigns)
+            chunk = ["--chunk-size", str(max(1, args.ray_campaigns // 8))]
+            local, _ = run_match(campaigns, creators, index, work / "local.parquet", *chunk)
+            ray, _ = run_match(campaigns, creators, index, work / "ray.parquet", *chunk, "--engine", "ray")
+            same = (work / "local.parquet").read_bytes() == (work / "ray.parquet").read_bytes()
+            print(
+                f"ray vs local: {args.ray_campaigns:,} campaigns x {args.ray_creators:,} creators, local {local:.0f}s, "
+                f"ray {ray:.0f}s (2 actors on this 2-core machine, start-up included): ray/local {ray / local:.2f}; "
+                f"identical bytes: {same}"
+            )
+
+
+if __name__ == "__main__":
+    main()
