@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
+from features.affinity import AFFINITY_FEATURES
 from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import HISTORY_COLUMNS
@@ -218,6 +219,7 @@ class Matcher:
         self._eligible_rows = np.zeros(len(self.creators), dtype=bool)
         self._eligible_rows[self._row_of[self._eligible]] = True
         self._proven_cache: dict[str, np.ndarray] = {}
+        self._topical_cache: dict[str, np.ndarray] = {}
         self._creator_vectors = self._vectors_by_row(index)
         self._tags = TagSpace(self.embedder, self.creators["interest_tags"])
         self._past = self.ranker.model.past
@@ -345,6 +347,27 @@ class Matcher:
             self._proven_cache[category] = top[np.isfinite(value[top])]
         return self._proven_cache[category]
 
+    def _topical(self, category: str) -> np.ndarray:
+        """What history says of every creator's interests in a category (AFFINITY_FEATURES), once per run.
+
+        A creator's affinity depends on its tags and the category alone, so it is computed once per category
+        for the whole table and gathered for each pair: one pass per category rather than one per pair.
+        """
+        if category not in self._topical_cache:
+            frame = self._past.affinity.transform(
+                self.creators["interest_tags"], pd.Series([category] * len(self.creators), dtype=object)
+            )
+            self._topical_cache[category] = frame[AFFINITY_FEATURES].to_numpy(float)
+        return self._topical_cache[category]
+
+    def _affinity(self, categories: np.ndarray, creator_index: np.ndarray) -> pd.DataFrame:
+        """AFFINITY_FEATURES of (category, creator row) pairs, gathered from the per-category tables."""
+        values = np.empty((len(creator_index), len(AFFINITY_FEATURES)))
+        for category in np.unique(categories):
+            pairs = np.flatnonzero(categories == category)
+            values[pairs] = self._topical(category)[creator_index[pairs]]
+        return pd.DataFrame(values, columns=AFFINITY_FEATURES)
+
     def _candidates(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(campaign row, creator table row) pairs: the semantic top-k from FAISS united with proven creators."""
         _, positions = self.index.search(vectors, self.settings.candidates, self._eligible)
@@ -370,9 +393,7 @@ class Matcher:
             campaign_index,
             creator_index,
             semantic,
-            self._past.affinity.transform(
-                self.creators["interest_tags"].iloc[creator_index], campaigns["category"].iloc[campaign_index]
-            ),
+            self._affinity(campaigns["category"].to_numpy()[campaign_index], creator_index),
             self._history.iloc[creator_index],
             self._category_history.reindex(
                 pd.MultiIndex.from_arrays(
