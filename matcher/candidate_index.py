@@ -37,7 +37,9 @@ INDEX_FILE, IDS_FILE, META_FILE = "index.faiss", "creator_ids.parquet", "meta.js
 INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 FLAT_THRESHOLD_ENV = "CREATOR_MATCHER_FLAT_THRESHOLD"
 DEFAULT_FLAT_THRESHOLD = 200_000
-# From benchmarks/ann.py at 1M clustered 384-d vectors: recall@100 >= 0.99 at >= 10x the speed of Flat.
+# From benchmarks/ann.py (1,000 queries, clustered 384-d): at 1M, nprobe 16 searched 25x faster than Flat
+# unfiltered and 20x with an 80% filter, recall@100 1.000; at 100k, where clusters are smaller, it kept 0.998.
+# nprobe 8 was faster still at 1M (45x) but fell to 0.980 at 100k: 16 leaves a margin for real embeddings.
 DEFAULT_NPROBE = 16
 DEFAULT_EF_SEARCH = 256
 HNSW_M = 32
