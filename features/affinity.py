@@ -20,6 +20,7 @@ AFFINITY_FEATURES = [
     "tag_affinity_evidence",
     "tag_model_ctr",
     "tag_model_cvr",
+    "tag_participation",
 ]
 
 
@@ -67,12 +68,17 @@ class TagCategoryAffinity:
     (`tag_model_ctr`, `tag_model_cvr`): a generic tag worn by creators of many categories gets no credit
     for the category tags it travels with.
 
+    Participation says the same without outcomes (`tag_participation`): creators choose the campaigns they
+    join, so an interest whose creators join a category's campaigns more often than chance belongs to it,
+    while a generic one is spread over many categories.
+
     Args:
         strength_clicks: pseudo-clicks pulling a pair's click lift toward 1.
         strength_orders: pseudo-orders pulling a pair's order lift toward 1.
         prior_log_lift: prior standard deviation of a tag's log-lift in the joint model.
         heterogeneity: in the joint model a row counts at most 1 / heterogeneity expected successes.
         max_tags: the joint model's vocabulary per category, most frequent tags first.
+        strength_rows: pseudo-rows pulling a pair's participation lift toward 1.
     """
 
     strength_clicks: float = 50.0
@@ -80,7 +86,10 @@ class TagCategoryAffinity:
     prior_log_lift: float = 1.0
     heterogeneity: float = 1.0
     max_tags: int = 2000
+    strength_rows: float = 5.0
     table_: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tag_rows_: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    category_share_: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     intercepts_: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["ctr", "cvr"]))
 
     def fit(self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors) -> TagCategoryAffinity:
@@ -96,17 +105,30 @@ class TagCategoryAffinity:
                 "prior_orders": rows["clicks"].to_numpy(float) * priors.cvr(rows["category"]),
             }
         ).explode("tag")
-        totals = exploded.groupby(["tag", "category"])[["clicks", "orders", "prior_clicks", "prior_orders"]].sum()
+        grouped = exploded.groupby(["tag", "category"])
+        totals = grouped[["clicks", "orders", "prior_clicks", "prior_orders"]].sum()
+        # Participation expected by chance: the tag's rows spread like all rows over categories.
+        self.tag_rows_ = exploded["tag"].value_counts().astype(float)
+        self.category_share_ = rows["category"].value_counts(normalize=True)
+        joined = grouped.size().astype(float)
         self.table_ = pd.DataFrame(
             {
                 "ctr": (totals["clicks"] + self.strength_clicks) / (totals["prior_clicks"] + self.strength_clicks),
                 "cvr": (totals["orders"] + self.strength_orders) / (totals["prior_orders"] + self.strength_orders),
                 "evidence": np.log1p(totals["prior_clicks"]),
+                "participation": self._participation(joined, joined.index),
             }
         )
         coefficients = self._fit_joint(rows, lowered, priors)
         self.table_ = self.table_.join(coefficients).fillna({"ctr_coef": 0.0, "cvr_coef": 0.0})
         return self
+
+    def _participation(self, joined: pd.Series | np.ndarray, keys: pd.MultiIndex) -> np.ndarray:
+        """Rows of (tag, category) over the rows chance would give, shrunk toward 1 by `strength_rows`."""
+        expected = self.tag_rows_.reindex(keys.get_level_values(0)).fillna(0.0).to_numpy() * (
+            self.category_share_.reindex(keys.get_level_values(1)).fillna(0.0).to_numpy()
+        )
+        return (np.asarray(joined, dtype=float) + self.strength_rows) / (expected + self.strength_rows)
 
     def _fit_joint(self, rows: pd.DataFrame, lowered: list[list[str]], priors: CategoryPriors) -> pd.DataFrame:
         categories = rows["category"].to_numpy()
@@ -143,8 +165,12 @@ class TagCategoryAffinity:
         found = (
             self.table_.reindex(keys)
             if len(self.table_)
-            else pd.DataFrame(index=keys, columns=["ctr", "cvr", "evidence", "ctr_coef", "cvr_coef"])
+            else pd.DataFrame(index=keys, columns=["ctr", "cvr", "evidence", "participation", "ctr_coef", "cvr_coef"])
         )
+        # A (tag, category) never seen together took part 0 times; an unknown tag has no evidence (lift 1).
+        participation = np.array(found["participation"], dtype=float)
+        unseen = np.isnan(participation)
+        participation[unseen] = self._participation(np.zeros(unseen.sum()), keys[unseen])
         pair = np.repeat(np.arange(len(lengths)), lengths)
         values = pd.DataFrame(
             {
@@ -152,12 +178,19 @@ class TagCategoryAffinity:
                 "ctr": found["ctr"].to_numpy(float),
                 "cvr": found["cvr"].to_numpy(float),
                 "evidence": found["evidence"].to_numpy(float),
+                "participation": participation,
             }
         ).fillna({"ctr": 1.0, "cvr": 1.0, "evidence": 0.0})
         best = values.groupby("pair").agg(
-            ctr=("ctr", "max"), ctr_mean=("ctr", "mean"), cvr=("cvr", "max"), evidence=("evidence", "max")
+            ctr=("ctr", "max"),
+            ctr_mean=("ctr", "mean"),
+            cvr=("cvr", "max"),
+            evidence=("evidence", "max"),
+            participation=("participation", "max"),
         )
-        best = best.reindex(np.arange(len(lengths))).fillna({"ctr": 1.0, "ctr_mean": 1.0, "cvr": 1.0, "evidence": 0.0})
+        best = best.reindex(np.arange(len(lengths))).fillna(
+            {"ctr": 1.0, "ctr_mean": 1.0, "cvr": 1.0, "evidence": 0.0, "participation": 1.0}
+        )
         base = self.intercepts_.reindex(np.asarray(categories, dtype=object)).fillna(0.0)
         model = {
             kind: np.exp(
@@ -174,6 +207,7 @@ class TagCategoryAffinity:
                 "tag_affinity_evidence": best["evidence"].to_numpy(),
                 "tag_model_ctr": model["ctr"],
                 "tag_model_cvr": model["cvr"],
+                "tag_participation": best["participation"].to_numpy(),
             }
         )
 
