@@ -242,3 +242,51 @@ def test_beauty_with_little_data_shrinks_toward_seven_percent_not_the_overall_ra
 
     assert beauty == pytest.approx((20 + 20_000 * 0.07) / (2_000 + 20_000))
     assert abs(beauty - 0.07) < abs(beauty - priors.overall_ctr_)
+
+
+def affinity_rows() -> tuple[pd.DataFrame, pd.Series]:
+    """Beauty and home campaigns; skincare creators click in beauty, hiking ones in home, deals sites in both."""
+    rng = np.random.default_rng(0)
+    tags, categories, ctr = [], [], []
+    for _ in range(60):
+        for kind, category, rate in [
+            (["skincare"], "beauty", 0.08),
+            (["deals", "skincare"], "beauty", 0.08),
+            (["deals", "hiking"], "beauty", 0.01),
+            (["hiking"], "home", 0.06),
+            (["deals", "hiking"], "home", 0.06),
+            (["deals", "skincare"], "home", 0.01),
+        ]:
+            tags.append(kind)
+            categories.append(category)
+            ctr.append(rate)
+    impressions = np.full(len(tags), 2000)
+    clicks = rng.binomial(impressions, ctr)
+    rows = pd.DataFrame({"category": categories, "impressions": impressions, "clicks": clicks, "orders": clicks // 20})
+    return rows, pd.Series(tags)
+
+
+def test_joint_tag_model_gives_a_generic_tag_no_credit_for_the_category_tags_it_travels_with():
+    from features.affinity import TagCategoryAffinity
+
+    rows, tags = affinity_rows()
+    affinity = TagCategoryAffinity().fit(rows, tags, CategoryPriors().fit(rows))
+    out = affinity.transform(
+        pd.Series([["deals", "skincare"], ["deals", "hiking"], ["skincare"]]), pd.Series(["beauty"] * 3)
+    )
+    in_category, out_of_category, specialist = out["tag_model_ctr"]
+    assert in_category > 3 * out_of_category
+    assert in_category == pytest.approx(specialist, rel=0.3)
+
+
+def test_participation_lift_is_high_for_a_category_s_own_tags_and_neutral_for_generic_or_unknown_ones():
+    from features.affinity import TagCategoryAffinity
+
+    rows, tags = affinity_rows()
+    affinity = TagCategoryAffinity().fit(rows, tags, CategoryPriors().fit(rows))
+    out = affinity.transform(
+        pd.Series([["skincare"], ["deals"], ["never seen"], ["hiking"]]), pd.Series(["beauty"] * 4)
+    )["tag_participation"].to_numpy()
+    own, generic, unknown, other = out
+    assert own > 1.2 and other < 0.9
+    assert generic == pytest.approx(1.0, abs=0.1) and unknown == 1.0
