@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,13 +156,14 @@ class TagCategoryAffinity:
         Unseen (tag, category) pairs count as lift 1 with no evidence. `tag_model_*` is the lift that the
         creator's tags together predict (see `_joint_lifts`).
         """
-        lengths = np.array([len(tags) for tags in interest_tags])
-        keys = pd.MultiIndex.from_arrays(
-            [
-                [t for tags in _lowered(interest_tags) for t in tags],
-                np.repeat(np.asarray(categories, dtype=object), lengths),
-            ]
+        lengths = np.fromiter(map(len, interest_tags), dtype=np.int64, count=len(interest_tags))
+        # Vectorised lower-casing: scoring calls this for every candidate pair, so no loop per tag.
+        flat = (
+            pd.Series(list(itertools.chain.from_iterable(interest_tags)), dtype="string[pyarrow]")
+            .str.strip()
+            .str.lower()
         )
+        keys = pd.MultiIndex.from_arrays([flat.to_numpy(), np.repeat(np.asarray(categories, dtype=object), lengths)])
         found = (
             self.table_.reindex(keys)
             if len(self.table_)
@@ -172,25 +174,24 @@ class TagCategoryAffinity:
         unseen = np.isnan(participation)
         participation[unseen] = self._participation(np.zeros(unseen.sum()), keys[unseen])
         pair = np.repeat(np.arange(len(lengths)), lengths)
-        values = pd.DataFrame(
-            {
-                "pair": pair,
-                "ctr": found["ctr"].to_numpy(float),
-                "cvr": found["cvr"].to_numpy(float),
-                "evidence": found["evidence"].to_numpy(float),
-                "participation": participation,
-            }
-        ).fillna({"ctr": 1.0, "cvr": 1.0, "evidence": 0.0})
-        best = values.groupby("pair").agg(
-            ctr=("ctr", "max"),
-            ctr_mean=("ctr", "mean"),
-            cvr=("cvr", "max"),
-            evidence=("evidence", "max"),
-            participation=("participation", "max"),
-        )
-        best = best.reindex(np.arange(len(lengths))).fillna(
-            {"ctr": 1.0, "ctr_mean": 1.0, "cvr": 1.0, "evidence": 0.0, "participation": 1.0}
-        )
+        has = lengths > 0
+        starts = (np.cumsum(lengths) - lengths)[has]
+
+        def per_pair(values: np.ndarray, missing: float, reduce: np.ufunc = np.maximum) -> np.ndarray:
+            """Each pair's tags reduced in one pass (a pair's tags are contiguous); `missing` fills gaps."""
+            out = np.full(len(lengths), missing)
+            if has.any():
+                out[has] = reduce.reduceat(np.nan_to_num(values, nan=missing), starts)
+            return out
+
+        ctr = found["ctr"].to_numpy(float)
+        best = {
+            "ctr": per_pair(ctr, 1.0),
+            "ctr_mean": np.where(has, per_pair(ctr, 1.0, np.add) / np.maximum(lengths, 1), 1.0),
+            "cvr": per_pair(found["cvr"].to_numpy(float), 1.0),
+            "evidence": per_pair(found["evidence"].to_numpy(float), 0.0),
+            "participation": per_pair(participation, 1.0),
+        }
         base = self.intercepts_.reindex(np.asarray(categories, dtype=object)).fillna(0.0)
         model = {
             kind: np.exp(
@@ -201,13 +202,13 @@ class TagCategoryAffinity:
         }
         return pd.DataFrame(
             {
-                "tag_affinity_ctr": best["ctr"].to_numpy(),
-                "tag_affinity_ctr_mean": best["ctr_mean"].to_numpy(),
-                "tag_affinity_cvr": best["cvr"].to_numpy(),
-                "tag_affinity_evidence": best["evidence"].to_numpy(),
+                "tag_affinity_ctr": best["ctr"],
+                "tag_affinity_ctr_mean": best["ctr_mean"],
+                "tag_affinity_cvr": best["cvr"],
+                "tag_affinity_evidence": best["evidence"],
                 "tag_model_ctr": model["ctr"],
                 "tag_model_cvr": model["cvr"],
-                "tag_participation": best["participation"].to_numpy(),
+                "tag_participation": best["participation"],
             }
         )
 
