@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="keep the files here (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="300 campaigns x 30,000 creators, Ray on 100")
+    parser.add_argument("--reuse", action="store_true", help="with --work: keep its trained ranker and large index")
     args = parser.parse_args()
     if args.quick:
         args.creators, args.campaigns, args.base_creators = 30_000, 300, 3_000
@@ -112,15 +113,19 @@ def main() -> None:
         embedder = Embedder(cache_dir=work / "embedding-cache")
         started = time.perf_counter()
         base = simulate(n_creators=args.base_creators, n_campaigns=400, n_new_campaigns=10, seed=args.seed)
-        write_world(base, work / "base")
         world = simulate(n_creators=300, n_campaigns=40, n_new_campaigns=args.campaigns, seed=args.seed + 1)
-        write_table(world.new_campaigns, work / "new_campaigns.parquet")
-        from training.train import train
+        if not (args.reuse and (work / "mlflow.db").exists()):
+            write_world(base, work / "base")
+            write_table(world.new_campaigns, work / "new_campaigns.parquet")
+            from training.train import train
 
-        train(work / "base", embedder=embedder)
+            train(work / "base", embedder=embedder)
         print(f"set-up (simulate, train on {args.base_creators:,} creators): {time.perf_counter() - started:.0f}s")
 
-        creators, index, build = build_catalogue(base.creators, args.creators, embedder, work / "large", args.seed)
+        if args.reuse and (work / "large" / "index").exists():
+            creators, index, build = work / "large" / "creators.parquet", work / "large" / "index", float("nan")
+        else:
+            creators, index, build = build_catalogue(base.creators, args.creators, embedder, work / "large", args.seed)
         kind = CandidateIndex.load(index).meta["kind"]
         print(f"index of {args.creators:,} creators ({kind}): built in {build:.0f}s")
         seconds, gib = run_match(work / "new_campaigns.parquet", creators, index, work / "matches.parquet")
