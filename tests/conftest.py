@@ -11,8 +11,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import faiss  # noqa: F401  (before torch, as everywhere in the project)
 import pytest
 
-from features.embeddings import Embedder
+from features.embeddings import CACHE_DIR_ENV, Embedder
 from simulation.world import simulate, write_world
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_cache(tmp_path_factory):
+    """Commands that cache embeddings by default (`creator-match index`) cache into the run's temp dir, not ~."""
+    previous = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("embedding-cache"))
+    yield
+    if previous is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = previous
 
 
 @pytest.fixture(scope="session")
