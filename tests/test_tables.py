@@ -769,3 +769,17 @@ def test_a_null_audience_share_means_the_same_in_a_parquet_map_as_in_json(tmp_pa
 
         assert result.rejects == [], ext
         assert result.frame["audience_marketplaces"].tolist() == [{"US": 0.6}, {"FR": 0.2}], ext
+
+
+def test_audience_shares_rounded_to_a_little_over_one_are_kept():
+    """Exports round each share; 0.6001 + 0.2 + 0.2 is rounding, not a creator to drop (seen in simulated data)."""
+    frame = pd.DataFrame(
+        [
+            creator(creator_id="rounded", audience_marketplaces={"US": 0.6001, "CA": 0.2, "MX": 0.2}),
+            creator(creator_id="over", audience_marketplaces={"US": 0.61, "CA": 0.2, "MX": 0.2}),
+        ]
+    )
+    table = validate_frame(frame, "creators")
+    assert list(table.frame["creator_id"]) == ["rounded"]
+    assert [(r.id, r.column) for r in table.rejects] == [("over", "audience_marketplaces")]
+    assert "1.0100" in table.rejects[0].reason
