@@ -229,9 +229,12 @@ class Matcher:
 
     def _vectors_by_row(self, index: CandidateIndex) -> np.ndarray:
         """Creator vectors in table order, read back from the index (no re-embedding)."""
+        stored = index.vectors()
+        if len(stored) == len(self.creators) and np.array_equal(self._row_of, np.arange(len(stored))):
+            return stored  # the usual case, an index built from this table: no second copy of every vector
         vectors = np.zeros((len(self.creators), index.meta["dimension"]), dtype=np.float32)
-        present = self._row_of >= 0
-        vectors[self._row_of[present]] = index.vectors()[present]
+        present = np.flatnonzero(self._row_of >= 0)
+        vectors[self._row_of[present]] = stored[present]
         return vectors
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
