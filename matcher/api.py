@@ -342,7 +342,9 @@ class Matcher:
         if category not in self._proven_cache:
             value = np.where(
                 self._eligible_rows,
-                proven_value(self.creators, self._history, self._past.affinity, category),
+                proven_value(
+                    self.creators, self._history, pd.DataFrame(self._topical(category), columns=AFFINITY_FEATURES)
+                ),
                 -np.inf,
             )
             k = min(self.settings.proven_candidates, int(self._eligible_rows.sum()))
