@@ -246,6 +246,22 @@ class VectorCache:
         return final
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Torch's intra-op threads set to `threads` for the block (None: left as they are)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors.
 
@@ -258,6 +274,7 @@ class Embedder:
         batch_size: texts per forward pass.
         cache_dir: where cached vectors live; None keeps them in memory only.
         show_progress: progress bar; None shows one for 1,000 texts or more.
+        threads: torch threads while encoding; None leaves torch's own setting.
     """
 
     def __init__(
@@ -266,11 +283,13 @@ class Embedder:
         batch_size: int = 128,
         cache_dir: str | Path | None = None,
         show_progress: bool | None = None,
+        threads: int | None = None,
     ) -> None:
         self.model = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.show_progress = show_progress
+        self.threads = threads
         self.encoded_count_ = 0
         self._encoder = None
         self._cache: VectorCache | None = None
@@ -295,11 +314,12 @@ class Embedder:
     def isolated(self) -> Embedder:
         """This model with an empty memory-only cache, sharing the loaded encoder.
 
-        A text's vector depends, in its last bits, on the batch it was encoded in. What an isolated embedder
-        returns depends only on the texts it is given, not on what this process encoded before: scoring a chunk
-        of campaigns with one gives the same numbers on any engine, worker or resumed run.
+        A text's vector depends, in its last bits, on the batch it was encoded in and on how many threads torch
+        splits the work over. An isolated embedder encodes on one thread, and what it returns depends only on
+        the texts it is given, not on what this process encoded before: scoring a chunk of campaigns with one
+        gives the same numbers on any engine, worker or resumed run.
         """
-        twin = Embedder(self.model, self.batch_size, None, False)
+        twin = Embedder(self.model, self.batch_size, None, False, threads=1)
         twin._encoder = self.encoder
         return twin
 
@@ -330,13 +350,14 @@ class Embedder:
             _, first = np.unique(keys[missing], return_index=True)
             todo = missing[np.sort(first)]
             progress = self.show_progress if self.show_progress is not None else len(todo) >= 1000
-            vectors = self.encoder.encode(
-                [texts[i] for i in todo],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
+            with _torch_threads(self.threads):
+                vectors = self.encoder.encode(
+                    [texts[i] for i in todo],
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=progress,
+                )
             self.encoded_count_ += len(todo)
             generation = self.cache.generation
             self.cache.put(keys[todo], vectors)

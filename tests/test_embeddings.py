@@ -152,3 +152,25 @@ def test_vector_cache_keeps_the_first_vector_of_a_key_and_refuses_another_dimens
     np.testing.assert_array_equal(cache.gather(*cache.find(keys), 8), random_rows(2, 3))
     with pytest.raises(ValueError, match="dimension 3; the cache holds 8"):
         cache.put(content_keys(["c"]), np.ones((1, 3), dtype=np.float32))
+
+
+def test_an_isolated_embedder_gives_the_same_bits_whatever_the_thread_count_and_history(embedder):
+    """Scoring embeds a chunk's texts with `isolated()`: its vectors may not depend on torch's threads (a Ray
+    actor runs one, a local job two) nor on what the process encoded before. Plain batched encoding of these
+    short texts does differ in the last bits between one and two threads, which once changed a score."""
+    import torch
+
+    from features.contract import CATEGORIES
+
+    texts = [campaign_text(category, category) for category in CATEGORIES]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = embedder.isolated().encode(texts)
+        assert torch.get_num_threads() == 2, "encoding on one thread leaves the process's setting as it was"
+        embedder.isolated().encode(texts[:3])  # other batches first: no memory of them may leak in
+        torch.set_num_threads(1)
+        one = embedder.isolated().encode(texts)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one, two)
