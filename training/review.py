@@ -29,8 +29,7 @@ __all__ = [
 ]
 
 # Builds slates from scored candidates and unit creator vectors (rows indexed by `creator_row`) and returns
-# the chosen rows; e.g. `lambda scored, vectors: build_slates(scored, SlatePolicy(), vectors)[0]` from
-# matcher.slate, which training may not import (matcher imports training).
+# the chosen rows: `matcher.slate.default_slates`, passed in because training may not import matcher.
 SlateBuilder = Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]
 # The baseline slates are compared with when there is no champion: the sellers' own hand pick.
 SLATE_BASELINE = "tags_then_followers"
