@@ -116,7 +116,11 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         if kind == "jsonl":
             return _read_jsonl(path)
         # Everything as text: the row models do the typing, so "007" stays an id and bad numbers are named.
-        return pd.read_csv(path, dtype=str, keep_default_na=True, encoding="utf-8", encoding_errors="replace")
+        # Only an empty cell is missing: pandas' default list would turn brand "None", bio "N/A" and
+        # Namibia's marketplace code "NA" into nothing.
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8", encoding_errors="replace"
+        )
     except Exception as exc:  # the parsers raise many types; the user needs one line
         raise InputError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
 

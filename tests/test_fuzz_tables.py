@@ -47,8 +47,9 @@ FORMATS = ("parquet", "csv", "jsonl")
 # The contract's own patterns, matched against the whole value.
 ASIN = re.compile(r"[A-Z0-9]{10}")
 MARKETPLACE = re.compile(r"[A-Z]{2}")
-# CSV cells pandas reads as "no value"; a free-text value equal to one cannot survive a CSV round trip.
-NA_TOKENS = frozenset(STR_NA_VALUES)
+# Words pandas reads as "no value" by default; the contract says that in CSV they are values like any other,
+# so valid text draws them often.
+NA_WORDS = sorted(word for word in STR_NA_VALUES if word)
 EXTRA = "note"  # an unknown column: the contract says it is kept
 
 KIND = {
@@ -100,14 +101,15 @@ TRIED: Counter[tuple[str, str]] = Counter()
 
 
 def _clean(text: str) -> bool:
-    return text == text.strip() and text not in NA_TOKENS
+    return text == text.strip()
 
 
 def free_text(min_size: int = 1, max_size: int = 40) -> st.SearchStrategy[str]:
     """Any text a person might type, without surrounding whitespace (the row models strip it)."""
-    return st.text(st.characters(exclude_categories=("Cs",)), min_size=min_size, max_size=max_size).filter(
+    typed = st.text(st.characters(exclude_categories=("Cs",)), min_size=min_size, max_size=max_size).filter(
         lambda s: _clean(s) and len(s) >= min_size
     )
+    return st.one_of(typed, st.sampled_from([word for word in NA_WORDS if min_size <= len(word) <= max_size]))
 
 
 def ident(prefix: str, i: int) -> st.SearchStrategy[str]:
@@ -117,7 +119,8 @@ def ident(prefix: str, i: int) -> st.SearchStrategy[str]:
 
 
 asins = st.from_regex(r"[A-Z0-9]{10}", fullmatch=True)
-marketplaces = st.one_of(st.sampled_from(KNOWN_MARKETPLACES), st.from_regex(r"[A-Z]{2}", fullmatch=True))
+# "NA" (Namibia) is one of pandas' missing-value words.
+marketplaces = st.one_of(st.sampled_from([*KNOWN_MARKETPLACES, "NA"]), st.from_regex(r"[A-Z]{2}", fullmatch=True))
 tags = free_text(max_size=20)
 dates = st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31))
 counts = st.integers(0, 10**9)
@@ -276,7 +279,7 @@ fractional = st.integers(0, 10**6).map(lambda k: k + 0.5)
 
 
 def not_in(allowed) -> st.SearchStrategy[str]:
-    return st.text(max_size=14).filter(lambda s: s not in allowed and s not in NA_TOKENS)
+    return st.one_of(st.text(max_size=14), st.sampled_from(NA_WORDS)).filter(lambda s: s not in allowed)
 
 
 malformed_asin = st.one_of(
@@ -549,9 +552,9 @@ def cell(value: object, list_style: str = "pipe") -> str:
     if isinstance(value, list):
         text = "|".join(value)
         pipe_safe = all(item and item == item.strip() and "|" not in item for item in value)
-        if list_style == "pipe" and pipe_safe and not text.startswith("[") and text not in NA_TOKENS:
+        if list_style == "pipe" and pipe_safe and text and not text.startswith("["):
             return text
-        # The pipe form cannot carry this list (blank items, '|' inside, or a cell pandas reads as missing).
+        # The pipe form cannot carry this list (empty, blank items, '|' inside, or text read as a JSON array).
         return json.dumps(value)
     return str(value)
 

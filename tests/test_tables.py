@@ -463,7 +463,7 @@ def test_csv_numbers_and_ids_are_typed_by_the_row_model(tmp_path):
         (4, "c4", "budget"),
     ]
     assert "finite number" in result.rejects[0].reason
-    assert result.rejects[1].reason == "required value is missing"  # 'nan' is a CSV missing-value marker
+    assert result.rejects[1].reason == "got 'nan'; input should be a finite number"  # a value, not a blank
     assert "valid number" in result.rejects[2].reason
 
 
@@ -783,3 +783,33 @@ def test_audience_shares_rounded_to_a_little_over_one_are_kept():
     assert list(table.frame["creator_id"]) == ["rounded"]
     assert [(r.id, r.column) for r in table.rejects] == [("over", "audience_marketplaces")]
     assert "1.0100" in table.rejects[0].reason
+
+
+def test_csv_words_that_pandas_calls_missing_are_values(tmp_path):
+    """In CSV only an empty cell is missing: brand 'None', bio 'N/A', handle 'null' and Namibia's 'NA' are values."""
+    campaigns = tmp_path / "campaigns.csv"
+    header = [*campaign(), "notes"]
+    with open(campaigns, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in (
+            campaign(campaign_id="c1", brand="None", marketplaces=["NA", "US"], notes="N/A"),
+            campaign(campaign_id="c2", brand="", notes="NULL"),  # the one empty cell: brand missing
+        ):
+            writer.writerow(["|".join(v) if isinstance(v, list) else v for v in row.values()])
+    creators = tmp_path / "creators.csv"
+    row = creator(handle="null", bio="N/A", interest_tags=["NA", "nan"], audience_marketplaces={"NA": 0.4})
+    write_csv_creators(creators, [row | {name: None for name in CREATOR_COLUMNS if name not in row}])
+
+    read_campaigns = read_table(campaigns, "campaigns")
+    read_creators = read_table(creators, "creators")
+
+    assert read_campaigns.frame["brand"].tolist() == ["None"]
+    assert read_campaigns.frame["marketplaces"].tolist() == [["NA", "US"]]
+    assert read_campaigns.frame["notes"].tolist() == ["N/A"]
+    assert [(r.row, r.column, r.reason) for r in read_campaigns.rejects] == [(2, "brand", "required value is missing")]
+    assert read_creators.rejects == []
+    got = read_creators.frame.iloc[0]
+    assert (got["handle"], got["bio"], got["interest_tags"]) == ("null", "N/A", ["NA", "nan"])
+    assert got["audience_marketplaces"] == {"NA": 0.4}
+    assert pd.isna(got["audience_mobile_share"])  # an empty optional cell is still "no value"
