@@ -24,6 +24,7 @@ class TagSpace:
         lowered = [[tag.strip().lower() for tag in tags] for tags in interest_tags]
         vocabulary = sorted({tag for tags in lowered for tag in tags})
         position = {tag: i for i, tag in enumerate(vocabulary)}
+        self.vocabulary = vocabulary  # tag id -> lower-cased tag, for reasons
         self.vectors = embedder.encode(vocabulary) if vocabulary else np.zeros((0, embedder.dimension), np.float32)
         self.tag_ids = np.array([position[tag] for tags in lowered for tag in tags], dtype=np.int64)
         counts = np.array([len(tags) for tags in lowered], dtype=np.int64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own thread settings)
@@ -24,6 +25,7 @@ from features.tables import atomic_path, validate_frame
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
 from matcher.retrieval import proven_value
+from matcher.similar import LookalikeSpace
 from matcher.slate import SlatePolicy, build_slates
 from training.dataset import resolve_product_types
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
@@ -236,6 +238,37 @@ class Matcher:
         present = np.flatnonzero(self._row_of >= 0)
         vectors[self._row_of[present]] = stored[present]
         return vectors
+
+    def similar(
+        self,
+        creator_ids: Iterable[str],
+        k: int = 20,
+        marketplaces: Iterable[str] | None = None,
+        creator_types: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """The k eligible creators most like the given ones, best first, with reasons; see `matcher.similar`.
+
+        Args:
+            creator_ids: the seeds (ids of this matcher's creators); never returned themselves.
+            k: how many lookalikes.
+            marketplaces: only creators with at least `min_market_share` of their audience there (or none stated).
+            creator_types: only creators of these types.
+        """
+        return self.lookalikes.similar(list(creator_ids), k, marketplaces, creator_types)
+
+    @cached_property
+    def lookalikes(self) -> LookalikeSpace:
+        """What lookalike search reads of every creator, built on first use."""
+        return LookalikeSpace(
+            self.creators,
+            self._creator_vectors,
+            self.index,
+            self._row_of,
+            self._eligible_rows,
+            self._tags,
+            self._category_history,
+            self.settings.min_market_share,
+        )
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns)."""

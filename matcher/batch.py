@@ -50,13 +50,13 @@ class BatchReport:
         return rejects_path(self.out) if self.rejects else None
 
 
-def write_matches(matches: pd.DataFrame, out: str | Path) -> Path:
-    """Writes the matches table atomically, as Parquet, CSV or JSON Lines by the extension of `out`."""
+def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MATCH_SCHEMA) -> Path:
+    """Writes the matches table (or a table of `schema`) atomically, as Parquet, CSV or JSON Lines by extension."""
     out = Path(out)
     suffix = out.suffix.lower()
     with atomic_path(out) as tmp:
         if suffix == ".parquet":
-            pq.write_table(pa.Table.from_pandas(matches, schema=MATCH_SCHEMA, preserve_index=False), tmp)
+            pq.write_table(pa.Table.from_pandas(matches, schema=schema, preserve_index=False), tmp)
         elif suffix == ".csv":
             matches.to_csv(tmp, index=False)
         elif suffix == ".jsonl":

@@ -250,6 +250,49 @@ def match(
 
 
 @app.command()
+def similar(
+    like: Annotated[list[str], typer.Option(help="a seed creator id; repeat for several")],
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
+    k: Annotated[int, typer.Option(min=1, help="how many lookalikes")] = 20,
+    marketplace: Annotated[
+        list[str] | None, typer.Option(help="only creators with audience in this marketplace; repeatable")
+    ] = None,
+    creator_type: Annotated[list[str] | None, typer.Option(help="only creators of this type; repeatable")] = None,
+    out: Annotated[Path | None, typer.Option(help="lookalikes file (.parquet, .csv or .jsonl); else printed")] = None,
+    model: Annotated[str, typer.Option(help="model URI (its history gives the shape of each record)")] = (
+        "models:/creator-ranker@champion"
+    ),
+    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+) -> None:
+    """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
+    from features.tables import read_table
+    from matcher.api import Matcher, MatchSettings
+    from matcher.batch import write_matches
+    from matcher.similar import LOOKALIKE_SCHEMA
+    from training.registry import configure_tracking
+
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv", ".jsonl"):
+        raise UserError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
+    configure_tracking()
+    table = read_table(creators, "creators")
+    matcher = Matcher(table.frame, model=model, index=index, settings=MatchSettings(allow_cashback=allow_cashback))
+    try:
+        found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
+    except ValueError as exc:  # UnknownCreator among them
+        raise UserError(str(exc)) from exc
+    if out is None:
+        for row in found.itertuples(index=False):
+            typer.echo(f"{row.rank:>3} {row.creator_id} {row.score:.3f} {row.reasons}")
+    else:
+        write_matches(found, out, LOOKALIKE_SCHEMA)
+        typer.echo(f"wrote {len(found)} lookalikes of {', '.join(like)} to {out}")
+    if table.rejects:
+        _echo_rejects(table.rejects)
+        raise typer.Exit(2)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="working directory for the demo's files")] = Path("demo-output"),
     creators: Annotated[int, typer.Option(min=50)] = 600,

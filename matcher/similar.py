@@ -1,0 +1,292 @@
+"""Lookalikes: creators like a seller's chosen ones, by profile meaning, audience markets and record shape.
+
+Three views of "alike", each in [0, 1] where defined:
+
+- profile: cosine of the creator's profile vector with the seeds' centroid (the FAISS index, searched among
+  eligible creators only);
+- markets: overlap of audience_marketplaces (each normalised to shares of the stated audience, then the
+  sum over markets of the smaller share), against the seeds' mean audience;
+- record: cosine of the creator's per-category order shares with the seeds' (what kind of campaigns they sell
+  in), from the settled history the ranker carries.
+
+A lookalike's score is the mean of the views that are defined for it (a creator who states no audience, or has
+no record yet, is judged on what is known rather than scored zero). Candidates come from two channels, like
+matching: the creators closest to the centroid in the index, and, where the seeds have a record, the creators
+whose record is shaped most like theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN
+from features.similarity import TagSpace
+from matcher.candidate_index import CandidateIndex
+
+__all__ = ["LOOKALIKE_COLUMNS", "LOOKALIKE_SCHEMA", "LookalikeSpace", "UnknownCreator"]
+
+LOOKALIKE_COLUMNS = [
+    "rank",
+    "creator_id",
+    "score",
+    "profile_similarity",
+    "market_overlap",
+    "record_similarity",
+    "creator_type",
+    "reasons",
+]
+LOOKALIKE_SCHEMA = pa.schema(
+    [
+        ("rank", pa.int64()),
+        ("creator_id", pa.string()),
+        ("score", pa.float64()),
+        ("profile_similarity", pa.float64()),
+        ("market_overlap", pa.float64()),
+        ("record_similarity", pa.float64()),
+        ("creator_type", pa.string()),
+        ("reasons", pa.string()),
+    ]
+)
+# Candidates per channel: at least this many, or 4k for large k, so re-scoring has room to reorder.
+MIN_POOL = 200
+POOL_PER_RESULT = 4
+# Two interest tags "mean the same" for a reason at this MiniLM cosine: near-synonyms ("hiking"/"trail
+# running", "skincare"/"k-beauty") score 0.5-0.8, unrelated tags below 0.3.
+TAG_MEANING = 0.5
+# A market or category is named in a reason when both sides put at least this share in it.
+NAMED_SHARE = 0.05
+
+
+class UnknownCreator(ValueError):
+    """A seed id that is not a valid row of the creators table."""
+
+
+@dataclass
+class LookalikeSpace:
+    """What lookalike search reads of every creator, computed once per matcher.
+
+    Args:
+        creators: the creator table (valid rows).
+        vectors: profile vectors in table order.
+        index: the candidate index.
+        row_of: table row of each index position (-1: not in the table).
+        eligible_rows: creators that may be proposed at all (accepts campaigns, settings).
+        tags: the table's interest tags, embedded.
+        category_history: per (creator_id, category) HISTORY_COLUMNS of settled history.
+        min_market_share: least audience share in the requested marketplaces (creators who state none pass).
+    """
+
+    creators: pd.DataFrame
+    vectors: np.ndarray
+    index: CandidateIndex
+    row_of: np.ndarray
+    eligible_rows: np.ndarray
+    tags: TagSpace
+    category_history: pd.DataFrame
+    min_market_share: float
+
+    def __post_init__(self) -> None:
+        ids = self.creators["creator_id"]
+        self._position = pd.Series(np.arange(len(ids)), index=ids)
+        self.markets_, self.audience_ = _audience_matrix(self.creators["audience_marketplaces"])
+        self.categories_, self.record_ = _record_matrix(ids, self.category_history)
+
+    def similar(
+        self,
+        creator_ids: Sequence[str],
+        k: int = 20,
+        marketplaces: Iterable[str] | None = None,
+        creator_types: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """The k creators most like the seeds, best first (LOOKALIKE_COLUMNS); the seeds themselves excluded.
+
+        Raises:
+            UnknownCreator: a seed is not in the creators table.
+            ValueError: k, a marketplace code or a creator type is not usable.
+        """
+        seeds = self._seed_rows(creator_ids)
+        if k < 1:
+            raise ValueError(f"Got k={k}; expected at least 1")
+        allowed = self._allowed(seeds, marketplaces, creator_types)
+        centroid = self.vectors[seeds].mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        seed_audience = _mean_defined(self.audience_[seeds])
+        seed_record = _mean_defined(self.record_[seeds])
+        pool = max(MIN_POOL, POOL_PER_RESULT * k)
+        rows = self._by_profile(centroid, allowed, pool)
+        if seed_record is not None:
+            rows = np.union1d(rows, self._by_record(seed_record, allowed, pool))
+        if not len(rows):
+            return pd.DataFrame({name: pd.Series(dtype=object) for name in LOOKALIKE_COLUMNS})
+        profile = self.vectors[rows] @ centroid
+        market = _overlap(self.audience_[rows], seed_audience)
+        record = _cosine(self.record_[rows], seed_record)
+        score = np.nanmean(np.column_stack([profile, market, record]), axis=1)
+        ids = self.creators["creator_id"].to_numpy()[rows]
+        order = np.lexsort((ids, -score))[:k]  # ties by id: the same seeds always give the same list
+        rows = rows[order]
+        seed_tags = np.unique(np.concatenate([self._tag_ids(s) for s in seeds]))
+        return pd.DataFrame(
+            {
+                "rank": np.arange(1, len(rows) + 1, dtype=np.int64),
+                "creator_id": ids[order],
+                "score": score[order],
+                "profile_similarity": profile[order].astype(float),
+                "market_overlap": market[order],
+                "record_similarity": record[order],
+                "creator_type": self.creators["creator_type"].to_numpy()[rows],
+                "reasons": [
+                    self._reason(row, seed_tags, seed_audience, seed_record, m, r)
+                    for row, m, r in zip(rows, market[order], record[order], strict=True)
+                ],
+            }
+        )
+
+    def _seed_rows(self, creator_ids: Sequence[str]) -> np.ndarray:
+        if isinstance(creator_ids, str):
+            creator_ids = [creator_ids]
+        creator_ids = list(dict.fromkeys(creator_ids))
+        if not creator_ids:
+            raise ValueError("Got no seed creator; expected at least one creator_id")
+        unknown = [cid for cid in creator_ids if cid not in self._position.index]
+        if unknown:
+            raise UnknownCreator(f"Got creator_id {unknown[0]!r}; it is not a valid row of the creators table")
+        return self._position.loc[creator_ids].to_numpy(np.int64)
+
+    def _allowed(
+        self, seeds: np.ndarray, marketplaces: Iterable[str] | None, creator_types: Iterable[str] | None
+    ) -> np.ndarray:
+        """Table rows that may be returned: eligible, of the asked types and markets, not a seed."""
+        allowed = self.eligible_rows.copy()
+        allowed[seeds] = False
+        if creator_types is not None:
+            types = list(creator_types)
+            bad = [t for t in types if t not in CREATOR_TYPES]
+            if bad:
+                raise ValueError(f"Got creator_type {bad[0]!r}; expected one of {', '.join(CREATOR_TYPES)}")
+            allowed &= self.creators["creator_type"].isin(types).to_numpy()
+        if marketplaces is not None:
+            codes = list(marketplaces)
+            bad = [code for code in codes if not isinstance(code, str) or not MARKETPLACE_PATTERN.fullmatch(code)]
+            if bad:
+                raise ValueError(f"Got marketplace {bad[0]!r}; expected a code of two upper-case letters")
+            stated = ~np.isnan(self.audience_).all(axis=1)
+            columns = [self.markets_.index(code) for code in codes if code in self.markets_]
+            share = np.nansum(self.audience_[:, columns], axis=1) if columns else np.zeros(len(allowed))
+            allowed &= ~stated | (share >= self.min_market_share)
+        return allowed
+
+    def _by_profile(self, centroid: np.ndarray, allowed: np.ndarray, pool: int) -> np.ndarray:
+        """Table rows of the allowed creators nearest the centroid, from the index."""
+        present = self.row_of >= 0
+        mask = present & allowed[np.maximum(self.row_of, 0)]
+        if not mask.any():
+            return np.array([], dtype=np.int64)
+        _, positions = self.index.search(centroid[None, :], pool, mask)
+        found = positions[0][positions[0] >= 0]
+        return np.unique(self.row_of[found])
+
+    def _by_record(self, seed_record: np.ndarray, allowed: np.ndarray, pool: int) -> np.ndarray:
+        """Table rows of the allowed creators whose record is shaped most like the seeds'."""
+        similarity = np.where(allowed, np.nan_to_num(self.record_ @ seed_record, nan=-1.0), -1.0)
+        candidates = np.flatnonzero(similarity > 0)
+        if len(candidates) > pool:
+            candidates = candidates[np.argpartition(-similarity[candidates], pool - 1)[:pool]]
+        return candidates
+
+    def _tag_ids(self, row: int) -> np.ndarray:
+        return self.tags.tag_ids[self.tags.offsets[row] : self.tags.offsets[row + 1]]
+
+    def _reason(
+        self,
+        row: int,
+        seed_tags: np.ndarray,
+        seed_audience: np.ndarray | None,
+        seed_record: np.ndarray | None,
+        market: float,
+        record: float,
+    ) -> str:
+        """One sentence: interests like the seeds' (by meaning), the markets and categories both sides share."""
+        own = self._tag_ids(row)
+        parts = []
+        if len(own) and len(seed_tags):
+            closeness = self.tags.vectors[own] @ self.tags.vectors[seed_tags].T
+            best, nearest = closeness.max(axis=1), seed_tags[closeness.argmax(axis=1)]
+            named = []
+            for i in np.argsort(-best, kind="stable"):
+                if best[i] < TAG_MEANING or len(named) == 3:
+                    break
+                tag, seed_tag = self.tags.vocabulary[own[i]], self.tags.vocabulary[nearest[i]]
+                if tag not in [n.split(" (")[0] for n in named]:
+                    named.append(tag if own[i] == nearest[i] else f"{tag} (like {seed_tag})")
+            if named:
+                parts.append(f"interests like the seeds': {', '.join(named)}")
+        if not parts:
+            parts.append("profile close to the seeds'")
+        if not np.isnan(market) and seed_audience is not None:
+            both = np.minimum(np.nan_to_num(self.audience_[row]), seed_audience)
+            codes = [self.markets_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
+            if codes:
+                parts.append(f"audience in {'/'.join(codes)} like the seeds' ({market:.0%} overlap)")
+        if not np.isnan(record) and seed_record is not None:
+            both = np.minimum(self.record_[row], seed_record)
+            names = [self.categories_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
+            if names:
+                parts.append(f"sells in {', '.join(names)} like the seeds")
+        elif seed_record is not None:
+            parts.append("no sales record yet")
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:] + "."
+
+
+def _audience_matrix(audience: pd.Series) -> tuple[list[str], np.ndarray]:
+    """Marketplace codes seen, and each creator's stated audience shares (NaN rows: none stated)."""
+    codes = sorted({code for shares in audience if isinstance(shares, dict) for code in shares})
+    column = {code: i for i, code in enumerate(codes)}
+    matrix = np.full((len(audience), len(codes)), np.nan)
+    for row, shares in enumerate(audience):
+        if isinstance(shares, dict) and shares:
+            matrix[row] = 0.0
+            for code, share in shares.items():
+                matrix[row, column[code]] = share
+    return codes, matrix
+
+
+def _record_matrix(creator_ids: pd.Series, category_history: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Categories sold in, and each creator's orders per category as a unit vector (NaN rows: no orders)."""
+    frame = category_history.reset_index()
+    orders = frame.pivot_table(index="creator_id", columns="category", values="hist_orders", aggfunc="sum")
+    orders = orders.reindex(creator_ids).fillna(0.0)
+    matrix = orders.to_numpy(float)
+    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        matrix = np.where(norm > 0, matrix / norm, np.nan)
+    return [str(c) for c in orders.columns], matrix
+
+
+def _mean_defined(rows: np.ndarray) -> np.ndarray | None:
+    """The mean of the rows that are defined (not NaN), or None when none is."""
+    defined = rows[~np.isnan(rows).any(axis=1)]
+    return defined.mean(axis=0) if len(defined) else None
+
+
+def _overlap(shares: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
+    """Sum over markets of the smaller of two audience distributions, each normalised to sum to 1."""
+    out = np.full(len(shares), np.nan)
+    if seed is None or seed.sum() <= 0:
+        return out
+    total = shares.sum(axis=1)
+    stated = total > 0  # False for NaN rows (no audience stated)
+    out[stated] = np.minimum(shares[stated] / total[stated, None], seed / seed.sum()).sum(axis=1)
+    return out
+
+
+def _cosine(unit_rows: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
+    if seed is None:
+        return np.full(len(unit_rows), np.nan)
+    return unit_rows @ (seed / max(float(np.linalg.norm(seed)), 1e-12))

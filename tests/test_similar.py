@@ -1,0 +1,133 @@
+"""Lookalikes: creators like a seller's chosen ones, through the Python API and the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.embeddings import creator_vectors
+from features.tables import read_table, validate_frame
+from matcher.api import Matcher
+from matcher.candidate_index import CandidateIndex
+from matcher.similar import LOOKALIKE_COLUMNS, UnknownCreator
+from tests.commands import CLI
+from training.registry import load_ranker
+
+
+@pytest.fixture(scope="module")
+def creators(world_dir):
+    return read_table(world_dir / "creators.parquet", "creators").frame
+
+
+@pytest.fixture(scope="module")
+def ranker(trained):
+    return load_ranker(trained.model_uri)
+
+
+@pytest.fixture(scope="module")
+def matcher(creators, ranker, embedder):
+    index = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+    return Matcher(creators, model=ranker, index=index, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def sellers(world_dir):
+    """The two creators with the most settled sales in the world: what a seller would pick as seeds."""
+    performance = pd.read_parquet(world_dir / "performance.parquet")
+    return performance.groupby("creator_id")["sales"].sum().sort_values().index[-2:].tolist()
+
+
+def test_lookalikes_are_ranked_eligible_and_never_the_seeds(matcher, creators, sellers):
+    found = matcher.similar(sellers, k=10)
+    assert list(found.columns) == LOOKALIKE_COLUMNS
+    assert found["rank"].tolist() == list(range(1, 11))
+    assert found["score"].is_monotonic_decreasing
+    assert not set(found["creator_id"]) & set(sellers)
+    rows = creators.set_index("creator_id").loc[found["creator_id"]]
+    assert rows["accepts_campaigns"].all() and not (rows["creator_type"] == "cashback_site").any()
+    assert found["reasons"].str.len().gt(0).all()
+    pd.testing.assert_frame_equal(found, matcher.similar(list(reversed(sellers)), k=10))
+
+
+def test_a_twin_of_the_seed_is_found_first_and_synonyms_are_named(creators, ranker, embedder):
+    """A copy of a seed whose interests are reworded, not repeated, is still its closest lookalike."""
+    table = creators.drop(columns="row")
+    seed = table[table["accepts_campaigns"] & (table["creator_type"] != "cashback_site")].index[0]
+    table.at[seed, "interest_tags"] = ["hiking", "outdoor gear"]
+    twin = table.loc[[seed]].assign(creator_id="twin-of-seed")
+    twin.at[seed, "interest_tags"] = ["trail running", "camping gear"]
+    checked = validate_frame(pd.concat([table, twin], ignore_index=True), "creators")
+    assert not checked.rejects
+    matcher = Matcher(checked.frame, model=ranker, embedder=embedder)
+    found = matcher.similar([table.at[seed, "creator_id"]], k=5)
+    assert found.loc[0, "creator_id"] == "twin-of-seed", found[["creator_id", "score"]]
+    assert "(like hiking)" in found.loc[0, "reasons"] or "(like outdoor gear)" in found.loc[0, "reasons"]
+
+
+def test_filters_hold_and_markets_follow_the_matching_rule(matcher, creators, sellers):
+    found = matcher.similar(sellers, k=15, marketplaces=["UK"], creator_types=["social_creator", "review_site"])
+    assert len(found)
+    rows = creators.set_index("creator_id").loc[found["creator_id"]]
+    assert rows["creator_type"].isin(["social_creator", "review_site"]).all()
+    for audience in rows["audience_marketplaces"]:
+        assert not audience or audience.get("UK", 0.0) >= matcher.settings.min_market_share
+
+
+def test_the_record_channel_names_categories_both_sides_sold_in(matcher, world_dir, sellers):
+    performance = pd.read_parquet(world_dir / "performance.parquet")
+    campaigns = pd.read_parquet(world_dir / "campaigns.parquet")[["campaign_id", "category"]]
+    sold = performance[performance["orders"] > 0].merge(campaigns, on="campaign_id")
+    categories = sold.groupby("creator_id")["category"].agg(set)
+    seed_categories = set().union(*(categories.get(s, set()) for s in sellers))
+    found = matcher.similar(sellers, k=30)
+    with_record = found[found["record_similarity"].notna()]
+    assert len(with_record), "sellers' lookalikes include creators with a record"
+    for row in with_record.itertuples():
+        named = row.reasons.split("sells in ")[1].split(" like the seeds")[0].split(", ")
+        assert set(named) <= seed_categories & categories[row.creator_id], (row.creator_id, named)
+    assert with_record["record_similarity"].between(0, 1 + 1e-9).all()
+    assert found["market_overlap"].dropna().between(0, 1 + 1e-9).all()
+
+
+def test_bad_requests_name_the_value(matcher):
+    with pytest.raises(UnknownCreator, match="'no-such-creator'"):
+        matcher.similar(["no-such-creator"])
+    with pytest.raises(ValueError, match="creator_type 'blogger'"):
+        matcher.similar([matcher.creators["creator_id"][0]], creator_types=["blogger"])
+    with pytest.raises(ValueError, match="k=0"):
+        matcher.similar([matcher.creators["creator_id"][0]], k=0)
+    with pytest.raises(ValueError, match="marketplace 'usa'"):
+        matcher.similar([matcher.creators["creator_id"][0]], marketplaces=["usa"])
+
+
+def test_cli_writes_the_same_lookalikes_as_the_api(world_dir, trained, tmp_path, sellers):
+    index = tmp_path / "idx"
+    env = dict(os.environ)
+    done = subprocess.run(
+        [CLI, "index", "--creators", str(world_dir / "creators.parquet"), "--out", str(index)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    args = [CLI, "similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(index), "--k", "7"]
+    out = tmp_path / "like.parquet"
+    done = subprocess.run(
+        [*args, "--like", sellers[0], "--like", sellers[1], "--out", str(out)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    written = pd.read_parquet(out)
+    creators = read_table(world_dir / "creators.parquet", "creators").frame
+    expected = Matcher(creators, model=trained.model_uri, index=index).similar(sellers, k=7)
+    pd.testing.assert_frame_equal(written, expected)
+
+    bad = subprocess.run([*args, "--like", "no-such-creator"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "creator-match: Got creator_id 'no-such-creator'; it is not a valid row of the creators table"
+    ]
+    assert np.isfinite(written["score"]).all()
