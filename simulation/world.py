@@ -10,6 +10,7 @@ funnel role against the product's decision cost, price and commission.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,7 +36,17 @@ WORLD_TABLES = (
     "campaign_truth",
 )
 
-__all__ = ["WORLD_TABLES", "SimulationConfig", "World", "pair_truth", "simulate", "write_table", "write_world"]
+__all__ = [
+    "WORLD_TABLES",
+    "SimulationConfig",
+    "World",
+    "eligible_truth",
+    "pair_truth",
+    "realize",
+    "simulate",
+    "write_table",
+    "write_world",
+]
 
 TYPE_SHARE = {
     "social_creator": 0.44,
@@ -136,6 +147,8 @@ class SimulationConfig:
     content_lift_non_standard: float = 1.5
     conversion_lift_standard: float = 1.7
     event_share: float = 0.25
+    outcome_noise: float = 0.5  # log-normal spread of realized impressions around their expectation
+    new_creator_share: float = 0.0  # share of creators who never took part in a past campaign
     event_max_clicks: int = 3000
     truth_top: int = 2000
     stage_ctr: dict[str, float] = field(
@@ -409,6 +422,8 @@ def _participants(
     eligible = np.flatnonzero(
         creators["accepts_campaigns"].to_numpy() & (creators["creator_type"] != "cashback_site").to_numpy()
     )
+    if cfg.new_creator_share > 0:  # newcomers: no past campaign, so no record to learn from
+        eligible = eligible[rng.random(len(eligible)) >= cfg.new_creator_share]
     by_category = {
         cat: eligible[[cat in cats for cats in creator_truth["categories"].iloc[eligible]]] for cat in CATALOG
     }
@@ -500,46 +515,14 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
 
     camp_idx, creator_idx = _participants(cfg, rng, campaigns, creators, creator_truth)
     pairs = pair_truth(cfg, campaigns, past_truth, creators, creator_truth, camp_idx, creator_idx)
-    noise = np.exp(rng.normal(0, 0.5, len(pairs)))
-    impressions = rng.poisson(pairs["expected_impressions"].to_numpy() * noise)
-    clicks = rng.binomial(impressions, pairs["ctr"].to_numpy())
-    orders = rng.binomial(clicks, pairs["cvr"].to_numpy())
-    units = orders + rng.poisson((UNITS_PER_ORDER - 1) * orders)
-    price = campaigns["price"].to_numpy()[camp_idx]
-    rate = campaigns["commission_rate"].to_numpy()[camp_idx]
-    sales = np.round(units * price * rng.uniform(0.95, 1.05, len(pairs)), 2)
-    settle = pd.to_datetime(campaigns["end_date"]).to_numpy()[camp_idx] + np.timedelta64(7, "D")
-    perf = pd.DataFrame(
-        {
-            "campaign_id": pairs["campaign_id"],
-            "creator_id": pairs["creator_id"],
-            "impressions": impressions,
-            "clicks": clicks,
-            "orders": orders,
-            "units": units,
-            "sales": sales,
-            "status": np.where(settle <= np.datetime64(cfg.as_of), "settled", "pending"),
-        }
-    )
-    stage = creators.set_index("creator_id")["creator_type"].map(FUNNEL_STAGE)
-    perf, touches, purchases = _events(cfg, rng, campaigns, perf, stage)
-    perf["commission"] = (perf["sales"] * rate).round(2)
+    perf, touches, purchases = realize(cfg, rng, campaigns, creators, pairs, camp_idx)
 
-    # Truth for the campaigns to be matched: every eligible creator, or the best `truth_top` per campaign.
-    n_new, n_cr = len(new_campaigns), len(creators)
-    truth = pair_truth(
-        cfg,
-        new_campaigns,
-        new_truth,
-        creators,
-        creator_truth,
-        np.repeat(np.arange(n_new), n_cr),
-        np.tile(np.arange(n_cr), n_new),
+    truth = eligible_truth(
+        lambda camp, creator: pair_truth(cfg, new_campaigns, new_truth, creators, creator_truth, camp, creator),
+        len(new_campaigns),
+        len(creators),
+        cfg.truth_top,
     )
-    truth = truth[truth["eligible"]].drop(columns="eligible")
-    if n_cr > cfg.truth_top:
-        truth = truth.sort_values("expected_sales", ascending=False).groupby("campaign_id").head(cfg.truth_top)
-    truth = truth.sort_values(["campaign_id", "expected_sales"], ascending=[True, False]).reset_index(drop=True)
     return World(
         creators,
         campaigns,
@@ -551,6 +534,66 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
         creator_truth.drop(columns="audience"),
         campaign_truth,
     )
+
+
+def realize(
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+    campaigns: pd.DataFrame,
+    creators: pd.DataFrame,
+    pairs: pd.DataFrame,
+    camp_idx: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Draws the performance rows (and event logs) of the pairs that took part from their expected figures.
+
+    Args:
+        cfg: needs `outcome_noise`, `as_of`, `event_share`, `event_max_clicks`.
+        pairs: pair_truth-like rows (campaign_id, creator_id, expected_impressions, ctr, cvr), row k of
+            campaign `camp_idx[k]`.
+
+    Returns:
+        performance, touches, purchases.
+    """
+    noise = np.exp(rng.normal(0, cfg.outcome_noise, len(pairs)))
+    impressions = rng.poisson(pairs["expected_impressions"].to_numpy() * noise)
+    clicks = rng.binomial(impressions, pairs["ctr"].to_numpy())
+    orders = rng.binomial(clicks, pairs["cvr"].to_numpy())
+    units = orders + rng.poisson((UNITS_PER_ORDER - 1) * orders)
+    price = campaigns["price"].to_numpy()[camp_idx]
+    rate = campaigns["commission_rate"].to_numpy()[camp_idx]
+    sales = np.round(units * price * rng.uniform(0.95, 1.05, len(pairs)), 2)
+    settle = pd.to_datetime(campaigns["end_date"]).to_numpy()[camp_idx] + np.timedelta64(7, "D")
+    perf = pd.DataFrame(
+        {
+            "campaign_id": pairs["campaign_id"].to_numpy(),
+            "creator_id": pairs["creator_id"].to_numpy(),
+            "impressions": impressions,
+            "clicks": clicks,
+            "orders": orders,
+            "units": units,
+            "sales": sales,
+            "status": np.where(settle <= np.datetime64(cfg.as_of), "settled", "pending"),
+        }
+    )
+    stage = creators.set_index("creator_id")["creator_type"].map(FUNNEL_STAGE)
+    perf, touches, purchases = _events(cfg, rng, campaigns, perf, stage)
+    perf["commission"] = (perf["sales"] * rate).round(2)
+    return perf, touches, purchases
+
+
+def eligible_truth(
+    pairs: Callable[[np.ndarray, np.ndarray], pd.DataFrame], n_campaigns: int, n_creators: int, top: int
+) -> pd.DataFrame:
+    """Truth for the campaigns to be matched: every eligible creator, or the best `top` per campaign.
+
+    Args:
+        pairs: the world's pair truth for (campaign rows, creator rows), with an `eligible` column.
+    """
+    truth = pairs(np.repeat(np.arange(n_campaigns), n_creators), np.tile(np.arange(n_creators), n_campaigns))
+    truth = truth[truth["eligible"]].drop(columns="eligible")
+    if n_creators > top:
+        truth = truth.sort_values("expected_sales", ascending=False).groupby("campaign_id").head(top)
+    return truth.sort_values(["campaign_id", "expected_sales"], ascending=[True, False]).reset_index(drop=True)
 
 
 PARQUET_TYPES = {
