@@ -47,6 +47,11 @@ class Attribution(StrEnum):
     linear = "linear"
 
 
+class World(StrEnum):
+    main = "main"
+    alt = "alt"
+
+
 class UserError(Exception):
     """Ends a command with one line on standard error and exit status 2."""
 
@@ -70,11 +75,12 @@ def simulate(
     campaigns: Annotated[int, typer.Option(min=10, help="number of past campaigns")] = 400,
     new_campaigns: Annotated[int | None, typer.Option(min=1, help="campaigns to match")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    world: Annotated[World, typer.Option(help="generator: main, or alt (written to disagree with main)")] = World.main,
 ) -> None:
     """Write a synthetic world in the contract's format, with the truth evaluation needs."""
-    from simulation.world import simulate as make_world
-    from simulation.world import write_world
+    from simulation import WORLDS, write_world
 
+    make_world = WORLDS[world.value]
     paths = write_world(
         make_world(n_creators=creators, n_campaigns=campaigns, n_new_campaigns=new_campaigns, seed=seed), out
     )

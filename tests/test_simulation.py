@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,8 @@ from features.contract import FUNNEL_STAGE, SETTLEMENT_DAYS
 from features.pairwise import audience_share
 from features.tables import read_table, validate_performance_links
 from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_world
+from simulation.world_alt import simulate_alt
+from tests.commands import CLI
 
 CONFIG = SimulationConfig(n_creators=600, n_campaigns=80, n_new_campaigns=40, seed=2)
 
@@ -55,17 +58,18 @@ def test_write_world_writes_every_table_as_parquet(world, written):
         assert len(pd.read_parquet(path)) == len(getattr(world, name)), name
 
 
-@pytest.mark.parametrize(
-    ("name", "table"),
-    [
-        ("creators", "creators"),
-        ("campaigns", "campaigns"),
-        ("new_campaigns", "campaigns"),
-        ("performance", "performance"),
-        ("touches", "touches"),
-        ("purchases", "purchases"),
-    ],
-)
+# Each contract table a world writes, and the contract table it is read as.
+CONTRACT_TABLES = [
+    ("creators", "creators"),
+    ("campaigns", "campaigns"),
+    ("new_campaigns", "campaigns"),
+    ("performance", "performance"),
+    ("touches", "touches"),
+    ("purchases", "purchases"),
+]
+
+
+@pytest.mark.parametrize(("name", "table"), CONTRACT_TABLES)
 def test_every_written_table_passes_the_contract_with_zero_rejects(world, written, name, table):
     """The simulator's output is valid contract input: nothing is rejected and every row is kept."""
     result = read_table(written[name], table)
@@ -306,3 +310,109 @@ def test_event_campaign_orders_match_the_attribution_wherever_clicks_allow(event
     np.testing.assert_array_equal(
         rows["orders"].to_numpy(), np.minimum(recount["orders"].to_numpy(), rows["clicks"].to_numpy())
     )
+
+
+# --- the second world -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alt_world() -> World:
+    """The second generator: about 800 creators, 100 past and 40 new campaigns."""
+    return simulate_alt(n_creators=800, n_campaigns=100, n_new_campaigns=40, seed=1)
+
+
+def test_alt_world_is_reproducible_and_seed_dependent():
+    """One seed gives the same tables; another seed another world."""
+    first, second = (simulate_alt(n_creators=150, n_campaigns=20, n_new_campaigns=5, seed=3) for _ in range(2))
+    other = simulate_alt(n_creators=150, n_campaigns=20, n_new_campaigns=5, seed=4)
+
+    for name in WORLD_TABLES:
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), obj=name)
+    assert not first.creators.equals(other.creators)
+
+
+@pytest.fixture(scope="module")
+def alt_written(alt_world, tmp_path_factory) -> dict:
+    return write_world(alt_world, tmp_path_factory.mktemp("alt"))
+
+
+@pytest.mark.parametrize(("name", "table"), CONTRACT_TABLES)
+def test_alt_world_tables_pass_the_contract(alt_world, alt_written, name, table):
+    """Every table the second world writes is read back with zero rejects."""
+    result = read_table(alt_written[name], table)
+
+    assert result.rejects == []
+    assert len(result.frame) == len(getattr(alt_world, name)) > 0
+
+
+def test_alt_world_truth_has_the_first_worlds_columns(world, alt_world):
+    """Benchmarks read both worlds' truth the same way: same columns, eligible creators only, best first."""
+    assert list(alt_world.truth.columns) == list(world.truth.columns)
+    assert set(world.creator_truth.columns) <= set(alt_world.creator_truth.columns)
+    assert {"campaign_id", "product_type"} <= set(alt_world.campaign_truth.columns)
+    for _, sales in alt_world.truth.groupby("campaign_id")["expected_sales"]:
+        assert sales.is_monotonic_decreasing
+    eligible = alt_world.creators[
+        alt_world.creators["accepts_campaigns"].map(lambda v: v is not False)
+        & (alt_world.creators["creator_type"] != "cashback_site")
+    ]
+    assert alt_world.truth.groupby("campaign_id").size().eq(len(eligible)).all()
+
+
+def test_alt_briefs_never_quote_a_creator_tag(alt_world):
+    """Briefs paraphrase interests: no interest tag of any creator appears verbatim in any brief."""
+    tags = {tag.lower() for tags in alt_world.creators["interest_tags"] for tag in tags}
+    briefs = pd.concat([alt_world.campaigns["brief"], alt_world.new_campaigns["brief"]]).str.lower()
+
+    quoted = {tag for tag in tags if briefs.str.contains(tag, regex=False).any()}
+    assert quoted == set()
+
+
+def test_alt_world_has_new_creators_and_categories_without_history(alt_world):
+    """A share of creators never took part, and some categories to be matched have no past campaign."""
+    took_part = set(alt_world.performance["creator_id"])
+    never = ~alt_world.creators["creator_id"].isin(took_part)
+    assert never.mean() > 0.2
+    cold = set(alt_world.new_campaigns["category"]) - set(alt_world.campaigns["category"])
+    assert cold
+
+
+def test_alt_world_leaves_many_optional_fields_empty(alt_world):
+    """Optional profile fields are missing for a large share of creators, as on real exports."""
+    for column in ("avg_views", "audience_marketplaces", "avg_dwell_seconds", "bio"):
+        assert 0.3 < alt_world.creators[column].isna().mean() < 0.6, column
+
+
+def test_alt_product_type_does_not_follow_the_product_name(alt_world):
+    """The same product noun is standard in some campaigns and non-standard in others."""
+    kinds = alt_world.campaign_truth.groupby("product")["product_type"].agg(["nunique", "size"])
+    frequent = kinds[kinds["size"] >= 4]
+    assert len(frequent) >= 5
+    assert (frequent["nunique"] == 2).mean() > 0.6
+
+
+def test_alt_world_reach_is_heavier_tailed_than_the_first(world, alt_world):
+    """The top 1% of creators by followers hold a larger share of all followers than in the first world."""
+
+    def top_share(followers: pd.Series) -> float:
+        ranked = followers.sort_values(ascending=False)
+        return ranked.head(max(1, len(ranked) // 100)).sum() / ranked.sum()
+
+    assert top_share(alt_world.creators["followers"]) > top_share(world.creators["followers"])
+
+
+def test_simulate_command_writes_the_alt_world(tmp_path):
+    """`creator-match simulate --world alt` writes the second world's tables, the same as simulate_alt."""
+    sizes = ["--creators", "120", "--campaigns", "15", "--seed", "2"]
+    done = subprocess.run(
+        [CLI, "simulate", "--out", str(tmp_path), *sizes, "--world", "alt"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    expected = simulate_alt(n_creators=120, n_campaigns=15, seed=2)
+    written = pd.read_parquet(tmp_path / "creators.parquet")
+    assert written["creator_id"].tolist() == expected.creators["creator_id"].tolist()
+    assert written["interest_tags"].map(list).tolist() == expected.creators["interest_tags"].tolist()
