@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "read_table",
     "rejects_path",
     "report_rejects",
+    "valid_rows",
     "validate_frame",
     "validate_performance_links",
     "write_rejects",
@@ -89,13 +90,26 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-@dataclass(slots=True)
+# Held only by this module's validators: a Table built by hand, or a frame that merely has their `row` column,
+# is not taken for validated.
+_VALIDATED = object()
+
+
+@dataclass(frozen=True, slots=True)
 class Table:
-    """The valid rows of a table (original order, `row` column = 1-based row in the file) and its rejects."""
+    """The valid rows of a table (original order, `row` column = 1-based row in the file) and its rejects.
+
+    `validated` is true only for a Table that `validate_frame` (or `read_table`) made.
+    """
 
     name: str
     frame: pd.DataFrame
     rejects: list[Reject]
+    _seal: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def validated(self) -> bool:
+        return self._seal is _VALIDATED
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:
@@ -214,9 +228,11 @@ def _row_id(record: dict[str, object], spec: TableSpec) -> str:
 def validate_frame(frame: pd.DataFrame, table: str) -> Table:
     """Validates every row of a contract table; returns the valid rows, typed, and a reject per bad row.
 
-    Unknown extra columns are kept. Repeated ids after the first occurrence are rejected.
+    Unknown extra columns are kept. Repeated ids after the first occurrence are rejected. Rows are numbered
+    by position in `frame`: a `row` column it already has (as a validated frame does) is replaced.
     """
     spec = TABLES[table]
+    frame = frame.drop(columns="row", errors="ignore")
     records = _records(frame, spec)
     adapter = TypeAdapter(list[spec.row_model])
     rejects: dict[tuple[int, str], Reject] = {}
@@ -260,12 +276,26 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
     if extra:
         valid = pd.concat([valid, frame.iloc[list(kept)][extra].reset_index(drop=True)], axis=1)
     valid.insert(0, "row", np.asarray(kept, dtype=np.int64) + 1)
-    return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)))
+    return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)), _VALIDATED)
 
 
 def read_table(path: str | Path, table: str) -> Table:
     """Reads and validates one contract table from a .parquet, .csv or .jsonl file."""
     return validate_frame(read_frame(path), table)
+
+
+def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:
+    """A contract table's valid rows and rejects: a Table the validators made is taken as it is, once;
+    anything else (a DataFrame, whatever its columns, or a Table built by hand) is validated now.
+
+    Raises:
+        ValueError: `data` is a validated table of another kind.
+    """
+    if isinstance(data, Table) and data.validated:
+        if data.name != table:
+            raise ValueError(f"Got the {data.name} table; expected the {table} table")
+        return data
+    return validate_frame(data.frame if isinstance(data, Table) else data, table)
 
 
 def validate_performance_links(performance: Table, campaigns: pd.DataFrame, creators: pd.DataFrame) -> Table:
@@ -294,7 +324,9 @@ def validate_performance_links(performance: Table, campaigns: pd.DataFrame, crea
                 )
             )
     keep = ~(unknown_campaign | unknown_creator)
-    return Table(performance.name, frame[keep].reset_index(drop=True), sorted(rejects, key=lambda r: r.row))
+    return Table(
+        performance.name, frame[keep].reset_index(drop=True), sorted(rejects, key=lambda r: r.row), performance._seal
+    )
 
 
 def rejects_path(out: str | Path) -> Path:

@@ -21,7 +21,7 @@ from features.history import HISTORY_COLUMNS
 from features.pairwise import FEATURES, pair_features
 from features.rows import CampaignRow
 from features.similarity import TagSpace, semantic_features
-from features.tables import atomic_path, validate_frame
+from features.tables import Reject, Table, atomic_path, valid_rows
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
 from matcher.retrieval import proven_value
@@ -132,10 +132,12 @@ class SlateEntry(BaseModel):
 
 @dataclass
 class MatchResult:
-    """The slates of a set of campaigns (the contract's matches table) and a summary per campaign."""
+    """The slates of a set of campaigns (the contract's matches table), a summary per valid campaign, and
+    the invalid campaigns, each with its row (1-based position in the input), column and reason."""
 
     matches: pd.DataFrame
     summaries: list[CampaignSummary]
+    rejects: list[Reject] = field(default_factory=list)
 
     def for_campaign(self, campaign_id: str) -> pd.DataFrame:
         """One campaign's rows of the matches table, best first."""
@@ -150,8 +152,8 @@ class Matcher:
     """Scores creators for campaigns with a registered ranker and builds slates.
 
     Args:
-        creators: valid creator rows (as from `features.read_table(path, "creators").frame`); a raw frame is
-            validated and must have no invalid row.
+        creators: the creators: a table from `features.read_table(path, "creators")`, whose valid rows are
+            used as they are, or a DataFrame, which is validated here and must have no invalid row.
         model: a model URI (default: the `champion` of `creator-ranker`) or an already loaded ranker.
         index: a candidate index, or its directory; built from `creators` when None.
         embedder: the embedding model; defaults to the one the ranker was trained with.
@@ -159,23 +161,22 @@ class Matcher:
 
     Raises:
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model or dimension.
+        ValueError: a creators DataFrame has an invalid row (the first is named: row, id, column, reason).
     """
 
     def __init__(
         self,
-        creators: pd.DataFrame,
+        creators: Table | pd.DataFrame,
         model: str | LoadedRanker = CHAMPION_URI,
         index: CandidateIndex | str | Path | None = None,
         embedder: Embedder | None = None,
         settings: MatchSettings | None = None,
     ) -> None:
         self.settings = settings or MatchSettings()
-        if "row" not in creators.columns:
-            table = validate_frame(creators, "creators")
-            if table.rejects:
-                raise ValueError(f"creators has invalid rows; first: {table.rejects[0].line()}")
-            creators = table.frame
-        self.creators = creators.reset_index(drop=True)
+        table = valid_rows(creators, "creators")
+        if table.rejects and table is not creators:
+            raise ValueError(f"{len(table.rejects)} invalid creator rows; first: {table.rejects[0].line()}")
+        self.creators = table.frame.reset_index(drop=True)
         self.ranker = model if isinstance(model, LoadedRanker) else load_ranker(model)
         if list(self.ranker.model.features) != FEATURES:
             missing = sorted(set(FEATURES) - set(self.ranker.model.features))
@@ -271,20 +272,29 @@ class Matcher:
         )
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
-        """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns)."""
-        row = campaign if isinstance(campaign, CampaignRow) else CampaignRow.model_validate(dict(campaign))
-        return self.match_many([row])
+        """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
+
+        Raises:
+            ValueError: the campaign is invalid; the message is its reject line (column and reason).
+        """
+        table = _campaign_table([campaign])
+        if table.rejects:
+            raise ValueError(f"invalid campaign: {table.rejects[0].line()}")
+        return self.match_many(table)
 
     def match_many(
         self,
-        campaigns: pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]],
+        campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]],
         checkpoint_dir: str | Path | None = None,
         chunk_size: int = 256,
         progress: bool | None = None,
         engine: str = "local",
         ray_actors: int = 2,
     ) -> MatchResult:
-        """Matches many campaigns; a DataFrame must hold valid rows (see `features.read_table`).
+        """Matches many campaigns; invalid ones come back as `rejects`, as the command line's rejects file.
+
+        A table from `features.read_table(path, "campaigns")` is used as validated (its rejects are passed
+        on); a DataFrame or the campaigns of an iterable are validated here, numbered by position from 1.
 
         Campaigns are scored in chunks, each kept as Parquet: in memory, or with `checkpoint_dir` committed
         there so that a rerun after a crash reuses it. Slates are then assigned over all chunks at once from
@@ -292,7 +302,7 @@ class Matcher:
         where a run was interrupted nor on the engine.
 
         Args:
-            campaigns: the campaigns to match.
+            campaigns: the campaigns to match: a read table, a DataFrame, or CampaignRows and mappings.
             checkpoint_dir: where scored chunks are committed; None keeps them in memory.
             chunk_size: campaigns scored together.
             progress: a progress bar over chunks; None shows one when there is more than one chunk.
@@ -304,10 +314,8 @@ class Matcher:
             raise ValueError(f"Got engine={engine!r}; expected one of {', '.join(ENGINES)}")
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
-        if not isinstance(campaigns, pd.DataFrame):
-            rows = [c if isinstance(c, CampaignRow) else CampaignRow.model_validate(dict(c)) for c in campaigns]
-            campaigns = pd.DataFrame([r.__dict__ for r in rows], columns=list(CampaignRow.model_fields))
-        campaigns = resolve_product_types(campaigns.reset_index(drop=True))
+        table = _campaign_table(campaigns)
+        campaigns = resolve_product_types(table.frame.reset_index(drop=True))
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         chunks = {
             number: active.iloc[start : start + chunk_size].reset_index(drop=True)
@@ -317,7 +325,7 @@ class Matcher:
         parts = self._scored_parts(chunks, checkpoint_dir, engine, ray_actors, show)
         chosen, size_reason = self._assign(parts)
         matches = self._finish(chosen, active)
-        return MatchResult(matches, self._summaries(campaigns, matches, size_reason))
+        return MatchResult(matches, self._summaries(campaigns, matches, size_reason), list(table.rejects))
 
     def _scored_parts(
         self,
@@ -555,6 +563,14 @@ class Matcher:
                 )
             )
         return out
+
+
+def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:
+    """The campaigns' valid rows and rejects, validated once whatever form they came in."""
+    if not isinstance(campaigns, Table | pd.DataFrame):
+        records = [c.model_dump() if isinstance(c, CampaignRow) else dict(c) for c in campaigns]
+        campaigns = pd.DataFrame.from_records(records)
+    return valid_rows(campaigns, "campaigns")
 
 
 def _commit(payload: bytes, path: Path | None) -> Path | bytes:

@@ -104,10 +104,10 @@ def run_match(
         raise InputError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
-    matcher = Matcher(creator_table.frame, model=model, index=index, settings=settings)
+    matcher = Matcher(creator_table, model=model, index=index, settings=settings)
     checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
     result = matcher.match_many(
-        campaign_table.frame, checkpoint_dir=checkpoints, chunk_size=chunk_size, engine=engine, ray_actors=ray_actors
+        campaign_table, checkpoint_dir=checkpoints, chunk_size=chunk_size, engine=engine, ray_actors=ray_actors
     )
     write_matches(result.matches, out)
     for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs

@@ -9,11 +9,26 @@ import pandas as pd
 import pytest
 
 from features.embeddings import creator_vectors
-from features.tables import read_table
+from features.tables import Table, read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from training.dataset import resolve_product_types
 from training.registry import ModelNotFound, load_ranker
+
+# One campaign as a campaign tool passes it to the API.
+API_CAMPAIGN = {
+    "campaign_id": "api-1",
+    "brand": "Lumora",
+    "brief": "Our vitamin C serum for glowing skin; skincare fans.",
+    "category": "beauty",
+    "asins": ["B0ABCDEFGH"],
+    "price": 30.0,
+    "commission_rate": 0.15,
+    "budget": 5000.0,
+    "start_date": dt.date(2026, 12, 1),
+    "end_date": dt.date(2026, 12, 31),
+    "marketplaces": ["US"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +111,7 @@ def test_reasons_name_interests_audience_record_and_role(result):
 
 def test_one_campaign_as_a_mapping(creators, ranker, index, embedder):
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
-    out = matcher.match(
-        {
-            "campaign_id": "api-1",
-            "brand": "Lumora",
-            "brief": "Our vitamin C serum for glowing skin; skincare fans.",
-            "category": "beauty",
-            "asins": ["B0ABCDEFGH"],
-            "price": 30.0,
-            "commission_rate": 0.15,
-            "budget": 5000.0,
-            "start_date": dt.date(2026, 12, 1),
-            "end_date": dt.date(2026, 12, 31),
-            "marketplaces": ["US"],
-        }
-    )
+    out = matcher.match(API_CAMPAIGN)
     assert out.summaries[0].product_type == "non_standard"
     assert len(out.matches) > 0 and (out.matches["campaign_id"] == "api-1").all()
 
@@ -195,3 +196,65 @@ def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, emb
     stale.model.features = [*ranker.model.features[:-1], "retired_feature"]
     with pytest.raises(ArtifactMismatch, match=r"another feature set.*retired_feature"):
         Matcher(creators, model=stale, index=index, embedder=embedder)
+
+
+def test_a_row_column_does_not_let_invalid_creators_through(creators, ranker, index, embedder):
+    """A frame that merely has the validator's `row` column is validated; the bad row is named."""
+    frame = creators.copy()
+    frame.loc[3, "followers"] = -5
+    assert "row" in frame.columns
+    with pytest.raises(ValueError, match=r"1 invalid creator rows; first: creators row 4 .*column followers"):
+        Matcher(frame, model=ranker, index=index, embedder=embedder)
+    forged = Table("creators", frame, [])  # a Table built by hand is not a validated one
+    with pytest.raises(ValueError, match=r"creators row 4 .*column followers"):
+        Matcher(forged, model=ranker, index=index, embedder=embedder)
+
+
+def test_a_read_table_is_used_as_validated_with_its_rejects_left_to_the_reader(
+    world_dir, tmp_path, creators, ranker, index, embedder
+):
+    """Creators read with rejects: the valid rows are matched from, without a second validation."""
+    frame = creators.drop(columns="row").copy()
+    frame.loc[0, "creator_type"] = "influencer"
+    frame.to_parquet(tmp_path / "creators.parquet")
+    table = read_table(tmp_path / "creators.parquet", "creators")
+    assert [(r.row, r.column) for r in table.rejects] == [(1, "creator_type")]
+
+    matcher = Matcher(table, model=ranker, index=index, embedder=embedder)
+
+    assert matcher.creators["creator_id"].tolist() == creators["creator_id"].iloc[1:].tolist()
+
+
+def test_match_many_validates_a_frame_and_returns_its_invalid_campaigns_as_rejects(
+    creators, campaigns, ranker, index, embedder
+):
+    """No column name skips validation: a frame without `in_stock` takes the contract's default, and an
+    invalid campaign is a reject naming row and column while the valid ones are still matched."""
+    frame = campaigns.drop(columns=["in_stock"]).iloc[:4].copy()
+    frame.loc[1, "price"] = -3.0
+    frame.loc[2, "marketplaces"] = ["usa"]
+
+    out = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(frame)
+
+    assert [(r.table, r.row, r.id, r.column) for r in out.rejects] == [
+        ("campaigns", 2, frame["campaign_id"].iloc[1], "price"),
+        ("campaigns", 3, frame["campaign_id"].iloc[2], "marketplaces"),
+    ]
+    assert "greater than 0" in out.rejects[0].reason
+    valid = [frame["campaign_id"].iloc[0], frame["campaign_id"].iloc[3]]
+    assert [s.campaign_id for s in out.summaries] == valid
+    assert set(out.matches["campaign_id"]) <= set(valid) and len(out.matches) > 0
+
+
+def test_match_many_on_mappings_rejects_the_invalid_and_matches_the_rest(creators, ranker, index, embedder):
+    good = API_CAMPAIGN
+    bad = good | {"campaign_id": "api-2", "commission_rate": 1.7}
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+
+    out = matcher.match_many([bad, good])
+
+    assert [(r.row, r.id, r.column) for r in out.rejects] == [(1, "api-2", "commission_rate")]
+    assert [s.campaign_id for s in out.summaries] == ["api-1"]
+    assert (out.matches["campaign_id"] == "api-1").all() and len(out.matches) > 0
+    with pytest.raises(ValueError, match=r"^invalid campaign: campaigns row 1 \(id api-2\): column commission_rate"):
+        matcher.match(bad)

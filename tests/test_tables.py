@@ -14,10 +14,12 @@ import pytest
 
 from features.tables import (
     InputError,
+    Table,
     read_frame,
     read_table,
     rejects_path,
     report_rejects,
+    valid_rows,
     validate_frame,
     validate_performance_links,
     write_rejects,
@@ -813,3 +815,23 @@ def test_csv_words_that_pandas_calls_missing_are_values(tmp_path):
     assert (got["handle"], got["bio"], got["interest_tags"]) == ("null", "N/A", ["NA", "nan"])
     assert got["audience_marketplaces"] == {"NA": 0.4}
     assert pd.isna(got["audience_mobile_share"])  # an empty optional cell is still "no value"
+
+
+def test_a_validated_frame_validates_again_numbered_by_position():
+    """Its `row` column is replaced, not a reason to skip or to fail; only the validators' Table is trusted."""
+    first = validate_frame(
+        pd.DataFrame([campaign(campaign_id="c1", price=0.0), campaign(campaign_id="c2"), campaign(campaign_id="c3")]),
+        "campaigns",
+    )
+    assert first.frame["row"].tolist() == [2, 3]
+
+    again = validate_frame(first.frame, "campaigns")
+
+    assert again.rejects == [] and again.frame["row"].tolist() == [1, 2]
+    pd.testing.assert_frame_equal(again.frame.drop(columns="row"), first.frame.drop(columns="row"))
+    assert valid_rows(first, "campaigns") is first
+    hand_made = Table("campaigns", first.frame.assign(price=-1.0), [])
+    assert not hand_made.validated
+    assert [(r.row, r.column) for r in valid_rows(hand_made, "campaigns").rejects] == [(1, "price"), (2, "price")]
+    with pytest.raises(ValueError, match="Got the campaigns table; expected the creators table"):
+        valid_rows(first, "creators")
