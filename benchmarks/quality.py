@@ -29,8 +29,8 @@ import pandas as pd
 
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.pairwise import audience_share
+from features.similarity import TAG_FIT_THRESHOLD, CampaignPhrases, TagSpace
 from features.tables import read_table
-from features.text import shared_interests, tokens
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share
@@ -48,8 +48,12 @@ def baseline_slates(
     campaign_vec: np.ndarray,
     creator_vec: np.ndarray,
     settings: MatchSettings,
+    embedder: Embedder,
 ) -> dict[str, pd.DataFrame]:
     """Each baseline's slates: same sizes as the model's, same eligibility, whole catalogue."""
+    tags = TagSpace(embedder, creators["interest_tags"])
+    tag_scores, _ = CampaignPhrases(embedder, campaigns).tag_scores(tags)
+    everyone = np.arange(len(creators))
     eligible = creators["accepts_campaigns"].to_numpy(bool) & (creators["creator_type"] != "cashback_site").to_numpy()
     sizes = matches.groupby("campaign_id").size()
     out: dict[str, list[pd.DataFrame]] = {name: [] for name in BASELINES}
@@ -59,13 +63,12 @@ def baseline_slates(
             continue
         market = np.array([audience_share(a, list(campaign.marketplaces)) for a in creators["audience_marketplaces"]])
         ok = eligible & ~(market < settings.min_market_share)
-        words = tokens(f"{campaign.brief} {campaign.category}")
-        shared = np.array([len(shared_interests(tags, words)) for tags in creators["interest_tags"]], dtype=float)
+        fitting = tags.fit(tag_scores, np.full(len(creators), k), everyone, TAG_FIT_THRESHOLD)[2]
         # The same baseline scores the training run reports, over the whole catalogue.
         pairs = pd.DataFrame(
             {
                 "log_followers": np.log1p(creators["followers"].to_numpy(float)),
-                "shared_tags": shared,
+                "fitting_tags": fitting,
                 "similarity": creator_vec @ campaign_vec[k],
             }
         )
@@ -102,7 +105,7 @@ def run_seed(seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, w
     uncapped = run(SlatePolicy(capacity=None))
     row = {"model": oracle_share(ranking, truth), "model_default_policy": oracle_share(default.matches, truth)}
     for name, slates in baseline_slates(
-        ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings()
+        ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings(), embedder
     ).items():
         row[name] = oracle_share(slates, truth)
     true_sales = truth.set_index(["campaign_id", "creator_id"])["expected_sales"]

@@ -6,7 +6,7 @@ from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder
 from features.history import CategoryPriors, creator_history, settled_rows
 from features.pairwise import FEATURES, pair_features
-from features.product_type import resolve_product_type
+from features.product_type import resolve_product_types
 from features.tables import InputError, Reject, Table, read_table, validate_frame
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "creator_history",
     "pair_features",
     "read_table",
-    "resolve_product_type",
+    "resolve_product_types",
     "settled_rows",
     "validate_frame",
 ]

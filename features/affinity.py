@@ -222,3 +222,6 @@ class PastPerformance:
     history: pd.DataFrame  # per creator_id: HISTORY_COLUMNS
     category_history: pd.DataFrame  # per (creator_id, category): HISTORY_COLUMNS
     affinity: TagCategoryAffinity
+    # Which of the seller's products are non-standard (`features.product_type.ProductTypeModel`); None in
+    # models trained before it existed.
+    product_types: object = None

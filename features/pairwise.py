@@ -8,18 +8,13 @@ import pandas as pd
 from features.affinity import AFFINITY_FEATURES
 from features.contract import CATEGORIES, CREATOR_TYPES, FUNNEL_STAGE
 from features.history import CategoryPriors
-from features.similarity import SEMANTIC_FEATURES
-from features.text import shared_interests, tokens
+from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
 
 __all__ = ["CATEGORICAL_FEATURES", "FEATURES", "audience_share", "pair_features", "record_lifts"]
 
 FEATURES = [
-    "similarity",
-    "tag_similarity",
-    "category_similarity",
+    *SEMANTIC_FEATURES,
     *AFFINITY_FEATURES,
-    "shared_tags",
-    "tag_overlap",
     "creator_type_code",
     "category_code",
     "content_creator",
@@ -93,25 +88,18 @@ def pair_features(
         campaigns: valid campaign rows with a resolved `product_type` (standard or non_standard).
         creators: valid creator rows.
         campaign_index, creator_index: positional indices of each pair.
-        semantic: SEMANTIC_FEATURES of each pair (see `features.similarity.semantic_features`).
+        semantic: SEMANTIC_FEATURES and EVIDENCE_COLUMNS of each pair (`features.similarity.semantic_features`).
         affinity: AFFINITY_FEATURES of each pair (see `features.affinity.TagCategoryAffinity`).
         history: one row per pair with HISTORY_COLUMNS of the creator's whole record (zeros for none).
         category_history: the same, for the creator's record in the campaign's category only.
         priors: category priors for click-through and orders per click.
 
     Returns:
-        A float DataFrame with FEATURES as columns plus `shared_interests` (list of tags) for reasons.
+        A float DataFrame with FEATURES as columns, plus EVIDENCE_COLUMNS (which tag fits which brief phrase) for
+        reasons.
     """
     c = campaigns.iloc[campaign_index].reset_index(drop=True)
     r = creators.iloc[creator_index].reset_index(drop=True)
-    campaign_tokens = [
-        tokens(f"{brief} {category}") for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
-    ]
-    shared = [
-        shared_interests(tags, campaign_tokens[k]) for k, tags in zip(campaign_index, r["interest_tags"], strict=True)
-    ]
-    n_tags = r["interest_tags"].map(len).to_numpy(float)
-    n_shared = np.array([len(s) for s in shared], dtype=float)
     content = r["creator_type"].map(FUNNEL_STAGE).isin(["awareness", "consideration"]).to_numpy(float)
     non_standard = c["product_type"].eq("non_standard").to_numpy(float)
     h = history.reset_index(drop=True)
@@ -126,8 +114,6 @@ def pair_features(
         {
             **{name: semantic[name].to_numpy(float) for name in SEMANTIC_FEATURES},
             **{name: affinity[name].to_numpy(float) for name in AFFINITY_FEATURES},
-            "shared_tags": n_shared,
-            "tag_overlap": n_shared / np.maximum(n_tags, 1.0),
             "creator_type_code": r["creator_type"].map(type_code).to_numpy(float),
             "category_code": c["category"].map(category_code).astype(float).to_numpy(),
             "content_creator": content,
@@ -161,5 +147,6 @@ def pair_features(
             "hist_cat_cvr_lift": cat_cvr_lift,
         }
     )[FEATURES]
-    frame["shared_interests"] = shared
+    for name in EVIDENCE_COLUMNS:
+        frame[name] = semantic[name].to_numpy()
     return frame

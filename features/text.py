@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-__all__ = ["campaign_text", "creator_text", "shared_interests", "tokens"]
+__all__ = ["MAX_PHRASES", "brief_phrases", "campaign_text", "creator_text"]
 
-_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# Sentence ends (not the dot of "1.5m"), commas, brackets, bars, slashes and spaced dashes separate phrases.
+_BREAK = re.compile(r"[.!?;:](?=\s|$)|[,()\[\]{}|/\u2013\u2014]|\s-\s")
+# Phrases kept per brief: sellers are advised to keep briefs short, and titles list a few attributes at most.
+MAX_PHRASES = 12
 
 
 def creator_text(creator_type: str, interest_tags: Sequence[str], bio: str | None = None) -> str:
@@ -21,17 +24,12 @@ def campaign_text(brief: str, category: str) -> str:
     return f"Category: {category}. {brief.strip()}"
 
 
-def tokens(text: str) -> set[str]:
-    """Lower-case word tokens, hyphenated words kept whole and also split."""
-    words = set(_WORD.findall(text.lower()))
-    return words | {part for word in words if "-" in word for part in word.split("-")}
-
-
-def shared_interests(interest_tags: Iterable[str], campaign_tokens: set[str]) -> list[str]:
-    """The creator's tags all of whose words occur in the campaign's text."""
-    shared = []
-    for tag in interest_tags:
-        words = _WORD.findall(tag.lower())
-        if words and all(word in campaign_tokens for word in words):
-            shared.append(tag)
-    return shared
+def brief_phrases(brief: str) -> list[str]:
+    """The brief's phrases, first ones first, each once; the brief itself when it has no break."""
+    seen: dict[str, None] = {}
+    for part in _BREAK.split(brief):
+        phrase = " ".join(part.split())
+        if len(phrase) >= 3 and any(ch.isalpha() for ch in phrase):
+            seen.setdefault(phrase, None)
+    phrases = list(seen)[:MAX_PHRASES]
+    return phrases or [" ".join(brief.split()) or brief]

@@ -19,15 +19,15 @@ from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import HISTORY_COLUMNS
 from features.pairwise import FEATURES, pair_features
+from features.product_type import resolve_product_types
 from features.rows import CampaignRow
-from features.similarity import TagSpace, semantic_features
+from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
 from features.tables import Reject, Table, atomic_path, valid_rows
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
 from matcher.retrieval import proven_value
 from matcher.similar import LookalikeSpace
 from matcher.slate import SlatePolicy, build_slates
-from training.dataset import resolve_product_types
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
 
 __all__ = ["ENGINES", "MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher", "SlateEntry"]
@@ -58,6 +58,7 @@ SLATE_COLUMNS = [
     "score",
     "expected_commission",
     "product_type",
+    "product_type_probability",
     "budget",
     "funnel_stage",
     "hist_campaigns",
@@ -107,6 +108,7 @@ class CampaignSummary:
     expected_orders: float
     expected_commission: float
     budget: float
+    product_type_probability: float = float("nan")  # of non-standard; 0 or 1 when declared
 
 
 class SlateEntry(BaseModel):
@@ -315,7 +317,9 @@ class Matcher:
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
         table = _campaign_table(campaigns)
-        campaigns = resolve_product_types(table.frame.reset_index(drop=True))
+        campaigns = resolve_product_types(
+            table.frame.reset_index(drop=True), self.embedder, getattr(self._past, "product_types", None)
+        )
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         chunks = {
             number: active.iloc[start : start + chunk_size].reset_index(drop=True)
@@ -477,10 +481,11 @@ class Matcher:
                 "funnel_stage": r["creator_type"].map(FUNNEL_STAGE),
                 "creator_type": r["creator_type"],
                 "product_type": c["product_type"],
+                "product_type_probability": c["product_type_probability"].to_numpy(float),
                 "budget": c["budget"].to_numpy(float),
                 "marketplaces": c["marketplaces"],
                 "market_share": market,
-                "shared_interests": features["shared_interests"],
+                **{name: features[name] for name in EVIDENCE_COLUMNS},
                 "hist_campaigns": features["hist_campaigns"],
                 "hist_ctr": features["hist_ctr_shrunk"],
                 "hist_cvr": features["hist_cvr_shrunk"],
@@ -515,9 +520,11 @@ class Matcher:
         raw_cvr = chosen["hist_orders"] / chosen["hist_clicks"].where(chosen["hist_clicks"] > 0)
         chosen = chosen.assign(
             reasons=[
-                reason(list(s), m, list(mk), n, ctr, cvr, stage, kind)
-                for s, m, mk, n, ctr, cvr, stage, kind in zip(
-                    chosen["shared_interests"],
+                reason(tag, phrase, fit, m, list(mk), n, ctr, cvr, stage, kind)
+                for tag, phrase, fit, m, mk, n, ctr, cvr, stage, kind in zip(
+                    chosen["fit_tag"],
+                    chosen["fit_phrase"],
+                    chosen["fit_similarity"],
                     chosen["market_share"],
                     chosen["marketplaces"],
                     chosen["hist_campaigns"],
@@ -560,6 +567,7 @@ class Matcher:
                     float(total["expected_orders"]) if total is not None else 0.0,
                     float(total["expected_commission"]) if total is not None else 0.0,
                     float(row.budget),
+                    float(row.product_type_probability),
                 )
             )
         return out

@@ -1,18 +1,23 @@
-"""Why a creator is on a slate, in a sentence a seller understands."""
+"""Why a creator is on a slate, in a sentence a seller understands, each clause backed by its evidence."""
 
 from __future__ import annotations
 
 import math
 
+from features.similarity import TAG_FIT_THRESHOLD
+
 __all__ = ["reason"]
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+def _quote(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return f"“{text if len(text) <= limit else text[: limit - 1].rstrip() + '…'}”"
 
 
 def reason(
-    shared: list[str],
+    fit_tag: str,
+    fit_phrase: str,
+    fit_similarity: float,
     market_share: float,
     marketplaces: list[str],
     hist_campaigns: float,
@@ -21,8 +26,17 @@ def reason(
     funnel_stage: str,
     creator_type: str,
 ) -> str:
-    """One sentence: shared interests, audience in the campaign's marketplaces, track record, funnel role."""
-    parts = [f"shares the brief's interests in {_join(shared[:3])}" if shared else "profile close to the brief"]
+    """One sentence: which interest fits which phrase of the brief, audience in the campaign's marketplaces,
+    track record or plainly none, funnel role.
+
+    Topical fit is claimed only at or above TAG_FIT_THRESHOLD (a cosine measured to separate related from
+    unrelated tag-brief pairs); below it the sentence says the interests are not clearly related.
+    """
+    close = fit_tag and not math.isnan(fit_similarity) and fit_similarity >= TAG_FIT_THRESHOLD
+    if close:
+        parts = [f"interest “{fit_tag}” fits {_quote(fit_phrase)} (similarity {fit_similarity:.2f})"]
+    else:
+        parts = ["interests not clearly related to the brief"]
     if not math.isnan(market_share):
         parts.append(f"{market_share:.0%} of audience in {'/'.join(marketplaces)}")
     if hist_campaigns >= 1:
@@ -32,7 +46,8 @@ def reason(
             f"{hist_cvr:.1%} orders per click"
         )
     else:
-        parts.append("new to campaigns, scored from profile and category averages")
+        basis = "interest fit, reach and category averages" if close else "reach and category averages"
+        parts.append(f"no record yet: estimate rests on {basis}")
     parts.append(f"{funnel_stage} role ({creator_type.replace('_', ' ')})")
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from features.embeddings import creator_vectors
+from features.product_type import resolve_product_types
 from features.tables import Table, read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
-from training.dataset import resolve_product_types
 from training.registry import ModelNotFound, load_ranker
 
 # One campaign as a campaign tool passes it to the API.
@@ -104,9 +104,9 @@ def test_reasons_name_interests_audience_record_and_role(result):
     reasons = result.matches["reasons"]
     assert reasons.str.len().gt(20).all()
     assert reasons.str.contains("role").all()
-    assert reasons.str.contains("shares the brief's interests in", case=False).any()
+    assert reasons.str.contains("fits “", regex=False).any()
     assert reasons.str.contains("of audience in").any()
-    assert reasons.str.contains("record of|new to campaigns").all()
+    assert reasons.str.contains("record of|no record yet").all()
 
 
 def test_one_campaign_as_a_mapping(creators, ranker, index, embedder):
@@ -180,7 +180,7 @@ def test_disclosure_violations_excluded_or_demoted_by_setting(creators, campaign
     ).match_many(campaigns)
     assert not set(strict.matches["creator_id"]) & violators
     lenient = Matcher(creators, model=ranker, index=index, embedder=embedder)
-    scored = lenient._score(resolve_product_types(campaigns.iloc[:3].reset_index(drop=True)))
+    scored = lenient._score(resolve_product_types(campaigns.iloc[:3].reset_index(drop=True), embedder))
     flagged = scored["creator_id"].isin(violators)
     assert flagged.any()
     np.testing.assert_allclose(scored.loc[flagged, "score"], 0.5 * scored.loc[flagged, "expected_sales"])

@@ -15,7 +15,7 @@ from features.attribution import attribute
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
 from features.pairwise import FEATURES, pair_features
-from features.product_type import resolve_product_type
+from features.product_type import ProductTypeModel, content_conversion_lift, resolve_product_types
 from features.similarity import TagSpace, semantic_features
 from features.tables import InputError, Reject, read_table, validate_performance_links
 from training.ranker import OUTCOMES, CreatorRanker
@@ -30,7 +30,6 @@ __all__ = [
     "TrainingTables",
     "build_training_data",
     "read_training_tables",
-    "resolve_product_types",
 ]
 
 
@@ -91,19 +90,6 @@ def read_training_tables(data_dir: str | Path) -> TrainingTables:
         events.get("touches"),
         events.get("purchases"),
         rejects,
-    )
-
-
-def resolve_product_types(campaigns: pd.DataFrame) -> pd.DataFrame:
-    """Adds `product_type` resolved to standard or non_standard and `product_type_reason`."""
-    resolved = [
-        resolve_product_type(declared, brief, category)
-        for declared, brief, category in zip(
-            campaigns["product_type"], campaigns["brief"], campaigns["category"], strict=True
-        )
-    ]
-    return campaigns.assign(
-        product_type=[kind for kind, _ in resolved], product_type_reason=[why for _, why in resolved]
     )
 
 
@@ -199,11 +185,17 @@ def build_training_data(
         InputError: no settled performance rows to learn from.
     """
     as_of = pd.Timestamp(as_of or dt.date.today())
-    campaigns = resolve_product_types(tables.campaigns)
-    rows = settled_rows(tables.performance, campaigns, as_of)
+    rows = settled_rows(tables.performance, tables.campaigns, as_of)
     if rows.empty:
         raise InputError("no settled performance rows to learn from (status settled and 7 days past end_date)")
     rows = relabel(rows, tables.touches, tables.purchases, attribution, window)
+    # Product types are learned from what the seller declared and how creators sold, then resolved for all.
+    product_types = ProductTypeModel().fit(
+        tables.campaigns,
+        embedder.encode([str(brief) for brief in tables.campaigns["brief"]]),
+        content_conversion_lift(rows, tables.creators),
+    )
+    campaigns = resolve_product_types(tables.campaigns, embedder, product_types)
     priors = CategoryPriors().fit(rows)
     camp_pos = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
     creator_pos = pd.Series(np.arange(len(tables.creators)), index=tables.creators["creator_id"])
@@ -249,5 +241,6 @@ def build_training_data(
         creator_history(rows, priors),
         creator_history(rows, priors, by=BY_CATEGORY),
         TagCategoryAffinity().fit(rows, tags, priors),
+        product_types,
     )
     return TrainingData(pairs, past, _fingerprint(rows), window)

@@ -10,11 +10,12 @@ from training.ranker import CreatorRanker
 
 __all__ = ["BASELINES", "evaluate_ranking", "expected_sales", "head_metrics", "ndcg_by_campaign", "time_split"]
 
-# What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first.
+# What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first. A seller's
+# hand pick is creators whose interests fit the product (by meaning, `fitting_tags`), then the biggest.
 BASELINES = {
     "followers": lambda pairs: pairs["log_followers"].to_numpy(float),
     "tags_then_followers": lambda pairs: (
-        pairs["shared_tags"].to_numpy(float) * 100 + np.nan_to_num(pairs["log_followers"].to_numpy(float))
+        pairs["fitting_tags"].to_numpy(float) * 100 + np.nan_to_num(pairs["log_followers"].to_numpy(float))
     ),
     "similarity": lambda pairs: pairs["similarity"].to_numpy(float),
 }
