@@ -11,7 +11,6 @@ from features.tables import read_table
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.retrieval import proven_value
-from training.dataset import resolve_product_types
 from training.registry import load_ranker
 
 # Small channels on a 400-creator world, so that each leaves most creators out.
@@ -25,8 +24,7 @@ def creators(world_dir):
 
 @pytest.fixture(scope="module")
 def chunk(world_dir):
-    campaigns = read_table(world_dir / "new_campaigns.parquet", "campaigns").frame
-    return resolve_product_types(campaigns.iloc[:4].reset_index(drop=True))
+    return read_table(world_dir / "new_campaigns.parquet", "campaigns").frame.iloc[:4].reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
