@@ -124,3 +124,159 @@ def test_policy_errors_name_the_value():
         SlatePolicy(participation_rate=1.5)
     with pytest.raises(ValueError, match="capacity=0"):
         SlatePolicy(capacity=0)
+
+
+# --- the exact assignment -----------------------------------------------------------------------------------------
+
+
+def one_each(capacity: int | None = 1, **rules) -> SlatePolicy:
+    """Slates of exactly one creator, so optimal answers are easy to see by hand."""
+    return SlatePolicy(standard_size=1, min_size=1, capacity=capacity, funnel_coverage=False, **rules)
+
+
+def total(chosen: pd.DataFrame) -> float:
+    return float(chosen["score"].sum())
+
+
+def test_exact_assignment_beats_greedy_where_best_first_is_short_sighted():
+    """X is worth 10 to A and 9 to B, Y 8 to A and 1 to B; X can take one campaign.
+
+    Best-first gives X to A and leaves B with Y (10 + 1 = 11); the optimum is Y on A and X on B (8 + 9 = 17).
+    """
+    rows = [("A", 0, 10.0, "d"), ("B", 0, 9.0, "d"), ("A", 1, 8.0, "d"), ("B", 1, 1.0, "d")]
+    frame = candidates(rows, kind="standard")
+
+    exact, _ = build_slates(frame, one_each(), distinct_vectors(2))
+    greedy, _ = build_slates(frame, one_each(assignment="greedy"), distinct_vectors(2))
+
+    assert dict(zip(exact["campaign_id"], exact["creator_row"], strict=True)) == {"A": 1, "B": 0}
+    assert total(exact) == 17.0
+    assert dict(zip(greedy["campaign_id"], greedy["creator_row"], strict=True)) == {"A": 0, "B": 1}
+    assert total(greedy) == 11.0
+
+
+def test_exact_assignment_spreads_a_shared_star_over_three_campaigns_by_hand():
+    """Two stars with capacity 2 over three campaigns of two places: the optimum gives up the star least missed.
+
+    Star S0 is worth 10 everywhere, S1 9 everywhere; campaign C's stand-ins are worth 8.5, the others' 1.
+    The best use puts both stars on A and B (where stand-ins are weak) and C takes its two stand-ins.
+    """
+    rows = [(c, 0, 10.0, "d") for c in "ABC"] + [(c, 1, 9.0, "d") for c in "ABC"]
+    rows += [("A", 2, 1.0, "d"), ("A", 3, 1.0, "d"), ("B", 4, 1.0, "d"), ("B", 5, 1.0, "d")]
+    rows += [("C", 6, 8.5, "d"), ("C", 7, 8.5, "d")]
+    policy = SlatePolicy(standard_size=2, min_size=2, capacity=2, funnel_coverage=False)
+
+    exact, _ = build_slates(candidates(rows, kind="standard"), policy, distinct_vectors(8))
+
+    slates = exact.groupby("campaign_id")["creator_row"].apply(sorted).to_dict()
+    assert slates == {"A": [0, 1], "B": [0, 1], "C": [6, 7]}
+    assert total(exact) == 55.0
+
+
+def brute_force(frame: pd.DataFrame, size: int, capacity: int) -> float:
+    """The best total score over every way of giving each campaign at most `size` creators."""
+    from itertools import combinations, product
+
+    options = {
+        c: [subset for k in range(size + 1) for subset in combinations(group.itertuples(index=False), k)]
+        for c, group in frame.groupby("campaign_id")
+    }
+    best = 0.0
+    for pick in product(*options.values()):
+        members = [row for subset in pick for row in subset]
+        load = pd.Series([row.creator_row for row in members], dtype="int64").value_counts()
+        if (load <= capacity).all():
+            best = max(best, sum(row.score for row in members))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_assignment_matches_brute_force_on_small_random_batches(seed):
+    """Three campaigns, five creators, two places each, capacity one: the solver's total is the true optimum."""
+    rng = np.random.default_rng(seed)
+    rows = [(c, r, float(rng.integers(1, 50)), "d") for c in "ABC" for r in range(5) if rng.random() < 0.8]
+    frame = candidates(rows, kind="standard")
+    policy = SlatePolicy(standard_size=2, min_size=2, capacity=1, funnel_coverage=False)
+
+    exact, _ = build_slates(frame, policy, distinct_vectors(5))
+    greedy, _ = build_slates(frame, SlatePolicy(**{**policy.__dict__, "assignment": "greedy"}), distinct_vectors(5))
+
+    assert total(exact) == pytest.approx(brute_force(frame, 2, 1))
+    assert total(greedy) <= total(exact) + 1e-9
+    assert (exact.groupby("creator_row").size() <= 1).all()
+
+
+def test_exact_assignment_is_deterministic_whatever_the_row_order():
+    """Ties and shuffled input give the same slates, row for row."""
+    rows = [(f"c{k}", r, float(5 + (r * k) % 3), "a") for k in range(6) for r in range(8)]
+    frame = candidates(rows)
+    policy = SlatePolicy(capacity=2, non_standard_size=3, min_non_standard_size=3, funnel_coverage=False)
+
+    first, why = build_slates(frame, policy, distinct_vectors(8))
+    again, why_again = build_slates(frame.sample(frac=1.0, random_state=3), policy, distinct_vectors(8))
+
+    pd.testing.assert_frame_equal(
+        first[["campaign_id", "creator_id", "rank"]], again[["campaign_id", "creator_id", "rank"]]
+    )
+    assert why == why_again
+
+
+def test_exact_funnel_coverage_moves_a_deals_site_to_the_slate_that_lacks_one():
+    """The only deals site (capacity 1) is worth more to A, but B has no other conversion creator while A does:
+    coverage on both slates needs the deals site on B."""
+    rows = [(c, r, 50.0 - r, "a") for c in "AB" for r in range(4)]
+    rows += [("A", 10, 30.0, "d"), ("B", 10, 20.0, "d"), ("A", 11, 25.0, "d")]
+    rows += [("A", 12, 5.0, "r"), ("B", 13, 5.0, "r")]
+    policy = SlatePolicy(capacity=1, non_standard_size=4, min_non_standard_size=4)
+
+    chosen, why = build_slates(candidates(rows), policy, distinct_vectors(20))
+
+    slates = chosen.groupby("campaign_id")["creator_row"].apply(set).to_dict()
+    assert 10 in slates["B"] and 11 in slates["A"]
+    for c in "AB":
+        assert set(chosen.loc[chosen["campaign_id"] == c, "funnel_stage"]) == {
+            "awareness",
+            "consideration",
+            "conversion",
+        }
+    assert "added for funnel coverage" in why["B"]
+
+
+def test_near_duplicates_stay_apart_under_the_exact_assignment_too():
+    """A copy of the best creator is replaced by the next distinct one, and the summary names the rule."""
+    vectors = distinct_vectors(5)
+    vectors[1] = vectors[0]
+    rows = [("c", r, 10.0 - r, "a") for r in range(5)]
+    policy = SlatePolicy(funnel_coverage=False, non_standard_size=3, min_non_standard_size=3)
+
+    chosen, _ = build_slates(candidates(rows), policy, vectors)
+
+    assert chosen["creator_row"].tolist() == [0, 2, 3]
+
+
+# --- creators without a record (issue #12) -----------------------------------------------------------------------
+
+
+def test_a_catalogue_where_nobody_has_a_record_gets_full_standard_slates():
+    """No creator has history: the unproven limit has no proven alternative to lean on, so slates fill up."""
+    rows = [(c, r, 100.0 - r, "a", 1.0, False) for c in ("c1", "c2") for r in range(10)]
+    frame = candidates(rows, kind="standard")
+
+    for assignment in ("exact", "greedy"):
+        chosen, why = build_slates(frame, SlatePolicy(capacity=None, assignment=assignment), distinct_vectors(10))
+        assert chosen.groupby("campaign_id").size().tolist() == [6, 6], assignment
+        assert "unproven" not in why["c1"]
+
+
+def test_the_unproven_limit_applies_only_against_proven_creators_of_comparable_value():
+    """Proven creators worth a fifth of the unproven ones are no alternative and do not displace them; six
+    proven creators worth nearly as much are, and the standard slate then takes one unproven creator."""
+    unproven = [("c", r, 100.0 - r, "a", 1.0, False) for r in range(10)]
+    weak_proven = [("c", 20 + r, 15.0 - r, "d") for r in range(2)]
+    chosen, _ = build_slates(candidates(unproven + weak_proven, kind="standard"), SlatePolicy(), distinct_vectors(30))
+    assert chosen["creator_row"].tolist() == [0, 1, 2, 3, 4, 5]
+
+    strong_proven = [("c", 20 + r, 95.5 - r, "d") for r in range(6)]
+    chosen, _ = build_slates(candidates(unproven + strong_proven, kind="standard"), SlatePolicy(), distinct_vectors(30))
+    assert (chosen["hist_campaigns"] == 0).sum() == 1
+    assert len(chosen) == 6
