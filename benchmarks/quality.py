@@ -8,12 +8,23 @@ followers only; tag overlap then followers (what sellers do by hand); embedding 
 have either); "default slate policy" adds them, and the capacity cost is the share of true expected sales
 that a 5-campaign cap per creator gives up against uncapped slates.
 
+The policy's own yardstick: the best assignment under the same constraints, i.e. the default policy's slate
+size per campaign and the same per-creator capacity, on TRUE expected sales (an exact b-matching,
+`matcher.slate.best_assignment`). "policy / constrained best" is what the policy's scores and rules leave on
+the table that the constraints do not; "greedy" is the same policy with the best-first pass instead of the
+exact assignment, and "greedy / exact objective" the gap on the model's own predicted scores.
+
+`--world main|alt` picks the generator; `--sweep KEY=V1,V2` reruns every seed with a generator knob set to
+each value (shared knobs: outcome_noise, history_days, new_creator_share). The last line is one JSON object.
+
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
+    .venv/bin/python benchmarks/quality.py --world alt --seeds 0 1 --sweep new_creator_share=0,0.5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -33,9 +44,9 @@ from features.similarity import TAG_FIT_THRESHOLD, CampaignPhrases, TagSpace
 from features.tables import read_table
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
-from matcher.evaluation import oracle_share
-from matcher.slate import SlatePolicy
-from simulation.world import simulate, write_world
+from matcher.evaluation import oracle_share, oracle_totals
+from matcher.slate import SlatePolicy, best_assignment
+from simulation import WORLDS, write_world
 from training.evaluate import BASELINES
 from training.registry import load_ranker
 from training.train import train
@@ -83,10 +94,12 @@ def baseline_slates(
     return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}
 
 
-def run_seed(seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, work: Path) -> dict[str, float]:
-    data = work / f"world-{seed}"
-    write_world(simulate(n_creators=n_creators, n_campaigns=n_campaigns, seed=seed), data)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow-{seed}.db"
+def run_seed(
+    seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, work: Path, world: str, knobs: dict
+) -> dict[str, float]:
+    data = work / f"{world}-{seed}-{abs(hash(tuple(sorted(knobs.items()))))}"
+    write_world(WORLDS[world](n_creators=n_creators, n_campaigns=n_campaigns, seed=seed, **knobs), data)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{data}.db"
     result = train(data, embedder=embedder)
     creators = read_table(data / "creators.parquet", "creators").frame
     campaigns = read_table(data / "new_campaigns.parquet", "campaigns").frame
@@ -102,6 +115,7 @@ def run_seed(seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, w
     # Ranking alone: no capacity, funnel quota or near-duplicate rule between the model and the oracle.
     ranking = run(SlatePolicy(capacity=None, funnel_coverage=False, duplicate_similarity=1.0)).matches
     default = run(SlatePolicy())
+    greedy = run(SlatePolicy(assignment="greedy"))
     uncapped = run(SlatePolicy(capacity=None))
     row = {"model": oracle_share(ranking, truth), "model_default_policy": oracle_share(default.matches, truth)}
     for name, slates in baseline_slates(
@@ -115,8 +129,16 @@ def run_seed(seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, w
         return float(true_sales.reindex(keys).fillna(0).sum())
 
     row["capacity_cost"] = 1 - total(default.matches) / total(uncapped.matches)
+    # The yardstick: the best slates of the policy's sizes under the same capacity, on true expected sales.
+    sizes = default.matches.groupby("campaign_id").size()
+    best = best_assignment(truth.rename(columns={"expected_sales": "score"}), sizes, SlatePolicy().capacity)
+    row["constrained_best_share"] = float(best["score"].sum() / oracle_totals(default.matches, truth)["best"].sum())
+    row["policy_vs_constrained_best"] = total(default.matches) / float(best["score"].sum())
+    row["greedy_vs_constrained_best"] = total(greedy.matches) / float(best["score"].sum())
+    row["greedy_over_exact_objective"] = float(greedy.matches["score"].sum() / default.matches["score"].sum())
     m = default.matches
-    sizes = m.groupby("campaign_id").agg(size=("rank", "size"), kind=("product_type", "first"))
+    kinds = pd.read_parquet(data / "campaign_truth.parquet").set_index("campaign_id")["product_type"]
+    sizes = m.groupby("campaign_id").size().rename("size").to_frame().assign(kind=lambda f: f.index.map(kinds))
     row["size_standard"] = sizes.loc[sizes["kind"] == "standard", "size"].mean()
     row["size_non_standard"] = sizes.loc[sizes["kind"] == "non_standard", "size"].mean()
     stages = (
@@ -125,11 +147,15 @@ def run_seed(seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, w
         .agg(lambda s: len(set(s) & {"awareness", "consideration", "conversion"}))
     )
     row["non_standard_all_stages"] = float((stages == 3).mean())
-    kinds = pd.read_parquet(data / "campaign_truth.parquet").set_index("campaign_id")["product_type"]
     auto = [s for s in default.summaries if s.product_type_reason != "declared by the seller"]
     row["product_type_accuracy"] = float(np.mean([s.product_type == kinds[s.campaign_id] for s in auto]))
     row["ndcg_at_10"] = result.metrics.get("ndcg_at_10", float("nan"))
     return row
+
+
+def parse_value(text: str) -> float | int:
+    number = float(text)
+    return int(number) if number.is_integer() and "." not in text else number
 
 
 def main() -> None:
@@ -137,37 +163,56 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--creators", type=int, default=3000)
     parser.add_argument("--campaigns", type=int, default=400)
+    parser.add_argument("--world", choices=sorted(WORLDS), default="main")
+    parser.add_argument("--sweep", metavar="KEY=V1,V2", help="rerun every seed with a generator knob at each value")
     args = parser.parse_args()
+    settings = [{}]
+    if args.sweep:
+        key, _, values = args.sweep.partition("=")
+        settings = [{key: parse_value(v)} for v in values.split(",")]
     embedder = Embedder(cache_dir=Path(tempfile.gettempdir()) / "creator-matcher-bench-cache")
-    rows = []
+    figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            started = time.perf_counter()
-            row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp))
-            rows.append(row)
+        for knobs in settings:
+            label = ",".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
+            rows = []
+            for seed in args.seeds:
+                started = time.perf_counter()
+                row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs)
+                rows.append(row)
+                print(
+                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (default slate policy "
+                    f"{row['model_default_policy']:.3f}, constrained best {row['constrained_best_share']:.3f}, "
+                    f"policy / constrained best {row['policy_vs_constrained_best']:.3f}, greedy "
+                    f"{row['greedy_vs_constrained_best']:.3f}, greedy / exact objective "
+                    f"{row['greedy_over_exact_objective']:.4f})  followers {row['followers']:.3f}  "
+                    f"tags_then_followers {row['tags_then_followers']:.3f}  similarity {row['similarity']:.3f} | "
+                    f"capacity cost {row['capacity_cost']:.1%} | slate size by true type: standard "
+                    f"{row['size_standard']:.1f}, non-standard {row['size_non_standard']:.1f} | non-standard "
+                    f"slates with all 3 funnel stages {row['non_standard_all_stages']:.0%} | product type "
+                    f"accuracy {row['product_type_accuracy']:.1%} | held-out NDCG@10 {row['ndcg_at_10']:.3f} "
+                    f"({time.perf_counter() - started:.0f}s)",
+                    flush=True,
+                )
+            frame = pd.DataFrame(rows)
+            mean = frame.mean()
+            ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
             print(
-                f"seed {seed}: model {row['model']:.3f} (default slate policy {row['model_default_policy']:.3f})  "
-                f"followers {row['followers']:.3f}  tags_then_followers {row['tags_then_followers']:.3f}  "
-                f"similarity {row['similarity']:.3f} | capacity cost {row['capacity_cost']:.1%} | slate size "
-                f"standard {row['size_standard']:.1f}, non-standard {row['size_non_standard']:.1f} | non-standard "
-                f"slates with all 3 funnel stages {row['non_standard_all_stages']:.0%} | product type accuracy "
-                f"{row['product_type_accuracy']:.1%} | held-out NDCG@10 {row['ndcg_at_10']:.3f} "
-                f"({time.perf_counter() - started:.0f}s)",
+                f"\n{args.world} {label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88); "
+                f"policy / constrained best {mean['policy_vs_constrained_best']:.3f} (target >= 0.90; greedy "
+                f"{mean['greedy_vs_constrained_best']:.3f}); default policy {mean['model_default_policy']:.3f} of "
+                f"the oracle; model / tags_then_followers {ratio:.2f}x (target >= 2); product type accuracy "
+                f"{mean['product_type_accuracy']:.1%} (target >= 85%); slate size standard "
+                f"{mean['size_standard']:.1f} vs non-standard {mean['size_non_standard']:.1f}\n",
                 flush=True,
             )
-    frame = pd.DataFrame(rows)
-    mean = frame.mean()
-    print(
-        f"\nmean over {len(rows)} seeds: model {mean['model']:.3f} (default slate policy "
-        f"{mean['model_default_policy']:.3f}); followers {mean['followers']:.3f}; tags_then_followers "
-        f"{mean['tags_then_followers']:.3f}; similarity {mean['similarity']:.3f}; capacity cost "
-        f"{mean['capacity_cost']:.1%}; slate size standard {mean['size_standard']:.1f} vs non-standard "
-        f"{mean['size_non_standard']:.1f}; non-standard slates with all 3 stages "
-        f"{mean['non_standard_all_stages']:.0%}; "
-        f"product type accuracy {mean['product_type_accuracy']:.1%}"
-    )
-    ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
-    print(f"model / tags_then_followers: {ratio:.2f}x (target >= 2.0); model share target >= 0.80")
+            figures[label] = {
+                **{k: round(float(v), 4) for k, v in mean.items()},
+                "model_over_tags_then_followers": round(ratio, 3),
+                "model_min": round(float(frame["model"].min()), 4),
+                "policy_vs_constrained_best_min": round(float(frame["policy_vs_constrained_best"].min()), 4),
+            }
+    print(json.dumps({"world": args.world, "seeds": args.seeds, "settings": figures}))
 
 
 if __name__ == "__main__":

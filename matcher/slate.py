@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
 
-__all__ = ["ASSIGNMENTS", "SlatePolicy", "build_slates", "default_slates", "plan_sizes"]
+__all__ = ["ASSIGNMENTS", "SlatePolicy", "best_assignment", "build_slates", "default_slates", "plan_sizes"]
 
 FUNNEL = ("awareness", "consideration", "conversion")
 ASSIGNMENTS = ("exact", "greedy")
@@ -331,6 +331,26 @@ def _solve(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, remove
     if result.status != 0:
         raise RuntimeError(f"slate assignment failed: {result.message}")
     return rows[result.x[:n] > 0.5]
+
+
+def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None) -> pd.DataFrame:
+    """The plain b-matching: the most total `score` with at most `sizes[c]` creators per campaign and each
+    creator on at most `capacity` campaigns. What a slate policy's choice is measured against.
+
+    Args:
+        pairs: campaign_id, creator_id, score (rows of campaigns absent from `sizes` are ignored).
+        sizes: slate size by campaign_id.
+        capacity: most campaigns per creator, None for no limit.
+    """
+    pairs = pairs[pairs["campaign_id"].isin(sizes.index) & (pairs["score"] > 0)]
+    scored = pairs.iloc[_campaign_order(pairs)].reset_index(drop=True)
+    scored = scored.assign(
+        creator_row=pd.factorize(scored["creator_id"])[0], funnel_stage="awareness", hist_campaigns=1.0
+    )
+    plan = pd.DataFrame({"target": sizes.astype(np.int64), "standard": True}).sort_index()
+    plan["unproven"] = np.iinfo(np.int64).max
+    policy = SlatePolicy(capacity=capacity, funnel_coverage=False)
+    return scored.iloc[_solve(scored, plan, policy, np.zeros(len(scored), dtype=bool))].reset_index(drop=True)
 
 
 def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, removed: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matcher.slate import SlatePolicy, build_slates
+from matcher.slate import SlatePolicy, best_assignment, build_slates
 
 STAGES = {"a": "awareness", "r": "consideration", "d": "conversion"}
 
@@ -280,3 +280,16 @@ def test_the_unproven_limit_applies_only_against_proven_creators_of_comparable_v
     chosen, _ = build_slates(candidates(unproven + strong_proven, kind="standard"), SlatePolicy(), distinct_vectors(30))
     assert (chosen["hist_campaigns"] == 0).sum() == 1
     assert len(chosen) == 6
+
+
+def test_best_assignment_is_the_plain_b_matching():
+    """The yardstick for policies: same sizes and capacity, no other rule; the hand-checked optimum of 17."""
+    pairs = pd.DataFrame(
+        {"campaign_id": ["A", "B", "A", "B"], "creator_id": ["x", "x", "y", "y"], "score": [10.0, 9.0, 8.0, 1.0]}
+    )
+
+    best = best_assignment(pairs, pd.Series({"A": 1, "B": 1}), capacity=1)
+    uncapped = best_assignment(pairs, pd.Series({"A": 1, "B": 1}), capacity=None)
+
+    assert dict(zip(best["campaign_id"], best["creator_id"], strict=True)) == {"A": "y", "B": "x"}
+    assert uncapped["score"].sum() == 19.0
