@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
-import shutil
-import tempfile
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from features.safe_write import foreign_entries, output_lock, remove_directory, staged_directory
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -33,6 +35,9 @@ EMBEDDING_MODEL_ENV = "CREATOR_MATCHER_EMBEDDING_MODEL"
 CACHE_DIR_ENV = "CREATOR_MATCHER_CACHE_DIR"
 KEY_DTYPE = np.dtype("S16")
 SHARD_PREFIX = "shard-"
+SHARD_FILES = ("keys.npy", "vectors.npy")
+# A merge of a million cached vectors takes seconds; a writer that waits longer is waiting on a stuck process.
+DEFAULT_LOCK_TIMEOUT = 600.0
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
@@ -70,6 +75,22 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "creator-matcher").expanduser()
 
 
+def _why_not_a_shard(directory: Path) -> str | None:
+    foreign = foreign_entries(directory, SHARD_FILES)
+    return f"it holds {', '.join(foreign)}, which no shard does" if foreign else None
+
+
+def _one_writer(method: Callable) -> Callable:
+    """Runs a VectorCache method inside `_writing()`: one writer at a time per directory, across processes."""
+
+    @functools.wraps(method)
+    def locked(self: VectorCache, *args, **kwargs):
+        with self._writing():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 @dataclass(eq=False)
 class _Shard:
     keys: np.ndarray  # S16, unique within a shard
@@ -96,16 +117,26 @@ class VectorCache:
     Past `max_shards` shards the small ones are merged (size-tiered: all but the largest, or everything once
     they outweigh it), which keeps both the shard count and the bytes rewritten in check.
 
+    Processes sharing a directory take turns to write (a lock file beside it, `.<name>.lock`): a writer waits
+    up to `lock_timeout` seconds for another, then re-reads the shard list, so no key is stored twice and no
+    merge undoes another. Readers never wait.
+
     Args:
         directory: where shards live; None keeps them in memory only.
         max_shards: shards allowed before a merge.
+        lock_timeout: seconds a writer waits for another process writing the same directory.
     """
 
-    def __init__(self, directory: str | Path | None = None, max_shards: int = 16) -> None:
+    def __init__(
+        self, directory: str | Path | None = None, max_shards: int = 16, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> None:
         if max_shards < 2:
             raise ValueError(f"Got max_shards={max_shards}; expected at least 2")
+        if lock_timeout < 0:
+            raise ValueError(f"Got lock_timeout={lock_timeout}; expected 0 or more seconds")
         self.directory = None if directory is None else Path(directory)
         self.max_shards = max_shards
+        self.lock_timeout = lock_timeout
         self.generation = 0  # counts merges: a shard number from `find` holds until the next one
         self._shards: list[_Shard] | None = None
 
@@ -159,6 +190,20 @@ class VectorCache:
             out[at] = self.shards[number].vectors[rows]
         return out
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Holds the directory's lock (waiting up to `lock_timeout`) with the shard list brought up to date."""
+        if self.directory is None:
+            yield
+            return
+        with output_lock(self.directory, wait=self.lock_timeout):
+            on_disk = sorted(self.directory.glob(f"{SHARD_PREFIX}*"))
+            if self._shards is not None and [shard.path for shard in self._shards] != on_disk:
+                self._shards = None  # another process added or merged shards since these were read
+                self.generation += 1
+            yield
+
+    @_one_writer
     def put(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Adds vectors under keys not cached yet (keys already cached keep their vector)."""
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -187,6 +232,7 @@ class VectorCache:
         if len(self.shards) > self.max_shards:
             self.compact(everything=False)
 
+    @_one_writer
     def compact(self, everything: bool = True) -> None:
         """Merges shards into one: all of them, or all but the largest unless together they outweigh it."""
         shards = list(self.shards)
@@ -217,21 +263,17 @@ class VectorCache:
             return
         self._write_shard(keys, dimension, fill)
         for shard in shards:  # a reader that mapped these files keeps them until it lets go (POSIX)
-            shutil.rmtree(shard.path, ignore_errors=True)
+            remove_directory(shard.path, _why_not_a_shard)
         self.generation += 1
-        for staging in self.directory.glob(".staging-*"):  # left by a writer that was killed; none lives an hour
-            with contextlib.suppress(FileNotFoundError):
-                if time.time() - staging.stat().st_mtime > 3600:
-                    shutil.rmtree(staging, ignore_errors=True)
+        for staging in self.directory.glob(f".{SHARD_PREFIX}*"):  # left by a writer that was killed (the lock is ours)
+            remove_directory(staging, _why_not_a_shard)
         self._shards = None
 
     def _write_shard(self, keys: np.ndarray, dimension: int, fill: Callable[[np.ndarray], None]) -> Path:
-        """Stages a shard directory, lets `fill` write its vectors, then renames it into place."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.directory))
+        """Stages a shard directory, lets `fill` write its vectors, then renames it into place, durably."""
         # Names sort by creation time, so lookups try older (usually larger) shards first.
-        final = self.directory / f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}{staging.name[-8:]}"
-        try:
+        final = self.directory / f"{SHARD_PREFIX}{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        with staged_directory(final) as staging:
             np.save(staging / "keys.npy", keys)
             target = np.lib.format.open_memmap(
                 staging / "vectors.npy", mode="w+", dtype=np.float32, shape=(len(keys), dimension)
@@ -239,10 +281,6 @@ class VectorCache:
             fill(target)
             target.flush()
             del target
-            os.replace(staging, final)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
         return final
 
 

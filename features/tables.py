@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
+from features.safe_write import atomic_path
 
 __all__ = [
     "TABLES",
@@ -333,21 +331,6 @@ def rejects_path(out: str | Path) -> Path:
     """The contract's rejects file beside an output: `<out stem>.rejects.csv`."""
     out = Path(out)
     return out.with_name(f"{out.stem}.rejects.csv")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; moves it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_rejects(rejects: list[Reject], out: str | Path) -> Path:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.safe_write import foreign_entries, output_lock, remove_directory
 from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
 from matcher.api import CampaignSummary, Matcher, MatchSettings
 
@@ -66,6 +66,20 @@ def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MA
     return out
 
 
+def _why_not_checkpoints(directory: Path) -> str | None:
+    foreign = foreign_entries(directory, ["*.parquet"])  # the chunks Matcher.match_many commits
+    return f"it holds {', '.join(foreign)}, which no checkpoint does" if foreign else None
+
+
+def _is_rejects_file(path: Path) -> bool:
+    """Whether `path` is a rejects file this project wrote (its header), not a user's file of the same name."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n") == ",".join(f.name for f in fields(Reject))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _fingerprint(campaigns: str | Path, creators: str | Path, matcher: Matcher, chunk_size: int) -> str:
     """Identifies a run: the input files' bytes, the model version, the index, the settings and chunking."""
     digest = hashlib.sha256()
@@ -96,27 +110,37 @@ def run_match(
     removed once the matches are written. The same inputs give the same bytes however often the run was
     interrupted, and on either engine (`local`, or `ray` with `ray_actors` scoring actors).
 
+    One run at a time writes a given output: a second one while the first runs is refused at once.
+
     Raises:
         InputError: a file is missing or unreadable, or the output format is unknown (nothing is written).
+        OutputRefused: another process is writing `out` (nothing is written).
     """
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv", ".jsonl"):
         raise InputError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
-    matcher = Matcher(creator_table, model=model, index=index, settings=settings)
-    checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
-    result = matcher.match_many(
-        campaign_table, checkpoint_dir=checkpoints, chunk_size=chunk_size, engine=engine, ray_actors=ray_actors
-    )
-    write_matches(result.matches, out)
-    for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs
-        shutil.rmtree(stale, ignore_errors=True)
-    rejects = [*creator_table.rejects, *campaign_table.rejects]
-    stale = rejects_path(out)
-    if rejects:
-        write_rejects(rejects, out)
-    elif stale.exists():
-        stale.unlink()  # a rerun on clean input must not leave an old rejects file beside fresh matches
+    # Held from before the checkpoints are read until the rejects are written: a second run on the same output
+    # would otherwise score into, and then delete, the first one's checkpoints.
+    with output_lock(out):
+        matcher = Matcher(creator_table, model=model, index=index, settings=settings)
+        checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
+        result = matcher.match_many(
+            campaign_table,
+            checkpoint_dir=checkpoints,
+            chunk_size=chunk_size,
+            engine=engine,
+            ray_actors=ray_actors,
+        )
+        write_matches(result.matches, out)
+        for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs
+            remove_directory(stale, _why_not_checkpoints)
+        rejects = [*creator_table.rejects, *campaign_table.rejects]
+        stale = rejects_path(out)
+        if rejects:
+            write_rejects(rejects, out)
+        elif _is_rejects_file(stale):
+            stale.unlink()  # a rerun on clean input must not leave an old rejects file beside fresh matches
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

@@ -12,8 +12,6 @@ import datetime as dt
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,8 @@ import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from features.safe_write import foreign_entries, staged_directory
 
 __all__ = [
     "DEFAULT_EF_SEARCH",
@@ -31,9 +31,13 @@ __all__ = [
     "ArtifactMismatch",
     "CandidateIndex",
     "ivf_nlist",
+    "why_not_an_index",
 ]
 
 INDEX_FILE, IDS_FILE, META_FILE = "index.faiss", "creator_ids.parquet", "meta.json"
+# meta.json's mark that the directory is a candidate index, which `save` may replace.
+INDEX_ARTIFACT = "creator-matcher candidate index"
+LEGACY_KEYS = {"embedding_model", "dimension", "creators"}
 INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 FLAT_THRESHOLD_ENV = "CREATOR_MATCHER_FLAT_THRESHOLD"
 DEFAULT_FLAT_THRESHOLD = 200_000
@@ -51,6 +55,22 @@ TRAIN_POINTS_PER_LIST = 50
 MIN_POINTS_PER_LIST = 39
 _ADD_CHUNK = 65_536
 _INDEX_TYPES = {"flat": "Flat", "ivf": "IVF{nlist},Flat", "hnsw": f"HNSW{HNSW_M},Flat"}
+
+
+def why_not_an_index(directory: Path) -> str | None:
+    """Why `directory` is not a candidate index this project wrote, or None if it is (so it may be replaced)."""
+    foreign = foreign_entries(directory, (INDEX_FILE, IDS_FILE, META_FILE))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        return f"it is not a candidate index (it holds {shown})"
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+    except (OSError, ValueError):
+        meta = None
+    # Indexes written before the marker existed are known by the fields every index has recorded.
+    if not isinstance(meta, dict) or meta.get("artifact", INDEX_ARTIFACT) != INDEX_ARTIFACT or LEGACY_KEYS - set(meta):
+        return f"it is not a candidate index (no {META_FILE} describing one)"
+    return None
 
 
 class ArtifactMismatch(Exception):
@@ -143,6 +163,7 @@ class CandidateIndex:
         if kind == "auto":
             kind = "flat" if n <= _flat_threshold(flat_threshold) else "ivf"
         meta = {
+            "artifact": INDEX_ARTIFACT,
             "embedding_model": embedding_model,
             "dimension": int(dimension),
             "creators": int(n),
@@ -205,23 +226,21 @@ class CandidateIndex:
         return self.index.reconstruct_n(0, len(self))
 
     def save(self, directory: str | Path) -> Path:
-        """Writes the index, ids and metadata; the directory appears whole or not at all."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        """Writes the index, ids and metadata; the directory appears whole or not at all, durably.
+
+        An existing candidate index there is replaced in one step; an empty directory is used. Anything else
+        is refused, so nothing the index did not write is ever deleted.
+
+        Raises:
+            OutputRefused: `directory` exists and is neither empty nor a candidate index.
+        """
+        with staged_directory(directory, why_not_an_index) as staging:
             faiss.write_index(self.index, str(staging / INDEX_FILE))
             pq.write_table(
                 pa.table({"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}), staging / IDS_FILE
             )
-            (staging / META_FILE).write_text(json.dumps(self.meta, indent=2))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(staging, directory)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
-        return directory
+            (staging / META_FILE).write_text(json.dumps({**self.meta, "artifact": INDEX_ARTIFACT}, indent=2))
+        return Path(directory)
 
     @classmethod
     def load(

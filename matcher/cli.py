@@ -171,8 +171,9 @@ def index(
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, creator_vectors, default_cache_dir
+    from features.safe_write import check_replaceable, output_lock
     from features.tables import read_table
-    from matcher.candidate_index import INDEX_KINDS, CandidateIndex
+    from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
     if index_type not in INDEX_KINDS:
         raise UserError(f"Got --index-type {index_type!r}; expected one of {', '.join(INDEX_KINDS)}")
@@ -181,14 +182,17 @@ def index(
     embedder = Embedder(
         embedding_model, cache_dir=None if no_cache else cache_dir or default_cache_dir(), show_progress=progress
     )
-    built = CandidateIndex.build(
-        creator_vectors(embedder, table.frame),
-        table.frame["creator_id"],
-        embedder.model,
-        kind=index_type,
-        progress=progress,
-    )
-    built.save(out)
+    # A second run on the same --out is refused at once; a target that is not an index, before any embedding.
+    with output_lock(out):
+        check_replaceable(out, why_not_an_index)
+        built = CandidateIndex.build(
+            creator_vectors(embedder, table.frame),
+            table.frame["creator_id"],
+            embedder.model,
+            kind=index_type,
+            progress=progress,
+        )
+        built.save(out)
     typer.echo(
         f"indexed {len(built)} creators with {embedder.model} ({built.meta['dimension']}-d, {built.kind}, "
         f"{embedder.encoded_count_} embedded afresh) into {out}"
@@ -320,6 +324,7 @@ def _parse_date(text: str) -> dt.date:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 anything else)."""
+    from features.safe_write import OutputRefused
     from features.tables import InputError
 
     _quiet_libraries()
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: unknown option, missing or malformed value
         print(f"creator-match: {exc.format_message()}", file=sys.stderr)
         return 2
-    except (UserError, InputError) as exc:
+    except (UserError, InputError, OutputRefused) as exc:
         print(f"creator-match: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:

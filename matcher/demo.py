@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.embeddings import Embedder, creator_vectors
+from features.safe_write import output_lock
 from features.tables import read_table
 from matcher.api import Matcher
 from matcher.batch import write_matches
@@ -59,6 +60,11 @@ def format_slates(
 def run_demo(out: str | Path, n_creators: int = 600, n_campaigns: int = 120, seed: int = 7) -> None:
     """Simulates, trains and registers, indexes, matches, and prints the slates with their reasons."""
     out = Path(out)
+    with output_lock(out):  # a second demo writing the same folder meanwhile is refused, not interleaved
+        _demo(out, n_creators, n_campaigns, seed)
+
+
+def _demo(out: Path, n_creators: int, n_campaigns: int, seed: int) -> None:
     started = time.perf_counter()
     t = _step(f"simulating {n_creators} creators and {n_campaigns} past campaigns into {out / 'world'}")
     paths = write_world(simulate(n_creators=n_creators, n_campaigns=n_campaigns, seed=seed), out / "world")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from features.safe_write import OutputRefused
 from matcher.candidate_index import META_FILE, ArtifactMismatch, CandidateIndex, ivf_nlist
 
 MODEL = "all-MiniLM-L6-v2"
@@ -174,20 +175,93 @@ def test_load_of_a_directory_without_an_index_raises_file_not_found(tmp_path):
         CandidateIndex.load(tmp_path / "never-made")
 
 
-def test_save_replaces_an_existing_directory_whole(vectors, tmp_path):
-    """Saving over an old index leaves only the new files: stale ones are gone, no staging dir is left."""
+def listing(directory) -> dict[str, bytes]:
+    """Every file under `directory` with its bytes: what a refused save must leave exactly as it was."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["index", "index-written-before-the-marker"])
+def test_save_replaces_an_existing_index_in_one_step(vectors, tmp_path, legacy):
+    """Saving over an index swaps the new one in whole; nothing is left beside it (an old-format index too)."""
     directory = tmp_path / "index"
     CandidateIndex.build(vectors[:50], [f"old{i}" for i in range(50)], "old-model").save(directory)
-    (directory / "stale.txt").write_text("left from an older build")
+    if legacy:  # indexes saved before the "artifact" mark existed must stay replaceable
+        meta = json.loads((directory / META_FILE).read_text())
+        del meta["artifact"]
+        (directory / META_FILE).write_text(json.dumps(meta))
 
     CandidateIndex.build(vectors[:20], [f"new{i}" for i in range(20)], MODEL).save(directory)
 
-    assert not (directory / "stale.txt").exists()
     assert json.loads((directory / META_FILE).read_text())["embedding_model"] == MODEL
     loaded = CandidateIndex.load(directory, embedding_model=MODEL)
     assert loaded.creator_ids.tolist() == [f"new{i}" for i in range(20)]
     assert len(loaded) == 20
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_save_into_an_empty_directory_uses_it(vectors, tmp_path):
+    (tmp_path / "index").mkdir()
+    CandidateIndex.build(vectors[:5], [f"c{i}" for i in range(5)], MODEL).save(tmp_path / "index")
+    assert len(CandidateIndex.load(tmp_path / "index")) == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+@pytest.mark.parametrize(
+    "existing, reason",
+    [
+        ({"notes.txt": "a user's notes", "data/sales.csv": "a,b\n1,2\n"}, "it holds data, notes.txt"),
+        ({"index.faiss": "x", "creator_ids.parquet": "x", "meta.json": "{}", "README": "mine"}, "it holds README"),
+        ({"meta.json": '{"name": "someone else\'s project"}'}, "no meta.json describing one"),
+        ({"meta.json": "not json"}, "no meta.json describing one"),
+    ],
+    ids=["a-folder-of-user-files", "an-index-with-a-user-file-added", "another-meta-json", "unreadable-meta"],
+)
+def test_save_refuses_a_directory_it_did_not_write_and_touches_nothing(vectors, tmp_path, existing, reason):
+    """`--out ~/work` must never wipe the user's folder: anything but an index or an empty dir is refused."""
+    directory = tmp_path / "work"
+    for name, text in existing.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+    before = listing(directory)
+
+    with pytest.raises(OutputRefused, match=r"refusing to replace .*work") as refused:
+        CandidateIndex.build(vectors[:5], [f"c{i}" for i in range(5)], MODEL).save(directory)
+
+    assert reason in str(refused.value) and "\n" not in str(refused.value)
+    assert listing(directory) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]
+
+
+def test_save_refuses_a_file_in_the_way(vectors, tmp_path):
+    (tmp_path / "index").write_text("a user's file")
+    with pytest.raises(OutputRefused, match="exists and is not a directory"):
+        CandidateIndex.build(vectors[:5], [f"c{i}" for i in range(5)], MODEL).save(tmp_path / "index")
+    assert (tmp_path / "index").read_text() == "a user's file"
+
+
+def test_index_command_refuses_a_folder_of_user_files_before_embedding_anything(world_dir, tmp_path, capsys):
+    """`creator-match index --out DIR` on a user's folder: exit 2, one line, every file kept, nothing embedded."""
+    from matcher.cli import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.docx").write_bytes(b"years of work")
+    code = main(
+        [
+            "index",
+            "--creators",
+            str(world_dir / "creators.parquet"),
+            "--out",
+            str(work),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and str(work) in err[0] and "thesis.docx" in err[0], err
+    assert (work / "thesis.docx").read_bytes() == b"years of work" and len(list(work.iterdir())) == 1
+    assert not (tmp_path / "cache").exists(), "refused before any creator was embedded"
 
 
 # --- Index kinds: flat, ivf and hnsw on data clustered like real profile embeddings -------------------------

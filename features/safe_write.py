@@ -1,0 +1,206 @@
+"""Writing outputs without losing anything: durable atomic replaces, and locks that keep two writers apart.
+
+Every file or directory the project writes appears whole or not at all, and survives a power cut once the
+writer has returned: the new content is written beside the target, flushed to disk (`fsync`), renamed into
+place, and the rename itself flushed by an `fsync` of the parent directory. A directory is only ever replaced
+or removed when it is empty or recognisably the project's own; anything else is refused, so an output path
+pointed at a folder of the user's files never deletes them. `output_lock` makes a second process that would
+write the same output refuse (or wait, boundedly) instead of interleaving with the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fnmatch
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+__all__ = [
+    "OutputRefused",
+    "atomic_path",
+    "check_replaceable",
+    "foreign_entries",
+    "fsync_path",
+    "lock_path",
+    "output_lock",
+    "remove_directory",
+    "staged_directory",
+]
+
+# Says why a directory is not the project's own to replace or remove, or None when it is.
+WhyNotOurs = Callable[[Path], str | None]
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+class OutputRefused(Exception):
+    """An output that cannot be written safely: it holds what the project did not write, or another run holds it."""
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flushes a file, or a directory's entries, to disk (directories only where the OS can open them: POSIX)."""
+    path = Path(path)
+    if path.is_dir() and os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; moves it into place, durably, only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        fsync_path(tmp)  # else a crash soon after the rename can leave `path` empty
+        os.replace(tmp, path)
+        fsync_path(path.parent)  # else a crash can forget the rename itself
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def foreign_entries(directory: str | Path, names: Iterable[str]) -> list[str]:
+    """Entries of `directory` matching none of the glob patterns `names` (nor an unfinished `atomic_path` of one)."""
+    patterns = [pattern for name in names for pattern in (name, f".{name}.*.tmp")]
+    entries = (entry.name for entry in Path(directory).iterdir())
+    return sorted(name for name in entries if not any(fnmatch.fnmatchcase(name, p) for p in patterns))
+
+
+def _why_not_replaceable(target: Path, why_not_ours: WhyNotOurs | None) -> str | None:
+    if not target.exists() and not target.is_symlink():
+        return None
+    if not target.is_dir():
+        return "it exists and is not a directory"
+    if not any(target.iterdir()):
+        return None
+    if why_not_ours is None:
+        return "it exists and is not empty"
+    return why_not_ours(target)
+
+
+def check_replaceable(target: str | Path, why_not_ours: WhyNotOurs | None = None) -> Path:
+    """The target directory, resolved, if `staged_directory` may write it.
+
+    Raises:
+        OutputRefused: it exists and is neither empty nor recognisably the project's (per `why_not_ours`).
+    """
+    target = Path(target).expanduser().resolve()
+    if not target.name:
+        raise OutputRefused(f"refusing to replace {target}: a file system root is never an output")
+    reason = _why_not_replaceable(target, why_not_ours)
+    if reason is not None:
+        raise OutputRefused(f"refusing to replace {target}: {reason}; nothing was written")
+    return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without exchange
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+@contextlib.contextmanager
+def staged_directory(target: str | Path, why_not_ours: WhyNotOurs | None = None) -> Iterator[Path]:
+    """Yields an empty directory beside `target` to fill; on success it becomes `target`, durably, in one step.
+
+    A `target` that exists is replaced only if it is empty or `why_not_ours(target)` returns None (the project
+    wrote it); the old one is swapped out whole and then removed. Anything else is refused before the block
+    runs and again before the swap, and nothing is written.
+
+    Raises:
+        OutputRefused: `target` exists and is neither empty nor the project's own.
+    """
+    target = check_replaceable(target, why_not_ours)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        for root, _, files in os.walk(staging):
+            for name in files:
+                fsync_path(Path(root) / name)
+        fsync_path(staging)
+        check_replaceable(target, why_not_ours)  # the block may have run long
+        if not target.exists() or not any(target.iterdir()):
+            os.replace(staging, target)  # POSIX rename replaces an empty directory in one step
+        elif not _exchange(staging, target):
+            # No exchange on this system: for a moment `target` is missing, never half-written.
+            old = staging.with_name(f"{staging.name}.old")
+            os.replace(target, old)
+            os.replace(staging, target)
+            os.replace(old, staging)  # so the cleanup below removes it
+        fsync_path(target.parent)
+    finally:
+        # `staging` is now what this call created, or the replaced directory, which was checked to be ours.
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_directory(directory: str | Path, why_not_ours: WhyNotOurs) -> str | None:
+    """Removes `directory` if it is the project's own (`why_not_ours` returns None); else leaves it and says why."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    reason = why_not_ours(directory)
+    if reason is None:
+        shutil.rmtree(directory, ignore_errors=True)
+    return reason
+
+
+def lock_path(target: str | Path) -> Path:
+    """The lock file guarding `target`: a hidden `.<name>.lock` beside it, kept between runs."""
+    target = Path(target).expanduser().resolve()
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
+    """Holds the lock on `target` for the block: one writer at a time across processes.
+
+    Args:
+        target: the file or directory about to be written.
+        wait: seconds to wait for another holder; 0 refuses at once.
+
+    Raises:
+        OutputRefused: another process held the lock for all of `wait`.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(target).expanduser().resolve()
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One instance per path in a process, so a holder may take it again (re-entrant) instead of blocking itself.
+    lock = FileLock(path, is_singleton=True)
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        waited = f" for {wait:g} s" if wait > 0 else ""
+        raise OutputRefused(
+            f"{target} is being written by another process (it holds {path}){waited}; "
+            "wait for it to finish or write elsewhere"
+        ) from None
+    try:
+        yield path
+    finally:
+        lock.release()

@@ -1,0 +1,196 @@
+"""Durable atomic writes: a replace is whole or absent, flushed to disk, and never removes what it did not write."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import features.safe_write as safe_write
+from features.embeddings import VectorCache
+from features.safe_write import OutputRefused, atomic_path, remove_directory, staged_directory
+from features.tables import Reject, write_rejects
+from matcher.batch import write_matches
+from matcher.candidate_index import CandidateIndex
+from simulation.world import write_table
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("features", "matcher", "training", "simulation")
+# Renaming or removing a path commits or destroys data; only the helper module does either, by its rules.
+GUARDED = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move"), ("shutil", "rmtree")}
+ALLOWED = {
+    "features/safe_write.py": "the helper itself",
+    # Ray's own session directory, made by mkdtemp in the same function for sockets and logs: never an output.
+    "matcher/ray_engine.py": "Ray's private temp dir",
+}
+
+
+def _dotted(func: ast.expr) -> tuple[str, str] | None:
+    """`module.function` of a call such as `os.replace(...)`, else None."""
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return func.value.id, func.attr
+    return None
+
+
+def test_only_the_helper_renames_or_removes_a_path():
+    """Every commit of an output goes through features.safe_write (so it is fsynced and checked)."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative in ALLOWED:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                called = _dotted(node.func) if isinstance(node, ast.Call) else None
+                if called in GUARDED:
+                    found.append(f"{relative}:{node.lineno} {'.'.join(called)}")
+    assert not found, f"renames or removals outside features/safe_write.py: {found}"
+
+
+@pytest.fixture
+def fsynced(monkeypatch) -> list[str]:
+    """Every path flushed with os.fsync, in order (the real fsync still runs)."""
+    calls: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        calls.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return calls
+
+
+def _write_matches(target: Path) -> None:
+    write_matches(pd.DataFrame({"campaign_id": ["c1"], "rank": [1]}), target)
+
+
+def _write_rejects(target: Path) -> None:
+    write_rejects([Reject("creators", 3, "cr-1", "bio", "too long")], target.with_name("out.parquet"))
+
+
+WRITERS = {
+    "matches.csv": _write_matches,
+    "matches.jsonl": _write_matches,
+    "out.rejects.csv": _write_rejects,
+    "creators.parquet": lambda target: write_table(pd.DataFrame({"creator_id": ["a", "b"]}), target),
+}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names file descriptors through /proc")
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_every_file_output_is_flushed_before_and_after_its_rename(tmp_path, fsynced, name):
+    """The temporary file is fsynced before the rename and the directory after, so "done" survives a power cut."""
+    target = tmp_path / name
+    WRITERS[name](target)
+    assert target.exists()
+    temp = [i for i, p in enumerate(fsynced) if Path(p).parent == tmp_path and Path(p).name.startswith(f".{name}.")]
+    directory = [i for i, p in enumerate(fsynced) if p == str(tmp_path)]
+    assert temp and directory and temp[0] < directory[-1], fsynced
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names file descriptors through /proc")
+def test_directory_outputs_flush_every_file_then_the_directory_then_its_parent(tmp_path, fsynced):
+    """An index and a cache shard: each file and the staged directory are fsynced, then the parent after the swap."""
+    rows = np.eye(4, dtype=np.float32)
+    CandidateIndex.build(rows, list("abcd"), "m").save(tmp_path / "index")
+    VectorCache(tmp_path / "cache").put(np.array([b"k" * 16], dtype="S16"), rows[:1])
+    names = [Path(p).name for p in fsynced]
+    for file in ("index.faiss", "creator_ids.parquet", "meta.json", "keys.npy", "vectors.npy"):
+        assert file in names, fsynced
+    assert fsynced.index(str(tmp_path)) > names.index("meta.json")  # the swap is flushed after the files
+    assert str(tmp_path / "cache") in fsynced
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "matches.csv"
+    target.write_text("the old matches")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "the old matches"
+    assert [p.name for p in tmp_path.iterdir()] == ["matches.csv"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("the new matches")
+    assert target.read_text() == "the new matches"
+    assert [p.name for p in tmp_path.iterdir()] == ["matches.csv"]
+
+
+def _ours(directory: Path) -> str | None:
+    return None if json.loads((directory / "meta.json").read_text()).get("ours") else "not ours"
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
+def test_a_directory_is_swapped_whole_or_not_at_all(tmp_path, monkeypatch, exchange):
+    """A failure while staging leaves the old directory as it was; success swaps and removes only the old one."""
+    if not exchange:  # the path taken on systems without renameat2
+        monkeypatch.setattr(safe_write, "_exchange", lambda a, b: False)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "meta.json").write_text(json.dumps({"ours": True, "n": 1}))
+    with pytest.raises(RuntimeError), staged_directory(target, _ours) as staging:
+        (staging / "meta.json").write_text(json.dumps({"ours": True, "n": 2}))
+        raise RuntimeError("crash while staging")
+    assert json.loads((target / "meta.json").read_text())["n"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+    with staged_directory(target, _ours) as staging:
+        (staging / "meta.json").write_text(json.dumps({"ours": True, "n": 2}))
+    assert json.loads((target / "meta.json").read_text())["n"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_directory_is_not_swapped_if_it_stopped_being_ours_while_staging(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "meta.json").write_text(json.dumps({"ours": True}))
+    with pytest.raises(OutputRefused, match="not ours"), staged_directory(target, _ours) as staging:
+        (staging / "meta.json").write_text(json.dumps({"ours": True}))
+        (target / "meta.json").write_text(json.dumps({"ours": False}))  # someone else's now
+    assert json.loads((target / "meta.json").read_text()) == {"ours": False}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_removal_leaves_a_directory_that_holds_anything_it_did_not_write(tmp_path):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for directory in (ours, theirs):
+        directory.mkdir()
+        (directory / "meta.json").write_text(json.dumps({"ours": directory == ours}))
+    assert remove_directory(ours, _ours) is None and not ours.exists()
+    assert remove_directory(theirs, _ours) == "not ours" and (theirs / "meta.json").exists()
+
+
+def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_them(world_dir, trained, tmp_path):
+    """Old checkpoints and an old rejects file go; a user's folder or file under the same names stays, intact."""
+    from features.embeddings import Embedder, creator_vectors
+    from features.tables import read_table
+    from matcher.batch import run_match
+
+    creators = read_table(world_dir / "creators.parquet", "creators").frame
+    embedder = Embedder()
+    index = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+    index.save(tmp_path / "index")
+    args = (world_dir / "new_campaigns.parquet", world_dir / "creators.parquet")
+
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for folder in (ours, theirs):
+        folder.mkdir()
+    write_rejects([Reject("campaigns", 2, "c-9", "price", "must be positive")], ours / "matches.parquet")
+    (ours / ".matches.parquet.parts-0123456789abcdef").mkdir()
+    (ours / ".matches.parquet.parts-0123456789abcdef" / "scored-000000.parquet").write_bytes(b"from a crashed run")
+    (theirs / "matches.rejects.csv").write_text("ideas I rejected\n")
+    (theirs / ".matches.parquet.parts-mine").mkdir()
+    (theirs / ".matches.parquet.parts-mine" / "notes.txt").write_text("mine")
+
+    for folder in (ours, theirs):
+        report = run_match(*args, folder / "matches.parquet", trained.model_uri, tmp_path / "index", chunk_size=4)
+        assert not report.rejects and (folder / "matches.parquet").exists()
+    assert sorted(p.name for p in ours.iterdir()) == [".matches.parquet.lock", "matches.parquet"]
+    assert (theirs / "matches.rejects.csv").read_text() == "ideas I rejected\n"
+    assert (theirs / ".matches.parquet.parts-mine" / "notes.txt").read_text() == "mine"
