@@ -272,65 +272,118 @@ def _exact(scored: pd.DataFrame, slates: _Slates, plan: pd.DataFrame) -> None:
 
 
 def _solve(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, removed: np.ndarray) -> np.ndarray:
-    """Rows of the optimal assignment (linear programme, integral by total unimodularity)."""
+    """Rows of the optimal assignment (linear programme, integral by total unimodularity).
+
+    Solved by column generation: first on each campaign's best few candidates, then adding every candidate
+    whose reduced cost under the solution's duals says it would improve the objective, until none does. The
+    last programme's optimum is then the full programme's, with a fraction of its columns.
+    """
     rows = _prune(scored, plan, policy, removed)
-    n = len(rows)
-    if n == 0:
+    if len(rows) == 0:
         return rows
-    campaign = pd.Categorical(scored["campaign_id"].to_numpy()[rows], categories=plan.index)
-    camp = campaign.codes.astype(np.int64)
-    score = scored["score"].to_numpy(float)[rows]
-    var = np.arange(n)
-    # Constraint rows as (row, column, coefficient) blocks; b_ub per row.
-    rows_at, cols_at, coef, upper = [camp], [var], [np.ones(n)], [plan["target"].to_numpy(float)]
-    offset = len(plan)
+    columns = _Columns(scored, plan, policy, rows)
+    position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
+    stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
+    working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
+    tolerance = 1e-9 * float(columns.score.max())
+    while True:
+        chosen, duals = columns.solve(working)
+        reduced = columns.reduced_cost(duals)
+        entering = ~working & (reduced < -tolerance)
+        if not entering.any():
+            return rows[chosen]
+        working |= entering
 
-    def block(members: np.ndarray, codes: np.ndarray, bound: np.ndarray, sign: float = 1.0) -> None:
-        nonlocal offset
-        rows_at.append(offset + codes)
-        cols_at.append(members)
-        coef.append(np.full(len(members), sign))
-        upper.append(bound)
-        offset += len(bound)
 
-    # Standard slates: at most `unproven` creators without a record.
-    unproven = scored["hist_campaigns"].to_numpy(float)[rows] <= 0
-    limited = unproven & (plan["unproven"].to_numpy()[camp] < plan["target"].to_numpy()[camp])
-    if limited.any():
-        which, codes = np.unique(camp[limited], return_inverse=True)
-        block(var[limited], codes, plan["unproven"].to_numpy(float)[which])
-    # Each creator on at most `capacity` campaigns (a row only where that can bind).
-    if policy.capacity is not None:
-        _, codes, counts = np.unique(scored["creator_row"].to_numpy()[rows], return_inverse=True, return_counts=True)
-        busy = counts[codes] > policy.capacity
-        if busy.any():
-            _, codes = np.unique(codes[busy], return_inverse=True)
-            block(var[busy], codes, np.full(codes.max() + 1, float(policy.capacity)))
-    cost = -score
-    # Funnel coverage: each stage with a worthy candidate is on the slate unless that is impossible: a slack
-    # column per stage, priced above any member the campaign could give up for it.
-    if policy.funnel_coverage:
-        stage = scored["funnel_stage"].to_numpy()[rows]
-        worthy = ~plan["standard"].to_numpy()[camp] & (score >= policy.min_stage_value * plan["best"].to_numpy()[camp])
-        key = np.full(n, -1)
-        for k, name in enumerate(FUNNEL):
-            key = np.where(worthy & (stage == name), camp * len(FUNNEL) + k, key)
-        if (key >= 0).any():
-            which, codes = np.unique(key[key >= 0], return_inverse=True)
+class _Columns:
+    """The programme's candidate columns and how each enters the constraint rows, to solve on any subset."""
+
+    def __init__(self, scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, rows: np.ndarray) -> None:
+        self.plan, self.policy = plan, policy
+        self.camp = pd.Categorical(scored["campaign_id"].to_numpy()[rows], categories=plan.index).codes.astype(np.int64)
+        self.score = scored["score"].to_numpy(float)[rows]
+        self.creator = pd.factorize(scored["creator_row"].to_numpy()[rows])[0]
+        # Standard slates: at most `unproven` creators without a record (a row only where that can bind).
+        unproven = scored["hist_campaigns"].to_numpy(float)[rows] <= 0
+        self.limited = unproven & (plan["unproven"].to_numpy()[self.camp] < plan["target"].to_numpy()[self.camp])
+        # Funnel coverage: the (campaign, stage) row a worthy candidate of a non-standard slate counts towards.
+        self.key = np.full(len(rows), -1)
+        if policy.funnel_coverage:
+            stage = scored["funnel_stage"].to_numpy()[rows]
+            best = plan["best"].to_numpy()[self.camp]
+            worthy = ~plan["standard"].to_numpy()[self.camp] & (self.score >= policy.min_stage_value * best)
+            for k, name in enumerate(FUNNEL):
+                self.key = np.where(worthy & (stage == name), self.camp * len(FUNNEL) + k, self.key)
+
+    def solve(self, working: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The optimum over the `working` columns: which are chosen, and the duals of every row kind."""
+        plan, cap = self.plan, self.policy.capacity
+        var = np.flatnonzero(working)
+        n = len(var)
+        camp = self.camp[var]
+        rows_at, cols_at, coef, upper = [camp], [np.arange(n)], [np.ones(n)], [plan["target"].to_numpy(float)]
+        offset = len(plan)
+        spans: dict[str, tuple[int, np.ndarray]] = {}
+
+        def block(name: str, members: np.ndarray, ids: np.ndarray, codes: np.ndarray, bound: np.ndarray, sign=1.0):
+            nonlocal offset
+            rows_at.append(offset + codes)
+            cols_at.append(members)
+            coef.append(np.full(len(members), sign))
+            upper.append(bound)
+            spans[name] = (offset, ids)
+            offset += len(ids)
+
+        limited = np.flatnonzero(self.limited[var])
+        if len(limited):
+            ids, codes = np.unique(camp[limited], return_inverse=True)
+            block("unproven", limited, ids, codes, plan["unproven"].to_numpy(float)[ids])
+        if cap is not None:
+            _, codes, counts = np.unique(self.creator[var], return_inverse=True, return_counts=True)
+            busy = np.flatnonzero(counts[codes] > cap)
+            if len(busy):
+                ids, codes = np.unique(self.creator[var][busy], return_inverse=True)
+                block("creator", busy, ids, codes, np.full(len(ids), float(cap)))
+        cost = -self.score[var]
+        covered = np.flatnonzero(self.key[var] >= 0)
+        if len(covered):
+            # Each stage with a worthy candidate is on the slate unless that is impossible: a slack column per
+            # stage, priced above any member the campaign could give up for it.
+            ids, codes = np.unique(self.key[var][covered], return_inverse=True)
             start = offset
-            block(var[key >= 0], codes, np.full(len(which), -1.0), sign=-1.0)
-            slack = n + np.arange(len(which))
-            rows_at.append(start + np.arange(len(which)))
-            cols_at.append(slack)
-            coef.append(np.full(len(which), -1.0))
-            cost = np.concatenate([cost, 2.0 * plan["best"].to_numpy(float)[which // len(FUNNEL)]])
-    a = sparse.csr_array(
-        (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at))), shape=(offset, len(cost))
-    )
-    result = linprog(cost, A_ub=a, b_ub=np.concatenate(upper), bounds=(0, 1), method="highs-ds")
-    if result.status != 0:
-        raise RuntimeError(f"slate assignment failed: {result.message}")
-    return rows[result.x[:n] > 0.5]
+            block("coverage", covered, ids, codes, np.full(len(ids), -1.0), sign=-1.0)
+            rows_at.append(start + np.arange(len(ids)))
+            cols_at.append(n + np.arange(len(ids)))
+            coef.append(np.full(len(ids), -1.0))
+            cost = np.concatenate([cost, 2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)]])
+        a = sparse.csr_array(
+            (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at))), shape=(offset, len(cost))
+        )
+        result = linprog(cost, A_ub=a, b_ub=np.concatenate(upper), bounds=(0, 1), method="highs-ds")
+        if result.status != 0:
+            raise RuntimeError(f"slate assignment failed: {result.message}")
+        marginals = result.ineqlin.marginals
+        duals = {"campaign": marginals[: len(plan)]}
+        for name, (start, ids) in spans.items():
+            duals[name] = (ids, marginals[start : start + len(ids)])
+        chosen = np.zeros(len(self.camp), dtype=bool)
+        chosen[var[result.x[:n] > 0.5]] = True
+        return chosen, duals
+
+    def reduced_cost(self, duals: dict) -> np.ndarray:
+        """Every column's reduced cost under the duals (negative: it would improve the objective)."""
+        price = duals["campaign"][self.camp].copy()
+        for name, lookup, sign in (
+            ("unproven", np.where(self.limited, self.camp, -1), 1.0),
+            ("creator", self.creator, 1.0),
+            ("coverage", self.key, -1.0),
+        ):
+            if name in duals:
+                ids, values = duals[name]
+                where = np.searchsorted(ids, lookup).clip(0, len(ids) - 1)
+                hit = (lookup >= 0) & (ids[where] == lookup)
+                price += sign * np.where(hit, values[where], 0.0)
+        return -self.score - price
 
 
 def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None) -> pd.DataFrame:

@@ -293,3 +293,41 @@ def test_best_assignment_is_the_plain_b_matching():
 
     assert dict(zip(best["campaign_id"], best["creator_id"], strict=True)) == {"A": "y", "B": "x"}
     assert uncapped["score"].sum() == 19.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_best_assignment_equals_an_integer_programme_on_larger_random_batches(seed):
+    """40 campaigns x 60 creators, capacity 2: the column-generated optimum is the integer optimum (scipy milp)."""
+    from scipy import sparse
+    from scipy.optimize import LinearConstraint, milp
+
+    rng = np.random.default_rng(seed)
+    pairs = pd.DataFrame(
+        [
+            (f"c{c:02d}", f"u{u:02d}", float(rng.lognormal(2, 1)))
+            for c in range(40)
+            for u in range(60)
+            if rng.random() < 0.5
+        ],
+        columns=["campaign_id", "creator_id", "score"],
+    )
+    sizes = pd.Series(rng.integers(2, 7, 40), index=[f"c{c:02d}" for c in range(40)])
+
+    best = best_assignment(pairs, sizes, capacity=2)
+
+    camp = pd.factorize(pairs["campaign_id"], sort=True)[0]
+    user = pd.factorize(pairs["creator_id"], sort=True)[0]
+    n = len(pairs)
+    a = sparse.vstack(
+        [sparse.csr_array((np.ones(n), (camp, np.arange(n)))), sparse.csr_array((np.ones(n), (user, np.arange(n))))]
+    )
+    upper = np.concatenate([sizes.sort_index().to_numpy(float), np.full(user.max() + 1, 2.0)])
+    exact = milp(
+        -pairs["score"].to_numpy(),
+        constraints=LinearConstraint(a, -np.inf, upper),
+        integrality=np.ones(n),
+        bounds=(0, 1),
+    )
+    assert best["score"].sum() == pytest.approx(-exact.fun, rel=1e-9)
+    assert (best.groupby("creator_id").size() <= 2).all()
+    assert (best.groupby("campaign_id").size() <= sizes.reindex(best["campaign_id"].unique())).all()
