@@ -10,7 +10,15 @@ from features.contract import CATEGORIES, CREATOR_TYPES, FUNNEL_STAGE
 from features.history import CategoryPriors
 from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
 
-__all__ = ["CATEGORICAL_FEATURES", "FEATURES", "audience_share", "pair_features", "record_lifts"]
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "FEATURES",
+    "HISTORY_FEATURES",
+    "audience_share",
+    "pair_features",
+    "record_lifts",
+    "without_history",
+]
 
 FEATURES = [
     *SEMANTIC_FEATURES,
@@ -44,6 +52,8 @@ FEATURES = [
     "hist_cat_cvr_lift",
 ]
 CATEGORICAL_FEATURES = ["creator_type_code", "category_code"]
+# The creator's own record; everything else is known of a creator who never took part in a campaign.
+HISTORY_FEATURES = [name for name in FEATURES if name.startswith("hist_")]
 # Pseudo-counts: how much evidence it takes for a creator's own record to outweigh the category prior.
 CTR_PRIOR_CLICKS = 30.0
 CVR_PRIOR_ORDERS = 5.0
@@ -58,6 +68,22 @@ def record_lifts(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         history["hist_prior_orders"].to_numpy(float) + CVR_PRIOR_ORDERS
     )
     return ctr, cvr
+
+
+def without_history(features: pd.DataFrame) -> pd.DataFrame:
+    """The same pairs as `pair_features` builds them for a creator with no record: what cold-start scoring sees."""
+    return features.assign(
+        hist_campaigns=0.0,
+        hist_log_impressions_per_campaign=np.nan,
+        hist_log_clicks=0.0,
+        hist_ctr_lift=1.0,
+        hist_cvr_lift=1.0,
+        hist_ctr_shrunk=features["prior_ctr"],
+        hist_cvr_shrunk=features["prior_cvr"],
+        hist_cat_campaigns=0.0,
+        hist_cat_ctr_lift=1.0,
+        hist_cat_cvr_lift=1.0,
+    )
 
 
 def audience_share(audience: object, marketplaces: list[str]) -> float:

@@ -14,13 +14,12 @@ from features.affinity import AFFINITY_FEATURES, PastPerformance, TagCategoryAff
 from features.attribution import attribute
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
-from features.pairwise import FEATURES, pair_features
+from features.pairwise import FEATURES, HISTORY_FEATURES, pair_features
 from features.product_type import ProductTypeModel, content_conversion_lift, resolve_product_types
 from features.similarity import TagSpace, semantic_features
 from features.tables import InputError, Reject, read_table, validate_performance_links
 from training.ranker import OUTCOMES, CreatorRanker
 
-HISTORY_FEATURES = [name for name in FEATURES if name.startswith("hist_")]
 BY_CATEGORY = ("creator_id", "category")
 # The dashboard's settlement rule: an order counts for the last click within 24 hours before it.
 DEFAULT_WINDOW = dt.timedelta(hours=24)

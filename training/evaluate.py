@@ -6,9 +6,19 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
-from training.ranker import CreatorRanker
+from features.pairwise import FEATURES, without_history
+from training.ranker import OUTCOMES, CreatorRanker
 
-__all__ = ["BASELINES", "evaluate_ranking", "expected_sales", "head_metrics", "ndcg_by_campaign", "time_split"]
+__all__ = [
+    "BASELINES",
+    "cold_metrics",
+    "creator_split",
+    "evaluate_ranking",
+    "expected_sales",
+    "head_metrics",
+    "ndcg_by_campaign",
+    "time_split",
+]
 
 # What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first. A seller's
 # hand pick is creators whose interests fit the product (by meaning, `fitting_tags`), then the biggest.
@@ -28,6 +38,51 @@ def time_split(pairs: pd.DataFrame, holdout: float = 0.2) -> tuple[pd.DataFrame,
     test_ids = set(starts.index[-n_test:])
     is_test = pairs["campaign_id"].isin(test_ids)
     return pairs[~is_test].reset_index(drop=True), pairs[is_test].reset_index(drop=True)
+
+
+def creator_split(pairs: pd.DataFrame, holdout: float = 0.2) -> np.ndarray:
+    """Which rows belong to the `holdout` share of creators, chosen by a hash of the id (stable across runs)."""
+    ids = pairs["creator_id"].astype(str).to_numpy()
+    return (pd.util.hash_array(ids) % 1000) < holdout * 1000
+
+
+def captured_sales(pairs: pd.DataFrame, scores: np.ndarray, k: int = 5) -> float:
+    """Mean over campaigns of the realized sales of the top k by `scores`, over the best k's."""
+    shares = []
+    for _, index in pairs.groupby("campaign_id").indices.items():
+        realized = pairs["sales"].to_numpy(float)[index]
+        if realized.sum() <= 0:
+            continue
+        top = np.argsort(-np.nan_to_num(scores[index], nan=-np.inf), kind="stable")[:k]
+        shares.append(realized[top].sum() / np.sort(realized)[::-1][:k].sum())
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def cold_metrics(
+    ranker: CreatorRanker, train_pairs: pd.DataFrame, test_pairs: pd.DataFrame, holdout: float = 0.2, k: int = 10
+) -> dict[str, float]:
+    """Creators held out of training entirely, scored on the later campaigns without their record.
+
+    A copy of `ranker` is fitted on the earlier campaigns without any row of the held-out creators; their rows
+    of the later campaigns are then scored as a new creator's would be (`without_history`) and ranked among
+    themselves: `cold_ndcg_at_{k}` and `cold_captured_sales` (top 3: campaigns have few of them), next to the
+    baselines on the same rows.
+    """
+    held_train, held_test = creator_split(train_pairs, holdout), creator_split(test_pairs, holdout)
+    cold = without_history(test_pairs[held_test].reset_index(drop=True))
+    if cold.empty or (~held_train).sum() == 0:
+        return {}
+    learned = train_pairs[~held_train]
+    model = CreatorRanker(**ranker.get_params()).fit(learned[FEATURES], learned[OUTCOMES])
+    scores = {"model": expected_sales(model.predict(cold), cold["price"].to_numpy(float))} | {
+        f"baseline_{name}": baseline(cold) for name, baseline in BASELINES.items()
+    }
+    metrics = {"cold_n_creators": float(cold["creator_id"].nunique()), "cold_n_pairs": float(len(cold))}
+    for name, score in scores.items():
+        prefix = "cold_" if name == "model" else f"cold_{name}_"
+        metrics[f"{prefix}ndcg_at_{k}"] = ndcg_by_campaign(cold, score, k)
+        metrics[f"{prefix}captured_sales"] = captured_sales(cold, score, k=3)
+    return metrics
 
 
 def _binomial_metrics(p: np.ndarray, trials: np.ndarray, successes: np.ndarray) -> tuple[float, float]:

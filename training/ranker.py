@@ -8,13 +8,14 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from features.pairwise import CATEGORICAL_FEATURES, FEATURES
+from features.pairwise import CATEGORICAL_FEATURES, FEATURES, without_history
 
 __all__ = ["OUTCOMES", "CreatorRanker"]
 
 OUTCOMES = ["impressions", "clicks", "orders"]
 # Signs that hold wherever the data come from: a better record, or interests that sold better in the
-# category, never lower the rate; more of the audience where the campaign runs never lowers it either.
+# category, never lower the rate; more of the audience where the campaign runs, or interests closer in
+# meaning to the product, never lower it either.
 MONOTONE = {
     "click": {
         "hist_ctr_lift": 1,
@@ -22,6 +23,7 @@ MONOTONE = {
         "hist_cat_ctr_lift": 1,
         "tag_model_ctr": 1,
         "market_share": 1,
+        "tag_fit": 1,
     },
     "order": {
         "hist_cvr_lift": 1,
@@ -29,6 +31,7 @@ MONOTONE = {
         "hist_cat_cvr_lift": 1,
         "tag_model_cvr": 1,
         "market_share": 1,
+        "tag_fit": 1,
     },
 }
 
@@ -44,6 +47,11 @@ class CreatorRanker(BaseEstimator):
     kept, so the heads still estimate rates. By default they are not capped (the maximum-likelihood fit),
     which measured slightly better on simulated worlds.
 
+    Cold start is learned, not assumed: a share of the rows of creators with a record are added once more with
+    their history features as a creator without one would have them (`features.pairwise.without_history`), so
+    the heads learn what reach, interests, audience and type say on their own instead of leaving every new
+    creator at one flat estimate.
+
     Args:
         max_iter: boosting rounds per head.
         learning_rate: shrinkage per round.
@@ -53,7 +61,8 @@ class CreatorRanker(BaseEstimator):
         max_impressions_weight: impressions counted per row at most, for the click head; None: all.
         max_clicks_weight: clicks counted per row at most, for the order head; None: all.
         monotone: constrain the click and order heads to rise with the features in MONOTONE.
-        random_state: seed for the heads' early-stopping splits.
+        cold_share: share of rows with a record added again without it (0: none).
+        random_state: seed for the heads and for which rows are added without their record.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class CreatorRanker(BaseEstimator):
         max_impressions_weight: float | None = None,
         max_clicks_weight: float | None = None,
         monotone: bool = True,
+        cold_share: float = 0.3,
         random_state: int = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -76,6 +86,7 @@ class CreatorRanker(BaseEstimator):
         self.max_impressions_weight = max_impressions_weight
         self.max_clicks_weight = max_clicks_weight
         self.monotone = monotone
+        self.cold_share = cold_share
         self.random_state = random_state
 
     def _head(self, kind: str):
@@ -106,6 +117,16 @@ class CreatorRanker(BaseEstimator):
         nonzero = weights > 0
         return stacked[nonzero], labels[nonzero], weights[nonzero] / weights[nonzero].mean()
 
+    def _with_cold_rows(self, X: pd.DataFrame, y: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """X and y, plus `cold_share` of the rows with a record once more as if the creator had none."""
+        known = np.flatnonzero(X["hist_campaigns"].to_numpy(float) > 0)
+        n = round(self.cold_share * len(known))
+        if n == 0:
+            return X, y
+        picked = np.sort(np.random.default_rng(self.random_state).choice(known, n, replace=False))
+        cold = without_history(X.iloc[picked])
+        return pd.concat([X, cold], ignore_index=True), pd.concat([y, y.iloc[picked]], ignore_index=True)
+
     def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> CreatorRanker:
         """Fits the three heads.
 
@@ -121,7 +142,10 @@ class CreatorRanker(BaseEstimator):
             raise ValueError(f"y lacks outcome columns {absent}; expected {OUTCOMES}")
         if len(X) != len(y):
             raise ValueError(f"Got {len(X)} feature rows and {len(y)} outcome rows; expected the same number")
-        data = X[FEATURES].to_numpy(float)
+        if not 0 <= self.cold_share <= 1:
+            raise ValueError(f"Got cold_share={self.cold_share}; expected a value in [0, 1]")
+        X, y = self._with_cold_rows(X[FEATURES].reset_index(drop=True), y[OUTCOMES].reset_index(drop=True))
+        data = X.to_numpy(float)
         impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)
         if (clicks > impressions).any() or (orders > clicks).any():
             raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")

@@ -16,7 +16,7 @@ from features.embeddings import Embedder
 from features.pairwise import FEATURES
 from features.tables import Reject
 from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables
-from training.evaluate import BASELINES, evaluate_ranking, expected_sales, time_split
+from training.evaluate import BASELINES, cold_metrics, evaluate_ranking, expected_sales, time_split
 from training.promotion import champion_metrics, champion_on_unseen
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
@@ -107,6 +107,7 @@ def train(
     if len(train_pairs) and len(test_pairs):
         held_out = CreatorRanker(**ranker.get_params()).fit(train_pairs[FEATURES], train_pairs[OUTCOMES])
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
+        metrics |= cold_metrics(ranker, train_pairs, test_pairs)
         if champion is not None:
             champion_ranker, champion_pairs = champion_on_unseen(model_name, champion, test_pairs)
             metrics |= champion_metrics(champion_ranker, champion_pairs)
