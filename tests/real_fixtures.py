@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["FIXTURES", "TAG_DEPARTMENT", "campaigns_from_titles", "read_fixture", "real_creators", "real_titles"]
+__all__ = [
+    "FIXTURES",
+    "TAG_DEPARTMENT",
+    "campaigns_from_titles",
+    "department",
+    "read_fixture",
+    "real_creators",
+    "real_titles",
+    "topical_precision",
+]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The relevance rule of real_creators.csv's header: which creator tags belong to which department.
@@ -67,3 +76,9 @@ def campaigns_from_titles(titles: pd.DataFrame, product_type: str = "auto") -> p
 def department(tags: list[str]) -> set[str]:
     """The departments a creator's tags map to."""
     return {TAG_DEPARTMENT[t.strip().lower()] for t in tags if t.strip().lower() in TAG_DEPARTMENT}
+
+
+def topical_precision(ranked: list[str], relevant: set[str], k: int = 10) -> float:
+    """Relevant creators among the first k, over the most that could be there: min(k, relevant, listed)."""
+    most = min(k, len(relevant), len(ranked))
+    return sum(creator in relevant for creator in ranked[:k]) / most if most else float("nan")
