@@ -44,6 +44,13 @@ class OutputRefused(Exception):
     """An output that cannot be written safely: it holds what the project did not write, or another run holds it."""
 
 
+def _default_mode(kind: int) -> int:
+    """The permissions a plain `open` or `mkdir` would give (`kind` 0o666 or 0o777, less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return kind & ~umask
+
+
 def fsync_path(path: str | Path) -> None:
     """Flushes a file, or a directory's entries, to disk (directories only where the OS can open them: POSIX)."""
     path = Path(path)
@@ -62,6 +69,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _default_mode(0o666))  # mkstemp's 0600 would hide the output from the user's group and tools
     os.close(fd)
     try:
         yield Path(tmp)
@@ -136,6 +144,7 @@ def staged_directory(target: str | Path, why_not_ours: WhyNotOurs | None = None)
     target = check_replaceable(target, why_not_ours)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(_default_mode(0o777))  # mkdtemp's 0700 would become the output's permissions
     try:
         yield staging
         for root, _, files in os.walk(staging):

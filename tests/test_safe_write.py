@@ -194,3 +194,16 @@ def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_
     assert sorted(p.name for p in ours.iterdir()) == [".matches.parquet.lock", "matches.parquet"]
     assert (theirs / "matches.rejects.csv").read_text() == "ideas I rejected\n"
     assert (theirs / ".matches.parquet.parts-mine" / "notes.txt").read_text() == "mine"
+
+
+def test_outputs_get_the_permissions_a_plain_write_would_give(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "matches.csv") as tmp:
+            tmp.write_text("campaign_id\n")
+        with staged_directory(tmp_path / "index") as staging:
+            (staging / "meta.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "matches.csv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "index").stat().st_mode & 0o777 == 0o755
