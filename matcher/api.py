@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,7 +32,17 @@ from matcher.similar import LookalikeSpace
 from matcher.slate import SlatePolicy, build_slates
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
 
-__all__ = ["ENGINES", "MATCH_COLUMNS", "CampaignSummary", "MatchResult", "MatchSettings", "Matcher", "SlateEntry"]
+__all__ = [
+    "ENGINES",
+    "HALT_AFTER_CHUNKS_ENV",
+    "HALT_MARKER_ENV",
+    "MATCH_COLUMNS",
+    "CampaignSummary",
+    "MatchResult",
+    "MatchSettings",
+    "Matcher",
+    "SlateEntry",
+]
 
 MATCH_COLUMNS = [
     "campaign_id",
@@ -49,6 +61,10 @@ MATCH_COLUMNS = [
     "model_version",
 ]
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
+# Crash-safety tests set these: once N chunks are committed, the job writes the marker file and waits there,
+# so that it is killed at a point it signalled rather than after a guessed delay.
+HALT_AFTER_CHUNKS_ENV = "CREATOR_MATCHER_HALT_AFTER_CHUNKS"
+HALT_MARKER_ENV = "CREATOR_MATCHER_HALT_MARKER"
 ENGINES = ("local", "ray")
 # What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
 SLATE_COLUMNS = [
@@ -343,6 +359,7 @@ class Matcher:
         where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
         parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if path.exists()}
         todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
+        _halt_if_asked(len(parts))
         with tqdm(
             total=len(chunks), initial=len(parts), desc="scoring campaigns", unit="chunk", disable=not show
         ) as bar:
@@ -353,10 +370,12 @@ class Matcher:
                     for n, payload in score_on_ray(self, todo, ray_actors):
                         parts[n] = _commit(payload, where.get(n))
                         bar.update()
+                        _halt_if_asked(len(parts))
             else:
                 for n, chunk in todo.items():
                     parts[n] = _commit(self._score_to_parquet(chunk), where.get(n))
                     bar.update()
+                    _halt_if_asked(len(parts))
         return [parts[n] for n in sorted(parts)]
 
     def _score_to_parquet(self, chunk: pd.DataFrame) -> bytes:
@@ -588,6 +607,18 @@ def _commit(payload: bytes, path: Path | None) -> Path | bytes:
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
     return path
+
+
+def _halt_if_asked(committed: int) -> None:
+    """Stops here for good, after writing $CREATOR_MATCHER_HALT_MARKER, when $CREATOR_MATCHER_HALT_AFTER_CHUNKS
+    equals the chunks committed so far."""
+    wanted, marker = os.environ.get(HALT_AFTER_CHUNKS_ENV), os.environ.get(HALT_MARKER_ENV)
+    if wanted is None or marker is None or int(wanted) != committed:
+        return
+    with atomic_path(marker) as tmp:
+        tmp.write_text(f"{committed}\n")
+    while True:  # until the test kills the process
+        time.sleep(60)
 
 
 def _read_part(part: Path | bytes, columns: list[str] | None = None) -> pd.DataFrame:
