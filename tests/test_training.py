@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -71,8 +72,12 @@ def test_ranker_beats_the_sellers_hand_pick_on_later_campaigns(trained):
     assert m["click_auc"] > 0.6 and m["order_auc"] > 0.6
 
 
-def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri):
-    """A process that imports nothing of this project loads and scores with the champion."""
+def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri, tmp_path):
+    """A process that imports nothing of this project, started outside the repository with an unrelated
+    `features` module first on its path, loads and scores with the champion: the model carries its code."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "features.py").write_text("raise ImportError('an unrelated features module was imported')\n")
     code = (
         "import mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
         "x = pd.DataFrame([{c.name: 0.5 for c in m.metadata.signature.inputs}]);"
@@ -82,10 +87,23 @@ def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri):
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": "/usr/bin:/bin"},
+        env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(shadow)},
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert "['expected_impressions', 'p_click', 'p_order']" in done.stdout
+
+
+def test_the_registered_model_requires_only_published_libraries(trained, tracking_uri):
+    """Its code travels inside it; its requirements name the libraries it imports, pinned, and not this project
+    (a name nobody has published, which an installer would take from whoever publishes it)."""
+    local = mlflow.artifacts.download_artifacts(f"{trained.model_uri}")
+    requirements = (Path(local) / "requirements.txt").read_text().split()
+    assert not [line for line in requirements if line.startswith("creator-matcher")]
+    assert {line.split("==")[0] for line in requirements} >= {"mlflow", "scikit-learn", "numpy", "pandas"}
+    assert all("==" in line for line in requirements)
+    assert (Path(local) / "code" / "features" / "pairwise.py").is_file()
+    assert (Path(local) / "code" / "training" / "pyfunc.py").is_file()
 
 
 def test_later_versions_wait_for_promotion(trained, world_dir, embedder, tracking_uri):

@@ -8,6 +8,7 @@ import pandas as pd
 from features.affinity import PastPerformance
 from features.pairwise import FEATURES
 from training.ranker import CreatorRanker
+from training.registry import installed_versions
 
 __all__ = ["RankerModel"]
 
@@ -17,7 +18,8 @@ class RankerModel(mlflow.pyfunc.PythonModel):
 
     Besides the fitted ranker it carries what settled history said at training time (category priors,
     creators' records overall and per category, interest-category affinities) and names the embedding
-    model and dimension that the similarity features came from.
+    model and dimension that the similarity features came from, and the versions of the libraries it was
+    trained under (`training.registry.load_ranker` compares them with the installed ones).
     """
 
     def __init__(self, ranker: CreatorRanker, past: PastPerformance, embedding_model: str, embedding_dim: int) -> None:
@@ -26,6 +28,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         self.embedding_model = embedding_model
         self.embedding_dim = embedding_dim
         self.features = list(FEATURES)
+        self.library_versions = installed_versions()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         missing = [name for name in self.features if name not in model_input.columns]

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = [
     "CHAMPION",
     "DEFAULT_MODEL_NAME",
+    "MODEL_LIBRARIES",
+    "IncompatibleModel",
+    "LibraryVersionWarning",
     "LoadedRanker",
     "ModelNotFound",
+    "RegistrationIncomplete",
+    "RegistryUnavailable",
     "champion_version",
+    "check_libraries",
     "configure_tracking",
+    "finish_registration",
+    "installed_versions",
     "load_ranker",
+    "model_code_paths",
     "pip_requirements",
     "promote",
+    "register",
+    "tracking_store",
 ]
 
 DEFAULT_MODEL_NAME = "creator-ranker"
@@ -23,8 +38,47 @@ CHAMPION = "champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
+# What the registered pyfunc imports to load and score (its code travels with it as `code_paths`); their
+# versions are recorded at training and compared when the model is loaded.
+MODEL_LIBRARIES = ("mlflow", "cloudpickle", "scikit-learn", "scipy", "numpy", "pandas", "pydantic")
+# A pickled estimator is only guaranteed to predict the same under the scikit-learn that fitted it.
+STRICT_LIBRARIES = ("scikit-learn",)
+
+
 class ModelNotFound(Exception):
     """A model URI that does not resolve to a registered or logged ranker."""
+
+
+class IncompatibleModel(ModelNotFound):
+    """A ranker fitted under another version of a library whose pickles do not carry across versions."""
+
+
+class LibraryVersionWarning(UserWarning):
+    """A ranker trained under another version of one of its libraries; it loads, but may score differently."""
+
+
+class RegistryUnavailable(Exception):
+    """The model registry could not be read; the message names the store."""
+
+
+class RegistrationIncomplete(Exception):
+    """A registration step failed after earlier ones succeeded; the message says what was left behind."""
+
+
+def tracking_store() -> str:
+    """The tracking URI in use, without any password it carries, for messages."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def configure_tracking() -> str:
@@ -36,12 +90,18 @@ def configure_tracking() -> str:
     return uri
 
 
+def installed_versions() -> dict[str, str]:
+    """The installed version of each of MODEL_LIBRARIES."""
+    return {name: package_version(name) for name in MODEL_LIBRARIES}
+
+
 def pip_requirements() -> list[str]:
-    """What a process needs to load the registered pyfunc; given explicitly so MLflow need not infer it."""
-    return [
-        f"{name}=={package_version(name)}"
-        for name in ("creator-matcher", "mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
-    ]
+    """What a process needs to load the registered pyfunc, pinned; given explicitly so MLflow need not infer it.
+
+    The project's own code is not among them: it is shipped inside the model (`code_paths`), so serving the
+    model never installs a distribution by this project's name from a package index.
+    """
+    return [f"{name}=={version}" for name, version in installed_versions().items()]
 
 
 @dataclass
@@ -53,15 +113,85 @@ class LoadedRanker:
     version: str  # e.g. "creator-ranker/3", or the URI for unregistered models
 
 
+def model_code_paths() -> list[str]:
+    """The project's packages the pyfunc imports, shipped inside the logged model (MLflow's `code_paths`).
+
+    Loading puts them first on `sys.path`, so a served or loaded model runs the code it was trained with,
+    needs no distribution of this project installed, and is not shadowed by another `features` module.
+    """
+    import features
+    import training
+
+    return [str(Path(package.__file__).parent) for package in (features, training)]
+
+
 def champion_version(name: str) -> str | None:
-    """The version the `champion` alias points at, or None."""
+    """The version the `champion` alias points at; None when the model is not registered or has no champion.
+
+    Raises:
+        RegistryUnavailable: the store cannot be read (unreachable, locked, corrupt), naming the store: a
+            registry that cannot be read must not pass for one without a champion.
+    """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     try:
-        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        return None
+        model = MlflowClient().get_registered_model(name)
+    except Exception as exc:
+        if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise RegistryUnavailable(
+            f"cannot read model {name!r} from the registry at {tracking_store()}: {_first_line(exc)}"
+        ) from exc
+    version = model.aliases.get(CHAMPION)
+    return None if version is None else str(version)
+
+
+def register(model_uri: str, name: str) -> str:
+    """Registers a logged model as a new version of `name`; returns the version.
+
+    Raises:
+        RegistrationIncomplete: registration failed; the model stays logged at `model_uri`, nothing is registered.
+    """
+    import mlflow
+
+    try:
+        return str(mlflow.register_model(model_uri, name).version)
+    except Exception as exc:
+        raise RegistrationIncomplete(
+            f"logged the model at {model_uri}, but registering it as {name} in {tracking_store()} failed: "
+            f"{_first_line(exc)}; no version was registered and the `{CHAMPION}` alias was not moved"
+        ) from exc
+
+
+def finish_registration(name: str, version: str, description: str, make_champion: bool) -> None:
+    """Gives a freshly registered version its description (the model card) and, if asked, the champion alias.
+
+    Raises:
+        RegistrationIncomplete: a step failed; the message says which version is registered, whether it has
+            its description and where the alias points.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    registered = f"registered {name} version {version} in {tracking_store()}"
+    try:
+        client.update_model_version(name, version, description=description)
+    except Exception as exc:
+        raise RegistrationIncomplete(
+            f"{registered}, but could not set its description (the model card): {_first_line(exc)}; "
+            f"the `{CHAMPION}` alias was not moved"
+        ) from exc
+    if not make_champion:
+        return
+    try:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    except Exception as exc:
+        raise RegistrationIncomplete(
+            f"{registered} with its model card, but could not make it `{CHAMPION}`: {_first_line(exc)}; "
+            f"the alias is not set (`creator-match promote --model-name {name} --version {version}` sets it)"
+        ) from exc
 
 
 def _resolve_version(uri: str) -> str:
@@ -84,14 +214,54 @@ def load_ranker(uri: str) -> LoadedRanker:
     """
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
+    from sklearn.exceptions import InconsistentVersionWarning
 
     try:
         version = _resolve_version(uri)
-        pyfunc = mlflow.pyfunc.load_model(uri)
+        with warnings.catch_warnings():
+            # Raised, not shown: unpickling stops at the first estimator from another scikit-learn.
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            pyfunc = mlflow.pyfunc.load_model(uri)
+    except InconsistentVersionWarning as exc:
+        raise _refusal(uri, "scikit-learn", exc.original_sklearn_version, exc.current_sklearn_version) from exc
     except (MlflowException, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelNotFound(f"model {uri!r} cannot be loaded from {mlflow.get_tracking_uri()}: {first}") from exc
-    return LoadedRanker(pyfunc.unwrap_python_model(), uri, version)
+        raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {_first_line(exc)}") from exc
+    model = pyfunc.unwrap_python_model()
+    check_libraries(uri, getattr(model, "library_versions", {}))
+    return LoadedRanker(model, uri, version)
+
+
+def _refusal(uri: str, name: str, then: str, now: str) -> IncompatibleModel:
+    return IncompatibleModel(
+        f"model {uri!r} was trained with {name} {then}, this environment has {name} {now}: its pickled "
+        f"estimators may not load or predict the same; retrain it here, or install {name}=={then}"
+    )
+
+
+def check_libraries(uri: str, recorded: dict[str, str]) -> None:
+    """Compares the library versions a model was trained under with the installed ones.
+
+    Raises:
+        IncompatibleModel: a library of STRICT_LIBRARIES differs, naming both versions.
+
+    Warns:
+        LibraryVersionWarning: another library differs, naming both versions.
+    """
+    for name, then in sorted(recorded.items()):
+        try:
+            now = package_version(name)
+        except PackageNotFoundError:
+            now = "none"
+        if then == now:
+            continue
+        if name in STRICT_LIBRARIES:
+            raise _refusal(uri, name, then, now)
+        warnings.warn(
+            f"model {uri!r} was trained with {name} {then}, this environment has {name} {now}; "
+            "it may score differently",
+            LibraryVersionWarning,
+            stacklevel=3,
+        )
 
 
 def promote(name: str, version: str) -> None:

@@ -21,11 +21,13 @@ from training.promotion import champion_metrics, champion_on_unseen
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
-    CHAMPION,
     DEFAULT_MODEL_NAME,
     champion_version,
     configure_tracking,
+    finish_registration,
+    model_code_paths,
     pip_requirements,
+    register,
 )
 from training.review import (
     SLATE_BASELINE,
@@ -80,10 +82,11 @@ def train(
     matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's.
     """
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     configure_tracking()
+    # First, before any work: a registry that cannot be read stops the run rather than passing for empty.
+    champion = champion_version(model_name)
     embedder = embedder or Embedder()
     tables = read_training_tables(data_dir)
     data = build_training_data(tables, embedder, as_of, attribution, window)
@@ -101,7 +104,6 @@ def train(
         "n_campaigns": float(data.pairs["campaign_id"].nunique()),
         "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
     }
-    champion = champion_version(model_name)
     held_out = champion_ranker = None
     champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
@@ -161,22 +163,19 @@ def train(
                 metrics |= found
         # MLflow prints its registration chatter straight to stderr; the summary says the same in one line.
         with contextlib.redirect_stderr(io.StringIO()):
-            info = mlflow.pyfunc.log_model(
+            logged = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=python_model,
                 signature=signature,
                 input_example=example,
-                registered_model_name=model_name,
+                code_paths=model_code_paths(),
                 pip_requirements=pip_requirements(),
             )
-        version = str(info.registered_model_version)
+            version = register(logged.model_uri, model_name)
         card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
+        is_champion = champion is None
+        finish_registration(model_name, version, card, make_champion=is_champion)
         mlflow.log_text(card, "review/model_card.md")
-    client = MlflowClient()
-    client.update_model_version(model_name, version, description=card)
-    is_champion = champion is None
-    if is_champion:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
     return TrainResult(
         run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects)
     )

@@ -1,0 +1,140 @@
+"""The registry's failures are errors that say what happened and what was left behind, never a silent default."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import time
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.commands import CLI
+from training.registry import (
+    CHAMPION,
+    RegistrationIncomplete,
+    RegistryUnavailable,
+    champion_version,
+    finish_registration,
+    register,
+)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A fresh SQLite store, made current for this test only."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
+def use(monkeypatch, uri: str) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+
+def test_no_model_and_no_alias_mean_no_champion(store, tmp_path):
+    client = MlflowClient(store)
+    assert champion_version("never-registered") is None
+    client.create_registered_model("m")
+    client.create_model_version("m", source=str(tmp_path))
+    assert champion_version("m") is None
+    client.set_registered_model_alias("m", CHAMPION, "1")
+    assert champion_version("m") == "1"
+
+
+def test_an_unreachable_registry_is_an_error_naming_it(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    uri = f"http://127.0.0.1:{closed_port()}"
+    use(monkeypatch, uri)
+    with pytest.raises(RegistryUnavailable, match=re.escape(f"cannot read model 'm' from the registry at {uri}")):
+        champion_version("m")
+
+
+def test_a_corrupt_store_is_an_error_naming_it(store, tmp_path, monkeypatch):
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database " * 100)
+    use(monkeypatch, f"sqlite:///{corrupt}")
+    with pytest.raises(RegistryUnavailable, match=r"corrupt\.db: .*not a database"):
+        champion_version("m")
+
+
+def test_train_against_an_unreachable_registry_exits_1_before_any_work(world_dir, tmp_path):
+    """The command stops at once with one line naming the store; before, it trained and crowned blindly."""
+    uri = f"http://127.0.0.1:{closed_port()}"
+    bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, **bounded)
+    started = time.monotonic()
+    done = subprocess.run(
+        [CLI, "train", "--data", str(world_dir)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot read model 'creator-ranker' from the registry at {uri}" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())  # no local store or artifacts appeared
+    # Seconds to start Python and fail, against the minute of embedding and fitting the world takes.
+    assert time.monotonic() - started < 60
+
+
+def forbid(store: str, trigger: str) -> None:
+    """Makes the SQLite store refuse one kind of write, as a read-only or failing store would."""
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
+        db.execute(trigger)
+
+
+def registered(store: str, tmp_path) -> str:
+    MlflowClient(store).create_registered_model("m")
+    return str(MlflowClient(store).create_model_version("m", source=str(tmp_path)).version)
+
+
+def test_a_failed_alias_says_the_version_is_registered_with_its_card_but_not_champion(store, tmp_path):
+    version = registered(store, tmp_path)
+    forbid(
+        store,
+        "CREATE TRIGGER frozen BEFORE INSERT ON registered_model_aliases BEGIN SELECT RAISE(ABORT, 'frozen'); END",
+    )
+    with pytest.raises(RegistrationIncomplete) as failed:
+        finish_registration("m", version, "the card", make_champion=True)
+    message = str(failed.value)
+    assert f"registered m version {version} in {store} with its model card" in message
+    assert "could not make it `champion`" in message and "frozen" in message and "alias is not set" in message
+    client = MlflowClient(store)
+    assert client.get_model_version("m", version).description == "the card"
+    assert champion_version("m") is None
+
+
+def test_a_failed_description_says_the_version_is_registered_and_the_alias_untouched(store, tmp_path):
+    version = registered(store, tmp_path)
+    forbid(
+        store,
+        "CREATE TRIGGER frozen BEFORE UPDATE OF description ON model_versions BEGIN SELECT RAISE(ABORT, 'frozen'); END",
+    )
+    with pytest.raises(RegistrationIncomplete) as failed:
+        finish_registration("m", version, "the card", make_champion=True)
+    assert f"registered m version {version} in {store}, but could not set its description" in str(failed.value)
+    assert "alias was not moved" in str(failed.value)
+    assert champion_version("m") is None
+
+
+def test_a_failed_registration_says_nothing_was_registered(store, tmp_path):
+    MlflowClient(store).create_registered_model("m")
+    forbid(store, "CREATE TRIGGER frozen BEFORE INSERT ON model_versions BEGIN SELECT RAISE(ABORT, 'frozen'); END")
+    with pytest.raises(RegistrationIncomplete, match="no version was registered"):
+        register(str(tmp_path), "m")
+    assert MlflowClient(store).search_model_versions("name='m'") == []
