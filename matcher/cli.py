@@ -19,7 +19,6 @@ for _name, _value in {
 import datetime as dt  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
-import warnings  # noqa: E402
 from enum import StrEnum  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated  # noqa: E402
@@ -57,9 +56,10 @@ class UserError(Exception):
 
 
 def _quiet_libraries() -> None:
+    # Loggers only. Warnings keep Python's filters, which already hide libraries' own deprecations; what is
+    # left (a ranker from another library version, a fit that did not converge) is the user's to see.
     for name in ("mlflow", "alembic", "sentence_transformers", "transformers", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
 
 
 def _echo_rejects(rejects) -> None:

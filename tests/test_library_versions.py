@@ -1,0 +1,70 @@
+"""A ranker trained under other library versions is refused or loaded with a warning, naming both versions."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import mlflow.pyfunc
+import numpy as np
+import pytest
+import sklearn
+import sklearn.base
+
+from tests.commands import match_args
+from training.registry import IncompatibleModel, LibraryVersionWarning, load_ranker, model_code_paths
+
+
+def save_copy(trained, path, **recorded: str) -> str:
+    """The trained champion's python model saved to `path`, claiming to have been trained under `recorded`."""
+    model = copy.copy(load_ranker(trained.model_uri).model)
+    model.library_versions = dict(model.library_versions, **recorded)
+    mlflow.pyfunc.save_model(str(path), python_model=model, code_paths=model_code_paths())
+    return str(path)
+
+
+def test_a_ranker_recorded_under_another_scikit_learn_is_refused_naming_both(trained, tmp_path):
+    path = save_copy(trained, tmp_path / "model", **{"scikit-learn": "1.4.2"})
+    with pytest.raises(IncompatibleModel) as refused:
+        load_ranker(path)
+    assert f"trained with scikit-learn 1.4.2, this environment has scikit-learn {sklearn.__version__}" in str(
+        refused.value
+    )
+
+
+def test_a_ranker_pickled_by_another_scikit_learn_is_refused_naming_both(trained, tmp_path, monkeypatch):
+    """Older models record nothing themselves: scikit-learn's own record in each pickled estimator is used."""
+    model = copy.copy(load_ranker(trained.model_uri).model)
+    del model.library_versions
+    with monkeypatch.context() as patched:
+        patched.setattr(sklearn.base, "__version__", "1.4.2")  # what a pickle written under 1.4.2 records
+        mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=model, code_paths=model_code_paths())
+    with pytest.raises(IncompatibleModel, match=r"scikit-learn 1\.4\.2, this environment has scikit-learn"):
+        load_ranker(str(tmp_path / "model"))
+
+
+def test_the_command_refuses_it_in_one_line_with_exit_2(trained, world_dir, tmp_path):
+    path = save_copy(trained, tmp_path / "model", **{"scikit-learn": "1.4.2"})
+    done = subprocess.run(
+        match_args(world_dir, tmp_path / "m.parquet", "--model", path), capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and f"scikit-learn 1.4.2, this environment has scikit-learn {sklearn.__version__}" in lines[0]
+    )
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_another_numpy_loads_with_a_warning_the_command_shows(trained, world_dir, tmp_path):
+    """Not a refusal (numpy pickles carry across versions), but never muted: the command used to hide it."""
+    path = save_copy(trained, tmp_path / "model", numpy="1.26.0")
+    expected = f"trained with numpy 1.26.0, this environment has numpy {np.__version__}"
+    with pytest.warns(LibraryVersionWarning, match=expected):
+        assert load_ranker(path).model.library_versions["numpy"] == "1.26.0"
+    done = subprocess.run(
+        match_args(world_dir, tmp_path / "m.parquet", "--model", path), capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LibraryVersionWarning" in done.stderr and expected in done.stderr
+    assert (tmp_path / "m.parquet").stat().st_size > 0
