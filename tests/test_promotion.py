@@ -1,80 +1,99 @@
-"""The promotion gate: judged on held-out campaigns neither version trained on, with the numbers shown."""
+"""The promotion gate: judged on held-out campaigns neither version trained on, with the numbers shown.
+
+Each case is built so that its verdict is known before the gate runs: a ranker that cannot tell creators
+apart (every head a constant, so every ranking is a tie) against a fitted one, in both directions, and two
+versions trained on the same campaigns, which leave nothing fair to compare on.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from tests.commands import CLI
 from training.promotion import check_promotion
 from training.ranker import CreatorRanker
+from training.registry import champion_version, promote
 from training.train import train
 
-CLI = str(Path(sys.executable).parent / "creator-match")
+EARLY = dt.date(2026, 3, 1)
+
+
+def blind() -> CreatorRanker:
+    """A ranker whose heads cannot split (no leaf may hold fewer than 10^9 rows): the same score for every pair."""
+    return CreatorRanker(max_iter=1, min_samples_leaf=10**9)
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, world_dir, embedder, tracking_uri):
-    """v1 trained on what had settled by 2026-03-01; v2 on everything; v3 on everything with a crippled ranker."""
+    """Four versions of `gate`: blind and fitted, each trained on what had settled by EARLY and on everything."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('gate')}/mlflow.db"
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    early = train(world_dir, model_name="gate", embedder=embedder, as_of=dt.date(2026, 3, 1))
-    full = train(world_dir, model_name="gate", embedder=embedder)
-    crippled = train(
-        world_dir, model_name="gate", embedder=embedder, ranker=CreatorRanker(max_iter=1, learning_rate=0.01)
-    )
-    yield uri, early, full, crippled
+    versions = {
+        "early_blind": train(world_dir, model_name="gate", embedder=embedder, as_of=EARLY, ranker=blind()),
+        "full_fitted": train(world_dir, model_name="gate", embedder=embedder),
+        "early_fitted": train(world_dir, model_name="gate", embedder=embedder, as_of=EARLY),
+        "full_blind": train(world_dir, model_name="gate", embedder=embedder, ranker=blind()),
+    }
+    yield uri, versions
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     mlflow.set_tracking_uri(tracking_uri)
 
 
 def test_train_compares_with_the_champion_only_on_campaigns_it_never_saw(registry):
-    _, early, full, _ = registry
-    assert early.is_champion and not full.is_champion
+    _, versions = registry
+    assert versions["early_blind"].is_champion and not versions["full_fitted"].is_champion
+    full = versions["full_fitted"]
     assert full.metrics["champion_comparison_campaigns"] >= 3
     assert "champion_ndcg_at_10" in full.metrics
     card = MlflowClient().get_model_version("gate", full.version).description
     assert "## Held-out later campaigns" in card and "champion" in card
 
 
-def test_a_better_version_passes_with_its_numbers(registry):
-    _, _, full, _ = registry
-    verdict = check_promotion("gate", full.version)
-    assert verdict.campaigns >= 3
-    assert verdict.candidate_ndcg is not None and verdict.champion_ndcg is not None
-    assert verdict.allowed == (verdict.candidate_ndcg >= verdict.champion_ndcg)
-    assert f"{verdict.candidate_ndcg:.3f}" in verdict.reason
+def test_a_fitted_version_replaces_a_blind_champion(registry):
+    _, versions = registry
+    promote("gate", versions["early_blind"].version)
+    verdict = check_promotion("gate", versions["full_fitted"].version)
+    assert verdict.allowed, verdict.reason
+    assert verdict.campaigns >= 3 and verdict.candidate_ndcg > verdict.champion_ndcg
+    assert (
+        "beats" in verdict.reason and f"{verdict.candidate_ndcg:.3f} vs {verdict.champion_ndcg:.3f}" in verdict.reason
+    )
 
 
-def test_a_worse_version_is_refused_with_exit_2_unless_forced(registry):
-    uri, _, _, crippled = registry
-    verdict = check_promotion("gate", crippled.version)
+def test_a_blind_version_is_refused_with_exit_2_unless_forced(registry):
+    uri, versions = registry
+    champion, blind_version = versions["early_fitted"].version, versions["full_blind"].version
+    promote("gate", champion)
+    verdict = check_promotion("gate", blind_version)
     assert not verdict.allowed and verdict.candidate_ndcg < verdict.champion_ndcg
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
-    done = subprocess.run(
-        [CLI, "promote", "--model-name", "gate", "--version", crippled.version], capture_output=True, text=True, env=env
+    refused = subprocess.run(
+        [CLI, "promote", "--model-name", "gate", "--version", blind_version], capture_output=True, text=True, env=env
     )
-    assert done.returncode == 2
-    assert "does not beat" in done.stderr and f"{verdict.candidate_ndcg:.3f}" in done.stderr
-    assert MlflowClient(uri).get_model_version_by_alias("gate", "champion").version != int(crippled.version)
+    assert refused.returncode == 2
+    assert "does not beat" in refused.stderr and f"{verdict.candidate_ndcg:.3f}" in refused.stderr
+    assert champion_version("gate") == champion
     forced = subprocess.run(
-        [CLI, "promote", "--model-name", "gate", "--version", crippled.version, "--force"],
+        [CLI, "promote", "--model-name", "gate", "--version", blind_version, "--force"],
         capture_output=True,
         text=True,
         env=env,
     )
     assert forced.returncode == 0, forced.stderr
-    assert str(MlflowClient(uri).get_model_version_by_alias("gate", "champion").version) == crippled.version
+    assert champion_version("gate") == blind_version
 
 
-def test_same_data_versions_cannot_be_judged_fairly(registry, world_dir, embedder):
-    """A version trained on the champion's own campaigns has nothing fair to compare on: refused, with why."""
-    twin = train(world_dir, model_name="gate", embedder=embedder, as_of=dt.date(2026, 3, 1))
-    verdict = check_promotion("gate", twin.version)
+def test_versions_trained_on_the_same_campaigns_cannot_be_judged_fairly(registry):
+    """The blind early version is worse, but the fitted early champion trained on all its held-out campaigns:
+    there is nothing fair to judge on, so it is refused for that reason, not for its score."""
+    _, versions = registry
+    promote("gate", versions["early_fitted"].version)
+    verdict = check_promotion("gate", versions["early_blind"].version)
     assert not verdict.allowed and "no fair comparison" in verdict.reason
+    assert verdict.campaigns == 0 and verdict.candidate_ndcg is None
