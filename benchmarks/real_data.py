@@ -1,0 +1,174 @@
+"""Real creators and real product titles with no history: topical precision of slates and of raw similarity, slate
+sizes against the policy minimum, the tag-fit threshold's evidence, and a simulated world without history.
+
+    python benchmarks/real_data.py            # ranker trained on a simulated world, applied to the real fixture
+    python benchmarks/real_data.py --quick    # the real fixture only (no history-free simulated world)
+
+The real fixture is tests/fixtures/real_creators.csv and real_titles.csv (sources and the relevance rule in their
+headers). The last line printed is a JSON object of named figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import faiss  # noqa: F401
+import numpy as np
+import pandas as pd
+
+from features.embeddings import Embedder, campaign_vectors, creator_vectors
+from features.similarity import TAG_FIT_THRESHOLD, CampaignPhrases, TagSpace
+from features.tables import read_table
+from matcher.api import Matcher, MatchSettings
+from matcher.candidate_index import CandidateIndex
+from matcher.evaluation import oracle_share
+from matcher.slate import SlatePolicy
+from simulation.world import simulate, write_world
+from tests.real_fixtures import (
+    TAG_DEPARTMENT,
+    campaigns_from_titles,
+    department,
+    real_creators,
+    real_titles,
+    topical_precision,
+)
+from training.registry import load_ranker
+from training.train import train
+
+# Slates as a pure ranking: ten per campaign, whatever the product type, no run-wide capacity, no cap on creators
+# without a record, no budget closing them early.
+RANKING = SlatePolicy(
+    standard_size=10,
+    non_standard_size=10,
+    min_size=10,
+    min_non_standard_size=10,
+    capacity=None,
+    funnel_coverage=False,
+    duplicate_similarity=1.0,
+    max_unproven_standard=10,
+    budget_overrun=1e9,
+)
+
+
+def threshold_evidence(embedder: Embedder, creators: pd.DataFrame, campaigns: pd.DataFrame) -> dict[str, float]:
+    """Best-phrase cosine of every (creator tag, title) pair, split by the fixture's relevance rule."""
+    tags = TagSpace(embedder, creators["interest_tags"])
+    scores, _ = CampaignPhrases(embedder, campaigns).tag_scores(tags)
+    tag_department = np.array([TAG_DEPARTMENT.get(tag, "") for tag in tags.vocabulary])
+    related = tag_department[None, :] == campaigns["category"].to_numpy()[:, None]
+    out = {}
+    for name, values in (("related", scores[related]), ("unrelated", scores[~related])):
+        out[f"{name}_tag_cosine_median"] = float(np.median(values))
+        out[f"{name}_tag_cosine_p90"] = float(np.quantile(values, 0.9))
+        out[f"{name}_share_at_threshold"] = float((values >= TAG_FIT_THRESHOLD).mean())
+    return out
+
+
+def real_fixture(embedder: Embedder, ranker) -> dict[str, float]:
+    creators = real_creators()
+    titles = real_titles()
+    campaigns = campaigns_from_titles(titles)
+    matcher = Matcher(creators, model=ranker, embedder=embedder)
+    result = matcher.match_many(campaigns)
+    policy = matcher.settings.slate
+    sizes = result.matches.groupby("campaign_id").size().reindex(campaigns["campaign_id"]).fillna(0)
+    minimum = np.array([policy.minimum_for(s.product_type) for s in result.summaries])
+    # The ranking itself: every campaign's 10 best, no capacity across the run and no cap on new creators.
+    ranking = Matcher(
+        creators, model=ranker, index=matcher.index, embedder=embedder, settings=MatchSettings(slate=RANKING)
+    ).match_many(campaigns)
+    creators = matcher.creators  # validated, in the same order
+    vectors = creator_vectors(embedder, creators)
+    brief_vectors = campaign_vectors(embedder, campaigns)  # as the index's similarity channel sees them
+    departments = creators["interest_tags"].map(department)
+    model_p, similarity_p, slate_p = [], [], []
+    for k, (campaign_id, category) in enumerate(zip(campaigns["campaign_id"], campaigns["category"], strict=True)):
+        relevant = set(creators["creator_id"][departments.map(lambda d, c=category: c in d)])
+        if not relevant:
+            continue
+        model_p.append(topical_precision(ranking.for_campaign(campaign_id)["creator_id"].tolist(), relevant))
+        by_similarity = np.argsort(-(vectors @ brief_vectors[k]), kind="stable")
+        similarity_p.append(topical_precision(list(creators["creator_id"].to_numpy()[by_similarity]), relevant))
+        slate = result.for_campaign(campaign_id)["creator_id"].tolist()
+        slate_p.append(topical_precision(slate, relevant))
+    return {
+        "real_campaigns": float(len(campaigns)),
+        "real_judged_campaigns": float(len(model_p)),
+        "real_slates_below_minimum": float((sizes.to_numpy() < minimum).sum()),
+        "real_mean_slate_size": float(sizes.mean()),
+        "real_ranking_precision_at_10": float(np.mean(model_p)),
+        "real_slate_precision_at_10": float(np.nanmean(slate_p)),
+        "real_similarity_precision_at_10": float(np.mean(similarity_p)),
+    } | threshold_evidence(embedder, creators, campaigns)
+
+
+def history_free_world(embedder: Embedder, ranker, work: Path, seed: int, n_creators: int) -> dict[str, float]:
+    """A fresh world's creators and new campaigns matched without any record (the performance table dropped):
+    the model's slates against the followers-only baseline, as shares of the oracle."""
+    from benchmarks.quality import baseline_slates
+
+    world = simulate(n_creators=n_creators, n_campaigns=50, seed=seed)
+    data = work / f"cold-world-{seed}"
+    write_world(world, data)
+    creators = read_table(data / "creators.parquet", "creators").frame
+    campaigns = read_table(data / "new_campaigns.parquet", "campaigns").frame
+    # Creator ids of the training world must not lend these creators a record.
+    fresh = "fresh-" + creators["creator_id"]
+    creators = creators.assign(creator_id=fresh)
+    truth = world.truth.assign(creator_id="fresh-" + world.truth["creator_id"])
+    vectors = creator_vectors(embedder, creators)
+    index = CandidateIndex.build(vectors, creators["creator_id"], embedder.model)
+    result = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+    baselines = baseline_slates(
+        result.matches, campaigns, creators, campaign_vectors(embedder, campaigns), vectors, MatchSettings(), embedder
+    )
+    model = oracle_share(result.matches, truth)
+    followers = oracle_share(baselines["followers"], truth)
+    return {
+        "cold_world_model_oracle_share": model,
+        "cold_world_followers_oracle_share": followers,
+        "cold_world_ratio_to_followers": model / followers if followers > 0 else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, help="the training world's seed (the cold world's is +100)")
+    parser.add_argument("--creators", type=int, default=1000)
+    parser.add_argument("--campaigns", type=int, default=200)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    embedder = Embedder()
+    embedder.show_progress = False
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = work / "train-world"
+        write_world(simulate(n_creators=args.creators, n_campaigns=args.campaigns, seed=args.seed), data)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
+        ranker = load_ranker(train(data, embedder=embedder).model_uri)
+        figures = real_fixture(embedder, ranker)
+        print(
+            f"real fixture: precision@10 ranking {figures['real_ranking_precision_at_10']:.3f}, slates "
+            f"{figures['real_slate_precision_at_10']:.3f}, raw similarity "
+            f"{figures['real_similarity_precision_at_10']:.3f}"
+            f" over {figures['real_judged_campaigns']:.0f} titles; {figures['real_slates_below_minimum']:.0f} of "
+            f"{figures['real_campaigns']:.0f} slates below the policy minimum"
+        )
+        if not args.quick:
+            figures |= history_free_world(embedder, ranker, work, args.seed + 100, args.creators)
+            print(
+                f"history-free world: oracle share {figures['cold_world_model_oracle_share']:.3f} vs followers "
+                f"{figures['cold_world_followers_oracle_share']:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x)"
+            )
+    figures["seconds"] = time.perf_counter() - start
+    print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
