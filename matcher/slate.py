@@ -21,6 +21,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
 
+from features.product_type import UNCERTAIN
+
 __all__ = ["ASSIGNMENTS", "SlatePolicy", "best_assignment", "build_slates", "default_slates", "plan_sizes"]
 
 FUNNEL = ("awareness", "consideration", "conversion")
@@ -91,6 +93,18 @@ class SlatePolicy:
         return self.min_non_standard_size if product_type == "non_standard" else self.min_size
 
 
+def _size_uncertain_types(plan: pd.DataFrame, probability: pd.Series, policy: SlatePolicy) -> None:
+    """Campaigns whose product type is uncertain (features.product_type.UNCERTAIN) are sized between the two
+    kinds, in proportion to the probability of non-standard."""
+    p = probability.reindex(plan.index).to_numpy(float)
+    between = (p >= UNCERTAIN[0]) & (p <= UNCERTAIN[1])
+    for column, low, high in (
+        ("limit", policy.standard_size, policy.non_standard_size),
+        ("minimum", policy.min_size, policy.min_non_standard_size),
+    ):
+        plan[column] = np.where(between, np.rint(low + p * (high - low)), plan[column]).astype(np.int64)
+
+
 def _campaign_order(scored: pd.DataFrame) -> np.ndarray:
     """Row order within each campaign, best first; ties go to the smaller creator_id (stable)."""
     # Sorting integer codes, not the strings themselves: 4M pairs sort in a second rather than in ten.
@@ -120,6 +134,8 @@ def plan_sizes(scored: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     plan["standard"] = first["kind"] != "non_standard"
     plan["limit"] = np.where(plan["standard"], policy.standard_size, policy.non_standard_size)
     plan["minimum"] = np.where(plan["standard"], policy.min_size, policy.min_non_standard_size)
+    if "product_type_probability" in s.columns:
+        _size_uncertain_types(plan, s.groupby("campaign_id", sort=True)["product_type_probability"].first(), policy)
     plan["budget"] = first["budget"].to_numpy(float) * (1 + policy.budget_overrun)
     plan["best"] = first["best"]
     position = s.groupby("campaign_id").cumcount().to_numpy()

@@ -331,3 +331,14 @@ def test_best_assignment_equals_an_integer_programme_on_larger_random_batches(se
     assert best["score"].sum() == pytest.approx(-exact.fun, rel=1e-9)
     assert (best.groupby("creator_id").size() <= 2).all()
     assert (best.groupby("campaign_id").size() <= sizes.reindex(best["campaign_id"].unique())).all()
+
+
+@pytest.mark.parametrize(("probability", "size"), [(0.0, 6), (0.5, 10), (0.6, 11), (1.0, 15)])
+def test_an_uncertain_product_type_is_sized_between_the_two(probability, size):
+    """Between 0.35 and 0.65 of non-standard the slate size follows the probability; outside, the label."""
+    policy = SlatePolicy(capacity=None, funnel_coverage=False)
+    kind = "non_standard" if probability >= 0.5 else "standard"
+    rows = [("c", r, 100.0 - r, "a") for r in range(20)]
+    frame = candidates(rows, kind=kind).assign(product_type_probability=probability)
+    chosen, _ = build_slates(frame, policy, distinct_vectors(20))
+    assert len(chosen) == size
