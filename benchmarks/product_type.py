@@ -37,10 +37,9 @@ def real_accuracy(embedder: Embedder) -> dict[str, float]:
 def world_accuracy(embedder: Embedder, seed: int, world: str | None) -> dict[str, float]:
     """`auto` campaigns of a simulated world, resolved with a model fitted on its past campaigns (declared types,
     prices), without outcomes; new campaigns judged against the simulation's truth."""
-    from simulation.world import simulate
+    from simulation import WORLDS
 
-    kwargs = {"world": world} if world else {}
-    w = simulate(n_creators=300, n_campaigns=400, seed=seed, **kwargs)
+    w = WORLDS[world or "main"](n_creators=300, n_campaigns=400, n_new_campaigns=200, seed=seed)
     past = w.campaigns
     model = ProductTypeModel().fit(past, embedder.encode([str(b) for b in past["brief"]]))
     new = w.new_campaigns.assign(product_type="auto")
@@ -56,7 +55,7 @@ def world_accuracy(embedder: Embedder, seed: int, world: str | None) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--world", default=None, help="simulate's world name (default: the default world)")
+    parser.add_argument("--world", default="main", help="simulation.WORLDS generator (main or alt)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="real titles only")
     args = parser.parse_args()
@@ -66,15 +65,12 @@ def main() -> None:
     figures = real_accuracy(embedder)
     print(f"real titles: accuracy {figures['real_accuracy']:.3f} on {figures['real_titles']:.0f}")
     if not args.quick:
-        try:
-            figures |= world_accuracy(embedder, args.seed, args.world)
-            print(
-                f"simulated world {args.world or 'default'} seed {args.seed}: accuracy on auto campaigns "
-                f"{figures['world_accuracy']:.3f} with the seller's past, {figures['world_accuracy_without_past']:.3f}"
-                " without"
-            )
-        except TypeError as error:  # a simulate without worlds
-            print(f"world {args.world!r} unavailable here: {error}")
+        figures |= world_accuracy(embedder, args.seed, args.world)
+        print(
+            f"simulated world {args.world or 'main'} seed {args.seed}: accuracy on auto campaigns "
+            f"{figures['world_accuracy']:.3f} with the seller's past, {figures['world_accuracy_without_past']:.3f}"
+            " without"
+        )
     figures["seconds"] = time.perf_counter() - start
     print(json.dumps({k: round(v, 4) if isinstance(v, float) and np.isfinite(v) else v for k, v in figures.items()}))
 
