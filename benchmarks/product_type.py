@@ -17,7 +17,7 @@ import faiss  # noqa: F401
 import numpy as np
 
 from features.embeddings import Embedder
-from features.product_type import ProductTypeModel, resolve_product_types
+from features.product_type import ProductTypeModel, content_conversion_lift, resolve_product_types
 from tests.real_fixtures import campaigns_from_titles, real_titles
 
 
@@ -36,12 +36,13 @@ def real_accuracy(embedder: Embedder) -> dict[str, float]:
 
 def world_accuracy(embedder: Embedder, seed: int, world: str | None) -> dict[str, float]:
     """`auto` campaigns of a simulated world, resolved with a model fitted on its past campaigns (declared types,
-    prices), without outcomes; new campaigns judged against the simulation's truth."""
+    prices, how content creators converted against deal sites), and with none; judged against the truth."""
     from simulation import WORLDS
 
     w = WORLDS[world or "main"](n_creators=300, n_campaigns=400, n_new_campaigns=200, seed=seed)
     past = w.campaigns
-    model = ProductTypeModel().fit(past, embedder.encode([str(b) for b in past["brief"]]))
+    outcomes = content_conversion_lift(w.performance, w.creators)
+    model = ProductTypeModel().fit(past, embedder.encode([str(b) for b in past["brief"]]), outcomes)
     new = w.new_campaigns.assign(product_type="auto")
     resolved = resolve_product_types(new, embedder, model)
     truth = w.campaign_truth.set_index("campaign_id")["product_type"].reindex(new["campaign_id"]).to_numpy()
