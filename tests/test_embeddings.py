@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.embeddings import Embedder, VectorCache, content_keys, creator_vectors, resolve_model_path
+from features.embeddings import (
+    Embedder,
+    VectorCache,
+    campaign_vectors,
+    content_keys,
+    creator_vectors,
+    resolve_model_path,
+)
 from features.tables import read_table
 from features.text import campaign_text, creator_text
 
@@ -154,23 +161,115 @@ def test_vector_cache_keeps_the_first_vector_of_a_key_and_refuses_another_dimens
         cache.put(content_keys(["c"]), np.ones((1, 3), dtype=np.float32))
 
 
-def test_an_isolated_embedder_gives_the_same_bits_whatever_the_thread_count_and_history(embedder):
+@pytest.fixture(scope="module")
+def torch_embedder() -> Embedder:
+    """The same model run by sentence-transformers on torch, loaded once for this module."""
+    return Embedder(backend="torch")
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_an_isolated_embedder_gives_the_same_bits_whatever_the_thread_count_and_history(
+    backend, embedder, torch_embedder
+):
     """Scoring embeds a chunk's texts with `isolated()`: its vectors may not depend on torch's threads (a Ray
     actor runs one, a local job two) nor on what the process encoded before. Plain batched encoding of these
-    short texts does differ in the last bits between one and two threads, which once changed a score."""
+    short texts does differ in the last bits between one and two threads on torch, which once changed a score."""
     import torch
 
     from features.contract import CATEGORIES
 
+    model = torch_embedder if backend == "torch" else embedder
+    assert model.backend == backend
     texts = [campaign_text(category, category) for category in CATEGORIES]
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        two = embedder.isolated().encode(texts)
+        two = model.isolated().encode(texts)
         assert torch.get_num_threads() == 2, "encoding on one thread leaves the process's setting as it was"
-        embedder.isolated().encode(texts[:3])  # other batches first: no memory of them may leak in
+        model.isolated().encode(texts[:3])  # other batches first: no memory of them may leak in
         torch.set_num_threads(1)
-        one = embedder.isolated().encode(texts)
+        one = model.isolated().encode(texts)
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(one, two)
+
+
+# --- The ONNX Runtime backend: the same neighbours as torch, its own cache, an export made once ----------------
+
+
+def test_onnx_vectors_match_torch_and_find_the_same_neighbours(embedder, torch_embedder, world_dir):
+    """On the world's real profiles and briefs, the ONNX vectors are within cosine 0.9999 of torch's and every
+    brief's 20 nearest creators are the same, in the same order."""
+    creators = read_table(world_dir / "creators.parquet", "creators").frame
+    campaigns = read_table(world_dir / "campaigns.parquet", "campaigns").frame
+    onnx_profiles, torch_profiles = creator_vectors(embedder, creators), creator_vectors(torch_embedder, creators)
+    onnx_briefs, torch_briefs = campaign_vectors(embedder, campaigns), campaign_vectors(torch_embedder, campaigns)
+
+    assert embedder.backend == "onnx" and torch_embedder.backend == "torch"
+    assert np.sum(onnx_profiles * torch_profiles, axis=1).min() >= 0.9999
+    assert np.sum(onnx_briefs * torch_briefs, axis=1).min() >= 0.9999
+    onnx_top = np.argsort(-(onnx_briefs @ onnx_profiles.T), axis=1, kind="stable")[:, :20]
+    torch_top = np.argsort(-(torch_briefs @ torch_profiles.T), axis=1, kind="stable")[:, :20]
+    assert (onnx_top == torch_top).all(axis=1).mean() >= 0.95
+
+
+def test_onnx_vectors_are_the_same_bits_on_one_or_two_threads(embedder, world_dir):
+    """ONNX Runtime splits work by output, not by sum: a batch gives the same bits on any number of threads."""
+    creators = read_table(world_dir / "creators.parquet", "creators").frame.head(200)
+    vectors = []
+    for threads in (1, 2):
+        model = Embedder(threads=threads, show_progress=False)
+        model._encoder = embedder.encoder  # the export is shared; its sessions are per thread count
+        vectors.append(creator_vectors(model, creators))
+    assert np.array_equal(*vectors)
+
+
+def test_each_backend_caches_its_own_vectors(embedder, torch_embedder, tmp_path):
+    """A text cached by torch is encoded afresh by onnx (and the reverse): the bits differ, so sharing a
+    cache would make a run depend on which backend cached a text first."""
+    on_torch = Embedder(backend="torch", cache_dir=tmp_path)
+    on_torch._encoder = torch_embedder.encoder
+    on_onnx = sharing(embedder, tmp_path)
+    cached = on_torch.encode(["espresso at home"])
+    fresh = on_onnx.encode(["espresso at home"])
+
+    assert on_onnx.encoded_count_ == 1 and on_torch.cache.directory != on_onnx.cache.directory
+    assert float(cached[0] @ fresh[0]) >= 0.9999
+
+
+def test_backend_is_a_setting_and_an_unknown_one_is_refused_by_name(monkeypatch):
+    """The backend comes from the environment when not given; an unknown one is refused naming it."""
+    monkeypatch.setenv("CREATOR_MATCHER_EMBEDDING_BACKEND", "torch")
+    assert Embedder().backend == "torch" and Embedder(backend="onnx").backend == "onnx"
+    with pytest.raises(ValueError, match="'tensorflow'; expected one of torch, onnx"):
+        Embedder(backend="tensorflow")
+
+
+def test_the_export_is_made_once_and_keyed_by_model_files_and_exporter_version(embedder, tmp_path, monkeypatch):
+    """A second process finds the export (it does not import torch to use it); a changed model file or a new
+    export recipe gets a directory of its own rather than a stale export."""
+    import subprocess
+    import sys
+
+    from features import onnx_encoder
+
+    exported = embedder.encoder.directory
+    assert (exported / "model.onnx").is_file() and exported.parent.name == "onnx"
+    code = (
+        "import sys; from features.embeddings import Embedder; "
+        "v = Embedder(show_progress=False).encode(['trail running shoes']); "
+        "print(v.shape[1], 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["384", "False", "False"]
+    assert [p.name for p in exported.parent.iterdir() if not p.name.startswith(".")] == [exported.name]
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    before = onnx_encoder.export_directory(model, tmp_path)
+    monkeypatch.setattr(onnx_encoder, "EXPORT_VERSION", onnx_encoder.EXPORT_VERSION + 1)
+    newer_recipe = onnx_encoder.export_directory(model, tmp_path)
+    (model / "config.json").write_text('{"hidden_size": 384}')
+    newer_model = onnx_encoder.export_directory(model, tmp_path)
+    assert len({before, newer_recipe, newer_model}) == 3
