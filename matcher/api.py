@@ -174,11 +174,11 @@ class Matcher:
             used as they are, or a DataFrame, which is validated here and must have no invalid row.
         model: a model URI (default: the `champion` of `creator-ranker`) or an already loaded ranker.
         index: a candidate index, or its directory; built from `creators` when None.
-        embedder: the embedding model; defaults to the one the ranker was trained with.
+        embedder: the embedding model; defaults to the model and backend the ranker was trained with.
         settings: eligibility, retrieval and slate settings.
 
     Raises:
-        ArtifactMismatch: the index, ranker and embedder disagree on the embedding model or dimension.
+        ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension.
         ValueError: a creators DataFrame has an invalid row (the first is named: row, id, column, reason).
     """
 
@@ -205,19 +205,26 @@ class Matcher:
                 f"missing {missing[:3]}, unexpected {extra[:3]}): retrain it with `creator-match train`"
             )
         trained_with = self.ranker.model.embedding_model
-        self.embedder = embedder or Embedder(trained_with)
-        if self.embedder.model != trained_with:
+        backend = self.ranker.model.embedding_backend
+        self.embedder = embedder or Embedder(trained_with, backend=backend)
+        if (self.embedder.model, self.embedder.backend) != (trained_with, backend):
             raise ArtifactMismatch(
-                f"ranker {self.ranker.version} was trained with embedding model {trained_with!r}; "
-                f"the matcher uses {self.embedder.model!r}"
+                f"ranker {self.ranker.version} was trained with embedding model {trained_with!r} on {backend}; "
+                f"the matcher uses {self.embedder.model!r} on {self.embedder.backend}"
             )
         if isinstance(index, str | Path):
-            index = CandidateIndex.load(index, trained_with, self.ranker.model.embedding_dim)
+            index = CandidateIndex.load(index, trained_with, self.ranker.model.embedding_dim, backend)
         elif index is None:
             index = CandidateIndex.build(
                 creator_vectors(self.embedder, self.creators),
                 self.creators["creator_id"],
                 self.embedder.model,
+                embedding_backend=self.embedder.backend,
+            )
+        if index.meta.get("embedding_backend", "torch") != backend:
+            raise ArtifactMismatch(
+                f"index built with embedding backend {index.meta.get('embedding_backend', 'torch')!r}; "
+                f"ranker {self.ranker.version} expects {backend!r}"
             )
         if index.meta["embedding_model"] != trained_with or index.meta["dimension"] != self.ranker.model.embedding_dim:
             raise ArtifactMismatch(

@@ -10,9 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.embeddings import Embedder
 from features.safe_write import foreign_entries, output_lock, remove_directory
 from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
 from matcher.api import CampaignSummary, Matcher, MatchSettings
+from training.registry import load_ranker
 
 __all__ = ["BatchReport", "run_match", "write_matches"]
 
@@ -102,13 +104,15 @@ def run_match(
     chunk_size: int = 256,
     engine: str = "local",
     ray_actors: int = 2,
+    embedding_backend: str | None = None,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
     Scored chunks are committed beside the output (in a hidden folder named after a fingerprint of the
     inputs, model and settings) so that a rerun after a crash resumes, on either engine; the folder is
     removed once the matches are written. The same inputs give the same bytes however often the run was
-    interrupted, and on either engine (`local`, or `ray` with `ray_actors` scoring actors).
+    interrupted, and on either engine (`local`, or `ray` with `ray_actors` scoring actors). The embedding
+    backend is the ranker's; `embedding_backend`, when given, must agree with it and with the index's.
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -123,8 +127,12 @@ def run_match(
     campaign_table = read_table(campaigns, "campaigns")
     # Held from before the checkpoints are read until the rejects are written: a second run on the same output
     # would otherwise score into, and then delete, the first one's checkpoints.
+    embedder = None
+    if embedding_backend is not None:
+        model = load_ranker(model)
+        embedder = Embedder(model.model.embedding_model, backend=embedding_backend)
     with output_lock(out):
-        matcher = Matcher(creator_table, model=model, index=index, settings=settings)
+        matcher = Matcher(creator_table, model=model, index=index, settings=settings, embedder=embedder)
         checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
         result = matcher.match_many(
             campaign_table,

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.embeddings import resolve_backend
 from features.safe_write import foreign_entries, staged_directory
 
 __all__ = [
@@ -134,6 +135,7 @@ class CandidateIndex:
         flat_threshold: int | None = None,
         seed: int = 0,
         progress: bool = False,
+        embedding_backend: str | None = None,
     ) -> CandidateIndex:
         """Builds an index over L2-normalised float32 rows.
 
@@ -150,6 +152,8 @@ class CandidateIndex:
                 else DEFAULT_FLAT_THRESHOLD.
             seed: seeds the ivf training sample and k-means, so a build is repeatable.
             progress: show progress bars on standard error.
+            embedding_backend: the backend that ran the model (`torch`, `onnx`), recorded in `meta`; default
+                features.embeddings.resolve_backend(), the one an Embedder uses when not told.
         """
         if kind not in INDEX_KINDS:
             raise ValueError(f"Got kind={kind!r}; expected one of {', '.join(INDEX_KINDS)}")
@@ -165,6 +169,7 @@ class CandidateIndex:
         meta = {
             "artifact": INDEX_ARTIFACT,
             "embedding_model": embedding_model,
+            "embedding_backend": resolve_backend(embedding_backend),
             "dimension": int(dimension),
             "creators": int(n),
             "kind": kind,
@@ -244,13 +249,17 @@ class CandidateIndex:
 
     @classmethod
     def load(
-        cls, directory: str | Path, embedding_model: str | None = None, dimension: int | None = None
+        cls,
+        directory: str | Path,
+        embedding_model: str | None = None,
+        dimension: int | None = None,
+        embedding_backend: str | None = None,
     ) -> CandidateIndex:
-        """Reads an index; with `embedding_model` or `dimension`, refuses one made by another model.
+        """Reads an index; with `embedding_model`, `dimension` or `embedding_backend`, refuses a mismatch.
 
         Raises:
             FileNotFoundError: the directory holds no index.
-            ArtifactMismatch: the index was built with another embedding model or dimension.
+            ArtifactMismatch: the index was built with another embedding model, dimension or backend.
         """
         directory = Path(directory)
         if not (directory / META_FILE).is_file():
@@ -263,6 +272,12 @@ class CandidateIndex:
             )
         if dimension is not None and meta["dimension"] != dimension:
             raise ArtifactMismatch(f"index {directory} has dimension {meta['dimension']}; expected {dimension}")
+        meta.setdefault("embedding_backend", "torch")  # indexes written before there was a choice used torch
+        if embedding_backend is not None and meta["embedding_backend"] != embedding_backend:
+            raise ArtifactMismatch(
+                f"index {directory} was built with embedding backend {meta['embedding_backend']!r}; expected "
+                f"{embedding_backend!r}: rebuild it with `creator-match index --embedding-backend {embedding_backend}`"
+            )
         meta.setdefault("kind", "flat")  # indexes written before there was a choice were all Flat
         index = faiss.read_index(str(directory / INDEX_FILE))
         if meta["kind"] == "ivf" and faiss.extract_index_ivf(index).direct_map.type == faiss.DirectMap.NoMap:

@@ -51,8 +51,26 @@ class World(StrEnum):
     alt = "alt"
 
 
+class Backend(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+BACKEND_HELP = "embedding backend; default $CREATOR_MATCHER_EMBEDDING_BACKEND, else onnx"
+
+
 class UserError(Exception):
     """Ends a command with one line on standard error and exit status 2."""
+
+
+def _backend(option: Backend | None) -> str:
+    """The backend the option, else the environment, names; a bad environment value is a user error."""
+    from features.embeddings import resolve_backend
+
+    try:
+        return resolve_backend(option and option.value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def _quiet_libraries() -> None:
@@ -93,6 +111,7 @@ def train(
     model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
     as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: settle campaigns as of this day")] = None,
     embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+    embedding_backend: Annotated[Backend | None, typer.Option(help=BACKEND_HELP)] = None,
     attribution: Annotated[
         Attribution, typer.Option(help="how orders are credited where touches and purchases exist")
     ] = Attribution.last_click,
@@ -108,7 +127,7 @@ def train(
     result = run_training(
         data,
         model_name=model_name,
-        embedder=Embedder(embedding_model),
+        embedder=Embedder(embedding_model, backend=_backend(embedding_backend)),
         as_of=day,
         attribution=attribution.value,
         window=dt.timedelta(hours=window_hours),
@@ -153,6 +172,7 @@ def index(
     creators: Annotated[Path, typer.Option(help="creators table")],
     out: Annotated[Path, typer.Option(help="directory for the index")],
     embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+    embedding_backend: Annotated[Backend | None, typer.Option(help=BACKEND_HELP)] = None,
     index_type: Annotated[
         str,
         typer.Option(
@@ -180,7 +200,10 @@ def index(
     progress = sys.stderr.isatty() if progress is None else progress
     table = read_table(creators, "creators")
     embedder = Embedder(
-        embedding_model, cache_dir=None if no_cache else cache_dir or default_cache_dir(), show_progress=progress
+        embedding_model,
+        cache_dir=None if no_cache else cache_dir or default_cache_dir(),
+        show_progress=progress,
+        backend=_backend(embedding_backend),
     )
     # A second run on the same --out is refused at once; a target that is not an index, before any embedding.
     with output_lock(out):
@@ -191,10 +214,12 @@ def index(
             embedder.model,
             kind=index_type,
             progress=progress,
+            embedding_backend=embedder.backend,
         )
         built.save(out)
     typer.echo(
-        f"indexed {len(built)} creators with {embedder.model} ({built.meta['dimension']}-d, {built.kind}, "
+        f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "
+        f"({built.meta['dimension']}-d, {built.kind}, "
         f"{embedder.encoded_count_} embedded afresh) into {out}"
     )
     if table.rejects:
@@ -215,6 +240,9 @@ def match(
     capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in this run; 0: no limit")] = 5,
     chunk_size: Annotated[int, typer.Option(min=1, help="campaigns scored per committed chunk")] = 256,
     ray_actors: Annotated[int, typer.Option(min=1, help="with --engine ray: scoring actors in the pool")] = 2,
+    embedding_backend: Annotated[
+        Backend | None, typer.Option(help="embedding backend; default: the ranker's (an index must agree)")
+    ] = None,
 ) -> None:
     """Write the matches table for every campaign in the file.
 
@@ -242,6 +270,7 @@ def match(
             chunk_size=chunk_size,
             engine=engine.value,
             ray_actors=ray_actors,
+            embedding_backend=embedding_backend and embedding_backend.value,
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc

@@ -78,7 +78,9 @@ def _demo(out: Path, n_creators: int, n_campaigns: int, seed: int) -> None:
 
     t = _step("indexing creators")
     creators = read_table(paths["creators"], "creators").frame
-    index = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+    index = CandidateIndex.build(
+        creator_vectors(embedder, creators), creators["creator_id"], embedder.model, embedding_backend=embedder.backend
+    )
     index.save(out / "index")
     print(f"   {len(index)} creators in {out / 'index'}, {time.perf_counter() - t:.1f}s")
 

@@ -155,6 +155,20 @@ def test_load_with_another_embedding_model_raises_naming_both(index, tmp_path):
     assert "'all-MiniLM-L6-v2'" in message and "'bge-small-en-v1.5'" in message
 
 
+def test_load_with_another_embedding_backend_raises_and_an_older_index_reads_as_torch(index, tmp_path):
+    """An index records the backend that ran the model; another is refused naming both and the command that
+    fixes it. An index saved before backends were recorded was made by torch, the only backend then."""
+    onnx = CandidateIndex(index.index, index.creator_ids, {**index.meta, "embedding_backend": "onnx"})
+    onnx.save(tmp_path / "index")
+    with pytest.raises(ArtifactMismatch, match=r"'onnx'; expected 'torch'.*--embedding-backend torch"):
+        CandidateIndex.load(tmp_path / "index", embedding_backend="torch")
+    assert CandidateIndex.load(tmp_path / "index", embedding_backend="onnx").meta["embedding_backend"] == "onnx"
+
+    older = {key: value for key, value in index.meta.items() if key != "embedding_backend"}
+    CandidateIndex(index.index, index.creator_ids, older).save(tmp_path / "older")
+    assert CandidateIndex.load(tmp_path / "older", embedding_backend="torch").meta["embedding_backend"] == "torch"
+
+
 def test_load_with_another_dimension_raises_naming_both(index, tmp_path):
     """An index of another dimension is refused, naming both dimensions."""
     index.save(tmp_path / "index")

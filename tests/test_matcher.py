@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.embeddings import creator_vectors
+from features.embeddings import Embedder, creator_vectors
 from features.product_type import resolve_product_types
 from features.tables import Table, read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
@@ -130,6 +130,18 @@ def test_index_from_another_embedding_model_is_refused(tmp_path, creators, ranke
     other.save(tmp_path / "idx")
     with pytest.raises(ArtifactMismatch, match="other-model"):
         Matcher(creators, model=ranker, index=tmp_path / "idx", embedder=embedder)
+
+
+def test_index_or_embedder_on_another_backend_is_refused(tmp_path, creators, ranker, index, embedder):
+    """The ranker records the backend its similarity features came from, like the model: an index or an
+    embedder on the other backend is refused, naming it."""
+    assert ranker.model.embedding_backend == embedder.backend == index.meta["embedding_backend"]
+    other = "torch" if embedder.backend == "onnx" else "onnx"
+    CandidateIndex(index.index, index.creator_ids, {**index.meta, "embedding_backend": other}).save(tmp_path / "idx")
+    with pytest.raises(ArtifactMismatch, match=f"'{other}'"):
+        Matcher(creators, model=ranker, index=tmp_path / "idx", embedder=embedder)
+    with pytest.raises(ArtifactMismatch, match=f"on {other}"):
+        Matcher(creators, model=ranker, index=index, embedder=Embedder(backend=other))
 
 
 def test_unresolvable_model_uri_is_a_clear_error(creators, trained):

@@ -278,7 +278,8 @@ def model_card(
         f"- {int(metrics['n_pairs'])} settled (campaign, creator) pairs from {int(metrics['n_campaigns'])} campaigns; "
         f"{int(metrics['n_rejected_rows'])} input rows rejected",
         f"- labels: {tags['attribution']} attribution, {tags['attribution_window_hours']} h window",
-        f"- embedding model: {tags['embedding_model']} ({tags['embedding_dim']}-d)",
+        f"- embedding model: {tags['embedding_model']} "
+        f"({tags['embedding_dim']}-d, {tags['embedding_backend']} backend)",
         "",
         "## Held-out later campaigns (latest 20% by start date)",
         "| measure | this version | followers | tags then followers | similarity | champion |",

@@ -114,11 +114,12 @@ def train(
             champion_ranker, champion_pairs = champion_on_unseen(model_name, champion, test_pairs)
             metrics |= champion_metrics(champion_ranker, champion_pairs)
     final = CreatorRanker(**ranker.get_params()).fit(data.pairs[FEATURES], data.pairs[OUTCOMES])
-    python_model = RankerModel(final, data.past, embedder.model, embedder.dimension)
+    python_model = RankerModel(final, data.past, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
     signature = infer_signature(example, final.predict(example))
     tags = {
         "embedding_model": embedder.model,
+        "embedding_backend": embedder.backend,
         "embedding_dim": str(embedder.dimension),
         "data_fingerprint": data.fingerprint,
         "training_window": " to ".join(data.window),
@@ -136,6 +137,7 @@ def train(
         mlflow.log_params(
             {
                 "embedding_model": embedder.model,
+                "embedding_backend": embedder.backend,
                 "embedding_dim": embedder.dimension,
                 "data_dir": str(Path(data_dir).resolve()),
                 "n_features": len(FEATURES),
