@@ -6,7 +6,9 @@ an eligibility filter (a random `--allowed` share of creators, passed to the sea
 Each index is searched through `CandidateIndex.search`, so filtered numbers include the widening fallback.
 Every index is built first, then all are searched in turn within each of `--repeats` rounds (order alternating);
 times are medians, speed-ups the median of Flat's time over the index's time within a round; recall@100 is the
-share of Flat's exact top 100 returned.
+share of Flat's exact top 100 returned. The last line printed is one JSON object: per size, the fastest
+setting with recall@100 >= 0.99 with and without the filter (`ann_speedup_<n>`, the lower of the two, and
+`recall_at_100_<n>`), and the default IVF setting's figures.
 
     .venv/bin/python benchmarks/ann.py                 # 100k and 1M (several minutes; HNSW at 100k only)
     .venv/bin/python benchmarks/ann.py --quick         # 20k, 200 queries: a smoke test in seconds
@@ -15,13 +17,14 @@ share of Flat's exact top 100 returned.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
 import faiss
 import numpy as np
 
-from matcher.candidate_index import CandidateIndex
+from matcher.candidate_index import DEFAULT_NPROBE, CandidateIndex, ivf_nlist
 
 __all__ = ["clustered_unit_vectors", "main", "recall_at_k"]
 
@@ -159,18 +162,27 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.sizes:
         results += bench_size(n, args)
     print("\nfastest setting with recall@k >= 0.99 on both filters, per size:")
+    figures: dict[str, object] = {"queries": args.queries, "k": args.k}
     for n in args.sizes:
         good = {}
         for row in results:
             if row["n"] == n and row["index"] != "Flat":
                 good.setdefault((row["index"], row["setting"]), []).append(row)
         passing = [rows for rows in good.values() if all(r["recall"] >= 0.99 for r in rows)]
+        default = good.get((f"IVF{ivf_nlist(n)}", f"nprobe={DEFAULT_NPROBE}"), [])
+        for row in default:  # what `creator-match index` builds above the flat threshold
+            figures[f"default_ivf_speedup_{row['filter']}_{n}"] = round(row["speedup"], 2)
+            figures[f"default_ivf_recall_at_{args.k}_{row['filter']}_{n}"] = round(row["recall"], 4)
         if not passing:
             print(f"  {n:>9,}: none")
             continue
         best = max(passing, key=lambda rows: min(r["speedup"] for r in rows))
         parts = ", ".join(f"{r['filter']} {r['speedup']:.1f}x at recall {r['recall']:.4f}" for r in best)
         print(f"  {n:>9,}: {best[0]['index']} {best[0]['setting']}: {parts}")
+        figures[f"ann_setting_{n}"] = f"{best[0]['index']} {best[0]['setting']}"
+        figures[f"ann_speedup_{n}"] = round(min(r["speedup"] for r in best), 2)
+        figures[f"recall_at_{args.k}_{n}"] = round(min(r["recall"] for r in best), 4)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from the kernel; nothing is cached between the steps it times.
 
 With `--ray-creators` and `--ray-campaigns`, the same command runs on a smaller catalogue with `--engine local`
 and with `--engine ray` (a local 2-CPU Ray, started by the command), side by side: time ratio and byte equality.
+The last line printed is one JSON object of the named figures (`seconds`, `peak_rss_gib`, `ray_over_local`...).
 
     .venv/bin/python benchmarks/batch.py                 # 10,000 campaigns x 1,000,000 creators, then Ray vs local
     .venv/bin/python benchmarks/batch.py --quick         # 300 campaigns x 30,000 creators: minutes
@@ -18,6 +19,7 @@ and with `--engine ray` (a local 2-CPU Ray, started by the command), side by sid
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -85,7 +87,9 @@ def build_catalogue(
     out.mkdir(parents=True, exist_ok=True)
     write_table(frame, out / "creators.parquet")
     started = time.perf_counter()
-    index = CandidateIndex.build(vectors, frame["creator_id"], embedder.model, kind=kind, progress=True)
+    index = CandidateIndex.build(
+        vectors, frame["creator_id"], embedder.model, kind=kind, progress=True, embedding_backend=embedder.backend
+    )
     index.save(out / "index")
     return out / "creators.parquet", out / "index", time.perf_counter() - started
 
@@ -135,6 +139,14 @@ def main() -> None:
             f"({args.campaigns / seconds:.1f} campaigns/s), peak memory {gib:.2f} GiB, "
             f"{len(matches):,} matches for {matches['campaign_id'].nunique():,} campaigns"
         )
+        figures = {
+            "campaigns": args.campaigns,
+            "creators": args.creators,
+            "index_kind": kind,
+            "seconds": round(seconds, 1),
+            "peak_rss_gib": round(gib, 3),
+            "matches": len(matches),
+        }
         scale = args.creators / 1_000_000 * args.campaigns / 10_000
         print(
             f"  vs target ({TARGET_SECONDS}s, {TARGET_GIB} GiB at 10,000 x 1M): time {seconds / TARGET_SECONDS:.2f} "
@@ -155,6 +167,9 @@ def main() -> None:
                 f"ray {ray:.0f}s (2 actors on this 2-core machine, start-up included): ray/local {ray / local:.2f}; "
                 f"identical bytes: {same}"
             )
+            figures |= {"ray_seconds": round(ray, 1), "ray_local_seconds": round(local, 1)}
+            figures |= {"ray_over_local": round(ray / local, 3), "ray_identical_bytes": same}
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
