@@ -151,6 +151,33 @@ def test_unresolvable_model_and_mismatched_index_are_refused(flow, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
+def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tmp_path, monkeypatch):
+    """The ranker records the backend it was trained on: an index built on the other one, or a match told to
+    use it, exits 2 with one line naming both and the fix; an unknown backend in the environment is refused."""
+    from features.embeddings import resolve_backend
+
+    used = resolve_backend()
+    other = "torch" if used == "onnx" else "onnx"
+    creators = str(flow / "w" / "creators.parquet")
+    done = run("index", "--creators", creators, "--out", str(tmp_path / "idx"), "--embedding-backend", other)
+    assert done.returncode == 0 and f"on {other}" in done.stdout, done.stderr
+    common = ["--campaigns", str(flow / "w" / "new_campaigns.parquet"), "--creators", creators]
+    common += ["--out", str(tmp_path / "m.parquet")]
+
+    done = run("match", *common, "--index", str(tmp_path / "idx"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"'{other}'" in lines[0] and f"--embedding-backend {used}" in lines[0]
+    done = run("match", *common, "--index", str(flow / "idx"), "--embedding-backend", other)
+    assert done.returncode == 2 and f"on {other}" in done.stderr and "Traceback" not in done.stderr
+    monkeypatch.setenv("CREATOR_MATCHER_EMBEDDING_BACKEND", "tensorflow")
+    done = run("index", "--creators", creators, "--out", str(tmp_path / "idx2"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "creator-match: Got embedding backend 'tensorflow'; expected one of torch, onnx"
+    ]
+    assert not (tmp_path / "m.parquet").exists() and not (tmp_path / "idx2").exists()
+
+
 def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
     done = subprocess.run(
