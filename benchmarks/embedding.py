@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> None:
             fresh(encoders[backend], None, args.batch_size, backend).encode(["warm-up: weights and tokenizer"])
         print(f"model {Embedder().model}, batch size {args.batch_size}, default backend {DEFAULT_EMBEDDING_BACKEND}")
         texts = profile_texts(max(args.texts, args.reindex), args.seed)
-        figures: dict[str, object] = {"texts": args.texts, "batch_size": args.batch_size}
+        # Wall-clock ratios are only as steady as the machine: its load is recorded beside them.
+        figures: dict[str, object] = {"texts": args.texts, "batch_size": args.batch_size, "load_1m": os.getloadavg()[0]}
         rate_vectors = {}
         for threads in args.threads:
             found, rate_vectors = encode_rate(encoders, texts[: args.texts], threads, args, work)

@@ -39,7 +39,9 @@ EMBEDDING_MODEL_ENV = "CREATOR_MATCHER_EMBEDDING_MODEL"
 CACHE_DIR_ENV = "CREATOR_MATCHER_CACHE_DIR"
 EMBEDDING_BACKEND_ENV = "CREATOR_MATCHER_EMBEDDING_BACKEND"
 EMBEDDING_BACKENDS = ("torch", "onnx")
-# From benchmarks/embedding.py: ONNX Runtime encodes faster than torch and passes the equivalence check.
+# From benchmarks/embedding.py (600 profile texts, batch 128, median of 3 rounds): onnx took 1/1.36 of the bare
+# torch model's CPU time on 1 thread and 1/1.65 on 2 (wall 1.70x on 2), the torch pipeline 1.00x; onnx's vectors
+# are within cosine 0.9999999 of torch's and 1,000 of 1,000 queries had identical top-100 neighbours on 100k.
 DEFAULT_EMBEDDING_BACKEND = "onnx"
 KEY_DTYPE = np.dtype("S16")
 SHARD_PREFIX = "shard-"
