@@ -9,13 +9,9 @@ export imports neither torch nor sentence-transformers.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from importlib import metadata
@@ -105,6 +101,10 @@ def _export(model_path: Path, target: Path) -> None:
         raise RuntimeError(f"ONNX export of {model_path} gives cosine {cosine:.6f} to the torch vectors; refused")
 
 
+def _why_not_an_export(directory: Path) -> str | None:
+    return None if (directory / META_FILE).is_file() else "it is not an ONNX export"
+
+
 class OnnxEncoder:
     """Encodes texts with an exported model: tokenized in Rust, batched by token length, run by ONNX Runtime.
 
@@ -127,17 +127,13 @@ class OnnxEncoder:
     @classmethod
     def for_model(cls, model_path: Path, root: Path) -> OnnxEncoder:
         """The export of `model_path` under `root`, made (and checked) first if there is none yet."""
+        from features.safe_write import staged_directory
+
         directory = export_directory(model_path, root)
         if not (directory / META_FILE).is_file():
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
-            try:
+            # Another process may finish the same export first: either is as good, so the later one replaces it.
+            with staged_directory(directory, _why_not_an_export) as staging:
                 _export(Path(model_path), staging)
-                # Another process may have finished the same export first: either copy is as good.
-                with contextlib.suppress(OSError):
-                    os.replace(staging, directory)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
         return cls(directory)
 
     def get_embedding_dimension(self) -> int:
