@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -306,6 +307,11 @@ class VectorCache:
         return final
 
 
+# One encode at a time per process: isolated twins share one encoder, whose fast tokenizer fails when called
+# from two threads at once ("Already borrowed"), and the thread settings (torch's, ONNX Runtime's) are per encoder.
+_ENCODE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _torch_threads(threads: int | None):
     """Torch's intra-op threads set to `threads` for the block (None: left as they are)."""
@@ -428,19 +434,20 @@ class Embedder:
             _, first = np.unique(keys[missing], return_index=True)
             todo = missing[np.sort(first)]
             progress = self.show_progress if self.show_progress is not None else len(todo) >= 1000
-            if self.backend == "onnx":
-                vectors = self.encoder.encode(
-                    [texts[i] for i in todo], self.batch_size, threads=self.threads, show_progress_bar=progress
-                )
-            else:
-                with _torch_threads(self.threads):
+            with _ENCODE_LOCK:
+                if self.backend == "onnx":
                     vectors = self.encoder.encode(
-                        [texts[i] for i in todo],
-                        batch_size=self.batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=progress,
+                        [texts[i] for i in todo], self.batch_size, threads=self.threads, show_progress_bar=progress
                     )
+                else:
+                    with _torch_threads(self.threads):
+                        vectors = self.encoder.encode(
+                            [texts[i] for i in todo],
+                            batch_size=self.batch_size,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                            show_progress_bar=progress,
+                        )
             self.encoded_count_ += len(todo)
             generation = self.cache.generation
             self.cache.put(keys[todo], vectors)

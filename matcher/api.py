@@ -296,6 +296,12 @@ class Matcher:
             self.settings.min_market_share,
         )
 
+    def warm(self, categories: Iterable[str] | None = None) -> None:
+        """Computes each category's retrieval tables now rather than on its first campaign (default: every
+        category the ranker's history knows), so that a service's first requests are as quick as the rest."""
+        for category in self._past.priors.ctr_ if categories is None else categories:
+            self._proven(category)
+
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
 

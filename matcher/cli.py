@@ -332,6 +332,64 @@ def similar(
 
 
 @app.command()
+def serve(
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    index: Annotated[Path | None, typer.Option(help="candidate index directory; built at start-up if absent")] = None,
+    model: Annotated[str, typer.Option(help="model URI; an alias is watched for promotions")] = (
+        "models:/creator-ranker@champion"
+    ),
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes the service to the network")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
+    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+    candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
+    capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in one request; 0: no limit")] = 5,
+) -> None:
+    """Serve matching and lookalikes over HTTP (POST /v1/match, POST /v1/similar; OpenAPI at /docs).
+
+    /healthz answers at once; /readyz once the model and index are loaded. A promotion (the alias moved) is
+    picked up within --poll-seconds and swapped in without dropping requests.
+    """
+    import uvicorn
+
+    from features.tables import read_table
+    from matcher.api import MatchSettings
+    from matcher.service import ModelHolder, ServiceConfig, create_app
+    from matcher.slate import SlatePolicy
+    from training.registry import configure_tracking
+
+    configure_tracking()
+    table = read_table(creators, "creators")
+    if table.rejects:
+        _echo_rejects(table.rejects)
+        typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)
+    if index is not None and not index.is_dir():
+        raise UserError(f"{index}: no candidate index here")
+    settings = MatchSettings(
+        candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
+    )
+    holder = ModelHolder(
+        table.frame,
+        ServiceConfig(model, None if index is None else str(index), settings, poll_seconds, max_body_bytes),
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(holder), host=host, port=port, log_level="warning"))
+    failed: list[str] = []
+
+    def give_up(reason: str) -> None:
+        failed.append(reason)
+        server.should_exit = True
+
+    holder.start(on_failure=give_up)
+    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /docs); loading {model}", err=True)
+    server.run()
+    if failed:
+        raise UserError(f"cannot serve: {failed[0]}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="working directory for the demo's files")] = Path("demo-output"),
     creators: Annotated[int, typer.Option(min=50)] = 600,

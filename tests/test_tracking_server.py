@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.commands import free_port, stop
+
 BIN = Path(sys.executable).parent
 CLI = str(BIN / "creator-match")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +58,7 @@ def server(tmp_path_factory):
             time.sleep(0.5)
         yield url, home
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_train_load_and_promote_over_http(server, tmp_path):

@@ -30,6 +30,7 @@ __all__ = [
     "pip_requirements",
     "promote",
     "register",
+    "resolve_version",
     "tracking_store",
 ]
 
@@ -194,7 +195,8 @@ def finish_registration(name: str, version: str, description: str, make_champion
         ) from exc
 
 
-def _resolve_version(uri: str) -> str:
+def resolve_version(uri: str) -> str:
+    """`name/version` of a `models:/` URI (an alias is resolved to the version it points at now); else the URI."""
     from mlflow import MlflowClient
 
     if not uri.startswith("models:/"):
@@ -217,7 +219,7 @@ def load_ranker(uri: str) -> LoadedRanker:
     from sklearn.exceptions import InconsistentVersionWarning
 
     try:
-        version = _resolve_version(uri)
+        version = resolve_version(uri)
         with warnings.catch_warnings():
             # Raised, not shown: unpickling stops at the first estimator from another scikit-learn.
             warnings.simplefilter("error", InconsistentVersionWarning)

@@ -1,0 +1,193 @@
+"""`creator-match serve` as a real process on a loopback port, called over HTTP; always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from features.embeddings import creator_vectors
+from features.tables import read_table
+from matcher.api import MATCH_COLUMNS
+from matcher.candidate_index import CandidateIndex
+from tests.commands import CLI, free_port, stop
+
+MODEL_NAME = "svc-ranker"  # its own registered model, so moving its alias leaves creator-ranker's champion alone
+MAX_BODY = 200_000
+
+
+def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, object]:
+    """GET (no body) or POST JSON; returns (status, parsed JSON reply)."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def campaign_records(frame: pd.DataFrame) -> list[dict]:
+    """Campaign rows as a campaign tool would send them: JSON objects with ISO dates."""
+    records = json.loads(frame.to_json(orient="records", date_format="iso"))
+    for record in records:
+        record["start_date"], record["end_date"] = record["start_date"][:10], record["end_date"][:10]
+    return records
+
+
+@pytest.fixture(scope="module")
+def index_dir(world_dir, embedder, tmp_path_factory):
+    creators = read_table(world_dir / "creators.parquet", "creators").frame
+    built = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+    return built.save(tmp_path_factory.mktemp("service") / "index")
+
+
+@pytest.fixture(scope="module")
+def versions(trained, tracking_uri) -> list[str]:
+    """Two registered versions of MODEL_NAME (the trained ranker twice); `champion` on the first."""
+    source = MlflowClient().get_model_version(trained.model_name, trained.version).source
+    registered = [str(mlflow.register_model(source, MODEL_NAME).version) for _ in range(2)]
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", registered[0])
+    return registered
+
+
+@pytest.fixture(scope="module")
+def service(world_dir, index_dir, versions, tmp_path_factory):
+    """The service on a free port; yields its URL and the /readyz statuses seen while it loaded."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("service-log") / "serve.log"
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
+    args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--poll-seconds", "1"]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args, "--max-body-bytes", str(MAX_BODY)], stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not seen or seen[-1] != 200:
+            assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"not ready within 300 s: {log.read_text()[-2000:]}"
+            with contextlib.suppress(OSError):
+                seen.append(call(f"{url}/readyz")[0])
+            time.sleep(0.25)
+        yield url, seen
+    finally:
+        stop(process)
+
+
+def test_health_readiness_and_openapi(service):
+    url, seen = service
+    assert call(f"{url}/healthz") == (200, {"status": "ok"})
+    assert 503 in seen, "readyz answered 503 while the model and index loaded"
+    status, ready = call(f"{url}/readyz")
+    assert status == 200 and ready["model_version"] == f"{MODEL_NAME}/1" and ready["creators"] == 400
+    _, schema = call(f"{url}/openapi.json")
+    assert {"/v1/match", "/v1/similar", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert "commission_rate" in schema["components"]["schemas"]["CampaignRow"]["properties"]
+    with urllib.request.urlopen(f"{url}/docs", timeout=30) as docs:
+        assert docs.status == 200 and b"swagger" in docs.read().lower()
+
+
+def test_same_slates_as_the_cli_and_the_same_reasons_for_a_bad_row(service, world_dir, index_dir, tmp_path):
+    url, _ = service
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
+    bad = dict(records[0], campaign_id="bad-one", commission_rate=1.7, asins=["not-an-asin"])
+    campaigns = tmp_path / "campaigns.jsonl"
+    campaigns.write_text("".join(json.dumps(record) + "\n" for record in [*records, bad]))
+    out = tmp_path / "matches.parquet"
+    done = subprocess.run(
+        [
+            *(CLI, "match", "--campaigns", str(campaigns), "--creators", str(world_dir / "creators.parquet")),
+            *("--index", str(index_dir), "--model", f"models:/{MODEL_NAME}@champion", "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    cli_reasons = [line for line in done.stderr.splitlines() if line.startswith("campaigns row")]
+
+    status, reply = call(f"{url}/v1/match", [*records, bad])
+    assert status == 422
+    assert [problem["message"] for problem in reply["detail"]] == cli_reasons
+    assert {problem["column"] for problem in reply["detail"]} == {"commission_rate", "asins"}
+
+    status, reply = call(f"{url}/v1/match", records)
+    assert status == 200, reply
+    served = pd.DataFrame(reply["matches"], columns=MATCH_COLUMNS)
+    pd.testing.assert_frame_equal(served, pd.read_parquet(out), check_dtype=False)
+    assert [s["campaign_id"] for s in reply["summaries"]] == [r["campaign_id"] for r in records]
+
+    status, one = call(f"{url}/v1/match", records[0])
+    assert (
+        status == 200 and one["matches"] and {m["campaign_id"] for m in one["matches"]} == {records[0]["campaign_id"]}
+    )
+
+
+def test_lookalikes_and_their_bad_requests(service, world_dir):
+    url, _ = service
+    performance = pd.read_parquet(world_dir / "performance.parquet")
+    seeds = performance.groupby("creator_id")["sales"].sum().sort_values().index[-2:].tolist()
+    status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "k": 5, "creator_types": ["social_creator"]})
+    assert status == 200, reply
+    found = reply["lookalikes"]
+    assert [entry["rank"] for entry in found] == [1, 2, 3, 4, 5]
+    assert not {entry["creator_id"] for entry in found} & set(seeds)
+    assert {entry["creator_type"] for entry in found} == {"social_creator"}
+    assert all(entry["reasons"] for entry in found)
+
+    status, reply = call(f"{url}/v1/similar", {"creator_ids": ["no-such-creator"]})
+    assert status == 422 and reply["detail"][0]["column"] == "creator_ids"
+    assert "'no-such-creator'" in reply["detail"][0]["reason"]
+    status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "k": 0})
+    assert status == 422 and reply["detail"][0]["column"] == "k"
+
+
+def test_oversized_and_malformed_bodies_are_refused_and_the_service_carries_on(service):
+    url, _ = service
+    status, reply = call(f"{url}/v1/match", raw=b"[" + b" " * (MAX_BODY + 10) + b"]")
+    assert status == 413, reply
+    status, reply = call(f"{url}/v1/match", raw=b'{"campaign_id": ')
+    assert status == 422 and reply["detail"][0]["reason"].startswith("not JSON")
+    status, reply = call(f"{url}/v1/match", [])
+    assert status == 422
+    assert call(f"{url}/readyz")[0] == 200
+
+
+def test_a_promotion_is_swapped_in_without_a_failed_request(service, world_dir, versions):
+    """Requests run back to back while `champion` moves to version 2; each one answers 200."""
+    url, _ = service
+    campaign = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[0]
+    answers: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        deadline = time.monotonic() + 240
+        while not stop.is_set() and time.monotonic() < deadline:
+            status, reply = call(f"{url}/v1/match", campaign)
+            answers.append((status, reply.get("model_version") if isinstance(reply, dict) else None))
+            if answers[-1][1] == f"{MODEL_NAME}/{versions[1]}":
+                stop.set()
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    while not answers:
+        time.sleep(0.1)
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", versions[1])
+    worker.join(timeout=300)
+    stop.set()
+    assert not worker.is_alive()
+    assert all(status == 200 for status, _ in answers), answers
+    served = [version for _, version in answers]
+    assert served[0] == f"{MODEL_NAME}/{versions[0]}" and served[-1] == f"{MODEL_NAME}/{versions[1]}", served
+    switched = served.index(served[-1])
+    assert set(served[switched:]) == {served[-1]}, "never back to the old version once swapped"
+    assert call(f"{url}/readyz")[1]["model_version"] == f"{MODEL_NAME}/{versions[1]}"
