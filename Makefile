@@ -44,6 +44,7 @@ bench: install  ## speed and memory at scale: ANN vs exact, embedding cache, 10,
 	$(BIN)/python benchmarks/ann.py
 	$(BIN)/python benchmarks/embedding.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/service.py
 
 bench-quality: install  ## slate quality vs the oracle and baselines on 5 simulated worlds (several minutes)
 	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
