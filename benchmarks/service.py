@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="keep the files here (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="10,000 creators, 200 requests")
+    parser.add_argument("--reuse", action="store_true", help="with --work: keep its trained ranker and index")
     args = parser.parse_args()
     if args.quick:
         args.creators, args.requests, args.similar_requests, args.campaigns = 10_000, 200, 50, 50
@@ -173,15 +174,19 @@ def main() -> None:
         embedder = Embedder(cache_dir=work / "embedding-cache")
         started = time.perf_counter()
         base = simulate(n_creators=args.base_creators, n_campaigns=400, n_new_campaigns=args.campaigns, seed=args.seed)
-        write_world(base, work / "base")
-        from training.train import train
+        creators, index = work / "large" / "creators.parquet", work / "large" / "index"
+        if args.reuse and index.exists():
+            print(f"set-up: reusing the ranker and the index of {args.creators:,} creators in {work}")
+        else:
+            write_world(base, work / "base")
+            from training.train import train
 
-        train(work / "base", embedder=embedder)
-        creators, index, build = build_catalogue(base.creators, args.creators, embedder, work / "large", args.seed)
-        print(
-            f"set-up: trained on {args.base_creators:,} creators, index of {args.creators:,} in {build:.0f}s "
-            f"({time.perf_counter() - started:.0f}s in all)"
-        )
+            train(work / "base", embedder=embedder)
+            creators, index, build = build_catalogue(base.creators, args.creators, embedder, work / "large", args.seed)
+            print(
+                f"set-up: trained on {args.base_creators:,} creators, index of {args.creators:,} in {build:.0f}s "
+                f"({time.perf_counter() - started:.0f}s in all)"
+            )
 
         process, port, ready = start_service(creators, index, work)
         try:

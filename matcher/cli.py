@@ -315,7 +315,7 @@ def similar(
         raise UserError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
     configure_tracking()
     table = read_table(creators, "creators")
-    matcher = Matcher(table.frame, model=model, index=index, settings=MatchSettings(allow_cashback=allow_cashback))
+    matcher = Matcher(table, model=model, index=index, settings=MatchSettings(allow_cashback=allow_cashback))
     try:
         found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
     except ValueError as exc:  # UnknownCreator among them
@@ -372,7 +372,7 @@ def serve(
         candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
     )
     holder = ModelHolder(
-        table.frame,
+        table,
         ServiceConfig(model, None if index is None else str(index), settings, poll_seconds, max_body_bytes),
     )
     server = uvicorn.Server(uvicorn.Config(create_app(holder), host=host, port=port, log_level="warning"))

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.rows import CampaignRow
-from features.tables import validate_frame
+from features.tables import Table, validate_frame
 from matcher.api import CampaignSummary, Matcher, MatchSettings, SlateEntry
 
 __all__ = ["LookalikeEntry", "ModelHolder", "ServiceConfig", "SimilarRequest", "create_app"]
@@ -67,11 +67,11 @@ class ModelHolder:
     """The matcher in service: loaded in the background, replaced whole when the alias moves.
 
     Args:
-        creators: valid creator rows.
+        creators: the creators table as read (its valid rows are served).
         config: the service's configuration.
     """
 
-    def __init__(self, creators: pd.DataFrame, config: ServiceConfig) -> None:
+    def __init__(self, creators: Table, config: ServiceConfig) -> None:
         self.creators = creators
         self.config = config
         self.matcher: Matcher | None = None
@@ -250,7 +250,7 @@ def create_app(holder: ModelHolder) -> FastAPI:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
         matcher = serving()
-        result = await run_in_threadpool(matcher.match_many, table.frame, progress=False)
+        result = await run_in_threadpool(matcher.match_many, table, progress=False)
         return MatchResponse(
             model_version=matcher.ranker.version,
             matches=[SlateEntry(**row) for row in result.matches.to_dict(orient="records")],
