@@ -346,8 +346,9 @@ class Matcher:
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
         table = _campaign_table(campaigns)
+        # An isolated embedder: the resolved type depends on the briefs alone, not on what this process encoded before.
         campaigns = resolve_product_types(
-            table.frame.reset_index(drop=True), self.embedder, getattr(self._past, "product_types", None)
+            table.frame.reset_index(drop=True), self.embedder.isolated(), getattr(self._past, "product_types", None)
         )
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         chunks = {
