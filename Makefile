@@ -4,9 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
-export TOKENIZERS_PARALLELISM := false
+# No offline settings here: every entry point applies features/environment.py's OFFLINE_ENVIRONMENT itself.
 
 .PHONY: help install demo test lint format bench bench-quality mlflow-ui clean
 

@@ -28,8 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from features.environment import unset_defaults
+
+os.environ.update(unset_defaults())
 
 import faiss  # noqa: F401  (before torch)
 import numpy as np

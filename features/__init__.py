@@ -1,13 +1,12 @@
-"""Raw contract records to model inputs: validated tables, texts, embeddings, history and pair features."""
+"""Raw contract records to model inputs: validated tables, texts, embeddings, history and pair features.
+
+Names load on first use, so importing a light module (`features.environment`, `features.contract`) does not
+pay for pandas, scikit-learn or the embedding model.
+"""
 
 from __future__ import annotations
 
-from features.contract import FUNNEL_STAGE
-from features.embeddings import Embedder
-from features.history import CategoryPriors, creator_history, settled_rows
-from features.pairwise import FEATURES, pair_features
-from features.product_type import resolve_product_types
-from features.tables import InputError, Reject, Table, read_table, validate_frame
+import importlib
 
 __all__ = [
     "FEATURES",
@@ -24,3 +23,25 @@ __all__ = [
     "settled_rows",
     "validate_frame",
 ]
+
+_HOME = {
+    "FEATURES": "features.pairwise",
+    "FUNNEL_STAGE": "features.contract",
+    "CategoryPriors": "features.history",
+    "Embedder": "features.embeddings",
+    "InputError": "features.tables",
+    "Reject": "features.tables",
+    "Table": "features.tables",
+    "creator_history": "features.history",
+    "pair_features": "features.pairwise",
+    "read_table": "features.tables",
+    "resolve_product_types": "features.product_type",
+    "settled_rows": "features.history",
+    "validate_frame": "features.tables",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'features' has no attribute {name!r}")

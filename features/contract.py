@@ -1,12 +1,16 @@
-"""The contract's vocabularies: creator types, funnel stages, platforms, marketplaces, categories."""
+"""The contract's vocabularies and fixed values: creator types, funnel stages, platforms, marketplaces,
+categories, table formats and the settlement lag. Every other module imports them from here."""
 
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 __all__ = [
     "ASIN_PATTERN",
     "CATEGORIES",
+    "CONTENT_STAGES",
+    "COVERED_STAGES",
     "CREATOR_TYPES",
     "FUNNEL_STAGE",
     "FUNNEL_STAGES",
@@ -15,10 +19,16 @@ __all__ = [
     "MAX_ASINS",
     "PLATFORMS",
     "PRODUCT_TYPES",
+    "REJECTS_SUFFIX",
     "SETTLEMENT_DAYS",
+    "TABLE_FORMATS",
+    "TABLE_SUFFIXES",
+    "CreatorType",
+    "Platform",
 ]
 
-CREATOR_TYPES = (
+# The Literal types validate rows (features.rows); the tuples are the same values for everything else.
+CreatorType = Literal[
     "social_creator",
     "content_publisher",
     "review_site",
@@ -27,8 +37,13 @@ CREATOR_TYPES = (
     "coupon_site",
     "cashback_site",
     "loyalty_referral",
-)
+]
+CREATOR_TYPES: tuple[str, ...] = get_args(CreatorType)
 FUNNEL_STAGES = ("awareness", "consideration", "conversion", "retention")
+# Creators who persuade with content, as opposed to those who close a sale (conversion) or keep a buyer.
+CONTENT_STAGES = FUNNEL_STAGES[:2]
+# The stages a non-standard product's slate should cover: a buyer is made aware, persuaded, then converted.
+COVERED_STAGES = FUNNEL_STAGES[:3]
 FUNNEL_STAGE = {
     "social_creator": "awareness",
     "content_publisher": "awareness",
@@ -39,7 +54,8 @@ FUNNEL_STAGE = {
     "cashback_site": "conversion",
     "loyalty_referral": "retention",
 }
-PLATFORMS = ("instagram", "youtube", "tiktok", "facebook", "x", "pinterest", "blog", "podcast", "website")
+Platform = Literal["instagram", "youtube", "tiktok", "facebook", "x", "pinterest", "blog", "podcast", "website"]
+PLATFORMS: tuple[str, ...] = get_args(Platform)
 KNOWN_MARKETPLACES = ("US", "CA", "MX", "UK", "DE", "FR", "IT", "ES", "JP", "AU")
 MARKETPLACE_PATTERN = re.compile(r"^[A-Z]{2}$")
 ASIN_PATTERN = re.compile(r"^[A-Z0-9]{10}$")
@@ -65,3 +81,7 @@ CATEGORIES = (
 PRODUCT_TYPES = ("standard", "non_standard")
 # A campaign's figures stop changing this many days after its end date; only then is it a label.
 SETTLEMENT_DAYS = 7
+# The formats of every table read or written, by file suffix; and the rejects file beside an output.
+TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
+TABLE_FORMATS = f"{', '.join(TABLE_SUFFIXES[:-1])} or {TABLE_SUFFIXES[-1]}"  # for messages
+REJECTS_SUFFIX = ".rejects.csv"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.environment import CACHE_DIR_ENV, EMBEDDING_BACKEND_ENV, EMBEDDING_MODEL_ENV, unset_defaults
 from features.safe_write import foreign_entries, output_lock, remove_directory, staged_directory
 
 __all__ = [
@@ -36,9 +37,6 @@ __all__ = [
 ]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-EMBEDDING_MODEL_ENV = "CREATOR_MATCHER_EMBEDDING_MODEL"
-CACHE_DIR_ENV = "CREATOR_MATCHER_CACHE_DIR"
-EMBEDDING_BACKEND_ENV = "CREATOR_MATCHER_EMBEDDING_BACKEND"
 EMBEDDING_BACKENDS = ("torch", "onnx")
 # From benchmarks/embedding.py (600 profile texts, batch 128, median of 3 rounds): onnx took 1/1.36 of the bare
 # torch model's CPU time on 1 thread and 1/1.65 on 2 (wall 1.70x on 2), the torch pipeline 1.00x; onnx's vectors
@@ -370,9 +368,7 @@ class Embedder:
     def encoder(self):
         """The SentenceTransformer (torch) or OnnxEncoder (onnx), loaded offline on first use."""
         if self._encoder is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.update(unset_defaults())
             if self.backend == "onnx":
                 from features.onnx_encoder import OnnxEncoder
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.affinity import AFFINITY_FEATURES
-from features.contract import CATEGORIES, CREATOR_TYPES, FUNNEL_STAGE
+from features.contract import CATEGORIES, CONTENT_STAGES, CREATOR_TYPES, FUNNEL_STAGE
 from features.history import CategoryPriors
 from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
 
@@ -126,7 +126,7 @@ def pair_features(
     """
     c = campaigns.iloc[campaign_index].reset_index(drop=True)
     r = creators.iloc[creator_index].reset_index(drop=True)
-    content = r["creator_type"].map(FUNNEL_STAGE).isin(["awareness", "consideration"]).to_numpy(float)
+    content = r["creator_type"].map(FUNNEL_STAGE).isin(CONTENT_STAGES).to_numpy(float)
     non_standard = c["product_type"].eq("non_standard").to_numpy(float)
     h = history.reset_index(drop=True)
     hist_n = h["hist_campaigns"].to_numpy(float)

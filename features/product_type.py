@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from features.contract import FUNNEL_STAGE, PRODUCT_TYPES
+from features.contract import CONTENT_STAGES, FUNNEL_STAGE, PRODUCT_TYPES
 from features.embeddings import Embedder
 
 __all__ = [
@@ -48,7 +48,6 @@ KIND_DESCRIPTIONS = {
 }
 # Probabilities of non-standard between these bounds are reported as uncertain.
 UNCERTAIN = (0.35, 0.65)
-CONTENT_STAGES = ("awareness", "consideration")
 
 
 def content_conversion_lift(rows: pd.DataFrame, creators: pd.DataFrame, strength: float = 2.0) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN, MAX_ASINS
+from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN, MAX_ASINS, CreatorType, Platform
 
 __all__ = [
     "CampaignRow",
@@ -72,20 +72,8 @@ class CreatorRow(_Row):
 
     creator_id: NonEmptyId
     handle: str | None = None
-    creator_type: Literal[
-        "social_creator",
-        "content_publisher",
-        "review_site",
-        "community",
-        "deals_site",
-        "coupon_site",
-        "cashback_site",
-        "loyalty_referral",
-    ]
-    platforms: Annotated[
-        list[Literal["instagram", "youtube", "tiktok", "facebook", "x", "pinterest", "blog", "podcast", "website"]],
-        Field(min_length=1),
-    ]
+    creator_type: CreatorType
+    platforms: Annotated[list[Platform], Field(min_length=1)]
     interest_tags: Annotated[list[Tag], Field(min_length=1)]
     bio: str | None = None
     followers: Count

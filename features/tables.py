@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
 from features.safe_write import atomic_path
 
@@ -32,7 +33,7 @@ __all__ = [
     "write_rejects",
 ]
 
-READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+READERS = {suffix: suffix[1:] for suffix in TABLE_SUFFIXES}
 
 
 class InputError(Exception):
@@ -119,7 +120,7 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
-        raise InputError(f"{path}: unknown table format {path.suffix!r}; expected .parquet, .csv or .jsonl")
+        raise InputError(f"{path}: unknown table format {path.suffix!r}; expected {TABLE_FORMATS}")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -330,7 +331,7 @@ def validate_performance_links(performance: Table, campaigns: pd.DataFrame, crea
 def rejects_path(out: str | Path) -> Path:
     """The contract's rejects file beside an output: `<out stem>.rejects.csv`."""
     out = Path(out)
-    return out.with_name(f"{out.stem}.rejects.csv")
+    return out.with_name(f"{out.stem}{REJECTS_SUFFIX}")
 
 
 def write_rejects(rejects: list[Reject], out: str | Path) -> Path:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from features.affinity import AFFINITY_FEATURES
 from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
+from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.history import HISTORY_COLUMNS
 from features.pairwise import FEATURES, pair_features
 from features.product_type import resolve_product_types
@@ -61,10 +62,6 @@ MATCH_COLUMNS = [
     "model_version",
 ]
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
-# Crash-safety tests set these: once N chunks are committed, the job writes the marker file and waits there,
-# so that it is killed at a point it signalled rather than after a guessed delay.
-HALT_AFTER_CHUNKS_ENV = "CREATOR_MATCHER_HALT_AFTER_CHUNKS"
-HALT_MARKER_ENV = "CREATOR_MATCHER_HALT_MARKER"
 ENGINES = ("local", "ray")
 # What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
 SLATE_COLUMNS = [

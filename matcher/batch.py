@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
 from features.safe_write import foreign_entries, output_lock, remove_directory
 from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
@@ -64,7 +65,7 @@ def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MA
         elif suffix == ".jsonl":
             matches.to_json(tmp, orient="records", lines=True)
         else:
-            raise InputError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
+            raise InputError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
     return out
 
 
@@ -121,8 +122,8 @@ def run_match(
         OutputRefused: another process is writing `out` (nothing is written).
     """
     out = Path(out)
-    if out.suffix.lower() not in (".parquet", ".csv", ".jsonl"):
-        raise InputError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
+    if out.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
     # Held from before the checkpoints are read until the rejects are written: a second run on the same output

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.embeddings import resolve_backend
+from features.environment import FLAT_THRESHOLD_ENV
 from features.safe_write import foreign_entries, staged_directory
 
 __all__ = [
@@ -40,7 +41,6 @@ INDEX_FILE, IDS_FILE, META_FILE = "index.faiss", "creator_ids.parquet", "meta.js
 INDEX_ARTIFACT = "creator-matcher candidate index"
 LEGACY_KEYS = {"embedding_model", "dimension", "creators"}
 INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
-FLAT_THRESHOLD_ENV = "CREATOR_MATCHER_FLAT_THRESHOLD"
 DEFAULT_FLAT_THRESHOLD = 200_000
 # From benchmarks/ann.py (1,000 queries, clustered 384-d): at 1M, nprobe 16 searched 25x faster than Flat
 # unfiltered and 20x with an 80% filter, recall@100 1.000; at 100k, where clusters are smaller, it kept 0.998.

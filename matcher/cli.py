@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import os
 
+from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
+from features.environment import (
+    CACHE_DIR_ENV,
+    EMBEDDING_BACKEND_ENV,
+    FLAT_THRESHOLD_ENV,
+    OFFLINE_ENVIRONMENT,
+    QUIET_ENVIRONMENT,
+    debug_enabled,
+    unset_defaults,
+)
+
 # Quiet, offline defaults before any library reads them; users can still override each.
-for _name, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "error",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_LOGGING_LEVEL": "ERROR",
-}.items():
-    os.environ.setdefault(_name, _value)
+os.environ.update(unset_defaults({**OFFLINE_ENVIRONMENT, **QUIET_ENVIRONMENT}))
 
-import datetime as dt  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-from enum import StrEnum  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
+import datetime as dt
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
-import typer  # noqa: E402
+import typer
 
 __all__ = ["app", "main", "run"]
 
@@ -56,7 +58,7 @@ class Backend(StrEnum):
     onnx = "onnx"
 
 
-BACKEND_HELP = "embedding backend; default $CREATOR_MATCHER_EMBEDDING_BACKEND, else onnx"
+BACKEND_HELP = f"embedding backend; default ${EMBEDDING_BACKEND_ENV}, else onnx"
 
 
 class UserError(Exception):
@@ -177,12 +179,12 @@ def index(
         str,
         typer.Option(
             metavar="[auto|flat|ivf|hnsw]",
-            help="auto: exact flat search up to $CREATOR_MATCHER_FLAT_THRESHOLD creators (200,000), IVF above",
+            help=f"auto: exact flat search up to ${FLAT_THRESHOLD_ENV} creators (200,000), IVF above",
         ),
     ] = "auto",
     cache_dir: Annotated[
         Path | None,
-        typer.Option(help="embedding cache; default $CREATOR_MATCHER_CACHE_DIR, else ~/.cache/creator-matcher"),
+        typer.Option(help=f"embedding cache; default ${CACHE_DIR_ENV}, else ~/.cache/creator-matcher"),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="embed every creator afresh")] = False,
     progress: Annotated[
@@ -231,7 +233,7 @@ def index(
 def match(
     campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
     creators: Annotated[Path, typer.Option(help="creators table")],
-    out: Annotated[Path, typer.Option(help="matches file (.parquet, .csv or .jsonl)")],
+    out: Annotated[Path, typer.Option(help=f"matches file ({TABLE_FORMATS})")],
     index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
     model: Annotated[str, typer.Option(help="model URI")] = "models:/creator-ranker@champion",
     engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
@@ -298,7 +300,7 @@ def similar(
         list[str] | None, typer.Option(help="only creators with audience in this marketplace; repeatable")
     ] = None,
     creator_type: Annotated[list[str] | None, typer.Option(help="only creators of this type; repeatable")] = None,
-    out: Annotated[Path | None, typer.Option(help="lookalikes file (.parquet, .csv or .jsonl); else printed")] = None,
+    out: Annotated[Path | None, typer.Option(help=f"lookalikes file ({TABLE_FORMATS}); else printed")] = None,
     model: Annotated[str, typer.Option(help="model URI (its history gives the shape of each record)")] = (
         "models:/creator-ranker@champion"
     ),
@@ -311,8 +313,8 @@ def similar(
     from matcher.similar import LOOKALIKE_SCHEMA
     from training.registry import configure_tracking
 
-    if out is not None and out.suffix.lower() not in (".parquet", ".csv", ".jsonl"):
-        raise UserError(f"{out}: unknown output format {out.suffix!r}; expected .parquet, .csv or .jsonl")
+    if out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
+        raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
     configure_tracking()
     table = read_table(creators, "creators")
     matcher = Matcher(table, model=model, index=index, settings=MatchSettings(allow_cashback=allow_cashback))
@@ -436,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, ArtifactMismatch | ModelNotFound | FileNotFoundError):
             print(f"creator-match: {exc}", file=sys.stderr)
             return 2
-        if os.environ.get("CREATOR_MATCH_DEBUG"):
+        if debug_enabled():
             raise
         print(
             f"creator-match: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",

@@ -19,9 +19,10 @@ from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
+from features.environment import RAY_ADDRESS_ENV
+
 __all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "ray_session", "score_on_ray"]
 
-RAY_ADDRESS_ENV = "RAY_ADDRESS"
 # Fractional CPUs: on a small machine, actors holding whole CPUs leave none for Ray Data's own tasks.
 ACTOR_CPUS = 0.5
 

@@ -21,11 +21,12 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
 
+from features.contract import COVERED_STAGES
 from features.product_type import UNCERTAIN
 
 __all__ = ["ASSIGNMENTS", "SlatePolicy", "best_assignment", "build_slates", "default_slates", "plan_sizes"]
 
-FUNNEL = ("awareness", "consideration", "conversion")
+FUNNEL = COVERED_STAGES
 ASSIGNMENTS = ("exact", "greedy")
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import FUNNEL_STAGE
+from features.contract import CONTENT_STAGES, FUNNEL_STAGE, SETTLEMENT_DAYS
 from features.tables import atomic_path
 from simulation.catalog import CATALOG
 
@@ -360,7 +360,7 @@ def pair_truth(
     )
     non_standard = (ct["product_type"] == "non_standard").to_numpy()
     stage = r["creator_type"].map(FUNNEL_STAGE).to_numpy()
-    content = np.isin(stage, ["awareness", "consideration"])
+    content = np.isin(stage, CONTENT_STAGES)
     conversion = stage == "conversion"
     stage_cvr = np.where(
         non_standard,
@@ -562,7 +562,7 @@ def realize(
     price = campaigns["price"].to_numpy()[camp_idx]
     rate = campaigns["commission_rate"].to_numpy()[camp_idx]
     sales = np.round(units * price * rng.uniform(0.95, 1.05, len(pairs)), 2)
-    settle = pd.to_datetime(campaigns["end_date"]).to_numpy()[camp_idx] + np.timedelta64(7, "D")
+    settle = pd.to_datetime(campaigns["end_date"]).to_numpy()[camp_idx] + np.timedelta64(SETTLEMENT_DAYS, "D")
     perf = pd.DataFrame(
         {
             "campaign_id": pairs["campaign_id"].to_numpy(),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from features.environment import unset_defaults
+
+os.environ.update(unset_defaults())
 
 import faiss  # noqa: F401  (before torch, as everywhere in the project)
 import pytest

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from features.environment import FLAT_THRESHOLD_ENV
 from features.safe_write import OutputRefused
 from matcher.candidate_index import META_FILE, ArtifactMismatch, CandidateIndex, ivf_nlist
 
@@ -385,7 +386,7 @@ def test_auto_is_flat_up_to_the_threshold_and_ivf_above(clustered, monkeypatch):
     assert CandidateIndex.build(rows, ids, MODEL, flat_threshold=len(rows)).kind == "flat"
     above = CandidateIndex.build(rows, ids, MODEL, flat_threshold=1000)
     assert above.kind == "ivf" and above.meta["nlist"] == ivf_nlist(len(rows))
-    monkeypatch.setenv("CREATOR_MATCHER_FLAT_THRESHOLD", "1000")
+    monkeypatch.setenv(FLAT_THRESHOLD_ENV, "1000")
     assert CandidateIndex.build(rows, ids, MODEL).kind == "ivf"
 
 

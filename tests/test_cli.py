@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.environment import EMBEDDING_BACKEND_ENV
 from matcher.api import MATCH_COLUMNS
 
 CLI = str(Path(sys.executable).parent / "creator-match")
@@ -170,7 +171,7 @@ def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tm
     assert f"'{other}'" in lines[0] and f"--embedding-backend {used}" in lines[0]
     done = run("match", *common, "--index", str(flow / "idx"), "--embedding-backend", other)
     assert done.returncode == 2 and f"on {other}" in done.stderr and "Traceback" not in done.stderr
-    monkeypatch.setenv("CREATOR_MATCHER_EMBEDDING_BACKEND", "tensorflow")
+    monkeypatch.setenv(EMBEDDING_BACKEND_ENV, "tensorflow")
     done = run("index", "--creators", creators, "--out", str(tmp_path / "idx2"))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "creator-match: Got embedding backend 'tensorflow'; expected one of torch, onnx"

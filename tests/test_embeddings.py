@@ -13,6 +13,7 @@ from features.embeddings import (
     creator_vectors,
     resolve_model_path,
 )
+from features.environment import EMBEDDING_BACKEND_ENV, EMBEDDING_MODEL_ENV
 from features.tables import read_table
 from features.text import campaign_text, creator_text
 
@@ -58,7 +59,7 @@ def test_unknown_model_is_a_clear_error_and_never_downloaded():
 def test_model_is_a_setting(monkeypatch, tmp_path):
     """The model comes from the environment setting when not given, and a directory path is accepted."""
     packaged = resolve_model_path("all-MiniLM-L6-v2")
-    monkeypatch.setenv("CREATOR_MATCHER_EMBEDDING_MODEL", str(packaged))
+    monkeypatch.setenv(EMBEDDING_MODEL_ENV, str(packaged))
     assert Embedder().model == str(packaged)
     assert resolve_model_path(str(packaged)) == packaged
 
@@ -239,7 +240,7 @@ def test_each_backend_caches_its_own_vectors(embedder, torch_embedder, tmp_path)
 
 def test_backend_is_a_setting_and_an_unknown_one_is_refused_by_name(monkeypatch):
     """The backend comes from the environment when not given; an unknown one is refused naming it."""
-    monkeypatch.setenv("CREATOR_MATCHER_EMBEDDING_BACKEND", "torch")
+    monkeypatch.setenv(EMBEDDING_BACKEND_ENV, "torch")
     assert Embedder().backend == "torch" and Embedder(backend="onnx").backend == "onnx"
     with pytest.raises(ValueError, match="'tensorflow'; expected one of torch, onnx"):
         Embedder(backend="tensorflow")

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES
 from training.dataset import build_training_data, read_training_tables
 from training.evaluate import time_split
@@ -31,7 +32,8 @@ def test_only_settled_campaigns_give_labels(world_dir, embedder):
     assert not used & set(zip(pending["campaign_id"], pending["creator_id"], strict=True))
     ends = tables.campaigns.set_index("campaign_id")["end_date"]
     assert (
-        pd.to_datetime(data.pairs["campaign_id"].map(ends)) + pd.Timedelta(days=7) <= pd.Timestamp("2026-11-01")
+        pd.to_datetime(data.pairs["campaign_id"].map(ends)) + pd.Timedelta(days=SETTLEMENT_DAYS)
+        <= pd.Timestamp("2026-11-01")
     ).all()
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from features.affinity import AFFINITY_FEATURES, PastPerformance, TagCategoryAffinity
 from features.attribution import attribute
+from features.contract import SETTLEMENT_DAYS, TABLE_SUFFIXES
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
 from features.pairwise import FEATURES, HISTORY_FEATURES, pair_features
@@ -55,12 +56,12 @@ class TrainingData:
 
 
 def _find(data_dir: Path, name: str, required: bool) -> Path | None:
-    for suffix in (".parquet", ".csv", ".jsonl"):
+    for suffix in TABLE_SUFFIXES:
         path = data_dir / f"{name}{suffix}"
         if path.is_file():
             return path
     if required:
-        raise InputError(f"{data_dir}: no {name}.parquet, {name}.csv or {name}.jsonl")
+        raise InputError(f"{data_dir}: no {name}{', {name}'.join(TABLE_SUFFIXES[:-1])} or {name}{TABLE_SUFFIXES[-1]}")
     return None
 
 
@@ -186,7 +187,9 @@ def build_training_data(
     as_of = pd.Timestamp(as_of or dt.date.today())
     rows = settled_rows(tables.performance, tables.campaigns, as_of)
     if rows.empty:
-        raise InputError("no settled performance rows to learn from (status settled and 7 days past end_date)")
+        raise InputError(
+            f"no settled performance rows to learn from (status settled and {SETTLEMENT_DAYS} days past end_date)"
+        )
     rows = relabel(rows, tables.touches, tables.purchases, attribution, window)
     # Product types are learned from what the seller declared and how creators sold, then resolved for all.
     product_types = ProductTypeModel().fit(

@@ -10,6 +10,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from features.environment import TRACKING_URI_ENV
+
 __all__ = [
     "CHAMPION",
     "DEFAULT_MODEL_NAME",
@@ -86,7 +88,7 @@ def configure_tracking() -> str:
     """Points MLflow at $MLFLOW_TRACKING_URI, or a SQLite file in the working directory; returns the URI."""
     import mlflow
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    uri = os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
     return uri
 

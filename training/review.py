@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import FUNNEL_STAGE
+from features.contract import COVERED_STAGES, FUNNEL_STAGE
 from features.embeddings import Embedder, creator_vectors
 from features.pairwise import FEATURES
 from training.evaluate import expected_sales, ndcg_by_campaign
@@ -33,7 +33,6 @@ __all__ = [
 SlateBuilder = Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]
 # The baseline slates are compared with when there is no champion: the sellers' own hand pick.
 SLATE_BASELINE = "tags_then_followers"
-_FUNNEL = ("awareness", "consideration", "conversion")
 
 
 def _pyplot():
@@ -203,7 +202,7 @@ def slate_metrics(members: pd.DataFrame, candidates: pd.DataFrame, prefix: str =
     by_type = sizes.groupby("product_type")["size"].mean()
     stages = members.groupby("campaign_id")["funnel_stage"].agg(set)
     non_standard = sizes.index[sizes["product_type"] == "non_standard"]
-    covered = [set(_FUNNEL) <= stages.get(c, set()) for c in non_standard]
+    covered = [set(COVERED_STAGES) <= stages.get(c, set()) for c in non_standard]
     found = {
         "slate_campaigns": float(len(sizes)),
         "slate_size_standard": float(by_type.get("standard", np.nan)),
