@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+import io
 import subprocess
 import sys
 from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -78,26 +81,46 @@ def test_ranker_beats_the_sellers_hand_pick_on_later_campaigns(trained):
     assert m["click_auc"] > 0.6 and m["order_auc"] > 0.6
 
 
-def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri, tmp_path):
-    """A process that imports nothing of this project, started outside the repository with an unrelated
-    `features` module first on its path, loads and scores with the champion: the model carries its code."""
+# Someone else's code a user may have beside this project, first on the path: a `features` module that fails
+# on import, or `features` and `training` packages that define other things and lack (or break) our modules.
+SHADOWS = {
+    "module": {"features.py": "raise ImportError('an unrelated features module was imported')\n"},
+    "packages": {
+        "features/__init__.py": "raise ImportError('an unrelated features package was imported')\n",
+        "training/__init__.py": "WHAT = 'an unrelated training package'\n",
+        "training/pyfunc.py": "raise ImportError('an unrelated training.pyfunc was imported')\n",
+    },
+}
+
+
+@pytest.mark.parametrize("shadow_kind", sorted(SHADOWS))
+def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri, tmp_path, shadow_kind):
+    """A process that imports nothing of this project, started outside the repository with unrelated `features`
+    and `training` first on its path, loads the champion and scores as this process does: the model carries its
+    code (`training.registry.model_code_paths`), which MLflow puts ahead of everything else on the path."""
     shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    (shadow / "features.py").write_text("raise ImportError('an unrelated features module was imported')\n")
+    for name, text in SHADOWS[shadow_kind].items():
+        (shadow / name).parent.mkdir(parents=True, exist_ok=True)
+        (shadow / name).write_text(text)
+    model = mlflow.pyfunc.load_model("models:/creator-ranker@champion")
+    x = pd.DataFrame([{c.name: 0.5 for c in model.metadata.signature.inputs}])
     code = (
-        "import mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
-        "x = pd.DataFrame([{c.name: 0.5 for c in m.metadata.signature.inputs}]);"
-        "out = m.predict(x); print(sorted(out.columns))"
+        "import sys, mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
+        "out = m.predict(pd.read_json(sys.stdin, orient='split'));"
+        "print(out.to_json(orient='split', double_precision=15))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
+        input=x.to_json(orient="split", double_precision=15),
         capture_output=True,
         text=True,
         env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(shadow)},
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-500:]
-    assert "['expected_impressions', 'p_click', 'p_order']" in done.stdout
+    there = pd.read_json(io.StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
+    assert list(there.columns) == ["expected_impressions", "p_click", "p_order"]
+    np.testing.assert_allclose(there.to_numpy(), model.predict(x).to_numpy(), rtol=1e-9)
 
 
 def module_level_imports(path: Path) -> set[str]:
