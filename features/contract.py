@@ -8,6 +8,7 @@ from typing import Literal, get_args
 
 __all__ = [
     "ASIN_PATTERN",
+    "CASHBACK_TYPE",
     "CATEGORIES",
     "CONTENT_STAGES",
     "COVERED_STAGES",
@@ -25,6 +26,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "CreatorType",
     "Platform",
+    "ProductType",
 ]
 
 # The Literal types validate rows (features.rows); the tuples are the same values for everything else.
@@ -39,6 +41,8 @@ CreatorType = Literal[
     "loyalty_referral",
 ]
 CREATOR_TYPES: tuple[str, ...] = get_args(CreatorType)
+# The marketplace's creator programme does not support cashback affiliates: never proposed unless allowed.
+CASHBACK_TYPE = "cashback_site"
 FUNNEL_STAGES = ("awareness", "consideration", "conversion", "retention")
 # Creators who persuade with content, as opposed to those who close a sale (conversion) or keep a buyer.
 CONTENT_STAGES = FUNNEL_STAGES[:2]
@@ -78,7 +82,8 @@ CATEGORIES = (
     "garden",
     "grocery",
 )
-PRODUCT_TYPES = ("standard", "non_standard")
+ProductType = Literal["standard", "non_standard"]
+PRODUCT_TYPES: tuple[str, ...] = get_args(ProductType)
 # A campaign's figures stop changing this many days after its end date; only then is it a label.
 SETTLEMENT_DAYS = 7
 # The formats of every table read or written, by file suffix; and the rejects file beside an output.

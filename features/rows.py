@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN, MAX_ASINS, CreatorType, Platform
+from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN, MAX_ASINS, CreatorType, Platform, ProductType
 
 __all__ = [
     "CampaignRow",
@@ -112,7 +112,7 @@ class CampaignRow(_Row):
     start_date: dt.date
     end_date: dt.date
     marketplaces: Annotated[list[Marketplace], Field(min_length=1)]
-    product_type: Literal["standard", "non_standard", "auto"] = "auto"
+    product_type: Literal[ProductType, "auto"] = "auto"
     in_stock: bool = True
 
     @field_validator("start_date", "end_date", mode="before")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
 from features.affinity import AFFINITY_FEATURES
-from features.contract import FUNNEL_STAGE
+from features.contract import CASHBACK_TYPE, FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.history import HISTORY_COLUMNS
@@ -237,7 +237,7 @@ class Matcher:
         rows = self.creators.iloc[self._row_of[self._eligible]]
         ok = rows["accepts_campaigns"].astype(bool).to_numpy(copy=True)
         if not self.settings.allow_cashback:
-            ok &= (rows["creator_type"] != "cashback_site").to_numpy()
+            ok &= (rows["creator_type"] != CASHBACK_TYPE).to_numpy()
         if self.settings.violations == "exclude":
             ok &= (rows["disclosure_violations"] == 0).to_numpy()
         self._eligible[np.flatnonzero(self._eligible)[~ok]] = False

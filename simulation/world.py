@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import CONTENT_STAGES, FUNNEL_STAGE, SETTLEMENT_DAYS
+from features.contract import CASHBACK_TYPE, CONTENT_STAGES, FUNNEL_STAGE, SETTLEMENT_DAYS
 from features.tables import atomic_path
 from simulation.catalog import CATALOG
 
@@ -404,7 +404,7 @@ def pair_truth(
             "ctr": ctr,
             "cvr": cvr,
             "expected_sales": impressions * ctr * cvr * price * UNITS_PER_ORDER,
-            "eligible": (r["accepts_campaigns"].to_numpy() & (r["creator_type"] != "cashback_site").to_numpy()),
+            "eligible": (r["accepts_campaigns"].to_numpy() & (r["creator_type"] != CASHBACK_TYPE).to_numpy()),
         }
     )
 
@@ -420,7 +420,7 @@ def _participants(
     creator_truth: pd.DataFrame,
 ) -> tuple[np.ndarray, np.ndarray]:
     eligible = np.flatnonzero(
-        creators["accepts_campaigns"].to_numpy() & (creators["creator_type"] != "cashback_site").to_numpy()
+        creators["accepts_campaigns"].to_numpy() & (creators["creator_type"] != CASHBACK_TYPE).to_numpy()
     )
     if cfg.new_creator_share > 0:  # newcomers: no past campaign, so no record to learn from
         eligible = eligible[rng.random(len(eligible)) >= cfg.new_creator_share]

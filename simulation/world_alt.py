@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from features.contract import FUNNEL_STAGE
+from features.contract import CASHBACK_TYPE, FUNNEL_STAGE
 from simulation.vocabulary_alt import ALT_CATALOG, BRAND_VOICES, DEAL_TAGS, GENERIC_TAGS, WEAK_CUES
 from simulation.world import UNITS_PER_ORDER, World, eligible_truth, realize
 
@@ -302,7 +302,7 @@ def _pairs(
             "ctr": ctr,
             "cvr": cvr,
             "expected_sales": impressions * ctr * cvr * c["price"].to_numpy() * UNITS_PER_ORDER,
-            "eligible": accepts & (creators["creator_type"].iloc[creator_idx] != "cashback_site").to_numpy(),
+            "eligible": accepts & (creators["creator_type"].iloc[creator_idx] != CASHBACK_TYPE).to_numpy(),
         }
     )
 
@@ -320,7 +320,7 @@ def _participants(
     # Newcomers (a `new_creator_share` of creators) have never been part of a campaign.
     open_ = (
         creators["accepts_campaigns"].map(lambda v: v is not False).to_numpy(bool)
-        & (creators["creator_type"] != "cashback_site").to_numpy()
+        & (creators["creator_type"] != CASHBACK_TYPE).to_numpy()
         & (rng.random(n) >= cfg.new_creator_share)
     )
     pool = np.flatnonzero(open_)
