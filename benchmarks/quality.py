@@ -39,6 +39,7 @@ import faiss  # noqa: F401
 import numpy as np
 import pandas as pd
 
+from features.contract import CASHBACK_TYPE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.pairwise import audience_share
 from features.similarity import TAG_FIT_THRESHOLD, CampaignPhrases, TagSpace
@@ -66,7 +67,7 @@ def baseline_slates(
     tags = TagSpace(embedder, creators["interest_tags"])
     tag_scores, _ = CampaignPhrases(embedder, campaigns).tag_scores(tags)
     everyone = np.arange(len(creators))
-    eligible = creators["accepts_campaigns"].to_numpy(bool) & (creators["creator_type"] != "cashback_site").to_numpy()
+    eligible = creators["accepts_campaigns"].to_numpy(bool) & (creators["creator_type"] != CASHBACK_TYPE).to_numpy()
     sizes = matches.groupby("campaign_id").size()
     out: dict[str, list[pd.DataFrame]] = {name: [] for name in BASELINES}
     for k, campaign in enumerate(campaigns.itertuples(index=False)):
@@ -75,7 +76,7 @@ def baseline_slates(
             continue
         market = np.array([audience_share(a, list(campaign.marketplaces)) for a in creators["audience_marketplaces"]])
         ok = eligible & ~(market < settings.min_market_share)
-        fitting = tags.fit(tag_scores, np.full(len(creators), k), everyone, TAG_FIT_THRESHOLD)[2]
+        fitting = tags.tag_fit(tag_scores, np.full(len(creators), k), everyone, TAG_FIT_THRESHOLD)[2]
         # The same baseline scores the training run reports, over the whole catalogue.
         pairs = pd.DataFrame(
             {

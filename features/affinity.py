@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import PoissonRegressor
+from sklearn.utils.validation import check_is_fitted
 
 from features.history import CategoryPriors
 
@@ -58,8 +60,7 @@ def _joint_lifts(
     return float(model.intercept_), pd.Series(model.coef_, index=vocabulary)
 
 
-@dataclass
-class TagCategoryAffinity:
+class TagCategoryAffinity(BaseEstimator):
     """Click-through and orders-per-click lift of (interest tag, category) pairs over the category prior.
 
     Embeddings say which interests sound close to a brief; this says which interests actually sold in a
@@ -82,16 +83,21 @@ class TagCategoryAffinity:
         strength_rows: pseudo-rows pulling a pair's participation lift toward 1.
     """
 
-    strength_clicks: float = 50.0
-    strength_orders: float = 10.0
-    prior_log_lift: float = 1.0
-    heterogeneity: float = 1.0
-    max_tags: int = 2000
-    strength_rows: float = 5.0
-    table_: pd.DataFrame = field(default_factory=pd.DataFrame)
-    tag_rows_: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    category_share_: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    intercepts_: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["ctr", "cvr"]))
+    def __init__(
+        self,
+        strength_clicks: float = 50.0,
+        strength_orders: float = 10.0,
+        prior_log_lift: float = 1.0,
+        heterogeneity: float = 1.0,
+        max_tags: int = 2000,
+        strength_rows: float = 5.0,
+    ) -> None:
+        self.strength_clicks = strength_clicks
+        self.strength_orders = strength_orders
+        self.prior_log_lift = prior_log_lift
+        self.heterogeneity = heterogeneity
+        self.max_tags = max_tags
+        self.strength_rows = strength_rows
 
     def fit(self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors) -> TagCategoryAffinity:
         """Learns from settled rows (with `category`) and each row's creator tags (aligned with `rows`)."""
@@ -156,6 +162,7 @@ class TagCategoryAffinity:
         Unseen (tag, category) pairs count as lift 1 with no evidence. `tag_model_*` is the lift that the
         creator's tags together predict (see `_joint_lifts`).
         """
+        check_is_fitted(self, "table_")
         lengths = np.fromiter(map(len, interest_tags), dtype=np.int64, count=len(interest_tags))
         # Vectorised lower-casing: scoring calls this for every candidate pair, so no loop per tag.
         flat = (

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
 
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, PRODUCT_TYPES
 from features.embeddings import Embedder
@@ -164,19 +165,18 @@ class ProductTypeModel(BaseEstimator):
             descriptions: KIND_DESCRIPTIONS embedded, per kind.
             prices: sorted campaign prices per category; default: those seen in `fit`.
         """
+        check_is_fitted(self, "prices_")
         zero_shot = self.zero_shot_scale * (
             (vectors @ descriptions["non_standard"].T).max(axis=1) - (vectors @ descriptions["standard"].T).max(axis=1)
         )
         classifier = (
-            self.classifier_.decision_function(vectors)
-            if getattr(self, "classifier_", None) is not None
-            else np.zeros(len(vectors))
+            self.classifier_.decision_function(vectors) if self.classifier_ is not None else np.zeros(len(vectors))
         )
         return pd.DataFrame(
             {
                 "zero_shot": zero_shot,
                 "classifier": np.clip(classifier, -4.0, 4.0),
-                "price": self._price_evidence(campaigns, getattr(self, "prices_", {}) if prices is None else prices),
+                "price": self._price_evidence(campaigns, self.prices_ if prices is None else prices),
                 "outcomes": self._outcome_evidence(vectors),
             },
             index=campaigns.index,
@@ -195,8 +195,8 @@ class ProductTypeModel(BaseEstimator):
         return out
 
     def _outcome_evidence(self, vectors: np.ndarray) -> np.ndarray:
-        past = getattr(self, "outcome_vectors_", None)
-        if past is None or not len(past):
+        past = self.outcome_vectors_
+        if not len(past):
             return np.zeros(len(vectors))
         similarity = vectors @ past.T
         k = min(self.neighbours, similarity.shape[1])
@@ -254,11 +254,12 @@ def resolve_product_types(
     if len(auto):
         if embedder is None:
             raise ValueError("Got campaigns with product_type 'auto' and no embedder; expected an Embedder")
-        here = ProductTypeModel() if model is None else model
         rows = campaigns.iloc[auto]
         vectors = embedder.encode([str(b) for b in rows["brief"]])
+        # No past: a model fitted on no campaigns, whose only evidence is the briefs and this batch's prices.
+        here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
         descriptions = {k: embedder.encode(list(texts)) for k, texts in KIND_DESCRIPTIONS.items()}
-        prices = price_table(campaigns, getattr(here, "prices_", {}))
+        prices = price_table(campaigns, here.prices_)
         evidence = here.evidence(rows, vectors, descriptions, prices)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
         probability[auto] = p

@@ -62,9 +62,9 @@ class TagSpace:
 
     def best(self, queries: np.ndarray, query_index: np.ndarray, creator_index: np.ndarray) -> np.ndarray:
         """For each pair, the highest cosine between query `query_index[i]` and a tag of creator `creator_index[i]`."""
-        return self.fit(queries @ self.vectors.T, query_index, creator_index)[0]
+        return self.tag_fit(queries @ self.vectors.T, query_index, creator_index)[0]
 
-    def fit(
+    def tag_fit(
         self, scores: np.ndarray, query_index: np.ndarray, creator_index: np.ndarray, threshold: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per pair, from a (query x vocabulary) score table: the best tag's score, its vocabulary row (-1: no
@@ -140,7 +140,7 @@ def semantic_features(
     category_of = campaigns["category"].map({c: i for i, c in enumerate(categories)}).to_numpy()
     phrases = CampaignPhrases(embedder, campaigns)
     scores, which_phrase = phrases.tag_scores(tags)
-    fit, tag_row, fitting = tags.fit(scores, campaign_index, creator_index, TAG_FIT_THRESHOLD)
+    fit, tag_row, fitting = tags.tag_fit(scores, campaign_index, creator_index, TAG_FIT_THRESHOLD)
     n_tags = np.diff(tags.offsets)[creator_index].astype(float)
     has = tag_row >= 0
     phrase_row = np.where(has, which_phrase[campaign_index, np.maximum(tag_row, 0)], 0)

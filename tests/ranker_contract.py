@@ -1,4 +1,7 @@
-"""The behaviour every ranker must show; a ranker's test class inherits RankerContract and names the class."""
+"""The behaviour every ranker must show; a ranker's test class inherits RankerContract and names the class.
+
+RankerContract includes scikit-learn's estimator conventions (tests/estimator_contract.py).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
 
 from features.pairwise import FEATURES
+from tests.estimator_contract import EstimatorContract
 
 
 def synthetic_pairs(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -27,25 +30,22 @@ def synthetic_pairs(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.Data
     return X, pd.DataFrame({"impressions": impressions, "clicks": clicks, "orders": orders})
 
 
-class RankerContract:
+class RankerContract(EstimatorContract):
     """Mix into a test class and set `ranker_class` (and `params`) to hold a ranker to the project's rules."""
 
     ranker_class: ClassVar[type]
     params: ClassVar[dict] = {}
 
-    def make(self):
-        return self.ranker_class(**self.params)
+    @property
+    def estimator_class(self) -> type:
+        return self.ranker_class
 
-    def test_init_only_stores_parameters(self):
-        ranker = self.make()
-        assert not [name for name in vars(ranker) if name.endswith("_")]
-        assert clone(ranker).get_params() == ranker.get_params()
+    def fit_args(self) -> tuple:
+        return synthetic_pairs()
 
-    def test_fit_returns_self_and_learned_state_ends_in_underscore(self):
-        X, y = synthetic_pairs()
-        ranker = self.make()
-        assert ranker.fit(X, y) is ranker
-        assert [name for name in vars(ranker) if name.endswith("_")]
+    def uses(self) -> dict:
+        X, _ = synthetic_pairs(200, seed=1)
+        return {"predict": lambda ranker: ranker.predict(X)}
 
     def test_predictions_are_rates_and_counts(self):
         X, y = synthetic_pairs()

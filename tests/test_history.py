@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
 
@@ -85,11 +86,11 @@ def test_creator_history_counts_only_campaigns_settled_strictly_before_each_quer
         columns=["creator_id", "as_of"],
     )
 
-    history = creator_history(rows, CategoryPriors(), queries)
+    history = creator_history(rows, no_priors(), queries)
 
     assert list(history.columns) == ["creator_id", *HISTORY_COLUMNS]
     assert history["creator_id"].tolist() == queries["creator_id"].tolist()
-    # Unfitted priors: beauty CTR 0.07, any other category 0.05; orders per click 0.04.
+    # Priors fitted on no rows: beauty CTR 0.07, any other category 0.05; orders per click 0.04.
     expected = pd.DataFrame(
         [
             ("u1", 2, 3000, 110, 9, 70 + 100, (70 + 40) * 0.04),
@@ -110,7 +111,7 @@ def test_creator_history_without_queries_sums_everything_per_creator():
     """With no queries, each creator gets the totals over all settled rows."""
     rows = settled_rows(PERFORMANCE, CAMPAIGNS)
 
-    history = creator_history(rows, CategoryPriors()).set_index("creator_id")
+    history = creator_history(rows, no_priors()).set_index("creator_id")
 
     assert history.index.tolist() == ["u1", "u2"]
     assert history.loc["u1", ["hist_campaigns", "hist_impressions", "hist_clicks", "hist_orders"]].tolist() == [
@@ -159,7 +160,7 @@ def test_creator_history_matches_brute_force_when_settle_days_differ():
     """On many creators and queries, the as-of totals equal a direct filter-and-sum."""
     rows, queries = random_history(seed=3, distinct_days=True)
 
-    history = creator_history(rows, CategoryPriors(), queries)
+    history = creator_history(rows, no_priors(), queries)
 
     expected = brute_force_history(rows, queries)
     pd.testing.assert_frame_equal(history[expected.columns], expected)
@@ -169,7 +170,7 @@ def test_creator_history_matches_brute_force_when_campaigns_settle_the_same_day(
     """Several campaigns of one creator settling on the same day all count once that day has passed."""
     rows, queries = random_history(seed=3, distinct_days=False)
 
-    history = creator_history(rows, CategoryPriors(), queries)
+    history = creator_history(rows, no_priors(), queries)
 
     expected = brute_force_history(rows, queries)
     pd.testing.assert_frame_equal(history[expected.columns], expected)
@@ -185,9 +186,16 @@ def prior_rows(data: dict[str, tuple[int, int, int]]) -> pd.DataFrame:
     )
 
 
-def test_unfitted_priors_use_the_documented_fallbacks():
-    """Before fitting: beauty 7% click-through, other categories 5%, 4% orders per click."""
-    priors = CategoryPriors()
+def no_priors() -> CategoryPriors:
+    """Priors fitted on no rows: the documented fallbacks."""
+    return CategoryPriors().fit(prior_rows({}))
+
+
+def test_priors_fitted_on_no_rows_use_the_documented_fallbacks():
+    """Fitted on nothing: beauty 7% click-through, other categories 5%, 4% orders per click; unfitted, none."""
+    with pytest.raises(NotFittedError, match="CategoryPriors"):
+        CategoryPriors().ctr(pd.Series(["beauty"]))
+    priors = no_priors()
 
     np.testing.assert_allclose(priors.ctr(pd.Series(["beauty", "home"])), [0.07, 0.05])
     np.testing.assert_allclose(priors.cvr(pd.Series(["beauty", "home"])), [0.04, 0.04])

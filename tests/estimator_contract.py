@@ -1,0 +1,92 @@
+"""scikit-learn's estimator conventions, for every class with fit, predict or transform in the project.
+
+A test class inherits EstimatorContract, names `estimator_class` (and `params`), and says how to fit one
+(`fit_args`) and how it is used once fitted (`uses`). tests/test_estimators.py checks that no such class is
+left without one.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+
+__all__ = ["EstimatorContract", "same"]
+
+
+def same(first: object, second: object) -> None:
+    """Asserts two outputs of an estimator are equal: frames, arrays, or tuples of them."""
+    if isinstance(first, pd.DataFrame):
+        pd.testing.assert_frame_equal(first, second)
+    elif isinstance(first, tuple):
+        assert len(first) == len(second)
+        for a, b in zip(first, second, strict=True):
+            same(a, b)
+    else:
+        np.testing.assert_array_equal(first, second)
+
+
+class EstimatorContract:
+    """Mix into a test class to hold an estimator to scikit-learn's conventions:
+
+    - it is a scikit-learn BaseEstimator, so `get_params`, `clone` and `check_is_fitted` are the library's;
+    - `__init__` stores its parameters and nothing else (`clone` round-trips them, no attribute ends in `_`);
+    - `fit` returns self, leaves the parameters as they were, and what it learns ends in `_`;
+    - unfitted, every use refuses with scikit-learn's NotFittedError naming the class;
+    - fitted, it pickles and the copy gives the same answers.
+    """
+
+    estimator_class: ClassVar[type]
+    params: ClassVar[dict] = {}
+
+    def make(self):
+        return self.estimator_class(**self.params)
+
+    def fit_args(self) -> tuple:
+        """The arguments of `fit`."""
+        raise NotImplementedError
+
+    def uses(self) -> dict[str, Callable]:
+        """What a fitted estimator is for, by name: each takes the estimator and returns its answer."""
+        raise NotImplementedError
+
+    def fitted(self):
+        return self.make().fit(*self.fit_args())
+
+    def test_is_a_scikit_learn_estimator(self):
+        assert issubclass(self.estimator_class, BaseEstimator)
+
+    def test_init_stores_only_its_parameters(self):
+        estimator = self.make()
+        assert not [name for name in vars(estimator) if name.endswith("_")]
+        assert set(vars(estimator)) == set(estimator.get_params())
+        assert clone(estimator).get_params() == estimator.get_params()
+        for name, value in self.params.items():
+            assert estimator.get_params()[name] == value
+
+    def test_fit_returns_self_keeps_its_parameters_and_learns_attributes_ending_in_underscore(self):
+        estimator = self.make()
+        before = dict(estimator.get_params())
+        assert estimator.fit(*self.fit_args()) is estimator
+        assert estimator.get_params() == before
+        learned = set(vars(estimator)) - set(before)
+        assert learned, "fit learned nothing"
+        assert all(name.endswith("_") for name in learned), sorted(learned)
+
+    def test_unfitted_refuses_with_not_fitted_error_naming_the_class(self):
+        name = self.estimator_class.__name__
+        for call in self.uses().values():
+            with pytest.raises(NotFittedError, match=rf"\b{name}\b"):
+                call(self.make())
+
+    def test_a_pickled_copy_answers_the_same(self):
+        estimator = self.fitted()
+        copy = pickle.loads(pickle.dumps(estimator))
+        for call in self.uses().values():
+            same(call(estimator), call(copy))

@@ -1,0 +1,132 @@
+"""Every estimator of the project against scikit-learn's conventions (tests/estimator_contract.py).
+
+CreatorRanker is held to them through RankerContract (tests/test_ranker.py); the others are here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from features.affinity import TagCategoryAffinity
+from features.history import CategoryPriors
+from features.product_type import KIND_DESCRIPTIONS, ProductTypeModel, resolve_product_types
+from simulation.world import simulate
+from tests.estimator_contract import EstimatorContract
+
+ROOT = Path(__file__).resolve().parents[1]
+# Classes with a `predict` that are not estimators, and why.
+NOT_ESTIMATORS = {
+    # MLflow's PythonModel: predict(context, model_input) is MLflow's interface around the fitted ranker.
+    ("training/pyfunc.py", "RankerModel"),
+}
+
+
+def performance_rows() -> tuple[pd.DataFrame, pd.Series]:
+    """Settled-looking rows in three categories and the tags of each row's creator."""
+    rng = np.random.default_rng(0)
+    n = 240
+    categories = rng.choice(["beauty", "home", "toys"], n)
+    impressions = rng.integers(500, 5000, n)
+    clicks = rng.binomial(impressions, 0.04)
+    orders = rng.binomial(clicks, 0.05)
+    tags = pd.Series([list(rng.choice(["skincare", "hiking", "deals", "lego"], 2, replace=False)) for _ in range(n)])
+    rows = pd.DataFrame({"category": categories, "impressions": impressions, "clicks": clicks, "orders": orders})
+    return rows, tags
+
+
+class TestCategoryPriors(EstimatorContract):
+    estimator_class = CategoryPriors
+    params: ClassVar[dict] = {"strength_impressions": 1000.0}
+
+    def fit_args(self) -> tuple:
+        return (performance_rows()[0],)
+
+    def uses(self) -> dict:
+        categories = pd.Series(["beauty", "home", "garden"])
+        return {"ctr": lambda priors: priors.ctr(categories), "cvr": lambda priors: priors.cvr(categories)}
+
+    def test_fitted_on_no_rows_it_gives_the_documented_fallbacks(self):
+        priors = CategoryPriors().fit(pd.DataFrame(columns=["category", "impressions", "clicks", "orders"]))
+        np.testing.assert_allclose(priors.ctr(pd.Series(["beauty", "home"])), [0.07, 0.05])
+        np.testing.assert_allclose(priors.cvr(pd.Series(["beauty", "home"])), [0.04, 0.04])
+
+
+class TestTagCategoryAffinity(EstimatorContract):
+    estimator_class = TagCategoryAffinity
+    params: ClassVar[dict] = {"max_tags": 50}
+
+    def fit_args(self) -> tuple:
+        rows, tags = performance_rows()
+        return rows, tags, CategoryPriors().fit(rows)
+
+    def uses(self) -> dict:
+        tags = pd.Series([["skincare", "deals"], ["never seen"], []])
+        categories = pd.Series(["beauty", "home", "toys"])
+        return {"transform": lambda affinity: affinity.transform(tags, categories)}
+
+
+def unit_vectors(n: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(n, 16)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+class TestProductTypeModel(EstimatorContract):
+    estimator_class = ProductTypeModel
+    params: ClassVar[dict] = {"min_declared": 3}
+    world = simulate(n_creators=40, n_campaigns=30, n_new_campaigns=5, seed=2)
+
+    def fit_args(self) -> tuple:
+        campaigns = self.world.campaigns
+        outcomes = pd.DataFrame({"campaign_id": campaigns["campaign_id"], "lift": np.linspace(-1, 1, len(campaigns))})
+        return campaigns, unit_vectors(len(campaigns), 0), outcomes
+
+    def uses(self) -> dict:
+        new = self.world.new_campaigns
+        vectors = unit_vectors(len(new), 1)
+        kinds = enumerate(KIND_DESCRIPTIONS.items())
+        descriptions = {kind: unit_vectors(len(texts), 2 + i) for i, (kind, texts) in kinds}
+        return {"evidence": lambda model: model.evidence(new, vectors, descriptions)}
+
+
+def _estimator_like_classes() -> set[tuple[str, str]]:
+    """(file, class) of every class in the project's packages that defines fit, predict or transform."""
+    found = set()
+    for folder in ("features", "matcher", "training", "simulation"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and {
+                    item.name for item in node.body if isinstance(item, ast.FunctionDef)
+                } & {"fit", "predict", "transform", "fit_transform", "predict_proba"}:
+                    found.add((str(path.relative_to(ROOT)), node.name))
+    return found
+
+
+def _contract_classes() -> set[str]:
+    import tests.test_ranker  # noqa: F401  (its TestCreatorRanker holds the ranker to the contract)
+
+    pending = list(EstimatorContract.__subclasses__())
+    named = set()
+    while pending:
+        test_class = pending.pop()
+        pending += test_class.__subclasses__()
+        if test_class.__name__.startswith("Test"):
+            named.add(test_class().estimator_class.__name__)
+    return named
+
+
+def test_every_estimator_like_class_is_held_to_the_contract():
+    classes = _estimator_like_classes() - NOT_ESTIMATORS
+    assert {name for _, name in classes} <= _contract_classes(), sorted(classes)
+    assert {"CreatorRanker", "CategoryPriors", "TagCategoryAffinity", "ProductTypeModel"} <= {n for _, n in classes}
+
+
+def test_without_a_past_product_types_come_from_a_model_fitted_on_nothing(embedder):
+    """No fitted model: the brief and this batch's prices decide, as before models refused to answer unfitted."""
+    campaigns = simulate(n_creators=40, n_campaigns=30, n_new_campaigns=6, seed=4).new_campaigns
+    out = resolve_product_types(campaigns.assign(product_type="auto"), embedder)
+    assert out["product_type_probability"].between(0, 1).all() and out["product_type_reason"].str.len().gt(0).all()
