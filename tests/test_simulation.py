@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import FUNNEL_STAGE, SETTLEMENT_DAYS
+from features.contract import CONTENT_STAGES, FUNNEL_STAGE, SETTLEMENT_DAYS
 from features.pairwise import audience_share
 from features.tables import read_table, validate_performance_links
 from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_world
@@ -214,7 +214,7 @@ def test_product_type_shapes_which_creators_convert(world):
         product_type=world.truth["campaign_id"].map(product_type), kind=world.truth["creator_id"].map(kind)
     )
     truth["group"] = np.where(
-        truth["kind"].map(FUNNEL_STAGE).isin(["awareness", "consideration"]),
+        truth["kind"].map(FUNNEL_STAGE).isin(CONTENT_STAGES),
         "content",
         np.where(truth["kind"].isin(["deals_site", "coupon_site"]), "deals", "other"),
     )
