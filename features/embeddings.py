@@ -10,6 +10,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "content_keys",
     "creator_vectors",
     "default_cache_dir",
+    "fixed_vectors",
     "resolve_backend",
     "resolve_model_path",
 ]
@@ -305,6 +307,11 @@ class VectorCache:
         return final
 
 
+# Batches of texts that recur on every call (kind descriptions, category names) kept by fixed_vectors.
+FIXED_BATCHES = 1024
+_fixed: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_fixed_lock = threading.Lock()
+
 # One encode at a time per process: isolated twins share one encoder, whose fast tokenizer fails when called
 # from two threads at once ("Already borrowed"), and the thread settings (torch's, ONNX Runtime's) are per encoder.
 _ENCODE_LOCK = threading.Lock()
@@ -480,3 +487,34 @@ def campaign_vectors(embedder: Embedder, campaigns) -> np.ndarray:
             for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
         ]
     )
+
+
+def fixed_vectors(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """`embedder.encode(texts)`, kept for the process: for batches that recur on every call, such as the product
+    kinds' descriptions or a chunk's category names, which each request would otherwise encode afresh.
+
+    An embedder on a fixed number of threads (an `isolated` one) encodes a batch none of whose texts it has cached
+    to the same bits whatever ran before, so a kept batch is exactly what encoding it again would give; it is put
+    in the embedder's cache as encoding would have put it. When the embedder has some of the texts cached, or its
+    threads are unset (the bits may then follow torch's thread count), it encodes as usual. At most
+    FIXED_BATCHES batches are kept, the least recently used dropped first. The array is read-only.
+    """
+    texts = list(texts)
+    keys = content_keys(texts)
+    if embedder.threads is None or (embedder.cache.find(keys)[0] >= 0).any():
+        return embedder.encode(texts)
+    memo = (embedder.model, embedder.backend, embedder.batch_size, embedder.threads, tuple(texts))
+    with _fixed_lock:
+        found = _fixed.get(memo)
+        if found is not None:
+            _fixed.move_to_end(memo)
+    if found is not None:
+        embedder.cache.put(keys, found)
+        return found
+    found = embedder.encode(texts)
+    found.setflags(write=False)
+    with _fixed_lock:
+        _fixed[memo] = found
+        while len(_fixed) > FIXED_BATCHES:
+            _fixed.popitem(last=False)
+    return found

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, PRODUCT_TYPES
-from features.embeddings import Embedder
+from features.embeddings import Embedder, fixed_vectors
 
 __all__ = [
     "KIND_DESCRIPTIONS",
@@ -258,7 +258,7 @@ def resolve_product_types(
         vectors = embedder.encode([str(b) for b in rows["brief"]])
         # No past: a model fitted on no campaigns, whose only evidence is the briefs and this batch's prices.
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
-        descriptions = {k: embedder.encode(list(texts)) for k, texts in KIND_DESCRIPTIONS.items()}
+        descriptions = {k: fixed_vectors(embedder, texts) for k, texts in KIND_DESCRIPTIONS.items()}
         prices = price_table(campaigns, here.prices_)
         evidence = here.evidence(rows, vectors, descriptions, prices)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.embeddings import Embedder
+from features.embeddings import Embedder, fixed_vectors
 from features.text import brief_phrases, campaign_text
 
 __all__ = [
@@ -136,7 +136,7 @@ def semantic_features(
         campaign_index, creator_index: each pair's rows in those tables.
     """
     categories = sorted(set(campaigns["category"]))
-    category_vectors = embedder.encode([campaign_text(category, category) for category in categories])
+    category_vectors = fixed_vectors(embedder, [campaign_text(category, category) for category in categories])
     category_of = campaigns["category"].map({c: i for i, c in enumerate(categories)}).to_numpy()
     phrases = CampaignPhrases(embedder, campaigns)
     scores, which_phrase = phrases.tag_scores(tags)

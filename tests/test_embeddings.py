@@ -11,6 +11,7 @@ from features.embeddings import (
     campaign_vectors,
     content_keys,
     creator_vectors,
+    fixed_vectors,
     resolve_model_path,
 )
 from features.environment import EMBEDDING_BACKEND_ENV, EMBEDDING_MODEL_ENV
@@ -193,6 +194,26 @@ def test_an_isolated_embedder_gives_the_same_bits_whatever_the_thread_count_and_
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(one, two)
+
+
+def test_a_kept_batch_is_the_bits_a_fresh_isolated_embedder_encodes(embedder):
+    """Kind descriptions and category names are encoded once per process: what a request then reads is exactly
+    what encoding them afresh gives, and the embedder's cache holds them as if it had encoded them."""
+    from features.contract import CATEGORIES
+
+    texts = [campaign_text(category, category) for category in CATEGORIES[:5]]
+    first = fixed_vectors(embedder.isolated(), texts)
+    again = embedder.isolated()
+    kept = fixed_vectors(again, texts)
+    assert kept is first and not kept.flags.writeable
+    assert again.encoded_count_ == 0, "a kept batch is not sent to the model again"
+    assert np.array_equal(again.encode(texts), kept)  # now from its cache
+    assert np.array_equal(embedder.isolated().encode(texts), kept)  # and the same bits as a fresh encode
+    # An embedder that has some of the texts cached, or no fixed thread count, encodes as it always did.
+    partly = embedder.isolated()
+    partly.encode(texts[:1])
+    assert fixed_vectors(partly, texts) is not kept and partly.encoded_count_ == len(texts)
+    assert np.array_equal(fixed_vectors(embedder, texts[:2]), embedder.encode(texts[:2]))
 
 
 # --- The ONNX Runtime backend: the same neighbours as torch, its own cache, an export made once ----------------

@@ -28,3 +28,28 @@ def test_scores_without_a_record_follow_what_is_known_of_the_creator():
     truth = np.exp(X["log_followers"] * 0.3) * (0.01 + 0.03 * X["similarity"]) * (0.02 + 0.05 * X["similarity"])
     assert sales.std() > 0.1 * sales.mean()  # not one flat estimate for every new creator
     assert np.corrcoef(sales.rank(), truth.rank())[0, 1] >= 0.5
+
+
+def test_a_small_prediction_runs_on_one_thread_with_the_same_bits(monkeypatch):
+    """Fewer than _SERIAL_ROWS rows are predicted on one OpenMP thread (a team per tree costs more than the work)."""
+    from threadpoolctl import threadpool_info
+
+    from tests.ranker_contract import synthetic_pairs
+    from training import ranker as module
+
+    X, y = synthetic_pairs(3000, seed=5)
+    fitted = CreatorRanker(max_iter=30).fit(X, y)
+    seen = []
+    predict = fitted.click_._raw_predict
+
+    def spy(data):
+        seen.append(max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp"))
+        return predict(data)
+
+    fitted.click_._raw_predict = spy
+    small = fitted.predict(X.head(400))
+    assert seen == [1]
+    monkeypatch.setattr(module, "_SERIAL_ROWS", 10)  # the same rows, now "large": every thread OpenMP has
+    large = fitted.predict(X.head(400))
+    assert seen[1] == max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp")
+    assert small.equals(large)
