@@ -23,6 +23,7 @@ from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.history import HISTORY_COLUMNS
 from features.pairwise import FEATURES, pair_features
 from features.product_type import resolve_product_types
+from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
 from features.tables import Reject, Table, atomic_path, valid_rows
@@ -31,7 +32,7 @@ from matcher.reasons import reason
 from matcher.retrieval import proven_value
 from matcher.similar import LookalikeSpace
 from matcher.slate import SlatePolicy, build_slates
-from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker
+from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker, training_records
 
 __all__ = [
     "ENGINES",
@@ -173,6 +174,8 @@ class Matcher:
         index: a candidate index, or its directory; built from `creators` when None.
         embedder: the embedding model; defaults to the model and backend the ranker was trained with.
         settings: eligibility, retrieval and slate settings.
+        performance: the latest performance table, its past campaigns and the run date: creators are scored
+            on their records settled by then. Default: their records as of the ranker's training.
 
     Raises:
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension.
@@ -186,6 +189,7 @@ class Matcher:
         index: CandidateIndex | str | Path | None = None,
         embedder: Embedder | None = None,
         settings: MatchSettings | None = None,
+        performance: SettledPerformance | None = None,
     ) -> None:
         self.settings = settings or MatchSettings()
         table = valid_rows(creators, "creators")
@@ -248,9 +252,17 @@ class Matcher:
         self._creator_vectors = self._vectors_by_row(index)
         self._tags = TagSpace(self.embedder, self.creators["interest_tags"])
         self._past = self.ranker.model.past
-        history = self._past.history.set_index("creator_id")[HISTORY_COLUMNS]
+        # What the ranker learned is applied to records that are data: the latest performance's, else training's.
+        self.records = (
+            training_records(self.ranker)
+            if performance is None
+            else creator_records(
+                performance, self._past, self.embedder.isolated(), self.creators, self._creator_vectors, self._tags
+            )
+        )
+        history = self.records.history.set_index("creator_id")[HISTORY_COLUMNS]
         self._history = history.reindex(self.creators["creator_id"]).fillna(0.0).reset_index(drop=True)
-        self._category_history = self._past.category_history.set_index(["creator_id", "category"])[HISTORY_COLUMNS]
+        self._category_history = self.records.category_history.set_index(["creator_id", "category"])[HISTORY_COLUMNS]
 
     def _vectors_by_row(self, index: CandidateIndex) -> np.ndarray:
         """Creator vectors in table order, read back from the index (no re-embedding)."""

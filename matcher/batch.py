@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
+from features.records import SettledPerformance
 from features.safe_write import foreign_entries, output_lock, remove_directory
 from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
 from matcher.api import CampaignSummary, Matcher, MatchSettings
@@ -92,6 +93,7 @@ def _fingerprint(campaigns: str | Path, creators: str | Path, matcher: Matcher, 
                 digest.update(block)
     index = {key: value for key, value in matcher.index.meta.items() if key != "built_at"}
     digest.update(repr((matcher.ranker.version, sorted(index.items()), matcher.settings, chunk_size)).encode())
+    digest.update(matcher.records.fingerprint().encode())  # chunks scored on other records are not reused
     return digest.hexdigest()[:16]
 
 
@@ -106,6 +108,7 @@ def run_match(
     engine: str = "local",
     ray_actors: int = 2,
     embedding_backend: str | None = None,
+    performance: SettledPerformance | None = None,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
@@ -114,6 +117,8 @@ def run_match(
     removed once the matches are written. The same inputs give the same bytes however often the run was
     interrupted, and on either engine (`local`, or `ray` with `ray_actors` scoring actors). The embedding
     backend is the ranker's; `embedding_backend`, when given, must agree with it and with the index's.
+    Creators are scored on their records in `performance` (read tables; their rejects are reported with
+    the others), else on those as of the ranker's training.
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -133,7 +138,9 @@ def run_match(
         model = load_ranker(model)
         embedder = Embedder(model.model.embedding_model, backend=embedding_backend)
     with output_lock(out):
-        matcher = Matcher(creator_table, model=model, index=index, settings=settings, embedder=embedder)
+        matcher = Matcher(
+            creator_table, model=model, index=index, settings=settings, embedder=embedder, performance=performance
+        )
         checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
         result = matcher.match_many(
             campaign_table,
@@ -145,7 +152,7 @@ def run_match(
         write_matches(result.matches, out)
         for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
-        rejects = [*creator_table.rejects, *campaign_table.rejects]
+        rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         stale = rejects_path(out)
         if rejects:
             write_rejects(rejects, out)

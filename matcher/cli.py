@@ -245,6 +245,13 @@ def match(
     embedding_backend: Annotated[
         Backend | None, typer.Option(help="embedding backend; default: the ranker's (an index must agree)")
     ] = None,
+    performance: Annotated[
+        Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
+    ] = None,
+    past_campaigns: Annotated[
+        Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
 ) -> None:
     """Write the matches table for every campaign in the file.
 
@@ -273,6 +280,7 @@ def match(
             engine=engine.value,
             ray_actors=ray_actors,
             embedding_backend=embedding_backend and embedding_backend.value,
+            performance=_settled_performance(performance, past_campaigns, as_of),
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
@@ -349,6 +357,13 @@ def serve(
     allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
     candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
     capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in one request; 0: no limit")] = 5,
+    performance: Annotated[
+        Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
+    ] = None,
+    past_campaigns: Annotated[
+        Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
 ) -> None:
     """Serve matching and lookalikes over HTTP (POST /v1/match, POST /v1/similar; OpenAPI at /docs).
 
@@ -373,9 +388,15 @@ def serve(
     settings = MatchSettings(
         candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
     )
+    settled = _settled_performance(performance, past_campaigns, as_of)
+    if settled is not None and settled.rejects():
+        _echo_rejects(settled.rejects())
+        typer.echo(
+            f"{len(settled.rejects())} performance or past campaign rows rejected; using the valid ones", err=True
+        )
     holder = ModelHolder(
         table,
-        ServiceConfig(model, None if index is None else str(index), settings, poll_seconds, max_body_bytes),
+        ServiceConfig(model, None if index is None else str(index), settings, poll_seconds, max_body_bytes, settled),
     )
     server = uvicorn.Server(uvicorn.Config(create_app(holder), host=host, port=port, log_level="warning"))
     failed: list[str] = []
@@ -402,6 +423,27 @@ def demo(
     from matcher.demo import run_demo
 
     run_demo(out, n_creators=creators, n_campaigns=campaigns, seed=seed)
+
+
+def _settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
+    """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
+    from features.records import SettledPerformance
+    from features.tables import read_table
+
+    if performance is None:
+        if past_campaigns is not None or as_of is not None:
+            raise UserError("--past-campaigns and --as-of need --performance")
+        return None
+    if past_campaigns is None:
+        beside = [performance.with_name(f"campaigns{suffix}") for suffix in (".parquet", ".csv", ".jsonl")]
+        past_campaigns = next((path for path in beside if path.is_file()), None)
+        if past_campaigns is None:
+            raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
+    return SettledPerformance(
+        read_table(performance, "performance"),
+        read_table(past_campaigns, "campaigns"),
+        _parse_date(as_of) if as_of else None,
+    )
 
 
 def _parse_date(text: str) -> dt.date:

@@ -27,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.records import SettledPerformance
 from features.rows import CampaignRow
 from features.tables import Table, validate_frame
 from matcher.api import CampaignSummary, Matcher, MatchSettings, SlateEntry
@@ -48,6 +49,8 @@ class ServiceConfig:
         settings: eligibility, retrieval and slate settings, as `creator-match match` takes them.
         poll_seconds: how often the alias is looked up in the registry.
         max_body_bytes: largest request body accepted.
+        performance: the latest performance table its creators are scored on (a promoted version too);
+            None: each version's records as of its training.
     """
 
     model: str
@@ -55,6 +58,7 @@ class ServiceConfig:
     settings: MatchSettings = field(default_factory=MatchSettings)
     poll_seconds: float = 30.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    performance: SettledPerformance | None = None
 
     def __post_init__(self) -> None:
         if self.poll_seconds <= 0:
@@ -91,7 +95,14 @@ class ModelHolder:
     def _run(self, on_failure) -> None:
         try:
             self.matcher = self._ready(
-                Matcher(self.creators, self.config.model, self.config.index, None, self.config.settings)
+                Matcher(
+                    self.creators,
+                    self.config.model,
+                    self.config.index,
+                    None,
+                    self.config.settings,
+                    self.config.performance,
+                )
             )
         except Exception as exc:  # any failure to load is reported in one line, and the service stops
             self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -119,7 +130,14 @@ class ModelHolder:
             # The index, creator vectors and loaded encoder are shared; what the version learned is its own.
             ranker = load_ranker(f"models:/{target}")
             replacement = self._ready(
-                Matcher(self.creators, ranker, current.index, current.embedder, self.config.settings)
+                Matcher(
+                    self.creators,
+                    ranker,
+                    current.index,
+                    current.embedder,
+                    self.config.settings,
+                    self.config.performance,
+                )
             )
         except Exception as exc:  # e.g. trained with another embedding model: keep serving the current one
             log.warning("not serving %s (still %s): %s", target, current.ranker.version, exc)

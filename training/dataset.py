@@ -10,18 +10,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.affinity import AFFINITY_FEATURES, PastPerformance, TagCategoryAffinity
+from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
 from features.attribution import attribute
 from features.contract import SETTLEMENT_DAYS, TABLE_SUFFIXES
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
-from features.pairwise import FEATURES, HISTORY_FEATURES, pair_features
+from features.pairwise import pair_features
 from features.product_type import ProductTypeModel, content_conversion_lift, resolve_product_types
+from features.records import (
+    BY_CATEGORY,
+    CONTEXT_FOLDS,
+    CreatorRecords,
+    HistoryModel,
+    campaign_folds,
+    context_features,
+)
 from features.similarity import TagSpace, semantic_features
 from features.tables import InputError, Reject, read_table, validate_performance_links
 from training.ranker import OUTCOMES, CreatorRanker
 
-BY_CATEGORY = ("creator_id", "category")
 # The dashboard's settlement rule: an order counts for the last click within 24 hours before it.
 DEFAULT_WINDOW = dt.timedelta(hours=24)
 
@@ -50,7 +57,8 @@ class TrainingData:
     """Pairs with features and outcomes, plus what scoring new pairs needs later."""
 
     pairs: pd.DataFrame  # campaign_id, creator_id, start_date, FEATURES..., impressions, clicks, orders, sales
-    past: PastPerformance  # fitted on every settled row: the snapshot used at match time
+    model: HistoryModel  # what every settled row taught, registered with the ranker
+    records: CreatorRecords  # every creator's record as of training: match's default
     fingerprint: str
     window: tuple[str, str]
 
@@ -101,17 +109,13 @@ def _fingerprint(rows: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def _campaign_folds(rows: pd.DataFrame, folds: int) -> np.ndarray:
-    return pd.util.hash_array(rows["campaign_id"].to_numpy().astype(str)) % folds
-
-
 def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryPriors, folds: int = 5) -> pd.DataFrame:
     """AFFINITY_FEATURES of each row from a table learned without that row's campaign.
 
     Five folds: each table learns from 80% of the rows, so its shrinkage is close to that of the table
     scoring uses (learned from all of them); with two, training saw lifts shrunk as on half the data.
     """
-    fold_of = _campaign_folds(rows, folds)
+    fold_of = campaign_folds(rows["campaign_id"], folds)
     out = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_FEATURES, dtype=float)
     for fold in np.unique(fold_of):
         held = fold_of == fold
@@ -121,26 +125,31 @@ def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryP
     return out
 
 
-def context_expectations(features: pd.DataFrame, rows: pd.DataFrame, folds: int = 2) -> dict[str, np.ndarray]:
-    """Clicks and orders a context model (no creator history) expects for each row, cross-fitted by campaign.
+def context_expectations(
+    features: pd.DataFrame, rows: pd.DataFrame, folds: int = CONTEXT_FOLDS
+) -> tuple[dict[str, np.ndarray], dict[int, CreatorRanker]]:
+    """Clicks and orders a context model (no creator history) expects for each row, cross-fitted by campaign;
+    and the models, by the fold each was held out of (`features.records.HistoryModel.context`).
 
     Each row's expectation comes from a model that never saw that row's campaign, so a creator's lift
     (actual over expected) is not flattered by the model having memorised the outcome.
     """
-    # A constant column carries no information to a tree, so this is the same model without history.
-    context = features[FEATURES].assign(**{name: 0.0 for name in HISTORY_FEATURES})
+    context = context_features(features)
     outcomes = rows[OUTCOMES].reset_index(drop=True)
-    fold_of = _campaign_folds(rows, folds)
+    fold_of = campaign_folds(rows["campaign_id"], folds)
     p_click, p_order = np.zeros(len(rows)), np.zeros(len(rows))
+    models = {}
     for fold in np.unique(fold_of):
         held = fold_of == fold
         learn = ~held if (~held).any() else held  # a single campaign: nothing else to learn from
-        predicted = CreatorRanker(max_iter=100).fit(context[learn], outcomes[learn]).predict(context[held])
+        models[int(fold)] = CreatorRanker(max_iter=100).fit(context[learn], outcomes[learn])
+        predicted = models[int(fold)].predict(context[held])
         p_click[held], p_order[held] = predicted["p_click"], predicted["p_order"]
-    return {
+    expected = {
         "expected_clicks": rows["impressions"].to_numpy(float) * p_click,
         "expected_orders": rows["clicks"].to_numpy(float) * p_order,
     }
+    return expected, models
 
 
 def relabel(
@@ -226,7 +235,8 @@ def build_training_data(
         return pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, in_category, priors)
 
     # Records are judged against what a model without them expects, then the features are rebuilt.
-    rows = rows.assign(**context_expectations(features_from(rows), rows))
+    expected, context = context_expectations(features_from(rows), rows)
+    rows = rows.assign(**expected)
     features = features_from(rows)
     pairs = pd.concat(
         [
@@ -238,11 +248,5 @@ def build_training_data(
         axis=1,
     )
     window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
-    past = PastPerformance(
-        priors,
-        creator_history(rows, priors),
-        creator_history(rows, priors, by=BY_CATEGORY),
-        TagCategoryAffinity().fit(rows, tags, priors),
-        product_types,
-    )
-    return TrainingData(pairs, past, _fingerprint(rows), window)
+    model = HistoryModel(priors, TagCategoryAffinity().fit(rows, tags, priors), product_types, context)
+    return TrainingData(pairs, model, CreatorRecords.from_rows(rows, priors), _fingerprint(rows), window)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from features.affinity import PastPerformance
 from features.pairwise import FEATURES
+from features.records import CreatorRecords, HistoryModel
 from training.ranker import CreatorRanker
 from training.registry import installed_versions
 
@@ -16,22 +17,28 @@ __all__ = ["RankerModel"]
 class RankerModel(mlflow.pyfunc.PythonModel):
     """Predicts `expected_impressions`, `p_click` and `p_order` from FEATURES columns.
 
-    Besides the fitted ranker it carries what settled history said at training time (category priors,
-    creators' records overall and per category, interest-category affinities) and names the embedding
-    model, backend and dimension that the similarity features came from, and the versions of the libraries it
-    was trained under (`training.registry.load_ranker` compares them with the installed ones).
+    Besides the fitted ranker it carries what settled history taught at training time (`past`: category
+    priors, interest-category affinities, the product-type and context models) but no creator's record, so
+    its size does not grow with the catalogue: the records are data (`features.records`), logged beside it
+    by `train`. It names the embedding model, backend and dimension that the similarity features came from,
+    and the versions of the libraries it was trained under (`training.registry.load_ranker` compares them
+    with the installed ones).
+
+    Rankers registered before records were data pickled them inside (`PastPerformance`); they load with
+    those as `embedded_records` and a `past` without a context model.
     """
 
     def __init__(
         self,
         ranker: CreatorRanker,
-        past: PastPerformance,
+        past: HistoryModel,
         embedding_model: str,
         embedding_dim: int,
         embedding_backend: str = "torch",
     ) -> None:
         self.ranker = ranker
         self.past = past
+        self.embedded_records: CreatorRecords | None = None
         self.embedding_model = embedding_model
         self.embedding_dim = embedding_dim
         self.embedding_backend = embedding_backend
@@ -40,7 +47,11 @@ class RankerModel(mlflow.pyfunc.PythonModel):
 
     def __setstate__(self, state: dict) -> None:
         # Rankers pickled before there was a choice of backend were trained on torch's vectors.
-        self.__dict__.update({"embedding_backend": "torch", **state})
+        self.__dict__.update({"embedding_backend": "torch", "embedded_records": None, **state})
+        old = self.__dict__["past"]
+        if isinstance(old, PastPerformance):  # registered before records were data: its records are inside
+            self.embedded_records = CreatorRecords(old.history, old.category_history)
+            self.past = HistoryModel(old.priors, old.affinity, getattr(old, "product_types", None))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         missing = [name for name in self.features if name not in model_input.columns]

@@ -34,6 +34,7 @@ __all__ = [
     "register",
     "resolve_version",
     "tracking_store",
+    "training_records",
 ]
 
 DEFAULT_MODEL_NAME = "creator-ranker"
@@ -114,6 +115,7 @@ class LoadedRanker:
     model: object  # training.pyfunc.RankerModel
     uri: str
     version: str  # e.g. "creator-ranker/3", or the URI for unregistered models
+    run_id: str | None = None  # the training run, which holds the creators' records as of training
 
 
 def model_code_paths() -> list[str]:
@@ -232,7 +234,37 @@ def load_ranker(uri: str) -> LoadedRanker:
         raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {_first_line(exc)}") from exc
     model = pyfunc.unwrap_python_model()
     check_libraries(uri, getattr(model, "library_versions", {}))
-    return LoadedRanker(model, uri, version)
+    return LoadedRanker(model, uri, version, pyfunc.metadata.run_id)
+
+
+def training_records(ranker: LoadedRanker):
+    """The creators' records as of the ranker's training (`features.records.CreatorRecords`): the Parquet
+    tables `train` logged in its run under `records/`, or those inside a ranker registered before that.
+
+    Raises:
+        ModelNotFound: the run or its records cannot be read, in one line.
+    """
+    import tempfile
+
+    import mlflow.artifacts
+
+    from features.records import CreatorRecords
+
+    embedded = getattr(ranker.model, "embedded_records", None)
+    if embedded is not None:
+        return embedded
+    where = f"model {ranker.uri!r}: the creators' records of its training run"
+    if ranker.run_id is None:
+        raise ModelNotFound(f"{where} are unknown (no run recorded); give a performance file")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=ranker.run_id, artifact_path="records", dst_path=tmp)
+            return CreatorRecords.read(path)
+        except Exception as exc:  # a missing run, artifact or file: one line, as for the model itself
+            raise ModelNotFound(
+                f"{where} ({ranker.run_id}, records/) cannot be read from {tracking_store()}: {_first_line(exc)}; "
+                "give a performance file"
+            ) from exc
 
 
 def _refusal(uri: str, name: str, then: str, now: str) -> IncompatibleModel:

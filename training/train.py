@@ -114,7 +114,7 @@ def train(
             champion_ranker, champion_pairs = champion_on_unseen(model_name, champion, test_pairs)
             metrics |= champion_metrics(champion_ranker, champion_pairs)
     final = CreatorRanker(**ranker.get_params()).fit(data.pairs[FEATURES], data.pairs[OUTCOMES])
-    python_model = RankerModel(final, data.past, embedder.model, embedder.dimension, embedder.backend)
+    python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
     signature = infer_signature(example, final.predict(example))
     tags = {
@@ -163,6 +163,10 @@ def train(
                     Path(tmp),
                 )
                 metrics |= found
+        # The creators' records as of training, beside the model rather than in it: match's default;
+        # logged before the model is registered, so no registered version lacks them.
+        for path in data.records.write(Path(tmp) / "records"):
+            mlflow.log_artifact(str(path), "records")
         # MLflow prints its registration chatter straight to stderr; the summary says the same in one line.
         with contextlib.redirect_stderr(io.StringIO()):
             logged = mlflow.pyfunc.log_model(

@@ -1,0 +1,231 @@
+"""Creators' records as data, apart from the model that reads them.
+
+A registered ranker carries what settled history *taught* (`HistoryModel`: category priors, what interests
+sold where, the product-type model and the context model that says what an average creator would have done
+on a campaign); it carries no creator's rows, so its size does not grow with the catalogue. The records it
+is applied to (`CreatorRecords`) are data: written by `train` as of training, or computed by `match` from
+the latest performance table as of the run date (`creator_records`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
+from features.embeddings import Embedder, campaign_vectors
+from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
+from features.pairwise import FEATURES, HISTORY_FEATURES, pair_features
+from features.product_type import resolve_product_types
+from features.similarity import TagSpace, semantic_features
+from features.tables import InputError, Reject, Table, valid_rows, validate_performance_links
+
+__all__ = [
+    "BY_CATEGORY",
+    "CONTEXT_FOLDS",
+    "RECORD_FILES",
+    "CreatorRecords",
+    "HistoryModel",
+    "SettledPerformance",
+    "campaign_folds",
+    "context_features",
+    "creator_records",
+]
+
+BY_CATEGORY = ("creator_id", "category")
+# Campaigns are split in two folds: each row's expected outcome comes from a context model that never saw
+# its campaign (train) and, at match time, from the same fold's model, so old and new rows read alike.
+CONTEXT_FOLDS = 2
+RECORD_FILES = {"history": "history.parquet", "category_history": "category_history.parquet"}
+
+
+def campaign_folds(campaign_ids: pd.Series | np.ndarray, folds: int) -> np.ndarray:
+    """Each campaign's fold: a stable hash of its id, so a campaign lands in the same fold in every process."""
+    return pd.util.hash_array(np.asarray(campaign_ids).astype(str)) % folds
+
+
+def context_features(features: pd.DataFrame) -> pd.DataFrame:
+    """FEATURES with the creator's own record blanked: what a context model (no history) reads."""
+    # A constant column carries no information to a tree, so this is the same model without history.
+    return features[FEATURES].assign(**{name: 0.0 for name in HISTORY_FEATURES})
+
+
+@dataclass
+class HistoryModel:
+    """What settled history taught, without any creator's rows (its size does not grow with creators).
+
+    Attributes:
+        priors: click-through and orders per click per category.
+        affinity: what interest tags sold in which categories.
+        product_types: the seller's product-type model (`features.product_type.ProductTypeModel`), or None.
+        context: per fold, the context model fitted without that fold's campaigns (see `campaign_folds`);
+            it predicts `p_click` and `p_order` from `context_features`. None in rankers registered before
+            records became data: those cannot compute records from a performance table.
+    """
+
+    priors: CategoryPriors
+    affinity: TagCategoryAffinity
+    product_types: object = None
+    context: dict[int, object] | None = None
+
+    def expectations(self, features: pd.DataFrame, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Clicks and orders the context model expects of each row (`rows`: campaign_id, impressions, clicks)."""
+        context = context_features(features)
+        fold_of = campaign_folds(rows["campaign_id"], CONTEXT_FOLDS)
+        p_click, p_order = np.zeros(len(rows)), np.zeros(len(rows))
+        fallback = self.context[min(self.context)]  # a fold no model was held out for (a single campaign)
+        for fold in np.unique(fold_of):
+            at = fold_of == fold
+            predicted = self.context.get(int(fold), fallback).predict(context[at])
+            p_click[at], p_order[at] = predicted["p_click"], predicted["p_order"]
+        return {
+            "expected_clicks": rows["impressions"].to_numpy(float) * p_click,
+            "expected_orders": rows["clicks"].to_numpy(float) * p_order,
+        }
+
+
+@dataclass
+class CreatorRecords:
+    """Each creator's settled record overall (`history`, per creator_id) and per category (`category_history`,
+    per creator_id and category): HISTORY_COLUMNS, with `hist_prior_*` what an average creator would have done."""
+
+    history: pd.DataFrame
+    category_history: pd.DataFrame
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, priors: CategoryPriors) -> CreatorRecords:
+        """Totals of settled rows (with `category`, and `expected_clicks`/`expected_orders` when known)."""
+        return cls(creator_history(rows, priors), creator_history(rows, priors, by=BY_CATEGORY))
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Writes both tables as Parquet into `directory` (RECORD_FILES); returns the paths."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, file in RECORD_FILES.items():
+            getattr(self, name).to_parquet(directory / file, index=False)
+            paths.append(directory / file)
+        return paths
+
+    @classmethod
+    def read(cls, directory: str | Path) -> CreatorRecords:
+        """Reads the tables `write` wrote."""
+        directory = Path(directory)
+        return cls(*(pd.read_parquet(directory / file) for file in RECORD_FILES.values()))
+
+    def fingerprint(self) -> str:
+        """A short digest of both tables: a checkpoint scored with other records must not be reused."""
+        digest = hashlib.sha256()
+        for frame in (self.history, self.category_history):
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SettledPerformance:
+    """The latest performance table and the past campaigns it refers to, read as of a date.
+
+    Only rows settled by `as_of` count: status `settled` and the campaign 7 days past its end
+    (`features.history.settled_rows`).
+
+    Args:
+        performance: the performance table: a table from `features.read_table(path, "performance")` (its
+            rejects are the caller's to report) or a DataFrame, which must have no invalid row.
+        campaigns: the campaigns the rows refer to (their category and end date), in the same forms.
+        as_of: the run date; default today.
+    """
+
+    performance: Table | pd.DataFrame
+    campaigns: Table | pd.DataFrame
+    as_of: dt.date | None = None
+
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, list[Reject]]:
+        """The valid performance and campaign rows, and the rejects: invalid rows, and performance rows whose
+        campaign is not a valid past campaign. Past campaigns' rejects are named `past_campaigns`, apart from
+        the campaigns being matched.
+
+        Raises:
+            ValueError: a DataFrame (not a read table) has an invalid row; the first is named.
+        """
+        campaigns = valid_rows(self.campaigns, "campaigns")
+        performance = valid_rows(self.performance, "performance")
+        # A record of a creator since removed from the creators table is not an error: it is never used.
+        creators = pd.DataFrame({"creator_id": performance.frame["creator_id"]})
+        performance = validate_performance_links(performance, campaigns.frame, creators)
+        for given, found in ((self.campaigns, campaigns), (self.performance, performance)):
+            if found.rejects and not (isinstance(given, Table) and given.validated):
+                raise ValueError(f"{len(found.rejects)} invalid {found.name} rows; first: {found.rejects[0].line()}")
+        rejects = [replace(r, table="past_campaigns") for r in campaigns.rejects] + list(performance.rejects)
+        return performance.frame, campaigns.frame, rejects
+
+    def rejects(self) -> list[Reject]:
+        """What `tables` rejects, for a rejects file."""
+        return self.tables()[2]
+
+
+def creator_records(
+    source: SettledPerformance,
+    model: HistoryModel,
+    embedder: Embedder,
+    creators: pd.DataFrame,
+    creator_vectors: np.ndarray,
+    tags: TagSpace,
+) -> CreatorRecords:
+    """Every creator's record from a performance table as of `source.as_of`, judged as training judged it.
+
+    Each settled row's expected clicks and orders come from the model's context model on the row's pair
+    features, so a record means here what it meant in training. Only rows of creators in `creators` are
+    read; the others could never be scored.
+
+    Args:
+        source: the performance table, its past campaigns and the run date.
+        model: the registered ranker's HistoryModel.
+        embedder: embeds the past campaigns' briefs (pass an isolated one for reproducible records).
+        creators, creator_vectors, tags: the creators table, its profile vectors and interest tags, in order.
+
+    Raises:
+        InputError: the model has no context model (registered before records were data): retrain it.
+    """
+    if model.context is None:
+        raise InputError(
+            "this ranker was registered before performance files could be read (it carries its training "
+            "records); retrain it with `creator-match train` to match on newer performance"
+        )
+    performance, campaigns, _ = source.tables()
+    as_of = pd.Timestamp(source.as_of or dt.date.today())
+    rows = settled_rows(performance, campaigns, as_of)
+    position = pd.Series(np.arange(len(creators)), index=creators["creator_id"])
+    rows = rows[rows["creator_id"].isin(position.index)].reset_index(drop=True)
+    if rows.empty:
+        values = {name: pd.Series(dtype=float) for name in HISTORY_COLUMNS}
+        return CreatorRecords(
+            pd.DataFrame({"creator_id": pd.Series(dtype=object), **values}),
+            pd.DataFrame({key: pd.Series(dtype=object) for key in BY_CATEGORY} | values),
+        )
+    used, campaign_index = np.unique(rows["campaign_id"].to_numpy(), return_inverse=True)
+    past = campaigns.set_index("campaign_id").loc[used].reset_index()
+    past = resolve_product_types(past, embedder, model.product_types)
+    creator_index = position.loc[rows["creator_id"]].to_numpy()
+    semantic = semantic_features(
+        embedder, past, campaign_vectors(embedder, past), creator_vectors, tags, campaign_index, creator_index
+    )
+    affinity = model.affinity.transform(creators["interest_tags"].iloc[creator_index], rows["category"])
+    none = pd.DataFrame(0.0, index=np.arange(len(rows)), columns=HISTORY_COLUMNS)
+    features = pair_features(
+        past,
+        creators,
+        campaign_index,
+        creator_index,
+        semantic,
+        affinity[AFFINITY_FEATURES],
+        none,
+        none,
+        model.priors,
+    )
+    rows = rows.assign(**model.expectations(features, rows))
+    return CreatorRecords.from_rows(rows, model.priors)
