@@ -427,6 +427,7 @@ def demo(
 
 def _settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
     """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
+    from features.contract import TABLE_SUFFIXES
     from features.records import SettledPerformance
     from features.tables import read_table
 
@@ -435,7 +436,7 @@ def _settled_performance(performance: Path | None, past_campaigns: Path | None, 
             raise UserError("--past-campaigns and --as-of need --performance")
         return None
     if past_campaigns is None:
-        beside = [performance.with_name(f"campaigns{suffix}") for suffix in (".parquet", ".csv", ".jsonl")]
+        beside = [performance.with_name(f"campaigns{suffix}") for suffix in TABLE_SUFFIXES]
         past_campaigns = next((path for path in beside if path.is_file()), None)
         if past_campaigns is None:
             raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
