@@ -24,8 +24,8 @@ install: $(STAMP)  ## create .venv and install the project with its dev extras (
 demo: install  ## simulate a world, train and register a ranker, match its campaigns, print the slates
 	$(BIN)/creator-match demo
 
-test: install  ## run the test suite
-	$(BIN)/python -m pytest
+test: install  ## run the test suite, one worker per core, each test file whole on one worker
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -7,6 +7,10 @@ import os
 from features.environment import unset_defaults
 
 os.environ.update(unset_defaults())
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each worker, and every process it starts, computes on one thread.
+    # Two teams of OpenMP threads spinning on the same two cores are far slower than one thread each.
+    os.environ.update(unset_defaults({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}))
 
 import faiss  # noqa: F401  (before torch, as everywhere in the project)
 import pytest

@@ -35,33 +35,39 @@ def reference(world_dir, trained, tmp_path_factory):
     return out.read_bytes()
 
 
-@pytest.mark.parametrize("kill_after_chunks", [0, 3, "last", "all"])
-def test_killed_and_rerun_gives_the_same_bytes(world_dir, reference, tmp_path, kill_after_chunks):
-    """Killed once `kill_after_chunks` chunks are committed: 0 (models and index loaded, nothing scored),
-    3, all but the last, or all of them (the matches not yet written)."""
-    out = tmp_path / "matches.parquet"
-    n_chunks = len(pd.read_parquet(world_dir / "new_campaigns.parquet").query("in_stock"))
-    target = {"last": n_chunks - 1, "all": n_chunks}.get(kill_after_chunks, kill_after_chunks)
-    assert 0 <= target <= n_chunks
-    # The job itself says when it got there (the marker file), and waits to be killed: no guessed delay.
-    marker = tmp_path / "halted"
+def kill_when_halted(world_dir: Path, out: Path, chunks: int, marker: Path) -> None:
+    """Runs the job until it has committed `chunks` chunks and says so (the marker file), then SIGKILLs it."""
     job = subprocess.Popen(
         match_args(world_dir, out, "--chunk-size", "1"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, HALT_AFTER_CHUNKS_ENV: str(target), HALT_MARKER_ENV: str(marker)},
+        env={**os.environ, HALT_AFTER_CHUNKS_ENV: str(chunks), HALT_MARKER_ENV: str(marker)},
     )
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
-            assert job.poll() is None, f"the job ended (status {job.returncode}) before it reached the halt point"
-            assert time.monotonic() < deadline, "the job did not reach the halt point within 300 s"
+            assert job.poll() is None, f"the job ended (status {job.returncode}) before it reached {chunks} chunks"
+            assert time.monotonic() < deadline, f"the job did not reach {chunks} chunks within 300 s"
             time.sleep(0.05)
     finally:
         job.send_signal(signal.SIGKILL)
         job.wait()
-    assert not out.exists(), "no partial output may appear before the run completes"
-    assert len(parts_of(out)) == target
+
+
+def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, reference, tmp_path):
+    """One output, killed again and again: once the models and index are loaded and nothing is scored, after
+    3 chunks, with all but the last, and with all of them (the matches not yet written). Each run resumes
+    from what the killed one committed, so every kind of partial state is resumed from once; the run that
+    is finally let finish writes the uninterrupted run's bytes."""
+    out = tmp_path / "matches.parquet"
+    n_chunks = len(pd.read_parquet(world_dir / "new_campaigns.parquet").query("in_stock"))
+    stages = [0, 3, n_chunks - 1, n_chunks]
+    assert stages == sorted(set(stages)), f"the world needs more than 4 in-stock campaigns; got {n_chunks}"
+    for stage in stages:
+        # The job itself says when it got there, and waits to be killed: no guessed delay.
+        kill_when_halted(world_dir, out, stage, tmp_path / f"halted-{stage}")
+        assert not out.exists(), f"no partial output may appear before the run completes (killed at {stage})"
+        assert len(parts_of(out)) == stage, f"killed at {stage} chunks"
     done = subprocess.run(
         match_args(world_dir, out, "--chunk-size", "1"), capture_output=True, text=True, env=dict(os.environ)
     )
