@@ -1,0 +1,78 @@
+"""What every sub-command shares: the user-error type, the embedding backend option, rejects and dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+
+from features.environment import EMBEDDING_BACKEND_ENV
+
+__all__ = [
+    "BACKEND_HELP",
+    "Backend",
+    "UserError",
+    "echo_rejects",
+    "parse_date",
+    "resolve_backend_option",
+    "settled_performance",
+]
+
+
+class Backend(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+BACKEND_HELP = f"embedding backend; default ${EMBEDDING_BACKEND_ENV}, else onnx"
+
+
+class UserError(Exception):
+    """Ends a command with one line on standard error and exit status 2."""
+
+
+def resolve_backend_option(option: Backend | None) -> str:
+    """The backend the option, else the environment, names; a bad environment value is a user error."""
+    from features.embeddings import resolve_backend
+
+    try:
+        return resolve_backend(option and option.value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def echo_rejects(rejects) -> None:
+    """Reports rejected rows on standard error, one line each."""
+    from features.tables import report_rejects
+
+    report_rejects(rejects)
+
+
+def parse_date(text: str) -> dt.date:
+    """The --as-of day; anything but YYYY-MM-DD is a user error."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise UserError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
+    """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
+    from features.contract import TABLE_SUFFIXES
+    from features.records import SettledPerformance
+    from features.tables import read_table
+
+    if performance is None:
+        if past_campaigns is not None or as_of is not None:
+            raise UserError("--past-campaigns and --as-of need --performance")
+        return None
+    if past_campaigns is None:
+        beside = [performance.with_name(f"campaigns{suffix}") for suffix in TABLE_SUFFIXES]
+        past_campaigns = next((path for path in beside if path.is_file()), None)
+        if past_campaigns is None:
+            raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
+    return SettledPerformance(
+        read_table(performance, "performance"),
+        read_table(past_campaigns, "campaigns"),
+        parse_date(as_of) if as_of else None,
+    )

@@ -1,0 +1,183 @@
+"""The data commands: simulate a world, train and promote a ranker, build the candidate index, run the demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.environment import CACHE_DIR_ENV, FLAT_THRESHOLD_ENV
+from matcher.commands.common import (
+    BACKEND_HELP,
+    Backend,
+    UserError,
+    echo_rejects,
+    parse_date,
+    resolve_backend_option,
+)
+
+__all__ = ["demo", "index", "promote", "simulate", "train"]
+
+
+class Attribution(StrEnum):
+    last_click = "last_click"
+    position_based = "position_based"
+    linear = "linear"
+
+
+class World(StrEnum):
+    main = "main"
+    alt = "alt"
+
+
+def simulate(
+    out: Annotated[Path, typer.Option(help="directory for the Parquet tables")],
+    creators: Annotated[int, typer.Option(min=10, help="number of creators")] = 3000,
+    campaigns: Annotated[int, typer.Option(min=10, help="number of past campaigns")] = 400,
+    new_campaigns: Annotated[int | None, typer.Option(min=1, help="campaigns to match")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    world: Annotated[World, typer.Option(help="generator: main, or alt (written to disagree with main)")] = World.main,
+) -> None:
+    """Write a synthetic world in the contract's format, with the truth evaluation needs."""
+    from simulation import WORLDS, write_world
+
+    make_world = WORLDS[world.value]
+    paths = write_world(
+        make_world(n_creators=creators, n_campaigns=campaigns, n_new_campaigns=new_campaigns, seed=seed), out
+    )
+    typer.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out}")
+
+
+def train(
+    data: Annotated[Path, typer.Option(help="directory with creators, campaigns and performance tables")],
+    model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: settle campaigns as of this day")] = None,
+    embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+    embedding_backend: Annotated[Backend | None, typer.Option(help=BACKEND_HELP)] = None,
+    attribution: Annotated[
+        Attribution, typer.Option(help="how orders are credited where touches and purchases exist")
+    ] = Attribution.last_click,
+    window_hours: Annotated[float, typer.Option(min=0.01, help="attribution window; 336 = 14 days")] = 24.0,
+) -> None:
+    """Train the ranker on settled history, log the run to MLflow and register a version."""
+    from features.embeddings import Embedder
+    from matcher.slate import default_slates
+    from training.train import summarize
+    from training.train import train as run_training
+
+    day = parse_date(as_of) if as_of else None
+    result = run_training(
+        data,
+        model_name=model_name,
+        embedder=Embedder(embedding_model, backend=resolve_backend_option(embedding_backend)),
+        as_of=day,
+        attribution=attribution.value,
+        window=dt.timedelta(hours=window_hours),
+        slate_builder=default_slates,
+    )
+    typer.echo(summarize(result))
+    if result.rejects:
+        echo_rejects(result.rejects)
+        raise typer.Exit(2)
+
+
+def promote(
+    model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
+    version: Annotated[str, typer.Option(help="the version to make champion")] = ...,
+    force: Annotated[bool, typer.Option(help="promote even if it does not beat the champion")] = False,
+) -> None:
+    """Make a reviewed version the one batch jobs use (alias `champion`).
+
+    Refused (exit 2) unless the version ranks at least as well as the champion on held-out campaigns that
+    neither has trained on; --force overrides, e.g. for a rollback.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.promotion import check_promotion
+    from training.registry import configure_tracking
+    from training.registry import promote as set_champion
+
+    configure_tracking()
+    try:
+        check = check_promotion(model_name, version)
+        if not check.allowed and not force:
+            raise UserError(f"not promoted: {check.reason} (use --force to promote anyway)")
+        set_champion(model_name, version)
+    except MlflowException as exc:
+        raise UserError(f"cannot promote {model_name} version {version}: {str(exc).splitlines()[0]}") from exc
+    typer.echo(f"{model_name} version {version} is now champion ({check.reason}{'; forced' if force else ''})")
+
+
+def index(
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    out: Annotated[Path, typer.Option(help="directory for the index")],
+    embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model name or path")] = None,
+    embedding_backend: Annotated[Backend | None, typer.Option(help=BACKEND_HELP)] = None,
+    index_type: Annotated[
+        str,
+        typer.Option(
+            metavar="[auto|flat|ivf|hnsw]",
+            help=f"auto: exact flat search up to ${FLAT_THRESHOLD_ENV} creators (200,000), IVF above",
+        ),
+    ] = "auto",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help=f"embedding cache; default ${CACHE_DIR_ENV}, else ~/.cache/creator-matcher"),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="embed every creator afresh")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="progress bars; default: when stderr is a terminal")
+    ] = None,
+) -> None:
+    """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
+    from features.embeddings import Embedder, creator_vectors, default_cache_dir
+    from features.safe_write import check_replaceable, output_lock
+    from features.tables import read_table
+    from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
+
+    if index_type not in INDEX_KINDS:
+        raise UserError(f"Got --index-type {index_type!r}; expected one of {', '.join(INDEX_KINDS)}")
+    progress = sys.stderr.isatty() if progress is None else progress
+    table = read_table(creators, "creators")
+    embedder = Embedder(
+        embedding_model,
+        cache_dir=None if no_cache else cache_dir or default_cache_dir(),
+        show_progress=progress,
+        backend=resolve_backend_option(embedding_backend),
+    )
+    # A second run on the same --out is refused at once; a target that is not an index, before any embedding.
+    with output_lock(out):
+        check_replaceable(out, why_not_an_index)
+        built = CandidateIndex.build(
+            creator_vectors(embedder, table.frame),
+            table.frame["creator_id"],
+            embedder.model,
+            kind=index_type,
+            progress=progress,
+            embedding_backend=embedder.backend,
+        )
+        built.save(out)
+    typer.echo(
+        f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "
+        f"({built.meta['dimension']}-d, {built.kind}, "
+        f"{embedder.encoded_count_} embedded afresh) into {out}"
+    )
+    if table.rejects:
+        echo_rejects(table.rejects)
+        raise typer.Exit(2)
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="working directory for the demo's files")] = Path("demo-output"),
+    creators: Annotated[int, typer.Option(min=50)] = 600,
+    campaigns: Annotated[int, typer.Option(min=20)] = 120,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Simulate a world, train and register a ranker, build the index, match, and print the slates."""
+    from matcher.demo import run_demo
+
+    run_demo(out, n_creators=creators, n_campaigns=campaigns, seed=seed)

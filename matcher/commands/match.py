@@ -1,0 +1,87 @@
+"""`creator-match match`: the batch job, locally or on Ray."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.contract import TABLE_FORMATS
+from matcher.commands.common import Backend, UserError, echo_rejects, settled_performance
+
+__all__ = ["match"]
+
+
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+def match(
+    campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    out: Annotated[Path, typer.Option(help=f"matches file ({TABLE_FORMATS})")],
+    index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
+    model: Annotated[str, typer.Option(help="model URI")] = "models:/creator-ranker@champion",
+    engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
+    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+    candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
+    capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in this run; 0: no limit")] = 5,
+    chunk_size: Annotated[int, typer.Option(min=1, help="campaigns scored per committed chunk")] = 256,
+    ray_actors: Annotated[int, typer.Option(min=1, help="with --engine ray: scoring actors in the pool")] = 2,
+    embedding_backend: Annotated[
+        Backend | None, typer.Option(help="embedding backend; default: the ranker's (an index must agree)")
+    ] = None,
+    performance: Annotated[
+        Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
+    ] = None,
+    past_campaigns: Annotated[
+        Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
+) -> None:
+    """Write the matches table for every campaign in the file.
+
+    With --engine ray, chunks are embedded and scored on Ray (the cluster at $RAY_ADDRESS, else a local
+    Ray started for the run); the matches are the same as with --engine local.
+    """
+    from matcher.api import MatchSettings
+    from matcher.batch import run_match
+    from matcher.ray_engine import RayUnavailable
+    from matcher.slate import SlatePolicy
+    from training.registry import configure_tracking
+
+    configure_tracking()
+    settings = MatchSettings(
+        candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
+    )
+    try:
+        report = run_match(
+            campaigns,
+            creators,
+            out,
+            model,
+            index,
+            settings,
+            chunk_size=chunk_size,
+            engine=engine.value,
+            ray_actors=ray_actors,
+            embedding_backend=embedding_backend and embedding_backend.value,
+            performance=settled_performance(performance, past_campaigns, as_of),
+        )
+    except RayUnavailable as exc:
+        raise UserError(str(exc)) from exc
+    matched = [s for s in report.summaries if s.status == "matched"]
+    typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
+    for summary in report.summaries:
+        if summary.status != "matched":
+            typer.echo(f"  {summary.campaign_id}: {summary.status}")
+    if report.rejects:
+        echo_rejects(report.rejects)
+        typer.echo(
+            f"{len({(r.table, r.row) for r in report.rejects})} rows rejected; see {report.rejects_file}",
+            err=True,
+        )
+        raise typer.Exit(2)

@@ -1,0 +1,125 @@
+"""The creator-facing commands: `similar` (lookalikes) and `serve` (matching and lookalikes over HTTP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
+from matcher.commands.common import UserError, echo_rejects, settled_performance
+
+__all__ = ["serve", "similar"]
+
+
+def similar(
+    like: Annotated[list[str], typer.Option(help="a seed creator id; repeat for several")],
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
+    k: Annotated[int, typer.Option(min=1, help="how many lookalikes")] = 20,
+    marketplace: Annotated[
+        list[str] | None, typer.Option(help="only creators with audience in this marketplace; repeatable")
+    ] = None,
+    creator_type: Annotated[list[str] | None, typer.Option(help="only creators of this type; repeatable")] = None,
+    out: Annotated[Path | None, typer.Option(help=f"lookalikes file ({TABLE_FORMATS}); else printed")] = None,
+    model: Annotated[str, typer.Option(help="model URI (its history gives the shape of each record)")] = (
+        "models:/creator-ranker@champion"
+    ),
+    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+) -> None:
+    """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
+    from features.tables import read_table
+    from matcher.api import Matcher, MatchSettings
+    from matcher.batch import write_matches
+    from matcher.similar import LOOKALIKE_SCHEMA
+    from training.registry import configure_tracking
+
+    if out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
+        raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
+    configure_tracking()
+    table = read_table(creators, "creators")
+    matcher = Matcher(table, model=model, index=index, settings=MatchSettings(allow_cashback=allow_cashback))
+    try:
+        found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
+    except ValueError as exc:  # UnknownCreator among them
+        raise UserError(str(exc)) from exc
+    if out is None:
+        for row in found.itertuples(index=False):
+            typer.echo(f"{row.rank:>3} {row.creator_id} {row.score:.3f} {row.reasons}")
+    else:
+        write_matches(found, out, LOOKALIKE_SCHEMA)
+        typer.echo(f"wrote {len(found)} lookalikes of {', '.join(like)} to {out}")
+    if table.rejects:
+        echo_rejects(table.rejects)
+        raise typer.Exit(2)
+
+
+def serve(
+    creators: Annotated[Path, typer.Option(help="creators table")],
+    index: Annotated[Path | None, typer.Option(help="candidate index directory; built at start-up if absent")] = None,
+    model: Annotated[str, typer.Option(help="model URI; an alias is watched for promotions")] = (
+        "models:/creator-ranker@champion"
+    ),
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes the service to the network")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
+    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+    candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
+    capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in one request; 0: no limit")] = 5,
+    performance: Annotated[
+        Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
+    ] = None,
+    past_campaigns: Annotated[
+        Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
+) -> None:
+    """Serve matching and lookalikes over HTTP (POST /v1/match, POST /v1/similar; OpenAPI at /docs).
+
+    /healthz answers at once; /readyz once the model and index are loaded. A promotion (the alias moved) is
+    picked up within --poll-seconds and swapped in without dropping requests.
+    """
+    import uvicorn
+
+    from features.tables import read_table
+    from matcher.api import MatchSettings
+    from matcher.service import ModelHolder, ServiceConfig, create_app
+    from matcher.slate import SlatePolicy
+    from training.registry import configure_tracking
+
+    configure_tracking()
+    table = read_table(creators, "creators")
+    if table.rejects:
+        echo_rejects(table.rejects)
+        typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)
+    if index is not None and not index.is_dir():
+        raise UserError(f"{index}: no candidate index here")
+    settings = MatchSettings(
+        candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
+    )
+    settled = settled_performance(performance, past_campaigns, as_of)
+    if settled is not None and settled.rejects():
+        echo_rejects(settled.rejects())
+        typer.echo(
+            f"{len(settled.rejects())} performance or past campaign rows rejected; using the valid ones", err=True
+        )
+    holder = ModelHolder(
+        table,
+        ServiceConfig(model, None if index is None else str(index), settings, poll_seconds, max_body_bytes, settled),
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(holder), host=host, port=port, log_level="warning"))
+    failed: list[str] = []
+
+    def give_up(reason: str) -> None:
+        failed.append(reason)
+        server.should_exit = True
+
+    holder.start(on_failure=give_up)
+    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /docs); loading {model}", err=True)
+    server.run()
+    if failed:
+        raise UserError(f"cannot serve: {failed[0]}")
