@@ -15,7 +15,7 @@ _HOME = {
     "MatchSettings": "matcher.api",
     "Matcher": "matcher.api",
     "SlateEntry": "matcher.api",
-    "SlatePolicy": "matcher.slate",
+    "SlatePolicy": "matcher.settings",
     "run_match": "matcher.batch",
 }
 

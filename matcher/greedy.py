@@ -1,0 +1,56 @@
+"""The greedy slate assignment: one best-first pass over every pair, kept to measure what the exact one gains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from matcher.slate_book import FUNNEL, SlateBook
+
+__all__ = ["assign_greedy"]
+
+
+def assign_greedy(scored: pd.DataFrame, slates: SlateBook) -> None:
+    """One best-first pass over every pair, then funnel coverage by swaps: kept to measure the exact gain."""
+    policy = slates.policy
+    order = np.lexsort((scored["creator_id"].to_numpy(), scored["campaign_id"].to_numpy(), -scored["score"].to_numpy()))
+    for i in order:
+        reason = slates.why_not(i)
+        if reason is None:
+            slates.add(i)
+        else:
+            slates.skipped[slates.campaign[i]].add(reason)
+    if not policy.funnel_coverage:
+        return
+    stage = scored["funnel_stage"].to_numpy()
+    score = scored["score"].to_numpy(float)
+    best = scored.groupby("campaign_id")["score"].max().to_dict()
+    by_campaign = pd.Series(np.arange(len(scored))).groupby(scored["campaign_id"].to_numpy()).apply(list)
+    for c, rows in by_campaign.items():
+        if slates.standard[c]:
+            continue
+        for wanted in FUNNEL:
+            members = slates.members[c]
+            if any(stage[m] == wanted for m in members):
+                continue
+            options = [
+                i
+                for i in rows
+                if stage[i] == wanted and score[i] >= policy.min_stage_value * best[c] and i not in members
+            ]
+            counts = pd.Series([stage[m] for m in members]).value_counts()
+            crowded = [m for m in members if counts.get(stage[m], 0) >= 2]
+            if not options:
+                continue
+            full = len(members) >= slates.size[c] or c in slates.closed
+            if full and not crowded:
+                continue
+            pick = next(
+                (i for i in sorted(options, key=lambda i: -score[i]) if slates.why_not(i, swap=True) is None), None
+            )
+            if pick is None:
+                continue
+            if full:
+                slates.remove(min(crowded, key=lambda m: score[m]))
+            slates.add(pick)
+            slates.added.setdefault(c, []).append(wanted)

@@ -1,0 +1,76 @@
+"""The tunables of a match run, in one place: the command line's options are made from these fields.
+
+Nothing here imports more than the standard library, so `creator-match --help` can read them at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ASSIGNMENTS", "SlatePolicy"]
+
+ASSIGNMENTS = ("exact", "greedy")
+
+
+@dataclass(frozen=True)
+class SlatePolicy:
+    """How slates are sized and composed.
+
+    Args:
+        standard_size: most creators for a standard (commodity) product: a few sure converters suffice.
+        non_standard_size: most creators for a non-standard product, where creator content converts best
+            and several angles (awareness, reviews, deals) each add sales.
+        participation_rate: share of invited creators who usually take part; the slate's expected
+            commission, discounted by it, should not run past the budget by more than `budget_overrun`.
+        budget_overrun: tolerated overrun of the budget, as a share of it.
+        min_size: creators kept on a standard slate even when the first ones already exhaust the budget:
+            sellers are advised to spread a budget over several creators rather than bet on one, and not
+            every invitee takes part. Commission is paid per sale, so inviting more never spends past the
+            budget; it can only use it up sooner, which the run summary flags.
+        min_non_standard_size: the same for non-standard slates, at least `standard_size` so that they stay
+            wider than standard ones when budgets bind, with room for two of each funnel stage.
+        capacity: most campaigns one creator is proposed to in a run (None: no limit). Creators go where
+            their expected sales are highest across the run, not to whichever campaign comes first.
+        duplicate_similarity: a creator whose profile is at least this close (cosine) to one already on the
+            slate is a near-duplicate and is skipped.
+        funnel_coverage: non-standard slates get the best awareness, consideration and conversion creator
+            when one is eligible and worth at least `min_stage_value` of the campaign's best candidate.
+        min_stage_value: see `funnel_coverage`.
+        max_unproven_standard: standard slates lean on proven converters: at most this many creators with
+            no track record, where proven alternatives of comparable value exist to fill the rest.
+        comparable_value: a proven creator is a comparable alternative when its score is at least this share
+            of the score the slate's last place would have without the limit. A catalogue where nobody has a
+            record therefore gets full slates.
+        assignment: "exact" (the linear programme) or "greedy" (one best-first pass over all pairs, kept to
+            measure what the exact assignment gains).
+    """
+
+    standard_size: int = 6
+    non_standard_size: int = 15
+    participation_rate: float = 0.5
+    budget_overrun: float = 0.1
+    min_size: int = 3
+    min_non_standard_size: int = 6
+    capacity: int | None = 5
+    duplicate_similarity: float = 0.95
+    funnel_coverage: bool = True
+    min_stage_value: float = 0.05
+    max_unproven_standard: int = 1
+    comparable_value: float = 0.5
+    assignment: str = "exact"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.participation_rate <= 1:
+            raise ValueError(f"Got participation_rate={self.participation_rate}; expected a value in (0, 1]")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError(f"Got capacity={self.capacity}; expected at least 1 or None")
+        if min(self.standard_size, self.non_standard_size, self.min_size, self.min_non_standard_size) < 1:
+            raise ValueError("slate sizes must be at least 1")
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(f"Got assignment={self.assignment!r}; expected one of {', '.join(ASSIGNMENTS)}")
+
+    def size_for(self, product_type: str) -> int:
+        return self.non_standard_size if product_type == "non_standard" else self.standard_size
+
+    def minimum_for(self, product_type: str) -> int:
+        return self.min_non_standard_size if product_type == "non_standard" else self.min_size
