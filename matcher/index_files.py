@@ -1,0 +1,107 @@
+"""The candidate index on disk: its files, the mark that a directory is one, and saving and loading it.
+
+A saved index appears whole or not at all, and only a directory that is empty or already a candidate index is
+ever replaced (`features.safe_write`). Loading refuses an index made with another embedding model, dimension or
+backend than the one in use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import faiss
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.safe_write import foreign_entries, staged_directory
+
+if TYPE_CHECKING:
+    from matcher.candidate_index import CandidateIndex
+
+__all__ = ["IDS_FILE", "INDEX_FILE", "META_FILE", "ArtifactMismatch", "IndexFiles", "why_not_an_index"]
+
+INDEX_FILE, IDS_FILE, META_FILE = "index.faiss", "creator_ids.parquet", "meta.json"
+# meta.json's mark that the directory is a candidate index, which `save` may replace.
+INDEX_ARTIFACT = "creator-matcher candidate index"
+LEGACY_KEYS = {"embedding_model", "dimension", "creators"}
+
+
+def why_not_an_index(directory: Path) -> str | None:
+    """Why `directory` is not a candidate index this project wrote, or None if it is (so it may be replaced)."""
+    foreign = foreign_entries(directory, (INDEX_FILE, IDS_FILE, META_FILE))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        return f"it is not a candidate index (it holds {shown})"
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+    except (OSError, ValueError):
+        meta = None
+    # Indexes written before the marker existed are known by the fields every index has recorded.
+    if not isinstance(meta, dict) or meta.get("artifact", INDEX_ARTIFACT) != INDEX_ARTIFACT or LEGACY_KEYS - set(meta):
+        return f"it is not a candidate index (no {META_FILE} describing one)"
+    return None
+
+
+class ArtifactMismatch(Exception):
+    """An artifact made with another embedding model, dimension or feature set than the one in use."""
+
+
+class IndexFiles:
+    """Saving and loading, for CandidateIndex (which holds `index`, `creator_ids` and `meta`)."""
+
+    def save(self, directory: str | Path) -> Path:
+        """Writes the index, ids and metadata; the directory appears whole or not at all, durably.
+
+        An existing candidate index there is replaced in one step; an empty directory is used. Anything else
+        is refused, so nothing the index did not write is ever deleted.
+
+        Raises:
+            OutputRefused: `directory` exists and is neither empty nor a candidate index.
+        """
+        with staged_directory(directory, why_not_an_index) as staging:
+            faiss.write_index(self.index, str(staging / INDEX_FILE))
+            pq.write_table(
+                pa.table({"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}), staging / IDS_FILE
+            )
+            (staging / META_FILE).write_text(json.dumps({**self.meta, "artifact": INDEX_ARTIFACT}, indent=2))
+        return Path(directory)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        embedding_model: str | None = None,
+        dimension: int | None = None,
+        embedding_backend: str | None = None,
+    ) -> CandidateIndex:
+        """Reads an index; with `embedding_model`, `dimension` or `embedding_backend`, refuses a mismatch.
+
+        Raises:
+            FileNotFoundError: the directory holds no index.
+            ArtifactMismatch: the index was built with another embedding model, dimension or backend.
+        """
+        directory = Path(directory)
+        if not (directory / META_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: no candidate index here (missing {META_FILE})")
+        meta = json.loads((directory / META_FILE).read_text())
+        if embedding_model is not None and meta["embedding_model"] != embedding_model:
+            raise ArtifactMismatch(
+                f"index {directory} was built with embedding model {meta['embedding_model']!r}; "
+                f"expected {embedding_model!r}: rebuild it with `creator-match index`"
+            )
+        if dimension is not None and meta["dimension"] != dimension:
+            raise ArtifactMismatch(f"index {directory} has dimension {meta['dimension']}; expected {dimension}")
+        meta.setdefault("embedding_backend", "torch")  # indexes written before there was a choice used torch
+        if embedding_backend is not None and meta["embedding_backend"] != embedding_backend:
+            raise ArtifactMismatch(
+                f"index {directory} was built with embedding backend {meta['embedding_backend']!r}; expected "
+                f"{embedding_backend!r}: rebuild it with `creator-match index --embedding-backend {embedding_backend}`"
+            )
+        meta.setdefault("kind", "flat")  # indexes written before there was a choice were all Flat
+        index = faiss.read_index(str(directory / INDEX_FILE))
+        if meta["kind"] == "ivf" and faiss.extract_index_ivf(index).direct_map.type == faiss.DirectMap.NoMap:
+            faiss.extract_index_ivf(index).make_direct_map()
+        ids = pq.read_table(directory / IDS_FILE).column("creator_id").to_numpy(zero_copy_only=False)
+        return cls(index, ids.astype(object), meta)
