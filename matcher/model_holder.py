@@ -1,0 +1,141 @@
+"""The matcher in service, and the watcher that swaps in a promoted version without dropping a request.
+
+The ranker, index and embedding model load in the background. When the model URI is an alias
+(`models:/creator-ranker@champion`), the registry is polled and a promotion is picked up: the new version is
+loaded whole beside the one in service, then a single reference is swapped. A request reads that reference once,
+so it finishes on the matcher it started with, and none is dropped or fails during a swap.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+
+from features.records import SettledPerformance
+from features.tables import Table
+from matcher.api import Matcher, MatchSettings
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelHolder", "ServiceConfig"]
+
+# The service's logger, whichever of its modules writes.
+log = logging.getLogger("creator_matcher.service")
+DEFAULT_MAX_BODY_BYTES = 1_000_000
+_ALIAS = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>.+)")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the service serves and how.
+
+    Args:
+        model: the model URI; an alias URI is watched for promotions.
+        index: the candidate index directory, or None to build one from the creators at start-up.
+        settings: eligibility, retrieval and slate settings, as `creator-match match` takes them.
+        poll_seconds: how often the alias is looked up in the registry.
+        max_body_bytes: largest request body accepted.
+        performance: the latest performance table its creators are scored on (a promoted version too);
+            None: each version's records as of its training.
+    """
+
+    model: str
+    index: str | None = None
+    settings: MatchSettings = field(default_factory=MatchSettings)
+    poll_seconds: float = 30.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    performance: SettledPerformance | None = None
+
+    def __post_init__(self) -> None:
+        if self.poll_seconds <= 0:
+            raise ValueError(f"Got poll_seconds={self.poll_seconds}; expected a positive number of seconds")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"Got max_body_bytes={self.max_body_bytes}; expected at least 1")
+
+
+class ModelHolder:
+    """The matcher in service: loaded in the background, replaced whole when the alias moves.
+
+    Args:
+        creators: the creators table as read (its valid rows are served).
+        config: the service's configuration.
+    """
+
+    def __init__(self, creators: Table, config: ServiceConfig) -> None:
+        self.creators = creators
+        self.config = config
+        self.matcher: Matcher | None = None
+        self.failure: str | None = None
+        self._stop = threading.Event()
+        self._refused: set[str] = set()  # versions that could not be served, not retried every poll
+
+    def start(self, on_failure=None) -> threading.Thread:
+        """Loads in a background thread, then watches the alias until `stop`; `on_failure(reason)` if loading fails."""
+        thread = threading.Thread(target=self._run, args=(on_failure,), name="model-holder", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self, on_failure) -> None:
+        try:
+            self.matcher = self._ready(
+                Matcher(
+                    self.creators,
+                    self.config.model,
+                    self.config.index,
+                    None,
+                    self.config.settings,
+                    self.config.performance,
+                )
+            )
+        except Exception as exc:  # any failure to load is reported in one line, and the service stops
+            self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if on_failure is not None:
+                on_failure(self.failure)
+            return
+        log.warning("serving %s", self.matcher.ranker.version)
+        if _ALIAS.fullmatch(self.config.model):
+            while not self._stop.wait(self.config.poll_seconds):
+                self.refresh()
+
+    def refresh(self) -> bool:
+        """Serves the version the alias points at now, if it moved; True when a new version went into service."""
+        from training.registry import load_ranker, resolve_version
+
+        current = self.matcher
+        try:
+            target = resolve_version(self.config.model)
+        except Exception as exc:  # the registry may be briefly unreachable: keep serving, ask again next time
+            log.warning("cannot resolve %s: %s", self.config.model, exc)
+            return False
+        if current is None or target == current.ranker.version or target in self._refused:
+            return False
+        try:
+            # The index, creator vectors and loaded encoder are shared; what the version learned is its own.
+            ranker = load_ranker(f"models:/{target}")
+            replacement = self._ready(
+                Matcher(
+                    self.creators,
+                    ranker,
+                    current.index,
+                    current.embedder,
+                    self.config.settings,
+                    self.config.performance,
+                )
+            )
+        except Exception as exc:  # e.g. trained with another embedding model: keep serving the current one
+            log.warning("not serving %s (still %s): %s", target, current.ranker.version, exc)
+            self._refused.add(target)
+            return False
+        self.matcher = replacement  # one reference: requests already running keep the matcher they read
+        log.warning("now serving %s (was %s)", replacement.ranker.version, current.ranker.version)
+        return True
+
+    @staticmethod
+    def _ready(matcher: Matcher) -> Matcher:
+        """Builds what the first requests would otherwise pay for: per-category retrieval and lookalike tables."""
+        matcher.warm()
+        _ = matcher.lookalikes
+        return matcher
