@@ -27,6 +27,7 @@ import pyarrow as pa
 from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN
 from features.similarity import TagSpace
 from matcher.candidate_index import CandidateIndex
+from matcher.lookalike_views import audience_matrix, cosine, lookalike_reason, mean_defined, overlap, record_matrix
 
 __all__ = ["LOOKALIKE_COLUMNS", "LOOKALIKE_SCHEMA", "LookalikeSpace", "UnknownCreator"]
 
@@ -55,11 +56,6 @@ LOOKALIKE_SCHEMA = pa.schema(
 # Candidates per channel: at least this many, or 4k for large k, so re-scoring has room to reorder.
 MIN_POOL = 200
 POOL_PER_RESULT = 4
-# Two interest tags "mean the same" for a reason at this MiniLM cosine: near-synonyms ("hiking"/"trail
-# running", "skincare"/"k-beauty") score 0.5-0.8, unrelated tags below 0.3.
-TAG_MEANING = 0.5
-# A market or category is named in a reason when both sides put at least this share in it.
-NAMED_SHARE = 0.05
 
 
 class UnknownCreator(ValueError):
@@ -93,8 +89,8 @@ class LookalikeSpace:
     def __post_init__(self) -> None:
         ids = self.creators["creator_id"]
         self._position = pd.Series(np.arange(len(ids)), index=ids)
-        self.markets_, self.audience_ = _audience_matrix(self.creators["audience_marketplaces"])
-        self.categories_, self.record_ = _record_matrix(ids, self.category_history)
+        self.markets_, self.audience_ = audience_matrix(self.creators["audience_marketplaces"])
+        self.categories_, self.record_ = record_matrix(ids, self.category_history)
 
     def similar(
         self,
@@ -115,8 +111,8 @@ class LookalikeSpace:
         allowed = self._allowed(seeds, marketplaces, creator_types)
         centroid = self.vectors[seeds].mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        seed_audience = _mean_defined(self.audience_[seeds])
-        seed_record = _mean_defined(self.record_[seeds])
+        seed_audience = mean_defined(self.audience_[seeds])
+        seed_record = mean_defined(self.record_[seeds])
         pool = max(MIN_POOL, POOL_PER_RESULT * k)
         rows = self._by_profile(centroid, allowed, pool)
         if seed_record is not None:
@@ -124,13 +120,13 @@ class LookalikeSpace:
         if not len(rows):
             return pd.DataFrame({name: pd.Series(dtype=object) for name in LOOKALIKE_COLUMNS})
         profile = self.vectors[rows] @ centroid
-        market = _overlap(self.audience_[rows], seed_audience)
-        record = _cosine(self.record_[rows], seed_record)
+        market = overlap(self.audience_[rows], seed_audience)
+        record = cosine(self.record_[rows], seed_record)
         score = np.nanmean(np.column_stack([profile, market, record]), axis=1)
         ids = self.creators["creator_id"].to_numpy()[rows]
         order = np.lexsort((ids, -score))[:k]  # ties by id: the same seeds always give the same list
         rows = rows[order]
-        seed_tags = np.unique(np.concatenate([self._tag_ids(s) for s in seeds]))
+        seed_tags = np.unique(np.concatenate([self.tags_of(s) for s in seeds]))
         return pd.DataFrame(
             {
                 "rank": np.arange(1, len(rows) + 1, dtype=np.int64),
@@ -141,7 +137,7 @@ class LookalikeSpace:
                 "record_similarity": record[order],
                 "creator_type": self.creators["creator_type"].to_numpy()[rows],
                 "reasons": [
-                    self._reason(row, seed_tags, seed_audience, seed_record, m, r)
+                    lookalike_reason(self, row, seed_tags, seed_audience, seed_record, m, r)
                     for row, m, r in zip(rows, market[order], record[order], strict=True)
                 ],
             }
@@ -199,94 +195,6 @@ class LookalikeSpace:
             candidates = candidates[np.argpartition(-similarity[candidates], pool - 1)[:pool]]
         return candidates
 
-    def _tag_ids(self, row: int) -> np.ndarray:
+    def tags_of(self, row: int) -> np.ndarray:
+        """Vocabulary ids of table row `row`'s interest tags."""
         return self.tags.tag_ids[self.tags.offsets[row] : self.tags.offsets[row + 1]]
-
-    def _reason(
-        self,
-        row: int,
-        seed_tags: np.ndarray,
-        seed_audience: np.ndarray | None,
-        seed_record: np.ndarray | None,
-        market: float,
-        record: float,
-    ) -> str:
-        """One sentence: interests like the seeds' (by meaning), the markets and categories both sides share."""
-        own = self._tag_ids(row)
-        parts = []
-        if len(own) and len(seed_tags):
-            closeness = self.tags.vectors[own] @ self.tags.vectors[seed_tags].T
-            best, nearest = closeness.max(axis=1), seed_tags[closeness.argmax(axis=1)]
-            named = []
-            for i in np.argsort(-best, kind="stable"):
-                if best[i] < TAG_MEANING or len(named) == 3:
-                    break
-                tag, seed_tag = self.tags.vocabulary[own[i]], self.tags.vocabulary[nearest[i]]
-                if tag not in [n.split(" (")[0] for n in named]:
-                    named.append(tag if own[i] == nearest[i] else f"{tag} (like {seed_tag})")
-            if named:
-                parts.append(f"interests like the seeds': {', '.join(named)}")
-        if not parts:
-            parts.append("profile close to the seeds'")
-        if not np.isnan(market) and seed_audience is not None:
-            both = np.minimum(np.nan_to_num(self.audience_[row]), seed_audience)
-            codes = [self.markets_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
-            if codes:
-                parts.append(f"audience in {'/'.join(codes)} like the seeds' ({market:.0%} overlap)")
-        if not np.isnan(record) and seed_record is not None:
-            both = np.minimum(self.record_[row], seed_record)
-            names = [self.categories_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
-            if names:
-                parts.append(f"sells in {', '.join(names)} like the seeds")
-        elif seed_record is not None:
-            parts.append("no sales record yet")
-        text = "; ".join(parts)
-        return text[0].upper() + text[1:] + "."
-
-
-def _audience_matrix(audience: pd.Series) -> tuple[list[str], np.ndarray]:
-    """Marketplace codes seen, and each creator's stated audience shares (NaN rows: none stated)."""
-    codes = sorted({code for shares in audience if isinstance(shares, dict) for code in shares})
-    column = {code: i for i, code in enumerate(codes)}
-    matrix = np.full((len(audience), len(codes)), np.nan)
-    for row, shares in enumerate(audience):
-        if isinstance(shares, dict) and shares:
-            matrix[row] = 0.0
-            for code, share in shares.items():
-                matrix[row, column[code]] = share
-    return codes, matrix
-
-
-def _record_matrix(creator_ids: pd.Series, category_history: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Categories sold in, and each creator's orders per category as a unit vector (NaN rows: no orders)."""
-    frame = category_history.reset_index()
-    orders = frame.pivot_table(index="creator_id", columns="category", values="hist_orders", aggfunc="sum")
-    orders = orders.reindex(creator_ids).fillna(0.0)
-    matrix = orders.to_numpy(float)
-    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        matrix = np.where(norm > 0, matrix / norm, np.nan)
-    return [str(c) for c in orders.columns], matrix
-
-
-def _mean_defined(rows: np.ndarray) -> np.ndarray | None:
-    """The mean of the rows that are defined (not NaN), or None when none is."""
-    defined = rows[~np.isnan(rows).any(axis=1)]
-    return defined.mean(axis=0) if len(defined) else None
-
-
-def _overlap(shares: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
-    """Sum over markets of the smaller of two audience distributions, each normalised to sum to 1."""
-    out = np.full(len(shares), np.nan)
-    if seed is None or seed.sum() <= 0:
-        return out
-    total = shares.sum(axis=1)
-    stated = total > 0  # False for NaN rows (no audience stated)
-    out[stated] = np.minimum(shares[stated] / total[stated, None], seed / seed.sum()).sum(axis=1)
-    return out
-
-
-def _cosine(unit_rows: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
-    if seed is None:
-        return np.full(len(unit_rows), np.nan)
-    return unit_rows @ (seed / max(float(np.linalg.norm(seed)), 1e-12))
