@@ -30,8 +30,9 @@ from features.tables import Reject, Table, atomic_path, valid_rows
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
 from matcher.retrieval import proven_value
+from matcher.settings import MatchSettings
 from matcher.similar import LookalikeSpace
-from matcher.slate import SlatePolicy, build_slates
+from matcher.slate import build_slates
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker, training_records
 
 __all__ = [
@@ -77,36 +78,6 @@ SLATE_COLUMNS = [
     "funnel_stage",
     "hist_campaigns",
 ]
-
-
-@dataclass(frozen=True)
-class MatchSettings:
-    """Eligibility and candidate-retrieval settings.
-
-    Args:
-        candidates: creators retrieved from the index per campaign by embedding similarity.
-        proven_candidates: creators added per campaign for their proven value in its category.
-        allow_cashback: propose cashback sites (the marketplace's creator programme does not support them).
-        min_market_share: least share of a creator's audience in the campaign's marketplaces; creators who
-            give no audience split are not excluded by it.
-        violations: `demote` halves the score of creators with disclosure violations; `exclude` drops them.
-        slate: how slates are sized.
-    """
-
-    candidates: int = 200
-    proven_candidates: int = 200
-    allow_cashback: bool = False
-    min_market_share: float = 0.05
-    violations: str = "demote"
-    slate: SlatePolicy = field(default_factory=SlatePolicy)
-
-    def __post_init__(self) -> None:
-        if self.violations not in ("demote", "exclude"):
-            raise ValueError(f"Got violations={self.violations!r}; expected 'demote' or 'exclude'")
-        if not 0 <= self.min_market_share <= 1:
-            raise ValueError(f"Got min_market_share={self.min_market_share}; expected a value in [0, 1]")
-        if self.candidates < 1:
-            raise ValueError(f"Got candidates={self.candidates}; expected at least 1")
 
 
 @dataclass

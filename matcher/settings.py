@@ -1,15 +1,20 @@
-"""The tunables of a match run, in one place: the command line's options are made from these fields.
+"""The tunables of a match run, in one place: `MatchSettings` (eligibility, retrieval) and its `SlatePolicy`.
 
-Nothing here imports more than the standard library, so `creator-match --help` can read them at once.
+The command line's options are made from these fields (`matcher.commands.tunables`): each field is an option of
+the same name, dashes for underscores, with the default and the description written here. Nothing here imports
+more than the standard library, so `creator-match --help` can read them at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["ASSIGNMENTS", "SlatePolicy"]
+__all__ = ["ASSIGNMENTS", "CHOICES", "VIOLATIONS", "MatchSettings", "SlatePolicy"]
 
 ASSIGNMENTS = ("exact", "greedy")
+VIOLATIONS = ("demote", "exclude")
+# The fields that take one of a few words, and those words.
+CHOICES = {"assignment": ASSIGNMENTS, "violations": VIOLATIONS}
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,9 @@ class SlatePolicy:
             budget; it can only use it up sooner, which the run summary flags.
         min_non_standard_size: the same for non-standard slates, at least `standard_size` so that they stay
             wider than standard ones when budgets bind, with room for two of each funnel stage.
-        capacity: most campaigns one creator is proposed to in a run (None: no limit). Creators go where
-            their expected sales are highest across the run, not to whichever campaign comes first.
+        capacity: most campaigns one creator is proposed to in a run (None, or 0 on the command line: no
+            limit). Creators go where their expected sales are highest across the run, not to whichever
+            campaign comes first.
         duplicate_similarity: a creator whose profile is at least this close (cosine) to one already on the
             slate is a near-duplicate and is skipped.
         funnel_coverage: non-standard slates get the best awareness, consideration and conversion creator
@@ -74,3 +80,33 @@ class SlatePolicy:
 
     def minimum_for(self, product_type: str) -> int:
         return self.min_non_standard_size if product_type == "non_standard" else self.min_size
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Eligibility and candidate-retrieval settings.
+
+    Args:
+        candidates: creators retrieved from the index per campaign by embedding similarity.
+        proven_candidates: creators added per campaign for their proven value in its category.
+        allow_cashback: propose cashback sites (the marketplace's creator programme does not support them).
+        min_market_share: least share of a creator's audience in the campaign's marketplaces; creators who
+            give no audience split are not excluded by it.
+        violations: `demote` halves the score of creators with disclosure violations; `exclude` drops them.
+        slate: how slates are sized.
+    """
+
+    candidates: int = 200
+    proven_candidates: int = 200
+    allow_cashback: bool = False
+    min_market_share: float = 0.05
+    violations: str = "demote"
+    slate: SlatePolicy = field(default_factory=SlatePolicy)
+
+    def __post_init__(self) -> None:
+        if self.violations not in VIOLATIONS:
+            raise ValueError(f"Got violations={self.violations!r}; expected 'demote' or 'exclude'")
+        if not 0 <= self.min_market_share <= 1:
+            raise ValueError(f"Got min_market_share={self.min_market_share}; expected a value in [0, 1]")
+        if self.candidates < 1:
+            raise ValueError(f"Got candidates={self.candidates}; expected at least 1")
