@@ -75,6 +75,30 @@ def test_match_writes_the_contract_table(flow):
     assert again.read_bytes() == out.read_bytes(), "a rerun must give the same bytes"
 
 
+def test_match_settings_are_options_that_reach_the_slates(flow, tmp_path):
+    """Slate sizes and capacity given on the command line shape the matches; a value the settings refuse is one
+    line, exit 2, before any work."""
+    common = [
+        "--campaigns",
+        str(flow / "w" / "new_campaigns.parquet"),
+        "--creators",
+        str(flow / "w" / "creators.parquet"),
+    ]
+    common += ["--index", str(flow / "idx")]
+    out = tmp_path / "small.parquet"
+    sizes = ["--standard-size", "2", "--non-standard-size", "2", "--min-size", "1", "--min-non-standard-size", "1"]
+    done = run("match", *common, "--out", str(out), *sizes, "--capacity", "1", "--assignment", "greedy")
+    assert done.returncode == 0, done.stderr
+    matches = pd.read_parquet(out)
+    assert len(matches) and matches.groupby("campaign_id").size().max() <= 2
+    assert matches["creator_id"].value_counts().max() == 1
+    done = run("match", *common, "--out", str(tmp_path / "bad.parquet"), "--min-market-share", "1.5")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "creator-match: Got min_market_share=1.5; expected a value in [0, 1]"
+    ]
+    assert not (tmp_path / "bad.parquet").exists()
+
+
 def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     campaigns = pd.read_parquet(flow / "w" / "new_campaigns.parquet")
     campaigns["asins"] = campaigns["asins"].map(lambda a: "|".join(a))

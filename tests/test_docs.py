@@ -41,3 +41,32 @@ def test_links_in_readme_and_docs_resolve_inside_the_repository():
             if not resolved.exists() or ROOT not in resolved.parents:
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, f"links that do not resolve inside the repository: {broken}"
+
+
+def test_every_match_setting_is_an_option_of_match_and_serve_and_a_row_of_the_settings_table():
+    """One name per tunable: each field of MatchSettings and SlatePolicy is an option of `match` and `serve`, and
+    a row of docs/cli.md's settings table naming the Python field and its default; `train --holdout` likewise."""
+    from matcher.commands.tunables import TUNABLES
+    from training.evaluate import HOLDOUT
+
+    text = (DOCS / "cli.md").read_text()
+    table = text.split("## Match settings", 1)[1].splitlines()
+    commands = dict(_commands())
+    wrong = []
+    for tunable in TUNABLES:
+        for name in ("match", "serve"):
+            if tunable.option not in {opt for param in commands[name].params for opt in param.opts}:
+                wrong.append(f"{name} has no {tunable.option}")
+        row = next((line for line in table if line.startswith(f"| `{tunable.option}`")), "")
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if isinstance(tunable.default, bool):
+            default = "on" if tunable.default else "off"
+        else:
+            default = f"`{tunable.default}`" if isinstance(tunable.default, str) else str(tunable.default)
+        if len(cells) != 4 or cells[1] != f"`{tunable.owner.__name__}.{tunable.name}`" or cells[3] != default:
+            wrong.append(f"settings table row of {tunable.option}: {row or 'missing'} (default {default})")
+    train = text.split("## creator-match train", 1)[1].split("\n## ", 1)[0].splitlines()
+    holdout = next((line for line in train if line.startswith("| `--holdout`")), "")
+    if not holdout.endswith(f"| {HOLDOUT} |"):
+        wrong.append(f"train --holdout row: {holdout or 'missing'} (default {HOLDOUT})")
+    assert not wrong, wrong

@@ -11,6 +11,7 @@ from training.ranker import OUTCOMES, CreatorRanker
 
 __all__ = [
     "BASELINES",
+    "HOLDOUT",
     "cold_metrics",
     "creator_split",
     "evaluate_ranking",
@@ -20,6 +21,8 @@ __all__ = [
     "time_split",
 ]
 
+# The share of campaigns, the latest by start date, that training holds out to evaluate on.
+HOLDOUT = 0.2
 # What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first. A seller's
 # hand pick is creators whose interests fit the product (by meaning, `fitting_tags`), then the biggest.
 BASELINES = {
@@ -31,7 +34,7 @@ BASELINES = {
 }
 
 
-def time_split(pairs: pd.DataFrame, holdout: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(pairs: pd.DataFrame, holdout: float = HOLDOUT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier campaigns, evaluate on the latest `holdout` share of them (by start date)."""
     starts = pairs.groupby("campaign_id")["start_date"].first().sort_values(kind="stable")
     n_test = max(1, round(len(starts) * holdout))

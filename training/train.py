@@ -16,7 +16,7 @@ from features.embeddings import Embedder
 from features.pairwise import FEATURES
 from features.tables import Reject
 from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables
-from training.evaluate import BASELINES, cold_metrics, evaluate_ranking, expected_sales, time_split
+from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
 from training.promotion import champion_metrics, champion_on_unseen
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
@@ -72,6 +72,7 @@ def train(
     attribution: str = "last_click",
     window: dt.timedelta = DEFAULT_WINDOW,
     slate_builder: SlateBuilder | None = None,
+    holdout: float = HOLDOUT,
 ) -> TrainResult:
     """Trains on DIR/creators, DIR/campaigns, DIR/performance; logs the run and registers a version.
 
@@ -79,11 +80,14 @@ def train(
     baselines and the current champion on the same held-out pairs; the registered model is then refitted
     on everything. The first version of a model name becomes `champion`; later ones wait for `promote`.
     With `slate_builder` (see `training.review.SlateBuilder`; the `creator-match train` command passes
-    matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's.
+    matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's. `holdout` is the
+    share of campaigns, the latest by start date, held out for that evaluation.
     """
     import mlflow
     from mlflow.models import infer_signature
 
+    if not 0 < holdout < 1:
+        raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
     configure_tracking()
     # First, before any work: a registry that cannot be read stops the run rather than passing for empty.
     champion = champion_version(model_name)
@@ -91,7 +95,7 @@ def train(
     tables = read_training_tables(data_dir)
     data = build_training_data(tables, embedder, as_of, attribution, window)
     ranker = ranker or CreatorRanker()
-    train_pairs, test_pairs = time_split(data.pairs)
+    train_pairs, test_pairs = time_split(data.pairs, holdout)
     by_id = tables.campaigns.set_index("campaign_id")
     test_pairs = test_pairs.assign(
         price=by_id["price"].reindex(test_pairs["campaign_id"]).to_numpy(),
@@ -143,6 +147,7 @@ def train(
                 "n_features": len(FEATURES),
                 "attribution": attribution,
                 "attribution_window_hours": window.total_seconds() / 3600,
+                "holdout": holdout,
                 "event_level_labels": tables.touches is not None and tables.purchases is not None,
             }
         )

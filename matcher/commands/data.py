@@ -62,6 +62,10 @@ def train(
         Attribution, typer.Option(help="how orders are credited where touches and purchases exist")
     ] = Attribution.last_click,
     window_hours: Annotated[float, typer.Option(min=0.01, help="attribution window; 336 = 14 days")] = 24.0,
+    holdout: Annotated[
+        float | None,
+        typer.Option(help="share of campaigns, the latest by start date, held out to evaluate on; default 0.2"),
+    ] = None,
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
@@ -70,6 +74,8 @@ def train(
     from training.train import train as run_training
 
     day = parse_date(as_of) if as_of else None
+    if holdout is not None and not 0 < holdout < 1:
+        raise UserError(f"Got --holdout {holdout}; expected a share of the campaigns in (0, 1)")
     result = run_training(
         data,
         model_name=model_name,
@@ -78,6 +84,8 @@ def train(
         attribution=attribution.value,
         window=dt.timedelta(hours=window_hours),
         slate_builder=default_slates,
+        # Not given: training's own default (training.evaluate.HOLDOUT), which the command does not import to start.
+        **({} if holdout is None else {"holdout": holdout}),
     )
     typer.echo(summarize(result))
     if result.rejects:

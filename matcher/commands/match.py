@@ -10,6 +10,8 @@ import typer
 
 from features.contract import TABLE_FORMATS
 from matcher.commands.common import Backend, UserError, echo_rejects, settled_performance
+from matcher.commands.tunables import with_settings
+from matcher.settings import MatchSettings
 
 __all__ = ["match"]
 
@@ -19,6 +21,7 @@ class Engine(StrEnum):
     ray = "ray"
 
 
+@with_settings()
 def match(
     campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
     creators: Annotated[Path, typer.Option(help="creators table")],
@@ -26,9 +29,6 @@ def match(
     index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
     model: Annotated[str, typer.Option(help="model URI")] = "models:/creator-ranker@champion",
     engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
-    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
-    candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
-    capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in this run; 0: no limit")] = 5,
     chunk_size: Annotated[int, typer.Option(min=1, help="campaigns scored per committed chunk")] = 256,
     ray_actors: Annotated[int, typer.Option(min=1, help="with --engine ray: scoring actors in the pool")] = 2,
     embedding_backend: Annotated[
@@ -41,22 +41,20 @@ def match(
         Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
     ] = None,
     as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
+    *,
+    settings: MatchSettings,
 ) -> None:
     """Write the matches table for every campaign in the file.
 
     With --engine ray, chunks are embedded and scored on Ray (the cluster at $RAY_ADDRESS, else a local
-    Ray started for the run); the matches are the same as with --engine local.
+    Ray started for the run); the matches are the same as with --engine local. Every match setting is an
+    option (the fields of matcher.settings.MatchSettings and SlatePolicy).
     """
-    from matcher.api import MatchSettings
     from matcher.batch import run_match
     from matcher.ray_engine import RayUnavailable
-    from matcher.slate import SlatePolicy
     from training.registry import configure_tracking
 
     configure_tracking()
-    settings = MatchSettings(
-        candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
-    )
     try:
         report = run_match(
             campaigns,

@@ -9,10 +9,13 @@ import typer
 
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from matcher.commands.common import UserError, echo_rejects, settled_performance
+from matcher.commands.tunables import with_settings
+from matcher.settings import MatchSettings
 
 __all__ = ["serve", "similar"]
 
 
+@with_settings(("allow_cashback", "min_market_share", "violations"))
 def similar(
     like: Annotated[list[str], typer.Option(help="a seed creator id; repeat for several")],
     creators: Annotated[Path, typer.Option(help="creators table")],
@@ -26,11 +29,12 @@ def similar(
     model: Annotated[str, typer.Option(help="model URI (its history gives the shape of each record)")] = (
         "models:/creator-ranker@champion"
     ),
-    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
+    *,
+    settings: MatchSettings,
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
     from features.tables import read_table
-    from matcher.api import Matcher, MatchSettings
+    from matcher.api import Matcher
     from matcher.batch import write_matches
     from matcher.similar import LOOKALIKE_SCHEMA
     from training.registry import configure_tracking
@@ -39,7 +43,7 @@ def similar(
         raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
     configure_tracking()
     table = read_table(creators, "creators")
-    matcher = Matcher(table, model=model, index=index, settings=MatchSettings(allow_cashback=allow_cashback))
+    matcher = Matcher(table, model=model, index=index, settings=settings)
     try:
         found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
     except ValueError as exc:  # UnknownCreator among them
@@ -55,6 +59,7 @@ def similar(
         raise typer.Exit(2)
 
 
+@with_settings()
 def serve(
     creators: Annotated[Path, typer.Option(help="creators table")],
     index: Annotated[Path | None, typer.Option(help="candidate index directory; built at start-up if absent")] = None,
@@ -67,9 +72,6 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
-    allow_cashback: Annotated[bool, typer.Option(help="allow cashback sites")] = False,
-    candidates: Annotated[int, typer.Option(min=1, help="candidates retrieved per campaign")] = 200,
-    capacity: Annotated[int, typer.Option(min=0, help="most campaigns per creator in one request; 0: no limit")] = 5,
     performance: Annotated[
         Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
     ] = None,
@@ -77,18 +79,19 @@ def serve(
         Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
     ] = None,
     as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
+    *,
+    settings: MatchSettings,
 ) -> None:
     """Serve matching and lookalikes over HTTP (POST /v1/match, POST /v1/similar; OpenAPI at /docs).
 
     /healthz answers at once; /readyz once the model and index are loaded. A promotion (the alias moved) is
-    picked up within --poll-seconds and swapped in without dropping requests.
+    picked up within --poll-seconds and swapped in without dropping requests. Every match setting is an option,
+    as for `match`; a capacity applies within one request.
     """
     import uvicorn
 
     from features.tables import read_table
-    from matcher.api import MatchSettings
     from matcher.service import ModelHolder, ServiceConfig, create_app
-    from matcher.slate import SlatePolicy
     from training.registry import configure_tracking
 
     configure_tracking()
@@ -98,9 +101,6 @@ def serve(
         typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)
     if index is not None and not index.is_dir():
         raise UserError(f"{index}: no candidate index here")
-    settings = MatchSettings(
-        candidates=candidates, allow_cashback=allow_cashback, slate=SlatePolicy(capacity=capacity or None)
-    )
     settled = settled_performance(performance, past_campaigns, as_of)
     if settled is not None and settled.rejects():
         echo_rejects(settled.rejects())
