@@ -6,14 +6,12 @@ import io
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own thread settings)
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
 from features.affinity import AFFINITY_FEATURES
@@ -26,10 +24,11 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
-from features.tables import Reject, Table, atomic_path, valid_rows
+from features.tables import Table, atomic_path, valid_rows
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.reasons import reason
 from matcher.retrieval import proven_value
+from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry, empty_matches
 from matcher.settings import MatchSettings
 from matcher.similar import LookalikeSpace
 from matcher.slate import build_slates
@@ -47,22 +46,6 @@ __all__ = [
     "SlateEntry",
 ]
 
-MATCH_COLUMNS = [
-    "campaign_id",
-    "rank",
-    "creator_id",
-    "score",
-    "p_click",
-    "p_order",
-    "expected_clicks",
-    "expected_orders",
-    "expected_sales",
-    "expected_commission",
-    "funnel_stage",
-    "product_type",
-    "reasons",
-    "model_version",
-]
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 ENGINES = ("local", "ray")
 # What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
@@ -80,59 +63,6 @@ SLATE_COLUMNS = [
 ]
 
 
-@dataclass
-class CampaignSummary:
-    """What happened to one campaign in a run."""
-
-    campaign_id: str
-    status: str  # matched, no eligible creator, out of stock
-    product_type: str
-    product_type_reason: str
-    slate_size: int
-    size_reason: str
-    expected_orders: float
-    expected_commission: float
-    budget: float
-    product_type_probability: float = float("nan")  # of non-standard; 0 or 1 when declared
-
-
-class SlateEntry(BaseModel):
-    """One creator on a campaign's slate: a row of the contract's matches table, typed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    campaign_id: str
-    rank: int
-    creator_id: str
-    score: float
-    p_click: float
-    p_order: float
-    expected_clicks: float
-    expected_orders: float
-    expected_sales: float
-    expected_commission: float
-    funnel_stage: str
-    product_type: str
-    reasons: str
-    model_version: str
-
-
-@dataclass
-class MatchResult:
-    """The slates of a set of campaigns (the contract's matches table), a summary per valid campaign, and
-    the invalid campaigns, each with its row (1-based position in the input), column and reason."""
-
-    matches: pd.DataFrame
-    summaries: list[CampaignSummary]
-    rejects: list[Reject] = field(default_factory=list)
-
-    def for_campaign(self, campaign_id: str) -> pd.DataFrame:
-        """One campaign's rows of the matches table, best first."""
-        return self.matches[self.matches["campaign_id"] == campaign_id].reset_index(drop=True)
-
-    def slate(self, campaign_id: str) -> list[SlateEntry]:
-        """One campaign's slate as typed entries, best first."""
-        return [SlateEntry(**row) for row in self.for_campaign(campaign_id).to_dict(orient="records")]
 
 
 class Matcher:
@@ -511,24 +441,7 @@ class Matcher:
 
     def _finish(self, chosen: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
         if chosen.empty:
-            return pd.DataFrame(
-                {
-                    name: pd.Series(
-                        dtype=object
-                        if name
-                        in (
-                            "campaign_id",
-                            "creator_id",
-                            "funnel_stage",
-                            "product_type",
-                            "reasons",
-                            "model_version",
-                        )
-                        else float
-                    )
-                    for name in MATCH_COLUMNS
-                }
-            ).astype({"rank": "int64"})
+            return empty_matches()
         raw_ctr = chosen["hist_clicks"] / chosen["hist_impressions"].where(chosen["hist_impressions"] > 0)
         raw_cvr = chosen["hist_orders"] / chosen["hist_clicks"].where(chosen["hist_clicks"] > 0)
         chosen = chosen.assign(

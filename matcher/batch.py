@@ -15,29 +15,11 @@ from features.embeddings import Embedder
 from features.records import SettledPerformance
 from features.safe_write import foreign_entries, output_lock, remove_directory
 from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
-from matcher.api import CampaignSummary, Matcher, MatchSettings
+from matcher.api import Matcher, MatchSettings
+from matcher.schema import MATCH_SCHEMA, CampaignSummary
 from training.registry import load_ranker
 
 __all__ = ["BatchReport", "run_match", "write_matches"]
-
-MATCH_SCHEMA = pa.schema(
-    [
-        ("campaign_id", pa.string()),
-        ("rank", pa.int64()),
-        ("creator_id", pa.string()),
-        ("score", pa.float64()),
-        ("p_click", pa.float64()),
-        ("p_order", pa.float64()),
-        ("expected_clicks", pa.float64()),
-        ("expected_orders", pa.float64()),
-        ("expected_sales", pa.float64()),
-        ("expected_commission", pa.float64()),
-        ("funnel_stage", pa.string()),
-        ("product_type", pa.string()),
-        ("reasons", pa.string()),
-        ("model_version", pa.string()),
-    ]
-)
 
 
 @dataclass

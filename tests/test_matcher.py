@@ -13,6 +13,7 @@ from features.product_type import resolve_product_types
 from features.tables import Table, read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
+from matcher.schema import MATCH_SCHEMA, SlateEntry, empty_matches
 from training.registry import ModelNotFound, load_ranker
 
 # One campaign as a campaign tool passes it to the API.
@@ -54,6 +55,16 @@ def index(creators, embedder):
 @pytest.fixture(scope="module")
 def result(creators, campaigns, ranker, index, embedder):
     return Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+
+
+def test_the_typed_row_and_the_empty_table_follow_the_one_schema():
+    python_type = {"string": str, "int64": int, "double": float}
+    assert {name: f.annotation for name, f in SlateEntry.model_fields.items()} == {
+        column.name: python_type[str(column.type)] for column in MATCH_SCHEMA
+    }
+    assert list(SlateEntry.model_fields) == MATCH_COLUMNS == MATCH_SCHEMA.names
+    empty = empty_matches()
+    assert list(empty.columns) == MATCH_COLUMNS and empty["rank"].dtype == np.int64 and empty["reasons"].dtype == object
 
 
 def test_matches_have_the_contract_columns_and_ranks(result, campaigns):

@@ -1,0 +1,106 @@
+"""The matches table, defined once: its columns and their types, and the typed forms the Python API returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from features.tables import Reject
+
+__all__ = [
+    "MATCH_COLUMNS",
+    "MATCH_SCHEMA",
+    "CampaignSummary",
+    "MatchResult",
+    "SlateEntry",
+    "empty_matches",
+]
+
+# The contract's matches table: every other form of it (columns, empty frame, typed row) is derived from this.
+MATCH_SCHEMA = pa.schema(
+    [
+        ("campaign_id", pa.string()),
+        ("rank", pa.int64()),
+        ("creator_id", pa.string()),
+        ("score", pa.float64()),
+        ("p_click", pa.float64()),
+        ("p_order", pa.float64()),
+        ("expected_clicks", pa.float64()),
+        ("expected_orders", pa.float64()),
+        ("expected_sales", pa.float64()),
+        ("expected_commission", pa.float64()),
+        ("funnel_stage", pa.string()),
+        ("product_type", pa.string()),
+        ("reasons", pa.string()),
+        ("model_version", pa.string()),
+    ]
+)
+MATCH_COLUMNS = list(MATCH_SCHEMA.names)
+
+
+def empty_matches() -> pd.DataFrame:
+    """The matches table with no row, its columns typed as a filled one's (strings as object)."""
+    return pd.DataFrame(
+        {
+            column.name: pd.Series(dtype=object if pa.types.is_string(column.type) else column.type.to_pandas_dtype())
+            for column in MATCH_SCHEMA
+        }
+    )
+
+
+@dataclass
+class CampaignSummary:
+    """What happened to one campaign in a run."""
+
+    campaign_id: str
+    status: str  # matched, no eligible creator, out of stock
+    product_type: str
+    product_type_reason: str
+    slate_size: int
+    size_reason: str
+    expected_orders: float
+    expected_commission: float
+    budget: float
+    product_type_probability: float = float("nan")  # of non-standard; 0 or 1 when declared
+
+
+class SlateEntry(BaseModel):
+    """One creator on a campaign's slate: a row of the contract's matches table, typed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaign_id: str
+    rank: int
+    creator_id: str
+    score: float
+    p_click: float
+    p_order: float
+    expected_clicks: float
+    expected_orders: float
+    expected_sales: float
+    expected_commission: float
+    funnel_stage: str
+    product_type: str
+    reasons: str
+    model_version: str
+
+
+@dataclass
+class MatchResult:
+    """The slates of a set of campaigns (the contract's matches table), a summary per valid campaign, and
+    the invalid campaigns, each with its row (1-based position in the input), column and reason."""
+
+    matches: pd.DataFrame
+    summaries: list[CampaignSummary]
+    rejects: list[Reject] = field(default_factory=list)
+
+    def for_campaign(self, campaign_id: str) -> pd.DataFrame:
+        """One campaign's rows of the matches table, best first."""
+        return self.matches[self.matches["campaign_id"] == campaign_id].reset_index(drop=True)
+
+    def slate(self, campaign_id: str) -> list[SlateEntry]:
+        """One campaign's slate as typed entries, best first."""
+        return [SlateEntry(**row) for row in self.for_campaign(campaign_id).to_dict(orient="records")]
