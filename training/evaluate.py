@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
 from features.pairwise import FEATURES, without_history
-from training.ranker import OUTCOMES, CreatorRanker
+from training.ranker import OUTCOMES, CreatorRanker, expected_sales
 
 __all__ = [
     "BASELINES",
@@ -132,19 +132,11 @@ def ndcg_by_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def expected_sales(predicted: pd.DataFrame, price: np.ndarray) -> np.ndarray:
-    """The score: expected impressions x click-through x orders per click x price."""
-    return (predicted["expected_impressions"] * predicted["p_click"] * predicted["p_order"]).to_numpy() * price
-
-
 def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10) -> dict[str, float]:
     """Head metrics, and NDCG@k of realized sales for the model's expected sales and every baseline."""
     predicted = ranker.predict(pairs)
     metrics = head_metrics(predicted, pairs)
-    expected_sales = (
-        predicted["expected_impressions"] * predicted["p_click"] * predicted["p_order"]
-    ).to_numpy() * price
-    metrics[f"ndcg_at_{k}"] = ndcg_by_campaign(pairs, expected_sales, k)
+    metrics[f"ndcg_at_{k}"] = ndcg_by_campaign(pairs, expected_sales(predicted, price), k)
     for name, baseline in BASELINES.items():
         metrics[f"baseline_{name}_ndcg_at_{k}"] = ndcg_by_campaign(pairs, baseline(pairs), k)
     return metrics
