@@ -13,6 +13,7 @@ from sklearn.linear_model import PoissonRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from features.history import CategoryPriors
+from features.text import normalized_tags
 
 __all__ = ["AFFINITY_FEATURES", "PastPerformance", "TagCategoryAffinity"]
 
@@ -25,10 +26,6 @@ AFFINITY_FEATURES = [
     "tag_model_cvr",
     "tag_participation",
 ]
-
-
-def _lowered(interest_tags: pd.Series) -> list[list[str]]:
-    return [[t.strip().lower() for t in tags] for tags in interest_tags]
 
 
 def _joint_lifts(
@@ -101,7 +98,7 @@ class TagCategoryAffinity(BaseEstimator):
 
     def fit(self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors) -> TagCategoryAffinity:
         """Learns from settled rows (with `category`) and each row's creator tags (aligned with `rows`)."""
-        lowered = _lowered(interest_tags)
+        lowered = normalized_tags(interest_tags)
         exploded = pd.DataFrame(
             {
                 "tag": lowered,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from features.embeddings import Embedder, fixed_vectors
-from features.text import brief_phrases, campaign_text
+from features.text import brief_phrases, campaign_text, normalized_tags
 
 __all__ = [
     "EVIDENCE_COLUMNS",
@@ -42,7 +42,7 @@ class TagSpace:
     """
 
     def __init__(self, embedder: Embedder, interest_tags: pd.Series) -> None:
-        lowered = [[tag.strip().lower() for tag in tags] for tags in interest_tags]
+        lowered = normalized_tags(interest_tags)
         self.vocabulary = sorted({tag for tags in lowered for tag in tags})
         position = {tag: i for i, tag in enumerate(self.vocabulary)}
         self.vectors = (

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["MAX_PHRASES", "brief_phrases", "campaign_text", "creator_text"]
+__all__ = ["MAX_PHRASES", "brief_phrases", "campaign_text", "creator_text", "normalized_tags"]
 
 # Sentence ends (not the dot of "1.5m"), commas, brackets, bars, slashes and spaced dashes separate phrases.
 _BREAK = re.compile(r"[.!?;:](?=\s|$)|[,()\[\]{}|/\u2013\u2014]|\s-\s")
@@ -33,3 +33,8 @@ def brief_phrases(brief: str) -> list[str]:
             seen.setdefault(phrase, None)
     phrases = list(seen)[:MAX_PHRASES]
     return phrases or [" ".join(brief.split()) or brief]
+
+
+def normalized_tags(interest_tags: Iterable[Sequence[str]]) -> list[list[str]]:
+    """Each creator's interest tags as compared everywhere: stripped and lower-cased, in their order."""
+    return [[tag.strip().lower() for tag in tags] for tags in interest_tags]
