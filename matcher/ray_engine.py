@@ -1,8 +1,9 @@
-"""The Ray engine: campaign chunks embedded and scored on Ray Data by a pool of actors holding the matcher.
+"""The Ray engine: campaign chunks embedded and scored on Ray Data by a pool of actors holding a scorer.
 
 The driver splits campaigns into the same chunks as the local engine and each actor scores whole chunks
-with its own copy of the matcher (ranker, creator table, candidate index), so a chunk is embedded in the
-same batches on either engine and the scores are the same numbers. Slates are assigned on the driver,
+with its own copy of the `matcher.scoring.Scorer` (ranker heads, creator table and vectors, candidate index,
+creators' records), so a chunk is embedded in the same batches on either engine and the scores are the same
+numbers. Slates are assigned on the driver,
 across all chunks, exactly as locally.
 """
 
@@ -16,10 +17,14 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from features.environment import RAY_ADDRESS_ENV
+
+if TYPE_CHECKING:
+    from matcher.scoring import Scorer
 
 __all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "ray_session", "score_on_ray"]
 
@@ -73,23 +78,23 @@ def ray_session(progress: bool = False) -> Iterator[None]:
 
 
 class _ChunkScorer:
-    """A Ray Data actor: holds one matcher and turns pickled campaign chunks into Parquet bytes of scored pairs."""
+    """A Ray Data actor: holds one scorer and turns pickled campaign chunks into Parquet bytes of scored pairs."""
 
-    def __init__(self, matcher_ref: list) -> None:
+    def __init__(self, scorer_ref: list) -> None:
         import ray
 
-        self.matcher = ray.get(matcher_ref[0])
+        self.scorer = ray.get(scorer_ref[0])
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        scored = [self.matcher._score_to_parquet(pickle.loads(payload)) for payload in batch["campaigns"]]
+        scored = [self.scorer.score_parquet(pickle.loads(payload)) for payload in batch["campaigns"]]
         return pd.DataFrame({"chunk": batch["chunk"].to_numpy(), "scored": scored})
 
 
-def score_on_ray(matcher, chunks: Mapping[int, pd.DataFrame], actors: int = 2) -> Iterator[tuple[int, bytes]]:
+def score_on_ray(scorer: Scorer, chunks: Mapping[int, pd.DataFrame], actors: int = 2) -> Iterator[tuple[int, bytes]]:
     """Scores campaign chunks on the current Ray cluster; yields (chunk number, Parquet bytes) as they finish.
 
     Args:
-        matcher: a `matcher.api.Matcher`; it is put in the object store once and copied into each actor.
+        scorer: what scores a chunk (`Matcher.scorer`); put in the object store once and copied into each actor.
         chunks: campaign chunks by number, each scored whole by one actor.
         actors: size of the actor pool.
 
@@ -111,7 +116,7 @@ def score_on_ray(matcher, chunks: Mapping[int, pd.DataFrame], actors: int = 2) -
         scored = dataset.map_batches(
             _ChunkScorer,
             # Nested in a list, the reference is fetched by each actor: one copy in the object store.
-            fn_constructor_args=([ray.put(matcher)],),
+            fn_constructor_args=([ray.put(scorer)],),
             compute=ray.data.ActorPoolStrategy(size=min(actors, len(items))),
             num_cpus=ACTOR_CPUS,
             batch_size=1,

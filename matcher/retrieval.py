@@ -1,13 +1,19 @@
-"""Candidate retrieval beyond embedding similarity: creators with a proven record in a campaign's category."""
+"""Candidate retrieval, two channels: creators whose profile reads like the brief (FAISS), and creators with a
+proven record in the campaign's category."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
+from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
 from features.pairwise import record_lifts
+from matcher.candidate_index import CandidateIndex
+from matcher.eligibility import Eligibility
 
-__all__ = ["proven_value"]
+__all__ = ["Retrieval", "proven_value"]
 
 
 def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.DataFrame) -> np.ndarray:
@@ -28,3 +34,90 @@ def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.Data
     reach = np.where(campaigns > 0, history["hist_impressions"].to_numpy(float) / np.maximum(campaigns, 1), fallback)
     ctr_lift, cvr_lift = record_lifts(history)
     return reach * ctr_lift * cvr_lift * topical["tag_affinity_ctr"].to_numpy() * topical["tag_affinity_cvr"].to_numpy()
+
+
+class Retrieval:
+    """Both channels over one creator table, with the per-category tables they compute once per run.
+
+    Args:
+        creators: the creator table (valid rows, reset index).
+        history: each creator's record (HISTORY_COLUMNS), in table order.
+        affinity: what the ranker's history teaches of interest tags per category.
+        index: the candidate index.
+        eligibility: who may be proposed.
+        semantic_k: creators taken from the index per campaign by embedding similarity.
+        proven_k: creators added per campaign for their proven value in its category.
+    """
+
+    def __init__(
+        self,
+        creators: pd.DataFrame,
+        history: pd.DataFrame,
+        affinity: TagCategoryAffinity,
+        index: CandidateIndex,
+        eligibility: Eligibility,
+        semantic_k: int,
+        proven_k: int,
+    ) -> None:
+        self.creators = creators
+        self.history = history
+        self.affinity = affinity
+        self.index = index
+        self.eligibility = eligibility
+        self.semantic_k = semantic_k
+        self.proven_k = proven_k
+        self._proven: dict[str, np.ndarray] = {}
+        self._topical: dict[str, np.ndarray] = {}
+
+    def warm(self, categories: Iterable[str]) -> None:
+        """Computes these categories' tables now rather than on their first campaign."""
+        for category in categories:
+            self.proven(category)
+
+    def proven(self, category: str) -> np.ndarray:
+        """Table rows of the eligible creators with the best proven value in a category (cached per run)."""
+        if category not in self._proven:
+            eligible = self.eligibility.in_table
+            value = np.where(
+                eligible,
+                proven_value(
+                    self.creators, self.history, pd.DataFrame(self.topical(category), columns=AFFINITY_FEATURES)
+                ),
+                -np.inf,
+            )
+            k = min(self.proven_k, int(eligible.sum()))
+            top = np.argpartition(-value, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
+            self._proven[category] = top[np.isfinite(value[top])]
+        return self._proven[category]
+
+    def topical(self, category: str) -> np.ndarray:
+        """What history says of every creator's interests in a category (AFFINITY_FEATURES), once per run.
+
+        A creator's affinity depends on its tags and the category alone, so it is computed once per category
+        for the whole table and gathered for each pair: one pass per category rather than one per pair.
+        """
+        if category not in self._topical:
+            frame = self.affinity.transform(
+                self.creators["interest_tags"], pd.Series([category] * len(self.creators), dtype=object)
+            )
+            self._topical[category] = frame[AFFINITY_FEATURES].to_numpy(float)
+        return self._topical[category]
+
+    def topical_pairs(self, categories: np.ndarray, creator_index: np.ndarray) -> pd.DataFrame:
+        """AFFINITY_FEATURES of (category, creator row) pairs, gathered from the per-category tables."""
+        values = np.empty((len(creator_index), len(AFFINITY_FEATURES)))
+        for category in np.unique(categories):
+            pairs = np.flatnonzero(categories == category)
+            values[pairs] = self.topical(category)[creator_index[pairs]]
+        return pd.DataFrame(values, columns=AFFINITY_FEATURES)
+
+    def candidates(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(campaign row, creator table row) pairs: the semantic top-k from FAISS united with proven creators."""
+        _, positions = self.index.search(vectors, self.semantic_k, self.eligibility.in_index)
+        campaign_rows, creator_rows = [], []
+        for k, category in enumerate(campaigns["category"]):
+            found = positions[k][positions[k] >= 0]
+            rows = np.union1d(self.eligibility.row_of[found], self.proven(category))
+            campaign_rows.append(np.full(len(rows), k, dtype=np.int64))
+            creator_rows.append(rows)
+        return np.concatenate(campaign_rows), np.concatenate(creator_rows)

@@ -100,8 +100,8 @@ def test_cashback_sites_only_when_the_caller_allows(creators, campaigns, ranker,
     )
     cashback = set(creators.loc[creators["creator_type"] == "cashback_site", "creator_id"])
     assert cashback
-    assert strict._eligible[np.isin(index.creator_ids, list(cashback))].sum() == 0
-    assert allowed._eligible[np.isin(index.creator_ids, list(cashback))].sum() > 0
+    assert strict.eligibility.in_index[np.isin(index.creator_ids, list(cashback))].sum() == 0
+    assert allowed.eligibility.in_index[np.isin(index.creator_ids, list(cashback))].sum() > 0
 
 
 def test_standard_slates_are_shorter(result):
@@ -203,7 +203,7 @@ def test_disclosure_violations_excluded_or_demoted_by_setting(creators, campaign
     ).match_many(campaigns)
     assert not set(strict.matches["creator_id"]) & violators
     lenient = Matcher(creators, model=ranker, index=index, embedder=embedder)
-    scored = lenient._score(resolve_product_types(campaigns.iloc[:3].reset_index(drop=True), embedder))
+    scored = lenient.scorer.score(resolve_product_types(campaigns.iloc[:3].reset_index(drop=True), embedder))
     flagged = scored["creator_id"].isin(violators)
     assert flagged.any()
     np.testing.assert_allclose(scored.loc[flagged, "score"], 0.5 * scored.loc[flagged, "expected_sales"])

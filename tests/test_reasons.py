@@ -7,7 +7,7 @@ import math
 import pytest
 
 from features.similarity import TAG_FIT_THRESHOLD
-from matcher.reasons import reason
+from matcher.explain import reason
 
 BASE = dict(
     fit_tag="gaming",

@@ -34,7 +34,7 @@ def ranker(trained):
 
 def candidates_of(matcher: Matcher, chunk: pd.DataFrame, vectors: np.ndarray) -> list[set[int]]:
     """Each campaign's candidate creators (table rows)."""
-    campaign_rows, creator_rows = matcher._candidates(chunk, vectors)
+    campaign_rows, creator_rows = matcher.scorer.retrieval.candidates(chunk, vectors)
     return [set(creator_rows[campaign_rows == k].tolist()) for k in range(len(chunk))]
 
 
@@ -45,16 +45,16 @@ def test_a_proven_seller_far_from_the_brief_is_still_a_candidate(creators, chunk
     no_proven = MatchSettings(candidates=SMALL.candidates, proven_candidates=0)
     similar_only = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=no_proven)
     vectors = campaign_vectors(embedder, chunk)
-    similarity = vectors @ both._creator_vectors.T
+    similarity = vectors @ both.scorer.creator_vectors.T
 
     found, found_by_similarity = candidates_of(both, chunk, vectors), candidates_of(similar_only, chunk, vectors)
 
     for k, category in enumerate(chunk["category"]):
         rank = np.argsort(np.argsort(-similarity[k]))  # 0 = the creator closest to the brief
-        proven = both._proven(category)
+        proven = both.scorer.retrieval.proven(category)
         far = max(proven.tolist(), key=lambda row: rank[row])
         assert rank[far] >= len(both.creators) // 2, "the least similar proven creator is in the far half"
-        assert both._history["hist_campaigns"].iloc[far] > 0, "proven: it has a record"
+        assert both.scorer.history["hist_campaigns"].iloc[far] > 0, "proven: it has a record"
         assert far in found[k]
         assert far not in found_by_similarity[k], "similarity alone would have missed it"
         assert found[k] == found_by_similarity[k] | set(proven.tolist())
@@ -84,9 +84,9 @@ def test_a_close_creator_without_a_record_is_a_candidate_and_a_closed_one_never(
 
     (found,) = candidates_of(matcher, chunk.iloc[:1], vectors)
 
-    assert matcher._history["hist_campaigns"].iloc[row["newcomer"]] == 0, "no record"
-    assert row["newcomer"] not in set(matcher._proven(campaign["category"]).tolist())
-    similarity = vectors[0] @ matcher._creator_vectors.T
+    assert matcher.scorer.history["hist_campaigns"].iloc[row["newcomer"]] == 0, "no record"
+    assert row["newcomer"] not in set(matcher.scorer.retrieval.proven(campaign["category"]).tolist())
+    similarity = vectors[0] @ matcher.scorer.creator_vectors.T
     assert np.argsort(-similarity)[:2].tolist() in ([row["newcomer"], row["closed"]], [row["closed"], row["newcomer"]])
     assert row["newcomer"] in found
     assert row["closed"] not in found

@@ -1,0 +1,128 @@
+"""A match job's chunks: cut, scored on an engine, committed as checkpoints, and read back for assignment.
+
+Each chunk's scored pairs are kept as Parquet, in memory or committed to a checkpoint folder so that a rerun
+after a crash reuses them; slates are then assigned over all chunks at once from the few columns that
+assignment needs, so the result depends neither on where a run was interrupted nor on the engine.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
+from features.tables import atomic_path
+from matcher.scoring import Scorer
+from matcher.slate import SlatePolicy, build_slates
+
+__all__ = ["ENGINES", "SLATE_COLUMNS", "assign", "chunked", "scored_parts"]
+
+ENGINES = ("local", "ray")
+# What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
+SLATE_COLUMNS = [
+    "campaign_id",
+    "creator_id",
+    "creator_row",
+    "score",
+    "expected_commission",
+    "product_type",
+    "product_type_probability",
+    "budget",
+    "funnel_stage",
+    "hist_campaigns",
+]
+
+
+def chunked(campaigns: pd.DataFrame, chunk_size: int) -> dict[int, pd.DataFrame]:
+    """The campaigns cut into chunks of `chunk_size`, numbered from 0 in order."""
+    return {
+        number: campaigns.iloc[start : start + chunk_size].reset_index(drop=True)
+        for number, start in enumerate(range(0, len(campaigns), chunk_size))
+    }
+
+
+def scored_parts(
+    scorer: Scorer,
+    chunks: dict[int, pd.DataFrame],
+    checkpoint_dir: str | Path | None,
+    engine: str,
+    ray_actors: int,
+    show: bool,
+) -> list[Path | bytes]:
+    """Every chunk's scored pairs as Parquet (a committed file or bytes), in chunk order.
+
+    Chunks already committed in `checkpoint_dir` are reused; the others are scored on `engine` (`local`, or
+    `ray` with `ray_actors` actors) and committed as they finish.
+    """
+    where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
+    parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if path.exists()}
+    todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
+    _halt_if_asked(len(parts))
+    with tqdm(total=len(chunks), initial=len(parts), desc="scoring campaigns", unit="chunk", disable=not show) as bar:
+        if engine == "ray" and todo:
+            from matcher.ray_engine import ray_session, score_on_ray
+
+            with ray_session():
+                for n, payload in score_on_ray(scorer, todo, ray_actors):
+                    parts[n] = _commit(payload, where.get(n))
+                    bar.update()
+                    _halt_if_asked(len(parts))
+        else:
+            for n, chunk in todo.items():
+                parts[n] = _commit(scorer.score_parquet(chunk), where.get(n))
+                bar.update()
+                _halt_if_asked(len(parts))
+    return [parts[n] for n in sorted(parts)]
+
+
+def assign(
+    parts: list[Path | bytes], policy: SlatePolicy, creator_vectors: np.ndarray
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Builds every slate from the assignment columns of all chunks, then reads back the chosen rows whole.
+
+    Returns:
+        The chosen scored pairs with their `rank`, and why each campaign's slate has its size.
+    """
+    frames = []
+    for number, part in enumerate(parts):
+        frame = _read_part(part, SLATE_COLUMNS)
+        frames.append(frame.assign(_part=number, _position=np.arange(len(frame))))
+    if not frames or not sum(len(f) for f in frames):
+        return pd.DataFrame(), {}
+    chosen, size_reason = build_slates(pd.concat(frames, ignore_index=True), policy, creator_vectors)
+    whole = [
+        _read_part(parts[int(number)]).iloc[rows["_position"].to_numpy()].assign(rank=rows["rank"].to_numpy())
+        for number, rows in chosen.groupby("_part", sort=True)
+    ]
+    return (pd.concat(whole, ignore_index=True) if whole else pd.DataFrame()), size_reason
+
+
+def _commit(payload: bytes, path: Path | None) -> Path | bytes:
+    """Keeps a scored chunk in memory, or commits it atomically to `path` (a crash leaves it whole or absent)."""
+    if path is None:
+        return payload
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return path
+
+
+def _halt_if_asked(committed: int) -> None:
+    """Stops here for good, after writing $CREATOR_MATCHER_HALT_MARKER, when $CREATOR_MATCHER_HALT_AFTER_CHUNKS
+    equals the chunks committed so far."""
+    wanted, marker = os.environ.get(HALT_AFTER_CHUNKS_ENV), os.environ.get(HALT_MARKER_ENV)
+    if wanted is None or marker is None or int(wanted) != committed:
+        return
+    with atomic_path(marker) as tmp:
+        tmp.write_text(f"{committed}\n")
+    while True:  # until the test kills the process
+        time.sleep(60)
+
+
+def _read_part(part: Path | bytes, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(part) if isinstance(part, bytes) else part, columns=columns)

@@ -1,0 +1,145 @@
+"""Scoring: a chunk of campaigns -> candidates -> pair features -> ranker heads -> expected outcomes per pair.
+
+`Scorer` holds only what scoring reads (the ranker's heads, the creator table and vectors, the candidate
+index, the creators' records), so that an engine can copy it to another process and call `score_parquet`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from features.contract import FUNNEL_STAGE
+from features.embeddings import Embedder, campaign_vectors
+from features.history import HISTORY_COLUMNS, CategoryPriors
+from features.pairwise import pair_features
+from features.records import CreatorRecords
+from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
+from matcher.retrieval import Retrieval
+from training.ranker import CreatorRanker, expected_outcomes
+
+__all__ = ["VIOLATION_FACTOR", "Scorer", "in_table_order"]
+
+# With violations="demote", the score of a creator with disclosure violations is multiplied by this.
+VIOLATION_FACTOR = 0.5
+
+
+def in_table_order(records: CreatorRecords, creator_ids: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Creators' records (`features.records.CreatorRecords`: HISTORY_COLUMNS per creator and per category) as
+    scoring reads them: per creator in table order, zero without one, and indexed by (creator_id, category)."""
+    history = records.history.set_index("creator_id")[HISTORY_COLUMNS]
+    overall = history.reindex(creator_ids).fillna(0.0).reset_index(drop=True)
+    return overall, records.category_history.set_index(["creator_id", "category"])[HISTORY_COLUMNS]
+
+
+class Scorer:
+    """Turns campaigns into scored (campaign, creator) pairs: what slates are then assigned from.
+
+    Args:
+        ranker: the fitted ranker heads.
+        embedder: the embedding model the ranker was trained with.
+        creators: the creator table (valid rows, reset index).
+        creator_vectors: the creators' profile vectors, in table order.
+        tags: the creators' interest tags, embedded.
+        history: each creator's record, in table order (`in_table_order`).
+        category_history: each creator's record per category (`in_table_order`).
+        priors: category priors of the ranker's history.
+        retrieval: both candidate channels.
+        violations: `demote` multiplies the score of creators with disclosure violations by VIOLATION_FACTOR.
+        min_market_share: least audience share in the campaign's marketplaces (creators stating none pass).
+    """
+
+    def __init__(
+        self,
+        ranker: CreatorRanker,
+        embedder: Embedder,
+        creators: pd.DataFrame,
+        creator_vectors: np.ndarray,
+        tags: TagSpace,
+        history: pd.DataFrame,
+        category_history: pd.DataFrame,
+        priors: CategoryPriors,
+        retrieval: Retrieval,
+        violations: str,
+        min_market_share: float,
+    ) -> None:
+        self.ranker = ranker
+        self.embedder = embedder
+        self.creators = creators
+        self.creator_vectors = creator_vectors
+        self.tags = tags
+        self.history = history
+        self.category_history = category_history
+        self.priors = priors
+        self.retrieval = retrieval
+        self.violations = violations
+        self.min_market_share = min_market_share
+
+    def score_parquet(self, campaigns: pd.DataFrame) -> bytes:
+        """One chunk's scored pairs as Parquet bytes: what either engine commits."""
+        buffer = io.BytesIO()
+        self.score(campaigns).to_parquet(buffer, index=False)
+        return buffer.getvalue()
+
+    def score(self, campaigns: pd.DataFrame) -> pd.DataFrame:
+        """Every candidate pair of a chunk of campaigns (product types resolved), with its expected outcomes,
+        score and the evidence its reason is written from; pairs under `min_market_share` are left out."""
+        # The chunk's texts are embedded on their own, so its scores are a function of the chunk alone.
+        embedder = self.embedder.isolated()
+        vectors = campaign_vectors(embedder, campaigns)
+        campaign_index, creator_index = self.retrieval.candidates(campaigns, vectors)
+        categories = campaigns["category"].to_numpy()[campaign_index]
+        semantic = semantic_features(
+            embedder, campaigns, vectors, self.creator_vectors, self.tags, campaign_index, creator_index
+        )
+        features = pair_features(
+            campaigns,
+            self.creators,
+            campaign_index,
+            creator_index,
+            semantic,
+            self.retrieval.topical_pairs(categories, creator_index),
+            self.history.iloc[creator_index],
+            self.category_history.reindex(
+                pd.MultiIndex.from_arrays([self.creators["creator_id"].to_numpy()[creator_index], categories])
+            ).fillna(0.0),
+            self.priors,
+        )
+        predicted = self.ranker.predict(features)
+        c = campaigns.iloc[campaign_index].reset_index(drop=True)
+        r = self.creators.iloc[creator_index].reset_index(drop=True)
+        expected = expected_outcomes(predicted, c["price"].to_numpy(float))
+        score = expected["expected_sales"].copy()
+        if self.violations == "demote":
+            score[r["disclosure_violations"].to_numpy() > 0] *= VIOLATION_FACTOR
+        market = features["market_share"].to_numpy()
+        keep = ~(market < self.min_market_share)  # NaN (not stated) passes
+        frame = pd.DataFrame(
+            {
+                "campaign_id": c["campaign_id"],
+                "creator_id": r["creator_id"],
+                "creator_row": creator_index,
+                "score": score,
+                "p_click": predicted["p_click"].to_numpy(),
+                "p_order": predicted["p_order"].to_numpy(),
+                **expected,
+                "expected_commission": expected["expected_sales"] * c["commission_rate"].to_numpy(float),
+                "funnel_stage": r["creator_type"].map(FUNNEL_STAGE),
+                "creator_type": r["creator_type"],
+                "product_type": c["product_type"],
+                "product_type_probability": c["product_type_probability"].to_numpy(float),
+                "budget": c["budget"].to_numpy(float),
+                "marketplaces": c["marketplaces"],
+                "market_share": market,
+                **{name: features[name] for name in EVIDENCE_COLUMNS},
+                "hist_campaigns": features["hist_campaigns"],
+                "hist_ctr": features["hist_ctr_shrunk"],
+                "hist_cvr": features["hist_cvr_shrunk"],
+                "hist_clicks": self.history["hist_clicks"].to_numpy()[creator_index],
+                "hist_impressions": self.history["hist_impressions"].to_numpy()[creator_index],
+                "hist_orders": self.history["hist_orders"].to_numpy()[creator_index],
+            }
+        )
+        return frame[keep].reset_index(drop=True)
