@@ -14,15 +14,15 @@ from pathlib import Path
 import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own thread settings)
 import pandas as pd
 
-from features.embeddings import Embedder, creator_vectors
+from features.embeddings import Embedder
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
-from features.pairwise import FEATURES
 from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
 from features.tables import Table, valid_rows
-from matcher.candidate_index import ArtifactMismatch, CandidateIndex
+from matcher.artifacts import check_features, embedder_for, index_for
+from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility, vectors_by_row
 from matcher.explain import matches_table, summaries
 from matcher.jobs import ENGINES, assign, chunked, scored_parts
@@ -85,25 +85,9 @@ class Matcher:
             raise ValueError(f"{len(table.rejects)} invalid creator rows; first: {table.rejects[0].line()}")
         self.creators = table.frame.reset_index(drop=True)
         self.ranker = model if isinstance(model, LoadedRanker) else load_ranker(model)
-        _check_features(self.ranker)
-        trained_with = self.ranker.model.embedding_model
-        backend = self.ranker.model.embedding_backend
-        self.embedder = embedder or Embedder(trained_with, backend=backend)
-        if (self.embedder.model, self.embedder.backend) != (trained_with, backend):
-            raise ArtifactMismatch(
-                f"ranker {self.ranker.version} was trained with embedding model {trained_with!r} on {backend}; "
-                f"the matcher uses {self.embedder.model!r} on {self.embedder.backend}"
-            )
-        if isinstance(index, str | Path):
-            index = CandidateIndex.load(index, trained_with, self.ranker.model.embedding_dim, backend)
-        elif index is None:
-            index = CandidateIndex.build(
-                creator_vectors(self.embedder, self.creators),
-                self.creators["creator_id"],
-                self.embedder.model,
-                embedding_backend=self.embedder.backend,
-            )
-        _check_index(index, self.ranker)
+        check_features(self.ranker)
+        self.embedder = embedder_for(self.ranker, embedder)
+        index = index_for(index, self.ranker, self.embedder, self.creators)
         self.index = index
         self.eligibility = Eligibility.of(
             self.creators, index.creator_ids, self.settings.allow_cashback, self.settings.violations
@@ -233,35 +217,6 @@ class Matcher:
         chosen, size_reason = assign(parts, self.settings.slate, self.scorer.creator_vectors)
         matches = matches_table(chosen, active, self.ranker.version)
         return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects))
-
-
-def _check_features(ranker: LoadedRanker) -> None:
-    """Refuses a ranker trained on another feature set than this version computes."""
-    trained = list(ranker.model.features)
-    if trained != FEATURES:
-        missing = sorted(set(FEATURES) - set(trained))
-        extra = sorted(set(trained) - set(FEATURES))
-        raise ArtifactMismatch(
-            f"ranker {ranker.version} was trained with another feature set "
-            f"({len(trained)} features; this version computes {len(FEATURES)}; "
-            f"missing {missing[:3]}, unexpected {extra[:3]}): retrain it with `creator-match train`"
-        )
-
-
-def _check_index(index: CandidateIndex, ranker: LoadedRanker) -> None:
-    """Refuses an index built with another embedding model, backend or dimension than the ranker's."""
-    backend = ranker.model.embedding_backend
-    if index.meta.get("embedding_backend", "torch") != backend:
-        raise ArtifactMismatch(
-            f"index built with embedding backend {index.meta.get('embedding_backend', 'torch')!r}; "
-            f"ranker {ranker.version} expects {backend!r}"
-        )
-    trained_with, dimension = ranker.model.embedding_model, ranker.model.embedding_dim
-    if index.meta["embedding_model"] != trained_with or index.meta["dimension"] != dimension:
-        raise ArtifactMismatch(
-            f"index built with {index.meta['embedding_model']!r} "
-            f"({index.meta['dimension']}-d); ranker expects {trained_with!r} ({dimension}-d)"
-        )
 
 
 def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:
