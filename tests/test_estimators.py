@@ -1,6 +1,6 @@
 """Every estimator of the project against scikit-learn's conventions (tests/estimator_contract.py).
 
-CreatorRanker is held to them through RankerContract (tests/test_ranker.py); the others are here.
+CreatorRanker is held to them through RankerContract (tests/training/test_ranker.py); the others are here.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _estimator_like_classes() -> set[tuple[str, str]]:
 
 
 def _contract_classes() -> set[str]:
-    import tests.test_ranker  # noqa: F401  (its TestCreatorRanker holds the ranker to the contract)
+    import tests.training.test_ranker  # noqa: F401  (its TestCreatorRanker holds the ranker to the contract)
 
     pending = list(EstimatorContract.__subclasses__())
     named = set()

@@ -23,7 +23,7 @@ from features.safe_write import OutputRefused, lock_path, output_lock
 from matcher.candidate_index import CandidateIndex
 from tests.commands import CLI, match_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="observes locks through /proc/locks")
 
 

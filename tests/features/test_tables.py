@@ -663,7 +663,7 @@ def test_validate_performance_links_rejects_unknown_campaigns_and_creators():
     assert len(linked.frame) + len({r.row for r in linked.rejects}) == 6
 
 
-# --- regressions found by tests/test_fuzz_tables.py ---------------------------------------------------------------
+# --- regressions found by tests/features/test_fuzz_tables.py ------------------------------------------------------
 
 
 def test_asin_and_marketplace_with_a_trailing_newline_are_rejected():

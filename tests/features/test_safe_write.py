@@ -19,7 +19,7 @@ from matcher.batch import write_matches
 from matcher.candidate_index import CandidateIndex
 from simulation.world import write_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("features", "matcher", "training", "simulation")
 # Renaming or removing a path commits or destroys data; only the helper module does either, by its rules.
 GUARDED = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move"), ("shutil", "rmtree")}

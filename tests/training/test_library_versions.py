@@ -62,8 +62,13 @@ def test_another_numpy_loads_with_a_warning_the_command_shows(trained, world_dir
     expected = f"trained with numpy 1.26.0, this environment has numpy {np.__version__}"
     with pytest.warns(LibraryVersionWarning, match=expected):
         assert load_ranker(path).model.library_versions["numpy"] == "1.26.0"
+    # A model saved outside a training run carries no records of its own: the performance table gives them.
+    performance = str(world_dir / "performance.parquet")
     done = subprocess.run(
-        match_args(world_dir, tmp_path / "m.parquet", "--model", path), capture_output=True, text=True, cwd=tmp_path
+        match_args(world_dir, tmp_path / "m.parquet", "--model", path, "--performance", performance),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert "LibraryVersionWarning" in done.stderr and expected in done.stderr

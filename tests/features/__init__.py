@@ -1,0 +1,1 @@
+"""Tests of `features`, one file per module or job."""

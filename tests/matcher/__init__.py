@@ -1,0 +1,1 @@
+"""Tests of `matcher`, one file per module or job."""

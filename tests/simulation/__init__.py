@@ -1,0 +1,1 @@
+"""Tests of `simulation`, one file per module or job."""
