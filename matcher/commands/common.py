@@ -5,12 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from features.environment import EMBEDDING_BACKEND_ENV
 
 __all__ = [
     "BACKEND_HELP",
+    "AsOfOption",
     "Backend",
+    "PastCampaignsOption",
+    "PerformanceOption",
     "UserError",
     "echo_rejects",
     "parse_date",
@@ -25,6 +31,15 @@ class Backend(StrEnum):
 
 
 BACKEND_HELP = f"embedding backend; default ${EMBEDDING_BACKEND_ENV}, else onnx"
+
+# The records a match scores creators on, as `match` and `serve` both take them.
+PerformanceOption = Annotated[
+    Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
+]
+PastCampaignsOption = Annotated[
+    Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
+]
+AsOfOption = Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")]
 
 
 class UserError(Exception):

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from features.contract import TABLE_FORMATS
-from matcher.commands.common import Backend, UserError, echo_rejects, settled_performance
+from matcher.commands.common import (
+    AsOfOption,
+    Backend,
+    PastCampaignsOption,
+    PerformanceOption,
+    UserError,
+    echo_rejects,
+    settled_performance,
+)
 from matcher.commands.tunables import with_settings
 from matcher.settings import MatchSettings
 
@@ -34,13 +42,9 @@ def match(
     embedding_backend: Annotated[
         Backend | None, typer.Option(help="embedding backend; default: the ranker's (an index must agree)")
     ] = None,
-    performance: Annotated[
-        Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
-    ] = None,
-    past_campaigns: Annotated[
-        Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
-    ] = None,
-    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
+    performance: PerformanceOption = None,
+    past_campaigns: PastCampaignsOption = None,
+    as_of: AsOfOption = None,
     *,
     settings: MatchSettings,
 ) -> None:

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
-from matcher.commands.common import UserError, echo_rejects, settled_performance
+from matcher.commands.common import (
+    AsOfOption,
+    PastCampaignsOption,
+    PerformanceOption,
+    UserError,
+    echo_rejects,
+    settled_performance,
+)
 from matcher.commands.tunables import with_settings
 from matcher.settings import MatchSettings
 
@@ -72,13 +79,9 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
-    performance: Annotated[
-        Path | None, typer.Option(help="latest performance table; default: the records as of the ranker's training")
-    ] = None,
-    past_campaigns: Annotated[
-        Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
-    ] = None,
-    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")] = None,
+    performance: PerformanceOption = None,
+    past_campaigns: PastCampaignsOption = None,
+    as_of: AsOfOption = None,
     *,
     settings: MatchSettings,
 ) -> None:
