@@ -201,18 +201,3 @@ def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tm
         "creator-match: Got embedding backend 'tensorflow'; expected one of torch, onnx"
     ]
     assert not (tmp_path / "m.parquet").exists() and not (tmp_path / "idx2").exists()
-
-
-def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
-    done = subprocess.run(
-        [CLI, "demo", "--out", str(tmp_path / "demo"), "--creators", "200", "--campaigns", "40"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-800:]
-    assert "registered creator-ranker version 1 (champion)" in done.stdout
-    assert "slate of" in done.stdout and "role (" in done.stdout
-    assert "of the expected sales of the best possible slates" in done.stdout
-    assert (tmp_path / "demo" / "matches.parquet").exists()

@@ -1,0 +1,26 @@
+"""`creator-match demo`, the README's first command, as a new user runs it: one process, a readable result.
+
+Its own file, so that the suite's workers can run it beside the other command-line tests rather than after them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.commands import CLI
+
+
+def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    done = subprocess.run(
+        [CLI, "demo", "--out", str(tmp_path / "demo"), "--creators", "200", "--campaigns", "40"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "registered creator-ranker version 1 (champion)" in done.stdout
+    assert "slate of" in done.stdout and "role (" in done.stdout
+    assert "of the expected sales of the best possible slates" in done.stdout
+    assert (tmp_path / "demo" / "matches.parquet").exists()
