@@ -33,6 +33,7 @@ __all__ = [
     "HistoryModel",
     "SettledPerformance",
     "campaign_folds",
+    "context_expectations_of",
     "context_features",
     "creator_records",
 ]
@@ -75,18 +76,26 @@ class HistoryModel:
 
     def expectations(self, features: pd.DataFrame, rows: pd.DataFrame) -> dict[str, np.ndarray]:
         """Clicks and orders the context model expects of each row (`rows`: campaign_id, impressions, clicks)."""
-        context = context_features(features)
-        fold_of = campaign_folds(rows["campaign_id"], CONTEXT_FOLDS)
-        p_click, p_order = np.zeros(len(rows)), np.zeros(len(rows))
-        fallback = self.context[min(self.context)]  # a fold no model was held out for (a single campaign)
-        for fold in np.unique(fold_of):
-            at = fold_of == fold
-            predicted = self.context.get(int(fold), fallback).predict(context[at])
-            p_click[at], p_order[at] = predicted["p_click"], predicted["p_order"]
-        return {
-            "expected_clicks": rows["impressions"].to_numpy(float) * p_click,
-            "expected_orders": rows["clicks"].to_numpy(float) * p_order,
-        }
+        return context_expectations_of(self.context, features, rows)
+
+
+def context_expectations_of(
+    models: dict[int, object], features: pd.DataFrame, rows: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Clicks and orders each row's fold model expects (`rows`: campaign_id, impressions, clicks): in training,
+    the model that never saw the row's campaign; at match time, the same fold's."""
+    context = context_features(features)
+    fold_of = campaign_folds(rows["campaign_id"], CONTEXT_FOLDS)
+    p_click, p_order = np.zeros(len(rows)), np.zeros(len(rows))
+    fallback = models[min(models)]  # a fold no model was held out for (a single campaign)
+    for fold in np.unique(fold_of):
+        at = fold_of == fold
+        predicted = models.get(int(fold), fallback).predict(context[at])
+        p_click[at], p_order[at] = predicted["p_click"], predicted["p_order"]
+    return {
+        "expected_clicks": rows["impressions"].to_numpy(float) * p_click,
+        "expected_orders": rows["clicks"].to_numpy(float) * p_order,
+    }
 
 
 @dataclass

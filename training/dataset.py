@@ -23,6 +23,7 @@ from features.records import (
     CreatorRecords,
     HistoryModel,
     campaign_folds,
+    context_expectations_of,
     context_features,
 )
 from features.similarity import TagSpace, semantic_features
@@ -126,7 +127,7 @@ def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryP
 
 
 def context_expectations(
-    features: pd.DataFrame, rows: pd.DataFrame, folds: int = CONTEXT_FOLDS
+    features: pd.DataFrame, rows: pd.DataFrame
 ) -> tuple[dict[str, np.ndarray], dict[int, CreatorRanker]]:
     """Clicks and orders a context model (no creator history) expects for each row, cross-fitted by campaign;
     and the models, by the fold each was held out of (`features.records.HistoryModel.context`).
@@ -136,20 +137,14 @@ def context_expectations(
     """
     context = context_features(features)
     outcomes = rows[OUTCOMES].reset_index(drop=True)
-    fold_of = campaign_folds(rows["campaign_id"], folds)
-    p_click, p_order = np.zeros(len(rows)), np.zeros(len(rows))
+    # CONTEXT_FOLDS, as match time assigns them: each row is then judged by the model of its own fold.
+    fold_of = campaign_folds(rows["campaign_id"], CONTEXT_FOLDS)
     models = {}
     for fold in np.unique(fold_of):
         held = fold_of == fold
         learn = ~held if (~held).any() else held  # a single campaign: nothing else to learn from
         models[int(fold)] = CreatorRanker(max_iter=100).fit(context[learn], outcomes[learn])
-        predicted = models[int(fold)].predict(context[held])
-        p_click[held], p_order[held] = predicted["p_click"], predicted["p_order"]
-    expected = {
-        "expected_clicks": rows["impressions"].to_numpy(float) * p_click,
-        "expected_orders": rows["clicks"].to_numpy(float) * p_order,
-    }
-    return expected, models
+    return context_expectations_of(models, features, rows), models
 
 
 def relabel(
