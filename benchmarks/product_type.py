@@ -17,8 +17,8 @@ import faiss  # noqa: F401
 import numpy as np
 
 from features.embeddings import Embedder
-from features.product_type import ProductTypeModel, content_conversion_lift, resolve_product_types
-from tests.real_fixtures import campaigns_from_titles, real_titles
+from features.product_type import ProductTypeModel, content_conversion_lift, kind_vectors, resolve_product_types
+from tests.real_fixtures import campaigns_from_titles, held_out, real_titles
 
 
 def real_accuracy(embedder: Embedder) -> dict[str, float]:
@@ -26,9 +26,12 @@ def real_accuracy(embedder: Embedder) -> dict[str, float]:
     resolved = resolve_product_types(campaigns_from_titles(titles), embedder)
     right = resolved["product_type"].to_numpy() == titles["label"].to_numpy()
     uncertain = resolved["product_type_probability"].between(0.35, 0.65).to_numpy()
+    held = held_out(titles["asin"]).to_numpy()
     return {
         "real_titles": float(len(titles)),
         "real_accuracy": float(right.mean()),
+        "real_accuracy_dev": float(right[~held].mean()),
+        "real_accuracy_held_out": float(right[held].mean()),
         "real_uncertain_share": float(uncertain.mean()),
         "real_accuracy_when_certain": float(right[~uncertain].mean()) if (~uncertain).any() else float("nan"),
     }
@@ -42,7 +45,9 @@ def world_accuracy(embedder: Embedder, seed: int, world: str | None) -> dict[str
     w = WORLDS[world or "main"](n_creators=300, n_campaigns=400, n_new_campaigns=200, seed=seed)
     past = w.campaigns
     outcomes = content_conversion_lift(w.performance, w.creators)
-    model = ProductTypeModel().fit(past, embedder.encode([str(b) for b in past["brief"]]), outcomes)
+    model = ProductTypeModel().fit(
+        past, embedder.encode([str(b) for b in past["brief"]]), outcomes, kind_vectors(embedder)
+    )
     new = w.new_campaigns.assign(product_type="auto")
     resolved = resolve_product_types(new, embedder, model)
     truth = w.campaign_truth.set_index("campaign_id")["product_type"].reindex(new["campaign_id"]).to_numpy()
@@ -64,7 +69,10 @@ def main() -> None:
     embedder.show_progress = False
     start = time.perf_counter()
     figures = real_accuracy(embedder)
-    print(f"real titles: accuracy {figures['real_accuracy']:.3f} on {figures['real_titles']:.0f}")
+    print(
+        f"real titles: accuracy {figures['real_accuracy']:.3f} on {figures['real_titles']:.0f} "
+        f"(dev half {figures['real_accuracy_dev']:.3f}, held-out half {figures['real_accuracy_held_out']:.3f})"
+    )
     if not args.quick:
         figures |= world_accuracy(embedder, args.seed, args.world)
         print(

@@ -1,11 +1,17 @@
 """Whether a campaign's products are standard (commodity) or non-standard (high decision cost), as a probability.
 
-Four kinds of evidence a real seller has, each read as log-odds of non-standard and added:
+Kinds of evidence a real seller has, each read as log-odds of non-standard:
 
 - the brief's closeness to general descriptions of the two kinds (zero-shot, with the embedding model);
 - the seller's own past campaigns that declared a type: a classifier on brief embeddings, when there are enough;
 - the price against the prices of the seller's campaigns in the same category;
+- the price against all the seller's campaigns: a product that costs enough to be researched is non-standard;
+- the kinds the seller declared in the same category (the same category holds both kinds, in shares of its own);
 - how content creators converted against deal and coupon sites on the seller's most similar past campaigns.
+
+With no declared campaigns the signals are added with fixed weights. When the seller declared enough campaigns of
+each kind, the weights (and a base rate) are learned from those campaigns instead, by a logistic regression on the
+signals, the classifier's taken out of fold: how much each signal says differs from one seller to the next.
 
 No signal is a word list: "set", "kit" or "pack" appear on both kinds of product.
 """
@@ -16,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils.validation import check_is_fitted
 
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, PRODUCT_TYPES
@@ -26,6 +33,7 @@ __all__ = [
     "UNCERTAIN",
     "ProductTypeModel",
     "content_conversion_lift",
+    "kind_vectors",
     "price_table",
     "resolve_product_types",
 ]
@@ -49,6 +57,20 @@ KIND_DESCRIPTIONS = {
 }
 # Probabilities of non-standard between these bounds are reported as uncertain.
 UNCERTAIN = (0.35, 0.65)
+# The evidence columns, in the order the learned combination reads them.
+SIGNALS = ("zero_shot", "classifier", "price", "price_level", "category_kinds", "outcomes")
+
+
+def kind_vectors(embedder: Embedder) -> dict[str, np.ndarray]:
+    """KIND_DESCRIPTIONS embedded, per kind (what `ProductTypeModel.fit` and `evidence` compare briefs with)."""
+    return {kind: fixed_vectors(embedder, texts) for kind, texts in KIND_DESCRIPTIONS.items()}
+
+
+def _mid_rank(known: np.ndarray, price: float) -> float:
+    """Where `price` sits among the sorted `known` prices, from -1 (below all) to 1 (above all); ties count half."""
+    below = np.searchsorted(known, price, side="left")
+    at_or_below = np.searchsorted(known, price, side="right")
+    return (below + at_or_below) / len(known) - 1.0
 
 
 def content_conversion_lift(rows: pd.DataFrame, creators: pd.DataFrame, strength: float = 2.0) -> pd.DataFrame:
@@ -93,9 +115,12 @@ class ProductTypeModel(BaseEstimator):
     Args:
         min_declared: declared campaigns of each kind needed before the brief classifier is used.
         C: inverse regularisation strength of the brief classifier.
-        zero_shot_scale: log-odds per unit of cosine by which the brief is closer to one kind's descriptions.
+        combiner_C: inverse regularisation strength of the learned combination of the signals.
+        zero_shot_scale: log-odds per unit of cosine by which the brief is closer, on average, to one kind's
+            descriptions.
         price_weight: log-odds at the top (or, negated, the bottom) of the category's price range.
-        min_category_prices: campaigns in a category needed before price counts.
+        price_level_weight: log-odds at the top (or, negated, the bottom) of the prices of all the seller's campaigns.
+        min_category_prices: campaigns in a category (or, for the price level, in all) needed before price counts.
         outcome_weight: log-odds per unit of log-lift of content creators over conversion creators.
         neighbours: most similar past campaigns whose outcomes are averaged.
         min_neighbour_similarity: cosine below which a past campaign is not similar enough to count.
@@ -105,8 +130,10 @@ class ProductTypeModel(BaseEstimator):
         self,
         min_declared: int = 10,
         C: float = 1.0,
+        combiner_C: float = 10.0,
         zero_shot_scale: float = 12.0,
-        price_weight: float = 1.5,
+        price_weight: float = 0.75,
+        price_level_weight: float = 4.0,
         min_category_prices: int = 5,
         outcome_weight: float = 1.5,
         neighbours: int = 10,
@@ -114,15 +141,21 @@ class ProductTypeModel(BaseEstimator):
     ) -> None:
         self.min_declared = min_declared
         self.C = C
+        self.combiner_C = combiner_C
         self.zero_shot_scale = zero_shot_scale
         self.price_weight = price_weight
+        self.price_level_weight = price_level_weight
         self.min_category_prices = min_category_prices
         self.outcome_weight = outcome_weight
         self.neighbours = neighbours
         self.min_neighbour_similarity = min_neighbour_similarity
 
     def fit(
-        self, campaigns: pd.DataFrame, vectors: np.ndarray, outcomes: pd.DataFrame | None = None
+        self,
+        campaigns: pd.DataFrame,
+        vectors: np.ndarray,
+        outcomes: pd.DataFrame | None = None,
+        descriptions: dict[str, np.ndarray] | None = None,
     ) -> ProductTypeModel:
         """Learns from past campaigns.
 
@@ -130,6 +163,8 @@ class ProductTypeModel(BaseEstimator):
             campaigns: campaign rows (product_type declared or `auto`, category, price, campaign_id).
             vectors: each campaign's brief vector (`Embedder.encode` of the brief), in row order.
             outcomes: `content_conversion_lift` of settled campaigns, or None.
+            descriptions: `kind_vectors` of the embedder, so that the learned combination weighs the zero-shot
+                signal too; None leaves it at its fixed weight.
         """
         if len(vectors) != len(campaigns):
             raise ValueError(f"Got {len(vectors)} brief vectors for {len(campaigns)} campaigns; expected one each")
@@ -138,16 +173,41 @@ class ProductTypeModel(BaseEstimator):
         labels = campaigns["product_type"].to_numpy()[declared] == "non_standard"
         counts = (int(labels.sum()), int((~labels).sum()))
         self.n_declared_ = counts
+        kinds = pd.crosstab(campaigns["category"].to_numpy()[declared].astype(str), labels)
+        self.category_kinds_ = {
+            str(c): (int(kinds.loc[c].get(True, 0)), int(kinds.loc[c].get(False, 0))) for c in kinds.index
+        }
         self.classifier_ = None
-        if min(counts) >= self.min_declared:
-            self.classifier_ = LogisticRegression(C=self.C, max_iter=1000).fit(vectors[declared], labels)
+        self.weights_ = {name: 1.0 for name in SIGNALS}
+        self.base_rate_ = 0.0
         self.outcome_vectors_ = np.zeros((0, vectors.shape[1]), np.float32)
         self.outcome_lifts_ = np.zeros(0)
+        own = np.full(len(campaigns), -1)  # each campaign's own row among the outcomes, left out of its evidence
         if outcomes is not None and len(outcomes):
             position = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
             found = outcomes[outcomes["campaign_id"].isin(position.index)]
-            self.outcome_vectors_ = vectors[position[found["campaign_id"]].to_numpy()]
+            rows = position[found["campaign_id"]].to_numpy()
+            self.outcome_vectors_ = vectors[rows]
             self.outcome_lifts_ = found["lift"].to_numpy(float)
+            own[rows] = np.arange(len(rows))
+        if min(counts) < self.min_declared:
+            return self
+        self.classifier_ = LogisticRegression(C=self.C, max_iter=1000).fit(vectors[declared], labels)
+        # The combination is learned on the declared campaigns with the classifier's scores out of fold, so it
+        # does not trust the classifier for having seen the very campaigns it is scored on.
+        folds = StratifiedKFold(n_splits=min(5, *counts), shuffle=True, random_state=0)
+        unseen = cross_val_predict(
+            LogisticRegression(C=self.C, max_iter=1000), vectors[declared], labels, cv=folds, method="decision_function"
+        )
+        rows = campaigns[declared]
+        signals = self._signals(rows, vectors[declared], descriptions, self.prices_, own[declared])
+        signals["classifier"] = np.clip(unseen, -4.0, 4.0)
+        # A campaign's own declaration is left out of its category's count, as the classifier's scores are.
+        signals["category_kinds"] = self._category_evidence(rows, np.where(labels, 1, -1))
+        used = [name for name in SIGNALS if descriptions is not None or name != "zero_shot"]
+        combiner = LogisticRegression(C=self.combiner_C, max_iter=1000).fit(signals[used].to_numpy(), labels)
+        self.weights_ |= dict(zip(used, combiner.coef_[0].tolist(), strict=True))
+        self.base_rate_ = float(combiner.intercept_[0])
         return self
 
     def evidence(
@@ -157,48 +217,80 @@ class ProductTypeModel(BaseEstimator):
         descriptions: dict[str, np.ndarray],
         prices: dict[str, np.ndarray] | None = None,
     ) -> pd.DataFrame:
-        """Each signal's log-odds of non-standard per campaign (0 where a signal has nothing to say).
+        """Each signal's log-odds of non-standard per campaign (0 where a signal has nothing to say), weighted as
+        learned, and the seller's base rate (0 when nothing was learned); their sum is the log-odds.
 
         Args:
             campaigns: the campaigns (category, price).
             vectors: their brief vectors.
-            descriptions: KIND_DESCRIPTIONS embedded, per kind.
+            descriptions: `kind_vectors` of the embedder.
             prices: sorted campaign prices per category; default: those seen in `fit`.
         """
         check_is_fitted(self, "prices_")
-        zero_shot = self.zero_shot_scale * (
-            (vectors @ descriptions["non_standard"].T).max(axis=1) - (vectors @ descriptions["standard"].T).max(axis=1)
-        )
-        classifier = (
-            self.classifier_.decision_function(vectors) if self.classifier_ is not None else np.zeros(len(vectors))
-        )
+        signals = self._signals(campaigns, vectors, descriptions, self.prices_ if prices is None else prices)
+        if self.classifier_ is not None:
+            signals["classifier"] = np.clip(self.classifier_.decision_function(vectors), -4.0, 4.0)
+        weighted = signals * pd.Series(self.weights_)[list(SIGNALS)].to_numpy()
+        return weighted.assign(base_rate=self.base_rate_)
+
+    def _signals(
+        self,
+        campaigns: pd.DataFrame,
+        vectors: np.ndarray,
+        descriptions: dict[str, np.ndarray] | None,
+        prices: dict[str, np.ndarray],
+        own: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """The signals at their fixed weights, the classifier's left at 0."""
+        zero = np.zeros(len(vectors))
+        zero_shot = zero
+        if descriptions is not None:
+            # Mean over each kind's descriptions: every phrasing counts, so no single one decides.
+            closeness = {kind: (vectors @ d.T).mean(axis=1) for kind, d in descriptions.items()}
+            zero_shot = self.zero_shot_scale * (closeness["non_standard"] - closeness["standard"])
+        category, level = self._price_evidence(campaigns, prices)
         return pd.DataFrame(
             {
                 "zero_shot": zero_shot,
-                "classifier": np.clip(classifier, -4.0, 4.0),
-                "price": self._price_evidence(campaigns, self.prices_ if prices is None else prices),
-                "outcomes": self._outcome_evidence(vectors),
+                "classifier": zero,
+                "price": category,
+                "price_level": level,
+                "category_kinds": self._category_evidence(campaigns),
+                "outcomes": self._outcome_evidence(vectors, own),
             },
             index=campaigns.index,
         )
 
-    def _price_evidence(self, campaigns: pd.DataFrame, prices: dict[str, np.ndarray]) -> np.ndarray:
-        out = np.zeros(len(campaigns))
-        for i, (category, price) in enumerate(zip(campaigns["category"], campaigns["price"], strict=True)):
-            known = prices.get(str(category))
-            if known is None or len(known) < self.min_category_prices:
-                continue
-            below = np.searchsorted(known, price, side="left")
-            at_or_below = np.searchsorted(known, price, side="right")
-            share = (below + at_or_below) / (2.0 * len(known))  # mid-rank: a price equal to all others is 0.5
-            out[i] = self.price_weight * (2.0 * share - 1.0)
-        return out
+    def _price_evidence(self, campaigns: pd.DataFrame, prices: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Log-odds from the price within its category and among all the seller's campaigns."""
+        everything = np.sort(np.concatenate([np.zeros(0), *prices.values()]))
+        category, level = np.zeros(len(campaigns)), np.zeros(len(campaigns))
+        for i, (name, price) in enumerate(zip(campaigns["category"], campaigns["price"], strict=True)):
+            known = prices.get(str(name))
+            if known is not None and len(known) >= self.min_category_prices:
+                category[i] = self.price_weight * _mid_rank(known, price)
+            if len(everything) >= self.min_category_prices:
+                level[i] = self.price_level_weight * _mid_rank(everything, price)
+        return category, level
 
-    def _outcome_evidence(self, vectors: np.ndarray) -> np.ndarray:
+    def _category_evidence(self, campaigns: pd.DataFrame, own: np.ndarray | None = None) -> np.ndarray:
+        """Log-odds of the seller's declared kinds in the campaign's category, one pseudo-campaign of each kind
+        added (a category with few declarations says little); `own`: +1 or -1 to take a campaign's own
+        declaration (non-standard or standard) out, 0 to leave the counts whole."""
+        own = np.zeros(len(campaigns)) if own is None else own
+        counts = np.array([self.category_kinds_.get(str(c), (0, 0)) for c in campaigns["category"]], float)
+        non_standard = counts[:, 0] - (own > 0)
+        standard = counts[:, 1] - (own < 0)
+        return np.log((non_standard + 1.0) / (standard + 1.0))
+
+    def _outcome_evidence(self, vectors: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
         past = self.outcome_vectors_
         if not len(past):
             return np.zeros(len(vectors))
         similarity = vectors @ past.T
+        if own is not None:
+            has = np.flatnonzero(own >= 0)
+            similarity[has, own[has]] = -np.inf
         k = min(self.neighbours, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         weight = np.take_along_axis(similarity, nearest, axis=1)
@@ -220,6 +312,15 @@ def _describe(evidence: pd.Series, probability: float) -> str:
             "the seller's declared standard campaigns have briefs like it",
         ),
         "price": ("priced high for its category", "priced low for its category"),
+        "price_level": ("priced high among the seller's products", "priced low among the seller's products"),
+        "category_kinds": (
+            "the seller declared most campaigns in this category non-standard",
+            "the seller declared most campaigns in this category standard",
+        ),
+        "base_rate": (
+            "most of the seller's declared campaigns are non-standard",
+            "most of the seller's declared campaigns are standard",
+        ),
         "outcomes": (
             "content creators out-converted deal sites on similar past campaigns",
             "deal sites out-converted content creators on similar past campaigns",
@@ -258,7 +359,7 @@ def resolve_product_types(
         vectors = embedder.encode([str(b) for b in rows["brief"]])
         # No past: a model fitted on no campaigns, whose only evidence is the briefs and this batch's prices.
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
-        descriptions = {k: fixed_vectors(embedder, texts) for k, texts in KIND_DESCRIPTIONS.items()}
+        descriptions = kind_vectors(embedder)
         prices = price_table(campaigns, here.prices_)
         evidence = here.evidence(rows, vectors, descriptions, prices)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))

@@ -4,6 +4,7 @@ rule its labels follow (tests/fixtures/real_titles.csv, tests/fixtures/real_crea
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ __all__ = [
     "TAG_DEPARTMENT",
     "campaigns_from_titles",
     "department",
+    "held_out",
     "read_fixture",
     "real_creators",
     "real_titles",
@@ -40,6 +42,12 @@ def read_fixture(name: str) -> pd.DataFrame:
 
 def real_titles() -> pd.DataFrame:
     return read_fixture("real_titles.csv")
+
+
+def held_out(keys: pd.Series) -> pd.Series:
+    """Whether each row is in the held-out half, by a fixed rule that knows nothing of its contents: the parity of
+    the SHA-256 of its key (a title's asin). Settings are chosen on the other half, the dev half, only."""
+    return keys.map(lambda key: int(hashlib.sha256(str(key).encode()).hexdigest(), 16) % 2 == 1)
 
 
 def real_creators() -> pd.DataFrame:

@@ -16,7 +16,7 @@ from features.contract import SETTLEMENT_DAYS, TABLE_SUFFIXES
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
 from features.pairwise import pair_features
-from features.product_type import ProductTypeModel, content_conversion_lift, resolve_product_types
+from features.product_type import ProductTypeModel, content_conversion_lift, kind_vectors, resolve_product_types
 from features.records import (
     BY_CATEGORY,
     CONTEXT_FOLDS,
@@ -200,6 +200,7 @@ def build_training_data(
         tables.campaigns,
         embedder.encode([str(brief) for brief in tables.campaigns["brief"]]),
         content_conversion_lift(rows, tables.creators),
+        kind_vectors(embedder),
     )
     campaigns = resolve_product_types(tables.campaigns, embedder, product_types)
     priors = CategoryPriors().fit(rows)
