@@ -1,6 +1,7 @@
 """Every estimator of the project against scikit-learn's conventions (tests/estimator_contract.py).
 
-CreatorRanker is held to them through RankerContract (tests/training/test_ranker.py); the others are here.
+CreatorRanker is held to them through RankerContract (tests/training/test_ranker.py) and WeightedQuantileBins in
+tests/training/test_weighted_bins.py; the others are here.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def _estimator_like_classes() -> set[tuple[str, str]]:
 
 
 def _contract_classes() -> set[str]:
-    import tests.training.test_ranker  # noqa: F401  (its TestCreatorRanker holds the ranker to the contract)
+    # Contract subclasses that live beside their own module's tests.
+    from tests.training import test_ranker, test_weighted_bins  # noqa: F401
 
     pending = list(EstimatorContract.__subclasses__())
     named = set()

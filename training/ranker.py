@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.pairwise import CATEGORICAL_FEATURES, FEATURES, without_history
 from features.threads import openmp_threads
+from training.weighted_bins import WeightedQuantileBins
 
 __all__ = ["OUTCOMES", "CreatorRanker", "expected_outcomes", "expected_sales"]
 
@@ -108,7 +110,12 @@ class CreatorRanker(BaseEstimator):
             params["monotonic_cst"] = [MONOTONE[kind].get(name, 0) for name in FEATURES]
         if kind == "reach":
             return HistGradientBoostingRegressor(loss="poisson", **params)
-        return HistGradientBoostingClassifier(**params)
+        # The rate heads are fitted with weights, which the booster bins slowly on its own (training.weighted_bins).
+        bins = WeightedQuantileBins(skip=tuple(params["categorical_features"]))
+        return Pipeline([("bins", bins), ("boost", HistGradientBoostingClassifier(**params))])
+
+    def _fit_rate_head(self, kind: str, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
+        return self._head(kind).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
 
     @staticmethod
     def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float | None):
@@ -154,8 +161,9 @@ class CreatorRanker(BaseEstimator):
         if (clicks > impressions).any() or (orders > clicks).any():
             raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")
         self.reach_ = self._head("reach").fit(data, impressions)
-        self.click_ = self._head("click").fit(*self._binomial(data, impressions, clicks, self.max_impressions_weight))
-        self.order_ = self._head("order").fit(*self._binomial(data, clicks, orders, self.max_clicks_weight))
+        clicked = self._binomial(data, impressions, clicks, self.max_impressions_weight)
+        self.click_ = self._fit_rate_head("click", *clicked)
+        self.order_ = self._fit_rate_head("order", *self._binomial(data, clicks, orders, self.max_clicks_weight))
         self.feature_names_in_ = np.array(FEATURES, dtype=object)
         self.n_features_in_ = len(FEATURES)
         return self

@@ -40,13 +40,14 @@ def test_a_small_prediction_runs_on_one_thread_with_the_same_bits(monkeypatch):
     X, y = synthetic_pairs(3000, seed=5)
     fitted = CreatorRanker(max_iter=30).fit(X, y)
     seen = []
-    predict = fitted.click_._raw_predict
+    booster = fitted.click_.named_steps["boost"]
+    predict = booster._raw_predict
 
     def spy(data):
         seen.append(max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp"))
         return predict(data)
 
-    fitted.click_._raw_predict = spy
+    booster._raw_predict = spy
     small = fitted.predict(X.head(400))
     assert seen == [1]
     monkeypatch.setattr(module, "_SERIAL_ROWS", 10)  # the same rows, now "large": every thread OpenMP has
