@@ -193,6 +193,8 @@ class ProductTypeModel(BaseEstimator):
         if min(counts) < self.min_declared:
             return self
         self.classifier_ = LogisticRegression(C=self.C, max_iter=1000).fit(vectors[declared], labels)
+        if min(counts) < 2:  # too few of a kind to hold one out of each fold
+            return self
         # The combination is learned on the declared campaigns with the classifier's scores out of fold, so it
         # does not trust the classifier for having seen the very campaigns it is scored on.
         folds = StratifiedKFold(n_splits=min(5, *counts), shuffle=True, random_state=0)
@@ -209,6 +211,13 @@ class ProductTypeModel(BaseEstimator):
         self.weights_ |= dict(zip(used, combiner.coef_[0].tolist(), strict=True))
         self.base_rate_ = float(combiner.intercept_[0])
         return self
+
+    def __setstate__(self, state: dict) -> None:
+        # A model pickled before the price level and the learned weights existed reads as it did then.
+        if "prices_" in state:
+            fitted = {"weights_": {name: 1.0 for name in SIGNALS}, "base_rate_": 0.0, "category_kinds_": {}}
+            state = {"price_level_weight": 0.0, "combiner_C": 10.0} | fitted | state
+        super().__setstate__(state)
 
     def evidence(
         self,

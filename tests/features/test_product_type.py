@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 
@@ -100,3 +102,17 @@ def test_content_conversion_lift_reads_who_converted():
     lift = content_conversion_lift(rows, creators).set_index("campaign_id")["lift"]
     assert lift["c1"] > 0.5 and lift["c2"] < -0.5
     assert np.isfinite(lift).all()
+
+
+def test_a_model_pickled_before_the_learned_weights_still_resolves(embedder):
+    """Registered rankers carry a fitted ProductTypeModel; one pickled before the price level, the declared kinds
+    per category and the learned weights existed resolves with none of them, as it did then."""
+    titles = real_titles().iloc[:40]
+    campaigns = campaigns_from_titles(titles)
+    model = ProductTypeModel().fit(campaigns, embedder.encode(list(campaigns["brief"])))
+    for name in ("weights_", "base_rate_", "category_kinds_", "price_level_weight", "combiner_C"):
+        delattr(model, name)
+    old = pickle.loads(pickle.dumps(model))
+    out = old.evidence(campaigns, embedder.encode(list(campaigns["brief"])), kind_vectors(embedder))
+    assert (out["price_level"] == 0).all() and (out["base_rate"] == 0).all() and (out["category_kinds"] == 0).all()
+    assert resolve_product_types(campaigns, embedder, old)["product_type_probability"].between(0, 1).all()
