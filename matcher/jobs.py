@@ -2,7 +2,9 @@
 
 Each chunk's scored pairs are kept as Parquet, in memory or committed to a checkpoint folder so that a rerun
 after a crash reuses them; slates are then assigned over all chunks at once from the few columns that
-assignment needs, so the result depends neither on where a run was interrupted nor on the engine.
+assignment needs, so the result depends neither on where a run was interrupted nor on the engine. A job of one
+chunk scored here without checkpoints (a service's request) keeps its frame as it is: there is nothing to bound
+and the Parquet round trip would be most of the job's overhead. Parquet gives back the same values.
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ def scored_parts(
     engine: str,
     ray_actors: int,
     show: bool,
-) -> list[Path | bytes]:
-    """Every chunk's scored pairs as Parquet (a committed file or bytes), in chunk order.
+) -> list[Path | bytes | pd.DataFrame]:
+    """Every chunk's scored pairs as Parquet (a committed file or bytes), in chunk order; the frame itself for
+    a single chunk scored locally without a checkpoint folder.
 
     Chunks already committed in `checkpoint_dir` are reused; the others are scored on `engine` (`local`, or
     `ray` with `ray_actors` actors) and committed as they finish.
     """
+    if engine == "local" and not checkpoint_dir and len(chunks) == 1:
+        return [scorer.score(chunk) for chunk in chunks.values()]
     where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
     parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if path.exists()}
     todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
@@ -82,7 +87,7 @@ def scored_parts(
 
 
 def assign(
-    parts: list[Path | bytes], policy: SlatePolicy, creator_vectors: np.ndarray
+    parts: list[Path | bytes | pd.DataFrame], policy: SlatePolicy, creator_vectors: np.ndarray
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Builds every slate from the assignment columns of all chunks, then reads back the chosen rows whole.
 
@@ -124,5 +129,7 @@ def _halt_if_asked(committed: int) -> None:
         time.sleep(60)
 
 
-def _read_part(part: Path | bytes, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_part(part: Path | bytes | pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    if isinstance(part, pd.DataFrame):
+        return part if columns is None else part[columns]
     return pd.read_parquet(io.BytesIO(part) if isinstance(part, bytes) else part, columns=columns)
