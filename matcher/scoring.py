@@ -72,10 +72,28 @@ class Scorer:
         self.tags = tags
         self.history = history
         self.category_history = category_history
+        # A request's few hundred pairs look up their creator's record in the campaign's category by integer key:
+        # a reindex on (creator_id, category), which converted all 100,000 ids each time, took 3 to 10 ms (load 12-13).
+        self.creator_ids = creators["creator_id"].to_numpy()
+        self._category_names = pd.Index(category_history.index.levels[1])
+        self._category_keys, self._category_rows = _category_keys(category_history, self.creator_ids)
+        self._category_values = category_history.to_numpy(float)
         self.priors = priors
         self.retrieval = retrieval
         self.violations = violations
         self.min_market_share = min_market_share
+
+    def category_records(self, creator_index: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
+        """HISTORY_COLUMNS of each (creator row, category) pair's record in that category; zeros without one."""
+        out = np.zeros((len(creator_index), len(HISTORY_COLUMNS)))
+        if len(self._category_keys):
+            code = self._category_names.get_indexer(categories)
+            key = creator_index * len(self._category_names) + code
+            at = np.minimum(np.searchsorted(self._category_keys, key), len(self._category_keys) - 1)
+            found = (code >= 0) & (self._category_keys[at] == key)
+            values = self._category_values[self._category_rows[at[found]]]
+            out[found] = np.where(np.isnan(values), 0.0, values)  # as a reindex filled with zeros
+        return pd.DataFrame(out, columns=HISTORY_COLUMNS)
 
     def score_parquet(self, campaigns: pd.DataFrame) -> bytes:
         """One chunk's scored pairs as Parquet bytes: what either engine commits."""
@@ -102,9 +120,7 @@ class Scorer:
             semantic,
             self.retrieval.topical_pairs(categories, creator_index),
             self.history.iloc[creator_index],
-            self.category_history.reindex(
-                pd.MultiIndex.from_arrays([self.creators["creator_id"].to_numpy()[creator_index], categories])
-            ).fillna(0.0),
+            self.category_records(creator_index, categories),
             self.priors,
         )
         predicted = self.ranker.predict(features)
@@ -143,3 +159,16 @@ class Scorer:
             }
         )
         return frame[keep].reset_index(drop=True)
+
+
+def _category_keys(category_history: pd.DataFrame, creator_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted integer keys (creator table row x category code) of the records of creators in the table, and
+    each key's row in `category_history`."""
+    n_categories = len(category_history.index.levels[1])
+    creator_codes, category_codes = category_history.index.codes
+    table_row = pd.Index(creator_ids).get_indexer(category_history.index.levels[0])
+    row = table_row[creator_codes] if len(creator_codes) else np.zeros(0, dtype=np.int64)
+    present = row >= 0
+    keys = row[present].astype(np.int64) * n_categories + category_codes[present]
+    order = np.argsort(keys, kind="stable")
+    return keys[order], np.flatnonzero(present)[order]
