@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -17,6 +19,7 @@ __all__ = [
     "audience_share",
     "pair_features",
     "record_lifts",
+    "typical_audience",
     "without_history",
 ]
 
@@ -30,7 +33,7 @@ FEATURES = [
     "content_x_non_standard",
     "log_price",
     "commission_rate",
-    "market_share",
+    "expected_market_share",
     "log_followers",
     "log_avg_views",
     "avg_dwell_seconds",
@@ -93,6 +96,19 @@ def audience_share(audience: object, marketplaces: list[str]) -> float:
     return float(sum(audience.get(code, 0.0) for code in marketplaces))
 
 
+def typical_audience(creators: pd.DataFrame) -> dict[str, float]:
+    """Mean share of the audience in each marketplace over the creators who state a split: the typical creator.
+
+    What a creator who states no split is expected to have in a campaign's marketplaces. Left unknown, a model
+    learns it from the creators who took part in past campaigns, who were invited and accepted because their
+    audience was where the campaign ran; it then expects that of every creator who states nothing, also for a
+    campaign in a marketplace where few audiences are.
+    """
+    stated = [a for a in creators["audience_marketplaces"] if isinstance(a, dict) and a]
+    codes = sorted({code for audience in stated for code in audience})
+    return {code: float(np.mean([a.get(code, 0.0) for a in stated])) for code in codes}
+
+
 def _log1p(values: pd.Series) -> np.ndarray:
     return np.log1p(pd.to_numeric(values, errors="coerce").to_numpy(float))
 
@@ -107,6 +123,7 @@ def pair_features(
     history: pd.DataFrame,
     category_history: pd.DataFrame,
     priors: CategoryPriors,
+    typical: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Builds FEATURES for pairs (campaigns.iloc[campaign_index[i]], creators.iloc[creator_index[i]]).
 
@@ -119,10 +136,12 @@ def pair_features(
         history: one row per pair with HISTORY_COLUMNS of the creator's whole record (zeros for none).
         category_history: the same, for the creator's record in the campaign's category only.
         priors: category priors for click-through and orders per click.
+        typical: the typical creator's audience share per marketplace (`typical_audience`); None: of `creators`.
 
     Returns:
         A float DataFrame with FEATURES as columns, plus EVIDENCE_COLUMNS (which tag fits which brief phrase) for
-        reasons.
+        reasons and `market_share`, the audience share the creator states in the campaign's marketplaces (NaN
+        when none is stated; `expected_market_share` is then the typical creator's), for eligibility and reasons.
     """
     c = campaigns.iloc[campaign_index].reset_index(drop=True)
     r = creators.iloc[creator_index].reset_index(drop=True)
@@ -134,6 +153,11 @@ def pair_features(
     prior_ctr, prior_cvr = priors.ctr(c["category"]), priors.cvr(c["category"])
     hc = category_history.reset_index(drop=True)
     cat_ctr_lift, cat_cvr_lift = record_lifts(hc)
+    stated = np.array(
+        [audience_share(a, m) for a, m in zip(r["audience_marketplaces"], c["marketplaces"], strict=True)], dtype=float
+    )
+    typical = typical_audience(creators) if typical is None else typical
+    per_campaign = np.array([min(1.0, sum(typical.get(code, 0.0) for code in m)) for m in campaigns["marketplaces"]])
     type_code = {kind: i for i, kind in enumerate(CREATOR_TYPES)}
     category_code = {name: i for i, name in enumerate(CATEGORIES)}
     frame = pd.DataFrame(
@@ -147,9 +171,7 @@ def pair_features(
             "content_x_non_standard": content * non_standard,
             "log_price": np.log(c["price"].to_numpy(float)),
             "commission_rate": c["commission_rate"].to_numpy(float),
-            "market_share": [
-                audience_share(a, m) for a, m in zip(r["audience_marketplaces"], c["marketplaces"], strict=True)
-            ],
+            "expected_market_share": np.where(np.isnan(stated), per_campaign[campaign_index], stated),
             "log_followers": _log1p(r["followers"]),
             "log_avg_views": _log1p(r["avg_views"]),
             "avg_dwell_seconds": pd.to_numeric(r["avg_dwell_seconds"], errors="coerce").to_numpy(float),
@@ -175,4 +197,5 @@ def pair_features(
     )[FEATURES]
     for name in EVIDENCE_COLUMNS:
         frame[name] = semantic[name].to_numpy()
+    frame["market_share"] = stated
     return frame

@@ -14,7 +14,7 @@ import pandas as pd
 from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors
 from features.history import HISTORY_COLUMNS, CategoryPriors
-from features.pairwise import pair_features
+from features.pairwise import pair_features, typical_audience
 from features.records import CreatorRecords
 from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
 from matcher.retrieval import Retrieval
@@ -82,6 +82,8 @@ class Scorer:
         self.retrieval = retrieval
         self.violations = violations
         self.min_market_share = min_market_share
+        # Once per run rather than per chunk: it reads every creator's audience.
+        self.typical_audience = typical_audience(creators)
 
     def category_records(self, creator_index: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
         """HISTORY_COLUMNS of each (creator row, category) pair's record in that category; zeros without one."""
@@ -122,6 +124,7 @@ class Scorer:
             self.history.iloc[creator_index],
             self.category_records(creator_index, categories),
             self.priors,
+            self.typical_audience,
         )
         predicted = self.ranker.predict(features)
         c = campaigns.iloc[campaign_index].reset_index(drop=True)

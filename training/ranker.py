@@ -28,7 +28,7 @@ MONOTONE = {
         "hist_ctr_shrunk": 1,
         "hist_cat_ctr_lift": 1,
         "tag_model_ctr": 1,
-        "market_share": 1,
+        "expected_market_share": 1,
         "tag_fit": 1,
     },
     "order": {
@@ -36,7 +36,7 @@ MONOTONE = {
         "hist_cvr_shrunk": 1,
         "hist_cat_cvr_lift": 1,
         "tag_model_cvr": 1,
-        "market_share": 1,
+        "expected_market_share": 1,
         "tag_fit": 1,
     },
 }

@@ -1,0 +1,66 @@
+"""Pair features that stand in for what a creator did not state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.affinity import AFFINITY_FEATURES
+from features.history import HISTORY_COLUMNS, CategoryPriors
+from features.pairwise import pair_features, typical_audience
+from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
+from features.tables import read_table
+
+
+def _creators(tmp_path) -> pd.DataFrame:
+    rows = [
+        '{"creator_id": "us", "creator_type": "social_creator", "platforms": ["instagram"], "interest_tags": ["a"], '
+        '"followers": 1000, "audience_marketplaces": {"US": 0.8, "DE": 0.1}}',
+        '{"creator_id": "de", "creator_type": "review_site", "platforms": ["blog"], "interest_tags": ["b"], '
+        '"followers": 2000, "audience_marketplaces": {"DE": 0.6, "UK": 0.2}}',
+        '{"creator_id": "silent", "creator_type": "social_creator", "platforms": ["tiktok"], "interest_tags": ["c"], '
+        '"followers": 3000}',
+    ]
+    path = tmp_path / "creators.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    return read_table(path, "creators").frame
+
+
+def test_typical_audience_averages_the_creators_who_state_a_split(tmp_path):
+    typical = typical_audience(_creators(tmp_path))
+    assert typical == pytest.approx({"US": 0.4, "DE": 0.35, "UK": 0.1})
+
+
+def test_a_creator_stating_no_split_is_expected_to_have_the_typical_share_of_each_campaigns_markets(tmp_path):
+    creators = _creators(tmp_path)
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": ["in-us", "in-de-uk"],
+            "category": ["beauty", "beauty"],
+            "price": [20.0, 20.0],
+            "commission_rate": [0.1, 0.1],
+            "marketplaces": [["US"], ["DE", "UK"]],
+            "product_type": ["standard", "standard"],
+        }
+    )
+    campaign_index, creator_index = np.repeat([0, 1], 3), np.tile([0, 1, 2], 2)
+    n = len(campaign_index)
+    semantic = pd.DataFrame({name: np.zeros(n) for name in SEMANTIC_FEATURES} | {c: [""] * n for c in EVIDENCE_COLUMNS})
+    none = pd.DataFrame(0.0, index=np.arange(n), columns=HISTORY_COLUMNS)
+    features = pair_features(
+        campaigns,
+        creators,
+        campaign_index,
+        creator_index,
+        semantic,
+        pd.DataFrame(1.0, index=np.arange(n), columns=AFFINITY_FEATURES),
+        none,
+        none,
+        CategoryPriors().fit(pd.DataFrame(columns=["category", "impressions", "clicks", "orders"])),
+    )
+    # What the creators state is used as it is; the silent one gets the typical share, not a learned guess.
+    assert features["expected_market_share"].tolist() == pytest.approx([0.8, 0.0, 0.4, 0.1, 0.8, 0.45])
+    # The stated share stays apart, NaN where nothing was stated: eligibility and reasons read only that.
+    assert np.isnan(features["market_share"].to_numpy()[[2, 5]]).all()
+    assert features["market_share"].to_numpy()[[0, 1, 3, 4]].tolist() == pytest.approx([0.8, 0.0, 0.1, 0.8])
