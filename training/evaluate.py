@@ -122,14 +122,27 @@ def head_metrics(predictions: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, fl
 
 
 def ndcg_by_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
-    """Mean over campaigns (with some realized sales) of NDCG@k of realized sales ordered by `scores`."""
-    values = []
-    for _, index in pairs.groupby("campaign_id").indices.items():
-        realized = pairs["sales"].to_numpy(float)[index]
-        if len(index) < 2 or realized.sum() <= 0:
-            continue
-        values.append(ndcg_score(realized[None, :], np.nan_to_num(scores[index], nan=-1e9)[None, :], k=k))
-    return float(np.mean(values)) if values else float("nan")
+    """Mean over campaigns (with some realized sales) of NDCG@k of realized sales ordered by `scores`.
+
+    One call to scikit-learn's `ndcg_score` for all campaigns (per-call checks cost more than the sums, and
+    permutation importance asks this a few hundred times per training): each campaign is a row, padded with
+    no sales at a score below every real one, which adds nothing to either the found or the ideal gain.
+    """
+    realized = pairs["sales"].to_numpy(float)
+    groups = [
+        index
+        for index in pairs.groupby("campaign_id").indices.values()
+        if len(index) >= 2 and realized[index].sum() > 0
+    ]
+    if not groups:
+        return float("nan")
+    lowest = np.finfo(float).min
+    ranked = np.nan_to_num(np.asarray(scores, float), nan=-1e9, neginf=-1e300)
+    width = max(len(index) for index in groups)
+    truth, order = np.zeros((len(groups), width)), np.full((len(groups), width), lowest)
+    for row, index in enumerate(groups):
+        truth[row, : len(index)], order[row, : len(index)] = realized[index], ranked[index]
+    return float(ndcg_score(truth, order, k=k))
 
 
 def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10) -> dict[str, float]:

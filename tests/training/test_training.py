@@ -16,11 +16,12 @@ import pytest
 from mlflow import MlflowClient
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from sklearn.metrics import ndcg_score
 
 from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES
 from training.dataset import build_training_data, read_training_tables
-from training.evaluate import time_split
+from training.evaluate import ndcg_by_campaign, time_split
 from training.registry import load_ranker, promote
 
 
@@ -47,6 +48,23 @@ def test_history_features_never_see_the_pairs_own_outcome(world_dir, embedder):
     first = pairs.groupby("creator_id").head(1)
     assert (first["hist_campaigns"] == 0).all()
     assert (pairs["hist_campaigns"] < pairs.groupby("creator_id").cumcount() + 1).all()
+
+
+def test_ndcg_by_campaign_is_the_mean_of_each_campaigns_own_ndcg():
+    """Campaigns of different sizes scored in one call give each campaign's NDCG as if scored alone."""
+    rng = np.random.default_rng(3)
+    n = 400
+    pairs = pd.DataFrame({"campaign_id": rng.integers(0, 15, n), "sales": np.where(rng.random(n) < 0.6, 0.0, 20.0)})
+    pairs.loc[pairs["campaign_id"] == 0, "sales"] = 0.0  # no sales: left out
+    pairs.loc[len(pairs)] = {"campaign_id": 99, "sales": 5.0}  # one row: left out
+    scores = np.round(rng.normal(size=len(pairs)), 1)  # ties
+    scores[:20] = np.nan
+    alone = [
+        ndcg_score(pairs["sales"].to_numpy()[index][None], np.nan_to_num(scores[index], nan=-1e9)[None], k=5)
+        for campaign, index in pairs.groupby("campaign_id").indices.items()
+        if campaign not in (0, 99)
+    ]
+    assert ndcg_by_campaign(pairs, scores, 5) == pytest.approx(np.mean(alone), abs=1e-12)
 
 
 def test_split_is_by_time(world_dir, embedder):
