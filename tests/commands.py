@@ -1,13 +1,22 @@
-"""The installed `creator-match` command, as the tests that run it as a separate process call it."""
+"""The installed `creator-match` command, as the tests call it: as a separate process, or in this one.
+
+A test runs the command as a process where the process is what it proves (the console script, exit statuses
+seen by a scheduler, kill -9, locks between processes, servers). Where it checks what the command does with
+its arguments, `run_in_process` calls the same `main` the console script calls, without paying for a
+new interpreter's imports and model load each time.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["CLI", "free_port", "match_args", "stop"]
+__all__ = ["CLI", "free_port", "match_args", "run_in_process", "run_process", "stop"]
 
 CLI = str(Path(sys.executable).parent / "creator-match")
 
@@ -25,6 +34,29 @@ def match_args(world: Path, out: Path, *extra: str) -> list[str]:
         str(out),
         *extra,
     ]
+
+
+def run_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`creator-match ARGS` as a separate process with this process's environment."""
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=dict(os.environ), cwd=cwd)
+
+
+def run_in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`creator-match ARGS` through the console script's own `main`, in this process: its exit status, stdout and
+    stderr, as `run_process` gives them. The working directory and MLflow's tracking URI are put back after."""
+    from matcher.cli import main
+    from training.registry import configure_tracking
+
+    out, err = io.StringIO(), io.StringIO()
+    here = Path.cwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(here)
+        configure_tracking()  # from the environment again, as every command starts
+    return subprocess.CompletedProcess([CLI, *args], code, out.getvalue(), err.getvalue())
 
 
 def free_port() -> int:

@@ -1,24 +1,21 @@
-"""`creator-match` end to end, as a scheduler runs it: real processes, files, exit codes and stderr."""
+"""`creator-match` end to end, as a scheduler runs it: files, exit codes and stderr.
+
+simulate, train, index and the first match run as real processes (the console script, exit statuses a
+scheduler sees); the rest call the same `main` in this process (tests/commands.py), which is what they check.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from features.environment import EMBEDDING_BACKEND_ENV
 from matcher.api import MATCH_COLUMNS
-
-CLI = str(Path(sys.executable).parent / "creator-match")
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=dict(os.environ), cwd=cwd)
+from tests.commands import run_in_process as run
+from tests.commands import run_process
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +23,12 @@ def flow(tmp_path_factory, tracking_uri):
     """simulate → train → index, each through the command line, into a fresh tracking store."""
     work = tmp_path_factory.mktemp("cli")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
-    done = run("simulate", "--out", str(work / "w"), "--creators", "300", "--campaigns", "50", "--seed", "5")
+    done = run_process("simulate", "--out", str(work / "w"), "--creators", "300", "--campaigns", "50", "--seed", "5")
     assert done.returncode == 0, done.stderr
-    done = run("train", "--data", str(work / "w"), "--model-name", "creator-ranker")
+    done = run_process("train", "--data", str(work / "w"), "--model-name", "creator-ranker")
     assert done.returncode == 0, done.stderr
     assert "registered creator-ranker version 1 (champion)" in done.stdout
-    done = run("index", "--creators", str(work / "w" / "creators.parquet"), "--out", str(work / "idx"))
+    done = run_process("index", "--creators", str(work / "w" / "creators.parquet"), "--out", str(work / "idx"))
     assert done.returncode == 0, done.stderr
     yield work
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -39,7 +36,7 @@ def flow(tmp_path_factory, tracking_uri):
 
 def test_match_writes_the_contract_table(flow):
     out = flow / "out" / "matches.parquet"
-    done = run(
+    done = run_process(
         "match",
         "--campaigns",
         str(flow / "w" / "new_campaigns.parquet"),
@@ -108,7 +105,7 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     bad = flow / "bad.csv"
     campaigns.to_csv(bad, index=False)
     out = flow / "bad-out" / "matches.csv"
-    done = run(
+    done = run_process(
         "match",
         "--campaigns",
         str(bad),

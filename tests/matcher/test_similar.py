@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +11,7 @@ from features.tables import read_table, validate_frame
 from matcher.api import Matcher
 from matcher.candidate_index import CandidateIndex
 from matcher.similar import LOOKALIKE_COLUMNS, UnknownCreator
-from tests.commands import CLI
+from tests.commands import run_in_process
 from training.registry import load_ranker
 
 
@@ -106,26 +103,18 @@ def test_bad_requests_name_the_value(matcher):
 
 def test_cli_writes_the_same_lookalikes_as_the_api(world_dir, trained, tmp_path, sellers):
     index = tmp_path / "idx"
-    env = dict(os.environ)
-    done = subprocess.run(
-        [CLI, "index", "--creators", str(world_dir / "creators.parquet"), "--out", str(index)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    done = run_in_process("index", "--creators", str(world_dir / "creators.parquet"), "--out", str(index))
     assert done.returncode == 0, done.stderr
-    args = [CLI, "similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(index), "--k", "7"]
+    args = ["similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(index), "--k", "7"]
     out = tmp_path / "like.parquet"
-    done = subprocess.run(
-        [*args, "--like", sellers[0], "--like", sellers[1], "--out", str(out)], capture_output=True, text=True, env=env
-    )
+    done = run_in_process(*args, "--like", sellers[0], "--like", sellers[1], "--out", str(out))
     assert done.returncode == 0, done.stderr
     written = pd.read_parquet(out)
     creators = read_table(world_dir / "creators.parquet", "creators").frame
     expected = Matcher(creators, model=trained.model_uri, index=index).similar(sellers, k=7)
     pd.testing.assert_frame_equal(written, expected)
 
-    bad = subprocess.run([*args, "--like", "no-such-creator"], capture_output=True, text=True, env=env)
+    bad = run_in_process(*args, "--like", "no-such-creator")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "creator-match: Got creator_id 'no-such-creator'; it is not a valid row of the creators table"
