@@ -188,9 +188,10 @@ class Matcher:
         on); a DataFrame or the campaigns of an iterable are validated here, numbered by position from 1.
 
         Campaigns are scored in chunks, each kept as Parquet: in memory, or with `checkpoint_dir` committed
-        there so that a rerun after a crash reuses it. Slates are then assigned over all chunks at once from
-        the few columns that assignment needs, so memory stays bounded and the result does not depend on
-        where a run was interrupted nor on the engine.
+        there so that a rerun after a crash reuses it (a single chunk scored locally without `checkpoint_dir`,
+        such as one campaign, is kept as it is: the same values without the round trip). Slates are then
+        assigned over all chunks at once from the few columns that assignment needs, so memory stays bounded
+        and the result does not depend on where a run was interrupted nor on the engine.
 
         Args:
             campaigns: the campaigns to match: a read table, a DataFrame, or CampaignRows and mappings.

@@ -172,6 +172,19 @@ def test_results_are_deterministic(creators, campaigns, ranker, index, embedder,
     pd.testing.assert_frame_equal(again.matches, result.matches)
 
 
+def test_one_chunk_kept_in_memory_gives_the_slates_of_a_checkpointed_run(
+    creators, campaigns, ranker, index, embedder, result, tmp_path
+):
+    """A single chunk without a checkpoint folder (a service's request) skips the Parquet round trip."""
+    assert len(campaigns) <= 256  # one chunk of the default size: `result` took the in-memory path
+    committed = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(
+        campaigns, checkpoint_dir=tmp_path
+    )
+    assert list(tmp_path.glob("scored-*.parquet"))
+    pd.testing.assert_frame_equal(committed.matches, result.matches)
+    assert [s.size_reason for s in committed.summaries] == [s.size_reason for s in result.summaries]
+
+
 def test_typed_slate_entries_mirror_the_table(result):
     first = result.matches["campaign_id"].iloc[0]
     entries = result.slate(first)
