@@ -43,19 +43,21 @@ def run_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
 
 def run_in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`creator-match ARGS` through the console script's own `main`, in this process: its exit status, stdout and
-    stderr, as `run_process` gives them. The working directory and MLflow's tracking URI are put back after."""
+    stderr, as `run_process` gives them. The working directory and MLflow's tracking URI are put back as they
+    were, so the call leaves no more trace in this process than a separate one would."""
+    import mlflow
+
     from matcher.cli import main
-    from training.registry import configure_tracking
 
     out, err = io.StringIO(), io.StringIO()
-    here = Path.cwd()
+    here, tracking = Path.cwd(), mlflow.get_tracking_uri()
     try:
         os.chdir(cwd or here)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))
     finally:
         os.chdir(here)
-        configure_tracking()  # from the environment again, as every command starts
+        mlflow.set_tracking_uri(tracking)
     return subprocess.CompletedProcess([CLI, *args], code, out.getvalue(), err.getvalue())
 
 

@@ -31,6 +31,21 @@ def embedding_cache(tmp_path_factory):
         os.environ[CACHE_DIR_ENV] = previous
 
 
+@pytest.fixture(scope="module", autouse=True)
+def tracking_follows_the_environment():
+    """After each module MLflow points where $MLFLOW_TRACKING_URI says again.
+
+    A module may point its own fixtures at a store of their own; a model URI such as `models:/creator-ranker/1`
+    means a different model in each store, so a module that leaves MLflow pointing at its store makes the next
+    module on the same worker load the wrong model.
+    """
+    yield
+    from training.registry import configure_tracking
+
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        configure_tracking()
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real all-MiniLM-L6-v2, loaded once for the whole run."""
