@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from features.records import SettledPerformance
 from features.tables import Table
@@ -37,6 +38,8 @@ class ServiceConfig:
         max_body_bytes: largest request body accepted.
         performance: the latest performance table its creators are scored on (a promoted version too);
             None: each version's records as of its training.
+        encode_threads: threads that encode a request's texts (briefs); None: the backend's default (all cores).
+            A service of several worker processes gives each its share of the cores.
     """
 
     model: str
@@ -45,23 +48,26 @@ class ServiceConfig:
     poll_seconds: float = 30.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     performance: SettledPerformance | None = None
+    encode_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.poll_seconds <= 0:
             raise ValueError(f"Got poll_seconds={self.poll_seconds}; expected a positive number of seconds")
         if self.max_body_bytes < 1:
             raise ValueError(f"Got max_body_bytes={self.max_body_bytes}; expected at least 1")
+        if self.encode_threads is not None and self.encode_threads < 1:
+            raise ValueError(f"Got encode_threads={self.encode_threads}; expected at least 1, or None")
 
 
 class ModelHolder:
     """The matcher in service: loaded in the background, replaced whole when the alias moves.
 
     Args:
-        creators: the creators table as read (its valid rows are served).
+        creators: the creators table as read (its valid rows are served), or its path, read in the background.
         config: the service's configuration.
     """
 
-    def __init__(self, creators: Table, config: ServiceConfig) -> None:
+    def __init__(self, creators: Table | str | Path, config: ServiceConfig) -> None:
         self.creators = creators
         self.config = config
         self.matcher: Matcher | None = None
@@ -69,23 +75,34 @@ class ModelHolder:
         self._stop = threading.Event()
         self._refused: set[str] = set()  # versions that could not be served, not retried every poll
 
-    def start(self, on_failure=None) -> threading.Thread:
-        """Loads in a background thread, then watches the alias until `stop`; `on_failure(reason)` if loading fails."""
-        thread = threading.Thread(target=self._run, args=(on_failure,), name="model-holder", daemon=True)
+    def start(self, on_failure=None, on_ready=None) -> threading.Thread:
+        """Loads in a background thread, then watches the alias until `stop`; `on_ready()` once loaded,
+        `on_failure(reason)` if loading fails."""
+        thread = threading.Thread(target=self._run, args=(on_failure, on_ready), name="model-holder", daemon=True)
         thread.start()
         return thread
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _run(self, on_failure) -> None:
+    def _run(self, on_failure, on_ready) -> None:
+        from features.embeddings import Embedder
+        from features.tables import read_table
+        from training.registry import load_ranker
+
         try:
+            if not isinstance(self.creators, Table):
+                self.creators = read_table(self.creators, "creators")
+            ranker = load_ranker(self.config.model)
+            embedder = Embedder(  # the one the ranker was trained with, as Matcher would make it
+                ranker.model.embedding_model, backend=ranker.model.embedding_backend, threads=self.config.encode_threads
+            )
             self.matcher = self._ready(
                 Matcher(
                     self.creators,
-                    self.config.model,
+                    ranker,
                     self.config.index,
-                    None,
+                    embedder,
                     self.config.settings,
                     self.config.performance,
                 )
@@ -96,6 +113,8 @@ class ModelHolder:
                 on_failure(self.failure)
             return
         log.warning("serving %s", self.matcher.ranker.version)
+        if on_ready is not None:
+            on_ready()
         if _ALIAS.fullmatch(self.config.model):
             while not self._stop.wait(self.config.poll_seconds):
                 self.refresh()

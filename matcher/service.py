@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
@@ -41,8 +42,14 @@ _CAMPAIGNS_SCHEMA = {
 }
 
 
-def create_app(holder: ModelHolder) -> FastAPI:
-    """The FastAPI application over a ModelHolder (started by the app's lifespan, stopped with it)."""
+def create_app(holder: ModelHolder, workers: Callable[[], tuple[int, int]] | None = None) -> FastAPI:
+    """The FastAPI application over a ModelHolder (started by the app's lifespan, stopped with it).
+
+    Args:
+        holder: the matcher in service.
+        workers: for one of several worker processes (`matcher.service_workers`): how many of them have loaded,
+            and how many there are. Ready only once all have.
+    """
     limit = holder.config.max_body_bytes
 
     @asynccontextmanager
@@ -75,9 +82,14 @@ def create_app(holder: ModelHolder) -> FastAPI:
         if matcher is None:
             status = "failed" if holder.failure else "loading"
             return JSONResponse({"status": status, "reason": holder.failure}, status_code=503)
-        return JSONResponse(
-            {"status": "ready", "model_version": matcher.ranker.version, "creators": len(matcher.creators)}
-        )
+        ready = {"status": "ready", "model_version": matcher.ranker.version, "creators": len(matcher.creators)}
+        if workers is not None:
+            loaded, expected = workers()
+            ready["workers"] = {"loaded": loaded, "of": expected}
+            if loaded < expected:
+                reason = f"{loaded} of {expected} worker processes loaded"
+                return JSONResponse({"status": "loading", "reason": reason, "workers": ready["workers"]}, 503)
+        return JSONResponse(ready)
 
     @app.post(
         "/v1/match",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +80,9 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes, each with its own loaded matcher; about one per core")
+    ] = 1,
     performance: PerformanceOption = None,
     past_campaigns: PastCampaignsOption = None,
     as_of: AsOfOption = None,
@@ -110,10 +114,15 @@ def serve(
         typer.echo(
             f"{len(settled.rejects())} performance or past campaign rows rejected; using the valid ones", err=True
         )
-    holder = ModelHolder(
-        table,
-        ServiceConfig(model, None if index is None else str(index), settings, poll_seconds, max_body_bytes, settled),
-    )
+    where = None if index is None else str(index)
+    # The cores shared among the worker processes: one worker per core encodes on one thread.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    config = ServiceConfig(model, where, settings, poll_seconds, max_body_bytes, settled, threads)
+    if workers > 1:
+        del table  # each worker reads its own; the supervisor holds no creator
+        _serve_with_workers(creators, config, host, port, workers)
+        return
+    holder = ModelHolder(table, config)
     server = uvicorn.Server(uvicorn.Config(create_app(holder), host=host, port=port, log_level="warning"))
     failed: list[str] = []
 
@@ -126,3 +135,35 @@ def serve(
     server.run()
     if failed:
         raise UserError(f"cannot serve: {failed[0]}")
+
+
+def _serve_with_workers(creators: Path, config, host: str, port: int, workers: int) -> None:
+    """`serve --workers N`: uvicorn's supervisor runs N worker processes on one socket (`matcher.service_workers`)."""
+    import uvicorn
+
+    from features.environment import SERVICE_GROUP_ENV
+    from matcher.service_workers import WorkerGroup, WorkerPlan
+
+    group = WorkerGroup.create(WorkerPlan(str(creators), config, workers))
+    os.environ[SERVICE_GROUP_ENV] = str(group.directory)  # the spawned workers inherit it
+    try:
+        typer.echo(
+            f"serving on http://{host}:{port} (OpenAPI at /docs), {workers} worker processes; loading {config.model}",
+            err=True,
+        )
+        # A worker answers the supervisor's health check from its event loop; loading a model can keep it busy
+        # for more than uvicorn's default 5 s, and a worker killed for that would only load again.
+        uvicorn.run(
+            "matcher.service_workers:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            timeout_worker_healthcheck=60,
+        )
+        failure = group.failure()
+    finally:
+        group.remove()
+    if failure:
+        raise UserError(f"cannot serve: {failure}")

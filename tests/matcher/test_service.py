@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -160,6 +163,53 @@ def test_oversized_and_malformed_bodies_are_refused_and_the_service_carries_on(s
     status, reply = call(f"{url}/v1/match", [])
     assert status == 422
     assert call(f"{url}/readyz")[0] == 200
+
+
+def _worker_processes(pid: int) -> list[int]:
+    """The worker processes uvicorn's supervisor `pid` spawned (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_worker_processes_are_ready_together_and_answer_as_one_process(service, world_dir, index_dir, tmp_path):
+    """`--workers 2`: two processes, /readyz 200 only once both have loaded, and concurrent requests answered
+    exactly as the single process answers them."""
+    url, _ = service
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[:4]
+    expected = [call(f"{url}/v1/match", record) for record in records]
+    port, log = free_port(), tmp_path / "serve.log"
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
+    args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--workers", "2"]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+    workers_url, seen = f"http://127.0.0.1:{port}", []
+    try:
+        deadline = time.monotonic() + 300
+        while not seen or seen[-1][0] != 200:
+            assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"not ready within 300 s: {log.read_text()[-2000:]}"
+            with contextlib.suppress(OSError):
+                seen.append(call(f"{workers_url}/readyz"))
+            time.sleep(0.25)
+        assert seen[-1][1]["workers"] == {"loaded": 2, "of": 2} and len(_worker_processes(process.pid)) == 2
+        assert any(status == 503 for status, _ in seen)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda record: call(f"{workers_url}/v1/match", record), records * 3))
+        assert answers == expected * 3
+    finally:
+        stop(process)
+
+
+def test_a_model_no_worker_can_load_stops_the_service_with_the_reason(world_dir, index_dir):
+    """A worker that cannot load stops every worker; the command exits 2 with the reason and leaves no files."""
+    before = set(Path(tempfile.gettempdir()).glob("creator-match-serve-*"))
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
+    args += ["--model", "models:/no-such-ranker@champion", "--port", str(free_port()), "--workers", "2"]
+    done = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("creator-match: cannot serve: ModelNotFound: ")
+    assert "no-such-ranker" in done.stderr.strip().splitlines()[-1]
+    assert set(Path(tempfile.gettempdir()).glob("creator-match-serve-*")) == before
 
 
 def test_a_promotion_is_swapped_in_without_a_failed_request(service, world_dir, versions):
