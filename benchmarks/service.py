@@ -8,8 +8,12 @@ noise). The service then runs as its own process on a free loopback port and is 
 - the same slates: one POST /v1/match of `--same-campaigns` campaigns against `creator-match match` on the same
   rows, model and index (equal frames after the JSON round trip);
 - match load: `--requests` POST /v1/match of one campaign each from `--clients` concurrent clients on keep-alive
-  connections (a fixed number of requests; it stops by itself), after `--warmup` requests not counted;
+  connections (a fixed number of requests; it stops by itself), after `--warmup` requests not counted. Every
+  request is a campaign the service has not seen, so no brief comes out of its embedding cache;
 - lookalikes: `--similar-requests` POST /v1/similar (two seed creators, k=20), one client.
+
+All of it runs once per `--workers` count (`serve --workers N`), side by side; the named figures of the JSON line
+are the last count's, with the others' beside them (`match_p50_ms_workers_1`, ...).
 
     .venv/bin/python benchmarks/service.py            # 100,000 creators, 2,000 match requests at 4 clients
     .venv/bin/python benchmarks/service.py --quick    # 10,000 creators, 200 requests: a few minutes
@@ -72,15 +76,27 @@ class Client:
         return reply.status, json.loads(payload), time.perf_counter() - started
 
 
-def start_service(creators: Path, index: Path, work: Path) -> tuple[subprocess.Popen, int, float]:
-    """Starts `creator-match serve`; returns the process, its port and the seconds until /readyz said 200."""
+def start_service(creators: Path, index: Path, work: Path, workers: int) -> tuple[subprocess.Popen, int, float]:
+    """Starts `creator-match serve --workers N`; returns the process, its port and the seconds until /readyz said
+    200."""
     with socket.socket() as probe:  # a port free on the loopback interface now
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = open(work / "serve.log", "w")  # noqa: SIM115  (open while the service runs)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [CLI, "serve", "--creators", str(creators), "--index", str(index), "--port", str(port)],
+        [
+            CLI,
+            "serve",
+            "--creators",
+            str(creators),
+            "--index",
+            str(index),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         stdout=log,
         stderr=log,
     )
@@ -150,11 +166,64 @@ def percentile_ms(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)) * 1000, 1)
 
 
+def serve_and_measure(creators: Path, index: Path, work: Path, base, workers: int, args) -> dict:
+    """The service on `workers` processes: same slates as the CLI, the match load and lookalikes; its figures."""
+    process, port, ready = start_service(creators, index, work, workers)
+    try:
+        print(f"--workers {workers}: service ready after {ready:.0f}s")
+        same = same_slates(port, base.new_campaigns.head(args.same_campaigns), creators, index, work)
+        print(f"same slates as `creator-match match` for {args.same_campaigns} campaigns: {same}")
+        records = campaign_records(base.new_campaigns)
+        load(port, records[: args.warmup], args.warmup, 1)
+        started = time.perf_counter()
+        latencies, errors = load(port, records[args.warmup :], args.requests, args.clients)
+        seconds = time.perf_counter() - started
+        print(
+            f"/v1/match: {args.requests:,} single-campaign requests at {args.clients} clients in {seconds:.0f}s "
+            f"({args.requests / seconds:.1f}/s): p50 {percentile_ms(latencies, 50)} ms, "
+            f"p99 {percentile_ms(latencies, 99)} ms, errors {errors} (load average {os.getloadavg()[0]:.1f})"
+        )
+        rng = np.random.default_rng(args.seed)
+        ids = pd.read_parquet(creators, columns=["creator_id"])["creator_id"].to_numpy()
+        client, similar = Client(port), []
+        for _ in range(args.similar_requests):
+            seeds = rng.choice(ids, size=2, replace=False).tolist()
+            status, reply, took = client.post("/v1/similar", {"creator_ids": seeds, "k": 20})
+            if status != 200:
+                raise SystemExit(f"/v1/similar answered {status}: {str(reply)[:300]}")
+            similar.append(took)
+        print(
+            f"/v1/similar: {args.similar_requests} requests (2 seeds, k=20), one client: "
+            f"p50 {percentile_ms(similar, 50)} ms, p99 {percentile_ms(similar, 99)} ms"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return {
+        "creators": args.creators,
+        "workers": workers,
+        "match_requests": args.requests,
+        "clients": args.clients,
+        "match_p50_ms": percentile_ms(latencies, 50),
+        "match_p99_ms": percentile_ms(latencies, 99),
+        "match_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        "match_errors": errors,
+        "match_per_second": round(args.requests / seconds, 1),
+        "similar_p50_ms": percentile_ms(similar, 50),
+        "similar_p99_ms": percentile_ms(similar, 99),
+        "same_slates_as_cli": same,
+        "ready_seconds": round(ready, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--creators", type=int, default=100_000)
     parser.add_argument("--base-creators", type=int, default=3_000)
-    parser.add_argument("--campaigns", type=int, default=200, help="distinct campaigns the requests cycle through")
+    parser.add_argument(
+        "--campaigns", type=int, help="distinct campaigns the requests cycle through (default: one each)"
+    )
+    parser.add_argument("--workers", default="1,2", help="worker process counts to measure, side by side")
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=20)
@@ -166,7 +235,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="with --work: keep its trained ranker and index")
     args = parser.parse_args()
     if args.quick:
-        args.creators, args.requests, args.similar_requests, args.campaigns = 10_000, 200, 50, 50
+        args.creators, args.requests, args.similar_requests = 10_000, 200, 50
+    args.campaigns = args.campaigns or args.warmup + args.requests
+    counts = [int(count) for count in args.workers.split(",")]
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -189,51 +260,15 @@ def main() -> None:
                 f"({time.perf_counter() - started:.0f}s in all)"
             )
 
-        process, port, ready = start_service(creators, index, work)
-        try:
-            print(f"service ready after {ready:.0f}s")
-            same = same_slates(port, base.new_campaigns.head(args.same_campaigns), creators, index, work)
-            print(f"same slates as `creator-match match` for {args.same_campaigns} campaigns: {same}")
-            records = campaign_records(base.new_campaigns)
-            load(port, records, args.warmup, 1)
-            started = time.perf_counter()
-            latencies, errors = load(port, records, args.requests, args.clients)
-            seconds = time.perf_counter() - started
-            print(
-                f"/v1/match: {args.requests:,} single-campaign requests at {args.clients} clients in {seconds:.0f}s "
-                f"({args.requests / seconds:.1f}/s): p50 {percentile_ms(latencies, 50)} ms, "
-                f"p99 {percentile_ms(latencies, 99)} ms, errors {errors}"
+        runs = [serve_and_measure(creators, index, work, base, count, args) for count in counts]
+        figures = runs[-1]
+        for run in runs[:-1]:
+            for name in ("match_p50_ms", "match_p99_ms", "match_per_second", "same_slates_as_cli"):
+                figures[f"{name}_workers_{run['workers']}"] = run[name]
+        if len(runs) > 1:
+            figures[f"match_p50_workers_{counts[0]}_over_{counts[-1]}"] = round(
+                runs[0]["match_p50_ms"] / runs[-1]["match_p50_ms"], 2
             )
-            rng = np.random.default_rng(args.seed)
-            ids = pd.read_parquet(creators, columns=["creator_id"])["creator_id"].to_numpy()
-            client, similar = Client(port), []
-            for _ in range(args.similar_requests):
-                seeds = rng.choice(ids, size=2, replace=False).tolist()
-                status, reply, took = client.post("/v1/similar", {"creator_ids": seeds, "k": 20})
-                if status != 200:
-                    raise SystemExit(f"/v1/similar answered {status}: {str(reply)[:300]}")
-                similar.append(took)
-            print(
-                f"/v1/similar: {args.similar_requests} requests (2 seeds, k=20), one client: "
-                f"p50 {percentile_ms(similar, 50)} ms, p99 {percentile_ms(similar, 99)} ms"
-            )
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
-        figures = {
-            "creators": args.creators,
-            "match_requests": args.requests,
-            "clients": args.clients,
-            "match_p50_ms": percentile_ms(latencies, 50),
-            "match_p99_ms": percentile_ms(latencies, 99),
-            "match_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
-            "match_errors": errors,
-            "match_per_second": round(args.requests / seconds, 1),
-            "similar_p50_ms": percentile_ms(similar, 50),
-            "similar_p99_ms": percentile_ms(similar, 99),
-            "same_slates_as_cli": same,
-            "ready_seconds": round(ready, 1),
-        }
         for name, target in TARGETS.items():
             figures[f"{name}_vs_target"] = round(figures[name] / target, 2) if target else figures[name]
         print(json.dumps(figures))
