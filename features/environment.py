@@ -22,7 +22,6 @@ __all__ = [
     "OFFLINE_ENVIRONMENT",
     "QUIET_ENVIRONMENT",
     "RAY_ADDRESS_ENV",
-    "SERVICE_GROUP_ENV",
     "SETTINGS",
     "TRACKING_URI_ENV",
     "debug_enabled",
@@ -41,8 +40,6 @@ DEPRECATED_DEBUG_ENV = "CREATOR_MATCH_DEBUG"
 # so that it is killed at a point it signalled rather than after a guessed delay.
 HALT_AFTER_CHUNKS_ENV = f"{ENV_PREFIX}HALT_AFTER_CHUNKS"
 HALT_MARKER_ENV = f"{ENV_PREFIX}HALT_MARKER"
-# `serve --workers N` tells its worker processes where their shared plan and readiness files are.
-SERVICE_GROUP_ENV = f"{ENV_PREFIX}SERVICE_GROUP"
 # Other libraries' names the project reads.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 RAY_ADDRESS_ENV = "RAY_ADDRESS"

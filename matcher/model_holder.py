@@ -14,11 +14,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from features.records import SettledPerformance
 from features.tables import Table
-from matcher.api import Matcher, MatchSettings
+from matcher.api import Matcher, MatchResult, MatchSettings
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelHolder", "ServiceConfig"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelHolder", "NotServing", "ServiceConfig"]
 
 # The service's logger, whichever of its modules writes.
 log = logging.getLogger("creator_matcher.service")
@@ -59,8 +61,15 @@ class ServiceConfig:
             raise ValueError(f"Got encode_threads={self.encode_threads}; expected at least 1, or None")
 
 
+class NotServing(Exception):
+    """The service cannot answer yet (still loading) or any more (failed to load); the message says which."""
+
+
 class ModelHolder:
     """The matcher in service: loaded in the background, replaced whole when the alias moves.
+
+    `readiness`, `match` and `similar` are what the HTTP service calls, here in the same process; the service's
+    worker processes (`matcher.service_workers.WorkerPool`) answer the same three.
 
     Args:
         creators: the creators table as read (its valid rows are served), or its path, read in the background.
@@ -74,18 +83,49 @@ class ModelHolder:
         self.failure: str | None = None
         self._stop = threading.Event()
         self._refused: set[str] = set()  # versions that could not be served, not retried every poll
+        self._on_serving = None
 
-    def start(self, on_failure=None, on_ready=None) -> threading.Thread:
-        """Loads in a background thread, then watches the alias until `stop`; `on_ready()` once loaded,
-        `on_failure(reason)` if loading fails."""
-        thread = threading.Thread(target=self._run, args=(on_failure, on_ready), name="model-holder", daemon=True)
+    def start(self, on_failure=None, on_serving=None) -> threading.Thread:
+        """Loads in a background thread, then watches the alias until `stop`.
+
+        Args:
+            on_failure: called with the reason, in one line, if loading fails.
+            on_serving: called with the matcher each time a version goes into service (the first and each
+                promotion).
+        """
+        self._on_serving = on_serving
+        thread = threading.Thread(target=self._run, args=(on_failure,), name="model-holder", daemon=True)
         thread.start()
         return thread
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _run(self, on_failure, on_ready) -> None:
+    def readiness(self) -> tuple[bool, dict]:
+        """(ready, the body /readyz answers)."""
+        matcher = self.matcher
+        if matcher is None:
+            return False, {"status": "failed" if self.failure else "loading", "reason": self.failure}
+        return True, {"status": "ready", "model_version": matcher.ranker.version, "creators": len(matcher.creators)}
+
+    def serving(self) -> Matcher:
+        """The matcher in service now; NotServing while loading or after a failure to load."""
+        matcher = self.matcher
+        if matcher is None:
+            raise NotServing(self.failure or "loading")
+        return matcher
+
+    def match(self, campaigns: Table) -> tuple[str, MatchResult]:
+        """(the version that answered, slates of the campaigns as one batch run)."""
+        matcher = self.serving()
+        return matcher.ranker.version, matcher.match_many(campaigns, progress=False)
+
+    def similar(self, creator_ids, k, marketplaces, creator_types) -> tuple[str, pd.DataFrame]:
+        """(the version that answered, lookalikes of the creators: `Matcher.similar`)."""
+        matcher = self.serving()
+        return matcher.ranker.version, matcher.similar(creator_ids, k, marketplaces, creator_types)
+
+    def _run(self, on_failure) -> None:
         from features.embeddings import Embedder
         from features.tables import read_table
         from training.registry import load_ranker
@@ -113,8 +153,8 @@ class ModelHolder:
                 on_failure(self.failure)
             return
         log.warning("serving %s", self.matcher.ranker.version)
-        if on_ready is not None:
-            on_ready()
+        if self._on_serving is not None:
+            self._on_serving(self.matcher)
         if _ALIAS.fullmatch(self.config.model):
             while not self._stop.wait(self.config.poll_seconds):
                 self.refresh()
@@ -149,6 +189,8 @@ class ModelHolder:
             self._refused.add(target)
             return False
         self.matcher = replacement  # one reference: requests already running keep the matcher they read
+        if self._on_serving is not None:
+            self._on_serving(replacement)
         log.warning("now serving %s (was %s)", replacement.ranker.version, current.ranker.version)
         return True
 

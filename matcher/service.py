@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
@@ -27,11 +26,14 @@ from pydantic import ValidationError
 
 from features.rows import CampaignRow
 from features.tables import validate_frame
-from matcher.api import Matcher, SlateEntry
-from matcher.model_holder import ModelHolder, ServiceConfig
+from matcher.api import SlateEntry
+from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 from matcher.service_models import LookalikeEntry, MatchResponse, Problem, SimilarRequest, SimilarResponse
 
 __all__ = ["LookalikeEntry", "ModelHolder", "ServiceConfig", "SimilarRequest", "create_app"]
+
+if TYPE_CHECKING:
+    from matcher.service_workers import WorkerPool
 
 
 _CAMPAIGNS_SCHEMA = {
@@ -42,20 +44,15 @@ _CAMPAIGNS_SCHEMA = {
 }
 
 
-def create_app(holder: ModelHolder, workers: Callable[[], tuple[int, int]] | None = None) -> FastAPI:
-    """The FastAPI application over a ModelHolder (started by the app's lifespan, stopped with it).
-
-    Args:
-        holder: the matcher in service.
-        workers: for one of several worker processes (`matcher.service_workers`): how many of them have loaded,
-            and how many there are. Ready only once all have.
-    """
-    limit = holder.config.max_body_bytes
+def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
+    """The FastAPI application over the matcher in service: in this process (`ModelHolder`) or in worker
+    processes (`matcher.service_workers.WorkerPool`). The backend is stopped with the app's lifespan."""
+    limit = backend.config.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        holder.stop()
+        backend.stop()
 
     app = FastAPI(
         title="creator-matcher",
@@ -64,11 +61,12 @@ def create_app(holder: ModelHolder, workers: Callable[[], tuple[int, int]] | Non
         lifespan=lifespan,
     )
 
-    def serving() -> Matcher:
-        matcher = holder.matcher
-        if matcher is None:
-            raise HTTPException(503, detail=holder.failure or "loading", headers={"Retry-After": "5"})
-        return matcher
+    async def answer(call, *args):
+        """`call(*args)` on a worker thread; 503 (with Retry-After) while the backend is not serving."""
+        try:
+            return await run_in_threadpool(call, *args)
+        except NotServing as exc:
+            raise HTTPException(503, detail=str(exc), headers={"Retry-After": "5"}) from exc
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -77,19 +75,9 @@ def create_app(holder: ModelHolder, workers: Callable[[], tuple[int, int]] | Non
 
     @app.get("/readyz", responses={503: {"description": "model or index still loading, or failed to load"}})
     def readyz() -> JSONResponse:
-        """Ready once the model and index are loaded."""
-        matcher = holder.matcher
-        if matcher is None:
-            status = "failed" if holder.failure else "loading"
-            return JSONResponse({"status": status, "reason": holder.failure}, status_code=503)
-        ready = {"status": "ready", "model_version": matcher.ranker.version, "creators": len(matcher.creators)}
-        if workers is not None:
-            loaded, expected = workers()
-            ready["workers"] = {"loaded": loaded, "of": expected}
-            if loaded < expected:
-                reason = f"{loaded} of {expected} worker processes loaded"
-                return JSONResponse({"status": "loading", "reason": reason, "workers": ready["workers"]}, 503)
-        return JSONResponse(ready)
+        """Ready once the model and index are loaded (in every worker process)."""
+        ready, body = backend.readiness()
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.post(
         "/v1/match",
@@ -111,10 +99,9 @@ def create_app(holder: ModelHolder, workers: Callable[[], tuple[int, int]] | Non
         if table.rejects:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
-        matcher = serving()
-        result = await run_in_threadpool(matcher.match_many, table, progress=False)
+        version, result = await answer(backend.match, table)
         return MatchResponse(
-            model_version=matcher.ranker.version,
+            model_version=version,
             matches=[SlateEntry(**row) for row in result.matches.to_dict(orient="records")],
             summaries=result.summaries,
         )
@@ -134,18 +121,15 @@ def create_app(holder: ModelHolder, workers: Callable[[], tuple[int, int]] | Non
             error = exc.errors(include_url=False)[0]
             column = ".".join(str(part) for part in error["loc"]) or "(body)"
             raise _refused("similar", column, error["msg"]) from exc
-        matcher = serving()
         try:
-            found = await run_in_threadpool(
-                matcher.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types
-            )
+            version, found = await answer(backend.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types)
         except ValueError as exc:
             raise _refused("similar", _column_of(str(exc)), str(exc)) from exc
         rows = [
             {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
             for row in found.to_dict(orient="records")
         ]
-        return SimilarResponse(model_version=matcher.ranker.version, lookalikes=rows)
+        return SimilarResponse(model_version=version, lookalikes=rows)
 
     def _openapi() -> dict:
         if app.openapi_schema is None:

@@ -1,40 +1,43 @@
-"""`creator-match serve --workers N`: the service as N processes accepting on one socket.
+"""`creator-match serve --workers N`: requests answered by N worker processes, each holding a loaded matcher.
 
-One process runs one request's pandas and model code at a time (Python's GIL), so on a machine with several cores
-a single process leaves most of them idle while concurrent requests queue behind each other. uvicorn's supervisor
-starts N worker processes (spawned: nothing loaded in the parent is shared) that accept on the same socket, and
-the kernel spreads the connections among them. Each worker reads the creators and loads the ranker, index and
-encoder itself, in the background, as a single process does.
+One process runs one request's pandas and model code at a time (Python's interpreter lock), so on a machine with
+several cores a single process leaves most of them idle while concurrent requests queue behind each other. With
+`--workers N` the HTTP server stays one process, which reads and validates bodies and writes replies, and hands
+each request to whichever of N worker processes is free (a `ProcessPoolExecutor`, spawned): requests, not
+connections, are spread, so four clients on keep-alive connections keep two workers equally busy whichever
+connections the kernel gave to whom.
 
-The workers of one service share a directory (`WorkerGroup`): the plan they all serve, one file per worker that
-has loaded, and the first failure. `/readyz` answers 200 only once every worker has loaded, so a client that waits
-for readiness is never sent to a worker still loading; a worker that cannot load records why and stops the whole
-service, which then exits with that reason, as a single process does. Each worker watches the model alias on
-its own: for up to `--poll-seconds` after a promotion, workers may answer with different versions (each response
-names its `model_version`).
+Each worker reads the creators and loads the ranker, index and encoder itself, and watches the model alias on
+its own. The workers of one service share a directory (`WorkerGroup`): the plan they serve, one file per worker
+that is serving (its model version), and the first failure. The service is ready once every worker serves; a
+worker that cannot load stops the service with the reason, as a single process does; a worker that dies later
+breaks the pool, which is replaced by a new one (every worker loads again; meanwhile 503 with Retry-After).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import shutil
-import signal
 import tempfile
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
-from fastapi import FastAPI
+from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 
-from features.environment import SERVICE_GROUP_ENV
-from matcher.model_holder import ServiceConfig
-
-__all__ = ["WorkerGroup", "WorkerPlan", "worker_app"]
+__all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool"]
 
 _PLAN = "plan.pickle"
 _FAILURE = "failure.txt"
-_READY = "ready-"
+_SERVING = "serving-"
+# How often the pool looks for a worker that died between requests, and a worker for a supervisor that died.
+_WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class WorkerPlan:
 
 
 class WorkerGroup:
-    """The directory the workers of one service share: the plan, a file per loaded worker, the first failure.
+    """The directory the workers of one service share: the plan, a file per serving worker, the first failure.
 
     Args:
         directory: the group's directory, made by `create`.
@@ -77,18 +80,24 @@ class WorkerGroup:
         # Written by `create` into a directory only this user can write: not data from elsewhere.
         return pickle.loads((self.directory / _PLAN).read_bytes())
 
-    def mark_ready(self, pid: int) -> None:
-        """Worker `pid` has loaded and serves."""
-        (self.directory / f"{_READY}{pid}").touch()
+    def mark_serving(self, pid: int, model_version: str, creators: int) -> None:
+        """Worker `pid` serves `model_version` (written whole: a reader never sees half a file)."""
+        staged = self.directory / f".{_SERVING}{pid}"
+        staged.write_text(json.dumps({"model_version": model_version, "creators": creators}))
+        os.replace(staged, self.directory / f"{_SERVING}{pid}")
 
-    def ready_workers(self) -> int:
-        """How many live workers have loaded (a worker that died and was replaced counts once it loads again)."""
-        count = 0
-        for marker in self.directory.glob(f"{_READY}*"):
-            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-                os.kill(int(marker.name.removeprefix(_READY)), 0)
-                count += 1
-        return count
+    def serving(self) -> list[dict]:
+        """What each live serving worker serves, the most recently changed last."""
+        found = []
+        for marker in self.directory.glob(f"{_SERVING}*"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(marker.name.removeprefix(_SERVING)), 0)  # a dead worker's file does not count
+                found.append((marker.stat().st_mtime_ns, json.loads(marker.read_text())))
+        return [state for _, state in sorted(found, key=lambda item: item[0])]
+
+    def forget_workers(self) -> None:
+        for marker in self.directory.glob(f"{_SERVING}*"):
+            marker.unlink(missing_ok=True)
 
     def fail(self, reason: str) -> None:
         """Records why a worker cannot serve; the first reason recorded is kept."""
@@ -106,18 +115,146 @@ class WorkerGroup:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def worker_app() -> FastAPI:
-    """The application of one worker process (uvicorn's factory): the group named by the environment's plan."""
-    from matcher.model_holder import ModelHolder
-    from matcher.service import create_app
+class WorkerPool:
+    """The matcher in N worker processes: `readiness`, `match` and `similar` as `ModelHolder` answers them.
 
-    group = WorkerGroup(os.environ[SERVICE_GROUP_ENV])
+    Args:
+        plan: what the workers serve, and how many there are.
+    """
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        self.plan = plan
+        self.config = plan.config
+        self.failure: str | None = None
+        self._group: WorkerGroup | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._on_failure = None
+
+    def start(self, on_failure=None) -> None:
+        """Starts the workers (they load in the background) and a thread that replaces a pool whose worker died.
+
+        Args:
+            on_failure: called with the reason, in one line, if a worker cannot load.
+        """
+        self._on_failure = on_failure
+        self._group = WorkerGroup.create(self.plan)
+        self._renew(None)
+        threading.Thread(target=self._watch, name="worker-pool", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._group is not None:
+                self._group.remove()
+
+    def readiness(self) -> tuple[bool, dict]:
+        if self.failure:
+            return False, {"status": "failed", "reason": self.failure}
+        serving = self._group.serving() if self._group is not None else []
+        workers = {"serving": len(serving), "of": self.plan.workers}
+        if len(serving) < self.plan.workers:
+            reason = f"{len(serving)} of {self.plan.workers} worker processes serving"
+            return False, {"status": "loading", "reason": reason, "workers": workers}
+        newest = serving[-1]
+        return True, {"status": "ready", **newest, "workers": workers}
+
+    def match(self, campaigns) -> tuple:
+        return self._call(_match, campaigns)
+
+    def similar(self, creator_ids, k, marketplaces, creator_types) -> tuple:
+        return self._call(_similar, creator_ids, k, marketplaces, creator_types)
+
+    def _call(self, function, *args):
+        ready, body = self.readiness()
+        if not ready:
+            raise NotServing(body["reason"])
+        pool = self._pool
+        try:
+            return pool.submit(function, *args).result()
+        except BrokenProcessPool as exc:
+            self._renew(pool)
+            raise NotServing("a worker process stopped; the workers are loading again") from exc
+
+    def _renew(self, broken: ProcessPoolExecutor | None) -> None:
+        """A new pool in place of `broken` (None at start), unless another thread replaced it already."""
+        with self._lock:
+            if self._pool is not broken or self._stop.is_set():
+                return
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            self._group.forget_workers()
+            self._pool = ProcessPoolExecutor(
+                self.plan.workers,
+                get_context("spawn"),
+                initializer=_load,
+                initargs=(str(self._group.directory),),
+            )
+            # The pool starts a worker per call while none is idle: one call each starts them all now.
+            for _ in range(self.plan.workers):
+                self._pool.submit(os.getpid).add_done_callback(self._started)
+
+    def _started(self, call) -> None:
+        if not isinstance(call.exception(), BrokenProcessPool) or self._stop.is_set():
+            return
+        reason = self._group.failure() or "a worker process died while loading"
+        if self.failure is None:
+            self.failure = reason
+            if self._on_failure is not None:
+                self._on_failure(reason)
+
+    def _watch(self) -> None:
+        """Replaces the pool when a worker that was serving died between requests."""
+        complete = None  # the pool last seen with every worker serving
+        while not self._stop.wait(_WATCH_SECONDS):
+            if self.failure:
+                return
+            pool, count = self._pool, len(self._group.serving())
+            if complete is not None and count < self.plan.workers:
+                self._renew(complete)  # a no-op when a request already replaced it
+                complete = None
+            elif count == self.plan.workers:
+                complete = pool
+
+
+# In a worker process: the matcher it serves.
+_holder: ModelHolder | None = None
+
+
+def _load(directory: str) -> None:
+    """A worker's initializer: loads the plan's matcher, or records why it cannot and ends the process."""
+    global _holder
+    group = WorkerGroup(directory)
     plan = group.plan()
-    holder = ModelHolder(Path(plan.creators), plan.config)  # read in the background: /healthz answers at once
+    supervisor = os.getppid()
+    holder = ModelHolder(Path(plan.creators), plan.config)
+    loaded = threading.Event()
 
-    def give_up(reason: str) -> None:
-        group.fail(reason)
-        os.kill(os.getppid(), signal.SIGTERM)  # the supervisor stops every worker and returns
+    def serving(matcher) -> None:
+        group.mark_serving(os.getpid(), matcher.ranker.version, len(matcher.creators))
+        loaded.set()
 
-    holder.start(on_failure=give_up, on_ready=lambda: group.mark_ready(os.getpid()))
-    return create_app(holder, workers=lambda: (group.ready_workers(), plan.workers))
+    holder.start(on_failure=lambda _: loaded.set(), on_serving=serving)
+    loaded.wait()
+    if holder.matcher is None:
+        group.fail(holder.failure or "the worker could not load")
+        os._exit(3)  # the reason is recorded; an exception here would print a traceback
+    _holder = holder
+
+    def orphaned() -> None:  # a supervisor killed outright cannot stop its workers: they stop themselves
+        while os.getppid() == supervisor:
+            threading.Event().wait(_WATCH_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, name="supervisor-watch", daemon=True).start()
+
+
+def _match(campaigns):
+    return _holder.match(campaigns)
+
+
+def _similar(creator_ids, k, marketplaces, creator_types):
+    return _holder.similar(creator_ids, k, marketplaces, creator_types)

@@ -119,51 +119,22 @@ def serve(
     threads = max(1, (os.cpu_count() or 1) // workers)
     config = ServiceConfig(model, where, settings, poll_seconds, max_body_bytes, settled, threads)
     if workers > 1:
-        del table  # each worker reads its own; the supervisor holds no creator
-        _serve_with_workers(creators, config, host, port, workers)
-        return
-    holder = ModelHolder(table, config)
-    server = uvicorn.Server(uvicorn.Config(create_app(holder), host=host, port=port, log_level="warning"))
+        from matcher.service_workers import WorkerPlan, WorkerPool
+
+        del table  # each worker reads its own; the HTTP process holds no creator
+        backend = WorkerPool(WorkerPlan(str(creators), config, workers))
+    else:
+        backend = ModelHolder(table, config)
+    server = uvicorn.Server(uvicorn.Config(create_app(backend), host=host, port=port, log_level="warning"))
     failed: list[str] = []
 
     def give_up(reason: str) -> None:
         failed.append(reason)
         server.should_exit = True
 
-    holder.start(on_failure=give_up)
-    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /docs); loading {model}", err=True)
+    backend.start(on_failure=give_up)
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /docs){processes}; loading {model}", err=True)
     server.run()
     if failed:
         raise UserError(f"cannot serve: {failed[0]}")
-
-
-def _serve_with_workers(creators: Path, config, host: str, port: int, workers: int) -> None:
-    """`serve --workers N`: uvicorn's supervisor runs N worker processes on one socket (`matcher.service_workers`)."""
-    import uvicorn
-
-    from features.environment import SERVICE_GROUP_ENV
-    from matcher.service_workers import WorkerGroup, WorkerPlan
-
-    group = WorkerGroup.create(WorkerPlan(str(creators), config, workers))
-    os.environ[SERVICE_GROUP_ENV] = str(group.directory)  # the spawned workers inherit it
-    try:
-        typer.echo(
-            f"serving on http://{host}:{port} (OpenAPI at /docs), {workers} worker processes; loading {config.model}",
-            err=True,
-        )
-        # A worker answers the supervisor's health check from its event loop; loading a model can keep it busy
-        # for more than uvicorn's default 5 s, and a worker killed for that would only load again.
-        uvicorn.run(
-            "matcher.service_workers:worker_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            timeout_worker_healthcheck=60,
-        )
-        failure = group.failure()
-    finally:
-        group.remove()
-    if failure:
-        raise UserError(f"cannot serve: {failure}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -166,14 +168,29 @@ def test_oversized_and_malformed_bodies_are_refused_and_the_service_carries_on(s
 
 
 def _worker_processes(pid: int) -> list[int]:
-    """The worker processes uvicorn's supervisor `pid` spawned (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    """The worker processes the service `pid` runs (not multiprocessing's resource tracker)."""
+    children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def test_worker_processes_are_ready_together_and_answer_as_one_process(service, world_dir, index_dir, tmp_path):
-    """`--workers 2`: two processes, /readyz 200 only once both have loaded, and concurrent requests answered
-    exactly as the single process answers them."""
+def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> list[tuple[int, object]]:
+    """/readyz until it answers 200 (bounded); every answer seen."""
+    seen: list[tuple[int, object]] = []
+    deadline = time.monotonic() + 300
+    while not seen or seen[-1][0] != 200:
+        assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, f"not ready within 300 s: {log.read_text()[-2000:]}"
+        with contextlib.suppress(OSError):
+            seen.append(call(f"{url}/readyz"))
+        time.sleep(0.25)
+    return seen
+
+
+def test_worker_processes_are_ready_together_answer_as_one_process_and_survive_a_crash(
+    service, world_dir, index_dir, tmp_path
+):
+    """`--workers 2`: /readyz 200 only once both serve; concurrent requests answered exactly as the single
+    process answers them; a worker killed outright is replaced (503 meanwhile) and the answers stay the same."""
     url, _ = service
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[:4]
     expected = [call(f"{url}/v1/match", record) for record in records]
@@ -182,22 +199,31 @@ def test_worker_processes_are_ready_together_and_answer_as_one_process(service, 
     args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--workers", "2"]
     with open(log, "w") as sink:
         process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
-    workers_url, seen = f"http://127.0.0.1:{port}", []
+    workers_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while not seen or seen[-1][0] != 200:
-            assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"not ready within 300 s: {log.read_text()[-2000:]}"
-            with contextlib.suppress(OSError):
-                seen.append(call(f"{workers_url}/readyz"))
-            time.sleep(0.25)
-        assert seen[-1][1]["workers"] == {"loaded": 2, "of": 2} and len(_worker_processes(process.pid)) == 2
+        seen = _wait_ready(workers_url, process, log)
         assert any(status == 503 for status, _ in seen)
+        assert seen[-1][1]["workers"] == {"serving": 2, "of": 2}
+        workers = _worker_processes(process.pid)
+        assert len(workers) == 2
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda record: call(f"{workers_url}/v1/match", record), records * 3))
         assert answers == expected * 3
+
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while set(_worker_processes(process.pid)) & set(workers):
+            assert time.monotonic() < deadline, "the broken pool's workers were not replaced within 60 s"
+            time.sleep(0.25)
+        seen = _wait_ready(workers_url, process, log)
+        assert seen[0][0] == 503, "ready again only once the new workers have loaded"
+        replacements = _worker_processes(process.pid)
+        assert [call(f"{workers_url}/v1/match", record) for record in records] == expected
     finally:
         stop(process)
+    for pid in replacements:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # stopped with the service
 
 
 def test_a_model_no_worker_can_load_stops_the_service_with_the_reason(world_dir, index_dir):
