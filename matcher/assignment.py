@@ -1,12 +1,12 @@
 """The exact slate assignment: the most predicted sales under every rule at once, for the whole batch.
 
-The rules are each creator's capacity, the slate sizes, the unproven-creator limit of standard slates and funnel
-coverage of non-standard ones. It is solved exactly as a linear programme (scipy's HiGHS, `matcher.programme`):
-each campaign's constraint rows form a laminar family (the slate, and inside it either its unproven creators or
-each funnel stage), each creator's row another, so the matrix is totally unimodular and the programme's vertex
-optimum is integral. The budget is not a row of the programme (a knapsack row would break integrality); a slate
-that the assignment pushes over it gives up its weakest members down to the minimum. Near-duplicate pairs found
-on a solved slate are taken out and the programme solved again.
+The rules are each creator's capacity, the slate sizes, each slate's budget (beyond its minimum), the
+unproven-creator limit of standard slates, funnel coverage of non-standard ones, and near-duplicates never
+sharing a slate: all are rows of one programme (`matcher.programme`, scipy's HiGHS), so the slates it returns are
+the optimum under them, not an optimum under some of them trimmed afterwards. Budget rows are added for the
+campaigns whose slate could pass its budget; near-duplicate rows for the campaigns where a solved slate held a
+near-duplicate pair (then every such pair of that campaign's candidates), and the programme is solved again: a
+solution that breaks no rule of the full programme is its optimum.
 """
 
 from __future__ import annotations
@@ -14,62 +14,88 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from matcher.programme import Programme
+from matcher.programme import Programme, Solution, dearest_spend
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL, SlateBook, campaign_order
 
-__all__ = ["assign_exact", "best_assignment"]
+__all__ = ["assign_exact", "best_assignment", "budget_rows"]
 
 
-def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) -> None:
-    """The assignment with the most predicted sales under capacity, size, unproven and funnel rules."""
+def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) -> Solution:
+    """The assignment with the most predicted sales under capacity, size, budget, unproven, funnel and
+    near-duplicate rules. Returns the programme's solution (objective and the relaxation's bound)."""
     policy = slates.policy
-    removed = np.zeros(len(scored), dtype=bool)
-    for _ in range(20):
-        chosen = _solve(scored, plan, policy, removed)
-        duplicates = _duplicates(scored, chosen, slates.vectors, policy.duplicate_similarity)
-        if not len(duplicates):
+    plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
+    campaign = plan.index.get_indexer(scored["campaign_id"].to_numpy())
+    exempt = plan["budgeted"].to_numpy(bool).copy()
+    conflicts = np.empty((0, 2), dtype=np.int64)
+    while True:
+        solution = _solve(scored, plan, policy, exempt, conflicts)
+        found = _duplicates(scored, solution.chosen, slates.vectors, policy.duplicate_similarity)
+        clashing = np.unique(campaign[found])
+        clashing = clashing[~_known(clashing, campaign, conflicts)]
+        if not len(clashing):
             break
-        removed[duplicates] = True
-    else:  # pathological clusters of copies: drop what still collides
-        chosen = chosen[~np.isin(chosen, _duplicates(scored, chosen, slates.vectors, policy.duplicate_similarity))]
-    for c in np.unique(slates.campaign[removed]):
-        slates.skipped[c].add("duplicate")
+        # Every near-duplicate pair among these campaigns' candidates becomes a row; their pruning is off.
+        exempt[clashing] = True
+        conflicts = np.concatenate([conflicts, _pairs(scored, np.isin(campaign, clashing), slates.vectors, policy)])
     score = scored["score"].to_numpy(float)
+    chosen = solution.chosen
     for i in chosen[np.lexsort((scored["creator_id"].to_numpy()[chosen], -score[chosen]))]:
         slates.add(int(i))
-    for c, members in slates.members.items():
-        if plan.at[c, "budget_bound"]:
-            slates.skipped[c].add("budget")
-        # A slate the assignment pushed past its budget gives up its weakest members, down to the minimum.
-        while slates.spend[c] > slates.budget[c] and len(members) > slates.minimum[c]:
-            slates.remove(min(members, key=lambda m: (score[m], scored["creator_id"].iat[m])))
-            slates.skipped[c].add("budget")
-    _explain(scored, slates, plan)
+    _explain(scored, slates, plan, conflicts)
+    return solution
 
 
-def _solve(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, removed: np.ndarray) -> np.ndarray:
-    """Rows of the optimal assignment (linear programme, integral by total unimodularity).
+def budget_rows(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy) -> np.ndarray:
+    """Per campaign of `plan`, whether its slate could pass its budget: wider than its minimum, and its `target`
+    dearest candidates' expected commission x take-up over the budget. Only these need a budget row."""
+    cost = scored["expected_commission"].to_numpy(float) * policy.participation_rate
+    campaign = plan.index.get_indexer(scored["campaign_id"].to_numpy())
+    target = plan["target"].to_numpy()
+    dearest = dearest_spend(cost, campaign, target, len(plan))
+    budget = plan["budget"].to_numpy(float)
+    return np.isfinite(budget) & (target > plan["minimum"].to_numpy()) & (dearest > budget)
 
-    Solved by column generation: first on each campaign's best few candidates, then adding every candidate
-    whose reduced cost under the solution's duals says it would improve the objective, until none does. The
-    last programme's optimum is then the full programme's, with a fraction of its columns.
+
+def _known(clashing: np.ndarray, campaign: np.ndarray, conflicts: np.ndarray) -> np.ndarray:
+    """Which of the clashing campaigns already have their pairs as rows (then the clash is the solver's doing)."""
+    known = np.unique(campaign[conflicts[:, 0]]) if len(conflicts) else np.array([], dtype=np.int64)
+    return np.isin(clashing, known)
+
+
+def _pairs(scored: pd.DataFrame, mask: np.ndarray, vectors: np.ndarray, policy: SlatePolicy) -> np.ndarray:
+    """Every pair of rows (i < j) of `scored` under `mask` with the same campaign and near-duplicate profiles."""
+    out = []
+    rows = np.flatnonzero(mask)
+    frame = pd.DataFrame({"campaign_id": scored["campaign_id"].to_numpy()[rows], "row": rows})
+    creator = scored["creator_row"].to_numpy()
+    for _, group in frame.groupby("campaign_id", sort=True):
+        members = group["row"].to_numpy()
+        v = vectors[creator[members]]
+        i, j = np.nonzero(np.triu(v @ v.T >= policy.duplicate_similarity, k=1))
+        out.append(np.stack([members[i], members[j]], axis=1))
+    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def _solve(
+    scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt: np.ndarray, conflicts: np.ndarray
+) -> Solution:
+    """The optimal assignment (rows of `scored`) over the candidates pruning keeps.
+
+    Solved by column generation (`Programme.optimum`): first on each campaign's best few candidates, then adding
+    every candidate whose reduced cost says it could improve the solution, until none can.
     """
-    rows = _prune(scored, plan, policy, removed)
+    rows = _prune(scored, plan, policy, exempt)
     if len(rows) == 0:
-        return rows
-    columns = Programme(scored, plan, policy, rows)
+        return Solution(rows, 0.0, 0.0)
+    columns = Programme(scored, plan, policy, rows, conflicts)
     position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
     stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
     working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
-    tolerance = 1e-9 * float(columns.score.max())
-    while True:
-        chosen, duals = columns.solve(working)
-        reduced = columns.reduced_cost(duals)
-        entering = ~working & (reduced < -tolerance)
-        if not entering.any():
-            return rows[chosen]
-        working |= entering
+    solution = columns.optimum(working)
+    solution.chosen = rows[solution.chosen]
+    return solution
 
 
 def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None) -> pd.DataFrame:
@@ -89,19 +115,20 @@ def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None)
     plan = pd.DataFrame({"target": sizes.astype(np.int64), "standard": True}).sort_index()
     plan["unproven"] = np.iinfo(np.int64).max
     policy = SlatePolicy(capacity=capacity, funnel_coverage=False)
-    return scored.iloc[_solve(scored, plan, policy, np.zeros(len(scored), dtype=bool))].reset_index(drop=True)
+    solution = _solve(scored, plan, policy, np.zeros(len(plan), dtype=bool), np.empty((0, 2), dtype=np.int64))
+    return scored.iloc[solution.chosen].reset_index(drop=True)
 
 
-def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, removed: np.ndarray) -> np.ndarray:
+def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt: np.ndarray) -> np.ndarray:
     """Rows that can be in some optimal assignment; the others never need a column.
 
     A candidate is dominated when its campaign has at least `target` better candidates of the same funnel stage
     and record status whose creators can never run out of capacity: whatever slate holds it, one of those is
     free to take its place with no rule broken and no score lost. Dropping pairs frees more creators, so this
-    repeats until nothing changes.
+    repeats until nothing changes. It does not hold where a dearer creator could break the budget or a better
+    one be a near-duplicate of a member: the campaigns marked `exempt` (by plan position) keep every candidate.
     """
     order = campaign_order(scored)
-    order = order[~removed[order]]
     s = scored.iloc[order]
     campaign = s["campaign_id"].to_numpy()
     creator = pd.factorize(s["creator_row"].to_numpy())[0]
@@ -109,6 +136,7 @@ def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, remove
     group = (pd.factorize(campaign)[0] * (stage.max(initial=0) + 1) + stage) * 2 + (s["hist_campaigns"].to_numpy() > 0)
     at = plan.index.get_indexer(campaign)
     target = np.where(at >= 0, plan["target"].to_numpy(float)[at], np.nan)  # as a reindex: NaN where absent
+    always = (at >= 0) & exempt[at.clip(0)]
     keep = np.ones(len(order), dtype=bool)
     while True:
         if policy.capacity is None:
@@ -117,7 +145,7 @@ def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, remove
             free = np.bincount(creator, weights=keep)[creator] <= policy.capacity
         counted = (free & keep).astype(np.int64)
         before = _group_cumsum(counted, group) - counted
-        now = keep & (before < target)
+        now = keep & ((before < target) | always)
         if (now == keep).all():
             return np.sort(order[keep])
         keep = now
@@ -148,7 +176,7 @@ def _duplicates(scored: pd.DataFrame, chosen: np.ndarray, vectors: np.ndarray, t
     return np.array(sorted(out), dtype=np.int64)
 
 
-def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) -> None:
+def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, conflicts: np.ndarray) -> None:
     """Which rules kept better candidates off each slate, and which stages came in only for coverage.
 
     `scored` is in canonical order (campaign, best first), so a row's position in its campaign is its rank.
@@ -170,6 +198,18 @@ def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) -> Non
     for c in np.unique(campaign[outside & ~slates.proven]):
         if plan.at[c, "standard"] and c in at_limit:
             slates.skipped[c].add("unproven")
+    # A better candidate whose near-duplicate is on the slate.
+    for i, j in conflicts:
+        if chosen[i] != chosen[j] and (outside[i] or outside[j]):
+            slates.skipped[campaign[i]].add("duplicate")
+    # A slate short of its size whose budget has no room left for any better candidate.
+    at = plan.index.get_indexer(campaign)
+    cheapest = np.full(len(plan), np.inf)
+    np.minimum.at(cheapest, at[outside], slates.commission[outside])
+    for k in np.flatnonzero(plan["budgeted"].to_numpy(bool)):
+        c = plan.index[k]
+        if len(slates.members[c]) < plan["target"].iat[k] and slates.spend[c] + cheapest[k] > slates.budget[c]:
+            slates.skipped[c].add("budget")
     if not slates.policy.funnel_coverage:
         return
     # A stage whose members all rank below the slate's size is there for coverage, not for its score.

@@ -31,26 +31,33 @@ def assign_greedy(scored: pd.DataFrame, slates: SlateBook) -> None:
             continue
         for wanted in FUNNEL:
             members = slates.members[c]
-            if any(stage[m] == wanted for m in members):
+            # Covered by a member worth the stage's threshold, as in the exact assignment's coverage rows.
+            worthy = policy.min_stage_value * best[c]
+            if any(stage[m] == wanted and score[m] >= worthy for m in members):
                 continue
-            options = [
-                i
-                for i in rows
-                if stage[i] == wanted and score[i] >= policy.min_stage_value * best[c] and i not in members
-            ]
+            options = [i for i in rows if stage[i] == wanted and score[i] >= worthy and i not in members]
             counts = pd.Series([stage[m] for m in members]).value_counts()
             crowded = [m for m in members if counts.get(stage[m], 0) >= 2]
             if not options:
                 continue
-            full = len(members) >= slates.size[c] or c in slates.closed
+            full = len(members) >= slates.target[c] or c in slates.closed
             if full and not crowded:
                 continue
+            leaving = min(crowded, key=lambda m: score[m]) if full else None
+            size = len(members) + (leaving is None)
+            spend = slates.spend[c] - (0.0 if leaving is None else slates.commission[leaving])
             pick = next(
-                (i for i in sorted(options, key=lambda i: -score[i]) if slates.why_not(i, swap=True) is None), None
+                (
+                    i
+                    for i in sorted(options, key=lambda i: -score[i])
+                    if slates.why_not(i, swap=True) is None
+                    and not slates.over_budget(c, size, spend + slates.commission[i])
+                ),
+                None,
             )
             if pick is None:
                 continue
-            if full:
-                slates.remove(min(crowded, key=lambda m: score[m]))
+            if leaving is not None:
+                slates.remove(leaving)
             slates.add(pick)
             slates.added.setdefault(c, []).append(wanted)

@@ -1,22 +1,71 @@
-"""The slate assignment's linear programme: candidate columns, constraint rows, HiGHS, and reduced costs."""
+"""The slate assignment's programme: candidate columns, constraint rows, HiGHS, reduced costs, and the optimum.
+
+Variables: one 0/1 column per candidate pair; per covered (campaign, stage) a slack column, priced at twice the
+campaign's best score, for a stage that cannot be covered; per campaign whose budget can bind a 0/1 switch `z`,
+1 when the slate is wider than its minimum and must then keep to the budget. Rows: each slate's size (at most
+`target`, or `minimum` while `z` is 0), its budget (`expected commission x take-up <= budget` when `z` is 1), its
+unproven limit, each stage's coverage, each creator's capacity, and one row per near-duplicate pair (not both).
+
+Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the
+creators' another) and the linear programme's vertex optimum is already integral; the budget's knapsack rows and
+the duplicates' pair rows can make it fractional, and then HiGHS's branch and bound finishes the job on the same
+columns. Columns are generated: `optimum` solves on a working subset, adds every column whose reduced cost says
+it could improve the linear relaxation, and once the relaxation is optimal over all columns, every column whose
+reduced cost is below the integer solution's gap to that relaxation (the only ones that could be in a better
+integer solution). The result is the optimum over all columns, within `MIP_GAP` of it when branching was needed.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL
 
-__all__ = ["Programme"]
+__all__ = ["MIP_GAP", "Programme", "Solution", "dearest_spend"]
+
+# Relative gap at which HiGHS's branch and bound stops: only used when the relaxation is fractional.
+MIP_GAP = 1e-7
+
+
+def dearest_spend(cost: np.ndarray, campaign: np.ndarray, count: np.ndarray, n_campaigns: int) -> np.ndarray:
+    """Per campaign code, the sum of its `count[code]` largest `cost` values: the most its slate can spend."""
+    order = np.lexsort((-cost, campaign))
+    position = pd.Series(campaign[order]).groupby(campaign[order]).cumcount().to_numpy()
+    top = np.where(position < count[campaign[order]], cost[order], 0.0)
+    return np.bincount(campaign[order], weights=top, minlength=n_campaigns)
+
+
+class Solution:
+    """An optimum: the chosen columns, its objective (scores minus coverage penalties) and the relaxation's bound."""
+
+    def __init__(self, chosen: np.ndarray, objective: float, bound: float) -> None:
+        self.chosen, self.objective, self.bound = chosen, objective, bound
 
 
 class Programme:
-    """The programme's candidate columns and how each enters the constraint rows, to solve on any subset."""
+    """The programme's candidate columns and how each enters the constraint rows, to solve on any subset.
 
-    def __init__(self, scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, rows: np.ndarray) -> None:
+    Args:
+        scored: the batch's candidates in canonical order (`matcher.slate_book.campaign_order`).
+        plan: per campaign `target`, `standard`, `unproven`, and where budgets apply `best`, `budget`, `minimum`,
+            `budgeted` (whether the campaign gets a budget row).
+        policy: the slate policy (capacity, coverage, take-up).
+        rows: the rows of `scored` that get a column, ascending.
+        conflicts: pairs of rows of `scored` (near-duplicates) that may not share a slate.
+    """
+
+    def __init__(
+        self,
+        scored: pd.DataFrame,
+        plan: pd.DataFrame,
+        policy: SlatePolicy,
+        rows: np.ndarray,
+        conflicts: np.ndarray | None = None,
+    ) -> None:
         self.plan, self.policy = plan, policy
         self.camp = pd.Categorical(scored["campaign_id"].to_numpy()[rows], categories=plan.index).codes.astype(np.int64)
         self.score = scored["score"].to_numpy(float)[rows]
@@ -32,66 +81,160 @@ class Programme:
             worthy = ~plan["standard"].to_numpy()[self.camp] & (self.score >= policy.min_stage_value * best)
             for k, name in enumerate(FUNNEL):
                 self.key = np.where(worthy & (stage == name), self.camp * len(FUNNEL) + k, self.key)
+        # Budgets: campaigns whose slate could pass the budget get a switch and a knapsack row.
+        budgeted = plan["budgeted"].to_numpy(bool) if "budgeted" in plan.columns else np.zeros(len(plan), bool)
+        self.budgeted = np.flatnonzero(budgeted)
+        self.cost = np.zeros(len(rows))
+        self.slack = np.zeros(len(self.budgeted))
+        if len(self.budgeted):
+            self.cost = scored["expected_commission"].to_numpy(float)[rows] * policy.participation_rate
+            # While the switch is off the slate holds at most `minimum` creators, so its spend is at most the
+            # `minimum` dearest candidates': the budget row is relaxed by that much over the budget.
+            dearest = dearest_spend(self.cost, self.camp, plan["minimum"].to_numpy(), len(plan))
+            self.slack = np.maximum(dearest - plan["budget"].to_numpy(float), 0.0)[self.budgeted]
+        # Near-duplicate pairs, as positions among the columns (pairs with a member outside the columns are moot).
+        pairs = np.empty((0, 2), dtype=np.int64) if conflicts is None else np.asarray(conflicts, dtype=np.int64)
+        at = np.searchsorted(rows, pairs).clip(0, max(len(rows) - 1, 0))
+        inside = (rows[at] == pairs).all(axis=1) if len(rows) else np.zeros(len(pairs), bool)
+        self.conflicts = at[inside]
 
-    def solve(self, working: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The optimum over the `working` columns: which are chosen, and the duals of every row kind."""
+    def optimum(self, working: np.ndarray) -> Solution:
+        """The best assignment over every column, starting from the `working` ones."""
+        tolerance = 1e-9 * max(float(self.score.max(initial=0.0)), 1.0)
+        working = working.copy()
+        while True:  # the relaxation, by column generation
+            relaxed = self._solve(working, integral=False)
+            reduced = self.reduced_cost(relaxed.duals)
+            entering = ~working & (reduced < -tolerance)
+            if not entering.any():
+                break
+            working |= entering
+        bound = relaxed.value
+        best = relaxed if relaxed.integral else self._solve(working, integral=True)
+        while True:  # columns that could still be in a better integer solution than this one
+            entering = ~working & (reduced < best.value - bound + tolerance)
+            if not entering.any():
+                return Solution(np.flatnonzero(best.chosen), -best.value, -bound)
+            working |= entering
+            best = self._solve(working, integral=True)
+
+    def _solve(self, working: np.ndarray, integral: bool) -> _Result:
+        """The optimum over the `working` columns, as a linear relaxation (with duals) or in integers."""
         plan, cap = self.plan, self.policy.capacity
         var = np.flatnonzero(working)
         n = len(var)
         camp = self.camp[var]
         rows_at, cols_at, coef, upper = [camp], [np.arange(n)], [np.ones(n)], [plan["target"].to_numpy(float)]
+        cost = [-self.score[var]]
+        width = n
         offset = len(plan)
         spans: dict[str, tuple[int, np.ndarray]] = {}
 
-        def block(name: str, members: np.ndarray, ids: np.ndarray, codes: np.ndarray, bound: np.ndarray, sign=1.0):
+        def block(name: str, members: np.ndarray, ids: np.ndarray, codes: np.ndarray, bound: np.ndarray, values):
             nonlocal offset
             rows_at.append(offset + codes)
             cols_at.append(members)
-            coef.append(np.full(len(members), sign))
+            coef.append(values)
             upper.append(bound)
             spans[name] = (offset, ids)
             offset += len(ids)
 
+        if len(self.budgeted):
+            # The switch: size <= minimum + (target - minimum) z, and spend <= budget + slack (1 - z).
+            b = self.budgeted
+            switch = width + np.arange(len(b))
+            width += len(b)
+            cost.append(np.zeros(len(b)))
+            upper[0] = upper[0].copy()
+            upper[0][b] = plan["minimum"].to_numpy(float)[b]
+            rows_at.append(b)
+            cols_at.append(switch)
+            coef.append(-(plan["target"].to_numpy(float)[b] - plan["minimum"].to_numpy(float)[b]))
+            where = np.searchsorted(b, camp).clip(0, len(b) - 1)
+            spending = np.flatnonzero(b[where] == camp)
+            start = offset
+            block(
+                "budget",
+                spending,
+                b,
+                where[spending],
+                plan["budget"].to_numpy(float)[b] + self.slack,
+                self.cost[var][spending],
+            )
+            rows_at.append(start + np.arange(len(b)))
+            cols_at.append(switch)
+            coef.append(self.slack)
         limited = np.flatnonzero(self.limited[var])
         if len(limited):
             ids, codes = np.unique(camp[limited], return_inverse=True)
-            block("unproven", limited, ids, codes, plan["unproven"].to_numpy(float)[ids])
+            block("unproven", limited, ids, codes, plan["unproven"].to_numpy(float)[ids], np.ones(len(limited)))
         if cap is not None:
             _, codes, counts = np.unique(self.creator[var], return_inverse=True, return_counts=True)
             busy = np.flatnonzero(counts[codes] > cap)
             if len(busy):
                 ids, codes = np.unique(self.creator[var][busy], return_inverse=True)
-                block("creator", busy, ids, codes, np.full(len(ids), float(cap)))
-        cost = -self.score[var]
+                block("creator", busy, ids, codes, np.full(len(ids), float(cap)), np.ones(len(busy)))
         covered = np.flatnonzero(self.key[var] >= 0)
         if len(covered):
             # Each stage with a worthy candidate is on the slate unless that is impossible: a slack column per
             # stage, priced above any member the campaign could give up for it.
             ids, codes = np.unique(self.key[var][covered], return_inverse=True)
             start = offset
-            block("coverage", covered, ids, codes, np.full(len(ids), -1.0), sign=-1.0)
+            block("coverage", covered, ids, codes, np.full(len(ids), -1.0), np.full(len(covered), -1.0))
             rows_at.append(start + np.arange(len(ids)))
-            cols_at.append(n + np.arange(len(ids)))
+            cols_at.append(width + np.arange(len(ids)))
             coef.append(np.full(len(ids), -1.0))
-            cost = np.concatenate([cost, 2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)]])
-        a = sparse.csr_array(
-            (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at))), shape=(offset, len(cost))
-        )
-        result = linprog(cost, A_ub=a, b_ub=np.concatenate(upper), bounds=(0, 1), method="highs-ds")
-        if result.status != 0:
-            raise RuntimeError(f"slate assignment failed: {result.message}")
-        marginals = result.ineqlin.marginals
-        duals = {"campaign": marginals[: len(plan)]}
-        for name, (start, ids) in spans.items():
-            duals[name] = (ids, marginals[start : start + len(ids)])
+            cost.append(2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)])
+            width += len(ids)
+        if len(self.conflicts):
+            position = np.full(len(self.camp), -1)
+            position[var] = np.arange(n)
+            pairs = position[self.conflicts]
+            pairs = pairs[(pairs >= 0).all(axis=1)]
+            k = np.arange(len(pairs))
+            block("conflict", pairs.ravel(), k, np.repeat(k, 2), np.ones(len(pairs)), np.ones(2 * len(pairs)))
+        c = np.concatenate(cost)
+        entries = (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at)))
+        a = sparse.csr_array(entries, shape=(offset, width))
+        b_ub = np.concatenate(upper)
+        if integral:
+            result = milp(
+                c,
+                integrality=np.ones(width),
+                bounds=Bounds(0, 1),
+                constraints=LinearConstraint(a, -np.inf, b_ub),
+                options={"mip_rel_gap": MIP_GAP},
+            )
+            if result.status != 0:
+                raise RuntimeError(f"slate assignment failed: {result.message}")
+            x = result.x
+            duals = None
+        else:
+            result = linprog(c, A_ub=a, b_ub=b_ub, bounds=(0, 1), method="highs-ds")
+            if result.status != 0:
+                raise RuntimeError(f"slate assignment failed: {result.message}")
+            x = result.x
+            marginals = result.ineqlin.marginals
+            duals = {"campaign": marginals[: len(plan)]}
+            for name, (start, ids) in spans.items():
+                duals[name] = (ids, marginals[start : start + len(ids)])
+            if "conflict" in spans:  # by conflict pair, whether or not both members are working
+                start, ids = spans["conflict"]
+                kept = np.flatnonzero((position[self.conflicts] >= 0).all(axis=1))
+                values = np.zeros(len(self.conflicts))
+                values[kept] = marginals[start : start + len(ids)]
+                duals["conflict"] = values
         chosen = np.zeros(len(self.camp), dtype=bool)
-        chosen[var[result.x[:n] > 0.5]] = True
-        return chosen, duals
+        chosen[var[x[:n] > 0.5]] = True
+        switches = x[n : n + len(self.budgeted)]
+        whole = np.abs(np.concatenate([x[:n], switches]) - np.rint(np.concatenate([x[:n], switches]))) <= 1e-7
+        return _Result(chosen, float(result.fun), duals, bool(whole.all()))
 
     def reduced_cost(self, duals: dict) -> np.ndarray:
         """Every column's reduced cost under the duals (negative: it would improve the objective)."""
         price = duals["campaign"][self.camp].copy()
-        for name, lookup, sign in (
+        for name, lookup, weight in (
+            ("budget", self.camp, self.cost),
             ("unproven", np.where(self.limited, self.camp, -1), 1.0),
             ("creator", self.creator, 1.0),
             ("coverage", self.key, -1.0),
@@ -100,5 +243,15 @@ class Programme:
                 ids, values = duals[name]
                 where = np.searchsorted(ids, lookup).clip(0, len(ids) - 1)
                 hit = (lookup >= 0) & (ids[where] == lookup)
-                price += sign * np.where(hit, values[where], 0.0)
+                price += weight * np.where(hit, values[where], 0.0)
+        if "conflict" in duals:
+            for side in (0, 1):
+                price += np.bincount(self.conflicts[:, side], weights=duals["conflict"], minlength=len(self.camp))
         return -self.score - price
+
+
+class _Result:
+    """One solve: chosen columns, objective value (minimised), duals (relaxation only), and integrality."""
+
+    def __init__(self, chosen: np.ndarray, value: float, duals: dict | None, integral: bool) -> None:
+        self.chosen, self.value, self.duals, self.integral = chosen, value, duals, integral

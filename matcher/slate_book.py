@@ -32,6 +32,7 @@ class SlateBook:
         self.commission = scored["expected_commission"].to_numpy(float) * policy.participation_rate
         self.proven = scored["hist_campaigns"].to_numpy(float) > 0
         self.size = plan["limit"].to_dict()
+        self.target = plan["target"].to_dict()
         self.minimum = plan["minimum"].to_dict()
         self.standard = plan["standard"].to_dict()
         self.budget = plan["budget"].to_dict()
@@ -40,7 +41,10 @@ class SlateBook:
         self.spend = dict.fromkeys(plan.index, 0.0)
         self.unproven = dict.fromkeys(plan.index, 0)
         self.load: dict[int, int] = {}
-        self.skipped: dict[str, set[str]] = {c: set() for c in plan.index}
+        # A slate sized below its limit by the budget on its best candidates says so, whichever assignment fills it.
+        self.skipped: dict[str, set[str]] = {
+            c: {"budget"} if bound else set() for c, bound in zip(plan.index, plan["budget_bound"], strict=True)
+        }
         self.closed: set[str] = set()
         self.added: dict[str, list[str]] = {}
 
@@ -51,13 +55,13 @@ class SlateBook:
         """
         c, p = self.campaign[i], self.policy
         members = self.members[c]
-        if not swap and len(members) >= self.size[c]:
+        if not swap and len(members) >= self.target[c]:
             return "size"
         if not swap and c in self.closed:
             return "budget"
         if p.capacity is not None and self.load.get(self.creator[i], 0) >= p.capacity:
             return "capacity"
-        if not swap and len(members) >= self.minimum[c] and self.spend[c] + self.commission[i] > self.budget[c]:
+        if not swap and self.over_budget(c, len(members) + 1, self.spend[c] + self.commission[i]):
             # The slate closes at its budget: filling up with ever weaker, cheaper creators is not a plan.
             self.closed.add(c)
             return "budget"
@@ -68,6 +72,10 @@ class SlateBook:
             if closest >= p.duplicate_similarity:
                 return "duplicate"
         return None
+
+    def over_budget(self, c: str, size: int, spend: float) -> bool:
+        """Whether a slate of `size` members spending `spend` breaks campaign c's budget (beyond its minimum)."""
+        return size > self.minimum[c] and spend > self.budget[c]
 
     def add(self, i: int) -> None:
         c = self.campaign[i]

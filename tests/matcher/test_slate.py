@@ -342,3 +342,166 @@ def test_an_uncertain_product_type_is_sized_between_the_two(probability, size):
     frame = candidates(rows, kind=kind).assign(product_type_probability=probability)
     chosen, _ = build_slates(frame, policy, distinct_vectors(20))
     assert len(chosen) == size
+
+
+# --- the exact assignment against greedy under the same rules (issue #13) ----------------------------------------
+
+
+def random_batch(seed: int, n_campaigns: int = 8, n_creators: int = 24, per_campaign: int = 12) -> tuple:
+    """Standard and non-standard campaigns sharing a small pool of creators, budgets that bind on some, a third
+    of the creators without a record, and a few profile copies: every rule of the policy has work to do."""
+    rng = np.random.default_rng(seed)
+    stage = rng.choice(list(STAGES.values()), n_creators)
+    proven = rng.random(n_creators) < 0.65
+    vectors = np.eye(n_creators, dtype=np.float32)
+    for copy in rng.choice(n_creators, 3, replace=False):  # a copy of the next creator
+        vectors[copy] = vectors[(copy + 1) % n_creators]
+    rows = []
+    for k in range(n_campaigns):
+        kind = "standard" if k % 2 else "non_standard"
+        budget = float(rng.choice([1e9, 4.0, 8.0]))
+        for r in rng.choice(n_creators, per_campaign, replace=False):
+            rows.append(
+                {
+                    "campaign_id": f"c{k}",
+                    "creator_id": f"cr{r:03d}",
+                    "creator_row": int(r),
+                    "score": float(rng.lognormal(2 + proven[r], 0.8)),
+                    "expected_commission": float(rng.lognormal(0.5, 0.7)),
+                    "funnel_stage": stage[r],
+                    "hist_campaigns": 3.0 if proven[r] else 0.0,
+                    "product_type": kind,
+                    "budget": budget,
+                }
+            )
+    policy = SlatePolicy(standard_size=4, non_standard_size=6, min_size=2, min_non_standard_size=3, capacity=2)
+    return pd.DataFrame(rows), policy, vectors
+
+
+def broken_rules(
+    chosen: pd.DataFrame,
+    frame: pd.DataFrame,
+    policy: SlatePolicy,
+    vectors: np.ndarray,
+    plan: pd.DataFrame | None = None,
+) -> list[str]:
+    """The policy's rules, restated from its documentation, that a set of slates breaks (`plan`: the batch's
+    sizes, budgets and unproven limits, from `plan_sizes`)."""
+    from matcher.slate import plan_sizes
+
+    plan = plan_sizes(frame, policy) if plan is None else plan
+    size = chosen.groupby("campaign_id").size()
+    spend = (chosen["expected_commission"] * policy.participation_rate).groupby(chosen["campaign_id"]).sum()
+    unproven = (chosen["hist_campaigns"] == 0).groupby(chosen["campaign_id"]).sum()
+    broken = []
+    if (size > plan["target"].reindex(size.index)).any():
+        broken.append("size")
+    if ((size > plan["minimum"].reindex(size.index)) & (spend > plan["budget"].reindex(size.index) + 1e-9)).any():
+        broken.append("budget")
+    if policy.capacity is not None and (chosen.groupby("creator_row").size() > policy.capacity).any():
+        broken.append("capacity")
+    standard = plan["standard"].reindex(unproven.index)
+    if (standard & (unproven > plan["unproven"].reindex(unproven.index))).any():
+        broken.append("unproven")
+    for _, slate in chosen.groupby("campaign_id"):
+        v = vectors[slate["creator_row"].to_numpy(np.int64)]
+        if np.triu(v @ v.T >= policy.duplicate_similarity, k=1).any():
+            broken.append("duplicate")
+    return broken
+
+
+def penalised(chosen: pd.DataFrame, frame: pd.DataFrame, policy: SlatePolicy) -> float:
+    """Predicted sales, less twice the campaign's best score for each funnel stage that has a candidate worth
+    `min_stage_value` of the best but no such member on a non-standard slate: what the exact assignment
+    maximises (coverage is a rule kept unless impossible)."""
+    total_score = float(chosen["score"].sum())
+    for c, candidates_of_c in frame[frame["product_type"] == "non_standard"].groupby("campaign_id"):
+        best = candidates_of_c["score"].max()
+        worthy = set(candidates_of_c.loc[candidates_of_c["score"] >= policy.min_stage_value * best, "funnel_stage"])
+        slate = chosen[(chosen["campaign_id"] == c) & (chosen["score"] >= policy.min_stage_value * best)]
+        total_score -= 2 * best * len(worthy - set(slate["funnel_stage"]))
+    return total_score
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_assignment_is_at_least_greedy_under_the_same_rules(seed):
+    """On batches where capacity, budget and the mix rules all bind, the exact slates break no rule of the
+    policy, neither do greedy's, and the exact objective is never below greedy's."""
+    frame, policy, vectors = random_batch(seed)
+    exact, _ = build_slates(frame, policy, vectors)
+    greedy, _ = build_slates(frame, SlatePolicy(**{**policy.__dict__, "assignment": "greedy"}), vectors)
+
+    assert broken_rules(exact, frame, policy, vectors) == []
+    assert broken_rules(greedy, frame, policy, vectors) == []
+    assert penalised(exact, frame, policy) >= penalised(greedy, frame, policy) - 1e-9
+    # Each rule binds: lifting it lets the exact assignment find more.
+    for looser, batch in (
+        ({"capacity": None}, frame),
+        ({"duplicate_similarity": 1.0}, frame),
+        ({"max_unproven_standard": 4}, frame),
+        ({}, frame.assign(budget=1e9)),
+    ):
+        lifted, _ = build_slates(batch, SlatePolicy(**{**policy.__dict__, **looser}), vectors)
+        assert penalised(lifted, batch, policy) >= penalised(exact, frame, policy) - 1e-9
+
+
+def test_the_rules_of_the_random_batches_bind():
+    """Over the batches above, lifting each rule raises the exact objective somewhere: the test has teeth."""
+    gains = dict.fromkeys(("capacity", "duplicate", "unproven", "budget"), 0.0)
+    for seed in range(5):
+        frame, policy, vectors = random_batch(seed)
+        base = penalised(build_slates(frame, policy, vectors)[0], frame, policy)
+        for name, looser, batch in (
+            ("capacity", {"capacity": None}, frame),
+            ("duplicate", {"duplicate_similarity": 1.0}, frame),
+            ("unproven", {"max_unproven_standard": 4}, frame),
+            ("budget", {}, frame.assign(budget=1e9)),
+        ):
+            lifted, _ = build_slates(batch, SlatePolicy(**{**policy.__dict__, **looser}), vectors)
+            gains[name] += penalised(lifted, batch, policy) - base
+    assert all(gain > 0 for gain in gains.values()), gains
+
+
+def brute_force_under_every_rule(frame: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray) -> float:
+    """The best total score over every choice of slates that breaks no rule: all choices, best first, until one
+    breaks none."""
+    from itertools import combinations, product
+
+    from matcher.slate import plan_sizes
+
+    plan = plan_sizes(frame, policy)
+    options = [
+        [list(subset) for k in range(int(plan.at[c, "target"]) + 1) for subset in combinations(group.index, k)]
+        for c, group in frame.groupby("campaign_id")
+    ]
+    score = frame["score"].to_numpy()
+    creator = frame["creator_row"].to_numpy()
+    choices = sorted(product(*options), key=lambda pick: -sum(score[i] for part in pick for i in part))
+    for pick in choices:
+        rows = [i for part in pick for i in part]
+        if np.bincount(creator[rows]).max(initial=0) > policy.capacity:  # the cheap rule first
+            continue
+        if not broken_rules(frame.loc[rows], frame, policy, vectors, plan):
+            return float(score[rows].sum())
+    return 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_exact_assignment_is_the_optimum_under_budget_capacity_and_duplicates(seed):
+    """Three standard campaigns of five candidates, tight budgets, capacity one, a copied profile: the exact
+    total is the best of every rule-abiding choice, found by enumeration."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        ("ABC"[k], r, float(rng.integers(5, 50)), "d", float(rng.integers(1, 6)))
+        for k in range(3)
+        for r in rng.choice(6, 5, replace=False)
+    ]
+    frame = candidates(rows, budget=6.0, kind="standard")
+    vectors = distinct_vectors(6)
+    vectors[5] = vectors[4]
+    policy = SlatePolicy(standard_size=3, min_size=1, capacity=1, funnel_coverage=False)
+
+    exact, _ = build_slates(frame, policy, vectors)
+
+    assert broken_rules(exact, frame, policy, vectors) == []
+    assert total(exact) == pytest.approx(brute_force_under_every_rule(frame, policy, vectors))
