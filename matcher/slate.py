@@ -15,9 +15,17 @@ from features.product_type import UNCERTAIN
 from matcher.assignment import assign_exact, best_assignment
 from matcher.greedy import assign_greedy
 from matcher.settings import ASSIGNMENTS, SlatePolicy
-from matcher.slate_book import SlateBook, campaign_order
+from matcher.slate_book import FUNNEL, SlateBook, campaign_order
 
-__all__ = ["ASSIGNMENTS", "SlatePolicy", "best_assignment", "build_slates", "default_slates", "plan_sizes"]
+__all__ = [
+    "ASSIGNMENTS",
+    "SlatePolicy",
+    "best_assignment",
+    "build_slates",
+    "default_slates",
+    "objective",
+    "plan_sizes",
+]
 
 
 def _size_uncertain_types(plan: pd.DataFrame, probability: pd.Series, policy: SlatePolicy) -> None:
@@ -130,6 +138,29 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     )
     chosen = chosen.assign(rank=chosen.groupby("campaign_id").cumcount() + 1).reset_index(drop=True)
     return chosen, {c: _why(c, slates, slates.added.get(c, []), stage) for c in slates.members}
+
+
+def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -> float:
+    """What the exact assignment maximises, to compare assignments of the same scored batch on it.
+
+    The chosen pairs' predicted sales, less twice a campaign's best score for each funnel stage of a non-standard
+    slate that has a candidate worth `min_stage_value` of the best but no such member: coverage is a rule kept
+    unless keeping it is impossible, so an assignment that skips it does not count the sales it bought that way.
+    """
+    total = float(chosen["score"].sum())
+    scored = scored[scored["score"] > 0]
+    if not policy.funnel_coverage or scored.empty:
+        return total
+    plan = plan_sizes(scored, policy)
+    best = plan["best"].reindex(scored["campaign_id"]).to_numpy()
+    wide = ~plan["standard"].reindex(scored["campaign_id"]).to_numpy(bool)
+    worthy = scored[wide & (scored["score"] >= policy.min_stage_value * best) & scored["funnel_stage"].isin(FUNNEL)]
+    wanted = set(zip(worthy["campaign_id"], worthy["funnel_stage"], strict=True))
+    on_slates = chosen[
+        chosen["score"] >= policy.min_stage_value * plan["best"].reindex(chosen["campaign_id"]).to_numpy()
+    ]
+    missing = wanted - set(zip(on_slates["campaign_id"], on_slates["funnel_stage"], strict=True))
+    return total - sum(2.0 * plan.at[c, "best"] for c, _ in missing)
 
 
 def default_slates(scored: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
