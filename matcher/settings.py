@@ -47,8 +47,9 @@ class SlatePolicy:
         comparable_value: a proven creator is a comparable alternative when its score is at least this share
             of the score the slate's last place would have without the limit. A catalogue where nobody has a
             record therefore gets full slates.
-        assignment: "exact" (the linear programme) or "greedy" (one best-first pass over all pairs, kept to
-            measure what the exact assignment gains).
+        assignment: "exact" (one programme over the batch, optimal for the scores under every rule above) or
+            "greedy" (one best-first pass over all pairs under the same rules, kept to measure what the exact
+            assignment gains).
     """
 
     standard_size: int = 6
