@@ -23,7 +23,7 @@ from features.similarity import TagSpace
 from features.tables import Table, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for
 from matcher.candidate_index import CandidateIndex
-from matcher.eligibility import Eligibility, vectors_by_row
+from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
 from matcher.jobs import ENGINES, assign, chunked, scored_parts
 from matcher.retrieval import Retrieval
@@ -93,7 +93,7 @@ class Matcher:
             self.creators, index.creator_ids, self.settings.allow_cashback, self.settings.violations
         )
         past = self.ranker.model.past
-        vectors = vectors_by_row(index, self.eligibility.row_of, len(self.creators))
+        vectors = VectorsByRow(index, self.eligibility.row_of, len(self.creators))
         tags = TagSpace(self.embedder, self.creators["interest_tags"])
         # What the ranker learned is applied to records that are data: the latest performance's, else training's.
         self.records = (

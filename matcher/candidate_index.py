@@ -83,7 +83,15 @@ class CandidateIndex(IndexBuilder, IndexFiles, FilteredSearch):
         self.meta["ef_search"] = check_positive("ef_search", value)
 
     def vectors(self) -> np.ndarray:
-        """Every stored vector, in row order (row i belongs to `creator_ids[i]`)."""
+        """Every stored vector, in row order (row i belongs to `creator_ids[i]`): a full copy."""
         if len(self) == 0:
             return np.zeros((0, self.meta["dimension"]), dtype=np.float32)
         return self.index.reconstruct_n(0, len(self))
+
+    def vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        """The stored vectors of these index rows, in their order: the values `vectors()[positions]` holds,
+        read from the index alone (an ivf index keeps a direct map from row to list, see `build` and `load`)."""
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        if not len(positions):
+            return np.zeros((0, self.meta["dimension"]), dtype=np.float32)
+        return self.index.reconstruct_batch(positions)

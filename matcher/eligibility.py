@@ -10,7 +10,7 @@ import pandas as pd
 from features.contract import CASHBACK_TYPE
 from matcher.candidate_index import CandidateIndex
 
-__all__ = ["Eligibility", "vectors_by_row"]
+__all__ = ["Eligibility", "VectorsByRow"]
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,36 @@ class Eligibility:
         return cls(row_of, in_index, in_table)
 
 
-def vectors_by_row(index: CandidateIndex, row_of: np.ndarray, n_rows: int) -> np.ndarray:
-    """Creator vectors in table order, read back from the index (no re-embedding); zeros for rows it lacks."""
-    stored = index.vectors()
-    if len(stored) == n_rows and np.array_equal(row_of, np.arange(len(stored))):
-        return stored  # the usual case, an index built from this table: no second copy of every vector
-    vectors = np.zeros((n_rows, index.meta["dimension"]), dtype=np.float32)
-    present = np.flatnonzero(row_of >= 0)
-    vectors[row_of[present]] = stored[present]
-    return vectors
+class VectorsByRow:
+    """Creator vectors by creator-table row, gathered from the index when asked (no re-embedding, and no second
+    copy of every vector: at a million creators that copy was 1.5 GB beside the index's own); zeros for rows
+    the index lacks.
+
+    `vectors[rows]` takes an integer array (or one row) and returns float32 rows, the index's stored values.
+
+    Args:
+        index: the candidate index.
+        row_of: the creator-table row of each index row, -1 where the table lacks that creator.
+        n_rows: rows in the creator table.
+    """
+
+    def __init__(self, index: CandidateIndex, row_of: np.ndarray, n_rows: int) -> None:
+        self.index = index
+        self.position = np.full(n_rows, -1, dtype=np.int64)  # the index row of each table row, -1: none
+        present = np.flatnonzero(row_of >= 0)
+        self.position[row_of[present]] = present
+        self.shape = (n_rows, int(index.meta["dimension"]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: np.ndarray | int) -> np.ndarray:
+        if np.ndim(rows) == 0:
+            return self[np.array([rows])][0]
+        positions = self.position[np.asarray(rows, dtype=np.int64)]
+        present = positions >= 0
+        if present.all():
+            return self.index.vectors_at(positions)
+        vectors = np.zeros((len(positions), self.shape[1]), dtype=np.float32)
+        vectors[present] = self.index.vectors_at(positions[present])
+        return vectors

@@ -45,7 +45,7 @@ def test_a_proven_seller_far_from_the_brief_is_still_a_candidate(creators, chunk
     no_proven = MatchSettings(candidates=SMALL.candidates, proven_candidates=0)
     similar_only = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=no_proven)
     vectors = campaign_vectors(embedder, chunk)
-    similarity = vectors @ both.scorer.creator_vectors.T
+    similarity = vectors @ vectors_of_creators.T
 
     found, found_by_similarity = candidates_of(both, chunk, vectors), candidates_of(similar_only, chunk, vectors)
 
@@ -86,7 +86,7 @@ def test_a_close_creator_without_a_record_is_a_candidate_and_a_closed_one_never(
 
     assert matcher.scorer.history["hist_campaigns"].iloc[row["newcomer"]] == 0, "no record"
     assert row["newcomer"] not in set(matcher.scorer.retrieval.proven(campaign["category"]).tolist())
-    similarity = vectors[0] @ matcher.scorer.creator_vectors.T
+    similarity = vectors[0] @ matcher.scorer.creator_vectors[np.arange(len(matcher.creators))].T
     assert np.argsort(-similarity)[:2].tolist() in ([row["newcomer"], row["closed"]], [row["closed"], row["newcomer"]])
     assert row["newcomer"] in found
     assert row["closed"] not in found
