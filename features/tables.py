@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 READERS = {suffix: suffix[1:] for suffix in TABLE_SUFFIXES}
+# Rows validated at once: their records and row models exist for one block at a time (for a million creators at
+# once they were gigabytes of Python objects); a block's rows are checked exactly as a whole table's.
+VALIDATION_BLOCK = 20_000
 
 
 class InputError(Exception):
@@ -224,6 +228,45 @@ def _row_id(record: dict[str, object], spec: TableSpec) -> str:
     return "/".join(str(record.get(column, "")) for column in spec.id_columns if record.get(column) is not None)
 
 
+def _valid_block(
+    block: pd.DataFrame, start: int, spec: TableSpec, rejects: dict[tuple[int, str], Reject]
+) -> Iterator[tuple[int, BaseModel]]:
+    """The valid rows of one block (frame positions from `start`) as (position, row model); adds the others'
+    rejects, one per (row, column)."""
+    records = _records(block, spec)
+    adapter = TypeAdapter(list[spec.row_model])
+    try:
+        return zip(range(start, start + len(records)), adapter.validate_python(records), strict=True)
+    except ValidationError as exc:
+        bad_rows = set()
+        for error in exc.errors(include_url=False):
+            index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else "?"
+            bad_rows.add(index)
+            if (start + index, column) in rejects:
+                continue
+            rejects[start + index, column] = Reject(
+                spec.name,
+                start + index + 1,
+                _row_id(records[index], spec),
+                column,
+                _reason(error, column in spec.private_columns),
+            )
+        kept = [i for i in range(len(records)) if i not in bad_rows]
+        rows = adapter.validate_python([records[i] for i in kept])
+        return zip([start + i for i in kept], rows, strict=True)
+
+
+def _share_strings(cells: list, start: int, shared: dict[str, str]) -> None:
+    """Makes the strings of list and map cells from `start` on one object per distinct text: a million
+    creators name a few thousand tags, platforms and marketplaces, and each copy cost about 50 bytes."""
+    for i in range(start, len(cells)):
+        cell = cells[i]
+        if isinstance(cell, list):
+            cells[i] = [shared.setdefault(item, item) if isinstance(item, str) else item for item in cell]
+        elif isinstance(cell, dict):
+            cells[i] = {shared.setdefault(key, key) if isinstance(key, str) else key: v for key, v in cell.items()}
+
+
 def validate_frame(frame: pd.DataFrame, table: str) -> Table:
     """Validates every row of a contract table; returns the valid rows, typed, and a reject per bad row.
 
@@ -232,48 +275,40 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
     """
     spec = TABLES[table]
     frame = frame.drop(columns="row", errors="ignore")
-    records = _records(frame, spec)
-    adapter = TypeAdapter(list[spec.row_model])
+    names = list(spec.row_model.model_fields)
+    # The valid rows' typed values, column by column: a row model and its record live for one block only.
+    values: dict[str, list] = {name: [] for name in names}
     rejects: dict[tuple[int, str], Reject] = {}
-    try:
-        rows = adapter.validate_python(records)
-        kept = list(range(len(records)))
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else "?"
-            if (index, column) in rejects:
-                continue
-            rejects[index, column] = Reject(
-                table,
-                index + 1,
-                _row_id(records[index], spec),
-                column,
-                _reason(error, column in spec.private_columns),
-            )
-        bad_rows = {index for index, _ in rejects}
-        kept = [i for i in range(len(records)) if i not in bad_rows]
-        rows = adapter.validate_python([records[i] for i in kept])
-    if spec.unique:
-        first_seen: dict[tuple, int] = {}
-        for position, (index, row) in enumerate(zip(kept, rows, strict=True)):
-            key = tuple(getattr(row, column) for column in spec.id_columns)
-            if key in first_seen:
-                rejects[index, spec.id_columns[-1]] = Reject(
-                    table,
-                    index + 1,
-                    "/".join(key),
-                    spec.id_columns[-1],
-                    f"duplicate id; first seen at row {first_seen[key] + 1}",
-                )
-                rows[position] = None
-            else:
+    kept: list[int] = []
+    first_seen: dict[tuple, int] = {}
+    shared: dict[str, str] = {}
+    for start in range(0, len(frame), VALIDATION_BLOCK):
+        before = len(kept)
+        for index, row in _valid_block(frame.iloc[start : start + VALIDATION_BLOCK], start, spec, rejects):
+            if spec.unique:
+                key = tuple(getattr(row, column) for column in spec.id_columns)
+                if key in first_seen:
+                    rejects[index, spec.id_columns[-1]] = Reject(
+                        table,
+                        index + 1,
+                        "/".join(key),
+                        spec.id_columns[-1],
+                        f"duplicate id; first seen at row {first_seen[key] + 1}",
+                    )
+                    continue
                 first_seen[key] = index
-        survivors = [(i, r) for i, r in zip(kept, rows, strict=True) if r is not None]
-        kept, rows = [i for i, _ in survivors], [r for _, r in survivors]
-    valid = pd.DataFrame([row.__dict__ for row in rows], columns=list(spec.row_model.model_fields))
+            kept.append(index)
+            cells = row.__dict__
+            for name in names:
+                values[name].append(cells[name])
+        for name in (*spec.list_columns, *spec.map_columns):
+            _share_strings(values[name], before, shared)
+    # Built as the rows' records were: no valid row gives object columns, as a frame of no records has.
+    valid = pd.DataFrame(values, columns=names) if kept else pd.DataFrame([], columns=names)
+    del values
     extra = [column for column in frame.columns if column not in valid.columns]
     if extra:
-        valid = pd.concat([valid, frame.iloc[list(kept)][extra].reset_index(drop=True)], axis=1)
+        valid = pd.concat([valid, frame.iloc[kept][extra].reset_index(drop=True)], axis=1)
     valid.insert(0, "row", np.asarray(kept, dtype=np.int64) + 1)
     return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)), _VALIDATED)
 

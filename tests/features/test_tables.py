@@ -835,3 +835,32 @@ def test_a_validated_frame_validates_again_numbered_by_position():
     assert [(r.row, r.column) for r in valid_rows(hand_made, "campaigns").rejects] == [(1, "price"), (2, "price")]
     with pytest.raises(ValueError, match="Got the campaigns table; expected the creators table"):
         valid_rows(first, "creators")
+
+
+@pytest.mark.parametrize("table", ["campaigns", "creators", "performance"])
+def test_validating_in_blocks_gives_the_rows_and_rejects_of_the_whole_table(table, monkeypatch):
+    """Tables are validated a block of rows at a time to bound memory: every rule's bad row, repeated ids
+    whose first occurrence is in another block, and rows with two defects give the same rejects, in the same
+    order, and the same valid frame (values, dtypes, extra columns) as one block holding the whole table."""
+    make, id_column = ROW_MAKERS[table], ID_OF.get(table, "creator_id")
+    rules = [rule for rule in RULES if rule[0] == table]
+    rows, expected = [], {}
+    for i, (_, bad, column, _) in enumerate(rules):
+        rows.append(make(**{id_column: f"good{i}"}))
+        rows.append(make(**({id_column: f"bad{i}"} | bad)))
+        expected[len(rows)] = column
+    rows.append(make(**{id_column: "good0"}))  # a repeat of row 1's id, several blocks later
+    expected[len(rows)] = "creator_id" if table == "performance" else id_column
+    rows.append(make(**({id_column: "two"} | rules[0][1] | rules[-1][1])))  # two defects, two rejects
+    frame = pd.DataFrame(rows).assign(note=[f"n{i}" for i in range(len(rows))])
+    whole = validate_frame(frame, table)
+
+    for block in (1, 2, 5):
+        monkeypatch.setattr("features.tables.VALIDATION_BLOCK", block)
+        blocked = validate_frame(frame, table)
+        pd.testing.assert_frame_equal(blocked.frame, whole.frame)
+        assert blocked.rejects == whole.rejects
+    assert {r.row: r.column for r in whole.rejects if r.row in expected} == expected
+    assert {r.column for r in whole.rejects if r.row == len(rows)} == {rules[0][2], rules[-1][2]}
+    assert whole.frame["note"].tolist() == [f"n{row - 1}" for row in whole.frame["row"]]
+    assert set(whole.frame["row"]) | {r.row for r in whole.rejects} == set(range(1, len(rows) + 1))
