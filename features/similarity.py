@@ -3,6 +3,8 @@ phrases and the category, so that topical fit never hangs on a tag appearing ver
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -42,14 +44,18 @@ class TagSpace:
     """
 
     def __init__(self, embedder: Embedder, interest_tags: pd.Series) -> None:
-        lowered = normalized_tags(interest_tags)
-        self.vocabulary = sorted({tag for tags in lowered for tag in tags})
+        counts = np.fromiter(map(len, interest_tags), dtype=np.int64, count=len(interest_tags))
+        # Each distinct tag is normalised once: a list of lower-cased lists for a million creators was about a
+        # gigabyte of Python objects, for a vocabulary of a few thousand.
+        flat = np.fromiter(itertools.chain.from_iterable(interest_tags), dtype=object, count=int(counts.sum()))
+        codes, distinct = pd.factorize(flat, use_na_sentinel=False)
+        (lowered,) = normalized_tags([distinct])
+        self.vocabulary = sorted(set(lowered))
         position = {tag: i for i, tag in enumerate(self.vocabulary)}
         self.vectors = (
             embedder.encode(self.vocabulary) if self.vocabulary else np.zeros((0, embedder.dimension), np.float32)
         )
-        self.tag_ids = np.array([position[tag] for tags in lowered for tag in tags], dtype=np.int64)
-        counts = np.array([len(tags) for tags in lowered], dtype=np.int64)
+        self.tag_ids = np.array([position[tag] for tag in lowered], dtype=np.int64)[codes]
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
 
     def _flat(self, query_index: np.ndarray, creator_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
