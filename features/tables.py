@@ -6,12 +6,14 @@ import contextlib
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
@@ -273,18 +275,31 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
     Unknown extra columns are kept. Repeated ids after the first occurrence are rejected. Rows are numbered
     by position in `frame`: a `row` column it already has (as a validated frame does) is replaced.
     """
-    spec = TABLES[table]
     frame = frame.drop(columns="row", errors="ignore")
+    # At least one block, so that an empty table still has its columns (extra ones are kept).
+    blocks = (frame.iloc[start : start + VALIDATION_BLOCK] for start in range(0, max(len(frame), 1), VALIDATION_BLOCK))
+    return _validate_blocks(blocks, table, lambda kept, extra: frame.iloc[kept][extra])
+
+
+def _validate_blocks(
+    blocks: Iterable[pd.DataFrame], table: str, extra_columns: Callable[[list[int], list[str]], pd.DataFrame]
+) -> Table:
+    """`validate_frame` over a table given as consecutive blocks of rows (the same columns in each);
+    `extra_columns(kept, names)` gives the named columns of the kept rows (positions in the table)."""
+    spec = TABLES[table]
     names = list(spec.row_model.model_fields)
+    columns: list[str] = []
     # The valid rows' typed values, column by column: a row model and its record live for one block only.
     values: dict[str, list] = {name: [] for name in names}
     rejects: dict[tuple[int, str], Reject] = {}
     kept: list[int] = []
     first_seen: dict[tuple, int] = {}
     shared: dict[str, str] = {}
-    for start in range(0, len(frame), VALIDATION_BLOCK):
-        before = len(kept)
-        for index, row in _valid_block(frame.iloc[start : start + VALIDATION_BLOCK], start, spec, rejects):
+    start = 0
+    for block in blocks:
+        block = block.drop(columns="row", errors="ignore")
+        columns, before = list(block.columns), len(kept)
+        for index, row in _valid_block(block, start, spec, rejects):
             if spec.unique:
                 key = tuple(getattr(row, column) for column in spec.id_columns)
                 if key in first_seen:
@@ -303,19 +318,48 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
                 values[name].append(cells[name])
         for name in (*spec.list_columns, *spec.map_columns):
             _share_strings(values[name], before, shared)
+        start += len(block)
     # Built as the rows' records were: no valid row gives object columns, as a frame of no records has.
     valid = pd.DataFrame(values, columns=names) if kept else pd.DataFrame([], columns=names)
     del values
-    extra = [column for column in frame.columns if column not in valid.columns]
+    extra = [column for column in columns if column not in valid.columns]
     if extra:
-        valid = pd.concat([valid, frame.iloc[kept][extra].reset_index(drop=True)], axis=1)
+        valid = pd.concat([valid, extra_columns(kept, extra).reset_index(drop=True)], axis=1)
     valid.insert(0, "row", np.asarray(kept, dtype=np.int64) + 1)
     return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)), _VALIDATED)
 
 
 def read_table(path: str | Path, table: str) -> Table:
-    """Reads and validates one contract table from a .parquet, .csv or .jsonl file."""
-    return validate_frame(read_frame(path), table)
+    """Reads and validates one contract table from a .parquet, .csv or .jsonl file.
+
+    A Parquet file is converted to pandas a block of rows at a time, as `read_frame` would have converted it
+    whole: at a million creators, a frame of every list and map cell as Python objects was over a gigabyte.
+    """
+    path = Path(path)
+    if READERS.get(path.suffix.lower()) != "parquet" or not path.is_file():
+        return validate_frame(read_frame(path), table)
+    try:
+        arrow = pq.read_table(path, use_pandas_metadata=True)  # what pandas.read_parquet reads
+    except Exception as exc:
+        read_frame(path)  # raises the InputError a whole read gives
+        raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
+    return _validate_blocks(_pandas_blocks(arrow), table, lambda kept, extra: read_frame(path)[extra].iloc[kept])
+
+
+def _pandas_blocks(arrow: pa.Table) -> Iterator[pd.DataFrame]:
+    """The table as pandas frames of VALIDATION_BLOCK rows, each with the cells the whole table's conversion has.
+
+    Only the presence of nulls makes a column's conversion differ by rows: integers with nulls become float64
+    and booleans with nulls objects, so a block without one is given that column's whole-table dtype.
+    """
+    nulls = {name: arrow.column(name).null_count > 0 for name in arrow.column_names}
+    for start in range(0, max(arrow.num_rows, 1), VALIDATION_BLOCK):
+        block = arrow.slice(start, VALIDATION_BLOCK).to_pandas()
+        for name in block.columns:
+            dtype = block[name].dtype
+            if nulls.get(name) and isinstance(dtype, np.dtype) and dtype.kind in "iub":
+                block[name] = block[name].astype(float if dtype.kind in "iu" else object)
+        yield block
 
 
 def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:

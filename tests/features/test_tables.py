@@ -864,3 +864,29 @@ def test_validating_in_blocks_gives_the_rows_and_rejects_of_the_whole_table(tabl
     assert {r.column for r in whole.rejects if r.row == len(rows)} == {rules[0][2], rules[-1][2]}
     assert whole.frame["note"].tolist() == [f"n{row - 1}" for row in whole.frame["row"]]
     assert set(whole.frame["row"]) | {r.row for r in whole.rejects} == set(range(1, len(rows) + 1))
+
+
+def test_a_parquet_file_read_in_blocks_gives_what_the_whole_frame_gives(tmp_path, monkeypatch):
+    """read_table converts a Parquet file a block at a time: a column with a null in one block only (integers
+    then read as floats, so a bad count is quoted as the whole file shows it), a dictionary-encoded column,
+    extra columns and an empty file give the rows and rejects of validating the whole frame."""
+    followers = [12000, None, -1, 50, 7, -2, 30]
+    rows = [creator(creator_id=f"u{i}", followers=n) for i, n in enumerate(followers)]
+    columns = {name: [row.get(name) for row in rows] for name in rows[0]}
+    table = pa.table(columns).set_column(1, "creator_type", pa.array(columns["creator_type"]).dictionary_encode())
+    table = table.append_column("note", pa.array([1, 2, 3, 4, None, 6, 7], pa.int64()))
+    table = table.append_column("flag", pa.array([True, False, True, False, True, None, True]))
+    pq.write_table(table, tmp_path / "creators.parquet")
+    pq.write_table(table.slice(0, 0), tmp_path / "empty.parquet")
+    monkeypatch.setattr("features.tables.VALIDATION_BLOCK", 2)
+
+    for name in ("creators.parquet", "empty.parquet"):
+        whole = validate_frame(read_frame(tmp_path / name), "creators")
+        blocked = read_table(tmp_path / name, "creators")
+        pd.testing.assert_frame_equal(blocked.frame, whole.frame)
+        assert blocked.rejects == whole.rejects
+    assert [r.line() for r in read_table(tmp_path / "creators.parquet", "creators").rejects] == [
+        "creators row 2 (id u1): column followers: required value is missing",
+        "creators row 3 (id u2): column followers: got -1.0; input should be greater than or equal to 0",
+        "creators row 6 (id u5): column followers: got -2.0; input should be greater than or equal to 0",
+    ]
