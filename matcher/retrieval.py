@@ -13,7 +13,12 @@ from features.pairwise import record_lifts
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility
 
-__all__ = ["Retrieval", "proven_value"]
+__all__ = ["TOPICAL_CACHE_VALUES", "Retrieval", "proven_value"]
+
+# Most values of the per-category tables Retrieval keeps (float64): 16 categories of 200,000 creators. Beyond it
+# a category's table is computed for its proven channel and dropped: at a million creators the 16 tables were
+# 0.9 GB, while a chunk's pairs are a few hundred thousand rows.
+TOPICAL_CACHE_VALUES = 16 * 200_000 * len(AFFINITY_FEATURES)
 
 
 def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.DataFrame) -> np.ndarray:
@@ -91,24 +96,36 @@ class Retrieval:
         return self._proven[category]
 
     def topical(self, category: str) -> np.ndarray:
-        """What history says of every creator's interests in a category (AFFINITY_FEATURES), once per run.
+        """What history says of every creator's interests in a category (AFFINITY_FEATURES).
 
-        A creator's affinity depends on its tags and the category alone, so it is computed once per category
-        for the whole table and gathered for each pair: one pass per category rather than one per pair.
+        A creator's affinity depends on its tags and the category alone, so it is computed for the whole table
+        and kept, to be gathered for each pair, while the kept tables hold at most TOPICAL_CACHE_VALUES values.
         """
-        if category not in self._topical:
-            frame = self.affinity.transform(
-                self.creators["interest_tags"], pd.Series([category] * len(self.creators), dtype=object)
-            )
-            self._topical[category] = frame[AFFINITY_FEATURES].to_numpy(float)
-        return self._topical[category]
+        if category in self._topical:
+            return self._topical[category]
+        frame = self.affinity.transform(
+            self.creators["interest_tags"], pd.Series([category] * len(self.creators), dtype=object)
+        )
+        table = frame[AFFINITY_FEATURES].to_numpy(float)
+        if (len(self._topical) + 1) * table.size <= TOPICAL_CACHE_VALUES:
+            self._topical[category] = table
+        return table
 
     def topical_pairs(self, categories: np.ndarray, creator_index: np.ndarray) -> pd.DataFrame:
-        """AFFINITY_FEATURES of (category, creator row) pairs, gathered from the per-category tables."""
+        """AFFINITY_FEATURES of (category, creator row) pairs: gathered from the kept per-category tables, and
+        computed for the pairs alone in the other categories (the same values: each row's are its own)."""
         values = np.empty((len(creator_index), len(AFFINITY_FEATURES)))
-        for category in np.unique(categories):
+        kept = np.isin(categories, list(self._topical))
+        for category in np.unique(categories[kept]):
             pairs = np.flatnonzero(categories == category)
-            values[pairs] = self.topical(category)[creator_index[pairs]]
+            values[pairs] = self._topical[category][creator_index[pairs]]
+        if not kept.all():
+            pairs = np.flatnonzero(~kept)
+            frame = self.affinity.transform(
+                self.creators["interest_tags"].iloc[creator_index[pairs]],
+                pd.Series(np.asarray(categories, dtype=object)[pairs], dtype=object),
+            )
+            values[pairs] = frame[AFFINITY_FEATURES].to_numpy(float)
         return pd.DataFrame(values, columns=AFFINITY_FEATURES)
 
     def candidates(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

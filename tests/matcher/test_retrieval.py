@@ -117,3 +117,20 @@ def test_proven_value_is_reach_times_record_times_interests():
     #    click lift (90 + 30) / (30 + 30) = 2, order lift (15 + 5) / (5 + 5) = 2; interests 0.5:
     #    10,000 x 2 x 2 x 0.5 = 20,000.
     np.testing.assert_allclose(value, [9_000.0, 2_000.0, 20_000.0])
+
+
+def test_scores_are_the_same_whether_per_category_tables_are_kept_or_pairs_computed(
+    creators, chunk, ranker, embedder, monkeypatch
+):
+    """Above TOPICAL_CACHE_VALUES, retrieval computes a chunk's interest affinities for its pairs alone instead of
+    keeping a table per category: the matches are equal to the last bit."""
+    vectors = creator_vectors(embedder, creators.frame)
+    index = CandidateIndex.build(vectors, creators.frame["creator_id"], embedder.model)
+    kept = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=SMALL)
+    matches = kept.match_many(chunk).matches
+    monkeypatch.setattr("matcher.retrieval.TOPICAL_CACHE_VALUES", 0)
+    computed = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=SMALL)
+
+    pd.testing.assert_frame_equal(computed.match_many(chunk).matches, matches, check_exact=True)
+    assert len(matches)
+    assert kept.scorer.retrieval._topical and not computed.scorer.retrieval._topical
