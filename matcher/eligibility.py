@@ -82,7 +82,8 @@ class VectorsByRow:
 
     def __getitem__(self, rows: np.ndarray | int) -> np.ndarray:
         if np.ndim(rows) == 0:
-            return self[np.array([rows])][0]
+            position = int(self.position[rows])
+            return self.index.index.reconstruct(position) if position >= 0 else np.zeros(self.shape[1], np.float32)
         positions = self.position[np.asarray(rows, dtype=np.int64)]
         present = positions >= 0
         if present.all():

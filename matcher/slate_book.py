@@ -47,6 +47,9 @@ class SlateBook:
         }
         self.closed: set[str] = set()
         self.added: dict[str, list[str]] = {}
+        # Each slate's member vectors, gathered once per change of members rather than on every candidate
+        # checked against them (the vectors are read from the index on demand).
+        self._member_vectors: dict[str, np.ndarray] = {}
 
     def why_not(self, i: int, swap: bool = False) -> str | None:
         """None if row i can join its campaign's slate, else the rule that stops it.
@@ -68,7 +71,9 @@ class SlateBook:
         if self.standard[c] and not self.proven[i] and self.unproven[c] >= self.max_unproven[c]:
             return "unproven"
         if members and p.duplicate_similarity < 1:
-            closest = float(np.max(self.vectors[self.creator[members]] @ self.vectors[self.creator[i]]))
+            if c not in self._member_vectors:
+                self._member_vectors[c] = self.vectors[self.creator[members]]
+            closest = float(np.max(self._member_vectors[c] @ self.vectors[self.creator[i]]))
             if closest >= p.duplicate_similarity:
                 return "duplicate"
         return None
@@ -80,6 +85,7 @@ class SlateBook:
     def add(self, i: int) -> None:
         c = self.campaign[i]
         self.members[c].append(i)
+        self._member_vectors.pop(c, None)
         self.spend[c] += self.commission[i]
         self.unproven[c] += int(self.standard[c] and not self.proven[i])
         self.load[self.creator[i]] = self.load.get(self.creator[i], 0) + 1
@@ -87,6 +93,7 @@ class SlateBook:
     def remove(self, i: int) -> None:
         c = self.campaign[i]
         self.members[c].remove(i)
+        self._member_vectors.pop(c, None)
         self.spend[c] -= self.commission[i]
         self.unproven[c] -= int(self.standard[c] and not self.proven[i])
         self.load[self.creator[i]] -= 1
