@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import pickle
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -289,16 +290,17 @@ def _validate_blocks(
     spec = TABLES[table]
     names = list(spec.row_model.model_fields)
     columns: list[str] = []
-    # The valid rows' typed values, column by column: a row model and its record live for one block only.
-    values: dict[str, list] = {name: [] for name in names}
+    # The valid rows' typed values, a pickle per block and column: a row model and its record live for one
+    # block only, and the frame's own objects are made at the end (see _valid_frame).
+    packed: dict[str, list[bytes]] = {name: [] for name in names}
     rejects: dict[tuple[int, str], Reject] = {}
     kept: list[int] = []
     first_seen: dict[tuple, int] = {}
-    shared: dict[str, str] = {}
     start = 0
     for block in blocks:
         block = block.drop(columns="row", errors="ignore")
-        columns, before = list(block.columns), len(kept)
+        columns = list(block.columns)
+        values: dict[str, list] = {name: [] for name in names}
         for index, row in _valid_block(block, start, spec, rejects):
             if spec.unique:
                 key = tuple(getattr(row, column) for column in spec.id_columns)
@@ -316,17 +318,43 @@ def _validate_blocks(
             cells = row.__dict__
             for name in names:
                 values[name].append(cells[name])
-        for name in (*spec.list_columns, *spec.map_columns):
-            _share_strings(values[name], before, shared)
+        for name in names:
+            packed[name].append(pickle.dumps(values[name], protocol=pickle.HIGHEST_PROTOCOL))
+        del values
         start += len(block)
+    del first_seen
     # Built as the rows' records were: no valid row gives object columns, as a frame of no records has.
-    valid = pd.DataFrame(values, columns=names) if kept else pd.DataFrame([], columns=names)
-    del values
+    cell_columns = (*spec.list_columns, *spec.map_columns)
+    valid = _valid_frame(packed, names, cell_columns) if kept else pd.DataFrame([], columns=names)
     extra = [column for column in columns if column not in valid.columns]
     if extra:
         valid = pd.concat([valid, extra_columns(kept, extra).reset_index(drop=True)], axis=1)
     valid.insert(0, "row", np.asarray(kept, dtype=np.int64) + 1)
     return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)), _VALIDATED)
+
+
+def _valid_frame(packed: dict[str, list[bytes]], names: list[str], cell_columns: tuple[str, ...]) -> pd.DataFrame:
+    """The valid rows' frame from their pickled values: the plain columns first, each converted from its
+    values as a frame of the rows' records would be; then the list and map cells, whose strings are shared.
+
+    Made in this order, the cells (the frame's only lasting Python objects) are not interleaved with the
+    plain values' short-lived ones, whose freed memory the allocator could then not give back: 200,000
+    creators took 0.26 GiB after validation instead of 0.37.
+    """
+    plain = [name for name in names if name not in cell_columns]
+    valid = pd.DataFrame({name: _unpacked(packed.pop(name)) for name in plain}, columns=plain)
+    shared: dict[str, str] = {}
+    for name in names:
+        if name in cell_columns:
+            cells = _unpacked(packed.pop(name))
+            _share_strings(cells, 0, shared)
+            valid[name] = pd.Series(cells, dtype=object)
+    return valid[names]
+
+
+def _unpacked(blobs: list[bytes]) -> list:
+    """One column's values from its pickled blocks, in order."""
+    return [value for blob in blobs for value in pickle.loads(blob)]
 
 
 def read_table(path: str | Path, table: str) -> Table:
