@@ -12,7 +12,8 @@ The policy's own yardstick: the best assignment under the same constraints, i.e.
 size per campaign and the same per-creator capacity, on TRUE expected sales (an exact b-matching,
 `matcher.slate.best_assignment`). "policy / constrained best" is what the policy's scores and rules leave on
 the table that the constraints do not; "greedy" is the same policy with the best-first pass instead of the
-exact assignment, and "greedy / exact objective" the gap on the model's own predicted scores.
+exact assignment, under the same rules, and "greedy / exact objective" the gap on the model's own predicted
+scores (at most 1 up to funnel coverage, which the exact one keeps where greedy's swaps cannot).
 
 `--world main|alt` picks the generator; `--sweep KEY=V1,V2` reruns every seed with a generator knob set to
 each value (shared knobs: outcome_noise, history_days, new_creator_share). The last line is one JSON object.
