@@ -13,12 +13,15 @@ from features.pairwise import record_lifts
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility
 
-__all__ = ["TOPICAL_CACHE_VALUES", "Retrieval", "proven_value"]
+__all__ = ["TOPICAL_BLOCK", "TOPICAL_CACHE_VALUES", "Retrieval", "proven_value"]
 
 # Most values of the per-category tables Retrieval keeps (float64): 16 categories of 200,000 creators. Beyond it
 # a category's table is computed for its proven channel and dropped: at a million creators the 16 tables were
 # 0.9 GB, while a chunk's pairs are a few hundred thousand rows.
 TOPICAL_CACHE_VALUES = 16 * 200_000 * len(AFFINITY_FEATURES)
+# Creators whose affinities are computed at once (each row's are its own): the (tag, category) keys and looked-up
+# values of a whole million-creator table were a transient of most of a gigabyte.
+TOPICAL_BLOCK = 100_000
 
 
 def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.DataFrame) -> np.ndarray:
@@ -103,10 +106,16 @@ class Retrieval:
         """
         if category in self._topical:
             return self._topical[category]
-        frame = self.affinity.transform(
-            self.creators["interest_tags"], pd.Series([category] * len(self.creators), dtype=object)
+        tags = self.creators["interest_tags"]
+        blocks = [tags.iloc[start : start + TOPICAL_BLOCK] for start in range(0, max(len(tags), 1), TOPICAL_BLOCK)]
+        table = np.concatenate(
+            [
+                self.affinity.transform(block, pd.Series([category] * len(block), dtype=object))[
+                    AFFINITY_FEATURES
+                ].to_numpy(float)
+                for block in blocks
+            ]
         )
-        table = frame[AFFINITY_FEATURES].to_numpy(float)
         if (len(self._topical) + 1) * table.size <= TOPICAL_CACHE_VALUES:
             self._topical[category] = table
         return table

@@ -123,12 +123,14 @@ def test_scores_are_the_same_whether_per_category_tables_are_kept_or_pairs_compu
     creators, chunk, ranker, embedder, monkeypatch
 ):
     """Above TOPICAL_CACHE_VALUES, retrieval computes a chunk's interest affinities for its pairs alone instead of
-    keeping a table per category: the matches are equal to the last bit."""
+    keeping a table per category, and whole-table affinities are computed a block of rows at a time: the
+    matches are equal to the last bit."""
     vectors = creator_vectors(embedder, creators.frame)
     index = CandidateIndex.build(vectors, creators.frame["creator_id"], embedder.model)
     kept = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=SMALL)
     matches = kept.match_many(chunk).matches
     monkeypatch.setattr("matcher.retrieval.TOPICAL_CACHE_VALUES", 0)
+    monkeypatch.setattr("matcher.retrieval.TOPICAL_BLOCK", 7)  # the whole table's, a few rows at a time
     computed = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=SMALL)
 
     pd.testing.assert_frame_equal(computed.match_many(chunk).matches, matches, check_exact=True)
