@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import pickle
-import shutil
 import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from features.safe_write import atomic_path, foreign_entries, remove_directory
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 
 __all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool"]
@@ -82,9 +82,8 @@ class WorkerGroup:
 
     def mark_serving(self, pid: int, model_version: str, creators: int) -> None:
         """Worker `pid` serves `model_version` (written whole: a reader never sees half a file)."""
-        staged = self.directory / f".{_SERVING}{pid}"
-        staged.write_text(json.dumps({"model_version": model_version, "creators": creators}))
-        os.replace(staged, self.directory / f"{_SERVING}{pid}")
+        with atomic_path(self.directory / f"{_SERVING}{pid}") as staged:
+            staged.write_text(json.dumps({"model_version": model_version, "creators": creators}))
 
     def serving(self) -> list[dict]:
         """What each live serving worker serves, the most recently changed last."""
@@ -111,8 +110,13 @@ class WorkerGroup:
         return path.read_text() if path.exists() else None
 
     def remove(self) -> None:
-        """Deletes the group's directory (the service's own temporary files, nothing of the user's)."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Deletes the group's directory if it holds only the group's own files (nothing of the user's)."""
+        remove_directory(self.directory, self._why_not_ours)
+
+    @staticmethod
+    def _why_not_ours(directory: Path) -> str | None:
+        foreign = foreign_entries(directory, [_PLAN, _FAILURE, f"{_SERVING}*"])
+        return f"it holds files the service did not write: {foreign}" if foreign else None
 
 
 class WorkerPool:
