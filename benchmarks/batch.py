@@ -68,6 +68,9 @@ def scaled_catalogue(creators: pd.DataFrame, vectors: np.ndarray, n: int, seed: 
 
 def run_match(campaigns: Path, creators: Path, index: Path, out: Path, *extra: str) -> tuple[float, float]:
     """Runs `creator-match match` in a fresh process; returns (seconds, its peak resident memory in GiB)."""
+    for stale in sorted(out.parent.glob(f".{out.name}.parts-*")):
+        # `match` resumes from an interrupted run's chunks: the time and memory would be of the rest only.
+        raise SystemExit(f"{stale} holds an interrupted run's scored chunks; remove it or use another --work")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     args = [CLI, "match", "--campaigns", str(campaigns), "--creators", str(creators), "--index", str(index)]
