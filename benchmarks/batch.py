@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from features.embeddings import Embedder, creator_vectors
+from matcher.batch import checkpoint_directories
 from matcher.candidate_index import CandidateIndex
 from simulation.world import simulate, write_table, write_world
 
@@ -68,9 +69,9 @@ def scaled_catalogue(creators: pd.DataFrame, vectors: np.ndarray, n: int, seed: 
 
 def run_match(campaigns: Path, creators: Path, index: Path, out: Path, *extra: str) -> tuple[float, float]:
     """Runs `creator-match match` in a fresh process; returns (seconds, its peak resident memory in GiB)."""
-    for stale in sorted(out.parent.glob(f".{out.name}.parts-*")):
+    if stale := checkpoint_directories(out):
         # `match` resumes from an interrupted run's chunks: the time and memory would be of the rest only.
-        raise SystemExit(f"{stale} holds an interrupted run's scored chunks; remove it or use another --work")
+        raise SystemExit(f"{stale[0]} holds an interrupted run's scored chunks; remove it or use another --work")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     args = [CLI, "match", "--campaigns", str(campaigns), "--creators", str(creators), "--index", str(index)]

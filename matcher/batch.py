@@ -19,7 +19,7 @@ from matcher.api import Matcher, MatchSettings
 from matcher.schema import MATCH_SCHEMA, CampaignSummary
 from training.registry import load_ranker
 
-__all__ = ["BatchReport", "run_match", "write_matches"]
+__all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
 
 
 @dataclass
@@ -50,6 +50,12 @@ def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MA
         else:
             raise InputError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
     return out
+
+
+def checkpoint_directories(out: str | Path) -> list[Path]:
+    """The scored-chunk directories beside `out`: this run's to resume from, or ones left by an interrupted run."""
+    out = Path(out)
+    return sorted(out.parent.glob(f".{out.name}.parts-*"))
 
 
 def _why_not_checkpoints(directory: Path) -> str | None:
@@ -132,7 +138,7 @@ def run_match(
             ray_actors=ray_actors,
         )
         write_matches(result.matches, out)
-        for stale in out.parent.glob(f".{out.name}.parts-*"):  # this run's and any left by other inputs
+        for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         stale = rejects_path(out)
