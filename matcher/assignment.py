@@ -29,8 +29,10 @@ def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) ->
     campaign = plan.index.get_indexer(scored["campaign_id"].to_numpy())
     exempt = plan["budgeted"].to_numpy(bool).copy()
     conflicts = np.empty((0, 2), dtype=np.int64)
+    considered = np.zeros(len(scored), dtype=bool)
     while True:
-        solution = _solve(scored, plan, policy, exempt, conflicts)
+        solution = _solve(scored, plan, policy, exempt, conflicts, considered)
+        considered[solution.considered] = True
         found = _duplicates(scored, solution.chosen, slates.vectors, policy.duplicate_similarity)
         clashing = np.unique(campaign[found])
         clashing = clashing[~_known(clashing, campaign, conflicts)]
@@ -79,12 +81,18 @@ def _pairs(scored: pd.DataFrame, mask: np.ndarray, vectors: np.ndarray, policy: 
 
 
 def _solve(
-    scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt: np.ndarray, conflicts: np.ndarray
+    scored: pd.DataFrame,
+    plan: pd.DataFrame,
+    policy: SlatePolicy,
+    exempt: np.ndarray,
+    conflicts: np.ndarray,
+    considered: np.ndarray | None = None,
 ) -> Solution:
     """The optimal assignment (rows of `scored`) over the candidates pruning keeps.
 
-    Solved by column generation (`Programme.optimum`): first on each campaign's best few candidates, then adding
-    every candidate whose reduced cost says it could improve the solution, until none can.
+    Solved by column generation (`Programme.optimum`): first on each campaign's best few candidates and the rows
+    `considered` by an earlier solve (the programme before near-duplicate rows were added), then adding every
+    candidate whose reduced cost says it could improve the solution, until none can.
     """
     rows = _prune(scored, plan, policy, exempt)
     if len(rows) == 0:
@@ -93,8 +101,10 @@ def _solve(
     position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
     stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
     working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
+    if considered is not None:
+        working |= considered[rows]
     solution = columns.optimum(working)
-    solution.chosen = rows[solution.chosen]
+    solution.chosen, solution.considered = rows[solution.chosen], rows[solution.considered]
     return solution
 
 

@@ -40,10 +40,14 @@ def dearest_spend(cost: np.ndarray, campaign: np.ndarray, count: np.ndarray, n_c
 
 
 class Solution:
-    """An optimum: the chosen columns, its objective (scores minus coverage penalties) and the relaxation's bound."""
+    """An optimum: the chosen columns, its objective (scores minus coverage penalties), the relaxation's bound, and
+    the columns the solver ended up considering (where a solve of a similar programme can start)."""
 
-    def __init__(self, chosen: np.ndarray, objective: float, bound: float) -> None:
+    def __init__(
+        self, chosen: np.ndarray, objective: float, bound: float, considered: np.ndarray | None = None
+    ) -> None:
         self.chosen, self.objective, self.bound = chosen, objective, bound
+        self.considered = chosen if considered is None else considered
 
 
 class Programme:
@@ -112,9 +116,11 @@ class Programme:
         bound = relaxed.value
         best = relaxed if relaxed.integral else self._solve(working, integral=True)
         while True:  # columns that could still be in a better integer solution than this one
-            entering = ~working & (reduced < best.value - bound + tolerance)
+            # Better by more than the tolerance the relaxation's loop stops at: so an integral relaxation is final,
+            # rather than solved again in integers with every column whose reduced cost is about zero (ties).
+            entering = ~working & (reduced < best.value - bound - tolerance)
             if not entering.any():
-                return Solution(np.flatnonzero(best.chosen), -best.value, -bound)
+                return Solution(np.flatnonzero(best.chosen), -best.value, -bound, np.flatnonzero(working))
             working |= entering
             best = self._solve(working, integral=True)
 
