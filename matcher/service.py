@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from features.rows import CampaignRow
@@ -85,7 +85,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         responses={422: {"model": list[Problem]}, 413: {"description": "body too large"}},
         openapi_extra=_body(_CAMPAIGNS_SCHEMA),
     )
-    async def match(request: Request) -> MatchResponse:
+    async def match(request: Request) -> Response:
         """Slates for one campaign or a list (the contract's campaign fields): the matches rows and a summary each.
 
         A list is matched as one batch run, like `creator-match match` on the same rows, so a creator's
@@ -100,11 +100,14 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
         version, result = await answer(backend.match, table)
-        return MatchResponse(
+        # The matcher's own rows, typed by the matches table: not validated again field by field, and written
+        # once (a response returned as such skips FastAPI's second validation; /docs still shows MatchResponse).
+        reply = MatchResponse.model_construct(
             model_version=version,
-            matches=[SlateEntry(**row) for row in result.matches.to_dict(orient="records")],
+            matches=[SlateEntry.model_construct(**row) for row in result.matches.to_dict(orient="records")],
             summaries=result.summaries,
         )
+        return Response(reply.model_dump_json(), media_type="application/json")
 
     @app.post(
         "/v1/similar",
