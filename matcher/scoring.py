@@ -84,6 +84,7 @@ class Scorer:
         self.min_market_share = min_market_share
         # Once per run rather than per chunk: it reads every creator's audience.
         self.typical_audience = typical_audience(creators)
+        self.funnel_stage = creators["creator_type"].map(FUNNEL_STAGE).array  # each creator's, by table row
 
     def category_records(self, creator_index: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
         """HISTORY_COLUMNS of each (creator row, category) pair's record in that category; zeros without one."""
@@ -127,12 +128,14 @@ class Scorer:
             self.typical_audience,
         )
         predicted = self.ranker.predict(features)
-        c = campaigns.iloc[campaign_index].reset_index(drop=True)
-        r = self.creators.iloc[creator_index].reset_index(drop=True)
-        expected = expected_outcomes(predicted, c["price"].to_numpy(float))
+        # Each pair's campaign and creator values, taken column by column (dtypes kept) for the columns read:
+        # taking every column of the 100,000 creators' table and of the campaigns cost more than the rest here.
+        c = {name: campaigns[name].array.take(campaign_index) for name in _CAMPAIGN_COLUMNS}
+        r = {name: self.creators[name].array.take(creator_index) for name in _CREATOR_COLUMNS}
+        expected = expected_outcomes(predicted, np.asarray(c["price"], float))
         score = expected["expected_sales"].copy()
         if self.violations == "demote":
-            score[r["disclosure_violations"].to_numpy() > 0] *= VIOLATION_FACTOR
+            score[np.asarray(r["disclosure_violations"]) > 0] *= VIOLATION_FACTOR
         market = features["market_share"].to_numpy()
         keep = ~(market < self.min_market_share)  # NaN (not stated) passes
         frame = pd.DataFrame(
@@ -144,12 +147,12 @@ class Scorer:
                 "p_click": predicted["p_click"].to_numpy(),
                 "p_order": predicted["p_order"].to_numpy(),
                 **expected,
-                "expected_commission": expected["expected_sales"] * c["commission_rate"].to_numpy(float),
-                "funnel_stage": r["creator_type"].map(FUNNEL_STAGE),
+                "expected_commission": expected["expected_sales"] * np.asarray(c["commission_rate"], float),
+                "funnel_stage": self.funnel_stage.take(creator_index),
                 "creator_type": r["creator_type"],
                 "product_type": c["product_type"],
-                "product_type_probability": c["product_type_probability"].to_numpy(float),
-                "budget": c["budget"].to_numpy(float),
+                "product_type_probability": np.asarray(c["product_type_probability"], float),
+                "budget": np.asarray(c["budget"], float),
                 "marketplaces": c["marketplaces"],
                 "market_share": market,
                 **{name: features[name] for name in EVIDENCE_COLUMNS},
@@ -161,7 +164,20 @@ class Scorer:
                 "hist_orders": self.history["hist_orders"].to_numpy()[creator_index],
             }
         )
-        return frame[keep].reset_index(drop=True)
+        return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+# What scoring writes of each pair's campaign and creator.
+_CAMPAIGN_COLUMNS = (
+    "campaign_id",
+    "price",
+    "commission_rate",
+    "product_type",
+    "product_type_probability",
+    "budget",
+    "marketplaces",
+)
+_CREATOR_COLUMNS = ("creator_id", "creator_type", "disclosure_violations")
 
 
 def _category_keys(category_history: pd.DataFrame, creator_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
