@@ -58,9 +58,13 @@ def plan_sizes(scored: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
         comparable proven ones), `target` (the slate size: the limit, cut by the budget on the campaign's own
         best candidates, never below the minimum nor above what is eligible), `budget_bound`, `best` score.
     """
+    return _plan_in_order(scored.iloc[campaign_order(scored)], policy)
+
+
+def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
+    """`plan_sizes` of scored pairs already in the canonical order (`campaign_order`)."""
     # Per-group arithmetic on the canonical order, where each campaign's rows are contiguous and best first:
     # pandas' grouped operations cost about a millisecond each on a service's few hundred rows, numpy's little.
-    s = scored.iloc[campaign_order(scored)]
     code, ids = pd.factorize(s["campaign_id"], sort=True)
     n_rows, n_campaigns = len(s), len(ids)
     starts = np.flatnonzero(np.diff(code, prepend=-1))
@@ -125,18 +129,21 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     scored = scored.iloc[campaign_order(scored)].reset_index(drop=True)
     if scored.empty:
         return scored.assign(rank=pd.Series(dtype="int64")), {}
-    plan = plan_sizes(scored, policy)
+    plan = _plan_in_order(scored, policy)
     slates = SlateBook(scored, policy, vectors, plan)
     if policy.assignment == "greedy":
         assign_greedy(scored, slates)
     else:
         assign_exact(scored, slates, plan)
     stage = scored["funnel_stage"].to_numpy()
-    chosen_rows = [i for members in slates.members.values() for i in members]
-    chosen = scored.iloc[chosen_rows].sort_values(
-        ["campaign_id", "score", "creator_id"], ascending=[True, False, True], kind="stable"
-    )
-    chosen = chosen.assign(rank=chosen.groupby("campaign_id").cumcount() + 1).reset_index(drop=True)
+    # `scored` is in the canonical order (campaign, then best score, then creator_id): its chosen rows in row
+    # order are each campaign's members best first, contiguous, and rank counts within each run of a campaign.
+    chosen_rows = np.sort(np.array([i for members in slates.members.values() for i in members], dtype=np.int64))
+    chosen = scored.iloc[chosen_rows].reset_index(drop=True)
+    campaign = chosen["campaign_id"].to_numpy()
+    first = np.ones(len(campaign), dtype=bool)
+    first[1:] = campaign[1:] != campaign[:-1]
+    chosen["rank"] = np.arange(len(campaign), dtype=np.int64) - np.flatnonzero(first)[np.cumsum(first) - 1] + 1
     return chosen, {c: _why(c, slates, slates.added.get(c, []), stage) for c in slates.members}
 
 
