@@ -104,7 +104,11 @@ def content_conversion_lift(rows: pd.DataFrame, creators: pd.DataFrame, strength
 def price_table(campaigns: pd.DataFrame, past: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Sorted prices per category of `campaigns`, joined with `past` ones."""
     past = past or {}
-    found = {str(c): g.to_numpy(float) for c, g in campaigns.groupby("category")["price"]}
+    # Numpy, not a pandas groupby: a service request's one campaign paid about half a millisecond for it.
+    category = campaigns["category"].to_numpy(dtype=object)
+    price = campaigns["price"].to_numpy(float)
+    known = pd.notna(category)
+    found = {str(c): price[known & (category == c)] for c in pd.unique(category[known])}
     empty = np.zeros(0)
     return {c: np.sort(np.concatenate([past.get(c, empty), found.get(c, empty)])) for c in set(past) | set(found)}
 
