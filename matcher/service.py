@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from features.rows import CampaignRow
 from features.tables import validate_frame
-from matcher.api import SlateEntry
+from matcher.api import MATCH_COLUMNS, SlateEntry
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 from matcher.service_models import LookalikeEntry, MatchResponse, Problem, SimilarRequest, SimilarResponse
 
@@ -102,9 +102,11 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         version, result = await answer(backend.match, table)
         # The matcher's own rows, typed by the matches table: not validated again field by field, and written
         # once (a response returned as such skips FastAPI's second validation; /docs still shows MatchResponse).
+        # The rows from the table's column lists (Python values): to_dict(orient="records") boxed cell by cell.
+        rows = zip(*(result.matches[name].tolist() for name in MATCH_COLUMNS), strict=True)
         reply = MatchResponse.model_construct(
             model_version=version,
-            matches=[SlateEntry.model_construct(**row) for row in result.matches.to_dict(orient="records")],
+            matches=[SlateEntry.model_construct(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],
             summaries=result.summaries,
         )
         return Response(reply.model_dump_json(), media_type="application/json")
