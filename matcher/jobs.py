@@ -100,10 +100,14 @@ def assign(
         frames.append(frame.assign(_part=number, _position=np.arange(len(frame))))
     if not frames or not sum(len(f) for f in frames):
         return pd.DataFrame(), {}
-    chosen, size_reason = build_slates(pd.concat(frames, ignore_index=True), policy, creator_vectors)
+    # One part (a service request's chunk) is neither concatenated nor grouped: the same rows, for less.
+    batch = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    chosen, size_reason = build_slates(batch, policy, creator_vectors)
+    groups = [(0, chosen)] if len(parts) == 1 else chosen.groupby("_part", sort=True)
     whole = [
         _read_part(parts[int(number)]).iloc[rows["_position"].to_numpy()].assign(rank=rows["rank"].to_numpy())
-        for number, rows in chosen.groupby("_part", sort=True)
+        for number, rows in groups
+        if len(rows)
     ]
     return (pd.concat(whole, ignore_index=True) if whole else pd.DataFrame()), size_reason
 
