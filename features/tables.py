@@ -118,6 +118,15 @@ class Table:
     def validated(self) -> bool:
         return self._seal is _VALIDATED
 
+    def __reduce__(self):
+        # The seal is this process's object: unpickled as it is, a validated table sent to another process (the
+        # service's worker processes) would come back unvalidated and be validated all over again there.
+        return _unpickled_table, (self.name, self.frame, self.rejects, self.validated)
+
+
+def _unpickled_table(name: str, frame: pd.DataFrame, rejects: list[Reject], validated: bool) -> Table:
+    return Table(name, frame, rejects, _VALIDATED if validated else None)
+
 
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Reads a file into a DataFrame by its extension, without validating it.

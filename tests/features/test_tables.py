@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import pickle
 
 import pandas as pd
 import pyarrow as pa
@@ -835,6 +836,21 @@ def test_a_validated_frame_validates_again_numbered_by_position():
     assert [(r.row, r.column) for r in valid_rows(hand_made, "campaigns").rejects] == [(1, "price"), (2, "price")]
     with pytest.raises(ValueError, match="Got the campaigns table; expected the creators table"):
         valid_rows(first, "creators")
+
+
+def test_a_validated_table_stays_validated_through_pickle_and_a_hand_made_one_does_not():
+    """The service sends each request's validated campaigns to a worker process, which takes them as they are."""
+    rows = [campaign(campaign_id="c1", price=0.0), campaign(campaign_id="c2")]
+    first = validate_frame(pd.DataFrame(rows), "campaigns")
+
+    sent = pickle.loads(pickle.dumps(first))
+
+    assert sent.validated and valid_rows(sent, "campaigns") is sent
+    assert [(r.row, r.column) for r in sent.rejects] == [(1, "price")]
+    pd.testing.assert_frame_equal(sent.frame, first.frame)
+    hand_made = pickle.loads(pickle.dumps(Table("campaigns", first.frame.assign(price=-1.0), [])))
+    assert not hand_made.validated
+    assert [(r.row, r.column) for r in valid_rows(hand_made, "campaigns").rejects] == [(1, "price")]
 
 
 @pytest.mark.parametrize("table", ["campaigns", "creators", "performance"])
