@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, milp
 
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL
@@ -106,15 +106,18 @@ class Programme:
         """The best assignment over every column, starting from the `working` ones."""
         tolerance = 1e-9 * max(float(self.score.max(initial=0.0)), 1.0)
         working = working.copy()
+        master = _Relaxation(self, working)
         while True:  # the relaxation, by column generation
-            relaxed = self._solve(working, integral=False)
+            relaxed = master.solve(self)
             reduced = self.reduced_cost(relaxed.duals)
             entering = ~working & (reduced < -tolerance)
             if not entering.any():
                 break
             working |= entering
+            master.add(np.flatnonzero(entering))
+        del master
         bound = relaxed.value
-        best = relaxed if relaxed.integral else self._solve(working, integral=True)
+        best = relaxed if relaxed.integral else self._integer(working)
         while True:  # columns that could still be in a better integer solution than this one
             # Better by more than the tolerance the relaxation's loop stops at: so an integral relaxation is final,
             # rather than solved again in integers with every column whose reduced cost is about zero (ties).
@@ -122,13 +125,42 @@ class Programme:
             if not entering.any():
                 return Solution(np.flatnonzero(best.chosen), -best.value, -bound, np.flatnonzero(working))
             working |= entering
-            best = self._solve(working, integral=True)
+            best = self._integer(working)
 
-    def _solve(self, working: np.ndarray, integral: bool) -> _Result:
-        """The optimum over the `working` columns, as a linear relaxation (with duals) or in integers."""
-        plan, cap = self.plan, self.policy.capacity
+    def _integer(self, working: np.ndarray) -> _Result:
+        """The optimum in integers over the `working` columns (HiGHS's branch and bound, from scratch)."""
         var = np.flatnonzero(working)
+        c, a, b_ub, _, _ = self._system(var)
+        result = milp(
+            c,
+            integrality=np.ones(a.shape[1]),
+            bounds=Bounds(0, 1),
+            constraints=LinearConstraint(a, -np.inf, b_ub),
+            options={"mip_rel_gap": MIP_GAP},
+        )
+        if result.status != 0:
+            raise RuntimeError(f"slate assignment failed: {result.message}")
+        return self._result(var, result.x, float(result.fun), None)
+
+    def _result(self, var: np.ndarray, x: np.ndarray, value: float, duals: dict | None) -> _Result:
+        """A solve's `_Result` from the values `x` of the columns `var` (then switches and slacks)."""
         n = len(var)
+        chosen = np.zeros(len(self.camp), dtype=bool)
+        chosen[var[x[:n] > 0.5]] = True
+        decisions = np.concatenate([x[:n], x[n : n + len(self.budgeted)]])
+        whole = np.abs(decisions - np.rint(decisions)) <= 1e-7
+        return _Result(chosen, value, duals, bool(whole.all()))
+
+    def _system(self, var: np.ndarray) -> tuple[np.ndarray, sparse.csr_array, np.ndarray, dict, np.ndarray | None]:
+        """The programme over the columns `var` (ascending): costs, matrix and row upper bounds, where each row block
+        starts (`spans`, for the duals), and each column's position among `var` (None without conflict rows).
+
+        The matrix's first `len(var)` columns are the candidates, then a switch per budgeted campaign, then a slack
+        per covered (campaign, stage); rows are the slates' sizes, then the blocks of `spans`.
+        """
+        plan, cap = self.plan, self.policy.capacity
+        n = len(var)
+        position = None
         camp = self.camp[var]
         rows_at, cols_at, coef, upper = [camp], [np.arange(n)], [np.ones(n)], [plan["target"].to_numpy(float)]
         cost = [-self.score[var]]
@@ -199,42 +231,10 @@ class Programme:
             pairs = pairs[(pairs >= 0).all(axis=1)]
             k = np.arange(len(pairs))
             block("conflict", pairs.ravel(), k, np.repeat(k, 2), np.ones(len(pairs)), np.ones(2 * len(pairs)))
-        c = np.concatenate(cost)
         entries = (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at)))
         a = sparse.csr_array(entries, shape=(offset, width))
         b_ub = np.concatenate(upper)
-        if integral:
-            result = milp(
-                c,
-                integrality=np.ones(width),
-                bounds=Bounds(0, 1),
-                constraints=LinearConstraint(a, -np.inf, b_ub),
-                options={"mip_rel_gap": MIP_GAP},
-            )
-            if result.status != 0:
-                raise RuntimeError(f"slate assignment failed: {result.message}")
-            x = result.x
-            duals = None
-        else:
-            result = linprog(c, A_ub=a, b_ub=b_ub, bounds=(0, 1), method="highs-ds")
-            if result.status != 0:
-                raise RuntimeError(f"slate assignment failed: {result.message}")
-            x = result.x
-            marginals = result.ineqlin.marginals
-            duals = {"campaign": marginals[: len(plan)]}
-            for name, (start, ids) in spans.items():
-                duals[name] = (ids, marginals[start : start + len(ids)])
-            if "conflict" in spans:  # by conflict pair, whether or not both members are working
-                start, ids = spans["conflict"]
-                kept = np.flatnonzero((position[self.conflicts] >= 0).all(axis=1))
-                values = np.zeros(len(self.conflicts))
-                values[kept] = marginals[start : start + len(ids)]
-                duals["conflict"] = values
-        chosen = np.zeros(len(self.camp), dtype=bool)
-        chosen[var[x[:n] > 0.5]] = True
-        switches = x[n : n + len(self.budgeted)]
-        whole = np.abs(np.concatenate([x[:n], switches]) - np.rint(np.concatenate([x[:n], switches]))) <= 1e-7
-        return _Result(chosen, float(result.fun), duals, bool(whole.all()))
+        return np.concatenate(cost), a, b_ub, spans, position
 
     def reduced_cost(self, duals: dict) -> np.ndarray:
         """Every column's reduced cost under the duals (negative: it would improve the objective)."""
@@ -254,6 +254,83 @@ class Programme:
             for side in (0, 1):
                 price += np.bincount(self.conflicts[:, side], weights=duals["conflict"], minlength=len(self.camp))
         return -self.score - price
+
+
+class _Relaxation:
+    """The linear relaxation as one HiGHS model that grows by columns, each solve starting from the last basis.
+
+    Its rows are those of every column (a capacity row for each creator with more candidates than the capacity,
+    a pair row for each near-duplicate pair, ...), so a column joins with all its entries and the basis of the
+    last solve stays valid: only the columns added since are priced, instead of the whole programme being solved
+    again from scratch. Rows whose columns are not in yet are empty or cannot bind, so each solve is the
+    relaxation over the columns in.
+
+    Args:
+        programme: the programme whose columns these are.
+        working: the columns to start from.
+    """
+
+    def __init__(self, programme: Programme, working: np.ndarray) -> None:
+        import highspy
+
+        n = len(programme.camp)
+        cost, matrix, upper, self.spans, _ = programme._system(np.arange(n))
+        matrix = matrix.tocsc()
+        self.n_campaigns = len(programme.plan)
+        self.matrix, self.cost = matrix[:, :n], cost[:n]
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        # As linprog's "highs-ds": dual simplex, here for the first solve; later ones go on from its basis.
+        self.highs.setOptionValue("simplex_strategy", 1)
+        self.highs.addRows(
+            len(upper), np.full(len(upper), -np.inf), upper, 0, np.zeros(len(upper), np.int32), _no_ints, _no_floats
+        )
+        extra = matrix[:, n:]
+        self.n_extra = extra.shape[1]  # a switch per budgeted campaign, then a slack per covered stage
+        self._add_columns(extra, cost[n:])
+        self.columns = np.zeros(0, dtype=np.int64)
+        self.add(np.flatnonzero(working))
+
+    def add(self, columns: np.ndarray) -> None:
+        """Adds these columns (not yet in) to the model."""
+        self._add_columns(self.matrix[:, columns], self.cost[columns])
+        self.columns = np.concatenate([self.columns, columns])
+
+    def _add_columns(self, block: sparse.csc_array, cost: np.ndarray) -> None:
+        n = block.shape[1]
+        self.highs.addCols(
+            n,
+            cost,
+            np.zeros(n),
+            np.ones(n),
+            block.nnz,
+            block.indptr[:-1].astype(np.int32),
+            block.indices.astype(np.int32),
+            block.data.astype(float),
+        )
+
+    def solve(self, programme: Programme) -> _Result:
+        """The relaxation's optimum over the columns in, with the duals of every row."""
+        import highspy
+
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"slate assignment failed: {self.highs.modelStatusToString(status)}")
+        solution = self.highs.getSolution()
+        x = np.asarray(solution.col_value)
+        marginals = np.asarray(solution.row_dual)
+        duals: dict = {"campaign": marginals[: self.n_campaigns]}
+        for name, (start, ids) in self.spans.items():
+            duals[name] = (ids, marginals[start : start + len(ids)])
+        if "conflict" in duals:  # by conflict pair: every pair has its row here
+            duals["conflict"] = duals["conflict"][1]
+        values = np.concatenate([x[self.n_extra :], x[: self.n_extra]])
+        return programme._result(self.columns, values, self.highs.getInfo().objective_function_value, duals)
+
+
+_no_ints = np.zeros(0, dtype=np.int32)
+_no_floats = np.zeros(0)
 
 
 class _Result:

@@ -507,3 +507,39 @@ def test_exact_assignment_is_the_optimum_under_budget_capacity_and_duplicates(se
 
     assert broken_rules(exact, frame, policy, vectors) == []
     assert total(exact) == pytest.approx(brute_force_under_every_rule(frame, policy, vectors))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_column_generation_from_the_last_basis_reaches_the_whole_programme_optimum(seed):
+    """Started from two candidates per campaign, the relaxation grown column by column (each solve from the last
+    basis) ends at the bound of the linear programme over every candidate at once, and the integer solution at its
+    integer optimum: capacity, budgets, the unproven limit, coverage and near-duplicate rows all present."""
+    from scipy.optimize import LinearConstraint, linprog, milp
+
+    from matcher.assignment import budget_rows
+    from matcher.programme import MIP_GAP, Programme
+    from matcher.slate import plan_sizes
+    from matcher.slate_book import campaign_order
+
+    frame, policy, vectors = random_batch(seed, n_campaigns=12, n_creators=30, per_campaign=16)
+    scored = frame.iloc[campaign_order(frame)].reset_index(drop=True)
+    plan = plan_sizes(scored, policy)
+    plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
+    v = vectors[scored["creator_row"].to_numpy()]
+    same = (scored["campaign_id"].to_numpy()[:, None] == scored["campaign_id"].to_numpy()[None, :]) & (v @ v.T >= 0.95)
+    conflicts = np.argwhere(np.triu(same, k=1))
+    every = np.arange(len(scored))
+    programme = Programme(scored, plan, policy, every, conflicts)
+    first_two = scored.groupby("campaign_id").cumcount().to_numpy() < 2
+
+    solution = programme.optimum(first_two)
+
+    cost, matrix, upper, _, _ = programme._system(every)
+    relaxed = linprog(cost, A_ub=matrix, b_ub=upper, bounds=(0, 1), method="highs")
+    integer = milp(
+        cost, integrality=np.ones(len(cost)), bounds=(0, 1), constraints=LinearConstraint(matrix, -np.inf, upper)
+    )
+    assert len(solution.considered) > 2 * len(plan)  # columns were added
+    assert len(conflicts) and plan["budgeted"].any()
+    assert solution.bound == pytest.approx(-relaxed.fun, rel=1e-9)
+    assert solution.objective == pytest.approx(-integer.fun, rel=10 * MIP_GAP)
