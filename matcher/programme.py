@@ -101,6 +101,7 @@ class Programme:
         at = np.searchsorted(rows, pairs).clip(0, max(len(rows) - 1, 0))
         inside = (rows[at] == pairs).all(axis=1) if len(rows) else np.zeros(len(pairs), bool)
         self.conflicts = at[inside]
+        self._whole: tuple | None = None
 
     def optimum(self, working: np.ndarray) -> Solution:
         """The best assignment over every column, starting from the `working` ones."""
@@ -117,25 +118,41 @@ class Programme:
             master.add(np.flatnonzero(entering))
         del master
         bound = relaxed.value
-        best = relaxed if relaxed.integral else self._integer(working)
-        while True:  # columns that could still be in a better integer solution than this one
-            # Better by more than the tolerance the relaxation's loop stops at: so an integral relaxation is final,
-            # rather than solved again in integers with every column whose reduced cost is about zero (ties).
-            entering = ~working & (reduced < best.value - bound - tolerance)
+        if relaxed.integral:
+            return Solution(np.flatnonzero(relaxed.chosen), -relaxed.value, -bound, np.flatnonzero(working))
+        # In integers, a column at zero in the relaxation with reduced cost d can only be in a solution worth at
+        # least bound + d: against an incumbent, the columns with d past its gap to the bound are out. So branch and
+        # bound runs first on the relaxation's own support (d about zero or below), whose optimum is a good
+        # incumbent, then on every column that could still beat it, rather than on all the working columns.
+        pool = reduced <= tolerance
+        best = self._integer(pool)
+        while True:
+            # Better by more than the tolerance the relaxation's loop stops at (ties do not count).
+            entering = ~pool & (reduced < best.value - bound - tolerance)
             if not entering.any():
                 return Solution(np.flatnonzero(best.chosen), -best.value, -bound, np.flatnonzero(working))
-            working |= entering
-            best = self._integer(working)
+            pool |= entering
+            best = self._integer(pool)
 
-    def _integer(self, working: np.ndarray) -> _Result:
-        """The optimum in integers over the `working` columns (HiGHS's branch and bound, from scratch)."""
-        var = np.flatnonzero(working)
-        c, a, b_ub, _, _ = self._system(var)
+    def whole(self) -> tuple[np.ndarray, sparse.csc_array, np.ndarray, dict]:
+        """The programme over every column (`_system`), built once: costs, matrix by column, row bounds, spans."""
+        if self._whole is None:
+            cost, matrix, upper, spans, _ = self._system(np.arange(len(self.camp)))
+            self._whole = cost, matrix.tocsc(), upper, spans
+        return self._whole
+
+    def _integer(self, columns: np.ndarray) -> _Result:
+        """The optimum in integers over these columns (a mask), with the rows of every column (so that a stage
+        none of them covers still pays its penalty): HiGHS's branch and bound, from scratch."""
+        var = np.flatnonzero(columns)
+        cost, matrix, upper, _ = self.whole()
+        n = len(self.camp)
+        keep = np.concatenate([var, np.arange(n, matrix.shape[1])])  # then every switch and slack
         result = milp(
-            c,
-            integrality=np.ones(a.shape[1]),
+            cost[keep],
+            integrality=np.ones(len(keep)),
             bounds=Bounds(0, 1),
-            constraints=LinearConstraint(a, -np.inf, b_ub),
+            constraints=LinearConstraint(matrix[:, keep], -np.inf, upper),
             options={"mip_rel_gap": MIP_GAP},
         )
         if result.status != 0:
@@ -274,8 +291,7 @@ class _Relaxation:
         import highspy
 
         n = len(programme.camp)
-        cost, matrix, upper, self.spans, _ = programme._system(np.arange(n))
-        matrix = matrix.tocsc()
+        cost, matrix, upper, self.spans = programme.whole()
         self.n_campaigns = len(programme.plan)
         self.matrix, self.cost = matrix[:, :n], cost[:n]
         self.highs = highspy.Highs()
