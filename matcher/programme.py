@@ -8,10 +8,11 @@ unproven limit, each stage's coverage, each creator's capacity, and one row per 
 
 Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the
 creators' another) and the linear programme's vertex optimum is already integral; the budget's knapsack rows and
-the duplicates' pair rows can make it fractional, and then HiGHS's branch and bound finishes the job on the same
-columns. Columns are generated: `optimum` solves on a working subset, adds every column whose reduced cost says
-it could improve the linear relaxation, and once the relaxation is optimal over all columns, every column whose
-reduced cost is below the integer solution's gap to that relaxation (the only ones that could be in a better
+the duplicates' pair rows can make it fractional, and then HiGHS's branch and bound finishes the job. Columns are
+generated: `optimum` solves the relaxation on a working subset (one `highspy` model holding the rows of every
+column, re-solved from its last basis as columns join), adds every column whose reduced cost says it could improve
+it, and once it is optimal over all columns, branches first on the relaxation's support, then on every column whose
+reduced cost is below that integer solution's gap to the relaxation (the only ones that could be in a better
 integer solution). The result is the optimum over all columns, within `MIP_GAP` of it when branching was needed.
 """
 
