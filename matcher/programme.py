@@ -110,7 +110,7 @@ class Programme:
         working = working.copy()
         master = _Relaxation(self, working)
         while True:  # the relaxation, by column generation
-            relaxed = master.solve(self)
+            relaxed = master.solve()
             reduced = self.reduced_cost(relaxed.duals)
             entering = ~working & (reduced < -tolerance)
             if not entering.any():
@@ -135,16 +135,9 @@ class Programme:
             pool |= entering
             best = self._integer(pool)
 
-    def whole(self) -> tuple[np.ndarray, sparse.csc_array, np.ndarray, dict]:
-        """The programme over every column (`_system`), built once: costs, matrix by column, row bounds, spans."""
-        if self._whole is None:
-            cost, matrix, upper, spans, _ = self._system(np.arange(len(self.camp)))
-            self._whole = cost, matrix.tocsc(), upper, spans
-        return self._whole
-
     def _integer(self, columns: np.ndarray) -> _Result:
-        """The optimum in integers over these columns (a mask), with the rows of every column (so that a stage
-        none of them covers still pays its penalty): HiGHS's branch and bound, from scratch."""
+        """The optimum in integers over these columns (a mask) and every switch and slack, on all the rows of
+        `whole`: HiGHS's branch and bound, from scratch."""
         var = np.flatnonzero(columns)
         cost, matrix, upper, _ = self.whole()
         n = len(self.camp)
@@ -169,19 +162,21 @@ class Programme:
         whole = np.abs(decisions - np.rint(decisions)) <= 1e-7
         return _Result(chosen, value, duals, bool(whole.all()))
 
-    def _system(self, var: np.ndarray) -> tuple[np.ndarray, sparse.csr_array, np.ndarray, dict, np.ndarray | None]:
-        """The programme over the columns `var` (ascending): costs, matrix and row upper bounds, where each row block
-        starts (`spans`, for the duals), and each column's position among `var` (None without conflict rows).
+    def whole(self) -> tuple[np.ndarray, sparse.csc_array, np.ndarray, dict]:
+        """The programme over every column, built once: costs, the matrix by column, row upper bounds, and where
+        each row block starts (`spans`, for the duals).
 
-        The matrix's first `len(var)` columns are the candidates, then a switch per budgeted campaign, then a slack
-        per covered (campaign, stage); rows are the slates' sizes, then the blocks of `spans`.
+        The matrix's first columns are the candidates, then a switch per budgeted campaign, then a slack per covered
+        (campaign, stage); rows are the slates' sizes, then the blocks of `spans`. Every solve takes its columns
+        from it with all their rows, so a stage none of them covers still pays its penalty.
         """
+        if self._whole is not None:
+            return self._whole
         plan, cap = self.plan, self.policy.capacity
-        n = len(var)
-        position = None
-        camp = self.camp[var]
+        n = len(self.camp)
+        camp = self.camp
         rows_at, cols_at, coef, upper = [camp], [np.arange(n)], [np.ones(n)], [plan["target"].to_numpy(float)]
-        cost = [-self.score[var]]
+        cost = [-self.score]
         width = n
         offset = len(plan)
         spans: dict[str, tuple[int, np.ndarray]] = {}
@@ -215,26 +210,26 @@ class Programme:
                 b,
                 where[spending],
                 plan["budget"].to_numpy(float)[b] + self.slack,
-                self.cost[var][spending],
+                self.cost[spending],
             )
             rows_at.append(start + np.arange(len(b)))
             cols_at.append(switch)
             coef.append(self.slack)
-        limited = np.flatnonzero(self.limited[var])
+        limited = np.flatnonzero(self.limited)
         if len(limited):
             ids, codes = np.unique(camp[limited], return_inverse=True)
             block("unproven", limited, ids, codes, plan["unproven"].to_numpy(float)[ids], np.ones(len(limited)))
         if cap is not None:
-            _, codes, counts = np.unique(self.creator[var], return_inverse=True, return_counts=True)
+            _, codes, counts = np.unique(self.creator, return_inverse=True, return_counts=True)
             busy = np.flatnonzero(counts[codes] > cap)
             if len(busy):
-                ids, codes = np.unique(self.creator[var][busy], return_inverse=True)
+                ids, codes = np.unique(self.creator[busy], return_inverse=True)
                 block("creator", busy, ids, codes, np.full(len(ids), float(cap)), np.ones(len(busy)))
-        covered = np.flatnonzero(self.key[var] >= 0)
+        covered = np.flatnonzero(self.key >= 0)
         if len(covered):
             # Each stage with a worthy candidate is on the slate unless that is impossible: a slack column per
             # stage, priced above any member the campaign could give up for it.
-            ids, codes = np.unique(self.key[var][covered], return_inverse=True)
+            ids, codes = np.unique(self.key[covered], return_inverse=True)
             start = offset
             block("coverage", covered, ids, codes, np.full(len(ids), -1.0), np.full(len(covered), -1.0))
             rows_at.append(start + np.arange(len(ids)))
@@ -243,16 +238,12 @@ class Programme:
             cost.append(2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)])
             width += len(ids)
         if len(self.conflicts):
-            position = np.full(len(self.camp), -1)
-            position[var] = np.arange(n)
-            pairs = position[self.conflicts]
-            pairs = pairs[(pairs >= 0).all(axis=1)]
-            k = np.arange(len(pairs))
-            block("conflict", pairs.ravel(), k, np.repeat(k, 2), np.ones(len(pairs)), np.ones(2 * len(pairs)))
+            k = np.arange(len(self.conflicts))
+            block("conflict", self.conflicts.ravel(), k, np.repeat(k, 2), np.ones(len(k)), np.ones(2 * len(k)))
         entries = (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at)))
-        a = sparse.csr_array(entries, shape=(offset, width))
-        b_ub = np.concatenate(upper)
-        return np.concatenate(cost), a, b_ub, spans, position
+        matrix = sparse.csc_array(entries, shape=(offset, width))
+        self._whole = np.concatenate(cost), matrix, np.concatenate(upper), spans
+        return self._whole
 
     def reduced_cost(self, duals: dict) -> np.ndarray:
         """Every column's reduced cost under the duals (negative: it would improve the objective)."""
@@ -291,6 +282,7 @@ class _Relaxation:
     def __init__(self, programme: Programme, working: np.ndarray) -> None:
         import highspy
 
+        self.programme = programme
         n = len(programme.camp)
         cost, matrix, upper, self.spans = programme.whole()
         self.n_campaigns = len(programme.plan)
@@ -326,7 +318,7 @@ class _Relaxation:
             block.data.astype(float),
         )
 
-    def solve(self, programme: Programme) -> _Result:
+    def solve(self) -> _Result:
         """The relaxation's optimum over the columns in, with the duals of every row."""
         import highspy
 
@@ -343,7 +335,7 @@ class _Relaxation:
         if "conflict" in duals:  # by conflict pair: every pair has its row here
             duals["conflict"] = duals["conflict"][1]
         values = np.concatenate([x[self.n_extra :], x[: self.n_extra]])
-        return programme._result(self.columns, values, self.highs.getInfo().objective_function_value, duals)
+        return self.programme._result(self.columns, values, self.highs.getInfo().objective_function_value, duals)
 
 
 _no_ints = np.zeros(0, dtype=np.int32)

@@ -534,7 +534,7 @@ def test_column_generation_from_the_last_basis_reaches_the_whole_programme_optim
 
     solution = programme.optimum(first_two)
 
-    cost, matrix, upper, _, _ = programme._system(every)
+    cost, matrix, upper, _ = programme.whole()
     relaxed = linprog(cost, A_ub=matrix, b_ub=upper, bounds=(0, 1), method="highs")
     integer = milp(
         cost, integrality=np.ones(len(cost)), bounds=(0, 1), constraints=LinearConstraint(matrix, -np.inf, upper)
