@@ -1,12 +1,14 @@
 """`creator-match` end to end, as a scheduler runs it: files, exit codes and stderr.
 
-simulate, train, index and the first match run as real processes (the console script, exit statuses a
-scheduler sees); the rest call the same `main` in this process (tests/commands.py), which is what they check.
+On the session's world and its registered ranker (tests/conftest.py), the first match and the match with bad rows
+run as real processes (the console script, exit statuses a scheduler sees); the rest call the same `main` in this
+process (tests/commands.py), which is what they check. `simulate`, `train` and `index` run through the console
+script in tests/simulation/test_simulation.py, tests/training/test_tracking_server.py and
+tests/matcher/test_concurrent_runs.py.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pandas as pd
@@ -17,21 +19,17 @@ from matcher.api import MATCH_COLUMNS
 from tests.commands import run_in_process as run
 from tests.commands import run_process
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
-def flow(tmp_path_factory, tracking_uri):
-    """simulate → train → index, each through the command line, into a fresh tracking store."""
+def flow(tmp_path_factory, world_dir, trained):
+    """The session's world (`w`) and its champion ranker, and a candidate index built by the command (`idx`)."""
     work = tmp_path_factory.mktemp("cli")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
-    done = run_process("simulate", "--out", str(work / "w"), "--creators", "300", "--campaigns", "50", "--seed", "5")
+    (work / "w").symlink_to(world_dir, target_is_directory=True)
+    done = run("index", "--creators", str(work / "w" / "creators.parquet"), "--out", str(work / "idx"))
     assert done.returncode == 0, done.stderr
-    done = run_process("train", "--data", str(work / "w"), "--model-name", "creator-ranker")
-    assert done.returncode == 0, done.stderr
-    assert "registered creator-ranker version 1 (champion)" in done.stdout
-    done = run_process("index", "--creators", str(work / "w" / "creators.parquet"), "--out", str(work / "idx"))
-    assert done.returncode == 0, done.stderr
-    yield work
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    return work
 
 
 def test_match_writes_the_contract_table(flow):
