@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.commands import match_args
+from tests.commands import match_args, run_in_process
 
 
 def match(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -21,6 +21,7 @@ def match(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, tmp_path):
     """A local run dies after one chunk; Ray scores the other chunks on two actors: the local engine's bytes."""
     from features.tables import read_table
@@ -28,7 +29,8 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
     from matcher.batch import _fingerprint
     from training.registry import load_ranker
 
-    reference = match(world_dir, tmp_path / "reference.parquet")
+    # The local engine's bytes, from the command's own `main` in this process: Ray's run is the one under test.
+    reference = run_in_process(*match_args(world_dir, tmp_path / "reference.parquet", "--chunk-size", "3")[1:])
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "matches.parquet"
     campaigns_file, creators_file = world_dir / "new_campaigns.parquet", world_dir / "creators.parquet"

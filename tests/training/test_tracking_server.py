@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.commands import free_port, stop
+from tests.commands import free_port, run_in_process, stop
 
 BIN = Path(sys.executable).parent
 CLI = str(BIN / "creator-match")
@@ -61,6 +61,7 @@ def server(tmp_path_factory):
         stop(process)
 
 
+@pytest.mark.slow
 def test_train_load_and_promote_over_http(server, tmp_path):
     url, home = server
     env = dict(os.environ, MLFLOW_TRACKING_URI=url)
@@ -68,7 +69,9 @@ def test_train_load_and_promote_over_http(server, tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
 
-    assert cli("simulate", "--out", "w", "--creators", "300", "--campaigns", "50", "--seed", "3").returncode == 0
+    # The world is written in this process (the simulate command is tests/simulation/test_simulation.py's).
+    sizes = ["--creators", "300", "--campaigns", "50", "--seed", "3"]
+    assert run_in_process("simulate", "--out", str(tmp_path / "w"), *sizes).returncode == 0
     first = cli("train", "--data", "w")
     assert first.returncode == 0, first.stderr[-500:]
     assert "version 1 (champion)" in first.stdout
