@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from features.environment import unset_defaults
 
@@ -15,15 +16,28 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import faiss  # noqa: F401  (before torch, as everywhere in the project)
 import pytest
 
-from features.embeddings import CACHE_DIR_ENV, Embedder
+from features.embeddings import CACHE_DIR_ENV, Embedder, default_cache_dir, resolve_backend
+from features.safe_write import output_lock
 from simulation.world import simulate, write_world
 
 
 @pytest.fixture(scope="session", autouse=True)
 def embedding_cache(tmp_path_factory):
-    """Commands that cache embeddings by default (`creator-match index`) cache into the run's temp dir, not ~."""
+    """Commands that cache embeddings by default (`creator-match index`) cache into the run's temp dir, not ~.
+
+    The workers of one `make test` run each keep their own vectors but share one ONNX export of the model, made
+    by the first worker to get here while the other waits: an export is the same files whichever cache it sits
+    in, and making it costs each process that does seconds and torch's imports.
+    """
     previous = os.environ.get(CACHE_DIR_ENV)
-    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("embedding-cache"))
+    cache = tmp_path_factory.mktemp("embedding-cache")
+    os.environ[CACHE_DIR_ENV] = str(cache)
+    if os.environ.get("PYTEST_XDIST_WORKER") and resolve_backend() == "onnx":
+        shared = tmp_path_factory.getbasetemp().parent / "onnx"  # the run's folder, above each worker's own
+        shared.mkdir(exist_ok=True)
+        (cache / "onnx").symlink_to(shared, target_is_directory=True)
+        with output_lock(shared, wait=600):
+            Embedder().encoder  # noqa: B018  (loading the encoder makes the export if there is none yet)
     yield
     if previous is None:
         os.environ.pop(CACHE_DIR_ENV, None)
@@ -50,6 +64,23 @@ def tracking_follows_the_environment():
 def embedder() -> Embedder:
     """The real all-MiniLM-L6-v2, loaded once for the whole run."""
     return Embedder()
+
+
+@pytest.fixture
+def empty_cache_dir(tmp_path, embedder) -> Path:
+    """An embedding cache of this test's own with no vectors in it, and the session's ONNX export of the model.
+
+    An export depends only on the model and the exporter, not on the cache it sits in; making it again for each
+    cache a test starts from would cost seconds and torch's imports each time, and prove nothing that
+    tests/features/test_embeddings.py does not (the export, its reuse and its keying are tested there).
+    """
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if embedder.backend == "onnx":
+        exports = embedder.encoder.directory.parent  # made (once) under the session's cache directory
+        assert exports == default_cache_dir() / "onnx"
+        (cache / "onnx").symlink_to(exports, target_is_directory=True)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +111,4 @@ def trained(world_dir, embedder, tracking_uri):
     from training.train import train
 
     return train(world_dir, embedder=embedder)
+

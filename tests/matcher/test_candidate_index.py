@@ -458,11 +458,13 @@ def test_nlist_is_about_four_root_n_with_enough_training_points_per_list():
     assert ivf_nlist(1) == 1
 
 
-def test_index_command_builds_the_kind_asked_and_reuses_its_embedding_cache(world_dir, tmp_path, capsys):
+def test_index_command_builds_the_kind_asked_and_reuses_its_embedding_cache(
+    world_dir, empty_cache_dir, tmp_path, capsys
+):
     """`creator-match index --index-type ivf` writes an ivf index; a second run embeds nothing afresh."""
     from matcher.cli import main
 
-    args = ["index", "--creators", str(world_dir / "creators.parquet"), "--cache-dir", str(tmp_path / "cache")]
+    args = ["index", "--creators", str(world_dir / "creators.parquet"), "--cache-dir", str(empty_cache_dir)]
 
     assert main([*args, "--out", str(tmp_path / "a"), "--index-type", "ivf"]) == 0
     first = capsys.readouterr().out

@@ -52,6 +52,7 @@ def start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
 
 
+@pytest.mark.slow
 def test_a_second_match_on_the_same_output_is_refused_while_the_first_runs(world_dir, trained, tmp_path):
     """The second run exits 2 with one line and leaves the first one's checkpoints and output alone."""
     out = tmp_path / "matches.parquet"
@@ -75,9 +76,12 @@ def test_a_second_match_on_the_same_output_is_refused_while_the_first_runs(world
     assert not list(tmp_path.glob(".matches.parquet.parts-*")), "the first run cleaned up its own checkpoints"
 
 
-def test_a_second_index_on_the_same_out_is_refused_and_a_shared_cache_makes_writers_wait(world_dir, tmp_path):
+@pytest.mark.slow
+def test_a_second_index_on_the_same_out_is_refused_and_a_shared_cache_makes_writers_wait(
+    world_dir, empty_cache_dir, tmp_path
+):
     """`index` holds its --out for the whole run; embedding-cache writers wait for each other instead."""
-    cache_dir, out = tmp_path / "cache", tmp_path / "index"
+    cache_dir, out = empty_cache_dir, tmp_path / "index"
     cache = Embedder(cache_dir=cache_dir).cache.directory  # where this model's vectors go (no model loaded)
     args = ["index", "--creators", str(world_dir / "creators.parquet"), "--cache-dir", str(cache_dir)]
     with output_lock(cache):  # this test is the cache's writer for now: the index run must wait for it
