@@ -112,3 +112,13 @@ def trained(world_dir, embedder, tracking_uri):
 
     return train(world_dir, embedder=embedder)
 
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding a `slow` test first, each file's tests kept together and in their own order.
+
+    `make test` hands whole files to its workers in collection order (`--no-loadscope-reorder`): the end-to-end
+    files, at a minute or more each, start first and the many quick files fill in behind them, so the workers
+    finish together rather than one waiting on a long file handed out last.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)

@@ -22,6 +22,7 @@ def run(name: str, cwd: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_walkthrough_matches_and_measures(tmp_path):
     text = "\n".join(run("01_walkthrough.ipynb", tmp_path))
     assert "registered version 1, champion: True" in text
@@ -29,6 +30,7 @@ def test_walkthrough_matches_and_measures(tmp_path):
     assert 0 < share <= 1
 
 
+@pytest.mark.slow
 def test_model_review_ends_with_a_decision(tmp_path):
     text = "\n".join(run("02_model_review.ipynb", tmp_path))
     assert "champion: version 1; candidate: version 2" in text

@@ -12,6 +12,8 @@ from matcher.slate import SlatePolicy
 from tests.real_fixtures import campaigns_from_titles, department, real_creators, real_titles, topical_precision
 from training.registry import load_ranker
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def real_run(trained, embedder):

@@ -161,6 +161,7 @@ def test_records_are_logged_beside_the_model_not_in_it(trained, ranker):
     )
 
 
+@pytest.mark.slow
 def test_the_registered_model_does_not_grow_with_the_number_of_creators(embedder, tmp_path):
     """Two worlds, 4x apart in creators: the pickled models are within 5% in size."""
     sizes = []

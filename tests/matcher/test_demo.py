@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from tests.commands import CLI
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
     done = subprocess.run(

@@ -12,6 +12,7 @@ from training.ranker import CreatorRanker
 from training.review import model_card
 from training.train import train
 
+pytestmark = pytest.mark.slow
 POLICY = SlatePolicy()
 FAST = CreatorRanker(max_iter=60)
 MODEL = "slate-review"

@@ -174,6 +174,7 @@ def test_the_registered_model_requires_only_published_libraries(trained, trackin
     assert not unlisted, f"the model's code imports {unlisted}; add them to training.registry.MODEL_LIBRARIES"
 
 
+@pytest.mark.slow
 def test_later_versions_wait_for_promotion(trained, world_dir, embedder, tracking_uri):
     """A second version is not champion until promoted; promotion moves the alias."""
     from training.train import train
