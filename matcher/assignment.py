@@ -4,12 +4,13 @@ The rules are each creator's capacity, the slate sizes, each slate's budget (bey
 unproven-creator limit of standard slates, funnel coverage of non-standard ones, and near-duplicates never
 sharing a slate: all are rows of one programme (`matcher.programme`, scipy's HiGHS), so the slates it returns are
 the optimum under them, not an optimum under some of them trimmed afterwards. Budget rows are added for the
-campaigns whose slate could pass its budget; near-duplicate rows for the campaigns where a solved slate held a
-near-duplicate pair (then every such pair of that campaign's candidates), and the programme is solved again: a
-solution that breaks no rule of the full programme is its optimum.
+campaigns whose slate could pass its budget; near-duplicates are rows from the start, one per group of a
+campaign's candidates that are all copies of each other (`near_duplicate_groups`), so one solve is the answer.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from matcher.programme import Programme, Solution, dearest_spend
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL, SlateBook, campaign_order
 
-__all__ = ["assign_exact", "best_assignment", "budget_rows"]
+__all__ = ["assign_exact", "best_assignment", "budget_rows", "near_duplicate_groups"]
 
 
 def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) -> Solution:
@@ -26,21 +27,9 @@ def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) ->
     near-duplicate rules. Returns the programme's solution (objective and the relaxation's bound)."""
     policy = slates.policy
     plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
-    campaign = plan.index.get_indexer(scored["campaign_id"].to_numpy())
-    exempt = plan["budgeted"].to_numpy(bool).copy()
-    conflicts = np.empty((0, 2), dtype=np.int64)
-    considered = np.zeros(len(scored), dtype=bool)
-    while True:
-        solution = _solve(scored, plan, policy, exempt, conflicts, considered)
-        considered[solution.considered] = True
-        found = _duplicates(scored, solution.chosen, slates.vectors, policy.duplicate_similarity)
-        clashing = np.unique(campaign[found])
-        clashing = clashing[~_known(clashing, campaign, conflicts)]
-        if not len(clashing):
-            break
-        # Every near-duplicate pair among these campaigns' candidates becomes a row; their pruning is off.
-        exempt[clashing] = True
-        conflicts = np.concatenate([conflicts, _pairs(scored, np.isin(campaign, clashing), slates.vectors, policy)])
+    exempt = plan["budgeted"].to_numpy(bool)
+    conflicts = near_duplicate_groups(scored, slates.vectors, policy.duplicate_similarity)
+    solution = _solve(scored, plan, policy, exempt, conflicts)
     score = scored["score"].to_numpy(float)
     chosen = solution.chosen
     for i in chosen[np.lexsort((scored["creator_id"].to_numpy()[chosen], -score[chosen]))]:
@@ -60,24 +49,42 @@ def budget_rows(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy) -
     return np.isfinite(budget) & (target > plan["minimum"].to_numpy()) & (dearest > budget)
 
 
-def _known(clashing: np.ndarray, campaign: np.ndarray, conflicts: np.ndarray) -> np.ndarray:
-    """Which of the clashing campaigns already have their pairs as rows (then the clash is the solver's doing)."""
-    known = np.unique(campaign[conflicts[:, 0]]) if len(conflicts) else np.array([], dtype=np.int64)
-    return np.isin(clashing, known)
+def near_duplicate_groups(scored: pd.DataFrame, vectors: np.ndarray, threshold: float) -> np.ndarray:
+    """Groups of one campaign's candidates whose profiles are all near-duplicates of each other (cosine at least
+    `threshold`), covering every such pair: `(group, row)` entries, rows of `scored`, ordered by group.
 
-
-def _pairs(scored: pd.DataFrame, mask: np.ndarray, vectors: np.ndarray, policy: SlatePolicy) -> np.ndarray:
-    """Every pair of rows (i < j) of `scored` under `mask` with the same campaign and near-duplicate profiles."""
-    out = []
-    rows = np.flatnonzero(mask)
-    frame = pd.DataFrame({"campaign_id": scored["campaign_id"].to_numpy()[rows], "row": rows})
+    At most one member of a group may share a slate. A group's row says what its pairs' rows say in integers, but
+    the linear relaxation cannot spread half a place over each of three mutual copies, which keeps branch and bound
+    short. Groups are grown best candidate first, each from an uncovered pair, by every candidate close to all
+    members so far.
+    """
+    if threshold >= 1 or not len(scored):
+        return np.empty((0, 2), dtype=np.int64)
+    campaign = pd.factorize(scored["campaign_id"].to_numpy())[0]
+    order = np.argsort(campaign, kind="stable")  # `scored` is in canonical order: best first within a campaign
+    bounds = np.flatnonzero(np.diff(campaign[order], prepend=-1, append=-1))
     creator = scored["creator_row"].to_numpy()
-    for _, group in frame.groupby("campaign_id", sort=True):
-        members = group["row"].to_numpy()
+    out: list[np.ndarray] = []
+    for first, last in pairwise(bounds):
+        members = order[first:last]
         v = vectors[creator[members]]
-        i, j = np.nonzero(np.triu(v @ v.T >= policy.duplicate_similarity, k=1))
-        out.append(np.stack([members[i], members[j]], axis=1))
-    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+        close = v @ v.T >= threshold
+        np.fill_diagonal(close, False)
+        uncovered = close.copy()
+        for i in np.flatnonzero(close.any(axis=1)):
+            while uncovered[i].any():
+                group = [i, int(np.argmax(uncovered[i]))]
+                common = close[i] & close[group[1]]
+                for k in np.flatnonzero(common):
+                    if common[k]:
+                        group.append(int(k))
+                        common &= close[k]
+                uncovered[np.ix_(group, group)] = False
+                out.append(np.sort(members[group]))
+    if not out:
+        return np.empty((0, 2), dtype=np.int64)
+    group_of = np.repeat(np.arange(len(out)), [len(g) for g in out])
+    return np.stack([group_of, np.concatenate(out)], axis=1)
 
 
 def _solve(
@@ -86,23 +93,20 @@ def _solve(
     policy: SlatePolicy,
     exempt: np.ndarray,
     conflicts: np.ndarray,
-    considered: np.ndarray | None = None,
 ) -> Solution:
-    """The optimal assignment (rows of `scored`) over the candidates pruning keeps.
+    """The optimal assignment (rows of `scored`) over the candidates pruning keeps, with `conflicts` (near-duplicate
+    groups, `near_duplicate_groups`) as rows.
 
-    Solved by column generation (`Programme.optimum`): first on each campaign's best few candidates and the rows
-    `considered` by an earlier solve (the programme before near-duplicate rows were added), then adding every
-    candidate whose reduced cost says it could improve the solution, until none can.
+    Solved by column generation (`Programme.optimum`): first on each campaign's best few candidates, then adding
+    every candidate whose reduced cost says it could improve the solution, until none can.
     """
-    rows = _prune(scored, plan, policy, exempt)
+    rows = _prune(scored, plan, policy, exempt, conflicts)
     if len(rows) == 0:
         return Solution(rows, 0.0, 0.0)
     columns = Programme(scored, plan, policy, rows, conflicts)
     position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
     stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
     working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
-    if considered is not None:
-        working |= considered[rows]
     solution = columns.optimum(working)
     solution.chosen, solution.considered = rows[solution.chosen], rows[solution.considered]
     return solution
@@ -129,14 +133,16 @@ def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None)
     return scored.iloc[solution.chosen].reset_index(drop=True)
 
 
-def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt: np.ndarray) -> np.ndarray:
+def _prune(
+    scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt: np.ndarray, conflicts: np.ndarray
+) -> np.ndarray:
     """Rows that can be in some optimal assignment; the others never need a column.
 
     A candidate is dominated when its campaign has at least `target` better candidates of the same funnel stage
-    and record status whose creators can never run out of capacity: whatever slate holds it, one of those is
-    free to take its place with no rule broken and no score lost. Dropping pairs frees more creators, so this
-    repeats until nothing changes. It does not hold where a dearer creator could break the budget or a better
-    one be a near-duplicate of a member: the campaigns marked `exempt` (by plan position) keep every candidate.
+    and record status whose creators can never run out of capacity and who are in no near-duplicate group
+    (`conflicts`): whatever slate holds it, one of those is free to take its place with no rule broken and no score
+    lost. Dropping pairs frees more creators, so this repeats until nothing changes. It does not hold where a
+    dearer creator could break the budget: the campaigns marked `exempt` (by plan position) keep every candidate.
     """
     order = campaign_order(scored)
     s = scored.iloc[order]
@@ -147,13 +153,14 @@ def _prune(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt
     at = plan.index.get_indexer(campaign)
     target = np.where(at >= 0, plan["target"].to_numpy(float)[at], np.nan)  # as a reindex: NaN where absent
     always = (at >= 0) & exempt[at.clip(0)]
+    clean = ~np.isin(order, conflicts[:, 1])
     keep = np.ones(len(order), dtype=bool)
     while True:
         if policy.capacity is None:
             free = np.ones(len(order), dtype=bool)
         else:
             free = np.bincount(creator, weights=keep)[creator] <= policy.capacity
-        counted = (free & keep).astype(np.int64)
+        counted = (free & keep & clean).astype(np.int64)
         before = _group_cumsum(counted, group) - counted
         now = keep & ((before < target) | always)
         if (now == keep).all():
@@ -171,19 +178,6 @@ def _group_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     out = np.empty_like(running)
     out[order] = running - (running - ordered)[first][which]
     return out
-
-
-def _duplicates(scored: pd.DataFrame, chosen: np.ndarray, vectors: np.ndarray, threshold: float) -> np.ndarray:
-    """Chosen rows that sit on a slate with a better-scored near-duplicate of themselves."""
-    if threshold >= 1 or not len(chosen):
-        return np.array([], dtype=np.int64)
-    frame = scored.iloc[chosen].assign(_row=chosen).sort_values(["campaign_id", "score"], ascending=[True, False])
-    out = []
-    for _, members in frame.groupby("campaign_id", sort=False):
-        v = vectors[members["creator_row"].to_numpy()]
-        close = np.triu(v @ v.T >= threshold, k=1)
-        out += members["_row"].to_numpy()[close.any(axis=0)].tolist()
-    return np.array(sorted(out), dtype=np.int64)
 
 
 def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, conflicts: np.ndarray) -> None:
@@ -209,9 +203,10 @@ def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, confli
         if plan.at[c, "standard"] and c in at_limit:
             slates.skipped[c].add("unproven")
     # A better candidate whose near-duplicate is on the slate.
-    for i, j in conflicts:
-        if chosen[i] != chosen[j] and (outside[i] or outside[j]):
-            slates.skipped[campaign[i]].add("duplicate")
+    group, row = conflicts[:, 0], conflicts[:, 1]
+    held = np.bincount(group, weights=chosen[row], minlength=group.max(initial=-1) + 1) > 0
+    for i in np.unique(row[held[group] & outside[row]]):
+        slates.skipped[campaign[i]].add("duplicate")
     # A slate short of its size whose budget has no room left for any better candidate.
     at = plan.index.get_indexer(campaign)
     cheapest = np.full(len(plan), np.inf)

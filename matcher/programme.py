@@ -4,11 +4,12 @@ Variables: one 0/1 column per candidate pair; per covered (campaign, stage) a sl
 campaign's best score, for a stage that cannot be covered; per campaign whose budget can bind a 0/1 switch `z`,
 1 when the slate is wider than its minimum and must then keep to the budget. Rows: each slate's size (at most
 `target`, or `minimum` while `z` is 0), its budget (`expected commission x take-up <= budget` when `z` is 1), its
-unproven limit, each stage's coverage, each creator's capacity, and one row per near-duplicate pair (not both).
+unproven limit, each stage's coverage, each creator's capacity, and one row per group of mutual near-duplicates
+(at most one of them).
 
 Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the
 creators' another) and the linear programme's vertex optimum is already integral; the budget's knapsack rows and
-the duplicates' pair rows can make it fractional, and then HiGHS's branch and bound finishes the job. Columns are
+the duplicates' group rows can make it fractional, and then HiGHS's branch and bound finishes the job. Columns are
 generated: `optimum` solves the relaxation on a working subset (one `highspy` model holding the rows of every
 column, re-solved from its last basis as columns join), adds every column whose reduced cost says it could improve
 it, and once it is optimal over all columns, branches first on the relaxation's support, then on every column whose
@@ -60,7 +61,8 @@ class Programme:
             `budgeted` (whether the campaign gets a budget row).
         policy: the slate policy (capacity, coverage, take-up).
         rows: the rows of `scored` that get a column, ascending.
-        conflicts: pairs of rows of `scored` (near-duplicates) that may not share a slate.
+        conflicts: `(group, row)` entries: groups of rows of `scored` (one campaign's mutual near-duplicates) of
+            which at most one may be on the slate.
     """
 
     def __init__(
@@ -97,11 +99,16 @@ class Programme:
             # `minimum` dearest candidates': the budget row is relaxed by that much over the budget.
             dearest = dearest_spend(self.cost, self.camp, plan["minimum"].to_numpy(), len(plan))
             self.slack = np.maximum(dearest - plan["budget"].to_numpy(float), 0.0)[self.budgeted]
-        # Near-duplicate pairs, as positions among the columns (pairs with a member outside the columns are moot).
-        pairs = np.empty((0, 2), dtype=np.int64) if conflicts is None else np.asarray(conflicts, dtype=np.int64)
-        at = np.searchsorted(rows, pairs).clip(0, max(len(rows) - 1, 0))
-        inside = (rows[at] == pairs).all(axis=1) if len(rows) else np.zeros(len(pairs), bool)
-        self.conflicts = at[inside]
+        # Near-duplicate groups as (group, column position) entries; a group with one member among the columns
+        # is moot.
+        entries = np.empty((0, 2), dtype=np.int64) if conflicts is None else np.asarray(conflicts, dtype=np.int64)
+        at = np.searchsorted(rows, entries[:, 1]).clip(0, max(len(rows) - 1, 0))
+        inside = rows[at] == entries[:, 1] if len(rows) else np.zeros(len(entries), bool)
+        group, position = entries[inside, 0], at[inside]
+        size = np.unique(group, return_inverse=True, return_counts=True)
+        several = size[2][size[1]] > 1
+        self.conflict_group = np.unique(group[several], return_inverse=True)[1].astype(np.int64)
+        self.conflicts = position[several]
         self._whole: tuple | None = None
 
     def optimum(self, working: np.ndarray) -> Solution:
@@ -238,8 +245,9 @@ class Programme:
             cost.append(2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)])
             width += len(ids)
         if len(self.conflicts):
-            k = np.arange(len(self.conflicts))
-            block("conflict", self.conflicts.ravel(), k, np.repeat(k, 2), np.ones(len(k)), np.ones(2 * len(k)))
+            k = np.arange(self.conflict_group.max() + 1)
+            ones = np.ones(len(self.conflicts))
+            block("conflict", self.conflicts, k, self.conflict_group, np.ones(len(k)), ones)
         entries = (np.concatenate(coef), (np.concatenate(rows_at), np.concatenate(cols_at)))
         matrix = sparse.csc_array(entries, shape=(offset, width))
         self._whole = np.concatenate(cost), matrix, np.concatenate(upper), spans
@@ -260,8 +268,8 @@ class Programme:
                 hit = (lookup >= 0) & (ids[where] == lookup)
                 price += weight * np.where(hit, values[where], 0.0)
         if "conflict" in duals:
-            for side in (0, 1):
-                price += np.bincount(self.conflicts[:, side], weights=duals["conflict"], minlength=len(self.camp))
+            weights = duals["conflict"][self.conflict_group]
+            price += np.bincount(self.conflicts, weights=weights, minlength=len(self.camp))
         return -self.score - price
 
 
@@ -269,7 +277,7 @@ class _Relaxation:
     """The linear relaxation as one HiGHS model that grows by columns, each solve starting from the last basis.
 
     Its rows are those of every column (a capacity row for each creator with more candidates than the capacity,
-    a pair row for each near-duplicate pair, ...), so a column joins with all its entries and the basis of the
+    a row for each near-duplicate group, ...), so a column joins with all its entries and the basis of the
     last solve stays valid: only the columns added since are priced, instead of the whole programme being solved
     again from scratch. Rows whose columns are not in yet are empty or cannot bind, so each solve is the
     relaxation over the columns in.
@@ -332,7 +340,7 @@ class _Relaxation:
         duals: dict = {"campaign": marginals[: self.n_campaigns]}
         for name, (start, ids) in self.spans.items():
             duals[name] = (ids, marginals[start : start + len(ids)])
-        if "conflict" in duals:  # by conflict pair: every pair has its row here
+        if "conflict" in duals:  # by conflict group: every group has its row here
             duals["conflict"] = duals["conflict"][1]
         values = np.concatenate([x[self.n_extra :], x[: self.n_extra]])
         return self.programme._result(self.columns, values, self.highs.getInfo().objective_function_value, duals)

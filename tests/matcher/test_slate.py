@@ -242,16 +242,22 @@ def test_exact_funnel_coverage_moves_a_deals_site_to_the_slate_that_lacks_one():
     assert "added for funnel coverage" in why["B"]
 
 
-def test_near_duplicates_stay_apart_under_the_exact_assignment_too():
-    """A copy of the best creator is replaced by the next distinct one, and the summary names the rule."""
-    vectors = distinct_vectors(5)
+@pytest.mark.parametrize(
+    ("n", "minimum", "expected", "reason"),
+    [(5, 3, [0, 2, 3], "3: the non-standard slate size"), (3, 1, [0, 2], "no further eligible candidate (duplicate")],
+)
+def test_near_duplicates_stay_apart_under_the_exact_assignment_too(n, minimum, expected, reason):
+    """A copy of the best creator is replaced by the next distinct one; where none is left, the slate stays
+    short and the summary names the rule."""
+    vectors = distinct_vectors(n)
     vectors[1] = vectors[0]
-    rows = [("c", r, 10.0 - r, "a") for r in range(5)]
-    policy = SlatePolicy(funnel_coverage=False, non_standard_size=3, min_non_standard_size=3)
+    rows = [("c", r, 10.0 - r, "a") for r in range(n)]
+    policy = SlatePolicy(funnel_coverage=False, non_standard_size=3, min_non_standard_size=minimum)
 
-    chosen, _ = build_slates(candidates(rows), policy, vectors)
+    chosen, why = build_slates(candidates(rows), policy, vectors)
 
-    assert chosen["creator_row"].tolist() == [0, 2, 3]
+    assert chosen["creator_row"].tolist() == expected
+    assert reason in why["c"]
 
 
 # --- creators without a record (issue #12) -----------------------------------------------------------------------
@@ -509,6 +515,53 @@ def test_exact_assignment_is_the_optimum_under_budget_capacity_and_duplicates(se
     assert total(exact) == pytest.approx(brute_force_under_every_rule(frame, policy, vectors))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_near_duplicate_groups_cover_every_close_pair_and_hold_only_mutual_copies(seed):
+    """Profiles drawn around a few shapes with noise: every close pair of one campaign's candidates shares a group,
+    every group is one campaign's candidates all close to each other, and no pair across campaigns counts."""
+    from matcher.assignment import near_duplicate_groups
+
+    rng = np.random.default_rng(seed)
+    shapes = rng.normal(size=(4, 16))
+    vectors = shapes[rng.integers(0, 4, size=40)] + rng.normal(scale=0.25, size=(40, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    rows = [(c, int(r), float(rng.integers(1, 50)), "d") for c in "ABC" for r in rng.choice(40, 15, replace=False)]
+    frame = candidates(rows)
+    threshold = 0.95
+
+    entries = near_duplicate_groups(frame, vectors, threshold)
+
+    v = vectors[frame["creator_row"].to_numpy()]
+    same = frame["campaign_id"].to_numpy()[:, None] == frame["campaign_id"].to_numpy()[None, :]
+    close = np.triu(same & (v @ v.T >= threshold), k=1)
+    covered = np.zeros_like(close)
+    for _, members in pd.DataFrame(entries, columns=["group", "row"]).groupby("group")["row"]:
+        members = np.sort(members.to_numpy())
+        assert len(members) >= 2
+        inside = np.ix_(members, members)
+        assert (close[inside] | ~np.triu(np.ones((len(members),) * 2, dtype=bool), k=1)).all()
+        covered[inside] = True
+    assert close.sum() > 10  # the draw has copies to find
+    assert (covered[close]).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_near_duplicates_among_the_best_never_prune_the_distinct_candidate_a_slate_needs(seed):
+    """Three standard campaigns of six candidates with room to spare (no creator can run out), their profiles
+    drawn from three shapes so copies sit among the best: a candidate below `target` better ones can still be
+    needed when those are copies of each other, and the total is the brute-force optimum under every rule."""
+    rng = np.random.default_rng(seed)
+    rows = [("ABC"[k], 6 * k + r, float(rng.integers(5, 50)), "d") for k in range(3) for r in range(6)]
+    frame = candidates(rows, kind="standard")
+    vectors = distinct_vectors(3)[rng.integers(0, 3, size=18)]
+    policy = SlatePolicy(standard_size=2, min_size=1, capacity=3, funnel_coverage=False)
+
+    exact, _ = build_slates(frame, policy, vectors)
+
+    assert broken_rules(exact, frame, policy, vectors) == []
+    assert total(exact) == pytest.approx(brute_force_under_every_rule(frame, policy, vectors))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_column_generation_from_the_last_basis_reaches_the_whole_programme_optimum(seed):
     """Started from two candidates per campaign, the relaxation grown column by column (each solve from the last
@@ -516,7 +569,7 @@ def test_column_generation_from_the_last_basis_reaches_the_whole_programme_optim
     integer optimum: capacity, budgets, the unproven limit, coverage and near-duplicate rows all present."""
     from scipy.optimize import LinearConstraint, linprog, milp
 
-    from matcher.assignment import budget_rows
+    from matcher.assignment import budget_rows, near_duplicate_groups
     from matcher.programme import MIP_GAP, Programme
     from matcher.slate import plan_sizes
     from matcher.slate_book import campaign_order
@@ -525,9 +578,7 @@ def test_column_generation_from_the_last_basis_reaches_the_whole_programme_optim
     scored = frame.iloc[campaign_order(frame)].reset_index(drop=True)
     plan = plan_sizes(scored, policy)
     plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
-    v = vectors[scored["creator_row"].to_numpy()]
-    same = (scored["campaign_id"].to_numpy()[:, None] == scored["campaign_id"].to_numpy()[None, :]) & (v @ v.T >= 0.95)
-    conflicts = np.argwhere(np.triu(same, k=1))
+    conflicts = near_duplicate_groups(scored, vectors, policy.duplicate_similarity)
     every = np.arange(len(scored))
     programme = Programme(scored, plan, policy, every, conflicts)
     first_two = scored.groupby("campaign_id").cumcount().to_numpy() < 2
