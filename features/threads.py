@@ -1,4 +1,4 @@
-"""OpenMP thread limits for small inputs.
+"""OpenMP and BLAS thread limits for small inputs.
 
 Boosted trees and FAISS parallelise with OpenMP. On a few hundred rows, starting a team of threads costs more
 than the work it shares out, and far more on a busy machine, where the team waits for every thread to be
@@ -12,25 +12,24 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-__all__ = ["openmp_threads"]
+__all__ = ["blas_threads", "openmp_threads"]
 
-_controller = None
+_controllers: dict[str, object] = {}
 _controller_lock = threading.Lock()
 
 
-def _openmp():
-    """The process's OpenMP runtimes, found once (scanning the loaded libraries takes ~10 ms).
+def _runtimes(user_api: str):
+    """The process's OpenMP or BLAS runtimes, found once (scanning the loaded libraries takes ~10 ms).
 
     Runtimes loaded after the first call are not limited; faiss-cpu and scikit-learn ship the same libgomp,
     which the dynamic loader shares, and both are imported before any search or prediction runs.
     """
-    global _controller
     with _controller_lock:
-        if _controller is None:
+        if user_api not in _controllers:
             from threadpoolctl import ThreadpoolController
 
-            _controller = ThreadpoolController().select(user_api="openmp")
-        return _controller
+            _controllers[user_api] = ThreadpoolController().select(user_api=user_api)
+        return _controllers[user_api]
 
 
 @contextlib.contextmanager
@@ -42,5 +41,17 @@ def openmp_threads(limit: int | None) -> Iterator[None]:
     if limit is None:
         yield
         return
-    with _openmp().limit(limits=limit):
+    with _runtimes("openmp").limit(limits=limit):
+        yield
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int) -> Iterator[None]:
+    """numpy's matrix products use at most `limit` threads in the block.
+
+    Products of a few hundred rows finish before a team of threads starts: a service worker spent twice the CPU
+    per match comparing each campaign's candidates on two OpenBLAS threads. OpenBLAS's setting is the process's,
+    so a concurrent thread's products are limited too while the block runs; only their speed can change.
+    """
+    with _runtimes("blas").limit(limits=limit):
         yield

@@ -15,6 +15,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from features.threads import blas_threads
 from matcher.programme import Programme, Solution, dearest_spend
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL, SlateBook, campaign_order
@@ -65,22 +66,23 @@ def near_duplicate_groups(scored: pd.DataFrame, vectors: np.ndarray, threshold: 
     bounds = np.flatnonzero(np.diff(campaign[order], prepend=-1, append=-1))
     creator = scored["creator_row"].to_numpy()
     out: list[np.ndarray] = []
-    for first, last in pairwise(bounds):
-        members = order[first:last]
-        v = vectors[creator[members]]
-        close = v @ v.T >= threshold
-        np.fill_diagonal(close, False)
-        uncovered = close.copy()
-        for i in np.flatnonzero(close.any(axis=1)):
-            while uncovered[i].any():
-                group = [i, int(np.argmax(uncovered[i]))]
-                common = close[i] & close[group[1]]
-                for k in np.flatnonzero(common):
-                    if common[k]:
-                        group.append(int(k))
-                        common &= close[k]
-                uncovered[np.ix_(group, group)] = False
-                out.append(np.sort(members[group]))
+    with blas_threads(1):  # a few hundred rows: a second thread costs more than it shares
+        for first, last in pairwise(bounds):
+            members = order[first:last]
+            v = vectors[creator[members]]
+            close = v @ v.T >= threshold
+            np.fill_diagonal(close, False)
+            uncovered = close.copy()
+            for i in np.flatnonzero(close.any(axis=1)):
+                while uncovered[i].any():
+                    group = [i, int(np.argmax(uncovered[i]))]
+                    common = close[i] & close[group[1]]
+                    for k in np.flatnonzero(common):
+                        if common[k]:
+                            group.append(int(k))
+                            common &= close[k]
+                    uncovered[np.ix_(group, group)] = False
+                    out.append(np.sort(members[group]))
     if not out:
         return np.empty((0, 2), dtype=np.int64)
     group_of = np.repeat(np.arange(len(out)), [len(g) for g in out])
