@@ -105,8 +105,8 @@ class Programme:
         at = np.searchsorted(rows, entries[:, 1]).clip(0, max(len(rows) - 1, 0))
         inside = rows[at] == entries[:, 1] if len(rows) else np.zeros(len(entries), bool)
         group, position = entries[inside, 0], at[inside]
-        size = np.unique(group, return_inverse=True, return_counts=True)
-        several = size[2][size[1]] > 1
+        _, member_of, members = np.unique(group, return_inverse=True, return_counts=True)
+        several = members[member_of] > 1
         self.conflict_group = np.unique(group[several], return_inverse=True)[1].astype(np.int64)
         self.conflicts = position[several]
         self._whole: tuple | None = None
@@ -267,9 +267,9 @@ class Programme:
                 where = np.searchsorted(ids, lookup).clip(0, len(ids) - 1)
                 hit = (lookup >= 0) & (ids[where] == lookup)
                 price += weight * np.where(hit, values[where], 0.0)
-        if "conflict" in duals:
-            weights = duals["conflict"][self.conflict_group]
-            price += np.bincount(self.conflicts, weights=weights, minlength=len(self.camp))
+        if "conflict" in duals:  # a column can be in several groups: summed, not looked up
+            _, values = duals["conflict"]
+            price += np.bincount(self.conflicts, weights=values[self.conflict_group], minlength=len(self.camp))
         return -self.score - price
 
 
@@ -340,8 +340,6 @@ class _Relaxation:
         duals: dict = {"campaign": marginals[: self.n_campaigns]}
         for name, (start, ids) in self.spans.items():
             duals[name] = (ids, marginals[start : start + len(ids)])
-        if "conflict" in duals:  # by conflict group: every group has its row here
-            duals["conflict"] = duals["conflict"][1]
         values = np.concatenate([x[self.n_extra :], x[: self.n_extra]])
         return self.programme._result(self.columns, values, self.highs.getInfo().objective_function_value, duals)
 
