@@ -1,7 +1,7 @@
 """The candidate index: creator profile vectors in FAISS, searched by inner product (cosine on unit vectors).
 
 The kind of index follows the catalogue's size: exact `flat` search below a threshold (200,000 creators by
-default, $CREATOR_MATCHER_FLAT_THRESHOLD), an inverted file (`ivf`, IndexIVFFlat) above it. `hnsw` is available
+default, $CREATOR_MATCHER_FLAT_THRESHOLD), an inverted file (`ivf`, float16 residuals) above it. `hnsw` is available
 on request. Eligibility is applied inside the search with an ID selector, and an approximate search that finds
 fewer than k eligible rows while more exist is widened until it does, so callers always get k.
 """

@@ -1,7 +1,8 @@
 """Building the candidate index: the kind of FAISS index for the catalogue's size, and its settings.
 
 Exact `flat` search up to a threshold (200,000 creators by default, $CREATOR_MATCHER_FLAT_THRESHOLD), an inverted
-file (`ivf`, IndexIVFFlat, trained by seeded spherical k-means) above it, `hnsw` on request.
+file (`ivf`, trained by seeded spherical k-means, each vector stored as its residual from its list's centre in
+16-bit floats) above it, `hnsw` on request.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ HNSW_M = 32
 TRAIN_POINTS_PER_LIST = 50
 MIN_POINTS_PER_LIST = 39
 _ADD_CHUNK = 65_536
-_INDEX_TYPES = {"flat": "Flat", "ivf": "IVF{nlist},Flat", "hnsw": f"HNSW{HNSW_M},Flat"}
+# An ivf index stores residuals in float16: half the memory of float32 rows (0.77 GB instead of 1.54 GB at 1M)
+# for a rounding of at most 6.1e-5 per component. Against float32 lists trained on the same sample, on 300,000 of
+# the 1M benchmark's MiniLM creator profiles (500 held-out profiles as queries), recall@100 to the exact float32
+# ranking went from 0.9826 to 0.9825 at nprobe 16 and from 0.9964 to 0.9963 at nprobe 32.
+_INDEX_TYPES = {"flat": "Flat", "ivf": "IVF{nlist},SQfp16", "hnsw": f"HNSW{HNSW_M},Flat"}
 
 
 def ivf_nlist(n: int) -> int:
@@ -103,8 +108,8 @@ class IndexBuilder:
             vectors: one row per creator, L2-normalised.
             creator_ids: the creator id of each row.
             embedding_model: the model that made the vectors, recorded in `meta`.
-            kind: `flat` (exact), `ivf` (IndexIVFFlat), `hnsw`, or `auto`: flat up to `flat_threshold` rows,
-                ivf above.
+            kind: `flat` (exact), `ivf` (inverted lists of float16 residuals), `hnsw`, or `auto`: flat up to
+                `flat_threshold` rows, ivf above.
             nprobe: ivf lists searched per query; default DEFAULT_NPROBE.
             nlist: ivf lists; default `ivf_nlist(len(vectors))`.
             ef_search: hnsw search breadth; default DEFAULT_EF_SEARCH.
@@ -155,11 +160,13 @@ class IndexBuilder:
         return cls(index, creator_ids, meta)
 
 
-def _train_ivf(vectors: np.ndarray, nlist: int, seed: int, progress: bool) -> faiss.IndexIVFFlat:
-    """An untrained-then-trained IndexIVFFlat; k-means runs on a seeded sample, spherical for inner product."""
+def _train_ivf(vectors: np.ndarray, nlist: int, seed: int, progress: bool) -> faiss.IndexIVFScalarQuantizer:
+    """An IVF index of float16 residuals, trained: k-means runs on a seeded sample, spherical for inner product."""
     dimension = vectors.shape[1]
     quantizer = faiss.IndexFlatIP(dimension)
-    index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT, True
+    )
     index.cp.seed = seed
     index.cp.spherical = True  # unit-norm centroids, the right centres for inner product
     index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
