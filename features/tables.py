@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
+from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
 from features.safe_write import atomic_path
 
@@ -347,6 +348,8 @@ def _validate_blocks(
     if extra:
         valid = pd.concat([valid, extra_columns(kept, extra).reset_index(drop=True)], axis=1)
     valid.insert(0, "row", np.asarray(kept, dtype=np.int64) + 1)
+    if start > VALIDATION_BLOCK:  # after a large table only: a service request's few rows leave nothing to trim
+        release_free_memory()
     return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)), _VALIDATED)
 
 

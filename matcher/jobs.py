@@ -19,9 +19,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
+from features.memory import release_free_memory
 from features.tables import atomic_path
 from matcher.scoring import Scorer
 from matcher.slate import SlatePolicy, build_slates
+from matcher.slate_book import campaign_order
 
 __all__ = ["ENGINES", "SLATE_COLUMNS", "assign", "chunked", "scored_parts"]
 
@@ -94,14 +96,9 @@ def assign(
     Returns:
         The chosen scored pairs with their `rank`, and why each campaign's slate has its size.
     """
-    frames = []
-    for number, part in enumerate(parts):
-        frame = _read_part(part, SLATE_COLUMNS)
-        frames.append(frame.assign(_part=number, _position=np.arange(len(frame))))
-    if not frames or not sum(len(f) for f in frames):
+    batch = _slate_columns(parts)
+    if batch.empty:
         return pd.DataFrame(), {}
-    # One part (a service request's chunk) is neither concatenated nor grouped: the same rows, for less.
-    batch = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     chosen, size_reason = build_slates(batch, policy, creator_vectors)
     groups = [(0, chosen)] if len(parts) == 1 else chosen.groupby("_part", sort=True)
     whole = [
@@ -110,6 +107,24 @@ def assign(
         if len(rows)
     ]
     return (pd.concat(whole, ignore_index=True) if whole else pd.DataFrame()), size_reason
+
+
+def _slate_columns(parts: list[Path | bytes | pd.DataFrame]) -> pd.DataFrame:
+    """The columns assignment needs of every part, with `_part` and `_position` to find each row again, in the
+    canonical order `build_slates` works in (so it keeps this frame rather than a second copy of it)."""
+    frames = []
+    for number, part in enumerate(parts):
+        frame = _read_part(part, SLATE_COLUMNS)
+        frames.append(frame.assign(_part=number, _position=np.arange(len(frame))))
+    if not frames:
+        return pd.DataFrame()
+    if len(frames) > 1:  # a batch run's scoring is over: what its chunks left behind is not needed again
+        release_free_memory()
+    # One part (a service request's chunk) is neither concatenated nor grouped: the same rows, for less.
+    batch = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    del frames  # the parts' own copies, before the batch is ordered
+    order = campaign_order(batch)
+    return batch if (order == np.arange(len(order))).all() else batch.iloc[order].reset_index(drop=True)
 
 
 def _commit(payload: bytes, path: Path | None) -> Path | bytes:
