@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pickle
+import sqlite3
 from pathlib import Path
 
 from features.environment import unset_defaults
@@ -105,12 +107,56 @@ def tracking_uri(tmp_path_factory) -> str:
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
+def _copy_store(source: Path, target: Path) -> None:
+    """The SQLite tracking store `source` copied into `target`, page by page through SQLite itself, so that a store
+    this process already has open reads the copy as it would its own writes."""
+    with sqlite3.connect(source) as reading, sqlite3.connect(target) as writing:
+        reading.backup(writing)
+
+
+def _same_tables(one: Path, other: Path) -> bool:
+    """Whether two worlds' folders hold the same tables, byte for byte."""
+    names = sorted(path.name for path in one.glob("*.parquet"))
+    return names == sorted(path.name for path in other.glob("*.parquet")) and all(
+        (one / name).read_bytes() == (other / name).read_bytes() for name in names
+    )
+
+
 @pytest.fixture(scope="session")
-def trained(world_dir, embedder, tracking_uri):
-    """The first ranker trained on the world: registered as version 1 of `creator-ranker`, the champion."""
+def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
+    """The first ranker trained on the world: registered as version 1 of `creator-ranker`, the champion.
+
+    Trained once per run. Under `make test` the first worker to need it trains it into a store of its own beside
+    the workers' folders; each worker, that one included, then copies that store (the run, the registered version
+    and its alias; the artifacts are files both point to) into the session's store, if its world has the same
+    bytes, instead of training the same ranker again. What a worker's store held before is replaced: the module
+    that wrote it has finished.
+    """
     from training.train import train
 
-    return train(world_dir, embedder=embedder)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return train(world_dir, embedder=embedder)
+    shared = tmp_path_factory.getbasetemp().parent / "trained"
+    shared.mkdir(exist_ok=True)
+    store, result, world = shared / "mlflow.db", shared / "result.pickle", shared / "world"
+    with output_lock(shared, wait=1800):
+        if not result.is_file():
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+            try:
+                made = train(world_dir, embedder=embedder)
+            finally:
+                os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+            world.write_text(str(world_dir))
+            result.write_bytes(pickle.dumps(made))
+        if _same_tables(Path(world.read_text()), world_dir):
+            _copy_store(store, Path(tracking_uri.removeprefix("sqlite:///")))
+            made = pickle.loads(result.read_bytes())
+        else:  # not the world the shared ranker learned from: a ranker of its own
+            made = train(world_dir, embedder=embedder)
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return made
 
 
 def pytest_collection_modifyitems(config, items):
@@ -118,7 +164,17 @@ def pytest_collection_modifyitems(config, items):
 
     `make test` hands whole files to its workers in collection order (`--no-loadscope-reorder`): the end-to-end
     files, at a minute or more each, start first and the many quick files fill in behind them, so the workers
-    finish together rather than one waiting on a long file handed out last.
+    finish together rather than one waiting on a long file handed out last. Of the slow files, one that needs the
+    session's trained ranker goes first and those that do not need it next: the first worker trains it (once per
+    run, see `trained`) while the other starts on work that does not wait for it.
     """
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
+    needs_ranker = {item.path for item in items if "trained" in item.fixturenames}
+    first = next((item.path for item in items if item.path in slow & needs_ranker), None)
+
+    def turn(item) -> int:
+        if item.path not in slow:
+            return 3
+        return 0 if item.path == first else 1 if item.path not in needs_ranker else 2
+
+    items.sort(key=turn)
