@@ -1,9 +1,10 @@
 """`creator-match` end to end, as a scheduler runs it: files, exit codes and stderr.
 
-On the session's world and its registered ranker (tests/conftest.py), the first match and the match with bad rows
-run as real processes (the console script, exit statuses a scheduler sees); the rest call the same `main` in this
-process (tests/commands.py), which is what they check. `simulate`, `train` and `index` run through the console
-script in tests/simulation/test_simulation.py, tests/training/test_tracking_server.py and
+On the session's world and its registered ranker (tests/conftest.py), the match with bad rows runs as a real
+process (the console script, the exit status 2 a scheduler sees); the rest call the same `main` in this process
+(tests/commands.py), which is what they check. A match that exits 0 through the console script, and its bytes
+against a run made in another process, are tests/matcher/test_crash_safety.py's; `simulate`, `train` and `index`
+run through the console script in tests/simulation/test_simulation.py, tests/training/test_tracking_server.py and
 tests/matcher/test_concurrent_runs.py.
 """
 
@@ -34,7 +35,7 @@ def flow(tmp_path_factory, world_dir, trained):
 
 def test_match_writes_the_contract_table(flow):
     out = flow / "out" / "matches.parquet"
-    done = run_process(
+    done = run(
         "match",
         "--campaigns",
         str(flow / "w" / "new_campaigns.parquet"),
