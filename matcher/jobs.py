@@ -110,21 +110,18 @@ def assign(
 
 
 def _slate_columns(parts: list[Path | bytes | pd.DataFrame]) -> pd.DataFrame:
-    """The columns assignment needs of every part, with `_part` and `_position` to find each row again, in the
-    canonical order `build_slates` works in (so it keeps this frame rather than a second copy of it)."""
+    """The columns assignment needs of every part, with `_part` and `_position` to find each row again; parts
+    concatenated in the canonical order `build_slates` works in, so that it keeps this frame and no copy of it."""
     frames = []
     for number, part in enumerate(parts):
         frame = _read_part(part, SLATE_COLUMNS)
         frames.append(frame.assign(_part=number, _position=np.arange(len(frame))))
-    if not frames:
-        return pd.DataFrame()
-    if len(frames) > 1:  # a batch run's scoring is over: what its chunks left behind is not needed again
-        release_free_memory()
-    # One part (a service request's chunk) is neither concatenated nor grouped: the same rows, for less.
-    batch = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frames) <= 1:  # a service request's one chunk: build_slates orders its few hundred rows itself
+        return frames[0] if frames else pd.DataFrame()
+    release_free_memory()  # a batch run's scoring is over: what its chunks left behind is not needed again
+    batch = pd.concat(frames, ignore_index=True)
     del frames  # the parts' own copies, before the batch is ordered
-    order = campaign_order(batch)
-    return batch if (order == np.arange(len(order))).all() else batch.iloc[order].reset_index(drop=True)
+    return batch.iloc[campaign_order(batch)].reset_index(drop=True)
 
 
 def _commit(payload: bytes, path: Path | None) -> Path | bytes:
