@@ -100,6 +100,7 @@ def assign(
     if batch.empty:
         return pd.DataFrame(), {}
     chosen, size_reason = build_slates(batch, policy, creator_vectors)
+    del batch  # the chosen rows carry their part and position: the rest is not read again
     groups = [(0, chosen)] if len(parts) == 1 else chosen.groupby("_part", sort=True)
     whole = [
         _read_part(parts[int(number)]).iloc[rows["_position"].to_numpy()].assign(rank=rows["rank"].to_numpy())
