@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from features.environment import unset_defaults
@@ -24,57 +22,14 @@ from features.embeddings import CACHE_DIR_ENV, Embedder, default_cache_dir, reso
 from features.safe_write import output_lock
 from simulation.world import simulate, write_world
 
-# The run's ONNX export, made by a process of its own under the export folder's lock (see `pytest_configure`).
-EXPORT = """
-import sys
-from pathlib import Path
-
-import faiss  # noqa: F401
-from features.embeddings import Embedder
-from features.safe_write import output_lock
-
-shared = Path(sys.argv[1])
-with output_lock(shared, wait=600):
-    Embedder(cache_dir=shared.parent).encoder
-"""
-_EXPORTING = pytest.StashKey[subprocess.Popen]()
-
-
-@pytest.hookimpl(trylast=True)  # after the tmp_path plugin has made the run's folder
-def pytest_configure(config):
-    """Under xdist the controller, idle while its workers start and collect the tests, has the run's ONNX export
-    made meanwhile: a worker that reaches `embedding_cache` before it is done waits on the same lock, and one that
-    gets the lock first makes it itself (an export is the same files whoever makes it)."""
-    distributed = config.getoption("dist", "no") != "no" and config.getoption("numprocesses", None)
-    if os.environ.get("PYTEST_XDIST_WORKER") or not distributed or config.getoption("collectonly"):
-        return
-    if resolve_backend() != "onnx":
-        return
-    shared = config._tmp_path_factory.getbasetemp() / "onnx"
-    shared.mkdir(exist_ok=True)
-    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    config.stash[_EXPORTING] = subprocess.Popen(
-        [sys.executable, "-c", EXPORT, str(shared)],
-        env={**os.environ, **unset_defaults(threads)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def pytest_unconfigure(config):
-    exporting = config.stash.get(_EXPORTING, None)
-    if exporting is not None:
-        exporting.wait()
-
 
 @pytest.fixture(scope="session", autouse=True)
 def embedding_cache(tmp_path_factory):
     """Commands that cache embeddings by default (`creator-match index`) cache into the run's temp dir, not ~.
 
     The workers of one `make test` run each keep their own vectors but share one ONNX export of the model, made
-    while they start (`pytest_configure`), or else by the first worker to get here while the other waits: an
-    export is the same files whichever cache it sits in, and making it costs each process that does seconds and
-    torch's imports.
+    by the first worker to get here while the other waits: an export is the same files whichever cache it sits
+    in, and making it costs each process that does seconds and torch's imports.
     """
     previous = os.environ.get(CACHE_DIR_ENV)
     cache = tmp_path_factory.mktemp("embedding-cache")
