@@ -61,7 +61,7 @@ def near_duplicate_groups(scored: pd.DataFrame, vectors: np.ndarray, threshold: 
     """
     if threshold >= 1 or not len(scored):
         return np.empty((0, 2), dtype=np.int64)
-    campaign = pd.factorize(scored["campaign_id"].to_numpy())[0]
+    campaign = pd.factorize(scored["campaign_id"])[0]
     order = np.argsort(campaign, kind="stable")  # `scored` is in canonical order: best first within a campaign
     bounds = np.flatnonzero(np.diff(campaign[order], prepend=-1, append=-1))
     creator = scored["creator_row"].to_numpy()
