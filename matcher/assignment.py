@@ -110,8 +110,31 @@ def _solve(
     stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
     working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
     solution = columns.optimum(working)
+    if _short_of_minimum(plan, columns.camp[solution.chosen], policy).any():
+        # Capacity took some slates below their minimum: solved again with every slate's floor as a row (a floor on
+        # the short ones alone would let the solver fill them from others, then short of theirs). Where no slate
+        # falls short the floors cannot change the optimum, so most batches are solved once.
+        columns = Programme(scored, plan.assign(floor=_floor(plan)), policy, rows, conflicts)
+        considered = np.zeros(len(rows), dtype=bool)
+        considered[solution.considered] = True
+        solution = columns.optimum(working | considered)
     solution.chosen, solution.considered = rows[solution.chosen], rows[solution.considered]
     return solution
+
+
+def _floor(plan: pd.DataFrame) -> np.ndarray:
+    """Per campaign of `plan`, the fewest members its slate should have: its minimum, or its size if smaller."""
+    if "minimum" not in plan.columns:
+        return np.zeros(len(plan), dtype=np.int64)
+    return np.minimum(plan["minimum"].to_numpy(np.int64), plan["target"].to_numpy(np.int64))
+
+
+def _short_of_minimum(plan: pd.DataFrame, chosen_campaigns: np.ndarray, policy: SlatePolicy) -> np.ndarray:
+    """Per campaign of `plan`, whether its chosen members (campaign codes of the chosen columns) fall short of its
+    floor while capacity is what could have taken them."""
+    if policy.capacity is None:
+        return np.zeros(len(plan), dtype=bool)
+    return np.bincount(chosen_campaigns, minlength=len(plan)) < _floor(plan)
 
 
 def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None) -> pd.DataFrame:

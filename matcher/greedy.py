@@ -14,7 +14,15 @@ def assign_greedy(scored: pd.DataFrame, slates: SlateBook) -> None:
     """One best-first pass over every pair, then funnel coverage by swaps: kept to measure the exact gain."""
     policy = slates.policy
     order = np.lexsort((scored["creator_id"].to_numpy(), scored["campaign_id"].to_numpy(), -scored["score"].to_numpy()))
-    for i in order:
+    placed = np.zeros(len(scored), dtype=bool)
+    if policy.capacity is not None:
+        # Slates below their minimum first, as the exact assignment's floors price them, then everything else.
+        floor = {c: min(slates.minimum[c], slates.target[c]) for c in slates.members}
+        for i in order:
+            if len(slates.members[slates.campaign[i]]) < floor[slates.campaign[i]] and slates.why_not(i) is None:
+                slates.add(i)
+                placed[i] = True
+    for i in order[~placed[order]]:
         reason = slates.why_not(i)
         if reason is None:
             slates.add(i)

@@ -2,10 +2,11 @@
 
 Variables: one 0/1 column per candidate pair; per covered (campaign, stage) a slack column, priced at twice the
 campaign's best score, for a stage that cannot be covered; per campaign whose budget can bind a 0/1 switch `z`,
-1 when the slate is wider than its minimum and must then keep to the budget. Rows: each slate's size (at most
-`target`, or `minimum` while `z` is 0), its budget (`expected commission x take-up <= budget` when `z` is 1), its
-unproven limit, each stage's coverage, each creator's capacity, and one row per group of mutual near-duplicates
-(at most one of them).
+1 when the slate is wider than its minimum and must then keep to the budget; per seat a slate may fall short of its
+`floor` (its minimum, where capacity could take it away) a slack column priced at FLOOR_PRICE times the batch's best
+score. Rows: each slate's size (at most `target`, or `minimum` while `z` is 0), its floor (at least `floor` members
+or short seats), its budget (`expected commission x take-up <= budget` when `z` is 1), its unproven limit, each
+stage's coverage, each creator's capacity, and one row per group of mutual near-duplicates (at most one of them).
 
 Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the
 creators' another) and the linear programme's vertex optimum is already integral; the budget's knapsack rows and
@@ -27,10 +28,15 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL
 
-__all__ = ["MIP_GAP", "Programme", "Solution", "dearest_spend"]
+__all__ = ["FLOOR_PRICE", "MIP_GAP", "Programme", "Solution", "dearest_spend"]
 
 # Relative gap at which HiGHS's branch and bound stops: only used when the relaxation is fractional.
 MIP_GAP = 1e-7
+# The price of a seat short of a slate's floor, in multiples of the batch's best score: above what any member of
+# any slate is worth, so creators whose capacity is scarce go first where a slate would fall below its minimum
+# (a slate of one or two invitees, half of whom usually take part, often never runs) rather than to a wider slate
+# elsewhere. Above the coverage slack (twice a campaign's best), so a floor comes before a funnel stage.
+FLOOR_PRICE = 4.0
 
 
 def dearest_spend(cost: np.ndarray, campaign: np.ndarray, count: np.ndarray, n_campaigns: int) -> np.ndarray:
@@ -58,7 +64,8 @@ class Programme:
     Args:
         scored: the batch's candidates in canonical order (`matcher.slate_book.campaign_order`).
         plan: per campaign `target`, `standard`, `unproven`, and where budgets apply `best`, `budget`, `minimum`,
-            `budgeted` (whether the campaign gets a budget row).
+            `budgeted` (whether the campaign gets a budget row); optionally `floor`, the fewest members a slate
+            should have (0: no floor row).
         policy: the slate policy (capacity, coverage, take-up).
         rows: the rows of `scored` that get a column, ascending.
         conflicts: `(group, row)` entries: groups of rows of `scored` (one campaign's mutual near-duplicates) of
@@ -109,6 +116,7 @@ class Programme:
         several = members[member_of] > 1
         self.conflict_group = np.unique(group[several], return_inverse=True)[1].astype(np.int64)
         self.conflicts = position[several]
+        self.floor = plan["floor"].to_numpy(np.int64) if "floor" in plan.columns else np.zeros(len(plan), np.int64)
         self._whole: tuple | None = None
 
     def optimum(self, working: np.ndarray) -> Solution:
@@ -244,6 +252,19 @@ class Programme:
             coef.append(np.full(len(ids), -1.0))
             cost.append(2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)])
             width += len(ids)
+        floors = np.flatnonzero(self.floor > 0)
+        if len(floors):
+            # At least `floor` members, or a priced slack column per seat short (the floor's shortfall).
+            members = np.flatnonzero(np.isin(camp, floors))
+            seats = self.floor[floors]
+            start = offset
+            codes = np.searchsorted(floors, camp[members])
+            block("floor", members, floors, codes, -seats.astype(float), np.full(len(members), -1.0))
+            rows_at.append(start + np.repeat(np.arange(len(floors)), seats))
+            cols_at.append(width + np.arange(seats.sum()))
+            coef.append(np.full(seats.sum(), -1.0))
+            cost.append(np.full(seats.sum(), FLOOR_PRICE * max(float(self.score.max(initial=0.0)), 1e-12)))
+            width += int(seats.sum())
         if len(self.conflicts):
             k = np.arange(self.conflict_group.max() + 1)
             ones = np.ones(len(self.conflicts))
@@ -261,6 +282,7 @@ class Programme:
             ("unproven", np.where(self.limited, self.camp, -1), 1.0),
             ("creator", self.creator, 1.0),
             ("coverage", self.key, -1.0),
+            ("floor", self.camp, -1.0),
         ):
             if name in duals:
                 ids, values = duals[name]

@@ -36,7 +36,7 @@ class SlatePolicy:
             wider than standard ones when budgets bind, with room for two of each funnel stage.
         capacity: most campaigns one creator is proposed to in a run (None, or 0 on the command line: no
             limit). Creators go where their expected sales are highest across the run, not to whichever
-            campaign comes first.
+            campaign comes first, once every slate that capacity would leave below its minimum has it.
         duplicate_similarity: a creator whose profile is at least this close (cosine) to one already on the
             slate is a near-duplicate and is skipped.
         funnel_coverage: non-standard slates get the best awareness, consideration and conversion creator

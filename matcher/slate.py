@@ -14,6 +14,7 @@ import pandas as pd
 from features.product_type import UNCERTAIN
 from matcher.assignment import assign_exact, best_assignment
 from matcher.greedy import assign_greedy
+from matcher.programme import FLOOR_PRICE
 from matcher.settings import ASSIGNMENTS, SlatePolicy
 from matcher.slate_book import FUNNEL, SlateBook, campaign_order
 
@@ -155,14 +156,22 @@ def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -
     """What the exact assignment maximises, to compare assignments of the same scored batch on it.
 
     The chosen pairs' predicted sales, less twice a campaign's best score for each funnel stage of a non-standard
-    slate that has a candidate worth `min_stage_value` of the best but no such member: coverage is a rule kept
-    unless keeping it is impossible, so an assignment that skips it does not count the sales it bought that way.
+    slate that has a candidate worth `min_stage_value` of the best but no such member, and, under a capacity,
+    FLOOR_PRICE times the batch's best score for each seat a slate is short of its floor (its minimum, or its size
+    if smaller): rules kept unless keeping them is impossible, so an assignment that skips them does not count the
+    sales it bought that way.
     """
     total = float(chosen["score"].sum())
     scored = scored[scored["score"] > 0]
-    if not policy.funnel_coverage or scored.empty:
+    if scored.empty:
         return total
     plan = plan_sizes(scored, policy)
+    if policy.capacity is not None:
+        floor = np.minimum(plan["minimum"], plan["target"])
+        members = chosen.groupby("campaign_id").size().reindex(plan.index, fill_value=0)
+        total -= FLOOR_PRICE * float(scored["score"].max()) * float((floor - members).clip(lower=0).sum())
+    if not policy.funnel_coverage:
+        return total
     best = plan["best"].reindex(scored["campaign_id"]).to_numpy()
     wide = ~plan["standard"].reindex(scored["campaign_id"]).to_numpy(bool)
     worthy = scored[wide & (scored["score"] >= policy.min_stage_value * best) & scored["funnel_stage"].isin(FUNNEL)]

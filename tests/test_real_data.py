@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from features.embeddings import campaign_vectors, creator_vectors
+from features.product_type import UNCERTAIN
 from matcher.api import Matcher, MatchSettings
 from matcher.slate import SlatePolicy
 from tests.real_fixtures import campaigns_from_titles, department, real_creators, real_titles, topical_precision
@@ -29,6 +30,22 @@ def test_every_campaign_gets_a_slate_and_says_it_rests_on_no_record(real_run):
     assert {s.status for s in result.summaries} == {"matched"}
     assert set(result.matches["campaign_id"]) == set(campaigns["campaign_id"])
     assert result.matches["reasons"].str.contains("no record yet").all()
+
+
+def test_every_slate_reaches_the_policy_minimum_though_no_creator_has_a_record(real_run):
+    """71 campaigns share 300 creators, 5 campaigns each at most, and nobody has a record: the unproven limit does
+    not shrink the slates, and capacity goes first where a slate would fall below its minimum."""
+    matcher, _, result = real_run
+    sizes = result.matches.groupby("campaign_id").size()
+    policy = matcher.settings.slate
+    minimum = {s.campaign_id: policy.minimum_for(s.product_type) for s in result.summaries}
+    for s in result.summaries:  # an uncertain type is sized between the two kinds' minimums, by its probability
+        if UNCERTAIN[0] <= s.product_type_probability <= UNCERTAIN[1]:
+            p = s.product_type_probability
+            minimum[s.campaign_id] = round(policy.min_size + p * (policy.min_non_standard_size - policy.min_size))
+    short = {c: int(sizes.get(c, 0)) for c, m in minimum.items() if sizes.get(c, 0) < m}
+    assert short == {}
+    assert (result.matches.groupby("creator_id").size() <= policy.capacity).all()
 
 
 def test_slates_are_on_topic_and_beat_raw_similarity(real_run, embedder):

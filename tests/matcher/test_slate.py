@@ -73,6 +73,26 @@ def test_non_standard_slates_stay_wider_than_standard_ones_when_budgets_bind():
     assert "may use the budget up before the end date" in why["c"]
 
 
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_capacity_shares_scarce_creators_so_that_every_slate_reaches_its_minimum(assignment):
+    """Six creators, each on one campaign at most, and three standard campaigns that want three each (minimum two).
+    Campaign A values everyone most: by score alone A would take three and C one, a slate that seldom runs. Each
+    slate gets its minimum of two, and A still takes the two creators it values most over the others."""
+    rows = [("A", r, 100.0 - 10 * r, "d") for r in range(6)]
+    rows += [("B", r, 10.0 - r, "d") for r in range(6)]
+    rows += [("C", r, 5.0 - 0.5 * r, "d") for r in range(6)]
+    policy = SlatePolicy(standard_size=3, min_size=2, capacity=1, funnel_coverage=False, assignment=assignment)
+
+    chosen, _ = build_slates(candidates(rows, kind="standard"), policy, distinct_vectors(6))
+
+    assert chosen.groupby("campaign_id").size().to_dict() == {"A": 2, "B": 2, "C": 2}
+    assert sorted(chosen.loc[chosen["campaign_id"] == "A", "creator_row"]) == [0, 1]
+    by_score_alone, _ = build_slates(
+        candidates(rows, kind="standard"), SlatePolicy(**{**policy.__dict__, "capacity": None}), distinct_vectors(6)
+    )
+    assert (by_score_alone.groupby("campaign_id").size() == 3).all()  # the floor costs A only under capacity
+
+
 def test_capacity_places_a_creator_where_it_is_worth_most_not_first_come():
     """Creator 0 is on 7 campaigns; with capacity 5 it keeps the 5 where its score is highest."""
     policy = SlatePolicy(capacity=5, funnel_coverage=False)
@@ -173,26 +193,29 @@ def test_exact_assignment_spreads_a_shared_star_over_three_campaigns_by_hand():
     assert total(exact) == 55.0
 
 
-def brute_force(frame: pd.DataFrame, size: int, capacity: int) -> float:
-    """The best total score over every way of giving each campaign at most `size` creators."""
+def brute_force(frame: pd.DataFrame, size: int, capacity: int, minimum: int = 0) -> float:
+    """The best total score over every way of giving each campaign at most `size` creators, among the ways with
+    the fewest places short of `minimum` per campaign (the floors come first)."""
     from itertools import combinations, product
 
     options = {
         c: [subset for k in range(size + 1) for subset in combinations(group.itertuples(index=False), k)]
         for c, group in frame.groupby("campaign_id")
     }
-    best = 0.0
+    best = (-np.inf, 0.0)
     for pick in product(*options.values()):
         members = [row for subset in pick for row in subset]
         load = pd.Series([row.creator_row for row in members], dtype="int64").value_counts()
         if (load <= capacity).all():
-            best = max(best, sum(row.score for row in members))
-    return best
+            short = sum(max(minimum - len(subset), 0) for subset in pick)
+            best = max(best, (-short, sum(row.score for row in members)))
+    return best[1]
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_exact_assignment_matches_brute_force_on_small_random_batches(seed):
-    """Three campaigns, five creators, two places each, capacity one: the solver's total is the true optimum."""
+    """Three campaigns, five creators, two places each, capacity one: the solver's total is the true optimum
+    among the assignments with the fewest places short of the minimum."""
     rng = np.random.default_rng(seed)
     rows = [(c, r, float(rng.integers(1, 50)), "d") for c in "ABC" for r in range(5) if rng.random() < 0.8]
     frame = candidates(rows, kind="standard")
@@ -201,8 +224,8 @@ def test_exact_assignment_matches_brute_force_on_small_random_batches(seed):
     exact, _ = build_slates(frame, policy, distinct_vectors(5))
     greedy, _ = build_slates(frame, SlatePolicy(**{**policy.__dict__, "assignment": "greedy"}), distinct_vectors(5))
 
-    assert total(exact) == pytest.approx(brute_force(frame, 2, 1))
-    assert total(greedy) <= total(exact) + 1e-9
+    assert total(exact) == pytest.approx(brute_force(frame, 2, 1, minimum=2))
+    assert objective(frame, greedy, policy) <= objective(frame, exact, policy) + 1e-9
     assert (exact.groupby("creator_row").size() <= 1).all()
 
 
