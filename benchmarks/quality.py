@@ -15,6 +15,13 @@ the table that the constraints do not; "greedy" is the same policy with the best
 exact assignment, under the same rules, and "greedy / exact objective" the gap on the model's own predicted
 scores (at most 1 up to funnel coverage, which the exact one keeps where greedy's swaps cannot).
 
+Two ceilings say where the ranking's gap to the oracle lies. "retrieval ceiling": the best slates of the ranking's
+sizes among the candidates retrieval gave the ranker (what no ranker of those candidates can pass). "feature
+ceiling": slates picked by a gradient-boosted model fitted to the TRUE expected sales of the matched campaigns'
+own candidates, on the ranker's own features, cross-fitted by campaign (five folds): what those features could
+reach with perfect supervision and no selection in the training rows. A ranking near the feature ceiling needs
+new information, not a better fit; one far below it is losing to how the history was collected or learned.
+
 `--world main|alt` picks the generator; `--sweep KEY=V1,V2` reruns every seed with a generator knob set to
 each value (shared knobs: outcome_noise, history_days, new_creator_share). The last line is one JSON object.
 
@@ -42,7 +49,7 @@ import pandas as pd
 
 from features.contract import CASHBACK_TYPE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
-from features.pairwise import audience_share
+from features.pairwise import CATEGORICAL_FEATURES, FEATURES, audience_share
 from features.similarity import TAG_FIT_THRESHOLD, CampaignPhrases, TagSpace
 from features.tables import read_table
 from matcher.api import Matcher, MatchSettings
@@ -97,6 +104,42 @@ def baseline_slates(
     return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}
 
 
+def top_of(pairs: pd.DataFrame, value: np.ndarray, sizes: pd.Series) -> pd.DataFrame:
+    """Each campaign's `sizes[campaign]` pairs of highest `value` (ties to the smaller creator_id)."""
+    ranked = pairs.assign(_value=value).sort_values(
+        ["campaign_id", "_value", "creator_id"], ascending=[True, False, True], kind="stable"
+    )
+    within = ranked.groupby("campaign_id").cumcount().to_numpy() < ranked["campaign_id"].map(sizes).fillna(0).to_numpy()
+    return ranked[within][["campaign_id", "creator_id"]]
+
+
+def ceilings(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame, sizes: pd.Series) -> dict[str, float]:
+    """The retrieval ceiling and the feature ceiling (see the module docstring) for slates of `sizes`."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import GroupKFold
+
+    pairs = matcher.candidate_features(campaigns)
+    pairs = pairs[~(pairs["market_share"] < matcher.settings.min_market_share)].reset_index(drop=True)
+    sales = pairs[["campaign_id", "creator_id"]].merge(truth, how="left")["expected_sales"].fillna(0.0).to_numpy()
+    # Relative to the campaign's mean, so that cheap and dear products weigh alike in the fit.
+    relative = sales / np.maximum(pd.Series(sales).groupby(pairs["campaign_id"]).transform("mean").to_numpy(), 1e-12)
+    data = pairs[FEATURES].to_numpy(float)
+    fitted = np.zeros(len(pairs))
+    model = HistGradientBoostingRegressor(
+        loss="poisson",
+        max_iter=300,
+        learning_rate=0.05,
+        random_state=0,
+        categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
+    )
+    for learn, held in GroupKFold(5).split(data, relative, pairs["campaign_id"]):
+        fitted[held] = model.fit(data[learn], relative[learn]).predict(data[held])
+    return {
+        "retrieval_ceiling": oracle_share(top_of(pairs, sales, sizes), truth),
+        "feature_ceiling": oracle_share(top_of(pairs, fitted, sizes), truth),
+    }
+
+
 def run_seed(
     seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, work: Path, world: str, knobs: dict
 ) -> dict[str, float]:
@@ -121,6 +164,8 @@ def run_seed(
     greedy = run(SlatePolicy(assignment="greedy"))
     uncapped = run(SlatePolicy(capacity=None))
     row = {"model": oracle_share(ranking, truth), "model_default_policy": oracle_share(default.matches, truth)}
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    row |= ceilings(matcher, campaigns, truth, ranking.groupby("campaign_id").size())
     for name, slates in baseline_slates(
         ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings(), embedder
     ).items():
@@ -184,8 +229,10 @@ def main() -> None:
                 row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs)
                 rows.append(row)
                 print(
-                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (default slate policy "
-                    f"{row['model_default_policy']:.3f}, constrained best {row['constrained_best_share']:.3f}, "
+                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (retrieval ceiling "
+                    f"{row['retrieval_ceiling']:.3f}, feature ceiling {row['feature_ceiling']:.3f}; default "
+                    f"slate policy {row['model_default_policy']:.3f}, constrained best "
+                    f"{row['constrained_best_share']:.3f}, "
                     f"policy / constrained best {row['policy_vs_constrained_best']:.3f}, greedy "
                     f"{row['greedy_vs_constrained_best']:.3f}, greedy / exact objective "
                     f"{row['greedy_over_exact_objective']:.4f})  followers {row['followers']:.3f}  "
@@ -201,7 +248,8 @@ def main() -> None:
             mean = frame.mean()
             ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
             print(
-                f"\n{args.world} {label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88); "
+                f"\n{args.world} {label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88; "
+                f"feature ceiling {mean['feature_ceiling']:.3f}, retrieval ceiling {mean['retrieval_ceiling']:.3f}); "
                 f"policy / constrained best {mean['policy_vs_constrained_best']:.3f} (target >= 0.90; greedy "
                 f"{mean['greedy_vs_constrained_best']:.3f}); default policy {mean['model_default_policy']:.3f} of "
                 f"the oracle; model / tags_then_followers {ratio:.2f}x (target >= 2); product type accuracy "

@@ -162,6 +162,26 @@ class Matcher:
         category the ranker's history knows), so that a service's first requests are as quick as the rest."""
         self.scorer.retrieval.warm(self._categories if categories is None else categories)
 
+    def candidate_features(self, campaigns: Table | pd.DataFrame) -> pd.DataFrame:
+        """The candidate pairs of valid campaigns with the ranker's features as scoring computes them, for model
+        review: `campaign_id`, `creator_id`, then FEATURES, EVIDENCE_COLUMNS and `market_share`.
+
+        Raises:
+            ValueError: a campaigns DataFrame has an invalid row (the first is named).
+        """
+        table = _campaign_table(campaigns)
+        if table.rejects:
+            raise ValueError(f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}")
+        resolved = resolve_product_types(
+            table.frame.reset_index(drop=True), self.embedder.isolated(), self._product_types
+        )
+        features, campaign_index, creator_index = self.scorer.features(resolved)
+        keys = {
+            "campaign_id": resolved["campaign_id"].to_numpy()[campaign_index],
+            "creator_id": self.creators["creator_id"].to_numpy()[creator_index],
+        }
+        return pd.concat([pd.DataFrame(keys), features], axis=1)
+
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
 

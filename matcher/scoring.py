@@ -107,6 +107,13 @@ class Scorer:
     def score(self, campaigns: pd.DataFrame) -> pd.DataFrame:
         """Every candidate pair of a chunk of campaigns (product types resolved), with its expected outcomes,
         score and the evidence its reason is written from; pairs under `min_market_share` are left out."""
+        features, campaign_index, creator_index = self.features(campaigns)
+        return self._scored(campaigns, features, campaign_index, creator_index)
+
+    def features(self, campaigns: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Every candidate pair of a chunk of campaigns (product types resolved): the ranker's FEATURES with
+        EVIDENCE_COLUMNS and `market_share` (`features.pairwise.pair_features`), each pair's campaign row and its
+        creator's table row. Pairs under `min_market_share` are still in."""
         # The chunk's texts are embedded on their own, so its scores are a function of the chunk alone.
         embedder = self.embedder.isolated()
         vectors = campaign_vectors(embedder, campaigns)
@@ -127,6 +134,11 @@ class Scorer:
             self.priors,
             self.typical_audience,
         )
+        return features, campaign_index, creator_index
+
+    def _scored(
+        self, campaigns: pd.DataFrame, features: pd.DataFrame, campaign_index: np.ndarray, creator_index: np.ndarray
+    ) -> pd.DataFrame:
         predicted = self.ranker.predict(features)
         # Each pair's campaign and creator values, taken column by column (dtypes kept) for the columns read:
         # taking every column of the 100,000 creators' table and of the campaigns cost more than the rest here.

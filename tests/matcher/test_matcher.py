@@ -294,3 +294,19 @@ def test_match_many_on_mappings_rejects_the_invalid_and_matches_the_rest(creator
     assert (out.matches["campaign_id"] == "api-1").all() and len(out.matches) > 0
     with pytest.raises(ValueError, match=r"^invalid campaign: campaigns row 1 \(id api-2\): column commission_rate"):
         matcher.match(bad)
+
+
+def test_candidate_features_are_what_the_slates_were_scored_on(creators, campaigns, ranker, index, embedder, result):
+    """Model review reads the same pairs and features as scoring: the ranker on them gives each slate member's
+    expected clicks and orders again."""
+    from training.ranker import expected_outcomes
+
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    pairs = matcher.candidate_features(campaigns)
+    assert not pairs.duplicated(["campaign_id", "creator_id"]).any()
+    price = pairs["campaign_id"].map(campaigns.set_index("campaign_id")["price"]).to_numpy(float)
+    again = pairs[["campaign_id", "creator_id"]].assign(**expected_outcomes(ranker.model.ranker.predict(pairs), price))
+    members = result.matches.merge(again, on=["campaign_id", "creator_id"], how="left", suffixes=("", "_again"))
+    assert members["expected_orders_again"].notna().all()
+    np.testing.assert_allclose(members["expected_orders_again"], members["expected_orders"], rtol=1e-9)
+    np.testing.assert_allclose(members["expected_clicks_again"], members["expected_clicks"], rtol=1e-9)
