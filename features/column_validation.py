@@ -18,7 +18,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-__all__ = ["column_fields", "validate_columns"]
+__all__ = ["ColumnField", "column_fields", "validate_columns"]
 
 # Model settings that only a model has (how it treats unknown keys, whether it can change), not its fields' rules.
 _MODEL_ONLY = ("extra", "frozen")
@@ -37,12 +37,12 @@ class ColumnField:
 @functools.cache
 def column_fields(model: type[BaseModel]) -> tuple[ColumnField, ...] | None:
     """The fields of `model` as column validators, or None when one of its rules cannot be applied to a column
-    alone: a model validator, a field validator that reads other fields (or runs before, around or instead of
-    the type), an alias, or a default that would be validated."""
+    alone: a model validator or post-init hook, a field validator that reads other fields (or runs before,
+    around or instead of the type), an alias, or a default that would be validated."""
     decorators = model.__pydantic_decorators__
     if decorators.model_validators or decorators.root_validators or decorators.validators:
         return None
-    if model.model_config.get("validate_default") or model.model_config.get("validate_by_alias") is False:
+    if model.model_config.get("validate_default") or model.__pydantic_post_init__:
         return None
     after: dict[str, list] = {name: [] for name in model.model_fields}
     for decorator in decorators.field_validators.values():
