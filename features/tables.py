@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import gc
 import json
 import pickle
 import sys
@@ -15,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
@@ -80,6 +83,9 @@ class TableSpec:
     unique: bool = True
     # Columns whose values are personal or free text and must never be echoed in a reason.
     private_columns: tuple[str, ...] = ()
+    # Validated a column at a time (features.column_validation), only the rows that fail going through the row
+    # model: the creators table, the one with a million rows.
+    columnar: bool = False
 
 
 TABLES: dict[str, TableSpec] = {
@@ -90,6 +96,7 @@ TABLES: dict[str, TableSpec] = {
         ("platforms", "interest_tags"),
         ("audience_marketplaces",),
         private_columns=("bio", "handle"),
+        columnar=True,
     ),
     "campaigns": TableSpec("campaigns", CampaignRow, ("campaign_id",), ("asins", "marketplaces")),
     "performance": TableSpec("performance", PerformanceRow, ("campaign_id", "creator_id")),
@@ -207,23 +214,54 @@ def _as_map(value: object) -> object:
     return value
 
 
-def _records(frame: pd.DataFrame, spec: TableSpec) -> list[dict[str, object]]:
-    columns = [name for name in spec.row_model.model_fields if name in frame.columns]
-    records: list[dict[str, object]] = []
+def _frame_cells(frame: pd.DataFrame, spec: TableSpec) -> dict[str, list]:
+    """The record values of the model's columns that `frame` has, a list per column (None: no value)."""
     converters = {name: _as_list for name in spec.list_columns} | {name: _as_map for name in spec.map_columns}
-    values = {name: frame[name].astype(object).tolist() for name in columns}
-    for i in range(len(frame)):
-        record: dict[str, object] = {}
-        for name in columns:
-            value = values[name][i]
-            convert = converters.get(name)
-            value = convert(value) if convert else (None if is_missing(value) else value)
-            if isinstance(value, np.generic):
-                value = value.item()
-            if value is not None:
-                record[name] = value
-        records.append(record)
-    return records
+    cells = {}
+    for name in spec.row_model.model_fields:
+        if name not in frame.columns:
+            continue
+        column, convert = frame[name], converters.get(name)
+        if spec.columnar and convert is None and _flat(column):
+            cells[name] = _flat_cells(column)
+        else:
+            cells[name] = _cells(column.astype(object).tolist(), convert)
+    return cells
+
+
+def _flat(column: pd.Series | pd.DataFrame) -> bool:
+    """True for a column of numpy numbers or booleans, or pandas' default strings: its only missing value is NaN,
+    and its values are Python numbers, booleans or strings once converted to objects."""
+    if not isinstance(column, pd.Series):  # a repeated column name
+        return False
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iufb"
+    return isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan
+
+
+def _flat_cells(column: pd.Series) -> list:
+    """`_cells` of a `_flat` column, its missing values found at once."""
+    values = column.to_numpy().tolist() if isinstance(column.dtype, np.dtype) else column.astype(object).tolist()
+    for i in np.flatnonzero(column.isna().to_numpy()).tolist():
+        values[i] = None
+    return values
+
+
+def _cells(values: list, convert: Callable[[object], object] | None) -> list:
+    """One column's record values: converted, None when missing, numpy scalars as Python ones."""
+    cells = []
+    for value in values:
+        value = convert(value) if convert else (None if is_missing(value) else value)
+        if isinstance(value, np.generic):
+            value = value.item()
+        cells.append(value)
+    return cells
+
+
+def _record(cells: dict[str, list], i: int) -> dict[str, object]:
+    """Row `i`'s record: its values, without the missing ones (the row model then applies its defaults)."""
+    return {name: values[i] for name, values in cells.items() if values[i] is not None}
 
 
 def _reason(error: dict, private: bool) -> str:
@@ -242,32 +280,59 @@ def _row_id(record: dict[str, object], spec: TableSpec) -> str:
     return "/".join(str(record.get(column, "")) for column in spec.id_columns if record.get(column) is not None)
 
 
-def _valid_block(
-    block: pd.DataFrame, start: int, spec: TableSpec, rejects: dict[tuple[int, str], Reject]
+def _valid_values(
+    cells: dict[str, list], n: int, start: int, spec: TableSpec, rejects: dict[tuple[int, str], Reject]
+) -> tuple[list[int], dict[str, list]]:
+    """The valid rows of one block of `n` rows (frame positions from `start`): their positions and typed values,
+    a list per model field; adds the others' rejects, one per (row, column).
+
+    A columnar table's rows are validated a column at a time first; only the rows that fail there go through the
+    row model, which names their rejects (and would keep any the columns got wrong).
+    """
+    names = list(spec.row_model.model_fields)
+    checked = validate_columns(spec.row_model, cells, n) if spec.columnar else None
+    valid, typed = checked or (np.zeros(n, dtype=bool), {name: [None] * n for name in names})
+    slow = np.flatnonzero(~valid).tolist()
+    for i, row in _valid_records([_record(cells, i) for i in slow], slow, start, spec, rejects):
+        valid[i] = True
+        values = row.__dict__
+        for name in names:
+            typed[name][i] = values[name]
+    kept = np.flatnonzero(valid).tolist()
+    if len(kept) < n:
+        typed = {name: [values[i] for i in kept] for name, values in typed.items()}
+    return [start + i for i in kept], typed
+
+
+def _valid_records(
+    records: list[dict[str, object]],
+    rows: list[int],
+    start: int,
+    spec: TableSpec,
+    rejects: dict[tuple[int, str], Reject],
 ) -> Iterator[tuple[int, BaseModel]]:
-    """The valid rows of one block (frame positions from `start`) as (position, row model); adds the others'
+    """The valid ones of `records` (rows `rows` of the block at `start`) as (row, row model); adds the others'
     rejects, one per (row, column)."""
-    records = _records(block, spec)
     adapter = _rows_adapter(spec.row_model)
     try:
-        return zip(range(start, start + len(records)), adapter.validate_python(records), strict=True)
+        return zip(rows, adapter.validate_python(records), strict=True)
     except ValidationError as exc:
-        bad_rows = set()
+        bad = set()
         for error in exc.errors(include_url=False):
             index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else "?"
-            bad_rows.add(index)
-            if (start + index, column) in rejects:
+            bad.add(index)
+            position = start + rows[index]
+            if (position, column) in rejects:
                 continue
-            rejects[start + index, column] = Reject(
+            rejects[position, column] = Reject(
                 spec.name,
-                start + index + 1,
+                position + 1,
                 _row_id(records[index], spec),
                 column,
                 _reason(error, column in spec.private_columns),
             )
-        kept = [i for i in range(len(records)) if i not in bad_rows]
-        rows = adapter.validate_python([records[i] for i in kept])
-        return zip([start + i for i in kept], rows, strict=True)
+        kept = [i for i in range(len(records)) if i not in bad]
+        return zip([rows[i] for i in kept], adapter.validate_python([records[i] for i in kept]), strict=True)
 
 
 @functools.cache
@@ -280,12 +345,13 @@ def _rows_adapter(row_model: type[BaseModel]) -> TypeAdapter:
 def _share_strings(cells: list, start: int, shared: dict[str, str]) -> None:
     """Makes the strings of list and map cells from `start` on one object per distinct text: a million
     creators name a few thousand tags, platforms and marketplaces, and each copy cost about 50 bytes."""
+    share = shared.setdefault
     for i in range(start, len(cells)):
         cell = cells[i]
         if isinstance(cell, list):
-            cells[i] = [shared.setdefault(item, item) if isinstance(item, str) else item for item in cell]
+            cells[i] = [share(item, item) if isinstance(item, str) else item for item in cell]
         elif isinstance(cell, dict):
-            cells[i] = {shared.setdefault(key, key) if isinstance(key, str) else key: v for key, v in cell.items()}
+            cells[i] = {share(key, key) if isinstance(key, str) else key: v for key, v in cell.items()}
 
 
 def validate_frame(frame: pd.DataFrame, table: str) -> Table:
@@ -295,33 +361,70 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
     by position in `frame`: a `row` column it already has (as a validated frame does) is replaced.
     """
     frame = _without_row(frame)
+    spec = TABLES[table]
     # At least one block, so that an empty table still has its columns (extra ones are kept).
-    blocks = (frame.iloc[start : start + VALIDATION_BLOCK] for start in range(0, max(len(frame), 1), VALIDATION_BLOCK))
-    return _validate_blocks(blocks, table, lambda kept, extra: frame.iloc[kept][extra])
+    blocks = (
+        _Block(list(block.columns), len(block), _frame_cells(block, spec))
+        for block in (
+            frame.iloc[start : start + VALIDATION_BLOCK] for start in range(0, max(len(frame), 1), VALIDATION_BLOCK)
+        )
+    )
+    with _collector_paused(len(frame)):
+        return _validate_blocks(blocks, table, lambda kept, extra: frame.iloc[kept][extra])
+
+
+@contextlib.contextmanager
+def _collector_paused(rows: int) -> Iterator[None]:
+    """Python's cycle collector paused while a table of more than one block is validated, then restored.
+
+    Each block's cells, records and validated values are millions of short-lived lists and dicts, after which
+    the collector scanned every live object of the process: 113 full collections took 19.5 of the 50 seconds
+    of a million creators. Validation makes no reference cycles of its own; any other code makes meanwhile
+    waits for the next collection.
+    """
+    pause = rows > VALIDATION_BLOCK and gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause:
+            gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """Consecutive rows of a table: its columns (less `row`), its length, and its record values by model field."""
+
+    columns: list[str]
+    length: int
+    cells: dict[str, list]
 
 
 def _validate_blocks(
-    blocks: Iterable[pd.DataFrame], table: str, extra_columns: Callable[[list[int], list[str]], pd.DataFrame]
+    blocks: Iterable[_Block], table: str, extra_columns: Callable[[list[int], list[str]], pd.DataFrame]
 ) -> Table:
     """`validate_frame` over a table given as consecutive blocks of rows (the same columns in each);
     `extra_columns(kept, names)` gives the named columns of the kept rows (positions in the table)."""
     spec = TABLES[table]
     names = list(spec.row_model.model_fields)
     columns: list[str] = []
-    # The valid rows' typed values, a pickle per block and column: a row model and its record live for one
-    # block only, and the frame's own objects are made at the end (see _valid_frame).
+    # The valid rows' typed values, a pickle per block and column: a block's records, row models and cells live
+    # for that block only, and the frame's own objects are made at the end (see _valid_frame).
     packed: dict[str, list[bytes]] = {name: [] for name in names}
     rejects: dict[tuple[int, str], Reject] = {}
     kept: list[int] = []
     first_seen: dict[tuple, int] = {}
     start = 0
     for block in blocks:
-        block = _without_row(block)
-        columns = list(block.columns)
-        values: dict[str, list] = {name: [] for name in names}
-        for index, row in _valid_block(block, start, spec, rejects):
-            if spec.unique:
-                key = tuple(getattr(row, column) for column in spec.id_columns)
+        columns = [column for column in block.columns if column != "row"]
+        positions, values = _valid_values(block.cells, block.length, start, spec, rejects)
+        unique = list(range(len(positions)))
+        if spec.unique:
+            ids = [values[column] for column in spec.id_columns]
+            unique = []
+            for k, index in enumerate(positions):
+                key = tuple(column[k] for column in ids)
                 if key in first_seen:
                     rejects[index, spec.id_columns[-1]] = Reject(
                         table,
@@ -332,14 +435,15 @@ def _validate_blocks(
                     )
                     continue
                 first_seen[key] = index
-            kept.append(index)
-            cells = row.__dict__
-            for name in names:
-                values[name].append(cells[name])
+                unique.append(k)
+        kept.extend(positions[k] for k in unique)
         for name in names:
-            packed[name].append(pickle.dumps(values[name], protocol=pickle.HIGHEST_PROTOCOL))
-        del values
-        start += len(block)
+            column = values.pop(name)
+            if len(unique) < len(positions):
+                column = [column[k] for k in unique]
+            packed[name].append(pickle.dumps(column, protocol=pickle.HIGHEST_PROTOCOL))
+            del column
+        start += block.length
     del first_seen
     # Built as the rows' records were: no valid row gives object columns, as a frame of no records has.
     cell_columns = (*spec.list_columns, *spec.map_columns)
@@ -379,7 +483,10 @@ def _valid_frame(packed: dict[str, list[bytes]], names: list[str], cell_columns:
 
 def _unpacked(blobs: list[bytes]) -> list:
     """One column's values from its pickled blocks, in order."""
-    return [value for blob in blobs for value in pickle.loads(blob)]
+    values: list = []
+    for blob in blobs:
+        values.extend(pickle.loads(blob))
+    return values
 
 
 def read_table(path: str | Path, table: str) -> Table:
@@ -396,7 +503,10 @@ def read_table(path: str | Path, table: str) -> Table:
     except Exception as exc:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
-    validated = _validate_blocks(_pandas_blocks(arrow), table, lambda kept, extra: read_frame(path)[extra].iloc[kept])
+    with _collector_paused(arrow.num_rows):
+        validated = _validate_blocks(
+            _arrow_blocks(arrow, TABLES[table]), table, lambda kept, extra: read_frame(path)[extra].iloc[kept]
+        )
     del arrow
     # Arrow's allocator keeps freed pages for reuse: the decoded file (about 0.5 GB for a million creators)
     # would stay resident for the whole run.
@@ -404,20 +514,84 @@ def read_table(path: str | Path, table: str) -> Table:
     return validated
 
 
-def _pandas_blocks(arrow: pa.Table) -> Iterator[pd.DataFrame]:
-    """The table as pandas frames of VALIDATION_BLOCK rows, each with the cells the whole table's conversion has.
+def _arrow_blocks(arrow: pa.Table, spec: TableSpec) -> Iterator[_Block]:
+    """The table in blocks of VALIDATION_BLOCK rows, each with the cells the whole table's pandas conversion has.
 
     Only the presence of nulls makes a column's conversion differ by rows: integers with nulls become float64
-    and booleans with nulls objects, so a block without one is given that column's whole-table dtype.
+    and booleans with nulls objects, so a block without one is given that column's whole-table dtype. A
+    columnar table's lists of strings and maps of strings to doubles are read from Arrow as Python lists and
+    (key, value) pairs, as pandas gives them, without pandas' array per cell.
     """
     nulls = {name: arrow.column(name).null_count > 0 for name in arrow.column_names}
+    empty = arrow.slice(0, 0).to_pandas()
+    columns = list(empty.columns)
+    direct = [name for name in (*spec.list_columns, *spec.map_columns) if spec.columnar and _plain(arrow, empty, name)]
+    converters = {name: _as_list for name in spec.list_columns} | {name: _as_map for name in spec.map_columns}
     for start in range(0, max(arrow.num_rows, 1), VALIDATION_BLOCK):
-        block = arrow.slice(start, VALIDATION_BLOCK).to_pandas()
+        part = arrow.slice(start, VALIDATION_BLOCK)
+        block = part.drop_columns(direct).to_pandas()
         for name in block.columns:
             dtype = block[name].dtype
             if nulls.get(name) and isinstance(dtype, np.dtype) and dtype.kind in "iub":
                 block[name] = block[name].astype(float if dtype.kind in "iu" else object)
-        yield block
+        cells = _frame_cells(block, spec)
+        del block
+        for name in direct:
+            cells[name] = _direct_cells(part.column(name), converters[name])
+        yield _Block(columns, part.num_rows, cells)
+
+
+def _direct_cells(column: pa.ChunkedArray, convert: Callable[[object], object]) -> list:
+    """`_cells` of a `_plain` list or map column, from Arrow: what its pandas cells convert to.
+
+    A list cell comes as a Python list, which `_as_list` keeps as it is. A map cell comes as (key, value) pairs,
+    which `_as_map` turns into a dict of them, less the missing values: a cell without a missing value is
+    simply `dict(pairs)`, and the others are left to `_as_map`. Each distinct text is one Python string, as
+    pandas' conversion makes it: a string per item made the block's pickles and the heap larger.
+    """
+    cells: list = []
+    for chunk in column.chunks:
+        offsets = chunk.offsets.to_numpy()
+        base = int(offsets[0])
+        texts = _texts((chunk.keys if convert is _as_map else chunk.values).slice(base, int(offsets[-1]) - base))
+        starts, ends = (offsets[:-1] - base).tolist(), (offsets[1:] - base).tolist()
+        spans = zip(starts, ends, chunk.is_valid().to_pylist(), strict=True)
+        if convert is _as_list:
+            cells.extend(texts[a:b] if present else None for a, b, present in spans)
+            continue
+        values = chunk.items.slice(base, int(offsets[-1]) - base)
+        missing = np.flatnonzero(pc.is_null(values, nan_is_null=True).to_numpy(zero_copy_only=False))
+        lacking = set((np.searchsorted(offsets - base, missing, side="right") - 1).tolist())  # rows with one
+        shares = values.to_pylist()
+        cells.extend(
+            None
+            if not present
+            else convert(list(zip(texts[a:b], shares[a:b], strict=True)))
+            if i in lacking
+            else dict(zip(texts[a:b], shares[a:b], strict=True))
+            for i, (a, b, present) in enumerate(spans)
+        )
+    return cells
+
+
+def _texts(array: pa.Array) -> list:
+    """The Python strings of a string array (None for nulls), one object per distinct text."""
+    encoded = pc.dictionary_encode(array)
+    lookup = [*encoded.dictionary.to_pylist(), None]
+    return list(map(lookup.__getitem__, pc.fill_null(encoded.indices, len(lookup) - 1).to_numpy().tolist()))
+
+
+def _plain(arrow: pa.Table, empty: pd.DataFrame, name: str) -> bool:
+    """True if column `name` is a list of strings or a map of strings to doubles that pandas converts to plain
+    object cells (not an extension type named by the file's pandas metadata): its Python values are then
+    the pandas cells' own, and Arrow can give them directly."""
+    if arrow.column_names.count(name) != 1 or list(empty.columns).count(name) != 1 or empty[name].dtype != object:
+        return False
+    kind = arrow.schema.field(name).type
+    strings = (pa.string(), pa.large_string())
+    if pa.types.is_map(kind):
+        return kind.key_type in strings and kind.item_type == pa.float64()
+    return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and kind.value_type in strings
 
 
 def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:
