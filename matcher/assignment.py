@@ -105,19 +105,12 @@ def _solve(
     rows = _prune(scored, plan, policy, exempt, conflicts)
     if len(rows) == 0:
         return Solution(rows, 0.0, 0.0)
+    plan = plan.assign(floor=np.where(_at_risk(scored, plan, policy, rows, conflicts), _floor(plan), 0))
     columns = Programme(scored, plan, policy, rows, conflicts)
     position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
     stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
     working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
     solution = columns.optimum(working)
-    if _short_of_minimum(plan, columns.camp[solution.chosen], policy).any():
-        # Capacity took some slates below their minimum: solved again with every slate's floor as a row (a floor on
-        # the short ones alone would let the solver fill them from others, then short of theirs). Where no slate
-        # falls short the floors cannot change the optimum, so most batches are solved once.
-        columns = Programme(scored, plan.assign(floor=_floor(plan)), policy, rows, conflicts)
-        considered = np.zeros(len(rows), dtype=bool)
-        considered[solution.considered] = True
-        solution = columns.optimum(working | considered)
     solution.chosen, solution.considered = rows[solution.chosen], rows[solution.considered]
     return solution
 
@@ -129,12 +122,29 @@ def _floor(plan: pd.DataFrame) -> np.ndarray:
     return np.minimum(plan["minimum"].to_numpy(np.int64), plan["target"].to_numpy(np.int64))
 
 
-def _short_of_minimum(plan: pd.DataFrame, chosen_campaigns: np.ndarray, policy: SlatePolicy) -> np.ndarray:
-    """Per campaign of `plan`, whether its chosen members (campaign codes of the chosen columns) fall short of its
-    floor while capacity is what could have taken them."""
+def _at_risk(
+    scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, rows: np.ndarray, conflicts: np.ndarray
+) -> np.ndarray:
+    """Per campaign of `plan`, whether capacity could leave its slate below its floor: it has fewer than `floor`
+    candidates (among the columns `rows`) whose creators have room on every campaign they are a candidate of,
+    that are in no near-duplicate group and that its unproven limit lets in together.
+
+    Only these slates get a floor row. Any other slate below its floor could take one of those candidates more,
+    breaking no row and adding a positive score, so no optimum leaves it short: the optimum with floor rows for
+    the slates at risk is the optimum with a floor row for every slate, while the 1M run's batch, where nearly
+    every campaign has hundreds of such candidates, keeps its programme's size.
+    """
     if policy.capacity is None:
         return np.zeros(len(plan), dtype=bool)
-    return np.bincount(chosen_campaigns, minlength=len(plan)) < _floor(plan)
+    camp = plan.index.get_indexer(scored["campaign_id"].to_numpy()[rows])
+    creator = pd.factorize(scored["creator_row"].to_numpy()[rows])[0]
+    free = (np.bincount(creator)[creator] <= policy.capacity) & ~np.isin(rows, conflicts[:, 1])
+    proven = scored["hist_campaigns"].to_numpy(float)[rows] > 0
+    usable = np.bincount(camp[free & proven], minlength=len(plan)) + np.minimum(
+        np.bincount(camp[free & ~proven], minlength=len(plan)),
+        np.where(plan["standard"].to_numpy(bool), plan["unproven"].to_numpy(), np.iinfo(np.int64).max),
+    )
+    return usable < _floor(plan)
 
 
 def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None) -> pd.DataFrame:
