@@ -172,15 +172,18 @@ class Matcher:
         table = _campaign_table(campaigns)
         if table.rejects:
             raise ValueError(f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}")
-        resolved = resolve_product_types(
-            table.frame.reset_index(drop=True), self.embedder.isolated(), self._product_types
-        )
+        resolved = self._resolved(table)
         features, campaign_index, creator_index = self.scorer.features(resolved)
         keys = {
             "campaign_id": resolved["campaign_id"].to_numpy()[campaign_index],
             "creator_id": self.creators["creator_id"].to_numpy()[creator_index],
         }
         return pd.concat([pd.DataFrame(keys), features], axis=1)
+
+    def _resolved(self, table: Table) -> pd.DataFrame:
+        """The table's valid campaigns with their product types resolved."""
+        # An isolated embedder: the resolved type depends on the briefs alone, not on what this process encoded before.
+        return resolve_product_types(table.frame.reset_index(drop=True), self.embedder.isolated(), self._product_types)
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
@@ -227,10 +230,7 @@ class Matcher:
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
         table = _campaign_table(campaigns)
-        # An isolated embedder: the resolved type depends on the briefs alone, not on what this process encoded before.
-        campaigns = resolve_product_types(
-            table.frame.reset_index(drop=True), self.embedder.isolated(), self._product_types
-        )
+        campaigns = self._resolved(table)
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         chunks = chunked(active, chunk_size)
         show = progress if progress is not None else len(chunks) > 1

@@ -105,7 +105,8 @@ def _solve(
     rows = _prune(scored, plan, policy, exempt, conflicts)
     if len(rows) == 0:
         return Solution(rows, 0.0, 0.0)
-    plan = plan.assign(floor=np.where(_at_risk(scored, plan, policy, rows, conflicts), _floor(plan), 0))
+    if "floor" in plan.columns:  # a floor row only where capacity could leave the slate short
+        plan = plan.assign(floor=np.where(_at_risk(scored, plan, policy, rows, conflicts), plan["floor"], 0))
     columns = Programme(scored, plan, policy, rows, conflicts)
     position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
     stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
@@ -113,13 +114,6 @@ def _solve(
     solution = columns.optimum(working)
     solution.chosen, solution.considered = rows[solution.chosen], rows[solution.considered]
     return solution
-
-
-def _floor(plan: pd.DataFrame) -> np.ndarray:
-    """Per campaign of `plan`, the fewest members its slate should have: its minimum, or its size if smaller."""
-    if "minimum" not in plan.columns:
-        return np.zeros(len(plan), dtype=np.int64)
-    return np.minimum(plan["minimum"].to_numpy(np.int64), plan["target"].to_numpy(np.int64))
 
 
 def _at_risk(
@@ -144,7 +138,7 @@ def _at_risk(
         np.bincount(camp[free & ~proven], minlength=len(plan)),
         np.where(plan["standard"].to_numpy(bool), plan["unproven"].to_numpy(), np.iinfo(np.int64).max),
     )
-    return usable < _floor(plan)
+    return usable < plan["floor"].to_numpy()
 
 
 def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None) -> pd.DataFrame:

@@ -17,9 +17,9 @@ def assign_greedy(scored: pd.DataFrame, slates: SlateBook) -> None:
     placed = np.zeros(len(scored), dtype=bool)
     if policy.capacity is not None:
         # Slates below their minimum first, as the exact assignment's floors price them, then everything else.
-        floor = {c: min(slates.minimum[c], slates.target[c]) for c in slates.members}
         for i in order:
-            if len(slates.members[slates.campaign[i]]) < floor[slates.campaign[i]] and slates.why_not(i) is None:
+            c = slates.campaign[i]
+            if len(slates.members[c]) < slates.floor[c] and slates.why_not(i) is None:
                 slates.add(i)
                 placed[i] = True
     for i in order[~placed[order]]:

@@ -57,7 +57,9 @@ def plan_sizes(scored: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
         Indexed by campaign_id: `standard`, `limit` (the product type's size), `minimum`, `budget` (with the
         tolerated overrun), `unproven` (most creators without a record; the limit where there are enough
         comparable proven ones), `target` (the slate size: the limit, cut by the budget on the campaign's own
-        best candidates, never below the minimum nor above what is eligible), `budget_bound`, `best` score.
+        best candidates, never below the minimum nor above what is eligible), `floor` (the fewest members the
+        slate should have when capacity is scarce: the minimum, or the target if smaller), `budget_bound`, `best`
+        score.
     """
     return _plan_in_order(scored.iloc[campaign_order(scored)], policy)
 
@@ -109,6 +111,7 @@ def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     affordable = np.bincount(code[allowed & (position < first_past[code])], minlength=n_campaigns)
     cap = np.minimum(limit, available)
     plan["target"] = np.minimum(cap, np.maximum(plan["minimum"].to_numpy(), affordable))
+    plan["floor"] = np.minimum(plan["minimum"].to_numpy(), plan["target"].to_numpy())
     plan["budget_bound"] = affordable < cap
     return plan
 
@@ -167,7 +170,7 @@ def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -
         return total
     plan = plan_sizes(scored, policy)
     if policy.capacity is not None:
-        floor = np.minimum(plan["minimum"], plan["target"])
+        floor = plan["floor"]
         members = chosen.groupby("campaign_id").size().reindex(plan.index, fill_value=0)
         total -= FLOOR_PRICE * float(scored["score"].max()) * float((floor - members).clip(lower=0).sum())
     if not policy.funnel_coverage:

@@ -37,6 +37,7 @@ class SlateBook:
         self.size = plan["limit"].to_dict()
         self.target = plan["target"].to_dict()
         self.minimum = plan["minimum"].to_dict()
+        self.floor = plan["floor"].to_dict()
         self.standard = plan["standard"].to_dict()
         self.budget = plan["budget"].to_dict()
         self.max_unproven = plan["unproven"].to_dict()
