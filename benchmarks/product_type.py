@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from features.embeddings import Embedder
+from features.embeddings import Embedder, campaign_vectors
 from features.product_type import ProductTypeModel, content_conversion_lift, kind_vectors, resolve_product_types
 from tests.real_fixtures import campaigns_from_titles, held_out, real_titles
 
@@ -48,9 +48,7 @@ def world_accuracy(embedder: Embedder, seed: int, world: str | None) -> dict[str
     w = WORLDS[world or "main"](n_creators=300, n_campaigns=400, n_new_campaigns=200, seed=seed)
     past = w.campaigns
     outcomes = content_conversion_lift(w.performance, w.creators)
-    model = ProductTypeModel().fit(
-        past, embedder.encode([str(b) for b in past["brief"]]), outcomes, kind_vectors(embedder)
-    )
+    model = ProductTypeModel().fit(past, campaign_vectors(embedder, past), outcomes, kind_vectors(embedder))
     new = w.new_campaigns.assign(product_type="auto")
     resolved = resolve_product_types(new, embedder, model)
     truth = w.campaign_truth.set_index("campaign_id")["product_type"].reindex(new["campaign_id"]).to_numpy()

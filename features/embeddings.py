@@ -307,8 +307,10 @@ class VectorCache:
         return final
 
 
-# Batches of texts that recur on every call (kind descriptions, category names) kept by fixed_vectors.
+# Batches of texts that recur (kind descriptions, category names, a request's campaigns) kept by fixed_vectors:
+# at most this many, and at most FIXED_BYTES of vectors, so that a batch run's chunks do not pile up.
 FIXED_BATCHES = 1024
+FIXED_BYTES = 64 << 20
 _fixed: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _fixed_lock = threading.Lock()
 
@@ -478,14 +480,19 @@ def creator_vectors(embedder: Embedder, creators) -> np.ndarray:
 
 
 def campaign_vectors(embedder: Embedder, campaigns) -> np.ndarray:
-    """Embeds campaign briefs with their category in table order."""
+    """Embeds campaign briefs with their category in table order (read-only).
+
+    Through `fixed_vectors`: a request's campaign is embedded once for its product type and again, as the same
+    batch, for scoring; the second time costs nothing and gives the same bits.
+    """
     from features.text import campaign_text
 
-    return embedder.encode(
+    return fixed_vectors(
+        embedder,
         [
             campaign_text(brief, category)
             for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
-        ]
+        ],
     )
 
 
@@ -497,7 +504,8 @@ def fixed_vectors(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     to the same bits whatever ran before, so a kept batch is exactly what encoding it again would give; it is put
     in the embedder's cache as encoding would have put it. When the embedder has some of the texts cached, or its
     threads are unset (the bits may then follow torch's thread count), it encodes as usual. At most
-    FIXED_BATCHES batches are kept, the least recently used dropped first. The array is read-only.
+    FIXED_BATCHES batches (and FIXED_BYTES of vectors) are kept, the least recently used dropped first. The array
+    is read-only.
     """
     texts = list(texts)
     keys = content_keys(texts)
@@ -515,6 +523,6 @@ def fixed_vectors(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     found.setflags(write=False)
     with _fixed_lock:
         _fixed[memo] = found
-        while len(_fixed) > FIXED_BATCHES:
+        while len(_fixed) > FIXED_BATCHES or sum(v.nbytes for v in _fixed.values()) > FIXED_BYTES:
             _fixed.popitem(last=False)
     return found

@@ -198,7 +198,7 @@ def build_training_data(
     # Product types are learned from what the seller declared and how creators sold, then resolved for all.
     product_types = ProductTypeModel().fit(
         tables.campaigns,
-        embedder.encode([str(brief) for brief in tables.campaigns["brief"]]),
+        campaign_vectors(embedder, tables.campaigns),
         content_conversion_lift(rows, tables.creators),
         kind_vectors(embedder),
     )

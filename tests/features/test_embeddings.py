@@ -295,3 +295,30 @@ def test_the_export_is_made_once_and_keyed_by_model_files_and_exporter_version(e
     (model / "config.json").write_text('{"hidden_size": 384}')
     newer_model = onnx_encoder.export_directory(model, tmp_path)
     assert len({before, newer_recipe, newer_model}) == 3
+
+
+def test_a_campaign_is_embedded_once_for_its_product_type_and_its_scores(embedder):
+    """`auto` product types read the campaign vectors scoring reads: a request's second call is served from the
+    kept batch, bit for bit, and no batch run's chunks pile up past FIXED_BYTES."""
+    from features import embeddings
+    from features.product_type import resolve_product_types
+    from simulation.world import simulate
+
+    world = simulate(n_creators=20, n_campaigns=4, n_new_campaigns=3, seed=5)
+    campaigns = world.new_campaigns.assign(product_type="auto").reset_index(drop=True)
+    typing = embedder.isolated()
+    resolve_product_types(campaigns, typing)
+    scoring = embedder.isolated()
+    vectors = campaign_vectors(scoring, campaigns)
+    assert scoring.encoded_count_ == 0, "the product type's batch is the scoring batch: not encoded twice"
+    texts = [campaign_text(b, c) for b, c in zip(campaigns["brief"], campaigns["category"], strict=True)]
+    assert np.array_equal(vectors, embedder.isolated().encode(texts))
+    # A bound on bytes as well as batches: the memo drops its oldest batches past FIXED_BYTES.
+    kept = embeddings.FIXED_BYTES
+    try:
+        embeddings.FIXED_BYTES = 2 * vectors.nbytes
+        for k in range(4):
+            campaign_vectors(embedder.isolated(), campaigns.assign(brief=campaigns["brief"] + f" #{k}"))
+        assert sum(v.nbytes for v in embeddings._fixed.values()) <= embeddings.FIXED_BYTES
+    finally:
+        embeddings.FIXED_BYTES = kept
