@@ -143,19 +143,25 @@ def pair_features(
         reasons and `market_share`, the audience share the creator states in the campaign's marketplaces (NaN
         when none is stated; `expected_market_share` is then the typical creator's), for eligibility and reasons.
     """
-    c = campaigns.iloc[campaign_index].reset_index(drop=True)
+
+    # Campaign values are computed per campaign, then taken per pair: a service request's one campaign is one
+    # row, its pairs a few hundred, and pandas' per-call cost, not the arithmetic, was the time here.
+    def per_pair(values: np.ndarray) -> np.ndarray:
+        return np.asarray(values)[campaign_index]
+
     r = creators.iloc[creator_index].reset_index(drop=True)
-    content = r["creator_type"].map(FUNNEL_STAGE).isin(CONTENT_STAGES).to_numpy(float)
-    non_standard = c["product_type"].eq("non_standard").to_numpy(float)
+    creator_type = r["creator_type"].to_numpy(object)
+    content = np.array([FUNNEL_STAGE.get(kind) in CONTENT_STAGES for kind in creator_type], dtype=float)
+    non_standard = per_pair(campaigns["product_type"].eq("non_standard").to_numpy(float))
     h = history.reset_index(drop=True)
     hist_n = h["hist_campaigns"].to_numpy(float)
     ctr_lift, cvr_lift = record_lifts(h)
-    prior_ctr, prior_cvr = priors.ctr(c["category"]), priors.cvr(c["category"])
+    prior_ctr, prior_cvr = per_pair(priors.ctr(campaigns["category"])), per_pair(priors.cvr(campaigns["category"]))
     hc = category_history.reset_index(drop=True)
     cat_ctr_lift, cat_cvr_lift = record_lifts(hc)
-    stated = np.array(
-        [audience_share(a, m) for a, m in zip(r["audience_marketplaces"], c["marketplaces"], strict=True)], dtype=float
-    )
+    markets = per_pair(campaigns["marketplaces"].to_numpy(object))
+    audiences = r["audience_marketplaces"]
+    stated = np.array([audience_share(a, m) for a, m in zip(audiences, markets, strict=True)], dtype=float)
     typical = typical_audience(creators) if typical is None else typical
     per_campaign = np.array([min(1.0, sum(typical.get(code, 0.0) for code in m)) for m in campaigns["marketplaces"]])
     type_code = {kind: i for i, kind in enumerate(CREATOR_TYPES)}
@@ -164,13 +170,13 @@ def pair_features(
         {
             **{name: semantic[name].to_numpy(float) for name in SEMANTIC_FEATURES},
             **{name: affinity[name].to_numpy(float) for name in AFFINITY_FEATURES},
-            "creator_type_code": r["creator_type"].map(type_code).to_numpy(float),
-            "category_code": c["category"].map(category_code).astype(float).to_numpy(),
+            "creator_type_code": np.array([type_code.get(kind, np.nan) for kind in creator_type], dtype=float),
+            "category_code": per_pair(campaigns["category"].map(category_code).astype(float).to_numpy()),
             "content_creator": content,
             "non_standard": non_standard,
             "content_x_non_standard": content * non_standard,
-            "log_price": np.log(c["price"].to_numpy(float)),
-            "commission_rate": c["commission_rate"].to_numpy(float),
+            "log_price": per_pair(np.log(campaigns["price"].to_numpy(float))),
+            "commission_rate": per_pair(campaigns["commission_rate"].to_numpy(float)),
             "expected_market_share": np.where(np.isnan(stated), per_campaign[campaign_index], stated),
             "log_followers": _log1p(r["followers"]),
             "log_avg_views": _log1p(r["avg_views"]),

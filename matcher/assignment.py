@@ -108,8 +108,9 @@ def _solve(
     if "floor" in plan.columns:  # a floor row only where capacity could leave the slate short
         plan = plan.assign(floor=np.where(_at_risk(scored, plan, policy, rows, conflicts), plan["floor"], 0))
     columns = Programme(scored, plan, policy, rows, conflicts)
-    position = pd.Series(columns.camp).groupby(columns.camp).cumcount().to_numpy()
-    stage_position = pd.Series(columns.key).groupby([columns.camp, columns.key]).cumcount().to_numpy()
+    ones = np.ones(len(columns.camp), dtype=np.int64)
+    position = _group_cumsum(ones, columns.camp) - 1
+    stage_position = _group_cumsum(ones, columns.camp * (columns.key.max(initial=0) + 2) + columns.key + 1) - 1
     working = (position < 2 * plan["target"].to_numpy()[columns.camp]) | ((columns.key >= 0) & (stage_position < 2))
     solution = columns.optimum(working)
     solution.chosen, solution.considered = rows[solution.chosen], rows[solution.considered]

@@ -29,10 +29,10 @@ __all__ = [
 ]
 
 
-def _size_uncertain_types(plan: pd.DataFrame, probability: pd.Series, policy: SlatePolicy) -> None:
+def _size_uncertain_types(plan: dict[str, np.ndarray], probability: np.ndarray, policy: SlatePolicy) -> None:
     """Campaigns whose product type is uncertain (features.product_type.UNCERTAIN) are sized between the two
-    kinds, in proportion to the probability of non-standard."""
-    p = probability.reindex(plan.index).to_numpy(float)
+    kinds, in proportion to the probability of non-standard (`plan`'s columns, by campaign, changed in place)."""
+    p = np.asarray(probability, dtype=float)
     between = (p >= UNCERTAIN[0]) & (p <= UNCERTAIN[1])
     for column, low, high in (
         ("limit", policy.standard_size, policy.non_standard_size),
@@ -75,16 +75,18 @@ def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     position = np.arange(n_rows) - starts[code]
     score = s["score"].to_numpy(float)
     proven = s["hist_campaigns"].to_numpy(float) > 0
-    plan = pd.DataFrame(index=pd.Index(ids, name="campaign_id"))
-    plan["standard"] = _first_valid(s["product_type"].to_numpy(), starts) != "non_standard"
-    plan["limit"] = np.where(plan["standard"], policy.standard_size, policy.non_standard_size)
-    plan["minimum"] = np.where(plan["standard"], policy.min_size, policy.min_non_standard_size)
+    # The plan's columns by campaign, made a frame once at the end: a column set on a frame costs ~0.3 ms.
+    plan: dict[str, np.ndarray] = {}
+    standard = _first_valid(s["product_type"].to_numpy(), starts) != "non_standard"
+    plan["standard"] = standard
+    plan["limit"] = np.where(standard, policy.standard_size, policy.non_standard_size)
+    plan["minimum"] = np.where(standard, policy.min_size, policy.min_non_standard_size)
     if "product_type_probability" in s.columns:
-        probability = _first_valid(s["product_type_probability"].to_numpy(float), starts)
-        _size_uncertain_types(plan, pd.Series(probability, index=plan.index), policy)
-    plan["budget"] = _first_valid(s["budget"].to_numpy(float), starts).astype(float) * (1 + policy.budget_overrun)
+        _size_uncertain_types(plan, _first_valid(s["product_type_probability"].to_numpy(float), starts), policy)
+    budget = _first_valid(s["budget"].to_numpy(float), starts).astype(float) * (1 + policy.budget_overrun)
+    plan["budget"] = budget
     plan["best"] = np.fmax.reduceat(score, starts)
-    limit = plan["limit"].to_numpy()
+    limit = plan["limit"]
     # The score the slate's last place would have with no unproven limit: what "comparable" is measured against.
     last = np.minimum(limit, n) - 1
     at_last = position == last[code]
@@ -93,27 +95,27 @@ def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     comparable = proven & (score >= policy.comparable_value * reference[code])
     n_comparable = np.bincount(code[comparable], minlength=n_campaigns)
     unproven = np.maximum(policy.max_unproven_standard, limit - n_comparable)
-    plan["unproven"] = np.where(plan["standard"], unproven, np.iinfo(np.int64).max)
+    plan["unproven"] = np.where(standard, unproven, np.iinfo(np.int64).max)
     # Walk each campaign's best candidates that the unproven limit lets in, adding up their expected commission.
     fresh = (~proven).astype(np.int64)
     running = np.cumsum(fresh)
     unproven_rank = running - (running - fresh)[starts][code]
     unproven_rank -= fresh
-    allowed = proven | (unproven_rank < plan["unproven"].to_numpy()[code])
+    allowed = proven | (unproven_rank < plan["unproven"][code])
     cost = np.where(allowed, s["expected_commission"].to_numpy(float) * policy.participation_rate, 0.0)
     # pandas' grouped sum is compensated (Kahan): kept, so a budget is crossed at exactly the same candidate.
     spent = pd.Series(cost).groupby(code).cumsum().to_numpy()
-    within = allowed & (spent <= plan["budget"].to_numpy()[code])
+    within = allowed & (spent <= budget[code])
     available = np.bincount(code[allowed], minlength=n_campaigns)
     # The walk stops at the first candidate past the budget: cheaper, weaker ones after it do not sneak in.
     past = allowed & ~within
     first_past = np.minimum.reduceat(np.where(past, position, np.iinfo(np.int64).max), starts)
     affordable = np.bincount(code[allowed & (position < first_past[code])], minlength=n_campaigns)
     cap = np.minimum(limit, available)
-    plan["target"] = np.minimum(cap, np.maximum(plan["minimum"].to_numpy(), affordable))
-    plan["floor"] = np.minimum(plan["minimum"].to_numpy(), plan["target"].to_numpy())
+    plan["target"] = np.minimum(cap, np.maximum(plan["minimum"], affordable))
+    plan["floor"] = np.minimum(plan["minimum"], plan["target"])
     plan["budget_bound"] = affordable < cap
-    return plan
+    return pd.DataFrame(plan, index=pd.Index(ids, name="campaign_id"))
 
 
 def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
@@ -172,7 +173,12 @@ class CreatorRanker(BaseEstimator):
         """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row."""
         check_is_fitted(self, "click_")
         data = X[FEATURES].to_numpy(float)
-        with openmp_threads(1 if len(data) < _SERIAL_ROWS else None):
+        # The rows were checked when the features were built; scikit-learn's own checks of them and of the heads'
+        # parameters cost a service request about a millisecond for nothing.
+        with (
+            openmp_threads(1 if len(data) < _SERIAL_ROWS else None),
+            sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
+        ):
             return pd.DataFrame(
                 {
                     "expected_impressions": self.reach_.predict(data),
