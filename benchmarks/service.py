@@ -12,11 +12,14 @@ noise). The service then runs as its own process on a free loopback port and is 
   request is a campaign the service has not seen, so no brief comes out of its embedding cache;
 - lookalikes: `--similar-requests` POST /v1/similar (two seed creators, k=20), one client.
 
-All of it runs once per `--workers` count (`serve --workers N`), side by side; the named figures of the JSON line
-are the last count's, with the others' beside them (`match_p50_ms_workers_1`, ...).
+All of it runs once per `--workers` count (`serve --workers N`) and per `--index-kinds` kind of index over the same
+vectors (`auto`: exact flat search up to 200,000 creators; `ivf`: the inverted file), side by side; the named figures
+of the JSON line are the first kind's at the last count, with the others' beside them (`match_p50_ms_workers_1`,
+`match_p50_ms_index_ivf`, ...).
 
     .venv/bin/python benchmarks/service.py            # 100,000 creators, 2,000 match requests at 4 clients
     .venv/bin/python benchmarks/service.py --quick    # 10,000 creators, 200 requests: a few minutes
+    .venv/bin/python benchmarks/service.py --workers 2 --index-kinds auto,ivf   # exact and IVF search side by side
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ def serve_and_measure(creators: Path, index: Path, work: Path, base, workers: in
     """The service on `workers` processes: same slates as the CLI, the match load and lookalikes; its figures."""
     process, port, ready = start_service(creators, index, work, workers)
     try:
-        print(f"--workers {workers}: service ready after {ready:.0f}s")
+        print(f"--workers {workers}, index {index.name}: service ready after {ready:.0f}s")
         same = same_slates(port, base.new_campaigns.head(args.same_campaigns), creators, index, work)
         print(f"same slates as `creator-match match` for {args.same_campaigns} campaigns: {same}")
         records = campaign_records(base.new_campaigns)
@@ -216,6 +219,25 @@ def serve_and_measure(creators: Path, index: Path, work: Path, base, workers: in
     }
 
 
+def index_of_kind(index: Path, kind: str) -> Path:
+    """The catalogue's index as `kind` (`auto`: the one built with it), built from the same vectors if missing."""
+    if kind == "auto":
+        return index
+    out = index.with_name(f"{index.name}-{kind}")
+    if not out.exists():
+        from matcher.candidate_index import CandidateIndex
+
+        built = CandidateIndex.load(index)
+        CandidateIndex.build(
+            built.vectors(),
+            built.creator_ids,
+            built.meta["embedding_model"],
+            kind=kind,
+            embedding_backend=built.meta["embedding_backend"],
+        ).save(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--creators", type=int, default=100_000)
@@ -224,6 +246,7 @@ def main() -> None:
         "--campaigns", type=int, help="distinct campaigns the requests cycle through (default: one each)"
     )
     parser.add_argument("--workers", default="1,2", help="worker process counts to measure, side by side")
+    parser.add_argument("--index-kinds", default="auto", help="kinds of index to measure (auto, flat, ivf, hnsw)")
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=20)
@@ -260,15 +283,23 @@ def main() -> None:
                 f"({time.perf_counter() - started:.0f}s in all)"
             )
 
-        runs = [serve_and_measure(creators, index, work, base, count, args) for count in counts]
-        figures = runs[-1]
-        for run in runs[:-1]:
+        kinds = args.index_kinds.split(",")
+        indexes = {kind: index_of_kind(index, kind) for kind in kinds}
+        runs = {
+            kind: [serve_and_measure(creators, indexes[kind], work, base, count, args) for count in counts]
+            for kind in kinds
+        }
+        figures = runs[kinds[0]][-1] | {"index_kind": kinds[0]}
+        for run in runs[kinds[0]][:-1]:
             for name in ("match_p50_ms", "match_p99_ms", "match_per_second", "same_slates_as_cli"):
                 figures[f"{name}_workers_{run['workers']}"] = run[name]
-        if len(runs) > 1:
+        if len(counts) > 1:
             figures[f"match_p50_workers_{counts[0]}_over_{counts[-1]}"] = round(
-                runs[0]["match_p50_ms"] / runs[-1]["match_p50_ms"], 2
+                runs[kinds[0]][0]["match_p50_ms"] / runs[kinds[0]][-1]["match_p50_ms"], 2
             )
+        for kind in kinds[1:]:
+            for name in ("match_p50_ms", "match_p99_ms", "match_per_second", "similar_p50_ms", "same_slates_as_cli"):
+                figures[f"{name}_index_{kind}"] = runs[kind][-1][name]
         for name, target in TARGETS.items():
             figures[f"{name}_vs_target"] = round(figures[name] / target, 2) if target else figures[name]
         print(json.dumps(figures))
