@@ -310,7 +310,7 @@ class VectorCache:
 # Batches of texts that recur (kind descriptions, category names, a request's campaigns) kept by fixed_vectors:
 # at most this many, and at most FIXED_BYTES of vectors, so that a batch run's chunks do not pile up.
 FIXED_BATCHES = 1024
-FIXED_BYTES = 64 << 20
+FIXED_BYTES = 16 << 20
 _fixed: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _fixed_lock = threading.Lock()
 
