@@ -174,7 +174,9 @@ def _prune(
     lost. Dropping pairs frees more creators, so this repeats until nothing changes. It does not hold where a
     dearer creator could break the budget: the campaigns marked `exempt` (by plan position) keep every candidate.
     """
-    order = campaign_order(scored)
+    # `scored` comes in the canonical order (`campaign_order`) from every caller, so sorting it again (a lexsort of
+    # the 1M run's millions of pairs) would give back each row where it is.
+    order = np.arange(len(scored))
     # Codes of the columns, taken in that order (a copy of the rows, or their strings as objects, cost 0.3 GiB
     # at 1M creators).
     campaign, ids = pd.factorize(scored["campaign_id"])
