@@ -94,6 +94,22 @@ def world_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def world_index(world_dir, tmp_path_factory) -> Path:
+    """The world's candidate index, built once per worker by `creator-match index` (its `main`, in this process).
+
+    For the match runs whose subject is not the index (locks, kill -9, leftovers, library versions, performance
+    files): with `--index` each run reads these vectors instead of embedding the 400 creators again, in a process
+    of its own or in this one. Matches that build their index on the fly are tests/matcher/test_ray_engine.py's.
+    """
+    from tests.commands import run_in_process
+
+    out = tmp_path_factory.mktemp("world-index") / "index"
+    done = run_in_process("index", "--creators", str(world_dir / "creators.parquet"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory) -> str:
     """A fresh SQLite tracking store for the session, exported so every process of the run uses it."""
     path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"

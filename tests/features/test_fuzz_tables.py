@@ -889,20 +889,15 @@ def test_a_required_column_absent_from_the_file_rejects_every_row_on_that_column
 
 
 @pytest.fixture(scope="module")
-def match_inputs(world_dir, trained, tmp_path_factory) -> dict:
-    """The session's simulated world and trained ranker, plus a candidate index built once by the command."""
-    from matcher.cli import main
-
-    index = tmp_path_factory.mktemp("fuzz-match") / "index"
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["index", "--creators", str(world_dir / "creators.parquet"), "--out", str(index)]) == 0
+def match_inputs(world_dir, trained, world_index) -> dict:
+    """The session's simulated world, trained ranker and candidate index (built once by the command)."""
     base = pd.read_parquet(world_dir / "new_campaigns.parquet")
     columns = list(TABLES["campaigns"].row_model.model_fields)
     rows = [
         {c: (v.tolist() if isinstance(v, np.ndarray) else v) for c, v in row.items()}
         for row in base[columns].to_dict("records")
     ]
-    return {"creators": world_dir / "creators.parquet", "index": index, "model": trained.model_uri, "rows": rows}
+    return {"creators": world_dir / "creators.parquet", "index": world_index, "model": trained.model_uri, "rows": rows}
 
 
 @st.composite

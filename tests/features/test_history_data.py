@@ -130,7 +130,9 @@ def test_a_creator_new_at_training_is_scored_on_its_record_in_a_newer_performanc
     )
 
 
-def test_match_command_reads_the_newer_file_and_rejects_its_bad_rows(world_dir, trained, newcomer, tmp_path):
+def test_match_command_reads_the_newer_file_and_rejects_its_bad_rows(
+    world_dir, trained, world_index, newcomer, tmp_path
+):
     """`--performance` (campaigns beside it) and `--as-of`; a bad performance row goes to the rejects file."""
     creator_id, category, n, folder, _ = newcomer
     performance = pd.read_parquet(folder / "performance.parquet")
@@ -139,6 +141,7 @@ def test_match_command_reads_the_newer_file_and_rejects_its_bad_rows(world_dir, 
     (tmp_path / "campaigns.parquet").write_bytes((folder / "campaigns.parquet").read_bytes())
     pd.DataFrame([_campaign(category)]).to_parquet(tmp_path / "new.parquet", index=False)
     args = ["match", "--campaigns", str(tmp_path / "new.parquet"), "--creators", str(world_dir / "creators.parquet")]
+    args += ["--index", str(world_index)]  # the session's (tests/conftest.py): the records are under test here
     out = tmp_path / "matches.csv"
     code = main(
         [*args, "--out", str(out), "--performance", str(tmp_path / "performance.parquet"), "--as-of", str(TODAY)]

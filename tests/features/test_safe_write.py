@@ -166,16 +166,12 @@ def test_removal_leaves_a_directory_that_holds_anything_it_did_not_write(tmp_pat
     assert remove_directory(theirs, _ours) == "not ours" and (theirs / "meta.json").exists()
 
 
-def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_them(world_dir, trained, tmp_path):
+def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_them(
+    world_dir, trained, world_index, tmp_path
+):
     """Old checkpoints and an old rejects file go; a user's folder or file under the same names stays, intact."""
-    from features.embeddings import Embedder, creator_vectors
-    from features.tables import read_table
     from matcher.batch import run_match
 
-    creators = read_table(world_dir / "creators.parquet", "creators").frame
-    embedder = Embedder()
-    index = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
-    index.save(tmp_path / "index")
     args = (world_dir / "new_campaigns.parquet", world_dir / "creators.parquet")
 
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
@@ -189,7 +185,7 @@ def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_
     (theirs / ".matches.parquet.parts-mine" / "notes.txt").write_text("mine")
 
     for folder in (ours, theirs):
-        report = run_match(*args, folder / "matches.parquet", trained.model_uri, tmp_path / "index", chunk_size=4)
+        report = run_match(*args, folder / "matches.parquet", trained.model_uri, world_index, chunk_size=4)
         assert not report.rejects and (folder / "matches.parquet").exists()
     assert sorted(p.name for p in ours.iterdir()) == [".matches.parquet.lock", "matches.parquet"]
     assert (theirs / "matches.rejects.csv").read_text() == "ideas I rejected\n"

@@ -53,16 +53,16 @@ def start(args: list[str]) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_second_match_on_the_same_output_is_refused_while_the_first_runs(world_dir, trained, tmp_path):
+def test_a_second_match_on_the_same_output_is_refused_while_the_first_runs(world_dir, trained, world_index, tmp_path):
     """The second run exits 2 with one line and leaves the first one's checkpoints and output alone."""
     out = tmp_path / "matches.parquet"
-    first = start(match_args(world_dir, out, "--chunk-size", "1"))
+    # Both read the session's index (tests/conftest.py): the lock is what is under test, not embedding creators.
+    args = match_args(world_dir, out, "--chunk-size", "1", "--index", str(world_index))
+    first = start(args)
     try:
         wait_for(lambda: holds_lock(first.pid, lock_path(out)), first, "it locked its output")
         first.send_signal(signal.SIGSTOP)  # frozen mid-run, holding its lock
-        second = subprocess.run(
-            match_args(world_dir, out, "--chunk-size", "1"), capture_output=True, text=True, env=dict(os.environ)
-        )
+        second = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
         lines = second.stderr.strip().splitlines()
         assert second.returncode == 2, second.stderr[-800:]
         assert len(lines) == 1 and str(out) in lines[0] and "another process" in lines[0], second.stderr

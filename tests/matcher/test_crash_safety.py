@@ -1,8 +1,8 @@
 """A batch job killed with SIGKILL at any point and run again writes the same bytes, with no duplicates.
 
 The killed jobs and the rerun that resumes from them are real processes (the kill is the point); the uninterrupted
-reference run and the candidate index every run reads are made in this process (tests/commands.py), which is not
-what is under test here.
+reference run and the candidate index every run reads (the session's, tests/conftest.py) are made in this process
+(tests/commands.py), which is not what is under test here.
 """
 
 from __future__ import annotations
@@ -28,26 +28,16 @@ def parts_of(out: Path) -> list[Path]:
     return [p for d in checkpoint_folders(out) for p in d.glob("scored-*.parquet")]
 
 
-@pytest.fixture(scope="module")
-def index(world_dir, tmp_path_factory) -> Path:
-    """The world's candidate index, built once by `creator-match index`: every run reads it instead of embedding
-    the creators again."""
-    out = tmp_path_factory.mktemp("crash-index") / "index"
-    done = run_in_process("index", "--creators", str(world_dir / "creators.parquet"), "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    return out
-
-
 def job_args(world_dir: Path, index: Path, out: Path) -> list[str]:
     """The batch job under test: one campaign per committed chunk, so there are many points to be killed at."""
     return match_args(world_dir, out, "--chunk-size", "1", "--index", str(index))
 
 
 @pytest.fixture(scope="module")
-def reference(world_dir, trained, index, tmp_path_factory):
+def reference(world_dir, trained, world_index, tmp_path_factory):
     """An uninterrupted run's bytes."""
     out = tmp_path_factory.mktemp("reference") / "matches.parquet"
-    done = run_in_process(*job_args(world_dir, index, out)[1:])
+    done = run_in_process(*job_args(world_dir, world_index, out)[1:])
     assert done.returncode == 0, done.stderr
     assert not parts_of(out), "checkpoints are removed once the matches are written"
     return out.read_bytes()
@@ -73,7 +63,7 @@ def kill_when_halted(world_dir: Path, index: Path, out: Path, chunks: int, marke
 
 
 @pytest.mark.slow
-def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, index, reference, tmp_path):
+def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_index, reference, tmp_path):
     """One output, killed again and again: once the models and index are loaded and nothing is scored, after
     3 chunks, with all but the last, and with all of them (the matches not yet written). Each run resumes
     from what the killed one committed, so every kind of partial state is resumed from once; the run that
@@ -84,10 +74,10 @@ def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, index, 
     assert stages == sorted(set(stages)), f"the world needs more than 4 in-stock campaigns; got {n_chunks}"
     for stage in stages:
         # The job itself says when it got there, and waits to be killed: no guessed delay.
-        kill_when_halted(world_dir, index, out, stage, tmp_path / f"halted-{stage}")
+        kill_when_halted(world_dir, world_index, out, stage, tmp_path / f"halted-{stage}")
         assert not out.exists(), f"no partial output may appear before the run completes (killed at {stage})"
         assert len(parts_of(out)) == stage, f"killed at {stage} chunks"
-    done = subprocess.run(job_args(world_dir, index, out), capture_output=True, text=True, env=dict(os.environ))
+    done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == reference
     matches = pd.read_parquet(out)

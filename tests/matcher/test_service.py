@@ -20,10 +20,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features.embeddings import creator_vectors
-from features.tables import read_table
 from matcher.api import MATCH_COLUMNS
-from matcher.candidate_index import CandidateIndex
 from tests.commands import CLI, free_port, run_in_process, stop
 
 pytestmark = pytest.mark.slow
@@ -51,10 +48,9 @@ def campaign_records(frame: pd.DataFrame) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def index_dir(world_dir, embedder, tmp_path_factory):
-    creators = read_table(world_dir / "creators.parquet", "creators").frame
-    built = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
-    return built.save(tmp_path_factory.mktemp("service") / "index")
+def index_dir(world_index):
+    """The session's index of the world (tests/conftest.py): the service and the command read the same one."""
+    return world_index
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_the_command_refuses_it_in_one_line_with_exit_2(older_scikit_learn, worl
 
 
 @pytest.mark.slow
-def test_another_numpy_loads_with_a_warning_the_command_shows(champion, world_dir, tmp_path):
+def test_another_numpy_loads_with_a_warning_the_command_shows(champion, world_dir, world_index, tmp_path):
     """Not a refusal (numpy pickles carry across versions), but never muted: the command used to hide it."""
     path = save_copy(champion, tmp_path / "model", numpy="1.26.0")
     expected = f"trained with numpy 1.26.0, this environment has numpy {np.__version__}"
@@ -77,8 +77,9 @@ def test_another_numpy_loads_with_a_warning_the_command_shows(champion, world_di
         assert load_ranker(path).model.library_versions["numpy"] == "1.26.0"
     # A model saved outside a training run carries no records of its own: the performance table gives them.
     performance = str(world_dir / "performance.parquet")
+    index = ["--index", str(world_index)]  # the session's (tests/conftest.py): the warning is under test here
     done = subprocess.run(
-        match_args(world_dir, tmp_path / "m.parquet", "--model", path, "--performance", performance),
+        match_args(world_dir, tmp_path / "m.parquet", "--model", path, "--performance", performance, *index),
         capture_output=True,
         text=True,
         cwd=tmp_path,

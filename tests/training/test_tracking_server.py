@@ -20,7 +20,13 @@ CLI = str(BIN / "creator-match")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Starts the server the way `make mlflow-ui` does, waits for /health, and always stops it."""
+    """Starts the server the way `make mlflow-ui` does, waits for /health, and always stops it.
+
+    Without MLflow's job runner (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false): it starts seven huey consumer
+    processes that poll the store for GenAI jobs the project never submits, and their polling took most of a core
+    for as long as the server ran, tripling the time the trainings below took. Tracking, artifacts and the
+    registry, which this file tests, are served the same either way.
+    """
     home = tmp_path_factory.mktemp("server")
     port = free_port()
     process = subprocess.Popen(
@@ -42,6 +48,7 @@ def server(tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=home,
+        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
     )
     url = f"http://127.0.0.1:{port}"
     try:
