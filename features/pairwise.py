@@ -177,7 +177,7 @@ def pair_features(
             "content_x_non_standard": content * non_standard,
             "log_price": per_pair(np.log(campaigns["price"].to_numpy(float))),
             "commission_rate": per_pair(campaigns["commission_rate"].to_numpy(float)),
-            "expected_market_share": np.where(np.isnan(stated), per_campaign[campaign_index], stated),
+            "expected_market_share": np.where(np.isnan(stated), per_pair(per_campaign), stated),
             "log_followers": _log1p(r["followers"]),
             "log_avg_views": _log1p(r["avg_views"]),
             "avg_dwell_seconds": pd.to_numeric(r["avg_dwell_seconds"], errors="coerce").to_numpy(float),

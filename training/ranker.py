@@ -173,8 +173,8 @@ class CreatorRanker(BaseEstimator):
         """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row."""
         check_is_fitted(self, "click_")
         data = X[FEATURES].to_numpy(float)
-        # The rows were checked when the features were built; scikit-learn's own checks of them and of the heads'
-        # parameters cost a service request about a millisecond for nothing.
+        # The heads take missing values as they are and their parameters were checked when they were fitted:
+        # scikit-learn's own finiteness and parameter checks cost a service request about a millisecond for nothing.
         with (
             openmp_threads(1 if len(data) < _SERIAL_ROWS else None),
             sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
