@@ -394,17 +394,31 @@ class Embedder:
         # module, and starts with the memory cache empty; the disk cache, if any, is shared by path.
         return {**self.__dict__, "_encoder": None, "_cache": None}
 
-    def isolated(self) -> Embedder:
+    def isolated(self, threads: int | None = None) -> Embedder:
         """This model with an empty memory-only cache, sharing the loaded encoder.
 
-        A text's vector depends, in its last bits, on the batch it was encoded in and on how many threads torch
-        splits the work over. An isolated embedder encodes on one thread, and what it returns depends only on
-        the texts it is given, not on what this process encoded before: scoring a chunk of campaigns with one
-        gives the same numbers on any engine, worker or resumed run.
+        A text's vector depends, in its last bits, on the batch it was encoded in and, on torch, on how many
+        threads the work is split over. What an isolated embedder returns depends only on the texts it is given,
+        not on what this process encoded before: scoring a chunk of campaigns with one gives the same numbers on
+        any engine, worker or resumed run. On torch it encodes on one thread; ONNX Runtime gives the same bits on
+        any number, so there it keeps this embedder's threads (a batch job's chunks are encoded on every core).
+
+        Args:
+            threads: threads to encode on instead (ONNX only): e.g. one per Ray actor, whose pool fills the cores.
         """
-        twin = Embedder(self.model, self.batch_size, None, False, threads=1, backend=self.backend)
+        if self.backend == "torch":
+            threads = 1
+        elif threads is None:
+            threads = self.threads
+        twin = Embedder(self.model, self.batch_size, None, False, threads=threads, backend=self.backend)
         twin._encoder = self.encoder
         return twin
+
+    @property
+    def same_bits_on_any_threads(self) -> bool:
+        """Whether a batch's vectors are the same bits whatever thread count the process runs: ONNX Runtime's
+        always are; torch's only when this embedder fixes its threads."""
+        return self.backend != "torch" or self.threads is not None
 
     @property
     def dimension(self) -> int:
@@ -500,16 +514,17 @@ def fixed_vectors(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     """`embedder.encode(texts)`, kept for the process: for batches that recur on every call, such as the product
     kinds' descriptions or a chunk's category names, which each request would otherwise encode afresh.
 
-    An embedder on a fixed number of threads (an `isolated` one) encodes a batch none of whose texts it has cached
-    to the same bits whatever ran before, so a kept batch is exactly what encoding it again would give; it is put
-    in the embedder's cache as encoding would have put it. When the embedder has some of the texts cached, or its
-    threads are unset (the bits may then follow torch's thread count), it encodes as usual. At most
+    An embedder whose bits do not follow the thread count (`same_bits_on_any_threads`: ONNX, or torch on fixed
+    threads) encodes a batch none of whose texts it has cached to the same bits whatever ran before, so a kept batch
+    is exactly what encoding it again would give; it is put in the embedder's cache as encoding would have put it.
+    When the embedder has some of the texts cached, or its bits may follow torch's thread count, it encodes as
+    usual. At most
     FIXED_BATCHES batches (and FIXED_BYTES of vectors) are kept, the least recently used dropped first. The array
     is read-only.
     """
     texts = list(texts)
     keys = content_keys(texts)
-    if embedder.threads is None or (embedder.cache.find(keys)[0] >= 0).any():
+    if not embedder.same_bits_on_any_threads or (embedder.cache.find(keys)[0] >= 0).any():
         return embedder.encode(texts)
     memo = (embedder.model, embedder.backend, embedder.batch_size, embedder.threads, tuple(texts))
     with _fixed_lock:

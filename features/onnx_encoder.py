@@ -149,6 +149,9 @@ class OnnxEncoder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = key
             options.inter_op_num_threads = 1
+            # Idle pool threads sleep instead of spinning: between a batch job's model runs they took a core from
+            # the trees' OpenMP threads (1,000 campaigns x 100k creators: 58.6 s spinning, 39.7 s not).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._sessions[key] = ort.InferenceSession(
                 str(self.directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )

@@ -84,6 +84,8 @@ class _ChunkScorer:
         import ray
 
         self.scorer = ray.get(scorer_ref[0])
+        # The pool's actors already share the cores: each encodes on one thread (the same bits as on several).
+        self.scorer.embedder = self.scorer.embedder.isolated(threads=1)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         scored = [self.scorer.score_parquet(pickle.loads(payload)) for payload in batch["campaigns"]]
