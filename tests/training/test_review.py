@@ -26,9 +26,10 @@ def held_out():
     return ranker, pairs, price
 
 
-@pytest.mark.parametrize("seed", [0, 7])
-def test_importance_is_scikit_learns_to_the_bit(held_out, seed):
+def test_importance_is_scikit_learns_to_the_bit(held_out):
+    """With a seed other than the default, so that the seed is seen to reach both."""
     ranker, pairs, price = held_out
+    seed = 7
 
     def ndcg_of(estimator, X: pd.DataFrame, _y) -> float:
         return ndcg_by_campaign(pairs, expected_sales(estimator.predict(X), price), 10)
