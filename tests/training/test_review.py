@@ -9,6 +9,7 @@ from sklearn.inspection import permutation_importance as sklearn_importance
 
 import training.review as review
 from features.pairwise import FEATURES
+from features.threads import openmp_threads
 from tests.ranker_contract import synthetic_pairs
 from training.evaluate import expected_sales, ndcg_by_campaign
 from training.ranker import CreatorRanker
@@ -48,3 +49,12 @@ def test_importance_is_the_same_when_the_copies_take_several_calls(held_out, mon
     whole = review.permutation_importance(ranker, pairs, price)
     monkeypatch.setattr(review, "IMPORTANCE_ROWS_PER_CALL", 7 * len(pairs))  # 7 copies a call: a short last call
     assert np.array_equal(review.permutation_importance(ranker, pairs, price).to_numpy(), whole.to_numpy())
+
+
+def test_importance_is_the_same_on_two_threads(held_out):
+    """A training run predicts the stacked copies on all the machine's OpenMP threads (the suite's workers on one):
+    the ranker predicts row by row, so the numbers do not move."""
+    ranker, pairs, price = held_out
+    whole = review.permutation_importance(ranker, pairs, price)
+    with openmp_threads(2):
+        assert np.array_equal(review.permutation_importance(ranker, pairs, price).to_numpy(), whole.to_numpy())
