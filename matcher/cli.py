@@ -41,9 +41,6 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 anything else)."""
-    from features.safe_write import OutputRefused
-    from features.tables import InputError
-
     _quiet_libraries()
     try:
         # Without standalone mode click returns the code of a typer.Exit rather than raising it.
@@ -56,14 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: unknown option, missing or malformed value
         print(f"creator-match: {exc.format_message()}", file=sys.stderr)
         return 2
-    except (UserError, InputError, OutputRefused) as exc:
+    except UserError as exc:
         print(f"creator-match: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        # The other user errors' modules load here, not before the command: features.tables loads pandas, which
+        # `--help` and a usage error do without (a third of their time), and a command that raised one of them
+        # has loaded its module already.
+        from features.safe_write import OutputRefused
+        from features.tables import InputError
         from matcher.candidate_index import ArtifactMismatch
         from training.registry import ModelNotFound
 
-        if isinstance(exc, ArtifactMismatch | ModelNotFound | FileNotFoundError):
+        if isinstance(exc, InputError | OutputRefused | ArtifactMismatch | ModelNotFound | FileNotFoundError):
             print(f"creator-match: {exc}", file=sys.stderr)
             return 2
         if debug_enabled():

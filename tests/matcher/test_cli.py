@@ -201,3 +201,20 @@ def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tm
         "creator-match: Got embedding backend 'tensorflow'; expected one of torch, onnx"
     ]
     assert not (tmp_path / "m.parquet").exists() and not (tmp_path / "idx2").exists()
+
+
+def test_help_and_a_usage_error_load_none_of_the_work_libraries():
+    """`--help` and a mistyped option answer without loading pandas, scikit-learn, MLflow, ONNX Runtime or torch:
+    in a fresh process, since this one has them all loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys; from matcher.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    codes = main(['--help']), main(['match', '--no-such-option'])\n"
+        "heavy = ('pandas', 'sklearn', 'mlflow', 'onnxruntime', 'torch', 'sentence_transformers', 'ray')\n"
+        "print(*codes, *sorted(name for name in heavy if name in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "2"]

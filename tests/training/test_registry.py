@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import sqlite3
-import subprocess
 import time
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.commands import CLI
+from tests.commands import run_in_process
 from training.registry import (
     CHAMPION,
     RegistrationIncomplete,
@@ -74,21 +72,23 @@ def test_a_corrupt_store_is_an_error_naming_it(store, tmp_path, monkeypatch):
         champion_version("m")
 
 
-def test_train_against_an_unreachable_registry_exits_1_before_any_work(world_dir, tmp_path):
-    """The command stops at once with one line naming the store; before, it trained and crowned blindly."""
+def test_train_against_an_unreachable_registry_exits_1_before_any_work(world_dir, tmp_path, monkeypatch):
+    """The command stops at once with one line naming the store; before, it trained and crowned blindly.
+
+    The command's own `main` in this process (the registry's answer, not the process, is under test; the console
+    script's exit statuses are tests/matcher/test_cli.py's and tests/training/test_tracking_server.py's)."""
     uri = f"http://127.0.0.1:{closed_port()}"
     bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, **bounded)
+    for name, value in {"MLFLOW_TRACKING_URI": uri, **bounded}.items():
+        monkeypatch.setenv(name, value)
     started = time.monotonic()
-    done = subprocess.run(
-        [CLI, "train", "--data", str(world_dir)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
-    )
+    done = run_in_process("train", "--data", str(world_dir), cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot read model 'creator-ranker' from the registry at {uri}" in lines[0]
     assert "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # no local store or artifacts appeared
-    # Seconds to start Python and fail, against the minute of embedding and fitting the world takes.
+    # Seconds to fail, against the minute of embedding and fitting the world takes.
     assert time.monotonic() - started < 60
 
 
