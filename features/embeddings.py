@@ -518,9 +518,8 @@ def fixed_vectors(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     threads) encodes a batch none of whose texts it has cached to the same bits whatever ran before, so a kept batch
     is exactly what encoding it again would give; it is put in the embedder's cache as encoding would have put it.
     When the embedder has some of the texts cached, or its bits may follow torch's thread count, it encodes as
-    usual. At most
-    FIXED_BATCHES batches (and FIXED_BYTES of vectors) are kept, the least recently used dropped first. The array
-    is read-only.
+    usual. At most FIXED_BATCHES batches (and FIXED_BYTES of vectors) are kept, the least recently used dropped
+    first. The array is read-only.
     """
     texts = list(texts)
     keys = content_keys(texts)

@@ -18,7 +18,6 @@ __all__ = [
     "SlateBuilder",
     "captured_by_k",
     "model_card",
-    "permutation_importance",
     "plot_calibration",
     "plot_captured",
     "plot_importance",
@@ -110,55 +109,17 @@ def plot_captured(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-# Permuted copies of the held-out pairs predicted per call in `permutation_importance`: one call instead of one per
-# copy (the ranker's per-call cost, not its rows, is most of a small held-out set's time), in bounded memory.
-IMPORTANCE_ROWS_PER_CALL = 200_000
-
-
-def permutation_importance(
-    ranker, pairs: pd.DataFrame, price: np.ndarray, n_repeats: int = 3, seed: int = 0
-) -> pd.Series:
-    """Mean drop in held-out NDCG@10 of sales when each feature's column is shuffled, per feature.
-
-    The same permutations and the same numbers as scikit-learn's `sklearn.inspection.permutation_importance`
-    with this scorer, `n_repeats` and `random_state=seed` (tests/training/test_review.py holds the two equal):
-    each feature's column is reshuffled `n_repeats` times from one generator seeded alike for every feature, each
-    shuffle applied to the column as the previous one left it. Only the predictions are made differently: all the
-    permuted copies together, in as few calls as memory allows, rather than one call per copy. The ranker predicts
-    each row on its own, so a row's prediction does not depend on the rows beside it.
-    """
-    X = pairs[FEATURES].to_numpy(float)
-    n = len(X)
-
-    def ndcg(predicted: pd.DataFrame) -> float:
-        return ndcg_by_campaign(pairs, expected_sales(predicted, price), 10)
-
-    baseline = ndcg(ranker.predict(pd.DataFrame(X, columns=FEATURES, index=pairs.index)))
-    # As scikit-learn draws it: one seed from `seed`, then a generator of that seed for each column.
-    column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
-    copies = []  # (feature, permuted column) in scikit-learn's order: feature by feature, repeat by repeat
-    for col in range(len(FEATURES)):
-        generator, order, values = np.random.RandomState(column_seed), np.arange(n), X[:, col]
-        for _ in range(n_repeats):
-            generator.shuffle(order)
-            values = values[order]
-            copies.append((col, values))
-    scores = []
-    per_call = max(1, IMPORTANCE_ROWS_PER_CALL // max(n, 1))
-    for start in range(0, len(copies), per_call):
-        batch = copies[start : start + per_call]
-        stacked = np.tile(X, (len(batch), 1))
-        for block, (col, values) in enumerate(batch):
-            stacked[block * n : (block + 1) * n, col] = values
-        predicted = ranker.predict(pd.DataFrame(stacked, columns=FEATURES))
-        scores += [ndcg(predicted.iloc[block * n : (block + 1) * n]) for block in range(len(batch))]
-    drops = baseline - np.array(scores).reshape(len(FEATURES), n_repeats)
-    return pd.Series(drops.mean(axis=1), index=FEATURES)
-
-
 def plot_importance(ranker, pairs: pd.DataFrame, price: np.ndarray, path: Path, seed: int = 0) -> pd.Series:
     """Permutation importance of each feature for held-out NDCG@10 of realized sales; plots the top 15."""
-    importance = permutation_importance(ranker, pairs, price, seed=seed).sort_values()
+    from sklearn.inspection import permutation_importance
+
+    def ndcg_of(estimator, X: pd.DataFrame, _y) -> float:
+        return ndcg_by_campaign(pairs, expected_sales(estimator.predict(X), price), 10)
+
+    result = permutation_importance(
+        ranker, pairs[FEATURES], np.zeros(len(pairs)), scoring=ndcg_of, n_repeats=3, random_state=seed
+    )
+    importance = pd.Series(result.importances_mean, index=FEATURES).sort_values()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     importance.tail(15).plot.barh(ax=ax)
