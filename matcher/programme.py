@@ -15,7 +15,9 @@ generated: `optimum` solves the relaxation on a working subset (one `highspy` mo
 column, re-solved from its last basis as columns join), adds every column whose reduced cost says it could improve
 it, and once it is optimal over all columns, branches first on the relaxation's support, then on every column whose
 reduced cost is below that integer solution's gap to the relaxation (the only ones that could be in a better
-integer solution). The result is the optimum over all columns, within `MIP_GAP` of it when branching was needed.
+integer solution), unless the integer solution is already proven within `SALES_GAP` of the optimum: no better
+than the relaxation's bound by at most that share of its own predicted sales. The result is the optimum over all
+columns when the relaxation was integral, and otherwise within `SALES_GAP` of its predicted sales of it.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from matcher.settings import SlatePolicy
 from matcher.slate_book import FUNNEL
 
-__all__ = ["FLOOR_PRICE", "MIP_GAP", "Programme", "Solution", "dearest_spend"]
+__all__ = ["FLOOR_PRICE", "MIP_GAP", "SALES_GAP", "Programme", "Solution", "dearest_spend"]
 
 # Relative gap at which HiGHS's branch and bound stops: only used when the relaxation is fractional.
 MIP_GAP = 1e-7
+# How far an assignment may stay below the optimum, as a share of its predicted sales, once the relaxation's bound
+# proves it: a thousandth of a percent, far inside the scores' own error. Proving more costs a second branch and
+# bound over every column that could still close the gap: at 10,000 campaigns x 1M creators, 283k columns and
+# 277 s to close a gap of 2e-6 of the sales (a first one on the relaxation's support took 3 s), with the same slates.
+SALES_GAP = 1e-5
 # The price of a seat short of a slate's floor, in multiples of the batch's best score: above what any member of
 # any slate is worth, so creators whose capacity is scarce go first where a slate would fall below its minimum
 # (a slate of one or two invitees, half of whom usually take part, often never runs) rather than to a wider slate
@@ -120,7 +127,7 @@ class Programme:
         self._whole: tuple | None = None
 
     def optimum(self, working: np.ndarray) -> Solution:
-        """The best assignment over every column, starting from the `working` ones."""
+        """The best assignment over every column (within `SALES_GAP`), starting from the `working` ones."""
         tolerance = 1e-9 * max(float(self.score.max(initial=0.0)), 1.0)
         working = working.copy()
         master = _Relaxation(self, working)
@@ -139,13 +146,15 @@ class Programme:
         # In integers, a column at zero in the relaxation with reduced cost d can only be in a solution worth at
         # least bound + d: against an incumbent, the columns with d past its gap to the bound are out. So branch and
         # bound runs first on the relaxation's own support (d about zero or below), whose optimum is a good
-        # incumbent, then on every column that could still beat it, rather than on all the working columns.
+        # incumbent, then on every column that could still beat it, rather than on all the working columns; not at
+        # all once the incumbent is within SALES_GAP of the bound.
         pool = reduced <= tolerance
         best = self._integer(pool)
         while True:
+            gap = best.value - bound
             # Better by more than the tolerance the relaxation's loop stops at (ties do not count).
-            entering = ~pool & (reduced < best.value - bound - tolerance)
-            if not entering.any():
+            entering = ~pool & (reduced < gap - tolerance)
+            if not entering.any() or gap <= SALES_GAP * float(self.score[best.chosen].sum()):
                 return Solution(np.flatnonzero(best.chosen), -best.value, -bound, np.flatnonzero(working))
             pool |= entering
             best = self._integer(pool)
