@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.history import CategoryPriors
 from features.text import normalized_tags
 
-__all__ = ["AFFINITY_FEATURES", "PastPerformance", "TagCategoryAffinity"]
+__all__ = ["AFFINITY_FEATURES", "PastPerformance", "TagCategoryAffinity", "TagLists"]
 
 AFFINITY_FEATURES = [
     "tag_affinity_ctr",
@@ -26,6 +27,47 @@ AFFINITY_FEATURES = [
     "tag_model_cvr",
     "tag_participation",
 ]
+
+
+@dataclass(frozen=True)
+class TagLists:
+    """Interest-tag lists as codes into their distinct tags, normalised as everywhere (`normalized_tags`).
+
+    What `TagCategoryAffinity.transform_lists` reads: a table's lists coded once serve every lookup after (each
+    category of a million creators, each chunk's pairs), and only the distinct tags are normalised and looked up.
+
+    Attributes:
+        starts: where each list's codes begin in `codes`, and where the last ends (one more than the lists).
+        codes: each tag's position in `names`, list after list.
+        names: the distinct normalised tags.
+    """
+
+    starts: np.ndarray
+    codes: np.ndarray
+    names: np.ndarray
+
+    @classmethod
+    def of(cls, interest_tags: Iterable[Sequence[str]]) -> TagLists:
+        """The coded lists, in order."""
+        lists = list(interest_tags)
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+        raw_codes, raw = pd.factorize(flat)
+        (normalised,) = normalized_tags([list(raw)])
+        name_codes, names = pd.factorize(np.array(normalised, dtype=object))
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        return cls(starts, name_codes[raw_codes].astype(np.int64), np.asarray(names, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def take(self, rows: np.ndarray) -> TagLists:
+        """The lists of these rows, in this order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.diff(self.starts)[rows]
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        at = np.repeat(self.starts[:-1][rows] - starts[:-1], lengths) + np.arange(starts[-1])
+        return TagLists(starts, self.codes[at], self.names)
 
 
 def _joint_lifts(
@@ -159,15 +201,19 @@ class TagCategoryAffinity(BaseEstimator):
         Unseen (tag, category) pairs count as lift 1 with no evidence. `tag_model_*` is the lift that the
         creator's tags together predict (see `_joint_lifts`).
         """
+        return self.transform_lists(TagLists.of(interest_tags), categories)
+
+    def transform_lists(self, tag_lists: TagLists, categories: pd.Series | np.ndarray) -> pd.DataFrame:
+        """`transform` of coded tag lists (`TagLists`), one per pair, with each pair's category."""
         check_is_fitted(self, "table_")
-        lengths = np.fromiter(map(len, interest_tags), dtype=np.int64, count=len(interest_tags))
-        # Vectorised lower-casing: scoring calls this for every candidate pair, so no loop per tag.
-        flat = (
-            pd.Series(list(itertools.chain.from_iterable(interest_tags)), dtype="string[pyarrow]")
-            .str.strip()
-            .str.lower()
+        lengths = np.diff(tag_lists.starts)
+        category_codes, category_names = pd.factorize(np.asarray(categories, dtype=object), use_na_sentinel=False)
+        width = max(len(category_names), 1)
+        # Each distinct (tag, category) is looked up once, then spread over the tags that carry it.
+        pair_keys, distinct = pd.factorize(tag_lists.codes * width + np.repeat(category_codes, lengths))
+        keys = pd.MultiIndex.from_arrays(
+            [tag_lists.names[distinct // width], np.asarray(category_names, dtype=object)[distinct % width]]
         )
-        keys = pd.MultiIndex.from_arrays([flat.to_numpy(), np.repeat(np.asarray(categories, dtype=object), lengths)])
         found = (
             self.table_.reindex(keys)
             if len(self.table_)
@@ -177,6 +223,7 @@ class TagCategoryAffinity(BaseEstimator):
         participation = np.array(found["participation"], dtype=float)
         unseen = np.isnan(participation)
         participation[unseen] = self._participation(np.zeros(unseen.sum()), keys[unseen])
+        participation = participation[pair_keys]
         pair = np.repeat(np.arange(len(lengths)), lengths)
         has = lengths > 0
         starts = (np.cumsum(lengths) - lengths)[has]
@@ -188,19 +235,22 @@ class TagCategoryAffinity(BaseEstimator):
                 out[has] = reduce.reduceat(np.nan_to_num(values, nan=missing), starts)
             return out
 
-        ctr = found["ctr"].to_numpy(float)
+        def per_tag(column: str) -> np.ndarray:
+            return found[column].to_numpy(float)[pair_keys]
+
+        ctr = per_tag("ctr")
         best = {
             "ctr": per_pair(ctr, 1.0),
             "ctr_mean": np.where(has, per_pair(ctr, 1.0, np.add) / np.maximum(lengths, 1), 1.0),
-            "cvr": per_pair(found["cvr"].to_numpy(float), 1.0),
-            "evidence": per_pair(found["evidence"].to_numpy(float), 0.0),
+            "cvr": per_pair(per_tag("cvr"), 1.0),
+            "evidence": per_pair(per_tag("evidence"), 0.0),
             "participation": per_pair(participation, 1.0),
         }
-        base = self.intercepts_.reindex(np.asarray(categories, dtype=object)).fillna(0.0)
+        base = self.intercepts_.reindex(np.asarray(category_names, dtype=object)).fillna(0.0)
         model = {
             kind: np.exp(
-                np.bincount(pair, np.nan_to_num(found[f"{kind}_coef"].to_numpy(float)), minlength=len(lengths))
-                + base[kind].to_numpy(float)
+                np.bincount(pair, np.nan_to_num(per_tag(f"{kind}_coef")), minlength=len(lengths))
+                + base[kind].to_numpy(float)[category_codes]
             )
             for kind in ("ctr", "cvr")
         }

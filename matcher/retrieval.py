@@ -4,11 +4,12 @@ proven record in the campaign's category."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
+from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity, TagLists
 from features.pairwise import record_lifts
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility
@@ -98,6 +99,11 @@ class Retrieval:
             self._proven[category] = top[np.isfinite(value[top])]
         return self._proven[category]
 
+    @cached_property
+    def tag_lists(self) -> TagLists:
+        """The creators' interest tags, coded once for every category's and chunk's lookups."""
+        return TagLists.of(self.creators["interest_tags"])
+
     def topical(self, category: str) -> np.ndarray:
         """What history says of every creator's interests in a category (AFFINITY_FEATURES).
 
@@ -106,14 +112,14 @@ class Retrieval:
         """
         if category in self._topical:
             return self._topical[category]
-        tags = self.creators["interest_tags"]
-        blocks = [tags.iloc[start : start + TOPICAL_BLOCK] for start in range(0, max(len(tags), 1), TOPICAL_BLOCK)]
+        n = len(self.tag_lists)
+        blocks = [np.arange(start, min(start + TOPICAL_BLOCK, n)) for start in range(0, max(n, 1), TOPICAL_BLOCK)]
         table = np.concatenate(
             [
-                self.affinity.transform(block, pd.Series([category] * len(block), dtype=object))[
+                self.affinity.transform_lists(self.tag_lists.take(rows), np.full(len(rows), category, dtype=object))[
                     AFFINITY_FEATURES
                 ].to_numpy(float)
-                for block in blocks
+                for rows in blocks
             ]
         )
         if (len(self._topical) + 1) * table.size <= TOPICAL_CACHE_VALUES:
@@ -130,9 +136,8 @@ class Retrieval:
             values[pairs] = self._topical[category][creator_index[pairs]]
         if not kept.all():
             pairs = np.flatnonzero(~kept)
-            frame = self.affinity.transform(
-                self.creators["interest_tags"].iloc[creator_index[pairs]],
-                pd.Series(np.asarray(categories, dtype=object)[pairs], dtype=object),
+            frame = self.affinity.transform_lists(
+                self.tag_lists.take(creator_index[pairs]), np.asarray(categories, dtype=object)[pairs]
             )
             values[pairs] = frame[AFFINITY_FEATURES].to_numpy(float)
         return pd.DataFrame(values, columns=AFFINITY_FEATURES)

@@ -298,3 +298,23 @@ def test_participation_lift_is_high_for_a_category_s_own_tags_and_neutral_for_ge
     own, generic, unknown, other = out
     assert own > 1.2 and other < 0.9
     assert generic == pytest.approx(1.0, abs=0.1) and unknown == 1.0
+
+
+def test_coded_tag_lists_give_the_affinities_of_the_lists_they_code_in_any_row_order():
+    """A table's tags coded once (`TagLists`) and taken by row give what `transform` gives for those rows' lists,
+    spelling aside: case and surrounding spaces do not make a tag new."""
+    from features.affinity import TagCategoryAffinity, TagLists
+
+    rows, tags = affinity_rows()
+    affinity = TagCategoryAffinity().fit(rows, tags, CategoryPriors().fit(rows))
+    table = pd.Series([["deals", "skincare"], [" Hiking "], [], ["never seen", "SKINCARE"], ["deals"]])
+    pick = np.array([3, 0, 0, 2, 4, 1])
+    categories = np.array(["beauty", "home", "beauty", "toys", "home", "beauty"], dtype=object)
+
+    coded = affinity.transform_lists(TagLists.of(table).take(pick), categories)
+
+    spelled = [[t.strip().lower() for t in table[i]] for i in pick]
+    pd.testing.assert_frame_equal(coded, affinity.transform(pd.Series(spelled), pd.Series(categories)))
+    skincare = affinity.transform(pd.Series([["skincare"]]), pd.Series(["beauty"]))["tag_affinity_ctr"].iloc[0]
+    assert coded["tag_affinity_ctr"].iloc[0] == skincare > 1.0  # SKINCARE is skincare; an unknown tag lifts 1
+    assert (coded.iloc[3] == affinity.transform(pd.Series([[]]), pd.Series(["toys"])).iloc[0]).all()
