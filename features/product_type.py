@@ -352,7 +352,10 @@ def _describe(evidence: pd.Series, probability: float) -> str:
 
 
 def resolve_product_types(
-    campaigns: pd.DataFrame, embedder: Embedder | None = None, model: ProductTypeModel | None = None
+    campaigns: pd.DataFrame,
+    embedder: Embedder | None = None,
+    model: ProductTypeModel | None = None,
+    vectors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Adds `product_type` (standard or non_standard), `product_type_probability` (of non-standard) and
     `product_type_reason`.
@@ -364,6 +367,8 @@ def resolve_product_types(
         campaigns: campaign rows.
         embedder: embeds briefs; needed when some campaign is `auto`.
         model: a fitted ProductTypeModel, or None.
+        vectors: the campaigns' brief vectors (`campaign_vectors`) by row, where they are already embedded; else
+            the `auto` campaigns' briefs are embedded here, as one batch.
     """
     declared = campaigns["product_type"].isin(PRODUCT_TYPES).to_numpy()
     kind = campaigns["product_type"].to_numpy(dtype=object).copy()
@@ -374,7 +379,7 @@ def resolve_product_types(
         if embedder is None:
             raise ValueError("Got campaigns with product_type 'auto' and no embedder; expected an Embedder")
         rows = campaigns.iloc[auto]
-        vectors = campaign_vectors(embedder, rows)
+        vectors = campaign_vectors(embedder, rows) if vectors is None else vectors[auto]
         # No past: a model fitted on no campaigns, whose only evidence is the briefs and this batch's prices.
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
         descriptions = kind_vectors(embedder)

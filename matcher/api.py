@@ -12,9 +12,11 @@ from functools import cached_property
 from pathlib import Path
 
 import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own thread settings)
+import numpy as np
 import pandas as pd
 
-from features.embeddings import Embedder
+from features.contract import PRODUCT_TYPES
+from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
@@ -185,6 +187,29 @@ class Matcher:
         # An isolated embedder: the resolved type depends on the briefs alone, not on what this process encoded before.
         return resolve_product_types(table.frame.reset_index(drop=True), self.embedder.isolated(), self._product_types)
 
+    def _chunks(
+        self, table: Table, chunk_size: int
+    ) -> tuple[pd.DataFrame, dict[int, pd.DataFrame], dict[int, np.ndarray]]:
+        """The table's valid campaigns with their product types resolved, the in-stock ones in chunks, and each
+        chunk's brief vectors.
+
+        Each chunk's briefs are embedded as one batch by an isolated embedder, as scoring the chunk alone would
+        embed them, and product types read the same vectors: each brief is embedded once (out-of-stock `auto`
+        campaigns' as one batch more).
+        """
+        frame = table.frame.reset_index(drop=True)
+        embedder = self.embedder.isolated()
+        in_stock = frame["in_stock"].astype(bool).to_numpy()
+        vectors = np.zeros((len(frame), self.embedder.dimension), dtype=np.float32)
+        by_chunk = {n: campaign_vectors(embedder, chunk) for n, chunk in chunked(frame[in_stock], chunk_size).items()}
+        if by_chunk:
+            vectors[in_stock] = np.concatenate(list(by_chunk.values()))
+        idle = np.flatnonzero(~in_stock & ~frame["product_type"].isin(PRODUCT_TYPES).to_numpy())
+        if len(idle):
+            vectors[idle] = campaign_vectors(embedder, frame.iloc[idle])
+        campaigns = resolve_product_types(frame, embedder, self._product_types, vectors)
+        return campaigns, chunked(campaigns[in_stock], chunk_size), by_chunk
+
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
 
@@ -230,11 +255,10 @@ class Matcher:
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
         table = _campaign_table(campaigns)
-        campaigns = self._resolved(table)
+        campaigns, chunks, vectors = self._chunks(table, chunk_size)
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
-        chunks = chunked(active, chunk_size)
         show = progress if progress is not None else len(chunks) > 1
-        parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show)
+        parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show, vectors)
         chosen, size_reason = assign(parts, self.settings.slate, self.scorer.creator_vectors)
         matches = matches_table(chosen, active, self.ranker.version)
         return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects))

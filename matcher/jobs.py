@@ -58,15 +58,16 @@ def scored_parts(
     engine: str,
     ray_actors: int,
     show: bool,
+    vectors: dict[int, np.ndarray],
 ) -> list[Path | bytes | pd.DataFrame]:
     """Every chunk's scored pairs as Parquet (a committed file or bytes), in chunk order; the frame itself for
-    a single chunk scored locally without a checkpoint folder.
+    a single chunk scored locally without a checkpoint folder. `vectors` are each chunk's brief vectors.
 
     Chunks already committed in `checkpoint_dir` are reused; the others are scored on `engine` (`local`, or
     `ray` with `ray_actors` actors) and committed as they finish.
     """
     if engine == "local" and not checkpoint_dir and len(chunks) == 1:
-        return [scorer.score(chunk) for chunk in chunks.values()]
+        return [scorer.score(chunk, vectors[n]) for n, chunk in chunks.items()]
     where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
     parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if path.exists()}
     todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
@@ -76,13 +77,13 @@ def scored_parts(
             from matcher.ray_engine import ray_session, score_on_ray
 
             with ray_session():
-                for n, payload in score_on_ray(scorer, todo, ray_actors):
+                for n, payload in score_on_ray(scorer, todo, ray_actors, {n: vectors[n] for n in todo}):
                     parts[n] = _commit(payload, where.get(n))
                     bar.update()
                     _halt_if_asked(len(parts))
         else:
             for n, chunk in todo.items():
-                parts[n] = _commit(scorer.score_parquet(chunk), where.get(n))
+                parts[n] = _commit(scorer.score_parquet(chunk, vectors[n]), where.get(n))
                 bar.update()
                 _halt_if_asked(len(parts))
     return [parts[n] for n in sorted(parts)]

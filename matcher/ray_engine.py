@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from features.environment import RAY_ADDRESS_ENV
@@ -88,17 +89,20 @@ class _ChunkScorer:
         self.scorer.embedder = self.scorer.embedder.isolated(threads=1)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        scored = [self.scorer.score_parquet(pickle.loads(payload)) for payload in batch["campaigns"]]
+        scored = [self.scorer.score_parquet(*pickle.loads(payload)) for payload in batch["campaigns"]]
         return pd.DataFrame({"chunk": batch["chunk"].to_numpy(), "scored": scored})
 
 
-def score_on_ray(scorer: Scorer, chunks: Mapping[int, pd.DataFrame], actors: int = 2) -> Iterator[tuple[int, bytes]]:
+def score_on_ray(
+    scorer: Scorer, chunks: Mapping[int, pd.DataFrame], actors: int = 2, vectors: Mapping[int, np.ndarray] | None = None
+) -> Iterator[tuple[int, bytes]]:
     """Scores campaign chunks on the current Ray cluster; yields (chunk number, Parquet bytes) as they finish.
 
     Args:
         scorer: what scores a chunk (`Matcher.scorer`); put in the object store once and copied into each actor.
         chunks: campaign chunks by number, each scored whole by one actor.
         actors: size of the actor pool.
+        vectors: each chunk's brief vectors, where already embedded (see `Scorer.features`).
 
     Raises:
         RayUnavailable: Ray is not installed.
@@ -109,7 +113,10 @@ def score_on_ray(scorer: Scorer, chunks: Mapping[int, pd.DataFrame], actors: int
     ray = _import_ray()
     if not chunks:
         return
-    items = [{"chunk": number, "campaigns": pickle.dumps(frame)} for number, frame in chunks.items()]
+    vectors = vectors or {}
+    items = [
+        {"chunk": number, "campaigns": pickle.dumps((frame, vectors.get(number)))} for number, frame in chunks.items()
+    ]
     # One block per chunk, so the pool works on several chunks at once and never splits one.
     dataset = ray.data.from_items(items).repartition(len(items))
     with warnings.catch_warnings():

@@ -98,25 +98,31 @@ class Scorer:
             out[found] = np.where(np.isnan(values), 0.0, values)  # as a reindex filled with zeros
         return pd.DataFrame(out, columns=HISTORY_COLUMNS)
 
-    def score_parquet(self, campaigns: pd.DataFrame) -> bytes:
+    def score_parquet(self, campaigns: pd.DataFrame, vectors: np.ndarray | None = None) -> bytes:
         """One chunk's scored pairs as Parquet bytes: what either engine commits."""
         buffer = io.BytesIO()
-        self.score(campaigns).to_parquet(buffer, index=False)
+        self.score(campaigns, vectors).to_parquet(buffer, index=False)
         return buffer.getvalue()
 
-    def score(self, campaigns: pd.DataFrame) -> pd.DataFrame:
+    def score(self, campaigns: pd.DataFrame, vectors: np.ndarray | None = None) -> pd.DataFrame:
         """Every candidate pair of a chunk of campaigns (product types resolved), with its expected outcomes,
         score and the evidence its reason is written from; pairs under `min_market_share` are left out."""
-        features, campaign_index, creator_index = self.features(campaigns)
+        features, campaign_index, creator_index = self.features(campaigns, vectors)
         return self._scored(campaigns, features, campaign_index, creator_index)
 
-    def features(self, campaigns: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def features(
+        self, campaigns: pd.DataFrame, vectors: np.ndarray | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """Every candidate pair of a chunk of campaigns (product types resolved): the ranker's FEATURES with
         EVIDENCE_COLUMNS and `market_share` (`features.pairwise.pair_features`), each pair's campaign row and its
-        creator's table row. Pairs under `min_market_share` are still in."""
+        creator's table row. Pairs under `min_market_share` are still in.
+
+        `vectors` are the chunk's brief vectors when already embedded, as one batch by an isolated embedder
+        (`Matcher.match_many` embeds them once for product types and scoring); else they are embedded here so.
+        """
         # The chunk's texts are embedded on their own, so its scores are a function of the chunk alone.
         embedder = self.embedder.isolated()
-        vectors = campaign_vectors(embedder, campaigns)
+        vectors = campaign_vectors(embedder, campaigns) if vectors is None else vectors
         campaign_index, creator_index = self.retrieval.candidates(campaigns, vectors)
         categories = campaigns["category"].to_numpy()[campaign_index]
         semantic = semantic_features(
