@@ -137,6 +137,7 @@ class Programme:
             entering = ~working & (reduced < -tolerance)
             if not entering.any():
                 break
+            entering = self._best_per_campaign(entering, reduced)
             working |= entering
             master.add(np.flatnonzero(entering))
         del master
@@ -158,6 +159,22 @@ class Programme:
                 return Solution(np.flatnonzero(best.chosen), -best.value, -bound, np.flatnonzero(working))
             pool |= entering
             best = self._integer(pool)
+
+    def _best_per_campaign(self, entering: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+        """Of the `entering` columns (a mask), each campaign's `2 x target` with the most negative reduced cost.
+
+        Pricing in every improving column at once took 620k of 1.3M columns into the relaxation at 10,000
+        campaigns, most of them never in its optimum, and HiGHS's memory grows with its columns; a few rounds
+        more of warm-started solves reach the same optimum over a smaller model.
+        """
+        at = np.flatnonzero(entering)
+        order = at[np.lexsort((at, reduced[at], self.camp[at]))]
+        camp = self.camp[order]
+        first = np.flatnonzero(np.diff(camp, prepend=-1))
+        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.append(first, len(order))))
+        keep = np.zeros(len(entering), dtype=bool)
+        keep[order[rank < 2 * self.plan["target"].to_numpy()[camp]]] = True
+        return keep
 
     def _integer(self, columns: np.ndarray) -> _Result:
         """The optimum in integers over these columns (a mask) and every switch and slack, on all the rows of
