@@ -174,7 +174,7 @@ class Matcher:
         table = _campaign_table(campaigns)
         if table.rejects:
             raise ValueError(f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}")
-        resolved = self._resolved(table)
+        resolved = self._resolved(table.frame.reset_index(drop=True))
         features, campaign_index, creator_index = self.scorer.features(resolved)
         keys = {
             "campaign_id": resolved["campaign_id"].to_numpy()[campaign_index],
@@ -182,10 +182,10 @@ class Matcher:
         }
         return pd.concat([pd.DataFrame(keys), features], axis=1)
 
-    def _resolved(self, table: Table) -> pd.DataFrame:
-        """The table's valid campaigns with their product types resolved."""
+    def _resolved(self, campaigns: pd.DataFrame, vectors: np.ndarray | None = None) -> pd.DataFrame:
+        """Valid campaigns with their product types resolved, from their brief vectors when given."""
         # An isolated embedder: the resolved type depends on the briefs alone, not on what this process encoded before.
-        return resolve_product_types(table.frame.reset_index(drop=True), self.embedder.isolated(), self._product_types)
+        return resolve_product_types(campaigns, self.embedder.isolated(), self._product_types, vectors)
 
     def _chunks(
         self, table: Table, chunk_size: int
@@ -207,7 +207,7 @@ class Matcher:
         idle = np.flatnonzero(~in_stock & ~frame["product_type"].isin(PRODUCT_TYPES).to_numpy())
         if len(idle):
             vectors[idle] = campaign_vectors(embedder, frame.iloc[idle])
-        campaigns = resolve_product_types(frame, embedder, self._product_types, vectors)
+        campaigns = self._resolved(frame, vectors)
         return campaigns, chunked(campaigns[in_stock], chunk_size), by_chunk
 
     def match(self, campaign: CampaignRow | Mapping[str, object]) -> MatchResult:

@@ -170,8 +170,7 @@ class Programme:
         at = np.flatnonzero(entering)
         order = at[np.lexsort((at, reduced[at], self.camp[at]))]
         camp = self.camp[order]
-        first = np.flatnonzero(np.diff(camp, prepend=-1))
-        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.append(first, len(order))))
+        rank = np.arange(len(order)) - np.searchsorted(camp, camp)  # position within its campaign's run
         keep = np.zeros(len(entering), dtype=bool)
         keep[order[rank < 2 * self.plan["target"].to_numpy()[camp]]] = True
         return keep
