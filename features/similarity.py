@@ -143,7 +143,7 @@ def semantic_features(
     """
     categories = sorted(set(campaigns["category"]))
     category_vectors = fixed_vectors(embedder, [campaign_text(category, category) for category in categories])
-    category_of = campaigns["category"].map({c: i for i, c in enumerate(categories)}).to_numpy()
+    category_of = campaigns["category"].map({c: i for i, c in enumerate(categories)}).to_numpy(np.int64)
     phrases = CampaignPhrases(embedder, campaigns)
     scores, which_phrase = phrases.tag_scores(tags)
     fit, tag_row, fitting = tags.tag_fit(scores, campaign_index, creator_index, TAG_FIT_THRESHOLD)

@@ -164,9 +164,13 @@ class Matcher:
         category the ranker's history knows), so that a service's first requests are as quick as the rest."""
         self.scorer.retrieval.warm(self._categories if categories is None else categories)
 
-    def candidate_features(self, campaigns: Table | pd.DataFrame) -> pd.DataFrame:
-        """The candidate pairs of valid campaigns with the ranker's features as scoring computes them, for model
-        review: `campaign_id`, `creator_id`, then FEATURES, EVIDENCE_COLUMNS and `market_share`.
+    def candidate_features(self, campaigns: Table | pd.DataFrame, chunk_size: int = 256) -> pd.DataFrame:
+        """The candidate pairs of valid in-stock campaigns with the ranker's features exactly as `match_many` with
+        the same `chunk_size` scores them, for model review: `campaign_id`, `creator_id`, then FEATURES,
+        EVIDENCE_COLUMNS and `market_share`.
+
+        A brief's vector depends, in its last bits, on the batch it was embedded in, and a tree's split can turn on
+        those bits; so the campaigns are cut and embedded in the same chunks as matching them would.
 
         Raises:
             ValueError: a campaigns DataFrame has an invalid row (the first is named).
@@ -174,10 +178,17 @@ class Matcher:
         table = _campaign_table(campaigns)
         if table.rejects:
             raise ValueError(f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}")
-        resolved = self._resolved(table.frame.reset_index(drop=True))
-        features, campaign_index, creator_index = self.scorer.features(resolved)
+        _, chunks, vectors = self._chunks(table, chunk_size)
+        # An empty chunk gives the columns when no campaign is in stock.
+        parts = [] if chunks else [self._keyed_features(table.frame.iloc[:0].reset_index(drop=True), None)]
+        parts += [self._keyed_features(chunk, vectors[number]) for number, chunk in chunks.items()]
+        return pd.concat(parts, ignore_index=True)
+
+    def _keyed_features(self, chunk: pd.DataFrame, vectors: np.ndarray | None) -> pd.DataFrame:
+        """A chunk's candidate pairs: `campaign_id`, `creator_id` and their features."""
+        features, campaign_index, creator_index = self.scorer.features(chunk, vectors)
         keys = {
-            "campaign_id": resolved["campaign_id"].to_numpy()[campaign_index],
+            "campaign_id": chunk["campaign_id"].to_numpy()[campaign_index],
             "creator_id": self.creators["creator_id"].to_numpy()[creator_index],
         }
         return pd.concat([pd.DataFrame(keys), features], axis=1)

@@ -145,7 +145,7 @@ class Retrieval:
     def candidates(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(campaign row, creator table row) pairs: the semantic top-k from FAISS united with proven creators."""
         _, positions = self.index.search(vectors, self.semantic_k, self.eligibility.in_index)
-        campaign_rows, creator_rows = [], []
+        campaign_rows, creator_rows = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for k, category in enumerate(campaigns["category"]):
             found = positions[k][positions[k] >= 0]
             rows = np.union1d(self.eligibility.row_of[found], self.proven(category))

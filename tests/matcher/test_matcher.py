@@ -310,3 +310,7 @@ def test_candidate_features_are_what_the_slates_were_scored_on(creators, campaig
     assert members["expected_orders_again"].notna().all()
     np.testing.assert_allclose(members["expected_orders_again"], members["expected_orders"], rtol=1e-9)
     np.testing.assert_allclose(members["expected_clicks_again"], members["expected_clicks"], rtol=1e-9)
+    # Out-of-stock campaigns get no slate, so they have no pairs either, and their briefs do not join the batch.
+    assert set(pairs["campaign_id"]) == set(campaigns.loc[campaigns["in_stock"], "campaign_id"])
+    none_in_stock = matcher.candidate_features(campaigns.assign(in_stock=False))
+    assert none_in_stock.empty and list(none_in_stock.columns) == list(pairs.columns)
