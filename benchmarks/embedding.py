@@ -45,7 +45,13 @@ os.environ.update(unset_defaults())
 import faiss
 import numpy as np
 
-from features.embeddings import DEFAULT_EMBEDDING_BACKEND, EMBEDDING_BACKENDS, Embedder, content_keys
+from features.embeddings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EMBEDDING_BACKEND,
+    EMBEDDING_BACKENDS,
+    Embedder,
+    content_keys,
+)
 from features.text import campaign_text, creator_text
 from simulation.world import simulate
 
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large", type=int, default=1_000_000, help="texts for the cached path at scale; 0 skips")
     parser.add_argument("--rate-sample", type=int, default=2000, help="texts the extrapolated cold rate is timed on")
     parser.add_argument("--change", type=float, default=0.01, help="share of texts changed before re-indexing")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -166,7 +166,7 @@ class OnnxEncoder:
         return out
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 128, threads: int | None = None, show_progress_bar: bool = False
+        self, texts: Sequence[str], batch_size: int = 32, threads: int | None = None, show_progress_bar: bool = False
     ) -> np.ndarray:
         """One L2-normalised float32 row per text, in order."""
         from tqdm.auto import tqdm
