@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from features.embeddings import DEFAULT_BATCH_SIZE
+
 __all__ = ["EXPORT_VERSION", "OnnxEncoder", "export_directory"]
 
 # Bump when the export recipe below changes: old exports are then left alone and a new one is made.
@@ -166,7 +168,11 @@ class OnnxEncoder:
         return out
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 32, threads: int | None = None, show_progress_bar: bool = False
+        self,
+        texts: Sequence[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+        show_progress_bar: bool = False,
     ) -> np.ndarray:
         """One L2-normalised float32 row per text, in order."""
         from tqdm.auto import tqdm
