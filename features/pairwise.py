@@ -53,6 +53,10 @@ FEATURES = [
     "hist_cat_campaigns",
     "hist_cat_ctr_lift",
     "hist_cat_cvr_lift",
+    "hist_market_campaigns",
+    "hist_market_share",
+    "hist_market_ctr_lift",
+    "hist_market_cvr_lift",
 ]
 CATEGORICAL_FEATURES = ["creator_type_code", "category_code"]
 # The creator's own record; everything else is known of a creator who never took part in a campaign.
@@ -86,6 +90,10 @@ def without_history(features: pd.DataFrame) -> pd.DataFrame:
         hist_cat_campaigns=0.0,
         hist_cat_ctr_lift=1.0,
         hist_cat_cvr_lift=1.0,
+        hist_market_campaigns=0.0,
+        hist_market_share=0.0,
+        hist_market_ctr_lift=1.0,
+        hist_market_cvr_lift=1.0,
     )
 
 
@@ -122,6 +130,7 @@ def pair_features(
     affinity: pd.DataFrame,
     history: pd.DataFrame,
     category_history: pd.DataFrame,
+    marketplace_history: pd.DataFrame,
     priors: CategoryPriors,
     typical: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
@@ -135,6 +144,9 @@ def pair_features(
         affinity: AFFINITY_FEATURES of each pair (see `features.affinity.TagCategoryAffinity`).
         history: one row per pair with HISTORY_COLUMNS of the creator's whole record (zeros for none).
         category_history: the same, for the creator's record in the campaign's category only.
+        marketplace_history: the same, for the creator's record in the campaign's marketplaces, summed over them
+            (`features.records.marketplace_history_as_of`): where a creator's audience buys, which many
+            profiles do not state.
         priors: category priors for click-through and orders per click.
         typical: the typical creator's audience share per marketplace (`typical_audience`); None: of `creators`.
 
@@ -159,6 +171,9 @@ def pair_features(
     prior_ctr, prior_cvr = per_pair(priors.ctr(campaigns["category"])), per_pair(priors.cvr(campaigns["category"]))
     hc = category_history.reset_index(drop=True)
     cat_ctr_lift, cat_cvr_lift = record_lifts(hc)
+    hm = marketplace_history.reset_index(drop=True)
+    market_n = hm["hist_campaigns"].to_numpy(float)
+    market_ctr_lift, market_cvr_lift = record_lifts(hm)
     markets = per_pair(campaigns["marketplaces"].to_numpy(object))
     audiences = r["audience_marketplaces"]
     stated = np.array([audience_share(a, m) for a, m in zip(audiences, markets, strict=True)], dtype=float)
@@ -199,6 +214,11 @@ def pair_features(
             "hist_cat_campaigns": hc["hist_campaigns"].to_numpy(float),
             "hist_cat_ctr_lift": cat_ctr_lift,
             "hist_cat_cvr_lift": cat_cvr_lift,
+            "hist_market_campaigns": market_n,
+            # A campaign in two of the marketplaces counts twice in `market_n`: at most the whole record.
+            "hist_market_share": np.minimum(market_n / np.maximum(hist_n, 1.0), 1.0),
+            "hist_market_ctr_lift": market_ctr_lift,
+            "hist_market_cvr_lift": market_cvr_lift,
         }
     )[FEATURES]
     for name in EVIDENCE_COLUMNS:

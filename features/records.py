@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from features.tables import InputError, Reject, Table, valid_rows, validate_perf
 
 __all__ = [
     "BY_CATEGORY",
+    "BY_MARKETPLACE",
     "CONTEXT_FOLDS",
     "RECORD_FILES",
     "CreatorRecords",
@@ -36,13 +37,57 @@ __all__ = [
     "context_expectations_of",
     "context_features",
     "creator_records",
+    "marketplace_history_as_of",
+    "per_marketplace",
 ]
 
 BY_CATEGORY = ("creator_id", "category")
+# A creator's record in each marketplace their campaigns ran in: where their audience buys, which a profile
+# often does not say.
+BY_MARKETPLACE = ("creator_id", "marketplace")
 # Campaigns are split in two folds: each row's expected outcome comes from a context model that never saw
 # its campaign (train) and, at match time, from the same fold's model, so old and new rows read alike.
 CONTEXT_FOLDS = 2
-RECORD_FILES = {"history": "history.parquet", "category_history": "category_history.parquet"}
+RECORD_FILES = {
+    "history": "history.parquet",
+    "category_history": "category_history.parquet",
+    "marketplace_history": "marketplace_history.parquet",
+}
+
+
+def per_marketplace(rows: pd.DataFrame) -> pd.DataFrame:
+    """Settled rows once per marketplace their campaign ran in, as `marketplace` (none without `marketplaces`)."""
+    if "marketplaces" not in rows:
+        return rows.iloc[:0].assign(marketplace=pd.Series(dtype=object))
+    exploded = rows.explode("marketplaces", ignore_index=True).rename(columns={"marketplaces": "marketplace"})
+    return exploded[exploded["marketplace"].notna()].reset_index(drop=True)
+
+
+def _empty_records(by: tuple[str, ...]) -> pd.DataFrame:
+    keys = {key: pd.Series(dtype=object) for key in by}
+    return pd.DataFrame(keys | {name: pd.Series(dtype=float) for name in HISTORY_COLUMNS})
+
+
+def marketplace_history_as_of(rows: pd.DataFrame, priors: CategoryPriors, queries: pd.DataFrame) -> pd.DataFrame:
+    """Each query's (`creator_id`, `marketplaces`, `as_of`) record in its marketplaces: HISTORY_COLUMNS of the
+    creator's campaigns settled before `as_of`, summed over the marketplaces (zeros without one).
+
+    A campaign that ran in two of the asked marketplaces counts in both; the lifts read from these sums are
+    ratios, which that does not bias.
+    """
+    asked = (
+        queries[["creator_id", "marketplaces", "as_of"]]
+        .assign(_query=np.arange(len(queries)))
+        .explode("marketplaces", ignore_index=True)
+        .rename(columns={"marketplaces": "marketplace"})
+    )
+    asked = asked[asked["marketplace"].notna()].reset_index(drop=True)
+    out = np.zeros((len(queries), len(HISTORY_COLUMNS)))
+    events = per_marketplace(rows)
+    if len(asked) and len(events):
+        found = creator_history(events, priors, asked, by=BY_MARKETPLACE)
+        np.add.at(out, asked["_query"].to_numpy(), found[HISTORY_COLUMNS].to_numpy(float))
+    return pd.DataFrame(out, columns=HISTORY_COLUMNS)
 
 
 def campaign_folds(campaign_ids: pd.Series | np.ndarray, folds: int) -> np.ndarray:
@@ -100,19 +145,26 @@ def context_expectations_of(
 
 @dataclass
 class CreatorRecords:
-    """Each creator's settled record overall (`history`, per creator_id) and per category (`category_history`,
-    per creator_id and category): HISTORY_COLUMNS, with `hist_prior_*` what an average creator would have done."""
+    """Each creator's settled record overall (`history`, per creator_id), per category (`category_history`, per
+    creator_id and category) and per marketplace (`marketplace_history`, per creator_id and marketplace):
+    HISTORY_COLUMNS, with `hist_prior_*` what an average creator would have done."""
 
     history: pd.DataFrame
     category_history: pd.DataFrame
+    marketplace_history: pd.DataFrame = field(default_factory=lambda: _empty_records(BY_MARKETPLACE))
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame, priors: CategoryPriors) -> CreatorRecords:
-        """Totals of settled rows (with `category`, and `expected_clicks`/`expected_orders` when known)."""
-        return cls(creator_history(rows, priors), creator_history(rows, priors, by=BY_CATEGORY))
+        """Totals of settled rows (with `category`, `marketplaces`, and `expected_clicks`/`expected_orders` when
+        known)."""
+        return cls(
+            creator_history(rows, priors),
+            creator_history(rows, priors, by=BY_CATEGORY),
+            creator_history(per_marketplace(rows), priors, by=BY_MARKETPLACE),
+        )
 
     def write(self, directory: str | Path) -> list[Path]:
-        """Writes both tables as Parquet into `directory` (RECORD_FILES); returns the paths."""
+        """Writes the tables as Parquet into `directory` (RECORD_FILES); returns the paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -123,14 +175,17 @@ class CreatorRecords:
 
     @classmethod
     def read(cls, directory: str | Path) -> CreatorRecords:
-        """Reads the tables `write` wrote."""
+        """Reads the tables `write` wrote; records written before marketplace records existed have none."""
         directory = Path(directory)
-        return cls(*(pd.read_parquet(directory / file) for file in RECORD_FILES.values()))
+        found = {name: directory / file for name, file in RECORD_FILES.items()}
+        if not found["marketplace_history"].is_file():
+            del found["marketplace_history"]
+        return cls(**{name: pd.read_parquet(path) for name, path in found.items()})
 
     def fingerprint(self) -> str:
-        """A short digest of both tables: a checkpoint scored with other records must not be reused."""
+        """A short digest of the tables: a checkpoint scored with other records must not be reused."""
         digest = hashlib.sha256()
-        for frame in (self.history, self.category_history):
+        for frame in (self.history, self.category_history, self.marketplace_history):
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -211,11 +266,7 @@ def creator_records(
     position = pd.Series(np.arange(len(creators)), index=creators["creator_id"])
     rows = rows[rows["creator_id"].isin(position.index)].reset_index(drop=True)
     if rows.empty:
-        values = {name: pd.Series(dtype=float) for name in HISTORY_COLUMNS}
-        return CreatorRecords(
-            pd.DataFrame({"creator_id": pd.Series(dtype=object), **values}),
-            pd.DataFrame({key: pd.Series(dtype=object) for key in BY_CATEGORY} | values),
-        )
+        return CreatorRecords(_empty_records(("creator_id",)), _empty_records(BY_CATEGORY))
     used, campaign_index = np.unique(rows["campaign_id"].to_numpy(), return_inverse=True)
     past = campaigns.set_index("campaign_id").loc[used].reset_index()
     past = resolve_product_types(past, embedder, model.product_types)
@@ -232,6 +283,7 @@ def creator_records(
         creator_index,
         semantic,
         affinity[AFFINITY_FEATURES],
+        none,
         none,
         none,
         model.priors,

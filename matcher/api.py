@@ -103,7 +103,7 @@ class Matcher:
             if performance is None
             else creator_records(performance, past, self.embedder.isolated(), self.creators, vectors, tags)
         )
-        history, category_history = in_table_order(self.records, self.creators["creator_id"])
+        history, category_history, marketplace_history = in_table_order(self.records, self.creators["creator_id"])
         self.scorer = Scorer(
             ranker=self.ranker.model.ranker,
             embedder=self.embedder,
@@ -112,6 +112,7 @@ class Matcher:
             tags=tags,
             history=history,
             category_history=category_history,
+            marketplace_history=marketplace_history,
             priors=past.priors,
             retrieval=Retrieval(
                 self.creators,

@@ -15,7 +15,7 @@ from features.contract import FUNNEL_STAGE
 from features.embeddings import Embedder, campaign_vectors
 from features.history import HISTORY_COLUMNS, CategoryPriors
 from features.pairwise import pair_features, typical_audience
-from features.records import CreatorRecords
+from features.records import BY_CATEGORY, BY_MARKETPLACE, CreatorRecords
 from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
 from matcher.retrieval import Retrieval
 from training.ranker import CreatorRanker, expected_outcomes
@@ -26,12 +26,48 @@ __all__ = ["VIOLATION_FACTOR", "Scorer", "in_table_order"]
 VIOLATION_FACTOR = 0.5
 
 
-def in_table_order(records: CreatorRecords, creator_ids: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Creators' records (`features.records.CreatorRecords`: HISTORY_COLUMNS per creator and per category) as
-    scoring reads them: per creator in table order, zero without one, and indexed by (creator_id, category)."""
+def in_table_order(records: CreatorRecords, creator_ids: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Creators' records (`features.records.CreatorRecords`: HISTORY_COLUMNS per creator, per category and per
+    marketplace) as scoring reads them: per creator in table order, zero without one, then indexed by
+    (creator_id, category) and by (creator_id, marketplace)."""
     history = records.history.set_index("creator_id")[HISTORY_COLUMNS]
     overall = history.reindex(creator_ids).fillna(0.0).reset_index(drop=True)
-    return overall, records.category_history.set_index(["creator_id", "category"])[HISTORY_COLUMNS]
+    return (
+        overall,
+        records.category_history.set_index(list(BY_CATEGORY))[HISTORY_COLUMNS],
+        records.marketplace_history.set_index(list(BY_MARKETPLACE))[HISTORY_COLUMNS],
+    )
+
+
+class _KeyedRecords:
+    """Records indexed by (creator_id, key), found per (creator table row, key) by an integer key.
+
+    A request's few hundred pairs look up their creator's record in the campaign's category this way: a reindex
+    on (creator_id, category), which converted all 100,000 ids each time, took 3 to 10 ms (load 12-13).
+    """
+
+    def __init__(self, records: pd.DataFrame, creator_ids: np.ndarray) -> None:
+        self.names = pd.Index(records.index.levels[1])
+        creator_codes, key_codes = records.index.codes
+        table_row = pd.Index(creator_ids).get_indexer(records.index.levels[0])
+        row = table_row[creator_codes] if len(creator_codes) else np.zeros(0, dtype=np.int64)
+        present = row >= 0
+        keys = row[present].astype(np.int64) * len(self.names) + key_codes[present]
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.rows = keys[order], np.flatnonzero(present)[order]
+        self.values = records.to_numpy(float)
+
+    def get(self, creator_index: np.ndarray, names: np.ndarray) -> np.ndarray:
+        """HISTORY_COLUMNS of each (creator row, key name); zeros without a record."""
+        out = np.zeros((len(creator_index), len(HISTORY_COLUMNS)))
+        if len(self.keys):
+            code = self.names.get_indexer(names)
+            key = creator_index * len(self.names) + code
+            at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+            found = (code >= 0) & (self.keys[at] == key)
+            values = self.values[self.rows[at[found]]]
+            out[found] = np.where(np.isnan(values), 0.0, values)  # as a reindex filled with zeros
+        return out
 
 
 class Scorer:
@@ -45,6 +81,7 @@ class Scorer:
         tags: the creators' interest tags, embedded.
         history: each creator's record, in table order (`in_table_order`).
         category_history: each creator's record per category (`in_table_order`).
+        marketplace_history: each creator's record per marketplace (`in_table_order`).
         priors: category priors of the ranker's history.
         retrieval: both candidate channels.
         violations: `demote` multiplies the score of creators with disclosure violations by VIOLATION_FACTOR.
@@ -60,6 +97,7 @@ class Scorer:
         tags: TagSpace,
         history: pd.DataFrame,
         category_history: pd.DataFrame,
+        marketplace_history: pd.DataFrame,
         priors: CategoryPriors,
         retrieval: Retrieval,
         violations: str,
@@ -72,12 +110,9 @@ class Scorer:
         self.tags = tags
         self.history = history
         self.category_history = category_history
-        # A request's few hundred pairs look up their creator's record in the campaign's category by integer key:
-        # a reindex on (creator_id, category), which converted all 100,000 ids each time, took 3 to 10 ms (load 12-13).
         self.creator_ids = creators["creator_id"].to_numpy()
-        self._category_names = pd.Index(category_history.index.levels[1])
-        self._category_keys, self._category_rows = _category_keys(category_history, self.creator_ids)
-        self._category_values = category_history.to_numpy(float)
+        self._by_category = _KeyedRecords(category_history, self.creator_ids)
+        self._by_marketplace = _KeyedRecords(marketplace_history, self.creator_ids)
         self.priors = priors
         self.retrieval = retrieval
         self.violations = violations
@@ -88,14 +123,26 @@ class Scorer:
 
     def category_records(self, creator_index: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
         """HISTORY_COLUMNS of each (creator row, category) pair's record in that category; zeros without one."""
-        out = np.zeros((len(creator_index), len(HISTORY_COLUMNS)))
-        if len(self._category_keys):
-            code = self._category_names.get_indexer(categories)
-            key = creator_index * len(self._category_names) + code
-            at = np.minimum(np.searchsorted(self._category_keys, key), len(self._category_keys) - 1)
-            found = (code >= 0) & (self._category_keys[at] == key)
-            values = self._category_values[self._category_rows[at[found]]]
-            out[found] = np.where(np.isnan(values), 0.0, values)  # as a reindex filled with zeros
+        return pd.DataFrame(self._by_category.get(creator_index, categories), columns=HISTORY_COLUMNS)
+
+    def marketplace_records(
+        self, creator_index: np.ndarray, campaign_index: np.ndarray, campaigns: pd.DataFrame
+    ) -> pd.DataFrame:
+        """HISTORY_COLUMNS of each pair's creator in the pair's campaign's marketplaces, summed over them (as
+        `features.records.marketplace_history_as_of` sums them in training); zeros without a record."""
+        markets = campaigns["marketplaces"].to_numpy(object)
+        lengths = np.fromiter(map(len, markets), dtype=np.int64, count=len(markets))
+        names = np.concatenate([np.asarray(m, dtype=object) for m in markets]) if len(markets) else np.zeros(0, object)
+        per_pair = lengths[campaign_index]
+        pair_starts = np.cumsum(per_pair) - per_pair
+        # Each pair's marketplaces are its campaign's, laid out pair after pair.
+        campaign_starts = (np.cumsum(lengths) - lengths)[campaign_index]
+        at = np.repeat(campaign_starts - pair_starts, per_pair) + np.arange(per_pair.sum())
+        values = self._by_marketplace.get(np.repeat(creator_index, per_pair), names[at])
+        out = np.zeros((len(campaign_index), len(HISTORY_COLUMNS)))
+        has = per_pair > 0
+        if has.any():
+            out[has] = np.add.reduceat(values, pair_starts[has], axis=0)
         return pd.DataFrame(out, columns=HISTORY_COLUMNS)
 
     def score_parquet(self, campaigns: pd.DataFrame, vectors: np.ndarray | None = None) -> bytes:
@@ -137,6 +184,7 @@ class Scorer:
             self.retrieval.topical_pairs(categories, creator_index),
             self.history.iloc[creator_index],
             self.category_records(creator_index, categories),
+            self.marketplace_records(creator_index, campaign_index, campaigns),
             self.priors,
             self.typical_audience,
         )
@@ -196,16 +244,3 @@ _CAMPAIGN_COLUMNS = (
     "marketplaces",
 )
 _CREATOR_COLUMNS = ("creator_id", "creator_type", "disclosure_violations")
-
-
-def _category_keys(category_history: pd.DataFrame, creator_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted integer keys (creator table row x category code) of the records of creators in the table, and
-    each key's row in `category_history`."""
-    n_categories = len(category_history.index.levels[1])
-    creator_codes, category_codes = category_history.index.codes
-    table_row = pd.Index(creator_ids).get_indexer(category_history.index.levels[0])
-    row = table_row[creator_codes] if len(creator_codes) else np.zeros(0, dtype=np.int64)
-    present = row >= 0
-    keys = row[present].astype(np.int64) * n_categories + category_codes[present]
-    order = np.argsort(keys, kind="stable")
-    return keys[order], np.flatnonzero(present)[order]

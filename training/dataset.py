@@ -25,6 +25,7 @@ from features.records import (
     campaign_folds,
     context_expectations_of,
     context_features,
+    marketplace_history_as_of,
 )
 from features.similarity import TagSpace, semantic_features
 from features.tables import InputError, Reject, read_table, validate_performance_links
@@ -223,12 +224,15 @@ def build_training_data(
     )
     tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
     affinity = cross_fitted_affinity(rows, tags, priors)
-    queries = rows[["creator_id", "category"]].assign(as_of=rows["start_date"])
+    queries = rows[["creator_id", "category", "marketplaces"]].assign(as_of=rows["start_date"])
 
     def features_from(rows: pd.DataFrame) -> pd.DataFrame:
         history = creator_history(rows, priors, queries)
         in_category = creator_history(rows, priors, queries, by=BY_CATEGORY)
-        return pair_features(campaigns, tables.creators, ci, ri, semantic, affinity, history, in_category, priors)
+        in_markets = marketplace_history_as_of(rows, priors, queries)
+        return pair_features(
+            campaigns, tables.creators, ci, ri, semantic, affinity, history, in_category, in_markets, priors
+        )
 
     # Records are judged against what a model without them expects, then the features are rebuilt.
     expected, context = context_expectations(features_from(rows), rows)

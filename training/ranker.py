@@ -20,14 +20,15 @@ OUTCOMES = ["impressions", "clicks", "orders"]
 # Fewer rows than this are predicted on one thread: every tree of a head is its own OpenMP parallel region,
 # whose start-up outweighs a few thousand rows of work (features.threads). Per-row results are the same bits.
 _SERIAL_ROWS = 10_000
-# Signs that hold wherever the data come from: a better record, or interests that sold better in the
-# category, never lower the rate; more of the audience where the campaign runs, or interests closer in
-# meaning to the product, never lower it either.
+# Signs that hold wherever the data come from: a better record (overall, in the category or in the campaign's
+# marketplaces), or interests that sold better in the category, never lower the rate; more of the audience
+# where the campaign runs, or interests closer in meaning to the product, never lower it either.
 MONOTONE = {
     "click": {
         "hist_ctr_lift": 1,
         "hist_ctr_shrunk": 1,
         "hist_cat_ctr_lift": 1,
+        "hist_market_ctr_lift": 1,
         "tag_model_ctr": 1,
         "expected_market_share": 1,
         "tag_fit": 1,
@@ -36,6 +37,7 @@ MONOTONE = {
         "hist_cvr_lift": 1,
         "hist_cvr_shrunk": 1,
         "hist_cat_cvr_lift": 1,
+        "hist_market_cvr_lift": 1,
         "tag_model_cvr": 1,
         "expected_market_share": 1,
         "tag_fit": 1,

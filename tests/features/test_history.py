@@ -10,6 +10,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
+from features.records import CreatorRecords, marketplace_history_as_of
 
 D = dt.date
 
@@ -174,6 +175,31 @@ def test_creator_history_matches_brute_force_when_campaigns_settle_the_same_day(
 
     expected = brute_force_history(rows, queries)
     pd.testing.assert_frame_equal(history[expected.columns], expected)
+
+
+def test_marketplace_records_sum_each_asked_marketplace_of_campaigns_settled_before_the_date():
+    """A creator's record in a campaign's marketplaces: per marketplace asked, the campaigns that ran there and
+    settled before the date, summed; a creator with none there has zeros, whatever it did elsewhere."""
+    rows, queries = random_history(seed=5, distinct_days=False)
+    rng = np.random.default_rng(5)
+    choices = [["US"], ["DE"], ["US", "CA"], ["UK", "DE"]]
+    ran_in = {c: choices[int(rng.integers(len(choices)))] for c in rows["campaign_id"].unique()}
+    rows = rows.assign(marketplaces=rows["campaign_id"].map(ran_in))
+    queries = queries.assign(marketplaces=[choices[int(i)] for i in rng.integers(len(choices), size=len(queries))])
+
+    found = marketplace_history_as_of(rows, no_priors(), queries)
+
+    expected = []
+    for creator_id, as_of, markets in queries[["creator_id", "as_of", "marketplaces"]].itertuples(index=False):
+        past = rows[(rows["creator_id"] == creator_id) & (rows["settled_on"] < as_of)]
+        there = pd.concat([past[past["marketplaces"].map(lambda ran, m=m: m in ran).astype(bool)] for m in markets])
+        expected.append((len(there), there["impressions"].sum(), there["clicks"].sum(), there["orders"].sum()))
+    expected = pd.DataFrame(expected, columns=["hist_campaigns", "hist_impressions", "hist_clicks", "hist_orders"])
+    pd.testing.assert_frame_equal(found[expected.columns], expected.astype(float))
+    assert (found["hist_campaigns"] == 0).any() and (found["hist_campaigns"] > 0).any()
+    # Every row counts once per marketplace it ran in, in the per-marketplace records scoring reads.
+    records = CreatorRecords.from_rows(rows, no_priors()).marketplace_history
+    assert records["hist_campaigns"].sum() == rows["marketplaces"].map(len).sum()
 
 
 # --- category priors ----------------------------------------------------------------------------------------------

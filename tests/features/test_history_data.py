@@ -10,6 +10,7 @@ import pytest
 
 from features.affinity import PastPerformance
 from features.contract import SETTLEMENT_DAYS
+from features.history import settled_rows
 from features.pairwise import FEATURES
 from features.records import HistoryModel, SettledPerformance
 from features.tables import InputError, read_table
@@ -128,6 +129,27 @@ def test_a_creator_new_at_training_is_scored_on_its_record_in_a_newer_performanc
         empty.records.history.empty
         and empty.match(_campaign(category)).matches["reasons"].str.contains("no record yet").all()
     )
+
+
+def test_a_pairs_marketplace_record_is_the_creators_settled_campaigns_in_the_campaigns_marketplaces(
+    world_dir, default_matcher
+):
+    """Scoring reads, per pair, the creator's campaigns that ran in each of the campaign's marketplaces, summed:
+    what training computed as of each campaign's start (`marketplace_history_as_of`), here from the records."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    pairs = default_matcher.candidate_features(campaigns)
+    past = pd.read_parquet(world_dir / "campaigns.parquet")
+    rows = settled_rows(pd.read_parquet(world_dir / "performance.parquet"), past, pd.Timestamp(TODAY))
+    ran = rows.explode("marketplaces").groupby(["creator_id", "marketplaces"]).size()
+    markets = campaigns.set_index("campaign_id")["marketplaces"]
+    expected = [
+        sum(ran.get((creator_id, m), 0) for m in markets[campaign_id])
+        for campaign_id, creator_id in pairs[["campaign_id", "creator_id"]].itertuples(index=False)
+    ]
+    assert pairs["hist_market_campaigns"].tolist() == expected
+    assert pairs["hist_market_campaigns"].gt(0).mean() > 0.1 and pairs["hist_market_campaigns"].eq(0).any()
+    share = pairs["hist_market_share"]
+    assert share.between(0, 1).all() and (share[pairs["hist_campaigns"] == 0] == 0).all()
 
 
 def test_match_command_reads_the_newer_file_and_rejects_its_bad_rows(

@@ -57,6 +57,7 @@ def test_a_creator_stating_no_split_is_expected_to_have_the_typical_share_of_eac
         pd.DataFrame(1.0, index=np.arange(n), columns=AFFINITY_FEATURES),
         none,
         none,
+        none,
         CategoryPriors().fit(pd.DataFrame(columns=["category", "impressions", "clicks", "orders"])),
     )
     # What the creators state is used as it is; the silent one gets the typical share, not a learned guess.
