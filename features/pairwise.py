@@ -91,7 +91,7 @@ def without_history(features: pd.DataFrame) -> pd.DataFrame:
         hist_cat_ctr_lift=1.0,
         hist_cat_cvr_lift=1.0,
         hist_market_campaigns=0.0,
-        hist_market_share=0.0,
+        hist_market_share=np.nan,
         hist_market_ctr_lift=1.0,
         hist_market_cvr_lift=1.0,
     )
@@ -215,8 +215,9 @@ def pair_features(
             "hist_cat_ctr_lift": cat_ctr_lift,
             "hist_cat_cvr_lift": cat_cvr_lift,
             "hist_market_campaigns": market_n,
+            # Unknown without a record, not 0: a creator whose record lies elsewhere is another case than a new one.
             # A campaign in two of the marketplaces counts twice in `market_n`: at most the whole record.
-            "hist_market_share": np.minimum(market_n / np.maximum(hist_n, 1.0), 1.0),
+            "hist_market_share": np.where(hist_n > 0, np.minimum(market_n / np.maximum(hist_n, 1.0), 1.0), np.nan),
             "hist_market_ctr_lift": market_ctr_lift,
             "hist_market_cvr_lift": market_cvr_lift,
         }
