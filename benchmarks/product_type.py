@@ -1,11 +1,12 @@
 """Product-type accuracy on real Amazon titles (tests/fixtures/real_titles.csv) and on `auto` campaigns of simulated
 worlds, no history: the evidence a new seller has (zero-shot descriptions, price within the category).
 
-    python benchmarks/product_type.py                 # real titles, and a simulated world's auto campaigns
-    python benchmarks/product_type.py --world alt     # a world whose products the rules were not written from
-    python benchmarks/product_type.py --world alt --seeds 0,1,2,3   # the simulated figures averaged over seeds
+    .venv/bin/python -m benchmarks.product_type              # real titles, and a simulated world's auto campaigns
+    .venv/bin/python -m benchmarks.product_type --world alt  # a world whose products the rules were not written from
+    .venv/bin/python -m benchmarks.product_type --world alt --seeds 0,1,2,3  # simulated figures averaged over seeds
 
-The last line printed is a JSON object of named figures.
+Run as a module from the repository's root: it reads the fixtures through `tests.real_fixtures`. The last line
+printed is a JSON object of named figures.
 """
 
 from __future__ import annotations

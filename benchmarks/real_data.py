@@ -1,11 +1,13 @@
 """Real creators and real product titles with no history: topical precision of slates and of raw similarity, slate
 sizes against the policy minimum, the tag-fit threshold's evidence, and a simulated world without history.
 
-    python benchmarks/real_data.py            # ranker trained on a simulated world, applied to the real fixture
-    python benchmarks/real_data.py --quick    # the real fixture only (no history-free simulated world)
+    .venv/bin/python -m benchmarks.real_data              # a ranker trained on a simulated world, on the real fixture
+    .venv/bin/python -m benchmarks.real_data --quick      # the real fixture only (no history-free simulated world)
+    .venv/bin/python -m benchmarks.real_data --world alt  # both simulated worlds from the second generator
 
-The real fixture is tests/fixtures/real_creators.csv and real_titles.csv (sources and the relevance rule in their
-headers). The last line printed is a JSON object of named figures.
+Run as a module from the repository's root: it reads the fixtures through `tests.real_fixtures`. The real
+fixture is tests/fixtures/real_creators.csv and real_titles.csv (sources and the relevance rule in their headers).
+The last line printed is a JSON object of named figures.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share
 from matcher.slate import SlatePolicy
-from simulation.world import simulate, write_world
+from simulation import WORLDS, write_world
 from tests.real_fixtures import (
     TAG_DEPARTMENT,
     campaigns_from_titles,
@@ -125,12 +127,14 @@ def real_fixture(embedder: Embedder, ranker) -> dict[str, float]:
     } | threshold_evidence(embedder, creators, campaigns)
 
 
-def history_free_world(embedder: Embedder, ranker, work: Path, seed: int, n_creators: int) -> dict[str, float]:
+def history_free_world(
+    embedder: Embedder, ranker, work: Path, seed: int, n_creators: int, world_name: str
+) -> dict[str, float]:
     """A fresh world's creators and new campaigns matched without any record (the performance table dropped):
     the model's slates against the followers-only baseline, as shares of the oracle."""
     from benchmarks.quality import baseline_slates
 
-    world = simulate(n_creators=n_creators, n_campaigns=50, seed=seed)
+    world = WORLDS[world_name](n_creators=n_creators, n_campaigns=50, seed=seed)
     data = work / f"cold-world-{seed}"
     write_world(world, data)
     creators = read_table(data / "creators.parquet", "creators").frame
@@ -160,6 +164,9 @@ def main() -> None:
     parser.add_argument("--creators", type=int, default=1000)
     parser.add_argument("--campaigns", type=int, default=200)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--world", choices=sorted(WORLDS), default="main", help="the generator of the training and history-free worlds"
+    )
     args = parser.parse_args()
     embedder = Embedder()
     embedder.show_progress = False
@@ -167,7 +174,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "train-world"
-        write_world(simulate(n_creators=args.creators, n_campaigns=args.campaigns, seed=args.seed), data)
+        write_world(WORLDS[args.world](n_creators=args.creators, n_campaigns=args.campaigns, seed=args.seed), data)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
         ranker = load_ranker(train(data, embedder=embedder).model_uri)
         figures = real_fixture(embedder, ranker)
@@ -184,7 +191,7 @@ def main() -> None:
             f"{figures['real_capacity_places']:.0f} that capacity allows)"
         )
         if not args.quick:
-            figures |= history_free_world(embedder, ranker, work, args.seed + 100, args.creators)
+            figures |= history_free_world(embedder, ranker, work, args.seed + 100, args.creators, args.world)
             print(
                 f"history-free world: oracle share {figures['cold_world_model_oracle_share']:.3f} vs followers "
                 f"{figures['cold_world_followers_oracle_share']:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x)"
