@@ -30,12 +30,12 @@ from features.tables import read_table
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share
-from matcher.slate import SlatePolicy
 from simulation import WORLDS, write_world
 from tests.real_fixtures import (
     TAG_DEPARTMENT,
     campaigns_from_titles,
     department,
+    pure_ranking,
     real_creators,
     real_titles,
     topical_precision,
@@ -43,19 +43,7 @@ from tests.real_fixtures import (
 from training.registry import load_ranker
 from training.train import train
 
-# Slates as a pure ranking: ten per campaign, whatever the product type, no run-wide capacity, no cap on creators
-# without a record, no budget closing them early.
-RANKING = SlatePolicy(
-    standard_size=10,
-    non_standard_size=10,
-    min_size=10,
-    min_non_standard_size=10,
-    capacity=None,
-    funnel_coverage=False,
-    duplicate_similarity=1.0,
-    max_unproven_standard=10,
-    budget_overrun=1e9,
-)
+RANKING = pure_ranking(10)
 
 
 def threshold_evidence(embedder: Embedder, creators: pd.DataFrame, campaigns: pd.DataFrame) -> dict[str, float]:

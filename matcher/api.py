@@ -125,6 +125,7 @@ class Matcher:
             ),
             violations=self.settings.violations,
             min_market_share=self.settings.min_market_share,
+            related_first=self.settings.related_first,
         )
         self._product_types = getattr(past, "product_types", None)  # None in rankers trained before it existed
         self._categories = list(past.priors.ctr_)

@@ -20,10 +20,47 @@ from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
 from matcher.retrieval import Retrieval
 from training.ranker import CreatorRanker, expected_outcomes
 
-__all__ = ["VIOLATION_FACTOR", "Scorer", "in_table_order"]
+__all__ = ["UNRELATED_MARGIN", "VIOLATION_FACTOR", "Scorer", "in_table_order", "interests_relate", "related_first"]
 
 # With violations="demote", the score of a creator with disclosure violations is multiplied by this.
 VIOLATION_FACTOR = 0.5
+# With related_first, a campaign's unrelated creators without a record score at most this share of its lowest
+# related one's.
+UNRELATED_MARGIN = 0.5
+
+
+def interests_relate(features: pd.DataFrame) -> np.ndarray:
+    """Per pair, whether the creator's interests relate to the campaign: a tag fits the brief or its category by
+    meaning (`fitting_tags`: cosine at least TAG_FIT_THRESHOLD, which reasons also use), or the seller's history
+    shows that creators with one of its tags take part in the category's campaigns more often than chance
+    (`tag_participation` above 1; a tag the history never saw is at 1), or the creator is a deal, coupon or
+    loyalty site."""
+    by_meaning = features["fitting_tags"].to_numpy() > 0
+    by_history = features["tag_participation"].to_numpy() > 1.0
+    # Deal, coupon and loyalty sites sell across categories: their interests are the offer, not the product.
+    return by_meaning | by_history | (features["content_creator"].to_numpy() == 0)
+
+
+def related_first(
+    score: np.ndarray, campaign_index: np.ndarray, no_record: np.ndarray, related: np.ndarray
+) -> np.ndarray:
+    """Scores in which, per campaign, every pair of a creator with no record whose interests do not fit the brief
+    (`related` False) is below every such pair whose interests do, whatever the reach.
+
+    What a new creator will sell rests on the ranker's reading of reach, audience and interests, learned from other
+    creators; how much weight interests get is whatever the seller's history taught, and a world where reach sold
+    teaches little. That a creator's interests relate to the product is what the seller can check, so it comes
+    first. The unrelated pairs' scores are scaled by one factor per campaign: their order among themselves stays.
+    """
+    unrelated, fitting = no_record & ~related, no_record & related
+    if not unrelated.any() or not fitting.any():
+        return score
+    n = int(campaign_index.max()) + 1
+    lowest, highest = np.full(n, np.inf), np.zeros(n)
+    np.minimum.at(lowest, campaign_index[fitting], score[fitting])
+    np.maximum.at(highest, campaign_index[unrelated], score[unrelated])
+    factor = np.where(highest >= lowest, UNRELATED_MARGIN * lowest / np.maximum(highest, np.finfo(float).tiny), 1.0)
+    return np.where(unrelated, score * factor[campaign_index], score)
 
 
 def in_table_order(records: CreatorRecords, creator_ids: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -86,6 +123,8 @@ class Scorer:
         retrieval: both candidate channels.
         violations: `demote` multiplies the score of creators with disclosure violations by VIOLATION_FACTOR.
         min_market_share: least audience share in the campaign's marketplaces (creators stating none pass).
+        related_first: creators with no record whose interests do not fit the brief score below those whose do
+            (`related_first`).
     """
 
     def __init__(
@@ -102,6 +141,7 @@ class Scorer:
         retrieval: Retrieval,
         violations: str,
         min_market_share: float,
+        related_first: bool,
     ) -> None:
         self.ranker = ranker
         self.embedder = embedder
@@ -117,6 +157,7 @@ class Scorer:
         self.retrieval = retrieval
         self.violations = violations
         self.min_market_share = min_market_share
+        self.related_first = related_first
         # Once per run rather than per chunk: it reads every creator's audience.
         self.typical_audience = typical_audience(creators)
         self.funnel_stage = creators["creator_type"].map(FUNNEL_STAGE).array  # each creator's, by table row
@@ -202,6 +243,9 @@ class Scorer:
         score = expected["expected_sales"].copy()
         if self.violations == "demote":
             score[np.asarray(r["disclosure_violations"]) > 0] *= VIOLATION_FACTOR
+        if self.related_first:
+            no_record = features["hist_campaigns"].to_numpy() == 0
+            score = related_first(score, campaign_index, no_record, interests_relate(features))
         market = features["market_share"].to_numpy()
         keep = ~(market < self.min_market_share)  # NaN (not stated) passes
         frame = pd.DataFrame(

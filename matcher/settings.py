@@ -94,6 +94,12 @@ class MatchSettings:
         min_market_share: least share of a creator's audience in the campaign's marketplaces; creators who
             give no audience split are not excluded by it.
         violations: `demote` halves the score of creators with disclosure violations; `exclude` drops them.
+        related_first: among creators with no record, those whose interests relate to the campaign rank before
+            the others, whatever their reach: a tag fits the brief or its category by meaning (cosine at least
+            0.40, the value measured to separate related from unrelated tags on real titles), or the seller's
+            history shows that creators with one of its tags join the category's campaigns more often than
+            chance. Deal, coupon and loyalty sites, which sell across categories, are not held to it. Off, the
+            ranker's scores alone order them.
         slate: how slates are sized.
     """
 
@@ -102,6 +108,7 @@ class MatchSettings:
     allow_cashback: bool = False
     min_market_share: float = 0.05
     violations: str = "demote"
+    related_first: bool = True
     slate: SlatePolicy = field(default_factory=SlatePolicy)
 
     def __post_init__(self) -> None:

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from matcher.settings import SlatePolicy
+
 __all__ = [
     "FIXTURES",
     "TAG_DEPARTMENT",
     "campaigns_from_titles",
     "department",
     "held_out",
+    "pure_ranking",
     "read_fixture",
     "real_creators",
     "real_titles",
@@ -22,6 +25,24 @@ __all__ = [
 ]
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pure_ranking(size: int) -> SlatePolicy:
+    """Slates as a pure ranking: `size` per campaign whatever the product type, no run-wide capacity, no cap on
+    creators without a record, no budget closing them early."""
+    return SlatePolicy(
+        standard_size=size,
+        non_standard_size=size,
+        min_size=size,
+        min_non_standard_size=size,
+        capacity=None,
+        funnel_coverage=False,
+        duplicate_similarity=1.0,
+        max_unproven_standard=size,
+        budget_overrun=1e9,
+    )
+
+
 # The relevance rule of real_creators.csv's header: which creator tags belong to which department.
 TAG_DEPARTMENT = {
     "computers & gadgets": "electronics",

@@ -4,13 +4,22 @@ files' headers): slates are full and on topic, and beat raw embedding similarity
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.embeddings import campaign_vectors, creator_vectors
 from features.product_type import UNCERTAIN
 from matcher.api import Matcher, MatchSettings
+from matcher.scoring import interests_relate
 from matcher.slate import SlatePolicy
-from tests.real_fixtures import campaigns_from_titles, department, real_creators, real_titles, topical_precision
+from tests.real_fixtures import (
+    campaigns_from_titles,
+    department,
+    pure_ranking,
+    real_creators,
+    real_titles,
+    topical_precision,
+)
 from training.registry import load_ranker
 
 pytestmark = pytest.mark.slow
@@ -67,3 +76,46 @@ def test_slates_are_on_topic_and_beat_raw_similarity(real_run, embedder):
     # benchmarks/real_data.py measured 1.000 for the ranking's first 10 and 0.767 for raw similarity on all 213.
     assert np.nanmean(slates) >= 0.6
     assert np.nanmean(slates) >= 1.15 * np.mean(similarity)
+
+
+def test_new_creators_whose_interests_fit_the_brief_come_before_the_others_whatever_their_reach(real_run, embedder):
+    """With no record on either side, a creator whose interests relate to the product (a tag at the measured cosine,
+    or one the history ties to the category) scores above one whose do not, however many followers the latter has:
+    here one with 50 million followers and interests in fishing and motorsport, whom the ranker's scores alone put
+    above related creators."""
+    matcher, campaigns, _ = real_run
+    campaigns = campaigns.iloc[::3].reset_index(drop=True)
+    loud = matcher.creators.iloc[[0]].assign(
+        creator_id="loud-unrelated",
+        interest_tags=[["fishing", "motorsport"]],
+        bio=None,
+        followers=50_000_000,
+        avg_views=5_000_000,
+        audience_marketplaces=None,
+    )
+    creators = pd.concat([matcher.creators, loud], ignore_index=True)
+    wide = pure_ranking(30)
+    outscored = {}
+    for first in (True, False):
+        runner = Matcher(
+            creators, model=matcher.ranker, embedder=embedder, settings=MatchSettings(slate=wide, related_first=first)
+        )
+        evidence = [
+            "campaign_id",
+            "creator_id",
+            "fitting_tags",
+            "tag_participation",
+            "content_creator",
+            "hist_campaigns",
+        ]
+        slates = runner.match_many(campaigns).matches.merge(runner.candidate_features(campaigns)[evidence])
+        assert (slates["hist_campaigns"] == 0).all()
+        related = pd.Series(interests_relate(slates), index=slates.index)
+        lowest_related = slates[related].groupby("campaign_id")["score"].min()
+        mine = slates[(slates["creator_id"] == "loud-unrelated") & ~related].set_index("campaign_id")["score"]
+        outscored[first] = int((mine > lowest_related.reindex(mine.index)).sum())
+        if first:
+            unrelated = slates[~related].groupby("campaign_id")["score"].max()
+            both = lowest_related.index.intersection(unrelated.index)
+            assert len(both) > 5 and (lowest_related[both] > unrelated[both]).all()
+    assert outscored[True] == 0 and outscored[False] > 0, outscored
