@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ __all__ = [
     "context_expectations_of",
     "context_features",
     "creator_records",
+    "empty_records",
     "marketplace_history_as_of",
     "per_marketplace",
 ]
@@ -63,7 +64,8 @@ def per_marketplace(rows: pd.DataFrame) -> pd.DataFrame:
     return exploded[exploded["marketplace"].notna()].reset_index(drop=True)
 
 
-def _empty_records(by: tuple[str, ...]) -> pd.DataFrame:
+def empty_records(by: tuple[str, ...]) -> pd.DataFrame:
+    """A records table with no row: the keys `by`, then HISTORY_COLUMNS."""
     keys = {key: pd.Series(dtype=object) for key in by}
     return pd.DataFrame(keys | {name: pd.Series(dtype=float) for name in HISTORY_COLUMNS})
 
@@ -72,8 +74,8 @@ def marketplace_history_as_of(rows: pd.DataFrame, priors: CategoryPriors, querie
     """Each query's (`creator_id`, `marketplaces`, `as_of`) record in its marketplaces: HISTORY_COLUMNS of the
     creator's campaigns settled before `as_of`, summed over the marketplaces (zeros without one).
 
-    A campaign that ran in two of the asked marketplaces counts in both; the lifts read from these sums are
-    ratios, which that does not bias.
+    A campaign that ran in two of the asked marketplaces counts in both, so its evidence weighs twice against the
+    lifts' fixed pseudo-counts (`features.pairwise.record_lifts`); scoring sums the same way.
     """
     asked = (
         queries[["creator_id", "marketplaces", "as_of"]]
@@ -151,7 +153,7 @@ class CreatorRecords:
 
     history: pd.DataFrame
     category_history: pd.DataFrame
-    marketplace_history: pd.DataFrame = field(default_factory=lambda: _empty_records(BY_MARKETPLACE))
+    marketplace_history: pd.DataFrame
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame, priors: CategoryPriors) -> CreatorRecords:
@@ -175,12 +177,9 @@ class CreatorRecords:
 
     @classmethod
     def read(cls, directory: str | Path) -> CreatorRecords:
-        """Reads the tables `write` wrote; records written before marketplace records existed have none."""
+        """Reads the tables `write` wrote."""
         directory = Path(directory)
-        found = {name: directory / file for name, file in RECORD_FILES.items()}
-        if not found["marketplace_history"].is_file():
-            del found["marketplace_history"]
-        return cls(**{name: pd.read_parquet(path) for name, path in found.items()})
+        return cls(**{name: pd.read_parquet(directory / file) for name, file in RECORD_FILES.items()})
 
     def fingerprint(self) -> str:
         """A short digest of the tables: a checkpoint scored with other records must not be reused."""
@@ -266,7 +265,7 @@ def creator_records(
     position = pd.Series(np.arange(len(creators)), index=creators["creator_id"])
     rows = rows[rows["creator_id"].isin(position.index)].reset_index(drop=True)
     if rows.empty:
-        return CreatorRecords(_empty_records(("creator_id",)), _empty_records(BY_CATEGORY))
+        return CreatorRecords(empty_records(("creator_id",)), empty_records(BY_CATEGORY), empty_records(BY_MARKETPLACE))
     used, campaign_index = np.unique(rows["campaign_id"].to_numpy(), return_inverse=True)
     past = campaigns.set_index("campaign_id").loc[used].reset_index()
     past = resolve_product_types(past, embedder, model.product_types)

@@ -20,7 +20,14 @@ from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
 from matcher.retrieval import Retrieval
 from training.ranker import CreatorRanker, expected_outcomes
 
-__all__ = ["UNRELATED_MARGIN", "VIOLATION_FACTOR", "Scorer", "in_table_order", "interests_relate", "related_first"]
+__all__ = [
+    "UNRELATED_MARGIN",
+    "VIOLATION_FACTOR",
+    "Scorer",
+    "in_table_order",
+    "interests_relate",
+    "unrelated_after_related",
+]
 
 # With violations="demote", the score of a creator with disclosure violations is multiplied by this.
 VIOLATION_FACTOR = 0.5
@@ -33,15 +40,15 @@ def interests_relate(features: pd.DataFrame) -> np.ndarray:
     """Per pair, whether the creator's interests relate to the campaign: a tag fits the brief or its category by
     meaning (`fitting_tags`: cosine at least TAG_FIT_THRESHOLD, which reasons also use), or the seller's history
     shows that creators with one of its tags take part in the category's campaigns more often than chance
-    (`tag_participation` above 1; a tag the history never saw is at 1), or the creator is a deal, coupon or
-    loyalty site."""
+    (`tag_participation` above 1; a tag the history never saw is at 1), or the creator is not a content creator
+    (deal, coupon, cashback and loyalty sites sell across categories)."""
     by_meaning = features["fitting_tags"].to_numpy() > 0
     by_history = features["tag_participation"].to_numpy() > 1.0
-    # Deal, coupon and loyalty sites sell across categories: their interests are the offer, not the product.
+    # Deal, coupon, cashback and loyalty sites sell across categories: their interests are the offer, not the product.
     return by_meaning | by_history | (features["content_creator"].to_numpy() == 0)
 
 
-def related_first(
+def unrelated_after_related(
     score: np.ndarray, campaign_index: np.ndarray, no_record: np.ndarray, related: np.ndarray
 ) -> np.ndarray:
     """Scores in which, per campaign, every pair of a creator with no record whose interests do not fit the brief
@@ -52,7 +59,8 @@ def related_first(
     teaches little. That a creator's interests relate to the product is what the seller can check, so it comes
     first. The unrelated pairs' scores are scaled by one factor per campaign: their order among themselves stays.
     """
-    unrelated, fitting = no_record & ~related, no_record & related
+    # A related pair worth nothing cannot have anything placed under it and still be proposed.
+    unrelated, fitting = no_record & ~related, no_record & related & (score > 0)
     if not unrelated.any() or not fitting.any():
         return score
     n = int(campaign_index.max()) + 1
@@ -77,10 +85,11 @@ def in_table_order(records: CreatorRecords, creator_ids: pd.Series) -> tuple[pd.
 
 
 class _KeyedRecords:
-    """Records indexed by (creator_id, key), found per (creator table row, key) by an integer key.
+    """Records indexed by (creator_id, key), a category or a marketplace, found per (creator table row, key) by an
+    integer key.
 
-    A request's few hundred pairs look up their creator's record in the campaign's category this way: a reindex
-    on (creator_id, category), which converted all 100,000 ids each time, took 3 to 10 ms (load 12-13).
+    A request's few hundred pairs look up their creators' records this way: a reindex on (creator_id, category),
+    which converted all 100,000 ids each time, took 3 to 10 ms (load 12-13).
     """
 
     def __init__(self, records: pd.DataFrame, creator_ids: np.ndarray) -> None:
@@ -124,7 +133,7 @@ class Scorer:
         violations: `demote` multiplies the score of creators with disclosure violations by VIOLATION_FACTOR.
         min_market_share: least audience share in the campaign's marketplaces (creators stating none pass).
         related_first: creators with no record whose interests do not fit the brief score below those whose do
-            (`related_first`).
+            (`unrelated_after_related`).
     """
 
     def __init__(
@@ -245,7 +254,7 @@ class Scorer:
             score[np.asarray(r["disclosure_violations"]) > 0] *= VIOLATION_FACTOR
         if self.related_first:
             no_record = features["hist_campaigns"].to_numpy() == 0
-            score = related_first(score, campaign_index, no_record, interests_relate(features))
+            score = unrelated_after_related(score, campaign_index, no_record, interests_relate(features))
         market = features["market_share"].to_numpy()
         keep = ~(market < self.min_market_share)  # NaN (not stated) passes
         frame = pd.DataFrame(

@@ -98,8 +98,8 @@ class MatchSettings:
             the others, whatever their reach: a tag fits the brief or its category by meaning (cosine at least
             0.40, the value measured to separate related from unrelated tags on real titles), or the seller's
             history shows that creators with one of its tags join the category's campaigns more often than
-            chance. Deal, coupon and loyalty sites, which sell across categories, are not held to it. Off, the
-            ranker's scores alone order them.
+            chance. Deal, coupon, cashback and loyalty sites, which sell across categories, are not held to
+            it. Off, the ranker's scores alone order them.
         slate: how slates are sized.
     """
 

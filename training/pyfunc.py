@@ -7,7 +7,7 @@ import pandas as pd
 
 from features.affinity import PastPerformance
 from features.pairwise import FEATURES
-from features.records import CreatorRecords, HistoryModel
+from features.records import BY_MARKETPLACE, CreatorRecords, HistoryModel, empty_records
 from training.ranker import CreatorRanker
 from training.registry import installed_versions
 
@@ -50,7 +50,8 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         self.__dict__.update({"embedding_backend": "torch", "embedded_records": None, **state})
         old = self.__dict__["past"]
         if isinstance(old, PastPerformance):  # registered before records were data: its records are inside
-            self.embedded_records = CreatorRecords(old.history, old.category_history)
+            # Such rankers predate marketplace records: they have none.
+            self.embedded_records = CreatorRecords(old.history, old.category_history, empty_records(BY_MARKETPLACE))
             self.past = HistoryModel(old.priors, old.affinity, getattr(old, "product_types", None))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from matcher.settings import MatchSettings
 __all__ = ["serve", "similar"]
 
 
-@with_settings(("allow_cashback", "min_market_share", "violations", "related_first"))
+@with_settings(("allow_cashback", "min_market_share", "violations"))
 def similar(
     like: Annotated[list[str], typer.Option(help="a seed creator id; repeat for several")],
     creators: Annotated[Path, typer.Option(help="creators table")],
