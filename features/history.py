@@ -71,11 +71,9 @@ class CategoryPriors(BaseEstimator):
 def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """Performance rows that may teach: status settled and the campaign 7 days past its end (as of `as_of`).
 
-    Adds the campaign's `category`, `start_date`, `marketplaces` (when the campaigns have them) and `settled_on`
-    (end date + 7 days).
+    Adds the campaign's `category`, `start_date`, `marketplaces` and `settled_on` (end date + 7 days).
     """
-    columns = ["category", "start_date", "end_date", *(["marketplaces"] if "marketplaces" in campaigns else [])]
-    info = campaigns.set_index("campaign_id")[columns]
+    info = campaigns.set_index("campaign_id")[["category", "start_date", "end_date", "marketplaces"]]
     rows = performance.join(info, on="campaign_id", how="inner")
     rows["settled_on"] = pd.to_datetime(rows["end_date"]) + pd.Timedelta(days=SETTLEMENT_DAYS)
     rows["start_date"] = pd.to_datetime(rows["start_date"])

@@ -57,9 +57,7 @@ RECORD_FILES = {
 
 
 def per_marketplace(rows: pd.DataFrame) -> pd.DataFrame:
-    """Settled rows once per marketplace their campaign ran in, as `marketplace` (none without `marketplaces`)."""
-    if "marketplaces" not in rows:
-        return rows.iloc[:0].assign(marketplace=pd.Series(dtype=object))
+    """Rows (settled rows, or record queries) once per marketplace in their `marketplaces`, as `marketplace`."""
     exploded = rows.explode("marketplaces", ignore_index=True).rename(columns={"marketplaces": "marketplace"})
     return exploded[exploded["marketplace"].notna()].reset_index(drop=True)
 
@@ -77,13 +75,7 @@ def marketplace_history_as_of(rows: pd.DataFrame, priors: CategoryPriors, querie
     A campaign that ran in two of the asked marketplaces counts in both, so its evidence weighs twice against the
     lifts' fixed pseudo-counts (`features.pairwise.record_lifts`); scoring sums the same way.
     """
-    asked = (
-        queries[["creator_id", "marketplaces", "as_of"]]
-        .assign(_query=np.arange(len(queries)))
-        .explode("marketplaces", ignore_index=True)
-        .rename(columns={"marketplaces": "marketplace"})
-    )
-    asked = asked[asked["marketplace"].notna()].reset_index(drop=True)
+    asked = per_marketplace(queries[["creator_id", "marketplaces", "as_of"]].assign(_query=np.arange(len(queries))))
     out = np.zeros((len(queries), len(HISTORY_COLUMNS)))
     events = per_marketplace(rows)
     if len(asked) and len(events):

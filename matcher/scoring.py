@@ -44,7 +44,6 @@ def interests_relate(features: pd.DataFrame) -> np.ndarray:
     (deal, coupon, cashback and loyalty sites sell across categories)."""
     by_meaning = features["fitting_tags"].to_numpy() > 0
     by_history = features["tag_participation"].to_numpy() > 1.0
-    # Deal, coupon, cashback and loyalty sites sell across categories: their interests are the offer, not the product.
     return by_meaning | by_history | (features["content_creator"].to_numpy() == 0)
 
 

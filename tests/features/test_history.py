@@ -16,7 +16,8 @@ D = dt.date
 
 
 def campaigns_frame(rows: list[tuple[str, str, dt.date, dt.date]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["campaign_id", "category", "start_date", "end_date"])
+    frame = pd.DataFrame(rows, columns=["campaign_id", "category", "start_date", "end_date"])
+    return frame.assign(marketplaces=[["US"]] * len(frame))
 
 
 def performance_frame(rows: list[tuple]) -> pd.DataFrame:
