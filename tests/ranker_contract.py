@@ -55,6 +55,12 @@ class RankerContract(EstimatorContract):
         assert out["p_click"].between(0, 1).all() and out["p_order"].between(0, 1).all()
         assert (out["expected_impressions"] >= 0).all()
 
+    def test_no_rows_no_predictions(self):
+        """A campaign with no candidate is scored like any other: zero rows in, the same columns out."""
+        X, y = synthetic_pairs()
+        out = self.make().fit(X, y).predict(X.iloc[:0])
+        assert out.empty and list(out.columns) == ["expected_impressions", "p_click", "p_order"]
+
     def test_same_seed_same_predictions(self):
         X, y = synthetic_pairs()
         first = self.make().fit(X, y).predict(X)

@@ -175,6 +175,10 @@ class CreatorRanker(BaseEstimator):
         """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row."""
         check_is_fitted(self, "click_")
         data = X[FEATURES].to_numpy(float)
+        if not len(data):  # the heads refuse zero rows; a campaign with no candidate has nothing to predict
+            return pd.DataFrame(
+                {name: np.zeros(0) for name in ("expected_impressions", "p_click", "p_order")}, index=X.index
+            )
         # The heads take missing values as they are and their parameters were checked when they were fitted:
         # scikit-learn's own finiteness and parameter checks cost a service request about a millisecond for nothing.
         with (
