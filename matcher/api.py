@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 
@@ -177,13 +177,34 @@ class Matcher:
         Raises:
             ValueError: a campaigns DataFrame has an invalid row (the first is named).
         """
+        return self._each_chunk(campaigns, chunk_size, self._keyed_features)
+
+    def scored_candidates(self, campaigns: Table | pd.DataFrame, chunk_size: int = 256) -> pd.DataFrame:
+        """Every candidate pair of valid in-stock campaigns as `match_many` with the same `chunk_size` scores it,
+        before any slate rule: its score, expected outcomes and the evidence its reason is written from. For model
+        review: what a creator who is not on a slate scored, or the slates the same rules build from other scores
+        (`matcher.slate.build_slates`).
+
+        Raises:
+            ValueError: a campaigns DataFrame has an invalid row (the first is named).
+        """
+        return self._each_chunk(campaigns, chunk_size, self.scorer.score)
+
+    def _each_chunk(
+        self,
+        campaigns: Table | pd.DataFrame,
+        chunk_size: int,
+        pairs_of: Callable[[pd.DataFrame, np.ndarray | None], pd.DataFrame],
+    ) -> pd.DataFrame:
+        """`pairs_of(chunk, brief vectors)` for each chunk of the valid in-stock campaigns, as `match_many` cuts
+        them, in one frame."""
         table = _campaign_table(campaigns)
         if table.rejects:
             raise ValueError(f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}")
-        _, chunks, vectors = self._chunks(table, chunk_size)
+        resolved, chunks, vectors = self._chunks(table, chunk_size)
         # An empty chunk gives the columns when no campaign is in stock.
-        parts = [] if chunks else [self._keyed_features(table.frame.iloc[:0].reset_index(drop=True), None)]
-        parts += [self._keyed_features(chunk, vectors[number]) for number, chunk in chunks.items()]
+        parts = [] if chunks else [pairs_of(resolved.iloc[:0].reset_index(drop=True), None)]
+        parts += [pairs_of(chunk, vectors[number]) for number, chunk in chunks.items()]
         return pd.concat(parts, ignore_index=True)
 
     def _keyed_features(self, chunk: pd.DataFrame, vectors: np.ndarray | None) -> pd.DataFrame:

@@ -314,3 +314,22 @@ def test_candidate_features_are_what_the_slates_were_scored_on(creators, campaig
     assert set(pairs["campaign_id"]) == set(campaigns.loc[campaigns["in_stock"], "campaign_id"])
     none_in_stock = matcher.candidate_features(campaigns.assign(in_stock=False))
     assert none_in_stock.empty and list(none_in_stock.columns) == list(pairs.columns)
+
+
+def test_scored_candidates_are_what_the_slates_were_built_from(creators, campaigns, ranker, index, embedder, result):
+    """Every slate member is among the scored candidates with the same score, the candidates hold more than the
+    slates, and the slate rules applied to them again give the same slates."""
+    from matcher.slate import build_slates
+
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    scored = matcher.scored_candidates(campaigns)
+    assert not scored.duplicated(["campaign_id", "creator_id"]).any() and len(scored) > len(result.matches)
+    members = result.matches.merge(scored, on=["campaign_id", "creator_id"], how="left", suffixes=("", "_scored"))
+    np.testing.assert_allclose(members["score_scored"], members["score"], rtol=1e-12)
+    again, _ = build_slates(scored, matcher.settings.slate, matcher.scorer.creator_vectors)
+    key = ["campaign_id", "rank", "creator_id"]
+    pd.testing.assert_frame_equal(
+        again[key].sort_values(key).reset_index(drop=True), result.matches[key].sort_values(key).reset_index(drop=True)
+    )
+    none_in_stock = matcher.scored_candidates(campaigns.assign(in_stock=False))
+    assert none_in_stock.empty and list(none_in_stock.columns) == list(scored.columns)
