@@ -36,9 +36,10 @@ def format_slates(
     for s in summaries:
         c = briefs.loc[s.campaign_id]
         lines.append(
-            f"\n{s.campaign_id}  {c['category']}, {s.product_type.replace('_', '-')} "
-            f"({s.product_type_reason}), price {c['price']:.2f}, commission {c['commission_rate']:.0%}"
+            f"\n{s.campaign_id}  {c['category']}, {s.product_type.replace('_', '-')}, price {c['price']:.2f}, "
+            f"commission {c['commission_rate']:.0%}"
         )
+        lines.append(f"  type: {s.product_type_reason}")
         lines.append(f"  brief: {c['brief'][:110]}{'...' if len(c['brief']) > 110 else ''}")
         if s.status != "matched":
             lines.append(f"  no slate: {s.status}")
