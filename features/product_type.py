@@ -344,9 +344,14 @@ def _describe(evidence: pd.Series, probability: float) -> str:
             "deal sites out-converted content creators on similar past campaigns",
         ),
     }
-    moved = evidence[evidence.abs() >= 0.25].abs().sort_values(ascending=False, kind="stable")
-    cues = [phrases[name][0 if evidence[name] > 0 else 1] for name in moved.index[:3]]
-    because = f": {'; '.join(cues)}" if cues else ": no signal either way"
+    moved = evidence[evidence.abs() >= 0.25].abs().sort_values(ascending=False, kind="stable").index[:3]
+    toward = (evidence[moved] > 0) == (probability >= 0.5)
+    cues = [phrases[name][0 if evidence[name] > 0 else 1] for name in moved[toward]]
+    against = [phrases[name][0 if evidence[name] > 0 else 1] for name in moved[~toward]]
+    because = f": {'; '.join(cues)}" if cues else ""
+    if against:
+        because += f"{'; ' if cues else ': '}against it, {'; '.join(against)}"
+    because = because or ": no signal either way"
     tail = " (slate sized between the two)" if low <= probability <= high else ""
     return f"{head} (p_non_standard {probability:.2f}){because}{tail}"
 

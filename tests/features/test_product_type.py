@@ -116,3 +116,30 @@ def test_a_model_pickled_before_the_learned_weights_still_resolves(embedder):
     out = old.evidence(campaigns, embedder.encode(list(campaigns["brief"])), kind_vectors(embedder))
     assert (out["price_level"] == 0).all() and (out["base_rate"] == 0).all() and (out["category_kinds"] == 0).all()
     assert resolve_product_types(campaigns, embedder, old)["product_type_probability"].between(0, 1).all()
+
+
+def test_a_reason_keeps_the_evidence_against_the_call_apart():
+    """The signals that moved a call most are named on its side, and those that pulled the other way after
+    "against it", so a non-standard call never reads as if "most campaigns are standard" argued for it."""
+    from features.product_type import _describe
+
+    evidence = pd.Series(
+        {
+            "zero_shot": 0.8,
+            "classifier": 0.0,
+            "price": 0.1,
+            "price_level": 1.5,
+            "category_kinds": 0.0,
+            "base_rate": -0.6,
+            "outcomes": 0.0,
+        }
+    )
+    assert _describe(evidence, 0.99) == (
+        "non-standard (p_non_standard 0.99): priced high among the seller's products; the brief reads like a "
+        "considered, taste-driven purchase; against it, most of the seller's declared campaigns are standard"
+    )
+    assert _describe(-evidence.where(evidence < 0, 0.0), 0.6).startswith(
+        "uncertain, leaning non-standard (p_non_standard 0.60): most of the seller's declared campaigns are "
+        "non-standard"
+    )
+    assert _describe(evidence * 0, 0.5).endswith(": no signal either way (slate sized between the two)")
