@@ -27,7 +27,7 @@ from matcher.artifacts import check_features, embedder_for, index_for
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
-from matcher.jobs import ENGINES, assign, chunked, scored_parts
+from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
 from matcher.retrieval import Retrieval
 from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry
 from matcher.scoring import Scorer, in_table_order
@@ -263,6 +263,7 @@ class Matcher:
         progress: bool | None = None,
         engine: str = "local",
         ray_actors: int = 2,
+        candidates: bool = False,
     ) -> MatchResult:
         """Matches many campaigns; invalid ones come back as `rejects`, as the command line's rejects file.
 
@@ -283,6 +284,8 @@ class Matcher:
             engine: `local` scores chunks in this process; `ray` on a pool of Ray actors (the cluster at
                 $RAY_ADDRESS, else a local Ray started for the call), with the same result.
             ray_actors: size of the actor pool with `engine="ray"`.
+            candidates: also return every scored pair, on a slate or not, as `MatchResult.candidates`
+                (`matcher.schema.CANDIDATE_COLUMNS`): the same scores, read back from the scored chunks.
         """
         if engine not in ENGINES:
             raise ValueError(f"Got engine={engine!r}; expected one of {', '.join(ENGINES)}")
@@ -295,7 +298,8 @@ class Matcher:
         parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show, vectors)
         chosen, size_reason = assign(parts, self.settings.slate, self.scorer.creator_vectors)
         matches = matches_table(chosen, active, self.ranker.version)
-        return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects))
+        scored = candidates_table(parts, matches, self.ranker.version) if candidates else None
+        return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored)
 
 
 def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:

@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.memory import release_free_memory
 from features.tables import atomic_path
+from matcher.schema import CANDIDATE_COLUMNS
 from matcher.scoring import Scorer
 from matcher.slate import SlatePolicy, build_slates
 from matcher.slate_book import campaign_order
 
-__all__ = ["ENGINES", "SLATE_COLUMNS", "assign", "chunked", "scored_parts"]
+__all__ = ["ENGINES", "SLATE_COLUMNS", "assign", "candidates_table", "chunked", "scored_parts"]
 
 ENGINES = ("local", "ray")
 # What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
@@ -109,6 +110,20 @@ def assign(
         if len(rows)
     ]
     return (pd.concat(whole, ignore_index=True) if whole else pd.DataFrame()), size_reason
+
+
+def candidates_table(
+    parts: list[Path | bytes | pd.DataFrame], matches: pd.DataFrame, model_version: str
+) -> pd.DataFrame:
+    """Every scored pair of the parts (CANDIDATE_COLUMNS), each campaign's best first, with its rank on the
+    slates in `matches` (null for a pair left off them)."""
+    read = [name for name in CANDIDATE_COLUMNS if name not in ("rank", "model_version")]
+    frames = [_read_part(part, read) for part in parts]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({name: [] for name in read})
+    on_slate = matches.set_index(["campaign_id", "creator_id"])["rank"]
+    rank = on_slate.reindex(pd.MultiIndex.from_frame(frame[["campaign_id", "creator_id"]])).to_numpy()
+    frame = frame.assign(rank=pd.array(rank, dtype="Int64"), model_version=model_version)
+    return frame.iloc[campaign_order(frame)][CANDIDATE_COLUMNS].reset_index(drop=True)
 
 
 def _slate_columns(parts: list[Path | bytes | pd.DataFrame]) -> pd.DataFrame:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from features.tables import Reject
 
 __all__ = [
+    "CANDIDATE_COLUMNS",
+    "CANDIDATE_SCHEMA",
     "MATCH_COLUMNS",
     "MATCH_SCHEMA",
     "CampaignSummary",
@@ -39,6 +41,26 @@ MATCH_SCHEMA = pa.schema(
     ]
 )
 MATCH_COLUMNS = list(MATCH_SCHEMA.names)
+# Every pair a run scored, on a slate or not (`match --candidates-out`), for model review: `rank` is null off the
+# slates; the evidence columns are what a reason would be written from.
+CANDIDATE_SCHEMA = pa.schema(
+    [
+        *(MATCH_SCHEMA.field(name) for name in ("campaign_id", "creator_id", "rank")),
+        # The score, the predictions behind it and the funnel stage, typed as in matches.
+        *(
+            MATCH_SCHEMA.field(name)
+            for name in MATCH_COLUMNS[MATCH_COLUMNS.index("score") : MATCH_COLUMNS.index("funnel_stage") + 1]
+        ),
+        ("creator_type", pa.string()),
+        ("hist_campaigns", pa.float64()),
+        ("market_share", pa.float64()),
+        ("fit_tag", pa.string()),
+        ("fit_phrase", pa.string()),
+        ("fit_similarity", pa.float64()),
+        MATCH_SCHEMA.field("model_version"),
+    ]
+)
+CANDIDATE_COLUMNS = list(CANDIDATE_SCHEMA.names)
 
 
 def empty_matches() -> pd.DataFrame:
@@ -96,6 +118,7 @@ class MatchResult:
     matches: pd.DataFrame
     summaries: list[CampaignSummary]
     rejects: list[Reject] = field(default_factory=list)
+    candidates: pd.DataFrame | None = None  # every scored pair (CANDIDATE_COLUMNS), when asked for
 
     def for_campaign(self, campaign_id: str) -> pd.DataFrame:
         """One campaign's rows of the matches table, best first."""
