@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from features.records import SettledPerformance
 from features.safe_write import foreign_entries, output_lock, remove_directory
 from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
 from matcher.api import Matcher, MatchSettings
-from matcher.schema import MATCH_SCHEMA, CampaignSummary
+from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, CampaignSummary
 from training.registry import load_ranker
 
 __all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
@@ -97,6 +98,7 @@ def run_match(
     ray_actors: int = 2,
     embedding_backend: str | None = None,
     performance: SettledPerformance | None = None,
+    candidates_out: str | Path | None = None,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
@@ -108,6 +110,9 @@ def run_match(
     Creators are scored on their records in `performance` (read tables; their rejects are reported with
     the others), else on those as of the ranker's training.
 
+    With `candidates_out`, every scored pair of the run, on a slate or not, is written there too
+    (`matcher.schema.CANDIDATE_SCHEMA`), for model review.
+
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
     Raises:
@@ -115,8 +120,12 @@ def run_match(
         OutputRefused: another process is writing `out` (nothing is written).
     """
     out = Path(out)
-    if out.suffix.lower() not in TABLE_SUFFIXES:
-        raise InputError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
+    outputs = [out] if candidates_out is None else [out, Path(candidates_out)]
+    for path in outputs:
+        if path.suffix.lower() not in TABLE_SUFFIXES:
+            raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise InputError(f"{out}: the matches and the candidates cannot be written to the same file")
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
     # Held from before the checkpoints are read until the rejects are written: a second run on the same output
@@ -125,7 +134,9 @@ def run_match(
     if embedding_backend is not None:
         model = load_ranker(model)
         embedder = Embedder(model.model.embedding_model, backend=embedding_backend)
-    with output_lock(out):
+    with ExitStack() as locks:
+        for path in outputs:
+            locks.enter_context(output_lock(path))
         matcher = Matcher(
             creator_table, model=model, index=index, settings=settings, embedder=embedder, performance=performance
         )
@@ -136,8 +147,11 @@ def run_match(
             chunk_size=chunk_size,
             engine=engine,
             ray_actors=ray_actors,
+            candidates=candidates_out is not None,
         )
         write_matches(result.matches, out)
+        if candidates_out is not None:
+            write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]

@@ -45,6 +45,13 @@ def match(
     performance: PerformanceOption = None,
     past_campaigns: PastCampaignsOption = None,
     as_of: AsOfOption = None,
+    candidates_out: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"also write every scored candidate pair, on a slate or not, with its score and evidence, for model "
+            f"review ({TABLE_FORMATS})"
+        ),
+    ] = None,
     *,
     settings: MatchSettings,
 ) -> None:
@@ -72,11 +79,14 @@ def match(
             ray_actors=ray_actors,
             embedding_backend=embedding_backend and embedding_backend.value,
             performance=settled_performance(performance, past_campaigns, as_of),
+            candidates_out=candidates_out,
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
     matched = [s for s in report.summaries if s.status == "matched"]
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
+    if candidates_out is not None:
+        typer.echo(f"every scored candidate pair written to {candidates_out}")
     for summary in report.summaries:
         if summary.status != "matched":
             typer.echo(f"  {summary.campaign_id}: {summary.status}")

@@ -18,6 +18,7 @@ import pytest
 
 from features.environment import EMBEDDING_BACKEND_ENV
 from matcher.api import MATCH_COLUMNS
+from matcher.schema import CANDIDATE_COLUMNS
 from tests.commands import run_in_process as run
 from tests.commands import run_process
 
@@ -94,6 +95,38 @@ def test_match_settings_are_options_that_reach_the_slates(flow, tmp_path):
         "creator-match: Got min_market_share=1.5; expected a value in [0, 1]"
     ]
     assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, tmp_path):
+    """`--candidates-out` writes each scored pair once, best first per campaign: the slates' rows with their rank
+    and score, the rest with no rank, so a reviewer sees what a creator left off a slate scored and why. The
+    matches file is the same bytes as without it; the same file for both is refused before any work."""
+    common = [
+        "--campaigns",
+        str(flow / "w" / "new_campaigns.parquet"),
+        "--creators",
+        str(flow / "w" / "creators.parquet"),
+        "--index",
+        str(flow / "idx"),
+    ]
+    plain, out, pairs = tmp_path / "plain.parquet", tmp_path / "matches.parquet", tmp_path / "candidates.csv"
+    assert run("match", *common, "--out", str(plain)).returncode == 0
+    done = run("match", *common, "--out", str(out), "--candidates-out", str(pairs))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == plain.read_bytes()
+    matches, candidates = pd.read_parquet(out), pd.read_csv(pairs, dtype={"rank": "Int64"})
+    assert list(candidates.columns) == CANDIDATE_COLUMNS
+    assert not candidates.duplicated(["campaign_id", "creator_id"]).any()
+    assert candidates["rank"].isna().sum() > len(matches)  # most candidates are left off
+    on_slates = candidates.dropna(subset=["rank"]).merge(matches, on=["campaign_id", "creator_id"], suffixes=("", "_m"))
+    assert len(on_slates) == len(matches) == candidates["rank"].notna().sum()
+    assert (on_slates["rank"] == on_slates["rank_m"]).all()
+    pd.testing.assert_series_equal(on_slates["score"], on_slates["score_m"], check_names=False, rtol=1e-9)
+    best_first = candidates.groupby("campaign_id", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing)
+    assert best_first.all()
+    same = run("match", *common, "--out", str(tmp_path / "x.parquet"), "--candidates-out", str(tmp_path / "x.parquet"))
+    assert same.returncode == 2 and "cannot be written to the same file" in same.stderr
+    assert not (tmp_path / "x.parquet").exists()
 
 
 def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
