@@ -14,6 +14,10 @@ The last line printed is one JSON object of the named figures (`seconds`, `peak_
 
     .venv/bin/python benchmarks/batch.py                 # 10,000 campaigns x 1,000,000 creators, then Ray vs local
     .venv/bin/python benchmarks/batch.py --quick         # 300 campaigns x 30,000 creators: minutes
+    .venv/bin/python benchmarks/batch.py --work DIR --reuse --ray-creators 0 --candidates   # and --candidates-out
+
+`--candidates` runs the same match again with `--candidates-out` (every scored pair written too): its time and
+peak memory beside the plain run's, and whether the matches are the same bytes.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ os.environ.update(unset_defaults())
 import faiss  # noqa: F401  (before torch)
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.embeddings import Embedder, creator_vectors
 from matcher.batch import checkpoint_directories
@@ -121,6 +126,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the files here (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="300 campaigns x 30,000 creators, Ray on 100")
     parser.add_argument("--reuse", action="store_true", help="with --work: keep its trained ranker and large index")
+    parser.add_argument(
+        "--candidates", action="store_true", help="then the same match with --candidates-out, side by side"
+    )
     args = parser.parse_args()
     if args.quick:
         args.creators, args.campaigns, args.base_creators = 30_000, 300, 3_000
@@ -173,6 +181,27 @@ def main() -> None:
             figures |= {
                 "seconds_vs_target": round(seconds / TARGET_SECONDS, 2),
                 "peak_rss_gib_vs_target": round(gib / TARGET_GIB, 2),
+            }
+
+        if args.candidates:
+            table = work / "candidates.parquet"
+            out = work / "matches_with_candidates.parquet"
+            with_seconds, with_gib = run_match(
+                work / "new_campaigns.parquet", creators, index, out, "--candidates-out", str(table)
+            )
+            rows = pq.ParquetFile(table).metadata.num_rows
+            same = out.read_bytes() == (work / "matches.parquet").read_bytes()
+            print(
+                f"with --candidates-out: {with_seconds:.0f}s ({with_seconds / seconds:.2f}x), peak {with_gib:.2f} GiB "
+                f"(+{with_gib - gib:.2f}), {rows:,} candidate rows, {table.stat().st_size / 2**20:.1f} MB; "
+                f"the same matches: {same}"
+            )
+            figures |= {
+                "candidates_seconds": round(with_seconds, 1),
+                "candidates_over_plain_seconds": round(with_seconds / seconds, 3),
+                "candidates_peak_rss_gib": round(with_gib, 3),
+                "candidates_rows": rows,
+                "candidates_same_matches": same,
             }
 
         if args.ray_creators:
