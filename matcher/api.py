@@ -263,7 +263,7 @@ class Matcher:
         progress: bool | None = None,
         engine: str = "local",
         ray_actors: int = 2,
-        candidates: bool = False,
+        with_candidates: bool = False,
     ) -> MatchResult:
         """Matches many campaigns; invalid ones come back as `rejects`, as the command line's rejects file.
 
@@ -284,7 +284,7 @@ class Matcher:
             engine: `local` scores chunks in this process; `ray` on a pool of Ray actors (the cluster at
                 $RAY_ADDRESS, else a local Ray started for the call), with the same result.
             ray_actors: size of the actor pool with `engine="ray"`.
-            candidates: also return every scored pair, on a slate or not, as `MatchResult.candidates`
+            with_candidates: also return every scored pair, on a slate or not, as `MatchResult.candidates`
                 (`matcher.schema.CANDIDATE_COLUMNS`): the same scores, read back from the scored chunks.
         """
         if engine not in ENGINES:
@@ -298,7 +298,7 @@ class Matcher:
         parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show, vectors)
         chosen, size_reason = assign(parts, self.settings.slate, self.scorer.creator_vectors)
         matches = matches_table(chosen, active, self.ranker.version)
-        scored = candidates_table(parts, matches, self.ranker.version) if candidates else None
+        scored = candidates_table(parts, matches, self.ranker.version) if with_candidates else None
         return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored)
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.memory import release_free_memory
 from features.tables import atomic_path
-from matcher.schema import CANDIDATE_COLUMNS
+from matcher.schema import CANDIDATE_COLUMNS, CANDIDATE_SCHEMA
 from matcher.scoring import Scorer
 from matcher.slate import SlatePolicy, build_slates
 from matcher.slate_book import campaign_order
@@ -119,10 +120,13 @@ def candidates_table(
     slates in `matches` (null for a pair left off them)."""
     read = [name for name in CANDIDATE_COLUMNS if name not in ("rank", "model_version")]
     frames = [_read_part(part, read) for part in parts]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({name: [] for name in read})
+    # No part (nothing in stock): the columns as a part read from Parquet would type them.
+    frame = pd.concat(frames, ignore_index=True) if frames else CANDIDATE_SCHEMA.empty_table().select(read).to_pandas()
     on_slate = matches.set_index(["campaign_id", "creator_id"])["rank"]
     rank = on_slate.reindex(pd.MultiIndex.from_frame(frame[["campaign_id", "creator_id"]])).to_numpy()
     frame = frame.assign(rank=pd.array(rank, dtype="Int64"), model_version=model_version)
+    # Floats as the schema types them (the similarity is scored in float32), so a run's table reads as its file.
+    frame = frame.astype({f.name: f.type.to_pandas_dtype() for f in CANDIDATE_SCHEMA if pa.types.is_floating(f.type)})
     return frame.iloc[campaign_order(frame)][CANDIDATE_COLUMNS].reset_index(drop=True)
 
 

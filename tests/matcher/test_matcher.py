@@ -333,3 +333,25 @@ def test_scored_candidates_are_what_the_slates_were_built_from(creators, campaig
     )
     none_in_stock = matcher.scored_candidates(campaigns.assign(in_stock=False))
     assert none_in_stock.empty and list(none_in_stock.columns) == list(scored.columns)
+
+
+def test_match_many_returns_every_scored_pair_when_asked(creators, campaigns, ranker, index, embedder, result):
+    """`with_candidates=True` leaves the slates as they are and adds each scored pair once, typed as the
+    candidates schema says: the slates' rows with their rank and score, the others without a rank; a batch with
+    nothing in stock gives an empty table of the same types."""
+    from matcher.schema import CANDIDATE_SCHEMA
+
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    out = matcher.match_many(campaigns, with_candidates=True)
+    pd.testing.assert_frame_equal(out.matches, result.matches)
+    candidates = out.candidates
+    assert list(candidates.columns) == list(CANDIDATE_SCHEMA.names)
+    assert not candidates.duplicated(["campaign_id", "creator_id"]).any()
+    on_slates = candidates[candidates["rank"].notna()]
+    assert len(on_slates) == len(result.matches) < len(candidates)
+    pairs = on_slates.merge(result.matches, on=["campaign_id", "creator_id"], suffixes=("", "_m"))
+    assert len(pairs) == len(result.matches) and (pairs["rank"] == pairs["rank_m"]).all()
+    np.testing.assert_allclose(pairs["score"], pairs["score_m"], rtol=1e-12)
+    assert matcher.match_many(campaigns).candidates is None
+    nothing = matcher.match_many(campaigns.assign(in_stock=False), with_candidates=True).candidates
+    assert nothing.empty and nothing.dtypes.equals(candidates.dtypes)
