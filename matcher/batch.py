@@ -116,16 +116,26 @@ def run_match(
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
     Raises:
-        InputError: a file is missing or unreadable, or the output format is unknown (nothing is written).
-        OutputRefused: another process is writing `out` (nothing is written).
+        InputError: a file is missing or unreadable, an output's format is unknown, or an output would be written
+            over an input, the rejects file, the other output or a directory (nothing is written).
+        OutputRefused: another process is writing `out` or `candidates_out` (nothing is written).
     """
     out = Path(out)
-    outputs = [out] if candidates_out is None else [out, Path(candidates_out)]
-    for path in outputs:
+    outputs = [(out, "matches")] + ([] if candidates_out is None else [(Path(candidates_out), "candidates")])
+    # What an output must not be written over: the inputs, the rejects file, and the outputs before it.
+    taken = {
+        Path(campaigns).resolve(): "the campaigns",
+        Path(creators).resolve(): "the creators",
+        rejects_path(out).resolve(): "the rejects",
+    }
+    for path, what in outputs:
         if path.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
-    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
-        raise InputError(f"{out}: the matches and the candidates cannot be written to the same file")
+        if clash := taken.get(path.resolve()):
+            raise InputError(f"{path}: the {what} cannot be written over {clash} file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory; expected a file for the {what}")
+        taken[path.resolve()] = f"the {what}"
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
     # Held from before the checkpoints are read until the rejects are written: a second run on the same output
@@ -135,7 +145,7 @@ def run_match(
         model = load_ranker(model)
         embedder = Embedder(model.model.embedding_model, backend=embedding_backend)
     with ExitStack() as locks:
-        for path in outputs:
+        for path, _ in outputs:
             locks.enter_context(output_lock(path))
         matcher = Matcher(
             creator_table, model=model, index=index, settings=settings, embedder=embedder, performance=performance
@@ -147,7 +157,7 @@ def run_match(
             chunk_size=chunk_size,
             engine=engine,
             ray_actors=ray_actors,
-            candidates=candidates_out is not None,
+            with_candidates=candidates_out is not None,
         )
         write_matches(result.matches, out)
         if candidates_out is not None:

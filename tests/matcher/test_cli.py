@@ -100,7 +100,9 @@ def test_match_settings_are_options_that_reach_the_slates(flow, tmp_path):
 def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, tmp_path):
     """`--candidates-out` writes each scored pair once, best first per campaign: the slates' rows with their rank
     and score, the rest with no rank, so a reviewer sees what a creator left off a slate scored and why. The
-    matches file is the same bytes as without it; the same file for both is refused before any work."""
+    matches file is the same bytes as without it. A candidates path that would overwrite the matches, their
+    rejects or an input, a directory, or an unknown format is refused in one line, exit 2, before any work; so are
+    matches that would overwrite an input."""
     common = [
         "--campaigns",
         str(flow / "w" / "new_campaigns.parquet"),
@@ -124,9 +126,22 @@ def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, 
     pd.testing.assert_series_equal(on_slates["score"], on_slates["score_m"], check_names=False, rtol=1e-9)
     best_first = candidates.groupby("campaign_id", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing)
     assert best_first.all()
-    same = run("match", *common, "--out", str(tmp_path / "x.parquet"), "--candidates-out", str(tmp_path / "x.parquet"))
-    assert same.returncode == 2 and "cannot be written to the same file" in same.stderr
-    assert not (tmp_path / "x.parquet").exists()
+    (tmp_path / "a-directory.parquet").mkdir()
+    refused = {
+        str(tmp_path / "x.parquet"): "cannot be written over the matches file",
+        str(tmp_path / "x.rejects.csv"): "cannot be written over the rejects file",
+        str(flow / "w" / "creators.parquet"): "cannot be written over the creators file",
+        str(tmp_path / "a-directory.parquet"): "is a directory",
+        str(tmp_path / "pairs.txt"): "unknown output format",
+    }
+    for candidates_out, reason in refused.items():
+        done = run("match", *common, "--out", str(tmp_path / "x.parquet"), "--candidates-out", candidates_out)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and reason in lines[0], (candidates_out, done.stderr)
+        assert not (tmp_path / "x.parquet").exists()
+    over_input = run("match", *common, "--out", str(flow / "w" / "creators.parquet"))
+    assert over_input.returncode == 2 and "the matches cannot be written over the creators file" in over_input.stderr
+    assert len(pd.read_parquet(flow / "w" / "creators.parquet")) > 0
 
 
 def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
