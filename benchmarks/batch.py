@@ -14,9 +14,9 @@ The last line printed is one JSON object of the named figures (`seconds`, `peak_
 
     .venv/bin/python benchmarks/batch.py                 # 10,000 campaigns x 1,000,000 creators, then Ray vs local
     .venv/bin/python benchmarks/batch.py --quick         # 300 campaigns x 30,000 creators: minutes
-    .venv/bin/python benchmarks/batch.py --work DIR --reuse --ray-creators 0 --candidates   # and --candidates-out
+    .venv/bin/python benchmarks/batch.py --work DIR --reuse --ray-creators 0 --with-candidates-out
 
-`--candidates` runs the same match again with `--candidates-out` (every scored pair written too): its time and
+`--with-candidates-out` runs the same match again with `--candidates-out` (every scored pair written too): its time and
 peak memory beside the plain run's, and whether the matches are the same bytes.
 """
 
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 campaigns x 30,000 creators, Ray on 100")
     parser.add_argument("--reuse", action="store_true", help="with --work: keep its trained ranker and large index")
     parser.add_argument(
-        "--candidates", action="store_true", help="then the same match with --candidates-out, side by side"
+        "--with-candidates-out", action="store_true", help="then the same match with --candidates-out, side by side"
     )
     args = parser.parse_args()
     if args.quick:
@@ -183,7 +183,7 @@ def main() -> None:
                 "peak_rss_gib_vs_target": round(gib / TARGET_GIB, 2),
             }
 
-        if args.candidates:
+        if args.with_candidates_out:
             table = work / "candidates.parquet"
             out = work / "matches_with_candidates.parquet"
             with_seconds, with_gib = run_match(
