@@ -23,14 +23,24 @@ def match(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, tmp_path):
-    """A local run dies after one chunk; Ray scores the other chunks on two actors: the local engine's bytes."""
+    """A local run dies after one chunk; Ray scores the other chunks on two actors: the local engine's bytes, for
+    the matches and for every scored pair (`--candidates-out`)."""
     from features.tables import read_table
     from matcher.api import Matcher
     from matcher.batch import _fingerprint
     from training.registry import load_ranker
 
     # The local engine's bytes, from the command's own `main` in this process: Ray's run is the one under test.
-    reference = run_in_process(*match_args(world_dir, tmp_path / "reference.parquet", "--chunk-size", "3")[1:])
+    reference = run_in_process(
+        *match_args(
+            world_dir,
+            tmp_path / "reference.parquet",
+            "--chunk-size",
+            "3",
+            "--candidates-out",
+            str(tmp_path / "reference-candidates.parquet"),
+        )[1:]
+    )
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "matches.parquet"
     campaigns_file, creators_file = world_dir / "new_campaigns.parquet", world_dir / "creators.parquet"
@@ -45,10 +55,13 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
         later.unlink()
     assert len(list(checkpoints.glob("scored-*.parquet"))) == 1
 
-    resumed = match(world_dir, out, "--engine", "ray", "--ray-actors", "2")
+    candidates = tmp_path / "candidates.parquet"
+    resumed = match(world_dir, out, "--engine", "ray", "--ray-actors", "2", "--candidates-out", str(candidates))
     assert resumed.returncode == 0, resumed.stderr
     assert "Traceback" not in resumed.stderr
     assert out.read_bytes() == (tmp_path / "reference.parquet").read_bytes()
+    # Every scored pair, read back from chunks scored on both engines, is the local run's too.
+    assert candidates.read_bytes() == (tmp_path / "reference-candidates.parquet").read_bytes()
     matches = pd.read_parquet(out)
     assert matches["campaign_id"].nunique() >= 4, "chunks scored on Ray are in the output"
     assert not matches.duplicated(["campaign_id", "creator_id"]).any()
