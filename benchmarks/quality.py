@@ -56,7 +56,7 @@ from features.similarity import TAG_FIT_THRESHOLD, CampaignPhrases, TagSpace
 from features.tables import read_table
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
-from matcher.evaluation import oracle_share, oracle_totals
+from matcher.evaluation import oracle_share, oracle_totals, true_sales
 from matcher.slate import SlatePolicy, best_assignment, build_slates
 from simulation import WORLDS, write_world
 from training.evaluate import BASELINES
@@ -122,7 +122,7 @@ def ceilings(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame, siz
 
     pairs = matcher.candidate_features(campaigns)
     pairs = pairs[~(pairs["market_share"] < matcher.settings.min_market_share)].reset_index(drop=True)
-    sales = pairs[["campaign_id", "creator_id"]].merge(truth, how="left")["expected_sales"].fillna(0.0).to_numpy()
+    sales = true_sales(pairs, truth)
     # Relative to the campaign's mean, so that cheap and dear products weigh alike in the fit.
     relative = sales / np.maximum(pd.Series(sales).groupby(pairs["campaign_id"]).transform("mean").to_numpy(), 1e-12)
     data = pairs[FEATURES].to_numpy(float)
@@ -148,7 +148,7 @@ def rules_on_true_scores(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.Da
     unproven limit, funnel quota, near-duplicates) give up, the part of "policy / constrained best" that no
     ranker can win back."""
     scored = matcher.scored_candidates(campaigns)
-    sales = scored[["campaign_id", "creator_id"]].merge(truth, how="left")["expected_sales"].fillna(0.0).to_numpy()
+    sales = true_sales(scored, truth)
     rate = scored["campaign_id"].map(campaigns.set_index("campaign_id")["commission_rate"]).to_numpy(float)
     policy = matcher.settings.slate
     chosen, _ = build_slates(
@@ -189,11 +189,9 @@ def run_seed(
         ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings(), embedder
     ).items():
         row[name] = oracle_share(slates, truth)
-    true_sales = truth.set_index(["campaign_id", "creator_id"])["expected_sales"]
 
     def total(matches: pd.DataFrame) -> float:
-        keys = pd.MultiIndex.from_frame(matches[["campaign_id", "creator_id"]])
-        return float(true_sales.reindex(keys).fillna(0).sum())
+        return float(true_sales(matches, truth).sum())
 
     row["capacity_cost"] = 1 - total(default.matches) / total(uncapped.matches)
     # The yardstick: the best slates of the policy's sizes under the same capacity, on true expected sales.

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["oracle_share", "oracle_totals"]
+__all__ = ["oracle_share", "oracle_totals", "true_sales"]
+
+
+def true_sales(pairs: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """Each (campaign_id, creator_id) row's true expected sales in `truth`; 0 for a pair it does not hold."""
+    by_pair = truth.set_index(["campaign_id", "creator_id"])["expected_sales"]
+    return by_pair.reindex(pd.MultiIndex.from_frame(pairs[["campaign_id", "creator_id"]])).fillna(0.0).to_numpy()
 
 
 def oracle_totals(matches: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -14,9 +21,7 @@ def oracle_totals(matches: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
         matches: the matches table (campaign_id, creator_id, one row per slate member).
         truth: (campaign_id, creator_id, expected_sales) for eligible creators; absent pairs count as 0.
     """
-    true_sales = truth.set_index(["campaign_id", "creator_id"])["expected_sales"]
-    keys = pd.MultiIndex.from_frame(matches[["campaign_id", "creator_id"]])
-    captured = pd.Series(true_sales.reindex(keys).fillna(0.0).to_numpy(), index=matches["campaign_id"])
+    captured = pd.Series(true_sales(matches, truth), index=matches["campaign_id"])
     captured = captured.groupby(level=0).sum()
     sizes = matches.groupby("campaign_id").size()
     ranked = truth.sort_values(["campaign_id", "expected_sales"], ascending=[True, False])
