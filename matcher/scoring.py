@@ -66,7 +66,11 @@ def unrelated_after_related(
     lowest, highest = np.full(n, np.inf), np.zeros(n)
     np.minimum.at(lowest, campaign_index[fitting], score[fitting])
     np.maximum.at(highest, campaign_index[unrelated], score[unrelated])
-    factor = np.where(highest >= lowest, UNRELATED_MARGIN * lowest / np.maximum(highest, np.finfo(float).tiny), 1.0)
+    # Only campaigns whose best unrelated pair reaches their lowest fitting one are scaled; dividing elsewhere
+    # would overflow on the campaigns without an unrelated pair.
+    factor = np.ones(n)
+    scaled = highest >= lowest
+    factor[scaled] = UNRELATED_MARGIN * lowest[scaled] / highest[scaled]
     return np.where(unrelated, score * factor[campaign_index], score)
 
 
