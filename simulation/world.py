@@ -490,7 +490,7 @@ def _events(
     if len(purchase_frame):
         # The dashboard's view of these campaigns: last click within 24 hours.
         last_touch = touch_frame.sort_values("ts").groupby("shopper_id").tail(1).set_index("shopper_id")
-        joined = purchase_frame.join(last_touch[["creator_id", "ts"]], on="shopper_id", rsuffix="_touch")
+        joined = purchase_frame.join(last_touch[["creator_id", "ts"]], on="shopper_id", suffixes=("", "_touch"))
         joined = joined[(joined["ts"] - joined["ts_touch"]) <= pd.Timedelta(hours=24)]
         credited = joined.groupby(["campaign_id", "creator_id"]).agg(
             orders=("sales", "size"), units=("units", "sum"), sales=("sales", "sum")
