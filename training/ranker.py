@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -61,12 +66,19 @@ class CreatorRanker(BaseEstimator):
     the heads learn what reach, interests, audience and type say on their own instead of leaving every new
     creator at one flat estimate.
 
+    Each head is the average of `n_members` boosters that look at a random `max_features` share of the features
+    at every split, as a random forest does. A single booster splits again and again on the strongest features
+    (reach, the creator's record) and leaves little to weaker ones such as topical fit or audience; drawing the
+    features makes every tree use the others too, and averaging the members takes the draws' noise back out.
+
     Args:
         max_iter: boosting rounds per head.
         learning_rate: shrinkage per round.
         max_leaf_nodes: tree size.
         min_samples_leaf: smallest leaf, in rows.
         l2_regularization: leaf-value penalty.
+        max_features: share of the features each split may choose from (1.0: all of them).
+        n_members: boosters averaged per head, each drawing its features with its own seed.
         max_impressions_weight: impressions counted per row at most, for the click head; None: all.
         max_clicks_weight: clicks counted per row at most, for the order head; None: all.
         monotone: constrain the click and order heads to rise with the features in MONOTONE.
@@ -81,6 +93,8 @@ class CreatorRanker(BaseEstimator):
         max_leaf_nodes: int = 15,
         min_samples_leaf: int = 30,
         l2_regularization: float = 1.0,
+        max_features: float = 1.0,
+        n_members: int = 1,
         max_impressions_weight: float | None = None,
         max_clicks_weight: float | None = None,
         monotone: bool = True,
@@ -92,6 +106,8 @@ class CreatorRanker(BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
+        self.max_features = max_features
+        self.n_members = n_members
         self.max_impressions_weight = max_impressions_weight
         self.max_clicks_weight = max_clicks_weight
         self.monotone = monotone
@@ -105,6 +121,7 @@ class CreatorRanker(BaseEstimator):
             max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
+            max_features=self.max_features,
             categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
             early_stopping=False,
             random_state=self.random_state,
@@ -112,10 +129,21 @@ class CreatorRanker(BaseEstimator):
         if self.monotone and kind in MONOTONE:
             params["monotonic_cst"] = [MONOTONE[kind].get(name, 0) for name in FEATURES]
         if kind == "reach":
-            return HistGradientBoostingRegressor(loss="poisson", **params)
+            return self._averaged(HistGradientBoostingRegressor(loss="poisson", **params))
         # The rate heads are fitted with weights, which the booster bins slowly on its own (training.weighted_bins).
         bins = WeightedQuantileBins(skip=tuple(params["categorical_features"]))
-        return Pipeline([("bins", bins), ("boost", HistGradientBoostingClassifier(**params))])
+        return Pipeline([("bins", bins), ("boost", self._averaged(HistGradientBoostingClassifier(**params)))])
+
+    def _averaged(self, booster):
+        """`booster` alone, or the average of `n_members` copies with their own seeds (probabilities, for rates)."""
+        if self.n_members == 1:
+            return booster
+        members = [
+            (f"member{i}", clone(booster).set_params(random_state=self.random_state + i)) for i in range(self.n_members)
+        ]
+        if isinstance(booster, HistGradientBoostingClassifier):
+            return VotingClassifier(members, voting="soft")
+        return VotingRegressor(members)
 
     def _fit_rate_head(self, kind: str, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
         return self._head(kind).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
@@ -158,6 +186,8 @@ class CreatorRanker(BaseEstimator):
             raise ValueError(f"Got {len(X)} feature rows and {len(y)} outcome rows; expected the same number")
         if not 0 <= self.cold_share <= 1:
             raise ValueError(f"Got cold_share={self.cold_share}; expected a value in [0, 1]")
+        if not (isinstance(self.n_members, int | np.integer) and self.n_members >= 1):
+            raise ValueError(f"Got n_members={self.n_members!r}; expected a whole number of at least 1")
         X, y = self._with_cold_rows(X[FEATURES].reset_index(drop=True), y[OUTCOMES].reset_index(drop=True))
         data = X.to_numpy(float)
         impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)

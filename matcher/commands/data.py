@@ -66,10 +66,17 @@ def train(
         float | None,
         typer.Option(help="share of campaigns, the latest by start date, held out to evaluate on; default 0.2"),
     ] = None,
+    members: Annotated[
+        int, typer.Option(min=1, help="boosters averaged per head, each drawing its own features (3: 3x the time)")
+    ] = 1,
+    max_features: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="share of the features each split may choose from")
+    ] = 1.0,
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
     from matcher.slate import default_slates
+    from training.ranker import CreatorRanker
     from training.train import summarize
     from training.train import train as run_training
 
@@ -84,6 +91,7 @@ def train(
         attribution=attribution.value,
         window=dt.timedelta(hours=window_hours),
         slate_builder=default_slates,
+        ranker=CreatorRanker(max_features=max_features, n_members=members),
         # Not given: training's own default (training.evaluate.HOLDOUT), which the command does not import to start.
         **({} if holdout is None else {"holdout": holdout}),
     )

@@ -189,6 +189,8 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
             "unknown table format",
         ),
         (["train", "--data", "no-such-dir"], "no such directory"),
+        (["train", "--data", "no-such-dir", "--members", "0"], "--members"),
+        (["train", "--data", "no-such-dir", "--max-features", "1.5"], "--max-features"),
         (["match", "--bogus"], "No such option"),
         (["promote", "--model-name", "creator-ranker", "--version", "99"], "cannot promote"),
     ],

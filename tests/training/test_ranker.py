@@ -13,6 +13,32 @@ class TestCreatorRanker(RankerContract):
     params: ClassVar[dict] = {"max_iter": 60}
 
 
+class TestAveragedCreatorRanker(RankerContract):
+    """Heads averaged over boosters that draw half the features at each split."""
+
+    ranker_class = CreatorRanker
+    params: ClassVar[dict] = {"max_iter": 30, "max_features": 0.5, "n_members": 3}
+
+
+def test_averaged_heads_predict_the_members_mean_and_refuse_a_bad_member_count():
+    import numpy as np
+    import pytest
+
+    from tests.ranker_contract import synthetic_pairs
+
+    X, y = synthetic_pairs(3000, seed=2)
+    averaged = CreatorRanker(max_iter=30, max_features=0.5, n_members=3, cold_share=0).fit(X, y)
+    members = [
+        CreatorRanker(max_iter=30, max_features=0.5, cold_share=0, random_state=seed).fit(X, y) for seed in range(3)
+    ]
+    together, alone = averaged.predict(X), [member.predict(X) for member in members]
+    for column in together.columns:
+        np.testing.assert_allclose(together[column], np.mean([a[column] for a in alone], axis=0), rtol=1e-9)
+    assert not alone[0].equals(alone[1])  # each member drew its own features
+    with pytest.raises(ValueError, match=r"Got n_members=0; expected a whole number of at least 1"):
+        CreatorRanker(n_members=0).fit(X, y)
+
+
 def test_scores_without_a_record_follow_what_is_known_of_the_creator():
     """Rows added without their record teach the heads history-free scoring: reach and fit still rank."""
     import numpy as np

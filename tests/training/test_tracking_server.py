@@ -89,7 +89,7 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
     first = cli("train", "--data", "w")
     assert first.returncode == 0, first.stderr[-500:]
     assert "version 1 (champion)" in first.stdout
-    second = in_process("train", "--data", "w")
+    second = in_process("train", "--data", "w", "--members", "2", "--max-features", "0.5")
     assert second.returncode == 0 and "version 2 (not champion" in second.stdout, second.stderr[-500:]
     assert not (tmp_path / "mlflow.db").exists(), "nothing may fall back to a local store"
     assert any((home / "artifacts").rglob("model_card.md")), "artifacts were uploaded to the server's store"
@@ -108,4 +108,7 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
     assert refused.returncode == 2 and "no fair comparison" in refused.stderr
     forced = in_process("promote", "--model-name", "creator-ranker", "--version", "2", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert str(MlflowClient(url).get_model_version_by_alias("creator-ranker", "champion").version) == "2"
+    champion = MlflowClient(url).get_model_version_by_alias("creator-ranker", "champion")
+    assert str(champion.version) == "2"
+    params = MlflowClient(url).get_run(champion.run_id).data.params
+    assert (params["ranker.n_members"], params["ranker.max_features"]) == ("2", "0.5")
