@@ -60,6 +60,7 @@ from matcher.evaluation import oracle_share, oracle_totals, true_sales
 from matcher.slate import SlatePolicy, best_assignment, build_slates
 from simulation import WORLDS, write_world
 from training.evaluate import BASELINES
+from training.ranker import CreatorRanker
 from training.registry import load_ranker
 from training.train import train
 
@@ -160,12 +161,19 @@ def rules_on_true_scores(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.Da
 
 
 def run_seed(
-    seed: int, n_creators: int, n_campaigns: int, embedder: Embedder, work: Path, world: str, knobs: dict
+    seed: int,
+    n_creators: int,
+    n_campaigns: int,
+    embedder: Embedder,
+    work: Path,
+    world: str,
+    knobs: dict,
+    ranker: CreatorRanker | None = None,
 ) -> dict[str, float]:
     data = work / f"{world}-{seed}-{abs(hash(tuple(sorted(knobs.items()))))}"
     write_world(WORLDS[world](n_creators=n_creators, n_campaigns=n_campaigns, seed=seed, **knobs), data)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{data}.db"
-    result = train(data, embedder=embedder)
+    result = train(data, embedder=embedder, ranker=ranker)
     creators = read_table(data / "creators.parquet", "creators").frame
     campaigns = read_table(data / "new_campaigns.parquet", "campaigns").frame
     creator_vec = creator_vectors(embedder, creators)
@@ -231,7 +239,10 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=400)
     parser.add_argument("--world", choices=sorted(WORLDS), default="main")
     parser.add_argument("--sweep", metavar="KEY=V1,V2", help="rerun every seed with a generator knob at each value")
+    parser.add_argument("--members", type=int, default=1, help="the ranker's n_members (train --members)")
+    parser.add_argument("--max-features", type=float, default=1.0, help="the ranker's max_features")
     args = parser.parse_args()
+    ranker = CreatorRanker(max_features=args.max_features, n_members=args.members)
     settings = [{}]
     if args.sweep:
         key, _, values = args.sweep.partition("=")
@@ -241,10 +252,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for knobs in settings:
             label = ",".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
+            if (args.members, args.max_features) != (1, 1.0):
+                label += f" (ranker: {args.members} members, max_features {args.max_features})"
             rows = []
             for seed in args.seeds:
                 started = time.perf_counter()
-                row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs)
+                row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs, ranker)
                 rows.append(row)
                 print(
                     f"{args.world} {label} seed {seed}: model {row['model']:.3f} (retrieval ceiling "
