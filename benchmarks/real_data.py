@@ -4,6 +4,7 @@ sizes against the policy minimum, the tag-fit threshold's evidence, and a simula
     .venv/bin/python -m benchmarks.real_data              # a ranker trained on a simulated world, on the real fixture
     .venv/bin/python -m benchmarks.real_data --quick      # the real fixture only (no history-free simulated world)
     .venv/bin/python -m benchmarks.real_data --world alt  # both simulated worlds from the second generator
+    .venv/bin/python -m benchmarks.real_data --members 3 --max-features 0.5  # the ranker with averaged heads
 
 Run as a module from the repository's root: it reads the fixtures through `tests.real_fixtures`. The real
 fixture is tests/fixtures/real_creators.csv and real_titles.csv (sources and the relevance rule in their headers).
@@ -40,6 +41,7 @@ from tests.real_fixtures import (
     real_titles,
     topical_precision,
 )
+from training.ranker import CreatorRanker
 from training.registry import load_ranker
 from training.train import train
 
@@ -155,7 +157,10 @@ def main() -> None:
     parser.add_argument(
         "--world", choices=sorted(WORLDS), default="main", help="the generator of the training and history-free worlds"
     )
+    parser.add_argument("--members", type=int, default=1, help="the ranker's n_members (train --members)")
+    parser.add_argument("--max-features", type=float, default=1.0, help="the ranker's max_features")
     args = parser.parse_args()
+    ranker_params = {"max_features": args.max_features, "n_members": args.members}
     embedder = Embedder()
     embedder.show_progress = False
     start = time.perf_counter()
@@ -164,7 +169,7 @@ def main() -> None:
         data = work / "train-world"
         write_world(WORLDS[args.world](n_creators=args.creators, n_campaigns=args.campaigns, seed=args.seed), data)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
-        ranker = load_ranker(train(data, embedder=embedder).model_uri)
+        ranker = load_ranker(train(data, embedder=embedder, ranker=CreatorRanker(**ranker_params)).model_uri)
         figures = real_fixture(embedder, ranker)
         print(
             f"real fixture: precision@10 ranking {figures['real_ranking_precision_at_10']:.3f}, slates "
@@ -184,6 +189,7 @@ def main() -> None:
                 f"history-free world: oracle share {figures['cold_world_model_oracle_share']:.3f} vs followers "
                 f"{figures['cold_world_followers_oracle_share']:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x)"
             )
+    figures |= {"ranker_members": args.members, "ranker_max_features": args.max_features}
     figures["seconds"] = time.perf_counter() - start
     print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
 
