@@ -66,10 +66,11 @@ class CreatorRanker(BaseEstimator):
     the heads learn what reach, interests, audience and type say on their own instead of leaving every new
     creator at one flat estimate.
 
-    Each head is the average of `n_members` boosters that look at a random `max_features` share of the features
-    at every split, as a random forest does. A single booster splits again and again on the strongest features
-    (reach, the creator's record) and leaves little to weaker ones such as topical fit or audience; drawing the
-    features makes every tree use the others too, and averaging the members takes the draws' noise back out.
+    By default each head is one booster that sees every feature. With `n_members` above 1 it is the average of
+    that many boosters that look at a random `max_features` share of the features at every split, as a random
+    forest does: a single booster splits again and again on the strongest features (reach, the creator's record),
+    drawing the features makes every tree use weaker ones such as topical fit too, and averaging takes the draws'
+    noise back out. Measured in docs/measurements.md: a point or two better with history, worse with none.
 
     Args:
         max_iter: boosting rounds per head.
