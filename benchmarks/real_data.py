@@ -160,7 +160,6 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1, help="the ranker's n_members (train --members)")
     parser.add_argument("--max-features", type=float, default=1.0, help="the ranker's max_features")
     args = parser.parse_args()
-    ranker_params = {"max_features": args.max_features, "n_members": args.members}
     embedder = Embedder()
     embedder.show_progress = False
     start = time.perf_counter()
@@ -169,7 +168,8 @@ def main() -> None:
         data = work / "train-world"
         write_world(WORLDS[args.world](n_creators=args.creators, n_campaigns=args.campaigns, seed=args.seed), data)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
-        ranker = load_ranker(train(data, embedder=embedder, ranker=CreatorRanker(**ranker_params)).model_uri)
+        untrained = CreatorRanker(max_features=args.max_features, n_members=args.members)
+        ranker = load_ranker(train(data, embedder=embedder, ranker=untrained).model_uri)
         figures = real_fixture(embedder, ranker)
         print(
             f"real fixture: precision@10 ranking {figures['real_ranking_precision_at_10']:.3f}, slates "

@@ -35,19 +35,19 @@ def flow(tmp_path_factory, world_dir, trained, world_index):
     return work
 
 
-def test_match_writes_the_contract_table(flow):
-    out = flow / "out" / "matches.parquet"
-    done = run(
-        "match",
+def flow_inputs(flow) -> list[str]:
+    """`match`'s input options for the session's world: its new campaigns and its creators."""
+    return [
         "--campaigns",
         str(flow / "w" / "new_campaigns.parquet"),
         "--creators",
         str(flow / "w" / "creators.parquet"),
-        "--out",
-        str(out),
-        "--index",
-        str(flow / "idx"),
-    )
+    ]
+
+
+def test_match_writes_the_contract_table(flow):
+    out = flow / "out" / "matches.parquet"
+    done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(flow / "idx"))
     assert done.returncode == 0, done.stderr
     matches = pd.read_parquet(out)
     assert list(matches.columns) == MATCH_COLUMNS
@@ -56,33 +56,14 @@ def test_match_writes_the_contract_table(flow):
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [".matches.parquet.lock"]
     assert not (flow / "out" / "matches.rejects.csv").exists()
     again = flow / "out" / "again.parquet"
-    assert (
-        run(
-            "match",
-            "--campaigns",
-            str(flow / "w" / "new_campaigns.parquet"),
-            "--creators",
-            str(flow / "w" / "creators.parquet"),
-            "--out",
-            str(again),
-            "--index",
-            str(flow / "idx"),
-        ).returncode
-        == 0
-    )
+    assert run("match", *flow_inputs(flow), "--out", str(again), "--index", str(flow / "idx")).returncode == 0
     assert again.read_bytes() == out.read_bytes(), "a rerun must give the same bytes"
 
 
 def test_match_settings_are_options_that_reach_the_slates(flow, tmp_path):
     """Slate sizes and capacity given on the command line shape the matches; a value the settings refuse is one
     line, exit 2, before any work."""
-    common = [
-        "--campaigns",
-        str(flow / "w" / "new_campaigns.parquet"),
-        "--creators",
-        str(flow / "w" / "creators.parquet"),
-    ]
-    common += ["--index", str(flow / "idx")]
+    common = [*flow_inputs(flow), "--index", str(flow / "idx")]
     out = tmp_path / "small.parquet"
     sizes = ["--standard-size", "2", "--non-standard-size", "2", "--min-size", "1", "--min-non-standard-size", "1"]
     done = run("match", *common, "--out", str(out), *sizes, "--capacity", "1", "--assignment", "greedy")
@@ -103,14 +84,7 @@ def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, 
     matches file is the same bytes as without it. A candidates path that would overwrite the matches, their
     rejects or an input, a directory, or an unknown format is refused in one line, exit 2, before any work; so are
     matches that would overwrite an input."""
-    common = [
-        "--campaigns",
-        str(flow / "w" / "new_campaigns.parquet"),
-        "--creators",
-        str(flow / "w" / "creators.parquet"),
-        "--index",
-        str(flow / "idx"),
-    ]
+    common = [*flow_inputs(flow), "--index", str(flow / "idx")]
     plain, out, pairs = tmp_path / "plain.parquet", tmp_path / "matches.parquet", tmp_path / "candidates.csv"
     assert run("match", *common, "--out", str(plain)).returncode == 0
     done = run("match", *common, "--out", str(out), "--candidates-out", str(pairs))
@@ -204,14 +178,7 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(flow, tmp_path, args,
 
 
 def test_unresolvable_model_and_mismatched_index_are_refused(flow, tmp_path):
-    common = [
-        "--campaigns",
-        str(flow / "w" / "new_campaigns.parquet"),
-        "--creators",
-        str(flow / "w" / "creators.parquet"),
-        "--out",
-        str(tmp_path / "m.parquet"),
-    ]
+    common = [*flow_inputs(flow), "--out", str(tmp_path / "m.parquet")]
     done = run("match", *common, "--model", "models:/nobody@champion")
     assert done.returncode == 2 and "models:/nobody@champion" in done.stderr and "Traceback" not in done.stderr
     idx = tmp_path / "idx"
@@ -236,8 +203,7 @@ def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tm
     pq.write_table(pq.read_table(creators).slice(0, 20), few)
     done = run("index", "--creators", str(few), "--out", str(tmp_path / "idx"), "--embedding-backend", other)
     assert done.returncode == 0 and f"on {other}" in done.stdout, done.stderr
-    common = ["--campaigns", str(flow / "w" / "new_campaigns.parquet"), "--creators", creators]
-    common += ["--out", str(tmp_path / "m.parquet")]
+    common = [*flow_inputs(flow), "--out", str(tmp_path / "m.parquet")]
 
     done = run("match", *common, "--index", str(tmp_path / "idx"))
     lines = done.stderr.strip().splitlines()
