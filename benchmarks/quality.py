@@ -23,6 +23,10 @@ ceiling": slates picked by a gradient-boosted model fitted to the TRUE expected 
 own candidates, on the ranker's own features, cross-fitted by campaign (five folds): what those features could
 reach with perfect supervision and no selection in the training rows. A ranking near the feature ceiling needs
 new information, not a better fit; one far below it is losing to how the history was collected or learned.
+"noise-free labels" tells those two apart: the same ranker fitted on the same past pairs and features, with each
+pair's realized impressions, clicks and orders replaced by the expectations they were drawn from (the world's
+`past_truth`). Its gain over the ranking is what outcome noise costs; what it still leaves below the feature
+ceiling is what the seller's history did not cover (who took part, which categories ran before).
 
 `--world main|alt` picks the generator; `--sweep KEY=V1,V2` reruns every seed with a generator knob set to
 each value (shared knobs: outcome_noise, history_days, new_creator_share). The last line is one JSON object.
@@ -34,6 +38,8 @@ each value (shared knobs: outcome_noise, history_days, new_creator_share). The l
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import os
 import statistics
@@ -59,9 +65,10 @@ from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share, oracle_totals, true_sales
 from matcher.slate import SlatePolicy, best_assignment, build_slates
 from simulation import WORLDS, write_world
+from training.dataset import build_training_data, read_training_tables
 from training.evaluate import BASELINES
-from training.ranker import CreatorRanker
-from training.registry import load_ranker
+from training.ranker import OUTCOMES, CreatorRanker
+from training.registry import LoadedRanker, load_ranker
 from training.train import train
 
 
@@ -143,6 +150,20 @@ def ceilings(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame, siz
     }
 
 
+def with_noise_free_labels(ranker: LoadedRanker, data: Path, embedder: Embedder) -> LoadedRanker:
+    """`ranker` refitted on its own training pairs and features with the outcomes' expectations as labels."""
+    pairs = build_training_data(read_training_tables(data), embedder).pairs
+    past = pd.read_parquet(data / "past_truth.parquet").set_index(["campaign_id", "creator_id"])
+    expected = past.reindex(pd.MultiIndex.from_frame(pairs[["campaign_id", "creator_id"]]))
+    impressions = expected["expected_impressions"].to_numpy(float)
+    clicks = impressions * expected["ctr"].to_numpy(float)
+    orders = clicks * expected["cvr"].to_numpy(float)
+    labels = pd.DataFrame(dict(zip(OUTCOMES, (impressions, clicks, orders), strict=True)))
+    model = copy.copy(ranker.model)
+    model.ranker = CreatorRanker(**ranker.model.ranker.get_params()).fit(pairs[FEATURES], labels)
+    return dataclasses.replace(ranker, model=model)
+
+
 def rules_on_true_scores(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame) -> float:
     """The default policy's slates built from TRUE expected sales of the retrieved candidates, over the best
     assignment of the same sizes and capacity among all pairs: what retrieval and the slate rules (budget,
@@ -181,18 +202,20 @@ def run_seed(
     ranker = load_ranker(result.model_uri)
     truth = pd.read_parquet(data / "truth.parquet")
 
-    def run(policy: SlatePolicy):
+    def run(policy: SlatePolicy, model: LoadedRanker = ranker):
         settings = MatchSettings(slate=policy)
-        return Matcher(creators, model=ranker, index=index, embedder=embedder, settings=settings).match_many(campaigns)
+        return Matcher(creators, model=model, index=index, embedder=embedder, settings=settings).match_many(campaigns)
 
     # Ranking alone: no capacity, funnel quota or near-duplicate rule between the model and the oracle.
-    ranking = run(SlatePolicy(capacity=None, funnel_coverage=False, duplicate_similarity=1.0)).matches
+    alone = SlatePolicy(capacity=None, funnel_coverage=False, duplicate_similarity=1.0)
+    ranking = run(alone).matches
     default = run(SlatePolicy())
     greedy = run(SlatePolicy(assignment="greedy"))
     uncapped = run(SlatePolicy(capacity=None))
     row = {"model": oracle_share(ranking, truth), "model_default_policy": oracle_share(default.matches, truth)}
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
     row |= ceilings(matcher, campaigns, truth, ranking.groupby("campaign_id").size())
+    row["noise_free_labels"] = oracle_share(run(alone, with_noise_free_labels(ranker, data, embedder)).matches, truth)
     for name, slates in baseline_slates(
         ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings(), embedder
     ).items():
@@ -260,8 +283,9 @@ def main() -> None:
                 row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs, ranker)
                 rows.append(row)
                 print(
-                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (retrieval ceiling "
-                    f"{row['retrieval_ceiling']:.3f}, feature ceiling {row['feature_ceiling']:.3f}; default "
+                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (noise-free labels "
+                    f"{row['noise_free_labels']:.3f}, feature ceiling {row['feature_ceiling']:.3f}, retrieval "
+                    f"ceiling {row['retrieval_ceiling']:.3f}; default "
                     f"slate policy {row['model_default_policy']:.3f}, constrained best "
                     f"{row['constrained_best_share']:.3f}, "
                     f"policy / constrained best {row['policy_vs_constrained_best']:.3f}, greedy "
@@ -281,7 +305,8 @@ def main() -> None:
             ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
             print(
                 f"\n{args.world} {label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88; "
-                f"feature ceiling {mean['feature_ceiling']:.3f}, retrieval ceiling {mean['retrieval_ceiling']:.3f}); "
+                f"noise-free labels {mean['noise_free_labels']:.3f}, feature ceiling {mean['feature_ceiling']:.3f}, "
+                f"retrieval ceiling {mean['retrieval_ceiling']:.3f}); "
                 f"policy / constrained best {mean['policy_vs_constrained_best']:.3f} (target >= 0.90; greedy "
                 f"{mean['greedy_vs_constrained_best']:.3f}; the same rules on true scores "
                 f"{mean['rules_on_true_scores']:.3f}); default policy {mean['model_default_policy']:.3f} of "

@@ -34,6 +34,7 @@ WORLD_TABLES = (
     "truth",
     "creator_truth",
     "campaign_truth",
+    "past_truth",
 )
 
 __all__ = [
@@ -182,6 +183,7 @@ class World:
     truth: pd.DataFrame  # (new campaign, creator): expected impressions, ctr, cvr, expected sales
     creator_truth: pd.DataFrame
     campaign_truth: pd.DataFrame
+    past_truth: pd.DataFrame  # (past campaign, participant): the expectations its performance row was drawn from
 
 
 def _creators(cfg: SimulationConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -533,6 +535,7 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
         truth,
         creator_truth.drop(columns="audience"),
         campaign_truth,
+        pairs.drop(columns="eligible"),
     )
 
 

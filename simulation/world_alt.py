@@ -387,4 +387,7 @@ def simulate_alt(config: AltConfig | None = None, **overrides) -> World:
     campaign_truth = pd.concat([past_truth, new_truth], ignore_index=True)[
         ["campaign_id", "product_type", "interest", "product", "decision_cost", "price_z"]
     ]
-    return World(creators, campaigns, perf, new_campaigns, touches, purchases, truth, creator_truth, campaign_truth)
+    past_truth = pairs.drop(columns="eligible")
+    return World(
+        creators, campaigns, perf, new_campaigns, touches, purchases, truth, creator_truth, campaign_truth, past_truth
+    )

@@ -416,3 +416,19 @@ def test_simulate_command_writes_the_alt_world(tmp_path):
     written = pd.read_parquet(tmp_path / "creators.parquet")
     assert written["creator_id"].tolist() == expected.creators["creator_id"].tolist()
     assert written["interest_tags"].map(list).tolist() == expected.creators["interest_tags"].tolist()
+
+
+@pytest.mark.parametrize("generated", ["world", "alt_world"])
+def test_performance_rows_are_drawn_from_the_past_truth(generated, request):
+    """Each performance row has the expectations it was drawn from (`past_truth`): clicks and orders follow
+    its click-through and orders per click, and impressions scatter around its expected impressions. Campaigns
+    with event logs are left out: their clicks also count the closing clicks that deals sites get."""
+    world = request.getfixturevalue(generated)
+    rows = world.performance.merge(world.past_truth, on=["campaign_id", "creator_id"], validate="one_to_one")
+    assert len(rows) == len(world.performance) == len(world.past_truth)
+    rows = rows[~rows["campaign_id"].isin(world.touches["campaign_id"])]
+
+    assert rows["clicks"].sum() / (rows["impressions"] * rows["ctr"]).sum() == pytest.approx(1, abs=0.03)
+    assert rows["orders"].sum() / (rows["clicks"] * rows["cvr"]).sum() == pytest.approx(1, abs=0.05)
+    assert np.corrcoef(np.log1p(rows["impressions"]), np.log(rows["expected_impressions"]))[0, 1] > 0.8
+    assert not (rows["impressions"] == rows["expected_impressions"]).all()
