@@ -23,10 +23,14 @@ ceiling": slates picked by a gradient-boosted model fitted to the TRUE expected 
 own candidates, on the ranker's own features, cross-fitted by campaign (five folds): what those features could
 reach with perfect supervision and no selection in the training rows. A ranking near the feature ceiling needs
 new information, not a better fit; one far below it is losing to how the history was collected or learned.
-"noise-free labels" tells those two apart: the same ranker fitted on the same past pairs and features, with each
-pair's realized impressions, clicks and orders replaced by the expectations they were drawn from (the world's
-`past_truth`). Its gain over the ranking is what outcome noise costs; what it still leaves below the feature
-ceiling is what the seller's history did not cover (who took part, which categories ran before).
+"noise-free labels" tells those two apart: the same ranker fitted on the same past pairs and features, with
+each pair's realized impressions, clicks and orders replaced by the expectations they were drawn from (the
+world's `past_truth`). Its gain over the ranking is what outcome noise costs; what it still leaves below the
+feature ceiling is what the seller's history did not cover (who took part, which categories ran before).
+"without the new-creator rules" is the ranking alone with `related_first` and the unproven limit off as well:
+what those two product rules (a new creator whose interests do not relate to the product ranks after one whose
+do; a standard slate takes one new creator where proven ones of comparable value exist) cost against an oracle
+that has neither.
 
 `--world main|alt` picks the generator; `--sweep KEY=V1,V2` reruns every seed with a generator knob set to
 each value (shared knobs: outcome_noise, history_days, new_creator_share). The last line is one JSON object.
@@ -202,8 +206,8 @@ def run_seed(
     ranker = load_ranker(result.model_uri)
     truth = pd.read_parquet(data / "truth.parquet")
 
-    def run(policy: SlatePolicy, model: LoadedRanker = ranker):
-        settings = MatchSettings(slate=policy)
+    def run(policy: SlatePolicy, model: LoadedRanker = ranker, related_first: bool = True):
+        settings = MatchSettings(slate=policy, related_first=related_first)
         return Matcher(creators, model=model, index=index, embedder=embedder, settings=settings).match_many(campaigns)
 
     # Ranking alone: no capacity, funnel quota or near-duplicate rule between the model and the oracle.
@@ -213,6 +217,8 @@ def run_seed(
     greedy = run(SlatePolicy(assignment="greedy"))
     uncapped = run(SlatePolicy(capacity=None))
     row = {"model": oracle_share(ranking, truth), "model_default_policy": oracle_share(default.matches, truth)}
+    unruled = run(dataclasses.replace(alone, max_unproven_standard=np.iinfo(np.int32).max), related_first=False)
+    row["model_without_new_creator_rules"] = oracle_share(unruled.matches, truth)
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
     row |= ceilings(matcher, campaigns, truth, ranking.groupby("campaign_id").size())
     row["noise_free_labels"] = oracle_share(run(alone, with_noise_free_labels(ranker, data, embedder)).matches, truth)
@@ -283,7 +289,8 @@ def main() -> None:
                 row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs, ranker)
                 rows.append(row)
                 print(
-                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (noise-free labels "
+                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (without the new-creator rules "
+                    f"{row['model_without_new_creator_rules']:.3f}, noise-free labels "
                     f"{row['noise_free_labels']:.3f}, feature ceiling {row['feature_ceiling']:.3f}, retrieval "
                     f"ceiling {row['retrieval_ceiling']:.3f}; default "
                     f"slate policy {row['model_default_policy']:.3f}, constrained best "
@@ -305,6 +312,7 @@ def main() -> None:
             ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
             print(
                 f"\n{args.world} {label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88; "
+                f"without the new-creator rules {mean['model_without_new_creator_rules']:.3f}, "
                 f"noise-free labels {mean['noise_free_labels']:.3f}, feature ceiling {mean['feature_ceiling']:.3f}, "
                 f"retrieval ceiling {mean['retrieval_ceiling']:.3f}); "
                 f"policy / constrained best {mean['policy_vs_constrained_best']:.3f} (target >= 0.90; greedy "
