@@ -47,6 +47,6 @@ bench: install  ## speed and memory at scale: ANN vs exact, embedding cache, 10,
 bench-quality: install  ## slate quality vs the oracle and baselines on 5 simulated worlds (several minutes)
 	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
 
-mlflow-ui: install  ## the MLflow UI and registry on http://127.0.0.1:$(MLFLOW_PORT) (SQLite store, local artifacts)
+mlflow-ui: install  ## the MLflow UI and registry on 127.0.0.1, port MLFLOW_PORT (5000 unless set; SQLite store)
 	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
 		--backend-store-uri sqlite:///mlflow.db --serve-artifacts --artifacts-destination ./mlartifacts

@@ -189,9 +189,9 @@ def index(
 
 def demo(
     out: Annotated[Path, typer.Option(help="working directory for the demo's files")] = Path("demo-output"),
-    creators: Annotated[int, typer.Option(min=50)] = 600,
-    campaigns: Annotated[int, typer.Option(min=20)] = 120,
-    seed: Annotated[int, typer.Option()] = 7,
+    creators: Annotated[int, typer.Option(min=50, help="creators in the sample world")] = 600,
+    campaigns: Annotated[int, typer.Option(min=20, help="past campaigns in the sample world")] = 120,
+    seed: Annotated[int, typer.Option(help="the sample world's random seed")] = 7,
 ) -> None:
     """Simulate a world, train and register a ranker, build the index, match, and print the slates."""
     from matcher.demo import run_demo

@@ -92,8 +92,6 @@ def match(
             typer.echo(f"  {summary.campaign_id}: {summary.status}")
     if report.rejects:
         echo_rejects(report.rejects)
-        typer.echo(
-            f"{len({(r.table, r.row) for r in report.rejects})} rows rejected; see {report.rejects_file}",
-            err=True,
-        )
+        rejected = len({(r.table, r.row) for r in report.rejects})
+        typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected; see {report.rejects_file}", err=True)
         raise typer.Exit(2)

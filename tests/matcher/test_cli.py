@@ -142,6 +142,7 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     bad_ids = campaigns["campaign_id"].iloc[[2, 4]].tolist()
     assert f"campaigns row 3 (id {bad_ids[0]}): column commission_rate" in done.stderr
     assert f"campaigns row 5 (id {bad_ids[1]}): column end_date" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("2 rows rejected; see ")
     assert "Traceback" not in done.stderr
     rejects = pd.read_csv(out.with_name("matches.rejects.csv"))
     assert list(rejects.columns) == ["table", "row", "id", "column", "reason"]
