@@ -129,12 +129,13 @@ def run_match(
         rejects_path(out).resolve(): "the rejects",
     }
     for path, what in outputs:
+        # A directory first: `--out results` is a directory to the user, not a file with no format.
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory; expected a file for the {what}")
         if path.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
         if clash := taken.get(path.resolve()):
             raise InputError(f"{path}: the {what} cannot be written over {clash} file")
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory; expected a file for the {what}")
         taken[path.resolve()] = f"the {what}"
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")

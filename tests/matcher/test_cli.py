@@ -101,11 +101,13 @@ def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, 
     best_first = candidates.groupby("campaign_id", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing)
     assert best_first.all()
     (tmp_path / "a-directory.parquet").mkdir()
+    (tmp_path / "a-folder").mkdir()
     refused = {
         str(tmp_path / "x.parquet"): "cannot be written over the matches file",
         str(tmp_path / "x.rejects.csv"): "cannot be written over the rejects file",
         str(flow / "w" / "creators.parquet"): "cannot be written over the creators file",
         str(tmp_path / "a-directory.parquet"): "is a directory",
+        str(tmp_path / "a-folder"): "is a directory",
         str(tmp_path / "pairs.txt"): "unknown output format",
     }
     for candidates_out, reason in refused.items():
