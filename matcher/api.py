@@ -181,9 +181,10 @@ class Matcher:
 
     def scored_candidates(self, campaigns: Table | pd.DataFrame, chunk_size: int = 256) -> pd.DataFrame:
         """Every candidate pair of valid in-stock campaigns as `match_many` with the same `chunk_size` scores it,
-        before any slate rule: its score, expected outcomes and the evidence its reason is written from. For model
-        review: what a creator who is not on a slate scored, or the slates the same rules build from other scores
-        (`matcher.slate.build_slates`).
+        before any slate rule (pairs under `min_market_share` are left out, as matching leaves them out;
+        `candidate_features` keeps them): its score, expected outcomes and the evidence its reason is written
+        from. For model review: what a creator who is not on a slate scored, or the slates the same rules build
+        from other scores (`matcher.slate.build_slates`).
 
         Raises:
             ValueError: a campaigns DataFrame has an invalid row (the first is named).
