@@ -9,6 +9,7 @@ import gc
 import json
 import pickle
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
-from features.safe_write import atomic_path
+from features.safe_write import OutputRefused, atomic_path
 
 __all__ = [
     "TABLES",
@@ -32,6 +33,7 @@ __all__ = [
     "Reject",
     "Table",
     "atomic_path",
+    "check_rejects_path",
     "read_frame",
     "read_table",
     "rejects_path",
@@ -43,6 +45,11 @@ __all__ = [
 ]
 
 READERS = {suffix: suffix[1:] for suffix in TABLE_SUFFIXES}
+# The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file.
+REJECTS_COLUMNS = ("table", "row", "id", "column", "reason")
+# What a CSV line too wide for the header reads as until it is rejected (see _read_csv): a row of one cell that
+# no exported table holds, the NUL character being no text.
+_BAD_LINE = "\x00creator-match: malformed line\x00"
 # Rows validated at once: their records and row models exist for one block at a time (for a million creators at
 # once they were gigabytes of Python objects); a block's rows are checked exactly as a whole table's.
 VALIDATION_BLOCK = 20_000
@@ -139,9 +146,17 @@ def _unpickled_table(name: str, frame: pd.DataFrame, rejects: list[Reject], vali
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Reads a file into a DataFrame by its extension, without validating it.
 
+    A CSV line with more fields than the header reads as a row of missing values, in its place (`read_table`
+    rejects it, saying so).
+
     Raises:
         InputError: the file is missing, has an unknown extension or cannot be parsed.
     """
+    return _read_file(path)[0]
+
+
+def _read_file(path: str | Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """`read_frame`, and the fields of each CSV line too wide for the header by its row position in the frame."""
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
@@ -150,17 +165,91 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: no such file")
     try:
         if kind == "parquet":
-            return pd.read_parquet(path)
+            return pd.read_parquet(path), {}
         if kind == "jsonl":
-            return _read_jsonl(path)
-        # Everything as text: the row models do the typing, so "007" stays an id and bad numbers are named.
-        # Only an empty cell is missing: pandas' default list would turn brand "None", bio "N/A" and
-        # Namibia's marketplace code "NA" into nothing.
-        return pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8", encoding_errors="replace"
-        )
+            return _read_jsonl(path), {}
+        return _read_csv(path)
+    except InputError:
+        raise
     except Exception as exc:  # the parsers raise many types; the user needs one line
         raise InputError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+# Everything as text: the row models do the typing, so "007" stays an id and bad numbers are named. Only an empty
+# cell is missing: pandas' default list would turn brand "None", bio "N/A" and Namibia's marketplace code "NA"
+# into nothing. Never an index: given a first data line one field wider than the header, pandas would make the
+# first column an index and shift every value one column left.
+_CSV_OPTIONS = {
+    "dtype": str,
+    "keep_default_na": False,
+    "na_values": [""],
+    "encoding": "utf-8",
+    "encoding_errors": "replace",
+    "index_col": False,
+}
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """A CSV file's frame, and the fields of each line with more fields than the header, by row position.
+
+    Read by pandas' C parser, which stops at the first line too wide; only then read again by its Python parser,
+    whose bad-line hook keeps each such line's place as a row of missing values (its `_BAD_LINE` first cell
+    cleared here). The Python parser took several times as long, so a well-formed file never pays for it.
+    """
+    with warnings.catch_warnings():
+        # With index_col=False pandas drops the extra field of a too-wide first data line, warning only.
+        warnings.filterwarnings("error", message="Length of header", category=pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, **_CSV_OPTIONS), {}
+        except (pd.errors.ParserError, pd.errors.ParserWarning):
+            pass
+    # The header as a row of data: it sets the width, so a too-wide first data line reaches the hook as well.
+    names = list(pd.read_csv(path, nrows=0, **_CSV_OPTIONS).columns)  # pandas' names: "a.1" for a second "a"
+    wide: list[list[str]] = []
+
+    def bad_line(fields: list[str]) -> list[str]:
+        wide.append(fields)
+        return [_BAD_LINE]
+
+    frame = pd.read_csv(path, header=None, engine="python", on_bad_lines=bad_line, **_CSV_OPTIONS)
+    frame = frame.iloc[1:].reset_index(drop=True)
+    frame.columns = names
+    marked = np.flatnonzero((frame.iloc[:, 0] == _BAD_LINE).to_numpy()).tolist() if names else []
+    if len(marked) != len(wide):  # a cell holding the marker itself: never trust the positions then
+        raise InputError(f"{path}: cannot read as csv: {len(wide)} lines have more fields than the header")
+    frame.iloc[marked, 0] = np.nan
+    return frame, dict(zip(marked, wide, strict=True))
+
+
+def _wide_line_rejects(wide: dict[int, list[str]], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
+    """A reject per CSV line too wide for the header, by row position, naming its id as far as it can be read."""
+    at = {name: columns.index(name) for name in spec.id_columns if name in columns}
+    rejects = {}
+    for position, fields in wide.items():
+        ids = [fields[at[name]].strip() for name in spec.id_columns if name in at]
+        rejects[position] = Reject(
+            spec.name,
+            position + 1,
+            "/".join(ids) if all(ids) and len(ids) == len(spec.id_columns) else "",
+            "?",
+            f"expected {len(columns)} fields, found {len(fields)}",
+        )
+    return rejects
+
+
+def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:
+    """Refuses a file that lacks a required column: none of its rows could be valid.
+
+    Raises:
+        InputError: naming the file, the table and each required column it lacks.
+    """
+    present = set(columns)
+    missing = [name for name, info in spec.row_model.model_fields.items() if info.is_required() and name not in present]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise InputError(
+            f"{path}: no {', '.join(missing)} column{plural}, required in the {spec.name} table; nothing was read"
+        )
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -496,13 +585,25 @@ def read_table(path: str | Path, table: str) -> Table:
     whole: at a million creators, a frame of every list and map cell as Python objects was over a gigabyte.
     """
     path = Path(path)
+    spec = TABLES[table]
     if READERS.get(path.suffix.lower()) != "parquet" or not path.is_file():
-        return validate_frame(read_frame(path), table)
+        frame, wide = _read_file(path)
+        if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
+            _check_required_columns(path, frame.columns, spec)
+        validated = validate_frame(frame, table)
+        if not wide:
+            return validated
+        # A too-wide line read as a row of missing values: its reject says what was wrong instead of those.
+        lines = _wide_line_rejects(wide, list(frame.columns), spec)
+        rejects = [r for r in validated.rejects if r.row - 1 not in lines] + list(lines.values())
+        rejects.sort(key=lambda r: (r.row, r.column))
+        return Table(table, validated.frame, rejects, _VALIDATED)
     try:
         arrow = pq.read_table(path, use_pandas_metadata=True)  # what pandas.read_parquet reads
     except Exception as exc:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
+    _check_required_columns(path, arrow.column_names, spec)
     with _collector_paused(arrow.num_rows):
         validated = _validate_blocks(
             _arrow_blocks(arrow, TABLES[table]), table, lambda kept, extra: read_frame(path)[extra].iloc[kept]
@@ -645,13 +746,41 @@ def rejects_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}{REJECTS_SUFFIX}")
 
 
-def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
-    """Writes the rejects file beside `out` (atomically) and returns its path."""
+def check_rejects_path(out: str | Path) -> Path:
+    """The rejects file beside `out`, if the tool may write it: absent, or an earlier rejects file of its own.
+
+    Raises:
+        OutputRefused: something else is at that path (a user's file of the same name, a directory).
+    """
     target = rejects_path(out)
+    if not target.exists() and not target.is_symlink():
+        return target
+    if target.is_dir():
+        why = "it is a directory"
+    else:
+        try:
+            with open(target, encoding="utf-8", newline="") as handle:
+                first = handle.readline()
+        except (OSError, UnicodeDecodeError):
+            first = None
+        if first is not None and first.rstrip("\r\n") == ",".join(REJECTS_COLUMNS):
+            return target
+        why = f"it is not a rejects file of creator-match (its first line is not {','.join(REJECTS_COLUMNS)})"
+    raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
+
+
+def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
+    """Writes the rejects file beside `out` (atomically) and returns its path.
+
+    Raises:
+        OutputRefused: a file other than an earlier rejects file of this tool is at that path (it is left as is).
+    """
+    target = check_rejects_path(out)
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["table", "row", "id", "column", "reason"])
+        writer = csv.DictWriter(handle, fieldnames=list(REJECTS_COLUMNS))
         writer.writeheader()
         writer.writerows(asdict(reject) for reject in rejects)
+        check_rejects_path(out)  # a file the user put there while this run worked is not replaced either
     return target
 
 

@@ -15,7 +15,15 @@ from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
 from features.records import SettledPerformance
 from features.safe_write import foreign_entries, output_lock, remove_directory
-from features.tables import InputError, Reject, atomic_path, read_table, rejects_path, write_rejects
+from features.tables import (
+    InputError,
+    Reject,
+    atomic_path,
+    check_rejects_path,
+    read_table,
+    rejects_path,
+    write_rejects,
+)
 from matcher.api import Matcher, MatchSettings
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, CampaignSummary
 from training.registry import load_ranker
@@ -139,6 +147,8 @@ def run_match(
         taken[path.resolve()] = f"the {what}"
     creator_table = read_table(creators, "creators")
     campaign_table = read_table(campaigns, "campaigns")
+    if creator_table.rejects or campaign_table.rejects or (performance is not None and performance.rejects()):
+        check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
     # Held from before the checkpoints are read until the rejects are written: a second run on the same output
     # would otherwise score into, and then delete, the first one's checkpoints.
     embedder = None

@@ -1,0 +1,297 @@
+"""Whole input files and the rejects file: a file missing a required column is refused in one line, a malformed
+CSV line is one reject among valid rows, and a user's own file where the rejects would go is never replaced.
+
+The commands are called through `creator-match`'s own `main` (tests/commands.py) on real files: a file refused
+as a whole stops the run before any model is loaded; the runs that get further use the session's ranker.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.safe_write import OutputRefused
+from features.tables import InputError, Reject, check_rejects_path, read_table, rejects_path, write_rejects
+from tests.commands import run_in_process
+
+CAMPAIGN = {
+    "campaign_id": "c1",
+    "brand": "Lumora",
+    "brief": "A hydrating serum for dry skin; looking for skincare creators.",
+    "category": "beauty",
+    "asins": "B0ABCDEFGH|B012345678",
+    "price": "24.5",
+    "commission_rate": "0.15",
+    "budget": "500",
+    "start_date": "2026-01-01",
+    "end_date": "2026-02-01",
+    "marketplaces": "US|CA",
+}
+CREATOR = {
+    "creator_id": "u1",
+    "handle": "@glow",
+    "creator_type": "social_creator",
+    "platforms": "instagram|tiktok",
+    "interest_tags": "skincare|k-beauty",
+    "followers": "12000",
+}
+NO_MODEL = "models:/no-such-ranker@champion"  # never loaded: each run below stops before the model
+
+
+def write_csv(path, rows: list[dict], header: list[str] | None = None) -> None:
+    header = header or list(rows[0])
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows([row.get(name, "") for name in header] for row in rows)
+
+
+def campaigns_rows(n: int) -> list[dict]:
+    return [CAMPAIGN | {"campaign_id": f"c{i}"} for i in range(1, n + 1)]
+
+
+def creators_rows(n: int) -> list[dict]:
+    return [CREATOR | {"creator_id": f"u{i}"} for i in range(1, n + 1)]
+
+
+def match(tmp_path, campaigns, creators, out) -> tuple[int, list[str]]:
+    done = run_in_process(
+        "match",
+        "--campaigns",
+        str(campaigns),
+        "--creators",
+        str(creators),
+        "--out",
+        str(out),
+        "--model",
+        NO_MODEL,
+        cwd=tmp_path,
+    )
+    return done.returncode, done.stderr.strip().splitlines()
+
+
+# --- 1. a required column absent from the whole file -------------------------------------------------------------
+
+
+def test_match_with_a_campaigns_file_without_a_required_column_is_one_line_exit_2_and_writes_nothing(
+    tmp_path, tracking_uri
+):
+    """No row of a file without `budget` can be valid: the file is refused in one line, not rejected row by row."""
+    campaigns, creators, out = tmp_path / "camps.csv", tmp_path / "creators.csv", tmp_path / "out" / "m.csv"
+    write_csv(campaigns, campaigns_rows(5), header=[name for name in CAMPAIGN if name != "budget"])
+    write_csv(creators, creators_rows(3))
+
+    code, lines = match(tmp_path, campaigns, creators, out)
+
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert str(campaigns) in lines[0] and "budget" in lines[0] and "campaigns" in lines[0]
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_read_table_names_every_required_column_the_file_lacks(tmp_path, fmt):
+    rows = [{k: v for k, v in row.items() if k not in {"followers", "platforms"}} for row in creators_rows(3)]
+    path = tmp_path / f"creators.{fmt}"
+    if fmt == "csv":
+        write_csv(path, rows)
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    with pytest.raises(InputError) as raised:
+        read_table(path, "creators")
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert "platforms" in message and "followers" in message and "creators" in message
+    assert "creator_id" not in message  # present columns are not named
+
+
+def test_a_header_only_csv_without_a_required_column_is_refused_too(tmp_path):
+    path = tmp_path / "camps.csv"
+    path.write_text(",".join(name for name in CAMPAIGN if name != "price") + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="price"):
+        read_table(path, "campaigns")
+
+
+def test_absent_optional_columns_are_accepted_and_empty_required_cells_still_reject_their_row(tmp_path):
+    """`product_type` and `in_stock` have defaults, so a file without them is fine; an empty `budget` cell in a
+    file that has the column is that row's reject, as before."""
+    path = tmp_path / "camps.csv"
+    rows = campaigns_rows(3)
+    rows[1]["budget"] = ""
+    write_csv(path, rows)
+
+    result = read_table(path, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c1", "c3"]
+    assert result.frame["product_type"].tolist() == ["auto", "auto"]
+    assert result.frame["in_stock"].tolist() == [True, True]
+    assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
+        (2, "c2", "budget", "required value is missing")
+    ]
+
+
+# --- 2. a malformed CSV line -------------------------------------------------------------------------------------
+
+
+def test_a_csv_line_with_too_many_fields_is_one_reject_and_the_valid_rows_are_read(tmp_path):
+    """An unquoted comma makes one line too wide: that line is rejected (row counted as every reject's row is,
+    a quoted line break inside a cell not counting), and every other row is read with its own row number."""
+    header = [*CREATOR, "bio", "notes"]
+    lines = [",".join(header)]
+    lines.append("u1,@glow,social_creator,instagram,skincare,10,plain,n1")
+    lines.append('u2,@two,review_site,website,trail running,20,"two\nline bio",n2')
+    lines.append("u3,@Smith, Jones,social_creator,instagram,skincare,30,bio,n3")  # the unquoted comma
+    lines.append("u4,NA,deals_site,website,deals,40,N/A,None")  # words pandas calls missing stay values
+    lines.append("u5,@five,social_creator,instagram,skincare,-5,bio,n5")  # an ordinary bad row
+    path = tmp_path / "creators.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = read_table(path, "creators")
+
+    assert result.frame["creator_id"].tolist() == ["u1", "u2", "u4"]
+    assert result.frame["row"].tolist() == [1, 2, 4]
+    assert result.frame["notes"].tolist() == ["n1", "n2", "None"]  # extra columns stay aligned
+    assert result.frame.loc[2, "handle"] == "NA" and result.frame.loc[2, "bio"] == "N/A"
+    assert result.frame.loc[1, "bio"] == "two\nline bio"
+    assert [(r.table, r.row, r.id, r.column) for r in result.rejects] == [
+        ("creators", 3, "u3", "?"),
+        ("creators", 5, "u5", "followers"),
+    ]
+    assert result.rejects[0].reason == "expected 8 fields, found 9"
+
+
+def test_a_too_wide_first_data_line_is_a_reject_not_an_index(tmp_path):
+    """pandas would take the first column of a file whose first data line is one field too wide for an index,
+    shifting every value one column left; that line is a reject like any other too-wide line."""
+    path = tmp_path / "camps.csv"
+    rows = campaigns_rows(3)
+    write_csv(path, rows)
+    text = path.read_text(encoding="utf-8").splitlines()
+    text[1] = text[1].replace("Lumora", "Lumora, Inc.")
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+    result = read_table(path, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c2", "c3"]
+    assert result.frame["brand"].tolist() == ["Lumora", "Lumora"]
+    assert [(r.row, r.id, r.reason) for r in result.rejects] == [(1, "c1", "expected 11 fields, found 12")]
+
+
+def test_a_line_with_too_few_fields_is_still_read_with_the_rest_missing(tmp_path):
+    """A short line is padded with missing values as before: here only optional columns are missing."""
+    path = tmp_path / "creators.csv"
+    path.write_text(
+        ",".join([*CREATOR, "bio"]) + "\n"
+        "u1,@glow,social_creator,instagram,skincare,10,a bio\n"
+        "u2,@two,social_creator,instagram,skincare,20\n",
+        encoding="utf-8",
+    )
+    result = read_table(path, "creators")
+    assert result.frame["creator_id"].tolist() == ["u1", "u2"] and result.rejects == []
+
+
+# --- 3. a user's file where the rejects file would go --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_match_with_bad_rows_never_replaces_a_users_file_at_the_rejects_path(tmp_path, world_dir, trained, world_index):
+    """A run that has rejects to write refuses before writing anything, in one line naming the path, rather than
+    replace the user's `mine.rejects.csv`; a run without rejects leaves it alone (tests/features/test_safe_write.py)."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0  # a bad row: this run has a rejects file to write
+    path = tmp_path / "camps.parquet"
+    campaigns.to_parquet(path)
+    out = tmp_path / "out" / "mine.csv"
+    out.parent.mkdir()
+    theirs = out.with_name("mine.rejects.csv")
+    theirs.write_text("my,own\n", encoding="utf-8")
+
+    done = run_in_process(
+        "match",
+        "--campaigns",
+        str(path),
+        "--creators",
+        str(world_dir / "creators.parquet"),
+        "--out",
+        str(out),
+        "--index",
+        str(world_index),
+        "--model",
+        trained.model_uri,
+    )
+
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2
+    assert len(lines) == 1 and str(theirs) in lines[0] and "refusing to replace" in lines[0], lines
+    assert theirs.read_text(encoding="utf-8") == "my,own\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine.rejects.csv"], "refused before writing anything"
+
+
+def test_write_rejects_replaces_its_own_earlier_file_but_refuses_anything_else(tmp_path):
+    out = tmp_path / "matches.parquet"
+    first = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
+    second = write_rejects([Reject("creators", 7, "u7", "followers", "must be >= 0")], out)
+    assert first == second == rejects_path(out) == check_rejects_path(out)
+    assert pd.read_csv(second)["id"].tolist() == ["u7"]
+
+    for foreign in ("my,own\n", "", "table,row,id,column,reason,extra\n1,2,3,4,5,6\n"):
+        second.write_text(foreign, encoding="utf-8")
+        with pytest.raises(OutputRefused) as raised:
+            write_rejects([Reject("creators", 7, "u7", "followers", "must be >= 0")], out)
+        with pytest.raises(OutputRefused):
+            check_rejects_path(out)
+        assert str(second) in str(raised.value) and "\n" not in str(raised.value)
+        assert second.read_text(encoding="utf-8") == foreign
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["matches.rejects.csv"]
+
+
+@pytest.mark.slow
+def test_match_rejects_a_malformed_campaigns_line_and_matches_the_rest(tmp_path, world_dir, trained, world_index):
+    """End to end: one unquoted comma costs one campaign, reported like any bad row (exit 2); an earlier rejects
+    file of the tool at the rejects path is replaced."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    for name in ("asins", "marketplaces"):
+        campaigns[name] = campaigns[name].map("|".join)
+    path = tmp_path / "camps.csv"
+    campaigns.to_csv(path, index=False)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad_id = campaigns["campaign_id"].iloc[2]
+    brand = campaigns["brand"].iloc[2]
+    lines[3] = lines[3].replace(f",{brand},", f",{brand}, Inc.,", 1)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out" / "matches.csv"
+    write_rejects([Reject("campaigns", 9, "old", "price", "from an earlier run")], out)
+
+    done = run_in_process(
+        "match",
+        "--campaigns",
+        str(path),
+        "--creators",
+        str(world_dir / "creators.parquet"),
+        "--out",
+        str(out),
+        "--index",
+        str(world_index),
+        "--model",
+        trained.model_uri,
+    )
+
+    assert done.returncode == 2, done.stderr
+    width = len(campaigns.columns)
+    line = f"campaigns row 3 (id {bad_id}): column ?: expected {width} fields, found {width + 1}"
+    assert line in done.stderr.splitlines()
+    rejects = pd.read_csv(rejects_path(out), dtype=str)
+    assert rejects[["table", "row", "id", "column"]].values.tolist() == [["campaigns", "3", bad_id, "?"]]
+    matched = set(pd.read_csv(out)["campaign_id"])
+    assert bad_id not in matched
+    assert len(matched) >= len(campaigns) - 1 - 2  # out-of-stock campaigns may be summarised instead
