@@ -342,7 +342,12 @@ class _Relaxation:
         cost, matrix, upper, self.spans = programme.whole()
         self.n_campaigns = len(programme.plan)
         self.matrix, self.cost = matrix[:, :n], cost[:n]
-        self.highs = highspy.Highs()
+        # highspy's `Highs` wrapper registers its callbacks in its constructor, and HiGHS prints its banner on
+        # standard output at that first call, before any option can be set. The binding it wraps (exported by
+        # highspy as `_Highs`) takes the option first; the wrapper adds only callbacks and Ctrl-C handling,
+        # neither of which is used here, and `run` is the binding's own. A highspy without it gets the wrapper (and
+        # the banner; tests/matcher/test_slate.py notices).
+        self.highs = getattr(highspy, "_Highs", highspy.Highs)()
         self.highs.setOptionValue("output_flag", False)
         # As linprog's "highs-ds": dual simplex, here for the first solve; later ones go on from its basis.
         self.highs.setOptionValue("simplex_strategy", 1)

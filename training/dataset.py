@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
 from features.attribution import attribute
-from features.contract import SETTLEMENT_DAYS, TABLE_SUFFIXES
+from features.contract import SETTLEMENT_DAYS
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import CategoryPriors, creator_history, settled_rows
 from features.pairwise import pair_features
@@ -28,6 +28,7 @@ from features.records import (
     marketplace_history_as_of,
 )
 from features.similarity import TagSpace, semantic_features
+from features.table_files import find_table
 from features.tables import InputError, Reject, read_table, validate_performance_links
 from training.ranker import OUTCOMES, CreatorRanker
 
@@ -65,30 +66,20 @@ class TrainingData:
     window: tuple[str, str]
 
 
-def _find(data_dir: Path, name: str, required: bool) -> Path | None:
-    for suffix in TABLE_SUFFIXES:
-        path = data_dir / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    if required:
-        raise InputError(f"{data_dir}: no {name}{', {name}'.join(TABLE_SUFFIXES[:-1])} or {name}{TABLE_SUFFIXES[-1]}")
-    return None
-
-
 def read_training_tables(data_dir: str | Path) -> TrainingTables:
     """Reads creators, campaigns, performance (and touches, purchases when present) from a directory."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: no such directory")
-    creators = read_table(_find(data_dir, "creators", True), "creators")
-    campaigns = read_table(_find(data_dir, "campaigns", True), "campaigns")
+    creators = read_table(find_table(data_dir, "creators"), "creators")
+    campaigns = read_table(find_table(data_dir, "campaigns"), "campaigns")
     performance = validate_performance_links(
-        read_table(_find(data_dir, "performance", True), "performance"), campaigns.frame, creators.frame
+        read_table(find_table(data_dir, "performance"), "performance"), campaigns.frame, creators.frame
     )
     rejects = [*creators.rejects, *campaigns.rejects, *performance.rejects]
     events = {}
     for name in ("touches", "purchases"):
-        path = _find(data_dir, name, False)
+        path = find_table(data_dir, name, required=False)
         if path is not None:
             table = read_table(path, name)
             rejects += table.rejects

@@ -73,8 +73,8 @@ def parse_date(text: str) -> dt.date:
 
 def settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
     """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
-    from features.contract import TABLE_SUFFIXES
     from features.records import SettledPerformance
+    from features.table_files import find_table
     from features.tables import read_table
 
     if performance is None:
@@ -82,8 +82,7 @@ def settled_performance(performance: Path | None, past_campaigns: Path | None, a
             raise UserError("--past-campaigns and --as-of need --performance")
         return None
     if past_campaigns is None:
-        beside = [performance.with_name(f"campaigns{suffix}") for suffix in TABLE_SUFFIXES]
-        past_campaigns = next((path for path in beside if path.is_file()), None)
+        past_campaigns = find_table(performance.parent, "campaigns", required=False)
         if past_campaigns is None:
             raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
     return SettledPerformance(

@@ -45,10 +45,13 @@ def flow_inputs(flow) -> list[str]:
     ]
 
 
-def test_match_writes_the_contract_table(flow):
+def test_match_writes_the_contract_table(flow, capfd):
     out = flow / "out" / "matches.parquet"
+    capfd.readouterr()  # from here on: what the match writes at the file descriptors, the solver's C++ included
     done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(flow / "idx"))
     assert done.returncode == 0, done.stderr
+    beneath = capfd.readouterr()
+    assert "HiGHS" not in done.stdout + beneath.out + beneath.err, "the solver's banner reached the console"
     matches = pd.read_parquet(out)
     assert list(matches.columns) == MATCH_COLUMNS
     assert matches["campaign_id"].nunique() >= 0.9 * len(pd.read_parquet(flow / "w" / "new_campaigns.parquet"))
@@ -178,6 +181,38 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(flow, tmp_path, args,
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "m.parquet").exists()
+
+
+def test_a_table_in_two_formats_is_refused_in_one_line_naming_both(flow, tmp_path):
+    """An updated CSV dropped beside the old Parquet of the same table: `train` (its data directory) and `match`
+    (the campaigns beside --performance) refuse, exit 2, in one line naming both files; neither picks one."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("creators", "campaigns", "performance"):
+        shutil.copy(flow / "w" / f"{name}.parquet", data)
+    pd.read_parquet(data / "creators.parquet").to_csv(data / "creators.csv", index=False)
+    pd.read_parquet(data / "campaigns.parquet").to_csv(data / "campaigns.csv", index=False)
+
+    done = run("train", "--data", str(data), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"creator-match: {data}: both creators.parquet and creators.csv; keep one of them"
+    ]
+
+    out = tmp_path / "m.parquet"
+    done = run("match", *flow_inputs(flow), "--out", str(out), "--performance", str(data / "performance.parquet"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"creator-match: {data}: both campaigns.parquet and campaigns.csv; keep one of them"
+    ]
+    assert not out.exists()
+    assert sorted(path.name for path in data.iterdir()) == [
+        "campaigns.csv",
+        "campaigns.parquet",
+        "creators.csv",
+        "creators.parquet",
+        "performance.parquet",
+    ]
 
 
 def test_unresolvable_model_and_mismatched_index_are_refused(flow, tmp_path):

@@ -175,6 +175,18 @@ def test_exact_assignment_beats_greedy_where_best_first_is_short_sighted():
     assert total(greedy) == 11.0
 
 
+def test_exact_assignment_writes_nothing_to_the_console(capfd):
+    """The solver's banner and log stay off standard output and error (captured at the file descriptors, where
+    the solver's C++ writes): a scheduler's log and a piped output hold the command's lines only."""
+    rows = [("A", 0, 10.0, "d"), ("B", 0, 9.0, "d"), ("A", 1, 8.0, "d"), ("B", 1, 1.0, "d")]
+
+    exact, _ = build_slates(candidates(rows, kind="standard"), one_each(), distinct_vectors(2))
+
+    assert total(exact) == 17.0
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
 def test_exact_assignment_spreads_a_shared_star_over_three_campaigns_by_hand():
     """Two stars with capacity 2 over three campaigns of two places: the optimum gives up the star least missed.
 

@@ -41,6 +41,32 @@ def test_only_settled_campaigns_give_labels(world_dir, embedder):
     ).all()
 
 
+def test_a_table_in_two_formats_is_refused_naming_both_files(world_dir, tmp_path):
+    """An updated creators.csv dropped beside the old creators.parquet: which one is meant is the user's to say, so
+    neither is read; the refusal names both files, and both are left as they were."""
+    from features.tables import InputError
+
+    for name in ("creators", "campaigns", "performance"):
+        (tmp_path / f"{name}.parquet").write_bytes((world_dir / f"{name}.parquet").read_bytes())
+    pd.read_parquet(tmp_path / "creators.parquet").to_csv(tmp_path / "creators.csv", index=False)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    with pytest.raises(InputError) as refused:
+        read_training_tables(tmp_path)
+
+    assert str(refused.value) == f"{tmp_path}: both creators.parquet and creators.csv; keep one of them"
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_a_missing_table_is_named_in_every_format(tmp_path):
+    from features.tables import InputError
+
+    with pytest.raises(InputError) as refused:
+        read_training_tables(tmp_path)
+
+    assert str(refused.value) == f"{tmp_path}: no creators.parquet, creators.csv or creators.jsonl"
+
+
 @pytest.fixture(scope="module")
 def training_data(world_dir, embedder):
     """The world's training pairs as of today, built once for the tests that only read them."""
