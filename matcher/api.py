@@ -122,6 +122,7 @@ class Matcher:
                 self.eligibility,
                 self.settings.candidates,
                 self.settings.proven_candidates,
+                self.settings.min_market_share,
             ),
             violations=self.settings.violations,
             min_market_share=self.settings.min_market_share,

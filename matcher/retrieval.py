@@ -14,7 +14,7 @@ from features.pairwise import record_lifts
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility
 
-__all__ = ["TOPICAL_BLOCK", "TOPICAL_CACHE_VALUES", "Retrieval", "proven_value"]
+__all__ = ["ALLOWED_CACHE_SETS", "TOPICAL_BLOCK", "TOPICAL_CACHE_VALUES", "Retrieval", "proven_value"]
 
 # Most values of the per-category tables Retrieval keeps (float64): 16 categories of 200,000 creators. Beyond it
 # a category's table is computed for its proven channel and dropped: at a million creators the 16 tables were
@@ -23,6 +23,8 @@ TOPICAL_CACHE_VALUES = 16 * 200_000 * len(AFFINITY_FEATURES)
 # Creators whose affinities are computed at once (each row's are its own): the (tag, category) keys and looked-up
 # values of a whole million-creator table were a transient of most of a gigabyte.
 TOPICAL_BLOCK = 100_000
+# Sets of marketplaces whose search masks are kept (one boolean per indexed creator each: 1 MB at a million).
+ALLOWED_CACHE_SETS = 64
 
 
 def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.DataFrame) -> np.ndarray:
@@ -56,6 +58,9 @@ class Retrieval:
         eligibility: who may be proposed.
         semantic_k: creators taken from the index per campaign by embedding similarity.
         proven_k: creators added per campaign for their proven value in its category.
+        min_market_share: least audience share in a campaign's marketplaces for the similarity channel's search;
+            creators who state no split pass. Scoring applies the same rule to every candidate; applied inside the
+            search too, a campaign in a marketplace few creators reach still gets `semantic_k` who may be proposed.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class Retrieval:
         eligibility: Eligibility,
         semantic_k: int,
         proven_k: int,
+        min_market_share: float = 0.0,
     ) -> None:
         self.creators = creators
         self.history = history
@@ -75,6 +81,8 @@ class Retrieval:
         self.eligibility = eligibility
         self.semantic_k = semantic_k
         self.proven_k = proven_k
+        self.min_market_share = min_market_share
+        self._allowed: dict[tuple[str, ...], np.ndarray] = {}
         self._proven: dict[str, np.ndarray] = {}
         self._topical: dict[str, np.ndarray] = {}
 
@@ -142,9 +150,52 @@ class Retrieval:
             values[pairs] = frame[AFFINITY_FEATURES].to_numpy(float)
         return pd.DataFrame(values, columns=AFFINITY_FEATURES)
 
+    @cached_property
+    def audience(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """Each creator's stated audience share per marketplace: (column of each code, shares, whether stated)."""
+        audiences = self.creators["audience_marketplaces"].to_numpy(object)
+        stated = np.array([isinstance(a, dict) and bool(a) for a in audiences], dtype=bool)
+        column = {code: j for j, code in enumerate(sorted({c for a in audiences[stated] for c in a}))}
+        shares = np.zeros((len(audiences), len(column)), dtype=np.float64)
+        for i in np.flatnonzero(stated):
+            for code, share in audiences[i].items():
+                shares[i, column[code]] = share
+        return column, shares, stated
+
+    def reaching(self, marketplaces: Iterable[str]) -> np.ndarray:
+        """Per creator-table row, whether the creator's audience in these marketplaces is not under
+        `min_market_share` (a creator who states no split passes, as in scoring)."""
+        column, shares, stated = self.audience
+        columns = [column[code] for code in marketplaces if code in column]
+        return ~stated | (shares[:, columns].sum(axis=1) >= self.min_market_share)
+
+    def _similar(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> np.ndarray:
+        """Index positions of each campaign's `semantic_k` most similar creators who may be proposed there."""
+        if self.min_market_share <= 0:
+            return self.index.search(vectors, self.semantic_k, self.eligibility.in_index)[1]
+        # One search per set of marketplaces, with that set's audience rule in the search's mask.
+        keys = [tuple(sorted(markets)) for markets in campaigns["marketplaces"]]
+        positions = np.full((len(keys), max(1, min(self.semantic_k, len(self.index)))), -1, dtype=np.int64)
+        for key in sorted(set(keys)):
+            rows = np.array([k for k, other in enumerate(keys) if other == key])
+            positions[rows] = self.index.search(vectors[rows], self.semantic_k, self._allowed_in(key))[1]
+        return positions
+
+    def _allowed_in(self, marketplaces: tuple[str, ...]) -> np.ndarray:
+        """Per index row, whether the creator may be proposed in these marketplaces (kept per run: a batch's
+        chunks meet the same few sets of marketplaces again and again)."""
+        if marketplaces not in self._allowed:
+            if len(self._allowed) >= ALLOWED_CACHE_SETS:
+                self._allowed.pop(next(iter(self._allowed)))
+            in_index, row_of = self.eligibility.in_index, self.eligibility.row_of
+            allowed = in_index.copy()
+            allowed[in_index] = self.reaching(marketplaces)[row_of[in_index]]
+            self._allowed[marketplaces] = allowed
+        return self._allowed[marketplaces]
+
     def candidates(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(campaign row, creator table row) pairs: the semantic top-k from FAISS united with proven creators."""
-        _, positions = self.index.search(vectors, self.semantic_k, self.eligibility.in_index)
+        positions = self._similar(campaigns, vectors)
         campaign_rows, creator_rows = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for k, category in enumerate(campaigns["category"]):
             found = positions[k][positions[k] >= 0]

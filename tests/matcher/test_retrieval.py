@@ -136,3 +136,30 @@ def test_scores_are_the_same_whether_per_category_tables_are_kept_or_pairs_compu
     pd.testing.assert_frame_equal(computed.match_many(chunk).matches, matches, check_exact=True)
     assert len(matches)
     assert kept.scorer.retrieval._topical and not computed.scorer.retrieval._topical
+
+
+def test_a_campaign_where_few_audiences_are_still_gets_its_similar_creators(creators, chunk, ranker, embedder):
+    """The audience rule is in the similarity channel's search: a campaign run only where few creators' audiences
+    are gets `candidates` creators who all pass it, not the nearest `candidates` less those who fail it."""
+    index = CandidateIndex.build(creator_vectors(embedder, creators.frame), creators.frame["creator_id"], embedder.model)
+    no_proven = MatchSettings(candidates=SMALL.candidates, proven_candidates=0)
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=no_proven)
+    audiences = creators.frame["audience_marketplaces"]
+    stated = audiences.map(lambda a: isinstance(a, dict) and bool(a)).to_numpy()
+    shares = {code: audiences[stated].map(lambda a, code=code: a.get(code, 0.0)) for code in ("DE", "JP", "AU")}
+    rare = min(shares, key=lambda code: (shares[code] >= 0.05).mean())
+    remote = chunk.assign(marketplaces=[[rare]] * len(chunk))
+    vectors = campaign_vectors(embedder, remote)
+    passing = matcher.scorer.retrieval.reaching([rare]) & matcher.eligibility.in_table
+    assert passing.sum() < len(passing) / 2, "most creators' audiences are elsewhere"
+
+    found = candidates_of(matcher, remote, vectors)
+
+    similarity = vectors @ creator_vectors(embedder, creators.frame).T
+    for k in range(len(remote)):
+        assert len(found[k]) == SMALL.candidates
+        assert all(passing[row] for row in found[k])
+        best_passing = np.argsort(-np.where(passing, similarity[k], -np.inf))[: SMALL.candidates]
+        assert found[k] == set(best_passing.tolist()), "the closest creators who pass, not fewer"
+    scored = matcher.scored_candidates(remote)
+    assert scored.groupby("campaign_id").size().min() == SMALL.candidates
