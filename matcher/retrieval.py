@@ -24,7 +24,7 @@ TOPICAL_CACHE_VALUES = 16 * 200_000 * len(AFFINITY_FEATURES)
 # values of a whole million-creator table were a transient of most of a gigabyte.
 TOPICAL_BLOCK = 100_000
 # Sets of marketplaces whose search masks are kept (one boolean per indexed creator each: 1 MB at a million).
-ALLOWED_CACHE_SETS = 64
+ALLOWED_CACHE_SETS = 16
 
 
 def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.DataFrame) -> np.ndarray:
@@ -166,8 +166,11 @@ class Retrieval:
         """Per creator-table row, whether the creator's audience in these marketplaces is not under
         `min_market_share` (a creator who states no split passes, as in scoring)."""
         column, shares, stated = self.audience
-        columns = [column[code] for code in marketplaces if code in column]
-        return ~stated | (shares[:, columns].sum(axis=1) >= self.min_market_share)
+        share = np.zeros(len(stated))
+        for code in marketplaces:  # a column at a time: a million creators' rows of several columns are a copy
+            if code in column:
+                share += shares[:, column[code]]
+        return ~stated | (share >= self.min_market_share)
 
     def _similar(self, campaigns: pd.DataFrame, vectors: np.ndarray) -> np.ndarray:
         """Index positions of each campaign's `semantic_k` most similar creators who may be proposed there."""
