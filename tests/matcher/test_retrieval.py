@@ -141,7 +141,8 @@ def test_scores_are_the_same_whether_per_category_tables_are_kept_or_pairs_compu
 def test_a_campaign_where_few_audiences_are_still_gets_its_similar_creators(creators, chunk, ranker, embedder):
     """The audience rule is in the similarity channel's search: a campaign run only where few creators' audiences
     are gets `candidates` creators who all pass it, not the nearest `candidates` less those who fail it."""
-    index = CandidateIndex.build(creator_vectors(embedder, creators.frame), creators.frame["creator_id"], embedder.model)
+    vectors_of_creators = creator_vectors(embedder, creators.frame)
+    index = CandidateIndex.build(vectors_of_creators, creators.frame["creator_id"], embedder.model)
     no_proven = MatchSettings(candidates=SMALL.candidates, proven_candidates=0)
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=no_proven)
     audiences = creators.frame["audience_marketplaces"]
@@ -155,7 +156,7 @@ def test_a_campaign_where_few_audiences_are_still_gets_its_similar_creators(crea
 
     found = candidates_of(matcher, remote, vectors)
 
-    similarity = vectors @ creator_vectors(embedder, creators.frame).T
+    similarity = vectors @ vectors_of_creators.T
     for k in range(len(remote)):
         assert len(found[k]) == SMALL.candidates
         assert all(passing[row] for row in found[k])
