@@ -11,7 +11,7 @@ import pickle
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "Table",
     "atomic_path",
     "check_rejects_path",
+    "is_rejects_file",
     "read_frame",
     "read_table",
     "rejects_path",
@@ -45,8 +46,6 @@ __all__ = [
 ]
 
 READERS = {suffix: suffix[1:] for suffix in TABLE_SUFFIXES}
-# The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file.
-REJECTS_COLUMNS = ("table", "row", "id", "column", "reason")
 # What a CSV line too wide for the header reads as until it is rejected (see _read_csv): a row of one cell that
 # no exported table holds, the NUL character being no text.
 _BAD_LINE = "\x00creator-match: malformed line\x00"
@@ -71,6 +70,10 @@ class Reject:
 
     def line(self) -> str:
         return f"{self.table} row {self.row} (id {_printable(self.id) or '?'}): column {self.column}: {self.reason}"
+
+
+# The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file.
+REJECTS_COLUMNS = tuple(f.name for f in fields(Reject))
 
 
 def _printable(text: str) -> str:
@@ -207,8 +210,8 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     names = list(pd.read_csv(path, nrows=0, **_CSV_OPTIONS).columns)  # pandas' names: "a.1" for a second "a"
     wide: list[list[str]] = []
 
-    def bad_line(fields: list[str]) -> list[str]:
-        wide.append(fields)
+    def bad_line(cells: list[str]) -> list[str]:
+        wide.append(cells)
         return [_BAD_LINE]
 
     frame = pd.read_csv(path, header=None, engine="python", on_bad_lines=bad_line, **_CSV_OPTIONS)
@@ -225,14 +228,14 @@ def _wide_line_rejects(wide: dict[int, list[str]], columns: list[str], spec: Tab
     """A reject per CSV line too wide for the header, by row position, naming its id as far as it can be read."""
     at = {name: columns.index(name) for name in spec.id_columns if name in columns}
     rejects = {}
-    for position, fields in wide.items():
-        ids = [fields[at[name]].strip() for name in spec.id_columns if name in at]
+    for position, cells in wide.items():
+        ids = [cells[at[name]].strip() for name in spec.id_columns if name in at]
         rejects[position] = Reject(
             spec.name,
             position + 1,
             "/".join(ids) if all(ids) and len(ids) == len(spec.id_columns) else "",
             "?",
-            f"expected {len(columns)} fields, found {len(fields)}",
+            f"expected {len(columns)} fields, found {len(cells)}",
         )
     return rejects
 
@@ -746,6 +749,15 @@ def rejects_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}{REJECTS_SUFFIX}")
 
 
+def is_rejects_file(path: Path) -> bool:
+    """Whether `path` is a rejects file this project wrote (its header row), not a user's file of the same name."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.readline().rstrip("\r\n") == ",".join(REJECTS_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def check_rejects_path(out: str | Path) -> Path:
     """The rejects file beside `out`, if the tool may write it: absent, or an earlier rejects file of its own.
 
@@ -757,14 +769,9 @@ def check_rejects_path(out: str | Path) -> Path:
         return target
     if target.is_dir():
         why = "it is a directory"
+    elif is_rejects_file(target):
+        return target
     else:
-        try:
-            with open(target, encoding="utf-8", newline="") as handle:
-                first = handle.readline()
-        except (OSError, UnicodeDecodeError):
-            first = None
-        if first is not None and first.rstrip("\r\n") == ",".join(REJECTS_COLUMNS):
-            return target
         why = f"it is not a rejects file of creator-match (its first line is not {','.join(REJECTS_COLUMNS)})"
     raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import ExitStack
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,7 @@ from features.tables import (
     Reject,
     atomic_path,
     check_rejects_path,
+    is_rejects_file,
     read_table,
     rejects_path,
     write_rejects,
@@ -70,15 +71,6 @@ def checkpoint_directories(out: str | Path) -> list[Path]:
 def _why_not_checkpoints(directory: Path) -> str | None:
     foreign = foreign_entries(directory, ["*.parquet"])  # the chunks Matcher.match_many commits
     return f"it holds {', '.join(foreign)}, which no checkpoint does" if foreign else None
-
-
-def _is_rejects_file(path: Path) -> bool:
-    """Whether `path` is a rejects file this project wrote (its header), not a user's file of the same name."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.readline().rstrip("\r\n") == ",".join(f.name for f in fields(Reject))
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _fingerprint(campaigns: str | Path, creators: str | Path, matcher: Matcher, chunk_size: int) -> str:
@@ -179,7 +171,7 @@ def run_match(
         stale = rejects_path(out)
         if rejects:
             write_rejects(rejects, out)
-        elif _is_rejects_file(stale):
+        elif is_rejects_file(stale):
             stale.unlink()  # a rerun on clean input must not leave an old rejects file beside fresh matches
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -200,6 +201,23 @@ def test_a_line_with_too_few_fields_is_still_read_with_the_rest_missing(tmp_path
     assert result.frame["creator_id"].tolist() == ["u1", "u2"] and result.rejects == []
 
 
+def match_in_process(campaigns: Path, out: Path, world_dir: Path, world_index: Path, trained):
+    """`creator-match match` of `campaigns` on the session's world, index and ranker, writing `out`."""
+    return run_in_process(
+        "match",
+        "--campaigns",
+        str(campaigns),
+        "--creators",
+        str(world_dir / "creators.parquet"),
+        "--out",
+        str(out),
+        "--index",
+        str(world_index),
+        "--model",
+        trained.model_uri,
+    )
+
+
 # --- 3. a user's file where the rejects file would go --------------------------------------------------------------
 
 
@@ -216,19 +234,7 @@ def test_match_with_bad_rows_never_replaces_a_users_file_at_the_rejects_path(tmp
     theirs = out.with_name("mine.rejects.csv")
     theirs.write_text("my,own\n", encoding="utf-8")
 
-    done = run_in_process(
-        "match",
-        "--campaigns",
-        str(path),
-        "--creators",
-        str(world_dir / "creators.parquet"),
-        "--out",
-        str(out),
-        "--index",
-        str(world_index),
-        "--model",
-        trained.model_uri,
-    )
+    done = match_in_process(path, out, world_dir, world_index, trained)
 
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2
@@ -272,19 +278,7 @@ def test_match_rejects_a_malformed_campaigns_line_and_matches_the_rest(tmp_path,
     out = tmp_path / "out" / "matches.csv"
     write_rejects([Reject("campaigns", 9, "old", "price", "from an earlier run")], out)
 
-    done = run_in_process(
-        "match",
-        "--campaigns",
-        str(path),
-        "--creators",
-        str(world_dir / "creators.parquet"),
-        "--out",
-        str(out),
-        "--index",
-        str(world_index),
-        "--model",
-        trained.model_uri,
-    )
+    done = match_in_process(path, out, world_dir, world_index, trained)
 
     assert done.returncode == 2, done.stderr
     width = len(campaigns.columns)
