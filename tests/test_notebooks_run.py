@@ -11,7 +11,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def run(name: str, cwd: Path) -> list[str]:
+def run(name: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # The notebooks work in a fresh temp folder, which a reader keeps to look at; a test run's belongs in its own.
+    monkeypatch.setenv("TMPDIR", str(cwd))
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return [
@@ -23,16 +25,17 @@ def run(name: str, cwd: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_walkthrough_matches_and_measures(tmp_path):
-    text = "\n".join(run("01_walkthrough.ipynb", tmp_path))
+def test_walkthrough_matches_and_measures(tmp_path, monkeypatch):
+    text = "\n".join(run("01_walkthrough.ipynb", tmp_path, monkeypatch))
     assert "registered version 1, champion: True" in text
     share = float(text.split("oracle share ")[1].split()[0])
     assert 0 < share <= 1
+    assert list(tmp_path.glob("creator-matcher-*/world")), "the notebook's files belong in the test's own folder"
 
 
 @pytest.mark.slow
-def test_model_review_ends_with_a_decision(tmp_path):
-    text = "\n".join(run("02_model_review.ipynb", tmp_path))
+def test_model_review_ends_with_a_decision(tmp_path, monkeypatch):
+    text = "\n".join(run("02_model_review.ipynb", tmp_path, monkeypatch))
     assert "champion: version 1; candidate: version 2" in text
     assert "review/calibration.png" in text
     assert "decision: " in text
