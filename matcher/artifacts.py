@@ -1,4 +1,5 @@
-"""The artifacts a match run combines (ranker, embedding model, candidate index) and the checks that they agree."""
+"""The artifacts a match run combines (ranker, embedding model, candidate index) and the checks that they agree;
+and the stores the ranker is read from, which must exist before MLflow opens them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,107 @@ from pathlib import Path
 import pandas as pd
 
 from features.embeddings import Embedder, creator_vectors
+from features.environment import TRACKING_URI_ENV
 from features.pairwise import FEATURES
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
-from training.registry import LoadedRanker
+from training.registry import LoadedRanker, ModelNotFound, load_ranker
 
-__all__ = ["check_features", "embedder_for", "index_for"]
+__all__ = [
+    "check_features",
+    "check_model_stores",
+    "embedder_for",
+    "index_for",
+    "load_for_matching",
+    "missing_store",
+    "missing_store_reason",
+]
+
+
+def missing_store(uri: str) -> Path | None:
+    """The file a SQLite tracking or registry URI names, when there is no such file yet; else None (the file
+    exists, or the store is not a SQLite file: a server, an in-memory database).
+
+    MLflow creates the SQLite file of a store it opens, tables and all: a command that only reads a registry
+    asks this first, so that a mistyped path or the wrong working directory does not leave an empty one behind.
+    """
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(uri)
+    except Exception:  # not a database URL (e.g. `databricks`): not a SQLite file
+        return None
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if url.query.get("uri") == "true" and database.startswith("file:"):  # sqlite:///file:path?uri=true
+        database = urlsplit(database).path
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    path = Path(database)
+    return None if path.exists() else path.absolute()
+
+
+def missing_store_reason(path: Path, uri: str) -> str:
+    """Says, in one line, that no registry exists at `path` and how to get one."""
+    return (
+        f"no registry exists at {path} ({uri}): `creator-match train` creates it, "
+        f"or ${TRACKING_URI_ENV} names one that exists"
+    )
+
+
+def check_model_stores(model: str) -> None:
+    """Refuses a model URI whose registry or tracking store is a SQLite file that does not exist, before MLflow
+    opens (and so creates) it: `models:/` reads both, `runs:/` the tracking store, a model directory neither.
+
+    Raises:
+        ModelNotFound: naming the path, in one line.
+    """
+    import mlflow
+
+    if model.startswith("models:/"):
+        stores = [mlflow.get_registry_uri(), mlflow.get_tracking_uri()]
+    elif model.startswith("runs:/"):
+        stores = [mlflow.get_tracking_uri()]
+    else:
+        return
+    for uri in dict.fromkeys(stores):
+        path = missing_store(uri)
+        if path is not None:
+            raise ModelNotFound(
+                f"model {model!r} cannot be loaded: {missing_store_reason(path, uri)}, or --model a model directory"
+            )
+
+
+def load_for_matching(model: str | LoadedRanker, performance: object | None = None) -> LoadedRanker:
+    """The ranker a match scores with, loaded without creating a store that does not exist.
+
+    Args:
+        model: a model URI or model directory (`training.registry.load_ranker`), or a ranker already loaded.
+        performance: the latest performance the match scores creators on, if any; without it, the creators'
+            records are read from the ranker's training run, in the tracking store, which must then exist.
+
+    Raises:
+        ModelNotFound: the model cannot be loaded, or a store it needs is a SQLite file that does not exist.
+    """
+    import mlflow
+
+    if isinstance(model, LoadedRanker):
+        ranker = model
+    else:
+        check_model_stores(model)
+        ranker = load_ranker(model)
+    if performance is None and getattr(ranker.model, "embedded_records", None) is None and ranker.run_id:
+        uri = mlflow.get_tracking_uri()
+        path = missing_store(uri)
+        if path is not None:
+            raise ModelNotFound(
+                f"model {ranker.uri!r}: the creators' records of its training run ({ranker.run_id}) are in its "
+                f"tracking store, and none exists at {path} ({uri}): give --performance, or "
+                f"${TRACKING_URI_ENV} the store it was trained in"
+            )
+    return ranker
 
 
 def check_features(ranker: LoadedRanker) -> None:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
 from features.records import SettledPerformance
-from features.safe_write import foreign_entries, output_lock, remove_directory
+from features.safe_write import foreign_entries, lock_path, output_lock, remove_directory
 from features.tables import (
     InputError,
     Reject,
@@ -26,8 +26,9 @@ from features.tables import (
     write_rejects,
 )
 from matcher.api import Matcher, MatchSettings
+from matcher.artifacts import load_for_matching
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, CampaignSummary
-from training.registry import load_ranker
+from training.registry import LoadedRanker
 
 __all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
 
@@ -90,7 +91,7 @@ def run_match(
     campaigns: str | Path,
     creators: str | Path,
     out: str | Path,
-    model: str,
+    model: str | LoadedRanker,
     index: str | Path | None,
     settings: MatchSettings | None = None,
     chunk_size: int = 256,
@@ -115,9 +116,15 @@ def run_match(
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
+    A refused run leaves the file system as it was: the inputs, the model and the index are all read before
+    the outputs' missing folders and lock files are made, and a SQLite model store that does not exist is
+    refused rather than created (`matcher.artifacts.load_for_matching`).
+
     Raises:
         InputError: a file is missing or unreadable, an output's format is unknown, or an output would be written
             over an input, the rejects file, the other output or a directory (nothing is written).
+        ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
+        ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: another process is writing `out` or `candidates_out` (nothing is written).
     """
     out = Path(out)
@@ -137,22 +144,34 @@ def run_match(
         if clash := taken.get(path.resolve()):
             raise InputError(f"{path}: the {what} cannot be written over {clash} file")
         taken[path.resolve()] = f"the {what}"
-    creator_table = read_table(creators, "creators")
-    campaign_table = read_table(campaigns, "campaigns")
-    if creator_table.rejects or campaign_table.rejects or (performance is not None and performance.rejects()):
-        check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
-    # Held from before the checkpoints are read until the rejects are written: a second run on the same output
-    # would otherwise score into, and then delete, the first one's checkpoints.
-    embedder = None
-    if embedding_backend is not None:
-        model = load_ranker(model)
-        embedder = Embedder(model.model.embedding_model, backend=embedding_backend)
     with ExitStack() as locks:
+        # An output another run is writing is refused at once, before any work: its lock file exists then. One
+        # that does not is made below, once the run goes ahead, so a refused run leaves no lock file (nor the
+        # folders it would sit in) behind.
+        for path, _ in outputs:
+            if lock_path(path).exists():
+                locks.enter_context(output_lock(path))
+        creator_table = read_table(creators, "creators")
+        campaign_table = read_table(campaigns, "campaigns")
+        if creator_table.rejects or campaign_table.rejects or (performance is not None and performance.rejects()):
+            check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
+        if engine == "ray":
+            from matcher.ray_engine import import_ray
+
+            import_ray()  # RayUnavailable without Ray, before anything is written
+        # Everything that can refuse the run (the model, its stores, the index) is loaded before the first output
+        # folder or lock file is made.
+        ranker = load_for_matching(model, performance)
+        embedder = None
+        if embedding_backend is not None:  # asserted: Matcher refuses one the ranker was not trained on
+            embedder = Embedder(ranker.model.embedding_model, backend=embedding_backend)
+        matcher = Matcher(
+            creator_table, model=ranker, index=index, settings=settings, embedder=embedder, performance=performance
+        )
+        # Held from before the checkpoints are read until the rejects are written: a second run on the same output
+        # would otherwise score into, and then delete, the first one's checkpoints. Missing folders are made here.
         for path, _ in outputs:
             locks.enter_context(output_lock(path))
-        matcher = Matcher(
-            creator_table, model=model, index=index, settings=settings, embedder=embedder, performance=performance
-        )
         checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
         result = matcher.match_many(
             campaign_table,

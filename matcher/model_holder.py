@@ -128,12 +128,13 @@ class ModelHolder:
     def _run(self, on_failure) -> None:
         from features.embeddings import Embedder
         from features.tables import read_table
-        from training.registry import load_ranker
+        from matcher.artifacts import load_for_matching
 
         try:
             if not isinstance(self.creators, Table):
                 self.creators = read_table(self.creators, "creators")
-            ranker = load_ranker(self.config.model)
+            # A model store that is a SQLite file not there yet is a failure to load, not an empty store to create.
+            ranker = load_for_matching(self.config.model, self.config.performance)
             embedder = Embedder(  # the one the ranker was trained with, as Matcher would make it
                 ranker.model.embedding_model, backend=ranker.model.embedding_backend, threads=self.config.encode_threads
             )
@@ -161,10 +162,12 @@ class ModelHolder:
 
     def refresh(self) -> bool:
         """Serves the version the alias points at now, if it moved; True when a new version went into service."""
+        from matcher.artifacts import check_model_stores
         from training.registry import load_ranker, resolve_version
 
         current = self.matcher
         try:
+            check_model_stores(self.config.model)  # a registry removed since: not recreated, empty, by polling it
             target = resolve_version(self.config.model)
         except Exception as exc:  # the registry may be briefly unreachable: keep serving, ask again next time
             log.warning("cannot resolve %s: %s", self.config.model, exc)

@@ -27,7 +27,7 @@ from features.environment import RAY_ADDRESS_ENV
 if TYPE_CHECKING:
     from matcher.scoring import Scorer
 
-__all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "ray_session", "score_on_ray"]
+__all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "import_ray", "ray_session", "score_on_ray"]
 
 # Fractional CPUs: on a small machine, actors holding whole CPUs leave none for Ray Data's own tasks.
 ACTOR_CPUS = 0.5
@@ -37,7 +37,7 @@ class RayUnavailable(Exception):
     """`--engine ray` was asked for but Ray is not installed."""
 
 
-def _import_ray():
+def import_ray():
     try:
         import ray
         import ray.data
@@ -51,7 +51,7 @@ def _import_ray():
 @contextlib.contextmanager
 def ray_session(progress: bool = False) -> Iterator[None]:
     """Connects to $RAY_ADDRESS when set, else starts a local Ray for the duration; shuts down what it started."""
-    ray = _import_ray()
+    ray = import_ray()
     if ray.is_initialized():
         yield
         return
@@ -110,7 +110,7 @@ def score_on_ray(
     """
     if actors < 1:
         raise ValueError(f"Got actors={actors}; expected at least 1")
-    ray = _import_ray()
+    ray = import_ray()
     if not chunks:
         return
     vectors = vectors or {}

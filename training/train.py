@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.embeddings import Embedder
+from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
 from features.tables import Reject
 from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables
@@ -88,11 +88,13 @@ def train(
 
     if not 0 < holdout < 1:
         raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
-    configure_tracking()
-    # First, before any work: a registry that cannot be read stops the run rather than passing for empty.
-    champion = champion_version(model_name)
-    embedder = embedder or Embedder()
+    # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
     tables = read_training_tables(data_dir)
+    embedder = embedder or Embedder()
+    resolve_model_path(embedder.model)
+    configure_tracking()
+    # Then, before any work: a registry that cannot be read stops the run rather than passing for empty.
+    champion = champion_version(model_name)
     data = build_training_data(tables, embedder, as_of, attribution, window)
     ranker = ranker or CreatorRanker()
     train_pairs, test_pairs = time_split(data.pairs, holdout)

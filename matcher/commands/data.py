@@ -111,13 +111,19 @@ def promote(
     Refused (exit 2) unless the version ranks at least as well as the champion on held-out campaigns that
     neither has trained on; --force overrides, e.g. for a rollback.
     """
+    import mlflow
     from mlflow.exceptions import MlflowException
 
+    from matcher.artifacts import missing_store, missing_store_reason
     from training.promotion import check_promotion
     from training.registry import configure_tracking
     from training.registry import promote as set_champion
 
     configure_tracking()
+    for uri in dict.fromkeys([mlflow.get_registry_uri(), mlflow.get_tracking_uri()]):
+        path = missing_store(uri)
+        if path is not None:  # MLflow would create it, empty, to find no version in it
+            raise UserError(f"cannot promote {model_name} version {version}: {missing_store_reason(path, uri)}")
     try:
         check = check_promotion(model_name, version)
         if not check.allowed and not force:
@@ -150,7 +156,7 @@ def index(
     ] = None,
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
-    from features.embeddings import Embedder, creator_vectors, default_cache_dir
+    from features.embeddings import Embedder, creator_vectors, default_cache_dir, resolve_model_path
     from features.safe_write import check_replaceable, output_lock
     from features.tables import read_table
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
@@ -165,7 +171,11 @@ def index(
         show_progress=progress,
         backend=resolve_backend_option(embedding_backend),
     )
-    # A second run on the same --out is refused at once; a target that is not an index, before any embedding.
+    # What refuses the run does so before the lock file (and any missing folder above --out) is made: a target
+    # that is not an index, an embedding model that is not there. A second run on the same --out is refused at
+    # once; the target is checked again under the lock, before any embedding.
+    check_replaceable(out, why_not_an_index)
+    resolve_model_path(embedder.model)
     with output_lock(out):
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.build(

@@ -43,15 +43,22 @@ def similar(
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
     from features.tables import read_table
     from matcher.api import Matcher
+    from matcher.artifacts import load_for_matching
     from matcher.batch import write_matches
     from matcher.similar import LOOKALIKE_SCHEMA
     from training.registry import configure_tracking
 
-    if out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
-        raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
+    if out is not None:
+        if out.is_dir():
+            raise UserError(f"{out}: is a directory; expected a file for the lookalikes")
+        if out.suffix.lower() not in TABLE_SUFFIXES:
+            raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
+        if out.resolve() == creators.resolve():
+            raise UserError(f"{out}: the lookalikes cannot be written over the creators file")
     configure_tracking()
     table = read_table(creators, "creators")
-    matcher = Matcher(table, model=model, index=index, settings=settings)
+    # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
+    matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
     try:
         found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
     except ValueError as exc:  # UnknownCreator among them
@@ -98,10 +105,12 @@ def serve(
     import uvicorn
 
     from features.tables import read_table
+    from matcher.artifacts import check_model_stores
     from matcher.service import ModelHolder, ServiceConfig, create_app
     from training.registry import configure_tracking
 
     configure_tracking()
+    check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
     table = read_table(creators, "creators")
     if table.rejects:
         echo_rejects(table.rejects)
