@@ -27,7 +27,7 @@ from features.tables import (
 )
 from matcher.api import Matcher, MatchSettings
 from matcher.artifacts import load_for_matching
-from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, CampaignSummary
+from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from training.registry import LoadedRanker
 
 __all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
@@ -100,6 +100,7 @@ def run_match(
     embedding_backend: str | None = None,
     performance: SettledPerformance | None = None,
     candidates_out: str | Path | None = None,
+    summaries_out: str | Path | None = None,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
@@ -112,7 +113,9 @@ def run_match(
     the others), else on those as of the ranker's training.
 
     With `candidates_out`, every scored pair of the run, on a slate or not, is written there too
-    (`matcher.schema.CANDIDATE_SCHEMA`), for model review.
+    (`matcher.schema.CANDIDATE_SCHEMA`), for model review. With `summaries_out`, each matched or skipped
+    campaign's summary (`matcher.schema.SUMMARY_SCHEMA`: product type and why, slate size and why, expected
+    orders and commission against the budget).
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -125,10 +128,12 @@ def run_match(
             over an input, the rejects file, the other output or a directory (nothing is written).
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
-        OutputRefused: another process is writing `out` or `candidates_out` (nothing is written).
+        OutputRefused: another process is writing `out`, `candidates_out` or `summaries_out` (nothing is written).
     """
     out = Path(out)
-    outputs = [(out, "matches")] + ([] if candidates_out is None else [(Path(candidates_out), "candidates")])
+    outputs = [(out, "matches")] + [
+        (Path(path), what) for path, what in ((candidates_out, "candidates"), (summaries_out, "summaries")) if path
+    ]
     # What an output must not be written over: the inputs, the rejects file, and the outputs before it.
     taken = {
         Path(campaigns).resolve(): "the campaigns",
@@ -184,6 +189,8 @@ def run_match(
         write_matches(result.matches, out)
         if candidates_out is not None:
             write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
+        if summaries_out is not None:
+            write_matches(summaries_table(result.summaries), summaries_out, SUMMARY_SCHEMA)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import pandas as pd
 import pyarrow as pa
@@ -15,10 +15,12 @@ __all__ = [
     "CANDIDATE_SCHEMA",
     "MATCH_COLUMNS",
     "MATCH_SCHEMA",
+    "SUMMARY_SCHEMA",
     "CampaignSummary",
     "MatchResult",
     "SlateEntry",
     "empty_matches",
+    "summaries_table",
 ]
 
 # The contract's matches table: every other form of it (columns, empty frame, typed row) is derived from this.
@@ -87,6 +89,19 @@ class CampaignSummary:
     expected_commission: float
     budget: float
     product_type_probability: float = float("nan")  # of non-standard; 0 or 1 when declared
+
+
+# `match --summaries-out`: one row per campaign, the columns CampaignSummary's fields, in their order.
+SUMMARY_SCHEMA = pa.schema(
+    [(f.name, {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}[f.type]) for f in fields(CampaignSummary)]
+)
+
+
+def summaries_table(summaries: list[CampaignSummary]) -> pd.DataFrame:
+    """The summaries as a table of SUMMARY_SCHEMA's columns, one row per campaign in the run's order."""
+    return pd.DataFrame([asdict(s) for s in summaries], columns=SUMMARY_SCHEMA.names).astype(
+        {f.name: f.type.to_pandas_dtype() for f in SUMMARY_SCHEMA if not pa.types.is_string(f.type)}
+    )
 
 
 class SlateEntry(BaseModel):

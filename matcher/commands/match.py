@@ -52,6 +52,13 @@ def match(
             f"review ({TABLE_FORMATS})"
         ),
     ] = None,
+    summaries_out: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"also write one row per campaign: product type and why, slate size and why, expected orders and "
+            f"commission against the budget ({TABLE_FORMATS})"
+        ),
+    ] = None,
     *,
     settings: MatchSettings,
 ) -> None:
@@ -80,6 +87,7 @@ def match(
             embedding_backend=embedding_backend and embedding_backend.value,
             performance=settled_performance(performance, past_campaigns, as_of),
             candidates_out=candidates_out,
+            summaries_out=summaries_out,
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
@@ -87,6 +95,8 @@ def match(
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
     if candidates_out is not None:
         typer.echo(f"every scored candidate pair written to {candidates_out}")
+    if summaries_out is not None:
+        typer.echo(f"one summary per campaign written to {summaries_out}")
     for summary in report.summaries:
         if summary.status != "matched":
             typer.echo(f"  {summary.campaign_id}: {summary.status}")

@@ -18,7 +18,7 @@ import pytest
 
 from features.environment import EMBEDDING_BACKEND_ENV
 from matcher.api import MATCH_COLUMNS
-from matcher.schema import CANDIDATE_COLUMNS
+from matcher.schema import CANDIDATE_COLUMNS, SUMMARY_SCHEMA
 from tests.commands import run_in_process as run
 from tests.commands import run_process
 
@@ -121,6 +121,36 @@ def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, 
     over_input = run("match", *common, "--out", str(flow / "w" / "creators.parquet"))
     assert over_input.returncode == 2 and "the matches cannot be written over the creators file" in over_input.stderr
     assert len(pd.read_parquet(flow / "w" / "creators.parquet")) > 0
+
+
+def test_summaries_out_says_per_campaign_what_the_slate_is_and_why(flow, tmp_path):
+    """`--summaries-out` writes one row per campaign of the file, in its order: what a nightly job's reader needs
+    beside the matches (product type and why, slate size and why, expected commission against the budget), the
+    same in Parquet and JSON Lines, and consistent with the matches written in the same run."""
+    common = [*flow_inputs(flow), "--index", str(flow / "idx")]
+    out, summaries = tmp_path / "matches.parquet", tmp_path / "summaries.parquet"
+    done = run("match", *common, "--out", str(out), "--summaries-out", str(summaries))
+    assert done.returncode == 0, done.stderr
+    assert f"one summary per campaign written to {summaries}" in done.stdout
+    table, matches = pd.read_parquet(summaries), pd.read_parquet(out)
+    assert pq.read_schema(summaries).names == SUMMARY_SCHEMA.names
+    campaigns = pd.read_parquet(flow / "w" / "new_campaigns.parquet")
+    assert table["campaign_id"].tolist() == campaigns["campaign_id"].tolist()
+    sizes = matches.groupby("campaign_id").size().reindex(table["campaign_id"], fill_value=0).to_numpy()
+    assert (table["slate_size"].to_numpy() == sizes).all()
+    assert ((table["status"] == "matched") == (sizes > 0)).all()
+    typed = matches.groupby("campaign_id")["product_type"].first()
+    matched = table[table["status"] == "matched"].set_index("campaign_id")
+    assert (matched["product_type"] == typed.reindex(matched.index)).all()
+    assert matched["size_reason"].str.len().min() > 0 and matched["product_type_reason"].str.len().min() > 0
+    assert matched["product_type_probability"].between(0, 1).all()
+    as_lines = tmp_path / "summaries.jsonl"
+    done = run("match", *common, "--out", str(tmp_path / "m2.parquet"), "--summaries-out", str(as_lines))
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(pd.read_json(as_lines, lines=True), table, check_dtype=False)
+    same = str(tmp_path / "m3.parquet")
+    clash = run("match", *common, "--out", same, "--summaries-out", same)
+    assert clash.returncode == 2 and "the summaries cannot be written over the matches file" in clash.stderr
 
 
 def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
