@@ -6,7 +6,7 @@ model's alias is swapped in without dropping a request (`matcher.model_holder`);
 `matcher.service_models`.
 
 Bad input is answered 422 with the reasons the command line gives for the same rows (the same row models and
-table validation), oversized bodies 413; nothing the caller sent produces a 500.
+table validation), oversized bodies 413, bodies not sent as JSON 415; nothing the caller sent produces a 500.
 """
 
 from __future__ import annotations
@@ -24,23 +24,59 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.rows import CampaignRow
 from features.tables import validate_frame
 from matcher.api import MATCH_COLUMNS, SlateEntry
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
-from matcher.service_models import LookalikeEntry, MatchResponse, Problem, SimilarRequest, SimilarResponse
+from matcher.service_models import (
+    LookalikeEntry,
+    MatchResponse,
+    Message,
+    Readiness,
+    Refusal,
+    SimilarRequest,
+    SimilarResponse,
+)
 
-__all__ = ["LookalikeEntry", "ModelHolder", "ServiceConfig", "SimilarRequest", "create_app"]
+__all__ = ["MAX_JSON_DEPTH", "LookalikeEntry", "ModelHolder", "ServiceConfig", "SimilarRequest", "create_app"]
 
 if TYPE_CHECKING:
     from matcher.service_workers import WorkerPool
 
+# A list of campaigns is 3 deep (the list, a campaign, its asins): a body nested far deeper is refused before
+# validation and pandas walk it; Python's parser gives up by itself near 1,000 levels (RecursionError), refused alike.
+MAX_JSON_DEPTH = 32
+_TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep; a request needs at most 3"
+_RETRY_AFTER_SECONDS = 5
+_JSON = "application/json"
+_REF_TEMPLATE = "#/components/schemas/{model}"
 
 _CAMPAIGNS_SCHEMA = {
     "oneOf": [
         {"$ref": "#/components/schemas/CampaignRow"},
         {"type": "array", "items": {"$ref": "#/components/schemas/CampaignRow"}, "minItems": 1},
     ]
+}
+# What /v1/match and /v1/similar answer besides 200: each body exactly as `HTTPException` writes it.
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    413: {"model": Message, "description": "The body is over `--max-body-bytes` (declared or streamed)."},
+    415: {
+        "model": Message,
+        "description": "The Content-Type is not JSON (`application/json`, or `application/*+json`), or is missing.",
+        "headers": {"Accept": {"description": "the media type expected", "schema": {"type": "string"}}},
+    },
+    422: {
+        "model": Refusal,
+        "description": "The body is not JSON, is nested too deep, or holds invalid fields: every reason.",
+    },
+    503: {
+        "model": Message,
+        "description": "The model or index is still loading (or failed to load, or a worker process is reloading).",
+        "headers": {
+            "Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer"}}
+        },
+    },
 }
 
 
@@ -66,25 +102,25 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         try:
             return await run_in_threadpool(call, *args)
         except NotServing as exc:
-            raise HTTPException(503, detail=str(exc), headers={"Retry-After": "5"}) from exc
+            headers = {"Retry-After": str(_RETRY_AFTER_SECONDS)}
+            raise HTTPException(503, detail=str(exc), headers=headers) from exc
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", responses={503: {"description": "model or index still loading, or failed to load"}})
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "model or index still loading, or failed to load"}},
+    )
     def readyz() -> JSONResponse:
         """Ready once the model and index are loaded (in every worker process)."""
         ready, body = backend.readiness()
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.post(
-        "/v1/match",
-        response_model=MatchResponse,
-        responses={422: {"model": list[Problem]}, 413: {"description": "body too large"}},
-        openapi_extra=_body(_CAMPAIGNS_SCHEMA),
-    )
+    @app.post("/v1/match", response_model=MatchResponse, responses=_REFUSALS, openapi_extra=_body(_CAMPAIGNS_SCHEMA))
     async def match(request: Request) -> Response:
         """Slates for one campaign or a list (the contract's campaign fields): the matches rows and a summary each.
 
@@ -92,10 +128,15 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         capacity is shared across it. If any campaign is invalid, none is matched: 422 names every bad field.
         """
         payload = await _json_body(request, limit)
+        if not isinstance(payload, dict) and not (isinstance(payload, list) and payload):
+            reason = f"got {_shown(payload)}; expected a campaign object or a non-empty list of them"
+            raise _refused("campaigns", "(body)", reason)
         records = payload if isinstance(payload, list) else [payload]
-        if not records or not all(isinstance(record, dict) for record in records):
-            raise _refused("campaigns", "(body)", "expected a campaign object or a non-empty list of them")
-        table = validate_frame(pd.DataFrame.from_records(records), "campaigns")
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise _refused("campaigns", "(body)", f"[{i}]: got {_shown(record)}; expected a campaign object")
+        # The index keeps a row per campaign: from_records makes no row at all of a list of empty objects.
+        table = validate_frame(pd.DataFrame.from_records(records, index=range(len(records))), "campaigns")
         if table.rejects:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
@@ -109,23 +150,23 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             matches=[SlateEntry.model_construct(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],
             summaries=result.summaries,
         )
-        return Response(reply.model_dump_json(), media_type="application/json")
+        return Response(reply.model_dump_json(), media_type=_JSON)
 
     @app.post(
         "/v1/similar",
         response_model=SimilarResponse,
-        responses={422: {"model": list[Problem]}, 413: {"description": "body too large"}},
+        responses=_REFUSALS,
         openapi_extra=_body({"$ref": "#/components/schemas/SimilarRequest"}),
     )
     async def similar(request: Request) -> SimilarResponse:
         """Creators like the given ones, best first, with what they share with them; the seeds are excluded."""
         payload = await _json_body(request, limit)
+        if not isinstance(payload, dict):
+            raise _refused("similar", "(body)", f"got {_shown(payload)}; expected an object with creator_ids")
         try:
             ask = SimilarRequest.model_validate(payload)
         except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            column = ".".join(str(part) for part in error["loc"]) or "(body)"
-            raise _refused("similar", column, error["msg"]) from exc
+            raise HTTPException(422, detail=_field_problems("similar", exc)) from exc
         try:
             version, found = await answer(backend.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types)
         except ValueError as exc:
@@ -140,8 +181,8 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (CampaignRow, SimilarRequest):
-                components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components["CampaignRow"] = _campaign_schema()
+            components["SimilarRequest"] = SimilarRequest.model_json_schema(ref_template=_REF_TEMPLATE)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -149,13 +190,27 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
     return app
 
 
+def _campaign_schema() -> dict:
+    """CampaignRow's JSON schema with the ASIN and marketplace patterns, which its validators check in code where
+    pydantic cannot see them."""
+    schema = CampaignRow.model_json_schema(ref_template=_REF_TEMPLATE)
+    schema["properties"]["asins"]["items"]["pattern"] = ASIN_PATTERN.pattern
+    schema["properties"]["marketplaces"]["items"]["pattern"] = MARKETPLACE_PATTERN.pattern
+    return schema
+
+
 def _body(schema: dict) -> dict:
     """The OpenAPI request body of an endpoint that reads and validates its JSON itself."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"requestBody": {"required": True, "content": {_JSON: {"schema": schema}}}}
 
 
 async def _json_body(request: Request, limit: int) -> Any:
-    """The request's JSON, refused with 413 past `limit` bytes (declared or streamed) and 422 when not JSON."""
+    """The request's JSON: refused with 415 unless sent as JSON, 413 past `limit` bytes (declared or streamed),
+    and 422 when not JSON or nested more than MAX_JSON_DEPTH deep."""
+    content_type = request.headers.get("content-type")
+    if not _is_json(content_type):
+        got = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        raise HTTPException(415, detail=f"got {got}; expected {_JSON}", headers={"Accept": _JSON})
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, detail=f"request body of {declared} bytes; expected at most {limit}")
@@ -165,16 +220,75 @@ async def _json_body(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise HTTPException(413, detail=f"request body over {limit} bytes")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = json.loads(body)
+    except RecursionError as exc:
+        raise _refused("request", "(body)", _TOO_DEEP) from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and Python's cap on an integer's digits
         raise _refused("request", "(body)", f"not JSON: {exc}") from exc
+    if _nested_deeper(payload, MAX_JSON_DEPTH):
+        raise _refused("request", "(body)", _TOO_DEEP)
+    return payload
+
+
+def _is_json(content_type: str | None) -> bool:
+    """`application/json` or a `+json` type, with any parameters: what FastAPI reads as JSON. Not a missing type nor
+    `text/plain` or a form: those are what a web page may send to this port without the browser asking first."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == _JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _nested_deeper(value: Any, depth: int) -> bool:
+    """True if arrays and objects nest more than `depth` levels in `value`; level by level, without recursion."""
+    level = [value] if isinstance(value, list | dict) else []
+    for _ in range(depth):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, list | dict)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _shown(value: object) -> str:
+    # As table validation shows a bad value (features.tables): its repr, cut to one short line.
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _field_problems(table: str, error: ValidationError) -> list[dict]:
+    """A 422's problems for a request model's errors: one per field, worded as table validation words a bad cell
+    ("got 0; input should be greater than or equal to 1"), its position in a list first ("[1]: ")."""
+    problems: dict[str, dict] = {}
+    for item in error.errors(include_url=False):
+        column = str(item["loc"][0]) if item["loc"] else "(body)"
+        if column in problems:
+            continue
+        where = "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in item["loc"][1:])
+        message = item["msg"]
+        if item["type"] == "missing":
+            reason = "required value is missing"
+        else:
+            reason = f"{where + ': ' if where else ''}got {_shown(item['input'])}; {message[0].lower()}{message[1:]}"
+        problems[column] = _problem(table, column, reason)
+    return list(problems.values())
+
+
+def _problem(table: str, column: str, reason: str) -> dict:
+    return {
+        "table": table,
+        "row": 1,
+        "id": "",
+        "column": column,
+        "reason": reason,
+        "message": f"{table}: column {column}: {reason}",
+    }
 
 
 def _refused(table: str, column: str, reason: str) -> HTTPException:
-    line = f"{table}: column {column}: {reason}"
-    return HTTPException(
-        422, detail=[{"table": table, "row": 1, "id": "", "column": column, "reason": reason, "message": line}]
-    )
+    return HTTPException(422, detail=[_problem(table, column, reason)])
 
 
 def _column_of(message: str) -> str:

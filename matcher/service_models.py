@@ -1,14 +1,37 @@
-"""The HTTP service's request and response bodies (the matches rows are `matcher.api.SlateEntry`)."""
+"""The HTTP service's request and response bodies (the matches rows are `matcher.api.SlateEntry`).
+
+Every body the service answers with is one of these, refusals included: /openapi.json declares them, and the
+tests check real answers against what it declares.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN
 from matcher.api import CampaignSummary, SlateEntry
 
-__all__ = ["LookalikeEntry", "MatchResponse", "Problem", "SimilarRequest", "SimilarResponse"]
+__all__ = [
+    "MAX_LOOKALIKES",
+    "LookalikeEntry",
+    "MatchResponse",
+    "Message",
+    "Problem",
+    "Readiness",
+    "Refusal",
+    "SimilarRequest",
+    "SimilarResponse",
+    "WorkerCount",
+]
+
+# The most lookalikes one request may ask for: a bound on one request's work, not a property of the search.
+MAX_LOOKALIKES = 1000
+
+# Shown in the schema only: the codes and types are checked by `Matcher.similar`, whose reasons the 422 carries.
+_MarketplaceCode = Annotated[str, WithJsonSchema({"type": "string", "pattern": MARKETPLACE_PATTERN.pattern})]
+_CreatorTypeName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CREATOR_TYPES)})]
 
 
 class SimilarRequest(BaseModel):
@@ -17,9 +40,9 @@ class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     creator_ids: Annotated[list[str], Field(min_length=1)]
-    k: Annotated[int, Field(ge=1, le=1000)] = 20
-    marketplaces: list[str] | None = None
-    creator_types: list[str] | None = None
+    k: Annotated[int, Field(ge=1, le=MAX_LOOKALIKES)] = 20
+    marketplaces: list[_MarketplaceCode] | None = None
+    creator_types: list[_CreatorTypeName] | None = None
 
 
 class LookalikeEntry(BaseModel):
@@ -55,3 +78,32 @@ class Problem(BaseModel):
     column: str
     reason: str
     message: str
+
+
+class Refusal(BaseModel):
+    """A 422: every reason the request was refused."""
+
+    detail: list[Problem]
+
+
+class Message(BaseModel):
+    """A 413, 415 or 503: why, in one line."""
+
+    detail: str
+
+
+class WorkerCount(BaseModel):
+    """`serve --workers N`: how many of the N worker processes serve."""
+
+    serving: int
+    of: int
+
+
+class Readiness(BaseModel):
+    """/readyz: `ready` (200) with the version in service, else `loading` or `failed` (503) with the reason."""
+
+    status: Literal["ready", "loading", "failed"]
+    reason: str | None = None
+    model_version: str | None = None
+    creators: int | None = None
+    workers: WorkerCount | None = None

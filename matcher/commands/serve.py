@@ -96,7 +96,7 @@ def serve(
     *,
     settings: MatchSettings,
 ) -> None:
-    """Serve matching and lookalikes over HTTP (POST /v1/match, POST /v1/similar; OpenAPI at /docs).
+    """Serve matching and lookalikes over HTTP (POST /v1/match, POST /v1/similar; OpenAPI at /openapi.json).
 
     /healthz answers at once; /readyz once the model and index are loaded. A promotion (the alias moved) is
     picked up within --poll-seconds and swapped in without dropping requests. Every match setting is an option,
@@ -143,7 +143,7 @@ def serve(
 
     backend.start(on_failure=give_up)
     processes = f", {workers} worker processes" if workers > 1 else ""
-    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /docs){processes}; loading {model}", err=True)
+    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /openapi.json){processes}; loading {model}", err=True)
     server.run()
     if failed:
         raise UserError(f"cannot serve: {failed[0]}")

@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ from mlflow import MlflowClient
 
 from matcher.api import MATCH_COLUMNS
 from tests.commands import CLI, free_port, run_in_process, stop
+from tests.matcher.test_service_contract import assert_declared, documented_example, exchange
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "svc-ranker"  # its own registered model, so moving its alias leaves creator-ranker's champion alone
@@ -30,13 +30,8 @@ MAX_BODY = 200_000
 
 def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, object]:
     """GET (no body) or POST JSON; returns (status, parsed JSON reply)."""
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    status, _, reply = exchange(url, body, raw)
+    return status, reply
 
 
 def campaign_records(frame: pd.DataFrame) -> list[dict]:
@@ -97,6 +92,26 @@ def test_health_readiness_and_openapi(service):
     assert "commission_rate" in schema["components"]["schemas"]["CampaignRow"]["properties"]
     with urllib.request.urlopen(f"{url}/docs", timeout=30) as docs:
         assert docs.status == 200 and b"swagger" in docs.read().lower()
+
+
+def test_answers_of_a_loaded_matcher_are_what_openapi_declares(service, world_dir):
+    """200s of /v1/match (a list, and docs/service.md's example), /v1/similar and /readyz against /openapi.json;
+    the refusals are checked in test_service_contract.py."""
+    url, _ = service
+    openapi = call(f"{url}/openapi.json")[1]
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
+    example, _ = documented_example()
+    for body in (records, example):
+        status, headers, reply = exchange(f"{url}/v1/match", body)
+        assert status == 200 and reply["matches"], reply
+        assert_declared(openapi, "/v1/match", "post", status, headers, reply)
+    assert {match["campaign_id"] for match in reply["matches"]} == {example["campaign_id"]}
+    status, headers, reply = exchange(f"{url}/v1/similar", {"creator_ids": [reply["matches"][0]["creator_id"]]})
+    assert status == 200 and reply["lookalikes"], reply
+    assert_declared(openapi, "/v1/similar", "post", status, headers, reply)
+    status, headers, reply = exchange(f"{url}/readyz")
+    assert status == 200
+    assert_declared(openapi, "/readyz", "get", status, headers, reply)
 
 
 def test_same_slates_as_the_cli_and_the_same_reasons_for_a_bad_row(service, world_dir, index_dir, tmp_path):

@@ -1,0 +1,220 @@
+"""The HTTP contract of `creator-match serve`: what /openapi.json declares is what the service answers, refusals
+included, and docs/service.md's example is a request it takes and an answer it declares.
+
+The server here is real (uvicorn on a loopback port, the service's own app) but its matcher is never started, so it
+stays loading: 503 is its steady answer to a valid request rather than a race against the model load, and every
+refusal that comes before the matcher (Content-Type, size, JSON, fields) is answered as in service. The answers
+of a loaded matcher are checked against the same declarations in test_service.py.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import jsonschema
+import pytest
+import uvicorn
+
+from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
+from matcher.service import MAX_JSON_DEPTH, ModelHolder, ServiceConfig, create_app
+from matcher.service_models import MAX_LOOKALIKES
+from tests.commands import free_port
+
+JSON = "application/json"
+MAX_BODY = 300_000  # above the 200 KB deeply nested body, which must be refused for its depth, not its size
+SERVICE_DOC = Path(__file__).resolve().parents[2] / "docs" / "service.md"
+
+
+def exchange(
+    url: str, body: object | None = None, raw: bytes | None = None, content_type: str | None = JSON
+) -> tuple[int, dict[str, str], object]:
+    """GET (no body) or POST; (status, headers by lower-case name, parsed JSON reply). http.client rather than
+    urllib, which adds a form Content-Type to a POST that has none."""
+    parts = urllib.parse.urlsplit(url)
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": content_type} if content_type and data is not None else {}
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        connection.request("GET" if data is None else "POST", parts.path, data, headers)
+        reply = connection.getresponse()
+        return (
+            reply.status,
+            {name.lower(): value for name, value in reply.getheaders()},
+            json.loads(reply.read() or b"null"),
+        )
+    finally:
+        connection.close()
+
+
+def assert_declared(openapi: dict, path: str, method: str, status: int, headers: dict[str, str], body: object) -> None:
+    """The answer is one /openapi.json declares for `path`: its status, its body's schema and its headers."""
+    declared = openapi["paths"][path][method]["responses"]
+    assert str(status) in declared, f"{method.upper()} {path} answered {status}, not declared: {sorted(declared)}"
+    response = declared[str(status)]
+    schema = response["content"][JSON]["schema"]
+    # The components beside the schema: its $refs ("#/components/schemas/...") resolve within one document.
+    jsonschema.validate(body, {**schema, "components": openapi["components"]}, cls=jsonschema.Draft202012Validator)
+    missing = [name for name in response.get("headers", {}) if name.lower() not in headers]
+    assert not missing, f"{method.upper()} {path} answered {status} without its declared headers {missing}"
+
+
+def documented_example() -> tuple[dict, dict]:
+    """docs/service.md's example: the request body (`campaign.json`) and the answer shown for it."""
+    section = SERVICE_DOC.read_text().split("### An example", 1)[1].split("\n### ", 1)[0]
+    request, answer = (json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", section, re.DOTALL))
+    return request, answer
+
+
+@pytest.fixture(scope="module")
+def loading_service(tmp_path_factory):
+    """The service's app on a free port, its matcher never started; yields (URL, its /openapi.json)."""
+    config = ServiceConfig(model="models:/never-loaded@champion", max_body_bytes=MAX_BODY)
+    backend = ModelHolder(tmp_path_factory.mktemp("unread") / "creators.parquet", config)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(backend), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="loading-service", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "the server stopped while starting"
+            assert time.monotonic() < deadline, "the server did not start within 30 s"
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        status, _, openapi = exchange(f"{url}/openapi.json")
+        assert status == 200
+        yield url, openapi
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the server did not stop within 30 s"
+
+
+def test_every_refusal_is_a_body_and_headers_that_openapi_declares(loading_service):
+    url, openapi = loading_service
+    campaign, _ = documented_example()
+    cases = [
+        ("/v1/match", {"raw": b'{"campaign_id": '}, 422),
+        ("/v1/match", {"raw": b"[" * 100_000 + b"]" * 100_000}, 422),
+        ("/v1/match", {"body": {**campaign, "commission_rate": 1.7}}, 422),
+        ("/v1/match", {"body": []}, 422),
+        ("/v1/match", {"raw": b"[" + b" " * MAX_BODY + b"]"}, 413),
+        ("/v1/match", {"body": campaign, "content_type": "text/plain"}, 415),
+        ("/v1/match", {"body": campaign}, 503),
+        ("/v1/similar", {"body": {"creator_ids": ["cr000001"], "k": 0}}, 422),
+        ("/v1/similar", {"body": {"creator_ids": ["cr000001"]}, "content_type": None}, 415),
+        ("/v1/similar", {"body": {"creator_ids": ["cr000001"]}}, 503),
+    ]
+    for path, request, expected in cases:
+        status, headers, reply = exchange(f"{url}{path}", **request)
+        assert status == expected, (path, request.get("content_type"), status, reply)
+        assert_declared(openapi, path, "post", status, headers, reply)
+    status, headers, reply = exchange(f"{url}/readyz")
+    assert status == 503 and reply["status"] == "loading"
+    assert_declared(openapi, "/readyz", "get", status, headers, reply)
+    for path in ("/v1/match", "/v1/similar"):
+        assert set(openapi["paths"][path]["post"]["responses"]) == {"200", "413", "415", "422", "503"}
+
+
+def test_a_deeply_nested_or_unparsable_body_is_a_one_line_422_and_the_service_carries_on(loading_service):
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    deep = f"JSON nested more than {MAX_JSON_DEPTH} levels deep; a request needs at most 3"
+    nested = {**campaign, "asins": json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)}
+    bodies = [
+        (b"[" * 100_000 + b"]" * 100_000, deep),  # beyond what Python's parser recurses into
+        (("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)).encode(), deep),
+        (json.dumps(nested).encode(), deep),  # 33 levels within a campaign
+        (b'{"price": ' + b"1" * 5000 + b"}", "not JSON: Exceeds the limit (4300 digits)"),  # Python's cap on digits
+        (b"", "not JSON: Expecting value"),
+    ]
+    for raw, reason in bodies:
+        status, _, reply = exchange(f"{url}/v1/match", raw=raw)
+        assert status == 422, (raw[:40], status, reply)
+        [problem] = reply["detail"]
+        assert problem["column"] == "(body)" and problem["reason"].startswith(reason), problem
+        assert "\n" not in problem["message"]
+    # 32 levels is parsed: what is refused then is the shape, a list of lists where campaigns were expected.
+    status, _, reply = exchange(f"{url}/v1/match", raw=("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH).encode())
+    reason = reply["detail"][0]["reason"]
+    assert status == 422 and reason.startswith("[0]: got [[[") and reason.endswith("; expected a campaign object")
+    status, _, reply = exchange(f"{url}/healthz")
+    assert (status, reply) == (200, {"status": "ok"})
+
+
+def test_only_a_json_content_type_is_read(loading_service):
+    """application/json, with parameters, or a +json type reach the matcher (503 while it loads); any other type,
+    or none, is 415 with Accept, naming the type it got."""
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    accepted = ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.x+json"]
+    for content_type in accepted:
+        assert exchange(f"{url}/v1/match", campaign, content_type=content_type)[0] == 503, content_type
+    for content_type, shown in [
+        ("text/plain", "got Content-Type 'text/plain'"),
+        ("application/x-www-form-urlencoded", "got Content-Type 'application/x-www-form-urlencoded'"),
+        ("text/json", "got Content-Type 'text/json'"),
+        (None, "got no Content-Type"),
+    ]:
+        status, headers, reply = exchange(f"{url}/v1/match", campaign, content_type=content_type)
+        assert status == 415 and reply == {"detail": f"{shown}; expected {JSON}"}, (content_type, status, reply)
+        assert headers["accept"] == JSON
+
+
+def test_similar_refusals_name_the_field_and_the_value_as_match_does(loading_service):
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    status, _, reply = exchange(f"{url}/v1/match", {**campaign, "commission_rate": 1.7})
+    assert status == 422
+    assert reply["detail"][0]["reason"] == "got 1.7; input should be less than or equal to 1"
+    cases = [
+        ({"creator_ids": ["x"], "k": 0}, "k", "got 0; input should be greater than or equal to 1"),
+        ({"creator_ids": ["x"], "k": MAX_LOOKALIKES + 1}, "k", "got 1001; input should be less than or equal to 1000"),
+        (
+            {"creator_ids": ["x"], "k": 2.5},
+            "k",
+            "got 2.5; input should be a valid integer, got a number with a fractional part",
+        ),
+        ({"creator_ids": ["x"], "kk": 3}, "kk", "got 3; extra inputs are not permitted"),
+        ({"creator_ids": ["x", 5]}, "creator_ids", "[1]: got 5; input should be a valid string"),
+        ({"creator_ids": "x"}, "creator_ids", "got 'x'; input should be a valid list"),
+        ({"k": 5}, "creator_ids", "required value is missing"),
+        (None, "(body)", "got None; expected an object with creator_ids"),
+    ]
+    for body, column, reason in cases:
+        status, _, reply = exchange(f"{url}/v1/similar", raw=json.dumps(body).encode())  # raw: a body of null too
+        assert status == 422 and reply["detail"][0]["column"] == column, (body, reply)
+        assert reply["detail"][0]["reason"] == reason
+        assert reply["detail"][0]["message"] == f"similar: column {column}: {reason}"
+    # One problem per field, as a campaign gets one per column.
+    status, _, reply = exchange(f"{url}/v1/similar", {"creator_ids": [], "k": 0, "kk": 1})
+    assert status == 422 and [problem["column"] for problem in reply["detail"]] == ["creator_ids", "k", "kk"]
+
+
+def test_openapi_shows_the_contract_patterns_and_the_documented_example_holds(loading_service):
+    url, openapi = loading_service
+    schemas = openapi["components"]["schemas"]
+    campaign_row = schemas["CampaignRow"]["properties"]
+    assert campaign_row["asins"]["items"]["pattern"] == ASIN_PATTERN.pattern
+    assert campaign_row["marketplaces"]["items"]["pattern"] == MARKETPLACE_PATTERN.pattern
+    assert schemas["SimilarRequest"]["properties"]["k"]["maximum"] == MAX_LOOKALIKES
+    request, answer = documented_example()
+
+    def valid(body: object, name: str) -> bool:
+        schema = {"$ref": f"#/components/schemas/{name}", "components": openapi["components"]}
+        return jsonschema.Draft202012Validator(schema).is_valid(body)
+
+    assert valid(request, "CampaignRow") and valid(answer, "MatchResponse")
+    assert not valid({**request, "asins": ["b0c1vsr7q2"]}, "CampaignRow")
+    assert not valid({**request, "marketplaces": ["USA"]}, "CampaignRow")
+    assert {match["campaign_id"] for match in answer["matches"]} == {request["campaign_id"]}
+    # The service takes it: past every check before the matcher, which is loading here.
+    assert exchange(f"{url}/v1/match", request)[0] == 503
+    text = SERVICE_DOC.read_text()
+    assert f"more than {MAX_JSON_DEPTH} levels deep" in text and f"`k` from 1 to {MAX_LOOKALIKES:,}" in text
