@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -20,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN, MAX_ASINS, CreatorType, Platform, ProductType
 
 __all__ = [
+    "MAX_PRICE",
     "CampaignRow",
     "CreatorRow",
     "PerformanceRow",
@@ -30,6 +32,14 @@ __all__ = [
 NonEmptyId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
+# The highest price a campaign may state, in its currency: a billion is beyond any product sold through creators
+# in the contract's marketplaces (in yen, the currency of least value among them, about 6 million dollars), so a
+# larger price is a data error (a misplaced exponent, a price in the wrong unit). It also keeps the slate
+# assignment's numbers where HiGHS solves them: scores are expected sales (orders x price), and the programme's
+# costs and budget rows, at a few times a score, must stay below HiGHS's infinite cost (1e20) and largest matrix
+# value (1e15). At a price of 1e15 a budget row broke the solve, and with it the whole batch; 1e9 leaves a
+# million-fold margin. A budget needs no such bound: it enters a row only when below what a slate could spend.
+MAX_PRICE = 1e9
 # Shares are usually exported rounded (to 4 decimals, or whole percents), so three of them that truly sum
 # to 1 can add up to 1.0001 or 1.015; only a sum above 1 by more than rounding is a bad row.
 SHARE_SUM_TOLERANCE = 0.005
@@ -58,9 +68,20 @@ def _asin(asin: str) -> str:
     return asin
 
 
+def _not_a_bool(value: object) -> object:
+    # pydantic's lax mode reads True as 1.0: a flag in a money or rate field is a mistake, not a price of 1.
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_number", "Input should be a number, not a boolean")
+    return value
+
+
 Marketplace = Annotated[str, AfterValidator(_marketplace)]
 Asin = Annotated[str, AfterValidator(_asin)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# A campaign's amounts and rate: numbers, given as numbers or as text (CSV), never as booleans. The creators table
+# keeps pydantic's plain numbers: it is validated a column at a time, and a Python check per cell would cost its
+# million rows seconds.
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
 
 
 class _Row(BaseModel):
@@ -106,9 +127,9 @@ class CampaignRow(_Row):
     brief: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
     category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, to_lower=True)]
     asins: Annotated[list[Asin], Field(min_length=1, max_length=MAX_ASINS)]
-    price: Annotated[float, Field(gt=0.0)]
-    commission_rate: Annotated[float, Field(gt=0.0, le=1.0)]
-    budget: Annotated[float, Field(gt=0.0)]
+    price: Annotated[Number, Field(gt=0.0, le=MAX_PRICE)]
+    commission_rate: Annotated[Number, Field(gt=0.0, le=1.0)]
+    budget: Annotated[Number, Field(gt=0.0)]
     start_date: dt.date
     end_date: dt.date
     marketplaces: Annotated[list[Marketplace], Field(min_length=1)]

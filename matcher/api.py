@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +24,7 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
-from features.tables import Table, valid_rows
+from features.tables import Reject, Table, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
@@ -53,9 +55,15 @@ CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 class Matcher:
     """Scores creators for campaigns with a registered ranker and builds slates.
 
+    Invalid rows are left out, as the command line leaves them out: nothing valid is lost because of an
+    invalid neighbour. A table from `features.read_table` comes with its rejects, which its reader has; a
+    DataFrame is validated here, and a `UserWarning` names how many of its rows were left out and the first
+    reason. Either way the rejects are `creator_rejects` and `performance_rejects`, the same `Reject` records
+    the command line writes to its rejects file.
+
     Args:
         creators: the creators: a table from `features.read_table(path, "creators")`, whose valid rows are
-            used as they are, or a DataFrame, which is validated here and must have no invalid row.
+            used as they are, or a DataFrame, which is validated here.
         model: a model URI (default: the `champion` of `creator-ranker`) or an already loaded ranker.
         index: a candidate index, or its directory; built from `creators` when None.
         embedder: the embedding model; defaults to the model and backend the ranker was trained with.
@@ -64,12 +72,17 @@ class Matcher:
             on their records settled by then. Default: their records as of the ranker's training.
 
     Attributes:
+        creator_rejects: the creators' invalid rows, left out.
+        performance_rejects: the invalid rows of the performance table and of its past campaigns (`table`
+            `past_campaigns`), and performance rows whose campaign is not a valid past one, left out.
         eligibility: who may be proposed, by index row and by table row.
         scorer: what scoring reads (ranker heads, creators, vectors, index, records) and does.
 
     Raises:
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension.
-        ValueError: a creators DataFrame has an invalid row (the first is named: row, id, column, reason).
+
+    Warns:
+        UserWarning: a DataFrame given had invalid rows, left out (how many, and the first reason).
     """
 
     def __init__(
@@ -83,9 +96,22 @@ class Matcher:
     ) -> None:
         self.settings = settings or MatchSettings()
         table = valid_rows(creators, "creators")
-        if table.rejects and table is not creators:
-            raise ValueError(f"{len(table.rejects)} invalid creator rows; first: {table.rejects[0].line()}")
+        self.creator_rejects: list[Reject] = list(table.rejects)
+        if _given_unvalidated(creators):
+            _warn_left_out(self.creator_rejects, "creator_rejects")
         self.creators = table.frame.reset_index(drop=True)
+        self.performance_rejects: list[Reject] = []
+        if performance is not None:
+            given = (performance.performance, performance.campaigns)
+            # Validated tables: SettledPerformance would refuse a DataFrame with an invalid row outright.
+            performance = dataclasses.replace(
+                performance,
+                performance=valid_rows(performance.performance, "performance"),
+                campaigns=valid_rows(performance.campaigns, "campaigns"),
+            )
+            self.performance_rejects = performance.rejects()
+            if any(map(_given_unvalidated, given)):
+                _warn_left_out(self.performance_rejects, "performance_rejects")
         self.ranker = model if isinstance(model, LoadedRanker) else load_ranker(model)
         check_features(self.ranker)
         self.embedder = embedder_for(self.ranker, embedder)
@@ -133,20 +159,25 @@ class Matcher:
 
     def similar(
         self,
-        creator_ids: Iterable[str],
+        creator_ids: str | Iterable[str],
         k: int = 20,
-        marketplaces: Iterable[str] | None = None,
-        creator_types: Iterable[str] | None = None,
+        marketplaces: str | Iterable[str] | None = None,
+        creator_types: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """The k eligible creators most like the given ones, best first, with reasons; see `matcher.similar`.
 
         Args:
-            creator_ids: the seeds (ids of this matcher's creators); never returned themselves.
-            k: how many lookalikes.
-            marketplaces: only creators with at least `min_market_share` of their audience there (or none stated).
-            creator_types: only creators of these types.
+            creator_ids: the seeds (ids of this matcher's creators; one id or several); never returned themselves.
+            k: how many lookalikes, a whole number of at least 1.
+            marketplaces: only creators with at least `min_market_share` of their audience there (or none stated);
+                one code or several.
+            creator_types: only creators of these types; one type or several.
+
+        Raises:
+            UnknownCreator: a seed is not one of this matcher's creators.
+            ValueError: k, a marketplace code or a creator type is not usable, named.
         """
-        return self.lookalikes.similar(list(creator_ids), k, marketplaces, creator_types)
+        return self.lookalikes.similar(creator_ids, k, marketplaces, creator_types)
 
     @cached_property
     def lookalikes(self) -> LookalikeSpace:
@@ -250,11 +281,14 @@ class Matcher:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
 
         Raises:
-            ValueError: the campaign is invalid; the message is its reject line (column and reason).
+            ValueError: the campaign is invalid; the message is its reject line, with every bad column and reason.
         """
         table = _campaign_table([campaign])
         if table.rejects:
-            raise ValueError(f"invalid campaign: {table.rejects[0].line()}")
+            first, *more = table.rejects
+            raise ValueError(
+                "invalid campaign: " + "; ".join([first.line(), *(f"column {r.column}: {r.reason}" for r in more)])
+            )
         return self.match_many(table)
 
     def match_many(
@@ -308,5 +342,23 @@ def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Map
     """The campaigns' valid rows and rejects, validated once whatever form they came in."""
     if not isinstance(campaigns, Table | pd.DataFrame):
         records = [c.model_dump() if isinstance(c, CampaignRow) else dict(c) for c in campaigns]
-        campaigns = pd.DataFrame.from_records(records)
+        # A row per record, keys or not: from_records made no row of an empty mapping, which was then never
+        # validated and vanished instead of being rejected for its missing columns.
+        campaigns = pd.DataFrame(records, index=pd.RangeIndex(len(records)))
     return valid_rows(campaigns, "campaigns")
+
+
+def _given_unvalidated(data: Table | pd.DataFrame) -> bool:
+    """Whether the Matcher validates `data` itself (a DataFrame, or a Table built by hand): its rejects are news."""
+    return not (isinstance(data, Table) and data.validated)
+
+
+def _warn_left_out(rejects: list[Reject], attribute: str) -> None:
+    """Warns that the Matcher left these rows of a DataFrame out, naming how many and the first reason."""
+    if rejects:
+        rows = len({(r.table, r.row) for r in rejects})  # a row with several bad columns has a reject for each
+        warnings.warn(
+            f"{rows} invalid row{'s' if rows > 1 else ''} left out (Matcher.{attribute}); first: {rejects[0].line()}",
+            UserWarning,
+            stacklevel=3,
+        )

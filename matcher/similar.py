@@ -17,7 +17,8 @@ whose record is shaped most like theirs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,11 @@ class UnknownCreator(ValueError):
     """A seed id that is not a valid row of the creators table."""
 
 
+def _listed(values: str | Iterable[str]) -> list[str]:
+    """The values as a list; a single string is one value, not its characters."""
+    return [values] if isinstance(values, str) else list(values)
+
+
 @dataclass
 class LookalikeSpace:
     """What lookalike search reads of every creator, computed once per matcher.
@@ -94,21 +100,27 @@ class LookalikeSpace:
 
     def similar(
         self,
-        creator_ids: Sequence[str],
+        creator_ids: str | Iterable[str],
         k: int = 20,
-        marketplaces: Iterable[str] | None = None,
-        creator_types: Iterable[str] | None = None,
+        marketplaces: str | Iterable[str] | None = None,
+        creator_types: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """The k creators most like the seeds, best first (LOOKALIKE_COLUMNS); the seeds themselves excluded.
+
+        `creator_ids`, `marketplaces` and `creator_types` each take one value (a string) or several.
 
         Raises:
             UnknownCreator: a seed is not in the creators table.
             ValueError: k, a marketplace code or a creator type is not usable.
         """
-        seeds = self._seed_rows(creator_ids)
-        if k < 1:
-            raise ValueError(f"Got k={k}; expected at least 1")
-        allowed = self._allowed(seeds, marketplaces, creator_types)
+        seeds = self._seed_rows(_listed(creator_ids))
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"Got k={k!r}; expected a whole number of at least 1")
+        allowed = self._allowed(
+            seeds,
+            None if marketplaces is None else _listed(marketplaces),
+            None if creator_types is None else _listed(creator_types),
+        )
         centroid = self.vectors[seeds].mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         seed_audience = mean_defined(self.audience_[seeds])
@@ -144,9 +156,7 @@ class LookalikeSpace:
             }
         )
 
-    def _seed_rows(self, creator_ids: Sequence[str]) -> np.ndarray:
-        if isinstance(creator_ids, str):
-            creator_ids = [creator_ids]
+    def _seed_rows(self, creator_ids: list[str]) -> np.ndarray:
         creator_ids = list(dict.fromkeys(creator_ids))
         if not creator_ids:
             raise ValueError("Got no seed creator; expected at least one creator_id")

@@ -31,9 +31,11 @@ __all__ = [
 
 def _size_uncertain_types(plan: dict[str, np.ndarray], probability: np.ndarray, policy: SlatePolicy) -> None:
     """Campaigns whose product type is uncertain (features.product_type.UNCERTAIN) are sized between the two
-    kinds, in proportion to the probability of non-standard (`plan`'s columns, by campaign, changed in place)."""
+    kinds, in proportion to the probability of non-standard (`plan`'s columns, by campaign, changed in place;
+    `uncertain` holds that probability for them, so that their summary can say why)."""
     p = np.asarray(probability, dtype=float)
     between = (p >= UNCERTAIN[0]) & (p <= UNCERTAIN[1])
+    plan["uncertain"] = np.where(between, p, np.nan)
     for column, low, high in (
         ("limit", policy.standard_size, policy.non_standard_size),
         ("minimum", policy.min_size, policy.min_non_standard_size),
@@ -54,7 +56,9 @@ def plan_sizes(scored: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     """Per campaign, what the policy allows before any creator is placed.
 
     Returns:
-        Indexed by campaign_id: `standard`, `limit` (the product type's size), `minimum`, `budget` (with the
+        Indexed by campaign_id: `standard`, `limit` (the product type's size), `minimum`, `uncertain` (the
+        probability of non-standard where the type is uncertain and the slate sized between the two kinds, else
+        NaN), `budget` (with the
         tolerated overrun), `unproven` (most creators without a record; the limit where there are enough
         comparable proven ones), `target` (the slate size: the limit, cut by the budget on the campaign's own
         best candidates, never below the minimum nor above what is eligible), `floor` (the fewest members the
@@ -81,9 +85,12 @@ def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     plan["standard"] = standard
     plan["limit"] = np.where(standard, policy.standard_size, policy.non_standard_size)
     plan["minimum"] = np.where(standard, policy.min_size, policy.min_non_standard_size)
+    plan["uncertain"] = np.full(n_campaigns, np.nan)
     if "product_type_probability" in s.columns:
         _size_uncertain_types(plan, _first_valid(s["product_type_probability"].to_numpy(float), starts), policy)
-    budget = _first_valid(s["budget"].to_numpy(float), starts).astype(float) * (1 + policy.budget_overrun)
+    # A budget the overrun takes past the largest float is no limit: infinite (no budget row), not numpy's warning.
+    with np.errstate(over="ignore"):
+        budget = _first_valid(s["budget"].to_numpy(float), starts).astype(float) * (1 + policy.budget_overrun)
     plan["budget"] = budget
     plan["best"] = np.fmax.reduceat(score, starts)
     limit = plan["limit"]
@@ -200,7 +207,14 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     members = slates.members[campaign]
     size, limit = len(members), slates.size[campaign]
     kind = "standard" if slates.standard[campaign] else "non-standard"
-    if size >= limit:
+    uncertain = slates.uncertain[campaign]
+    if size >= limit and not np.isnan(uncertain):
+        policy = slates.policy
+        text = (
+            f"{size}: between the standard ({policy.standard_size}) and non-standard ({policy.non_standard_size}) "
+            f"sizes, the product type being uncertain (p_non_standard {uncertain:.2f})"
+        )
+    elif size >= limit:
         text = f"{size}: the {kind} slate size"
     elif "budget" in slates.skipped[campaign]:
         text = f"{size}: budget reached (expected commission x {slates.policy.participation_rate:.0%} take-up)"

@@ -39,6 +39,8 @@ class SlateBook:
         self.minimum = plan["minimum"].to_dict()
         self.floor = plan["floor"].to_dict()
         self.standard = plan["standard"].to_dict()
+        # The probability of non-standard where an uncertain type sized the slate between the two kinds, else NaN.
+        self.uncertain = plan["uncertain"].to_dict()
         self.budget = plan["budget"].to_dict()
         self.max_unproven = plan["unproven"].to_dict()
         self.members: dict[str, list[int]] = {c: [] for c in plan.index}

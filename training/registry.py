@@ -10,7 +10,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from features.environment import TRACKING_URI_ENV
+from features.environment import QUIET_ENVIRONMENT, TRACKING_URI_ENV, unset_defaults
 
 __all__ = [
     "CHAMPION",
@@ -212,6 +212,19 @@ def resolve_version(uri: str) -> str:
     return ref
 
 
+# MLflow's artifact progress bar, off as the command line's quiet defaults have it: it is read at each download, so
+# setting it where rankers and their records are downloaded quiets the Python API too, which otherwise drew a bar
+# on standard error for every Matcher built from a model URI. Named by QUIET_ENVIRONMENT, not here.
+_NO_DOWNLOAD_BARS = {
+    name: value for name, value in QUIET_ENVIRONMENT.items() if name.startswith("MLFLOW_") and "PROGRESS_BAR" in name
+}
+
+
+def _quiet_downloads() -> None:
+    """Turns MLflow's download progress bars off, unless the user set them either way."""
+    os.environ.update(unset_defaults(_NO_DOWNLOAD_BARS))
+
+
 def load_ranker(uri: str) -> LoadedRanker:
     """Loads a ranker from a model URI (`models:/name@alias`, `models:/name/3`, `runs:/...` or a path).
 
@@ -222,6 +235,7 @@ def load_ranker(uri: str) -> LoadedRanker:
     from mlflow.exceptions import MlflowException
     from sklearn.exceptions import InconsistentVersionWarning
 
+    _quiet_downloads()
     try:
         version = resolve_version(uri)
         with warnings.catch_warnings():
@@ -256,6 +270,7 @@ def training_records(ranker: LoadedRanker):
     where = f"model {ranker.uri!r}: the creators' records of its training run"
     if ranker.run_id is None:
         raise ModelNotFound(f"{where} are unknown (no run recorded); give a performance file")
+    _quiet_downloads()
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(run_id=ranker.run_id, artifact_path="records", dst_path=tmp)

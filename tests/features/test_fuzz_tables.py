@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from pandas._libs.parsers import STR_NA_VALUES
 
 from features.contract import CATEGORIES, CREATOR_TYPES, KNOWN_MARKETPLACES, MAX_ASINS, PLATFORMS
+from features.rows import MAX_PRICE
 from features.tables import (
     TABLES,
     Reject,
@@ -407,6 +408,7 @@ SPECIFIC: dict[str, list[Defect]] = {
         Defect("bad marketplace code", "marketplaces", _replace_one("marketplaces", malformed_marketplace)),
         setting("no marketplaces", "marketplaces", st.just([])),
         setting("price not positive", "price", st.one_of(st.just(0.0), negative_float)),
+        setting("price above MAX_PRICE", "price", st.floats(MAX_PRICE, 1e300, exclude_min=True)),
         setting("budget not positive", "budget", st.one_of(st.just(0.0), negative_float)),
         setting(
             "commission_rate outside (0, 1]",

@@ -7,12 +7,14 @@ import io
 import json
 import math
 import pickle
+import sys
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from features.rows import MAX_PRICE
 from features.tables import (
     InputError,
     Table,
@@ -73,6 +75,13 @@ ID_OF = {"campaigns": "campaign_id", "creators": "creator_id"}
 RULES = [
     ("campaigns", {"price": 0.0}, "price", "greater than 0"),
     ("campaigns", {"price": -3.0}, "price", "greater than 0"),
+    # Beyond any product's price, and beyond what the slate assignment's solver can take (it failed at 1e18).
+    ("campaigns", {"price": 1e18}, "price", "got 1e+18; input should be less than or equal to 1000000000"),
+    ("campaigns", {"price": math.nextafter(MAX_PRICE, math.inf)}, "price", "less than or equal to 1000000000"),
+    # A flag is not an amount: pydantic alone read True as 1.0.
+    ("campaigns", {"price": True}, "price", "got True; input should be a number, not a boolean"),
+    ("campaigns", {"commission_rate": True}, "commission_rate", "not a boolean"),
+    ("campaigns", {"budget": False}, "budget", "got False; input should be a number, not a boolean"),
     ("campaigns", {"commission_rate": 1.7}, "commission_rate", "less than or equal to 1"),
     ("campaigns", {"commission_rate": 0.0}, "commission_rate", "greater than 0"),
     ("campaigns", {"budget": 0.0}, "budget", "greater than 0"),
@@ -138,6 +147,16 @@ def test_each_rule_rejects_the_row_naming_table_row_id_and_column(table, bad, co
     assert reject.id == expected_id
     assert fragment in reject.reason
     assert result.frame["row"].tolist() == [1]
+
+
+def test_the_largest_price_and_any_finite_budget_are_valid():
+    """The price bound is inclusive, and the budget has none: a budget no slate could spend never binds."""
+    frame = pd.DataFrame([campaign(price=MAX_PRICE, budget=sys.float_info.max, commission_rate=1.0)])
+
+    result = validate_frame(frame, "campaigns")
+
+    assert result.rejects == []
+    assert result.frame.loc[0, ["price", "budget"]].tolist() == [MAX_PRICE, sys.float_info.max]
 
 
 def test_audience_share_sum_reason_states_the_sum():

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.embeddings import Embedder, creator_vectors
+from features.environment import QUIET_ENVIRONMENT
 from features.product_type import resolve_product_types
+from features.records import SettledPerformance
+from features.rows import MAX_PRICE, CampaignRow
 from features.tables import Table, read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
+from matcher.assignment import budget_rows
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.schema import MATCH_SCHEMA, SlateEntry, empty_matches
+from matcher.settings import SlatePolicy
+from matcher.slate import plan_sizes
 from training.registry import ModelNotFound, load_ranker
 
 # One campaign as a campaign tool passes it to the API.
@@ -155,6 +163,20 @@ def test_index_or_embedder_on_another_backend_is_refused(tmp_path, creators, ran
         Matcher(creators, model=ranker, index=index, embedder=Embedder(backend=other))
 
 
+def test_a_matcher_built_from_a_model_uri_draws_no_progress_bar(creators, index, embedder, trained, monkeypatch, capfd):
+    """MLflow drew a "Downloading artifacts" bar on standard error for the ranker and again for its records, each
+    time a Matcher was built from a URI; the command line's quiet defaults now apply wherever rankers load."""
+    for name in QUIET_ENVIRONMENT:  # as in a fresh Python session: not set by a command run earlier in this one
+        monkeypatch.delenv(name, raising=False)
+    capfd.readouterr()
+
+    matcher = Matcher(creators, model=trained.model_uri, index=index, embedder=embedder)
+
+    assert matcher.ranker.version == "creator-ranker/1"
+    err = capfd.readouterr().err
+    assert "Downloading" not in err and "%|" not in err, err
+
+
 def test_unresolvable_model_uri_is_a_clear_error(creators, trained):
     with pytest.raises(ModelNotFound, match="no-such-model"):
         Matcher(creators, model="models:/no-such-model@champion")
@@ -236,16 +258,27 @@ def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, emb
         Matcher(creators, model=stale, index=index, embedder=embedder)
 
 
-def test_a_row_column_does_not_let_invalid_creators_through(creators, ranker, index, embedder):
-    """A frame that merely has the validator's `row` column is validated; the bad row is named."""
+def test_invalid_creators_of_a_frame_are_left_out_named_and_warned_about(creators, ranker, index, embedder):
+    """A frame is validated, even one that has the validator's `row` column, and so is a Table built by hand. As
+    the command line does, the bad row is left out and the valid ones kept: it is in `creator_rejects`, and one
+    warning counts the rows left out and names the first."""
     frame = creators.copy()
     frame.loc[3, "followers"] = -5
+    frame.loc[5, "platforms"] = []
     assert "row" in frame.columns
-    with pytest.raises(ValueError, match=r"1 invalid creator rows; first: creators row 4 .*column followers"):
-        Matcher(frame, model=ranker, index=index, embedder=embedder)
-    forged = Table("creators", frame, [])  # a Table built by hand is not a validated one
-    with pytest.raises(ValueError, match=r"creators row 4 .*column followers"):
-        Matcher(forged, model=ranker, index=index, embedder=embedder)
+    warning = (
+        r"^2 invalid rows left out \(Matcher\.creator_rejects\); first: creators row 4 \(id \w+\): column followers"
+    )
+    for given in (frame, Table("creators", frame, [])):
+        with pytest.warns(UserWarning, match=warning):
+            matcher = Matcher(given, model=ranker, index=index, embedder=embedder)
+
+        assert [(r.table, r.row, r.id, r.column) for r in matcher.creator_rejects] == [
+            ("creators", 4, frame.at[3, "creator_id"], "followers"),
+            ("creators", 6, frame.at[5, "creator_id"], "platforms"),
+        ]
+        assert matcher.creators["creator_id"].tolist() == frame["creator_id"].drop(index=[3, 5]).tolist()
+        assert len(matcher.match(API_CAMPAIGN).matches) > 0
 
 
 def test_a_read_table_is_used_as_validated_with_its_rejects_left_to_the_reader(
@@ -258,9 +291,35 @@ def test_a_read_table_is_used_as_validated_with_its_rejects_left_to_the_reader(
     table = read_table(tmp_path / "creators.parquet", "creators")
     assert [(r.row, r.column) for r in table.rejects] == [(1, "creator_type")]
 
-    matcher = Matcher(table, model=ranker, index=index, embedder=embedder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the reader has these rejects already: no news to warn of
+        matcher = Matcher(table, model=ranker, index=index, embedder=embedder)
 
     assert matcher.creators["creator_id"].tolist() == creators["creator_id"].iloc[1:].tolist()
+    assert matcher.creator_rejects == table.rejects
+
+
+def test_invalid_performance_rows_of_a_frame_are_left_out_named_and_warned_about(
+    world_dir, creators, ranker, index, embedder
+):
+    """The performance table and its past campaigns given as frames: their bad rows are left out as the creators'
+    are (SettledPerformance alone refuses them), and the records are those of the valid rows."""
+    performance = pd.read_parquet(world_dir / "performance.parquet")
+    past = pd.read_parquet(world_dir / "campaigns.parquet")
+    bad = performance.copy()
+    bad.loc[2, "clicks"] = bad.loc[2, "impressions"] + 1
+
+    warning = r"^1 invalid row left out \(Matcher\.performance_rejects\); first: performance row 3 .*column clicks"
+    with pytest.warns(UserWarning, match=warning):
+        matcher = Matcher(
+            creators, model=ranker, index=index, embedder=embedder, performance=SettledPerformance(bad, past)
+        )
+
+    assert [(r.table, r.row, r.column) for r in matcher.performance_rejects] == [("performance", 3, "clicks")]
+    without = SettledPerformance(performance.drop(index=2), past)
+    clean = Matcher(creators, model=ranker, index=index, embedder=embedder, performance=without)
+    assert clean.performance_rejects == []
+    pd.testing.assert_frame_equal(matcher.records.history, clean.records.history)
 
 
 def test_match_many_validates_a_frame_and_returns_its_invalid_campaigns_as_rejects(
@@ -296,6 +355,88 @@ def test_match_many_on_mappings_rejects_the_invalid_and_matches_the_rest(creator
     assert (out.matches["campaign_id"] == "api-1").all() and len(out.matches) > 0
     with pytest.raises(ValueError, match=r"^invalid campaign: campaigns row 1 \(id api-2\): column commission_rate"):
         matcher.match(bad)
+
+
+def test_an_empty_campaign_is_a_reject_naming_every_missing_column(creators, ranker, index, embedder):
+    """An empty mapping made no row of a frame, so it was never validated and vanished: it is a reject like any
+    campaign without its required columns, and `match` names each of them."""
+    required = sorted(name for name, field in CampaignRow.model_fields.items() if field.is_required())
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+
+    out = matcher.match_many([{}, API_CAMPAIGN])
+
+    assert [(r.row, r.id, r.column, r.reason) for r in out.rejects] == [
+        (1, "", column, "required value is missing") for column in required
+    ]
+    assert [s.campaign_id for s in out.summaries] == ["api-1"] and len(out.matches) > 0
+    with pytest.raises(
+        ValueError, match=r"^invalid campaign: campaigns row 1 \(id \?\): column asins: required"
+    ) as refused:
+        matcher.match({})
+    assert all(f"column {column}: required value is missing" in str(refused.value) for column in required)
+
+
+def test_the_largest_price_and_budget_get_slates_and_a_larger_price_is_a_reject(
+    creators, campaigns, ranker, index, embedder
+):
+    """A price of 1e18 made the slate assignment's solver fail and the whole batch with it. Now it is one reject,
+    and at the largest price allowed every valid campaign of the batch gets its slate: with the largest budget
+    there is (no overflow on the way either), and with budgets that bind beyond the minimum, so that the programme
+    has budget rows, whose coefficients are the largest of all."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    policy = matcher.settings.slate
+    priced = campaigns.drop(columns="row").assign(price=MAX_PRICE, budget=sys.float_info.max)
+    scored = matcher.scored_candidates(priced)
+    scored = scored[scored["score"] > 0]
+    minimum = plan_sizes(scored, policy)["minimum"]
+    binding = []
+    for campaign_id, spend in scored.groupby("campaign_id"):
+        # The budget of the campaign's `minimum + extra` best candidates: wider than the minimum, short of the size.
+        cost = np.sort(spend["expected_commission"].to_numpy() * policy.participation_rate)[::-1]
+        row = priced.set_index("campaign_id").loc[campaign_id].to_dict() | {"campaign_id": campaign_id}
+        for extra in (1, 2, 3):
+            budget = cost[: minimum[campaign_id] + extra].sum() / (1 + policy.budget_overrun)
+            binding.append(row | {"campaign_id": f"{campaign_id}-{extra}", "budget": budget})
+    implausible = priced.iloc[[0]].assign(campaign_id="implausible", price=1e18)
+    batch = pd.concat([priced, pd.DataFrame(binding), implausible], ignore_index=True)
+    valid = batch[batch["price"] <= MAX_PRICE]
+    bound = matcher.scored_candidates(valid)
+    bound = bound[bound["score"] > 0]
+    assert budget_rows(bound, plan_sizes(bound, policy), policy).any()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = matcher.match_many(batch)
+
+    assert [(r.id, r.column) for r in out.rejects] == [("implausible", "price")]
+    assert "got 1e+18; input should be less than or equal to 1000000000" in out.rejects[0].reason
+    assert [s.campaign_id for s in out.summaries] == valid["campaign_id"].tolist()
+    in_stock = valid.loc[valid["in_stock"], "campaign_id"]
+    assert set(out.matches["campaign_id"]) == set(in_stock)
+    assert np.isfinite(out.matches["score"]).all() and out.matches["score"].max() > 1e9
+    assert any("budget reached" in s.size_reason for s in out.summaries)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"allow_cashback": "no"}, "Got allow_cashback='no'; expected True or False"),
+        ({"related_first": 1}, "Got related_first=1; expected True or False"),
+        ({"candidates": 2.5}, "Got candidates=2.5; expected a whole number"),
+        ({"proven_candidates": -1}, "Got proven_candidates=-1; expected at least 0"),
+        ({"min_market_share": 1.7}, "Got min_market_share=1.7; expected a value in [0, 1]"),
+        ({"min_market_share": float("nan")}, "Got min_market_share=nan; expected a finite number"),
+        ({"violations": "ignore"}, "Got violations='ignore'; expected 'demote' or 'exclude'"),
+        ({"slate": {"capacity": 2}}, "Got slate={'capacity': 2}; expected a SlatePolicy"),
+    ],
+)
+def test_match_settings_refuse_a_value_naming_it(values, message):
+    """A string is truthy: allow_cashback="no" used to propose cashback sites. Every setting is refused in one
+    line when its value is not of its type or range (the slate's own in tests/matcher/test_slate.py)."""
+    with pytest.raises(ValueError) as refused:
+        MatchSettings(**values)
+    assert str(refused.value) == message
+    assert MatchSettings(allow_cashback=True, proven_candidates=0, slate=SlatePolicy(capacity=None)).allow_cashback
 
 
 def test_candidate_features_are_what_the_slates_were_scored_on(creators, campaigns, ranker, index, embedder, result):

@@ -90,15 +90,28 @@ def test_the_record_channel_names_categories_both_sides_sold_in(matcher, world_d
     assert found["market_overlap"].dropna().between(0, 1 + 1e-9).all()
 
 
+def test_one_seed_marketplace_or_type_as_a_string_is_one_value_not_its_characters(matcher, sellers):
+    """`similar("cr000053")` looked for creators 'c', 'r', '0'...; a string is one id, one code, one type."""
+    one = matcher.similar(sellers[0], k=5, marketplaces="UK", creator_types="social_creator")
+    assert len(one) == 5
+    pd.testing.assert_frame_equal(
+        one, matcher.similar([sellers[0]], k=5, marketplaces=["UK"], creator_types=["social_creator"])
+    )
+    pd.testing.assert_frame_equal(matcher.similar(sellers[0], k=5), matcher.similar([sellers[0]], k=5))
+
+
 def test_bad_requests_name_the_value(matcher):
     with pytest.raises(UnknownCreator, match="'no-such-creator'"):
         matcher.similar(["no-such-creator"])
     with pytest.raises(ValueError, match="creator_type 'blogger'"):
         matcher.similar([matcher.creators["creator_id"][0]], creator_types=["blogger"])
-    with pytest.raises(ValueError, match="k=0"):
-        matcher.similar([matcher.creators["creator_id"][0]], k=0)
     with pytest.raises(ValueError, match="marketplace 'usa'"):
         matcher.similar([matcher.creators["creator_id"][0]], marketplaces=["usa"])
+    # Not a bare TypeError from the slicing deep inside: the value, and what k must be.
+    for k in (0, 2.5, "3", True):
+        with pytest.raises(ValueError, match=rf"^Got k={k!r}; expected a whole number of at least 1$"):
+            matcher.similar([matcher.creators["creator_id"][0]], k=k)
+    assert len(matcher.similar([matcher.creators["creator_id"][0]], k=np.int64(3))) == 3
 
 
 def test_cli_writes_the_same_lookalikes_as_the_api(world_dir, trained, tmp_path, sellers):

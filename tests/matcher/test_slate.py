@@ -118,7 +118,7 @@ def test_near_duplicate_creators_do_not_share_a_slate():
 
 def test_non_standard_slates_span_the_funnel_when_candidates_exist():
     """Awareness fills the slate by score; the best review and deals creators take the weakest places."""
-    policy = SlatePolicy(capacity=None, non_standard_size=4)
+    policy = SlatePolicy(capacity=None, non_standard_size=4, min_non_standard_size=4)
     rows = [("c", r, 100.0 - r, "a") for r in range(6)] + [("c", 10, 20.0, "r"), ("c", 11, 30.0, "d")]
     chosen, why = build_slates(candidates(rows), policy, distinct_vectors(12))
     assert set(chosen["funnel_stage"]) == {"awareness", "consideration", "conversion"}
@@ -139,11 +139,42 @@ def test_standard_slates_lean_on_proven_converters():
     assert len(chosen) == 6
 
 
-def test_policy_errors_name_the_value():
-    with pytest.raises(ValueError, match=r"participation_rate=1\.5"):
-        SlatePolicy(participation_rate=1.5)
-    with pytest.raises(ValueError, match="capacity=0"):
-        SlatePolicy(capacity=0)
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"participation_rate": 1.5}, "Got participation_rate=1.5; expected a value in (0, 1]"),
+        ({"capacity": 0}, "Got capacity=0; expected at least 1 or None"),
+        ({"capacity": 2.5}, "Got capacity=2.5; expected a whole number or None"),
+        ({"budget_overrun": -1}, "Got budget_overrun=-1; expected a share of the budget of at least 0"),
+        ({"budget_overrun": float("inf")}, "Got budget_overrun=inf; expected a finite number"),
+        (
+            {"duplicate_similarity": 2},
+            "Got duplicate_similarity=2; expected a cosine in (-1, 1] (1 turns the rule off)",
+        ),
+        ({"duplicate_similarity": -1.0}, "Got duplicate_similarity=-1.0; expected a cosine in (-1, 1]"),
+        # A minimum above the size was never kept (the size caps the slate), yet the summary named it.
+        ({"min_size": 10}, "Got min_size=10; expected at most standard_size (6)"),
+        ({"non_standard_size": 4}, "Got min_non_standard_size=6; expected at most non_standard_size (4)"),
+        ({"standard_size": 0}, "Got standard_size=0; expected at least 1"),
+        ({"min_stage_value": 1.5}, "Got min_stage_value=1.5; expected a share in [0, 1]"),
+        ({"comparable_value": -0.1}, "Got comparable_value=-0.1; expected a share in [0, 1]"),
+        ({"max_unproven_standard": -1}, "Got max_unproven_standard=-1; expected at least 0"),
+        ({"funnel_coverage": "no"}, "Got funnel_coverage='no'; expected True or False"),
+        ({"standard_size": "6"}, "Got standard_size='6'; expected a whole number"),
+        ({"assignment": "optimal"}, "Got assignment='optimal'; expected one of exact, greedy"),
+    ],
+)
+def test_policy_errors_name_the_value(values, message):
+    with pytest.raises(ValueError) as refused:
+        SlatePolicy(**values)
+    assert str(refused.value).startswith(message)
+
+
+def test_the_edges_of_each_policy_range_are_accepted():
+    """Refusing what the rules cannot mean leaves what they can: 1 turns the duplicate rule off, the minimum may be
+    the size, and a share may be 0 or 1."""
+    SlatePolicy(duplicate_similarity=1.0, min_size=6, min_non_standard_size=15, min_stage_value=0, comparable_value=1)
+    SlatePolicy(budget_overrun=0, max_unproven_standard=0, participation_rate=1, capacity=None)
 
 
 # --- the exact assignment -----------------------------------------------------------------------------------------
@@ -374,15 +405,28 @@ def test_best_assignment_equals_an_integer_programme_on_larger_random_batches(se
     assert (best.groupby("campaign_id").size() <= sizes.reindex(best["campaign_id"].unique())).all()
 
 
-@pytest.mark.parametrize(("probability", "size"), [(0.0, 6), (0.5, 10), (0.6, 11), (1.0, 15)])
-def test_an_uncertain_product_type_is_sized_between_the_two(probability, size):
-    """Between 0.35 and 0.65 of non-standard the slate size follows the probability; outside, the label."""
-    policy = SlatePolicy(capacity=None, funnel_coverage=False)
+@pytest.mark.parametrize(
+    ("probability", "size", "reason"),
+    [
+        (0.0, 6, "6: the standard slate size;"),
+        (0.48, 10, "10: between the standard (6) and non-standard (15) sizes, the product type being uncertain "
+         "(p_non_standard 0.48);"),
+        (0.6, 11, "11: between the standard (6) and non-standard (15) sizes, the product type being uncertain "
+         "(p_non_standard 0.60);"),
+        (1.0, 15, "15: the non-standard slate size;"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_an_uncertain_product_type_is_sized_between_the_two(probability, size, reason, assignment):
+    """Between 0.35 and 0.65 of non-standard the slate size follows the probability; outside, the label. The
+    summary says which: an uncertain standard campaign's 10 is not "the standard slate size" (6)."""
+    policy = SlatePolicy(capacity=None, funnel_coverage=False, assignment=assignment)
     kind = "non_standard" if probability >= 0.5 else "standard"
     rows = [("c", r, 100.0 - r, "a") for r in range(20)]
     frame = candidates(rows, kind=kind).assign(product_type_probability=probability)
-    chosen, _ = build_slates(frame, policy, distinct_vectors(20))
+    chosen, why = build_slates(frame, policy, distinct_vectors(20))
     assert len(chosen) == size
+    assert why["c"].startswith(reason), why["c"]
 
 
 # --- the exact assignment against greedy under the same rules (issue #13) ----------------------------------------
