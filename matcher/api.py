@@ -25,7 +25,7 @@ from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
 from features.tables import Reject, Table, valid_rows
-from matcher.artifacts import check_features, embedder_for, index_for
+from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
@@ -35,7 +35,7 @@ from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEnt
 from matcher.scoring import Scorer, in_table_order
 from matcher.settings import MatchSettings
 from matcher.similar import LookalikeSpace
-from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, load_ranker, training_records
+from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, training_records
 
 __all__ = [
     "ENGINES",
@@ -112,7 +112,8 @@ class Matcher:
             self.performance_rejects = performance.rejects()
             if any(map(_given_unvalidated, given)):
                 _warn_left_out(self.performance_rejects, "performance_rejects")
-        self.ranker = model if isinstance(model, LoadedRanker) else load_ranker(model)
+        # A SQLite store that is not there is refused, not created empty by MLflow (matcher.artifacts).
+        self.ranker = load_for_matching(model, performance)
         check_features(self.ranker)
         self.embedder = embedder_for(self.ranker, embedder)
         index = index_for(index, self.ranker, self.embedder, self.creators)

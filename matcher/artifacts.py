@@ -77,7 +77,7 @@ def check_model_stores(model: str) -> None:
         path = missing_store(uri)
         if path is not None:
             raise ModelNotFound(
-                f"model {model!r} cannot be loaded: {missing_store_reason(path, uri)}, or --model a model directory"
+                f"model {model!r} cannot be loaded: {missing_store_reason(path, uri)}, or a model directory as the model (--model)"
             )
 
 
