@@ -40,6 +40,7 @@ __all__ = [
     "TrainingTables",
     "build_training_data",
     "read_training_tables",
+    "settled_training_rows",
 ]
 
 
@@ -161,6 +162,20 @@ def relabel(
     return rows
 
 
+def settled_training_rows(tables: TrainingTables, as_of: dt.date | None = None) -> pd.DataFrame:
+    """The performance rows settled by `as_of` (default today), with their campaigns' columns.
+
+    Raises:
+        InputError: there are none to learn from.
+    """
+    rows = settled_rows(tables.performance, tables.campaigns, pd.Timestamp(as_of or dt.date.today()))
+    if rows.empty:
+        raise InputError(
+            f"no settled performance rows to learn from (status settled and {SETTLEMENT_DAYS} days past end_date)"
+        )
+    return rows
+
+
 def build_training_data(
     tables: TrainingTables,
     embedder: Embedder,
@@ -180,13 +195,7 @@ def build_training_data(
     Raises:
         InputError: no settled performance rows to learn from.
     """
-    as_of = pd.Timestamp(as_of or dt.date.today())
-    rows = settled_rows(tables.performance, tables.campaigns, as_of)
-    if rows.empty:
-        raise InputError(
-            f"no settled performance rows to learn from (status settled and {SETTLEMENT_DAYS} days past end_date)"
-        )
-    rows = relabel(rows, tables.touches, tables.purchases, attribution, window)
+    rows = relabel(settled_training_rows(tables, as_of), tables.touches, tables.purchases, attribution, window)
     # Product types are learned from what the seller declared and how creators sold, then resolved for all.
     product_types = ProductTypeModel().fit(
         tables.campaigns,

@@ -80,7 +80,11 @@ def cold_metrics(
     scores = {"model": expected_sales(model.predict(cold), cold["price"].to_numpy(float))} | {
         f"baseline_{name}": baseline(cold) for name, baseline in BASELINES.items()
     }
-    metrics = {"cold_n_creators": float(cold["creator_id"].nunique()), "cold_n_pairs": float(len(cold))}
+    metrics = {
+        "cold_n_creators": float(cold["creator_id"].nunique()),
+        "cold_n_pairs": float(len(cold)),
+        "cold_n_campaigns": float(cold["campaign_id"].nunique()),
+    }
     for name, score in scores.items():
         prefix = "cold_" if name == "model" else f"cold_{name}_"
         metrics[f"{prefix}ndcg_at_{k}"] = ndcg_by_campaign(cold, score, k)

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.pairwise import FEATURES
-from training.evaluate import evaluate_ranking
+from training.evaluate import evaluate_ranking, ndcg_by_campaign
 from training.ranker import CreatorRanker
 from training.registry import champion_version, load_ranker
 
 __all__ = [
+    "HELD_OUT_SCORE",
+    "MIN_CAMPAIGNS",
     "PromotionCheck",
+    "challenger_metrics",
     "champion_metrics",
     "champion_on_unseen",
     "check_promotion",
@@ -22,6 +25,9 @@ __all__ = [
 ]
 
 MIN_CAMPAIGNS = 3
+# The column of evaluation/holdout.parquet holding the expected sales of the version's held-out fit (trained
+# without those campaigns): the registered model was refitted on them and cannot be judged on them.
+HELD_OUT_SCORE = "held_out_score"
 
 
 @dataclass
@@ -81,6 +87,12 @@ def champion_metrics(ranker: CreatorRanker | None, fair: pd.DataFrame) -> dict[s
     return {f"champion_{k}": v for k, v in found.items() if not k.startswith("baseline_")} | count
 
 
+def challenger_metrics(held_out: CreatorRanker, fair: pd.DataFrame) -> dict[str, float]:
+    """The new version's held-out fit on the same pairs as `champion_metrics`, prefixed `challenger_`."""
+    found = evaluate_ranking(held_out, fair, fair["price"].to_numpy())
+    return {f"challenger_{k}": v for k, v in found.items() if not k.startswith("baseline_")}
+
+
 def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame) -> dict[str, float]:
     """The champion's metrics on the held-out pairs it has not seen, prefixed `champion_`, and their count.
 
@@ -90,7 +102,11 @@ def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame) -
 
 
 def check_promotion(model_name: str, version: str) -> PromotionCheck:
-    """Compares a version with the champion on the version's held-out campaigns the champion never saw."""
+    """Compares a version with the champion on the version's held-out campaigns the champion never saw.
+
+    The version is judged by its held-out fit's logged scores (`HELD_OUT_SCORE`), the champion by its registered
+    model: neither trained on those campaigns. The registered version itself was refitted on them.
+    """
     import mlflow
 
     champion = champion_version(model_name)
@@ -116,11 +132,17 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
             f"version {champion}; no fair comparison (need {MIN_CAMPAIGNS})",
             campaigns=n,
         )
-    candidate = load_ranker(f"models:/{model_name}/{version}").model.ranker
+    if HELD_OUT_SCORE not in fair:
+        return PromotionCheck(
+            False,
+            f"version {version}'s run logged no scores of its held-out fit (trained before they were logged), and "
+            "the registered model was refitted on those campaigns; retrain it to compare",
+            campaigns=n,
+        )
     champ = load_ranker(f"models:/{model_name}/{champion}").model
     if list(champ.features) != FEATURES:
         return PromotionCheck(False, f"champion version {champion} uses another feature set", campaigns=n)
-    ours = evaluate_ranking(candidate, fair, fair["price"].to_numpy())["ndcg_at_10"]
+    ours = ndcg_by_campaign(fair, fair[HELD_OUT_SCORE].to_numpy(float), 10)
     theirs = evaluate_ranking(champ.ranker, fair, fair["price"].to_numpy())["ndcg_at_10"]
     verdict = "beats" if ours >= theirs else "does not beat"
     return PromotionCheck(

@@ -15,9 +15,15 @@ import pandas as pd
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
 from features.tables import Reject
-from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables
+from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables, settled_training_rows
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
-from training.promotion import champion_metrics, champion_on_unseen
+from training.promotion import (
+    HELD_OUT_SCORE,
+    MIN_CAMPAIGNS,
+    challenger_metrics,
+    champion_metrics,
+    champion_on_unseen,
+)
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
@@ -84,12 +90,14 @@ def train(
     share of campaigns, the latest by start date, held out for that evaluation.
     """
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
 
     if not 0 < holdout < 1:
         raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
     # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
     tables = read_training_tables(data_dir)
+    settled_training_rows(tables, as_of)
     embedder = embedder or Embedder()
     resolve_model_path(embedder.model)
     configure_tracking()
@@ -119,10 +127,15 @@ def train(
         if champion is not None:
             champion_ranker, champion_pairs = champion_on_unseen(model_name, champion, test_pairs)
             metrics |= champion_metrics(champion_ranker, champion_pairs)
+            if champion_ranker is not None:  # this version's held-out fit, on the very campaigns the champion is
+                metrics |= challenger_metrics(held_out, champion_pairs)
     final = CreatorRanker(**ranker.get_params()).fit(data.pairs[FEATURES], data.pairs[OUTCOMES])
     python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
-    signature = infer_signature(example, final.predict(example))
+    # Every feature may be missing (the heads send a missing value its own way): inferred from a few rows, a
+    # feature those rows happened to fill would be declared required.
+    inputs = Schema([ColSpec("double", name, required=False) for name in FEATURES])
+    signature = ModelSignature(inputs, infer_signature(example, final.predict(example)).outputs)
     tags = {
         "embedding_model": embedder.model,
         "embedding_backend": embedder.backend,
@@ -199,10 +212,13 @@ def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) ->
     import mlflow
 
     holdout = tmp / "holdout.parquet"
-    test_pairs[["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES]].to_parquet(holdout)
-    mlflow.log_artifact(str(holdout), "evaluation")
     predicted = held_out.predict(test_pairs)
     price = test_pairs["price"].to_numpy()
+    # The held-out fit's own scores: what the promotion gate judges this version by, since the registered model
+    # is refitted on these very campaigns.
+    logged = test_pairs[["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES]]
+    logged.assign(**{HELD_OUT_SCORE: expected_sales(predicted, price)}).to_parquet(holdout)
+    mlflow.log_artifact(str(holdout), "evaluation")
     scores = {"model": expected_sales(predicted, price)} | {
         name: baseline(test_pairs) for name, baseline in BASELINES.items()
     }
@@ -279,6 +295,17 @@ def summarize(result: TrainResult) -> str:
             f"held-out later campaigns: click AUC {m['click_auc']:.3f}, order AUC {m['order_auc']:.3f}, "
             f"NDCG@10 of sales {m['ndcg_at_10']:.3f} (followers {m['baseline_followers_ndcg_at_10']:.3f}, "
             f"tags then followers {m['baseline_tags_then_followers_ndcg_at_10']:.3f})"
+        )
+    n = int(m.get("champion_comparison_campaigns", 0))
+    if "challenger_ndcg_at_10" in m:
+        lines.append(
+            f"against the champion, on the {n} held-out campaigns it never trained on: NDCG@10 "
+            f"{m['challenger_ndcg_at_10']:.3f} vs {m['champion_ndcg_at_10']:.3f} (`creator-match promote` decides)"
+        )
+    elif "champion_comparison_campaigns" in m:
+        lines.append(
+            f"no fair comparison with the champion: {n} held-out campaigns it never trained on "
+            f"(need {MIN_CAMPAIGNS}), or it reads other features; `promote` will refuse without --force"
         )
     return "\n".join(lines)
 

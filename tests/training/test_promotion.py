@@ -18,7 +18,7 @@ from tests.commands import run_in_process
 from training.promotion import check_promotion
 from training.ranker import CreatorRanker
 from training.registry import champion_version, promote
-from training.train import train
+from training.train import summarize, train
 
 pytestmark = pytest.mark.slow
 EARLY = dt.date(2026, 3, 1)
@@ -55,7 +55,8 @@ def test_train_compares_with_the_champion_only_on_campaigns_it_never_saw(registr
     assert versions["early_blind"].is_champion and not versions["full_fitted"].is_champion
     full = versions["full_fitted"]
     assert full.metrics["champion_comparison_campaigns"] >= 3
-    assert "champion_ndcg_at_10" in full.metrics
+    assert "champion_ndcg_at_10" in full.metrics and "challenger_ndcg_at_10" in full.metrics
+    assert "against the champion, on the" in summarize(full) and "NDCG@10" in summarize(full)
     card = MlflowClient().get_model_version("gate", full.version).description
     assert "## Held-out later campaigns" in card and "champion" in card
 
@@ -69,6 +70,11 @@ def test_a_fitted_version_replaces_a_blind_champion(registry):
     assert (
         "beats" in verdict.reason and f"{verdict.candidate_ndcg:.3f} vs {verdict.champion_ndcg:.3f}" in verdict.reason
     )
+    # The version is judged as training judged it against the same champion: by its held-out fit, which never saw
+    # these campaigns, not by the registered model, refitted on them.
+    logged = versions["full_fitted"].metrics
+    assert verdict.candidate_ndcg == pytest.approx(logged["challenger_ndcg_at_10"], rel=1e-9)
+    assert verdict.champion_ndcg == pytest.approx(logged["champion_ndcg_at_10"], rel=1e-9)
 
 
 def test_a_blind_version_is_refused_with_exit_2_unless_forced(registry):

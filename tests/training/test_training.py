@@ -119,6 +119,11 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert " to " in run.data.tags["training_window"]
     model = mlflow.pyfunc.load_model(trained.model_uri)
     assert [spec.name for spec in model.metadata.signature.inputs] == FEATURES
+    # Any feature may be missing (an optional creator field, no record yet): none is declared required, and a
+    # row with nothing known still gets finite predictions.
+    assert not any(spec.required for spec in model.metadata.signature.inputs)
+    unknown = model.predict(pd.DataFrame([dict.fromkeys(FEATURES, float("nan"))]))
+    assert np.isfinite(unknown.to_numpy(float)).all()
 
 
 def test_ranker_beats_the_sellers_hand_pick_on_later_campaigns(trained):
