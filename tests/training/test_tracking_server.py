@@ -90,6 +90,7 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
     assert first.returncode == 0, first.stderr[-500:]
     assert "version 1 (champion)" in first.stdout
     assert "HiGHS" not in first.stdout + first.stderr, "the solver's banner reached the console"
+    assert "View run" not in first.stdout, "MLflow's run links reached the command's own output"
     second = in_process("train", "--data", "w", "--members", "2", "--max-features", "0.5")
     assert second.returncode == 0 and "version 2 (not champion" in second.stdout, second.stderr[-500:]
     assert not (tmp_path / "mlflow.db").exists(), "nothing may fall back to a local store"
