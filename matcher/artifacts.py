@@ -77,7 +77,8 @@ def check_model_stores(model: str) -> None:
         path = missing_store(uri)
         if path is not None:
             raise ModelNotFound(
-                f"model {model!r} cannot be loaded: {missing_store_reason(path, uri)}, or a model directory as the model (--model)"
+                f"model {model!r} cannot be loaded: {missing_store_reason(path, uri)}, "
+                "or a model directory as the model (--model)"
             )
 
 
