@@ -12,6 +12,7 @@ from features.contract import COVERED_STAGES, FUNNEL_STAGE
 from features.embeddings import Embedder, creator_vectors
 from features.pairwise import FEATURES
 from training.evaluate import expected_sales, ndcg_by_campaign
+from training.promotion import MIN_CAMPAIGNS
 
 __all__ = [
     "SLATE_BASELINE",
@@ -122,8 +123,12 @@ def plot_importance(ranker, pairs: pd.DataFrame, price: np.ndarray, path: Path, 
     importance = pd.Series(result.importances_mean, index=FEATURES).sort_values()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
-    importance.tail(15).plot.barh(ax=ax)
-    ax.set(title="permutation importance (drop in held-out NDCG@10)", xlabel="NDCG@10 lost when shuffled")
+    shown = importance.tail(15)
+    shown.plot.barh(ax=ax)
+    ax.set(xlabel="held-out NDCG@10 lost when shuffled")
+    # Over the figure, not the axes: the feature names take half the width, and a title centred on what is left
+    # ran off the right edge.
+    fig.suptitle(f"permutation importance, top {len(shown)} features")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -280,20 +285,25 @@ def model_card(
         f"- embedding model: {tags['embedding_model']} "
         f"({tags['embedding_dim']}-d, {tags['embedding_backend']} backend)",
         "",
-        "## Held-out later campaigns (latest 20% by start date)",
-        "| measure | this version | followers | tags then followers | similarity | champion |",
-        "|---|---|---|---|---|---|",
+        "## Held-out later campaigns (the latest by start date: the run's `holdout` share)",
+        "| measure | this version | followers | tags then followers | similarity | "
+        "this version, champion's campaigns | champion |",
+        "|---|---|---|---|---|---|---|",
         f"| NDCG@10 of realized sales | {fmt('ndcg_at_10')} | {fmt('baseline_followers_ndcg_at_10')} | "
         f"{fmt('baseline_tags_then_followers_ndcg_at_10')} | {fmt('baseline_similarity_ndcg_at_10')} | "
-        f"{fmt('champion_ndcg_at_10')} |",
+        f"{fmt('challenger_ndcg_at_10')} | {fmt('champion_ndcg_at_10')} |",
         f"| click AUC / log loss | {fmt('click_auc')} / {fmt('click_log_loss')} | | | | "
+        f"{fmt('challenger_click_auc')} / {fmt('challenger_click_log_loss')} | "
         f"{fmt('champion_click_auc')} / {fmt('champion_click_log_loss')} |",
         f"| order AUC / log loss | {fmt('order_auc')} / {fmt('order_log_loss')} | | | | "
+        f"{fmt('challenger_order_auc')} / {fmt('challenger_order_log_loss')} | "
         f"{fmt('champion_order_auc')} / {fmt('champion_order_log_loss')} |",
         "",
-        f"Champion at training time: {champion or 'none (this version becomes champion)'}; compared on "
-        f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on "
-        "(n/a when fewer than 3).",
+        "Champion at training time: none (this version becomes champion)."
+        if champion is None
+        else f"Champion at training time: version {champion}. The last two columns are on the "
+        f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on (n/a when "
+        f"fewer than {MIN_CAMPAIGNS}); `creator-match promote` compares their NDCG@10.",
         "",
         "## Plots",
         "- `review/calibration.png`: predicted vs observed click-through and orders per click",

@@ -101,22 +101,29 @@ def train(
         raise typer.Exit(2)
 
 
+# `promote --help` keeps the line breaks of the docstring's second paragraph, hence its short lines.
 def promote(
     model_name: Annotated[str, typer.Option(help="registered model name")] = "creator-ranker",
     version: Annotated[str, typer.Option(help="the version to make champion")] = ...,
-    force: Annotated[bool, typer.Option(help="promote even if it does not beat the champion")] = False,
+    force: Annotated[
+        bool, typer.Option(help="promote even if it does not beat the champion or there is no fair comparison")
+    ] = False,
 ) -> None:
     """Make a reviewed version the one batch jobs use (alias `champion`).
 
-    Refused (exit 2) unless the version ranks at least as well as the champion on held-out campaigns that
-    neither has trained on; --force overrides, e.g. for a rollback.
+    Refused (exit 2) unless the version, as fitted without its held-out campaigns,
+    ranks at least as well (NDCG@10 of realized sales) as the champion
+    on those of them that the champion never trained on.
+    Also refused when fewer than 3 are unseen by the champion: no fair comparison.
+    --force overrides either refusal, e.g. for a rollback.
+    Promoting the version that is already champion changes nothing.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from matcher.artifacts import missing_store, missing_store_reason
     from training.promotion import check_promotion
-    from training.registry import configure_tracking
+    from training.registry import champion_version, configure_tracking
     from training.registry import promote as set_champion
 
     configure_tracking()
@@ -125,13 +132,19 @@ def promote(
         if path is not None:  # MLflow would create it, empty, to find no version in it
             raise UserError(f"cannot promote {model_name} version {version}: {missing_store_reason(path, uri)}")
     try:
+        # Before the gate, which lets the champion through, so the message does not say a version "is now" what
+        # it already was; and --force has nothing to force.
+        if champion_version(model_name) == version:
+            typer.echo(f"{model_name} version {version} is already champion; nothing changed")
+            return
         check = check_promotion(model_name, version)
         if not check.allowed and not force:
             raise UserError(f"not promoted: {check.reason} (use --force to promote anyway)")
         set_champion(model_name, version)
     except MlflowException as exc:
         raise UserError(f"cannot promote {model_name} version {version}: {str(exc).splitlines()[0]}") from exc
-    typer.echo(f"{model_name} version {version} is now champion ({check.reason}{'; forced' if force else ''})")
+    forced = "; forced" if force and not check.allowed else ""
+    typer.echo(f"{model_name} version {version} is now champion ({check.reason}{forced})")
 
 
 def index(

@@ -8,7 +8,10 @@ import pytest
 from mlflow import MlflowClient
 
 from matcher.slate import SlatePolicy, default_slates
+from tests.commands import run_in_process
+from training.promotion import MIN_CAMPAIGNS
 from training.ranker import CreatorRanker
+from training.registry import champion_version
 from training.review import model_card
 from training.train import train
 
@@ -18,7 +21,7 @@ FAST = CreatorRanker(max_iter=60)
 MODEL = "slate-review"
 CARD_HEADINGS = [
     "## Training data",
-    "## Held-out later campaigns (latest 20% by start date)",
+    "## Held-out later campaigns (the latest by start date: the run's `holdout` share)",
     "## Plots",
     "## Slates on held-out campaigns",
     "## Leans most on",
@@ -86,3 +89,22 @@ def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(version
     card = model_card(MODEL, "9", tags, first.metrics, None, None)
     assert "## Slates on held-out campaigns\nNot built in this run" in card
     assert "slates_vs_champion.png" not in card
+
+
+def test_promoting_the_champion_changes_nothing_and_says_so(versions):
+    """Not "version 1 is now champion (version 1 is already champion)": exit 0 and one line saying nothing changed,
+    with --force too, since there is nothing to force."""
+    first, _ = versions
+    for force in ([], ["--force"]):
+        done = run_in_process("promote", "--model-name", MODEL, "--version", first.version, *force)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{MODEL} version {first.version} is already champion; nothing changed\n"
+    assert champion_version(MODEL) == first.version
+
+
+def test_promote_help_names_the_refusals_and_the_override():
+    done = run_in_process("promote", "--help")
+    text = " ".join(done.stdout.split())  # as wrapped for the terminal
+    assert "ranks at least as well (NDCG@10 of realized sales) as the champion" in text
+    assert f"fewer than {MIN_CAMPAIGNS} are unseen by the champion: no fair comparison" in text
+    assert "--force overrides either refusal" in text
