@@ -167,7 +167,13 @@ def test_plain_mlflow_process_loads_the_champion(trained, tracking_uri, tmp_path
         input=x.to_json(orient="split", double_precision=15),
         capture_output=True,
         text=True,
-        env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(shadow)},
+        # TMPDIR: MLflow downloads the model into a temp folder it keeps; the test's own, not the machine's.
+        env={
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(shadow),
+            "TMPDIR": str(tmp_path),
+        },
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-500:]
