@@ -67,6 +67,7 @@ def test_the_champion_is_served_from_outside_the_repository_and_answers_its_inpu
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{Path(MLFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "TMPDIR": str(tmp_path),  # where the server's MLflow keeps what it downloads and unpacks
     }
     log = tmp_path / "server.log"
     where = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]

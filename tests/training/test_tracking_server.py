@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -71,7 +72,8 @@ def server(tmp_path_factory):
 @pytest.mark.slow
 def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
     url, home = server
-    env = dict(os.environ, MLFLOW_TRACKING_URI=url)
+    # TMPDIR: MLflow keeps the models it downloads in temp folders; the test's own, not the machine's.
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url, TMPDIR=str(tmp_path))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -81,6 +83,7 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
         # process of its own is the first training's and the refused promotion's to show.
         with monkeypatch.context() as patched:
             patched.setenv("MLFLOW_TRACKING_URI", url)
+            patched.setattr(tempfile, "tempdir", str(tmp_path))  # as TMPDIR does for the processes above
             return run_in_process(*args, cwd=tmp_path)
 
     # The world is written in this process (the simulate command is tests/simulation/test_simulation.py's).
