@@ -10,7 +10,7 @@ import json
 import pickle
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -34,11 +34,14 @@ __all__ = [
     "Table",
     "atomic_path",
     "check_rejects_path",
+    "error_reason",
     "is_rejects_file",
     "read_frame",
     "read_table",
+    "records_frame",
     "rejects_path",
     "report_rejects",
+    "shown_value",
     "valid_rows",
     "validate_frame",
     "validate_performance_links",
@@ -356,16 +359,34 @@ def _record(cells: dict[str, list], i: int) -> dict[str, object]:
     return {name: values[i] for name, values in cells.items() if values[i] is not None}
 
 
-def _reason(error: dict, private: bool) -> str:
-    where = "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in error["loc"][2:])
+def shown_value(value: object) -> str:
+    """A bad value as a reason shows it: its repr, cut to one short line."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
+    """A pydantic error as a reject's reason: "got 0; input should be ...", after where in the cell it is.
+
+    Args:
+        error: one of `ValidationError.errors()`.
+        private: the cell is not echoed (bios, handles).
+        position: how many leading parts of the error's `loc` name the cell rather than a place inside it
+            (2 for a table's (row, column), 1 for a request model's field).
+    """
+    where = "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in error["loc"][position:])
     message = error["msg"]
     if error["type"] == "missing":
         return "required value is missing"
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
-    shown = repr(error["input"])
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return f"{where + ': ' if where else ''}got {shown}; {message[0].lower()}{message[1:]}"
+    return f"{where + ': ' if where else ''}got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}"
+
+
+def records_frame(records: list[Mapping[str, object]]) -> pd.DataFrame:
+    """Mappings as a frame of one row each: `DataFrame.from_records` makes no row of an empty mapping, which was
+    then never validated and vanished instead of being rejected for its missing columns."""
+    return pd.DataFrame(records, index=pd.RangeIndex(len(records)))
 
 
 def _row_id(record: dict[str, object], spec: TableSpec) -> str:
@@ -421,7 +442,7 @@ def _valid_records(
                 position + 1,
                 _row_id(records[index], spec),
                 column,
-                _reason(error, column in spec.private_columns),
+                error_reason(error, column in spec.private_columns),
             )
         kept = [i for i in range(len(records)) if i not in bad]
         return zip([rows[i] for i in kept], adapter.validate_python([records[i] for i in kept]), strict=True)

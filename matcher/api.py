@@ -24,7 +24,7 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
-from features.tables import Reject, Table, valid_rows
+from features.tables import Reject, Table, records_frame, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
@@ -342,10 +342,7 @@ class Matcher:
 def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:
     """The campaigns' valid rows and rejects, validated once whatever form they came in."""
     if not isinstance(campaigns, Table | pd.DataFrame):
-        records = [c.model_dump() if isinstance(c, CampaignRow) else dict(c) for c in campaigns]
-        # A row per record, keys or not: from_records made no row of an empty mapping, which was then never
-        # validated and vanished instead of being rejected for its missing columns.
-        campaigns = pd.DataFrame(records, index=pd.RangeIndex(len(records)))
+        campaigns = records_frame([c.model_dump() if isinstance(c, CampaignRow) else dict(c) for c in campaigns])
     return valid_rows(campaigns, "campaigns")
 
 

@@ -50,12 +50,17 @@ def missing_store(uri: str) -> Path | None:
     return None if path.exists() else path.absolute()
 
 
-def missing_store_reason(path: Path, uri: str) -> str:
-    """Says, in one line, that no registry exists at `path` and how to get one."""
-    return (
-        f"no registry exists at {path} ({uri}): `creator-match train` creates it, "
-        f"or ${TRACKING_URI_ENV} names one that exists"
-    )
+def missing_store_reason(uris: list[str]) -> str | None:
+    """The first of `uris` that is a SQLite file not there yet (`missing_store`), as one line saying how to get one;
+    None when every store exists or is not such a file."""
+    for uri in dict.fromkeys(uris):
+        path = missing_store(uri)
+        if path is not None:
+            return (
+                f"no registry exists at {path} ({uri}): `creator-match train` creates it, "
+                f"or ${TRACKING_URI_ENV} names one that exists"
+            )
+    return None
 
 
 def check_model_stores(model: str) -> None:
@@ -73,13 +78,8 @@ def check_model_stores(model: str) -> None:
         stores = [mlflow.get_tracking_uri()]
     else:
         return
-    for uri in dict.fromkeys(stores):
-        path = missing_store(uri)
-        if path is not None:
-            raise ModelNotFound(
-                f"model {model!r} cannot be loaded: {missing_store_reason(path, uri)}, "
-                "or a model directory as the model (--model)"
-            )
+    if reason := missing_store_reason(stores):
+        raise ModelNotFound(f"model {model!r} cannot be loaded: {reason}, or a model directory as the model (--model)")
 
 
 def load_for_matching(model: str | LoadedRanker, performance: object | None = None) -> LoadedRanker:

@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.rows import CampaignRow
-from features.tables import validate_frame
+from features.tables import error_reason, records_frame, shown_value, validate_frame
 from matcher.api import MATCH_COLUMNS, SlateEntry
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 from matcher.service_models import (
@@ -129,14 +128,13 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         """
         payload = await _json_body(request, limit)
         if not isinstance(payload, dict) and not (isinstance(payload, list) and payload):
-            reason = f"got {_shown(payload)}; expected a campaign object or a non-empty list of them"
+            reason = f"got {shown_value(payload)}; expected a campaign object or a non-empty list of them"
             raise _refused("campaigns", "(body)", reason)
         records = payload if isinstance(payload, list) else [payload]
         for i, record in enumerate(records):
             if not isinstance(record, dict):
-                raise _refused("campaigns", "(body)", f"[{i}]: got {_shown(record)}; expected a campaign object")
-        # The index keeps a row per campaign: from_records makes no row at all of a list of empty objects.
-        table = validate_frame(pd.DataFrame.from_records(records, index=range(len(records))), "campaigns")
+                raise _refused("campaigns", "(body)", f"[{i}]: got {shown_value(record)}; expected a campaign object")
+        table = validate_frame(records_frame(records), "campaigns")
         if table.rejects:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
@@ -162,7 +160,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         """Creators like the given ones, best first, with what they share with them; the seeds are excluded."""
         payload = await _json_body(request, limit)
         if not isinstance(payload, dict):
-            raise _refused("similar", "(body)", f"got {_shown(payload)}; expected an object with creator_ids")
+            raise _refused("similar", "(body)", f"got {shown_value(payload)}; expected an object with creator_ids")
         try:
             ask = SimilarRequest.model_validate(payload)
         except ValidationError as exc:
@@ -252,12 +250,6 @@ def _nested_deeper(value: Any, depth: int) -> bool:
     return True
 
 
-def _shown(value: object) -> str:
-    # As table validation shows a bad value (features.tables): its repr, cut to one short line.
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
-
-
 def _field_problems(table: str, error: ValidationError) -> list[dict]:
     """A 422's problems for a request model's errors: one per field, worded as table validation words a bad cell
     ("got 0; input should be greater than or equal to 1"), its position in a list first ("[1]: ")."""
@@ -266,13 +258,7 @@ def _field_problems(table: str, error: ValidationError) -> list[dict]:
         column = str(item["loc"][0]) if item["loc"] else "(body)"
         if column in problems:
             continue
-        where = "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in item["loc"][1:])
-        message = item["msg"]
-        if item["type"] == "missing":
-            reason = "required value is missing"
-        else:
-            reason = f"{where + ': ' if where else ''}got {_shown(item['input'])}; {message[0].lower()}{message[1:]}"
-        problems[column] = _problem(table, column, reason)
+        problems[column] = _problem(table, column, error_reason(item, position=1))
     return list(problems.values())
 
 

@@ -121,16 +121,15 @@ def promote(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from matcher.artifacts import missing_store, missing_store_reason
+    from matcher.artifacts import missing_store_reason
     from training.promotion import check_promotion
     from training.registry import champion_version, configure_tracking
     from training.registry import promote as set_champion
 
     configure_tracking()
-    for uri in dict.fromkeys([mlflow.get_registry_uri(), mlflow.get_tracking_uri()]):
-        path = missing_store(uri)
-        if path is not None:  # MLflow would create it, empty, to find no version in it
-            raise UserError(f"cannot promote {model_name} version {version}: {missing_store_reason(path, uri)}")
+    # MLflow would create a store that is not there, empty, to find no version in it.
+    if reason := missing_store_reason([mlflow.get_registry_uri(), mlflow.get_tracking_uri()]):
+        raise UserError(f"cannot promote {model_name} version {version}: {reason}")
     try:
         # Before the gate, which lets the champion through, so the message does not say a version "is now" what
         # it already was; and --force has nothing to force.
