@@ -9,9 +9,11 @@ connections the kernel gave to whom.
 
 Each worker reads the creators and loads the ranker, index and encoder itself, and watches the model alias on
 its own. The workers of one service share a directory (`WorkerGroup`): the plan they serve, one file per worker
-that is serving (its model version), and the first failure. The service is ready once every worker serves; a
-worker that cannot load stops the service with the reason, as a single process does; a worker that dies later
-breaks the pool, which is replaced by a new one (every worker loads again; meanwhile 503 with Retry-After).
+of the current pool (loading, or the model version it serves), and the first failure. The service is ready once
+every worker serves; a worker that cannot load stops the service with the reason, as a single process does; a
+worker that dies after it served breaks the pool, which is replaced by a new one (every worker loads again;
+meanwhile 503 with Retry-After). Who died is read from the workers' own files, so a death is acted on however
+soon it follows another event (a pool that became complete a moment before, a request, a promotion).
 """
 
 from __future__ import annotations
@@ -25,17 +27,18 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
 from features.safe_write import atomic_path, foreign_entries, remove_directory
-from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
+from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, log
 
-__all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool"]
+__all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool", "WorkerState"]
 
 _PLAN = "plan.pickle"
 _FAILURE = "failure.txt"
-_SERVING = "serving-"
+_WORKER = "worker-"
 # How often the pool looks for a worker that died between requests, and a worker for a supervisor that died.
 _WATCH_SECONDS = 1.0
 
@@ -59,8 +62,23 @@ class WorkerPlan:
             raise ValueError(f"Got workers={self.workers}; expected at least 1")
 
 
+@dataclass(frozen=True)
+class WorkerState:
+    """One worker of a pool, as its file says.
+
+    Args:
+        pid: the worker's process id.
+        alive: whether the process still runs.
+        serving: what it serves (model version, creators), or None while it loads.
+    """
+
+    pid: int
+    alive: bool
+    serving: dict | None
+
+
 class WorkerGroup:
-    """The directory the workers of one service share: the plan, a file per serving worker, the first failure.
+    """The directory the workers of one service share: the plan, a file per worker of each pool, the first failure.
 
     Args:
         directory: the group's directory, made by `create`.
@@ -80,23 +98,22 @@ class WorkerGroup:
         # Written by `create` into a directory only this user can write: not data from elsewhere.
         return pickle.loads((self.directory / _PLAN).read_bytes())
 
-    def mark_serving(self, pid: int, model_version: str, creators: int) -> None:
-        """Worker `pid` serves `model_version` (written whole: a reader never sees half a file)."""
-        with atomic_path(self.directory / f"{_SERVING}{pid}") as staged:
-            staged.write_text(json.dumps({"model_version": model_version, "creators": creators}))
+    def mark_loading(self, pool: int, pid: int) -> None:
+        """Worker `pid` of pool number `pool` has started and is loading."""
+        self._write(pool, pid, None)
 
-    def serving(self) -> list[dict]:
-        """What each live serving worker serves, the most recently changed last."""
+    def mark_serving(self, pool: int, pid: int, model_version: str, creators: int) -> None:
+        """Worker `pid` of pool number `pool` serves `model_version`."""
+        self._write(pool, pid, {"model_version": model_version, "creators": creators})
+
+    def workers(self, pool: int) -> list[WorkerState]:
+        """The workers pool number `pool` has started, the most recently changed last."""
         found = []
-        for marker in self.directory.glob(f"{_SERVING}*"):
-            with contextlib.suppress(ValueError, OSError):
-                os.kill(int(marker.name.removeprefix(_SERVING)), 0)  # a dead worker's file does not count
-                found.append((marker.stat().st_mtime_ns, json.loads(marker.read_text())))
+        for marker in self.directory.glob(f"{_WORKER}{pool}-*"):
+            with contextlib.suppress(ValueError, OSError):  # a file removed or replaced meanwhile
+                pid = int(marker.name.rsplit("-", 1)[1])
+                found.append((marker.stat().st_mtime_ns, WorkerState(pid, _alive(pid), json.loads(marker.read_text()))))
         return [state for _, state in sorted(found, key=lambda item: item[0])]
-
-    def forget_workers(self) -> None:
-        for marker in self.directory.glob(f"{_SERVING}*"):
-            marker.unlink(missing_ok=True)
 
     def fail(self, reason: str) -> None:
         """Records why a worker cannot serve; the first reason recorded is kept."""
@@ -113,10 +130,24 @@ class WorkerGroup:
         """Deletes the group's directory if it holds only the group's own files (nothing of the user's)."""
         remove_directory(self.directory, self._why_not_ours)
 
+    def _write(self, pool: int, pid: int, serving: dict | None) -> None:
+        # Written whole: a reader never sees half a file.
+        with atomic_path(self.directory / f"{_WORKER}{pool}-{pid}") as staged:
+            staged.write_text(json.dumps(serving))
+
     @staticmethod
     def _why_not_ours(directory: Path) -> str | None:
-        foreign = foreign_entries(directory, [_PLAN, _FAILURE, f"{_SERVING}*"])
+        foreign = foreign_entries(directory, [_PLAN, _FAILURE, f"{_WORKER}*"])
         return f"it holds files the service did not write: {foreign}" if foreign else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a dead child the pool has not reaped yet does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"}
 
 
 class WorkerPool:
@@ -132,6 +163,7 @@ class WorkerPool:
         self.failure: str | None = None
         self._group: WorkerGroup | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._generation = 0  # which pool is current: its workers' files carry the number
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._on_failure = None
@@ -158,13 +190,13 @@ class WorkerPool:
     def readiness(self) -> tuple[bool, dict]:
         if self.failure:
             return False, {"status": "failed", "reason": self.failure}
-        serving = self._group.serving() if self._group is not None else []
+        states = self._group.workers(self._generation) if self._group is not None else []
+        serving = [state.serving for state in states if state.alive and state.serving is not None]
         workers = {"serving": len(serving), "of": self.plan.workers}
         if len(serving) < self.plan.workers:
             reason = f"{len(serving)} of {self.plan.workers} worker processes serving"
             return False, {"status": "loading", "reason": reason, "workers": workers}
-        newest = serving[-1]
-        return True, {"status": "ready", **newest, "workers": workers}
+        return True, {"status": "ready", **serving[-1], "workers": workers}
 
     def match(self, campaigns) -> tuple:
         return self._call(_match, campaigns)
@@ -180,65 +212,81 @@ class WorkerPool:
         try:
             return pool.submit(function, *args).result()
         except BrokenProcessPool as exc:
-            self._renew(pool)
+            with self._lock:
+                if self._pool is pool:
+                    self._renew_locked()
             raise NotServing("a worker process stopped; the workers are loading again") from exc
 
     def _renew(self, broken: ProcessPoolExecutor | None) -> None:
-        """A new pool in place of `broken` (None at start), unless another thread replaced it already."""
         with self._lock:
-            if self._pool is not broken or self._stop.is_set():
-                return
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
-            self._group.forget_workers()
-            self._pool = ProcessPoolExecutor(
-                self.plan.workers,
-                get_context("spawn"),
-                initializer=_load,
-                initargs=(str(self._group.directory),),
-            )
-            # The pool starts a worker per call while none is idle: one call each starts them all now.
-            for _ in range(self.plan.workers):
-                self._pool.submit(os.getpid).add_done_callback(self._started)
+            if self._pool is broken:
+                self._renew_locked()
 
-    def _started(self, call) -> None:
-        if not isinstance(call.exception(), BrokenProcessPool) or self._stop.is_set():
+    def _renew_locked(self) -> None:
+        """A new pool in place of the current one (none at start); the caller holds the lock."""
+        if self._stop.is_set():
             return
-        reason = self._group.failure() or "a worker process died while loading"
-        if self.failure is None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._generation += 1
+        self._pool = ProcessPoolExecutor(
+            self.plan.workers,
+            get_context("spawn"),
+            initializer=_load,
+            initargs=(str(self._group.directory), self._generation),
+        )
+        # The pool starts a worker per call while none is idle: one call each starts them all now.
+        for _ in range(self.plan.workers):
+            self._pool.submit(os.getpid).add_done_callback(partial(self._started, self._generation))
+
+    def _started(self, generation: int, call) -> None:
+        """A worker that died before it wrote its file broke the pool before the call could run."""
+        if generation != self._generation or call.cancelled() or not isinstance(call.exception(), BrokenProcessPool):
+            return
+        self._fail(self._group.failure() or "a worker process died while loading")
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is None and not self._stop.is_set():
             self.failure = reason
             if self._on_failure is not None:
                 self._on_failure(reason)
 
     def _watch(self) -> None:
-        """Replaces the pool when a worker that was serving died between requests."""
-        complete = None  # the pool last seen with every worker serving
+        """Every second: stops the service when a worker could not load, and replaces the pool when a worker that
+        had served died (killed, out of memory) between requests."""
         while not self._stop.wait(_WATCH_SECONDS):
-            if self.failure:
-                return
-            pool, count = self._pool, len(self._group.serving())
-            if complete is not None and count < self.plan.workers:
-                self._renew(complete)  # a no-op when a request already replaced it
-                complete = None
-            elif count == self.plan.workers:
-                complete = pool
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                dead = [state for state in self._group.workers(self._generation) if not state.alive]
+                reason = self._group.failure()
+                if reason is None and dead and all(state.serving is None for state in dead):
+                    reason = "a worker process died while loading"
+                if reason is None:
+                    if dead:
+                        log.warning("a worker process stopped (pid %d); the workers are loading again", dead[0].pid)
+                        self._renew_locked()
+                    continue
+            self._fail(reason)
+            return
 
 
 # In a worker process: the matcher it serves.
 _holder: ModelHolder | None = None
 
 
-def _load(directory: str) -> None:
+def _load(directory: str, pool: int) -> None:
     """A worker's initializer: loads the plan's matcher, or records why it cannot and ends the process."""
     global _holder
     group = WorkerGroup(directory)
+    group.mark_loading(pool, os.getpid())
     plan = group.plan()
     supervisor = os.getppid()
     holder = ModelHolder(Path(plan.creators), plan.config)
     loaded = threading.Event()
 
     def serving(matcher) -> None:
-        group.mark_serving(os.getpid(), matcher.ranker.version, len(matcher.creators))
+        group.mark_serving(pool, os.getpid(), matcher.ranker.version, len(matcher.creators))
         loaded.set()
 
     holder.start(on_failure=lambda _: loaded.set(), on_serving=serving)
