@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -236,16 +238,23 @@ def load_ranker(uri: str) -> LoadedRanker:
     from sklearn.exceptions import InconsistentVersionWarning
 
     _quiet_downloads()
+    search_path = list(sys.path)
     try:
         version = resolve_version(uri)
-        with warnings.catch_warnings():
+        # A download of the model (from a tracking server) goes to a folder removed once it is loaded: else each
+        # load, a service's every promotion and a nightly job's every run, leaves a copy of the model behind.
+        with tempfile.TemporaryDirectory(prefix="creator-match-model-") as download, warnings.catch_warnings():
             # Raised, not shown: unpickling stops at the first estimator from another scikit-learn.
             warnings.simplefilter("error", InconsistentVersionWarning)
-            pyfunc = mlflow.pyfunc.load_model(uri)
+            pyfunc = mlflow.pyfunc.load_model(uri, dst_path=download)
     except InconsistentVersionWarning as exc:
         raise _refusal(uri, "scikit-learn", exc.original_sklearn_version, exc.current_sklearn_version) from exc
     except (MlflowException, OSError) as exc:
         raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {_first_line(exc)}") from exc
+    finally:
+        # MLflow put the model's copy of this project's code first on the path; this process runs its own
+        # (imported already), and a long-lived service would gain an entry per load.
+        sys.path[:] = search_path
     model = pyfunc.unwrap_python_model()
     check_libraries(uri, getattr(model, "library_versions", {}))
     return LoadedRanker(model, uri, version, pyfunc.metadata.run_id)
@@ -258,8 +267,6 @@ def training_records(ranker: LoadedRanker):
     Raises:
         ModelNotFound: the run or its records cannot be read, in one line.
     """
-    import tempfile
-
     import mlflow.artifacts
 
     from features.records import CreatorRecords

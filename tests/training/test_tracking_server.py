@@ -99,15 +99,6 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
     assert not (tmp_path / "mlflow.db").exists(), "nothing may fall back to a local store"
     assert any((home / "artifacts").rglob("model_card.md")), "artifacts were uploaded to the server's store"
 
-    load = (
-        "import mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
-        "x = pd.DataFrame([{c.name: 0.5 for c in m.metadata.signature.inputs}]);"
-        "print(sorted(m.predict(x).columns))"
-    )
-    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-500:]
-    assert "['expected_impressions', 'p_click', 'p_order']" in done.stdout
-
     # Version 2 learned from the champion's own campaigns: the gate cannot judge it fairly and says so.
     refused = cli("promote", "--model-name", "creator-ranker", "--version", "2")
     assert refused.returncode == 2 and "no fair comparison" in refused.stderr
@@ -117,3 +108,15 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
     assert str(champion.version) == "2"
     params = MlflowClient(url).get_run(champion.run_id).data.params
     assert (params["ranker.n_members"], params["ranker.max_features"]) == ("2", "0.5")
+    # The second training downloaded the champion from the server to compare with it: no copy of it is left.
+    assert not list(tmp_path.rglob("MLmodel")), "a downloaded model copy was left in the temp folder"
+
+    # A process with nothing of this project imported loads the champion with MLflow alone.
+    load = (
+        "import mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/creator-ranker@champion');"
+        "x = pd.DataFrame([{c.name: 0.5 for c in m.metadata.signature.inputs}]);"
+        "print(sorted(m.predict(x).columns))"
+    )
+    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "['expected_impressions', 'p_click', 'p_order']" in done.stdout
