@@ -75,6 +75,12 @@ def _not_a_bool(value: object) -> object:
     return value
 
 
+def _distinct(values: list) -> list:
+    # A code listed twice is the same marketplace (or product): counted twice, a campaign's expected audience share
+    # summed the same market twice.
+    return list(dict.fromkeys(values))
+
+
 Marketplace = Annotated[str, AfterValidator(_marketplace)]
 Asin = Annotated[str, AfterValidator(_asin)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -126,13 +132,13 @@ class CampaignRow(_Row):
     brand: NonEmptyId
     brief: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
     category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, to_lower=True)]
-    asins: Annotated[list[Asin], Field(min_length=1, max_length=MAX_ASINS)]
+    asins: Annotated[list[Asin], Field(min_length=1, max_length=MAX_ASINS), AfterValidator(_distinct)]
     price: Annotated[Number, Field(gt=0.0, le=MAX_PRICE)]
     commission_rate: Annotated[Number, Field(gt=0.0, le=1.0)]
     budget: Annotated[Number, Field(gt=0.0)]
     start_date: dt.date
     end_date: dt.date
-    marketplaces: Annotated[list[Marketplace], Field(min_length=1)]
+    marketplaces: Annotated[list[Marketplace], Field(min_length=1), AfterValidator(_distinct)]
     product_type: Literal[ProductType, "auto"] = "auto"
     in_stock: bool = True
 

@@ -135,6 +135,19 @@ def test_one_campaign_as_a_mapping(creators, ranker, index, embedder):
     assert len(out.matches) > 0 and (out.matches["campaign_id"] == "api-1").all()
 
 
+def test_a_marketplace_or_asin_listed_twice_counts_once(creators, campaigns, ranker, index, embedder):
+    """A campaign that repeats a marketplace and an ASIN gets the slate, scores and reasons of the same campaign
+    listing each once: a repeated market once summed the creators' audience share there twice."""
+    matcher = Matcher(
+        creators, model=ranker, index=index, embedder=embedder, settings=MatchSettings(min_market_share=0.6)
+    )
+    once = campaigns.iloc[:3].reset_index(drop=True)
+    twice = once.assign(
+        marketplaces=[[*m, *m] for m in once["marketplaces"]], asins=[[a[0], *a] for a in once["asins"]]
+    )
+    assert matcher.match_many(twice).matches.equals(matcher.match_many(once).matches)
+
+
 def test_out_of_stock_campaigns_get_no_slate(creators, campaigns, ranker, index, embedder):
     frame = campaigns.copy()
     frame.loc[0, "in_stock"] = False
