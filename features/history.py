@@ -62,6 +62,11 @@ class CategoryPriors(BaseEstimator):
         check_is_fitted(self, "ctr_")
         return categories.map(lambda c: self.ctr_.get(c, DEFAULT_CTR.get(c, self.overall_ctr_))).to_numpy(float)
 
+    def known(self, categories) -> np.ndarray:
+        """Whether each category had settled campaigns to learn from (else its rates are fallbacks)."""
+        check_is_fitted(self, "ctr_")
+        return np.array([c in self.ctr_ for c in categories], dtype=bool)
+
     def cvr(self, categories: pd.Series) -> np.ndarray:
         """Orders per click of each category."""
         check_is_fitted(self, "cvr_")

@@ -224,7 +224,12 @@ class ProductTypeModel(BaseEstimator):
     def __setstate__(self, state: dict) -> None:
         # A model pickled before the price level and the learned weights existed reads as it did then.
         if "prices_" in state:
-            fitted = {"weights_": {name: 1.0 for name in SIGNALS}, "base_rate_": 0.0, "category_kinds_": {}}
+            fitted = {
+                "weights_": {name: 1.0 for name in SIGNALS},
+                "base_rate_": 0.0,
+                "category_kinds_": {},
+                "n_declared_": (0, 0),
+            }
             state = {"price_level_weight": 0.0, "combiner_C": 10.0} | fitted | state
         super().__setstate__(state)
 
@@ -318,11 +323,35 @@ class ProductTypeModel(BaseEstimator):
         return np.where(weight.sum(axis=1) > 0, np.clip(self.outcome_weight * mean, -3.0, 3.0), 0.0)
 
 
-def _describe(evidence: pd.Series, probability: float) -> str:
-    """One sentence: the call, the probability, and the signals that moved it most."""
-    kind = "non-standard" if probability >= 0.5 else "standard"
+# The two kinds as reasons name them, non-standard first as the signals' log-odds read.
+KINDS = ("non-standard", "standard")
+
+
+def _describe(
+    evidence: pd.Series, probability: float, category_kinds: tuple[int, int], declared: tuple[int, int]
+) -> str:
+    """One sentence: the call, the probability, and the signals that moved it most, with the counts behind the
+    seller's declarations (one declaration in a category is not "most").
+
+    Args:
+        evidence: the weighted signals of `ProductTypeModel.evidence`, one campaign's.
+        probability: of non-standard.
+        category_kinds: (non-standard, standard) campaigns the seller declared in the campaign's category.
+        declared: (non-standard, standard) campaigns the seller declared in all.
+    """
+    kind = KINDS[0] if probability >= 0.5 else KINDS[1]
     low, high = UNCERTAIN
     head = f"uncertain, leaning {kind}" if low <= probability <= high else kind
+
+    def share(counts: tuple[int, int], where: str) -> tuple[str, str]:
+        total = sum(counts)
+        if total == 1:
+            return tuple(f"the only campaign the seller declared{where} is {kind}" for kind in KINDS)
+        return tuple(
+            f"{n} of the {total} campaigns the seller declared{where} are {kind}"
+            for n, kind in zip(counts, KINDS, strict=True)
+        )
+
     phrases = {
         "zero_shot": ("the brief reads like a considered, taste-driven purchase", "the brief reads like a commodity"),
         "classifier": (
@@ -331,14 +360,8 @@ def _describe(evidence: pd.Series, probability: float) -> str:
         ),
         "price": ("priced high for its category", "priced low for its category"),
         "price_level": ("priced high among the seller's products", "priced low among the seller's products"),
-        "category_kinds": (
-            "the seller declared most campaigns in this category non-standard",
-            "the seller declared most campaigns in this category standard",
-        ),
-        "base_rate": (
-            "most of the seller's declared campaigns are non-standard",
-            "most of the seller's declared campaigns are standard",
-        ),
+        "category_kinds": share(category_kinds, " in this category"),
+        "base_rate": share(declared, ""),
         "outcomes": (
             "content creators out-converted deal sites on similar past campaigns",
             "deal sites out-converted content creators on similar past campaigns",
@@ -353,7 +376,7 @@ def _describe(evidence: pd.Series, probability: float) -> str:
         because += f"{'; ' if cues else ': '}against it, {'; '.join(against)}"
     because = because or ": no signal either way"
     tail = " (slate sized between the two)" if low <= probability <= high else ""
-    return f"{head} (p_non_standard {probability:.2f}){because}{tail}"
+    return f"{head} (probability of non-standard {probability:.2f}){because}{tail}"
 
 
 def resolve_product_types(
@@ -393,5 +416,6 @@ def resolve_product_types(
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
         probability[auto] = p
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")
-        reason[auto] = [_describe(evidence.iloc[i], float(p[i])) for i in range(len(auto))]
+        kinds = [here.category_kinds_.get(str(category), (0, 0)) for category in rows["category"]]
+        reason[auto] = [_describe(evidence.iloc[i], float(p[i]), kinds[i], here.n_declared_) for i in range(len(auto))]
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)

@@ -226,9 +226,13 @@ def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, confli
     np.minimum.at(weakest, code[chosen], score[chosen])
     # Better candidates left off a slate, and whether a full creator or the unproven limit kept them off.
     outside = ~chosen & (score > weakest[code])
+    # Rows no slate of theirs could take: the creator is proposed to as many campaigns as capacity allows, or a
+    # near-duplicate of theirs is on the slate.
+    blocked = np.zeros(len(scored), dtype=bool)
     if slates.policy.capacity is not None:
         load = np.bincount(slates.creator[chosen], minlength=int(slates.creator.max()) + 1)
-        for c in np.unique(campaign[outside & (load[slates.creator] >= slates.policy.capacity)]):
+        blocked |= ~chosen & (load[slates.creator] >= slates.policy.capacity)
+        for c in np.unique(campaign[outside & blocked]):
             slates.skipped[c].add("capacity")
     at_limit = {c for c in slates.members if slates.unproven[c] >= slates.max_unproven[c]}
     for c in np.unique(campaign[outside & ~slates.proven]):
@@ -239,18 +243,28 @@ def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, confli
     held = np.bincount(group, weights=chosen[row], minlength=group.max(initial=-1) + 1) > 0
     for i in np.unique(row[held[group] & outside[row]]):
         slates.skipped[campaign[i]].add("duplicate")
-    # A slate short of its size whose budget has no room left for any better candidate.
+    blocked[row[held[group] & ~chosen[row]]] = True
+    # A slate short of its size whose budget has no room left for any better candidate free to join it.
     at = plan.index.get_indexer(campaign)
     cheapest = np.full(len(plan), np.inf)
-    np.minimum.at(cheapest, at[outside], slates.commission[outside])
+    free = outside & ~blocked
+    np.minimum.at(cheapest, at[free], slates.commission[free])
     for k in np.flatnonzero(plan["budgeted"].to_numpy(bool)):
         c = plan.index[k]
         if len(slates.members[c]) < plan["target"].iat[k] and slates.spend[c] + cheapest[k] > slates.budget[c]:
             slates.skipped[c].add("budget")
+    # A slate the budget sized on its best candidates' commission, filled by cheaper ones: its budget is not spent.
+    cheapest_free = np.full(len(plan), np.inf)
+    np.minimum.at(cheapest_free, at[~chosen & ~blocked], slates.commission[~chosen & ~blocked])
+    for k in np.flatnonzero(cheapest_free < np.inf):
+        c = plan.index[k]
+        if "budget" in slates.skipped[c] and slates.spend[c] + cheapest_free[k] <= slates.budget[c]:
+            slates.budget_left.add(c)
     if not slates.policy.funnel_coverage:
         return
-    # A stage whose members all rank below the slate's size is there for coverage, not for its score.
-    position = _group_cumsum(np.ones(len(code), dtype=np.int64), code) - 1
+    # A stage whose members all rank below the slate's size, among the candidates free to join it, is there for
+    # coverage, not for its score (a better creator taken by capacity left room, not a gap coverage filled).
+    position = _group_cumsum((~blocked).astype(np.int64), code) - 1
     size = np.bincount(code, weights=chosen)[code]
     stage = scored["funnel_stage"].to_numpy()
     wide = ~plan["standard"].to_numpy(bool)[plan.index.get_indexer(campaign)]

@@ -28,6 +28,7 @@ from features.tables import (
 from matcher.api import Matcher, MatchSettings
 from matcher.artifacts import load_for_matching
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
+from matcher.scoring import SCORED_LAYOUT
 from training.registry import LoadedRanker
 
 __all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
@@ -82,7 +83,8 @@ def _fingerprint(campaigns: str | Path, creators: str | Path, matcher: Matcher, 
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     index = {key: value for key, value in matcher.index.meta.items() if key != "built_at"}
-    digest.update(repr((matcher.ranker.version, sorted(index.items()), matcher.settings, chunk_size)).encode())
+    run = (matcher.ranker.version, sorted(index.items()), matcher.settings, chunk_size, SCORED_LAYOUT)
+    digest.update(repr(run).encode())
     digest.update(matcher.records.fingerprint().encode())  # chunks scored on other records are not reused
     return digest.hexdigest()[:16]
 

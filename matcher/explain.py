@@ -19,6 +19,11 @@ def _quote(text: str, limit: int = 60) -> str:
     return f"“{text if len(text) <= limit else text[: limit - 1].rstrip() + '…'}”"
 
 
+def _percent(share: float) -> str:
+    # Below 0.1% one decimal would print 0.0% for a rate that is not zero: two significant digits instead.
+    return f"{share:.1%}" if share == 0 or share >= 0.001 else f"{100 * share:.2g}%"
+
+
 def reason(
     fit_tag: str,
     fit_phrase: str,
@@ -30,30 +35,69 @@ def reason(
     hist_cvr: float,
     funnel_stage: str,
     creator_type: str,
+    *,
+    hist_category_campaigns: float = math.nan,
+    category_known: bool = True,
+    related_by_history: bool = False,
+    disclosure_violations: int = 0,
+    demoted: bool = False,
 ) -> str:
     """One sentence: which interest fits which phrase of the brief, audience in the campaign's marketplaces,
-    track record or plainly none, funnel role.
+    track record or plainly none, funnel role, and any demotion.
 
     Topical fit is claimed only at or above TAG_FIT_THRESHOLD (a cosine measured to separate related from
-    unrelated tag-brief pairs); below it the sentence says the interests are not clearly related.
+    unrelated tag-brief pairs); below it the sentence says the interests are not clearly related, unless the
+    seller's history shows creators with them taking part in the category (`related_by_history`), which it says.
+
+    Args:
+        hist_ctr: the record's clicks per impression; NaN when it has no impressions.
+        hist_cvr: the record's orders per click; NaN when it has no clicks.
+        hist_category_campaigns: how many of the record's campaigns were in the campaign's category.
+        category_known: whether the category had past campaigns (else its averages are fallbacks).
+        related_by_history: the interests count as related for their history in the category, not their meaning.
+        disclosure_violations: the creator's disclosure violations.
+        demoted: the score was lowered for them (`violations="demote"`).
     """
     close = fit_tag and not math.isnan(fit_similarity) and fit_similarity >= TAG_FIT_THRESHOLD
     if close:
         parts = [f"interest “{fit_tag}” fits {_quote(fit_phrase)} (similarity {fit_similarity:.2f})"]
+    elif related_by_history:
+        parts = [
+            "interests not close to the brief in meaning, but creators who share them took part in this "
+            "category's past campaigns more often than most"
+        ]
     else:
         parts = ["interests not clearly related to the brief"]
+    markets = "/".join(marketplaces)
     if not math.isnan(market_share):
-        parts.append(f"{market_share:.0%} of audience in {'/'.join(marketplaces)}")
+        parts.append(f"{market_share:.0%} of audience in {markets}")
+    else:
+        parts.append(f"audience in {markets} not stated")
     if hist_campaigns >= 1:
         n = int(hist_campaigns)
-        parts.append(
-            f"record of {n} campaign{'s' if n > 1 else ''} at {hist_ctr:.1%} click-through and "
-            f"{hist_cvr:.1%} orders per click"
-        )
+        record = f"record of {n} campaign{'s' if n > 1 else ''}"
+        if not math.isnan(hist_category_campaigns):
+            here = int(hist_category_campaigns)
+            record += f" ({'none' if here == 0 else here} in this category)"
+        if math.isnan(hist_ctr):
+            record += " with no impressions reported"
+        elif math.isnan(hist_cvr):
+            record += f" at {_percent(hist_ctr)} click-through and no clicks yet"
+        else:
+            record += f" at {_percent(hist_ctr)} click-through and {_percent(hist_cvr)} orders per click"
+        parts.append(record)
     else:
-        basis = "interest fit, reach and category averages" if close else "reach and category averages"
+        averages = (
+            "category averages"
+            if category_known
+            else "averages of other categories (no past campaigns in this category)"
+        )
+        basis = f"interest fit, reach and {averages}" if close else f"reach and {averages}"
         parts.append(f"no record yet: estimate rests on {basis}")
     parts.append(f"{funnel_stage} role ({creator_type.replace('_', ' ')})")
+    if demoted and disclosure_violations > 0:
+        plural = "s" if disclosure_violations > 1 else ""
+        parts.append(f"ranked lower for {disclosure_violations} past disclosure violation{plural}")
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
 
@@ -73,23 +117,25 @@ def matches_table(chosen: pd.DataFrame, campaigns: pd.DataFrame, model_version: 
     clicks, impressions, orders = (
         chosen[name].to_numpy(float) for name in ("hist_clicks", "hist_impressions", "hist_orders")
     )
-    # The sentence quotes the raw record, not the shrunk rates the ranker reads (0 where it has no denominator).
+    # The sentence quotes the raw record, not the shrunk rates the ranker reads (NaN where it has no denominator).
     raw_ctr, raw_cvr = _rate(clicks, impressions), _rate(orders, clicks)
+    described = zip(
+        chosen["fit_tag"],
+        chosen["fit_phrase"],
+        chosen["fit_similarity"],
+        chosen["market_share"],
+        chosen["marketplaces"].map(list),
+        chosen["hist_campaigns"],
+        raw_ctr.tolist(),
+        raw_cvr.tolist(),
+        chosen["funnel_stage"],
+        chosen["creator_type"],
+        strict=True,
+    )
+    qualified = zip(*(chosen[column].tolist() for column in _QUALIFIERS.values()), strict=True)
     reasons = [
-        reason(tag, phrase, fit, m, list(mk), n, ctr, cvr, stage, kind)
-        for tag, phrase, fit, m, mk, n, ctr, cvr, stage, kind in zip(
-            chosen["fit_tag"],
-            chosen["fit_phrase"],
-            chosen["fit_similarity"],
-            chosen["market_share"],
-            chosen["marketplaces"],
-            chosen["hist_campaigns"],
-            raw_ctr.tolist(),
-            raw_cvr.tolist(),
-            chosen["funnel_stage"],
-            chosen["creator_type"],
-            strict=True,
-        )
+        reason(*row, **dict(zip(_QUALIFIERS, more, strict=True)))
+        for row, more in zip(described, qualified, strict=True)
     ]
     # Campaigns in input order, each best first (rank); a campaign not in `campaigns` last.
     position = pd.Index(campaigns["campaign_id"]).get_indexer(chosen["campaign_id"])
@@ -102,14 +148,21 @@ def matches_table(chosen: pd.DataFrame, campaigns: pd.DataFrame, model_version: 
     return table
 
 
+# `reason`'s keyword arguments, and the scored pairs' columns they are read from.
+_QUALIFIERS = {
+    "hist_category_campaigns": "hist_cat_campaigns",
+    "category_known": "category_known",
+    "related_by_history": "related_by_history",
+    "disclosure_violations": "disclosure_violations",
+    "demoted": "demoted",
+}
 # The matches table's columns written here rather than taken from the scored pairs.
 _WRITTEN = ("reasons", "model_version")
 
 
 def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator where the denominator is positive, else 0 (and 0 where either is missing)."""
-    rate = numerator / np.where(denominator > 0, denominator, np.nan)
-    return np.where(np.isnan(rate), 0.0, rate)
+    """numerator / denominator where the denominator is positive, else NaN: no rate, which is not a rate of 0."""
+    return numerator / np.where(denominator > 0, denominator, np.nan)
 
 
 def summaries(campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[str, str]) -> list[CampaignSummary]:

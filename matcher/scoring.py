@@ -21,6 +21,7 @@ from matcher.retrieval import Retrieval
 from training.ranker import CreatorRanker, expected_outcomes
 
 __all__ = [
+    "SCORED_LAYOUT",
     "UNRELATED_MARGIN",
     "VIOLATION_FACTOR",
     "Scorer",
@@ -29,6 +30,8 @@ __all__ = [
     "unrelated_after_related",
 ]
 
+# What a scored pair holds, numbered: a batch's checkpointed chunks of another layout are scored again, not read.
+SCORED_LAYOUT = 2
 # With violations="demote", the score of a creator with disclosure violations is multiplied by this.
 VIOLATION_FACTOR = 0.5
 # With related_first, a campaign's unrelated creators without a record score at most this share of its lowest
@@ -253,8 +256,10 @@ class Scorer:
         r = {name: self.creators[name].array.take(creator_index) for name in _CREATOR_COLUMNS}
         expected = expected_outcomes(predicted, np.asarray(c["price"], float))
         score = expected["expected_sales"].copy()
-        if self.violations == "demote":
-            score[np.asarray(r["disclosure_violations"]) > 0] *= VIOLATION_FACTOR
+        violations = np.asarray(r["disclosure_violations"], dtype=np.int64)
+        demoted = (violations > 0) & (self.violations == "demote")
+        score[demoted] *= VIOLATION_FACTOR
+        by_meaning = features["fitting_tags"].to_numpy() > 0
         if self.related_first:
             no_record = features["hist_campaigns"].to_numpy() == 0
             score = unrelated_after_related(score, campaign_index, no_record, interests_relate(features))
@@ -279,6 +284,11 @@ class Scorer:
                 "market_share": market,
                 **{name: features[name] for name in EVIDENCE_COLUMNS},
                 "hist_campaigns": features["hist_campaigns"],
+                "hist_cat_campaigns": features["hist_cat_campaigns"],
+                "category_known": self.priors.known(campaigns["category"])[campaign_index],
+                "related_by_history": ~by_meaning & (features["tag_participation"].to_numpy() > 1.0),
+                "disclosure_violations": violations,
+                "demoted": demoted,
                 "hist_ctr": features["hist_ctr_shrunk"],
                 "hist_cvr": features["hist_cvr_shrunk"],
                 "hist_clicks": self.history["hist_clicks"].to_numpy()[creator_index],

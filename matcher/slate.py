@@ -203,30 +203,52 @@ def default_slates(scored: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
     return build_slates(scored, SlatePolicy(), vectors)[0]
 
 
+# Why better candidates stayed off a slate, as a size reason says it.
+_STOPS = {
+    "capacity": "the better ones were already proposed to {capacity} campaigns each",
+    "duplicate": "near-duplicates of creators already on it were left out",
+    "unproven": "creators with no record are limited where proven ones are comparable",
+}
+
+
 def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) -> str:
     members = slates.members[campaign]
     size, limit = len(members), slates.size[campaign]
     kind = "standard" if slates.standard[campaign] else "non-standard"
     uncertain = slates.uncertain[campaign]
+    skipped = slates.skipped[campaign]
     if size >= limit and not np.isnan(uncertain):
         policy = slates.policy
         text = (
             f"{size}: between the standard ({policy.standard_size}) and non-standard ({policy.non_standard_size}) "
-            f"sizes, the product type being uncertain (p_non_standard {uncertain:.2f})"
+            f"sizes, the product type being uncertain (probability of non-standard {uncertain:.2f})"
         )
     elif size >= limit:
         text = f"{size}: the {kind} slate size"
+    elif "budget" in skipped and "capacity" in skipped and campaign in slates.budget_left:
+        text = (
+            f"{size}: sized to the budget on its best candidates' expected commission; capacity "
+            f"({slates.policy.capacity} campaigns per creator) gave some of them to other campaigns, and those in "
+            "their place leave budget unused"
+        )
     elif "budget" in slates.skipped[campaign]:
-        text = f"{size}: budget reached (expected commission x {slates.policy.participation_rate:.0%} take-up)"
+        take_up = slates.policy.participation_rate
+        text = f"{size}: budget reached (expected commission x {take_up:.0%} take-up)"
+        budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
         if slates.spend[campaign] > slates.budget[campaign]:
-            text += f"; the minimum of {slates.minimum[campaign]} may use the budget up before the end date"
-    elif slates.skipped[campaign] & {"capacity", "duplicate", "unproven"}:
-        stops = ", ".join(sorted(slates.skipped[campaign] & {"capacity", "duplicate", "unproven"}))
-        text = f"{size}: no further eligible candidate ({stops} rules)"
+            text += (
+                f"; kept at the minimum of {slates.minimum[campaign]} creators, whose expected commission at "
+                f"{take_up:.0%} take-up is {slates.spend[campaign] / budget:.1f}x the budget: it may run out "
+                "before the end date"
+            )
+    elif skipped & set(_STOPS):
+        rules = sorted(skipped & set(_STOPS))
+        stops = "; ".join(_STOPS[rule].format(capacity=slates.policy.capacity) for rule in rules)
+        text = f"{size}: no further eligible candidate ({stops})"
     else:
         text = f"{size}: all eligible candidates with positive expected sales"
     stages = pd.Series([stage[m] for m in members]).value_counts()
     text += "; " + ", ".join(f"{n} {s}" for s, n in stages.items())
     if added:
-        text += f" (added for funnel coverage: {', '.join(added)})"
+        text += f" (added so that each stage of the shopper's path has a creator: {', '.join(added)})"
     return text

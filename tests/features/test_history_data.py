@@ -119,7 +119,10 @@ def test_a_creator_new_at_training_is_scored_on_its_record_in_a_newer_performanc
     slate = newer.match(_campaign(category)).for_campaign("newer-1")
     mine = slate[slate["creator_id"] == creator_id]
     assert len(mine) == 1, "a creator with this record must make the slate"
-    assert f"record of {n} campaigns at 7.5% click-through and 20.0% orders per click" in mine["reasons"].iloc[0]
+    assert (
+        f"record of {n} campaigns ({n} in this category) at 7.5% click-through and 20.0% orders per click"
+        in (mine["reasons"].iloc[0])
+    )
     before = default_matcher.match(_campaign(category)).for_campaign("newer-1")
     assert not before["reasons"][before["creator_id"] == creator_id].str.contains("record of").any()
     # As of a day before those campaigns settled, the newcomer is new again.

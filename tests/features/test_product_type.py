@@ -22,7 +22,7 @@ def test_declared_types_win_and_auto_gets_a_probability_and_a_reason(embedder):
     assert out["product_type_reason"].iloc[0] == "declared by the seller"
     p = out["product_type_probability"].iloc[1]
     assert 0.0 < p < 1.0
-    assert f"p_non_standard {p:.2f}" in out["product_type_reason"].iloc[1]
+    assert f"(probability of non-standard {p:.2f})" in out["product_type_reason"].iloc[1]
     assert out["product_type"].iloc[1] == ("non_standard" if p >= 0.5 else "standard")
 
 
@@ -134,12 +134,26 @@ def test_a_reason_keeps_the_evidence_against_the_call_apart():
             "outcomes": 0.0,
         }
     )
-    assert _describe(evidence, 0.99) == (
-        "non-standard (p_non_standard 0.99): priced high among the seller's products; the brief reads like a "
-        "considered, taste-driven purchase; against it, most of the seller's declared campaigns are standard"
+    assert _describe(evidence, 0.99, (0, 0), (4, 30)) == (
+        "non-standard (probability of non-standard 0.99): priced high among the seller's products; the brief reads "
+        "like a considered, taste-driven purchase; against it, 30 of the 34 campaigns the seller declared are standard"
     )
-    assert _describe(-evidence.where(evidence < 0, 0.0), 0.6).startswith(
-        "uncertain, leaning non-standard (p_non_standard 0.60): most of the seller's declared campaigns are "
-        "non-standard"
+    assert _describe(-evidence.where(evidence < 0, 0.0), 0.6, (0, 0), (30, 4)).startswith(
+        "uncertain, leaning non-standard (probability of non-standard 0.60): 30 of the 34 campaigns the seller "
+        "declared are non-standard"
     )
-    assert _describe(evidence * 0, 0.5).endswith(": no signal either way (slate sized between the two)")
+    assert _describe(evidence * 0, 0.5, (0, 0), (0, 0)).endswith(": no signal either way (slate sized between the two)")
+
+
+def test_a_category_declaration_is_quoted_with_its_count_not_as_most():
+    """One declaration in a category is what the reason says, not "most campaigns in this category"."""
+    from features.product_type import _describe
+
+    evidence = pd.Series(
+        {name: 0.0 for name in ("zero_shot", "classifier", "price", "price_level", "base_rate", "outcomes")}
+        | {"category_kinds": 0.69}
+    )
+    assert _describe(evidence, 0.7, (1, 0), (1, 3)) == (
+        "non-standard (probability of non-standard 0.70): the only campaign the seller declared in this category "
+        "is non-standard"
+    )

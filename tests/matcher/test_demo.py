@@ -27,6 +27,6 @@ def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
     assert "slate of" in done.stdout and "role (" in done.stdout
     # Every campaign says how its product type was settled: declared, or the evidence and its probability.
     types = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("type: ")]
-    assert types and all(t == "type: declared by the seller" or "(p_non_standard " in t for t in types)
+    assert types and all(t == "type: declared by the seller" or "(probability of non-standard " in t for t in types)
     assert "of the expected sales of the best possible slates" in done.stdout
     assert (tmp_path / "demo" / "matches.parquet").exists()

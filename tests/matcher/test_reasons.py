@@ -40,9 +40,10 @@ def test_no_tag_means_no_claim():
     assert "fits" not in reason(**{**BASE, "fit_tag": "", "fit_phrase": ""})
 
 
-def test_audience_clause_only_when_the_split_is_known():
+def test_audience_share_when_the_split_is_known_and_plainly_not_stated_otherwise():
     assert "42% of audience in US/CA" in reason(**BASE)
-    assert "of audience" not in reason(**{**BASE, "market_share": math.nan})
+    unknown = reason(**{**BASE, "market_share": math.nan})
+    assert "of audience" not in unknown and "audience in US/CA not stated" in unknown
 
 
 def test_record_or_plainly_no_record():
@@ -54,7 +55,36 @@ def test_record_or_plainly_no_record():
     assert "no record yet: estimate rests on reach and category averages" in unrelated_new
 
 
+def test_the_record_says_how_much_of_it_is_in_the_category_and_never_invents_a_rate():
+    assert "record of 3 campaigns (none in this category) at 3.1%" in reason(**BASE, hist_category_campaigns=0.0)
+    assert "record of 3 campaigns (2 in this category) at" in reason(**BASE, hist_category_campaigns=2.0)
+    no_clicks = reason(**{**BASE, "hist_ctr": 0.0, "hist_cvr": math.nan})
+    assert "at 0.0% click-through and no clicks yet" in no_clicks and "orders per click" not in no_clicks
+    assert "with no impressions reported" in reason(**{**BASE, "hist_ctr": math.nan, "hist_cvr": math.nan})
+    # 1 click in 16,379 impressions is not 0.0%.
+    assert "at 0.0061% click-through" in reason(**{**BASE, "hist_ctr": 1 / 16_379})
+
+
+def test_a_new_creator_in_a_category_without_history_rests_on_other_categories():
+    text = reason(**{**BASE, "hist_campaigns": 0.0}, category_known=False)
+    assert "averages of other categories (no past campaigns in this category)" in text
+    assert "category averages" not in text
+
+
+def test_interests_related_by_the_categorys_history_say_so_instead_of_unrelated():
+    text = reason(**{**BASE, "fit_similarity": 0.1}, related_by_history=True)
+    assert "not clearly related" not in text
+    assert text.startswith("Interests not close to the brief in meaning, but creators who share them took part")
+
+
+def test_a_demoted_creator_says_why():
+    assert reason(**BASE, disclosure_violations=2, demoted=True).endswith(
+        "; ranked lower for 2 past disclosure violations."
+    )
+    assert "violation" not in reason(**BASE, disclosure_violations=2, demoted=False)
+
+
 def test_long_phrases_are_shortened_and_the_role_is_last():
     text = reason(**{**BASE, "fit_phrase": "word " * 40})
     assert "…”" in text
-    assert text.endswith("awareness role (social creator).")
+    assert text.endswith("awareness role (social creator).")  # the role is last unless a demotion follows

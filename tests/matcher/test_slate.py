@@ -70,7 +70,10 @@ def test_non_standard_slates_stay_wider_than_standard_ones_when_budgets_bind():
     standard, _ = build_slates(candidates(rows, budget=tight, kind="standard"), policy, distinct_vectors(10))
     wide, why = build_slates(candidates(rows, budget=tight), policy, distinct_vectors(10))
     assert len(standard) == 3 and len(wide) == 6
-    assert "may use the budget up before the end date" in why["c"]
+    assert (
+        "kept at the minimum of 6 creators, whose expected commission at 50% take-up is 30.0x the budget: it may run "
+        "out before the end date"
+    ) in why["c"]
 
 
 @pytest.mark.parametrize("assignment", ["exact", "greedy"])
@@ -108,6 +111,29 @@ def test_capacity_places_a_creator_where_it_is_worth_most_not_first_come():
     assert (uncapped["creator_row"] == 0).sum() == 7
 
 
+def test_creators_taken_by_capacity_neither_make_coverage_claims_nor_pass_for_the_budget():
+    """B's best four went to A (capacity 1): B's slate is its best free candidates, not stages added for coverage,
+    and a slate the budget sized that capacity then kept short says capacity, not "budget reached"."""
+    policy = SlatePolicy(capacity=1, non_standard_size=4, min_non_standard_size=4)
+    rows = [("A", r, 1000.0 - r, "a") for r in range(4)]
+    rows += [("B", r, 500.0 - r, "a") for r in range(4)]
+    rows += [("B", 4, 50.0, "a"), ("B", 5, 49.0, "a"), ("B", 6, 48.0, "r"), ("B", 7, 47.0, "d")]
+    chosen, why = build_slates(candidates(rows), policy, distinct_vectors(8))
+    assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [4, 5, 6, 7]
+    assert why["B"].startswith("4: the non-standard slate size") and "added" not in why["B"]
+
+    standard = SlatePolicy(capacity=1, standard_size=4, min_size=1, participation_rate=1.0, budget_overrun=0.0)
+    rows = [("A", r, 1000.0 - r, "d", 10.0) for r in range(2)]
+    rows += [("B", r, 500.0 - r, "d", 10.0) for r in range(2)] + [("B", r, 10.0 - r, "d", 1.0) for r in (2, 3, 4)]
+    chosen, why = build_slates(candidates(rows, budget=20.0, kind="standard"), standard, distinct_vectors(5))
+    assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [2, 3]
+    assert "budget reached" not in why["B"]
+    assert why["B"].startswith(
+        "2: sized to the budget on its best candidates' expected commission; capacity (1 campaigns per creator) gave "
+        "some of them to other campaigns, and those in their place leave budget unused"
+    )
+
+
 def test_near_duplicate_creators_do_not_share_a_slate():
     vectors = distinct_vectors(4)
     vectors[1] = vectors[0]  # creator 1 is a copy of creator 0
@@ -124,7 +150,7 @@ def test_non_standard_slates_span_the_funnel_when_candidates_exist():
     assert set(chosen["funnel_stage"]) == {"awareness", "consideration", "conversion"}
     assert chosen["rank"].tolist() == [1, 2, 3, 4]
     assert chosen["score"].is_monotonic_decreasing
-    assert "added for funnel coverage" in why["c"]
+    assert "(added so that each stage of the shopper's path has a creator: consideration, conversion)" in why["c"]
     # A stage candidate worth under 5% of the best is not forced in.
     weak = [("c", r, 100.0 - r, "a") for r in range(6)] + [("c", 10, 1.0, "r")]
     chosen, _ = build_slates(candidates(weak), policy, distinct_vectors(12))
@@ -305,12 +331,16 @@ def test_exact_funnel_coverage_moves_a_deals_site_to_the_slate_that_lacks_one():
             "consideration",
             "conversion",
         }
-    assert "added for funnel coverage" in why["B"]
+    # B's four free candidates are its slate: its conversion creator is not claimed as added for coverage.
+    assert why["B"].startswith("4: the non-standard slate size;") and "1 conversion" in why["B"]
 
 
 @pytest.mark.parametrize(
     ("n", "minimum", "expected", "reason"),
-    [(5, 3, [0, 2, 3], "3: the non-standard slate size"), (3, 1, [0, 2], "no further eligible candidate (duplicate")],
+    [
+        (5, 3, [0, 2, 3], "3: the non-standard slate size"),
+        (3, 1, [0, 2], "no further eligible candidate (near-duplicates"),
+    ],
 )
 def test_near_duplicates_stay_apart_under_the_exact_assignment_too(n, minimum, expected, reason):
     """A copy of the best creator is replaced by the next distinct one; where none is left, the slate stays
@@ -410,9 +440,9 @@ def test_best_assignment_equals_an_integer_programme_on_larger_random_batches(se
     [
         (0.0, 6, "6: the standard slate size;"),
         (0.48, 10, "10: between the standard (6) and non-standard (15) sizes, the product type being uncertain "
-         "(p_non_standard 0.48);"),
+         "(probability of non-standard 0.48);"),
         (0.6, 11, "11: between the standard (6) and non-standard (15) sizes, the product type being uncertain "
-         "(p_non_standard 0.60);"),
+         "(probability of non-standard 0.60);"),
         (1.0, 15, "15: the non-standard slate size;"),
     ],
 )  # fmt: skip
