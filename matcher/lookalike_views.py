@@ -50,13 +50,16 @@ def lookalike_reason(
         codes = [space.markets_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
         if codes:
             parts.append(f"audience in {'/'.join(codes)} like the seeds' ({market:.0%} overlap)")
+    elif seed_audience is not None:
+        parts.append("audience split not stated")
     if not np.isnan(record) and seed_record is not None:
         both = np.minimum(space.record_[row], seed_record)
         names = [space.categories_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
         if names:
             parts.append(f"sells in {', '.join(names)} like the seeds")
     elif seed_record is not None:
-        parts.append("no sales record yet")
+        # No orders: never took part, or took part without a sale, which the record does not tell apart here.
+        parts.append("no sales yet")
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
 

@@ -70,8 +70,9 @@ def test_filters_hold_and_markets_follow_the_matching_rule(matcher, creators, se
     assert len(found)
     rows = creators.set_index("creator_id").loc[found["creator_id"]]
     assert rows["creator_type"].isin(["social_creator", "review_site"]).all()
-    for audience in rows["audience_marketplaces"]:
+    for audience, reasons in zip(rows["audience_marketplaces"], found["reasons"], strict=True):
         assert not audience or audience.get("UK", 0.0) >= matcher.settings.min_market_share
+        assert ("audience split not stated" in reasons) == (not audience), reasons
 
 
 def test_the_record_channel_names_categories_both_sides_sold_in(matcher, world_dir, sellers):
