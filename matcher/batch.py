@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,17 @@ class BatchReport:
         return rejects_path(self.out) if self.rejects else None
 
 
+def _write_json_lines(table: pd.DataFrame, path: Path) -> None:
+    """One JSON object per row, every float as Python writes it (the shortest text that reads back as the same
+    number, as Parquet, CSV and the service give it; pandas' to_json kept 10 significant digits); NaN as null."""
+    columns = list(table.columns)
+    with open(path, "w", encoding="utf-8") as out:
+        for row in zip(*(table[name].tolist() for name in columns), strict=True):
+            values = (None if isinstance(value, float) and math.isnan(value) else value for value in row)
+            out.write(json.dumps(dict(zip(columns, values, strict=True)), ensure_ascii=False, allow_nan=False))
+            out.write("\n")
+
+
 def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MATCH_SCHEMA) -> Path:
     """Writes the matches table (or a table of `schema`) atomically, as Parquet, CSV or JSON Lines by extension."""
     out = Path(out)
@@ -58,7 +71,7 @@ def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MA
         elif suffix == ".csv":
             matches.to_csv(tmp, index=False)
         elif suffix == ".jsonl":
-            matches.to_json(tmp, orient="records", lines=True)
+            _write_json_lines(matches, tmp)
         else:
             raise InputError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
     return out
