@@ -26,7 +26,7 @@ from features.rows import CampaignRow
 from features.similarity import TagSpace
 from features.tables import Reject, Table, records_frame, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
-from matcher.candidate_index import CandidateIndex
+from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
@@ -75,14 +75,17 @@ class Matcher:
         creator_rejects: the creators' invalid rows, left out.
         performance_rejects: the invalid rows of the performance table and of its past campaigns (`table`
             `past_campaigns`), and performance rows whose campaign is not a valid past one, left out.
+        creators_not_in_index: creators of the table the index lacks, never proposed (warned about).
         eligibility: who may be proposed, by index row and by table row.
         scorer: what scoring reads (ranker heads, creators, vectors, index, records) and does.
 
     Raises:
-        ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension.
+        ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension,
+            or the index holds none of the table's creators.
 
     Warns:
-        UserWarning: a DataFrame given had invalid rows, left out (how many, and the first reason).
+        UserWarning: a DataFrame given had invalid rows, left out (how many, and the first reason); the index
+            lacks some of the table's creators (how many).
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class Matcher:
         self.embedder = embedder_for(self.ranker, embedder)
         index = index_for(index, self.ranker, self.embedder, self.creators)
         self.index = index
+        self.creators_not_in_index = _check_coverage(self.creators, index)
         self.eligibility = Eligibility.of(
             self.creators, index.creator_ids, self.settings.allow_cashback, self.settings.violations
         )
@@ -349,6 +353,29 @@ def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Map
 def _given_unvalidated(data: Table | pd.DataFrame) -> bool:
     """Whether the Matcher validates `data` itself (a DataFrame, or a Table built by hand): its rejects are news."""
     return not (isinstance(data, Table) and data.validated)
+
+
+def _check_coverage(creators: pd.DataFrame, index: CandidateIndex) -> int:
+    """How many creators of the table the index lacks (never proposed: retrieval searches the index), warned
+    about; an index holding none of them is another table's, refused rather than matched to empty slates.
+
+    Raises:
+        ArtifactMismatch: the index holds none of the table's creators.
+    """
+    missing = int((~creators["creator_id"].isin(index.creator_ids)).sum())
+    rebuild = "rebuild it from this table with `creator-match index` (or leave --index out)"
+    if len(creators) and missing == len(creators):
+        raise ArtifactMismatch(
+            f"the index ({len(index)} creators) holds none of the creators table's {len(creators)}: it was built "
+            f"from another table; {rebuild}"
+        )
+    if missing:
+        warnings.warn(
+            f"{missing} of the {len(creators)} creators are not in the index and are never proposed; {rebuild}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return missing
 
 
 def _warn_left_out(rejects: list[Reject], attribute: str) -> None:

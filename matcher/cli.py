@@ -11,6 +11,7 @@ os.environ.update(unset_defaults({**OFFLINE_ENVIRONMENT, **QUIET_ENVIRONMENT}))
 
 import logging
 import sys
+import warnings
 
 import typer
 
@@ -39,9 +40,15 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    # A warning is for the user of the command, not a developer: what and why on one line, not a source line.
+    return f"creator-match: {category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 anything else)."""
     _quiet_libraries()
+    formatted, warnings.formatwarning = warnings.formatwarning, _one_line
     try:
         # Without standalone mode click returns the code of a typer.Exit rather than raising it.
         code = app(args=argv, standalone_mode=False)
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        warnings.formatwarning = formatted
 
 
 def run() -> None:

@@ -202,6 +202,22 @@ def test_creators_missing_from_the_index_table_are_never_proposed(creators, camp
     assert set(out.matches["creator_id"]) <= set(subset["creator_id"])
 
 
+def test_creators_the_index_lacks_are_warned_about_and_an_index_of_another_table_is_refused(
+    creators, campaigns, ranker, index, embedder
+):
+    """A table grown since the index was built: the newcomers cannot be proposed, and the Matcher says how many
+    instead of leaving them out silently; a table sharing no creator with the index is refused, not matched to
+    empty slates."""
+    newcomers = creators.iloc[:3].assign(creator_id=lambda f: "new-" + f["creator_id"])
+    grown = pd.concat([creators, newcomers], ignore_index=True)
+    with pytest.warns(UserWarning, match=r"^3 of the \d+ creators are not in the index and are never proposed"):
+        matcher = Matcher(grown, model=ranker, index=index, embedder=embedder)
+    assert matcher.creators_not_in_index == 3
+    assert not set(matcher.match_many(campaigns.iloc[:3]).matches["creator_id"]) & set(newcomers["creator_id"])
+    with pytest.raises(ArtifactMismatch, match="holds none of the creators table's 3: it was built from another"):
+        Matcher(newcomers, model=ranker, index=index, embedder=embedder)
+
+
 def test_results_are_deterministic(creators, campaigns, ranker, index, embedder, result):
     again = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
     pd.testing.assert_frame_equal(again.matches, result.matches)
