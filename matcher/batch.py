@@ -116,6 +116,7 @@ def run_match(
     performance: SettledPerformance | None = None,
     candidates_out: str | Path | None = None,
     summaries_out: str | Path | None = None,
+    progress: bool | None = None,
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
@@ -130,7 +131,7 @@ def run_match(
     With `candidates_out`, every scored pair of the run, on a slate or not, is written there too
     (`matcher.schema.CANDIDATE_SCHEMA`), for model review. With `summaries_out`, each matched or skipped
     campaign's summary (`matcher.schema.SUMMARY_SCHEMA`: product type and why, slate size and why, expected
-    orders and commission against the budget).
+    orders and commission against the budget). `progress`: a bar over chunks (None: when there are several).
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -200,6 +201,7 @@ def run_match(
             engine=engine,
             ray_actors=ray_actors,
             with_candidates=candidates_out is not None,
+            progress=progress,
         )
         write_matches(result.matches, out)
         if candidates_out is not None:

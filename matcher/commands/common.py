@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,11 +18,13 @@ __all__ = [
     "Backend",
     "PastCampaignsOption",
     "PerformanceOption",
+    "ProgressOption",
     "UserError",
     "echo_rejects",
     "parse_date",
     "resolve_backend_option",
     "settled_performance",
+    "show_progress",
 ]
 
 
@@ -40,6 +43,14 @@ PastCampaignsOption = Annotated[
     Path | None, typer.Option(help="campaigns --performance refers to; default: campaigns.* beside it")
 ]
 AsOfOption = Annotated[str | None, typer.Option(help="YYYY-MM-DD: records settled by this day; default today")]
+ProgressOption = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="progress bars; default: when stderr is a terminal")
+]
+
+
+def show_progress(progress: bool | None) -> bool:
+    """--progress as given, else whether standard error is a terminal (a scheduler's log file gets no bars)."""
+    return sys.stderr.isatty() if progress is None else progress
 
 
 class UserError(Exception):

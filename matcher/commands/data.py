@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +13,12 @@ from features.environment import CACHE_DIR_ENV, FLAT_THRESHOLD_ENV
 from matcher.commands.common import (
     BACKEND_HELP,
     Backend,
+    ProgressOption,
     UserError,
     echo_rejects,
     parse_date,
     resolve_backend_option,
+    show_progress,
 )
 
 __all__ = ["demo", "index", "promote", "simulate", "train"]
@@ -163,9 +164,7 @@ def index(
         typer.Option(help=f"embedding cache; default ${CACHE_DIR_ENV}, else ~/.cache/creator-matcher"),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="embed every creator afresh")] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="progress bars; default: when stderr is a terminal")
-    ] = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, creator_vectors, default_cache_dir, resolve_model_path
@@ -175,7 +174,7 @@ def index(
 
     if index_type not in INDEX_KINDS:
         raise UserError(f"Got --index-type {index_type!r}; expected one of {', '.join(INDEX_KINDS)}")
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = show_progress(progress)
     table = read_table(creators, "creators")
     embedder = Embedder(
         embedding_model,

@@ -14,9 +14,11 @@ from matcher.commands.common import (
     Backend,
     PastCampaignsOption,
     PerformanceOption,
+    ProgressOption,
     UserError,
     echo_rejects,
     settled_performance,
+    show_progress,
 )
 from matcher.commands.tunables import with_settings
 from matcher.settings import MatchSettings
@@ -59,6 +61,7 @@ def match(
             f"commission against the budget ({TABLE_FORMATS})"
         ),
     ] = None,
+    progress: ProgressOption = None,
     *,
     settings: MatchSettings,
 ) -> None:
@@ -88,6 +91,7 @@ def match(
             performance=settled_performance(performance, past_campaigns, as_of),
             candidates_out=candidates_out,
             summaries_out=summaries_out,
+            progress=show_progress(progress),
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc

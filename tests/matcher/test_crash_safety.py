@@ -39,6 +39,7 @@ def reference(world_dir, trained, world_index, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "matches.parquet"
     done = run_in_process(*job_args(world_dir, world_index, out)[1:])
     assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "it/s" not in done.stderr, "a log file (stderr not a terminal) gets no bars"
     assert not parts_of(out), "checkpoints are removed once the matches are written"
     return out.read_bytes()
 
