@@ -608,6 +608,10 @@ PARQUET_TYPES = {
     "audience_marketplaces": pa.map_(pa.string(), pa.float64()),
     "start_date": pa.date32(),
     "end_date": pa.date32(),
+    # Counts the contract types as integers, which pandas holds as floats once a value is missing.
+    "avg_views": pa.int64(),
+    "storefront_followers_30d": pa.int64(),
+    "disclosure_violations": pa.int64(),
 }
 
 
@@ -618,6 +622,8 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
         kind = PARQUET_TYPES.get(name)
         if name == "audience_marketplaces":
             values = [None if v is None else list(v.items()) for v in values]
+        elif kind == pa.int64():
+            values = [None if v is None or v != v else int(v) for v in values]
         arrays.append(pa.array(values, type=kind) if kind else pa.array(frame[name]))
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)

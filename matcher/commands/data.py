@@ -44,8 +44,14 @@ def simulate(
     world: Annotated[World, typer.Option(help="generator: main, or alt (written to disagree with main)")] = World.main,
 ) -> None:
     """Write a synthetic world in the contract's format, with the truth evaluation needs."""
-    from simulation import WORLDS, write_world
+    from simulation import WORLD_TABLES, WORLDS, write_world
 
+    # A new world goes into a new or empty-of-tables folder: what is there may be the user's own data.
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; expected a folder for the world's tables")
+    taken = [f"{name}.parquet" for name in WORLD_TABLES if (out / f"{name}.parquet").exists()]
+    if taken:
+        raise UserError(f"{out} already holds {', '.join(taken)}; write the world into another folder")
     make_world = WORLDS[world.value]
     paths = write_world(
         make_world(n_creators=creators, n_campaigns=campaigns, n_new_campaigns=new_campaigns, seed=seed), out

@@ -532,6 +532,8 @@ def expected_value(table: str, column: str, value: object) -> object:
         return TABLES[table].row_model.model_fields[column].default
     if column == "category":
         return value.lower()
+    if table in ("campaigns", "new_campaigns") and column in ("asins", "marketplaces"):
+        return list(dict.fromkeys(value))  # one listed twice counts once (docs/contract.md)
     if isinstance(value, dict):
         return {key: share for key, share in value.items() if not (share is None or math.isnan(share))}
     return value

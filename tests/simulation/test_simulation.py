@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, SETTLEMENT_DAYS
@@ -14,7 +15,7 @@ from features.pairwise import audience_share
 from features.tables import read_table, validate_performance_links
 from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_world
 from simulation.world_alt import simulate_alt
-from tests.commands import CLI
+from tests.commands import CLI, run_in_process
 
 CONFIG = SimulationConfig(n_creators=600, n_campaigns=80, n_new_campaigns=40, seed=2)
 
@@ -432,3 +433,32 @@ def test_performance_rows_are_drawn_from_the_past_truth(generated, request):
     assert rows["orders"].sum() / (rows["clicks"] * rows["cvr"]).sum() == pytest.approx(1, abs=0.05)
     assert np.corrcoef(np.log1p(rows["impressions"]), np.log(rows["expected_impressions"]))[0, 1] > 0.8
     assert not (rows["impressions"] == rows["expected_impressions"]).all()
+
+
+def test_simulate_never_writes_over_a_folder_holding_tables_nor_into_a_file(tmp_path):
+    """A folder holding a creators table (perhaps the user's own) is refused, and nothing in it changes; an --out
+    that is a file is a usage error (exit 2), not a failure."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "creators.parquet").write_bytes(b"the user's own table")
+    (folder / "notes.txt").write_text("keep me")
+    sizes = ["--creators", "20", "--campaigns", "10", "--new-campaigns", "2"]
+    done = run_in_process("simulate", "--out", str(folder), *sizes)
+    assert done.returncode == 2 and "already holds creators.parquet; write the world into another folder" in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["creators.parquet", "notes.txt"]
+    assert (folder / "creators.parquet").read_bytes() == b"the user's own table"
+    done = run_in_process("simulate", "--out", str(folder / "notes.txt"), *sizes)
+    assert done.returncode == 2 and "is a file; expected a folder" in done.stderr
+
+
+@pytest.mark.parametrize("generator", ["main", "alt"])
+def test_counts_are_written_as_integers_even_with_missing_values(tmp_path, generator):
+    """avg_views and storefront_followers_30d are counts (integers in the contract) with missing values, which
+    pandas holds as floats: the Parquet files type them as integers all the same."""
+    from simulation import WORLDS
+
+    write_world(WORLDS[generator](n_creators=80, n_campaigns=10, seed=3), tmp_path)
+    schema = pq.read_schema(tmp_path / "creators.parquet")
+    for name in ("followers", "avg_views", "storefront_followers_30d", "disclosure_violations"):
+        assert str(schema.field(name).type) == "int64", name
+    assert pq.read_table(tmp_path / "creators.parquet").column("avg_views").null_count > 0
