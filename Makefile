@@ -35,8 +35,8 @@ format: install  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean:  ## remove the virtualenv and local run artefacts
-	rm -rf $(VENV) mlflow.db mlruns demo-output .pytest_cache
+clean:  ## remove the virtualenv, the demo's output and pytest's cache (never mlflow.db or mlruns: the registered rankers)
+	rm -rf $(VENV) demo-output .pytest_cache
 
 bench: install  ## speed and memory at scale: ANN vs exact, embedding cache, 10,000 campaigns x 1M creators, Ray vs local (about an hour)
 	$(BIN)/python benchmarks/ann.py

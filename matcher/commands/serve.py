@@ -10,7 +10,6 @@ import typer
 
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from matcher.commands.common import (
-    AsOfOption,
     PastCampaignsOption,
     PerformanceOption,
     UserError,
@@ -92,7 +91,10 @@ def serve(
     ] = 1,
     performance: PerformanceOption = None,
     past_campaigns: PastCampaignsOption = None,
-    as_of: AsOfOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: records settled by this day; default: the day each version is loaded"),
+    ] = None,
     *,
     settings: MatchSettings,
 ) -> None:
