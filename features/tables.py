@@ -41,6 +41,7 @@ __all__ = [
     "records_frame",
     "rejects_path",
     "report_rejects",
+    "settle_rejects",
     "shown_value",
     "valid_rows",
     "validate_frame",
@@ -810,6 +811,21 @@ def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
         writer.writerows(asdict(reject) for reject in rejects)
         check_rejects_path(out)  # a file the user put there while this run worked is not replaced either
     return target
+
+
+def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
+    """The rejects of a run that wrote `out`: written beside it, or, when there are none, an earlier run's rejects
+    file there removed (a clean rerun must not leave old rejects beside a fresh output); the path written, if any.
+
+    Raises:
+        OutputRefused: a file other than an earlier rejects file of this tool is at that path (it is left as is).
+    """
+    if rejects:
+        return write_rejects(rejects, out)
+    stale = rejects_path(out)
+    if is_rejects_file(stale):
+        stale.unlink()
+    return None
 
 
 def report_rejects(rejects: list[Reject], stream=None) -> None:

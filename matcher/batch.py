@@ -22,10 +22,9 @@ from features.tables import (
     Reject,
     atomic_path,
     check_rejects_path,
-    is_rejects_file,
     read_table,
     rejects_path,
-    write_rejects,
+    settle_rejects,
 )
 from matcher.api import Matcher, MatchSettings
 from matcher.artifacts import load_for_matching
@@ -211,10 +210,6 @@ def run_match(
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
-        stale = rejects_path(out)
-        if rejects:
-            write_rejects(rejects, out)
-        elif is_rejects_file(stale):
-            stale.unlink()  # a rerun on clean input must not leave an old rejects file beside fresh matches
+        settle_rejects(rejects, out)
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

@@ -67,11 +67,14 @@ def resolve_backend_option(option: Backend | None) -> str:
         raise UserError(str(exc)) from exc
 
 
-def echo_rejects(rejects) -> None:
-    """Reports rejected rows on standard error, one line each."""
+def echo_rejects(rejects, written: Path | None = None) -> None:
+    """Reports rejected rows on standard error, one line each, then how many rows and the rejects file written."""
     from features.tables import report_rejects
 
     report_rejects(rejects)
+    if written is not None:
+        rejected = len({(r.table, r.row) for r in rejects})  # a row with several bad columns has a reject for each
+        typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected; see {written}", err=True)
 
 
 def parse_date(text: str) -> dt.date:

@@ -175,7 +175,7 @@ def index(
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, creator_vectors, default_cache_dir, resolve_model_path
     from features.safe_write import check_replaceable, output_lock
-    from features.tables import read_table
+    from features.tables import check_rejects_path, read_table, settle_rejects
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
     if index_type not in INDEX_KINDS:
@@ -192,6 +192,7 @@ def index(
     # that is not an index, an embedding model that is not there. A second run on the same --out is refused at
     # once; the target is checked again under the lock, before any embedding.
     check_replaceable(out, why_not_an_index)
+    check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
     resolve_model_path(embedder.model)
     with output_lock(out):
         check_replaceable(out, why_not_an_index)
@@ -209,8 +210,9 @@ def index(
         f"({built.meta['dimension']}-d, {built.kind}, "
         f"{embedder.encoded_count_} embedded afresh) into {out}"
     )
+    written = settle_rejects(table.rejects, out)
     if table.rejects:
-        echo_rejects(table.rejects)
+        echo_rejects(table.rejects, written)
         raise typer.Exit(2)
 
 

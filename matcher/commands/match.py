@@ -105,7 +105,5 @@ def match(
         if summary.status != "matched":
             typer.echo(f"  {summary.campaign_id}: {summary.status}")
     if report.rejects:
-        echo_rejects(report.rejects)
-        rejected = len({(r.table, r.row) for r in report.rejects})
-        typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected; see {report.rejects_file}", err=True)
+        echo_rejects(report.rejects, report.rejects_file)
         raise typer.Exit(2)

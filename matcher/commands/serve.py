@@ -40,7 +40,7 @@ def similar(
     settings: MatchSettings,
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
-    from features.tables import read_table
+    from features.tables import check_rejects_path, read_table, settle_rejects
     from matcher.api import Matcher
     from matcher.artifacts import load_for_matching
     from matcher.batch import write_matches
@@ -54,6 +54,7 @@ def similar(
             raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
         if out.resolve() == creators.resolve():
             raise UserError(f"{out}: the lookalikes cannot be written over the creators file")
+        check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
     configure_tracking()
     table = read_table(creators, "creators")
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
@@ -68,8 +69,9 @@ def similar(
     else:
         write_matches(found, out, LOOKALIKE_SCHEMA)
         typer.echo(f"wrote {len(found)} lookalikes of {', '.join(like)} to {out}")
+    written = None if out is None else settle_rejects(table.rejects, out)
     if table.rejects:
-        echo_rejects(table.rejects)
+        echo_rejects(table.rejects, written)
         raise typer.Exit(2)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -304,3 +305,31 @@ def test_help_and_a_usage_error_load_none_of_the_work_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", "2"]
+
+
+def test_index_and_similar_write_their_rejects_beside_the_output(flow, tmp_path):
+    """Like match, the commands with an output put the invalid rows in `<out stem>.rejects.csv` beside it (exit 2,
+    the valid rows used), and a clean rerun removes that file."""
+    table = pq.read_table(flow / "w" / "creators.parquet").slice(0, 30)
+    bad = table.slice(0, 2)
+    for name, values in (("creator_id", ["bad-1", "bad-2"]), ("followers", [-5, -6])):
+        column = bad.schema.get_field_index(name)
+        bad = bad.set_column(column, name, pa.array(values, type=bad.schema.field(name).type))
+    pq.write_table(pa.concat_tables([table, bad]), tmp_path / "creators.parquet")
+    creators = table.to_pandas()
+    index = run("index", "--creators", str(tmp_path / "creators.parquet"), "--out", str(tmp_path / "idx"))
+    assert index.returncode == 2 and f"2 rows rejected; see {tmp_path / 'idx.rejects.csv'}" in index.stderr
+    assert pd.read_csv(tmp_path / "idx.rejects.csv")["id"].tolist() == ["bad-1", "bad-2"]
+    assert "indexed 30 creators" in index.stdout
+
+    like = [*("--creators", str(tmp_path / "creators.parquet"), "--index", str(tmp_path / "idx"))]
+    like += ["--like", creators.at[0, "creator_id"], "--k", "3", "--out", str(tmp_path / "like.csv")]
+    found = run("similar", *like)
+    assert found.returncode == 2 and "2 rows rejected; see" in found.stderr
+    assert pd.read_csv(tmp_path / "like.rejects.csv")["column"].tolist() == ["followers", "followers"]
+    assert len(pd.read_csv(tmp_path / "like.csv")) == 3
+
+    pq.write_table(table, tmp_path / "creators.parquet")
+    again = run("index", "--creators", str(tmp_path / "creators.parquet"), "--out", str(tmp_path / "idx"))
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "idx.rejects.csv").exists(), "a clean rerun leaves no old rejects beside the index"
