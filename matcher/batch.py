@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,9 +177,11 @@ def run_match(
         if creator_table.rejects or campaign_table.rejects or (performance is not None and performance.rejects()):
             check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
         if engine == "ray":
-            from matcher.ray_engine import import_ray
+            from matcher.ray_engine import RAY_ADDRESS_ENV, check_reachable, import_ray
 
-            import_ray()  # RayUnavailable without Ray, before anything is written
+            import_ray()  # RayUnavailable without Ray, or with a cluster that does not answer, before any write
+            if os.environ.get(RAY_ADDRESS_ENV):
+                check_reachable(os.environ[RAY_ADDRESS_ENV])
         # Everything that can refuse the run (the model, its stores, the index) is loaded before the first output
         # folder or lock file is made.
         ranker = load_for_matching(model, performance)

@@ -14,10 +14,12 @@ import logging
 import os
 import pickle
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -27,14 +29,14 @@ from features.environment import RAY_ADDRESS_ENV
 if TYPE_CHECKING:
     from matcher.scoring import Scorer
 
-__all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "import_ray", "ray_session", "score_on_ray"]
+__all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "check_reachable", "import_ray", "ray_session", "score_on_ray"]
 
 # Fractional CPUs: on a small machine, actors holding whole CPUs leave none for Ray Data's own tasks.
 ACTOR_CPUS = 0.5
 
 
 class RayUnavailable(Exception):
-    """`--engine ray` was asked for but Ray is not installed."""
+    """`--engine ray` was asked for but Ray is not installed, or the cluster at $RAY_ADDRESS does not answer."""
 
 
 def import_ray():
@@ -49,6 +51,29 @@ def import_ray():
 
 
 @contextlib.contextmanager
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuses a Ray address whose head answers no connection within `timeout` seconds: `ray.init` retried one for
+    as long as a nightly job was let run, printing C++ warnings.
+
+    Raises:
+        RayUnavailable: nothing accepts connections at the address's host and port.
+    """
+    where = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = where.hostname, where.port
+    except ValueError as exc:  # a port that is not a number
+        raise RayUnavailable(f"${RAY_ADDRESS_ENV}={address!r} is not host:port ({exc})") from exc
+    if host is None or port is None:  # "auto" or "local": Ray finds or starts the cluster itself
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise RayUnavailable(
+            f"cannot reach the Ray cluster at ${RAY_ADDRESS_ENV}={address}: {exc.strerror or exc}; unset it to run "
+            "Ray on this machine, or use --engine local"
+        ) from exc
+
+
 def ray_session(progress: bool = False) -> Iterator[None]:
     """Connects to $RAY_ADDRESS when set, else starts a local Ray for the duration; shuts down what it started."""
     ray = import_ray()
@@ -56,6 +81,8 @@ def ray_session(progress: bool = False) -> Iterator[None]:
         yield
         return
     address = os.environ.get(RAY_ADDRESS_ENV)
+    if address:
+        check_reachable(address)
     # A batch job's output is its summary and one line per bad row, not Ray's start-up and planning chatter.
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)

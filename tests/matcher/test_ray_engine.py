@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.commands import match_args, run_in_process
+from tests.commands import free_port, match_args, run_in_process
 
 
 def match(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -66,3 +66,15 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
     assert matches["campaign_id"].nunique() >= 4, "chunks scored on Ray are in the output"
     assert not matches.duplicated(["campaign_id", "creator_id"]).any()
     assert not checkpoints.exists(), "checkpoints are removed once the matches are written"
+
+
+def test_a_ray_address_that_does_not_answer_is_refused_at_once_leaving_nothing(world_dir, trained, tmp_path):
+    """$RAY_ADDRESS naming a port nobody listens on: one line and exit 2 within seconds (ray.init retried it for as
+    long as the job was let run), before any output folder or lock file is made."""
+    out = tmp_path / "out" / "matches.parquet"
+    args = match_args(world_dir, out, "--engine", "ray")
+    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{free_port()}"}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("creator-match: cannot reach the Ray cluster at")
+    assert not (tmp_path / "out").exists()
