@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fnmatch
+import glob
 import os
 import shutil
 import sys
@@ -30,6 +31,7 @@ __all__ = [
     "lock_path",
     "output_lock",
     "remove_directory",
+    "remove_stale_temporaries",
     "staged_directory",
 ]
 
@@ -65,8 +67,14 @@ def fsync_path(path: str | Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; moves it into place, durably, only if the block succeeds."""
+    """Yields a temporary path beside `path`; moves it into place, durably, only if the block succeeds.
+
+    A `path` that is a symbolic link is written through: the file it points at is replaced, the link kept (as the
+    lock file, beside the resolved target, guards it).
+    """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, _default_mode(0o666))  # mkstemp's 0600 would hide the output from the user's group and tools
@@ -79,6 +87,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Removes the temporary files `atomic_path` left beside `path` when its process was killed mid-write; call it
+    holding `output_lock(path)`, so that no live writer's file is among them. Returns what it removed."""
+    path = Path(path).expanduser().resolve()
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return stale
 
 
 def foreign_entries(directory: str | Path, names: Iterable[str]) -> list[str]:

@@ -17,7 +17,13 @@ import pyarrow.parquet as pq
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
 from features.records import SettledPerformance
-from features.safe_write import foreign_entries, lock_path, output_lock, remove_directory
+from features.safe_write import (
+    foreign_entries,
+    lock_path,
+    output_lock,
+    remove_directory,
+    remove_stale_temporaries,
+)
 from features.tables import (
     InputError,
     Reject,
@@ -195,6 +201,8 @@ def run_match(
         # would otherwise score into, and then delete, the first one's checkpoints. Missing folders are made here.
         for path, _ in outputs:
             locks.enter_context(output_lock(path))
+            remove_stale_temporaries(path)  # a killed run's half-written file beside it
+            remove_stale_temporaries(rejects_path(path))
         checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
         result = matcher.match_many(
             campaign_table,

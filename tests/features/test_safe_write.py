@@ -203,3 +203,27 @@ def test_outputs_get_the_permissions_a_plain_write_would_give(tmp_path):
         os.umask(previous)
     assert (tmp_path / "matches.csv").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "index").stat().st_mode & 0o777 == 0o755
+
+
+def test_an_output_path_that_is_a_link_is_written_through_and_the_link_kept(tmp_path):
+    """`--out` a symbolic link to the user's file: the file it points at gets the new bytes, the link stays a link."""
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.parquet"
+    target.write_text("old")
+    link = tmp_path / "matches.parquet"
+    link.symlink_to(target)
+    with atomic_path(link) as staged:
+        staged.write_text("new")
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.parquet"]
+
+
+def test_stale_temporaries_of_one_output_are_removed_and_nothing_else(tmp_path):
+    out = tmp_path / "matches.parquet"
+    stale = [tmp_path / ".matches.parquet.abc123.tmp", tmp_path / ".matches.parquet.zz.tmp"]
+    others = [tmp_path / ".other.parquet.abc123.tmp", tmp_path / "matches.parquet.tmp", tmp_path / "notes.tmp"]
+    for path in stale + others:
+        path.write_text("x")
+    assert safe_write.remove_stale_temporaries(out) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in others)

@@ -48,6 +48,9 @@ def flow_inputs(flow) -> list[str]:
 
 def test_match_writes_the_contract_table(flow, capfd):
     out = flow / "out" / "matches.parquet"
+    out.parent.mkdir()
+    killed = out.parent / ".matches.parquet.x1y2z3.tmp"  # what a run killed while writing the matches left
+    killed.write_bytes(b"half a table")
     capfd.readouterr()  # from here on: what the match writes at the file descriptors, the solver's C++ included
     done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(flow / "idx"))
     assert done.returncode == 0, done.stderr
@@ -56,7 +59,7 @@ def test_match_writes_the_contract_table(flow, capfd):
     matches = pd.read_parquet(out)
     assert list(matches.columns) == MATCH_COLUMNS
     assert matches["campaign_id"].nunique() >= 0.9 * len(pd.read_parquet(flow / "w" / "new_campaigns.parquet"))
-    # Only the (empty) lock file that keeps two runs off this output stays beside it.
+    # Only the (empty) lock file that keeps two runs off this output stays beside it: the killed run's is gone.
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [".matches.parquet.lock"]
     assert not (flow / "out" / "matches.rejects.csv").exists()
     again = flow / "out" / "again.parquet"
