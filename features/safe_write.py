@@ -210,23 +210,34 @@ def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
         wait: seconds to wait for another holder; 0 refuses at once.
 
     Raises:
-        OutputRefused: another process held the lock for all of `wait`.
+        OutputRefused: another process held the lock for all of `wait`, or the target's folder cannot be made or
+            written (a file in the path, a read-only file system, no permission): one line naming the output.
     """
     from filelock import FileLock, Timeout
 
     target = Path(target).expanduser().resolve()
     path = lock_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # One instance per path in a process, so a holder may take it again (re-entrant) instead of blocking itself.
-    lock = FileLock(path, is_singleton=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path, is_singleton=True)
         lock.acquire(timeout=wait)
     except Timeout:
+        if not path.exists():  # filelock reports a lock file it could not create as a lock it could not take
+            raise OutputRefused(f"{target} cannot be written: {path} cannot be created there") from None
         waited = f" for {wait:g} s" if wait > 0 else ""
         raise OutputRefused(
             f"{target} is being written by another process (it holds {path}){waited}; "
             "wait for it to finish or write elsewhere"
         ) from None
+    except (FileExistsError, NotADirectoryError) as exc:
+        named = Path(exc.filename)
+        blocker = next((p for p in (named, *named.parents) if p.exists() and not p.is_dir()), named)
+        raise OutputRefused(f"{target} cannot be written: {blocker} is a file, not a folder") from None
+    except OSError as exc:
+        if not isinstance(exc, PermissionError) and exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OutputRefused(f"{target} cannot be written: {exc.strerror} ({exc.filename})") from None
     try:
         yield path
     finally:

@@ -227,3 +227,14 @@ def test_stale_temporaries_of_one_output_are_removed_and_nothing_else(tmp_path):
         path.write_text("x")
     assert safe_write.remove_stale_temporaries(out) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in others)
+
+
+def test_an_output_under_a_file_is_refused_in_one_line_naming_it(tmp_path):
+    """A folder of the output's path that is a file (or one that cannot be written) is a refusal naming the
+    output, not an OS error's name; nothing is made."""
+    (tmp_path / "a-file").write_text("mine")
+    target = tmp_path / "a-file" / "out" / "matches.parquet"
+    refused = r"cannot be written: .*a-file is a file, not a folder$"
+    with pytest.raises(OutputRefused, match=refused), safe_write.output_lock(target):
+        pass
+    assert (tmp_path / "a-file").read_text() == "mine"
