@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -353,7 +354,7 @@ class Embedder:
         model: model name or path; defaults to $CREATOR_MATCHER_EMBEDDING_MODEL, else all-MiniLM-L6-v2.
         batch_size: texts per forward pass.
         cache_dir: where cached vectors live; None keeps them in memory only.
-        show_progress: progress bar; None shows one for 1,000 texts or more.
+        show_progress: progress bar; None shows one for 1,000 texts or more when standard error is a terminal.
         threads: threads while encoding; None leaves torch's own setting (onnx: ONNX Runtime's default).
         backend: `torch` (sentence-transformers) or `onnx` (ONNX Runtime); defaults to
             $CREATOR_MATCHER_EMBEDDING_BACKEND, else DEFAULT_EMBEDDING_BACKEND.
@@ -457,7 +458,10 @@ class Embedder:
             # One text per distinct key, first occurrence first, so repeats are encoded once.
             _, first = np.unique(keys[missing], return_index=True)
             todo = missing[np.sort(first)]
-            progress = self.show_progress if self.show_progress is not None else len(todo) >= 1000
+            # By default a bar only for a long encode, and only on a terminal: a job's log file gets no bars.
+            progress = self.show_progress
+            if progress is None:
+                progress = len(todo) >= 1000 and sys.stderr.isatty()
             with _ENCODE_LOCK:
                 if self.backend == "onnx":
                     vectors = self.encoder.encode(

@@ -322,3 +322,12 @@ def test_a_campaign_is_embedded_once_for_its_product_type_and_its_scores(embedde
         assert sum(v.nbytes for v in embeddings._fixed.values()) <= embeddings.FIXED_BYTES
     finally:
         embeddings.FIXED_BYTES = kept
+
+
+def test_a_long_encode_draws_no_bar_when_stderr_is_not_a_terminal(capfd):
+    """A thousand texts in a job whose standard error is a log file: no progress bar in it."""
+    embedder = Embedder()
+    embedder.encode(["warm up"])  # loading the model (its own bar is the HF_HUB_DISABLE_PROGRESS_BARS the CLI sets)
+    capfd.readouterr()
+    embedder.encode([f"item {i}" for i in range(1000)])
+    assert "Batches" not in capfd.readouterr().err
