@@ -213,11 +213,13 @@ def run_match(
             with_candidates=candidates_out is not None,
             progress=progress,
         )
-        write_matches(result.matches, out)
+        # The matches last: once a reader sees tonight's matches, the summaries and candidates beside them are
+        # tonight's too (a run killed in between leaves last night's matches with them).
         if candidates_out is not None:
             write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
         if summaries_out is not None:
             write_matches(summaries_table(result.summaries), summaries_out, SUMMARY_SCHEMA)
+        write_matches(result.matches, out)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
