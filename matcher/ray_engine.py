@@ -50,7 +50,6 @@ def import_ray():
     return ray
 
 
-@contextlib.contextmanager
 def check_reachable(address: str, timeout: float = 10.0) -> None:
     """Refuses a Ray address whose head answers no connection within `timeout` seconds: `ray.init` retried one for
     as long as a nightly job was let run, printing C++ warnings.
@@ -74,6 +73,7 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         ) from exc
 
 
+@contextlib.contextmanager
 def ray_session(progress: bool = False) -> Iterator[None]:
     """Connects to $RAY_ADDRESS when set, else starts a local Ray for the duration; shuts down what it started."""
     ray = import_ray()
