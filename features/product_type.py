@@ -343,12 +343,12 @@ def _describe(
     low, high = UNCERTAIN
     head = f"uncertain, leaning {kind}" if low <= probability <= high else kind
 
-    def share(counts: tuple[int, int], where: str) -> tuple[str, str]:
+    def in_category(counts: tuple[int, int]) -> tuple[str, ...]:
         total = sum(counts)
         if total == 1:
-            return tuple(f"the only campaign the seller declared{where} is {kind}" for kind in KINDS)
+            return tuple(f"the only campaign the seller declared in this category is {kind}" for kind in KINDS)
         return tuple(
-            f"{n} of the {total} campaigns the seller declared{where} are {kind}"
+            f"{n} of the {total} campaigns the seller declared in this category are {kind}"
             for n, kind in zip(counts, KINDS, strict=True)
         )
 
@@ -360,8 +360,13 @@ def _describe(
         ),
         "price": ("priced high for its category", "priced low for its category"),
         "price_level": ("priced high among the seller's products", "priced low among the seller's products"),
-        "category_kinds": share(category_kinds, " in this category"),
-        "base_rate": share(declared, ""),
+        "category_kinds": in_category(category_kinds),
+        # The learned combination's intercept, not the declarations' majority: it is what remains once the other
+        # signals are counted, so 17 standard of 35 may still lean standard.
+        "base_rate": tuple(
+            f"the baseline learned from the {sum(declared)} campaigns the seller declared leans {kind}"
+            for kind in KINDS
+        ),
         "outcomes": (
             "content creators out-converted deal sites on similar past campaigns",
             "deal sites out-converted content creators on similar past campaigns",

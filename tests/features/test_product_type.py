@@ -136,11 +136,12 @@ def test_a_reason_keeps_the_evidence_against_the_call_apart():
     )
     assert _describe(evidence, 0.99, (0, 0), (4, 30)) == (
         "non-standard (probability of non-standard 0.99): priced high among the seller's products; the brief reads "
-        "like a considered, taste-driven purchase; against it, 30 of the 34 campaigns the seller declared are standard"
+        "like a considered, taste-driven purchase; against it, the baseline learned from the 34 campaigns the seller "
+        "declared leans standard"
     )
     assert _describe(-evidence.where(evidence < 0, 0.0), 0.6, (0, 0), (30, 4)).startswith(
-        "uncertain, leaning non-standard (probability of non-standard 0.60): 30 of the 34 campaigns the seller "
-        "declared are non-standard"
+        "uncertain, leaning non-standard (probability of non-standard 0.60): the baseline learned from the 34 "
+        "campaigns the seller declared leans non-standard"
     )
     assert _describe(evidence * 0, 0.5, (0, 0), (0, 0)).endswith(": no signal either way (slate sized between the two)")
 
