@@ -14,8 +14,10 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -98,11 +100,31 @@ def ray_session(progress: bool = False) -> Iterator[None]:
             **({} if address else {"num_cpus": os.cpu_count() or 1, "_temp_dir": temp_dir}),
         )
         ray.data.DataContext.get_current().enable_progress_bars = progress
-        yield
+        with _terminated_cleanly():
+            yield
     finally:
         ray.shutdown()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _terminated_cleanly() -> Iterator[None]:
+    """SIGTERM ends the run as SystemExit(143), so that Ray is shut down and its temp folder removed: Ray's own
+    handler aborted the process (status 134, a native stack dump) and left both behind. Main thread only (where
+    Python can take a signal); the handler there before is put back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 class _ChunkScorer:
