@@ -346,10 +346,10 @@ def _describe(
     def in_category(counts: tuple[int, int]) -> tuple[str, ...]:
         total = sum(counts)
         if total == 1:
-            return tuple(f"the only campaign the seller declared in this category is {kind}" for kind in KINDS)
+            return tuple(f"the only campaign the seller declared in this category is {side}" for side in KINDS)
         return tuple(
-            f"{n} of the {total} campaigns the seller declared in this category are {kind}"
-            for n, kind in zip(counts, KINDS, strict=True)
+            f"{n} of the {total} campaigns the seller declared in this category are {side}"
+            for n, side in zip(counts, KINDS, strict=True)
         )
 
     phrases = {
@@ -364,8 +364,8 @@ def _describe(
         # The learned combination's intercept, not the declarations' majority: it is what remains once the other
         # signals are counted, so 17 standard of 35 may still lean standard.
         "base_rate": tuple(
-            f"the baseline learned from the {sum(declared)} campaigns the seller declared leans {kind}"
-            for kind in KINDS
+            f"the baseline learned from the {sum(declared)} campaigns the seller declared leans {side}"
+            for side in KINDS
         ),
         "outcomes": (
             "content creators out-converted deal sites on similar past campaigns",

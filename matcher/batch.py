@@ -202,7 +202,7 @@ def run_match(
         for path, _ in outputs:
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
-            remove_stale_temporaries(rejects_path(path))
+        remove_stale_temporaries(rejects_path(out))
         checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
         result = matcher.match_many(
             campaign_table,

@@ -45,9 +45,13 @@ def interests_relate(features: pd.DataFrame) -> np.ndarray:
     shows that creators with one of its tags take part in the category's campaigns more often than chance
     (`tag_participation` above 1; a tag the history never saw is at 1), or the creator is not a content creator
     (deal, coupon, cashback and loyalty sites sell across categories)."""
-    by_meaning = features["fitting_tags"].to_numpy() > 0
-    by_history = features["tag_participation"].to_numpy() > 1.0
+    by_meaning, by_history = _relation(features)
     return by_meaning | by_history | (features["content_creator"].to_numpy() == 0)
+
+
+def _relation(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, whether a tag fits by meaning, and whether the category's history relates the creator's tags."""
+    return features["fitting_tags"].to_numpy() > 0, features["tag_participation"].to_numpy() > 1.0
 
 
 def unrelated_after_related(
@@ -259,7 +263,7 @@ class Scorer:
         violations = np.asarray(r["disclosure_violations"], dtype=np.int64)
         demoted = (violations > 0) & (self.violations == "demote")
         score[demoted] *= VIOLATION_FACTOR
-        by_meaning = features["fitting_tags"].to_numpy() > 0
+        by_meaning, by_history = _relation(features)
         if self.related_first:
             no_record = features["hist_campaigns"].to_numpy() == 0
             score = unrelated_after_related(score, campaign_index, no_record, interests_relate(features))
@@ -286,7 +290,7 @@ class Scorer:
                 "hist_campaigns": features["hist_campaigns"],
                 "hist_cat_campaigns": features["hist_cat_campaigns"],
                 "category_known": self.priors.known(campaigns["category"])[campaign_index],
-                "related_by_history": ~by_meaning & (features["tag_participation"].to_numpy() > 1.0),
+                "related_by_history": ~by_meaning & by_history,
                 "disclosure_violations": violations,
                 "demoted": demoted,
                 "hist_ctr": features["hist_ctr_shrunk"],

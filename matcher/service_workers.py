@@ -212,12 +212,11 @@ class WorkerPool:
         try:
             return pool.submit(function, *args).result()
         except BrokenProcessPool as exc:
-            with self._lock:
-                if self._pool is pool:
-                    self._renew_locked()
+            self._renew(pool)
             raise NotServing("a worker process stopped; the workers are loading again") from exc
 
     def _renew(self, broken: ProcessPoolExecutor | None) -> None:
+        """A new pool in place of `broken` (None at start), unless another thread replaced it already."""
         with self._lock:
             if self._pool is broken:
                 self._renew_locked()

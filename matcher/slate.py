@@ -225,7 +225,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
         )
     elif size >= limit:
         text = f"{size}: the {kind} slate size"
-    elif "budget" in skipped and "capacity" in skipped and campaign in slates.budget_left:
+    elif campaign in slates.budget_left and "capacity" in skipped:
         text = (
             f"{size}: sized to the budget on its best candidates' expected commission; capacity "
             f"({slates.policy.capacity} campaigns per creator) gave some of them to other campaigns, and those in "

@@ -52,7 +52,8 @@ class SlateBook:
             c: {"budget"} if bound else set() for c, bound in zip(plan.index, plan["budget_bound"], strict=True)
         }
         self.closed: set[str] = set()
-        # Slates the budget sized whose members, once assigned, leave room in it for another free candidate.
+        # Slates the budget sized ("budget" skipped) whose members, once assigned, leave room in it for another free
+        # candidate.
         self.budget_left: set[str] = set()
         self.added: dict[str, list[str]] = {}
         # Each slate's member vectors, gathered once per change of members rather than on every candidate
