@@ -24,11 +24,13 @@ import os
 import pickle
 import tempfile
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from features.safe_write import atomic_path, foreign_entries, remove_directory
@@ -41,6 +43,8 @@ _FAILURE = "failure.txt"
 _WORKER = "worker-"
 # How often the pool looks for a worker that died between requests, and a worker for a supervisor that died.
 _WATCH_SECONDS = 1.0
+# How long a stopping service waits for its workers to finish before it kills them (one may still be loading).
+_STOP_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,27 @@ class WorkerGroup:
         return f"it holds files the service did not write: {foreign}" if foreign else None
 
 
+def _retire(pool: ProcessPoolExecutor, grace: float) -> None:
+    """Shuts `pool` down; those of its workers that have not ended within `grace` seconds are killed.
+
+    A shutdown alone does not end a pool one of whose workers died: a survivor waits for good on the queue lock the
+    dead one held (CPython kills the survivors itself only when it sees the death before the shutdown). Python 3.14's
+    `ProcessPoolExecutor.kill_workers` does this; 3.11 needs the pool's own list of processes.
+    """
+    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    running = {process.sentinel: process for process in processes}
+    deadline = time.monotonic() + grace
+    while running:
+        for ended in wait(list(running), timeout=max(0.0, deadline - time.monotonic())):
+            del running[ended]
+        if time.monotonic() >= deadline:
+            break
+    # A process whose sentinel is not ready has not ended, so its pid is still its own.
+    for process in running.values():
+        process.kill()
+
+
 def _alive(pid: int) -> bool:
     """Whether process `pid` runs (a dead child the pool has not reaped yet does not)."""
     try:
@@ -183,7 +208,7 @@ class WorkerPool:
         self._stop.set()
         with self._lock:
             if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
+                _retire(self._pool, _STOP_GRACE_SECONDS)
             if self._group is not None:
                 self._group.remove()
 
@@ -225,9 +250,10 @@ class WorkerPool:
         """A new pool in place of the current one (none at start); the caller holds the lock."""
         if self._stop.is_set():
             return
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        # The number moves first: the retired pool's calls, broken by the kill, are then not taken for this pool's.
         self._generation += 1
+        if self._pool is not None:
+            _retire(self._pool, 0.0)
         self._pool = ProcessPoolExecutor(
             self.plan.workers,
             get_context("spawn"),
