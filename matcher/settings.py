@@ -69,8 +69,9 @@ class SlatePolicy:
             sellers are advised to spread a budget over several creators rather than bet on one, and not
             every invitee takes part. Commission is paid per sale, so inviting more never spends past the
             budget; it can only use it up sooner, which the run summary flags.
-        min_non_standard_size: the same for non-standard slates, at least `standard_size` so that they stay
-            wider than standard ones when budgets bind, with room for two of each funnel stage.
+        min_non_standard_size: the same for non-standard slates, by default `standard_size` so that they stay
+            wider than standard ones when budgets bind, with room for two of each funnel stage. Each non-standard
+            figure must be at least its standard counterpart.
         capacity: most campaigns one creator is proposed to in a run (None, or 0 on the command line: no
             limit). Creators go where their expected sales are highest across the run, not to whichever
             campaign comes first, once every slate that capacity would leave below its minimum has it.
@@ -113,6 +114,12 @@ class SlatePolicy:
         for minimum, size in (("min_size", "standard_size"), ("min_non_standard_size", "non_standard_size")):
             if getattr(self, minimum) > getattr(self, size):
                 raise _refuse(minimum, getattr(self, minimum), f"at most {size} ({getattr(self, size)})")
+        # Non-standard products are where creator content sells best and each stage of the funnel adds sales: their
+        # slates are the wider ones, and a policy that made them narrower would invert what the sizes mean.
+        for name, standard in (("non_standard_size", "standard_size"), ("min_non_standard_size", "min_size")):
+            if getattr(self, name) < getattr(self, standard):
+                expected = f"at least {standard} ({getattr(self, standard)}): non-standard slates are the wider ones"
+                raise _refuse(name, getattr(self, name), expected)
         if not 0 < self.participation_rate <= 1:
             raise _refuse("participation_rate", self.participation_rate, "a value in (0, 1]")
         if self.budget_overrun < 0:

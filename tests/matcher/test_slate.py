@@ -114,7 +114,7 @@ def test_capacity_places_a_creator_where_it_is_worth_most_not_first_come():
 def test_creators_taken_by_capacity_neither_make_coverage_claims_nor_pass_for_the_budget():
     """B's best four went to A (capacity 1): B's slate is its best free candidates, not stages added for coverage,
     and a slate the budget sized that capacity then kept short says capacity, not "budget reached"."""
-    policy = SlatePolicy(capacity=1, non_standard_size=4, min_non_standard_size=4)
+    policy = SlatePolicy(capacity=1, standard_size=4, non_standard_size=4, min_non_standard_size=4)
     rows = [("A", r, 1000.0 - r, "a") for r in range(4)]
     rows += [("B", r, 500.0 - r, "a") for r in range(4)]
     rows += [("B", 4, 50.0, "a"), ("B", 5, 49.0, "a"), ("B", 6, 48.0, "r"), ("B", 7, 47.0, "d")]
@@ -144,7 +144,7 @@ def test_near_duplicate_creators_do_not_share_a_slate():
 
 def test_non_standard_slates_span_the_funnel_when_candidates_exist():
     """Awareness fills the slate by score; the best review and deals creators take the weakest places."""
-    policy = SlatePolicy(capacity=None, non_standard_size=4, min_non_standard_size=4)
+    policy = SlatePolicy(capacity=None, standard_size=4, non_standard_size=4, min_non_standard_size=4)
     rows = [("c", r, 100.0 - r, "a") for r in range(6)] + [("c", 10, 20.0, "r"), ("c", 11, 30.0, "d")]
     chosen, why = build_slates(candidates(rows), policy, distinct_vectors(12))
     assert set(chosen["funnel_stage"]) == {"awareness", "consideration", "conversion"}
@@ -181,6 +181,15 @@ def test_standard_slates_lean_on_proven_converters():
         # A minimum above the size was never kept (the size caps the slate), yet the summary named it.
         ({"min_size": 10}, "Got min_size=10; expected at most standard_size (6)"),
         ({"non_standard_size": 4}, "Got min_non_standard_size=6; expected at most non_standard_size (4)"),
+        # Non-standard slates are the wider ones: a policy may make them as wide as standard ones, never narrower.
+        (
+            {"non_standard_size": 5, "min_non_standard_size": 3},
+            "Got non_standard_size=5; expected at least standard_size (6): non-standard slates are the wider ones",
+        ),
+        (
+            {"min_non_standard_size": 2},
+            "Got min_non_standard_size=2; expected at least min_size (3): non-standard slates are the wider ones",
+        ),
         ({"standard_size": 0}, "Got standard_size=0; expected at least 1"),
         ({"min_stage_value": 1.5}, "Got min_stage_value=1.5; expected a share in [0, 1]"),
         ({"comparable_value": -0.1}, "Got comparable_value=-0.1; expected a share in [0, 1]"),
@@ -302,7 +311,9 @@ def test_exact_assignment_is_deterministic_whatever_the_row_order():
     """Ties and shuffled input give the same slates, row for row."""
     rows = [(f"c{k}", r, float(5 + (r * k) % 3), "a") for k in range(6) for r in range(8)]
     frame = candidates(rows)
-    policy = SlatePolicy(capacity=2, non_standard_size=3, min_non_standard_size=3, funnel_coverage=False)
+    policy = SlatePolicy(
+        capacity=2, standard_size=3, non_standard_size=3, min_non_standard_size=3, funnel_coverage=False
+    )
 
     first, why = build_slates(frame, policy, distinct_vectors(8))
     again, why_again = build_slates(frame.sample(frac=1.0, random_state=3), policy, distinct_vectors(8))
@@ -319,7 +330,7 @@ def test_exact_funnel_coverage_moves_a_deals_site_to_the_slate_that_lacks_one():
     rows = [(c, r, 50.0 - r, "a") for c in "AB" for r in range(4)]
     rows += [("A", 10, 30.0, "d"), ("B", 10, 20.0, "d"), ("A", 11, 25.0, "d")]
     rows += [("A", 12, 5.0, "r"), ("B", 13, 5.0, "r")]
-    policy = SlatePolicy(capacity=1, non_standard_size=4, min_non_standard_size=4)
+    policy = SlatePolicy(capacity=1, standard_size=4, non_standard_size=4, min_non_standard_size=4)
 
     chosen, why = build_slates(candidates(rows), policy, distinct_vectors(20))
 
@@ -348,7 +359,9 @@ def test_near_duplicates_stay_apart_under_the_exact_assignment_too(n, minimum, e
     vectors = distinct_vectors(n)
     vectors[1] = vectors[0]
     rows = [("c", r, 10.0 - r, "a") for r in range(n)]
-    policy = SlatePolicy(funnel_coverage=False, non_standard_size=3, min_non_standard_size=minimum)
+    policy = SlatePolicy(
+        funnel_coverage=False, standard_size=3, min_size=1, non_standard_size=3, min_non_standard_size=minimum
+    )
 
     chosen, why = build_slates(candidates(rows), policy, vectors)
 
