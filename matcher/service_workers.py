@@ -34,6 +34,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from features.safe_write import atomic_path, foreign_entries, remove_directory
+from features.threads import hold_blas_threads
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, log
 
 __all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool", "WorkerState"]
@@ -305,6 +306,7 @@ def _load(directory: str, pool: int) -> None:
     global _holder
     group = WorkerGroup(directory)
     group.mark_loading(pool, os.getpid())
+    hold_blas_threads(1)  # as the single-process service: answers the same bits whichever process gives them
     plan = group.plan()
     supervisor = os.getppid()
     holder = ModelHolder(Path(plan.creators), plan.config)

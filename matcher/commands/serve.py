@@ -109,6 +109,7 @@ def serve(
     import uvicorn
 
     from features.tables import read_table
+    from features.threads import hold_blas_threads
     from matcher.artifacts import check_model_stores
     from matcher.service import ModelHolder, ServiceConfig, create_app
     from training.registry import configure_tracking
@@ -145,6 +146,8 @@ def serve(
         failed.append(reason)
         server.should_exit = True
 
+    # Requests overlap on a thread pool: one BLAS thread throughout, so no request's products change another's bits.
+    hold_blas_threads(1)
     backend.start(on_failure=give_up)
     processes = f", {workers} worker processes" if workers > 1 else ""
     typer.echo(f"serving on http://{host}:{port} (OpenAPI at /openapi.json){processes}; loading {model}", err=True)
