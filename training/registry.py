@@ -238,6 +238,7 @@ def load_ranker(uri: str) -> LoadedRanker:
     from sklearn.exceptions import InconsistentVersionWarning
 
     _quiet_downloads()
+    _check_local_model(uri)
     search_path = list(sys.path)
     try:
         version = resolve_version(uri)
@@ -258,6 +259,19 @@ def load_ranker(uri: str) -> LoadedRanker:
     model = pyfunc.unwrap_python_model()
     check_libraries(uri, getattr(model, "library_versions", {}))
     return LoadedRanker(model, uri, version, pyfunc.metadata.run_id)
+
+
+def _check_local_model(uri: str) -> None:
+    """A model given as a path (or `file:` URI) that is not a saved model, refused by what the path holds: MLflow's
+    own message named the tracking store, which plays no part, and the path's parent."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("", "file"):
+        return
+    path = Path(parts.path if parts.scheme else uri)
+    if not path.is_dir():
+        raise ModelNotFound(f"model {uri!r}: no directory {path}")
+    if not (path / "MLmodel").is_file():
+        raise ModelNotFound(f"model {uri!r}: {path} holds no MLmodel file (not a saved model)")
 
 
 def training_records(ranker: LoadedRanker):

@@ -190,9 +190,17 @@ def test_a_matcher_built_from_a_model_uri_draws_no_progress_bar(creators, index,
     assert "Downloading" not in err and "%|" not in err, err
 
 
-def test_unresolvable_model_uri_is_a_clear_error(creators, trained):
+def test_unresolvable_model_uri_is_a_clear_error(creators, trained, tmp_path):
     with pytest.raises(ModelNotFound, match="no-such-model"):
         Matcher(creators, model="models:/no-such-model@champion")
+    # A path is refused by what it holds, not with the tracking store's name.
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(ModelNotFound) as refused:
+        Matcher(creators, model=str(missing))
+    assert str(refused.value) == f"model {str(missing)!r}: no directory {missing}"
+    with pytest.raises(ModelNotFound) as refused:
+        Matcher(creators, model=f"file://{tmp_path}")
+    assert str(refused.value).endswith(f"{tmp_path} holds no MLmodel file (not a saved model)")
 
 
 def test_creators_missing_from_the_index_table_are_never_proposed(creators, campaigns, ranker, index, embedder):
