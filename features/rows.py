@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from typing import Annotated, Literal
@@ -145,9 +146,13 @@ class CampaignRow(_Row):
     @field_validator("start_date", "end_date", mode="before")
     @classmethod
     def _date_only(cls, value: object) -> object:
-        # Parquet timestamps and pandas Timestamps arrive as datetimes; the contract speaks of dates.
+        # Parquet timestamps and pandas Timestamps arrive as datetimes; the contract speaks of dates. A time of day,
+        # however given, is dropped: the day as written (in its own time zone) is the campaign's day.
         if isinstance(value, dt.datetime):
             return value.date()
+        if isinstance(value, str) and len(value.strip()) > len("YYYY-MM-DD"):
+            with contextlib.suppress(ValueError):
+                return dt.datetime.fromisoformat(value.strip()).date()
         return value
 
     @field_validator("end_date")

@@ -159,6 +159,25 @@ def test_the_largest_price_and_any_finite_budget_are_valid():
     assert result.frame.loc[0, ["price", "budget"]].tolist() == [MAX_PRICE, sys.float_info.max]
 
 
+def test_a_time_of_day_is_dropped_however_the_date_is_given():
+    """A timestamp object and an ISO date-time string name the same day (a string was refused, an object taken)."""
+    import datetime as dt
+
+    rows = [
+        campaign(campaign_id="text", start_date="2026-01-01T10:30:00", end_date="2026-02-01T23:59:59Z"),
+        campaign(
+            campaign_id="object", start_date=dt.datetime(2026, 1, 1, 10, 30), end_date="2026-02-01T23:59:59-08:00"
+        ),
+        campaign(campaign_id="space", start_date="2026-01-01 00:00", end_date="2026-02-01"),
+    ]
+    result = validate_frame(pd.DataFrame(rows), "campaigns")
+    assert result.rejects == []
+    assert set(result.frame["start_date"]) == {dt.date(2026, 1, 1)}
+    assert set(result.frame["end_date"]) == {dt.date(2026, 2, 1)}
+    bad = validate_frame(pd.DataFrame([campaign(start_date="2026-01-01T25:00")]), "campaigns").rejects
+    assert [reject.column for reject in bad] == ["start_date"]
+
+
 def test_audience_share_sum_reason_states_the_sum():
     """The share-sum reason gives the actual total, so a data team can see by how much it is off."""
     frame = pd.DataFrame([creator(audience_marketplaces={"US": 0.7, "UK": 0.5})])
