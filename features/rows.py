@@ -85,10 +85,6 @@ def _distinct(values: list) -> list:
 Marketplace = Annotated[str, AfterValidator(_marketplace)]
 Asin = Annotated[str, AfterValidator(_asin)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-# A campaign's amounts and rate: numbers, given as numbers or as text (CSV), never as booleans. The creators table
-# keeps pydantic's plain numbers: it is validated a column at a time, and a Python check per cell would cost its
-# million rows seconds.
-Number = Annotated[float, BeforeValidator(_not_a_bool)]
 
 
 class _Row(BaseModel):
@@ -134,9 +130,13 @@ class CampaignRow(_Row):
     brief: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
     category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, to_lower=True)]
     asins: Annotated[list[Asin], Field(min_length=1, max_length=MAX_ASINS), AfterValidator(_distinct)]
-    price: Annotated[Number, Field(gt=0.0, le=MAX_PRICE)]
-    commission_rate: Annotated[Number, Field(gt=0.0, le=1.0)]
-    budget: Annotated[Number, Field(gt=0.0)]
+    # Amounts and rate: numbers, given as numbers or as text (CSV), never as booleans (the creators table keeps
+    # pydantic's plain numbers: it is validated a column at a time, and a Python check per cell would cost its
+    # million rows seconds). The bounds come before the bool check: so placed, the schema states them in JSON
+    # Schema's words (exclusiveMinimum, maximum); after it, pydantic wrote gt and le, which validators ignore.
+    price: Annotated[float, Field(gt=0.0, le=MAX_PRICE), BeforeValidator(_not_a_bool)]
+    commission_rate: Annotated[float, Field(gt=0.0, le=1.0), BeforeValidator(_not_a_bool)]
+    budget: Annotated[float, Field(gt=0.0), BeforeValidator(_not_a_bool)]
     start_date: dt.date
     end_date: dt.date
     marketplaces: Annotated[list[Marketplace], Field(min_length=1), AfterValidator(_distinct)]

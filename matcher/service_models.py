@@ -40,7 +40,7 @@ class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     creator_ids: Annotated[list[str], Field(min_length=1)]
-    k: Annotated[int, Field(ge=1, le=MAX_LOOKALIKES)] = 20
+    k: Annotated[int, Field(ge=1, le=MAX_LOOKALIKES, strict=True)] = 20
     marketplaces: list[_MarketplaceCode] | None = None
     creator_types: list[_CreatorTypeName] | None = None
 
