@@ -6,11 +6,13 @@ model's alias is swapped in without dropping a request (`matcher.model_holder`);
 `matcher.service_models`.
 
 Bad input is answered 422 with the reasons the command line gives for the same rows (the same row models and
-table validation), oversized bodies 413, bodies not sent as JSON 415; nothing the caller sent produces a 500.
+table validation), oversized bodies 413, bodies not sent as JSON 415, a body not whole within 30 s 408, one whose
+client hung up 400; nothing the caller sent produces a 500 or a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -22,6 +24,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.rows import CampaignRow
@@ -38,7 +41,15 @@ from matcher.service_models import (
     SimilarResponse,
 )
 
-__all__ = ["MAX_JSON_DEPTH", "LookalikeEntry", "ModelHolder", "ServiceConfig", "SimilarRequest", "create_app"]
+__all__ = [
+    "BODY_TIMEOUT_SECONDS",
+    "MAX_JSON_DEPTH",
+    "LookalikeEntry",
+    "ModelHolder",
+    "ServiceConfig",
+    "SimilarRequest",
+    "create_app",
+]
 
 if TYPE_CHECKING:
     from matcher.service_workers import WorkerPool
@@ -48,6 +59,8 @@ if TYPE_CHECKING:
 MAX_JSON_DEPTH = 32
 _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep; a request needs at most 3"
 _RETRY_AFTER_SECONDS = 5
+# How long a request's body may take to arrive whole.
+BODY_TIMEOUT_SECONDS = 30.0
 _JSON = "application/json"
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -59,6 +72,8 @@ _CAMPAIGNS_SCHEMA = {
 }
 # What /v1/match and /v1/similar answer besides 200: each body exactly as `HTTPException` writes it.
 _REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "The client hung up before its body was whole (no one reads this answer)."},
+    408: {"model": Message, "description": "The body did not arrive whole within `BODY_TIMEOUT_SECONDS` (30 s)."},
     413: {"model": Message, "description": "The body is over `--max-body-bytes` (declared or streamed)."},
     415: {
         "model": Message,
@@ -213,10 +228,17 @@ async def _json_body(request: Request, limit: int) -> Any:
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, detail=f"request body of {declared} bytes; expected at most {limit}")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, detail=f"request body over {limit} bytes")
+    try:
+        # A client that sends part of a body and waits would hold a connection and its buffer for ever.
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HTTPException(413, detail=f"request body over {limit} bytes")
+    except TimeoutError as exc:
+        raise HTTPException(408, detail=f"request body not whole within {BODY_TIMEOUT_SECONDS:g} s") from exc
+    except ClientDisconnect as exc:  # uncaught, a traceback in the service's log for a client's hang-up
+        raise HTTPException(400, detail="the client hung up before its body was whole") from exc
     try:
         payload = json.loads(body)
     except RecursionError as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -22,6 +24,7 @@ import pytest
 import uvicorn
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
+from matcher import service
 from matcher.service import MAX_JSON_DEPTH, ModelHolder, ServiceConfig, create_app
 from matcher.service_models import MAX_LOOKALIKES
 from tests.commands import free_port
@@ -119,7 +122,38 @@ def test_every_refusal_is_a_body_and_headers_that_openapi_declares(loading_servi
     assert status == 503 and reply["status"] == "loading"
     assert_declared(openapi, "/readyz", "get", status, headers, reply)
     for path in ("/v1/match", "/v1/similar"):
-        assert set(openapi["paths"][path]["post"]["responses"]) == {"200", "413", "415", "422", "503"}
+        assert set(openapi["paths"][path]["post"]["responses"]) == {"200", "400", "408", "413", "415", "422", "503"}
+
+
+def _partial_body(url: str, sent: bytes, declared: int) -> socket.socket:
+    """A connection that has sent the headers of a POST /v1/match of `declared` bytes and only `sent` of them."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=60)
+    head = f"POST /v1/match HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    connection.sendall(f"{head}Content-Length: {declared}\r\n\r\n".encode() + sent)
+    return connection
+
+
+def test_a_body_cut_short_or_too_slow_is_refused_without_a_traceback(loading_service, monkeypatch):
+    """A client that hangs up mid-body is no traceback in the log; one that stops sending gets 408 once the body's
+    time is up, and the service carries on."""
+    url, openapi = loading_service
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        _partial_body(url, b'{"campaign_id": ', 500).close()
+        monkeypatch.setattr(service, "BODY_TIMEOUT_SECONDS", 1.0)
+        with _partial_body(url, b'{"campaign_id": ', 500) as slow:
+            reply = slow.recv(65536).decode()
+        assert exchange(f"{url}/healthz")[0] == 200
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    status, body = int(reply.split(" ", 2)[1]), json.loads(reply.split("\r\n\r\n", 1)[1])
+    assert status == 408 and body == {"detail": "request body not whole within 1 s"}
+    assert_declared(openapi, "/v1/match", "post", status, {}, body)
+    assert not errors, [record.getMessage() for record in errors]
 
 
 def test_a_deeply_nested_or_unparsable_body_is_a_one_line_422_and_the_service_carries_on(loading_service):
