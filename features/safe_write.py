@@ -17,6 +17,7 @@ import fnmatch
 import glob
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ __all__ = [
     "fsync_path",
     "lock_path",
     "output_lock",
+    "process_temp_prefix",
     "remove_directory",
     "remove_stale_temporaries",
     "staged_directory",
@@ -97,6 +99,36 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     for leftover in stale:
         leftover.unlink(missing_ok=True)
     return stale
+
+
+def process_temp_prefix(prefix: str) -> str:
+    """A name prefix for this process's temporary directories of one kind (`tempfile.mkdtemp(prefix=...)`):
+    `<prefix><host>-<pid>-`. First removes the directories of that kind that a process of this host which no
+    longer runs left in the temporary folder: one killed outright (a worker killed while loading a model, a
+    server killed with SIGKILL) cannot remove its own, and each would stay.
+
+    A directory whose process id runs again, or was named otherwise, is left alone.
+    """
+    host = socket.gethostname()
+    folder = Path(tempfile.gettempdir())
+    for entry in folder.glob(f"{glob.escape(prefix + host)}-*-*"):
+        owner, pid, _ = entry.name.rsplit("-", 2)
+        if owner != prefix + host or not pid.isdigit() or _runs(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_uid == os.getuid():
+                shutil.rmtree(entry, ignore_errors=True)
+    return f"{prefix}{host}-{os.getpid()}-"
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
 
 
 def foreign_entries(directory: str | Path, names: Iterable[str]) -> list[str]:

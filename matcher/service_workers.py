@@ -33,7 +33,7 @@ from multiprocessing import get_context
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from features.safe_write import atomic_path, foreign_entries, remove_directory
+from features.safe_write import atomic_path, foreign_entries, process_temp_prefix, remove_directory
 from features.threads import hold_blas_threads
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, log
 
@@ -95,7 +95,7 @@ class WorkerGroup:
     @classmethod
     def create(cls, plan: WorkerPlan) -> WorkerGroup:
         """A new private directory holding `plan`."""
-        group = cls(tempfile.mkdtemp(prefix="creator-match-serve-"))
+        group = cls(tempfile.mkdtemp(prefix=process_temp_prefix("creator-match-serve-")))
         (group.directory / _PLAN).write_bytes(pickle.dumps(plan))
         return group
 
@@ -119,6 +119,12 @@ class WorkerGroup:
                 pid = int(marker.name.rsplit("-", 1)[1])
                 found.append((marker.stat().st_mtime_ns, WorkerState(pid, _alive(pid), json.loads(marker.read_text()))))
         return [state for _, state in sorted(found, key=lambda item: item[0])]
+
+    def forget(self, pool: int) -> None:
+        """Removes the files of pool number `pool`, replaced: a service whose workers died now and then kept a file
+        for each of them."""
+        for marker in self.directory.glob(f"{_WORKER}{pool}-*"):
+            marker.unlink(missing_ok=True)
 
     def fail(self, reason: str) -> None:
         """Records why a worker cannot serve; the first reason recorded is kept."""
@@ -255,6 +261,7 @@ class WorkerPool:
         self._generation += 1
         if self._pool is not None:
             _retire(self._pool, 0.0)
+            self._group.forget(self._generation - 1)
         self._pool = ProcessPoolExecutor(
             self.plan.workers,
             get_context("spawn"),

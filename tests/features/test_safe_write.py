@@ -5,6 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,13 @@ import pytest
 
 import features.safe_write as safe_write
 from features.embeddings import VectorCache
-from features.safe_write import OutputRefused, atomic_path, remove_directory, staged_directory
+from features.safe_write import (
+    OutputRefused,
+    atomic_path,
+    process_temp_prefix,
+    remove_directory,
+    staged_directory,
+)
 from features.tables import Reject, write_rejects
 from matcher.batch import write_matches
 from matcher.candidate_index import CandidateIndex
@@ -238,3 +248,29 @@ def test_an_output_under_a_file_is_refused_in_one_line_naming_it(tmp_path):
     with pytest.raises(OutputRefused, match=refused), safe_write.output_lock(target):
         pass
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_dead_process_temporary_directories_are_removed_by_the_next_and_no_others(tmp_path, monkeypatch):
+    """A worker killed while loading a model, or a server killed outright, cannot remove its temporary directory;
+    the next process of that kind does, and leaves those of running processes, other kinds and other hosts."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, host = int(ended.stdout), socket.gethostname()
+    abandoned = tmp_path / f"creator-match-model-{host}-{dead}-abc123"
+    (abandoned / "model").mkdir(parents=True)
+    (abandoned / "model" / "MLmodel").write_text("x")
+    kept = [
+        tmp_path / f"creator-match-model-{host}-{os.getpid()}-live12",  # this process's own
+        tmp_path / f"creator-match-model-otherhost-{dead}-abc123",  # another machine's, in a shared folder
+        tmp_path / f"creator-match-serve-{host}-{dead}-abc123",  # another kind
+        tmp_path / "creator-match-model-u5_werxn",  # named before pids were: unknown owner
+    ]
+    for path in kept:
+        path.mkdir()
+
+    prefix = process_temp_prefix("creator-match-model-")
+
+    assert prefix == f"creator-match-model-{host}-{os.getpid()}-"
+    assert not abandoned.exists()
+    assert all(path.is_dir() for path in kept)
+    assert Path(tempfile.mkdtemp(prefix=prefix)).name.startswith(prefix)
