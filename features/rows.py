@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import numbers
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -150,6 +151,9 @@ class CampaignRow(_Row):
         # however given, is dropped: the day as written (in its own time zone) is the campaign's day.
         if isinstance(value, dt.datetime):
             return value.date()
+        # pydantic reads a number as seconds since 1970, so 20261201 was "should have zero time", not a bad date.
+        if isinstance(value, numbers.Number) and not isinstance(value, bool):
+            raise PydanticCustomError("date_type", "Input should be a date as YYYY-MM-DD, not a number")
         if isinstance(value, str) and len(value.strip()) > len("YYYY-MM-DD"):
             with contextlib.suppress(ValueError):
                 return dt.datetime.fromisoformat(value.strip()).date()
