@@ -14,7 +14,7 @@ import pandas as pd
 
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
-from features.tables import Reject
+from features.tables import InputError, Reject
 from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables, settled_training_rows
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
 from training.promotion import (
@@ -69,6 +69,33 @@ class TrainResult:
         return f"models:/{self.model_name}/{self.version}"
 
 
+def _hours(window: dt.timedelta) -> str:
+    """A window as the run's tag and parameter both show it: `24`, `336`, `1.5`."""
+    return f"{window.total_seconds() / 3600:g}"
+
+
+def _check_attribution(tables, data_dir: str | Path, attribution: str, window: dt.timedelta) -> None:
+    """Refuses an attribution the tables cannot give: orders are only re-credited from the event-level touches and
+    purchases, and without them the run trained on the performance table's 24-hour last-click orders while its
+    tags, parameters and model card named the attribution asked for. One of the two tables alone is a warning."""
+    import warnings
+
+    has_touches, has_purchases = tables.touches is not None, tables.purchases is not None
+    if has_touches != has_purchases:
+        present, missing = ("touches", "purchases") if has_touches else ("purchases", "touches")
+        warnings.warn(
+            f"{data_dir}: a {present} table without {missing}: event-level labels need both; "
+            "training on the performance table's last-click orders",
+            UserWarning,
+            stacklevel=3,
+        )
+    if (attribution, window) != ("last_click", DEFAULT_WINDOW) and not (has_touches and has_purchases):
+        raise InputError(
+            f"Got attribution={attribution!r} with a {_hours(window)} h window; expected the touches and purchases "
+            f"tables in {data_dir} to re-credit orders from (the performance table holds 24-hour last-click orders)"
+        )
+
+
 def train(
     data_dir: str | Path,
     model_name: str = DEFAULT_MODEL_NAME,
@@ -98,6 +125,7 @@ def train(
     # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
     tables = read_training_tables(data_dir)
     settled_training_rows(tables, as_of)
+    _check_attribution(tables, data_dir, attribution, window)
     embedder = embedder or Embedder()
     resolve_model_path(embedder.model)
     configure_tracking()
@@ -143,7 +171,7 @@ def train(
         "data_fingerprint": data.fingerprint,
         "training_window": " to ".join(data.window),
         "attribution": attribution,
-        "attribution_window_hours": f"{window.total_seconds() / 3600:g}",
+        "attribution_window_hours": _hours(window),
         "features": ",".join(FEATURES),
     }
 
@@ -161,7 +189,7 @@ def train(
                 "data_dir": str(Path(data_dir).resolve()),
                 "n_features": len(FEATURES),
                 "attribution": attribution,
-                "attribution_window_hours": window.total_seconds() / 3600,
+                "attribution_window_hours": _hours(window),
                 "holdout": holdout,
                 "event_level_labels": tables.touches is not None and tables.purchases is not None,
             }

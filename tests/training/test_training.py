@@ -67,6 +67,27 @@ def test_a_missing_table_is_named_in_every_format(tmp_path):
     assert str(refused.value) == f"{tmp_path}: no creators.parquet, creators.csv or creators.jsonl"
 
 
+def test_an_attribution_the_tables_cannot_give_is_refused_before_any_work(world_dir, tmp_path):
+    """Without touches and purchases, orders stay the performance table's 24-hour last-click ones: a run asked for
+    position-based credit once trained on those and was tagged, logged and described as position-based. One of
+    the two event tables alone is said in one line; the refusal is one line, exit 2, with no store created."""
+    from tests.commands import run_in_process
+
+    for name in ("creators", "campaigns", "performance", "purchases"):
+        (tmp_path / f"{name}.parquet").write_bytes((world_dir / f"{name}.parquet").read_bytes())
+    with pytest.warns(UserWarning, match="a purchases table without touches: event-level labels need both"):
+        done = run_in_process("train", "--data", str(tmp_path), "--attribution", "position_based", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "creator-match: Got attribution='position_based' with a 24 h window; expected the touches and purchases "
+        f"tables in {tmp_path} to re-credit orders from (the performance table holds 24-hour last-click orders)"
+    ]
+    with pytest.warns(UserWarning):
+        done = run_in_process("train", "--data", str(tmp_path), "--window-hours", "336", cwd=tmp_path)
+    assert done.returncode == 2 and "Got attribution='last_click' with a 336 h window" in done.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.fixture(scope="module")
 def training_data(world_dir, embedder):
     """The world's training pairs as of today, built once for the tests that only read them."""
