@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -89,12 +91,47 @@ def _first_line(exc: BaseException) -> str:
 
 
 def configure_tracking() -> str:
-    """Points MLflow at $MLFLOW_TRACKING_URI, or a SQLite file in the working directory; returns the URI."""
+    """Points MLflow at $MLFLOW_TRACKING_URI, or a SQLite file in the working directory; returns the URI.
+
+    A SQLite store that does not exist yet is created here, one process at a time: two first runs at once both
+    set up its tables, and one failed on the other's ("duplicate column name").
+    """
     import mlflow
 
     uri = os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
+    path = _sqlite_path(uri)
+    if path is not None and not path.exists():
+        from mlflow import MlflowClient
+
+        with store_lock():
+            client = MlflowClient()
+            client.search_experiments(max_results=1)  # the tracking tables
+            client.search_registered_models(max_results=1)  # and the registry's, in the same file
     return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///` URI (three slashes and a relative path, or four and an absolute one)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def store_lock(wait: float = 600.0) -> Iterator[None]:
+    """Holds the store for the block, against other processes, where the store is a local SQLite file (a lock
+    file beside it); a tracking server orders its own requests, and there this holds nothing."""
+    import mlflow
+
+    from features.safe_write import output_lock
+
+    path = _sqlite_path(mlflow.get_tracking_uri())
+    if path is None:
+        yield
+        return
+    with output_lock(path, wait=wait):
+        yield
 
 
 def installed_versions() -> dict[str, str]:
@@ -173,8 +210,12 @@ def register(model_uri: str, name: str) -> str:
         ) from exc
 
 
-def finish_registration(name: str, version: str, description: str, make_champion: bool) -> None:
-    """Gives a freshly registered version its description (the model card) and, if asked, the champion alias.
+def finish_registration(name: str, version: str, description: str, make_champion: bool) -> bool:
+    """Gives a freshly registered version its description (the model card) and, if asked, the champion alias;
+    returns whether it is now champion.
+
+    The alias is only set if no version holds it when it is set (looked up again, with the store held where it
+    is a local file): two first trainings at once both saw no champion when they started, and both took it.
 
     Raises:
         RegistrationIncomplete: a step failed; the message says which version is registered, whether it has
@@ -192,14 +233,18 @@ def finish_registration(name: str, version: str, description: str, make_champion
             f"the `{CHAMPION}` alias was not moved"
         ) from exc
     if not make_champion:
-        return
+        return False
     try:
-        client.set_registered_model_alias(name, CHAMPION, version)
+        with store_lock():
+            if champion_version(name) is not None:
+                return False
+            client.set_registered_model_alias(name, CHAMPION, version)
     except Exception as exc:
         raise RegistrationIncomplete(
             f"{registered} with its model card, but could not make it `{CHAMPION}`: {_first_line(exc)}; "
             f"the alias is not set (`creator-match promote --model-name {name} --version {version}` sets it)"
         ) from exc
+    return True
 
 
 def resolve_version(uri: str) -> str:

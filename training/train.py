@@ -227,8 +227,7 @@ def train(
             )
             version = register(logged.model_uri, model_name)
         card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
-        is_champion = champion is None
-        finish_registration(model_name, version, card, make_champion=is_champion)
+        is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
         mlflow.log_text(card, "review/model_card.md")
     return TrainResult(
         run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sqlite3
+import subprocess
 import time
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.commands import run_in_process
+from tests.commands import CLI, run_in_process
 from training.registry import (
     CHAMPION,
     RegistrationIncomplete,
@@ -138,3 +140,30 @@ def test_a_failed_registration_says_nothing_was_registered(store, tmp_path):
     with pytest.raises(RegistrationIncomplete, match="no version was registered"):
         register(str(tmp_path), "m")
     assert MlflowClient(store).search_model_versions("name='m'") == []
+
+
+@pytest.mark.slow
+def test_two_first_trainings_at_once_on_a_new_store_make_one_champion(world_dir, tmp_path):
+    """Two `train` processes started together on a store that does not exist yet: the store's tables are set up
+    once (one run failed on the other's "duplicate column name"), both versions register, and only one takes the
+    `champion` alias (both did: each had seen no champion when it started) and says so."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    runs = [
+        subprocess.Popen(
+            [CLI, "train", "--data", str(world_dir)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    said = [line for out, err in outputs for line in (out + err).splitlines() if "registered creator-ranker" in line]
+    assert len(said) == 2 and sum("(champion)" in line for line in said) == 1, said
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    champion = client.get_registered_model("creator-ranker").aliases[CHAMPION]
+    assert f"version {champion} (champion)" in next(line for line in said if "(champion)" in line)
+    assert sorted(str(v.version) for v in client.search_model_versions("name='creator-ranker'")) == ["1", "2"]
