@@ -11,7 +11,7 @@ from features.embeddings import Embedder, creator_vectors
 from features.environment import TRACKING_URI_ENV
 from features.pairwise import FEATURES
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
-from training.registry import LoadedRanker, ModelNotFound, load_ranker
+from training.registry import LoadedRanker, ModelNotFound, check_server_reachable, load_ranker
 
 __all__ = [
     "check_features",
@@ -69,6 +69,7 @@ def check_model_stores(model: str) -> None:
 
     Raises:
         ModelNotFound: naming the path, in one line.
+        RegistryUnavailable: the tracking server takes no connection (`check_server_reachable`).
     """
     import mlflow
 
@@ -80,6 +81,7 @@ def check_model_stores(model: str) -> None:
         return
     if reason := missing_store_reason(stores):
         raise ModelNotFound(f"model {model!r} cannot be loaded: {reason}, or a model directory as the model (--model)")
+    check_server_reachable()  # exit 1, as every command whose store cannot be read
 
 
 def load_for_matching(model: str | LoadedRanker, performance: object | None = None) -> LoadedRanker:

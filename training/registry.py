@@ -29,6 +29,7 @@ __all__ = [
     "RegistryUnavailable",
     "champion_version",
     "check_libraries",
+    "check_server_reachable",
     "configure_tracking",
     "finish_registration",
     "installed_versions",
@@ -111,6 +112,40 @@ def configure_tracking() -> str:
     return uri
 
 
+def check_server_reachable(wait: float = 10.0) -> None:
+    """Refuses a tracking server that takes no connection, in seconds: MLflow retried a refused connection for
+    about four minutes before the same error. A server behind a proxy, or reached otherwise than by HTTP, is left
+    to MLflow.
+
+    Raises:
+        RegistryUnavailable: nothing accepted a connection at the server's address for `wait` seconds.
+    """
+    import socket
+    import time
+    import urllib.request
+
+    import mlflow
+
+    parts = urlsplit(mlflow.get_tracking_uri())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=5):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                reason = exc.strerror or type(exc).__name__
+                raise RegistryUnavailable(
+                    f"the tracking server at {tracking_store()} takes no connection ({reason} for {wait:g} s)"
+                ) from None
+            time.sleep(1.0)
+
+
 def _sqlite_path(uri: str) -> Path | None:
     """The file of a `sqlite:///` URI (three slashes and a relative path, or four and an absolute one)."""
     if not uri.startswith("sqlite:///"):
@@ -181,6 +216,10 @@ def champion_version(name: str) -> str | None:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
+    try:
+        check_server_reachable()
+    except RegistryUnavailable as exc:
+        raise RegistryUnavailable(f"cannot read model {name!r}: {exc}") from None
     try:
         model = MlflowClient().get_registered_model(name)
     except Exception as exc:
@@ -387,6 +426,7 @@ def promote(name: str, version: str) -> None:
     """Points the `champion` alias at a version of a registered model."""
     from mlflow import MlflowClient
 
+    check_server_reachable()
     client = MlflowClient()
     client.get_model_version(name, str(version))  # raises if the version does not exist
     client.set_registered_model_alias(name, CHAMPION, str(version))
