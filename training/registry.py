@@ -31,6 +31,7 @@ __all__ = [
     "check_libraries",
     "check_server_reachable",
     "configure_tracking",
+    "create_store",
     "finish_registration",
     "installed_versions",
     "load_ranker",
@@ -92,24 +93,29 @@ def _first_line(exc: BaseException) -> str:
 
 
 def configure_tracking() -> str:
-    """Points MLflow at $MLFLOW_TRACKING_URI, or a SQLite file in the working directory; returns the URI.
-
-    A SQLite store that does not exist yet is created here, one process at a time: two first runs at once both
-    set up its tables, and one failed on the other's ("duplicate column name").
-    """
+    """Points MLflow at $MLFLOW_TRACKING_URI, or a SQLite file in the working directory; returns the URI."""
     import mlflow
 
     uri = os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
-    path = _sqlite_path(uri)
-    if path is not None and not path.exists():
-        from mlflow import MlflowClient
-
-        with store_lock():
-            client = MlflowClient()
-            client.search_experiments(max_results=1)  # the tracking tables
-            client.search_registered_models(max_results=1)  # and the registry's, in the same file
     return uri
+
+
+def create_store() -> None:
+    """Sets up the SQLite store MLflow points at if it does not exist yet, one process at a time: two first
+    trainings at once both set up its tables, and one failed on the other's ("duplicate column name"). Only what
+    writes to the store calls it: a command that only reads refuses a store that is not there rather than
+    creating it empty."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    path = _sqlite_path(mlflow.get_tracking_uri())
+    if path is None or path.exists():
+        return
+    with store_lock():
+        client = MlflowClient()
+        client.search_experiments(max_results=1)  # the tracking tables
+        client.search_registered_models(max_results=1)  # and the registry's, in the same file
 
 
 def check_server_reachable(wait: float = 10.0) -> None:

@@ -30,6 +30,7 @@ from training.registry import (
     DEFAULT_MODEL_NAME,
     champion_version,
     configure_tracking,
+    create_store,
     finish_registration,
     model_code_paths,
     pip_requirements,
@@ -129,6 +130,7 @@ def train(
     embedder = embedder or Embedder()
     resolve_model_path(embedder.model)
     configure_tracking()
+    create_store()
     # Then, before any work: a registry that cannot be read stops the run rather than passing for empty.
     champion = champion_version(model_name)
     data = build_training_data(tables, embedder, as_of, attribution, window)
