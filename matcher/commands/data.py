@@ -133,6 +133,8 @@ def promote(
     from training.registry import champion_version, configure_tracking
     from training.registry import promote as set_champion
 
+    if not version.isdigit() or int(version) < 1:
+        raise UserError(f"Got --version {version!r}; expected a version number (1, 2, ...)")
     configure_tracking()
     # MLflow would create a store that is not there, empty, to find no version in it.
     if reason := missing_store_reason([mlflow.get_registry_uri(), mlflow.get_tracking_uri()]):

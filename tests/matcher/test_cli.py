@@ -209,6 +209,8 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
         (["train", "--data", "no-such-dir", "--max-features", "1.5"], "Invalid value for '--max-features'"),
         (["match", "--bogus"], "No such option"),
         (["promote", "--model-name", "creator-ranker", "--version", "99"], "cannot promote"),
+        # MLflow's own "Parameter 'version' must be an integer" was passed on.
+        (["promote", "--version", "abc"], "Got --version 'abc'; expected a version number (1, 2, ...)"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_write_nothing(flow, tmp_path, args, message):
