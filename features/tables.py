@@ -7,6 +7,7 @@ import csv
 import functools
 import gc
 import json
+import math
 import pickle
 import sys
 import warnings
@@ -529,23 +530,33 @@ def _validate_blocks(
     rejects: dict[tuple[int, str], Reject] = {}
     kept: list[int] = []
     first_seen: dict[tuple, int] = {}
+    rejected_first: set[int] = set()
     start = 0
     for block in blocks:
         columns = [column for column in block.columns if column != "row"]
         positions, values = _valid_values(block.cells, block.length, start, spec, rejects)
         unique = list(range(len(positions)))
         if spec.unique:
+            # A rejected row's id is taken too: a later row with the same id is then not the campaign or creator the
+            # rejects file names (it was matched as that id while the rejects file listed it as refused).
+            for index in sorted(set(range(start, start + block.length)).difference(positions)):
+                key = _raw_key(block.cells, spec.id_columns, index - start)
+                if key is not None and key not in first_seen:
+                    first_seen[key] = index
+                    rejected_first.add(index)
             ids = [values[column] for column in spec.id_columns]
             unique = []
             for k, index in enumerate(positions):
                 key = tuple(column[k] for column in ids)
-                if key in first_seen:
+                seen = first_seen.get(key)
+                if seen is not None and seen < index:
+                    which = ", which was rejected" if seen in rejected_first else ""
                     rejects[index, spec.id_columns[-1]] = Reject(
                         table,
                         index + 1,
                         "/".join(key),
                         spec.id_columns[-1],
-                        f"duplicate id; first seen at row {first_seen[key] + 1}",
+                        f"duplicate id; first seen at row {seen + 1}{which}",
                     )
                     continue
                 first_seen[key] = index
@@ -569,6 +580,20 @@ def _validate_blocks(
     if start > VALIDATION_BLOCK:  # after a large table only: a service request's few rows leave nothing to trim
         release_free_memory()
     return Table(table, valid, sorted(rejects.values(), key=lambda r: (r.row, r.column)), _VALIDATED)
+
+
+def _raw_key(cells: dict[str, list], id_columns: tuple[str, ...], offset: int) -> tuple | None:
+    """A rejected row's id as the valid rows' ids read (text, trimmed), or None where a part is missing."""
+    key = []
+    for column in id_columns:
+        value = cells[column][offset] if column in cells else None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        text = str(value).strip()
+        if not text:
+            return None
+        key.append(text)
+    return tuple(key)
 
 
 def _without_row(frame: pd.DataFrame) -> pd.DataFrame:

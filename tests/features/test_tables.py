@@ -215,6 +215,24 @@ def test_duplicate_ids_keep_the_first_and_reject_later_ones():
     assert all("first seen at row 1" in r.reason for r in result.rejects)
 
 
+@pytest.mark.parametrize("table", ["campaigns", "creators"])
+def test_an_id_whose_first_row_was_rejected_is_not_taken_by_a_later_row(table):
+    """A seller's row 1 refused (a price written "$29.99"), and a later row given the same id by mistake: that row
+    was matched under the id the rejects file names as refused. Now it is refused too, naming the first row."""
+    if table == "campaigns":
+        rows = [campaign(price="$29.99"), campaign(campaign_id="c2"), campaign(brief="another product")]
+    else:
+        rows = [creator(followers=-5), creator(creator_id="u2"), creator(bio="another creator")]
+    frame = pd.DataFrame(rows)
+
+    result = validate_frame(frame, table)
+
+    first_id = rows[0]["campaign_id" if table == "campaigns" else "creator_id"]
+    assert result.frame["row"].tolist() == [2]
+    assert [(r.row, r.id) for r in result.rejects] == [(1, first_id), (3, first_id)]
+    assert result.rejects[1].reason == "duplicate id; first seen at row 1, which was rejected"
+
+
 def test_duplicate_performance_pair_is_rejected_but_same_campaign_other_creator_is_not():
     """Performance is unique per (campaign, creator); the id names both."""
     frame = pd.DataFrame([performance(), performance(creator_id="u2"), performance(clicks=10, orders=1)])
@@ -692,11 +710,13 @@ def test_validate_performance_links_rejects_unknown_campaigns_and_creators():
 
     linked = validate_performance_links(perf, campaigns.frame, creators.frame)
 
-    assert linked.frame["row"].tolist() == [1, 5]
+    # Row 5 repeats row 4's pair, which was refused: the pair is not trained on under the key the rejects name.
+    assert linked.frame["row"].tolist() == [1]
     assert [(r.row, r.id, r.column) for r in linked.rejects] == [
         (2, "cX/u1", "campaign_id"),
         (3, "c1/u9", "creator_id"),
         (4, "c1/u2", "orders"),
+        (5, "c1/u2", "creator_id"),
         (6, "c7/u8", "campaign_id"),
     ]
     assert "'cX' is not a valid row of the campaigns table" in linked.rejects[0].reason
