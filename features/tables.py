@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import functools
@@ -197,6 +198,28 @@ _CSV_OPTIONS = {
 }
 
 
+def _warn_unless_utf8(path: Path) -> None:
+    """Warns, naming the first line, when a CSV file is not UTF-8 (what Excel's plain "CSV" format writes): its
+    other bytes are read as U+FFFD, and a name or an id read that way no longer matches the same one elsewhere."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, offset = 0, 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + chunk.count(b"\n", 0, max(0, exc.start)) + 1
+                warnings.warn(
+                    f"{path}: not UTF-8 from line {line} (byte 0x{chunk[exc.start]:02x} at offset "
+                    f"{offset + exc.start}); such bytes were read as U+FFFD: save the file as UTF-8",
+                    UserWarning,
+                    stacklevel=5,
+                )
+                return
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+
+
 def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """A CSV file's frame, and the fields of each line with more fields than the header, by row position.
 
@@ -204,6 +227,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     whose bad-line hook keeps each such line's place as a row of missing values (its `_BAD_LINE` first cell
     cleared here). The Python parser took several times as long, so a well-formed file never pays for it.
     """
+    _warn_unless_utf8(path)
     with warnings.catch_warnings():
         # With index_col=False pandas drops the extra field of a too-wide first data line, warning only.
         warnings.filterwarnings("error", message="Length of header", category=pd.errors.ParserWarning)

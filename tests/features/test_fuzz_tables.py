@@ -18,6 +18,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -795,7 +796,9 @@ def test_csv_with_non_utf8_bytes_keeps_valid_rows_with_the_bytes_replaced(table)
             # What a reader decoding with errors="replace" must give back.
             for (i, column), blob in raw.items():
                 case.rows[i][column] += blob.decode("utf-8", errors="replace")
-            check_table(case, read_table(path, table), "csv")
+            with pytest.warns(UserWarning, match=f"{table}.csv: not UTF-8 from line") if raw else nullcontext():
+                read = read_table(path, table)
+            check_table(case, read, "csv")
 
     prop()
 
