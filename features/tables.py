@@ -275,13 +275,25 @@ def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec)
     Raises:
         InputError: naming the file, the table and each required column it lacks.
     """
-    present = set(columns)
+    present = [str(column) for column in columns]
     missing = [name for name, info in spec.row_model.model_fields.items() if info.is_required() and name not in present]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         raise InputError(
             f"{path}: no {', '.join(missing)} column{plural}, required in the {spec.name} table; nothing was read"
+            + _header_hint(present, missing)
         )
+
+
+def _header_hint(present: list[str], missing: list[str]) -> str:
+    """What a header that names the columns almost right probably got wrong, for the refusal's line."""
+    near = {column.strip().lower(): column for column in present}
+    close = [f"{near[name]!r} for {name}" for name in missing if name in near]
+    if close:
+        return f" (found {', '.join(close)}: column names are exact, lower case and without spaces)"
+    if len(present) == 1 and any(mark in present[0] for mark in ";\t"):
+        return " (its header is one column: fields separated by ';' or tabs; expected commas)"
+    return ""
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:

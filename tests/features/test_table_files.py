@@ -116,6 +116,27 @@ def test_read_table_names_every_required_column_the_file_lacks(tmp_path, fmt):
     assert "creator_id" not in message  # present columns are not named
 
 
+def test_a_header_almost_right_is_refused_with_what_it_got_wrong(tmp_path):
+    """A spreadsheet's header with a trailing space or a capital, or a file separated by semicolons: the refusal
+    said only which columns were missing."""
+    rows = creators_rows(2)
+    spaced = tmp_path / "spaced.csv"
+    write_csv(spaced, rows)
+    spaced.write_text(
+        spaced.read_text().replace("creator_id,", "creator_id ,", 1).replace(",followers", ",Followers", 1)
+    )
+    with pytest.raises(InputError) as refused:
+        read_table(spaced, "creators")
+    assert str(refused.value).endswith(
+        "(found 'creator_id ' for creator_id, 'Followers' for followers: column names are exact, lower case and "
+        "without spaces)"
+    )
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("creator_id;creator_type;platforms;interest_tags;followers\nu1;blog;website;diy;10\n")
+    with pytest.raises(InputError, match="its header is one column: fields separated by ';' or tabs; expected commas"):
+        read_table(semicolons, "creators")
+
+
 def test_a_header_only_csv_without_a_required_column_is_refused_too(tmp_path):
     path = tmp_path / "camps.csv"
     path.write_text(",".join(name for name in CAMPAIGN if name != "price") + "\n", encoding="utf-8")
