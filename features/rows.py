@@ -154,9 +154,14 @@ class CampaignRow(_Row):
         # pydantic reads a number as seconds since 1970, so 20261201 was "should have zero time", not a bad date.
         if isinstance(value, numbers.Number) and not isinstance(value, bool):
             raise PydanticCustomError("date_type", "Input should be a date as YYYY-MM-DD, not a number")
-        if isinstance(value, str) and len(value.strip()) > len("YYYY-MM-DD"):
+        if isinstance(value, str):
+            text = value.strip()
             with contextlib.suppress(ValueError):
-                return dt.datetime.fromisoformat(value.strip()).date()
+                return dt.date.fromisoformat(text)
+            with contextlib.suppress(ValueError):
+                return dt.datetime.fromisoformat(text).date()
+            # pydantic's own words ("invalid character in year" for 12/01/2026) did not say what is expected.
+            raise PydanticCustomError("date_format", "Input should be a date as YYYY-MM-DD")
         return value
 
     @field_validator("end_date")

@@ -176,6 +176,9 @@ def test_a_time_of_day_is_dropped_however_the_date_is_given():
     assert set(result.frame["end_date"]) == {dt.date(2026, 2, 1)}
     bad = validate_frame(pd.DataFrame([campaign(start_date="2026-01-01T25:00")]), "campaigns").rejects
     assert [reject.column for reject in bad] == ["start_date"]
+    for written in ("12/01/2026", "2026-12-1"):
+        (bad,) = validate_frame(pd.DataFrame([campaign(start_date=written)]), "campaigns").rejects
+        assert bad.reason == f"got '{written}'; input should be a date as YYYY-MM-DD"
     (number,) = validate_frame(pd.DataFrame([campaign(start_date=20260101)]), "campaigns").rejects
     assert number.column == "start_date" and number.reason.endswith("should be a date as YYYY-MM-DD, not a number")
 
