@@ -336,8 +336,9 @@ def _describe(
     Args:
         evidence: the weighted signals of `ProductTypeModel.evidence`, one campaign's.
         probability: of non-standard.
-        category_kinds: (non-standard, standard) campaigns the seller declared in the campaign's category.
-        declared: (non-standard, standard) campaigns the seller declared in all.
+        category_kinds: (non-standard, standard) past campaigns declared in the campaign's category, in the data
+            the ranker learned from (the seller's own history, or whatever it was trained on).
+        declared: (non-standard, standard) past campaigns declared in all.
     """
     kind = KINDS[0] if probability >= 0.5 else KINDS[1]
     low, high = UNCERTAIN
@@ -346,26 +347,30 @@ def _describe(
     def in_category(counts: tuple[int, int]) -> tuple[str, ...]:
         total = sum(counts)
         if total == 1:
-            return tuple(f"the only campaign the seller declared in this category is {side}" for side in KINDS)
+            return tuple(
+                f"the only past campaign in this category the ranker learned from was declared {side}" for side in KINDS
+            )
         return tuple(
-            f"{n} of the {total} campaigns the seller declared in this category are {side}"
+            f"{n} of the {total} past campaigns in this category the ranker learned from were declared {side}"
             for n, side in zip(counts, KINDS, strict=True)
         )
 
     phrases = {
         "zero_shot": ("the brief reads like a considered, taste-driven purchase", "the brief reads like a commodity"),
         "classifier": (
-            "the seller's declared non-standard campaigns have briefs like it",
-            "the seller's declared standard campaigns have briefs like it",
+            "past campaigns declared non-standard have briefs like it",
+            "past campaigns declared standard have briefs like it",
         ),
         "price": ("priced high for its category", "priced low for its category"),
-        "price_level": ("priced high among the seller's products", "priced low among the seller's products"),
+        "price_level": (
+            "priced high among the products the ranker learned from",
+            "priced low among the products the ranker learned from",
+        ),
         "category_kinds": in_category(category_kinds),
         # The learned combination's intercept, not the declarations' majority: it is what remains once the other
         # signals are counted, so 17 standard of 35 may still lean standard.
         "base_rate": tuple(
-            f"the baseline learned from the {sum(declared)} campaigns the seller declared leans {side}"
-            for side in KINDS
+            f"the baseline learned from {sum(declared)} declared past campaigns leans {side}" for side in KINDS
         ),
         "outcomes": (
             "content creators out-converted deal sites on similar past campaigns",

@@ -55,7 +55,8 @@ def test_price_among_the_sellers_products_moves_the_call(embedder):
     out = resolve_product_types(pd.concat([campaigns, cheap, dear], ignore_index=True), embedder)
     p = out.set_index("campaign_id")["product_type_probability"]
     assert p["dear"] > p["cheap"] + 0.3
-    assert "priced high among the seller's products" in out.set_index("campaign_id").loc["dear", "product_type_reason"]
+    reason = out.set_index("campaign_id").loc["dear", "product_type_reason"]
+    assert "priced high among the products the ranker learned from" in reason
 
 
 def test_the_sellers_declared_campaigns_weigh_the_signals(embedder):
@@ -135,13 +136,13 @@ def test_a_reason_keeps_the_evidence_against_the_call_apart():
         }
     )
     assert _describe(evidence, 0.99, (0, 0), (4, 30)) == (
-        "non-standard (probability of non-standard 0.99): priced high among the seller's products; the brief reads "
-        "like a considered, taste-driven purchase; against it, the baseline learned from the 34 campaigns the seller "
-        "declared leans standard"
+        "non-standard (probability of non-standard 0.99): priced high among the products the ranker learned from; "
+        "the brief reads like a considered, taste-driven purchase; against it, the baseline learned from 34 declared "
+        "past campaigns leans standard"
     )
     assert _describe(-evidence.where(evidence < 0, 0.0), 0.6, (0, 0), (30, 4)).startswith(
-        "uncertain, leaning non-standard (probability of non-standard 0.60): the baseline learned from the 34 "
-        "campaigns the seller declared leans non-standard"
+        "uncertain, leaning non-standard (probability of non-standard 0.60): the baseline learned from 34 declared "
+        "past campaigns leans non-standard"
     )
     assert _describe(evidence * 0, 0.5, (0, 0), (0, 0)).endswith(": no signal either way (slate sized between the two)")
 
@@ -155,6 +156,6 @@ def test_a_category_declaration_is_quoted_with_its_count_not_as_most():
         | {"category_kinds": 0.69}
     )
     assert _describe(evidence, 0.7, (1, 0), (1, 3)) == (
-        "non-standard (probability of non-standard 0.70): the only campaign the seller declared in this category "
-        "is non-standard"
+        "non-standard (probability of non-standard 0.70): the only past campaign in this category the ranker "
+        "learned from was declared non-standard"
     )
