@@ -235,10 +235,14 @@ async def _json_body(request: Request, limit: int) -> Any:
                 body += chunk
                 if len(body) > limit:
                     raise HTTPException(413, detail=f"request body over {limit} bytes")
+    # Closed after the answer: the body was never finished, and a client that trickled on past the 408 held the
+    # connection, kept alive, for good.
     except TimeoutError as exc:
-        raise HTTPException(408, detail=f"request body not whole within {BODY_TIMEOUT_SECONDS:g} s") from exc
+        detail = f"request body not whole within {BODY_TIMEOUT_SECONDS:g} s"
+        raise HTTPException(408, detail=detail, headers={"Connection": "close"}) from exc
     except ClientDisconnect as exc:  # uncaught, a traceback in the service's log for a client's hang-up
-        raise HTTPException(400, detail="the client hung up before its body was whole") from exc
+        detail = "the client hung up before its body was whole"
+        raise HTTPException(400, detail=detail, headers={"Connection": "close"}) from exc
     try:
         payload = json.loads(body)
     except RecursionError as exc:

@@ -69,9 +69,9 @@ class SlatePolicy:
             sellers are advised to spread a budget over several creators rather than bet on one, and not
             every invitee takes part. Commission is paid per sale, so inviting more never spends past the
             budget; it can only use it up sooner, which the run summary flags.
-        min_non_standard_size: the same for non-standard slates, by default `standard_size` so that they stay
-            wider than standard ones when budgets bind, with room for two of each funnel stage. Each non-standard
-            figure must be at least its standard counterpart.
+        min_non_standard_size: the same for non-standard slates, 6 by default (the default `standard_size`) so
+            that they stay wider than standard ones when budgets bind, with room for two of each funnel stage. Each
+            non-standard figure must be at least its standard counterpart.
         capacity: most campaigns one creator is proposed to in a run (None, or 0 on the command line: no
             limit). Creators go where their expected sales are highest across the run, not to whichever
             campaign comes first, once every slate that capacity would leave below its minimum has it.

@@ -102,15 +102,15 @@ def configure_tracking() -> str:
 
 
 def create_store() -> None:
-    """Sets up the SQLite store MLflow points at if it does not exist yet, one process at a time: two first
-    trainings at once both set up its tables, and one failed on the other's ("duplicate column name"). Only what
-    writes to the store calls it: a command that only reads refuses a store that is not there rather than
-    creating it empty."""
+    """Sets up the SQLite store MLflow points at (or checks it is), one process at a time: two first trainings at
+    once both set up its tables, and one failed on the other's ("duplicate column name"). Only what writes to the
+    store calls it: a command that only reads refuses a store that is not there rather than creating it empty."""
     import mlflow
     from mlflow import MlflowClient
 
-    path = _sqlite_path(mlflow.get_tracking_uri())
-    if path is None or path.exists():
+    # Not skipped when the file exists: SQLite creates it a second before the tables are all there, and a second
+    # process that saw it then set the tables up again beside the first.
+    if _sqlite_path(mlflow.get_tracking_uri()) is None:
         return
     with store_lock():
         client = MlflowClient()
@@ -119,20 +119,26 @@ def create_store() -> None:
 
 
 def check_server_reachable(wait: float = 10.0) -> None:
-    """Refuses a tracking server that takes no connection, in seconds: MLflow retried a refused connection for
-    about four minutes before the same error. A server behind a proxy, or reached otherwise than by HTTP, is left
-    to MLflow.
+    """Refuses a tracking or registry server that takes no connection, within `wait` seconds in all: MLflow
+    retried a refused connection for about four minutes before the same error. Called once, at a command's start
+    (later, MLflow's retries ride out a server's restart). A server behind a proxy, or reached otherwise than by
+    HTTP, is left to MLflow.
 
     Raises:
-        RegistryUnavailable: nothing accepted a connection at the server's address for `wait` seconds.
+        RegistryUnavailable: nothing accepted a connection at one of the servers' addresses for `wait` seconds.
     """
+    import mlflow
+
+    for uri in dict.fromkeys([mlflow.get_tracking_uri(), mlflow.get_registry_uri()]):
+        _check_reachable(uri, wait)
+
+
+def _check_reachable(uri: str, wait: float) -> None:
     import socket
     import time
     import urllib.request
 
-    import mlflow
-
-    parts = urlsplit(mlflow.get_tracking_uri())
+    parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return
     if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname):
@@ -140,14 +146,16 @@ def check_server_reachable(wait: float = 10.0) -> None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     deadline = time.monotonic() + wait
     while True:
+        left = deadline - time.monotonic()
         try:
-            with socket.create_connection((parts.hostname, port), timeout=5):
+            with socket.create_connection((parts.hostname, port), timeout=max(0.5, min(5.0, left))):
                 return
         except OSError as exc:
-            if time.monotonic() >= deadline:
+            if time.monotonic() + 1.0 >= deadline:
                 reason = exc.strerror or type(exc).__name__
+                shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
                 raise RegistryUnavailable(
-                    f"the tracking server at {tracking_store()} takes no connection ({reason} for {wait:g} s)"
+                    f"the MLflow server at {shown} takes no connection ({reason} for {wait:g} s)"
                 ) from None
             time.sleep(1.0)
 
@@ -223,10 +231,6 @@ def champion_version(name: str) -> str | None:
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     try:
-        check_server_reachable()
-    except RegistryUnavailable as exc:
-        raise RegistryUnavailable(f"cannot read model {name!r}: {exc}") from None
-    try:
         model = MlflowClient().get_registered_model(name)
     except Exception as exc:
         if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
@@ -284,12 +288,14 @@ def finish_registration(name: str, version: str, description: str, make_champion
             if champion_version(name) is not None:
                 return False
             client.set_registered_model_alias(name, CHAMPION, version)
+        # A tracking server has no lock to hold: two first trainings against one may both have set it; the one
+        # whose setting stayed is champion, and only it says so.
+        return champion_version(name) == str(version)
     except Exception as exc:
         raise RegistrationIncomplete(
             f"{registered} with its model card, but could not make it `{CHAMPION}`: {_first_line(exc)}; "
             f"the alias is not set (`creator-match promote --model-name {name} --version {version}` sets it)"
         ) from exc
-    return True
 
 
 def resolve_version(uri: str) -> str:
@@ -432,7 +438,7 @@ def promote(name: str, version: str) -> None:
     """Points the `champion` alias at a version of a registered model."""
     from mlflow import MlflowClient
 
-    check_server_reachable()
     client = MlflowClient()
     client.get_model_version(name, str(version))  # raises if the version does not exist
-    client.set_registered_model_alias(name, CHAMPION, str(version))
+    with store_lock():  # not between a first training's look at the alias and its setting it
+        client.set_registered_model_alias(name, CHAMPION, str(version))

@@ -29,6 +29,7 @@ from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
     DEFAULT_MODEL_NAME,
     champion_version,
+    check_server_reachable,
     configure_tracking,
     create_store,
     finish_registration,
@@ -130,6 +131,7 @@ def train(
     embedder = embedder or Embedder()
     resolve_model_path(embedder.model)
     configure_tracking()
+    check_server_reachable()
     create_store()
     # Then, before any work: a registry that cannot be read stops the run rather than passing for empty.
     champion = champion_version(model_name)

@@ -130,12 +130,13 @@ def promote(
 
     from matcher.artifacts import missing_store_reason
     from training.promotion import check_promotion
-    from training.registry import champion_version, configure_tracking
+    from training.registry import champion_version, check_server_reachable, configure_tracking
     from training.registry import promote as set_champion
 
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:
         raise UserError(f"Got --version {version!r}; expected a version number (1, 2, ...)")
     configure_tracking()
+    check_server_reachable()
     # MLflow would create a store that is not there, empty, to find no version in it.
     if reason := missing_store_reason([mlflow.get_registry_uri(), mlflow.get_tracking_uri()]):
         raise UserError(f"cannot promote {model_name} version {version}: {reason}")

@@ -88,7 +88,7 @@ def test_a_held_limit_outlasts_every_block(tmp_path):
         "with blas_threads(1):\n"
         "    hold_blas_threads(1)\n"
         "after_block = blas()\n"
-        "with blas_threads(1):\n"
+        "with blas_threads(2):\n"
         "    pass\n"
         "print(after_block, blas())\n"
     )
