@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 __all__ = [
+    "OWNER_LOCK",
     "OutputRefused",
     "atomic_path",
     "check_replaceable",
@@ -31,10 +32,12 @@ __all__ = [
     "fsync_path",
     "lock_path",
     "output_lock",
-    "process_temp_prefix",
+    "private_temp_dir",
+    "release_temp_dir",
     "remove_directory",
     "remove_stale_temporaries",
     "staged_directory",
+    "temp_dir",
 ]
 
 # Says why a directory is not the project's own to replace or remove, or None when it is.
@@ -101,24 +104,76 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return stale
 
 
-def process_temp_prefix(prefix: str) -> str:
-    """A name prefix for this process's temporary directories of one kind (`tempfile.mkdtemp(prefix=...)`):
-    `<prefix><host>-<pid>-`. First removes the directories of that kind that a process of this host which no
-    longer runs left in the temporary folder: one killed outright (a worker killed while loading a model, a
-    server killed with SIGKILL) cannot remove its own, and each would stay.
+# Held, with an exclusive flock, by the process that made a `private_temp_dir` for as long as it lives: the kernel
+# releases it when the process dies however it dies, which a process id (reused, or another PID namespace's
+# over a shared /tmp) cannot say.
+OWNER_LOCK = ".owner.lock"
+_owned: dict[Path, int] = {}
 
-    A directory whose process id runs again, or was named otherwise, is left alone.
+
+def private_temp_dir(prefix: str) -> Path:
+    """A new private directory in the temporary folder, `<prefix><host>-<pid>-<random>`, that this process owns
+    until `release_temp_dir`. First removes the directories of the same prefix whose owner died: one killed
+    outright (a worker killed while loading a model, a server killed with SIGKILL) cannot remove its own, and
+    each would stay.
     """
+    import fcntl
+
+    _remove_abandoned(prefix)
+    directory = Path(tempfile.mkdtemp(prefix=f"{prefix}{socket.gethostname()}-{os.getpid()}-"))
+    descriptor = os.open(directory / OWNER_LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    _owned[directory] = descriptor
+    return directory
+
+
+def release_temp_dir(directory: str | Path, remove: bool = True) -> None:
+    """Gives up this process's ownership of a `private_temp_dir` and, unless told not to, removes it."""
+    directory = Path(directory)
+    descriptor = _owned.pop(directory, None)
+    if remove:
+        shutil.rmtree(directory, ignore_errors=True)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A `private_temp_dir` for the block, removed after it."""
+    directory = private_temp_dir(prefix)
+    try:
+        yield directory
+    finally:
+        release_temp_dir(directory)
+
+
+def _remove_abandoned(prefix: str) -> None:
+    """Removes this user's `private_temp_dir`s of `prefix` whose owner lock no process holds. One without the lock
+    file (made by an earlier version, or caught between its making and its lock) is left unless its named
+    process is gone from this host and it is over a minute old."""
+    import fcntl
+    import time
+
     host = socket.gethostname()
-    folder = Path(tempfile.gettempdir())
-    for entry in folder.glob(f"{glob.escape(prefix + host)}-*-*"):
+    for entry in Path(tempfile.gettempdir()).glob(f"{glob.escape(prefix + host)}-*-*"):
         owner, pid, _ = entry.name.rsplit("-", 2)
-        if owner != prefix + host or not pid.isdigit() or _runs(int(pid)):
+        if owner != prefix + host or not pid.isdigit() or entry in _owned:
             continue
         with contextlib.suppress(OSError):
-            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_uid == os.getuid():
-                shutil.rmtree(entry, ignore_errors=True)
-    return f"{prefix}{host}-{os.getpid()}-"
+            if not entry.is_dir() or entry.is_symlink() or entry.stat().st_uid != os.getuid():
+                continue
+            lock = entry / OWNER_LOCK
+            if lock.exists():
+                descriptor = os.open(lock, os.O_WRONLY)
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner runs
+                finally:
+                    os.close(descriptor)
+            elif _runs(int(pid)) or time.time() - entry.stat().st_mtime < 60:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _runs(pid: int) -> bool:

@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import pickle
-import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +32,14 @@ from multiprocessing import get_context
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from features.safe_write import atomic_path, foreign_entries, process_temp_prefix, remove_directory
+from features.safe_write import (
+    OWNER_LOCK,
+    atomic_path,
+    foreign_entries,
+    private_temp_dir,
+    release_temp_dir,
+    remove_directory,
+)
 from features.threads import hold_blas_threads
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, log
 
@@ -95,7 +101,7 @@ class WorkerGroup:
     @classmethod
     def create(cls, plan: WorkerPlan) -> WorkerGroup:
         """A new private directory holding `plan`."""
-        group = cls(tempfile.mkdtemp(prefix=process_temp_prefix("creator-match-serve-")))
+        group = cls(private_temp_dir("creator-match-serve-"))
         (group.directory / _PLAN).write_bytes(pickle.dumps(plan))
         return group
 
@@ -140,6 +146,7 @@ class WorkerGroup:
     def remove(self) -> None:
         """Deletes the group's directory if it holds only the group's own files (nothing of the user's)."""
         remove_directory(self.directory, self._why_not_ours)
+        release_temp_dir(self.directory, remove=False)
 
     def _write(self, pool: int, pid: int, serving: dict | None) -> None:
         # Written whole: a reader never sees half a file.
@@ -148,7 +155,7 @@ class WorkerGroup:
 
     @staticmethod
     def _why_not_ours(directory: Path) -> str | None:
-        foreign = foreign_entries(directory, [_PLAN, _FAILURE, f"{_WORKER}*"])
+        foreign = foreign_entries(directory, [_PLAN, _FAILURE, f"{_WORKER}*", OWNER_LOCK])
         return f"it holds files the service did not write: {foreign}" if foreign else None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from features.environment import QUIET_ENVIRONMENT, TRACKING_URI_ENV, unset_defaults
-from features.safe_write import process_temp_prefix
+from features.safe_write import temp_dir
 
 __all__ = [
     "CHAMPION",
@@ -341,8 +341,7 @@ def load_ranker(uri: str) -> LoadedRanker:
         version = resolve_version(uri)
         # A download of the model (from a tracking server) goes to a folder removed once it is loaded: else each
         # load, a service's every promotion and a nightly job's every run, leaves a copy of the model behind.
-        download_in = tempfile.TemporaryDirectory(prefix=process_temp_prefix("creator-match-model-"))
-        with download_in as download, warnings.catch_warnings():
+        with temp_dir("creator-match-model-") as download, warnings.catch_warnings():
             # Raised, not shown: unpickling stops at the first estimator from another scikit-learn.
             warnings.simplefilter("error", InconsistentVersionWarning)
             pyfunc = mlflow.pyfunc.load_model(uri, dst_path=download)

@@ -20,7 +20,8 @@ from features.embeddings import VectorCache
 from features.safe_write import (
     OutputRefused,
     atomic_path,
-    process_temp_prefix,
+    private_temp_dir,
+    release_temp_dir,
     remove_directory,
     staged_directory,
 )
@@ -250,27 +251,45 @@ def test_an_output_under_a_file_is_refused_in_one_line_naming_it(tmp_path):
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
-def test_a_dead_process_temporary_directories_are_removed_by_the_next_and_no_others(tmp_path, monkeypatch):
+def test_a_dead_owner_temporary_directories_are_removed_by_the_next_and_no_others(tmp_path, monkeypatch):
     """A worker killed while loading a model, or a server killed outright, cannot remove its temporary directory;
-    the next process of that kind does, and leaves those of running processes, other kinds and other hosts."""
+    the next of its kind does. A directory whose owner still holds its lock stays, whatever its process id says
+    (reused, or another PID namespace's over a shared /tmp), and so do other kinds', other hosts' and old ones."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead, host = int(ended.stdout), socket.gethostname()
-    abandoned = tmp_path / f"creator-match-model-{host}-{dead}-abc123"
-    (abandoned / "model").mkdir(parents=True)
-    (abandoned / "model" / "MLmodel").write_text("x")
-    kept = [
-        tmp_path / f"creator-match-model-{host}-{os.getpid()}-live12",  # this process's own
-        tmp_path / f"creator-match-model-otherhost-{dead}-abc123",  # another machine's, in a shared folder
-        tmp_path / f"creator-match-serve-{host}-{dead}-abc123",  # another kind
-        tmp_path / "creator-match-model-u5_werxn",  # named before pids were: unknown owner
-    ]
-    for path in kept:
-        path.mkdir()
+    host = socket.gethostname()
+    # A real owner that dies: a process that makes one, holds it, and is killed.
+    script = (
+        "import sys, time, tempfile; tempfile.tempdir = sys.argv[1]\n"
+        "from features.safe_write import private_temp_dir\n"
+        "print(private_temp_dir('creator-match-model-'), flush=True); time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    abandoned = Path(owner.stdout.readline().strip())
+    (abandoned / "MLmodel").write_text("x")
+    alive = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    held = Path(alive.stdout.readline().strip())
+    try:
+        # Its lock is held: kept even when its process id is made to look like a dead one's.
+        disguised = held.with_name(f"creator-match-model-{host}-999999999-abcdef")
+        held.rename(disguised)
+        owner.kill()
+        owner.wait(timeout=60)
+        kept = [
+            disguised,
+            tmp_path / f"creator-match-model-otherhost-{owner.pid}-abc123",  # another machine's, in a shared folder
+            tmp_path / f"creator-match-serve-{host}-{owner.pid}-abc123",  # another kind
+            tmp_path / "creator-match-model-u5_werxn",  # named before owners were: unknown
+        ]
+        for path in kept[1:]:
+            path.mkdir()
 
-    prefix = process_temp_prefix("creator-match-model-")
+        made = private_temp_dir("creator-match-model-")
 
-    assert prefix == f"creator-match-model-{host}-{os.getpid()}-"
-    assert not abandoned.exists()
-    assert all(path.is_dir() for path in kept)
-    assert Path(tempfile.mkdtemp(prefix=prefix)).name.startswith(prefix)
+        assert not abandoned.exists()
+        assert all(path.is_dir() for path in kept)
+        assert made.name.startswith(f"creator-match-model-{host}-{os.getpid()}-")
+        release_temp_dir(made)
+        assert not made.exists()
+    finally:
+        alive.kill()
+        alive.wait(timeout=60)
