@@ -155,8 +155,8 @@ def _unpickled_table(name: str, frame: pd.DataFrame, rejects: list[Reject], vali
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Reads a file into a DataFrame by its extension, without validating it.
 
-    A CSV line with more fields than the header reads as a row of missing values, in its place (`read_table`
-    rejects it, saying so).
+    A CSV line with more fields than the header, or a JSON Lines line that is not a JSON object, reads as a row of
+    missing values, in its place (`read_table` rejects it, saying so).
 
     Raises:
         InputError: the file is missing, has an unknown extension or cannot be parsed.
@@ -164,8 +164,9 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     return _read_file(path)[0]
 
 
-def _read_file(path: str | Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-    """`read_frame`, and the fields of each CSV line too wide for the header by its row position in the frame."""
+def _read_file(path: str | Path) -> tuple[pd.DataFrame, dict[int, list[str] | str]]:
+    """`read_frame`, and each unreadable line by its row position in the frame: a CSV line too wide for the header
+    (its fields), or a JSON Lines line that is not a JSON object (why not)."""
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
@@ -176,7 +177,7 @@ def _read_file(path: str | Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
         if kind == "parquet":
             return pd.read_parquet(path), {}
         if kind == "jsonl":
-            return _read_jsonl(path), {}
+            return _read_jsonl(path)
         return _read_csv(path)
     except InputError:
         raise
@@ -253,11 +254,15 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     return frame, dict(zip(marked, wide, strict=True))
 
 
-def _wide_line_rejects(wide: dict[int, list[str]], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
-    """A reject per CSV line too wide for the header, by row position, naming its id as far as it can be read."""
+def _wide_line_rejects(wide: dict[int, list[str] | str], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
+    """A reject per unreadable line, by row position: a CSV line too wide for the header (its fields), naming its
+    id as far as it can be read, or a JSON Lines line that is not a JSON object (why not)."""
     at = {name: columns.index(name) for name in spec.id_columns if name in columns}
     rejects = {}
     for position, cells in wide.items():
+        if isinstance(cells, str):
+            rejects[position] = Reject(spec.name, position + 1, "", "?", cells)
+            continue
         ids = [cells[at[name]].strip() for name in spec.id_columns if name in at]
         rejects[position] = Reject(
             spec.name,
@@ -296,19 +301,27 @@ def _header_hint(present: list[str], missing: list[str]) -> str:
     return ""
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
+    """A JSON Lines file's frame, and why each line that is not a JSON object is not, by row position: such a line
+    is a row of missing values in its place, rejected (it refused the whole file, naming a line of the record)."""
     # The standard json module, not pandas' reader: that one parses floats imprecisely (9.87654321e-05 came
     # back as 9.876543210000001e-05, 5e-324 as 0.0), silently changing prices and rates.
-    records = []
+    records: list[dict] = []
+    bad: dict[int, str] = {}
     with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError(f"line {number} is not a JSON object")
+            try:
+                record = json.loads(line)
+                problem = None if isinstance(record, dict) else "is not a JSON object"
+            except ValueError as exc:
+                problem = f"is not JSON ({str(exc).split(':', 1)[0]})"
+            if problem is not None:
+                bad[len(records)] = f"line {number} {problem}"
+                record = {}
             records.append(record)
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records), bad
 
 
 def _as_list(value: object) -> object:

@@ -192,6 +192,26 @@ def test_a_csv_line_with_too_many_fields_is_one_reject_and_the_valid_rows_are_re
     assert result.rejects[0].reason == "expected 8 fields, found 9"
 
 
+def test_a_json_lines_line_that_is_not_an_object_is_one_reject_and_the_rest_are_read(tmp_path):
+    """A hand-edited JSON Lines file with a missing comma on one line: that line is rejected, naming its line;
+    it refused the whole file, naming a position inside the record."""
+    rows = creators_rows(4)
+    lines = [json.dumps(row) for row in rows]
+    lines[1] = lines[1].replace(", ", " ", 1)  # a missing comma
+    lines[2] = "[1, 2]"  # JSON, but not an object
+    path = tmp_path / "creators.jsonl"
+    path.write_text("\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n", encoding="utf-8")
+
+    result = read_table(path, "creators")
+
+    assert result.frame["creator_id"].tolist() == [rows[0]["creator_id"], rows[3]["creator_id"]]
+    assert result.frame["row"].tolist() == [1, 4]
+    assert [(r.row, r.column, r.reason) for r in result.rejects] == [
+        (2, "?", "line 2 is not JSON (Expecting ',' delimiter)"),
+        (3, "?", "line 4 is not a JSON object"),  # the blank line 3 is no row
+    ]
+
+
 def test_a_too_wide_first_data_line_is_a_reject_not_an_index(tmp_path):
     """pandas would take the first column of a file whose first data line is one field too wide for an index,
     shifting every value one column left; that line is a reject like any other too-wide line."""
