@@ -254,6 +254,19 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     return frame, dict(zip(marked, wide, strict=True))
 
 
+def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path: Path) -> Table:
+    """The table less the rejects of CSV rows whose every cell is empty (`,,,,`, what a spreadsheet leaves below
+    its data), said in one warning: each gave a reject per required column and exit status 2 for a clean file."""
+    if path.suffix.lower() != ".csv" or not len(frame) or not len(frame.columns):
+        return validated
+    blank = set(np.flatnonzero(frame.isna().all(axis=1).to_numpy()).tolist()) - set(wide)
+    if not blank:
+        return validated
+    warnings.warn(f"{path}: {len(blank)} empty rows (every cell blank) skipped", UserWarning, stacklevel=3)
+    rejects = [reject for reject in validated.rejects if reject.row - 1 not in blank]
+    return Table(validated.name, validated.frame, rejects, _VALIDATED)
+
+
 def _wide_line_rejects(wide: dict[int, list[str] | str], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
     """A reject per unreadable line, by row position: a CSV line too wide for the header (its fields), naming its
     id as far as it can be read, or a JSON Lines line that is not a JSON object (why not)."""
@@ -690,6 +703,7 @@ def read_table(path: str | Path, table: str) -> Table:
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
         validated = validate_frame(frame, table)
+        validated = _without_blank_rows(validated, frame, wide, path)
         if not wide:
             return validated
         # A too-wide line read as a row of missing values: its reject says what was wrong instead of those.

@@ -212,6 +212,23 @@ def test_a_json_lines_line_that_is_not_an_object_is_one_reject_and_the_rest_are_
     ]
 
 
+def test_a_spreadsheets_empty_rows_are_skipped_in_one_warning_and_rows_keep_their_numbers(tmp_path):
+    """Rows whose every cell is blank (`,,,,`, left below the data by a spreadsheet) gave a reject per required
+    column each and exit status 2 for a clean file."""
+    rows = creators_rows(3)
+    write_csv(tmp_path / "creators.csv", rows)
+    text = (tmp_path / "creators.csv").read_text().splitlines()
+    blank = "," * (len(text[0].split(",")) - 1)
+    path = tmp_path / "creators.csv"
+    path.write_text("\n".join([*text[:2], blank, *text[2:], blank, blank]) + "\n", encoding="utf-8")
+
+    with pytest.warns(UserWarning, match=r"creators\.csv: 3 empty rows \(every cell blank\) skipped"):
+        result = read_table(path, "creators")
+
+    assert result.rejects == []
+    assert result.frame["row"].tolist() == [1, 3, 4]
+
+
 def test_a_too_wide_first_data_line_is_a_reject_not_an_index(tmp_path):
     """pandas would take the first column of a file whose first data line is one field too wide for an index,
     shifting every value one column left; that line is a reject like any other too-wide line."""
