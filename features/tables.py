@@ -254,6 +254,27 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     return frame, dict(zip(marked, wide, strict=True))
 
 
+def _warn_comma_lists(table: Table, spec: TableSpec, path: Path) -> None:
+    """One warning when a CSV's list cells hold commas or semicolons: lists there are written `a|b|c`, so the
+    seller's "nail art, gel nails, beauty" was read, without a word, as one tag (a list of codes so written is
+    refused by the codes' own rules)."""
+    if path.suffix.lower() != ".csv" or not len(table.frame):
+        return
+    for column in spec.list_columns:
+        if column not in table.frame.columns:
+            continue
+        joined = table.frame[column].map(lambda items: next((i for i in items or () if "," in i or ";" in i), None))
+        found = joined.dropna()
+        if len(found):
+            row = int(table.frame.loc[found.index[0], "row"])
+            warnings.warn(
+                f"{path}: {len(found)} rows' {column} hold a comma or semicolon (row {row}: {found.iloc[0]!r}); "
+                "lists in CSV are written a|b|c, so each was read as one item",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path: Path) -> Table:
     """The table less the rejects of CSV rows whose every cell is empty (`,,,,`, what a spreadsheet leaves below
     its data), said in one warning: each gave a reject per required column and exit status 2 for a clean file."""
@@ -704,6 +725,7 @@ def read_table(path: str | Path, table: str) -> Table:
             _check_required_columns(path, frame.columns, spec)
         validated = validate_frame(frame, table)
         validated = _without_blank_rows(validated, frame, wide, path)
+        _warn_comma_lists(validated, spec, path)
         if not wide:
             return validated
         # A too-wide line read as a row of missing values: its reject says what was wrong instead of those.

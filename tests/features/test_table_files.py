@@ -229,6 +229,20 @@ def test_a_spreadsheets_empty_rows_are_skipped_in_one_warning_and_rows_keep_thei
     assert result.frame["row"].tolist() == [1, 3, 4]
 
 
+def test_list_cells_written_with_commas_are_read_as_one_item_and_said_once(tmp_path):
+    """A seller's "nail art, gel nails, beauty" in a CSV: lists there are a|b|c, so it is one tag; said in one
+    warning naming how many rows and the first (it was silent)."""
+    rows = creators_rows(3)
+    rows[1]["interest_tags"] = "nail art, gel nails, beauty"
+    rows[2]["interest_tags"] = "diy; woodworking"
+    write_csv(tmp_path / "creators.csv", rows)
+
+    with pytest.warns(UserWarning, match=r"2 rows' interest_tags hold a comma or semicolon \(row 2: 'nail art, gel"):
+        result = read_table(tmp_path / "creators.csv", "creators")
+
+    assert result.frame.loc[1, "interest_tags"] == ["nail art, gel nails, beauty"]
+
+
 def test_a_too_wide_first_data_line_is_a_reject_not_an_index(tmp_path):
     """pandas would take the first column of a file whose first data line is one field too wide for an index,
     shifting every value one column left; that line is a reject like any other too-wide line."""
