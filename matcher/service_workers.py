@@ -178,6 +178,10 @@ def _retire(pool: ProcessPoolExecutor, grace: float) -> None:
     # A process whose sentinel is not ready has not ended, so its pid is still its own.
     for process in running.values():
         process.kill()
+    # Reaped here, not left to the pool's own thread: a service that then ends by its signal (uvicorn raises SIGTERM
+    # again once it has shut down) left them as zombies, which a container's first process may never reap.
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _alive(pid: int) -> bool:

@@ -7,6 +7,7 @@ import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 
 from matcher.service_workers import _retire
 
@@ -42,8 +43,11 @@ def test_a_pool_whose_worker_died_is_ended_whole():
         assert codes[victim] == -signal.SIGKILL
 
 
-def test_a_healthy_pool_is_left_to_finish_within_the_grace():
-    """Stopping the service: idle workers end on their own (exit 0), nothing is killed."""
+def test_a_healthy_pool_is_left_to_finish_within_the_grace_and_reaped():
+    """Stopping the service: idle workers end on their own (exit 0), nothing is killed, and they are reaped before
+    `_retire` returns (a service that ended by its signal next left them as zombies, never reaped in a container
+    whose first process reaps nothing)."""
     pool, processes = _started_pool(2)
     _retire(pool, 30.0)
+    assert not [process.pid for process in processes if Path(f"/proc/{process.pid}").exists()]
     assert _exit_codes(processes) == [0, 0]
