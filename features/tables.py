@@ -8,7 +8,6 @@ import csv
 import functools
 import gc
 import json
-import math
 import pickle
 import sys
 import warnings
@@ -258,7 +257,7 @@ def _warn_comma_lists(table: Table, spec: TableSpec, path: Path) -> None:
     """One warning when a CSV's list cells hold commas or semicolons: lists there are written `a|b|c`, so the
     seller's "nail art, gel nails, beauty" was read, without a word, as one tag (a list of codes so written is
     refused by the codes' own rules)."""
-    if path.suffix.lower() != ".csv" or not len(table.frame):
+    if not len(table.frame):
         return
     for column in spec.list_columns:
         if column not in table.frame.columns:
@@ -278,7 +277,7 @@ def _warn_comma_lists(table: Table, spec: TableSpec, path: Path) -> None:
 def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path: Path) -> Table:
     """The table less the rejects of CSV rows whose every cell is empty (`,,,,`, what a spreadsheet leaves below
     its data), said in one warning: each gave a reject per required column and exit status 2 for a clean file."""
-    if path.suffix.lower() != ".csv" or not len(frame) or not len(frame.columns):
+    if not len(frame) or not len(frame.columns):
         return validated
     blank = set(np.flatnonzero(frame.isna().all(axis=1).to_numpy()).tolist()) - set(wide)
     if not blank:
@@ -670,7 +669,7 @@ def _raw_key(cells: dict[str, list], id_columns: tuple[str, ...], offset: int) -
     key = []
     for column in id_columns:
         value = cells[column][offset] if column in cells else None
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if is_missing(value):
             return None
         text = str(value).strip()
         if not text:
@@ -724,8 +723,9 @@ def read_table(path: str | Path, table: str) -> Table:
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
         validated = validate_frame(frame, table)
-        validated = _without_blank_rows(validated, frame, wide, path)
-        _warn_comma_lists(validated, spec, path)
+        if READERS.get(path.suffix.lower()) == "csv":
+            validated = _without_blank_rows(validated, frame, wide, path)
+            _warn_comma_lists(validated, spec, path)
         if not wide:
             return validated
         # A too-wide line read as a row of missing values: its reject says what was wrong instead of those.

@@ -65,7 +65,7 @@ def blas_threads(limit: int) -> Iterator[None]:
     global _blas_blocks, _blas_before
     with _blas_lock:
         if _blas_blocks == 0 and not _blas_held:
-            _blas_before = _set_blas([limit] * len(_runtimes("blas").lib_controllers))
+            _blas_before = _set_blas(limit)
         _blas_blocks += 1
     try:
         yield
@@ -85,21 +85,22 @@ def hold_blas_threads(limit: int) -> None:
     """
     global _blas_held, _blas_before
     with _blas_lock:
-        _set_blas([limit] * len(_runtimes("blas").lib_controllers))
+        _set_blas(limit)
         _blas_held = True
         _blas_before = None  # a block running now leaves the held limit in place when it ends
 
 
-def _set_blas(counts: list[int]) -> list[int]:
-    """Sets each BLAS runtime's thread count, from whichever thread calls; returns what each had. The caller holds
-    `_blas_lock`.
+def _set_blas(counts: int | list[int]) -> list[int]:
+    """Sets each BLAS runtime's thread count (one for all, or one each), from whichever thread calls; returns what
+    each had. The caller holds `_blas_lock`.
 
     threadpoolctl lets only the first thread that limited OpenBLAS change it again while that thread lives, so a
     block ending in another thread could not put the setting back; `_blas_lock` already keeps threads from
     fighting over it, so the claim is released before each change.
     """
+    runtimes = _runtimes("blas").lib_controllers
     before = []
-    for runtime, count in zip(_runtimes("blas").lib_controllers, counts, strict=True):
+    for runtime, count in zip(runtimes, [counts] * len(runtimes) if isinstance(counts, int) else counts, strict=True):
         before.append(runtime.get_num_threads())
         release = getattr(runtime, "clear_controlling_thread", None)
         if release is not None:

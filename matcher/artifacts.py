@@ -11,7 +11,13 @@ from features.embeddings import Embedder, creator_vectors
 from features.environment import TRACKING_URI_ENV
 from features.pairwise import FEATURES
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
-from training.registry import LoadedRanker, ModelNotFound, check_server_reachable, load_ranker
+from training.registry import (
+    LoadedRanker,
+    ModelNotFound,
+    check_server_reachable,
+    load_ranker,
+    sqlite_store_path,
+)
 
 __all__ = [
     "check_features",
@@ -31,22 +37,9 @@ def missing_store(uri: str) -> Path | None:
     MLflow creates the SQLite file of a store it opens, tables and all: a command that only reads a registry
     asks this first, so that a mistyped path or the wrong working directory does not leave an empty one behind.
     """
-    from urllib.parse import urlsplit
-
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(uri)
-    except Exception:  # not a database URL (e.g. `databricks`): not a SQLite file
+    path = sqlite_store_path(uri)
+    if path is None:
         return None
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if url.query.get("uri") == "true" and database.startswith("file:"):  # sqlite:///file:path?uri=true
-        database = urlsplit(database).path
-    if database in ("", ":memory:") or url.query.get("mode") == "memory":
-        return None
-    path = Path(database)
     return None if path.exists() else path.absolute()
 
 

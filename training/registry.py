@@ -40,6 +40,7 @@ __all__ = [
     "promote",
     "register",
     "resolve_version",
+    "sqlite_store_path",
     "tracking_store",
     "training_records",
 ]
@@ -80,7 +81,11 @@ def tracking_store() -> str:
     """The tracking URI in use, without any password it carries, for messages."""
     import mlflow
 
-    uri = mlflow.get_tracking_uri()
+    return _shown(mlflow.get_tracking_uri())
+
+
+def _shown(uri: str) -> str:
+    """`uri` without any password it carries, for messages."""
     parts = urlsplit(uri)
     if parts.password is None:
         return uri
@@ -110,7 +115,7 @@ def create_store() -> None:
 
     # Not skipped when the file exists: SQLite creates it a second before the tables are all there, and a second
     # process that saw it then set the tables up again beside the first.
-    if _sqlite_path(mlflow.get_tracking_uri()) is None:
+    if sqlite_store_path(mlflow.get_tracking_uri()) is None:
         return
     with store_lock():
         client = MlflowClient()
@@ -153,18 +158,29 @@ def _check_reachable(uri: str, wait: float) -> None:
         except OSError as exc:
             if time.monotonic() + 1.0 >= deadline:
                 reason = exc.strerror or type(exc).__name__
-                shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
                 raise RegistryUnavailable(
-                    f"the MLflow server at {shown} takes no connection ({reason} for {wait:g} s)"
+                    f"the MLflow server at {_shown(uri)} takes no connection ({reason} for {wait:g} s)"
                 ) from None
             time.sleep(1.0)
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    """The file of a `sqlite:///` URI (three slashes and a relative path, or four and an absolute one)."""
-    if not uri.startswith("sqlite:///"):
+def sqlite_store_path(uri: str) -> Path | None:
+    """The file a SQLite tracking or registry URI names, whether or not it exists yet; None for a store that is
+    not a SQLite file (a server, an in-memory database, not a database URL at all)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(uri)
+    except Exception:  # not a database URL (e.g. `databricks`): not a SQLite file
         return None
-    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if url.query.get("uri") == "true" and database.startswith("file:"):  # sqlite:///file:path?uri=true
+        database = urlsplit(database).path
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
 
 
 @contextlib.contextmanager
@@ -175,7 +191,7 @@ def store_lock(wait: float = 600.0) -> Iterator[None]:
 
     from features.safe_write import output_lock
 
-    path = _sqlite_path(mlflow.get_tracking_uri())
+    path = sqlite_store_path(mlflow.get_tracking_uri())
     if path is None:
         yield
         return
