@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ __all__ = [
     "EMBEDDING_BACKENDS",
     "EMBEDDING_BACKEND_ENV",
     "EMBEDDING_MODEL_ENV",
+    "KEY_DTYPE",
     "Embedder",
     "VectorCache",
     "campaign_vectors",
@@ -36,6 +37,7 @@ __all__ = [
     "creator_vectors",
     "default_cache_dir",
     "fixed_vectors",
+    "profile_keys",
     "resolve_backend",
     "resolve_model_path",
 ]
@@ -93,7 +95,7 @@ def resolve_backend(backend: str | None = None) -> str:
     return backend
 
 
-def content_keys(texts: Sequence[str]) -> np.ndarray:
+def content_keys(texts: Iterable[str]) -> np.ndarray:
     """The 16-byte BLAKE2b digest of each text, as a numpy `S16` array: the cache's keys."""
     digests = b"".join(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest() for text in texts)
     return np.frombuffer(digests, dtype=KEY_DTYPE).copy()
@@ -490,16 +492,17 @@ class Embedder:
 
 def creator_vectors(embedder: Embedder, creators) -> np.ndarray:
     """Embeds creator profiles (interest tags, type, bio) in table order."""
-    from features.text import creator_text
+    from features.text import creator_texts
 
-    return embedder.encode(
-        [
-            creator_text(kind, tags, bio)
-            for kind, tags, bio in zip(
-                creators["creator_type"], creators["interest_tags"], creators["bio"], strict=True
-            )
-        ]
-    )
+    return embedder.encode(list(creator_texts(creators)))
+
+
+def profile_keys(creators) -> np.ndarray:
+    """The content key (`content_keys`) of each creator's profile text, in table order: what a candidate index
+    records of the text each of its vectors embedded, so that a profile edited since is told apart by hashing alone."""
+    from features.text import creator_texts
+
+    return content_keys(creator_texts(creators))
 
 
 def campaign_vectors(embedder: Embedder, campaigns) -> np.ndarray:

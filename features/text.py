@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["MAX_PHRASES", "brief_phrases", "campaign_text", "creator_text", "normalized_tags"]
+__all__ = [
+    "MAX_PHRASES",
+    "brief_phrases",
+    "campaign_text",
+    "creator_text",
+    "creator_texts",
+    "normalized_tags",
+]
 
 # Sentence ends (not the dot of "1.5m"), commas, brackets, bars, slashes and spaced dashes separate phrases.
 _BREAK = re.compile(r"[.!?;:](?=\s|$)|[,()\[\]{}|/\u2013\u2014]|\s-\s")
@@ -17,6 +24,13 @@ def creator_text(creator_type: str, interest_tags: Sequence[str], bio: str | Non
     """A creator profile: interests first (they carry the match), then the kind of creator, then the bio."""
     text = f"Interests: {', '.join(interest_tags)}. {creator_type.replace('_', ' ')}."
     return f"{text} {bio.strip()}" if isinstance(bio, str) and bio.strip() else text
+
+
+def creator_texts(creators) -> Iterator[str]:
+    """Each creator's profile text (`creator_text`) in table order, one at a time: a million of them need not be
+    held at once to be hashed (`features.embeddings.profile_keys`)."""
+    columns = (creators["creator_type"], creators["interest_tags"], creators["bio"])
+    return (creator_text(kind, tags, bio) for kind, tags, bio in zip(*columns, strict=True))
 
 
 def campaign_text(brief: str, category: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.embeddings import Embedder, creator_vectors
+from features.embeddings import Embedder
 from features.environment import TRACKING_URI_ENV
 from features.pairwise import FEATURES
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
@@ -142,12 +142,7 @@ def index_for(
     if isinstance(index, str | Path):
         index = CandidateIndex.load(index, trained_with, dimension, backend)
     elif index is None:
-        index = CandidateIndex.build(
-            creator_vectors(embedder, creators),
-            creators["creator_id"],
-            embedder.model,
-            embedding_backend=embedder.backend,
-        )
+        index = CandidateIndex.of_creators(creators, embedder)
     if index.meta.get("embedding_backend", "torch") != backend:
         raise ArtifactMismatch(
             f"index built with embedding backend {index.meta.get('embedding_backend', 'torch')!r}; "

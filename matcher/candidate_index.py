@@ -46,11 +46,14 @@ class CandidateIndex(IndexBuilder, IndexFiles, FilteredSearch):
 
     `meta` records the embedding model and dimension that made it, the kind (`flat`, `ivf`, `hnsw`) and its
     search settings (`nprobe` for ivf, `ef_search` for hnsw), so a loaded index searches as the saved one did.
+    `profile_keys` holds, per row, the content key of the profile text its vector embedded (16-byte BLAKE2b,
+    `features.embeddings.profile_keys`); None for an index built without them or written before they were kept.
     """
 
     index: faiss.Index
     creator_ids: np.ndarray
     meta: dict
+    profile_keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.index.ntotal)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.embeddings import Embedder, creator_vectors
+from features.embeddings import Embedder
 from features.safe_write import output_lock
 from features.tables import read_table
 from matcher.api import Matcher
@@ -79,9 +79,7 @@ def _demo(out: Path, n_creators: int, n_campaigns: int, seed: int) -> None:
 
     t = _step("indexing creators")
     creators = read_table(paths["creators"], "creators").frame
-    index = CandidateIndex.build(
-        creator_vectors(embedder, creators), creators["creator_id"], embedder.model, embedding_backend=embedder.backend
-    )
+    index = CandidateIndex.of_creators(creators, embedder)
     index.save(out / "index")
     print(f"   {len(index)} creators in {out / 'index'}, {time.perf_counter() - t:.1f}s")
 

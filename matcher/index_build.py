@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from features.embeddings import resolve_backend
+from features.embeddings import KEY_DTYPE, Embedder, content_keys, resolve_backend
 from features.environment import FLAT_THRESHOLD_ENV
+from features.text import creator_texts
 from matcher.index_files import INDEX_ARTIFACT
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class IndexBuilder:
         seed: int = 0,
         progress: bool = False,
         embedding_backend: str | None = None,
+        profile_keys: np.ndarray | None = None,
     ) -> CandidateIndex:
         """Builds an index over L2-normalised float32 rows.
 
@@ -121,6 +123,8 @@ class IndexBuilder:
             progress: show progress bars on standard error.
             embedding_backend: the backend that ran the model (`torch`, `onnx`), recorded in `meta`; default
                 features.embeddings.resolve_backend(), the one an Embedder uses when not told.
+            profile_keys: the content key (`features.embeddings.content_keys`) of the text each row embedded, so
+                that a match can tell a profile edited since (`matcher.profile_refresh`); None records none.
         """
         if kind not in INDEX_KINDS:
             raise ValueError(f"Got kind={kind!r}; expected one of {', '.join(INDEX_KINDS)}")
@@ -130,6 +134,10 @@ class IndexBuilder:
         creator_ids = np.asarray(creator_ids, dtype=object)
         if len(creator_ids) != len(vectors):
             raise ValueError(f"Got {len(creator_ids)} creator ids for {len(vectors)} vectors; expected one per row")
+        if profile_keys is not None:
+            profile_keys = np.asarray(profile_keys, dtype=KEY_DTYPE).copy()
+            if len(profile_keys) != len(vectors):
+                raise ValueError(f"Got {len(profile_keys)} profile keys for {len(vectors)} vectors; expected one a row")
         n, dimension = vectors.shape
         if kind == "auto":
             kind = "flat" if n <= _flat_threshold(flat_threshold) else "ivf"
@@ -159,7 +167,29 @@ class IndexBuilder:
         if kind == "ivf":
             index.make_direct_map()  # so vectors() can read rows back by position
         meta["built_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        return cls(index, creator_ids, meta)
+        return cls(index, creator_ids, meta, profile_keys)
+
+    @classmethod
+    def of_creators(cls, creators, embedder: Embedder, kind: str = "auto", **settings) -> CandidateIndex:
+        """Embeds the creators' profiles (only those `embedder` has not cached) and builds their index, recording
+        each profile's content key beside its row.
+
+        Args:
+            creators: the creators table (valid rows).
+            embedder: the embedding model; its model and backend are recorded in `meta`.
+            kind: as in `build`.
+            **settings: `build`'s keyword settings (nprobe, nlist, ef_search, flat_threshold, seed, progress).
+        """
+        texts = list(creator_texts(creators))
+        return cls.build(
+            embedder.encode(texts),
+            creators["creator_id"],
+            embedder.model,
+            kind,
+            embedding_backend=embedder.backend,
+            profile_keys=content_keys(texts),
+            **settings,
+        )
 
 
 def _train_ivf(vectors: np.ndarray, nlist: int, seed: int, progress: bool) -> faiss.IndexIVFScalarQuantizer:

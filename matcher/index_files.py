@@ -12,17 +12,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import faiss
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.embeddings import KEY_DTYPE
 from features.safe_write import foreign_entries, staged_directory
 
 if TYPE_CHECKING:
     from matcher.candidate_index import CandidateIndex
 
-__all__ = ["IDS_FILE", "INDEX_FILE", "META_FILE", "ArtifactMismatch", "IndexFiles", "why_not_an_index"]
+__all__ = [
+    "IDS_FILE",
+    "INDEX_FILE",
+    "META_FILE",
+    "PROFILE_KEY_COLUMN",
+    "ArtifactMismatch",
+    "IndexFiles",
+    "why_not_an_index",
+]
 
 INDEX_FILE, IDS_FILE, META_FILE = "index.faiss", "creator_ids.parquet", "meta.json"
+# The column of IDS_FILE beside `creator_id` that holds the content key of the profile text each row embedded
+# (16 bytes); indexes written before it have `creator_id` alone.
+PROFILE_KEY_COLUMN = "profile_key"
 # meta.json's mark that the directory is a candidate index, which `save` may replace.
 INDEX_ARTIFACT = "creator-matcher candidate index"
 LEGACY_KEYS = {"embedding_model", "dimension", "creators"}
@@ -62,9 +75,10 @@ class IndexFiles:
         """
         with staged_directory(directory, why_not_an_index) as staging:
             faiss.write_index(self.index, str(staging / INDEX_FILE))
-            pq.write_table(
-                pa.table({"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}), staging / IDS_FILE
-            )
+            columns = {"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}
+            if self.profile_keys is not None:
+                columns[PROFILE_KEY_COLUMN] = _key_array(self.profile_keys)
+            pq.write_table(pa.table(columns), staging / IDS_FILE)
             (staging / META_FILE).write_text(json.dumps({**self.meta, "artifact": INDEX_ARTIFACT}, indent=2))
         return Path(directory)
 
@@ -103,5 +117,22 @@ class IndexFiles:
         index = faiss.read_index(str(directory / INDEX_FILE))
         if meta["kind"] == "ivf" and faiss.extract_index_ivf(index).direct_map.type == faiss.DirectMap.NoMap:
             faiss.extract_index_ivf(index).make_direct_map()
-        ids = pq.read_table(directory / IDS_FILE).column("creator_id").to_numpy(zero_copy_only=False)
-        return cls(index, ids.astype(object), meta)
+        table = pq.read_table(directory / IDS_FILE)
+        ids = table.column("creator_id").to_numpy(zero_copy_only=False)
+        keys = _keys_of(table.column(PROFILE_KEY_COLUMN)) if PROFILE_KEY_COLUMN in table.column_names else None
+        return cls(index, ids.astype(object), meta, keys)
+
+
+def _key_array(keys: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """Keys as 16-byte Arrow values, from their bytes: `tolist()` would drop a key's trailing zero bytes."""
+    keys = np.ascontiguousarray(keys, dtype=KEY_DTYPE)
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(KEY_DTYPE.itemsize), len(keys), [None, pa.py_buffer(keys.tobytes())]
+    )
+
+
+def _keys_of(column: pa.ChunkedArray) -> np.ndarray:
+    """A 16-byte key column as a numpy `S16` array, read from its buffer rather than as a million Python bytes."""
+    array = column.combine_chunks()
+    width = KEY_DTYPE.itemsize
+    return np.frombuffer(array.buffers()[1], dtype=KEY_DTYPE, count=len(array), offset=array.offset * width).copy()

@@ -176,7 +176,7 @@ def index(
     progress: ProgressOption = None,
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
-    from features.embeddings import Embedder, creator_vectors, default_cache_dir, resolve_model_path
+    from features.embeddings import Embedder, default_cache_dir, resolve_model_path
     from features.safe_write import check_replaceable, output_lock
     from features.tables import check_rejects_path, read_table, settle_rejects
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
@@ -199,14 +199,7 @@ def index(
     resolve_model_path(embedder.model)
     with output_lock(out):
         check_replaceable(out, why_not_an_index)
-        built = CandidateIndex.build(
-            creator_vectors(embedder, table.frame),
-            table.frame["creator_id"],
-            embedder.model,
-            kind=index_type,
-            progress=progress,
-            embedding_backend=embedder.backend,
-        )
+        built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
         built.save(out)
     typer.echo(
         f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from features.embeddings import content_keys
 from features.environment import FLAT_THRESHOLD_ENV
 from features.safe_write import OutputRefused
 from matcher.candidate_index import META_FILE, ArtifactMismatch, CandidateIndex, ivf_nlist
+from matcher.index_files import IDS_FILE, PROFILE_KEY_COLUMN
 
 MODEL = "all-MiniLM-L6-v2"
 DIM = 32
@@ -136,6 +139,29 @@ def test_save_then_load_round_trips_ids_metadata_and_results(index, queries, tmp
         expected_sims, expected_positions = index.search(queries, 8, allowed=allowed)
         np.testing.assert_array_equal(positions, expected_positions)
         np.testing.assert_allclose(sims, expected_sims)
+
+
+def test_profile_keys_round_trip_beside_the_ids_and_an_index_written_before_them_still_loads(vectors, ids, tmp_path):
+    """Each row's profile key is kept in creator_ids.parquet beside its id, byte for byte (a key ending in a zero
+    byte too); an index written before the column existed loads as it did, with no keys to compare."""
+    keys = content_keys([f"profile {i}" for i in range(len(ids))])
+    keys[3] = b"k" * 15 + b"\x00"  # numpy drops trailing zero bytes when it hands a key out: the file must not
+    built = CandidateIndex.build(vectors, ids, MODEL, profile_keys=keys)
+    built.save(tmp_path / "index")
+
+    table = pq.read_table(tmp_path / "index" / IDS_FILE)
+    assert table.column_names == ["creator_id", PROFILE_KEY_COLUMN]
+    assert table.column(PROFILE_KEY_COLUMN)[3].as_py() == b"k" * 15 + b"\x00"
+    loaded = CandidateIndex.load(tmp_path / "index")
+    assert loaded.profile_keys.tobytes() == keys.tobytes()
+
+    pq.write_table(table.select(["creator_id"]), tmp_path / "index" / IDS_FILE)  # as written before the column
+    older = CandidateIndex.load(tmp_path / "index", embedding_model=MODEL, dimension=DIM)
+    assert older.profile_keys is None
+    assert older.creator_ids.tolist() == ids.tolist()
+    np.testing.assert_array_equal(older.vectors(), loaded.vectors())
+    with pytest.raises(ValueError, match="Got 2 profile keys for 500 vectors"):
+        CandidateIndex.build(vectors, ids, MODEL, profile_keys=keys[:2])
 
 
 def test_load_without_expectations_accepts_any_model(index, tmp_path):
