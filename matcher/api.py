@@ -30,6 +30,7 @@ from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
+from matcher.profile_refresh import refresh_profiles
 from matcher.retrieval import Retrieval
 from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry
 from matcher.scoring import Scorer, in_table_order
@@ -65,7 +66,8 @@ class Matcher:
         creators: the creators: a table from `features.read_table(path, "creators")`, whose valid rows are
             used as they are, or a DataFrame, which is validated here.
         model: a model URI (default: the `champion` of `creator-ranker`) or an already loaded ranker.
-        index: a candidate index, or its directory; built from `creators` when None.
+        index: a candidate index, or its directory; built from `creators` when None. Profiles edited since it
+            was built are embedded anew and used (a given index object is copied first; files are never written).
         embedder: the embedding model; defaults to the model and backend the ranker was trained with.
         settings: eligibility, retrieval and slate settings.
         performance: the latest performance table, its past campaigns and the run date: creators are scored
@@ -76,6 +78,9 @@ class Matcher:
         performance_rejects: the invalid rows of the performance table and of its past campaigns (`table`
             `past_campaigns`), and performance rows whose campaign is not a valid past one, left out.
         creators_not_in_index: creators of the table the index lacks, never proposed (warned about).
+        profiles_changed_since_index: creators whose profile text (interest tags, type, bio) differs from the one
+            the given index embedded: embedded anew and matched on the table's profile (warned about; see
+            `matcher.profile_refresh` for what each kind of index then holds).
         eligibility: who may be proposed, by index row and by table row.
         scorer: what scoring reads (ranker heads, creators, vectors, index, records) and does.
 
@@ -85,7 +90,9 @@ class Matcher:
 
     Warns:
         UserWarning: a DataFrame given had invalid rows, left out (how many, and the first reason); the index
-            lacks some of the table's creators (how many).
+            lacks some of the table's creators (how many); some profiles changed since the index was built (how
+            many, the first ids); an index directory written before indexes recorded their profiles cannot be
+            checked for that.
     """
 
     def __init__(
@@ -119,12 +126,26 @@ class Matcher:
         self.ranker = load_for_matching(model, performance)
         check_features(self.ranker)
         self.embedder = embedder_for(self.ranker, embedder)
+        given = index
         index = index_for(index, self.ranker, self.embedder, self.creators)
-        self.index = index
         self.creators_not_in_index = _check_coverage(self.creators, index)
         self.eligibility = Eligibility.of(
             self.creators, index.creator_ids, self.settings.allow_cashback, self.settings.violations
         )
+        self.profiles_changed_since_index = 0
+        if given is not None:  # an index built here from the table holds its profiles already
+            # Profiles edited since the index was built are embedded anew and matched as they are now; a caller's
+            # index object is copied first, and the files are never written.
+            index, changed = refresh_profiles(
+                index,
+                self.creators,
+                self.eligibility.row_of,
+                self.embedder,
+                shared=isinstance(given, CandidateIndex),
+                directory=None if isinstance(given, CandidateIndex) else given,
+            )
+            self.profiles_changed_since_index = len(changed)
+        self.index = index
         past = self.ranker.model.past
         vectors = VectorsByRow(index, self.eligibility.row_of, len(self.creators))
         tags = TagSpace(self.embedder, self.creators["interest_tags"])
