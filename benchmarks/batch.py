@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.embeddings import Embedder, creator_vectors
+from features.embeddings import Embedder, creator_vectors, profile_keys
 from matcher.batch import checkpoint_directories
 from matcher.candidate_index import CandidateIndex
 from simulation.world import simulate, write_table, write_world
@@ -108,8 +108,16 @@ def build_catalogue(
     out.mkdir(parents=True, exist_ok=True)
     write_table(frame, out / "creators.parquet")
     started = time.perf_counter()
+    # The keys of the texts the replicas copy: a match finds no profile edited, at the check's real cost, and keeps
+    # the noisy vectors (an index without keys would be matched unchecked, with a warning that it cannot be).
     index = CandidateIndex.build(
-        vectors, frame["creator_id"], embedder.model, kind=kind, progress=True, embedding_backend=embedder.backend
+        vectors,
+        frame["creator_id"],
+        embedder.model,
+        kind=kind,
+        progress=True,
+        embedding_backend=embedder.backend,
+        profile_keys=profile_keys(frame),
     )
     index.save(out / "index")
     return out / "creators.parquet", out / "index", time.perf_counter() - started

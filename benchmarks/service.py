@@ -234,6 +234,7 @@ def index_of_kind(index: Path, kind: str) -> Path:
             built.meta["embedding_model"],
             kind=kind,
             embedding_backend=built.meta["embedding_backend"],
+            profile_keys=built.profile_keys,
         ).save(out)
     return out
 
