@@ -35,6 +35,7 @@ from features.tables import (
 )
 from matcher.api import Matcher, MatchSettings
 from matcher.artifacts import load_for_matching
+from matcher.index_files import IDS_FILE, INDEX_FILE
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
 from training.registry import LoadedRanker
@@ -94,15 +95,40 @@ def _why_not_checkpoints(directory: Path) -> str | None:
     return f"it holds {', '.join(foreign)}, which no checkpoint does" if foreign else None
 
 
-def _fingerprint(campaigns: str | Path, creators: str | Path, matcher: Matcher, chunk_size: int) -> str:
-    """Identifies a run: the input files' bytes, the model version, the index, the settings and chunking."""
+def _index_identity(index: str | Path | None, matcher: Matcher) -> tuple:
+    """What the run's candidate index holds, by content rather than by path, for the run's fingerprint.
+
+    An index built on the fly (`index` None) is a function of the creators file, whose bytes the fingerprint
+    hashes, and of its build settings: its meta without `built_at`, which is this very run's clock and would make
+    every rerun a stranger to its own checkpoints. An index directory is identified by its meta as loaded (with
+    `built_at`: every build writes a new one), a digest of `creator_ids.parquet` (each row's id and profile key)
+    and the size and modification time of `index.faiss`. The vectors file is not hashed: at a million creators it
+    is 1.5 GB, seconds of hashing on every run, and every build goes through `CandidateIndex.save`, which writes a
+    new `built_at` and ids file beside it; its size and mtime catch one replaced by other means. A copy of the
+    directory elsewhere (mtimes kept) resumes the same run; one that does not keep them starts afresh, which costs
+    time, never a wrong result. The meta comes from the loaded index and the files are read after it was loaded:
+    an index rebuilt in between gives a mix no other run has, so it too starts afresh.
+    """
+    if index is None:
+        return tuple(sorted((k, v) for k, v in matcher.index.meta.items() if k != "built_at"))
+    directory = Path(index)
+    with open(directory / IDS_FILE, "rb") as handle:
+        ids = hashlib.file_digest(handle, "sha256").hexdigest()
+    vectors = (directory / INDEX_FILE).stat()
+    return (tuple(sorted(matcher.index.meta.items())), ids, vectors.st_size, vectors.st_mtime_ns)
+
+
+def _fingerprint(
+    campaigns: str | Path, creators: str | Path, matcher: Matcher, chunk_size: int, index: str | Path | None
+) -> str:
+    """Identifies a run: the input files' bytes, the model version, what the index holds (`_index_identity`), the
+    settings and chunking; `index` is the directory the run was given, or None for one built on the fly."""
     digest = hashlib.sha256()
     for path in (campaigns, creators):
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-    index = {key: value for key, value in matcher.index.meta.items() if key != "built_at"}
-    run = (matcher.ranker.version, sorted(index.items()), matcher.settings, chunk_size, SCORED_LAYOUT)
+    run = (matcher.ranker.version, _index_identity(index, matcher), matcher.settings, chunk_size, SCORED_LAYOUT)
     digest.update(repr(run).encode())
     digest.update(matcher.records.fingerprint().encode())  # chunks scored on other records are not reused
     return digest.hexdigest()[:16]
@@ -127,12 +153,12 @@ def run_match(
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
     Scored chunks are committed beside the output (in a hidden folder named after a fingerprint of the
-    inputs, model and settings) so that a rerun after a crash resumes, on either engine; the folder is
-    removed once the matches are written. The same inputs give the same bytes however often the run was
-    interrupted, and on either engine (`local`, or `ray` with `ray_actors` scoring actors). The embedding
-    backend is the ranker's; `embedding_backend`, when given, must agree with it and with the index's.
-    Creators are scored on their records in `performance` (read tables; their rejects are reported with
-    the others), else on those as of the ranker's training.
+    inputs, model, settings and what the index holds) so that a rerun after a crash resumes, on either engine; a
+    rerun on an index rebuilt since starts afresh. The folder is removed once the matches are written. The same
+    inputs give the same bytes however often the run was interrupted, and on either engine (`local`, or `ray` with
+    `ray_actors` scoring actors). The embedding backend is the ranker's; `embedding_backend`, when given, must
+    agree with it and with the index's. Creators are scored on their records in `performance` (read tables; their
+    rejects are reported with the others), else on those as of the ranker's training.
 
     With `candidates_out`, every scored pair of the run, on a slate or not, is written there too
     (`matcher.schema.CANDIDATE_SCHEMA`), for model review. With `summaries_out`, each matched or skipped
@@ -203,7 +229,8 @@ def run_match(
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
         remove_stale_temporaries(rejects_path(out))
-        checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
+        fingerprint = _fingerprint(campaigns, creators, matcher, chunk_size, index)
+        checkpoints = out.with_name(f".{out.name}.parts-{fingerprint}")
         result = matcher.match_many(
             campaign_table,
             checkpoint_dir=checkpoints,

@@ -7,13 +7,17 @@ reference run and the candidate index every run reads (the session's, tests/conf
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from matcher.api import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
@@ -42,6 +46,17 @@ def reference(world_dir, trained, world_index, tmp_path_factory):
     assert "\r" not in done.stderr and "it/s" not in done.stderr, "a log file (stderr not a terminal) gets no bars"
     assert not parts_of(out), "checkpoints are removed once the matches are written"
     return out.read_bytes()
+
+
+def renamed_creators(world_dir: Path, ids: set[str], folder: Path) -> Path:
+    """The world's creators with `ids` renamed (`gone-<id>`), as many rows as before, written to `folder`; through
+    Arrow, as a pandas round trip would not write the audience maps back as they were."""
+    creators = pq.read_table(world_dir / "creators.parquet")
+    column = creators.column("creator_id")
+    renamed = pa.array([f"gone-{i}" if i in ids else i for i in column.to_pylist()], column.type)
+    path = folder / "other-creators.parquet"
+    pq.write_table(creators.set_column(creators.column_names.index("creator_id"), "creator_id", renamed), path)
+    return path
 
 
 def kill_when_halted(world_dir: Path, index: Path, out: Path, chunks: int, marker: Path) -> None:
@@ -84,3 +99,60 @@ def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_i
     matches = pd.read_parquet(out)
     assert not matches.duplicated(["campaign_id", "creator_id"]).any()
     assert not checkpoint_folders(out), "the checkpoints are removed once the matches are written"
+
+
+@pytest.mark.slow
+def test_a_rerun_after_the_index_was_rebuilt_in_place_scores_on_the_rebuilt_index(
+    world_dir, world_index, reference, tmp_path
+):
+    """Killed after 3 chunks; `creator-match index --out` then rebuilds the same directory from other creators
+    (as many: an index records its count); the same command run again writes an uninterrupted run's bytes on the
+    rebuilt index. Before, the checkpoint folder was named after the index's model and kind only, so the rerun
+    kept the 3 chunks scored on the old index and wrote slates it would never have made."""
+    index, out = tmp_path / "index", tmp_path / "matches.parquet"
+    shutil.copytree(world_index, index)
+    kill_when_halted(world_dir, index, out, 3, tmp_path / "halted")
+    assert len(parts_of(out)) == 3
+    # Every creator the old index put on a slate leaves it, replaced by another id: same count, other holdings.
+    other = renamed_creators(world_dir, set(pd.read_parquet(io.BytesIO(reference))["creator_id"]), tmp_path)
+    rebuilt = run_in_process("index", "--creators", str(other), "--out", str(index))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+
+    resumed = run_in_process(*job_args(world_dir, index, out)[1:])
+    assert resumed.returncode == 0, resumed.stderr
+    fresh = tmp_path / "fresh.parquet"
+    uninterrupted = run_in_process(*job_args(world_dir, index, fresh)[1:])
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    assert fresh.read_bytes() != reference, "the rebuilt index gives other slates"
+    assert out.read_bytes() == fresh.read_bytes()
+    assert not checkpoint_folders(out), "the old index's checkpoints are removed with the run's own"
+
+
+def test_the_checkpoint_folder_is_named_after_what_the_index_holds_not_where_it_is(
+    world_dir, trained, world_index, tmp_path
+):
+    """A copy of the index elsewhere, its files' times kept, names the same checkpoint folder, so a run given it
+    resumes; an index of other creators names another. An index built on the fly names the same folder on every
+    run (its build time is not part of the name) and another for a creators file with other bytes."""
+    from features.tables import read_table
+    from matcher.api import Matcher
+    from matcher.batch import _fingerprint
+    from training.registry import load_ranker
+
+    ranker = load_ranker("models:/creator-ranker@champion")
+    campaigns, creators = world_dir / "new_campaigns.parquet", world_dir / "creators.parquet"
+    table = read_table(creators, "creators")
+
+    def folder(index: Path | None, creators_file: Path = creators) -> str:
+        source = table if creators_file == creators else read_table(creators_file, "creators")
+        return _fingerprint(campaigns, creators_file, Matcher(source, model=ranker, index=index), 1, index)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(world_index, copy)  # copy2: modification times kept
+    other = tmp_path / "other"
+    others = renamed_creators(world_dir, set(table.frame["creator_id"].iloc[:50]), tmp_path)
+    assert run_in_process("index", "--creators", str(others), "--out", str(other)).returncode == 0
+    assert folder(copy) == folder(world_index)
+    assert folder(other) != folder(world_index)
+    assert folder(None) == folder(None)
+    assert folder(None, others) != folder(None)

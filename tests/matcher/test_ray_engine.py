@@ -49,7 +49,7 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
     creators = read_table(creators_file, "creators").frame
     campaigns = read_table(campaigns_file, "campaigns").frame
     matcher = Matcher(creators, model=load_ranker("models:/creator-ranker@champion"))
-    checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns_file, creators_file, matcher, 3)}")
+    checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns_file, creators_file, matcher, 3, None)}")
     # What a local run that died after its first chunk leaves behind. The whole file is resolved (a campaign's
     # product type weighs its price against the other campaigns of the run), then the later chunks are dropped.
     matcher.match_many(campaigns, checkpoint_dir=checkpoints, chunk_size=3)
