@@ -97,6 +97,23 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _store_failed(exc: BaseException) -> bool:
+    """Whether `exc` is the store's database failing (locked, corrupt, unreadable), raised by SQLAlchemy as MLflow
+    opens the store or wrapped by MLflow's sessions, rather than an answer from a store that was read (no such
+    model, version or run)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError) or isinstance(exc.__cause__, SQLAlchemyError)
+
+
+def _unreadable(what: str, exc: BaseException) -> RegistryUnavailable:
+    """The one line for a store that cannot be read: what could not be done, the store (no password) and why."""
+    reason = _first_line(exc)
+    if "database is locked" in reason:  # SQLite's busy timeout ran out: another connection holds the file
+        reason += " (another process holds it; run again once that one has finished)"
+    return RegistryUnavailable(f"cannot {what} from the registry at {tracking_store()}: {reason}")
+
+
 def configure_tracking() -> str:
     """Points MLflow at $MLFLOW_TRACKING_URI, or a SQLite file in the working directory; returns the URI."""
     import mlflow
@@ -109,7 +126,11 @@ def configure_tracking() -> str:
 def create_store() -> None:
     """Sets up the SQLite store MLflow points at (or checks it is), one process at a time: two first trainings at
     once both set up its tables, and one failed on the other's ("duplicate column name"). Only what writes to the
-    store calls it: a command that only reads refuses a store that is not there rather than creating it empty."""
+    store calls it: a command that only reads refuses a store that is not there rather than creating it empty.
+
+    Raises:
+        RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -118,9 +139,14 @@ def create_store() -> None:
     if sqlite_store_path(mlflow.get_tracking_uri()) is None:
         return
     with store_lock():
-        client = MlflowClient()
-        client.search_experiments(max_results=1)  # the tracking tables
-        client.search_registered_models(max_results=1)  # and the registry's, in the same file
+        try:
+            client = MlflowClient()
+            client.search_experiments(max_results=1)  # the tracking tables
+            client.search_registered_models(max_results=1)  # and the registry's, in the same file
+        except Exception as exc:
+            if _store_failed(exc):
+                raise _unreadable("read the experiments and models", exc) from exc
+            raise
 
 
 def check_server_reachable(wait: float = 10.0) -> None:
@@ -251,9 +277,7 @@ def champion_version(name: str) -> str | None:
     except Exception as exc:
         if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return None
-        raise RegistryUnavailable(
-            f"cannot read model {name!r} from the registry at {tracking_store()}: {_first_line(exc)}"
-        ) from exc
+        raise _unreadable(f"read model {name!r}", exc) from exc
     version = model.aliases.get(CHAMPION)
     return None if version is None else str(version)
 
@@ -345,6 +369,7 @@ def load_ranker(uri: str) -> LoadedRanker:
 
     Raises:
         ModelNotFound: the URI does not resolve, with the reason in one line.
+        RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
     """
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
@@ -364,7 +389,13 @@ def load_ranker(uri: str) -> LoadedRanker:
     except InconsistentVersionWarning as exc:
         raise _refusal(uri, "scikit-learn", exc.original_sklearn_version, exc.current_sklearn_version) from exc
     except (MlflowException, OSError) as exc:
+        if _store_failed(exc):  # a store that cannot be read is no answer about the model (exit 1, not 2)
+            raise _unreadable(f"read model {uri!r}", exc) from exc
         raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {_first_line(exc)}") from exc
+    except Exception as exc:
+        if _store_failed(exc):  # raised by SQLAlchemy itself as MLflow opens the store
+            raise _unreadable(f"read model {uri!r}", exc) from exc
+        raise
     finally:
         # MLflow put the model's copy of this project's code first on the path; this process runs its own
         # (imported already), and a long-lived service would gain an entry per load.
@@ -393,6 +424,7 @@ def training_records(ranker: LoadedRanker):
 
     Raises:
         ModelNotFound: the run or its records cannot be read, in one line.
+        RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
     """
     import mlflow.artifacts
 
@@ -410,6 +442,8 @@ def training_records(ranker: LoadedRanker):
             path = mlflow.artifacts.download_artifacts(run_id=ranker.run_id, artifact_path="records", dst_path=tmp)
             return CreatorRecords.read(path)
         except Exception as exc:  # a missing run, artifact or file: one line, as for the model itself
+            if _store_failed(exc):
+                raise _unreadable(f"read the records of run {ranker.run_id}", exc) from exc
             raise ModelNotFound(
                 f"{where} ({ranker.run_id}, records/) cannot be read from {tracking_store()}: {_first_line(exc)}; "
                 "give a performance file"
