@@ -93,3 +93,34 @@ def test_every_match_setting_is_an_option_of_match_and_serve_and_a_row_of_the_se
     if not holdout.endswith(f"| {HOLDOUT} |"):
         wrong.append(f"train --holdout row: {holdout or 'missing'} (default {HOLDOUT})")
     assert not wrong, wrong
+
+
+def test_what_an_option_left_out_does_is_said_in_the_help_as_in_the_docs():
+    """`simulate --new-campaigns` showed no default in --help (None has none to show) while the docs gave one; the
+    `--index` help said "built on the fly if absent", yet a path that holds no index is refused, not built."""
+    from simulation.world import SimulationConfig
+    from simulation.world_alt import AltConfig
+
+    text = (DOCS / "cli.md").read_text()
+    commands = dict(_commands())
+    new = next(param for param in commands["simulate"].params if param.name == "new_campaigns")
+    assert new.help.endswith("default: an eighth of --campaigns, at least 10"), new.help
+    assert "| `--new-campaigns` | campaigns to match | an eighth of `--campaigns`, at least 10 (50 for 400) |" in text
+    for config in (SimulationConfig, AltConfig):  # what the help says is what both generators do
+        assert [config(n_campaigns=n).new_campaigns for n in (10, 80, 87, 400)] == [10, 10, 10, 50]
+    for name in ("match", "similar", "serve"):
+        index = next(param for param in commands[name].params if param.name == "index")
+        assert "leave the option out to build one" in index.help and "if absent" not in index.help, index.help
+
+
+def test_a_refused_capacity_says_what_to_type_for_no_limit_as_the_docs_do():
+    """The settings' `expected at least 1 or None` asked for a value no option takes: on the command line no limit
+    is 0, as the settings table says."""
+    from tests.commands import run_in_process
+
+    text = (DOCS / "cli.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `--capacity`"))
+    assert "0 (`None` in Python) for no limit" in row
+    done = run_in_process("match", "--campaigns", "c.csv", "--creators", "cr.csv", "--out", "m.csv", "--capacity", "-1")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "creator-match: Got capacity=-1; expected at least 1, or --capacity 0 for no limit"

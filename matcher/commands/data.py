@@ -39,7 +39,11 @@ def simulate(
     out: Annotated[Path, typer.Option(help="directory for the Parquet tables")],
     creators: Annotated[int, typer.Option(min=10, help="number of creators")] = 3000,
     campaigns: Annotated[int, typer.Option(min=10, help="number of past campaigns")] = 400,
-    new_campaigns: Annotated[int | None, typer.Option(min=1, help="campaigns to match")] = None,
+    new_campaigns: Annotated[
+        int | None,
+        # The generators' own default (SimulationConfig.new_campaigns), said here: None shows no default in --help.
+        typer.Option(min=1, help="campaigns to match; default: an eighth of --campaigns, at least 10"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     world: Annotated[World, typer.Option(help="generator: main, or alt (written to disagree with main)")] = World.main,
 ) -> None:

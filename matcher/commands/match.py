@@ -36,7 +36,13 @@ def match(
     campaigns: Annotated[Path, typer.Option(help="campaigns to match")],
     creators: Annotated[Path, typer.Option(help="creators table")],
     out: Annotated[Path, typer.Option(help=f"matches file ({TABLE_FORMATS})")],
-    index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
+    index: Annotated[
+        Path | None,
+        # A path that holds no index is refused, not built: what builds one is leaving the option out.
+        typer.Option(
+            help="candidate index directory (`creator-match index`); leave the option out to build one on the fly"
+        ),
+    ] = None,
     model: Annotated[str, typer.Option(help="model URI")] = "models:/creator-ranker@champion",
     engine: Annotated[Engine, typer.Option(help="local or ray")] = Engine.local,
     chunk_size: Annotated[int, typer.Option(min=1, help="campaigns scored per committed chunk")] = 256,

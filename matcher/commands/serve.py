@@ -26,7 +26,13 @@ __all__ = ["serve", "similar"]
 def similar(
     like: Annotated[list[str], typer.Option(help="a seed creator id; repeat for several")],
     creators: Annotated[Path, typer.Option(help="creators table")],
-    index: Annotated[Path | None, typer.Option(help="candidate index directory; built on the fly if absent")] = None,
+    index: Annotated[
+        Path | None,
+        # A path that holds no index is refused, not built: what builds one is leaving the option out.
+        typer.Option(
+            help="candidate index directory (`creator-match index`); leave the option out to build one on the fly"
+        ),
+    ] = None,
     k: Annotated[int, typer.Option(min=1, help="how many lookalikes")] = 20,
     marketplace: Annotated[
         list[str] | None, typer.Option(help="only creators with audience in this marketplace; repeatable")
@@ -78,7 +84,12 @@ def similar(
 @with_settings()
 def serve(
     creators: Annotated[Path, typer.Option(help="creators table")],
-    index: Annotated[Path | None, typer.Option(help="candidate index directory; built at start-up if absent")] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option(
+            help="candidate index directory (`creator-match index`); leave the option out to build one at start-up"
+        ),
+    ] = None,
     model: Annotated[str, typer.Option(help="model URI; an alias is watched for promotions")] = (
         "models:/creator-ranker@champion"
     ),

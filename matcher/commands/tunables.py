@@ -22,6 +22,8 @@ from matcher.settings import CHOICES, MatchSettings, SlatePolicy
 __all__ = ["TUNABLES", "Tunable", "settings_from", "with_settings"]
 
 PANEL = "Match settings"
+# What 0 means on the command line for each field whose None cannot be typed there, for the settings' messages.
+_NONE_MEANS = {"capacity": "no limit"}
 # Field types as written in the dataclasses (postponed annotations), and the option type of each.
 _TYPES: dict[str, tuple[type, bool]] = {
     "int": (int, False),
@@ -66,6 +68,8 @@ def _tunables() -> tuple[Tunable, ...]:
             if field.type not in _TYPES:
                 raise TypeError(f"{cls.__name__}.{field.name}: no command-line option for type {field.type!r}")
             kind, optional = _TYPES[field.type]
+            if optional and field.name not in _NONE_MEANS:
+                raise TypeError(f"{cls.__name__}.{field.name}: say in _NONE_MEANS what 0 (None) means for it")
             default = 0 if optional and field.default is None else field.default
             out.append(
                 Tunable(cls, field.name, kind, optional, default, described[field.name], CHOICES.get(field.name))
@@ -86,7 +90,16 @@ def settings_from(values: dict[str, Any]) -> MatchSettings:
     try:
         return MatchSettings(**by_owner[MatchSettings], slate=SlatePolicy(**by_owner[SlatePolicy]))
     except ValueError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(_as_typed(str(exc))) from exc
+
+
+def _as_typed(message: str) -> str:
+    """A settings message as typed on the command line: `None`, which cannot be typed there, is its option's 0
+    (`Got capacity=-1; expected at least 1 or None` asked for a value no option takes)."""
+    for tunable in TUNABLES:
+        if tunable.optional and message.startswith(f"Got {tunable.name}=") and message.endswith(" or None"):
+            return f"{message.removesuffix(' or None')}, or {tunable.option} 0 for {_NONE_MEANS[tunable.name]}"
+    return message
 
 
 def _parameter(tunable: Tunable) -> inspect.Parameter:
