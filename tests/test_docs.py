@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -124,3 +125,22 @@ def test_a_refused_capacity_says_what_to_type_for_no_limit_as_the_docs_do():
     done = run_in_process("match", "--campaigns", "c.csv", "--creators", "cr.csv", "--out", "m.csv", "--capacity", "-1")
     assert done.returncode == 2
     assert done.stderr.strip() == "creator-match: Got capacity=-1; expected at least 1, or --capacity 0 for no limit"
+
+
+def test_reject_rows_are_numbered_as_the_contract_says(tmp_path):
+    """`row` counts data rows: in a CSV with its header, row 19 is line 20 of the file; in JSON Lines blank lines
+    are not counted (docs/contract.md, Bad rows)."""
+    from features.tables import read_table
+
+    rows = [f"u{i},social_creator,instagram,skincare,{-1 if i == 19 else 1000}" for i in range(1, 21)]
+    csv_file = tmp_path / "creators.csv"
+    csv_file.write_text("creator_id,creator_type,platforms,interest_tags,followers\n" + "\n".join(rows) + "\n")
+    (reject,) = read_table(csv_file, "creators").rejects
+    assert (reject.row, reject.id) == (19, "u19")
+    assert csv_file.read_text().splitlines()[20 - 1].startswith("u19,")
+    profile = {"creator_type": "social_creator", "platforms": ["instagram"], "interest_tags": ["skincare"]}
+    records = [{"creator_id": f"u{i}", **profile, "followers": n} for i, n in ((1, 10), (2, -1))]
+    jsonl_file = tmp_path / "creators.jsonl"
+    jsonl_file.write_text(json.dumps(records[0]) + "\n\n" + json.dumps(records[1]) + "\n")
+    (reject,) = read_table(jsonl_file, "creators").rejects
+    assert (reject.row, reject.id) == (2, "u2")
