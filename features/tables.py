@@ -8,6 +8,7 @@ import csv
 import functools
 import gc
 import json
+import os
 import pickle
 import sys
 import warnings
@@ -878,6 +879,9 @@ def validate_performance_links(performance: Table, campaigns: pd.DataFrame, crea
 def rejects_path(out: str | Path) -> Path:
     """The contract's rejects file beside an output: `<out stem>.rejects.csv`."""
     out = Path(out)
+    if out.name in ("", ".."):
+        # `.` or `..` (an index written into the working directory): named as the folder it is, not as an empty name.
+        out = Path(os.path.abspath(out))
     return out.with_name(f"{out.stem}{REJECTS_SUFFIX}")
 
 

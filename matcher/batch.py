@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
 from features.records import SettledPerformance
 from features.safe_write import (
+    check_outputs,
     foreign_entries,
     lock_path,
     output_lock,
@@ -123,6 +125,7 @@ def run_match(
     candidates_out: str | Path | None = None,
     summaries_out: str | Path | None = None,
     progress: bool | None = None,
+    inputs: Sequence[tuple[str | Path, str]] = (),
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
@@ -138,6 +141,8 @@ def run_match(
     (`matcher.schema.CANDIDATE_SCHEMA`), for model review. With `summaries_out`, each matched or skipped
     campaign's summary (`matcher.schema.SUMMARY_SCHEMA`: product type and why, slate size and why, expected
     orders and commission against the budget). `progress`: a bar over chunks (None: when there are several).
+    `inputs`: the other files the run reads, each with what it is (`(path, "performance file")`: the command passes
+    `--performance` and its past campaigns), which no output may be written over, as the tables and index may not.
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -146,31 +151,32 @@ def run_match(
     refused rather than created (`matcher.artifacts.load_for_matching`).
 
     Raises:
-        InputError: a file is missing or unreadable, an output's format is unknown, or an output would be written
-            over an input, the rejects file, the other output or a directory (nothing is written).
+        InputError: a file is missing or unreadable, an output's format is unknown or it is a directory (nothing
+            is written).
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
-        OutputRefused: another process is writing `out`, `candidates_out` or `summaries_out` (nothing is written).
+        OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
+            anything in it, a model directory), over the rejects file or another output; or another process is
+            writing `out`, `candidates_out` or `summaries_out` (nothing is written).
     """
     out = Path(out)
     outputs = [(out, "matches")] + [
         (Path(path), what) for path, what in ((candidates_out, "candidates"), (summaries_out, "summaries")) if path
     ]
-    # What an output must not be written over: the inputs, the rejects file, and the outputs before it.
-    taken = {
-        Path(campaigns).resolve(): "the campaigns",
-        Path(creators).resolve(): "the creators",
-        rejects_path(out).resolve(): "the rejects",
-    }
     for path, what in outputs:
-        # A directory first: `--out results` is a directory to the user, not a file with no format.
+        # A directory first: `--out results` (or `.`) is a directory to the user, not a file with no format.
         if path.is_dir():
             raise InputError(f"{path}: is a directory; expected a file for the {what}")
         if path.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
-        if clash := taken.get(path.resolve()):
-            raise InputError(f"{path}: the {what} cannot be written over {clash} file")
-        taken[path.resolve()] = f"the {what}"
+    # Nothing the run reads may be written over: the tables, the index (or anything in it), a model directory;
+    # nor one output over another or over the rejects file, which comes right after the matches it belongs to.
+    read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs]
+    if isinstance(index, str | Path):
+        read.append((index, "index directory"))
+    if isinstance(model, str) and Path(model).exists():
+        read.append((model, "model directory"))
+    check_outputs([outputs[0], (rejects_path(out), "rejects"), *outputs[1:]], read)
     with ExitStack() as locks:
         # An output another run is writing is refused at once, before any work: its lock file exists then. One
         # that does not is made below, once the run goes ahead, so a refused run leaves no lock file (nor the

@@ -22,6 +22,7 @@ __all__ = [
     "UserError",
     "echo_rejects",
     "parse_date",
+    "performance_files",
     "resolve_backend_option",
     "settled_performance",
     "show_progress",
@@ -85,20 +86,36 @@ def parse_date(text: str) -> dt.date:
         raise UserError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
-def settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
-    """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
-    from features.records import SettledPerformance
+def performance_files(
+    performance: Path | None, past_campaigns: Path | None, as_of: str | None
+) -> list[tuple[Path, str]]:
+    """`--performance` and its past campaigns' file (given, else the campaigns table beside it), each with what it
+    is, as `matcher.batch.run_match` takes the inputs no output may be written over; none without `--performance`.
+    """
     from features.table_files import find_table
-    from features.tables import read_table
 
     if performance is None:
         if past_campaigns is not None or as_of is not None:
             raise UserError("--past-campaigns and --as-of need --performance")
+        return []
+    if past_campaigns is not None:
+        return [(performance, "performance file"), (past_campaigns, "past campaigns file")]
+    beside = find_table(performance.parent, "campaigns", required=False)
+    if beside is None:
+        raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
+    # Named as what the user did not type: the file read by default.
+    return [(performance, "performance file"), (beside, "default --past-campaigns file")]
+
+
+def settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
+    """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
+    from features.records import SettledPerformance
+    from features.tables import read_table
+
+    files = performance_files(performance, past_campaigns, as_of)
+    if not files:
         return None
-    if past_campaigns is None:
-        past_campaigns = find_table(performance.parent, "campaigns", required=False)
-        if past_campaigns is None:
-            raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
+    (performance, _), (past_campaigns, _) = files
     return SettledPerformance(
         read_table(performance, "performance"),
         read_table(past_campaigns, "campaigns"),

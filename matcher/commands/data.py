@@ -177,8 +177,8 @@ def index(
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, default_cache_dir, resolve_model_path
-    from features.safe_write import check_replaceable, output_lock
-    from features.tables import check_rejects_path, read_table, settle_rejects
+    from features.safe_write import check_outputs, check_replaceable, output_lock
+    from features.tables import check_rejects_path, read_table, rejects_path, settle_rejects
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
     if index_type not in INDEX_KINDS:
@@ -194,6 +194,7 @@ def index(
     # What refuses the run does so before the lock file (and any missing folder above --out) is made: a target
     # that is not an index, an embedding model that is not there. A second run on the same --out is refused at
     # once; the target is checked again under the lock, before any embedding.
+    check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     check_replaceable(out, why_not_an_index)
     check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
     resolve_model_path(embedder.model)

@@ -17,6 +17,7 @@ from matcher.commands.common import (
     ProgressOption,
     UserError,
     echo_rejects,
+    performance_files,
     settled_performance,
     show_progress,
 )
@@ -92,6 +93,7 @@ def match(
             candidates_out=candidates_out,
             summaries_out=summaries_out,
             progress=show_progress(progress),
+            inputs=performance_files(performance, past_campaigns, as_of),
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc

@@ -40,7 +40,8 @@ def similar(
     settings: MatchSettings,
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
-    from features.tables import check_rejects_path, read_table, settle_rejects
+    from features.safe_write import check_outputs
+    from features.tables import check_rejects_path, read_table, rejects_path, settle_rejects
     from matcher.api import Matcher
     from matcher.artifacts import load_for_matching
     from matcher.batch import write_matches
@@ -52,8 +53,10 @@ def similar(
             raise UserError(f"{out}: is a directory; expected a file for the lookalikes")
         if out.suffix.lower() not in TABLE_SUFFIXES:
             raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
-        if out.resolve() == creators.resolve():
-            raise UserError(f"{out}: the lookalikes cannot be written over the creators file")
+        read = [(creators, "creators file")] + ([(index, "index directory")] if index is not None else [])
+        if Path(model).exists():
+            read.append((Path(model), "model directory"))
+        check_outputs([(out, "lookalikes"), (rejects_path(out), "rejects")], read)
         check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
     configure_tracking()
     table = read_table(creators, "creators")

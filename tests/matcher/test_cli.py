@@ -159,6 +159,38 @@ def test_summaries_out_says_per_campaign_what_the_slate_is_and_why(flow, tmp_pat
     assert clash.returncode == 2 and "the summaries cannot be written over the matches file" in clash.stderr
 
 
+def test_an_output_over_the_performance_or_its_past_campaigns_is_refused_and_both_kept(flow, tmp_path):
+    """The trial's runs: `--summaries-out` naming the `--performance` file, and `--out` naming the past campaigns
+    read by default beside it, each replaced that input and exited 0. Now each is refused in one line naming both
+    files, exit 2, before any work, and every file is kept as it was; a run with distinct outputs goes ahead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("performance", "campaigns"):
+        shutil.copy(flow / "w" / f"{name}.parquet", data)
+    kept = {path.name: path.read_bytes() for path in data.iterdir()}
+    performance = data / "performance.parquet"
+    common = [*flow_inputs(flow), "--index", str(flow / "idx"), "--performance", str(performance)]
+    for args, line in (
+        (
+            ["--out", str(tmp_path / "m.parquet"), "--summaries-out", str(performance)],
+            f"creator-match: {performance}: the summaries cannot be written over the performance file {performance}",
+        ),
+        (
+            ["--out", str(data / "campaigns.parquet")],
+            f"creator-match: {data / 'campaigns.parquet'}: the matches cannot be written over the default "
+            f"--past-campaigns file {data / 'campaigns.parquet'}",
+        ),
+    ):
+        done = run("match", *common, *args)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [line]
+        assert {path.name: path.read_bytes() for path in data.iterdir()} == kept
+        assert not (tmp_path / "m.parquet").exists()
+    done = run("match", *common, "--out", str(tmp_path / "m.parquet"), "--summaries-out", str(tmp_path / "s.csv"))
+    assert done.returncode == 0, done.stderr
+    assert {path.name: path.read_bytes() for path in data.iterdir()} == kept
+
+
 def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     campaigns = pd.read_parquet(flow / "w" / "new_campaigns.parquet")
     campaigns["asins"] = campaigns["asins"].map(lambda a: "|".join(a))
