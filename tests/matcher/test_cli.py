@@ -298,6 +298,39 @@ def test_unresolvable_model_and_mismatched_index_are_refused(flow, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
+def test_a_damaged_index_is_refused_in_one_line_naming_it_and_what_is_wrong(flow, tmp_path):
+    """An index whose files cannot be read or disagree (a copy cut short, the ids of another build) gave exit 1
+    with faiss's RuntimeError, or numpy's "allowed mask of shape (159,)" from deep inside a search. Now `match` and
+    `similar` refuse it when it is loaded: one line naming the directory and what is wrong, exit 2, nothing written.
+    """
+    out = tmp_path / "m.parquet"
+    truncated, short_ids, wrong_meta = tmp_path / "truncated", tmp_path / "short-ids", tmp_path / "wrong-meta"
+    for copy in (truncated, short_ids, wrong_meta):
+        shutil.copytree(flow / "idx", copy)
+    faiss_file = truncated / "index.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[: faiss_file.stat().st_size // 2])
+    ids = pq.read_table(short_ids / "creator_ids.parquet")
+    pq.write_table(ids.slice(0, 159), short_ids / "creator_ids.parquet")
+    (wrong_meta / "meta.json").write_text((wrong_meta / "meta.json").read_text()[:-20])
+    cases = {
+        truncated: "index.faiss (",
+        short_ids: f"creator_ids.parquet holds 159 creator ids for the {len(ids)} vectors of index.faiss",
+        wrong_meta: "meta.json cannot be read",
+    }
+    for index, wrong in cases.items():
+        done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(index))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (index, done.stderr)
+        assert lines[0].startswith(f"creator-match: index {index} is damaged: {wrong}"), lines[0]
+        assert lines[0].endswith("; rebuild it with `creator-match index`")
+        assert not out.exists() and not (tmp_path / ".m.parquet.lock").exists()
+    like = ["--creators", str(flow / "w" / "creators.parquet"), "--like", ids.column("creator_id")[0].as_py()]
+    done = run("similar", *like, "--index", str(short_ids), "--out", str(tmp_path / "l.csv"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"creator-match: index {short_ids} is damaged: {cases[short_ids]}; rebuild it with `creator-match index`"
+    ]
+
+
 def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tmp_path, monkeypatch):
     """The ranker records the backend it was trained on: an index built on the other one, or a match told to
     use it, exits 2 with one line naming both and the fix; an unknown backend in the environment is refused."""
