@@ -156,8 +156,9 @@ def run_match(
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
-            anything in it, a model directory), over the rejects file or another output; or another process is
-            writing `out`, `candidates_out` or `summaries_out` (nothing is written).
+            anything in it, a model directory), over the rejects file or another output; the run has rejects and the
+            rejects path holds a user's file or another output's rejects; or another process is writing `out`,
+            `candidates_out`, `summaries_out` or, when the run has rejects, the rejects file (nothing is written).
     """
     out = Path(out)
     outputs = [(out, "matches")] + [
@@ -186,8 +187,15 @@ def run_match(
                 locks.enter_context(output_lock(path))
         creator_table = read_table(creators, "creators")
         campaign_table = read_table(campaigns, "campaigns")
-        if creator_table.rejects or campaign_table.rejects or (performance is not None and performance.rejects()):
-            check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
+        rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
+        # A run with rejects writes the rejects file, which another output of the same stem shares (`m.csv` beside
+        # `m.parquet`): it is one of this run's outputs, locked with them, and checked before anything is written (a
+        # user's own file there, or the rejects of that other output, stop the run).
+        written = [*outputs, (rejects_path(out), "rejects")] if rejects else outputs
+        if rejects:
+            if lock_path(rejects_path(out)).exists():
+                locks.enter_context(output_lock(rejects_path(out)))
+            check_rejects_path(out)
         if engine == "ray":
             from matcher.ray_engine import RAY_ADDRESS_ENV, check_reachable, import_ray
 
@@ -205,10 +213,9 @@ def run_match(
         )
         # Held from before the checkpoints are read until the rejects are written: a second run on the same output
         # would otherwise score into, and then delete, the first one's checkpoints. Missing folders are made here.
-        for path, _ in outputs:
+        for path, _ in written:
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
-        remove_stale_temporaries(rejects_path(out))
         checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns, creators, matcher, chunk_size)}")
         result = matcher.match_many(
             campaign_table,
@@ -228,7 +235,6 @@ def run_match(
         write_matches(result.matches, out)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
-        rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         settle_rejects(rejects, out)
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -196,18 +197,22 @@ def index(
     # once; the target is checked again under the lock, before any embedding.
     check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     check_replaceable(out, why_not_an_index)
-    check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
+    if table.rejects:  # a user's own file, or another output's rejects, where they go stops the run here
+        check_rejects_path(out)
     resolve_model_path(embedder.model)
-    with output_lock(out):
+    with ExitStack() as locks:
+        locks.enter_context(output_lock(out))
+        if table.rejects:  # the rejects file is this run's output too, and another output of the same stem shares it
+            locks.enter_context(output_lock(rejects_path(out)))
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
         built.save(out)
+        written = settle_rejects(table.rejects, out)
     typer.echo(
         f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "
         f"({built.meta['dimension']}-d, {built.kind}, "
         f"{embedder.encoded_count_} embedded afresh) into {out}"
     )
-    written = settle_rejects(table.rejects, out)
     if table.rejects:
         echo_rejects(table.rejects, written)
         raise typer.Exit(2)

@@ -57,9 +57,10 @@ def similar(
         if Path(model).exists():
             read.append((Path(model), "model directory"))
         check_outputs([(out, "lookalikes"), (rejects_path(out), "rejects")], read)
-        check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
     configure_tracking()
     table = read_table(creators, "creators")
+    if out is not None and table.rejects:
+        check_rejects_path(out)  # a user's file, or another output's rejects, there stops the run before any work
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
     matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
     try:

@@ -671,7 +671,7 @@ def check_rejects_file(rejects: list[Reject], directory: Path) -> None:
     assert path.name == "matches.rejects.csv"
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        assert reader.fieldnames == ["table", "row", "id", "column", "reason"]
+        assert reader.fieldnames == ["table", "row", "id", "column", "reason", "output"]
         written = list(reader)
     assert [(r["table"], int(r["row"]), r["id"], r["column"], r["reason"]) for r in written] == [
         (r.table, r.row, r.id, r.column, r.reason) for r in rejects
@@ -958,7 +958,7 @@ def test_match_command_on_bad_campaigns_rejects_them_and_accounts_for_every_camp
             assert status == 2, stderr.getvalue()
             assert "Traceback" not in stderr.getvalue()
             rejects = pd.read_csv(out.with_name("matches.rejects.csv"), dtype=str, keep_default_na=False)
-            assert list(rejects.columns) == ["table", "row", "id", "column", "reason"]
+            assert list(rejects.columns) == ["table", "row", "id", "column", "reason", "output"]
             assert set(rejects["table"]) == {"campaigns"}
             rejected = {int(row) - 1 for row in rejects["row"]}
             bad = {i for i, d in enumerate(case.defects) if d is not None}

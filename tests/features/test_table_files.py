@@ -7,8 +7,12 @@ as a whole stops the run before any model is loaded; the runs that get further u
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -331,6 +335,99 @@ def test_write_rejects_replaces_its_own_earlier_file_but_refuses_anything_else(t
         assert str(second) in str(raised.value) and "\n" not in str(raised.value)
         assert second.read_text(encoding="utf-8") == foreign
         assert sorted(p.name for p in tmp_path.iterdir()) == ["matches.rejects.csv"]
+
+
+@pytest.mark.slow
+def test_a_clean_run_of_another_output_leaves_the_rejects_file_it_shares(tmp_path, world_dir, trained, world_index):
+    """`m.parquet` and `m.csv` share `m.rejects.csv`. The trial's clean `--out m.csv` removed the rejects of the run
+    that wrote `m.parquet`; now the file records its output, a clean run removes only its own, a run of the other
+    output with rejects to write is refused in one line before any work, and a rejects file written before the
+    column (no output recorded) is still removed by a clean run, as before."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0
+    bad, clean = tmp_path / "bad.parquet", world_dir / "new_campaigns.parquet"
+    campaigns.to_parquet(bad)
+    out = tmp_path / "out"
+    shared = out / "m.rejects.csv"
+
+    done = match_in_process(bad, out / "m.parquet", world_dir, world_index, trained)
+    assert done.returncode == 2, done.stderr
+    kept = shared.read_bytes()
+
+    done = match_in_process(clean, out / "m.csv", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert shared.exists() and shared.read_bytes() == kept, "a clean run of m.csv removed the rejects of m.parquet"
+    rejects = pd.read_csv(shared, dtype=str)
+    assert rejects["output"].tolist() == ["m.parquet"] and rejects["column"].tolist() == ["price"]
+    matches = (out / "m.csv").read_bytes()
+
+    done = match_in_process(bad, out / "m.csv", world_dir, world_index, trained)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0] == (
+        f"creator-match: refusing to replace {shared}: it holds the rejects of m.parquet, another output beside it; "
+        "move it, or write the output elsewhere"
+    )
+    assert shared.read_bytes() == kept and (out / "m.csv").read_bytes() == matches
+
+    done = match_in_process(clean, out / "m.parquet", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert not shared.exists(), "a clean rerun of m.parquet leaves no old rejects of its own"
+
+    shared.write_text("table,row,id,column,reason\ncampaigns,2,c2,price,from before outputs were recorded\n")
+    done = match_in_process(clean, out / "m.csv", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert not shared.exists(), "a rejects file that records no output is removed by a clean run, as before"
+
+
+HOLDER = """
+import sys
+from features.safe_write import output_lock
+
+with output_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(path: Path):
+    """`output_lock(path)` held by a separate process (this checkout's packages first) for the block."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_the_rejects_file_is_locked_against_another_run_sharing_it(tmp_path, tracking_uri):
+    """While another process holds the rejects file's lock (a run of another output with the same stem, writing its
+    rejects), a clean run leaves the file to it, and a run with rejects to write is refused at once, in one line,
+    before anything is read beyond its tables."""
+    from features.tables import settle_rejects
+
+    out = tmp_path / "out" / "m.csv"
+    write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
+    before = rejects_path(out).read_bytes()
+    campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
+    rows = campaigns_rows(3)
+    rows[1]["price"] = "-1"
+    write_csv(campaigns, rows)
+    write_csv(creators, creators_rows(3))
+    with held_by_another_process(rejects_path(out)):
+        assert settle_rejects([], out) is None
+        assert rejects_path(out).read_bytes() == before
+        code, lines = match(tmp_path, campaigns, creators, out)
+        assert code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith(f"creator-match: {rejects_path(out)} is being written by another process")
+    assert rejects_path(out).read_bytes() == before and not out.exists()
+    assert settle_rejects([], out) is None and not rejects_path(out).exists()
 
 
 @pytest.mark.slow

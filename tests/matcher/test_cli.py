@@ -218,8 +218,8 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     assert done.stderr.strip().splitlines()[-1].startswith("2 rows rejected; see ")
     assert "Traceback" not in done.stderr
     rejects = pd.read_csv(out.with_name("matches.rejects.csv"))
-    assert list(rejects.columns) == ["table", "row", "id", "column", "reason"]
-    assert set(rejects["id"]) == set(bad_ids)
+    assert list(rejects.columns) == ["table", "row", "id", "column", "reason", "output"]
+    assert set(rejects["id"]) == set(bad_ids) and set(rejects["output"]) == {"matches.csv"}
     matched = set(pd.read_csv(out)["campaign_id"])
     assert not matched & set(bad_ids)
     assert len(matched) >= len(campaigns) - 2 - 2  # out-of-stock campaigns may be summarised instead
