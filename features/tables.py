@@ -32,12 +32,14 @@ from features.safe_write import OutputRefused, atomic_path, output_lock, remove_
 __all__ = [
     "TABLES",
     "InputError",
+    "NoValidRows",
     "Reject",
     "Table",
     "atomic_path",
     "check_rejects_path",
     "error_reason",
     "is_rejects_file",
+    "no_valid_rows",
     "read_frame",
     "read_table",
     "records_frame",
@@ -63,6 +65,20 @@ VALIDATION_BLOCK = 20_000
 
 class InputError(Exception):
     """A user error that stops a command: an unusable argument, a missing or unreadable file."""
+
+
+class NoValidRows(InputError):
+    """A table that leaves a command nothing to work on: it has no row, or every row was rejected.
+
+    Attributes:
+        rejects: every reject of the run so far, which the command reports as for any run before refusing.
+        rejects_file: the rejects file written beside the output, if any.
+    """
+
+    def __init__(self, message: str, rejects: list[Reject] | None = None, rejects_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.rejects = list(rejects or [])
+        self.rejects_file = rejects_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -879,6 +895,16 @@ def validate_performance_links(performance: Table, campaigns: pd.DataFrame, crea
     return Table(
         performance.name, frame[keep].reset_index(drop=True), sorted(rejects, key=lambda r: r.row), performance._seal
     )
+
+
+def no_valid_rows(table: Table, path: str | Path) -> str | None:
+    """Why a table read from `path` leaves a command nothing to work on, as the start of one line: it has no row,
+    or every row was rejected; None when it has a valid row."""
+    if len(table.frame):
+        return None
+    rejected = len({reject.row for reject in table.rejects})  # a row with several bad columns has a reject for each
+    held = f"{rejected} row{'s' if rejected != 1 else ''}, all rejected" if rejected else "it holds none"
+    return f"no valid {table.name.removesuffix('s')} rows in {path}: {held}"
 
 
 def _named(out: str | Path) -> Path:

@@ -28,9 +28,11 @@ from features.safe_write import (
 )
 from features.tables import (
     InputError,
+    NoValidRows,
     Reject,
     atomic_path,
     check_rejects_path,
+    no_valid_rows,
     read_table,
     rejects_path,
     settle_rejects,
@@ -153,6 +155,8 @@ def run_match(
     Raises:
         InputError: a file is missing or unreadable, an output's format is unknown or it is a directory (nothing
             is written).
+        NoValidRows: the creators or the campaigns have no valid row (none at all, or every one rejected): no
+            output is written or replaced; the rejects, if any, are written beside `out` and carried by the error.
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
@@ -196,6 +200,11 @@ def run_match(
             if lock_path(rejects_path(out)).exists():
                 locks.enter_context(output_lock(rejects_path(out)))
             check_rejects_path(out)
+        if empty := no_valid_rows(creator_table, creators) or no_valid_rows(campaign_table, campaigns):
+            # Nothing to match: the outputs (last night's matches, say) are left as they are, not replaced by an empty
+            # table, and the rows rejected are reported as any run's, in the rejects file beside the output.
+            rejects_file = settle_rejects(rejects, out) if rejects else None
+            raise NoValidRows(f"{empty}; nothing was matched, and {out} was left as it was", rejects, rejects_file)
         if engine == "ray":
             from matcher.ray_engine import RAY_ADDRESS_ENV, check_reachable, import_ray
 

@@ -967,9 +967,13 @@ def test_match_command_on_bad_campaigns_rejects_them_and_accounts_for_every_camp
                 assert case.defects[i].column in set(rejects.loc[rejects["row"] == str(i + 1), "column"])
             for row, column in zip(rejects["row"], rejects["column"], strict=True):
                 assert f"campaigns row {row} (id " in stderr.getvalue() and f"column {column}: " in stderr.getvalue()
+            valid = [row["campaign_id"] for i, row in enumerate(case.rows) if i not in bad]
+            if not valid:  # nothing to match: refused in one last line, and no matches written (docs/contract.md)
+                assert stderr.getvalue().splitlines()[-1].startswith("creator-match: no valid campaign rows in ")
+                assert not out.exists()
+                return
             matched = set(read_frame(out)["campaign_id"]) if out.stat().st_size else set()
             listed = {line.strip().split(":")[0] for line in stdout.getvalue().splitlines() if line.startswith("  ")}
-            valid = [row["campaign_id"] for i, row in enumerate(case.rows) if i not in bad]
             assert not matched & {case.rows[i]["campaign_id"] for i in bad if case.defects[i].name != "duplicate id"}
             assert all(cid in matched or cid in listed for cid in valid), (valid, matched, listed)
             assert len(case.rows) == len(valid) + len(rejected), "rows in = matched or listed + rejected"

@@ -458,3 +458,113 @@ def test_match_rejects_a_malformed_campaigns_line_and_matches_the_rest(tmp_path,
     matched = set(pd.read_csv(out)["campaign_id"])
     assert bad_id not in matched
     assert len(matched) >= len(campaigns) - 1 - 2  # out-of-stock campaigns may be summarised instead
+
+
+# --- 4. a table with no valid row ----------------------------------------------------------------------------------
+
+
+def creators_file(tmp_path: Path, kind: str) -> Path:
+    """A creators CSV with no valid row: only its header, or three rows each rejected for its followers."""
+    path = tmp_path / f"creators-{kind}.csv"
+    rows = [] if kind == "header-only" else [row | {"followers": "-5"} for row in creators_rows(3)]
+    write_csv(path, rows, header=list(CREATOR))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["header-only", "all-invalid"])
+@pytest.mark.parametrize("command", ["match", "index", "similar", "serve"])
+def test_a_creators_table_without_a_valid_row_is_refused_and_nothing_is_replaced(tmp_path, tracking_uri, command, kind):
+    """No command has anything to do without a creator: `index` failed with "Got vectors of shape (0, 384)" (exit
+    1), as did `match` without an index. Now the rejected rows are reported as for any table (one line each and, for
+    a command with an output, the rejects file), then one line says there is no valid creator row (exit 2), before
+    any model is loaded; an output already there (yesterday's) is left as it was."""
+    creators = creators_file(tmp_path, kind)
+    campaigns = tmp_path / "camps.csv"
+    write_csv(campaigns, campaigns_rows(2))
+    out = {"match": "m.parquet", "index": "idx", "similar": "l.csv", "serve": None}[command]
+    args = {
+        "match": ["--campaigns", str(campaigns), "--model", NO_MODEL],
+        "index": [],
+        "similar": ["--like", "u1", "--model", NO_MODEL],
+        "serve": ["--model", str(tmp_path / "no-model-dir"), "--port", "0"],
+    }[command]
+    if out == "idx":
+        (tmp_path / "idx").mkdir()  # an empty folder: the index command's own kind of --out, left as it is
+    elif out:
+        (tmp_path / out).write_bytes(b"yesterday's output")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    outputs = ["--out", str(tmp_path / out)] if out else []
+
+    done = run_in_process(command, "--creators", str(creators), *args, *outputs, cwd=tmp_path)
+
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    held = "it holds none" if kind == "header-only" else "3 rows, all rejected"
+    assert lines[-1].startswith(f"creator-match: no valid creator rows in {creators}: {held}; "), lines
+    assert "Traceback" not in done.stderr
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    if kind == "header-only":
+        assert after == before and len(lines) == 1, (after.keys(), lines)
+    else:
+        assert [line.split(":")[0] for line in lines[:3]] == [f"creators row {n} (id u{n})" for n in (1, 2, 3)]
+        assert len(lines) == (5 if out else 4), lines
+    if kind == "all-invalid" and out:
+        written = rejects_path(tmp_path / out)
+        assert lines[3] == f"3 rows rejected; see {written}"
+        assert pd.read_csv(written)["row"].tolist() == [1, 2, 3]
+        # Written, as any run's rejects, holding its lock (another output of the same stem may share the file).
+        assert {name: data for name, data in after.items() if written.name not in name} == before
+    assert out != "idx" or not any((tmp_path / "idx").iterdir())
+
+
+def test_the_python_api_refuses_a_matcher_without_a_valid_creator(tmp_path):
+    """`Matcher` with no valid creator raises a ValueError saying so, with the first reject, before loading a model
+    (it failed later with "Got vectors of shape (0, 384)", or matched nothing with an index)."""
+    from matcher.api import Matcher
+
+    table = read_table(creators_file(tmp_path, "all-invalid"), "creators")
+    with pytest.raises(
+        ValueError, match=r"^Got no valid creator row \(3 rejected; the first: creators row 1 \(id u1\)"
+    ):
+        Matcher(table, model=NO_MODEL)
+    with pytest.raises(ValueError, match=r"^Got no valid creator row \(0 rejected\)"):
+        Matcher(read_table(creators_file(tmp_path, "header-only"), "creators"), model=NO_MODEL)
+
+
+@pytest.mark.slow
+def test_a_match_with_no_valid_creator_or_campaign_leaves_yesterdays_matches(tmp_path, world_dir, trained, world_index):
+    """With an index, a creators table of only its header exited 0 ("matched 0 of 12 campaigns") and replaced the
+    matches written before with an empty table; so did a campaigns table with no valid row (exit 2 for its rejects).
+    Now each is refused in one line (exit 2): the matches and summaries stay as they were, and rejected rows go to
+    the rejects file as in any run."""
+    out, summaries = tmp_path / "out" / "m.parquet", tmp_path / "out" / "s.csv"
+    extra = ["--index", str(world_index), "--model", trained.model_uri, "--summaries-out", str(summaries)]
+    creators = world_dir / "creators.parquet"
+    new = world_dir / "new_campaigns.parquet"
+
+    def match(campaigns: Path, creators: Path = creators):
+        return run_in_process(
+            "match", "--campaigns", str(campaigns), "--creators", str(creators), "--out", str(out), *extra
+        )
+
+    assert match(new).returncode == 0
+    yesterday = out.read_bytes(), summaries.read_bytes()
+    no_creators = tmp_path / "creators.parquet"
+    pq.write_table(pq.read_table(creators).slice(0, 0), no_creators)
+    no_campaigns, bad_campaigns = tmp_path / "none.parquet", tmp_path / "bad.parquet"
+    pq.write_table(pq.read_table(new).slice(0, 0), no_campaigns)
+    every_bad = pd.read_parquet(new).assign(price=-1.0)
+    every_bad.to_parquet(bad_campaigns)
+    for campaigns, people, reason in (
+        (new, no_creators, f"no valid creator rows in {no_creators}: it holds none"),
+        (no_campaigns, creators, f"no valid campaign rows in {no_campaigns}: it holds none"),
+        (bad_campaigns, creators, f"no valid campaign rows in {bad_campaigns}: {len(every_bad)} rows, all rejected"),
+    ):
+        done = match(campaigns, people)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, done.stderr
+        assert lines[-1] == f"creator-match: {reason}; nothing was matched, and {out} was left as it was"
+        assert (out.read_bytes(), summaries.read_bytes()) == yesterday
+    rejects = pd.read_csv(rejects_path(out))
+    assert rejects["row"].tolist() == list(range(1, len(every_bad) + 1)) and set(rejects["column"]) == {"price"}
+    assert lines[-2] == f"{len(every_bad)} rows rejected; see {rejects_path(out)}"
