@@ -27,6 +27,7 @@ __all__ = [
     "OWNER_LOCK",
     "OutputRefused",
     "atomic_path",
+    "check_outputs",
     "check_replaceable",
     "foreign_entries",
     "fsync_path",
@@ -48,7 +49,50 @@ _RENAME_EXCHANGE = 2
 
 
 class OutputRefused(Exception):
-    """An output that cannot be written safely: it holds what the project did not write, or another run holds it."""
+    """An output that cannot be written safely: it holds what the project did not write, another run holds it, or
+    it would be written over one of the command's own inputs or outputs."""
+
+
+def _same_place(one: Path, other: Path) -> bool:
+    """Whether two resolved paths name one file: equal, or two names of one existing file (a hard link)."""
+    if one == other:
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either is not there yet: only equal paths are the same place
+        return False
+
+
+def check_outputs(outputs: Iterable[tuple[str | Path, str]], inputs: Iterable[tuple[str | Path, str]]) -> None:
+    """Refuses, in one line naming both, an output that would be written over what the same command reads or
+    writes: an input file, anything inside an input directory (an index), a folder holding an input, or an
+    earlier output of the same command. Paths are compared resolved, so a symbolic link (or a second name of a
+    file, a hard link) to an input is that input.
+
+    Args:
+        outputs: each path the command writes, in order, with what it holds (`"matches"`, `"rejects"`); an output
+            clashing with an earlier one is named as that output's file.
+        inputs: each file or directory the command reads, with what it is (`"creators file"`, `"index
+            directory"`).
+
+    Raises:
+        OutputRefused: `<output>: the <what> cannot be written over the <input> <its path>`, or `inside` an
+            input directory.
+    """
+    taken = [(Path(path), Path(path).expanduser().resolve(), what) for path, what in inputs]
+    for path, what in outputs:
+        target = Path(path).expanduser().resolve()
+        for given, source, kind in taken:
+            if _same_place(target, source):
+                where = "over"
+            elif source in target.parents:
+                where = "inside"
+            elif target in source.parents:
+                where = "over a folder holding"
+            else:
+                continue
+            raise OutputRefused(f"{path}: the {what} cannot be written {where} the {kind} {given}")
+        taken.append((Path(path), target, f"{what} file"))
 
 
 def _default_mode(kind: int) -> int:

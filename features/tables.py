@@ -8,6 +8,7 @@ import csv
 import functools
 import gc
 import json
+import os
 import pickle
 import sys
 import warnings
@@ -26,20 +27,23 @@ from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
-from features.safe_write import OutputRefused, atomic_path
+from features.safe_write import OutputRefused, atomic_path, output_lock, remove_stale_temporaries
 
 __all__ = [
     "TABLES",
     "InputError",
+    "NoValidRows",
     "Reject",
     "Table",
     "atomic_path",
     "check_rejects_path",
     "error_reason",
     "is_rejects_file",
+    "no_valid_rows",
     "read_frame",
     "read_table",
     "records_frame",
+    "rejects_owner",
     "rejects_path",
     "report_rejects",
     "settle_rejects",
@@ -63,6 +67,20 @@ class InputError(Exception):
     """A user error that stops a command: an unusable argument, a missing or unreadable file."""
 
 
+class NoValidRows(InputError):
+    """A table that leaves a command nothing to work on: it has no row, or every row was rejected.
+
+    Attributes:
+        rejects: every reject of the run so far, which the command reports as for any run before refusing.
+        rejects_file: the rejects file written beside the output, if any.
+    """
+
+    def __init__(self, message: str, rejects: list[Reject] | None = None, rejects_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.rejects = list(rejects or [])
+        self.rejects_file = rejects_file
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """One invalid row: the contract's rejects-file record."""
@@ -77,8 +95,12 @@ class Reject:
         return f"{self.table} row {self.row} (id {_printable(self.id) or '?'}): column {self.column}: {self.reason}"
 
 
-# The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file.
-REJECTS_COLUMNS = tuple(f.name for f in fields(Reject))
+# The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file. The
+# last, `output`, names the output the file belongs to: `m.parquet` and `m.csv` share `m.rejects.csv`, and a clean run
+# of one must not remove the other's rejects. A file written before that column (the header without it) is still
+# one of ours, of no recorded output.
+REJECTS_COLUMNS = (*(f.name for f in fields(Reject)), "output")
+_RECORDLESS_REJECTS_COLUMNS = REJECTS_COLUMNS[:-1]
 
 
 def _printable(text: str) -> str:
@@ -875,66 +897,125 @@ def validate_performance_links(performance: Table, campaigns: pd.DataFrame, crea
     )
 
 
+def no_valid_rows(table: Table, path: str | Path) -> str | None:
+    """Why a table read from `path` leaves a command nothing to work on, as the start of one line: it has no row,
+    or every row was rejected; None when it has a valid row."""
+    if len(table.frame):
+        return None
+    rejected = len({reject.row for reject in table.rejects})  # a row with several bad columns has a reject for each
+    held = f"{rejected} row{'s' if rejected != 1 else ''}, all rejected" if rejected else "it holds none"
+    return f"no valid {table.name.removesuffix('s')} rows in {path}: {held}"
+
+
+def _named(out: str | Path) -> Path:
+    """`out`, or for `.` and `..` (an index written into the working directory) the folder it names, absolute."""
+    out = Path(out)
+    return Path(os.path.abspath(out)) if out.name in ("", "..") else out
+
+
 def rejects_path(out: str | Path) -> Path:
     """The contract's rejects file beside an output: `<out stem>.rejects.csv`."""
-    out = Path(out)
+    out = _named(out)
     return out.with_name(f"{out.stem}{REJECTS_SUFFIX}")
+
+
+def _header(path: Path) -> tuple[str, ...] | None:
+    """A file's first line split at commas; None when it cannot be read as UTF-8 text (or is a directory)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return tuple(handle.readline().rstrip("\r\n").split(","))
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def is_rejects_file(path: Path) -> bool:
     """Whether `path` is a rejects file this project wrote (its header row), not a user's file of the same name."""
+    return _header(path) in (REJECTS_COLUMNS, _RECORDLESS_REJECTS_COLUMNS)
+
+
+def rejects_owner(path: Path) -> str | None:
+    """The output a rejects file of this project belongs to (the file name in its `output` column); None when it
+    records none (written before the column, or holding no reject) or is not a rejects file."""
+    if _header(path) != REJECTS_COLUMNS:
+        return None
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            return handle.readline().rstrip("\r\n") == ",".join(REJECTS_COLUMNS)
-    except (OSError, UnicodeDecodeError):
-        return False
+            first = next(csv.DictReader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return (first or {}).get("output") or None
+
+
+def _belongs_to(path: Path, out: str | Path) -> bool:
+    """Whether the rejects file at `path` is `out`'s to replace or remove: an earlier rejects file of the project that
+    records `out` as its output, or records no output (the rule before outputs were recorded)."""
+    return is_rejects_file(path) and rejects_owner(path) in (None, _named(out).name)
 
 
 def check_rejects_path(out: str | Path) -> Path:
-    """The rejects file beside `out`, if the tool may write it: absent, or an earlier rejects file of its own.
+    """The rejects file beside `out`, if the tool may write it: absent, or an earlier rejects file of `out` (or one
+    that records no output).
 
     Raises:
-        OutputRefused: something else is at that path (a user's file of the same name, a directory).
+        OutputRefused: something else is at that path: a user's file of the same name, a directory, or the rejects
+            file of another output with the same stem (`m.csv` beside `m.parquet`).
     """
     target = rejects_path(out)
     if not target.exists() and not target.is_symlink():
         return target
     if target.is_dir():
         why = "it is a directory"
-    elif is_rejects_file(target):
+    elif _belongs_to(target, out):
         return target
+    elif is_rejects_file(target):
+        why = f"it holds the rejects of {rejects_owner(target)}, another output beside it"
     else:
         why = f"it is not a rejects file of creator-match (its first line is not {','.join(REJECTS_COLUMNS)})"
     raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
 
 
 def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
-    """Writes the rejects file beside `out` (atomically) and returns its path.
+    """Writes the rejects file beside `out` (atomically), each row naming `out` as its output, and returns its path.
 
     Raises:
-        OutputRefused: a file other than an earlier rejects file of this tool is at that path (it is left as is).
+        OutputRefused: a file other than an earlier rejects file of `out` is at that path (it is left as is).
     """
     target = check_rejects_path(out)
+    output = _named(out).name
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(REJECTS_COLUMNS))
         writer.writeheader()
-        writer.writerows(asdict(reject) for reject in rejects)
+        writer.writerows({**asdict(reject), "output": output} for reject in rejects)
         check_rejects_path(out)  # a file the user put there while this run worked is not replaced either
     return target
 
 
 def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
-    """The rejects of a run that wrote `out`: written beside it, or, when there are none, an earlier run's rejects
-    file there removed (a clean rerun must not leave old rejects beside a fresh output); the path written, if any.
+    """The rejects of a run that wrote `out`: written beside it, or, when there are none, an earlier rejects file of
+    `out` there removed (a clean rerun must not leave old rejects beside a fresh output); the path written, if any.
+
+    Both hold the rejects file's `output_lock`, which the caller may hold already: a rejects file another output
+    shares (`m.csv` beside `m.parquet`) is never removed, and one another process is writing (it holds the lock) is
+    that run's, and left to it.
 
     Raises:
-        OutputRefused: a file other than an earlier rejects file of this tool is at that path (it is left as is).
+        OutputRefused: a file other than an earlier rejects file of `out` is at that path (it is left as is), or
+            another process holds its lock while this run has rejects to write.
     """
+    target = rejects_path(out)
     if rejects:
-        return write_rejects(rejects, out)
-    stale = rejects_path(out)
-    if is_rejects_file(stale):
-        stale.unlink()
+        with output_lock(target):
+            remove_stale_temporaries(target)  # a killed run's half-written rejects file
+            return write_rejects(rejects, out)
+    if not _belongs_to(target, out):
+        return None
+    try:
+        with output_lock(target):
+            if _belongs_to(target, out):  # checked again under the lock: another run may have written it since
+                target.unlink()
+                remove_stale_temporaries(target)
+    except OutputRefused:
+        pass  # another run is writing its rejects there: not this run's to remove
     return None
 
 

@@ -85,6 +85,7 @@ class Matcher:
         scorer: what scoring reads (ranker heads, creators, vectors, index, records) and does.
 
     Raises:
+        ValueError: the creators table has no valid row (none at all, or every one rejected).
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension,
             or the index holds none of the table's creators.
 
@@ -110,6 +111,10 @@ class Matcher:
         if _given_unvalidated(creators):
             _warn_left_out(self.creator_rejects, "creator_rejects")
         self.creators = table.frame.reset_index(drop=True)
+        if self.creators.empty:  # else a model load later, an index of no vectors (or a search of none) failed
+            rejected = len({reject.row for reject in self.creator_rejects})
+            first = f"; the first: {self.creator_rejects[0].line()}" if self.creator_rejects else ""
+            raise ValueError(f"Got no valid creator row ({rejected} rejected{first}); a matcher needs at least one")
         self.performance_rejects: list[Reject] = []
         if performance is not None:
             given = (performance.performance, performance.campaigns)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
 from features.records import SettledPerformance
 from features.safe_write import (
+    check_outputs,
     foreign_entries,
     lock_path,
     output_lock,
@@ -26,9 +28,11 @@ from features.safe_write import (
 )
 from features.tables import (
     InputError,
+    NoValidRows,
     Reject,
     atomic_path,
     check_rejects_path,
+    no_valid_rows,
     read_table,
     rejects_path,
     settle_rejects,
@@ -149,6 +153,7 @@ def run_match(
     candidates_out: str | Path | None = None,
     summaries_out: str | Path | None = None,
     progress: bool | None = None,
+    inputs: Sequence[tuple[str | Path, str]] = (),
 ) -> BatchReport:
     """Validates both tables, matches every valid in-stock campaign, writes matches and rejects.
 
@@ -164,6 +169,8 @@ def run_match(
     (`matcher.schema.CANDIDATE_SCHEMA`), for model review. With `summaries_out`, each matched or skipped
     campaign's summary (`matcher.schema.SUMMARY_SCHEMA`: product type and why, slate size and why, expected
     orders and commission against the budget). `progress`: a bar over chunks (None: when there are several).
+    `inputs`: the other files the run reads, each with what it is (`(path, "performance file")`: the command passes
+    `--performance` and its past campaigns), which no output may be written over, as the tables and index may not.
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -172,31 +179,35 @@ def run_match(
     refused rather than created (`matcher.artifacts.load_for_matching`).
 
     Raises:
-        InputError: a file is missing or unreadable, an output's format is unknown, or an output would be written
-            over an input, the rejects file, the other output or a directory (nothing is written).
+        InputError: a file is missing or unreadable, an output's format is unknown or it is a directory (nothing
+            is written).
+        NoValidRows: the creators or the campaigns have no valid row (none at all, or every one rejected): no
+            output is written or replaced; the rejects, if any, are written beside `out` and carried by the error.
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
-        OutputRefused: another process is writing `out`, `candidates_out` or `summaries_out` (nothing is written).
+        OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
+            anything in it, a model directory), over the rejects file or another output; the run has rejects and the
+            rejects path holds a user's file or another output's rejects; or another process is writing `out`,
+            `candidates_out`, `summaries_out` or, when the run has rejects, the rejects file (nothing is written).
     """
     out = Path(out)
     outputs = [(out, "matches")] + [
         (Path(path), what) for path, what in ((candidates_out, "candidates"), (summaries_out, "summaries")) if path
     ]
-    # What an output must not be written over: the inputs, the rejects file, and the outputs before it.
-    taken = {
-        Path(campaigns).resolve(): "the campaigns",
-        Path(creators).resolve(): "the creators",
-        rejects_path(out).resolve(): "the rejects",
-    }
     for path, what in outputs:
-        # A directory first: `--out results` is a directory to the user, not a file with no format.
+        # A directory first: `--out results` (or `.`) is a directory to the user, not a file with no format.
         if path.is_dir():
             raise InputError(f"{path}: is a directory; expected a file for the {what}")
         if path.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
-        if clash := taken.get(path.resolve()):
-            raise InputError(f"{path}: the {what} cannot be written over {clash} file")
-        taken[path.resolve()] = f"the {what}"
+    # Nothing the run reads may be written over: the tables, the index (or anything in it), a model directory;
+    # nor one output over another or over the rejects file, which comes right after the matches it belongs to.
+    read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs]
+    if isinstance(index, str | Path):
+        read.append((index, "index directory"))
+    if isinstance(model, str) and Path(model).exists():
+        read.append((model, "model directory"))
+    check_outputs([outputs[0], (rejects_path(out), "rejects"), *outputs[1:]], read)
     with ExitStack() as locks:
         # An output another run is writing is refused at once, before any work: its lock file exists then. One
         # that does not is made below, once the run goes ahead, so a refused run leaves no lock file (nor the
@@ -206,8 +217,20 @@ def run_match(
                 locks.enter_context(output_lock(path))
         creator_table = read_table(creators, "creators")
         campaign_table = read_table(campaigns, "campaigns")
-        if creator_table.rejects or campaign_table.rejects or (performance is not None and performance.rejects()):
-            check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
+        rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
+        # A run with rejects writes the rejects file, which another output of the same stem shares (`m.csv` beside
+        # `m.parquet`): it is one of this run's outputs, locked with them, and checked before anything is written (a
+        # user's own file there, or the rejects of that other output, stop the run).
+        written = [*outputs, (rejects_path(out), "rejects")] if rejects else outputs
+        if rejects:
+            if lock_path(rejects_path(out)).exists():
+                locks.enter_context(output_lock(rejects_path(out)))
+            check_rejects_path(out)
+        if empty := no_valid_rows(creator_table, creators) or no_valid_rows(campaign_table, campaigns):
+            # Nothing to match: the outputs (last night's matches, say) are left as they are, not replaced by an empty
+            # table, and the rows rejected are reported as any run's, in the rejects file beside the output.
+            rejects_file = settle_rejects(rejects, out) if rejects else None
+            raise NoValidRows(f"{empty}; nothing was matched, and {out} was left as it was", rejects, rejects_file)
         if engine == "ray":
             from matcher.ray_engine import RAY_ADDRESS_ENV, check_reachable, import_ray
 
@@ -225,10 +248,9 @@ def run_match(
         )
         # Held from before the checkpoints are read until the rejects are written: a second run on the same output
         # would otherwise score into, and then delete, the first one's checkpoints. Missing folders are made here.
-        for path, _ in outputs:
+        for path, _ in written:
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
-        remove_stale_temporaries(rejects_path(out))
         fingerprint = _fingerprint(campaigns, creators, matcher, chunk_size, index)
         checkpoints = out.with_name(f".{out.name}.parts-{fingerprint}")
         result = matcher.match_many(
@@ -249,7 +271,6 @@ def run_match(
         write_matches(result.matches, out)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
-        rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         settle_rejects(rejects, out)
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

@@ -23,7 +23,7 @@ from matcher.index_build import (
     check_positive,
     ivf_nlist,
 )
-from matcher.index_files import META_FILE, ArtifactMismatch, IndexFiles, why_not_an_index
+from matcher.index_files import META_FILE, ArtifactMismatch, DamagedIndex, IndexFiles, why_not_an_index
 from matcher.index_search import FilteredSearch
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "META_FILE",
     "ArtifactMismatch",
     "CandidateIndex",
+    "DamagedIndex",
     "ivf_nlist",
     "why_not_an_index",
 ]

@@ -2,7 +2,7 @@
 
 A saved index appears whole or not at all, and only a directory that is empty or already a candidate index is
 ever replaced (`features.safe_write`). Loading refuses an index made with another embedding model, dimension or
-backend than the one in use.
+backend than the one in use, and one whose files cannot be read or disagree with each other (`DamagedIndex`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "META_FILE",
     "PROFILE_KEY_COLUMN",
     "ArtifactMismatch",
+    "DamagedIndex",
     "IndexFiles",
     "why_not_an_index",
 ]
@@ -58,7 +59,24 @@ def why_not_an_index(directory: Path) -> str | None:
 
 
 class ArtifactMismatch(Exception):
-    """An artifact made with another embedding model, dimension or feature set than the one in use."""
+    """An artifact that does not fit: made with another embedding model, dimension or feature set than the one in
+    use, or damaged."""
+
+
+class DamagedIndex(ArtifactMismatch):
+    """An index directory whose files cannot be read, or whose parts disagree (a truncated `index.faiss`, a
+    `creator_ids.parquet` of another length than the index): refused like a mismatch, in one line naming the
+    directory and what is wrong."""
+
+
+def _damaged(directory: Path, what: str) -> DamagedIndex:
+    return DamagedIndex(f"index {directory} is damaged: {what}; rebuild it with `creator-match index`")
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message as one line: its last non-blank line (pyarrow's and json's are one already)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 class IndexFiles:
@@ -95,11 +113,13 @@ class IndexFiles:
         Raises:
             FileNotFoundError: the directory holds no index.
             ArtifactMismatch: the index was built with another embedding model, dimension or backend.
+            DamagedIndex: a file of the index cannot be read, or its parts disagree (the ids' count, the vectors'
+                dimension or the kind against meta.json).
         """
         directory = Path(directory)
         if not (directory / META_FILE).is_file():
             raise FileNotFoundError(f"{directory}: no candidate index here (missing {META_FILE})")
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = _read_meta(directory)
         if embedding_model is not None and meta["embedding_model"] != embedding_model:
             raise ArtifactMismatch(
                 f"index {directory} was built with embedding model {meta['embedding_model']!r}; "
@@ -114,13 +134,69 @@ class IndexFiles:
                 f"{embedding_backend!r}: rebuild it with `creator-match index --embedding-backend {embedding_backend}`"
             )
         meta.setdefault("kind", "flat")  # indexes written before there was a choice were all Flat
-        index = faiss.read_index(str(directory / INDEX_FILE))
-        if meta["kind"] == "ivf" and faiss.extract_index_ivf(index).direct_map.type == faiss.DirectMap.NoMap:
-            faiss.extract_index_ivf(index).make_direct_map()
-        table = pq.read_table(directory / IDS_FILE)
+        index = _read_vectors(directory, meta)
+        ids, keys = _read_ids(directory)
+        # Each part read whole is not enough: a copy interrupted, or files of two builds mixed, give an index whose
+        # rows no longer belong to the ids beside them (a search then failed deep inside, or named the wrong ones).
+        if len(ids) != index.ntotal:
+            raise _damaged(
+                directory, f"{IDS_FILE} holds {len(ids)} creator ids for the {index.ntotal} vectors of {INDEX_FILE}"
+            )
+        if meta.get("creators", index.ntotal) != index.ntotal:
+            raise _damaged(
+                directory, f"{META_FILE} records {meta['creators']} creators; {INDEX_FILE} holds {index.ntotal}"
+            )
+        return cls(index, ids.astype(object), meta, keys)
+
+
+def _read_meta(directory: Path) -> dict:
+    """meta.json, refused as damaged when it is not a JSON object naming the embedding model and dimension."""
+    try:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _damaged(directory, f"{META_FILE} cannot be read ({_first_line(exc)})") from exc
+    if not isinstance(meta, dict) or not {"embedding_model", "dimension"} <= set(meta):
+        raise _damaged(directory, f"{META_FILE} does not name the embedding model and dimension")
+    return meta
+
+
+def _read_vectors(directory: Path, meta: dict) -> faiss.Index:
+    """index.faiss, refused as damaged when faiss cannot read it or it is not the kind and dimension meta.json says."""
+    path = directory / INDEX_FILE
+    if not path.is_file():
+        raise _damaged(directory, f"{INDEX_FILE} is missing")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:  # faiss's reason names its C++ source line and sizes, not the user's problem
+        raise _damaged(
+            directory, f"{INDEX_FILE} ({path.stat().st_size} bytes) cannot be read by faiss: cut short, or not an index"
+        ) from exc
+    if index.d != meta["dimension"]:
+        raise _damaged(directory, f"{INDEX_FILE} holds {index.d}-d vectors; {META_FILE} says {meta['dimension']}")
+    if meta["kind"] == "ivf":
+        try:
+            ivf = faiss.extract_index_ivf(index)
+        except RuntimeError as exc:
+            raise _damaged(directory, f"{INDEX_FILE} is not the ivf index {META_FILE} says") from exc
+        if ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.make_direct_map()
+    return index
+
+
+def _read_ids(directory: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """creator_ids.parquet's ids and profile keys (None without the column), refused as damaged when unreadable."""
+    path = directory / IDS_FILE
+    if not path.is_file():
+        raise _damaged(directory, f"{IDS_FILE} is missing")
+    try:
+        table = pq.read_table(path)
         ids = table.column("creator_id").to_numpy(zero_copy_only=False)
         keys = _keys_of(table.column(PROFILE_KEY_COLUMN)) if PROFILE_KEY_COLUMN in table.column_names else None
-        return cls(index, ids.astype(object), meta, keys)
+    except Exception as exc:  # pyarrow's errors are many types: a truncated file, no such column, another type
+        raise _damaged(directory, f"{IDS_FILE} cannot be read ({_first_line(exc)})") from exc
+    if keys is not None and len(keys) != len(ids):
+        raise _damaged(directory, f"{IDS_FILE} holds {len(keys)} profile keys for {len(ids)} creator ids")
+    return ids, keys
 
 
 def _key_array(keys: np.ndarray) -> pa.FixedSizeBinaryArray:

@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,6 +22,8 @@ __all__ = [
     "UserError",
     "echo_rejects",
     "parse_date",
+    "performance_files",
+    "refuse_without_rows",
     "resolve_backend_option",
     "settled_performance",
     "show_progress",
@@ -77,6 +79,14 @@ def echo_rejects(rejects, written: Path | None = None) -> None:
         typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected; see {written}", err=True)
 
 
+def refuse_without_rows(reason: str, rejects, written: Path | None = None) -> NoReturn:
+    """Ends a command that has no valid row to work on: its rejected rows named as any run names them (and the
+    rejects file written), then `reason` as the one line of the refusal, exit status 2."""
+    if rejects:
+        echo_rejects(rejects, written)
+    raise UserError(reason)
+
+
 def parse_date(text: str) -> dt.date:
     """The --as-of day; anything but YYYY-MM-DD is a user error."""
     try:
@@ -85,20 +95,36 @@ def parse_date(text: str) -> dt.date:
         raise UserError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
-def settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
-    """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
-    from features.records import SettledPerformance
+def performance_files(
+    performance: Path | None, past_campaigns: Path | None, as_of: str | None
+) -> list[tuple[Path, str]]:
+    """`--performance` and its past campaigns' file (given, else the campaigns table beside it), each with what it
+    is, as `matcher.batch.run_match` takes the inputs no output may be written over; none without `--performance`.
+    """
     from features.table_files import find_table
-    from features.tables import read_table
 
     if performance is None:
         if past_campaigns is not None or as_of is not None:
             raise UserError("--past-campaigns and --as-of need --performance")
+        return []
+    if past_campaigns is not None:
+        return [(performance, "performance file"), (past_campaigns, "past campaigns file")]
+    beside = find_table(performance.parent, "campaigns", required=False)
+    if beside is None:
+        raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
+    # Named as what the user did not type: the file read by default.
+    return [(performance, "performance file"), (beside, "default --past-campaigns file")]
+
+
+def settled_performance(performance: Path | None, past_campaigns: Path | None, as_of: str | None):
+    """`--performance` with its past campaigns (default: the campaigns table beside it) and `--as-of`, read."""
+    from features.records import SettledPerformance
+    from features.tables import read_table
+
+    files = performance_files(performance, past_campaigns, as_of)
+    if not files:
         return None
-    if past_campaigns is None:
-        past_campaigns = find_table(performance.parent, "campaigns", required=False)
-        if past_campaigns is None:
-            raise UserError(f"{performance.parent}: no campaigns table beside --performance; give --past-campaigns")
+    (performance, _), (past_campaigns, _) = files
     return SettledPerformance(
         read_table(performance, "performance"),
         read_table(past_campaigns, "campaigns"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from matcher.commands.common import (
     UserError,
     echo_rejects,
     parse_date,
+    refuse_without_rows,
     resolve_backend_option,
     show_progress,
 )
@@ -181,8 +183,8 @@ def index(
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, default_cache_dir, resolve_model_path
-    from features.safe_write import check_replaceable, output_lock
-    from features.tables import check_rejects_path, read_table, settle_rejects
+    from features.safe_write import check_outputs, check_replaceable, output_lock
+    from features.tables import check_rejects_path, no_valid_rows, read_table, rejects_path, settle_rejects
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
     if index_type not in INDEX_KINDS:
@@ -198,19 +200,28 @@ def index(
     # What refuses the run does so before the lock file (and any missing folder above --out) is made: a target
     # that is not an index, an embedding model that is not there. A second run on the same --out is refused at
     # once; the target is checked again under the lock, before any embedding.
+    check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     check_replaceable(out, why_not_an_index)
-    check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
+    if table.rejects:  # a user's own file, or another output's rejects, where they go stops the run here
+        check_rejects_path(out)
+    if empty := no_valid_rows(table, creators):
+        # An index of no creator is no index: the one at --out (if any) is kept, not replaced by nothing.
+        written = settle_rejects(table.rejects, out) if table.rejects else None
+        refuse_without_rows(f"{empty}; no index was written, and {out} was left as it was", table.rejects, written)
     resolve_model_path(embedder.model)
-    with output_lock(out):
+    with ExitStack() as locks:
+        locks.enter_context(output_lock(out))
+        if table.rejects:  # the rejects file is this run's output too, and another output of the same stem shares it
+            locks.enter_context(output_lock(rejects_path(out)))
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
         built.save(out)
+        written = settle_rejects(table.rejects, out)
     typer.echo(
         f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "
         f"({built.meta['dimension']}-d, {built.kind}, "
         f"{embedder.encoded_count_} embedded afresh) into {out}"
     )
-    written = settle_rejects(table.rejects, out)
     if table.rejects:
         echo_rejects(table.rejects, written)
         raise typer.Exit(2)

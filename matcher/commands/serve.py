@@ -14,6 +14,7 @@ from matcher.commands.common import (
     PerformanceOption,
     UserError,
     echo_rejects,
+    refuse_without_rows,
     settled_performance,
 )
 from matcher.commands.tunables import with_settings
@@ -46,7 +47,8 @@ def similar(
     settings: MatchSettings,
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
-    from features.tables import check_rejects_path, read_table, settle_rejects
+    from features.safe_write import check_outputs
+    from features.tables import check_rejects_path, no_valid_rows, read_table, rejects_path, settle_rejects
     from matcher.api import Matcher
     from matcher.artifacts import load_for_matching
     from matcher.batch import write_matches
@@ -58,11 +60,18 @@ def similar(
             raise UserError(f"{out}: is a directory; expected a file for the lookalikes")
         if out.suffix.lower() not in TABLE_SUFFIXES:
             raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
-        if out.resolve() == creators.resolve():
-            raise UserError(f"{out}: the lookalikes cannot be written over the creators file")
-        check_rejects_path(out)  # a user's own file where the rejects go stops the run before anything is written
+        read = [(creators, "creators file")] + ([(index, "index directory")] if index is not None else [])
+        if Path(model).exists():
+            read.append((Path(model), "model directory"))
+        check_outputs([(out, "lookalikes"), (rejects_path(out), "rejects")], read)
     configure_tracking()
     table = read_table(creators, "creators")
+    if out is not None and table.rejects:
+        check_rejects_path(out)  # a user's file, or another output's rejects, there stops the run before any work
+    if empty := no_valid_rows(table, creators):
+        written = settle_rejects(table.rejects, out) if out is not None and table.rejects else None
+        left = f", and {out} was left as it was" if out is not None else ""
+        refuse_without_rows(f"{empty}; no lookalike was searched{left}", table.rejects, written)
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
     matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
     try:
@@ -119,7 +128,7 @@ def serve(
     """
     import uvicorn
 
-    from features.tables import read_table
+    from features.tables import no_valid_rows, read_table
     from features.threads import hold_blas_threads
     from matcher.artifacts import check_model_stores
     from matcher.service import ModelHolder, ServiceConfig, create_app
@@ -128,6 +137,8 @@ def serve(
     configure_tracking()
     check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
     table = read_table(creators, "creators")
+    if empty := no_valid_rows(table, creators):
+        refuse_without_rows(f"{empty}; nothing to serve", table.rejects)
     if table.rejects:
         echo_rejects(table.rejects)
         typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)

@@ -671,7 +671,7 @@ def check_rejects_file(rejects: list[Reject], directory: Path) -> None:
     assert path.name == "matches.rejects.csv"
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        assert reader.fieldnames == ["table", "row", "id", "column", "reason"]
+        assert reader.fieldnames == ["table", "row", "id", "column", "reason", "output"]
         written = list(reader)
     assert [(r["table"], int(r["row"]), r["id"], r["column"], r["reason"]) for r in written] == [
         (r.table, r.row, r.id, r.column, r.reason) for r in rejects
@@ -958,7 +958,7 @@ def test_match_command_on_bad_campaigns_rejects_them_and_accounts_for_every_camp
             assert status == 2, stderr.getvalue()
             assert "Traceback" not in stderr.getvalue()
             rejects = pd.read_csv(out.with_name("matches.rejects.csv"), dtype=str, keep_default_na=False)
-            assert list(rejects.columns) == ["table", "row", "id", "column", "reason"]
+            assert list(rejects.columns) == ["table", "row", "id", "column", "reason", "output"]
             assert set(rejects["table"]) == {"campaigns"}
             rejected = {int(row) - 1 for row in rejects["row"]}
             bad = {i for i, d in enumerate(case.defects) if d is not None}
@@ -967,9 +967,13 @@ def test_match_command_on_bad_campaigns_rejects_them_and_accounts_for_every_camp
                 assert case.defects[i].column in set(rejects.loc[rejects["row"] == str(i + 1), "column"])
             for row, column in zip(rejects["row"], rejects["column"], strict=True):
                 assert f"campaigns row {row} (id " in stderr.getvalue() and f"column {column}: " in stderr.getvalue()
+            valid = [row["campaign_id"] for i, row in enumerate(case.rows) if i not in bad]
+            if not valid:  # nothing to match: refused in one last line, and no matches written (docs/contract.md)
+                assert stderr.getvalue().splitlines()[-1].startswith("creator-match: no valid campaign rows in ")
+                assert not out.exists()
+                return
             matched = set(read_frame(out)["campaign_id"]) if out.stat().st_size else set()
             listed = {line.strip().split(":")[0] for line in stdout.getvalue().splitlines() if line.startswith("  ")}
-            valid = [row["campaign_id"] for i, row in enumerate(case.rows) if i not in bad]
             assert not matched & {case.rows[i]["campaign_id"] for i in bad if case.defects[i].name != "duplicate id"}
             assert all(cid in matched or cid in listed for cid in valid), (valid, matched, listed)
             assert len(case.rows) == len(valid) + len(rejected), "rows in = matched or listed + rejected"

@@ -198,7 +198,12 @@ def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_
     for folder in (ours, theirs):
         report = run_match(*args, folder / "matches.parquet", trained.model_uri, world_index, chunk_size=4)
         assert not report.rejects and (folder / "matches.parquet").exists()
-    assert sorted(p.name for p in ours.iterdir()) == [".matches.parquet.lock", "matches.parquet"]
+    # The old rejects file was removed holding its lock (another output of the same stem may share it).
+    assert sorted(p.name for p in ours.iterdir()) == [
+        ".matches.parquet.lock",
+        ".matches.rejects.csv.lock",
+        "matches.parquet",
+    ]
     assert (theirs / "matches.rejects.csv").read_text() == "ideas I rejected\n"
     assert (theirs / ".matches.parquet.parts-mine" / "notes.txt").read_text() == "mine"
 
@@ -293,3 +298,29 @@ def test_a_dead_owner_temporary_directories_are_removed_by_the_next_and_no_other
     finally:
         alive.kill()
         alive.wait(timeout=60)
+
+
+def test_an_output_over_an_input_by_any_of_its_names_is_refused_naming_both(tmp_path):
+    """`check_outputs` compares where paths lead: a hard link or a symbolic link to an input, a file inside an
+    input directory, or a folder holding an input is that input; distinct paths pass."""
+    from features.safe_write import check_outputs
+
+    table = tmp_path / "performance.parquet"
+    table.write_bytes(b"the user's table")
+    os.link(table, tmp_path / "hard.parquet")
+    (tmp_path / "soft.parquet").symlink_to(table)
+    (tmp_path / "idx").mkdir()
+    inputs = [(table, "performance file"), (tmp_path / "idx", "index directory")]
+    for output, where in (
+        (tmp_path / "hard.parquet", f"over the performance file {table}"),
+        (tmp_path / "soft.parquet", f"over the performance file {table}"),
+        (tmp_path / "idx" / "m.parquet", f"inside the index directory {tmp_path / 'idx'}"),
+        (tmp_path, f"over a folder holding the performance file {table}"),
+    ):
+        with pytest.raises(OutputRefused) as refused:
+            check_outputs([(output, "summaries")], inputs)
+        assert str(refused.value) == f"{output}: the summaries cannot be written {where}"
+    with pytest.raises(OutputRefused, match="the candidates cannot be written over the matches file"):
+        check_outputs([(tmp_path / "m.csv", "matches"), (tmp_path / "m.csv", "candidates")], inputs)
+    check_outputs([(tmp_path / "m.csv", "matches"), (tmp_path / "c.csv", "candidates")], inputs)
+    assert table.read_bytes() == b"the user's table"

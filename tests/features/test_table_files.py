@@ -7,8 +7,12 @@ as a whole stops the run before any model is loaded; the runs that get further u
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -334,6 +338,99 @@ def test_write_rejects_replaces_its_own_earlier_file_but_refuses_anything_else(t
 
 
 @pytest.mark.slow
+def test_a_clean_run_of_another_output_leaves_the_rejects_file_it_shares(tmp_path, world_dir, trained, world_index):
+    """`m.parquet` and `m.csv` share `m.rejects.csv`. The trial's clean `--out m.csv` removed the rejects of the run
+    that wrote `m.parquet`; now the file records its output, a clean run removes only its own, a run of the other
+    output with rejects to write is refused in one line before any work, and a rejects file written before the
+    column (no output recorded) is still removed by a clean run, as before."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0
+    bad, clean = tmp_path / "bad.parquet", world_dir / "new_campaigns.parquet"
+    campaigns.to_parquet(bad)
+    out = tmp_path / "out"
+    shared = out / "m.rejects.csv"
+
+    done = match_in_process(bad, out / "m.parquet", world_dir, world_index, trained)
+    assert done.returncode == 2, done.stderr
+    kept = shared.read_bytes()
+
+    done = match_in_process(clean, out / "m.csv", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert shared.exists() and shared.read_bytes() == kept, "a clean run of m.csv removed the rejects of m.parquet"
+    rejects = pd.read_csv(shared, dtype=str)
+    assert rejects["output"].tolist() == ["m.parquet"] and rejects["column"].tolist() == ["price"]
+    matches = (out / "m.csv").read_bytes()
+
+    done = match_in_process(bad, out / "m.csv", world_dir, world_index, trained)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0] == (
+        f"creator-match: refusing to replace {shared}: it holds the rejects of m.parquet, another output beside it; "
+        "move it, or write the output elsewhere"
+    )
+    assert shared.read_bytes() == kept and (out / "m.csv").read_bytes() == matches
+
+    done = match_in_process(clean, out / "m.parquet", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert not shared.exists(), "a clean rerun of m.parquet leaves no old rejects of its own"
+
+    shared.write_text("table,row,id,column,reason\ncampaigns,2,c2,price,from before outputs were recorded\n")
+    done = match_in_process(clean, out / "m.csv", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert not shared.exists(), "a rejects file that records no output is removed by a clean run, as before"
+
+
+HOLDER = """
+import sys
+from features.safe_write import output_lock
+
+with output_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(path: Path):
+    """`output_lock(path)` held by a separate process (this checkout's packages first) for the block."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_the_rejects_file_is_locked_against_another_run_sharing_it(tmp_path, tracking_uri):
+    """While another process holds the rejects file's lock (a run of another output with the same stem, writing its
+    rejects), a clean run leaves the file to it, and a run with rejects to write is refused at once, in one line,
+    before anything is read beyond its tables."""
+    from features.tables import settle_rejects
+
+    out = tmp_path / "out" / "m.csv"
+    write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
+    before = rejects_path(out).read_bytes()
+    campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
+    rows = campaigns_rows(3)
+    rows[1]["price"] = "-1"
+    write_csv(campaigns, rows)
+    write_csv(creators, creators_rows(3))
+    with held_by_another_process(rejects_path(out)):
+        assert settle_rejects([], out) is None
+        assert rejects_path(out).read_bytes() == before
+        code, lines = match(tmp_path, campaigns, creators, out)
+        assert code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith(f"creator-match: {rejects_path(out)} is being written by another process")
+    assert rejects_path(out).read_bytes() == before and not out.exists()
+    assert settle_rejects([], out) is None and not rejects_path(out).exists()
+
+
+@pytest.mark.slow
 def test_match_rejects_a_malformed_campaigns_line_and_matches_the_rest(tmp_path, world_dir, trained, world_index):
     """End to end: one unquoted comma costs one campaign, reported like any bad row (exit 2); an earlier rejects
     file of the tool at the rejects path is replaced."""
@@ -361,3 +458,113 @@ def test_match_rejects_a_malformed_campaigns_line_and_matches_the_rest(tmp_path,
     matched = set(pd.read_csv(out)["campaign_id"])
     assert bad_id not in matched
     assert len(matched) >= len(campaigns) - 1 - 2  # out-of-stock campaigns may be summarised instead
+
+
+# --- 4. a table with no valid row ----------------------------------------------------------------------------------
+
+
+def creators_file(tmp_path: Path, kind: str) -> Path:
+    """A creators CSV with no valid row: only its header, or three rows each rejected for its followers."""
+    path = tmp_path / f"creators-{kind}.csv"
+    rows = [] if kind == "header-only" else [row | {"followers": "-5"} for row in creators_rows(3)]
+    write_csv(path, rows, header=list(CREATOR))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["header-only", "all-invalid"])
+@pytest.mark.parametrize("command", ["match", "index", "similar", "serve"])
+def test_a_creators_table_without_a_valid_row_is_refused_and_nothing_is_replaced(tmp_path, tracking_uri, command, kind):
+    """No command has anything to do without a creator: `index` failed with "Got vectors of shape (0, 384)" (exit
+    1), as did `match` without an index. Now the rejected rows are reported as for any table (one line each and, for
+    a command with an output, the rejects file), then one line says there is no valid creator row (exit 2), before
+    any model is loaded; an output already there (yesterday's) is left as it was."""
+    creators = creators_file(tmp_path, kind)
+    campaigns = tmp_path / "camps.csv"
+    write_csv(campaigns, campaigns_rows(2))
+    out = {"match": "m.parquet", "index": "idx", "similar": "l.csv", "serve": None}[command]
+    args = {
+        "match": ["--campaigns", str(campaigns), "--model", NO_MODEL],
+        "index": [],
+        "similar": ["--like", "u1", "--model", NO_MODEL],
+        "serve": ["--model", str(tmp_path / "no-model-dir"), "--port", "0"],
+    }[command]
+    if out == "idx":
+        (tmp_path / "idx").mkdir()  # an empty folder: the index command's own kind of --out, left as it is
+    elif out:
+        (tmp_path / out).write_bytes(b"yesterday's output")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    outputs = ["--out", str(tmp_path / out)] if out else []
+
+    done = run_in_process(command, "--creators", str(creators), *args, *outputs, cwd=tmp_path)
+
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    held = "it holds none" if kind == "header-only" else "3 rows, all rejected"
+    assert lines[-1].startswith(f"creator-match: no valid creator rows in {creators}: {held}; "), lines
+    assert "Traceback" not in done.stderr
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    if kind == "header-only":
+        assert after == before and len(lines) == 1, (after.keys(), lines)
+    else:
+        assert [line.split(":")[0] for line in lines[:3]] == [f"creators row {n} (id u{n})" for n in (1, 2, 3)]
+        assert len(lines) == (5 if out else 4), lines
+    if kind == "all-invalid" and out:
+        written = rejects_path(tmp_path / out)
+        assert lines[3] == f"3 rows rejected; see {written}"
+        assert pd.read_csv(written)["row"].tolist() == [1, 2, 3]
+        # Written, as any run's rejects, holding its lock (another output of the same stem may share the file).
+        assert {name: data for name, data in after.items() if written.name not in name} == before
+    assert out != "idx" or not any((tmp_path / "idx").iterdir())
+
+
+def test_the_python_api_refuses_a_matcher_without_a_valid_creator(tmp_path):
+    """`Matcher` with no valid creator raises a ValueError saying so, with the first reject, before loading a model
+    (it failed later with "Got vectors of shape (0, 384)", or matched nothing with an index)."""
+    from matcher.api import Matcher
+
+    table = read_table(creators_file(tmp_path, "all-invalid"), "creators")
+    with pytest.raises(
+        ValueError, match=r"^Got no valid creator row \(3 rejected; the first: creators row 1 \(id u1\)"
+    ):
+        Matcher(table, model=NO_MODEL)
+    with pytest.raises(ValueError, match=r"^Got no valid creator row \(0 rejected\)"):
+        Matcher(read_table(creators_file(tmp_path, "header-only"), "creators"), model=NO_MODEL)
+
+
+@pytest.mark.slow
+def test_a_match_with_no_valid_creator_or_campaign_leaves_yesterdays_matches(tmp_path, world_dir, trained, world_index):
+    """With an index, a creators table of only its header exited 0 ("matched 0 of 12 campaigns") and replaced the
+    matches written before with an empty table; so did a campaigns table with no valid row (exit 2 for its rejects).
+    Now each is refused in one line (exit 2): the matches and summaries stay as they were, and rejected rows go to
+    the rejects file as in any run."""
+    out, summaries = tmp_path / "out" / "m.parquet", tmp_path / "out" / "s.csv"
+    extra = ["--index", str(world_index), "--model", trained.model_uri, "--summaries-out", str(summaries)]
+    creators = world_dir / "creators.parquet"
+    new = world_dir / "new_campaigns.parquet"
+
+    def match(campaigns: Path, creators: Path = creators):
+        return run_in_process(
+            "match", "--campaigns", str(campaigns), "--creators", str(creators), "--out", str(out), *extra
+        )
+
+    assert match(new).returncode == 0
+    yesterday = out.read_bytes(), summaries.read_bytes()
+    no_creators = tmp_path / "creators.parquet"
+    pq.write_table(pq.read_table(creators).slice(0, 0), no_creators)
+    no_campaigns, bad_campaigns = tmp_path / "none.parquet", tmp_path / "bad.parquet"
+    pq.write_table(pq.read_table(new).slice(0, 0), no_campaigns)
+    every_bad = pd.read_parquet(new).assign(price=-1.0)
+    every_bad.to_parquet(bad_campaigns)
+    for campaigns, people, reason in (
+        (new, no_creators, f"no valid creator rows in {no_creators}: it holds none"),
+        (no_campaigns, creators, f"no valid campaign rows in {no_campaigns}: it holds none"),
+        (bad_campaigns, creators, f"no valid campaign rows in {bad_campaigns}: {len(every_bad)} rows, all rejected"),
+    ):
+        done = match(campaigns, people)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, done.stderr
+        assert lines[-1] == f"creator-match: {reason}; nothing was matched, and {out} was left as it was"
+        assert (out.read_bytes(), summaries.read_bytes()) == yesterday
+    rejects = pd.read_csv(rejects_path(out))
+    assert rejects["row"].tolist() == list(range(1, len(every_bad) + 1)) and set(rejects["column"]) == {"price"}
+    assert lines[-2] == f"{len(every_bad)} rows rejected; see {rejects_path(out)}"

@@ -638,7 +638,8 @@ def test_read_frame_unparseable_parquet_raises_a_one_line_input_error(tmp_path):
 
 
 def test_write_rejects_writes_the_contract_file_beside_the_output(tmp_path):
-    """`<stem>.rejects.csv` beside the output holds table,row,id,column,reason for every reject."""
+    """`<stem>.rejects.csv` beside the output holds table,row,id,column,reason for every reject, and the output's
+    name (the file it belongs to)."""
     frame = pd.DataFrame([campaign(), campaign(campaign_id="c2", price=0.0), campaign(campaign_id="c3", brief="")])
     rejects = validate_frame(frame, "campaigns").rejects
     out = tmp_path / "out" / "matches.parquet"
@@ -648,8 +649,9 @@ def test_write_rejects_writes_the_contract_file_beside_the_output(tmp_path):
     assert path == tmp_path / "out" / "matches.rejects.csv" == rejects_path(out)
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        assert reader.fieldnames == ["table", "row", "id", "column", "reason"]
+        assert reader.fieldnames == ["table", "row", "id", "column", "reason", "output"]
         written = list(reader)
+    assert {r["output"] for r in written} == {"matches.parquet"}
     assert [(r["table"], r["row"], r["id"], r["column"]) for r in written] == [
         ("campaigns", "2", "c2", "price"),
         ("campaigns", "3", "c3", "brief"),
@@ -662,7 +664,7 @@ def test_write_rejects_with_no_rejects_writes_only_the_header(tmp_path):
     """An empty rejects list still gives a well-formed file."""
     path = write_rejects([], tmp_path / "matches.csv")
 
-    assert path.read_text(encoding="utf-8").splitlines() == ["table,row,id,column,reason"]
+    assert path.read_text(encoding="utf-8").splitlines() == ["table,row,id,column,reason,output"]
 
 
 def test_report_rejects_writes_one_line_per_reject_to_stderr(capsys):

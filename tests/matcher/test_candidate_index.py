@@ -541,3 +541,39 @@ def test_flat_filtered_search_falls_back_when_the_nearest_rows_are_all_disallowe
     expected_sims, _ = brute_force(vectors, vectors[:1], 10, allowed)
 
     assert_exact_ranking(vectors, vectors[:1], sims, positions, expected_sims, allowed)
+
+
+def test_load_refuses_an_index_whose_parts_disagree_or_cannot_be_read(index, ids, tmp_path):
+    """A saved index cut short, given the ids of another build, or whose meta.json says another kind or size is
+    refused as damaged, naming the directory and what is wrong in one line; an intact copy loads."""
+    from matcher.candidate_index import DamagedIndex
+
+    def saved(name: str, built: CandidateIndex = index):
+        return built.save(tmp_path / name)
+
+    cut = saved("cut")
+    (cut / "index.faiss").write_bytes((cut / "index.faiss").read_bytes()[:1000])
+    short = saved("short")
+    pq.write_table(pq.read_table(short / IDS_FILE).slice(0, 159), short / IDS_FILE)
+    no_ids = saved("no-ids")
+    (no_ids / IDS_FILE).unlink()
+    not_ivf = saved("not-ivf")
+    (not_ivf / META_FILE).write_text(json.dumps({**json.loads((not_ivf / META_FILE).read_text()), "kind": "ivf"}))
+    miscounted = saved("miscounted")
+    (miscounted / META_FILE).write_text(json.dumps({**json.loads((miscounted / META_FILE).read_text()), "creators": 7}))
+    garbled = saved("garbled")
+    (garbled / META_FILE).write_text("{not json")
+    for directory, wrong in (
+        (cut, "index.faiss (1000 bytes) cannot be read by faiss"),
+        (short, "creator_ids.parquet holds 159 creator ids for the 500 vectors of index.faiss"),
+        (no_ids, "creator_ids.parquet is missing"),
+        (not_ivf, "index.faiss is not the ivf index meta.json says"),
+        (miscounted, "meta.json records 7 creators; index.faiss holds 500"),
+        (garbled, "meta.json cannot be read"),
+    ):
+        with pytest.raises(DamagedIndex) as refused:
+            CandidateIndex.load(directory, embedding_model=MODEL)
+        message = str(refused.value)
+        assert message.startswith(f"index {directory} is damaged: {wrong}") and "\n" not in message, message
+        assert isinstance(refused.value, ArtifactMismatch)  # the command line's one-line refusal, exit 2
+    assert CandidateIndex.load(saved("intact")).creator_ids.tolist() == ids.tolist()

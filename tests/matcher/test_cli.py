@@ -159,6 +159,38 @@ def test_summaries_out_says_per_campaign_what_the_slate_is_and_why(flow, tmp_pat
     assert clash.returncode == 2 and "the summaries cannot be written over the matches file" in clash.stderr
 
 
+def test_an_output_over_the_performance_or_its_past_campaigns_is_refused_and_both_kept(flow, tmp_path):
+    """The trial's runs: `--summaries-out` naming the `--performance` file, and `--out` naming the past campaigns
+    read by default beside it, each replaced that input and exited 0. Now each is refused in one line naming both
+    files, exit 2, before any work, and every file is kept as it was; a run with distinct outputs goes ahead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("performance", "campaigns"):
+        shutil.copy(flow / "w" / f"{name}.parquet", data)
+    kept = {path.name: path.read_bytes() for path in data.iterdir()}
+    performance = data / "performance.parquet"
+    common = [*flow_inputs(flow), "--index", str(flow / "idx"), "--performance", str(performance)]
+    for args, line in (
+        (
+            ["--out", str(tmp_path / "m.parquet"), "--summaries-out", str(performance)],
+            f"creator-match: {performance}: the summaries cannot be written over the performance file {performance}",
+        ),
+        (
+            ["--out", str(data / "campaigns.parquet")],
+            f"creator-match: {data / 'campaigns.parquet'}: the matches cannot be written over the default "
+            f"--past-campaigns file {data / 'campaigns.parquet'}",
+        ),
+    ):
+        done = run("match", *common, *args)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [line]
+        assert {path.name: path.read_bytes() for path in data.iterdir()} == kept
+        assert not (tmp_path / "m.parquet").exists()
+    done = run("match", *common, "--out", str(tmp_path / "m.parquet"), "--summaries-out", str(tmp_path / "s.csv"))
+    assert done.returncode == 0, done.stderr
+    assert {path.name: path.read_bytes() for path in data.iterdir()} == kept
+
+
 def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     campaigns = pd.read_parquet(flow / "w" / "new_campaigns.parquet")
     campaigns["asins"] = campaigns["asins"].map(lambda a: "|".join(a))
@@ -186,8 +218,8 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     assert done.stderr.strip().splitlines()[-1].startswith("2 rows rejected; see ")
     assert "Traceback" not in done.stderr
     rejects = pd.read_csv(out.with_name("matches.rejects.csv"))
-    assert list(rejects.columns) == ["table", "row", "id", "column", "reason"]
-    assert set(rejects["id"]) == set(bad_ids)
+    assert list(rejects.columns) == ["table", "row", "id", "column", "reason", "output"]
+    assert set(rejects["id"]) == set(bad_ids) and set(rejects["output"]) == {"matches.csv"}
     matched = set(pd.read_csv(out)["campaign_id"])
     assert not matched & set(bad_ids)
     assert len(matched) >= len(campaigns) - 2 - 2  # out-of-stock campaigns may be summarised instead
@@ -264,6 +296,39 @@ def test_unresolvable_model_and_mismatched_index_are_refused(flow, tmp_path):
     done = run("match", *common, "--index", str(idx))
     assert done.returncode == 2 and "another-model" in done.stderr and "all-MiniLM-L6-v2" in done.stderr
     assert not (tmp_path / "m.parquet").exists()
+
+
+def test_a_damaged_index_is_refused_in_one_line_naming_it_and_what_is_wrong(flow, tmp_path):
+    """An index whose files cannot be read or disagree (a copy cut short, the ids of another build) gave exit 1
+    with faiss's RuntimeError, or numpy's "allowed mask of shape (159,)" from deep inside a search. Now `match` and
+    `similar` refuse it when it is loaded: one line naming the directory and what is wrong, exit 2, nothing written.
+    """
+    out = tmp_path / "m.parquet"
+    truncated, short_ids, wrong_meta = tmp_path / "truncated", tmp_path / "short-ids", tmp_path / "wrong-meta"
+    for copy in (truncated, short_ids, wrong_meta):
+        shutil.copytree(flow / "idx", copy)
+    faiss_file = truncated / "index.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[: faiss_file.stat().st_size // 2])
+    ids = pq.read_table(short_ids / "creator_ids.parquet")
+    pq.write_table(ids.slice(0, 159), short_ids / "creator_ids.parquet")
+    (wrong_meta / "meta.json").write_text((wrong_meta / "meta.json").read_text()[:-20])
+    cases = {
+        truncated: "index.faiss (",
+        short_ids: f"creator_ids.parquet holds 159 creator ids for the {len(ids)} vectors of index.faiss",
+        wrong_meta: "meta.json cannot be read",
+    }
+    for index, wrong in cases.items():
+        done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(index))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (index, done.stderr)
+        assert lines[0].startswith(f"creator-match: index {index} is damaged: {wrong}"), lines[0]
+        assert lines[0].endswith("; rebuild it with `creator-match index`")
+        assert not out.exists() and not (tmp_path / ".m.parquet.lock").exists()
+    like = ["--creators", str(flow / "w" / "creators.parquet"), "--like", ids.column("creator_id")[0].as_py()]
+    done = run("similar", *like, "--index", str(short_ids), "--out", str(tmp_path / "l.csv"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"creator-match: index {short_ids} is damaged: {cases[short_ids]}; rebuild it with `creator-match index`"
+    ]
 
 
 def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tmp_path, monkeypatch):

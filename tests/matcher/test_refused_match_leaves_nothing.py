@@ -185,3 +185,72 @@ def test_a_model_directory_whose_records_store_is_gone_is_refused_without_creati
     done = run("match", *common, "--performance", performance, "--out", "newdir/m.parquet", cwd=work)
     assert done.returncode == 0, done.stderr
     assert (work / "newdir" / "m.parquet").is_file() and not gone.exists()
+
+
+@pytest.fixture
+def own_files(work, world_dir, world_index) -> Path:
+    """The user's inputs in the working directory: the world's tables, its past campaigns beside its performance,
+    a link to the performance file, and a candidate index built by `creator-match index`."""
+    for name in ("creators", "new_campaigns", "campaigns", "performance"):
+        shutil.copy(world_dir / f"{name}.parquet", work)
+    (work / "perf-link.parquet").symlink_to(work / "performance.parquet")
+    shutil.copytree(world_index, work / "idx")
+    return work
+
+
+MATCH = ["match", "--campaigns", "new_campaigns.parquet", "--creators", "creators.parquet"]
+WITH_PERFORMANCE = [*MATCH, "--performance", "performance.parquet"]
+
+
+@pytest.mark.usefixtures("no_registry")
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            [*WITH_PERFORMANCE, "--out", "m.parquet", "--summaries-out", "performance.parquet"],
+            "performance.parquet: the summaries cannot be written over the performance file performance.parquet",
+        ),
+        (
+            [*WITH_PERFORMANCE, "--out", "campaigns.parquet"],
+            "campaigns.parquet: the matches cannot be written over the default --past-campaigns file ",
+        ),
+        (
+            [*WITH_PERFORMANCE, "--past-campaigns", "campaigns.parquet", "--out", "campaigns.parquet"],
+            "campaigns.parquet: the matches cannot be written over the past campaigns file campaigns.parquet",
+        ),
+        (
+            [*WITH_PERFORMANCE, "--out", "m.parquet", "--candidates-out", "perf-link.parquet"],
+            "perf-link.parquet: the candidates cannot be written over the performance file performance.parquet",
+        ),
+        (
+            [*MATCH, "--index", "idx", "--out", "idx/creator_ids.parquet"],
+            "idx/creator_ids.parquet: the matches cannot be written inside the index directory idx",
+        ),
+        (
+            [*MATCH, "--index", "idx", "--out", "m.parquet", "--summaries-out", "./idx/../idx/new.csv"],
+            "idx/../idx/new.csv: the summaries cannot be written inside the index directory idx",
+        ),
+        ([*MATCH, "--out", "."], ".: is a directory; expected a file for the matches"),
+        (
+            ["similar", "--like", "c1", "--creators", "creators.parquet", "--index", "idx", "--out", "idx/l.parquet"],
+            "idx/l.parquet: the lookalikes cannot be written inside the index directory idx",
+        ),
+    ],
+    ids=[
+        "summaries over --performance",
+        "matches over the default --past-campaigns",
+        "candidates over --past-campaigns",
+        "candidates over a link to --performance",
+        "matches inside --index",
+        "summaries inside --index, by another name",
+        "matches at .",
+        "lookalikes inside --index",
+    ],
+)
+def test_no_output_is_written_over_an_input_of_the_command(own_files, args, expected):
+    """Every input of the command, given or read by default, named directly, through a link or by another name of
+    its folder, is refused as an output in one line naming both, and the directory is left as it was (a trial's
+    `--summaries-out performance.parquet` replaced the performance file and exited 0)."""
+    before = listing(own_files)
+    refused_in_one_line(run(*args, cwd=own_files), expected)
+    assert listing(own_files) == before
