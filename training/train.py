@@ -119,6 +119,7 @@ def train(
     share of campaigns, the latest by start date, held out for that evaluation.
     """
     import mlflow
+    from mlflow import MlflowClient
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import ColSpec, Schema
 
@@ -219,7 +220,7 @@ def train(
         # logged before the model is registered, so no registered version lacks them.
         for path in data.records.write(Path(tmp) / "records"):
             mlflow.log_artifact(str(path), "records")
-        # MLflow prints its registration chatter straight to stderr; the summary says the same in one line.
+        # MLflow prints its logging chatter straight to stderr; the summary says the same in one line.
         with contextlib.redirect_stderr(io.StringIO()):
             logged = mlflow.pyfunc.log_model(
                 name="model",
@@ -229,10 +230,13 @@ def train(
                 code_paths=model_code_paths(),
                 pip_requirements=pip_requirements(),
             )
-            version = register(logged.model_uri, model_name)
-        card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
-        is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
-        mlflow.log_text(card, "review/model_card.md")
+    # Registered only once its run has finished: a training killed before that leaves a run that never
+    # finished and no version, never a version (let alone a champion) whose run is still `RUNNING` for ever.
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = register(logged.model_uri, model_name)
+    card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
+    is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
+    MlflowClient().log_text(run.info.run_id, card, "review/model_card.md")
     return TrainResult(
         run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects)
     )

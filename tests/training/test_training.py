@@ -147,6 +147,19 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert np.isfinite(unknown.to_numpy(float)).all()
 
 
+def test_a_version_is_registered_only_after_its_run_has_finished(trained, tracking_uri):
+    """A training killed between logging and registering must not leave a registered (and crowned) version whose
+    run stays `RUNNING` for ever: the run ends first, and the version, its model card included, comes after."""
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(trained.run_id)
+    version = client.get_model_version("creator-ranker", trained.version)
+    assert run.info.status == "FINISHED"
+    assert run.info.end_time <= version.creation_timestamp
+    assert version.run_id == trained.run_id
+    card = client.download_artifacts(trained.run_id, "review/model_card.md")
+    assert Path(card).read_text() == version.description
+
+
 def test_ranker_beats_the_sellers_hand_pick_on_later_campaigns(trained):
     """On held-out later campaigns the ranker orders realized sales better than follower count."""
     m = trained.metrics
