@@ -73,6 +73,7 @@ from training.dataset import build_training_data, read_training_tables
 from training.evaluate import BASELINES
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import LoadedRanker, load_ranker
+from training.selection import DEFAULT_SELECTION_POWER, row_weights
 from training.train import train
 
 
@@ -154,9 +155,11 @@ def ceilings(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame, siz
     }
 
 
-def with_noise_free_labels(ranker: LoadedRanker, data: Path, embedder: Embedder) -> LoadedRanker:
+def with_noise_free_labels(
+    ranker: LoadedRanker, data: Path, embedder: Embedder, selection_power: float = DEFAULT_SELECTION_POWER
+) -> LoadedRanker:
     """`ranker` refitted on its own training pairs and features with the outcomes' expectations as labels."""
-    pairs = build_training_data(read_training_tables(data), embedder).pairs
+    pairs = build_training_data(read_training_tables(data), embedder, selection_power=selection_power).pairs
     past = pd.read_parquet(data / "past_truth.parquet").set_index(["campaign_id", "creator_id"])
     expected = past.reindex(pd.MultiIndex.from_frame(pairs[["campaign_id", "creator_id"]]))
     impressions = expected["expected_impressions"].to_numpy(float)
@@ -164,7 +167,7 @@ def with_noise_free_labels(ranker: LoadedRanker, data: Path, embedder: Embedder)
     orders = clicks * expected["cvr"].to_numpy(float)
     labels = pd.DataFrame(dict(zip(OUTCOMES, (impressions, clicks, orders), strict=True)))
     model = copy.copy(ranker.model)
-    model.ranker = CreatorRanker(**ranker.model.ranker.get_params()).fit(pairs[FEATURES], labels)
+    model.ranker = CreatorRanker(**ranker.model.ranker.get_params()).fit(pairs[FEATURES], labels, row_weights(pairs))
     return dataclasses.replace(ranker, model=model)
 
 
@@ -194,11 +197,12 @@ def run_seed(
     world: str,
     knobs: dict,
     ranker: CreatorRanker | None = None,
+    selection_power: float = DEFAULT_SELECTION_POWER,
 ) -> dict[str, float]:
     data = work / f"{world}-{seed}-{abs(hash(tuple(sorted(knobs.items()))))}"
     write_world(WORLDS[world](n_creators=n_creators, n_campaigns=n_campaigns, seed=seed, **knobs), data)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{data}.db"
-    result = train(data, embedder=embedder, ranker=ranker)
+    result = train(data, embedder=embedder, ranker=ranker, selection_power=selection_power)
     creators = read_table(data / "creators.parquet", "creators").frame
     campaigns = read_table(data / "new_campaigns.parquet", "campaigns").frame
     creator_vec = creator_vectors(embedder, creators)
@@ -221,7 +225,9 @@ def run_seed(
     row["model_without_new_creator_rules"] = oracle_share(unruled.matches, truth)
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
     row |= ceilings(matcher, campaigns, truth, ranking.groupby("campaign_id").size())
-    row["noise_free_labels"] = oracle_share(run(alone, with_noise_free_labels(ranker, data, embedder)).matches, truth)
+    row["noise_free_labels"] = oracle_share(
+        run(alone, with_noise_free_labels(ranker, data, embedder, selection_power)).matches, truth
+    )
     for name, slates in baseline_slates(
         ranking, campaigns, creators, campaign_vectors(embedder, campaigns), creator_vec, MatchSettings(), embedder
     ).items():
@@ -270,6 +276,9 @@ def main() -> None:
     parser.add_argument("--sweep", metavar="KEY=V1,V2", help="rerun every seed with a generator knob at each value")
     parser.add_argument("--members", type=int, default=1, help="the ranker's n_members (train --members)")
     parser.add_argument("--max-features", type=float, default=1.0, help="the ranker's max_features")
+    parser.add_argument(
+        "--selection-power", type=float, default=DEFAULT_SELECTION_POWER, help="train --selection-power"
+    )
     args = parser.parse_args()
     ranker = CreatorRanker(max_features=args.max_features, n_members=args.members)
     settings = [{}]
@@ -283,10 +292,22 @@ def main() -> None:
             label = ",".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
             if (args.members, args.max_features) != (1, 1.0):
                 label += f" (ranker: {args.members} members, max_features {args.max_features})"
+            if args.selection_power != DEFAULT_SELECTION_POWER:
+                label += f" (selection power {args.selection_power})"
             rows = []
             for seed in args.seeds:
                 started = time.perf_counter()
-                row = run_seed(seed, args.creators, args.campaigns, embedder, Path(tmp), args.world, knobs, ranker)
+                row = run_seed(
+                    seed,
+                    args.creators,
+                    args.campaigns,
+                    embedder,
+                    Path(tmp),
+                    args.world,
+                    knobs,
+                    ranker,
+                    args.selection_power,
+                )
                 rows.append(row)
                 print(
                     f"{args.world} {label} seed {seed}: model {row['model']:.3f} (without the new-creator rules "

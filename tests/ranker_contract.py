@@ -80,3 +80,22 @@ class RankerContract(EstimatorContract):
         bad = y.assign(clicks=y["impressions"] + 1)
         with pytest.raises(ValueError, match="clicks above impressions"):
             self.make().fit(X, bad)
+
+    def test_sample_weight_moves_the_fit_toward_the_heavier_rows(self):
+        """The same pairs twice, once with the outcomes as drawn and once with a third of the clicks and a ninth of
+        the orders: weighing one copy ten times the other moves both predicted rates toward that copy's."""
+        X, y = synthetic_pairs(1500)
+        fewer = y.assign(clicks=y["clicks"] // 3, orders=y["orders"] // 9)
+        stacked_X, stacked_y = pd.concat([X, X], ignore_index=True), pd.concat([y, fewer], ignore_index=True)
+        heavy_first = np.r_[np.full(len(X), 10.0), np.ones(len(X))]
+        toward_drawn = self.make().fit(stacked_X, stacked_y, sample_weight=heavy_first).predict(X)
+        toward_fewer = self.make().fit(stacked_X, stacked_y, sample_weight=heavy_first[::-1].copy()).predict(X)
+        assert toward_drawn["p_click"].mean() > 1.5 * toward_fewer["p_click"].mean()
+        assert toward_drawn["p_order"].mean() > 1.5 * toward_fewer["p_order"].mean()
+
+    def test_sample_weight_of_the_wrong_length_or_sign_is_refused(self):
+        X, y = synthetic_pairs(200)
+        with pytest.raises(ValueError, match="sample_weight"):
+            self.make().fit(X, y, sample_weight=np.ones(199))
+        with pytest.raises(ValueError, match="sample_weight"):
+            self.make().fit(X, y, sample_weight=np.r_[-1.0, np.ones(199)])

@@ -31,6 +31,7 @@ from features.similarity import TagSpace, semantic_features
 from features.table_files import find_table
 from features.tables import InputError, Reject, read_table, validate_performance_links
 from training.ranker import OUTCOMES, CreatorRanker
+from training.selection import DEFAULT_SELECTION_POWER, participation_weights
 
 # The dashboard's settlement rule: an order counts for the last click within 24 hours before it.
 DEFAULT_WINDOW = dt.timedelta(hours=24)
@@ -60,7 +61,8 @@ class TrainingTables:
 class TrainingData:
     """Pairs with features and outcomes, plus what scoring new pairs needs later."""
 
-    pairs: pd.DataFrame  # campaign_id, creator_id, start_date, FEATURES..., impressions, clicks, orders, sales
+    # campaign_id, creator_id, start_date, FEATURES..., impressions, clicks, orders, sales, selection_weight
+    pairs: pd.DataFrame
     model: HistoryModel  # what every settled row taught, registered with the ranker
     records: CreatorRecords  # every creator's record as of training: match's default
     fingerprint: str
@@ -182,8 +184,12 @@ def build_training_data(
     as_of: dt.date | None = None,
     attribution: str = "last_click",
     window: dt.timedelta = DEFAULT_WINDOW,
+    selection_power: float = DEFAULT_SELECTION_POWER,
 ) -> TrainingData:
     """Builds one row per settled (campaign, creator) pair with features as of the campaign's start.
+
+    Each row also gets a `selection_weight` (mean 1): how much more common a pair like it is among the creators a
+    match would have scored for its campaign than among those who took part (`training.selection`).
 
     Args:
         tables: the validated tables.
@@ -191,6 +197,7 @@ def build_training_data(
         as_of: campaigns count as settled when their end date + 7 days is on or before it; default today.
         attribution: how orders are credited where touches and purchases exist (see `relabel`).
         window: how long after a click an order still counts for it.
+        selection_power: the power of the weights' odds; 0 weighs every row alike.
 
     Raises:
         InputError: no settled performance rows to learn from.
@@ -224,6 +231,10 @@ def build_training_data(
     )
     tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
     affinity = cross_fitted_affinity(rows, tags, priors)
+    learned_affinity = TagCategoryAffinity().fit(rows, tags, priors)
+    weights = participation_weights(
+        campaigns, tables.creators, ci, ri, embedder, priors, learned_affinity, selection_power
+    )
     queries = rows[["creator_id", "category", "marketplaces"]].assign(as_of=rows["start_date"])
 
     def features_from(rows: pd.DataFrame) -> pd.DataFrame:
@@ -246,7 +257,7 @@ def build_training_data(
             features,
         ],
         axis=1,
-    )
+    ).assign(selection_weight=weights)
     window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
-    model = HistoryModel(priors, TagCategoryAffinity().fit(rows, tags, priors), product_types, context)
+    model = HistoryModel(priors, learned_affinity, product_types, context)
     return TrainingData(pairs, model, CreatorRecords.from_rows(rows, priors), _fingerprint(rows), window)

@@ -8,6 +8,7 @@ from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
 from features.pairwise import FEATURES, without_history
 from training.ranker import OUTCOMES, CreatorRanker, expected_sales
+from training.selection import row_weights
 
 __all__ = [
     "BASELINES",
@@ -76,7 +77,7 @@ def cold_metrics(
     if cold.empty or (~held_train).sum() == 0:
         return {}
     learned = train_pairs[~held_train]
-    model = CreatorRanker(**ranker.get_params()).fit(learned[FEATURES], learned[OUTCOMES])
+    model = CreatorRanker(**ranker.get_params()).fit(learned[FEATURES], learned[OUTCOMES], row_weights(learned))
     scores = {"model": expected_sales(model.predict(cold), cold["price"].to_numpy(float))} | {
         f"baseline_{name}": baseline(cold) for name, baseline in BASELINES.items()
     }

@@ -150,32 +150,42 @@ class CreatorRanker(BaseEstimator):
         return self._head(kind).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
 
     @staticmethod
-    def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float | None):
+    def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float | None, rows: np.ndarray):
         keep = trials > 0
         X, trials, successes = X[keep], trials[keep], successes[keep]
         scale = np.minimum(trials, cap) / trials if cap is not None else np.ones(len(trials))
+        scale = scale * rows[keep]
         weights = np.concatenate([successes * scale, (trials - successes) * scale])
         labels = np.concatenate([np.ones(len(X)), np.zeros(len(X))])
         stacked = np.vstack([X, X])
         nonzero = weights > 0
         return stacked[nonzero], labels[nonzero], weights[nonzero] / weights[nonzero].mean()
 
-    def _with_cold_rows(self, X: pd.DataFrame, y: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """X and y, plus `cold_share` of the rows with a record once more as if the creator had none."""
+    def _with_cold_rows(
+        self, X: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray
+    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+        """X, y and the rows' weights, plus `cold_share` of the rows with a record once more as if the creator had
+        none (with their own weights)."""
         known = np.flatnonzero(X["hist_campaigns"].to_numpy(float) > 0)
         n = round(self.cold_share * len(known))
         if n == 0:
-            return X, y
+            return X, y, weights
         picked = np.sort(np.random.default_rng(self.random_state).choice(known, n, replace=False))
         cold = without_history(X.iloc[picked])
-        return pd.concat([X, cold], ignore_index=True), pd.concat([y, y.iloc[picked]], ignore_index=True)
+        return (
+            pd.concat([X, cold], ignore_index=True),
+            pd.concat([y, y.iloc[picked]], ignore_index=True),
+            np.concatenate([weights, weights[picked]]),
+        )
 
-    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> CreatorRanker:
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame, sample_weight: np.ndarray | None = None) -> CreatorRanker:
         """Fits the three heads.
 
         Args:
             X: FEATURES columns, one row per past (campaign, creator) pair.
             y: `impressions`, `clicks` and `orders` of each pair.
+            sample_weight: how much each pair counts (e.g. `training.selection`'s weights); None: alike. A rate
+                head counts a pair's trials times its weight.
         """
         missing = [name for name in FEATURES if name not in X.columns]
         if missing:
@@ -189,15 +199,23 @@ class CreatorRanker(BaseEstimator):
             raise ValueError(f"Got cold_share={self.cold_share}; expected a value in [0, 1]")
         if not (isinstance(self.n_members, int | np.integer) and self.n_members >= 1):
             raise ValueError(f"Got n_members={self.n_members!r}; expected a whole number of at least 1")
-        X, y = self._with_cold_rows(X[FEATURES].reset_index(drop=True), y[OUTCOMES].reset_index(drop=True))
+        weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if weights.shape != (len(X),) or not (np.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError(f"Got sample_weight of shape {weights.shape}; expected {len(X)} finite values >= 0")
+        X, y, weights = self._with_cold_rows(
+            X[FEATURES].reset_index(drop=True), y[OUTCOMES].reset_index(drop=True), weights
+        )
         data = X.to_numpy(float)
         impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)
         if (clicks > impressions).any() or (orders > clicks).any():
             raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")
-        self.reach_ = self._head("reach").fit(data, impressions)
-        clicked = self._binomial(data, impressions, clicks, self.max_impressions_weight)
+        # Unweighted, the reach head is fitted exactly as before weights existed (no sample_weight argument).
+        reach_weights = {} if sample_weight is None else {"sample_weight": weights}
+        self.reach_ = self._head("reach").fit(data, impressions, **reach_weights)
+        clicked = self._binomial(data, impressions, clicks, self.max_impressions_weight, weights)
         self.click_ = self._fit_rate_head("click", *clicked)
-        self.order_ = self._fit_rate_head("order", *self._binomial(data, clicks, orders, self.max_clicks_weight))
+        ordered = self._binomial(data, clicks, orders, self.max_clicks_weight, weights)
+        self.order_ = self._fit_rate_head("order", *ordered)
         self.feature_names_in_ = np.array(FEATURES, dtype=object)
         self.n_features_in_ = len(FEATURES)
         return self

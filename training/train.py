@@ -50,6 +50,7 @@ from training.review import (
     slate_members,
     slate_metrics,
 )
+from training.selection import DEFAULT_SELECTION_POWER, effective_share, row_weights
 
 __all__ = ["TrainResult", "train"]
 
@@ -108,6 +109,7 @@ def train(
     window: dt.timedelta = DEFAULT_WINDOW,
     slate_builder: SlateBuilder | None = None,
     holdout: float = HOLDOUT,
+    selection_power: float = DEFAULT_SELECTION_POWER,
 ) -> TrainResult:
     """Trains on DIR/creators, DIR/campaigns, DIR/performance; logs the run and registers a version.
 
@@ -116,7 +118,8 @@ def train(
     on everything. The first version of a model name becomes `champion`; later ones wait for `promote`.
     With `slate_builder` (see `training.review.SlateBuilder`; the `creator-match train` command passes
     matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's. `holdout` is the
-    share of campaigns, the latest by start date, held out for that evaluation.
+    share of campaigns, the latest by start date, held out for that evaluation. `selection_power` weighs the
+    past pairs toward the creators a match would have scored for their campaigns (`training.selection`; 0: alike).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -125,6 +128,8 @@ def train(
 
     if not 0 < holdout < 1:
         raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
+    if not 0 <= selection_power <= 1:
+        raise ValueError(f"Got selection_power={selection_power}; expected a value in [0, 1]")
     # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
     tables = read_training_tables(data_dir)
     settled_training_rows(tables, as_of)
@@ -136,7 +141,7 @@ def train(
     create_store()
     # Then, before any work: a registry that cannot be read stops the run rather than passing for empty.
     champion = champion_version(model_name)
-    data = build_training_data(tables, embedder, as_of, attribution, window)
+    data = build_training_data(tables, embedder, as_of, attribution, window, selection_power)
     ranker = ranker or CreatorRanker()
     train_pairs, test_pairs = time_split(data.pairs, holdout)
     by_id = tables.campaigns.set_index("campaign_id")
@@ -150,11 +155,14 @@ def train(
         "n_test_pairs": float(len(test_pairs)),
         "n_campaigns": float(data.pairs["campaign_id"].nunique()),
         "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
+        "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),
     }
     held_out = champion_ranker = None
     champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
-        held_out = CreatorRanker(**ranker.get_params()).fit(train_pairs[FEATURES], train_pairs[OUTCOMES])
+        held_out = CreatorRanker(**ranker.get_params()).fit(
+            train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs)
+        )
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
         metrics |= cold_metrics(ranker, train_pairs, test_pairs)
         if champion is not None:
@@ -162,7 +170,9 @@ def train(
             metrics |= champion_metrics(champion_ranker, champion_pairs)
             if champion_ranker is not None:  # this version's held-out fit, on the very campaigns the champion is
                 metrics |= challenger_metrics(held_out, champion_pairs)
-    final = CreatorRanker(**ranker.get_params()).fit(data.pairs[FEATURES], data.pairs[OUTCOMES])
+    final = CreatorRanker(**ranker.get_params()).fit(
+        data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs)
+    )
     python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
     # Every feature may be missing (the heads send a missing value its own way): inferred from a few rows, a
@@ -196,6 +206,7 @@ def train(
                 "attribution": attribution,
                 "attribution_window_hours": _hours(window),
                 "holdout": holdout,
+                "selection_power": selection_power,
                 "event_level_labels": tables.touches is not None and tables.purchases is not None,
             }
         )

@@ -85,6 +85,15 @@ def train(
     max_features: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="share of the features each split may choose from")
     ] = 1.0,
+    selection_power: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="weigh past pairs toward the creators a match would have scored: 0 off, 1 the full odds, 0.5 as "
+            "measured (docs/measurements.md); default 0",
+        ),
+    ] = None,
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
@@ -107,6 +116,7 @@ def train(
         ranker=CreatorRanker(max_features=max_features, n_members=members),
         # Not given: training's own default (training.evaluate.HOLDOUT), which the command does not import to start.
         **({} if holdout is None else {"holdout": holdout}),
+        **({} if selection_power is None else {"selection_power": selection_power}),
     )
     typer.echo(summarize(result))
     if result.rejects:

@@ -138,6 +138,9 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert run.data.tags["embedding_dim"] == "384"
     assert len(run.data.tags["data_fingerprint"]) == 16
     assert " to " in run.data.tags["training_window"]
+    # Past pairs weigh alike unless `--selection-power` asks otherwise, and the run says so.
+    assert run.data.params["selection_power"] == "0.0"
+    assert run.data.metrics["selection_effective_share"] == 1.0
     model = mlflow.pyfunc.load_model(trained.model_uri)
     assert [spec.name for spec in model.metadata.signature.inputs] == FEATURES
     # Any feature may be missing (an optional creator field, no record yet): none is declared required, and a
