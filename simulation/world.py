@@ -623,7 +623,8 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
         if name == "audience_marketplaces":
             values = [None if v is None else list(v.items()) for v in values]
         elif kind == pa.int64():
-            values = [None if v is None or v != v else int(v) for v in values]
+            # pd.isna: a nullable Int64 column holds pd.NA, whose `v != v` is NA again and has no truth value.
+            values = [None if pd.isna(v) else int(v) for v in values]
         arrays.append(pa.array(values, type=kind) if kind else pa.array(frame[name]))
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)
