@@ -149,6 +149,11 @@ class IndexFiles:
         return cls(index, ids.astype(object), meta, keys)
 
 
+# The faiss class each kind of saved index is (or derives from): `build` makes IndexFlatIP, IndexIVFScalarQuantizer
+# and IndexHNSWFlat.
+_KIND_CLASSES = {"flat": faiss.IndexFlat, "ivf": faiss.IndexIVF, "hnsw": faiss.IndexHNSW}
+
+
 def _read_meta(directory: Path) -> dict:
     """meta.json, refused as damaged when it is not a JSON object naming the embedding model and dimension."""
     try:
@@ -173,11 +178,15 @@ def _read_vectors(directory: Path, meta: dict) -> faiss.Index:
         ) from exc
     if index.d != meta["dimension"]:
         raise _damaged(directory, f"{INDEX_FILE} holds {index.d}-d vectors; {META_FILE} says {meta['dimension']}")
-    if meta["kind"] == "ivf":
-        try:
-            ivf = faiss.extract_index_ivf(index)
-        except RuntimeError as exc:
-            raise _damaged(directory, f"{INDEX_FILE} is not the ivf index {META_FILE} says") from exc
+    kind = meta["kind"]
+    if kind not in _KIND_CLASSES:
+        raise _damaged(directory, f"{META_FILE} names kind {kind!r}; expected one of {', '.join(_KIND_CLASSES)}")
+    # Search, and the edited-profile refresh, take each kind's own path: a file of another kind fails deep inside.
+    if not isinstance(faiss.downcast_index(index), _KIND_CLASSES[kind]):
+        found = type(index).__name__
+        raise _damaged(directory, f"{INDEX_FILE} is faiss's {found}, not the {kind} index {META_FILE} says")
+    if kind == "ivf":
+        ivf = faiss.extract_index_ivf(index)
         if ivf.direct_map.type == faiss.DirectMap.NoMap:
             ivf.make_direct_map()
     return index

@@ -557,8 +557,19 @@ def test_load_refuses_an_index_whose_parts_disagree_or_cannot_be_read(index, ids
     pq.write_table(pq.read_table(short / IDS_FILE).slice(0, 159), short / IDS_FILE)
     no_ids = saved("no-ids")
     (no_ids / IDS_FILE).unlink()
-    not_ivf = saved("not-ivf")
-    (not_ivf / META_FILE).write_text(json.dumps({**json.loads((not_ivf / META_FILE).read_text()), "kind": "ivf"}))
+
+    def relabelled(name: str, kind: str):
+        directory = saved(name)
+        (directory / META_FILE).write_text(
+            json.dumps({**json.loads((directory / META_FILE).read_text()), "kind": kind})
+        )
+        return directory
+
+    not_ivf, not_hnsw, unknown_kind = (
+        relabelled("not-ivf", "ivf"),
+        relabelled("not-hnsw", "hnsw"),
+        relabelled("bogus", "bogus"),
+    )
     miscounted = saved("miscounted")
     (miscounted / META_FILE).write_text(json.dumps({**json.loads((miscounted / META_FILE).read_text()), "creators": 7}))
     garbled = saved("garbled")
@@ -567,7 +578,9 @@ def test_load_refuses_an_index_whose_parts_disagree_or_cannot_be_read(index, ids
         (cut, "index.faiss (1000 bytes) cannot be read by faiss"),
         (short, "creator_ids.parquet holds 159 creator ids for the 500 vectors of index.faiss"),
         (no_ids, "creator_ids.parquet is missing"),
-        (not_ivf, "index.faiss is not the ivf index meta.json says"),
+        (not_ivf, "index.faiss is faiss's IndexFlatIP, not the ivf index meta.json says"),
+        (not_hnsw, "index.faiss is faiss's IndexFlatIP, not the hnsw index meta.json says"),
+        (unknown_kind, "meta.json names kind 'bogus'; expected one of flat, ivf, hnsw"),
         (miscounted, "meta.json records 7 creators; index.faiss holds 500"),
         (garbled, "meta.json cannot be read"),
     ):
