@@ -28,6 +28,7 @@ from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
     DEFAULT_MODEL_NAME,
+    RegistrationIncomplete,
     champion_version,
     check_server_reachable,
     configure_tracking,
@@ -52,7 +53,10 @@ from training.review import (
 )
 from training.selection import DEFAULT_SELECTION_POWER, effective_share, row_weights
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["REGISTRATION_TAG", "TrainResult", "train"]
+
+# The run tag that says how registering its model went: `pending`, `<name> version <v>` or `incomplete: <why>`.
+REGISTRATION_TAG = "registration"
 
 
 @dataclass
@@ -211,7 +215,7 @@ def train(
             }
         )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.set_tags(tags)
+        mlflow.set_tags(tags | {REGISTRATION_TAG: "pending"})
         importance = slates_against = None
         if held_out is not None:
             importance = _log_review(held_out, test_pairs, Path(tmp))
@@ -242,12 +246,19 @@ def train(
                 pip_requirements=pip_requirements(),
             )
     # Registered only once its run has finished: a training killed before that leaves a run that never
-    # finished and no version, never a version (let alone a champion) whose run is still `RUNNING` for ever.
-    with contextlib.redirect_stderr(io.StringIO()):
-        version = register(logged.model_uri, model_name)
-    card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
-    is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
-    MlflowClient().log_text(run.info.run_id, card, "review/model_card.md")
+    # finished and no version, never a version (let alone a champion) whose run is still `RUNNING` for ever. The
+    # run's `registration` tag says how registering went: `pending` until it is done (a kill in between leaves it).
+    client = MlflowClient()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            version = register(logged.model_uri, model_name)
+        card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
+        is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
+    except RegistrationIncomplete as exc:
+        client.set_tag(run.info.run_id, REGISTRATION_TAG, f"incomplete: {exc}"[:5000])
+        raise
+    client.log_text(run.info.run_id, card, "review/model_card.md")
+    client.set_tag(run.info.run_id, REGISTRATION_TAG, f"{model_name} version {version}")
     return TrainResult(
         run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects)
     )

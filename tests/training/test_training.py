@@ -158,6 +158,7 @@ def test_a_version_is_registered_only_after_its_run_has_finished(trained, tracki
     version = client.get_model_version("creator-ranker", trained.version)
     assert run.info.status == "FINISHED"
     assert run.info.end_time <= version.creation_timestamp
+    assert run.data.tags["registration"] == f"creator-ranker version {trained.version}"
     assert version.run_id == trained.run_id
     card = client.download_artifacts(trained.run_id, "review/model_card.md")
     assert Path(card).read_text() == version.description
