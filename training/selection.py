@@ -15,11 +15,13 @@ seeds and down on others by more than it moved their means (docs/measurements.md
 candidates"). `creator-match train --selection-power 0.5` turns it on for a seller whose past participants were
 chosen very unlike the catalogue; the run's `selection_effective_share` says how far the weights reach.
 
-The candidates of a past campaign are found as the similarity channel of retrieval finds them: the creators
-closest in meaning to the brief among those whose stated audience in its marketplaces is not under the least
-share (`CANDIDATES_PER_CAMPAIGN` and `MIN_MARKET_SHARE` are `matcher.settings.MatchSettings`' defaults, which a
-test keeps equal). At most `MAX_CREATORS` creators are searched: every participant, then others in an order set
-by a hash of their id, so that training on a catalogue of a million does not embed it all.
+The candidates of a past campaign are found as the similarity channel of retrieval finds them with the default
+settings: the creators closest in meaning to the brief among those who accept campaigns, are not cashback sites
+and whose stated audience in its marketplaces is not under the least share (`CANDIDATES_PER_CAMPAIGN` and
+`MIN_MARKET_SHARE` are `matcher.settings.MatchSettings`' defaults, which a test keeps equal). The proven channel
+(creators with a record in the category) is left out: what it adds are creators with records, whom the
+participants already resemble. At most `MAX_CREATORS` creators are searched: every participant, then others in
+an order set by a hash of their id, so that training on a catalogue of a million does not embed it all.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from features.affinity import TagCategoryAffinity
+from features.contract import CASHBACK_TYPE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
 from features.history import HISTORY_COLUMNS, CategoryPriors
 from features.pairwise import CATEGORICAL_FEATURES, FEATURES, HISTORY_FEATURES, pair_features, typical_audience
@@ -81,6 +84,7 @@ def candidate_pairs(
     audience: pd.Series,
     k: int = CANDIDATES_PER_CAMPAIGN,
     min_market_share: float = MIN_MARKET_SHARE,
+    eligible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each campaign's `k` creators closest in meaning to its brief among those who may be proposed there.
 
@@ -92,6 +96,7 @@ def candidate_pairs(
             which passes, as in retrieval).
         k: creators per campaign.
         min_market_share: least stated audience share in the campaign's marketplaces.
+        eligible: per creator, whether it may be proposed at all; None: all.
 
     Returns:
         (campaign rows, creator rows) of the pairs, campaign by campaign.
@@ -115,6 +120,8 @@ def candidate_pairs(
         block = slice(start, start + _BLOCK)
         similarity = campaign_vectors[block] @ creator_vectors.T
         allowed = ~stated | (runs_in[block] @ shares.T >= min_market_share)
+        if eligible is not None:
+            allowed &= eligible
         similarity = np.where(allowed, similarity, -np.inf)
         top = np.argpartition(-similarity, k - 1, axis=1)[:, :k] if k else np.zeros((len(similarity), 0), int)
         for offset, row in enumerate(top):
@@ -214,6 +221,10 @@ def participation_weights(
         some_campaigns["marketplaces"],
         profile_vectors,
         some_creators["audience_marketplaces"],
+        # matcher.eligibility's rules under the default settings (cashback sites not allowed, violations demoted).
+        eligible=(
+            some_creators["accepts_campaigns"].astype(bool) & (some_creators["creator_type"] != CASHBACK_TYPE)
+        ).to_numpy(),
     )
     took_campaign, took_creator = np.searchsorted(used, campaign_rows), np.searchsorted(searched, creator_rows)
     took_part = np.isin(found_campaign * len(searched) + found_creator, took_campaign * len(searched) + took_creator)

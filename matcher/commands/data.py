@@ -90,8 +90,8 @@ def train(
         typer.Option(
             min=0.0,
             max=1.0,
-            help="weigh past pairs toward the creators a match would have scored: 0 off, 1 the full odds, 0.5 as "
-            "measured (docs/measurements.md); default 0",
+            help="weigh past pairs toward the creators a match would have scored: 0 off, 1 the full odds; on "
+            "simulated worlds 0.5 moved single seeds both ways (docs/measurements.md); default 0",
         ),
     ] = None,
 ) -> None:

@@ -45,6 +45,10 @@ def test_candidates_are_the_closest_creators_who_reach_the_campaigns_marketplace
         np.testing.assert_array_equal(creator_rows[campaign_rows == campaign], expected)
     # A campaign where few creators reach still gets k, from those who do (or say nothing).
     assert (np.bincount(campaign_rows, minlength=len(markets)) == 5).all()
+    # Creators who may not be proposed at all are never candidates.
+    eligible = np.arange(60) % 3 != 0
+    _, some = candidate_pairs(briefs, markets, profiles, audience, k=5, min_market_share=0.3, eligible=eligible)
+    assert eligible[some].all() and len(some) == 5 * len(markets)
 
 
 def test_every_participant_is_searched_and_the_rest_are_capped_in_a_stable_order():
