@@ -223,6 +223,7 @@ def index(
         locks.enter_context(output_lock(out))
         if table.rejects:  # the rejects file is this run's output too, and another output of the same stem shares it
             locks.enter_context(output_lock(rejects_path(out)))
+            check_rejects_path(out)  # again under the lock: a user's file put there since is not written over
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
         built.save(out)
