@@ -212,7 +212,7 @@ def index(
     # once; the target is checked again under the lock, before any embedding.
     check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     check_replaceable(out, why_not_an_index)
-    if table.rejects:  # a user's own file, or another output's rejects, where they go stops the run here
+    if table.rejects:  # a user's own file where they go stops the run here
         check_rejects_path(out)
     if empty := no_valid_rows(table, creators):
         # An index of no creator is no index: the one at --out (if any) is kept, not replaced by nothing.
