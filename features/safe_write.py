@@ -25,6 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "OWNER_LOCK",
+    "OutputLocked",
     "OutputRefused",
     "atomic_path",
     "check_outputs",
@@ -51,6 +52,11 @@ _RENAME_EXCHANGE = 2
 class OutputRefused(Exception):
     """An output that cannot be written safely: it holds what the project did not write, another run holds it, or
     it would be written over one of the command's own inputs or outputs."""
+
+
+class OutputLocked(OutputRefused):
+    """An output another process is writing: it holds the output's lock. Told apart from the other refusals so
+    that a caller may leave such an output to its writer, while a lock that cannot be made at all still stops it."""
 
 
 def _same_place(one: Path, other: Path) -> bool:
@@ -341,8 +347,9 @@ def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
         wait: seconds to wait for another holder; 0 refuses at once.
 
     Raises:
-        OutputRefused: another process held the lock for all of `wait`, or the target's folder cannot be made or
-            written (a file in the path, a read-only file system, no permission): one line naming the output.
+        OutputLocked: another process held the lock for all of `wait`.
+        OutputRefused: the target's folder cannot be made or written (a file in the path, a read-only file system,
+            no permission): one line naming the output.
     """
     from filelock import FileLock, Timeout
 
@@ -357,7 +364,7 @@ def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
         if not path.exists():  # filelock reports a lock file it could not create as a lock it could not take
             raise OutputRefused(f"{target} cannot be written: {path} cannot be created there") from None
         waited = f" for {wait:g} s" if wait > 0 else ""
-        raise OutputRefused(
+        raise OutputLocked(
             f"{target} is being written by another process (it holds {path}){waited}; "
             "wait for it to finish or write elsewhere"
         ) from None

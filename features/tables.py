@@ -27,7 +27,7 @@ from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
-from features.safe_write import OutputRefused, atomic_path, output_lock, remove_stale_temporaries
+from features.safe_write import OutputLocked, OutputRefused, atomic_path, output_lock, remove_stale_temporaries
 
 __all__ = [
     "TABLES",
@@ -43,7 +43,7 @@ __all__ = [
     "read_frame",
     "read_table",
     "records_frame",
-    "rejects_owner",
+    "rejects_owners",
     "rejects_path",
     "report_rejects",
     "settle_rejects",
@@ -933,89 +933,112 @@ def is_rejects_file(path: Path) -> bool:
     return _header(path) in (REJECTS_COLUMNS, _RECORDLESS_REJECTS_COLUMNS)
 
 
-def rejects_owner(path: Path) -> str | None:
-    """The output a rejects file of this project belongs to (the file name in its `output` column); None when it
-    records none (written before the column, or holding no reject) or is not a rejects file."""
+def _recorded_rows(path: Path) -> list[dict[str, str]] | None:
+    """The rows of the project's rejects file at `path`, each naming its output; None when the file records no
+    output (written before the `output` column), cannot be read as one, or is not a rejects file at all."""
     if _header(path) != REJECTS_COLUMNS:
         return None
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            first = next(csv.DictReader(handle), None)
+            return [{column: row.get(column) or "" for column in REJECTS_COLUMNS} for row in csv.DictReader(handle)]
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
-    return (first or {}).get("output") or None
 
 
-def _belongs_to(path: Path, out: str | Path) -> bool:
-    """Whether the rejects file at `path` is `out`'s to replace or remove: an earlier rejects file of the project that
-    records `out` as its output, or records no output (the rule before outputs were recorded)."""
-    return is_rejects_file(path) and rejects_owner(path) in (None, _named(out).name)
+def rejects_owners(path: Path) -> set[str]:
+    """The outputs whose rejects the project's rejects file at `path` holds (the file names in its `output` column);
+    empty when it records none (written before the column, or holding no reject) or is not a rejects file."""
+    return {row["output"] for row in _recorded_rows(path) or [] if row["output"]}
 
 
 def check_rejects_path(out: str | Path) -> Path:
-    """The rejects file beside `out`, if the tool may write it: absent, or an earlier rejects file of `out` (or one
-    that records no output).
+    """The rejects file beside `out`, if the tool may write it: absent, or an earlier rejects file of the project
+    (of `out`, of another output with the same stem, whose rows are kept, or of no recorded output).
 
     Raises:
-        OutputRefused: something else is at that path: a user's file of the same name, a directory, or the rejects
-            file of another output with the same stem (`m.csv` beside `m.parquet`).
+        OutputRefused: something else is at that path: a user's file of the same name, or a directory.
     """
     target = rejects_path(out)
     if not target.exists() and not target.is_symlink():
         return target
     if target.is_dir():
         why = "it is a directory"
-    elif _belongs_to(target, out):
-        return target
     elif is_rejects_file(target):
-        why = f"it holds the rejects of {rejects_owner(target)}, another output beside it"
+        return target
     else:
         why = f"it is not a rejects file of creator-match (its first line is not {','.join(REJECTS_COLUMNS)})"
     raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
 
 
-def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
-    """Writes the rejects file beside `out` (atomically), each row naming `out` as its output, and returns its path.
-
-    Raises:
-        OutputRefused: a file other than an earlier rejects file of `out` is at that path (it is left as is).
-    """
-    target = check_rejects_path(out)
-    output = _named(out).name
+def _write_rows(target: Path, rows: Iterable[Mapping[str, object]], out: str | Path) -> None:
+    """Writes a rejects file of `rows` at `target` atomically, after checking the path is still the tool's."""
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(REJECTS_COLUMNS))
         writer.writeheader()
-        writer.writerows({**asdict(reject), "output": output} for reject in rejects)
+        writer.writerows(rows)
         check_rejects_path(out)  # a file the user put there while this run worked is not replaced either
+
+
+def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
+    """Writes the rejects file beside `out` (atomically), each row naming `out` as its output, and returns its path.
+
+    `m.parquet` and `m.csv` share `m.rejects.csv`: the rows an earlier file holds for another output are kept (one
+    bad row of one output must not stop, nor erase, the other's run), and only `out`'s are replaced. A file that
+    records no output (written before the `output` column) is replaced whole, as it was before. The caller holds
+    the rejects file's `output_lock` (`settle_rejects` takes it), so no other run rewrites it in between.
+
+    Raises:
+        OutputRefused: a file other than an earlier rejects file of the project is at that path (it is left as is).
+    """
+    target = check_rejects_path(out)
+    output = _named(out).name
+    others = [row for row in _recorded_rows(target) or [] if row["output"] != output]
+    _write_rows(target, [*others, *({**asdict(reject), "output": output} for reject in rejects)], out)
     return target
 
 
-def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
-    """The rejects of a run that wrote `out`: written beside it, or, when there are none, an earlier rejects file of
-    `out` there removed (a clean rerun must not leave old rejects beside a fresh output); the path written, if any.
+def _remove_own_rejects(target: Path, out: str | Path) -> None:
+    """Drops `out`'s rows from the rejects file at `target`, removing the file once no row remains (or when it
+    records no output: the rule before outputs were recorded). The caller holds its lock."""
+    if not is_rejects_file(target):
+        return
+    rows = _recorded_rows(target)
+    output = _named(out).name
+    others = None if rows is None else [row for row in rows if row["output"] != output]
+    if others is None or not others:
+        target.unlink()
+    elif len(others) < len(rows):
+        _write_rows(target, others, out)
+    remove_stale_temporaries(target)
 
-    Both hold the rejects file's `output_lock`, which the caller may hold already: a rejects file another output
-    shares (`m.csv` beside `m.parquet`) is never removed, and one another process is writing (it holds the lock) is
-    that run's, and left to it.
+
+def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
+    """The rejects of a run that wrote `out`: written beside it, or, when there are none, `out`'s earlier rejects
+    removed from the file there (a clean rerun must not leave old rejects beside a fresh output); the path
+    written, if any.
+
+    Both hold the rejects file's `output_lock`, which the caller may hold already. Another output that shares the
+    file (`m.csv` beside `m.parquet`) keeps its rows; the file is removed only once no row remains. A clean run
+    leaves a file another process is writing (it holds the lock) to that run.
 
     Raises:
-        OutputRefused: a file other than an earlier rejects file of `out` is at that path (it is left as is), or
-            another process holds its lock while this run has rejects to write.
+        OutputRefused: a file other than an earlier rejects file of the project is at that path (it is left as is);
+            another process holds its lock while this run has rejects to write; or the lock cannot be made (a
+            read-only folder, no permission), which would leave stale rejects beside a fresh output.
     """
     target = rejects_path(out)
     if rejects:
         with output_lock(target):
             remove_stale_temporaries(target)  # a killed run's half-written rejects file
             return write_rejects(rejects, out)
-    if not _belongs_to(target, out):
-        return None
+    rows = _recorded_rows(target)
+    if not is_rejects_file(target) or (rows and _named(out).name not in {row["output"] for row in rows}):
+        return None  # nothing of this output's to remove: no lock file is made for it
     try:
         with output_lock(target):
-            if _belongs_to(target, out):  # checked again under the lock: another run may have written it since
-                target.unlink()
-                remove_stale_temporaries(target)
-    except OutputRefused:
-        pass  # another run is writing its rejects there: not this run's to remove
+            _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
+    except OutputLocked:
+        pass  # another run is writing its rejects there: it decides what the file holds
     return None
 
 

@@ -181,14 +181,16 @@ def run_match(
     Raises:
         InputError: a file is missing or unreadable, an output's format is unknown or it is a directory (nothing
             is written).
-        NoValidRows: the creators or the campaigns have no valid row (none at all, or every one rejected): no
-            output is written or replaced; the rejects, if any, are written beside `out` and carried by the error.
+        NoValidRows: the creators have no valid row (none at all, or every one rejected): no output is written or
+            replaced; the rejects, if any, are written beside `out` and carried by the error. Campaigns with no
+            valid row are not refused: the outputs are written, empty, beside the rejects file.
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
             anything in it, a model directory), over the rejects file or another output; the run has rejects and the
-            rejects path holds a user's file or another output's rejects; or another process is writing `out`,
-            `candidates_out`, `summaries_out` or, when the run has rejects, the rejects file (nothing is written).
+            rejects path holds a user's file (another output's rejects there are kept beside this run's); or
+            another process is writing `out`, `candidates_out`, `summaries_out` or, when the run has rejects, the
+            rejects file (nothing is written).
     """
     out = Path(out)
     outputs = [(out, "matches")] + [
@@ -219,16 +221,18 @@ def run_match(
         campaign_table = read_table(campaigns, "campaigns")
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         # A run with rejects writes the rejects file, which another output of the same stem shares (`m.csv` beside
-        # `m.parquet`): it is one of this run's outputs, locked with them, and checked before anything is written (a
-        # user's own file there, or the rejects of that other output, stop the run).
+        # `m.parquet`, whose rows it keeps): it is one of this run's outputs, locked with them, and checked before
+        # anything is written (a user's own file there stops the run).
         written = [*outputs, (rejects_path(out), "rejects")] if rejects else outputs
         if rejects:
             if lock_path(rejects_path(out)).exists():
                 locks.enter_context(output_lock(rejects_path(out)))
             check_rejects_path(out)
-        if empty := no_valid_rows(creator_table, creators) or no_valid_rows(campaign_table, campaigns):
-            # Nothing to match: the outputs (last night's matches, say) are left as they are, not replaced by an empty
-            # table, and the rows rejected are reported as any run's, in the rejects file beside the output.
+        if empty := no_valid_rows(creator_table, creators):
+            # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they
+            # are, not replaced by an empty table, and the rows rejected are reported as any run's, in the rejects
+            # file beside the output. A campaigns table with no valid row is matched as any: its matches are empty,
+            # and written, so that the matches and the rejects file beside them always describe the same run.
             rejects_file = settle_rejects(rejects, out) if rejects else None
             raise NoValidRows(f"{empty}; nothing was matched, and {out} was left as it was", rejects, rejects_file)
         if engine == "ray":
@@ -251,6 +255,11 @@ def run_match(
         for path, _ in written:
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
+        if rejects:
+            # Checked again now that the lock is held: when its lock file did not exist yet, the path was checked
+            # before anyone was kept from it, and a user's file put there since must stop the run before scoring,
+            # not after the matches are written.
+            check_rejects_path(out)
         fingerprint = _fingerprint(campaigns, creators, matcher, chunk_size, index)
         checkpoints = out.with_name(f".{out.name}.parts-{fingerprint}")
         result = matcher.match_many(

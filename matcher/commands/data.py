@@ -212,7 +212,7 @@ def index(
     # once; the target is checked again under the lock, before any embedding.
     check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     check_replaceable(out, why_not_an_index)
-    if table.rejects:  # a user's own file, or another output's rejects, where they go stops the run here
+    if table.rejects:  # a user's own file where they go stops the run here
         check_rejects_path(out)
     if empty := no_valid_rows(table, creators):
         # An index of no creator is no index: the one at --out (if any) is kept, not replaced by nothing.
@@ -223,6 +223,7 @@ def index(
         locks.enter_context(output_lock(out))
         if table.rejects:  # the rejects file is this run's output too, and another output of the same stem shares it
             locks.enter_context(output_lock(rejects_path(out)))
+            check_rejects_path(out)  # again under the lock: a user's file put there since is not written over
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
         built.save(out)

@@ -67,7 +67,7 @@ def similar(
     configure_tracking()
     table = read_table(creators, "creators")
     if out is not None and table.rejects:
-        check_rejects_path(out)  # a user's file, or another output's rejects, there stops the run before any work
+        check_rejects_path(out)  # a user's own file there stops the run before any work
     if empty := no_valid_rows(table, creators):
         written = settle_rejects(table.rejects, out) if out is not None and table.rejects else None
         left = f", and {out} was left as it was" if out is not None else ""

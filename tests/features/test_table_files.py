@@ -20,8 +20,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.safe_write import OutputRefused
-from features.tables import InputError, Reject, check_rejects_path, read_table, rejects_path, write_rejects
+from features.safe_write import OutputLocked, OutputRefused
+from features.tables import (
+    InputError,
+    Reject,
+    check_rejects_path,
+    read_table,
+    rejects_path,
+    settle_rejects,
+    write_rejects,
+)
 from tests.commands import run_in_process
 
 CAMPAIGN = {
@@ -319,6 +327,36 @@ def test_match_with_bad_rows_never_replaces_a_users_file_at_the_rejects_path(tmp
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.rejects.csv"], "refused before writing anything"
 
 
+@pytest.mark.slow
+def test_a_users_file_put_at_the_rejects_path_during_the_run_stops_it_before_scoring(
+    tmp_path, world_dir, trained, world_index, monkeypatch
+):
+    """With no rejects lock file yet, the rejects path was checked before the lock was held and not again until
+    the matches were written: a user's file put there in between let the run write its matches and then be refused
+    with no rejects file. Now it is checked again under the lock, before scoring: nothing is written."""
+    import matcher.batch as batch
+
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0
+    path = tmp_path / "camps.parquet"
+    campaigns.to_parquet(path)
+    out = tmp_path / "out" / "mine.csv"
+    out.parent.mkdir()
+    theirs = out.with_name("mine.rejects.csv")
+    load = batch.load_for_matching
+
+    def load_then_a_user_writes(*args, **kwargs):
+        theirs.write_text("my,own\n", encoding="utf-8")  # after the first check, before the locks are taken
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "load_for_matching", load_then_a_user_writes)
+    done = match_in_process(path, out, world_dir, world_index, trained)
+
+    assert done.returncode == 2 and "refusing to replace" in done.stderr and str(theirs) in done.stderr
+    assert theirs.read_text(encoding="utf-8") == "my,own\n"
+    assert not out.exists(), "the matches were written before the rejects path was checked again"
+
+
 def test_write_rejects_replaces_its_own_earlier_file_but_refuses_anything_else(tmp_path):
     out = tmp_path / "matches.parquet"
     first = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
@@ -340,9 +378,11 @@ def test_write_rejects_replaces_its_own_earlier_file_but_refuses_anything_else(t
 @pytest.mark.slow
 def test_a_clean_run_of_another_output_leaves_the_rejects_file_it_shares(tmp_path, world_dir, trained, world_index):
     """`m.parquet` and `m.csv` share `m.rejects.csv`. The trial's clean `--out m.csv` removed the rejects of the run
-    that wrote `m.parquet`; now the file records its output, a clean run removes only its own, a run of the other
-    output with rejects to write is refused in one line before any work, and a rejects file written before the
-    column (no output recorded) is still removed by a clean run, as before."""
+    that wrote `m.parquet`; then a run of `m.csv` with one bad row was refused outright because that file held
+    `m.parquet`'s rejects, leaving every valid campaign unmatched. Now the file records each row's output: a run
+    with rejects keeps the other output's rows and replaces its own, a clean run drops only its own rows and the
+    file goes once none remains; a rejects file written before the column (no output recorded) is still removed by
+    a clean run, as before."""
     campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
     campaigns.loc[1, "price"] = -1.0
     bad, clean = tmp_path / "bad.parquet", world_dir / "new_campaigns.parquet"
@@ -359,25 +399,83 @@ def test_a_clean_run_of_another_output_leaves_the_rejects_file_it_shares(tmp_pat
     assert shared.exists() and shared.read_bytes() == kept, "a clean run of m.csv removed the rejects of m.parquet"
     rejects = pd.read_csv(shared, dtype=str)
     assert rejects["output"].tolist() == ["m.parquet"] and rejects["column"].tolist() == ["price"]
-    matches = (out / "m.csv").read_bytes()
+    clean_matches = pd.read_csv(out / "m.csv")
 
     done = match_in_process(bad, out / "m.csv", world_dir, world_index, trained)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert lines[0] == (
-        f"creator-match: refusing to replace {shared}: it holds the rejects of m.parquet, another output beside it; "
-        "move it, or write the output elsewhere"
-    )
-    assert shared.read_bytes() == kept and (out / "m.csv").read_bytes() == matches
+    assert done.returncode == 2, done.stderr
+    assert "refusing" not in done.stderr, "one bad row of m.csv stopped its valid rows"
+    assert f"1 row rejected; see {shared}" in done.stderr.splitlines()
+    matched = set(pd.read_csv(out / "m.csv")["campaign_id"])
+    assert matched and campaigns.loc[1, "campaign_id"] not in matched
+    assert matched == set(clean_matches["campaign_id"]) - {campaigns.loc[1, "campaign_id"]}
+    rejects = pd.read_csv(shared, dtype=str)
+    assert rejects["output"].tolist() == ["m.parquet", "m.csv"] and set(rejects["row"]) == {"2"}
+
+    done = match_in_process(bad, out / "m.csv", world_dir, world_index, trained)  # a rerun replaces its own rows
+    assert done.returncode == 2, done.stderr
+    assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.parquet", "m.csv"]
 
     done = match_in_process(clean, out / "m.parquet", world_dir, world_index, trained)
     assert done.returncode == 0, done.stderr
-    assert not shared.exists(), "a clean rerun of m.parquet leaves no old rejects of its own"
+    rejects = pd.read_csv(shared, dtype=str)
+    assert rejects["output"].tolist() == ["m.csv"], "a clean rerun of m.parquet drops its own rows, and only those"
+
+    done = match_in_process(clean, out / "m.csv", world_dir, world_index, trained)
+    assert done.returncode == 0, done.stderr
+    assert not shared.exists(), "the file goes once no output's rows remain"
 
     shared.write_text("table,row,id,column,reason\ncampaigns,2,c2,price,from before outputs were recorded\n")
     done = match_in_process(clean, out / "m.csv", world_dir, world_index, trained)
     assert done.returncode == 0, done.stderr
     assert not shared.exists(), "a rejects file that records no output is removed by a clean run, as before"
+
+
+def test_rejects_of_two_outputs_share_one_file_and_each_settles_only_its_own(tmp_path):
+    """write_rejects keeps another output's rows and replaces its own; a clean settle drops only its own rows,
+    removing the file once none remains; a user's file there is still refused and left as it is."""
+    parquet, csv_out = tmp_path / "m.parquet", tmp_path / "m.csv"
+    shared = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], parquet)
+    write_rejects([Reject("campaigns", 3, "c3", "price", "must be positive")], csv_out)
+    write_rejects([Reject("campaigns", 4, "c4", "price", "must be positive")], csv_out)
+    rejects = pd.read_csv(shared, dtype=str)
+    assert list(zip(rejects["output"], rejects["id"], strict=True)) == [("m.parquet", "c2"), ("m.csv", "c4")]
+
+    settle_rejects([], parquet)
+    assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.csv"]
+    settle_rejects([], parquet)  # nothing of its own left: the file is not touched
+    assert pd.read_csv(shared, dtype=str)["id"].tolist() == ["c4"]
+    settle_rejects([], csv_out)
+    assert not shared.exists()
+
+    shared.write_text("my,own\n", encoding="utf-8")
+    with pytest.raises(OutputRefused, match="it is not a rejects file of creator-match"):
+        write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], csv_out)
+    assert settle_rejects([], csv_out) is None and shared.read_text(encoding="utf-8") == "my,own\n"
+
+
+def test_a_clean_settle_leaves_a_locked_rejects_file_but_reports_a_lock_it_cannot_make(tmp_path, monkeypatch):
+    """A clean run leaves the rejects file another process is writing; it swallowed every refusal of the lock,
+    so a rejects lock that could not be created (a read-only folder) left stale rejects beside a fresh output with
+    nothing said. Now that refusal surfaces."""
+    import features.tables as tables
+
+    out = tmp_path / "m.parquet"
+    stale = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
+
+    def refused(why):
+        @contextlib.contextmanager
+        def lock(target, wait=0.0):
+            raise why
+            yield  # pragma: no cover
+
+        return lock
+
+    monkeypatch.setattr(tables, "output_lock", refused(OutputLocked(f"{stale} is being written by another process")))
+    assert settle_rejects([], out) is None and stale.exists()
+    cannot = OutputRefused(f"{stale} cannot be written: {stale.parent}/.m.rejects.csv.lock cannot be created there")
+    monkeypatch.setattr(tables, "output_lock", refused(cannot))
+    with pytest.raises(OutputRefused, match="cannot be created there"):
+        settle_rejects([], out)
 
 
 HOLDER = """
@@ -534,9 +632,11 @@ def test_the_python_api_refuses_a_matcher_without_a_valid_creator(tmp_path):
 @pytest.mark.slow
 def test_a_match_with_no_valid_creator_or_campaign_leaves_yesterdays_matches(tmp_path, world_dir, trained, world_index):
     """With an index, a creators table of only its header exited 0 ("matched 0 of 12 campaigns") and replaced the
-    matches written before with an empty table; so did a campaigns table with no valid row (exit 2 for its rejects).
-    Now each is refused in one line (exit 2): the matches and summaries stay as they were, and rejected rows go to
-    the rejects file as in any run."""
+    matches written before with an empty table: it is refused in one line (exit 2), the matches and summaries stay
+    as they were. Campaigns are another matter: a campaigns table of only its header is an empty batch, matched
+    into empty matches and summaries (exit 0); one whose every row is rejected writes empty matches beside its
+    rejects file (exit 2), so that the two always describe the same run (they were refused, leaving yesterday's
+    matches beside today's rejects)."""
     out, summaries = tmp_path / "out" / "m.parquet", tmp_path / "out" / "s.csv"
     extra = ["--index", str(world_index), "--model", trained.model_uri, "--summaries-out", str(summaries)]
     creators = world_dir / "creators.parquet"
@@ -551,20 +651,29 @@ def test_a_match_with_no_valid_creator_or_campaign_leaves_yesterdays_matches(tmp
     yesterday = out.read_bytes(), summaries.read_bytes()
     no_creators = tmp_path / "creators.parquet"
     pq.write_table(pq.read_table(creators).slice(0, 0), no_creators)
+    done = match(new, no_creators)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"creator-match: no valid creator rows in {no_creators}: it holds none; nothing was matched, "
+        f"and {out} was left as it was"
+    )
+    assert (out.read_bytes(), summaries.read_bytes()) == yesterday
+
     no_campaigns, bad_campaigns = tmp_path / "none.parquet", tmp_path / "bad.parquet"
     pq.write_table(pq.read_table(new).slice(0, 0), no_campaigns)
+    done = match(no_campaigns)
+    assert done.returncode == 0, done.stderr
+    assert f"matched 0 of 0 campaigns into {out}" in done.stdout
+    assert len(pd.read_parquet(out)) == 0 and len(pd.read_csv(summaries)) == 0
+    assert not rejects_path(out).exists()
+
     every_bad = pd.read_parquet(new).assign(price=-1.0)
     every_bad.to_parquet(bad_campaigns)
-    for campaigns, people, reason in (
-        (new, no_creators, f"no valid creator rows in {no_creators}: it holds none"),
-        (no_campaigns, creators, f"no valid campaign rows in {no_campaigns}: it holds none"),
-        (bad_campaigns, creators, f"no valid campaign rows in {bad_campaigns}: {len(every_bad)} rows, all rejected"),
-    ):
-        done = match(campaigns, people)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2, done.stderr
-        assert lines[-1] == f"creator-match: {reason}; nothing was matched, and {out} was left as it was"
-        assert (out.read_bytes(), summaries.read_bytes()) == yesterday
+    done = match(bad_campaigns)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert f"matched 0 of {len(every_bad)} campaigns into {out}" in done.stdout
+    assert len(pd.read_parquet(out)) == 0 and len(pd.read_csv(summaries)) == 0
     rejects = pd.read_csv(rejects_path(out))
     assert rejects["row"].tolist() == list(range(1, len(every_bad) + 1)) and set(rejects["column"]) == {"price"}
-    assert lines[-2] == f"{len(every_bad)} rows rejected; see {rejects_path(out)}"
+    assert lines[-1] == f"{len(every_bad)} rows rejected; see {rejects_path(out)}"

@@ -239,7 +239,7 @@ WITH_PERFORMANCE = [*MATCH, "--performance", "performance.parquet"]
     ids=[
         "summaries over --performance",
         "matches over the default --past-campaigns",
-        "candidates over --past-campaigns",
+        "matches over --past-campaigns",
         "candidates over a link to --performance",
         "matches inside --index",
         "summaries inside --index, by another name",
