@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.safe_write import OutputLocked, OutputRefused
+from features.safe_write import OutputRefused
 from features.tables import (
     InputError,
     Reject,
@@ -453,29 +453,25 @@ def test_rejects_of_two_outputs_share_one_file_and_each_settles_only_its_own(tmp
     assert settle_rejects([], csv_out) is None and shared.read_text(encoding="utf-8") == "my,own\n"
 
 
-def test_a_clean_settle_leaves_a_locked_rejects_file_but_reports_a_lock_it_cannot_make(tmp_path, monkeypatch):
-    """A clean run leaves the rejects file another process is writing; it swallowed every refusal of the lock,
-    so a rejects lock that could not be created (a read-only folder) left stale rejects beside a fresh output with
-    nothing said. Now that refusal surfaces."""
+def test_a_clean_settle_reports_a_rejects_lock_it_cannot_make(tmp_path, monkeypatch):
+    """A clean run swallowed every refusal of the rejects lock, so one that could not be created (a read-only
+    folder) left stale rejects beside a fresh output with nothing said; now that refusal surfaces. (A lock another
+    process holds is still left to it: `test_the_rejects_file_is_locked_against_another_run_sharing_it`, with a
+    real holder.) The refusal is injected: this suite runs as root, whom a read-only folder does not stop."""
     import features.tables as tables
 
     out = tmp_path / "m.parquet"
     stale = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
 
-    def refused(why):
-        @contextlib.contextmanager
-        def lock(target, wait=0.0):
-            raise why
-            yield  # pragma: no cover
+    @contextlib.contextmanager
+    def cannot_create(target, wait=0.0):
+        raise OutputRefused(f"{stale} cannot be written: {stale.parent}/.m.rejects.csv.lock cannot be created there")
+        yield  # pragma: no cover
 
-        return lock
-
-    monkeypatch.setattr(tables, "output_lock", refused(OutputLocked(f"{stale} is being written by another process")))
-    assert settle_rejects([], out) is None and stale.exists()
-    cannot = OutputRefused(f"{stale} cannot be written: {stale.parent}/.m.rejects.csv.lock cannot be created there")
-    monkeypatch.setattr(tables, "output_lock", refused(cannot))
+    monkeypatch.setattr(tables, "output_lock", cannot_create)
     with pytest.raises(OutputRefused, match="cannot be created there"):
         settle_rejects([], out)
+    assert stale.exists()
 
 
 HOLDER = """
