@@ -7,10 +7,19 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from features.contract import SETTLEMENT_DAYS
+from features.contract import CATEGORIES, SETTLEMENT_DAYS
 
-__all__ = ["DEFAULT_CTR", "HISTORY_COLUMNS", "CategoryPriors", "creator_history", "settled_rows"]
+__all__ = [
+    "DEFAULT_CTR",
+    "HISTORY_COLUMNS",
+    "MAX_CATEGORY_CODES",
+    "CategoryPriors",
+    "creator_history",
+    "settled_rows",
+]
 
+# The boosted heads take at most this many distinct categories (HistGradientBoosting's max_bins).
+MAX_CATEGORY_CODES = 255
 # Priors for categories with no data: North-America beauty content averages about 7% click-through.
 DEFAULT_CTR = {"beauty": 0.07}
 FALLBACK_CTR, FALLBACK_CVR = 0.05, 0.04
@@ -71,6 +80,20 @@ class CategoryPriors(BaseEstimator):
         """Orders per click of each category."""
         check_is_fitted(self, "cvr_")
         return categories.map(lambda c: self.cvr_.get(c, self.overall_cvr_)).to_numpy(float)
+
+    def codes(self, categories: pd.Series) -> np.ndarray:
+        """Each category's code for the ranker's categorical feature; NaN for a category it cannot tell apart.
+
+        A seller's own category names ("Beauty & Personal Care") are learned from the rows the priors were fitted
+        on: the contract's named categories keep their place in CATEGORIES, and every other fitted category gets
+        a code after them, in name order, up to MAX_CATEGORY_CODES in all. A category neither names is missing,
+        which is how the booster reads a category it never saw in training.
+        """
+        check_is_fitted(self, "ctr_")
+        learned = sorted(c for c in self.ctr_ if c not in CATEGORIES and isinstance(c, str))
+        vocabulary = [*CATEGORIES, *learned][:MAX_CATEGORY_CODES]
+        code = {name: float(i) for i, name in enumerate(vocabulary)}
+        return categories.map(lambda c: code.get(c, np.nan)).to_numpy(float)
 
 
 def settled_rows(performance: pd.DataFrame, campaigns: pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.affinity import AFFINITY_FEATURES
-from features.contract import CATEGORIES, CONTENT_STAGES, CREATOR_TYPES, FUNNEL_STAGE
+from features.contract import CONTENT_STAGES, CREATOR_TYPES, FUNNEL_STAGE
 from features.history import CategoryPriors
 from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
 
@@ -180,13 +180,12 @@ def pair_features(
     typical = typical_audience(creators) if typical is None else typical
     per_campaign = np.array([min(1.0, sum(typical.get(code, 0.0) for code in m)) for m in campaigns["marketplaces"]])
     type_code = {kind: i for i, kind in enumerate(CREATOR_TYPES)}
-    category_code = {name: i for i, name in enumerate(CATEGORIES)}
     frame = pd.DataFrame(
         {
             **{name: semantic[name].to_numpy(float) for name in SEMANTIC_FEATURES},
             **{name: affinity[name].to_numpy(float) for name in AFFINITY_FEATURES},
             "creator_type_code": np.array([type_code.get(kind, np.nan) for kind in creator_type], dtype=float),
-            "category_code": per_pair(campaigns["category"].map(category_code).astype(float).to_numpy()),
+            "category_code": per_pair(priors.codes(campaigns["category"])),
             "content_creator": content,
             "non_standard": non_standard,
             "content_x_non_standard": content * non_standard,

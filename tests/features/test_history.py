@@ -7,9 +7,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 
-from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
+from features.contract import CATEGORIES
+from features.history import HISTORY_COLUMNS, MAX_CATEGORY_CODES, CategoryPriors, creator_history, settled_rows
 from features.records import CreatorRecords, marketplace_history_as_of
 
 D = dt.date
@@ -238,6 +240,39 @@ def test_category_without_data_falls_back_to_the_overall_rate_and_beauty_to_seve
     assert priors.overall_cvr_ == pytest.approx(overall_cvr)
     np.testing.assert_allclose(priors.ctr(pd.Series(["garden", "beauty"])), [overall_ctr, 0.07])
     np.testing.assert_allclose(priors.cvr(pd.Series(["garden", "beauty"])), [overall_cvr, overall_cvr])
+
+
+def test_a_sellers_own_category_names_are_categories_the_ranker_can_tell_apart():
+    """Categories named as the seller names them get codes of their own (they were all missing, so the ranker
+    could not split on category at all); the contract's names keep the codes registered rankers learned, and a
+    category the priors never saw is missing, as the booster reads one it never saw."""
+    own = ["Beauty & Personal Care", "Patio, Lawn & Garden", "Toys & Games"]
+    priors = CategoryPriors().fit(prior_rows({name: (10_000, 500, 20) for name in [*own, "home"]}))
+
+    codes = priors.codes(pd.Series([*own, own[0], "home", "beauty", "Pet Supplies"]))
+
+    assert not np.isnan(codes[:3]).any() and len(set(codes[:3])) == 3
+    assert codes[3] == codes[0]
+    assert list(codes[4:6]) == [CATEGORIES.index("home"), CATEGORIES.index("beauty")]
+    assert set(codes[:3]).isdisjoint(range(len(CATEGORIES)))
+    assert np.isnan(codes[6])
+    refitted = CategoryPriors().fit(prior_rows({name: (10_000, 500, 20) for name in reversed([*own, "home"])}))
+    np.testing.assert_array_equal(refitted.codes(pd.Series(own)), codes[:3])
+
+
+def test_category_codes_stop_at_what_the_boosted_heads_take():
+    """A seller with 300 category names: the first 255 by name have codes, the rest are missing, and a real
+    booster fits on them (it refuses more than 255 categories)."""
+    names = [f"department {i:03d}" for i in range(300)]
+    priors = CategoryPriors().fit(prior_rows({name: (1_000, 50, 2) for name in names}))
+    codes = priors.codes(pd.Series(names))
+
+    assert len(set(codes[~np.isnan(codes)])) == MAX_CATEGORY_CODES - len(CATEGORIES)
+    assert np.isnan(codes[MAX_CATEGORY_CODES - len(CATEGORIES) :]).all()
+    target = np.arange(len(names)) % 7
+    HistGradientBoostingRegressor(categorical_features=[0], max_iter=5).fit(codes.reshape(-1, 1), target)
+    with pytest.raises(ValueError, match="cardinality"):
+        HistGradientBoostingRegressor(categorical_features=[0], max_iter=5).fit(np.arange(300.0).reshape(-1, 1), target)
 
 
 def test_category_with_much_data_moves_to_its_own_rate_and_with_little_stays_near_the_prior():

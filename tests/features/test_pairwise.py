@@ -27,6 +27,27 @@ def _creators(tmp_path) -> pd.DataFrame:
     return read_table(path, "creators").frame
 
 
+def _pair_features(campaigns: pd.DataFrame, creators: pd.DataFrame, priors: CategoryPriors) -> pd.DataFrame:
+    """Every campaign with every creator, with neutral semantic, affinity and history inputs."""
+    campaign_index = np.repeat(np.arange(len(campaigns)), len(creators))
+    creator_index = np.tile(np.arange(len(creators)), len(campaigns))
+    n = len(campaign_index)
+    semantic = pd.DataFrame({name: np.zeros(n) for name in SEMANTIC_FEATURES} | {c: [""] * n for c in EVIDENCE_COLUMNS})
+    none = pd.DataFrame(0.0, index=np.arange(n), columns=HISTORY_COLUMNS)
+    return pair_features(
+        campaigns,
+        creators,
+        campaign_index,
+        creator_index,
+        semantic,
+        pd.DataFrame(1.0, index=np.arange(n), columns=AFFINITY_FEATURES),
+        none,
+        none,
+        none,
+        priors,
+    )
+
+
 def test_typical_audience_averages_the_creators_who_state_a_split(tmp_path):
     typical = typical_audience(_creators(tmp_path))
     assert typical == pytest.approx({"US": 0.4, "DE": 0.35, "UK": 0.1})
@@ -44,24 +65,35 @@ def test_a_creator_stating_no_split_is_expected_to_have_the_typical_share_of_eac
             "product_type": ["standard", "standard"],
         }
     )
-    campaign_index, creator_index = np.repeat([0, 1], 3), np.tile([0, 1, 2], 2)
-    n = len(campaign_index)
-    semantic = pd.DataFrame({name: np.zeros(n) for name in SEMANTIC_FEATURES} | {c: [""] * n for c in EVIDENCE_COLUMNS})
-    none = pd.DataFrame(0.0, index=np.arange(n), columns=HISTORY_COLUMNS)
-    features = pair_features(
-        campaigns,
-        creators,
-        campaign_index,
-        creator_index,
-        semantic,
-        pd.DataFrame(1.0, index=np.arange(n), columns=AFFINITY_FEATURES),
-        none,
-        none,
-        none,
-        CategoryPriors().fit(pd.DataFrame(columns=["category", "impressions", "clicks", "orders"])),
+    features = _pair_features(
+        campaigns, creators, CategoryPriors().fit(pd.DataFrame(columns=["category", "impressions", "clicks", "orders"]))
     )
     # What the creators state is used as it is; the silent one gets the typical share, not a learned guess.
     assert features["expected_market_share"].tolist() == pytest.approx([0.8, 0.0, 0.4, 0.1, 0.8, 0.45])
     # The stated share stays apart, NaN where nothing was stated: eligibility and reasons read only that.
     assert np.isnan(features["market_share"].to_numpy()[[2, 5]]).all()
     assert features["market_share"].to_numpy()[[0, 1, 3, 4]].tolist() == pytest.approx([0.8, 0.0, 0.1, 0.8])
+
+
+def test_campaigns_in_a_sellers_own_categories_carry_a_category_the_ranker_can_split_on(tmp_path):
+    """Category names other than the contract's examples ("Beauty & Personal Care", as Amazon names it) were all
+    missing in `category_code`; learned from the seller's rows, each has its own code."""
+    own = ["Beauty & Personal Care", "Toys & Games", "Beauty & Personal Care"]
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": ["a", "b", "c"],
+            "category": own,
+            "price": [20.0] * 3,
+            "commission_rate": [0.1] * 3,
+            "marketplaces": [["US"]] * 3,
+            "product_type": ["standard"] * 3,
+        }
+    )
+    rows = pd.DataFrame({"category": own, "impressions": 1_000, "clicks": 50, "orders": 2})
+
+    code = _pair_features(campaigns, _creators(tmp_path), CategoryPriors().fit(rows))["category_code"].to_numpy()
+
+    per_campaign = code.reshape(3, -1)
+    assert not np.isnan(code).any()
+    assert (per_campaign == per_campaign[:, :1]).all()
+    assert per_campaign[0, 0] != per_campaign[1, 0] and per_campaign[0, 0] == per_campaign[2, 0]
