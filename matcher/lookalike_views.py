@@ -27,8 +27,13 @@ def lookalike_reason(
     seed_record: np.ndarray | None,
     market: float,
     record: float,
+    profile: tuple[float, float],
 ) -> str:
-    """One sentence on lookalike `row`: interests like the seeds' (by meaning), markets and categories shared."""
+    """One sentence on lookalike `row`: interests like the seeds' (by meaning), markets and categories shared.
+
+    `profile` is the row's profile similarity to the seeds and the share of the catalogue it is more like the
+    seeds than; it is named only when no interest is: a cosine alone is not called close.
+    """
     own = space.tags_of(row)
     parts = []
     if len(own) and len(seed_tags):
@@ -44,7 +49,13 @@ def lookalike_reason(
         if named:
             parts.append(f"interests like the seeds': {', '.join(named)}")
     if not parts:
-        parts.append("profile close to the seeds'")
+        similarity, standing = profile
+        parts.append(
+            f"no interest like the seeds'; profile more like theirs than {standing:.0%} of eligible creators "
+            f"(similarity {similarity:.2f})"
+            if not np.isnan(standing)
+            else f"no interest like the seeds'; profile similarity {similarity:.2f}"
+        )
     if not np.isnan(market) and seed_audience is not None:
         both = np.minimum(np.nan_to_num(space.audience_[row]), seed_audience)
         codes = [space.markets_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]

@@ -134,3 +134,17 @@ def test_cli_writes_the_same_lookalikes_as_the_api(world_dir, trained, tmp_path,
         "creator-match: Got creator_id 'no-such-creator'; it is not a valid row of the creators table"
     ]
     assert np.isfinite(written["score"]).all()
+
+
+def test_a_lookalike_without_a_shared_interest_is_placed_among_the_catalogue_not_called_close(matcher, sellers):
+    """A raw profile cosine is not a claim of closeness (a shared text template lifts every pair): where no
+    interest is like the seeds', the reason says how the profile ranks among eligible creators, in step with
+    its similarity."""
+    found = matcher.similar(sellers, k=150)
+    plain = found[~found["reasons"].str.contains("interests like the seeds'", case=False)]
+    assert len(plain), "every lookalike shared an interest: the case is not exercised"
+    assert not found["reasons"].str.contains("close").any()
+    standing = plain["reasons"].str.extract(r"more like theirs than (\d+)% of eligible creators \(similarity")[0]
+    assert standing.notna().all(), plain["reasons"].tolist()[:3]
+    by_similarity = plain.assign(standing=standing.astype(int)).sort_values("profile_similarity")
+    assert by_similarity["standing"].is_monotonic_increasing
