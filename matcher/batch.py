@@ -28,13 +28,12 @@ from features.safe_write import (
 )
 from features.tables import (
     InputError,
-    NoValidRows,
     Reject,
     atomic_path,
     check_rejects_path,
-    no_valid_rows,
     read_table,
     rejects_path,
+    require_valid_rows,
     settle_rejects,
 )
 from matcher.api import Matcher, MatchSettings
@@ -228,13 +227,11 @@ def run_match(
             if lock_path(rejects_path(out)).exists():
                 locks.enter_context(output_lock(rejects_path(out)))
             check_rejects_path(out)
-        if empty := no_valid_rows(creator_table, creators):
-            # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they
-            # are, not replaced by an empty table, and the rows rejected are reported as any run's, in the rejects
-            # file beside the output. A campaigns table with no valid row is matched as any: its matches are empty,
-            # and written, so that the matches and the rejects file beside them always describe the same run.
-            rejects_file = settle_rejects(rejects, out) if rejects else None
-            raise NoValidRows(f"{empty}; nothing was matched, and {out} was left as it was", rejects, rejects_file)
+        # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they are,
+        # not replaced by an empty table, and the rows rejected are reported as any run's, in the rejects file
+        # beside the output. A campaigns table with no valid row is matched as any: its matches are empty, and
+        # written, so that the matches and the rejects file beside them always describe the same run.
+        require_valid_rows(creator_table, creators, f"nothing was matched, and {out} was left as it was", rejects, out)
         if engine == "ray":
             from matcher.ray_engine import RAY_ADDRESS_ENV, check_reachable, import_ray
 

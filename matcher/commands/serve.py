@@ -14,7 +14,6 @@ from matcher.commands.common import (
     PerformanceOption,
     UserError,
     echo_rejects,
-    refuse_without_rows,
     settled_performance,
 )
 from matcher.commands.tunables import with_settings
@@ -48,7 +47,7 @@ def similar(
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
     from features.safe_write import check_outputs
-    from features.tables import check_rejects_path, no_valid_rows, read_table, rejects_path, settle_rejects
+    from features.tables import check_rejects_path, read_table, rejects_path, require_valid_rows, settle_rejects
     from matcher.api import Matcher
     from matcher.artifacts import load_for_matching
     from matcher.batch import write_matches
@@ -68,10 +67,8 @@ def similar(
     table = read_table(creators, "creators")
     if out is not None and table.rejects:
         check_rejects_path(out)  # a user's own file there stops the run before any work
-    if empty := no_valid_rows(table, creators):
-        written = settle_rejects(table.rejects, out) if out is not None and table.rejects else None
-        left = f", and {out} was left as it was" if out is not None else ""
-        refuse_without_rows(f"{empty}; no lookalike was searched{left}", table.rejects, written)
+    left = f", and {out} was left as it was" if out is not None else ""
+    require_valid_rows(table, creators, f"no lookalike was searched{left}", out=out)
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
     matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
     try:
@@ -128,7 +125,7 @@ def serve(
     """
     import uvicorn
 
-    from features.tables import no_valid_rows, read_table
+    from features.tables import read_table, require_valid_rows
     from features.threads import hold_blas_threads
     from matcher.artifacts import check_model_stores
     from matcher.service import ModelHolder, ServiceConfig, create_app
@@ -137,8 +134,7 @@ def serve(
     configure_tracking()
     check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
     table = read_table(creators, "creators")
-    if empty := no_valid_rows(table, creators):
-        refuse_without_rows(f"{empty}; nothing to serve", table.rejects)
+    require_valid_rows(table, creators, "nothing to serve")
     if table.rejects:
         echo_rejects(table.rejects)
         typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)
