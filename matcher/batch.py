@@ -37,7 +37,7 @@ from features.tables import (
     settle_rejects,
 )
 from matcher.api import Matcher, MatchSettings
-from matcher.artifacts import load_for_matching
+from matcher.artifacts import artifact_inputs, load_for_matching
 from matcher.index_files import IDS_FILE, INDEX_FILE
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
@@ -203,11 +203,7 @@ def run_match(
             raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
     # Nothing the run reads may be written over: the tables, the index (or anything in it), a model directory;
     # nor one output over another or over the rejects file, which comes right after the matches it belongs to.
-    read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs]
-    if isinstance(index, str | Path):
-        read.append((index, "index directory"))
-    if isinstance(model, str) and Path(model).exists():
-        read.append((model, "model directory"))
+    read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs, *artifact_inputs(model, index)]
     check_outputs([outputs[0], (rejects_path(out), "rejects"), *outputs[1:]], read)
     with ExitStack() as locks:
         # An output another run is writing is refused at once, before any work: its lock file exists then. One

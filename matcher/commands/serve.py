@@ -49,7 +49,7 @@ def similar(
     from features.safe_write import check_outputs
     from features.tables import check_rejects_path, read_table, rejects_path, require_valid_rows, settle_rejects
     from matcher.api import Matcher
-    from matcher.artifacts import load_for_matching
+    from matcher.artifacts import artifact_inputs, load_for_matching
     from matcher.batch import write_matches
     from matcher.similar import LOOKALIKE_SCHEMA
     from training.registry import configure_tracking
@@ -59,9 +59,7 @@ def similar(
             raise UserError(f"{out}: is a directory; expected a file for the lookalikes")
         if out.suffix.lower() not in TABLE_SUFFIXES:
             raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
-        read = [(creators, "creators file")] + ([(index, "index directory")] if index is not None else [])
-        if Path(model).exists():
-            read.append((Path(model), "model directory"))
+        read = [(creators, "creators file"), *artifact_inputs(model, index)]
         check_outputs([(out, "lookalikes"), (rejects_path(out), "rejects")], read)
     configure_tracking()
     table = read_table(creators, "creators")
