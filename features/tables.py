@@ -46,6 +46,7 @@ __all__ = [
     "rejects_owners",
     "rejects_path",
     "report_rejects",
+    "require_valid_rows",
     "settle_rejects",
     "shown_value",
     "valid_rows",
@@ -905,6 +906,38 @@ def no_valid_rows(table: Table, path: str | Path) -> str | None:
     rejected = len({reject.row for reject in table.rejects})  # a row with several bad columns has a reject for each
     held = f"{rejected} row{'s' if rejected != 1 else ''}, all rejected" if rejected else "it holds none"
     return f"no valid {table.name.removesuffix('s')} rows in {path}: {held}"
+
+
+def require_valid_rows(
+    table: Table,
+    path: str | Path,
+    outcome: str,
+    rejects: list[Reject] | None = None,
+    out: str | Path | None = None,
+) -> None:
+    """Refuses a run whose `table` (read from `path`) has no valid row, the one way every command does.
+
+    Nothing can be done with no row, so the run's outputs (yesterday's, say) are left as they are rather than
+    replaced by nothing; its rejected rows are still reported as any run's: written to the rejects file beside
+    `out` (when the run has one; `settle_rejects`) and carried by the error, which the command line reports as
+    for any run before the refusal's one line, `<why>; <outcome>` (exit status 2).
+
+    Args:
+        table: the table read.
+        path: the file it was read from, as the refusal names it.
+        outcome: what the refusal says of the run: `"nothing to serve"`, `"no index was written, and idx was left
+            as it was"`.
+        rejects: every reject of the run so far (default: the table's own).
+        out: the output whose rejects file the rejects are written to; None for a run that writes none.
+
+    Raises:
+        NoValidRows: the table has no valid row.
+        OutputRefused: the rejects could not be written beside `out` (`settle_rejects`).
+    """
+    if empty := no_valid_rows(table, path):
+        rejects = table.rejects if rejects is None else rejects
+        rejects_file = settle_rejects(rejects, out) if out is not None and rejects else None
+        raise NoValidRows(f"{empty}; {outcome}", rejects, rejects_file)
 
 
 def _named(out: str | Path) -> Path:

@@ -32,7 +32,7 @@ from matcher.explain import matches_table, summaries
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
 from matcher.profile_refresh import refresh_profiles
 from matcher.retrieval import Retrieval
-from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry
+from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry, empty_matches
 from matcher.scoring import Scorer, in_table_order
 from matcher.settings import MatchSettings
 from matcher.similar import LookalikeSpace
@@ -48,6 +48,7 @@ __all__ = [
     "MatchSettings",
     "Matcher",
     "SlateEntry",
+    "no_campaigns_matched",
 ]
 
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
@@ -359,6 +360,8 @@ class Matcher:
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
         table = _campaign_table(campaigns)
+        if table.frame.empty:  # nothing to embed, score or assign
+            return no_campaigns_matched(table.rejects, with_candidates)
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         show = progress if progress is not None else len(chunks) > 1
@@ -367,6 +370,14 @@ class Matcher:
         matches = matches_table(chosen, active, self.ranker.version)
         scored = candidates_table(parts, matches, self.ranker.version) if with_candidates else None
         return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored)
+
+
+def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool = False) -> MatchResult:
+    """What `Matcher.match_many` gives for campaigns with no valid row, which needs no model: no slate, no summary,
+    and with `with_candidates` no scored pair (`matcher.schema.CANDIDATE_COLUMNS`, typed as ever); `rejects`, the
+    campaigns' own. The batch job writes an empty batch from it without loading a model at all."""
+    matches = empty_matches()
+    return MatchResult(matches, [], list(rejects), candidates_table([], matches, "") if with_candidates else None)
 
 
 def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:

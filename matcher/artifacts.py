@@ -20,6 +20,7 @@ from training.registry import (
 )
 
 __all__ = [
+    "artifact_inputs",
     "check_features",
     "check_model_stores",
     "embedder_for",
@@ -28,6 +29,19 @@ __all__ = [
     "missing_store",
     "missing_store_reason",
 ]
+
+
+def artifact_inputs(
+    model: str | LoadedRanker, index: str | Path | CandidateIndex | None = None
+) -> list[tuple[Path, str]]:
+    """The artifacts among a run's inputs, which no output may be written over or into
+    (`features.safe_write.check_outputs`), each named as such: the index directory, when the run is given one,
+    and the model when it is a directory (a path that exists); not a model URI, nor a ranker or index already
+    loaded."""
+    read = [(Path(index), "index directory")] if isinstance(index, str | Path) else []
+    if isinstance(model, str) and Path(model).exists():
+        read.append((Path(model), "model directory"))
+    return read
 
 
 def missing_store(uri: str) -> Path | None:

@@ -28,17 +28,16 @@ from features.safe_write import (
 )
 from features.tables import (
     InputError,
-    NoValidRows,
     Reject,
     atomic_path,
     check_rejects_path,
-    no_valid_rows,
     read_table,
     rejects_path,
+    require_valid_rows,
     settle_rejects,
 )
-from matcher.api import Matcher, MatchSettings
-from matcher.artifacts import load_for_matching
+from matcher.api import Matcher, MatchSettings, no_campaigns_matched
+from matcher.artifacts import artifact_inputs, load_for_matching
 from matcher.index_files import IDS_FILE, INDEX_FILE
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
@@ -183,7 +182,8 @@ def run_match(
             is written).
         NoValidRows: the creators have no valid row (none at all, or every one rejected): no output is written or
             replaced; the rejects, if any, are written beside `out` and carried by the error. Campaigns with no
-            valid row are not refused: the outputs are written, empty, beside the rejects file.
+            valid row are not refused: the outputs are written, empty, beside the rejects file, without loading the
+            model or the index, which such a batch does not need (neither is checked then).
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
@@ -204,11 +204,7 @@ def run_match(
             raise InputError(f"{path}: unknown output format {path.suffix!r}; expected {TABLE_FORMATS}")
     # Nothing the run reads may be written over: the tables, the index (or anything in it), a model directory;
     # nor one output over another or over the rejects file, which comes right after the matches it belongs to.
-    read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs]
-    if isinstance(index, str | Path):
-        read.append((index, "index directory"))
-    if isinstance(model, str) and Path(model).exists():
-        read.append((model, "model directory"))
+    read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs, *artifact_inputs(model, index)]
     check_outputs([outputs[0], (rejects_path(out), "rejects"), *outputs[1:]], read)
     with ExitStack() as locks:
         # An output another run is writing is refused at once, before any work: its lock file exists then. One
@@ -228,13 +224,11 @@ def run_match(
             if lock_path(rejects_path(out)).exists():
                 locks.enter_context(output_lock(rejects_path(out)))
             check_rejects_path(out)
-        if empty := no_valid_rows(creator_table, creators):
-            # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they
-            # are, not replaced by an empty table, and the rows rejected are reported as any run's, in the rejects
-            # file beside the output. A campaigns table with no valid row is matched as any: its matches are empty,
-            # and written, so that the matches and the rejects file beside them always describe the same run.
-            rejects_file = settle_rejects(rejects, out) if rejects else None
-            raise NoValidRows(f"{empty}; nothing was matched, and {out} was left as it was", rejects, rejects_file)
+        # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they are,
+        # not replaced by an empty table, and the rows rejected are reported as any run's, in the rejects file
+        # beside the output. A campaigns table with no valid row is matched as any: its matches are empty, and
+        # written, so that the matches and the rejects file beside them always describe the same run.
+        require_valid_rows(creator_table, creators, f"nothing was matched, and {out} was left as it was", rejects, out)
         if engine == "ray":
             from matcher.ray_engine import RAY_ADDRESS_ENV, check_reachable, import_ray
 
@@ -242,14 +236,17 @@ def run_match(
             if os.environ.get(RAY_ADDRESS_ENV):
                 check_reachable(os.environ[RAY_ADDRESS_ENV])
         # Everything that can refuse the run (the model, its stores, the index) is loaded before the first output
-        # folder or lock file is made.
-        ranker = load_for_matching(model, performance)
-        embedder = None
-        if embedding_backend is not None:  # asserted: Matcher refuses one the ranker was not trained on
-            embedder = Embedder(ranker.model.embedding_model, backend=embedding_backend)
-        matcher = Matcher(
-            creator_table, model=ranker, index=index, settings=settings, embedder=embedder, performance=performance
-        )
+        # folder or lock file is made. A batch with no valid campaign needs none of them: its outputs are empty
+        # whatever the model, so it is written without one (an MLflow load takes seconds).
+        matcher = None
+        if len(campaign_table.frame):
+            ranker = load_for_matching(model, performance)
+            embedder = None
+            if embedding_backend is not None:  # asserted: Matcher refuses one the ranker was not trained on
+                embedder = Embedder(ranker.model.embedding_model, backend=embedding_backend)
+            matcher = Matcher(
+                creator_table, model=ranker, index=index, settings=settings, embedder=embedder, performance=performance
+            )
         # Held from before the checkpoints are read until the rejects are written: a second run on the same output
         # would otherwise score into, and then delete, the first one's checkpoints. Missing folders are made here.
         for path, _ in written:
@@ -260,17 +257,20 @@ def run_match(
             # before anyone was kept from it, and a user's file put there since must stop the run before scoring,
             # not after the matches are written.
             check_rejects_path(out)
-        fingerprint = _fingerprint(campaigns, creators, matcher, chunk_size, index)
-        checkpoints = out.with_name(f".{out.name}.parts-{fingerprint}")
-        result = matcher.match_many(
-            campaign_table,
-            checkpoint_dir=checkpoints,
-            chunk_size=chunk_size,
-            engine=engine,
-            ray_actors=ray_actors,
-            with_candidates=candidates_out is not None,
-            progress=progress,
-        )
+        if matcher is None:
+            result = no_campaigns_matched(campaign_table.rejects, with_candidates=candidates_out is not None)
+        else:
+            fingerprint = _fingerprint(campaigns, creators, matcher, chunk_size, index)
+            checkpoints = out.with_name(f".{out.name}.parts-{fingerprint}")
+            result = matcher.match_many(
+                campaign_table,
+                checkpoint_dir=checkpoints,
+                chunk_size=chunk_size,
+                engine=engine,
+                ray_actors=ray_actors,
+                with_candidates=candidates_out is not None,
+                progress=progress,
+            )
         # The matches last: once a reader sees tonight's matches, the summaries and candidates beside them are
         # tonight's too (a run killed in between leaves last night's matches with them).
         if candidates_out is not None:

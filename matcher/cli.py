@@ -15,7 +15,7 @@ import warnings
 
 import typer
 
-from matcher.commands.common import UserError
+from matcher.commands.common import UserError, echo_rejects
 from matcher.commands.data import demo, index, promote, simulate, train
 from matcher.commands.match import match
 from matcher.commands.serve import serve, similar
@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         # `--help` and a usage error do without (a third of their time), and a command that raised one of them
         # has loaded its module already.
         from features.safe_write import OutputRefused
-        from features.tables import InputError
+        from features.tables import InputError, NoValidRows
         from matcher.candidate_index import ArtifactMismatch
         from training.registry import ModelNotFound
 
+        if isinstance(exc, NoValidRows):  # its rejected rows named as any run's, then the refusal's one line
+            echo_rejects(exc.rejects, exc.rejects_file)
         if isinstance(exc, InputError | OutputRefused | ArtifactMismatch | ModelNotFound | FileNotFoundError):
             print(f"creator-match: {exc}", file=sys.stderr)
             return 2

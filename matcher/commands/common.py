@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,6 @@ __all__ = [
     "echo_rejects",
     "parse_date",
     "performance_files",
-    "refuse_without_rows",
     "resolve_backend_option",
     "settled_performance",
     "show_progress",
@@ -77,14 +76,6 @@ def echo_rejects(rejects, written: Path | None = None) -> None:
     if written is not None:
         rejected = len({(r.table, r.row) for r in rejects})  # a row with several bad columns has a reject for each
         typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected; see {written}", err=True)
-
-
-def refuse_without_rows(reason: str, rejects, written: Path | None = None) -> NoReturn:
-    """Ends a command that has no valid row to work on: its rejected rows named as any run names them (and the
-    rejects file written), then `reason` as the one line of the refusal, exit status 2."""
-    if rejects:
-        echo_rejects(rejects, written)
-    raise UserError(reason)
 
 
 def parse_date(text: str) -> dt.date:

@@ -18,7 +18,6 @@ from matcher.commands.common import (
     UserError,
     echo_rejects,
     parse_date,
-    refuse_without_rows,
     resolve_backend_option,
     show_progress,
 )
@@ -194,7 +193,7 @@ def index(
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, default_cache_dir, resolve_model_path
     from features.safe_write import check_outputs, check_replaceable, output_lock
-    from features.tables import check_rejects_path, no_valid_rows, read_table, rejects_path, settle_rejects
+    from features.tables import check_rejects_path, read_table, rejects_path, require_valid_rows, settle_rejects
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
     if index_type not in INDEX_KINDS:
@@ -214,10 +213,8 @@ def index(
     check_replaceable(out, why_not_an_index)
     if table.rejects:  # a user's own file where they go stops the run here
         check_rejects_path(out)
-    if empty := no_valid_rows(table, creators):
-        # An index of no creator is no index: the one at --out (if any) is kept, not replaced by nothing.
-        written = settle_rejects(table.rejects, out) if table.rejects else None
-        refuse_without_rows(f"{empty}; no index was written, and {out} was left as it was", table.rejects, written)
+    # An index of no creator is no index: the one at --out (if any) is kept, not replaced by nothing.
+    require_valid_rows(table, creators, f"no index was written, and {out} was left as it was", out=out)
     resolve_model_path(embedder.model)
     with ExitStack() as locks:
         locks.enter_context(output_lock(out))

@@ -18,7 +18,6 @@ from matcher.commands.common import (
     UserError,
     echo_rejects,
     performance_files,
-    refuse_without_rows,
     settled_performance,
     show_progress,
 )
@@ -79,7 +78,6 @@ def match(
     Ray started for the run); the matches are the same as with --engine local. Every match setting is an
     option (the fields of matcher.settings.MatchSettings and SlatePolicy).
     """
-    from features.tables import NoValidRows
     from matcher.batch import run_match
     from matcher.ray_engine import RayUnavailable
     from training.registry import configure_tracking
@@ -105,8 +103,6 @@ def match(
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
-    except NoValidRows as exc:
-        refuse_without_rows(str(exc), exc.rejects, exc.rejects_file)
     matched = [s for s in report.summaries if s.status == "matched"]
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
     if candidates_out is not None:

@@ -14,7 +14,6 @@ from matcher.commands.common import (
     PerformanceOption,
     UserError,
     echo_rejects,
-    refuse_without_rows,
     settled_performance,
 )
 from matcher.commands.tunables import with_settings
@@ -48,9 +47,9 @@ def similar(
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
     from features.safe_write import check_outputs
-    from features.tables import check_rejects_path, no_valid_rows, read_table, rejects_path, settle_rejects
+    from features.tables import check_rejects_path, read_table, rejects_path, require_valid_rows, settle_rejects
     from matcher.api import Matcher
-    from matcher.artifacts import load_for_matching
+    from matcher.artifacts import artifact_inputs, load_for_matching
     from matcher.batch import write_matches
     from matcher.similar import LOOKALIKE_SCHEMA
     from training.registry import configure_tracking
@@ -60,18 +59,14 @@ def similar(
             raise UserError(f"{out}: is a directory; expected a file for the lookalikes")
         if out.suffix.lower() not in TABLE_SUFFIXES:
             raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
-        read = [(creators, "creators file")] + ([(index, "index directory")] if index is not None else [])
-        if Path(model).exists():
-            read.append((Path(model), "model directory"))
+        read = [(creators, "creators file"), *artifact_inputs(model, index)]
         check_outputs([(out, "lookalikes"), (rejects_path(out), "rejects")], read)
     configure_tracking()
     table = read_table(creators, "creators")
     if out is not None and table.rejects:
         check_rejects_path(out)  # a user's own file there stops the run before any work
-    if empty := no_valid_rows(table, creators):
-        written = settle_rejects(table.rejects, out) if out is not None and table.rejects else None
-        left = f", and {out} was left as it was" if out is not None else ""
-        refuse_without_rows(f"{empty}; no lookalike was searched{left}", table.rejects, written)
+    left = f", and {out} was left as it was" if out is not None else ""
+    require_valid_rows(table, creators, f"no lookalike was searched{left}", out=out)
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
     matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
     try:
@@ -128,7 +123,7 @@ def serve(
     """
     import uvicorn
 
-    from features.tables import no_valid_rows, read_table
+    from features.tables import read_table, require_valid_rows
     from features.threads import hold_blas_threads
     from matcher.artifacts import check_model_stores
     from matcher.service import ModelHolder, ServiceConfig, create_app
@@ -137,8 +132,7 @@ def serve(
     configure_tracking()
     check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
     table = read_table(creators, "creators")
-    if empty := no_valid_rows(table, creators):
-        refuse_without_rows(f"{empty}; nothing to serve", table.rejects)
+    require_valid_rows(table, creators, "nothing to serve")
     if table.rejects:
         echo_rejects(table.rejects)
         typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)

@@ -673,3 +673,54 @@ def test_a_match_with_no_valid_creator_or_campaign_leaves_yesterdays_matches(tmp
     rejects = pd.read_csv(rejects_path(out))
     assert rejects["row"].tolist() == list(range(1, len(every_bad) + 1)) and set(rejects["column"]) == {"price"}
     assert lines[-1] == f"{len(every_bad)} rows rejected; see {rejects_path(out)}"
+
+
+@pytest.mark.parametrize("campaigns_kind", ["header-only", "all-invalid"])
+@pytest.mark.parametrize("model_kind", ["no such directory", "unreadable directory", "no such registered model"])
+def test_a_match_of_no_valid_campaign_writes_its_empty_outputs_without_loading_the_model(
+    tmp_path, tracking_uri, campaigns_kind, model_kind
+):
+    """A batch with no valid campaign has nothing to score: its empty matches, summaries and candidates (and its
+    rejects file) are written without the model, whose MLflow load took seconds, so a model that cannot be loaded
+    does not fail the run (it did, exit 2, before anything was written)."""
+    creators, campaigns = tmp_path / "creators.csv", tmp_path / "camps.csv"
+    write_csv(creators, creators_rows(3))
+    rows = [] if campaigns_kind == "header-only" else [row | {"price": "-1"} for row in campaigns_rows(2)]
+    write_csv(campaigns, rows, header=list(CAMPAIGN))
+    model = {
+        "no such directory": str(tmp_path / "no-model"),
+        "unreadable directory": str(tmp_path / "model"),
+        "no such registered model": NO_MODEL,
+    }[model_kind]
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("not: [a model\n")
+    out = tmp_path / "out"
+    outputs = {"--out": out / "m.parquet", "--summaries-out": out / "s.csv", "--candidates-out": out / "c.jsonl"}
+
+    done = run_in_process(
+        "match",
+        "--campaigns",
+        str(campaigns),
+        "--creators",
+        str(creators),
+        "--model",
+        model,
+        *(str(part) for option, path in outputs.items() for part in (option, path)),
+        cwd=tmp_path,
+    )
+
+    from matcher.schema import MATCH_COLUMNS, SUMMARY_SCHEMA
+
+    assert done.returncode == (0 if campaigns_kind == "header-only" else 2), done.stderr
+    assert f"matched 0 of {len(rows)} campaigns into {out / 'm.parquet'}" in done.stdout
+    matches = pd.read_parquet(out / "m.parquet")
+    assert list(matches.columns) == MATCH_COLUMNS and len(matches) == 0
+    summaries = pd.read_csv(out / "s.csv")
+    assert list(summaries.columns) == SUMMARY_SCHEMA.names and len(summaries) == 0
+    assert (out / "c.jsonl").read_bytes() == b""
+    if campaigns_kind == "header-only":
+        assert not rejects_path(out / "m.parquet").exists() and not done.stderr, done.stderr
+    else:
+        rejects = pd.read_csv(rejects_path(out / "m.parquet"))
+        assert rejects[["row", "column"]].values.tolist() == [[1, "price"], [2, "price"]]
+        assert done.stderr.strip().splitlines()[-1] == f"2 rows rejected; see {rejects_path(out / 'm.parquet')}"

@@ -190,11 +190,14 @@ def test_a_model_directory_whose_records_store_is_gone_is_refused_without_creati
 @pytest.fixture
 def own_files(work, world_dir, world_index) -> Path:
     """The user's inputs in the working directory: the world's tables, its past campaigns beside its performance,
-    a link to the performance file, and a candidate index built by `creator-match index`."""
+    a link to the performance file, a candidate index built by `creator-match index`, and a model directory (only
+    its folder: a refused run never loads it)."""
     for name in ("creators", "new_campaigns", "campaigns", "performance"):
         shutil.copy(world_dir / f"{name}.parquet", work)
     (work / "perf-link.parquet").symlink_to(work / "performance.parquet")
     shutil.copytree(world_index, work / "idx")
+    (work / "model").mkdir()
+    (work / "model" / "MLmodel").write_text("artifact_path: model\n")
     return work
 
 
@@ -235,6 +238,14 @@ WITH_PERFORMANCE = [*MATCH, "--performance", "performance.parquet"]
             ["similar", "--like", "c1", "--creators", "creators.parquet", "--index", "idx", "--out", "idx/l.parquet"],
             "idx/l.parquet: the lookalikes cannot be written inside the index directory idx",
         ),
+        (
+            [*MATCH, "--model", "model", "--out", "model/m.parquet"],
+            "model/m.parquet: the matches cannot be written inside the model directory model",
+        ),
+        (
+            ["similar", "--like", "c1", "--creators", "creators.parquet", "--model", "model", "--out", "model/l.csv"],
+            "model/l.csv: the lookalikes cannot be written inside the model directory model",
+        ),
     ],
     ids=[
         "summaries over --performance",
@@ -245,6 +256,8 @@ WITH_PERFORMANCE = [*MATCH, "--performance", "performance.parquet"]
         "summaries inside --index, by another name",
         "matches at .",
         "lookalikes inside --index",
+        "matches inside a --model directory",
+        "lookalikes inside a --model directory",
     ],
 )
 def test_no_output_is_written_over_an_input_of_the_command(own_files, args, expected):
