@@ -27,7 +27,7 @@ from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
-from features.safe_write import OutputLocked, OutputRefused, atomic_path, output_lock, remove_stale_temporaries
+from features.safe_write import OutputRefused, atomic_path, output_lock, remove_stale_temporaries
 
 __all__ = [
     "TABLES",
@@ -43,7 +43,6 @@ __all__ = [
     "read_frame",
     "read_table",
     "records_frame",
-    "rejects_owners",
     "rejects_path",
     "report_rejects",
     "require_valid_rows",
@@ -102,6 +101,8 @@ class Reject:
 # one of ours, of no recorded output.
 REJECTS_COLUMNS = (*(f.name for f in fields(Reject)), "output")
 _RECORDLESS_REJECTS_COLUMNS = REJECTS_COLUMNS[:-1]
+# Seconds a run waits for another run's write of a rejects file they share (its lock is held for milliseconds).
+REJECTS_LOCK_WAIT = 30.0
 
 
 def _printable(text: str) -> str:
@@ -966,22 +967,34 @@ def is_rejects_file(path: Path) -> bool:
     return _header(path) in (REJECTS_COLUMNS, _RECORDLESS_REJECTS_COLUMNS)
 
 
+@contextlib.contextmanager
+def _long_fields() -> Iterator[None]:
+    """Lets the csv module read fields as long as the rejects file may hold (a rejected id or value of any length;
+    its default limit is 128 KiB), for the block."""
+    before = csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def _recorded_rows(path: Path) -> list[dict[str, str]] | None:
     """The rows of the project's rejects file at `path`, each naming its output; None when the file records no
-    output (written before the `output` column), cannot be read as one, or is not a rejects file at all."""
+    output (written before the `output` column) or is not a rejects file at all.
+
+    Raises:
+        OutputRefused: the file starts as a rejects file but cannot be read back: rewriting it would lose the
+            other outputs' rows it holds, so it is left as it is.
+    """
     if _header(path) != REJECTS_COLUMNS:
         return None
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with _long_fields(), open(path, encoding="utf-8", newline="") as handle:
             return [{column: row.get(column) or "" for column in REJECTS_COLUMNS} for row in csv.DictReader(handle)]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-
-
-def rejects_owners(path: Path) -> set[str]:
-    """The outputs whose rejects the project's rejects file at `path` holds (the file names in its `output` column);
-    empty when it records none (written before the column, or holding no reject) or is not a rejects file."""
-    return {row["output"] for row in _recorded_rows(path) or [] if row["output"]}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise OutputRefused(
+            f"{path} cannot be read back as a rejects file ({exc}); move it, or write the output elsewhere"
+        ) from None
 
 
 def check_rejects_path(out: str | Path) -> Path:
@@ -1026,7 +1039,9 @@ def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
     target = check_rejects_path(out)
     output = _named(out).name
     others = [row for row in _recorded_rows(target) or [] if row["output"] != output]
-    _write_rows(target, [*others, *({**asdict(reject), "output": output} for reject in rejects)], out)
+    own = [{**asdict(reject), "output": output} for reject in rejects]
+    # By output, each output's rows in their own order: the file's bytes do not depend on which run came last.
+    _write_rows(target, sorted([*others, *own], key=lambda row: row["output"]), out)
     return target
 
 
@@ -1050,28 +1065,27 @@ def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
     removed from the file there (a clean rerun must not leave old rejects beside a fresh output); the path
     written, if any.
 
-    Both hold the rejects file's `output_lock`, which the caller may hold already. Another output that shares the
-    file (`m.csv` beside `m.parquet`) keeps its rows; the file is removed only once no row remains. A clean run
-    leaves a file another process is writing (it holds the lock) to that run.
+    Both read, change and replace the file under its `output_lock`, held for that alone (milliseconds), so that
+    another output sharing the file (`m.csv` beside `m.parquet`) never waits on this run's work, nor this run on
+    its: each waits up to REJECTS_LOCK_WAIT for the other's write. Another output's rows are kept; the file is
+    removed only once no row remains.
 
     Raises:
-        OutputRefused: a file other than an earlier rejects file of the project is at that path (it is left as is);
-            another process holds its lock while this run has rejects to write; or the lock cannot be made (a
-            read-only folder, no permission), which would leave stale rejects beside a fresh output.
+        OutputRefused: a file other than an earlier rejects file of the project is at that path (it is left as is),
+            or one that cannot be read back; another process held its lock for all of REJECTS_LOCK_WAIT; or the
+            lock cannot be made (a read-only folder, no permission), which would leave stale rejects beside a
+            fresh output.
     """
     target = rejects_path(out)
     if rejects:
-        with output_lock(target):
+        with output_lock(target, wait=REJECTS_LOCK_WAIT):
             remove_stale_temporaries(target)  # a killed run's half-written rejects file
             return write_rejects(rejects, out)
     rows = _recorded_rows(target)
     if not is_rejects_file(target) or (rows and _named(out).name not in {row["output"] for row in rows}):
         return None  # nothing of this output's to remove: no lock file is made for it
-    try:
-        with output_lock(target):
-            _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
-    except OutputLocked:
-        pass  # another run is writing its rejects there: it decides what the file holds
+    with output_lock(target, wait=REJECTS_LOCK_WAIT):
+        _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
     return None
 
 

@@ -217,12 +217,10 @@ def run_match(
         campaign_table = read_table(campaigns, "campaigns")
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         # A run with rejects writes the rejects file, which another output of the same stem shares (`m.csv` beside
-        # `m.parquet`, whose rows it keeps): it is one of this run's outputs, locked with them, and checked before
-        # anything is written (a user's own file there stops the run).
-        written = [*outputs, (rejects_path(out), "rejects")] if rejects else outputs
+        # `m.parquet`, whose rows it keeps): it is checked before any work (a user's own file there stops the
+        # run) and locked only while it is written (`settle_rejects`), so that neither output's run waits on the
+        # other's.
         if rejects:
-            if lock_path(rejects_path(out)).exists():
-                locks.enter_context(output_lock(rejects_path(out)))
             check_rejects_path(out)
         # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they are,
         # not replaced by an empty table, and the rows rejected are reported as any run's, in the rejects file
@@ -249,13 +247,12 @@ def run_match(
             )
         # Held from before the checkpoints are read until the rejects are written: a second run on the same output
         # would otherwise score into, and then delete, the first one's checkpoints. Missing folders are made here.
-        for path, _ in written:
+        for path, _ in outputs:
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
         if rejects:
-            # Checked again now that the lock is held: when its lock file did not exist yet, the path was checked
-            # before anyone was kept from it, and a user's file put there since must stop the run before scoring,
-            # not after the matches are written.
+            # Checked again once the model is loaded: a user's file put there since must stop the run before
+            # scoring, not after the matches are written (the write checks it a last time, and never replaces it).
             check_rejects_path(out)
         if matcher is None:
             result = no_campaigns_matched(campaign_table.rejects, with_candidates=candidates_out is not None)

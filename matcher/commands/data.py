@@ -218,9 +218,8 @@ def index(
     resolve_model_path(embedder.model)
     with ExitStack() as locks:
         locks.enter_context(output_lock(out))
-        if table.rejects:  # the rejects file is this run's output too, and another output of the same stem shares it
-            locks.enter_context(output_lock(rejects_path(out)))
-            check_rejects_path(out)  # again under the lock: a user's file put there since is not written over
+        if table.rejects:  # again: a user's file put there since stops the run before the embedding
+            check_rejects_path(out)
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
         built.save(out)

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -409,11 +410,11 @@ def test_a_clean_run_of_another_output_leaves_the_rejects_file_it_shares(tmp_pat
     assert matched and campaigns.loc[1, "campaign_id"] not in matched
     assert matched == set(clean_matches["campaign_id"]) - {campaigns.loc[1, "campaign_id"]}
     rejects = pd.read_csv(shared, dtype=str)
-    assert rejects["output"].tolist() == ["m.parquet", "m.csv"] and set(rejects["row"]) == {"2"}
+    assert rejects["output"].tolist() == ["m.csv", "m.parquet"] and set(rejects["row"]) == {"2"}
 
     done = match_in_process(bad, out / "m.csv", world_dir, world_index, trained)  # a rerun replaces its own rows
     assert done.returncode == 2, done.stderr
-    assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.parquet", "m.csv"]
+    assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.csv", "m.parquet"]
 
     done = match_in_process(clean, out / "m.parquet", world_dir, world_index, trained)
     assert done.returncode == 0, done.stderr
@@ -438,7 +439,7 @@ def test_rejects_of_two_outputs_share_one_file_and_each_settles_only_its_own(tmp
     write_rejects([Reject("campaigns", 3, "c3", "price", "must be positive")], csv_out)
     write_rejects([Reject("campaigns", 4, "c4", "price", "must be positive")], csv_out)
     rejects = pd.read_csv(shared, dtype=str)
-    assert list(zip(rejects["output"], rejects["id"], strict=True)) == [("m.parquet", "c2"), ("m.csv", "c4")]
+    assert list(zip(rejects["output"], rejects["id"], strict=True)) == [("m.csv", "c4"), ("m.parquet", "c2")]
 
     settle_rejects([], parquet)
     assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.csv"]
@@ -486,42 +487,116 @@ with output_lock(sys.argv[1]):
 
 @contextlib.contextmanager
 def held_by_another_process(path: Path):
-    """`output_lock(path)` held by a separate process (this checkout's packages first) for the block."""
+    """`output_lock(path)` held by a separate process (this checkout's packages first) for the block, or until the
+    block calls the function it is given (from any thread)."""
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
     )
+    release = threading.Lock()
+
+    def let_go() -> None:
+        with release:
+            if not holder.stdin.closed:
+                holder.stdin.close()
+
     try:
         assert holder.stdout.readline().strip() == "held"
-        yield
+        yield let_go
     finally:
-        holder.stdin.close()
+        let_go()
         holder.wait(timeout=60)
 
 
-def test_the_rejects_file_is_locked_against_another_run_sharing_it(tmp_path, tracking_uri):
-    """While another process holds the rejects file's lock (a run of another output with the same stem, writing its
-    rejects), a clean run leaves the file to it, and a run with rejects to write is refused at once, in one line,
-    before anything is read beyond its tables."""
-    from features.tables import settle_rejects
+def test_the_rejects_file_is_locked_only_while_it_is_written_and_each_run_waits_for_the_others_write(
+    tmp_path, monkeypatch
+):
+    """A run with rejects held the shared rejects file's lock for its whole run: the other output's run was then
+    refused at once if it had rejects to write, and if it had none it skipped dropping its own rows, which the
+    first run's write then kept, leaving stale rejects beside a fresh output. Now the lock is held for the write
+    alone and each run waits for the other's (REJECTS_LOCK_WAIT); a lock held past that is refused in one line."""
+    import features.tables as tables
 
+    parquet, csv_out = tmp_path / "m.parquet", tmp_path / "m.csv"
+    shared = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], csv_out)
+    write_rejects([Reject("campaigns", 5, "c5", "budget", "must be positive")], parquet)
+    before = shared.read_bytes()
+
+    with held_by_another_process(shared) as release:
+        monkeypatch.setattr(tables, "REJECTS_LOCK_WAIT", 0.5)
+        for rejects in ([], [Reject("campaigns", 3, "c3", "price", "must be positive")]):
+            with pytest.raises(OutputRefused, match="being written by another process") as refused:
+                settle_rejects(rejects, csv_out)
+            assert "\n" not in str(refused.value) and shared.read_bytes() == before
+        monkeypatch.setattr(tables, "REJECTS_LOCK_WAIT", 60.0)
+        threading.Timer(1.0, release).start()
+        assert settle_rejects([], csv_out) is None  # waits for the holder, then drops its own rows
+    rejects = pd.read_csv(shared, dtype=str)
+    assert list(zip(rejects["output"], rejects["id"], strict=True)) == [("m.parquet", "c5")]
+
+    with held_by_another_process(shared) as release:
+        threading.Timer(1.0, release).start()
+        settle_rejects([Reject("campaigns", 3, "c3", "price", "must be positive")], csv_out)
+    rejects = pd.read_csv(shared, dtype=str)
+    assert list(zip(rejects["output"], rejects["id"], strict=True)) == [("m.csv", "c3"), ("m.parquet", "c5")]
+
+
+@pytest.mark.slow
+def test_one_outputs_run_with_bad_rows_is_not_stopped_by_the_other_writing_the_rejects_file_they_share(
+    tmp_path, world_dir, trained, world_index
+):
+    """While another process holds `m.rejects.csv`'s lock (a run of `m.parquet` writing its rejects), a run of
+    `m.csv` with one bad row was refused at once and matched nothing. Now it matches, waits for the other's write
+    and adds its own row beside the other's."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0
+    bad = tmp_path / "bad.parquet"
+    campaigns.to_parquet(bad)
     out = tmp_path / "out" / "m.csv"
-    write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], out)
-    before = rejects_path(out).read_bytes()
-    campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
-    rows = campaigns_rows(3)
-    rows[1]["price"] = "-1"
-    write_csv(campaigns, rows)
-    write_csv(creators, creators_rows(3))
-    with held_by_another_process(rejects_path(out)):
-        assert settle_rejects([], out) is None
-        assert rejects_path(out).read_bytes() == before
-        code, lines = match(tmp_path, campaigns, creators, out)
-        assert code == 2 and len(lines) == 1, lines
-        assert lines[0].startswith(f"creator-match: {rejects_path(out)} is being written by another process")
-    assert rejects_path(out).read_bytes() == before and not out.exists()
-    assert settle_rejects([], out) is None and not rejects_path(out).exists()
+    out.parent.mkdir()
+    shared = write_rejects([Reject("campaigns", 5, "c5", "budget", "must be positive")], out.with_suffix(".parquet"))
+
+    with held_by_another_process(shared) as release:
+        threading.Timer(3.0, release).start()
+        done = match_in_process(bad, out, world_dir, world_index, trained)
+
+    assert done.returncode == 2 and f"1 row rejected; see {shared}" in done.stderr.splitlines(), done.stderr
+    assert "being written by another process" not in done.stderr
+    assert campaigns.loc[1, "campaign_id"] not in set(pd.read_csv(out)["campaign_id"])
+    assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.csv", "m.parquet"]
+
+
+def test_the_rejects_file_reads_back_any_field_it_wrote_and_refuses_one_it_cannot_read(tmp_path):
+    """A rejected id of 140,000 characters passed csv's 128 KiB field limit when the file was read back: it was
+    taken for a file that records no output and replaced whole, losing the other output's rows (or removed by a
+    clean run). Now long fields are read; a file with the rejects header that cannot be read at all is refused
+    and left as it is, not replaced."""
+    parquet, csv_out = tmp_path / "m.parquet", tmp_path / "m.csv"
+    long_id = "x" * 140_000
+    shared = write_rejects([Reject("campaigns", 2, long_id, "campaign_id", "too long")], parquet)
+    write_rejects([Reject("campaigns", 3, "c3", "price", "must be positive")], csv_out)
+    settle_rejects([], csv_out)
+    rejects = pd.read_csv(shared, dtype=str)
+    assert rejects["output"].tolist() == ["m.parquet"] and rejects["id"].tolist() == [long_id]
+
+    broken = shared.read_bytes() + b"campaigns,4,\xff\xfe,price,not UTF-8,m.csv\n"
+    shared.write_bytes(broken)
+    for rejects in ([], [Reject("campaigns", 4, "c4", "price", "must be positive")]):
+        with pytest.raises(OutputRefused, match="cannot be read back as a rejects file"):
+            settle_rejects(rejects, csv_out)
+        assert shared.read_bytes() == broken
+
+
+def test_the_rejects_files_bytes_do_not_depend_on_which_output_ran_last(tmp_path):
+    """Rows are kept by output, each output's in its own order, whichever run wrote the file last."""
+    files = []
+    for order in (("m.parquet", "m.csv"), ("m.csv", "m.parquet")):
+        folder = tmp_path / "-".join(order)
+        for i, name in enumerate(order):
+            write_rejects([Reject("campaigns", 2 + i, f"{name}-c", "price", "must be positive")], folder / name)
+        files.append(pd.read_csv(folder / "m.rejects.csv", dtype=str).drop(columns="row"))
+    pd.testing.assert_frame_equal(files[0], files[1])
 
 
 @pytest.mark.slow
