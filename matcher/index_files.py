@@ -70,7 +70,18 @@ class DamagedIndex(ArtifactMismatch):
 
 
 def _damaged(directory: Path, what: str) -> DamagedIndex:
-    return DamagedIndex(f"index {directory} is damaged: {what}; rebuild it with `creator-match index`")
+    """The refusal, with the fix that works: `creator-match index --out` replaces only what it recognises as an
+    index (`why_not_an_index`), so one whose meta.json is what is damaged must be moved away before rebuilding."""
+    try:
+        refused = why_not_an_index(directory)
+    except OSError as exc:
+        refused = f"it cannot be read ({_first_line(exc)})"
+    if refused is None:
+        return DamagedIndex(f"index {directory} is damaged: {what}; rebuild it with `creator-match index`")
+    return DamagedIndex(
+        f"index {directory} is damaged: {what}; `creator-match index` will not replace it, as {refused}: "
+        "move it away (or give another --out) and rebuild it with `creator-match index`"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

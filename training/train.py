@@ -27,6 +27,7 @@ from training.promotion import (
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
+    CHAMPION,
     DEFAULT_MODEL_NAME,
     RegistrationIncomplete,
     champion_version,
@@ -37,6 +38,7 @@ from training.registry import (
     model_code_paths,
     pip_requirements,
     register,
+    tracking_store,
 )
 from training.review import (
     SLATE_BASELINE,
@@ -79,6 +81,12 @@ class TrainResult:
 def _hours(window: dt.timedelta) -> str:
     """A window as the run's tag and parameter both show it: `24`, `336`, `1.5`."""
     return f"{window.total_seconds() / 3600:g}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message's first line, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_attribution(tables, data_dir: str | Path, attribution: str, window: dt.timedelta) -> None:
@@ -247,17 +255,36 @@ def train(
             )
     # Registered only once its run has finished: a training killed before that leaves a run that never
     # finished and no version, never a version (let alone a champion) whose run is still `RUNNING` for ever. The
-    # run's `registration` tag says how registering went: `pending` until it is done (a kill in between leaves it).
+    # run's `registration` tag says how registering went: `pending` until it is done (only a kill in between
+    # leaves it), then the version, or `incomplete:` and why, whichever step failed (the card's writing and its
+    # logging to the run included: they left `pending` beside a registered version).
     client = MlflowClient()
+    version = None
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             version = register(logged.model_uri, model_name)
-        card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
+        registered = f"registered {model_name} version {version} in {tracking_store()}"
+        try:
+            card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
+        except Exception as exc:
+            raise RegistrationIncomplete(
+                f"{registered}, but could not write its model card: {_one_line(exc)}; it has no description and "
+                f"the `{CHAMPION}` alias was not moved"
+            ) from exc
         is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
-    except RegistrationIncomplete as exc:
-        client.set_tag(run.info.run_id, REGISTRATION_TAG, f"incomplete: {exc}"[:5000])
+        try:
+            client.log_text(run.info.run_id, card, "review/model_card.md")
+        except Exception as exc:
+            raise RegistrationIncomplete(
+                f"{registered} with its model card{f' as `{CHAMPION}`' if is_champion else ''}, but could not log "
+                f"the card to run {run.info.run_id} (review/model_card.md): {_one_line(exc)}"
+            ) from exc
+    except Exception as exc:
+        why = str(exc) if isinstance(exc, RegistrationIncomplete) else f"{type(exc).__name__}: {_one_line(exc)}"
+        if version is not None and not isinstance(exc, RegistrationIncomplete):
+            why = f"registered {model_name} version {version}, then failed: {why}"
+        client.set_tag(run.info.run_id, REGISTRATION_TAG, f"incomplete: {why}"[:5000])
         raise
-    client.log_text(run.info.run_id, card, "review/model_card.md")
     client.set_tag(run.info.run_id, REGISTRATION_TAG, f"{model_name} version {version}")
     return TrainResult(
         run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects)

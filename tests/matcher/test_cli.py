@@ -10,6 +10,7 @@ tests/matcher/test_concurrent_runs.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
@@ -302,33 +303,64 @@ def test_a_damaged_index_is_refused_in_one_line_naming_it_and_what_is_wrong(flow
     """An index whose files cannot be read or disagree (a copy cut short, the ids of another build) gave exit 1
     with faiss's RuntimeError, or numpy's "allowed mask of shape (159,)" from deep inside a search. Now `match` and
     `similar` refuse it when it is loaded: one line naming the directory and what is wrong, exit 2, nothing written.
+
+    The line's fix works when followed. Every message said "rebuild it with `creator-match index`", but `index
+    --out` refuses a directory whose meta.json does not describe an index (so that it never deletes another tool's
+    files): for those the message says to move it away, and `index` indeed refuses it; the others are rebuilt in
+    place by `index`, after which `match` reads them.
     """
     out = tmp_path / "m.parquet"
-    truncated, short_ids, wrong_meta = tmp_path / "truncated", tmp_path / "short-ids", tmp_path / "wrong-meta"
-    for copy in (truncated, short_ids, wrong_meta):
+    truncated, short_ids = tmp_path / "truncated", tmp_path / "short-ids"
+    cut_meta, no_model = tmp_path / "cut-meta", tmp_path / "no-model"
+    for copy in (truncated, short_ids, cut_meta, no_model):
         shutil.copytree(flow / "idx", copy)
     faiss_file = truncated / "index.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[: faiss_file.stat().st_size // 2])
     ids = pq.read_table(short_ids / "creator_ids.parquet")
     pq.write_table(ids.slice(0, 159), short_ids / "creator_ids.parquet")
-    (wrong_meta / "meta.json").write_text((wrong_meta / "meta.json").read_text()[:-20])
+    (cut_meta / "meta.json").write_text((cut_meta / "meta.json").read_text()[:-20])
+    meta = json.loads((no_model / "meta.json").read_text())
+    (no_model / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "embedding_model"}))
+    rebuild = "; rebuild it with `creator-match index`"
+    move = (
+        "; `creator-match index` will not replace it, as it is not a candidate index (no meta.json describing one): "
+        "move it away (or give another --out) and rebuild it with `creator-match index`"
+    )
     cases = {
-        truncated: "index.faiss (",
-        short_ids: f"creator_ids.parquet holds 159 creator ids for the {len(ids)} vectors of index.faiss",
-        wrong_meta: "meta.json cannot be read",
+        truncated: ("index.faiss (", rebuild),
+        short_ids: (f"creator_ids.parquet holds 159 creator ids for the {len(ids)} vectors of index.faiss", rebuild),
+        cut_meta: ("meta.json cannot be read", move),
+        no_model: ("meta.json does not name the embedding model and dimension", move),
     }
-    for index, wrong in cases.items():
+    for index, (wrong, fix) in cases.items():
         done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(index))
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, (index, done.stderr)
         assert lines[0].startswith(f"creator-match: index {index} is damaged: {wrong}"), lines[0]
-        assert lines[0].endswith("; rebuild it with `creator-match index`")
+        assert lines[0].endswith(fix), lines[0]
         assert not out.exists() and not (tmp_path / ".m.parquet.lock").exists()
     like = ["--creators", str(flow / "w" / "creators.parquet"), "--like", ids.column("creator_id")[0].as_py()]
     done = run("similar", *like, "--index", str(short_ids), "--out", str(tmp_path / "l.csv"))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        f"creator-match: index {short_ids} is damaged: {cases[short_ids]}; rebuild it with `creator-match index`"
+        f"creator-match: index {short_ids} is damaged: {cases[short_ids][0]}{rebuild}"
     ]
+
+    # Following each message: the ones `index` may replace are rebuilt where they are and then match...
+    creators = str(flow / "w" / "creators.parquet")
+    for index in (truncated, short_ids):
+        done = run("index", "--creators", creators, "--out", str(index))
+        assert done.returncode == 0, (index, done.stderr)
+        matched = tmp_path / f"{index.name}.parquet"
+        done = run("match", *flow_inputs(flow), "--out", str(matched), "--index", str(index))
+        assert done.returncode == 0 and matched.exists(), (index, done.stderr)
+    # ...and the ones it may not are refused, left as they were (which is why the message says to move them away).
+    for index in (cut_meta, no_model):
+        before = {path.name: path.read_bytes() for path in index.iterdir()}
+        done = run("index", "--creators", creators, "--out", str(index))
+        assert done.returncode == 2 and f"refusing to replace {index}" in done.stderr, (index, done.stderr)
+        assert {path.name: path.read_bytes() for path in index.iterdir()} == before
+    cut_meta.rename(tmp_path / "moved-away")
+    assert run("index", "--creators", creators, "--out", str(cut_meta)).returncode == 0
 
 
 def test_an_index_on_the_other_embedding_backend_is_refused_in_one_line(flow, tmp_path, monkeypatch):

@@ -153,6 +153,63 @@ def test_a_failed_registration_says_nothing_was_registered(store, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("failing", ["card", "card's logging"])
+def test_a_registration_failing_after_the_version_exists_is_tagged_incomplete_with_the_version(
+    failing, store, world_dir, embedder, tmp_path, monkeypatch
+):
+    """The run's `registration` tag says `pending` only while registering (docs/model-review.md: a train killed
+    then); once a version exists, any failure leaves `incomplete:` with the version's number. A card that could
+    not be written, or one MLflow could not log to the run, left `pending` beside a registered version.
+
+    Nothing a train is given makes the card fail, so both cases go through monkeypatch on the project's
+    `training.train.model_card`: for "card" it raises, as a card missing a tag would; for "card's logging" it
+    writes the real card, then puts a file where the run's `review/` artifacts folder is, so that MLflow's own
+    `log_text` of `review/model_card.md` into this real SQLite store's artifacts fails, after the version has
+    its description and the champion alias.
+    """
+    import importlib
+    import shutil
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from training.train import REGISTRATION_TAG, train
+
+    module = importlib.import_module("training.train")  # the package's `train` attribute is the function
+    monkeypatch.chdir(tmp_path)  # the experiment's ./mlruns artifacts go here, not in the repository
+    real_card = module.model_card
+
+    def failing_card(name, version, *args):
+        if failing == "card":
+            raise KeyError("training_window")
+        card = real_card(name, version, *args)
+        client = MlflowClient()
+        run = client.get_run(client.get_model_version(name, version).run_id)
+        review = Path(urlparse(run.info.artifact_uri).path) / "review"
+        shutil.rmtree(review)
+        review.write_text("not a folder")
+        return card
+
+    monkeypatch.setattr(module, "model_card", failing_card)
+    with pytest.raises(Exception) as failed:  # what was raised is checked after the tag
+        train(world_dir, embedder=embedder)
+    client = MlflowClient(store)
+    (version,) = client.search_model_versions("name='creator-ranker'")
+    run = client.get_run(version.run_id)
+    tag = run.data.tags[REGISTRATION_TAG]
+    assert run.info.status == "FINISHED"
+    assert tag != "pending" and failed.type is RegistrationIncomplete, (tag, failed.value)
+    assert tag == f"incomplete: {failed.value}", tag
+    assert tag.startswith(f"incomplete: registered creator-ranker version {version.version} in {store}"), tag
+    if failing == "card":
+        assert "could not write its model card: 'training_window'" in tag and "alias was not moved" in tag, tag
+        assert not version.description and champion_version("creator-ranker") is None
+    else:
+        assert "with its model card as `champion`, but could not log the card to run" in tag, tag
+        assert version.description.startswith(f"# creator-ranker version {version.version}")
+        assert champion_version("creator-ranker") == str(version.version)
+
+
+@pytest.mark.slow
 def test_two_first_trainings_at_once_on_a_new_store_make_one_champion(world_dir, tmp_path):
     """Two `train` processes started together on a store that does not exist yet: the store's tables are set up
     once (one run failed on the other's "duplicate column name"), both versions register, and only one takes the
