@@ -44,6 +44,7 @@ __all__ = [
     "read_table",
     "records_frame",
     "rejects_path",
+    "rejects_turn",
     "report_rejects",
     "require_valid_rows",
     "settle_rejects",
@@ -101,7 +102,7 @@ class Reject:
 # one of ours, of no recorded output.
 REJECTS_COLUMNS = (*(f.name for f in fields(Reject)), "output")
 _RECORDLESS_REJECTS_COLUMNS = REJECTS_COLUMNS[:-1]
-# Seconds a run waits for another run's write of a rejects file they share (its lock is held for milliseconds).
+# Seconds a run waits for another run sharing its rejects file to write its outputs and rejects (not its work).
 REJECTS_LOCK_WAIT = 30.0
 
 
@@ -956,8 +957,8 @@ def rejects_path(out: str | Path) -> Path:
 def _header(path: Path) -> tuple[str, ...] | None:
     """A file's first line split at commas; None when it cannot be read as UTF-8 text (or is a directory)."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return tuple(handle.readline().rstrip("\r\n").split(","))
+        with open(path, "rb") as handle:  # the first line alone is decoded, not the text buffered after it
+            return tuple(handle.readline().decode("utf-8").rstrip("\r\n").split(","))
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -1065,10 +1066,10 @@ def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
     removed from the file there (a clean rerun must not leave old rejects beside a fresh output); the path
     written, if any.
 
-    Both read, change and replace the file under its `output_lock`, held for that alone (milliseconds), so that
-    another output sharing the file (`m.csv` beside `m.parquet`) never waits on this run's work, nor this run on
-    its: each waits up to REJECTS_LOCK_WAIT for the other's write. Another output's rows are kept; the file is
-    removed only once no row remains.
+    Both read, change and replace the file under its `output_lock`, which a run holds from just before it writes
+    its outputs (`rejects_turn`) and not during its work, so that another output sharing the file (`m.csv` beside
+    `m.parquet`) never waits on this run's work, nor this run on its: each waits up to REJECTS_LOCK_WAIT for the
+    other's writes. Another output's rows are kept; the file is removed only once no row remains.
 
     Raises:
         OutputRefused: a file other than an earlier rejects file of the project is at that path (it is left as is),
@@ -1076,17 +1077,49 @@ def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
             lock cannot be made (a read-only folder, no permission), which would leave stale rejects beside a
             fresh output.
     """
+    if not _changes_rejects(rejects, out):
+        return None  # nothing of this output's to remove: no lock file is made for it
     target = rejects_path(out)
-    if rejects:
-        with output_lock(target, wait=REJECTS_LOCK_WAIT):
+    with output_lock(target, wait=REJECTS_LOCK_WAIT):
+        if rejects:
             remove_stale_temporaries(target)  # a killed run's half-written rejects file
             return write_rejects(rejects, out)
-    rows = _recorded_rows(target)
-    if not is_rejects_file(target) or (rows and _named(out).name not in {row["output"] for row in rows}):
-        return None  # nothing of this output's to remove: no lock file is made for it
-    with output_lock(target, wait=REJECTS_LOCK_WAIT):
         _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
     return None
+
+
+def _changes_rejects(rejects: list[Reject], out: str | Path) -> bool:
+    """Whether settling `rejects` for `out` writes or changes the rejects file: there are rejects, or the file holds
+    rows of `out` (or records no output, or cannot be read, so may)."""
+    target = rejects_path(out)
+    if rejects:
+        return True
+    if not is_rejects_file(target):
+        return False
+    try:
+        rows = _recorded_rows(target)
+    except OutputRefused:
+        return True  # refused under the lock, before the run's outputs are written
+    return not rows or _named(out).name in {row["output"] for row in rows}
+
+
+@contextlib.contextmanager
+def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[None]:
+    """Holds the rejects file's lock while a run writes its outputs and settles its rejects, when settling will
+    change the file: taken before the outputs are replaced, so that a refusal (the lock held past
+    REJECTS_LOCK_WAIT, a user's file there, a rejects file that cannot be read back) leaves every output as it was.
+
+    Raises:
+        OutputRefused: as `settle_rejects`, before the block runs.
+    """
+    if not _changes_rejects(rejects, out):
+        yield
+        return
+    with output_lock(rejects_path(out), wait=REJECTS_LOCK_WAIT):
+        if rejects:
+            check_rejects_path(out)
+        _recorded_rows(rejects_path(out))  # one that cannot be read back is refused now
+        yield
 
 
 def report_rejects(rejects: list[Reject], stream=None) -> None:

@@ -33,6 +33,7 @@ from features.tables import (
     check_rejects_path,
     read_table,
     rejects_path,
+    rejects_turn,
     require_valid_rows,
     settle_rejects,
 )
@@ -188,9 +189,10 @@ def run_match(
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
             anything in it, a model directory), over the rejects file or another output; the run has rejects and the
-            rejects path holds a user's file (another output's rejects there are kept beside this run's); or
-            another process is writing `out`, `candidates_out`, `summaries_out` or, when the run has rejects, the
-            rejects file (nothing is written).
+            rejects path holds a user's file (another output's rejects there are kept beside this run's); another
+            process is writing `out`, `candidates_out` or `summaries_out`; or, when the run changes the rejects
+            file, another process held its lock for all of REJECTS_LOCK_WAIT, or it cannot be read back (nothing
+            is written: the rejects file is claimed before the outputs are replaced).
     """
     out = Path(out)
     outputs = [(out, "matches")] + [
@@ -269,14 +271,16 @@ def run_match(
                 progress=progress,
             )
         # The matches last: once a reader sees tonight's matches, the summaries and candidates beside them are
-        # tonight's too (a run killed in between leaves last night's matches with them).
-        if candidates_out is not None:
-            write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
-        if summaries_out is not None:
-            write_matches(summaries_table(result.summaries), summaries_out, SUMMARY_SCHEMA)
-        write_matches(result.matches, out)
+        # tonight's too (a run killed in between leaves last night's matches with them). The rejects file is
+        # claimed first, so that a run refused it replaces none of them.
+        with rejects_turn(rejects, out):
+            if candidates_out is not None:
+                write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
+            if summaries_out is not None:
+                write_matches(summaries_table(result.summaries), summaries_out, SUMMARY_SCHEMA)
+            write_matches(result.matches, out)
+            settle_rejects(rejects, out)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
-        settle_rejects(rejects, out)
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,8 +51,9 @@ def lookalike_reason(
             parts.append(f"interests like the seeds': {', '.join(named)}")
     if not parts:
         similarity, standing = profile
+        share = math.floor(standing * 100)  # rounded down: it never claims all when one in the reference is alike
         parts.append(
-            f"no interest like the seeds'; profile more like theirs than {standing:.0%} of eligible creators "
+            f"no interest like the seeds'; profile more like theirs than {share}% of eligible creators "
             f"(similarity {similarity:.2f})"
             if not np.isnan(standing)
             else f"no interest like the seeds'; profile similarity {similarity:.2f}"

@@ -193,7 +193,14 @@ def index(
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, default_cache_dir, resolve_model_path
     from features.safe_write import check_outputs, check_replaceable, output_lock
-    from features.tables import check_rejects_path, read_table, rejects_path, require_valid_rows, settle_rejects
+    from features.tables import (
+        check_rejects_path,
+        read_table,
+        rejects_path,
+        rejects_turn,
+        require_valid_rows,
+        settle_rejects,
+    )
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
     if index_type not in INDEX_KINDS:
@@ -222,8 +229,9 @@ def index(
             check_rejects_path(out)
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
-        built.save(out)
-        written = settle_rejects(table.rejects, out)
+        with rejects_turn(table.rejects, out):  # claimed first: a run refused it leaves the old index
+            built.save(out)
+            written = settle_rejects(table.rejects, out)
     typer.echo(
         f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "
         f"({built.meta['dimension']}-d, {built.kind}, "

@@ -47,7 +47,14 @@ def similar(
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
     from features.safe_write import check_outputs
-    from features.tables import check_rejects_path, read_table, rejects_path, require_valid_rows, settle_rejects
+    from features.tables import (
+        check_rejects_path,
+        read_table,
+        rejects_path,
+        rejects_turn,
+        require_valid_rows,
+        settle_rejects,
+    )
     from matcher.api import Matcher
     from matcher.artifacts import artifact_inputs, load_for_matching
     from matcher.batch import write_matches
@@ -73,13 +80,15 @@ def similar(
         found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
     except ValueError as exc:  # UnknownCreator among them
         raise UserError(str(exc)) from exc
+    written = None
     if out is None:
         for row in found.itertuples(index=False):
             typer.echo(f"{row.rank:>3} {row.creator_id} {row.score:.3f} {row.reasons}")
     else:
-        write_matches(found, out, LOOKALIKE_SCHEMA)
+        with rejects_turn(table.rejects, out):  # claimed first: a run refused it leaves the old lookalikes
+            write_matches(found, out, LOOKALIKE_SCHEMA)
+            written = settle_rejects(table.rejects, out)
         typer.echo(f"wrote {len(found)} lookalikes of {', '.join(like)} to {out}")
-    written = None if out is None else settle_rejects(table.rejects, out)
     if table.rejects:
         echo_rejects(table.rejects, written)
         raise typer.Exit(2)

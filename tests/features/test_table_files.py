@@ -23,6 +23,7 @@ import pytest
 
 from features.safe_write import OutputRefused
 from features.tables import (
+    REJECTS_COLUMNS,
     InputError,
     Reject,
     check_rejects_path,
@@ -567,6 +568,38 @@ def test_one_outputs_run_with_bad_rows_is_not_stopped_by_the_other_writing_the_r
     assert pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.csv", "m.parquet"]
 
 
+@pytest.mark.slow
+def test_a_run_refused_the_shared_rejects_file_leaves_its_outputs_as_they_were(
+    tmp_path, world_dir, trained, world_index, monkeypatch
+):
+    """The rejects file was claimed only after the matches were written, so a run refused it (its lock held past
+    the wait, or a file that cannot be read back) had already replaced its output: with rejects, they were then
+    recorded nowhere; without, the old rejects stayed beside fresh matches. It is claimed before any output now."""
+    import features.tables as tables
+
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0
+    bad, clean = tmp_path / "bad.parquet", world_dir / "new_campaigns.parquet"
+    campaigns.to_parquet(bad)
+    out = tmp_path / "out" / "m.csv"
+    assert match_in_process(bad, out, world_dir, world_index, trained).returncode == 2
+    shared, matches = rejects_path(out), out.read_bytes()
+    rejects = shared.read_bytes()
+
+    monkeypatch.setattr(tables, "REJECTS_LOCK_WAIT", 1.0)
+    with held_by_another_process(shared):
+        for campaigns_file in (bad, clean):  # with rejects to write, and clean with its own rows to drop
+            done = match_in_process(campaigns_file, out, world_dir, world_index, trained)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 2 and "being written by another process" in lines[-1], done.stderr
+            assert out.read_bytes() == matches and shared.read_bytes() == rejects
+
+    shared.write_bytes(rejects + b"campaigns,9,c9,price,\xff,m.parquet\n")
+    done = match_in_process(clean, out, world_dir, world_index, trained)
+    assert done.returncode == 2 and "cannot be read back as a rejects file" in done.stderr, done.stderr
+    assert out.read_bytes() == matches
+
+
 def test_the_rejects_file_reads_back_any_field_it_wrote_and_refuses_one_it_cannot_read(tmp_path):
     """A rejected id of 140,000 characters passed csv's 128 KiB field limit when the file was read back: it was
     taken for a file that records no output and replaced whole, losing the other output's rows (or removed by a
@@ -580,12 +613,15 @@ def test_the_rejects_file_reads_back_any_field_it_wrote_and_refuses_one_it_canno
     rejects = pd.read_csv(shared, dtype=str)
     assert rejects["output"].tolist() == ["m.parquet"] and rejects["id"].tolist() == [long_id]
 
-    broken = shared.read_bytes() + b"campaigns,4,\xff\xfe,price,not UTF-8,m.csv\n"
-    shared.write_bytes(broken)
-    for rejects in ([], [Reject("campaigns", 4, "c4", "price", "must be positive")]):
-        with pytest.raises(OutputRefused, match="cannot be read back as a rejects file"):
-            settle_rejects(rejects, csv_out)
-        assert shared.read_bytes() == broken
+    header = ",".join(REJECTS_COLUMNS).encode() + b"\n"
+    # Cut after its first 8 KiB, and short enough to be read in one buffer with its header (whose check decoded
+    # the whole buffer, calling such a file "not a rejects file of creator-match").
+    for broken in (shared.read_bytes() + b"campaigns,4,\xff\xfe,price,not UTF-8,m.csv\n", header + b"c,4,\xff,p,r,m\n"):
+        shared.write_bytes(broken)
+        for rejects in ([], [Reject("campaigns", 4, "c4", "price", "must be positive")]):
+            with pytest.raises(OutputRefused, match="cannot be read back as a rejects file"):
+                settle_rejects(rejects, csv_out)
+            assert shared.read_bytes() == broken
 
 
 def test_the_rejects_files_bytes_do_not_depend_on_which_output_ran_last(tmp_path):
