@@ -363,9 +363,9 @@ def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
     except Timeout:
         if not path.exists():  # filelock reports a lock file it could not create as a lock it could not take
             raise OutputRefused(f"{target} cannot be written: {path} cannot be created there") from None
-        waited = f" for {wait:g} s" if wait > 0 else ""
+        waited = f"; waited {wait:g} s" if wait > 0 else ""
         raise OutputLocked(
-            f"{target} is being written by another process (it holds {path}){waited}; "
+            f"{target} is being written by another process (it holds {path}{waited}); "
             "wait for it to finish or write elsewhere"
         ) from None
     except (FileExistsError, NotADirectoryError) as exc:

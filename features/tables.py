@@ -7,6 +7,7 @@ import contextlib
 import csv
 import functools
 import gc
+import glob
 import json
 import os
 import pickle
@@ -27,7 +28,7 @@ from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
-from features.safe_write import OutputRefused, atomic_path, output_lock, remove_stale_temporaries
+from features.safe_write import OutputLocked, OutputRefused, atomic_path, output_lock, remove_stale_temporaries
 
 __all__ = [
     "TABLES",
@@ -102,8 +103,9 @@ class Reject:
 # one of ours, of no recorded output.
 REJECTS_COLUMNS = (*(f.name for f in fields(Reject)), "output")
 _RECORDLESS_REJECTS_COLUMNS = REJECTS_COLUMNS[:-1]
-# Seconds a run waits for another run sharing its rejects file to write its outputs and rejects (not its work).
-REJECTS_LOCK_WAIT = 30.0
+# Seconds a run waits for another run sharing its rejects file to write its outputs and rejects (not its work):
+# writing 1.85M candidate rows as CSV takes about 35 s, and a run refused here has done all its scoring.
+REJECTS_LOCK_WAIT = 600.0
 
 
 def _printable(text: str) -> str:
@@ -1103,6 +1105,15 @@ def _changes_rejects(rejects: list[Reject], out: str | Path) -> bool:
     return not rows or _named(out).name in {row["output"] for row in rows}
 
 
+def _clear_killed_write(target: Path) -> None:
+    """Removes what a rejects write killed midway left beside `target`, when no live run is writing it (a run
+    that changes nothing in the file would otherwise leave it there for good); makes no lock file for it."""
+    if not target.parent.is_dir() or not any(target.parent.glob(f".{glob.escape(target.name)}.*.tmp")):
+        return
+    with contextlib.suppress(OutputLocked), output_lock(target):
+        remove_stale_temporaries(target)
+
+
 @contextlib.contextmanager
 def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[None]:
     """Holds the rejects file's lock while a run writes its outputs and settles its rejects, when settling will
@@ -1113,6 +1124,7 @@ def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[None]:
         OutputRefused: as `settle_rejects`, before the block runs.
     """
     if not _changes_rejects(rejects, out):
+        _clear_killed_write(rejects_path(out))
         yield
         return
     with output_lock(rejects_path(out), wait=REJECTS_LOCK_WAIT):

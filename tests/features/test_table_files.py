@@ -29,6 +29,7 @@ from features.tables import (
     check_rejects_path,
     read_table,
     rejects_path,
+    rejects_turn,
     settle_rejects,
     write_rejects,
 )
@@ -622,6 +623,22 @@ def test_the_rejects_file_reads_back_any_field_it_wrote_and_refuses_one_it_canno
             with pytest.raises(OutputRefused, match="cannot be read back as a rejects file"):
                 settle_rejects(rejects, csv_out)
             assert shared.read_bytes() == broken
+
+
+def test_what_a_killed_rejects_write_left_is_cleared_by_the_next_run_unless_one_is_writing(tmp_path):
+    """A run killed while writing the rejects file leaves its temporary beside it; a later run that changes nothing
+    in the file (clean, no rows of its own there) left it for good. It clears it now, unless another process holds
+    the file's lock (then the temporary may be that run's, alive)."""
+    shared = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], tmp_path / "m.parquet")
+    killed = shared.with_name(f".{shared.name}.x1y2z3.tmp")
+    killed.write_text("table,row,id,column,reason,output\ncamp", encoding="utf-8")
+
+    with held_by_another_process(shared), rejects_turn([], tmp_path / "m.csv"):
+        pass
+    assert killed.exists()
+    with rejects_turn([], tmp_path / "m.csv"):
+        pass
+    assert not killed.exists() and pd.read_csv(shared, dtype=str)["output"].tolist() == ["m.parquet"]
 
 
 def test_the_rejects_files_bytes_do_not_depend_on_which_output_ran_last(tmp_path):

@@ -177,7 +177,9 @@ def test_a_cache_writer_that_waits_too_long_is_refused_in_one_line(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputRefused, match=r"cache is being written by another process .* for 0\.2 s") as refused:
+        with pytest.raises(
+            OutputRefused, match=r"cache is being written by another process .*; waited 0\.2 s\)"
+        ) as refused:
             VectorCache(directory, lock_timeout=0.2).put(np.array([b"k" * 16], dtype="S16"), np.ones((1, 4)))
         assert "\n" not in str(refused.value)
         assert not directory.exists() or not list(directory.glob("shard-*"))
