@@ -150,7 +150,7 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert np.isfinite(unknown.to_numpy(float)).all()
 
 
-def test_a_version_is_registered_only_after_its_run_has_finished(trained, tracking_uri):
+def test_a_version_is_registered_only_after_its_run_has_finished(trained, tracking_uri, tmp_path):
     """A training killed between logging and registering must not leave a registered (and crowned) version whose
     run stays `RUNNING` for ever: the run ends first, and the version, its model card included, comes after."""
     client = MlflowClient(tracking_uri)
@@ -160,7 +160,7 @@ def test_a_version_is_registered_only_after_its_run_has_finished(trained, tracki
     assert run.info.end_time <= version.creation_timestamp
     assert run.data.tags["registration"] == f"creator-ranker version {trained.version}"
     assert version.run_id == trained.run_id
-    card = client.download_artifacts(trained.run_id, "review/model_card.md")
+    card = client.download_artifacts(trained.run_id, "review/model_card.md", dst_path=str(tmp_path))
     assert Path(card).read_text() == version.description
 
 
