@@ -46,7 +46,7 @@ def similar(
     settings: MatchSettings,
 ) -> None:
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
-    from features.safe_write import check_outputs
+    from features.safe_write import check_outputs, lock_path, output_lock, remove_stale_temporaries
     from features.tables import (
         check_rejects_path,
         read_table,
@@ -62,6 +62,9 @@ def similar(
     from training.registry import configure_tracking
 
     if out is not None:
+        if lock_path(out).exists():  # another `similar` writing it: refused before any work
+            with output_lock(out):
+                pass
         if out.is_dir():
             raise UserError(f"{out}: is a directory; expected a file for the lookalikes")
         if out.suffix.lower() not in TABLE_SUFFIXES:
@@ -85,7 +88,10 @@ def similar(
         for row in found.itertuples(index=False):
             typer.echo(f"{row.rank:>3} {row.creator_id} {row.score:.3f} {row.reasons}")
     else:
-        with rejects_turn(table.rejects, out):  # claimed first: a run refused it leaves the old lookalikes
+        # One writer of --out at a time, as for match and index: a second `similar` on it waits for nothing and
+        # is refused in one line rather than interleave its files with the first's.
+        with output_lock(out), rejects_turn(table.rejects, out):  # the rejects file claimed before the write
+            remove_stale_temporaries(out)  # a killed run's half-written file beside it
             write_matches(found, out, LOOKALIKE_SCHEMA)
             written = settle_rejects(table.rejects, out)
         typer.echo(f"wrote {len(found)} lookalikes of {', '.join(like)} to {out}")

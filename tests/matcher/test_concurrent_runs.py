@@ -112,6 +112,35 @@ with output_lock(sys.argv[1]):
 """
 
 
+@pytest.mark.slow
+def test_similar_is_refused_an_output_another_process_is_writing(world_dir, trained, world_index, tmp_path):
+    """`similar --out` took no lock: two runs on one file wrote it at once. Now, while another process holds the
+    output's lock, it is refused in one line (exit 2) and writes nothing; once released, it writes."""
+    out = tmp_path / "like.csv"
+    seed = pd.read_parquet(world_dir / "creators.parquet")["creator_id"].iloc[0]
+    args = [CLI, "similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(world_index)]
+    args += ["--model", trained.model_uri, "--like", seed, "--k", "5", "--out", str(out)]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-800:]
+        assert str(out) in lines[0] and "another process" in lines[0] and not out.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    done = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-800:]
+    assert len(pd.read_csv(out)) == 5
+
+
 def python_env() -> dict[str, str]:
     """The environment for `python -c` helpers: this checkout's packages first."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
