@@ -76,6 +76,28 @@ from training.registry import LoadedRanker, load_ranker
 from training.selection import DEFAULT_SELECTION_POWER, row_weights
 from training.train import train
 
+# Amazon's department names for the generators' categories (`--category-names amazon`): a seller's own names, to
+# check that nothing depends on the contract's example names.
+AMAZON_DEPARTMENTS = {
+    "beauty": "Beauty & Personal Care",
+    "fashion": "Clothing, Shoes & Jewelry",
+    "home": "Home Décor & Furniture",
+    "kitchen": "Kitchen & Dining",
+    "electronics": "Electronics",
+    "sports": "Sports & Fitness",
+    "outdoors": "Outdoor Recreation",
+    "toys": "Toys & Games",
+    "pets": "Pet Supplies",
+    "baby": "Baby Products",
+    "health": "Health & Household",
+    "automotive": "Automotive Parts & Accessories",
+    "tools": "Tools & Home Improvement",
+    "office": "Office Products",
+    "garden": "Patio, Lawn & Garden",
+    "grocery": "Grocery & Gourmet Food",
+}
+CATEGORY_NAMES = {"contract": None, "amazon": AMAZON_DEPARTMENTS}
+
 
 def baseline_slates(
     matches: pd.DataFrame,
@@ -198,9 +220,14 @@ def run_seed(
     knobs: dict,
     ranker: CreatorRanker | None = None,
     selection_power: float = DEFAULT_SELECTION_POWER,
+    category_names: str = "contract",
 ) -> dict[str, float]:
-    data = work / f"{world}-{seed}-{abs(hash(tuple(sorted(knobs.items()))))}"
-    write_world(WORLDS[world](n_creators=n_creators, n_campaigns=n_campaigns, seed=seed, **knobs), data)
+    data = work / f"{world}-{seed}-{category_names}-{abs(hash(tuple(sorted(knobs.items()))))}"
+    simulated = WORLDS[world](n_creators=n_creators, n_campaigns=n_campaigns, seed=seed, **knobs)
+    if (names := CATEGORY_NAMES[category_names]) is not None:
+        for table in (simulated.campaigns, simulated.new_campaigns):
+            table["category"] = table["category"].map(names)
+    write_world(simulated, data)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{data}.db"
     result = train(data, embedder=embedder, ranker=ranker, selection_power=selection_power)
     creators = read_table(data / "creators.parquet", "creators").frame
@@ -279,6 +306,12 @@ def main() -> None:
     parser.add_argument(
         "--selection-power", type=float, default=DEFAULT_SELECTION_POWER, help="train --selection-power"
     )
+    parser.add_argument(
+        "--category-names",
+        choices=sorted(CATEGORY_NAMES),
+        default="contract",
+        help="the categories as the generators name them, or renamed to Amazon's departments (a seller's own names)",
+    )
     args = parser.parse_args()
     ranker = CreatorRanker(max_features=args.max_features, n_members=args.members)
     settings = [{}]
@@ -294,6 +327,8 @@ def main() -> None:
                 label += f" (ranker: {args.members} members, max_features {args.max_features})"
             if args.selection_power != DEFAULT_SELECTION_POWER:
                 label += f" (selection power {args.selection_power})"
+            if args.category_names != "contract":
+                label += f" (categories named as {args.category_names})"
             rows = []
             for seed in args.seeds:
                 started = time.perf_counter()
@@ -307,6 +342,7 @@ def main() -> None:
                     knobs,
                     ranker,
                     args.selection_power,
+                    args.category_names,
                 )
                 rows.append(row)
                 print(
