@@ -1066,28 +1066,14 @@ def _remove_own_rejects(target: Path, out: str | Path) -> None:
 def settle_rejects(rejects: list[Reject], out: str | Path) -> Path | None:
     """The rejects of a run that wrote `out`: written beside it, or, when there are none, `out`'s earlier rejects
     removed from the file there (a clean rerun must not leave old rejects beside a fresh output); the path
-    written, if any.
-
-    Both read, change and replace the file under its `output_lock`, which a run holds from just before it writes
-    its outputs (`rejects_turn`) and not during its work, so that another output sharing the file (`m.csv` beside
-    `m.parquet`) never waits on this run's work, nor this run on its: each waits up to REJECTS_LOCK_WAIT for the
-    other's writes. Another output's rows are kept; the file is removed only once no row remains.
+    written, if any. A `rejects_turn` around no output's writes.
 
     Raises:
-        OutputRefused: a file other than an earlier rejects file of the project is at that path (it is left as is),
-            or one that cannot be read back; another process held its lock for all of REJECTS_LOCK_WAIT; or the
-            lock cannot be made (a read-only folder, no permission), which would leave stale rejects beside a
-            fresh output.
+        OutputRefused: as `rejects_turn`.
     """
-    if not _changes_rejects(rejects, out):
-        return None  # nothing of this output's to remove: no lock file is made for it
-    target = rejects_path(out)
-    with output_lock(target, wait=REJECTS_LOCK_WAIT):
-        if rejects:
-            remove_stale_temporaries(target)  # a killed run's half-written rejects file
-            return write_rejects(rejects, out)
-        _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
-    return None
+    with rejects_turn(rejects, out) as written:
+        pass
+    return written
 
 
 def _changes_rejects(rejects: list[Reject], out: str | Path) -> bool:
@@ -1115,23 +1101,38 @@ def _clear_killed_write(target: Path) -> None:
 
 
 @contextlib.contextmanager
-def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[None]:
-    """Holds the rejects file's lock while a run writes its outputs and settles its rejects, when settling will
-    change the file: taken before the outputs are replaced, so that a refusal (the lock held past
-    REJECTS_LOCK_WAIT, a user's file there, a rejects file that cannot be read back) leaves every output as it was.
+def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[Path | None]:
+    """A run's turn at the rejects file beside `out`: the block writes the run's outputs, then the rejects are
+    settled (`settle_rejects`: written, or `out`'s earlier rows dropped). Yields the path they are written to, if
+    any.
+
+    The file's `output_lock` is held for the block and the settling when they change the file, taken before the
+    outputs are replaced, so that a refusal leaves every output as it was; and only then, not during the run's
+    work, so that another output sharing the file (`m.csv` beside `m.parquet`) never waits on this run's work, nor
+    this run on its: each waits up to REJECTS_LOCK_WAIT for the other's writes. Another output's rows are kept;
+    the file is removed only once no row remains.
 
     Raises:
-        OutputRefused: as `settle_rejects`, before the block runs.
+        OutputRefused, before the block runs: a file other than an earlier rejects file of the project is at that
+            path (it is left as is), or one that cannot be read back; another process held its lock for all of
+            REJECTS_LOCK_WAIT; or the lock cannot be made (a read-only folder, no permission), which would leave
+            stale rejects beside a fresh output.
     """
-    if not _changes_rejects(rejects, out):
-        _clear_killed_write(rejects_path(out))
-        yield
+    target = rejects_path(out)
+    if not _changes_rejects(rejects, out):  # nothing of this output's to remove: no lock file is made for it
+        _clear_killed_write(target)
+        yield None
         return
-    with output_lock(rejects_path(out), wait=REJECTS_LOCK_WAIT):
+    with output_lock(target, wait=REJECTS_LOCK_WAIT):
         if rejects:
             check_rejects_path(out)
-        _recorded_rows(rejects_path(out))  # one that cannot be read back is refused now
-        yield
+        _recorded_rows(target)  # one that cannot be read back is refused now
+        yield target if rejects else None
+        if rejects:
+            remove_stale_temporaries(target)  # a killed run's half-written rejects file
+            write_rejects(rejects, out)
+        else:
+            _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
 
 
 def report_rejects(rejects: list[Reject], stream=None) -> None:

@@ -35,7 +35,6 @@ from features.tables import (
     rejects_path,
     rejects_turn,
     require_valid_rows,
-    settle_rejects,
 )
 from matcher.api import Matcher, MatchSettings, no_campaigns_matched
 from matcher.artifacts import artifact_inputs, load_for_matching
@@ -220,8 +219,8 @@ def run_match(
         rejects = [*creator_table.rejects, *campaign_table.rejects, *(performance.rejects() if performance else [])]
         # A run with rejects writes the rejects file, which another output of the same stem shares (`m.csv` beside
         # `m.parquet`, whose rows it keeps): it is checked before any work (a user's own file there stops the
-        # run) and locked only while it is written (`settle_rejects`), so that neither output's run waits on the
-        # other's.
+        # run) and locked only while the outputs and it are written (`rejects_turn`), so that neither output's run
+        # waits on the other's.
         if rejects:
             check_rejects_path(out)
         # Nothing can be matched against no creator: the outputs (last night's matches, say) are left as they are,
@@ -279,7 +278,6 @@ def run_match(
             if summaries_out is not None:
                 write_matches(summaries_table(result.summaries), summaries_out, SUMMARY_SCHEMA)
             write_matches(result.matches, out)
-            settle_rejects(rejects, out)
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
     n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})

@@ -14,9 +14,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-__all__ = ["CLI", "free_port", "match_args", "run_in_process", "run_process", "stop"]
+__all__ = ["CLI", "free_port", "held_by_another_process", "match_args", "run_in_process", "run_process", "stop"]
 
 CLI = str(Path(sys.executable).parent / "creator-match")
 
@@ -76,3 +77,37 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+_HOLDER = """
+import sys
+from features.safe_write import output_lock
+
+with output_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(path: Path):
+    """`output_lock(path)` held by a separate process (this checkout's packages first) for the block, or until the
+    block calls the function it is given (from any thread)."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    release = threading.Lock()
+
+    def let_go() -> None:
+        with release:
+            if not holder.stdin.closed:
+                holder.stdin.close()
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield let_go
+    finally:
+        let_go()
+        holder.wait(timeout=60)

@@ -33,6 +33,7 @@ __all__ = [
     "configure_tracking",
     "create_store",
     "finish_registration",
+    "first_line",
     "installed_versions",
     "load_ranker",
     "model_code_paths",
@@ -92,7 +93,8 @@ def _shown(uri: str) -> str:
     return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's message's first line, or its type's name when it has none."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -108,7 +110,7 @@ def _store_failed(exc: BaseException) -> bool:
 
 def _unreadable(what: str, exc: BaseException) -> RegistryUnavailable:
     """The one line for a store that cannot be read: what could not be done, the store (no password) and why."""
-    reason = _first_line(exc)
+    reason = first_line(exc)
     if "database is locked" in reason:  # SQLite's busy timeout ran out: another connection holds the file
         reason += " (another process holds it; run again once that one has finished)"
     return RegistryUnavailable(f"cannot {what} from the registry at {tracking_store()}: {reason}")
@@ -295,7 +297,7 @@ def register(model_uri: str, name: str) -> str:
     except Exception as exc:
         raise RegistrationIncomplete(
             f"logged the model at {model_uri}, but registering it as {name} in {tracking_store()} failed: "
-            f"{_first_line(exc)}; no version was registered and the `{CHAMPION}` alias was not moved"
+            f"{first_line(exc)}; no version was registered and the `{CHAMPION}` alias was not moved"
         ) from exc
 
 
@@ -318,7 +320,7 @@ def finish_registration(name: str, version: str, description: str, make_champion
         client.update_model_version(name, version, description=description)
     except Exception as exc:
         raise RegistrationIncomplete(
-            f"{registered}, but could not set its description (the model card): {_first_line(exc)}; "
+            f"{registered}, but could not set its description (the model card): {first_line(exc)}; "
             f"the `{CHAMPION}` alias was not moved"
         ) from exc
     if not make_champion:
@@ -333,7 +335,7 @@ def finish_registration(name: str, version: str, description: str, make_champion
         return champion_version(name) == str(version)
     except Exception as exc:
         raise RegistrationIncomplete(
-            f"{registered} with its model card, but could not make it `{CHAMPION}`: {_first_line(exc)}; "
+            f"{registered} with its model card, but could not make it `{CHAMPION}`: {first_line(exc)}; "
             f"the alias is not set (`creator-match promote --model-name {name} --version {version}` sets it)"
         ) from exc
 
@@ -391,7 +393,7 @@ def load_ranker(uri: str) -> LoadedRanker:
     except (MlflowException, OSError) as exc:
         if _store_failed(exc):  # a store that cannot be read is no answer about the model (exit 1, not 2)
             raise _unreadable(f"read model {uri!r}", exc) from exc
-        raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {_first_line(exc)}") from exc
+        raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {first_line(exc)}") from exc
     except Exception as exc:
         if _store_failed(exc):  # raised by SQLAlchemy itself as MLflow opens the store
             raise _unreadable(f"read model {uri!r}", exc) from exc
@@ -445,7 +447,7 @@ def training_records(ranker: LoadedRanker):
             if _store_failed(exc):
                 raise _unreadable(f"read the records of run {ranker.run_id}", exc) from exc
             raise ModelNotFound(
-                f"{where} ({ranker.run_id}, records/) cannot be read from {tracking_store()}: {_first_line(exc)}; "
+                f"{where} ({ranker.run_id}, records/) cannot be read from {tracking_store()}: {first_line(exc)}; "
                 "give a performance file"
             ) from exc
 

@@ -35,6 +35,7 @@ from training.registry import (
     configure_tracking,
     create_store,
     finish_registration,
+    first_line,
     model_code_paths,
     pip_requirements,
     register,
@@ -81,12 +82,6 @@ class TrainResult:
 def _hours(window: dt.timedelta) -> str:
     """A window as the run's tag and parameter both show it: `24`, `336`, `1.5`."""
     return f"{window.total_seconds() / 3600:g}"
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message's first line, or its type's name when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_attribution(tables, data_dir: str | Path, attribution: str, window: dt.timedelta) -> None:
@@ -268,7 +263,7 @@ def train(
             card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
         except Exception as exc:
             raise RegistrationIncomplete(
-                f"{registered}, but could not write its model card: {_one_line(exc)}; it has no description and "
+                f"{registered}, but could not write its model card: {first_line(exc)}; it has no description and "
                 f"the `{CHAMPION}` alias was not moved"
             ) from exc
         is_champion = finish_registration(model_name, version, card, make_champion=champion is None)
@@ -277,10 +272,10 @@ def train(
         except Exception as exc:
             raise RegistrationIncomplete(
                 f"{registered} with its model card{f' as `{CHAMPION}`' if is_champion else ''}, but could not log "
-                f"the card to run {run.info.run_id} (review/model_card.md): {_one_line(exc)}"
+                f"the card to run {run.info.run_id} (review/model_card.md): {first_line(exc)}"
             ) from exc
     except Exception as exc:
-        why = str(exc) if isinstance(exc, RegistrationIncomplete) else f"{type(exc).__name__}: {_one_line(exc)}"
+        why = str(exc) if isinstance(exc, RegistrationIncomplete) else f"{type(exc).__name__}: {first_line(exc)}"
         if version is not None and not isinstance(exc, RegistrationIncomplete):
             why = f"registered {model_name} version {version}, then failed: {why}"
         client.set_tag(run.info.run_id, REGISTRATION_TAG, f"incomplete: {why}"[:5000])

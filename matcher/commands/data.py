@@ -199,7 +199,6 @@ def index(
         rejects_path,
         rejects_turn,
         require_valid_rows,
-        settle_rejects,
     )
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
 
@@ -229,9 +228,8 @@ def index(
             check_rejects_path(out)
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
-        with rejects_turn(table.rejects, out):  # claimed first: a run refused it leaves the old index
+        with rejects_turn(table.rejects, out) as written:  # claimed first: a run refused it leaves the old index
             built.save(out)
-            written = settle_rejects(table.rejects, out)
     typer.echo(
         f"indexed {len(built)} creators with {embedder.model} on {embedder.backend} "
         f"({built.meta['dimension']}-d, {built.kind}, "

@@ -53,7 +53,6 @@ def similar(
         rejects_path,
         rejects_turn,
         require_valid_rows,
-        settle_rejects,
     )
     from matcher.api import Matcher
     from matcher.artifacts import artifact_inputs, load_for_matching
@@ -90,10 +89,9 @@ def similar(
     else:
         # One writer of --out at a time, as for match and index: a second `similar` on it waits for nothing and
         # is refused in one line rather than interleave its files with the first's.
-        with output_lock(out), rejects_turn(table.rejects, out):  # the rejects file claimed before the write
+        with output_lock(out), rejects_turn(table.rejects, out) as written:  # the rejects claimed before the write
             remove_stale_temporaries(out)  # a killed run's half-written file beside it
             write_matches(found, out, LOOKALIKE_SCHEMA)
-            written = settle_rejects(table.rejects, out)
         typer.echo(f"wrote {len(found)} lookalikes of {', '.join(like)} to {out}")
     if table.rejects:
         echo_rejects(table.rejects, written)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -33,7 +30,7 @@ from features.tables import (
     settle_rejects,
     write_rejects,
 )
-from tests.commands import run_in_process
+from tests.commands import held_by_another_process, run_in_process
 
 CAMPAIGN = {
     "campaign_id": "c1",
@@ -475,40 +472,6 @@ def test_a_clean_settle_reports_a_rejects_lock_it_cannot_make(tmp_path, monkeypa
     with pytest.raises(OutputRefused, match="cannot be created there"):
         settle_rejects([], out)
     assert stale.exists()
-
-
-HOLDER = """
-import sys
-from features.safe_write import output_lock
-
-with output_lock(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.read()  # until the test closes stdin
-"""
-
-
-@contextlib.contextmanager
-def held_by_another_process(path: Path):
-    """`output_lock(path)` held by a separate process (this checkout's packages first) for the block, or until the
-    block calls the function it is given (from any thread)."""
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
-    release = threading.Lock()
-
-    def let_go() -> None:
-        with release:
-            if not holder.stdin.closed:
-                holder.stdin.close()
-
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        yield let_go
-    finally:
-        let_go()
-        holder.wait(timeout=60)
 
 
 def test_the_rejects_file_is_locked_only_while_it_is_written_and_each_run_waits_for_the_others_write(

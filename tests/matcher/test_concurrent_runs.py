@@ -21,7 +21,7 @@ import pytest
 from features.embeddings import Embedder, VectorCache
 from features.safe_write import OutputRefused, lock_path, output_lock
 from matcher.candidate_index import CandidateIndex
-from tests.commands import CLI, match_args
+from tests.commands import CLI, held_by_another_process, match_args
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="observes locks through /proc/locks")
@@ -102,16 +102,6 @@ def test_a_second_index_on_the_same_out_is_refused_and_a_shared_cache_makes_writ
     assert len(list(cache.glob("shard-*"))) == 1
 
 
-HOLDER = """
-import sys
-from features.safe_write import output_lock
-
-with output_lock(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.read()  # until the test closes stdin
-"""
-
-
 @pytest.mark.slow
 def test_similar_is_refused_an_output_another_process_is_writing(world_dir, trained, world_index, tmp_path):
     """`similar --out` took no lock: two runs on one file wrote it at once. Now, while another process holds the
@@ -120,22 +110,11 @@ def test_similar_is_refused_an_output_another_process_is_writing(world_dir, trai
     seed = pd.read_parquet(world_dir / "creators.parquet")["creator_id"].iloc[0]
     args = [CLI, "similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(world_index)]
     args += ["--model", trained.model_uri, "--like", seed, "--k", "5", "--out", str(out)]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=python_env(),
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_by_another_process(out):
         refused = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-800:]
         assert str(out) in lines[0] and "another process" in lines[0] and not out.exists()
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     done = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
     assert done.returncode == 0, done.stderr[-800:]
     assert len(pd.read_csv(out)) == 5
@@ -197,21 +176,10 @@ def test_two_processes_filling_one_cache_store_each_vector_once(tmp_path):
 def test_a_cache_writer_that_waits_too_long_is_refused_in_one_line(tmp_path):
     """The wait is bounded: past `lock_timeout` the writer gives up naming the directory, and writes nothing."""
     directory = tmp_path / "cache"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(directory)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=python_env(),
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_by_another_process(directory):
         with pytest.raises(
             OutputRefused, match=r"cache is being written by another process .*; waited 0\.2 s\)"
         ) as refused:
             VectorCache(directory, lock_timeout=0.2).put(np.array([b"k" * 16], dtype="S16"), np.ones((1, 4)))
         assert "\n" not in str(refused.value)
         assert not directory.exists() or not list(directory.glob("shard-*"))
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
