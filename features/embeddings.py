@@ -40,6 +40,7 @@ __all__ = [
     "profile_keys",
     "resolve_backend",
     "resolve_model_path",
+    "unpadded_batches",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -48,10 +49,14 @@ EMBEDDING_BACKENDS = ("torch", "onnx")
 # torch model's CPU time on 1 thread and 1/1.65 on 2 (wall 1.70x on 2), the torch pipeline 1.00x; onnx's vectors
 # are within cosine 0.9999999 of torch's and 1,000 of 1,000 queries had identical top-100 neighbours on 100k.
 DEFAULT_EMBEDDING_BACKEND = "onnx"
-# Texts per forward pass, as sentence-transformers' own default. Measured with onnx on 2,000 profile texts and on
-# the 200 edited ones of a 1% re-index (sorted by length, so a batch pads to its longest): 32 encoded 1.18x and
-# 1.35x as fast as 128 on 1 thread, 1.14x and 1.36x on 2; smaller batches pad less and 8-16 gained little more.
+# Texts per forward pass at most, as sentence-transformers' own default. Measured with onnx on 2,000 profile texts
+# and on the 200 edited ones of a 1% re-index, when batches were padded to their longest text: 32 encoded 1.18x and
+# 1.35x as fast as 128 on 1 thread, 1.14x and 1.36x on 2. Batches now hold texts of one token count (see
+# unpadded_batches), so they pad nothing.
 DEFAULT_BATCH_SIZE = 32
+# Bump when how a text's vector is computed changes: the disk cache keeps each recipe's vectors in a directory of
+# its own, so vectors of an older recipe are left where they are and never mixed with new ones. 2: unpadded batches.
+VECTOR_RECIPE = 2
 KEY_DTYPE = np.dtype("S16")
 SHARD_PREFIX = "shard-"
 SHARD_FILES = ("keys.npy", "vectors.npy")
@@ -327,6 +332,23 @@ _fixed_lock = threading.Lock()
 _ENCODE_LOCK = threading.Lock()
 
 
+def unpadded_batches(token_counts: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+    """Positions of texts in batches that pad nothing: each batch holds texts of one token count, longest first,
+    at most `batch_size` of them, and at least two: a text alone in its batch is run beside a copy of itself.
+
+    A text's vector then depends on that text alone, not on the batch, the call or what the cache held before:
+    ONNX Runtime and torch give a text the same bits in any batch of two or more texts of its length, but other
+    bits when it runs alone (a matrix-vector product) and others again beside padding.
+    """
+    counts = np.asarray(token_counts, dtype=np.int64)
+    order = np.argsort(-counts, kind="stable")
+    ends = np.flatnonzero(np.diff(counts[order])) + 1
+    for group in np.split(order, ends):
+        for start in range(0, len(group), max(batch_size, 1)):
+            batch = group[start : start + max(batch_size, 1)]
+            yield batch if len(batch) > 1 else np.repeat(batch, 2)
+
+
 @contextlib.contextmanager
 def _torch_threads(threads: int | None):
     """Torch's intra-op threads set to `threads` for the block (None: left as they are)."""
@@ -405,11 +427,12 @@ class Embedder:
     def isolated(self, threads: int | None = None) -> Embedder:
         """This model with an empty memory-only cache, sharing the loaded encoder.
 
-        A text's vector depends, in its last bits, on the batch it was encoded in and, on torch, on how many
-        threads the work is split over. What an isolated embedder returns depends only on the texts it is given,
-        not on what this process encoded before: scoring a chunk of campaigns with one gives the same numbers on
-        any engine, worker or resumed run. On torch it encodes on one thread; ONNX Runtime gives the same bits on
-        any number, so there it keeps this embedder's threads (a batch job's chunks are encoded on every core).
+        A text's vector depends on the text alone (see unpadded_batches) and, on torch, on how many threads the
+        work is split over. What an isolated embedder returns depends only on the texts it is given, not on what
+        this process encoded before or on its thread settings: scoring a chunk of campaigns with one gives the
+        same numbers on any engine, worker or resumed run. On torch it encodes on one thread; ONNX Runtime gives
+        the same bits on any number, so there it keeps this embedder's threads (a batch job's chunks are encoded
+        on every core).
 
         Args:
             threads: threads to encode on instead (ONNX only): e.g. one per Ray actor, whose pool fills the cores.
@@ -435,7 +458,8 @@ class Embedder:
 
     @property
     def cache(self) -> VectorCache:
-        """This model's vectors: on disk under `cache_dir/<model>/` (torch) or `<model>-onnx/` when `cache_dir` is set.
+        """This model's vectors: on disk under `cache_dir/<model>-v2/` (torch) or `<model>-onnx-v2/` when `cache_dir`
+        is set (`v2`: VECTOR_RECIPE).
 
         Backends agree to about 1e-7, not to the bit, so each keeps its own vectors: what a run returns never
         depends on which backend happened to cache a text first.
@@ -444,8 +468,10 @@ class Embedder:
             directory = None
             if self.cache_dir is not None:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")
-                # Vectors cached before there was a choice of backend were torch's, under the bare model name.
+                # Vectors cached before there was a choice of backend were torch's, under the bare model name;
+                # those of the first recipe, under the name without a recipe.
                 slug += "" if self.backend == "torch" else f"-{self.backend}"
+                slug += f"-v{VECTOR_RECIPE}"
                 directory = Path(self.cache_dir).expanduser() / slug
             self._cache = VectorCache(directory)
         return self._cache
@@ -471,13 +497,7 @@ class Embedder:
                     )
                 else:
                     with _torch_threads(self.threads):
-                        vectors = self.encoder.encode(
-                            [texts[i] for i in todo],
-                            batch_size=self.batch_size,
-                            normalize_embeddings=True,
-                            convert_to_numpy=True,
-                            show_progress_bar=progress,
-                        )
+                        vectors = _torch_encode(self.encoder, [texts[i] for i in todo], self.batch_size, progress)
             self.encoded_count_ += len(todo)
             generation = self.cache.generation
             self.cache.put(keys[todo], vectors)
@@ -488,6 +508,21 @@ class Embedder:
         if not len(keys):
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self.cache.gather(shard_of, row_of, self.cache.shards[0].vectors.shape[1])
+
+
+def _torch_encode(model, texts: list[str], batch_size: int, show_progress_bar: bool) -> np.ndarray:
+    """Normalised vectors of `texts` from a SentenceTransformer, in unpadded batches (see unpadded_batches)."""
+    from tqdm.auto import tqdm
+
+    # The model's own tokenizer and length limit, as sentence-transformers tokenizes each batch.
+    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+    batches = list(unpadded_batches([len(row) for row in ids], batch_size))
+    for at in tqdm(batches, desc="Batches", disable=not show_progress_bar):
+        out[at] = model.encode(
+            [texts[i] for i in at], batch_size=len(at), normalize_embeddings=True, convert_to_numpy=True
+        )
+    return out
 
 
 def creator_vectors(embedder: Embedder, creators) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.embeddings import DEFAULT_BATCH_SIZE
+from features.embeddings import DEFAULT_BATCH_SIZE, unpadded_batches
 
 __all__ = ["EXPORT_VERSION", "OnnxEncoder", "export_directory"]
 
@@ -110,9 +110,8 @@ def _why_not_an_export(directory: Path) -> str | None:
 class OnnxEncoder:
     """Encodes texts with an exported model: tokenized in Rust, batched by token length, run by ONNX Runtime.
 
-    Texts are sorted by token count before batching, so a batch is padded to nearly its own length (sorting
-    by characters, as sentence-transformers does, pads profile texts about 20% more). ONNX Runtime's kernels
-    give the same bits on any number of threads; a text's last bits can still depend on its batch.
+    A batch holds texts of one token count (`features.embeddings.unpadded_batches`), so it pads nothing and a
+    text's vector depends on the text alone; ONNX Runtime's kernels give the same bits on any number of threads.
 
     Args:
         directory: an export, as written by `OnnxEncoder.for_model`.
@@ -182,9 +181,8 @@ class OnnxEncoder:
             return out
         session = self.session(threads)
         encodings = self.tokenizer.encode_batch(list(texts))
-        order = np.argsort([-len(encoding.ids) for encoding in encodings], kind="stable")
-        for start in tqdm(range(0, len(order), batch_size), desc="Batches", disable=not show_progress_bar):
-            at = order[start : start + batch_size]
+        batches = list(unpadded_batches([len(encoding.ids) for encoding in encodings], batch_size))
+        for at in tqdm(batches, desc="Batches", disable=not show_progress_bar):
             batch = [encodings[i] for i in at]
             out[at] = session.run(None, {name: self._batch(batch, name) for name in self.meta["inputs"]})[0]
         return out / np.linalg.norm(out, axis=1, keepdims=True)
