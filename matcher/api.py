@@ -235,8 +235,7 @@ class Matcher:
         the same `chunk_size` scores them, for model review: `campaign_id`, `creator_id`, then FEATURES,
         EVIDENCE_COLUMNS and `market_share`.
 
-        A brief's vector depends, in its last bits, on the batch it was embedded in, and a tree's split can turn on
-        those bits; so the campaigns are cut and embedded in the same chunks as matching them would.
+        The campaigns are cut, embedded and scored in the same chunks as matching them would be.
 
         Raises:
             ValueError: a campaigns DataFrame has an invalid row (the first is named).

@@ -231,6 +231,17 @@ def test_results_are_deterministic(creators, campaigns, ranker, index, embedder,
     pd.testing.assert_frame_equal(again.matches, result.matches)
 
 
+def test_a_campaign_scored_alone_gets_the_numbers_it_gets_in_a_batch(creators, campaigns, ranker, index, embedder):
+    """A campaign tool asking for one campaign and the nightly job scoring it among hundreds see the same scores
+    to the bit: a brief's vector depends on the brief alone, not on the briefs embedded beside it."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=Embedder(cache_dir=None))
+    matcher.embedder._encoder = embedder.encoder  # the session's loaded model, with an empty cache
+    batch = matcher.scored_candidates(campaigns)
+    one_by_one = matcher.scored_candidates(campaigns, chunk_size=1)
+    assert batch["campaign_id"].nunique() > 10
+    pd.testing.assert_frame_equal(one_by_one, batch, check_exact=True)
+
+
 def test_one_chunk_kept_in_memory_gives_the_slates_of_a_checkpointed_run(
     creators, campaigns, ranker, index, embedder, result, tmp_path
 ):
