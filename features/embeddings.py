@@ -37,10 +37,10 @@ __all__ = [
     "creator_vectors",
     "default_cache_dir",
     "fixed_vectors",
+    "padded_batches",
     "profile_keys",
     "resolve_backend",
     "resolve_model_path",
-    "unpadded_batches",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -51,11 +51,12 @@ EMBEDDING_BACKENDS = ("torch", "onnx")
 DEFAULT_EMBEDDING_BACKEND = "onnx"
 # Texts per forward pass at most, as sentence-transformers' own default. Measured with onnx on 2,000 profile texts
 # and on the 200 edited ones of a 1% re-index, when batches were padded to their longest text: 32 encoded 1.18x and
-# 1.35x as fast as 128 on 1 thread, 1.14x and 1.36x on 2. Batches now hold texts of one token count (see
-# unpadded_batches), so they pad nothing.
+# 1.35x as fast as 128 on 1 thread, 1.14x and 1.36x on 2. Batches now hold texts padded to one length that
+# depends on the text alone (see padded_batches).
 DEFAULT_BATCH_SIZE = 32
 # Bump when how a text's vector is computed changes: the disk cache keeps each recipe's vectors in a directory of
-# its own, so vectors of an older recipe are left where they are and never mixed with new ones. 2: unpadded batches.
+# its own, so vectors of an older recipe are left where they are and never mixed with new ones. 2: batches padded
+# to a length that depends on the text alone.
 VECTOR_RECIPE = 2
 KEY_DTYPE = np.dtype("S16")
 SHARD_PREFIX = "shard-"
@@ -332,21 +333,29 @@ _fixed_lock = threading.Lock()
 _ENCODE_LOCK = threading.Lock()
 
 
-def unpadded_batches(token_counts: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
-    """Positions of texts in batches that pad nothing: each batch holds texts of one token count, longest first,
-    at most `batch_size` of them, and at least two: a text alone in its batch is run beside a copy of itself.
+def padded_batches(
+    token_counts: Sequence[int], batch_size: int, multiple: int = 1, limit: int | None = None
+) -> Iterator[tuple[np.ndarray, int]]:
+    """Positions of texts in batches, each with the length its texts are padded to: a text's token count rounded
+    up to a multiple of `multiple` (at most `limit`), so that it depends on the text alone. Longest first; at
+    most `batch_size` texts a batch and at least two: a text alone in its batch runs beside a copy of itself.
 
     A text's vector then depends on that text alone, not on the batch, the call or what the cache held before:
-    ONNX Runtime and torch give a text the same bits in any batch of two or more texts of its length, but other
-    bits when it runs alone (a matrix-vector product) and others again beside padding.
+    ONNX Runtime and torch give a text the same bits in any batch of two or more texts padded to one length, but
+    other bits when it runs alone (a matrix-vector product) and others again padded to another length.
     """
+    if batch_size < 1:
+        raise ValueError(f"Got batch_size={batch_size}; expected an integer >= 1")
     counts = np.asarray(token_counts, dtype=np.int64)
-    order = np.argsort(-counts, kind="stable")
-    ends = np.flatnonzero(np.diff(counts[order])) + 1
-    for group in np.split(order, ends):
-        for start in range(0, len(group), max(batch_size, 1)):
-            batch = group[start : start + max(batch_size, 1)]
-            yield batch if len(batch) > 1 else np.repeat(batch, 2)
+    lengths = -(-counts // multiple) * multiple
+    if limit is not None:
+        lengths = np.minimum(lengths, np.maximum(limit, counts))
+    order = np.argsort(-lengths, kind="stable")
+    ends = np.flatnonzero(np.diff(lengths[order])) + 1
+    for group in np.split(order, ends) if len(order) else []:
+        for start in range(0, len(group), batch_size):
+            batch = group[start : start + batch_size]
+            yield (batch if len(batch) > 1 else np.repeat(batch, 2)), int(lengths[batch[0]])
 
 
 @contextlib.contextmanager
@@ -427,7 +436,7 @@ class Embedder:
     def isolated(self, threads: int | None = None) -> Embedder:
         """This model with an empty memory-only cache, sharing the loaded encoder.
 
-        A text's vector depends on the text alone (see unpadded_batches) and, on torch, on how many threads the
+        A text's vector depends on the text alone (see padded_batches) and, on torch, on how many threads the
         work is split over. What an isolated embedder returns depends only on the texts it is given, not on what
         this process encoded before or on its thread settings: scoring a chunk of campaigns with one gives the
         same numbers on any engine, worker or resumed run. On torch it encodes on one thread; ONNX Runtime gives
@@ -458,8 +467,8 @@ class Embedder:
 
     @property
     def cache(self) -> VectorCache:
-        """This model's vectors: on disk under `cache_dir/<model>-v2/` (torch) or `<model>-onnx-v2/` when `cache_dir`
-        is set (`v2`: VECTOR_RECIPE).
+        """This model's vectors: on disk under `cache_dir/<model>@recipe2/` (torch) or `<model>-onnx@recipe2/` when
+        `cache_dir` is set (2: VECTOR_RECIPE).
 
         Backends agree to about 1e-7, not to the bit, so each keeps its own vectors: what a run returns never
         depends on which backend happened to cache a text first.
@@ -469,9 +478,9 @@ class Embedder:
             if self.cache_dir is not None:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")
                 # Vectors cached before there was a choice of backend were torch's, under the bare model name;
-                # those of the first recipe, under the name without a recipe.
+                # those of the first recipe, under the name without a recipe ('@' is never in a slug).
                 slug += "" if self.backend == "torch" else f"-{self.backend}"
-                slug += f"-v{VECTOR_RECIPE}"
+                slug += f"@recipe{VECTOR_RECIPE}"
                 directory = Path(self.cache_dir).expanduser() / slug
             self._cache = VectorCache(directory)
         return self._cache
@@ -511,16 +520,25 @@ class Embedder:
 
 
 def _torch_encode(model, texts: list[str], batch_size: int, show_progress_bar: bool) -> np.ndarray:
-    """Normalised vectors of `texts` from a SentenceTransformer, in unpadded batches (see unpadded_batches)."""
+    """Normalised vectors of `texts` from a SentenceTransformer, in batches of one token count (padded_batches:
+    sentence-transformers pads a batch to its longest text, so only texts of one length pad nothing)."""
     from tqdm.auto import tqdm
 
-    # The model's own tokenizer and length limit, as sentence-transformers tokenizes each batch.
-    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    # Counted as sentence-transformers tokenizes: the model's default prompt first, its tokenizer's limit.
+    prompt = model.prompts.get(model.default_prompt_name, "") if model.default_prompt_name else ""
+    counts = []
+    for start in range(0, len(texts), 4096):
+        features = model.preprocess([prompt + text for text in texts[start : start + 4096]])
+        counts.extend(features["attention_mask"].sum(dim=1).tolist())
     out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
-    batches = list(unpadded_batches([len(row) for row in ids], batch_size))
-    for at in tqdm(batches, desc="Batches", disable=not show_progress_bar):
+    batches = list(padded_batches(counts, batch_size))
+    for at, _ in tqdm(batches, desc="Batches", disable=not show_progress_bar):
         out[at] = model.encode(
-            [texts[i] for i in at], batch_size=len(at), normalize_embeddings=True, convert_to_numpy=True
+            [texts[i] for i in at],
+            batch_size=len(at),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
     return out
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.embeddings import DEFAULT_BATCH_SIZE, unpadded_batches
+from features.embeddings import DEFAULT_BATCH_SIZE, padded_batches
 
 __all__ = ["EXPORT_VERSION", "OnnxEncoder", "export_directory"]
 
@@ -29,6 +29,8 @@ OPSET = 17
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
 # An export must reproduce the torch model's vectors this closely on the probe texts, else it is refused.
 MIN_PROBE_COSINE = 0.9999
+# Token counts are padded up to a multiple of this (see OnnxEncoder).
+PAD_MULTIPLE = 8
 _PROBES = [
     "Daily skincare routines and k-beauty hauls.",
     "We test USB-C chargers, cables and power banks so you do not have to; honest reviews every week.",
@@ -110,8 +112,10 @@ def _why_not_an_export(directory: Path) -> str | None:
 class OnnxEncoder:
     """Encodes texts with an exported model: tokenized in Rust, batched by token length, run by ONNX Runtime.
 
-    A batch holds texts of one token count (`features.embeddings.unpadded_batches`), so it pads nothing and a
-    text's vector depends on the text alone; ONNX Runtime's kernels give the same bits on any number of threads.
+    A text is padded to its token count rounded up to a multiple of PAD_MULTIPLE, with texts padded alike
+    (`features.embeddings.padded_batches`), so its vector depends on the text alone; ONNX Runtime's kernels give
+    the same bits on any number of threads. Rounding up lets a few texts of nearby lengths share one run: a
+    request's short phrases are then one or two runs of the model instead of one per token count.
 
     Args:
         directory: an export, as written by `OnnxEncoder.for_model`.
@@ -158,10 +162,10 @@ class OnnxEncoder:
             )
         return self._sessions[key]
 
-    def _batch(self, encodings: list, name: str) -> np.ndarray:
-        """One model input for a batch, padded with zeros to its longest text."""
+    def _batch(self, encodings: list, name: str, length: int | None = None) -> np.ndarray:
+        """One model input for a batch, padded with zeros to `length` (default: its longest text)."""
         rows = [getattr(encoding, _FEEDS[name]) for encoding in encodings]
-        out = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
+        out = np.zeros((len(rows), length or max(map(len, rows))), dtype=np.int64)
         for number, row in enumerate(rows):
             out[number, : len(row)] = row
         return out
@@ -181,8 +185,10 @@ class OnnxEncoder:
             return out
         session = self.session(threads)
         encodings = self.tokenizer.encode_batch(list(texts))
-        batches = list(unpadded_batches([len(encoding.ids) for encoding in encodings], batch_size))
-        for at in tqdm(batches, desc="Batches", disable=not show_progress_bar):
+        limit = (self.tokenizer.truncation or {}).get("max_length")
+        counts = [len(encoding.ids) for encoding in encodings]
+        batches = list(padded_batches(counts, batch_size, PAD_MULTIPLE, limit))
+        for at, length in tqdm(batches, desc="Batches", disable=not show_progress_bar):
             batch = [encodings[i] for i in at]
-            out[at] = session.run(None, {name: self._batch(batch, name) for name in self.meta["inputs"]})[0]
+            out[at] = session.run(None, {name: self._batch(batch, name, length) for name in self.meta["inputs"]})[0]
         return out / np.linalg.norm(out, axis=1, keepdims=True)

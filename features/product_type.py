@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, PRODUCT_TYPES
 from features.embeddings import Embedder, campaign_vectors, fixed_vectors
+from features.similarity import matrix_product_rows
 
 __all__ = [
     "KIND_DESCRIPTIONS",
@@ -252,7 +253,9 @@ class ProductTypeModel(BaseEstimator):
         check_is_fitted(self, "prices_")
         signals = self._signals(campaigns, vectors, descriptions, self.prices_ if prices is None else prices)
         if self.classifier_ is not None:
-            signals["classifier"] = np.clip(self.classifier_.decision_function(vectors), -4.0, 4.0)
+            # decision_function's own product would follow how many campaigns there are in its last bits.
+            decision = matrix_product_rows(vectors, self.classifier_.coef_)[:, 0] + self.classifier_.intercept_[0]
+            signals["classifier"] = np.clip(decision, -4.0, 4.0)
         weighted = signals * pd.Series(self.weights_)[list(SIGNALS)].to_numpy()
         return weighted.assign(base_rate=self.base_rate_)
 
@@ -269,7 +272,7 @@ class ProductTypeModel(BaseEstimator):
         zero_shot = zero
         if descriptions is not None:
             # Mean over each kind's descriptions: every phrasing counts, so no single one decides.
-            closeness = {kind: (vectors @ d.T).mean(axis=1) for kind, d in descriptions.items()}
+            closeness = {kind: matrix_product_rows(vectors, d).mean(axis=1) for kind, d in descriptions.items()}
             zero_shot = self.zero_shot_scale * (closeness["non_standard"] - closeness["standard"])
         category, level = self._price_evidence(campaigns, prices)
         return pd.DataFrame(
@@ -310,7 +313,7 @@ class ProductTypeModel(BaseEstimator):
         past = self.outcome_vectors_
         if not len(past):
             return np.zeros(len(vectors))
-        similarity = vectors @ past.T
+        similarity = matrix_product_rows(vectors, past)
         if own is not None:
             has = np.flatnonzero(own >= 0)
             similarity[has, own[has]] = -np.inf

@@ -291,9 +291,8 @@ class Matcher:
         """The table's valid campaigns with their product types resolved, the in-stock ones in chunks, and each
         chunk's brief vectors.
 
-        Each chunk's briefs are embedded as one batch by an isolated embedder, as scoring the chunk alone would
-        embed them, and product types read the same vectors: each brief is embedded once (out-of-stock `auto`
-        campaigns' as one batch more).
+        Each chunk's briefs are embedded by an isolated embedder, and product types read the same vectors: each
+        brief is embedded once (out-of-stock `auto` campaigns' as one batch more).
         """
         frame = table.frame.reset_index(drop=True)
         embedder = self.embedder.isolated()

@@ -224,10 +224,10 @@ class Scorer:
         EVIDENCE_COLUMNS and `market_share` (`features.pairwise.pair_features`), each pair's campaign row and its
         creator's table row. Pairs under `min_market_share` are still in.
 
-        `vectors` are the chunk's brief vectors when already embedded, as one batch by an isolated embedder
-        (`Matcher.match_many` embeds them once for product types and scoring); else they are embedded here so.
+        `vectors` are the chunk's brief vectors when already embedded (`Matcher.match_many` embeds them once for
+        product types and scoring); else they are embedded here, by an isolated embedder.
         """
-        # The chunk's texts are embedded on their own, so its scores are a function of the chunk alone.
+        # An isolated embedder: its memory cache is the chunk's alone, and on torch it encodes on one thread.
         embedder = self.embedder.isolated()
         vectors = campaign_vectors(embedder, campaigns) if vectors is None else vectors
         campaign_index, creator_index = self.retrieval.candidates(campaigns, vectors)

@@ -12,8 +12,8 @@ from features.embeddings import (
     content_keys,
     creator_vectors,
     fixed_vectors,
+    padded_batches,
     resolve_model_path,
-    unpadded_batches,
 )
 from features.environment import EMBEDDING_BACKEND_ENV, EMBEDDING_MODEL_ENV
 from features.tables import read_table
@@ -170,17 +170,26 @@ def torch_embedder() -> Embedder:
     return Embedder(backend="torch")
 
 
-def test_unpadded_batches_hold_one_token_count_and_cover_every_text_once():
-    """Each batch has texts of one length, two to `batch_size` of them; a lone text is paired with itself."""
-    counts = [5, 9, 5, 5, 12, 9, 5, 7, 5]
-    batches = list(unpadded_batches(counts, batch_size=3))
-
-    assert all(len({counts[i] for i in batch}) == 1 and 2 <= len(batch) <= 3 for batch in batches)
-    singles = [batch for batch in batches if len(set(batch)) == 1]
-    assert sorted(int(batch[0]) for batch in singles) == [4, 7]  # the only 12 and the only 7
-    covered = np.concatenate([np.unique(batch) for batch in batches])
+def test_padded_batches_pad_by_the_text_alone_and_cover_every_text_once():
+    """Each batch pads its texts to one length, their count rounded up (at most the limit); two to `batch_size`
+    texts, a lone one paired with itself; no input, no batch; a batch size under 1 is refused by name."""
+    counts = [5, 9, 5, 5, 12, 9, 5, 7, 5, 30]
+    exact = list(padded_batches(counts, batch_size=3))
+    assert all({counts[i] for i in batch} == {length} and 2 <= len(batch) <= 3 for batch, length in exact)
+    assert sorted(int(batch[0]) for batch, _ in exact if len(set(batch)) == 1) == [4, 7, 9]
+    covered = np.concatenate([np.unique(batch) for batch, _ in exact])
     assert sorted(covered.tolist()) == list(range(len(counts)))
-    assert [counts[batch[0]] for batch in batches] == sorted((counts[b[0]] for b in batches), reverse=True)
+    assert [length for _, length in exact] == sorted((length for _, length in exact), reverse=True)
+
+    rounded = list(padded_batches(counts, batch_size=32, multiple=8, limit=30))
+    assert [(sorted(batch.tolist()), length) for batch, length in rounded] == [
+        ([9, 9], 30),
+        ([1, 4, 5], 16),
+        ([0, 2, 3, 6, 7, 8], 8),
+    ]
+    assert list(padded_batches([], batch_size=32)) == []
+    with pytest.raises(ValueError, match="Got batch_size=0; expected an integer >= 1"):
+        list(padded_batches(counts, batch_size=0))
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
@@ -196,10 +205,16 @@ def test_a_texts_vector_is_the_same_bits_whatever_it_is_encoded_beside(backend, 
         " ".join(["A long brief about trail shoes, tents and stoves for a week in the hills."] * 8),
         creator_text("deal_site", ["coupons", "kitchen deals"], "Daily markdowns on cookware and small appliances."),
     ]
+    # Distinct texts of the same token count as `text` (and nearby counts), so that the batches are full.
+    alike = [text.replace("day", f"day {n}") for n in range(40)]
     alone = model.isolated().encode([text])[0]
     beside = [model.isolated().encode([*others[:n], text, *others[n:]])[n] for n in range(len(others) + 1)]
-    many = model.isolated().encode([text, *others] * 20)
-    assert all(np.array_equal(alone, vector) for vector in [*beside, many[0], many[-len(others) - 1]])
+    many = model.isolated().encode([*alike[:20], text, *alike[20:], *others])[20]
+    assert all(np.array_equal(alone, vector) for vector in [*beside, many])
+    for size in (2, 3, 7):  # and the texts beside it are each the same bits in batches of other sizes
+        narrow = Embedder(model.model, batch_size=size, backend=backend).isolated()
+        narrow._encoder = model.encoder
+        np.testing.assert_array_equal(narrow.encode(alike), model.isolated().encode(alike))
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])

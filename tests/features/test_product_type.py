@@ -77,6 +77,24 @@ def test_the_sellers_declared_campaigns_weigh_the_signals(embedder):
     assert learned > fixed
 
 
+def test_a_campaigns_evidence_alone_is_the_bits_it_gets_in_a_batch(embedder):
+    """Given the same prices, every signal of a campaign read alone (a service's request) equals its row in a batch
+    (the nightly job) to the bit: the products with the kinds' descriptions, the past briefs and the classifier's
+    weights are summed so that they do not follow how many campaigns there are."""
+    world = WORLDS["alt"](n_creators=150, n_campaigns=300, n_new_campaigns=40, seed=1)
+    past = world.campaigns
+    descriptions = kind_vectors(embedder)
+    outcomes = content_conversion_lift(world.performance, world.creators)
+    model = ProductTypeModel().fit(past, embedder.encode(list(past["brief"])), outcomes, descriptions)
+    assert model.classifier_ is not None and len(model.outcome_vectors_)
+    new = world.new_campaigns
+    vectors = embedder.encode(list(new["brief"]))
+    batch = model.evidence(new, vectors, descriptions)
+    alone = pd.concat([model.evidence(new.iloc[[i]], vectors[[i]], descriptions) for i in range(len(new))])
+    assert (batch["classifier"] != 0).all() and (batch["zero_shot"] != 0).all()
+    pd.testing.assert_frame_equal(alone, batch, check_exact=True)
+
+
 def test_the_sellers_declared_campaigns_teach_the_classifier(embedder):
     world = simulate(n_creators=200, n_campaigns=300, n_new_campaigns=40, seed=5)
     past = world.campaigns
