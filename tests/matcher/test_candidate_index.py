@@ -72,6 +72,22 @@ def test_search_equals_brute_force_inner_product(index, vectors, queries):
     assert (np.diff(sims, axis=1) <= 1e-7).all()
 
 
+@pytest.mark.parametrize("allowed_share", [None, 0.9, 0.3])
+def test_a_lone_query_gets_the_bits_it_gets_among_others(allowed_share):
+    """A campaign matched alone (a service's request) is retrieved with the similarities it gets in a batch, to the
+    bit, with and without a mask. On several threads FAISS splits a lone query's scan over the rows and its last
+    bits differ (at 20,000 rows here); fewer than SERIAL_QUERIES queries are searched on one thread."""
+    rng = np.random.default_rng(11)
+    vectors, queries = unit_rows(rng, 20000, 384), unit_rows(rng, 30, 384)
+    index = CandidateIndex.build(vectors, np.array([f"c{i}" for i in range(20000)], dtype=object), MODEL)
+    allowed = None if allowed_share is None else rng.random(20000) < allowed_share
+    batch = index.search(queries, 100, allowed=allowed)
+    for n in (0, 17):
+        alone = index.search(queries[n : n + 1], 100, allowed=allowed)
+        np.testing.assert_array_equal(alone[0][0], batch[0][n])
+        np.testing.assert_array_equal(alone[1][0], batch[1][n])
+
+
 def test_search_of_a_stored_vector_finds_itself_first(index, vectors):
     """A creator's own vector is its nearest neighbour with similarity 1."""
     sims, positions = index.search(vectors[[3, 42, 499]], 1)
