@@ -333,6 +333,13 @@ _fixed_lock = threading.Lock()
 _ENCODE_LOCK = threading.Lock()
 
 
+def _checked_batch_size(batch_size: int) -> int:
+    """`batch_size` if it is at least 1, else a ValueError naming it."""
+    if batch_size < 1:
+        raise ValueError(f"Got batch_size={batch_size}; expected an integer >= 1")
+    return batch_size
+
+
 def padded_batches(
     token_counts: Sequence[int], batch_size: int, multiple: int = 1, limit: int | None = None
 ) -> Iterator[tuple[np.ndarray, int]]:
@@ -344,9 +351,8 @@ def padded_batches(
     ONNX Runtime and torch give a text the same bits in any batch of two or more texts padded to one length, but
     other bits when it runs alone (a matrix-vector product) and others again padded to another length.
     """
-    if batch_size < 1:
-        raise ValueError(f"Got batch_size={batch_size}; expected an integer >= 1")
     counts = np.asarray(token_counts, dtype=np.int64)
+    batch_size = _checked_batch_size(batch_size)
     lengths = -(-counts // multiple) * multiple
     if limit is not None:
         lengths = np.minimum(lengths, np.maximum(limit, counts))
@@ -404,7 +410,7 @@ class Embedder:
     ) -> None:
         self.model = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
         self.backend = resolve_backend(backend)
-        self.batch_size = batch_size
+        self.batch_size = _checked_batch_size(batch_size)
         self.cache_dir = cache_dir
         self.show_progress = show_progress
         self.threads = threads
@@ -525,10 +531,10 @@ def _torch_encode(model, texts: list[str], batch_size: int, show_progress_bar: b
     from tqdm.auto import tqdm
 
     # Counted as sentence-transformers tokenizes: the model's default prompt first, its tokenizer's limit.
-    prompt = model.prompts.get(model.default_prompt_name, "") if model.default_prompt_name else ""
+    prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
     counts = []
-    for start in range(0, len(texts), 4096):
-        features = model.preprocess([prompt + text for text in texts[start : start + 4096]])
+    for start in range(0, len(texts), 512):  # each slice is padded to its longest text
+        features = model.preprocess(texts[start : start + 512], prompt=prompt)
         counts.extend(features["attention_mask"].sum(dim=1).tolist())
     out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     batches = list(padded_batches(counts, batch_size))

@@ -16,8 +16,9 @@ OVERFETCH_MIN_SHARE = 0.2
 OVERFETCH_MARGIN = 1.25
 # Fewer queries than this are searched on one OpenMP thread: a service's single campaign gains nothing from a
 # team whose threads wait on each other on a busy machine. One query at 100,000 creators (load average 6.7, median
-# of 40): 24 ms of CPU and 48 ms wall on the default team, 5.5 ms and 12 ms on one thread. The rows found are the
-# same; a similarity may differ in its last bit, and callers read the rows only.
+# of 40): 24 ms of CPU and 48 ms wall on the default team, 5.5 ms and 12 ms on one thread. It also keeps a
+# campaign matched alone equal to the batch: on several threads FAISS splits a lone query's scan over the rows,
+# which moves its similarities' last bits; on one, a query gets the bits it gets among others.
 SERIAL_QUERIES = 20
 
 

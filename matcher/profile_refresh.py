@@ -6,7 +6,8 @@ Comparing those with the keys of the table's profile texts costs a hash per crea
 differs are embedded, through the matcher's embedder (and its cache). What the index then holds, per kind:
 
 - flat: the rows of the rebuilt index, in place: retrieval and every feature are what an index rebuilt from the
-  table would give (the same vectors, bit for bit: a text's vector depends on the text alone).
+  table would give (the same vectors, bit for bit on onnx: a text's vector depends on the text alone; on torch
+  also on the thread count, unless the embedder fixes it).
 - ivf: the edited vectors moved to their nearest list (`update_vectors`), as float16 residuals like every row;
   the lists' centres stay those trained on the old sample, so retrieval is what an index trained then and filled
   with the current profiles gives, not a rebuild's (which trains again).

@@ -190,6 +190,8 @@ def test_padded_batches_pad_by_the_text_alone_and_cover_every_text_once():
     assert list(padded_batches([], batch_size=32)) == []
     with pytest.raises(ValueError, match="Got batch_size=0; expected an integer >= 1"):
         list(padded_batches(counts, batch_size=0))
+    with pytest.raises(ValueError, match="Got batch_size=-4; expected an integer >= 1"):
+        Embedder(batch_size=-4)  # refused when made, not at its first encode
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
@@ -205,11 +207,17 @@ def test_a_texts_vector_is_the_same_bits_whatever_it_is_encoded_beside(backend, 
         " ".join(["A long brief about trail shoes, tents and stoves for a week in the hills."] * 8),
         creator_text("deal_site", ["coupons", "kitchen deals"], "Daily markdowns on cookware and small appliances."),
     ]
-    # Distinct texts of the same token count as `text` (and nearby counts), so that the batches are full.
-    alike = [text.replace("day", f"day {n}") for n in range(40)]
+    # Distinct texts of exactly `text`'s token count (one word swapped for another of one token), so that they
+    # share its batches on either backend.
+    words = "warm cool hot fresh clean dry wet cheap nice good fine safe full light dark soft hard quiet sweet bold"
+    words += " calm busy easy free happy lucky plain rich simple smart solid strong thin thick tiny young old new"
+    count = len(embedder.encoder.tokenizer.encode(text).ids)
+    alike = [text.replace("cold", word) for word in words.split()]
+    alike = [other for other in alike if len(embedder.encoder.tokenizer.encode(other).ids) == count]
+    assert len(alike) >= 20
     alone = model.isolated().encode([text])[0]
     beside = [model.isolated().encode([*others[:n], text, *others[n:]])[n] for n in range(len(others) + 1)]
-    many = model.isolated().encode([*alike[:20], text, *alike[20:], *others])[20]
+    many = model.isolated().encode([*alike[:10], text, *alike[10:], *others])[10]
     assert all(np.array_equal(alone, vector) for vector in [*beside, many])
     for size in (2, 3, 7):  # and the texts beside it are each the same bits in batches of other sizes
         narrow = Embedder(model.model, batch_size=size, backend=backend).isolated()

@@ -72,7 +72,7 @@ def test_search_equals_brute_force_inner_product(index, vectors, queries):
     assert (np.diff(sims, axis=1) <= 1e-7).all()
 
 
-@pytest.mark.parametrize("allowed_share", [None, 0.9, 0.3])
+@pytest.mark.parametrize("allowed_share", [None, 0.9, 0.3, 0.1])
 def test_a_lone_query_gets_the_bits_it_gets_among_others(allowed_share):
     """A campaign matched alone (a service's request) is retrieved with the similarities it gets in a batch, to the
     bit, with and without a mask. On several threads FAISS splits a lone query's scan over the rows and its last
