@@ -341,11 +341,12 @@ def _checked_batch_size(batch_size: int) -> int:
 
 
 def padded_batches(
-    token_counts: Sequence[int], batch_size: int, multiple: int = 1, limit: int | None = None
+    token_counts: Sequence[int], batch_size: int, multiple: int = 1, up_to: int = 0
 ) -> Iterator[tuple[np.ndarray, int]]:
-    """Positions of texts in batches, each with the length its texts are padded to: a text's token count rounded
-    up to a multiple of `multiple` (at most `limit`), so that it depends on the text alone. Longest first; at
-    most `batch_size` texts a batch and at least two: a text alone in its batch runs beside a copy of itself.
+    """Positions of texts in batches, each with the length its texts are padded to: a token count of at most
+    `up_to` rounded up to a multiple of `multiple`, a longer one as it is, so that the length depends on the text
+    alone. Longest first; at most `batch_size` texts a batch and at least two: a text alone in its batch runs
+    beside a copy of itself.
 
     A text's vector then depends on that text alone, not on the batch, the call or what the cache held before:
     ONNX Runtime and torch give a text the same bits in any batch of two or more texts padded to one length, but
@@ -353,9 +354,7 @@ def padded_batches(
     """
     counts = np.asarray(token_counts, dtype=np.int64)
     batch_size = _checked_batch_size(batch_size)
-    lengths = -(-counts // multiple) * multiple
-    if limit is not None:
-        lengths = np.minimum(lengths, np.maximum(limit, counts))
+    lengths = np.where(counts <= up_to, -(-counts // multiple) * multiple, counts)
     order = np.argsort(-lengths, kind="stable")
     ends = np.flatnonzero(np.diff(lengths[order])) + 1
     for group in np.split(order, ends) if len(order) else []:

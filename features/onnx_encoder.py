@@ -29,8 +29,9 @@ OPSET = 17
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
 # An export must reproduce the torch model's vectors this closely on the probe texts, else it is refused.
 MIN_PROBE_COSINE = 0.9999
-# Token counts are padded up to a multiple of this (see OnnxEncoder).
-PAD_MULTIPLE = 8
+# Token counts of short texts (up to SHORT_TEXT tokens) are padded up to a multiple of PAD_MULTIPLE (see
+# OnnxEncoder).
+PAD_MULTIPLE, SHORT_TEXT = 8, 16
 _PROBES = [
     "Daily skincare routines and k-beauty hauls.",
     "We test USB-C chargers, cables and power banks so you do not have to; honest reviews every week.",
@@ -112,10 +113,11 @@ def _why_not_an_export(directory: Path) -> str | None:
 class OnnxEncoder:
     """Encodes texts with an exported model: tokenized in Rust, batched by token length, run by ONNX Runtime.
 
-    A text is padded to its token count rounded up to a multiple of PAD_MULTIPLE, with texts padded alike
-    (`features.embeddings.padded_batches`), so its vector depends on the text alone; ONNX Runtime's kernels give
-    the same bits on any number of threads. Rounding up lets a few texts of nearby lengths share one run: a
-    request's short phrases are then one or two runs of the model instead of one per token count.
+    A text is padded to its token count, a short one's rounded up to a multiple of PAD_MULTIPLE, with texts
+    padded alike (`features.embeddings.padded_batches`), so its vector depends on the text alone; ONNX Runtime's
+    kernels give the same bits on any number of threads. Rounding short ones up lets a request's phrases share one
+    or two runs of the model instead of one per token count; longer texts (profiles, briefs) pad to their own
+    count, as rounding them up too made bulk encoding about 10% slower (docs/measurements.md).
 
     Args:
         directory: an export, as written by `OnnxEncoder.for_model`.
@@ -185,9 +187,8 @@ class OnnxEncoder:
             return out
         session = self.session(threads)
         encodings = self.tokenizer.encode_batch(list(texts))
-        limit = (self.tokenizer.truncation or {}).get("max_length")
         counts = [len(encoding.ids) for encoding in encodings]
-        batches = list(padded_batches(counts, batch_size, PAD_MULTIPLE, limit))
+        batches = list(padded_batches(counts, batch_size, PAD_MULTIPLE, SHORT_TEXT))
         for at, length in tqdm(batches, desc="Batches", disable=not show_progress_bar):
             batch = [encodings[i] for i in at]
             out[at] = session.run(None, {name: self._batch(batch, name, length) for name in self.meta["inputs"]})[0]

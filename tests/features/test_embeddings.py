@@ -171,7 +171,7 @@ def torch_embedder() -> Embedder:
 
 
 def test_padded_batches_pad_by_the_text_alone_and_cover_every_text_once():
-    """Each batch pads its texts to one length, their count rounded up (at most the limit); two to `batch_size`
+    """Each batch pads its texts to one length, their count (rounded up when short); two to `batch_size`
     texts, a lone one paired with itself; no input, no batch; a batch size under 1 is refused by name."""
     counts = [5, 9, 5, 5, 12, 9, 5, 7, 5, 30]
     exact = list(padded_batches(counts, batch_size=3))
@@ -181,7 +181,7 @@ def test_padded_batches_pad_by_the_text_alone_and_cover_every_text_once():
     assert sorted(covered.tolist()) == list(range(len(counts)))
     assert [length for _, length in exact] == sorted((length for _, length in exact), reverse=True)
 
-    rounded = list(padded_batches(counts, batch_size=32, multiple=8, limit=30))
+    rounded = list(padded_batches(counts, batch_size=32, multiple=8, up_to=12))
     assert [(sorted(batch.tolist()), length) for batch, length in rounded] == [
         ([9, 9], 30),
         ([1, 4, 5], 16),
