@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from features.column_names import likely_meant
 from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
@@ -50,6 +51,7 @@ __all__ = [
     "require_valid_rows",
     "settle_rejects",
     "shown_value",
+    "unknown_column_notes",
     "valid_rows",
     "validate_frame",
     "validate_performance_links",
@@ -352,13 +354,32 @@ def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec)
 
 def _header_hint(present: list[str], missing: list[str]) -> str:
     """What a header that names the columns almost right probably got wrong, for the refusal's line."""
-    near = {column.strip().lower(): column for column in present}
-    close = [f"{near[name]!r} for {name}" for name in missing if name in near]
+    meant = likely_meant(present, missing)
+    close = [f"{column!r} for {name}" for column, name in meant.items()]
     if close:
         return f" (found {', '.join(close)}: column names are exact, lower case and without spaces)"
     if len(present) == 1 and any(mark in present[0] for mark in ";\t"):
         return " (its header is one column: fields separated by ';' or tabs; expected commas)"
     return ""
+
+
+def unknown_column_notes(columns: Iterable[object], table: str, where: str, kind: str = "column") -> list[str]:
+    """One line per column the table does not read that probably stands for an optional one it does: such a
+    column is ignored like any other the contract does not name, so its field takes its default (a `product_typ`
+    column leaves every campaign's product type `auto`). A missing required column is refused instead."""
+    named = TABLES[table].row_model.model_fields
+    present = [str(column) for column in columns]
+    unknown = [column for column in present if column not in named]
+    absent = [name for name, info in named.items() if not info.is_required() and name not in present]
+    return [
+        f"{where}: {kind} {column!r} is not in the {table} table and was ignored; did you mean {name}?"
+        for column, name in likely_meant(unknown, absent).items()
+    ]
+
+
+def _warn_unknown_columns(path: Path, columns: Iterable[object], table: str) -> None:
+    for note in unknown_column_notes(columns, table, str(path)):
+        warnings.warn(note, UserWarning, stacklevel=3)
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
@@ -749,6 +770,7 @@ def read_table(path: str | Path, table: str) -> Table:
         frame, wide = _read_file(path)
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
+            _warn_unknown_columns(path, frame.columns, table)
         validated = validate_frame(frame, table)
         if READERS.get(path.suffix.lower()) == "csv":
             validated = _without_blank_rows(validated, frame, wide, path)
@@ -766,6 +788,7 @@ def read_table(path: str | Path, table: str) -> Table:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
     _check_required_columns(path, arrow.column_names, spec)
+    _warn_unknown_columns(path, arrow.column_names, table)
     with _collector_paused(arrow.num_rows):
         validated = _validate_blocks(
             _arrow_blocks(arrow, TABLES[table]), table, lambda kept, extra: read_frame(path)[extra].iloc[kept]
@@ -859,7 +882,8 @@ def _plain(arrow: pa.Table, empty: pd.DataFrame, name: str) -> bool:
 
 def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:
     """A contract table's valid rows and rejects: a Table the validators made is taken as it is, once;
-    anything else (a DataFrame, whatever its columns, or a Table built by hand) is validated now.
+    anything else (a DataFrame, whatever its columns, or a Table built by hand) is validated now, with a warning
+    for each column that looks like a misspelt optional one (`unknown_column_notes`).
 
     Raises:
         ValueError: `data` is a validated table of another kind.
@@ -868,7 +892,10 @@ def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:
         if data.name != table:
             raise ValueError(f"Got the {data.name} table; expected the {table} table")
         return data
-    return validate_frame(data.frame if isinstance(data, Table) else data, table)
+    frame = data.frame if isinstance(data, Table) else data
+    for note in unknown_column_notes(frame.columns, table, f"the {table} given"):
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return validate_frame(frame, table)
 
 
 def validate_performance_links(performance: Table, campaigns: pd.DataFrame, creators: pd.DataFrame) -> Table:

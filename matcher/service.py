@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.rows import CampaignRow
-from features.tables import error_reason, records_frame, shown_value, validate_frame
+from features.tables import error_reason, records_frame, shown_value, unknown_column_notes, validate_frame
 from matcher.api import MATCH_COLUMNS, SlateEntry
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 from matcher.service_models import (
@@ -149,7 +149,8 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 raise _refused("campaigns", "(body)", f"[{i}]: got {shown_value(record)}; expected a campaign object")
-        table = validate_frame(records_frame(records), "campaigns")
+        frame = records_frame(records)
+        table = validate_frame(frame, "campaigns")
         if table.rejects:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
@@ -162,6 +163,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             model_version=version,
             matches=[SlateEntry.model_construct(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],
             summaries=result.summaries,
+            notes=unknown_column_notes(frame.columns, "campaigns", "request", "field"),
         )
         return Response(reply.model_dump_json(), media_type=_JSON)
 

@@ -62,6 +62,11 @@ class MatchResponse(BaseModel):
     model_version: str
     matches: list[SlateEntry]
     summaries: list[CampaignSummary]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="fields the campaigns table does not read that look like one it does, misspelt; each was "
+        "ignored, so that field took its default",
+    )
 
 
 class SimilarResponse(BaseModel):

@@ -146,6 +146,23 @@ def test_same_slates_as_the_cli_and_the_same_reasons_for_a_bad_row(service, worl
     )
 
 
+def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with_its_default(service, world_dir):
+    """Fields the contract does not name are ignored (a campaign tool may send its own), so a misspelt optional one
+    is too; the reply says so instead of leaving the client to notice a product type it did not ask for."""
+    url, _ = service
+    record = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[0]
+    record.pop("product_type", None)
+    status, reply = call(f"{url}/v1/match", dict(record, product_typ="non_standard", tool_reference="Q3-17"))
+    assert status == 200, reply
+    assert reply["notes"] == [
+        "request: field 'product_typ' is not in the campaigns table and was ignored; did you mean product_type?"
+    ]
+    assert reply["summaries"][0]["product_type_reason"] != "declared by the seller"
+    status, reply = call(f"{url}/v1/match", dict(record, product_type="non_standard", tool_reference="Q3-17"))
+    assert status == 200 and reply["notes"] == [], reply
+    assert reply["summaries"][0]["product_type_reason"] == "declared by the seller"
+
+
 def test_lookalikes_and_their_bad_requests(service, world_dir):
     url, _ = service
     performance = pd.read_parquet(world_dir / "performance.parquet")

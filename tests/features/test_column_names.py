@@ -1,0 +1,74 @@
+"""A column the contract does not name is ignored, but one that looks like a misspelt contract column is said back:
+its field would otherwise take its default without a word (a `product_typ` column left every campaign `auto`)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+from features.column_names import likely_meant, normalized
+from features.tables import InputError, read_table, valid_rows
+from tests.features.test_table_files import CAMPAIGN, write_csv
+
+
+def test_names_written_another_way_or_misspelt_are_recognized_and_a_teams_own_columns_are_not():
+    assert [normalized(name) for name in ("Commission Rate", "commission-rate", "commissionRate", " in_stock ")] == [
+        "commission_rate",
+        "commission_rate",
+        "commission_rate",
+        "in_stock",
+    ]
+    known = ["campaign_id", "brand", "commission_rate", "product_type", "avg_views", "budget"]
+    got = ["campaign_name", "brand_id", "comission_rate", "productType", "avg_view", "owner", "budget_usd"]
+    assert likely_meant(got, known) == {
+        "comission_rate": "commission_rate",
+        "productType": "product_type",
+        "avg_view": "avg_views",
+    }
+
+
+def test_a_name_the_file_has_right_is_not_claimed_and_each_name_goes_to_its_likeliest_column():
+    assert likely_meant(["product_type", "product_typ"], ["product_type"]) == {}
+    assert likely_meant(["comission_rate", "Commission Rate"], ["commission_rate"]) == {
+        "Commission Rate": "commission_rate"
+    }
+
+
+def test_a_misspelt_optional_column_is_warned_about_by_file_and_its_field_keeps_its_default(tmp_path):
+    path = tmp_path / "campaigns.csv"
+    write_csv(path, [dict(CAMPAIGN, product_typ="non_standard", team_reference="Q3-17")])
+    with pytest.warns(UserWarning) as said:
+        table = read_table(path, "campaigns")
+    assert [str(w.message) for w in said] == [
+        f"{path}: column 'product_typ' is not in the campaigns table and was ignored; did you mean product_type?"
+    ]
+    assert table.frame["product_type"].tolist() == ["auto"] and not table.rejects
+    assert table.frame["team_reference"].tolist() == ["Q3-17"], "a team's own column is kept, without a word"
+
+
+def test_a_file_with_only_contract_columns_reads_without_a_warning(tmp_path):
+    path = tmp_path / "campaigns.csv"
+    write_csv(path, [dict(CAMPAIGN, product_type="standard")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_table(path, "campaigns").frame["product_type"].tolist() == ["standard"]
+
+
+def test_a_misspelt_required_column_is_refused_naming_what_it_probably_is(tmp_path):
+    path = tmp_path / "campaigns.csv"
+    write_csv(path, [{("comission_rate" if k == "commission_rate" else k): v for k, v in CAMPAIGN.items()}])
+    with pytest.raises(InputError) as refused:
+        read_table(path, "campaigns")
+    assert str(refused.value) == (
+        f"{path}: no commission_rate column, required in the campaigns table; nothing was read (found "
+        "'comission_rate' for commission_rate: column names are exact, lower case and without spaces)"
+    )
+
+
+def test_a_frame_given_to_the_python_api_is_warned_about_too():
+    frame = pd.DataFrame([dict(CAMPAIGN, **{"In Stock": "false"})])
+    with pytest.warns(UserWarning, match=r"^the campaigns given: column 'In Stock' .* did you mean in_stock\?$"):
+        table = valid_rows(frame, "campaigns")
+    assert table.frame["in_stock"].tolist() == [True]
