@@ -18,6 +18,7 @@ __all__ = [
     "ENV_PREFIX",
     "FLAT_THRESHOLD_ENV",
     "HALT_AFTER_CHUNKS_ENV",
+    "HALT_BEFORE_REJECTS_ENV",
     "HALT_MARKER_ENV",
     "OFFLINE_ENVIRONMENT",
     "QUIET_ENVIRONMENT",
@@ -40,11 +41,13 @@ DEPRECATED_DEBUG_ENV = "CREATOR_MATCH_DEBUG"
 # so that it is killed at a point it signalled rather than after a guessed delay.
 HALT_AFTER_CHUNKS_ENV = f"{ENV_PREFIX}HALT_AFTER_CHUNKS"
 HALT_MARKER_ENV = f"{ENV_PREFIX}HALT_MARKER"
+# Set (to anything), a batch run halts the same way once its outputs are written, before its rejects are settled.
+HALT_BEFORE_REJECTS_ENV = f"{ENV_PREFIX}HALT_BEFORE_REJECTS"
 # Other libraries' names the project reads.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 
-# The settings a user may set, as docs/cli.md lists them (the HALT_* pair is for tests only).
+# The settings a user may set, as docs/cli.md lists them (the HALT_* ones are for tests only).
 SETTINGS = (
     TRACKING_URI_ENV,
     EMBEDDING_MODEL_ENV,

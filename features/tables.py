@@ -44,6 +44,7 @@ __all__ = [
     "no_valid_rows",
     "read_frame",
     "read_table",
+    "recorded_rows",
     "records_frame",
     "rejects_path",
     "rejects_turn",
@@ -1008,7 +1009,7 @@ def _long_fields() -> Iterator[None]:
         csv.field_size_limit(before)
 
 
-def _recorded_rows(path: Path) -> list[dict[str, str]] | None:
+def recorded_rows(path: Path) -> list[dict[str, str]] | None:
     """The rows of the project's rejects file at `path`, each naming its output; None when the file records no
     output (written before the `output` column) or is not a rejects file at all.
 
@@ -1068,7 +1069,7 @@ def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
     """
     target = check_rejects_path(out)
     output = _named(out).name
-    others = [row for row in _recorded_rows(target) or [] if row["output"] != output]
+    others = [row for row in recorded_rows(target) or [] if row["output"] != output]
     own = [{**asdict(reject), "output": output} for reject in rejects]
     # By output, each output's rows in their own order: the file's bytes do not depend on which run came last.
     _write_rows(target, sorted([*others, *own], key=lambda row: row["output"]), out)
@@ -1080,7 +1081,7 @@ def _remove_own_rejects(target: Path, out: str | Path) -> None:
     records no output: the rule before outputs were recorded). The caller holds its lock."""
     if not is_rejects_file(target):
         return
-    rows = _recorded_rows(target)
+    rows = recorded_rows(target)
     output = _named(out).name
     others = None if rows is None else [row for row in rows if row["output"] != output]
     if others is None or not others:
@@ -1112,7 +1113,7 @@ def _changes_rejects(rejects: list[Reject], out: str | Path) -> bool:
     if not is_rejects_file(target):
         return False
     try:
-        rows = _recorded_rows(target)
+        rows = recorded_rows(target)
     except OutputRefused:
         return True  # refused under the lock, before the run's outputs are written
     return not rows or _named(out).name in {row["output"] for row in rows}
@@ -1153,7 +1154,7 @@ def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[Path | None
     with output_lock(target, wait=REJECTS_LOCK_WAIT):
         if rejects:
             check_rejects_path(out)
-        _recorded_rows(target)  # one that cannot be read back is refused now
+        recorded_rows(target)  # one that cannot be read back is refused now
         yield target if rejects else None
         if rejects:
             remove_stale_temporaries(target)  # a killed run's half-written rejects file

@@ -27,7 +27,7 @@ from matcher.scoring import Scorer
 from matcher.slate import SlatePolicy, build_slates
 from matcher.slate_book import campaign_order
 
-__all__ = ["ENGINES", "SLATE_COLUMNS", "assign", "candidates_table", "chunked", "scored_parts"]
+__all__ = ["ENGINES", "SLATE_COLUMNS", "assign", "candidates_table", "chunked", "halt_at_marker", "scored_parts"]
 
 ENGINES = ("local", "ray")
 # What slate assignment reads of every scored pair; the rest is read back only for the chosen pairs.
@@ -155,13 +155,20 @@ def _commit(payload: bytes, path: Path | None) -> Path | bytes:
 
 
 def _halt_if_asked(committed: int) -> None:
-    """Stops here for good, after writing $CREATOR_MATCHER_HALT_MARKER, when $CREATOR_MATCHER_HALT_AFTER_CHUNKS
-    equals the chunks committed so far."""
-    wanted, marker = os.environ.get(HALT_AFTER_CHUNKS_ENV), os.environ.get(HALT_MARKER_ENV)
-    if wanted is None or marker is None or int(wanted) != committed:
+    """Halts here (`halt_at_marker`) when $CREATOR_MATCHER_HALT_AFTER_CHUNKS equals the chunks committed so far."""
+    wanted = os.environ.get(HALT_AFTER_CHUNKS_ENV)
+    if wanted is not None and int(wanted) == committed:
+        halt_at_marker(f"{committed}\n")
+
+
+def halt_at_marker(note: str) -> None:
+    """Stops here for good, after writing `note` to $CREATOR_MATCHER_HALT_MARKER, when that is set: a test kills
+    the process at a point it signalled, not after a guessed delay."""
+    marker = os.environ.get(HALT_MARKER_ENV)
+    if marker is None:
         return
     with atomic_path(marker) as tmp:
-        tmp.write_text(f"{committed}\n")
+        tmp.write_text(note)
     while True:  # until the test kills the process
         time.sleep(60)
 
