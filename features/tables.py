@@ -1071,7 +1071,8 @@ def write_rejects(rejects: list[Reject], out: str | Path) -> Path:
     output = _named(out).name
     others = [row for row in recorded_rows(target) or [] if row["output"] != output]
     own = [{**asdict(reject), "output": output} for reject in rejects]
-    # By output, each output's rows in their own order: the file's bytes do not depend on which run came last.
+    # By output, each output's rows in their own order: the file's bytes do not depend on which run came last, and
+    # an output's rows, the only ones its run record digests (matcher.run_record), stay as that run wrote them.
     _write_rows(target, sorted([*others, *own], key=lambda row: row["output"]), out)
     return target
 

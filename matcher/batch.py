@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from features.contract import TABLE_FORMATS, TABLE_SUFFIXES
 from features.embeddings import Embedder
+from features.environment import HALT_BEFORE_REJECTS_ENV
 from features.records import SettledPerformance
 from features.safe_write import (
     check_outputs,
@@ -39,6 +40,8 @@ from features.tables import (
 from matcher.api import Matcher, MatchSettings, no_campaigns_matched
 from matcher.artifacts import artifact_inputs, load_for_matching
 from matcher.index_files import IDS_FILE, INDEX_FILE
+from matcher.jobs import halt_at_marker
+from matcher.run_record import check_run_record_path, record_run, remove_run_record, run_record_path
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
 from training.registry import LoadedRanker
@@ -173,6 +176,17 @@ def run_match(
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
+    Once every output and the rejects are written, a run record, `<out name>.run.json`, is written beside `out`
+    (`matcher.run_record`): each file's size and SHA-256, and a digest of `out`'s rows of the rejects file. The
+    earlier record is removed (durably) before the first output is replaced, so from then until the run finishes
+    there is none, and `verify_run` says the files are not a complete run's. The other ways out: a refused run, or
+    one that fails before its writes (scoring, say), replaces nothing and leaves the record, still true of the
+    files it describes. A run whose creators have no valid row (NoValidRows) leaves the outputs and their record
+    as they were but writes its rejects: the record is left too, and being last night's, it disagrees with the
+    new rejects wherever they differ, which `verify_run` reports (removing it would claim a run was writing or was
+    killed; rewriting it would claim these rejects came with those matches). A run that fails midway through its
+    writes leaves no record.
+
     A refused run leaves the file system as it was: the inputs, the model and the index are all read before
     the outputs' missing folders and lock files are made, and a SQLite model store that does not exist is
     refused rather than created (`matcher.artifacts.load_for_matching`).
@@ -187,7 +201,8 @@ def run_match(
         ModelNotFound: the model, or a store it is read from, does not exist (nothing is written).
         ArtifactMismatch: the ranker, index and embedding backend disagree (nothing is written).
         OutputRefused: an output would be written over an input (the tables, `inputs`, the index directory or
-            anything in it, a model directory), over the rejects file or another output; the run has rejects and the
+            anything in it, a model directory), over the rejects file, the run record or another output; a user's
+            file is at the run record's path (`<out name>.run.json`); the run has rejects and the
             rejects path holds a user's file (another output's rejects there are kept beside this run's); another
             process is writing `out`, `candidates_out` or `summaries_out`; or, when the run changes the rejects
             file, another process held its lock for all of REJECTS_LOCK_WAIT, or it cannot be read back (nothing
@@ -206,7 +221,11 @@ def run_match(
     # Nothing the run reads may be written over: the tables, the index (or anything in it), a model directory;
     # nor one output over another or over the rejects file, which comes right after the matches it belongs to.
     read = [(campaigns, "campaigns file"), (creators, "creators file"), *inputs, *artifact_inputs(model, index)]
-    check_outputs([outputs[0], (rejects_path(out), "rejects"), *outputs[1:]], read)
+    check_outputs(
+        [outputs[0], (rejects_path(out), "rejects"), (run_record_path(out), "run record"), *outputs[1:]], read
+    )
+    # The run record beside `out` is this run's to remove and rewrite: a user's file there stops the run now.
+    check_run_record_path(out)
     with ExitStack() as locks:
         # An output another run is writing is refused at once, before any work: its lock file exists then. One
         # that does not is made below, once the run goes ahead, so a refused run leaves no lock file (nor the
@@ -255,6 +274,7 @@ def run_match(
             # Checked again once the model is loaded: a user's file put there since must stop the run before
             # scoring, not after the matches are written (the write checks it a last time, and never replaces it).
             check_rejects_path(out)
+        check_run_record_path(out)  # likewise
         if matcher is None:
             result = no_campaigns_matched(campaign_table.rejects, with_candidates=candidates_out is not None)
         else:
@@ -272,13 +292,29 @@ def run_match(
         # The matches last: once a reader sees tonight's matches, the summaries and candidates beside them are
         # tonight's too (a run killed in between leaves last night's matches with them). The rejects file is
         # claimed first, so that a run refused it replaces none of them.
+        # The run record goes first and comes back last: from before the first file is replaced until the rejects
+        # are settled there is none, so a run killed in between leaves files that `verify_run` says are not one
+        # run's. It is one of `out`'s writes, under `out`'s lock, taken before the rejects file's as for the others.
+        written = [(path, what) for path, what in outputs[1:]] + [outputs[0]]  # in the order they are written
         with rejects_turn(rejects, out):
+            remove_run_record(out)
             if candidates_out is not None:
                 write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
             if summaries_out is not None:
                 write_matches(summaries_table(result.summaries), summaries_out, SUMMARY_SCHEMA)
             write_matches(result.matches, out)
+            if os.environ.get(HALT_BEFORE_REJECTS_ENV):
+                halt_at_marker("outputs written, rejects not settled\n")
+        n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
+        record_run(
+            out,
+            written,
+            model_version=None if matcher is None else matcher.ranker.version,
+            campaigns_read=n_in,
+            campaigns_matched=sum(summary.status == "matched" for summary in result.summaries),
+            rows_rejected=len({(reject.table, reject.row) for reject in rejects}),
+            had_rejects=bool(rejects),
+        )
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)
-    n_in = len(campaign_table.frame) + len({r.row for r in campaign_table.rejects})
     return BatchReport(out, result.summaries, rejects, n_in)

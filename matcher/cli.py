@@ -19,6 +19,7 @@ from matcher.commands.common import UserError, echo_rejects
 from matcher.commands.data import demo, index, promote, simulate, train
 from matcher.commands.match import match
 from matcher.commands.serve import serve, similar
+from matcher.commands.verify import verify
 
 __all__ = ["app", "main", "run"]
 
@@ -29,7 +30,7 @@ app = typer.Typer(
     help="Which creators to invite to a commission campaign, and how many.",
 )
 # Listed in --help in this order: the data's life cycle, then what uses it.
-for _command in (simulate, train, promote, index, match, similar, serve, demo):
+for _command in (simulate, train, promote, index, match, verify, similar, serve, demo):
     app.command()(_command)
 
 

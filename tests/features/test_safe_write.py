@@ -203,6 +203,7 @@ def test_a_match_run_removes_its_own_leftovers_and_nothing_that_only_looks_like_
         ".matches.parquet.lock",
         ".matches.rejects.csv.lock",
         "matches.parquet",
+        "matches.parquet.run.json",
     ]
     assert (theirs / "matches.rejects.csv").read_text() == "ideas I rejected\n"
     assert (theirs / ".matches.parquet.parts-mine" / "notes.txt").read_text() == "mine"

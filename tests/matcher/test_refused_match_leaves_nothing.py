@@ -151,7 +151,7 @@ def test_a_match_goes_ahead_into_new_folders_and_a_refused_rerun_leaves_them_as_
     done = run("match", *inputs(world_dir), "--out", "newdir/sub/m.parquet", "--index", str(world_index), cwd=work)
     assert done.returncode == 0, done.stderr
     assert len(pd.read_parquet(out)) > 0
-    assert sorted(p.name for p in out.parent.iterdir()) == [".m.parquet.lock", "m.parquet"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [".m.parquet.lock", "m.parquet", "m.parquet.run.json"]
 
     index = work / "mine" / "idx"
     shutil.copytree(world_index, index)

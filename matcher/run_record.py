@@ -1,0 +1,328 @@
+"""The run record: which files beside a `match` output belong to one complete run, and a check that they still do.
+
+`creator-match match --out m.parquet` replaces its outputs one at a time (candidates, summaries, the matches),
+then settles its rows of the rejects file, which `m.csv` may share. A run killed in between leaves tonight's
+matches beside last night's rejects, and nothing in the files says so. So the run first removes its earlier record,
+`m.parquet.run.json`, writes every file, and only then writes a new record naming each file with its size and
+SHA-256 (and, for the shared rejects file, a digest over this output's rows alone). A record present and agreeing
+with the files means they are one complete run's; no record means a run is writing them or one was killed.
+
+The rejects digest is the SHA-256 of this output's rows of the rejects file, in the file's order, each row written
+as the JSON array of its `REJECTS_COLUMNS` values as strings (as the csv module reads them back), compact
+(separators `,` and `:`, non-ASCII kept), UTF-8, each followed by a newline. Another output rewriting the shared
+file keeps those rows and their order (`features.tables.write_rejects`), so their digest stays valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from features.safe_write import OutputRefused, atomic_path, fsync_path
+from features.tables import REJECTS_COLUMNS, recorded_rows, rejects_path
+
+__all__ = [
+    "RUN_RECORD_FORMAT",
+    "RUN_RECORD_SUFFIX",
+    "RUN_RECORD_VERSION",
+    "RecordedFile",
+    "RecordedRejects",
+    "RunMismatch",
+    "RunRecord",
+    "check_run_record_path",
+    "record_run",
+    "rejects_digest",
+    "remove_run_record",
+    "run_record_path",
+    "verify_run",
+]
+
+# How the tool recognises its own record: a JSON object whose "format" is this, at a version it reads.
+RUN_RECORD_FORMAT = "creator-match run record"
+RUN_RECORD_VERSION = 1
+RUN_RECORD_SUFFIX = ".run.json"
+# A record is a few hundred bytes; a larger file at its path is a user's, and is not read whole to find out.
+_LARGEST_RECORD = 1 << 20
+
+
+class RunMismatch(Exception):
+    """The files beside an output are not the complete run its record describes (or there is no record)."""
+
+
+@dataclass(frozen=True)
+class RecordedFile:
+    """One file a run wrote: what it holds, its path as recorded, size in bytes and SHA-256."""
+
+    role: str  # "matches", "candidates" or "summaries"
+    path: str  # relative to the record's folder, or absolute when the file is elsewhere
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RecordedRejects:
+    """The run's rows of the rejects file: the file's name, how many rows name the output, their digest."""
+
+    path: str
+    rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one complete `match` run wrote (see the module docstring for the rejects digest).
+
+    Attributes:
+        output: the matches file's name.
+        finished_at: when the run finished, UTC, ISO 8601.
+        model_version: the ranker's version (`creator-ranker/3`, or its URI when unregistered); None when no
+            campaign was valid, so no model was loaded.
+        campaigns_read: campaign rows in the campaigns file, valid or rejected.
+        campaigns_matched: campaigns with a slate.
+        rows_rejected: input rows rejected (a row with several bad columns counts once).
+        files: the matches, and the candidates and summaries when asked, in the order written.
+        rejects: the run's rows of the rejects file, or None when the run had no rejects.
+    """
+
+    output: str
+    finished_at: str
+    model_version: str | None
+    campaigns_read: int
+    campaigns_matched: int
+    rows_rejected: int
+    files: tuple[RecordedFile, ...]
+    rejects: RecordedRejects | None
+
+    def line(self) -> str:
+        """One line saying which run the files are from."""
+        rejects = f"{self.rejects.rows} rejects rows" if self.rejects else "no rejects"
+        return (
+            f"{self.output}: {len(self.files)} file{'s' if len(self.files) != 1 else ''} and {rejects} from the run "
+            f"finished at {self.finished_at} (model {self.model_version or 'none: no valid campaign'}): "
+            f"{self.campaigns_matched} of {self.campaigns_read} campaigns matched, {self.rows_rejected} rows rejected"
+        )
+
+
+def run_record_path(out: str | Path) -> Path:
+    """The run record beside an output: `<out name>.run.json` (the full name: `m.csv` and `m.parquet` share a stem)."""
+    out = Path(out)
+    return out.with_name(f"{out.name}{RUN_RECORD_SUFFIX}")
+
+
+def _why_not_a_record(path: Path) -> str | None:
+    """Why the file at `path` is not a run record of the project; None when it is one."""
+    if path.is_dir():
+        return "it is a directory"
+    try:
+        if path.stat().st_size > _LARGEST_RECORD:
+            return "it is too large to be a run record of creator-match"
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        content = None
+    if not isinstance(content, dict) or content.get("format") != RUN_RECORD_FORMAT:
+        return f'it is not a run record of creator-match (no "format": "{RUN_RECORD_FORMAT}")'
+    return None
+
+
+def check_run_record_path(out: str | Path) -> Path:
+    """The run record's path beside `out`, if the tool may replace or remove what is there: nothing, or a record.
+
+    Raises:
+        OutputRefused: a user's file (or a directory) is at that path; it is left as it is.
+    """
+    target = run_record_path(out)
+    if not target.exists() and not target.is_symlink():
+        return target
+    if why := _why_not_a_record(target):
+        raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
+    return target
+
+
+def remove_run_record(out: str | Path) -> None:
+    """Removes the earlier run record beside `out`, durably, before the run replaces any of its files: from here
+    until the new record is written the files are not a complete set, and a crash must not bring the old record
+    back beside new files. The caller holds `out`'s lock.
+
+    Raises:
+        OutputRefused: a user's file is at the record's path (left as it is).
+    """
+    target = check_run_record_path(out)
+    if target.exists() or target.is_symlink():
+        target.unlink()
+        fsync_path(target.parent)
+
+
+def _recorded_path(path: Path, folder: Path) -> str:
+    """`path` relative to `folder` when inside it, else absolute; links kept as named (not resolved)."""
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def rejects_digest(out: str | Path) -> tuple[int, str] | None:
+    """The rows of the rejects file beside `out` that name `out`, and their digest (the module's canonical form);
+    None when there is no rejects file of the project there that records its outputs.
+
+    Raises:
+        OutputRefused: the file starts as a rejects file but cannot be read back.
+    """
+    target = rejects_path(out)
+    rows = recorded_rows(target) if target.is_file() else None
+    if rows is None:
+        return None
+    output, digest = Path(out).name, hashlib.sha256()
+    own = [row for row in rows if row["output"] == output]
+    for row in own:
+        values = [row[column] for column in REJECTS_COLUMNS]
+        digest.update(json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+    return len(own), digest.hexdigest()
+
+
+def record_run(
+    out: str | Path,
+    written: Iterable[tuple[str | Path, str]],
+    model_version: str | None,
+    campaigns_read: int,
+    campaigns_matched: int,
+    rows_rejected: int,
+    had_rejects: bool,
+) -> RunRecord:
+    """Writes the run record beside `out`, atomically and durably, once every file of the run and its rejects are
+    written; the caller holds `out`'s lock. Each file is read back for its digest: the record says what is on disk.
+
+    Args:
+        out: the matches file.
+        written: every file the run wrote, in the order written, each with its role (`"candidates"`); the
+            matches, `out`, last.
+        model_version: the ranker's version; None when none was loaded.
+        campaigns_read, campaigns_matched, rows_rejected: the run's counts (`RunRecord`).
+        had_rejects: whether the run wrote rejects; without, the record says it had none.
+
+    Raises:
+        OutputRefused: a user's file was put at the record's path while the run worked (it is left as it is).
+    """
+    out = Path(out)
+    target = run_record_path(out)
+    files = tuple(
+        RecordedFile(role, _recorded_path(Path(path), target.parent), Path(path).stat().st_size, _file_digest(path))
+        for path, role in written
+    )
+    rejects = None
+    if had_rejects:
+        # No rejects file here although the run wrote one (removed since by hand): zero rows are recorded, and
+        # `verify_run` reports the file missing.
+        rows, digest = rejects_digest(out) or (0, hashlib.sha256().hexdigest())
+        rejects = RecordedRejects(_recorded_path(rejects_path(out), target.parent), rows, digest)
+    record = RunRecord(
+        output=out.name,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        model_version=model_version,
+        campaigns_read=campaigns_read,
+        campaigns_matched=campaigns_matched,
+        rows_rejected=rows_rejected,
+        files=files,
+        rejects=rejects,
+    )
+    content = {
+        "format": RUN_RECORD_FORMAT,
+        "version": RUN_RECORD_VERSION,
+        "output": record.output,
+        "finished_at": record.finished_at,
+        "model_version": record.model_version,
+        "counts": {
+            "campaigns_read": campaigns_read,
+            "campaigns_matched": campaigns_matched,
+            "rows_rejected": rows_rejected,
+        },
+        "files": [asdict(file) for file in files],
+        "rejects": None if rejects is None else asdict(rejects),
+    }
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        check_run_record_path(out)  # a file the user put there while the run worked is not replaced
+    return record
+
+
+def _read_record(out: Path) -> RunRecord:
+    """The record beside `out`, parsed; RunMismatch naming what is wrong with it."""
+    target = run_record_path(out)
+    if not target.exists():
+        raise RunMismatch(f"no run record beside {out}: a run is writing it, or one was killed before it finished")
+    if why := _why_not_a_record(target):
+        raise RunMismatch(f"{target}: {why}")
+    content = json.loads(target.read_text(encoding="utf-8"))
+    if content.get("version") != RUN_RECORD_VERSION:
+        raise RunMismatch(
+            f"{target}: run record version {content.get('version')!r}; this creator-match reads {RUN_RECORD_VERSION}"
+        )
+    try:
+        counts, rejects = content["counts"], content["rejects"]
+        return RunRecord(
+            output=content["output"],
+            finished_at=content["finished_at"],
+            model_version=content["model_version"],
+            campaigns_read=counts["campaigns_read"],
+            campaigns_matched=counts["campaigns_matched"],
+            rows_rejected=counts["rows_rejected"],
+            files=tuple(RecordedFile(**file) for file in content["files"]),
+            rejects=None if rejects is None else RecordedRejects(**rejects),
+        )
+    except (KeyError, TypeError) as exc:
+        raise RunMismatch(f"{target}: a run record without a usable {exc}") from None
+
+
+def verify_run(out: str | Path) -> RunRecord:
+    """Checks that the files beside `out` are the complete run its record describes; returns the record.
+
+    Every file the record names must be there with the recorded size and SHA-256, and the rejects file must hold
+    exactly the recorded rows for `out` (none, when the run had no rejects). Other outputs' rows of a shared
+    rejects file are not checked: they are their own records' to check.
+
+    Raises:
+        RunMismatch: one line naming the file and what differs, or the missing record.
+    """
+    out = Path(out)
+    record = _read_record(out)
+    folder = run_record_path(out).parent
+    if record.output != out.name:
+        raise RunMismatch(f"{run_record_path(out)}: records the run of {record.output}, not of {out.name}")
+    for file in record.files:
+        path = folder / file.path  # an absolute recorded path stays as it is
+        if not path.is_file():
+            raise RunMismatch(f"{path}: the {file.role} file of the run recorded beside {out} is missing")
+        if (size := path.stat().st_size) != file.size:
+            raise RunMismatch(
+                f"{path}: {size} bytes; the run recorded beside {out} wrote {file.size}: it was changed since"
+            )
+        if _file_digest(path) != file.sha256:
+            raise RunMismatch(
+                f"{path}: its SHA-256 differs from the one recorded beside {out}: it was changed since the run"
+            )
+    try:
+        found = rejects_digest(out)
+    except OutputRefused as exc:  # a rejects file that cannot be read back
+        raise RunMismatch(str(exc).split("; move it")[0]) from None
+    rows, digest = found if found else (0, None)
+    rejects = rejects_path(out)
+    if record.rejects is None:
+        if rows:
+            raise RunMismatch(
+                f"{rejects}: holds {rows} rows for {out.name}; the run recorded beside {out} had no rejects"
+            )
+    elif found is None:
+        raise RunMismatch(f"{rejects}: missing; the run recorded beside {out} wrote {record.rejects.rows} rows there")
+    elif rows != record.rejects.rows or digest != record.rejects.sha256:
+        raise RunMismatch(
+            f"{rejects}: its {rows} rows for {out.name} differ from the {record.rejects.rows} the run recorded "
+            f"beside {out} wrote: they were written since, by another run"
+        )
+    return record

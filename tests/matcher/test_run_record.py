@@ -1,0 +1,292 @@
+"""The run record beside a `match` output says which files are one complete run's, and `verify` checks them.
+
+The runs are real `creator-match match` runs on the session's world, index and ranker (tests/conftest.py); the one
+killed between its matches and its rejects is a real process, stopped where it says it is and killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.environment import HALT_BEFORE_REJECTS_ENV, HALT_MARKER_ENV
+from matcher.run_record import RUN_RECORD_FORMAT, RunMismatch, run_record_path, verify_run
+from tests.commands import match_args, run_in_process
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def own_rows_digest(rejects: Path, output: str) -> tuple[int, str]:
+    """The documented canonical form, computed here on its own: `output`'s rows in file order, each the compact
+    JSON array of its columns' text, one a line, UTF-8."""
+    digest, rows = hashlib.sha256(), 0
+    with open(rejects, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        for row in reader:
+            if row[header.index("output")] == output:
+                digest.update(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                rows += 1
+    return rows, digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def bad_campaigns(world_dir, tmp_path_factory) -> Path:
+    """The world's new campaigns with one bad row (a negative price): a run of them has rejects to write."""
+    campaigns = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    campaigns.loc[1, "price"] = -1.0
+    path = tmp_path_factory.mktemp("bad") / "bad-campaigns.parquet"
+    campaigns.to_parquet(path)
+    return path
+
+
+def match(world_dir: Path, world_index: Path, trained, out: Path, *extra: str, campaigns: Path | None = None):
+    """`creator-match match` on the session's world (or `campaigns`), index and ranker, in this process."""
+    args = match_args(world_dir, out, "--index", str(world_index), "--model", trained.model_uri, *extra)[1:]
+    if campaigns is not None:
+        args[args.index("--campaigns") + 1] = str(campaigns)
+    return run_in_process(*args)
+
+
+def verify(out: Path):
+    return run_in_process("verify", "--out", str(out))
+
+
+@pytest.mark.slow
+def test_a_complete_run_writes_a_record_whose_digests_are_those_of_the_files_on_disk(
+    world_dir, world_index, trained, bad_campaigns, tmp_path
+):
+    """Every file the run wrote is named with its size and SHA-256 (relative beside the record, absolute
+    elsewhere), its rows of the rejects file with their count and digest; `verify` agrees, in one line."""
+    out, elsewhere = tmp_path / "out" / "m.parquet", tmp_path / "review"
+    candidates, summaries = elsewhere / "candidates.parquet", out.with_name("summaries.csv")
+    done = match(
+        world_dir,
+        world_index,
+        trained,
+        out,
+        "--candidates-out",
+        str(candidates),
+        "--summaries-out",
+        str(summaries),
+        campaigns=bad_campaigns,
+    )
+    assert done.returncode == 2, done.stderr  # the bad row's exit status; every output was written
+    record = json.loads(run_record_path(out).read_text(encoding="utf-8"))
+    assert run_record_path(out).name == "m.parquet.run.json"
+
+    assert record["format"] == RUN_RECORD_FORMAT and record["version"] == 1 and record["output"] == "m.parquet"
+    assert dt.datetime.fromisoformat(record["finished_at"]).utcoffset() == dt.timedelta(0)
+    assert record["model_version"] == f"{trained.model_name}/{trained.version}"
+    matched = pd.read_parquet(out)["campaign_id"].nunique()
+    campaigns_read = len(pd.read_parquet(bad_campaigns))
+    assert record["counts"] == {"campaigns_read": campaigns_read, "campaigns_matched": matched, "rows_rejected": 1}
+    assert [(f["role"], f["path"]) for f in record["files"]] == [
+        ("candidates", str(candidates)),
+        ("summaries", "summaries.csv"),
+        ("matches", "m.parquet"),
+    ]
+    for entry, path in zip(record["files"], (candidates, summaries, out), strict=True):
+        assert (entry["size"], entry["sha256"]) == (path.stat().st_size, sha256(path)), path
+    rejects = out.with_name("m.rejects.csv")
+    rows, digest = own_rows_digest(rejects, "m.parquet")
+    assert record["rejects"] == {"path": "m.rejects.csv", "rows": 1, "sha256": digest} and rows == 1
+
+    checked = verify(out)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.count("\n") == 1 and record["finished_at"] in checked.stdout, checked.stdout
+    assert verify_run(out).files[-1].sha256 == sha256(out)
+
+    clean = tmp_path / "clean" / "m.parquet"
+    assert match(world_dir, world_index, trained, clean).returncode == 0
+    assert json.loads(run_record_path(clean).read_text(encoding="utf-8"))["rejects"] is None, "no rejects: said so"
+    assert verify(clean).returncode == 0
+
+
+def kill_before_rejects(world_dir: Path, world_index: Path, out: Path, marker: Path) -> None:
+    """Runs a clean match of the world as a process until it has written its matches and says so, before its
+    rejects are settled; then SIGKILLs it."""
+    job = subprocess.Popen(
+        match_args(world_dir, out, "--index", str(world_index)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, HALT_BEFORE_REJECTS_ENV: "1", HALT_MARKER_ENV: str(marker)},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert job.poll() is None, f"the job ended (status {job.returncode}) before it wrote its matches"
+            assert time.monotonic() < deadline, "the job did not write its matches within 300 s"
+            time.sleep(0.05)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_matches_before_its_rejects_leaves_no_record(
+    world_dir, world_index, trained, bad_campaigns, tmp_path
+):
+    """Last night's run had a bad row; tonight's clean run is killed once its matches are replaced, before it drops
+    last night's rejects. The new matches now stand beside the old rejects, and there is no record: `verify`
+    says so (exit 1). A run let finish brings the record back, and the rejects with it."""
+    out = tmp_path / "m.parquet"
+    assert match(world_dir, world_index, trained, out, campaigns=bad_campaigns).returncode == 2
+    last_night = out.read_bytes()
+    assert verify(out).returncode == 0
+
+    kill_before_rejects(world_dir, world_index, out, tmp_path / "halted")
+    assert out.read_bytes() != last_night, "the killed run had replaced the matches"
+    assert out.with_name("m.rejects.csv").exists(), "and not yet settled its rejects"
+    assert not run_record_path(out).exists()
+    checked = verify(out)
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines() == [
+        f"creator-match: no run record beside {out}: a run is writing it, or one was killed before it finished"
+    ]
+
+    assert match(world_dir, world_index, trained, out).returncode == 0
+    assert not out.with_name("m.rejects.csv").exists()
+    assert verify(out).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_changed_file_fails_verify_naming_it(world_dir, world_index, trained, tmp_path):
+    """The matches rewritten by hand (a row dropped), or a summaries file changed in place to the same size."""
+    out, summaries = tmp_path / "m.parquet", tmp_path / "s.csv"
+    assert match(world_dir, world_index, trained, out, "--summaries-out", str(summaries)).returncode == 0
+    assert verify(out).returncode == 0
+
+    text = summaries.read_bytes()
+    summaries.write_bytes(text[:-2] + (b"x" if text[-2:-1] != b"x" else b"y") + text[-1:])
+    checked = verify(out)
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines() == [
+        f"creator-match: {summaries}: its SHA-256 differs from the one recorded beside {out}: it was changed since "
+        "the run"
+    ]
+    summaries.write_bytes(text)
+
+    matches = pd.read_parquet(out)
+    matches.iloc[1:].to_parquet(out, index=False)
+    checked = verify(out)
+    assert checked.returncode == 1 and len(checked.stderr.splitlines()) == 1
+    assert checked.stderr.startswith(f"creator-match: {out}: ") and "Traceback" not in checked.stderr
+    with pytest.raises(RunMismatch, match="changed since"):
+        verify_run(out)
+
+
+def all_rejected_creators(world_dir: Path, folder: Path) -> Path:
+    """The world's creators, every one with a negative follower count: a table with no valid row."""
+    creators = pq.read_table(world_dir / "creators.parquet")
+    column = creators.column_names.index("followers")
+    negative = pa.array([-5] * len(creators), creators.schema.field("followers").type)
+    path = folder / "rejected-creators.parquet"
+    pq.write_table(creators.set_column(column, "followers", negative), path)
+    return path
+
+
+@pytest.mark.slow
+def test_the_rejects_file_shared_with_another_output_keeps_each_record_valid(
+    world_dir, world_index, trained, bad_campaigns, tmp_path
+):
+    """`m.csv` rewriting `m.rejects.csv` with its own rows, and dropping them, leaves `m.parquet`'s rows and their
+    digest as they were. A run of `m.parquet` refused for want of a valid creator leaves its outputs and their
+    record, but writes its rejects: `verify` then reports that the rejects are not those of the recorded run."""
+    parquet, text = tmp_path / "m.parquet", tmp_path / "m.csv"
+    shared = tmp_path / "m.rejects.csv"
+    assert match(world_dir, world_index, trained, parquet, campaigns=bad_campaigns).returncode == 2
+    before = shared.read_bytes()
+
+    assert match(world_dir, world_index, trained, text, campaigns=bad_campaigns).returncode == 2
+    assert shared.read_bytes() != before and set(pd.read_csv(shared)["output"]) == {"m.csv", "m.parquet"}
+    assert verify(parquet).returncode == 0, verify(parquet).stderr
+    assert verify(text).returncode == 0, verify(text).stderr
+
+    assert match(world_dir, world_index, trained, text).returncode == 0  # a clean run drops m.csv's rows
+    assert shared.read_bytes() == before
+    assert verify(parquet).returncode == 0 and verify(text).returncode == 0
+
+    matches = parquet.read_bytes()
+    creators = all_rejected_creators(world_dir, tmp_path)
+    refused = run_in_process(
+        "match",
+        "--campaigns",
+        str(world_dir / "new_campaigns.parquet"),
+        "--creators",
+        str(creators),
+        "--out",
+        str(parquet),
+        "--index",
+        str(world_index),
+    )
+    assert refused.returncode == 2 and "no valid creator rows" in refused.stderr, refused.stderr
+    assert parquet.read_bytes() == matches, "the matches were left as they were"
+    checked = verify(parquet)
+    assert checked.returncode == 1
+    rows = len(pd.read_csv(shared).query("output == 'm.parquet'"))
+    assert checked.stderr.splitlines() == [
+        f"creator-match: {shared}: its {rows} rows for m.parquet differ from the 1 the run recorded beside "
+        f"{parquet} wrote: they were written since, by another run"
+    ]
+    assert verify(text).returncode == 0, "m.csv's run, which has no rejects, is still whole"
+
+
+def test_an_empty_batch_is_recorded_without_a_model(world_dir, world_index, trained, tmp_path):
+    """A campaigns table with a header alone is matched without loading a model: the record says none was."""
+    campaigns = tmp_path / "none.parquet"
+    pd.read_parquet(world_dir / "new_campaigns.parquet").iloc[:0].to_parquet(campaigns)
+    out = tmp_path / "m.jsonl"
+    assert match(world_dir, world_index, trained, out, campaigns=campaigns).returncode == 0
+    record = verify_run(out)
+    assert (record.model_version, record.campaigns_read, record.campaigns_matched) == (None, 0, 0)
+    assert record.files[0].size == 0 and record.rejects is None
+    checked = verify(out)
+    assert checked.returncode == 0 and "model none: no valid campaign" in checked.stdout, checked.stdout
+
+
+@pytest.mark.parametrize("foreign", [b"my notes\n", b'{"format": "someone else\'s"}\n', b"\xff\xfe"])
+def test_a_users_file_at_the_record_path_is_refused_and_left_as_it_was(
+    world_dir, world_index, trained, tmp_path, foreign
+):
+    """Refused in one line before anything is written; `verify` names it too."""
+    out = tmp_path / "m.parquet"
+    theirs = run_record_path(out)
+    theirs.write_bytes(foreign)
+
+    done = match(world_dir, world_index, trained, out)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f'creator-match: refusing to replace {theirs}: it is not a run record of creator-match (no "format": '
+        f'"{RUN_RECORD_FORMAT}"); move it, or write the output elsewhere'
+    ]
+    assert theirs.read_bytes() == foreign
+    assert sorted(path.name for path in tmp_path.iterdir()) == [theirs.name], "refused before writing anything"
+
+    checked = verify(out)
+    assert checked.returncode == 1 and len(checked.stderr.splitlines()) == 1
+    assert str(theirs) in checked.stderr and "not a run record" in checked.stderr
+
+
+def test_verify_refuses_unusable_arguments_with_exit_status_2(tmp_path):
+    for out, why in [(tmp_path, "is a directory"), (tmp_path / "m.txt", "unknown output format '.txt'")]:
+        done = verify(out)
+        assert done.returncode == 2
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"creator-match: {out}: {why}"), lines
+    missing = verify(tmp_path / "never.parquet")
+    assert missing.returncode == 1 and "no run record beside" in missing.stderr
