@@ -65,11 +65,14 @@ class BatchReport:
 
 def _write_json_lines(table: pd.DataFrame, path: Path) -> None:
     """One JSON object per row, every float as Python writes it (the shortest text that reads back as the same
-    number, as Parquet, CSV and the service give it; pandas' to_json kept 10 significant digits); NaN as null."""
+    number, as Parquet, CSV and the service give it; pandas' to_json kept 10 significant digits); NaN and a
+    nullable column's missing value (the candidates' rank off a slate) as null."""
     columns = list(table.columns)
     with open(path, "w", encoding="utf-8") as out:
         for row in zip(*(table[name].tolist() for name in columns), strict=True):
-            values = (None if isinstance(value, float) and math.isnan(value) else value for value in row)
+            values = (
+                None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value for value in row
+            )
             out.write(json.dumps(dict(zip(columns, values, strict=True)), ensure_ascii=False, allow_nan=False))
             out.write("\n")
 

@@ -108,6 +108,12 @@ def test_candidates_out_holds_every_scored_pair_and_the_slates_among_them(flow, 
     pd.testing.assert_series_equal(on_slates["score"], on_slates["score_m"], check_names=False, rtol=1e-9)
     best_first = candidates.groupby("campaign_id", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing)
     assert best_first.all()
+    # As JSON Lines too, the pairs off a slate with a null rank: the missing rank stopped the write with a TypeError.
+    as_lines = tmp_path / "candidates.jsonl"
+    done = run("match", *common, "--out", str(tmp_path / "m2.parquet"), "--candidates-out", str(as_lines))
+    assert done.returncode == 0, done.stderr
+    lines = pd.read_json(as_lines, lines=True, precise_float=True, dtype={"rank": "Int64"})
+    pd.testing.assert_frame_equal(lines, candidates, check_dtype=False, check_exact=True)
     (tmp_path / "a-directory.parquet").mkdir()
     (tmp_path / "a-folder").mkdir()
     refused = {
