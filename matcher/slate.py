@@ -203,9 +203,13 @@ def default_slates(scored: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
     return build_slates(scored, SlatePolicy(), vectors)[0]
 
 
+def _campaigns(capacity: int | None) -> str:
+    return f"{capacity} campaign{'' if capacity == 1 else 's'}"
+
+
 # Why better candidates stayed off a slate, as a size reason says it.
 _STOPS = {
-    "capacity": "the better ones were already proposed to {capacity} campaigns each",
+    "capacity": "the better ones were already proposed to {campaigns} each",
     "duplicate": "near-duplicates of creators already on it were left out",
     "unproven": "creators with no record are limited where proven ones are comparable",
 }
@@ -226,10 +230,14 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     elif size >= limit:
         text = f"{size}: the {kind} slate size"
     elif campaign in slates.budget_left and "capacity" in skipped:
+        # The share of the budget as set, without the tolerated overrun: a slate can be "left room" and still spend a
+        # little over it, which the figure shows instead of a claim that budget is unused.
+        budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
         text = (
             f"{size}: sized to the budget on its best candidates' expected commission; capacity "
-            f"({slates.policy.capacity} campaigns per creator) gave some of them to other campaigns, and those in "
-            "their place leave budget unused"
+            f"({_campaigns(slates.policy.capacity)} per creator) gave some of them to other campaigns, and those in "
+            f"their place are expected to spend {slates.spend[campaign] / budget:.0%} of the budget at "
+            f"{slates.policy.participation_rate:.0%} take-up"
         )
     elif "budget" in slates.skipped[campaign]:
         take_up = slates.policy.participation_rate
@@ -243,7 +251,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
             )
     elif skipped & set(_STOPS):
         rules = sorted(skipped & set(_STOPS))
-        stops = "; ".join(_STOPS[rule].format(capacity=slates.policy.capacity) for rule in rules)
+        stops = "; ".join(_STOPS[rule].format(campaigns=_campaigns(slates.policy.capacity)) for rule in rules)
         text = f"{size}: no further eligible candidate ({stops})"
     else:
         text = f"{size}: all eligible candidates with positive expected sales"

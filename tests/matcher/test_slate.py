@@ -129,8 +129,9 @@ def test_creators_taken_by_capacity_neither_make_coverage_claims_nor_pass_for_th
     assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [2, 3]
     assert "budget reached" not in why["B"]
     assert why["B"].startswith(
-        "2: sized to the budget on its best candidates' expected commission; capacity (1 campaigns per creator) gave "
-        "some of them to other campaigns, and those in their place leave budget unused"
+        "2: sized to the budget on its best candidates' expected commission; capacity (1 campaign per creator) gave "
+        "some of them to other campaigns, and those in their place are expected to spend 10% of the budget at 100% "
+        "take-up"
     )
 
 
