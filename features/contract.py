@@ -7,6 +7,7 @@ import re
 from typing import Literal, get_args
 
 __all__ = [
+    "AMAZON_CODES",
     "ASIN_PATTERN",
     "CASHBACK_TYPE",
     "CATEGORIES",
@@ -61,6 +62,8 @@ FUNNEL_STAGE = {
 Platform = Literal["instagram", "youtube", "tiktok", "facebook", "x", "pinterest", "blog", "podcast", "website"]
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 KNOWN_MARKETPLACES = ("US", "CA", "MX", "UK", "DE", "FR", "IT", "ES", "JP", "AU")
+# Country codes (ISO 3166) that Amazon writes otherwise: the United Kingdom's marketplace is UK, not GB.
+AMAZON_CODES = {"GB": "UK"}
 MARKETPLACE_PATTERN = re.compile(r"^[A-Z]{2}$")
 ASIN_PATTERN = re.compile(r"^[A-Z0-9]{10}$")
 MAX_ASINS = 1200

@@ -148,6 +148,29 @@ def test_a_marketplace_or_asin_listed_twice_counts_once(creators, campaigns, ran
     assert matcher.match_many(twice).matches.equals(matcher.match_many(once).matches)
 
 
+def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campaigns(
+    creators, campaigns, ranker, index, embedder
+):
+    """A new-user trial's campaign in `GB` (the ISO code; Amazon's is UK) was matched without a word, every
+    creator's audience there unknown; such a code is now said once per run with its campaigns, and a run whose
+    marketplaces creators state says nothing of the kind."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    frame = campaigns.iloc[:3].reset_index(drop=True).assign(marketplaces=[["GB"], ["GB", "US"], ["US"]])
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        matcher.match_many(frame)
+    first, second = frame["campaign_id"].iloc[:2]
+    assert [str(w.message) for w in said if "marketplace" in str(w.message)] == [
+        f"marketplace GB of campaigns {first}, {second}: no creator states an audience there, so audience fit is "
+        "unknown for every creator (GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did "
+        "you mean UK?)"
+    ]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        matcher.match_many(campaigns)
+    assert not [w for w in said if "marketplace" in str(w.message)]
+
+
 def test_out_of_stock_campaigns_get_no_slate(creators, campaigns, ranker, index, embedder):
     frame = campaigns.copy()
     frame.loc[0, "in_stock"] = False
