@@ -40,6 +40,7 @@ __all__ = [
     "content_conversion_lift",
     "kind_vectors",
     "price_table",
+    "reference_prices",
     "resolve_product_types",
 ]
 
@@ -116,6 +117,23 @@ def price_table(campaigns: pd.DataFrame, past: dict[str, np.ndarray] | None = No
     found = {str(c): price[known & (category == c)] for c in pd.unique(category[known])}
     empty = np.zeros(0)
     return {c: np.sort(np.concatenate([past.get(c, empty), found.get(c, empty)])) for c in set(past) | set(found)}
+
+
+def reference_prices(
+    campaigns: pd.DataFrame, past: dict[str, np.ndarray], enough: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The prices a run's campaigns are read against: per category, and all of them (the price level).
+
+    The past campaigns' prices alone wherever they number at least `enough` (a category the seller has run
+    campaigns in, or the seller's history as a whole), so that a campaign resolves the same alone, in the service,
+    as among any other campaigns of a nightly file; where they are fewer, this run's prices join them, as a
+    catalogue with no history (or a category new to it) has nothing else to place a price in.
+    """
+    joined = price_table(campaigns, past)
+    by_category = {c: past[c] if len(past.get(c, ())) >= enough else prices for c, prices in joined.items()}
+    known = np.sort(np.concatenate([np.zeros(0), *past.values()]))
+    level = known if len(known) >= enough else np.sort(np.concatenate([np.zeros(0), *joined.values()]))
+    return by_category, level
 
 
 class ProductTypeModel(BaseEstimator):
@@ -240,6 +258,7 @@ class ProductTypeModel(BaseEstimator):
         vectors: np.ndarray,
         descriptions: dict[str, np.ndarray],
         prices: dict[str, np.ndarray] | None = None,
+        level_prices: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Each signal's log-odds of non-standard per campaign (0 where a signal has nothing to say), weighted as
         learned, and the seller's base rate (0 when nothing was learned); their sum is the log-odds.
@@ -249,9 +268,11 @@ class ProductTypeModel(BaseEstimator):
             vectors: their vectors (`features.embeddings.campaign_vectors`).
             descriptions: `kind_vectors` of the embedder.
             prices: sorted campaign prices per category; default: those seen in `fit`.
+            level_prices: sorted prices the price level is read against; default: all of `prices`.
         """
         check_is_fitted(self, "prices_")
-        signals = self._signals(campaigns, vectors, descriptions, self.prices_ if prices is None else prices)
+        prices = self.prices_ if prices is None else prices
+        signals = self._signals(campaigns, vectors, descriptions, prices, level_prices=level_prices)
         if self.classifier_ is not None:
             # decision_function's own product would follow how many campaigns there are in its last bits.
             decision = matrix_product_rows(vectors, self.classifier_.coef_)[:, 0] + self.classifier_.intercept_[0]
@@ -266,6 +287,7 @@ class ProductTypeModel(BaseEstimator):
         descriptions: dict[str, np.ndarray] | None,
         prices: dict[str, np.ndarray],
         own: np.ndarray | None = None,
+        level_prices: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """The signals at their fixed weights, the classifier's left at 0."""
         zero = np.zeros(len(vectors))
@@ -274,7 +296,7 @@ class ProductTypeModel(BaseEstimator):
             # Mean over each kind's descriptions: every phrasing counts, so no single one decides.
             closeness = {kind: matrix_product_rows(vectors, d).mean(axis=1) for kind, d in descriptions.items()}
             zero_shot = self.zero_shot_scale * (closeness["non_standard"] - closeness["standard"])
-        category, level = self._price_evidence(campaigns, prices)
+        category, level = self._price_evidence(campaigns, prices, level_prices)
         return pd.DataFrame(
             {
                 "zero_shot": zero_shot,
@@ -287,9 +309,13 @@ class ProductTypeModel(BaseEstimator):
             index=campaigns.index,
         )
 
-    def _price_evidence(self, campaigns: pd.DataFrame, prices: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Log-odds from the price within its category and among all the seller's campaigns."""
-        everything = np.sort(np.concatenate([np.zeros(0), *prices.values()]))
+    def _price_evidence(
+        self, campaigns: pd.DataFrame, prices: dict[str, np.ndarray], everything: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Log-odds from the price within its category and among all the seller's campaigns (`everything`,
+        sorted; default: all of `prices`)."""
+        if everything is None:
+            everything = np.sort(np.concatenate([np.zeros(0), *prices.values()]))
         category, level = np.zeros(len(campaigns)), np.zeros(len(campaigns))
         for i, (name, price) in enumerate(zip(campaigns["category"], campaigns["price"], strict=True)):
             known = prices.get(str(name))
@@ -366,8 +392,8 @@ def _describe(
         ),
         "price": ("priced high for its category", "priced low for its category"),
         "price_level": (
-            "priced high among the products the ranker learned from",
-            "priced low among the products the ranker learned from",
+            "priced high among the seller's products",
+            "priced low among the seller's products",
         ),
         "category_kinds": in_category(category_kinds),
         # The learned combination's intercept, not the declarations' majority: it is what remains once the other
@@ -402,7 +428,9 @@ def resolve_product_types(
     `product_type_reason`.
 
     A declared type wins. For `auto`, the evidence of `model` (fitted on past campaigns; None: no past) is
-    added up; the prices of this batch's campaigns join the past ones as the category's price range.
+    added up. Prices are read against the past campaigns' where there are enough of them (`reference_prices`), so
+    such a campaign resolves the same alone as in any batch; in a category with too few past prices, or with no
+    history, this batch's prices join them as the range.
 
     Args:
         campaigns: campaign rows.
@@ -424,8 +452,8 @@ def resolve_product_types(
         # No past: a model fitted on no campaigns, whose only evidence is the briefs and this batch's prices.
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
         descriptions = kind_vectors(embedder)
-        prices = price_table(campaigns, here.prices_)
-        evidence = here.evidence(rows, vectors, descriptions, prices)
+        prices, level = reference_prices(campaigns, here.prices_, here.min_category_prices)
+        evidence = here.evidence(rows, vectors, descriptions, prices, level)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
         probability[auto] = p
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")

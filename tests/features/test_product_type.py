@@ -56,7 +56,7 @@ def test_price_among_the_sellers_products_moves_the_call(embedder):
     p = out.set_index("campaign_id")["product_type_probability"]
     assert p["dear"] > p["cheap"] + 0.3
     reason = out.set_index("campaign_id").loc["dear", "product_type_reason"]
-    assert "priced high among the products the ranker learned from" in reason
+    assert "priced high among the seller's products" in reason
 
 
 def test_the_sellers_declared_campaigns_weigh_the_signals(embedder):
@@ -93,6 +93,31 @@ def test_a_campaigns_evidence_alone_is_the_bits_it_gets_in_a_batch(embedder):
     alone = pd.concat([model.evidence(new.iloc[[i]], vectors[[i]], descriptions) for i in range(len(new))])
     assert (batch["classifier"] != 0).all() and (batch["zero_shot"] != 0).all()
     pd.testing.assert_frame_equal(alone, batch, check_exact=True)
+
+
+def test_with_a_history_a_campaign_resolves_the_same_whatever_else_the_batch_holds(embedder):
+    """A new-user trial's storage bins read 0.37 alone, 0.92 non-standard "priced high for its category" beside 30
+    copies at $1 and 0.21 beside 30 at $500: the batch's prices joined the category's range. Where the seller's past
+    campaigns give a range, they alone do now; a category the past lacks still takes the batch's prices."""
+    world = WORLDS["alt"](n_creators=150, n_campaigns=300, n_new_campaigns=40, seed=1)
+    past = world.campaigns
+    descriptions = kind_vectors(embedder)
+    model = ProductTypeModel().fit(past, embedder.encode(list(past["brief"])), None, descriptions)
+    one = world.new_campaigns.iloc[[0]].assign(product_type="auto")
+    assert len(model.prices_[one["category"].iloc[0]]) >= model.min_category_prices
+    alone = resolve_product_types(one, embedder, model)
+    for price in (1.0, 500.0):
+        copies = pd.concat([one.assign(campaign_id=f"copy-{k}", price=price) for k in range(30)])
+        batch = resolve_product_types(pd.concat([one, copies], ignore_index=True), embedder, model).iloc[[0]]
+        pd.testing.assert_frame_equal(batch, alone, check_exact=True)
+    new_category = one.assign(category="a category with no past campaign")
+    cheap = pd.concat([new_category.assign(campaign_id=f"copy-{k}", price=1.0) for k in range(30)])
+    dear = pd.concat([new_category.assign(campaign_id=f"copy-{k}", price=500.0) for k in range(30)])
+    beside_cheap = resolve_product_types(pd.concat([new_category, cheap], ignore_index=True), embedder, model)
+    beside_dear = resolve_product_types(pd.concat([new_category, dear], ignore_index=True), embedder, model)
+    assert beside_cheap["product_type_probability"].iloc[0] > beside_dear["product_type_probability"].iloc[0], (
+        "in a category the past lacks, the batch's prices are the range"
+    )
 
 
 def test_the_sellers_declared_campaigns_teach_the_classifier(embedder):
@@ -154,7 +179,7 @@ def test_a_reason_keeps_the_evidence_against_the_call_apart():
         }
     )
     assert _describe(evidence, 0.99, (0, 0), (4, 30)) == (
-        "non-standard (probability of non-standard 0.99): priced high among the products the ranker learned from; "
+        "non-standard (probability of non-standard 0.99): priced high among the seller's products; "
         "the brief reads like a considered, taste-driven purchase; against it, the baseline learned from 34 declared "
         "past campaigns leans standard"
     )
