@@ -357,7 +357,11 @@ KINDS = ("non-standard", "standard")
 
 
 def _describe(
-    evidence: pd.Series, probability: float, category_kinds: tuple[int, int], declared: tuple[int, int]
+    evidence: pd.Series,
+    probability: float,
+    category_kinds: tuple[int, int],
+    declared: tuple[int, int],
+    price_reference: str = "the products the ranker learned from",
 ) -> str:
     """One sentence: the call, the probability, and the signals that moved it most, with the counts behind the
     seller's declarations (one declaration in a category is not "most").
@@ -368,6 +372,7 @@ def _describe(
         category_kinds: (non-standard, standard) past campaigns declared in the campaign's category, in the data
             the ranker learned from (the seller's own history, or whatever it was trained on).
         declared: (non-standard, standard) past campaigns declared in all.
+        price_reference: the products the price level was read against (`reference_prices`).
     """
     kind = KINDS[0] if probability >= 0.5 else KINDS[1]
     low, high = UNCERTAIN
@@ -391,10 +396,7 @@ def _describe(
             "past campaigns declared standard have briefs like it",
         ),
         "price": ("priced high for its category", "priced low for its category"),
-        "price_level": (
-            "priced high among the seller's products",
-            "priced low among the seller's products",
-        ),
+        "price_level": (f"priced high among {price_reference}", f"priced low among {price_reference}"),
         "category_kinds": in_category(category_kinds),
         # The learned combination's intercept, not the declarations' majority: it is what remains once the other
         # signals are counted, so 17 standard of 35 may still lean standard.
@@ -453,10 +455,21 @@ def resolve_product_types(
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
         descriptions = kind_vectors(embedder)
         prices, level = reference_prices(campaigns, here.prices_, here.min_category_prices)
+        known = sum(map(len, here.prices_.values()))
+        price_reference = (
+            "the products the ranker learned from"
+            if known >= here.min_category_prices
+            else "the products of this run and of the past campaigns the ranker learned from"
+            if known
+            else "this run's products"
+        )
         evidence = here.evidence(rows, vectors, descriptions, prices, level)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
         probability[auto] = p
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")
         kinds = [here.category_kinds_.get(str(category), (0, 0)) for category in rows["category"]]
-        reason[auto] = [_describe(evidence.iloc[i], float(p[i]), kinds[i], here.n_declared_) for i in range(len(auto))]
+        reason[auto] = [
+            _describe(evidence.iloc[i], float(p[i]), kinds[i], here.n_declared_, price_reference)
+            for i in range(len(auto))
+        ]
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)

@@ -56,7 +56,8 @@ def test_price_among_the_sellers_products_moves_the_call(embedder):
     p = out.set_index("campaign_id")["product_type_probability"]
     assert p["dear"] > p["cheap"] + 0.3
     reason = out.set_index("campaign_id").loc["dear", "product_type_reason"]
-    assert "priced high among the seller's products" in reason
+    # No history: the price level is read among this run's titles.
+    assert "priced high among this run's products" in reason
 
 
 def test_the_sellers_declared_campaigns_weigh_the_signals(embedder):
@@ -179,7 +180,7 @@ def test_a_reason_keeps_the_evidence_against_the_call_apart():
         }
     )
     assert _describe(evidence, 0.99, (0, 0), (4, 30)) == (
-        "non-standard (probability of non-standard 0.99): priced high among the seller's products; "
+        "non-standard (probability of non-standard 0.99): priced high among the products the ranker learned from; "
         "the brief reads like a considered, taste-driven purchase; against it, the baseline learned from 34 declared "
         "past campaigns leans standard"
     )
