@@ -152,6 +152,7 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
         assign_greedy(scored, slates)
     else:
         assign_exact(scored, slates, plan)
+        _top_up(scored, slates)
     stage = scored["funnel_stage"].to_numpy()
     # `scored` is in the canonical order (campaign, then best score, then creator_id): its chosen rows in row
     # order are each campaign's members best first, contiguous, and rank counts within each run of a campaign.
@@ -162,6 +163,36 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     first[1:] = campaign[1:] != campaign[:-1]
     chosen["rank"] = np.arange(len(campaign), dtype=np.int64) - np.flatnonzero(first)[np.cumsum(first) - 1] + 1
     return chosen, {c: _why(c, slates, slates.added.get(c, []), stage) for c in slates.members}
+
+
+def _top_up(scored: pd.DataFrame, slates: SlateBook) -> None:
+    """Lets the slates that capacity kept under their budget (`SlateBook.budget_left`) grow past their planned size.
+
+    Their size was cut by the budget on their own best candidates' commission; capacity then gave those to other
+    campaigns, and the cheaper creators in their place left most of the budget unspent (a new-user trial's slate of
+    3 spent 8% of it while 167 candidates had room). Each such slate, in campaign order, takes its best candidates
+    that are free to join it (`SlateBook.why_not`: capacity left, no near-duplicate, the unproven limit), up to the
+    product type's size, until the next one would pass the budget, as the planned walk stops. The programme's
+    slates are kept whole: only creators with capacity to spare are added, so no other slate changes.
+    """
+    if not slates.budget_left:
+        return
+    code, ids = pd.factorize(scored["campaign_id"])  # contiguous, in the canonical order
+    bounds = np.searchsorted(code, np.arange(len(ids) + 1))
+    where = {c: k for k, c in enumerate(ids)}
+    for c in sorted(slates.budget_left, key=where.get):
+        slates.target[c] = slates.size[c]
+        taken = set(slates.members[c])
+        for i in range(bounds[where[c]], bounds[where[c] + 1]):
+            if i in taken:
+                continue
+            why = slates.why_not(i)
+            if why is None:
+                slates.add(i)
+            elif why in ("size", "budget"):
+                break
+        if c in slates.closed:  # its budget is reached now, not left unspent
+            slates.budget_left.discard(c)
 
 
 def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -> float:

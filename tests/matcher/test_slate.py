@@ -126,13 +126,38 @@ def test_creators_taken_by_capacity_neither_make_coverage_claims_nor_pass_for_th
     rows = [("A", r, 1000.0 - r, "d", 10.0) for r in range(2)]
     rows += [("B", r, 500.0 - r, "d", 10.0) for r in range(2)] + [("B", r, 10.0 - r, "d", 1.0) for r in (2, 3, 4)]
     chosen, why = build_slates(candidates(rows, budget=20.0, kind="standard"), standard, distinct_vectors(5))
-    assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [2, 3]
+    # Planned at 2 on its best two (10 each), B takes every free candidate once capacity has given those to A.
+    assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [2, 3, 4]
     assert "budget reached" not in why["B"]
     assert why["B"].startswith(
-        "2: sized to the budget on its best candidates' expected commission; capacity (1 campaign per creator) gave "
-        "some of them to other campaigns, and those in their place are expected to spend 10% of the budget at 100% "
+        "3: sized to the budget on its best candidates' expected commission; capacity (1 campaign per creator) gave "
+        "some of them to other campaigns, and those in their place are expected to spend 15% of the budget at 100% "
         "take-up"
     )
+
+
+@pytest.mark.parametrize(
+    ("budget", "grown", "reason"),
+    [(10.0, [2, 3, 4], "3: budget reached"), (20.0, [2, 3, 4, 5], "4: the standard slate size")],
+)
+def test_a_slate_capacity_kept_under_its_budget_grows_with_free_candidates_until_the_budget_or_its_size(
+    budget, grown, reason
+):
+    """A new-user trial's standard slate was sized to its budget on its best candidates' commission, capacity gave
+    those to another campaign, and the 3 cheaper creators in their place spent 8% of the budget while 167 others
+    had room. Such a slate now takes its best free candidates until the next would pass the budget or the slate
+    is full; the other slates stay as the programme made them."""
+    policy = SlatePolicy(capacity=1, standard_size=4, min_size=1, participation_rate=1.0, budget_overrun=0.0)
+    rows = [("A", r, 1000.0 - r, "d", 1.0) for r in range(2)]
+    rows += [("B", r, 500.0 - r, "d", 10.0) for r in range(2)]
+    rows += [("B", r, 10.0 - r, "d", 3.0) for r in range(2, 7)]
+    frame = candidates(rows, budget=budget, kind="standard")
+    chosen, why = build_slates(frame, policy, distinct_vectors(7))
+    assert sorted(chosen.loc[chosen["campaign_id"] == "A", "creator_row"]) == [0, 1]
+    assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == grown
+    assert why["B"].startswith(reason)
+    assert chosen.loc[chosen["campaign_id"] == "B", "expected_commission"].sum() <= budget
+    assert broken_rules(chosen, frame, policy, distinct_vectors(7)) == []
 
 
 def test_near_duplicate_creators_do_not_share_a_slate():
@@ -523,7 +548,10 @@ def broken_rules(
     spend = (chosen["expected_commission"] * policy.participation_rate).groupby(chosen["campaign_id"]).sum()
     unproven = (chosen["hist_campaigns"] == 0).groupby(chosen["campaign_id"]).sum()
     broken = []
-    if (size > plan["target"].reindex(size.index)).any():
+    # Past its planned size only up to the product type's, within its budget (a slate capacity kept under it).
+    over = size > plan["target"].reindex(size.index)
+    beyond = (size > plan["limit"].reindex(size.index)) | (spend > plan["budget"].reindex(size.index) + 1e-9)
+    if (over & beyond).any():
         broken.append("size")
     if ((size > plan["minimum"].reindex(size.index)) & (spend > plan["budget"].reindex(size.index) + 1e-9)).any():
         broken.append("budget")
