@@ -296,9 +296,10 @@ def _warn_comma_lists(table: Table, spec: TableSpec, path: Path) -> None:
         found = joined.dropna()
         if len(found):
             row = int(table.frame.loc[found.index[0], "row"])
+            rows, each = ("1 row's", "it") if len(found) == 1 else (f"{len(found)} rows'", "each")
             warnings.warn(
-                f"{path}: {len(found)} rows' {column} hold a comma or semicolon (row {row}: {found.iloc[0]!r}); "
-                "lists in CSV are written a|b|c, so each was read as one item",
+                f"{path}: {rows} {column} hold a comma or semicolon (row {row}: {found.iloc[0]!r}); "
+                f"lists in CSV are written a|b|c, so {each} was read as one item",
                 UserWarning,
                 stacklevel=3,
             )
@@ -312,7 +313,8 @@ def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path:
     blank = set(np.flatnonzero(frame.isna().all(axis=1).to_numpy()).tolist()) - set(wide)
     if not blank:
         return validated
-    warnings.warn(f"{path}: {len(blank)} empty rows (every cell blank) skipped", UserWarning, stacklevel=3)
+    rows = f"{len(blank)} empty row{'s' if len(blank) != 1 else ''}"
+    warnings.warn(f"{path}: {rows} (every cell blank) skipped", UserWarning, stacklevel=3)
     rejects = [reject for reject in validated.rejects if reject.row - 1 not in blank]
     return Table(validated.name, validated.frame, rejects, _VALIDATED)
 

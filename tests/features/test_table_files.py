@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import threading
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -253,6 +254,26 @@ def test_list_cells_written_with_commas_are_read_as_one_item_and_said_once(tmp_p
         result = read_table(tmp_path / "creators.csv", "creators")
 
     assert result.frame.loc[1, "interest_tags"] == ["nail art, gel nails, beauty"]
+
+
+def test_one_empty_row_or_one_comma_list_is_said_in_the_singular(tmp_path):
+    """The warnings counted one row as "1 empty rows" and "1 rows' interest_tags"."""
+    rows = creators_rows(2)
+    rows[1]["interest_tags"] = "nail art, gel nails"
+    path = tmp_path / "creators.csv"
+    write_csv(path, [*rows, {}])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read_table(path, "creators")
+
+    said = sorted(str(warning.message).removeprefix(f"{path}: ") for warning in caught)
+    assert said == [
+        "1 empty row (every cell blank) skipped",
+        "1 row's interest_tags hold a comma or semicolon (row 2: 'nail art, gel nails'); lists in CSV are written "
+        "a|b|c, so it was read as one item",
+    ]
+    assert result.rejects == [] and result.frame["row"].tolist() == [1, 2]
 
 
 def test_a_too_wide_first_data_line_is_a_reject_not_an_index(tmp_path):
