@@ -175,6 +175,25 @@ def test_absent_optional_columns_are_accepted_and_empty_required_cells_still_rej
     ]
 
 
+def test_yes_no_cells_padded_with_spaces_are_read_as_numbers_are(tmp_path):
+    """A price written ' 10.79 ' was read, but an in_stock or accepts_campaigns written ' false' or 'False '
+    rejected its row."""
+    campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
+    flags = [" false", "False ", " TRUE ", "\tno"]
+    write_csv(
+        campaigns,
+        [row | {"in_stock": flag, "price": " 10.79 "} for row, flag in zip(campaigns_rows(4), flags, strict=True)],
+    )
+    write_csv(creators, [row | {"accepts_campaigns": flag} for row, flag in zip(creators_rows(4), flags, strict=True)])
+
+    read = read_table(campaigns, "campaigns"), read_table(creators, "creators")
+
+    assert [table.rejects for table in read] == [[], []]
+    assert read[0].frame["in_stock"].tolist() == [False, False, True, False]
+    assert read[0].frame["price"].tolist() == [10.79] * 4
+    assert read[1].frame["accepts_campaigns"].tolist() == [False, False, True, False]
+
+
 # --- 2. a malformed CSV line -------------------------------------------------------------------------------------
 
 
