@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import datetime as dt
 import math
 import numbers
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -169,6 +171,8 @@ class CampaignRow(_Row):
                 return dt.date.fromisoformat(text)
             with contextlib.suppress(ValueError):
                 return dt.datetime.fromisoformat(text).date()
+            if why := _no_such_day(text):  # written as asked: "should be a date as YYYY-MM-DD" misled
+                raise PydanticCustomError("date_day", "{why}", {"why": why})
             # pydantic's own words ("invalid character in year" for 12/01/2026) did not say what is expected.
             raise PydanticCustomError("date_format", "Input should be a date as YYYY-MM-DD")
         return value
@@ -184,6 +188,25 @@ class CampaignRow(_Row):
                 {"end": end.isoformat(), "start": start.isoformat()},
             )
         return end
+
+
+# A date written YYYY-MM-DD, with or without a time of day after it.
+_WRITTEN_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?", re.DOTALL)
+
+
+def _no_such_day(text: str) -> str | None:
+    """Why `text`, a date written YYYY-MM-DD, is no day of the calendar (2026-02-30, 2026-13-01); None when it is
+    one, or is not so written."""
+    written = _WRITTEN_DAY.fullmatch(text)
+    if written is None:
+        return None
+    year, month, day = map(int, written.groups())
+    if not 1 <= month <= 12:
+        return "No such month (months are 01 to 12)"
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        return f"No such day ({calendar.month_name[month]} has {days} days in {year})"
+    return None
 
 
 class PerformanceRow(_Row):

@@ -515,7 +515,20 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
         return "required value is missing"
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
-    return f"{where + ': ' if where else ''}got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}"
+    reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{_percent_hint(error)}"
+    return f"{where + ': ' if where else ''}{reason}"
+
+
+def _percent_hint(error: dict) -> str:
+    """For a rate or share (at most 1) given between 1 and 100, the fraction it probably means: a commission of
+    15% written `15` was only "should be less than or equal to 1"."""
+    if error["type"] != "less_than_equal" or error.get("ctx", {}).get("le") != 1 or isinstance(error["input"], bool):
+        return ""
+    try:
+        given = float(error["input"])
+    except (TypeError, ValueError):
+        return ""
+    return f" (written as a percentage? write {given / 100:g} for {given:g}%)" if 1 < given <= 100 else ""
 
 
 def records_frame(records: list[Mapping[str, object]]) -> pd.DataFrame:

@@ -194,6 +194,34 @@ def test_yes_no_cells_padded_with_spaces_are_read_as_numbers_are(tmp_path):
     assert read[1].frame["accepts_campaigns"].tolist() == [False, False, True, False]
 
 
+def test_a_date_of_no_day_and_a_rate_written_as_a_percentage_are_said_as_such(tmp_path):
+    """2026-02-30 was "should be a date as YYYY-MM-DD", which it is written as; a commission rate of 15 was only
+    "should be less than or equal to 1"."""
+    path = tmp_path / "camps.csv"
+    rows = campaigns_rows(6)
+    rows[1] |= {"start_date": "2026-02-30"}
+    rows[2] |= {"end_date": "2026-13-01"}
+    rows[3] |= {"commission_rate": "15"}
+    rows[4] |= {"commission_rate": "150"}  # no percentage either
+    rows[5] |= {"start_date": "01/02/2026"}
+    write_csv(path, rows)
+
+    result = read_table(path, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c1"]
+    assert [(r.row, r.column, r.reason) for r in result.rejects] == [
+        (2, "start_date", "got '2026-02-30'; no such day (February has 28 days in 2026)"),
+        (3, "end_date", "got '2026-13-01'; no such month (months are 01 to 12)"),
+        (
+            4,
+            "commission_rate",
+            "got '15'; input should be less than or equal to 1 (written as a percentage? write 0.15 for 15%)",
+        ),
+        (5, "commission_rate", "got '150'; input should be less than or equal to 1"),
+        (6, "start_date", "got '01/02/2026'; input should be a date as YYYY-MM-DD"),
+    ]
+
+
 # --- 2. a malformed CSV line -------------------------------------------------------------------------------------
 
 

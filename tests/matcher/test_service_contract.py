@@ -209,7 +209,9 @@ def test_similar_refusals_name_the_field_and_the_value_as_match_does(loading_ser
     campaign, _ = documented_example()
     status, _, reply = exchange(f"{url}/v1/match", {**campaign, "commission_rate": 1.7})
     assert status == 422
-    assert reply["detail"][0]["reason"] == "got 1.7; input should be less than or equal to 1"
+    assert reply["detail"][0]["reason"] == (
+        "got 1.7; input should be less than or equal to 1 (written as a percentage? write 0.017 for 1.7%)"
+    )
     cases = [
         ({"creator_ids": ["x"], "k": 0}, "k", "got 0; input should be greater than or equal to 1"),
         ({"creator_ids": ["x"], "k": MAX_LOOKALIKES + 1}, "k", "got 1001; input should be less than or equal to 1000"),
