@@ -13,6 +13,7 @@ import os
 import pickle
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from features.column_names import likely_meant
+from features.column_names import likely_meant, normalized
 from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
@@ -353,6 +354,36 @@ def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec)
             f"{path}: no {', '.join(missing)} column{plural}, required in the {spec.name} table; nothing was read"
             + _header_hint(present, missing)
         )
+
+
+def _check_repeated_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:
+    """Refuses a file whose header names a column the table reads (or one written another way, `Price`) more than
+    once: which of them holds the values would be a guess. pandas read a second `price` as `price.1` and ignored
+    it, and a blank first `budget` rejected every row. A team's own column named twice harms nothing: kept, as
+    pandas names it (`notes`, `notes.1`).
+
+    Raises:
+        InputError: naming the file, the table, and each such column with how many there are.
+    """
+    read = spec.row_model.model_fields
+    counts = Counter(str(column) for column in columns)
+    repeated = [f"{count} {name!r} columns" for name, count in counts.items() if count > 1 and normalized(name) in read]
+    if repeated:
+        listed = f"{', '.join(repeated[:-1])} and {repeated[-1]}" if len(repeated) > 1 else repeated[0]
+        raise InputError(
+            f"{path}: {listed}, where the {spec.name} table reads one: which holds its values is unclear; "
+            "nothing was read"
+        )
+
+
+def _csv_header(path: Path) -> list[str]:
+    """A CSV file's header as it is written ([] when it cannot be read): pandas names a second `price` `price.1`,
+    as a team may name a column of its own."""
+    try:
+        with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, csv.Error):
+        return []  # the whole read says what is wrong
 
 
 def _header_hint(present: list[str], missing: list[str]) -> str:
@@ -783,6 +814,8 @@ def read_table(path: str | Path, table: str) -> Table:
     path = Path(path)
     spec = TABLES[table]
     if READERS.get(path.suffix.lower()) != "parquet" or not path.is_file():
+        if READERS.get(path.suffix.lower()) == "csv":
+            _check_repeated_columns(path, _csv_header(path), spec)
         frame, wide = _read_file(path)
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
@@ -799,7 +832,11 @@ def read_table(path: str | Path, table: str) -> Table:
         rejects.sort(key=lambda r: (r.row, r.column))
         return Table(table, validated.frame, rejects, _VALIDATED)
     try:
+        # Before the read, which fails on a repeated column as "Multiple matches for FieldRef.Name(price)".
+        _check_repeated_columns(path, pq.read_schema(path).names, spec)
         arrow = pq.read_table(path, use_pandas_metadata=True)  # what pandas.read_parquet reads
+    except InputError:
+        raise
     except Exception as exc:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc

@@ -157,6 +157,56 @@ def test_a_header_only_csv_without_a_required_column_is_refused_too(tmp_path):
         read_table(path, "campaigns")
 
 
+def test_match_with_a_column_named_twice_is_refused_in_one_line_before_any_model(tmp_path, tracking_uri):
+    """A second `price` was read as `price.1` and ignored, exit 0: which of the two the seller meant is a guess."""
+    campaigns, creators, out = tmp_path / "camps.csv", tmp_path / "creators.csv", tmp_path / "out" / "m.csv"
+    write_csv(campaigns, campaigns_rows(2), header=[*CAMPAIGN, "price"])
+    write_csv(creators, creators_rows(3))
+
+    code, lines = match(tmp_path, campaigns, creators, out)
+
+    assert code == 2
+    assert lines == [
+        f"creator-match: {campaigns}: 2 'price' columns, where the campaigns table reads one: which holds its "
+        "values is unclear; nothing was read"
+    ]
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_naming_a_column_the_table_reads_twice_is_refused_naming_each(tmp_path, fmt):
+    """A second `in_stock` saying False was ignored; a blank first `budget` before the filled one rejected every
+    row as missing its budget. Either order, every format: the file is refused, naming the columns."""
+    header = [*(name for name in CAMPAIGN if name != "budget"), "budget", "in_stock", "budget", "in_stock"]
+    values = [*(CAMPAIGN[name] for name in header[:-4]), "", "true", "500", "false"]
+    path = tmp_path / f"camps.{fmt}"
+    if fmt == "csv":
+        path.write_text(",".join(header) + "\n" + ",".join(values) + "\n", encoding="utf-8")
+    else:
+        pq.write_table(pa.table([pa.array([value]) for value in values], names=header), path)
+
+    with pytest.raises(InputError) as refused:
+        read_table(path, "campaigns")
+
+    assert str(refused.value) == (
+        f"{path}: 2 'budget' columns and 2 'in_stock' columns, where the campaigns table reads one: which holds its "
+        "values is unclear; nothing was read"
+    )
+
+
+def test_a_teams_own_column_named_twice_or_named_like_a_renamed_one_is_read_as_before(tmp_path):
+    """Only the columns the table reads make a repeat ambiguous: a team's `notes` twice harms nothing, and its
+    own `price.1` is no second `price` (pandas' name for one, which the header itself tells apart)."""
+    path = tmp_path / "camps.csv"
+    header = [*CAMPAIGN, "price.1", "notes", "notes"]
+    path.write_text(",".join(header) + "\n" + ",".join([*CAMPAIGN.values(), "99", "a", "b"]) + "\n", encoding="utf-8")
+
+    result = read_table(path, "campaigns")
+
+    assert result.rejects == []
+    assert result.frame.loc[0, ["price", "price.1", "notes", "notes.1"]].tolist() == [24.5, "99", "a", "b"]
+
+
 def test_absent_optional_columns_are_accepted_and_empty_required_cells_still_reject_their_row(tmp_path):
     """`product_type` and `in_stock` have defaults, so a file without them is fine; an empty `budget` cell in a
     file that has the column is that row's reject, as before."""
