@@ -186,7 +186,8 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     """Reads a file into a DataFrame by its extension, without validating it.
 
     A CSV line with more fields than the header, or a JSON Lines line that is not a JSON object, reads as a row of
-    missing values, in its place (`read_table` rejects it, saying so).
+    missing values, in its place (`read_table` rejects it, saying so). A key a JSON Lines line repeats keeps its
+    last value here; `read_table` rejects the line when its table reads that key.
 
     Raises:
         InputError: the file is missing, has an unknown extension or cannot be parsed.
@@ -194,9 +195,20 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     return _read_file(path)[0]
 
 
-def _read_file(path: str | Path) -> tuple[pd.DataFrame, dict[int, list[str] | str]]:
+@dataclass(frozen=True, slots=True)
+class _BadLine:
+    """Why a JSON Lines line is read as a row of missing values (but its id): the column at fault (`?` for the
+    whole line), the reason, and the row's id as far as it can be read."""
+
+    column: str
+    reason: str
+    id: str = ""
+
+
+def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, list[str] | _BadLine]]:
     """`read_frame`, and each unreadable line by its row position in the frame: a CSV line too wide for the header
-    (its fields), or a JSON Lines line that is not a JSON object (why not)."""
+    (its fields), or a JSON Lines line that is not a JSON object, or (given the table read, `spec`) that repeats a
+    key the table reads (why not)."""
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
@@ -207,7 +219,7 @@ def _read_file(path: str | Path) -> tuple[pd.DataFrame, dict[int, list[str] | st
         if kind == "parquet":
             return pd.read_parquet(path), {}
         if kind == "jsonl":
-            return _read_jsonl(path)
+            return _read_jsonl(path, spec)
         return _read_csv(path)
     except InputError:
         raise
@@ -320,14 +332,14 @@ def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path:
     return Table(validated.name, validated.frame, rejects, _VALIDATED)
 
 
-def _wide_line_rejects(wide: dict[int, list[str] | str], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
+def _wide_line_rejects(wide: dict[int, list[str] | _BadLine], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
     """A reject per unreadable line, by row position: a CSV line too wide for the header (its fields), naming its
-    id as far as it can be read, or a JSON Lines line that is not a JSON object (why not)."""
+    id as far as it can be read, or a JSON Lines line that is not a JSON object or repeats a key (why not)."""
     at = {name: columns.index(name) for name in spec.id_columns if name in columns}
     rejects = {}
     for position, cells in wide.items():
-        if isinstance(cells, str):
-            rejects[position] = Reject(spec.name, position + 1, "", "?", cells)
+        if isinstance(cells, _BadLine):
+            rejects[position] = Reject(spec.name, position + 1, cells.id, cells.column, cells.reason)
             continue
         ids = [cells[at[name]].strip() for name in spec.id_columns if name in at]
         rejects[position] = Reject(
@@ -416,27 +428,66 @@ def _warn_unknown_columns(path: Path, columns: Iterable[object], table: str) -> 
         warnings.warn(note, UserWarning, stacklevel=3)
 
 
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
+def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, _BadLine]]:
     """A JSON Lines file's frame, and why each line that is not a JSON object is not, by row position: such a line
-    is a row of missing values in its place, rejected (it refused the whole file, naming a line of the record)."""
+    is a row of missing values in its place, rejected (it refused the whole file, naming a line of the record).
+
+    So is a line repeating a key that `spec`'s table reads, in the object or in a map it holds (`{"price": 1,
+    "price": 2}`): which value was meant is a guess, where json keeps the last. Its id is kept, when not the key
+    repeated, so that a later row of that id is not matched in its place. A key the table does not read may
+    repeat, as a team's own column in a CSV may; without `spec`, every repeat is read as json reads it.
+    """
     # The standard json module, not pandas' reader: that one parses floats imprecisely (9.87654321e-05 came
     # back as 9.876543210000001e-05, 5e-324 as 0.0), silently changing prices and rates.
+    repeats: list[tuple[dict, Counter]] = []
+
+    def noting_repeats(pairs: list[tuple[str, object]]) -> dict:
+        record = dict(pairs)
+        if len(record) < len(pairs):
+            repeats.append((record, Counter(key for key, _ in pairs)))
+        return record
+
+    decoder = json.JSONDecoder(object_pairs_hook=noting_repeats)  # one decoder: json.loads made one per line
     records: list[dict] = []
-    bad: dict[int, str] = {}
+    bad: dict[int, _BadLine] = {}
     with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            repeats.clear()
             try:
-                record = json.loads(line)
+                record = decoder.decode(line)
                 problem = None if isinstance(record, dict) else "is not a JSON object"
             except ValueError as exc:
                 problem = f"is not JSON ({str(exc).split(':', 1)[0]})"
             if problem is not None:
-                bad[len(records)] = f"line {number} {problem}"
+                bad[len(records)] = _BadLine("?", f"line {number} {problem}")
                 record = {}
+            elif repeats and spec is not None and (repeated := _repeated_key(record, repeats, spec)):
+                record = {name: record[name] for name in spec.id_columns if name in record and name != repeated[0]}
+                bad[len(records)] = _BadLine(*repeated, _row_id(record, spec))
             records.append(record)
     return pd.DataFrame.from_records(records), bad
+
+
+def _repeated_key(record: dict, repeats: list[tuple[dict, Counter]], spec: TableSpec) -> tuple[str, str] | None:
+    """The column a line's repeated key makes ambiguous, and the reason: a key the table reads (or one written
+    another way) repeated in the line's object, else one repeated in a map such a key holds; None for none."""
+    read = spec.row_model.model_fields
+    holders = {id(value): key for key, value in record.items() if isinstance(value, dict)}
+    found = []
+    for within, counts in repeats:
+        column = None if within is record else holders.get(id(within))
+        if within is not record and column is None:
+            continue  # deeper than a map a column holds: no column reads it
+        for key, count in counts.items():
+            name = key if column is None else column
+            if count < 2 or normalized(name) not in read:
+                continue
+            times = "twice" if count == 2 else f"{count} times"
+            where = "this line" if column is None else f"this line's {column}"
+            found.append((column is not None, name, f"key {key!r} appears {times} in {where}; expected each key once"))
+    return sorted(found, key=lambda repeat: repeat[0])[0][1:] if found else None
 
 
 def _as_list(value: object) -> object:
@@ -816,7 +867,7 @@ def read_table(path: str | Path, table: str) -> Table:
     if READERS.get(path.suffix.lower()) != "parquet" or not path.is_file():
         if READERS.get(path.suffix.lower()) == "csv":
             _check_repeated_columns(path, _csv_header(path), spec)
-        frame, wide = _read_file(path)
+        frame, wide = _read_file(path, spec)
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
             _warn_unknown_columns(path, frame.columns, table)

@@ -322,6 +322,52 @@ def test_a_json_lines_line_that_is_not_an_object_is_one_reject_and_the_rest_are_
     ]
 
 
+def test_a_json_lines_line_repeating_a_key_the_table_reads_is_one_reject_and_the_rest_are_read(tmp_path):
+    """A line with "price" twice was read with the last value, without a word. It is rejected, naming the key;
+    its id is still taken, so a later line of that id is not matched in its place; a team's own key repeated,
+    as a CSV's own column may be, harms nothing; prices keep every digit as before."""
+    rows = campaigns_rows(5)
+    lines = [json.dumps(row | {"price": 9.87654321e-05}) for row in rows]
+    lines[0] = lines[0][:-1] + ', "price": 99}'
+    lines[1] = lines[1][:-1] + ', "note": "a", "note": "b"}'
+    lines[2] = lines[2].replace('"marketplaces": "US|CA"', '"marketplaces": ["US"], "marketplaces": ["CA"]')
+    lines[3] = json.dumps(rows[0] | {"brand": "Another"})  # c1 again
+    lines[4] = lines[4][:-1] + ', "brief": "y", "brief": "z"}'
+    path = tmp_path / "camps.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = read_table(path, "campaigns")
+
+    assert result.frame["campaign_id"].tolist() == ["c2"]
+    assert result.frame["price"].tolist() == [9.87654321e-05]
+    assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
+        (1, "c1", "price", "key 'price' appears twice in this line; expected each key once"),
+        (3, "c3", "marketplaces", "key 'marketplaces' appears twice in this line; expected each key once"),
+        (4, "c1", "campaign_id", "duplicate id; first seen at row 1, which was rejected"),
+        (5, "c5", "brief", "key 'brief' appears 3 times in this line; expected each key once"),
+    ]
+
+
+def test_a_key_repeated_in_a_json_lines_map_rejects_its_row_naming_the_column(tmp_path):
+    rows = creators_rows(2)
+    lines = [json.dumps(row | {"audience_marketplaces": {"US": 0.5, "CA": 0.1}}) for row in rows]
+    lines[1] = lines[1].replace('"CA": 0.1', '"US": 0.1')
+    path = tmp_path / "creators.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = read_table(path, "creators")
+
+    assert result.frame["creator_id"].tolist() == ["u1"]
+    assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
+        (
+            2,
+            "u2",
+            "audience_marketplaces",
+            "key 'US' appears twice in this line's audience_marketplaces; expected each key once",
+        ),
+    ]
+
+
 def test_a_spreadsheets_empty_rows_are_skipped_in_one_warning_and_rows_keep_their_numbers(tmp_path):
     """Rows whose every cell is blank (`,,,,`, left below the data by a spreadsheet) gave a reject per required
     column each and exit status 2 for a clean file."""
