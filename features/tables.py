@@ -464,7 +464,10 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
                 bad[len(records)] = _BadLine("?", f"line {number} {problem}")
                 record = {}
             elif repeats and spec is not None and (repeated := _repeated_key(record, repeats, spec)):
-                record = {name: record[name] for name in spec.id_columns if name in record and name != repeated[0]}
+                # Its keys kept, as columns, but no value other than its id: a file of that line alone still
+                # has every column it names (so is not refused as lacking one), and the row is rejected.
+                kept = set(spec.id_columns) - {repeated[0]}
+                record = {name: value if name in kept else None for name, value in record.items()}
                 bad[len(records)] = _BadLine(*repeated, _row_id(record, spec))
             records.append(record)
     return pd.DataFrame.from_records(records), bad

@@ -366,6 +366,9 @@ def test_a_key_repeated_in_a_json_lines_map_rejects_its_row_naming_the_column(tm
             "key 'US' appears twice in this line's audience_marketplaces; expected each key once",
         ),
     ]
+    path.write_text(lines[1] + "\n", encoding="utf-8")  # that line alone: a reject, not a file lacking columns
+    alone = read_table(path, "creators")
+    assert len(alone.frame) == 0 and [r.column for r in alone.rejects] == ["audience_marketplaces"]
 
 
 def test_a_spreadsheets_empty_rows_are_skipped_in_one_warning_and_rows_keep_their_numbers(tmp_path):
