@@ -29,21 +29,23 @@ def normalized(name: str) -> str:
     return _SEPARATORS.sub("_", _CAMEL_HUMP.sub("_", name.strip())).lower().strip("_")
 
 
-def likely_meant(columns: Iterable[object], known: Iterable[str]) -> dict[str, str]:
-    """The known name each unknown column probably stands for, by column, for known names the columns lack.
+def likely_meant(columns: Iterable[object], known: Iterable[str], missing_only: bool = True) -> dict[str, str]:
+    """The known name each unknown column probably stands for, by column.
 
     Args:
         columns: the names a file or request used.
         known: the names the table reads.
+        missing_only: only known names the columns lack (what a missing required column was probably called);
+            else any (a misspelt copy beside the right one still lost its values).
 
     Returns:
         `{column: known name}`, in the columns' order, for each column not among `known` that is one of the
-        missing known names written another way (case, spaces, hyphens, camel case) or misspelt (at least
-        MIN_LIKENESS alike once normalized). A known name is claimed by one column at most, the likeliest.
+        known names written another way (case, spaces, hyphens, camel case) or misspelt (at least MIN_LIKENESS
+        alike once normalized). A known name is claimed by one column at most, the likeliest.
     """
     present = [str(column) for column in columns]
     known = list(known)
-    missing = [name for name in known if name not in present]
+    missing = [name for name in known if name not in present] if missing_only else known
     candidates: list[tuple[float, int, str, str]] = []
     for position, column in enumerate(present):
         if column in known:

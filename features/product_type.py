@@ -382,10 +382,12 @@ def _describe(
         total = sum(counts)
         if total == 1:
             return tuple(
-                f"the only past campaign in this category the ranker learned from was declared {side}" for side in KINDS
+                f"the only past campaign in this category the ranker learned from that declared a type declared {side}"
+                for side in KINDS
             )
         return tuple(
-            f"{n} of the {total} past campaigns in this category the ranker learned from were declared {side}"
+            f"{n} of the {total} past campaigns in this category the ranker learned from that declared a type "
+            f"declared {side}"
             for n, side in zip(counts, KINDS, strict=True)
         )
 

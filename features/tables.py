@@ -410,16 +410,16 @@ def _header_hint(present: list[str], missing: list[str]) -> str:
 
 
 def unknown_column_notes(columns: Iterable[object], table: str, where: str, kind: str = "column") -> list[str]:
-    """One line per column the table does not read that probably stands for an optional one it does: such a
-    column is ignored like any other the contract does not name, so its field takes its default (a `product_typ`
-    column leaves every campaign's product type `auto`). A missing required column is refused instead."""
+    """One line per column the table does not read that probably stands for an optional one it does, whether or
+    not the file also has that one: such a column is ignored like any other the contract does not name, so its
+    values are lost (a `product_typ` column leaves every campaign's product type at its default, or at what a
+    `product_type` beside it says). A missing required column is refused instead."""
     named = TABLES[table].row_model.model_fields
-    present = [str(column) for column in columns]
-    unknown = [column for column in present if column not in named]
-    absent = [name for name, info in named.items() if not info.is_required() and name not in present]
+    unknown = [str(column) for column in columns if str(column) not in named]
+    optional = [name for name, info in named.items() if not info.is_required()]
     return [
         f"{where}: {kind} {column!r} is not in the {table} table and was ignored; did you mean {name}?"
-        for column, name in likely_meant(unknown, absent).items()
+        for column, name in likely_meant(unknown, optional, missing_only=False).items()
     ]
 
 

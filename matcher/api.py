@@ -360,7 +360,9 @@ class Matcher:
         table = _campaign_table(campaigns)
         if table.frame.empty:  # nothing to embed, score or assign
             return no_campaigns_matched(table.rejects, with_candidates)
-        _warn_unreached_marketplaces(table.frame, self.scorer.retrieval.audience[0])
+        notes = _unreached_marketplaces(table.frame, self.scorer.retrieval.audience[0])
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         show = progress if progress is not None else len(chunks) > 1
@@ -368,7 +370,7 @@ class Matcher:
         chosen, size_reason = assign(parts, self.settings.slate, self.scorer.creator_vectors)
         matches = matches_table(chosen, active, self.ranker.version)
         scored = candidates_table(parts, matches, self.ranker.version) if with_candidates else None
-        return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored)
+        return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored, notes)
 
 
 def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool = False) -> MatchResult:
@@ -414,29 +416,29 @@ def _check_coverage(creators: pd.DataFrame, index: CandidateIndex) -> int:
     return missing
 
 
-def _warn_unreached_marketplaces(campaigns: pd.DataFrame, stated: Mapping[str, int]) -> None:
-    """Warns, once per code, about a campaign marketplace where no creator states any audience: every creator's
+def _unreached_marketplaces(campaigns: pd.DataFrame, stated: Mapping[str, int]) -> list[str]:
+    """A line per campaign marketplace where no creator states any audience, naming its campaigns: every creator's
     audience fit there is unknown, so the slates lean on reach alone, and the code is often a typo for a
     marketplace (`GB`, the country's ISO code, for Amazon's `UK`) rather than a market nobody reaches."""
     if not stated:  # no creator states an audience anywhere: nothing to compare a code with
-        return
+        return []
     by_code: dict[str, list[str]] = {}
     for campaign_id, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True):
         for code in codes:
             if code not in stated:
                 by_code.setdefault(code, []).append(str(campaign_id))
+    notes = []
     for code, ids in by_code.items():
         hint = ""
         if code not in KNOWN_MARKETPLACES:
             meant = f"; did you mean {AMAZON_CODES[code]}?" if code in AMAZON_CODES else ""
             hint = f" ({code} is not one of Amazon's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant})"
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-        warnings.warn(
+        notes.append(
             f"marketplace {code} of campaign{'s' if len(ids) > 1 else ''} {shown}: no creator states an audience "
-            f"there, so audience fit is unknown for every creator{hint}",
-            UserWarning,
-            stacklevel=3,
+            f"there, so audience fit is unknown for every creator{hint}"
         )
+    return notes
 
 
 def _warn_left_out(rejects: list[Reject], attribute: str) -> None:

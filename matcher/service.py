@@ -163,7 +163,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             model_version=version,
             matches=[SlateEntry.model_construct(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],
             summaries=result.summaries,
-            notes=unknown_column_notes(frame.columns, "campaigns", "request", "field"),
+            notes=[*unknown_column_notes(frame.columns, "campaigns", "request", "field"), *result.notes],
         )
         return Response(reply.model_dump_json(), media_type=_JSON)
 

@@ -41,8 +41,9 @@ class SimilarRequest(BaseModel):
 
     creator_ids: Annotated[list[str], Field(min_length=1)]
     k: Annotated[int, Field(ge=1, le=MAX_LOOKALIKES, strict=True)] = 20
-    marketplaces: list[_MarketplaceCode] | None = None
-    creator_types: list[_CreatorTypeName] | None = None
+    # An empty list would filter to no marketplace or type at all: null or absent means no filter.
+    marketplaces: Annotated[list[_MarketplaceCode], Field(min_length=1)] | None = None
+    creator_types: Annotated[list[_CreatorTypeName], Field(min_length=1)] | None = None
 
 
 class LookalikeEntry(BaseModel):
@@ -64,8 +65,9 @@ class MatchResponse(BaseModel):
     summaries: list[CampaignSummary]
     notes: list[str] = Field(
         default_factory=list,
-        description="fields the campaigns table does not read that look like one it does, misspelt; each was "
-        "ignored, so that field took its default",
+        description="what the client should check in its request, one line each: a field the campaigns table "
+        "does not read that looks like one it does, misspelt (ignored, so that field took its default), or a "
+        "marketplace no creator states an audience in",
     )
 
 

@@ -48,6 +48,15 @@ def test_a_misspelt_optional_column_is_warned_about_by_file_and_its_field_keeps_
     assert table.frame["team_reference"].tolist() == ["Q3-17"], "a team's own column is kept, without a word"
 
 
+def test_a_misspelt_copy_beside_the_right_column_is_warned_about_too(tmp_path):
+    """A trial's campaign said `product_type: auto` and `product_typ: standard`: the seller's standard was lost."""
+    path = tmp_path / "campaigns.csv"
+    write_csv(path, [dict(CAMPAIGN, product_type="auto", product_typ="standard")])
+    with pytest.warns(UserWarning, match=r"column 'product_typ' is not in the campaigns table .* product_type\?$"):
+        table = read_table(path, "campaigns")
+    assert table.frame["product_type"].tolist() == ["auto"]
+
+
 def test_a_file_with_only_contract_columns_reads_without_a_warning(tmp_path):
     path = tmp_path / "campaigns.csv"
     write_csv(path, [dict(CAMPAIGN, product_type="standard")])

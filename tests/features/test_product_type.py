@@ -201,5 +201,5 @@ def test_a_category_declaration_is_quoted_with_its_count_not_as_most():
     )
     assert _describe(evidence, 0.7, (1, 0), (1, 3)) == (
         "non-standard (probability of non-standard 0.70): the only past campaign in this category the ranker "
-        "learned from was declared non-standard"
+        "learned from that declared a type declared non-standard"
     )

@@ -161,6 +161,17 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
     status, reply = call(f"{url}/v1/match", dict(record, product_type="non_standard", tool_reference="Q3-17"))
     assert status == 200 and reply["notes"] == [], reply
     assert reply["summaries"][0]["product_type_reason"] == "declared by the seller"
+    # Beside the right field, and a marketplace nobody states an audience in: the command line warns of both.
+    status, reply = call(
+        f"{url}/v1/match", dict(record, product_type="auto", product_typ="standard", marketplaces=["GB"])
+    )
+    assert status == 200, reply
+    assert reply["notes"] == [
+        "request: field 'product_typ' is not in the campaigns table and was ignored; did you mean product_type?",
+        f"marketplace GB of campaign {record['campaign_id']}: no creator states an audience there, so audience fit "
+        "is unknown for every creator (GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; "
+        "did you mean UK?)",
+    ]
 
 
 def test_lookalikes_and_their_bad_requests(service, world_dir):

@@ -204,6 +204,9 @@ def test_only_a_json_content_type_is_read(loading_service):
         assert headers["accept"] == JSON
 
 
+EMPTY_LIST = "got []; list should have at least 1 item after validation, not 0"
+
+
 def test_similar_refusals_name_the_field_and_the_value_as_match_does(loading_service):
     url, _ = loading_service
     campaign, _ = documented_example()
@@ -223,6 +226,9 @@ def test_similar_refusals_name_the_field_and_the_value_as_match_does(loading_ser
         ({"creator_ids": ["x", 5]}, "creator_ids", "[1]: got 5; input should be a valid string"),
         ({"creator_ids": "x"}, "creator_ids", "got 'x'; input should be a valid list"),
         ({"k": 5}, "creator_ids", "required value is missing"),
+        # An empty filter filtered to nothing (no type) or to creators stating no audience: absent is no filter.
+        ({"creator_ids": ["x"], "marketplaces": []}, "marketplaces", EMPTY_LIST),
+        ({"creator_ids": ["x"], "creator_types": []}, "creator_types", EMPTY_LIST),
         (None, "(body)", "got None; expected an object with creator_ids"),
     ]
     for body, column, reason in cases:
