@@ -98,6 +98,29 @@ def similar(
         raise typer.Exit(2)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuses, in one line, an address the server could not listen on (another process holds the port, or the host
+    is not this machine's), as uvicorn would find out only once everything had loaded.
+
+    Raises:
+        UserError: naming the address and the system's reason.
+    """
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(
+                socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+            )  # as uvicorn binds: a closed port's wait is no use
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserError(
+            f"cannot listen on {host}:{port}: {reason}; stop what holds it, or choose another --port"
+        ) from None
+
+
 @with_settings()
 def serve(
     creators: Annotated[Path, typer.Option(help="creators table")],
@@ -136,6 +159,7 @@ def serve(
     """
     import uvicorn
 
+    _check_port(host, port)  # before anything loads: a busy port ended the command after "serving on", exit 3
     from features.tables import read_table, require_valid_rows
     from features.threads import hold_blas_threads
     from matcher.artifacts import check_model_stores

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 
 import pandas as pd
 import pyarrow as pa
@@ -441,3 +442,17 @@ def test_index_and_similar_write_their_rejects_beside_the_output(flow, tmp_path)
     again = run("index", "--creators", str(tmp_path / "creators.parquet"), "--out", str(tmp_path / "idx"))
     assert again.returncode == 0, again.stderr
     assert not (tmp_path / "idx.rejects.csv").exists(), "a clean rerun leaves no old rejects beside the index"
+
+
+def test_serve_on_a_port_another_process_holds_is_one_line_exit_2_before_anything_loads(tmp_path):
+    """A trial's `serve` on a busy port printed "serving on ..." and exited 3 once everything had loaded."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        # No creators file there: the address is checked before anything is read.
+        done = run("serve", "--creators", str(tmp_path / "creators.parquet"), "--port", str(port))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"creator-match: cannot listen on 127.0.0.1:{port}: Address already in use; stop what holds it, or choose "
+        "another --port"
+    ], done.stderr
