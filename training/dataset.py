@@ -36,12 +36,19 @@ from training.selection import DEFAULT_SELECTION_POWER, participation_weights
 # The dashboard's settlement rule: an order counts for the last click within 24 hours before it.
 DEFAULT_WINDOW = dt.timedelta(hours=24)
 
+
+def window_hours(window: dt.timedelta) -> str:
+    """An attribution window as a run's tag and parameter both show it: `24`, `336`, `1.5`."""
+    return f"{window.total_seconds() / 3600:g}"
+
+
 __all__ = [
     "TrainingData",
     "TrainingTables",
     "build_training_data",
     "read_training_tables",
     "settled_training_rows",
+    "window_hours",
 ]
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.pairwise import FEATURES
+from training.dataset import DEFAULT_WINDOW, window_hours
 from training.evaluate import evaluate_ranking, ndcg_by_campaign
 from training.ranker import CreatorRanker
 from training.registry import champion_version, load_ranker
@@ -21,6 +22,7 @@ __all__ = [
     "champion_on_unseen",
     "check_promotion",
     "compare_with_champion",
+    "credit_rule",
     "unseen_by",
 ]
 
@@ -46,6 +48,14 @@ def _run_of(model_name: str, version: str):
 
     client = MlflowClient()
     return client.get_run(client.get_model_version(model_name, version).run_id)
+
+
+def credit_rule(run) -> str:
+    """How a run's sales labels credit orders to creators: its attribution and window (a run that logged neither
+    was trained on the default, last click within 24 hours)."""
+    tags = run.data.tags
+    hours = tags.get("attribution_window_hours", window_hours(DEFAULT_WINDOW))
+    return f"{tags.get('attribution', 'last_click')} within {hours} h"
 
 
 def unseen_by(model_name: str, version: str, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +125,15 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
     if champion == str(version):
         return PromotionCheck(True, f"version {version} is already champion")
     run = _run_of(model_name, str(version))
+    # The held-out sales are the version's own labels: a champion trained to another credit rule would be judged
+    # by the challenger's, and a version could pass by crediting sales otherwise.
+    ours_rule, theirs_rule = credit_rule(run), credit_rule(_run_of(model_name, champion))
+    if ours_rule != theirs_rule:
+        return PromotionCheck(
+            False,
+            f"version {version} credits sales by {ours_rule} and champion version {champion} by {theirs_rule}: "
+            "its held-out sales are not the champion's; no fair comparison",
+        )
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(

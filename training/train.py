@@ -15,7 +15,13 @@ import pandas as pd
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
 from features.tables import InputError, Reject
-from training.dataset import DEFAULT_WINDOW, build_training_data, read_training_tables, settled_training_rows
+from training.dataset import (
+    DEFAULT_WINDOW,
+    build_training_data,
+    read_training_tables,
+    settled_training_rows,
+    window_hours,
+)
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
 from training.promotion import (
     HELD_OUT_SCORE,
@@ -79,11 +85,6 @@ class TrainResult:
         return f"models:/{self.model_name}/{self.version}"
 
 
-def _hours(window: dt.timedelta) -> str:
-    """A window as the run's tag and parameter both show it: `24`, `336`, `1.5`."""
-    return f"{window.total_seconds() / 3600:g}"
-
-
 def _check_attribution(tables, data_dir: str | Path, attribution: str, window: dt.timedelta) -> None:
     """Refuses an attribution the tables cannot give: orders are only re-credited from the event-level touches and
     purchases, and without them the run trained on the performance table's 24-hour last-click orders while its
@@ -101,8 +102,9 @@ def _check_attribution(tables, data_dir: str | Path, attribution: str, window: d
         )
     if (attribution, window) != ("last_click", DEFAULT_WINDOW) and not (has_touches and has_purchases):
         raise InputError(
-            f"Got attribution={attribution!r} with a {_hours(window)} h window; expected the touches and purchases "
-            f"tables in {data_dir} to re-credit orders from (the performance table holds 24-hour last-click orders)"
+            f"Got attribution={attribution!r} with a {window_hours(window)} h window; expected the touches and "
+            f"purchases tables in {data_dir} to re-credit orders from (the performance table holds 24-hour "
+            "last-click orders)"
         )
 
 
@@ -193,7 +195,7 @@ def train(
         "data_fingerprint": data.fingerprint,
         "training_window": " to ".join(data.window),
         "attribution": attribution,
-        "attribution_window_hours": _hours(window),
+        "attribution_window_hours": window_hours(window),
         "features": ",".join(FEATURES),
     }
 
@@ -211,7 +213,7 @@ def train(
                 "data_dir": str(Path(data_dir).resolve()),
                 "n_features": len(FEATURES),
                 "attribution": attribution,
-                "attribution_window_hours": _hours(window),
+                "attribution_window_hours": window_hours(window),
                 "holdout": holdout,
                 "selection_power": selection_power,
                 "event_level_labels": tables.touches is not None and tables.purchases is not None,

@@ -44,6 +44,9 @@ def registry(tmp_path_factory, world_dir, embedder, tracking_uri):
         "full_fitted": train(world_dir, model_name="gate", embedder=embedder, ranker=fitted()),
         "early_fitted": train(world_dir, model_name="gate", embedder=embedder, as_of=EARLY, ranker=fitted()),
         "full_blind": train(world_dir, model_name="gate", embedder=embedder, ranker=blind()),
+        "full_fitted_position": train(
+            world_dir, model_name="gate", embedder=embedder, ranker=fitted(), attribution="position_based"
+        ),
     }
     yield uri, versions
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -103,3 +106,19 @@ def test_versions_trained_on_the_same_campaigns_cannot_be_judged_fairly(registry
     verdict = check_promotion("gate", versions["early_blind"].version)
     assert not verdict.allowed and "no fair comparison" in verdict.reason
     assert verdict.campaigns == 0 and verdict.candidate_ndcg is None
+
+
+def test_a_version_that_credits_sales_otherwise_is_not_judged_on_its_own_labels(registry):
+    """A trial's version trained with position-based credit passed the gate on its held-out sales, which are
+    position-based too, against a champion trained on last click: the gate refuses such a pair for that reason."""
+    _, versions = registry
+    promote("gate", versions["early_blind"].version)
+    verdict = check_promotion("gate", versions["full_fitted_position"].version)
+    champion = versions["early_blind"].version
+    assert not verdict.allowed and verdict.candidate_ndcg is None
+    assert verdict.reason == (
+        f"version {versions['full_fitted_position'].version} credits sales by position_based within 24 h and "
+        f"champion version {champion} by last_click within 24 h: its held-out sales are not the champion's; no fair "
+        "comparison"
+    )
+    assert check_promotion("gate", versions["full_fitted"].version).allowed  # the same ranker, crediting alike
