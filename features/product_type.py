@@ -39,6 +39,7 @@ __all__ = [
     "ProductTypeModel",
     "content_conversion_lift",
     "kind_vectors",
+    "price_reference",
     "price_table",
     "reference_prices",
     "resolve_product_types",
@@ -134,6 +135,16 @@ def reference_prices(
     known = np.sort(np.concatenate([np.zeros(0), *past.values()]))
     level = known if len(known) >= enough else np.sort(np.concatenate([np.zeros(0), *joined.values()]))
     return by_category, level
+
+
+def price_reference(past: dict[str, np.ndarray], enough: int) -> str:
+    """The products `reference_prices` reads the price level against, as a reason names them."""
+    known = sum(map(len, past.values()))
+    if known >= enough:
+        return "the products the ranker learned from"
+    return (
+        "the products of this run and of the past campaigns the ranker learned from" if known else "this run's products"
+    )
 
 
 class ProductTypeModel(BaseEstimator):
@@ -457,21 +468,13 @@ def resolve_product_types(
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
         descriptions = kind_vectors(embedder)
         prices, level = reference_prices(campaigns, here.prices_, here.min_category_prices)
-        known = sum(map(len, here.prices_.values()))
-        price_reference = (
-            "the products the ranker learned from"
-            if known >= here.min_category_prices
-            else "the products of this run and of the past campaigns the ranker learned from"
-            if known
-            else "this run's products"
-        )
+        reference = price_reference(here.prices_, here.min_category_prices)
         evidence = here.evidence(rows, vectors, descriptions, prices, level)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
         probability[auto] = p
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")
         kinds = [here.category_kinds_.get(str(category), (0, 0)) for category in rows["category"]]
         reason[auto] = [
-            _describe(evidence.iloc[i], float(p[i]), kinds[i], here.n_declared_, price_reference)
-            for i in range(len(auto))
+            _describe(evidence.iloc[i], float(p[i]), kinds[i], here.n_declared_, reference) for i in range(len(auto))
         ]
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)

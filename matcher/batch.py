@@ -298,7 +298,7 @@ def run_match(
         # The run record goes first and comes back last: from before the first file is replaced until the rejects
         # are settled there is none, so a run killed in between leaves files that `verify_run` says are not one
         # run's. It is one of `out`'s writes, under `out`'s lock, taken before the rejects file's as for the others.
-        written = [(path, what) for path, what in outputs[1:]] + [outputs[0]]  # in the order they are written
+        written = [*outputs[1:], outputs[0]]  # in the order they are written
         with rejects_turn(rejects, out):
             remove_run_record(out)
             if candidates_out is not None:

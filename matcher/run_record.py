@@ -114,19 +114,19 @@ def run_record_path(out: str | Path) -> Path:
     return out.with_name(f"{out.name}{RUN_RECORD_SUFFIX}")
 
 
-def _why_not_a_record(path: Path) -> str | None:
-    """Why the file at `path` is not a run record of the project; None when it is one."""
+def _record_content(path: Path) -> tuple[dict | None, str | None]:
+    """The run record at `path`, parsed, or None and why the file there is not a run record of the project."""
     if path.is_dir():
-        return "it is a directory"
+        return None, "it is a directory"
     try:
         if path.stat().st_size > _LARGEST_RECORD:
-            return "it is too large to be a run record of creator-match"
+            return None, "it is too large to be a run record of creator-match"
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         content = None
     if not isinstance(content, dict) or content.get("format") != RUN_RECORD_FORMAT:
-        return f'it is not a run record of creator-match (no "format": "{RUN_RECORD_FORMAT}")'
-    return None
+        return None, f'it is not a run record of creator-match (no "format": "{RUN_RECORD_FORMAT}")'
+    return content, None
 
 
 def check_run_record_path(out: str | Path) -> Path:
@@ -138,7 +138,7 @@ def check_run_record_path(out: str | Path) -> Path:
     target = run_record_path(out)
     if not target.exists() and not target.is_symlink():
         return target
-    if why := _why_not_a_record(target):
+    if why := _record_content(target)[1]:
         raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
     return target
 
@@ -257,9 +257,9 @@ def _read_record(out: Path) -> RunRecord:
     target = run_record_path(out)
     if not target.exists():
         raise RunMismatch(f"no run record beside {out}: a run is writing it, or one was killed before it finished")
-    if why := _why_not_a_record(target):
+    content, why = _record_content(target)
+    if why:
         raise RunMismatch(f"{target}: {why}")
-    content = json.loads(target.read_text(encoding="utf-8"))
     if content.get("version") != RUN_RECORD_VERSION:
         raise RunMismatch(
             f"{target}: run record version {content.get('version')!r}; this creator-match reads {RUN_RECORD_VERSION}"

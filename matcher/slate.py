@@ -252,6 +252,9 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     kind = "standard" if slates.standard[campaign] else "non-standard"
     uncertain = slates.uncertain[campaign]
     skipped = slates.skipped[campaign]
+    take_up = slates.policy.participation_rate
+    # The budget as set, without the tolerated overrun: what a spend is shown against.
+    budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
     if size >= limit and not np.isnan(uncertain):
         policy = slates.policy
         text = (
@@ -261,19 +264,16 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     elif size >= limit:
         text = f"{size}: the {kind} slate size"
     elif campaign in slates.budget_left and "capacity" in skipped:
-        # The share of the budget as set, without the tolerated overrun: a slate can be "left room" and still spend a
-        # little over it, which the figure shows instead of a claim that budget is unused.
-        budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
+        # A slate can be "left room" (within the overrun) and still spend a little over the budget as set, which
+        # the figure shows instead of a claim that budget is unused.
         text = (
             f"{size}: sized to the budget on its best candidates' expected commission; capacity "
             f"({_campaigns(slates.policy.capacity)} per creator) gave some of them to other campaigns, and those in "
             f"their place are expected to spend {slates.spend[campaign] / budget:.0%} of the budget at "
-            f"{slates.policy.participation_rate:.0%} take-up"
+            f"{take_up:.0%} take-up"
         )
     elif "budget" in slates.skipped[campaign]:
-        take_up = slates.policy.participation_rate
         text = f"{size}: budget reached (expected commission x {take_up:.0%} take-up)"
-        budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
         if slates.spend[campaign] > slates.budget[campaign]:
             text += (
                 f"; kept at the minimum of {slates.minimum[campaign]} creators, whose expected commission at "
