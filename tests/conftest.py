@@ -175,6 +175,30 @@ def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
     return made
 
 
+@pytest.fixture(scope="module")
+def creators(world_dir):
+    """The world's creators table, validated, read once per module (a module may change its copy)."""
+    from features.tables import read_table
+
+    return read_table(world_dir / "creators.parquet", "creators").frame
+
+
+@pytest.fixture(scope="module")
+def campaigns(world_dir):
+    """The world's new campaigns, validated, read once per module."""
+    from features.tables import read_table
+
+    return read_table(world_dir / "new_campaigns.parquet", "campaigns").frame
+
+
+@pytest.fixture(scope="module")
+def ranker(trained):
+    """The first trained ranker, loaded from the MLflow store."""
+    from training.registry import load_ranker
+
+    return load_ranker(trained.model_uri)
+
+
 def pytest_collection_modifyitems(config, items):
     """Files holding a `slow` test first, each file's tests kept together and in their own order.
 

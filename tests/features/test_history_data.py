@@ -32,16 +32,6 @@ def _sales(followers: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def creators(world_dir):
-    return read_table(world_dir / "creators.parquet", "creators")
-
-
-@pytest.fixture(scope="module")
-def ranker(trained):
-    return load_ranker(trained.model_uri)
-
-
-@pytest.fixture(scope="module")
 def default_matcher(creators, ranker, embedder):
     return Matcher(creators, model=ranker, embedder=embedder)
 
@@ -50,7 +40,7 @@ def default_matcher(creators, ranker, embedder):
 def newcomer(world_dir, creators, default_matcher):
     """An eligible creator with no record at training, its category, and a newer performance file in which it
     sold well on three settled campaigns of that category, and the rows it sold in."""
-    frame = creators.frame
+    frame = creators
     known = set(default_matcher.records.history["creator_id"])
     ok = (
         frame["accepts_campaigns"].astype(bool)

@@ -12,33 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.embeddings import profile_keys
-from features.tables import read_table
 from features.text import creator_texts
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.index_files import IDS_FILE
-from training.registry import load_ranker
 
 CHANGED = r"^2 creators' profiles have changed since the index was built \({}, {}\): they were embedded anew and "
 # Few candidates per channel: in a world of 400 creators the defaults retrieve nearly all of them, whatever they read.
 SETTINGS = MatchSettings(candidates=20, proven_candidates=20)
 CURRENT = r"are matched on their current profiles; "
 REBUILD = r"`creator-match index` rebuilds it \(only changed profiles are embedded again\)"
-
-
-@pytest.fixture(scope="module")
-def creators(world_dir):
-    return read_table(world_dir / "creators.parquet", "creators").frame
-
-
-@pytest.fixture(scope="module")
-def campaigns(world_dir):
-    return read_table(world_dir / "new_campaigns.parquet", "campaigns").frame
-
-
-@pytest.fixture(scope="module")
-def ranker(trained):
-    return load_ranker(trained.model_uri)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.schema import MATCH_SCHEMA, SlateEntry, empty_matches
 from matcher.settings import SlatePolicy
 from matcher.slate import plan_sizes
-from training.registry import ModelNotFound, load_ranker
+from training.registry import ModelNotFound
 
 # One campaign as a campaign tool passes it to the API.
 API_CAMPAIGN = {
@@ -38,21 +38,6 @@ API_CAMPAIGN = {
     "end_date": dt.date(2026, 12, 31),
     "marketplaces": ["US"],
 }
-
-
-@pytest.fixture(scope="module")
-def creators(world_dir):
-    return read_table(world_dir / "creators.parquet", "creators").frame
-
-
-@pytest.fixture(scope="module")
-def campaigns(world_dir):
-    return read_table(world_dir / "new_campaigns.parquet", "campaigns").frame
-
-
-@pytest.fixture(scope="module")
-def ranker(trained):
-    return load_ranker(trained.model_uri)
 
 
 @pytest.fixture(scope="module")

@@ -7,29 +7,17 @@ import pandas as pd
 import pytest
 
 from features.embeddings import campaign_vectors, creator_vectors
-from features.tables import read_table
 from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.retrieval import proven_value
-from training.registry import load_ranker
 
 # Small channels on a 400-creator world, so that each leaves most creators out.
 SMALL = MatchSettings(candidates=20, proven_candidates=20)
 
 
 @pytest.fixture(scope="module")
-def creators(world_dir):
-    return read_table(world_dir / "creators.parquet", "creators")
-
-
-@pytest.fixture(scope="module")
-def chunk(world_dir):
-    return read_table(world_dir / "new_campaigns.parquet", "campaigns").frame.iloc[:4].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def ranker(trained):
-    return load_ranker(trained.model_uri)
+def chunk(campaigns):
+    return campaigns.iloc[:4].reset_index(drop=True)
 
 
 def candidates_of(matcher: Matcher, chunk: pd.DataFrame, vectors: np.ndarray) -> list[set[int]]:
@@ -39,8 +27,8 @@ def candidates_of(matcher: Matcher, chunk: pd.DataFrame, vectors: np.ndarray) ->
 
 
 def test_a_proven_seller_far_from_the_brief_is_still_a_candidate(creators, chunk, ranker, embedder):
-    vectors_of_creators = creator_vectors(embedder, creators.frame)
-    index = CandidateIndex.build(vectors_of_creators, creators.frame["creator_id"], embedder.model)
+    vectors_of_creators = creator_vectors(embedder, creators)
+    index = CandidateIndex.build(vectors_of_creators, creators["creator_id"], embedder.model)
     both = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=SMALL)
     no_proven = MatchSettings(candidates=SMALL.candidates, proven_candidates=0)
     similar_only = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=no_proven)
@@ -77,7 +65,7 @@ def test_a_close_creator_without_a_record_is_a_candidate_and_a_closed_one_never(
             {"creator_id": "closed", **profile, "accepts_campaigns": False},
         ]
     )
-    table = pd.concat([creators.frame.drop(columns="row"), newcomers], ignore_index=True)
+    table = pd.concat([creators.drop(columns="row"), newcomers], ignore_index=True)
     matcher = Matcher(table, model=ranker, embedder=embedder, settings=SMALL)  # index built from the table
     row = {name: int(np.flatnonzero(matcher.creators["creator_id"] == name)[0]) for name in ("newcomer", "closed")}
     vectors = campaign_vectors(embedder, chunk.iloc[:1])
@@ -125,8 +113,8 @@ def test_scores_are_the_same_whether_per_category_tables_are_kept_or_pairs_compu
     """Above TOPICAL_CACHE_VALUES, retrieval computes a chunk's interest affinities for its pairs alone instead of
     keeping a table per category, and whole-table affinities are computed a block of rows at a time: the
     matches are equal to the last bit."""
-    vectors = creator_vectors(embedder, creators.frame)
-    index = CandidateIndex.build(vectors, creators.frame["creator_id"], embedder.model)
+    vectors = creator_vectors(embedder, creators)
+    index = CandidateIndex.build(vectors, creators["creator_id"], embedder.model)
     kept = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=SMALL)
     matches = kept.match_many(chunk).matches
     monkeypatch.setattr("matcher.retrieval.TOPICAL_CACHE_VALUES", 0)
@@ -141,11 +129,11 @@ def test_scores_are_the_same_whether_per_category_tables_are_kept_or_pairs_compu
 def test_a_campaign_where_few_audiences_are_still_gets_its_similar_creators(creators, chunk, ranker, embedder):
     """The audience rule is in the similarity channel's search: a campaign run only where few creators' audiences
     are gets `candidates` creators who all pass it, not the nearest `candidates` less those who fail it."""
-    vectors_of_creators = creator_vectors(embedder, creators.frame)
-    index = CandidateIndex.build(vectors_of_creators, creators.frame["creator_id"], embedder.model)
+    vectors_of_creators = creator_vectors(embedder, creators)
+    index = CandidateIndex.build(vectors_of_creators, creators["creator_id"], embedder.model)
     no_proven = MatchSettings(candidates=SMALL.candidates, proven_candidates=0)
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=no_proven)
-    audiences = creators.frame["audience_marketplaces"]
+    audiences = creators["audience_marketplaces"]
     stated = audiences.map(lambda a: isinstance(a, dict) and bool(a)).to_numpy()
     shares = {code: audiences[stated].map(lambda a, code=code: a.get(code, 0.0)) for code in ("DE", "JP", "AU")}
     rare = min(shares, key=lambda code: (shares[code] >= 0.05).mean())

@@ -12,17 +12,6 @@ from matcher.api import Matcher
 from matcher.candidate_index import CandidateIndex
 from matcher.similar import LOOKALIKE_COLUMNS, UnknownCreator
 from tests.commands import run_in_process
-from training.registry import load_ranker
-
-
-@pytest.fixture(scope="module")
-def creators(world_dir):
-    return read_table(world_dir / "creators.parquet", "creators").frame
-
-
-@pytest.fixture(scope="module")
-def ranker(trained):
-    return load_ranker(trained.model_uri)
 
 
 @pytest.fixture(scope="module")
