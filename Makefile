@@ -44,7 +44,7 @@ bench: install  ## speed and memory at scale: ANN vs exact, embedding cache, 10,
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/service.py
 
-bench-quality: install  ## slate quality vs the oracle and baselines on 5 simulated worlds (several minutes)
+bench-quality: install  ## slate quality vs the oracle, the constrained best and baselines: both generators, 5 seeds each (about 12 minutes)
 	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
 
 mlflow-ui: install  ## the MLflow UI and registry on 127.0.0.1, port MLFLOW_PORT (5000 unless set; SQLite store)

@@ -32,8 +32,11 @@ what those two product rules (a new creator whose interests do not relate to the
 do; a standard slate takes one new creator where proven ones of comparable value exist) cost against an oracle
 that has neither.
 
-`--world main|alt` picks the generator; `--sweep KEY=V1,V2` reruns every seed with a generator knob set to
-each value (shared knobs: outcome_noise, history_days, new_creator_share). The last line is one JSON object.
+`--world main alt` (the default: both generators, one after the other) picks the generators; `--sweep KEY=V1,V2`
+reruns every seed with a generator knob set to each value (shared knobs: outcome_noise, history_days,
+new_creator_share). The last line is one JSON object: each world's and setting's means under `settings`, and under
+`targets` each of issue #13's figures beside its target, as a ratio (>= 1 is met). "Clearly wider" non-standard
+slates are taken as at least 1.5 times the standard ones' mean size.
 
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
     .venv/bin/python benchmarks/quality.py --world alt --seeds 0 1 --sweep new_creator_share=0,0.5
@@ -44,6 +47,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import itertools
 import json
 import os
 import statistics
@@ -299,7 +303,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--creators", type=int, default=3000)
     parser.add_argument("--campaigns", type=int, default=400)
-    parser.add_argument("--world", choices=sorted(WORLDS), default="main")
+    parser.add_argument("--world", choices=sorted(WORLDS), nargs="+", default=["main", "alt"])
     parser.add_argument("--sweep", metavar="KEY=V1,V2", help="rerun every seed with a generator knob at each value")
     parser.add_argument("--members", type=int, default=1, help="the ranker's n_members (train --members)")
     parser.add_argument("--max-features", type=float, default=1.0, help="the ranker's max_features")
@@ -320,9 +324,10 @@ def main() -> None:
         settings = [{key: parse_value(v)} for v in values.split(",")]
     embedder = Embedder(cache_dir=Path(tempfile.gettempdir()) / "creator-matcher-bench-cache")
     figures: dict[str, dict[str, float]] = {}
+    targets: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for knobs in settings:
-            label = ",".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
+        for world, knobs in itertools.product(args.world, settings):
+            label = world + " " + (",".join(f"{k}={v}" for k, v in knobs.items()) or "defaults")
             if (args.members, args.max_features) != (1, 1.0):
                 label += f" (ranker: {args.members} members, max_features {args.max_features})"
             if args.selection_power != DEFAULT_SELECTION_POWER:
@@ -338,7 +343,7 @@ def main() -> None:
                     args.campaigns,
                     embedder,
                     Path(tmp),
-                    args.world,
+                    world,
                     knobs,
                     ranker,
                     args.selection_power,
@@ -346,7 +351,7 @@ def main() -> None:
                 )
                 rows.append(row)
                 print(
-                    f"{args.world} {label} seed {seed}: model {row['model']:.3f} (without the new-creator rules "
+                    f"{label} seed {seed}: model {row['model']:.3f} (without the new-creator rules "
                     f"{row['model_without_new_creator_rules']:.3f}, noise-free labels "
                     f"{row['noise_free_labels']:.3f}, feature ceiling {row['feature_ceiling']:.3f}, retrieval "
                     f"ceiling {row['retrieval_ceiling']:.3f}; default "
@@ -368,7 +373,7 @@ def main() -> None:
             mean = frame.mean()
             ratio = statistics.mean(frame["model"] / frame["tags_then_followers"])
             print(
-                f"\n{args.world} {label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88; "
+                f"\n{label}, mean over {len(rows)} seeds: model {mean['model']:.3f} (target >= 0.88; "
                 f"without the new-creator rules {mean['model_without_new_creator_rules']:.3f}, "
                 f"noise-free labels {mean['noise_free_labels']:.3f}, feature ceiling {mean['feature_ceiling']:.3f}, "
                 f"retrieval ceiling {mean['retrieval_ceiling']:.3f}); "
@@ -386,7 +391,21 @@ def main() -> None:
                 "model_min": round(float(frame["model"].min()), 4),
                 "policy_vs_constrained_best_min": round(float(frame["policy_vs_constrained_best"].min()), 4),
             }
-    print(json.dumps({"world": args.world, "seeds": args.seeds, "settings": figures}))
+            targets[label] = against_targets(figures[label])
+    print(json.dumps({"worlds": args.world, "seeds": args.seeds, "settings": figures, "targets": targets}))
+
+
+def against_targets(mean: dict[str, float]) -> dict[str, float]:
+    """Issue #13's figures as ratios to their targets (>= 1 is met)."""
+    return {
+        name: round(mean[figure] / target, 3)
+        for name, figure, target in (
+            ("model_vs_0.88", "model", 0.88),
+            ("policy_vs_constrained_best_vs_0.90", "policy_vs_constrained_best", 0.90),
+            ("model_over_tags_then_followers_vs_2", "model_over_tags_then_followers", 2.0),
+            ("product_type_accuracy_vs_0.85", "product_type_accuracy", 0.85),
+        )
+    } | {"non_standard_over_standard_vs_1.5": round(mean["size_non_standard"] / mean["size_standard"] / 1.5, 3)}
 
 
 if __name__ == "__main__":
