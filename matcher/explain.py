@@ -166,7 +166,11 @@ def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def summaries(campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[str, str]) -> list[CampaignSummary]:
-    """One summary per campaign (in stock or not): its status, product type and why its slate has its size."""
+    """One summary per campaign (in stock or not): its status, product type and why its slate has its size.
+
+    `size_reason` (`matcher.slate.build_slates`) has a sentence for each slate, and for an empty one only when
+    capacity placed its candidates on other campaigns of the run.
+    """
     grouped = matches.groupby("campaign_id")
     sums = grouped[["expected_orders", "expected_commission"]].sum()  # pandas' compensated sum, kept
     pairs = zip(sums["expected_orders"].tolist(), sums["expected_commission"].tolist(), strict=True)
@@ -186,6 +190,8 @@ def summaries(campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[
         size = int(sizes.get(campaign_id, 0))
         if not in_stock:
             status, why = "out of stock", "0: out-of-stock campaigns get no slate"
+        elif size == 0 and campaign_id in size_reason:  # candidates, all placed on other campaigns by capacity
+            status, why = "candidates taken by capacity", size_reason[campaign_id]
         elif size == 0:
             status, why = "no eligible creator", "0: no eligible candidate with positive expected sales"
         else:

@@ -80,7 +80,7 @@ class CampaignSummary:
     """What happened to one campaign in a run."""
 
     campaign_id: str
-    status: str  # matched, no eligible creator, out of stock
+    status: str  # matched, no eligible creator, candidates taken by capacity, out of stock
     product_type: str
     product_type_reason: str
     slate_size: int

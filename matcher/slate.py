@@ -135,7 +135,8 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
         vectors: unit creator profile vectors, by creator_row, for the near-duplicate rule.
 
     Returns:
-        The chosen rows ranked 1..k per campaign by score, and per campaign a sentence on its size and mix.
+        The chosen rows ranked 1..k per campaign by score, and per campaign a sentence on its size and mix (for a
+        campaign with no member, only when capacity placed its candidates on other campaigns of the run).
     """
     # One canonical row order, whatever the input's: the solver then settles ties the same way every run. Rows
     # already in it are not copied: at a million creators the batch's copy is a quarter of a gigabyte.
@@ -153,6 +154,7 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     else:
         assign_exact(scored, slates, plan)
         _top_up(scored, slates)
+    _count_taken(scored, slates, plan["target"].to_numpy())
     stage = scored["funnel_stage"].to_numpy()
     # `scored` is in the canonical order (campaign, then best score, then creator_id): its chosen rows in row
     # order are each campaign's members best first, contiguous, and rank counts within each run of a campaign.
@@ -162,7 +164,34 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     first = np.ones(len(campaign), dtype=bool)
     first[1:] = campaign[1:] != campaign[:-1]
     chosen["rank"] = np.arange(len(campaign), dtype=np.int64) - np.flatnonzero(first)[np.cumsum(first) - 1] + 1
-    return chosen, {c: _why(c, slates, slates.added.get(c, []), stage) for c in slates.members}
+    # An empty slate has a sentence only when capacity emptied it: any other campaign with no member is a summary's
+    # "no eligible creator", which needs none.
+    added = slates.added
+    why = {c: _why(c, slates, added.get(c, []), stage) for c, m in slates.members.items() if m or slates.taken[c][0]}
+    return chosen, why
+
+
+def _count_taken(scored: pd.DataFrame, slates: SlateBook, target: np.ndarray) -> None:
+    """Sets `SlateBook.taken`: per campaign, its candidates off its slate whose creators capacity placed on other
+    campaigns of the run, among its best `target` (by plan position), or among all of them when its slate is empty.
+
+    `scored` is in the canonical order, so a row's position in its campaign's run is its rank by score.
+    """
+    slates.taken = {c: (0, 0) for c in slates.members}
+    capacity = slates.policy.capacity
+    if capacity is None:
+        return
+    chosen = np.zeros(len(scored), dtype=bool)
+    chosen[[i for members in slates.members.values() for i in members]] = True
+    load = np.bincount(slates.creator[chosen], minlength=int(slates.creator.max()) + 1)
+    full = ~chosen & (load[slates.creator] >= capacity)
+    code = pd.factorize(scored["campaign_id"])[0]  # contiguous, in the order of `plan`'s index
+    starts = np.searchsorted(code, np.arange(len(target)))
+    position = np.arange(len(scored)) - starts[code]
+    empty = np.bincount(code[chosen], minlength=len(target)) == 0
+    among = np.where(empty, np.bincount(code, minlength=len(target)), target)
+    counts = np.bincount(code[full & (position < among[code])], minlength=len(target))
+    slates.taken.update(zip(slates.members, zip(counts.tolist(), among.tolist(), strict=True), strict=True))
 
 
 def _top_up(scored: pd.DataFrame, slates: SlateBook) -> None:
@@ -238,7 +267,7 @@ def _campaigns(capacity: int | None) -> str:
     return f"{capacity} campaign{'' if capacity == 1 else 's'}"
 
 
-# Why better candidates stayed off a slate, as a size reason says it.
+# Why better candidates stayed off a slate, as a size reason says it (capacity's, when how many it took is not known).
 _STOPS = {
     "capacity": "the better ones were already proposed to {campaigns} each",
     "duplicate": "near-duplicates of creators already on it were left out",
@@ -246,13 +275,31 @@ _STOPS = {
 }
 
 
+def _taken(campaign: str, slates: SlateBook) -> str:
+    """How many of the campaign's candidates capacity placed on other campaigns, as a size reason says it."""
+    taken, among = slates.taken[campaign]
+    if slates.members[campaign]:
+        best = "its best candidate" if among == 1 else f"its best {among} candidates"
+        which = best if taken == among else f"{taken} of {best}"
+    elif taken == among:
+        which = f"its {'only' if taken == 1 else taken} eligible candidate{'s' if taken > 1 else ''}"
+    else:
+        which = f"{taken} of its {among} eligible candidates"
+    capacity = _campaigns(slates.policy.capacity)
+    return f"capacity ({capacity} per creator) placed {which} on other campaigns of this run"
+
+
 def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) -> str:
     members = slates.members[campaign]
+    if not members:  # only capacity leaves a slate with candidates empty (`build_slates`)
+        return f"0: {_taken(campaign, slates)}"
     size, limit = len(members), slates.size[campaign]
     kind = "standard" if slates.standard[campaign] else "non-standard"
     uncertain = slates.uncertain[campaign]
     skipped = slates.skipped[campaign]
     take_up = slates.policy.participation_rate
+    capacity = _campaigns(slates.policy.capacity)
+    lost = _taken(campaign, slates) if slates.taken[campaign][0] else ""
     # The budget as set, without the tolerated overrun: what a spend is shown against.
     budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
     if size >= limit and not np.isnan(uncertain):
@@ -266,12 +313,12 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     elif campaign in slates.budget_left and "capacity" in skipped:
         # A slate can be "left room" (within the overrun) and still spend a little over the budget as set, which
         # the figure shows instead of a claim that budget is unused.
+        gave = lost or f"capacity ({capacity} per creator) gave some of them to other campaigns"
         text = (
-            f"{size}: sized to the budget on its best candidates' expected commission; capacity "
-            f"({_campaigns(slates.policy.capacity)} per creator) gave some of them to other campaigns, and those in "
-            f"their place are expected to spend {slates.spend[campaign] / budget:.0%} of the budget at "
-            f"{take_up:.0%} take-up"
+            f"{size}: sized to the budget on its best candidates' expected commission; {gave}, and those in their "
+            f"place are expected to spend {slates.spend[campaign] / budget:.0%} of the budget at {take_up:.0%} take-up"
         )
+        lost = ""
     elif "budget" in slates.skipped[campaign]:
         text = f"{size}: budget reached (expected commission x {take_up:.0%} take-up)"
         if slates.spend[campaign] > slates.budget[campaign]:
@@ -281,11 +328,16 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
                 "before the end date"
             )
     elif skipped & set(_STOPS):
-        rules = sorted(skipped & set(_STOPS))
-        stops = "; ".join(_STOPS[rule].format(campaigns=_campaigns(slates.policy.capacity)) for rule in rules)
-        text = f"{size}: no further eligible candidate ({stops})"
+        stops = [
+            lost if rule == "capacity" and lost else _STOPS[rule].format(campaigns=capacity)
+            for rule in sorted(skipped & set(_STOPS))
+        ]
+        lost = "" if "capacity" in skipped else lost
+        text = f"{size}: no further eligible candidate ({'; '.join(stops)})"
     else:
         text = f"{size}: all eligible candidates with positive expected sales"
+    if lost:  # whatever sized the slate, better candidates went to other campaigns: said, with how many
+        text += f"; {lost}"
     stages = pd.Series([stage[m] for m in members]).value_counts()
     text += "; " + ", ".join(f"{n} {s}" for s, n in stages.items())
     if added:

@@ -56,6 +56,10 @@ class SlateBook:
         # candidate.
         self.budget_left: set[str] = set()
         self.added: dict[str, list[str]] = {}
+        # Per campaign, how many of the candidates it would otherwise have had (its best `target` as planned, or every
+        # one when its slate is empty) are off it because capacity placed their creators on other campaigns of the
+        # run, and among how many (that `target`, or all its candidates).
+        self.taken: dict[str, tuple[int, int]] = {}
         # Each slate's member vectors, gathered once per change of members rather than on every candidate
         # checked against them (the vectors are read from the index on demand).
         self._member_vectors: dict[str, np.ndarray] = {}

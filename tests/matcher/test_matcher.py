@@ -156,6 +156,33 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
     assert not [w for w in said if "marketplace" in str(w.message)]
 
 
+def test_a_campaign_whose_candidates_capacity_placed_elsewhere_says_so(creators, campaigns, ranker, embedder, result):
+    """A new-user trial's batch against one creator said "no eligible creator" and "0: no eligible candidate with
+    positive expected sales" for the campaigns that capacity had left without them, though each matched alone got
+    the creator. Under a capacity of 1, the creator's one campaign is matched and the others say capacity took it."""
+    star = result.matches["creator_id"].value_counts().index[0]
+    theirs = result.matches.loc[result.matches["creator_id"] == star, "campaign_id"].unique()[:3]
+    assert len(theirs) == 3
+    frame = campaigns[campaigns["campaign_id"].isin(theirs)].reset_index(drop=True)
+    matcher = Matcher(
+        creators[creators["creator_id"] == star],
+        model=ranker,
+        embedder=embedder,
+        settings=MatchSettings(slate=SlatePolicy(capacity=1)),
+    )
+    batch = matcher.match_many(frame)
+    assert sorted(s.status for s in batch.summaries) == ["candidates taken by capacity"] * 2 + ["matched"]
+    for s in batch.summaries:
+        if s.status != "matched":
+            assert s.slate_size == 0
+            assert s.size_reason == (
+                "0: capacity (1 campaign per creator) placed its only eligible candidate on other campaigns of this run"
+            )
+            alone = matcher.match(frame[frame["campaign_id"] == s.campaign_id].iloc[0].to_dict())
+            assert alone.summaries[0].status == "matched"
+            assert alone.matches["creator_id"].tolist() == [star]
+
+
 def test_out_of_stock_campaigns_get_no_slate(creators, campaigns, ranker, index, embedder):
     frame = campaigns.copy()
     frame.loc[0, "in_stock"] = False

@@ -130,9 +130,32 @@ def test_creators_taken_by_capacity_neither_make_coverage_claims_nor_pass_for_th
     assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [2, 3, 4]
     assert "budget reached" not in why["B"]
     assert why["B"].startswith(
-        "3: sized to the budget on its best candidates' expected commission; capacity (1 campaign per creator) gave "
-        "some of them to other campaigns, and those in their place are expected to spend 15% of the budget at 100% "
-        "take-up"
+        "3: sized to the budget on its best candidates' expected commission; capacity (1 campaign per creator) "
+        "placed its best 2 candidates on other campaigns of this run, and those in their place are expected to spend "
+        "15% of the budget at 100% take-up"
+    )
+
+
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_a_size_reason_says_how_many_candidates_capacity_placed_on_other_campaigns(assignment):
+    """A new-user trial's campaign whose only candidate capacity gave to other campaigns of the run said "0: no
+    eligible candidate with positive expected sales", and one that lost its best candidate so said only "the
+    standard slate size". Creator 0 (capacity 1) is worth most to A: B's full slate and C's empty one say what
+    capacity took from them, and A, which lost nothing, does not mention capacity."""
+    policy = SlatePolicy(capacity=1, standard_size=2, min_size=1, funnel_coverage=False, assignment=assignment)
+    rows = [("A", 0, 100.0, "a"), ("B", 0, 50.0, "a"), ("B", 2, 40.0, "a"), ("B", 3, 30.0, "a")]
+    rows += [("C", 0, 20.0, "a")]
+    chosen, why = build_slates(candidates(rows, kind="standard"), policy, distinct_vectors(4))
+    assert sorted(chosen.loc[chosen["campaign_id"] == "B", "creator_row"]) == [2, 3]
+    assert "C" not in set(chosen["campaign_id"])
+    assert why["A"] == "1: all eligible candidates with positive expected sales; 1 awareness"
+    assert why["B"] == (
+        "2: the standard slate size; capacity (1 campaign per creator) placed 1 of its best 2 candidates on other "
+        "campaigns of this run; 2 awareness"
+    )
+    assert (
+        why["C"]
+        == "0: capacity (1 campaign per creator) placed its only eligible candidate on other campaigns of this run"
     )
 
 
