@@ -360,7 +360,8 @@ class Matcher:
         table = _campaign_table(campaigns)
         if table.frame.empty:  # nothing to embed, score or assign
             return no_campaigns_matched(table.rejects, with_candidates)
-        notes = _unreached_marketplaces(table.frame, self.scorer.retrieval.audience[0])
+        column, _, stated = self.scorer.retrieval.audience
+        notes = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=2)
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
@@ -416,27 +417,52 @@ def _check_coverage(creators: pd.DataFrame, index: CandidateIndex) -> int:
     return missing
 
 
-def _unreached_marketplaces(campaigns: pd.DataFrame, stated: Mapping[str, int]) -> list[str]:
-    """A line per campaign marketplace where no creator states any audience, naming its campaigns: every creator's
-    audience fit there is unknown, so the slates lean on reach alone, and the code is often a typo for a
-    marketplace (`GB`, the country's ISO code, for Amazon's `UK`) rather than a market nobody reaches."""
-    if not stated:  # no creator states an audience anywhere: nothing to compare a code with
+def _unreached_marketplaces(
+    campaigns: pd.DataFrame, column: Mapping[str, int], stated: np.ndarray, min_market_share: float
+) -> list[str]:
+    """A line per campaign marketplace where no creator states any audience, naming its campaigns and what that does
+    to them; the code is often a typo for a marketplace (`GB`, the country's ISO code, for Amazon's `UK`) rather than
+    a market nobody reaches.
+
+    A creator's share of audience there is 0, so a campaign sold only in such codes leaves out every creator who
+    states an audience split (under `min_market_share`, when it is above 0) and keeps those who state none; one
+    sold in other marketplaces too is matched on those.
+
+    Args:
+        campaigns: the run's valid campaigns.
+        column: the marketplace codes some creator states an audience in.
+        stated: per creator, whether it states an audience split.
+        min_market_share: the run's least share of audience in a campaign's marketplaces.
+    """
+    if not column:  # no creator states an audience anywhere: nothing to compare a code with
         return []
-    by_code: dict[str, list[str]] = {}
+    by_code: dict[tuple[str, bool], list[str]] = {}
     for campaign_id, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True):
+        alone = not any(code in column for code in codes)
         for code in codes:
-            if code not in stated:
-                by_code.setdefault(code, []).append(str(campaign_id))
+            if code not in column:
+                by_code.setdefault((code, alone), []).append(str(campaign_id))
+    remain = int((~stated).sum())
     notes = []
-    for code, ids in by_code.items():
+    for (code, alone), ids in by_code.items():
         hint = ""
         if code not in KNOWN_MARKETPLACES:
             meant = f"; did you mean {AMAZON_CODES[code]}?" if code in AMAZON_CODES else ""
             hint = f" ({code} is not one of Amazon's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant})"
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        if not alone:
+            effect = f"only {'their' if len(ids) > 1 else 'its'} other marketplaces count in a creator's audience share"
+        elif min_market_share > 0:
+            effect = (
+                f"every creator who states an audience split has none of it in {'their' if len(ids) > 1 else 'its'} "
+                f"marketplaces, under the minimum market share ({min_market_share:.0%}), and is left out: only "
+                f"creators who state no split ({remain} of the {len(stated)}) can be proposed"
+            )
+        else:
+            effect = "audience fit is unknown for every creator"
         notes.append(
             f"marketplace {code} of campaign{'s' if len(ids) > 1 else ''} {shown}: no creator states an audience "
-            f"there, so audience fit is unknown for every creator{hint}"
+            f"there, so {effect}{hint}"
         )
     return notes
 

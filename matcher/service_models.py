@@ -67,7 +67,8 @@ class MatchResponse(BaseModel):
         default_factory=list,
         description="what the client should check in its request, one line each: a field the campaigns table "
         "does not read that looks like one it does, misspelt (ignored, so that field took its default), or a "
-        "marketplace no creator states an audience in",
+        "marketplace no creator states an audience in (creators who state one are then left out of a campaign sold "
+        "only there)",
     )
 
 

@@ -138,18 +138,30 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
 ):
     """A new-user trial's campaign in `GB` (the ISO code; Amazon's is UK) was matched without a word, every
     creator's audience there unknown; such a code is now said once per run with its campaigns, and a run whose
-    marketplaces creators state says nothing of the kind."""
+    marketplaces creators state says nothing of the kind. What it does is said as it is: a second trial's note
+    spoke of slates resting on reach alone, where the minimum market share had left out every creator who states
+    an audience from a campaign sold only there; in one sold elsewhere too, the other marketplaces decide."""
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
     frame = campaigns.iloc[:3].reset_index(drop=True).assign(marketplaces=[["GB"], ["GB", "US"], ["US"]])
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        matcher.match_many(frame)
+        out = matcher.match_many(frame)
     first, second = frame["campaign_id"].iloc[:2]
-    assert [str(w.message) for w in said if "marketplace" in str(w.message)] == [
-        f"marketplace GB of campaigns {first}, {second}: no creator states an audience there, so audience fit is "
-        "unknown for every creator (GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did "
-        "you mean UK?)"
-    ]
+    silent = creators["audience_marketplaces"].map(lambda shares: not shares)
+    typo = "(GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)"
+    assert (
+        [str(w.message) for w in said if "marketplace" in str(w.message)]
+        == out.notes
+        == [
+            f"marketplace GB of campaign {first}: no creator states an audience there, so every creator who states an "
+            "audience split has none of it in its marketplaces, under the minimum market share (5%), and is left out: "
+            f"only creators who state no split ({silent.sum()} of the {len(creators)}) can be proposed {typo}",
+            f"marketplace GB of campaign {second}: no creator states an audience there, so only its other marketplaces "
+            f"count in a creator's audience share {typo}",
+        ]
+    )
+    assert set(out.for_campaign(first)["creator_id"]) <= set(creators.loc[silent, "creator_id"])
+    assert not set(out.for_campaign(second)["creator_id"]) <= set(creators.loc[silent, "creator_id"])
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         matcher.match_many(campaigns)

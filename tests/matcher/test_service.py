@@ -146,7 +146,9 @@ def test_same_slates_as_the_cli_and_the_same_reasons_for_a_bad_row(service, worl
     )
 
 
-def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with_its_default(service, world_dir):
+def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with_its_default(
+    service, world_dir, creators
+):
     """Fields the contract does not name are ignored (a campaign tool may send its own), so a misspelt optional one
     is too; the reply says so instead of leaving the client to notice a product type it did not ask for."""
     url, _ = service
@@ -166,11 +168,13 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
         f"{url}/v1/match", dict(record, product_type="auto", product_typ="standard", marketplaces=["GB"])
     )
     assert status == 200, reply
+    silent = int(creators["audience_marketplaces"].map(lambda shares: not shares).sum())
     assert reply["notes"] == [
         "request: field 'product_typ' is not in the campaigns table and was ignored; did you mean product_type?",
-        f"marketplace GB of campaign {record['campaign_id']}: no creator states an audience there, so audience fit "
-        "is unknown for every creator (GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; "
-        "did you mean UK?)",
+        f"marketplace GB of campaign {record['campaign_id']}: no creator states an audience there, so every creator "
+        "who states an audience split has none of it in its marketplaces, under the minimum market share (5%), and "
+        f"is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed (GB is not "
+        "one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
     ]
 
 
