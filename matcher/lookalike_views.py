@@ -29,11 +29,13 @@ def lookalike_reason(
     market: float,
     record: float,
     profile: tuple[float, float],
+    marketplaces: list[str] | None = None,
 ) -> str:
     """One sentence on lookalike `row`: interests like the seeds' (by meaning), markets and categories shared.
 
     `profile` is the row's profile similarity to the seeds and the share of the catalogue it is more like the
-    seeds than; it is named only when no interest is: a cosine alone is not called close.
+    seeds than; it is named only when no interest is: a cosine alone is not called close. With `marketplaces` (the
+    request's filter), the markets named and the overlap said are those within it.
     """
     own = space.tags_of(row)
     parts = []
@@ -52,17 +54,33 @@ def lookalike_reason(
     if not parts:
         similarity, standing = profile
         share = math.floor(standing * 100)  # rounded down: it never claims all when one in the reference is alike
-        parts.append(
-            f"no interest like the seeds'; profile more like theirs than {share}% of eligible creators "
-            f"(similarity {similarity:.2f})"
-            if not np.isnan(standing)
-            else f"no interest like the seeds'; profile similarity {similarity:.2f}"
-        )
+        if np.isnan(standing):
+            parts.append(f"no interest like the seeds'; profile similarity {similarity:.2f}")
+        elif share == 0:  # "more like theirs than 0%" says nothing: it is at the bottom of the catalogue
+            parts.append(
+                f"no interest like the seeds'; profile among the least like theirs of eligible creators "
+                f"(similarity {similarity:.2f})"
+            )
+        else:
+            parts.append(
+                f"no interest like the seeds'; profile more like theirs than {share}% of eligible creators "
+                f"(similarity {similarity:.2f})"
+            )
     if not np.isnan(market) and seed_audience is not None:
         both = np.minimum(np.nan_to_num(space.audience_[row]), seed_audience)
-        codes = [space.markets_[i] for i in np.argsort(-both, kind="stable")[:3] if both[i] >= NAMED_SHARE]
+        if marketplaces is None:
+            inside, within, where = np.arange(len(space.markets_)), market, ""
+        else:
+            # Overlap in markets the request left out would be a reason outside what the seller asked about.
+            inside = np.array([i for i, code in enumerate(space.markets_) if code in marketplaces], dtype=np.int64)
+            within = float(overlap(space.audience_[[row]], seed_audience, inside)[0])
+            where = f" in {'/'.join(dict.fromkeys(marketplaces))}"
+        shared = inside[np.argsort(-both[inside], kind="stable")[:3]]
+        codes = [space.markets_[i] for i in shared if both[i] >= NAMED_SHARE]
         if codes:
-            parts.append(f"audience in {'/'.join(codes)} like the seeds' ({market:.0%} overlap)")
+            parts.append(f"audience in {'/'.join(codes)} like the seeds' ({within:.0%} overlap{where})")
+        elif marketplaces is not None:
+            parts.append(f"{within:.0%} audience overlap with the seeds{where}")
     elif seed_audience is not None:
         parts.append("audience split not stated")
     if not np.isnan(record) and seed_record is not None:
@@ -108,14 +126,16 @@ def mean_defined(rows: np.ndarray) -> np.ndarray | None:
     return defined.mean(axis=0) if len(defined) else None
 
 
-def overlap(shares: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
-    """Sum over markets of the smaller of two audience distributions, each normalised to sum to 1."""
+def overlap(shares: np.ndarray, seed: np.ndarray | None, markets: np.ndarray | None = None) -> np.ndarray:
+    """Sum over markets (all, or the columns `markets`) of the smaller of two audience distributions, each
+    normalised to sum to 1 over all markets."""
     out = np.full(len(shares), np.nan)
     if seed is None or seed.sum() <= 0:
         return out
     total = shares.sum(axis=1)
     stated = total > 0  # False for NaN rows (no audience stated)
-    out[stated] = np.minimum(shares[stated] / total[stated, None], seed / seed.sum()).sum(axis=1)
+    smaller = np.minimum(shares[stated] / total[stated, None], seed / seed.sum())
+    out[stated] = (smaller if markets is None else smaller[:, markets]).sum(axis=1)
     return out
 
 

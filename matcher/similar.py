@@ -118,11 +118,8 @@ class LookalikeSpace:
         seeds = self._seed_rows(_listed(creator_ids))
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"Got k={k!r}; expected a whole number of at least 1")
-        allowed = self._allowed(
-            seeds,
-            None if marketplaces is None else _listed(marketplaces),
-            None if creator_types is None else _listed(creator_types),
-        )
+        markets = None if marketplaces is None else _listed(marketplaces)
+        allowed = self._allowed(seeds, markets, None if creator_types is None else _listed(creator_types))
         centroid = self.vectors[seeds].mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         seed_audience = mean_defined(self.audience_[seeds])
@@ -153,7 +150,7 @@ class LookalikeSpace:
                 "record_similarity": record[order],
                 "creator_type": self.creators["creator_type"].iloc[rows].to_numpy(),
                 "reasons": [
-                    lookalike_reason(self, row, seed_tags, seed_audience, seed_record, m, r, (p, q))
+                    lookalike_reason(self, row, seed_tags, seed_audience, seed_record, m, r, (p, q), markets)
                     for row, m, r, p, q in zip(
                         rows, market[order], record[order], profile[order], standing, strict=True
                     )

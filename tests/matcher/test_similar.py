@@ -134,6 +134,36 @@ def test_a_lookalike_without_a_shared_interest_is_placed_among_the_catalogue_not
     assert len(plain), "every lookalike shared an interest: the case is not exercised"
     assert not found["reasons"].str.contains("close").any()
     standing = plain["reasons"].str.extract(r"more like theirs than (\d+)% of eligible creators \(similarity")[0]
+    least = "profile among the least like theirs of eligible creators ("
+    standing[plain["reasons"].str.contains(least, regex=False)] = "0"
     assert standing.notna().all(), plain["reasons"].tolist()[:3]
     by_similarity = plain.assign(standing=standing.astype(int)).sort_values("profile_similarity")
     assert by_similarity["standing"].is_monotonic_increasing
+
+
+def test_the_bottom_of_the_profile_scale_is_not_more_like_theirs_than_0_percent(matcher, creators, sellers):
+    """A new-user trial's lookalike read "profile more like theirs than 0% of eligible creators": the creators at
+    the bottom of the scale are said to be among the least like the seeds instead."""
+    found = matcher.similar(sellers, k=len(creators))  # every eligible creator, the least alike too
+    assert not found["reasons"].str.contains("than 0% of", regex=False).any()
+    bottom = found[
+        found["reasons"].str.contains("profile among the least like theirs of eligible creators (", regex=False)
+    ]
+    assert len(bottom), "no lookalike without a shared interest at the bottom: the case is not exercised"
+    assert bottom["profile_similarity"].max() < found["profile_similarity"].quantile(0.05)
+
+
+def test_with_a_marketplaces_filter_a_reason_speaks_of_the_overlap_in_those_markets(matcher, sellers):
+    """A new-user trial asked for lookalikes in DE and read "audience in US like the seeds' (6% overlap)": a
+    market it had not asked about. With a filter, the markets named are within it and the overlap said is the
+    part of `market_overlap` in them."""
+    found = matcher.similar(sellers, k=40, marketplaces=["UK"])
+    stated = found[found["market_overlap"].notna()]
+    assert len(stated)
+    named = stated["reasons"].str.extract(r"audience in ([A-Z/]+) like the seeds' \((\d+)% overlap in UK\)")
+    other = stated["reasons"].str.extract(r"(\d+)% audience overlap with the seeds in UK")[0]
+    assert (named[0].notna() | other.notna()).all(), stated["reasons"].tolist()[:3]
+    assert (named[0].dropna() == "UK").all()
+    within = named[1].fillna(other).astype(int) / 100
+    assert (within <= stated["market_overlap"] + 0.005).all()
+    assert (within < stated["market_overlap"] - 0.01).any(), "no lookalike shares a market outside UK: not exercised"
