@@ -2,14 +2,15 @@
 
 The command line's options are made from these fields (`matcher.commands.tunables`): each field is an option of
 the same name, dashes for underscores, with the default and the description written here. Nothing here imports
-more than the standard library, so `creator-match --help` can read them at once.
+more than the standard library (`features.parameters` imports no more), so `creator-match --help` can read
+them at once.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+
+from features.parameters import check_kinds, refuse
 
 __all__ = ["ASSIGNMENTS", "CHOICES", "VIOLATIONS", "MatchSettings", "SlatePolicy"]
 
@@ -17,41 +18,6 @@ ASSIGNMENTS = ("exact", "greedy")
 VIOLATIONS = ("demote", "exclude")
 # The fields that take one of a few words, and those words.
 CHOICES = {"assignment": ASSIGNMENTS, "violations": VIOLATIONS}
-
-
-def _shown(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _refuse(name: str, value: object, expected: str) -> ValueError:
-    return ValueError(f"Got {name}={_shown(value)}; expected {expected}")
-
-
-# Each field type as the dataclasses write it (postponed annotations), what a value of it is, and how to say so.
-# Checked before any range: a string is truthy, so allow_cashback="no" allowed cashback, and "3" < 1 is a TypeError.
-_KINDS = {
-    "bool": (lambda v: isinstance(v, bool), "True or False"),
-    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "a whole number"),
-    "int | None": (
-        lambda v: v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)),
-        "a whole number or None",
-    ),
-    "float": (
-        lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
-        "a finite number",
-    ),
-    "str": (lambda v: isinstance(v, str), "a string"),
-}
-
-
-def _check_kinds(settings: object) -> None:
-    """Refuses the first field whose value is not of the field's type, naming field and value (a field of
-    another type, the nested SlatePolicy, is its class's to check)."""
-    for f in fields(settings):
-        if f.type in _KINDS:
-            ok, expected = _KINDS[f.type]
-            if not ok(getattr(settings, f.name)):
-                raise _refuse(f.name, getattr(settings, f.name), expected)
 
 
 @dataclass(frozen=True)
@@ -105,41 +71,41 @@ class SlatePolicy:
     assignment: str = "exact"
 
     def __post_init__(self) -> None:
-        _check_kinds(self)
+        check_kinds(self)
         for name in ("standard_size", "non_standard_size", "min_size", "min_non_standard_size"):
             if getattr(self, name) < 1:
-                raise _refuse(name, getattr(self, name), "at least 1")
+                raise refuse(name, getattr(self, name), "at least 1")
         # A minimum above its slate's size was never kept: the size caps the slate, and the summary then spoke of a
         # minimum that no slate had.
         for minimum, size in (("min_size", "standard_size"), ("min_non_standard_size", "non_standard_size")):
             if getattr(self, minimum) > getattr(self, size):
-                raise _refuse(minimum, getattr(self, minimum), f"at most {size} ({getattr(self, size)})")
+                raise refuse(minimum, getattr(self, minimum), f"at most {size} ({getattr(self, size)})")
         # Non-standard products are where creator content sells best and each stage of the funnel adds sales: their
         # slates are the wider ones, and a policy that made them narrower would invert what the sizes mean.
         for name, standard in (("non_standard_size", "standard_size"), ("min_non_standard_size", "min_size")):
             if getattr(self, name) < getattr(self, standard):
                 expected = f"at least {standard} ({getattr(self, standard)}): non-standard slates are the wider ones"
-                raise _refuse(name, getattr(self, name), expected)
+                raise refuse(name, getattr(self, name), expected)
         if not 0 < self.participation_rate <= 1:
-            raise _refuse("participation_rate", self.participation_rate, "a value in (0, 1]")
+            raise refuse("participation_rate", self.participation_rate, "a value in (0, 1]")
         if self.budget_overrun < 0:
-            raise _refuse("budget_overrun", self.budget_overrun, "a share of the budget of at least 0")
+            raise refuse("budget_overrun", self.budget_overrun, "a share of the budget of at least 0")
         if self.capacity is not None and self.capacity < 1:
-            raise _refuse("capacity", self.capacity, "at least 1 or None")
+            raise refuse("capacity", self.capacity, "at least 1 or None")
         # A cosine: at -1 every creator would be a copy of every other, and no cosine passes 1, which is what turns
         # the rule off (as the assignment reads it).
         if not -1 < self.duplicate_similarity <= 1:
-            raise _refuse(
+            raise refuse(
                 "duplicate_similarity", self.duplicate_similarity, "a cosine in (-1, 1] (1 turns the rule off)"
             )
         for name in ("min_stage_value", "comparable_value"):
             if not 0 <= getattr(self, name) <= 1:
-                raise _refuse(name, getattr(self, name), "a share in [0, 1]")
+                raise refuse(name, getattr(self, name), "a share in [0, 1]")
         # Below 0 a standard slate's unproven row could ask for fewer than no creators, which no slate meets.
         if self.max_unproven_standard < 0:
-            raise _refuse("max_unproven_standard", self.max_unproven_standard, "at least 0")
+            raise refuse("max_unproven_standard", self.max_unproven_standard, "at least 0")
         if self.assignment not in ASSIGNMENTS:
-            raise _refuse("assignment", self.assignment, f"one of {', '.join(ASSIGNMENTS)}")
+            raise refuse("assignment", self.assignment, f"one of {', '.join(ASSIGNMENTS)}")
 
     def size_for(self, product_type: str) -> int:
         return self.non_standard_size if product_type == "non_standard" else self.standard_size
@@ -177,14 +143,14 @@ class MatchSettings:
     slate: SlatePolicy = field(default_factory=SlatePolicy)
 
     def __post_init__(self) -> None:
-        _check_kinds(self)
+        check_kinds(self)
         if not isinstance(self.slate, SlatePolicy):
-            raise _refuse("slate", self.slate, "a SlatePolicy")
+            raise refuse("slate", self.slate, "a SlatePolicy")
         if self.violations not in VIOLATIONS:
-            raise _refuse("violations", self.violations, "'demote' or 'exclude'")
+            raise refuse("violations", self.violations, "'demote' or 'exclude'")
         if not 0 <= self.min_market_share <= 1:
-            raise _refuse("min_market_share", self.min_market_share, "a value in [0, 1]")
+            raise refuse("min_market_share", self.min_market_share, "a value in [0, 1]")
         if self.candidates < 1:
-            raise _refuse("candidates", self.candidates, "at least 1")
+            raise refuse("candidates", self.candidates, "at least 1")
         if self.proven_candidates < 0:
-            raise _refuse("proven_candidates", self.proven_candidates, "at least 0")
+            raise refuse("proven_candidates", self.proven_candidates, "at least 0")

@@ -1,0 +1,60 @@
+"""Refusing a bad setting or hyper-parameter the one way: `Got name=value; expected ...`, checked against the type
+its class declares before any range.
+
+Nothing here imports more than the standard library, so `matcher.settings` (read by `creator-match --help`) stays
+light.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+
+__all__ = ["check_kinds", "refuse"]
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def refuse(name: str, value: object, expected: str) -> ValueError:
+    """The error for parameter `name` holding `value`, saying what was `expected` instead."""
+    return ValueError(f"Got {name}={_shown(value)}; expected {expected}")
+
+
+# Each parameter type as postponed annotations write it, what a value of it is, and how to say so. Checked before any
+# range: a string is truthy, so allow_cashback="no" allowed cashback (and monotone="no" constrained a ranker), and
+# "3" < 1 is a TypeError.
+_KINDS = {
+    "bool": (lambda v: isinstance(v, bool), "True or False"),
+    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "a whole number"),
+    "int | None": (
+        lambda v: v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+        "a whole number or None",
+    ),
+    "float": (
+        lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
+        "a finite number",
+    ),
+    "float | None": (
+        lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)),
+        "a finite number or None",
+    ),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def check_kinds(owner: object) -> None:
+    """Refuses the first parameter of `owner`'s class (its `__init__` arguments, held as attributes of the same
+    name: a dataclass's fields, an estimator's parameters) whose value is not of the declared type, naming parameter
+    and value. A parameter of another type (a nested settings object) is its own class's to check.
+
+    Raises:
+        ValueError: `Got name=value; expected <the type>`.
+    """
+    for name, parameter in inspect.signature(type(owner)).parameters.items():
+        if parameter.annotation in _KINDS:
+            ok, expected = _KINDS[parameter.annotation]
+            if not ok(getattr(owner, name)):
+                raise refuse(name, getattr(owner, name), expected)
