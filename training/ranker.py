@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from features.pairwise import CATEGORICAL_FEATURES, FEATURES, without_history
+from features.parameters import check_kinds, refuse
 from features.threads import openmp_threads
 from training.weighted_bins import WeightedQuantileBins
 
@@ -178,6 +179,25 @@ class CreatorRanker(BaseEstimator):
             np.concatenate([weights, weights[picked]]),
         )
 
+    def _check_params(self) -> None:
+        """Refuses a parameter of the wrong type or range, naming it: the boosters' own checks named their
+        parameters as HistGradientBoostingRegressor's, and a cap of 0 left a head no rows to fit."""
+        check_kinds(self)
+        for name, least in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1), ("n_members", 1)):
+            if getattr(self, name) < least:
+                raise refuse(name, getattr(self, name), f"a whole number of at least {least}")
+        if self.learning_rate <= 0:
+            raise refuse("learning_rate", self.learning_rate, "a value above 0")
+        if self.l2_regularization < 0:
+            raise refuse("l2_regularization", self.l2_regularization, "a value of at least 0")
+        if not 0 < self.max_features <= 1:
+            raise refuse("max_features", self.max_features, "a share in (0, 1]")
+        for name in ("max_impressions_weight", "max_clicks_weight"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise refuse(name, getattr(self, name), "a value above 0, or None for no cap")
+        if not 0 <= self.cold_share <= 1:
+            raise refuse("cold_share", self.cold_share, "a value in [0, 1]")
+
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, sample_weight: np.ndarray | None = None) -> CreatorRanker:
         """Fits the three heads.
 
@@ -186,25 +206,20 @@ class CreatorRanker(BaseEstimator):
             y: `impressions`, `clicks` and `orders` of each pair.
             sample_weight: how much each pair counts (e.g. `training.selection`'s weights); None: alike. A rate
                 head counts a pair's trials times its weight.
+
+        Raises:
+            ValueError: naming a parameter of the wrong type or range, the columns X or y lacks, an outcome that is
+                not a count (how many rows), or weights of the wrong shape or sign.
         """
-        missing = [name for name in FEATURES if name not in X.columns]
-        if missing:
-            raise ValueError(f"X lacks feature columns {missing}")
-        absent = [name for name in OUTCOMES if name not in y.columns]
-        if absent:
-            raise ValueError(f"y lacks outcome columns {absent}; expected {OUTCOMES}")
+        self._check_params()
+        X, y = _columns(X, "X", FEATURES, "feature"), _columns(y, "y", OUTCOMES, "outcome")
         if len(X) != len(y):
             raise ValueError(f"Got {len(X)} feature rows and {len(y)} outcome rows; expected the same number")
-        if not 0 <= self.cold_share <= 1:
-            raise ValueError(f"Got cold_share={self.cold_share}; expected a value in [0, 1]")
-        if not (isinstance(self.n_members, int | np.integer) and self.n_members >= 1):
-            raise ValueError(f"Got n_members={self.n_members!r}; expected a whole number of at least 1")
+        _check_counts(y)
         weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if weights.shape != (len(X),) or not (np.isfinite(weights).all() and (weights >= 0).all()):
             raise ValueError(f"Got sample_weight of shape {weights.shape}; expected {len(X)} finite values >= 0")
-        X, y, weights = self._with_cold_rows(
-            X[FEATURES].reset_index(drop=True), y[OUTCOMES].reset_index(drop=True), weights
-        )
+        X, y, weights = self._with_cold_rows(X.reset_index(drop=True), y.reset_index(drop=True), weights)
         data = X.to_numpy(float)
         impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)
         if (clicks > impressions).any() or (orders > clicks).any():
@@ -221,9 +236,13 @@ class CreatorRanker(BaseEstimator):
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row."""
+        """Returns `expected_impressions`, `p_click` (per impression) and `p_order` (per click) per row.
+
+        Raises:
+            ValueError: X is not a DataFrame, or lacks feature columns (named), as `fit` says.
+        """
         check_is_fitted(self, "click_")
-        data = X[FEATURES].to_numpy(float)
+        data = _columns(X, "X", FEATURES, "feature").to_numpy(float)
         if not len(data):  # the heads refuse zero rows; a campaign with no candidate has nothing to predict
             return pd.DataFrame(
                 {name: np.zeros(0) for name in ("expected_impressions", "p_click", "p_order")}, index=X.index
@@ -241,6 +260,41 @@ class CreatorRanker(BaseEstimator):
                     "p_order": self.order_.predict_proba(data)[:, 1],
                 },
                 index=X.index,
+            )
+
+
+def _columns(data: pd.DataFrame, name: str, columns: list[str], kind: str) -> pd.DataFrame:
+    """`data`'s `columns`, in that order, for fitting or predicting.
+
+    Raises:
+        ValueError: `data` is not a DataFrame (columns are matched by name, never by position), or lacks some of
+            `columns` (named).
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ValueError(f"Got {name} as {type(data).__name__}; expected a DataFrame with the {kind} columns by name")
+    missing = [column for column in columns if column not in data.columns]
+    if missing:
+        raise ValueError(f"{name} lacks {kind} columns {missing}")
+    return data[columns]
+
+
+def _check_counts(outcomes: pd.DataFrame) -> None:
+    """Refuses outcomes that are not counts. A missing one is not taken as no row: the rate heads left out rows
+    whose trials or successes were NaN, so half the clicks missing trained on the other half without a word, on
+    whichever pairs happened to have them; which pairs to leave out is the caller's to decide.
+
+    Raises:
+        ValueError: naming the first such column, how many rows and the first row's label and value.
+    """
+    for column in outcomes.columns:
+        values = pd.to_numeric(outcomes[column], errors="coerce").to_numpy(float, na_value=np.nan)
+        bad = ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            first = np.flatnonzero(bad)[0]
+            raise ValueError(
+                f"Got {bad.sum()} of {len(values)} rows whose {column} is not a count (the first: row "
+                f"{outcomes.index[first]}, {outcomes[column].iloc[first]}); expected a finite number of at least 0 "
+                f"in every row: leave out the pairs whose {column} is unknown"
             )
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tests.ranker_contract import RankerContract
+import numpy as np
+import pytest
+
+from tests.ranker_contract import RankerContract, synthetic_pairs
 from training.ranker import CreatorRanker
 
 
@@ -80,3 +83,49 @@ def test_a_small_prediction_runs_on_one_thread_with_the_same_bits(monkeypatch):
     large = fitted.predict(X.head(400))
     assert seen[1] == max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp")
     assert small.equals(large)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # A string is truthy: "no" constrained the heads.
+        ({"monotone": "no"}, "Got monotone='no'; expected True or False"),
+        # A cap of 0 or below left a head no rows ("Found array with 0 sample(s)").
+        ({"max_impressions_weight": -5}, "Got max_impressions_weight=-5; expected a value above 0, or None for no cap"),
+        ({"max_clicks_weight": 0}, "Got max_clicks_weight=0; expected a value above 0, or None for no cap"),
+        # These were refused as parameters of HistGradientBoostingRegressor.
+        ({"learning_rate": -1}, "Got learning_rate=-1; expected a value above 0"),
+        ({"max_iter": 0}, "Got max_iter=0; expected a whole number of at least 1"),
+        ({"max_iter": 2.5}, "Got max_iter=2.5; expected a whole number"),
+        ({"max_features": 1.5}, "Got max_features=1.5; expected a share in (0, 1]"),
+        ({"max_features": 0}, "Got max_features=0; expected a share in (0, 1]"),
+        ({"n_members": 0}, "Got n_members=0; expected a whole number of at least 1"),
+    ],
+)
+def test_a_bad_parameter_is_refused_naming_it(params, message):
+    X, y = synthetic_pairs(200)
+    with pytest.raises(ValueError) as refused:
+        CreatorRanker(**params).fit(X, y)
+    assert str(refused.value) == message
+
+
+def test_outcomes_that_are_not_counts_are_refused_naming_the_column_and_how_many_rows():
+    """Half the click labels NaN trained on the other half without a word (the rate heads dropped those rows)."""
+    X, y = synthetic_pairs(200)
+    y = y.astype(float)
+    y.loc[:99, "clicks"] = np.nan
+    with pytest.raises(ValueError, match=r"^Got 100 of 200 rows whose clicks is not a count \(the first: row 0, nan\)"):
+        CreatorRanker(max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"^Got 1 of 200 rows whose orders is not a count \(the first: row 7, -1"):
+        CreatorRanker(max_iter=5).fit(X, y.fillna(0).assign(orders=np.where(X.index == 7, -1, 0)))
+
+
+def test_predict_names_the_feature_columns_it_lacks_as_fit_does():
+    """predict raised a bare KeyError without a column and an IndexError on an array."""
+    X, y = synthetic_pairs(300)
+    fitted = CreatorRanker(max_iter=5).fit(X, y)
+    for method in (fitted.predict, lambda data: CreatorRanker(max_iter=5).fit(data, y)):
+        with pytest.raises(ValueError, match=r"^X lacks feature columns \['similarity'\]$"):
+            method(X.drop(columns="similarity"))
+        with pytest.raises(ValueError, match=r"^Got X as ndarray; expected a DataFrame with the feature columns"):
+            method(X.to_numpy())
