@@ -42,6 +42,7 @@ __all__ = [
     "check_rejects_path",
     "error_reason",
     "is_rejects_file",
+    "missing_columns",
     "no_valid_rows",
     "read_frame",
     "read_table",
@@ -358,14 +359,23 @@ def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec)
     Raises:
         InputError: naming the file, the table and each required column it lacks.
     """
+    if refusal := missing_columns(columns, spec.name, "nothing was read"):
+        raise InputError(f"{path}: {refusal}")
+
+
+def missing_columns(columns: Iterable[object], table: str, outcome: str) -> str | None:
+    """The one line that refuses a table of `columns` for the columns `table` requires that it lacks: `no
+    creator_id, followers columns, required in the creators table; <outcome>`, then what a misspelt header
+    probably meant; None when it has them all."""
     present = [str(column) for column in columns]
-    missing = [name for name, info in spec.row_model.model_fields.items() if info.is_required() and name not in present]
-    if missing:
-        plural = "s" if len(missing) > 1 else ""
-        raise InputError(
-            f"{path}: no {', '.join(missing)} column{plural}, required in the {spec.name} table; nothing was read"
-            + _header_hint(present, missing)
-        )
+    fields = TABLES[table].row_model.model_fields
+    missing = [name for name, info in fields.items() if info.is_required() and name not in present]
+    if not missing:
+        return None
+    plural = "s" if len(missing) > 1 else ""
+    return f"no {', '.join(missing)} column{plural}, required in the {table} table; {outcome}" + _header_hint(
+        present, missing
+    )
 
 
 def _check_repeated_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:

@@ -24,7 +24,7 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
-from features.tables import Reject, Table, records_frame, valid_rows
+from features.tables import Reject, Table, missing_columns, records_frame, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
@@ -86,7 +86,8 @@ class Matcher:
         scorer: what scoring reads (ranker heads, creators, vectors, index, records) and does.
 
     Raises:
-        ValueError: the creators table has no valid row (none at all, or every one rejected).
+        ValueError: the creators table has no valid row (none at all, or every one rejected); one that lacks a
+            required column names the columns.
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension,
             or the index holds none of the table's creators.
 
@@ -113,6 +114,10 @@ class Matcher:
             _warn_left_out(self.creator_rejects, "creator_rejects")
         self.creators = table.frame.reset_index(drop=True)
         if self.creators.empty:  # else a model load later, an index of no vectors (or a search of none) failed
+            given = creators.frame if isinstance(creators, Table) else creators
+            # A table without a required column has every row rejected for it, or none to reject ("0 rejected").
+            if refusal := missing_columns(given.columns, "creators", "a matcher needs at least one"):
+                raise ValueError(f"Got no valid creator row: {refusal}")
             rejected = len({reject.row for reject in self.creator_rejects})
             first = f"; the first: {self.creator_rejects[0].line()}" if self.creator_rejects else ""
             raise ValueError(f"Got no valid creator row ({rejected} rejected{first}); a matcher needs at least one")

@@ -883,6 +883,27 @@ def test_the_python_api_refuses_a_matcher_without_a_valid_creator(tmp_path):
         Matcher(read_table(creators_file(tmp_path, "header-only"), "creators"), model=NO_MODEL)
 
 
+def test_the_python_api_names_the_required_columns_a_creators_frame_lacks():
+    """A frame without a required column said "0 rejected" when it had no row (pd.DataFrame()), and gave a reject
+    per row otherwise; like a file read, one line names the columns, and what a misspelt header probably meant."""
+    from matcher.api import Matcher
+
+    with pytest.raises(ValueError) as refused:
+        Matcher(pd.DataFrame(), model=NO_MODEL)
+    assert str(refused.value) == (
+        "Got no valid creator row: no creator_id, creator_type, platforms, interest_tags, followers columns, "
+        "required in the creators table; a matcher needs at least one"
+    )
+    misspelt = pd.DataFrame(creators_rows(2)).rename(columns={"followers": "Followers"})
+    with warnings.catch_warnings(), pytest.raises(ValueError) as refused:
+        warnings.simplefilter("ignore")  # the rows left out, each for its followers
+        Matcher(misspelt, model=NO_MODEL)
+    assert str(refused.value) == (
+        "Got no valid creator row: no followers column, required in the creators table; a matcher needs at least "
+        "one (found 'Followers' for followers: column names are exact, lower case and without spaces)"
+    )
+
+
 @pytest.mark.slow
 def test_a_match_with_no_valid_creator_or_campaign_leaves_yesterdays_matches(tmp_path, world_dir, trained, world_index):
     """With an index, a creators table of only its header exited 0 ("matched 0 of 12 campaigns") and replaced the
