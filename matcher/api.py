@@ -47,6 +47,7 @@ __all__ = [
     "MatchResult",
     "MatchSettings",
     "Matcher",
+    "SettledPerformance",
     "SlateEntry",
     "no_campaigns_matched",
 ]
