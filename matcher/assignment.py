@@ -254,11 +254,13 @@ def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, confli
         if len(slates.members[c]) < plan["target"].iat[k] and slates.spend[c] + cheapest[k] > slates.budget[c]:
             slates.skipped[c].add("budget")
     # A slate the budget sized on its best candidates' commission, filled by cheaper ones: its budget is not spent.
+    # So is one sized by what its candidates are worth beside its best, which capacity then placed elsewhere.
     cheapest_free = np.full(len(plan), np.inf)
     np.minimum.at(cheapest_free, at[~chosen & ~blocked], slates.commission[~chosen & ~blocked])
     for k in np.flatnonzero(cheapest_free < np.inf):
         c = plan.index[k]
-        if "budget" in slates.skipped[c] and slates.spend[c] + cheapest_free[k] <= slates.budget[c]:
+        resized = "budget" in slates.skipped[c] or {"worth", "capacity"} <= slates.skipped[c]
+        if resized and slates.spend[c] + cheapest_free[k] <= slates.budget[c]:
             slates.budget_left.add(c)
     if not slates.policy.funnel_coverage:
         return

@@ -54,6 +54,10 @@ class SlatePolicy:
         assignment: "exact" (one programme over the batch, optimal for the scores under every rule above) or
             "greedy" (one best-first pass over all pairs under the same rules, kept to measure what the exact
             assignment gains).
+        min_member_value: a place beyond the slate's minimum is planned only for a candidate expected to sell at
+            least this share of the campaign's best candidate (of its best member, when a slate that capacity
+            kept under its budget grows): a slate stops short of its size rather than fill up with creators worth
+            next to nothing to it (0 turns the rule off).
     """
 
     standard_size: int = 6
@@ -69,6 +73,7 @@ class SlatePolicy:
     max_unproven_standard: int = 1
     comparable_value: float = 0.5
     assignment: str = "exact"
+    min_member_value: float = 0.05
 
     def __post_init__(self) -> None:
         check_kinds(self)
@@ -98,7 +103,7 @@ class SlatePolicy:
             raise refuse(
                 "duplicate_similarity", self.duplicate_similarity, "a cosine in (-1, 1] (1 turns the rule off)"
             )
-        for name in ("min_stage_value", "comparable_value"):
+        for name in ("min_stage_value", "comparable_value", "min_member_value"):
             if not 0 <= getattr(self, name) <= 1:
                 raise refuse(name, getattr(self, name), "a share in [0, 1]")
         # Below 0 a standard slate's unproven row could ask for fewer than no creators, which no slate meets.

@@ -62,8 +62,8 @@ def plan_sizes(scored: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
         tolerated overrun), `unproven` (most creators without a record; the limit where there are enough
         comparable proven ones), `target` (the slate size: the limit, cut by the budget on the campaign's own
         best candidates, never below the minimum nor above what is eligible), `floor` (the fewest members the
-        slate should have when capacity is scarce: the minimum, or the target if smaller), `budget_bound`, `best`
-        score.
+        slate should have when capacity is scarce: the minimum, or the target if smaller), `budget_bound`,
+        `worth_bound` (the target was cut by `min_member_value`), `best` score.
     """
     return _plan_in_order(scored.iloc[campaign_order(scored)], policy)
 
@@ -119,9 +119,15 @@ def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     first_past = np.minimum.reduceat(np.where(past, position, np.iinfo(np.int64).max), starts)
     affordable = np.bincount(code[allowed & (position < first_past[code])], minlength=n_campaigns)
     cap = np.minimum(limit, available)
-    plan["target"] = np.minimum(cap, np.maximum(plan["minimum"], affordable))
+    # Places past the minimum go only to candidates worth `min_member_value` of the best: each campaign's are the
+    # first of its allowed ones (best first), and the minimum is kept from the others if they are too few.
+    worthy = allowed & (score >= policy.min_member_value * plan["best"][code])
+    worth_cap = np.maximum(np.bincount(code[worthy], minlength=n_campaigns), np.minimum(plan["minimum"], available))
+    sized = np.minimum(cap, np.maximum(plan["minimum"], affordable))
+    plan["target"] = np.minimum(sized, worth_cap)
     plan["floor"] = np.minimum(plan["minimum"], plan["target"])
     plan["budget_bound"] = affordable < cap
+    plan["worth_bound"] = plan["target"] < sized
     return pd.DataFrame(plan, index=pd.Index(ids, name="campaign_id"))
 
 
@@ -201,18 +207,25 @@ def _top_up(scored: pd.DataFrame, slates: SlateBook) -> None:
     campaigns, and the cheaper creators in their place left most of the budget unspent (a new-user trial's slate of
     3 spent 8% of it while 167 candidates had room). Each such slate, in campaign order, takes its best candidates
     that are free to join it (`SlateBook.why_not`: capacity left, no near-duplicate, the unproven limit), up to the
-    product type's size, until the next one would pass the budget, as the planned walk stops. The programme's
-    slates are kept whole: only creators with capacity to spare are added, so no other slate changes.
+    product type's size, until the next one would pass the budget or is worth less than `min_member_value` of the
+    slate's best member, as the planned walk stops. The programme's slates are kept whole: only creators with
+    capacity to spare are added, so no other slate changes.
     """
     if not slates.budget_left:
         return
     code, ids = pd.factorize(scored["campaign_id"])  # contiguous, in the canonical order
     bounds = np.searchsorted(code, np.arange(len(ids) + 1))
     where = {c: k for k, c in enumerate(ids)}
+    score = scored["score"].to_numpy(float)
     for c in sorted(slates.budget_left, key=where.get):
         slates.target[c] = slates.size[c]
         taken = set(slates.members[c])
+        # Worth is measured against the best creator the slate holds: capacity may have placed its best candidates,
+        # on which its size was planned, elsewhere.
+        worth = slates.policy.min_member_value * max((score[m] for m in slates.members[c]), default=slates.best[c])
         for i in range(bounds[where[c]], bounds[where[c] + 1]):
+            if score[i] < worth:  # best first: every candidate after it is worth less too
+                break
             if i in taken:
                 continue
             why = slates.why_not(i)
@@ -310,7 +323,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
         )
     elif size >= limit:
         text = f"{size}: the {kind} slate size"
-    elif campaign in slates.budget_left and "capacity" in skipped:
+    elif campaign in slates.budget_left and {"budget", "capacity"} <= skipped:
         # A slate can be "left room" (within the overrun) and still spend a little over the budget as set, which
         # the figure shows instead of a claim that budget is unused.
         gave = lost or f"capacity ({capacity} per creator) gave some of them to other campaigns"
@@ -319,6 +332,11 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
             f"place are expected to spend {slates.spend[campaign] / budget:.0%} of the budget at {take_up:.0%} take-up"
         )
         lost = ""
+    elif "worth" in skipped:
+        text = (
+            f"{size}: its other candidates are each expected to sell under {slates.policy.min_member_value:.0%} of "
+            f"what its best one is ({slates.best[campaign]:,.1f})"
+        )
     elif "budget" in slates.skipped[campaign]:
         text = f"{size}: budget reached (expected commission x {take_up:.0%} take-up)"
         if slates.spend[campaign] > slates.budget[campaign]:

@@ -42,14 +42,17 @@ class SlateBook:
         # The probability of non-standard where an uncertain type sized the slate between the two kinds, else NaN.
         self.uncertain = plan["uncertain"].to_dict()
         self.budget = plan["budget"].to_dict()
+        self.best = plan["best"].to_dict()
         self.max_unproven = plan["unproven"].to_dict()
         self.members: dict[str, list[int]] = {c: [] for c in plan.index}
         self.spend = dict.fromkeys(plan.index, 0.0)
         self.unproven = dict.fromkeys(plan.index, 0)
         self.load: dict[int, int] = {}
-        # A slate sized below its limit by the budget on its best candidates says so, whichever assignment fills it.
+        # A slate sized below its limit by the budget on its best candidates, or by what its other candidates are
+        # worth, says so, whichever assignment fills it.
         self.skipped: dict[str, set[str]] = {
-            c: {"budget"} if bound else set() for c, bound in zip(plan.index, plan["budget_bound"], strict=True)
+            c: {"worth"} if worth else {"budget"} if budget else set()
+            for c, budget, worth in zip(plan.index, plan["budget_bound"], plan["worth_bound"], strict=True)
         }
         self.closed: set[str] = set()
         # Slates the budget sized ("budget" skipped) whose members, once assigned, leave room in it for another free

@@ -47,6 +47,23 @@ def test_sizes_follow_the_product_type():
     assert why["std"].startswith("6: the standard slate size")
 
 
+def test_a_slate_stops_short_of_its_size_rather_than_fill_up_with_creators_worth_next_to_nothing():
+    """A new-user trial's slates were filled to their size with creators scoring 0.0001x the best one. Places past
+    the minimum go to candidates worth `min_member_value` (5%) of the best; the minimum holds whatever they are
+    worth, and 0 turns the rule off."""
+    policy = SlatePolicy(capacity=None, funnel_coverage=False)
+    rows = [("c", r, s, "d") for r, s in enumerate([100.0, 90.0, 80.0, 6.0, 4.0, 1.0, 0.5, 0.01])]
+    chosen, why = build_slates(candidates(rows, kind="standard"), policy, distinct_vectors(8))
+    assert chosen["creator_row"].tolist() == [0, 1, 2, 3]
+    assert why["c"].startswith("4: its other candidates are each expected to sell under 5% of what its best one is")
+    few = [("c", r, s, "d") for r, s in enumerate([100.0, 1.0, 0.5, 0.01])]
+    chosen, _ = build_slates(candidates(few, kind="standard"), policy, distinct_vectors(4))
+    assert chosen["creator_row"].tolist() == [0, 1, 2]  # the minimum of 3
+    off = SlatePolicy(capacity=None, funnel_coverage=False, min_member_value=0.0)
+    chosen, why = build_slates(candidates(rows, kind="standard"), off, distinct_vectors(8))
+    assert len(chosen) == off.standard_size and why["c"].startswith("6: the standard slate size")
+
+
 def test_budget_closes_the_slate_but_keeps_a_few_creators():
     """Expected commission x take-up may not pass the budget by more than 10%, beyond the minimum of 3."""
     policy = SlatePolicy(capacity=None, funnel_coverage=False, participation_rate=0.5, min_size=3)
