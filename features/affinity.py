@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
+from scipy import sparse, stats
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import PoissonRegressor
 from sklearn.utils.validation import check_is_fitted
@@ -16,7 +16,14 @@ from sklearn.utils.validation import check_is_fitted
 from features.history import CategoryPriors
 from features.text import normalized_tags
 
-__all__ = ["AFFINITY_FEATURES", "PastPerformance", "TagCategoryAffinity", "TagLists"]
+__all__ = [
+    "AFFINITY_COLUMNS",
+    "AFFINITY_FEATURES",
+    "PARTICIPATION_CONFIDENCE",
+    "PastPerformance",
+    "TagCategoryAffinity",
+    "TagLists",
+]
 
 AFFINITY_FEATURES = [
     "tag_affinity_ctr",
@@ -27,6 +34,12 @@ AFFINITY_FEATURES = [
     "tag_model_cvr",
     "tag_participation",
 ]
+# What `TagCategoryAffinity.transform` gives: the ranker's features, and the participation lift that chance would
+# reach only once in 1 / (1 - PARTICIPATION_CONFIDENCE), for the rule that a creator's interests relate.
+AFFINITY_COLUMNS = [*AFFINITY_FEATURES, "tag_participation_floor"]
+# A (tag, category) pair's participation counts as above chance when its rows' one-sided Poisson lower bound at
+# this confidence is above what chance gives: a tag seen in 3 of a category's rows where chance gives 3 is not.
+PARTICIPATION_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,7 @@ class TagCategoryAffinity(BaseEstimator):
                 "cvr": (totals["orders"] + self.strength_orders) / (totals["prior_orders"] + self.strength_orders),
                 "evidence": np.log1p(totals["prior_clicks"]),
                 "participation": self._participation(joined, joined.index),
+                "participation_floor": self._participation_floor(joined, joined.index),
             }
         )
         coefficients = self._fit_joint(rows, lowered, priors)
@@ -171,10 +185,20 @@ class TagCategoryAffinity(BaseEstimator):
 
     def _participation(self, joined: pd.Series | np.ndarray, keys: pd.MultiIndex) -> np.ndarray:
         """Rows of (tag, category) over the rows chance would give, shrunk toward 1 by `strength_rows`."""
-        expected = self.tag_rows_.reindex(keys.get_level_values(0)).fillna(0.0).to_numpy() * (
+        return (np.asarray(joined, dtype=float) + self.strength_rows) / (self._chance_rows(keys) + self.strength_rows)
+
+    def _participation_floor(self, joined: pd.Series, keys: pd.MultiIndex) -> np.ndarray:
+        """Rows of (tag, category) over the rows chance would give, at the one-sided lower confidence bound of the
+        rows' count (exact Poisson, `PARTICIPATION_CONFIDENCE`): above 1 only where chance would rarely reach it."""
+        count = np.asarray(joined, dtype=float)
+        lowest = np.where(count > 0, stats.chi2.ppf(1 - PARTICIPATION_CONFIDENCE, 2 * count) / 2, 0.0)
+        return lowest / np.maximum(self._chance_rows(keys), np.finfo(float).tiny)
+
+    def _chance_rows(self, keys: pd.MultiIndex) -> np.ndarray:
+        """The rows each (tag, category) would have if the tag's rows spread over categories like all rows."""
+        return self.tag_rows_.reindex(keys.get_level_values(0)).fillna(0.0).to_numpy() * (
             self.category_share_.reindex(keys.get_level_values(1)).fillna(0.0).to_numpy()
         )
-        return (np.asarray(joined, dtype=float) + self.strength_rows) / (expected + self.strength_rows)
 
     def _fit_joint(self, rows: pd.DataFrame, lowered: list[list[str]], priors: CategoryPriors) -> pd.DataFrame:
         categories = rows["category"].to_numpy()
@@ -199,7 +223,7 @@ class TagCategoryAffinity(BaseEstimator):
         """Per pair: the best and mean click lift and the best order lift of the creator's tags for the category.
 
         Unseen (tag, category) pairs count as lift 1 with no evidence. `tag_model_*` is the lift that the
-        creator's tags together predict (see `_joint_lifts`).
+        creator's tags together predict (see `_joint_lifts`). Columns: AFFINITY_COLUMNS.
         """
         return self.transform_lists(TagLists.of(interest_tags), categories)
 
@@ -217,13 +241,20 @@ class TagCategoryAffinity(BaseEstimator):
         found = (
             self.table_.reindex(keys)
             if len(self.table_)
-            else pd.DataFrame(index=keys, columns=["ctr", "cvr", "evidence", "participation", "ctr_coef", "cvr_coef"])
+            else pd.DataFrame(
+                index=keys,
+                columns=["ctr", "cvr", "evidence", "participation", "participation_floor", "ctr_coef", "cvr_coef"],
+            )
         )
         # A (tag, category) never seen together took part 0 times; an unknown tag has no evidence (lift 1).
         participation = np.array(found["participation"], dtype=float)
         unseen = np.isnan(participation)
         participation[unseen] = self._participation(np.zeros(unseen.sum()), keys[unseen])
         participation = participation[pair_keys]
+        # A table learned before the floor existed relates interests by the shrunk lift above 1, as it did then.
+        floor_column = "participation_floor" if "participation_floor" in found else "participation"
+        # A (tag, category) never seen together, or an unknown tag, is no evidence of relation.
+        floor = np.nan_to_num(np.array(found[floor_column], dtype=float), nan=0.0)[pair_keys]
         pair = np.repeat(np.arange(len(lengths)), lengths)
         has = lengths > 0
         starts = (np.cumsum(lengths) - lengths)[has]
@@ -245,6 +276,7 @@ class TagCategoryAffinity(BaseEstimator):
             "cvr": per_pair(per_tag("cvr"), 1.0),
             "evidence": per_pair(per_tag("evidence"), 0.0),
             "participation": per_pair(participation, 1.0),
+            "participation_floor": per_pair(floor, 0.0),
         }
         base = self.intercepts_.reindex(np.asarray(category_names, dtype=object)).fillna(0.0)
         model = {
@@ -263,6 +295,7 @@ class TagCategoryAffinity(BaseEstimator):
                 "tag_model_ctr": model["ctr"],
                 "tag_model_cvr": model["cvr"],
                 "tag_participation": best["participation"],
+                "tag_participation_floor": best["participation_floor"],
             }
         )
 

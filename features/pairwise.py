@@ -141,7 +141,7 @@ def pair_features(
         creators: valid creator rows.
         campaign_index, creator_index: positional indices of each pair.
         semantic: SEMANTIC_FEATURES and EVIDENCE_COLUMNS of each pair (`features.similarity.semantic_features`).
-        affinity: AFFINITY_FEATURES of each pair (see `features.affinity.TagCategoryAffinity`).
+        affinity: AFFINITY_COLUMNS of each pair (see `features.affinity.TagCategoryAffinity`).
         history: one row per pair with HISTORY_COLUMNS of the creator's whole record (zeros for none).
         category_history: the same, for the creator's record in the campaign's category only.
         marketplace_history: the same, for the creator's record in the campaign's marketplaces, summed over them
@@ -152,8 +152,9 @@ def pair_features(
 
     Returns:
         A float DataFrame with FEATURES as columns, plus EVIDENCE_COLUMNS (which tag fits which brief phrase) for
-        reasons and `market_share`, the audience share the creator states in the campaign's marketplaces (NaN
-        when none is stated; `expected_market_share` is then the typical creator's), for eligibility and reasons.
+        reasons, `market_share`, the audience share the creator states in the campaign's marketplaces (NaN
+        when none is stated; `expected_market_share` is then the typical creator's), for eligibility and reasons,
+        and `tag_participation_floor` (whether history relates the creator's interests to the category).
     """
 
     # Campaign values are computed per campaign, then taken per pair: a service request's one campaign is one
@@ -224,4 +225,5 @@ def pair_features(
     for name in EVIDENCE_COLUMNS:
         frame[name] = semantic[name].to_numpy()
     frame["market_share"] = stated
+    frame["tag_participation_floor"] = affinity["tag_participation_floor"].to_numpy(float)
     return frame

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
+from features.affinity import AFFINITY_COLUMNS, TagCategoryAffinity
 from features.embeddings import Embedder, campaign_vectors
 from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
 from features.pairwise import FEATURES, HISTORY_FEATURES, pair_features
@@ -273,7 +273,7 @@ def creator_records(
         campaign_index,
         creator_index,
         semantic,
-        affinity[AFFINITY_FEATURES],
+        affinity[AFFINITY_COLUMNS],
         none,
         none,
         none,

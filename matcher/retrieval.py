@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity, TagLists
+from features.affinity import AFFINITY_COLUMNS, TagCategoryAffinity, TagLists
 from features.pairwise import record_lifts
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility
@@ -19,7 +19,7 @@ __all__ = ["ALLOWED_CACHE_SETS", "TOPICAL_BLOCK", "TOPICAL_CACHE_VALUES", "Retri
 # Most values of the per-category tables Retrieval keeps (float64): 16 categories of 200,000 creators. Beyond it
 # a category's table is computed for its proven channel and dropped: at a million creators the 16 tables were
 # 0.9 GB, while a chunk's pairs are a few hundred thousand rows.
-TOPICAL_CACHE_VALUES = 16 * 200_000 * len(AFFINITY_FEATURES)
+TOPICAL_CACHE_VALUES = 16 * 200_000 * len(AFFINITY_COLUMNS)
 # Creators whose affinities are computed at once (each row's are its own): the (tag, category) keys and looked-up
 # values of a whole million-creator table were a transient of most of a gigabyte.
 TOPICAL_BLOCK = 100_000
@@ -37,7 +37,7 @@ def proven_value(creators: pd.DataFrame, history: pd.DataFrame, topical: pd.Data
     Args:
         creators: the creator table.
         history: each creator's record (HISTORY_COLUMNS), in table order.
-        topical: each creator's AFFINITY_FEATURES for the category (`TagCategoryAffinity.transform`).
+        topical: each creator's AFFINITY_COLUMNS for the category (`TagCategoryAffinity.transform`).
     """
     campaigns = history["hist_campaigns"].to_numpy(float)
     stated = pd.to_numeric(creators["avg_views"], errors="coerce").to_numpy(float)
@@ -98,7 +98,7 @@ class Retrieval:
             value = np.where(
                 eligible,
                 proven_value(
-                    self.creators, self.history, pd.DataFrame(self.topical(category), columns=AFFINITY_FEATURES)
+                    self.creators, self.history, pd.DataFrame(self.topical(category), columns=AFFINITY_COLUMNS)
                 ),
                 -np.inf,
             )
@@ -113,7 +113,7 @@ class Retrieval:
         return TagLists.of(self.creators["interest_tags"])
 
     def topical(self, category: str) -> np.ndarray:
-        """What history says of every creator's interests in a category (AFFINITY_FEATURES).
+        """What history says of every creator's interests in a category (AFFINITY_COLUMNS).
 
         A creator's affinity depends on its tags and the category alone, so it is computed for the whole table
         and kept, to be gathered for each pair, while the kept tables hold at most TOPICAL_CACHE_VALUES values.
@@ -125,7 +125,7 @@ class Retrieval:
         table = np.concatenate(
             [
                 self.affinity.transform_lists(self.tag_lists.take(rows), np.full(len(rows), category, dtype=object))[
-                    AFFINITY_FEATURES
+                    AFFINITY_COLUMNS
                 ].to_numpy(float)
                 for rows in blocks
             ]
@@ -135,9 +135,9 @@ class Retrieval:
         return table
 
     def topical_pairs(self, categories: np.ndarray, creator_index: np.ndarray) -> pd.DataFrame:
-        """AFFINITY_FEATURES of (category, creator row) pairs: gathered from the kept per-category tables, and
+        """AFFINITY_COLUMNS of (category, creator row) pairs: gathered from the kept per-category tables, and
         computed for the pairs alone in the other categories (the same values: each row's are its own)."""
-        values = np.empty((len(creator_index), len(AFFINITY_FEATURES)))
+        values = np.empty((len(creator_index), len(AFFINITY_COLUMNS)))
         kept = np.isin(categories, list(self._topical))
         for category in np.unique(categories[kept]):
             pairs = np.flatnonzero(categories == category)
@@ -147,8 +147,8 @@ class Retrieval:
             frame = self.affinity.transform_lists(
                 self.tag_lists.take(creator_index[pairs]), np.asarray(categories, dtype=object)[pairs]
             )
-            values[pairs] = frame[AFFINITY_FEATURES].to_numpy(float)
-        return pd.DataFrame(values, columns=AFFINITY_FEATURES)
+            values[pairs] = frame[AFFINITY_COLUMNS].to_numpy(float)
+        return pd.DataFrame(values, columns=AFFINITY_COLUMNS)
 
     @cached_property
     def audience(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:

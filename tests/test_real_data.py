@@ -104,7 +104,7 @@ def test_new_creators_whose_interests_fit_the_brief_come_before_the_others_whate
             "campaign_id",
             "creator_id",
             "fitting_tags",
-            "tag_participation",
+            "tag_participation_floor",
             "content_creator",
             "hist_campaigns",
         ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.affinity import AFFINITY_FEATURES, TagCategoryAffinity
+from features.affinity import AFFINITY_COLUMNS, TagCategoryAffinity
 from features.attribution import attribute
 from features.contract import SETTLEMENT_DAYS
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
@@ -113,18 +113,18 @@ def _fingerprint(rows: pd.DataFrame) -> str:
 
 
 def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryPriors, folds: int = 5) -> pd.DataFrame:
-    """AFFINITY_FEATURES of each row from a table learned without that row's campaign.
+    """AFFINITY_COLUMNS of each row from a table learned without that row's campaign.
 
     Five folds: each table learns from 80% of the rows, so its shrinkage is close to that of the table
     scoring uses (learned from all of them); with two, training saw lifts shrunk as on half the data.
     """
     fold_of = campaign_folds(rows["campaign_id"], folds)
-    out = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_FEATURES, dtype=float)
+    out = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_COLUMNS, dtype=float)
     for fold in np.unique(fold_of):
         held = fold_of == fold
         learn = ~held if (~held).any() else held
         table = TagCategoryAffinity().fit(rows[learn], tags[learn], priors)
-        out.loc[held, AFFINITY_FEATURES] = table.transform(tags[held], rows["category"][held]).to_numpy()
+        out.loc[held, AFFINITY_COLUMNS] = table.transform(tags[held], rows["category"][held]).to_numpy()
     return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.affinity import AFFINITY_FEATURES
+from features.affinity import AFFINITY_COLUMNS
 from features.history import HISTORY_COLUMNS, CategoryPriors
 from features.pairwise import pair_features, typical_audience
 from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
@@ -40,7 +40,7 @@ def _pair_features(campaigns: pd.DataFrame, creators: pd.DataFrame, priors: Cate
         campaign_index,
         creator_index,
         semantic,
-        pd.DataFrame(1.0, index=np.arange(n), columns=AFFINITY_FEATURES),
+        pd.DataFrame(1.0, index=np.arange(n), columns=AFFINITY_COLUMNS),
         none,
         none,
         none,
