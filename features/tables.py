@@ -48,6 +48,7 @@ __all__ = [
     "read_table",
     "recorded_rows",
     "records_frame",
+    "rejected_row_line",
     "rejects_path",
     "rejects_turn",
     "report_rejects",
@@ -1278,6 +1279,12 @@ def rejects_turn(rejects: list[Reject], out: str | Path) -> Iterator[Path | None
             write_rejects(rejects, out)
         else:
             _remove_own_rejects(target, out)  # read again under the lock: another run may have written it since
+
+
+def rejected_row_line(rejects: Iterable[Reject]) -> str:
+    """One rejected row in one line: its first reject's line, then every other bad column with its reason."""
+    first, *more = rejects
+    return "; ".join([first.line(), *(f"column {r.column}: {r.reason}" for r in more)])
 
 
 def report_rejects(rejects: list[Reject], stream=None) -> None:

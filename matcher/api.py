@@ -24,7 +24,7 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
-from features.tables import Reject, Table, missing_columns, records_frame, valid_rows
+from features.tables import Reject, Table, missing_columns, records_frame, rejected_row_line, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
@@ -212,7 +212,8 @@ class Matcher:
             creator_types: only creators of these types; one type or several.
 
         Raises:
-            UnknownCreator: a seed is not one of this matcher's creators.
+            UnknownCreator: a seed is not one of this matcher's creators: not in the table, or its row rejected
+                (the message says which, with the row's reasons).
             ValueError: k, a marketplace code or a creator type is not usable, named.
         """
         return self.lookalikes.similar(creator_ids, k, marketplaces, creator_types)
@@ -229,6 +230,7 @@ class Matcher:
             self.scorer.tags,
             self.scorer.category_history,
             self.settings.min_market_share,
+            self.creator_rejects,
         )
 
     def warm(self, categories: Iterable[str] | None = None) -> None:
@@ -321,10 +323,7 @@ class Matcher:
         """
         table = _campaign_table([campaign])
         if table.rejects:
-            first, *more = table.rejects
-            raise ValueError(
-                "invalid campaign: " + "; ".join([first.line(), *(f"column {r.column}: {r.reason}" for r in more)])
-            )
+            raise ValueError(f"invalid campaign: {rejected_row_line(table.rejects)}")
         return self.match_many(table)
 
     def match_many(

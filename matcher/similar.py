@@ -18,7 +18,7 @@ whose record is shaped most like theirs.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN
 from features.similarity import TagSpace
+from features.tables import Reject, rejected_row_line
 from matcher.candidate_index import CandidateIndex
 from matcher.lookalike_views import audience_matrix, cosine, lookalike_reason, mean_defined, overlap, record_matrix
 
@@ -62,7 +63,7 @@ PROFILE_REFERENCE = 2_000
 
 
 class UnknownCreator(ValueError):
-    """A seed id that is not a valid row of the creators table."""
+    """A seed id that is not a valid row of the creators table: not in it at all, or in a row that was rejected."""
 
 
 def _listed(values: str | Iterable[str]) -> list[str]:
@@ -83,6 +84,8 @@ class LookalikeSpace:
         tags: the table's interest tags, embedded.
         category_history: per (creator_id, category) HISTORY_COLUMNS of settled history.
         min_market_share: least audience share in the requested marketplaces (creators who state none pass).
+        creator_rejects: the table's rejected rows, so that a seed among them is refused with its row's reasons
+            rather than as an id the table does not hold.
     """
 
     creators: pd.DataFrame
@@ -93,6 +96,7 @@ class LookalikeSpace:
     tags: TagSpace
     category_history: pd.DataFrame
     min_market_share: float
+    creator_rejects: Sequence[Reject] = ()
 
     def __post_init__(self) -> None:
         ids = self.creators["creator_id"]
@@ -112,7 +116,7 @@ class LookalikeSpace:
         `creator_ids`, `marketplaces` and `creator_types` each take one value (a string) or several.
 
         Raises:
-            UnknownCreator: a seed is not in the creators table.
+            UnknownCreator: a seed is not a valid row of the creators table (not in it, or its row rejected).
             ValueError: k, a marketplace code or a creator type is not usable.
         """
         seeds = self._seed_rows(_listed(creator_ids))
@@ -164,8 +168,20 @@ class LookalikeSpace:
             raise ValueError("Got no seed creator; expected at least one creator_id")
         unknown = [cid for cid in creator_ids if cid not in self._position.index]
         if unknown:
-            raise UnknownCreator(f"Got creator_id {unknown[0]!r}; it is not a valid row of the creators table")
+            raise UnknownCreator(self._not_a_seed(unknown[0]))
         return self._position.loc[creator_ids].to_numpy(np.int64)
+
+    def _not_a_seed(self, creator_id: str) -> str:
+        """Why `creator_id` cannot be a seed: the table has no such id, or holds it in a rejected row (whose
+        reasons are what the user has to fix; a table may hold an id in several rejected rows)."""
+        rows: dict[int, list[Reject]] = {}
+        for reject in self.creator_rejects:
+            if reject.id == creator_id:
+                rows.setdefault(reject.row, []).append(reject)
+        if not rows:
+            return f"Got creator_id {creator_id!r}; it is not in the creators table"
+        reasons = "; ".join(rejected_row_line(row) for row in rows.values())
+        return f"Got creator_id {creator_id!r}; it is in the creators table, but its row was rejected ({reasons})"
 
     def _allowed(
         self, seeds: np.ndarray, marketplaces: Iterable[str] | None, creator_types: Iterable[str] | None

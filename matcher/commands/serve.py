@@ -53,6 +53,7 @@ def similar(
         rejects_path,
         rejects_turn,
         require_valid_rows,
+        settle_rejects,
     )
     from matcher.api import Matcher
     from matcher.artifacts import artifact_inputs, load_for_matching
@@ -74,14 +75,18 @@ def similar(
     table = read_table(creators, "creators")
     if out is not None and table.rejects:
         check_rejects_path(out)  # a user's own file there stops the run before any work
-    left = f", and {out} was left as it was" if out is not None else ""
-    require_valid_rows(table, creators, f"no lookalike was searched{left}", out=out)
+    outcome = f"no lookalike was searched{f', and {out} was left as it was' if out is not None else ''}"
+    require_valid_rows(table, creators, outcome, out=out)
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
     matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
     try:
         found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
-    except ValueError as exc:  # UnknownCreator among them
-        raise UserError(str(exc)) from exc
+    except ValueError as exc:  # a seed not among the valid rows (UnknownCreator), a bad filter
+        # Refused as a table without a valid row is (require_valid_rows): --out is left as it was, and the
+        # rejected rows are reported as any run's first, a rejected seed's among them.
+        written = settle_rejects(table.rejects, out) if out is not None and table.rejects else None
+        echo_rejects(table.rejects, written)
+        raise UserError(f"{exc}; {outcome}") from exc
     written = None
     if out is None:
         for row in found.itertuples(index=False):

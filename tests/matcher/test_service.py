@@ -192,7 +192,7 @@ def test_lookalikes_and_their_bad_requests(service, world_dir):
 
     status, reply = call(f"{url}/v1/similar", {"creator_ids": ["no-such-creator"]})
     assert status == 422 and reply["detail"][0]["column"] == "creator_ids"
-    assert "'no-such-creator'" in reply["detail"][0]["reason"]
+    assert reply["detail"][0]["reason"] == "Got creator_id 'no-such-creator'; it is not in the creators table"
     status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "k": 0})
     assert status == 422 and reply["detail"][0]["column"] == "k"
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.embeddings import creator_vectors
@@ -120,7 +125,7 @@ def test_cli_writes_the_same_lookalikes_as_the_api(world_dir, trained, tmp_path,
     bad = run_in_process(*args, "--like", "no-such-creator")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "creator-match: Got creator_id 'no-such-creator'; it is not a valid row of the creators table"
+        "creator-match: Got creator_id 'no-such-creator'; it is not in the creators table; no lookalike was searched"
     ]
     assert np.isfinite(written["score"]).all()
 
@@ -167,3 +172,57 @@ def test_with_a_marketplaces_filter_a_reason_speaks_of_the_overlap_in_those_mark
     within = named[1].fillna(other).astype(int) / 100
     assert (within <= stated["market_overlap"] + 0.005).all()
     assert (within < stated["market_overlap"] - 0.01).any(), "no lookalike shares a market outside UK: not exercised"
+
+
+@pytest.fixture(scope="module")
+def percent_creators(world_dir, tmp_path_factory) -> tuple[Path, str]:
+    """The world's creators with the sixth row's audience_mobile_share written '62%', as a spreadsheet exports a
+    percentage cell (the other rows' shares as text too, so that the column can hold it); and that creator's id."""
+    table = pq.read_table(world_dir / "creators.parquet")
+    column = table.schema.get_field_index("audience_mobile_share")
+    shares = [None if share is None else str(share) for share in table.column(column).to_pylist()]
+    shares[5] = "62%"
+    path = tmp_path_factory.mktemp("percent") / "creators.parquet"
+    pq.write_table(table.set_column(column, "audience_mobile_share", pa.array(shares)), path)
+    return path, table.column("creator_id")[5].as_py()
+
+
+def test_a_seed_whose_row_was_rejected_is_refused_as_such_after_the_rejects_are_named(
+    percent_creators, world_index, trained, tmp_path
+):
+    """A new-user trial's `similar --like cr000005` on a table whose cr000005 row is invalid printed only "not a
+    valid row of the creators table", as for an id the table does not hold: no reject line, no rejects file with
+    --out. The rejects come first, as `match` reports them; then the refusal says which case the seed is."""
+    path, bad = percent_creators
+    args = ["similar", "--creators", str(path), "--index", str(world_index), "--k", "3", "--model", trained.model_uri]
+    reject = (
+        f"creators row 6 (id {bad}): column audience_mobile_share: got '62%'; input should be a valid number, "
+        "unable to parse string as a number"
+    )
+    rejected = f"it is in the creators table, but its row was rejected ({reject})"
+    for seed, why in [(bad, rejected), ("nope", "it is not in the creators table")]:
+        done = run_in_process(*args, "--like", seed)
+        assert done.returncode == 2, done.stderr
+        refusal = f"creator-match: Got creator_id {seed!r}; {why}; no lookalike was searched"
+        assert done.stderr.strip().splitlines()[-2:] == [reject, refusal]
+
+    out = tmp_path / "like.csv"
+    done = run_in_process(*args, "--like", bad, "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    rejects = tmp_path / "like.rejects.csv"
+    assert done.stderr.strip().splitlines()[-3:] == [
+        reject,
+        f"1 row rejected; see {rejects}",
+        f"creator-match: Got creator_id {bad!r}; {rejected}; no lookalike was searched, and {out} was left as it was",
+    ]
+    assert not out.exists()
+    with open(rejects, encoding="utf-8", newline="") as handle:
+        assert [(r["table"], r["row"], r["id"], r["column"], r["output"]) for r in csv.DictReader(handle)] == [
+            ("creators", "6", bad, "audience_mobile_share", "like.csv")
+        ]
+
+    # The service's /v1/similar answers with the matcher's own words (its 422 reason).
+    matcher = Matcher(read_table(path, "creators"), model=trained.model_uri, index=world_index)
+    with pytest.raises(UnknownCreator) as refused:
+        matcher.similar([bad])
+    assert str(refused.value) == f"Got creator_id {bad!r}; {rejected}"
