@@ -300,7 +300,7 @@ def run_match(
         # run's. It is one of `out`'s writes, under `out`'s lock, taken before the rejects file's as for the others.
         written = [*outputs[1:], outputs[0]]  # in the order they are written
         with rejects_turn(rejects, out):
-            remove_run_record(out)
+            replaced = remove_run_record(out)
             if candidates_out is not None:
                 write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
             if summaries_out is not None:
@@ -317,6 +317,7 @@ def run_match(
             campaigns_matched=sum(summary.status == "matched" for summary in result.summaries),
             rows_rejected=len({(reject.table, reject.row) for reject in rejects}),
             had_rejects=bool(rejects),
+            replaced=replaced,
         )
         for stale in checkpoint_directories(out):  # this run's and any left by other inputs
             remove_directory(stale, _why_not_checkpoints)

@@ -7,6 +7,11 @@ matches beside last night's rejects, and nothing in the files says so. So the ru
 SHA-256 (and, for the shared rejects file, a digest over this output's rows alone). A record present and agreeing
 with the files means they are one complete run's; no record means a run is writing them or one was killed.
 
+A run that writes fewer files than the one before it (no `--summaries-out` tonight) does not remove last night's
+summaries: they are the user's to remove. Its record names them instead, as files of the run it replaced that it
+did not write again (read from that run's record before removing it, with those that record named likewise), so
+that `verify_run` can say they sit beside the output without being this run's.
+
 The rejects digest is the SHA-256 of this output's rows of the rejects file, in the file's order, each row written
 as the JSON array of its `REJECTS_COLUMNS` values as strings (as the csv module reads them back), compact
 (separators `,` and `:`, non-ASCII kept), UTF-8, each followed by a newline. Another output rewriting the shared
@@ -15,6 +20,7 @@ file keeps those rows and their order (`features.tables.write_rejects`), so thei
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -30,6 +36,7 @@ __all__ = [
     "RUN_RECORD_FORMAT",
     "RUN_RECORD_SUFFIX",
     "RUN_RECORD_VERSION",
+    "EarlierFile",
     "RecordedFile",
     "RecordedRejects",
     "RunMismatch",
@@ -65,6 +72,16 @@ class RecordedFile:
 
 
 @dataclass(frozen=True)
+class EarlierFile:
+    """A file an earlier run wrote beside the output that the recorded run did not write again: what it held, its
+    path as recorded, and when the run that wrote it finished."""
+
+    role: str  # "candidates" or "summaries": the matches are written by every run
+    path: str
+    finished_at: str
+
+
+@dataclass(frozen=True)
 class RecordedRejects:
     """The run's rows of the rejects file: the file's name, how many rows name the output, their digest."""
 
@@ -87,6 +104,7 @@ class RunRecord:
         rows_rejected: input rows rejected (a row with several bad columns counts once).
         files: the matches, and the candidates and summaries when asked, in the order written.
         rejects: the run's rows of the rejects file, or None when the run had no rejects.
+        earlier_files: files of the runs before it that it did not write again, still there when it finished.
     """
 
     output: str
@@ -97,6 +115,7 @@ class RunRecord:
     rows_rejected: int
     files: tuple[RecordedFile, ...]
     rejects: RecordedRejects | None
+    earlier_files: tuple[EarlierFile, ...] = ()
 
     def line(self) -> str:
         """One line saying which run the files are from."""
@@ -106,6 +125,11 @@ class RunRecord:
             f"finished at {self.finished_at} (model {self.model_version or 'none: no valid campaign'}): "
             f"{self.campaigns_matched} of {self.campaigns_read} campaigns matched, {self.rows_rejected} rows rejected"
         )
+
+
+def _present(path: Path) -> bool:
+    """Whether anything is at `path`: a file, a directory, or a link (a dangling one too)."""
+    return path.exists() or path.is_symlink()
 
 
 def run_record_path(out: str | Path) -> Path:
@@ -136,25 +160,33 @@ def check_run_record_path(out: str | Path) -> Path:
         OutputRefused: a user's file (or a directory) is at that path; it is left as it is.
     """
     target = run_record_path(out)
-    if not target.exists() and not target.is_symlink():
+    if not _present(target):
         return target
     if why := _record_content(target)[1]:
         raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
     return target
 
 
-def remove_run_record(out: str | Path) -> None:
+def remove_run_record(out: str | Path) -> RunRecord | None:
     """Removes the earlier run record beside `out`, durably, before the run replaces any of its files: from here
     until the new record is written the files are not a complete set, and a crash must not bring the old record
     back beside new files. The caller holds `out`'s lock.
+
+    Returns:
+        The record removed, read first (`record_run` names the files of that run this one does not write again);
+        None when there was none, or one this version does not read.
 
     Raises:
         OutputRefused: a user's file is at the record's path (left as it is).
     """
     target = check_run_record_path(out)
-    if target.exists() or target.is_symlink():
+    replaced = None
+    if _present(target):
+        with contextlib.suppress(RunMismatch):
+            replaced = _read_record(Path(out))
         target.unlink()
         fsync_path(target.parent)
+    return replaced
 
 
 def _recorded_path(path: Path, folder: Path) -> str:
@@ -195,6 +227,7 @@ def record_run(
     campaigns_matched: int,
     rows_rejected: int,
     had_rejects: bool,
+    replaced: RunRecord | None = None,
 ) -> RunRecord:
     """Writes the run record beside `out`, atomically and durably, once every file of the run and its rejects are
     written; the caller holds `out`'s lock. Each file is read back for its digest: the record says what is on disk.
@@ -206,6 +239,8 @@ def record_run(
         model_version: the ranker's version; None when none was loaded.
         campaigns_read, campaigns_matched, rows_rejected: the run's counts (`RunRecord`).
         had_rejects: whether the run wrote rejects; without, the record says it had none.
+        replaced: the record of the run before (`remove_run_record`), whose files this run did not write again
+            are named as earlier files while they are still there.
 
     Raises:
         OutputRefused: a user's file was put at the record's path while the run worked (it is left as it is).
@@ -216,6 +251,15 @@ def record_run(
         RecordedFile(role, _recorded_path(Path(path), target.parent), Path(path).stat().st_size, _file_digest(path))
         for path, role in written
     )
+    earlier = ()
+    if replaced is not None:
+        rewritten = {file.path for file in files}
+        named = [EarlierFile(f.role, f.path, replaced.finished_at) for f in replaced.files]
+        earlier = tuple(
+            file
+            for file in [*named, *replaced.earlier_files]
+            if file.path not in rewritten and _present(target.parent / file.path)
+        )
     rejects = None
     if had_rejects:
         # No rejects file here although the run wrote one (removed since by hand): zero rows are recorded, and
@@ -231,6 +275,7 @@ def record_run(
         rows_rejected=rows_rejected,
         files=files,
         rejects=rejects,
+        earlier_files=earlier,
     )
     content = {
         "format": RUN_RECORD_FORMAT,
@@ -245,6 +290,7 @@ def record_run(
         },
         "files": [asdict(file) for file in files],
         "rejects": None if rejects is None else asdict(rejects),
+        "earlier_files": [asdict(file) for file in earlier],
     }
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -275,6 +321,8 @@ def _read_record(out: Path) -> RunRecord:
             rows_rejected=counts["rows_rejected"],
             files=tuple(RecordedFile(**file) for file in content["files"]),
             rejects=None if rejects is None else RecordedRejects(**rejects),
+            # A record written before the field names none.
+            earlier_files=tuple(EarlierFile(**file) for file in content.get("earlier_files", [])),
         )
     except (KeyError, TypeError) as exc:
         raise RunMismatch(f"{target}: a run record without a usable {exc}") from None
@@ -285,7 +333,9 @@ def verify_run(out: str | Path) -> RunRecord:
 
     Every file the record names must be there with the recorded size and SHA-256, and the rejects file must hold
     exactly the recorded rows for `out` (none, when the run had no rejects). Other outputs' rows of a shared
-    rejects file are not checked: they are their own records' to check.
+    rejects file are not checked: they are their own records' to check. No earlier run's file the record names
+    may still be there: a reader who finds last night's summaries beside tonight's matches would take them for
+    tonight's, so they fail the check as a changed file does, until the user moves them away.
 
     Raises:
         RunMismatch: one line naming the file and what differs, or the missing record.
@@ -325,4 +375,13 @@ def verify_run(out: str | Path) -> RunRecord:
             f"{rejects}: its {rows} rows for {out.name} differ from the {record.rejects.rows} the run recorded "
             f"beside {out} wrote: they were written since, by another run"
         )
+    for file in record.earlier_files:
+        path = folder / file.path
+        if _present(path):
+            tonight = [folder / f.path for f in record.files if f.role == file.role]
+            wrote = f"wrote its {file.role} to {tonight[0]}" if tonight else f"wrote no {file.role}"
+            raise RunMismatch(
+                f"{path}: the {file.role} of an earlier run (finished at {file.finished_at}), not of the run "
+                f"recorded beside {out}, which {wrote}; move it away, or rerun match with --{file.role}-out {path}"
+            )
     return record

@@ -19,8 +19,9 @@ def verify(
     """Check the files of the run that wrote --out against its run record (<out>.run.json).
 
     Exit 0, with one line naming the run, when the matches, the candidates and summaries it wrote, and its rows of
-    the rejects file are all as the run left them; exit 1, with one line naming the file that differs, when they
-    are not (or there is no record: a run is writing them, or one was killed before it finished).
+    the rejects file are all as the run left them, and no candidates or summaries of an earlier run that it did
+    not write again are still beside them; exit 1, with one line naming the file, when that is not so (or there is
+    no record: a run is writing them, or one was killed before it finished).
     """
     from matcher.run_record import RunMismatch, verify_run
 

@@ -190,6 +190,55 @@ def test_a_changed_file_fails_verify_naming_it(world_dir, world_index, trained, 
         verify_run(out)
 
 
+@pytest.mark.slow
+def test_an_earlier_runs_summaries_and_candidates_left_beside_the_matches_fail_verify_until_moved(
+    world_dir, world_index, trained, tmp_path
+):
+    """A new-user trial: night 1 wrote m.parquet with --summaries-out and --candidates-out, night 2 without, and
+    `verify` said exit 0 "1 file" with night 1's summaries and candidates still beside night 2's matches. They stay
+    where they are (nothing of the user's is deleted); the record names them as an earlier run's, and `verify`
+    fails naming each while it is there, until it is moved away."""
+    out, summaries, candidates = tmp_path / "m.parquet", tmp_path / "summaries.csv", tmp_path / "candidates.parquet"
+    extra = ("--summaries-out", str(summaries), "--candidates-out", str(candidates))
+    assert match(world_dir, world_index, trained, out, *extra).returncode == 0
+    night1 = json.loads(run_record_path(out).read_text(encoding="utf-8"))["finished_at"]
+    kept = {path: sha256(path) for path in (summaries, candidates)}
+
+    assert match(world_dir, world_index, trained, out).returncode == 0
+    assert {path: sha256(path) for path in kept} == kept, "night 1's files are left as they were"
+    record = json.loads(run_record_path(out).read_text(encoding="utf-8"))
+    assert [file["role"] for file in record["files"]] == ["matches"]
+    assert record["earlier_files"] == [
+        {"role": "candidates", "path": "candidates.parquet", "finished_at": night1},
+        {"role": "summaries", "path": "summaries.csv", "finished_at": night1},
+    ]
+    checked = verify(out)
+    assert checked.returncode == 1 and not checked.stdout
+    assert checked.stderr.splitlines() == [
+        f"creator-match: {candidates}: the candidates of an earlier run (finished at {night1}), not of the run "
+        f"recorded beside {out}, which wrote no candidates; move it away, or rerun match with --candidates-out "
+        f"{candidates}"
+    ]
+    candidates.rename(tmp_path / "night1-candidates.parquet")
+    checked = verify(out)
+    assert checked.returncode == 1
+    earlier = f"creator-match: {summaries}: the summaries of an earlier run (finished at {night1})"
+    assert checked.stderr.startswith(earlier), checked.stderr
+
+    # Night 3 writes its summaries elsewhere: night 1's, still there, are named again, carried from night 2's record.
+    elsewhere = tmp_path / "s3.csv"
+    assert match(world_dir, world_index, trained, out, "--summaries-out", str(elsewhere)).returncode == 0
+    record = json.loads(run_record_path(out).read_text(encoding="utf-8"))
+    assert record["earlier_files"] == [{"role": "summaries", "path": "summaries.csv", "finished_at": night1}]
+    checked = verify(out)
+    assert checked.returncode == 1 and f"which wrote its summaries to {elsewhere}; move it away" in checked.stderr
+
+    summaries.rename(tmp_path / "night1-summaries.csv")
+    checked = verify(out)
+    assert checked.returncode == 0, checked.stderr
+    assert "2 files" in checked.stdout
+
+
 def all_rejected_creators(world_dir: Path, folder: Path) -> Path:
     """The world's creators, every one with a negative follower count: a table with no valid row."""
     creators = pq.read_table(world_dir / "creators.parquet")
