@@ -8,6 +8,7 @@ import csv
 import functools
 import gc
 import glob
+import itertools
 import json
 import os
 import pickle
@@ -63,9 +64,6 @@ __all__ = [
 ]
 
 READERS = {suffix: suffix[1:] for suffix in TABLE_SUFFIXES}
-# What a CSV line too wide for the header reads as until it is rejected (see _read_csv): a row of one cell that
-# no exported table holds, the NUL character being no text.
-_BAD_LINE = "\x00creator-match: malformed line\x00"
 # Rows validated at once: their records and row models exist for one block at a time (for a million creators at
 # once they were gigabytes of Python objects); a block's rows are checked exactly as a whole table's.
 VALIDATION_BLOCK = 20_000
@@ -187,8 +185,9 @@ def _unpickled_table(name: str, frame: pd.DataFrame, rejects: list[Reject], vali
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Reads a file into a DataFrame by its extension, without validating it.
 
-    A CSV line with more fields than the header, or a JSON Lines line that is not a JSON object, reads as a row of
-    missing values, in its place (`read_table` rejects it, saying so). A key a JSON Lines line repeats keeps its
+    A CSV line with more fields than the header or where a stray quote opened (`_stray_quote`), or a JSON Lines
+    line that is not a JSON object, reads as a row of missing values, in its place (`read_table` rejects it,
+    saying so); the lines a stray quote took in are rows of their own. A key a JSON Lines line repeats keeps its
     last value here; `read_table` rejects the line when its table reads that key.
 
     Raises:
@@ -199,8 +198,8 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class _BadLine:
-    """Why a JSON Lines line is read as a row of missing values (but its id): the column at fault (`?` for the
-    whole line), the reason, and the row's id as far as it can be read."""
+    """Why a JSON Lines line, or a CSV line where a stray quote opened, is read as a row of missing values (but its
+    id): the column at fault (`?` for the whole line), the reason, and the row's id as far as it can be read."""
 
     column: str
     reason: str
@@ -209,8 +208,8 @@ class _BadLine:
 
 def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, list[str] | _BadLine]]:
     """`read_frame`, and each unreadable line by its row position in the frame: a CSV line too wide for the header
-    (its fields), or a JSON Lines line that is not a JSON object, or (given the table read, `spec`) that repeats a
-    key the table reads (why not)."""
+    (its fields) or where a stray quote opened (why not), or a JSON Lines line that is not a JSON object, or (given
+    the table read, `spec`) that repeats a key the table reads (why not)."""
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
@@ -222,7 +221,7 @@ def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.Data
             return pd.read_parquet(path), {}
         if kind == "jsonl":
             return _read_jsonl(path, spec)
-        return _read_csv(path)
+        return _read_csv(path, spec)
     except InputError:
         raise
     except Exception as exc:  # the parsers raise many types; the user needs one line
@@ -243,16 +242,19 @@ _CSV_OPTIONS = {
 }
 
 
-def _warn_unless_utf8(path: Path) -> None:
-    """Warns, naming the first line, when a CSV file is not UTF-8 (what Excel's plain "CSV" format writes): its
-    other bytes are read as U+FFFD, and a name or an id read that way no longer matches the same one elsewhere."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines, offset = 0, 0
+def _line_count(path: Path) -> int:
+    """The number of lines of a CSV file, warning, naming the first line, when it is not UTF-8 (what Excel's plain
+    "CSV" format writes): its other bytes are read as U+FFFD, and a name or an id read that way no longer matches
+    the same one elsewhere."""
+    decoder: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")()
+    lines, offset, last = 0, 0, b"\n"
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
             try:
-                decoder.decode(chunk)
+                if decoder is not None:
+                    decoder.decode(chunk)
             except UnicodeDecodeError as exc:
+                decoder = None
                 line = lines + chunk.count(b"\n", 0, max(0, exc.start)) + 1
                 warnings.warn(
                     f"{path}: not UTF-8 from line {line} (byte 0x{chunk[exc.start]:02x} at offset "
@@ -260,42 +262,158 @@ def _warn_unless_utf8(path: Path) -> None:
                     UserWarning,
                     stacklevel=5,
                 )
-                return
             lines += chunk.count(b"\n")
             offset += len(chunk)
+            last = chunk[-1:]
+    return lines + (last != b"\n")
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-    """A CSV file's frame, and the fields of each line with more fields than the header, by row position.
+def _read_csv(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, list[str] | _BadLine]]:
+    """A CSV file's frame, and each line that is no row of it, by row position (`_csv_records`).
 
-    Read by pandas' C parser, which stops at the first line too wide; only then read again by its Python parser,
-    whose bad-line hook keeps each such line's place as a row of missing values (its `_BAD_LINE` first cell
-    cleared here). The Python parser took several times as long, so a well-formed file never pays for it.
+    Read by pandas' C parser, which stops at a line too wide or a quote never closed, and takes a stray quote for
+    the start of a quoted cell: the lines up to the next quote became part of one cell. Such a file, and one whose
+    quoted cells span lines where a stray quote's might (`_no_stray_quote`), is read again record by record, each
+    record's lines known: several times as slow, so a file without such a flaw never pays for it.
     """
-    _warn_unless_utf8(path)
+    lines = _line_count(path)
     with warnings.catch_warnings():
         # With index_col=False pandas drops the extra field of a too-wide first data line, warning only.
         warnings.filterwarnings("error", message="Length of header", category=pd.errors.ParserWarning)
         try:
-            return pd.read_csv(path, **_CSV_OPTIONS), {}
+            frame = pd.read_csv(path, **_CSV_OPTIONS)
         except (pd.errors.ParserError, pd.errors.ParserWarning):
-            pass
-    # The header as a row of data: it sets the width, so a too-wide first data line reaches the hook as well.
+            frame = None
+    if frame is not None and (lines == len(frame) + 1 or _no_stray_quote(path, frame)):
+        return frame, {}
     names = list(pd.read_csv(path, nrows=0, **_CSV_OPTIONS).columns)  # pandas' names: "a.1" for a second "a"
-    wide: list[list[str]] = []
+    rows, bad = _csv_records(path, names, spec)
+    return pd.DataFrame(rows, columns=names, index=pd.RangeIndex(len(rows)), dtype=str), bad
 
-    def bad_line(cells: list[str]) -> list[str]:
-        wide.append(cells)
-        return [_BAD_LINE]
 
-    frame = pd.read_csv(path, header=None, engine="python", on_bad_lines=bad_line, **_CSV_OPTIONS)
-    frame = frame.iloc[1:].reset_index(drop=True)
-    frame.columns = names
-    marked = np.flatnonzero((frame.iloc[:, 0] == _BAD_LINE).to_numpy()).tolist() if names else []
-    if len(marked) != len(wide):  # a cell holding the marker itself: never trust the positions then
-        raise InputError(f"{path}: cannot read as csv: {len(wide)} lines have more fields than the header")
-    frame.iloc[marked, 0] = np.nan
-    return frame, dict(zip(marked, wide, strict=True))
+def _no_stray_quote(path: Path, frame: pd.DataFrame) -> bool:
+    """Whether the C parser's `frame` of `path` holds no cell that a stray quote made (`_stray_quote`): none spans
+    lines, or each row is on as many lines as its cells hold line breaks (no blank line between) and none of
+    those that span lines is a stray quote's."""
+    spanning = np.zeros(len(frame), dtype=bool)
+    for name in frame.columns:
+        spanning |= frame[name].str.contains("[\r\n]", regex=True, na=False).to_numpy()
+    if not spanning.any():
+        return True
+    # A file's lines end at \r\n, \n or \r, as Python reads them: so many lines does each row's text take.
+    cells = frame[spanning].fillna("")
+    breaks = sum(
+        cells[name].str.count("\n") + cells[name].str.count("\r") - cells[name].str.count("\r\n") for name in cells
+    )
+    spans = np.ones(len(frame), dtype=np.int64)
+    spans[spanning] += breaks.to_numpy(dtype=np.int64)
+    with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        lines = handle.readlines()
+    if len(lines) != 1 + spans.sum():
+        return False  # a blank line, or a header over lines: the rows' lines are not known
+    starts = 1 + np.cumsum(spans) - spans
+    width = len(frame.columns)
+    for first, span in zip(starts[spanning].tolist(), spans[spanning].tolist(), strict=True):
+        taken = [(number + 1, lines[number]) for number in range(first, first + span)]
+        try:
+            fields, error = next(csv.reader([line for _, line in taken], strict=True)), None
+        except csv.Error as exc:
+            fields, error = None, str(exc)
+        if _stray_quote(taken, fields, error, width):
+            return False
+    return True
+
+
+def _fields(line: str) -> list[str]:
+    """One physical line's fields, read on its own as pandas reads a line (a quote left open ends with the line)."""
+    return next(csv.reader([line]), [])
+
+
+def _csv_records(
+    path: Path, names: list[str], spec: TableSpec | None
+) -> tuple[list[list[str | None]], dict[int, list[str] | _BadLine]]:
+    """A CSV file's rows (None for an empty cell; a row shorter than the header is padded as pandas pads it), and
+    each line that is no row, by row position: the fields of a line wider than the header, or the line where a
+    stray quote opened (`_stray_quote`). Such lines are rows of missing values in their place, but a stray quote's
+    row keeps the id read before the quote, so that a later row of that id is taken for a duplicate.
+
+    After a stray quote, the lines its cell took in are read again on their own, as the rows they are: a quote
+    never closed, or closed by an inch mark lines later, cost every row after it or the rows between.
+    """
+    width = len(names)
+    at = [names.index(name) for name in spec.id_columns if name in names] if spec else []
+    with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        lines = handle.readlines()  # at hand, so that the lines of a stray quote's cell can be read again
+    rows: list[list[str | None]] = []
+    bad: dict[int, list[str] | _BadLine] = {}
+    header, start, ended = True, 0, False
+    while not ended:
+        # Strict, so that a quote that does not close as a cell ends is an error rather than read on.
+        reader = csv.reader(itertools.islice(lines, start, None), strict=True)
+        read = 0  # lines the reader read before this record
+        while True:
+            try:
+                fields: list[str] | None = next(reader)
+                error = None
+            except StopIteration:
+                ended = True
+                break
+            except csv.Error as exc:
+                fields, error = None, str(exc)
+            first, last, read = start + read, start + reader.line_num, reader.line_num  # the record's lines
+            if error is not None or last - first > 1:
+                taken = [(number + 1, lines[number]) for number in range(first, last)]
+                if not header and (why := _stray_quote(taken, fields, error, width)):
+                    opened = _fields(lines[first])  # its last field is the one the quote opened
+                    column = names[len(opened) - 1] if len(opened) <= width else "?"
+                    ids = [opened[i].strip() for i in at if i < len(opened) - 1]
+                    known = bool(spec) and len(ids) == len(spec.id_columns) and all(ids)
+                    bad[len(rows)] = _BadLine(column, why, "/".join(ids) if known else "")
+                    rows.append([opened[i].strip() if known and i in at else None for i in range(width)])
+                    start = first + 1
+                    break
+            if error is not None:  # text after a closing quote, on one line: read on as pandas reads it
+                fields, start = next(csv.reader(lines[first:last]), []), last
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                pass  # a blank line, skipped as pandas skips it
+            elif header:
+                header = False
+            elif len(fields) > width:
+                bad[len(rows)] = fields
+                rows.append([None] * width)
+            else:
+                rows.append([cell or None for cell in fields])
+            if error is not None:
+                break  # the strict reader stopped inside the line: a new one reads on from the next
+    return rows, bad
+
+
+def _stray_quote(taken: list[tuple[int, str]], fields: list[str] | None, error: str | None, width: int) -> str | None:
+    """Why the quote that opened a record's cell on its first line (of the numbered `taken`) is taken for a stray
+    one, or None when the record is read as it stands (one line, or a quoted cell with a line break in it).
+
+    Such a quote is never closed; or its cell spans lines and is closed by a quote that text follows (`12" screen`),
+    or makes the record wider than the header; or each line it took in reads on its own as a row of the header's
+    width, as its first line does with the quote read as a character. A quoted line break of a real cell (a bio
+    of two lines) is none of these, unless its lines are each a row's worth of fields.
+    """
+    first, last = taken[0][0], taken[-1][0]
+    if error is not None and "end of data" in error:
+        after = "; the lines after it were read as rows" if last > first else ""
+        return f"a quote opened in this cell on line {first} is never closed{after}"
+    if len(taken) < 2:
+        return None
+    opened = f"a quote opened in this cell on line {first} closes on line {last}"
+    again = f"lines {first + 1}-{last} were read as rows" if last > first + 1 else f"line {last} was read as a row"
+    if error is not None:
+        return f"{opened} with text after it; {again}"
+    if fields is not None and len(fields) > width:
+        return f"{opened}, making a row of {len(fields)} fields, not {width}; {again}"
+    alone = _fields(taken[0][1])
+    as_character = len(alone) - 1 + len(_fields(alone[-1].rstrip("\r\n")))
+    if as_character == width and all(len(_fields(line)) == width for _, line in taken[1:]):
+        return f"{opened}, taking in lines that are rows of their own; {again}"
+    return None
 
 
 def _warn_comma_lists(table: Table, spec: TableSpec, path: Path) -> None:
