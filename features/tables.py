@@ -218,10 +218,11 @@ def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.Data
         raise InputError(f"{path}: no such file")
     try:
         if kind == "parquet":
-            return pd.read_parquet(path), {}
-        if kind == "jsonl":
-            return _read_jsonl(path, spec)
-        return _read_csv(path, spec)
+            frame, bad = pd.read_parquet(path), {}
+        else:
+            frame, bad = _read_jsonl(path, spec) if kind == "jsonl" else _read_csv(path, spec)
+        frame.columns = _header_names(frame.columns)
+        return frame, bad
     except InputError:
         raise
     except Exception as exc:  # the parsers raise many types; the user needs one line
@@ -341,7 +342,8 @@ def _csv_records(
     never closed, or closed by an inch mark lines later, cost every row after it or the rows between.
     """
     width = len(names)
-    at = [names.index(name) for name in spec.id_columns if name in names] if spec else []
+    read_as = _header_names(names)
+    at = [read_as.index(name) for name in spec.id_columns if name in read_as] if spec else []
     with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
         lines = handle.readlines()  # at hand, so that the lines of a stray quote's cell can be read again
     rows: list[list[str | None]] = []
@@ -499,22 +501,44 @@ def missing_columns(columns: Iterable[object], table: str, outcome: str) -> str 
 
 def _check_repeated_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:
     """Refuses a file whose header names a column the table reads (or one written another way, `Price`) more than
-    once: which of them holds the values would be a guess. pandas read a second `price` as `price.1` and ignored
-    it, and a blank first `budget` rejected every row. A team's own column named twice harms nothing: kept, as
-    pandas names it (`notes`, `notes.1`).
+    once, spaces around a name not counting (`price` and `price `, `_header_names`): which of them holds the
+    values would be a guess. pandas read a second `price` as `price.1` and ignored it, and a blank first `budget`
+    rejected every row. A team's own column named twice harms nothing: kept, as pandas names it (`notes`,
+    `notes.1`).
 
     Raises:
-        InputError: naming the file, the table, and each such column with how many there are.
+        InputError: naming the file, the table, and each such column with how many there are (and how each is
+            written, when they differ in spaces).
     """
     read = spec.row_model.model_fields
-    counts = Counter(str(column) for column in columns)
-    repeated = [f"{count} {name!r} columns" for name, count in counts.items() if count > 1 and normalized(name) in read]
+    written: dict[str, list[str]] = {}
+    for column in map(str, columns):
+        written.setdefault(column.strip(), []).append(column)
+    repeated = [
+        f"{len(forms)} {name!r} columns" + ("" if len(set(forms)) == 1 else f" ({_listed(list(map(repr, forms)))})")
+        for name, forms in written.items()
+        if len(forms) > 1 and normalized(name) in read
+    ]
     if repeated:
-        listed = f"{', '.join(repeated[:-1])} and {repeated[-1]}" if len(repeated) > 1 else repeated[0]
         raise InputError(
-            f"{path}: {listed}, where the {spec.name} table reads one: which holds its values is unclear; "
+            f"{path}: {_listed(repeated)}, where the {spec.name} table reads one: which holds its values is unclear; "
             "nothing was read"
         )
+
+
+def _listed(items: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else items[0]
+
+
+def _header_names(columns: Iterable[object]) -> list[str]:
+    """A file's column names as read: without the spaces around them (a spreadsheet's `product_type ` lost every
+    campaign's product type, ignored as a column the table does not read), as its values and ids are read. Names
+    that would then be one are left as written: one the table reads is refused (`_check_repeated_columns`), and a
+    team's own are kept apart."""
+    names = [str(column) for column in columns]
+    counts = Counter(name.strip() for name in names)
+    return [name.strip() if counts[name.strip()] == 1 else name for name in names]
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -1000,6 +1024,8 @@ def read_table(path: str | Path, table: str) -> Table:
         if READERS.get(path.suffix.lower()) == "csv":
             _check_repeated_columns(path, _csv_header(path), spec)
         frame, wide = _read_file(path, spec)
+        if READERS.get(path.suffix.lower()) == "jsonl":  # keys that differ only in spaces around them
+            _check_repeated_columns(path, frame.columns, spec)
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
             _warn_unknown_columns(path, frame.columns, table)
@@ -1023,6 +1049,7 @@ def read_table(path: str | Path, table: str) -> Table:
     except Exception as exc:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
+    arrow = arrow.rename_columns(_header_names(arrow.column_names))
     _check_required_columns(path, arrow.column_names, spec)
     _warn_unknown_columns(path, arrow.column_names, table)
     with _collector_paused(arrow.num_rows):
