@@ -1049,7 +1049,7 @@ def read_table(path: str | Path, table: str) -> Table:
     except Exception as exc:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
-    arrow = arrow.rename_columns(_header_names(arrow.column_names))
+    arrow = _ids_as_text(arrow.rename_columns(_header_names(arrow.column_names)), spec)
     _check_required_columns(path, arrow.column_names, spec)
     _warn_unknown_columns(path, arrow.column_names, table)
     with _collector_paused(arrow.num_rows):
@@ -1061,6 +1061,17 @@ def read_table(path: str | Path, table: str) -> Table:
     # would stay resident for the whole run.
     pa.default_memory_pool().release_unused()
     return validated
+
+
+def _ids_as_text(arrow: pa.Table, spec: TableSpec) -> pa.Table:
+    """`arrow` with its integer id columns as their decimal text: a database export writes ids as int64, and each
+    row was rejected ("got 100; input should be a valid string"). An id of another type is left to the row model
+    (a float one is refused, its text being a guess)."""
+    for name in spec.id_columns:
+        if arrow.column_names.count(name) == 1 and pa.types.is_integer(arrow.schema.field(name).type):
+            at = arrow.column_names.index(name)
+            arrow = arrow.set_column(at, name, pc.cast(arrow.column(name), pa.string()))
+    return arrow
 
 
 def _arrow_blocks(arrow: pa.Table, spec: TableSpec) -> Iterator[_Block]:
