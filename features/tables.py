@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import pickle
+import re
 import sys
 import warnings
 from collections import Counter
@@ -758,15 +759,24 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
 
 
 def _percent_hint(error: dict) -> str:
-    """For a rate or share (at most 1) given between 1 and 100, the fraction it probably means: a commission of
-    15% written `15` was only "should be less than or equal to 1"."""
-    if error["type"] != "less_than_equal" or error.get("ctx", {}).get("le") != 1 or isinstance(error["input"], bool):
+    """For a rate or share (at most 1) given between 1 and 100, or a number given as a percentage (`15%`), the
+    fraction it probably means: a commission of 15% written `15` was only "should be less than or equal to 1",
+    and one written `15%` only "unable to parse string as a number". Neither is read as 0.15: which was meant is
+    the seller's to say."""
+    given, written = error["input"], None
+    if isinstance(given, str) and error["type"] == "float_parsing" and (written := _PERCENTAGE.fullmatch(given)):
+        given = written[1]
+    elif error["type"] != "less_than_equal" or error.get("ctx", {}).get("le") != 1 or isinstance(given, bool):
         return ""
     try:
-        given = float(error["input"])
+        given = float(given)
     except (TypeError, ValueError):
         return ""
-    return f" (written as a percentage? write {given / 100:g} for {given:g}%)" if 1 < given <= 100 else ""
+    fits = 0 <= given <= 100 if written else 1 < given <= 100  # 0.5 is a share, and 0.5% one of 0.005
+    return f" (written as a percentage? write {given / 100:g} for {given:g}%)" if fits else ""
+
+
+_PERCENTAGE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*%\s*")
 
 
 def records_frame(records: list[Mapping[str, object]]) -> pd.DataFrame:

@@ -281,8 +281,11 @@ fractional = st.integers(0, 10**6).map(lambda k: k + 0.5)
 
 
 def not_in(allowed) -> st.SearchStrategy[str]:
-    # Not the empty string: an empty CSV cell is a missing value, which takes the column's default.
-    return st.one_of(st.text(min_size=1, max_size=14), st.sampled_from(NA_WORDS)).filter(lambda s: s not in allowed)
+    # Not the empty string: an empty CSV cell is a missing value, which takes the column's default. Nor an allowed
+    # word in another case or with spaces around it (`Blog `), which is read as that word.
+    return st.one_of(st.text(min_size=1, max_size=14), st.sampled_from(NA_WORDS)).filter(
+        lambda s: s.strip().lower() not in allowed
+    )
 
 
 malformed_asin = st.one_of(

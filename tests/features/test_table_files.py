@@ -278,6 +278,71 @@ def test_yes_no_cells_padded_with_spaces_are_read_as_numbers_are(tmp_path):
     assert read[1].frame["accepts_campaigns"].tolist() == [False, False, True, False]
 
 
+def test_vocabulary_words_in_another_case_or_with_spaces_are_read_as_the_contracts_word(tmp_path):
+    """`Instagram`, `Standard`, `Settled` and `review_site ` rejected their rows, as a price written ' 10.79 '
+    did not; each is read, and the contract's word kept."""
+    creators, campaigns, performance = tmp_path / "creators.csv", tmp_path / "camps.csv", tmp_path / "perf.csv"
+    write_csv(creators, [CREATOR | {"creator_type": "review_site ", "platforms": "Instagram| TikTok"}])
+    write_csv(campaigns, [CAMPAIGN | {"product_type": "Standard"}, CAMPAIGN | {"campaign_id": "c2"}])
+    write_csv(
+        performance,
+        [
+            {
+                "campaign_id": "c1",
+                "creator_id": "u1",
+                "impressions": "10",
+                "clicks": "2",
+                "orders": "1",
+                "sales": "9.5",
+                "status": " Settled",
+            }
+        ],
+    )
+
+    read = [
+        read_table(path, table)
+        for path, table in ((creators, "creators"), (campaigns, "campaigns"), (performance, "performance"))
+    ]
+
+    assert [table.rejects for table in read] == [[], [], []]
+    assert read[0].frame.loc[0, ["creator_type", "platforms"]].tolist() == ["review_site", ["instagram", "tiktok"]]
+    assert read[1].frame["product_type"].tolist() == ["standard", "auto"]
+    assert read[2].frame["status"].tolist() == ["settled"]
+
+
+def test_whole_counts_in_scientific_notation_are_read_and_fractional_ones_still_refused(tmp_path):
+    """A spreadsheet exports a large count as 1.23E+05: it was refused while 90998.0 was read."""
+    path = tmp_path / "creators.csv"
+    counts = [("1.23E+05", "7.7e2"), ("90998.0", " 1e1 "), ("1.5e0", "12")]
+    write_csv(
+        path, [row | {"followers": f, "avg_views": v} for row, (f, v) in zip(creators_rows(3), counts, strict=True)]
+    )
+
+    result = read_table(path, "creators")
+
+    assert result.frame[["followers", "avg_views"]].values.tolist() == [[123000, 770], [90998, 10]]
+    assert [(r.row, r.column, r.reason) for r in result.rejects] == [
+        (3, "followers", "got '1.5e0'; input should be a valid integer, unable to parse string as an integer")
+    ]
+
+
+def test_a_share_written_as_a_percentage_is_refused_with_the_fraction_it_probably_means(tmp_path):
+    """`15` was refused with "written as a percentage? write 0.15", and `15%` with no hint at all. Neither is
+    read as 0.15: which was meant is the seller's to say."""
+    campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
+    write_csv(campaigns, [CAMPAIGN | {"commission_rate": " 15% "}])
+    write_csv(creators, [CREATOR | {"audience_mobile_share": "62%", "audience_marketplaces": '{"US": "0.5%"}'}])
+
+    read = read_table(campaigns, "campaigns"), read_table(creators, "creators")
+
+    unparsed = "input should be a valid number, unable to parse string as a number"
+    assert [(r.column, r.reason) for table in read for r in table.rejects] == [
+        ("commission_rate", f"got ' 15% '; {unparsed} (written as a percentage? write 0.15 for 15%)"),
+        ("audience_marketplaces", f"['US']: got '0.5%'; {unparsed} (written as a percentage? write 0.005 for 0.5%)"),
+        ("audience_mobile_share", f"got '62%'; {unparsed} (written as a percentage? write 0.62 for 62%)"),
+    ]
+
+
 def test_a_date_of_no_day_and_a_rate_written_as_a_percentage_are_said_as_such(tmp_path):
     """2026-02-30 was "should be a date as YYYY-MM-DD", which it is written as; a commission rate of 15 was only
     "should be less than or equal to 1"."""
