@@ -754,17 +754,23 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
         return "required value is missing"
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
-    reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{_percent_hint(error)}"
+    hint = _percent_hint(error, error["loc"][position - 1] if 0 < position <= len(error["loc"]) else None)
+    reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{hint}"
     return f"{where + ': ' if where else ''}{reason}"
 
 
-def _percent_hint(error: dict) -> str:
-    """For a rate or share (at most 1) given between 1 and 100, or a number given as a percentage (`15%`), the
-    fraction it probably means: a commission of 15% written `15` was only "should be less than or equal to 1",
-    and one written `15%` only "unable to parse string as a number". Neither is read as 0.15: which was meant is
-    the seller's to say."""
+def _percent_hint(error: dict, column: object = None) -> str:
+    """For a rate or share (at most 1) given between 1 and 100, or given as a percentage (`15%`), the fraction it
+    probably means: a commission of 15% written `15` was only "should be less than or equal to 1", and one written
+    `15%` only "unable to parse string as a number". Neither is read as 0.15: which was meant is the seller's to
+    say. A percentage in a column that is not a share (a price of `15%`) gets no such advice."""
     given, written = error["input"], None
-    if isinstance(given, str) and error["type"] == "float_parsing" and (written := _PERCENTAGE.fullmatch(given)):
+    if (
+        isinstance(given, str)
+        and error["type"] == "float_parsing"
+        and column in _share_columns()
+        and (written := _PERCENTAGE.fullmatch(given))
+    ):
         given = written[1]
     elif error["type"] != "less_than_equal" or error.get("ctx", {}).get("le") != 1 or isinstance(given, bool):
         return ""
@@ -777,6 +783,20 @@ def _percent_hint(error: dict) -> str:
 
 
 _PERCENTAGE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*%\s*")
+
+
+@functools.cache
+def _share_columns() -> frozenset[str]:
+    """The tables' columns whose values (or, for a map, each value) are shares of at most 1, as the row models'
+    JSON schemas state them."""
+    found = set()
+    for model in (CampaignRow, CreatorRow, PerformanceRow, TouchRow, PurchaseRow):
+        for name, schema in model.model_json_schema()["properties"].items():
+            parts = [schema, *schema.get("anyOf", [])]
+            parts += [part.get("additionalProperties") or {} for part in parts]
+            if any(1 in (part.get("maximum"), part.get("exclusiveMaximum")) for part in parts):
+                found.add(name)
+    return frozenset(found)
 
 
 def records_frame(records: list[Mapping[str, object]]) -> pd.DataFrame:

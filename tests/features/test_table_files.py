@@ -328,9 +328,9 @@ def test_whole_counts_in_scientific_notation_are_read_and_fractional_ones_still_
 
 def test_a_share_written_as_a_percentage_is_refused_with_the_fraction_it_probably_means(tmp_path):
     """`15` was refused with "written as a percentage? write 0.15", and `15%` with no hint at all. Neither is
-    read as 0.15: which was meant is the seller's to say."""
+    read as 0.15: which was meant is the seller's to say. A price is no share: `15%` there gets no such advice."""
     campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
-    write_csv(campaigns, [CAMPAIGN | {"commission_rate": " 15% "}])
+    write_csv(campaigns, [CAMPAIGN | {"commission_rate": " 15% "}, CAMPAIGN | {"campaign_id": "c2", "price": "15%"}])
     write_csv(creators, [CREATOR | {"audience_mobile_share": "62%", "audience_marketplaces": '{"US": "0.5%"}'}])
 
     read = read_table(campaigns, "campaigns"), read_table(creators, "creators")
@@ -338,6 +338,7 @@ def test_a_share_written_as_a_percentage_is_refused_with_the_fraction_it_probabl
     unparsed = "input should be a valid number, unable to parse string as a number"
     assert [(r.column, r.reason) for table in read for r in table.rejects] == [
         ("commission_rate", f"got ' 15% '; {unparsed} (written as a percentage? write 0.15 for 15%)"),
+        ("price", f"got '15%'; {unparsed}"),
         ("audience_marketplaces", f"['US']: got '0.5%'; {unparsed} (written as a percentage? write 0.005 for 0.5%)"),
         ("audience_mobile_share", f"got '62%'; {unparsed} (written as a percentage? write 0.62 for 62%)"),
     ]
