@@ -197,7 +197,7 @@ def test_a_seed_whose_row_was_rejected_is_refused_as_such_after_the_rejects_are_
     args = ["similar", "--creators", str(path), "--index", str(world_index), "--k", "3", "--model", trained.model_uri]
     reject = (
         f"creators row 6 (id {bad}): column audience_mobile_share: got '62%'; input should be a valid number, "
-        "unable to parse string as a number"
+        "unable to parse string as a number (written as a percentage? write 0.62 for 62%)"
     )
     rejected = f"it is in the creators table, but its row was rejected ({reject})"
     for seed, why in [(bad, rejected), ("nope", "it is not in the creators table")]:
