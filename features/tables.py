@@ -286,17 +286,24 @@ def _read_csv(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, 
             frame = pd.read_csv(path, **_CSV_OPTIONS)
         except (pd.errors.ParserError, pd.errors.ParserWarning):
             frame = None
-    if frame is not None and (lines == len(frame) + 1 or _no_stray_quote(path, frame)):
+    text = functools.cache(lambda: _csv_lines(path))  # read once, and only when a check needs each record's lines
+    if frame is not None and (lines == len(frame) + 1 or _no_stray_quote(text, frame)):
         return frame, {}
     names = list(pd.read_csv(path, nrows=0, **_CSV_OPTIONS).columns)  # pandas' names: "a.1" for a second "a"
-    rows, bad = _csv_records(path, names, spec)
+    rows, bad = _csv_records(text(), names, spec)
     return pd.DataFrame(rows, columns=names, index=pd.RangeIndex(len(rows)), dtype=str), bad
 
 
-def _no_stray_quote(path: Path, frame: pd.DataFrame) -> bool:
-    """Whether the C parser's `frame` of `path` holds no cell that a stray quote made (`_stray_quote`): none spans
-    lines, or each row is on as many lines as its cells hold line breaks (no blank line between) and none of
-    those that span lines is a stray quote's."""
+def _csv_lines(path: Path) -> list[str]:
+    """A CSV file's physical lines, with their line ends, as its records are read."""
+    with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        return handle.readlines()
+
+
+def _no_stray_quote(text: Callable[[], list[str]], frame: pd.DataFrame) -> bool:
+    """Whether the C parser's `frame` of a file (whose lines `text` gives) holds no cell that a stray quote made
+    (`_stray_quote`): none spans lines, or each row is on as many lines as its cells hold line breaks (no blank
+    line between) and none of those that span lines is a stray quote's."""
     spanning = np.zeros(len(frame), dtype=bool)
     for name in frame.columns:
         spanning |= frame[name].str.contains("[\r\n]", regex=True, na=False).to_numpy()
@@ -309,8 +316,7 @@ def _no_stray_quote(path: Path, frame: pd.DataFrame) -> bool:
     )
     spans = np.ones(len(frame), dtype=np.int64)
     spans[spanning] += breaks.to_numpy(dtype=np.int64)
-    with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        lines = handle.readlines()
+    lines = text()
     if len(lines) != 1 + spans.sum():
         return False  # a blank line, or a header over lines: the rows' lines are not known
     starts = 1 + np.cumsum(spans) - spans
@@ -332,12 +338,13 @@ def _fields(line: str) -> list[str]:
 
 
 def _csv_records(
-    path: Path, names: list[str], spec: TableSpec | None
+    lines: list[str], names: list[str], spec: TableSpec | None
 ) -> tuple[list[list[str | None]], dict[int, list[str] | _BadLine]]:
-    """A CSV file's rows (None for an empty cell; a row shorter than the header is padded as pandas pads it), and
-    each line that is no row, by row position: the fields of a line wider than the header, or the line where a
-    stray quote opened (`_stray_quote`). Such lines are rows of missing values in their place, but a stray quote's
-    row keeps the id read before the quote, so that a later row of that id is taken for a duplicate.
+    """A CSV file's rows read from its physical `lines` (None for an empty cell; a row shorter than the header is
+    padded as pandas pads it), and each line that is no row, by row position: the fields of a line wider than the
+    header, or the line where a stray quote opened (`_stray_quote`). Such lines are rows of missing values in their
+    place, but a stray quote's row keeps the id read before the quote, so that a later row of that id is taken for a
+    duplicate.
 
     After a stray quote, the lines its cell took in are read again on their own, as the rows they are: a quote
     never closed, or closed by an inch mark lines later, cost every row after it or the rows between.
@@ -345,8 +352,6 @@ def _csv_records(
     width = len(names)
     read_as = _header_names(names)
     at = [read_as.index(name) for name in spec.id_columns if name in read_as] if spec else []
-    with _long_fields(), open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        lines = handle.readlines()  # at hand, so that the lines of a stray quote's cell can be read again
     rows: list[list[str | None]] = []
     bad: dict[int, list[str] | _BadLine] = {}
     header, start, ended = True, 0, False
@@ -790,8 +795,8 @@ def _share_columns() -> frozenset[str]:
     """The tables' columns whose values (or, for a map, each value) are shares of at most 1, as the row models'
     JSON schemas state them."""
     found = set()
-    for model in (CampaignRow, CreatorRow, PerformanceRow, TouchRow, PurchaseRow):
-        for name, schema in model.model_json_schema()["properties"].items():
+    for spec in TABLES.values():
+        for name, schema in spec.row_model.model_json_schema()["properties"].items():
             parts = [schema, *schema.get("anyOf", [])]
             parts += [part.get("additionalProperties") or {} for part in parts]
             if any(1 in (part.get("maximum"), part.get("exclusiveMaximum")) for part in parts):
@@ -1050,17 +1055,18 @@ def read_table(path: str | Path, table: str) -> Table:
     """
     path = Path(path)
     spec = TABLES[table]
-    if READERS.get(path.suffix.lower()) != "parquet" or not path.is_file():
-        if READERS.get(path.suffix.lower()) == "csv":
+    kind = READERS.get(path.suffix.lower())
+    if kind != "parquet" or not path.is_file():
+        if kind == "csv":
             _check_repeated_columns(path, _csv_header(path), spec)
         frame, wide = _read_file(path, spec)
-        if READERS.get(path.suffix.lower()) == "jsonl":  # keys that differ only in spaces around them
+        if kind == "jsonl":  # keys that differ only in spaces around them
             _check_repeated_columns(path, frame.columns, spec)
         if len(frame.columns) or len(frame):  # an empty JSON Lines file names no columns, and has no rows to lose
             _check_required_columns(path, frame.columns, spec)
             _warn_unknown_columns(path, frame.columns, table)
         validated = validate_frame(frame, table)
-        if READERS.get(path.suffix.lower()) == "csv":
+        if kind == "csv":
             validated = _without_blank_rows(validated, frame, wide, path)
             _warn_comma_lists(validated, spec, path)
         if not wide:
