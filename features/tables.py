@@ -628,6 +628,8 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
                 kept = set(spec.id_columns) - {repeated[0]}
                 record = {name: value if name in kept else None for name, value in record.items()}
                 bad[len(records)] = _BadLine(*repeated, _row_id(record, spec))
+            if spec is not None:  # before the frame, which reads a column of numbers and nulls as floats
+                record.update((name, _id_text(record[name])) for name in spec.id_columns if name in record)
             records.append(record)
     return pd.DataFrame.from_records(records), bad
 
@@ -700,7 +702,15 @@ def _frame_cells(frame: pd.DataFrame, spec: TableSpec) -> dict[str, list]:
             cells[name] = _flat_cells(column)
         else:
             cells[name] = _cells(column.astype(object).tolist(), convert)
+        if name in spec.id_columns:
+            cells[name] = [_id_text(value) for value in cells[name]]
     return cells
+
+
+def _id_text(value: object) -> object:
+    """An integer id as its decimal text (a database export's ids, or a JSON number), anything else as it is: a
+    float id is left to the row model to refuse, which text it stands for being a guess."""
+    return str(value) if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) else value
 
 
 def _flat(column: pd.Series | pd.DataFrame) -> bool:

@@ -998,6 +998,26 @@ def test_integer_ids_in_parquet_are_read_as_their_decimal_text(tmp_path, ids, ki
     assert [r.reason for r in result.rejects] == reasons
 
 
+def test_integer_ids_in_json_lines_and_data_frames_are_read_as_their_decimal_text(tmp_path):
+    """A JSON number as an id, or a frame's int64 id column, was refused ("got 101; input should be a valid
+    string") where the same ids in Parquet were read. A null beside them is still a missing id, not a float."""
+    path = tmp_path / "creators.jsonl"
+    rows = [creator(creator_id=101), creator(creator_id=None), creator(creator_id=2.5), creator(creator_id=True)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    from_file = read_table(path, "creators")
+    from_frame = validate_frame(pd.DataFrame([creator(creator_id=7), creator(creator_id=8)]), "creators")
+
+    assert from_file.frame["creator_id"].tolist() == ["101"]
+    assert [(r.row, r.reason) for r in from_file.rejects] == [
+        (2, "required value is missing"),
+        (3, "got 2.5; input should be a valid string"),
+        (4, "got True; input should be a valid string"),
+    ]
+    assert from_frame.frame["creator_id"].tolist() == ["7", "8"]
+    assert from_frame.rejects == []
+
+
 def test_integer_ids_of_every_id_column_are_read_as_text_and_float_ones_are_still_refused(tmp_path):
     """The performance table's campaign ids as int64 read as text; its creator ids as floats are refused, whole
     or not: which text a float id stands for is a guess."""
