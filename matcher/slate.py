@@ -280,6 +280,11 @@ def _campaigns(capacity: int | None) -> str:
     return f"{capacity} campaign{'' if capacity == 1 else 's'}"
 
 
+def _capacity(slates: SlateBook) -> str:
+    """The capacity rule as a size reason names it."""
+    return f"capacity ({_campaigns(slates.policy.capacity)} per creator)"
+
+
 # Why better candidates stayed off a slate, as a size reason says it (capacity's, when how many it took is not known).
 _STOPS = {
     "capacity": "the better ones were already proposed to {campaigns} each",
@@ -298,8 +303,7 @@ def _taken(campaign: str, slates: SlateBook) -> str:
         which = f"its {'only' if taken == 1 else taken} eligible candidate{'s' if taken > 1 else ''}"
     else:
         which = f"{taken} of its {among} eligible candidates"
-    capacity = _campaigns(slates.policy.capacity)
-    return f"capacity ({capacity} per creator) placed {which} on other campaigns of this run"
+    return f"{_capacity(slates)} placed {which} on other campaigns of this run"
 
 
 def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) -> str:
@@ -311,7 +315,6 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     uncertain = slates.uncertain[campaign]
     skipped = slates.skipped[campaign]
     take_up = slates.policy.participation_rate
-    capacity = _campaigns(slates.policy.capacity)
     lost = _taken(campaign, slates) if slates.taken[campaign][0] else ""
     # The budget as set, without the tolerated overrun: what a spend is shown against.
     budget = slates.budget[campaign] / (1 + slates.policy.budget_overrun)
@@ -326,7 +329,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     elif campaign in slates.budget_left and {"budget", "capacity"} <= skipped:
         # A slate can be "left room" (within the overrun) and still spend a little over the budget as set, which
         # the figure shows instead of a claim that budget is unused.
-        gave = lost or f"capacity ({capacity} per creator) gave some of them to other campaigns"
+        gave = lost or f"{_capacity(slates)} gave some of them to other campaigns"
         text = (
             f"{size}: sized to the budget on its best candidates' expected commission; {gave}, and those in their "
             f"place are expected to spend {slates.spend[campaign] / budget:.0%} of the budget at {take_up:.0%} take-up"
@@ -347,7 +350,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
             )
     elif skipped & set(_STOPS):
         stops = [
-            lost if rule == "capacity" and lost else _STOPS[rule].format(campaigns=capacity)
+            lost if rule == "capacity" and lost else _STOPS[rule].format(campaigns=_campaigns(slates.policy.capacity))
             for rule in sorted(skipped & set(_STOPS))
         ]
         lost = "" if "capacity" in skipped else lost
