@@ -36,6 +36,7 @@ from features.safe_write import OutputLocked, OutputRefused, atomic_path, output
 
 __all__ = [
     "TABLES",
+    "UNPAIRED",
     "InputError",
     "NoValidRows",
     "Reject",
@@ -630,6 +631,8 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
                 bad[len(records)] = _BadLine(*repeated, _row_id(record, spec))
             if spec is not None:  # before the frame, which reads a column of numbers and nulls as floats
                 record.update((name, _id_text(record[name])) for name in spec.id_columns if name in record)
+            if _ESCAPED_SURROGATE.search(line):  # a line without the escape has no surrogate to make
+                record = _record_as_text(record)
             records.append(record)
     return pd.DataFrame.from_records(records), bad
 
@@ -767,6 +770,9 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
     message = error["msg"]
     if error["type"] == "missing":
         return "required value is missing"
+    if isinstance(error.get("input"), _Unpaired):
+        shown = "" if private else f"got {shown_value(error['input'].text)}; "
+        return f"{where + ': ' if where else ''}{shown}{UNPAIRED}"
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
     hint = _percent_hint(error, error["loc"][position - 1] if 0 < position <= len(error["loc"]) else None)
@@ -816,8 +822,52 @@ def _share_columns() -> frozenset[str]:
 
 def records_frame(records: list[Mapping[str, object]]) -> pd.DataFrame:
     """Mappings as a frame of one row each: `DataFrame.from_records` makes no row of an empty mapping, which was
-    then never validated and vanished instead of being rejected for its missing columns."""
-    return pd.DataFrame(records, index=pd.RangeIndex(len(records)))
+    then never validated and vanished instead of being rejected for its missing columns. A text holding half of a
+    character is `_record_as_text`'s."""
+    return pd.DataFrame([_record_as_text(record) for record in records], index=pd.RangeIndex(len(records)))
+
+
+# Half of a UTF-16 surrogate pair: JSON may spell one (a tool that cut a text at a length in UTF-16 units, inside
+# an emoji, writes "\ud83d"), Python keeps it in a str, and no UTF-8 writer, Arrow's included, takes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+UNPAIRED = "holds half of a character (an unpaired UTF-16 surrogate), which is not text: was it cut in two?"
+
+
+class _Unpaired:
+    """A text that holds an unpaired surrogate, in place of it: not a str, so a field that reads text refuses it
+    (naming the row and column) rather than the frame's Arrow strings failing the whole table on it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+    def __str__(self) -> str:
+        return self.text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _record_as_text(record: Mapping[str, object]) -> dict[str, object]:
+    """A record whose texts are `_as_text`'s; a key holding an unpaired surrogate names a column no table reads,
+    and gets U+FFFD in its place, so that a note can name it."""
+    return {
+        (_SURROGATE.sub("\ufffd", name) if isinstance(name, str) else name): _as_text(value)
+        for name, value in record.items()
+    }
+
+
+def _as_text(value: object) -> object:
+    """`value` with each text that holds an unpaired surrogate, in lists and maps too, as an `_Unpaired`."""
+    if isinstance(value, str):
+        return _Unpaired(value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [_as_text(item) for item in value]
+    if isinstance(value, dict):
+        return {_as_text(name): _as_text(item) for name, item in value.items()}
+    return value
 
 
 def _row_id(record: dict[str, object], spec: TableSpec) -> str:

@@ -16,10 +16,12 @@ import pytest
 
 from features.rows import MAX_PRICE
 from features.tables import (
+    UNPAIRED,
     InputError,
     Table,
     read_frame,
     read_table,
+    records_frame,
     rejects_path,
     report_rejects,
     valid_rows,
@@ -1016,6 +1018,31 @@ def test_integer_ids_in_json_lines_and_data_frames_are_read_as_their_decimal_tex
     ]
     assert from_frame.frame["creator_id"].tolist() == ["7", "8"]
     assert from_frame.rejects == []
+
+
+def test_half_of_a_character_rejects_its_row_and_keeps_its_neighbours(tmp_path):
+    """JSON can spell half of a UTF-16 surrogate pair ("\\ud83d": a text cut inside an emoji). The JSON Lines file
+    holding one was refused whole ("surrogates not allowed"); now its row is rejected naming the column, a pair
+    written whole (json.dumps writes the emoji as "\\ud83d\\ude00") is read, and a key no table reads may hold one."""
+    path = tmp_path / "creators.jsonl"
+    rows = [
+        creator(creator_id="a\ud800"),
+        creator(creator_id="b", interest_tags=["skin\udc00care", "tea"]),
+        creator(creator_id="c", bio="cut \ud83d"),
+        creator(creator_id="d", interest_tags=["smiles \N{GRINNING FACE}"]) | {"team\ud800": "x\ud83d"},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    result = read_table(path, "creators")
+
+    assert result.frame["creator_id"].tolist() == ["d"]
+    assert result.frame["interest_tags"].tolist() == [["smiles \N{GRINNING FACE}"]]
+    assert [r.line() for r in result.rejects] == [
+        f"creators row 1 (id a\\ud800): column creator_id: got 'a\\ud800'; {UNPAIRED}",
+        f"creators row 2 (id b): column interest_tags: [0]: got 'skin\\udc00care'; {UNPAIRED}",
+        f"creators row 3 (id c): column bio: {UNPAIRED}",  # a bio is never echoed
+    ]
+    assert records_frame(rows).pipe(validate_frame, "creators").rejects == result.rejects
 
 
 def test_integer_ids_of_every_id_column_are_read_as_text_and_float_ones_are_still_refused(tmp_path):

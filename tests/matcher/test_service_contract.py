@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
+from features.tables import UNPAIRED
 from matcher import service
 from matcher.service import MAX_JSON_DEPTH, ModelHolder, ServiceConfig, create_app
 from matcher.service_models import MAX_LOOKALIKES
@@ -183,6 +184,24 @@ def test_a_deeply_nested_or_unparsable_body_is_a_one_line_422_and_the_service_ca
     assert status == 422 and reason.startswith("[0]: got [[[") and reason.endswith("; expected a campaign object")
     status, _, reply = exchange(f"{url}/healthz")
     assert (status, reply) == (200, {"status": "ok"})
+
+
+def test_half_of_a_character_is_a_422_naming_the_campaign_and_field_not_a_500(loading_service):
+    """A tool that cuts a brief at a length in UTF-16 units, inside an emoji, sends half of it ("\\ud83d"): Arrow
+    refused to hold it and the request was a 500 with a traceback. Now each field that holds one is refused,
+    and one in a field no table reads is no refusal (503: the request reached the matcher)."""
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    brief = campaign["brief"][:40] + "\ud83d"
+    cut = {**campaign, "campaign_id": "cut", "brief": brief, "category": "beauty\udc00"}
+    status, _, reply = exchange(f"{url}/v1/match", raw=json.dumps([campaign, cut]).encode())
+    assert status == 422, reply
+    assert [(p["row"], p["id"], p["column"], p["reason"]) for p in reply["detail"]] == [
+        (2, "cut", "brief", f"got {brief!r}; {UNPAIRED}"),
+        (2, "cut", "category", f"got {'beauty' + chr(0xDC00)!r}; {UNPAIRED}"),
+    ]
+    status, _, reply = exchange(f"{url}/v1/match", raw=json.dumps({**campaign, "team\ud800": "x\ud800"}).encode())
+    assert status == 503, reply
 
 
 def test_only_a_json_content_type_is_read(loading_service):
