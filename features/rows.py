@@ -110,6 +110,15 @@ def _distinct(values: list) -> list:
     return list(dict.fromkeys(values))
 
 
+def _few_enough_asins(asins: list[str]) -> list[str]:
+    # After `_distinct`: an ASIN listed twice counts once, so 1,250 rows holding 1,200 products are a valid list.
+    if len(asins) > MAX_ASINS:
+        raise PydanticCustomError(
+            "asin_count", "{count} distinct ASINs; expected at most {limit}", {"count": len(asins), "limit": MAX_ASINS}
+        )
+    return asins
+
+
 Marketplace = Annotated[str, AfterValidator(_marketplace)]
 Asin = Annotated[str, AfterValidator(_asin)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -160,7 +169,7 @@ class CampaignRow(_Row):
     brand: NonEmptyId
     brief: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
     category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, to_lower=True)]
-    asins: Annotated[list[Asin], Field(min_length=1, max_length=MAX_ASINS), AfterValidator(_distinct)]
+    asins: Annotated[list[Asin], Field(min_length=1), AfterValidator(_distinct), AfterValidator(_few_enough_asins)]
     # Amounts and rate: numbers, given as numbers or as text (CSV), never as booleans (the creators table keeps
     # pydantic's plain numbers: it is validated a column at a time, and a Python check per cell would cost its
     # million rows seconds). The bounds come before the bool check: so placed, the schema states them in JSON

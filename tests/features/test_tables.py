@@ -88,7 +88,7 @@ RULES = [
     ("campaigns", {"commission_rate": 0.0}, "commission_rate", "greater than 0"),
     ("campaigns", {"budget": 0.0}, "budget", "greater than 0"),
     ("campaigns", {"end_date": "2025-12-31"}, "end_date", "before start_date"),
-    ("campaigns", {"asins": ["B0ABCDEFGH"] * 1201}, "asins", "at most 1200"),
+    ("campaigns", {"asins": [f"B{k:09d}" for k in range(1201)]}, "asins", "1201 distinct ASINs; expected at most 1200"),
     ("campaigns", {"asins": []}, "asins", "at least 1"),
     ("campaigns", {"asins": ["B0ABCDEFGH", "b0abc"]}, "asins", "'b0abc' is not an ASIN"),
     ("campaigns", {"marketplaces": ["usa"]}, "marketplaces", "'usa' is not a marketplace code"),
@@ -159,6 +159,18 @@ def test_the_largest_price_and_any_finite_budget_are_valid():
 
     assert result.rejects == []
     assert result.frame.loc[0, ["price", "budget"]].tolist() == [MAX_PRICE, sys.float_info.max]
+
+
+def test_an_asin_listed_twice_counts_once_toward_the_limit():
+    """A seller's export of 1,250 rows that hold 1,200 products was refused as "at most 1200 items, not 1250",
+    though an ASIN listed twice counts once; the products are kept once each, in their first order."""
+    asins = [f"B{k:09d}" for k in range(1200)]
+    frame = pd.DataFrame([campaign(asins=asins + asins[:50]), campaign(campaign_id="c2", asins=[*asins, "BX00000000"])])
+
+    result = validate_frame(frame, "campaigns")
+
+    assert result.frame["asins"].tolist() == [asins]
+    assert [(r.row, r.reason[-42:]) for r in result.rejects] == [(2, "1201 distinct ASINs; expected at most 1200")]
 
 
 def test_a_time_of_day_is_dropped_however_the_date_is_given():
