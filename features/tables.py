@@ -54,6 +54,7 @@ __all__ = [
     "rejected_row_line",
     "rejects_path",
     "rejects_turn",
+    "repeat_noting_decoder",
     "report_rejects",
     "require_valid_rows",
     "settle_rejects",
@@ -62,6 +63,7 @@ __all__ = [
     "valid_rows",
     "validate_frame",
     "validate_performance_links",
+    "validate_records",
     "write_rejects",
 ]
 
@@ -461,6 +463,19 @@ def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path:
     return Table(validated.name, validated.frame, rejects, _VALIDATED)
 
 
+def _with_line_rejects(
+    validated: Table, wide: dict[int, list[str] | _BadLine], columns: list[str], spec: TableSpec
+) -> Table:
+    """`validated` with each unreadable line's reject (`_wide_line_rejects`) in place of the rejects its row of
+    missing values gave: the reject says what was wrong instead of those."""
+    if not wide:
+        return validated
+    lines = _wide_line_rejects(wide, columns, spec)
+    rejects = [r for r in validated.rejects if r.row - 1 not in lines] + list(lines.values())
+    rejects.sort(key=lambda r: (r.row, r.column))
+    return Table(validated.name, validated.frame, rejects, _VALIDATED)
+
+
 def _wide_line_rejects(wide: dict[int, list[str] | _BadLine], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
     """A reject per unreadable line, by row position: a CSV line too wide for the header (its fields), naming its
     id as far as it can be read, or a JSON Lines line that is not a JSON object or repeats a key (why not)."""
@@ -599,15 +614,7 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
     """
     # The standard json module, not pandas' reader: that one parses floats imprecisely (9.87654321e-05 came
     # back as 9.876543210000001e-05, 5e-324 as 0.0), silently changing prices and rates.
-    repeats: list[tuple[dict, Counter]] = []
-
-    def noting_repeats(pairs: list[tuple[str, object]]) -> dict:
-        record = dict(pairs)
-        if len(record) < len(pairs):
-            repeats.append((record, Counter(key for key, _ in pairs)))
-        return record
-
-    decoder = json.JSONDecoder(object_pairs_hook=noting_repeats)  # one decoder: json.loads made one per line
+    decoder, repeats = repeat_noting_decoder()  # one decoder: json.loads made one per line
     records: list[dict] = []
     bad: dict[int, _BadLine] = {}
     with open(path, encoding="utf-8-sig") as handle:
@@ -623,23 +630,63 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
             if problem is not None:
                 bad[len(records)] = _BadLine("?", f"line {number} {problem}")
                 record = {}
-            elif repeats and spec is not None and (repeated := _repeated_key(record, repeats, spec)):
-                # Its keys kept, as columns, but no value other than its id: a file of that line alone still
-                # has every column it names (so is not refused as lacking one), and the row is rejected.
-                kept = set(spec.id_columns) - {repeated[0]}
-                record = {name: value if name in kept else None for name, value in record.items()}
-                bad[len(records)] = _BadLine(*repeated, _row_id(record, spec))
-            if spec is not None:  # before the frame, which reads a column of numbers and nulls as floats
-                record.update((name, _id_text(record[name])) for name in spec.id_columns if name in record)
+            elif spec is not None:
+                record, rejected = _read_record(record, repeats, spec, "this line")
+                if rejected is not None:
+                    bad[len(records)] = rejected
             if _ESCAPED_SURROGATE.search(line):  # a line without the escape has no surrogate to make
                 record = _record_as_text(record)
             records.append(record)
     return pd.DataFrame.from_records(records), bad
 
 
-def _repeated_key(record: dict, repeats: list[tuple[dict, Counter]], spec: TableSpec) -> tuple[str, str] | None:
-    """The column a line's repeated key makes ambiguous, and the reason: a key the table reads (or one written
-    another way) repeated in the line's object, else one repeated in a map such a key holds; None for none."""
+def repeat_noting_decoder() -> tuple[json.JSONDecoder, list[tuple[dict, Counter]]]:
+    """A JSON decoder that keeps, in the list it returns with it, each object that repeats a key (the object as json
+    keeps it, the last value, and how many times each key appears); empty that list between documents. A whole
+    number of more digits than Python converts is refused with a reason of its own (Python's ends "use
+    sys.set_int_max_str_digits() to increase the limit", advice for a programmer, not for whoever sent it)."""
+    repeats: list[tuple[dict, Counter]] = []
+
+    def noting_repeats(pairs: list[tuple[str, object]]) -> dict:
+        record = dict(pairs)
+        if len(record) < len(pairs):
+            repeats.append((record, Counter(key for key, _ in pairs)))
+        return record
+
+    return json.JSONDecoder(object_pairs_hook=noting_repeats, parse_int=_whole_number), repeats
+
+
+def _whole_number(text: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    digits = len(text.lstrip("-"))
+    if limit and digits > limit:
+        raise ValueError(f"got a number of {digits} digits; expected at most {limit}")
+    return int(text)
+
+
+def _read_record(
+    record: dict, repeats: list[tuple[dict, Counter]], spec: TableSpec, place: str
+) -> tuple[dict, _BadLine | None]:
+    """A decoded JSON record as the table reads it (integer ids as their text), and why it is rejected if it repeats
+    a key the table reads (`_repeated_key`; `place` names the record in the reason, "this line")."""
+    line = None
+    if repeats and (repeated := _repeated_key(record, repeats, spec, place)):
+        # Its keys kept, as columns, but no value other than its id: a file of that line alone still has every
+        # column it names (so is not refused as lacking one), and the row is rejected.
+        kept = set(spec.id_columns) - {repeated[0]}
+        record = {name: value if name in kept else None for name, value in record.items()}
+        line = _BadLine(*repeated, _row_id(record, spec))
+    # Before the frame, which reads a column of numbers and nulls as floats.
+    record = record | {name: _id_text(record[name]) for name in spec.id_columns if name in record}
+    return record, line
+
+
+def _repeated_key(
+    record: dict, repeats: list[tuple[dict, Counter]], spec: TableSpec, place: str = "this line"
+) -> tuple[str, str] | None:
+    """The column a record's repeated key makes ambiguous, and the reason: a key the table reads (or one written
+    another way) repeated in the record's object, else one repeated in a map such a key holds; None for none.
+    Objects of `repeats` that are neither are another record's, or deeper than any column reads."""
     read = spec.row_model.model_fields
     holders = {id(value): key for key, value in record.items() if isinstance(value, dict)}
     found = []
@@ -652,7 +699,7 @@ def _repeated_key(record: dict, repeats: list[tuple[dict, Counter]], spec: Table
             if count < 2 or normalized(name) not in read:
                 continue
             times = "twice" if count == 2 else f"{count} times"
-            where = "this line" if column is None else f"this line's {column}"
+            where = place if column is None else f"{place}'s {column}"
             found.append((column is not None, name, f"key {key!r} appears {times} in {where}; expected each key once"))
     return sorted(found, key=lambda repeat: repeat[0])[0][1:] if found else None
 
@@ -967,6 +1014,18 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
         return _validate_blocks(blocks, table, lambda kept, extra: frame.iloc[kept][extra])
 
 
+def validate_records(
+    records: list[dict], table: str, repeats: list[tuple[dict, Counter]], place: str = "this record"
+) -> Table:
+    """Validates records decoded from JSON by `repeat_noting_decoder`, with the `repeats` it noted, as `read_table`
+    validates a JSON Lines file's lines: a record that repeats a key the table reads is rejected for that alone,
+    naming its row and the key "in `place`" (the service's "this campaign")."""
+    spec = TABLES[table]
+    read = [_read_record(record, repeats, spec, place) for record in records]
+    validated = validate_frame(records_frame([record for record, _ in read]), table)
+    return _with_line_rejects(validated, {i: line for i, (_, line) in enumerate(read) if line is not None}, [], spec)
+
+
 @contextlib.contextmanager
 def _collector_paused(rows: int) -> Iterator[None]:
     """Python's cycle collector paused while a table of more than one block is validated, then restored.
@@ -1129,13 +1188,7 @@ def read_table(path: str | Path, table: str) -> Table:
         if kind == "csv":
             validated = _without_blank_rows(validated, frame, wide, path)
             _warn_comma_lists(validated, spec, path)
-        if not wide:
-            return validated
-        # A too-wide line read as a row of missing values: its reject says what was wrong instead of those.
-        lines = _wide_line_rejects(wide, list(frame.columns), spec)
-        rejects = [r for r in validated.rejects if r.row - 1 not in lines] + list(lines.values())
-        rejects.sort(key=lambda r: (r.row, r.column))
-        return Table(table, validated.frame, rejects, _VALIDATED)
+        return _with_line_rejects(validated, wide, list(frame.columns), spec)
     try:
         # Before the read, which fails on a repeated column as "Multiple matches for FieldRef.Name(price)".
         _check_repeated_columns(path, pq.read_schema(path).names, spec)

@@ -6,8 +6,8 @@ model's alias is swapped in without dropping a request (`matcher.model_holder`);
 `matcher.service_models`.
 
 Bad input is answered 422 with the reasons the command line gives for the same rows (the same row models and
-table validation), oversized bodies 413, bodies not sent as JSON 415, a body not whole within 30 s 408, one whose
-client hung up 400; nothing the caller sent produces a 500 or a traceback.
+table validation, a repeated key included), oversized bodies 413, bodies not sent as JSON 415, a body not
+whole within 30 s 408, one whose client hung up 400; nothing the caller sent produces a 500 or a traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from starlette.requests import ClientDisconnect
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.rows import CampaignRow
-from features.tables import error_reason, records_frame, shown_value, unknown_column_notes, validate_frame
+from features.tables import (
+    error_reason,
+    repeat_noting_decoder,
+    shown_value,
+    unknown_column_notes,
+    validate_records,
+)
 from matcher.api import MATCH_COLUMNS, SlateEntry
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
 from matcher.service_models import (
@@ -141,7 +147,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         A list is matched as one batch run, like `creator-match match` on the same rows, so a creator's
         capacity is shared across it. If any campaign is invalid, none is matched: 422 names every bad field.
         """
-        payload = await _json_body(request, limit)
+        payload, repeats = await _json_body(request, limit)
         if not isinstance(payload, dict) and not (isinstance(payload, list) and payload):
             reason = f"got {shown_value(payload)}; expected a campaign object or a non-empty list of them"
             raise _refused("campaigns", "(body)", reason)
@@ -149,8 +155,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 raise _refused("campaigns", "(body)", f"[{i}]: got {shown_value(record)}; expected a campaign object")
-        frame = records_frame(records)
-        table = validate_frame(frame, "campaigns")
+        table = validate_records(records, "campaigns", repeats, "this campaign")
         if table.rejects:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
@@ -163,7 +168,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             model_version=version,
             matches=[SlateEntry.model_construct(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],
             summaries=result.summaries,
-            notes=[*unknown_column_notes(frame.columns, "campaigns", "request", "field"), *result.notes],
+            notes=[*unknown_column_notes(_fields(records), "campaigns", "request", "field"), *result.notes],
         )
         return Response(reply.model_dump_json(), media_type=_JSON)
 
@@ -175,7 +180,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
     )
     async def similar(request: Request) -> SimilarResponse:
         """Creators like the given ones, best first, with what they share with them; the seeds are excluded."""
-        payload = await _json_body(request, limit)
+        payload, _ = await _json_body(request, limit)
         if not isinstance(payload, dict):
             raise _refused("similar", "(body)", f"got {shown_value(payload)}; expected an object with creator_ids")
         try:
@@ -219,9 +224,10 @@ def _body(schema: dict) -> dict:
     return {"requestBody": {"required": True, "content": {_JSON: {"schema": schema}}}}
 
 
-async def _json_body(request: Request, limit: int) -> Any:
-    """The request's JSON: refused with 415 unless sent as JSON, 413 past `limit` bytes (declared or streamed),
-    and 422 when not JSON or nested more than MAX_JSON_DEPTH deep."""
+async def _json_body(request: Request, limit: int) -> tuple[Any, list]:
+    """The request's JSON, and the objects in it that repeat a key (`repeat_noting_decoder`, as the command line
+    reads a JSON Lines line): refused with 415 unless sent as JSON, 413 past `limit` bytes
+    (declared or streamed), and 422 when not JSON or nested more than MAX_JSON_DEPTH deep."""
     content_type = request.headers.get("content-type")
     if not _is_json(content_type):
         got = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
@@ -245,15 +251,24 @@ async def _json_body(request: Request, limit: int) -> Any:
     except ClientDisconnect as exc:  # uncaught, a traceback in the service's log for a client's hang-up
         detail = "the client hung up before its body was whole"
         raise HTTPException(400, detail=detail, headers={"Connection": "close"}) from exc
+    decoder, repeats = repeat_noting_decoder()
     try:
-        payload = json.loads(body)
+        # Decoded as json.loads decodes bytes (UTF-8, -16 or -32), for the decoder that notes repeated keys.
+        payload = decoder.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError as exc:
         raise _refused("request", "(body)", _TOO_DEEP) from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and Python's cap on an integer's digits
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _refused("request", "(body)", f"not JSON: {exc}") from exc
+    except ValueError as exc:  # a number of more digits than Python converts: the decoder's own plain reason
+        raise _refused("request", "(body)", str(exc)) from exc
     if _nested_deeper(payload, MAX_JSON_DEPTH):
         raise _refused("request", "(body)", _TOO_DEEP)
-    return payload
+    return payload, repeats
+
+
+def _fields(records: list[dict]) -> list[str]:
+    """Every field the request's campaigns name, in the order they first appear (a table's columns)."""
+    return list(dict.fromkeys(field for record in records for field in record))
 
 
 def _is_json(content_type: str | None) -> bool:

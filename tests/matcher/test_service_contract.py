@@ -169,7 +169,8 @@ def test_a_deeply_nested_or_unparsable_body_is_a_one_line_422_and_the_service_ca
         (b"[" * 100_000 + b"]" * 100_000, deep),  # beyond what Python's parser recurses into
         (("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)).encode(), deep),
         (json.dumps(nested).encode(), deep),  # 33 levels within a campaign
-        (b'{"price": ' + b"1" * 5000 + b"}", "not JSON: Exceeds the limit (4300 digits)"),  # Python's cap on digits
+        # Python's cap on digits, said plainly: its own text ended "use sys.set_int_max_str_digits()".
+        (b'{"price": ' + b"1" * 5000 + b"}", "got a number of 5000 digits; expected at most 4300"),
         (b"", "not JSON: Expecting value"),
     ]
     for raw, reason in bodies:
@@ -221,6 +222,46 @@ def test_only_a_json_content_type_is_read(loading_service):
         status, headers, reply = exchange(f"{url}/v1/match", campaign, content_type=content_type)
         assert status == 415 and reply == {"detail": f"{shown}; expected {JSON}"}, (content_type, status, reply)
         assert headers["accept"] == JSON
+
+
+def _campaign_text(campaign: dict, *repeats: str) -> bytes:
+    """`campaign` as JSON text with `repeats` (`"price": 5`) written after its own keys."""
+    return (json.dumps(campaign)[:-1] + "".join(f", {repeat}" for repeat in repeats) + "}").encode()
+
+
+def test_a_repeated_key_is_refused_as_the_command_line_refuses_its_line(loading_service):
+    """`"price": 29.99, "price": 5` was taken as 5 (json keeps the last), the product type flipping with it; the
+    command line rejects such a JSON Lines line. A campaign's own repeat is its reject, naming its row, id and key;
+    a key the table does not read may repeat, as a team's own column in a file may."""
+    url, openapi = loading_service
+    campaign, _ = documented_example()
+    first = _campaign_text(campaign, '"price": 5')
+    status, headers, reply = exchange(f"{url}/v1/match", raw=first)
+    reason = "key 'price' appears twice in this campaign; expected each key once"
+    assert (status, reply["detail"]) == (
+        422,
+        [
+            {
+                "table": "campaigns",
+                "row": 1,
+                "id": "c-1001",
+                "column": "price",
+                "reason": reason,
+                "message": f"campaigns row 1 (id c-1001): column price: {reason}",
+            }
+        ],
+    )
+    assert_declared(openapi, "/v1/match", "post", status, headers, reply)
+    # In a list: the second campaign's repeat is its only reject (as on the command line, not its budget too); the
+    # first campaign's own keys (`tool_ref`, and one inside a map the table does not read) repeat harmlessly.
+    own = _campaign_text(campaign, '"tool_ref": 1', '"tool_ref": 2', '"tool": {"a": 1, "a": 2}')
+    other = _campaign_text({**campaign, "campaign_id": "c-1002", "budget": -1}, '"asins": []')
+    status, _, reply = exchange(f"{url}/v1/match", raw=b"[" + own + b", " + other + b"]")
+    assert status == 422
+    assert [problem["message"] for problem in reply["detail"]] == [
+        "campaigns row 2 (id c-1002): column asins: key 'asins' appears twice in this campaign; expected each key once"
+    ]
+    assert exchange(f"{url}/v1/match", raw=b"[" + own + b"]")[0] == 503  # valid: past every check
 
 
 EMPTY_LIST = "got []; list should have at least 1 item after validation, not 0"
