@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -575,13 +575,18 @@ def _csv_header(path: Path) -> list[str]:
 
 def _header_hint(present: list[str], missing: list[str]) -> str:
     """What a header that names the columns almost right probably got wrong, for the refusal's line."""
-    meant = likely_meant(present, missing)
-    close = [f"{column!r} for {name}" for column, name in meant.items()]
-    if close:
-        return f" (found {', '.join(close)}: column names are exact, lower case and without spaces)"
+    if close := _meant_hint(present, missing):
+        return close
     if len(present) == 1 and any(mark in present[0] for mark in ";\t"):
         return " (its header is one column: fields separated by ';' or tabs; expected commas)"
     return ""
+
+
+def _meant_hint(present: list[str], missing: list[str]) -> str:
+    """` (found 'Commission_Rate' for commission_rate: ...)` for the names among `present` that probably stand for
+    the `missing` ones the table requires; "" for none. A file's refusal and a row's reject say it alike."""
+    close = [f"{column!r} for {name}" for column, name in likely_meant(present, missing).items()]
+    return f" (found {', '.join(close)}: column names are exact, lower case and without spaces)" if close else ""
 
 
 def unknown_column_notes(columns: Iterable[object], table: str, where: str, kind: str = "column") -> list[str]:
@@ -1011,7 +1016,32 @@ def validate_frame(frame: pd.DataFrame, table: str) -> Table:
         )
     )
     with _collector_paused(len(frame)):
-        return _validate_blocks(blocks, table, lambda kept, extra: frame.iloc[kept][extra])
+        validated = _validate_blocks(blocks, table, lambda kept, extra: frame.iloc[kept][extra])
+    return _with_meant_columns(validated, frame)
+
+
+_MISSING = "required value is missing"
+
+
+def _with_meant_columns(validated: Table, frame: pd.DataFrame) -> Table:
+    """`validated` with each reject of a missing required value that the row holds under another name
+    (`Commission_Rate`, `startDate`) saying so, as a file that lacks the column is refused (`missing_columns`):
+    "required value is missing" alone left a campaign tool to guess why a field it sent was not read."""
+    named = TABLES[validated.name].row_model.model_fields
+    # A column named twice (a team's own, kept as written) is left out: frame[name] would be two columns.
+    counts = Counter(frame.columns)
+    unknown = [column for column, n in counts.items() if n == 1 and str(column) not in named and column != "row"]
+    if not unknown or not any(reject.reason == _MISSING for reject in validated.rejects):
+        return validated
+    extra = frame[unknown]
+    rejects = []
+    for reject in validated.rejects:
+        if reject.reason == _MISSING:
+            cells = extra.iloc[reject.row - 1].tolist()
+            present = [str(column) for column, cell in zip(unknown, cells, strict=True) if not is_missing(cell)]
+            reject = replace(reject, reason=_MISSING + _meant_hint(present, [reject.column]))
+        rejects.append(reject)
+    return Table(validated.name, validated.frame, rejects, _VALIDATED)
 
 
 def validate_records(

@@ -264,6 +264,29 @@ def test_a_repeated_key_is_refused_as_the_command_line_refuses_its_line(loading_
     assert exchange(f"{url}/v1/match", raw=b"[" + own + b"]")[0] == 503  # valid: past every check
 
 
+def test_a_required_field_written_another_way_is_named_in_the_refusal(loading_service):
+    """`Commission_Rate` for commission_rate was refused as only "required value is missing"; the command line names
+    the column it probably is, and so does the 422."""
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    cases = [
+        ("commission_rate", "Commission_Rate"),
+        ("commission_rate", "commissionRate"),
+        ("commission_rate", "Commission Rate"),
+        ("asins", "asin"),
+        ("start_date", "startDate"),
+    ]
+    for field, written in cases:
+        body = {key: value for key, value in campaign.items() if key != field} | {written: campaign[field]}
+        status, _, reply = exchange(f"{url}/v1/match", body)
+        reason = (
+            f"required value is missing (found {written!r} for {field}: column names are exact, lower case and "
+            "without spaces)"
+        )
+        assert status == 422 and [(p["column"], p["reason"]) for p in reply["detail"]] == [(field, reason)], reply
+        assert reply["detail"][0]["message"] == f"campaigns row 1 (id c-1001): column {field}: {reason}"
+
+
 EMPTY_LIST = "got []; list should have at least 1 item after validation, not 0"
 
 
