@@ -58,6 +58,8 @@ __all__ = [
     "report_rejects",
     "require_valid_rows",
     "settle_rejects",
+    "shown_id",
+    "shown_ids",
     "shown_value",
     "unknown_column_notes",
     "valid_rows",
@@ -102,7 +104,7 @@ class Reject:
     reason: str
 
     def line(self) -> str:
-        return f"{self.table} row {self.row} (id {_printable(self.id) or '?'}): column {self.column}: {self.reason}"
+        return f"{self.table} row {self.row} (id {shown_id(self.id) or '?'}): column {self.column}: {self.reason}"
 
 
 # The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file. The
@@ -116,9 +118,17 @@ _RECORDLESS_REJECTS_COLUMNS = REJECTS_COLUMNS[:-1]
 REJECTS_LOCK_WAIT = 600.0
 
 
-def _printable(text: str) -> str:
-    # An id may hold line breaks or other control characters; escaped, the stderr record stays one line.
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+def shown_id(text: object) -> str:
+    """An id (or other user text) as a line of standard error or a note shows it: its control characters escaped
+    (`c-77\\nserving ...`), so that an id holding a line break cannot start a line of its own that reads as the
+    service's or the command's."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
+
+
+def shown_ids(ids: list[object], limit: int = 5) -> str:
+    """Ids as one line names them: the first `limit`, each as `shown_id` shows it, then how many more."""
+    shown = ", ".join(shown_id(one) for one in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
-from features.tables import Reject, Table, missing_columns, records_frame, rejected_row_line, valid_rows
+from features.tables import Reject, Table, missing_columns, records_frame, rejected_row_line, shown_ids, valid_rows
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
@@ -454,7 +454,7 @@ def _unreached_marketplaces(
         if code not in KNOWN_MARKETPLACES:
             meant = f"; did you mean {AMAZON_CODES[code]}?" if code in AMAZON_CODES else ""
             hint = f" ({code} is not one of Amazon's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant})"
-        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        shown = shown_ids(ids)  # an id holding a line break would start a line of its own on standard error
         if not alone:
             effect = f"only {'their' if len(ids) > 1 else 'its'} other marketplaces count in a creator's audience share"
         elif min_market_share > 0:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.embeddings import Embedder, profile_keys
+from features.tables import shown_ids
 from features.text import creator_texts
 from matcher.candidate_index import CandidateIndex
 
@@ -124,7 +125,7 @@ def _store(index: CandidateIndex, positions: np.ndarray, vectors: np.ndarray) ->
 def _changed_message(ids: np.ndarray, kind: str) -> str:
     """The warning: how many profiles changed, the first ids, what the index of this kind now holds, and the fix."""
     count = len(ids)
-    shown = ", ".join(map(str, ids[:SHOWN_IDS])) + (f" and {count - SHOWN_IDS} more" if count > SHOWN_IDS else "")
+    shown = shown_ids(list(ids), SHOWN_IDS)
     what = f"{count} creator's profile has" if count == 1 else f"{count} creators' profiles have"
     head = f"{what} changed since the index was built ({shown})"
     if kind == "hnsw":

@@ -109,9 +109,11 @@ def match(
         typer.echo(f"every scored candidate pair written to {candidates_out}")
     if summaries_out is not None:
         typer.echo(f"one summary per campaign written to {summaries_out}")
+    from features.tables import shown_id  # here: --help and a usage error do without pandas
+
     for summary in report.summaries:
         if summary.status != "matched":
-            typer.echo(f"  {summary.campaign_id}: {summary.status}")
+            typer.echo(f"  {shown_id(summary.campaign_id)}: {summary.status}")
     if report.rejects:
         echo_rejects(report.rejects, report.rejects_file)
         raise typer.Exit(2)

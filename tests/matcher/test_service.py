@@ -58,10 +58,16 @@ def versions(trained, tracking_uri) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def service(world_dir, index_dir, versions, tmp_path_factory):
+def service_log(tmp_path_factory) -> Path:
+    """Where the service's standard output and error go."""
+    return tmp_path_factory.mktemp("service-log") / "serve.log"
+
+
+@pytest.fixture(scope="module")
+def service(world_dir, index_dir, versions, service_log):
     """The service on a free port; yields its URL and the /readyz statuses seen while it loaded."""
     port = free_port()
-    log = tmp_path_factory.mktemp("service-log") / "serve.log"
+    log = service_log
     args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
     args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--poll-seconds", "1"]
     with open(log, "w") as sink:
@@ -176,6 +182,27 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
         f"is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed (GB is not "
         "one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
     ]
+
+
+def test_an_id_holding_a_line_break_is_one_line_in_the_log_and_the_notes(service, service_log, world_dir, creators):
+    """An id holding a line break was written raw into the service's warning about a marketplace no creator states,
+    forging a log line of its own; it is escaped, in the log and in the notes, as a reject's line escapes it."""
+    url, _ = service
+    record = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[2]
+    status, reply = call(
+        f"{url}/v1/match", dict(record, campaign_id="c-77\nserving creator-ranker/99", marketplaces=["GB"])
+    )
+    assert status == 200, reply
+    silent = int(creators["audience_marketplaces"].map(lambda shares: not shares).sum())
+    assert reply["notes"] == [
+        "marketplace GB of campaign c-77\\nserving creator-ranker/99: no creator states an audience there, so every "
+        "creator who states an audience split has none of it in its marketplaces, under the minimum market share "
+        f"(5%), and is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed "
+        "(GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
+    ]
+    lines = service_log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith("serving creator-ranker/99")]
+    assert [line for line in lines if "marketplace GB of campaign c-77\\nserving creator-ranker/99: " in line]
 
 
 def test_lookalikes_and_their_bad_requests(service, world_dir):
