@@ -46,6 +46,7 @@ __all__ = [
     "error_reason",
     "is_rejects_file",
     "missing_columns",
+    "misspelt_columns",
     "no_valid_rows",
     "read_frame",
     "read_table",
@@ -61,6 +62,7 @@ __all__ = [
     "shown_id",
     "shown_ids",
     "shown_value",
+    "unknown_column_note",
     "unknown_column_notes",
     "valid_rows",
     "validate_frame",
@@ -599,17 +601,30 @@ def _meant_hint(present: list[str], missing: list[str]) -> str:
     return f" (found {', '.join(close)}: column names are exact, lower case and without spaces)" if close else ""
 
 
-def unknown_column_notes(columns: Iterable[object], table: str, where: str, kind: str = "column") -> list[str]:
-    """One line per column the table does not read that probably stands for an optional one it does, whether or
-    not the file also has that one: such a column is ignored like any other the contract does not name, so its
-    values are lost (a `product_typ` column leaves every campaign's product type at its default, or at what a
-    `product_type` beside it says). A missing required column is refused instead."""
+def misspelt_columns(columns: Iterable[object], table: str) -> dict[str, str]:
+    """`{column: name}` for each of `columns` the table does not read that probably stands for a name it does read:
+    an optional one, whether or not it is among `columns` too, or a required one that is (beside `marketplaces`, a
+    `marketplace` key's values are lost as a misspelt optional column's are). A required column that is missing is
+    refused instead, naming the column it probably is (`missing_columns`, `validate_frame`)."""
     named = TABLES[table].row_model.model_fields
-    unknown = [str(column) for column in columns if str(column) not in named]
-    optional = [name for name, info in named.items() if not info.is_required()]
+    present = [str(column) for column in columns]
+    unknown = [column for column in present if column not in named]
+    meant = [name for name, info in named.items() if not info.is_required() or name in present]
+    return likely_meant(unknown, meant, missing_only=False)
+
+
+def unknown_column_note(where: str, kind: str, column: str, table: str, name: str) -> str:
+    """The line that says a column (or a request's field, `kind`) was ignored and which one it probably is."""
+    return f"{where}: {kind} {column!r} is not in the {table} table and was ignored; did you mean {name}?"
+
+
+def unknown_column_notes(columns: Iterable[object], table: str, where: str, kind: str = "column") -> list[str]:
+    """One line per column the table does not read that probably stands for one it does (`misspelt_columns`): such
+    a column is ignored like any other the contract does not name, so its values are lost (a `product_typ` column
+    leaves every campaign's product type at its default, or at what a `product_type` beside it says)."""
     return [
-        f"{where}: {kind} {column!r} is not in the {table} table and was ignored; did you mean {name}?"
-        for column, name in likely_meant(unknown, optional, missing_only=False).items()
+        unknown_column_note(where, kind, column, table, name)
+        for column, name in misspelt_columns(columns, table).items()
     ]
 
 

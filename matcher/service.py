@@ -29,10 +29,13 @@ from starlette.requests import ClientDisconnect
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.rows import CampaignRow
 from features.tables import (
+    Table,
     error_reason,
+    misspelt_columns,
     repeat_noting_decoder,
+    shown_ids,
     shown_value,
-    unknown_column_notes,
+    unknown_column_note,
     validate_records,
 )
 from matcher.api import MATCH_COLUMNS, SlateEntry
@@ -168,7 +171,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             model_version=version,
             matches=[SlateEntry.model_construct(**dict(zip(MATCH_COLUMNS, row, strict=True))) for row in rows],
             summaries=result.summaries,
-            notes=[*unknown_column_notes(_fields(records), "campaigns", "request", "field"), *result.notes],
+            notes=[*_field_notes(records, table), *result.notes],
         )
         return Response(reply.model_dump_json(), media_type=_JSON)
 
@@ -266,9 +269,21 @@ async def _json_body(request: Request, limit: int) -> tuple[Any, list]:
     return payload, repeats
 
 
-def _fields(records: list[dict]) -> list[str]:
-    """Every field the request's campaigns name, in the order they first appear (a table's columns)."""
-    return list(dict.fromkeys(field for record in records for field in record))
+def _field_notes(records: list[dict], table: Table) -> list[str]:
+    """A note per field of the request that the campaigns table does not read but that probably stands for one it
+    does (`misspelt_columns`, the command line's rule), naming the campaigns that sent it: by id, or by row (their
+    position, from 1) for one without."""
+    ids = dict(zip(table.frame["row"].tolist(), table.frame["campaign_id"].tolist(), strict=True))
+    sent: dict[tuple[str, str], list[str]] = {}
+    for row, record in enumerate(records, start=1):
+        for field, name in misspelt_columns(record, "campaigns").items():
+            sent.setdefault((field, name), []).append(ids.get(row) or f"row {row}")
+    return [
+        unknown_column_note(
+            f"campaign{'s' if len(which) > 1 else ''} {shown_ids(which)}", "field", field, "campaigns", name
+        )
+        for (field, name), which in sent.items()
+    ]
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -163,7 +163,8 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
     status, reply = call(f"{url}/v1/match", dict(record, product_typ="non_standard", tool_reference="Q3-17"))
     assert status == 200, reply
     assert reply["notes"] == [
-        "request: field 'product_typ' is not in the campaigns table and was ignored; did you mean product_type?"
+        f"campaign {record['campaign_id']}: field 'product_typ' is not in the campaigns table and was ignored; did you "
+        "mean product_type?"
     ]
     assert reply["summaries"][0]["product_type_reason"] != "declared by the seller"
     status, reply = call(f"{url}/v1/match", dict(record, product_type="non_standard", tool_reference="Q3-17"))
@@ -176,11 +177,28 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
     assert status == 200, reply
     silent = int(creators["audience_marketplaces"].map(lambda shares: not shares).sum())
     assert reply["notes"] == [
-        "request: field 'product_typ' is not in the campaigns table and was ignored; did you mean product_type?",
+        f"campaign {record['campaign_id']}: field 'product_typ' is not in the campaigns table and was ignored; did you "
+        "mean product_type?",
         f"marketplace GB of campaign {record['campaign_id']}: no creator states an audience there, so every creator "
         "who states an audience split has none of it in its marketplaces, under the minimum market share (5%), and "
         f"is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed (GB is not "
         "one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
+    ]
+
+
+def test_every_note_of_a_list_names_the_campaigns_that_sent_the_field(service, world_dir):
+    """A list's notes about ignored fields began "request: field 'in_stok' ..." with no campaign named, while its
+    marketplace notes named theirs; each now names the campaigns that sent the field. A misspelt required field
+    beside the right one (`marketplace` beside `marketplaces`) is noted as the command line notes it."""
+    url, _ = service
+    first, second = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[:2]
+    status, reply = call(f"{url}/v1/match", [dict(first, in_stok=False), dict(second, in_stok=False, marketplace="UK")])
+    assert status == 200, reply
+    assert reply["notes"] == [
+        f"campaigns {first['campaign_id']}, {second['campaign_id']}: field 'in_stok' is not in the campaigns table and "
+        "was ignored; did you mean in_stock?",
+        f"campaign {second['campaign_id']}: field 'marketplace' is not in the campaigns table and was ignored; did you "
+        "mean marketplaces?",
     ]
 
 
