@@ -6,8 +6,9 @@ model's alias is swapped in without dropping a request (`matcher.model_holder`);
 `matcher.service_models`.
 
 Bad input is answered 422 with the reasons the command line gives for the same rows (the same row models and
-table validation, a repeated key included), oversized bodies 413, bodies not sent as JSON 415, a body not
-whole within 30 s 408, one whose client hung up 400; nothing the caller sent produces a 500 or a traceback.
+table validation, a repeated key included), oversized bodies 413, bodies not sent as JSON (or sent compressed)
+415, a body not whole within 30 s 408, one whose client hung up 400; nothing the caller sent produces a 500 or a
+traceback.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ _RETRY_AFTER_SECONDS = 5
 # How long a request's body may take to arrive whole.
 BODY_TIMEOUT_SECONDS = 30.0
 _JSON = "application/json"
+# A 415's headers: the media type expected, and no content encoding (RFC 7694).
+_UNCOMPRESSED_JSON = {"Accept": _JSON, "Accept-Encoding": "identity"}
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
 _CAMPAIGNS_SCHEMA = {
@@ -86,8 +89,12 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": Message, "description": "The body is over `--max-body-bytes` (declared or streamed)."},
     415: {
         "model": Message,
-        "description": "The Content-Type is not JSON (`application/json`, or `application/*+json`), or is missing.",
-        "headers": {"Accept": {"description": "the media type expected", "schema": {"type": "string"}}},
+        "description": "The Content-Type is not JSON (`application/json`, or `application/*+json`), or is missing; "
+        "or the body has a Content-Encoding (gzip, ...): bodies are read as sent.",
+        "headers": {
+            "Accept": {"description": "the media type expected", "schema": {"type": "string"}},
+            "Accept-Encoding": {"description": "`identity`: no content encoding", "schema": {"type": "string"}},
+        },
     },
     422: {
         "model": Refusal,
@@ -229,12 +236,17 @@ def _body(schema: dict) -> dict:
 
 async def _json_body(request: Request, limit: int) -> tuple[Any, list]:
     """The request's JSON, and the objects in it that repeat a key (`repeat_noting_decoder`, as the command line
-    reads a JSON Lines line): refused with 415 unless sent as JSON, 413 past `limit` bytes
+    reads a JSON Lines line): refused with 415 unless sent as JSON and uncompressed, 413 past `limit` bytes
     (declared or streamed), and 422 when not JSON or nested more than MAX_JSON_DEPTH deep."""
     content_type = request.headers.get("content-type")
     if not _is_json(content_type):
         got = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
-        raise HTTPException(415, detail=f"got {got}; expected {_JSON}", headers={"Accept": _JSON})
+        raise HTTPException(415, detail=f"got {got}; expected {_JSON}", headers=_UNCOMPRESSED_JSON)
+    encoding = request.headers.get("content-encoding", "identity")
+    if encoding.strip().lower() != "identity":
+        # Read as it came, a gzip body was refused as "'utf-8' codec can't decode byte 0x8b": nothing said why.
+        detail = f"got Content-Encoding {encoding!r}; content encodings are not accepted: send the JSON uncompressed"
+        raise HTTPException(415, detail=detail, headers=_UNCOMPRESSED_JSON)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, detail=f"request body of {declared} bytes; expected at most {limit}")

@@ -9,6 +9,7 @@ of a loaded matcher are checked against the same declarations in test_service.py
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import logging
@@ -222,6 +223,31 @@ def test_only_a_json_content_type_is_read(loading_service):
         status, headers, reply = exchange(f"{url}/v1/match", campaign, content_type=content_type)
         assert status == 415 and reply == {"detail": f"{shown}; expected {JSON}"}, (content_type, status, reply)
         assert headers["accept"] == JSON
+
+
+def test_a_compressed_body_is_415_saying_so(loading_service):
+    """A gzip body was read as it came and refused as "'utf-8' codec can't decode byte 0x8b": 415 says why, before
+    the body is read; `identity` is no encoding."""
+    url, openapi = loading_service
+    campaign, _ = documented_example()
+    connection = http.client.HTTPConnection(*url.removeprefix("http://").split(":"), timeout=60)
+    try:
+        for encoding, expected in [("gzip", 415), ("GZIP, br", 415), ("identity", 503)]:
+            headers = {"Content-Type": JSON, "Content-Encoding": encoding}
+            body = json.dumps(campaign).encode()
+            connection.request("POST", "/v1/match", gzip.compress(body) if expected == 415 else body, headers)
+            reply = connection.getresponse()
+            answer, heard = json.loads(reply.read()), {name.lower(): value for name, value in reply.getheaders()}
+            assert reply.status == expected, (encoding, reply.status, answer)
+            if expected == 415:
+                assert answer == {
+                    "detail": f"got Content-Encoding {encoding!r}; content encodings are not accepted: send the JSON "
+                    "uncompressed"
+                }
+                assert heard["accept"] == JSON and heard["accept-encoding"] == "identity"
+                assert_declared(openapi, "/v1/match", "post", reply.status, heard, answer)
+    finally:
+        connection.close()
 
 
 def _campaign_text(campaign: dict, *repeats: str) -> bytes:
