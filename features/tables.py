@@ -948,7 +948,8 @@ def _as_text(value: object) -> object:
 
 
 def _row_id(record: dict[str, object], spec: TableSpec) -> str:
-    return "/".join(str(record.get(column, "")) for column in spec.id_columns if record.get(column) is not None)
+    # `_as_text`: an id holding half of a character is shown escaped, as a reject's line must be written.
+    return "/".join(str(_as_text(record[column])) for column in spec.id_columns if record.get(column) is not None)
 
 
 def _valid_values(
