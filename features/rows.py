@@ -32,6 +32,7 @@ __all__ = [
     "PerformanceRow",
     "PurchaseRow",
     "TouchRow",
+    "vocabulary_word",
 ]
 
 
@@ -46,7 +47,8 @@ def _whole(value: object) -> object:
     return value
 
 
-def _word(value: object) -> object:
+def vocabulary_word(value: object) -> object:
+    """A vocabulary's word as the contract writes it: trimmed, lower case (anything else as it is)."""
     # A vocabulary's word as a person or a spreadsheet writes it (`Instagram`, `Standard`, `review_site `) is
     # the contract's word, which is what is kept. A Python call per cell: about 0.1 s for a million creators.
     return value.strip().lower() if isinstance(value, str) else value
@@ -136,8 +138,8 @@ class CreatorRow(_Row):
 
     creator_id: NonEmptyId
     handle: str | None = None
-    creator_type: Annotated[CreatorType, BeforeValidator(_word)]
-    platforms: Annotated[list[Annotated[Platform, BeforeValidator(_word)]], Field(min_length=1)]
+    creator_type: Annotated[CreatorType, BeforeValidator(vocabulary_word)]
+    platforms: Annotated[list[Annotated[Platform, BeforeValidator(vocabulary_word)]], Field(min_length=1)]
     interest_tags: Annotated[list[Tag], Field(min_length=1)]
     bio: str | None = None
     followers: Count
@@ -180,7 +182,7 @@ class CampaignRow(_Row):
     start_date: dt.date
     end_date: dt.date
     marketplaces: Annotated[list[Marketplace], Field(min_length=1), AfterValidator(_distinct)]
-    product_type: Annotated[Literal[ProductType, "auto"], BeforeValidator(_word)] = "auto"
+    product_type: Annotated[Literal[ProductType, "auto"], BeforeValidator(vocabulary_word)] = "auto"
     in_stock: Flag = True
 
     @field_validator("start_date", "end_date", mode="before")
@@ -248,7 +250,7 @@ class PerformanceRow(_Row):
     units: Count | None = None
     sales: Annotated[float, Field(ge=0.0)]
     commission: Annotated[float, Field(ge=0.0)] | None = None
-    status: Annotated[Literal["settled", "pending"], BeforeValidator(_word)] = "settled"
+    status: Annotated[Literal["settled", "pending"], BeforeValidator(vocabulary_word)] = "settled"
 
     @field_validator("clicks")
     @classmethod

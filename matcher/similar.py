@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN
+from features.rows import vocabulary_word
 from features.similarity import TagSpace
 from features.tables import Reject, rejected_row_line
 from matcher.candidate_index import CandidateIndex
@@ -190,7 +191,7 @@ class LookalikeSpace:
         allowed = self.eligible_rows.copy()
         allowed[seeds] = False
         if creator_types is not None:
-            types = list(creator_types)
+            types = [vocabulary_word(t) for t in creator_types]  # `Social_Creator`, as a table's rows are read
             bad = [t for t in types if t not in CREATOR_TYPES]
             if bad:
                 raise ValueError(f"Got creator_type {bad[0]!r}; expected one of {', '.join(CREATOR_TYPES)}")

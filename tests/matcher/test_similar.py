@@ -95,6 +95,14 @@ def test_one_seed_marketplace_or_type_as_a_string_is_one_value_not_its_character
     pd.testing.assert_frame_equal(matcher.similar(sellers[0], k=5), matcher.similar([sellers[0]], k=5))
 
 
+def test_a_creator_type_is_read_in_any_case_as_a_tables_rows_are(matcher, sellers):
+    """`Social_Creator` was refused as a filter while the creators table reads it as social_creator."""
+    written = matcher.similar(sellers[0], k=5, creator_types=[" Social_Creator", "REVIEW_SITE"])
+    pd.testing.assert_frame_equal(
+        written, matcher.similar(sellers[0], k=5, creator_types=["social_creator", "review_site"])
+    )
+
+
 def test_bad_requests_name_the_value(matcher):
     with pytest.raises(UnknownCreator, match="'no-such-creator'"):
         matcher.similar(["no-such-creator"])
