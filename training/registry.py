@@ -380,6 +380,7 @@ def load_ranker(uri: str) -> LoadedRanker:
     _quiet_downloads()
     _check_local_model(uri)
     search_path = list(sys.path)
+    download = None
     try:
         version = resolve_version(uri)
         # A download of the model (from a tracking server) goes to a folder removed once it is loaded: else each
@@ -393,7 +394,10 @@ def load_ranker(uri: str) -> LoadedRanker:
     except (MlflowException, OSError) as exc:
         if _store_failed(exc):  # a store that cannot be read is no answer about the model (exit 1, not 2)
             raise _unreadable(f"read model {uri!r}", exc) from exc
-        raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {first_line(exc)}") from exc
+        reason = first_line(exc)
+        if download is not None:  # a file missing from the model is named by the model's own path, not the folder
+            reason = reason.replace(f"{download}/", "")  # it was downloaded into, removed and new at every load
+        raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {reason}") from exc
     except Exception as exc:
         if _store_failed(exc):  # raised by SQLAlchemy itself as MLflow opens the store
             raise _unreadable(f"read model {uri!r}", exc) from exc
