@@ -4,11 +4,17 @@ The ranker, index and embedding model load in the background. When the model URI
 (`models:/creator-ranker@champion`), the registry is polled and a promotion is picked up: the new version is
 loaded whole beside the one in service, then a single reference is swapped. A request reads that reference once,
 so it finishes on the matcher it started with, and none is dropped or fails during a swap.
+
+A promoted version that cannot be loaded is told apart by why: one whose own content cannot be served here
+(another embedding model or feature set, a pickle of another scikit-learn or of code this version lacks) is
+refused for good; one that failed for a reason outside it (a file missing or unreadable, the store or network) is
+tried again at each poll, and its failure logged once, not at every poll.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 import threading
 from dataclasses import dataclass, field
@@ -20,12 +26,17 @@ from features.records import SettledPerformance
 from features.tables import Table
 from matcher.api import Matcher, MatchResult, MatchSettings
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelHolder", "NotServing", "ServiceConfig"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelHolder", "NotServing", "ServiceConfig", "is_alias"]
 
 # The service's logger, whichever of its modules writes.
 log = logging.getLogger("creator_matcher.service")
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 _ALIAS = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>.+)")
+
+
+def is_alias(uri: str) -> bool:
+    """Whether a model URI names an alias (`models:/name@alias`), which the service watches for promotions."""
+    return _ALIAS.fullmatch(uri) is not None
 
 
 @dataclass(frozen=True)
@@ -81,19 +92,22 @@ class ModelHolder:
         self.config = config
         self.matcher: Matcher | None = None
         self.failure: str | None = None
+        # The version the alias points at that is not in service, why, and whether it is tried again.
+        self.not_served: dict | None = None
         self._stop = threading.Event()
-        self._refused: set[str] = set()  # versions that could not be served, not retried every poll
-        self._on_serving = None
+        self._refused: dict[str, str] = {}  # versions that cannot be served, by their own content: never retried
+        self._unresolved: str | None = None  # why the alias could not be looked up at the last poll
+        self._on_change = None
 
-    def start(self, on_failure=None, on_serving=None) -> threading.Thread:
+    def start(self, on_failure=None, on_change=None) -> threading.Thread:
         """Loads in a background thread, then watches the alias until `stop`.
 
         Args:
             on_failure: called with the reason, in one line, if loading fails.
-            on_serving: called with the matcher each time a version goes into service (the first and each
-                promotion).
+            on_change: called (no arguments) each time what `served` says changes: a version goes into service
+                (the first and each promotion), or the alias's version could not be (or again can be) served.
         """
-        self._on_serving = on_serving
+        self._on_change = on_change
         thread = threading.Thread(target=self._run, args=(on_failure,), name="model-holder", daemon=True)
         thread.start()
         return thread
@@ -103,10 +117,18 @@ class ModelHolder:
 
     def readiness(self) -> tuple[bool, dict]:
         """(ready, the body /readyz answers)."""
-        matcher = self.matcher
-        if matcher is None:
+        if self.matcher is None:
             return False, {"status": "failed" if self.failure else "loading", "reason": self.failure}
-        return True, {"status": "ready", "model_version": matcher.ranker.version, "creators": len(matcher.creators)}
+        return True, {"status": "ready", **self.served()}
+
+    def served(self) -> dict:
+        """The version in service and its creators, and `not_served` while the alias points at a version that
+        could not be loaded (absent otherwise, so that a service without a failed promotion answers as before)."""
+        matcher = self.serving()
+        body = {"model_version": matcher.ranker.version, "creators": len(matcher.creators)}
+        if self.not_served is not None:
+            body["not_served"] = self.not_served
+        return body
 
     def serving(self) -> Matcher:
         """The matcher in service now; NotServing while loading or after a failure to load."""
@@ -154,9 +176,8 @@ class ModelHolder:
                 on_failure(self.failure)
             return
         log.warning("serving %s", self.matcher.ranker.version)
-        if self._on_serving is not None:
-            self._on_serving(self.matcher)
-        if _ALIAS.fullmatch(self.config.model):
+        self._changed()
+        if is_alias(self.config.model):
             while not self._stop.wait(self.config.poll_seconds):
                 self.refresh()
 
@@ -170,9 +191,18 @@ class ModelHolder:
             check_model_stores(self.config.model)  # a registry removed since: not recreated, empty, by polling it
             target = resolve_version(self.config.model)
         except Exception as exc:  # the registry may be briefly unreachable: keep serving, ask again next time
-            log.warning("cannot resolve %s: %s", self.config.model, exc)
+            if str(exc) != self._unresolved:  # once, not at every poll of a registry down for an hour
+                log.warning("cannot resolve %s (asked again at each poll): %s", self.config.model, exc)
+            self._unresolved = str(exc)
             return False
-        if current is None or target == current.ranker.version or target in self._refused:
+        if self._unresolved is not None:
+            log.warning("resolved %s again: %s", self.config.model, target)
+            self._unresolved = None
+        if current is None or target == current.ranker.version:
+            self._not_served(None)  # the alias moved back to the version in service
+            return False
+        if target in self._refused:
+            self._not_served({"model_version": target, "reason": self._refused[target], "retried": False})
             return False
         try:
             # The index, creator vectors and loaded encoder are shared; what the version learned is its own.
@@ -187,15 +217,33 @@ class ModelHolder:
                     self.config.performance,
                 )
             )
-        except Exception as exc:  # e.g. trained with another embedding model: keep serving the current one
-            log.warning("not serving %s (still %s): %s", target, current.ranker.version, exc)
-            self._refused.add(target)
+        except Exception as exc:  # keep serving the current one; try this one again only if it may load later
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            retried = not _unservable(exc)
+            if not retried:
+                self._refused[target] = reason
+            # Logged once per failure, not at every poll: a file missing for an hour would write a line a poll.
+            if self.not_served != {"model_version": target, "reason": reason, "retried": retried}:
+                again = "tried again at each poll" if retried else "not tried again"
+                log.warning("not serving %s (still %s; %s): %s", target, current.ranker.version, again, reason)
+            self._not_served({"model_version": target, "reason": reason, "retried": retried})
             return False
         self.matcher = replacement  # one reference: requests already running keep the matcher they read
-        if self._on_serving is not None:
-            self._on_serving(replacement)
-        log.warning("now serving %s (was %s)", replacement.ranker.version, current.ranker.version)
+        failed = self.not_served is not None and self.not_served["model_version"] == target
+        self.not_served = None
+        self._changed()
+        after = ", which had failed to load" if failed else ""
+        log.warning("now serving %s (was %s)%s", replacement.ranker.version, current.ranker.version, after)
         return True
+
+    def _not_served(self, state: dict | None) -> None:
+        if state != self.not_served:
+            self.not_served = state
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     @staticmethod
     def _ready(matcher: Matcher) -> Matcher:
@@ -203,3 +251,22 @@ class ModelHolder:
         matcher.warm()
         _ = matcher.lookalikes
         return matcher
+
+
+def _unservable(exc: BaseException) -> bool:
+    """Whether a version failed to load because of its own content, which no later attempt changes: another
+    embedding model or feature set (`ArtifactMismatch`), estimators pickled by another scikit-learn
+    (`IncompatibleModel`), or a pickle naming code this version lacks. A file missing or unreadable (a copy still
+    arriving reads as a truncated pickle), a store or a network that failed, or anything else, may load later."""
+    from matcher.index_files import ArtifactMismatch
+    from training.registry import IncompatibleModel
+
+    if isinstance(exc, ArtifactMismatch | IncompatibleModel):  # said of the version by this code's own checks
+        return True
+    chain = []
+    while exc is not None and len(chain) < 10:  # the reason and what it was raised from
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    if any(isinstance(link, OSError | EOFError | pickle.UnpicklingError) for link in chain):
+        return False
+    return any(isinstance(link, ImportError | AttributeError) for link in chain)  # unpickling code that is not here

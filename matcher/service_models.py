@@ -18,6 +18,7 @@ __all__ = [
     "LookalikeEntry",
     "MatchResponse",
     "Message",
+    "NotServed",
     "Problem",
     "Readiness",
     "Refusal",
@@ -107,6 +108,18 @@ class WorkerCount(BaseModel):
     of: int
 
 
+class NotServed(BaseModel):
+    """The version the model alias points at that could not be loaded: the service keeps the one it has."""
+
+    model_version: str
+    reason: str
+    retried: bool = Field(
+        description="true: it failed for a reason outside it (a file missing or unreadable, the registry) and is "
+        "tried again at each poll; false: its own content cannot be served here (another embedding model, an "
+        "incompatible pickle), and it is not tried again"
+    )
+
+
 class Readiness(BaseModel):
     """/readyz: `ready` (200) with the version in service, else `loading` or `failed` (503) with the reason."""
 
@@ -115,3 +128,8 @@ class Readiness(BaseModel):
     model_version: str | None = None
     creators: int | None = None
     workers: WorkerCount | None = None
+    not_served: NotServed | None = Field(
+        default=None,
+        description="present while the alias points at a version that could not be loaded (model_version is then "
+        "the version still in service)",
+    )

@@ -113,9 +113,10 @@ class WorkerGroup:
         """Worker `pid` of pool number `pool` has started and is loading."""
         self._write(pool, pid, None)
 
-    def mark_serving(self, pool: int, pid: int, model_version: str, creators: int) -> None:
-        """Worker `pid` of pool number `pool` serves `model_version`."""
-        self._write(pool, pid, {"model_version": model_version, "creators": creators})
+    def mark_serving(self, pool: int, pid: int, served: dict) -> None:
+        """Worker `pid` of pool number `pool` serves what `served` says (`ModelHolder.served`: its model version,
+        creators, and the alias's version it could not load, if any)."""
+        self._write(pool, pid, served)
 
     def workers(self, pool: int) -> list[WorkerState]:
         """The workers pool number `pool` has started, the most recently changed last."""
@@ -330,11 +331,11 @@ def _load(directory: str, pool: int) -> None:
     holder = ModelHolder(Path(plan.creators), plan.config)
     loaded = threading.Event()
 
-    def serving(matcher) -> None:
-        group.mark_serving(pool, os.getpid(), matcher.ranker.version, len(matcher.creators))
+    def changed() -> None:
+        group.mark_serving(pool, os.getpid(), holder.served())
         loaded.set()
 
-    holder.start(on_failure=lambda _: loaded.set(), on_serving=serving)
+    holder.start(on_failure=lambda _: loaded.set(), on_change=changed)
     loaded.wait()
     if holder.matcher is None:
         group.fail(holder.failure or "the worker could not load")
