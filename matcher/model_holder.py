@@ -85,11 +85,15 @@ class ModelHolder:
     Args:
         creators: the creators table as read (its valid rows are served), or its path, read in the background.
         config: the service's configuration.
+        first: the model URI to load first instead of `config.model`: a worker process replacing one that died
+            loads the version in service, not the alias, which may point at a version that failed to load. An
+            alias in `config.model` is then watched as usual.
     """
 
-    def __init__(self, creators: Table | str | Path, config: ServiceConfig) -> None:
+    def __init__(self, creators: Table | str | Path, config: ServiceConfig, first: str | None = None) -> None:
         self.creators = creators
         self.config = config
+        self.first = first
         self.matcher: Matcher | None = None
         self.failure: str | None = None
         # The version the alias points at that is not in service, why, and whether it is tried again.
@@ -156,7 +160,7 @@ class ModelHolder:
             if not isinstance(self.creators, Table):
                 self.creators = read_table(self.creators, "creators")
             # A model store that is a SQLite file not there yet is a failure to load, not an empty store to create.
-            ranker = load_for_matching(self.config.model, self.config.performance)
+            ranker = load_for_matching(self.first or self.config.model, self.config.performance)
             embedder = Embedder(  # the one the ranker was trained with, as Matcher would make it
                 ranker.model.embedding_model, backend=ranker.model.embedding_backend, threads=self.config.encode_threads
             )

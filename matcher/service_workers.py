@@ -11,8 +11,9 @@ Each worker reads the creators and loads the ranker, index and encoder itself, a
 its own. The workers of one service share a directory (`WorkerGroup`): the plan they serve, one file per worker
 of the current pool (loading, or the model version it serves), and the first failure. The service is ready once
 every worker serves; a worker that cannot load stops the service with the reason, as a single process does; a
-worker that dies after it served breaks the pool, which is replaced by a new one (every worker loads again;
-meanwhile 503 with Retry-After). Who died is read from the workers' own files, so a death is acted on however
+worker that dies after it served breaks the pool, which is replaced by a new one (every worker loads again, the
+version in service rather than the alias, which may point at a version that failed to load; meanwhile 503 with
+Retry-After). Who died is read from the workers' own files, so a death is acted on however
 soon it follows another event (a pool that became complete a moment before, a request, a promotion).
 """
 
@@ -41,7 +42,7 @@ from features.safe_write import (
     remove_directory,
 )
 from features.threads import hold_blas_threads
-from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, log
+from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, is_alias, log
 
 __all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool", "WorkerState"]
 
@@ -208,6 +209,7 @@ class WorkerPool:
         self._group: WorkerGroup | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0  # which pool is current: its workers' files carry the number
+        self._in_service: str | None = None  # the model URI a replacement pool loads first
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._on_failure = None
@@ -269,6 +271,13 @@ class WorkerPool:
         """A new pool in place of the current one (none at start); the caller holds the lock."""
         if self._stop.is_set():
             return
+        if self._pool is not None and is_alias(self.config.model):
+            # The new workers load the version the old ones served, pinned: the alias may point at a version they
+            # could not load (kept serving the one they had), and loading that would stop the whole service. They
+            # then follow the alias as every worker does. The dead worker's file counts too: it had served.
+            served = [state.serving for state in self._group.workers(self._generation) if state.serving is not None]
+            if served:
+                self._in_service = f"models:/{served[-1]['model_version']}"
         # The number moves first: the retired pool's calls, broken by the kill, are then not taken for this pool's.
         self._generation += 1
         if self._pool is not None:
@@ -278,7 +287,7 @@ class WorkerPool:
             self.plan.workers,
             get_context("spawn"),
             initializer=_load,
-            initargs=(str(self._group.directory), self._generation),
+            initargs=(str(self._group.directory), self._generation, self._in_service),
         )
         # The pool starts a worker per call while none is idle: one call each starts them all now.
         for _ in range(self.plan.workers):
@@ -320,15 +329,16 @@ class WorkerPool:
 _holder: ModelHolder | None = None
 
 
-def _load(directory: str, pool: int) -> None:
-    """A worker's initializer: loads the plan's matcher, or records why it cannot and ends the process."""
+def _load(directory: str, pool: int, first: str | None = None) -> None:
+    """A worker's initializer: loads the plan's matcher (`first`, if given, before following the plan's alias), or
+    records why it cannot and ends the process."""
     global _holder
     group = WorkerGroup(directory)
     group.mark_loading(pool, os.getpid())
     hold_blas_threads(1)  # as the single-process service: answers the same bits whichever process gives them
     plan = group.plan()
     supervisor = os.getppid()
-    holder = ModelHolder(Path(plan.creators), plan.config)
+    holder = ModelHolder(Path(plan.creators), plan.config, first)
     loaded = threading.Event()
 
     def changed() -> None:

@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 from matcher.api import MATCH_COLUMNS
 from tests.commands import CLI, free_port, run_in_process, stop
+from tests.matcher.test_model_holder import versions_with_own_files
 from tests.matcher.test_service_contract import assert_declared, documented_example, exchange
 
 pytestmark = pytest.mark.slow
@@ -356,3 +357,67 @@ def test_a_promotion_is_swapped_in_without_a_failed_request(service, world_dir, 
     switched = served.index(served[-1])
     assert set(served[switched:]) == {served[-1]}, "never back to the old version once swapped"
     assert call(f"{url}/readyz")[1]["model_version"] == f"{MODEL_NAME}/{versions[1]}"
+
+
+def test_a_replaced_worker_pool_loads_the_version_in_service_not_a_champion_that_failed_and_retries_it(
+    world_dir, index_dir, trained, tmp_path
+):
+    """A trial promoted a version whose pickle was missing, then a worker died: the new pool loaded the broken
+    champion and the whole service exited 2. Now the pool reloads the version in service, /readyz names the
+    champion it could not load, and once the file is back every worker serves it."""
+    name = "svc-pinned-ranker"
+    MlflowClient().create_registered_model(name)
+    folders = versions_with_own_files(name, trained, tmp_path / "versions")
+    port, log = free_port(), tmp_path / "serve.log"
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir), "--workers", "2"]
+    args += ["--model", f"models:/{name}@champion", "--port", str(port), "--poll-seconds", "1"]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready_until(done, seconds: float = 120) -> dict:
+        """/readyz's 200 body once `done(body)`, within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while True:
+            assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"not so within {seconds} s: {log.read_text()[-2000:]}"
+            with contextlib.suppress(OSError):
+                status, body = call(f"{url}/readyz")
+                if status == 200 and done(body):
+                    return body
+            time.sleep(0.25)
+
+    away = folders[1] / "away.pkl"
+    try:
+        _wait_ready(url, process, log)
+        (folders[1] / "python_model.pkl").rename(away)
+        MlflowClient().set_registered_model_alias(name, "champion", "2")
+        body = ready_until(lambda body: body.get("not_served"))
+        assert body["model_version"] == f"{name}/1" and body["not_served"]["model_version"] == f"{name}/2"
+        assert body["not_served"]["retried"] is True
+
+        workers = _worker_processes(process.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        body = ready_until(lambda body: not set(_worker_processes(process.pid)) & set(workers))
+        assert body["model_version"] == f"{name}/1" and body["workers"] == {"serving": 2, "of": 2}
+
+        away.rename(folders[1] / "python_model.pkl")
+        ready_until(lambda body: body["model_version"] == f"{name}/2" and "not_served" not in body)
+        # Every worker, not only the one /readyz names (the most recent): a round of requests spread over both
+        # answers with version 2 alone once the other has polled too.
+        seed = {"creator_ids": [pd.read_parquet(world_dir / "creators.parquet")["creator_id"].iloc[0]]}
+        deadline = time.monotonic() + 30
+        while True:
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda _: call(f"{url}/v1/similar", seed), range(6)))
+            assert all(status == 200 for status, _ in answers), answers
+            if {reply["model_version"] for _, reply in answers} == {f"{name}/2"}:
+                break
+            assert time.monotonic() < deadline, f"a worker still serves version 1: {log.read_text()[-2000:]}"
+            time.sleep(0.5)
+    finally:
+        stop(process)
+        if away.exists():
+            away.rename(folders[1] / "python_model.pkl")
+    assert "cannot serve" not in log.read_text()
+
