@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -103,27 +105,47 @@ def similar(
         raise typer.Exit(2)
 
 
-def _check_port(host: str, port: int) -> None:
-    """Refuses, in one line, an address the server could not listen on (another process holds the port, or the host
-    is not this machine's), as uvicorn would find out only once everything had loaded.
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """The sockets the server will listen on, bound now: an address it could not listen on (another process holds
+    the port, the host is not this machine's) is refused in one line before anything loads, where uvicorn would find
+    out only once everything had, and port 0's port, which the system chooses, is known for the "serving on" line.
+
+    One socket per address the host resolves to (`localhost` may be both 127.0.0.1 and ::1), as uvicorn binds them,
+    all on the first one's port.
 
     Raises:
-        UserError: naming the address and the system's reason.
+        UserError: naming the address, the system's reason and what to change.
     """
-    import socket
-
+    listeners: list[socket.socket] = []
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(
-                socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-            )  # as uvicorn binds: a closed port's wait is no use
-            probe.bind((host, port))
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, protocol, _, address in dict.fromkeys(found):
+            listener = socket.socket(family, kind, protocol)
+            listeners.append(listener)
+            # As uvicorn binds: a closed port's wait is no use.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio binds: ::1 beside 127.0.0.1, not over it
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind((address[0], port, *address[2:]))
+            port = port or listener.getsockname()[1]  # port 0: the other addresses on the port the system chose
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UserError(
-            f"cannot listen on {host}:{port}: {reason}; stop what holds it, or choose another --port"
-        ) from None
+        for listener in listeners:
+            listener.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {_advice(exc, host)}") from None
+    return listeners
+
+
+def _advice(exc: OSError, host: str) -> str:
+    """What to change when the address cannot be listened on, by the system's reason."""
+    if isinstance(exc, socket.gaierror):
+        return f"{host} is not a host name or address this machine can resolve: choose another --host"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine: choose another --host (127.0.0.1, or 0.0.0.0 for all)"
+    if exc.errno == errno.EADDRINUSE:
+        return "stop what holds it, or choose another --port"
+    if exc.errno == errno.EACCES:
+        return "a port below 1024 needs privileges: choose another --port"
+    return "choose another --host or --port"
 
 
 @with_settings()
@@ -141,7 +163,12 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes the service to the network")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port")] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, help="TCP port; 0: a free one the system chooses (the serving-on line names it)"
+        ),
+    ] = 8000,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
     workers: Annotated[
@@ -164,51 +191,66 @@ def serve(
     """
     import uvicorn
 
-    _check_port(host, port)  # before anything loads: a busy port ended the command after "serving on", exit 3
-    from features.tables import read_table, require_valid_rows
-    from features.threads import hold_blas_threads
-    from matcher.artifacts import check_model_stores
-    from matcher.service import ModelHolder, ServiceConfig, create_app
-    from training.registry import configure_tracking
+    # Before anything loads: a busy port ended the command after "serving on", exit 3.
+    listeners = _listen(host, port)
+    try:
+        from features.tables import read_table, require_valid_rows
+        from features.threads import hold_blas_threads
+        from matcher.artifacts import check_model_stores
+        from matcher.service import ModelHolder, ServiceConfig, create_app
+        from training.registry import configure_tracking
 
-    configure_tracking()
-    check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
-    table = read_table(creators, "creators")
-    require_valid_rows(table, creators, "nothing to serve")
-    if table.rejects:
-        echo_rejects(table.rejects)
-        typer.echo(f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True)
-    if index is not None and not index.is_dir():
-        raise UserError(f"{index}: no candidate index here")
-    settled = settled_performance(performance, past_campaigns, as_of)
-    if settled is not None and settled.rejects():
-        echo_rejects(settled.rejects())
+        configure_tracking()
+        check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
+        table = read_table(creators, "creators")
+        require_valid_rows(table, creators, "nothing to serve")
+        if table.rejects:
+            echo_rejects(table.rejects)
+            typer.echo(
+                f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True
+            )
+        if index is not None and not index.is_dir():
+            raise UserError(f"{index}: no candidate index here")
+        settled = settled_performance(performance, past_campaigns, as_of)
+        if settled is not None and settled.rejects():
+            echo_rejects(settled.rejects())
+            typer.echo(
+                f"{len(settled.rejects())} performance or past campaign rows rejected; using the valid ones", err=True
+            )
+        where = None if index is None else str(index)
+        # The cores shared among the worker processes: one worker per core encodes on one thread.
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        config = ServiceConfig(model, where, settings, poll_seconds, max_body_bytes, settled, threads)
+        if workers > 1:
+            from matcher.service_workers import WorkerPlan, WorkerPool
+
+            del table  # each worker reads its own; the HTTP process holds no creator
+            backend = WorkerPool(WorkerPlan(str(creators), config, workers))
+        else:
+            backend = ModelHolder(table, config)
+        server_config = uvicorn.Config(create_app(backend), host=host, port=port, log_level="warning")
+        server = uvicorn.Server(server_config)
+        failed: list[str] = []
+
+        def give_up(reason: str) -> None:
+            failed.append(reason)
+            server.should_exit = True
+
+        # Requests overlap on a thread pool: one BLAS thread throughout, so no request's products change another's.
+        hold_blas_threads(1)
+        backend.start(on_failure=give_up)
+        processes = f", {workers} worker processes" if workers > 1 else ""
+        for listener in listeners:  # connections are taken from here on, so the line below is true when read
+            listener.listen(server_config.backlog)
+        # The port bound, not the one asked for: --port 0 lets the system choose one.
+        bound = listeners[0].getsockname()[1]
+        address = f"[{host}]" if ":" in host else host
         typer.echo(
-            f"{len(settled.rejects())} performance or past campaign rows rejected; using the valid ones", err=True
+            f"serving on http://{address}:{bound} (OpenAPI at /openapi.json){processes}; loading {model}", err=True
         )
-    where = None if index is None else str(index)
-    # The cores shared among the worker processes: one worker per core encodes on one thread.
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    config = ServiceConfig(model, where, settings, poll_seconds, max_body_bytes, settled, threads)
-    if workers > 1:
-        from matcher.service_workers import WorkerPlan, WorkerPool
-
-        del table  # each worker reads its own; the HTTP process holds no creator
-        backend = WorkerPool(WorkerPlan(str(creators), config, workers))
-    else:
-        backend = ModelHolder(table, config)
-    server = uvicorn.Server(uvicorn.Config(create_app(backend), host=host, port=port, log_level="warning"))
-    failed: list[str] = []
-
-    def give_up(reason: str) -> None:
-        failed.append(reason)
-        server.should_exit = True
-
-    # Requests overlap on a thread pool: one BLAS thread throughout, so no request's products change another's bits.
-    hold_blas_threads(1)
-    backend.start(on_failure=give_up)
-    processes = f", {workers} worker processes" if workers > 1 else ""
-    typer.echo(f"serving on http://{host}:{port} (OpenAPI at /openapi.json){processes}; loading {model}", err=True)
-    server.run()
-    if failed:
-        raise UserError(f"cannot serve: {failed[0]}")
+        server.run(sockets=listeners)
+        if failed:
+            raise UserError(f"cannot serve: {failed[0]}")
+    finally:
+        for listener in listeners:  # uvicorn closes them once it ran; here when serve stopped before it
+            listener.close()

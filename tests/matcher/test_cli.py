@@ -456,3 +456,13 @@ def test_serve_on_a_port_another_process_holds_is_one_line_exit_2_before_anythin
         f"creator-match: cannot listen on 127.0.0.1:{port}: Address already in use; stop what holds it, or choose "
         "another --port"
     ], done.stderr
+
+
+def test_serve_on_an_address_not_of_this_machine_says_to_choose_another_host(tmp_path):
+    """A trial's `--host 10.255.255.1` was told to stop what holds the port, or choose another --port."""
+    # 192.0.2.1 is reserved for documentation (RFC 5737): no machine's own address.
+    done = run("serve", "--creators", str(tmp_path / "creators.parquet"), "--host", "192.0.2.1", "--port", "8000")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "creator-match: cannot listen on 192.0.2.1:8000: Cannot assign requested address; 192.0.2.1 is not an "
+        "address of this machine: choose another --host (127.0.0.1, or 0.0.0.0 for all)"
+    ], done.stderr

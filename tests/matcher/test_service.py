@@ -421,3 +421,23 @@ def test_a_replaced_worker_pool_loads_the_version_in_service_not_a_champion_that
             away.rename(folders[1] / "python_model.pkl")
     assert "cannot serve" not in log.read_text()
 
+
+def test_port_0_serves_on_the_port_the_system_chose_and_says_which(world_dir, index_dir, trained, tmp_path):
+    """`serve --port 0` said "serving on http://127.0.0.1:0" while it listened on a port the system chose."""
+    log = tmp_path / "serve.log"
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
+    args += ["--model", trained.model_uri, "--port", "0"]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 60
+        while "serving on" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        line = next(line for line in log.read_text().splitlines() if "serving on" in line)
+        port = int(line.split("serving on http://127.0.0.1:", 1)[1].split(" ", 1)[0])
+        assert port != 0
+        # At once: the line is written once the port takes connections.
+        assert call(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
+    finally:
+        stop(process)
