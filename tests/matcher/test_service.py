@@ -392,14 +392,17 @@ def test_a_replaced_worker_pool_loads_the_version_in_service_not_a_champion_that
         _wait_ready(url, process, log)
         (folders[1] / "python_model.pkl").rename(away)
         MlflowClient().set_registered_model_alias(name, "champion", "2")
-        body = ready_until(lambda body: body.get("not_served"))
-        assert body["model_version"] == f"{name}/1" and body["not_served"]["model_version"] == f"{name}/2"
-        assert body["not_served"]["retried"] is True
+        deadline = time.monotonic() + 60
+        while log.read_text().count(f"not serving {name}/2 ") < 2:  # each worker has tried it
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.25)
 
         workers = _worker_processes(process.pid)
         os.kill(workers[0], signal.SIGKILL)
-        body = ready_until(lambda body: not set(_worker_processes(process.pid)) & set(workers))
+        body = ready_until(lambda body: not set(_worker_processes(process.pid)) & set(workers) and "not_served" in body)
         assert body["model_version"] == f"{name}/1" and body["workers"] == {"serving": 2, "of": 2}
+        assert body["not_served"]["model_version"] == f"{name}/2" and body["not_served"]["retried"] is True
+        assert "No such file or directory: 'python_model.pkl'" in body["not_served"]["reason"]
 
         away.rename(folders[1] / "python_model.pkl")
         ready_until(lambda body: body["model_version"] == f"{name}/2" and "not_served" not in body)
