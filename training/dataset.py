@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from features.records import (
 from features.similarity import TagSpace, semantic_features
 from features.table_files import find_table
 from features.tables import InputError, Reject, read_table, validate_performance_links
+from training.evaluate import HOLDOUT, held_out_campaigns
 from training.ranker import OUTCOMES, CreatorRanker
 from training.selection import DEFAULT_SELECTION_POWER, participation_weights
 
@@ -46,6 +48,7 @@ __all__ = [
     "TrainingData",
     "TrainingTables",
     "build_training_data",
+    "build_with_holdout",
     "read_training_tables",
     "settled_training_rows",
     "window_hours",
@@ -129,23 +132,25 @@ def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryP
 
 
 def context_expectations(
-    features: pd.DataFrame, rows: pd.DataFrame
+    features: pd.DataFrame, rows: pd.DataFrame, learn: np.ndarray | None = None
 ) -> tuple[dict[str, np.ndarray], dict[int, CreatorRanker]]:
     """Clicks and orders a context model (no creator history) expects for each row, cross-fitted by campaign;
     and the models, by the fold each was held out of (`features.records.HistoryModel.context`).
 
     Each row's expectation comes from a model that never saw that row's campaign, so a creator's lift
-    (actual over expected) is not flattered by the model having memorised the outcome.
+    (actual over expected) is not flattered by the model having memorised the outcome. The models learn from the
+    `learn` rows only (default all); every row is then judged by its fold's, as at match time.
     """
     context = context_features(features)
     outcomes = rows[OUTCOMES].reset_index(drop=True)
     # CONTEXT_FOLDS, as match time assigns them: each row is then judged by the model of its own fold.
     fold_of = campaign_folds(rows["campaign_id"], CONTEXT_FOLDS)
+    learn = np.ones(len(rows), bool) if learn is None else learn
     models = {}
-    for fold in np.unique(fold_of):
+    for fold in np.unique(fold_of[learn]):
         held = fold_of == fold
-        learn = ~held if (~held).any() else held  # a single campaign: nothing else to learn from
-        models[int(fold)] = CreatorRanker(max_iter=100).fit(context[learn], outcomes[learn])
+        fit_on = learn & ~held if (learn & ~held).any() else learn & held  # one campaign: nothing else to learn
+        models[int(fold)] = CreatorRanker(max_iter=100).fit(context[fit_on], outcomes[fit_on])
     return context_expectations_of(models, features, rows), models
 
 
@@ -185,6 +190,43 @@ def settled_training_rows(tables: TrainingTables, as_of: dt.date | None = None) 
     return rows
 
 
+@dataclass
+class _Settled:
+    """The settled rows and what their features need that no history model changes: built once for any split."""
+
+    rows: pd.DataFrame
+    campaign_rows: np.ndarray  # each row's campaign, as a row of the campaigns table
+    creator_rows: np.ndarray  # and its creator, of the creators table
+    semantic: pd.DataFrame
+    tags: pd.Series
+
+
+def _settled(
+    tables: TrainingTables, embedder: Embedder, as_of: dt.date | None, attribution: str, window: dt.timedelta
+) -> _Settled:
+    rows = relabel(settled_training_rows(tables, as_of), tables.touches, tables.purchases, attribution, window)
+    camp_pos = pd.Series(np.arange(len(tables.campaigns)), index=tables.campaigns["campaign_id"])
+    creator_pos = pd.Series(np.arange(len(tables.creators)), index=tables.creators["creator_id"])
+    ci, ri = camp_pos[rows["campaign_id"]].to_numpy(), creator_pos[rows["creator_id"]].to_numpy()
+    # Embed only the campaigns and creators that appear in settled rows. Briefs and categories, not product
+    # types, are read here: these do not change with what the history models learn from.
+    used_campaigns, campaign_of = np.unique(ci, return_inverse=True)
+    used_creators, creator_of = np.unique(ri, return_inverse=True)
+    some_campaigns = tables.campaigns.iloc[used_campaigns].reset_index(drop=True)
+    some_creators = tables.creators.iloc[used_creators].reset_index(drop=True)
+    semantic = semantic_features(
+        embedder,
+        some_campaigns,
+        campaign_vectors(embedder, some_campaigns),
+        creator_vectors(embedder, some_creators),
+        TagSpace(embedder, some_creators["interest_tags"]),
+        campaign_of,
+        creator_of,
+    )
+    tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
+    return _Settled(rows, ci, ri, semantic, tags)
+
+
 def build_training_data(
     tables: TrainingTables,
     embedder: Embedder,
@@ -192,6 +234,7 @@ def build_training_data(
     attribution: str = "last_click",
     window: dt.timedelta = DEFAULT_WINDOW,
     selection_power: float = DEFAULT_SELECTION_POWER,
+    learn_from: Collection[str] | None = None,
 ) -> TrainingData:
     """Builds one row per settled (campaign, creator) pair with features as of the campaign's start.
 
@@ -205,55 +248,91 @@ def build_training_data(
         attribution: how orders are credited where touches and purchases exist (see `relabel`).
         window: how long after a click an order still counts for it.
         selection_power: the power of the weights' odds; 0 weighs every row alike.
+        learn_from: the campaigns whose rows everything fitted on outcomes learns from (default: every settled
+            one): the category priors, the tag affinity, the context models, the product types' outcome evidence,
+            the selection weights and the creators' records. The other rows get their features from those, as a
+            match would; their outcomes reach no feature. The held-out evaluation passes the earlier campaigns.
 
     Raises:
         InputError: no settled performance rows to learn from.
     """
-    rows = relabel(settled_training_rows(tables, as_of), tables.touches, tables.purchases, attribution, window)
+    settled = _settled(tables, embedder, as_of, attribution, window)
+    learn = np.ones(len(settled.rows), bool)
+    if learn_from is not None:
+        learn = settled.rows["campaign_id"].isin(set(learn_from)).to_numpy()
+        if not learn.any():
+            raise ValueError("Got learn_from naming no settled campaign; expected some to learn from")
+    return _build(tables, embedder, settled, selection_power, learn)
+
+
+def build_with_holdout(
+    tables: TrainingTables,
+    embedder: Embedder,
+    as_of: dt.date | None = None,
+    attribution: str = "last_click",
+    window: dt.timedelta = DEFAULT_WINDOW,
+    selection_power: float = DEFAULT_SELECTION_POWER,
+    holdout: float = HOLDOUT,
+) -> tuple[TrainingData, TrainingData | None]:
+    """The training data on every settled campaign, and the held-out evaluation's: built as `build_training_data`
+    with `learn_from` the campaigns `time_split` trains on (None when there are none), so no feature of the
+    held-out fit's training rows, nor of the held-out rows, is learned from a held-out campaign's outcomes.
+
+    What does not depend on the split (the settled rows, embeddings, similarity features) is built once.
+    """
+    settled = _settled(tables, embedder, as_of, attribution, window)
+    everything = _build(tables, embedder, settled, selection_power, np.ones(len(settled.rows), bool))
+    learn = ~settled.rows["campaign_id"].isin(held_out_campaigns(settled.rows, holdout)).to_numpy()
+    if not learn.any():
+        return everything, None
+    return everything, _build(tables, embedder, settled, selection_power, learn)
+
+
+def _build(
+    tables: TrainingTables, embedder: Embedder, settled: _Settled, selection_power: float, learn: np.ndarray
+) -> TrainingData:
+    """The pairs of every settled row, with everything fitted on outcomes learned from the `learn` rows only."""
+    rows, ci, ri, tags = settled.rows, settled.campaign_rows, settled.creator_rows, settled.tags
+    learned = rows[learn]
     # Product types are learned from what the seller declared and how creators sold, then resolved for all.
     product_types = ProductTypeModel().fit(
         tables.campaigns,
         campaign_vectors(embedder, tables.campaigns),
-        content_conversion_lift(rows, tables.creators),
+        content_conversion_lift(learned, tables.creators),
         kind_vectors(embedder),
     )
     campaigns = resolve_product_types(tables.campaigns, embedder, product_types)
-    priors = CategoryPriors().fit(rows)
-    camp_pos = pd.Series(np.arange(len(campaigns)), index=campaigns["campaign_id"])
-    creator_pos = pd.Series(np.arange(len(tables.creators)), index=tables.creators["creator_id"])
-    ci, ri = camp_pos[rows["campaign_id"]].to_numpy(), creator_pos[rows["creator_id"]].to_numpy()
-    # Embed only the campaigns and creators that appear in settled rows.
-    used_campaigns, campaign_of = np.unique(ci, return_inverse=True)
-    used_creators, creator_of = np.unique(ri, return_inverse=True)
-    some_campaigns = campaigns.iloc[used_campaigns].reset_index(drop=True)
-    some_creators = tables.creators.iloc[used_creators].reset_index(drop=True)
-    semantic = semantic_features(
-        embedder,
-        some_campaigns,
-        campaign_vectors(embedder, some_campaigns),
-        creator_vectors(embedder, some_creators),
-        TagSpace(embedder, some_creators["interest_tags"]),
-        campaign_of,
-        creator_of,
-    )
-    tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
-    affinity = cross_fitted_affinity(rows, tags, priors)
-    learned_affinity = TagCategoryAffinity().fit(rows, tags, priors)
-    weights = participation_weights(
-        campaigns, tables.creators, ci, ri, embedder, priors, learned_affinity, selection_power
+    priors = CategoryPriors().fit(learned)
+    learned_affinity = TagCategoryAffinity().fit(learned, tags[learn], priors)
+    # Rows learned from get the affinity of a table that never saw their campaign; the others that of the
+    # table learned from all of those, as at match time.
+    affinity = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_COLUMNS, dtype=float)
+    affinity.loc[learn, AFFINITY_COLUMNS] = cross_fitted_affinity(
+        learned.reset_index(drop=True), tags[learn].reset_index(drop=True), priors
+    ).to_numpy()
+    if not learn.all():
+        affinity.loc[~learn, AFFINITY_COLUMNS] = learned_affinity.transform(
+            tags[~learn], rows["category"][~learn]
+        ).to_numpy()
+    # Only the rows learned from are weighed (the others are not fitted on), as if they were all there was.
+    weights = np.ones(len(rows))
+    weights[learn] = participation_weights(
+        campaigns, tables.creators, ci[learn], ri[learn], embedder, priors, learned_affinity, selection_power
     )
     queries = rows[["creator_id", "category", "marketplaces"]].assign(as_of=rows["start_date"])
 
-    def features_from(rows: pd.DataFrame) -> pd.DataFrame:
-        history = creator_history(rows, priors, queries)
-        in_category = creator_history(rows, priors, queries, by=BY_CATEGORY)
-        in_markets = marketplace_history_as_of(rows, priors, queries)
+    def features_from(history: pd.DataFrame) -> pd.DataFrame:
+        # A record holds only the rows learned from: the records a model is registered with are as of its training.
+        history = history[learn]
+        by_creator = creator_history(history, priors, queries)
+        in_category = creator_history(history, priors, queries, by=BY_CATEGORY)
+        in_markets = marketplace_history_as_of(history, priors, queries)
         return pair_features(
-            campaigns, tables.creators, ci, ri, semantic, affinity, history, in_category, in_markets, priors
+            campaigns, tables.creators, ci, ri, settled.semantic, affinity, by_creator, in_category, in_markets, priors
         )
 
     # Records are judged against what a model without them expects, then the features are rebuilt.
-    expected, context = context_expectations(features_from(rows), rows)
+    expected, context = context_expectations(features_from(rows), rows, learn)
     rows = rows.assign(**expected)
     features = features_from(rows)
     pairs = pd.concat(
@@ -265,6 +344,7 @@ def build_training_data(
         ],
         axis=1,
     ).assign(selection_weight=weights)
-    window = (str(rows["start_date"].min().date()), str(rows["settled_on"].max().date()))
+    learned = rows[learn]
+    window = (str(learned["start_date"].min().date()), str(learned["settled_on"].max().date()))
     model = HistoryModel(priors, learned_affinity, product_types, context)
-    return TrainingData(pairs, model, CreatorRecords.from_rows(rows, priors), _fingerprint(rows), window)
+    return TrainingData(pairs, model, CreatorRecords.from_rows(learned, priors), _fingerprint(learned), window)

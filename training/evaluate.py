@@ -18,6 +18,7 @@ __all__ = [
     "evaluate_ranking",
     "expected_sales",
     "head_metrics",
+    "held_out_campaigns",
     "ndcg_by_campaign",
     "time_split",
 ]
@@ -35,12 +36,17 @@ BASELINES = {
 }
 
 
+def held_out_campaigns(rows: pd.DataFrame, holdout: float = HOLDOUT) -> set:
+    """The latest `holdout` share of the campaigns of `rows` by start date (at least one): the one rule for which
+    campaigns training holds out, decided before features are built so that nothing fitted sees them."""
+    starts = rows.groupby("campaign_id")["start_date"].first().sort_values(kind="stable")
+    n_test = max(1, round(len(starts) * holdout))
+    return set(starts.index[-n_test:])
+
+
 def time_split(pairs: pd.DataFrame, holdout: float = HOLDOUT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier campaigns, evaluate on the latest `holdout` share of them (by start date)."""
-    starts = pairs.groupby("campaign_id")["start_date"].first().sort_values(kind="stable")
-    n_test = max(1, round(len(starts) * holdout))
-    test_ids = set(starts.index[-n_test:])
-    is_test = pairs["campaign_id"].isin(test_ids)
+    is_test = pairs["campaign_id"].isin(held_out_campaigns(pairs, holdout))
     return pairs[~is_test].reset_index(drop=True), pairs[is_test].reset_index(drop=True)
 
 

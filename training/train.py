@@ -17,7 +17,7 @@ from features.pairwise import FEATURES
 from features.tables import InputError, Reject
 from training.dataset import (
     DEFAULT_WINDOW,
-    build_training_data,
+    build_with_holdout,
     read_training_tables,
     settled_training_rows,
     window_hours,
@@ -150,9 +150,12 @@ def train(
     create_store()
     # Then, before any work: a registry that cannot be read stops the run rather than passing for empty.
     champion = champion_version(model_name)
-    data = build_training_data(tables, embedder, as_of, attribution, window, selection_power)
+    # The held-out fit learns from features built without the held-out campaigns' outcomes: built on every row,
+    # they leaked into its training rows through the priors, affinity and context models.
+    data, held_out_data = build_with_holdout(tables, embedder, as_of, attribution, window, selection_power, holdout)
     ranker = ranker or CreatorRanker()
-    train_pairs, test_pairs = time_split(data.pairs, holdout)
+    # No held-out data: every campaign is held out (there is a single one), and nothing is fitted on the split.
+    train_pairs, test_pairs = time_split((held_out_data or data).pairs, holdout)
     by_id = tables.campaigns.set_index("campaign_id")
     test_pairs = test_pairs.assign(
         price=by_id["price"].reindex(test_pairs["campaign_id"]).to_numpy(),
