@@ -34,6 +34,7 @@ __all__ = [
     "create_store",
     "finish_registration",
     "first_line",
+    "has_earlier_version",
     "installed_versions",
     "load_ranker",
     "model_code_paths",
@@ -284,6 +285,14 @@ def champion_version(name: str) -> str | None:
     return None if version is None else str(version)
 
 
+def has_earlier_version(name: str, version: str) -> bool:
+    """Whether model `name` has a version registered before `version` (deleted ones are gone)."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient().search_model_versions(f"name = '{name}'")
+    return any(int(other.version) < int(version) for other in found)
+
+
 def register(model_uri: str, name: str) -> str:
     """Registers a logged model as a new version of `name`; returns the version.
 
@@ -305,8 +314,10 @@ def finish_registration(name: str, version: str, description: str, make_champion
     """Gives a freshly registered version its description (the model card) and, if asked, the champion alias;
     returns whether it is now champion.
 
-    The alias is only set if no version holds it when it is set (looked up again, with the store held where it
-    is a local file): two first trainings at once both saw no champion when they started, and both took it.
+    The alias is only set on the model's first version (no earlier one exists) while no version holds it, looked
+    up again with the store held where it is a local file: after that only `promote` moves it, so a version
+    registered once the alias was deleted (or its version was) does not crown itself unreviewed; and of two first
+    trainings at once, which both saw no champion when they started, only the first registered takes it.
 
     Raises:
         RegistrationIncomplete: a step failed; the message says which version is registered, whether it has
@@ -327,11 +338,11 @@ def finish_registration(name: str, version: str, description: str, make_champion
         return False
     try:
         with store_lock():
-            if champion_version(name) is not None:
+            if champion_version(name) is not None or has_earlier_version(name, version):
                 return False
             client.set_registered_model_alias(name, CHAMPION, version)
-        # A tracking server has no lock to hold: two first trainings against one may both have set it; the one
-        # whose setting stayed is champion, and only it says so.
+        # A tracking server has no lock to hold: the alias may have been set meanwhile; the one whose setting
+        # stayed is champion, and only it says so.
         return champion_version(name) == str(version)
     except Exception as exc:
         raise RegistrationIncomplete(

@@ -299,8 +299,9 @@ def model_card(
         f"{fmt('challenger_order_auc')} / {fmt('challenger_order_log_loss')} | "
         f"{fmt('champion_order_auc')} / {fmt('champion_order_log_loss')} |",
         "",
-        "Champion at training time: none (this version is made champion if the model still has none once it is "
-        "registered: the `champion` alias says which version is)."
+        "Champion at training time: none (this version is made champion only if it is the model's first version "
+        "and none holds the alias once it is registered; otherwise `creator-match promote` sets the `champion` "
+        "alias)."
         if champion is None
         else f"Champion at training time: version {champion}. The last two columns are on the "
         f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on (n/a when "

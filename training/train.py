@@ -79,6 +79,7 @@ class TrainResult:
     metrics: dict[str, float]
     n_pairs: int
     rejects: list[Reject] = field(default_factory=list)
+    champion: str | None = None  # the version that held `champion` when training started
 
     @property
     def model_uri(self) -> str:
@@ -287,7 +288,7 @@ def train(
         raise
     client.set_tag(run.info.run_id, REGISTRATION_TAG, f"{model_name} version {version}")
     return TrainResult(
-        run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects)
+        run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects), champion
     )
 
 
@@ -369,9 +370,18 @@ def _log_slates(
 def summarize(result: TrainResult) -> str:
     """A few readable lines about a training run."""
     m = result.metrics
+    if result.is_champion:
+        status = " (champion)"
+    elif result.champion is None:  # only a model's first version is made champion: the alias was deleted
+        name = "" if result.model_name == DEFAULT_MODEL_NAME else f" --model-name {result.model_name}"
+        status = (
+            f" (not champion: no version holds `{CHAMPION}`, and only a model's first version is made champion "
+            f"without review; `creator-match promote{name} --version {result.version}` makes this one champion)"
+        )
+    else:
+        status = " (not champion; `creator-match promote` to use it)"
     lines = [
-        f"registered {result.model_name} version {result.version}"
-        + (" (champion)" if result.is_champion else " (not champion; `creator-match promote` to use it)"),
+        f"registered {result.model_name} version {result.version}{status}",
         f"trained on {result.n_pairs} settled (campaign, creator) pairs",
     ]
     if "ndcg_at_10" in m:

@@ -23,6 +23,7 @@ from training.registry import (
     finish_registration,
     register,
 )
+from training.train import TrainResult, summarize
 
 
 def closed_port() -> int:
@@ -113,6 +114,31 @@ def forbid(store: str, trigger: str) -> None:
 def registered(store: str, tmp_path) -> str:
     MlflowClient(store).create_registered_model("m")
     return str(MlflowClient(store).create_model_version("m", source=str(tmp_path)).version)
+
+
+def test_only_a_models_first_version_is_made_champion(store, tmp_path):
+    """A trial deleted the alias with versions 1-6 registered, and the next `train` made version 7 champion
+    unreviewed. Only `promote` moves the alias after the first version: deleted, or gone with its version."""
+    client = MlflowClient(store)
+    assert finish_registration("m", registered(store, tmp_path), "card", make_champion=True)
+    for _ in range(5):
+        client.create_model_version("m", source=str(tmp_path))
+    client.delete_registered_model_alias("m", CHAMPION)
+    seventh = str(client.create_model_version("m", source=str(tmp_path)).version)
+    assert not finish_registration("m", seventh, "card", make_champion=True)
+    assert champion_version("m") is None and client.get_model_version("m", seventh).description == "card"
+    client.set_registered_model_alias("m", CHAMPION, seventh)
+    client.delete_model_version("m", seventh)
+    assert champion_version("m") is None
+    eighth = str(client.create_model_version("m", source=str(tmp_path)).version)
+    assert not finish_registration("m", eighth, "card", make_champion=True)
+    assert champion_version("m") is None
+    said = summarize(TrainResult("run", "m", eighth, False, {}, 10, champion=None))
+    assert said.splitlines()[0] == (
+        f"registered m version {eighth} (not champion: no version holds `champion`, and only a model's first version "
+        f"is made champion without review; `creator-match promote --model-name m --version {eighth}` makes this one "
+        "champion)"
+    )
 
 
 def test_a_failed_alias_says_the_version_is_registered_with_its_card_but_not_champion(store, tmp_path):
