@@ -23,10 +23,14 @@ __all__ = [
     "check_promotion",
     "compare_with_champion",
     "credit_rule",
+    "rule_of",
+    "unfair",
     "unseen_by",
 ]
 
 MIN_CAMPAIGNS = 3
+# The window of a run that logged none: it was trained on the default, last click within 24 hours.
+DEFAULT_HOURS = window_hours(DEFAULT_WINDOW)
 # The column of evaluation/holdout.parquet holding the expected sales of the version's held-out fit (trained
 # without those campaigns): the registered model was refitted on them and cannot be judged on them.
 HELD_OUT_SCORE = "held_out_score"
@@ -54,8 +58,41 @@ def credit_rule(run) -> str:
     """How a run's sales labels credit orders to creators: its attribution and window (a run that logged neither
     was trained on the default, last click within 24 hours)."""
     tags = run.data.tags
-    hours = tags.get("attribution_window_hours", window_hours(DEFAULT_WINDOW))
-    return f"{tags.get('attribution', 'last_click')} within {hours} h"
+    return rule_of(tags.get("attribution", "last_click"), tags.get("attribution_window_hours", DEFAULT_HOURS))
+
+
+def rule_of(attribution: str, hours: str) -> str:
+    """A credit rule as `credit_rule` words it, from an attribution and a window in hours (`window_hours`)."""
+    return f"{attribution} within {hours} h"
+
+
+def unfair(
+    challenger: str, champion: str, rules: tuple[str, str], campaigns: int, champion_features: list[str]
+) -> str | None:
+    """Why `challenger` ("version 3", "this version") cannot be judged fairly against champion version `champion`,
+    or None when it can: the one set of rules of `promote` and of `train`'s comparison at training time.
+
+    Args:
+        rules: the challenger's credit rule and the champion's (`credit_rule`).
+        campaigns: how many of the challenger's held-out campaigns started after the champion's training data ended.
+        champion_features: the features the champion reads.
+    """
+    ours, theirs = rules
+    # The held-out sales are the challenger's own labels: a champion trained to another credit rule would be judged
+    # by the challenger's, and a version could pass by crediting sales otherwise.
+    if ours != theirs:
+        return (
+            f"{challenger} credits sales by {ours} and champion version {champion} by {theirs}: its held-out sales "
+            "are not the champion's; no fair comparison"
+        )
+    if campaigns < MIN_CAMPAIGNS:
+        return (
+            f"only {campaigns} of {challenger}'s held-out campaigns {'is' if campaigns == 1 else 'are'} unseen by "
+            f"champion version {champion}; no fair comparison (need {MIN_CAMPAIGNS})"
+        )
+    if list(champion_features) != FEATURES:
+        return f"champion version {champion} uses another feature set; no fair comparison"
+    return None
 
 
 def unseen_by(model_name: str, version: str, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -71,18 +108,18 @@ def unseen_by(model_name: str, version: str, pairs: pd.DataFrame) -> pd.DataFram
 
 
 def champion_on_unseen(
-    model_name: str, champion: str, pairs: pd.DataFrame
-) -> tuple[CreatorRanker | None, pd.DataFrame]:
-    """The champion's ranker and the held-out pairs of campaigns it never trained on.
+    model_name: str, champion: str, pairs: pd.DataFrame, rule: str
+) -> tuple[CreatorRanker | None, pd.DataFrame, str | None]:
+    """The champion's ranker, the held-out pairs of campaigns it never trained on, and why they cannot be compared
+    (`unfair`; None when they can).
 
-    The ranker is None when no fair comparison is possible: the champion uses other features, or fewer
-    than MIN_CAMPAIGNS held-out campaigns are unseen by it.
+    The ranker is None when no fair comparison is possible. `rule` is this version's credit rule (`rule_of`).
     """
     fair = unseen_by(model_name, champion, pairs)
     loaded = load_ranker(f"models:/{model_name}/{champion}")
-    if list(loaded.model.features) != FEATURES or fair["campaign_id"].nunique() < MIN_CAMPAIGNS:
-        return None, fair
-    return loaded.model.ranker, fair
+    rules = (rule, credit_rule(_run_of(model_name, champion)))
+    why = unfair("this version", champion, rules, fair["campaign_id"].nunique(), loaded.model.features)
+    return (None if why else loaded.model.ranker), fair, why
 
 
 def champion_metrics(ranker: CreatorRanker | None, fair: pd.DataFrame) -> dict[str, float]:
@@ -103,12 +140,13 @@ def challenger_metrics(held_out: CreatorRanker, fair: pd.DataFrame) -> dict[str,
     return {f"challenger_{k}": v for k, v in found.items() if not k.startswith("baseline_")}
 
 
-def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame) -> dict[str, float]:
+def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame, rule: str) -> dict[str, float]:
     """The champion's metrics on the held-out pairs it has not seen, prefixed `champion_`, and their count.
 
-    Only the count when the champion uses other features or has seen too many held-out campaigns.
+    Only the count when there is no fair comparison (`unfair`).
     """
-    return champion_metrics(*champion_on_unseen(model_name, champion, pairs))
+    ranker, fair, _ = champion_on_unseen(model_name, champion, pairs, rule)
+    return champion_metrics(ranker, fair)
 
 
 def check_promotion(model_name: str, version: str) -> PromotionCheck:
@@ -125,15 +163,10 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
     if champion == str(version):
         return PromotionCheck(True, f"version {version} is already champion")
     run = _run_of(model_name, str(version))
-    # The held-out sales are the version's own labels: a champion trained to another credit rule would be judged
-    # by the challenger's, and a version could pass by crediting sales otherwise.
-    ours_rule, theirs_rule = credit_rule(run), credit_rule(_run_of(model_name, champion))
-    if ours_rule != theirs_rule:
-        return PromotionCheck(
-            False,
-            f"version {version} credits sales by {ours_rule} and champion version {champion} by {theirs_rule}: "
-            "its held-out sales are not the champion's; no fair comparison",
-        )
+    rules = (credit_rule(run), credit_rule(_run_of(model_name, champion)))
+    # The rules in `unfair`'s order, each as soon as what it reads is at hand (the champion's features last).
+    if rules[0] != rules[1]:  # refused before any download
+        return PromotionCheck(False, unfair(f"version {version}", champion, rules, 0, FEATURES))
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(
@@ -144,13 +177,8 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
         pairs = pd.read_parquet(path)
     fair = unseen_by(model_name, champion, pairs)
     n = int(fair["campaign_id"].nunique())
-    if n < MIN_CAMPAIGNS:
-        return PromotionCheck(
-            False,
-            f"only {n} of version {version}'s held-out campaigns are unseen by champion "
-            f"version {champion}; no fair comparison (need {MIN_CAMPAIGNS})",
-            campaigns=n,
-        )
+    if n < MIN_CAMPAIGNS:  # refused before the champion is loaded
+        return PromotionCheck(False, unfair(f"version {version}", champion, rules, n, FEATURES), campaigns=n)
     if HELD_OUT_SCORE not in fair:
         return PromotionCheck(
             False,
@@ -159,8 +187,9 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
             campaigns=n,
         )
     champ = load_ranker(f"models:/{model_name}/{champion}").model
-    if list(champ.features) != FEATURES:
-        return PromotionCheck(False, f"champion version {champion} uses another feature set", campaigns=n)
+    why = unfair(f"version {version}", champion, rules, n, champ.features)
+    if why is not None:
+        return PromotionCheck(False, why, campaigns=n)
     ours = ndcg_by_campaign(fair, fair[HELD_OUT_SCORE].to_numpy(float), 10)
     theirs = evaluate_ranking(champ.ranker, fair, fair["price"].to_numpy())["ndcg_at_10"]
     verdict = "beats" if ours >= theirs else "does not beat"

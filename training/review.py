@@ -263,11 +263,12 @@ def model_card(
     importance: pd.Series | None,
     champion: str | None,
     slates_against: str | None = None,
+    unfair: str | None = None,
 ) -> str:
     """A markdown review summary for the model version's description and the run's artifacts.
 
     `slates_against` says what `review/slates_vs_champion.png` compares this version's slates with; None
-    when no slates were built (no slate builder given).
+    when no slates were built (no slate builder given). `unfair` says why the champion could not be judged.
     """
 
     def fmt(key: str, count: bool = False) -> str:
@@ -305,7 +306,8 @@ def model_card(
         if champion is None
         else f"Champion at training time: version {champion}. The last two columns are on the "
         f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on (n/a when "
-        f"fewer than {MIN_CAMPAIGNS}); `creator-match promote` compares their NDCG@10.",
+        f"fewer than {MIN_CAMPAIGNS}); `creator-match promote` compares their NDCG@10."
+        + ("" if unfair is None else f" Not compared: {unfair}."),
         "",
         "## Plots",
         "- `review/calibration.png`: predicted vs observed click-through and orders per click",

@@ -25,10 +25,10 @@ from training.dataset import (
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
 from training.promotion import (
     HELD_OUT_SCORE,
-    MIN_CAMPAIGNS,
     challenger_metrics,
     champion_metrics,
     champion_on_unseen,
+    rule_of,
 )
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
@@ -80,6 +80,7 @@ class TrainResult:
     n_pairs: int
     rejects: list[Reject] = field(default_factory=list)
     champion: str | None = None  # the version that held `champion` when training started
+    unfair: str | None = None  # why this version could not be compared with that champion (`promotion.unfair`)
 
     @property
     def model_uri(self) -> str:
@@ -170,7 +171,7 @@ def train(
         "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
         "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),
     }
-    held_out = champion_ranker = None
+    held_out = champion_ranker = why_unfair = None
     champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
         held_out = CreatorRanker(**ranker.get_params()).fit(
@@ -179,7 +180,9 @@ def train(
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
         metrics |= cold_metrics(ranker, train_pairs, test_pairs)
         if champion is not None:
-            champion_ranker, champion_pairs = champion_on_unseen(model_name, champion, test_pairs)
+            champion_ranker, champion_pairs, why_unfair = champion_on_unseen(
+                model_name, champion, test_pairs, rule_of(attribution, window_hours(window))
+            )
             metrics |= champion_metrics(champion_ranker, champion_pairs)
             if champion_ranker is not None:  # this version's held-out fit, on the very campaigns the champion is
                 metrics |= challenger_metrics(held_out, champion_pairs)
@@ -266,7 +269,7 @@ def train(
             version = register(logged.model_uri, model_name)
         registered = f"registered {model_name} version {version} in {tracking_store()}"
         try:
-            card = model_card(model_name, version, tags, metrics, importance, champion, slates_against)
+            card = model_card(model_name, version, tags, metrics, importance, champion, slates_against, why_unfair)
         except Exception as exc:
             raise RegistrationIncomplete(
                 f"{registered}, but could not write its model card: {first_line(exc)}; it has no description and "
@@ -288,7 +291,15 @@ def train(
         raise
     client.set_tag(run.info.run_id, REGISTRATION_TAG, f"{model_name} version {version}")
     return TrainResult(
-        run.info.run_id, model_name, version, is_champion, metrics, len(data.pairs), list(tables.rejects), champion
+        run.info.run_id,
+        model_name,
+        version,
+        is_champion,
+        metrics,
+        len(data.pairs),
+        list(tables.rejects),
+        champion,
+        why_unfair,
     )
 
 
@@ -393,13 +404,13 @@ def summarize(result: TrainResult) -> str:
     n = int(m.get("champion_comparison_campaigns", 0))
     if "challenger_ndcg_at_10" in m:
         lines.append(
-            f"against the champion, on the {n} held-out campaigns it never trained on: NDCG@10 "
-            f"{m['challenger_ndcg_at_10']:.3f} vs {m['champion_ndcg_at_10']:.3f} (`creator-match promote` decides)"
+            f"against champion version {result.champion}, on the {n} held-out campaigns it never trained on: "
+            f"NDCG@10 {m['challenger_ndcg_at_10']:.3f} vs {m['champion_ndcg_at_10']:.3f} "
+            "(`creator-match promote` decides)"
         )
-    elif "champion_comparison_campaigns" in m:
+    elif result.unfair is not None:
         lines.append(
-            f"no fair comparison with the champion: {n} held-out campaigns it never trained on "
-            f"(need {MIN_CAMPAIGNS}), or it reads other features; `promote` will refuse without --force"
+            f"against champion version {result.champion}: {result.unfair}; `promote` will refuse without --force"
         )
     return "\n".join(lines)
 

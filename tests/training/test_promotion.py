@@ -59,7 +59,8 @@ def test_train_compares_with_the_champion_only_on_campaigns_it_never_saw(registr
     full = versions["full_fitted"]
     assert full.metrics["champion_comparison_campaigns"] >= 3
     assert "champion_ndcg_at_10" in full.metrics and "challenger_ndcg_at_10" in full.metrics
-    assert "against the champion, on the" in summarize(full) and "NDCG@10" in summarize(full)
+    assert f"against champion version {versions['early_blind'].version}, on the" in summarize(full)
+    assert "NDCG@10" in summarize(full)
     card = MlflowClient().get_model_version("gate", full.version).description
     assert "## Held-out later campaigns" in card and "champion" in card
 
@@ -122,3 +123,29 @@ def test_a_version_that_credits_sales_otherwise_is_not_judged_on_its_own_labels(
         "comparison"
     )
     assert check_promotion("gate", versions["full_fitted"].version).allowed  # the same ranker, crediting alike
+
+
+def test_train_judges_the_champion_by_the_rules_promote_does_and_names_the_one_that_failed(registry):
+    """A trial's version trained with position-based credit was logged and printed against a last-click champion
+    (NDCG@10 both ways, champion_* metrics, a card comparing them) which `promote` then refused to compare."""
+    _, versions = registry
+    champion = versions["early_blind"].version
+    position = versions["full_fitted_position"]
+    assert position.champion == champion and "champion_comparison_campaigns" in position.metrics
+    assert not {name for name in position.metrics if name.startswith(("champion_", "challenger_"))} - {
+        "champion_comparison_campaigns"
+    }
+    why = (
+        f"this version credits sales by position_based within 24 h and champion version {champion} by last_click "
+        "within 24 h: its held-out sales are not the champion's; no fair comparison"
+    )
+    assert position.unfair == why
+    assert f"against champion version {champion}: {why}; `promote` will refuse without --force" in summarize(position)
+    assert f"Not compared: {why}." in MlflowClient().get_model_version("gate", position.version).description
+    # Trained on what the champion had: not one held-out campaign it never saw, in one line saying so.
+    early = versions["early_fitted"]
+    assert early.unfair == (
+        f"only 0 of this version's held-out campaigns are unseen by champion version {champion}; no fair comparison "
+        "(need 3)"
+    )
+    assert "champion_ndcg_at_10" not in early.metrics
