@@ -190,9 +190,13 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
     )
     async def similar(request: Request) -> SimilarResponse:
         """Creators like the given ones, best first, with what they share with them; the seeds are excluded."""
-        payload, _ = await _json_body(request, limit)
+        payload, repeats = await _json_body(request, limit)
         if not isinstance(payload, dict):
             raise _refused("similar", "(body)", f"got {shown_value(payload)}; expected an object with creator_ids")
+        # Which of a repeated field's values was meant is a guess, as in a campaign: json would keep the last.
+        for key in (key for within, counts in repeats if within is payload for key, n in counts.items() if n > 1):
+            if key in SimilarRequest.model_fields:
+                raise _refused("similar", key, f"key {key!r} appears twice in this request; expected each key once")
         try:
             ask = SimilarRequest.model_validate(payload)
         except ValidationError as exc:

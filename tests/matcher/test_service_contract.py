@@ -345,6 +345,10 @@ def test_similar_refusals_name_the_field_and_the_value_as_match_does(loading_ser
         assert status == 422 and reply["detail"][0]["column"] == column, (body, reply)
         assert reply["detail"][0]["reason"] == reason
         assert reply["detail"][0]["message"] == f"similar: column {column}: {reason}"
+    # A field sent twice: which was meant is a guess, as in a campaign (the last value was taken).
+    status, _, reply = exchange(f"{url}/v1/similar", raw=b'{"creator_ids": ["x"], "k": 5, "k": 50}')
+    assert status == 422 and reply["detail"][0]["column"] == "k", reply
+    assert reply["detail"][0]["reason"] == "key 'k' appears twice in this request; expected each key once"
     # One problem per field, as a campaign gets one per column.
     status, _, reply = exchange(f"{url}/v1/similar", {"creator_ids": [], "k": 0, "kk": 1})
     assert status == 422 and [problem["column"] for problem in reply["detail"]] == ["creator_ids", "k", "kk"]
