@@ -199,6 +199,7 @@ class _Settled:
     creator_rows: np.ndarray  # and its creator, of the creators table
     semantic: pd.DataFrame
     tags: pd.Series
+    brief_vectors: np.ndarray  # every campaign's (`campaign_vectors`), by row of the campaigns table
 
 
 def _settled(
@@ -224,7 +225,7 @@ def _settled(
         creator_of,
     )
     tags = tables.creators["interest_tags"].iloc[ri].reset_index(drop=True)
-    return _Settled(rows, ci, ri, semantic, tags)
+    return _Settled(rows, ci, ri, semantic, tags, campaign_vectors(embedder, tables.campaigns))
 
 
 def build_training_data(
@@ -297,11 +298,11 @@ def _build(
     # Product types are learned from what the seller declared and how creators sold, then resolved for all.
     product_types = ProductTypeModel().fit(
         tables.campaigns,
-        campaign_vectors(embedder, tables.campaigns),
+        settled.brief_vectors,
         content_conversion_lift(learned, tables.creators),
         kind_vectors(embedder),
     )
-    campaigns = resolve_product_types(tables.campaigns, embedder, product_types)
+    campaigns = resolve_product_types(tables.campaigns, embedder, product_types, settled.brief_vectors)
     priors = CategoryPriors().fit(learned)
     learned_affinity = TagCategoryAffinity().fit(learned, tags[learn], priors)
     # Rows learned from get the affinity of a table that never saw their campaign; the others that of the
