@@ -44,6 +44,7 @@ __all__ = [
     "atomic_path",
     "check_rejects_path",
     "error_reason",
+    "header_names",
     "is_rejects_file",
     "missing_columns",
     "misspelt_columns",
@@ -237,7 +238,7 @@ def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.Data
             frame, bad = pd.read_parquet(path), {}
         else:
             frame, bad = _read_jsonl(path, spec) if kind == "jsonl" else _read_csv(path, spec)
-        frame.columns = _header_names(frame.columns)
+        frame.columns = header_names(frame.columns)
         return frame, bad
     except InputError:
         raise
@@ -365,7 +366,7 @@ def _csv_records(
     never closed, or closed by an inch mark lines later, cost every row after it or the rows between.
     """
     width = len(names)
-    read_as = _header_names(names)
+    read_as = header_names(names)
     at = [read_as.index(name) for name in spec.id_columns if name in read_as] if spec else []
     rows: list[list[str | None]] = []
     bad: dict[int, list[str] | _BadLine] = {}
@@ -535,7 +536,7 @@ def missing_columns(columns: Iterable[object], table: str, outcome: str) -> str 
 
 def _check_repeated_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:
     """Refuses a file whose header names a column the table reads (or one written another way, `Price`) more than
-    once, spaces around a name not counting (`price` and `price `, `_header_names`): which of them holds the
+    once, spaces around a name not counting (`price` and `price `, `header_names`): which of them holds the
     values would be a guess. pandas read a second `price` as `price.1` and ignored it, and a blank first `budget`
     rejected every row. A team's own column named twice harms nothing: kept, as pandas names it (`notes`,
     `notes.1`).
@@ -565,11 +566,11 @@ def _listed(items: list[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else items[0]
 
 
-def _header_names(columns: Iterable[object]) -> list[str]:
-    """A file's column names as read: without the spaces around them (a spreadsheet's `product_type ` lost every
-    campaign's product type, ignored as a column the table does not read), as its values and ids are read. Names
-    that would then be one are left as written: one the table reads is refused (`_check_repeated_columns`), and a
-    team's own are kept apart."""
+def header_names(columns: Iterable[object]) -> list[str]:
+    """Column names (or a record's keys) as read: without the spaces around them (a spreadsheet's `product_type `
+    lost every campaign's product type, ignored as a column the table does not read), as values and ids are read.
+    Names that would then be one are left as written: in a file, one the table reads is refused
+    (`_check_repeated_columns`), and a team's own are kept apart."""
     names = [str(column) for column in columns]
     counts = Counter(name.strip() for name in names)
     return [name.strip() if counts[name.strip()] == 1 else name for name in names]
@@ -898,10 +899,14 @@ def _share_columns() -> frozenset[str]:
 
 
 def records_frame(records: list[Mapping[str, object]]) -> pd.DataFrame:
-    """Mappings as a frame of one row each: `DataFrame.from_records` makes no row of an empty mapping, which was
-    then never validated and vanished instead of being rejected for its missing columns. A text holding half of a
-    character is `_record_as_text`'s."""
-    return pd.DataFrame([_record_as_text(record) for record in records], index=pd.RangeIndex(len(records)))
+    """Mappings as a frame of one row each, their keys read as a file's header is (`header_names`, record by record:
+    a service's `"product_type "` was ignored where the command line read the column): `DataFrame.from_records`
+    makes no row of an empty mapping, which was then never validated and vanished instead of being rejected for its
+    missing columns. A text holding half of a character is `_record_as_text`'s."""
+    return pd.DataFrame(
+        [_record_as_text(dict(zip(header_names(record), record.values(), strict=True))) for record in records],
+        index=pd.RangeIndex(len(records)),
+    )
 
 
 # Half of a UTF-16 surrogate pair: JSON may spell one (a tool that cut a text at a length in UTF-16 units, inside
@@ -1254,7 +1259,7 @@ def read_table(path: str | Path, table: str) -> Table:
     except Exception as exc:
         read_frame(path)  # raises the InputError a whole read gives
         raise InputError(f"{path}: cannot read as parquet: {exc!r}") from exc
-    arrow = _ids_as_text(arrow.rename_columns(_header_names(arrow.column_names)), spec)
+    arrow = _ids_as_text(arrow.rename_columns(header_names(arrow.column_names)), spec)
     _check_required_columns(path, arrow.column_names, spec)
     _warn_unknown_columns(path, arrow.column_names, table)
     with _collector_paused(arrow.num_rows):
@@ -1372,6 +1377,8 @@ def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:
             raise ValueError(f"Got the {data.name} table; expected the {table} table")
         return data
     frame = data.frame if isinstance(data, Table) else data
+    if (names := header_names(frame.columns)) != list(frame.columns):
+        frame = frame.set_axis(names, axis=1)  # as a file's header is read
     for note in unknown_column_notes(frame.columns, table, f"the {table} given"):
         warnings.warn(note, UserWarning, stacklevel=3)
     return validate_frame(frame, table)

@@ -32,6 +32,7 @@ from features.rows import CampaignRow
 from features.tables import (
     Table,
     error_reason,
+    header_names,
     misspelt_columns,
     repeat_noting_decoder,
     shown_ids,
@@ -292,7 +293,7 @@ def _field_notes(records: list[dict], table: Table) -> list[str]:
     ids = dict(zip(table.frame["row"].tolist(), table.frame["campaign_id"].tolist(), strict=True))
     sent: dict[tuple[str, str], list[str]] = {}
     for row, record in enumerate(records, start=1):
-        for field, name in misspelt_columns(record, "campaigns").items():
+        for field, name in misspelt_columns(header_names(record), "campaigns").items():
             sent.setdefault((field, name), []).append(ids.get(row) or f"row {row}")
     return [
         unknown_column_note(

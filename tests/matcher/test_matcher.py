@@ -133,6 +133,26 @@ def test_a_marketplace_or_asin_listed_twice_counts_once(creators, campaigns, ran
     assert matcher.match_many(twice).matches.equals(matcher.match_many(once).matches)
 
 
+def test_names_with_spaces_around_them_are_read_as_a_files_header_is(creators, campaigns, ranker, index, embedder):
+    """A spreadsheet's `product_type ` is read as product_type by the command line; a DataFrame or mappings given
+    to the API were matched with that column ignored (the product type left to `auto`) and a note saying so."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    plain = campaigns.iloc[:3].reset_index(drop=True).assign(product_type=["standard", "non_standard", "standard"])
+    spaced = plain.rename(columns={"product_type": "product_type ", "budget": " budget"})
+    records = [
+        {(f"{key} " if key in ("product_type", "price") else key): value for key, value in record.items()}
+        for record in plain.to_dict(orient="records")
+    ]
+    expected = matcher.match_many(plain)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "is not in the campaigns table and was ignored"
+        for given in (spaced, records):
+            out = matcher.match_many(given)
+            assert out.matches.equals(expected.matches)
+            assert [s.product_type_reason for s in out.summaries] == ["declared by the seller"] * 3
+
+
 def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campaigns(
     creators, campaigns, ranker, index, embedder
 ):

@@ -187,6 +187,20 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
     ]
 
 
+def test_field_names_with_spaces_around_them_are_read_as_the_command_line_reads_a_header(service, world_dir):
+    """`"product_type "` was ignored with a note, the campaign matched as `auto`, where `creator-match match` reads
+    a file's `product_type ` column as product_type."""
+    url, _ = service
+    record = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[0] | {"product_type": "standard"}
+    spaced = {(f" {key} " if key in ("product_type", "budget") else key): value for key, value in record.items()}
+    status, plain = call(f"{url}/v1/match", record)
+    assert status == 200, plain
+    status, reply = call(f"{url}/v1/match", spaced)
+    assert status == 200, reply
+    assert reply == plain and reply["notes"] == []
+    assert reply["summaries"][0]["product_type_reason"] == "declared by the seller"
+
+
 def test_every_note_of_a_list_names_the_campaigns_that_sent_the_field(service, world_dir):
     """A list's notes about ignored fields began "request: field 'in_stok' ..." with no campaign named, while its
     marketplace notes named theirs; each now names the campaigns that sent the field. A misspelt required field
