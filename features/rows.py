@@ -11,6 +11,7 @@ import numbers
 import re
 from typing import Annotated, Literal
 
+import pandas as pd
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -295,8 +296,8 @@ class PurchaseRow(_Row):
 
 
 def is_missing(value: object) -> bool:
-    """True for None, float NaN and pandas' NaT, the ways a table says 'no value'."""
-    if value is None:
+    """True for None, float NaN and pandas' NaT and NA, the ways a table says 'no value'."""
+    if value is None or value is pd.NA:  # NA: the missing value of pandas' nullable columns (Int64, string, boolean)
         return True
     if isinstance(value, float):
         return math.isnan(value)

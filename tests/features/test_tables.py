@@ -427,6 +427,28 @@ def test_parquet_csv_and_jsonl_creators_read_to_the_same_valid_rows(tmp_path):
     assert [(r.row, r.id, r.column) for r in parquet.rejects] == [(3, "u3", "creator_type")]
 
 
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+def test_pandas_missing_value_of_nullable_columns_is_missing_as_none_and_nan_are(tmp_path, backend):
+    """A DataFrame of nullable columns (`convert_dtypes`, `dtype_backend=...`) holds its missing values as pd.NA:
+    a creator whose `handle`, `bio` or `audience_mobile_share` was NA was rejected ("got <NA>; input should be a
+    valid integer"), and the Python API left 239 of 300 valid creators out."""
+    write_parquet_creators(tmp_path / "creators.parquet", CREATOR_ROWS)
+    nullable = pd.read_parquet(tmp_path / "creators.parquet", dtype_backend=backend)
+    assert nullable["bio"].isna().any() and nullable["bio"].dtype != object
+    plain = validate_frame(pd.read_parquet(tmp_path / "creators.parquet"), "creators")
+
+    read = validate_frame(nullable, "creators")
+
+    pd.testing.assert_frame_equal(model_columns(read), model_columns(plain), check_dtype=False)
+    assert [(r.row, r.id, r.column) for r in read.rejects] == [(3, "u3", "creator_type")]
+    rows = [campaign(product_type=pd.NA, in_stock=pd.NA), performance(sales=pd.NA)]
+    assert validate_frame(records_frame(rows[:1]), "campaigns").frame.loc[0, ["product_type", "in_stock"]].tolist() == [
+        "auto",
+        True,
+    ]
+    assert validate_frame(records_frame(rows[1:]), "performance").rejects[0].column == "sales"
+
+
 def test_parquet_csv_and_jsonl_campaigns_read_to_the_same_valid_rows(tmp_path):
     """Campaign lists and dates (Parquet date32, ISO strings elsewhere) read the same in every format."""
     rows = [
