@@ -139,7 +139,7 @@ class Matcher:
         check_features(self.ranker)
         self.embedder = embedder_for(self.ranker, embedder)
         given = index
-        index = index_for(index, self.ranker, self.embedder, self.creators)
+        index = index_for(index, self.ranker, self.embedder, table)
         self.creators_not_in_index = _check_coverage(self.creators, index)
         self.eligibility = Eligibility.of(
             self.creators, index.creator_ids, self.settings.allow_cashback, self.settings.violations

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from features.embeddings import Embedder
 from features.environment import TRACKING_URI_ENV
 from features.pairwise import FEATURES
+from features.tables import Table
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from training.registry import (
     LoadedRanker,
@@ -147,7 +146,7 @@ def embedder_for(ranker: LoadedRanker, embedder: Embedder | None) -> Embedder:
 
 
 def index_for(
-    index: CandidateIndex | str | Path | None, ranker: LoadedRanker, embedder: Embedder, creators: pd.DataFrame
+    index: CandidateIndex | str | Path | None, ranker: LoadedRanker, embedder: Embedder, creators: Table
 ) -> CandidateIndex:
     """The candidate index: given, loaded from its directory, or built from `creators`; refused unless built
     with the ranker's embedding model, backend and dimension."""

@@ -17,10 +17,13 @@ import numpy as np
 
 from features.embeddings import KEY_DTYPE, Embedder, content_keys, resolve_backend
 from features.environment import FLAT_THRESHOLD_ENV
+from features.tables import Table, valid_rows
 from features.text import creator_texts
 from matcher.index_files import INDEX_ARTIFACT
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from matcher.candidate_index import CandidateIndex
 
 __all__ = [
@@ -170,16 +173,22 @@ class IndexBuilder:
         return cls(index, creator_ids, meta, profile_keys)
 
     @classmethod
-    def of_creators(cls, creators, embedder: Embedder, kind: str = "auto", **settings) -> CandidateIndex:
+    def of_creators(
+        cls, creators: Table | pd.DataFrame, embedder: Embedder, kind: str = "auto", **settings
+    ) -> CandidateIndex:
         """Embeds the creators' profiles (only those `embedder` has not cached) and builds their index, recording
         each profile's content key beside its row.
 
         Args:
-            creators: the creators table (valid rows).
+            creators: the creators table: a Table `read_table` made is used as it is; a DataFrame is validated
+                first, as a Matcher validates it (its invalid rows warned about and left out), so that the index
+                holds the ids and profiles a Matcher reads (a DataFrame's integer ids as their decimal text: as
+                integers, a Matcher on the same frame found none of its creators in the index).
             embedder: the embedding model; its model and backend are recorded in `meta`.
             kind: as in `build`.
             **settings: `build`'s keyword settings (nprobe, nlist, ef_search, flat_threshold, seed, progress).
         """
+        creators = valid_rows(creators, "creators").frame
         texts = list(creator_texts(creators))
         return cls.build(
             embedder.encode(texts),

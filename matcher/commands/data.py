@@ -227,7 +227,7 @@ def index(
         if table.rejects:  # again: a user's file put there since stops the run before the embedding
             check_rejects_path(out)
         check_replaceable(out, why_not_an_index)
-        built = CandidateIndex.of_creators(table.frame, embedder, index_type, progress=progress)
+        built = CandidateIndex.of_creators(table, embedder, index_type, progress=progress)
         with rejects_turn(table.rejects, out) as written:  # claimed first: a run refused it leaves the old index
             built.save(out)
     typer.echo(

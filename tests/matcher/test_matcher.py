@@ -277,6 +277,21 @@ def test_creators_missing_from_the_index_table_are_never_proposed(creators, camp
     assert set(out.matches["creator_id"]) <= set(subset["creator_id"])
 
 
+def test_an_index_built_from_a_frame_of_integer_ids_serves_a_matcher_on_that_frame(
+    creators, campaigns, ranker, embedder
+):
+    """A database export's integer ids: the Matcher reads them as their decimal text, the index kept them as
+    integers, so a Matcher on the very frame the index was built from found none of its creators there."""
+    numbered = creators.assign(creator_id=np.arange(len(creators), dtype=np.int64) + 1000)
+    index = CandidateIndex.of_creators(numbered, embedder)
+    assert index.creator_ids[:2].tolist() == ["1000", "1001"]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even one creator missing from the index
+        out = Matcher(numbered, model=ranker, index=index, embedder=embedder).match_many(campaigns.iloc[:2])
+    assert len(out.matches) and out.matches["creator_id"].isin(index.creator_ids).all()
+
+
 def test_creators_the_index_lacks_are_warned_about_and_an_index_of_another_table_is_refused(
     creators, campaigns, ranker, index, embedder
 ):
