@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from features.embeddings import Embedder
+from features.environment import TRACKING_URI_ENV
 from features.safe_write import output_lock
 from features.tables import read_table
 from matcher.api import Matcher
@@ -15,10 +19,12 @@ from matcher.batch import write_matches
 from matcher.candidate_index import CandidateIndex
 from matcher.slate import default_slates
 from simulation.world import simulate, write_world
-from training.registry import load_ranker
+from training.registry import DEFAULT_MODEL_NAME, configure_tracking, create_store, load_ranker
 from training.train import summarize, train
 
 __all__ = ["format_slates", "run_demo"]
+
+_REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"
 
 
 def _step(text: str) -> float:
@@ -59,10 +65,39 @@ def format_slates(
 
 
 def run_demo(out: str | Path, n_creators: int = 600, n_campaigns: int = 120, seed: int = 7) -> None:
-    """Simulates, trains and registers, indexes, matches, and prints the slates with their reasons."""
+    """Simulates, trains and registers, indexes, matches, and prints the slates with their reasons. The ranker is
+    registered in the demo's own MLflow store in `out`, never in the one $MLFLOW_TRACKING_URI names."""
     out = Path(out)
-    with output_lock(out):  # a second demo writing the same folder meanwhile is refused, not interleaved
+    with output_lock(out), _own_store(out):  # a second demo writing the same folder is refused, not interleaved
         _demo(out, n_creators, n_campaigns, seed)
+
+
+@contextlib.contextmanager
+def _own_store(out: Path) -> Iterator[None]:
+    """MLflow pointed at a SQLite store in `out`, runs' artifacts in `out`/mlruns, for the block: with a team's
+    registry configured, the demo registered a ranker of a made-up world there, and made it champion of a model
+    that had none."""
+    import mlflow
+
+    store = (out / "mlflow.db").resolve()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    saved = {name: os.environ.get(name) for name in (TRACKING_URI_ENV, _REGISTRY_URI_ENV)}
+    tracking = mlflow.get_tracking_uri()
+    os.environ[TRACKING_URI_ENV] = f"sqlite:///{store}"
+    os.environ.pop(_REGISTRY_URI_ENV, None)  # the registry is then the tracking store's
+    try:
+        configure_tracking()
+        create_store()
+        if mlflow.get_experiment_by_name(DEFAULT_MODEL_NAME) is None:
+            mlflow.create_experiment(DEFAULT_MODEL_NAME, artifact_location=(out / "mlruns").resolve().as_uri())
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        mlflow.set_tracking_uri(tracking)
 
 
 def _demo(out: Path, n_creators: int, n_campaigns: int, seed: int) -> None:
@@ -75,11 +110,15 @@ def _demo(out: Path, n_creators: int, n_campaigns: int, seed: int) -> None:
     embedder = Embedder()
     result = train(out / "world", embedder=embedder, slate_builder=default_slates)
     print(summarize(result))
+    print(
+        f"   in the demo's own store; to review it: mlflow ui --backend-store-uri sqlite:///{out.resolve()}/mlflow.db"
+    )
     print(f"   done in {time.perf_counter() - t:.1f}s")
 
     t = _step("indexing creators")
-    creators = read_table(paths["creators"], "creators").frame
+    creators = read_table(paths["creators"], "creators")
     index = CandidateIndex.of_creators(creators, embedder)
+    creators = creators.frame
     index.save(out / "index")
     print(f"   {len(index)} creators in {out / 'index'}, {time.perf_counter() - t:.1f}s")
 

@@ -15,7 +15,11 @@ from tests.commands import CLI
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
+        MLFLOW_REGISTRY_URI=f"sqlite:///{tmp_path}/registry.db",
+    )
     done = subprocess.run(
         [CLI, "demo", "--out", str(tmp_path / "demo"), "--creators", "200", "--campaigns", "40"],
         capture_output=True,
@@ -30,3 +34,6 @@ def test_demo_runs_the_whole_job_and_prints_slates(tmp_path):
     assert types and all(t == "type: declared by the seller" or "(probability of non-standard " in t for t in types)
     assert "of the expected sales of the best possible slates" in done.stdout
     assert (tmp_path / "demo" / "matches.parquet").exists()
+    # A team's registry, named by the environment, is not where a made-up world's ranker goes.
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "registry.db").exists()
+    assert (tmp_path / "demo" / "mlflow.db").is_file() and any((tmp_path / "demo" / "mlruns").rglob("MLmodel"))
