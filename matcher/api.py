@@ -390,8 +390,26 @@ def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool =
 def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:
     """The campaigns' valid rows and rejects, validated once whatever form they came in."""
     if not isinstance(campaigns, Table | pd.DataFrame):
-        campaigns = records_frame([c.model_dump() if isinstance(c, CampaignRow) else dict(c) for c in campaigns])
+        campaigns = records_frame([_campaign_record(campaign, i) for i, campaign in enumerate(campaigns)])
     return valid_rows(campaigns, "campaigns")
+
+
+def _campaign_record(campaign: object, position: int) -> dict:
+    """One campaign of an iterable as a record. Anything but a mapping or a CampaignRow is refused: a list of
+    DataFrames was read as campaigns whose fields each held a whole column, every one rejected, and nothing matched.
+
+    Raises:
+        TypeError: naming the item's position and type.
+    """
+    if isinstance(campaign, CampaignRow):
+        return campaign.model_dump()
+    if isinstance(campaign, Mapping):
+        return dict(campaign)
+    hint = "; pass one table (pandas.concat the frames)" if isinstance(campaign, Table | pd.DataFrame) else ""
+    raise TypeError(
+        f"Got a {type(campaign).__name__} at position {position} of the campaigns; expected a mapping or a "
+        f"CampaignRow{hint}"
+    )
 
 
 def _given_unvalidated(data: Table | pd.DataFrame) -> bool:

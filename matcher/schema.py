@@ -66,13 +66,9 @@ CANDIDATE_COLUMNS = list(CANDIDATE_SCHEMA.names)
 
 
 def empty_matches() -> pd.DataFrame:
-    """The matches table with no row, its columns typed as a filled one's (strings as object)."""
-    return pd.DataFrame(
-        {
-            column.name: pd.Series(dtype=object if pa.types.is_string(column.type) else column.type.to_pandas_dtype())
-            for column in MATCH_SCHEMA
-        }
-    )
+    """The matches table with no row, its columns typed as a filled one's: strings as pandas makes them (`str` from
+    pandas 3; they were object, where a filled table's are `str`)."""
+    return MATCH_SCHEMA.empty_table().to_pandas()
 
 
 @dataclass

@@ -50,14 +50,16 @@ def result(creators, campaigns, ranker, index, embedder):
     return Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
 
 
-def test_the_typed_row_and_the_empty_table_follow_the_one_schema():
+def test_the_typed_row_and_the_empty_table_follow_the_one_schema(result):
     python_type = {"string": str, "int64": int, "double": float}
     assert {name: f.annotation for name, f in SlateEntry.model_fields.items()} == {
         column.name: python_type[str(column.type)] for column in MATCH_SCHEMA
     }
     assert list(SlateEntry.model_fields) == MATCH_COLUMNS == MATCH_SCHEMA.names
     empty = empty_matches()
-    assert list(empty.columns) == MATCH_COLUMNS and empty["rank"].dtype == np.int64 and empty["reasons"].dtype == object
+    assert list(empty.columns) == MATCH_COLUMNS and empty["rank"].dtype == np.int64
+    # As a filled table's: its strings were object beside a filled table's `str`.
+    assert len(result.matches) and empty.dtypes.equals(result.matches.dtypes)
 
 
 def test_matches_have_the_contract_columns_and_ranks(result, campaigns):
@@ -485,6 +487,19 @@ def test_match_many_on_mappings_rejects_the_invalid_and_matches_the_rest(creator
     assert (out.matches["campaign_id"] == "api-1").all() and len(out.matches) > 0
     with pytest.raises(ValueError, match=r"^invalid campaign: campaigns row 1 \(id api-2\): column commission_rate"):
         matcher.match(bad)
+
+
+def test_match_many_refuses_an_iterable_of_tables_naming_the_position(creators, campaigns, ranker, index, embedder):
+    """A list of DataFrames was read as two campaigns whose every field held a whole column: all rejected, with
+    ids that were printed Series, and nothing matched, without an error; a list of read tables raised a bare
+    TypeError. One table is what match_many takes."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    with pytest.raises(TypeError, match=r"^Got a DataFrame at position 0 of the campaigns; expected a mapping or a "):
+        matcher.match_many([campaigns.iloc[:2], campaigns.iloc[2:4]])
+    with pytest.raises(TypeError, match=r"^Got a Table at position 0 .* \(pandas.concat the frames\)$"):
+        matcher.match_many([Table("campaigns", campaigns.iloc[:2], [])])
+    with pytest.raises(TypeError, match=r"^Got a str at position 0 of the campaigns"):
+        matcher.match_many(API_CAMPAIGN)  # one campaign: match(), or a list of one
 
 
 def test_an_empty_campaign_is_a_reject_naming_every_missing_column(creators, ranker, index, embedder):
