@@ -80,18 +80,21 @@ class RegistrationIncomplete(Exception):
 
 
 def tracking_store() -> str:
-    """The tracking URI in use, without any password it carries, for messages."""
+    """The tracking URI in use, without any secret it carries (`_shown`), for messages."""
     import mlflow
 
     return _shown(mlflow.get_tracking_uri())
 
 
 def _shown(uri: str) -> str:
-    """`uri` without any password it carries, for messages."""
+    """`uri` without any secret it carries, for messages: a password (`user:***@`), or a userinfo without a colon
+    whole (`***@`), which is how a token is given (`http://TOKEN@host`) and so is no user name to show."""
     parts = urlsplit(uri)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return uri
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, colon, _ = userinfo.partition(":")
+    return parts._replace(netloc=f"{user + ':' if colon else ''}***@{host}").geturl()
 
 
 def first_line(exc: BaseException) -> str:

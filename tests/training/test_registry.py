@@ -79,6 +79,20 @@ def test_a_server_that_takes_no_connection_is_given_up_in_seconds(store, monkeyp
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [("dapiSECRETTOKEN@", "***@"), ("reader:SECRETTOKEN@", "reader:***@"), (":SECRETTOKEN@", ":***@")],
+)
+def test_a_servers_credentials_are_masked_in_messages_a_bare_token_too(store, monkeypatch, given, shown):
+    """A token given as the whole userinfo (`http://TOKEN@host`, as Databricks' are) was printed in full."""
+    port = closed_port()
+    use(monkeypatch, f"http://{given}127.0.0.1:{port}")
+    with pytest.raises(RegistryUnavailable) as refused:
+        check_server_reachable(wait=1.0)
+    assert "SECRETTOKEN" not in str(refused.value)
+    assert f"the MLflow server at http://{shown}127.0.0.1:{port} takes no connection" in str(refused.value)
+
+
 def test_a_corrupt_store_is_an_error_naming_it(store, tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"not a database " * 100)
