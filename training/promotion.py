@@ -47,11 +47,16 @@ class PromotionCheck:
     campaigns: int = 0
 
 
+def _version_of(model_name: str, version: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_model_version(model_name, version)
+
+
 def _run_of(model_name: str, version: str):
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    return client.get_run(client.get_model_version(model_name, version).run_id)
+    return MlflowClient().get_run(_version_of(model_name, version).run_id)
 
 
 def credit_rule(run) -> str:
@@ -162,6 +167,12 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
         return PromotionCheck(True, "there is no champion yet")
     if champion == str(version):
         return PromotionCheck(True, f"version {version} is already champion")
+    # A version registered by hand (`create_model_version` without a run) has no held-out set and no credit rule:
+    # nothing to judge it, or a champion, by. A refusal like the others, which --force overrides, as it is for
+    # a version whose run logged no held-out set.
+    for which, number in ((f"version {version}", str(version)), (f"champion version {champion}", champion)):
+        if _version_of(model_name, number).run_id is None:
+            return PromotionCheck(False, f"{which} has no training run (not registered by `train`); no fair comparison")
     run = _run_of(model_name, str(version))
     rules = (credit_rule(run), credit_rule(_run_of(model_name, champion)))
     # The rules in `unfair`'s order, each as soon as what it reads is at hand (the champion's features last).

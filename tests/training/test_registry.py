@@ -119,6 +119,26 @@ def test_train_against_an_unreachable_registry_exits_1_before_any_work(world_dir
     assert time.monotonic() - started < 60
 
 
+def test_promoting_a_version_without_a_training_run_is_refused_in_one_line_unless_forced(store, tmp_path):
+    """A version registered by hand (`create_model_version(name, source=path)`, no run) failed `promote --force`
+    with `TypeError: expected string or bytes-like object, got 'NoneType'`: it has nothing to be judged by."""
+    client = MlflowClient(store)
+    client.create_registered_model("m")
+    for _ in range(2):
+        client.create_model_version("m", source=str(tmp_path))
+    client.set_registered_model_alias("m", CHAMPION, "1")
+    refused = run_in_process("promote", "--model-name", "m", "--version", "2", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        "creator-match: not promoted: version 2 has no training run (not registered by `train`); no fair "
+        "comparison (use --force to promote anyway)\n"
+    )
+    assert champion_version("m") == "1"
+    forced = run_in_process("promote", "--model-name", "m", "--version", "2", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert champion_version("m") == "2" and "no training run" in forced.stdout and "forced" in forced.stdout
+
+
 def forbid(store: str, trigger: str) -> None:
     """Makes the SQLite store refuse one kind of write, as a read-only or failing store would."""
     with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
