@@ -6,15 +6,16 @@ loaded whole beside the one in service, then a single reference is swapped. A re
 so it finishes on the matcher it started with, and none is dropped or fails during a swap.
 
 A promoted version that cannot be loaded is told apart by why: one whose own content cannot be served here
-(another embedding model or feature set, a pickle of another scikit-learn or of code this version lacks) is
-refused for good; one that failed for a reason outside it (a file missing or unreadable, the store or network) is
-tried again at each poll, and its failure logged once, not at every poll.
+(another embedding model or feature set, a pickle of another scikit-learn, a pickle that cannot be read, damaged
+or cut short or naming code this version lacks, another project's model) is refused for good; one that failed
+for a reason outside it (a file missing, the store or network) is tried again at each poll, and its failure
+logged once, not at every poll. A version whose files were promoted before they were all copied in is refused:
+register the complete copy as a new version.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 import threading
 from dataclasses import dataclass, field
@@ -260,17 +261,10 @@ class ModelHolder:
 def _unservable(exc: BaseException) -> bool:
     """Whether a version failed to load because of its own content, which no later attempt changes: another
     embedding model or feature set (`ArtifactMismatch`), estimators pickled by another scikit-learn
-    (`IncompatibleModel`), or a pickle naming code this version lacks. A file missing or unreadable (a copy still
-    arriving reads as a truncated pickle), a store or a network that failed, or anything else, may load later."""
+    (`IncompatibleModel`), a file that cannot be unpickled or another project's model (`NotARanker`), each said of
+    the version by this code's own checks. A file missing, a store or a network that failed, or anything else, may
+    load later."""
     from matcher.index_files import ArtifactMismatch
-    from training.registry import IncompatibleModel
+    from training.registry import IncompatibleModel, NotARanker
 
-    if isinstance(exc, ArtifactMismatch | IncompatibleModel):  # said of the version by this code's own checks
-        return True
-    chain = []
-    while exc is not None and len(chain) < 10:  # the reason and what it was raised from
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    if any(isinstance(link, OSError | EOFError | pickle.UnpicklingError) for link in chain):
-        return False
-    return any(isinstance(link, ImportError | AttributeError) for link in chain)  # unpickling code that is not here
+    return isinstance(exc, ArtifactMismatch | IncompatibleModel | NotARanker)

@@ -25,6 +25,7 @@ __all__ = [
     "LibraryVersionWarning",
     "LoadedRanker",
     "ModelNotFound",
+    "NotARanker",
     "RegistrationIncomplete",
     "RegistryUnavailable",
     "champion_version",
@@ -65,6 +66,11 @@ class ModelNotFound(Exception):
 
 class IncompatibleModel(ModelNotFound):
     """A ranker fitted under another version of a library whose pickles do not carry across versions."""
+
+
+class NotARanker(ModelNotFound):
+    """A model whose own content is no ranker this code can load: a file that cannot be unpickled (truncated,
+    damaged, naming code that is not here) or another project's model. No later attempt loads it."""
 
 
 class LibraryVersionWarning(UserWarning):
@@ -415,14 +421,39 @@ def load_ranker(uri: str) -> LoadedRanker:
     except Exception as exc:
         if _store_failed(exc):  # raised by SQLAlchemy itself as MLflow opens the store
             raise _unreadable(f"read model {uri!r}", exc) from exc
-        raise
+        # What is left was raised by unpickling the model's own file (MLflow lets it through): its content.
+        raise NotARanker(f"model {uri!r} cannot be read: {type(exc).__name__}: {first_line(exc)}") from exc
     finally:
         # MLflow put the model's copy of this project's code first on the path; this process runs its own
         # (imported already), and a long-lived service would gain an entry per load.
         sys.path[:] = search_path
-    model = pyfunc.unwrap_python_model()
+    model = _ranker_of(uri, pyfunc)
     check_libraries(uri, getattr(model, "library_versions", {}))
     return LoadedRanker(model, uri, version, pyfunc.metadata.run_id)
+
+
+# The class `train` logs, named rather than imported: the model's own copy of the code (`code_paths`) may define
+# it, a class object other than this process's.
+_RANKER_CLASS = "training.pyfunc.RankerModel"
+
+
+def _ranker_of(uri: str, pyfunc) -> object:
+    """The ranker (`training.pyfunc.RankerModel`) a loaded pyfunc wraps.
+
+    Raises:
+        NotARanker: the model is of another flavour (a scikit-learn model), or another project's python model.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = pyfunc.unwrap_python_model()
+    except MlflowException as exc:  # a flavour with no python model: MLflow's "Unable to retrieve base model"
+        loader = pyfunc.metadata.flavors.get("python_function", {}).get("loader_module", "unknown")
+        raise NotARanker(f"model {uri!r}: not a creator-matcher ranker (an MLflow model loaded by {loader})") from exc
+    found = f"{type(model).__module__}.{type(model).__qualname__}"
+    if found != _RANKER_CLASS:
+        raise NotARanker(f"model {uri!r}: not a creator-matcher ranker (its python model is a {found})")
+    return model
 
 
 def _check_local_model(uri: str) -> None:

@@ -45,7 +45,7 @@ def holder(trained, world_dir, world_index, tmp_path_factory):
     """A holder serving version 1 of MODEL_NAME, its alias watched only when the test calls `refresh`; yields
     (holder, the versions' folders, how many times a ranker was loaded from the registry)."""
     MlflowClient().create_registered_model(MODEL_NAME)
-    folders = versions_with_own_files(MODEL_NAME, trained, tmp_path_factory.mktemp("holder-versions"), count=3)
+    folders = versions_with_own_files(MODEL_NAME, trained, tmp_path_factory.mktemp("holder-versions"), count=4)
     config = ServiceConfig(f"models:/{MODEL_NAME}@champion", index=str(world_index), poll_seconds=3600)
     holder = ModelHolder(read_table(world_dir / "creators.parquet", "creators"), config)
     holder.start()
@@ -118,5 +118,25 @@ def test_a_version_made_with_another_embedding_model_is_refused_once_and_not_loa
     assert "ArtifactMismatch" in body["not_served"]["reason"] and "all-mpnet-base-v2" in body["not_served"]["reason"]
     assert len([line for line in _warnings(caplog) if line.startswith(f"not serving {MODEL_NAME}/3")]) == 1
     # The alias back on the version in service: nothing is left unserved.
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", served.rsplit("/", 1)[1])
+    assert holder.refresh() is False and "not_served" not in holder.readiness()[1]
+
+
+def test_a_version_whose_pickle_is_cut_short_is_refused_once_and_not_loaded_again(holder, loads, caplog):
+    """A trial's version 4 with its pickle cut to 1,000 bytes was retried at every poll, for ever: its own file
+    cannot be read, which no later poll changes."""
+    holder, folders = holder
+    caplog.set_level(logging.WARNING, logger="creator_matcher.service")
+    served = holder.readiness()[1]["model_version"]
+    (folders[3] / PICKLE).write_bytes((folders[3] / PICKLE).read_bytes()[:1000])
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", "4")
+    assert [holder.refresh() for _ in range(3)] == [False, False, False]
+    assert loads == [f"models:/{MODEL_NAME}/4"], "loaded once, then not again"
+    ready, body = holder.readiness()
+    assert ready and body["model_version"] == served
+    assert body["not_served"]["retried"] is False
+    assert body["not_served"]["reason"] == (
+        f"NotARanker: model 'models:/{MODEL_NAME}/4' cannot be read: UnpicklingError: pickle data was truncated"
+    )
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", served.rsplit("/", 1)[1])
     assert holder.refresh() is False and "not_served" not in holder.readiness()[1]
