@@ -26,12 +26,17 @@ import pandas as pd
 from features.records import SettledPerformance
 from features.tables import Table
 from matcher.api import Matcher, MatchResult, MatchSettings
+from matcher.service_limits import (
+    DEFAULT_KEEP_ALIVE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CAMPAIGNS,
+    DEFAULT_MAX_CONNECTIONS,
+)
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelHolder", "NotServing", "ServiceConfig", "is_alias"]
+__all__ = ["ModelHolder", "NotServing", "ServiceConfig", "is_alias"]
 
 # The service's logger, whichever of its modules writes.
 log = logging.getLogger("creator_matcher.service")
-DEFAULT_MAX_BODY_BYTES = 1_000_000
 _ALIAS = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>.+)")
 
 
@@ -54,6 +59,10 @@ class ServiceConfig:
             None: each version's records as of its training.
         encode_threads: threads that encode a request's texts (briefs); None: the backend's default (all cores).
             A service of several worker processes gives each its share of the cores.
+        max_campaigns: most campaigns one /v1/match request may hold (more: 413).
+        max_connections: open connections, or requests in progress, beyond which a request is answered 503
+            (uvicorn's `limit_concurrency`); read by the HTTP process only.
+        keep_alive_seconds: how long an idle kept-alive connection stays open (uvicorn's `timeout_keep_alive`).
     """
 
     model: str
@@ -63,6 +72,9 @@ class ServiceConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     performance: SettledPerformance | None = None
     encode_threads: int | None = None
+    max_campaigns: int = DEFAULT_MAX_CAMPAIGNS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    keep_alive_seconds: int = DEFAULT_KEEP_ALIVE_SECONDS
 
     def __post_init__(self) -> None:
         if self.poll_seconds <= 0:
@@ -71,6 +83,9 @@ class ServiceConfig:
             raise ValueError(f"Got max_body_bytes={self.max_body_bytes}; expected at least 1")
         if self.encode_threads is not None and self.encode_threads < 1:
             raise ValueError(f"Got encode_threads={self.encode_threads}; expected at least 1, or None")
+        for name in ("max_campaigns", "max_connections", "keep_alive_seconds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Got {name}={getattr(self, name)}; expected at least 1")
 
 
 class NotServing(Exception):

@@ -7,8 +7,9 @@ model's alias is swapped in without dropping a request (`matcher.model_holder`);
 
 Bad input is answered 422 with the reasons the command line gives for the same rows (the same row models and
 table validation, a repeated key included), oversized bodies 413, bodies not sent as JSON (or sent compressed)
-415, a body not whole within 30 s 408, one whose client hung up 400; nothing the caller sent produces a 500 or a
-traceback.
+415, a body not whole within 30 s 408, one whose client hung up 400, more campaigns than `max_campaigns` 413;
+nothing the caller sent produces a 500 or a traceback. Beyond `max_connections` open connections a request is
+answered 503 at once by uvicorn (`server_config`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -60,6 +62,7 @@ __all__ = [
     "ServiceConfig",
     "SimilarRequest",
     "create_app",
+    "server_config",
 ]
 
 if TYPE_CHECKING:
@@ -87,7 +90,11 @@ _CAMPAIGNS_SCHEMA = {
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"model": Message, "description": "The client hung up before its body was whole (no one reads this answer)."},
     408: {"model": Message, "description": "The body did not arrive whole within `BODY_TIMEOUT_SECONDS` (30 s)."},
-    413: {"model": Message, "description": "The body is over `--max-body-bytes` (declared or streamed)."},
+    413: {
+        "model": Message,
+        "description": "The body is over `--max-body-bytes` (declared or streamed), or holds more campaigns than "
+        "`--max-campaigns` (/v1/match).",
+    },
     415: {
         "model": Message,
         "description": "The Content-Type is not JSON (`application/json`, or `application/*+json`), or is missing; "
@@ -111,10 +118,29 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def server_config(backend: ModelHolder | WorkerPool, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+    """uvicorn's configuration of the service over `backend`: its app, and the connection limits of its config.
+
+    uvicorn bounds open connections only by answering 503 to a request that arrives beyond `max_connections`, and
+    times out neither a request's headers nor a connection that sends nothing: docs/service.md says which proxy
+    settings do.
+    """
+    config = backend.config
+    return uvicorn.Config(
+        create_app(backend),
+        host=host,
+        port=port,
+        log_level="warning",
+        limit_concurrency=config.max_connections,
+        timeout_keep_alive=config.keep_alive_seconds,
+    )
+
+
 def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
     """The FastAPI application over the matcher in service: in this process (`ModelHolder`) or in worker
     processes (`matcher.service_workers.WorkerPool`). The backend is stopped with the app's lifespan."""
     limit = backend.config.max_body_bytes
+    most_campaigns = backend.config.max_campaigns
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -163,6 +189,12 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             reason = f"got {shown_value(payload)}; expected a campaign object or a non-empty list of them"
             raise _refused("campaigns", "(body)", reason)
         records = payload if isinstance(payload, list) else [payload]
+        if len(records) > most_campaigns:  # before validation, which is work too
+            detail = (
+                f"got {len(records):,} campaigns; expected at most {most_campaigns:,} a request: "
+                "match larger batches with `creator-match match`"
+            )
+            raise HTTPException(413, detail=detail)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 raise _refused("campaigns", "(body)", f"[{i}]: got {shown_value(record)}; expected a campaign object")

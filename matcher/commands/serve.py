@@ -19,6 +19,12 @@ from matcher.commands.common import (
     settled_performance,
 )
 from matcher.commands.tunables import with_settings
+from matcher.service_limits import (
+    DEFAULT_KEEP_ALIVE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CAMPAIGNS,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from matcher.settings import MatchSettings
 
 __all__ = ["serve", "similar"]
@@ -170,7 +176,22 @@ def serve(
         ),
     ] = 8000,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="how often the model alias is looked up")] = 30.0,
-    max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = 1_000_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body accepted")] = DEFAULT_MAX_BODY_BYTES,
+    max_campaigns: Annotated[
+        int,
+        typer.Option(min=1, help="most campaigns one /v1/match request may hold (more: 413); larger batches: `match`"),
+    ] = DEFAULT_MAX_CAMPAIGNS,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="open connections (or requests in progress) beyond which a request is answered 503 at once; "
+            "header timeouts and per-client limits need a reverse proxy (docs/service.md)",
+        ),
+    ] = DEFAULT_MAX_CONNECTIONS,
+    keep_alive_seconds: Annotated[
+        int, typer.Option(min=1, help="how long an idle kept-alive connection stays open")
+    ] = DEFAULT_KEEP_ALIVE_SECONDS,
     workers: Annotated[
         int, typer.Option(min=1, help="worker processes, each with its own loaded matcher; about one per core")
     ] = 1,
@@ -197,7 +218,7 @@ def serve(
         from features.tables import read_table, require_valid_rows
         from features.threads import hold_blas_threads
         from matcher.artifacts import check_model_stores
-        from matcher.service import ModelHolder, ServiceConfig, create_app
+        from matcher.service import ModelHolder, ServiceConfig, server_config
         from training.registry import configure_tracking
 
         configure_tracking()
@@ -220,7 +241,18 @@ def serve(
         where = None if index is None else str(index)
         # The cores shared among the worker processes: one worker per core encodes on one thread.
         threads = max(1, (os.cpu_count() or 1) // workers)
-        config = ServiceConfig(model, where, settings, poll_seconds, max_body_bytes, settled, threads)
+        config = ServiceConfig(
+            model,
+            where,
+            settings,
+            poll_seconds,
+            max_body_bytes,
+            settled,
+            threads,
+            max_campaigns=max_campaigns,
+            max_connections=max_connections,
+            keep_alive_seconds=keep_alive_seconds,
+        )
         if workers > 1:
             from matcher.service_workers import WorkerPlan, WorkerPool
 
@@ -228,8 +260,8 @@ def serve(
             backend = WorkerPool(WorkerPlan(str(creators), config, workers))
         else:
             backend = ModelHolder(table, config)
-        server_config = uvicorn.Config(create_app(backend), host=host, port=port, log_level="warning")
-        server = uvicorn.Server(server_config)
+        uvicorn_config = server_config(backend, host, port)
+        server = uvicorn.Server(uvicorn_config)
         failed: list[str] = []
 
         def give_up(reason: str) -> None:
@@ -241,7 +273,7 @@ def serve(
         backend.start(on_failure=give_up)
         processes = f", {workers} worker processes" if workers > 1 else ""
         for listener in listeners:  # connections are taken from here on, so the line below is true when read
-            listener.listen(server_config.backlog)
+            listener.listen(uvicorn_config.backlog)
         # The port bound, not the one asked for: --port 0 lets the system choose one.
         bound = listeners[0].getsockname()[1]
         address = f"[{host}]" if ":" in host else host

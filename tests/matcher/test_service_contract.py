@@ -9,6 +9,7 @@ of a loaded matcher are checked against the same declarations in test_service.py
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -27,12 +28,13 @@ import uvicorn
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
 from features.tables import UNPAIRED
 from matcher import service
-from matcher.service import MAX_JSON_DEPTH, ModelHolder, ServiceConfig, create_app
+from matcher.service import MAX_JSON_DEPTH, ModelHolder, ServiceConfig, server_config
 from matcher.service_models import MAX_LOOKALIKES
 from tests.commands import free_port
 
 JSON = "application/json"
 MAX_BODY = 300_000  # above the 200 KB deeply nested body, which must be refused for its depth, not its size
+MAX_CAMPAIGNS = 5
 SERVICE_DOC = Path(__file__).resolve().parents[2] / "docs" / "service.md"
 
 
@@ -76,13 +78,13 @@ def documented_example() -> tuple[dict, dict]:
     return request, answer
 
 
-@pytest.fixture(scope="module")
-def loading_service(tmp_path_factory):
-    """The service's app on a free port, its matcher never started; yields (URL, its /openapi.json)."""
-    config = ServiceConfig(model="models:/never-loaded@champion", max_body_bytes=MAX_BODY)
-    backend = ModelHolder(tmp_path_factory.mktemp("unread") / "creators.parquet", config)
+@contextlib.contextmanager
+def serving(config: ServiceConfig, folder: Path):
+    """The service as `serve` runs it (`server_config`) on a free loopback port, its matcher never started; yields
+    its URL."""
+    backend = ModelHolder(folder / "creators.parquet", config)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(backend), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(backend, port=port))
     thread = threading.Thread(target=server.run, name="loading-service", daemon=True)
     thread.start()
     try:
@@ -91,14 +93,21 @@ def loading_service(tmp_path_factory):
             assert thread.is_alive(), "the server stopped while starting"
             assert time.monotonic() < deadline, "the server did not start within 30 s"
             time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
-        status, _, openapi = exchange(f"{url}/openapi.json")
-        assert status == 200
-        yield url, openapi
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
     assert not thread.is_alive(), "the server did not stop within 30 s"
+
+
+@pytest.fixture(scope="module")
+def loading_service(tmp_path_factory):
+    """The service on a free port, its matcher never started; yields (URL, its /openapi.json)."""
+    config = ServiceConfig("models:/never-loaded@champion", max_body_bytes=MAX_BODY, max_campaigns=MAX_CAMPAIGNS)
+    with serving(config, tmp_path_factory.mktemp("unread")) as url:
+        status, _, openapi = exchange(f"{url}/openapi.json")
+        assert status == 200
+        yield url, openapi
 
 
 def test_every_refusal_is_a_body_and_headers_that_openapi_declares(loading_service):
@@ -110,6 +119,7 @@ def test_every_refusal_is_a_body_and_headers_that_openapi_declares(loading_servi
         ("/v1/match", {"body": {**campaign, "commission_rate": 1.7}}, 422),
         ("/v1/match", {"body": []}, 422),
         ("/v1/match", {"raw": b"[" + b" " * MAX_BODY + b"]"}, 413),
+        ("/v1/match", {"body": [campaign] * (MAX_CAMPAIGNS + 1)}, 413),
         ("/v1/match", {"body": campaign, "content_type": "text/plain"}, 415),
         ("/v1/match", {"body": campaign}, 503),
         ("/v1/similar", {"body": {"creator_ids": ["cr000001"], "k": 0}}, 422),
@@ -125,6 +135,61 @@ def test_every_refusal_is_a_body_and_headers_that_openapi_declares(loading_servi
     assert_declared(openapi, "/readyz", "get", status, headers, reply)
     for path in ("/v1/match", "/v1/similar"):
         assert set(openapi["paths"][path]["post"]["responses"]) == {"200", "400", "408", "413", "415", "422", "503"}
+
+
+def test_more_campaigns_than_the_cap_is_a_413_naming_both_and_where_to_send_them(loading_service):
+    """1,600 campaigns in a 1 MB body took 73 s of CPU, slowing every other request: a request holds at most
+    `max_campaigns`, and a list of that many is read as usual (503 here: the matcher is never loaded)."""
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    status, _, reply = exchange(f"{url}/v1/match", [campaign] * (MAX_CAMPAIGNS + 1))
+    detail = f"got {MAX_CAMPAIGNS + 1} campaigns; expected at most {MAX_CAMPAIGNS} a request: match larger batches "
+    assert (status, reply) == (413, {"detail": detail + "with `creator-match match`"})
+    campaigns = [{**campaign, "campaign_id": f"c-{n}"} for n in range(MAX_CAMPAIGNS)]
+    assert exchange(f"{url}/v1/match", campaigns)[0] == 503
+
+
+def _health(url: str) -> tuple[int, bytes]:
+    """GET /healthz: the status and the body as sent (uvicorn's own 503 is plain text)."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+    try:
+        connection.request("GET", "/healthz")
+        reply = connection.getresponse()
+        return reply.status, reply.read()
+    finally:
+        connection.close()
+
+
+def test_connections_beyond_the_limit_are_answered_503_at_once_and_idle_ones_closed(tmp_path):
+    """19,900 half-sent requests held open once left new clients with no answer at all: past `max_connections`
+    open connections a request is answered 503 at once, and served again once they close; an idle kept-alive
+    connection is closed after `keep_alive_seconds`."""
+    config = ServiceConfig("models:/never-loaded@champion", max_connections=3, keep_alive_seconds=1)
+    with serving(config, tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(3)]
+        try:
+            for connection in held:  # a request's first header, the rest never sent
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            deadline = time.monotonic() + 30
+            # The server takes the held connections in its own time: until it has, a request may still be served.
+            while (answer := _health(url))[0] == 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert answer == (503, b"Service Unavailable")
+        finally:
+            for connection in held:
+                connection.close()
+        deadline = time.monotonic() + 30
+        while (answer := _health(url))[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert answer == (200, b'{"status":"ok"}')
+
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as kept:
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            started, reply = time.monotonic(), b""
+            while chunk := kept.recv(65536):  # to the end: the server closes the connection once it idles 1 s
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200") and time.monotonic() - started < 20
 
 
 def _partial_body(url: str, sent: bytes, declared: int) -> socket.socket:
