@@ -162,16 +162,17 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             headers = {"Retry-After": str(_RETRY_AFTER_SECONDS)}
             raise HTTPException(503, detail=str(exc), headers=headers) from exc
 
+    # HEAD too: health checkers that ask with HEAD were answered 405.
     @app.get("/healthz")
+    @app.head("/healthz")
     def healthz() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get(
-        "/readyz",
-        response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "model or index still loading, or failed to load"}},
-    )
+    not_ready = {503: {"model": Readiness, "description": "model or index still loading, or failed to load"}}
+
+    @app.get("/readyz", response_model=Readiness, responses=not_ready)
+    @app.head("/readyz", response_model=Readiness, responses=not_ready)
     def readyz() -> JSONResponse:
         """Ready once the model and index are loaded (in every worker process)."""
         ready, body = backend.readiness()

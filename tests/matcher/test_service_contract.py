@@ -137,6 +137,21 @@ def test_every_refusal_is_a_body_and_headers_that_openapi_declares(loading_servi
         assert set(openapi["paths"][path]["post"]["responses"]) == {"200", "400", "408", "413", "415", "422", "503"}
 
 
+def test_health_and_readiness_answer_head_as_get(loading_service):
+    """Health checkers that ask with HEAD got 405: they get GET's status and headers, without the body."""
+    url, openapi = loading_service
+    for path, expected in (("/healthz", 200), ("/readyz", 503)):
+        connection = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+        try:
+            connection.request("HEAD", path)
+            reply = connection.getresponse()
+            assert (reply.status, reply.read()) == (expected, b""), path
+            assert reply.getheader("content-type") == JSON
+        finally:
+            connection.close()
+        assert "head" in openapi["paths"][path]
+
+
 def test_more_campaigns_than_the_cap_is_a_413_naming_both_and_where_to_send_them(loading_service):
     """1,600 campaigns in a 1 MB body took 73 s of CPU, slowing every other request: a request holds at most
     `max_campaigns`, and a list of that many is read as usual (503 here: the matcher is never loaded)."""
