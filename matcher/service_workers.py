@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -186,6 +187,27 @@ def _retire(pool: ProcessPoolExecutor, grace: float) -> None:
         process.join(timeout=5)
 
 
+def _deaths(pool: ProcessPoolExecutor) -> str:
+    """Which of `pool`'s workers died, and how ("pid 123, killed by SIGKILL"), for the log.
+
+    CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
+    ended otherwise; all of them when each ended by SIGTERM.
+    """
+    ended = [process for process in (pool._processes or {}).values() if process.exitcode is not None]
+    first = [process for process in ended if process.exitcode != -signal.SIGTERM] or ended
+    return "; ".join(f"pid {process.pid}, {_exit_status(process.exitcode)}" for process in first) or "exit unknown"
+
+
+def _exit_status(code: int) -> str:
+    """A process's exit code as words: "exit code 3", or "killed by SIGKILL" for a negative one."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
 def _alive(pid: int) -> bool:
     """Whether process `pid` runs (a dead child the pool has not reaped yet does not)."""
     try:
@@ -281,6 +303,12 @@ class WorkerPool:
         # The number moves first: the retired pool's calls, broken by the kill, are then not taken for this pool's.
         self._generation += 1
         if self._pool is not None:
+            # Said once, whichever noticed the death (a request, or the watch between requests): a death found by a
+            # request had left no line in the log, only the new pool's "serving" lines.
+            log.warning(
+                "a worker process died (%s); replacing the worker processes, which load again (503 meanwhile)",
+                _deaths(self._pool),
+            )
             _retire(self._pool, 0.0)
             self._group.forget(self._generation - 1)
         self._pool = ProcessPoolExecutor(
@@ -318,7 +346,6 @@ class WorkerPool:
                     reason = "a worker process died while loading"
                 if reason is None:
                     if dead:
-                        log.warning("a worker process stopped (pid %d); the workers are loading again", dead[0].pid)
                         self._renew_locked()
                     continue
             self._fail(reason)

@@ -291,7 +291,8 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
     service, world_dir, index_dir, tmp_path
 ):
     """`--workers 2`: /readyz 200 only once both serve; a worker killed outright the moment the service is ready is
-    replaced (503 meanwhile); concurrent requests are then answered exactly as the single process answers them."""
+    replaced (503 meanwhile), and the log says which died and how (a death a request found had left no line);
+    concurrent requests are then answered exactly as the single process answers them. `--max-campaigns` holds."""
     url, _ = service
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[:4]
     expected = [call(f"{url}/v1/match", record) for record in records]
@@ -299,7 +300,7 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
     args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
     args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--workers", "2"]
     with open(log, "w") as sink:
-        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+        process = subprocess.Popen([CLI, *args, "--max-campaigns", "3"], stdout=sink, stderr=sink)
     workers_url = f"http://127.0.0.1:{port}"
     replacements: list[int] = []
     try:
@@ -309,8 +310,13 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
         workers = _worker_processes(process.pid)
         assert len(workers) == 2
 
+        status, reply = call(f"{workers_url}/v1/match", records)
+        assert (status, reply["detail"].split(";")[0]) == (413, "got 4 campaigns")
+
         # At once: a death right after the pool became complete was once missed, and the service stayed 503.
         os.kill(workers[0], signal.SIGKILL)
+        # A request at once: the death is then most often found by it rather than by the watch between requests.
+        assert call(f"{workers_url}/v1/match", records[0])[0] in {200, 503}
         deadline = time.monotonic() + 60
         while set(_worker_processes(process.pid)) & set(workers):
             assert time.monotonic() < deadline, f"not replaced within 60 s: {log.read_text()[-2000:]}"
@@ -320,6 +326,11 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
         assert seen[-1][1]["workers"] == {"serving": 2, "of": 2}
         replacements = _worker_processes(process.pid)
         assert len(replacements) == 2 and not set(replacements) & set(workers)
+        deaths = [line for line in log.read_text().splitlines() if "worker process died" in line]
+        assert deaths == [
+            f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing the worker processes, which "
+            "load again (503 meanwhile)"
+        ]
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda record: call(f"{workers_url}/v1/match", record), records * 3))
         assert answers == expected * 3
