@@ -16,8 +16,11 @@ import errno
 import fnmatch
 import glob
 import os
+import re
+import secrets
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +31,7 @@ __all__ = [
     "OutputLocked",
     "OutputRefused",
     "atomic_path",
+    "check_output_path",
     "check_outputs",
     "check_replaceable",
     "foreign_entries",
@@ -35,10 +39,13 @@ __all__ = [
     "lock_path",
     "output_lock",
     "private_temp_dir",
+    "put_back",
     "release_temp_dir",
     "remove_directory",
     "remove_stale_temporaries",
+    "set_aside",
     "staged_directory",
+    "stale_temporaries",
     "temp_dir",
 ]
 
@@ -47,6 +54,11 @@ WhyNotOurs = Callable[[Path], str | None]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+
+# An `atomic_path` temporary is `.<name>.<marker>-<random>.tmp`: a shape of the project's own, so that clearing
+# what a killed write left removes none of the user's files (`.m.parquet.before-upgrade.tmp`).
+_TEMPORARY_MARKER = "creator-match-partial"
+_TEMPORARY_RANDOM = 16  # hex digits
 
 
 class OutputRefused(Exception):
@@ -69,6 +81,25 @@ def _same_place(one: Path, other: Path) -> bool:
         return False
 
 
+def check_output_path(path: str | Path, what: str = "output") -> Path:
+    """`path` if an output may be written there: not a symbolic link (one may lead anywhere, a dangling one
+    somewhere to be created, so a job writing through it could replace any file its user may write), and not a
+    file system root, which has no name to write beside. Folders above it may be links.
+
+    Raises:
+        OutputRefused: one line naming the path and why.
+    """
+    path = Path(path).expanduser()
+    if path.is_symlink():
+        raise OutputRefused(
+            f"refusing to write the {what} to {path}: it is a symbolic link (to {os.readlink(path)}); "
+            "outputs are never written through a link: remove it, or give the path it leads to"
+        )
+    if not Path(os.path.abspath(path)).name:
+        raise OutputRefused(f"refusing to write the {what} to {path}: a file system root is never an output")
+    return path
+
+
 def check_outputs(outputs: Iterable[tuple[str | Path, str]], inputs: Iterable[tuple[str | Path, str]]) -> None:
     """Refuses, in one line naming both, an output that would be written over what the same command reads or
     writes: an input file, anything inside an input directory (an index), a folder holding an input, or an
@@ -83,7 +114,7 @@ def check_outputs(outputs: Iterable[tuple[str | Path, str]], inputs: Iterable[tu
 
     Raises:
         OutputRefused: `<output>: the <what> cannot be written over the <input> <its path>`, or `inside` an
-            input directory.
+            input directory; or an output is a symbolic link or a root (`check_output_path`).
     """
     taken = [(Path(path), Path(path).expanduser().resolve(), what) for path, what in inputs]
     for path, what in outputs:
@@ -98,14 +129,44 @@ def check_outputs(outputs: Iterable[tuple[str | Path, str]], inputs: Iterable[tu
             else:
                 continue
             raise OutputRefused(f"{path}: the {what} cannot be written {where} the {kind} {given}")
+        check_output_path(path, what)  # after: a link to an input is named as that input
         taken.append((Path(path), target, f"{what} file"))
+
+
+def _umask() -> int:
+    """The process's umask, read where the system says it (Linux's /proc) rather than set and set back: for that
+    moment the umask is 0, and a file another thread creates then is writable by anyone."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o077)  # no /proc: the only way; 0o077 rather than 0 for the moment it is in force
+    os.umask(umask)
+    return umask
 
 
 def _default_mode(kind: int) -> int:
     """The permissions a plain `open` or `mkdir` would give (`kind` 0o666 or 0o777, less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return kind & ~umask
+    return kind & ~_umask()
+
+
+def _replacing_mode(path: Path, kind: int) -> int:
+    """The permissions for what replaces `path`: those of what is there (a user who made last night's output
+    private keeps it private), else those a plain `open` or `mkdir` would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777  # not set-id bits, which a new file is not to get
+    except FileNotFoundError:
+        return _default_mode(kind)
+
+
+def _temporary_name(name: str) -> str:
+    return f".{name}.{_TEMPORARY_MARKER}-{secrets.token_hex(_TEMPORARY_RANDOM // 2)}.tmp"
+
+
+def _is_temporary_of(entry: str, name: str) -> bool:
+    """Whether `entry` is the name of an `atomic_path` temporary of `name`, by its exact shape."""
+    shape = rf"\.{re.escape(name)}\.{_TEMPORARY_MARKER}-[0-9a-f]{{{_TEMPORARY_RANDOM}}}\.tmp"
+    return re.fullmatch(shape, entry) is not None
 
 
 def fsync_path(path: str | Path) -> None:
@@ -120,35 +181,90 @@ def fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
+def _made_folders(folder: Path) -> list[Path]:
+    """Makes `folder` and its missing parents; returns those it made, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.is_dir()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside `path`; moves it into place, durably, only if the block succeeds.
 
-    A `path` that is a symbolic link is written through: the file it points at is replaced, the link kept (as the
-    lock file, beside the resolved target, guards it).
+    What replaces an existing file keeps its permissions; a new one gets those a plain `open` would give. A write
+    that fails removes its temporary file, and the folders it made for it.
+
+    Raises:
+        OutputRefused: `path` is a symbolic link or a root (`check_output_path`); nothing is written.
+        OSError: writing failed (a full disk): one line naming `path`, of the type the failure's errno gives.
     """
-    path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, _default_mode(0o666))  # mkstemp's 0600 would hide the output from the user's group and tools
-    os.close(fd)
+    path = check_output_path(path)
+    made = _made_folders(path.parent)
+    tmp = None
     try:
-        yield Path(tmp)
+        while tmp is None:
+            candidate = path.with_name(_temporary_name(path.name))
+            with contextlib.suppress(FileExistsError):  # another write's name: draw again
+                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                tmp = candidate
+        try:
+            os.fchmod(fd, _replacing_mode(path, 0o666))  # 0600 here would hide a new output from the user's group
+        finally:
+            os.close(fd)
+        yield tmp
         fsync_path(tmp)  # else a crash soon after the rename can leave `path` empty
         os.replace(tmp, path)
         fsync_path(path.parent)  # else a crash can forget the rename itself
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+        for folder in made:  # left empty, a checkpoint folder would be taken for a killed run's
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError):
+            raise _failed_write(path, exc) from exc
+        raise
+
+
+def _failed_write(path: Path, exc: OSError) -> OSError:
+    """`exc` as one line naming the output (a full disk's error from a library names no file, or the temporary)."""
+    if exc.errno is None:
+        return OSError(f"{path} could not be written: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
+    return OSError(exc.errno, f"{path} could not be written: {os.strerror(exc.errno)}")  # errno picks the subclass
+
+
+def set_aside(path: str | Path) -> Path | None:
+    """Moves the file at `path`, durably, to a temporary name beside it (as `atomic_path`'s: one a killed run
+    leaves is cleared as theirs are); returns where, or None when there was nothing. `put_back` undoes it. The
+    file itself is kept: a rename needs no room on a full disk, and keeps its permissions."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    aside = path.with_name(_temporary_name(path.name))
+    os.replace(path, aside)  # the random name is this call's: no other writer draws it
+    fsync_path(path.parent)
+    return aside
+
+
+def put_back(aside: Path, path: str | Path) -> None:
+    """Moves a file `set_aside` moved back to `path`, durably."""
+    os.replace(aside, path)
+    fsync_path(Path(path).parent)
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """The temporary files `atomic_path` left beside `path` (a killed write's, or a live one's), by their shape."""
+    path = Path(path).expanduser().resolve()
+    if not path.parent.is_dir():
+        return []
+    return sorted(entry for entry in path.parent.iterdir() if _is_temporary_of(entry.name, path.name))
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Removes the temporary files `atomic_path` left beside `path` when its process was killed mid-write; call it
     holding `output_lock(path)`, so that no live writer's file is among them. Returns what it removed."""
-    path = Path(path).expanduser().resolve()
-    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    stale = stale_temporaries(path)
     for leftover in stale:
         leftover.unlink(missing_ok=True)
     return stale
@@ -238,9 +354,14 @@ def _runs(pid: int) -> bool:
 
 def foreign_entries(directory: str | Path, names: Iterable[str]) -> list[str]:
     """Entries of `directory` matching none of the glob patterns `names` (nor an unfinished `atomic_path` of one)."""
-    patterns = [pattern for name in names for pattern in (name, f".{name}.*.tmp")]
-    entries = (entry.name for entry in Path(directory).iterdir())
-    return sorted(name for name in entries if not any(fnmatch.fnmatchcase(name, p) for p in patterns))
+    patterns = list(names)
+    temporary = re.compile(rf"\.(.+)\.{_TEMPORARY_MARKER}-[0-9a-f]{{{_TEMPORARY_RANDOM}}}\.tmp")
+
+    def ours(name: str) -> bool:
+        unfinished = temporary.fullmatch(name)
+        return any(fnmatch.fnmatchcase(unfinished.group(1) if unfinished else name, p) for p in patterns)
+
+    return sorted(name for name in (entry.name for entry in Path(directory).iterdir()) if not ours(name))
 
 
 def _why_not_replaceable(target: Path, why_not_ours: WhyNotOurs | None) -> str | None:
@@ -261,9 +382,7 @@ def check_replaceable(target: str | Path, why_not_ours: WhyNotOurs | None = None
     Raises:
         OutputRefused: it exists and is neither empty nor recognisably the project's (per `why_not_ours`).
     """
-    target = Path(target).expanduser().resolve()
-    if not target.name:
-        raise OutputRefused(f"refusing to replace {target}: a file system root is never an output")
+    target = check_output_path(target).resolve()
     reason = _why_not_replaceable(target, why_not_ours)
     if reason is not None:
         raise OutputRefused(f"refusing to replace {target}: {reason}; nothing was written")
@@ -299,7 +418,7 @@ def staged_directory(target: str | Path, why_not_ours: WhyNotOurs | None = None)
     target = check_replaceable(target, why_not_ours)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    staging.chmod(_default_mode(0o777))  # mkdtemp's 0700 would become the output's permissions
+    staging.chmod(_replacing_mode(target, 0o777))  # mkdtemp's 0700 would become the output's permissions
     try:
         yield staging
         for root, _, files in os.walk(staging):
@@ -354,7 +473,7 @@ def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
     from filelock import FileLock, Timeout
 
     target = Path(target).expanduser().resolve()
-    path = lock_path(target)
+    path = check_output_path(lock_path(target), "lock file")  # opened to write, truncated: never through a link
     # One instance per path in a process, so a holder may take it again (re-entrant) instead of blocking itself.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

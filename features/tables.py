@@ -7,7 +7,6 @@ import contextlib
 import csv
 import functools
 import gc
-import glob
 import itertools
 import json
 import os
@@ -32,7 +31,15 @@ from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
 from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
-from features.safe_write import OutputLocked, OutputRefused, atomic_path, output_lock, remove_stale_temporaries
+from features.safe_write import (
+    OutputLocked,
+    OutputRefused,
+    atomic_path,
+    check_output_path,
+    output_lock,
+    remove_stale_temporaries,
+    stale_temporaries,
+)
 
 __all__ = [
     "TABLES",
@@ -1458,9 +1465,13 @@ def require_valid_rows(
 
 
 def _named(out: str | Path) -> Path:
-    """`out`, or for `.` and `..` (an index written into the working directory) the folder it names, absolute."""
+    """`out`, or for `.` and `..` (an index written into the working directory) the folder it names, absolute.
+
+    Raises:
+        OutputRefused: `out` is a file system root, which names no file to write beside.
+    """
     out = Path(out)
-    return Path(os.path.abspath(out)) if out.name in ("", "..") else out
+    return check_output_path(os.path.abspath(out)) if out.name in ("", "..") else out
 
 
 def rejects_path(out: str | Path) -> Path:
@@ -1608,7 +1619,7 @@ def _changes_rejects(rejects: list[Reject], out: str | Path) -> bool:
 def _clear_killed_write(target: Path) -> None:
     """Removes what a rejects write killed midway left beside `target`, when no live run is writing it (a run
     that changes nothing in the file would otherwise leave it there for good); makes no lock file for it."""
-    if not target.parent.is_dir() or not any(target.parent.glob(f".{glob.escape(target.name)}.*.tmp")):
+    if not stale_temporaries(target):
         return
     with contextlib.suppress(OutputLocked), output_lock(target):
         remove_stale_temporaries(target)

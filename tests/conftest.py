@@ -175,6 +175,28 @@ def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
     return made
 
 
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A folder on a file system of its own, 2 MB: a disk that fills up. A tmpfs mounted for the test (root only),
+    unmounted after it whatever it does; skipped where mounting is not permitted."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, text=True
+        )
+    except OSError as exc:
+        pytest.skip(f"cannot mount a small file system: {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
 @pytest.fixture(scope="module")
 def creators(world_dir):
     """The world's creators table, validated, read once per module (a module may change its copy)."""

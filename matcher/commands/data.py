@@ -49,9 +49,12 @@ def simulate(
     world: Annotated[World, typer.Option(help="generator: main, or alt (written to disagree with main)")] = World.main,
 ) -> None:
     """Write a synthetic world in the contract's format, with the truth evaluation needs."""
+    from features.safe_write import check_output_path
     from simulation import WORLD_TABLES, WORLDS, write_world
 
-    # A new world goes into a new or empty-of-tables folder: what is there may be the user's own data.
+    # A new world goes into a new or empty-of-tables folder: what is there may be the user's own data; and not
+    # through a link, which may lead anywhere.
+    check_output_path(out, "world")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the world's tables")
     taken = [f"{name}.parquet" for name in WORLD_TABLES if (out / f"{name}.parquet").exists()]
@@ -205,6 +208,8 @@ def index(
     if index_type not in INDEX_KINDS:
         raise UserError(f"Got --index-type {index_type!r}; expected one of {', '.join(INDEX_KINDS)}")
     progress = show_progress(progress)
+    # An output that can never be written (a link, a root, over the creators) is refused before any reading.
+    check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     table = read_table(creators, "creators")
     embedder = Embedder(
         embedding_model,
@@ -215,7 +220,6 @@ def index(
     # What refuses the run does so before the lock file (and any missing folder above --out) is made: a target
     # that is not an index, an embedding model that is not there. A second run on the same --out is refused at
     # once; the target is checked again under the lock, before any embedding.
-    check_outputs([(out, "index"), (rejects_path(out), "rejects")], [(creators, "creators file")])
     check_replaceable(out, why_not_an_index)
     if table.rejects:  # a user's own file where they go stops the run here
         check_rejects_path(out)

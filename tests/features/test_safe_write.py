@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -222,28 +224,136 @@ def test_outputs_get_the_permissions_a_plain_write_would_give(tmp_path):
     assert (tmp_path / "index").stat().st_mode & 0o777 == 0o755
 
 
-def test_an_output_path_that_is_a_link_is_written_through_and_the_link_kept(tmp_path):
-    """`--out` a symbolic link to the user's file: the file it points at gets the new bytes, the link stays a link."""
-    (tmp_path / "real").mkdir()
-    target = tmp_path / "real" / "target.parquet"
-    target.write_text("old")
-    link = tmp_path / "matches.parquet"
-    link.symlink_to(target)
-    with atomic_path(link) as staged:
-        staged.write_text("new")
-    assert link.is_symlink() and link.resolve() == target
-    assert target.read_text() == "new"
-    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.parquet"]
+def test_an_output_path_that_is_a_link_is_refused_and_nothing_is_written_through_it(tmp_path):
+    """`--out m.parquet` a link to the user's private file, or a dangling link into a folder that is not there:
+    a job (root's, in a shared folder) wrote through either, replacing the file with Parquet and making the folder.
+    Both are refused in one line naming the link; the file, its permissions and the folders stay as they were."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    precious.chmod(0o600)
+    (tmp_path / "m.parquet").symlink_to(precious)
+    (tmp_path / "dangling.parquet").symlink_to(tmp_path / "sub" / "created-by-link.parquet")
+    (tmp_path / "index").symlink_to(tmp_path / "sub", target_is_directory=True)
+    for link in ("m.parquet", "dangling.parquet"):
+        refused = rf"^refusing to write the output to .*{link}: it is a symbolic link"
+        with pytest.raises(OutputRefused, match=refused), atomic_path(tmp_path / link) as staged:
+            staged.write_text("new")
+    with pytest.raises(OutputRefused, match="index: it is a symbolic link"), staged_directory(tmp_path / "index") as d:
+        (d / "meta.json").write_text("{}")
+    with pytest.raises(OutputRefused, match="lock: it is a symbolic link"):  # filelock opens it to truncate
+        (tmp_path / ".out.parquet.lock").symlink_to(precious)
+        with safe_write.output_lock(tmp_path / "out.parquet"):
+            pass
+    assert precious.read_text() == "mine" and precious.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".out.parquet.lock",
+        "dangling.parquet",
+        "index",
+        "m.parquet",
+        "precious.txt",
+    ]
+
+
+def test_a_replaced_output_keeps_its_permissions(tmp_path):
+    """A user's output made private (0600) came back 0644 from the next run; a file or index replaced keeps its
+    mode, and a new one gets the umask's."""
+    previous = os.umask(0o022)
+    try:
+        for name in ("own.parquet", "own.csv"):
+            (tmp_path / name).write_text("last night")
+            (tmp_path / name).chmod(0o600)
+            with atomic_path(tmp_path / name) as tmp:
+                tmp.write_text("tonight")
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+            assert (tmp_path / name).read_text() == "tonight"
+        (tmp_path / "index").mkdir(mode=0o700)
+        with staged_directory(tmp_path / "index") as staging:
+            (staging / "meta.json").write_text("{}")
+        assert (tmp_path / "index").stat().st_mode & 0o777 == 0o700
+    finally:
+        os.umask(previous)
+
+
+def test_reading_the_umask_never_changes_it(tmp_path):
+    """`os.umask(0)` then back: for that moment a file another thread creates is writable by anyone (0666). The
+    umask is read without being set where the system says it (Linux), so no file is ever made so."""
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("no /proc: the umask can only be read by setting it")
+    previous = os.umask(0o022)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # a thread switch between the two umask calls, as under load
+    modes: set[int] = set()
+    done = threading.Event()
+
+    def make_files() -> None:
+        for number in range(3000):
+            path = tmp_path / f"f{number}"
+            path.touch()
+            modes.add(path.stat().st_mode & 0o777)
+        done.set()
+
+    try:
+        maker = threading.Thread(target=make_files)
+        maker.start()
+        while not done.is_set():
+            assert safe_write._default_mode(0o666) == 0o644
+        maker.join()
+    finally:
+        sys.setswitchinterval(interval)
+        os.umask(previous)
+    assert modes == {0o644}
 
 
 def test_stale_temporaries_of_one_output_are_removed_and_nothing_else(tmp_path):
+    """Only names of the shape `atomic_path` makes are a killed write's: the user's `.m.parquet.before-upgrade.tmp`
+    was removed by the next run as one."""
     out = tmp_path / "matches.parquet"
-    stale = [tmp_path / ".matches.parquet.abc123.tmp", tmp_path / ".matches.parquet.zz.tmp"]
-    others = [tmp_path / ".other.parquet.abc123.tmp", tmp_path / "matches.parquet.tmp", tmp_path / "notes.tmp"]
+    with atomic_path(out) as staged:
+        made = staged.name
+    assert made.startswith(".matches.parquet.creator-match-partial-") and made.endswith(".tmp")
+    shape = ".matches.parquet.creator-match-partial-{}.tmp"
+    stale = [tmp_path / shape.format("0123456789abcdef"), tmp_path / shape.format("fedcba9876543210")]
+    others = [
+        tmp_path / ".matches.parquet.before-upgrade.tmp",
+        tmp_path / ".matches.parquet.abc123.tmp",
+        tmp_path / shape.format("0123"),
+        tmp_path / ".other.parquet.creator-match-partial-0123456789abcdef.tmp",
+        tmp_path / "matches.parquet.tmp",
+        tmp_path / "notes.tmp",
+        out,
+    ]
     for path in stale + others:
         path.write_text("x")
     assert safe_write.remove_stale_temporaries(out) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in others)
+
+
+def fill_disk(folder: Path, leave: int) -> None:
+    """Fills the file system holding `folder` (the `small_disk` fixture's) until `leave` bytes are free."""
+    free = os.statvfs(folder)
+    room = free.f_bavail * free.f_frsize - leave
+    if room > 0:
+        (folder / "ballast").write_bytes(b"\0" * room)
+
+
+def test_a_write_that_fills_the_disk_names_the_output_and_leaves_what_was_there(small_disk):
+    """pyarrow's `[Errno 28] Error writing bytes to file` named no file. The failure names the output in one line
+    (an OSError of its errno); the file it would have replaced is as it was, and no temporary file, nor the
+    folder the write made for its output (a checkpoint folder, left empty, would look like a killed run's), stays."""
+    table = pd.DataFrame(
+        {"campaign_id": [f"c{n}" for n in range(20_000)], "score": np.random.default_rng(0).random(20_000)}
+    )
+    kept = small_disk / "m.parquet"
+    write_matches(table.head(10), kept, schema=None)
+    before = kept.read_bytes()
+    fill_disk(small_disk, 64 * 1024)
+    for out in (kept, small_disk / ".m.parquet.parts-0123" / "scored-000001.parquet"):
+        with pytest.raises(OSError) as failed:
+            write_matches(table, out, schema=None)
+        assert failed.value.errno == errno.ENOSPC
+        assert str(failed.value) == f"[Errno 28] {out} could not be written: No space left on device"
+    assert kept.read_bytes() == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast", "m.parquet"]
 
 
 def test_an_output_under_a_file_is_refused_in_one_line_naming_it(tmp_path):

@@ -930,7 +930,7 @@ def test_what_a_killed_rejects_write_left_is_cleared_by_the_next_run_unless_one_
     in the file (clean, no rows of its own there) left it for good. It clears it now, unless another process holds
     the file's lock (then the temporary may be that run's, alive)."""
     shared = write_rejects([Reject("campaigns", 2, "c2", "price", "must be positive")], tmp_path / "m.parquet")
-    killed = shared.with_name(f".{shared.name}.x1y2z3.tmp")
+    killed = shared.with_name(f".{shared.name}.creator-match-partial-0123456789abcdef.tmp")
     killed.write_text("table,row,id,column,reason,output\ncamp", encoding="utf-8")
 
     with held_by_another_process(shared), rejects_turn([], tmp_path / "m.csv"):

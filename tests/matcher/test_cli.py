@@ -51,7 +51,7 @@ def flow_inputs(flow) -> list[str]:
 def test_match_writes_the_contract_table(flow, capfd):
     out = flow / "out" / "matches.parquet"
     out.parent.mkdir()
-    killed = out.parent / ".matches.parquet.x1y2z3.tmp"  # what a run killed while writing the matches left
+    killed = out.parent / ".matches.parquet.creator-match-partial-0123456789abcdef.tmp"  # a killed write's
     killed.write_bytes(b"half a table")
     capfd.readouterr()  # from here on: what the match writes at the file descriptors, the solver's C++ included
     done = run("match", *flow_inputs(flow), "--out", str(out), "--index", str(flow / "idx"))

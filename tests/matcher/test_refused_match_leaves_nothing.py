@@ -126,6 +126,51 @@ def test_a_refused_index_makes_no_lock_file_or_folders(world_dir, work):
     assert listing(work) == before
 
 
+@pytest.mark.usefixtures("no_registry")
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["match", "--out", "m.parquet"], "matches"),
+        (["match", "--out", "dangling.parquet"], "matches"),
+        (["match", "--out", "ok.parquet", "--candidates-out", "m.parquet"], "candidates"),
+        (["match", "--out", "ok.parquet", "--summaries-out", "dangling.parquet"], "summaries"),
+        (["match", "--out", "dangling.csv"], "rejects"),  # its rejects file, dangling.rejects.csv, is a link
+        (["match", "--out", "recorded.parquet"], "run record"),
+        (["index", "--out", "index"], "index"),
+        (["similar", "--like", "c1", "--out", "m.parquet"], "lookalikes"),
+        (["simulate", "--out", "world"], "world"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_an_output_that_is_a_symbolic_link_is_refused_before_any_work(world_dir, work, args, what):
+    """A link at an output's path (to the user's private file, or dangling, into a folder not there) was written
+    through: the file replaced with Parquet, the folder made. Every output is refused in one line naming the link,
+    exit 2, before the inputs are read; the file and the folders stay as they were."""
+    (work / "precious.txt").write_text("mine")
+    (work / "precious.txt").chmod(0o600)
+    for name in ("m.parquet", "dangling.rejects.csv", "recorded.parquet.run.json"):
+        (work / name).symlink_to(work / "precious.txt")
+    for name in ("dangling.parquet", "index", "world"):
+        (work / name).symlink_to(work / "sub" / "created-by-link")
+    command, rest = args[0], args[1:]
+    given = {"match": inputs(world_dir), "simulate": []}.get(command, ["--creators", "nope.parquet"])
+    before = listing(work)
+    line = refused_in_one_line(run(command, *given, *rest, cwd=work), f"refusing to write the {what} to ")
+    assert "it is a symbolic link" in line
+    assert listing(work) == before and (work / "precious.txt").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("out", ["/", ".", "/tmp/.."])
+def test_an_index_at_a_root_or_over_its_inputs_folder_is_refused_in_one_line(work, out):
+    """`index --out /` failed with `ValueError: PosixPath('/') has an empty name` (exit 1)."""
+    (work / "creators.csv").write_text("creator_id\n")
+    before = listing(work)
+    done = run("index", "--creators", "creators.csv", "--out", out, cwd=work)
+    expected = "the index cannot be written over a folder holding" if out == "." else "a file system root is never"
+    refused_in_one_line(done, expected)
+    assert listing(work) == before
+
+
 def test_a_registry_that_exists_but_lacks_the_model_is_left_as_it_was(world_dir, work, tmp_path, monkeypatch):
     """Only a store that is not there is refused up front: one that is there is read, and the run still makes
     no output folder or lock file when the model is not in it."""
