@@ -41,7 +41,7 @@ from matcher.api import Matcher, MatchSettings, no_campaigns_matched
 from matcher.artifacts import artifact_inputs, load_for_matching
 from matcher.index_files import IDS_FILE, INDEX_FILE
 from matcher.jobs import halt_at_marker
-from matcher.run_record import check_run_record_path, record_run, remove_run_record, run_record_path
+from matcher.run_record import check_run_record_path, record_run, replacing_run, run_record_path
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
 from training.registry import LoadedRanker
@@ -182,8 +182,9 @@ def run_match(
     Once every output and the rejects are written, a run record, `<out name>.run.json`, is written beside `out`
     (`matcher.run_record`): each file's size and SHA-256, and a digest of `out`'s rows of the rejects file. The
     earlier record is removed (durably) before the first output is replaced, so from then until the run finishes
-    there is none, and `verify_run` says the files are not a complete run's. The other ways out: a refused run, or
-    one that fails before its writes (scoring, say), replaces nothing and leaves the record, still true of the
+    there is none, and `verify_run` says the files are not a complete run's. The other ways out: a refused run,
+    one that fails before its writes (scoring, say), or one whose writes fail before the first file is replaced (a
+    full disk), replaces nothing and leaves the record (`matcher.run_record.replacing_run`), still true of the
     files it describes. A run whose creators have no valid row (NoValidRows) leaves the outputs and their record
     as they were but writes its rejects: the record is left too, and being last night's, it disagrees with the
     new rejects wherever they differ, which `verify_run` reports (removing it would claim a run was writing or was
@@ -273,6 +274,7 @@ def run_match(
         for path, _ in outputs:
             locks.enter_context(output_lock(path))
             remove_stale_temporaries(path)  # a killed run's half-written file beside it
+        remove_stale_temporaries(run_record_path(out))  # and its record's, written or set aside under out's lock
         if rejects:
             # Checked again once the model is loaded: a user's file put there since must stop the run before
             # scoring, not after the matches are written (the write checks it a last time, and never replaces it).
@@ -299,8 +301,8 @@ def run_match(
         # are settled there is none, so a run killed in between leaves files that `verify_run` says are not one
         # run's. It is one of `out`'s writes, under `out`'s lock, taken before the rejects file's as for the others.
         written = [*outputs[1:], outputs[0]]  # in the order they are written
-        with rejects_turn(rejects, out):
-            replaced = remove_run_record(out)
+        # A write that fails before it replaces anything (a full disk) puts the record back (`replacing_run`).
+        with rejects_turn(rejects, out), replacing_run(out, [path for path, _ in written]) as replaced:
             if candidates_out is not None:
                 write_matches(result.candidates, candidates_out, CANDIDATE_SCHEMA)
             if summaries_out is not None:

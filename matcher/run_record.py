@@ -25,11 +25,11 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from features.safe_write import OutputRefused, atomic_path, fsync_path
+from features.safe_write import OutputRefused, atomic_path, put_back, set_aside
 from features.tables import REJECTS_COLUMNS, recorded_rows, rejects_path
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
     "check_run_record_path",
     "record_run",
     "rejects_digest",
-    "remove_run_record",
+    "replacing_run",
     "run_record_path",
     "verify_run",
 ]
@@ -167,14 +167,26 @@ def check_run_record_path(out: str | Path) -> Path:
     return target
 
 
-def remove_run_record(out: str | Path) -> RunRecord | None:
-    """Removes the earlier run record beside `out`, durably, before the run replaces any of its files: from here
-    until the new record is written the files are not a complete set, and a crash must not bring the old record
-    back beside new files. The caller holds `out`'s lock.
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """What tells a file from the one that replaces it: a replace (a rename) brings another inode."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
-    Returns:
-        The record removed, read first (`record_run` names the files of that run this one does not write again);
-        None when there was none, or one this version does not read.
+
+@contextlib.contextmanager
+def replacing_run(out: str | Path, files: Iterable[str | Path]) -> Iterator[RunRecord | None]:
+    """Takes the earlier run record beside `out` away, durably, for a block that replaces the run's `files`: from
+    then until the new record is written they are not a complete set, and a crash must not bring the old record
+    back beside new files. A block that fails having replaced none of them (a full disk on the first write) puts
+    the record back, still true of the files it describes; once one is replaced, the record is gone. The caller
+    holds `out`'s lock.
+
+    Yields:
+        The record taken away, read first (`record_run` names the files of that run this one does not write
+        again); None when there was none, or one this version does not read.
 
     Raises:
         OutputRefused: a user's file is at the record's path (left as it is).
@@ -184,9 +196,17 @@ def remove_run_record(out: str | Path) -> RunRecord | None:
     if _present(target):
         with contextlib.suppress(RunMismatch):
             replaced = _read_record(Path(out))
-        target.unlink()
-        fsync_path(target.parent)
-    return replaced
+    before = {Path(path): _identity(Path(path)) for path in files}
+    aside = set_aside(target)  # not removed yet: a rename needs no room on a full disk to undo
+    try:
+        yield replaced
+    except BaseException:
+        if aside is not None and all(_identity(path) == known for path, known in before.items()):
+            put_back(aside, target)
+        raise
+    finally:
+        if aside is not None and aside.exists():
+            aside.unlink()
 
 
 def _recorded_path(path: Path, folder: Path) -> str:
@@ -239,7 +259,7 @@ def record_run(
         model_version: the ranker's version; None when none was loaded.
         campaigns_read, campaigns_matched, rows_rejected: the run's counts (`RunRecord`).
         had_rejects: whether the run wrote rejects; without, the record says it had none.
-        replaced: the record of the run before (`remove_run_record`), whose files this run did not write again
+        replaced: the record of the run before (`replacing_run`), whose files this run did not write again
             are named as earlier files while they are still there.
 
     Raises:

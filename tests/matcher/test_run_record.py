@@ -22,8 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.environment import HALT_BEFORE_REJECTS_ENV, HALT_MARKER_ENV
-from matcher.run_record import RUN_RECORD_FORMAT, RunMismatch, run_record_path, verify_run
+from matcher.batch import write_matches
+from matcher.run_record import RUN_RECORD_FORMAT, RunMismatch, record_run, replacing_run, run_record_path, verify_run
 from tests.commands import match_args, run_in_process
+from tests.features.test_safe_write import fill_disk
 
 
 def sha256(path: Path) -> str:
@@ -329,6 +331,30 @@ def test_a_users_file_at_the_record_path_is_refused_and_left_as_it_was(
     checked = verify(out)
     assert checked.returncode == 1 and len(checked.stderr.splitlines()) == 1
     assert str(theirs) in checked.stderr and "not a run record" in checked.stderr
+
+
+def test_a_run_whose_first_write_fills_the_disk_keeps_the_record_of_the_files_it_left(small_disk):
+    """A complete run's files, then a rerun on a disk with 200 KB free: its first write failed (`[Errno 28] Error
+    writing bytes to file`, naming no file), replacing nothing, yet the record was gone and `verify` rejected the
+    intact files. The record is put back; once a file is replaced and a later write fails, there is none."""
+    out, summaries = small_disk / "m.parquet", small_disk / "s.csv"
+    write_matches(pd.DataFrame({"campaign_id": ["c1"]}), summaries, schema=None)
+    write_matches(pd.DataFrame({"campaign_id": ["c1"]}), out, schema=None)
+    record_run(out, [(summaries, "summaries"), (out, "matches")], "creator-ranker/1", 1, 1, 0, had_rejects=False)
+    record = run_record_path(out).read_bytes()
+    fill_disk(small_disk, 200 * 1024)
+    tonight = pd.DataFrame({"campaign_id": [f"c{n}" for n in range(100_000)]})
+    failed = f"^\\[Errno 28\\] {summaries} could not be written: No space left on device$"
+    with pytest.raises(OSError, match=failed), replacing_run(out, [summaries, out]):
+        write_matches(tonight, summaries, schema=None)
+    assert run_record_path(out).read_bytes() == record
+    assert verify_run(out).output == "m.parquet"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast", "m.parquet", "m.parquet.run.json", "s.csv"]
+    with pytest.raises(OSError, match="No space left on device"), replacing_run(out, [summaries, out]):
+        write_matches(tonight.head(2), summaries, schema=None)
+        write_matches(tonight, out, schema=None)
+    assert not run_record_path(out).exists()
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast", "m.parquet", "s.csv"]
 
 
 def test_verify_refuses_unusable_arguments_with_exit_status_2(tmp_path):
