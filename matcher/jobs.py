@@ -12,11 +12,13 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
@@ -71,7 +73,7 @@ def scored_parts(
     if engine == "local" and not checkpoint_dir and len(chunks) == 1:
         return [scorer.score(chunk, vectors[n]) for n, chunk in chunks.items()]
     where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
-    parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if path.exists()}
+    parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if _readable_checkpoint(path)}
     todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
     _halt_if_asked(len(parts))
     with tqdm(total=len(chunks), initial=len(parts), desc="scoring campaigns", unit="chunk", disable=not show) as bar:
@@ -143,6 +145,26 @@ def _slate_columns(parts: list[Path | bytes | pd.DataFrame]) -> pd.DataFrame:
     batch = pd.concat(frames, ignore_index=True)
     del frames  # the parts' own copies, before the batch is ordered
     return batch.iloc[campaign_order(batch)].reset_index(drop=True)
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """Whether a committed chunk is there and reads as one: its Parquet footer, with the columns assignment reads.
+
+    Checkpoints are the job's own cache: one that cannot be read (truncated, or written over by hand) is scored
+    again, with a warning naming it, rather than failing every rerun. The footer is what a truncated or foreign
+    file lacks; the pages are not read here, which at a million creators would be a second read of every chunk.
+    """
+    if not path.exists():
+        return False
+    try:
+        names = pq.read_schema(path).names
+        if missing := [name for name in SLATE_COLUMNS if name not in names]:
+            raise ValueError(f"no column {missing[0]}")
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warnings.warn(f"{path}: a checkpoint that cannot be read ({reason}); its chunk is scored again", stacklevel=3)
+        return False
+    return True
 
 
 def _commit(payload: bytes, path: Path | None) -> Path | bytes:

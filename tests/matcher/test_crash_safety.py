@@ -102,6 +102,26 @@ def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_i
 
 
 @pytest.mark.slow
+def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(world_dir, world_index, reference, tmp_path):
+    """Killed after 4 chunks, one of them then cut short (`truncate -s 100`): every rerun failed with `ArrowInvalid:
+    ... Parquet magic bytes not found`. Checkpoints are the job's own cache: the chunk is scored again, with one
+    warning line naming it, and the run writes the uninterrupted run's bytes."""
+    out = tmp_path / "matches.parquet"
+    kill_when_halted(world_dir, world_index, out, 4, tmp_path / "halted")
+    damaged = sorted(parts_of(out))[2]
+    with open(damaged, "r+b") as handle:
+        handle.truncate(100)
+    done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if str(damaged) in line]
+    assert len(warned) == 1, done.stderr
+    assert warned[0].startswith(f"creator-match: UserWarning: {damaged}: a checkpoint that cannot be read (")
+    assert "magic bytes not found" in warned[0] and warned[0].endswith("); its chunk is scored again")
+    assert out.read_bytes() == reference
+    assert not checkpoint_folders(out)
+
+
+@pytest.mark.slow
 def test_a_rerun_after_the_index_was_rebuilt_in_place_scores_on_the_rebuilt_index(
     world_dir, world_index, reference, tmp_path
 ):
