@@ -14,6 +14,7 @@ from sklearn.linear_model import PoissonRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from features.history import CategoryPriors
+from features.parameters import check_kinds, refuse
 from features.text import normalized_tags
 
 __all__ = [
@@ -152,7 +153,12 @@ class TagCategoryAffinity(BaseEstimator):
         self.strength_rows = strength_rows
 
     def fit(self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors) -> TagCategoryAffinity:
-        """Learns from settled rows (with `category`) and each row's creator tags (aligned with `rows`)."""
+        """Learns from settled rows (with `category`) and each row's creator tags (aligned with `rows`).
+
+        Raises:
+            ValueError: naming a parameter of the wrong type or range.
+        """
+        self._check_params()
         lowered = normalized_tags(interest_tags)
         exploded = pd.DataFrame(
             {
@@ -182,6 +188,19 @@ class TagCategoryAffinity(BaseEstimator):
         coefficients = self._fit_joint(rows, lowered, priors)
         self.table_ = self.table_.join(coefficients).fillna({"ctr_coef": 0.0, "cvr_coef": 0.0})
         return self
+
+    def _check_params(self) -> None:
+        """Refuses a parameter of the wrong type or range, naming it: a pseudo-count of 0 left a pair with no prior
+        clicks at 0 / 0 and a negative one below, a prior of 0 divided by zero, and a negative heterogeneity weighed
+        a row's successes below zero."""
+        check_kinds(self)
+        for name in ("strength_clicks", "strength_orders", "strength_rows", "prior_log_lift"):
+            if getattr(self, name) <= 0:
+                raise refuse(name, getattr(self, name), "a value above 0")
+        if self.heterogeneity < 0:
+            raise refuse("heterogeneity", self.heterogeneity, "a value of at least 0")
+        if self.max_tags < 1:
+            raise refuse("max_tags", self.max_tags, "a whole number of at least 1")
 
     def _participation(self, joined: pd.Series | np.ndarray, keys: pd.MultiIndex) -> np.ndarray:
         """Rows of (tag, category) over the rows chance would give, shrunk toward 1 by `strength_rows`."""

@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from features.contract import CATEGORIES, SETTLEMENT_DAYS
+from features.parameters import check_kinds, refuse
 
 __all__ = [
     "DEFAULT_CTR",
@@ -49,7 +50,16 @@ class CategoryPriors(BaseEstimator):
         self.strength_clicks = strength_clicks
 
     def fit(self, rows: pd.DataFrame) -> CategoryPriors:
-        """Learns priors from performance rows carrying a `category` column."""
+        """Learns priors from performance rows carrying a `category` column.
+
+        Raises:
+            ValueError: naming a parameter of the wrong type or range.
+        """
+        check_kinds(self)
+        # Pseudo-counts: a negative one gave negative rates, and none left a category without impressions at 0 / 0.
+        for name in ("strength_impressions", "strength_clicks"):
+            if getattr(self, name) <= 0:
+                raise refuse(name, getattr(self, name), "a value above 0")
         totals = rows.groupby("category")[["impressions", "clicks", "orders"]].sum()
         self.overall_ctr_, self.overall_cvr_ = FALLBACK_CTR, FALLBACK_CVR
         if totals["impressions"].sum() > 0:

@@ -11,7 +11,7 @@ import inspect
 import math
 import numbers
 
-__all__ = ["check_kinds", "refuse"]
+__all__ = ["check_kinds", "refuse", "whole_number"]
 
 
 def _shown(value: object) -> str:
@@ -23,25 +23,30 @@ def refuse(name: str, value: object, expected: str) -> ValueError:
     return ValueError(f"Got {name}={_shown(value)}; expected {expected}")
 
 
+def whole_number(value: object) -> bool:
+    """Whether `value` is a whole number (an int or numpy integer, not True or False)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 # Each parameter type as postponed annotations write it, what a value of it is, and how to say so. Checked before any
 # range: a string is truthy, so allow_cashback="no" allowed cashback (and monotone="no" constrained a ranker), and
 # "3" < 1 is a TypeError.
 _KINDS = {
     "bool": (lambda v: isinstance(v, bool), "True or False"),
-    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "a whole number"),
-    "int | None": (
-        lambda v: v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)),
-        "a whole number or None",
-    ),
-    "float": (
-        lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
-        "a finite number",
-    ),
-    "float | None": (
-        lambda v: v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)),
-        "a finite number or None",
-    ),
+    "int": (whole_number, "a whole number"),
+    "int | None": (lambda v: v is None or whole_number(v), "a whole number or None"),
+    "float": (_finite, "a finite number"),
+    "float | None": (lambda v: v is None or _finite(v), "a finite number or None"),
     "str": (lambda v: isinstance(v, str), "a string"),
+    # Column indices: a string's characters are no column, and `0 in "x"` is a TypeError.
+    "tuple[int, ...]": (
+        lambda v: isinstance(v, tuple | list) and all(map(whole_number, v)),
+        "a tuple of whole numbers",
+    ),
 }
 
 

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, PRODUCT_TYPES
 from features.embeddings import Embedder, campaign_vectors, fixed_vectors
+from features.parameters import check_kinds, refuse
 from features.similarity import matrix_product_rows
 
 __all__ = [
@@ -204,7 +205,11 @@ class ProductTypeModel(BaseEstimator):
             outcomes: `content_conversion_lift` of settled campaigns, or None.
             descriptions: `kind_vectors` of the embedder, so that the learned combination weighs the zero-shot
                 signal too; None leaves it at its fixed weight.
+
+        Raises:
+            ValueError: naming a parameter of the wrong type or range, or vectors that are not one per campaign.
         """
+        self._check_params()
         if len(vectors) != len(campaigns):
             raise ValueError(f"Got {len(vectors)} brief vectors for {len(campaigns)} campaigns; expected one each")
         self.prices_ = price_table(campaigns)
@@ -250,6 +255,22 @@ class ProductTypeModel(BaseEstimator):
         self.weights_ |= dict(zip(used, combiner.coef_[0].tolist(), strict=True))
         self.base_rate_ = float(combiner.intercept_[0])
         return self
+
+    def _check_params(self) -> None:
+        """Refuses a parameter of the wrong type or range, naming it: LogisticRegression named its own C, and a
+        negative weight or scale turned its signal's evidence around."""
+        check_kinds(self)
+        for name in ("min_declared", "min_category_prices", "neighbours"):
+            if getattr(self, name) < 1:
+                raise refuse(name, getattr(self, name), "a whole number of at least 1")
+        for name in ("C", "combiner_C"):
+            if getattr(self, name) <= 0:
+                raise refuse(name, getattr(self, name), "a value above 0")
+        for name in ("zero_shot_scale", "price_weight", "price_level_weight", "outcome_weight"):
+            if getattr(self, name) < 0:
+                raise refuse(name, getattr(self, name), "a value of at least 0 (0 turns the signal off)")
+        if not -1 <= self.min_neighbour_similarity <= 1:
+            raise refuse("min_neighbour_similarity", self.min_neighbour_similarity, "a cosine in [-1, 1]")
 
     def __setstate__(self, state: dict) -> None:
         # A model pickled before the price level and the learned weights existed reads as it did then.

@@ -1,8 +1,8 @@
 """scikit-learn's estimator conventions, for every class with fit, predict or transform in the project.
 
-A test class inherits EstimatorContract, names `estimator_class` (and `params`), and says how to fit one
-(`fit_args`) and how it is used once fitted (`uses`). tests/test_estimators.py checks that no such class is
-left without one.
+A test class inherits EstimatorContract, names `estimator_class` (and `params`), says how to fit one
+(`fit_args`), how it is used once fitted (`uses`), and which parameters `fit` refuses (`refused`).
+tests/test_estimators.py checks that no such class is left without one.
 """
 
 from __future__ import annotations
@@ -38,12 +38,15 @@ class EstimatorContract:
     - it is a scikit-learn BaseEstimator, so `get_params`, `clone` and `check_is_fitted` are the library's;
     - `__init__` stores its parameters and nothing else (`clone` round-trips them, no attribute ends in `_`);
     - `fit` returns self, leaves the parameters as they were, and what it learns ends in `_`;
+    - `fit` refuses a parameter of the wrong type or range with a ValueError naming it and its value;
     - unfitted, every use refuses with scikit-learn's NotFittedError naming the class;
     - fitted, it pickles and the copy gives the same answers.
     """
 
     estimator_class: ClassVar[type]
     params: ClassVar[dict] = {}
+    # Parameters (over `params`) that `fit` must refuse for their range, each with the whole message it must give.
+    refused: ClassVar[list[tuple[dict, str]]] = []
 
     def make(self):
         return self.estimator_class(**self.params)
@@ -90,3 +93,18 @@ class EstimatorContract:
         copy = pickle.loads(pickle.dumps(estimator))
         for call in self.uses().values():
             same(call(estimator), call(copy))
+
+    def test_a_parameter_of_the_wrong_type_is_refused_naming_it(self):
+        """A string in any parameter: CategoryPriors(strength_clicks="x") failed in pandas' arithmetic naming none."""
+        args = self.fit_args()
+        for name in self.make().get_params():
+            with pytest.raises(ValueError, match=rf"^Got {name}='x'; expected "):
+                self.estimator_class(**{**self.params, name: "x"}).fit(*args)
+
+    def test_a_parameter_out_of_range_is_refused_naming_it(self):
+        assert self.refused, "name at least one parameter value that fit refuses, with its message"
+        args = self.fit_args()
+        for params, message in self.refused:
+            with pytest.raises(ValueError) as refused:
+                self.estimator_class(**{**self.params, **params}).fit(*args)
+            assert str(refused.value) == message, params

@@ -43,6 +43,14 @@ def performance_rows() -> tuple[pd.DataFrame, pd.Series]:
 class TestCategoryPriors(EstimatorContract):
     estimator_class = CategoryPriors
     params: ClassVar[dict] = {"strength_impressions": 1000.0}
+    refused: ClassVar[list] = [
+        # Accepted, and the rates came out negative (cvr_['automotive'] = -0.001).
+        (
+            {"strength_impressions": -20000, "strength_clicks": -500},
+            "Got strength_impressions=-20000; expected a value above 0",
+        ),
+        ({"strength_clicks": 0}, "Got strength_clicks=0; expected a value above 0"),
+    ]
 
     def fit_args(self) -> tuple:
         return (performance_rows()[0],)
@@ -60,6 +68,13 @@ class TestCategoryPriors(EstimatorContract):
 class TestTagCategoryAffinity(EstimatorContract):
     estimator_class = TagCategoryAffinity
     params: ClassVar[dict] = {"max_tags": 50}
+    refused: ClassVar[list] = [
+        ({"strength_rows": 0}, "Got strength_rows=0; expected a value above 0"),
+        ({"prior_log_lift": 0}, "Got prior_log_lift=0; expected a value above 0"),
+        ({"heterogeneity": -1}, "Got heterogeneity=-1; expected a value of at least 0"),
+        ({"max_tags": 0}, "Got max_tags=0; expected a whole number of at least 1"),
+        ({"max_tags": 2.5}, "Got max_tags=2.5; expected a whole number"),
+    ]
 
     def fit_args(self) -> tuple:
         rows, tags = performance_rows()
@@ -79,6 +94,13 @@ def unit_vectors(n: int, seed: int) -> np.ndarray:
 class TestProductTypeModel(EstimatorContract):
     estimator_class = ProductTypeModel
     params: ClassVar[dict] = {"min_declared": 3}
+    refused: ClassVar[list] = [
+        ({"min_declared": 0}, "Got min_declared=0; expected a whole number of at least 1"),
+        ({"neighbours": 2.5}, "Got neighbours=2.5; expected a whole number"),
+        ({"C": 0}, "Got C=0; expected a value above 0"),
+        ({"price_weight": -1}, "Got price_weight=-1; expected a value of at least 0 (0 turns the signal off)"),
+        ({"min_neighbour_similarity": 1.5}, "Got min_neighbour_similarity=1.5; expected a cosine in [-1, 1]"),
+    ]
     world = simulate(n_creators=40, n_campaigns=30, n_new_campaigns=5, seed=2)
 
     def fit_args(self) -> tuple:

@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from features.parameters import check_kinds, refuse
+
 __all__ = ["WeightedQuantileBins"]
 
 # What HistGradientBoosting's binner uses: values of X_DTYPE, at most this many rows for finding thresholds,
@@ -58,7 +60,14 @@ class WeightedQuantileBins(TransformerMixin, BaseEstimator):
             X: rows to be given to the booster, as floats.
             y: ignored.
             sample_weight: the weights the booster will be given; None passes every column through.
+
+        Raises:
+            ValueError: naming a parameter of the wrong type or range.
         """
+        check_kinds(self)
+        # The booster's own range: fewer than 2 put every value in one bin, fewer than 0 failed in numpy's linspace.
+        if not 2 <= self.max_bins <= 255:
+            raise refuse("max_bins", self.max_bins, "a whole number from 2 to 255 (the booster's max_bins)")
         X = np.asarray(X, dtype=np.float64)
         self.n_features_in_ = X.shape[1]
         self.thresholds_: list[np.ndarray | None] = [None] * X.shape[1]

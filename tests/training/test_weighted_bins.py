@@ -38,6 +38,14 @@ def booster(**extra) -> HistGradientBoostingClassifier:
 class TestWeightedQuantileBins(EstimatorContract):
     estimator_class = WeightedQuantileBins
     params: ClassVar[dict] = {"skip": (CATEGORICAL,)}
+    # 0 put every value of a column in one bin; -3 and 2.5 failed in numpy's linspace, naming no parameter.
+    refused: ClassVar[list] = [
+        ({"max_bins": 0}, "Got max_bins=0; expected a whole number from 2 to 255 (the booster's max_bins)"),
+        ({"max_bins": -3}, "Got max_bins=-3; expected a whole number from 2 to 255 (the booster's max_bins)"),
+        ({"max_bins": 2.5}, "Got max_bins=2.5; expected a whole number"),
+        ({"max_bins": 256}, "Got max_bins=256; expected a whole number from 2 to 255 (the booster's max_bins)"),
+        ({"skip": [1.5]}, "Got skip=[1.5]; expected a tuple of whole numbers"),
+    ]
 
     def fit_args(self) -> tuple:
         X, _, weights = weighted_rows(3000, seed=1)
