@@ -39,6 +39,7 @@ class EstimatorContract:
     - `__init__` stores its parameters and nothing else (`clone` round-trips them, no attribute ends in `_`);
     - `fit` returns self, leaves the parameters as they were, and what it learns ends in `_`;
     - `fit` refuses a parameter of the wrong type or range with a ValueError naming it and its value;
+    - a `random_state` takes what scikit-learn's do: a whole number, a numpy RandomState or None;
     - unfitted, every use refuses with scikit-learn's NotFittedError naming the class;
     - fitted, it pickles and the copy gives the same answers.
     """
@@ -108,3 +109,16 @@ class EstimatorContract:
             with pytest.raises(ValueError) as refused:
                 self.estimator_class(**{**self.params, **params}).fit(*args)
             assert str(refused.value) == message, params
+
+    def test_random_state_takes_what_scikit_learn_takes(self):
+        """None and a numpy RandomState as well as a whole number; the same RandomState seed fits the same."""
+        if "random_state" not in self.make().get_params():
+            pytest.skip(f"{self.estimator_class.__name__} draws nothing at random")
+        args = self.fit_args()
+        self.estimator_class(**{**self.params, "random_state": None}).fit(*args)
+        first, second = (
+            self.estimator_class(**{**self.params, "random_state": np.random.RandomState(7)}).fit(*args)
+            for _ in range(2)
+        )
+        for call in self.uses().values():
+            same(call(first), call(second))

@@ -13,10 +13,11 @@ from sklearn.ensemble import (
     VotingRegressor,
 )
 from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from features.pairwise import CATEGORICAL_FEATURES, FEATURES, without_history
-from features.parameters import check_kinds, refuse
+from features.parameters import check_kinds, refuse, whole_number
 from features.threads import openmp_threads
 from training.weighted_bins import WeightedQuantileBins
 
@@ -26,6 +27,10 @@ OUTCOMES = ["impressions", "clicks", "orders"]
 # Fewer rows than this are predicted on one thread: every tree of a head is its own OpenMP parallel region,
 # whose start-up outweighs a few thousand rows of work (features.threads). Per-row results are the same bits.
 _SERIAL_ROWS = 10_000
+# The seeds numpy and the boosters take are below _SEEDS; one drawn from a RandomState (or, for None, from fresh
+# entropy) is below _DRAWN_SEEDS, as scikit-learn's ensembles draw their members' seeds.
+_SEEDS = 2**32
+_DRAWN_SEEDS = np.iinfo(np.int32).max
 # Signs that hold wherever the data come from: a better record (overall, in the category or in the campaign's
 # marketplaces), or interests that sold better in the category, never lower the rate; more of the audience
 # where the campaign runs, or interests closer in meaning to the product, never lower it either.
@@ -85,7 +90,9 @@ class CreatorRanker(BaseEstimator):
         max_clicks_weight: clicks counted per row at most, for the order head; None: all.
         monotone: constrain the click and order heads to rise with the features in MONOTONE.
         cold_share: share of rows with a record added again without it (0: none).
-        random_state: seed for the heads and for which rows are added without their record.
+        random_state: seed for the heads and for which rows are added without their record: a whole number
+            (member i of a head gets random_state + i); or, as scikit-learn takes it, a numpy RandomState or None,
+            from which each fit draws its whole-number seed (None: a new one every fit, so fits differ).
     """
 
     def __init__(
@@ -101,7 +108,7 @@ class CreatorRanker(BaseEstimator):
         max_clicks_weight: float | None = None,
         monotone: bool = True,
         cold_share: float = 0.3,
-        random_state: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -116,7 +123,7 @@ class CreatorRanker(BaseEstimator):
         self.cold_share = cold_share
         self.random_state = random_state
 
-    def _head(self, kind: str):
+    def _head(self, kind: str, seed: int):
         params = dict(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -126,29 +133,27 @@ class CreatorRanker(BaseEstimator):
             max_features=self.max_features,
             categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
             early_stopping=False,
-            random_state=self.random_state,
+            random_state=seed,
         )
         if self.monotone and kind in MONOTONE:
             params["monotonic_cst"] = [MONOTONE[kind].get(name, 0) for name in FEATURES]
         if kind == "reach":
-            return self._averaged(HistGradientBoostingRegressor(loss="poisson", **params))
+            return self._averaged(HistGradientBoostingRegressor(loss="poisson", **params), seed)
         # The rate heads are fitted with weights, which the booster bins slowly on its own (training.weighted_bins).
         bins = WeightedQuantileBins(skip=tuple(params["categorical_features"]))
-        return Pipeline([("bins", bins), ("boost", self._averaged(HistGradientBoostingClassifier(**params)))])
+        return Pipeline([("bins", bins), ("boost", self._averaged(HistGradientBoostingClassifier(**params), seed))])
 
-    def _averaged(self, booster):
+    def _averaged(self, booster, seed: int):
         """`booster` alone, or the average of `n_members` copies with their own seeds (probabilities, for rates)."""
         if self.n_members == 1:
             return booster
-        members = [
-            (f"member{i}", clone(booster).set_params(random_state=self.random_state + i)) for i in range(self.n_members)
-        ]
+        members = [(f"member{i}", clone(booster).set_params(random_state=seed + i)) for i in range(self.n_members)]
         if isinstance(booster, HistGradientBoostingClassifier):
             return VotingClassifier(members, voting="soft")
         return VotingRegressor(members)
 
-    def _fit_rate_head(self, kind: str, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
-        return self._head(kind).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
+    def _fit_rate_head(self, kind: str, seed: int, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
+        return self._head(kind, seed).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
 
     @staticmethod
     def _binomial(X: np.ndarray, trials: np.ndarray, successes: np.ndarray, cap: float | None, rows: np.ndarray):
@@ -163,7 +168,7 @@ class CreatorRanker(BaseEstimator):
         return stacked[nonzero], labels[nonzero], weights[nonzero] / weights[nonzero].mean()
 
     def _with_cold_rows(
-        self, X: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray
+        self, X: pd.DataFrame, y: pd.DataFrame, weights: np.ndarray, seed: int
     ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
         """X, y and the rows' weights, plus `cold_share` of the rows with a record once more as if the creator had
         none (with their own weights)."""
@@ -171,7 +176,7 @@ class CreatorRanker(BaseEstimator):
         n = round(self.cold_share * len(known))
         if n == 0:
             return X, y, weights
-        picked = np.sort(np.random.default_rng(self.random_state).choice(known, n, replace=False))
+        picked = np.sort(np.random.default_rng(seed).choice(known, n, replace=False))
         cold = without_history(X.iloc[picked])
         return (
             pd.concat([X, cold], ignore_index=True),
@@ -197,6 +202,20 @@ class CreatorRanker(BaseEstimator):
                 raise refuse(name, getattr(self, name), "a value above 0, or None for no cap")
         if not 0 <= self.cold_share <= 1:
             raise refuse("cold_share", self.cold_share, "a value in [0, 1]")
+        # A whole number is every member's seed once i is added, so the last member's must still be one.
+        whole = whole_number(self.random_state)
+        if whole and not 0 <= self.random_state <= _SEEDS - self.n_members:
+            expected = f"a whole number from 0 to {_SEEDS - self.n_members} (2**32 - n_members)"
+            raise refuse("random_state", self.random_state, expected)
+        if not (whole or self.random_state is None or isinstance(self.random_state, np.random.RandomState)):
+            raise refuse("random_state", self.random_state, "a whole number, a numpy RandomState or None")
+
+    def _seed(self) -> int:
+        """This fit's seed: `random_state` when it is a whole number, so a given seed fits as it always has; else
+        drawn from it as scikit-learn's ensembles draw their members' seeds (`check_random_state`)."""
+        if whole_number(self.random_state):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(_DRAWN_SEEDS))
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, sample_weight: np.ndarray | None = None) -> CreatorRanker:
         """Fits the three heads.
@@ -212,6 +231,7 @@ class CreatorRanker(BaseEstimator):
                 not a count (how many rows), or weights of the wrong shape or sign.
         """
         self._check_params()
+        seed = self._seed()
         X, y = _columns(X, "X", FEATURES, "feature"), _columns(y, "y", OUTCOMES, "outcome")
         if len(X) != len(y):
             raise ValueError(f"Got {len(X)} feature rows and {len(y)} outcome rows; expected the same number")
@@ -219,18 +239,18 @@ class CreatorRanker(BaseEstimator):
         weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if weights.shape != (len(X),) or not (np.isfinite(weights).all() and (weights >= 0).all()):
             raise ValueError(f"Got sample_weight of shape {weights.shape}; expected {len(X)} finite values >= 0")
-        X, y, weights = self._with_cold_rows(X.reset_index(drop=True), y.reset_index(drop=True), weights)
+        X, y, weights = self._with_cold_rows(X.reset_index(drop=True), y.reset_index(drop=True), weights, seed)
         data = X.to_numpy(float)
         impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)
         if (clicks > impressions).any() or (orders > clicks).any():
             raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")
         # Unweighted, the reach head is fitted exactly as before weights existed (no sample_weight argument).
         reach_weights = {} if sample_weight is None else {"sample_weight": weights}
-        self.reach_ = self._head("reach").fit(data, impressions, **reach_weights)
+        self.reach_ = self._head("reach", seed).fit(data, impressions, **reach_weights)
         clicked = self._binomial(data, impressions, clicks, self.max_impressions_weight, weights)
-        self.click_ = self._fit_rate_head("click", *clicked)
+        self.click_ = self._fit_rate_head("click", seed, *clicked)
         ordered = self._binomial(data, clicks, orders, self.max_clicks_weight, weights)
-        self.order_ = self._fit_rate_head("order", *ordered)
+        self.order_ = self._fit_rate_head("order", seed, *ordered)
         self.feature_names_in_ = np.array(FEATURES, dtype=object)
         self.n_features_in_ = len(FEATURES)
         return self

@@ -24,6 +24,7 @@ REFUSED = [
     ({"max_features": 1.5}, "Got max_features=1.5; expected a share in (0, 1]"),
     ({"max_features": 0}, "Got max_features=0; expected a share in (0, 1]"),
     ({"n_members": 0}, "Got n_members=0; expected a whole number of at least 1"),
+    ({"random_state": True}, "Got random_state=True; expected a whole number, a numpy RandomState or None"),
 ]
 
 
@@ -101,6 +102,22 @@ def test_a_small_prediction_runs_on_one_thread_with_the_same_bits(monkeypatch):
     large = fitted.predict(X.head(400))
     assert seen[1] == max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp")
     assert small.equals(large)
+
+
+def test_a_seed_that_a_member_could_not_take_is_refused_naming_the_bound():
+    """Member i of a head is seeded random_state + i, which numpy and the boosters take only below 2**32: -1 failed
+    in numpy ("expected non-negative integer") and the last member's 2**32 as HistGradientBoostingRegressor's."""
+    X, y = synthetic_pairs(200)
+    for params, bound in (
+        ({"random_state": -1}, 4294967295),
+        ({"random_state": 2**32 - 2, "n_members": 3}, 4294967293),
+    ):
+        with pytest.raises(ValueError) as refused:
+            CreatorRanker(**params).fit(X, y)
+        expected = (
+            f"Got random_state={params['random_state']}; expected a whole number from 0 to {bound} (2**32 - n_members)"
+        )
+        assert str(refused.value) == expected
 
 
 def test_outcomes_that_are_not_counts_are_refused_naming_the_column_and_how_many_rows():
