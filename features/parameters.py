@@ -11,7 +11,7 @@ import inspect
 import math
 import numbers
 
-__all__ = ["check_kinds", "refuse", "whole_number"]
+__all__ = ["check_kinds", "refuse", "refuse_type", "whole_number"]
 
 
 def _shown(value: object) -> str:
@@ -21,6 +21,11 @@ def _shown(value: object) -> str:
 def refuse(name: str, value: object, expected: str) -> ValueError:
     """The error for parameter `name` holding `value`, saying what was `expected` instead."""
     return ValueError(f"Got {name}={_shown(value)}; expected {expected}")
+
+
+def refuse_type(name: str, value: object, expected: str) -> TypeError:
+    """The error for argument `name` given as a value of the wrong type, naming its type and what was `expected`."""
+    return TypeError(f"Got {name} as {type(value).__name__}; expected {expected}")
 
 
 def whole_number(value: object) -> bool:

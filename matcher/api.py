@@ -20,6 +20,7 @@ import pandas as pd
 from features.contract import AMAZON_CODES, KNOWN_MARKETPLACES, PRODUCT_TYPES
 from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
+from features.parameters import refuse_type
 from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
@@ -53,6 +54,20 @@ __all__ = [
 ]
 
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
+# What each of Matcher's arguments may be, and how to say so: another type failed deep inside, settings={"capacity":
+# 3} as "'dict' object has no attribute 'allow_cashback'" and model=42 as "'int' object has no attribute 'startswith'".
+_ARGUMENTS = {
+    "creators": ((Table, pd.DataFrame), "a DataFrame, or a table from features.read_table"),
+    "model": ((str, Path, LoadedRanker), "a model URI or directory, or a LoadedRanker"),
+    "index": ((CandidateIndex, str, Path, type(None)), "a CandidateIndex, its directory, or None"),
+    "embedder": ((Embedder, type(None)), "an Embedder, or None"),
+    "settings": (
+        (MatchSettings, type(None)),
+        "a MatchSettings, or None (slate sizes and capacity are its SlatePolicy: "
+        "MatchSettings(slate=SlatePolicy(capacity=3)))",
+    ),
+    "performance": ((SettledPerformance, type(None)), "a SettledPerformance, or None"),
+}
 
 
 class Matcher:
@@ -67,7 +82,8 @@ class Matcher:
     Args:
         creators: the creators: a table from `features.read_table(path, "creators")`, whose valid rows are
             used as they are, or a DataFrame, which is validated here.
-        model: a model URI (default: the `champion` of `creator-ranker`) or an already loaded ranker.
+        model: a model URI or model directory (default: the `champion` of `creator-ranker`), or an already loaded
+            ranker.
         index: a candidate index, or its directory; built from `creators` when None. Profiles edited since it
             was built are embedded anew and used (a given index object is copied first; files are never written).
         embedder: the embedding model; defaults to the model and backend the ranker was trained with.
@@ -87,6 +103,7 @@ class Matcher:
         scorer: what scoring reads (ranker heads, creators, vectors, index, records) and does.
 
     Raises:
+        TypeError: an argument is not of a type named here, naming it, its type and what it may be.
         ValueError: the creators table has no valid row (none at all, or every one rejected); one that lacks a
             required column names the columns.
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension,
@@ -102,13 +119,21 @@ class Matcher:
     def __init__(
         self,
         creators: Table | pd.DataFrame,
-        model: str | LoadedRanker = CHAMPION_URI,
+        model: str | Path | LoadedRanker = CHAMPION_URI,
         index: CandidateIndex | str | Path | None = None,
         embedder: Embedder | None = None,
         settings: MatchSettings | None = None,
         performance: SettledPerformance | None = None,
     ) -> None:
-        self.settings = settings or MatchSettings()
+        arguments = dict(
+            creators=creators, model=model, index=index, embedder=embedder, settings=settings, performance=performance
+        )
+        for name, value in arguments.items():
+            kinds, expected = _ARGUMENTS[name]
+            if not isinstance(value, kinds):
+                raise refuse_type(name, value, expected)
+        model = str(model) if isinstance(model, Path) else model
+        self.settings = MatchSettings() if settings is None else settings
         table = valid_rows(creators, "creators")
         self.creator_rejects: list[Reject] = list(table.rejects)
         if _given_unvalidated(creators):

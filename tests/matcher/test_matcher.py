@@ -264,12 +264,40 @@ def test_unresolvable_model_uri_is_a_clear_error(creators, trained, tmp_path):
         Matcher(creators, model="models:/no-such-model@champion")
     # A path is refused by what it holds, not with the tracking store's name.
     missing = tmp_path / "no-such-dir"
-    with pytest.raises(ModelNotFound) as refused:
-        Matcher(creators, model=str(missing))
-    assert str(refused.value) == f"model {str(missing)!r}: no directory {missing}"
+    for model in (str(missing), missing):  # a Path too, as an index's directory may be
+        with pytest.raises(ModelNotFound) as refused:
+            Matcher(creators, model=model)
+        assert str(refused.value) == f"model {str(missing)!r}: no directory {missing}"
     with pytest.raises(ModelNotFound) as refused:
         Matcher(creators, model=f"file://{tmp_path}")
     assert str(refused.value).endswith(f"{tmp_path} holds no MLmodel file (not a saved model)")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        # Failed inside with "'dict' object has no attribute 'allow_cashback'".
+        (
+            {"settings": {"capacity": 3}},
+            "Got settings as dict; expected a MatchSettings, or None (slate sizes and capacity are its SlatePolicy: "
+            "MatchSettings(slate=SlatePolicy(capacity=3)))",
+        ),
+        # Failed inside with "'int' object has no attribute 'startswith'".
+        ({"model": 42}, "Got model as int; expected a model URI or directory, or a LoadedRanker"),
+        ({"index": 7}, "Got index as int; expected a CandidateIndex, its directory, or None"),
+        ({"embedder": "all-MiniLM-L6-v2"}, "Got embedder as str; expected an Embedder, or None"),
+        ({"performance": pd.DataFrame()}, "Got performance as DataFrame; expected a SettledPerformance, or None"),
+        (
+            {"creators": "world/creators.parquet"},
+            "Got creators as str; expected a DataFrame, or a table from features.read_table",
+        ),
+    ],
+)
+def test_an_argument_of_the_wrong_type_is_refused_naming_it_before_anything_loads(creators, arguments, message):
+    """The model named here does not exist: each argument is refused before a model, an index or a table is read."""
+    with pytest.raises(TypeError) as refused:
+        Matcher(**{"creators": creators, "model": "models:/no-such-ranker@champion", "index": "index"} | arguments)
+    assert str(refused.value) == message
 
 
 def test_creators_missing_from_the_index_table_are_never_proposed(creators, campaigns, ranker, index, embedder):
