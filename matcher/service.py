@@ -238,7 +238,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         try:
             version, found = await answer(backend.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types)
         except ValueError as exc:
-            raise _refused("similar", _column_of(str(exc)), str(exc)) from exc
+            raise _lookalike_refusal(str(exc)) from exc
         rows = [
             {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
             for row in found.to_dict(orient="records")
@@ -385,8 +385,12 @@ def _refused(table: str, column: str, reason: str) -> HTTPException:
     return HTTPException(422, detail=[_problem(table, column, reason)])
 
 
-def _column_of(message: str) -> str:
-    """The request field a lookalike error is about ("Got creator_type 'x'; ..." -> creator_types)."""
+def _lookalike_refusal(message: str) -> HTTPException:
+    """The 422 of a lookalike error ("Got creator_type 'x'; ..."): the request field it is about (creator_types),
+    and the message as the reason, led by a lower-case "got" as every other reason of the service is (the error
+    itself starts a sentence: the Python API's exception, the command line's refusal)."""
     found = re.match(r"Got (\w+)", message)
     name = found.group(1) if found else ""
-    return {"creator_id": "creator_ids", "creator_type": "creator_types", "marketplace": "marketplaces"}.get(name, name)
+    fields = {"creator_id": "creator_ids", "creator_type": "creator_types", "marketplace": "marketplaces"}
+    reason = f"got{message.removeprefix('Got')}" if found else message
+    return _refused("similar", fields.get(name, name), reason)

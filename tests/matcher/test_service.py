@@ -252,7 +252,11 @@ def test_lookalikes_and_their_bad_requests(service, world_dir):
 
     status, reply = call(f"{url}/v1/similar", {"creator_ids": ["no-such-creator"]})
     assert status == 422 and reply["detail"][0]["column"] == "creator_ids"
-    assert reply["detail"][0]["reason"] == "Got creator_id 'no-such-creator'; it is not in the creators table"
+    # Led by "Got", unlike every other reason ("got 0; input should be ..."): it was the Python exception's text.
+    assert reply["detail"][0]["reason"] == "got creator_id 'no-such-creator'; it is not in the creators table"
+    status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "creator_types": ["robot"]})
+    assert status == 422 and reply["detail"][0]["column"] == "creator_types"
+    assert reply["detail"][0]["reason"].startswith("got creator_type 'robot'; expected one of ")
     status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "k": 0})
     assert status == 422 and reply["detail"][0]["column"] == "k"
 
