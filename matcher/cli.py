@@ -42,8 +42,9 @@ def _quiet_libraries() -> None:
 
 
 def _one_line(message, category, filename, lineno, line=None) -> str:
-    # A warning is for the user of the command, not a developer: what and why on one line, not a source line.
-    return f"creator-match: {category.__name__}: {message}\n"
+    # A warning is for the user of the command, not a developer: what and why on one line, not a source line, and
+    # "warning", not the class Python files it under ("UserWarning"), which says nothing to the user.
+    return f"creator-match: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

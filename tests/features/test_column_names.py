@@ -10,7 +10,8 @@ import pytest
 
 from features.column_names import likely_meant, normalized
 from features.tables import InputError, read_table, valid_rows
-from tests.features.test_table_files import CAMPAIGN, write_csv, write_table
+from tests.commands import run_process
+from tests.features.test_table_files import CAMPAIGN, creators_rows, write_csv, write_table
 
 
 def test_names_written_another_way_or_misspelt_are_recognized_and_a_teams_own_columns_are_not():
@@ -65,6 +66,24 @@ def test_names_with_spaces_around_them_are_read_as_the_columns_they_name(tmp_pat
 
     assert table.frame["product_type"].tolist() == ["standard"] * 3 and not table.rejects
     assert table.frame["campaign_id"].tolist() == ["c0", "c1", "c2"]
+
+
+def test_the_command_line_says_it_on_one_line_as_a_warning(tmp_path):
+    """It printed `creator-match: UserWarning: <the note>`, Python's class for it, where the docs quote the note: a
+    process of its own, since pytest records the warnings of its own process instead of printing them."""
+    campaigns, creators = tmp_path / "campaigns.csv", tmp_path / "creators.csv"
+    write_csv(campaigns, [dict(CAMPAIGN, product_typ="non_standard")])
+    write_csv(creators, creators_rows(3))
+    done = run_process(
+        *("match", "--campaigns", str(campaigns), "--creators", str(creators), "--out", str(tmp_path / "m.csv")),
+        *("--model", str(tmp_path / "no-model")),  # refused after the tables are read: nothing to load or match
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        f"creator-match: warning: {campaigns}: column 'product_typ' is not in the campaigns table and was ignored; "
+        "did you mean product_type?"
+    )
 
 
 def test_a_misspelt_copy_beside_the_right_column_is_warned_about_too(tmp_path):
