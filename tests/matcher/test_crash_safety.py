@@ -115,7 +115,7 @@ def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(world_dir
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if str(damaged) in line]
     assert len(warned) == 1, done.stderr
-    assert warned[0].startswith(f"creator-match: UserWarning: {damaged}: a checkpoint that cannot be read (")
+    assert warned[0].startswith(f"creator-match: warning: {damaged}: a checkpoint that cannot be read (")
     assert "magic bytes not found" in warned[0] and warned[0].endswith("); its chunk is scored again")
     assert out.read_bytes() == reference
     assert not checkpoint_folders(out)
