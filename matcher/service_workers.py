@@ -187,13 +187,13 @@ def _retire(pool: ProcessPoolExecutor, grace: float) -> None:
         process.join(timeout=5)
 
 
-def _deaths(pool: ProcessPoolExecutor) -> str:
-    """Which of `pool`'s workers died, and how ("pid 123, killed by SIGKILL"), for the log.
+def _deaths(processes: list) -> str:
+    """Which of a pool's worker `processes` died, and how ("pid 123, killed by SIGKILL"), for the log.
 
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
     ended otherwise; all of them when each ended by SIGTERM.
     """
-    ended = [process for process in (pool._processes or {}).values() if process.exitcode is not None]
+    ended = [process for process in processes if process.exitcode is not None]
     first = [process for process in ended if process.exitcode != -signal.SIGTERM] or ended
     return "; ".join(f"pid {process.pid}, {_exit_status(process.exitcode)}" for process in first) or "exit unknown"
 
@@ -230,6 +230,7 @@ class WorkerPool:
         self.failure: str | None = None
         self._group: WorkerGroup | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._processes: list = []  # the pool's worker processes, kept: a broken pool forgets its own
         self._generation = 0  # which pool is current: its workers' files carry the number
         self._in_service: str | None = None  # the model URI a replacement pool loads first
         self._lock = threading.Lock()
@@ -307,7 +308,7 @@ class WorkerPool:
             # request had left no line in the log, only the new pool's "serving" lines.
             log.warning(
                 "a worker process died (%s); replacing the worker processes, which load again (503 meanwhile)",
-                _deaths(self._pool),
+                _deaths(self._processes),
             )
             _retire(self._pool, 0.0)
             self._group.forget(self._generation - 1)
@@ -320,6 +321,9 @@ class WorkerPool:
         # The pool starts a worker per call while none is idle: one call each starts them all now.
         for _ in range(self.plan.workers):
             self._pool.submit(os.getpid).add_done_callback(partial(self._started, self._generation))
+        # Started by those calls. Read from the pool when a death is found, they were at times gone already (the
+        # pool, broken, had let them go), and the log said "exit unknown" of a worker killed by SIGKILL.
+        self._processes = list((self._pool._processes or {}).values())
 
     def _started(self, generation: int, call) -> None:
         """A worker that died before it wrote its file broke the pool before the call could run."""
