@@ -63,6 +63,9 @@ class ServiceConfig:
         max_connections: open connections, or requests in progress, beyond which a request is answered 503
             (uvicorn's `limit_concurrency`); read by the HTTP process only.
         keep_alive_seconds: how long an idle kept-alive connection stays open (uvicorn's `timeout_keep_alive`).
+        allowed_hosts: the host names (the `Host` header, without its port) answered; any other is answered 400,
+            so that a web page whose domain was made to resolve to this machine (DNS rebinding) gets nothing.
+            `("*",)`: any. Read by the HTTP process only.
     """
 
     model: str
@@ -75,6 +78,7 @@ class ServiceConfig:
     max_campaigns: int = DEFAULT_MAX_CAMPAIGNS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     keep_alive_seconds: int = DEFAULT_KEEP_ALIVE_SECONDS
+    allowed_hosts: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         if self.poll_seconds <= 0:
@@ -83,6 +87,8 @@ class ServiceConfig:
             raise ValueError(f"Got max_body_bytes={self.max_body_bytes}; expected at least 1")
         if self.encode_threads is not None and self.encode_threads < 1:
             raise ValueError(f"Got encode_threads={self.encode_threads}; expected at least 1, or None")
+        if not self.allowed_hosts or not all(isinstance(name, str) and name for name in self.allowed_hosts):
+            raise ValueError(f"Got allowed_hosts={self.allowed_hosts!r}; expected host names, or ('*',) for any")
         for name in ("max_campaigns", "max_connections", "keep_alive_seconds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Got {name}={getattr(self, name)}; expected at least 1")

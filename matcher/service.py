@@ -27,6 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 
 from features.contract import ASIN_PATTERN, MARKETPLACE_PATTERN
@@ -153,6 +154,8 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
+    if backend.config.allowed_hosts != ("*",):
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(backend.config.allowed_hosts))
 
     async def answer(call, *args):
         """`call(*args)` on a worker thread; 503 (with Retry-After) while the backend is not serving."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -141,6 +142,24 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return listeners
 
 
+def _allowed_hosts(host: str, given: str | None) -> tuple[str, ...]:
+    """The `Host` names the service answers: those `given`, else for a loopback `host` the loopback names (a page
+    whose domain resolves to 127.0.0.1 sends its own name, and is refused), else any."""
+    if given is not None:
+        names = tuple(name.strip().lower() for name in given.split(",") if name.strip())
+        if not names:
+            raise UserError(f"Got --allowed-hosts {given!r}; expected host names separated by commas, or '*'")
+        return ("*",) if "*" in names else names
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if not loopback:
+        return ("*",)
+    bound = f"[{host}]" if ":" in host else host  # a Host header writes an IPv6 address in brackets
+    return tuple(dict.fromkeys(("localhost", "127.0.0.1", "[::1]", bound.lower())))
+
+
 def _advice(exc: OSError, host: str) -> str:
     """What to change when the address cannot be listened on, by the system's reason."""
     if isinstance(exc, socket.gaierror):
@@ -192,6 +211,13 @@ def serve(
     keep_alive_seconds: Annotated[
         int, typer.Option(min=1, help="how long an idle kept-alive connection stays open")
     ] = DEFAULT_KEEP_ALIVE_SECONDS,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            help="host names the service answers to, comma-separated ('*': any), others get 400; default: the "
+            "loopback names when --host is a loopback address (a web page cannot reach it by DNS rebinding), else any"
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="worker processes, each with its own loaded matcher; about one per core")
     ] = 1,
@@ -252,6 +278,7 @@ def serve(
             max_campaigns=max_campaigns,
             max_connections=max_connections,
             keep_alive_seconds=keep_alive_seconds,
+            allowed_hosts=_allowed_hosts(host, allowed_hosts),
         )
         if workers > 1:
             from matcher.service_workers import WorkerPlan, WorkerPool

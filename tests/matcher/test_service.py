@@ -22,7 +22,12 @@ from mlflow import MlflowClient
 from matcher.api import MATCH_COLUMNS
 from tests.commands import CLI, free_port, run_in_process, stop
 from tests.matcher.test_model_holder import versions_with_own_files
-from tests.matcher.test_service_contract import assert_declared, documented_example, exchange
+from tests.matcher.test_service_contract import (
+    assert_declared,
+    documented_example,
+    exchange,
+    health_status_for_host,
+)
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "svc-ranker"  # its own registered model, so moving its alias leaves creator-ranker's champion alone
@@ -185,6 +190,13 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
         f"is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed (GB is not "
         "one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
     ]
+
+
+def test_serve_on_loopback_answers_only_the_loopback_names(service):
+    """Bound to 127.0.0.1 by default, `serve` answers the names that reach it there, not a rebound domain's."""
+    url, _ = service
+    assert health_status_for_host(url, "rebind.attacker.example") == 400
+    assert [health_status_for_host(url, name) for name in ("127.0.0.1", "localhost", "[::1]")] == [200, 200, 200]
 
 
 def test_field_names_with_spaces_around_them_are_read_as_the_command_line_reads_a_header(service, world_dir):

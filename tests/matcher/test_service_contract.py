@@ -152,6 +152,36 @@ def test_health_and_readiness_answer_head_as_get(loading_service):
         assert "head" in openapi["paths"][path]
 
 
+def health_status_for_host(url: str, host: str) -> int:
+    """GET /healthz's status when the request names `host` in its Host header, as a browser on a rebound domain
+    names the page's own."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+    try:
+        connection.putrequest("GET", "/healthz", skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        reply = connection.getresponse()
+        reply.read()
+        return reply.status
+    finally:
+        connection.close()
+
+
+def test_only_the_allowed_host_names_are_answered(loading_service, tmp_path):
+    """A page whose domain was made to resolve to 127.0.0.1 (DNS rebinding) could call a loopback service from the
+    user's browser and read the answers: with `allowed_hosts`, a Host header naming anything else is a 400."""
+    config = ServiceConfig("models:/never-loaded@champion", allowed_hosts=("localhost", "127.0.0.1"))
+    with serving(config, tmp_path) as url:
+        port = url.rsplit(":", 1)[1]
+        assert health_status_for_host(url, "rebind.attacker.example") == 400
+        assert health_status_for_host(url, f"rebind.attacker.example:{port}") == 400
+        assert [health_status_for_host(url, name) for name in (f"127.0.0.1:{port}", "LocalHost")] == [200, 200]
+    # ("*",), the library's default, answers any: `serve` chooses by the address it binds (test_service.py).
+    assert health_status_for_host(loading_service[0], "rebind.attacker.example") == 200
+    with pytest.raises(ValueError, match=r"^Got allowed_hosts=\(\); expected host names"):
+        ServiceConfig("models:/x@champion", allowed_hosts=())
+
+
 def test_more_campaigns_than_the_cap_is_a_413_naming_both_and_where_to_send_them(loading_service):
     """1,600 campaigns in a 1 MB body took 73 s of CPU, slowing every other request: a request holds at most
     `max_campaigns`, and a list of that many is read as usual (503 here: the matcher is never loaded)."""
