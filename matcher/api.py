@@ -431,10 +431,7 @@ def _campaign_record(campaign: object, position: int) -> dict:
     if isinstance(campaign, Mapping):
         return dict(campaign)
     hint = "; pass one table (pandas.concat the frames)" if isinstance(campaign, Table | pd.DataFrame) else ""
-    raise TypeError(
-        f"Got a {type(campaign).__name__} at position {position} of the campaigns; expected a mapping or a "
-        f"CampaignRow{hint}"
-    )
+    raise refuse_type(f"campaigns[{position}]", campaign, f"a mapping or a CampaignRow{hint}")
 
 
 def _given_unvalidated(data: Table | pd.DataFrame) -> bool:

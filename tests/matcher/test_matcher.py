@@ -522,11 +522,11 @@ def test_match_many_refuses_an_iterable_of_tables_naming_the_position(creators, 
     ids that were printed Series, and nothing matched, without an error; a list of read tables raised a bare
     TypeError. One table is what match_many takes."""
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
-    with pytest.raises(TypeError, match=r"^Got a DataFrame at position 0 of the campaigns; expected a mapping or a "):
+    with pytest.raises(TypeError, match=r"^Got campaigns\[0\] as DataFrame; expected a mapping or a CampaignRow; "):
         matcher.match_many([campaigns.iloc[:2], campaigns.iloc[2:4]])
-    with pytest.raises(TypeError, match=r"^Got a Table at position 0 .* \(pandas.concat the frames\)$"):
+    with pytest.raises(TypeError, match=r"^Got campaigns\[0\] as Table; .* \(pandas.concat the frames\)$"):
         matcher.match_many([Table("campaigns", campaigns.iloc[:2], [])])
-    with pytest.raises(TypeError, match=r"^Got a str at position 0 of the campaigns"):
+    with pytest.raises(TypeError, match=r"^Got campaigns\[0\] as str; expected a mapping or a CampaignRow$"):
         matcher.match_many(API_CAMPAIGN)  # one campaign: match(), or a list of one
 
 
