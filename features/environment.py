@@ -23,6 +23,7 @@ __all__ = [
     "OFFLINE_ENVIRONMENT",
     "QUIET_ENVIRONMENT",
     "RAY_ADDRESS_ENV",
+    "REGISTRY_URI_ENV",
     "SETTINGS",
     "TRACKING_URI_ENV",
     "debug_enabled",
@@ -45,6 +46,7 @@ HALT_MARKER_ENV = f"{ENV_PREFIX}HALT_MARKER"
 HALT_BEFORE_REJECTS_ENV = f"{ENV_PREFIX}HALT_BEFORE_REJECTS"
 # Other libraries' names the project reads.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"  # the demo's own store sets it aside
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 
 # The settings a user may set, as docs/cli.md lists them (the HALT_* ones are for tests only).

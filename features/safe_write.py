@@ -59,6 +59,7 @@ _RENAME_EXCHANGE = 2
 # what a killed write left removes none of the user's files (`.m.parquet.before-upgrade.tmp`).
 _TEMPORARY_MARKER = "creator-match-partial"
 _TEMPORARY_RANDOM = 16  # hex digits
+_TEMPORARY = re.compile(rf"\.(.+)\.{_TEMPORARY_MARKER}-[0-9a-f]{{{_TEMPORARY_RANDOM}}}\.tmp")  # group 1: the name
 
 
 class OutputRefused(Exception):
@@ -163,10 +164,10 @@ def _temporary_name(name: str) -> str:
     return f".{name}.{_TEMPORARY_MARKER}-{secrets.token_hex(_TEMPORARY_RANDOM // 2)}.tmp"
 
 
-def _is_temporary_of(entry: str, name: str) -> bool:
-    """Whether `entry` is the name of an `atomic_path` temporary of `name`, by its exact shape."""
-    shape = rf"\.{re.escape(name)}\.{_TEMPORARY_MARKER}-[0-9a-f]{{{_TEMPORARY_RANDOM}}}\.tmp"
-    return re.fullmatch(shape, entry) is not None
+def _temporary_of(entry: str) -> str | None:
+    """The name whose `atomic_path` temporary `entry` is, by its exact shape; None for any other entry."""
+    found = _TEMPORARY.fullmatch(entry)
+    return found.group(1) if found else None
 
 
 def fsync_path(path: str | Path) -> None:
@@ -258,7 +259,7 @@ def stale_temporaries(path: str | Path) -> list[Path]:
     path = Path(path).expanduser().resolve()
     if not path.parent.is_dir():
         return []
-    return sorted(entry for entry in path.parent.iterdir() if _is_temporary_of(entry.name, path.name))
+    return sorted(entry for entry in path.parent.iterdir() if _temporary_of(entry.name) == path.name)
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
@@ -355,11 +356,9 @@ def _runs(pid: int) -> bool:
 def foreign_entries(directory: str | Path, names: Iterable[str]) -> list[str]:
     """Entries of `directory` matching none of the glob patterns `names` (nor an unfinished `atomic_path` of one)."""
     patterns = list(names)
-    temporary = re.compile(rf"\.(.+)\.{_TEMPORARY_MARKER}-[0-9a-f]{{{_TEMPORARY_RANDOM}}}\.tmp")
 
     def ours(name: str) -> bool:
-        unfinished = temporary.fullmatch(name)
-        return any(fnmatch.fnmatchcase(unfinished.group(1) if unfinished else name, p) for p in patterns)
+        return any(fnmatch.fnmatchcase(_temporary_of(name) or name, p) for p in patterns)
 
     return sorted(name for name in (entry.name for entry in Path(directory).iterdir()) if not ours(name))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.embeddings import Embedder
-from features.environment import TRACKING_URI_ENV
+from features.environment import REGISTRY_URI_ENV, TRACKING_URI_ENV
 from features.safe_write import output_lock
 from features.tables import read_table
 from matcher.api import Matcher
@@ -23,8 +23,6 @@ from training.registry import DEFAULT_MODEL_NAME, configure_tracking, create_sto
 from training.train import summarize, train
 
 __all__ = ["format_slates", "run_demo"]
-
-_REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"
 
 
 def _step(text: str) -> float:
@@ -81,10 +79,10 @@ def _own_store(out: Path) -> Iterator[None]:
 
     store = (out / "mlflow.db").resolve()
     store.parent.mkdir(parents=True, exist_ok=True)
-    saved = {name: os.environ.get(name) for name in (TRACKING_URI_ENV, _REGISTRY_URI_ENV)}
+    saved = {name: os.environ.get(name) for name in (TRACKING_URI_ENV, REGISTRY_URI_ENV)}
     tracking = mlflow.get_tracking_uri()
     os.environ[TRACKING_URI_ENV] = f"sqlite:///{store}"
-    os.environ.pop(_REGISTRY_URI_ENV, None)  # the registry is then the tracking store's
+    os.environ.pop(REGISTRY_URI_ENV, None)  # the registry is then the tracking store's
     try:
         configure_tracking()
         create_store()
