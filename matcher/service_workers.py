@@ -193,6 +193,11 @@ def _deaths(processes: list) -> str:
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
     ended otherwise; all of them when each ended by SIGTERM.
     """
+    for process in processes:
+        if not _alive(process.pid):
+            # Its status once collected: the pool's own thread may be reaping it this moment, and a process read
+            # meanwhile said neither code nor signal ("exit unknown").
+            process.join(timeout=1.0)
     ended = [process for process in processes if process.exitcode is not None]
     first = [process for process in ended if process.exitcode != -signal.SIGTERM] or ended
     return "; ".join(f"pid {process.pid}, {_exit_status(process.exitcode)}" for process in first) or "exit unknown"
