@@ -19,7 +19,7 @@ from matcher.batch import write_matches
 from matcher.candidate_index import CandidateIndex
 from matcher.slate import default_slates
 from simulation.world import simulate, write_world
-from training.registry import DEFAULT_MODEL_NAME, configure_tracking, create_store, load_ranker
+from training.registry import configure_tracking, create_store, load_ranker
 from training.train import summarize, train
 
 __all__ = ["format_slates", "run_demo"]
@@ -86,8 +86,6 @@ def _own_store(out: Path) -> Iterator[None]:
     try:
         configure_tracking()
         create_store()
-        if mlflow.get_experiment_by_name(DEFAULT_MODEL_NAME) is None:
-            mlflow.create_experiment(DEFAULT_MODEL_NAME, artifact_location=(out / "mlruns").resolve().as_uri())
         yield
     finally:
         for name, value in saved.items():

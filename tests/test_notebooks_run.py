@@ -35,7 +35,7 @@ def scratch_folder(tmp_path: Path) -> Path:
     """The notebook's scratch folder (`work`, under $TMPDIR), having checked that it holds what the notebook wrote.
 
     What a notebook writes relative to its working directory lands in the folder the kernel started in unless it
-    works from `work`: MLflow's run artifacts did (`./mlruns`, where a `sqlite:` store keeps them). That folder
+    works from `work`: MLflow's run artifacts did once (`./mlruns` of the working directory). That folder
     must be left empty, and every artifact location the notebook's store records must be inside `work`.
     """
     assert not list((tmp_path / START).iterdir()), "the notebook wrote into the folder it was started in"

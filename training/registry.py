@@ -46,6 +46,7 @@ __all__ = [
     "sqlite_store_path",
     "tracking_store",
     "training_records",
+    "use_experiment",
 ]
 
 DEFAULT_MODEL_NAME = "creator-ranker"
@@ -159,6 +160,34 @@ def create_store() -> None:
             if _store_failed(exc):
                 raise _unreadable("read the experiments and models", exc) from exc
             raise
+
+
+def use_experiment(name: str) -> None:
+    """Makes `name` the active experiment, creating it if need be; a SQLite store's new experiment keeps its runs'
+    artifacts in `mlruns` beside the database file.
+
+    MLflow's own default for a `sqlite:` store is `./mlruns` of whatever directory the command runs in, fixed when
+    the experiment is created: a nightly job started from another directory than the first `train` (cron starts
+    in the home directory) kept the store's runs and models in two places, and a store on a shared volume had its
+    artifacts on the local disk of whichever host trained first. A server's store keeps its own default.
+
+    Raises:
+        RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
+    """
+    import mlflow
+
+    path = sqlite_store_path(mlflow.get_tracking_uri())
+    if path is not None:
+        with store_lock():  # of two first trainings at once, one creates it and the other finds it
+            try:
+                if mlflow.get_experiment_by_name(name) is None:
+                    artifacts = path.resolve().parent / "mlruns"
+                    mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+            except Exception as exc:
+                if _store_failed(exc):
+                    raise _unreadable(f"create experiment {name!r}", exc) from exc
+                raise
+    mlflow.set_experiment(name)
 
 
 def check_server_reachable(wait: float = 10.0) -> None:

@@ -46,6 +46,7 @@ from training.registry import (
     pip_requirements,
     register,
     tracking_store,
+    use_experiment,
 )
 from training.review import (
     SLATE_BASELINE,
@@ -206,7 +207,7 @@ def train(
         "features": ",".join(FEATURES),
     }
 
-    mlflow.set_experiment(model_name)
+    use_experiment(model_name)
     with (
         mlflow.start_run(run_name=f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}") as run,
         tempfile.TemporaryDirectory() as tmp,

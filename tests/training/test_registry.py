@@ -20,8 +20,10 @@ from training.registry import (
     RegistryUnavailable,
     champion_version,
     check_server_reachable,
+    create_store,
     finish_registration,
     register,
+    use_experiment,
 )
 from training.train import TrainResult, summarize
 
@@ -57,6 +59,29 @@ def test_no_model_and_no_alias_mean_no_champion(store, tmp_path):
     assert champion_version("m") is None
     client.set_registered_model_alias("m", CHAMPION, "1")
     assert champion_version("m") == "1"
+
+
+def test_a_sqlite_stores_new_experiment_keeps_its_artifacts_beside_the_database(tmp_path, monkeypatch):
+    """Not in `./mlruns` of whatever directory the command ran in (MLflow's default): a nightly job started
+    elsewhere than the first `train` split the store's runs in two. An experiment made before keeps its place."""
+    shared = tmp_path / "models"
+    shared.mkdir()
+    elsewhere = tmp_path / "cron-home"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    use(monkeypatch, f"sqlite:///{shared}/mlflow.db")
+    create_store()
+    MlflowClient().create_experiment("made-before", artifact_location=(tmp_path / "old").as_uri())
+
+    use_experiment("creator-ranker")
+    use_experiment("made-before")
+    with mlflow.start_run() as run:
+        mlflow.log_text("logged", "note.txt")
+
+    assert MlflowClient().get_experiment_by_name("creator-ranker").artifact_location == (shared / "mlruns").as_uri()
+    assert MlflowClient().get_experiment_by_name("made-before").artifact_location == (tmp_path / "old").as_uri()
+    assert (tmp_path / "old" / run.info.run_id / "artifacts" / "note.txt").read_text() == "logged"
+    assert not list(elsewhere.iterdir())
 
 
 def test_an_unreachable_registry_is_an_error_naming_it(store, monkeypatch):
@@ -235,7 +260,6 @@ def test_a_registration_failing_after_the_version_exists_is_tagged_incomplete_wi
     from training.train import REGISTRATION_TAG, train
 
     module = importlib.import_module("training.train")  # the package's `train` attribute is the function
-    monkeypatch.chdir(tmp_path)  # the experiment's ./mlruns artifacts go here, not in the repository
     real_card = module.model_card
 
     def failing_card(name, version, *args):
