@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 import tempfile
@@ -20,7 +21,10 @@ from features.safe_write import temp_dir
 __all__ = [
     "CHAMPION",
     "DEFAULT_MODEL_NAME",
+    "MODEL_ARTIFACT",
+    "MODEL_DIGEST_TAG",
     "MODEL_LIBRARIES",
+    "DigestMismatch",
     "IncompatibleModel",
     "LibraryVersionWarning",
     "LoadedRanker",
@@ -28,6 +32,7 @@ __all__ = [
     "NotARanker",
     "RegistrationIncomplete",
     "RegistryUnavailable",
+    "UncheckedModelWarning",
     "champion_version",
     "check_libraries",
     "check_server_reachable",
@@ -38,7 +43,9 @@ __all__ = [
     "has_earlier_version",
     "installed_versions",
     "load_ranker",
+    "logged_digest",
     "model_code_paths",
+    "model_digest",
     "pip_requirements",
     "promote",
     "register",
@@ -53,6 +60,15 @@ DEFAULT_MODEL_NAME = "creator-ranker"
 CHAMPION = "champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
+
+# Where `train` logs the ranker in its run (`runs:/<run id>/model`).
+MODEL_ARTIFACT = "model"
+# The tag, on a registered version and on the run that logged it, holding `model_digest` of the model's files as
+# `train` logged them; `load_ranker` compares the files it downloads with it before unpickling any.
+MODEL_DIGEST_TAG = "model_sha256"
+# Written by MLflow beside a model it downloads by a `models:/` or `runs:/` URI (the name and version it was
+# downloaded as, replacing any such file the store holds): no file of the store, and not the same at train and load.
+_DOWNLOAD_NOTE = "registered_model_meta"
 
 # What the registered pyfunc imports to load and score (its code travels with it as `code_paths`); their
 # versions are recorded at training and compared when the model is loaded.
@@ -72,6 +88,15 @@ class IncompatibleModel(ModelNotFound):
 class NotARanker(ModelNotFound):
     """A model whose own content is no ranker this code can load: a file that cannot be unpickled (truncated,
     damaged, naming code that is not here) or another project's model. No later attempt loads it."""
+
+
+class DigestMismatch(NotARanker):
+    """A model whose files are not those `train` registered: their digest is not the one recorded with the version
+    (or run). Refused before anything of it is unpickled; as a NotARanker, `serve` does not try it again."""
+
+
+class UncheckedModelWarning(UserWarning):
+    """A model from the store with no digest recorded (registered by an earlier release): loaded unchecked."""
 
 
 class LibraryVersionWarning(UserWarning):
@@ -331,8 +356,9 @@ def has_earlier_version(name: str, version: str) -> bool:
     return any(int(other.version) < int(version) for other in found)
 
 
-def register(model_uri: str, name: str) -> str:
-    """Registers a logged model as a new version of `name`; returns the version.
+def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
+    """Registers a logged model as a new version of `name`, with `tags` (set as the version is created, so no
+    version is ever without them); returns the version.
 
     Raises:
         RegistrationIncomplete: registration failed; the model stays logged at `model_uri`, nothing is registered.
@@ -340,7 +366,7 @@ def register(model_uri: str, name: str) -> str:
     import mlflow
 
     try:
-        return str(mlflow.register_model(model_uri, name).version)
+        return str(mlflow.register_model(model_uri, name, tags=tags).version)
     except Exception as exc:
         raise RegistrationIncomplete(
             f"logged the model at {model_uri}, but registering it as {name} in {tracking_store()} failed: "
@@ -415,12 +441,101 @@ def _quiet_downloads() -> None:
     os.environ.update(unset_defaults(_NO_DOWNLOAD_BARS))
 
 
+def model_digest(directory: Path) -> str:
+    """The SHA-256 digest (hex) of a model directory's files: of one line `<file's SHA-256 hex>  <path>\\n` per
+    regular file, its path relative to `directory` with `/` separators, in the order of the paths' code points,
+    the lines `sha256sum` prints. So, in the directory, `find . -type f ! -path ./registered_model_meta -printf
+    '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum` gives the same digest. The note MLflow writes
+    into each download (`registered_model_meta`) is left out; empty directories are not counted."""
+    files = {path.relative_to(directory).as_posix(): path for path in directory.rglob("*") if path.is_file()}
+    files.pop(_DOWNLOAD_NOTE, None)
+    whole = hashlib.sha256()
+    for name in sorted(files):
+        with files[name].open("rb") as file:
+            whole.update(f"{hashlib.file_digest(file, 'sha256').hexdigest()}  {name}\n".encode())
+    return whole.hexdigest()
+
+
+def _download_model(uri: str, into: Path) -> Path:
+    """Downloads the model at `uri` into a new folder under `into` (not `into` itself, which may hold other files,
+    as a `temp_dir` holds its owner lock); returns the model's directory there."""
+    import mlflow.artifacts
+
+    folder = into / "download"
+    folder.mkdir()
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+
+
+def logged_digest(model_uri: str) -> str:
+    """`model_digest` of a logged model's files as the store holds them, downloaded by the same function that
+    `load_ranker` downloads them with: what is recorded is what a load finds in the store when nothing changed."""
+    _quiet_downloads()
+    with temp_dir("creator-match-model-") as download:
+        return model_digest(_download_model(model_uri, download))
+
+
+def _recorded_digest(uri: str, version: str) -> tuple[str | None, str | None]:
+    """The digest recorded for the model at `uri` (resolved to `version`, `name/N`) and what records it (`name
+    version N`, `run ID`); the digest is None when that holds none (registered by an earlier release), and both
+    are when the URI names no version or run model `train` tags (a model logged by id, `models:/m-...`, a store
+    path)."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("models:/") and "/" in version:
+        name, number = version.rsplit("/", 1)
+        return MlflowClient().get_model_version(name, number).tags.get(MODEL_DIGEST_TAG), f"{name} version {number}"
+    run_id, _, path = uri.removeprefix("runs:/").partition("/")
+    if uri.startswith("runs:/") and path.strip("/") == MODEL_ARTIFACT:  # the run's tag says what train logged there
+        return MlflowClient().get_run(run_id).data.tags.get(MODEL_DIGEST_TAG), f"run {run_id}"
+    return None, None
+
+
+def _check_digest(uri: str, version: str, directory: Path) -> None:
+    """Compares the downloaded model's files with the digest recorded when `train` registered it.
+
+    Raises:
+        DigestMismatch: the files' digest is another, in one line naming both (their first 12 hex digits).
+
+    Warns:
+        UncheckedModelWarning: no digest is recorded for the model; it is loaded unchecked.
+    """
+    expected, owner = _recorded_digest(uri, version)
+    label = repr(uri) if version in (uri, uri.removeprefix("models:/")) else f"{uri!r} ({version})"
+    if expected is None:
+        why = (
+            f"{owner} has no {MODEL_DIGEST_TAG} tag (registered by an earlier release, or not by `train`)"
+            if owner
+            else f"only a registered version or a run's `{MODEL_ARTIFACT}` has a recorded digest"
+        )
+        warnings.warn(
+            f"model {label}: {why}, so its files cannot be checked against what train wrote; loading them unchecked",
+            UncheckedModelWarning,
+            stacklevel=3,
+        )
+        return
+    found = model_digest(directory)
+    if found != expected:
+        raise DigestMismatch(
+            f"model {label}: its files' SHA-256 is {found[:12]}, the {MODEL_DIGEST_TAG} tag of {owner} says "
+            f"{expected[:12]}: the files differ from what `train` registered (changed in the artifact store, or "
+            "damaged); not loaded"
+        )
+
+
 def load_ranker(uri: str) -> LoadedRanker:
     """Loads a ranker from a model URI (`models:/name@alias`, `models:/name/3`, `runs:/...` or a path).
 
+    A model from the store is downloaded to a temporary folder, its files are checked against the digest `train`
+    recorded with its version (`models:/`) or run (`runs:/<run id>/model`), and only then is it unpickled, from
+    that copy. A model directory given as a path is loaded where it is, unchecked: no record says what it held.
+
     Raises:
         ModelNotFound: the URI does not resolve, with the reason in one line.
+        DigestMismatch: the downloaded files are not those `train` registered (a `NotARanker`, exit 2).
         RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
+
+    Warns:
+        UncheckedModelWarning: a model from the store with no digest recorded, loaded unchecked.
     """
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
@@ -429,23 +544,32 @@ def load_ranker(uri: str) -> LoadedRanker:
     _quiet_downloads()
     _check_local_model(uri)
     search_path = list(sys.path)
-    download = None
+    local = None
     try:
         version = resolve_version(uri)
-        # A download of the model (from a tracking server) goes to a folder removed once it is loaded: else each
-        # load, a service's every promotion and a nightly job's every run, leaves a copy of the model behind.
-        with temp_dir("creator-match-model-") as download, warnings.catch_warnings():
-            # Raised, not shown: unpickling stops at the first estimator from another scikit-learn.
-            warnings.simplefilter("error", InconsistentVersionWarning)
-            pyfunc = mlflow.pyfunc.load_model(uri, dst_path=download)
+        # A download of the model goes to a folder removed once it is loaded: else each load, a service's every
+        # promotion and a nightly job's every run, leaves a copy of the model behind. The version an alias
+        # resolved to is the one downloaded, so the files are checked against its digest even if the alias moves.
+        with temp_dir("creator-match-model-") as download:
+            if _is_local(uri):
+                local = uri
+            else:
+                local = str(_download_model(f"models:/{version}" if uri.startswith("models:/") else uri, download))
+                _check_digest(uri, version, Path(local))
+            with warnings.catch_warnings():
+                # Raised, not shown: unpickling stops at the first estimator from another scikit-learn.
+                warnings.simplefilter("error", InconsistentVersionWarning)
+                pyfunc = mlflow.pyfunc.load_model(local)
+    except ModelNotFound:  # the digest's refusal, already one line
+        raise
     except InconsistentVersionWarning as exc:
         raise _refusal(uri, "scikit-learn", exc.original_sklearn_version, exc.current_sklearn_version) from exc
     except (MlflowException, OSError) as exc:
         if _store_failed(exc):  # a store that cannot be read is no answer about the model (exit 1, not 2)
             raise _unreadable(f"read model {uri!r}", exc) from exc
         reason = first_line(exc)
-        if download is not None:  # a file missing from the model is named by the model's own path, not the folder
-            reason = reason.replace(f"{download}/", "")  # it was downloaded into, removed and new at every load
+        if local not in (None, uri):  # a file missing from the model is named by the model's own path, not the
+            reason = reason.replace(f"{local}/", "")  # folder it was downloaded into, removed and new at every load
         raise ModelNotFound(f"model {uri!r} cannot be loaded from {tracking_store()}: {reason}") from exc
     except Exception as exc:
         if _store_failed(exc):  # raised by SQLAlchemy itself as MLflow opens the store
@@ -485,12 +609,17 @@ def _ranker_of(uri: str, pyfunc) -> object:
     return model
 
 
+def _is_local(uri: str) -> bool:
+    """Whether a model URI is a path on this host (or a `file:` URI): a model directory, not one from the store."""
+    return urlsplit(uri).scheme in ("", "file")
+
+
 def _check_local_model(uri: str) -> None:
     """A model given as a path (or `file:` URI) that is not a saved model, refused by what the path holds: MLflow's
     own message named the tracking store, which plays no part, and the path's parent."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("", "file"):
+    if not _is_local(uri):
         return
+    parts = urlsplit(uri)
     path = Path(parts.path if parts.scheme else uri)
     if not path.is_dir():
         raise ModelNotFound(f"model {uri!r}: no directory {path}")

@@ -35,6 +35,8 @@ from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
     CHAMPION,
     DEFAULT_MODEL_NAME,
+    MODEL_ARTIFACT,
+    MODEL_DIGEST_TAG,
     RegistrationIncomplete,
     champion_version,
     check_server_reachable,
@@ -42,6 +44,7 @@ from training.registry import (
     create_store,
     finish_registration,
     first_line,
+    logged_digest,
     model_code_paths,
     pip_requirements,
     register,
@@ -251,13 +254,18 @@ def train(
         # MLflow prints its logging chatter straight to stderr; the summary says the same in one line.
         with contextlib.redirect_stderr(io.StringIO()):
             logged = mlflow.pyfunc.log_model(
-                name="model",
+                name=MODEL_ARTIFACT,
                 python_model=python_model,
                 signature=signature,
                 input_example=example,
                 code_paths=model_code_paths(),
                 pip_requirements=pip_requirements(),
             )
+        # Hashed from the store, not from a folder saved here and logged: what a load compares with is then the
+        # bytes the store holds, read by the download `load_ranker` uses, whatever MLflow adds while logging.
+        # Tagged on the run (for `runs:/` URIs) before it ends, and given to the version as it is registered.
+        digest = logged_digest(logged.model_uri)
+        mlflow.set_tag(MODEL_DIGEST_TAG, digest)
     # Registered only once its run has finished: a training killed before that leaves a run that never
     # finished and no version, never a version (let alone a champion) whose run is still `RUNNING` for ever. The
     # run's `registration` tag says how registering went: `pending` until it is done (only a kill in between
@@ -267,7 +275,7 @@ def train(
     version = None
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            version = register(logged.model_uri, model_name)
+            version = register(logged.model_uri, model_name, {MODEL_DIGEST_TAG: digest})
         registered = f"registered {model_name} version {version} in {tracking_store()}"
         try:
             card = model_card(model_name, version, tags, metrics, importance, champion, slates_against, why_unfair)
