@@ -1,0 +1,133 @@
+"""A registered ranker's files are checked against the digest `train` recorded before anything of them is unpickled:
+files changed in the artifact store are refused in one line (exit 2), a version registered without the digest loads
+with a warning. Nothing checked them before: a replaced pickle ran as it was loaded."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.commands import match_args, run_in_process
+from training.registry import (
+    MODEL_DIGEST_TAG,
+    DigestMismatch,
+    UncheckedModelWarning,
+    load_ranker,
+    model_digest,
+)
+
+pytestmark = pytest.mark.slow
+MODEL_NAME = "digest-ranker"  # its own registered model, whose versions' files the tests change
+
+
+class Marker:
+    """A pickle whose unpickling creates the file `path`: what a crafted `python_model.pkl` would run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+@pytest.fixture(scope="module")
+def versions(trained, tmp_path_factory) -> dict[str, Path]:
+    """Versions of MODEL_NAME, each the trained ranker's files in a folder of its own with the digest `train`
+    recorded for them, as `train` registers it: `intact`, `one_byte` and `marker` (to be changed by the tests), and
+    `untagged` (its tag removed, as a version registered by an earlier release); their folders by name."""
+    client = MlflowClient()
+    source = client.get_model_version(trained.model_name, trained.version)
+    client.create_registered_model(MODEL_NAME)
+    folders = {}
+    for name in ("intact", "one_byte", "marker", "untagged"):
+        folder = tmp_path_factory.mktemp(f"digest-{name}")
+        folder = Path(mlflow.artifacts.download_artifacts(source.source, dst_path=str(folder)))
+        made = client.create_model_version(
+            MODEL_NAME, source=str(folder), run_id=source.run_id, tags={MODEL_DIGEST_TAG: source.tags[MODEL_DIGEST_TAG]}
+        )
+        client.set_registered_model_alias(MODEL_NAME, name.replace("_", "-"), made.version)
+        folders[name] = folder
+    client.delete_model_version_tag(
+        MODEL_NAME, client.get_model_version_by_alias(MODEL_NAME, "untagged").version, MODEL_DIGEST_TAG
+    )
+    return folders
+
+
+def test_train_records_the_digest_of_the_files_it_registered_on_the_version_and_the_run(trained):
+    client = MlflowClient()
+    version = client.get_model_version(trained.model_name, trained.version)
+    stored = Path(client.get_model_version_download_uri(trained.model_name, trained.version))
+    assert stored.is_dir() and (stored / "python_model.pkl").is_file()
+    digest = model_digest(stored)
+    assert version.tags[MODEL_DIGEST_TAG] == digest
+    assert client.get_run(trained.run_id).data.tags[MODEL_DIGEST_TAG] == digest
+
+
+def test_the_digest_is_the_one_sha256sum_gives_as_documented(trained):
+    stored = MlflowClient().get_model_version_download_uri(trained.model_name, trained.version)
+    command = (
+        "find . -type f ! -path ./registered_model_meta -printf '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum "
+        "| sha256sum"
+    )
+    done = subprocess.run(["sh", "-c", command], cwd=stored, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[0] == model_digest(Path(stored))
+
+
+def test_an_intact_version_loads_by_alias_and_its_run_by_runs_uri(versions, trained):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncheckedModelWarning)
+        assert load_ranker(f"models:/{MODEL_NAME}@intact").version == f"{MODEL_NAME}/1"
+        assert load_ranker(f"runs:/{trained.run_id}/model").run_id == trained.run_id
+
+
+def test_one_byte_changed_in_the_store_is_refused_naming_both_digests(versions):
+    changed = versions["one_byte"] / "MLmodel"
+    data = bytearray(changed.read_bytes())
+    data[-2] ^= 1
+    changed.write_bytes(bytes(data))
+    expected = MlflowClient().get_model_version(MODEL_NAME, "2").tags[MODEL_DIGEST_TAG]
+    with pytest.raises(DigestMismatch) as refused:
+        load_ranker(f"models:/{MODEL_NAME}/2")
+    assert str(refused.value) == (
+        f"model 'models:/{MODEL_NAME}/2': its files' SHA-256 is {model_digest(versions['one_byte'])[:12]}, the "
+        f"{MODEL_DIGEST_TAG} tag of {MODEL_NAME} version 2 says {expected[:12]}: the files differ from what `train` "
+        "registered (changed in the artifact store, or damaged); not loaded"
+    )
+
+
+def test_a_replaced_pickle_is_refused_before_it_is_unpickled_by_load_and_by_match(versions, world_dir, tmp_path):
+    marker = tmp_path / "the pickle ran"
+    (versions["marker"] / "python_model.pkl").write_bytes(pickle.dumps(Marker(marker)))
+    with pytest.raises(DigestMismatch, match=r"^model 'models:/digest-ranker@marker' \(digest-ranker/3\): its files"):
+        load_ranker(f"models:/{MODEL_NAME}@marker")
+    assert not marker.exists()
+
+    args = match_args(world_dir, tmp_path / "m.parquet", "--model", f"models:/{MODEL_NAME}@marker")
+    done = run_in_process(*args[1:], cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"creator-match: model 'models:/{MODEL_NAME}@marker' ({MODEL_NAME}/3): its files' SHA-256 is "
+    ), lines
+    assert lines[0].endswith(
+        "the files differ from what `train` registered (changed in the artifact store, or damaged); not loaded"
+    )
+    assert not marker.exists() and not (tmp_path / "m.parquet").exists()
+
+
+def test_a_version_without_the_tag_loads_with_a_warning(versions):
+    with pytest.warns(UncheckedModelWarning) as warned:
+        loaded = load_ranker(f"models:/{MODEL_NAME}@untagged")
+    assert loaded.version == f"{MODEL_NAME}/4"
+    assert [str(warning.message) for warning in warned if warning.category is UncheckedModelWarning] == [
+        f"model 'models:/{MODEL_NAME}@untagged' ({MODEL_NAME}/4): {MODEL_NAME} version 4 has no {MODEL_DIGEST_TAG} "
+        "tag (registered by an earlier release, or not by `train`), so its files cannot be checked against what "
+        "train wrote; loading them unchecked"
+    ]
