@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 import training.registry
 from features.tables import read_table
 from matcher.model_holder import ModelHolder, ServiceConfig
+from training.registry import MODEL_DIGEST_TAG
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "holder-ranker"  # its own registered model: moving its alias leaves the other tests' alone
@@ -45,7 +46,7 @@ def holder(trained, world_dir, world_index, tmp_path_factory):
     """A holder serving version 1 of MODEL_NAME, its alias watched only when the test calls `refresh`; yields
     (holder, the versions' folders, how many times a ranker was loaded from the registry)."""
     MlflowClient().create_registered_model(MODEL_NAME)
-    folders = versions_with_own_files(MODEL_NAME, trained, tmp_path_factory.mktemp("holder-versions"), count=4)
+    folders = versions_with_own_files(MODEL_NAME, trained, tmp_path_factory.mktemp("holder-versions"), count=5)
     config = ServiceConfig(f"models:/{MODEL_NAME}@champion", index=str(world_index), poll_seconds=3600)
     holder = ModelHolder(read_table(world_dir / "creators.parquet", "creators"), config)
     holder.start()
@@ -139,4 +140,32 @@ def test_a_version_whose_pickle_is_cut_short_is_refused_once_and_not_loaded_agai
         f"NotARanker: model 'models:/{MODEL_NAME}/4' cannot be read: UnpicklingError: pickle data was truncated"
     )
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", served.rsplit("/", 1)[1])
+    assert holder.refresh() is False and "not_served" not in holder.readiness()[1]
+
+
+def test_a_version_whose_files_differ_from_its_digest_is_refused_once_and_not_loaded_again(
+    holder, trained, loads, caplog
+):
+    """Version 5 carries the digest `train` recorded for the files, one byte of which was then changed in the store:
+    refused before it is unpickled, as a version whose own content cannot be served, and not tried again."""
+    holder, folders = holder
+    caplog.set_level(logging.WARNING, logger="creator_matcher.service")
+    served = holder.readiness()[1]["model_version"]
+    client = MlflowClient()
+    digest = client.get_model_version(trained.model_name, trained.version).tags[MODEL_DIGEST_TAG]
+    client.set_model_version_tag(MODEL_NAME, "5", MODEL_DIGEST_TAG, digest)
+    data = bytearray((folders[4] / PICKLE).read_bytes())
+    data[len(data) // 2] ^= 1
+    (folders[4] / PICKLE).write_bytes(bytes(data))
+    client.set_registered_model_alias(MODEL_NAME, "champion", "5")
+    assert [holder.refresh() for _ in range(3)] == [False, False, False]
+    assert loads == [f"models:/{MODEL_NAME}/5"], "loaded once, then not again"
+    ready, body = holder.readiness()
+    assert ready and body["model_version"] == served
+    assert body["not_served"]["retried"] is False
+    assert body["not_served"]["reason"].startswith(
+        f"DigestMismatch: model 'models:/{MODEL_NAME}/5': its files' SHA-256 is "
+    ), body["not_served"]["reason"]
+    assert len([line for line in _warnings(caplog) if line.startswith(f"not serving {MODEL_NAME}/5")]) == 1
+    client.set_registered_model_alias(MODEL_NAME, "champion", served.rsplit("/", 1)[1])
     assert holder.refresh() is False and "not_served" not in holder.readiness()[1]
