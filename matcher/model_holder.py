@@ -282,9 +282,11 @@ class ModelHolder:
 def _unservable(exc: BaseException) -> bool:
     """Whether a version failed to load because of its own content, which no later attempt changes: another
     embedding model or feature set (`ArtifactMismatch`), estimators pickled by another scikit-learn
-    (`IncompatibleModel`), a file that cannot be unpickled or another project's model (`NotARanker`), each said of
-    the version by this code's own checks. A file missing, a store or a network that failed, or anything else, may
-    load later."""
+    (`IncompatibleModel`), a file that cannot be unpickled, another project's model or files that differ from the
+    digest `train` recorded (`NotARanker`, `DigestMismatch` among them), each said of the version by this code's
+    own checks (a file missing from a version with a digest is such a mismatch: the digest cannot tell it from a
+    changed one). A file missing from a version without one, a store or a network that failed, or anything else,
+    may load later."""
     from matcher.index_files import ArtifactMismatch
     from training.registry import IncompatibleModel, NotARanker
 
