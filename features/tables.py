@@ -242,7 +242,7 @@ def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.Data
         raise InputError(f"{path}: no such file")
     try:
         if kind == "parquet":
-            frame, bad = pd.read_parquet(path), {}
+            frame, bad = _read_parquet(path).to_pandas(), {}
         else:
             frame, bad = _read_jsonl(path, spec) if kind == "jsonl" else _read_csv(path, spec)
         frame.columns = header_names(frame.columns)
@@ -251,6 +251,28 @@ def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.Data
         raise
     except Exception as exc:  # the parsers raise many types; the user needs one line
         raise InputError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+# How pandas names an index level it stores as a column when the level has no name of its own.
+_UNNAMED_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    """A Parquet file's columns, as `read_table` and `read_frame` both read it: what pandas.read_parquet reads,
+    but a DataFrame's index stored by `DataFrame.to_parquet` is not made the frame's index.
+
+    An index level without a name (`__index_level_0__`, the row labels of any filtered or concatenated frame) is
+    pandas' bookkeeping, not the user's column, and is dropped; a named one (`set_index("creator_id")`) holds the
+    user's values and is read as the column it names. Made the index, the first vanished from the frame but not
+    from Arrow's column names, and a read failed on it; the second hid a required column.
+    """
+    arrow = pq.read_table(path, use_pandas_metadata=True)
+    metadata = arrow.schema.pandas_metadata
+    if not metadata or not metadata.get("index_columns"):
+        return arrow
+    unnamed = [name for name in metadata["index_columns"] if isinstance(name, str) and _UNNAMED_INDEX.fullmatch(name)]
+    pandas = json.dumps(metadata | {"index_columns": []}).encode()
+    return arrow.drop_columns(unnamed).replace_schema_metadata(arrow.schema.metadata | {b"pandas": pandas})
 
 
 # Everything as text: the row models do the typing, so "007" stays an id and bad numbers are named. Only an empty
@@ -1260,7 +1282,7 @@ def read_table(path: str | Path, table: str) -> Table:
     try:
         # Before the read, which fails on a repeated column as "Multiple matches for FieldRef.Name(price)".
         _check_repeated_columns(path, pq.read_schema(path).names, spec)
-        arrow = pq.read_table(path, use_pandas_metadata=True)  # what pandas.read_parquet reads
+        arrow = _read_parquet(path)
     except InputError:
         raise
     except Exception as exc:

@@ -1093,3 +1093,27 @@ def test_integer_ids_of_every_id_column_are_read_as_text_and_float_ones_are_stil
         (1, "3/100.0", "creator_id", "got 100.0; input should be a valid string"),
         (2, "3/2.5", "creator_id", "got 2.5; input should be a valid string"),
     ]
+
+
+@pytest.mark.parametrize("table", sorted(ROW_MAKERS))
+def test_a_frames_row_index_written_by_pandas_is_not_a_column_and_a_named_one_is(tmp_path, table, monkeypatch):
+    """A filtered or concatenated frame's `to_parquet` stores its row labels as column `__index_level_0__`: a read
+    failed on it (KeyError, exit 1). It is pandas' bookkeeping and is dropped; a named index holds the user's
+    values (an id set as the index) and is read as its column; a team's own column beside it is kept, as ever."""
+    make, id_column = ROW_MAKERS[table], ID_OF.get(table, "creator_id")
+    rows = [make(**{id_column: f"x{i}"}, note=f"n{i}") for i in range(5)]
+    frame = pd.DataFrame(rows)
+    filtered = frame[frame["note"] != "n1"]  # labels 0, 2, 3, 4
+    filtered.to_parquet(tmp_path / "filtered.parquet")
+    pd.concat([filtered, filtered.iloc[:0]]).to_parquet(tmp_path / "concatenated.parquet")
+    filtered.set_index(id_column).to_parquet(tmp_path / "named.parquet")
+    monkeypatch.setattr("features.tables.VALIDATION_BLOCK", 2)  # the index read a block at a time too
+
+    for name in ("filtered.parquet", "concatenated.parquet", "named.parquet"):
+        got = read_table(tmp_path / name, table)
+        assert got.rejects == [], name
+        assert got.frame[id_column].tolist() == ["x0", "x2", "x3", "x4"], name
+        assert got.frame["row"].tolist() == [1, 2, 3, 4], name
+        assert "__index_level_0__" not in got.frame.columns, name
+        assert got.frame["note"].tolist() == ["n0", "n2", "n3", "n4"], name
+        assert "__index_level_0__" not in read_frame(tmp_path / name).columns, name
