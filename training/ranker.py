@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.pairwise import CATEGORICAL_FEATURES, FEATURES, without_history
 from features.parameters import check_kinds, refuse, whole_number
 from features.threads import openmp_threads
-from training.weighted_bins import WeightedQuantileBins
+from training.weighted_bins import WeightedQuantileBins, with_values
 
 __all__ = ["OUTCOMES", "CreatorRanker", "expected_outcomes", "expected_sales"]
 
@@ -153,6 +153,7 @@ class CreatorRanker(BaseEstimator):
         return VotingRegressor(members)
 
     def _fit_rate_head(self, kind: str, seed: int, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
+        X = with_values(X, weights)
         return self._head(kind, seed).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
 
     @staticmethod
@@ -246,7 +247,7 @@ class CreatorRanker(BaseEstimator):
             raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")
         # Unweighted, the reach head is fitted exactly as before weights existed (no sample_weight argument).
         reach_weights = {} if sample_weight is None else {"sample_weight": weights}
-        self.reach_ = self._head("reach", seed).fit(data, impressions, **reach_weights)
+        self.reach_ = self._head("reach", seed).fit(with_values(data, weights), impressions, **reach_weights)
         clicked = self._binomial(data, impressions, clicks, self.max_impressions_weight, weights)
         self.click_ = self._fit_rate_head("click", seed, *clicked)
         ordered = self._binomial(data, clicks, orders, self.max_clicks_weight, weights)

@@ -37,6 +37,7 @@ from features.history import HISTORY_COLUMNS, CategoryPriors
 from features.pairwise import CATEGORICAL_FEATURES, FEATURES, HISTORY_FEATURES, pair_features, typical_audience
 from features.records import campaign_folds
 from features.similarity import TagSpace, semantic_features
+from training.weighted_bins import with_values
 
 __all__ = [
     "CANDIDATES_PER_CAMPAIGN",
@@ -172,7 +173,7 @@ def selection_weights(
             min_samples_leaf=50,
             categorical_features=[SELECTION_FEATURES.index(name) for name in CATEGORICAL_FEATURES],
             random_state=random_state,
-        ).fit(X[learn], is_participant[learn])
+        ).fit(with_values(X[learn]), is_participant[learn])
         rows = np.flatnonzero(fold[:n] == held)
         p[rows] = classifier.predict_proba(X[rows])[:, 1]
     p = np.clip(p, 1e-4, 1 - 1e-4)

@@ -11,6 +11,9 @@ the trees and predictions are the same; `tests/training/test_weighted_bins.py` h
 
 Where the booster would not use weighted quantiles (no weights, at most `max_bins` distinct values, or more
 rows than it subsamples for binning), the column is passed through untouched.
+
+`with_values` readies any booster's rows: a column with no value to bin (an optional creator column absent or
+empty in the whole table) failed scikit-learn 1.9's binner.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.parameters import check_kinds, refuse
 
-__all__ = ["WeightedQuantileBins"]
+__all__ = ["WeightedQuantileBins", "with_values"]
 
 # What HistGradientBoosting's binner uses: values of X_DTYPE, at most this many rows for finding thresholds,
 # and thresholds clipped below +inf.
@@ -39,6 +42,27 @@ def _averaged_weighted_quantiles(values: np.ndarray, weights: np.ndarray, percen
     at = np.clip(np.searchsorted(cdf, ranks), 0, last)
     exact = (cdf[at] - ranks) <= np.finfo(np.float64).eps
     return np.where(exact, (values[at] + values[np.clip(at + 1, 0, last)]) / 2, values[at])
+
+
+def with_values(X: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """`X` as a histogram booster can fit it: each column with no value it would bin set to 0 throughout.
+
+    The booster bins a column's values on the rows of non-zero weight; with none (every row missing there, as
+    for an optional creator column absent or empty in the whole table), scikit-learn 1.9's binner fails ("window
+    shape cannot be larger than input array shape") where earlier versions gave the column no threshold. A
+    constant column gets no threshold either, so no tree splits on it and predictions do not depend on it,
+    whatever values scoring later sees there. Columns with a value are left as they are: fits are unchanged.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    present = ~np.isnan(X)
+    if sample_weight is not None:
+        present &= (np.asarray(sample_weight, dtype=np.float64) != 0)[:, None]
+    empty = ~present.any(axis=0)
+    if not empty.any() or not len(X):
+        return X
+    X = X.copy()
+    X[:, empty] = 0.0
+    return X
 
 
 class WeightedQuantileBins(TransformerMixin, BaseEstimator):

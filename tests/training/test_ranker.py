@@ -140,3 +140,26 @@ def test_predict_names_the_feature_columns_it_lacks_as_fit_does():
             method(X.drop(columns="similarity"))
         with pytest.raises(ValueError, match=r"^Got X as ndarray; expected a DataFrame with the feature columns"):
             method(X.to_numpy())
+
+
+def test_a_feature_with_no_value_is_fitted_and_never_used():
+    """An optional creator column absent or empty in the whole table is a feature with no value at all, which
+    scikit-learn 1.9's binner failed on ("window shape cannot be larger than input array shape"); so did one whose
+    values are all on rows the rate heads leave out. Such a feature takes no part in any tree: what scoring later
+    finds there changes nothing."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.ranker_contract import synthetic_pairs
+    from training.selection import SELECTION_FEATURES, selection_weights
+
+    X, y = synthetic_pairs(2000, seed=7)
+    X["avg_dwell_seconds"] = np.nan
+    X["storefront_return_rate"] = np.where(y["clicks"] == 0, 0.5, np.nan)  # none where the order head fits
+    fitted = CreatorRanker(max_iter=20).fit(X, y, sample_weight=np.ones(len(X)))
+    filled = X.assign(avg_dwell_seconds=np.linspace(0, 600, len(X)))
+    pd.testing.assert_frame_equal(fitted.predict(X), fitted.predict(filled))
+
+    rows = X.assign(campaign_id=[f"c{i % 40}" for i in range(len(X))])[["campaign_id", *SELECTION_FEATURES]]
+    weights = selection_weights(rows.iloc[:1000], rows.iloc[1000:], power=0.5)
+    assert np.isfinite(weights).all() and weights.mean() == pytest.approx(1.0)
