@@ -882,7 +882,8 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
         return f"{where + ': ' if where else ''}{shown}{UNPAIRED}"
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
-    hint = _percent_hint(error, error["loc"][position - 1] if 0 < position <= len(error["loc"]) else None)
+    column = error["loc"][position - 1] if 0 < position <= len(error["loc"]) else None
+    hint = _percent_hint(error, column) or _separator_hint(error)
     reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{hint}"
     return f"{where + ': ' if where else ''}{reason}"
 
@@ -911,6 +912,30 @@ def _percent_hint(error: dict, column: object = None) -> str:
 
 
 _PERCENTAGE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*%\s*")
+
+
+def _separator_hint(error: dict) -> str:
+    """For a number written with commas (`1,234`, `1,299.00`, `12,99`), what it is without them: it was only
+    "unable to parse string as a number". It is not read either way: a comma groups thousands in some locales and
+    is the decimal separator in others, so `1,234` may be 1234 or 1.234 (but a count 1234), the seller's to say."""
+    given = error["input"]
+    if not isinstance(given, str) or error["type"] not in {"float_parsing", "int_parsing"}:
+        return ""
+    written = given.strip()
+    if grouped := _GROUPED.fullmatch(written):
+        plain = written.replace(",", "")
+        if grouped[2] or grouped[1].count(",") > 1 or error["type"] == "int_parsing":  # a count has no fraction
+            return f" (a thousands separator? write {plain} for {written}: numbers are written without one)"
+        decimal = written.replace(",", ".")
+        return f" (a thousands separator or a decimal comma? write {plain} or {decimal} for {written})"
+    if _DECIMAL_COMMA.fullmatch(written):
+        return f" (a decimal comma? write {written.replace(',', '.')} for {written}: numbers take a decimal point)"
+    return ""
+
+
+# `1,234`, `-12,345,678.90`: commas every three digits, then perhaps a fraction; `12,99`: a comma for a point.
+_GROUPED = re.compile(r"[+-]?([0-9]{1,3}(?:,[0-9]{3})+)(\.[0-9]+)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
 
 
 @functools.cache

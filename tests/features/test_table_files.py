@@ -344,6 +344,47 @@ def test_a_share_written_as_a_percentage_is_refused_with_the_fraction_it_probabl
     ]
 
 
+def test_a_number_written_with_commas_is_refused_with_what_it_is_without_them(tmp_path):
+    """`1,299.00` was only "unable to parse string as a number", where `15%` got a hint. It is not read: a comma
+    groups thousands in some locales and is the decimal point in others, so `12,000` is given both readings (a
+    count only the one), and a mere separator or a word gets no hint."""
+    campaigns, creators = tmp_path / "camps.csv", tmp_path / "creators.csv"
+    rows = campaigns_rows(4)
+    rows[0] |= {"price": " 1,299.00 "}
+    rows[1] |= {"budget": "12,000"}
+    rows[2] |= {"price": "12,99"}
+    rows[3] |= {"price": "1,2,3"}
+    write_csv(campaigns, rows)
+    write_csv(creators, [CREATOR | {"followers": "1,234", "avg_views": "-1,234,567"}])
+
+    read = read_table(campaigns, "campaigns"), read_table(creators, "creators")
+
+    number = "input should be a valid number, unable to parse string as a number"
+    integer = "input should be a valid integer, unable to parse string as an integer"
+    assert [(r.column, r.reason) for table in read for r in table.rejects] == [
+        (
+            "price",
+            f"got ' 1,299.00 '; {number} (a thousands separator? write 1299.00 for 1,299.00: numbers are "
+            "written without one)",
+        ),
+        (
+            "budget",
+            f"got '12,000'; {number} (a thousands separator or a decimal comma? write 12000 or 12.000 for 12,000)",
+        ),
+        ("price", f"got '12,99'; {number} (a decimal comma? write 12.99 for 12,99: numbers take a decimal point)"),
+        ("price", f"got '1,2,3'; {number}"),
+        (
+            "avg_views",
+            f"got '-1,234,567'; {integer} (a thousands separator? write -1234567 for -1,234,567: numbers "
+            "are written without one)",
+        ),
+        (
+            "followers",
+            f"got '1,234'; {integer} (a thousands separator? write 1234 for 1,234: numbers are written without one)",
+        ),
+    ]
+
+
 def test_a_date_of_no_day_and_a_rate_written_as_a_percentage_are_said_as_such(tmp_path):
     """2026-02-30 was "should be a date as YYYY-MM-DD", which it is written as; a commission rate of 15 was only
     "should be less than or equal to 1"."""
