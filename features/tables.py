@@ -539,13 +539,32 @@ def _wide_line_rejects(wide: dict[int, list[str] | _BadLine], columns: list[str]
 
 
 def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:
-    """Refuses a file that lacks a required column: none of its rows could be valid.
+    """Refuses a file that lacks a required column (none of its rows could be valid), or that names a column the
+    table reads another way (`Product Type`, `inStock`), whose values would be lost.
 
     Raises:
-        InputError: naming the file, the table and each required column it lacks.
+        InputError: naming the file, the table and each required column it lacks, or each column so written.
     """
     if refusal := missing_columns(columns, spec.name, "nothing was read"):
         raise InputError(f"{path}: {refusal}")
+    present = [str(column) for column in columns]
+    named = spec.row_model.model_fields
+    # A column the table reads written another way (`Product Type`): the seller's values, certainly, not a team's
+    # own column; ignored with a warning, a batch exited 0 with every campaign's product type `auto`. A column
+    # only alike letter for letter (`product_typ`) may be a team's own and is still warned about.
+    renamed = [
+        (column, normalized(column)) for column in present if column not in named and normalized(column) in named
+    ]
+    if renamed:
+        written = " and ".join(
+            repr(column) + (f" (beside {name} itself)" if name in present else "") for column, name in renamed
+        )
+        names = " and ".join(name for _, name in renamed)
+        are, some, their = ("are", "columns", "their") if len(renamed) > 1 else ("is", "column", "its")
+        raise InputError(
+            f"{path}: {written} {are} the {spec.name} table's {names} {some} written another way, and {their} values "
+            "would be lost; nothing was read (column names are exact, lower case and without spaces)"
+        )
 
 
 def missing_columns(columns: Iterable[object], table: str, outcome: str) -> str | None:

@@ -3,6 +3,7 @@ its field would otherwise take its default without a word (a `product_typ` colum
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from features.column_names import likely_meant, normalized
 from features.tables import InputError, read_table, valid_rows
-from tests.commands import run_process
+from tests.commands import run_in_process, run_process
 from tests.features.test_table_files import CAMPAIGN, creators_rows, write_csv, write_table
 
 
@@ -112,6 +113,39 @@ def test_a_misspelt_required_column_is_refused_naming_what_it_probably_is(tmp_pa
         f"{path}: no commission_rate column, required in the campaigns table; nothing was read (found "
         "'comission_rate' for commission_rate: column names are exact, lower case and without spaces)"
     )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_an_optional_column_written_another_way_refuses_the_file_as_a_required_one_does(tmp_path, fmt):
+    """A trial's `Product Type` column was ignored with a warning and the batch exited 0, every declared type `auto`,
+    where `Commission Rate` was refused. The same name in another case or with spaces is the seller's column, not a
+    team's own: the file is refused (exit 2), beside the right column too; a misspelling is still only warned."""
+    path = tmp_path / f"campaigns.{fmt}"
+    cases = {
+        "'Product Type' and 'inStock' are the campaigns table's product_type and in_stock columns written another way, "
+        "and their values would be lost": {"Product Type": "standard", "inStock": "false"},
+        "'Product Type' (beside product_type itself) is the campaigns table's product_type column written another "
+        "way, and its values would be lost": {"product_type": "auto", "Product Type": "standard"},
+    }
+    for said, columns in cases.items():
+        write_table(path, [CAMPAIGN | columns])
+        whole = f"{path}: {said}; nothing was read (column names are exact, lower case and without spaces)"
+        with pytest.raises(InputError, match=f"^{re.escape(whole)}$"):
+            read_table(path, "campaigns")
+
+
+def test_match_refuses_a_campaigns_file_with_an_optional_column_written_another_way(tmp_path):
+    campaigns, creators = tmp_path / "campaigns.csv", tmp_path / "creators.csv"
+    write_csv(campaigns, [dict(CAMPAIGN, **{"Product Type": "standard"})])
+    write_csv(creators, creators_rows(3))
+    done = run_in_process(
+        *("match", "--campaigns", str(campaigns), "--creators", str(creators), "--out", str(tmp_path / "m.csv")),
+        *("--model", str(tmp_path / "no-model")),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "'Product Type' is the campaigns table's product_type column written another way" in done.stderr
+    assert not (tmp_path / "m.csv").exists()
 
 
 def test_a_frame_given_to_the_python_api_is_warned_about_too():
