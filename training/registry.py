@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -207,7 +208,7 @@ def use_experiment(name: str) -> None:
             try:
                 if mlflow.get_experiment_by_name(name) is None:
                     artifacts = path.resolve().parent / "mlruns"
-                    mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+                    mlflow.create_experiment(name, artifact_location=str(artifacts))
             except Exception as exc:
                 if _store_failed(exc):
                     raise _unreadable(f"create experiment {name!r}", exc) from exc
@@ -444,10 +445,16 @@ def _quiet_downloads() -> None:
 def model_digest(directory: Path) -> str:
     """The SHA-256 digest (hex) of a model directory's files: of one line `<file's SHA-256 hex>  <path>\\n` per
     regular file, its path relative to `directory` with `/` separators, in the order of the paths' code points,
-    the lines `sha256sum` prints. So, in the directory, `find . -type f ! -path ./registered_model_meta -printf
-    '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum` gives the same digest. The note MLflow writes
-    into each download (`registered_model_meta`) is left out; empty directories are not counted."""
-    files = {path.relative_to(directory).as_posix(): path for path in directory.rglob("*") if path.is_file()}
+    the lines `sha256sum` prints. So, in the directory, `find . -type f ! -path ./registered_model_meta ! -path
+    '*/__pycache__/*' -printf '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum` gives the same digest.
+    Left out: the note MLflow writes into each download (`registered_model_meta`) and Python's bytecode caches
+    (`__pycache__`), which any process that imports the model's code where the store keeps it (plain MLflow
+    loading a local store's model) writes beside it; empty directories are not counted."""
+    files = {
+        path.relative_to(directory).as_posix(): path
+        for path in directory.rglob("*")
+        if path.is_file() and _BYTECODE not in path.relative_to(directory).parts
+    }
     files.pop(_DOWNLOAD_NOTE, None)
     whole = hashlib.sha256()
     for name in sorted(files):
@@ -463,7 +470,15 @@ def _download_model(uri: str, into: Path) -> Path:
 
     folder = into / "download"
     folder.mkdir()
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    model = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    # Bytecode is not in the digest, so none is kept to be imported: Python compiles the checked sources again.
+    for cache in [path for path in model.rglob(_BYTECODE) if path.is_dir()]:
+        shutil.rmtree(cache)
+    return model
+
+
+# Python's bytecode caches: written beside the model's code by whichever process imports it there.
+_BYTECODE = "__pycache__"
 
 
 def logged_digest(model_uri: str) -> str:

@@ -71,8 +71,8 @@ def test_train_records_the_digest_of_the_files_it_registered_on_the_version_and_
 def test_the_digest_is_the_one_sha256sum_gives_as_documented(trained):
     stored = MlflowClient().get_model_version_download_uri(trained.model_name, trained.version)
     command = (
-        "find . -type f ! -path ./registered_model_meta -printf '%P\\0' | LC_ALL=C sort -z | xargs -0 sha256sum "
-        "| sha256sum"
+        "find . -type f ! -path ./registered_model_meta ! -path '*/__pycache__/*' -printf '%P\\0' | LC_ALL=C sort -z "
+        "| xargs -0 sha256sum | sha256sum"
     )
     done = subprocess.run(["sh", "-c", command], cwd=stored, capture_output=True, text=True, check=True)
     assert done.stdout.split()[0] == model_digest(Path(stored))
@@ -85,6 +85,27 @@ def test_an_intact_version_loads_by_alias_and_its_run_by_runs_uri(versions, trai
         warnings.simplefilter("error", UncheckedModelWarning)
         assert load_ranker(f"models:/{MODEL_NAME}@intact").version == f"{MODEL_NAME}/1"
         assert load_ranker(f"runs:/{trained.run_id}/model").run_id == trained.run_id
+
+
+def test_bytecode_a_plain_import_wrote_beside_the_stored_code_is_no_change(versions):
+    """A process that imports the model's code where the store keeps it (plain MLflow loading a local store's
+    model does) writes `__pycache__` there; the version stayed as `train` made it, and the next `train` refused
+    the champion."""
+    import os
+    import sys
+    import warnings
+
+    code = versions["intact"] / "code"
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(code)!r}); import training.pyfunc"],
+        env=environment,
+        check=True,
+    )
+    assert list(code.rglob("__pycache__/*.pyc"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncheckedModelWarning)
+        assert load_ranker(f"models:/{MODEL_NAME}@intact").version == f"{MODEL_NAME}/1"
 
 
 def test_one_byte_changed_in_the_store_is_refused_naming_both_digests(versions):

@@ -78,7 +78,7 @@ def test_a_sqlite_stores_new_experiment_keeps_its_artifacts_beside_the_database(
     with mlflow.start_run() as run:
         mlflow.log_text("logged", "note.txt")
 
-    assert MlflowClient().get_experiment_by_name("creator-ranker").artifact_location == (shared / "mlruns").as_uri()
+    assert MlflowClient().get_experiment_by_name("creator-ranker").artifact_location == str(shared / "mlruns")
     assert MlflowClient().get_experiment_by_name("made-before").artifact_location == (tmp_path / "old").as_uri()
     assert (tmp_path / "old" / run.info.run_id / "artifacts" / "note.txt").read_text() == "logged"
     assert not list(elsewhere.iterdir())
