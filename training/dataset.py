@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ __all__ = [
     "TrainingTables",
     "build_training_data",
     "build_with_holdout",
+    "data_fingerprint",
     "read_training_tables",
     "settled_training_rows",
     "window_hours",
@@ -75,7 +77,6 @@ class TrainingData:
     pairs: pd.DataFrame
     model: HistoryModel  # what every settled row taught, registered with the ranker
     records: CreatorRecords  # every creator's record as of training: match's default
-    fingerprint: str
     window: tuple[str, str]
 
 
@@ -107,12 +108,49 @@ def read_training_tables(data_dir: str | Path) -> TrainingTables:
     )
 
 
-def _fingerprint(rows: pd.DataFrame) -> str:
-    keyed = rows[["campaign_id", "creator_id", "impressions", "clicks", "orders", "sales"]]
-    digest = hashlib.sha256(
-        pd.util.hash_pandas_object(keyed.sort_values(["campaign_id", "creator_id"]), index=False).to_numpy().tobytes()
-    )
+def _canonical(cell: object) -> object:
+    """A list, map or date cell as JSON text: hashable, and alike whichever file format it was read from."""
+    if isinstance(cell, str) or cell is None:
+        return cell
+    if cell is pd.NA or (isinstance(cell, float) and np.isnan(cell)):
+        return None
+    if isinstance(cell, np.ndarray):
+        cell = cell.tolist()
+    return json.dumps(cell, sort_keys=True, default=str)
+
+
+def _table_fingerprint(frame: pd.DataFrame) -> str:
+    """16 hex digits of a validated table's content: its columns by name and its rows in any order.
+
+    The reader's `row` (a line number) is left out, and the sorted row hashes are hashed, so the same rows in
+    another order, or from another file format, fingerprint alike.
+    """
+    columns = sorted(c for c in frame.columns if c != "row")
+    content = frame[columns].copy()
+    for name in columns:
+        if content[name].dtype == object:
+            content[name] = content[name].map(_canonical)
+        elif content[name].dtype.kind == "M":  # a text file's times are read to the microsecond, Parquet's to the ns
+            content[name] = content[name].astype("datetime64[ns]")
+    rows = np.sort(pd.util.hash_pandas_object(content, index=False).to_numpy())
+    digest = hashlib.sha256(json.dumps(columns).encode())
+    digest.update(rows.tobytes())
     return digest.hexdigest()[:16]
+
+
+def data_fingerprint(tables: TrainingTables) -> tuple[str, dict[str, str]]:
+    """The fingerprint of the tables training read, together, and of each (`creators`, `campaigns`,
+    `performance`, and `touches` and `purchases` when given): the run's `data_fingerprint` tags.
+
+    Computed on the validated rows (rejected ones are not trained on), not the files' bytes. It is the tables'
+    alone: `as_of`, the attribution and the hold-out are the run's parameters.
+    """
+    each = {
+        name: _table_fingerprint(frame)
+        for name in ("creators", "campaigns", "performance", "touches", "purchases")
+        if (frame := getattr(tables, name)) is not None
+    }
+    return hashlib.sha256(json.dumps(each, sort_keys=True).encode()).hexdigest()[:16], each
 
 
 def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryPriors, folds: int = 5) -> pd.DataFrame:
@@ -348,4 +386,4 @@ def _build(
     learned = rows[learn]
     window = (str(learned["start_date"].min().date()), str(learned["settled_on"].max().date()))
     model = HistoryModel(priors, learned_affinity, product_types, context)
-    return TrainingData(pairs, model, CreatorRecords.from_rows(learned, priors), _fingerprint(learned), window)
+    return TrainingData(pairs, model, CreatorRecords.from_rows(learned, priors), window)

@@ -20,6 +20,9 @@ __all__ = [
     "head_metrics",
     "held_out_campaigns",
     "ndcg_by_campaign",
+    "ndcg_of_each_campaign",
+    "paired_difference",
+    "random_order_ndcg",
     "time_split",
 ]
 
@@ -96,6 +99,8 @@ def cold_metrics(
         prefix = "cold_" if name == "model" else f"cold_{name}_"
         metrics[f"{prefix}ndcg_at_{k}"] = ndcg_by_campaign(cold, score, k)
         metrics[f"{prefix}captured_sales"] = captured_sales(cold, score, k=3)
+    # What any order scores on so few candidates per campaign: the floor the cold figures sit on.
+    metrics[f"cold_baseline_random_ndcg_at_{k}"] = random_order_ndcg(cold, k)
     return metrics
 
 
@@ -156,6 +161,72 @@ def ndcg_by_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
     return float(ndcg_score(truth, order, k=k))
 
 
+def random_order_ndcg(pairs: pd.DataFrame, k: int) -> float:
+    """The expected `ndcg_by_campaign` of a random order of each campaign's pairs, computed exactly.
+
+    A random order puts each pair at each position alike, so position i's expected gain is the campaign's mean
+    realized sales: the expected DCG@k is that mean times the sum of the first min(k, n) discounts, over the
+    ideal DCG@k (the gains are realized sales as they are, as scikit-learn's `ndcg_score` takes them).
+    """
+    realized = pairs["sales"].to_numpy(float)
+    found = []
+    for index in pairs.groupby("campaign_id").indices.values():
+        gains = realized[index]
+        if len(index) < 2 or gains.sum() <= 0:
+            continue
+        discounts = 1 / np.log2(np.arange(2, min(k, len(gains)) + 2))
+        found.append(gains.mean() * discounts.sum() / (np.sort(gains)[::-1][: len(discounts)] @ discounts))
+    return float(np.mean(found)) if found else float("nan")
+
+
+def ndcg_of_each_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> pd.Series:
+    """NDCG@k of realized sales ordered by `scores`, of each campaign `ndcg_by_campaign` averages, by campaign id.
+
+    One `ndcg_score` call per campaign: for the paired comparison, not for permutation importance's many calls.
+    """
+    realized = pairs["sales"].to_numpy(float)
+    ranked = np.nan_to_num(np.asarray(scores, float), nan=-1e9, neginf=-1e300)
+    found = {
+        campaign: float(ndcg_score(realized[index][None], ranked[index][None], k=k))
+        for campaign, index in pairs.groupby("campaign_id").indices.items()
+        if len(index) >= 2 and realized[index].sum() > 0
+    }
+    return pd.Series(found, dtype=float)
+
+
+# How many resamples of the campaigns, and which seed, the paired comparison's interval is drawn with.
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
+
+
+def paired_difference(
+    pairs: pd.DataFrame, ours: np.ndarray, theirs: np.ndarray, k: int = 10, confidence: float = 0.9
+) -> tuple[float, float, float]:
+    """The mean over campaigns of NDCG@k by `ours` minus by `theirs` on the same pairs, and a seeded percentile
+    bootstrap `confidence` interval of it, resampling campaigns (each keeps both its figures: paired).
+
+    The mean equals `ndcg_by_campaign(pairs, ours, k) - ndcg_by_campaign(pairs, theirs, k)`. NaN when no campaign
+    counts; the interval is the mean itself when one does.
+    """
+    from scipy.stats import bootstrap
+
+    differences = (ndcg_of_each_campaign(pairs, ours, k) - ndcg_of_each_campaign(pairs, theirs, k)).to_numpy()
+    if not len(differences):
+        return float("nan"), float("nan"), float("nan")
+    mean = float(differences.mean())
+    if len(differences) < 2 or np.ptp(differences) == 0:  # nothing to resample: every resample has this mean
+        return mean, mean, mean
+    interval = bootstrap(
+        (differences,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
+    return mean, float(interval.low), float(interval.high)
+
+
 def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10) -> dict[str, float]:
     """Head metrics, and NDCG@k of realized sales for the model's expected sales and every baseline."""
     predicted = ranker.predict(pairs)
@@ -163,4 +234,5 @@ def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarr
     metrics[f"ndcg_at_{k}"] = ndcg_by_campaign(pairs, expected_sales(predicted, price), k)
     for name, baseline in BASELINES.items():
         metrics[f"baseline_{name}_ndcg_at_{k}"] = ndcg_by_campaign(pairs, baseline(pairs), k)
+    metrics[f"baseline_random_ndcg_at_{k}"] = random_order_ndcg(pairs, k)
     return metrics

@@ -5,15 +5,17 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from features.pairwise import FEATURES
 from training.dataset import DEFAULT_WINDOW, window_hours
-from training.evaluate import evaluate_ranking, ndcg_by_campaign
-from training.ranker import CreatorRanker
+from training.evaluate import evaluate_ranking, ndcg_by_campaign, paired_difference
+from training.ranker import CreatorRanker, expected_sales
 from training.registry import champion_version, load_ranker
 
 __all__ = [
+    "DIFFERENCE",
     "HELD_OUT_SCORE",
     "MIN_CAMPAIGNS",
     "PromotionCheck",
@@ -23,7 +25,10 @@ __all__ = [
     "check_promotion",
     "compare_with_champion",
     "credit_rule",
+    "difference_metrics",
+    "logged_difference",
     "rule_of",
+    "said_difference",
     "unfair",
     "unseen_by",
 ]
@@ -45,6 +50,8 @@ class PromotionCheck:
     candidate_ndcg: float | None = None
     champion_ndcg: float | None = None
     campaigns: int = 0
+    # The paired per-campaign comparison: mean of the version's minus the champion's NDCG@10, 90% interval.
+    difference: tuple[float, float, float] | None = None
 
 
 def _version_of(model_name: str, version: str):
@@ -145,6 +152,30 @@ def challenger_metrics(held_out: CreatorRanker, fair: pd.DataFrame) -> dict[str,
     return {f"challenger_{k}": v for k, v in found.items() if not k.startswith("baseline_")}
 
 
+DIFFERENCE = "challenger_minus_champion_ndcg_at_10"
+
+
+def difference_metrics(ours: np.ndarray, theirs: np.ndarray, fair: pd.DataFrame) -> dict[str, float]:
+    """The paired comparison on `fair` of this version's expected sales (`ours`) with the champion's, as metrics:
+    `challenger_minus_champion_ndcg_at_10` and its 90% interval's `..._low` and `..._high`."""
+    mean, low, high = paired_difference(fair, ours, theirs, 10)
+    return {DIFFERENCE: mean, f"{DIFFERENCE}_low": low, f"{DIFFERENCE}_high": high}
+
+
+def logged_difference(metrics: dict[str, float]) -> tuple[float, float, float] | None:
+    """The paired comparison `difference_metrics` put in `metrics`, or None when it is not there (or undefined)."""
+    found = tuple(metrics.get(f"{DIFFERENCE}{end}", np.nan) for end in ("", "_low", "_high"))
+    return found if all(np.isfinite(found)) else None
+
+
+def said_difference(mean: float, low: float, high: float) -> str:
+    """The paired comparison in words, as `promote` and the model card give it."""
+    return (
+        f"per campaign, this version minus the champion {mean:+.3f} NDCG@10 "
+        f"(90% bootstrap interval {low:+.3f} to {high:+.3f})"
+    )
+
+
 def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame, rule: str) -> dict[str, float]:
     """The champion's metrics on the held-out pairs it has not seen, prefixed `champion_`, and their count.
 
@@ -201,14 +232,18 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
     why = unfair(f"version {version}", champion, rules, n, champ.features)
     if why is not None:
         return PromotionCheck(False, why, campaigns=n)
-    ours = ndcg_by_campaign(fair, fair[HELD_OUT_SCORE].to_numpy(float), 10)
+    scores = fair[HELD_OUT_SCORE].to_numpy(float)
+    ours = ndcg_by_campaign(fair, scores, 10)
     theirs = evaluate_ranking(champ.ranker, fair, fair["price"].to_numpy())["ndcg_at_10"]
+    # Evidence beside the rule, not a new rule: the gate stays the comparison of the two means.
+    difference = paired_difference(fair, scores, expected_sales(champ.ranker.predict(fair), fair["price"].to_numpy()))
     verdict = "beats" if ours >= theirs else "does not beat"
     return PromotionCheck(
         ours >= theirs,
         f"version {version} {verdict} champion version {champion}: NDCG@10 "
-        f"{ours:.3f} vs {theirs:.3f} on {n} held-out campaigns neither trained on",
+        f"{ours:.3f} vs {theirs:.3f} on {n} held-out campaigns neither trained on; {said_difference(*difference)}",
         ours,
         theirs,
         n,
+        difference,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import shutil
@@ -22,6 +23,8 @@ from features.safe_write import temp_dir
 __all__ = [
     "CHAMPION",
     "DEFAULT_MODEL_NAME",
+    "DISTRIBUTION",
+    "FIRST_VERSION",
     "MODEL_ARTIFACT",
     "MODEL_DIGEST_TAG",
     "MODEL_LIBRARIES",
@@ -37,6 +40,7 @@ __all__ = [
     "champion_version",
     "check_libraries",
     "check_server_reachable",
+    "code_tags",
     "configure_tracking",
     "create_store",
     "finish_registration",
@@ -297,6 +301,53 @@ def installed_versions() -> dict[str, str]:
     return {name: package_version(name) for name in MODEL_LIBRARIES}
 
 
+# The distribution this project installs as (pyproject.toml's name), whose version a run records.
+DISTRIBUTION = "creator-matcher"
+GIT_TIMEOUT = 5.0  # seconds for each git command: a hung git must not hold up a training
+# The `promotion` tag of a model's first version, crowned by `train` without a gate to pass.
+FIRST_VERSION = "the model's first version, made champion by train (no champion to compare with)"
+
+
+def _git(project: Path, *args: str) -> str | None:
+    """`git -C project ARGS`'s output, or None when git is missing, fails, or is slow."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def code_tags() -> dict[str, str]:
+    """Which code a run ran: `code_version` (the installed distribution's version, `unknown` if not installed) and,
+    when the imported code is a git checkout, `git_commit` and `git_dirty` (`true` when a tracked file differs from
+    that commit; untracked files, such as outputs, do not count). Never raises.
+
+    MLflow's own `mlflow.source.git.commit` looks beside the entry point, the virtualenv's `creator-match` script,
+    which is no checkout (or not the one whose code was imported): it is usually not set.
+    """
+    try:
+        found = {"code_version": package_version(DISTRIBUTION)}
+    except PackageNotFoundError:
+        found = {"code_version": "unknown"}
+    project = Path(__file__).resolve().parent.parent
+    # Only a checkout of this project: installed into a virtualenv inside some repository, the code is not that
+    # repository's, whose commit `git -C` would give.
+    top = _git(project, "rev-parse", "--show-toplevel")
+    if top is None or Path(top.strip()).resolve() != project:
+        return found
+    commit = _git(project, "rev-parse", "HEAD")
+    if commit is not None and commit.strip():
+        found["git_commit"] = commit.strip()
+        status = _git(project, "status", "--porcelain", "--untracked-files=no")
+        if status is not None:
+            found["git_dirty"] = "true" if status.strip() else "false"
+    return found
+
+
 def pip_requirements() -> list[str]:
     """What a process needs to load the registered pyfunc, pinned; given explicitly so MLflow need not infer it.
 
@@ -408,12 +459,22 @@ def finish_registration(name: str, version: str, description: str, make_champion
             client.set_registered_model_alias(name, CHAMPION, version)
         # A tracking server has no lock to hold: the alias may have been set meanwhile; the one whose setting
         # stayed is champion, and only it says so.
-        return champion_version(name) == str(version)
+        crowned = champion_version(name) == str(version)
     except Exception as exc:
         raise RegistrationIncomplete(
             f"{registered} with its model card, but could not make it `{CHAMPION}`: {first_line(exc)}; "
             f"the alias is not set (`creator-match promote --model-name {name} --version {version}` sets it)"
         ) from exc
+    if crowned:
+        when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            _record_promotion(name, str(version), None, when, _operator(), FIRST_VERSION)
+        except Exception as exc:
+            raise RegistrationIncomplete(
+                f"{registered} with its model card as `{CHAMPION}`, but could not record its promotion in tags: "
+                f"{first_line(exc)}"
+            ) from exc
+    return crowned
 
 
 def resolve_version(uri: str) -> str:
@@ -707,11 +768,49 @@ def check_libraries(uri: str, recorded: dict[str, str]) -> None:
         )
 
 
-def promote(name: str, version: str) -> None:
-    """Points the `champion` alias at a version of a registered model."""
+def _operator() -> str:
+    """The OS user running this process, or `unknown` when it cannot be told (no login name in a container)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # getpass raises OSError, KeyError or ImportError depending on the platform
+        return "unknown"
+
+
+def promote(name: str, version: str, verdict: str = "") -> None:
+    """Points the `champion` alias at a version of a registered model, and records the promotion in tags.
+
+    The new champion gets `promoted_at` (UTC, ISO 8601), `promoted_by` (the OS user), `promoted_from` (the
+    version it replaces, `none`) and `promotion` (`verdict`: the gate's, figures and `forced` included); the one
+    replaced gets `demoted_at` and `demoted_for`; the registered model's `last_promotion` says the latest in one
+    line. A version keeps its latest promotion and demotion: the history is read from the versions' tags.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()
     client.get_model_version(name, str(version))  # raises if the version does not exist
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    by = _operator()
     with store_lock():  # not between a first training's look at the alias and its setting it
+        previous = champion_version(name)
         client.set_registered_model_alias(name, CHAMPION, str(version))
+        if previous != str(version):  # already champion: nothing happened to record
+            _record_promotion(name, str(version), previous, when, by, verdict)
+
+
+def _record_promotion(name: str, version: str, previous: str | None, when: str, by: str, verdict: str) -> None:
+    """The tags `promote` (and a first version's crowning) leave on the versions and the registered model."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    verdict = verdict or "no gate (promoted through the library)"
+    record = {"promoted_at": when, "promoted_by": by, "promoted_from": previous or "none", "promotion": verdict}
+    for key, value in record.items():
+        client.set_model_version_tag(name, version, key, value)
+    if previous is not None:
+        client.set_model_version_tag(name, previous, "demoted_at", when)
+        client.set_model_version_tag(name, previous, "demoted_for", version)
+    replaced = f"version {previous}" if previous else "no champion"
+    line = f"version {version} at {when} by {by}, replacing {replaced}: {verdict}"
+    client.set_registered_model_tag(name, "last_promotion", line)

@@ -12,7 +12,8 @@ from features.contract import COVERED_STAGES, FUNNEL_STAGE
 from features.embeddings import Embedder, creator_vectors
 from features.pairwise import FEATURES
 from training.evaluate import expected_sales, ndcg_by_campaign
-from training.promotion import MIN_CAMPAIGNS
+from training.promotion import MIN_CAMPAIGNS, logged_difference, said_difference
+from training.registry import DISTRIBUTION
 
 __all__ = [
     "SLATE_BASELINE",
@@ -279,12 +280,25 @@ def model_card(
         f"# {name} version {version}",
         "",
         "## Training data",
-        f"- window: {tags['training_window']}; fingerprint `{tags['data_fingerprint']}`",
+        f"- window: {tags['training_window']}; fingerprint `{tags['data_fingerprint']}` ("
+        + ", ".join(
+            f"{key.removeprefix('data_fingerprint.')} `{value}`"
+            for key, value in tags.items()
+            if key.startswith("data_fingerprint.")
+        )
+        + ")",
         f"- {int(metrics['n_pairs'])} settled (campaign, creator) pairs from {int(metrics['n_campaigns'])} campaigns; "
         f"{int(metrics['n_rejected_rows'])} input rows rejected",
         f"- labels: {tags['attribution']} attribution, {tags['attribution_window_hours']} h window",
         f"- embedding model: {tags['embedding_model']} "
         f"({tags['embedding_dim']}-d, {tags['embedding_backend']} backend)",
+        f"- code: {DISTRIBUTION} {tags.get('code_version', 'unknown')}"
+        + (
+            f", git commit `{tags['git_commit']}`"
+            + {"true": " with uncommitted changes", "false": ""}.get(tags.get("git_dirty", ""), ", state unknown")
+            if "git_commit" in tags
+            else ", not a git checkout"
+        ),
         "",
         "## Held-out later campaigns (the latest by start date: the run's `holdout` share)",
         "| measure | this version | followers | tags then followers | similarity | "
@@ -307,6 +321,7 @@ def model_card(
         else f"Champion at training time: version {champion}. The last two columns are on the "
         f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on (n/a when "
         f"fewer than {MIN_CAMPAIGNS}); `creator-match promote` compares their NDCG@10."
+        + ("" if (paired := logged_difference(metrics)) is None else f" Paired: {said_difference(*paired)}.")
         + ("" if unfair is None else f" Not compared: {unfair}."),
         "",
         "## Plots",

@@ -18,6 +18,7 @@ from features.tables import InputError, Reject
 from training.dataset import (
     DEFAULT_WINDOW,
     build_with_holdout,
+    data_fingerprint,
     read_training_tables,
     settled_training_rows,
     window_hours,
@@ -28,7 +29,10 @@ from training.promotion import (
     challenger_metrics,
     champion_metrics,
     champion_on_unseen,
+    difference_metrics,
+    logged_difference,
     rule_of,
+    said_difference,
 )
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
@@ -40,6 +44,7 @@ from training.registry import (
     RegistrationIncomplete,
     champion_version,
     check_server_reachable,
+    code_tags,
     configure_tracking,
     create_store,
     finish_registration,
@@ -190,6 +195,12 @@ def train(
             metrics |= champion_metrics(champion_ranker, champion_pairs)
             if champion_ranker is not None:  # this version's held-out fit, on the very campaigns the champion is
                 metrics |= challenger_metrics(held_out, champion_pairs)
+                price = champion_pairs["price"].to_numpy()
+                metrics |= difference_metrics(
+                    expected_sales(held_out.predict(champion_pairs), price),
+                    expected_sales(champion_ranker.predict(champion_pairs), price),
+                    champion_pairs,
+                )
     final = CreatorRanker(**ranker.get_params()).fit(
         data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs)
     )
@@ -199,16 +210,19 @@ def train(
     # feature those rows happened to fill would be declared required.
     inputs = Schema([ColSpec("double", name, required=False) for name in FEATURES])
     signature = ModelSignature(inputs, infer_signature(example, final.predict(example)).outputs)
+    fingerprint, table_fingerprints = data_fingerprint(tables)
     tags = {
         "embedding_model": embedder.model,
         "embedding_backend": embedder.backend,
         "embedding_dim": str(embedder.dimension),
-        "data_fingerprint": data.fingerprint,
+        "data_fingerprint": fingerprint,
+        # Each table's too: which one differs.
+        **{f"data_fingerprint.{name}": value for name, value in table_fingerprints.items()},
         "training_window": " to ".join(data.window),
         "attribution": attribution,
         "attribution_window_hours": window_hours(window),
         "features": ",".join(FEATURES),
-    }
+    } | code_tags()
 
     use_experiment(model_name)
     with (
@@ -227,6 +241,8 @@ def train(
                 "attribution_window_hours": window_hours(window),
                 "holdout": holdout,
                 "selection_power": selection_power,
+                # The day campaigns counted as settled by (`--as-of`, default the day of the run).
+                "as_of": str(as_of or dt.date.today()),
                 "event_level_labels": tables.touches is not None and tables.purchases is not None,
             }
         )
@@ -415,8 +431,9 @@ def summarize(result: TrainResult) -> str:
     if "challenger_ndcg_at_10" in m:
         lines.append(
             f"against champion version {result.champion}, on the {n} held-out campaigns it never trained on: "
-            f"NDCG@10 {m['challenger_ndcg_at_10']:.3f} vs {m['champion_ndcg_at_10']:.3f} "
-            "(`creator-match promote` decides)"
+            f"NDCG@10 {m['challenger_ndcg_at_10']:.3f} vs {m['champion_ndcg_at_10']:.3f}"
+            + ("" if (paired := logged_difference(m)) is None else f"; {said_difference(*paired)}")
+            + " (`creator-match promote` decides)"
         )
     elif result.unfair is not None:
         lines.append(

@@ -167,10 +167,10 @@ def promote(
         check = check_promotion(model_name, version)
         if not check.allowed and not force:
             raise UserError(f"not promoted: {check.reason} (use --force to promote anyway)")
-        set_champion(model_name, version)
+        forced = "; forced" if force and not check.allowed else ""
+        set_champion(model_name, version, f"{check.reason}{forced}")
     except MlflowException as exc:
         raise UserError(f"cannot promote {model_name} version {version}: {str(exc).splitlines()[0]}") from exc
-    forced = "; forced" if force and not check.allowed else ""
     typer.echo(f"{model_name} version {version} is now champion ({check.reason}{forced})")
 
 

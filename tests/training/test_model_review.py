@@ -9,9 +9,9 @@ from mlflow import MlflowClient
 
 from matcher.slate import SlatePolicy, default_slates
 from tests.commands import run_in_process
-from training.promotion import MIN_CAMPAIGNS
+from training.promotion import MIN_CAMPAIGNS, logged_difference, said_difference
 from training.ranker import CreatorRanker
-from training.registry import champion_version
+from training.registry import FIRST_VERSION, champion_version
 from training.review import model_card
 from training.train import train
 
@@ -85,6 +85,20 @@ def test_later_version_reviews_its_slates_against_the_champion_on_campaigns_it_n
     assert [line for line in card.splitlines() if line.startswith("## ")] == CARD_HEADINGS
     assert "champion version 1's on the" in card
     assert second.metrics["slate_captured_sales"] == metrics["slate_captured_sales"]
+    # The paired comparison with the champion is on the card, and so are the data and the code it was trained on.
+    assert said_difference(*logged_difference(metrics)) in card
+    tags = MlflowClient().get_run(second.run_id).data.tags
+    assert f"- code: creator-matcher {tags['code_version']}, git commit `{tags['git_commit']}`" in card
+    assert f"fingerprint `{tags['data_fingerprint']}` (creators `{tags['data_fingerprint.creators']}`, " in card
+
+
+def test_the_same_tables_give_the_same_fingerprint_whatever_the_run_date(versions):
+    """Both versions read the same world, as of two dates: the fingerprint is the tables', the date a parameter."""
+    client = MlflowClient()
+    first, second = (client.get_run(result.run_id).data for result in versions)
+    fingerprints = [{k: v for k, v in run.tags.items() if k.startswith("data_fingerprint")} for run in (first, second)]
+    assert fingerprints[0] == fingerprints[1] and len(fingerprints[0]) == 6  # the whole, and five tables
+    assert (first.params["as_of"], second.params["as_of"]) == ("2026-03-01", str(dt.date.today()))
 
 
 def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(versions):
@@ -100,11 +114,15 @@ def test_promoting_the_champion_changes_nothing_and_says_so(versions):
     """Not "version 1 is now champion (version 1 is already champion)": exit 0 and one line saying nothing changed,
     with --force too, since there is nothing to force."""
     first, _ = versions
+    before = MlflowClient().get_model_version(MODEL, first.version).tags
     for force in ([], ["--force"]):
         done = run_in_process("promote", "--model-name", MODEL, "--version", first.version, *force)
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"{MODEL} version {first.version} is already champion; nothing changed\n"
     assert champion_version(MODEL) == first.version
+    # Nor is anything recorded: its tags still say how it became champion, as the model's first version.
+    assert MlflowClient().get_model_version(MODEL, first.version).tags == before
+    assert before["promotion"] == FIRST_VERSION and before["promoted_from"] == "none"
 
 
 def test_promote_help_names_the_refusals_and_the_override():

@@ -8,6 +8,7 @@ versions trained on the same campaigns, which leave nothing fair to compare on.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import os
 
 import mlflow
@@ -15,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.commands import run_in_process
-from training.promotion import check_promotion
+from training.promotion import check_promotion, said_difference
 from training.ranker import CreatorRanker
 from training.registry import champion_version, promote
 from training.train import summarize, train
@@ -63,6 +64,16 @@ def test_train_compares_with_the_champion_only_on_campaigns_it_never_saw(registr
     assert "NDCG@10" in summarize(full)
     card = MlflowClient().get_model_version("gate", full.version).description
     assert "## Held-out later campaigns" in card and "champion" in card
+    # The paired per-campaign comparison, as evidence beside the two means: the mean of the differences is the
+    # difference of the means, inside its interval, and the card and the summary give it.
+    m = full.metrics
+    mean, low, high = (m[f"challenger_minus_champion_ndcg_at_10{end}"] for end in ("", "_low", "_high"))
+    assert mean == pytest.approx(m["challenger_ndcg_at_10"] - m["champion_ndcg_at_10"], abs=1e-9)
+    assert low <= mean <= high
+    logged = MlflowClient().get_run(full.run_id).data.metrics
+    assert logged["challenger_minus_champion_ndcg_at_10_low"] == pytest.approx(low)
+    said = said_difference(mean, low, high)
+    assert said in card and said in summarize(full)
 
 
 def test_a_fitted_version_replaces_a_blind_champion(registry):
@@ -79,6 +90,11 @@ def test_a_fitted_version_replaces_a_blind_champion(registry):
     logged = versions["full_fitted"].metrics
     assert verdict.candidate_ndcg == pytest.approx(logged["challenger_ndcg_at_10"], rel=1e-9)
     assert verdict.champion_ndcg == pytest.approx(logged["champion_ndcg_at_10"], rel=1e-9)
+    # And the paired comparison too: the same figures, in the verdict's words.
+    assert verdict.difference == pytest.approx(
+        tuple(logged[f"challenger_minus_champion_ndcg_at_10{end}"] for end in ("", "_low", "_high")), abs=1e-9
+    )
+    assert verdict.reason.endswith(f"; {said_difference(*verdict.difference)}")
 
 
 def test_a_blind_version_is_refused_with_exit_2_unless_forced(registry):
@@ -97,6 +113,17 @@ def test_a_blind_version_is_refused_with_exit_2_unless_forced(registry):
     forced = run_in_process("promote", "--model-name", "gate", "--version", blind_version, "--force")
     assert forced.returncode == 0, forced.stderr
     assert champion_version("gate") == blind_version
+    # The forced promotion is on record: the gate's verdict with its figures, by whom, from which version.
+    client = MlflowClient()
+    promoted, replaced = (client.get_model_version("gate", v).tags for v in (blind_version, champion))
+    assert promoted["promotion"] == f"{verdict.reason}; forced"
+    assert f"{verdict.candidate_ndcg:.3f} vs {verdict.champion_ndcg:.3f}" in promoted["promotion"]
+    assert promoted["promoted_from"] == champion and promoted["promoted_by"] == getpass.getuser()
+    assert replaced["demoted_for"] == blind_version and replaced["demoted_at"] == promoted["promoted_at"]
+    assert client.get_registered_model("gate").tags["last_promotion"] == (
+        f"version {blind_version} at {promoted['promoted_at']} by {promoted['promoted_by']}, "
+        f"replacing version {champion}: {verdict.reason}; forced"
+    )
 
 
 def test_versions_trained_on_the_same_campaigns_cannot_be_judged_fairly(registry):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
+import getpass
 import io
 import subprocess
 import sys
 from importlib.metadata import packages_distributions, requires
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import mlflow
@@ -20,9 +23,9 @@ from sklearn.metrics import ndcg_score
 
 from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES
-from training.dataset import build_training_data, read_training_tables
-from training.evaluate import ndcg_by_campaign, time_split
-from training.registry import load_ranker, promote
+from training.dataset import build_training_data, data_fingerprint, read_training_tables
+from training.evaluate import ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
+from training.registry import FIRST_VERSION, load_ranker, promote
 
 
 def test_only_settled_campaigns_give_labels(world_dir, embedder):
@@ -119,6 +122,41 @@ def test_ndcg_by_campaign_is_the_mean_of_each_campaigns_own_ndcg():
     assert ndcg_by_campaign(pairs, scores, 5) == pytest.approx(np.mean(alone), abs=1e-12)
 
 
+def _campaigns_with_sales(seed: int) -> pd.DataFrame:
+    """Pairs of 30 campaigns of 2 to 25 creators, some with realized sales, for the ranking measures alone."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 26, 30)
+    return pd.DataFrame(
+        {
+            "campaign_id": np.repeat(np.arange(30), sizes),
+            "sales": np.where(rng.random(sizes.sum()) < 0.5, 0.0, rng.gamma(2.0, 30.0, sizes.sum())),
+        }
+    )
+
+
+def test_the_random_baseline_is_the_expected_ndcg_of_a_random_order():
+    """Computed exactly, it agrees with the mean over many seeded random orders; it stays well below 1 on tens of
+    candidates, and near 1 on a few, which is why the cold figures (about 5 per campaign) sit high."""
+    pairs = _campaigns_with_sales(7)
+    rng = np.random.default_rng(1)
+    drawn = np.mean([ndcg_by_campaign(pairs, rng.random(len(pairs)), 10) for _ in range(4000)])
+    assert random_order_ndcg(pairs, 10) == pytest.approx(drawn, abs=0.005)
+    few = pairs.groupby("campaign_id").head(5)
+    assert random_order_ndcg(few, 10) > random_order_ndcg(pairs, 10)
+
+
+def test_the_paired_difference_is_the_difference_of_the_means_with_a_seeded_interval():
+    pairs = _campaigns_with_sales(8)
+    rng = np.random.default_rng(2)
+    ours = pairs["sales"].to_numpy() + rng.normal(0, 40, len(pairs))  # sees the outcome through noise
+    theirs = rng.random(len(pairs))
+    mean, low, high = paired_difference(pairs, ours, theirs, 10)
+    assert mean == pytest.approx(ndcg_by_campaign(pairs, ours, 10) - ndcg_by_campaign(pairs, theirs, 10), abs=1e-12)
+    assert low < mean < high and low > 0  # a ranking that sees the outcome beats a random one, clearly
+    assert paired_difference(pairs, ours, theirs, 10) == (mean, low, high)  # seeded: the same every run
+    assert paired_difference(pairs, ours, ours, 10) == (0.0, 0.0, 0.0)
+
+
 def test_split_is_by_time(training_data):
     """Every held-out campaign starts no earlier than every training campaign."""
     train, test = time_split(training_data.pairs)
@@ -126,7 +164,43 @@ def test_split_is_by_time(training_data):
     assert not set(train["campaign_id"]) & set(test["campaign_id"])
 
 
-def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri):
+CORE = ("creators", "campaigns", "performance")
+
+
+def test_the_data_fingerprint_is_of_every_table_s_content(world_dir, tmp_path):
+    """A trial copied a world with creators' followers x10 and got the same fingerprint: it hashed only the
+    performance rows. Each table now has its own, of its validated rows: the same rows in another order or as
+    JSON Lines give the same; one column of creators changed changes creators' and the whole, and no other."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    assert set(data_fingerprint(read_training_tables(world_dir))[1]) == {*CORE, "touches", "purchases"}
+    # The events' times are to the nanosecond, which a text file is read to the microsecond of: the tables
+    # without them.
+    core, shuffled, as_json, tenfold = (tmp_path / name for name in ("core", "shuffled", "json", "tenfold"))
+    for folder in (core, shuffled, as_json, tenfold):
+        folder.mkdir()
+    for name in CORE:
+        table = pq.read_table(world_dir / f"{name}.parquet")
+        pq.write_table(table, core / f"{name}.parquet")
+        pq.write_table(table.take(np.random.default_rng(5).permutation(table.num_rows)), shuffled / f"{name}.parquet")
+        table.to_pandas(maps_as_pydicts="strict").to_json(
+            as_json / f"{name}.jsonl", orient="records", lines=True, date_format="iso"
+        )
+        if name == "creators":
+            at = table.column_names.index("followers")
+            table = table.set_column(at, "followers", pc.multiply(table["followers"], 10))
+        pq.write_table(table, tenfold / f"{name}.parquet")
+    together, each = data_fingerprint(read_training_tables(core))
+    assert set(each) == set(CORE)
+    assert data_fingerprint(read_training_tables(shuffled)) == (together, each)
+    assert data_fingerprint(read_training_tables(as_json)) == (together, each)
+    changed, changed_each = data_fingerprint(read_training_tables(tenfold))
+    assert changed != together
+    assert {name for name in each if changed_each[name] != each[name]} == {"creators"}
+
+
+def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri, world_dir):
     """Version 1 is registered with its metrics, tags and signature, and becomes champion."""
     client = MlflowClient(tracking_uri)
     assert trained.version == "1" and trained.is_champion
@@ -137,6 +211,28 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert run.data.tags["embedding_model"] == "all-MiniLM-L6-v2"
     assert run.data.tags["embedding_dim"] == "384"
     assert len(run.data.tags["data_fingerprint"]) == 16
+    # Each table training read has its own fingerprint, and they make the whole.
+    together, each = data_fingerprint(read_training_tables(world_dir))
+    assert run.data.tags["data_fingerprint"] == together
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("data_fingerprint.")} == {
+        f"data_fingerprint.{name}": value for name, value in each.items()
+    }
+    # The code it ran: this checkout's commit and the installed distribution's version.
+    project = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert run.data.tags["git_commit"] == head.stdout.strip()
+    assert run.data.tags["git_dirty"] in ("true", "false")
+    assert run.data.tags["code_version"] == package_version("creator-matcher")
+    assert run.data.params["as_of"] == str(dt.date.today())
+    # A random order's expected NDCG@10, beside the other baselines, and the cold rows' own.
+    metrics = run.data.metrics
+    assert 0 < metrics["baseline_random_ndcg_at_10"] < metrics["ndcg_at_10"]
+    assert metrics["cold_baseline_random_ndcg_at_10"] > metrics["baseline_random_ndcg_at_10"]
+    # Its crowning is on record, as a promotion's would be.
+    tags = client.get_model_version("creator-ranker", "1").tags
+    assert tags["promotion"] == FIRST_VERSION and tags["promoted_from"] == "none"
+    assert tags["promoted_by"] == getpass.getuser()
+    assert dt.datetime.fromisoformat(tags["promoted_at"]) <= dt.datetime.now(dt.UTC)
     assert " to " in run.data.tags["training_window"]
     # Past pairs weigh alike unless `--selection-power` asks otherwise, and the run says so.
     assert run.data.params["selection_power"] == "0.0"
@@ -268,6 +364,13 @@ def test_later_versions_wait_for_promotion(trained, world_dir, embedder, trackin
     assert load_ranker("models:/creator-ranker@champion").version == "creator-ranker/2"
     promote("creator-ranker", "1")
     assert load_ranker("models:/creator-ranker@champion").version == "creator-ranker/1"
+    # The promotion and the rollback are both on record: each version keeps its latest of each.
+    two, one = (client.get_model_version("creator-ranker", v).tags for v in ("2", "1"))
+    assert two["promoted_from"] == "1" and two["demoted_for"] == "1"
+    assert two["promoted_at"] <= two["demoted_at"] == one["promoted_at"]
+    assert one["promoted_from"] == "2" and one["promotion"] == "no gate (promoted through the library)"
+    latest = client.get_registered_model("creator-ranker").tags["last_promotion"]
+    assert latest.startswith(f"version 1 at {one['promoted_at']} by {getpass.getuser()}, replacing version 2: ")
 
 
 def test_cold_start_is_learned_and_measured_on_creators_held_out_entirely(trained):
