@@ -90,6 +90,10 @@ def ray_session(progress: bool = False) -> Iterator[None]:
         logging.getLogger(name).setLevel(logging.ERROR)
     # A short private temp dir: Ray's socket paths must stay under the OS limit, and runs must not collide.
     temp_dir = None if address else tempfile.mkdtemp(prefix="ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    # ray.init sets a SIGTERM handler of its own (an exit with status 15) and leaves it: the caller's comes back
+    # after the session, so that a run's writes after it are stopped as its scoring was.
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(
             address=address,
@@ -100,31 +104,18 @@ def ray_session(progress: bool = False) -> Iterator[None]:
             **({} if address else {"num_cpus": os.cpu_count() or 1, "_temp_dir": temp_dir}),
         )
         ray.data.DataContext.get_current().enable_progress_bars = progress
-        with _terminated_cleanly():
+        from matcher.jobs import terminated_as_exit
+
+        # SIGTERM ends the run as SystemExit(143), so that Ray is shut down and its temp folder removed: Ray's own
+        # handler aborted the process (status 134, a native stack dump) and left both behind.
+        with terminated_as_exit():
             yield
     finally:
         ray.shutdown()
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _terminated_cleanly() -> Iterator[None]:
-    """SIGTERM ends the run as SystemExit(143), so that Ray is shut down and its temp folder removed: Ray's own
-    handler aborted the process (status 134, a native stack dump) and left both behind. Main thread only (where
-    Python can take a signal); the handler there before is put back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame) -> None:
-        raise SystemExit(128 + signum)
-
-    before = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 class _ChunkScorer:

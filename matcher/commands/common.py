@@ -20,6 +20,7 @@ __all__ = [
     "PerformanceOption",
     "ProgressOption",
     "UserError",
+    "echo_note",
     "echo_rejects",
     "parse_date",
     "performance_files",
@@ -68,14 +69,26 @@ def resolve_backend_option(option: Backend | None) -> str:
         raise UserError(str(exc)) from exc
 
 
-def echo_rejects(rejects, written: Path | None = None) -> None:
-    """Reports rejected rows on standard error, one line each, then how many rows and the rejects file written."""
+def echo_rejects(rejects, written: Path | None = None, named: bool = False) -> None:
+    """Reports rejected rows on standard error, one line each, then how many rows and the rejects file written.
+
+    `named`: the lines were written already, as soon as the tables were read (a command that then works for
+    minutes, or fails, has named them): only the count is written, with the file, or saying they are named above.
+    """
     from features.tables import report_rejects
 
-    report_rejects(rejects)
+    if not named:
+        report_rejects(rejects)
+    rejected = len({(r.table, r.row) for r in rejects})  # a row with several bad columns has a reject for each
     if written is not None:
-        rejected = len({(r.table, r.row) for r in rejects})  # a row with several bad columns has a reject for each
         typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected; see {written}", err=True)
+    elif named:
+        typer.echo(f"{rejected} row{'s' if rejected != 1 else ''} rejected (named above)", err=True)
+
+
+def echo_note(line: str) -> None:
+    """A line on standard error about the run itself (`creator-match: resuming: ...`), as it happens."""
+    typer.echo(f"creator-match: {line}", err=True)
 
 
 def parse_date(text: str) -> dt.date:

@@ -16,6 +16,7 @@ from matcher.commands.common import (
     PerformanceOption,
     ProgressOption,
     UserError,
+    echo_note,
     echo_rejects,
     performance_files,
     settled_performance,
@@ -100,6 +101,8 @@ def match(
             summaries_out=summaries_out,
             progress=show_progress(progress),
             inputs=performance_files(performance, past_campaigns, as_of),
+            note=echo_note,
+            rejects_read=_name_rejects,
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
@@ -115,5 +118,13 @@ def match(
         if summary.status != "matched":
             typer.echo(f"  {shown_id(summary.campaign_id)}: {summary.status}")
     if report.rejects:
-        echo_rejects(report.rejects, report.rejects_file)
+        echo_rejects(report.rejects, report.rejects_file, named=True)
         raise typer.Exit(2)
+
+
+def _name_rejects(rejects) -> None:
+    """The rejected rows, one line each, as soon as the tables are read: before the model loads and the campaigns
+    are scored, which take minutes, and whether or not the run then finishes."""
+    from features.tables import report_rejects
+
+    report_rejects(rejects)

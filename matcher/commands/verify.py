@@ -18,10 +18,11 @@ def verify(
 ) -> None:
     """Check the files of the run that wrote --out against its run record (<out>.run.json).
 
-    Exit 0, with one line naming the run, when the matches, the candidates and summaries it wrote, and its rows of
-    the rejects file are all as the run left them, and no candidates or summaries of an earlier run that it did
-    not write again are still beside them; exit 1, with one line naming the file, when that is not so (or there is
-    no record: a run is writing them, or one was killed before it finished).
+    Exit 0, with one line naming the run and what it read, when the matches, the candidates and summaries it
+    wrote, and its rows of the rejects file are all as the run left them, no candidates or summaries of an earlier
+    run that it did not write again are still beside them, and no run started since; exit 1, with one line, when
+    that is not so: a run is writing them (its pid), one started and did not finish (killed?), naming whether the
+    files are still the earlier run's; or a file differs, naming it; or there is no record.
     """
     from matcher.run_record import RunMismatch, verify_run
 

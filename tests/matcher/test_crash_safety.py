@@ -59,23 +59,32 @@ def renamed_creators(world_dir: Path, ids: set[str], folder: Path) -> Path:
     return path
 
 
-def kill_when_halted(world_dir: Path, index: Path, out: Path, chunks: int, marker: Path) -> None:
-    """Runs the job until it has committed `chunks` chunks and says so (the marker file), then SIGKILLs it."""
-    job = subprocess.Popen(
-        job_args(world_dir, index, out),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, HALT_AFTER_CHUNKS_ENV: str(chunks), HALT_MARKER_ENV: str(marker)},
-    )
+def kill_when_halted(
+    world_dir: Path, index: Path, out: Path, chunks: int, marker: Path, how: signal.Signals = signal.SIGKILL
+) -> tuple[int, str]:
+    """Runs the job until it has committed `chunks` chunks and says so (the marker file), then sends it `how`
+    (SIGKILL) and waits for it to end; returns its status and what it wrote on standard error."""
+    log = marker.with_suffix(".err")
+    with open(log, "w", encoding="utf-8") as stderr:  # the process has its own descriptor of it
+        job = subprocess.Popen(
+            job_args(world_dir, index, out),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, HALT_AFTER_CHUNKS_ENV: str(chunks), HALT_MARKER_ENV: str(marker)},
+        )
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
             assert job.poll() is None, f"the job ended (status {job.returncode}) before it reached {chunks} chunks"
             assert time.monotonic() < deadline, f"the job did not reach {chunks} chunks within 300 s"
             time.sleep(0.05)
+        job.send_signal(how)
+        job.wait(timeout=120)
     finally:
-        job.send_signal(signal.SIGKILL)
-        job.wait()
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    return job.returncode, log.read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -95,10 +104,43 @@ def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_i
         assert len(parts_of(out)) == stage, f"killed at {stage} chunks"
     done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
+    # It resumed silently; it says so now, in one line, before scoring.
+    resumed = [line for line in done.stderr.splitlines() if "resum" in line]
+    assert len(resumed) == 1 and resumed[0].startswith(
+        f"creator-match: resuming: {n_chunks} of {n_chunks} chunks were scored by a run that did not finish (the "
+        "last one started at "
+    ), done.stderr
     assert out.read_bytes() == reference
     matches = pd.read_parquet(out)
     assert not matches.duplicated(["campaign_id", "creator_id"]).any()
     assert not checkpoint_folders(out), "the checkpoints are removed once the matches are written"
+
+
+@pytest.mark.slow
+def test_sigterm_says_where_the_run_stood_and_the_rerun_resumes_to_the_same_bytes(
+    world_dir, world_index, reference, tmp_path
+):
+    """A new-user trial: `kill -TERM` during scoring ended the run with 143 and not a line on stderr. Now one line
+    says it was stopped, after how many chunks, where the files beside the output stand and that a rerun resumes;
+    the run leaves no half-written file, and the rerun says it resumes and writes the uninterrupted run's bytes."""
+    out = tmp_path / "matches.parquet"
+    n_chunks = len(pd.read_parquet(world_dir / "new_campaigns.parquet").query("in_stock"))
+    status, stderr = kill_when_halted(world_dir, world_index, out, 3, tmp_path / "halted", signal.SIGTERM)
+    assert status == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"creator-match: stopped by SIGTERM after scoring 3 of {n_chunks} chunks; nothing beside {out} was replaced; "
+        "creator-match verify exits 1 until a run finishes: the same command resumes from the 3 chunks kept"
+    )
+    assert len(parts_of(out)) == 3
+    # No half-written file: the lock, the chunks kept, and the marker that says the run did not finish.
+    left = sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".matches.parquet"))
+    assert left == [".matches.parquet.lock", checkpoint_folders(out)[0].name, ".matches.parquet.run-started.json"]
+
+    done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert f"creator-match: resuming: 3 of {n_chunks} chunks were scored by a run that did not finish" in done.stderr
+    assert out.read_bytes() == reference
 
 
 @pytest.mark.slow

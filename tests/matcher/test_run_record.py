@@ -21,9 +21,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.environment import HALT_BEFORE_REJECTS_ENV, HALT_MARKER_ENV
+from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_BEFORE_REJECTS_ENV, HALT_MARKER_ENV
 from matcher.batch import write_matches
-from matcher.run_record import RUN_RECORD_FORMAT, RunMismatch, record_run, replacing_run, run_record_path, verify_run
+from matcher.run_record import (
+    RUN_MARKER_FORMAT,
+    RUN_RECORD_FORMAT,
+    RunMismatch,
+    record_run,
+    replacing_run,
+    run_marker_path,
+    run_record_path,
+    verify_run,
+)
 from tests.commands import match_args, run_in_process
 from tests.features.test_safe_write import fill_disk
 
@@ -107,10 +116,21 @@ def test_a_complete_run_writes_a_record_whose_digests_are_those_of_the_files_on_
     rejects = out.with_name("m.rejects.csv")
     rows, digest = own_rows_digest(rejects, "m.parquet")
     assert record["rejects"] == {"path": "m.rejects.csv", "rows": 1, "sha256": digest} and rows == 1
+    # Which inputs made the outputs: added fields, each file with its size and digest, the index with its build.
+    assert dt.datetime.fromisoformat(record["started_at"]) <= dt.datetime.fromisoformat(record["finished_at"])
+    creators = world_dir / "creators.parquet"
+    assert record["inputs"] == [
+        {"role": "campaigns", "path": str(bad_campaigns), "size": bad_campaigns.stat().st_size,
+         "sha256": sha256(bad_campaigns)},
+        {"role": "creators", "path": str(creators), "size": creators.stat().st_size, "sha256": sha256(creators)},
+    ]  # fmt: skip
+    built_at = json.loads((world_index / "meta.json").read_text(encoding="utf-8"))["built_at"]
+    assert record["index"] == {"path": str(world_index), "built_at": built_at}
 
     checked = verify(out)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.count("\n") == 1 and record["finished_at"] in checked.stdout, checked.stdout
+    assert f"read campaigns {bad_campaigns} (sha256 {sha256(bad_campaigns)[:12]})" in checked.stdout
     assert verify_run(out).files[-1].sha256 == sha256(out)
 
     clean = tmp_path / "clean" / "m.parquet"
@@ -119,13 +139,17 @@ def test_a_complete_run_writes_a_record_whose_digests_are_those_of_the_files_on_
     assert verify(clean).returncode == 0
 
 
-def kill_before_rejects(world_dir: Path, world_index: Path, out: Path, marker: Path) -> None:
+def kill_before_rejects(
+    world_dir: Path, world_index: Path, out: Path, marker: Path, how: signal.Signals = signal.SIGKILL
+) -> subprocess.Popen:
     """Runs a clean match of the world as a process until it has written its matches and says so, before its
-    rejects are settled; then SIGKILLs it."""
+    rejects are settled; then sends it `how` (SIGKILL) and waits for it to end. Returns the ended process, its
+    standard error read into `stderr`."""
     job = subprocess.Popen(
         match_args(world_dir, out, "--index", str(world_index)),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, HALT_BEFORE_REJECTS_ENV: "1", HALT_MARKER_ENV: str(marker)},
     )
     try:
@@ -134,9 +158,13 @@ def kill_before_rejects(world_dir: Path, world_index: Path, out: Path, marker: P
             assert job.poll() is None, f"the job ended (status {job.returncode}) before it wrote its matches"
             assert time.monotonic() < deadline, "the job did not write its matches within 300 s"
             time.sleep(0.05)
+        job.send_signal(how)
+        job.stderr = job.communicate(timeout=120)[1]
     finally:
-        job.send_signal(signal.SIGKILL)
-        job.wait()
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    return job
 
 
 @pytest.mark.slow
@@ -151,19 +179,160 @@ def test_a_run_killed_after_its_matches_before_its_rejects_leaves_no_record(
     last_night = out.read_bytes()
     assert verify(out).returncode == 0
 
-    kill_before_rejects(world_dir, world_index, out, tmp_path / "halted")
+    pid = kill_before_rejects(world_dir, world_index, out, tmp_path / "halted").pid
     assert out.read_bytes() != last_night, "the killed run had replaced the matches"
     assert out.with_name("m.rejects.csv").exists(), "and not yet settled its rejects"
     assert not run_record_path(out).exists()
+    started = json.loads(run_marker_path(out).read_text(encoding="utf-8"))["started_at"]
     checked = verify(out)
     assert checked.returncode == 1
     assert checked.stderr.splitlines() == [
-        f"creator-match: no run record beside {out}: a run is writing it, or one was killed before it finished"
+        f"creator-match: {out}: a run started at {started} (pid {pid}) did not finish (killed?) while replacing its "
+        "files: they are not one complete run's; rerun match"
     ]
 
     assert match(world_dir, world_index, trained, out).returncode == 0
     assert not out.with_name("m.rejects.csv").exists()
     assert verify(out).returncode == 0
+
+
+@pytest.mark.slow
+def test_sigterm_while_replacing_the_outputs_says_they_are_no_complete_runs(
+    world_dir, world_index, trained, bad_campaigns, tmp_path
+):
+    """Stopped by SIGTERM once its matches are replaced, before its rejects are settled: exit 143 and one line
+    saying the files beside the output are not one complete run's (last night's rejects beside tonight's
+    matches); `verify` says the run did not finish while replacing them."""
+    out = tmp_path / "m.parquet"
+    assert match(world_dir, world_index, trained, out, campaigns=bad_campaigns).returncode == 2
+    job = kill_before_rejects(world_dir, world_index, out, tmp_path / "halted", signal.SIGTERM)
+    assert job.returncode == 143, job.stderr[-2000:]
+    assert job.stderr.splitlines()[-1] == (  # the world's 12 campaigns are one chunk of 256
+        f"creator-match: stopped by SIGTERM while replacing its outputs; some of its outputs were replaced: the "
+        f"files beside {out} are not one complete run's; creator-match verify exits 1 until a run finishes: the "
+        "same command resumes from the 1 chunk kept"
+    )
+    assert out.with_name("m.rejects.csv").exists() and not run_record_path(out).exists()
+    checked = verify(out)
+    assert checked.returncode == 1
+    assert checked.stderr.endswith(
+        "did not finish (killed?) while replacing its files: they are not one complete run's; rerun match\n"
+    )
+
+
+def nightly(world_dir: Path, world_index: Path, out: Path, *extra: str) -> list[str]:
+    """The nightly job of the trial: the world's match, one campaign per committed chunk."""
+    return match_args(world_dir, out, "--index", str(world_index), "--chunk-size", "1", *extra)
+
+
+def halted_run(world_dir: Path, world_index: Path, out: Path, chunks: int, halted: Path, *extra: str):
+    """A clean match of the world as a process, one campaign per chunk, stopped where it says it has committed
+    `chunks` chunks (its marker file), and left there for the caller to signal; its stderr goes to a file."""
+    log = halted.with_suffix(".err")
+    with open(log, "w", encoding="utf-8") as stderr:  # the process has its own descriptor of it
+        job = subprocess.Popen(
+            nightly(world_dir, world_index, out, *extra),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, HALT_AFTER_CHUNKS_ENV: str(chunks), HALT_MARKER_ENV: str(halted)},
+        )
+    deadline = time.monotonic() + 300
+    while not halted.exists():
+        if job.poll() is not None or time.monotonic() > deadline:
+            job.kill()
+            job.wait()
+            pytest.fail(f"the job did not reach {chunks} chunks (status {job.returncode}): {log.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return job, log
+
+
+def ended(job: subprocess.Popen, how: signal.Signals) -> int:
+    """Sends `how` and waits for the process to end, boundedly; its status as the shell gives it (143, 137)."""
+    job.send_signal(how)
+    try:
+        code = job.wait(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    return 128 - code if code < 0 else code
+
+
+@pytest.mark.slow
+def test_verify_says_a_run_is_writing_and_that_a_stopped_one_did_not_finish_while_the_files_stay_last_nights(
+    world_dir, world_index, trained, tmp_path
+):
+    """A new-user trial: 12 s into a nightly run, still scoring, `verify` said exit 0 naming the run before; after
+    the run's SIGTERM (143), and after kill -9 while scoring, too. Now, while a run holds the output, `verify` says
+    a run is writing it, with its pid; once it is stopped, that a run started then did not finish, and that the
+    files are still the last complete run's, which are left whole. A run refused meanwhile leaves that said; the
+    run let finish resumes, and `verify` passes again."""
+    out = tmp_path / "m.parquet"
+    assert run_in_process(*nightly(world_dir, world_index, out)[1:]).returncode == 0
+    night1 = {path: path.read_bytes() for path in (out, run_record_path(out))}
+    finished = json.loads(night1[run_record_path(out)])["finished_at"]
+    assert not run_marker_path(out).exists(), "a finished run leaves no marker"
+
+    job, log = halted_run(world_dir, world_index, out, 2, tmp_path / "halted-2")
+    marker = json.loads(run_marker_path(out).read_text(encoding="utf-8"))
+    assert marker["format"] == RUN_MARKER_FORMAT and (marker["output"], marker["pid"]) == ("m.parquet", job.pid)
+    checked = verify(out)
+    assert (checked.returncode, checked.stdout) == (1, "")
+    assert checked.stderr.splitlines() == [
+        f"creator-match: a run is writing {out} (pid {job.pid}, started at {marker['started_at']}); verify again "
+        "once it has finished"
+    ]
+    with pytest.raises(RunMismatch, match="a run is writing"):
+        verify_run(out)
+
+    assert ended(job, signal.SIGTERM) == 143
+    n_chunks = len(pd.read_parquet(world_dir / "new_campaigns.parquet").query("in_stock"))
+    assert log.read_text().splitlines()[-1] == (
+        f"creator-match: stopped by SIGTERM after scoring 2 of {n_chunks} chunks; the files beside {out} are still "
+        f"those of the run finished at {finished}; creator-match verify exits 1 until a run finishes: the same "
+        "command resumes from the 2 chunks kept"
+    )
+    did_not_finish = (
+        f"creator-match: {out}: a run started at {marker['started_at']} (pid {job.pid}) did not finish (killed?); "
+        f"the files are still those of the run finished at {finished}, whole and unchanged: rerun match"
+    )
+    checked = verify(out)
+    assert (checked.returncode, checked.stderr.splitlines()) == (1, [did_not_finish])
+    assert {path: path.read_bytes() for path in night1} == night1, "last night's files and record are left whole"
+
+    # A run refused (no such model) puts back the marker it found: the run that did not finish is still told.
+    kept = run_marker_path(out).read_bytes()
+    refused = match(world_dir, world_index, trained, out, "--model", str(tmp_path / "no-such-model"))
+    assert refused.returncode == 2, refused.stderr
+    assert run_marker_path(out).read_bytes() == kept
+    assert verify(out).stderr.splitlines() == [did_not_finish]
+
+    # kill -9 while scoring: the rerun said nothing of the chunks it took over; it names them now, in one line.
+    job, log = halted_run(world_dir, world_index, out, 4, tmp_path / "halted-4")
+    resumed = [line for line in log.read_text().splitlines() if "resuming" in line]
+    assert resumed == [
+        f"creator-match: resuming: 2 of {n_chunks} chunks were scored by a run that did not finish (the last one "
+        f"started at {marker['started_at']}), kept in {next(tmp_path.glob('.m.parquet.parts-*'))}"
+    ]
+    second = json.loads(run_marker_path(out).read_text(encoding="utf-8"))
+    assert ended(job, signal.SIGKILL) == 137
+    checked = verify(out)
+    assert checked.returncode == 1
+    assert checked.stderr.startswith(
+        f"creator-match: {out}: a run started at {second['started_at']} (pid {job.pid}) did not finish (killed?); "
+        f"the files are still those of the run finished at {finished}"
+    ), checked.stderr
+    assert {path: path.read_bytes() for path in night1} == night1
+
+    done = subprocess.run(nightly(world_dir, world_index, out), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"creator-match: resuming: 4 of {n_chunks} chunks were scored" in done.stderr
+    assert out.read_bytes() == night1[out], "the same inputs: the same bytes, however often interrupted"
+    assert not run_marker_path(out).exists()
+    checked = verify(out)
+    assert checked.returncode == 0, checked.stderr
+    record = json.loads(run_record_path(out).read_text(encoding="utf-8"))
+    assert record["finished_at"] != finished and record["finished_at"] in checked.stdout
 
 
 @pytest.mark.slow
