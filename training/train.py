@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import io
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def train(
     slate_builder: SlateBuilder | None = None,
     holdout: float = HOLDOUT,
     selection_power: float = DEFAULT_SELECTION_POWER,
+    rejects_read: Callable[[list[Reject]], None] | None = None,
 ) -> TrainResult:
     """Trains on DIR/creators, DIR/campaigns, DIR/performance; logs the run and registers a version.
 
@@ -140,6 +142,8 @@ def train(
     matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's. `holdout` is the
     share of campaigns, the latest by start date, held out for that evaluation. `selection_power` weighs the
     past pairs toward the creators a match would have scored for their campaigns (`training.selection`; 0: alike).
+    `rejects_read` is given the tables' rejected rows, if any, as soon as the tables are read and checked, before
+    any training (the command names them then: training takes minutes, and may fail); they are also returned.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -154,6 +158,8 @@ def train(
     tables = read_training_tables(data_dir)
     settled_training_rows(tables, as_of)
     _check_attribution(tables, data_dir, attribution, window)
+    if tables.rejects and rejects_read is not None:
+        rejects_read(list(tables.rejects))
     embedder = embedder or Embedder()
     resolve_model_path(embedder.model)
     configure_tracking()

@@ -99,6 +99,7 @@ def train(
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
+    from features.tables import report_rejects
     from matcher.slate import default_slates
     from training.ranker import CreatorRanker
     from training.train import summarize
@@ -119,10 +120,12 @@ def train(
         # Not given: training's own default (training.evaluate.HOLDOUT), which the command does not import to start.
         **({} if holdout is None else {"holdout": holdout}),
         **({} if selection_power is None else {"selection_power": selection_power}),
+        # Named as soon as the tables are read and checked: training takes minutes, and may fail.
+        rejects_read=report_rejects,
     )
     typer.echo(summarize(result))
     if result.rejects:
-        echo_rejects(result.rejects)
+        echo_rejects(result.rejects, named=True)
         raise typer.Exit(2)
 
 
@@ -201,6 +204,7 @@ def index(
         read_table,
         rejects_path,
         rejects_turn,
+        report_rejects,
         require_valid_rows,
     )
     from matcher.candidate_index import INDEX_KINDS, CandidateIndex, why_not_an_index
@@ -225,6 +229,8 @@ def index(
         check_rejects_path(out)
     # An index of no creator is no index: the one at --out (if any) is kept, not replaced by nothing.
     require_valid_rows(table, creators, f"no index was written, and {out} was left as it was", out=out)
+    if table.rejects:  # named now, before the embedding takes minutes (and whether or not it then succeeds)
+        report_rejects(table.rejects)
     resolve_model_path(embedder.model)
     with ExitStack() as locks:
         locks.enter_context(output_lock(out))
@@ -240,7 +246,7 @@ def index(
         f"{embedder.encoded_count_} embedded afresh) into {out}"
     )
     if table.rejects:
-        echo_rejects(table.rejects, written)
+        echo_rejects(table.rejects, written, named=True)
         raise typer.Exit(2)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -231,6 +232,46 @@ def test_bad_rows_are_named_rejected_and_the_rest_matched(flow):
     matched = set(pd.read_csv(out)["campaign_id"])
     assert not matched & set(bad_ids)
     assert len(matched) >= len(campaigns) - 2 - 2  # out-of-stock campaigns may be summarised instead
+
+
+def with_bad_creator_rows(world: Path, folder: Path) -> Path:
+    """A copy of the world's tables whose creators table has two bad rows (negative followers): a data directory
+    for `train`, and a creators file for `index` and `match`."""
+    shutil.copytree(world, folder, ignore=shutil.ignore_patterns("creators.parquet"))
+    creators = pq.read_table(world / "creators.parquet")
+    followers = creators.column("followers").to_pylist()
+    followers[1], followers[4] = -5, -6
+    column = creators.schema.get_field_index("followers")
+    typed = pa.array(followers, type=creators.schema.field("followers").type)
+    pq.write_table(creators.set_column(column, "followers", typed), folder / "creators.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["train", "index", "match"])
+def test_rejected_rows_are_named_once_as_soon_as_the_tables_are_read_before_the_work_that_may_fail(
+    flow, tmp_path, command
+):
+    """A new-user trial: `train` named its 7 bad rows only after 6 minutes of training, and a run that then failed
+    never named them. Each command names them as soon as its tables are read, once: here the work after that fails
+    at once (an embedding model or ranker that is not there), and the rows are named before its one-line refusal."""
+    data = with_bad_creator_rows(flow / "w", tmp_path / "data")
+    creators = str(data / "creators.parquet")
+    args = {
+        "train": ["train", "--data", str(data), "--embedding-model", "no-such-model"],
+        "index": ["index", "--creators", creators, "--out", str(tmp_path / "idx"), "--embedding-model", "nope"],
+        "match": [
+            "match", "--campaigns", str(data / "new_campaigns.parquet"), "--creators", creators,
+            "--index", str(flow / "idx"), "--out", str(tmp_path / "m.parquet"), "--model", str(tmp_path / "nope"),
+        ],
+    }[command]  # fmt: skip
+    done = run(*args, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    ids = pd.read_parquet(data / "creators.parquet")["creator_id"]
+    assert done.returncode == 2, done.stderr
+    named = [line for line in lines if line.startswith("creators row ")]
+    assert [line.split(":")[0] for line in named] == [f"creators row 2 (id {ids[1]})", f"creators row 5 (id {ids[4]})"]
+    assert lines[-1].startswith("creator-match: ") and "nope" in lines[-1].replace("no-such-model", "nope"), lines
+    assert lines.index(named[-1]) < len(lines) - 1, "named before the refusal, which ends the output"
 
 
 @pytest.mark.parametrize(
