@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
-import shutil
 import sys
 import tempfile
 import warnings
@@ -18,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from features.environment import QUIET_ENVIRONMENT, TRACKING_URI_ENV, unset_defaults
-from features.safe_write import temp_dir
+from features.safe_write import WhyNotOurs, remove_directory, temp_dir
 
 __all__ = [
     "CHAMPION",
@@ -534,12 +533,22 @@ def _download_model(uri: str, into: Path) -> Path:
     model = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
     # Bytecode is not in the digest, so none is kept to be imported: Python compiles the checked sources again.
     for cache in [path for path in model.rglob(_BYTECODE) if path.is_dir()]:
-        shutil.rmtree(cache)
+        remove_directory(cache, _download_cache(folder))
     return model
 
 
 # Python's bytecode caches: written beside the model's code by whichever process imports it there.
 _BYTECODE = "__pycache__"
+
+
+def _download_cache(folder: Path) -> WhyNotOurs:
+    """What `remove_directory` may remove of a download: a bytecode cache inside that download's own folder."""
+
+    def why_not(path: Path) -> str | None:
+        ours = path.name == _BYTECODE and path.resolve().is_relative_to(folder.resolve())
+        return None if ours else f"{path} is not a bytecode cache of the download in {folder}"
+
+    return why_not
 
 
 def logged_digest(model_uri: str) -> str:
