@@ -193,11 +193,17 @@ def _deaths(processes: list) -> str:
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
     ended otherwise; all of them when each ended by SIGTERM.
     """
+    deadline = time.monotonic() + 1.0
     for process in processes:
-        if not _alive(process.pid):
-            # Its status once collected: the pool's own thread may be reaping it this moment, and a process read
-            # meanwhile said neither code nor signal ("exit unknown").
-            process.join(timeout=1.0)
+        if _alive(process.pid):
+            continue
+        # Its status once collected. The pool's own thread reaps its workers (`join`) as we read: the wait that loses
+        # that race finds no child (ECHILD) and returns with no status, which the winner stores on the same process
+        # object a moment later; read once, the log said "exit unknown" of a worker killed by SIGKILL.
+        while process.exitcode is None and time.monotonic() < deadline:
+            process.join(timeout=0.05)
+            if process.exitcode is None:
+                time.sleep(0.01)
     ended = [process for process in processes if process.exitcode is not None]
     first = [process for process in ended if process.exitcode != -signal.SIGTERM] or ended
     return "; ".join(f"pid {process.pid}, {_exit_status(process.exitcode)}" for process in first) or "exit unknown"
