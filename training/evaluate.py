@@ -137,6 +137,21 @@ def head_metrics(predictions: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, fl
     }
 
 
+def _counted_campaigns(pairs: pd.DataFrame) -> dict[object, np.ndarray]:
+    """The row positions of each campaign the NDCG figures count: at least two pairs and some realized sales."""
+    realized = pairs["sales"].to_numpy(float)
+    return {
+        campaign: index
+        for campaign, index in pairs.groupby("campaign_id").indices.items()
+        if len(index) >= 2 and realized[index].sum() > 0
+    }
+
+
+def _ranking_scores(scores: np.ndarray) -> np.ndarray:
+    """`scores` as the NDCG figures rank them: a missing one below every real score, minus infinity just above."""
+    return np.nan_to_num(np.asarray(scores, float), nan=-1e9, neginf=-1e300)
+
+
 def ndcg_by_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
     """Mean over campaigns (with some realized sales) of NDCG@k of realized sales ordered by `scores`.
 
@@ -144,16 +159,12 @@ def ndcg_by_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> float:
     permutation importance asks this a few hundred times per training): each campaign is a row, padded with
     no sales at a score below every real one, which adds nothing to either the found or the ideal gain.
     """
-    realized = pairs["sales"].to_numpy(float)
-    groups = [
-        index
-        for index in pairs.groupby("campaign_id").indices.values()
-        if len(index) >= 2 and realized[index].sum() > 0
-    ]
+    groups = list(_counted_campaigns(pairs).values())
     if not groups:
         return float("nan")
+    realized = pairs["sales"].to_numpy(float)
     lowest = np.finfo(float).min
-    ranked = np.nan_to_num(np.asarray(scores, float), nan=-1e9, neginf=-1e300)
+    ranked = _ranking_scores(scores)
     width = max(len(index) for index in groups)
     truth, order = np.zeros((len(groups), width)), np.full((len(groups), width), lowest)
     for row, index in enumerate(groups):
@@ -170,10 +181,8 @@ def random_order_ndcg(pairs: pd.DataFrame, k: int) -> float:
     """
     realized = pairs["sales"].to_numpy(float)
     found = []
-    for index in pairs.groupby("campaign_id").indices.values():
+    for index in _counted_campaigns(pairs).values():
         gains = realized[index]
-        if len(index) < 2 or gains.sum() <= 0:
-            continue
         discounts = 1 / np.log2(np.arange(2, min(k, len(gains)) + 2))
         found.append(gains.mean() * discounts.sum() / (np.sort(gains)[::-1][: len(discounts)] @ discounts))
     return float(np.mean(found)) if found else float("nan")
@@ -184,12 +193,10 @@ def ndcg_of_each_campaign(pairs: pd.DataFrame, scores: np.ndarray, k: int) -> pd
 
     One `ndcg_score` call per campaign: for the paired comparison, not for permutation importance's many calls.
     """
-    realized = pairs["sales"].to_numpy(float)
-    ranked = np.nan_to_num(np.asarray(scores, float), nan=-1e9, neginf=-1e300)
+    realized, ranked = pairs["sales"].to_numpy(float), _ranking_scores(scores)
     found = {
         campaign: float(ndcg_score(realized[index][None], ranked[index][None], k=k))
-        for campaign, index in pairs.groupby("campaign_id").indices.items()
-        if len(index) >= 2 and realized[index].sum() > 0
+        for campaign, index in _counted_campaigns(pairs).items()
     }
     return pd.Series(found, dtype=float)
 

@@ -465,9 +465,8 @@ def finish_registration(name: str, version: str, description: str, make_champion
             f"the alias is not set (`creator-match promote --model-name {name} --version {version}` sets it)"
         ) from exc
     if crowned:
-        when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
-            _record_promotion(name, str(version), None, when, _operator(), FIRST_VERSION)
+            _record_promotion(name, str(version), None, FIRST_VERSION)
         except Exception as exc:
             raise RegistrationIncomplete(
                 f"{registered} with its model card as `{CHAMPION}`, but could not record its promotion in tags: "
@@ -799,20 +798,20 @@ def promote(name: str, version: str, verdict: str = "") -> None:
 
     client = MlflowClient()
     client.get_model_version(name, str(version))  # raises if the version does not exist
-    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    by = _operator()
     with store_lock():  # not between a first training's look at the alias and its setting it
         previous = champion_version(name)
         client.set_registered_model_alias(name, CHAMPION, str(version))
         if previous != str(version):  # already champion: nothing happened to record
-            _record_promotion(name, str(version), previous, when, by, verdict)
+            _record_promotion(name, str(version), previous, verdict)
 
 
-def _record_promotion(name: str, version: str, previous: str | None, when: str, by: str, verdict: str) -> None:
-    """The tags `promote` (and a first version's crowning) leave on the versions and the registered model."""
+def _record_promotion(name: str, version: str, previous: str | None, verdict: str) -> None:
+    """The tags `promote` (and a first version's crowning) leave on the versions and the registered model: now, by
+    this process's OS user."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
+    when, by = dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), _operator()
     verdict = verdict or "no gate (promoted through the library)"
     record = {"promoted_at": when, "promoted_by": by, "promoted_from": previous or "none", "promotion": verdict}
     for key, value in record.items():
