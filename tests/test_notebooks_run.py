@@ -67,6 +67,9 @@ def test_model_review_ends_with_a_decision(tmp_path, monkeypatch):
     text = "\n".join(run("02_model_review.ipynb", tmp_path, monkeypatch))
     assert "champion: version 1; candidate: version 2" in text
     assert "review/calibration.png" in text
+    # Each head's prediction on the held-out pairs, realized over predicted per category: which head is off where.
+    per_head = text.split("realized over predicted, per head and category")[1]
+    assert all(head in per_head for head in ("reach head", "click head", "order head"))
     assert "decision: " in text
     assert (scratch_folder(tmp_path) / "mlruns").is_dir()
 

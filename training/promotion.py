@@ -11,11 +11,12 @@ import pandas as pd
 from features.pairwise import FEATURES
 from training.dataset import DEFAULT_WINDOW, window_hours
 from training.evaluate import evaluate_ranking, ndcg_by_campaign, paired_difference
-from training.ranker import CreatorRanker, expected_sales
+from training.ranker import PREDICTIONS, CreatorRanker, expected_sales
 from training.registry import champion_version, load_ranker
 
 __all__ = [
     "DIFFERENCE",
+    "HELD_OUT_PREDICTED",
     "HELD_OUT_SCORE",
     "MIN_CAMPAIGNS",
     "PromotionCheck",
@@ -39,6 +40,10 @@ DEFAULT_HOURS = window_hours(DEFAULT_WINDOW)
 # The column of evaluation/holdout.parquet holding the expected sales of the version's held-out fit (trained
 # without those campaigns): the registered model was refitted on them and cannot be judged on them.
 HELD_OUT_SCORE = "held_out_score"
+# The columns of the same file holding what each head of the held-out fit predicted, by the column of
+# `CreatorRanker.predict` each holds: which head is off where, which the score, their product, cannot say. For the
+# reviewer: the gate reads none of them, so a run's file from before they were logged is judged alike.
+HELD_OUT_PREDICTED = {name: f"predicted_{name}" for name in PREDICTIONS}
 
 
 @dataclass

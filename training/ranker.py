@@ -21,9 +21,11 @@ from features.parameters import check_kinds, refuse, whole_number
 from features.threads import openmp_threads
 from training.weighted_bins import WeightedQuantileBins, with_values
 
-__all__ = ["OUTCOMES", "CreatorRanker", "expected_outcomes", "expected_sales"]
+__all__ = ["OUTCOMES", "PREDICTIONS", "CreatorRanker", "expected_outcomes", "expected_sales"]
 
 OUTCOMES = ["impressions", "clicks", "orders"]
+# What `CreatorRanker.predict` returns, one column per head: the reach, click and order heads'.
+PREDICTIONS = ["expected_impressions", "p_click", "p_order"]
 # Fewer rows than this are predicted on one thread: every tree of a head is its own OpenMP parallel region,
 # whose start-up outweighs a few thousand rows of work (features.threads). Per-row results are the same bits.
 _SERIAL_ROWS = 10_000
@@ -265,9 +267,7 @@ class CreatorRanker(BaseEstimator):
         check_is_fitted(self, "click_")
         data = _columns(X, "X", FEATURES, "feature").to_numpy(float)
         if not len(data):  # the heads refuse zero rows; a campaign with no candidate has nothing to predict
-            return pd.DataFrame(
-                {name: np.zeros(0) for name in ("expected_impressions", "p_click", "p_order")}, index=X.index
-            )
+            return pd.DataFrame({name: np.zeros(0) for name in PREDICTIONS}, index=X.index)
         # The heads take missing values as they are and their parameters were checked when they were fitted:
         # scikit-learn's own finiteness and parameter checks cost a service request about a millisecond for nothing.
         with (

@@ -26,6 +26,7 @@ from training.dataset import (
 )
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
 from training.promotion import (
+    HELD_OUT_PREDICTED,
     HELD_OUT_SCORE,
     challenger_metrics,
     champion_metrics,
@@ -342,9 +343,12 @@ def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) ->
     predicted = held_out.predict(test_pairs)
     price = test_pairs["price"].to_numpy()
     # The held-out fit's own scores: what the promotion gate judges this version by, since the registered model
-    # is refitted on these very campaigns.
+    # is refitted on these very campaigns; and, for the reviewer, what each of its heads predicted.
     logged = test_pairs[["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES]]
-    logged.assign(**{HELD_OUT_SCORE: expected_sales(predicted, price)}).to_parquet(holdout)
+    logged.assign(
+        **{HELD_OUT_SCORE: expected_sales(predicted, price)},
+        **{column: predicted[name].to_numpy() for name, column in HELD_OUT_PREDICTED.items()},
+    ).to_parquet(holdout)
     mlflow.log_artifact(str(holdout), "evaluation")
     scores = {"model": expected_sales(predicted, price)} | {
         name: baseline(test_pairs) for name, baseline in BASELINES.items()

@@ -25,6 +25,8 @@ from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES
 from training.dataset import build_training_data, data_fingerprint, read_training_tables
 from training.evaluate import ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
+from training.promotion import HELD_OUT_PREDICTED, HELD_OUT_SCORE
+from training.ranker import OUTCOMES, expected_sales
 from training.registry import FIRST_VERSION, load_ranker, promote
 
 
@@ -244,6 +246,26 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert not any(spec.required for spec in model.metadata.signature.inputs)
     unknown = model.predict(pd.DataFrame([dict.fromkeys(FEATURES, float("nan"))]))
     assert np.isfinite(unknown.to_numpy(float)).all()
+
+
+def held_out_file(run_id: str, into: Path) -> pd.DataFrame:
+    """The run's `evaluation/holdout.parquet`, as the gate downloads it."""
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="evaluation/holdout.parquet", dst_path=str(into)
+    )
+    return pd.read_parquet(path)
+
+
+def test_the_held_out_file_holds_what_each_head_predicted(trained, tmp_path):
+    """A reviewer asking which head is off on a category reads each head's prediction beside the outcomes; every
+    column the gate and older readers take by name stays as it was, and `held_out_score` is the heads' product."""
+    held = held_out_file(trained.run_id, tmp_path)
+    before = ["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES, HELD_OUT_SCORE]
+    assert list(held.columns) == [*before, *HELD_OUT_PREDICTED.values()]
+    heads = held[list(HELD_OUT_PREDICTED.values())].rename(columns={v: k for k, v in HELD_OUT_PREDICTED.items()})
+    np.testing.assert_allclose(expected_sales(heads, held["price"].to_numpy()), held[HELD_OUT_SCORE], rtol=1e-12)
+    assert (heads["expected_impressions"] >= 0).all()
+    assert heads[["p_click", "p_order"]].apply(lambda p: p.between(0, 1)).all().all()
 
 
 def test_a_version_is_registered_only_after_its_run_has_finished(trained, tracking_uri, tmp_path):
