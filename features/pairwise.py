@@ -16,6 +16,7 @@ __all__ = [
     "CATEGORICAL_FEATURES",
     "FEATURES",
     "HISTORY_FEATURES",
+    "OPTIONAL_FEATURES",
     "audience_share",
     "pair_features",
     "record_lifts",
@@ -61,6 +62,19 @@ FEATURES = [
 CATEGORICAL_FEATURES = ["creator_type_code", "category_code"]
 # The creator's own record; everything else is known of a creator who never took part in a campaign.
 HISTORY_FEATURES = [name for name in FEATURES if name.startswith("hist_")]
+# The features of a creator's optional profile fields (`features.rows.CreatorRow`: avg_views, avg_dwell_seconds,
+# storefront_return_rate, storefront_followers_30d, audience_mobile_share): missing for every creator who does not
+# state them, as the heads saw in training, so a caller without them may leave them out (`training.pyfunc`). Every
+# other feature is built for every pair from what the contract requires (the campaign and its category, the
+# creator's required fields, the record or its absence): without one, every pair would be scored as no training
+# pair ever looked.
+OPTIONAL_FEATURES = [
+    "log_avg_views",
+    "avg_dwell_seconds",
+    "storefront_return_rate",
+    "log_storefront_followers",
+    "audience_mobile_share",
+]
 # Pseudo-counts: how much evidence it takes for a creator's own record to outweigh the category prior.
 CTR_PRIOR_CLICKS = 30.0
 CVR_PRIOR_ORDERS = 5.0

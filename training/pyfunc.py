@@ -6,7 +6,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from features.affinity import PastPerformance
-from features.pairwise import FEATURES
+from features.pairwise import FEATURES, OPTIONAL_FEATURES
 from features.records import BY_MARKETPLACE, CreatorRecords, HistoryModel, empty_records
 from training.ranker import CreatorRanker
 from training.registry import installed_versions
@@ -16,6 +16,10 @@ __all__ = ["RankerModel"]
 
 class RankerModel(mlflow.pyfunc.PythonModel):
     """Predicts `expected_impressions`, `p_click` and `p_order` from FEATURES columns.
+
+    The columns of `optional_features` (`features.pairwise.OPTIONAL_FEATURES`: a creator's optional profile
+    fields) may be left out, as unknown for every row; every other feature column is required. Any value may be
+    missing (NaN or null): the heads send it its own way. `input_schema` declares exactly this to MLflow.
 
     Besides the fitted ranker it carries what settled history taught at training time (`past`: category
     priors, interest-category affinities, the product-type and context models) but no creator's record, so
@@ -43,11 +47,26 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         self.embedding_dim = embedding_dim
         self.embedding_backend = embedding_backend
         self.features = list(FEATURES)
+        self.optional_features = [name for name in FEATURES if name in OPTIONAL_FEATURES]
         self.library_versions = installed_versions()
+
+    def input_schema(self):
+        """The model signature's inputs: every feature a double, required unless it is in `optional_features`.
+
+        MLflow's schema enforcement refuses an input lacking a required column, naming it, passes one lacking an
+        optional column on without it, and lets any column hold nulls; `predict` takes the absent ones as unknown.
+        """
+        from mlflow.types.schema import ColSpec, Schema
+
+        return Schema([ColSpec("double", name, required=name not in self.optional_features) for name in self.features])
 
     def __setstate__(self, state: dict) -> None:
         # Rankers pickled before there was a choice of backend were trained on torch's vectors.
-        self.__dict__.update({"embedding_backend": "torch", "embedded_records": None, **state})
+        # Those pickled before optional features refused any absent column; today's rule is theirs when loaded here.
+        optional = [name for name in state.get("features", FEATURES) if name in OPTIONAL_FEATURES]
+        self.__dict__.update(
+            {"embedding_backend": "torch", "embedded_records": None, "optional_features": optional, **state}
+        )
         old = self.__dict__["past"]
         if isinstance(old, PastPerformance):  # registered before records were data: its records are inside
             # Such rankers predate marketplace records: they have none.
@@ -55,7 +74,16 @@ class RankerModel(mlflow.pyfunc.PythonModel):
             self.past = HistoryModel(old.priors, old.affinity, getattr(old, "product_types", None))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """The heads' predictions per row; an absent optional feature column is a missing value in every row.
+
+        Raises:
+            ValueError: naming the required feature columns `model_input` lacks.
+        """
         missing = [name for name in self.features if name not in model_input.columns]
-        if missing:
-            raise ValueError(f"model input lacks feature columns {missing}")
-        return self.ranker.predict(model_input[self.features])
+        required = [name for name in missing if name not in self.optional_features]
+        if required:
+            raise ValueError(
+                f"model input lacks required feature columns {required}; only {self.optional_features} may be left out"
+            )
+        # reindex adds each absent optional column as NaN, as the heads saw for a creator who did not state it.
+        return self.ranker.predict(model_input.reindex(columns=self.features))

@@ -149,7 +149,6 @@ def train(
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, Schema
 
     if not 0 < holdout < 1:
         raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
@@ -213,10 +212,8 @@ def train(
     )
     python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
-    # Every feature may be missing (the heads send a missing value its own way): inferred from a few rows, a
-    # feature those rows happened to fill would be declared required.
-    inputs = Schema([ColSpec("double", name, required=False) for name in FEATURES])
-    signature = ModelSignature(inputs, infer_signature(example, final.predict(example)).outputs)
+    # Declared by the model, not inferred from a few rows: a feature those rows happened to fill would be required.
+    signature = ModelSignature(python_model.input_schema(), infer_signature(example, final.predict(example)).outputs)
     fingerprint, table_fingerprints = data_fingerprint(tables)
     tags = {
         "embedding_model": embedder.model,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.affinity import AFFINITY_COLUMNS
 from features.history import HISTORY_COLUMNS, CategoryPriors
-from features.pairwise import pair_features, typical_audience
+from features.pairwise import FEATURES, OPTIONAL_FEATURES, pair_features, typical_audience
 from features.similarity import EVIDENCE_COLUMNS, SEMANTIC_FEATURES
 from features.tables import read_table
 
@@ -97,3 +99,43 @@ def test_campaigns_in_a_sellers_own_categories_carry_a_category_the_ranker_can_s
     assert not np.isnan(code).any()
     assert (per_campaign == per_campaign[:, :1]).all()
     assert per_campaign[0, 0] != per_campaign[1, 0] and per_campaign[0, 0] == per_campaign[2, 0]
+
+
+def test_the_optional_features_are_those_a_creator_stating_no_optional_field_leaves_unknown(tmp_path):
+    """`OPTIONAL_FEATURES`, the feature columns the logged model may be given without (as unknown in every row), are
+    exactly those the creators' optional profile fields make: missing for a creator who states none of them, as
+    the heads saw in training, and known for one who states them all. Of every other feature, only the two that a
+    creator without a record has no value for are missing (neither creator has one)."""
+    stated = {
+        "avg_views": 500,
+        "audience_marketplaces": {"US": 0.5},
+        "audience_mobile_share": 0.7,
+        "avg_dwell_seconds": 12.5,
+        "storefront_followers_30d": 40,
+        "storefront_return_rate": 0.05,
+        "disclosure_violations": 1,
+    }
+    rows = [
+        {"creator_id": "silent", "creator_type": "social_creator", "platforms": ["tiktok"], "interest_tags": ["c"]},
+        {"creator_id": "open", "creator_type": "review_site", "platforms": ["blog"], "interest_tags": ["b"], **stated},
+    ]
+    path = tmp_path / "creators.jsonl"
+    path.write_text("".join(json.dumps(row | {"followers": 1000}) + "\n" for row in rows))
+    creators = read_table(path, "creators").frame
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": ["in-us"],
+            "category": ["beauty"],
+            "price": [20.0],
+            "commission_rate": [0.1],
+            "marketplaces": [["US"]],
+            "product_type": ["standard"],
+        }
+    )
+    rates = pd.DataFrame({"category": ["beauty"], "impressions": [1_000], "clicks": [50], "orders": [2]})
+    features = _pair_features(campaigns, creators, CategoryPriors().fit(rates))[FEATURES]
+    unknown = features.columns[features.isna().to_numpy()[0]]
+    no_record = {"hist_log_impressions_per_campaign", "hist_market_share"}  # both creators have none
+    assert set(unknown) == set(OPTIONAL_FEATURES) | no_record
+    assert set(features.columns[features.isna().to_numpy()[1]]) == no_record
+    assert [name for name in FEATURES if name in OPTIONAL_FEATURES] == OPTIONAL_FEATURES

@@ -80,18 +80,46 @@ def test_the_champion_is_served_from_outside_the_repository_and_answers_its_inpu
             cwd=tmp_path,
             start_new_session=True,  # its own process group, so stopping it stops its workers too
         )
+    # The same rows without the optional features' columns, which the signature lets a caller leave out, and
+    # without a required one, which it does not.
+    optional = [spec.name for spec in model.metadata.signature.inputs if not spec.required]
+    without_optional, without_required = without_columns(payload, optional), without_columns(payload, ["category_code"])
     try:
         ready(f"http://127.0.0.1:{port}/ping", server, log)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=payload.encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            assert answer.status == 200
-            predictions = pd.DataFrame(json.loads(answer.read())["predictions"])
+        status, answer = invoke(port, payload)
+        assert status == 200, answer
+        predictions = pd.DataFrame(json.loads(answer)["predictions"])
+        status, answer = invoke(port, without_optional)
+        assert status == 200, answer
+        predictions_without = pd.DataFrame(json.loads(answer)["predictions"])
+        refused = invoke(port, without_required)
     finally:
         stop(server)
     assert list(predictions.columns) == ["expected_impressions", "p_click", "p_order"]
     assert len(predictions) == len(expected)
     np.testing.assert_allclose(predictions.to_numpy(float), expected.to_numpy(float), rtol=1e-9)
+    unknown = model.predict(model.input_example.drop(columns=optional))
+    np.testing.assert_allclose(predictions_without.to_numpy(float), unknown.to_numpy(float), rtol=1e-9)
+    assert refused[0] == 400 and "missing inputs ['category_code']" in refused[1], refused
+
+
+def without_columns(payload: str, names: list[str]) -> str:
+    """A `dataframe_split` request body without the columns `names`."""
+    body = json.loads(payload)
+    split = body["dataframe_split"]
+    keep = [i for i, name in enumerate(split["columns"]) if name not in names]
+    split["columns"] = [split["columns"][i] for i in keep]
+    split["data"] = [[row[i] for i in keep] for row in split["data"]]
+    return json.dumps(body)
+
+
+def invoke(port: int, payload: str) -> tuple[int, str]:
+    """The server's status and body for a request to /invocations, a refusal's included."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", data=payload.encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refusal:
+        return refusal.code, refusal.read().decode()

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from sklearn.metrics import ndcg_score
 
 from features.contract import SETTLEMENT_DAYS
-from features.pairwise import FEATURES
+from features.pairwise import FEATURES, OPTIONAL_FEATURES
 from training.dataset import build_training_data, data_fingerprint, read_training_tables
 from training.evaluate import ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
 from training.promotion import HELD_OUT_PREDICTED, HELD_OUT_SCORE
@@ -241,9 +242,11 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert run.data.metrics["selection_effective_share"] == 1.0
     model = mlflow.pyfunc.load_model(trained.model_uri)
     assert [spec.name for spec in model.metadata.signature.inputs] == FEATURES
-    # Any feature may be missing (an optional creator field, no record yet): none is declared required, and a
-    # row with nothing known still gets finite predictions.
-    assert not any(spec.required for spec in model.metadata.signature.inputs)
+    # The optional creator fields' features may be left out; every other column is required, as predict says.
+    optional = [spec.name for spec in model.metadata.signature.inputs if not spec.required]
+    assert optional == OPTIONAL_FEATURES
+    # Any value may be missing (an optional creator field, no record yet): a row with nothing known still gets
+    # finite predictions.
     unknown = model.predict(pd.DataFrame([dict.fromkeys(FEATURES, float("nan"))]))
     assert np.isfinite(unknown.to_numpy(float)).all()
 
@@ -254,6 +257,30 @@ def held_out_file(run_id: str, into: Path) -> pd.DataFrame:
         run_id=run_id, artifact_path="evaluation/holdout.parquet", dst_path=str(into)
     )
     return pd.read_parquet(path)
+
+
+def test_the_logged_model_takes_its_optional_columns_absent_as_unknown_and_names_a_missing_required_one(
+    trained, tmp_path
+):
+    """The signature declared every feature optional while predict refused any absent column. Through MLflow's own
+    loading and schema enforcement: the optional features left out score exactly as every row holding no value
+    for them; a required one left out is refused, named, by MLflow and, past it, by the model itself."""
+    features = held_out_file(trained.run_id, tmp_path)[FEATURES]
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    without = model.predict(features.drop(columns=OPTIONAL_FEATURES))
+    pd.testing.assert_frame_equal(without, model.predict(features.assign(**dict.fromkeys(OPTIONAL_FEATURES, np.nan))))
+    assert np.isfinite(without.to_numpy(float)).all()
+    # The optional columns do change the predictions: leaving them out is not ignoring them.
+    assert not model.predict(features).equals(without)
+    # Nulls in a required column pass MLflow's enforcement (it checks that the column is there): no value, as NaN.
+    nulls = features.assign(category_code=None)
+    pd.testing.assert_frame_equal(
+        model.predict(nulls), model.predict(features.assign(category_code=np.nan)), check_exact=True
+    )
+    with pytest.raises(MlflowException, match=r"missing inputs \['category_code'\]"):
+        model.predict(features.drop(columns=["category_code", "log_avg_views"]))
+    with pytest.raises(ValueError, match=r"lacks required feature columns \['category_code'\]; only \['log_avg_views'"):
+        model.unwrap_python_model().predict(None, features.drop(columns=["category_code", "log_avg_views"]))
 
 
 def test_the_held_out_file_holds_what_each_head_predicted(trained, tmp_path):
