@@ -33,6 +33,7 @@ __all__ = [
     "LoadedRanker",
     "ModelNotFound",
     "NotARanker",
+    "PromotionUnrecorded",
     "RegistrationIncomplete",
     "RegistryUnavailable",
     "UncheckedModelWarning",
@@ -113,6 +114,11 @@ class RegistryUnavailable(Exception):
 
 class RegistrationIncomplete(Exception):
     """A registration step failed after earlier ones succeeded; the message says what was left behind."""
+
+
+class PromotionUnrecorded(Exception):
+    """`promote` moved the champion alias, then could not record the promotion in tags; the message says where the
+    alias points, why the tags failed and how to roll back."""
 
 
 def tracking_store() -> str:
@@ -793,6 +799,9 @@ def promote(name: str, version: str, verdict: str = "") -> None:
     version it replaces, `none`) and `promotion` (`verdict`: the gate's, figures and `forced` included); the one
     replaced gets `demoted_at` and `demoted_for`; the registered model's `last_promotion` says the latest in one
     line. A version keeps its latest promotion and demotion: the history is read from the versions' tags.
+
+    Raises:
+        PromotionUnrecorded: the alias was moved, and then writing the tags failed (some may be written).
     """
     from mlflow import MlflowClient
 
@@ -801,8 +810,25 @@ def promote(name: str, version: str, verdict: str = "") -> None:
     with store_lock():  # not between a first training's look at the alias and its setting it
         previous = champion_version(name)
         client.set_registered_model_alias(name, CHAMPION, str(version))
-        if previous != str(version):  # already champion: nothing happened to record
+        if previous == str(version):  # already champion: nothing happened to record
+            return
+        try:
             _record_promotion(name, str(version), previous, verdict)
+        except Exception as exc:
+            # Not "cannot be promoted": the alias points at it, and batch jobs and `serve` load it from now on.
+            back = (
+                f"roll back with `creator-match promote --model-name {name} --version {previous} --force`, which "
+                f"records its own tags, and promote version {version} again to record this promotion"
+                if previous is not None
+                else f"no version held it before: `MlflowClient().delete_registered_model_alias({name!r}, "
+                f"{CHAMPION!r})` undoes it"
+            )
+            raise PromotionUnrecorded(
+                f"`{CHAMPION}` of {name} now points at version {version} (before: "
+                f"{f'version {previous}' if previous else 'none'}), but recording the promotion in tags failed: "
+                f"{first_line(exc)}; its tags may be partly written (docs/model-review.md, Promotions on record); "
+                f"{back}"
+            ) from exc
 
 
 def _record_promotion(name: str, version: str, previous: str | None, verdict: str) -> None:

@@ -151,7 +151,7 @@ def promote(
 
     from matcher.artifacts import missing_store_reason
     from training.promotion import check_promotion
-    from training.registry import champion_version, check_server_reachable, configure_tracking
+    from training.registry import PromotionUnrecorded, champion_version, check_server_reachable, configure_tracking
     from training.registry import promote as set_champion
 
     if not (version.isascii() and version.isdigit()) or int(version) < 1:
@@ -172,6 +172,9 @@ def promote(
             raise UserError(f"not promoted: {check.reason} (use --force to promote anyway)")
         forced = "; forced" if force and not check.allowed else ""
         set_champion(model_name, version, f"{check.reason}{forced}")
+    except PromotionUnrecorded as exc:  # the alias did move: no bad input, and "cannot promote" would be untrue
+        typer.echo(f"creator-match: {exc}", err=True)
+        raise typer.Exit(1) from None
     except MlflowException as exc:
         raise UserError(f"cannot promote {model_name} version {version}: {str(exc).splitlines()[0]}") from exc
     typer.echo(f"{model_name} version {version} is now champion ({check.reason}{forced})")

@@ -175,6 +175,37 @@ def registered(store: str, tmp_path) -> str:
     return str(MlflowClient(store).create_model_version("m", source=str(tmp_path)).version)
 
 
+def test_a_promotion_whose_tags_fail_after_the_alias_moved_says_so_and_how_to_roll_back(store, tmp_path):
+    """The store refusing the promotion's tags, after the alias had moved, was reported as "cannot promote m
+    version 2" (exit 2) while the alias pointed at version 2: it says where the alias points, why the record
+    failed and how to roll back, exit 1 (a store's failure, not bad input); the rollback it names works."""
+    client = MlflowClient(store)
+    client.create_registered_model("m")
+    for _ in range(2):
+        client.create_model_version("m", source=str(tmp_path))
+    client.set_registered_model_alias("m", CHAMPION, "1")
+    forbid(store, "CREATE TRIGGER frozen BEFORE INSERT ON model_version_tags BEGIN SELECT RAISE(ABORT, 'frozen'); END")
+    failed = run_in_process("promote", "--model-name", "m", "--version", "2", "--force", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    assert len(failed.stderr.splitlines()) == 1 and failed.stdout == ""
+    line = failed.stderr
+    assert line.startswith(
+        "creator-match: `champion` of m now points at version 2 (before: version 1), but recording the promotion in "
+        "tags failed: "
+    )
+    assert "frozen" in line and "cannot promote" not in line
+    rollback = "creator-match promote --model-name m --version 1 --force"
+    assert f"roll back with `{rollback}`" in line
+    assert champion_version("m") == "2"
+    assert "promoted_at" not in client.get_model_version("m", "2").tags
+    # Once the store takes tags again, the rollback it names moves the alias back and records itself.
+    forbid(store, "DROP TRIGGER frozen")
+    done = run_in_process(*rollback.split()[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert champion_version("m") == "1"
+    assert client.get_model_version("m", "1").tags["promoted_from"] == "2"
+
+
 def test_only_a_models_first_version_is_made_champion(store, tmp_path):
     """A trial deleted the alias with versions 1-6 registered, and the next `train` made version 7 champion
     unreviewed. Only `promote` moves the alias after the first version: deleted, or gone with its version."""
