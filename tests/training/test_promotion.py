@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from tests.commands import run_in_process
-from training.promotion import check_promotion, said_difference
+from training.promotion import HELD_OUT_PREDICTED, check_promotion, said_difference
 from training.ranker import CreatorRanker
 from training.registry import champion_version, promote
 from training.train import summarize, train
@@ -176,3 +178,27 @@ def test_train_judges_the_champion_by_the_rules_promote_does_and_names_the_one_t
         "(need 3)"
     )
     assert "champion_ndcg_at_10" not in early.metrics
+
+
+def test_a_run_logged_before_the_heads_predictions_is_judged_alike(registry, tmp_path):
+    """Runs logged before `evaluation/holdout.parquet` held each head's prediction (`HELD_OUT_PREDICTED`) have a
+    file without those columns: the gate reads it as it did, to the very same verdict."""
+    _, versions = registry
+    promote("gate", versions["early_blind"].version)
+    full = versions["full_fitted"]
+    client = MlflowClient()
+    logged = Path(client.download_artifacts(full.run_id, "evaluation/holdout.parquet", str(tmp_path)))
+    held = pd.read_parquet(logged)
+    assert set(HELD_OUT_PREDICTED.values()) <= set(held.columns)
+    now = check_promotion("gate", full.version)
+    older, stored = tmp_path / "older" / "holdout.parquet", tmp_path / "stored"
+    older.parent.mkdir()
+    stored.mkdir()
+    held.drop(columns=list(HELD_OUT_PREDICTED.values())).to_parquet(older)
+    client.log_artifact(full.run_id, str(older), "evaluation")  # the run's file, as an older `train` wrote it
+    try:
+        stored = client.download_artifacts(full.run_id, "evaluation/holdout.parquet", str(stored))
+        assert not set(HELD_OUT_PREDICTED.values()) & set(pd.read_parquet(stored).columns)
+        assert now.allowed and check_promotion("gate", full.version) == now
+    finally:
+        client.log_artifact(full.run_id, str(logged), "evaluation")
