@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.types.schema import ColSpec, Schema
 
 from features.affinity import PastPerformance
 from features.pairwise import FEATURES, OPTIONAL_FEATURES
@@ -50,14 +51,12 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         self.optional_features = [name for name in FEATURES if name in OPTIONAL_FEATURES]
         self.library_versions = installed_versions()
 
-    def input_schema(self):
+    def input_schema(self) -> Schema:
         """The model signature's inputs: every feature a double, required unless it is in `optional_features`.
 
         MLflow's schema enforcement refuses an input lacking a required column, naming it, passes one lacking an
         optional column on without it, and lets any column hold nulls; `predict` takes the absent ones as unknown.
         """
-        from mlflow.types.schema import ColSpec, Schema
-
         return Schema([ColSpec("double", name, required=name not in self.optional_features) for name in self.features])
 
     def __setstate__(self, state: dict) -> None:
