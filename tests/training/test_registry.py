@@ -204,6 +204,14 @@ def test_a_promotion_whose_tags_fail_after_the_alias_moved_says_so_and_how_to_ro
     assert done.returncode == 0, done.stderr
     assert champion_version("m") == "1"
     assert client.get_model_version("m", "1").tags["promoted_from"] == "2"
+    # A model's first champion has no version to roll back to: the line says how to undo the alias instead.
+    client.create_registered_model("n")
+    client.create_model_version("n", source=str(tmp_path))
+    forbid(store, "CREATE TRIGGER frozen BEFORE INSERT ON model_version_tags BEGIN SELECT RAISE(ABORT, 'frozen'); END")
+    first = run_in_process("promote", "--model-name", "n", "--version", "1", cwd=tmp_path)
+    assert first.returncode == 1 and champion_version("n") == "1", first.stderr
+    assert "`champion` of n now points at version 1 (before: none)" in first.stderr
+    assert "no version held it before: `MlflowClient().delete_registered_model_alias('n', 'champion')`" in first.stderr
 
 
 def test_only_a_models_first_version_is_made_champion(store, tmp_path):
