@@ -1,12 +1,14 @@
 """Every estimator of the project against scikit-learn's conventions (tests/estimator_contract.py).
 
 CreatorRanker is held to them through RankerContract (tests/training/test_ranker.py) and WeightedQuantileBins in
-tests/training/test_weighted_bins.py; the others are here.
+tests/training/test_weighted_bins.py; the others are here. Contract tests elsewhere are found by reading the tests
+tree, so a new one counts whether or not its file was collected.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -129,10 +131,48 @@ def _estimator_like_classes() -> set[tuple[str, str]]:
     return found
 
 
-def _contract_classes() -> set[str]:
-    # Contract subclasses that live beside their own module's tests.
-    from tests.training import test_ranker, test_weighted_bins  # noqa: F401
+def _bases(node: ast.ClassDef) -> set[str]:
+    return {
+        base.id if isinstance(base, ast.Name) else base.attr
+        for base in node.bases
+        if isinstance(base, ast.Name | ast.Attribute)
+    }
 
+
+def _contract_test_modules() -> list[str]:
+    """Dotted names of the test modules with a class held to the contract, found by reading the tests tree.
+
+    Read rather than taken from the classes imported so far: those depend on which files pytest collected, so
+    a ranker's new contract test (a RankerContract subclass in a file of its own) counted when the whole suite
+    ran and not when this file ran alone.
+    """
+    classes = {}  # class name -> (module, bases), over every file of the tests tree
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                classes.setdefault(node.name, []).append((module, _bases(node)))
+    # The mixins: EstimatorContract and every class built on it (RankerContract), however deep.
+    mixins, grown = {"EstimatorContract"}, True
+    while grown:
+        found = {name for name, defined in classes.items() for _, bases in defined if bases & mixins}
+        grown = bool(found - mixins)
+        mixins |= found
+    return sorted(
+        {
+            module
+            for name, defined in classes.items()
+            if name.startswith("Test")
+            for module, bases in defined
+            if bases & mixins
+        }
+    )
+
+
+def _contract_classes() -> set[str]:
+    """Names of the classes a test class holds to the contract, whichever test files were collected."""
+    for module in _contract_test_modules():
+        importlib.import_module(module)
     pending = list(EstimatorContract.__subclasses__())
     named = set()
     while pending:
@@ -141,6 +181,13 @@ def _contract_classes() -> set[str]:
         if test_class.__name__.startswith("Test"):
             named.add(test_class().estimator_class.__name__)
     return named
+
+
+def test_contract_tests_are_found_by_reading_the_tests_tree():
+    """This module's own, and those beside their modules' tests, found without importing any of them first."""
+    assert {"tests.test_estimators", "tests.training.test_ranker", "tests.training.test_weighted_bins"} <= set(
+        _contract_test_modules()
+    )
 
 
 def test_every_estimator_like_class_is_held_to_the_contract():
