@@ -38,7 +38,9 @@ class EstimatorContract:
     - it is a scikit-learn BaseEstimator, so `get_params`, `clone` and `check_is_fitted` are the library's;
     - `__init__` stores its parameters and nothing else (`clone` round-trips them, no attribute ends in `_`);
     - `fit` returns self, leaves the parameters as they were, and what it learns ends in `_`;
-    - `fit` refuses a parameter of the wrong type or range with a ValueError naming it and its value;
+    - `fit` refuses a parameter of the wrong type or range with a ValueError whose message is exactly the project's
+      `Got C='x'; expected ...` (`features.parameters.check_kinds` gives it for the types `__init__` declares, and
+      `features.parameters.refuse` for a range; `refused` lists each range's whole message);
     - a `random_state` takes what scikit-learn's do: a whole number, a numpy RandomState or None;
     - unfitted, every use refuses with scikit-learn's NotFittedError naming the class;
     - fitted, it pickles and the copy gives the same answers.
@@ -60,8 +62,13 @@ class EstimatorContract:
         """What a fitted estimator is for, by name: each takes the estimator and returns its answer."""
         raise NotImplementedError
 
-    def fitted(self):
-        return self.make().fit(*self.fit_args())
+    def fitted(self, *args, **kwargs):
+        """A new estimator fitted on `args` (`fit_args()` when none), whose `fit` must have returned it."""
+        estimator = self.make()
+        returned = estimator.fit(*(args or self.fit_args()), **kwargs)
+        # Said where every test fits: otherwise a fit returning None failed each as "'NoneType' has no attribute".
+        assert returned is estimator, f"fit must return self; got {returned!r}"
+        return estimator
 
     def test_is_a_scikit_learn_estimator(self):
         assert issubclass(self.estimator_class, BaseEstimator)
@@ -75,13 +82,13 @@ class EstimatorContract:
             assert estimator.get_params()[name] == value
 
     def test_fit_returns_self_keeps_its_parameters_and_learns_attributes_ending_in_underscore(self):
-        estimator = self.make()
-        before = dict(estimator.get_params())
-        assert estimator.fit(*self.fit_args()) is estimator
+        before = dict(self.make().get_params())
+        estimator = self.fitted()
         assert estimator.get_params() == before
         learned = set(vars(estimator)) - set(before)
         assert learned, "fit learned nothing"
-        assert all(name.endswith("_") for name in learned), sorted(learned)
+        unmarked = sorted(name for name in learned if not name.endswith("_"))
+        assert not unmarked, f"what fit learns must end in _; these do not: {unmarked}"
 
     def test_unfitted_refuses_with_not_fitted_error_naming_the_class(self):
         name = self.estimator_class.__name__
