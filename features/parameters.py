@@ -37,9 +37,9 @@ def _finite(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-# Each parameter type as postponed annotations write it, what a value of it is, and how to say so. Checked before any
-# range: a string is truthy, so allow_cashback="no" allowed cashback (and monotone="no" constrained a ranker), and
-# "3" < 1 is a TypeError.
+# Each parameter type as postponed annotations write it (`_written` puts an evaluated one in the same words), what a
+# value of it is, and how to say so. Checked before any range: a string is truthy, so allow_cashback="no" allowed
+# cashback (and monotone="no" constrained a ranker), and "3" < 1 is a TypeError.
 _KINDS = {
     "bool": (lambda v: isinstance(v, bool), "True or False"),
     "int": (whole_number, "a whole number"),
@@ -55,16 +55,27 @@ _KINDS = {
 }
 
 
+def _written(annotation: object) -> str:
+    """`annotation` in the words `from __future__ import annotations` keeps it in: `float`, not `<class 'float'>`.
+
+    Without that import a module's annotations are the types themselves, and matched as text against `_KINDS`
+    none was found, so nothing was checked.
+    """
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
 def check_kinds(owner: object) -> None:
     """Refuses the first parameter of `owner`'s class (its `__init__` arguments, held as attributes of the same
     name: a dataclass's fields, an estimator's parameters) whose value is not of the declared type, naming parameter
-    and value. A parameter of another type (a nested settings object) is its own class's to check.
+    and value, whether or not the class's module postpones its annotations. A parameter of another type (a nested
+    settings object) is its own class's to check.
 
     Raises:
         ValueError: `Got name=value; expected <the type>`.
     """
     for name, parameter in inspect.signature(type(owner)).parameters.items():
-        if parameter.annotation in _KINDS:
-            ok, expected = _KINDS[parameter.annotation]
+        kind = _KINDS.get(_written(parameter.annotation))
+        if kind is not None:
+            ok, expected = kind
             if not ok(getattr(owner, name)):
                 raise refuse(name, getattr(owner, name), expected)
