@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_consistent_length
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from features.parameters import check_kinds, refuse
 
@@ -86,17 +87,19 @@ class WeightedQuantileBins(TransformerMixin, BaseEstimator):
             sample_weight: the weights the booster will be given; None passes every column through.
 
         Raises:
-            ValueError: naming a parameter of the wrong type or range.
+            ValueError: naming a parameter of the wrong type or range; scikit-learn's for rows it cannot bin (not
+                two-dimensional, none, an infinite value) or weights of another length.
         """
         check_kinds(self)
         # The booster's own range: fewer than 2 put every value in one bin, fewer than 0 failed in numpy's linspace.
         if not 2 <= self.max_bins <= 255:
             raise refuse("max_bins", self.max_bins, "a whole number from 2 to 255 (the booster's max_bins)")
-        X = np.asarray(X, dtype=np.float64)
-        self.n_features_in_ = X.shape[1]
+        # scikit-learn's own checks and errors: one column of values (a 1-D array), no rows, or an infinite value.
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
         self.thresholds_: list[np.ndarray | None] = [None] * X.shape[1]
         if sample_weight is None or len(X) > _BINNING_SUBSAMPLE:
             return self
+        check_consistent_length(X, sample_weight)
         weights = np.asarray(sample_weight, dtype=np.float64)
         percentiles = np.linspace(0, 100, num=self.max_bins + 1)[1:-1]
         for column in range(X.shape[1]):
@@ -118,9 +121,7 @@ class WeightedQuantileBins(TransformerMixin, BaseEstimator):
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Each binned column's values replaced by their bin number; missing values stay missing."""
         check_is_fitted(self, "thresholds_")
-        X = np.array(X, dtype=np.float64)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"Got {X.shape[1]} columns; expected {self.n_features_in_}")
+        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan", copy=True)
         for column, thresholds in enumerate(self.thresholds_):
             if thresholds is not None:
                 values = X[:, column]

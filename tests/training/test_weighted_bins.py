@@ -93,5 +93,29 @@ def test_without_weights_or_past_the_boosters_subsample_every_column_passes_thro
 def test_a_table_of_another_width_is_refused_naming_both():
     X, _, weights = weighted_rows(500, seed=6)
     bins = WeightedQuantileBins().fit(X, sample_weight=weights)
-    with pytest.raises(ValueError, match="Got 3 columns; expected 5"):
+    with pytest.raises(ValueError, match="X has 3 features, but WeightedQuantileBins is expecting 5 features as input"):
         bins.transform(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        # Taken for one column of values, it failed with "IndexError: tuple index out of range".
+        (np.arange(10.0), "Expected 2D array, got 1D array instead"),
+        # Both were accepted: thresholds for no rows, and a column of inf binned as if it were values.
+        (np.empty((0, 5)), r"Found array with 0 sample\(s\) \(shape=\(0, 5\)\) while a minimum of 1 is required"),
+        (np.full((50, 2), np.inf), "Input X contains infinity"),
+    ],
+)
+def test_rows_it_cannot_bin_get_scikit_learns_own_errors(X, message):
+    with pytest.raises(ValueError, match=message):
+        WeightedQuantileBins().fit(X, sample_weight=np.ones(len(X)))
+    fitted = WeightedQuantileBins().fit(np.ones((3, X.shape[1] if X.ndim == 2 else 1)))
+    with pytest.raises(ValueError, match=message):
+        fitted.transform(X)
+
+
+def test_weights_of_another_length_are_refused_naming_both():
+    X, _, weights = weighted_rows(500, seed=7)
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[500, 499\]"):
+        WeightedQuantileBins().fit(X, sample_weight=weights[:-1])
