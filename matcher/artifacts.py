@@ -120,16 +120,49 @@ def load_for_matching(model: str | LoadedRanker, performance: object | None = No
     return ranker
 
 
+def _trained_code(ranker: LoadedRanker) -> str:
+    """Which creator-matcher trained `ranker`, as its training run's tags record it (`code_version`, `git_commit`).
+
+    Read only from a store that exists: opening a SQLite store that does not would create an empty one.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    unknown = "its training run's code_version and git_commit tags say which"
+    if not ranker.run_id or missing_store(mlflow.get_tracking_uri()) is not None:
+        return unknown
+    try:
+        tags = MlflowClient().get_run(ranker.run_id).data.tags
+    except MlflowException:
+        return unknown
+    recorded = [
+        f"{name} {tags[name]}" for name in ("code_version", "git_commit") if tags.get(name, "unknown") != "unknown"
+    ]
+    return ", ".join(recorded) or unknown
+
+
 def check_features(ranker: LoadedRanker) -> None:
-    """Refuses a ranker trained on another feature set than this version computes."""
+    """Refuses a ranker trained on another feature set than this version computes.
+
+    A ranker with features this code does not compute was trained by a newer (or another) creator-matcher, which
+    retraining here cannot give it: the way to use it is the code it was trained with. One that lacks some of this
+    code's features is older than the code, and is retrained.
+    """
     trained = list(ranker.model.features)
     if trained != FEATURES:
         missing = sorted(set(FEATURES) - set(trained))
         extra = sorted(set(trained) - set(FEATURES))
+        remedy = (
+            "it needs features this code does not compute: match with the creator-matcher it was trained with "
+            f"({_trained_code(ranker)})"
+            if extra
+            else "retrain it with `creator-match train`"
+        )
         raise ArtifactMismatch(
             f"ranker {ranker.version} was trained with another feature set "
             f"({len(trained)} features; this version computes {len(FEATURES)}; "
-            f"missing {missing[:3]}, unexpected {extra[:3]}): retrain it with `creator-match train`"
+            f"missing {missing[:3]}, unexpected {extra[:3]}): {remedy}"
         )
 
 

@@ -411,10 +411,20 @@ def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, emb
     """A ranker whose features differ from the ones this version computes is a clear error, not garbage."""
     import copy
 
+    from mlflow import MlflowClient
+
     stale = copy.copy(ranker)
     stale.model = copy.copy(ranker.model)
     stale.model.features = [*ranker.model.features[:-1], "retired_feature"]
-    with pytest.raises(ArtifactMismatch, match=r"another feature set.*retired_feature"):
+    with pytest.raises(ArtifactMismatch, match=r"another feature set.*retired_feature") as newer:
+        Matcher(creators, model=stale, index=index, embedder=embedder)
+    # Features this code does not compute: the model is newer than the code, and retraining here cannot help.
+    recorded = MlflowClient().get_run(ranker.run_id).data.tags["code_version"]
+    assert f"match with the creator-matcher it was trained with (code_version {recorded}" in str(newer.value)
+    assert "retrain" not in str(newer.value) and "\n" not in str(newer.value)
+    # Only fewer features than the code computes: the model is older, and retraining it is the way.
+    stale.model.features = ranker.model.features[:-1]
+    with pytest.raises(ArtifactMismatch, match=r"another feature set.*: retrain it with `creator-match train`$"):
         Matcher(creators, model=stale, index=index, embedder=embedder)
 
 
