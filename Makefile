@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 # No offline settings here: every entry point applies features/environment.py's OFFLINE_ENVIRONMENT itself.
 
-.PHONY: help install demo test lint format bench bench-quality mlflow-ui clean
+.PHONY: help install demo test test-fast lint format bench bench-quality mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,11 +27,19 @@ demo: install  ## simulate a world, train and register a ranker, match its campa
 test: install  ## run the test suite, one worker per core, each test file whole on one worker
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
-lint: install  ## ruff lint and format check
+test-fast: install  ## the suite without the `slow` tests (training, the command line, servers, Ray, notebooks)
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
+
+# Linting needs ruff alone: on a clone not yet installed, `make lint` installs only ruff, not torch and the rest.
+$(BIN)/ruff:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet 'ruff>=0.6'
+
+lint: $(BIN)/ruff  ## ruff lint and format check (needs only ruff)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install  ## apply ruff fixes and formatting
+format: $(BIN)/ruff  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
