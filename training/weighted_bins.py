@@ -96,10 +96,11 @@ class WeightedQuantileBins(TransformerMixin, BaseEstimator):
             raise refuse("max_bins", self.max_bins, "a whole number from 2 to 255 (the booster's max_bins)")
         # scikit-learn's own checks and errors: one column of values (a 1-D array), no rows, or an infinite value.
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        if sample_weight is not None:
+            check_consistent_length(X, sample_weight)
         self.thresholds_: list[np.ndarray | None] = [None] * X.shape[1]
         if sample_weight is None or len(X) > _BINNING_SUBSAMPLE:
             return self
-        check_consistent_length(X, sample_weight)
         weights = np.asarray(sample_weight, dtype=np.float64)
         percentiles = np.linspace(0, 100, num=self.max_bins + 1)[1:-1]
         for column in range(X.shape[1]):

@@ -119,3 +119,6 @@ def test_weights_of_another_length_are_refused_naming_both():
     X, _, weights = weighted_rows(500, seed=7)
     with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[500, 499\]"):
         WeightedQuantileBins().fit(X, sample_weight=weights[:-1])
+    big = np.repeat(X, 401, axis=0)  # past the booster's subsample, where no weight is used
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[200500, 200499\]"):
+        WeightedQuantileBins().fit(big, sample_weight=np.ones(len(big) - 1))
