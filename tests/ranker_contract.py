@@ -13,23 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.pairwise import FEATURES
+from features.pairwise import FEATURES, OPTIONAL_FEATURES, without_history
 from tests.estimator_contract import EstimatorContract
 
 __all__ = ["MISSING_FEATURES", "RankerContract", "synthetic_pairs"]
 
-# Features real pairs often have no value for: the creator's optional columns (docs/contract.md) and what only a
-# record gives (features/pairwise.py). A trial's 282 held-out pairs had log_avg_views missing in 44,
+# Features real pairs often have no value for: the creator's optional profile fields and what only a record gives
+# (the features `without_history` leaves unknown). A trial's 282 held-out pairs had log_avg_views missing in 44,
 # avg_dwell_seconds in 60, storefront_return_rate in 64 and hist_market_share in 20.
-MISSING_FEATURES = [
-    "log_avg_views",
-    "avg_dwell_seconds",
-    "storefront_return_rate",
-    "log_storefront_followers",
-    "audience_mobile_share",
-    "hist_log_impressions_per_campaign",
-    "hist_market_share",
-]
+_WITHOUT_RECORD = without_history(pd.DataFrame(np.zeros((1, len(FEATURES))), columns=FEATURES))
+MISSING_FEATURES = [*OPTIONAL_FEATURES, *(name for name in FEATURES if _WITHOUT_RECORD[name].isna().all())]
 
 
 def synthetic_pairs(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
