@@ -32,7 +32,7 @@ from features.records import (
 from features.similarity import TagSpace, semantic_features
 from features.table_files import find_table
 from features.tables import InputError, Reject, read_table, validate_performance_links
-from training.evaluate import HOLDOUT, held_out_campaigns
+from training.evaluate import CREATOR_HOLDOUT, HOLDOUT, creator_split, held_out_campaigns
 from training.ranker import OUTCOMES, CreatorRanker
 from training.selection import DEFAULT_SELECTION_POWER, participation_weights
 
@@ -312,10 +312,16 @@ def build_with_holdout(
     window: dt.timedelta = DEFAULT_WINDOW,
     selection_power: float = DEFAULT_SELECTION_POWER,
     holdout: float = HOLDOUT,
-) -> tuple[TrainingData, TrainingData | None]:
-    """The training data on every settled campaign, and the held-out evaluation's: built as `build_training_data`
-    with `learn_from` the campaigns `time_split` trains on (None when there are none), so no feature of the
-    held-out fit's training rows, nor of the held-out rows, is learned from a held-out campaign's outcomes.
+    creator_holdout: float = CREATOR_HOLDOUT,
+) -> tuple[TrainingData, TrainingData | None, TrainingData | None]:
+    """The training data on every settled campaign, the held-out evaluation's and the cold-start check's.
+
+    The held-out evaluation's is built as `build_training_data` with `learn_from` the campaigns `time_split`
+    trains on (None when there are none), so no feature of the held-out fit's training rows, nor of the held-out
+    rows, is learned from a held-out campaign's outcomes. The cold-start check's (`cold_metrics`) learns from
+    those rows less every row of the `creator_holdout` share of creators (`creator_split`; None when that leaves
+    nothing or there is no held-out data): the priors, tag affinity, context models, product types and selection
+    weights then never saw a held-out creator's past, which spoke for it through them as no new creator's can.
 
     What does not depend on the split (the settled rows, embeddings, similarity features) is built once.
     """
@@ -323,8 +329,11 @@ def build_with_holdout(
     everything = _build(tables, embedder, settled, selection_power, np.ones(len(settled.rows), bool))
     learn = ~settled.rows["campaign_id"].isin(held_out_campaigns(settled.rows, holdout)).to_numpy()
     if not learn.any():
-        return everything, None
-    return everything, _build(tables, embedder, settled, selection_power, learn)
+        return everything, None, None
+    held_out = _build(tables, embedder, settled, selection_power, learn)
+    cold_learn = learn & ~creator_split(settled.rows, creator_holdout)
+    cold = _build(tables, embedder, settled, selection_power, cold_learn) if cold_learn.any() else None
+    return everything, held_out, cold
 
 
 def _build(

@@ -12,6 +12,7 @@ from training.selection import row_weights
 
 __all__ = [
     "BASELINES",
+    "CREATOR_HOLDOUT",
     "HOLDOUT",
     "cold_metrics",
     "creator_split",
@@ -28,6 +29,8 @@ __all__ = [
 
 # The share of campaigns, the latest by start date, that training holds out to evaluate on.
 HOLDOUT = 0.2
+# The share of creators, chosen by a hash of the id, that the cold-start check holds out of training entirely.
+CREATOR_HOLDOUT = 0.2
 # What sellers do by hand, and the simplest signals: each maps pair rows to a score, higher first. A seller's
 # hand pick is creators whose interests fit the product (by meaning, `fitting_tags`), then the biggest.
 BASELINES = {
@@ -53,8 +56,9 @@ def time_split(pairs: pd.DataFrame, holdout: float = HOLDOUT) -> tuple[pd.DataFr
     return pairs[~is_test].reset_index(drop=True), pairs[is_test].reset_index(drop=True)
 
 
-def creator_split(pairs: pd.DataFrame, holdout: float = 0.2) -> np.ndarray:
-    """Which rows belong to the `holdout` share of creators, chosen by a hash of the id (stable across runs)."""
+def creator_split(pairs: pd.DataFrame, holdout: float = CREATOR_HOLDOUT) -> np.ndarray:
+    """Which rows belong to the `holdout` share of creators, chosen by a hash of the id (stable across runs): the
+    one rule for which creators the cold-start check holds out, decided before features are built."""
     ids = pairs["creator_id"].astype(str).to_numpy()
     return (pd.util.hash_array(ids) % 1000) < holdout * 1000
 
@@ -72,16 +76,33 @@ def captured_sales(pairs: pd.DataFrame, scores: np.ndarray, k: int = 5) -> float
 
 
 def cold_metrics(
-    ranker: CreatorRanker, train_pairs: pd.DataFrame, test_pairs: pd.DataFrame, holdout: float = 0.2, k: int = 10
+    ranker: CreatorRanker,
+    train_pairs: pd.DataFrame,
+    test_pairs: pd.DataFrame,
+    holdout: float = CREATOR_HOLDOUT,
+    k: int = 10,
 ) -> dict[str, float]:
     """Creators held out of training entirely, scored on the later campaigns without their record.
 
-    A copy of `ranker` is fitted on the earlier campaigns without any row of the held-out creators; their rows
-    of the later campaigns are then scored as a new creator's would be (`without_history`) and ranked among
+    `train_pairs` and `test_pairs` are the `time_split` of the cold-start build (`build_with_holdout`'s third),
+    whose features were learned from no row of the held-out creators (`creator_split` with the same `holdout`).
+    A copy of `ranker` is fitted on the earlier campaigns without any row of those creators; their rows of the
+    later campaigns are then scored as a new creator's would be (`without_history`) and ranked among
     themselves: `cold_ndcg_at_{k}` and `cold_captured_sales` (top 3: campaigns have few of them), next to the
     baselines on the same rows.
+
+    Raises:
+        ValueError: a held-out creator's later row has a record: the pairs were built from a history holding
+            that creator's rows, whose past would speak for it through the priors, affinity and context models.
     """
     held_train, held_test = creator_split(train_pairs, holdout), creator_split(test_pairs, holdout)
+    recorded = test_pairs["hist_campaigns"].to_numpy(float)[held_test] > 0
+    if recorded.any():
+        creator = test_pairs.loc[held_test, "creator_id"].to_numpy()[recorded][0]
+        raise ValueError(
+            f"Got held-out creator {creator!r} with a record in the cold-start pairs; expected pairs built from a "
+            "history without any row of the held-out creators (build_with_holdout's cold-start data)"
+        )
     cold = without_history(test_pairs[held_test].reset_index(drop=True))
     if cold.empty or (~held_train).sum() == 0:
         return {}

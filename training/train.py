@@ -169,15 +169,14 @@ def train(
     champion = champion_version(model_name)
     # The held-out fit learns from features built without the held-out campaigns' outcomes: built on every row,
     # they leaked into its training rows through the priors, affinity and context models.
-    data, held_out_data = build_with_holdout(tables, embedder, as_of, attribution, window, selection_power, holdout)
+    # The cold-start check's, likewise, without any row of the creators it holds out: their past spoke for them.
+    data, held_out_data, cold_data = build_with_holdout(
+        tables, embedder, as_of, attribution, window, selection_power, holdout
+    )
     ranker = ranker or CreatorRanker()
     # No held-out data: every campaign is held out (there is a single one), and nothing is fitted on the split.
     train_pairs, test_pairs = time_split((held_out_data or data).pairs, holdout)
-    by_id = tables.campaigns.set_index("campaign_id")
-    test_pairs = test_pairs.assign(
-        price=by_id["price"].reindex(test_pairs["campaign_id"]).to_numpy(),
-        budget=by_id["budget"].reindex(test_pairs["campaign_id"]).to_numpy(),
-    )
+    test_pairs = _priced(test_pairs, tables.campaigns)
     metrics: dict[str, float] = {
         "n_pairs": float(len(data.pairs)),
         "n_train_pairs": float(len(train_pairs)),
@@ -193,7 +192,9 @@ def train(
             train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs)
         )
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
-        metrics |= cold_metrics(ranker, train_pairs, test_pairs)
+        if cold_data is not None:
+            cold_train, cold_test = time_split(cold_data.pairs, holdout)
+            metrics |= cold_metrics(ranker, cold_train, _priced(cold_test, tables.campaigns))
         if champion is not None:
             champion_ranker, champion_pairs, why_unfair = champion_on_unseen(
                 model_name, champion, test_pairs, rule_of(attribution, window_hours(window))
@@ -329,6 +330,15 @@ def train(
         list(tables.rejects),
         champion,
         why_unfair,
+    )
+
+
+def _priced(pairs: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """`pairs` with their campaigns' `price` and `budget`, which expected sales and slates read."""
+    by_id = campaigns.set_index("campaign_id")
+    return pairs.assign(
+        price=by_id["price"].reindex(pairs["campaign_id"]).to_numpy(),
+        budget=by_id["budget"].reindex(pairs["campaign_id"]).to_numpy(),
     )
 
 

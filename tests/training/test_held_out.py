@@ -2,7 +2,9 @@
 
 A trial changed only the held-out campaigns' orders and sales and found the held-out fit's training features
 changed (the priors, tag affinity and context models had been fitted on every settled row). Here the same change
-must leave the held-out fit's features, and its scores of the held-out pairs, exactly as they were.
+must leave the held-out fit's features, and its scores of the held-out pairs, exactly as they were. Likewise the
+cold-start check learns nothing from the creators it holds out: its pairs are those of a world they never took
+part in before.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import pandas as pd
 import pytest
 
 from features.pairwise import FEATURES
-from training.dataset import build_training_data, read_training_tables, settled_training_rows
-from training.evaluate import time_split
+from training.dataset import build_training_data, build_with_holdout, read_training_tables, settled_training_rows
+from training.evaluate import cold_metrics, creator_split, time_split
 from training.ranker import OUTCOMES, CreatorRanker
 from training.selection import row_weights
 from training.train import train
@@ -91,3 +93,35 @@ def test_train_scores_the_held_out_pairs_alike_whatever_they_sold(worlds, embedd
     ours, theirs = logged
     pd.testing.assert_frame_equal(ours[KEY + FEATURES], theirs[KEY + FEATURES])
     np.testing.assert_allclose(ours["held_out_score"], theirs["held_out_score"], rtol=1e-12)
+
+
+def test_the_cold_check_learns_nothing_from_the_creators_it_holds_out(worlds, embedder, tmp_path):
+    """The cold-start check's pairs (its fit's and the held-out creators' later ones) are those built from a world
+    where the held-out creators never took part in an earlier campaign. The held-out evaluation's pairs, built
+    from a history holding their past rows, differed from them in the priors and tag affinity, and `cold_metrics`
+    refuses those."""
+    real, _, held_out = worlds
+    tables = read_training_tables(real)
+    _, evaluation, cold = build_with_holdout(tables, embedder)
+    cold_train, cold_test = time_split(cold.pairs)
+    held = creator_split(cold_test)
+    performance = pd.read_parquet(real / "performance.parquet")
+    past = creator_split(performance) & ~performance["campaign_id"].isin(held_out)
+    # The held-out creators had earlier rows for their past to speak through, also those scored here.
+    assert past.sum() >= 10 and performance.loc[past, "creator_id"].isin(cold_test.loc[held, "creator_id"]).any()
+    for path in real.glob("*.parquet"):
+        shutil.copy(path, tmp_path / path.name)
+    performance[~past].to_parquet(tmp_path / "performance.parquet")
+    never = read_training_tables(tmp_path)
+    earlier = set(settled_training_rows(never)["campaign_id"]) - held_out
+    never_train, never_test = time_split(build_training_data(never, embedder, learn_from=earlier).pairs)
+    assert set(never_test["campaign_id"]) == held_out
+
+    theirs = _sorted(never_test[creator_split(never_test)])[KEY + FEATURES]
+    pd.testing.assert_frame_equal(_sorted(cold_test[held])[KEY + FEATURES], theirs)
+    learned = _sorted(never_train[~creator_split(never_train)])[KEY + FEATURES]
+    pd.testing.assert_frame_equal(_sorted(cold_train[~creator_split(cold_train)])[KEY + FEATURES], learned)
+    leaked = _sorted(time_split(evaluation.pairs)[1].pipe(lambda p: p[creator_split(p)]))[KEY + FEATURES]
+    assert not np.allclose(leaked[["prior_ctr", "tag_affinity_ctr"]], theirs[["prior_ctr", "tag_affinity_ctr"]])
+    with pytest.raises(ValueError, match="with a record in the cold-start pairs"):
+        cold_metrics(CreatorRanker(max_iter=5), *time_split(evaluation.pairs))
