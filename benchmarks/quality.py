@@ -62,6 +62,7 @@ os.environ.update(unset_defaults())
 import faiss  # noqa: F401
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from features.contract import CASHBACK_TYPE
 from features.embeddings import Embedder, campaign_vectors, creator_vectors
@@ -193,7 +194,7 @@ def with_noise_free_labels(
     orders = clicks * expected["cvr"].to_numpy(float)
     labels = pd.DataFrame(dict(zip(OUTCOMES, (impressions, clicks, orders), strict=True)))
     model = copy.copy(ranker.model)
-    model.ranker = CreatorRanker(**ranker.model.ranker.get_params()).fit(pairs[FEATURES], labels, row_weights(pairs))
+    model.ranker = clone(ranker.model.ranker).fit(pairs[FEATURES], labels, row_weights(pairs))
     return dataclasses.replace(ranker, model=model)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
 from features.pairwise import FEATURES, without_history
@@ -107,7 +108,7 @@ def cold_metrics(
     if cold.empty or (~held_train).sum() == 0:
         return {}
     learned = train_pairs[~held_train]
-    model = CreatorRanker(**ranker.get_params()).fit(learned[FEATURES], learned[OUTCOMES], row_weights(learned))
+    model = clone(ranker).fit(learned[FEATURES], learned[OUTCOMES], row_weights(learned))
     scores = {"model": expected_sales(model.predict(cold), cold["price"].to_numpy(float))} | {
         f"baseline_{name}": baseline(cold) for name, baseline in BASELINES.items()
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
@@ -141,7 +142,9 @@ def train(
     on everything. The first version of a model name becomes `champion`; later ones wait for `promote`.
     With `slate_builder` (see `training.review.SlateBuilder`; the `creator-match train` command passes
     matcher.slate's), the held-out campaigns also get slates, reviewed against the champion's. `holdout` is the
-    share of campaigns, the latest by start date, held out for that evaluation. `selection_power` weighs the
+    share of campaigns, the latest by start date, held out for that evaluation. `ranker` (default `CreatorRanker()`)
+    is copied with `sklearn.base.clone` for each fit, so its class and parameters are what every fit uses; any
+    estimator that passes the ranker contract (docs/contributing.md) will do. `selection_power` weighs the
     past pairs toward the creators a match would have scored for their campaigns (`training.selection`; 0: alike).
     `rejects_read` is given the tables' rejected rows, if any, as soon as the tables are read and checked, before
     any training (the command names them then: training takes minutes, and may fail); they are also returned.
@@ -188,9 +191,7 @@ def train(
     held_out = champion_ranker = why_unfair = None
     champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
-        held_out = CreatorRanker(**ranker.get_params()).fit(
-            train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs)
-        )
+        held_out = clone(ranker).fit(train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs))
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
         if cold_data is not None:
             cold_train, cold_test = time_split(cold_data.pairs, holdout)
@@ -208,9 +209,7 @@ def train(
                     expected_sales(champion_ranker.predict(champion_pairs), price),
                     champion_pairs,
                 )
-    final = CreatorRanker(**ranker.get_params()).fit(
-        data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs)
-    )
+    final = clone(ranker).fit(data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs))
     python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
     # Declared by the model, not inferred from a few rows: a feature those rows happened to fill would be required.
