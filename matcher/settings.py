@@ -8,7 +8,7 @@ them at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from features.parameters import check_kinds, refuse
 
@@ -80,17 +80,16 @@ class SlatePolicy:
         for name in ("standard_size", "non_standard_size", "min_size", "min_non_standard_size"):
             if getattr(self, name) < 1:
                 raise refuse(name, getattr(self, name), "at least 1")
+        # Non-standard products are where creator content sells best and each stage of the funnel adds sales: their
+        # slates are the wider ones, and a policy that made them narrower would invert what the sizes mean. The sizes
+        # are compared first: `--standard-size 10 --non-standard-size 5` was refused as min_non_standard_size=6.
+        wider = ": non-standard slates are the wider ones"
+        self._in_order("standard_size", "non_standard_size", wider, name_larger=True)
         # A minimum above its slate's size was never kept: the size caps the slate, and the summary then spoke of a
         # minimum that no slate had.
-        for minimum, size in (("min_size", "standard_size"), ("min_non_standard_size", "non_standard_size")):
-            if getattr(self, minimum) > getattr(self, size):
-                raise refuse(minimum, getattr(self, minimum), f"at most {size} ({getattr(self, size)})")
-        # Non-standard products are where creator content sells best and each stage of the funnel adds sales: their
-        # slates are the wider ones, and a policy that made them narrower would invert what the sizes mean.
-        for name, standard in (("non_standard_size", "standard_size"), ("min_non_standard_size", "min_size")):
-            if getattr(self, name) < getattr(self, standard):
-                expected = f"at least {standard} ({getattr(self, standard)}): non-standard slates are the wider ones"
-                raise refuse(name, getattr(self, name), expected)
+        self._in_order("min_size", "standard_size")
+        self._in_order("min_non_standard_size", "non_standard_size")
+        self._in_order("min_size", "min_non_standard_size", wider, name_larger=True)
         if not 0 < self.participation_rate <= 1:
             raise refuse("participation_rate", self.participation_rate, "a value in (0, 1]")
         if self.budget_overrun < 0:
@@ -111,6 +110,23 @@ class SlatePolicy:
             raise refuse("max_unproven_standard", self.max_unproven_standard, "at least 0")
         if self.assignment not in ASSIGNMENTS:
             raise refuse("assignment", self.assignment, f"one of {', '.join(ASSIGNMENTS)}")
+
+    def _in_order(self, smaller: str, larger: str, why: str = "", name_larger: bool = False) -> None:
+        """Refuses `smaller` above `larger`, naming `larger` if `name_larger` else `smaller`; but never a field at
+        its default beside one that is not: that is the one the caller set (`--non-standard-size 5` is refused as
+        non_standard_size=5, not as min_non_standard_size=6, an option the user never gave)."""
+        low, high = getattr(self, smaller), getattr(self, larger)
+        if low <= high:
+            return
+        defaults = {f.name: f.default for f in fields(self)}
+        left_alone = {name: getattr(self, name) == defaults[name] for name in (smaller, larger)}
+        named = larger if name_larger else smaller
+        other = smaller if named == larger else larger
+        if left_alone[named] and not left_alone[other]:
+            named, other = other, named
+        default = ", its default" if left_alone[other] else ""
+        bound = "at least" if named == larger else "at most"
+        raise refuse(named, getattr(self, named), f"{bound} {other} ({getattr(self, other)}{default}){why}")
 
     def size_for(self, product_type: str) -> int:
         return self.non_standard_size if product_type == "non_standard" else self.standard_size

@@ -245,16 +245,31 @@ def test_standard_slates_lean_on_proven_converters():
         ),
         ({"duplicate_similarity": -1.0}, "Got duplicate_similarity=-1.0; expected a cosine in (-1, 1]"),
         # A minimum above the size was never kept (the size caps the slate), yet the summary named it.
-        ({"min_size": 10}, "Got min_size=10; expected at most standard_size (6)"),
-        ({"non_standard_size": 4}, "Got min_non_standard_size=6; expected at most non_standard_size (4)"),
+        ({"min_size": 10}, "Got min_size=10; expected at most standard_size (6, its default)"),
+        # Named as what the caller set, not as a field left at its default (a trial's `--standard-size 10
+        # --non-standard-size 5` was refused as "min_non_standard_size=6", an option it never gave).
+        (
+            {"non_standard_size": 4},
+            "Got non_standard_size=4; expected at least standard_size (6, its default): non-standard slates are",
+        ),
+        (
+            {"standard_size": 10, "non_standard_size": 5},
+            "Got non_standard_size=5; expected at least standard_size (10): non-standard slates are the wider ones",
+        ),
+        (
+            {"standard_size": 4, "non_standard_size": 5},
+            "Got non_standard_size=5; expected at least min_non_standard_size (6, its default)",
+        ),
+        ({"standard_size": 20}, "Got standard_size=20; expected at most non_standard_size (15, its default)"),
+        ({"min_size": 8, "standard_size": 10}, "Got min_size=8; expected at most min_non_standard_size (6, its"),
         # Non-standard slates are the wider ones: a policy may make them as wide as standard ones, never narrower.
         (
             {"non_standard_size": 5, "min_non_standard_size": 3},
-            "Got non_standard_size=5; expected at least standard_size (6): non-standard slates are the wider ones",
+            "Got non_standard_size=5; expected at least standard_size (6, its default): non-standard slates are",
         ),
         (
             {"min_non_standard_size": 2},
-            "Got min_non_standard_size=2; expected at least min_size (3): non-standard slates are the wider ones",
+            "Got min_non_standard_size=2; expected at least min_size (3, its default): non-standard slates are",
         ),
         ({"standard_size": 0}, "Got standard_size=0; expected at least 1"),
         ({"min_stage_value": 1.5}, "Got min_stage_value=1.5; expected a share in [0, 1]"),
