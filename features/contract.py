@@ -28,6 +28,7 @@ __all__ = [
     "CreatorType",
     "Platform",
     "ProductType",
+    "marketplace_hint",
 ]
 
 # The Literal types validate rows (features.rows); the tuples are the same values for everything else.
@@ -93,3 +94,12 @@ SETTLEMENT_DAYS = 7
 TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
 TABLE_FORMATS = f"{', '.join(TABLE_SUFFIXES[:-1])} or {TABLE_SUFFIXES[-1]}"  # for messages
 REJECTS_SUFFIX = ".rejects.csv"
+
+
+def marketplace_hint(code: str) -> str:
+    """What a line naming `code` adds when it is not one of Amazon's marketplace codes (most often a typo, or a
+    country's ISO code: `GB` for `UK`): the codes, and the one meant where known; "" for one of them."""
+    if code in KNOWN_MARKETPLACES:
+        return ""
+    meant = f"; did you mean {AMAZON_CODES[code]}?" if code in AMAZON_CODES else ""
+    return f"{code} is not one of Amazon's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant}"

@@ -17,7 +17,7 @@ import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own threa
 import numpy as np
 import pandas as pd
 
-from features.contract import AMAZON_CODES, KNOWN_MARKETPLACES, PRODUCT_TYPES
+from features.contract import PRODUCT_TYPES, marketplace_hint
 from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.parameters import refuse_type
@@ -239,9 +239,31 @@ class Matcher:
         Raises:
             UnknownCreator: a seed is not one of this matcher's creators: not in the table, or its row rejected
                 (the message says which, with the row's reasons).
-            ValueError: k, a marketplace code or a creator type is not usable, named.
+            ValueError: k, a marketplace code or a creator type is not usable, named (a code that is not one of
+                Amazon's and that no creator states an audience in among them).
+
+        Warns:
+            UserWarning: `lookalike_notes`, one line per marketplace code no creator states an audience in.
         """
-        return self.lookalikes.similar(creator_ids, k, marketplaces, creator_types)
+        found = self.lookalikes.similar(creator_ids, k, marketplaces, creator_types)
+        for note in self.lookalike_notes(marketplaces):
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return found
+
+    def lookalike_notes(self, marketplaces: str | Iterable[str] | None) -> list[str]:
+        """A line per asked marketplace code no creator states an audience in, saying what the filter then does
+        (only creators who state no split remain, when no asked code is stated), as `match_many`'s notes say it
+        of a campaign's marketplaces: the search runs, and the line says why its list is what it is."""
+        codes = self.lookalikes.unstated(marketplaces)
+        if not codes:
+            return []
+        column, _, stated = self.scorer.retrieval.audience
+        if not column:  # no creator states an audience anywhere: nothing to compare a code with
+            return []
+        asked = [marketplaces] if isinstance(marketplaces, str) else list(marketplaces or ())
+        alone = not any(code in column for code in asked)
+        share = self.settings.min_market_share
+        return [_unreached_line(code, "the lookalike search", "its", alone, stated, share) for code in codes]
 
     @cached_property
     def lookalikes(self) -> LookalikeSpace:
@@ -466,12 +488,7 @@ def _unreached_marketplaces(
     campaigns: pd.DataFrame, column: Mapping[str, int], stated: np.ndarray, min_market_share: float
 ) -> list[str]:
     """A line per campaign marketplace where no creator states any audience, naming its campaigns and what that does
-    to them; the code is often a typo for a marketplace (`GB`, the country's ISO code, for Amazon's `UK`) rather than
-    a market nobody reaches.
-
-    A creator's share of audience there is 0, so a campaign sold only in such codes leaves out every creator who
-    states an audience split (under `min_market_share`, when it is above 0) and keeps those who state none; one
-    sold in other marketplaces too is matched on those.
+    to them (`_unreached_line`).
 
     Args:
         campaigns: the run's valid campaigns.
@@ -487,29 +504,45 @@ def _unreached_marketplaces(
         for code in codes:
             if code not in column:
                 by_code.setdefault((code, alone), []).append(str(campaign_id))
-    remain = int((~stated).sum())
     notes = []
     for (code, alone), ids in by_code.items():
-        hint = ""
-        if code not in KNOWN_MARKETPLACES:
-            meant = f"; did you mean {AMAZON_CODES[code]}?" if code in AMAZON_CODES else ""
-            hint = f" ({code} is not one of Amazon's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant})"
-        shown = shown_ids(ids)  # an id holding a line break would start a line of its own on standard error
-        if not alone:
-            effect = f"only {'their' if len(ids) > 1 else 'its'} other marketplaces count in a creator's audience share"
-        elif min_market_share > 0:
-            effect = (
-                f"every creator who states an audience split has none of it in {'their' if len(ids) > 1 else 'its'} "
-                f"marketplaces, under the minimum market share ({min_market_share:.0%}), and is left out: only "
-                f"creators who state no split ({remain} of the {len(stated)}) can be proposed"
-            )
-        else:
-            effect = "audience fit is unknown for every creator"
-        notes.append(
-            f"marketplace {code} of campaign{'s' if len(ids) > 1 else ''} {shown}: no creator states an audience "
-            f"there, so {effect}{hint}"
-        )
+        # An id holding a line break would start a line of its own on standard error.
+        subject = f"campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}"
+        whose = "their" if len(ids) > 1 else "its"
+        notes.append(_unreached_line(code, subject, whose, alone, stated, min_market_share))
     return notes
+
+
+def _unreached_line(
+    code: str, subject: str, whose: str, alone: bool, stated: np.ndarray, min_market_share: float
+) -> str:
+    """The line for a marketplace where no creator states any audience; the code is often a typo for a marketplace
+    (`GB`, the country's ISO code, for Amazon's `UK`) rather than a market nobody reaches.
+
+    A creator's share of audience there is 0, so a search in such codes alone leaves out every creator who states
+    an audience split (under `min_market_share`, when it is above 0) and keeps those who state none; one in other
+    marketplaces too reads those.
+
+    Args:
+        code: the marketplace.
+        subject: what asked for it (`campaigns c7, c9`; `the lookalike search`).
+        whose: how the line refers to the subject's marketplaces (`its`, `their`).
+        alone: whether none of the subject's marketplaces is one some creator states an audience in.
+        stated: per creator, whether it states an audience split.
+        min_market_share: the least share of audience in the marketplaces.
+    """
+    if not alone:
+        effect = f"only {whose} other marketplaces count in a creator's audience share"
+    elif min_market_share > 0:
+        effect = (
+            f"every creator who states an audience split has none of it in {whose} marketplaces, under the minimum "
+            f"market share ({min_market_share:.0%}), and is left out: only creators who state no split "
+            f"({int((~stated).sum())} of the {len(stated)}) can be proposed"
+        )
+    else:
+        effect = "audience fit is unknown for every creator"
+    hint = f" ({marketplace_hint(code)})" if marketplace_hint(code) else ""
+    return f"marketplace {code} of {subject}: no creator states an audience there, so {effect}{hint}"
 
 
 def _warn_left_out(rejects: list[Reject], attribute: str) -> None:

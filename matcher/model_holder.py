@@ -168,10 +168,11 @@ class ModelHolder:
         matcher = self.serving()
         return matcher.ranker.version, matcher.match_many(campaigns, progress=False)
 
-    def similar(self, creator_ids, k, marketplaces, creator_types) -> tuple[str, pd.DataFrame]:
-        """(the version that answered, lookalikes of the creators: `Matcher.similar`)."""
+    def similar(self, creator_ids, k, marketplaces, creator_types) -> tuple[str, pd.DataFrame, list[str]]:
+        """(the version that answered, lookalikes of the creators: `Matcher.similar`, its `lookalike_notes`)."""
         matcher = self.serving()
-        return matcher.ranker.version, matcher.similar(creator_ids, k, marketplaces, creator_types)
+        found = matcher.similar(creator_ids, k, marketplaces, creator_types)
+        return matcher.ranker.version, found, matcher.lookalike_notes(marketplaces)
 
     def _run(self, on_failure) -> None:
         from features.embeddings import Embedder

@@ -239,14 +239,16 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         except ValidationError as exc:
             raise HTTPException(422, detail=_field_problems("similar", exc)) from exc
         try:
-            version, found = await answer(backend.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types)
+            version, found, notes = await answer(
+                backend.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types
+            )
         except ValueError as exc:
             raise _lookalike_refusal(str(exc)) from exc
         rows = [
             {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
             for row in found.to_dict(orient="records")
         ]
-        return SimilarResponse(model_version=version, lookalikes=rows)
+        return SimilarResponse(model_version=version, lookalikes=rows, notes=notes)
 
     def _openapi() -> dict:
         if app.openapi_schema is None:

@@ -76,6 +76,11 @@ class MatchResponse(BaseModel):
 class SimilarResponse(BaseModel):
     model_version: str
     lookalikes: list[LookalikeEntry]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the client should check in its request, one line each: an asked marketplace no creator "
+        "states an audience in (creators who state one are then left out when no asked marketplace is stated)",
+    )
 
 
 class Problem(BaseModel):

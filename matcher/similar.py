@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN
+from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN, marketplace_hint
 from features.rows import vocabulary_word
 from features.similarity import TagSpace
 from features.tables import Reject, rejected_row_line
@@ -201,11 +201,22 @@ class LookalikeSpace:
             bad = [code for code in codes if not isinstance(code, str) or not MARKETPLACE_PATTERN.fullmatch(code)]
             if bad:
                 raise ValueError(f"Got marketplace {bad[0]!r}; expected a code of two upper-case letters")
+            unknown = [code for code in codes if code not in self.markets_ and marketplace_hint(code)]
+            if unknown:  # a typo, not a market: searched, it would quietly keep only creators who state no split
+                code = unknown[0]
+                raise ValueError(
+                    f"Got marketplace {code!r}; no creator states an audience there ({marketplace_hint(code)})"
+                )
             stated = ~np.isnan(self.audience_).all(axis=1)
             columns = [self.markets_.index(code) for code in codes if code in self.markets_]
             share = np.nansum(self.audience_[:, columns], axis=1) if columns else np.zeros(len(allowed))
             allowed &= ~stated | (share >= self.min_market_share)
         return allowed
+
+    def unstated(self, marketplaces: str | Iterable[str] | None) -> list[str]:
+        """The asked marketplace codes no creator states an audience in, each once, in the order asked."""
+        codes = [] if marketplaces is None else _listed(marketplaces)
+        return [code for code in dict.fromkeys(codes) if code not in self.markets_]
 
     def _profile_standing(self, centroid: np.ndarray, allowed: np.ndarray, similarity: np.ndarray) -> np.ndarray:
         """The share of the allowed creators whose profile is less like the seeds' than each `similarity`.

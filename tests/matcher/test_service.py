@@ -254,13 +254,15 @@ def test_lookalikes_and_their_bad_requests(service, world_dir):
     url, _ = service
     performance = pd.read_parquet(world_dir / "performance.parquet")
     seeds = performance.groupby("creator_id")["sales"].sum().sort_values().index[-2:].tolist()
-    status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "k": 5, "creator_types": ["social_creator"]})
+    ask = {"creator_ids": seeds, "k": 5, "creator_types": ["social_creator"], "marketplaces": ["UK"]}
+    status, reply = call(f"{url}/v1/similar", ask)
     assert status == 200, reply
     found = reply["lookalikes"]
     assert [entry["rank"] for entry in found] == [1, 2, 3, 4, 5]
     assert not {entry["creator_id"] for entry in found} & set(seeds)
     assert {entry["creator_type"] for entry in found} == {"social_creator"}
     assert all(entry["reasons"] for entry in found)
+    assert reply["notes"] == []  # every marketplace asked is one some creator states an audience in
 
     status, reply = call(f"{url}/v1/similar", {"creator_ids": ["no-such-creator"]})
     assert status == 422 and reply["detail"][0]["column"] == "creator_ids"
@@ -271,6 +273,10 @@ def test_lookalikes_and_their_bad_requests(service, world_dir):
     assert reply["detail"][0]["reason"].startswith("got creator_type 'robot'; expected one of ")
     status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "k": 0})
     assert status == 422 and reply["detail"][0]["column"] == "k"
+    # A code that is not Amazon's and that no creator states: refused, as the command line refuses it.
+    status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "marketplaces": ["GB"]})
+    assert status == 422 and reply["detail"][0]["column"] == "marketplaces"
+    assert reply["detail"][0]["reason"].startswith("got marketplace 'GB'; no creator states an audience there (GB is")
 
 
 def test_oversized_and_malformed_bodies_are_refused_and_the_service_carries_on(service):

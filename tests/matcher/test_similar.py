@@ -16,7 +16,7 @@ from features.tables import read_table, validate_frame
 from matcher.api import Matcher
 from matcher.candidate_index import CandidateIndex
 from matcher.similar import LOOKALIKE_COLUMNS, UnknownCreator
-from tests.commands import run_in_process
+from tests.commands import run_in_process, run_process
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +234,76 @@ def test_a_seed_whose_row_was_rejected_is_refused_as_such_after_the_rejects_are_
     with pytest.raises(UnknownCreator) as refused:
         matcher.similar([bad])
     assert str(refused.value) == f"Got creator_id {bad!r}; {rejected}"
+
+
+@pytest.fixture(scope="module")
+def no_jp_creators(world_dir, tmp_path_factory) -> Path:
+    """The world's creators with every audience share in JP moved to US: JP is one of Amazon's marketplace codes
+    that no creator states an audience in."""
+    table = pq.read_table(world_dir / "creators.parquet")
+    column = table.schema.get_field_index("audience_marketplaces")
+    moved = []
+    for shares in table.column(column).to_pylist():
+        if shares is None:
+            moved.append(None)
+            continue
+        merged: dict[str, float] = {}
+        for code, share in shares:
+            merged["US" if code == "JP" else code] = merged.get("US" if code == "JP" else code, 0.0) + share
+        moved.append(list(merged.items()))
+    path = tmp_path_factory.mktemp("no_jp") / "creators.parquet"
+    kind = table.schema.field(column).type
+    pq.write_table(table.set_column(column, table.schema.field(column), pa.array(moved, type=kind)), path)
+    return path
+
+
+def test_a_marketplace_no_creator_states_is_refused_unless_amazons_and_then_warned_as_match_warns(
+    no_jp_creators, world_index, trained, tmp_path
+):
+    """A trial's `similar --marketplace ZZ` (and `GB`) exited 0 with nothing on standard error, its list only
+    creators who state no audience split: the search had quietly narrowed to them. A code that is not Amazon's and
+    that no creator states is refused, as the docs say of an unknown code; one of Amazon's that no creator states is
+    searched with `match`'s warning for a campaign sold there."""
+    table = read_table(no_jp_creators, "creators")
+    stated = table.frame["audience_marketplaces"].map(bool)
+    seed = table.frame["creator_id"][int(np.flatnonzero(stated)[0])]
+    args = ["similar", "--creators", str(no_jp_creators), "--index", str(world_index), "--like", seed]
+    args += ["--model", trained.model_uri]
+    out = tmp_path / "like.csv"
+    codes = "US CA MX UK DE FR IT ES JP AU"
+    for code, meant in [("ZZ", ""), ("GB", "; did you mean UK?")]:
+        done = run_in_process(*args, "--k", "3", "--marketplace", code, "--out", str(out))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"creator-match: Got marketplace {code!r}; no creator states an audience there ({code} is not one of "
+            f"Amazon's marketplace codes, {codes}{meant}); no lookalike was searched, and {out} was left as it was"
+        ]
+        assert not out.exists()
+
+    unstated = int((~stated).sum())
+    warning = (
+        "creator-match: warning: marketplace JP of the lookalike search: no creator states an audience there, so "
+        "every creator who states an audience split has none of it in its marketplaces, under the minimum market "
+        f"share (5%), and is left out: only creators who state no split ({unstated} of the {len(stated)}) can be "
+        "proposed"
+    )
+    # In a process of its own: pytest records the warnings of this one, which then never reach standard error.
+    done = run_process(*args, "--k", "3", "--marketplace", "JP", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [warning]
+    found = pd.read_csv(out)
+    assert len(found) and found["market_overlap"].isna().all()  # what the warning says: only unstated creators
+    # With a stated marketplace beside it, the search reads that one, and the line says so.
+    done = run_process(*args, "--k", "40", "--marketplace", "JP", "--marketplace", "UK", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "creator-match: warning: marketplace JP of the lookalike search: no creator states an audience there, so "
+        "only its other marketplaces count in a creator's audience share"
+    ]
+    assert pd.read_csv(out)["market_overlap"].notna().any()
+    # The Python API warns with the same line and returns it from lookalike_notes, which the service answers with.
+    matcher = Matcher(table, model=trained.model_uri, index=world_index)
+    with pytest.warns(UserWarning) as warned:
+        matcher.similar(seed, k=3, marketplaces="JP")
+    assert [str(w.message) for w in warned] == [warning.removeprefix("creator-match: warning: ")]
+    assert matcher.lookalike_notes(["US"]) == [] and matcher.lookalike_notes(None) == []
