@@ -224,6 +224,12 @@ class ProductTypeModel(BaseEstimator):
         self.classifier_ = None
         self.weights_ = {name: 1.0 for name in SIGNALS}
         self.base_rate_ = 0.0
+        # What a reason reads the brief's closeness against: the two kinds' general descriptions are not equally
+        # close to a brief of either kind (on a simulated world every past brief was closer to the non-standard
+        # ones), so the sign of the difference alone said "taste-driven" of a sandpaper brief.
+        self.zero_shot_typical_ = (
+            float(self._zero_shot(vectors, descriptions).mean()) if descriptions is not None and len(vectors) else 0.0
+        )
         self.outcome_vectors_ = np.zeros((0, vectors.shape[1]), np.float32)
         self.outcome_lifts_ = np.zeros(0)
         own = np.full(len(campaigns), -1)  # each campaign's own row among the outcomes, left out of its evidence
@@ -282,6 +288,8 @@ class ProductTypeModel(BaseEstimator):
                 "n_declared_": (0, 0),
             }
             state = {"price_level_weight": 0.0, "combiner_C": 10.0} | fitted | state
+            # Pickled before reasons read the brief against its typical closeness: read as they were then.
+            state = {"zero_shot_typical_": 0.0} | state
         super().__setstate__(state)
 
     def evidence(
@@ -312,6 +320,24 @@ class ProductTypeModel(BaseEstimator):
         weighted = signals * pd.Series(self.weights_)[list(SIGNALS)].to_numpy()
         return weighted.assign(base_rate=self.base_rate_)
 
+    def reasoned(self, evidence: pd.DataFrame) -> pd.DataFrame:
+        """`evidence` as a reason reads it: the brief's closeness against its typical value over the seller's past
+        campaigns (unchanged for a model that saw none).
+
+        The difference of a brief's closeness to the two kinds' descriptions has no meaningful zero: every brief may
+        be closer to one kind's general words, so its sign alone named the same kind for a sandpaper brief as for a
+        face cream. The other signals' zero is a point of their own (the middle price, as many declarations of each
+        kind, as many orders per click), so they are read as they are. The probability is the sum of `evidence`
+        itself; only what the reasons say of it changes.
+        """
+        return evidence.assign(zero_shot=evidence["zero_shot"] - self.weights_["zero_shot"] * self.zero_shot_typical_)
+
+    def _zero_shot(self, vectors: np.ndarray, descriptions: dict[str, np.ndarray]) -> np.ndarray:
+        """Log-odds from the brief's closeness to each kind's descriptions, at the fixed scale."""
+        # Mean over each kind's descriptions: every phrasing counts, so no single one decides.
+        closeness = {kind: matrix_product_rows(vectors, d).mean(axis=1) for kind, d in descriptions.items()}
+        return self.zero_shot_scale * (closeness["non_standard"] - closeness["standard"])
+
     def _signals(
         self,
         campaigns: pd.DataFrame,
@@ -323,11 +349,7 @@ class ProductTypeModel(BaseEstimator):
     ) -> pd.DataFrame:
         """The signals at their fixed weights, the classifier's left at 0."""
         zero = np.zeros(len(vectors))
-        zero_shot = zero
-        if descriptions is not None:
-            # Mean over each kind's descriptions: every phrasing counts, so no single one decides.
-            closeness = {kind: matrix_product_rows(vectors, d).mean(axis=1) for kind, d in descriptions.items()}
-            zero_shot = self.zero_shot_scale * (closeness["non_standard"] - closeness["standard"])
+        zero_shot = zero if descriptions is None else self._zero_shot(vectors, descriptions)
         category, level = self._price_evidence(campaigns, prices, level_prices)
         return pd.DataFrame(
             {
@@ -394,6 +416,7 @@ def _describe(
     category_kinds: tuple[int, int],
     declared: tuple[int, int],
     price_reference: str = "the products the ranker learned from",
+    brief_reference: str | None = None,
 ) -> str:
     """One sentence: the call, the probability, and the signals that moved it most, with the counts behind the
     seller's declarations (one declaration in a category is not "most").
@@ -405,6 +428,8 @@ def _describe(
             the ranker learned from (the seller's own history, or whatever it was trained on).
         declared: (non-standard, standard) past campaigns declared in all.
         price_reference: the products the price level was read against (`reference_prices`).
+        brief_reference: the briefs the zero-shot signal was read against (`ProductTypeModel.reasoned`); None: it
+            was read on its own.
     """
     kind = KINDS[0] if probability >= 0.5 else KINDS[1]
     low, high = UNCERTAIN
@@ -424,7 +449,14 @@ def _describe(
         )
 
     phrases = {
-        "zero_shot": ("the brief reads like a considered, taste-driven purchase", "the brief reads like a commodity"),
+        "zero_shot": (
+            ("the brief reads like a considered, taste-driven purchase", "the brief reads like a commodity")
+            if brief_reference is None
+            else (
+                f"the brief reads more like a considered, taste-driven purchase than {brief_reference}",
+                f"the brief reads more like a commodity than {brief_reference}",
+            )
+        ),
         "classifier": (
             "past campaigns declared non-standard have briefs like it",
             "past campaigns declared standard have briefs like it",
@@ -492,10 +524,14 @@ def resolve_product_types(
         reference = price_reference(here.prices_, here.min_category_prices)
         evidence = here.evidence(rows, vectors, descriptions, prices, level)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
+        reasoned = here.reasoned(evidence)
+        # A model that saw no past brief has nothing to read a brief against.
+        briefs = "the seller's past briefs" if here.zero_shot_typical_ else None
         probability[auto] = p
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")
         kinds = [here.category_kinds_.get(str(category), (0, 0)) for category in rows["category"]]
         reason[auto] = [
-            _describe(evidence.iloc[i], float(p[i]), kinds[i], here.n_declared_, reference) for i in range(len(auto))
+            _describe(reasoned.iloc[i], float(p[i]), kinds[i], here.n_declared_, reference, briefs)
+            for i in range(len(auto))
         ]
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)

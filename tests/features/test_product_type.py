@@ -7,7 +7,13 @@ import pickle
 import numpy as np
 import pandas as pd
 
-from features.product_type import ProductTypeModel, content_conversion_lift, kind_vectors, resolve_product_types
+from features.product_type import (
+    ProductTypeModel,
+    content_conversion_lift,
+    kind_vectors,
+    reference_prices,
+    resolve_product_types,
+)
 from simulation import WORLDS
 from simulation.world import simulate
 from tests.real_fixtures import campaigns_from_titles, held_out, real_titles
@@ -155,12 +161,14 @@ def test_a_model_pickled_before_the_learned_weights_still_resolves(embedder):
     titles = real_titles().iloc[:40]
     campaigns = campaigns_from_titles(titles)
     model = ProductTypeModel().fit(campaigns, embedder.encode(list(campaigns["brief"])))
-    for name in ("weights_", "base_rate_", "category_kinds_", "price_level_weight", "combiner_C"):
+    for name in ("weights_", "base_rate_", "category_kinds_", "price_level_weight", "combiner_C", "zero_shot_typical_"):
         delattr(model, name)
     old = pickle.loads(pickle.dumps(model))
     out = old.evidence(campaigns, embedder.encode(list(campaigns["brief"])), kind_vectors(embedder))
     assert (out["price_level"] == 0).all() and (out["base_rate"] == 0).all() and (out["category_kinds"] == 0).all()
-    assert resolve_product_types(campaigns, embedder, old)["product_type_probability"].between(0, 1).all()
+    resolved = resolve_product_types(campaigns, embedder, old)
+    assert resolved["product_type_probability"].between(0, 1).all()
+    assert not resolved["product_type_reason"].str.contains("than the seller's past briefs").any()
 
 
 def test_a_reason_keeps_the_evidence_against_the_call_apart():
@@ -203,3 +211,45 @@ def test_a_category_declaration_is_quoted_with_its_count_not_as_most():
         "non-standard (probability of non-standard 0.70): the only past campaign in this category the ranker "
         "learned from that declared a type declared non-standard"
     )
+
+
+def test_a_reason_reads_the_brief_against_the_sellers_past_briefs_not_the_sign_of_its_closeness(embedder):
+    """A trial's demo said "against it, the brief reads like a considered, taste-driven purchase" of plant labels
+    "Simple, durable and priced to move", and of most campaigns it resolved standard: every brief of that world is
+    closer to the non-standard descriptions than to the standard ones, so the zero-shot signal was positive for
+    all of them. A reason now reads the brief against the seller's past briefs; the probability is unchanged."""
+    from features.embeddings import campaign_vectors
+
+    world = simulate(n_creators=600, n_campaigns=120, seed=7)  # the demo's world
+    past = world.campaigns
+    descriptions = kind_vectors(embedder)
+    vectors = campaign_vectors(embedder, past)
+    outcomes = content_conversion_lift(world.performance, world.creators)
+    model = ProductTypeModel().fit(past, vectors, outcomes, descriptions)
+    raw = model.evidence(past, vectors, descriptions)["zero_shot"] / model.weights_["zero_shot"]
+    assert (raw > 0).mean() > 0.9, "the case is not exercised: the briefs are not all closer to one kind"
+    assert model.zero_shot_typical_ == float(model._zero_shot(vectors, descriptions).mean())
+
+    new = world.new_campaigns.assign(product_type="auto")
+    new_vectors = campaign_vectors(embedder, new)
+    out = resolve_product_types(new, embedder, model, new_vectors)
+    evidence = model.evidence(new, new_vectors, descriptions, *reference_prices(new, model.prices_, 5))
+    np.testing.assert_array_equal(
+        out["product_type_probability"], 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
+    )
+    simple = new["brief"].str.contains("Simple, durable and priced to move")
+    assert simple.sum() >= 3
+    assert not out.loc[simple, "product_type_reason"].str.contains("taste-driven").any()
+    # Most briefs in commodity words now say so; one that the descriptions still find closer to the non-standard
+    # kind than the seller's briefs usually are ("resistance bands to shoppers who care about cycling. The basics
+    # your audience reorders every month") is said to, as the model read it.
+    commodity = new["brief"].str.contains("Simple, durable and priced to move|The basics your audience reorders")
+    said = out.loc[commodity, "product_type_reason"].str.contains("reads more like a commodity than the seller's")
+    assert said.mean() >= 0.5, out.loc[commodity, "product_type_reason"].tolist()
+    taste = out["product_type_reason"].str.contains(
+        "the brief reads more like a considered, taste-driven purchase than the seller's past briefs"
+    )
+    assert (out.loc[taste, "product_type"] == "non_standard").any()
+    # With no past there is nothing to read a brief against: the signal is said as it is.
+    alone = resolve_product_types(new, embedder, vectors=new_vectors)["product_type_reason"]
+    assert not alone.str.contains("than the seller's past briefs").any()
