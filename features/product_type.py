@@ -22,6 +22,8 @@ titles 0.895 against 0.888; `auto` campaigns, seeds 0-3, 0.794 against 0.787 on 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -483,7 +485,21 @@ def _describe(
         because += f"{'; ' if cues else ': '}against it, {'; '.join(against)}"
     because = because or ": no signal either way"
     tail = " (slate sized between the two)" if low <= probability <= high else ""
-    return f"{head} (probability of non-standard {probability:.2f}){because}{tail}"
+    return f"{head} (probability of non-standard {_shown_probability(probability)}){because}{tail}"
+
+
+def _shown_probability(probability: float) -> str:
+    """`probability` to 2 decimals, or 3 where 2 would put it on the other side of an UNCERTAIN bound than the call
+    (0.3483, standard, read "0.35", which the docs call uncertain); within a thousandth of a bound, cut toward the
+    side decided, so the value shown never contradicts the words beside it."""
+    low, high = UNCERTAIN
+    uncertain = low <= probability <= high
+    for digits in (2, 3):
+        shown = f"{probability:.{digits}f}"
+        if (low <= float(shown) <= high) == uncertain:
+            return shown
+    cut = math.floor if probability < low else math.ceil
+    return f"{cut(probability * 1000) / 1000:.3f}"
 
 
 def resolve_product_types(

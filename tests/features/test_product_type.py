@@ -213,6 +213,25 @@ def test_a_category_declaration_is_quoted_with_its_count_not_as_most():
     )
 
 
+def test_the_probability_shown_never_contradicts_the_band_it_is_called_in():
+    """A trial read "standard (probability of non-standard 0.35)" for 0.3483, where the docs call 0.35 to 0.65
+    uncertain: near a bound the value is shown to 3 decimals, cut toward the side decided within a thousandth."""
+    from features.product_type import _describe
+
+    names = ("zero_shot", "classifier", "price", "price_level", "category_kinds", "base_rate", "outcomes")
+    quiet = pd.Series(dict.fromkeys(names, 0.0))
+    shown = {
+        0.3483: "standard (probability of non-standard 0.348)",
+        0.34999: "standard (probability of non-standard 0.349)",
+        0.35: "uncertain, leaning standard (probability of non-standard 0.35)",
+        0.6501: "non-standard (probability of non-standard 0.651)",
+        0.2: "standard (probability of non-standard 0.20)",
+        0.7: "non-standard (probability of non-standard 0.70)",
+    }
+    for probability, head in shown.items():
+        assert _describe(quiet, probability, (0, 0), (0, 0)).startswith(head + ":"), probability
+
+
 def test_a_reason_reads_the_brief_against_the_sellers_past_briefs_not_the_sign_of_its_closeness(embedder):
     """A trial's demo said "against it, the brief reads like a considered, taste-driven purchase" of plant labels
     "Simple, durable and priced to move", and of most campaigns it resolved standard: every brief of that world is
