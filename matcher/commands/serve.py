@@ -31,7 +31,13 @@ from matcher.settings import MatchSettings
 __all__ = ["serve", "similar"]
 
 
-@with_settings(("allow_cashback", "min_market_share", "violations"))
+@with_settings(
+    ("allow_cashback", "min_market_share", "violations"),
+    described={
+        "min_market_share": "least share of a creator's audience in the asked --marketplace codes; creators who give "
+        "no audience split are not excluded by it"
+    },
+)
 def similar(
     like: Annotated[list[str], typer.Option(help="a seed creator id; repeat for several")],
     creators: Annotated[Path, typer.Option(help="creators table")],
@@ -44,7 +50,11 @@ def similar(
     ] = None,
     k: Annotated[int, typer.Option(min=1, help="how many lookalikes")] = 20,
     marketplace: Annotated[
-        list[str] | None, typer.Option(help="only creators with audience in this marketplace; repeatable")
+        list[str] | None,
+        typer.Option(
+            help="only creators with at least --min-market-share (5% by default) of their audience in this "
+            "marketplace, or none stated; repeatable"
+        ),
     ] = None,
     creator_type: Annotated[list[str] | None, typer.Option(help="only creators of this type; repeatable")] = None,
     out: Annotated[Path | None, typer.Option(help=f"lookalikes file ({TABLE_FORMATS}); else printed")] = None,

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import typer
@@ -102,19 +102,24 @@ def _as_typed(message: str) -> str:
     return message
 
 
-def _parameter(tunable: Tunable) -> inspect.Parameter:
+def _parameter(tunable: Tunable, description: str | None = None) -> inspect.Parameter:
     kind = Literal[tunable.choices] if tunable.choices else tunable.kind
-    option = typer.Option(help=tunable.description, rich_help_panel=PANEL)
+    option = typer.Option(help=description or tunable.description, rich_help_panel=PANEL)
     return inspect.Parameter(
         tunable.name, inspect.Parameter.KEYWORD_ONLY, default=tunable.default, annotation=Annotated[kind, option]
     )
 
 
-def with_settings(names: Iterable[str] | None = None) -> Callable[[Callable], Callable]:
+def with_settings(
+    names: Iterable[str] | None = None, described: Mapping[str, str] | None = None
+) -> Callable[[Callable], Callable]:
     """Gives a command one option per tunable (or per tunable in `names`) and calls it with `settings=`.
 
-    The decorated command takes `settings: MatchSettings` instead of the options themselves.
+    The decorated command takes `settings: MatchSettings` instead of the options themselves. `described` gives a
+    tunable's help where the command reads it otherwise than a match does (`similar`'s market share is of its
+    asked marketplaces, not of a campaign's).
     """
+    described = described or {}
     chosen = [t for t in TUNABLES if names is None or t.name in set(names)]
 
     def decorate(command: Callable) -> Callable:
@@ -127,7 +132,9 @@ def with_settings(names: Iterable[str] | None = None) -> Callable[[Callable], Ca
             return command(settings=settings, **values)
 
         # typer reads the options from the signature and the annotations, so both describe the options.
-        run.__signature__ = signature.replace(parameters=[*own, *map(_parameter, chosen)])
+        run.__signature__ = signature.replace(
+            parameters=[*own, *(_parameter(t, described.get(t.name)) for t in chosen)]
+        )
         run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
         return run
 

@@ -507,3 +507,18 @@ def test_serve_on_an_address_not_of_this_machine_says_to_choose_another_host(tmp
         "creator-match: cannot listen on 192.0.2.1:8000: Cannot assign requested address; 192.0.2.1 is not an "
         "address of this machine: choose another --host (127.0.0.1, or 0.0.0.0 for all)"
     ], done.stderr
+
+
+def test_similar_help_says_the_market_share_is_of_the_asked_marketplaces_and_its_minimum():
+    """A trial read `similar --help`: --min-market-share spoke of "the campaign's marketplaces", which lookalikes
+    have none of, and --marketplace left out the minimum share it filters on (docs/cli.md states both)."""
+    import typer
+
+    from matcher.cli import app
+
+    helps = {p.name: p.help for p in typer.main.get_command(app).commands["similar"].params}
+    assert "asked --marketplace codes" in helps["min_market_share"]
+    assert "campaign" not in helps["min_market_share"]
+    assert "at least --min-market-share (5% by default)" in helps["marketplace"]
+    match = {p.name: p.help for p in typer.main.get_command(app).commands["match"].params}
+    assert "the campaign's marketplaces" in match["min_market_share"]
