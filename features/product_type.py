@@ -489,16 +489,19 @@ def _describe(
 
 
 def _shown_probability(probability: float) -> str:
-    """`probability` to 2 decimals, or 3 where 2 would put it on the other side of an UNCERTAIN bound than the call
-    (0.3483, standard, read "0.35", which the docs call uncertain); within a thousandth of a bound, cut toward the
-    side decided, so the value shown never contradicts the words beside it."""
+    """`probability` to 2 decimals, or 3 where 2 would put it on the other side of an UNCERTAIN bound, or of 0.5,
+    than the call (0.3483, standard, read "0.35", which the docs call uncertain; 0.4996 read "0.50"); within a
+    thousandth of a bound, cut toward the side decided, so the value shown never contradicts the words beside it."""
     low, high = UNCERTAIN
-    uncertain = low <= probability <= high
+
+    def side(value: float) -> tuple[bool, bool]:
+        return low <= value <= high, value >= 0.5
+
     for digits in (2, 3):
         shown = f"{probability:.{digits}f}"
-        if (low <= float(shown) <= high) == uncertain:
+        if side(float(shown)) == side(probability):
             return shown
-    cut = math.floor if probability < low else math.ceil
+    cut = math.floor if probability < 0.5 else math.ceil
     return f"{cut(probability * 1000) / 1000:.3f}"
 
 

@@ -36,7 +36,7 @@ from matcher.retrieval import Retrieval
 from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry, empty_matches
 from matcher.scoring import Scorer, in_table_order
 from matcher.settings import MatchSettings
-from matcher.similar import LookalikeSpace
+from matcher.similar import LookalikeSpace, listed
 from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, training_records
 
 __all__ = [
@@ -245,6 +245,8 @@ class Matcher:
         Warns:
             UserWarning: `lookalike_notes`, one line per marketplace code no creator states an audience in.
         """
+        # Read once: a generator of codes would be spent by the search before the notes read it.
+        marketplaces = None if marketplaces is None else listed(marketplaces)
         found = self.lookalikes.similar(creator_ids, k, marketplaces, creator_types)
         for note in self.lookalike_notes(marketplaces):
             warnings.warn(note, UserWarning, stacklevel=2)
@@ -254,13 +256,13 @@ class Matcher:
         """A line per asked marketplace code no creator states an audience in, saying what the filter then does
         (only creators who state no split remain, when no asked code is stated), as `match_many`'s notes say it
         of a campaign's marketplaces: the search runs, and the line says why its list is what it is."""
-        codes = self.lookalikes.unstated(marketplaces)
+        asked = listed(marketplaces or ())
+        codes = self.lookalikes.unstated(asked)
         if not codes:
             return []
         column, _, stated = self.scorer.retrieval.audience
         if not column:  # no creator states an audience anywhere: nothing to compare a code with
             return []
-        asked = [marketplaces] if isinstance(marketplaces, str) else list(marketplaces or ())
         alone = not any(code in column for code in asked)
         share = self.settings.min_market_share
         return [_unreached_line(code, "the lookalike search", "its", alone, stated, share) for code in codes]
@@ -541,7 +543,8 @@ def _unreached_line(
         )
     else:
         effect = "audience fit is unknown for every creator"
-    hint = f" ({marketplace_hint(code)})" if marketplace_hint(code) else ""
+    hint = marketplace_hint(code)
+    hint = f" ({hint})" if hint else ""
     return f"marketplace {code} of {subject}: no creator states an audience there, so {effect}{hint}"
 
 

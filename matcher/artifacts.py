@@ -145,20 +145,21 @@ def _trained_code(ranker: LoadedRanker) -> str:
 def check_features(ranker: LoadedRanker) -> None:
     """Refuses a ranker trained on another feature set than this version computes.
 
-    A ranker with features this code does not compute was trained by a newer (or another) creator-matcher, which
-    retraining here cannot give it: the way to use it is the code it was trained with. One that lacks some of this
-    code's features is older than the code, and is retrained.
+    A ranker with features this code does not compute, and none it lacks, was trained by a newer creator-matcher:
+    the way to use it is the code it was trained with. One that lacks some of this code's features is older than
+    the code, and is retrained; one that both lacks some and has others (a feature renamed or dropped) is told both.
     """
     trained = list(ranker.model.features)
     if trained != FEATURES:
         missing = sorted(set(FEATURES) - set(trained))
         extra = sorted(set(trained) - set(FEATURES))
-        remedy = (
-            "it needs features this code does not compute: match with the creator-matcher it was trained with "
-            f"({_trained_code(ranker)})"
-            if extra
-            else "retrain it with `creator-match train`"
-        )
+        trained_with = f"match with the creator-matcher it was trained with ({_trained_code(ranker)})"
+        if extra and not missing:
+            remedy = f"it needs features this code does not compute: {trained_with}"
+        elif extra:  # features renamed or dropped: an older ranker, or a newer one
+            remedy = f"retrain it with `creator-match train`, or {trained_with}"
+        else:
+            remedy = "retrain it with `creator-match train`"
         raise ArtifactMismatch(
             f"ranker {ranker.version} was trained with another feature set "
             f"({len(trained)} features; this version computes {len(FEATURES)}; "

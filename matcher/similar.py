@@ -32,7 +32,7 @@ from features.tables import Reject, rejected_row_line
 from matcher.candidate_index import CandidateIndex
 from matcher.lookalike_views import audience_matrix, cosine, lookalike_reason, mean_defined, overlap, record_matrix
 
-__all__ = ["LOOKALIKE_COLUMNS", "LOOKALIKE_SCHEMA", "LookalikeSpace", "UnknownCreator"]
+__all__ = ["LOOKALIKE_COLUMNS", "LOOKALIKE_SCHEMA", "LookalikeSpace", "UnknownCreator", "listed"]
 
 LOOKALIKE_COLUMNS = [
     "rank",
@@ -67,7 +67,7 @@ class UnknownCreator(ValueError):
     """A seed id that is not a valid row of the creators table: not in it at all, or in a row that was rejected."""
 
 
-def _listed(values: str | Iterable[str]) -> list[str]:
+def listed(values: str | Iterable[str]) -> list[str]:
     """The values as a list; a single string is one value, not its characters."""
     return [values] if isinstance(values, str) else list(values)
 
@@ -120,11 +120,11 @@ class LookalikeSpace:
             UnknownCreator: a seed is not a valid row of the creators table (not in it, or its row rejected).
             ValueError: k, a marketplace code or a creator type is not usable.
         """
-        seeds = self._seed_rows(_listed(creator_ids))
+        seeds = self._seed_rows(listed(creator_ids))
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"Got k={k!r}; expected a whole number of at least 1")
-        markets = None if marketplaces is None else _listed(marketplaces)
-        allowed = self._allowed(seeds, markets, None if creator_types is None else _listed(creator_types))
+        markets = None if marketplaces is None else listed(marketplaces)
+        allowed = self._allowed(seeds, markets, None if creator_types is None else listed(creator_types))
         centroid = self.vectors[seeds].mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         seed_audience = mean_defined(self.audience_[seeds])
@@ -215,7 +215,7 @@ class LookalikeSpace:
 
     def unstated(self, marketplaces: str | Iterable[str] | None) -> list[str]:
         """The asked marketplace codes no creator states an audience in, each once, in the order asked."""
-        codes = [] if marketplaces is None else _listed(marketplaces)
+        codes = [] if marketplaces is None else listed(marketplaces)
         return [code for code in dict.fromkeys(codes) if code not in self.markets_]
 
     def _profile_standing(self, centroid: np.ndarray, allowed: np.ndarray, similarity: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from features.records import (
 from features.similarity import TagSpace, semantic_features
 from features.table_files import find_table
 from features.tables import InputError, Reject, read_table, validate_performance_links
-from training.evaluate import CREATOR_HOLDOUT, HOLDOUT, creator_split, held_out_campaigns
+from training.evaluate import HOLDOUT, creator_split, held_out_campaigns
 from training.ranker import OUTCOMES, CreatorRanker
 from training.selection import DEFAULT_SELECTION_POWER, participation_weights
 
@@ -312,14 +312,13 @@ def build_with_holdout(
     window: dt.timedelta = DEFAULT_WINDOW,
     selection_power: float = DEFAULT_SELECTION_POWER,
     holdout: float = HOLDOUT,
-    creator_holdout: float = CREATOR_HOLDOUT,
 ) -> tuple[TrainingData, TrainingData | None, TrainingData | None]:
     """The training data on every settled campaign, the held-out evaluation's and the cold-start check's.
 
     The held-out evaluation's is built as `build_training_data` with `learn_from` the campaigns `time_split`
     trains on (None when there are none), so no feature of the held-out fit's training rows, nor of the held-out
     rows, is learned from a held-out campaign's outcomes. The cold-start check's (`cold_metrics`) learns from
-    those rows less every row of the `creator_holdout` share of creators (`creator_split`; None when that leaves
+    those rows less every row of the creators `creator_split` holds out (`CREATOR_HOLDOUT`; None when that leaves
     nothing or there is no held-out data): the priors, tag affinity, context models, product types and selection
     weights then never saw a held-out creator's past, which spoke for it through them as no new creator's can.
 
@@ -331,7 +330,7 @@ def build_with_holdout(
     if not learn.any():
         return everything, None, None
     held_out = _build(tables, embedder, settled, selection_power, learn)
-    cold_learn = learn & ~creator_split(settled.rows, creator_holdout)
+    cold_learn = learn & ~creator_split(settled.rows)
     cold = _build(tables, embedder, settled, selection_power, cold_learn) if cold_learn.any() else None
     return everything, held_out, cold
 

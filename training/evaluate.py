@@ -80,13 +80,12 @@ def cold_metrics(
     ranker: CreatorRanker,
     train_pairs: pd.DataFrame,
     test_pairs: pd.DataFrame,
-    holdout: float = CREATOR_HOLDOUT,
     k: int = 10,
 ) -> dict[str, float]:
     """Creators held out of training entirely, scored on the later campaigns without their record.
 
     `train_pairs` and `test_pairs` are the `time_split` of the cold-start build (`build_with_holdout`'s third),
-    whose features were learned from no row of the held-out creators (`creator_split` with the same `holdout`).
+    whose features were learned from no row of the held-out creators (`creator_split`, the one rule for both).
     A copy of `ranker` is fitted on the earlier campaigns without any row of those creators; their rows of the
     later campaigns are then scored as a new creator's would be (`without_history`) and ranked among
     themselves: `cold_ndcg_at_{k}` and `cold_captured_sales` (top 3: campaigns have few of them), next to the
@@ -96,7 +95,7 @@ def cold_metrics(
         ValueError: a held-out creator's later row has a record: the pairs were built from a history holding
             that creator's rows, whose past would speak for it through the priors, affinity and context models.
     """
-    held_train, held_test = creator_split(train_pairs, holdout), creator_split(test_pairs, holdout)
+    held_train, held_test = creator_split(train_pairs), creator_split(test_pairs)
     recorded = test_pairs["hist_campaigns"].to_numpy(float)[held_test] > 0
     if recorded.any():
         creator = test_pairs.loc[held_test, "creator_id"].to_numpy()[recorded][0]

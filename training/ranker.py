@@ -274,14 +274,9 @@ class CreatorRanker(BaseEstimator):
             openmp_threads(1 if len(data) < _SERIAL_ROWS else None),
             sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
         ):
-            return pd.DataFrame(
-                {
-                    "expected_impressions": self.reach_.predict(data),
-                    "p_click": self.click_.predict_proba(data)[:, 1],
-                    "p_order": self.order_.predict_proba(data)[:, 1],
-                },
-                index=X.index,
-            )
+            rates = (head.predict_proba(data)[:, 1] for head in (self.click_, self.order_))
+            heads = (self.reach_.predict(data), *rates)
+            return pd.DataFrame(dict(zip(PREDICTIONS, heads, strict=True)), index=X.index)
 
 
 def _columns(data: pd.DataFrame, name: str, columns: list[str], kind: str) -> pd.DataFrame:

@@ -176,7 +176,7 @@ def train(
     data, held_out_data, cold_data = build_with_holdout(
         tables, embedder, as_of, attribution, window, selection_power, holdout
     )
-    ranker = ranker or CreatorRanker()
+    ranker = CreatorRanker() if ranker is None else ranker
     # No held-out data: every campaign is held out (there is a single one), and nothing is fitted on the split.
     train_pairs, test_pairs = time_split((held_out_data or data).pairs, holdout)
     test_pairs = _priced(test_pairs, tables.campaigns)

@@ -52,8 +52,8 @@ def similar(
     marketplace: Annotated[
         list[str] | None,
         typer.Option(
-            help="only creators with at least --min-market-share (5% by default) of their audience in this "
-            "marketplace, or none stated; repeatable"
+            help=f"only creators with at least --min-market-share ({MatchSettings.min_market_share:.0%} by default) "
+            "of their audience in this marketplace, or none stated; repeatable"
         ),
     ] = None,
     creator_type: Annotated[list[str] | None, typer.Option(help="only creators of this type; repeatable")] = None,

@@ -225,6 +225,8 @@ def test_the_probability_shown_never_contradicts_the_band_it_is_called_in():
         0.34999: "standard (probability of non-standard 0.349)",
         0.35: "uncertain, leaning standard (probability of non-standard 0.35)",
         0.6501: "non-standard (probability of non-standard 0.651)",
+        0.4996: "uncertain, leaning standard (probability of non-standard 0.499)",
+        0.5: "uncertain, leaning non-standard (probability of non-standard 0.50)",
         0.2: "standard (probability of non-standard 0.20)",
         0.7: "non-standard (probability of non-standard 0.70)",
     }

@@ -415,13 +415,18 @@ def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, emb
 
     stale = copy.copy(ranker)
     stale.model = copy.copy(ranker.model)
-    stale.model.features = [*ranker.model.features[:-1], "retired_feature"]
-    with pytest.raises(ArtifactMismatch, match=r"another feature set.*retired_feature") as newer:
+    stale.model.features = [*ranker.model.features, "newer_feature"]
+    with pytest.raises(ArtifactMismatch, match=r"another feature set.*newer_feature") as newer:
         Matcher(creators, model=stale, index=index, embedder=embedder)
-    # Features this code does not compute: the model is newer than the code, and retraining here cannot help.
+    # Features this code does not compute, and none it lacks: the model is newer than the code, and retraining
+    # here cannot help.
     recorded = MlflowClient().get_run(ranker.run_id).data.tags["code_version"]
     assert f"match with the creator-matcher it was trained with (code_version {recorded}" in str(newer.value)
     assert "retrain" not in str(newer.value) and "\n" not in str(newer.value)
+    # A feature renamed: older or newer, either remedy may be the one.
+    stale.model.features = [*ranker.model.features[:-1], "retired_feature"]
+    with pytest.raises(ArtifactMismatch, match=r"retired_feature.*: retrain it with `creator-match train`, or match "):
+        Matcher(creators, model=stale, index=index, embedder=embedder)
     # Only fewer features than the code computes: the model is older, and retraining it is the way.
     stale.model.features = ranker.model.features[:-1]
     with pytest.raises(ArtifactMismatch, match=r"another feature set.*: retrain it with `creator-match train`$"):

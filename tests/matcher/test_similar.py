@@ -306,4 +306,7 @@ def test_a_marketplace_no_creator_states_is_refused_unless_amazons_and_then_warn
     with pytest.warns(UserWarning) as warned:
         matcher.similar(seed, k=3, marketplaces="JP")
     assert [str(w.message) for w in warned] == [warning.removeprefix("creator-match: warning: ")]
+    with pytest.warns(UserWarning) as from_a_generator:  # codes read once: the search does not spend them
+        matcher.similar(seed, k=3, marketplaces=(code for code in ["JP"]))
+    assert [str(w.message) for w in from_a_generator] == [str(w.message) for w in warned]
     assert matcher.lookalike_notes(["US"]) == [] and matcher.lookalike_notes(None) == []
