@@ -42,7 +42,7 @@ from features.tables import (
 from matcher.api import Matcher, MatchSettings, no_campaigns_matched
 from matcher.artifacts import artifact_inputs, load_for_matching
 from matcher.index_files import IDS_FILE, INDEX_FILE
-from matcher.jobs import halt_at_marker, terminated_as_exit
+from matcher.jobs import checkpoint_file, halt_at_marker, terminated_as_exit
 from matcher.run_record import (
     RecordedIndex,
     RecordedInput,
@@ -482,7 +482,7 @@ class _RunState:
         """The chunks of this run committed in its checkpoint folder."""
         if self.checkpoints is None or not self.checkpoints.is_dir():
             return 0
-        return sum((self.checkpoints / f"scored-{n:06d}.parquet").exists() for n in range(self.chunks))
+        return sum(checkpoint_file(self.checkpoints, n).exists() for n in range(self.chunks))
 
     def resuming_line(self, previous: RunStart | None) -> str | None:
         """What the run takes over from one that did not finish, if anything: the chunks it scored, or none."""

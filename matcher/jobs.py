@@ -38,6 +38,7 @@ __all__ = [
     "SLATE_COLUMNS",
     "assign",
     "candidates_table",
+    "checkpoint_file",
     "chunked",
     "halt_at_marker",
     "scored_parts",
@@ -68,6 +69,11 @@ def chunked(campaigns: pd.DataFrame, chunk_size: int) -> dict[int, pd.DataFrame]
     }
 
 
+def checkpoint_file(checkpoint_dir: str | Path, chunk: int) -> Path:
+    """Where chunk number `chunk`'s scored pairs are committed in `checkpoint_dir`."""
+    return Path(checkpoint_dir) / f"scored-{chunk:06d}.parquet"
+
+
 def scored_parts(
     scorer: Scorer,
     chunks: dict[int, pd.DataFrame],
@@ -85,7 +91,7 @@ def scored_parts(
     """
     if engine == "local" and not checkpoint_dir and len(chunks) == 1:
         return [scorer.score(chunk, vectors[n]) for n, chunk in chunks.items()]
-    where = {n: Path(checkpoint_dir) / f"scored-{n:06d}.parquet" for n in chunks} if checkpoint_dir else {}
+    where = {n: checkpoint_file(checkpoint_dir, n) for n in chunks} if checkpoint_dir else {}
     parts: dict[int, Path | bytes] = {n: path for n, path in where.items() if _readable_checkpoint(path)}
     todo = {n: chunk for n, chunk in chunks.items() if n not in parts}
     _halt_if_asked(len(parts))

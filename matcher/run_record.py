@@ -68,7 +68,6 @@ __all__ = [
     "RunStart",
     "check_run_marker_path",
     "check_run_record_path",
-    "file_digest",
     "read_record",
     "record_run",
     "rejects_digest",
@@ -478,7 +477,7 @@ def _recorded_path(path: Path, folder: Path) -> str:
     return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
 
 
-def file_digest(path: str | Path) -> str:
+def _file_digest(path: str | Path) -> str:
     """The SHA-256 of a file's bytes, in hex."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -538,7 +537,7 @@ def record_run(
     out = Path(out)
     target = run_record_path(out)
     files = tuple(
-        RecordedFile(role, _recorded_path(Path(path), target.parent), Path(path).stat().st_size, file_digest(path))
+        RecordedFile(role, _recorded_path(Path(path), target.parent), Path(path).stat().st_size, _file_digest(path))
         for path, role in written
     )
     earlier = ()
@@ -716,7 +715,7 @@ def _verified(out: Path) -> RunRecord:
             raise RunMismatch(
                 f"{path}: {size} bytes; the run recorded beside {out} wrote {file.size}: it was changed since"
             )
-        if file_digest(path) != file.sha256:
+        if _file_digest(path) != file.sha256:
             raise RunMismatch(
                 f"{path}: its SHA-256 differs from the one recorded beside {out}: it was changed since the run"
             )

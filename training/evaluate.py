@@ -17,6 +17,7 @@ __all__ = [
     "HOLDOUT",
     "cold_metrics",
     "creator_split",
+    "evaluate_predictions",
     "evaluate_ranking",
     "expected_sales",
     "head_metrics",
@@ -257,7 +258,13 @@ def paired_difference(
 
 def evaluate_ranking(ranker: CreatorRanker, pairs: pd.DataFrame, price: np.ndarray, k: int = 10) -> dict[str, float]:
     """Head metrics, and NDCG@k of realized sales for the model's expected sales and every baseline."""
-    predicted = ranker.predict(pairs)
+    return evaluate_predictions(ranker.predict(pairs), pairs, price, k)
+
+
+def evaluate_predictions(
+    predicted: pd.DataFrame, pairs: pd.DataFrame, price: np.ndarray, k: int = 10
+) -> dict[str, float]:
+    """`evaluate_ranking` of what a ranker predicted for `pairs`, for a caller that needs the predictions too."""
     metrics = head_metrics(predicted, pairs)
     metrics[f"ndcg_at_{k}"] = ndcg_by_campaign(pairs, expected_sales(predicted, price), k)
     for name, baseline in BASELINES.items():

@@ -10,7 +10,7 @@ import pandas as pd
 
 from features.pairwise import FEATURES
 from training.dataset import DEFAULT_WINDOW, window_hours
-from training.evaluate import evaluate_ranking, ndcg_by_campaign, paired_difference
+from training.evaluate import evaluate_predictions, ndcg_by_campaign, paired_difference
 from training.ranker import PREDICTIONS, CreatorRanker, expected_sales
 from training.registry import champion_version, load_ranker
 
@@ -139,21 +139,23 @@ def champion_on_unseen(
     return (None if why else loaded.model.ranker), fair, why
 
 
-def champion_metrics(ranker: CreatorRanker | None, fair: pd.DataFrame) -> dict[str, float]:
-    """The champion's metrics on `fair` (see `champion_on_unseen`), prefixed `champion_`, and their count.
+def champion_metrics(predicted: pd.DataFrame | None, fair: pd.DataFrame) -> dict[str, float]:
+    """The champion's metrics on `fair` (see `champion_on_unseen`) from what it `predicted` for them, prefixed
+    `champion_`, and their count.
 
-    Only the count when there is no ranker to judge.
+    Only the count when there is no ranker to judge (`predicted` None).
     """
     count = {"champion_comparison_campaigns": float(fair["campaign_id"].nunique())}
-    if ranker is None:
+    if predicted is None:
         return count
-    found = evaluate_ranking(ranker, fair, fair["price"].to_numpy())
+    found = evaluate_predictions(predicted, fair, fair["price"].to_numpy())
     return {f"champion_{k}": v for k, v in found.items() if not k.startswith("baseline_")} | count
 
 
-def challenger_metrics(held_out: CreatorRanker, fair: pd.DataFrame) -> dict[str, float]:
-    """The new version's held-out fit on the same pairs as `champion_metrics`, prefixed `challenger_`."""
-    found = evaluate_ranking(held_out, fair, fair["price"].to_numpy())
+def challenger_metrics(predicted: pd.DataFrame, fair: pd.DataFrame) -> dict[str, float]:
+    """The new version's held-out fit on the same pairs as `champion_metrics`, from what it `predicted` for them,
+    prefixed `challenger_`."""
+    found = evaluate_predictions(predicted, fair, fair["price"].to_numpy())
     return {f"challenger_{k}": v for k, v in found.items() if not k.startswith("baseline_")}
 
 
@@ -187,7 +189,7 @@ def compare_with_champion(model_name: str, champion: str, pairs: pd.DataFrame, r
     Only the count when there is no fair comparison (`unfair`).
     """
     ranker, fair, _ = champion_on_unseen(model_name, champion, pairs, rule)
-    return champion_metrics(ranker, fair)
+    return champion_metrics(None if ranker is None else ranker.predict(fair), fair)
 
 
 def check_promotion(model_name: str, version: str) -> PromotionCheck:
@@ -238,10 +240,10 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
     if why is not None:
         return PromotionCheck(False, why, campaigns=n)
     scores = fair[HELD_OUT_SCORE].to_numpy(float)
-    ours = ndcg_by_campaign(fair, scores, 10)
-    theirs = evaluate_ranking(champ.ranker, fair, fair["price"].to_numpy())["ndcg_at_10"]
+    champion_scores = expected_sales(champ.ranker.predict(fair), fair["price"].to_numpy())
+    ours, theirs = ndcg_by_campaign(fair, scores, 10), ndcg_by_campaign(fair, champion_scores, 10)
     # Evidence beside the rule, not a new rule: the gate stays the comparison of the two means.
-    difference = paired_difference(fair, scores, expected_sales(champ.ranker.predict(fair), fair["price"].to_numpy()))
+    difference = paired_difference(fair, scores, champion_scores)
     verdict = "beats" if ours >= theirs else "does not beat"
     return PromotionCheck(
         ours >= theirs,

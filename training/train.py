@@ -200,15 +200,14 @@ def train(
             champion_ranker, champion_pairs, why_unfair = champion_on_unseen(
                 model_name, champion, test_pairs, rule_of(attribution, window_hours(window))
             )
-            metrics |= champion_metrics(champion_ranker, champion_pairs)
-            if champion_ranker is not None:  # this version's held-out fit, on the very campaigns the champion is
-                metrics |= challenger_metrics(held_out, champion_pairs)
+            theirs = None if champion_ranker is None else champion_ranker.predict(champion_pairs)
+            metrics |= champion_metrics(theirs, champion_pairs)
+            if theirs is not None:  # this version's held-out fit, on the very campaigns the champion is
+                ours = held_out.predict(champion_pairs)
+                metrics |= challenger_metrics(ours, champion_pairs)
                 price = champion_pairs["price"].to_numpy()
-                metrics |= difference_metrics(
-                    expected_sales(held_out.predict(champion_pairs), price),
-                    expected_sales(champion_ranker.predict(champion_pairs), price),
-                    champion_pairs,
-                )
+                sales = expected_sales(ours, price), expected_sales(theirs, price)
+                metrics |= difference_metrics(*sales, champion_pairs)
     final = clone(ranker).fit(data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs))
     python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
     example = data.pairs[FEATURES].head(5).astype(float)
