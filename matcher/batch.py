@@ -219,7 +219,8 @@ def run_match(
     (without the `creator-match: ` prefix) when the run resumes from another's checkpoints, or finds that a run
     that did not finish scored nothing it can reuse, and when a signal stops it: SIGTERM (a scheduler's time
     limit), which in the main thread ends the run as SystemExit(143) so that it unwinds, or Ctrl-C; the line says
-    where the run stood, where the files beside `out` stand, and that the same command resumes.
+    where the run stood, where the files beside `out` stand, and that the same command resumes. The exception then
+    carries `told = True`, so that the command line (`matcher.cli.main`) adds no line of its own.
 
     One run at a time writes a given output: a second one while the first runs is refused at once.
 
@@ -434,6 +435,7 @@ def run_match(
             stopped = _stopped_by(exc)
             if stopped and note is not None:
                 note(state.stopped_line(stopped))
+                exc.told = True  # the command line's own line (`matcher.cli.main`) would be a second one
             # The locks are still held: what a refusal puts back is back before another run may look.
             if state.began or stopped:
                 marker.leave()  # the run did not finish: its marker stays to say so

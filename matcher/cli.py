@@ -9,29 +9,43 @@ from features.environment import OFFLINE_ENVIRONMENT, QUIET_ENVIRONMENT, debug_e
 # Quiet, offline defaults before any library reads them; users can still override each.
 os.environ.update(unset_defaults({**OFFLINE_ENVIRONMENT, **QUIET_ENVIRONMENT}))
 
+import functools
 import logging
+import signal
 import sys
+import threading
 import warnings
 
-import typer
+__all__ = ["app", "main", "run"]  # noqa: F822 (`app` comes from the module's __getattr__)
 
-from matcher.commands.common import UserError, echo_rejects
-from matcher.commands.data import demo, index, promote, simulate, train
-from matcher.commands.match import match
-from matcher.commands.serve import serve, similar
-from matcher.commands.verify import verify
 
-__all__ = ["app", "main", "run"]
+def __getattr__(name: str):
+    # `app` is built on first use, not on import: `main` takes SIGTERM before typer and the commands load.
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Which creators to invite to a commission campaign, and how many.",
-)
-# Listed in --help in this order: the data's life cycle, then what uses it.
-for _command in (simulate, train, promote, index, match, verify, similar, serve, demo):
-    app.command()(_command)
+
+@functools.cache
+def _app():
+    """The command line: typer's app with the contract's commands."""
+    import typer
+
+    from matcher.commands.data import demo, index, promote, simulate, train
+    from matcher.commands.match import match
+    from matcher.commands.serve import serve, similar
+    from matcher.commands.verify import verify
+
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        help="Which creators to invite to a commission campaign, and how many.",
+    )
+    # Listed in --help in this order: the data's life cycle, then what uses it.
+    for command in (simulate, train, promote, index, match, verify, similar, serve, demo):
+        app.command()(command)
+    return app
 
 
 def _quiet_libraries() -> None:
@@ -47,13 +61,54 @@ def _one_line(message, category, filename, lineno, line=None) -> str:
     return f"creator-match: warning: {message}\n"
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 anything else)."""
+    """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 anything else, 143 stopped by SIGTERM).
+
+    SIGTERM (a scheduler's time limit) ends any command as SystemExit(143) from here on, before typer and the
+    commands load, not only once a run went ahead: the work libraries and the model load in the command take
+    seconds, in which the signal's default action would end the process with no line. The command unwinds
+    (half-written files removed, locks released) and one line on standard error says it stopped: a match run that
+    got as far as its checks says where it stood (`matcher.batch.run_match`); before them, that nothing was
+    written; any other command, that it was stopped.
+    """
+    # Main thread only, where Python takes signals (a test may call main from another); the handler found is put
+    # back, so that a caller in this process (a test) keeps its own.
+    own = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if own else None
+    try:
+        return _main(argv)
+    except SystemExit as exc:
+        if exc.code != 128 + signal.SIGTERM or getattr(exc, "told", False):
+            raise
+        command = next((arg for arg in argv or sys.argv[1:] if not arg.startswith("-")), "the command")
+        print(f"creator-match: {command} stopped by SIGTERM{_standing(command)}", file=sys.stderr)
+        raise
+    finally:
+        if own:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _standing(command: str) -> str:
+    """Where a command stopped by SIGTERM stood, when nothing closer to the work said so (`main`)."""
+    # A match run says where it stood itself from its checks until its outputs are written (`told`); before them it
+    # writes nothing. What else a command leaves is its own: each says so where it writes.
+    return " before it went ahead; nothing was written" if command == "match" else ""
+
+
+def _main(argv: list[str] | None) -> int:
+    import typer
+
+    from matcher.commands.common import UserError, echo_rejects
+
     _quiet_libraries()
     formatted, warnings.formatwarning = warnings.formatwarning, _one_line
     try:
         # Without standalone mode click returns the code of a typer.Exit rather than raising it.
-        code = app(args=argv, standalone_mode=False)
+        code = _app()(args=argv, standalone_mode=False)
         return code if isinstance(code, int) else 0
     except typer.Exit as done:
         return int(done.exit_code)

@@ -11,7 +11,9 @@ tests/matcher/test_concurrent_runs.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -23,8 +25,8 @@ import pytest
 from features.environment import EMBEDDING_BACKEND_ENV
 from matcher.api import MATCH_COLUMNS
 from matcher.schema import CANDIDATE_COLUMNS, SUMMARY_SCHEMA
+from tests.commands import CLI, match_args, run_process
 from tests.commands import run_in_process as run
-from tests.commands import run_process
 
 pytestmark = pytest.mark.slow
 
@@ -522,3 +524,48 @@ def test_similar_help_says_the_market_share_is_of_the_asked_marketplaces_and_its
     assert "at least --min-market-share (5% by default)" in helps["marketplace"]
     match = {p.name: p.help for p in typer.main.get_command(app).commands["match"].params}
     assert "the campaign's marketplaces" in match["min_market_share"]
+
+
+def _takes_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM now (Linux: the caught-signals mask in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the caught signals from /proc")
+@pytest.mark.parametrize("after", [0.0, 0.5], ids=["as-soon-as-it-can", "half-a-second-in"])
+@pytest.mark.parametrize("command", ["match", "index"])
+def test_sigterm_in_the_first_moments_of_a_command_is_exit_143_one_line_and_nothing_written(
+    world_dir, tmp_path, command, after
+):
+    """A scheduler's SIGTERM while the command still loads its libraries (before any model or index is read) ends
+    it with status 143 and one line saying it was stopped, and leaves no output, lock or folder: it killed the
+    process silently (-15) until the handler came after the model load. Sent as soon as the process takes the
+    signal (the first lines of `main`), or half a second in, whichever is later."""
+    import subprocess
+    import time
+
+    out = tmp_path / "out"
+    if command == "match":
+        args = match_args(world_dir, out / "m.parquet")
+        line = "creator-match: match stopped by SIGTERM before it went ahead; nothing was written"
+    else:
+        args = [CLI, "index", "--creators", str(world_dir / "creators.parquet"), "--out", str(out / "index")]
+        line = "creator-match: index stopped by SIGTERM"
+    started = time.monotonic()
+    job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        while not _takes_sigterm(job.pid) or time.monotonic() < started + after:
+            assert job.poll() is None, f"the command ended (status {job.returncode}) before it took SIGTERM"
+            time.sleep(0.005)
+        job.send_signal(signal.SIGTERM)
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 143, stderr
+    assert stderr.splitlines() == [line]
+    assert stdout == ""
+    assert list(tmp_path.iterdir()) == []  # not even the folder above --out
