@@ -245,12 +245,28 @@ class Matcher:
         Warns:
             UserWarning: `lookalike_notes`, one line per marketplace code no creator states an audience in.
         """
+        found, notes = self.similar_with_notes(creator_ids, k, marketplaces, creator_types)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return found
+
+    def similar_with_notes(
+        self,
+        creator_ids: str | Iterable[str],
+        k: int,
+        marketplaces: str | Iterable[str] | None,
+        creator_types: str | Iterable[str] | None,
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """(`similar`'s lookalikes, its `lookalike_notes`), the notes returned rather than warned: what `similar`
+        warns with and a service answers with (`matcher.model_holder`), computed once.
+
+        Raises:
+            UnknownCreator, ValueError: as `similar`.
+        """
         # Read once: a generator of codes would be spent by the search before the notes read it.
         marketplaces = None if marketplaces is None else listed(marketplaces)
         found = self.lookalikes.similar(creator_ids, k, marketplaces, creator_types)
-        for note in self.lookalike_notes(marketplaces):
-            warnings.warn(note, UserWarning, stacklevel=2)
-        return found
+        return found, self.lookalike_notes(marketplaces)
 
     def lookalike_notes(self, marketplaces: str | Iterable[str] | None) -> list[str]:
         """A line per asked marketplace code no creator states an audience in, saying what the filter then does

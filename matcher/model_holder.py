@@ -169,10 +169,10 @@ class ModelHolder:
         return matcher.ranker.version, matcher.match_many(campaigns, progress=False)
 
     def similar(self, creator_ids, k, marketplaces, creator_types) -> tuple[str, pd.DataFrame, list[str]]:
-        """(the version that answered, lookalikes of the creators: `Matcher.similar`, its `lookalike_notes`)."""
+        """(the version that answered, lookalikes of the creators and their notes: `Matcher.similar_with_notes`)."""
         matcher = self.serving()
-        found = matcher.similar(creator_ids, k, marketplaces, creator_types)
-        return matcher.ranker.version, found, matcher.lookalike_notes(marketplaces)
+        found, notes = matcher.similar_with_notes(creator_ids, k, marketplaces, creator_types)
+        return matcher.ranker.version, found, notes
 
     def _run(self, on_failure) -> None:
         from features.embeddings import Embedder
