@@ -275,7 +275,8 @@ def test_a_marketplace_no_creator_states_is_refused_unless_amazons_and_then_warn
         done = run_in_process(*args, "--k", "3", "--marketplace", code, "--out", str(out))
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [
-            f"creator-match: Got marketplace {code!r}; no creator states an audience there ({code} is not one of "
+            f"creator-match: Got marketplace {code!r}; expected one of Amazon's marketplace codes or one a creator "
+            f"states an audience in: no creator states an audience there ({code} is not one of "
             f"Amazon's marketplace codes, {codes}{meant}); no lookalike was searched, and {out} was left as it was"
         ]
         assert not out.exists()
