@@ -7,6 +7,7 @@ light.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import math
 import numbers
@@ -56,12 +57,34 @@ _KINDS = {
 
 
 def _written(annotation: object) -> str:
-    """`annotation` in the words `from __future__ import annotations` keeps it in: `float`, not `<class 'float'>`.
+    """`annotation` in the words `from __future__ import annotations` keeps it in: `float`, not `<class 'float'>`;
+    a union as `int | None` however it is spelt (`Optional[int]`, `typing.Optional[int]`, `Union[None, int]`).
 
     Without that import a module's annotations are the types themselves, and matched as text against `_KINDS`
-    none was found, so nothing was checked.
+    none was found, so nothing was checked; nor was a union spelt the older way, as a type or as text.
     """
-    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    try:
+        members = _members(ast.parse(text, mode="eval").body)
+    except SyntaxError:  # not an expression: matches no kind, as before
+        return text
+    # None last, as `int | None` is written; a member written twice counts once.
+    return " | ".join(dict.fromkeys([*(m for m in members if m != "None"), *(m for m in members if m == "None")]))
+
+
+def _members(node: ast.expr) -> list[str]:
+    """The types a (possibly union) annotation's expression allows, each as text; `None` for None's type."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _members(node.left) + _members(node.right)
+    if isinstance(node, ast.Subscript):
+        # `Optional`, `typing.Optional`, `t.Optional`: typing's names, however the module was imported.
+        name = node.value.attr if isinstance(node.value, ast.Attribute) else getattr(node.value, "id", None)
+        if name in ("Optional", "Union"):
+            arguments = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            found = [member for argument in arguments for member in _members(argument)]
+            return [*found, "None"] if name == "Optional" else found
+    text = ast.unparse(node)
+    return ["None" if text == "NoneType" else text]
 
 
 def check_kinds(owner: object) -> None:
