@@ -280,10 +280,20 @@ def check_run_marker_path(out: str | Path) -> Path:
     Raises:
         OutputRefused: a user's file (a directory, a link) is at that path; it is left as it is.
     """
+    _marker_found(out)
+    return run_marker_path(out)
+
+
+def _marker_found(out: str | Path) -> RunStart | None:
+    """The marker beside `out`, parsed, if a run may write and remove what is there; None when there is none.
+
+    Raises:
+        OutputRefused: as `check_run_marker_path`.
+    """
     target = run_marker_path(out)
     if not _present(target):
-        return target
-    why = None
+        return None
+    why = found = None
     if target.is_symlink() or not target.is_file():
         why = "it is not a regular file"
     else:
@@ -292,13 +302,13 @@ def check_run_marker_path(out: str | Path) -> Path:
         except OSError as exc:
             raise OutputRefused(f"refusing to replace {target}: it cannot be read ({exc.strerror})") from None
         try:
-            if _read_marker(descriptor) is None:
+            if (found := _read_marker(descriptor)) is None:
                 why = f'it is not a run marker of creator-match (no "format": "{RUN_MARKER_FORMAT}")'
         finally:
             os.close(descriptor)
     if why:
         raise OutputRefused(f"refusing to replace {target}: {why}; move it, or write the output elsewhere")
-    return target
+    return found
 
 
 def run_started(out: str | Path) -> tuple[RunStart, bool] | None:
@@ -367,10 +377,9 @@ class RunMarker:
 
         if self.started is not None:
             return self.started
-        check_run_marker_path(self.out)
+        # Read once, as it is checked: no run holds it alive, since the caller holds the output's lock.
+        self.previous = _marker_found(self.out)
         remove_stale_temporaries(self.path)  # a killed run's half-written marker
-        found = run_started(self.out)
-        self.previous = found[0] if found else None  # not alive: the caller holds the output's lock
         self._aside = set_aside(self.path)
         start = RunStart(
             self.out.name, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), os.getpid(), socket.gethostname()
@@ -678,11 +687,11 @@ def verify_run(out: str | Path) -> RunRecord:
             "finished"
         )
     unfinished = found[0] if found else None
-    with contextlib.suppress(RunMismatch):
-        if unfinished is not None and _after(_read_record(out).finished_at, unfinished.started_at):
-            unfinished = None  # a run has finished since that one started
     try:
-        record = _verified(out)
+        record = _read_record(out)  # once: what it says of the run that did not finish and of the files agrees
+        if unfinished is not None and _after(record.finished_at, unfinished.started_at):
+            unfinished = None  # a run has finished since that one started
+        _check_files(out, record)
     except RunMismatch as exc:
         if unfinished is None:
             raise
@@ -701,9 +710,8 @@ def verify_run(out: str | Path) -> RunRecord:
     return record
 
 
-def _verified(out: Path) -> RunRecord:
-    """The record beside `out` once its files are checked against it (`verify_run`, the marker aside)."""
-    record = _read_record(out)
+def _check_files(out: Path, record: RunRecord) -> None:
+    """Checks the files beside `out` against its `record` (`verify_run`, the marker aside)."""
     folder = run_record_path(out).parent
     if record.output != out.name:
         raise RunMismatch(f"{run_record_path(out)}: records the run of {record.output}, not of {out.name}")
@@ -746,4 +754,3 @@ def _verified(out: Path) -> RunRecord:
                 f"{path}: the {file.role} of an earlier run (finished at {file.finished_at}), not of the run "
                 f"recorded beside {out}, which {wrote}; move it away, or rerun match with --{file.role}-out {path}"
             )
-    return record
