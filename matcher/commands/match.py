@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -106,6 +107,21 @@ def match(
         )
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
+    try:
+        _echo_report(report, out, candidates_out, summaries_out)
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:  # the outputs are whole: `main`'s "nothing was written" would be false
+            typer.echo(
+                f"creator-match: match stopped by SIGTERM after its outputs were written; they are complete "
+                f"(`creator-match verify --out {out}` checks them)",
+                err=True,
+            )
+            exc.told = True
+        raise
+
+
+def _echo_report(report, out: Path, candidates_out: Path | None, summaries_out: Path | None) -> None:
+    """What a finished run wrote, the campaigns it did not match, and its rejected rows (exit 2 when any)."""
     matched = [s for s in report.summaries if s.status == "matched"]
     typer.echo(f"matched {len(matched)} of {report.campaigns_in} campaigns into {out}")
     if candidates_out is not None:

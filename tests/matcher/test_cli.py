@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -569,3 +570,34 @@ def test_sigterm_in_the_first_moments_of_a_command_is_exit_143_one_line_and_noth
     assert stderr.splitlines() == [line]
     assert stdout == ""
     assert list(tmp_path.iterdir()) == []  # not even the folder above --out
+
+
+def test_sigterm_once_the_outputs_are_written_says_they_are_complete(flow):
+    """A SIGTERM in the moment between the run's last write and its report lines leaves whole outputs: the line
+    says so (and how to check), not "nothing was written". The signal is sent by the command's own process as its
+    report begins, the one moment a scheduler's signal cannot be timed to from outside."""
+    import subprocess
+
+    out = flow / "late-sigterm" / "matches.parquet"
+    child = (
+        "import os, signal, sys\n"
+        "import matcher.commands.match as command\n"
+        "report = command._echo_report\n"
+        "def stopped_first(*args):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    report(*args)\n"
+        "command._echo_report = stopped_first\n"
+        "from matcher.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["match", *flow_inputs(flow), "--out", str(out), "--index", str(flow / "idx")]
+    done = subprocess.run(
+        [sys.executable, "-c", child, *args], capture_output=True, text=True, env=dict(os.environ), timeout=600
+    )
+    assert done.returncode == 143, done.stderr[-500:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "creator-match: match stopped by SIGTERM after its outputs were written; they are complete "
+        f"(`creator-match verify --out {out}` checks them)"
+    )
+    assert "nothing was written" not in done.stderr
+    assert run_process("verify", "--out", str(out)).returncode == 0
