@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -317,6 +319,11 @@ def serve(
         typer.echo(
             f"serving on http://{address}:{bound} (OpenAPI at /openapi.json){processes}; loading {model}", err=True
         )
+        if threading.current_thread() is threading.main_thread():
+            # Serving, uvicorn takes SIGTERM for a graceful shutdown and raises it again once done: left to its default
+            # action the process then ends by the signal, which a service manager (systemd) reads as a clean stop,
+            # where exit status 143 (the command line's own handler, `matcher.cli.main`) reads as a failure.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         server.run(sockets=listeners)
         if failed:
             raise UserError(f"cannot serve: {failed[0]}")

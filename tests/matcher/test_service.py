@@ -494,3 +494,7 @@ def test_port_0_serves_on_the_port_the_system_chose_and_says_which(world_dir, in
         assert call(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
     finally:
         stop(process)
+    # Stopped with SIGTERM while serving: uvicorn's graceful shutdown, then the process ends by the signal itself, a
+    # clean stop to a service manager (systemd reads exit status 143 as a failure).
+    assert process.returncode == -signal.SIGTERM, log.read_text()[-2000:]
+    assert "stopped by SIGTERM" not in log.read_text()
