@@ -8,8 +8,9 @@ model's alias is swapped in without dropping a request (`matcher.model_holder`);
 Bad input is answered 422 with the reasons the command line gives for the same rows (the same row models and
 table validation, a repeated key included), oversized bodies 413, bodies not sent as JSON (or sent compressed)
 415, a body not whole within 30 s 408, one whose client hung up 400, more campaigns than `max_campaigns` 413;
-nothing the caller sent produces a 500 or a traceback. Beyond `max_connections` open connections a request is
-answered 503 at once by uvicorn (`server_config`).
+nothing the caller sent produces a 500 or a traceback. A request whose client went away before its work started is
+not run (one line in the log, status 499, which no one reads); work a worker process has started runs to its end.
+Beyond `max_connections` open connections a request is answered 503 at once by uvicorn (`server_config`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from features.tables import (
     validate_records,
 )
 from matcher.api import MATCH_COLUMNS, SlateEntry
-from matcher.model_holder import ModelHolder, NotServing, ServiceConfig
+from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, log
 from matcher.service_models import (
     LookalikeEntry,
     MatchResponse,
@@ -57,6 +58,8 @@ from matcher.service_models import (
 
 __all__ = [
     "BODY_TIMEOUT_SECONDS",
+    "CLIENT_CLOSED_REQUEST",
+    "DISCONNECT_POLL_SECONDS",
     "MAX_JSON_DEPTH",
     "LookalikeEntry",
     "ModelHolder",
@@ -76,6 +79,10 @@ _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep; a request need
 _RETRY_AFTER_SECONDS = 5
 # How long a request's body may take to arrive whole.
 BODY_TIMEOUT_SECONDS = 30.0
+# How often a request waiting for a worker process asks whether its client is still there.
+DISCONNECT_POLL_SECONDS = 0.25
+# The status logged for a request dropped because its client went away (nginx's "client closed request").
+CLIENT_CLOSED_REQUEST = 499
 _JSON = "application/json"
 # A 415's headers: the media type expected, and no content encoding (RFC 7694).
 _UNCOMPRESSED_JSON = {"Accept": _JSON, "Accept-Encoding": "identity"}
@@ -157,10 +164,27 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
     if backend.config.allowed_hosts != ("*",):
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(backend.config.allowed_hosts))
 
-    async def answer(call, *args):
-        """`call(*args)` on a worker thread; 503 (with Retry-After) while the backend is not serving."""
+    async def answer(request: Request, work: str, *args):
+        """The backend's `work` ("match" or "similar") on `args`, without a thread waiting on a worker process; 503
+        (with Retry-After) while the backend is not serving. A request whose client went away before its answer is
+        dropped (`_dropped`): its work is not started if it has not been, which is checked before it starts and,
+        while it waits for a worker process, every `DISCONNECT_POLL_SECONDS`."""
         try:
-            return await run_in_threadpool(call, *args)
+            if await request.is_disconnected():
+                raise _dropped(request, started=False)
+            if isinstance(backend, ModelHolder):  # a call begun on a thread cannot be stopped: it is not watched
+                return await run_in_threadpool(getattr(backend, work), *args)
+            call = backend.submit(work, *args)
+            waiting = asyncio.wrap_future(call)
+            # Its outcome is read from `call` (or by no one, the client gone): asyncio would log an exception of
+            # `waiting` that nobody retrieved.
+            waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            while not (await asyncio.wait([waiting], timeout=DISCONNECT_POLL_SECONDS))[0]:
+                if await request.is_disconnected():
+                    started = not call.cancel()  # refused once a worker process has the call: it runs to its end
+                    raise _dropped(request, started)
+            # Off the event loop: a broken pool is replaced by this call.
+            return await run_in_threadpool(backend.outcome, call)
         except NotServing as exc:
             headers = {"Retry-After": str(_RETRY_AFTER_SECONDS)}
             raise HTTPException(503, detail=str(exc), headers=headers) from exc
@@ -206,7 +230,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         if table.rejects:
             problems = [asdict(reject) | {"message": reject.line()} for reject in table.rejects]
             raise HTTPException(422, detail=problems)
-        version, result = await answer(backend.match, table)
+        version, result = await answer(request, "match", table)
         # The matcher's own rows, typed by the matches table: not validated again field by field, and written
         # once (a response returned as such skips FastAPI's second validation; /docs still shows MatchResponse).
         # The rows from the table's column lists (Python values): to_dict(orient="records") boxed cell by cell.
@@ -240,7 +264,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
             raise HTTPException(422, detail=_field_problems("similar", exc)) from exc
         try:
             version, found, notes = await answer(
-                backend.similar, ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types
+                request, "similar", ask.creator_ids, ask.k, ask.marketplaces, ask.creator_types
             )
         except ValueError as exc:
             raise _lookalike_refusal(str(exc)) from exc
@@ -388,6 +412,20 @@ def _problem(table: str, column: str, reason: str) -> dict:
 
 def _refused(table: str, column: str, reason: str) -> HTTPException:
     return HTTPException(422, detail=[_problem(table, column, reason)])
+
+
+def _dropped(request: Request, started: bool) -> HTTPException:
+    """The answer of a request whose client went away before it: one line in the log, and status 499 (nginx's
+    "client closed request"), which no client sees and which leaves no traceback."""
+    work = "had started and runs to its end, its answer dropped" if started else "had not started and never runs"
+    log.warning(
+        "%s %s: the client went away before its answer; its work %s (%d)",
+        request.method,
+        request.url.path,
+        work,
+        CLIENT_CLOSED_REQUEST,
+    )
+    return HTTPException(CLIENT_CLOSED_REQUEST, detail="the client closed the request", headers={"Connection": "close"})
 
 
 def _lookalike_refusal(message: str) -> HTTPException:

@@ -26,13 +26,15 @@ import pickle
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from pathlib import Path
+from typing import Any
 
 from features.safe_write import (
     OWNER_LOCK,
@@ -228,8 +230,24 @@ def _alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+class _PoolBroke(Exception):
+    """A call's pool broke (a worker died) or was shut down before the call ended: which pool, so that only that one
+    is replaced (`WorkerPool.outcome`)."""
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        super().__init__("the call's process pool broke")
+        self.pool = pool
+
+    @classmethod
+    def of(cls, pool: ProcessPoolExecutor, cause: BaseException) -> _PoolBroke:
+        broke = cls(pool)
+        broke.__cause__ = cause
+        return broke
+
+
 class WorkerPool:
-    """The matcher in N worker processes: `readiness`, `match` and `similar` as `ModelHolder` answers them.
+    """The matcher in N worker processes: `readiness` as `ModelHolder` answers it, and its `match` and `similar`
+    through `submit` (a future, so that the service waits without a thread and can drop a call no worker has taken).
 
     Args:
         plan: what the workers serve, and how many there are.
@@ -247,6 +265,11 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._on_failure = None
+        # Calls not yet handed to the pool (their answer's future, the function, its arguments), and how many the
+        # pool holds: `submit`.
+        self._waiting: deque[tuple[Future, Any, tuple]] = deque()
+        self._handed = 0
+        self._calls_lock = threading.Lock()
 
     def start(self, on_failure=None) -> None:
         """Starts the workers (they load in the background) and a thread that replaces a pool whose worker died.
@@ -261,6 +284,9 @@ class WorkerPool:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._calls_lock:
+            for answer, _, _ in self._waiting:
+                answer.cancel()
         with self._lock:
             if self._pool is not None:
                 _retire(self._pool, _STOP_GRACE_SECONDS)
@@ -278,22 +304,71 @@ class WorkerPool:
             return False, {"status": "loading", "reason": reason, "workers": workers}
         return True, {"status": "ready", **serving[-1], "workers": workers}
 
-    def match(self, campaigns) -> tuple:
-        return self._call(_match, campaigns)
+    def submit(self, work: str, *args) -> Future:
+        """`work` ("match" or "similar", as `ModelHolder` answers it) on `args`, handed to the next free worker
+        process without waiting: the future of its answer, read with `outcome` once done.
 
-    def similar(self, creator_ids, k, marketplaces, creator_types) -> tuple:
-        return self._call(_similar, creator_ids, k, marketplaces, creator_types)
+        A call waits here, not in the process pool, until a worker is free: the pool marks as running (so past any
+        `cancel`) every call it has queued for its workers, one more than there are workers, long before one takes
+        it. `cancel()` therefore succeeds exactly while no worker has the call; a call a worker has runs to its end.
 
-    def _call(self, function, *args):
+        Raises:
+            NotServing: while the workers load, or after they failed to.
+        """
         ready, body = self.readiness()
         if not ready:
             raise NotServing(body["reason"])
-        pool = self._pool
+        answer: Future = Future()
+        with self._calls_lock:
+            self._waiting.append((answer, _WORK[work], args))
+        self._dispatch()
+        return answer
+
+    def outcome(self, answer: Future):
+        """The answer of a done call `submit` returned (its exception raised); NotServing if its pool broke, which
+        is then replaced (a call that blocks on the replacement: not on the event loop)."""
         try:
-            return pool.submit(function, *args).result()
-        except BrokenProcessPool as exc:
-            self._renew(pool)
-            raise NotServing("a worker process stopped; the workers are loading again") from exc
+            return answer.result(timeout=0)
+        except _PoolBroke as exc:
+            self._renew(exc.pool)
+            raise NotServing("a worker process stopped; the workers are loading again") from exc.__cause__
+
+    def _dispatch(self) -> None:
+        """Hands waiting calls to the pool while fewer than `workers` are in its hands; skips those cancelled."""
+        while True:
+            with self._calls_lock:
+                if self._handed >= self.plan.workers or not self._waiting:
+                    return
+                answer, function, args = self._waiting.popleft()
+                if not answer.set_running_or_notify_cancel():
+                    continue
+                self._handed += 1
+                pool = self._pool
+            try:
+                call = pool.submit(function, *args)
+            except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down, as a replaced pool is
+                self._settle(answer, _PoolBroke.of(pool, exc))
+            else:
+                # Run by the pool's own thread when the call ends (or at once here, if it has already).
+                call.add_done_callback(partial(self._finished, answer, pool))
+
+    def _finished(self, answer: Future, pool: ProcessPoolExecutor, call: Future) -> None:
+        if call.cancelled():  # by the pool itself: shut down (replaced, or the service stopping) with the call queued
+            self._settle(answer, _PoolBroke.of(pool, RuntimeError("the process pool was shut down")))
+        elif isinstance(call.exception(), BrokenProcessPool):
+            self._settle(answer, _PoolBroke.of(pool, call.exception()))
+        else:
+            self._settle(answer, call.exception(), call)
+
+    def _settle(self, answer: Future, failure: BaseException | None, call: Future | None = None) -> None:
+        """Ends `answer` with `failure`, or else with `call`'s result; the next waiting call goes to the pool."""
+        with self._calls_lock:
+            self._handed -= 1
+        if failure is not None:
+            answer.set_exception(failure)
+        else:
+            answer.set_result(call.result())
+        self._dispatch()
 
     def _renew(self, broken: ProcessPoolExecutor | None) -> None:
         """A new pool in place of `broken` (None at start), unless another thread replaced it already."""
@@ -408,3 +483,7 @@ def _match(campaigns):
 
 def _similar(creator_ids, k, marketplaces, creator_types):
     return _holder.similar(creator_ids, k, marketplaces, creator_types)
+
+
+# What `WorkerPool.submit` runs in a worker, by the name of `ModelHolder`'s method.
+_WORK = {"match": _match, "similar": _similar}

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -364,6 +365,59 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
     for pid in replacements:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # stopped with the service
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time process `pid` has used (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_request_whose_client_went_away_before_a_worker_took_it_never_runs(world_dir, index_dir, trained, tmp_path):
+    """`--workers 2`, both busy with a batch: a request sent meanwhile on a connection that then closes is dropped
+    before a worker takes it, in one log line; the warning that running it writes (a marketplace no creator states,
+    under its own campaign id) never comes, while the same request from a client that waits gets it. Neither busy
+    batch had finished when the request was dropped."""
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
+    batches = [[dict(records[n % len(records)], campaign_id=f"busy-{b}-{n}") for n in range(100)] for b in range(2)]
+    port, log = free_port(), tmp_path / "serve.log"
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
+    args += ["--model", trained.model_uri, "--port", str(port), "--workers", "2"]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        workers = _worker_processes(process.pid)
+        idle = {pid: _cpu_seconds(pid) for pid in workers}
+        with ThreadPoolExecutor(2) as clients:
+            busy = [clients.submit(call, f"{url}/v1/match", batch) for batch in batches]
+            deadline = time.monotonic() + 30
+            while any(_cpu_seconds(pid) - idle[pid] < 0.5 for pid in workers):  # each worker has a batch
+                assert time.monotonic() < deadline, "the workers did not take the batches within 30 s"
+                assert not any(answer.done() for answer in busy), "a batch ended before both workers were busy"
+                time.sleep(0.05)
+            gone = json.dumps(dict(records[0], campaign_id="gone-1", marketplaces=["GB"])).encode()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                head = "POST /v1/match HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                connection.sendall(f"{head}Content-Length: {len(gone)}\r\n\r\n".encode() + gone)
+                time.sleep(1.0)  # read, validated and waiting for a worker
+            deadline = time.monotonic() + 10
+            while not (dropped := [line for line in log.read_text().splitlines() if "client went away" in line]):
+                assert time.monotonic() < deadline, f"no line for the dropped request: {log.read_text()[-2000:]}"
+                time.sleep(0.05)
+            assert not any(answer.done() for answer in busy), "dropped only once a worker was free"
+            assert [answer.result()[0] for answer in busy] == [200, 200]
+        status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="kept-1", marketplaces=["GB"]))
+        assert status == 200 and reply["notes"][0].startswith("marketplace GB of campaign kept-1: "), reply
+        lines = log.read_text().splitlines()
+    finally:
+        stop(process)
+    assert dropped == [
+        "POST /v1/match: the client went away before its answer; its work had not started and never runs (499)"
+    ]
+    assert [line for line in lines if "marketplace GB of campaign kept-1: " in line]
+    assert not [line for line in lines if "gone-1" in line]
 
 
 def test_a_model_no_worker_can_load_stops_the_service_with_the_reason(world_dir, index_dir):
