@@ -327,6 +327,8 @@ class WorkerPool:
     def outcome(self, answer: Future):
         """The answer of a done call `submit` returned (its exception raised); NotServing if its pool broke, which
         is then replaced (a call that blocks on the replacement: not on the event loop)."""
+        if answer.cancelled():  # by `stop`, still waiting for a worker
+            raise NotServing("the service is stopping")
         try:
             return answer.result(timeout=0)
         except _PoolBroke as exc:
