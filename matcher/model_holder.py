@@ -101,8 +101,9 @@ class NotServing(Exception):
 class ModelHolder:
     """The matcher in service: loaded in the background, replaced whole when the alias moves.
 
-    `readiness`, `match` and `similar` are what the HTTP service calls, here in the same process; the service's
-    worker processes (`matcher.service_workers.WorkerPool`) answer the same three.
+    `readiness`, `match` and `similar` are what the HTTP service calls, here in the same process; with worker
+    processes (`matcher.service_workers.WorkerPool`) it calls `readiness` there, and each worker's own holder
+    answers `match` and `similar` (`WorkerPool.submit`).
 
     Args:
         creators: the creators table as read (its valid rows are served), or its path, read in the background.
