@@ -42,7 +42,7 @@ from features.tables import (
 from matcher.api import Matcher, MatchSettings, no_campaigns_matched
 from matcher.artifacts import artifact_inputs, load_for_matching
 from matcher.index_files import IDS_FILE, INDEX_FILE
-from matcher.jobs import checkpoint_file, halt_at_marker, terminated_as_exit
+from matcher.jobs import checkpoint_file, halt_at_marker
 from matcher.run_record import (
     RecordedIndex,
     RecordedInput,
@@ -58,6 +58,7 @@ from matcher.run_record import (
 )
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
+from matcher.termination import terminated_as_exit
 from training.registry import LoadedRanker
 
 __all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]

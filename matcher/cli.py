@@ -13,8 +13,9 @@ import functools
 import logging
 import signal
 import sys
-import threading
 import warnings
+
+from matcher.termination import terminated_as_exit
 
 __all__ = ["app", "main", "run"]  # noqa: F822 (`app` comes from the module's __getattr__)
 
@@ -61,10 +62,6 @@ def _one_line(message, category, filename, lineno, line=None) -> str:
     return f"creator-match: warning: {message}\n"
 
 
-def _terminate(signum, frame) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 anything else, 143 stopped by SIGTERM).
 
@@ -77,19 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     """
     # Main thread only, where Python takes signals (a test may call main from another); the handler found is put
     # back, so that a caller in this process (a test) keeps its own.
-    own = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGTERM, _terminate) if own else None
     try:
-        return _main(argv)
+        with terminated_as_exit():
+            return _main(argv)
     except SystemExit as exc:
         if exc.code != 128 + signal.SIGTERM or getattr(exc, "told", False):
             raise
         command = next((arg for arg in argv or sys.argv[1:] if not arg.startswith("-")), "the command")
         print(f"creator-match: {command} stopped by SIGTERM{_standing(command)}", file=sys.stderr)
         raise
-    finally:
-        if own:
-            signal.signal(signal.SIGTERM, before)
 
 
 def _standing(command: str) -> str:

@@ -9,14 +9,10 @@ and the Parquet round trip would be most of the job's overhead. Parquet gives ba
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +38,6 @@ __all__ = [
     "chunked",
     "halt_at_marker",
     "scored_parts",
-    "terminated_as_exit",
 ]
 
 ENGINES = ("local", "ray")
@@ -200,27 +195,6 @@ def _halt_if_asked(committed: int) -> None:
     wanted = os.environ.get(HALT_AFTER_CHUNKS_ENV)
     if wanted is not None and int(wanted) == committed:
         halt_at_marker(f"{committed}\n")
-
-
-@contextlib.contextmanager
-def terminated_as_exit() -> Iterator[None]:
-    """SIGTERM in the block ends it as SystemExit(143), the status a process killed by it has, so that the code
-    it interrupts unwinds: `finally` blocks and context managers run (half-written files removed, locks
-    released, Ray shut down) and the caller can say where the job stood. Main thread only (where Python can take a
-    signal); the handler there before is put back after the block.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame) -> None:
-        raise SystemExit(128 + signum)
-
-    before = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def halt_at_marker(note: str) -> None:

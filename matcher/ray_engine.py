@@ -104,7 +104,7 @@ def ray_session(progress: bool = False) -> Iterator[None]:
             **({} if address else {"num_cpus": os.cpu_count() or 1, "_temp_dir": temp_dir}),
         )
         ray.data.DataContext.get_current().enable_progress_bars = progress
-        from matcher.jobs import terminated_as_exit
+        from matcher.termination import terminated_as_exit
 
         # SIGTERM ends the run as SystemExit(143), so that Ray is shut down and its temp folder removed: Ray's own
         # handler aborted the process (status 134, a native stack dump) and left both behind.
