@@ -7,17 +7,39 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["CandidateIndex", "MatchResult", "MatchSettings", "Matcher", "SlateEntry", "SlatePolicy", "run_match"]
+__all__ = [
+    "ENGINES",
+    "MATCH_COLUMNS",
+    "ArtifactMismatch",
+    "CampaignSummary",
+    "CandidateIndex",
+    "DamagedIndex",
+    "DigestMismatch",
+    "IncompatibleModel",
+    "MatchResult",
+    "MatchSettings",
+    "Matcher",
+    "MatcherError",
+    "ModelNotFound",
+    "NotARanker",
+    "RayUnavailable",
+    "RegistryUnavailable",
+    "SettledPerformance",
+    "SlateEntry",
+    "SlatePolicy",
+    "UnknownCreator",
+    "no_campaigns_matched",
+    "run_match",
+]
 
+# Where each name is found: matcher.api's public names (the errors and records re-exported there) are all these.
 _HOME = {
     "CandidateIndex": "matcher.candidate_index",
-    "MatchResult": "matcher.api",
-    "MatchSettings": "matcher.api",
-    "Matcher": "matcher.api",
-    "SlateEntry": "matcher.api",
     "SlatePolicy": "matcher.settings",
     "run_match": "matcher.batch",
-}
+} | dict.fromkeys(
+    [name for name in __all__ if name not in ("CandidateIndex", "SlatePolicy", "run_match")], "matcher.api"
+)
 
 
 def __getattr__(name: str) -> object:

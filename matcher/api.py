@@ -19,7 +19,8 @@ import pandas as pd
 
 from features.contract import PRODUCT_TYPES, marketplace_hint
 from features.embeddings import Embedder, campaign_vectors
-from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
+from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV  # noqa: F401  (crash tests' hooks)
+from features.errors import MatcherError
 from features.parameters import refuse_type
 from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
@@ -30,26 +31,45 @@ from matcher.artifacts import check_features, embedder_for, index_for, load_for_
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
+from matcher.index_files import DamagedIndex
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
 from matcher.profile_refresh import refresh_profiles
+from matcher.ray_engine import RayUnavailable
 from matcher.retrieval import Retrieval
 from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEntry, empty_matches
 from matcher.scoring import Scorer, in_table_order
 from matcher.settings import MatchSettings
-from matcher.similar import LookalikeSpace, listed
-from training.registry import DEFAULT_MODEL_NAME, LoadedRanker, training_records
+from matcher.similar import LookalikeSpace, UnknownCreator, listed
+from training.registry import (
+    DEFAULT_MODEL_NAME,
+    DigestMismatch,
+    IncompatibleModel,
+    LoadedRanker,
+    ModelNotFound,
+    NotARanker,
+    RegistryUnavailable,
+    training_records,
+)
 
 __all__ = [
     "ENGINES",
-    "HALT_AFTER_CHUNKS_ENV",
-    "HALT_MARKER_ENV",
     "MATCH_COLUMNS",
+    "ArtifactMismatch",
     "CampaignSummary",
+    "DamagedIndex",
+    "DigestMismatch",
+    "IncompatibleModel",
     "MatchResult",
     "MatchSettings",
     "Matcher",
+    "MatcherError",
+    "ModelNotFound",
+    "NotARanker",
+    "RayUnavailable",
+    "RegistryUnavailable",
     "SettledPerformance",
     "SlateEntry",
+    "UnknownCreator",
     "no_campaigns_matched",
 ]
 
@@ -106,8 +126,17 @@ class Matcher:
         TypeError: an argument is not of a type named here, naming it, its type and what it may be.
         ValueError: the creators table has no valid row (none at all, or every one rejected); one that lacks a
             required column names the columns.
+        ModelNotFound: the model URI or directory does not resolve to a model (the message names it and the
+            store); its subclasses `NotARanker` (a model that is not a ranker this code can read, or whose files
+            are not those registered: `DigestMismatch`) and `IncompatibleModel` (fitted under another
+            scikit-learn).
+        RegistryUnavailable: the tracking store cannot be read (locked, corrupt, or a server that does not
+            answer within about 10 s), naming the store.
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension,
-            or the index holds none of the table's creators.
+            or the index holds none of the table's creators; `DamagedIndex`, an index directory that cannot be
+            read, naming it.
+
+        Each of these but TypeError and ValueError is a `MatcherError`.
 
     Warns:
         UserWarning: a DataFrame given had invalid rows, left out (how many, and the first reason); the index
@@ -422,6 +451,11 @@ class Matcher:
             ray_actors: size of the actor pool with `engine="ray"`.
             with_candidates: also return every scored pair, on a slate or not, as `MatchResult.candidates`
                 (`matcher.schema.CANDIDATE_COLUMNS`): the same scores, read back from the scored chunks.
+
+        Raises:
+            ValueError: `engine` or `chunk_size` is not usable, named.
+            TypeError: an item of an iterable of campaigns is neither a mapping nor a CampaignRow, naming its place.
+            RayUnavailable: `engine="ray"` and Ray is not installed, or the cluster at $RAY_ADDRESS does not answer.
         """
         if engine not in ENGINES:
             raise ValueError(f"Got engine={engine!r}; expected one of {', '.join(ENGINES)}")

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.embeddings import KEY_DTYPE
+from features.errors import MatcherError
 from features.safe_write import foreign_entries, staged_directory
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def why_not_an_index(directory: Path) -> str | None:
     return None
 
 
-class ArtifactMismatch(Exception):
+class ArtifactMismatch(MatcherError):
     """An artifact that does not fit: made with another embedding model, dimension or feature set than the one in
     use, or damaged."""
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.environment import RAY_ADDRESS_ENV
+from features.errors import MatcherError
 
 if TYPE_CHECKING:
     from matcher.scoring import Scorer
@@ -37,7 +38,7 @@ __all__ = ["RAY_ADDRESS_ENV", "RayUnavailable", "check_reachable", "import_ray",
 ACTOR_CPUS = 0.5
 
 
-class RayUnavailable(Exception):
+class RayUnavailable(MatcherError):
     """`--engine ray` was asked for but Ray is not installed, or the cluster at $RAY_ADDRESS does not answer."""
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN, marketplace_hint
+from features.errors import MatcherError
 from features.rows import vocabulary_word
 from features.similarity import TagSpace
 from features.tables import Reject, rejected_row_line
@@ -63,7 +64,7 @@ POOL_PER_RESULT = 4
 PROFILE_REFERENCE = 2_000
 
 
-class UnknownCreator(ValueError):
+class UnknownCreator(ValueError, MatcherError):
     """A seed id that is not a valid row of the creators table: not in it at all, or in a row that was rejected."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from features.environment import QUIET_ENVIRONMENT, TRACKING_URI_ENV, unset_defaults
+from features.errors import MatcherError
 from features.safe_write import WhyNotOurs, remove_directory, temp_dir
 
 __all__ = [
@@ -82,7 +83,7 @@ MODEL_LIBRARIES = ("mlflow", "cloudpickle", "scikit-learn", "scipy", "numpy", "p
 STRICT_LIBRARIES = ("scikit-learn",)
 
 
-class ModelNotFound(Exception):
+class ModelNotFound(MatcherError):
     """A model URI that does not resolve to a registered or logged ranker."""
 
 
@@ -108,7 +109,7 @@ class LibraryVersionWarning(UserWarning):
     """A ranker trained under another version of one of its libraries; it loads, but may score differently."""
 
 
-class RegistryUnavailable(Exception):
+class RegistryUnavailable(MatcherError):
     """The model registry could not be read; the message names the store."""
 
 

@@ -1,0 +1,66 @@
+"""What an app calling the Python API catches: every refusal importable from `matcher`, one base for them all, and
+each raised where its docstring says, with the words and the records an app needs."""
+
+from __future__ import annotations
+
+import pytest
+
+import matcher
+import matcher.api
+from features.embeddings import creator_vectors
+from features.errors import MatcherError
+from matcher.api import Matcher
+from matcher.candidate_index import CandidateIndex
+from training.registry import create_store
+
+# Each error a public Matcher method can raise, and the bases it had before MatcherError joined them.
+ERRORS = {
+    "ModelNotFound": Exception,
+    "IncompatibleModel": Exception,
+    "NotARanker": Exception,
+    "DigestMismatch": Exception,
+    "RegistryUnavailable": Exception,
+    "ArtifactMismatch": Exception,
+    "DamagedIndex": Exception,
+    "RayUnavailable": Exception,
+    "UnknownCreator": ValueError,
+}
+
+
+@pytest.fixture(scope="module")
+def built(creators, ranker, embedder):
+    index = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+    return Matcher(creators, model=ranker, index=index, embedder=embedder)
+
+
+@pytest.mark.parametrize(("name", "base"), ERRORS.items())
+def test_each_error_is_exported_from_matcher_and_its_api_and_is_a_matcher_error_besides_its_old_base(name, base):
+    error = getattr(matcher, name)
+    assert error is getattr(matcher.api, name)
+    assert name in matcher.__all__ and name in matcher.api.__all__
+    assert issubclass(error, MatcherError) and issubclass(error, base)
+    assert matcher.MatcherError is MatcherError
+
+
+def test_the_package_and_its_api_list_the_same_public_names_and_the_crash_hooks_are_not_among_them():
+    assert set(matcher.api.__all__) <= set(matcher.__all__)
+    assert set(matcher.__all__) - set(matcher.api.__all__) == {"CandidateIndex", "SlatePolicy", "run_match"}
+    for name in matcher.__all__:
+        assert getattr(matcher, name) is not None
+    assert "HALT_MARKER_ENV" not in matcher.api.__all__ and "HALT_AFTER_CHUNKS_ENV" not in matcher.api.__all__
+    from matcher.api import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV  # noqa: F401  (still importable: the crash tests')
+
+
+def test_a_model_missing_from_a_real_store_is_caught_as_a_matcher_error(creators, tracking_uri):
+    create_store()  # the session's SQLite store, with no such model in it
+    with pytest.raises(MatcherError) as refused:
+        Matcher(creators, model="models:/no-such-model@champion")
+    assert isinstance(refused.value, matcher.ModelNotFound)
+    assert "no-such-model" in str(refused.value)
+
+
+def test_an_unknown_seed_is_caught_as_a_matcher_error_and_as_a_value_error(built):
+    with pytest.raises(MatcherError) as refused:
+        built.similar(["no-such-creator"])
+    assert isinstance(refused.value, matcher.UnknownCreator) and isinstance(refused.value, ValueError)
+    assert "'no-such-creator'" in str(refused.value)
