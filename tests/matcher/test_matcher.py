@@ -690,3 +690,17 @@ def test_match_many_returns_every_scored_pair_when_asked(creators, campaigns, ra
     assert matcher.match_many(campaigns).candidates is None
     nothing = matcher.match_many(campaigns.assign(in_stock=False), with_candidates=True).candidates
     assert nothing.empty and nothing.dtypes.equals(candidates.dtypes)
+
+
+@pytest.mark.parametrize("package", ["matcher", "features", "training", "simulation"])
+def test_each_package_carries_the_typed_marker_and_the_wheel_ships_it(package):
+    """PEP 561: without `py.typed` mypy and pyright ignore the library's annotations (the source tree's: the venv's
+    install is an editable one of another checkout)."""
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    assert (importlib.resources.files(package) / "py.typed").is_file()
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["*"]
