@@ -74,6 +74,8 @@ __all__ = [
 ]
 
 CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
+# What `warm` encodes: a short brief; its vector is discarded.
+_WARM_BRIEF = "Warm-up brief: skincare serum for glowing skin."
 # What each of Matcher's arguments may be, and how to say so: another type failed deep inside, settings={"capacity":
 # 3} as "'dict' object has no attribute 'allow_cashback'" and model=42 as "'int' object has no attribute 'startswith'".
 _ARGUMENTS = {
@@ -329,8 +331,13 @@ class Matcher:
 
     def warm(self, categories: Iterable[str] | None = None) -> None:
         """Computes each category's retrieval tables now rather than on its first campaign (default: every
-        category the ranker's history knows), so that a service's first requests are as quick as the rest."""
+        category the ranker's history knows), and runs the encoder once as a brief is encoded, so that a service's
+        first requests are as quick as the rest."""
         self.scorer.retrieval.warm(self._categories if categories is None else categories)
+        # A brief's first encoding paid ONNX Runtime's first runs (~150 ms). Briefs are encoded by an isolated
+        # embedder, a lone text beside a copy of itself (features.embeddings.padded_batches): the same here, and
+        # its memory-only cache is dropped, so no cache a result reads holds this text.
+        self.embedder.isolated().encode([_WARM_BRIEF])
 
     def candidate_features(self, campaigns: Table | pd.DataFrame, chunk_size: int = 256) -> pd.DataFrame:
         """The candidate pairs of valid in-stock campaigns with the ranker's features exactly as `match_many` with

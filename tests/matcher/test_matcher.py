@@ -692,6 +692,24 @@ def test_match_many_returns_every_scored_pair_when_asked(creators, campaigns, ra
     assert nothing.empty and nothing.dtypes.equals(candidates.dtypes)
 
 
+def test_warm_runs_the_encoder_as_a_brief_runs_it_and_writes_no_cache(creators, ranker, index, empty_cache_dir):
+    """The first request after `warm` paid ONNX Runtime's first runs; warm encodes a brief's way instead, through a
+    memory-only cache it drops: the disk cache a result reads gains nothing."""
+    if Embedder().backend != "onnx":
+        pytest.skip("the encoder's sessions are ONNX Runtime's")
+    Matcher(creators, model=ranker, index=index, embedder=Embedder(cache_dir=empty_cache_dir))  # caches the tags
+    cached = sorted(path.relative_to(empty_cache_dir) for path in empty_cache_dir.rglob("*"))
+    embedder = Embedder(cache_dir=empty_cache_dir)
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    assert not embedder.encoder._sessions  # every text it read was on disk: the model has not run
+    matcher.warm()
+    assert embedder.encoder._sessions  # ran, on the threads a brief's isolated embedder runs on
+    assert embedder.encoded_count_ == 0
+    assert sorted(path.relative_to(empty_cache_dir) for path in empty_cache_dir.rglob("*")) == cached
+    cold = Matcher(creators, model=ranker, index=index, embedder=Embedder())  # never warmed: the same slates
+    pd.testing.assert_frame_equal(matcher.match(API_CAMPAIGN).matches, cold.match(API_CAMPAIGN).matches)
+
+
 @pytest.mark.parametrize("package", ["matcher", "features", "training", "simulation"])
 def test_each_package_carries_the_typed_marker_and_the_wheel_ships_it(package):
     """PEP 561: without `py.typed` mypy and pyright ignore the library's annotations (the source tree's: the venv's
