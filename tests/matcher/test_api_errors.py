@@ -3,6 +3,9 @@ each raised where its docstring says, with the words and the records an app need
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import matcher
@@ -64,3 +67,22 @@ def test_an_unknown_seed_is_caught_as_a_matcher_error_and_as_a_value_error(built
         built.similar(["no-such-creator"])
     assert isinstance(refused.value, matcher.UnknownCreator) and isinstance(refused.value, ValueError)
     assert "'no-such-creator'" in str(refused.value)
+
+
+def test_a_registered_model_loads_with_library_deprecations_as_errors(world_dir, world_index, trained):
+    """An app's test suite turning warnings into errors: SQLAlchemy's deprecation inside MLflow made the session's
+    healthy ranker a NotARanker."""
+    script = (
+        "import sys\n"
+        "from features.tables import read_table\n"
+        "from matcher import Matcher\n"
+        "m = Matcher(read_table(sys.argv[1], 'creators'), model=sys.argv[2], index=sys.argv[3])\n"
+        "print(m.ranker.version)\n"
+    )
+    args = [str(world_dir / "creators.parquet"), trained.model_uri, str(world_index)]
+    warnings_as_errors = ["-W", "error::DeprecationWarning", "-W", "error::FutureWarning"]
+    done = subprocess.run(
+        [sys.executable, *warnings_as_errors, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("creator-ranker/1"), done.stdout
