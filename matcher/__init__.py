@@ -11,6 +11,7 @@ __all__ = [
     "ENGINES",
     "MATCH_COLUMNS",
     "ArtifactMismatch",
+    "CampaignRejected",
     "CampaignSummary",
     "CandidateIndex",
     "DamagedIndex",

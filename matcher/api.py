@@ -55,6 +55,7 @@ __all__ = [
     "ENGINES",
     "MATCH_COLUMNS",
     "ArtifactMismatch",
+    "CampaignRejected",
     "CampaignSummary",
     "DamagedIndex",
     "DigestMismatch",
@@ -90,6 +91,24 @@ _ARGUMENTS = {
     ),
     "performance": ((SettledPerformance, type(None)), "a SettledPerformance, or None"),
 }
+
+
+class CampaignRejected(ValueError, MatcherError):
+    """Campaigns given to `Matcher.match` (or to `candidate_features`, `scored_candidates`) with an invalid row:
+    the message names the first, and `rejects` holds them all, the same `Reject` records `match_many(...).rejects`
+    gives.
+
+    Attributes:
+        rejects: every bad column of every invalid row, with its reason.
+    """
+
+    def __init__(self, message: str, rejects: Iterable[Reject]) -> None:
+        super().__init__(message)
+        self.rejects: list[Reject] = list(rejects)
+
+    def __reduce__(self) -> tuple:
+        # Made again from both arguments: a pickled error (a worker process's) keeps its rejects.
+        return type(self), (str(self), self.rejects)
 
 
 class Matcher:
@@ -347,7 +366,7 @@ class Matcher:
         The campaigns are cut, embedded and scored in the same chunks as matching them would be.
 
         Raises:
-            ValueError: a campaigns DataFrame has an invalid row (the first is named).
+            CampaignRejected: a campaigns DataFrame has an invalid row (the first is named; `rejects`, all).
         """
         return self._each_chunk(campaigns, chunk_size, self._keyed_features)
 
@@ -359,7 +378,7 @@ class Matcher:
         from other scores (`matcher.slate.build_slates`).
 
         Raises:
-            ValueError: a campaigns DataFrame has an invalid row (the first is named).
+            CampaignRejected: a campaigns DataFrame has an invalid row (the first is named; `rejects`, all).
         """
         return self._each_chunk(campaigns, chunk_size, self.scorer.score)
 
@@ -373,7 +392,9 @@ class Matcher:
         them, in one frame."""
         table = _campaign_table(campaigns)
         if table.rejects:
-            raise ValueError(f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}")
+            raise CampaignRejected(
+                f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}", table.rejects
+            )
         resolved, chunks, vectors = self._chunks(table, chunk_size)
         # An empty chunk gives the columns when no campaign is in stock.
         parts = [] if chunks else [pairs_of(resolved.iloc[:0].reset_index(drop=True), None)]
@@ -420,11 +441,12 @@ class Matcher:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
 
         Raises:
-            ValueError: the campaign is invalid; the message is its reject line, with every bad column and reason.
+            CampaignRejected: the campaign is invalid; the message is its reject line, with every bad column and
+                reason, and `rejects` its `Reject` records, as `match_many` returns them.
         """
         table = _campaign_table([campaign])
         if table.rejects:
-            raise ValueError(f"invalid campaign: {rejected_row_line(table.rejects)}")
+            raise CampaignRejected(f"invalid campaign: {rejected_row_line(table.rejects)}", table.rejects)
         return self.match_many(table)
 
     def match_many(

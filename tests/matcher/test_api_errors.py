@@ -3,9 +3,11 @@ each raised where its docstring says, with the words and the records an app need
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 import matcher
@@ -14,6 +16,7 @@ from features.embeddings import creator_vectors
 from features.errors import MatcherError
 from matcher.api import Matcher
 from matcher.candidate_index import CandidateIndex
+from tests.matcher.test_matcher import API_CAMPAIGN
 from training.registry import create_store
 
 # Each error a public Matcher method can raise, and the bases it had before MatcherError joined them.
@@ -27,6 +30,7 @@ ERRORS = {
     "DamagedIndex": Exception,
     "RayUnavailable": Exception,
     "UnknownCreator": ValueError,
+    "CampaignRejected": ValueError,
 }
 
 
@@ -67,6 +71,21 @@ def test_an_unknown_seed_is_caught_as_a_matcher_error_and_as_a_value_error(built
         built.similar(["no-such-creator"])
     assert isinstance(refused.value, matcher.UnknownCreator) and isinstance(refused.value, ValueError)
     assert "'no-such-creator'" in str(refused.value)
+
+
+def test_an_invalid_campaign_carries_its_rejects_as_match_many_returns_them(built):
+    bad = {**API_CAMPAIGN, "price": -5.0, "budget": "lots"}
+    with pytest.raises(matcher.CampaignRejected) as refused:
+        built.match(bad)
+    assert isinstance(refused.value, ValueError) and isinstance(refused.value, MatcherError)
+    assert str(refused.value).startswith("invalid campaign: ")
+    assert refused.value.rejects == built.match_many([bad]).rejects
+    assert {reject.column for reject in refused.value.rejects} == {"price", "budget"}
+    copied = pickle.loads(pickle.dumps(refused.value))  # as a worker process hands it back
+    assert str(copied) == str(refused.value) and copied.rejects == refused.value.rejects
+    with pytest.raises(matcher.CampaignRejected) as in_a_table:
+        built.scored_candidates(pd.DataFrame([API_CAMPAIGN, bad]))
+    assert in_a_table.value.rejects == built.match_many([API_CAMPAIGN, bad]).rejects
 
 
 def test_a_registered_model_loads_with_library_deprecations_as_errors(world_dir, world_index, trained):
