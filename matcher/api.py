@@ -291,6 +291,7 @@ class Matcher:
                 (the message says which, with the row's reasons).
             ValueError: k, a marketplace code or a creator type is not usable, named (a code that is not one of
                 Amazon's and that no creator states an audience in among them).
+            TypeError: `creator_ids` is neither a string nor an iterable of them, naming its type.
 
         Warns:
             UserWarning: `lookalike_notes`, one line per marketplace code no creator states an audience in.
@@ -311,7 +312,7 @@ class Matcher:
         warns with and a service answers with (`matcher.model_holder`), computed once.
 
         Raises:
-            UnknownCreator, ValueError: as `similar`.
+            UnknownCreator, ValueError, TypeError: as `similar`.
         """
         # Read once: a generator of codes would be spent by the search before the notes read it.
         marketplaces = None if marketplaces is None else listed(marketplaces)
@@ -441,9 +442,14 @@ class Matcher:
         """Matches one campaign (a CampaignRow or a mapping with the contract's campaign columns).
 
         Raises:
+            TypeError: `campaign` is not a mapping or a CampaignRow (a table of campaigns is `match_many`'s).
             CampaignRejected: the campaign is invalid; the message is its reject line, with every bad column and
                 reason, and `rejects` its `Reject` records, as `match_many` returns them.
         """
+        if not isinstance(campaign, CampaignRow | Mapping):
+            several = isinstance(campaign, Iterable) and not isinstance(campaign, str)  # a frame, a Series
+            many = "; match_many takes a table or a list of campaigns" if several else ""
+            raise refuse_type("campaign", campaign, f"one campaign, a mapping or a CampaignRow{many}")
         table = _campaign_table([campaign])
         if table.rejects:
             raise CampaignRejected(f"invalid campaign: {rejected_row_line(table.rejects)}", table.rejects)

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from features.contract import CREATOR_TYPES, MARKETPLACE_PATTERN, marketplace_hint
 from features.errors import MatcherError
+from features.parameters import refuse_type
 from features.rows import vocabulary_word
 from features.similarity import TagSpace
 from features.tables import Reject, rejected_row_line
@@ -120,7 +121,10 @@ class LookalikeSpace:
         Raises:
             UnknownCreator: a seed is not a valid row of the creators table (not in it, or its row rejected).
             ValueError: k, a marketplace code or a creator type is not usable.
+            TypeError: `creator_ids` is neither a string nor an iterable of them, naming its type.
         """
+        if not isinstance(creator_ids, str | Iterable):  # similar(5) failed as "'int' object is not iterable"
+            raise refuse_type("creator_ids", creator_ids, "a creator_id or a list of them")
         seeds = self._seed_rows(listed(creator_ids))
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"Got k={k!r}; expected a whole number of at least 1")

@@ -88,6 +88,22 @@ def test_an_invalid_campaign_carries_its_rejects_as_match_many_returns_them(buil
     assert in_a_table.value.rejects == built.match_many([API_CAMPAIGN, bad]).rejects
 
 
+def test_arguments_of_the_wrong_type_are_named_as_the_method_names_them(built):
+    with pytest.raises(TypeError) as refused:
+        built.similar(5)
+    assert str(refused.value) == "Got creator_ids as int; expected a creator_id or a list of them"
+    many = "; match_many takes a table or a list of campaigns"
+    for campaign, kind, hint in (
+        (pd.Series(API_CAMPAIGN), "Series", many),
+        (pd.DataFrame([API_CAMPAIGN]), "DataFrame", many),
+        ("api-1", "str", ""),
+        (7, "int", ""),
+    ):
+        with pytest.raises(TypeError) as refused:
+            built.match(campaign)
+        assert str(refused.value) == f"Got campaign as {kind}; expected one campaign, a mapping or a CampaignRow{hint}"
+
+
 def test_a_registered_model_loads_with_library_deprecations_as_errors(world_dir, world_index, trained):
     """An app's test suite turning warnings into errors: SQLAlchemy's deprecation inside MLflow made the session's
     healthy ranker a NotARanker."""
