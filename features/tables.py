@@ -50,6 +50,7 @@ __all__ = [
     "Table",
     "atomic_path",
     "check_rejects_path",
+    "checked_rows",
     "error_reason",
     "header_names",
     "is_rejects_file",
@@ -1445,16 +1446,27 @@ def valid_rows(data: Table | pd.DataFrame, table: str) -> Table:
     Raises:
         ValueError: `data` is a validated table of another kind.
     """
+    checked, notes = checked_rows(data, table)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return checked
+
+
+def checked_rows(data: Table | pd.DataFrame, table: str) -> tuple[Table, list[str]]:
+    """`valid_rows`, its notes on misspelt columns returned rather than warned (none for a validated Table): for a
+    caller that hands them on as data (`Matcher.match_many`'s `notes`).
+
+    Raises:
+        ValueError: `data` is a validated table of another kind.
+    """
     if isinstance(data, Table) and data.validated:
         if data.name != table:
             raise ValueError(f"Got the {data.name} table; expected the {table} table")
-        return data
+        return data, []
     frame = data.frame if isinstance(data, Table) else data
     if (names := header_names(frame.columns)) != list(frame.columns):
         frame = frame.set_axis(names, axis=1)  # as a file's header is read
-    for note in unknown_column_notes(frame.columns, table, f"the {table} given"):
-        warnings.warn(note, UserWarning, stacklevel=3)
-    return validate_frame(frame, table)
+    return validate_frame(frame, table), unknown_column_notes(frame.columns, table, f"the {table} given")
 
 
 def validate_performance_links(performance: Table, campaigns: pd.DataFrame, creators: pd.DataFrame) -> Table:

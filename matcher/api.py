@@ -26,7 +26,16 @@ from features.product_type import resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
-from features.tables import Reject, Table, missing_columns, records_frame, rejected_row_line, shown_ids, valid_rows
+from features.tables import (
+    Reject,
+    Table,
+    checked_rows,
+    missing_columns,
+    records_frame,
+    rejected_row_line,
+    shown_ids,
+    valid_rows,
+)
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
@@ -391,7 +400,7 @@ class Matcher:
     ) -> pd.DataFrame:
         """`pairs_of(chunk, brief vectors)` for each chunk of the valid in-stock campaigns, as `match_many` cuts
         them, in one frame."""
-        table = _campaign_table(campaigns)
+        table, _ = _campaign_table(campaigns)
         if table.rejects:
             raise CampaignRejected(
                 f"{len(table.rejects)} invalid campaign rows; first: {table.rejects[0].line()}", table.rejects
@@ -450,10 +459,12 @@ class Matcher:
             several = isinstance(campaign, Iterable) and not isinstance(campaign, str)  # a frame, a Series
             many = "; match_many takes a table or a list of campaigns" if several else ""
             raise refuse_type("campaign", campaign, f"one campaign, a mapping or a CampaignRow{many}")
-        table = _campaign_table([campaign])
+        table, column_notes = _campaign_table([campaign])
         if table.rejects:
             raise CampaignRejected(f"invalid campaign: {rejected_row_line(table.rejects)}", table.rejects)
-        return self.match_many(table)
+        result = self.match_many(table)
+        result.notes[:0] = column_notes
+        return result
 
     def match_many(
         self,
@@ -496,13 +507,14 @@ class Matcher:
             raise ValueError(f"Got engine={engine!r}; expected one of {', '.join(ENGINES)}")
         if chunk_size < 1:
             raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
-        table = _campaign_table(campaigns)
+        table, notes = _campaign_table(campaigns)
         if table.frame.empty:  # nothing to embed, score or assign
-            return no_campaigns_matched(table.rejects, with_candidates)
+            return dataclasses.replace(no_campaigns_matched(table.rejects, with_candidates), notes=notes)
         column, _, stated = self.scorer.retrieval.audience
-        notes = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
-        for note in notes:
+        unreached = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
+        for note in unreached:
             warnings.warn(note, UserWarning, stacklevel=2)
+        notes += unreached
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         show = progress if progress is not None else len(chunks) > 1
@@ -521,11 +533,18 @@ def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool =
     return MatchResult(matches, [], list(rejects), candidates_table([], matches, "") if with_candidates else None)
 
 
-def _campaign_table(campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]]) -> Table:
-    """The campaigns' valid rows and rejects, validated once whatever form they came in."""
+def _campaign_table(
+    campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]],
+) -> tuple[Table, list[str]]:
+    """The campaigns' valid rows and rejects, validated once whatever form they came in, and a line per column (a
+    record's field) that the table does not read but that probably stands for one it does, also warned (to the
+    Matcher method's caller): a misspelt `product_typ` left a seller's declared type unread."""
     if not isinstance(campaigns, Table | pd.DataFrame):
         campaigns = records_frame([_campaign_record(campaign, i) for i, campaign in enumerate(campaigns)])
-    return valid_rows(campaigns, "campaigns")
+    table, notes = checked_rows(campaigns, "campaigns")
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return table, notes
 
 
 def _campaign_record(campaign: object, position: int) -> dict:

@@ -130,7 +130,8 @@ class MatchResult:
     summaries: list[CampaignSummary]
     rejects: list[Reject] = field(default_factory=list)
     candidates: pd.DataFrame | None = None  # every scored pair (CANDIDATE_COLUMNS), when asked for
-    # What the caller should check in its input, one line each, also warned (a marketplace no creator reaches).
+    # What the caller should check in its input, one line each, also warned: a campaign column that is probably a
+    # misspelt one (`product_typ`), a marketplace no creator reaches.
     notes: list[str] = field(default_factory=list)
 
     def for_campaign(self, campaign_id: str) -> pd.DataFrame:

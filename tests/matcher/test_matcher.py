@@ -155,6 +155,30 @@ def test_names_with_spaces_around_them_are_read_as_a_files_header_is(creators, c
             assert [s.product_type_reason for s in out.summaries] == ["declared by the seller"] * 3
 
 
+def test_a_misspelt_campaign_column_is_a_note_of_the_result_as_well_as_a_warning(
+    creators, campaigns, ranker, index, embedder
+):
+    """A new-user trial's app sent `product_typ`: the seller's declared type was lost (the campaign matched as
+    `auto`) and only a UserWarning said so, which an app reads only by capturing warnings. The same line is now in
+    `MatchResult.notes` too, from `match_many` (a DataFrame, mappings) and `match`; a batch without it has none."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    typo = campaigns.iloc[:2].reset_index(drop=True).assign(product_typ="standard")
+    line = (
+        "the campaigns given: column 'product_typ' is not in the campaigns table and was ignored; did you mean "
+        "product_type?"
+    )
+    for given in (typo, typo.to_dict(orient="records")):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            out = matcher.match_many(given)
+        assert out.notes == [line] and [str(w.message) for w in said] == [line]
+        assert [s.product_type_reason for s in out.summaries] != ["declared by the seller"] * 2
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert matcher.match(typo.iloc[0].to_dict()).notes == [line]
+        assert matcher.match_many(campaigns.iloc[:2]).notes == []
+
+
 def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campaigns(
     creators, campaigns, ranker, index, embedder
 ):
