@@ -195,20 +195,33 @@ def _deaths(processes: list) -> str:
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
     ended otherwise; all of them when each ended by SIGTERM.
     """
-    deadline = time.monotonic() + 1.0
-    for process in processes:
-        if _alive(process.pid):
-            continue
-        # Its status once collected. The pool's own thread reaps its workers (`join`) as we read: the wait that loses
-        # that race finds no child (ECHILD) and returns with no status, which the winner stores on the same process
-        # object a moment later; read once, the log said "exit unknown" of a worker killed by SIGKILL.
-        while process.exitcode is None and time.monotonic() < deadline:
-            process.join(timeout=0.05)
-            if process.exitcode is None:
-                time.sleep(0.01)
-    ended = [process for process in processes if process.exitcode is not None]
-    first = [process for process in ended if process.exitcode != -signal.SIGTERM] or ended
-    return "; ".join(f"pid {process.pid}, {_exit_status(process.exitcode)}" for process in first) or "exit unknown"
+    codes = {process.pid: _exit_code(process) for process in processes}
+    ended = [(pid, code) for pid, code in codes.items() if code is not None]
+    first = [(pid, code) for pid, code in ended if code != -signal.SIGTERM] or ended
+    return "; ".join(f"pid {pid}, {_exit_status(code)}" for pid, code in first) or "exit unknown"
+
+
+def _exit_code(process, patience: float = 5.0) -> int | None:
+    """A pool worker's exit code (negative: the signal), None while it runs.
+
+    Ended is read from its sentinel, not /proc, whose state can read "R" for a moment after the pipe closed. The
+    status is peeked at (WNOWAIT), never collected here: the pool's own thread reaps its workers and stores the code
+    on the same process object, and a wait of ours that lost that race came back empty ("exit unknown" in the log
+    of a worker killed by SIGKILL).
+    """
+    if not wait([process.sentinel], timeout=0):
+        return None
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if process.exitcode is not None:
+            return process.exitcode
+        with contextlib.suppress(ChildProcessError):
+            status = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+            if status is not None:
+                killed = status.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+                return -status.si_status if killed else status.si_status
+        time.sleep(0.01)
+    return None
 
 
 def _exit_status(code: int) -> str:
