@@ -2,12 +2,13 @@
 sizes against the policy minimum, the tag-fit threshold's evidence, and a simulated world without history.
 
     .venv/bin/python -m benchmarks.real_data              # a ranker trained on a simulated world, on the real fixture
-    .venv/bin/python -m benchmarks.real_data --quick      # the real fixture only (no history-free simulated world)
+    .venv/bin/python -m benchmarks.real_data --quick      # the real fixtures only (no history-free simulated world)
     .venv/bin/python -m benchmarks.real_data --world alt  # both simulated worlds from the second generator
     .venv/bin/python -m benchmarks.real_data --members 3 --max-features 0.5  # the ranker with averaged heads
 
 Run as a module from the repository's root: it reads the fixtures through `tests.real_fixtures`. The real
-fixture is tests/fixtures/real_creators.csv and real_titles.csv (sources and the relevance rule in their headers).
+fixtures are two pairs: tests/fixtures/real_creators.csv with real_titles.csv (figures `real_...`) and
+real_creators_2.csv with real_titles_2.csv (figures `real2_...`); sources and relevance rules in their headers.
 The last line printed is a JSON object of named figures.
 """
 
@@ -32,15 +33,7 @@ from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share
 from simulation import WORLDS, write_world
-from tests.real_fixtures import (
-    TAG_DEPARTMENT,
-    campaigns_from_titles,
-    department,
-    pure_ranking,
-    real_creators,
-    real_titles,
-    topical_precision,
-)
+from tests.real_fixtures import FIRST, REAL_FIXTURES, RealFixture, pure_ranking, topical_precision
 from training.ranker import CreatorRanker
 from training.registry import load_ranker
 from training.train import train
@@ -48,11 +41,13 @@ from training.train import train
 RANKING = pure_ranking(10)
 
 
-def threshold_evidence(embedder: Embedder, creators: pd.DataFrame, campaigns: pd.DataFrame) -> dict[str, float]:
+def threshold_evidence(
+    embedder: Embedder, creators: pd.DataFrame, campaigns: pd.DataFrame, fixture: RealFixture
+) -> dict[str, float]:
     """Best-phrase cosine of every (creator tag, title) pair, split by the fixture's relevance rule."""
     tags = TagSpace(embedder, creators["interest_tags"])
     scores, _ = CampaignPhrases(embedder, campaigns).tag_scores(tags)
-    tag_department = np.array([TAG_DEPARTMENT.get(tag, "") for tag in tags.vocabulary])
+    tag_department = np.array([fixture.tag_department.get(tag, "") for tag in tags.vocabulary])
     related = tag_department[None, :] == campaigns["category"].to_numpy()[:, None]
     out = {}
     for name, values in (("related", scores[related]), ("unrelated", scores[~related])):
@@ -62,10 +57,11 @@ def threshold_evidence(embedder: Embedder, creators: pd.DataFrame, campaigns: pd
     return out
 
 
-def real_fixture(embedder: Embedder, ranker) -> dict[str, float]:
-    creators = real_creators()
-    titles = real_titles()
-    campaigns = campaigns_from_titles(titles)
+def real_fixture(embedder: Embedder, ranker, fixture: RealFixture) -> dict[str, float]:
+    """One pair's figures, named `<fixture.key>_...` (the first pair's tag-cosine evidence keeps its older names)."""
+    creators = fixture.creators()
+    titles = fixture.titles()
+    campaigns = fixture.campaigns(titles)
     matcher = Matcher(creators, model=ranker, embedder=embedder)
     result = matcher.match_many(campaigns)
     policy = matcher.settings.slate
@@ -89,7 +85,7 @@ def real_fixture(embedder: Embedder, ranker) -> dict[str, float]:
     creators = matcher.creators  # validated, in the same order
     vectors = creator_vectors(embedder, creators)
     brief_vectors = campaign_vectors(embedder, campaigns)  # as the index's similarity channel sees them
-    departments = creators["interest_tags"].map(department)
+    departments = creators["interest_tags"].map(fixture.department)
     model_p, similarity_p, slate_p, alone_p = [], [], [], []
     for k, (campaign_id, category) in enumerate(zip(campaigns["campaign_id"], campaigns["category"], strict=True)):
         relevant = set(creators["creator_id"][departments.map(lambda d, c=category: c in d)])
@@ -101,20 +97,27 @@ def real_fixture(embedder: Embedder, ranker) -> dict[str, float]:
         slate = result.for_campaign(campaign_id)["creator_id"].tolist()
         slate_p.append(topical_precision(slate, relevant))
         alone_p.append(topical_precision(alone.for_campaign(campaign_id)["creator_id"].tolist(), relevant))
-    return {
-        "real_campaigns": float(len(campaigns)),
-        "real_judged_campaigns": float(len(model_p)),
-        "real_slates_below_minimum": float((sizes.to_numpy() < minimum).sum()),
-        "real_places_short_of_minimum": float(np.clip(minimum - sizes.to_numpy(), 0, None).sum()),
-        "real_minimum_places": float(minimum.sum()),
-        "real_capacity_places": float(len(creators) * policy.capacity),
-        "real_slates_below_minimum_alone": float((alone_sizes.to_numpy() < minimum).sum()),
-        "real_mean_slate_size": float(sizes.mean()),
-        "real_ranking_precision_at_10": float(np.mean(model_p)),
-        "real_slate_precision_at_10": float(np.nanmean(slate_p)),
-        "real_slate_precision_at_10_alone": float(np.nanmean(alone_p)),
-        "real_similarity_precision_at_10": float(np.mean(similarity_p)),
-    } | threshold_evidence(embedder, creators, campaigns)
+    figures = {
+        "campaigns": float(len(campaigns)),
+        "judged_campaigns": float(len(model_p)),
+        "slates_below_minimum": float((sizes.to_numpy() < minimum).sum()),
+        "places_short_of_minimum": float(np.clip(minimum - sizes.to_numpy(), 0, None).sum()),
+        "minimum_places": float(minimum.sum()),
+        "capacity_places": float(len(creators) * policy.capacity),
+        "slates_below_minimum_alone": float((alone_sizes.to_numpy() < minimum).sum()),
+        "mean_slate_size": float(sizes.mean()),
+        "ranking_precision_at_10": float(np.mean(model_p)),
+        "slate_precision_at_10": float(np.nanmean(slate_p)),
+        "slate_precision_at_10_alone": float(np.nanmean(alone_p)),
+        "similarity_precision_at_10": float(np.mean(similarity_p)),
+    }
+    similarity = figures["similarity_precision_at_10"]
+    figures["ranking_to_similarity"] = figures["ranking_precision_at_10"] / similarity
+    figures["slate_alone_to_similarity"] = figures["slate_precision_at_10_alone"] / similarity
+    evidence = threshold_evidence(embedder, creators, campaigns, fixture)
+    if fixture is not FIRST:
+        evidence = {f"{fixture.key}_{name}": value for name, value in evidence.items()}
+    return {f"{fixture.key}_{name}": value for name, value in figures.items()} | evidence
 
 
 def history_free_world(
@@ -148,6 +151,20 @@ def history_free_world(
     }
 
 
+def report_line(figures: dict[str, float], key: str) -> str:
+    """The one-line summary of a real fixture's figures."""
+    f = {name.removeprefix(f"{key}_"): value for name, value in figures.items() if name.startswith(f"{key}_")}
+    return (
+        f"{key} fixture: precision@10 ranking {f['ranking_precision_at_10']:.3f}, slates "
+        f"{f['slate_precision_at_10_alone']:.3f} one at a time and {f['slate_precision_at_10']:.3f} all at once, raw "
+        f"similarity {f['similarity_precision_at_10']:.3f} (ranking {f['ranking_to_similarity']:.2f}x) over "
+        f"{f['judged_campaigns']:.0f} titles; slates below the policy minimum: {f['slates_below_minimum_alone']:.0f} "
+        f"of {f['campaigns']:.0f} matched one at a time, "
+        f"{f['slates_below_minimum']:.0f} all at once ({f['places_short_of_minimum']:.0f} places short; the minimums "
+        f"ask {f['minimum_places']:.0f} places of {f['capacity_places']:.0f} that capacity allows)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="the training world's seed (the cold world's is +100)")
@@ -170,19 +187,10 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
         untrained = CreatorRanker(max_features=args.max_features, n_members=args.members)
         ranker = load_ranker(train(data, embedder=embedder, ranker=untrained).model_uri)
-        figures = real_fixture(embedder, ranker)
-        print(
-            f"real fixture: precision@10 ranking {figures['real_ranking_precision_at_10']:.3f}, slates "
-            f"{figures['real_slate_precision_at_10_alone']:.3f} one at a time and "
-            f"{figures['real_slate_precision_at_10']:.3f} all at once, raw similarity "
-            f"{figures['real_similarity_precision_at_10']:.3f}"
-            f" over {figures['real_judged_campaigns']:.0f} titles; slates below the policy minimum: "
-            f"{figures['real_slates_below_minimum_alone']:.0f} of {figures['real_campaigns']:.0f} matched one at a "
-            f"time, {figures['real_slates_below_minimum']:.0f} all at once "
-            f"({figures['real_places_short_of_minimum']:.0f} places short; the minimums ask "
-            f"{figures['real_minimum_places']:.0f} places of "
-            f"{figures['real_capacity_places']:.0f} that capacity allows)"
-        )
+        figures = {}
+        for fixture in REAL_FIXTURES:
+            figures |= real_fixture(embedder, ranker, fixture)
+            print(report_line(figures, fixture.key))
         if not args.quick:
             figures |= history_free_world(embedder, ranker, work, args.seed + 100, args.creators, args.world)
             print(

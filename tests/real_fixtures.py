@@ -1,10 +1,14 @@
 """The real-data fixtures: public product titles and creator profiles, each file's header stating its source and the
-rule its labels follow (tests/fixtures/real_titles.csv, tests/fixtures/real_creators.csv)."""
+rule its labels follow. Two pairs: tests/fixtures/real_creators.csv with real_titles.csv (`FIRST`: Instagram creators
+with coarse tags, electronics and kitchen titles) and real_creators_2.csv with real_titles_2.csv (`SECOND`: Instagram
+creators with fine categories from another dataset, six departments of titles, beauty among them)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +16,12 @@ import pandas as pd
 from matcher.settings import SlatePolicy
 
 __all__ = [
+    "FIRST",
     "FIXTURES",
+    "REAL_FIXTURES",
+    "SECOND",
     "TAG_DEPARTMENT",
+    "RealFixture",
     "campaigns_from_titles",
     "department",
     "held_out",
@@ -43,16 +51,6 @@ def pure_ranking(size: int) -> SlatePolicy:
     )
 
 
-# The relevance rule of real_creators.csv's header: which creator tags belong to which department.
-TAG_DEPARTMENT = {
-    "computers & gadgets": "electronics",
-    "machinery & technologies": "electronics",
-    "photography": "electronics",
-    "science": "electronics",
-    "food & cooking": "kitchen",
-}
-
-
 def read_fixture(name: str) -> pd.DataFrame:
     """A fixture CSV without its `#` header lines."""
     path = FIXTURES / name
@@ -61,50 +59,123 @@ def read_fixture(name: str) -> pd.DataFrame:
     return pd.read_csv(path, skiprows=skip, keep_default_na=False)
 
 
+@dataclass(frozen=True)
+class RealFixture:
+    """One pair of real fixture files and the relevance rule written in their headers.
+
+    Attributes:
+        key: the prefix of the pair's figures in benchmarks (`real`, `real2`).
+        creators_file: the creators CSV under tests/fixtures.
+        titles_file: the titles CSV under tests/fixtures (asin, title, category, price_inr, ...).
+        tag_department: creator tag (lower case) -> the department it is relevant to; other tags relate to none.
+        marketplace: where the titles are listed (their prices are in that marketplace's currency).
+    """
+
+    key: str
+    creators_file: str
+    titles_file: str
+    tag_department: Mapping[str, str]
+    marketplace: str = "IN"
+
+    @property
+    def departments(self) -> frozenset[str]:
+        """The title categories that have relevant creators: only their titles are judged."""
+        return frozenset(self.tag_department.values())
+
+    def creators(self) -> pd.DataFrame:
+        """The creators as the contract's creators table (list columns as lists)."""
+        frame = read_fixture(self.creators_file)
+        return frame.assign(
+            platforms=frame["platforms"].str.split("|"),
+            interest_tags=frame["interest_tags"].str.split("|"),
+            followers=frame["followers"].astype("int64"),
+        )
+
+    def titles(self) -> pd.DataFrame:
+        return read_fixture(self.titles_file)
+
+    def campaigns(self, titles: pd.DataFrame, product_type: str = "auto") -> pd.DataFrame:
+        """One campaign per title, the title as the brief, as a new seller would start."""
+        return pd.DataFrame(
+            {
+                "campaign_id": [f"real-{asin}" for asin in titles["asin"]],
+                "brand": titles["title"].str.split().str[0],
+                "brief": titles["title"],
+                "category": titles["category"],
+                "asins": [[asin] for asin in titles["asin"]],
+                "price": titles["price_inr"].astype(float),
+                "commission_rate": 0.15,
+                "budget": titles["price_inr"].astype(float) * 0.15 * 100,
+                "start_date": dt.date(2026, 12, 1),
+                "end_date": dt.date(2026, 12, 31),
+                "marketplaces": [[self.marketplace]] * len(titles),
+                "product_type": product_type,
+                "in_stock": True,
+            }
+        )
+
+    def department(self, tags: list[str]) -> set[str]:
+        """The departments a creator's tags map to."""
+        keys = (t.strip().lower() for t in tags)
+        return {self.tag_department[k] for k in keys if k in self.tag_department}
+
+
+FIRST = RealFixture(
+    key="real",
+    creators_file="real_creators.csv",
+    titles_file="real_titles.csv",
+    # The relevance rule of real_creators.csv's header: which creator tags belong to which department.
+    tag_department={
+        "computers & gadgets": "electronics",
+        "machinery & technologies": "electronics",
+        "photography": "electronics",
+        "science": "electronics",
+        "food & cooking": "kitchen",
+    },
+)
+SECOND = RealFixture(
+    key="real2",
+    creators_file="real_creators_2.csv",
+    titles_file="real_titles_2.csv",
+    # The relevance rule of real_creators_2.csv's header.
+    tag_department={
+        "beauty": "beauty",
+        "pet": "pets",
+        "fitness": "sports",
+        "food": "grocery",
+        "interior": "home",
+        "family": "baby",
+    },
+)
+REAL_FIXTURES = (FIRST, SECOND)
+
+# The first pair's names, as other modules import them.
+TAG_DEPARTMENT = FIRST.tag_department
+
+
 def real_titles() -> pd.DataFrame:
-    return read_fixture("real_titles.csv")
+    return FIRST.titles()
+
+
+def real_creators() -> pd.DataFrame:
+    """The first pair's creators as the contract's creators table (list columns as lists)."""
+    return FIRST.creators()
+
+
+def campaigns_from_titles(titles: pd.DataFrame, product_type: str = "auto") -> pd.DataFrame:
+    """One campaign per title of the first pair, the title as the brief, as a new seller would start."""
+    return FIRST.campaigns(titles, product_type)
+
+
+def department(tags: list[str]) -> set[str]:
+    """The departments a creator's tags map to under the first pair's rule."""
+    return FIRST.department(tags)
 
 
 def held_out(keys: pd.Series) -> pd.Series:
     """Whether each row is in the held-out half, by a fixed rule that knows nothing of its contents: the parity of
     the SHA-256 of its key (a title's asin). Settings are chosen on the other half, the dev half, only."""
     return keys.map(lambda key: int(hashlib.sha256(str(key).encode()).hexdigest(), 16) % 2 == 1)
-
-
-def real_creators() -> pd.DataFrame:
-    """The creators as the contract's creators table (list columns as lists)."""
-    frame = read_fixture("real_creators.csv")
-    return frame.assign(
-        platforms=frame["platforms"].str.split("|"),
-        interest_tags=frame["interest_tags"].str.split("|"),
-        followers=frame["followers"].astype("int64"),
-    )
-
-
-def campaigns_from_titles(titles: pd.DataFrame, product_type: str = "auto") -> pd.DataFrame:
-    """One campaign per title, the title as the brief, as a new seller would start."""
-    return pd.DataFrame(
-        {
-            "campaign_id": [f"real-{asin}" for asin in titles["asin"]],
-            "brand": titles["title"].str.split().str[0],
-            "brief": titles["title"],
-            "category": titles["category"],
-            "asins": [[asin] for asin in titles["asin"]],
-            "price": titles["price_inr"].astype(float),
-            "commission_rate": 0.15,
-            "budget": titles["price_inr"].astype(float) * 0.15 * 100,
-            "start_date": dt.date(2026, 12, 1),
-            "end_date": dt.date(2026, 12, 31),
-            "marketplaces": [["IN"]] * len(titles),
-            "product_type": product_type,
-            "in_stock": True,
-        }
-    )
-
-
-def department(tags: list[str]) -> set[str]:
-    """The departments a creator's tags map to."""
-    return {TAG_DEPARTMENT[t.strip().lower()] for t in tags if t.strip().lower() in TAG_DEPARTMENT}
 
 
 def topical_precision(ranked: list[str], relevant: set[str], k: int = 10) -> float:
