@@ -1,5 +1,5 @@
-"""Real creators and real product titles with no history (tests/fixtures; sources and the relevance rule in the
-files' headers): slates are full and on topic, and beat raw embedding similarity."""
+"""Real creators and real product titles with no history (tests/fixtures; sources and the relevance rules in the
+files' headers), on both pairs of real files: slates are full and on topic, and beat raw embedding similarity."""
 
 from __future__ import annotations
 
@@ -12,39 +12,35 @@ from features.product_type import UNCERTAIN
 from matcher.api import Matcher, MatchSettings
 from matcher.scoring import interests_relate
 from matcher.slate import SlatePolicy
-from tests.real_fixtures import (
-    campaigns_from_titles,
-    department,
-    pure_ranking,
-    real_creators,
-    real_titles,
-    topical_precision,
-)
+from tests.real_fixtures import FIRST, REAL_FIXTURES, SECOND, pure_ranking, topical_precision
 from training.registry import load_ranker
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def real_run(trained, embedder):
-    titles = real_titles()
-    titles = titles[titles["category"].isin(["electronics", "kitchen"])].iloc[::3].reset_index(drop=True)
-    campaigns = campaigns_from_titles(titles)
-    matcher = Matcher(real_creators(), model=load_ranker(trained.model_uri), embedder=embedder)
-    return matcher, campaigns, matcher.match_many(campaigns)
+@pytest.fixture(scope="module", params=REAL_FIXTURES, ids=lambda fixture: fixture.key)
+def real_run(request, trained, embedder):
+    """Every third title of the departments that have relevant creators, all matched in one run."""
+    fixture = request.param
+    titles = fixture.titles()
+    titles = titles[titles["category"].isin(fixture.departments)].iloc[::3].reset_index(drop=True)
+    campaigns = fixture.campaigns(titles)
+    matcher = Matcher(fixture.creators(), model=load_ranker(trained.model_uri), embedder=embedder)
+    return fixture, matcher, campaigns, matcher.match_many(campaigns)
 
 
 def test_every_campaign_gets_a_slate_and_says_it_rests_on_no_record(real_run):
-    _, campaigns, result = real_run
+    _, _, campaigns, result = real_run
     assert {s.status for s in result.summaries} == {"matched"}
     assert set(result.matches["campaign_id"]) == set(campaigns["campaign_id"])
     assert result.matches["reasons"].str.contains("no record yet").all()
 
 
 def test_every_slate_reaches_the_policy_minimum_though_no_creator_has_a_record(real_run):
-    """71 campaigns share 300 creators, 5 campaigns each at most, and nobody has a record: the unproven limit does
-    not shrink the slates, and capacity goes first where a slate would fall below its minimum."""
-    matcher, _, result = real_run
+    """71 campaigns share 300 creators (72 share 260 in the second pair), 5 campaigns each at most, and nobody has a
+    record: the unproven limit does not shrink the slates, and capacity goes first where a slate would fall below its
+    minimum."""
+    _, matcher, _, result = real_run
     sizes = result.matches.groupby("campaign_id").size()
     policy = matcher.settings.slate
     minimum = {s.campaign_id: policy.minimum_for(s.product_type) for s in result.summaries}
@@ -57,15 +53,31 @@ def test_every_slate_reaches_the_policy_minimum_though_no_creator_has_a_record(r
     assert (result.matches.groupby("creator_id").size() <= policy.capacity).all()
 
 
+# The second pair misses both targets, as measured by benchmarks/real_data.py on all 216 titles before this test was
+# written: slates one at a time 0.111, the pure ranking 0.488, raw similarity 0.681. Each of its creators has one
+# category tag and no bio, so all 30 of a category share one profile text and the near-duplicate rule keeps one of
+# them per slate; and the tags "interior" and "family" stay below the tag-fit cosine for home and baby titles while
+# "pet" and "food" pass it (docs/measurements.md, "Real data"). Strict: a change that meets the targets must say so.
+MISSES_TARGETS = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="second real pair: single-tag profiles are near-duplicates, slates 0.111 vs similarity 0.681",
+)
+
+
+@pytest.mark.parametrize(
+    "real_run", [FIRST, pytest.param(SECOND, marks=MISSES_TARGETS)], indirect=True, ids=lambda fixture: fixture.key
+)
 def test_slates_are_on_topic_and_beat_raw_similarity(real_run, embedder):
-    """Each campaign's slate as if it ran alone: the fixture has 29 on-topic creators for 71 campaigns, so the
-    per-run capacity (5 campaigns a creator) would otherwise decide who is left, not the ranking."""
-    matcher, campaigns, _ = real_run
+    """Each campaign's slate as if it ran alone: the first pair has 29 on-topic creators for 71 campaigns (the second
+    30 per department for 12 campaigns each), so the per-run capacity (5 campaigns a creator) would otherwise decide
+    who is left, not the ranking."""
+    fixture, matcher, campaigns, _ = real_run
     alone = MatchSettings(slate=SlatePolicy(capacity=None))
     result = Matcher(matcher.creators, model=matcher.ranker, index=matcher.index, embedder=embedder, settings=alone)
     result = result.match_many(campaigns)
     creators = matcher.creators
-    departments = creators["interest_tags"].map(department)
+    departments = creators["interest_tags"].map(fixture.department)
     profile, brief = creator_vectors(embedder, creators), campaign_vectors(embedder, campaigns)
     slates, similarity = [], []
     for k, (campaign_id, category) in enumerate(zip(campaigns["campaign_id"], campaigns["category"], strict=True)):
@@ -73,17 +85,20 @@ def test_slates_are_on_topic_and_beat_raw_similarity(real_run, embedder):
         slates.append(topical_precision(result.for_campaign(campaign_id)["creator_id"].tolist(), relevant))
         nearest = creators["creator_id"].to_numpy()[np.argsort(-(profile @ brief[k]), kind="stable")]
         similarity.append(topical_precision(list(nearest), relevant))
-    # benchmarks/real_data.py measured 1.000 for the ranking's first 10 and 0.767 for raw similarity on all 213.
+    # benchmarks/real_data.py measured 1.000 for the ranking's first 10 and 0.767 for raw similarity on the first
+    # pair's 213 judged titles (the second pair's figures are above MISSES_TARGETS).
     assert np.nanmean(slates) >= 0.6
     assert np.nanmean(slates) >= 1.15 * np.mean(similarity)
 
 
+# The first pair only: its titles are where the ranker alone was seen to put the loud creator above related ones.
+@pytest.mark.parametrize("real_run", [FIRST], indirect=True, ids=lambda fixture: fixture.key)
 def test_new_creators_whose_interests_fit_the_brief_come_before_the_others_whatever_their_reach(real_run, embedder):
     """With no record on either side, a creator whose interests relate to the product (a tag at the measured cosine,
     or one the history ties to the category) scores above one whose do not, however many followers the latter has:
     here one with 50 million followers and interests in fishing and motorsport, whom the ranker's scores alone put
     above related creators."""
-    matcher, campaigns, _ = real_run
+    _, matcher, campaigns, _ = real_run
     campaigns = campaigns.iloc[::3].reset_index(drop=True)
     loud = matcher.creators.iloc[[0]].assign(
         creator_id="loud-unrelated",
