@@ -208,7 +208,7 @@ def rules_on_true_scores(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.Da
     rate = scored["campaign_id"].map(campaigns.set_index("campaign_id")["commission_rate"]).to_numpy(float)
     policy = matcher.settings.slate
     chosen, _ = build_slates(
-        scored.assign(score=sales, expected_commission=sales * rate), policy, matcher.scorer.creator_vectors
+        scored.assign(score=sales, expected_commission=sales * rate), policy, matcher.duplicate_evidence
     )
     sizes = chosen.groupby("campaign_id").size()
     best = best_assignment(truth.rename(columns={"expected_sales": "score"}), sizes, policy.capacity)

@@ -11,6 +11,7 @@ __all__ = [
     "campaign_text",
     "creator_text",
     "creator_texts",
+    "has_bio",
     "normalized_tags",
 ]
 
@@ -23,7 +24,12 @@ MAX_PHRASES = 12
 def creator_text(creator_type: str, interest_tags: Sequence[str], bio: str | None = None) -> str:
     """A creator profile: interests first (they carry the match), then the kind of creator, then the bio."""
     text = f"Interests: {', '.join(interest_tags)}. {creator_type.replace('_', ' ')}."
-    return f"{text} {bio.strip()}" if isinstance(bio, str) and bio.strip() else text
+    return f"{text} {bio.strip()}" if has_bio(bio) else text
+
+
+def has_bio(bio: object) -> bool:
+    """Whether a creator's `bio` value holds text the profile carries (not null, not blank)."""
+    return isinstance(bio, str) and bool(bio.strip())
 
 
 def creator_texts(creators) -> Iterator[str]:

@@ -36,9 +36,10 @@ from features.tables import (
     shown_ids,
     valid_rows,
 )
+from features.text import has_bio
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
-from matcher.eligibility import Eligibility, VectorsByRow
+from matcher.eligibility import DuplicateEvidence, Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
 from matcher.index_files import DamagedIndex
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
@@ -344,6 +345,11 @@ class Matcher:
         return [_unreached_line(code, "the lookalike search", "its", alone, stated, share) for code in codes]
 
     @cached_property
+    def duplicate_evidence(self) -> DuplicateEvidence:
+        """The profile vectors the slates' near-duplicate rule reads: a creator without a bio is no one's copy."""
+        return DuplicateEvidence(self.scorer.creator_vectors, self.creators["bio"].map(has_bio).to_numpy(bool))
+
+    @cached_property
     def lookalikes(self) -> LookalikeSpace:
         """What lookalike search reads of every creator, built on first use."""
         return LookalikeSpace(
@@ -519,7 +525,7 @@ class Matcher:
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         show = progress if progress is not None else len(chunks) > 1
         parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show, vectors)
-        chosen, size_reason = assign(parts, self.settings.slate, self.scorer.creator_vectors)
+        chosen, size_reason = assign(parts, self.settings.slate, self.duplicate_evidence)
         matches = matches_table(chosen, active, self.ranker.version)
         scored = candidates_table(parts, matches, self.ranker.version) if with_candidates else None
         return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored, notes)

@@ -42,7 +42,8 @@ class SlatePolicy:
             limit). Creators go where their expected sales are highest across the run, not to whichever
             campaign comes first, once every slate that capacity would leave below its minimum has it.
         duplicate_similarity: a creator whose profile is at least this close (cosine) to one already on the
-            slate is a near-duplicate and is skipped; in (-1, 1], where 1 turns the rule off.
+            slate is a near-duplicate and is skipped; in (-1, 1], where 1 turns the rule off. Only profiles with a
+            bio are compared: without one, two creators alike are alike in interests, not copies.
         funnel_coverage: non-standard slates get the best awareness, consideration and conversion creator
             when one is eligible and worth at least `min_stage_value` of the campaign's best candidate.
         min_stage_value: see `funnel_coverage`.

@@ -138,7 +138,8 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
         scored: one row per eligible candidate pair: campaign_id, creator_id, creator_row (row in `vectors`),
             score, expected_commission, product_type, budget, funnel_stage, hist_campaigns.
         policy: the sizing and composition rules, and which assignment to run.
-        vectors: unit creator profile vectors, by creator_row, for the near-duplicate rule.
+        vectors: unit creator profile vectors, by creator_row, for the near-duplicate rule; zeros for creators
+            without a bio, whom the rule never takes for copies (`Matcher.duplicate_evidence`).
 
     Returns:
         The chosen rows ranked 1..k per campaign by score, and per campaign a sentence on its size and mix (for a

@@ -685,7 +685,7 @@ def test_scored_candidates_are_what_the_slates_were_built_from(creators, campaig
     assert not scored.duplicated(["campaign_id", "creator_id"]).any() and len(scored) > len(result.matches)
     members = result.matches.merge(scored, on=["campaign_id", "creator_id"], how="left", suffixes=("", "_scored"))
     np.testing.assert_allclose(members["score_scored"], members["score"], rtol=1e-12)
-    again, _ = build_slates(scored, matcher.settings.slate, matcher.scorer.creator_vectors)
+    again, _ = build_slates(scored, matcher.settings.slate, matcher.duplicate_evidence)
     key = ["campaign_id", "rank", "creator_id"]
     pd.testing.assert_frame_equal(
         again[key].sort_values(key).reset_index(drop=True), result.matches[key].sort_values(key).reset_index(drop=True)

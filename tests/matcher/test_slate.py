@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,6 +208,20 @@ def test_near_duplicate_creators_do_not_share_a_slate():
     rows = [("c", 0, 10.0, "a"), ("c", 1, 9.0, "a"), ("c", 2, 8.0, "a"), ("c", 3, 7.0, "a")]
     chosen, _ = build_slates(candidates(rows), SlatePolicy(funnel_coverage=False), vectors)
     assert chosen["creator_row"].tolist() == [0, 2, 3]
+
+
+def test_creators_without_a_bio_are_never_near_duplicates_however_alike_their_profiles():
+    """Profiles of tags alone: the same interests, not copies. With a bio each, the same vectors are copies."""
+    from matcher.eligibility import DuplicateEvidence
+
+    vectors = np.repeat(distinct_vectors(1), 4, axis=0)  # four creators with one and the same profile text
+    rows = [("c", r, 10.0 - r, "a") for r in range(4)]
+    policy = SlatePolicy(funnel_coverage=False)
+    for has_bio, expected in ((np.zeros(4, bool), [0, 1, 2, 3]), (np.ones(4, bool), [0])):
+        for assignment in ("exact", "greedy"):
+            rules = replace(policy, assignment=assignment)
+            chosen, _ = build_slates(candidates(rows), rules, DuplicateEvidence(vectors, has_bio))
+            assert chosen["creator_row"].tolist() == expected, (has_bio, assignment)
 
 
 def test_non_standard_slates_span_the_funnel_when_candidates_exist():
