@@ -68,8 +68,9 @@ def real_fixture(embedder: Embedder, ranker, fixture: RealFixture) -> dict[str, 
     sizes = result.matches.groupby("campaign_id").size().reindex(campaigns["campaign_id"]).fillna(0)
     minimum = np.array([policy.minimum_for(s.product_type) for s in result.summaries])
     # Each campaign on its own, as a campaign tool matching one at a time: the same policy with no capacity shared
-    # across the run, which is the only rule that couples campaigns. All 304 at once cannot all reach their minimum:
-    # the minimums add up to more places than 300 creators x 5 campaigns each (the floors then minimise the gap).
+    # across the run, which is the only rule that couples campaigns. All of a pair's titles at once may not all reach
+    # their minimum: the first pair's minimums add up to more places than 300 creators x 5 campaigns each (the
+    # floors then minimise the gap).
     alone = Matcher(
         creators,
         model=ranker,
@@ -111,7 +112,7 @@ def real_fixture(embedder: Embedder, ranker, fixture: RealFixture) -> dict[str, 
         "slate_precision_at_10_alone": float(np.nanmean(alone_p)),
         "similarity_precision_at_10": float(np.mean(similarity_p)),
     }
-    similarity = figures["similarity_precision_at_10"]
+    similarity = figures["similarity_precision_at_10"] or float("nan")  # 0 on a pair where nothing relates
     figures["ranking_to_similarity"] = figures["ranking_precision_at_10"] / similarity
     figures["slate_alone_to_similarity"] = figures["slate_precision_at_10_alone"] / similarity
     evidence = threshold_evidence(embedder, creators, campaigns, fixture)

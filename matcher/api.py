@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import PRODUCT_TYPES, marketplace_hint
+from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV  # noqa: F401  (crash tests' hooks)
 from features.errors import MatcherError
@@ -36,10 +37,9 @@ from features.tables import (
     shown_ids,
     valid_rows,
 )
-from features.text import has_bio
 from matcher.artifacts import check_features, embedder_for, index_for, load_for_matching
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
-from matcher.eligibility import DuplicateEvidence, Eligibility, VectorsByRow
+from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
 from matcher.index_files import DamagedIndex
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
@@ -346,8 +346,8 @@ class Matcher:
 
     @cached_property
     def duplicate_evidence(self) -> DuplicateEvidence:
-        """The profile vectors the slates' near-duplicate rule reads: a creator without a bio is no one's copy."""
-        return DuplicateEvidence(self.scorer.creator_vectors, self.creators["bio"].map(has_bio).to_numpy(bool))
+        """What the slates' near-duplicate rule compares: profile vectors, and which creators hold a bio."""
+        return DuplicateEvidence.of(self.scorer.creator_vectors, self.creators)
 
     @cached_property
     def lookalikes(self) -> LookalikeSpace:

@@ -15,6 +15,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from features.duplicate_evidence import DuplicateEvidence
 from features.threads import blas_threads
 from matcher.programme import Programme, Solution, dearest_spend
 from matcher.settings import SlatePolicy
@@ -29,7 +30,7 @@ def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) ->
     policy = slates.policy
     plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
     exempt = plan["budgeted"].to_numpy(bool)
-    conflicts = near_duplicate_groups(scored, slates.vectors, policy.duplicate_similarity)
+    conflicts = near_duplicate_groups(scored, slates.evidence, policy.duplicate_similarity)
     solution = _solve(scored, plan, policy, exempt, conflicts)
     score = scored["score"].to_numpy(float)
     chosen = solution.chosen
@@ -50,9 +51,10 @@ def budget_rows(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy) -
     return np.isfinite(budget) & (target > plan["minimum"].to_numpy()) & (dearest > budget)
 
 
-def near_duplicate_groups(scored: pd.DataFrame, vectors: np.ndarray, threshold: float) -> np.ndarray:
+def near_duplicate_groups(scored: pd.DataFrame, evidence: DuplicateEvidence, threshold: float) -> np.ndarray:
     """Groups of one campaign's candidates whose profiles are all near-duplicates of each other (cosine at least
-    `threshold`), covering every such pair: `(group, row)` entries, rows of `scored`, ordered by group.
+    `threshold`) and hold a bio (`DuplicateEvidence`), covering every such pair: `(group, row)` entries, rows of
+    `scored`, ordered by group.
 
     At most one member of a group may share a slate. A group's row says what its pairs' rows say in integers, but
     the linear relaxation cannot spread half a place over each of three mutual copies, which keeps branch and bound
@@ -69,8 +71,9 @@ def near_duplicate_groups(scored: pd.DataFrame, vectors: np.ndarray, threshold: 
     with blas_threads(1):  # a few hundred rows: a second thread costs more than it shares
         for first, last in pairwise(bounds):
             members = order[first:last]
-            v = vectors[creator[members]]
-            close = v @ v.T >= threshold
+            rows = creator[members]
+            v, bio = evidence.vectors[rows], evidence.has_bio[rows]
+            close = (v @ v.T >= threshold) & bio[:, None] & bio[None, :]
             np.fill_diagonal(close, False)
             uncovered = close.copy()
             for i in np.flatnonzero(close.any(axis=1)):

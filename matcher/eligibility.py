@@ -10,7 +10,7 @@ import pandas as pd
 from features.contract import CASHBACK_TYPE
 from matcher.candidate_index import CandidateIndex
 
-__all__ = ["DuplicateEvidence", "Eligibility", "VectorsByRow"]
+__all__ = ["Eligibility", "VectorsByRow"]
 
 
 @dataclass(frozen=True)
@@ -91,32 +91,3 @@ class VectorsByRow:
         vectors = np.zeros((len(positions), self.shape[1]), dtype=np.float32)
         vectors[present] = self.index.vectors_at(positions[present])
         return vectors
-
-
-class DuplicateEvidence:
-    """The creators' profile vectors as the near-duplicate rule reads them: a creator without a bio has a zero
-    vector there, close to no one, and is never taken for another's copy.
-
-    Without a bio a profile is its type and interest tags: what a creator posts about, not who follows them. A
-    seller's table that holds a category per creator and nothing else gives every creator of a category the same
-    text, so the rule kept one of them per slate, by profile alone (one real pair of files: 30 creators a category,
-    slates of one creator per category). A bio is what tells two people apart, and two whose whole profiles, bios
-    included, nearly coincide are the copies the rule is for.
-
-    `vectors[rows]` reads as `VectorsByRow`.
-
-    Args:
-        vectors: the creators' profile vectors by table row.
-        has_bio: per table row, whether the creator's profile holds a bio.
-    """
-
-    def __init__(self, vectors: VectorsByRow | np.ndarray, has_bio: np.ndarray) -> None:
-        self.vectors = vectors
-        self.has_bio = np.asarray(has_bio, dtype=bool)
-        self.shape = vectors.shape
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, rows: np.ndarray | int) -> np.ndarray:
-        return self.vectors[rows] * self.has_bio[rows][..., None]

@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from features.duplicate_evidence import DuplicateEvidence
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV
 from features.memory import release_free_memory
 from features.tables import atomic_path
-from matcher.eligibility import DuplicateEvidence
 from matcher.schema import CANDIDATE_COLUMNS, CANDIDATE_SCHEMA
 from matcher.scoring import Scorer
 from matcher.slate import SlatePolicy, build_slates
@@ -109,11 +109,11 @@ def scored_parts(
 
 
 def assign(
-    parts: list[Path | bytes | pd.DataFrame], policy: SlatePolicy, duplicate_vectors: DuplicateEvidence
+    parts: list[Path | bytes | pd.DataFrame], policy: SlatePolicy, duplicate_evidence: DuplicateEvidence
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Builds every slate from the assignment columns of all chunks, then reads back the chosen rows whole.
 
-    `duplicate_vectors` are the profile vectors the near-duplicate rule reads (`Matcher.duplicate_evidence`).
+    `duplicate_evidence` is what the near-duplicate rule compares (`Matcher.duplicate_evidence`).
 
     Returns:
         The chosen scored pairs with their `rank`, and why each campaign's slate has its size.
@@ -121,7 +121,7 @@ def assign(
     batch = _slate_columns(parts)
     if batch.empty:
         return pd.DataFrame(), {}
-    chosen, size_reason = build_slates(batch, policy, duplicate_vectors)
+    chosen, size_reason = build_slates(batch, policy, duplicate_evidence)
     del batch  # the chosen rows carry their part and position: the rest is not read again
     groups = [(0, chosen)] if len(parts) == 1 else chosen.groupby("_part", sort=True)
     whole = [

@@ -195,33 +195,30 @@ def _deaths(processes: list) -> str:
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
     ended otherwise; all of them when each ended by SIGTERM.
     """
-    codes = {process.pid: _exit_code(process) for process in processes}
+    deadline = time.monotonic() + 2.0
+    codes = {process.pid: _exit_code(process, deadline) for process in processes}
     ended = [(pid, code) for pid, code in codes.items() if code is not None]
     first = [(pid, code) for pid, code in ended if code != -signal.SIGTERM] or ended
     return "; ".join(f"pid {pid}, {_exit_status(code)}" for pid, code in first) or "exit unknown"
 
 
-def _exit_code(process, patience: float = 5.0) -> int | None:
-    """A pool worker's exit code (negative: the signal), None while it runs.
+def _exit_code(process, deadline: float) -> int | None:
+    """A pool worker's exit code (negative: the signal); None while it runs, or if it is not known by `deadline`.
 
-    Ended is read from its sentinel, not /proc, whose state can read "R" for a moment after the pipe closed. The
-    status is peeked at (WNOWAIT), never collected here: the pool's own thread reaps its workers and stores the code
-    on the same process object, and a wait of ours that lost that race came back empty ("exit unknown" in the log
-    of a worker killed by SIGKILL).
+    Ended is read from its sentinel, not /proc, whose state can read "running" for a moment after the pipe closed.
+    The code is read from the process object, which collects it or finds it stored by the pool's own thread: that
+    thread reaps its workers too, and a read in the moment between its wait and its store comes back empty ("exit
+    unknown" in the log of a worker killed by SIGKILL), so it is read again until `deadline`. A log line never stops
+    the pool's renewal: a process object closed meanwhile is an unknown exit.
     """
-    if not wait([process.sentinel], timeout=0):
+    try:
+        if not wait([process.sentinel], timeout=0):
+            return None
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return process.exitcode
+    except ValueError:  # closed
         return None
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        if process.exitcode is not None:
-            return process.exitcode
-        with contextlib.suppress(ChildProcessError):
-            status = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-            if status is not None:
-                killed = status.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
-                return -status.si_status if killed else status.si_status
-        time.sleep(0.01)
-    return None
 
 
 def _exit_status(code: int) -> str:

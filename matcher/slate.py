@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.duplicate_evidence import DuplicateEvidence
 from features.product_type import UNCERTAIN
 from matcher.assignment import assign_exact, best_assignment
 from matcher.greedy import assign_greedy
@@ -131,15 +132,17 @@ def _plan_in_order(s: pd.DataFrame, policy: SlatePolicy) -> pd.DataFrame:
     return pd.DataFrame(plan, index=pd.Index(ids, name="campaign_id"))
 
 
-def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray) -> tuple[pd.DataFrame, dict[str, str]]:
+def build_slates(
+    scored: pd.DataFrame, policy: SlatePolicy, evidence: DuplicateEvidence | np.ndarray
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """Picks every campaign's slate from the batch's scored candidates, all campaigns at once.
 
     Args:
-        scored: one row per eligible candidate pair: campaign_id, creator_id, creator_row (row in `vectors`),
+        scored: one row per eligible candidate pair: campaign_id, creator_id, creator_row (row in `evidence`),
             score, expected_commission, product_type, budget, funnel_stage, hist_campaigns.
         policy: the sizing and composition rules, and which assignment to run.
-        vectors: unit creator profile vectors, by creator_row, for the near-duplicate rule; zeros for creators
-            without a bio, whom the rule never takes for copies (`Matcher.duplicate_evidence`).
+        evidence: what the near-duplicate rule compares, by creator_row: profile vectors and which creators hold
+            a bio (`Matcher.duplicate_evidence`); bare vectors are compared all (`DuplicateEvidence.of_vectors`).
 
     Returns:
         The chosen rows ranked 1..k per campaign by score, and per campaign a sentence on its size and mix (for a
@@ -155,7 +158,9 @@ def build_slates(scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray)
     if scored.empty:
         return scored.assign(rank=pd.Series(dtype="int64")), {}
     plan = _plan_in_order(scored, policy)
-    slates = SlateBook(scored, policy, vectors, plan)
+    if not isinstance(evidence, DuplicateEvidence):
+        evidence = DuplicateEvidence.of_vectors(evidence)
+    slates = SlateBook(scored, policy, evidence, plan)
     if policy.assignment == "greedy":
         assign_greedy(scored, slates)
     else:
@@ -269,12 +274,12 @@ def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -
     return total - sum(2.0 * plan.at[c, "best"] for c, _ in missing)
 
 
-def default_slates(scored: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+def default_slates(scored: pd.DataFrame, evidence: DuplicateEvidence) -> pd.DataFrame:
     """The default policy's slates: what `training.train` reviews on held-out campaigns as `slate_builder`.
 
     Training may not import the matcher, so whoever calls it (the `train` command, the demo) passes this in.
     """
-    return build_slates(scored, SlatePolicy(), vectors)[0]
+    return build_slates(scored, SlatePolicy(), evidence)[0]
 
 
 def _campaigns(capacity: int | None) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import COVERED_STAGES
+from features.duplicate_evidence import DuplicateEvidence
 from matcher.settings import SlatePolicy
 
 __all__ = ["FUNNEL", "SlateBook", "campaign_order"]
@@ -24,9 +25,11 @@ def campaign_order(scored: pd.DataFrame) -> np.ndarray:
 class SlateBook:
     """The batch's slates: members, spend and load per creator, and why a campaign stopped growing."""
 
-    def __init__(self, scored: pd.DataFrame, policy: SlatePolicy, vectors: np.ndarray, plan: pd.DataFrame) -> None:
+    def __init__(
+        self, scored: pd.DataFrame, policy: SlatePolicy, evidence: DuplicateEvidence, plan: pd.DataFrame
+    ) -> None:
         self.policy = policy
-        self.vectors = vectors
+        self.evidence = evidence
         # Each row's campaign id, one string object per campaign (not one per row: 1.85M rows' own copies took
         # 0.1 GiB in the 1M benchmark's assignment).
         codes, ids = pd.factorize(scored["campaign_id"])
@@ -86,11 +89,15 @@ class SlateBook:
             return "budget"
         if self.standard[c] and not self.proven[i] and self.unproven[c] >= self.max_unproven[c]:
             return "unproven"
-        if members and p.duplicate_similarity < 1:
+        if members and p.duplicate_similarity < 1 and self.evidence.has_bio[self.creator[i]]:
             if c not in self._member_vectors:
-                self._member_vectors[c] = self.vectors[self.creator[members]]
-            closest = float(np.max(self._member_vectors[c] @ self.vectors[self.creator[i]]))
-            if closest >= p.duplicate_similarity:
+                rows = self.creator[members]
+                self._member_vectors[c] = self.evidence.vectors[rows[self.evidence.has_bio[rows]]]
+            compared = self._member_vectors[c]
+            if (
+                len(compared)
+                and float(np.max(compared @ self.evidence.vectors[self.creator[i]])) >= p.duplicate_similarity
+            ):
                 return "duplicate"
         return None
 

@@ -20,10 +20,8 @@ __all__ = [
     "FIXTURES",
     "REAL_FIXTURES",
     "SECOND",
-    "TAG_DEPARTMENT",
     "RealFixture",
     "campaigns_from_titles",
-    "department",
     "held_out",
     "pure_ranking",
     "read_fixture",
@@ -149,8 +147,7 @@ SECOND = RealFixture(
 )
 REAL_FIXTURES = (FIRST, SECOND)
 
-# The first pair's names, as other modules import them.
-TAG_DEPARTMENT = FIRST.tag_department
+# The first pair's loaders, which the product-type test and benchmark read.
 
 
 def real_titles() -> pd.DataFrame:
@@ -165,11 +162,6 @@ def real_creators() -> pd.DataFrame:
 def campaigns_from_titles(titles: pd.DataFrame, product_type: str = "auto") -> pd.DataFrame:
     """One campaign per title of the first pair, the title as the brief, as a new seller would start."""
     return FIRST.campaigns(titles, product_type)
-
-
-def department(tags: list[str]) -> set[str]:
-    """The departments a creator's tags map to under the first pair's rule."""
-    return FIRST.department(tags)
 
 
 def held_out(keys: pd.Series) -> pd.Series:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import COVERED_STAGES, FUNNEL_STAGE
+from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, creator_vectors
 from features.pairwise import FEATURES
 from training.evaluate import expected_sales, ndcg_by_campaign
@@ -30,9 +31,9 @@ __all__ = [
     "slate_metrics",
 ]
 
-# Builds slates from scored candidates and unit creator vectors (rows indexed by `creator_row`) and returns
-# the chosen rows: `matcher.slate.default_slates`, passed in because training may not import matcher.
-SlateBuilder = Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]
+# Builds slates from scored candidates and what the near-duplicate rule compares (rows indexed by `creator_row`)
+# and returns the chosen rows: `matcher.slate.default_slates`, passed in because training may not import matcher.
+SlateBuilder = Callable[[pd.DataFrame, DuplicateEvidence], pd.DataFrame]
 # The baseline slates are compared with when there is no champion: the sellers' own hand pick.
 SLATE_BASELINE = "tags_then_followers"
 
@@ -138,8 +139,8 @@ def plot_importance(ranker, pairs: pd.DataFrame, price: np.ndarray, path: Path, 
 
 def slate_candidates(
     pairs: pd.DataFrame, creators: pd.DataFrame, embedder: Embedder
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Held-out pairs as a slate builder's candidates, still unscored, and their creators' unit profile vectors.
+) -> tuple[pd.DataFrame, DuplicateEvidence]:
+    """Held-out pairs as a slate builder's candidates, still unscored, and what its near-duplicate rule compares.
 
     Args:
         pairs: held-out pairs with FEATURES, `sales` and each campaign's `budget`.
@@ -147,8 +148,9 @@ def slate_candidates(
         embedder: embeds profiles for the builder's near-duplicate rule (cached vectors are reused).
 
     Returns:
-        One row per pair with campaign_id, creator_id, creator_row (row in the vectors), product_type, budget,
-        commission_rate, funnel_stage, hist_campaigns and realized sales; and the vectors.
+        One row per pair with campaign_id, creator_id, creator_row (row in the evidence), product_type, budget,
+        commission_rate, funnel_stage, hist_campaigns and realized sales; and the creators' profile vectors with
+        which of them hold a bio (`features.duplicate_evidence.DuplicateEvidence`).
     """
     used = pd.unique(pairs["creator_id"])
     profiles = creators.drop_duplicates("creator_id").set_index("creator_id").loc[used].reset_index()
@@ -167,11 +169,15 @@ def slate_candidates(
             "sales": pairs["sales"].to_numpy(float),
         }
     )
-    return candidates, creator_vectors(embedder, profiles)
+    return candidates, DuplicateEvidence.of(creator_vectors(embedder, profiles), profiles)
 
 
 def slate_members(
-    build: SlateBuilder, candidates: pd.DataFrame, vectors: np.ndarray, score: np.ndarray, expected_sales: np.ndarray
+    build: SlateBuilder,
+    candidates: pd.DataFrame,
+    evidence: DuplicateEvidence,
+    score: np.ndarray,
+    expected_sales: np.ndarray,
 ) -> pd.DataFrame:
     """The candidate rows `build` puts on a slate when pairs are ranked by `score`.
 
@@ -181,7 +187,7 @@ def slate_members(
     scored = candidates.assign(
         score=score, expected_commission=expected_sales * candidates["commission_rate"].to_numpy(float)
     )
-    chosen = build(scored, vectors)
+    chosen = build(scored, evidence)
     keys = pd.MultiIndex.from_frame(candidates[["campaign_id", "creator_id"]])
     return candidates[keys.isin(pd.MultiIndex.from_frame(chosen[["campaign_id", "creator_id"]]))]
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
 from features.tables import InputError, Reject
@@ -375,7 +376,7 @@ def _log_slates(
     held_out: CreatorRanker,
     test_pairs: pd.DataFrame,
     candidates: pd.DataFrame,
-    vectors: np.ndarray,
+    evidence: DuplicateEvidence,
     champion: str | None,
     champion_ranker: CreatorRanker | None,
     champion_pairs: pd.DataFrame,
@@ -386,18 +387,18 @@ def _log_slates(
     import mlflow
 
     sales = expected_sales(held_out.predict(test_pairs), test_pairs["price"].to_numpy())
-    ours = slate_members(build, candidates, vectors, sales, sales)
+    ours = slate_members(build, candidates, evidence, sales, sales)
     # Ranks keep the baseline's order with positive scores (the builder drops scores <= 0).
     hand_pick = pd.Series(BASELINES[SLATE_BASELINE](test_pairs)).rank(method="first").to_numpy()
-    theirs = slate_members(build, candidates, vectors, hand_pick, sales)
+    theirs = slate_members(build, candidates, evidence, hand_pick, sales)
     found = slate_metrics(ours, candidates) | slate_metrics(theirs, candidates, f"baseline_{SLATE_BASELINE}_")
     path = tmp / "slates_vs_champion.png"
     if champion_ranker is not None:
         fair = test_pairs.index.isin(champion_pairs.index)  # `unseen_by` keeps the held-out row labels
         judged = candidates[fair].reset_index(drop=True)
         rival = expected_sales(champion_ranker.predict(champion_pairs), champion_pairs["price"].to_numpy())
-        mine = slate_members(build, judged, vectors, sales[fair], sales[fair])
-        champions = slate_members(build, judged, vectors, rival, rival)
+        mine = slate_members(build, judged, evidence, sales[fair], sales[fair])
+        champions = slate_members(build, judged, evidence, rival, rival)
         found |= slate_metrics(mine, judged, "versus_champion_") | slate_metrics(champions, judged, "champion_")
         n = judged["campaign_id"].nunique()
         against = f"champion version {champion}'s on the {n} held-out campaigns it never trained on"

@@ -746,3 +746,40 @@ def test_each_package_carries_the_typed_marker_and_the_wheel_ships_it(package):
     root = Path(__file__).resolve().parents[2]
     config = tomllib.loads((root / "pyproject.toml").read_text())
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["*"]
+
+
+@pytest.mark.parametrize("bio", [None, "", "   ", "no bio column", "Skincare routines and makeup tutorials."])
+def test_creators_alike_in_tags_share_a_slate_unless_their_bios_make_them_copies(
+    creators, campaigns, ranker, embedder, bio
+):
+    """Six creators with the same interests and no bio (null, blank, or a table without the column) are alike in
+    interests, not copies: all six make a skincare slate of six. Given the same bio, their whole profiles coincide
+    and the near-duplicate rule keeps one of them; creators whose interests do not relate fill the rest."""
+    beauty = [f"skin-{k}" for k in range(6)]
+    table = creators.head(12).assign(
+        creator_id=beauty + [f"angler-{k}" for k in range(6)],
+        creator_type="social_creator",
+        interest_tags=[["skincare", "makeup"]] * 6 + [["fishing", "boats"]] * 6,
+        bio=[None if bio == "no bio column" else bio] * 6 + [None] * 6,
+        followers=[100_000 - 1_000 * k for k in range(12)],
+        audience_marketplaces=None,
+        accepts_campaigns=True,
+        disclosure_violations=0,
+    )
+    if bio == "no bio column":
+        table = table.drop(columns=["bio", "row"])
+    campaign = campaigns.iloc[[0]].assign(
+        brief="A hydrating face serum with hyaluronic acid for a daily skincare routine",
+        category="beauty",
+        product_type="non_standard",
+        marketplaces=[["US"]],
+        budget=1e9,
+        in_stock=True,
+    )
+    slate = SlatePolicy(standard_size=6, non_standard_size=6, min_non_standard_size=6, capacity=None)
+    settings = MatchSettings(slate=slate)
+    matcher = Matcher(table, model=ranker, embedder=embedder, settings=settings)
+    chosen = set(matcher.match_many(campaign).matches["creator_id"])
+    assert len(chosen) == 6
+    same_bio = isinstance(bio, str) and bio.strip() and bio != "no bio column"
+    assert len(chosen & set(beauty)) == (1 if same_bio else 6), sorted(chosen)

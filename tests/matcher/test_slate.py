@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.duplicate_evidence import DuplicateEvidence
 from matcher.slate import SlatePolicy, best_assignment, build_slates, objective
 
 STAGES = {"a": "awareness", "r": "consideration", "d": "conversion"}
@@ -210,18 +209,17 @@ def test_near_duplicate_creators_do_not_share_a_slate():
     assert chosen["creator_row"].tolist() == [0, 2, 3]
 
 
-def test_creators_without_a_bio_are_never_near_duplicates_however_alike_their_profiles():
-    """Profiles of tags alone: the same interests, not copies. With a bio each, the same vectors are copies."""
-    from matcher.eligibility import DuplicateEvidence
-
+@pytest.mark.parametrize("threshold", [0.95, 0.0])
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_creators_without_a_bio_are_never_near_duplicates_however_alike_their_profiles(assignment, threshold):
+    """Profiles of tags alone: the same interests, not copies. With a bio each, the same vectors are copies; one
+    creator with a bio and one without are not, at any threshold."""
     vectors = np.repeat(distinct_vectors(1), 4, axis=0)  # four creators with one and the same profile text
     rows = [("c", r, 10.0 - r, "a") for r in range(4)]
-    policy = SlatePolicy(funnel_coverage=False)
-    for has_bio, expected in ((np.zeros(4, bool), [0, 1, 2, 3]), (np.ones(4, bool), [0])):
-        for assignment in ("exact", "greedy"):
-            rules = replace(policy, assignment=assignment)
-            chosen, _ = build_slates(candidates(rows), rules, DuplicateEvidence(vectors, has_bio))
-            assert chosen["creator_row"].tolist() == expected, (has_bio, assignment)
+    policy = SlatePolicy(funnel_coverage=False, assignment=assignment, duplicate_similarity=threshold)
+    for has_bio, expected in (([0, 0, 0, 0], [0, 1, 2, 3]), ([1, 1, 1, 1], [0]), ([1, 0, 1, 0], [0, 1, 3])):
+        chosen, _ = build_slates(candidates(rows), policy, DuplicateEvidence(vectors, np.array(has_bio, bool)))
+        assert chosen["creator_row"].tolist() == expected, has_bio
 
 
 def test_non_standard_slates_span_the_funnel_when_candidates_exist():
@@ -768,11 +766,14 @@ def test_near_duplicate_groups_cover_every_close_pair_and_hold_only_mutual_copie
     frame = candidates(rows)
     threshold = 0.95
 
-    entries = near_duplicate_groups(frame, vectors, threshold)
+    has_bio = rng.random(40) < 0.7  # the rest are no one's copies, however close their vectors
 
-    v = vectors[frame["creator_row"].to_numpy()]
+    entries = near_duplicate_groups(frame, DuplicateEvidence(vectors, has_bio), threshold)
+
+    v, bio = vectors[frame["creator_row"].to_numpy()], has_bio[frame["creator_row"].to_numpy()]
     same = frame["campaign_id"].to_numpy()[:, None] == frame["campaign_id"].to_numpy()[None, :]
-    close = np.triu(same & (v @ v.T >= threshold), k=1)
+    close = np.triu(same & (v @ v.T >= threshold) & bio[:, None] & bio[None, :], k=1)
+    assert (np.triu(same & (v @ v.T >= threshold), k=1) & ~close).any()  # close vectors without a bio are in the draw
     covered = np.zeros_like(close)
     for _, members in pd.DataFrame(entries, columns=["group", "row"]).groupby("group")["row"]:
         members = np.sort(members.to_numpy())
@@ -801,7 +802,7 @@ def test_column_generation_from_the_last_basis_reaches_the_whole_programme_optim
     scored = frame.iloc[campaign_order(frame)].reset_index(drop=True)
     plan = plan_sizes(scored, policy)
     plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
-    conflicts = near_duplicate_groups(scored, vectors, policy.duplicate_similarity)
+    conflicts = near_duplicate_groups(scored, DuplicateEvidence.of_vectors(vectors), policy.duplicate_similarity)
     every = np.arange(len(scored))
     programme = Programme(scored, plan, policy, every, conflicts)
     first_two = scored.groupby("campaign_id").cumcount().to_numpy() < 2
