@@ -64,7 +64,7 @@ def reason(
     elif related_by_history:
         parts = [
             "interests not close to the brief in meaning, but creators who share them took part in this "
-            "category's past campaigns more often than chance explains"
+            "category's past campaigns more often than chance would give"
         ]
     else:
         parts = ["interests not clearly related to the brief"]

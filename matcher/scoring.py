@@ -43,8 +43,8 @@ def interests_relate(features: pd.DataFrame) -> np.ndarray:
     """Per pair, whether the creator's interests relate to the campaign: a tag fits the brief or its category by
     meaning (`fitting_tags`: cosine at least TAG_FIT_THRESHOLD, which reasons also use), or the seller's history
     shows that creators with one of its tags take part in the category's campaigns more often than chance
-    (`tag_participation_floor` above 1: more rows than chance would reach once in 20; a tag the history never saw
-    is no evidence), or the creator is not a content creator
+    (`tag_participation_floor` above 1: more rows than chance gives, at the count's median lower bound; a tag the
+    history never saw is no evidence), or the creator is not a content creator
     (deal, coupon, cashback and loyalty sites sell across categories)."""
     by_meaning, by_history = _relation(features)
     return by_meaning | by_history | (features["content_creator"].to_numpy() == 0)

@@ -363,22 +363,24 @@ def test_participation_lift_is_high_for_a_category_s_own_tags_and_neutral_for_ge
 
 
 def test_history_relates_a_tag_to_a_category_only_beyond_what_chance_gives():
-    """A tag in 4 of a category's rows where chance gives 3.5 has a participation lift above 1 after shrinkage,
-    but chance reaches 4 rows often: only a count that chance would rarely reach relates it (the floor)."""
+    """A tag in 3 of a category's rows where chance gives about 3.5 is at chance and relates nothing; one in 6 is
+    above it and relates, as a category's own tags do. A tag the history never saw is no evidence."""
     from features.affinity import TagCategoryAffinity
 
     rows, tags = affinity_rows()
-    few = pd.DataFrame({"category": ["beauty"] * 4 + ["home"] * 3, "impressions": 2000, "clicks": 100, "orders": 5})
+    few = pd.DataFrame(
+        {"category": ["beauty"] * 3 + ["home"] * 4 + ["beauty"] * 6 + ["home"], "impressions": 2000, "clicks": 100}
+    ).assign(orders=5)
     rows = pd.concat([rows, few], ignore_index=True)
-    tags = pd.concat([tags, pd.Series([["lifestyle"]] * 7)], ignore_index=True)
+    tags = pd.concat([tags, pd.Series([["lifestyle"]] * 7 + [["glam"]] * 7)], ignore_index=True)
     affinity = TagCategoryAffinity().fit(rows, tags, CategoryPriors().fit(rows))
     out = affinity.transform(
-        pd.Series([["lifestyle"], ["skincare"], ["deals"], ["never seen"]]), pd.Series(["beauty"] * 4)
+        pd.Series([["lifestyle"], ["glam"], ["skincare"], ["deals"], ["never seen"]]), pd.Series(["beauty"] * 5)
     )
-    lifestyle, own, generic, unknown = out["tag_participation_floor"].to_numpy()
-    assert out["tag_participation"].iloc[0] > 1.0
+    lifestyle, glam, own, generic, unknown = out["tag_participation_floor"].to_numpy()
+    assert out["tag_participation"].iloc[0] == pytest.approx(1.0, abs=0.1)
     assert lifestyle < 1.0 and generic < 1.0 and unknown == 0.0
-    assert own > 1.0
+    assert glam > 1.0 and own > 1.0
 
 
 def test_coded_tag_lists_give_the_affinities_of_the_lists_they_code_in_any_row_order():
