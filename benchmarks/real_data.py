@@ -87,10 +87,10 @@ def real_fixture(embedder: Embedder, ranker, fixture: RealFixture) -> dict[str, 
     creators = matcher.creators  # validated, in the same order
     vectors = creator_vectors(embedder, creators)
     brief_vectors = campaign_vectors(embedder, campaigns)  # as the index's similarity channel sees them
-    departments = creators["interest_tags"].map(fixture.department)
+    relevant_to = fixture.relevant(creators)
     model_p, similarity_p, slate_p, alone_p = [], [], [], []
     for k, (campaign_id, category) in enumerate(zip(campaigns["campaign_id"], campaigns["category"], strict=True)):
-        relevant = set(creators["creator_id"][departments.map(lambda d, c=category: c in d)])
+        relevant = relevant_to.get(category, set())
         if not relevant:
             continue
         model_p.append(topical_precision(ranking.for_campaign(campaign_id)["creator_id"].tolist(), relevant))

@@ -117,6 +117,11 @@ class RealFixture:
         keys = (t.strip().lower() for t in tags)
         return {self.tag_department[k] for k in keys if k in self.tag_department}
 
+    def relevant(self, creators: pd.DataFrame) -> dict[str, set[str]]:
+        """Per department, the ids of the `creators` relevant to its titles under the pair's rule."""
+        departments = creators["interest_tags"].map(self.department)
+        return {d: set(creators["creator_id"][departments.map(lambda own, d=d: d in own)]) for d in self.departments}
+
 
 FIRST = RealFixture(
     key="real",

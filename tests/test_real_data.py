@@ -78,11 +78,11 @@ def test_slates_are_on_topic_and_beat_raw_similarity(real_run, embedder):
     result = Matcher(matcher.creators, model=matcher.ranker, index=matcher.index, embedder=embedder, settings=alone)
     result = result.match_many(campaigns)
     creators = matcher.creators
-    departments = creators["interest_tags"].map(fixture.department)
+    relevant_to = fixture.relevant(creators)
     profile, brief = creator_vectors(embedder, creators), campaign_vectors(embedder, campaigns)
     slates, similarity = [], []
     for k, (campaign_id, category) in enumerate(zip(campaigns["campaign_id"], campaigns["category"], strict=True)):
-        relevant = set(creators["creator_id"][departments.map(lambda d, c=category: c in d)])
+        relevant = relevant_to[category]
         slates.append(topical_precision(result.for_campaign(campaign_id)["creator_id"].tolist(), relevant))
         nearest = creators["creator_id"].to_numpy()[np.argsort(-(profile @ brief[k]), kind="stable")]
         similarity.append(topical_precision(list(nearest), relevant))
