@@ -73,9 +73,11 @@ from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share, oracle_totals, true_sales
 from matcher.slate import SlatePolicy, best_assignment, build_slates
-from simulation import WORLDS, write_world
+from simulation import WORLDS, AltConfig, SimulationConfig, World, write_world
+from simulation.world import realize
 from training.dataset import build_training_data, read_training_tables
 from training.evaluate import BASELINES
+from training.forecast_interval import FORECAST_COVERAGE
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import LoadedRanker, load_ranker
 from training.selection import DEFAULT_SELECTION_POWER, row_weights
@@ -102,6 +104,8 @@ AMAZON_DEPARTMENTS = {
     "grocery": "Grocery & Gourmet Food",
 }
 CATEGORY_NAMES = {"contract": None, "amazon": AMAZON_DEPARTMENTS}
+# Each generator's settings, for drawing the outcomes of the slates it did not simulate.
+CONFIGS = {"main": SimulationConfig, "alt": AltConfig}
 
 
 def baseline_slates(
@@ -291,7 +295,40 @@ def run_seed(
     auto = [s for s in default.summaries if s.product_type_reason != "declared by the seller"]
     row["product_type_accuracy"] = float(np.mean([s.product_type == kinds[s.campaign_id] for s in auto]))
     row["ndcg_at_10"] = result.metrics.get("ndcg_at_10", float("nan"))
+    config = CONFIGS[world](n_creators=n_creators, n_campaigns=n_campaigns, seed=seed, **knobs)
+    row |= orders_range_coverage(default, simulated, config, seed)
+    row["orders_range_held_out_coverage"] = result.metrics.get("forecast_left_out_coverage", float("nan"))
     return row
+
+
+def orders_range_coverage(result, simulated: World, config, seed: int) -> dict[str, float]:
+    """How often the summaries' range of a slate's orders holds what the slate then sells: each slate's creators'
+    outcomes drawn as the world draws its performance rows (`simulation.world.realize`, from the true expectations,
+    every creator taking part), against the range the summary gave."""
+    matches = result.matches
+    truth = simulated.truth.set_index(["campaign_id", "creator_id"])
+    keys = pd.MultiIndex.from_frame(matches[["campaign_id", "creator_id"]])
+    # A pair the truth does not hold sells nothing, as `true_sales` counts it.
+    pairs = (
+        truth.reindex(keys)[["expected_impressions", "ctr", "cvr"]].fillna(0.0).reset_index()
+        if len(matches)
+        else pd.DataFrame(columns=["campaign_id", "creator_id", "expected_impressions", "ctr", "cvr"])
+    )
+    campaigns = simulated.new_campaigns.reset_index(drop=True)
+    position = pd.Index(campaigns["campaign_id"]).get_indexer(pairs["campaign_id"])
+    draws = np.random.default_rng(seed + 10_000)
+    performance, _, _ = realize(config, draws, campaigns, simulated.creators, pairs, position)
+    sold = performance.groupby("campaign_id")["orders"].sum()
+    summaries = [s for s in result.summaries if s.slate_size > 0]
+    low = np.array([s.expected_orders_low for s in summaries])
+    high = np.array([s.expected_orders_high for s in summaries])
+    actual = sold.reindex([s.campaign_id for s in summaries]).fillna(0).to_numpy(float)
+    expected = np.array([s.expected_orders for s in summaries])
+    return {
+        "orders_range_coverage": float(np.mean((actual >= low) & (actual <= high))) if summaries else float("nan"),
+        "orders_below_range": float(np.mean(actual < low)) if summaries else float("nan"),
+        "orders_sold_over_expected": float(actual.sum() / expected.sum()) if summaries else float("nan"),
+    }
 
 
 def parse_value(text: str) -> float | int:
@@ -366,7 +403,11 @@ def main() -> None:
                     f"capacity cost {row['capacity_cost']:.1%} | slate size by true type: standard "
                     f"{row['size_standard']:.1f}, non-standard {row['size_non_standard']:.1f} | non-standard "
                     f"slates with all 3 funnel stages {row['non_standard_all_stages']:.0%} | product type "
-                    f"accuracy {row['product_type_accuracy']:.1%} | held-out NDCG@10 {row['ndcg_at_10']:.3f} "
+                    f"accuracy {row['product_type_accuracy']:.1%} | held-out NDCG@10 {row['ndcg_at_10']:.3f} | "
+                    f"orders within the slates' {FORECAST_COVERAGE:.0%} range {row['orders_range_coverage']:.0%} "
+                    f"(below it {row['orders_below_range']:.0%}; sold / expected "
+                    f"{row['orders_sold_over_expected']:.2f}; held-out campaigns "
+                    f"{row['orders_range_held_out_coverage']:.0%}) "
                     f"({time.perf_counter() - started:.0f}s)",
                     flush=True,
                 )
@@ -383,7 +424,8 @@ def main() -> None:
                 f"{mean['rules_on_true_scores']:.3f}); default policy {mean['model_default_policy']:.3f} of "
                 f"the oracle; model / tags_then_followers {ratio:.2f}x (target >= 2); product type accuracy "
                 f"{mean['product_type_accuracy']:.1%} (target >= 85%); slate size standard "
-                f"{mean['size_standard']:.1f} vs non-standard {mean['size_non_standard']:.1f}\n",
+                f"{mean['size_standard']:.1f} vs non-standard {mean['size_non_standard']:.1f}; orders within the "
+                f"slates' {FORECAST_COVERAGE:.0%} range {mean['orders_range_coverage']:.0%}\n",
                 flush=True,
             )
             figures[label] = {

@@ -528,7 +528,8 @@ class Matcher:
         chosen, size_reason = assign(parts, self.settings.slate, self.duplicate_evidence)
         matches = matches_table(chosen, active, self.ranker.version)
         scored = candidates_table(parts, matches, self.ranker.version) if with_candidates else None
-        return MatchResult(matches, summaries(campaigns, matches, size_reason), list(table.rejects), scored, notes)
+        summary = summaries(campaigns, matches, size_reason, self.ranker.model.orders_interval)
+        return MatchResult(matches, summary, list(table.rejects), scored, notes)
 
 
 def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool = False) -> MatchResult:

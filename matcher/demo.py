@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from matcher.batch import write_matches
 from matcher.candidate_index import CandidateIndex
 from matcher.slate import default_slates
 from simulation.world import simulate, write_world
+from training.forecast_interval import FORECAST_COVERAGE
 from training.registry import configure_tracking, create_store, load_ranker
 from training.train import summarize, train
 
@@ -49,8 +51,10 @@ def format_slates(
             lines.append(f"  no slate: {s.status}")
             continue
         lines.append(
-            f"  slate of {s.size_reason}\n  if every creator takes part: {s.expected_orders:.0f} orders, "
-            f"commission {s.expected_commission:,.0f} (budget {s.budget:,.0f}; pay-per-sale never spends past it)"
+            f"  slate of {s.size_reason}\n  if every creator takes part: {s.expected_orders:.0f} orders"
+            f"{_range(s.expected_orders_low, s.expected_orders_high, '.0f')}, commission {s.expected_commission:,.0f}"
+            f"{_range(s.expected_commission_low, s.expected_commission_high, ',.0f')} (budget {s.budget:,.0f}; "
+            "pay-per-sale never spends past it)"
         )
         for row in matches[matches["campaign_id"] == s.campaign_id].head(top).itertuples(index=False):
             lines.append(
@@ -60,6 +64,13 @@ def format_slates(
             )
             lines.append(f"      {row.reasons}")
     return "\n".join(lines)
+
+
+def _range(low: float, high: float, spec: str) -> str:
+    """` (80% range a to b)`, or nothing where the model gives no range."""
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    return f" ({FORECAST_COVERAGE:.0%} range {low:{spec}} to {high:{spec}})"
 
 
 def run_demo(out: str | Path, n_creators: int = 600, n_campaigns: int = 120, seed: int = 7) -> None:

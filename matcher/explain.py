@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.similarity import TAG_FIT_THRESHOLD
 from matcher.schema import MATCH_COLUMNS, CampaignSummary, empty_matches
+from training.forecast_interval import OrdersInterval
 
 __all__ = ["matches_table", "reason", "summaries"]
 
@@ -165,16 +166,33 @@ def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return numerator / np.where(denominator > 0, denominator, np.nan)
 
 
-def summaries(campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[str, str]) -> list[CampaignSummary]:
-    """One summary per campaign (in stock or not): its status, product type and why its slate has its size.
+def summaries(
+    campaigns: pd.DataFrame,
+    matches: pd.DataFrame,
+    size_reason: dict[str, str],
+    orders_interval: OrdersInterval | None = None,
+) -> list[CampaignSummary]:
+    """One summary per campaign (in stock or not): its status, product type, why its slate has its size, and what
+    the slate is expected to sell, with the range `orders_interval` gives (NaN without one; 0 for no slate).
 
     `size_reason` (`matcher.slate.build_slates`) has a sentence for each slate, and for an empty one only when
     capacity placed its candidates on other campaigns of the run.
     """
     grouped = matches.groupby("campaign_id")
     sums = grouped[["expected_orders", "expected_commission"]].sum()  # pandas' compensated sum, kept
-    pairs = zip(sums["expected_orders"].tolist(), sums["expected_commission"].tolist(), strict=True)
-    totals = dict(zip(sums.index, pairs, strict=True))
+    slate_orders, slate_commission = (
+        sums["expected_orders"].to_numpy(float),
+        sums["expected_commission"].to_numpy(float),
+    )
+    low, high = (
+        orders_interval.predict(slate_orders)
+        if orders_interval is not None
+        else (np.full_like(slate_orders, np.nan),) * 2
+    )
+    # Commission moves with orders: one price and one rate per campaign.
+    per_order = slate_commission / np.where(slate_orders > 0, slate_orders, np.nan)
+    columns = (slate_orders, slate_commission, low, high, low * per_order, high * per_order)
+    totals = dict(zip(sums.index, zip(*(c.tolist() for c in columns), strict=True), strict=True))
     sizes = grouped.size().to_dict()
     # The columns read, not itertuples over every column of the campaigns: a lookup per row and column.
     out = []
@@ -196,7 +214,7 @@ def summaries(campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[
             status, why = "no eligible creator", "0: no eligible candidate with positive expected sales"
         else:
             status, why = "matched", size_reason.get(campaign_id, "")
-        orders, commission = totals.get(campaign_id, (0.0, 0.0))
+        orders, commission, *ranges = totals.get(campaign_id, (0.0,) * 6)
         out.append(
             CampaignSummary(
                 campaign_id,
@@ -209,6 +227,7 @@ def summaries(campaigns: pd.DataFrame, matches: pd.DataFrame, size_reason: dict[
                 float(commission),
                 float(budget),
                 float(probability),
+                *(float(value) for value in ranges),
             )
         )
     return out

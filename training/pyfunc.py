@@ -9,6 +9,7 @@ from mlflow.types.schema import ColSpec, Schema
 from features.affinity import PastPerformance
 from features.pairwise import FEATURES, OPTIONAL_FEATURES
 from features.records import BY_MARKETPLACE, CreatorRecords, HistoryModel, empty_records
+from training.forecast_interval import OrdersInterval
 from training.ranker import CreatorRanker
 from training.registry import installed_versions
 
@@ -25,9 +26,10 @@ class RankerModel(mlflow.pyfunc.PythonModel):
     Besides the fitted ranker it carries what settled history taught at training time (`past`: category
     priors, interest-category affinities, the product-type and context models) but no creator's record, so
     its size does not grow with the catalogue: the records are data (`features.records`), logged beside it
-    by `train`. It names the embedding model, backend and dimension that the similarity features came from,
-    and the versions of the libraries it was trained under (`training.registry.load_ranker` compares them
-    with the installed ones).
+    by `train`. `orders_interval` (`training.forecast_interval.OrdersInterval`, None when training held out no
+    campaign) gives a slate's expected orders their range. It names the embedding model, backend and dimension
+    that the similarity features came from, and the versions of the libraries it was trained under
+    (`training.registry.load_ranker` compares them with the installed ones).
 
     Rankers registered before records were data pickled them inside (`PastPerformance`); they load with
     those as `embedded_records` and a `past` without a context model.
@@ -40,6 +42,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         embedding_model: str,
         embedding_dim: int,
         embedding_backend: str = "torch",
+        orders_interval: OrdersInterval | None = None,
     ) -> None:
         self.ranker = ranker
         self.past = past
@@ -47,6 +50,7 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         self.embedding_model = embedding_model
         self.embedding_dim = embedding_dim
         self.embedding_backend = embedding_backend
+        self.orders_interval = orders_interval
         self.features = list(FEATURES)
         self.optional_features = [name for name in FEATURES if name in OPTIONAL_FEATURES]
         self.library_versions = installed_versions()
@@ -64,7 +68,13 @@ class RankerModel(mlflow.pyfunc.PythonModel):
         # Those pickled before optional features refused any absent column; today's rule is theirs when loaded here.
         optional = [name for name in state.get("features", FEATURES) if name in OPTIONAL_FEATURES]
         self.__dict__.update(
-            {"embedding_backend": "torch", "embedded_records": None, "optional_features": optional, **state}
+            {
+                "embedding_backend": "torch",
+                "embedded_records": None,
+                "optional_features": optional,
+                "orders_interval": None,  # registered before slates' orders had a range
+                **state,
+            }
         )
         old = self.__dict__["past"]
         if isinstance(old, PastPerformance):  # registered before records were data: its records are inside

@@ -364,6 +364,21 @@ def model_card(
                 for label, key in rows
             ),
         ]
+    lines += ["", "## Range of a slate's orders"]
+    if "forecast_left_out_coverage" in metrics:
+        lines.append(
+            f"From the {fmt('forecast_campaigns', True)} held-out campaigns (split conformal, "
+            f"`training.forecast_interval`): a slate's orders between {fmt('forecast_low_multiple')} and "
+            f"{fmt('forecast_high_multiple')} times (expected orders + 1), less 1; each held-out campaign against "
+            f"the range the others set: {fmt('forecast_left_out_coverage')} inside. It holds for campaigns like "
+            "those: a category with no past campaign is not."
+        )
+    elif "forecast_campaigns" in metrics:
+        lines.append(
+            f"None: {fmt('forecast_campaigns', True)} held-out campaigns are too few to set one; summaries give NaN."
+        )
+    else:
+        lines.append("None: no campaign was held out; summaries give NaN.")
     if importance is not None:
         top = ", ".join(f"{name} ({value:.3f})" for name, value in importance.sort_values().tail(5)[::-1].items())
         lines += ["", "## Leans most on", f"{top}"]

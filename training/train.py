@@ -27,6 +27,7 @@ from training.dataset import (
     window_hours,
 )
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
+from training.forecast_interval import forecast_metrics, held_out_orders_interval
 from training.promotion import (
     HELD_OUT_PREDICTED,
     HELD_OUT_SCORE,
@@ -189,11 +190,13 @@ def train(
         "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
         "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),
     }
-    held_out = champion_ranker = why_unfair = None
+    held_out = champion_ranker = why_unfair = orders_interval = None
     champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
         held_out = clone(ranker).fit(train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs))
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
+        orders_interval = held_out_orders_interval(held_out, test_pairs)
+        metrics |= forecast_metrics(orders_interval)
         if cold_data is not None:
             cold_train, cold_test = time_split(cold_data.pairs, holdout)
             metrics |= cold_metrics(ranker, cold_train, _priced(cold_test, tables.campaigns))
@@ -210,7 +213,9 @@ def train(
                 sales = expected_sales(ours, price), expected_sales(theirs, price)
                 metrics |= difference_metrics(*sales, champion_pairs)
     final = clone(ranker).fit(data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs))
-    python_model = RankerModel(final, data.model, embedder.model, embedder.dimension, embedder.backend)
+    python_model = RankerModel(
+        final, data.model, embedder.model, embedder.dimension, embedder.backend, orders_interval=orders_interval
+    )
     example = data.pairs[FEATURES].head(5).astype(float)
     # Declared by the model, not inferred from a few rows: a feature those rows happened to fill would be required.
     signature = ModelSignature(python_model.input_schema(), infer_signature(example, final.predict(example)).outputs)
@@ -442,6 +447,16 @@ def summarize(result: TrainResult) -> str:
             f"held-out later campaigns: click AUC {m['click_auc']:.3f}, order AUC {m['order_auc']:.3f}, "
             f"NDCG@10 of sales {m['ndcg_at_10']:.3f} (followers {m['baseline_followers_ndcg_at_10']:.3f}, "
             f"tags then followers {m['baseline_tags_then_followers_ndcg_at_10']:.3f})"
+        )
+    if "forecast_left_out_coverage" in m:
+        lines.append(
+            f"range of a slate's orders: {m['forecast_low_multiple']:.2f}x to {m['forecast_high_multiple']:.2f}x "
+            f"(expected orders + 1), less 1; {m['forecast_left_out_coverage']:.0%} of the "
+            f"{m['forecast_campaigns']:.0f} held-out campaigns fell inside the range the other ones set"
+        )
+    elif "forecast_campaigns" in m:
+        lines.append(
+            f"no range for a slate's orders: {m['forecast_campaigns']:.0f} held-out campaigns are too few to set one"
         )
     n = int(m.get("champion_comparison_campaigns", 0))
     if "challenger_ndcg_at_10" in m:

@@ -18,6 +18,7 @@ import socket
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -160,6 +161,14 @@ def test_summaries_out_says_per_campaign_what_the_slate_is_and_why(flow, tmp_pat
     assert (matched["product_type"] == typed.reindex(matched.index)).all()
     assert matched["size_reason"].str.len().min() > 0 and matched["product_type_reason"].str.len().min() > 0
     assert matched["product_type_probability"].between(0, 1).all()
+    # The ranker held out 12 campaigns, enough for a range of each slate's orders, and commission moves with orders.
+    for what in ("orders", "commission"):
+        low, point, high = (matched[f"expected_{what}{end}"] for end in ("_low", "", "_high"))
+        assert (low >= 0).all() and (low <= point).all() and (point < high).all(), what
+    np.testing.assert_allclose(
+        matched["expected_commission_high"] / matched["expected_commission"],
+        matched["expected_orders_high"] / matched["expected_orders"],
+    )
     as_lines = tmp_path / "summaries.jsonl"
     done = run("match", *common, "--out", str(tmp_path / "m2.parquet"), "--summaries-out", str(as_lines))
     assert done.returncode == 0, done.stderr

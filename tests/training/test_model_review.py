@@ -24,6 +24,7 @@ CARD_HEADINGS = [
     "## Held-out later campaigns (the latest by start date: the run's `holdout` share)",
     "## Plots",
     "## Slates on held-out campaigns",
+    "## Range of a slate's orders",
     "## Leans most on",
     "## Known limits",
 ]
@@ -99,6 +100,20 @@ def test_the_same_tables_give_the_same_fingerprint_whatever_the_run_date(version
     fingerprints = [{k: v for k, v in run.tags.items() if k.startswith("data_fingerprint")} for run in (first, second)]
     assert fingerprints[0] == fingerprints[1] and len(fingerprints[0]) == 6  # the whole, and five tables
     assert (first.params["as_of"], second.params["as_of"]) == ("2026-03-01", str(dt.date.today()))
+
+
+def test_each_version_logs_the_range_of_a_slates_orders_and_its_card_quotes_it(versions):
+    """The held-out campaigns set the range (`training.forecast_interval`): logged and quoted in the card. Version 1,
+    trained on what had settled by March, held out 8 campaigns: too few, and its card says there is no range."""
+    first, second = (logged(result) for result in versions)
+    metrics, _, card = first
+    assert metrics["forecast_campaigns"] == 8 and "forecast_low_multiple" not in metrics
+    assert "## Range of a slate's orders\nNone: 8 held-out campaigns are too few to set one" in card
+    metrics, _, card = second
+    assert metrics["forecast_campaigns"] == 12
+    low, high = metrics["forecast_low_multiple"], metrics["forecast_high_multiple"]
+    assert 0 < low < 1 < high and 0 <= metrics["forecast_left_out_coverage"] <= 1
+    assert f"between {low:.3f} and {high:.3f} times (expected orders + 1)" in card
 
 
 def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(versions):
