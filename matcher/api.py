@@ -528,7 +528,9 @@ class Matcher:
         chosen, size_reason = assign(parts, self.settings.slate, self.duplicate_evidence)
         matches = matches_table(chosen, active, self.ranker.version)
         scored = candidates_table(parts, matches, self.ranker.version) if with_candidates else None
-        summary = summaries(campaigns, matches, size_reason, self.ranker.model.orders_interval)
+        model = self.ranker.model
+        known = model.past.priors.known(campaigns["category"])
+        summary = summaries(campaigns, matches, size_reason, model.orders_interval, known)
         return MatchResult(matches, summary, list(table.rejects), scored, notes)
 
 

@@ -171,9 +171,13 @@ def summaries(
     matches: pd.DataFrame,
     size_reason: dict[str, str],
     orders_interval: OrdersInterval | None = None,
+    category_known: np.ndarray | None = None,
 ) -> list[CampaignSummary]:
     """One summary per campaign (in stock or not): its status, product type, why its slate has its size, and what
-    the slate is expected to sell, with the range `orders_interval` gives (NaN without one; 0 for no slate).
+    the slate is expected to sell, with the range `orders_interval` gives (0 for no slate). The range is NaN without
+    an interval, and where `category_known` (one per campaign; default all) says the campaign's category had no
+    past campaign: the range holds for campaigns like the held-out ones, and none of those was in such a category
+    (on the second simulated world such campaigns fell inside it one time in five).
 
     `size_reason` (`matcher.slate.build_slates`) has a sentence for each slate, and for an empty one only when
     capacity placed its candidates on other campaigns of the run.
@@ -196,13 +200,15 @@ def summaries(
     sizes = grouped.size().to_dict()
     # The columns read, not itertuples over every column of the campaigns: a lookup per row and column.
     out = []
-    for campaign_id, in_stock, product_type, product_type_reason, budget, probability in zip(
+    known = np.ones(len(campaigns), dtype=bool) if category_known is None else np.asarray(category_known, dtype=bool)
+    for campaign_id, in_stock, product_type, product_type_reason, budget, probability, calibrated in zip(
         campaigns["campaign_id"],
         campaigns["in_stock"],
         campaigns["product_type"],
         campaigns["product_type_reason"],
         campaigns["budget"],
         campaigns["product_type_probability"],
+        known,
         strict=True,
     ):
         size = int(sizes.get(campaign_id, 0))
@@ -215,6 +221,8 @@ def summaries(
         else:
             status, why = "matched", size_reason.get(campaign_id, "")
         orders, commission, *ranges = totals.get(campaign_id, (0.0,) * 6)
+        if size and not calibrated:
+            ranges = [math.nan] * 4
         out.append(
             CampaignSummary(
                 campaign_id,

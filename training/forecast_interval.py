@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.parameters import check_kinds, refuse
 from training.ranker import expected_outcomes
 
-__all__ = ["FORECAST_COVERAGE", "ORDERS_SMOOTHING", "OrdersInterval", "forecast_metrics", "held_out_orders_interval"]
+__all__ = ["FORECAST_COVERAGE", "ORDERS_SMOOTHING", "OrdersInterval", "campaign_orders", "fit_with_check"]
 
 # The share of campaigns whose orders the range should hold: the seller's planning range, not a tail bound.
 FORECAST_COVERAGE = 0.8
@@ -79,22 +79,6 @@ class OrdersInterval(BaseEstimator):
         base = expected + ORDERS_SMOOTHING
         return np.maximum(base * math.exp(low) - ORDERS_SMOOTHING, 0.0), base * math.exp(high) - ORDERS_SMOOTHING
 
-    def left_out_coverage(self) -> float:
-        """The share of calibration campaigns inside the range learned from all the others (NaN without a range).
-
-        Each campaign is judged by bounds it did not help set, so this estimates the coverage a new campaign
-        gets: conformal bounds promise at least `coverage` on average; far more says the range could be narrower.
-        """
-        check_is_fitted(self, "bounds_")
-        if self.bounds_ is None:
-            return float("nan")
-        ratios = self.log_ratios_
-        inside = 0
-        for i, ratio in enumerate(ratios):
-            bounds = _conformal_bounds(np.delete(ratios, i), self.coverage)
-            inside += bounds is not None and bounds[0] <= ratio <= bounds[1]
-        return inside / len(ratios)
-
 
 def _log_ratio(orders: np.ndarray, expected_orders: np.ndarray) -> np.ndarray:
     return np.log((orders + ORDERS_SMOOTHING) / (expected_orders + ORDERS_SMOOTHING))
@@ -114,28 +98,43 @@ def _conformal_bounds(sorted_ratios: np.ndarray, coverage: float) -> tuple[float
     return float(sorted_ratios[lower - 1]), float(sorted_ratios[upper - 1])
 
 
-def held_out_orders_interval(ranker, pairs: pd.DataFrame) -> OrdersInterval:
-    """The range learned from held-out campaigns: each one's orders against the orders `ranker` (fitted without
-    them) expects of the creators who took part, summed as a slate's are (`training.ranker.expected_outcomes`)."""
+def campaign_orders(ranker, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per campaign of `pairs` (rows with `campaign_id`, `start_date`, `orders` and the ranker's features): the
+    orders `ranker` expects of the creators who took part, summed as a slate's are
+    (`training.ranker.expected_outcomes`), what they sold, and when the campaign started; in start order."""
     expected = expected_outcomes(ranker.predict(pairs), np.zeros(len(pairs)))["expected_orders"]
-    orders = pairs["orders"].to_numpy(float)
-    per_campaign = (
-        pd.DataFrame({"campaign_id": pairs["campaign_id"].to_numpy(), "expected": expected, "orders": orders})
-        .groupby("campaign_id", sort=True)[["expected", "orders"]]
-        .sum()
+    frame = pd.DataFrame(
+        {
+            "campaign_id": pairs["campaign_id"].to_numpy(),
+            "start_date": pairs["start_date"].to_numpy(),
+            "expected_orders": expected,
+            "orders": pairs["orders"].to_numpy(float),
+        }
     )
-    return OrdersInterval().fit(per_campaign["expected"].to_numpy(), per_campaign["orders"].to_numpy())
+    per_campaign = frame.groupby("campaign_id", sort=True).agg(
+        start_date=("start_date", "first"), expected_orders=("expected_orders", "sum"), orders=("orders", "sum")
+    )
+    return per_campaign.sort_values("start_date", kind="stable")
 
 
-def forecast_metrics(interval: OrdersInterval) -> dict[str, float]:
-    """What training logs of the range: how many campaigns set it, the multiples of (expected orders + 1) its ends
-    are, and the share of those campaigns each inside the range the others set (absent without a range)."""
-    if interval.bounds_ is None:
-        return {"forecast_campaigns": float(interval.n_campaigns_)}
-    low, high = interval.bounds_
-    return {
-        "forecast_campaigns": float(interval.n_campaigns_),
-        "forecast_low_multiple": math.exp(low),
-        "forecast_high_multiple": math.exp(high),
-        "forecast_left_out_coverage": interval.left_out_coverage(),
-    }
+def fit_with_check(per_campaign: pd.DataFrame) -> tuple[OrdersInterval, dict[str, float]]:
+    """The range learned from every campaign of `per_campaign` (`campaign_orders`), and what training logs of it.
+
+    Logged: how many campaigns set it (`forecast_campaigns`), the multiples of (expected orders + 1) its ends are
+    (`forecast_low_multiple`, `forecast_high_multiple`), and `forecast_later_half_coverage`: the share of the later
+    half of the campaigns, by start date, inside the range the earlier half sets. Each campaign left out in turn
+    would say nothing (how many fall inside ranked bounds is fixed by their count); the later half says whether
+    the campaigns' spread held over time. Figures that cannot exist (too few campaigns) are left out.
+    """
+    expected, orders = per_campaign["expected_orders"].to_numpy(), per_campaign["orders"].to_numpy()
+    interval = OrdersInterval().fit(expected, orders)
+    metrics = {"forecast_campaigns": float(len(per_campaign))}
+    if interval.bounds_ is not None:
+        low, high = interval.bounds_
+        metrics |= {"forecast_low_multiple": math.exp(low), "forecast_high_multiple": math.exp(high)}
+    half = len(per_campaign) // 2
+    earlier = OrdersInterval().fit(expected[:half], orders[:half])
+    if earlier.bounds_ is not None:
+        low, high = earlier.predict(expected[half:])
+        metrics["forecast_later_half_coverage"] = float(np.mean((orders[half:] >= low) & (orders[half:] <= high)))
+    return interval, metrics

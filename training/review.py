@@ -365,13 +365,13 @@ def model_card(
             ),
         ]
     lines += ["", "## Range of a slate's orders"]
-    if "forecast_left_out_coverage" in metrics:
+    if "forecast_low_multiple" in metrics:
         lines.append(
             f"From the {fmt('forecast_campaigns', True)} held-out campaigns (split conformal, "
             f"`training.forecast_interval`): a slate's orders between {fmt('forecast_low_multiple')} and "
-            f"{fmt('forecast_high_multiple')} times (expected orders + 1), less 1; each held-out campaign against "
-            f"the range the others set: {fmt('forecast_left_out_coverage')} inside. It holds for campaigns like "
-            "those: a category with no past campaign is not."
+            f"{fmt('forecast_high_multiple')} times (expected orders + 1), less 1, for 80% of campaigns like those "
+            "(a campaign in a category with no past campaign gets no range); the earlier half's range held "
+            f"{fmt('forecast_later_half_coverage')} of the later half (n/a with fewer than 18)."
         )
     elif "forecast_campaigns" in metrics:
         lines.append(

@@ -27,7 +27,7 @@ from training.dataset import (
     window_hours,
 )
 from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
-from training.forecast_interval import forecast_metrics, held_out_orders_interval
+from training.forecast_interval import campaign_orders, fit_with_check
 from training.promotion import (
     HELD_OUT_PREDICTED,
     HELD_OUT_SCORE,
@@ -195,8 +195,8 @@ def train(
     if len(train_pairs) and len(test_pairs):
         held_out = clone(ranker).fit(train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs))
         metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
-        orders_interval = held_out_orders_interval(held_out, test_pairs)
-        metrics |= forecast_metrics(orders_interval)
+        orders_interval, checked = fit_with_check(campaign_orders(held_out, test_pairs))
+        metrics |= checked
         if cold_data is not None:
             cold_train, cold_test = time_split(cold_data.pairs, holdout)
             metrics |= cold_metrics(ranker, cold_train, _priced(cold_test, tables.campaigns))
@@ -448,11 +448,12 @@ def summarize(result: TrainResult) -> str:
             f"NDCG@10 of sales {m['ndcg_at_10']:.3f} (followers {m['baseline_followers_ndcg_at_10']:.3f}, "
             f"tags then followers {m['baseline_tags_then_followers_ndcg_at_10']:.3f})"
         )
-    if "forecast_left_out_coverage" in m:
+    if "forecast_low_multiple" in m:
+        checked = m.get("forecast_later_half_coverage")
         lines.append(
-            f"range of a slate's orders: {m['forecast_low_multiple']:.2f}x to {m['forecast_high_multiple']:.2f}x "
-            f"(expected orders + 1), less 1; {m['forecast_left_out_coverage']:.0%} of the "
-            f"{m['forecast_campaigns']:.0f} held-out campaigns fell inside the range the other ones set"
+            f"range of a slate's orders, from {m['forecast_campaigns']:.0f} held-out campaigns: "
+            f"{m['forecast_low_multiple']:.2f}x to {m['forecast_high_multiple']:.2f}x (expected orders + 1), less 1"
+            + ("" if checked is None else f"; the earlier half's range held {checked:.0%} of the later half")
         )
     elif "forecast_campaigns" in m:
         lines.append(

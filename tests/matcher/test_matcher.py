@@ -82,6 +82,19 @@ def test_every_campaign_is_matched_or_summarised(result, campaigns):
         assert s.size_reason
 
 
+def test_a_slates_orders_get_a_range_only_in_a_category_the_seller_has_run_before(creators, ranker, index, embedder):
+    """The range of a slate's orders is calibrated on past campaigns: a category none of them was in gets none."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    unseen = {**API_CAMPAIGN, "campaign_id": "api-2", "category": "musical instruments", "brief": "A beginner ukulele."}
+    known, new = matcher.match_many([API_CAMPAIGN, unseen]).summaries
+    assert known.slate_size > 0 and new.slate_size > 0
+    assert 0 <= known.expected_orders_low < known.expected_orders < known.expected_orders_high
+    assert known.expected_commission_low < known.expected_commission < known.expected_commission_high
+    assert new.expected_orders > 0
+    ends = ("expected_orders_low", "expected_orders_high", "expected_commission_low", "expected_commission_high")
+    assert np.isnan([getattr(new, end) for end in ends]).all()
+
+
 def test_never_proposes_ineligible_creators(result, creators):
     proposed = creators.set_index("creator_id").loc[result.matches["creator_id"]]
     assert proposed["accepts_campaigns"].all()

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.estimator_contract import EstimatorContract
-from training.forecast_interval import OrdersInterval, forecast_metrics
+from training.forecast_interval import OrdersInterval, fit_with_check
 
 
 def campaigns(n: int, seed: int, spread: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
@@ -33,21 +34,17 @@ class TestOrdersInterval(EstimatorContract):
 
     def uses(self) -> dict:
         expected = np.array([0.0, 0.4, 12.0, 300.0])
-        return {
-            "predict": lambda interval: interval.predict(expected),
-            "left_out_coverage": lambda interval: interval.left_out_coverage(),
-        }
+        return {"predict": lambda interval: interval.predict(expected)}
 
 
 @pytest.mark.parametrize("coverage", [0.8, 0.9])
-def test_new_campaigns_fall_in_the_range_as_often_as_promised_and_the_left_out_estimate_says_so(coverage):
+def test_new_campaigns_fall_in_the_range_as_often_as_promised(coverage):
     interval = OrdersInterval(coverage=coverage).fit(*campaigns(200, seed=1))
     expected, sold = campaigns(20_000, seed=2)
     low, high = interval.predict(expected)
     inside = float(np.mean((sold >= low) & (sold <= high)))
     # Conformal bounds hold at least the coverage on average over calibration sets; one set of 200 lands near it.
     assert coverage - 0.05 <= inside <= coverage + 0.07
-    assert abs(interval.left_out_coverage() - inside) <= 0.08
     # Each tail takes about half of what is left out.
     assert abs(np.mean(sold < low) - np.mean(sold > high)) <= 0.06
 
@@ -64,20 +61,32 @@ def test_the_range_widens_with_the_campaigns_spread_and_brackets_the_expectation
     assert (volatile_high[1:] / np.maximum(volatile_low[1:], 1) > steady_high[1:] / np.maximum(steady_low[1:], 1)).all()
 
 
+def per_campaign(expected: np.ndarray, sold: np.ndarray) -> pd.DataFrame:
+    """Campaigns as `campaign_orders` gives them: one a week, in start order."""
+    starts = pd.date_range("2026-01-05", periods=len(expected), freq="7D")
+    return pd.DataFrame({"start_date": starts, "expected_orders": expected, "orders": sold})
+
+
 def test_too_few_campaigns_give_no_range_rather_than_a_narrow_one():
     # At 80%, the 9th of 9 ranked ratios is the first rank that bounds a new one; with 8 there is none.
-    few = OrdersInterval().fit(*campaigns(8, seed=4))
-    low, high = few.predict(np.array([5.0, 50.0]))
-    assert np.isnan(low).all() and np.isnan(high).all() and np.isnan(few.left_out_coverage())
-    assert forecast_metrics(few) == {"forecast_campaigns": 8.0}
-    enough = OrdersInterval().fit(*campaigns(9, seed=4))
-    assert np.isfinite(enough.predict(np.array([5.0]))).all()
-    assert set(forecast_metrics(enough)) == {
-        "forecast_campaigns",
-        "forecast_low_multiple",
-        "forecast_high_multiple",
-        "forecast_left_out_coverage",
-    }
+    interval, metrics = fit_with_check(per_campaign(*campaigns(8, seed=4)))
+    low, high = interval.predict(np.array([5.0, 50.0]))
+    assert np.isnan(low).all() and np.isnan(high).all()
+    assert metrics == {"forecast_campaigns": 8.0}
+    # 17 set a range, but their earlier half (8) cannot check it on the later half.
+    interval, metrics = fit_with_check(per_campaign(*campaigns(17, seed=4)))
+    assert np.isfinite(interval.predict(np.array([5.0]))).all()
+    assert set(metrics) == {"forecast_campaigns", "forecast_low_multiple", "forecast_high_multiple"}
+
+
+def test_the_later_half_check_holds_while_campaigns_stay_alike_and_falls_when_they_change():
+    _, metrics = fit_with_check(per_campaign(*campaigns(100, seed=5)))
+    assert metrics["forecast_campaigns"] == 100 and 0.7 <= metrics["forecast_later_half_coverage"] <= 0.95
+    assert metrics["forecast_low_multiple"] < 1 < metrics["forecast_high_multiple"]
+    # The later campaigns' sales swing six times as wide: the earlier half's range holds far fewer of them.
+    earlier, later = campaigns(50, seed=6, spread=0.2), campaigns(50, seed=7, spread=1.2)
+    _, metrics = fit_with_check(per_campaign(*(np.concatenate(pair) for pair in zip(earlier, later, strict=True))))
+    assert metrics["forecast_later_half_coverage"] < 0.6
 
 
 @pytest.mark.parametrize(

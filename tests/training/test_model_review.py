@@ -112,8 +112,10 @@ def test_each_version_logs_the_range_of_a_slates_orders_and_its_card_quotes_it(v
     metrics, _, card = second
     assert metrics["forecast_campaigns"] == 12
     low, high = metrics["forecast_low_multiple"], metrics["forecast_high_multiple"]
-    assert 0 < low < 1 < high and 0 <= metrics["forecast_left_out_coverage"] <= 1
+    assert 0 < low < 1 < high
     assert f"between {low:.3f} and {high:.3f} times (expected orders + 1)" in card
+    # Its earlier 6 held-out campaigns are too few to check the range on the later 6.
+    assert "forecast_later_half_coverage" not in metrics and "held n/a of the later half" in card
 
 
 def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(versions):
