@@ -1,7 +1,9 @@
 """Two real processes on one output or one embedding cache: the second is refused or waits, nothing is corrupted.
 
 No test sleeps to "let the other process get going": each waits, with a deadline, for something the other
-process shows (a lock it holds in /proc/locks, a file it wrote), and holds it still with SIGSTOP or a lock.
+process shows (a lock it holds in /proc/locks, a file it wrote), and holds it still with SIGSTOP or a lock. Where
+the other process holds the lock and the command is the one refused, the command runs in this process
+(tests/commands.py): this process is then the second one, and a new interpreter would add only its imports.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from features.embeddings import Embedder, VectorCache
 from features.safe_write import OutputRefused, lock_path, output_lock
 from matcher.candidate_index import CandidateIndex
-from tests.commands import CLI, held_by_another_process, match_args
+from tests.commands import CLI, held_by_another_process, match_args, run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="observes locks through /proc/locks")
@@ -62,7 +64,7 @@ def test_a_second_match_on_the_same_output_is_refused_while_the_first_runs(world
     try:
         wait_for(lambda: holds_lock(first.pid, lock_path(out)), first, "it locked its output")
         first.send_signal(signal.SIGSTOP)  # frozen mid-run, holding its lock
-        second = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
+        second = run_in_process(*args[1:])
         lines = second.stderr.strip().splitlines()
         assert second.returncode == 2, second.stderr[-800:]
         assert len(lines) == 1 and str(out) in lines[0] and "another process" in lines[0], second.stderr
@@ -108,14 +110,14 @@ def test_similar_is_refused_an_output_another_process_is_writing(world_dir, trai
     output's lock, it is refused in one line (exit 2) and writes nothing; once released, it writes."""
     out = tmp_path / "like.csv"
     seed = pd.read_parquet(world_dir / "creators.parquet")["creator_id"].iloc[0]
-    args = [CLI, "similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(world_index)]
+    args = ["similar", "--creators", str(world_dir / "creators.parquet"), "--index", str(world_index)]
     args += ["--model", trained.model_uri, "--like", seed, "--k", "5", "--out", str(out)]
     with held_by_another_process(out):
-        refused = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
+        refused = run_in_process(*args)
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-800:]
         assert str(out) in lines[0] and "another process" in lines[0] and not out.exists()
-    done = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ))
+    done = run_in_process(*args)
     assert done.returncode == 0, done.stderr[-800:]
     assert len(pd.read_csv(out)) == 5
 
