@@ -1,8 +1,11 @@
 """A batch job killed with SIGKILL at any point and run again writes the same bytes, with no duplicates.
 
-The killed jobs and the rerun that resumes from them are real processes (the kill is the point); the uninterrupted
-reference run and the candidate index every run reads (the session's, tests/conftest.py) are made in this process
-(tests/commands.py), which is not what is under test here.
+The killed jobs are real processes (the kill is the point). A rerun that resumes from what they left runs the
+command's own `main` in this process (tests/commands.py): what it reads is the files a killed process left, which
+are the same whoever reads them, and a new interpreter would add only its imports and model load. Where the rerun's
+line is a warning it is a process too, as pytest keeps the warnings of this one from standard error. The
+uninterrupted reference run and the candidate index every run reads (the session's, tests/conftest.py) are made in
+this process too, which is not what is under test here.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_i
         kill_when_halted(world_dir, world_index, out, stage, tmp_path / f"halted-{stage}")
         assert not out.exists(), f"no partial output may appear before the run completes (killed at {stage})"
         assert len(parts_of(out)) == stage, f"killed at {stage} chunks"
-    done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
+    done = run_in_process(*job_args(world_dir, world_index, out)[1:])
     assert done.returncode == 0, done.stderr
     # It resumed silently; it says so now, in one line, before scoring.
     resumed = [line for line in done.stderr.splitlines() if "resum" in line]
@@ -137,7 +140,7 @@ def test_sigterm_says_where_the_run_stood_and_the_rerun_resumes_to_the_same_byte
     left = sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".matches.parquet"))
     assert left == [".matches.parquet.lock", checkpoint_folders(out)[0].name, ".matches.parquet.run-started.json"]
 
-    done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
+    done = run_in_process(*job_args(world_dir, world_index, out)[1:])
     assert done.returncode == 0, done.stderr
     assert f"creator-match: resuming: 3 of {n_chunks} chunks were scored by a run that did not finish" in done.stderr
     assert out.read_bytes() == reference
@@ -153,6 +156,7 @@ def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(world_dir
     damaged = sorted(parts_of(out))[2]
     with open(damaged, "r+b") as handle:
         handle.truncate(100)
+    # A process of its own: the line under test is a warning, which pytest would keep from this one's stderr.
     done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if str(damaged) in line]
