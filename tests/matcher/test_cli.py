@@ -609,4 +609,4 @@ def test_sigterm_once_the_outputs_are_written_says_they_are_complete(flow):
         f"(`creator-match verify --out {out}` checks them)"
     )
     assert "nothing was written" not in done.stderr
-    assert run_process("verify", "--out", str(out)).returncode == 0
+    assert run("verify", "--out", str(out)).returncode == 0
