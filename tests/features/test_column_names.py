@@ -11,7 +11,7 @@ import pytest
 
 from features.column_names import likely_meant, normalized
 from features.tables import InputError, read_table, valid_rows
-from tests.commands import run_in_process, run_process
+from tests.commands import run_in_process
 from tests.features.test_table_files import CAMPAIGN, creators_rows, write_csv, write_table
 
 
@@ -70,15 +70,16 @@ def test_names_with_spaces_around_them_are_read_as_the_columns_they_name(tmp_pat
 
 
 def test_the_command_line_says_it_on_one_line_as_a_warning(tmp_path):
-    """It printed `creator-match: UserWarning: <the note>`, Python's class for it, where the docs quote the note: a
-    process of its own, since pytest records the warnings of its own process instead of printing them."""
+    """It printed `creator-match: UserWarning: <the note>`, Python's class for it, where the docs quote the note:
+    its warnings on its stderr as in a process of its own, since pytest records this process's instead."""
     campaigns, creators = tmp_path / "campaigns.csv", tmp_path / "creators.csv"
     write_csv(campaigns, [dict(CAMPAIGN, product_typ="non_standard")])
     write_csv(creators, creators_rows(3))
-    done = run_process(
+    done = run_in_process(
         *("match", "--campaigns", str(campaigns), "--creators", str(creators), "--out", str(tmp_path / "m.csv")),
         *("--model", str(tmp_path / "no-model")),  # refused after the tables are read: nothing to load or match
         cwd=tmp_path,
+        warnings_on_stderr=True,
     )
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == (

@@ -2,10 +2,10 @@
 
 The killed jobs are real processes (the kill is the point). A rerun that resumes from what they left runs the
 command's own `main` in this process (tests/commands.py): what it reads is the files a killed process left, which
-are the same whoever reads them, and a new interpreter would add only its imports and model load. Where the rerun's
-line is a warning it is a process too, as pytest keeps the warnings of this one from standard error. The
-uninterrupted reference run and the candidate index every run reads (the session's, tests/conftest.py) are made in
-this process too, which is not what is under test here.
+are the same whoever reads them, and a new interpreter would add only its imports and model load. One rerun, the
+damaged checkpoint's, runs through the console script: the suite's match that exits 0 so and writes a run's bytes
+made in another process. The uninterrupted reference run and the candidate index every run reads (the session's,
+tests/conftest.py) are made in this process too, which is not what is under test here.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(world_dir
     damaged = sorted(parts_of(out))[2]
     with open(damaged, "r+b") as handle:
         handle.truncate(100)
-    # A process of its own: the line under test is a warning, which pytest would keep from this one's stderr.
+    # Through the console script: the suite's match that exits 0 so, its bytes against a run made in another process.
     done = subprocess.run(job_args(world_dir, world_index, out), capture_output=True, text=True, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if str(damaged) in line]

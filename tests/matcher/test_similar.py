@@ -16,7 +16,7 @@ from features.tables import read_table, validate_frame
 from matcher.api import Matcher
 from matcher.candidate_index import CandidateIndex
 from matcher.similar import LOOKALIKE_COLUMNS, UnknownCreator
-from tests.commands import run_in_process, run_process
+from tests.commands import run_in_process
 
 
 @pytest.fixture(scope="module")
@@ -288,14 +288,16 @@ def test_a_marketplace_no_creator_states_is_refused_unless_amazons_and_then_warn
         f"share (5%), and is left out: only creators who state no split ({unstated} of the {len(stated)}) can be "
         "proposed"
     )
-    # In a process of its own: pytest records the warnings of this one, which then never reach standard error.
-    done = run_process(*args, "--k", "3", "--marketplace", "JP", "--out", str(out))
+    # Its warnings on its stderr, as in a process of its own (pytest records this process's otherwise).
+    done = run_in_process(*args, "--k", "3", "--marketplace", "JP", "--out", str(out), warnings_on_stderr=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines() == [warning]
     found = pd.read_csv(out)
     assert len(found) and found["market_overlap"].isna().all()  # what the warning says: only unstated creators
     # With a stated marketplace beside it, the search reads that one, and the line says so.
-    done = run_process(*args, "--k", "40", "--marketplace", "JP", "--marketplace", "UK", "--out", str(out))
+    done = run_in_process(
+        *args, "--k", "40", "--marketplace", "JP", "--marketplace", "UK", "--out", str(out), warnings_on_stderr=True
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines() == [
         "creator-match: warning: marketplace JP of the lookalike search: no creator states an audience there, so "

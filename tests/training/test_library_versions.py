@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
 
 import mlflow.pyfunc
 import numpy as np
@@ -57,8 +56,7 @@ def test_a_ranker_pickled_by_another_scikit_learn_is_refused_naming_both(champio
 
 def test_the_command_refuses_it_in_one_line_with_exit_2(older_scikit_learn, world_dir, tmp_path):
     path = older_scikit_learn
-    # The command's own `main` in this process: it refuses at load, as in a process of its own. The warning below
-    # needs a process of its own, where no test harness catches warnings before the command's stderr shows them.
+    # The command's own `main` in this process: it refuses at load, as in a process of its own.
     done = run_in_process(*match_args(world_dir, tmp_path / "m.parquet", "--model", path)[1:], cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -78,11 +76,10 @@ def test_another_numpy_loads_with_a_warning_the_command_shows(champion, world_di
     # A model saved outside a training run carries no records of its own: the performance table gives them.
     performance = str(world_dir / "performance.parquet")
     index = ["--index", str(world_index)]  # the session's (tests/conftest.py): the warning is under test here
-    done = subprocess.run(
-        match_args(world_dir, tmp_path / "m.parquet", "--model", path, "--performance", performance, *index),
-        capture_output=True,
-        text=True,
+    done = run_in_process(
+        *match_args(world_dir, tmp_path / "m.parquet", "--model", path, "--performance", performance, *index)[1:],
         cwd=tmp_path,
+        warnings_on_stderr=True,
     )
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stderr.splitlines() if expected in line] == [
