@@ -11,7 +11,13 @@ import sklearn
 import sklearn.base
 
 from tests.commands import match_args, run_in_process
-from training.registry import IncompatibleModel, LibraryVersionWarning, load_ranker, model_code_paths
+from training.registry import (
+    IncompatibleModel,
+    LibraryVersionWarning,
+    load_ranker,
+    model_code_paths,
+    pip_requirements,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,10 @@ def save_copy(champion, path, **recorded: str) -> str:
     """The champion saved to `path`, claiming to have been trained under `recorded`."""
     model = copy.copy(champion)
     model.library_versions = dict(model.library_versions, **recorded)
-    mlflow.pyfunc.save_model(str(path), python_model=model, code_paths=model_code_paths())
+    # Its requirements as training gives them: inferring them imports the model in a process of its own (seconds).
+    mlflow.pyfunc.save_model(
+        str(path), python_model=model, code_paths=model_code_paths(), pip_requirements=pip_requirements()
+    )
     return str(path)
 
 
@@ -49,7 +58,12 @@ def test_a_ranker_pickled_by_another_scikit_learn_is_refused_naming_both(champio
     del model.library_versions
     with monkeypatch.context() as patched:
         patched.setattr(sklearn.base, "__version__", "1.4.2")  # what a pickle written under 1.4.2 records
-        mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=model, code_paths=model_code_paths())
+        mlflow.pyfunc.save_model(
+            str(tmp_path / "model"),
+            python_model=model,
+            code_paths=model_code_paths(),
+            pip_requirements=pip_requirements(),
+        )
     with pytest.raises(IncompatibleModel, match=r"scikit-learn 1\.4\.2, this environment has scikit-learn"):
         load_ranker(str(tmp_path / "model"))
 
