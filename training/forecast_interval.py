@@ -102,6 +102,7 @@ def campaign_orders(ranker, pairs: pd.DataFrame) -> pd.DataFrame:
     """Per campaign of `pairs` (rows with `campaign_id`, `start_date`, `orders` and the ranker's features): the
     orders `ranker` expects of the creators who took part, summed as a slate's are
     (`training.ranker.expected_outcomes`), what they sold, and when the campaign started; in start order."""
+    # Orders need no price; the one product of the heads that gives them is `expected_outcomes`'s.
     expected = expected_outcomes(ranker.predict(pairs), np.zeros(len(pairs)))["expected_orders"]
     frame = pd.DataFrame(
         {
