@@ -85,7 +85,8 @@ class CampaignSummary:
     expected_commission: float
     budget: float
     product_type_probability: float = float("nan")  # of non-standard; 0 or 1 when declared
-    # The range of the slate's orders and commission (`training.forecast_interval`); NaN from a model without one.
+    # The range of the slate's orders and commission (`training.forecast_interval`): NaN from a model without one
+    # and in a category with no past campaign.
     expected_orders_low: float = float("nan")
     expected_orders_high: float = float("nan")
     expected_commission_low: float = float("nan")

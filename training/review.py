@@ -13,6 +13,7 @@ from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, creator_vectors
 from features.pairwise import FEATURES
 from training.evaluate import expected_sales, ndcg_by_campaign
+from training.forecast_interval import FORECAST_COVERAGE
 from training.promotion import MIN_CAMPAIGNS, logged_difference, said_difference
 from training.registry import DISTRIBUTION
 
@@ -369,7 +370,8 @@ def model_card(
         lines.append(
             f"From the {fmt('forecast_campaigns', True)} held-out campaigns (split conformal, "
             f"`training.forecast_interval`): a slate's orders between {fmt('forecast_low_multiple')} and "
-            f"{fmt('forecast_high_multiple')} times (expected orders + 1), less 1, for 80% of campaigns like those "
+            f"{fmt('forecast_high_multiple')} times (expected orders + 1), less 1, for {FORECAST_COVERAGE:.0%} of "
+            "campaigns like those "
             "(a campaign in a category with no past campaign gets no range); the earlier half's range held "
             f"{fmt('forecast_later_half_coverage')} of the later half (n/a with fewer than 18)."
         )
