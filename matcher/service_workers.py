@@ -193,32 +193,39 @@ def _deaths(processes: list) -> str:
     """Which of a pool's worker `processes` died, and how ("pid 123, killed by SIGKILL"), for the log.
 
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
-    ended otherwise; all of them when each ended by SIGTERM.
+    ended otherwise; all of them when each ended by SIGTERM. A process that ended without a status this process can
+    read, or none ended yet, is said so with its pid: the line once read "exit unknown", which told neither who nor
+    which of the two.
     """
     deadline = time.monotonic() + 2.0
-    codes = {process.pid: _exit_code(process, deadline) for process in processes}
-    ended = [(pid, code) for pid, code in codes.items() if code is not None]
+    outcomes = {process.pid: _exit_code(process, deadline) for process in processes}
+    ended = [(pid, code) for pid, (done, code) in outcomes.items() if done and code is not None]
     first = [(pid, code) for pid, code in ended if code != -signal.SIGTERM] or ended
-    return "; ".join(f"pid {pid}, {_exit_status(code)}" for pid, code in first) or "exit unknown"
+    if first:
+        return "; ".join(f"pid {pid}, {_exit_status(code)}" for pid, code in first)
+    unread = [pid for pid, (done, _) in outcomes.items() if done]
+    if unread:
+        return "; ".join(f"pid {pid}, ended, its exit status not readable" for pid in unread)
+    return f"none of pids {', '.join(map(str, outcomes))} had ended yet" if outcomes else "no worker process known"
 
 
-def _exit_code(process, deadline: float) -> int | None:
-    """A pool worker's exit code (negative: the signal); None while it runs, or if it is not known by `deadline`.
+def _exit_code(process, deadline: float) -> tuple[bool, int | None]:
+    """Whether a pool worker has ended, and its exit code (negative: the signal; None if not known by `deadline`).
 
     Ended is read from its sentinel, not /proc, whose state can read "running" for a moment after the pipe closed.
     The code is read from the process object, which collects it or finds it stored by the pool's own thread: that
-    thread reaps its workers too, and a read in the moment between its wait and its store comes back empty ("exit
-    unknown" in the log of a worker killed by SIGKILL), so it is read again until `deadline`. A log line never stops
-    the pool's renewal: a process object closed meanwhile is an unknown exit.
+    thread reaps its workers too, and a read in the moment between its wait and its store comes back empty, so it is
+    read again until `deadline` (a status collected by anything else never comes). A log line never stops the
+    pool's renewal: a process object closed meanwhile is an ended process of unknown exit.
     """
     try:
         if not wait([process.sentinel], timeout=0):
-            return None
+            return False, None
         while process.exitcode is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        return process.exitcode
+        return True, process.exitcode
     except ValueError:  # closed
-        return None
+        return True, None
 
 
 def _exit_status(code: int) -> str:

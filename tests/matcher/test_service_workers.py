@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from matcher.service_workers import _retire
+from matcher.service_workers import _deaths, _retire
 
 
 def _started_pool(workers: int) -> tuple[ProcessPoolExecutor, list]:
@@ -51,3 +51,30 @@ def test_a_healthy_pool_is_left_to_finish_within_the_grace_and_reaped():
     _retire(pool, 30.0)
     assert not [process.pid for process in processes if Path(f"/proc/{process.pid}").exists()]
     assert _exit_codes(processes) == [0, 0]
+
+
+def test_the_log_names_the_dead_worker_and_how_it_died_or_what_is_not_known():
+    """A worker killed outright is named with its signal; one whose status this process cannot read (collected by
+    anything else) is still named, as ended; a pool where none has ended says so. The line once read "exit unknown"."""
+    pool, processes = _started_pool(2)
+    try:
+        os.kill(processes[1].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not _deaths(processes).startswith(f"pid {processes[1].pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _deaths(processes) == f"pid {processes[1].pid}, killed by SIGKILL"
+    finally:
+        _retire(pool, 0.0)
+    # Processes of no pool, whose statuses nothing else collects: a pool's own thread would race this test for it.
+    sleepers = [get_context("spawn").Process(target=time.sleep, args=(120,)) for _ in range(2)]
+    for process in sleepers:
+        process.start()
+    try:
+        assert _deaths(sleepers) == f"none of pids {sleepers[0].pid}, {sleepers[1].pid} had ended yet"
+        os.kill(sleepers[0].pid, signal.SIGKILL)
+        os.waitpid(sleepers[0].pid, 0)  # collected behind the process object's back
+        assert _deaths(sleepers) == f"pid {sleepers[0].pid}, ended, its exit status not readable"
+    finally:
+        for process in sleepers:
+            process.kill()
+        sleepers[1].join(timeout=30)
