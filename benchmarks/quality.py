@@ -32,6 +32,10 @@ what those two product rules (a new creator whose interests do not relate to the
 do; a standard slate takes one new creator where proven ones of comparable value exist) cost against an oracle
 that has neither.
 
+"orders within the slates' 80% range": each default slate's creators' outcomes drawn as the world draws its
+performance rows (`simulation.world.realize`, every creator taking part), against the range of orders its summary
+gave (`training.forecast_interval`); counted over the slates given one (none in a category with no past campaign).
+
 `--world main alt` (the default: both generators, one after the other) picks the generators; `--sweep KEY=V1,V2`
 reruns every seed with a generator knob set to each value (shared knobs: outcome_noise, history_days,
 new_creator_share). The last line is one JSON object: each world's and setting's means under `settings`, and under
