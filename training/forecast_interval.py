@@ -63,7 +63,6 @@ class OrdersInterval(BaseEstimator):
         for name, values in (("expected_orders", expected), ("orders", actual)):
             if not np.isfinite(values).all() or (values < 0).any():
                 raise ValueError(f"Got {name} with a negative or non-finite value; expected orders of 0 or more")
-        self.n_campaigns_ = len(actual)
         self.log_ratios_ = np.sort(_log_ratio(actual, expected))
         self.bounds_ = _conformal_bounds(self.log_ratios_, self.coverage)
         return self
