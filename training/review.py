@@ -22,6 +22,7 @@ __all__ = [
     "SlateBuilder",
     "captured_by_k",
     "model_card",
+    "not_evaluated",
     "plot_calibration",
     "plot_captured",
     "plot_importance",
@@ -263,6 +264,20 @@ def plot_slates(
     return path
 
 
+def not_evaluated(metrics: dict[str, float]) -> str | None:
+    """Why a run made no held-out fit, from its counts (None when it made one): with a single settled campaign,
+    the held-out share is that campaign, and no earlier one is left to fit on; nothing is then evaluated, plotted
+    or compared, and the orders range is not set."""
+    earlier, held_out = int(metrics["n_train_pairs"]), int(metrics["n_test_pairs"])
+    if earlier and held_out:
+        return None
+    campaigns = int(metrics["n_campaigns"])
+    return (
+        f"no held-out fit: {campaigns} settled campaign{'' if campaigns == 1 else 's'} left {earlier} earlier pairs "
+        f"to fit on and {held_out} held-out pairs to evaluate on"
+    )
+
+
 def model_card(
     name: str,
     version: str,
@@ -332,14 +347,23 @@ def model_card(
         + ("" if unfair is None else f" Not compared: {unfair}."),
         "",
         "## Plots",
-        "- `review/calibration.png`: predicted vs observed click-through and orders per click",
-        "- `review/captured_by_k.png`: realized sales captured by the top k, model vs baselines",
-        "- `review/importance.png`: which features the ranking leans on",
     ]
+    # A run without a held-out fit logged none of the review's plots or slates (`training.train`).
+    unevaluated = not_evaluated(metrics)
+    if unevaluated is not None:
+        lines.append(f"None: {unevaluated}.")
+    else:
+        lines += [
+            "- `review/calibration.png`: predicted vs observed click-through and orders per click",
+            "- `review/captured_by_k.png`: realized sales captured by the top k, model vs baselines",
+            "- `review/importance.png`: which features the ranking leans on",
+        ]
     if slates_against is not None:
         lines.append(f"- `review/slates_vs_champion.png`: this version's slates vs {slates_against}")
     lines += ["", "## Slates on held-out campaigns"]
-    if slates_against is None:
+    if unevaluated is not None:
+        lines.append(f"Not built in this run: {unevaluated}.")
+    elif slates_against is None:
         lines.append(
             "Not built in this run: no slate builder was given (`creator-match train` passes matcher.slate's)."
         )
@@ -380,7 +404,7 @@ def model_card(
             f"None: {fmt('forecast_campaigns', True)} held-out campaigns are too few to set one; summaries give NaN."
         )
     else:
-        lines.append("None: no campaign was held out; summaries give NaN.")
+        lines.append(f"None: {unevaluated or 'no campaign was held out'}; summaries give NaN.")
     if importance is not None:
         top = ", ".join(f"{name} ({value:.3f})" for name, value in importance.sort_values().tail(5)[::-1].items())
         lines += ["", "## Leans most on", f"{top}"]

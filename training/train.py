@@ -66,6 +66,7 @@ from training.review import (
     SlateBuilder,
     captured_by_k,
     model_card,
+    not_evaluated,
     plot_calibration,
     plot_captured,
     plot_importance,
@@ -442,6 +443,8 @@ def summarize(result: TrainResult) -> str:
         f"registered {result.model_name} version {result.version}{status}",
         f"trained on {result.n_pairs} settled (campaign, creator) pairs",
     ]
+    if (unevaluated := not_evaluated(m)) is not None:
+        lines.append(f"not evaluated: {unevaluated}; train again once more campaigns have settled")
     if "ndcg_at_10" in m:
         lines.append(
             f"held-out later campaigns: click AUC {m['click_auc']:.3f}, order AUC {m['order_auc']:.3f}, "

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from features.contract import SETTLEMENT_DAYS
 from matcher.slate import SlatePolicy, default_slates
 from tests.commands import run_in_process
 from training.promotion import MIN_CAMPAIGNS, logged_difference, said_difference
 from training.ranker import CreatorRanker
 from training.registry import FIRST_VERSION, champion_version
 from training.review import model_card
-from training.train import train
+from training.train import summarize, train
 
 pytestmark = pytest.mark.slow
 POLICY = SlatePolicy()
@@ -125,6 +127,28 @@ def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(version
     card = model_card(MODEL, "9", tags, first.metrics, None, None)
     assert "## Slates on held-out campaigns\nNot built in this run" in card
     assert "slates_vs_champion.png" not in card
+
+
+def test_a_run_with_one_settled_campaign_says_it_has_no_held_out_fit(world_dir, embedder, tracking_uri):
+    """With one campaign settled, it is all held out and nothing is fitted on earlier ones: no plot, slate or range
+    is made. The card listed the three plots, which the run never logged, said no slate builder was given (train
+    was given one), and that no campaign was held out; the summary said nothing of it."""
+    ends = pd.read_parquet(world_dir / "campaigns.parquet")["end_date"].sort_values()
+    assert ends.iloc[0] < ends.iloc[1]  # the first campaign settles a day before any other
+    as_of = ends.iloc[0] + dt.timedelta(days=SETTLEMENT_DAYS)
+    common = {"embedder": embedder, "ranker": FAST, "slate_builder": default_slates}
+    result = train(world_dir, model_name="one-campaign", as_of=as_of, **common)
+    assert (result.metrics["n_campaigns"], result.metrics["n_train_pairs"]) == (1, 0)
+    client = MlflowClient()
+    assert [a.path for a in client.list_artifacts(result.run_id, "review")] == ["review/model_card.md"]
+    card = client.get_model_version("one-campaign", result.version).description
+    n = int(result.metrics["n_test_pairs"])
+    why = f"no held-out fit: 1 settled campaign left 0 earlier pairs to fit on and {n} held-out pairs to evaluate on"
+    assert f"## Plots\nNone: {why}.\n" in card and ".png" not in card
+    assert f"## Slates on held-out campaigns\nNot built in this run: {why}.\n" in card
+    assert f"## Range of a slate's orders\nNone: {why}; summaries give NaN." in card
+    assert "slate builder" not in card and "no campaign was held out" not in card
+    assert f"not evaluated: {why}; train again once more campaigns have settled" in summarize(result)
 
 
 def test_promoting_the_champion_changes_nothing_and_says_so(versions):
