@@ -67,6 +67,30 @@ def test_links_in_readme_and_docs_resolve_inside_the_repository():
     assert not broken, f"links that do not resolve inside the repository: {broken}"
 
 
+def _cells(row: str) -> int:
+    """How many cells a markdown table row has: a `|` inside a code span or escaped does not part cells."""
+    row = re.sub(r"`[^`]*`", "code", row).replace("\\|", "")
+    return row.strip().strip("|").count("|") + 1
+
+
+def test_every_row_of_a_table_in_readme_and_docs_has_its_header_s_cells():
+    """A row with more cells than its header is cut short where it renders, and one with fewer leaves them empty:
+    model-review.md's rows table had the `forecast_*` metrics pasted into the champion's campaigns row, which lost
+    `champion_comparison_campaigns` to a row of its own with no meaning."""
+    ragged = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        lines, header, fenced = page.read_text().splitlines(), None, False
+        for number, line in enumerate(lines, start=1):
+            fenced ^= line.startswith("```")
+            if fenced or not line.startswith("|"):
+                header = None
+            elif header is None:
+                header = _cells(line)
+            elif not re.fullmatch(r"\|( *:?-+:? *\|)+", line.strip()) and _cells(line) != header:
+                ragged.append(f"{page.relative_to(ROOT)}:{number}: {_cells(line)} cells, its header {header}")
+    assert not ragged, f"table rows whose cells do not match their header's: {ragged}"
+
+
 def test_python_names_in_readme_and_docs_resolve_as_written():
     """`training.train.train` in docs/model-review.md raised AttributeError: the package's `train` is the function
     (`from training import train`), which `import training.train as tt` gives too. Each dotted name of the project's
