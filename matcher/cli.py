@@ -17,7 +17,7 @@ import warnings
 
 from matcher.termination import terminated_as_exit
 
-__all__ = ["app", "main", "run"]  # noqa: F822 (`app` comes from the module's __getattr__)
+__all__ = ["app", "main", "one_line_warning", "run"]  # noqa: F822 (`app` comes from the module's __getattr__)
 
 
 def __getattr__(name: str):
@@ -56,7 +56,8 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _one_line(message, category, filename, lineno, line=None) -> str:
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """How every process of the command shows a warning (`warnings.formatwarning`): `serve`'s worker processes too."""
     # A warning is for the user of the command, not a developer: what and why on one line, not a source line, and
     # "warning", not the class Python files it under ("UserWarning"), which says nothing to the user.
     return f"creator-match: warning: {message}\n"
@@ -98,7 +99,7 @@ def _main(argv: list[str] | None) -> int:
     from matcher.commands.common import UserError, echo_rejects
 
     _quiet_libraries()
-    formatted, warnings.formatwarning = warnings.formatwarning, _one_line
+    formatted, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         # Without standalone mode click returns the code of a typer.Exit rather than raising it.
         code = _app()(args=argv, standalone_mode=False)

@@ -26,6 +26,7 @@ import pickle
 import signal
 import threading
 import time
+import warnings
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -45,6 +46,7 @@ from features.safe_write import (
     remove_directory,
 )
 from features.threads import hold_blas_threads
+from matcher.cli import one_line_warning
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, is_alias, log
 
 __all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool", "WorkerState"]
@@ -469,6 +471,8 @@ def _load(directory: str, pool: int, first: str | None = None) -> None:
     """A worker's initializer: loads the plan's matcher (`first`, if given, before following the plan's alias), or
     records why it cannot and ends the process."""
     global _holder
+    # A spawned process starts with Python's own format, a source line below a "UserWarning": as the command's.
+    warnings.formatwarning = one_line_warning
     group = WorkerGroup(directory)
     group.mark_loading(pool, os.getpid())
     hold_blas_threads(1)  # as the single-process service: answers the same bits whichever process gives them
