@@ -268,6 +268,8 @@ def not_evaluated(metrics: dict[str, float]) -> str | None:
     """Why a run made no held-out fit, from its counts (None when it made one): with a single settled campaign,
     the held-out share is that campaign, and no earlier one is left to fit on; nothing is then evaluated, plotted
     or compared, and the orders range is not set."""
+    if "n_train_pairs" not in metrics:  # a result made without a run's counts says nothing of it
+        return None
     earlier, held_out = int(metrics["n_train_pairs"]), int(metrics["n_test_pairs"])
     if earlier and held_out:
         return None
