@@ -47,6 +47,7 @@ from training.registry import (
     MODEL_ARTIFACT,
     MODEL_DIGEST_TAG,
     RegistrationIncomplete,
+    RegistryUnavailable,
     champion_version,
     check_server_reachable,
     code_tags,
@@ -96,6 +97,9 @@ class TrainResult:
     rejects: list[Reject] = field(default_factory=list)
     champion: str | None = None  # the version that held `champion` when training started
     unfair: str | None = None  # why this version could not be compared with that champion (`promotion.unfair`)
+    # The version holding `champion` once this one was registered, looked up when neither this one nor a champion at
+    # the start did: the model's first version, registered meanwhile by a training that ran at the same time.
+    champion_now: str | None = None
 
     @property
     def model_uri(self) -> str:
@@ -325,6 +329,11 @@ def train(
         client.set_tag(run.info.run_id, REGISTRATION_TAG, f"incomplete: {why}"[:5000])
         raise
     client.set_tag(run.info.run_id, REGISTRATION_TAG, f"{model_name} version {version}")
+    champion_now = None
+    if not is_champion and champion is None:
+        # Only for the summary, once the version is registered: a store unreadable by now leaves it unnamed.
+        with contextlib.suppress(RegistryUnavailable):
+            champion_now = champion_version(model_name)
     return TrainResult(
         run.info.run_id,
         model_name,
@@ -335,6 +344,7 @@ def train(
         list(tables.rejects),
         champion,
         why_unfair,
+        champion_now,
     )
 
 
@@ -431,6 +441,11 @@ def summarize(result: TrainResult) -> str:
     m = result.metrics
     if result.is_champion:
         status = " (champion)"
+    elif result.champion is None and result.champion_now is not None:
+        status = (
+            f" (not champion: version {result.champion_now} is, registered first by a training that ran at the same "
+            "time; this one was not compared with it: `creator-match promote` to use it)"
+        )
     elif result.champion is None:  # only a model's first version is made champion: the alias was deleted
         name = "" if result.model_name == DEFAULT_MODEL_NAME else f" --model-name {result.model_name}"
         status = (

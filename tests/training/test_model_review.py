@@ -13,7 +13,7 @@ from matcher.slate import SlatePolicy, default_slates
 from tests.commands import run_in_process
 from training.promotion import MIN_CAMPAIGNS, logged_difference, said_difference
 from training.ranker import CreatorRanker
-from training.registry import FIRST_VERSION, champion_version
+from training.registry import FIRST_VERSION, champion_version, finish_registration
 from training.review import model_card
 from training.train import summarize, train
 
@@ -149,6 +149,30 @@ def test_a_run_with_one_settled_campaign_says_it_has_no_held_out_fit(world_dir, 
     assert f"## Range of a slate's orders\nNone: {why}; summaries give NaN." in card
     assert "slate builder" not in card and "no campaign was held out" not in card
     assert f"not evaluated: {why}; train again once more campaigns have settled" in summarize(result)
+
+
+def test_a_training_that_a_first_version_registered_meanwhile_beat_names_that_champion(
+    world_dir, embedder, tracking_uri, tmp_path
+):
+    """Two first trainings at once: the one registered first is champion. The other's summary said "no version holds
+    `champion`" (the line for a deleted alias) while the first did; it names the champion. The rival registers and
+    is crowned while this training builds its held-out slates, as a training that finished first would be."""
+    name = "raced"
+
+    def rival_finishes_first(scored, evidence):
+        if champion_version(name) is None:
+            client = MlflowClient()
+            client.create_registered_model(name)
+            rival = str(client.create_model_version(name, source=str(tmp_path)).version)
+            assert finish_registration(name, rival, "the rival's card", make_champion=True)
+        return default_slates(scored, evidence)
+
+    result = train(world_dir, model_name=name, embedder=embedder, ranker=FAST, slate_builder=rival_finishes_first)
+    assert (result.version, result.is_champion, result.champion, champion_version(name)) == ("2", False, None, "1")
+    assert summarize(result).splitlines()[0] == (
+        "registered raced version 2 (not champion: version 1 is, registered first by a training that ran at the same "
+        "time; this one was not compared with it: `creator-match promote` to use it)"
+    )
 
 
 def test_promoting_the_champion_changes_nothing_and_says_so(versions):
