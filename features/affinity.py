@@ -110,6 +110,10 @@ def _joint_lifts(
     row_of, column_of = (np.array(v, dtype=np.int64) for v in zip(*cells, strict=True)) if cells else ([], [])
     design = sparse.csr_matrix((np.ones(len(row_of)), (row_of, column_of)), shape=(len(rows), len(vocabulary)))
     trials, successes = trials[keep], successes[keep]
+    if not successes.any():
+        # What the fit gives (a rate of 0: intercept -inf, no lift), without its log(0) start and solver fallback,
+        # which warned twice per category of a small world on every build.
+        return -np.inf, pd.Series(0.0, index=vocabulary)
     weights = trials / (1.0 + heterogeneity * trials)
     # The penalty is relative to the weighted mean deviance: alpha = 1 / (prior variance x total weight).
     model = PoissonRegressor(alpha=1.0 / (prior**2 * weights.sum()), solver="newton-cholesky", max_iter=100)
