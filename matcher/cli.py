@@ -93,6 +93,16 @@ def _standing(command: str) -> str:
     return " before it went ahead; nothing was written" if command == "match" else ""
 
 
+def _usage_line(exc: Exception) -> str:
+    """A usage error's line, naming the value given where the check that refused it does not: typer's range and
+    type checks say "Input should be greater than or equal to 1" of `--chunk-size 0`; their cause, pydantic's
+    validation error, holds what was typed."""
+    message = exc.format_message()
+    errors = getattr(exc.__cause__, "errors", None)
+    given = [error["input"] for error in errors() if "input" in error] if callable(errors) else []
+    return f"{message} (got {given[0]!r})" if given else message
+
+
 def _main(argv: list[str] | None) -> int:
     import typer
 
@@ -109,7 +119,7 @@ def _main(argv: list[str] | None) -> int:
     except typer.Abort:
         return 1
     except typer.TyperException as exc:  # usage errors: unknown option, missing or malformed value
-        print(f"creator-match: {exc.format_message()}", file=sys.stderr)
+        print(f"creator-match: {_usage_line(exc)}", file=sys.stderr)
         return 2
     except UserError as exc:
         print(f"creator-match: {exc}", file=sys.stderr)

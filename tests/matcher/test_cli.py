@@ -298,8 +298,14 @@ def test_rejected_rows_are_named_once_as_soon_as_the_tables_are_read_before_the_
             "unknown table format",
         ),
         (["train", "--data", "no-such-dir"], "no such directory"),
-        (["train", "--data", "no-such-dir", "--members", "0"], "Invalid value for '--members'"),
-        (["train", "--data", "no-such-dir", "--max-features", "1.5"], "Invalid value for '--max-features'"),
+        (
+            ["train", "--data", "no-such-dir", "--members", "0"],
+            "Invalid value for '--members': Input should be greater than or equal to 1 (got '0')",
+        ),
+        (
+            ["train", "--data", "no-such-dir", "--max-features", "1.5"],
+            "Invalid value for '--max-features': Input should be less than or equal to 1 (got '1.5')",
+        ),
         (["match", "--bogus"], "No such option"),
         (["promote", "--model-name", "creator-ranker", "--version", "99"], "cannot promote"),
         # MLflow's own "Parameter 'version' must be an integer" was passed on.
