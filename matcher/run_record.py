@@ -611,6 +611,12 @@ def record_run(
 def _read_record(out: Path) -> RunRecord:
     """The record beside `out`, parsed; RunMismatch naming what is wrong with it."""
     target = run_record_path(out)
+    if not target.parent.is_dir():
+        # A mistyped path reads as a first run that has not made its folder yet; the line says both.
+        raise RunMismatch(
+            f"no folder {target.parent} for {out.name}: no run has written there (is the path right?), or the first "
+            "is still loading its model"
+        )
     if not target.exists():
         raise RunMismatch(f"no run record beside {out}: a run is writing it, or one was killed before it finished")
     content, why = _record_content(target)

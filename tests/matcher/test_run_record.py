@@ -534,3 +534,11 @@ def test_verify_refuses_unusable_arguments_with_exit_status_2(tmp_path):
         assert len(lines) == 1 and lines[0].startswith(f"creator-match: {out}: {why}"), lines
     missing = verify(tmp_path / "never.parquet")
     assert missing.returncode == 1 and "no run record beside" in missing.stderr
+    # A mistyped folder could still be a first run's that has not made it yet (exit 1, as a run writing), but the
+    # line says that no folder is there, which a run record's absence alone did not.
+    nowhere = verify(tmp_path / "nothere" / "m.parquet")
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.splitlines() == [
+        f"creator-match: no folder {tmp_path / 'nothere'} for m.parquet: no run has written there (is the path "
+        "right?), or the first is still loading its model"
+    ]
