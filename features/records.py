@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.affinity import AFFINITY_COLUMNS, TagCategoryAffinity
+from features.contract import SETTLEMENT_DAYS
 from features.embeddings import Embedder, campaign_vectors
 from features.history import HISTORY_COLUMNS, CategoryPriors, creator_history, settled_rows
 from features.pairwise import FEATURES, HISTORY_FEATURES, pair_features
@@ -223,6 +225,23 @@ class SettledPerformance:
         return self.tables()[2]
 
 
+def _warn_no_record(performance_rows: int, settled: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Warns that a performance table given to read records from gave none: a run date before its campaigns
+    settled, or another catalogue's creators, which a run would otherwise take silently for a catalogue of new
+    creators."""
+    if not performance_rows:
+        return  # an empty table says so itself: there is no history yet
+    day = as_of.date()
+    if settled.empty:
+        why = f"none of its {performance_rows} rows is settled as of {day} "
+        why += f"(a campaign {SETTLEMENT_DAYS} days past its end)"
+    else:
+        why = f"none of its {len(settled)} rows settled as of {day} is of a creator in the creators table"
+    warnings.warn(
+        f"the performance table gives no creator a record: {why}; every creator is scored as new", stacklevel=3
+    )
+
+
 def creator_records(
     source: SettledPerformance,
     model: HistoryModel,
@@ -253,10 +272,11 @@ def creator_records(
         )
     performance, campaigns, _ = source.tables()
     as_of = pd.Timestamp(source.as_of or dt.date.today())
-    rows = settled_rows(performance, campaigns, as_of)
+    settled = settled_rows(performance, campaigns, as_of)
     position = pd.Series(np.arange(len(creators)), index=creators["creator_id"])
-    rows = rows[rows["creator_id"].isin(position.index)].reset_index(drop=True)
+    rows = settled[settled["creator_id"].isin(position.index)].reset_index(drop=True)
     if rows.empty:
+        _warn_no_record(len(performance), settled, as_of)
         return CreatorRecords(empty_records(("creator_id",)), empty_records(BY_CATEGORY), empty_records(BY_MARKETPLACE))
     used, campaign_index = np.unique(rows["campaign_id"].to_numpy(), return_inverse=True)
     past = campaigns.set_index("campaign_id").loc[used].reset_index()

@@ -115,9 +115,16 @@ def test_a_creator_new_at_training_is_scored_on_its_record_in_a_newer_performanc
     )
     before = default_matcher.match(_campaign(category)).for_campaign("newer-1")
     assert not before["reasons"][before["creator_id"] == creator_id].str.contains("record of").any()
-    # As of a day before those campaigns settled, the newcomer is new again.
+    # As of a day before those campaigns settled, the newcomer is new again, and so is everyone: the run says so
+    # rather than take the table silently for a catalogue of new creators.
     early = SettledPerformance(source.performance, source.campaigns, dt.date(2000, 1, 1))
-    empty = Matcher(creators, model=ranker, index=default_matcher.index, embedder=embedder, performance=early)
+    rows = len(source.performance.frame)
+    with pytest.warns(UserWarning) as warned:
+        empty = Matcher(creators, model=ranker, index=default_matcher.index, embedder=embedder, performance=early)
+    assert [str(w.message) for w in warned if "no creator a record" in str(w.message)] == [
+        f"the performance table gives no creator a record: none of its {rows} rows is settled as of 2000-01-01 (a "
+        "campaign 7 days past its end); every creator is scored as new"
+    ]
     assert (
         empty.records.history.empty
         and empty.match(_campaign(category)).matches["reasons"].str.contains("no record yet").all()
