@@ -21,11 +21,21 @@ from features.parameters import check_kinds, refuse, whole_number
 from features.threads import openmp_threads
 from training.weighted_bins import WeightedQuantileBins, with_values
 
-__all__ = ["OUTCOMES", "PREDICTIONS", "CreatorRanker", "expected_outcomes", "expected_sales"]
+__all__ = [
+    "HEAD_NAMES",
+    "OUTCOMES",
+    "PREDICTIONS",
+    "CreatorRanker",
+    "expected_outcomes",
+    "expected_sales",
+    "flat_heads",
+]
 
 OUTCOMES = ["impressions", "clicks", "orders"]
 # What `CreatorRanker.predict` returns, one column per head: the reach, click and order heads'.
 PREDICTIONS = ["expected_impressions", "p_click", "p_order"]
+# Each head as a reader of a warning knows it.
+HEAD_NAMES = {"expected_impressions": "reach", "p_click": "click-through", "p_order": "orders-per-click"}
 # Fewer rows than this are predicted on one thread: every tree of a head is its own OpenMP parallel region,
 # whose start-up outweighs a few thousand rows of work (features.threads). Per-row results are the same bits.
 _SERIAL_ROWS = 10_000
@@ -328,3 +338,14 @@ def expected_outcomes(predicted: pd.DataFrame, price: np.ndarray) -> dict[str, n
 def expected_sales(predicted: pd.DataFrame, price: np.ndarray) -> np.ndarray:
     """The score: expected impressions x click-through x orders per click x price (see `expected_outcomes`)."""
     return expected_outcomes(predicted, price)["expected_sales"]
+
+
+def flat_heads(ranker: BaseEstimator, X: pd.DataFrame) -> list[str]:
+    """The heads of a fitted ranker that predict one value for every row of X, by `HEAD_NAMES`.
+
+    A booster that found no split (too few rows for `min_samples_leaf` on each side: a seller's first few dozen
+    pairs) predicts its training mean everywhere; when every head does, a match gives all of a campaign's
+    candidates the same expected sales and cannot tell them apart.
+    """
+    predicted = ranker.predict(X)
+    return [HEAD_NAMES[name] for name in PREDICTIONS if len(X) > 1 and np.ptp(predicted[name].to_numpy(float)) == 0]

@@ -40,7 +40,7 @@ from training.promotion import (
     said_difference,
 )
 from training.pyfunc import RankerModel
-from training.ranker import OUTCOMES, CreatorRanker
+from training.ranker import HEAD_NAMES, OUTCOMES, PREDICTIONS, CreatorRanker, flat_heads
 from training.registry import (
     CHAMPION,
     DEFAULT_MODEL_NAME,
@@ -218,6 +218,7 @@ def train(
                 sales = expected_sales(ours, price), expected_sales(theirs, price)
                 metrics |= difference_metrics(*sales, champion_pairs)
     final = clone(ranker).fit(data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs))
+    _warn_if_flat(final, data.pairs)
     python_model = RankerModel(
         final, data.model, embedder.model, embedder.dimension, embedder.backend, orders_interval=orders_interval
     )
@@ -346,6 +347,33 @@ def train(
         why_unfair,
         champion_now,
     )
+
+
+def _warn_if_flat(final, pairs: pd.DataFrame) -> None:
+    """Says which heads of the registered ranker learned nothing from the pairs: it is still registered (and, as a
+    first version, made champion), but a seller's first few dozen pairs gave one that scored every candidate alike,
+    whose slates then followed creator id while their reasons spoke of interest fit and reach."""
+    import warnings
+
+    flat = flat_heads(final, pairs[FEATURES])
+    if not flat:
+        return
+    leaf = final.get_params().get("min_samples_leaf")
+    why = "" if leaf is None else f" (a split needs at least min_samples_leaf={leaf} rows on each side)"
+    if len(flat) == len(PREDICTIONS):
+        said = (
+            f"the ranker learned nothing from {len(pairs)} settled pairs: its reach, click-through and "
+            f"orders-per-click heads each predict one value for every pair{why}, so a match gives all of a "
+            "campaign's candidates the same expected sales and cannot tell them apart"
+        )
+    else:
+        rest = [HEAD_NAMES[name] for name in PREDICTIONS if HEAD_NAMES[name] not in flat]
+        said = (
+            f"the ranker's {' and '.join(flat)} head{'s' if len(flat) > 1 else ''} learned nothing from {len(pairs)} "
+            f"settled pairs: {'each predicts' if len(flat) > 1 else 'it predicts'} one value for every pair{why}, so "
+            f"its scores rest on its {' and '.join(rest)} head{'s' if len(rest) > 1 else ''} alone"
+        )
+    warnings.warn(f"{said}; train again once more campaigns have settled", stacklevel=2)
 
 
 def _priced(pairs: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:

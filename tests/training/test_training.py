@@ -435,3 +435,44 @@ def test_cold_start_is_learned_and_measured_on_creators_held_out_entirely(traine
     for name in ("cold_ndcg_at_10", "cold_captured_sales", "cold_baseline_followers_ndcg_at_10"):
         assert 0 <= m[name] <= 1
     assert m["cold_ndcg_at_10"] >= m["cold_baseline_similarity_ndcg_at_10"] - 0.02
+
+
+def test_flat_heads_names_the_heads_that_found_no_split(training_data):
+    """A booster given fewer rows than a split needs on each side predicts one value everywhere; the check names
+    each such head, and none of a ranker fitted on the whole world."""
+    from training.ranker import flat_heads
+
+    pairs = training_data.pairs
+    for rows, flat in ((20, ["reach", "click-through", "orders-per-click"]), (40, ["reach"])):
+        few = pairs.head(rows)
+        assert flat_heads(CreatorRanker().fit(few[FEATURES], few[OUTCOMES]), pairs[FEATURES]) == flat
+    fitted_on_all = CreatorRanker().fit(pairs[FEATURES], pairs[OUTCOMES])
+    assert flat_heads(fitted_on_all, pairs[FEATURES]) == []
+
+
+def test_train_on_a_few_dozen_pairs_warns_that_the_ranker_learned_nothing(world_dir, embedder, tmp_path, monkeypatch):
+    """A seller's first history, a few dozen pairs, gave a ranker whose heads found no split: registered as
+    champion without a word, it scored every candidate of a campaign alike, and its slates followed creator id
+    while their reasons spoke of interest fit and reach. Training says so in one warning."""
+    from training.train import train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("creators", "campaigns"):
+        (data / f"{name}.parquet").write_bytes((world_dir / f"{name}.parquet").read_bytes())
+    performance = pd.read_parquet(world_dir / "performance.parquet")
+    settled = performance[performance["status"] == "settled"]
+    first_two = settled[settled["campaign_id"].isin(settled["campaign_id"].unique()[:2])]
+    first_two.groupby("campaign_id").head(10).to_parquet(data / "performance.parquet", index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+
+    with pytest.warns(UserWarning, match="the ranker learned nothing from") as warned:
+        result = train(data, model_name="first-history", embedder=embedder)
+
+    said = [str(w.message) for w in warned if "learned nothing" in str(w.message)]
+    assert said == [
+        f"the ranker learned nothing from {result.n_pairs} settled pairs: its reach, click-through and "
+        "orders-per-click heads each predict one value for every pair (a split needs at least min_samples_leaf=30 "
+        "rows on each side), so a match gives all of a campaign's candidates the same expected sales and cannot "
+        "tell them apart; train again once more campaigns have settled"
+    ]
