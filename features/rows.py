@@ -33,6 +33,7 @@ __all__ = [
     "PerformanceRow",
     "PurchaseRow",
     "TouchRow",
+    "several_in_one",
     "vocabulary_word",
 ]
 
@@ -77,19 +78,41 @@ def _shown(value: str) -> str:
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
+def several_in_one(item: object) -> str:
+    """For a list item that holds several items joined by commas or semicolons (`US, CA`, `instagram;tiktok`), how
+    a CSV list is written, as advice to add to its reason; "" for any other.
+
+    The CSV reader splits a list cell on `|` alone, so a seller's `US, CA` was one item, refused as "not a
+    marketplace code" without a word on why two good codes were not read as two.
+    """
+    if not isinstance(item, str) or not _JOINERS.search(item):
+        return ""
+    parts = [part for part in _JOINERS.split(item.strip()) if part]
+    return f"several in one item? a CSV list is written a|b|c: {_shown('|'.join(parts))}" if len(parts) > 1 else ""
+
+
+_JOINERS = re.compile(r"\s*[,;]\s*")
+
+
 def _marketplace(code: str) -> str:
     # fullmatch: with match, `$` also matches before a trailing newline, so "US\n" passed.
     if not MARKETPLACE_PATTERN.fullmatch(code):
+        advice = f"; {several}" if (several := several_in_one(code)) else ""
         raise PydanticCustomError(
-            "marketplace", "{code} is not a marketplace code (two upper-case letters)", {"code": _shown(code)}
+            "marketplace",
+            "{code} is not a marketplace code (two upper-case letters{advice})",
+            {"code": _shown(code), "advice": advice},
         )
     return code
 
 
 def _asin(asin: str) -> str:
     if not ASIN_PATTERN.fullmatch(asin):
+        advice = f"; {several}" if (several := several_in_one(asin)) else ""
         raise PydanticCustomError(
-            "asin", "{asin} is not an ASIN (10 upper-case letters or digits)", {"asin": _shown(asin)}
+            "asin",
+            "{asin} is not an ASIN (10 upper-case letters or digits{advice})",
+            {"asin": _shown(asin), "advice": advice},
         )
     return asin
 

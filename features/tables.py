@@ -30,7 +30,7 @@ from features.column_names import likely_meant, normalized
 from features.column_validation import validate_columns
 from features.contract import REJECTS_SUFFIX, TABLE_FORMATS, TABLE_SUFFIXES
 from features.memory import release_free_memory
-from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing
+from features.rows import CampaignRow, CreatorRow, PerformanceRow, PurchaseRow, TouchRow, is_missing, several_in_one
 from features.safe_write import (
     OutputLocked,
     OutputRefused,
@@ -903,9 +903,17 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
     column = error["loc"][position - 1] if 0 < position <= len(error["loc"]) else None
-    hint = _percent_hint(error, column) or _separator_hint(error)
+    hint = _percent_hint(error, column) or _separator_hint(error) or _several_words_hint(error, where)
     reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{hint}"
     return f"{where + ': ' if where else ''}{reason}"
+
+
+def _several_words_hint(error: dict, where: str) -> str:
+    """For a list item of a vocabulary's words that holds several (`instagram, tiktok` in a CSV's platforms), how a
+    CSV list is written: it was only "input should be 'instagram', 'youtube', ..." (codes say it in their own
+    refusals, `features.rows.several_in_one`)."""
+    several = several_in_one(error["input"]) if where and error["type"] == "literal_error" else ""
+    return f" ({several})" if several else ""
 
 
 def _percent_hint(error: dict, column: object = None) -> str:

@@ -543,6 +543,44 @@ def test_list_cells_written_with_commas_are_read_as_one_item_and_said_once(tmp_p
     assert result.frame.loc[1, "interest_tags"] == ["nail art, gel nails, beauty"]
 
 
+def test_codes_written_as_a_comma_list_are_refused_with_how_a_list_is_written(tmp_path):
+    """A seller's `US, CA`, `B0ABCDEFGH; B0BCDEFGHI` and `Instagram, TikTok` in a CSV: each is one item there, and
+    was refused as "not a marketplace code" (or not an ASIN, or not a platform) without a word on why two good
+    codes were not read as two. The reason now says how a list is written; the row is still refused."""
+    campaigns = campaigns_rows(2)
+    campaigns[0]["marketplaces"] = "US, CA"
+    campaigns[1]["asins"] = "B0ABCDEFGH; B0BCDEFGHI"
+    write_csv(tmp_path / "campaigns.csv", campaigns)
+    creators = creators_rows(1)
+    creators[0]["platforms"] = "Instagram, TikTok"
+    write_csv(tmp_path / "creators.csv", creators)
+
+    refused = [
+        (reject.column, reject.reason)
+        for table in ("campaigns", "creators")
+        for reject in read_table(tmp_path / f"{table}.csv", table).rejects
+    ]
+
+    assert refused == [
+        (
+            "marketplaces",
+            "[0]: 'US, CA' is not a marketplace code (two upper-case letters; several in one item? a CSV list is "
+            "written a|b|c: 'US|CA')",
+        ),
+        (
+            "asins",
+            "[0]: 'B0ABCDEFGH; B0BCDEFGHI' is not an ASIN (10 upper-case letters or digits; several in one item? a "
+            "CSV list is written a|b|c: 'B0ABCDEFGH|B0BCDEFGHI')",
+        ),
+        (
+            "platforms",
+            "[0]: got 'instagram, tiktok'; input should be 'instagram', 'youtube', 'tiktok', 'facebook', 'x', "
+            "'pinterest', 'blog', 'podcast' or 'website' (several in one item? a CSV list is written a|b|c: "
+            "'instagram|tiktok')",
+        ),
+    ]
+
+
 def test_one_empty_row_or_one_comma_list_is_said_in_the_singular(tmp_path):
     """The warnings counted one row as "1 empty rows" and "1 rows' interest_tags"."""
     rows = creators_rows(2)
