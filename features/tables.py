@@ -903,7 +903,12 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
     if private or error["type"] in {"funnel", "date_order", "share_sum", "asin", "marketplace"}:
         return f"{where + ': ' if where else ''}{message}"
     column = error["loc"][position - 1] if 0 < position <= len(error["loc"]) else None
-    hint = _percent_hint(error, column) or _separator_hint(error) or _several_words_hint(error, where)
+    hint = (
+        _percent_hint(error, column)
+        or _separator_hint(error)
+        or _several_words_hint(error, where)
+        or _float_id_hint(error, column)
+    )
     reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{hint}"
     return f"{where + ': ' if where else ''}{reason}"
 
@@ -914,6 +919,27 @@ def _several_words_hint(error: dict, where: str) -> str:
     refusals, `features.rows.several_in_one`)."""
     several = several_in_one(error["input"]) if where and error["type"] == "literal_error" else ""
     return f" ({several})" if several else ""
+
+
+def _float_id_hint(error: dict, column: object) -> str:
+    """For an id given as a whole float (`1031.0`), why it is refused and how to give it: pandas stores a numeric id
+    column with one missing value as floats (and so writes it to Parquet and JSON Lines), and every row was then
+    refused as "got 1031.0; input should be a valid string", without a word on why an id of 1031 was not one."""
+    given = error["input"]
+    if error["type"] != "string_type" or not isinstance(given, float) or not given.is_integer():
+        return ""
+    if column not in _id_columns():
+        return ""
+    return (
+        " (an id stored as a float; ids are text or whole numbers: pandas stores a whole-number column that has a "
+        "missing value as floats, so store the ids as text)"
+    )
+
+
+@functools.cache
+def _id_columns() -> frozenset[str]:
+    """Every table's id columns."""
+    return frozenset(name for spec in TABLES.values() for name in spec.id_columns)
 
 
 def _percent_hint(error: dict, column: object = None) -> str:

@@ -1081,7 +1081,9 @@ def test_half_of_a_character_rejects_its_row_and_keeps_its_neighbours(tmp_path):
 
 def test_integer_ids_of_every_id_column_are_read_as_text_and_float_ones_are_still_refused(tmp_path):
     """The performance table's campaign ids as int64 read as text; its creator ids as floats are refused, whole
-    or not: which text a float id stands for is a guess."""
+    or not: which text a float id stands for is a guess. A whole one says why and what to do: pandas makes a
+    whole-number id column with one missing id floats, and every row was refused, "got 100.0; input should be a
+    valid string", without a word on why 100 was no id."""
     path = tmp_path / "performance.parquet"
     rows = [performance(campaign_id=3, creator_id=100.0), performance(campaign_id=3, creator_id=2.5)]
     pd.DataFrame(rows).to_parquet(path)
@@ -1090,7 +1092,13 @@ def test_integer_ids_of_every_id_column_are_read_as_text_and_float_ones_are_stil
 
     assert result.frame.empty
     assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
-        (1, "3/100.0", "creator_id", "got 100.0; input should be a valid string"),
+        (
+            1,
+            "3/100.0",
+            "creator_id",
+            "got 100.0; input should be a valid string (an id stored as a float; ids are text or whole numbers: "
+            "pandas stores a whole-number column that has a missing value as floats, so store the ids as text)",
+        ),
         (2, "3/2.5", "creator_id", "got 2.5; input should be a valid string"),
     ]
 
