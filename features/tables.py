@@ -906,6 +906,7 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
     hint = (
         _percent_hint(error, column)
         or _separator_hint(error)
+        or _currency_hint(error)
         or _several_words_hint(error, where)
         or _float_id_hint(error, column)
     )
@@ -985,6 +986,30 @@ def _separator_hint(error: dict) -> str:
     if _DECIMAL_COMMA.fullmatch(written):
         return f" (a decimal comma? write {written.replace(',', '.')} for {written}: numbers take a decimal point)"
     return ""
+
+
+def _currency_hint(error: dict) -> str:
+    """For an amount written with its currency (`$39.99`, `€12,99`, `12.99 USD`), as a seller's listing or
+    spreadsheet shows a price: it was only "unable to parse string as a number". The amount without the currency
+    is given when it is a plain number; it is not read as one, the currency being the seller's to check."""
+    given = error["input"]
+    if not isinstance(given, str) or error["type"] != "float_parsing":
+        return ""
+    written = given.strip()
+    amount = _WITH_CURRENCY.fullmatch(written)
+    if amount is None:
+        return ""
+    number = amount["number"] or amount["before"]
+    if _PLAIN_NUMBER.fullmatch(number):
+        return f" (a currency sign or code? write {number} for {written}: amounts are plain numbers)"
+    return " (a currency sign or code? amounts are plain numbers, such as 1299.00)"
+
+
+# A number with a currency sign or an ISO code before or after it: `$39.99`, `€ 12,99`, `12.99 USD`, `USD 1,500`.
+_WITH_CURRENCY = re.compile(
+    r"(?:[$€£¥₹]|[A-Z]{3}\s)\s*(?P<number>[0-9][0-9.,]*)|(?P<before>[0-9][0-9.,]*)\s*(?:[$€£¥₹]|\s[A-Z]{3})"
+)
+_PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 # `1,234`, `-12,345,678.90`: commas every three digits, then perhaps a fraction; `12,99`: a comma for a point.

@@ -385,6 +385,41 @@ def test_a_number_written_with_commas_is_refused_with_what_it_is_without_them(tm
     ]
 
 
+def test_an_amount_written_with_its_currency_is_refused_with_what_it_is_without_it(tmp_path):
+    """A price copied from a listing, `$39.99`, `€12.99` or `12.99 USD`, was only "unable to parse string as a
+    number". It is still refused (the currency is the seller's to check), now with the plain number when there is
+    one; a word gets no hint."""
+    path = tmp_path / "camps.csv"
+    rows = campaigns_rows(5)
+    rows[0] |= {"price": "$39.99"}
+    rows[1] |= {"price": "€ 12.99"}
+    rows[2] |= {"price": "12.99 USD"}
+    rows[3] |= {"budget": "$1,500"}
+    rows[4] |= {"budget": "lots"}
+    write_csv(path, rows)
+
+    result = read_table(path, "campaigns")
+
+    number = "input should be a valid number, unable to parse string as a number"
+    assert [(r.column, r.reason) for r in result.rejects] == [
+        (
+            "price",
+            f"got '$39.99'; {number} (a currency sign or code? write 39.99 for $39.99: amounts are plain numbers)",
+        ),
+        (
+            "price",
+            f"got '€ 12.99'; {number} (a currency sign or code? write 12.99 for € 12.99: amounts are plain numbers)",
+        ),
+        (
+            "price",
+            f"got '12.99 USD'; {number} (a currency sign or code? write 12.99 for 12.99 USD: amounts are plain "
+            "numbers)",
+        ),
+        ("budget", f"got '$1,500'; {number} (a currency sign or code? amounts are plain numbers, such as 1299.00)"),
+        ("budget", f"got 'lots'; {number}"),
+    ]
+
+
 def test_a_date_of_no_day_and_a_rate_written_as_a_percentage_are_said_as_such(tmp_path):
     """2026-02-30 was "should be a date as YYYY-MM-DD", which it is written as; a commission rate of 15 was only
     "should be less than or equal to 1"."""
