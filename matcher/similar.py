@@ -169,7 +169,9 @@ class LookalikeSpace:
         )
 
     def _seed_rows(self, creator_ids: list[str]) -> np.ndarray:
-        creator_ids = list(dict.fromkeys(creator_ids))
+        # Without the spaces around it, as the creators table's ids are read: `--like " cr000053"` (a shell
+        # script's or a pasted id) was "not in the creators table", which holds it.
+        creator_ids = list(dict.fromkeys(cid.strip() if isinstance(cid, str) else cid for cid in creator_ids))
         if not creator_ids:
             raise ValueError("Got no seed creator; expected at least one creator_id")
         unknown = [cid for cid in creator_ids if cid not in self._position.index]
