@@ -70,8 +70,13 @@ class UnknownCreator(ValueError, MatcherError):
 
 
 def listed(values: str | Iterable[str]) -> list[str]:
-    """The values as a list; a single string is one value, not its characters."""
-    return [values] if isinstance(values, str) else list(values)
+    """The values as a list; a single string is one value, not its characters. Each string is read without the
+    spaces around it, as the creators table's ids and codes are: `--like " cr000053"` (a pasted id, a shell
+    script's) was "not in the creators table", which holds it."""
+    return [
+        value.strip() if isinstance(value, str) else value
+        for value in ([values] if isinstance(values, str) else values)
+    ]
 
 
 @dataclass
@@ -169,9 +174,7 @@ class LookalikeSpace:
         )
 
     def _seed_rows(self, creator_ids: list[str]) -> np.ndarray:
-        # Without the spaces around it, as the creators table's ids are read: `--like " cr000053"` (a shell
-        # script's or a pasted id) was "not in the creators table", which holds it.
-        creator_ids = list(dict.fromkeys(cid.strip() if isinstance(cid, str) else cid for cid in creator_ids))
+        creator_ids = list(dict.fromkeys(creator_ids))
         if not creator_ids:
             raise ValueError("Got no seed creator; expected at least one creator_id")
         unknown = [cid for cid in creator_ids if cid not in self._position.index]

@@ -95,11 +95,11 @@ def test_one_seed_marketplace_or_type_as_a_string_is_one_value_not_its_character
     pd.testing.assert_frame_equal(matcher.similar(sellers[0], k=5), matcher.similar([sellers[0]], k=5))
 
 
-def test_a_seed_id_is_read_without_the_spaces_around_it_as_a_tables_ids_are(matcher, sellers):
+def test_a_seed_id_or_code_is_read_without_the_spaces_around_it_as_a_tables_are(matcher, sellers):
     """`similar --like " cr000053 "` (a pasted id, a shell script's) was refused as "not in the creators table",
-    whose ids are read without the spaces around them."""
-    padded = matcher.similar([f" {sellers[0]} ", f"{sellers[1]}\t"], k=5)
-    pd.testing.assert_frame_equal(padded, matcher.similar(sellers, k=5))
+    whose ids are read without the spaces around them; `--marketplace "UK "` as not a code."""
+    padded = matcher.similar([f" {sellers[0]} ", f"{sellers[1]}\t"], k=5, marketplaces=["UK "])
+    pd.testing.assert_frame_equal(padded, matcher.similar(sellers, k=5, marketplaces=["UK"]))
 
 
 def test_a_creator_type_is_read_in_any_case_as_a_tables_rows_are(matcher, sellers):
