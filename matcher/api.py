@@ -17,7 +17,7 @@ import faiss  # noqa: F401  (imported before torch, so FAISS keeps its own threa
 import numpy as np
 import pandas as pd
 
-from features.contract import PRODUCT_TYPES, marketplace_hint
+from features.contract import AMAZON_CODES, PRODUCT_TYPES, marketplace_hint
 from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV  # noqa: F401  (crash tests' hooks)
@@ -516,8 +516,9 @@ class Matcher:
         table, notes = _campaign_table(campaigns)
         if table.frame.empty:  # nothing to embed, score or assign
             return dataclasses.replace(no_campaigns_matched(table.rejects, with_candidates), notes=notes)
-        column, _, stated = self.scorer.retrieval.audience
+        column, shares, stated = self.scorer.retrieval.audience
         unreached = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
+        unreached += _aliased_marketplaces(table.frame, column, shares, self.scorer.retrieval.creators["creator_id"])
         for note in unreached:
             warnings.warn(note, UserWarning, stacklevel=2)
         notes += unreached
@@ -625,6 +626,46 @@ def _unreached_marketplaces(
         subject = f"campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}"
         whose = "their" if len(ids) > 1 else "its"
         notes.append(_unreached_line(code, subject, whose, alone, stated, min_market_share))
+    return notes
+
+
+def _aliased_marketplaces(
+    campaigns: pd.DataFrame, column: Mapping[str, int], shares: np.ndarray, creator_ids: pd.Series
+) -> list[str]:
+    """A line per campaign marketplace that creators state an audience in under another name (`GB`, the country's
+    ISO code, for Amazon's `UK`), naming its campaigns and those creators.
+
+    That share counts in no campaign's marketplaces: a creator stating `{"GB": 0.9}` read as having none of its
+    audience in a UK campaign, and was left out of it (under the minimum market share) without a word whenever some
+    other creator stated UK, the campaign's code then being one a creator states.
+
+    Args:
+        campaigns: the run's valid campaigns.
+        column: the marketplace codes some creator states an audience in, and their columns in `shares`.
+        shares: per creator and code, the stated share of its audience.
+        creator_ids: the creators' ids, in the rows of `shares`.
+    """
+    notes = []
+    for alias, code in AMAZON_CODES.items():
+        if alias not in column:
+            continue
+        ids = [
+            str(c)
+            for c, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True)
+            if code in codes
+        ]
+        if not ids:
+            continue
+        holders = creator_ids[shares[:, column[alias]] > 0].astype(str).tolist()
+        if not holders:  # stated at 0: nothing of theirs is lost
+            continue
+        n = len(holders)
+        notes.append(
+            f"marketplace {code} of campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}: {n} creator"
+            f"{'s state' if n > 1 else ' states'} an audience in {alias} ({shown_ids(holders)}), which is not read as "
+            f"audience in {code} ({marketplace_hint(alias)}): write {code} in audience_marketplaces; until then that "
+            f"share is none of a creator's audience in {code}, and a creator can be left out for it"
+        )
     return notes
 
 

@@ -202,14 +202,12 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
     an audience from a campaign sold only there; in one sold elsewhere too, the other marketplaces decide."""
     matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
     frame = campaigns.iloc[:3].reset_index(drop=True).assign(marketplaces=[["GB"], ["GB", "US"], ["US"]])
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        out = matcher.match_many(frame)
+    out, said = _matched_with_marketplace_lines(matcher, frame)
     first, second = frame["campaign_id"].iloc[:2]
     silent = creators["audience_marketplaces"].map(lambda shares: not shares)
     typo = "(GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)"
     assert (
-        [str(w.message) for w in said if "marketplace" in str(w.message)]
+        said
         == out.notes
         == [
             f"marketplace GB of campaign {first}: no creator states an audience there, so every creator who states an "
@@ -221,10 +219,49 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
     )
     assert set(out.for_campaign(first)["creator_id"]) <= set(creators.loc[silent, "creator_id"])
     assert not set(out.for_campaign(second)["creator_id"]) <= set(creators.loc[silent, "creator_id"])
+    assert _matched_with_marketplace_lines(matcher, campaigns)[1] == []
+
+
+def _matched_with_marketplace_lines(matcher: Matcher, campaigns: pd.DataFrame) -> tuple[object, list[str]]:
+    """`match_many`'s result, and the warnings it gave about marketplaces."""
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        matcher.match_many(campaigns)
-    assert not [w for w in said if "marketplace" in str(w.message)]
+        out = matcher.match_many(campaigns)
+    return out, [str(w.message) for w in said if "marketplace" in str(w.message)]
+
+
+def test_creators_stating_an_audience_under_the_iso_code_of_a_campaigns_marketplace_are_named(
+    creators, campaigns, ranker, index, embedder
+):
+    """A new-user trial's creators export wrote the United Kingdom as GB (its ISO code), the campaigns as UK
+    (Amazon's): a creator stating `{"GB": 0.5, "US": 0.3}` read as having none of its audience in a UK campaign,
+    and was left out of it without a word, other creators stating UK. The run now names those creators once per
+    code, with the campaigns sold there; a run whose creators state UK says nothing of the kind."""
+    in_uk = creators["audience_marketplaces"].map(lambda shares: bool(shares) and "UK" in shares)
+    renamed = creators.index[in_uk][:2]
+    assert len(renamed) == 2 and in_uk.sum() > 2  # others still state UK: no "no creator states" line
+    as_gb = creators.copy()
+    as_gb.loc[renamed, "audience_marketplaces"] = as_gb.loc[renamed, "audience_marketplaces"].map(
+        lambda shares: {("GB" if code == "UK" else code): share for code, share in shares.items()}
+    )
+    frame = campaigns.iloc[:3].reset_index(drop=True).assign(marketplaces=[["UK"], ["US", "UK"], ["US"]])
+    first, second = frame["campaign_id"].iloc[:2]
+    ids = ", ".join(creators.loc[renamed, "creator_id"])
+
+    out, said = _matched_with_marketplace_lines(Matcher(as_gb, model=ranker, index=index, embedder=embedder), frame)
+
+    assert (
+        said
+        == out.notes
+        == [
+            f"marketplace UK of campaigns {first}, {second}: 2 creators state an audience in GB ({ids}), which is not "
+            "read as audience in UK (GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; "
+            "did you mean UK?): write UK in audience_marketplaces; until then that share is none of a creator's "
+            "audience in UK, and a creator can be left out for it"
+        ]
+    )
+    out, said = _matched_with_marketplace_lines(Matcher(creators, model=ranker, index=index, embedder=embedder), frame)
+    assert said == out.notes == []
 
 
 def test_a_campaign_whose_candidates_capacity_placed_elsewhere_says_so(creators, campaigns, ranker, embedder, result):
