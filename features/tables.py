@@ -707,6 +707,14 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
                 problem = None if isinstance(record, dict) else "is not a JSON object"
             except ValueError as exc:
                 problem = f"is not JSON ({str(exc).split(':', 1)[0]})"
+                if (after := _object_then_text(decoder, line)) is not None:
+                    record, extra = after
+                    problem = f"is not JSON: its object is followed by {shown_value(extra)}; expected one object a line"
+                    if spec is not None:  # its id still counts as seen, as a line repeating a key's does
+                        record = {name: record.get(name) for name in spec.id_columns if name in record}
+                        bad[len(records)] = _BadLine("?", f"line {number} {problem}", _row_id(record, spec))
+                        records.append(record | {n: _id_text(record[n]) for n in record})
+                        continue
             if problem is not None:
                 bad[len(records)] = _BadLine("?", f"line {number} {problem}")
                 record = {}
@@ -718,6 +726,17 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
                 record = _record_as_text(record)
             records.append(record)
     return pd.DataFrame.from_records(records), bad
+
+
+def _object_then_text(decoder: json.JSONDecoder, line: str) -> tuple[dict, str] | None:
+    """A line's JSON object and the text after it (`{...},`: a comma left from an array of objects), or None when the
+    line does not start with a whole object: json said only "Extra data", and the row's id, readable, was `?`."""
+    text = line.strip()
+    try:
+        found, end = decoder.raw_decode(text)
+    except ValueError:
+        return None
+    return (found, text[end:].strip()) if isinstance(found, dict) and text[end:].strip() else None
 
 
 def repeat_noting_decoder() -> tuple[json.JSONDecoder, list[tuple[dict, Counter]]]:

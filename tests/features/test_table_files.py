@@ -498,6 +498,31 @@ def test_a_json_lines_line_that_is_not_an_object_is_one_reject_and_the_rest_are_
     ]
 
 
+def test_a_json_lines_object_followed_by_a_comma_is_rejected_saying_so_and_its_id_counts_as_seen(tmp_path):
+    """A JSON array of objects cut into lines leaves a comma after each object: the line was rejected as "is not
+    JSON (Extra data)" with id `?`, though its object and id read. It now says what follows the object and names
+    the id, which counts as seen, as a line repeating a key's does; the rows around it are read as usual."""
+    rows = creators_rows(3)
+    lines = [json.dumps(row) for row in rows]
+    lines[1] += ","
+    lines.append(json.dumps(rows[1]))  # the same creator again, written properly
+    path = tmp_path / "creators.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = read_table(path, "creators")
+
+    assert result.frame["creator_id"].tolist() == [rows[0]["creator_id"], rows[2]["creator_id"]]
+    assert [(r.row, r.id, r.column, r.reason) for r in result.rejects] == [
+        (
+            2,
+            rows[1]["creator_id"],
+            "?",
+            "line 2 is not JSON: its object is followed by ','; expected one object a line",
+        ),
+        (4, rows[1]["creator_id"], "creator_id", "duplicate id; first seen at row 2, which was rejected"),
+    ]
+
+
 def test_a_json_lines_line_repeating_a_key_the_table_reads_is_one_reject_and_the_rest_are_read(tmp_path):
     """A line with "price" twice was read with the last value, without a word. It is rejected, naming the key;
     its id is still taken, so a later line of that id is not matched in its place; a team's own key repeated,
