@@ -912,7 +912,7 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
         position: how many leading parts of the error's `loc` name the cell rather than a place inside it
             (2 for a table's (row, column), 1 for a request model's field).
     """
-    where = "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in error["loc"][position:])
+    where = _place(error["loc"][position:])
     message = error["msg"]
     if error["type"] == "missing":
         return "required value is missing"
@@ -931,6 +931,14 @@ def error_reason(error: dict, private: bool = False, position: int = 2) -> str:
     )
     reason = f"got {shown_value(error['input'])}; {message[0].lower()}{message[1:]}{hint}"
     return f"{where + ': ' if where else ''}{reason}"
+
+
+def _place(parts: tuple) -> str:
+    """Where in a cell an error is: `[0]` for a list's first item, `['US']` for a map's value at US, and `key 'us'`
+    for a map's key, which pydantic places at `('us', '[key]')` and read `['us']['[key]']`."""
+    if len(parts) >= 2 and parts[-1] == "[key]":
+        return _place(parts[:-2]) + ("" if len(parts) == 2 else " ") + f"key {parts[-2]!r}"
+    return "".join(f"[{part!r}]" if isinstance(part, str) else f"[{part}]" for part in parts)
 
 
 def _several_words_hint(error: dict, where: str) -> str:

@@ -112,6 +112,8 @@ RULES = [
     ("creators", {"audience_marketplaces": {"US": 1.5}}, "audience_marketplaces", "less than or equal to 1"),
     ("creators", {"audience_marketplaces": {"US": -0.1}}, "audience_marketplaces", "greater than or equal to 0"),
     ("creators", {"audience_marketplaces": {"usa": 0.5}}, "audience_marketplaces", "not a marketplace code"),
+    # A map's key is named as one: pydantic's place for it read `['us']['[key]']`.
+    ("creators", {"audience_marketplaces": {"us": 0.5}}, "audience_marketplaces", "key 'us': 'us' is not a market"),
     ("creators", {"audience_mobile_share": 1.2}, "audience_mobile_share", "less than or equal to 1"),
     ("creators", {"storefront_return_rate": -0.2}, "storefront_return_rate", "greater than or equal to 0"),
     ("creators", {"avg_dwell_seconds": math.inf}, "avg_dwell_seconds", "finite number"),
