@@ -334,15 +334,15 @@ class Matcher:
         (only creators who state no split remain, when no asked code is stated), as `match_many`'s notes say it
         of a campaign's marketplaces: the search runs, and the line says why its list is what it is."""
         asked = listed(marketplaces or ())
+        column, shares, stated = self.scorer.retrieval.audience
+        subjects = dict.fromkeys(asked, "the lookalike search")
+        aliased = _aliased_marketplaces(subjects, column, shares, self.scorer.retrieval.creators["creator_id"])
         codes = self.lookalikes.unstated(asked)
-        if not codes:
-            return []
-        column, _, stated = self.scorer.retrieval.audience
-        if not column:  # no creator states an audience anywhere: nothing to compare a code with
-            return []
+        if not codes or not column:  # without a stated audience anywhere, no code is compared with one
+            return aliased
         alone = not any(code in column for code in asked)
         share = self.settings.min_market_share
-        return [_unreached_line(code, "the lookalike search", "its", alone, stated, share) for code in codes]
+        return [_unreached_line(code, "the lookalike search", "its", alone, stated, share) for code in codes] + aliased
 
     @cached_property
     def duplicate_evidence(self) -> DuplicateEvidence:
@@ -518,7 +518,8 @@ class Matcher:
             return dataclasses.replace(no_campaigns_matched(table.rejects, with_candidates), notes=notes)
         column, shares, stated = self.scorer.retrieval.audience
         unreached = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
-        unreached += _aliased_marketplaces(table.frame, column, shares, self.scorer.retrieval.creators["creator_id"])
+        ids = self.scorer.retrieval.creators["creator_id"]
+        unreached += _aliased_marketplaces(_campaigns_by_marketplace(table.frame), column, shares, ids)
         for note in unreached:
             warnings.warn(note, UserWarning, stacklevel=2)
         notes += unreached
@@ -630,43 +631,45 @@ def _unreached_marketplaces(
 
 
 def _aliased_marketplaces(
-    campaigns: pd.DataFrame, column: Mapping[str, int], shares: np.ndarray, creator_ids: pd.Series
+    subjects: Mapping[str, str], column: Mapping[str, int], shares: np.ndarray, creator_ids: pd.Series
 ) -> list[str]:
-    """A line per campaign marketplace that creators state an audience in under another name (`GB`, the country's
-    ISO code, for Amazon's `UK`), naming its campaigns and those creators.
+    """A line per asked marketplace that creators state an audience in under another name (`GB`, the country's ISO
+    code, for Amazon's `UK`), naming what asked for it and those creators.
 
-    That share counts in no campaign's marketplaces: a creator stating `{"GB": 0.9}` read as having none of its
-    audience in a UK campaign, and was left out of it (under the minimum market share) without a word whenever some
-    other creator stated UK, the campaign's code then being one a creator states.
+    That share counts in no marketplace asked: a creator stating `{"GB": 0.9}` read as having none of its audience
+    in a UK campaign, and was left out of it (under the minimum market share) without a word whenever some other
+    creator stated UK, the campaign's code then being one a creator states.
 
     Args:
-        campaigns: the run's valid campaigns.
+        subjects: per asked marketplace code, what asked for it (`campaigns c7, c9`; `the lookalike search`).
         column: the marketplace codes some creator states an audience in, and their columns in `shares`.
         shares: per creator and code, the stated share of its audience.
         creator_ids: the creators' ids, in the rows of `shares`.
     """
     notes = []
     for alias, code in AMAZON_CODES.items():
-        if alias not in column:
-            continue
-        ids = [
-            str(c)
-            for c, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True)
-            if code in codes
-        ]
-        if not ids:
+        if alias not in column or code not in subjects:
             continue
         holders = creator_ids[shares[:, column[alias]] > 0].astype(str).tolist()
         if not holders:  # stated at 0: nothing of theirs is lost
             continue
         n = len(holders)
         notes.append(
-            f"marketplace {code} of campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}: {n} creator"
-            f"{'s state' if n > 1 else ' states'} an audience in {alias} ({shown_ids(holders)}), which is not read as "
-            f"audience in {code} ({marketplace_hint(alias)}): write {code} in audience_marketplaces; until then that "
-            f"share is none of a creator's audience in {code}, and a creator can be left out for it"
+            f"marketplace {code} of {subjects[code]}: {n} creator{'s state' if n > 1 else ' states'} an audience in "
+            f"{alias} ({shown_ids(holders)}), which is not read as audience in {code} ({marketplace_hint(alias)}): "
+            f"write {code} in audience_marketplaces; until then that share is none of a creator's audience in {code}, "
+            "and a creator can be left out for it"
         )
     return notes
+
+
+def _campaigns_by_marketplace(campaigns: pd.DataFrame) -> dict[str, str]:
+    """Per marketplace code, the campaigns sold there as a line names them (`campaigns c7, c9`)."""
+    by_code: dict[str, list[str]] = {}
+    for campaign_id, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True):
+        for code in codes:
+            by_code.setdefault(code, []).append(str(campaign_id))
+    return {code: f"campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}" for code, ids in by_code.items()}
 
 
 def _unreached_line(

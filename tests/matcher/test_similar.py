@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,32 @@ def test_a_seed_id_or_code_is_read_without_the_spaces_around_it_as_a_tables_are(
     whose ids are read without the spaces around them; `--marketplace "UK "` as not a code."""
     padded = matcher.similar([f" {sellers[0]} ", f"{sellers[1]}\t"], k=5, marketplaces=["UK "])
     pd.testing.assert_frame_equal(padded, matcher.similar(sellers, k=5, marketplaces=["UK"]))
+
+
+def test_a_search_in_uk_names_the_creators_who_state_their_audience_as_gb(creators, ranker, embedder, sellers):
+    """A creators export that writes the United Kingdom as GB (its ISO code): their audience there read as none of
+    it in a `--marketplace UK` search, without a word while other creators stated UK. The search says so, as
+    `match` does of a campaign sold in UK."""
+    in_uk = creators["audience_marketplaces"].map(lambda shares: bool(shares) and "UK" in shares)
+    renamed = creators.index[in_uk][:2]
+    as_gb = creators.copy()
+    as_gb.loc[renamed, "audience_marketplaces"] = as_gb.loc[renamed, "audience_marketplaces"].map(
+        lambda shares: {("GB" if code == "UK" else code): share for code, share in shares.items()}
+    )
+    index = CandidateIndex.build(creator_vectors(embedder, creators), creators["creator_id"], embedder.model)
+    matcher = Matcher(as_gb, model=ranker, index=index, embedder=embedder)
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        matcher.similar(sellers, k=3, marketplaces=["UK"])
+
+    assert [str(w.message) for w in said if "marketplace" in str(w.message)] == [
+        f"marketplace UK of the lookalike search: 2 creators state an audience in GB "
+        f"({', '.join(creators.loc[renamed, 'creator_id'])}), which is not read as audience in UK (GB is not one of "
+        "Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?): write UK in "
+        "audience_marketplaces; until then that share is none of a creator's audience in UK, and a creator can be "
+        "left out for it"
+    ]
 
 
 def test_a_creator_type_is_read_in_any_case_as_a_tables_rows_are(matcher, sellers):
