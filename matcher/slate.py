@@ -365,6 +365,14 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
         text = f"{size}: all eligible candidates with positive expected sales"
     if lost:  # whatever sized the slate, better candidates went to other campaigns: said, with how many
         text += f"; {lost}"
+    if not ({"budget"} & skipped) and take_up < 1 and slates.spend[campaign] > budget * take_up:
+        # A summary's expected commission assumes every creator takes part; beside a lower budget, with a reason
+        # that never named the budget, a seller read it as a slate sized past the budget.
+        text += (
+            f"; {slates.spend[campaign] / take_up / budget:.1f}x the budget in expected commission if every creator "
+            f"takes part, {slates.spend[campaign] / budget:.0%} of it at the {take_up:.0%} take-up slates are sized "
+            "for (pay-per-sale never spends past the budget)"
+        )
     stages = pd.Series([stage[m] for m in members]).value_counts()
     text += "; " + ", ".join(f"{n} {s}" for s, n in stages.items())
     if added:

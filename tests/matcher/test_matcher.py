@@ -291,6 +291,29 @@ def test_a_campaign_whose_candidates_capacity_placed_elsewhere_says_so(creators,
             assert alone.matches["creator_id"].tolist() == [star]
 
 
+def test_a_slate_whose_commission_passes_its_budget_only_if_everyone_takes_part_says_so(
+    creators, campaigns, ranker, index, embedder
+):
+    """A summary's expected commission counts every creator taking part; slates are sized for half of them. A budget
+    between the two left a reason that never named it beside a commission above it, which a seller read as a slate
+    sized past the budget. The reason now gives both figures."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    campaign = campaigns.iloc[0].to_dict() | {"budget": 1e12}
+    full = matcher.match(campaign).summaries[0].expected_commission
+    assert full > 0
+    budget = 0.75 * full  # over the half that take part, under all of them
+    summary = matcher.match(campaign | {"budget": budget}).summaries[0]
+    assert summary.expected_commission == pytest.approx(full)
+    assert "budget reached" not in summary.size_reason
+    assert (
+        f"; {full / budget:.1f}x the budget in expected commission if every creator takes part, "
+        f"{0.5 * full / budget:.0%} of it at the 50% take-up slates are sized for (pay-per-sale never spends past "
+        "the budget)"
+    ) in summary.size_reason
+    unbound = matcher.match(campaign).summaries[0]
+    assert "x the budget" not in unbound.size_reason
+
+
 def test_out_of_stock_campaigns_get_no_slate(creators, campaigns, ranker, index, embedder):
     frame = campaigns.copy()
     frame.loc[0, "in_stock"] = False
