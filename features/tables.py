@@ -49,6 +49,7 @@ __all__ = [
     "Reject",
     "Table",
     "atomic_path",
+    "check_own_table",
     "check_rejects_path",
     "checked_rows",
     "error_reason",
@@ -1650,6 +1651,44 @@ def _header(path: Path) -> tuple[str, ...] | None:
         with open(path, "rb") as handle:  # the first line alone is decoded, not the text buffered after it
             return tuple(handle.readline().decode("utf-8").rstrip("\r\n").split(","))
     except (OSError, UnicodeDecodeError):
+        return None
+
+
+def check_own_table(path: str | Path, columns: Iterable[str], what: str) -> None:
+    """Refuses to replace a file at an output's path unless it holds a table of this output's kind: absent, empty,
+    or with only columns of `columns` (all of them, or an earlier release's). `--summaries-out keep.csv` replaced a
+    seller's own spreadsheet of that name without a word, where the rejects file and the run record were kept.
+
+    Raises:
+        OutputRefused: one line naming the file, the columns it holds and what to do; nothing is written.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # nothing there, or nothing to lose; a directory is refused by the caller's own check
+    found = _table_columns(path)
+    if found and set(found) <= set(columns):
+        return
+    held = "cannot be read as a table" if found is None else f"holds the columns {shown_value(list(found))}"
+    raise OutputRefused(
+        f"refusing to replace {path}: it is not a {what} table of creator-match (it {held}); move it, or write the "
+        f"{what} elsewhere; nothing was written"
+    )
+
+
+def _table_columns(path: Path) -> tuple[str, ...] | None:
+    """The column names of a Parquet, CSV or JSON Lines file (its first object's keys), by its suffix; None when it
+    cannot be read as one."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return tuple(pq.read_schema(path).names)
+        with open(path, "rb") as handle:  # the first line alone: a table of millions of rows is not read
+            first = handle.readline().decode("utf-8")
+        if suffix == ".jsonl":
+            record = json.loads(first)
+            return tuple(record) if isinstance(record, dict) else None
+        return tuple(next(csv.reader([first]), []))
+    except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException):
         return None
 
 

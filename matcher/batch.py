@@ -33,6 +33,7 @@ from features.tables import (
     InputError,
     Reject,
     atomic_path,
+    check_own_table,
     check_rejects_path,
     read_table,
     rejects_path,
@@ -62,6 +63,13 @@ from matcher.termination import terminated_as_exit
 from training.registry import LoadedRanker
 
 __all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
+
+# The columns of each file a run writes: what one of them may hold for the run to replace it (`check_own_table`).
+OUTPUT_COLUMNS = {
+    "matches": MATCH_SCHEMA.names,
+    "candidates": CANDIDATE_SCHEMA.names,
+    "summaries": SUMMARY_SCHEMA.names,
+}
 
 
 @dataclass
@@ -296,6 +304,9 @@ def run_match(
     # run now.
     check_run_record_path(out)
     check_run_marker_path(out)
+    # An output is replaced only where it holds that output's table: a user's own file of that name stops the run.
+    for path, what in outputs:
+        check_own_table(path, OUTPUT_COLUMNS[what], what)
     marker, state = RunMarker(out), _RunState(out)
     # SIGTERM (a scheduler's time limit) unwinds the run as SystemExit(143), as Ctrl-C does as KeyboardInterrupt:
     # its half-written files are removed, a record set aside is put back while nothing was replaced, and one line

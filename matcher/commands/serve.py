@@ -69,6 +69,7 @@ def similar(
     """Creators like the given ones: by profile meaning, audience markets and what they sell in."""
     from features.safe_write import check_outputs, lock_path, output_lock, remove_stale_temporaries
     from features.tables import (
+        check_own_table,
         check_rejects_path,
         read_table,
         rejects_path,
@@ -92,6 +93,7 @@ def similar(
             raise UserError(f"{out}: unknown output format {out.suffix!r}; expected {TABLE_FORMATS}")
         read = [(creators, "creators file"), *artifact_inputs(model, index)]
         check_outputs([(out, "lookalikes"), (rejects_path(out), "rejects")], read)
+        check_own_table(out, LOOKALIKE_SCHEMA.names, "lookalikes")
     configure_tracking()
     table = read_table(creators, "creators")
     if out is not None and table.rejects:

@@ -31,6 +31,8 @@ from features.tables import (
     settle_rejects,
     write_rejects,
 )
+from matcher.schema import MATCH_SCHEMA
+from matcher.similar import LOOKALIKE_SCHEMA
 from tests.commands import held_by_another_process, run_in_process
 
 CAMPAIGN = {
@@ -1163,8 +1165,10 @@ def test_a_creators_table_without_a_valid_row_is_refused_and_nothing_is_replaced
     }[command]
     if out == "idx":
         (tmp_path / "idx").mkdir()  # an empty folder: the index command's own kind of --out, left as it is
+    elif out == "m.parquet":  # yesterday's matches (a user's own file there is refused, not replaced)
+        pq.write_table(MATCH_SCHEMA.empty_table(), tmp_path / out)
     elif out:
-        (tmp_path / out).write_bytes(b"yesterday's output")
+        (tmp_path / out).write_text(",".join(LOOKALIKE_SCHEMA.names) + "\nu9,u8\n")  # yesterday's lookalikes
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
     outputs = ["--out", str(tmp_path / out)] if out else []
 

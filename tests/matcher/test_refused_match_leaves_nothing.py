@@ -24,6 +24,7 @@ from tests.commands import run_in_process as run
 from tests.commands import run_process
 
 NO_REGISTRY = "no registry exists at"
+NOT_OURS = "it is not a %s table of creator-match (it holds the columns ['month', 'budget'])"
 
 
 def listing(root: Path) -> list[tuple[str, int | None]]:
@@ -46,6 +47,8 @@ def work(tmp_path) -> Path:
     work = tmp_path / "work"
     (work / "mine").mkdir(parents=True)
     (work / "mine" / "notes.txt").write_text("the user's\n")
+    (work / "mine" / "budget.csv").write_text("month,budget\n2026-12,5000\n")
+    (work / "mine" / "notes.jsonl").write_text("not json\n")
     return work
 
 
@@ -83,6 +86,17 @@ def test_match_without_a_registry_creates_none_and_no_output_folders(world_dir, 
         (["match", "--out", "newdir/m.txt"], "unknown output format"),
         (["similar", "--like", "c1", "--out", "newdir/sub/l.csv"], NO_REGISTRY),
         (["similar", "--like", "c1", "--out", "mine"], "is a directory"),
+        # A user's own file at an output's path is not replaced: only a file holding that output's table is.
+        (["match", "--out", "mine/budget.csv"], f"refusing to replace mine/budget.csv: {NOT_OURS % 'matches'}"),
+        (
+            ["match", "--out", "newdir/m.parquet", "--summaries-out", "mine/budget.csv"],
+            f"refusing to replace mine/budget.csv: {NOT_OURS % 'summaries'}",
+        ),
+        (
+            ["match", "--out", "newdir/m.parquet", "--candidates-out", "mine/notes.jsonl"],
+            "refusing to replace mine/notes.jsonl: it is not a candidates table of creator-match (it cannot be read",
+        ),
+        (["similar", "--like", "c1", "--out", "mine/budget.csv"], NOT_OURS % "lookalikes"),
         (["serve", "--port", "0"], NO_REGISTRY),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
