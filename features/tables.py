@@ -1679,15 +1679,14 @@ def _table_columns(path: Path) -> tuple[str, ...] | None:
     """The column names of a Parquet, CSV or JSON Lines file (its first object's keys), by its suffix; None when it
     cannot be read as one."""
     suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _header(path)  # as a rejects file's: the project writes no name with a comma or a quote
     try:
         if suffix == ".parquet":
             return tuple(pq.read_schema(path).names)
         with open(path, "rb") as handle:  # the first line alone: a table of millions of rows is not read
-            first = handle.readline().decode("utf-8")
-        if suffix == ".jsonl":
-            record = json.loads(first)
-            return tuple(record) if isinstance(record, dict) else None
-        return tuple(next(csv.reader([first]), []))
+            record = json.loads(handle.readline().decode("utf-8"))
+        return tuple(record) if isinstance(record, dict) else None
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException):
         return None
 
