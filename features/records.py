@@ -233,8 +233,10 @@ def _warn_no_record(performance_rows: int, settled: pd.DataFrame, as_of: pd.Time
         return  # an empty table says so itself: there is no history yet
     day = as_of.date()
     if settled.empty:
-        why = f"none of its {performance_rows} rows is settled as of {day} "
-        why += f"(a campaign {SETTLEMENT_DAYS} days past its end)"
+        why = (
+            f"none of its {performance_rows} rows is settled as of {day} (a campaign {SETTLEMENT_DAYS} days past "
+            "its end)"
+        )
     else:
         why = f"none of its {len(settled)} rows settled as of {day} is of a creator in the creators table"
     warnings.warn(

@@ -623,8 +623,7 @@ def _unreached_marketplaces(
                 by_code.setdefault((code, alone), []).append(str(campaign_id))
     notes = []
     for (code, alone), ids in by_code.items():
-        # An id holding a line break would start a line of its own on standard error.
-        subject = f"campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}"
+        subject = _campaigns_named(ids)
         whose = "their" if len(ids) > 1 else "its"
         notes.append(_unreached_line(code, subject, whose, alone, stated, min_market_share))
     return notes
@@ -669,7 +668,13 @@ def _campaigns_by_marketplace(campaigns: pd.DataFrame) -> dict[str, str]:
     for campaign_id, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True):
         for code in codes:
             by_code.setdefault(code, []).append(str(campaign_id))
-    return {code: f"campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}" for code, ids in by_code.items()}
+    return {code: _campaigns_named(ids) for code, ids in by_code.items()}
+
+
+def _campaigns_named(ids: list[str]) -> str:
+    """Campaigns as a warning's line names them (`campaign c7`, `campaigns c7, c9`); an id holding a line break would
+    start a line of its own on standard error, so ids are shown as `shown_ids` shows them."""
+    return f"campaign{'s' if len(ids) > 1 else ''} {shown_ids(ids)}"
 
 
 def _unreached_line(

@@ -365,7 +365,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
         text = f"{size}: all eligible candidates with positive expected sales"
     if lost:  # whatever sized the slate, better candidates went to other campaigns: said, with how many
         text += f"; {lost}"
-    if not ({"budget"} & skipped) and take_up < 1 and slates.spend[campaign] > budget * take_up:
+    if "budget" not in skipped and take_up < 1 and slates.spend[campaign] > budget * take_up:
         # A summary's expected commission assumes every creator takes part; beside a lower budget, with a reason
         # that never named the budget, a seller read it as a slate sized past the budget.
         text += (

@@ -362,8 +362,8 @@ def _warn_if_flat(final, pairs: pd.DataFrame) -> None:
     why = "" if leaf is None else f" (a split needs at least min_samples_leaf={leaf} rows on each side)"
     if len(flat) == len(PREDICTIONS):
         said = (
-            f"the ranker learned nothing from {len(pairs)} settled pairs: its reach, click-through and "
-            f"orders-per-click heads each predict one value for every pair{why}, so a match gives all of a "
+            f"the ranker learned nothing from {len(pairs)} settled pairs: its {', '.join(flat[:-1])} and {flat[-1]} "
+            f"heads each predict one value for every pair{why}, so a match gives all of a "
             "campaign's candidates the same expected sales and cannot tell them apart"
         )
     else:
