@@ -50,6 +50,7 @@ from matcher.schema import MATCH_COLUMNS, CampaignSummary, MatchResult, SlateEnt
 from matcher.scoring import Scorer, in_table_order
 from matcher.settings import MatchSettings
 from matcher.similar import LookalikeSpace, UnknownCreator, listed
+from training.ranker import PREDICTIONS, flat_heads, heads_besides
 from training.registry import (
     DEFAULT_MODEL_NAME,
     DigestMismatch,
@@ -278,6 +279,7 @@ class Matcher:
             related_first=self.settings.related_first,
         )
         self._product_types = getattr(past, "product_types", None)  # None in rankers trained before it existed
+        self._flat_heads: list[str] | None = None  # known from the first campaign with two candidates or more
         self._categories = list(past.priors.ctr_)
 
     def similar(
@@ -524,6 +526,7 @@ class Matcher:
             warnings.warn(note, UserWarning, stacklevel=2)
         notes += unreached
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
+        notes += self._flat_ranker_notes(chunks, vectors)
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         show = progress if progress is not None else len(chunks) > 1
         parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show, vectors)
@@ -534,6 +537,41 @@ class Matcher:
         known = model.past.priors.known(campaigns["category"])
         summary = summaries(campaigns, matches, size_reason, model.orders_interval, known)
         return MatchResult(matches, summary, list(table.rejects), scored, notes)
+
+    def _flat_ranker_notes(self, chunks: dict[int, pd.DataFrame], vectors: dict[int, np.ndarray]) -> list[str]:
+        """The line saying which of the ranker's heads predict one value for every pair (`training.ranker.flat_heads`,
+        as `train` warns of them), warned once per matcher and a note of every result.
+
+        A ranker trained on a seller's first few dozen pairs can have heads that found no split; with all three
+        flat, every candidate of a campaign gets the same expected sales and slates follow creator id. Its heads
+        are read once, on the candidates of the first campaign with two or more.
+        """
+        if self._flat_heads is None:
+            for number, chunk in chunks.items():
+                probe = chunk.iloc[:1]
+                features, _, _ = self.scorer.features(probe, vectors[number][:1])
+                if len(features) > 1:
+                    self._flat_heads = flat_heads(self.scorer.ranker, features)
+                    if self._flat_heads:
+                        warnings.warn(_flat_line(self._flat_heads, self.ranker.version), UserWarning, stacklevel=3)
+                    break
+        return [_flat_line(self._flat_heads, self.ranker.version)] if self._flat_heads else []
+
+
+def _flat_line(flat: list[str], version: str) -> str:
+    """What a match says of a ranker whose `flat` heads (`HEAD_NAMES`) predict one value for every pair."""
+    heads = f"{', '.join(flat[:-1])} and {flat[-1]} heads each predict" if len(flat) > 1 else f"{flat[0]} head predicts"
+    if len(flat) == len(PREDICTIONS):
+        effect = (
+            "so every candidate of a campaign gets the same expected sales and its slate follows creator id, not fit"
+        )
+    else:
+        rest = heads_besides(flat)
+        effect = f"so its scores rest on its {' and '.join(rest)} head{'s' if len(rest) > 1 else ''} alone"
+    return (
+        f"ranker {version}: its {heads} one value for every pair (found no split in training: too few settled "
+        f"pairs), {effect}; train it again once more campaigns have settled"
+    )
 
 
 def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool = False) -> MatchResult:

@@ -29,6 +29,7 @@ __all__ = [
     "expected_outcomes",
     "expected_sales",
     "flat_heads",
+    "heads_besides",
 ]
 
 OUTCOMES = ["impressions", "clicks", "orders"]
@@ -349,3 +350,8 @@ def flat_heads(ranker: BaseEstimator, X: pd.DataFrame) -> list[str]:
     """
     predicted = ranker.predict(X)
     return [HEAD_NAMES[name] for name in PREDICTIONS if len(X) > 1 and np.ptp(predicted[name].to_numpy(float)) == 0]
+
+
+def heads_besides(flat: list[str]) -> list[str]:
+    """The heads, by `HEAD_NAMES`, that `flat` (some of `flat_heads`) does not name: what scores then rest on."""
+    return [HEAD_NAMES[name] for name in PREDICTIONS if HEAD_NAMES[name] not in flat]

@@ -40,7 +40,7 @@ from training.promotion import (
     said_difference,
 )
 from training.pyfunc import RankerModel
-from training.ranker import HEAD_NAMES, OUTCOMES, PREDICTIONS, CreatorRanker, flat_heads
+from training.ranker import OUTCOMES, PREDICTIONS, CreatorRanker, flat_heads, heads_besides
 from training.registry import (
     CHAMPION,
     DEFAULT_MODEL_NAME,
@@ -367,7 +367,7 @@ def _warn_if_flat(final, pairs: pd.DataFrame) -> None:
             "campaign's candidates the same expected sales and cannot tell them apart"
         )
     else:
-        rest = [HEAD_NAMES[name] for name in PREDICTIONS if HEAD_NAMES[name] not in flat]
+        rest = heads_besides(flat)
         said = (
             f"the ranker's {' and '.join(flat)} head{'s' if len(flat) > 1 else ''} learned nothing from {len(pairs)} "
             f"settled pairs: {'each predicts' if len(flat) > 1 else 'it predicts'} one value for every pair{why}, so "

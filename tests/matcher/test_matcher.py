@@ -504,6 +504,39 @@ def test_disclosure_violations_excluded_or_demoted_by_setting(creators, campaign
     np.testing.assert_allclose(scored.loc[~flagged, "score"], scored.loc[~flagged, "expected_sales"])
 
 
+def test_a_ranker_whose_heads_found_no_split_is_warned_about_once_and_noted_in_every_result(
+    creators, campaigns, ranker, index, embedder, result
+):
+    """A new-user trial matched with a ranker trained on a few dozen pairs: `train` had warned that its heads found
+    no split, but `match` ranked every candidate the same (slates then followed creator id) without a word. The
+    matcher now says so once, and every result carries the line as a note; the session's ranker gives none."""
+    import copy
+
+    from features.pairwise import FEATURES
+    from training.ranker import OUTCOMES, CreatorRanker, flat_heads
+
+    pairs = Matcher(creators, model=ranker, index=index, embedder=embedder).candidate_features(campaigns.iloc[:1])
+    few = pairs.head(20)  # fewer rows than a split needs on each side (min_samples_leaf)
+    outcomes = pd.DataFrame(dict(zip(OUTCOMES, (np.arange(20) * 100, np.arange(20) * 5, np.arange(20)), strict=True)))
+    flat = copy.copy(ranker)
+    flat.model = copy.copy(ranker.model)
+    flat.model.ranker = CreatorRanker().fit(few[FEATURES], outcomes)
+    assert flat_heads(flat.model.ranker, pairs) == ["reach", "click-through", "orders-per-click"]
+    line = (
+        f"ranker {ranker.version}: its reach, click-through and orders-per-click heads each predict one value for "
+        "every pair (found no split in training: too few settled pairs), so every candidate of a campaign gets the "
+        "same expected sales and its slate follows creator id, not fit; train it again once more campaigns have "
+        "settled"
+    )
+    matcher = Matcher(creators, model=flat, index=index, embedder=embedder)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        first, second = matcher.match_many(campaigns), matcher.match(API_CAMPAIGN)
+    assert [str(w.message) for w in said] == [line]
+    assert first.notes == second.notes == [line]
+    assert result.notes == []
+
+
 def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, embedder):
     """A ranker whose features differ from the ones this version computes is a clear error, not garbage."""
     import copy
