@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import math
@@ -10,7 +11,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -213,7 +214,8 @@ def run_match(
     inputs give the same bytes however often the run was interrupted, and on either engine (`local`, or `ray` with
     `ray_actors` scoring actors). The embedding backend is the ranker's; `embedding_backend`, when given, must
     agree with it and with the index's. Creators are scored on their records in `performance` (read tables; their
-    rejects are reported with the others), else on those as of the ranker's training.
+    rejects are reported with the others; without its `as_of`, as of the day the run starts, which the run record
+    names), else on those as of the ranker's training.
 
     With `candidates_out`, every scored pair of the run, on a slate or not, is written there too
     (`matcher.schema.CANDIDATE_SCHEMA`), for model review. With `summaries_out`, each matched or skipped
@@ -278,6 +280,10 @@ def run_match(
             is written: the rejects file is claimed before the outputs are replaced).
     """
     out = Path(out)
+    if performance is not None and performance.as_of is None:
+        # The day is taken once, here: the records are settled by the day the run record names, also when the run
+        # ends after midnight.
+        performance = replace(performance, as_of=dt.date.today())
     outputs = [(out, "matches")] + [
         (Path(path), what) for path, what in ((candidates_out, "candidates"), (summaries_out, "summaries")) if path
     ]
@@ -440,6 +446,7 @@ def run_match(
                 started_at=marker.started.started_at,
                 inputs=hashed,
                 index=None if index is None else RecordedIndex(str(index), built_at),
+                as_of=None if performance is None else performance.as_of,
             )
             for stale in checkpoint_directories(out):  # this run's and any left by other inputs
                 remove_directory(stale, _why_not_checkpoints)

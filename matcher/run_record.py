@@ -161,6 +161,9 @@ class RunRecord:
             sizes and SHA-256; () in a record written before the field.
         index: the index directory the run read; None when it built one from the creators (or loaded none), and
             in a record written before the field.
+        as_of: the day the creators' records were settled by (YYYY-MM-DD): `--as-of` with `--performance`, else
+            the day the run started; None when the run scored on the records logged at the ranker's training (no
+            `--performance`: as of its training run's `as_of` parameter), and in a record written before the field.
     """
 
     output: str
@@ -175,6 +178,7 @@ class RunRecord:
     started_at: str | None = None
     inputs: tuple[RecordedInput, ...] = ()
     index: RecordedIndex | None = None
+    as_of: str | None = None
 
     def line(self) -> str:
         """One line saying which run the files are from, and what it read."""
@@ -182,6 +186,8 @@ class RunRecord:
         read = [f"{i.role} {i.path} (sha256 {i.sha256[:12]})" for i in self.inputs]
         if self.index is not None:
             read.append(f"index {self.index.path} (built at {self.index.built_at})")
+        if self.as_of is not None:
+            read.append(f"records as of {self.as_of}")
         return (
             f"{self.output}: {len(self.files)} file{'s' if len(self.files) != 1 else ''} and {rejects} from the run "
             f"finished at {self.finished_at} (model {self.model_version or 'none: no valid campaign'}): "
@@ -523,6 +529,7 @@ def record_run(
     started_at: str | None = None,
     inputs: Iterable[RecordedInput] = (),
     index: RecordedIndex | None = None,
+    as_of: dt.date | None = None,
 ) -> RunRecord:
     """Writes the run record beside `out`, atomically and durably, once every file of the run and its rejects are
     written; the caller holds `out`'s lock. Each file is read back for its digest: the record says what is on disk.
@@ -539,6 +546,7 @@ def record_run(
         started_at: when the run started (its `RunMarker`).
         inputs: the files the run read, with their sizes and digests; each path is recorded as the files' are.
         index: the index directory the run read, if any; its path is recorded likewise.
+        as_of: the day the records the run scored on were settled by, when it read `--performance`.
 
     Raises:
         OutputRefused: a user's file was put at the record's path while the run worked (it is left as it is).
@@ -583,6 +591,7 @@ def record_run(
         started_at=started_at,
         inputs=inputs,
         index=index,
+        as_of=None if as_of is None else as_of.isoformat(),
     )
     content = {
         "format": RUN_RECORD_FORMAT,
@@ -601,6 +610,7 @@ def record_run(
         "started_at": started_at,
         "inputs": [asdict(read) for read in inputs],
         "index": None if index is None else asdict(index),
+        "as_of": record.as_of,
     }
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -643,6 +653,7 @@ def _read_record(out: Path) -> RunRecord:
             started_at=content.get("started_at"),
             inputs=tuple(RecordedInput(**read) for read in content.get("inputs", [])),
             index=None if content.get("index") is None else RecordedIndex(**content["index"]),
+            as_of=content.get("as_of"),
         )
     except (KeyError, TypeError) as exc:
         raise RunMismatch(f"{target}: a run record without a usable {exc}") from None

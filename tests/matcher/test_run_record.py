@@ -126,6 +126,7 @@ def test_a_complete_run_writes_a_record_whose_digests_are_those_of_the_files_on_
     ]  # fmt: skip
     built_at = json.loads((world_index / "meta.json").read_text(encoding="utf-8"))["built_at"]
     assert record["index"] == {"path": str(world_index), "built_at": built_at}
+    assert record["as_of"] is None  # scored on the records logged at training, which no day of this run settled
 
     checked = verify(out)
     assert checked.returncode == 0, checked.stderr
@@ -137,6 +138,28 @@ def test_a_complete_run_writes_a_record_whose_digests_are_those_of_the_files_on_
     assert match(world_dir, world_index, trained, clean).returncode == 0
     assert json.loads(run_record_path(clean).read_text(encoding="utf-8"))["rejects"] is None, "no rejects: said so"
     assert verify(clean).returncode == 0
+
+
+def test_the_record_names_the_day_the_runs_records_were_settled_by_given_or_not(
+    world_dir, world_index, trained, tmp_path
+):
+    """A new-user trial's `match --performance` rerun after midnight gave other slates, the records being settled as
+    of another day, and nothing on record said why. The record names the day the run read the records as of:
+    `--as-of` when given, else the day the run took (today, resolved once), and `verify`'s line says it."""
+    performance = str(world_dir / "performance.parquet")
+    given = tmp_path / "given" / "m.parquet"
+    assert (
+        match(world_dir, world_index, trained, given, "--performance", performance, "--as-of", "2026-06-01").returncode
+        == 0
+    )
+    assert json.loads(run_record_path(given).read_text(encoding="utf-8"))["as_of"] == "2026-06-01"
+    assert verify_run(given).as_of == "2026-06-01" and "records as of 2026-06-01" in verify(given).stdout
+
+    today = tmp_path / "today" / "m.parquet"
+    before = dt.date.today()
+    assert match(world_dir, world_index, trained, today, "--performance", performance).returncode == 0
+    days = {before.isoformat(), dt.date.today().isoformat()}  # a run across midnight took one of the two
+    assert json.loads(run_record_path(today).read_text(encoding="utf-8"))["as_of"] in days
 
 
 def kill_before_rejects(
