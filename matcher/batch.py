@@ -63,7 +63,12 @@ from matcher.scoring import SCORED_LAYOUT
 from matcher.termination import terminated_as_exit
 from training.registry import LoadedRanker
 
-__all__ = ["BatchReport", "checkpoint_directories", "run_match", "write_matches"]
+__all__ = ["CSV_FLOAT_FORMAT", "BatchReport", "checkpoint_directories", "run_match", "write_matches"]
+
+# A CSV output's floats, to 15 significant digits: every decimal of up to 15 digits survives a double (a share typed
+# as 0.95 reads 0.95), while the last bits of a computed sum do not (0.55 + 0.4 was written 0.9500000000000001).
+# Parquet and JSON Lines keep the exact values; nothing reads a CSV output back for its numbers.
+CSV_FLOAT_FORMAT = "%.15g"
 
 # The columns of each file a run writes: what one of them may hold for the run to replace it (`check_own_table`).
 OUTPUT_COLUMNS = {
@@ -89,7 +94,7 @@ class BatchReport:
 
 def _write_json_lines(table: pd.DataFrame, path: Path) -> None:
     """One JSON object per row, every float as Python writes it (the shortest text that reads back as the same
-    number, as Parquet, CSV and the service give it; pandas' to_json kept 10 significant digits); NaN and a
+    number, as Parquet and the service give it; pandas' to_json kept 10 significant digits); NaN and a
     nullable column's missing value (the candidates' rank off a slate) as null."""
     columns = list(table.columns)
     with open(path, "w", encoding="utf-8") as out:
@@ -102,14 +107,18 @@ def _write_json_lines(table: pd.DataFrame, path: Path) -> None:
 
 
 def write_matches(matches: pd.DataFrame, out: str | Path, schema: pa.Schema = MATCH_SCHEMA) -> Path:
-    """Writes the matches table (or a table of `schema`) atomically, as Parquet, CSV or JSON Lines by extension."""
+    """Writes the matches table (or a table of `schema`) atomically, as Parquet, CSV or JSON Lines by extension.
+
+    Parquet and JSON Lines hold every float exactly; CSV, for people and spreadsheets, to 15 significant digits
+    (`CSV_FLOAT_FORMAT`).
+    """
     out = Path(out)
     suffix = out.suffix.lower()
     with atomic_path(out) as tmp:
         if suffix == ".parquet":
             pq.write_table(pa.Table.from_pandas(matches, schema=schema, preserve_index=False), tmp)
         elif suffix == ".csv":
-            matches.to_csv(tmp, index=False)
+            matches.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT)
         elif suffix == ".jsonl":
             _write_json_lines(matches, tmp)
         else:

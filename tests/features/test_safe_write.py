@@ -336,6 +336,29 @@ def fill_disk(folder: Path, leave: int) -> None:
         (folder / "ballast").write_bytes(b"\0" * room)
 
 
+def test_a_csv_output_writes_a_computed_share_as_it_reads_and_the_other_formats_keep_it_exact(tmp_path):
+    """A new-user trial's candidates CSV gave a creator's market share in US and CA (0.55 + 0.4) as
+    0.9500000000000001. A CSV output's floats are written to 15 significant digits, so it reads 0.95; Parquet and
+    JSON Lines still hold the exact values, from which a CSV value differs by at most half a unit of its 15th digit."""
+    share = 0.55 + 0.4
+    scores = np.random.default_rng(0).random(50)
+    table = pd.DataFrame(
+        {"campaign_id": [f"c{n}" for n in range(50)], "market_share": [share] * 50, "score": scores, "rank": 1}
+    )
+    written = {suffix: write_matches(table, tmp_path / f"m{suffix}", schema=None) for suffix in (".csv", ".jsonl")}
+    write_matches(table, tmp_path / "m.parquet", schema=None)
+    as_text = pd.read_csv(written[".csv"], dtype=str)
+    assert set(as_text["market_share"]) == {"0.95"} and as_text["rank"].eq("1").all()
+    assert as_text["score"].map(lambda text: len(text.lstrip("0.").replace(".", "").split("e")[0]) <= 15).all()
+    csv = pd.read_csv(written[".csv"])
+    np.testing.assert_allclose(csv["score"], scores, rtol=5e-15, atol=0)  # half a unit of the 15th digit
+    for exact in (
+        pd.read_parquet(tmp_path / "m.parquet"),
+        pd.read_json(written[".jsonl"], lines=True, precise_float=True),
+    ):
+        assert exact["market_share"].eq(share).all() and exact["score"].eq(scores).all()
+
+
 def test_a_write_that_fills_the_disk_names_the_output_and_leaves_what_was_there(small_disk):
     """pyarrow's `[Errno 28] Error writing bytes to file` named no file. The failure names the output in one line
     (an OSError of its errno); the file it would have replaced is as it was, and no temporary file, nor the
