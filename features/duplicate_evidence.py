@@ -1,17 +1,50 @@
-"""What the slates' near-duplicate rule compares: creators' profile vectors, and which of them hold a bio."""
+"""What the slates' near-duplicate rule compares: creators' profile vectors, which of them hold a bio, and which
+are one person under two creator ids (the same handle on a platform both list)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from features.text import has_bio
 
-__all__ = ["DuplicateEvidence"]
+__all__ = ["DuplicateEvidence", "handle_key", "shared_handles"]
+
+
+def handle_key(handle: object) -> str | None:
+    """A handle as the same-person rule compares it: stripped, lower-case, leading "@" removed; None when nothing is
+    left (no handle, a blank one)."""
+    if not isinstance(handle, str):
+        return None
+    return handle.strip().lower().lstrip("@").strip() or None
+
+
+def shared_handles(handles: Iterable[object], platforms: Iterable[Iterable[str]]) -> list[tuple[str, list[int]]]:
+    """The groups of rows the same-person rule joins: per handle key (`handle_key`) held by two rows or more, the
+    rows that share at least one platform with another row of that key, in row order; keys in order of first row.
+
+    `handles` and `platforms` are per creator row (the creators table's `handle` and `platforms` columns).
+    """
+    keys = pd.Series([handle_key(handle) for handle in handles], dtype=object)
+    repeated = keys[keys.notna() & keys.duplicated(keep=False)]
+    if repeated.empty:
+        return []
+    listed = list(platforms)
+    groups = []
+    for key, rows in repeated.groupby(repeated, sort=False).groups.items():
+        rows = list(rows)
+        held = [set(listed[row]) for row in rows]
+        joined = [row for n, row in enumerate(rows) if any(held[n] & other for m, other in enumerate(held) if m != n)]
+        if joined:
+            groups.append((key, joined))
+    return groups
 
 
 class DuplicateEvidence:
-    """Creators' profile vectors by creator row, and per row whether the profile holds a bio.
+    """Creators' profile vectors by creator row, per row whether the profile holds a bio, and the rows that hold a
+    handle another row holds too.
 
     The rule compares only two creators who both hold a bio. Without one a profile is its type and interest tags: what
     a creator posts about, not who follows them. A seller's table holding a category per creator and nothing else
@@ -19,25 +52,58 @@ class DuplicateEvidence:
     files: 30 creators a category, slates of one creator per category). Two creators whose whole profiles, bios
     included, nearly coincide are the copies the rule is for.
 
+    Two creators are also one person, whatever their profiles, when they hold the same handle (`handle_key`: case,
+    spaces and a leading "@" aside) and list a platform in common: a seller's table listed @glowwithmaya under two
+    creator ids on Instagram, and both were proposed on one slate. A handle alone is a display name, not an identity
+    (the contract's), so two creators of one handle on different platforms stay two.
+
     Args:
         vectors: unit profile vectors by creator row: an array, or anything read as `vectors[rows]` with a `len`
             (`matcher.eligibility.VectorsByRow`, which reads them from the index on demand).
         has_bio: per creator row, whether the profile holds a bio.
+        handles, platforms: per creator row, its handle and its platforms; None: no two creators share a handle.
     """
 
-    def __init__(self, vectors: np.ndarray, has_bio: np.ndarray) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        has_bio: np.ndarray,
+        handles: Iterable[object] | None = None,
+        platforms: Iterable[Iterable[str]] | None = None,
+    ) -> None:
         has_bio = np.asarray(has_bio, dtype=bool)
         if has_bio.shape != (len(vectors),):
             raise ValueError(f"Got has_bio of shape {has_bio.shape}; expected one value per vector ({len(vectors)})")
         self.vectors = vectors
         self.has_bio = has_bio
+        # Per row, its shared handle's number (-1: a handle no other row holds, or none) and its platforms as bits
+        # (0 off the shared handles): two rows are one person when both numbers agree and their bits meet.
+        self.handle_group = np.full(len(vectors), -1, dtype=np.int64)
+        self.platform_bits = np.zeros(len(vectors), dtype=np.int64)
+        self.groups = [] if handles is None or platforms is None else shared_handles(handles, platforms)
+        if self.groups:
+            listed = list(platforms)
+            words = sorted({word for _, rows in self.groups for row in rows for word in listed[row]})
+            bit = {word: 1 << n for n, word in enumerate(words)}
+            for number, (_, rows) in enumerate(self.groups):
+                self.handle_group[rows] = number
+                self.platform_bits[rows] = [sum(bit[word] for word in set(listed[row])) for row in rows]
 
     @classmethod
     def of(cls, vectors: np.ndarray, creators: pd.DataFrame) -> DuplicateEvidence:
-        """The evidence of a validated creators table (its `bio` column) and its profile vectors, in table order."""
-        return cls(vectors, creators["bio"].map(has_bio).to_numpy(bool))
+        """The evidence of a validated creators table (its `bio`, `handle` and `platforms` columns) and its profile
+        vectors, in table order."""
+        bio = creators["bio"].map(has_bio).to_numpy(bool)
+        return cls(vectors, bio, creators.get("handle"), creators["platforms"])
 
     @classmethod
     def of_vectors(cls, vectors: np.ndarray) -> DuplicateEvidence:
         """Every row compared: vectors of profiles known to be each creator's own (hand-made cases, benchmarks)."""
         return cls(vectors, np.ones(len(vectors), dtype=bool))
+
+    def same_person(self, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """Whether each creator row of `rows` is one person with each of `others` (a `len(rows)` x `len(others)`
+        matrix): the same shared handle, and a platform in common."""
+        group, other = self.handle_group[rows], self.handle_group[others]
+        meet = (self.platform_bits[rows][:, None] & self.platform_bits[others][None, :]) != 0
+        return (group[:, None] == other[None, :]) & (group[:, None] >= 0) & meet

@@ -280,6 +280,10 @@ class Matcher:
         )
         self._product_types = getattr(past, "product_types", None)  # None in rankers trained before it existed
         self._flat_heads: list[str] | None = None  # known from the first campaign with two candidates or more
+        # Creators of one handle on a shared platform are one person to the slates (`DuplicateEvidence`): said once.
+        self._one_person = _one_person_lines(self.duplicate_evidence.groups, self.creators["creator_id"])
+        for note in self._one_person:
+            warnings.warn(note, UserWarning, stacklevel=2)
         self._categories = list(past.priors.ctr_)
 
     def similar(
@@ -348,7 +352,8 @@ class Matcher:
 
     @cached_property
     def duplicate_evidence(self) -> DuplicateEvidence:
-        """What the slates' near-duplicate rule compares: profile vectors, and which creators hold a bio."""
+        """What the slates' near-duplicate rule compares: profile vectors, which creators hold a bio, and which are
+        one person under two ids (the same handle on a platform both list)."""
         return DuplicateEvidence.of(self.scorer.creator_vectors, self.creators)
 
     @cached_property
@@ -526,7 +531,7 @@ class Matcher:
             warnings.warn(note, UserWarning, stacklevel=2)
         notes += unreached
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
-        notes += self._flat_ranker_notes(chunks, vectors)
+        notes += self._flat_ranker_notes(chunks, vectors) + self._one_person
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
         show = progress if progress is not None else len(chunks) > 1
         parts = scored_parts(self.scorer, chunks, checkpoint_dir, engine, ray_actors, show, vectors)
@@ -572,6 +577,20 @@ def _flat_line(flat: list[str], version: str) -> str:
         f"ranker {version}: its {heads} one value for every pair (found no split in training: too few settled "
         f"pairs), {effect}; train it again once more campaigns have settled"
     )
+
+
+def _one_person_lines(groups: list[tuple[str, list[int]]], creator_ids: pd.Series) -> list[str]:
+    """The line naming the creators the slates take for one person (`DuplicateEvidence.groups`), if any: by their
+    ids alone, as handles are never echoed (docs/contract.md)."""
+    if not groups:
+        return []
+    ids = creator_ids.to_numpy()
+    named = [f"({shown_ids([ids[row] for row in rows])})" for _, rows in groups[:5]]
+    more = f" and {len(groups) - 5} more groups" if len(groups) > 5 else ""
+    return [
+        "creators with the same handle on a platform they both list are taken for one person, and a slate holds at "
+        f"most one of each group: {', '.join(named)}{more}"
+    ]
 
 
 def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool = False) -> MatchResult:

@@ -52,16 +52,16 @@ def budget_rows(scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy) -
 
 
 def near_duplicate_groups(scored: pd.DataFrame, evidence: DuplicateEvidence, threshold: float) -> np.ndarray:
-    """Groups of one campaign's candidates whose profiles are all near-duplicates of each other (cosine at least
-    `threshold`) and hold a bio (`DuplicateEvidence`), covering every such pair: `(group, row)` entries, rows of
-    `scored`, ordered by group.
+    """Groups of one campaign's candidates who are all near-duplicates of each other (profiles at cosine at least
+    `threshold` that hold a bio, or one person: the same handle on a shared platform; `DuplicateEvidence`), covering
+    every such pair: `(group, row)` entries, rows of `scored`, ordered by group.
 
     At most one member of a group may share a slate. A group's row says what its pairs' rows say in integers, but
     the linear relaxation cannot spread half a place over each of three mutual copies, which keeps branch and bound
     short. Groups are grown best candidate first, each from an uncovered pair, by every candidate close to all
     members so far.
     """
-    if threshold >= 1 or not len(scored):
+    if (threshold >= 1 and not evidence.groups) or not len(scored):
         return np.empty((0, 2), dtype=np.int64)
     campaign = pd.factorize(scored["campaign_id"])[0]
     order = np.argsort(campaign, kind="stable")  # `scored` is in canonical order: best first within a campaign
@@ -72,8 +72,13 @@ def near_duplicate_groups(scored: pd.DataFrame, evidence: DuplicateEvidence, thr
         for first, last in pairwise(bounds):
             members = order[first:last]
             rows = creator[members]
-            v, bio = evidence.vectors[rows], evidence.has_bio[rows]
-            close = (v @ v.T >= threshold) & bio[:, None] & bio[None, :]
+            if threshold < 1:
+                v, bio = evidence.vectors[rows], evidence.has_bio[rows]
+                close = (v @ v.T >= threshold) & bio[:, None] & bio[None, :]
+            else:  # the rule's cosine is off (duplicate_similarity 1); one person is still one
+                close = np.zeros((len(rows), len(rows)), dtype=bool)
+            if (evidence.handle_group[rows] >= 0).sum() > 1:
+                close |= evidence.same_person(rows, rows)
             np.fill_diagonal(close, False)
             uncovered = close.copy()
             for i in np.flatnonzero(close.any(axis=1)):

@@ -294,7 +294,8 @@ def _capacity(slates: SlateBook) -> str:
 # Why better candidates stayed off a slate, as a size reason says it (capacity's, when how many it took is not known).
 _STOPS = {
     "capacity": "the better ones were already proposed to {campaigns} each",
-    "duplicate": "near-duplicates of creators already on it were left out",
+    "duplicate": "near-duplicates of creators already on it (nearly the same profile, or the same handle on a "
+    "platform both list) were left out",
     "unproven": "creators with no record are limited where proven ones are comparable",
 }
 

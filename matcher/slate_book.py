@@ -89,6 +89,12 @@ class SlateBook:
             return "budget"
         if self.standard[c] and not self.proven[i] and self.unproven[c] >= self.max_unproven[c]:
             return "unproven"
+        if (
+            members
+            and self.evidence.handle_group[self.creator[i]] >= 0
+            and self.evidence.same_person(self.creator[members], self.creator[[i]]).any()
+        ):
+            return "duplicate"
         if members and p.duplicate_similarity < 1 and self.evidence.has_bio[self.creator[i]]:
             if c not in self._member_vectors:
                 rows = self.creator[members]

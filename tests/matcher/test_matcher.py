@@ -537,6 +537,42 @@ def test_a_ranker_whose_heads_found_no_split_is_warned_about_once_and_noted_in_e
     assert result.notes == []
 
 
+def test_two_creator_ids_with_one_handle_on_a_platform_both_list_are_one_person_to_every_slate(
+    creators, campaigns, ranker, index, embedder, result
+):
+    """A seller's table listed @glowwithmaya under two creator ids on Instagram, and both were proposed on one slate.
+    Here two creators who share a slate and a platform are given one handle (case, spaces and "@" aside): the slate
+    keeps one of them, no slate holds both, and the matcher names them once, in a warning and in every result's
+    notes, by their ids. The session's world, whose handles are all different, has no such line."""
+    import itertools
+
+    listed = creators.set_index("creator_id")["platforms"].map(set)
+    better, worse, campaign = next(
+        (a, b, c)
+        for c, slate in result.matches.groupby("campaign_id", sort=False)
+        for a, b in itertools.combinations(slate.sort_values("rank")["creator_id"], 2)
+        if listed[a] & listed[b]
+    )
+    handle = creators.set_index("creator_id").at[better, "handle"]
+    table = creators.copy()
+    table.loc[table["creator_id"] == worse, "handle"] = f"  {handle.upper()} "
+    in_row_order = [one for one in table["creator_id"] if one in (better, worse)]
+    line = (  # by ids alone: handles are never echoed
+        "creators with the same handle on a platform they both list are taken for one person, and a slate holds at "
+        f"most one of each group: ({', '.join(in_row_order)})"
+    )
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        out = Matcher(table, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+    assert [str(w.message) for w in said if "one person" in str(w.message)] == [line]
+    assert out.notes == [line] and result.notes == []
+    slates = out.matches.groupby("campaign_id")["creator_id"].agg(set)
+    assert not any({better, worse} <= members for members in slates)
+    # One of them stays: the better scored, unless capacity places it on another campaign (as it did here: the
+    # better one was at its five campaigns, and the programme moved it to another campaign and kept the other here).
+    assert len(slates[campaign] & {better, worse}) == 1
+
+
 def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, embedder):
     """A ranker whose features differ from the ones this version computes is a clear error, not garbage."""
     import copy

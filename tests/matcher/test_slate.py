@@ -222,6 +222,26 @@ def test_creators_without_a_bio_are_never_near_duplicates_however_alike_their_pr
         assert chosen["creator_row"].tolist() == expected, has_bio
 
 
+@pytest.mark.parametrize("threshold", [0.95, 1.0])
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_creators_with_one_handle_on_a_platform_both_list_are_one_person_on_a_slate(assignment, threshold):
+    """A seller's table listed @glowwithmaya under two creator ids on Instagram, and both were proposed on one slate.
+    One handle (case, spaces and a leading "@" aside) on a platform both list is one person: the slate holds the
+    better scored, and its size reason says why the other is off, as it does of a near-duplicate, also with the
+    profile cosine off (1). The same handle on platforms that do not meet, or another handle, is someone else."""
+    handles = ["@GlowWithMaya", " glowwithmaya ", "@glowwithmaya", "@otherhandle", None, None]
+    platforms = [["instagram"], ["tiktok", "instagram"], ["youtube"], ["instagram"], ["instagram"], ["instagram"]]
+    evidence = DuplicateEvidence(distinct_vectors(6), np.zeros(6, bool), handles, platforms)
+    rows = [("c", r, 10.0 - r, "a") for r in range(6)]
+    policy = SlatePolicy(funnel_coverage=False, assignment=assignment, duplicate_similarity=threshold)
+    chosen, why = build_slates(candidates(rows), policy, evidence)
+    assert chosen["creator_row"].tolist() == [0, 2, 3, 4, 5]
+    assert "the same handle on a platform both list) were left out" in why["c"]
+    # The weaker one is kept where the better one is no candidate.
+    chosen, _ = build_slates(candidates(rows[1:]), policy, evidence)
+    assert chosen["creator_row"].tolist() == [1, 2, 3, 4, 5]
+
+
 def test_non_standard_slates_span_the_funnel_when_candidates_exist():
     """Awareness fills the slate by score; the best review and deals creators take the weakest places."""
     policy = SlatePolicy(capacity=None, standard_size=4, non_standard_size=4, min_non_standard_size=4)
