@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -374,57 +375,58 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _serve_on_two_workers(world_dir: Path, index_dir: Path, model: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """`serve --workers 2` of `model` on a free port, its output in `log`, once ready: the process and its URL."""
+@pytest.fixture(scope="module")
+def two_workers(world_dir, index_dir, trained, tmp_path_factory) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+    """`serve --workers 2` of the session's ranker on a free port, once ready: the process, its URL and its log.
+
+    One service for the tests that ask such a service something and read its log (each by a campaign id of its
+    own): starting one loads the model and the index in three processes, each importing the work libraries.
+    """
+    log = tmp_path_factory.mktemp("two-workers") / "serve.log"
     port = free_port()
     args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
-    args += ["--model", model, "--port", str(port), "--workers", "2"]
+    args += ["--model", trained.model_uri, "--port", str(port), "--workers", "2"]
     with open(log, "w") as sink:
         process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log)
-    except BaseException:
+        yield process, url, log
+    finally:
         stop(process)
-        raise
-    return process, url
 
 
-def test_a_request_whose_client_went_away_before_a_worker_took_it_never_runs(world_dir, index_dir, trained, tmp_path):
+def test_a_request_whose_client_went_away_before_a_worker_took_it_never_runs(two_workers, world_dir):
     """`--workers 2`, both busy with a batch: a request sent meanwhile on a connection that then closes is dropped
     before a worker takes it, in one log line; the warning that running it writes (a marketplace no creator states,
     under its own campaign id) never comes, while the same request from a client that waits gets it. Neither busy
     batch had finished when the request was dropped."""
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
     batches = [[dict(records[n % len(records)], campaign_id=f"busy-{b}-{n}") for n in range(100)] for b in range(2)]
-    log = tmp_path / "serve.log"
-    process, url = _serve_on_two_workers(world_dir, index_dir, trained.model_uri, log)
-    try:
-        workers = _worker_processes(process.pid)
-        idle = {pid: _cpu_seconds(pid) for pid in workers}
-        with ThreadPoolExecutor(2) as clients:
-            busy = [clients.submit(call, f"{url}/v1/match", batch) for batch in batches]
-            deadline = time.monotonic() + 30
-            while any(_cpu_seconds(pid) - idle[pid] < 0.5 for pid in workers):  # each worker has a batch
-                assert time.monotonic() < deadline, "the workers did not take the batches within 30 s"
-                assert not any(answer.done() for answer in busy), "a batch ended before both workers were busy"
-                time.sleep(0.05)
-            gone = json.dumps(dict(records[0], campaign_id="gone-1", marketplaces=["GB"])).encode()
-            with socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(url).port), timeout=30) as connection:
-                head = "POST /v1/match HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                connection.sendall(f"{head}Content-Length: {len(gone)}\r\n\r\n".encode() + gone)
-                time.sleep(1.0)  # read, validated and waiting for a worker
-            deadline = time.monotonic() + 10
-            while not (dropped := [line for line in log.read_text().splitlines() if "client went away" in line]):
-                assert time.monotonic() < deadline, f"no line for the dropped request: {log.read_text()[-2000:]}"
-                time.sleep(0.05)
-            assert not any(answer.done() for answer in busy), "dropped only once a worker was free"
-            assert [answer.result()[0] for answer in busy] == [200, 200]
-        status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="kept-1", marketplaces=["GB"]))
-        assert status == 200 and reply["notes"][0].startswith("marketplace GB of campaign kept-1: "), reply
-        lines = log.read_text().splitlines()
-    finally:
-        stop(process)
+    process, url, log = two_workers
+    workers = _worker_processes(process.pid)
+    idle = {pid: _cpu_seconds(pid) for pid in workers}
+    with ThreadPoolExecutor(2) as clients:
+        busy = [clients.submit(call, f"{url}/v1/match", batch) for batch in batches]
+        deadline = time.monotonic() + 30
+        while any(_cpu_seconds(pid) - idle[pid] < 0.5 for pid in workers):  # each worker has a batch
+            assert time.monotonic() < deadline, "the workers did not take the batches within 30 s"
+            assert not any(answer.done() for answer in busy), "a batch ended before both workers were busy"
+            time.sleep(0.05)
+        gone = json.dumps(dict(records[0], campaign_id="gone-1", marketplaces=["GB"])).encode()
+        with socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(url).port), timeout=30) as connection:
+            head = "POST /v1/match HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            connection.sendall(f"{head}Content-Length: {len(gone)}\r\n\r\n".encode() + gone)
+            time.sleep(1.0)  # read, validated and waiting for a worker
+        deadline = time.monotonic() + 10
+        while not (dropped := [line for line in log.read_text().splitlines() if "client went away" in line]):
+            assert time.monotonic() < deadline, f"no line for the dropped request: {log.read_text()[-2000:]}"
+            time.sleep(0.05)
+        assert not any(answer.done() for answer in busy), "dropped only once a worker was free"
+        assert [answer.result()[0] for answer in busy] == [200, 200]
+    status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="kept-1", marketplaces=["GB"]))
+    assert status == 200 and reply["notes"][0].startswith("marketplace GB of campaign kept-1: "), reply
+    lines = log.read_text().splitlines()
     assert dropped == [
         "POST /v1/match: the client went away before its answer; its work had not started and never runs (499)"
     ]
@@ -566,19 +568,15 @@ def test_port_0_serves_on_the_port_the_system_chose_and_says_which(world_dir, in
     assert "stopped by SIGTERM" not in log.read_text()
 
 
-def test_a_worker_process_warns_in_the_command_s_one_line(world_dir, index_dir, trained, tmp_path):
+def test_a_worker_process_warns_in_the_command_s_one_line(two_workers, world_dir):
     """`--workers 2`: a campaign sold only where no creator states an audience is warned about by the worker that
     matches it, in the line the single process writes. Spawned, a worker once wrote Python's own two lines, the
     worker's file and line number and "UserWarning" before the message, and the source line below it."""
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
-    log = tmp_path / "serve.log"
-    process, url = _serve_on_two_workers(world_dir, index_dir, trained.model_uri, log)
-    try:
-        status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="far-1", marketplaces=["GB"]))
-        assert status == 200, reply
-    finally:
-        stop(process)
+    _, url, log = two_workers
+    status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="far-1", marketplaces=["GB"]))
+    assert status == 200, reply
     (note,) = reply["notes"]
-    lines = log.read_text().splitlines()
+    lines = log.read_text().splitlines()  # written before the answer, as the other test's `kept-1` line is
     assert [line for line in lines if "far-1" in line] == [f"creator-match: warning: {note}"]
     assert not [line for line in lines if "match_many(" in line]  # the source line Python's format adds
