@@ -88,11 +88,12 @@ def real_fixture(embedder: Embedder, ranker, fixture: RealFixture) -> dict[str, 
     vectors = creator_vectors(embedder, creators)
     brief_vectors = campaign_vectors(embedder, campaigns)  # as the index's similarity channel sees them
     relevant_to = fixture.relevant(creators)
-    model_p, similarity_p, slate_p, alone_p = [], [], [], []
+    model_p, similarity_p, slate_p, alone_p, judged = [], [], [], [], []
     for k, (campaign_id, category) in enumerate(zip(campaigns["campaign_id"], campaigns["category"], strict=True)):
         relevant = relevant_to.get(category, set())
         if not relevant:
             continue
+        judged.append(category)
         model_p.append(topical_precision(ranking.for_campaign(campaign_id)["creator_id"].tolist(), relevant))
         by_similarity = np.argsort(-(vectors @ brief_vectors[k]), kind="stable")
         similarity_p.append(topical_precision(list(creators["creator_id"].to_numpy()[by_similarity]), relevant))
@@ -113,6 +114,11 @@ def real_fixture(embedder: Embedder, ranker, fixture: RealFixture) -> dict[str, 
         "slate_precision_at_10_alone": float(np.nanmean(alone_p)),
         "similarity_precision_at_10": float(np.mean(similarity_p)),
     }
+    # By department: where the ranking and raw similarity part ways.
+    for department in sorted(set(judged)):
+        mine = np.array(judged) == department
+        figures[f"ranking_precision_at_10_{department}"] = float(np.mean(np.array(model_p)[mine]))
+        figures[f"similarity_precision_at_10_{department}"] = float(np.mean(np.array(similarity_p)[mine]))
     similarity = figures["similarity_precision_at_10"] or float("nan")  # 0 on a pair where nothing relates
     figures["ranking_to_similarity"] = figures["ranking_precision_at_10"] / similarity
     figures["slate_alone_to_similarity"] = figures["slate_precision_at_10_alone"] / similarity

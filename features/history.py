@@ -86,6 +86,11 @@ class CategoryPriors(BaseEstimator):
         check_is_fitted(self, "ctr_")
         return np.array([c in self.ctr_ for c in categories], dtype=bool)
 
+    def fitted_categories(self) -> list[str]:
+        """The categories that had settled campaigns to learn from, in name order."""
+        check_is_fitted(self, "ctr_")
+        return sorted(c for c in self.ctr_ if isinstance(c, str))
+
     def cvr(self, categories: pd.Series) -> np.ndarray:
         """Orders per click of each category."""
         check_is_fitted(self, "cvr_")
@@ -100,7 +105,7 @@ class CategoryPriors(BaseEstimator):
         which is how the booster reads a category it never saw in training.
         """
         check_is_fitted(self, "ctr_")
-        learned = sorted(c for c in self.ctr_ if c not in CATEGORIES and isinstance(c, str))
+        learned = [c for c in self.fitted_categories() if c not in CATEGORIES]
         vocabulary = [*CATEGORIES, *learned][:MAX_CATEGORY_CODES]
         code = {name: float(i) for i, name in enumerate(vocabulary)}
         return categories.map(lambda c: code.get(c, np.nan)).to_numpy(float)

@@ -4,6 +4,7 @@ phrases and the category, so that topical fit never hangs on a tag appearing ver
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,8 @@ from features.text import brief_phrases, campaign_text, normalized_tags
 
 __all__ = [
     "EVIDENCE_COLUMNS",
+    "RIVAL_CATEGORY_MARGIN",
+    "SAME_CATEGORY_SIMILARITY",
     "SEMANTIC_FEATURES",
     "TAG_FIT_THRESHOLD",
     "CampaignPhrases",
@@ -35,6 +38,13 @@ EVIDENCE_COLUMNS = ["fit_tag", "fit_phrase", "fit_similarity"]
 # fixture (tests/fixtures/real_creators.csv tags x real_titles.csv titles, `benchmarks/real_data.py`): of the
 # related tag-title pairs 77% reach 0.40 (median 0.50), of the unrelated ones 3% (median 0.28, 90th centile 0.38).
 TAG_FIT_THRESHOLD = 0.40
+# A campaign's category name fits a tag only where no other category the ranker knows is closer to the tag by more
+# than this: a broad name ("beauty & personal care", "pets") is close to tags of its neighbours ("car care" 0.48,
+# "food" 0.43), which are closer still to their own category ("automotive", "grocery").
+RIVAL_CATEGORY_MARGIN = 0.05
+# Two category names at least this close are one category named twice, not rivals: "Pet Supplies" and "pets" 0.71,
+# "Clothing, Shoes & Jewelry" and "fashion" 0.57. Of the contract's own names only kitchen and grocery (0.56) are.
+SAME_CATEGORY_SIMILARITY = 0.55
 
 
 class TagSpace:
@@ -115,7 +125,12 @@ class CampaignPhrases:
     controller for PC and console" even when the brief also talks about price and shipping.
     """
 
-    def __init__(self, embedder: Embedder, campaigns: pd.DataFrame) -> None:
+    def __init__(self, embedder: Embedder, campaigns: pd.DataFrame, known_categories: Sequence[str] = ()) -> None:
+        """Args:
+        known_categories: the categories the ranker was trained on (`CategoryPriors.fitted_categories`), against
+            which a campaign's category name must be the one closest to a tag for the name to fit it; none: every
+            category name fits as closely as its cosine says.
+        """
         self.texts: list[list[str]] = [
             [*brief_phrases(brief), str(category)]
             for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
@@ -124,17 +139,50 @@ class CampaignPhrases:
         self.vectors = embedder.encode(flat) if flat else np.zeros((0, embedder.dimension), np.float32)
         counts = np.array([len(texts) for texts in self.texts], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        names = sorted({str(name) for name in known_categories})
+        self.known = fixed_vectors(embedder, names) if names else np.zeros((0, embedder.dimension), np.float32)
 
     def tag_scores(self, tags: TagSpace) -> tuple[np.ndarray, np.ndarray]:
         """(campaign x vocabulary) best phrase cosine of each tag, and which phrase of the campaign it was."""
-        n = len(self.texts)
-        scores = np.zeros((n, len(tags.vocabulary)), dtype=np.float32)
-        which = np.zeros((n, len(tags.vocabulary)), dtype=np.int16)
+        (scores, which), _ = self._scores(tags, specific=False)
+        return scores, which
+
+    def specific_tag_scores(
+        self, tags: TagSpace
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """`tag_scores`, and the same where the category's name is no phrase for a tag that another known category
+        fits better by more than RIVAL_CATEGORY_MARGIN (`outfitted_by_rivals`)."""
+        return self._scores(tags, specific=True)
+
+    def _scores(
+        self, tags: TagSpace, specific: bool
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        n, width = len(self.texts), len(tags.vocabulary)
+        scores, which = np.zeros((n, width), dtype=np.float32), np.zeros((n, width), dtype=np.int16)
+        apart = (np.zeros_like(scores), np.zeros_like(which)) if specific else (scores, which)
+        rivalled: dict[str, np.ndarray] = {}
+        columns = np.arange(width)
         for k in range(n):
             block = self.vectors[self.offsets[k] : self.offsets[k + 1]] @ tags.vectors.T
             which[k] = block.argmax(axis=0)
-            scores[k] = block[which[k], np.arange(block.shape[1])]
-        return scores, which
+            scores[k] = block[which[k], columns]
+            if specific:
+                category = self.texts[k][-1]
+                if category not in rivalled:
+                    name = self.vectors[self.offsets[k + 1] - 1]
+                    rivalled[category] = self.outfitted_by_rivals(name, block[-1], tags)
+                block[-1, rivalled[category]] = -np.inf
+                apart[1][k] = block.argmax(axis=0)
+                apart[0][k] = block[apart[1][k], columns]
+        return (scores, which), apart
+
+    def outfitted_by_rivals(self, category: np.ndarray, fits: np.ndarray, tags: TagSpace) -> np.ndarray:
+        """Per vocabulary tag, whether a known category other than `category` (a category name's vector, whose
+        cosines to the tags are `fits`) is closer to it by more than RIVAL_CATEGORY_MARGIN."""
+        rivals = self.known[self.known @ category < SAME_CATEGORY_SIMILARITY]
+        if not len(rivals) or not len(fits):
+            return np.zeros(len(fits), dtype=bool)
+        return (rivals @ tags.vectors.T).max(axis=0) > fits + RIVAL_CATEGORY_MARGIN
 
 
 def semantic_features(
@@ -145,6 +193,7 @@ def semantic_features(
     tags: TagSpace,
     campaign_index: np.ndarray,
     creator_index: np.ndarray,
+    known_categories: Sequence[str] = (),
 ) -> pd.DataFrame:
     """SEMANTIC_FEATURES of each pair, plus EVIDENCE_COLUMNS for reasons.
 
@@ -156,13 +205,18 @@ def semantic_features(
     Args:
         campaign_vectors, creator_vectors: rows aligned with the campaign and creator tables.
         campaign_index, creator_index: each pair's rows in those tables.
+        known_categories: the categories the ranker was trained on: EVIDENCE_COLUMNS count the category's name
+            only for the tags none of them fits better (`CampaignPhrases.specific_tag_scores`); the features count
+            it as the ranker learned them.
     """
     categories = sorted(set(campaigns["category"]))
     category_vectors = fixed_vectors(embedder, [campaign_text(category, category) for category in categories])
     category_of = campaigns["category"].map({c: i for i, c in enumerate(categories)}).to_numpy(np.int64)
-    phrases = CampaignPhrases(embedder, campaigns)
-    scores, which_phrase = phrases.tag_scores(tags)
-    fit, tag_row, fitting = tags.tag_fit(scores, campaign_index, creator_index, TAG_FIT_THRESHOLD)
+    phrases = CampaignPhrases(embedder, campaigns, known_categories)
+    (scores, _), (specific, which_phrase) = phrases.specific_tag_scores(tags)
+    fit, _, fitting = tags.tag_fit(scores, campaign_index, creator_index, TAG_FIT_THRESHOLD)
+    # What reasons quote and the relation rule reads: a tag's fit with no rival category's help.
+    evidence, tag_row, _ = tags.tag_fit(specific, campaign_index, creator_index)
     n_tags = np.diff(tags.offsets)[creator_index].astype(float)
     has = tag_row >= 0
     phrase_row = np.where(has, which_phrase[campaign_index, np.maximum(tag_row, 0)], 0)
@@ -178,6 +232,6 @@ def semantic_features(
             "fit_phrase": [
                 phrases.texts[k][p] if ok else "" for k, p, ok in zip(campaign_index, phrase_row, has, strict=True)
             ],
-            "fit_similarity": fit,
+            "fit_similarity": evidence,
         }
     )

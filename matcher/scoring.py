@@ -16,7 +16,7 @@ from features.embeddings import Embedder, campaign_vectors
 from features.history import HISTORY_COLUMNS, CategoryPriors
 from features.pairwise import pair_features, typical_audience
 from features.records import BY_CATEGORY, BY_MARKETPLACE, CreatorRecords
-from features.similarity import EVIDENCE_COLUMNS, TagSpace, semantic_features
+from features.similarity import EVIDENCE_COLUMNS, TAG_FIT_THRESHOLD, TagSpace, semantic_features
 from matcher.retrieval import Retrieval
 from training.ranker import CreatorRanker, expected_outcomes
 
@@ -41,7 +41,8 @@ UNRELATED_MARGIN = 0.5
 
 def interests_relate(features: pd.DataFrame) -> np.ndarray:
     """Per pair, whether the creator's interests relate to the campaign: a tag fits the brief or its category by
-    meaning (`fitting_tags`: cosine at least TAG_FIT_THRESHOLD, which reasons also use), or the seller's history
+    meaning (`fit_similarity`: cosine at least TAG_FIT_THRESHOLD, the category's name counting only where no other
+    category the ranker knows fits the tag better; reasons quote the same), or the seller's history
     shows that creators with one of its tags take part in the category's campaigns more often than chance
     (`tag_participation_floor` above 1: more rows than chance gives, at the count's median lower bound; a tag the
     history never saw is no evidence), or the creator is not a content creator
@@ -52,7 +53,8 @@ def interests_relate(features: pd.DataFrame) -> np.ndarray:
 
 def _relation(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, whether a tag fits by meaning, and whether the category's history relates the creator's tags."""
-    return features["fitting_tags"].to_numpy() > 0, features["tag_participation_floor"].to_numpy() > 1.0
+    by_meaning = features["fit_similarity"].to_numpy(float) >= TAG_FIT_THRESHOLD
+    return by_meaning, features["tag_participation_floor"].to_numpy() > 1.0
 
 
 def unrelated_after_related(
@@ -234,7 +236,14 @@ class Scorer:
         campaign_index, creator_index = self.retrieval.candidates(campaigns, vectors)
         categories = campaigns["category"].to_numpy()[campaign_index]
         semantic = semantic_features(
-            embedder, campaigns, vectors, self.creator_vectors, self.tags, campaign_index, creator_index
+            embedder,
+            campaigns,
+            vectors,
+            self.creator_vectors,
+            self.tags,
+            campaign_index,
+            creator_index,
+            self.priors.fitted_categories(),
         )
         features = pair_features(
             campaigns,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.embeddings import campaign_vectors, creator_vectors
-from features.similarity import TAG_FIT_THRESHOLD, TagSpace, semantic_features
+from features.similarity import SEMANTIC_FEATURES, TAG_FIT_THRESHOLD, TagSpace, semantic_features
 from matcher.api import Matcher, MatchSettings
 from matcher.slate import SlatePolicy
 from training.registry import load_ranker
@@ -96,3 +96,33 @@ def test_without_a_record_related_interests_beat_five_times_the_reach(trained, e
     assert "“earbuds” fits “" in slate.loc["new-audio", "reasons"]
     assert "no record yet" in slate.loc["new-audio", "reasons"]
     assert "not clearly related" in slate.loc["new-baker", "reasons"]
+
+
+def _category_fits(embedder, category: str, tags: list[str], known: list[str]) -> pd.DataFrame:
+    creators = pd.DataFrame([_creator(tag, [tag], 50_000) for tag in tags])
+    campaigns = pd.DataFrame([{**CAMPAIGN, "brief": "Hydrating face moisturizer, 50 ml", "category": category}])
+    return semantic_features(
+        embedder,
+        campaigns,
+        campaign_vectors(embedder, campaigns),
+        creator_vectors(embedder, creators),
+        TagSpace(embedder, creators["interest_tags"]),
+        np.zeros(len(creators), dtype=np.int64),
+        np.arange(len(creators)),
+        known,
+    ).set_index(creators["creator_id"])
+
+
+def test_a_broad_category_name_fits_a_tag_only_where_no_known_category_fits_it_better(embedder):
+    # "car care" is close to "beauty & personal care" by the word "care" (a new-user trial's car detailer on a
+    # moisturizer slate); the seller's "automotive" category is closer to it still.
+    category, tags = "Beauty & Personal Care", ["car care", "skincare"]
+    alone = _category_fits(embedder, category, tags, [])
+    assert alone.loc["car care", "fit_similarity"] >= TAG_FIT_THRESHOLD
+    assert alone.loc["car care", "fit_phrase"] == category
+    fits = _category_fits(embedder, category, tags, ["automotive", "beauty", "grocery", "pets"])
+    assert fits.loc["car care", "fit_similarity"] < TAG_FIT_THRESHOLD  # neither related nor quoted as fitting
+    # "beauty", the same category named otherwise, is no rival.
+    assert fits.loc["skincare", "fit_similarity"] >= TAG_FIT_THRESHOLD
+    # The ranker's features stay what it was trained on.
+    pd.testing.assert_frame_equal(fits[SEMANTIC_FEATURES], alone[SEMANTIC_FEATURES])
