@@ -1297,30 +1297,40 @@ def _validate_blocks(
         positions, values = _valid_values(block.cells, block.length, start, spec, rejects)
         unique = list(range(len(positions)))
         if spec.unique:
-            # A rejected row's id is taken too: a later row with the same id is then not the campaign or creator the
-            # rejects file names (it was matched as that id while the rejects file listed it as refused).
-            for index in sorted(set(range(start, start + block.length)).difference(positions)):
-                key = _raw_key(block.cells, spec.id_columns, index - start)
-                if key is not None and key not in first_seen:
-                    first_seen[key] = index
-                    rejected_first.add(index)
+            # In row order, a rejected row's id is taken too: a later row with the same id is then not the campaign
+            # or creator the rejects file names (it was matched as that id while the rejects file listed it as
+            # refused). A rejected row that repeats an earlier id is told so beside its other reasons, so that
+            # fixing those does not bring up a new one on the next run.
+            valid_at = {index: k for k, index in enumerate(positions)}
             ids = [values[column] for column in spec.id_columns]
             unique = []
-            for k, index in enumerate(positions):
-                key = tuple(column[k] for column in ids)
-                seen = first_seen.get(key)
-                if seen is not None and seen < index:
-                    which = ", which was rejected" if seen in rejected_first else ""
-                    rejects[index, spec.id_columns[-1]] = Reject(
+            for index in range(start, start + block.length):
+                k = valid_at.get(index)
+                if k is None:
+                    key = _raw_key(block.cells, spec.id_columns, index - start)
+                    if key is None:
+                        continue
+                else:
+                    key = tuple(column[k] for column in ids)
+                seen = first_seen.setdefault(key, index)
+                if seen == index:
+                    if k is None:
+                        rejected_first.add(index)
+                    else:
+                        unique.append(k)
+                    continue
+                which = ", which was rejected" if seen in rejected_first else ""
+                # A row whose id is itself invalid keeps that reason for the column.
+                rejects.setdefault(
+                    (index, spec.id_columns[-1]),
+                    Reject(
                         table,
                         index + 1,
                         "/".join(key),
                         spec.id_columns[-1],
                         f"duplicate id; first seen at row {seen + 1}{which}",
-                    )
-                    continue
-                first_seen[key] = index
-                unique.append(k)
+                    ),
+                )
         kept.extend(positions[k] for k in unique)
         for name in names:
             column = values.pop(name)

@@ -252,6 +252,31 @@ def test_an_id_whose_first_row_was_rejected_is_not_taken_by_a_later_row(table):
     assert result.rejects[1].reason == "duplicate id; first seen at row 1, which was rejected"
 
 
+def test_a_rejected_row_that_repeats_an_earlier_id_says_so_beside_its_other_reasons():
+    """docs/contract.md: every bad column of a row is reported. A row refused for its price whose id repeats an
+    earlier row's named only the price: fixing it brought up the duplicate id on the next run. The id's reason is
+    there whether the earlier row was kept or refused, and whichever the order of rows within a block."""
+    rows = [
+        campaign(),
+        campaign(campaign_id="c2", price="$5"),
+        campaign(price="x"),
+        campaign(campaign_id="c2", price=-1),
+    ]
+
+    result = validate_frame(pd.DataFrame(rows), "campaigns")
+
+    assert result.frame["row"].tolist() == [1]
+    assert [(r.row, r.id, r.column, r.reason.split(";")[0]) for r in result.rejects] == [
+        (2, "c2", "price", "got '$5'"),
+        (3, "c1", "campaign_id", "duplicate id"),
+        (3, "c1", "price", "got 'x'"),
+        (4, "c2", "campaign_id", "duplicate id"),
+        (4, "c2", "price", "got -1"),
+    ]
+    assert result.rejects[1].reason == "duplicate id; first seen at row 1"
+    assert result.rejects[3].reason == "duplicate id; first seen at row 2, which was rejected"
+
+
 def test_duplicate_performance_pair_is_rejected_but_same_campaign_other_creator_is_not():
     """Performance is unique per (campaign, creator); the id names both."""
     frame = pd.DataFrame([performance(), performance(creator_id="u2"), performance(clicks=10, orders=1)])
