@@ -55,6 +55,24 @@ def test_each_command_documents_its_options_in_its_own_section_of_the_cli_doc():
     assert not missing, f"not in their command's section of docs/cli.md: {missing}"
 
 
+def test_every_option_written_after_a_command_in_readme_and_docs_is_one_of_that_command():
+    """The tests above go from the parser to cli.md; this goes from every page to the parser, so that a command a
+    reader copies from the README or service.md (`creator-match similar ... --k 20 [--marketplace US]`) names
+    only options its command has. A line's command runs to its end, a comment, or the prose around a code span."""
+    options = {
+        name: {opt for param in command.params for opt in [*param.opts, *param.secondary_opts]}
+        for name, command in _commands()
+    }
+    unknown = []
+    for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
+        text = re.sub(r"\\\n\s*", " ", page.read_text())  # a shell line continued with a backslash is one line
+        for name, rest in re.findall(r"creator-match (\w+)([^`#;:()\n]*)", text):
+            for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                if name in options and opt != "--help" and opt not in options[name]:
+                    unknown.append(f"{page.relative_to(ROOT)}: creator-match {name} {opt}")
+    assert not unknown, f"options that their command does not have: {unknown}"
+
+
 def test_links_in_readme_and_docs_resolve_inside_the_repository():
     broken = []
     for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
