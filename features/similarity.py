@@ -123,14 +123,13 @@ class CampaignPhrases:
 
     A whole brief's vector blurs its topics; a tag such as "gaming" is close to the phrase "wireless
     controller for PC and console" even when the brief also talks about price and shipping.
+
+    Args:
+        known_categories: the categories the ranker was trained on (`CategoryPriors.fitted_categories`): the rivals
+            of a campaign's category name in `specific_tag_scores`; none: the name fits every tag as its cosine says.
     """
 
     def __init__(self, embedder: Embedder, campaigns: pd.DataFrame, known_categories: Sequence[str] = ()) -> None:
-        """Args:
-        known_categories: the categories the ranker was trained on (`CategoryPriors.fitted_categories`), against
-            which a campaign's category name must be the one closest to a tag for the name to fit it; none: every
-            category name fits as closely as its cosine says.
-        """
         self.texts: list[list[str]] = [
             [*brief_phrases(brief), str(category)]
             for brief, category in zip(campaigns["brief"], campaigns["category"], strict=True)
