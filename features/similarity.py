@@ -158,6 +158,7 @@ class CampaignPhrases:
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         n, width = len(self.texts), len(tags.vocabulary)
         scores, which = np.zeros((n, width), dtype=np.float32), np.zeros((n, width), dtype=np.int16)
+        specific = specific and len(self.known) > 0  # without known categories a name has no rival: the same scores
         apart = (np.zeros_like(scores), np.zeros_like(which)) if specific else (scores, which)
         rivalled: dict[str, np.ndarray] = {}
         columns = np.arange(width)
