@@ -197,9 +197,12 @@ def _deaths(processes: list) -> str:
     CPython terminates a broken pool's other workers itself (SIGTERM), so the one that broke it is the one that
     ended otherwise; all of them when each ended by SIGTERM. A process that ended without a status this process can
     read, or none ended yet, is said so with its pid: the line once read "exit unknown", which told neither who nor
-    which of the two.
+    which of the two. A death /proc shows may not have closed its sentinel yet (a process's other threads are still
+    ending when its first reads "Z"), so it waits until one has, within the same bound.
     """
     deadline = time.monotonic() + 2.0
+    with contextlib.suppress(ValueError):  # a closed process object: its death is read as unknown below
+        wait([process.sentinel for process in processes], timeout=2.0)
     outcomes = {process.pid: _exit_code(process, deadline) for process in processes}
     ended = [(pid, code) for pid, (done, code) in outcomes.items() if done and code is not None]
     first = [(pid, code) for pid, code in ended if code != -signal.SIGTERM] or ended

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from matcher.service_workers import _deaths, _retire
+from matcher.service_workers import _alive, _deaths, _retire
 
 
 def _started_pool(workers: int) -> tuple[ProcessPoolExecutor, list]:
@@ -29,6 +30,29 @@ def _exit_codes(processes: list, seconds: float = 30.0) -> list[int | None]:
     while any(process.exitcode is None for process in processes) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [process.exitcode for process in processes]
+
+
+def _start_sleeping_threads(count: int) -> int:
+    for _ in range(count):
+        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+    return os.getpid()
+
+
+def test_a_death_proc_shows_before_its_sentinel_closed_is_named():
+    """A worker with threads (a loaded model has many) reads "Z" in /proc while its other threads still end and
+    its sentinel is still open; the watch between requests, which reads /proc, once found such a death and the
+    log said that none of the workers had ended yet (CI, session 37)."""
+    pool = ProcessPoolExecutor(1, get_context("spawn"))
+    try:
+        pid = pool.submit(_start_sleeping_threads, 8).result(timeout=120)
+        (process,) = pool._processes.values()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _alive(pid):
+            assert time.monotonic() < deadline, "the killed worker still runs after 30 s"
+        assert _deaths([process]) == f"pid {pid}, killed by SIGKILL"
+    finally:
+        _retire(pool, 0.0)
 
 
 def test_a_pool_whose_worker_died_is_ended_whole():
