@@ -24,8 +24,8 @@ install: $(STAMP)  ## create .venv and install the project with its dev extras (
 demo: install  ## simulate a world, train and register a ranker, match its campaigns, print the slates
 	$(BIN)/creator-match demo
 
-test: install  ## run the test suite, one worker per core, each test file whole on one worker
-	$(BIN)/python -m pytest -n auto --dist loadfile
+test: install  ## run the test suite, one worker per core, each test file whole on one worker; lists the 25 slowest tests
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 test-fast: install  ## the suite without the `slow` tests (training, the command line, servers, Ray, notebooks)
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
