@@ -55,7 +55,10 @@ class DuplicateEvidence:
     Two creators are also one person, whatever their profiles, when they hold the same handle (`handle_key`: case,
     spaces and a leading "@" aside) and list a platform in common: a seller's table listed @glowwithmaya under two
     creator ids on Instagram, and both were proposed on one slate. A handle alone is a display name, not an identity
-    (the contract's), so two creators of one handle on different platforms stay two.
+    (the contract's), so two creators of one handle on different platforms stay two. One person is one person
+    through any of their ids: an id that shares a platform with each of two others joins all three (`person`), and
+    one person's ids share one capacity (`matcher.slate_book.SlateBook.person`). Near-duplicate profiles are not
+    one person: they only keep off each other's slates.
 
     Args:
         vectors: unit profile vectors by creator row: an array, or anything read as `vectors[rows]` with a `len`
@@ -76,18 +79,21 @@ class DuplicateEvidence:
             raise ValueError(f"Got has_bio of shape {has_bio.shape}; expected one value per vector ({len(vectors)})")
         self.vectors = vectors
         self.has_bio = has_bio
-        # Per row, its shared handle's number (-1: a handle no other row holds, or none) and its platforms as bits
-        # (0 off the shared handles): two rows are one person when both numbers agree and their bits meet.
+        # Per row, its shared handle's number (-1: a handle no other row holds, or none), and the person it is: the
+        # lowest row among that person's ids (its own row for a creator with one id).
         self.handle_group = np.full(len(vectors), -1, dtype=np.int64)
-        self.platform_bits = np.zeros(len(vectors), dtype=np.int64)
+        self.person = np.arange(len(vectors), dtype=np.int64)
         self.groups = [] if handles is None or platforms is None else shared_handles(handles, platforms)
+        # The rows of each person with two ids or more, in order of first row.
+        self.people: list[list[int]] = []
         if self.groups:
             listed = list(platforms)
-            words = sorted({word for _, rows in self.groups for row in rows for word in listed[row]})
-            bit = {word: 1 << n for n, word in enumerate(words)}
             for number, (_, rows) in enumerate(self.groups):
                 self.handle_group[rows] = number
-                self.platform_bits[rows] = [sum(bit[word] for word in set(listed[row])) for row in rows]
+                self.people += _people(rows, listed)
+            self.people.sort()
+            for ids in self.people:
+                self.person[ids] = ids[0]
 
     @classmethod
     def of(cls, vectors: np.ndarray, creators: pd.DataFrame) -> DuplicateEvidence:
@@ -103,7 +109,20 @@ class DuplicateEvidence:
 
     def same_person(self, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
         """Whether each creator row of `rows` is one person with each of `others` (a `len(rows)` x `len(others)`
-        matrix): the same shared handle, and a platform in common."""
-        group, other = self.handle_group[rows], self.handle_group[others]
-        meet = (self.platform_bits[rows][:, None] & self.platform_bits[others][None, :]) != 0
-        return (group[:, None] == other[None, :]) & (group[:, None] >= 0) & meet
+        matrix): the same shared handle, and a platform in common (directly, or through another id of theirs)."""
+        shared = self.handle_group[rows] >= 0
+        return shared[:, None] & (self.person[rows][:, None] == self.person[others][None, :])
+
+
+def _people(rows: list[int], platforms: list[Iterable[str]]) -> list[list[int]]:
+    """The rows of one shared handle as people: rows joined wherever their platforms meet, directly or through a
+    third row (an id on Instagram and TikTok joins one on each), each in row order."""
+    people: list[tuple[set[str], list[int]]] = []
+    for row in rows:
+        held, ids = set(platforms[row]), [row]
+        for other in [person for person in people if person[0] & held]:
+            people.remove(other)
+            held |= other[0]
+            ids = other[1] + ids
+        people.append((held, sorted(ids)))
+    return [ids for _, ids in people]

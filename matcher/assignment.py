@@ -1,11 +1,12 @@
 """The exact slate assignment: the most predicted sales under every rule at once, for the whole batch.
 
-The rules are each creator's capacity, the slate sizes, each slate's budget (beyond its minimum), the
-unproven-creator limit of standard slates, funnel coverage of non-standard ones, and near-duplicates never
-sharing a slate: all are rows of one programme (`matcher.programme`, scipy's HiGHS), so the slates it returns are
-the optimum under them, not an optimum under some of them trimmed afterwards. Budget rows are added for the
-campaigns whose slate could pass its budget; near-duplicates are rows from the start, one per group of a
-campaign's candidates that are all copies of each other (`near_duplicate_groups`), so one solve is the answer.
+The rules are each person's capacity (one person's creator ids share it), the slate sizes, each slate's budget
+(beyond its minimum), the unproven-creator limit of standard slates, funnel coverage of non-standard ones, and
+near-duplicates never sharing a slate: all are rows of one programme (`matcher.programme`, scipy's HiGHS), so
+the slates it returns are the optimum under them, not an optimum under some of them trimmed afterwards. Budget rows
+are added for the campaigns whose slate could pass its budget; near-duplicates are rows from the start, one per
+group of a campaign's candidates that are all copies of each other (`near_duplicate_groups`), so one solve is the
+answer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) ->
     plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
     exempt = plan["budgeted"].to_numpy(bool)
     conflicts = near_duplicate_groups(scored, slates.evidence, policy.duplicate_similarity)
-    solution = _solve(scored, plan, policy, exempt, conflicts)
+    solution = _solve(scored, plan, policy, exempt, conflicts, slates.person)
     score = scored["score"].to_numpy(float)
     chosen = solution.chosen
     for i in chosen[np.lexsort((scored["creator_id"].to_numpy()[chosen], -score[chosen]))]:
@@ -103,19 +104,22 @@ def _solve(
     policy: SlatePolicy,
     exempt: np.ndarray,
     conflicts: np.ndarray,
+    person: np.ndarray,
 ) -> Solution:
     """The optimal assignment (rows of `scored`) over the candidates pruning keeps, with `conflicts` (near-duplicate
-    groups, `near_duplicate_groups`) as rows.
+    groups, `near_duplicate_groups`) as rows and capacity counted per `person` (per row of `scored`, whose capacity
+    it uses: `SlateBook.person`).
 
     Solved by column generation (`Programme.optimum`): first on each campaign's best few candidates, then adding
     every candidate whose reduced cost says it could improve the solution, until none can.
     """
-    rows = _prune(scored, plan, policy, exempt, conflicts)
+    rows = _prune(scored, plan, policy, exempt, conflicts, person)
     if len(rows) == 0:
         return Solution(rows, 0.0, 0.0)
     if "floor" in plan.columns:  # a floor row only where capacity could leave the slate short
-        plan = plan.assign(floor=np.where(_at_risk(scored, plan, policy, rows, conflicts), plan["floor"], 0))
-    columns = Programme(scored, plan, policy, rows, conflicts)
+        at_risk = _at_risk(scored, plan, policy, rows, conflicts, person)
+        plan = plan.assign(floor=np.where(at_risk, plan["floor"], 0))
+    columns = Programme(scored, plan, policy, rows, conflicts, person)
     ones = np.ones(len(columns.camp), dtype=np.int64)
     position = _group_cumsum(ones, columns.camp) - 1
     stage_position = _group_cumsum(ones, columns.camp * (columns.key.max(initial=0) + 2) + columns.key + 1) - 1
@@ -126,10 +130,16 @@ def _solve(
 
 
 def _at_risk(
-    scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, rows: np.ndarray, conflicts: np.ndarray
+    scored: pd.DataFrame,
+    plan: pd.DataFrame,
+    policy: SlatePolicy,
+    rows: np.ndarray,
+    conflicts: np.ndarray,
+    person: np.ndarray,
 ) -> np.ndarray:
     """Per campaign of `plan`, whether capacity could leave its slate below its floor: it has fewer than `floor`
-    candidates (among the columns `rows`) whose creators have room on every campaign they are a candidate of,
+    candidates (among the columns `rows`) whose person (`person`, by row of `scored`: all their creator ids
+    together) has room on every campaign they are a candidate of,
     that are in no near-duplicate group and that its unproven limit lets in together.
 
     Only these slates get a floor row. Any other slate below its floor could take one of those candidates more,
@@ -140,8 +150,8 @@ def _at_risk(
     if policy.capacity is None:
         return np.zeros(len(plan), dtype=bool)
     camp = plan.index.get_indexer(scored["campaign_id"].to_numpy()[rows])
-    creator = pd.factorize(scored["creator_row"].to_numpy()[rows])[0]
-    free = (np.bincount(creator)[creator] <= policy.capacity) & ~np.isin(rows, conflicts[:, 1])
+    people = pd.factorize(person[rows])[0]
+    free = (np.bincount(people)[people] <= policy.capacity) & ~np.isin(rows, conflicts[:, 1])
     proven = scored["hist_campaigns"].to_numpy(float)[rows] > 0
     usable = np.bincount(camp[free & proven], minlength=len(plan)) + np.minimum(
         np.bincount(camp[free & ~proven], minlength=len(plan)),
@@ -167,17 +177,26 @@ def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None)
     plan = pd.DataFrame({"target": sizes.astype(np.int64), "standard": True}).sort_index()
     plan["unproven"] = np.iinfo(np.int64).max
     policy = SlatePolicy(capacity=capacity, funnel_coverage=False)
-    solution = _solve(scored, plan, policy, np.zeros(len(plan), dtype=bool), np.empty((0, 2), dtype=np.int64))
+    no_conflict = np.empty((0, 2), dtype=np.int64)
+    solution = _solve(
+        scored, plan, policy, np.zeros(len(plan), dtype=bool), no_conflict, scored["creator_row"].to_numpy()
+    )
     return scored.iloc[solution.chosen].reset_index(drop=True)
 
 
 def _prune(
-    scored: pd.DataFrame, plan: pd.DataFrame, policy: SlatePolicy, exempt: np.ndarray, conflicts: np.ndarray
+    scored: pd.DataFrame,
+    plan: pd.DataFrame,
+    policy: SlatePolicy,
+    exempt: np.ndarray,
+    conflicts: np.ndarray,
+    person: np.ndarray,
 ) -> np.ndarray:
     """Rows that can be in some optimal assignment; the others never need a column.
 
     A candidate is dominated when its campaign has at least `target` better candidates of the same funnel stage
-    and record status whose creators can never run out of capacity and who are in no near-duplicate group
+    and record status whose persons (`person`, by row: a person's creator ids share one capacity) can never run
+    out of capacity and who are in no near-duplicate group
     (`conflicts`): whatever slate holds it, one of those is free to take its place with no rule broken and no score
     lost. Dropping pairs frees more creators, so this repeats until nothing changes. It does not hold where a
     dearer creator could break the budget: the campaigns marked `exempt` (by plan position) keep every candidate.
@@ -186,7 +205,7 @@ def _prune(
     # contiguous and best first, which the running counts below read. Codes of the columns, not a copy of the
     # rows (a copy, or their strings as objects, cost 0.3 GiB at 1M creators).
     campaign, ids = pd.factorize(scored["campaign_id"])
-    creator = pd.factorize(scored["creator_row"].to_numpy())[0]
+    people = pd.factorize(person)[0]
     stage = pd.factorize(scored["funnel_stage"], use_na_sentinel=False)[0]
     proven = scored["hist_campaigns"].to_numpy() > 0
     group = (campaign * (stage.max(initial=0) + 1) + stage) * 2 + proven
@@ -199,7 +218,7 @@ def _prune(
         if policy.capacity is None:
             free = np.ones(len(scored), dtype=bool)
         else:
-            free = np.bincount(creator, weights=keep)[creator] <= policy.capacity
+            free = np.bincount(people, weights=keep)[people] <= policy.capacity
         counted = (free & keep & clean).astype(np.int64)
         before = _group_cumsum(counted, group) - counted
         now = keep & ((before < target) | always)
@@ -234,12 +253,11 @@ def _explain(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame, confli
     np.minimum.at(weakest, code[chosen], score[chosen])
     # Better candidates left off a slate, and whether a full creator or the unproven limit kept them off.
     outside = ~chosen & (score > weakest[code])
-    # Rows no slate of theirs could take: the creator is proposed to as many campaigns as capacity allows, or a
-    # near-duplicate of theirs is on the slate.
+    # Rows no slate of theirs could take: the person is proposed to as many campaigns as capacity allows (under
+    # any of their creator ids), or a near-duplicate of theirs is on the slate.
     blocked = np.zeros(len(scored), dtype=bool)
     if slates.policy.capacity is not None:
-        load = np.bincount(slates.creator[chosen], minlength=int(slates.creator.max()) + 1)
-        blocked |= ~chosen & (load[slates.creator] >= slates.policy.capacity)
+        blocked |= ~chosen & (slates.loads_elsewhere(chosen) >= slates.policy.capacity)
         for c in np.unique(campaign[outside & blocked]):
             slates.skipped[c].add("capacity")
     at_limit = {c for c in slates.members if slates.unproven[c] >= slates.max_unproven[c]}

@@ -6,7 +6,8 @@ campaign's best score, for a stage that cannot be covered; per campaign whose bu
 `floor` (its minimum, where capacity could take it away) a slack column priced at FLOOR_PRICE times the batch's best
 score. Rows: each slate's size (at most `target`, or `minimum` while `z` is 0), its floor (at least `floor` members
 or short seats), its budget (`expected commission x take-up <= budget` when `z` is 1), its unproven limit, each
-stage's coverage, each creator's capacity, and one row per group of mutual near-duplicates (at most one of them).
+stage's coverage, each person's capacity (their creator ids together), and one row per group of mutual
+near-duplicates (at most one of them).
 
 Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the
 creators' another) and the linear programme's vertex optimum is already integral; the budget's knapsack rows and
@@ -77,6 +78,8 @@ class Programme:
         rows: the rows of `scored` that get a column, ascending.
         conflicts: `(group, row)` entries: groups of rows of `scored` (one campaign's mutual near-duplicates) of
             which at most one may be on the slate.
+        person: per row of `scored`, the person whose capacity it uses (`matcher.slate_book.SlateBook.person`: the
+            creator ids of one person share one capacity row); None: each creator_row its own.
     """
 
     def __init__(
@@ -86,11 +89,13 @@ class Programme:
         policy: SlatePolicy,
         rows: np.ndarray,
         conflicts: np.ndarray | None = None,
+        person: np.ndarray | None = None,
     ) -> None:
         self.plan, self.policy = plan, policy
         self.camp = pd.Categorical(scored["campaign_id"].to_numpy()[rows], categories=plan.index).codes.astype(np.int64)
         self.score = scored["score"].to_numpy(float)[rows]
-        self.creator = pd.factorize(scored["creator_row"].to_numpy()[rows])[0]
+        # Capacity's rows are per person: `creator` numbers the people, not the creator ids.
+        self.creator = pd.factorize((scored["creator_row"].to_numpy() if person is None else person)[rows])[0]
         # Standard slates: at most `unproven` creators without a record (a row only where that can bind).
         unproven = scored["hist_campaigns"].to_numpy(float)[rows] <= 0
         self.limited = unproven & (plan["unproven"].to_numpy()[self.camp] < plan["target"].to_numpy()[self.camp])
@@ -323,7 +328,7 @@ class Programme:
 class _Relaxation:
     """The linear relaxation as one HiGHS model that grows by columns, each solve starting from the last basis.
 
-    Its rows are those of every column (a capacity row for each creator with more candidates than the capacity,
+    Its rows are those of every column (a capacity row for each person with more candidates than the capacity,
     a row for each near-duplicate group, ...), so a column joins with all its entries and the basis of the
     last solve stays valid: only the columns added since are priced, instead of the whole programme being solved
     again from scratch. Rows whose columns are not in yet are empty or cannot bind, so each solve is the

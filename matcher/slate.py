@@ -184,8 +184,9 @@ def build_slates(
 
 
 def _count_taken(scored: pd.DataFrame, slates: SlateBook, target: np.ndarray) -> None:
-    """Sets `SlateBook.taken`: per campaign, its candidates off its slate whose creators capacity placed on other
-    campaigns of the run, among its best `target` (by plan position), or among all of them when its slate is empty.
+    """Sets `SlateBook.taken`: per campaign, its candidates off its slate whose persons capacity placed on other
+    campaigns of the run (under any of their creator ids), among its best `target` (by plan position), or among all
+    of them when its slate is empty; and `SlateBook.taken_as_one`, those of them off it only through another id.
 
     `scored` is in the canonical order, so a row's position in its campaign's run is its rank by score.
     """
@@ -195,15 +196,19 @@ def _count_taken(scored: pd.DataFrame, slates: SlateBook, target: np.ndarray) ->
         return
     chosen = np.zeros(len(scored), dtype=bool)
     chosen[[i for members in slates.members.values() for i in members]] = True
-    load = np.bincount(slates.creator[chosen], minlength=int(slates.creator.max()) + 1)
-    full = ~chosen & (load[slates.creator] >= capacity)
+    load = slates.loads_elsewhere(chosen)
+    full = ~chosen & (load >= capacity)
     code = pd.factorize(scored["campaign_id"])[0]  # contiguous, in the order of `plan`'s index
     starts = np.searchsorted(code, np.arange(len(target)))
     position = np.arange(len(scored)) - starts[code]
     empty = np.bincount(code[chosen], minlength=len(target)) == 0
     among = np.where(empty, np.bincount(code, minlength=len(target)), target)
-    counts = np.bincount(code[full & (position < among[code])], minlength=len(target))
+    counted = full & (position < among[code])
+    counts = np.bincount(code[counted], minlength=len(target))
     slates.taken.update(zip(slates.members, zip(counts.tolist(), among.tolist(), strict=True), strict=True))
+    own = np.bincount(slates.creator[chosen], minlength=int(slates.creator.max()) + 1)[slates.creator]
+    for i in np.flatnonzero(counted & (own < capacity)):  # full only with the campaigns of the person's other ids
+        slates.taken_as_one.setdefault(slates.campaign[i], []).append(int(load[i] - own[i]))
 
 
 def _top_up(scored: pd.DataFrame, slates: SlateBook) -> None:
@@ -310,7 +315,26 @@ def _taken(campaign: str, slates: SlateBook) -> str:
         which = f"its {'only' if taken == 1 else taken} eligible candidate{'s' if taken > 1 else ''}"
     else:
         which = f"{taken} of its {among} eligible candidates"
-    return f"{_capacity(slates)} placed {which} on other campaigns of this run"
+    return f"{_capacity(slates)} placed {which} on other campaigns of this run{_as_one(campaign, slates)}"
+
+
+def _as_one(campaign: str, slates: SlateBook) -> str:
+    """What a size reason adds of the campaign's candidates that capacity took only through another creator id of
+    the same person (`SlateBook.taken_as_one`): a seller sees an id that was proposed nowhere else."""
+    elsewhere = slates.taken_as_one.get(campaign, [])
+    if not elsewhere:
+        return ""
+    same = "(the same handle on a platform both list)"
+    if len(elsewhere) > 1:
+        return (
+            f": {len(elsewhere)} of them are each the same person as another creator id {same}, already proposed to "
+            "campaigns under that id, and one person's ids share the capacity"
+        )
+    who = "it is" if slates.taken[campaign][0] == 1 else "1 of them is"
+    return (
+        f": {who} the same person as another creator id {same}, already proposed to {_campaigns(elsewhere[0])} "
+        "under that id, and one person's ids share the capacity"
+    )
 
 
 def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) -> str:

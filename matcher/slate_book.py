@@ -23,7 +23,11 @@ def campaign_order(scored: pd.DataFrame) -> np.ndarray:
 
 
 class SlateBook:
-    """The batch's slates: members, spend and load per creator, and why a campaign stopped growing."""
+    """The batch's slates: members, spend and load per person, and why a campaign stopped growing.
+
+    Capacity counts per person (`person`), not per creator id: two ids of one person (`DuplicateEvidence.person`)
+    share one capacity, so a person registered twice is proposed to no more campaigns than one registered once.
+    """
 
     def __init__(
         self, scored: pd.DataFrame, policy: SlatePolicy, evidence: DuplicateEvidence, plan: pd.DataFrame
@@ -35,6 +39,9 @@ class SlateBook:
         codes, ids = pd.factorize(scored["campaign_id"])
         self.campaign = np.asarray(ids, dtype=object)[codes]
         self.creator = scored["creator_row"].to_numpy()
+        # Per row, the person whose capacity it uses: the one place capacity reads ids as people (the programme,
+        # its pruning, the greedy pass and the reasons all count `person`).
+        self.person = evidence.person[self.creator]
         self.commission = scored["expected_commission"].to_numpy(float) * policy.participation_rate
         self.proven = scored["hist_campaigns"].to_numpy(float) > 0
         self.size = plan["limit"].to_dict()
@@ -50,7 +57,7 @@ class SlateBook:
         self.members: dict[str, list[int]] = {c: [] for c in plan.index}
         self.spend = dict.fromkeys(plan.index, 0.0)
         self.unproven = dict.fromkeys(plan.index, 0)
-        self.load: dict[int, int] = {}
+        self.load: dict[int, int] = {}  # campaigns per person (`person`)
         # A slate sized below its limit by the budget on its best candidates, or by what its other candidates are
         # worth, says so, whichever assignment fills it.
         self.skipped: dict[str, set[str]] = {
@@ -66,6 +73,9 @@ class SlateBook:
         # one when its slate is empty) are off it because capacity placed their creators on other campaigns of the
         # run, and among how many (that `target`, or all its candidates).
         self.taken: dict[str, tuple[int, int]] = {}
+        # Per campaign, for each of those `taken` whose own creator id has room but whose person's other ids used
+        # their capacity, how many campaigns those other ids are proposed to (the size reason says so).
+        self.taken_as_one: dict[str, list[int]] = {}
         # Each slate's member vectors, gathered once per change of members rather than on every candidate
         # checked against them (the vectors are read from the index on demand).
         self._member_vectors: dict[str, np.ndarray] = {}
@@ -81,7 +91,7 @@ class SlateBook:
             return "size"
         if not swap and c in self.closed:
             return "budget"
-        if p.capacity is not None and self.load.get(self.creator[i], 0) >= p.capacity:
+        if p.capacity is not None and self._load_elsewhere(i) >= p.capacity:
             return "capacity"
         if not swap and self.over_budget(c, len(members) + 1, self.spend[c] + self.commission[i]):
             # The slate closes at its budget: filling up with ever weaker, cheaper creators is not a plan.
@@ -107,6 +117,26 @@ class SlateBook:
                 return "duplicate"
         return None
 
+    def _load_elsewhere(self, i: int) -> int:
+        """How many campaigns other than row i's own its person is proposed to (under any of their ids)."""
+        load = self.load.get(self.person[i], 0)
+        if self.evidence.handle_group[self.creator[i]] >= 0:  # another id of theirs on this slate: the duplicate rule's
+            load -= int((self.person[self.members[self.campaign[i]]] == self.person[i]).any())
+        return load
+
+    def loads_elsewhere(self, chosen: np.ndarray) -> np.ndarray:
+        """Per row, how many campaigns other than its own its person is proposed to under any of their ids, once
+        the rows `chosen` (a mask) are on their slates: a row off its slate with capacity's worth is off for capacity.
+        """
+        load = np.bincount(self.person[chosen], minlength=int(self.person.max()) + 1)[self.person]
+        if (
+            self.evidence.people
+        ):  # another id of the person on the row's own slate: the duplicate rule's, not capacity's
+            code = pd.factorize(self.campaign)[0]
+            key = code * (int(self.person.max()) + 1) + self.person
+            load -= np.isin(key, key[chosen])
+        return load
+
     def over_budget(self, c: str, size: int, spend: float) -> bool:
         """Whether a slate of `size` members spending `spend` breaks campaign c's budget (beyond its minimum)."""
         return size > self.minimum[c] and spend > self.budget[c]
@@ -117,7 +147,7 @@ class SlateBook:
         self._member_vectors.pop(c, None)
         self.spend[c] += self.commission[i]
         self.unproven[c] += int(self.standard[c] and not self.proven[i])
-        self.load[self.creator[i]] = self.load.get(self.creator[i], 0) + 1
+        self.load[self.person[i]] = self.load.get(self.person[i], 0) + 1
 
     def remove(self, i: int) -> None:
         c = self.campaign[i]
@@ -125,4 +155,4 @@ class SlateBook:
         self._member_vectors.pop(c, None)
         self.spend[c] -= self.commission[i]
         self.unproven[c] -= int(self.standard[c] and not self.proven[i])
-        self.load[self.creator[i]] -= 1
+        self.load[self.person[i]] -= 1

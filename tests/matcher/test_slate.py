@@ -242,6 +242,126 @@ def test_creators_with_one_handle_on_a_platform_both_list_are_one_person_on_a_sl
     assert chosen["creator_row"].tolist() == [1, 2, 3, 4, 5]
 
 
+# Slates of two, one at least, of either kind.
+SLATES_OF_TWO = {"standard_size": 2, "non_standard_size": 2, "min_size": 1, "min_non_standard_size": 1}
+
+
+def one_person_under_two_ids(n: int) -> DuplicateEvidence:
+    """Creators 0 and 1 one person (one handle, on Instagram both), every other creator someone else, none with a
+    bio."""
+    handles = ["@GlowWithMaya", "glowwithmaya", *[f"@creator{r}" for r in range(2, n)]]
+    platforms = [["instagram"], ["tiktok", "instagram"], *[["instagram"]] * (n - 2)]
+    return DuplicateEvidence(distinct_vectors(n), np.zeros(n, bool), handles, platforms)
+
+
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_two_creator_ids_of_one_person_share_one_capacity(assignment):
+    """A person registered under two creator ids was proposed to twice the capacity's campaigns. With a capacity of
+    1 and both ids the best candidates of three campaigns, the person is on one campaign in all, and the size reason
+    of a campaign that wanted the other id says it is the same person, already proposed to a campaign under another
+    id. The same scores with two people (two handles) give each id a campaign."""
+    rows = [(c, r, best - r, "a") for c, best in (("A", 30.0), ("B", 20.0), ("C", 10.0)) for r in (0, 1)]
+    rows += [(c, r, 1.0, "a") for c in "ABC" for r in range(2, 6)]
+    policy = SlatePolicy(capacity=1, funnel_coverage=False, assignment=assignment, **SLATES_OF_TWO)
+
+    chosen, why = build_slates(candidates(rows), policy, one_person_under_two_ids(6))
+
+    assert chosen.loc[chosen["creator_row"].isin([0, 1]), "campaign_id"].tolist() == ["A"]
+    assert chosen.groupby("creator_row").size().max() == 1
+    assert why["B"] == (
+        "2: the non-standard slate size; capacity (1 campaign per creator) placed its best 2 candidates on other "
+        "campaigns of this run: 1 of them is the same person as another creator id (the same handle on a platform "
+        "both list), already proposed to 1 campaign under that id, and one person's ids share the capacity; "
+        "2 awareness"
+    )
+    # The id on A's slate keeps the other off it as one person, not as capacity taken by another campaign.
+    assert why["A"] == "2: the non-standard slate size; 2 awareness"
+    two_people = DuplicateEvidence(distinct_vectors(6), np.zeros(6, bool), [f"@c{r}" for r in range(6)], [["x"]] * 6)
+    chosen, why = build_slates(candidates(rows), policy, two_people)
+    assert sorted(chosen.loc[chosen["creator_row"].isin([0, 1]), "creator_row"]) == [0, 1]
+    assert "same person" not in why["B"]
+
+
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_near_duplicate_profiles_keep_a_capacity_each(assignment):
+    """Near-duplicate profiles (bios at cosine 1) stay off each other's slates but are two creators: each has its
+    own capacity, unlike two ids of one handle on a shared platform."""
+    vectors = distinct_vectors(6)
+    vectors[1] = vectors[0]
+    evidence = DuplicateEvidence(vectors, np.ones(6, bool))
+    rows = [(c, r, best - r, "a") for c, best in (("A", 30.0), ("B", 20.0)) for r in (0, 1)]
+    rows += [(c, r, 1.0, "a") for c in "AB" for r in range(2, 6)]
+    policy = SlatePolicy(capacity=1, funnel_coverage=False, assignment=assignment, **SLATES_OF_TWO)
+
+    chosen, _ = build_slates(candidates(rows), policy, evidence)
+
+    on = chosen[chosen["creator_row"].isin([0, 1])]
+    assert sorted(zip(on["campaign_id"], on["creator_row"], strict=True)) == [("A", 0), ("B", 1)]
+
+
+def test_one_person_joins_every_id_that_shares_a_platform_with_another_of_theirs():
+    """An id on Instagram and TikTok is one person with an id on each, so those two are one person too; the same
+    handle on YouTube alone is someone else, and ids on YouTube both are a second person."""
+    handles = ["@maya", "Maya", "@MAYA", "maya", "@maya", "@other"]
+    platforms = [["instagram"], ["instagram", "tiktok"], ["tiktok"], ["youtube"], ["youtube"], ["instagram"]]
+    evidence = DuplicateEvidence(distinct_vectors(6), np.zeros(6, bool), handles, platforms)
+
+    assert evidence.people == [[0, 1, 2], [3, 4]]
+    assert evidence.person.tolist() == [0, 0, 0, 3, 3, 5]
+    rows = np.arange(6)
+    same = evidence.same_person(rows, rows)
+    assert same[0, 2] and same[3, 4] and not same[0, 3] and not same[5, 5]
+
+
+def test_the_programme_counts_capacity_per_person():
+    """Capacity rows over people (creators 2k and 2k + 1 one person here): column generation ends at the integer
+    optimum of the whole programme, no person is on more campaigns than the capacity, and the same batch counted
+    per creator id puts some person past it (the rows are what keeps them in)."""
+    from scipy.optimize import LinearConstraint, milp
+
+    from matcher.assignment import budget_rows
+    from matcher.programme import MIP_GAP, SALES_GAP, Programme
+    from matcher.slate import plan_sizes
+    from matcher.slate_book import campaign_order
+
+    frame, policy, _ = random_batch(0, n_campaigns=10, n_creators=24, per_campaign=12)
+    scored = frame.iloc[campaign_order(frame)].reset_index(drop=True)
+    plan = plan_sizes(scored, policy)
+    plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
+    person = scored["creator_row"].to_numpy() // 2
+    every = np.arange(len(scored))
+    first_two = scored.groupby("campaign_id").cumcount().to_numpy() < 2
+
+    solution = Programme(scored, plan, policy, every, person=person).optimum(first_two)
+    per_id = Programme(scored, plan, policy, every).optimum(first_two)
+
+    assert np.bincount(person[solution.chosen]).max() <= policy.capacity
+    assert np.bincount(person[per_id.chosen]).max() > policy.capacity
+    cost, matrix, upper, _ = Programme(scored, plan, policy, every, person=person).whole()
+    best = -milp(
+        cost, integrality=np.ones(len(cost)), bounds=(0, 1), constraints=LinearConstraint(matrix, -np.inf, upper)
+    ).fun
+    sales = float(scored["score"].to_numpy()[solution.chosen].sum())
+    assert best - MIP_GAP * abs(best) - SALES_GAP * sales <= solution.objective <= best + MIP_GAP * abs(best)
+
+
+@pytest.mark.parametrize("assignment", ["exact", "greedy"])
+def test_slates_of_a_batch_with_people_under_two_ids_keep_every_rule(assignment):
+    """A random batch whose creators 2k and 2k + 1 are one person (one handle, a shared platform): every slate
+    keeps the policy's rules, no person is on more campaigns than the capacity, and no slate holds both ids."""
+    frame, policy, vectors = random_batch(1)
+    n = len(vectors)
+    evidence = DuplicateEvidence(vectors, np.ones(n, bool), [f"@p{r // 2}" for r in range(n)], [["instagram"]] * n)
+    policy = SlatePolicy(**{**policy.__dict__, "assignment": assignment})
+
+    chosen, _ = build_slates(frame, policy, evidence)
+
+    assert broken_rules(chosen, frame, policy, vectors) == []
+    person = chosen["creator_row"].to_numpy() // 2
+    assert np.bincount(person).max() <= policy.capacity
+    assert not chosen.assign(person=person).duplicated(["campaign_id", "person"]).any()
+
+
 def test_non_standard_slates_span_the_funnel_when_candidates_exist():
     """Awareness fills the slate by score; the best review and deals creators take the weakest places."""
     policy = SlatePolicy(capacity=None, standard_size=4, non_standard_size=4, min_non_standard_size=4)
