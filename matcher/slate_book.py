@@ -40,8 +40,9 @@ class SlateBook:
         self.campaign = np.asarray(ids, dtype=object)[codes]
         self.creator = scored["creator_row"].to_numpy()
         # Per row, the person whose capacity it uses: the one place capacity reads ids as people (the programme,
-        # its pruning, the greedy pass and the reasons all count `person`).
-        self.person = evidence.person[self.creator]
+        # its pruning, the greedy pass and the reasons all count `person`). Without one person under two ids, the
+        # rows' own creators, not a copy (4M rows at 1M creators).
+        self.person = evidence.person[self.creator] if evidence.people else self.creator
         self.commission = scored["expected_commission"].to_numpy(float) * policy.participation_rate
         self.proven = scored["hist_campaigns"].to_numpy(float) > 0
         self.size = plan["limit"].to_dict()
@@ -129,9 +130,8 @@ class SlateBook:
         the rows `chosen` (a mask) are on their slates: a row off its slate with capacity's worth is off for capacity.
         """
         load = np.bincount(self.person[chosen], minlength=int(self.person.max()) + 1)[self.person]
-        if (
-            self.evidence.people
-        ):  # another id of the person on the row's own slate: the duplicate rule's, not capacity's
+        # Another id of the person on the row's own slate keeps it off by the duplicate rule, not by capacity.
+        if self.evidence.people:
             code = pd.factorize(self.campaign)[0]
             key = code * (int(self.person.max()) + 1) + self.person
             load -= np.isin(key, key[chosen])
