@@ -281,7 +281,7 @@ class Matcher:
         self._product_types = getattr(past, "product_types", None)  # None in rankers trained before it existed
         self._flat_heads: list[str] | None = None  # known from the first campaign with two candidates or more
         # Creators of one handle on a shared platform are one person to the slates (`DuplicateEvidence`): said once.
-        self._one_person = _one_person_lines(self.duplicate_evidence.groups, self.creators["creator_id"])
+        self._one_person = _one_person_lines(self.duplicate_evidence.people, self.creators["creator_id"])
         for note in self._one_person:
             warnings.warn(note, UserWarning, stacklevel=2)
         self._categories = list(past.priors.ctr_)
@@ -353,7 +353,7 @@ class Matcher:
     @cached_property
     def duplicate_evidence(self) -> DuplicateEvidence:
         """What the slates' near-duplicate rule compares: profile vectors, which creators hold a bio, and which are
-        one person under two ids (the same handle on a platform both list)."""
+        one person under two ids (the same handle on a platform both list), who also share one capacity."""
         return DuplicateEvidence.of(self.scorer.creator_vectors, self.creators)
 
     @cached_property
@@ -579,17 +579,17 @@ def _flat_line(flat: list[str], version: str) -> str:
     )
 
 
-def _one_person_lines(groups: list[tuple[str, list[int]]], creator_ids: pd.Series) -> list[str]:
-    """The line naming the creators the slates take for one person (`DuplicateEvidence.groups`), if any: by their
+def _one_person_lines(people: list[list[int]], creator_ids: pd.Series) -> list[str]:
+    """The line naming the creators the slates take for one person (`DuplicateEvidence.people`), if any: by their
     ids alone, as handles are never echoed (docs/contract.md)."""
-    if not groups:
+    if not people:
         return []
     ids = creator_ids.to_numpy()
-    named = [f"({shown_ids([ids[row] for row in rows])})" for _, rows in groups[:5]]
-    more = f" and {len(groups) - 5} more groups" if len(groups) > 5 else ""
+    named = [f"({shown_ids([ids[row] for row in rows])})" for rows in people[:5]]
+    more = f" and {len(people) - 5} more groups" if len(people) > 5 else ""
     return [
-        "creators with the same handle on a platform they both list are taken for one person, and a slate holds at "
-        f"most one of each group: {', '.join(named)}{more}"
+        "creators with the same handle on a platform they both list are taken for one person: a slate holds at "
+        f"most one of each group, and their campaigns count together towards capacity: {', '.join(named)}{more}"
     ]
 
 

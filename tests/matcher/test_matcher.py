@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import sys
 import warnings
 
@@ -544,8 +545,6 @@ def test_two_creator_ids_with_one_handle_on_a_platform_both_list_are_one_person_
     Here two creators who share a slate and a platform are given one handle (case, spaces and "@" aside): the slate
     keeps one of them, no slate holds both, and the matcher names them once, in a warning and in every result's
     notes, by their ids. The session's world, whose handles are all different, has no such line."""
-    import itertools
-
     listed = creators.set_index("creator_id")["platforms"].map(set)
     better, worse, campaign = next(
         (a, b, c)
@@ -558,8 +557,8 @@ def test_two_creator_ids_with_one_handle_on_a_platform_both_list_are_one_person_
     table.loc[table["creator_id"] == worse, "handle"] = f"  {handle.upper()} "
     in_row_order = [one for one in table["creator_id"] if one in (better, worse)]
     line = (  # by ids alone: handles are never echoed
-        "creators with the same handle on a platform they both list are taken for one person, and a slate holds at "
-        f"most one of each group: ({', '.join(in_row_order)})"
+        "creators with the same handle on a platform they both list are taken for one person: a slate holds at most "
+        f"one of each group, and their campaigns count together towards capacity: ({', '.join(in_row_order)})"
     )
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
@@ -571,6 +570,43 @@ def test_two_creator_ids_with_one_handle_on_a_platform_both_list_are_one_person_
     # One of them stays: the better scored, unless capacity places it on another campaign (as it did here: the
     # better one was at its five campaigns, and the programme moved it to another campaign and kept the other here).
     assert len(slates[campaign] & {better, worse}) == 1
+
+
+def test_two_creator_ids_of_one_person_share_one_capacity_through_the_matcher(
+    creators, campaigns, ranker, index, embedder
+):
+    """A person registered under two creator ids was proposed to twice the capacity's campaigns. Two campaigns whose
+    best candidates are two creators on a common platform, matched with a capacity of 1: each creator tops a slate.
+    Given one handle, they are one person on one campaign in all, and the other campaign's size reason says why its
+    best candidate is off: the same person, already proposed to a campaign under another id."""
+    settings = MatchSettings(slate=SlatePolicy(capacity=1))
+    apart = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=settings)
+    scored = apart.scored_candidates(campaigns)
+    top = scored.sort_values(["score", "creator_id"], ascending=[False, True]).groupby("campaign_id")["creator_id"]
+    top = top.first()
+    listed = creators.set_index("creator_id")["platforms"].map(set)
+    (x, a), (y, b) = next(
+        (one, other)
+        for one, other in itertools.combinations(top.items(), 2)
+        if one[1] != other[1] and listed[one[1]] & listed[other[1]]
+    )
+    two = campaigns[campaigns["campaign_id"].isin([x, y])]
+    before = apart.match_many(two).matches
+    assert set(zip(before["creator_id"], before["campaign_id"], strict=True)) >= {(a, x), (b, y)}
+    table = creators.copy()
+    table.loc[table["creator_id"] == b, "handle"] = table.loc[table["creator_id"] == a, "handle"].iloc[0]
+
+    with pytest.warns(UserWarning, match="and their campaigns count together towards capacity"):
+        out = Matcher(table, model=ranker, index=index, embedder=embedder, settings=settings).match_many(two)
+
+    placed = out.matches[out.matches["creator_id"].isin([a, b])]
+    assert len(placed) == 1
+    left_out = x if placed["creator_id"].iloc[0] == b else y
+    reason = next(s.size_reason for s in out.summaries if s.campaign_id == left_out)
+    assert (
+        "the same person as another creator id (the same handle on a platform both list), already proposed to "
+        "1 campaign under that id, and one person's ids share the capacity"
+    ) in reason
 
 
 def test_ranker_with_another_feature_set_is_refused(creators, ranker, index, embedder):
