@@ -39,7 +39,8 @@ class SlatePolicy:
             that they stay wider than standard ones when budgets bind, with room for two of each funnel stage. Each
             non-standard figure must be at least its standard counterpart.
         capacity: most campaigns one creator is proposed to in a run (None, or 0 on the command line: no
-            limit). Creators go where their expected sales are highest across the run, not to whichever
+            limit), the creator ids of one person (the same handle on a platform both list) counted together.
+            Creators go where their expected sales are highest across the run, not to whichever
             campaign comes first, once every slate that capacity would leave below its minimum has it.
         duplicate_similarity: a creator whose profile is at least this close (cosine) to one already on the
             slate is a near-duplicate and is skipped; in (-1, 1], where 1 turns the rule off. Only profiles with a
