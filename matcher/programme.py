@@ -94,8 +94,8 @@ class Programme:
         self.plan, self.policy = plan, policy
         self.camp = pd.Categorical(scored["campaign_id"].to_numpy()[rows], categories=plan.index).codes.astype(np.int64)
         self.score = scored["score"].to_numpy(float)[rows]
-        # Capacity's rows are per person: `creator` numbers the people, not the creator ids.
-        self.creator = pd.factorize((scored["creator_row"].to_numpy() if person is None else person)[rows])[0]
+        # Capacity's rows are per person: each column's person, numbered (one creator id each when `person` is None).
+        self.person = pd.factorize((scored["creator_row"].to_numpy() if person is None else person)[rows])[0]
         # Standard slates: at most `unproven` creators without a record (a row only where that can bind).
         unproven = scored["hist_campaigns"].to_numpy(float)[rows] <= 0
         self.limited = unproven & (plan["unproven"].to_numpy()[self.camp] < plan["target"].to_numpy()[self.camp])
@@ -265,11 +265,11 @@ class Programme:
             ids, codes = np.unique(camp[limited], return_inverse=True)
             block("unproven", limited, ids, codes, plan["unproven"].to_numpy(float)[ids], np.ones(len(limited)))
         if cap is not None:
-            _, codes, counts = np.unique(self.creator, return_inverse=True, return_counts=True)
+            _, codes, counts = np.unique(self.person, return_inverse=True, return_counts=True)
             busy = np.flatnonzero(counts[codes] > cap)
             if len(busy):
-                ids, codes = np.unique(self.creator[busy], return_inverse=True)
-                block("creator", busy, ids, codes, np.full(len(ids), float(cap)), np.ones(len(busy)))
+                ids, codes = np.unique(self.person[busy], return_inverse=True)
+                block("person", busy, ids, codes, np.full(len(ids), float(cap)), np.ones(len(busy)))
         covered = np.flatnonzero(self.key >= 0)
         if len(covered):
             # Each stage with a worthy candidate is on the slate unless that is impossible: a slack column per
@@ -310,7 +310,7 @@ class Programme:
         for name, lookup, weight in (
             ("budget", self.camp, self.cost),
             ("unproven", np.where(self.limited, self.camp, -1), 1.0),
-            ("creator", self.creator, 1.0),
+            ("person", self.person, 1.0),
             ("coverage", self.key, -1.0),
             ("floor", self.camp, -1.0),
         ):
