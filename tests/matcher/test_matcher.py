@@ -567,8 +567,8 @@ def test_two_creator_ids_with_one_handle_on_a_platform_both_list_are_one_person_
     assert out.notes == [line] and result.notes == []
     slates = out.matches.groupby("campaign_id")["creator_id"].agg(set)
     assert not any({better, worse} <= members for members in slates)
-    # One of them stays: the better scored, unless capacity places it on another campaign (as it did here: the
-    # better one was at its five campaigns, and the programme moved it to another campaign and kept the other here).
+    # One of them stays: the better scored, unless capacity (the person's, which both ids share) places it on
+    # another campaign.
     assert len(slates[campaign] & {better, worse}) == 1
 
 
@@ -578,7 +578,8 @@ def test_two_creator_ids_of_one_person_share_one_capacity_through_the_matcher(
     """A person registered under two creator ids was proposed to twice the capacity's campaigns. Two campaigns whose
     best candidates are two creators on a common platform, matched with a capacity of 1: each creator tops a slate.
     Given one handle, they are one person on one campaign in all, and the other campaign's size reason says why its
-    best candidate is off: the same person, already proposed to a campaign under another id."""
+    best candidate is off: the same person, already proposed to a campaign under another id. Matched a campaign a
+    chunk, the slates are the same."""
     settings = MatchSettings(slate=SlatePolicy(capacity=1))
     apart = Matcher(creators, model=ranker, index=index, embedder=embedder, settings=settings)
     scored = apart.scored_candidates(campaigns)
@@ -597,8 +598,11 @@ def test_two_creator_ids_of_one_person_share_one_capacity_through_the_matcher(
     table.loc[table["creator_id"] == b, "handle"] = table.loc[table["creator_id"] == a, "handle"].iloc[0]
 
     with pytest.warns(UserWarning, match="and their campaigns count together towards capacity"):
-        out = Matcher(table, model=ranker, index=index, embedder=embedder, settings=settings).match_many(two)
+        merged = Matcher(table, model=ranker, index=index, embedder=embedder, settings=settings)
+    out = merged.match_many(two)
 
+    # Chunked, the batch is assigned whole as ever: the same slates, one campaign a chunk.
+    pd.testing.assert_frame_equal(merged.match_many(two, chunk_size=1).matches, out.matches)
     placed = out.matches[out.matches["creator_id"].isin([a, b])]
     assert len(placed) == 1
     left_out = x if placed["creator_id"].iloc[0] == b else y
