@@ -8,8 +8,10 @@ default, `--cold-worlds`: in one world a single creator can carry most of the or
     .venv/bin/python -m benchmarks.real_data --members 3 --max-features 0.5  # the ranker with averaged heads
 
 Run as a module from the repository's root: it reads the fixtures through `tests.real_fixtures`. The real
-fixtures are two pairs: tests/fixtures/real_creators.csv with real_titles.csv (figures `real_...`) and
-real_creators_2.csv with real_titles_2.csv (figures `real2_...`); sources and relevance rules in their headers.
+fixtures are three pairs: tests/fixtures/real_creators.csv with real_titles.csv (figures `real_...`),
+real_creators_2.csv with real_titles_2.csv (figures `real2_...`) and real_creators_3.csv with real_titles_3.csv
+(figures `real3_...`, a pair built after the rules were tuned on the other two); sources and relevance rules in their
+headers.
 The last line printed is a JSON object of named figures.
 """
 

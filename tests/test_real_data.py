@@ -1,5 +1,5 @@
 """Real creators and real product titles with no history (tests/fixtures; sources and the relevance rules in the
-files' headers), on both pairs of real files: slates are full and on topic, and beat raw embedding similarity."""
+files' headers), on the three pairs of real files: slates are full and on topic, and beat raw embedding similarity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from features.product_type import UNCERTAIN
 from matcher.api import Matcher, MatchSettings
 from matcher.scoring import interests_relate
 from matcher.slate import SlatePolicy
-from tests.real_fixtures import FIRST, REAL_FIXTURES, SECOND, pure_ranking, topical_precision
+from tests.real_fixtures import FIRST, REAL_FIXTURES, SECOND, THIRD, pure_ranking, topical_precision
 from training.registry import load_ranker
 
 pytestmark = pytest.mark.slow
@@ -66,8 +66,24 @@ MISSES_TARGETS = pytest.mark.xfail(
 )
 
 
+# The third pair, built after the rules were tuned on the first two to measure whether they generalize, misses the
+# ratio to raw similarity, as measured by benchmarks/real_data.py on all 144 titles (ranker trained on `main`): slates
+# one at a time 0.750 and the pure ranking 0.750 against raw similarity 0.775 (0.97x); 0.6 is met. By department the
+# ranking is 1.000 on music, sports and automotive titles, whose creator categories name the department, and 0.000 on
+# electronics titles, whose relevant creators are tagged "Science & Technology" (docs/measurements.md, "Real data, a
+# third pair"). Strict: a change that meets the targets must say so; the pair's rule must not be tuned to it.
+THIRD_MISSES_RATIO = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="third real pair: slates 0.750 vs raw similarity 0.775 (electronics titles 0.000)",
+)
+
+
 @pytest.mark.parametrize(
-    "real_run", [FIRST, pytest.param(SECOND, marks=MISSES_TARGETS)], indirect=True, ids=lambda fixture: fixture.key
+    "real_run",
+    [FIRST, pytest.param(SECOND, marks=MISSES_TARGETS), pytest.param(THIRD, marks=THIRD_MISSES_RATIO)],
+    indirect=True,
+    ids=lambda fixture: fixture.key,
 )
 def test_slates_are_on_topic_and_beat_raw_similarity(real_run, embedder):
     """Each campaign's slate as if it ran alone: the first pair has 29 on-topic creators for 71 campaigns (the second
