@@ -26,6 +26,7 @@ __all__ = [
     "ndcg_of_each_campaign",
     "paired_difference",
     "random_order_ndcg",
+    "ranked_campaigns",
     "time_split",
 ]
 
@@ -167,6 +168,11 @@ def _counted_campaigns(pairs: pd.DataFrame) -> dict[object, np.ndarray]:
         for campaign, index in pairs.groupby("campaign_id").indices.items()
         if len(index) >= 2 and realized[index].sum() > 0
     }
+
+
+def ranked_campaigns(pairs: pd.DataFrame) -> int:
+    """How many campaigns of `pairs` the NDCG figures average over: those with at least two pairs and some sales."""
+    return len(_counted_campaigns(pairs))
 
 
 def _ranking_scores(scores: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from features.pairwise import FEATURES
 from training.dataset import DEFAULT_WINDOW, window_hours
-from training.evaluate import evaluate_predictions, ndcg_by_campaign, paired_difference
+from training.evaluate import evaluate_predictions, ndcg_by_campaign, paired_difference, ranked_campaigns
 from training.ranker import PREDICTIONS, CreatorRanker, expected_sales
 from training.registry import champion_version, load_ranker
 
@@ -84,15 +84,22 @@ def rule_of(attribution: str, hours: str) -> str:
 
 
 def unfair(
-    challenger: str, champion: str, rules: tuple[str, str], campaigns: int, champion_features: list[str]
+    challenger: str,
+    champion: str,
+    rules: tuple[str, str],
+    campaigns: int,
+    champion_features: list[str],
+    unranked: int = 0,
 ) -> str | None:
     """Why `challenger` ("version 3", "this version") cannot be judged fairly against champion version `champion`,
     or None when it can: the one set of rules of `promote` and of `train`'s comparison at training time.
 
     Args:
         rules: the challenger's credit rule and the champion's (`credit_rule`).
-        campaigns: how many of the challenger's held-out campaigns started after the champion's training data ended.
+        campaigns: how many of the challenger's held-out campaigns started after the champion's training data ended
+            and have sales to rank (`training.evaluate.ranked_campaigns`): the campaigns NDCG@10 averages over.
         champion_features: the features the champion reads.
+        unranked: how many more started after it ended, without sales to rank (or with a single pair).
     """
     ours, theirs = rules
     # The held-out sales are the challenger's own labels: a champion trained to another credit rule would be judged
@@ -103,9 +110,10 @@ def unfair(
             "are not the champion's; no fair comparison"
         )
     if campaigns < MIN_CAMPAIGNS:
+        more = f" ({unranked} more {'is' if unranked == 1 else 'are'}, without sales to rank)" if unranked else ""
         return (
             f"only {campaigns} of {challenger}'s held-out campaigns {'is' if campaigns == 1 else 'are'} unseen by "
-            f"champion version {champion}; no fair comparison (need {MIN_CAMPAIGNS})"
+            f"champion version {champion}{more}; no fair comparison (need {MIN_CAMPAIGNS})"
         )
     if list(champion_features) != FEATURES:
         return f"champion version {champion} uses another feature set; no fair comparison"
@@ -124,6 +132,13 @@ def unseen_by(model_name: str, version: str, pairs: pd.DataFrame) -> pd.DataFram
     return pairs[starts > trained_until]
 
 
+def _judged_campaigns(fair: pd.DataFrame) -> tuple[int, int]:
+    """How many campaigns of `fair` NDCG@10 can judge the two versions on, and how many more it cannot (no sales,
+    or a single pair): those add nothing to either figure, so they do not count towards a fair comparison."""
+    ranked = ranked_campaigns(fair)
+    return ranked, int(fair["campaign_id"].nunique()) - ranked
+
+
 def champion_on_unseen(
     model_name: str, champion: str, pairs: pd.DataFrame, rule: str
 ) -> tuple[CreatorRanker | None, pd.DataFrame, str | None]:
@@ -135,7 +150,8 @@ def champion_on_unseen(
     fair = unseen_by(model_name, champion, pairs)
     loaded = load_ranker(f"models:/{model_name}/{champion}")
     rules = (rule, credit_rule(_run_of(model_name, champion)))
-    why = unfair("this version", champion, rules, fair["campaign_id"].nunique(), loaded.model.features)
+    ranked, unranked = _judged_campaigns(fair)
+    why = unfair("this version", champion, rules, ranked, loaded.model.features, unranked)
     return (None if why else loaded.model.ranker), fair, why
 
 
@@ -225,9 +241,9 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
             return PromotionCheck(False, f"version {version} has no logged held-out set to compare on")
         pairs = pd.read_parquet(path)
     fair = unseen_by(model_name, champion, pairs)
-    n = int(fair["campaign_id"].nunique())
+    n, unranked = _judged_campaigns(fair)
     if n < MIN_CAMPAIGNS:  # refused before the champion is loaded
-        return PromotionCheck(False, unfair(f"version {version}", champion, rules, n, FEATURES), campaigns=n)
+        return PromotionCheck(False, unfair(f"version {version}", champion, rules, n, FEATURES, unranked), campaigns=n)
     if HELD_OUT_SCORE not in fair:
         return PromotionCheck(
             False,
@@ -236,7 +252,7 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
             campaigns=n,
         )
     champ = load_ranker(f"models:/{model_name}/{champion}").model
-    why = unfair(f"version {version}", champion, rules, n, champ.features)
+    why = unfair(f"version {version}", champion, rules, n, champ.features, unranked)
     if why is not None:
         return PromotionCheck(False, why, campaigns=n)
     scores = fair[HELD_OUT_SCORE].to_numpy(float)

@@ -18,7 +18,15 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.commands import run_in_process
-from training.promotion import HELD_OUT_PREDICTED, check_promotion, said_difference
+from training.promotion import (
+    HELD_OUT_PREDICTED,
+    MIN_CAMPAIGNS,
+    champion_on_unseen,
+    check_promotion,
+    credit_rule,
+    said_difference,
+    unseen_by,
+)
 from training.ranker import CreatorRanker
 from training.registry import champion_version, promote
 from training.train import summarize, train
@@ -178,6 +186,43 @@ def test_train_judges_the_champion_by_the_rules_promote_does_and_names_the_one_t
         "(need 3)"
     )
     assert "champion_ndcg_at_10" not in early.metrics
+
+
+def test_unseen_campaigns_without_sales_to_rank_do_not_count_towards_a_fair_comparison(registry, tmp_path):
+    """A campaign with no realized sales adds nothing to NDCG@10, yet counted towards the 3 the gate needs: with
+    every unseen campaign but two without sales, a trial's gate compared the versions on those two while saying
+    "on N held-out campaigns", and with none left it refused "NDCG@10 nan vs nan", as if the version ranked worse."""
+    _, versions = registry
+    champion = versions["early_blind"].version
+    promote("gate", champion)
+    full = versions["full_fitted"]
+    client = MlflowClient()
+    logged = Path(client.download_artifacts(full.run_id, "evaluation/holdout.parquet", str(tmp_path)))
+    held = pd.read_parquet(logged)
+    unseen = unseen_by("gate", champion, held)["campaign_id"].unique()
+    assert len(unseen) > 3
+    kept = unseen[:2]
+    emptied = held.assign(
+        sales=held["sales"].where(~held["campaign_id"].isin(unseen) | held["campaign_id"].isin(kept), 0.0)
+    )
+    rewritten = tmp_path / "rewritten" / "holdout.parquet"
+    rewritten.parent.mkdir()
+    emptied.to_parquet(rewritten)
+    client.log_artifact(full.run_id, str(rewritten), "evaluation")
+    try:
+        verdict = check_promotion("gate", full.version)
+        assert not verdict.allowed and verdict.candidate_ndcg is None, verdict.reason
+        assert verdict.campaigns == 2
+        assert verdict.reason == (
+            f"only 2 of version {full.version}'s held-out campaigns are unseen by champion version {champion} "
+            f"({len(unseen) - 2} more are, without sales to rank); no fair comparison (need {MIN_CAMPAIGNS})"
+        )
+        # Training's comparison with the champion of the day counts them alike.
+        _, fair, why = champion_on_unseen("gate", champion, emptied, credit_rule(client.get_run(full.run_id)))
+        assert fair["campaign_id"].nunique() == len(unseen)
+        assert why == verdict.reason.replace(f"version {full.version}'s", "this version's")
+    finally:
+        client.log_artifact(full.run_id, str(logged), "evaluation")
 
 
 def test_a_run_logged_before_the_heads_predictions_is_judged_alike(registry, tmp_path):
