@@ -49,6 +49,7 @@ def simulate(
     world: Annotated[World, typer.Option(help="generator: main, or alt (written to disagree with main)")] = World.main,
 ) -> None:
     """Write a synthetic world in the contract's format, with the truth evaluation needs."""
+    from features.contract import TABLE_SUFFIXES
     from features.safe_write import check_output_path
     from simulation import WORLD_TABLES, WORLDS, write_world
 
@@ -57,7 +58,11 @@ def simulate(
     check_output_path(out, "world")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the world's tables")
-    taken = [f"{name}.parquet" for name in WORLD_TABLES if (out / f"{name}.parquet").exists()]
+    # In any of the formats a table is read in: a creators.csv there, given a creators.parquet beside it, is a table
+    # held in two, which `train` refuses.
+    taken = [
+        f"{name}{suffix}" for name in WORLD_TABLES for suffix in TABLE_SUFFIXES if (out / f"{name}{suffix}").exists()
+    ]
     if taken:
         raise UserError(f"{out} already holds {', '.join(taken)}; write the world into another folder")
     make_world = WORLDS[world.value]

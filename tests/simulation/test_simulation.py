@@ -461,6 +461,19 @@ def test_simulate_never_writes_over_a_folder_holding_tables_nor_into_a_file(tmp_
     assert done.returncode == 2 and "is a file; expected a folder" in done.stderr
 
 
+def test_simulate_never_writes_beside_tables_held_as_csv_or_json_lines(tmp_path):
+    """A user's own creators.csv was not seen: the world's creators.parquet went in beside it, and `train` then
+    refused that folder for a table held in two."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "creators.csv").write_text("creator_id\ncr1\n")
+    (folder / "performance.jsonl").write_text('{"campaign_id": "c1"}\n')
+    done = run_in_process("simulate", "--out", str(folder), "--creators", "20", "--campaigns", "10")
+    assert done.returncode == 2
+    assert "already holds creators.csv, performance.jsonl; write the world into another folder" in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["creators.csv", "performance.jsonl"]
+
+
 @pytest.mark.parametrize("generator", ["main", "alt"])
 def test_counts_are_written_as_integers_even_with_missing_values(tmp_path, generator):
     """avg_views and storefront_followers_30d are counts (integers in the contract) with missing values, which
