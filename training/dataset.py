@@ -83,6 +83,10 @@ class TrainingData:
 def read_training_tables(data_dir: str | Path) -> TrainingTables:
     """Reads creators, campaigns, performance (and touches, purchases when present) from a directory."""
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InputError(
+            f"{data_dir}: a file; expected the directory holding the creators, campaigns and performance tables"
+        )
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: no such directory")
     creators = read_table(find_table(data_dir, "creators"), "creators")
@@ -220,10 +224,12 @@ def settled_training_rows(tables: TrainingTables, as_of: dt.date | None = None) 
     Raises:
         InputError: there are none to learn from.
     """
-    rows = settled_rows(tables.performance, tables.campaigns, pd.Timestamp(as_of or dt.date.today()))
+    day = as_of or dt.date.today()
+    rows = settled_rows(tables.performance, tables.campaigns, pd.Timestamp(day))
     if rows.empty:
         raise InputError(
-            f"no settled performance rows to learn from (status settled and {SETTLEMENT_DAYS} days past end_date)"
+            f"no settled performance rows to learn from as of {day} (status settled and {SETTLEMENT_DAYS} days past "
+            "end_date)"
         )
     return rows
 

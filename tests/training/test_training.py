@@ -24,7 +24,7 @@ from sklearn.metrics import ndcg_score
 
 from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES, OPTIONAL_FEATURES
-from training.dataset import build_training_data, data_fingerprint, read_training_tables
+from training.dataset import build_training_data, data_fingerprint, read_training_tables, settled_training_rows
 from training.evaluate import ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
 from training.promotion import HELD_OUT_PREDICTED, HELD_OUT_SCORE
 from training.ranker import OUTCOMES, CreatorRanker, expected_sales
@@ -71,6 +71,24 @@ def test_a_missing_table_is_named_in_every_format(tmp_path):
         read_training_tables(tmp_path)
 
     assert str(refused.value) == f"{tmp_path}: no creators.parquet, creators.csv or creators.jsonl"
+
+
+def test_a_data_path_that_is_a_file_and_a_day_before_any_settlement_are_refused_saying_so(world_dir):
+    """`train --data world/creators.parquet` was refused as "no such directory", of a file that is there; and a day
+    with nothing settled by it did not name the day (`--as-of`, or today by default)."""
+    from features.tables import InputError
+
+    table = world_dir / "creators.parquet"
+    with pytest.raises(InputError) as refused:
+        read_training_tables(table)
+    assert str(refused.value) == (
+        f"{table}: a file; expected the directory holding the creators, campaigns and performance tables"
+    )
+    with pytest.raises(InputError) as refused:
+        settled_training_rows(read_training_tables(world_dir), dt.date(2020, 1, 1))
+    assert str(refused.value) == (
+        "no settled performance rows to learn from as of 2020-01-01 (status settled and 7 days past end_date)"
+    )
 
 
 def test_an_attribution_the_tables_cannot_give_is_refused_before_any_work(world_dir, tmp_path):
