@@ -296,9 +296,11 @@ def model_card(
     when no slates were built (no slate builder given). `unfair` says why the champion could not be judged.
     """
 
-    def fmt(key: str, count: bool = False) -> str:
+    def fmt(key: str, count: bool = False, share: bool = False) -> str:
         value = metrics.get(key)
-        return "n/a" if value is None or not np.isfinite(value) else f"{value:.0f}" if count else f"{value:.3f}"
+        if value is None or not np.isfinite(value):
+            return "n/a"
+        return f"{value:.0f}" if count else f"{value:.0%}" if share else f"{value:.3f}"
 
     lines = [
         f"# {name} version {version}",
@@ -399,7 +401,7 @@ def model_card(
             f"{fmt('forecast_high_multiple')} times (expected orders + 1), less 1, for {FORECAST_COVERAGE:.0%} of "
             "campaigns like those "
             "(a campaign in a category with no past campaign gets no range); the earlier half's range held "
-            f"{fmt('forecast_later_half_coverage')} of the later half (n/a with fewer than 18)."
+            f"{fmt('forecast_later_half_coverage', share=True)} of the later half (n/a with fewer than 18)."
         )
     elif "forecast_campaigns" in metrics:
         lines.append(

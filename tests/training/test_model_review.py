@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -118,6 +119,17 @@ def test_each_version_logs_the_range_of_a_slates_orders_and_its_card_quotes_it(v
     assert f"between {low:.3f} and {high:.3f} times (expected orders + 1)" in card
     # Its earlier 6 held-out campaigns are too few to check the range on the later 6.
     assert "forecast_later_half_coverage" not in metrics and "held n/a of the later half" in card
+
+
+def test_the_card_gives_the_later_half_held_as_a_share_as_the_summary_does(versions):
+    """The card said the earlier half's range "held 0.900 of the later half", beside "for 80% of campaigns" in the
+    same sentence, where `train`'s summary said 90%."""
+    _, second = versions
+    tags = MlflowClient().get_run(second.run_id).data.tags
+    metrics = second.metrics | {"forecast_later_half_coverage": 0.9}
+    card = model_card(MODEL, "9", tags, metrics, None, None)
+    assert "the earlier half's range held 90% of the later half" in card
+    assert "the earlier half's range held 90% of the later half" in summarize(replace(second, metrics=metrics))
 
 
 def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(versions):
