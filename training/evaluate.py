@@ -67,11 +67,15 @@ def creator_split(pairs: pd.DataFrame, holdout: float = CREATOR_HOLDOUT) -> np.n
 
 
 def captured_sales(pairs: pd.DataFrame, scores: np.ndarray, k: int = 5) -> float:
-    """Mean over campaigns of the realized sales of the top k by `scores`, over the best k's."""
+    """Mean over campaigns of the realized sales of the top k by `scores`, over the best k's.
+
+    Only campaigns with sales and more than k pairs count: the top k of one with k or fewer is all of it, whatever
+    the order, so it would add a 1.0 to every score's mean alike (`training.review.captured_by_k`'s rule too).
+    """
     shares = []
     for _, index in pairs.groupby("campaign_id").indices.items():
         realized = pairs["sales"].to_numpy(float)[index]
-        if realized.sum() <= 0:
+        if realized.sum() <= 0 or len(index) <= k:
             continue
         top = np.argsort(-np.nan_to_num(scores[index], nan=-np.inf), kind="stable")[:k]
         shares.append(realized[top].sum() / np.sort(realized)[::-1][:k].sum())

@@ -79,7 +79,11 @@ def plot_calibration(predictions: pd.DataFrame, pairs: pd.DataFrame, path: Path)
 
 
 def captured_by_k(pairs: pd.DataFrame, scores: dict[str, np.ndarray], max_k: int = 15) -> pd.DataFrame:
-    """Share of each held-out campaign's best realized sales that the top-k by each score captures, averaged."""
+    """Share of each held-out campaign's best realized sales that the top-k by each score captures, averaged.
+
+    At each k, over the campaigns with sales and more than k pairs: the top k of one with k or fewer is all of it
+    whatever the order (`training.evaluate.captured_sales`'s rule too).
+    """
     sales = pairs["sales"].to_numpy(float)
     rows = []
     for _, index in pairs.groupby("campaign_id").indices.items():
@@ -89,7 +93,7 @@ def captured_by_k(pairs: pd.DataFrame, scores: dict[str, np.ndarray], max_k: int
         best = np.cumsum(np.sort(realized)[::-1])
         for name, score in scores.items():
             got = np.cumsum(realized[np.argsort(-np.nan_to_num(score[index], nan=-np.inf), kind="stable")])
-            for k in range(1, min(max_k, len(index)) + 1):
+            for k in range(1, min(max_k, len(index) - 1) + 1):
                 rows.append((name, k, got[k - 1] / best[k - 1]))
     frame = pd.DataFrame(rows, columns=["score", "k", "captured"])
     return frame.groupby(["score", "k"])["captured"].mean().unstack("score")
@@ -339,6 +343,17 @@ def model_card(
         f"| order AUC / log loss | {fmt('order_auc')} / {fmt('order_log_loss')} | | | | "
         f"{fmt('challenger_order_auc')} / {fmt('challenger_order_log_loss')} | "
         f"{fmt('champion_order_auc')} / {fmt('champion_order_log_loss')} |",
+        *(
+            [
+                f"| NDCG@10 of creators held out of training entirely ({fmt('cold_n_creators', count=True)} on "
+                f"{fmt('cold_n_campaigns', count=True)} campaigns, scored without their record: a new creator's "
+                f"case) | {fmt('cold_ndcg_at_10')} | {fmt('cold_baseline_followers_ndcg_at_10')} | "
+                f"{fmt('cold_baseline_tags_then_followers_ndcg_at_10')} | "
+                f"{fmt('cold_baseline_similarity_ndcg_at_10')} | | |"
+            ]
+            if "cold_ndcg_at_10" in metrics
+            else []
+        ),
         "",
         "Champion at training time: none (this version is made champion only if it is the model's first version "
         "and none holds the alias once it is registered; otherwise `creator-match promote` sets the `champion` "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -12,10 +13,11 @@ from mlflow import MlflowClient
 from features.contract import SETTLEMENT_DAYS
 from matcher.slate import SlatePolicy, default_slates
 from tests.commands import run_in_process
+from training.evaluate import captured_sales
 from training.promotion import MIN_CAMPAIGNS, logged_difference, said_difference
 from training.ranker import CreatorRanker
 from training.registry import FIRST_VERSION, champion_version, finish_registration
-from training.review import model_card
+from training.review import captured_by_k, model_card
 from training.train import summarize, train
 
 pytestmark = pytest.mark.slow
@@ -132,6 +134,31 @@ def test_the_card_gives_the_later_half_held_as_a_share_as_the_summary_does(versi
     assert "the earlier half's range held 90% of the later half" in summarize(replace(second, metrics=metrics))
 
 
+def test_the_card_shows_how_creators_held_out_entirely_rank_beside_the_baselines(versions):
+    """The cold-start check (#12: creators held out of training entirely, scored without their record) was logged
+    but missing from the card a reviewer reads; a run that held none out shows no such row."""
+    first, _ = versions
+    tags = MlflowClient().get_run(first.run_id).data.tags
+    m = first.metrics
+    assert m["cold_n_creators"] > 0
+    row = next(
+        line for line in model_card(MODEL, "9", tags, m, None, None).splitlines() if "held out of training" in line
+    )
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert f"({m['cold_n_creators']:.0f} on {m['cold_n_campaigns']:.0f} campaigns" in cells[0]
+    assert cells[1:5] == [
+        f"{m[key]:.3f}"
+        for key in (
+            "cold_ndcg_at_10",
+            "cold_baseline_followers_ndcg_at_10",
+            "cold_baseline_tags_then_followers_ndcg_at_10",
+            "cold_baseline_similarity_ndcg_at_10",
+        )
+    ]
+    without = {key: value for key, value in m.items() if not key.startswith("cold_")}
+    assert "held out of training" not in model_card(MODEL, "9", tags, without, None, None)
+
+
 def test_without_a_slate_builder_the_card_keeps_the_section_and_says_why(versions):
     """Callers that pass no builder (training may not import matcher) still get the heading, with the reason."""
     first, _ = versions
@@ -208,3 +235,17 @@ def test_promote_help_names_the_refusals_and_the_override():
     assert "ranks at least as well (NDCG@10 of realized sales) as the champion" in text
     assert f"fewer than {MIN_CAMPAIGNS} are unseen by the champion: no fair comparison" in text
     assert "--force overrides either refusal" in text
+
+
+def test_captured_sales_count_only_campaigns_the_top_k_does_not_hold_whole():
+    """The top k of a campaign with k pairs or fewer is all of it whatever the order: such a campaign added a 1.0
+    to every score's mean alike (the cold check's top 3, the review's captured_at_k at k equal to its size)."""
+    pairs = pd.DataFrame({"campaign_id": ["small"] * 3 + ["large"] * 5, "sales": [3.0, 0, 1, 5, 0, 0, 1, 2]})
+    worst_first = np.array([0, 1, 2, 0, 1, 2, 3, 4.0])  # ranks each campaign's best pair last
+    # "large" alone at k=3: its top 3 sold 2 + 1 + 0 of its best 3's 5 + 2 + 1.
+    assert captured_sales(pairs, worst_first, k=3) == pytest.approx(3 / 8)
+    by_k = captured_by_k(pairs, {"model": worst_first})
+    assert list(by_k.index) == [1, 2, 3, 4]  # no k reaches a campaign's size
+    assert by_k.loc[3, "model"] == pytest.approx(3 / 8)
+    assert by_k.loc[1, "model"] == pytest.approx((1 / 3 + 2 / 5) / 2)  # both campaigns rank at k=1
+    assert np.isnan(captured_sales(pairs[pairs["campaign_id"] == "small"], worst_first[:3], k=3))
