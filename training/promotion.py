@@ -157,11 +157,12 @@ def champion_on_unseen(
 
 def champion_metrics(predicted: pd.DataFrame | None, fair: pd.DataFrame) -> dict[str, float]:
     """The champion's metrics on `fair` (see `champion_on_unseen`) from what it `predicted` for them, prefixed
-    `champion_`, and their count.
+    `champion_`, and how many campaigns of `fair` they judge on: those with sales to rank, as `promote` counts
+    them (`_judged_campaigns`).
 
     Only the count when there is no ranker to judge (`predicted` None).
     """
-    count = {"champion_comparison_campaigns": float(fair["campaign_id"].nunique())}
+    count = {"champion_comparison_campaigns": float(ranked_campaigns(fair))}
     if predicted is None:
         return count
     found = evaluate_predictions(predicted, fair, fair["price"].to_numpy())

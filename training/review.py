@@ -360,7 +360,8 @@ def model_card(
         "alias)."
         if champion is None
         else f"Champion at training time: version {champion}. The last two columns are on the "
-        f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on (n/a when "
+        f"{int(metrics.get('champion_comparison_campaigns', 0))} held-out campaigns it had not trained on that have "
+        "sales to rank (n/a when "
         f"fewer than {MIN_CAMPAIGNS}); `creator-match promote` compares their NDCG@10."
         + ("" if (paired := logged_difference(metrics)) is None else f" Paired: {said_difference(*paired)}.")
         + ("" if unfair is None else f" Not compared: {unfair}."),

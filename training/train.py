@@ -508,7 +508,8 @@ def summarize(result: TrainResult) -> str:
     n = int(m.get("champion_comparison_campaigns", 0))
     if "challenger_ndcg_at_10" in m:
         lines.append(
-            f"against champion version {result.champion}, on the {n} held-out campaigns it never trained on: "
+            f"against champion version {result.champion}, on the {n} held-out campaigns it never trained on that "
+            "have sales to rank: "
             f"NDCG@10 {m['challenger_ndcg_at_10']:.3f} vs {m['champion_ndcg_at_10']:.3f}"
             + ("" if (paired := logged_difference(m)) is None else f"; {said_difference(*paired)}")
             + " (`creator-match promote` decides)"
