@@ -60,7 +60,7 @@ from matcher.run_record import (
 )
 from matcher.schema import CANDIDATE_SCHEMA, MATCH_SCHEMA, SUMMARY_SCHEMA, CampaignSummary, summaries_table
 from matcher.scoring import SCORED_LAYOUT
-from matcher.termination import terminated_as_exit
+from matcher.termination import raise_if_terminated, terminated_as_exit
 from training.registry import LoadedRanker
 
 __all__ = ["CSV_FLOAT_FORMAT", "BatchReport", "checkpoint_directories", "run_match", "write_matches"]
@@ -395,6 +395,8 @@ def run_match(
                 # it).
                 check_rejects_path(out)
             check_run_record_path(out)  # likewise
+            # A SIGTERM taken while the model and index loaded whose SystemExit a library lost stops the run here.
+            raise_if_terminated()
             # Past every refusal: the run goes ahead, and from here it either finishes or leaves its marker.
             marker.begin()
             state.began = True

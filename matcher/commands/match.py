@@ -25,6 +25,7 @@ from matcher.commands.common import (
 )
 from matcher.commands.tunables import with_settings
 from matcher.settings import MatchSettings
+from matcher.termination import raise_if_terminated
 
 __all__ = ["match"]
 
@@ -108,6 +109,7 @@ def match(
     except RayUnavailable as exc:
         raise UserError(str(exc)) from exc
     try:
+        raise_if_terminated()  # taken during the run, its SystemExit lost in a library: the run finished all the same
         _echo_report(report, out, candidates_out, summaries_out)
     except SystemExit as exc:
         if exc.code == 128 + signal.SIGTERM:  # the outputs are whole: `main`'s "nothing was written" would be false

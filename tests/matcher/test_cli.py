@@ -591,6 +591,52 @@ def test_sigterm_in_the_first_moments_of_a_command_is_exit_143_one_line_and_noth
     assert list(tmp_path.iterdir()) == []  # not even the folder above --out
 
 
+# Where the command's libraries lose the SystemExit of a SIGTERM taken while they load (the handler runs at whatever
+# code is running): Cython's modules register their memoryview types inside `try: ... except: pass`, and importlib
+# frees each module's lock in a weakref callback, whose exceptions Python only reports. `raise_signal` runs the
+# handler before it returns, so the signal is taken exactly there.
+_EXIT_LOST = {
+    "in-a-bare-except": "    try:\n        signal.raise_signal(signal.SIGTERM)\n    except:\n        pass\n",
+    "in-a-weakref-callback": (
+        "    class Lock:\n"
+        "        pass\n"
+        "    lock = Lock()\n"
+        "    freed = weakref.ref(lock, lambda ref: signal.raise_signal(signal.SIGTERM))\n"
+        "    del lock\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("lost", _EXIT_LOST.values(), ids=_EXIT_LOST.keys())
+def test_sigterm_whose_exit_a_library_lost_still_stops_the_command_as_143_one_line_nothing_written(
+    world_dir, tmp_path, lost
+):
+    """A SIGTERM half a second into a match once ended in exit 0 and a full run: its SystemExit was raised where a
+    library swallowed it. The signal is remembered and its exit raised again before the run goes ahead."""
+    import subprocess
+
+    child = (
+        "import signal, sys, weakref\n"
+        "import matcher.cli as cli\n"
+        "quiet = cli._quiet_libraries\n"
+        "def taken_where_its_exit_is_lost():\n"  # in `main`'s block, before the commands' libraries load
+        "    quiet()\n"
+        f"{lost}"
+        "cli._quiet_libraries = taken_where_its_exit_is_lost\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    args = match_args(world_dir, tmp_path / "out" / "m.parquet")[1:]
+    done = subprocess.run(
+        [sys.executable, "-c", child, *args], capture_output=True, text=True, env=dict(os.environ), timeout=600
+    )
+    assert done.returncode == 143, done.stderr[-500:]
+    assert done.stderr.splitlines() == [
+        "creator-match: match stopped by SIGTERM before it went ahead; nothing was written"
+    ]
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigterm_once_the_outputs_are_written_says_they_are_complete(flow):
     """A SIGTERM in the moment between the run's last write and its report lines leaves whole outputs: the line
     says so (and how to check), not "nothing was written". The signal is sent by the command's own process as its
