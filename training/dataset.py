@@ -323,7 +323,7 @@ def build_with_holdout(
 
     The held-out evaluation's is built as `build_training_data` with `learn_from` the campaigns `time_split`
     trains on (None when there are none), so no feature of the held-out fit's training rows, nor of the held-out
-    rows, is learned from a held-out campaign's outcomes. The cold-start check's (`cold_metrics`) learns from
+    rows, is learned from a held-out campaign's outcomes. The cold-start check's (`cold_scores`) learns from
     those rows less every row of the creators `creator_split` holds out (`CREATOR_HOLDOUT`; None when that leaves
     nothing or there is no held-out data): the priors, tag affinity, context models, product types and selection
     weights then never saw a held-out creator's past, which spoke for it through them as no new creator's can.

@@ -13,9 +13,11 @@ from training.selection import row_weights
 
 __all__ = [
     "BASELINES",
+    "COLD_SCORE",
     "CREATOR_HOLDOUT",
     "HOLDOUT",
     "cold_metrics",
+    "cold_scores",
     "creator_split",
     "evaluate_predictions",
     "evaluate_ranking",
@@ -82,20 +84,21 @@ def captured_sales(pairs: pd.DataFrame, scores: np.ndarray, k: int = 5) -> float
     return float(np.mean(shares)) if shares else float("nan")
 
 
-def cold_metrics(
-    ranker: CreatorRanker,
-    train_pairs: pd.DataFrame,
-    test_pairs: pd.DataFrame,
-    k: int = 10,
-) -> dict[str, float]:
+COLD_SCORE = "cold_score"
+
+
+def cold_scores(ranker: CreatorRanker, train_pairs: pd.DataFrame, test_pairs: pd.DataFrame) -> pd.DataFrame:
     """Creators held out of training entirely, scored on the later campaigns without their record.
 
     `train_pairs` and `test_pairs` are the `time_split` of the cold-start build (`build_with_holdout`'s third),
     whose features were learned from no row of the held-out creators (`creator_split`, the one rule for both).
     A copy of `ranker` is fitted on the earlier campaigns without any row of those creators; their rows of the
-    later campaigns are then scored as a new creator's would be (`without_history`) and ranked among
-    themselves: `cold_ndcg_at_{k}` and `cold_captured_sales` (top 3: campaigns have few of them), next to the
-    baselines on the same rows.
+    later campaigns are then scored as a new creator's would be (`without_history`).
+
+    Returns:
+        Those rows as scored (their record features as a new creator's), with the copy's expected sales
+        (`COLD_SCORE`) and each baseline's score (`baseline_<name>`); no rows when no creator is held out or
+        nothing is left to fit on. What `cold_metrics` ranks, and what a reviewer recomputes it from.
 
     Raises:
         ValueError: a held-out creator's later row has a record: the pairs were built from a history holding
@@ -111,11 +114,23 @@ def cold_metrics(
         )
     cold = without_history(test_pairs[held_test].reset_index(drop=True))
     if cold.empty or (~held_train).sum() == 0:
-        return {}
+        return cold.iloc[0:0]
     learned = train_pairs[~held_train]
     model = clone(ranker).fit(learned[FEATURES], learned[OUTCOMES], row_weights(learned))
-    scores = {"model": expected_sales(model.predict(cold), cold["price"].to_numpy(float))} | {
-        f"baseline_{name}": baseline(cold) for name, baseline in BASELINES.items()
+    return cold.assign(
+        **{COLD_SCORE: expected_sales(model.predict(cold), cold["price"].to_numpy(float))},
+        **{f"baseline_{name}": baseline(cold) for name, baseline in BASELINES.items()},
+    )
+
+
+def cold_metrics(cold: pd.DataFrame, k: int = 10) -> dict[str, float]:
+    """The cold-start check's figures from `cold_scores`'s rows, each creator ranked among the held-out ones:
+    `cold_ndcg_at_{k}` and `cold_captured_sales` (top 3: campaigns have few of them), next to the baselines on the
+    same rows; none when no row was scored."""
+    if cold.empty:
+        return {}
+    scores = {"model": cold[COLD_SCORE].to_numpy(float)} | {
+        f"baseline_{name}": cold[f"baseline_{name}"].to_numpy(float) for name in BASELINES
     }
     metrics = {
         "cold_n_creators": float(cold["creator_id"].nunique()),

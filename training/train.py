@@ -26,7 +26,16 @@ from training.dataset import (
     settled_training_rows,
     window_hours,
 )
-from training.evaluate import BASELINES, HOLDOUT, cold_metrics, evaluate_ranking, expected_sales, time_split
+from training.evaluate import (
+    BASELINES,
+    COLD_SCORE,
+    HOLDOUT,
+    cold_metrics,
+    cold_scores,
+    evaluate_ranking,
+    expected_sales,
+    time_split,
+)
 from training.forecast_interval import campaign_orders, fit_with_check
 from training.promotion import (
     HELD_OUT_PREDICTED,
@@ -195,7 +204,7 @@ def train(
         "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
         "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),
     }
-    held_out = champion_ranker = why_unfair = orders_interval = None
+    held_out = champion_ranker = why_unfair = orders_interval = cold = None
     champion_pairs = test_pairs.iloc[0:0]
     if len(train_pairs) and len(test_pairs):
         held_out = clone(ranker).fit(train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs))
@@ -204,7 +213,8 @@ def train(
         metrics |= checked
         if cold_data is not None:
             cold_train, cold_test = time_split(cold_data.pairs, holdout)
-            metrics |= cold_metrics(ranker, cold_train, _priced(cold_test, tables.campaigns))
+            cold = cold_scores(ranker, cold_train, _priced(cold_test, tables.campaigns))
+            metrics |= cold_metrics(cold)
         if champion is not None:
             champion_ranker, champion_pairs, why_unfair = champion_on_unseen(
                 model_name, champion, test_pairs, rule_of(attribution, window_hours(window))
@@ -266,6 +276,8 @@ def train(
         importance = slates_against = None
         if held_out is not None:
             importance = _log_review(held_out, test_pairs, Path(tmp))
+            if cold is not None and len(cold):
+                _log_cold(cold, Path(tmp))
             if slate_builder is not None:
                 found, slates_against = _log_slates(
                     slate_builder,
@@ -383,6 +395,17 @@ def _priced(pairs: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
         price=by_id["price"].reindex(pairs["campaign_id"]).to_numpy(),
         budget=by_id["budget"].reindex(pairs["campaign_id"]).to_numpy(),
     )
+
+
+def _log_cold(cold: pd.DataFrame, tmp: Path) -> None:
+    """Logs the cold-start check's rows as scored (`training.evaluate.cold_scores`), from which its `cold_*` figures
+    are recomputed: `evaluation/cold.parquet`."""
+    import mlflow
+
+    path = tmp / "cold.parquet"
+    scores = [COLD_SCORE, *(f"baseline_{name}" for name in BASELINES)]
+    cold[["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES, *scores]].to_parquet(path)
+    mlflow.log_artifact(str(path), "evaluation")
 
 
 def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) -> pd.Series:

@@ -19,7 +19,7 @@ import pytest
 
 from features.pairwise import FEATURES
 from training.dataset import build_training_data, build_with_holdout, read_training_tables, settled_training_rows
-from training.evaluate import cold_metrics, creator_split, time_split
+from training.evaluate import cold_scores, creator_split, time_split
 from training.ranker import OUTCOMES, CreatorRanker
 from training.selection import row_weights
 from training.train import train
@@ -98,7 +98,7 @@ def test_train_scores_the_held_out_pairs_alike_whatever_they_sold(worlds, embedd
 def test_the_cold_check_learns_nothing_from_the_creators_it_holds_out(worlds, embedder, tmp_path):
     """The cold-start check's pairs (its fit's and the held-out creators' later ones) are those built from a world
     where the held-out creators never took part in an earlier campaign. The held-out evaluation's pairs, built
-    from a history holding their past rows, differed from them in the priors and tag affinity, and `cold_metrics`
+    from a history holding their past rows, differed from them in the priors and tag affinity, and `cold_scores`
     refuses those."""
     real, _, held_out = worlds
     tables = read_training_tables(real)
@@ -124,4 +124,4 @@ def test_the_cold_check_learns_nothing_from_the_creators_it_holds_out(worlds, em
     leaked = _sorted(time_split(evaluation.pairs)[1].pipe(lambda p: p[creator_split(p)]))[KEY + FEATURES]
     assert not np.allclose(leaked[["prior_ctr", "tag_affinity_ctr"]], theirs[["prior_ctr", "tag_affinity_ctr"]])
     with pytest.raises(ValueError, match="with a record in the cold-start pairs"):
-        cold_metrics(CreatorRanker(max_iter=5), *time_split(evaluation.pairs))
+        cold_scores(CreatorRanker(max_iter=5), *time_split(evaluation.pairs))

@@ -25,7 +25,7 @@ from sklearn.metrics import ndcg_score
 from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES, OPTIONAL_FEATURES
 from training.dataset import build_training_data, data_fingerprint, read_training_tables, settled_training_rows
-from training.evaluate import ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
+from training.evaluate import cold_metrics, ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
 from training.promotion import HELD_OUT_PREDICTED, HELD_OUT_SCORE
 from training.ranker import OUTCOMES, CreatorRanker, expected_sales
 from training.registry import FIRST_VERSION, load_ranker, promote
@@ -446,13 +446,24 @@ def test_later_versions_wait_for_promotion(trained, world_dir, embedder, trackin
     assert latest.startswith(f"version 1 at {one['promoted_at']} by {getpass.getuser()}, replacing version 2: ")
 
 
-def test_cold_start_is_learned_and_measured_on_creators_held_out_entirely(trained):
-    """The run logs cold_* metrics: creators never seen in training, scored without a record, beat followers."""
+def test_cold_start_is_learned_and_measured_on_creators_held_out_entirely(trained, tmp_path):
+    """The run logs cold_* metrics: creators never seen in training, scored without a record, beat followers; and
+    the rows they were computed from, as scored, so that a reviewer recomputes every one of them (the figures were
+    logged alone and could not be checked)."""
     m = trained.metrics
     assert m["cold_n_creators"] >= 5
     for name in ("cold_ndcg_at_10", "cold_captured_sales", "cold_baseline_followers_ndcg_at_10"):
         assert 0 <= m[name] <= 1
     assert m["cold_ndcg_at_10"] >= m["cold_baseline_similarity_ndcg_at_10"] - 0.02
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="evaluation/cold.parquet", dst_path=str(tmp_path)
+    )
+    cold = pd.read_parquet(path)
+    assert (cold["hist_campaigns"] == 0).all() and cold["creator_id"].nunique() == m["cold_n_creators"]
+    logged = {k: v for k, v in MlflowClient().get_run(trained.run_id).data.metrics.items() if k.startswith("cold_")}
+    recomputed = {k: v for k, v in cold_metrics(cold).items() if np.isfinite(v)}  # the run logs finite ones
+    assert recomputed == pytest.approx(logged)
+    assert ndcg_by_campaign(cold, cold["cold_score"].to_numpy(), 10) == pytest.approx(m["cold_ndcg_at_10"])
 
 
 def test_flat_heads_names_the_heads_that_found_no_split(training_data):
