@@ -17,7 +17,7 @@ from sklearn.base import clone
 from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
-from features.tables import InputError, Reject
+from features.tables import InputError, Reject, write_rejects
 from training.dataset import (
     DEFAULT_WINDOW,
     build_with_holdout,
@@ -273,6 +273,9 @@ def train(
         )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags(tags | {REGISTRATION_TAG: "pending"})
+        if tables.rejects:
+            # Which rows this version learned without, not only how many: the rejects file `match` writes, as is.
+            mlflow.log_artifact(str(write_rejects(list(tables.rejects), Path(tmp) / "training")), "data")
         importance = slates_against = None
         if held_out is not None:
             importance = _log_review(held_out, test_pairs, Path(tmp))

@@ -446,6 +446,41 @@ def test_later_versions_wait_for_promotion(trained, world_dir, embedder, trackin
     assert latest.startswith(f"version 1 at {one['promoted_at']} by {getpass.getuser()}, replacing version 2: ")
 
 
+def test_the_run_keeps_which_rows_it_rejected_not_only_how_many(world_dir, embedder, tracking_uri, tmp_path):
+    """A reviewer trial: a version trained on a table with bad rows logged only `n_rejected_rows`; which rows it
+    learned without was on the terminal of whoever ran it. The run now holds the rejects file `match` writes."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from training.train import train
+
+    data = tmp_path / "data"
+    shutil.copytree(world_dir, data)
+    table = pq.read_table(data / "creators.parquet")
+    followers = table.column("followers").to_pylist()
+    followers[1], followers[4] = -5, -6
+    typed = pa.array(followers, type=table.schema.field("followers").type)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("followers"), "followers", typed), data / "creators.parquet"
+    )
+    creators = table.to_pandas()
+    result = train(data, embedder=embedder, ranker=CreatorRanker(max_iter=20), model_name="with-rejects")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="data/training.rejects.csv", dst_path=str(tmp_path / "got")
+    )
+    rejects = pd.read_csv(path)
+    assert list(rejects.columns) == ["table", "row", "id", "column", "reason", "output"]
+    assert rejects[rejects["table"] == "creators"][["row", "id", "column"]].values.tolist() == [
+        [2, creators["creator_id"][1], "followers"],
+        [5, creators["creator_id"][4], "followers"],
+    ]
+    # Every row the run counted, each once whatever its reasons (their performance rows go with them).
+    assert len(rejects[["table", "row"]].drop_duplicates()) == result.metrics["n_rejected_rows"] > 2
+    assert set(rejects["output"]) == {"training"}
+
+
 def test_cold_start_is_learned_and_measured_on_creators_held_out_entirely(trained, tmp_path):
     """The run logs cold_* metrics: creators never seen in training, scored without a record, beat followers; and
     the rows they were computed from, as scored, so that a reviewer recomputes every one of them (the figures were
