@@ -214,3 +214,19 @@ def test_reject_rows_are_numbered_as_the_contract_says(tmp_path):
     jsonl_file.write_text(json.dumps(records[0]) + "\n\n" + json.dumps(records[1]) + "\n")
     (reject,) = read_table(jsonl_file, "creators").rejects
     assert (reject.row, reject.id) == (2, "u2")
+
+
+def test_every_feature_the_ranker_reads_is_explained_in_the_model_review_doc():
+    """A review trial: `expected_market_share` topped the importance plot and no page said what it was. Each
+    feature has a row in docs/model-review.md's "What each feature is", and the table names no other."""
+    from features.pairwise import FEATURES
+
+    text = (DOCS / "model-review.md").read_text(encoding="utf-8")
+    section = text.split("### What each feature is", 1)[1].split("\n### ", 1)[0]
+    named = [
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([a-z_]+)`", line.split(" | ")[0])
+    ]
+    assert sorted(named) == sorted(FEATURES)
