@@ -10,7 +10,7 @@ import pandas as pd
 
 from features.text import has_bio
 
-__all__ = ["DuplicateEvidence", "handle_key", "shared_handles"]
+__all__ = ["DuplicateEvidence", "handle_key", "shared_people"]
 
 
 def handle_key(handle: object) -> str | None:
@@ -21,9 +21,10 @@ def handle_key(handle: object) -> str | None:
     return handle.strip().lower().lstrip("@").strip() or None
 
 
-def shared_handles(handles: Iterable[object], platforms: Iterable[Iterable[str]]) -> list[tuple[str, list[int]]]:
-    """The groups of rows the same-person rule joins: per handle key (`handle_key`) held by two rows or more, the
-    rows that share at least one platform with another row of that key, in row order; keys in order of first row.
+def shared_people(handles: Iterable[object], platforms: Iterable[Iterable[str]]) -> list[list[int]]:
+    """The rows of each person under two creator ids or more: rows of one handle key (`handle_key`) joined wherever
+    their platforms meet, directly or through a third row (an id on Instagram and TikTok joins one on each); each
+    person's rows in row order, people in order of first row.
 
     `handles` and `platforms` are per creator row (the creators table's `handle` and `platforms` columns).
     """
@@ -32,14 +33,18 @@ def shared_handles(handles: Iterable[object], platforms: Iterable[Iterable[str]]
     if repeated.empty:
         return []
     listed = list(platforms)
-    groups = []
-    for key, rows in repeated.groupby(repeated, sort=False).groups.items():
-        rows = list(rows)
-        held = [set(listed[row]) for row in rows]
-        joined = [row for n, row in enumerate(rows) if any(held[n] & other for m, other in enumerate(held) if m != n)]
-        if joined:
-            groups.append((key, joined))
-    return groups
+    people: list[list[int]] = []
+    for rows in repeated.groupby(repeated, sort=False).groups.values():
+        joined: list[tuple[set[str], list[int]]] = []
+        for row in rows:
+            held, ids = set(listed[row]), [int(row)]
+            for other in [person for person in joined if person[0] & held]:
+                joined.remove(other)
+                held |= other[0]
+                ids = other[1] + ids
+            joined.append((held, sorted(ids)))
+        people += [ids for _, ids in joined if len(ids) > 1]
+    return sorted(people)
 
 
 class DuplicateEvidence:
@@ -56,7 +61,7 @@ class DuplicateEvidence:
     spaces and a leading "@" aside) and list a platform in common: a seller's table listed @glowwithmaya under two
     creator ids on Instagram, and both were proposed on one slate. A handle alone is a display name, not an identity
     (the contract's), so two creators of one handle on different platforms stay two. One person is one person
-    through any of their ids: an id that shares a platform with each of two others joins all three (`person`), and
+    through any of their ids: an id that shares a platform with each of two others joins all three (`people`), and
     one person's ids share one capacity (`matcher.slate_book.SlateBook.person`). Near-duplicate profiles are not
     one person: they only keep off each other's slates.
 
@@ -79,21 +84,14 @@ class DuplicateEvidence:
             raise ValueError(f"Got has_bio of shape {has_bio.shape}; expected one value per vector ({len(vectors)})")
         self.vectors = vectors
         self.has_bio = has_bio
-        # Per row, its shared handle's number (-1: a handle no other row holds, or none), and the person it is: the
-        # lowest row among that person's ids (its own row for a creator with one id).
-        self.handle_group = np.full(len(vectors), -1, dtype=np.int64)
+        # The rows of each person with two ids or more (`shared_people`); per row, the person it is (the lowest row
+        # among that person's ids, its own row for a creator with one id) and whether it has other ids.
+        self.people = [] if handles is None or platforms is None else shared_people(handles, platforms)
         self.person = np.arange(len(vectors), dtype=np.int64)
-        self.groups = [] if handles is None or platforms is None else shared_handles(handles, platforms)
-        # The rows of each person with two ids or more, in order of first row.
-        self.people: list[list[int]] = []
-        if self.groups:
-            listed = list(platforms)
-            for number, (_, rows) in enumerate(self.groups):
-                self.handle_group[rows] = number
-                self.people += _people(rows, listed)
-            self.people.sort()
-            for ids in self.people:
-                self.person[ids] = ids[0]
+        self.has_other_ids = np.zeros(len(vectors), dtype=bool)
+        for ids in self.people:
+            self.person[ids] = ids[0]
+            self.has_other_ids[ids] = True
 
     @classmethod
     def of(cls, vectors: np.ndarray, creators: pd.DataFrame) -> DuplicateEvidence:
@@ -110,19 +108,4 @@ class DuplicateEvidence:
     def same_person(self, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
         """Whether each creator row of `rows` is one person with each of `others` (a `len(rows)` x `len(others)`
         matrix): the same shared handle, and a platform in common (directly, or through another id of theirs)."""
-        shared = self.handle_group[rows] >= 0
-        return shared[:, None] & (self.person[rows][:, None] == self.person[others][None, :])
-
-
-def _people(rows: list[int], platforms: list[Iterable[str]]) -> list[list[int]]:
-    """The rows of one shared handle as people: rows joined wherever their platforms meet, directly or through a
-    third row (an id on Instagram and TikTok joins one on each), each in row order."""
-    people: list[tuple[set[str], list[int]]] = []
-    for row in rows:
-        held, ids = set(platforms[row]), [row]
-        for other in [person for person in people if person[0] & held]:
-            people.remove(other)
-            held |= other[0]
-            ids = other[1] + ids
-        people.append((held, sorted(ids)))
-    return [ids for _, ids in people]
+        return self.has_other_ids[rows][:, None] & (self.person[rows][:, None] == self.person[others][None, :])

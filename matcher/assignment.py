@@ -62,7 +62,7 @@ def near_duplicate_groups(scored: pd.DataFrame, evidence: DuplicateEvidence, thr
     short. Groups are grown best candidate first, each from an uncovered pair, by every candidate close to all
     members so far.
     """
-    if (threshold >= 1 and not evidence.groups) or not len(scored):
+    if (threshold >= 1 and not evidence.people) or not len(scored):
         return np.empty((0, 2), dtype=np.int64)
     campaign = pd.factorize(scored["campaign_id"])[0]
     order = np.argsort(campaign, kind="stable")  # `scored` is in canonical order: best first within a campaign
@@ -78,7 +78,7 @@ def near_duplicate_groups(scored: pd.DataFrame, evidence: DuplicateEvidence, thr
                 close = (v @ v.T >= threshold) & bio[:, None] & bio[None, :]
             else:  # the rule's cosine is off (duplicate_similarity 1); one person is still one
                 close = np.zeros((len(rows), len(rows)), dtype=bool)
-            if (evidence.handle_group[rows] >= 0).sum() > 1:
+            if evidence.has_other_ids[rows].sum() > 1:
                 close |= evidence.same_person(rows, rows)
             np.fill_diagonal(close, False)
             uncovered = close.copy()

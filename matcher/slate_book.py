@@ -102,7 +102,7 @@ class SlateBook:
             return "unproven"
         if (
             members
-            and self.evidence.handle_group[self.creator[i]] >= 0
+            and self.evidence.has_other_ids[self.creator[i]]
             and self.evidence.same_person(self.creator[members], self.creator[[i]]).any()
         ):
             return "duplicate"
@@ -121,7 +121,7 @@ class SlateBook:
     def _load_elsewhere(self, i: int) -> int:
         """How many campaigns other than row i's own its person is proposed to (under any of their ids)."""
         load = self.load.get(self.person[i], 0)
-        if self.evidence.handle_group[self.creator[i]] >= 0:  # another id of theirs on this slate: the duplicate rule's
+        if self.evidence.has_other_ids[self.creator[i]]:  # another id of theirs on this slate: the duplicate rule's
             load -= int((self.person[self.members[self.campaign[i]]] == self.person[i]).any())
         return load
 
