@@ -92,6 +92,9 @@ __all__ = ["REGISTRATION_TAG", "TrainResult", "train"]
 # The run tag that says how registering its model went: `pending`, `<name> version <v>` or `incomplete: <why>`.
 REGISTRATION_TAG = "registration"
 
+# What the run's pair files (evaluation/holdout.parquet, evaluation/cold.parquet) hold of each pair before its scores.
+LOGGED_PAIR_COLUMNS = ["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES]
+
 
 @dataclass
 class TrainResult:
@@ -407,7 +410,7 @@ def _log_cold(cold: pd.DataFrame, tmp: Path) -> None:
 
     path = tmp / "cold.parquet"
     scores = [COLD_SCORE, *(f"baseline_{name}" for name in BASELINES)]
-    cold[["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES, *scores]].to_parquet(path)
+    cold[[*LOGGED_PAIR_COLUMNS, *scores]].to_parquet(path)
     mlflow.log_artifact(str(path), "evaluation")
 
 
@@ -420,7 +423,7 @@ def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) ->
     price = test_pairs["price"].to_numpy()
     # The held-out fit's own scores: what the promotion gate judges this version by, since the registered model
     # is refitted on these very campaigns; and, for the reviewer, what each of its heads predicted.
-    logged = test_pairs[["campaign_id", "creator_id", "start_date", "price", *OUTCOMES, "sales", *FEATURES]]
+    logged = test_pairs[LOGGED_PAIR_COLUMNS]
     logged.assign(
         **{HELD_OUT_SCORE: expected_sales(predicted, price)},
         **{column: predicted[name].to_numpy() for name, column in HELD_OUT_PREDICTED.items()},
