@@ -544,8 +544,9 @@ def resolve_product_types(
         evidence = here.evidence(rows, vectors, descriptions, prices, level)
         p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
         reasoned = here.reasoned(evidence)
-        # A model that saw no past brief has nothing to read a brief against.
-        briefs = "the seller's past briefs" if here.zero_shot_typical_ else None
+        # A model that saw no past brief has nothing to read a brief against. Those briefs are the ranker's training
+        # data, a seller's own only when it has a history (a new seller's ranker learned from a simulated world).
+        briefs = "the past briefs the ranker learned from" if here.zero_shot_typical_ else None
         probability[auto] = p
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")
         kinds = [here.category_kinds_.get(str(category), (0, 0)) for category in rows["category"]]
