@@ -16,6 +16,7 @@ from features.environment import QUIET_ENVIRONMENT
 from features.product_type import resolve_product_types
 from features.records import SettledPerformance
 from features.rows import MAX_PRICE, CampaignRow
+from features.similarity import TAG_FIT_THRESHOLD
 from features.tables import Table, read_table
 from matcher.api import MATCH_COLUMNS, Matcher, MatchSettings
 from matcher.assignment import budget_rows
@@ -127,6 +128,24 @@ def test_reasons_name_interests_audience_record_and_role(result):
     assert reasons.str.contains("fits “", regex=False).any()
     assert reasons.str.contains("of audience in").any()
     assert reasons.str.contains("record of|no record yet").all()
+
+
+def test_a_reason_names_the_category_when_the_fitting_phrase_is_the_category(
+    creators, campaigns, ranker, index, embedder
+):
+    """The phrase a tag fits is a phrase of the brief or the category's name; a seller looks for a quoted phrase in
+    the brief, so the category is called the category."""
+    out = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns, with_candidates=True)
+    on_slates = out.candidates.dropna(subset=["rank"]).merge(out.matches[["campaign_id", "creator_id", "reasons"]])
+    on_slates = on_slates.merge(campaigns[["campaign_id", "category"]])
+    fits = on_slates[on_slates["fit_similarity"] >= TAG_FIT_THRESHOLD]
+    by_category = fits["fit_phrase"] == fits["category"]
+    assert by_category.any() and (~by_category).any(), "the case is not exercised"
+    said = [
+        f"fits the category “{category}”" in text
+        for category, text in zip(fits["category"], fits["reasons"], strict=True)
+    ]
+    assert (np.array(said) == by_category.to_numpy()).all()
 
 
 def test_one_campaign_as_a_mapping(creators, ranker, index, embedder):

@@ -29,6 +29,14 @@ def test_a_fitting_tag_is_named_with_the_phrase_it_fits():
     assert "not clearly related" not in text
 
 
+def test_an_interest_that_fits_the_category_says_so_rather_than_quote_it_as_the_briefs():
+    """A new-seller trial read "Interest “family” fits “home” (similarity 0.51)" of a wall-decor brief that never
+    says "home": the phrase was the campaign's category, which the sentence did not say."""
+    text = reason(**{**BASE, "fit_tag": "family", "fit_phrase": "home"}, category="home")
+    assert text.startswith("Interest “family” fits the category “home” (similarity 0.55);")
+    assert "fits the category" not in reason(**BASE, category="electronics")
+
+
 @pytest.mark.parametrize("similarity", [TAG_FIT_THRESHOLD - 0.01, 0.1, math.nan])
 def test_no_closeness_is_claimed_below_the_threshold(similarity):
     text = reason(**{**BASE, "fit_similarity": similarity})
