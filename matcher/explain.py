@@ -38,6 +38,7 @@ def reason(
     creator_type: str,
     *,
     hist_category_campaigns: float = math.nan,
+    category: str = "",
     category_known: bool = True,
     related_by_history: bool = False,
     disclosure_violations: int = 0,
@@ -54,6 +55,8 @@ def reason(
         hist_ctr: the record's clicks per impression; NaN when it has no impressions.
         hist_cvr: the record's orders per click; NaN when it has no clicks.
         hist_category_campaigns: how many of the record's campaigns were in the campaign's category.
+        category: the campaign's category: a `fit_phrase` that is its name is called the category, not quoted as
+            if the brief said it.
         category_known: whether the category had past campaigns (else its averages are fallbacks).
         related_by_history: the interests count as related for their history in the category, not their meaning.
         disclosure_violations: the creator's disclosure violations.
@@ -61,7 +64,8 @@ def reason(
     """
     close = fit_tag and not math.isnan(fit_similarity) and fit_similarity >= TAG_FIT_THRESHOLD
     if close:
-        parts = [f"interest “{fit_tag}” fits {_quote(fit_phrase)} (similarity {fit_similarity:.2f})"]
+        where = "the category " if category and fit_phrase == category else ""
+        parts = [f"interest “{fit_tag}” fits {where}{_quote(fit_phrase)} (similarity {fit_similarity:.2f})"]
     elif related_by_history:
         parts = [
             "interests not close to the brief in meaning, but creators who share them took part in this "
@@ -134,9 +138,10 @@ def matches_table(chosen: pd.DataFrame, campaigns: pd.DataFrame, model_version: 
         strict=True,
     )
     qualified = zip(*(chosen[column].tolist() for column in _QUALIFIERS.values()), strict=True)
+    categories = chosen["campaign_id"].map(dict(zip(campaigns["campaign_id"], campaigns["category"], strict=True)))
     reasons = [
-        reason(*row, **dict(zip(_QUALIFIERS, more, strict=True)))
-        for row, more in zip(described, qualified, strict=True)
+        reason(*row, **dict(zip(_QUALIFIERS, more, strict=True)), category=str(category))
+        for row, more, category in zip(described, qualified, categories.fillna(""), strict=True)
     ]
     # Campaigns in input order, each best first (rank); a campaign not in `campaigns` last.
     position = pd.Index(campaigns["campaign_id"]).get_indexer(chosen["campaign_id"])
