@@ -34,6 +34,7 @@ from features.tables import (
 from matcher.schema import MATCH_SCHEMA
 from matcher.similar import LOOKALIKE_SCHEMA
 from tests.commands import held_by_another_process, run_in_process
+from tests.real_fixtures import FIXTURES
 
 CAMPAIGN = {
     "campaign_id": "c1",
@@ -164,6 +165,19 @@ def test_a_header_almost_right_is_refused_with_what_it_got_wrong(tmp_path):
     semicolons.write_text("creator_id;creator_type;platforms;interest_tags;followers\nu1;blog;website;diy;10\n")
     with pytest.raises(InputError, match="its header is one column: fields separated by ';' or tabs; expected commas"):
         read_table(semicolons, "creators")
+
+
+def test_a_csv_that_opens_with_comment_lines_is_refused_saying_so():
+    """A new-seller trial handed `creator-match index` the repository's real creators file as it is, whose source
+    notes are `#` lines above the header: the refusal named five missing columns and not the comment it had read
+    as the header."""
+    path = FIXTURES / "real_creators_2.csv"
+    with pytest.raises(InputError) as refused:
+        read_table(path, "creators")
+    assert str(refused.value).endswith(
+        "(its first line, '# Real Instagram creator profiles with fine interest cat..., is a comment: the header "
+        "must be the first line; remove the lines above it)"
+    )
 
 
 def test_a_header_only_csv_without_a_required_column_is_refused_too(tmp_path):
