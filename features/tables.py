@@ -642,6 +642,11 @@ def _header_hint(present: list[str], missing: list[str]) -> str:
         return close
     if len(present) == 1 and any(mark in present[0] for mark in ";\t"):
         return " (its header is one column: fields separated by ';' or tabs; expected commas)"
+    if present and present[0].lstrip().startswith("#"):  # source notes above the header, as a dataset ships them
+        return (
+            f" (its first line, {shown_value(present[0].strip())}, is a comment: the header must be the first line; "
+            "remove the lines above it)"
+        )
     return ""
 
 
