@@ -1038,9 +1038,10 @@ def _currency_hint(error: dict) -> str:
     return " (a currency sign or code? amounts are plain numbers, such as 1299.00)"
 
 
-# A number with a currency sign or an ISO code before or after it: `$39.99`, `€ 12,99`, `12.99 USD`, `USD 1,500`.
+# A number with a currency sign or an ISO code before or after it: `$39.99`, `€ 12,99`, `12.99 USD`, `USD 1,500`;
+# and `Rs. 999`, how Indian sheets write the rupee.
 _WITH_CURRENCY = re.compile(
-    r"(?:[$€£¥₹]|[A-Z]{3}\s)\s*(?P<number>[0-9][0-9.,]*)|(?P<before>[0-9][0-9.,]*)\s*(?:[$€£¥₹]|\s[A-Z]{3})"
+    r"(?:[$€£¥₹]|Rs\.?|[A-Z]{3}\s)\s*(?P<number>[0-9][0-9.,]*)|(?P<before>[0-9][0-9.,]*)\s*(?:[$€£¥₹]|\s[A-Z]{3})"
 )
 _PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
