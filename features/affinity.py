@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -13,8 +13,10 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import PoissonRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from features.embeddings import Embedder
 from features.history import CategoryPriors
 from features.parameters import check_kinds, refuse
+from features.similarity import TAG_FIT_THRESHOLD
 from features.text import normalized_tags
 
 __all__ = [
@@ -45,6 +47,11 @@ AFFINITY_COLUMNS = [*AFFINITY_FEATURES, "tag_participation_floor"]
 # fall only where history shows no sign of the relation. At 0.95 three history-free worlds of each generator lost up
 # to 30 points of the oracle's sales (docs/measurements.md), where chance-level counts still do not pass.
 PARTICIPATION_CONFIDENCE = 0.5
+# What a fitted table holds per (tag, category): the lifts read, and the sums they come from.
+LIFT_COLUMNS = ["ctr", "cvr", "evidence", "participation", "participation_floor"]
+SUM_COLUMNS = ["clicks", "orders", "prior_clicks", "prior_orders", "rows"]
+# Unknown tags compared with the known vocabulary at once, in `with_stand_ins`: bounds the cosine matrix's memory.
+STAND_IN_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,15 @@ class TagLists:
         starts: where each list's codes begin in `codes`, and where the last ends (one more than the lists).
         codes: each tag's position in `names`, list after list.
         names: the distinct normalised tags.
+        neighbours: per name (rows) and known tag of the table (columns, `tag_rows_`'s order), how much of that
+            tag's history a name history never saw takes (`TagCategoryAffinity.with_stand_ins`); None, or an empty
+            row, reads the name as itself.
     """
 
     starts: np.ndarray
     codes: np.ndarray
     names: np.ndarray
+    neighbours: sparse.csr_matrix | None = None
 
     @classmethod
     def of(cls, interest_tags: Iterable[Sequence[str]]) -> TagLists:
@@ -85,7 +96,7 @@ class TagLists:
         lengths = np.diff(self.starts)[rows]
         starts = np.concatenate([[0], np.cumsum(lengths)])
         at = np.repeat(self.starts[:-1][rows] - starts[:-1], lengths) + np.arange(starts[-1])
-        return TagLists(starts, self.codes[at], self.names)
+        return replace(self, starts=starts, codes=self.codes[at])
 
 
 def _joint_lifts(
@@ -160,8 +171,13 @@ class TagCategoryAffinity(BaseEstimator):
         self.max_tags = max_tags
         self.strength_rows = strength_rows
 
-    def fit(self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors) -> TagCategoryAffinity:
+    def fit(
+        self, rows: pd.DataFrame, interest_tags: pd.Series, priors: CategoryPriors, embedder: Embedder | None = None
+    ) -> TagCategoryAffinity:
         """Learns from settled rows (with `category`) and each row's creator tags (aligned with `rows`).
+
+        With an `embedder`, the tags learned are embedded too (`tag_vectors_`), so that a tag history never saw can
+        be read through the known tag closest to it in meaning (`with_stand_ins`).
 
         Raises:
             ValueError: naming a parameter of the wrong type or range.
@@ -179,23 +195,54 @@ class TagCategoryAffinity(BaseEstimator):
             }
         ).explode("tag")
         grouped = exploded.groupby(["tag", "category"])
-        totals = grouped[["clicks", "orders", "prior_clicks", "prior_orders"]].sum()
+        sums = grouped[["clicks", "orders", "prior_clicks", "prior_orders"]].sum().assign(rows=grouped.size())
         # Participation expected by chance: the tag's rows spread like all rows over categories.
         self.tag_rows_ = exploded["tag"].value_counts().astype(float)
         self.category_share_ = rows["category"].value_counts(normalize=True)
-        joined = grouped.size().astype(float)
-        self.table_ = pd.DataFrame(
-            {
-                "ctr": (totals["clicks"] + self.strength_clicks) / (totals["prior_clicks"] + self.strength_clicks),
-                "cvr": (totals["orders"] + self.strength_orders) / (totals["prior_orders"] + self.strength_orders),
-                "evidence": np.log1p(totals["prior_clicks"]),
-                "participation": self._participation(joined, joined.index),
-                "participation_floor": self._participation_floor(joined, joined.index),
-            }
-        )
+        # The sums are kept: a stand-in's lifts are those of its sums counted in part (`transform_lists`).
+        sums = sums.astype(float)
+        self.table_ = pd.DataFrame(self._lifts(sums[SUM_COLUMNS], self._chance_rows(sums.index)), index=sums.index)
+        self.table_ = self.table_.join(sums)
         coefficients = self._fit_joint(rows, lowered, priors)
         self.table_ = self.table_.join(coefficients).fillna({"ctr_coef": 0.0, "cvr_coef": 0.0})
+        self.tag_vectors_ = None if embedder is None else embedder.encode(list(self.tag_rows_.index))
         return self
+
+    def with_stand_ins(self, tag_lists: TagLists, embedder: Embedder) -> TagLists:
+        """The lists with stand-ins for each tag history never saw: the known tags close to it in meaning (cosine at
+        least TAG_FIT_THRESHOLD), whose history it takes in part.
+
+        Creators name their interests in their own words ("pet", "interior"), and a history that learned "pet care"
+        or "interior design" has nothing under those exact strings: without stand-ins such a creator reads as one
+        whose interests history knows nothing of, below creators whose tag history happened to spell the same
+        way, whatever they relate to. Each close known tag weighs its cosine's distance above the threshold over
+        what is left to 1 (0 at the threshold, 1 for the same meaning); the unknown tag's rows, clicks and orders in
+        a category are the weighted mean of theirs, counted at the part the closest one weighs, then shrunk and
+        bounded as any pair's (`_lifts`); its joint-model log-lift likewise. A mean over the whole neighbourhood,
+        not the nearest tag alone: what one neighbour's history owes to the meaning the two do not share ("cat mom"
+        for "pet") is diluted by the others'.
+
+        Unchanged when every tag is known, when none is close, or for a table fitted without an embedder.
+        """
+        check_is_fitted(self, "table_")
+        known = getattr(self, "tag_vectors_", None)  # absent in rankers trained before stand-ins
+        unknown = np.flatnonzero(self.tag_rows_.index.get_indexer(tag_lists.names) < 0)
+        if known is None or not len(known) or not len(unknown):
+            return tag_lists
+        blocks = []
+        for start in range(0, len(unknown), STAND_IN_BLOCK):
+            cosine = embedder.encode(list(tag_lists.names[unknown[start : start + STAND_IN_BLOCK]])) @ known.T
+            weight = np.clip((cosine - TAG_FIT_THRESHOLD) / (1.0 - TAG_FIT_THRESHOLD), 0.0, 1.0)
+            total = weight.sum(axis=1, keepdims=True)
+            part = weight.max(axis=1, keepdims=True)
+            blocks.append(
+                sparse.csr_matrix(np.divide(weight * part, total, out=np.zeros_like(weight), where=total > 0))
+            )
+        # Each unknown name's row put at its place among all names; known names' rows stay empty.
+        placed = sparse.csr_matrix(
+            (np.ones(len(unknown)), (unknown, np.arange(len(unknown)))), shape=(len(tag_lists.names), len(unknown))
+        )
+        return replace(tag_lists, neighbours=(placed @ sparse.vstack(blocks, format="csr")).tocsr())
 
     def _check_params(self) -> None:
         """Refuses a parameter of the wrong type or range, naming it: a pseudo-count of 0 left a pair with no prior
@@ -214,12 +261,33 @@ class TagCategoryAffinity(BaseEstimator):
         """Rows of (tag, category) over the rows chance would give, shrunk toward 1 by `strength_rows`."""
         return (np.asarray(joined, dtype=float) + self.strength_rows) / (self._chance_rows(keys) + self.strength_rows)
 
-    def _participation_floor(self, joined: pd.Series, keys: pd.MultiIndex) -> np.ndarray:
-        """Rows of (tag, category) over the rows chance would give, at the one-sided lower confidence bound of the
-        rows' count (exact Poisson, `PARTICIPATION_CONFIDENCE`): above 1 only where the count is above chance's."""
-        count = np.asarray(joined, dtype=float)
-        lowest = np.where(count > 0, stats.chi2.ppf(1 - PARTICIPATION_CONFIDENCE, 2 * count) / 2, 0.0)
-        return lowest / np.maximum(self._chance_rows(keys), np.finfo(float).tiny)
+    def _lifts(self, sums: np.ndarray, chance: np.ndarray) -> dict[str, np.ndarray]:
+        """LIFT_COLUMNS of (tag, category) pairs from their SUM_COLUMNS (one row each) and the rows chance gives
+        them: shrunk toward 1 by the pseudo-counts, the participation floor at the one-sided lower confidence bound
+        of the rows' count (exact Poisson, `PARTICIPATION_CONFIDENCE`: above 1 only where the count is above
+        chance's)."""
+        clicks, orders, prior_clicks, prior_orders, rows = np.asarray(sums, dtype=float).T
+        lowest = np.where(rows > 0, stats.chi2.ppf(1 - PARTICIPATION_CONFIDENCE, 2 * rows) / 2, 0.0)
+        return {
+            "ctr": (clicks + self.strength_clicks) / (prior_clicks + self.strength_clicks),
+            "cvr": (orders + self.strength_orders) / (prior_orders + self.strength_orders),
+            "evidence": np.log1p(prior_clicks),
+            "participation": (rows + self.strength_rows) / (chance + self.strength_rows),
+            "participation_floor": lowest / np.maximum(chance, np.finfo(float).tiny),
+        }
+
+    def _borrowed(self, neighbours: sparse.csr_matrix, category: str) -> pd.DataFrame:
+        """LIFT_COLUMNS and the joint model's log-lifts in a category for each row of `neighbours` (weights over
+        the known tags, `with_stand_ins`): the weighted sums of the known tags' sums and chance rows there."""
+        vocabulary = self.tag_rows_.index
+        keys = pd.MultiIndex.from_arrays([vocabulary, np.full(len(vocabulary), category, dtype=object)])
+        known = self.table_.reindex(keys)  # a known tag never seen with the category took part 0 times there
+        sums = neighbours @ known[SUM_COLUMNS].fillna(0.0).to_numpy(float)
+        chance = neighbours @ self._chance_rows(keys)
+        coefficients = neighbours @ known[["ctr_coef", "cvr_coef"]].fillna(0.0).to_numpy(float)
+        return pd.DataFrame(
+            {**self._lifts(sums, chance), "ctr_coef": coefficients[:, 0], "cvr_coef": coefficients[:, 1]}
+        )
 
     def _chance_rows(self, keys: pd.MultiIndex) -> np.ndarray:
         """The rows each (tag, category) would have if the tag's rows spread over categories like all rows."""
@@ -246,13 +314,19 @@ class TagCategoryAffinity(BaseEstimator):
         self.intercepts_ = pd.DataFrame.from_dict(intercepts, orient="index", columns=["ctr", "cvr"])
         return pd.concat(coefficients) if coefficients else pd.DataFrame(columns=["ctr_coef", "cvr_coef"])
 
-    def transform(self, interest_tags: pd.Series, categories: pd.Series) -> pd.DataFrame:
+    def transform(
+        self, interest_tags: pd.Series, categories: pd.Series, embedder: Embedder | None = None
+    ) -> pd.DataFrame:
         """Per pair: the best and mean click lift and the best order lift of the creator's tags for the category.
 
         Unseen (tag, category) pairs count as lift 1 with no evidence. `tag_model_*` is the lift that the
-        creator's tags together predict (see `_joint_lifts`). Columns: AFFINITY_COLUMNS.
+        creator's tags together predict (see `_joint_lifts`). With an `embedder`, a tag history never saw is read
+        through its stand-in (`with_stand_ins`). Columns: AFFINITY_COLUMNS.
         """
-        return self.transform_lists(TagLists.of(interest_tags), categories)
+        tag_lists = TagLists.of(interest_tags)
+        if embedder is not None:
+            tag_lists = self.with_stand_ins(tag_lists, embedder)
+        return self.transform_lists(tag_lists, categories)
 
     def transform_lists(self, tag_lists: TagLists, categories: pd.Series | np.ndarray) -> pd.DataFrame:
         """`transform` of coded tag lists (`TagLists`), one per pair, with each pair's category."""
@@ -270,18 +344,30 @@ class TagCategoryAffinity(BaseEstimator):
             if len(self.table_)
             else pd.DataFrame(
                 index=keys,
-                columns=["ctr", "cvr", "evidence", "participation", "participation_floor", "ctr_coef", "cvr_coef"],
+                columns=[*LIFT_COLUMNS, *SUM_COLUMNS, "ctr_coef", "cvr_coef"],
             )
         )
+        if tag_lists.neighbours is not None:
+            # Tags history never saw read through their stand-ins (`with_stand_ins`), category by category.
+            name_of, category_of = distinct // width, distinct % width
+            has_stand_ins = np.diff(tag_lists.neighbours.indptr) > 0
+            borrowed = np.flatnonzero(has_stand_ins[name_of])
+            if len(borrowed):
+                found = found.copy()
+                for code in np.unique(category_of[borrowed]):
+                    here = borrowed[category_of[borrowed] == code]
+                    values = self._borrowed(tag_lists.neighbours[name_of[here]], category_names[code])
+                    for column in values.columns:
+                        found.iloc[here, found.columns.get_loc(column)] = values[column].to_numpy()
         # A (tag, category) never seen together took part 0 times; an unknown tag has no evidence (lift 1).
         participation = np.array(found["participation"], dtype=float)
         unseen = np.isnan(participation)
         participation[unseen] = self._participation(np.zeros(unseen.sum()), keys[unseen])
-        participation = participation[pair_keys]
         # A table learned before the floor existed relates interests by the shrunk lift above 1, as it did then.
         floor_column = "participation_floor" if "participation_floor" in found else "participation"
         # A (tag, category) never seen together, or an unknown tag, is no evidence of relation.
-        floor = np.nan_to_num(np.array(found[floor_column], dtype=float), nan=0.0)[pair_keys]
+        floor = np.nan_to_num(np.array(found[floor_column], dtype=float), nan=0.0)
+        participation, floor = participation[pair_keys], floor[pair_keys]
         pair = np.repeat(np.arange(len(lengths)), lengths)
         has = lengths > 0
         starts = (np.cumsum(lengths) - lengths)[has]

@@ -287,7 +287,7 @@ def creator_records(
     semantic = semantic_features(
         embedder, past, campaign_vectors(embedder, past), creator_vectors, tags, campaign_index, creator_index
     )
-    affinity = model.affinity.transform(creators["interest_tags"].iloc[creator_index], rows["category"])
+    affinity = model.affinity.transform(creators["interest_tags"].iloc[creator_index], rows["category"], embedder)
     none = pd.DataFrame(0.0, index=np.arange(len(rows)), columns=HISTORY_COLUMNS)
     features = pair_features(
         past,

@@ -273,6 +273,7 @@ class Matcher:
                 self.settings.candidates,
                 self.settings.proven_candidates,
                 self.settings.min_market_share,
+                self.embedder,
             ),
             violations=self.settings.violations,
             min_market_share=self.settings.min_market_share,

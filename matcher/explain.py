@@ -68,8 +68,8 @@ def reason(
         parts = [f"interest “{fit_tag}” fits {where}{_quote(fit_phrase)} (similarity {fit_similarity:.2f})"]
     elif related_by_history:
         parts = [
-            "interests not close to the brief in meaning, but creators who share them took part in this "
-            "category's past campaigns more often than chance would give"
+            "interests not close to the brief in meaning, but creators who share them (or interests close to them) "
+            "took part in this category's past campaigns more often than chance would give"
         ]
     else:
         parts = ["interests not clearly related to the brief"]

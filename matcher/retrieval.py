@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from features.affinity import AFFINITY_COLUMNS, TagCategoryAffinity, TagLists
+from features.embeddings import Embedder
 from features.pairwise import record_lifts
 from matcher.candidate_index import CandidateIndex
 from matcher.eligibility import Eligibility
@@ -61,6 +62,8 @@ class Retrieval:
         min_market_share: least audience share in a campaign's marketplaces for the similarity channel's search;
             creators who state no split pass. Scoring applies the same rule to every candidate; applied inside the
             search too, a campaign in a marketplace few creators reach still gets `semantic_k` who may be proposed.
+        embedder: embeds the interest tags history never saw, to read them through a close known one
+            (`TagCategoryAffinity.with_stand_ins`); None reads them as unknown.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Retrieval:
         semantic_k: int,
         proven_k: int,
         min_market_share: float = 0.0,
+        embedder: Embedder | None = None,
     ) -> None:
         self.creators = creators
         self.history = history
@@ -82,6 +86,7 @@ class Retrieval:
         self.semantic_k = semantic_k
         self.proven_k = proven_k
         self.min_market_share = min_market_share
+        self.embedder = embedder
         self._allowed: dict[tuple[str, ...], np.ndarray] = {}
         self._proven: dict[str, np.ndarray] = {}
         self._topical: dict[str, np.ndarray] = {}
@@ -109,8 +114,10 @@ class Retrieval:
 
     @cached_property
     def tag_lists(self) -> TagLists:
-        """The creators' interest tags, coded once for every category's and chunk's lookups."""
-        return TagLists.of(self.creators["interest_tags"])
+        """The creators' interest tags, coded once for every category's and chunk's lookups, with the stand-ins of
+        those history never saw."""
+        coded = TagLists.of(self.creators["interest_tags"])
+        return coded if self.embedder is None else self.affinity.with_stand_ins(coded, self.embedder)
 
     def topical(self, category: str) -> np.ndarray:
         """What history says of every creator's interests in a category (AFFINITY_COLUMNS).

@@ -45,7 +45,8 @@ def interests_relate(features: pd.DataFrame) -> np.ndarray:
     category the ranker knows fits the tag better; reasons quote the same), or the seller's history
     shows that creators with one of its tags take part in the category's campaigns more often than chance
     (`tag_participation_floor` above 1: more rows than chance gives, at the count's median lower bound; a tag the
-    history never saw is no evidence), or the creator is not a content creator
+    history never saw counts through the known tags close to it in meaning, `TagCategoryAffinity.with_stand_ins`,
+    and is no evidence without them), or the creator is not a content creator
     (deal, coupon, cashback and loyalty sites sell across categories)."""
     by_meaning, by_history = _relation(features)
     return by_meaning | by_history | (features["content_creator"].to_numpy() == 0)

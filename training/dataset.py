@@ -157,19 +157,22 @@ def data_fingerprint(tables: TrainingTables) -> tuple[str, dict[str, str]]:
     return hashlib.sha256(json.dumps(each, sort_keys=True).encode()).hexdigest()[:16], each
 
 
-def cross_fitted_affinity(rows: pd.DataFrame, tags: pd.Series, priors: CategoryPriors, folds: int = 5) -> pd.DataFrame:
+def cross_fitted_affinity(
+    rows: pd.DataFrame, tags: pd.Series, priors: CategoryPriors, embedder: Embedder, folds: int = 5
+) -> pd.DataFrame:
     """AFFINITY_COLUMNS of each row from a table learned without that row's campaign.
 
     Five folds: each table learns from 80% of the rows, so its shrinkage is close to that of the table
-    scoring uses (learned from all of them); with two, training saw lifts shrunk as on half the data.
+    scoring uses (learned from all of them); with two, training saw lifts shrunk as on half the data. A tag only
+    the held-out campaigns have is read through its stand-in, as at match time (`TagCategoryAffinity.with_stand_ins`).
     """
     fold_of = campaign_folds(rows["campaign_id"], folds)
     out = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_COLUMNS, dtype=float)
     for fold in np.unique(fold_of):
         held = fold_of == fold
         learn = ~held if (~held).any() else held
-        table = TagCategoryAffinity().fit(rows[learn], tags[learn], priors)
-        out.loc[held, AFFINITY_COLUMNS] = table.transform(tags[held], rows["category"][held]).to_numpy()
+        table = TagCategoryAffinity().fit(rows[learn], tags[learn], priors, embedder)
+        out.loc[held, AFFINITY_COLUMNS] = table.transform(tags[held], rows["category"][held], embedder).to_numpy()
     return out
 
 
@@ -356,16 +359,16 @@ def _build(
     )
     campaigns = resolve_product_types(tables.campaigns, embedder, product_types, settled.brief_vectors)
     priors = CategoryPriors().fit(learned)
-    learned_affinity = TagCategoryAffinity().fit(learned, tags[learn], priors)
+    learned_affinity = TagCategoryAffinity().fit(learned, tags[learn], priors, embedder)
     # Rows learned from get the affinity of a table that never saw their campaign; the others that of the
     # table learned from all of those, as at match time.
     affinity = pd.DataFrame(index=np.arange(len(rows)), columns=AFFINITY_COLUMNS, dtype=float)
     affinity.loc[learn, AFFINITY_COLUMNS] = cross_fitted_affinity(
-        learned.reset_index(drop=True), tags[learn].reset_index(drop=True), priors
+        learned.reset_index(drop=True), tags[learn].reset_index(drop=True), priors, embedder
     ).to_numpy()
     if not learn.all():
         affinity.loc[~learn, AFFINITY_COLUMNS] = learned_affinity.transform(
-            tags[~learn], rows["category"][~learn]
+            tags[~learn], rows["category"][~learn], embedder
         ).to_numpy()
     # Only the rows learned from are weighed (the others are not fitted on), as if they were all there was.
     weights = np.ones(len(rows))

@@ -243,6 +243,7 @@ def participation_weights(
     topical = affinity.transform(
         some_creators["interest_tags"].iloc[pair_creator].reset_index(drop=True),
         some_campaigns["category"].iloc[pair_campaign].reset_index(drop=True),
+        embedder,
     )
     no_record = pd.DataFrame(0.0, index=np.arange(len(pair_campaign)), columns=HISTORY_COLUMNS)  # not read
     features = pair_features(

@@ -421,3 +421,34 @@ def test_coded_tag_lists_give_the_affinities_of_the_lists_they_code_in_any_row_o
     skincare = affinity.transform(pd.Series([["skincare"]]), pd.Series(["beauty"]))["tag_affinity_ctr"].iloc[0]
     assert coded["tag_affinity_ctr"].iloc[0] == skincare > 1.0  # SKINCARE is skincare; an unknown tag lifts 1
     assert (coded.iloc[3] == affinity.transform(pd.Series([[]]), pd.Series(["toys"])).iloc[0]).all()
+
+
+def test_a_tag_history_never_saw_reads_in_part_through_the_closest_known_tag_in_meaning(embedder):
+    """Creators name interests in their own words: one tagged "skin care" (history learned "skincare") read as a tag
+    of no evidence ranked below any creator whose tag history spelled the same way, whatever the product. With an
+    embedder the unknown tag takes the history of the known tags close to it in part (lifts between theirs and none),
+    and relates where they do; a tag close to none stays unknown, and known tags read exactly as before."""
+    from features.affinity import TagCategoryAffinity
+
+    rows, tags = affinity_rows()
+    priors = CategoryPriors().fit(rows)
+    affinity = TagCategoryAffinity().fit(rows, tags, priors, embedder)
+    asked = pd.Series([["skin care"], ["skin care"], ["income tax law"], ["skincare"], ["never seen"]])
+    categories = pd.Series(["beauty", "home", "beauty", "beauty", "beauty"])
+
+    read = affinity.transform(asked, categories, embedder)
+    plain = affinity.transform(asked, categories)
+
+    skin_care_beauty, skin_care_home, far, skincare, unknown = (read.iloc[i] for i in range(5))
+    assert 1.0 < skin_care_beauty["tag_affinity_ctr"] < skincare["tag_affinity_ctr"]
+    assert skin_care_beauty["tag_participation_floor"] > 1.0  # relates to beauty, as skincare does
+    assert 0 < skin_care_beauty["tag_affinity_evidence"] < skincare["tag_affinity_evidence"]
+    skincare_home = affinity.transform(pd.Series([["skincare"]]), pd.Series(["home"])).iloc[0]
+    assert skincare_home["tag_affinity_ctr"] < skin_care_home["tag_affinity_ctr"] < 1.0  # sold badly there: less so
+    pd.testing.assert_series_equal(far, unknown, check_names=False)  # close to no known tag: no evidence
+    assert far["tag_affinity_ctr"] == 1.0 and far["tag_participation_floor"] == 0.0
+    pd.testing.assert_frame_equal(read.iloc[3:], plain.iloc[3:])  # known and unknown tags: as without an embedder
+    assert plain.iloc[0]["tag_affinity_ctr"] == 1.0  # without one, "skin care" is unknown
+    # A table fitted without an embedder (as rankers trained before stand-ins) reads every tag as itself.
+    old = TagCategoryAffinity().fit(rows, tags, priors)
+    pd.testing.assert_frame_equal(old.transform(asked, categories, embedder), plain)

@@ -82,7 +82,9 @@ def test_a_new_creator_in_a_category_without_history_rests_on_other_categories()
 def test_interests_related_by_the_categorys_history_say_so_instead_of_unrelated():
     text = reason(**{**BASE, "fit_similarity": 0.1}, related_by_history=True)
     assert "not clearly related" not in text
-    assert text.startswith("Interests not close to the brief in meaning, but creators who share them took part")
+    assert text.startswith(
+        "Interests not close to the brief in meaning, but creators who share them (or interests close"
+    )
 
 
 def test_a_demoted_creator_says_why():
