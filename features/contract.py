@@ -97,9 +97,9 @@ REJECTS_SUFFIX = ".rejects.csv"
 
 
 def marketplace_hint(code: str) -> str:
-    """What a line naming `code` adds when it is not one of Amazon's marketplace codes (most often a typo, or a
+    """What a line naming `code` adds when it is not one of the contract's marketplace codes (most often a typo, or a
     country's ISO code: `GB` for `UK`): the codes, and the one meant where known; "" for one of them."""
     if code in KNOWN_MARKETPLACES:
         return ""
     meant = f"; did you mean {AMAZON_CODES[code]}?" if code in AMAZON_CODES else ""
-    return f"{code} is not one of Amazon's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant}"
+    return f"{code} is not one of the contract's marketplace codes, {' '.join(KNOWN_MARKETPLACES)}{meant}"

@@ -215,8 +215,8 @@ class LookalikeSpace:
             if unknown:  # a typo, not a market: searched, it would quietly keep only creators who state no split
                 code = unknown[0]
                 raise ValueError(
-                    f"Got marketplace {code!r}; expected one of Amazon's marketplace codes or one a creator states an "
-                    f"audience in: no creator states an audience there ({marketplace_hint(code)})"
+                    f"Got marketplace {code!r}; expected one of the contract's marketplace codes or one a creator "
+                    f"states an audience in: no creator states an audience there ({marketplace_hint(code)})"
                 )
             stated = ~np.isnan(self.audience_).all(axis=1)
             columns = [self.markets_.index(code) for code in codes if code in self.markets_]

@@ -225,7 +225,7 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
     out, said = _matched_with_marketplace_lines(matcher, frame)
     first, second = frame["campaign_id"].iloc[:2]
     silent = creators["audience_marketplaces"].map(lambda shares: not shares)
-    typo = "(GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)"
+    typo = "(GB is not one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)"
     assert (
         said
         == out.notes
@@ -275,7 +275,7 @@ def test_creators_stating_an_audience_under_the_iso_code_of_a_campaigns_marketpl
         == out.notes
         == [
             f"marketplace UK of campaigns {first}, {second}: 2 creators state an audience in GB ({ids}), which is not "
-            "read as audience in UK (GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; "
+            "read as audience in UK (GB is not one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; "
             "did you mean UK?): write UK in audience_marketplaces; until then that share is none of a creator's "
             "audience in UK, and a creator can be left out for it"
         ]

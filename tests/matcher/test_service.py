@@ -191,7 +191,7 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
         f"marketplace GB of campaign {record['campaign_id']}: no creator states an audience there, so every creator "
         "who states an audience split has none of it in its marketplaces, under the minimum market share (5%), and "
         f"is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed (GB is not "
-        "one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
+        "one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
     ]
 
 
@@ -246,7 +246,7 @@ def test_an_id_holding_a_line_break_is_one_line_in_the_log_and_the_notes(service
         "marketplace GB of campaign c-77\\nserving creator-ranker/99: no creator states an audience there, so every "
         "creator who states an audience split has none of it in its marketplaces, under the minimum market share "
         f"(5%), and is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed "
-        "(GB is not one of Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
+        "(GB is not one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
     ]
     lines = service_log.read_text().splitlines()
     assert not [line for line in lines if line.startswith("serving creator-ranker/99")]
@@ -280,8 +280,8 @@ def test_lookalikes_and_their_bad_requests(service, world_dir):
     status, reply = call(f"{url}/v1/similar", {"creator_ids": seeds, "marketplaces": ["GB"]})
     assert status == 422 and reply["detail"][0]["column"] == "marketplaces"
     assert reply["detail"][0]["reason"].startswith(
-        "got marketplace 'GB'; expected one of Amazon's marketplace codes or one a creator states an audience in: no "
-        "creator states an audience there (GB is"
+        "got marketplace 'GB'; expected one of the contract's marketplace codes or one a creator states an audience "
+        "in: no creator states an audience there (GB is"
     )
 
 

@@ -123,7 +123,7 @@ def test_a_search_in_uk_names_the_creators_who_state_their_audience_as_gb(creato
     assert [str(w.message) for w in said if "marketplace" in str(w.message)] == [
         f"marketplace UK of the lookalike search: 2 creators state an audience in GB "
         f"({', '.join(creators.loc[renamed, 'creator_id'])}), which is not read as audience in UK (GB is not one of "
-        "Amazon's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?): write UK in "
+        "the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?): write UK in "
         "audience_marketplaces; until then that share is none of a creator's audience in UK, and a creator can be "
         "left out for it"
     ]
@@ -272,7 +272,7 @@ def test_a_seed_whose_row_was_rejected_is_refused_as_such_after_the_rejects_are_
 
 @pytest.fixture(scope="module")
 def no_jp_creators(world_dir, tmp_path_factory) -> Path:
-    """The world's creators with every audience share in JP moved to US: JP is one of Amazon's marketplace codes
+    """The world's creators with every audience share in JP moved to US: JP is one of the contract's marketplace codes
     that no creator states an audience in."""
     table = pq.read_table(world_dir / "creators.parquet")
     column = table.schema.get_field_index("audience_marketplaces")
@@ -309,9 +309,9 @@ def test_a_marketplace_no_creator_states_is_refused_unless_amazons_and_then_warn
         done = run_in_process(*args, "--k", "3", "--marketplace", code, "--out", str(out))
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [
-            f"creator-match: Got marketplace {code!r}; expected one of Amazon's marketplace codes or one a creator "
-            f"states an audience in: no creator states an audience there ({code} is not one of "
-            f"Amazon's marketplace codes, {codes}{meant}); no lookalike was searched, and {out} was left as it was"
+            f"creator-match: Got marketplace {code!r}; expected one of the contract's marketplace codes or one a "
+            f"creator states an audience in: no creator states an audience there ({code} is not one of the "
+            f"contract's marketplace codes, {codes}{meant}); no lookalike was searched, and {out} was left as it was"
         ]
         assert not out.exists()
 
