@@ -416,11 +416,11 @@ def test_the_registered_model_requires_only_published_libraries(trained, trackin
     assert not unlisted, f"the model's code imports {unlisted}; add them to training.registry.MODEL_LIBRARIES"
 
 
-@pytest.mark.slow
 class LighterRanker(CreatorRanker):
     """A ranker of a contributor's own: a subclass `train` must keep, not fit as a `CreatorRanker`."""
 
 
+@pytest.mark.slow
 def test_later_versions_wait_for_promotion(trained, world_dir, embedder, tracking_uri):
     """A second version, of the ranker class train was given, is not champion until promoted; promotion moves
     the alias."""
