@@ -39,7 +39,7 @@ def ready(url: str, server: subprocess.Popen, log: Path) -> None:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
-        time.sleep(1)
+        time.sleep(0.1)
     raise AssertionError(f"no answer from {url} within {READY_WITHIN:.0f} s: {log.read_text()[-2000:]}")
 
 

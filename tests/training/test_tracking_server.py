@@ -63,7 +63,7 @@ def server(tmp_path_factory):
                 pass
             assert process.poll() is None, "mlflow server exited during start-up"
             assert time.monotonic() < deadline, "mlflow server did not answer /health within 90 s"
-            time.sleep(0.5)
+            time.sleep(0.1)
         yield url, home
     finally:
         stop(process)
