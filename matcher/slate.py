@@ -369,7 +369,7 @@ def _why(campaign: str, slates: SlateBook, added: list[str], stage: np.ndarray) 
     elif "worth" in skipped:
         text = (
             f"{size}: its other candidates are each expected to sell under {slates.policy.min_member_value:.0%} of "
-            f"what its best one is ({slates.best[campaign]:,.1f})"
+            f"what its best one is (its expected sales {slates.best[campaign]:,.1f}, in the campaign's currency)"
         )
     elif "budget" in slates.skipped[campaign]:
         text = f"{size}: budget reached (expected commission x {take_up:.0%} take-up)"

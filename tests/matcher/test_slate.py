@@ -56,7 +56,10 @@ def test_a_slate_stops_short_of_its_size_rather_than_fill_up_with_creators_worth
     rows = [("c", r, s, "d") for r, s in enumerate([100.0, 90.0, 80.0, 6.0, 4.0, 1.0, 0.5, 0.01])]
     chosen, why = build_slates(candidates(rows, kind="standard"), policy, distinct_vectors(8))
     assert chosen["creator_row"].tolist() == [0, 1, 2, 3]
-    assert why["c"].startswith("4: its other candidates are each expected to sell under 5% of what its best one is")
+    assert why["c"] == (
+        "4: its other candidates are each expected to sell under 5% of what its best one is (its expected sales "
+        "100.0, in the campaign's currency); 4 conversion"
+    )
     few = [("c", r, s, "d") for r, s in enumerate([100.0, 1.0, 0.5, 0.01])]
     chosen, _ = build_slates(candidates(few, kind="standard"), policy, distinct_vectors(4))
     assert chosen["creator_row"].tolist() == [0, 1, 2]  # the minimum of 3
