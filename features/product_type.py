@@ -15,6 +15,12 @@ signals, the classifier's taken out of fold: how much each signal says differs f
 
 No signal is a word list: "set", "kit" or "pack" appear on both kinds of product.
 
+A price is only compared with prices in its currency. The contract has no currency column; a campaign's marketplaces
+are the closest it comes to one, so both price signals read a campaign's price only against campaigns sharing at
+least one of its marketplaces (`ProductTypeModel.past_prices`, `resolve_product_types`): a ranker fitted on a world
+priced like US dollars read every rupee price of a seller's campaigns in IN as dear, a 75-rupee eyebrow pencil
+included.
+
 A brief is read with its category, as one vector (`features.embeddings.campaign_vectors`): the vector scoring reads
 too, so a request embeds its campaign once. Measured against the brief alone (benchmarks/product_type.py): real
 titles 0.895 against 0.888; `auto` campaigns, seeds 0-3, 0.794 against 0.787 on `alt`, 0.985 against 0.989 on `main`.
@@ -23,6 +29,7 @@ titles 0.895 against 0.888; `auto` campaigns, seeds 0-3, 0.794 against 0.787 on 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -140,14 +147,27 @@ def reference_prices(
     return by_category, level
 
 
-def price_reference(past: dict[str, np.ndarray], enough: int) -> str:
-    """The products `reference_prices` reads the price level against, as a reason names them."""
+def price_reference(past: dict[str, np.ndarray], enough: int, marketplaces: Sequence[str] | None = None) -> str:
+    """The products `reference_prices` reads the price level against, as a reason names them: those sold in
+    `marketplaces` (the campaign's, whose prices alone were read), or, with None, all of them."""
     known = sum(map(len, past.values()))
+    where = "" if marketplaces is None else f" sold in {_one_of(marketplaces)}"
     if known >= enough:
-        return "the products the ranker learned from"
-    return (
-        "the products of this run and of the past campaigns the ranker learned from" if known else "this run's products"
-    )
+        return f"the products the ranker learned from{where}"
+    if known:
+        return f"the products{where} of this run and of the past campaigns the ranker learned from"
+    return f"this run's products{where}"
+
+
+def _one_of(codes: Sequence[str]) -> str:
+    """`US`, `US or CA`, `UK, DE or FR`."""
+    return f"{', '.join(codes[:-1])} or {codes[-1]}" if len(codes) > 1 else codes[0]
+
+
+def _marketplace_rows(marketplaces: Iterable[Iterable[str]]) -> dict[str, np.ndarray]:
+    """Per marketplace code, which of the campaigns (whose `marketplaces` these are, in order) are sold there."""
+    sets = [set(codes) for codes in marketplaces]
+    return {code: np.array([code in own for own in sets], bool) for code in sorted(set().union(*sets))}
 
 
 class ProductTypeModel(BaseEstimator):
@@ -215,6 +235,12 @@ class ProductTypeModel(BaseEstimator):
         if len(vectors) != len(campaigns):
             raise ValueError(f"Got {len(vectors)} brief vectors for {len(campaigns)} campaigns; expected one each")
         self.prices_ = price_table(campaigns)
+        # Each past campaign's price with where it was sold, so that a price is read only against those of
+        # campaigns sharing a marketplace with it (`past_prices`): the marketplace stands for the currency.
+        self.price_rows_ = pd.DataFrame(
+            {"category": campaigns["category"].to_numpy(dtype=object), "price": campaigns["price"].to_numpy(float)}
+        )
+        self.price_marketplaces_ = _marketplace_rows(campaigns["marketplaces"])
         declared = campaigns["product_type"].isin(PRODUCT_TYPES).to_numpy()
         labels = campaigns["product_type"].to_numpy()[declared] == "non_standard"
         counts = (int(labels.sum()), int((~labels).sum()))
@@ -292,7 +318,26 @@ class ProductTypeModel(BaseEstimator):
             state = {"price_level_weight": 0.0, "combiner_C": 10.0} | fitted | state
             # Pickled before reasons read the brief against its typical closeness: read as they were then.
             state = {"zero_shot_typical_": 0.0} | state
+            # Pickled before prices were read by marketplace: against all of them, as then (`past_prices`).
+            state = {"price_rows_": None, "price_marketplaces_": None} | state
         super().__setstate__(state)
+
+    def past_prices(self, marketplaces: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Sorted prices per category of the past campaigns sold in at least one of `marketplaces` (taken for one
+        currency: the contract names none); None, or a model pickled before marketplaces were kept: all of them."""
+        check_is_fitted(self, "prices_")
+        if marketplaces is None or self.price_marketplaces_ is None:
+            return self.prices_
+        sold = np.zeros(len(self.price_rows_), bool)
+        for code in set(marketplaces):
+            sold |= self.price_marketplaces_.get(code, False)
+        return price_table(self.price_rows_[sold])
+
+    @property
+    def marketplaces(self) -> list[str] | None:
+        """The marketplaces of the past campaigns, sorted; None for a model pickled before they were kept."""
+        check_is_fitted(self, "prices_")
+        return None if self.price_marketplaces_ is None else sorted(self.price_marketplaces_)
 
     def evidence(
         self,
@@ -515,9 +560,11 @@ def resolve_product_types(
     `product_type_reason`.
 
     A declared type wins. For `auto`, the evidence of `model` (fitted on past campaigns; None: no past) is
-    added up. Prices are read against the past campaigns' where there are enough of them (`reference_prices`), so
+    added up. A price is read only against campaigns sharing at least one of its campaign's marketplaces (their
+    prices taken for one currency): the past campaigns' where there are enough of them (`reference_prices`), so
     such a campaign resolves the same alone as in any batch; in a category with too few past prices, or with no
-    history, this batch's prices join them as the range.
+    history there, this batch's prices in those marketplaces join them as the range. A model pickled before
+    marketplaces were kept reads every price against all of them, as it did.
 
     Args:
         campaigns: campaign rows.
@@ -539,10 +586,20 @@ def resolve_product_types(
         # No past: a model fitted on no campaigns, whose only evidence is the briefs and this batch's prices.
         here = ProductTypeModel().fit(campaigns.iloc[:0], vectors[:0]) if model is None else model
         descriptions = kind_vectors(embedder)
-        prices, level = reference_prices(campaigns, here.prices_, here.min_category_prices)
-        reference = price_reference(here.prices_, here.min_category_prices)
-        evidence = here.evidence(rows, vectors, descriptions, prices, level)
-        p = 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
+        parts, order, log_odds = [], [], np.zeros(len(auto))
+        reference = np.empty(len(auto), dtype=object)
+        enough = here.min_category_prices
+        for positions, sharing, codes in _marketplace_groups(campaigns, auto, here.marketplaces is not None):
+            past = here.past_prices(codes)
+            prices, level = reference_prices(campaigns[sharing], past, enough)
+            reference[positions] = price_reference(past, enough, codes)
+            parts.append(here.evidence(rows.iloc[positions], vectors[positions], descriptions, prices, level))
+            order.append(positions)
+            # Summed per group as evidence gives it: a frame joined from several sums in another order of blocks,
+            # which moved a campaign's last bits with the other marketplaces of its run.
+            log_odds[positions] = parts[-1].sum(axis=1).to_numpy()
+        evidence = pd.concat(parts).iloc[np.argsort(np.concatenate(order), kind="stable")]
+        p = 1.0 / (1.0 + np.exp(-log_odds))
         reasoned = here.reasoned(evidence)
         # A model that saw no past brief has nothing to read a brief against. Those briefs are the ranker's training
         # data, a seller's own only when it has a history (a new seller's ranker learned from a simulated world).
@@ -551,7 +608,26 @@ def resolve_product_types(
         kind[auto] = np.where(p >= 0.5, "non_standard", "standard")
         kinds = [here.category_kinds_.get(str(category), (0, 0)) for category in rows["category"]]
         reason[auto] = [
-            _describe(reasoned.iloc[i], float(p[i]), kinds[i], here.n_declared_, reference, briefs)
+            _describe(reasoned.iloc[i], float(p[i]), kinds[i], here.n_declared_, reference[i], briefs)
             for i in range(len(auto))
         ]
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)
+
+
+def _marketplace_groups(
+    campaigns: pd.DataFrame, auto: np.ndarray, by_marketplace: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[str] | None]]:
+    """The `auto` campaigns (rows `auto` of `campaigns`) by their set of marketplaces: each group's positions among
+    them, which of `campaigns` share a marketplace with it (whose prices may place theirs), and its marketplaces,
+    sorted. Without `by_marketplace` (a model pickled before), one group, every campaign sharing, no marketplaces.
+    """
+    if not by_marketplace:
+        yield np.arange(len(auto)), np.ones(len(campaigns), bool), None
+        return
+    sold = [frozenset(codes) for codes in campaigns["marketplaces"]]
+    groups: dict[frozenset[str], list[int]] = {}
+    for position, row in enumerate(auto):
+        groups.setdefault(sold[row], []).append(position)
+    for codes, positions in groups.items():
+        sharing = np.array([not codes.isdisjoint(own) for own in sold], bool)
+        yield np.array(positions), sharing, sorted(codes)

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 
+from features.embeddings import campaign_vectors
 from features.product_type import (
     ProductTypeModel,
     content_conversion_lift,
@@ -105,13 +106,16 @@ def test_a_campaigns_evidence_alone_is_the_bits_it_gets_in_a_batch(embedder):
 def test_with_a_history_a_campaign_resolves_the_same_whatever_else_the_batch_holds(embedder):
     """A new-user trial's storage bins read 0.37 alone, 0.92 non-standard "priced high for its category" beside 30
     copies at $1 and 0.21 beside 30 at $500: the batch's prices joined the category's range. Where the seller's past
-    campaigns give a range, they alone do now; a category the past lacks still takes the batch's prices."""
+    campaigns in the campaign's marketplaces give a range, they alone do now; a category the past lacks there still
+    takes the batch's prices."""
     world = WORLDS["alt"](n_creators=150, n_campaigns=300, n_new_campaigns=40, seed=1)
     past = world.campaigns
     descriptions = kind_vectors(embedder)
     model = ProductTypeModel().fit(past, embedder.encode(list(past["brief"])), None, descriptions)
-    one = world.new_campaigns.iloc[[0]].assign(product_type="auto")
-    assert len(model.prices_[one["category"].iloc[0]]) >= model.min_category_prices
+    one = (
+        world.new_campaigns.iloc[[1]].reset_index(drop=True).assign(product_type="auto")
+    )  # sold in US, where the past has its category
+    assert len(model.past_prices(one["marketplaces"].iloc[0])[one["category"].iloc[0]]) >= model.min_category_prices
     alone = resolve_product_types(one, embedder, model)
     for price in (1.0, 500.0):
         copies = pd.concat([one.assign(campaign_id=f"copy-{k}", price=price) for k in range(30)])
@@ -256,9 +260,14 @@ def test_a_reason_reads_the_brief_against_the_past_briefs_not_the_sign_of_its_cl
     new = world.new_campaigns.assign(product_type="auto")
     new_vectors = campaign_vectors(embedder, new)
     out = resolve_product_types(new, embedder, model, new_vectors)
-    evidence = model.evidence(new, new_vectors, descriptions, *reference_prices(new, model.prices_, 5))
+    # Read against the past campaigns sold in US, and the run's sharing US, for the campaigns sold in US alone.
+    us = new["marketplaces"].map(lambda codes: list(codes) == ["US"]).to_numpy()
+    sharing = new["marketplaces"].map(lambda codes: "US" in codes).to_numpy()
+    prices = reference_prices(new[sharing], model.past_prices(["US"]), 5)
+    evidence = model.evidence(new[us], new_vectors[us], descriptions, *prices)
+    assert us.sum() >= 5
     np.testing.assert_array_equal(
-        out["product_type_probability"], 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
+        out.loc[us, "product_type_probability"], 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
     )
     simple = new["brief"].str.contains("Simple, durable and priced to move")
     assert simple.sum() >= 3
@@ -279,3 +288,78 @@ def test_a_reason_reads_the_brief_against_the_past_briefs_not_the_sign_of_its_cl
     # With no past there is nothing to read a brief against: the signal is said as it is.
     alone = resolve_product_types(new, embedder, vectors=new_vectors)["product_type_reason"]
     assert not alone.str.contains("than the past briefs").any()
+
+
+def _fitted_on_us_dollars(embedder) -> ProductTypeModel:
+    """A model fitted on a simulated world's past campaigns, all sold in US and priced 5 to 50 (dollars, say)."""
+    past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
+    past = past.assign(marketplaces=[["US"]] * len(past), price=5.0 + 45.0 * past["price"].rank(pct=True))
+    return ProductTypeModel().fit(past, campaign_vectors(embedder, past), None, kind_vectors(embedder))
+
+
+def _rupee_campaigns() -> pd.DataFrame:
+    """Real amazon.in titles priced 75 to 5,000 (rupees), each a campaign sold in IN."""
+    titles = real_titles()
+    return campaigns_from_titles(titles[titles["price_inr"].between(75, 5000)]).reset_index(drop=True)
+
+
+def test_a_price_is_read_only_against_campaigns_sharing_a_marketplace(embedder):
+    """A new-user trial: a ranker trained on a world priced like US dollars resolved a seller's campaigns in IN,
+    priced in rupees, every one "non-standard (probability 1.00): priced high among the products the ranker learned
+    from", a 75-rupee eyebrow pencil included. A price is now read only against campaigns sharing a marketplace
+    with it (the closest the contract comes to a currency): the IN campaigns against each other, the same
+    campaigns sold in US against the US past."""
+    model = _fitted_on_us_dollars(embedder)
+    india = _rupee_campaigns()
+    out = resolve_product_types(india, embedder, model)
+    non_standard = (out["product_type"] == "non_standard").mean()
+    assert 0.2 <= non_standard <= 0.8, non_standard
+    assert not out["product_type_reason"].str.contains("the products the ranker learned from").any()
+    priced = out["product_type_reason"].str.contains("priced (?:high|low) among")
+    assert priced.any()
+    assert out.loc[priced, "product_type_reason"].str.contains("among this run's products sold in IN").all()
+    cheap, dear = (
+        out["product_type_probability"].iloc[india["price"].argmin()],
+        out["product_type_probability"].iloc[india["price"].argmax()],
+    )
+    assert cheap < dear
+
+    in_us = resolve_product_types(india.assign(marketplaces=[["US"]] * len(india)), embedder, model)
+    assert (
+        in_us["product_type_reason"]
+        .str.contains("priced high among the products the ranker learned from sold in US")
+        .all()
+    )
+    assert (in_us["product_type_probability"] > out["product_type_probability"]).mean() > 0.5
+
+
+def test_a_run_reads_each_marketplaces_prices_apart(embedder):
+    """Campaigns sharing no marketplace never place each other's prices: the IN campaigns resolve beside US ones
+    (dollar prices of the run and of the past) exactly as they do alone; a campaign sold in both is read against
+    the US past, which it shares."""
+    model = _fitted_on_us_dollars(embedder)
+    india = _rupee_campaigns()
+    dollars = india.assign(
+        campaign_id="us-" + india["campaign_id"], marketplaces=[["US"]] * len(india), price=india["price"] / 83
+    )
+    vectors = campaign_vectors(embedder, india)
+    alone = resolve_product_types(india, embedder, model, vectors)
+    both_runs = pd.concat([india, dollars], ignore_index=True)
+    beside = resolve_product_types(both_runs, embedder, model, np.concatenate([vectors, vectors]))
+    pd.testing.assert_frame_equal(beside.iloc[: len(india)], alone, check_exact=True)
+    both = india.iloc[[india["price"].argmax()]].assign(campaign_id="both", marketplaces=[["IN", "US"]])
+    reason = resolve_product_types(pd.concat([india, both], ignore_index=True), embedder, model)["product_type_reason"]
+    assert "priced high among the products the ranker learned from sold in IN or US" in reason.iloc[-1]
+
+
+def test_a_model_pickled_before_marketplaces_reads_prices_as_it_did(embedder):
+    """A ranker registered before prices were read by marketplace reads them against all its past campaigns and
+    all of the run's, as it did then, and its reasons name no marketplace."""
+    model = _fitted_on_us_dollars(embedder)
+    for name in ("price_rows_", "price_marketplaces_"):
+        delattr(model, name)
+    old = pickle.loads(pickle.dumps(model))
+    out = resolve_product_types(_rupee_campaigns(), embedder, old)
+    assert (out["product_type"] == "non_standard").all()
+    assert not out["product_type_reason"].str.contains("sold in").any()
+    assert out["product_type_reason"].str.contains("priced high among the products the ranker learned from").any()
