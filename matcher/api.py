@@ -23,7 +23,7 @@ from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV  # noqa: F401  (crash tests' hooks)
 from features.errors import MatcherError
 from features.parameters import refuse_type
-from features.product_type import resolve_product_types
+from features.product_type import ProductTypeModel, resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
 from features.similarity import TagSpace
@@ -528,6 +528,7 @@ class Matcher:
         unreached = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
         ids = self.scorer.retrieval.creators["creator_id"]
         unreached += _aliased_marketplaces(_campaigns_by_marketplace(table.frame), column, shares, ids)
+        unreached += _unpriced_marketplaces(table.frame, self._product_types)
         for note in unreached:
             warnings.warn(note, UserWarning, stacklevel=2)
         notes += unreached
@@ -718,6 +719,39 @@ def _aliased_marketplaces(
             "and a creator can be left out for it"
         )
     return notes
+
+
+def _unpriced_marketplaces(campaigns: pd.DataFrame, product_types: ProductTypeModel | None) -> list[str]:
+    """The line naming the run's marketplaces that none of the ranker's training campaigns was sold in, if any.
+
+    Prices are compared only between campaigns sharing a marketplace (the contract names no currency; the
+    marketplace stands for it), so an `auto` campaign sold only there has its price placed among this run's
+    campaigns there alone (`features.product_type.resolve_product_types`); the ranker's own `log_price` was learned
+    from the prices of its training campaigns, in their currencies. A new-user trial's campaigns in IN, priced in
+    rupees, were all read as dear against a ranker trained on dollar prices, without a word.
+
+    Args:
+        campaigns: the run's valid campaigns.
+        product_types: the ranker's product-type model; None, or one that kept no marketplaces (registered before),
+            says nothing.
+    """
+    known = None if product_types is None else product_types.marketplaces
+    if not known:
+        return []
+    new = sorted(set(_campaigns_by_marketplace(campaigns)) - set(known))
+    if not new:
+        return []
+    ids = [
+        str(campaign_id)
+        for campaign_id, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True)
+        if not set(new).isdisjoint(codes)
+    ]
+    return [
+        f"marketplace{'s' if len(new) > 1 else ''} {', '.join(new)} of {_campaigns_named(ids)}: the ranker learned "
+        "from no campaign sold there, so the price of a campaign sold only there is compared, for its product type, "
+        "only with this run's campaigns there, and the ranker's own price feature (log_price) was learned in other "
+        f"currencies, from campaigns sold in {', '.join(known)}: it reads a price there as if it were in theirs"
+    ]
 
 
 def _campaigns_by_marketplace(campaigns: pd.DataFrame) -> dict[str, str]:

@@ -226,9 +226,10 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
     first, second = frame["campaign_id"].iloc[:2]
     silent = creators["audience_marketplaces"].map(lambda shares: not shares)
     typo = "(GB is not one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)"
+    # The line on prices in a marketplace the ranker never learned from is the next test's.
     assert (
-        said
-        == out.notes
+        [line for line in said if "log_price" not in line]
+        == [line for line in out.notes if "log_price" not in line]
         == [
             f"marketplace GB of campaign {first}: no creator states an audience there, so every creator who states an "
             "audience split has none of it in its marketplaces, under the minimum market share (5%), and is left out: "
@@ -240,6 +241,39 @@ def test_a_marketplace_no_creator_reaches_is_warned_about_once_naming_its_campai
     assert set(out.for_campaign(first)["creator_id"]) <= set(creators.loc[silent, "creator_id"])
     assert not set(out.for_campaign(second)["creator_id"]) <= set(creators.loc[silent, "creator_id"])
     assert _matched_with_marketplace_lines(matcher, campaigns)[1] == []
+
+
+def test_a_marketplace_the_ranker_never_learned_prices_in_is_said_once_for_the_run(
+    creators, campaigns, ranker, index, embedder
+):
+    """A new-user trial's campaigns in IN, priced in rupees, were read against a ranker's dollar prices without a word.
+    Prices are now compared only between campaigns sharing a marketplace, and a run's marketplaces that none of the
+    ranker's training campaigns was sold in are named in one line: a price there is read against this run's
+    campaigns there alone, and the ranker's own price feature was learned in other currencies."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    frame = (
+        campaigns.iloc[:3]
+        .reset_index(drop=True)
+        .assign(marketplaces=[["IN"], ["IN", "US", "BR"], ["US"]], product_type="auto")
+    )
+    out, said = _matched_with_marketplace_lines(matcher, frame)
+    priced = [line for line in said if "log_price" in line]
+    first, second = frame["campaign_id"].iloc[:2]
+    known = ", ".join(ranker.model.past.product_types.marketplaces)
+    assert (
+        priced
+        == [line for line in out.notes if "log_price" in line]
+        == [
+            f"marketplaces BR, IN of campaigns {first}, {second}: the ranker learned from no campaign sold there, "
+            "so the price of a campaign sold only there is compared, for its product type, only with this run's "
+            "campaigns there, and the ranker's own price feature (log_price) was learned in other currencies, from "
+            f"campaigns sold in {known}: it reads a price there as if it were in theirs"
+        ]
+    )
+    # Two campaigns sold in IN are too few to place a price: the one sold there alone is read on its brief.
+    reason = next(s.product_type_reason for s in out.summaries if s.campaign_id == first)
+    assert "priced" not in reason, reason
+    assert not [line for line in _matched_with_marketplace_lines(matcher, campaigns)[1] if "log_price" in line]
 
 
 def _matched_with_marketplace_lines(matcher: Matcher, campaigns: pd.DataFrame) -> tuple[object, list[str]]:
