@@ -138,7 +138,8 @@ def reference_prices(
     The past campaigns' prices alone wherever they number at least `enough` (a category the seller has run
     campaigns in, or the seller's history as a whole), so that a campaign resolves the same alone, in the service,
     as among any other campaigns of a nightly file; where they are fewer, this run's prices join them, as a
-    catalogue with no history (or a category new to it) has nothing else to place a price in.
+    catalogue with no history (or a category new to it) has nothing else to place a price in. Both are those of one
+    currency: `resolve_product_types` passes the campaigns, run and past, that share a marketplace with those read.
     """
     joined = price_table(campaigns, past)
     by_category = {c: past[c] if len(past.get(c, ())) >= enough else prices for c, prices in joined.items()}
