@@ -257,9 +257,9 @@ class TagCategoryAffinity(BaseEstimator):
         if self.max_tags < 1:
             raise refuse("max_tags", self.max_tags, "a whole number of at least 1")
 
-    def _participation(self, joined: pd.Series | np.ndarray, keys: pd.MultiIndex) -> np.ndarray:
+    def _participation(self, joined: np.ndarray, chance: np.ndarray) -> np.ndarray:
         """Rows of (tag, category) over the rows chance would give, shrunk toward 1 by `strength_rows`."""
-        return (np.asarray(joined, dtype=float) + self.strength_rows) / (self._chance_rows(keys) + self.strength_rows)
+        return (joined + self.strength_rows) / (chance + self.strength_rows)
 
     def _lifts(self, sums: np.ndarray, chance: np.ndarray) -> dict[str, np.ndarray]:
         """LIFT_COLUMNS of (tag, category) pairs from their SUM_COLUMNS (one row each) and the rows chance gives
@@ -272,7 +272,7 @@ class TagCategoryAffinity(BaseEstimator):
             "ctr": (clicks + self.strength_clicks) / (prior_clicks + self.strength_clicks),
             "cvr": (orders + self.strength_orders) / (prior_orders + self.strength_orders),
             "evidence": np.log1p(prior_clicks),
-            "participation": (rows + self.strength_rows) / (chance + self.strength_rows),
+            "participation": self._participation(rows, chance),
             "participation_floor": lowest / np.maximum(chance, np.finfo(float).tiny),
         }
 
@@ -362,7 +362,7 @@ class TagCategoryAffinity(BaseEstimator):
         # A (tag, category) never seen together took part 0 times; an unknown tag has no evidence (lift 1).
         participation = np.array(found["participation"], dtype=float)
         unseen = np.isnan(participation)
-        participation[unseen] = self._participation(np.zeros(unseen.sum()), keys[unseen])
+        participation[unseen] = self._participation(np.zeros(unseen.sum()), self._chance_rows(keys[unseen]))
         # A table learned before the floor existed relates interests by the shrunk lift above 1, as it did then.
         floor_column = "participation_floor" if "participation_floor" in found else "participation"
         # A (tag, category) never seen together, or an unknown tag, is no evidence of relation.
