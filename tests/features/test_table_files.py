@@ -406,12 +406,16 @@ def test_an_amount_written_with_its_currency_is_refused_with_what_it_is_without_
     number". It is still refused (the currency is the seller's to check), now with the plain number when there is
     one; a word gets no hint."""
     path = tmp_path / "camps.csv"
-    rows = campaigns_rows(5)
+    rows = campaigns_rows(7)
     rows[0] |= {"price": "$39.99"}
     rows[1] |= {"price": "€ 12.99"}
     rows[2] |= {"price": "12.99 USD"}
     rows[3] |= {"budget": "$1,500"}
     rows[4] |= {"budget": "lots"}
+    # amazon.in lists prices as `₹999`, and Indian sheets write `Rs. 999` or `Rs 999` (a new-seller trial's
+    # `Rs. 1,299` got no hint where `₹999` did).
+    rows[5] |= {"price": "Rs. 999"}
+    rows[6] |= {"budget": "Rs 1,299"}
     write_csv(path, rows)
 
     result = read_table(path, "campaigns")
@@ -433,29 +437,11 @@ def test_an_amount_written_with_its_currency_is_refused_with_what_it_is_without_
         ),
         ("budget", f"got '$1,500'; {number} (a currency sign or code? amounts are plain numbers, such as 1299.00)"),
         ("budget", f"got 'lots'; {number}"),
-    ]
-
-
-def test_a_rupee_amount_written_rs_is_said_to_carry_its_currency(tmp_path):
-    """amazon.in lists prices as `₹999`, and Indian spreadsheets write `Rs. 999` or `Rs 999`: a new-seller trial's
-    `Rs. 1,299` got only "unable to parse string as a number", where `₹999` got the currency hint."""
-    path = tmp_path / "camps.csv"
-    rows = campaigns_rows(3)
-    rows[0] |= {"price": "Rs. 999"}
-    rows[1] |= {"price": "Rs 75"}
-    rows[2] |= {"budget": "Rs. 1,299"}
-    write_csv(path, rows)
-
-    result = read_table(path, "campaigns")
-
-    number = "input should be a valid number, unable to parse string as a number"
-    assert [(r.column, r.reason) for r in result.rejects] == [
         (
             "price",
             f"got 'Rs. 999'; {number} (a currency sign or code? write 999 for Rs. 999: amounts are plain numbers)",
         ),
-        ("price", f"got 'Rs 75'; {number} (a currency sign or code? write 75 for Rs 75: amounts are plain numbers)"),
-        ("budget", f"got 'Rs. 1,299'; {number} (a currency sign or code? amounts are plain numbers, such as 1299.00)"),
+        ("budget", f"got 'Rs 1,299'; {number} (a currency sign or code? amounts are plain numbers, such as 1299.00)"),
     ]
 
 
