@@ -185,7 +185,7 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
     )
     assert status == 200, reply
     silent = int(creators["audience_marketplaces"].map(lambda shares: not shares).sum())
-    assert reply["notes"] == [
+    assert reply["notes"][:2] == [
         f"campaign {record['campaign_id']}: field 'product_typ' is not in the campaigns table and was ignored; did you "
         "mean product_type?",
         f"marketplace GB of campaign {record['campaign_id']}: no creator states an audience there, so every creator "
@@ -193,6 +193,11 @@ def test_a_misspelt_optional_field_is_said_back_and_the_campaign_is_matched_with
         f"is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed (GB is not "
         "one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
     ]
+    # And that the ranker learned no price there (tests/matcher/test_matcher.py holds the line's wording).
+    assert len(reply["notes"]) == 3
+    assert reply["notes"][2].startswith(
+        f"marketplace GB of campaign {record['campaign_id']}: the ranker learned from no campaign sold there"
+    )
 
 
 def test_serve_on_loopback_answers_only_the_loopback_names(service):
@@ -242,12 +247,15 @@ def test_an_id_holding_a_line_break_is_one_line_in_the_log_and_the_notes(service
     )
     assert status == 200, reply
     silent = int(creators["audience_marketplaces"].map(lambda shares: not shares).sum())
-    assert reply["notes"] == [
+    assert reply["notes"][0] == (
         "marketplace GB of campaign c-77\\nserving creator-ranker/99: no creator states an audience there, so every "
         "creator who states an audience split has none of it in its marketplaces, under the minimum market share "
         f"(5%), and is left out: only creators who state no split ({silent} of the {len(creators)}) can be proposed "
-        "(GB is not one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)",
-    ]
+        "(GB is not one of the contract's marketplace codes, US CA MX UK DE FR IT ES JP AU; did you mean UK?)"
+    )
+    # The second note, that the ranker learned no price in GB, names the campaign escaped alike.
+    assert len(reply["notes"]) == 2
+    assert reply["notes"][1].startswith("marketplace GB of campaign c-77\\nserving creator-ranker/99: the ranker")
     lines = service_log.read_text().splitlines()
     assert not [line for line in lines if line.startswith("serving creator-ranker/99")]
     assert [line for line in lines if "marketplace GB of campaign c-77\\nserving creator-ranker/99: " in line]
@@ -576,7 +584,8 @@ def test_a_worker_process_warns_in_the_command_s_one_line(two_workers, world_dir
     _, url, log = two_workers
     status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="far-1", marketplaces=["GB"]))
     assert status == 200, reply
-    (note,) = reply["notes"]
+    notes = reply["notes"]  # no creator states an audience in GB, and the ranker learned no price there
+    assert len(notes) == 2
     lines = log.read_text().splitlines()  # written before the answer, as the other test's `kept-1` line is
-    assert [line for line in lines if "far-1" in line] == [f"creator-match: warning: {note}"]
+    assert [line for line in lines if "far-1" in line] == [f"creator-match: warning: {note}" for note in notes]
     assert not [line for line in lines if "match_many(" in line]  # the source line Python's format adds
