@@ -527,8 +527,9 @@ class Matcher:
         column, shares, stated = self.scorer.retrieval.audience
         unreached = _unreached_marketplaces(table.frame, column, stated, self.settings.min_market_share)
         ids = self.scorer.retrieval.creators["creator_id"]
-        unreached += _aliased_marketplaces(_campaigns_by_marketplace(table.frame), column, shares, ids)
-        unreached += _unpriced_marketplaces(table.frame, self._product_types)
+        by_marketplace = _campaigns_by_marketplace(table.frame)
+        unreached += _aliased_marketplaces(by_marketplace, column, shares, ids)
+        unreached += _unpriced_marketplaces(table.frame, by_marketplace, self._product_types)
         for note in unreached:
             warnings.warn(note, UserWarning, stacklevel=2)
         notes += unreached
@@ -721,7 +722,9 @@ def _aliased_marketplaces(
     return notes
 
 
-def _unpriced_marketplaces(campaigns: pd.DataFrame, product_types: ProductTypeModel | None) -> list[str]:
+def _unpriced_marketplaces(
+    campaigns: pd.DataFrame, by_marketplace: dict[str, str], product_types: ProductTypeModel | None
+) -> list[str]:
     """The line naming the run's marketplaces that none of the ranker's training campaigns was sold in, if any.
 
     Prices are compared only between campaigns sharing a marketplace (the contract names no currency; the
@@ -732,13 +735,14 @@ def _unpriced_marketplaces(campaigns: pd.DataFrame, product_types: ProductTypeMo
 
     Args:
         campaigns: the run's valid campaigns.
+        by_marketplace: their `_campaigns_by_marketplace`.
         product_types: the ranker's product-type model; None, or one that kept no marketplaces (registered before),
             says nothing.
     """
     known = None if product_types is None else product_types.marketplaces
     if not known:
         return []
-    new = sorted(set(_campaigns_by_marketplace(campaigns)) - set(known))
+    new = sorted(set(by_marketplace) - set(known))
     if not new:
         return []
     ids = [
