@@ -16,10 +16,11 @@ signals, the classifier's taken out of fold: how much each signal says differs f
 No signal is a word list: "set", "kit" or "pack" appear on both kinds of product.
 
 A price is only compared with prices in its currency. The contract has no currency column; a campaign's marketplaces
-are the closest it comes to one, so both price signals read a campaign's price only against campaigns sharing at
-least one of its marketplaces (`ProductTypeModel.past_prices`, `resolve_product_types`): a ranker fitted on a world
-priced like US dollars read every rupee price of a seller's campaigns in IN as dear, a 75-rupee eyebrow pencil
-included.
+are the closest it comes to one, so both price signals read a campaign's price only against campaigns sold in its
+price zone: the marketplaces whose prices in the same categories agree (`price_zones`; `ProductTypeModel.past_prices`,
+`resolve_product_types`). A ranker fitted on a world priced like US dollars read every rupee price of a seller's
+campaigns in IN as dear, a 75-rupee eyebrow pencil included; read by marketplace alone, a seller's US and CA
+campaigns, or a world that prices every marketplace alike, split into pools too small to place a price in.
 
 A brief is read with its category, as one vector (`features.embeddings.campaign_vectors`): the vector scoring reads
 too, so a request embeds its campaign once. Measured against the brief alone (benchmarks/product_type.py): real
@@ -28,6 +29,7 @@ titles 0.895 against 0.888; `auto` campaigns, seeds 0-3, 0.794 against 0.787 on 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -51,6 +53,7 @@ __all__ = [
     "kind_vectors",
     "price_reference",
     "price_table",
+    "price_zones",
     "reference_prices",
     "resolve_product_types",
 ]
@@ -171,6 +174,74 @@ def _marketplace_rows(marketplaces: Iterable[Iterable[str]]) -> dict[str, np.nda
     return {code: np.array([code in own for own in sets], bool) for code in sorted(set().union(*sets))}
 
 
+# How far apart (as a factor) two marketplaces' prices in the same categories may lie and still be read as one
+# currency. The contract's marketplaces price in USD, CAD, AUD, GBP and EUR, within 1.9 of each other, and in MXN and
+# JPY, 17 and 150 to the dollar; real amazon.in listings of one coarse category drawn from two independent scrapes
+# (tests/fixtures/real_titles*.csv, all in rupees) differ by 1.9 (sports) and 2.8 (electronics), and by 10.6 in
+# "home" (appliances in one, decor in the other), which stays apart: read apart, a price is read as without this.
+SAME_CURRENCY_FACTOR = 3.0
+# Campaigns on each side, over the categories both sell in, before two marketplaces' prices are compared at all.
+MIN_SHARED_PRICES = 3
+
+
+def price_zones(rows: pd.DataFrame, settled: Iterable[frozenset[str]] = ()) -> dict[str, frozenset[str]]:
+    """Marketplaces whose prices are read as one currency, per marketplace code of `rows`.
+
+    The contract names no currency. Two groups of marketplaces join when, over the categories both sell in, the
+    median of their per-category median prices' ratios lies within `SAME_CURRENCY_FACTOR` (each side with at least
+    `MIN_SHARED_PRICES` campaigns there): a seller's US and CA campaigns read together, its JP or IN ones apart. The
+    closest pair joins first, then the pairs are compared again.
+
+    Args:
+        rows: campaigns (category, price, marketplaces).
+        settled: groups decided before (the past's, `ProductTypeModel.price_zones_`): kept whole, and never joined
+            with each other, so that a run changes no zone its history decided; a marketplace outside them may
+            join one.
+    """
+    codes = [sorted(set(own)) for own in rows["marketplaces"]]
+    counts = [len(own) for own in codes]
+    exploded = pd.DataFrame(
+        {
+            "row": np.repeat(np.arange(len(rows)), counts),
+            "code": [code for own in codes for code in own],
+            "category": np.repeat(rows["category"].to_numpy(dtype=object), counts),
+            "log_price": np.repeat(np.log(rows["price"].to_numpy(float)), counts),
+        }
+    )
+    fixed = [frozenset(zone) for zone in settled]
+    seen = set().union(*fixed) if fixed else set()
+    groups = fixed + [frozenset([code]) for code in sorted(set(exploded["code"]) - seen)]
+    closed = [bool(zone & seen) for zone in groups]
+    while True:
+        best = None
+        for i, j in itertools.combinations(range(len(groups)), 2):
+            if closed[i] and closed[j]:
+                continue
+            gap = _log_price_gap(exploded, groups[i], groups[j])
+            if gap is not None and gap <= math.log(SAME_CURRENCY_FACTOR) and (best is None or gap < best[0]):
+                best = (gap, i, j)
+        if best is None:
+            break
+        _, i, j = best
+        groups[i], closed[i] = groups[i] | groups[j], closed[i] or closed[j]
+        del groups[j], closed[j]
+    return {code: zone for zone in groups for code in zone}
+
+
+def _log_price_gap(exploded: pd.DataFrame, one: frozenset[str], other: frozenset[str]) -> float | None:
+    """|median over shared categories of the difference of median log prices| of two groups of marketplaces;
+    None with fewer than MIN_SHARED_PRICES campaigns on a side in the categories they share."""
+    medians = []
+    for zone in (one, other):
+        # A campaign sold in several of a group's marketplaces is one price, counted once.
+        sold = exploded[exploded["code"].isin(zone)].drop_duplicates("row")
+        medians.append(sold.groupby("category")["log_price"].agg(["median", "size"]))
+    shared = medians[0].merge(medians[1], left_index=True, right_index=True, suffixes=("_one", "_other"))
+    if shared["size_one"].sum() < MIN_SHARED_PRICES or shared["size_other"].sum() < MIN_SHARED_PRICES:
+        return None
+    return abs(float(np.median(shared["median_one"] - shared["median_other"])))
+
+
 class ProductTypeModel(BaseEstimator):
     """What a seller's campaigns say about which of their products are non-standard.
 
@@ -237,11 +308,12 @@ class ProductTypeModel(BaseEstimator):
             raise ValueError(f"Got {len(vectors)} brief vectors for {len(campaigns)} campaigns; expected one each")
         self.prices_ = price_table(campaigns)
         # Each past campaign's price with where it was sold, so that a price is read only against those of
-        # campaigns sharing a marketplace with it (`past_prices`): the marketplace stands for the currency.
+        # campaigns of its price zone (`past_prices`, `price_zones`): the zone stands for the currency.
         self.price_rows_ = pd.DataFrame(
             {"category": campaigns["category"].to_numpy(dtype=object), "price": campaigns["price"].to_numpy(float)}
         )
         self.price_marketplaces_ = _marketplace_rows(campaigns["marketplaces"])
+        self.price_zones_ = price_zones(campaigns)
         declared = campaigns["product_type"].isin(PRODUCT_TYPES).to_numpy()
         labels = campaigns["product_type"].to_numpy()[declared] == "non_standard"
         counts = (int(labels.sum()), int((~labels).sum()))
@@ -281,7 +353,16 @@ class ProductTypeModel(BaseEstimator):
             LogisticRegression(C=self.C, max_iter=1000), vectors[declared], labels, cv=folds, method="decision_function"
         )
         rows = campaigns[declared]
-        signals = self._signals(rows, vectors[declared], descriptions, self.prices_, own[declared])
+        # Each declared campaign's price read as a run's would be: against the past campaigns in its zone.
+        parts, order = [], []
+        for positions, _, codes in _zone_groups(rows, np.arange(len(rows)), self.price_zones_):
+            part = rows.iloc[positions]
+            prices = self.past_prices(codes)
+            parts.append(
+                self._signals(part, vectors[declared][positions], descriptions, prices, own[declared][positions])
+            )
+            order.append(positions)
+        signals = pd.concat(parts).iloc[np.argsort(np.concatenate(order), kind="stable")]
         signals["classifier"] = np.clip(unseen, -4.0, 4.0)
         # A campaign's own declaration is left out of its category's count, as the classifier's scores are.
         signals["category_kinds"] = self._category_evidence(rows, np.where(labels, 1, -1))
@@ -321,6 +402,11 @@ class ProductTypeModel(BaseEstimator):
             state = {"zero_shot_typical_": 0.0} | state
             # Pickled before prices were read by marketplace: against all of them, as then (`past_prices`).
             state = {"price_rows_": None, "price_marketplaces_": None} | state
+            # Pickled before marketplaces whose prices agree were read together: each marketplace apart, as then.
+            if state["price_marketplaces_"] is not None:
+                state = {"price_zones_": {code: frozenset([code]) for code in state["price_marketplaces_"]}} | state
+            else:
+                state = {"price_zones_": None} | state
         super().__setstate__(state)
 
     def past_prices(self, marketplaces: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -333,6 +419,23 @@ class ProductTypeModel(BaseEstimator):
         for code in set(marketplaces):
             sold |= self.price_marketplaces_.get(code, False)
         return price_table(self.price_rows_[sold])
+
+    def run_price_zones(self, campaigns: pd.DataFrame) -> dict[str, frozenset[str]] | None:
+        """`price_zones` of a run's campaigns beside the past: the past's zones as they are, a marketplace the past
+        never sold in joining one where its prices agree; None for a model pickled before marketplaces were kept."""
+        check_is_fitted(self, "prices_")
+        if self.price_zones_ is None:
+            return None
+        if set().union(*map(set, campaigns["marketplaces"])) <= set(self.price_zones_):
+            return self.price_zones_
+        codes = sorted(self.price_marketplaces_)
+        past = self.price_rows_.assign(
+            marketplaces=[
+                [code for code in codes if self.price_marketplaces_[code][row]] for row in range(len(self.price_rows_))
+            ]
+        )
+        joined = pd.concat([past, campaigns[["category", "price", "marketplaces"]]], ignore_index=True)
+        return price_zones(joined, set(self.price_zones_.values()))
 
     @property
     def marketplaces(self) -> list[str] | None:
@@ -561,11 +664,11 @@ def resolve_product_types(
     `product_type_reason`.
 
     A declared type wins. For `auto`, the evidence of `model` (fitted on past campaigns; None: no past) is
-    added up. A price is read only against campaigns sharing at least one of its campaign's marketplaces (their
-    prices taken for one currency): the past campaigns' where there are enough of them (`reference_prices`), so
-    such a campaign resolves the same alone as in any batch; in a category with too few past prices, or with no
-    history there, this batch's prices in those marketplaces join them as the range. A model pickled before
-    marketplaces were kept reads every price against all of them, as it did.
+    added up. A price is read only against campaigns sold in its campaign's price zones (`price_zones`; the past's
+    zones as fitted, a marketplace new to it joining one where its prices agree): the past campaigns' where there
+    are enough of them (`reference_prices`), so such a campaign resolves the same alone as in any batch; in a
+    category with too few past prices, or with no history there, this batch's prices in those zones join them as
+    the range. A model pickled before marketplaces were kept reads every price against all of them, as it did.
 
     Args:
         campaigns: campaign rows.
@@ -590,7 +693,7 @@ def resolve_product_types(
         parts, order, log_odds = [], [], np.zeros(len(auto))
         reference = np.empty(len(auto), dtype=object)
         enough = here.min_category_prices
-        for positions, sharing, codes in _marketplace_groups(campaigns, auto, here.marketplaces is not None):
+        for positions, sharing, codes in _zone_groups(campaigns, auto, here.run_price_zones(campaigns)):
             past = here.past_prices(codes)
             prices, level = reference_prices(campaigns[sharing], past, enough)
             reference[positions] = price_reference(past, enough, codes)
@@ -615,20 +718,21 @@ def resolve_product_types(
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)
 
 
-def _marketplace_groups(
-    campaigns: pd.DataFrame, auto: np.ndarray, by_marketplace: bool
+def _zone_groups(
+    campaigns: pd.DataFrame, chosen: np.ndarray, zones: dict[str, frozenset[str]] | None
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[str] | None]]:
-    """The `auto` campaigns (rows `auto` of `campaigns`) by their set of marketplaces: each group's positions among
-    them, which of `campaigns` share a marketplace with it (whose prices may place theirs), and its marketplaces,
-    sorted. Without `by_marketplace` (a model pickled before), one group, every campaign sharing, no marketplaces.
-    """
-    if not by_marketplace:
-        yield np.arange(len(auto)), np.ones(len(campaigns), bool), None
+    """The `chosen` rows of `campaigns` by the price zones (`price_zones`) of their marketplaces: each group's
+    positions among them, which of `campaigns` share a zone with it (whose prices may place theirs), and the zones'
+    marketplaces, sorted. With no `zones` (a model pickled before), one group, every campaign sharing, no
+    marketplaces."""
+    if zones is None:
+        yield np.arange(len(chosen)), np.ones(len(campaigns), bool), None
         return
     sold = [frozenset(codes) for codes in campaigns["marketplaces"]]
     groups: dict[frozenset[str], list[int]] = {}
-    for position, row in enumerate(auto):
-        groups.setdefault(sold[row], []).append(position)
+    for position, row in enumerate(chosen):
+        key = frozenset().union(*(zones.get(code, frozenset([code])) for code in sold[row]))
+        groups.setdefault(key, []).append(position)
     for codes, positions in groups.items():
         sharing = np.array([not codes.isdisjoint(own) for own in sold], bool)
         yield np.array(positions), sharing, sorted(codes)

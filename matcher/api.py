@@ -725,13 +725,15 @@ def _aliased_marketplaces(
 def _unpriced_marketplaces(
     campaigns: pd.DataFrame, by_marketplace: dict[str, str], product_types: ProductTypeModel | None
 ) -> list[str]:
-    """The line naming the run's marketplaces that none of the ranker's training campaigns was sold in, if any.
+    """The line naming the run's marketplaces whose prices the ranker's training campaigns do not place, if any:
+    none of them was sold there, nor in a marketplace whose prices agree with the run's there (one price zone).
 
-    Prices are compared only between campaigns sharing a marketplace (the contract names no currency; the
-    marketplace stands for it), so an `auto` campaign sold only there has its price placed among this run's
-    campaigns there alone (`features.product_type.resolve_product_types`); the ranker's own `log_price` was learned
-    from the prices of its training campaigns, in their currencies. A new-user trial's campaigns in IN, priced in
-    rupees, were all read as dear against a ranker trained on dollar prices, without a word.
+    Prices are compared only within a price zone (the contract names no currency; marketplaces whose prices agree
+    stand for one, `features.product_type.price_zones`), so an `auto` campaign sold only in such a marketplace has
+    its price placed among this run's campaigns there alone (`features.product_type.resolve_product_types`); the
+    ranker's own `log_price` was learned from the prices of its training campaigns, in their currencies. A new-user
+    trial's campaigns in IN, priced in rupees, were all read as dear against a ranker trained on dollar prices,
+    without a word.
 
     Args:
         campaigns: the run's valid campaigns.
@@ -742,7 +744,8 @@ def _unpriced_marketplaces(
     known = None if product_types is None else product_types.marketplaces
     if not known:
         return []
-    new = sorted(set(by_marketplace) - set(known))
+    zones = product_types.run_price_zones(campaigns)
+    new = sorted(code for code in by_marketplace if zones.get(code, frozenset([code])).isdisjoint(known))
     if not new:
         return []
     ids = [

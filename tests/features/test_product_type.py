@@ -12,12 +12,13 @@ from features.product_type import (
     ProductTypeModel,
     content_conversion_lift,
     kind_vectors,
+    price_zones,
     reference_prices,
     resolve_product_types,
 )
 from simulation import WORLDS
 from simulation.world import simulate
-from tests.real_fixtures import campaigns_from_titles, held_out, real_titles
+from tests.real_fixtures import REAL_FIXTURES, campaigns_from_titles, held_out, real_titles
 
 
 def test_declared_types_win_and_auto_gets_a_probability_and_a_reason(embedder):
@@ -260,14 +261,12 @@ def test_a_reason_reads_the_brief_against_the_past_briefs_not_the_sign_of_its_cl
     new = world.new_campaigns.assign(product_type="auto")
     new_vectors = campaign_vectors(embedder, new)
     out = resolve_product_types(new, embedder, model, new_vectors)
-    # Read against the past campaigns sold in US, and the run's sharing US, for the campaigns sold in US alone.
-    us = new["marketplaces"].map(lambda codes: list(codes) == ["US"]).to_numpy()
-    sharing = new["marketplaces"].map(lambda codes: "US" in codes).to_numpy()
-    prices = reference_prices(new[sharing], model.past_prices(["US"]), 5)
-    evidence = model.evidence(new[us], new_vectors[us], descriptions, *prices)
-    assert us.sum() >= 5
+    # The world prices every marketplace alike, so they are one zone: each campaign is read against all the past.
+    assert set(model.run_price_zones(new).values()) == {frozenset(model.marketplaces)}
+    prices = reference_prices(new, model.past_prices(model.marketplaces), 5)
+    evidence = model.evidence(new, new_vectors, descriptions, *prices)
     np.testing.assert_array_equal(
-        out.loc[us, "product_type_probability"], 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
+        out["product_type_probability"], 1.0 / (1.0 + np.exp(-evidence.sum(axis=1).to_numpy()))
     )
     simple = new["brief"].str.contains("Simple, durable and priced to move")
     assert simple.sum() >= 3
@@ -352,11 +351,62 @@ def test_a_run_reads_each_marketplaces_prices_apart(embedder):
     assert "priced high among the products the ranker learned from sold in IN or US" in reason.iloc[-1]
 
 
+def test_marketplaces_whose_prices_agree_are_read_as_one_currency():
+    """The three real fixtures' amazon.in listings, all in rupees but scraped apart (their "home" is appliances in
+    one and decor in another), each taken as a marketplace of its own: their prices in the categories they share
+    agree within the factor, so they are one zone; the same listings in dollars (at 83 rupees) stay apart from the
+    rupee ones; zones decided before (a ranker's past) are kept whole and never joined with each other."""
+    runs = [fixture.campaigns(fixture.titles(), "auto") for fixture in REAL_FIXTURES]
+    rupees = pd.concat(
+        [run.assign(marketplaces=[[code]] * len(run)) for run, code in zip(runs, ("IN", "AE", "SG"), strict=True)],
+        ignore_index=True,
+    )
+    assert set(price_zones(rupees).values()) == {frozenset({"IN", "AE", "SG"})}
+    dollars = runs[1].assign(marketplaces=[["US"]] * len(runs[1]), price=runs[1]["price"] / 83)
+    both = pd.concat([rupees, dollars], ignore_index=True)
+    assert set(price_zones(both).values()) == {frozenset({"IN", "AE", "SG"}), frozenset({"US"})}
+    settled = [frozenset({"IN"}), frozenset({"SG"})]
+    assert set(price_zones(rupees, settled).values()) == {frozenset({"IN"}), frozenset({"SG", "AE"})}
+
+
+def test_a_marketplace_new_to_the_past_joins_the_zone_its_prices_agree_with(embedder):
+    """A seller's campaigns in CA, a marketplace the ranker's past never sold in, priced in dollars like its US
+    past: read against that past (the same prices in IN, in rupees, are read only among themselves)."""
+    model = _fitted_on_us_dollars(embedder)
+    rupees = _rupee_campaigns()
+    canada = rupees.assign(marketplaces=[["CA"]] * len(rupees), price=rupees["price"] / 83)
+    assert model.run_price_zones(canada)["CA"] == frozenset({"CA", "US"})
+    assert model.price_zones_ == {"US": frozenset({"US"})}
+    out = resolve_product_types(canada, embedder, model)
+    priced = out["product_type_reason"].str.contains("priced (?:high|low) among")
+    assert priced.any()
+    assert (
+        out.loc[priced, "product_type_reason"]
+        .str.contains("the products the ranker learned from sold in CA or US")
+        .all()
+    )
+
+
+def test_a_model_pickled_before_zones_reads_its_past_marketplaces_apart(embedder):
+    """A ranker registered before marketplaces whose prices agree were read together keeps its past marketplaces
+    apart, as it read them: its US and CA campaigns, priced alike, are one zone only for a model fitted now."""
+    past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
+    past = past.assign(marketplaces=[["US"], ["CA"]] * (len(past) // 2))
+    model = ProductTypeModel().fit(past, campaign_vectors(embedder, past), None, kind_vectors(embedder))
+    assert model.price_zones_ == {"CA": frozenset({"CA", "US"}), "US": frozenset({"CA", "US"})}
+    del model.price_zones_
+    old = pickle.loads(pickle.dumps(model))
+    assert old.price_zones_ == {"CA": frozenset({"CA"}), "US": frozenset({"US"})}
+    dear = _rupee_campaigns().nlargest(1, "price").assign(marketplaces=[["US"]])
+    reason = resolve_product_types(dear, embedder, old)["product_type_reason"].iloc[0]
+    assert "priced high among the products the ranker learned from sold in US" in reason, reason
+
+
 def test_a_model_pickled_before_marketplaces_reads_prices_as_it_did(embedder):
     """A ranker registered before prices were read by marketplace reads them against all its past campaigns and
     all of the run's, as it did then, and its reasons name no marketplace."""
     model = _fitted_on_us_dollars(embedder)
-    for name in ("price_rows_", "price_marketplaces_"):
+    for name in ("price_rows_", "price_marketplaces_", "price_zones_"):
         delattr(model, name)
     old = pickle.loads(pickle.dumps(model))
     out = resolve_product_types(_rupee_campaigns(), embedder, old)
