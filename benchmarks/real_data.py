@@ -6,13 +6,17 @@ default, `--cold-worlds`: in one world a single creator can carry most of the or
     .venv/bin/python -m benchmarks.real_data --quick      # the real fixtures only (no history-free simulated world)
     .venv/bin/python -m benchmarks.real_data --world alt  # both simulated worlds from the second generator
     .venv/bin/python -m benchmarks.real_data --members 3 --max-features 0.5  # the ranker with averaged heads
+    .venv/bin/python -m benchmarks.real_data --quick --seeds 0,1,2  # a ranker per training seed, then their means
 
 Run as a module from the repository's root: it reads the fixtures through `tests.real_fixtures`. The real
 fixtures are three pairs: tests/fixtures/real_creators.csv with real_titles.csv (figures `real_...`),
 real_creators_2.csv with real_titles_2.csv (figures `real2_...`) and real_creators_3.csv with real_titles_3.csv
 (figures `real3_...`, a pair built after the rules were tuned on the other two); sources and relevance rules in their
 headers.
-The last line printed is a JSON object of named figures.
+One training seed's figures say little (the third pair's ranking moves from 0.306 to 0.750 with it on `main`):
+`--seeds 0,1,2` trains a ranker per seed (`--seed N` is one), prints each seed's lines and then their means.
+The last line printed is a JSON object of named figures: the seeds' means under the figures' names (with one seed,
+its figures), `"seeds"`, and each seed's own under `"per_seed"`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ from training.registry import load_ranker
 from training.train import train
 
 RANKING = pure_ranking(10)
+# Each ratio figure and the figures it divides, matched within a name: `real2_ranking_to_similarity` divides
+# `real2_ranking_precision_at_10`, `cold_world_ratio_to_followers_seed_101` divides `..._oracle_share_seed_101`.
+RATIOS = {
+    "ranking_to_similarity": ("ranking_precision_at_10", "similarity_precision_at_10"),
+    "slate_alone_to_similarity": ("slate_precision_at_10_alone", "similarity_precision_at_10"),
+    "cold_world_ratio_to_followers": ("cold_world_model_oracle_share", "cold_world_followers_oracle_share"),
+}
 
 
 def threshold_evidence(
@@ -162,11 +173,23 @@ def history_free_world(
     }
 
 
-def report_line(figures: dict[str, float], key: str) -> str:
-    """The one-line summary of a real fixture's figures."""
+def mean_figures(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Every figure all runs report, averaged; a ratio is that of the averaged figures, not the mean of the runs'
+    ratios (a run with a small denominator would weigh the most)."""
+    means = {name: float(np.mean([run[name] for run in runs])) for name in runs[0] if all(name in r for r in runs)}
+    for name in means:
+        for ratio, (top, bottom) in RATIOS.items():
+            if ratio in name:
+                denominator = means[name.replace(ratio, bottom)]
+                means[name] = means[name.replace(ratio, top)] / denominator if denominator > 0 else float("nan")
+    return means
+
+
+def report_line(figures: dict[str, float], key: str, label: str) -> str:
+    """The one-line summary of a real fixture's figures, `label` naming the run (a seed, or a mean of seeds)."""
     f = {name.removeprefix(f"{key}_"): value for name, value in figures.items() if name.startswith(f"{key}_")}
     return (
-        f"{key} fixture: precision@10 ranking {f['ranking_precision_at_10']:.3f}, slates "
+        f"{key} fixture ({label}): precision@10 ranking {f['ranking_precision_at_10']:.3f}, slates "
         f"{f['slate_precision_at_10_alone']:.3f} one at a time and {f['slate_precision_at_10']:.3f} all at once, raw "
         f"similarity {f['similarity_precision_at_10']:.3f} (ranking {f['ranking_to_similarity']:.2f}x) over "
         f"{f['judged_campaigns']:.0f} titles; slates below the policy minimum: {f['slates_below_minimum_alone']:.0f} "
@@ -176,9 +199,64 @@ def report_line(figures: dict[str, float], key: str) -> str:
     )
 
 
+def cold_world_line(figures: dict[str, float], label: str) -> str:
+    """The one-line summary of one history-free world's figures or of their mean."""
+    return (
+        f"{label}: oracle share {figures['cold_world_model_oracle_share']:.3f} vs followers "
+        f"{figures['cold_world_followers_oracle_share']:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x)"
+    )
+
+
+def seed_figures(args: argparse.Namespace, embedder: Embedder, seed: int, work: Path) -> dict[str, float]:
+    """A ranker trained on the world of `seed`: its figures on the real fixtures and (unless `--quick`) on the
+    history-free worlds of seeds `seed + 100` on, printing a line per fixture and world."""
+    data = work / "train-world"
+    write_world(WORLDS[args.world](n_creators=args.creators, n_campaigns=args.campaigns, seed=seed), data)
+    untrained = CreatorRanker(max_features=args.max_features, n_members=args.members)
+    ranker = load_ranker(train(data, embedder=embedder, ranker=untrained).model_uri)
+    figures = {}
+    for fixture in REAL_FIXTURES:
+        figures |= real_fixture(embedder, ranker, fixture)
+        print(report_line(figures, fixture.key, f"seed {seed}"))
+    if args.quick:
+        return figures
+    # Several worlds: in one, a single creator can carry most of the oracle's sales (seed 100 of `main`:
+    # followers only 0.69 of the oracle, against 0.23 and 0.16 on seeds 101 and 102).
+    per_world = []
+    for cold_seed in range(seed + 100, seed + 100 + args.cold_worlds):
+        cold = history_free_world(embedder, ranker, work, cold_seed, args.creators, args.world)
+        per_world.append(cold)
+        figures |= {f"{name}_seed_{cold_seed}": value for name, value in cold.items()}
+        print(cold_world_line(cold, f"history-free world (seed {cold_seed})"))
+    figures |= mean_figures(per_world)
+    print(cold_world_line(figures, f"history-free worlds of training seed {seed}, mean of {args.cold_worlds}"))
+    return figures
+
+
+def seed_list(text: str) -> list[int]:
+    """`--seeds 0,1,2`: distinct training seeds."""
+    seeds = [int(part) for part in text.split(",")]
+    if len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed repeats in --seeds {text!r}")
+    return seeds
+
+
+def rounded(figures: dict[str, float]) -> dict[str, float]:
+    """Figures to 4 decimals, as the JSON line prints them."""
+    return {name: round(value, 4) for name, value in figures.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="the training world's seed (the cold worlds' from +100)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=[0],
+        metavar="N,N,...",
+        help="training worlds' seeds, comma-separated (the cold worlds' from +100)",
+    )
+    seeds.add_argument("--seed", type=seed_list, dest="seeds", metavar="N", help="one training seed (as --seeds N)")
     parser.add_argument("--creators", type=int, default=1000)
     parser.add_argument("--campaigns", type=int, default=200)
     parser.add_argument("--quick", action="store_true")
@@ -194,44 +272,22 @@ def main() -> None:
     embedder = Embedder()
     embedder.show_progress = False
     start = time.perf_counter()
+    per_seed = {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        data = work / "train-world"
-        write_world(WORLDS[args.world](n_creators=args.creators, n_campaigns=args.campaigns, seed=args.seed), data)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
-        untrained = CreatorRanker(max_features=args.max_features, n_members=args.members)
-        ranker = load_ranker(train(data, embedder=embedder, ranker=untrained).model_uri)
-        figures = {}
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        for seed in args.seeds:
+            per_seed[seed] = seed_figures(args, embedder, seed, Path(tmp) / f"seed-{seed}")
+    figures = mean_figures(list(per_seed.values()))
+    if len(per_seed) > 1:
+        label = f"mean of {len(per_seed)} seeds"
         for fixture in REAL_FIXTURES:
-            figures |= real_fixture(embedder, ranker, fixture)
-            print(report_line(figures, fixture.key))
+            print(report_line(figures, fixture.key, label))
         if not args.quick:
-            # Several worlds: in one, a single creator can carry most of the oracle's sales (seed 100 of `main`:
-            # followers only 0.69 of the oracle, against 0.23 and 0.16 on seeds 101 and 102).
-            per_world = []
-            for seed in range(args.seed + 100, args.seed + 100 + args.cold_worlds):
-                cold = history_free_world(embedder, ranker, work, seed, args.creators, args.world)
-                per_world.append(cold)
-                figures |= {f"{name}_seed_{seed}": value for name, value in cold.items()}
-                print(
-                    f"history-free world (seed {seed}): oracle share {cold['cold_world_model_oracle_share']:.3f} vs "
-                    f"followers {cold['cold_world_followers_oracle_share']:.3f} "
-                    f"({cold['cold_world_ratio_to_followers']:.2f}x)"
-                )
-            model = float(np.mean([c["cold_world_model_oracle_share"] for c in per_world]))
-            followers = float(np.mean([c["cold_world_followers_oracle_share"] for c in per_world]))
-            figures |= {
-                "cold_world_model_oracle_share": model,
-                "cold_world_followers_oracle_share": followers,
-                "cold_world_ratio_to_followers": model / followers if followers > 0 else float("nan"),
-            }
-            print(
-                f"history-free worlds, mean of {args.cold_worlds}: oracle share {model:.3f} vs followers "
-                f"{followers:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x)"
-            )
+            print(cold_world_line(figures, f"history-free worlds, {label}"))
     figures |= {"ranker_members": args.members, "ranker_max_features": args.max_features}
     figures["seconds"] = time.perf_counter() - start
-    print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
+    per_seed_rounded = {str(seed): rounded(values) for seed, values in per_seed.items()}
+    print(json.dumps(rounded(figures) | {"seeds": args.seeds, "per_seed": per_seed_rounded}))
 
 
 if __name__ == "__main__":
