@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
 from features.tables import InputError, Reject, write_rejects
+from features.threads import openmp_threads
 from training.dataset import (
     DEFAULT_WINDOW,
     build_with_holdout,
@@ -87,7 +89,7 @@ from training.review import (
 )
 from training.selection import DEFAULT_SELECTION_POWER, effective_share, row_weights
 
-__all__ = ["REGISTRATION_TAG", "TrainResult", "train"]
+__all__ = ["REGISTRATION_TAG", "TrainResult", "train", "training_threads"]
 
 # The run tag that says how registering its model went: `pending`, `<name> version <v>` or `incomplete: <why>`.
 REGISTRATION_TAG = "registration"
@@ -141,6 +143,20 @@ def _check_attribution(tables, data_dir: str | Path, attribution: str, window: d
         )
 
 
+def training_threads(threads: int | None) -> int | None:
+    """The OpenMP threads `train` fits on: `threads` where given; else None (OpenMP's own setting) where
+    `OMP_NUM_THREADS` is set, else 1.
+
+    A fit is dozens of boosters of a few thousand small OpenMP regions each; a team of threads waits at every region
+    for its last thread to get a core, so on a machine shared with other work `train` ran 4.5 to 5.6 times slower on
+    every core than on one, while on an idle one two threads gained about a tenth (docs/measurements.md, "Training
+    beside other work"); its printed metrics were the same to the digit on one thread and on two).
+    """
+    if threads is not None:
+        return threads
+    return None if os.environ.get("OMP_NUM_THREADS") else 1
+
+
 def train(
     data_dir: str | Path,
     model_name: str = DEFAULT_MODEL_NAME,
@@ -153,6 +169,7 @@ def train(
     holdout: float = HOLDOUT,
     selection_power: float = DEFAULT_SELECTION_POWER,
     rejects_read: Callable[[list[Reject]], None] | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Trains on DIR/creators, DIR/campaigns, DIR/performance; logs the run and registers a version.
 
@@ -167,6 +184,8 @@ def train(
     past pairs toward the creators a match would have scored for their campaigns (`training.selection`; 0: alike).
     `rejects_read` is given the tables' rejected rows, if any, as soon as the tables are read and checked, before
     any training (the command names them then: training takes minutes, and may fail); they are also returned.
+    `threads` is the OpenMP threads of the fits and the review's predictions; None: `OMP_NUM_THREADS` where it is
+    set, else 1 (`training_threads`).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -176,6 +195,9 @@ def train(
         raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
     if not 0 <= selection_power <= 1:
         raise ValueError(f"Got selection_power={selection_power}; expected a value in [0, 1]")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"Got threads={threads!r}; expected a whole number of at least 1, or None")
+    limit = training_threads(threads)
     # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
     tables = read_training_tables(data_dir)
     settled_training_rows(tables, as_of)
@@ -192,46 +214,47 @@ def train(
     # The held-out fit learns from features built without the held-out campaigns' outcomes: built on every row,
     # they leaked into its training rows through the priors, affinity and context models.
     # The cold-start check's, likewise, without any row of the creators it holds out: their past spoke for them.
-    data, held_out_data, cold_data = build_with_holdout(
-        tables, embedder, as_of, attribution, window, selection_power, holdout
-    )
-    ranker = CreatorRanker() if ranker is None else ranker
-    # No held-out data: every campaign is held out (there is a single one), and nothing is fitted on the split.
-    train_pairs, test_pairs = time_split((held_out_data or data).pairs, holdout)
-    test_pairs = _priced(test_pairs, tables.campaigns)
-    metrics: dict[str, float] = {
-        "n_pairs": float(len(data.pairs)),
-        "n_train_pairs": float(len(train_pairs)),
-        "n_test_pairs": float(len(test_pairs)),
-        "n_campaigns": float(data.pairs["campaign_id"].nunique()),
-        "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
-        "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),
-    }
-    held_out = champion_ranker = why_unfair = orders_interval = cold = None
-    champion_pairs = test_pairs.iloc[0:0]
-    if len(train_pairs) and len(test_pairs):
-        held_out = clone(ranker).fit(train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs))
-        metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
-        orders_interval, checked = fit_with_check(campaign_orders(held_out, test_pairs))
-        metrics |= checked
-        if cold_data is not None:
-            cold_train, cold_test = time_split(cold_data.pairs, holdout)
-            cold = cold_scores(ranker, cold_train, _priced(cold_test, tables.campaigns))
-            metrics |= cold_metrics(cold)
-        if champion is not None:
-            champion_ranker, champion_pairs, why_unfair = champion_on_unseen(
-                model_name, champion, test_pairs, rule_of(attribution, window_hours(window))
-            )
-            theirs = None if champion_ranker is None else champion_ranker.predict(champion_pairs)
-            metrics |= champion_metrics(theirs, champion_pairs)
-            if theirs is not None:  # this version's held-out fit, on the very campaigns the champion is
-                ours = held_out.predict(champion_pairs)
-                metrics |= challenger_metrics(ours, champion_pairs)
-                price = champion_pairs["price"].to_numpy()
-                sales = expected_sales(ours, price), expected_sales(theirs, price)
-                metrics |= difference_metrics(*sales, champion_pairs)
-    final = clone(ranker).fit(data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs))
-    _warn_if_flat(final, data.pairs)
+    with openmp_threads(limit):
+        data, held_out_data, cold_data = build_with_holdout(
+            tables, embedder, as_of, attribution, window, selection_power, holdout
+        )
+        ranker = CreatorRanker() if ranker is None else ranker
+        # No held-out data: every campaign is held out (there is a single one), and nothing is fitted on the split.
+        train_pairs, test_pairs = time_split((held_out_data or data).pairs, holdout)
+        test_pairs = _priced(test_pairs, tables.campaigns)
+        metrics: dict[str, float] = {
+            "n_pairs": float(len(data.pairs)),
+            "n_train_pairs": float(len(train_pairs)),
+            "n_test_pairs": float(len(test_pairs)),
+            "n_campaigns": float(data.pairs["campaign_id"].nunique()),
+            "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
+            "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),
+        }
+        held_out = champion_ranker = why_unfair = orders_interval = cold = None
+        champion_pairs = test_pairs.iloc[0:0]
+        if len(train_pairs) and len(test_pairs):
+            held_out = clone(ranker).fit(train_pairs[FEATURES], train_pairs[OUTCOMES], row_weights(train_pairs))
+            metrics |= evaluate_ranking(held_out, test_pairs, test_pairs["price"].to_numpy())
+            orders_interval, checked = fit_with_check(campaign_orders(held_out, test_pairs))
+            metrics |= checked
+            if cold_data is not None:
+                cold_train, cold_test = time_split(cold_data.pairs, holdout)
+                cold = cold_scores(ranker, cold_train, _priced(cold_test, tables.campaigns))
+                metrics |= cold_metrics(cold)
+            if champion is not None:
+                champion_ranker, champion_pairs, why_unfair = champion_on_unseen(
+                    model_name, champion, test_pairs, rule_of(attribution, window_hours(window))
+                )
+                theirs = None if champion_ranker is None else champion_ranker.predict(champion_pairs)
+                metrics |= champion_metrics(theirs, champion_pairs)
+                if theirs is not None:  # this version's held-out fit, on the very campaigns the champion is
+                    ours = held_out.predict(champion_pairs)
+                    metrics |= challenger_metrics(ours, champion_pairs)
+                    price = champion_pairs["price"].to_numpy()
+                    sales = expected_sales(ours, price), expected_sales(theirs, price)
+                    metrics |= difference_metrics(*sales, champion_pairs)
+        final = clone(ranker).fit(data.pairs[FEATURES], data.pairs[OUTCOMES], row_weights(data.pairs))
+        _warn_if_flat(final, data.pairs)
     python_model = RankerModel(
         final, data.model, embedder.model, embedder.dimension, embedder.backend, orders_interval=orders_interval
     )
@@ -256,6 +279,7 @@ def train(
     with (
         mlflow.start_run(run_name=f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}") as run,
         tempfile.TemporaryDirectory() as tmp,
+        openmp_threads(limit),
     ):
         mlflow.log_params({f"ranker.{k}": v for k, v in ranker.get_params().items()})
         mlflow.log_params(

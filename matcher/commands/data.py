@@ -101,6 +101,14 @@ def train(
             "simulated worlds 0.5 moved single seeds both ways (docs/measurements.md); default 0",
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="OpenMP threads of the fits; default: OMP_NUM_THREADS where set, else 1 (every core ran 4.5 to 5.6x "
+            "slower beside other work, about a tenth faster on an idle machine: docs/measurements.md)",
+        ),
+    ] = None,
 ) -> None:
     """Train the ranker on settled history, log the run to MLflow and register a version."""
     from features.embeddings import Embedder
@@ -127,6 +135,7 @@ def train(
         **({} if selection_power is None else {"selection_power": selection_power}),
         # Named as soon as the tables are read and checked: training takes minutes, and may fail.
         rejects_read=report_rejects,
+        threads=threads,
     )
     typer.echo(summarize(result))
     if result.rejects:

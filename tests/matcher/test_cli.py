@@ -310,6 +310,10 @@ def test_rejected_rows_are_named_once_as_soon_as_the_tables_are_read_before_the_
             ["train", "--data", "no-such-dir", "--max-features", "1.5"],
             "Invalid value for '--max-features': Input should be less than or equal to 1 (got '1.5')",
         ),
+        (
+            ["train", "--data", "no-such-dir", "--threads", "0"],
+            "Invalid value for '--threads': Input should be greater than or equal to 1 (got '0')",
+        ),
         (["match", "--bogus"], "No such option"),
         (["promote", "--model-name", "creator-ranker", "--version", "99"], "cannot promote"),
         # MLflow's own "Parameter 'version' must be an integer" was passed on.

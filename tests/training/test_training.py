@@ -24,6 +24,7 @@ from sklearn.metrics import ndcg_score
 
 from features.contract import SETTLEMENT_DAYS
 from features.pairwise import FEATURES, OPTIONAL_FEATURES
+from features.threads import openmp_threads
 from training.dataset import build_training_data, data_fingerprint, read_training_tables, settled_training_rows
 from training.evaluate import cold_metrics, ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
 from training.promotion import HELD_OUT_PREDICTED, HELD_OUT_SCORE
@@ -540,3 +541,26 @@ def test_train_on_a_few_dozen_pairs_warns_that_the_ranker_learned_nothing(world_
         "rows on each side), so a match gives all of a campaign's candidates the same expected sales and cannot "
         "tell them apart; train again once more campaigns have settled"
     ]
+
+
+def test_a_ranker_fitted_on_two_threads_is_the_one_fitted_on_one(training_data):
+    """`train` fits on one OpenMP thread unless told otherwise (every core ran 4.5 to 5.6 times slower beside other
+    work: docs/measurements.md): the threads change how fast a ranker is fitted, not the ranker."""
+    pairs = training_data.pairs
+    predicted = []
+    for threads in (1, 2):
+        with openmp_threads(threads):
+            ranker = CreatorRanker(max_iter=30).fit(pairs[FEATURES], pairs[OUTCOMES])
+        predicted.append(ranker.predict(pairs[FEATURES]))
+    pd.testing.assert_frame_equal(*predicted, check_exact=True)
+
+
+def test_train_fits_on_one_thread_unless_told_otherwise(world_dir, monkeypatch):
+    from training.train import train, training_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert (training_threads(None), training_threads(2)) == (1, 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # OpenMP's own setting, where the user made one, stands
+    assert training_threads(None) is None
+    with pytest.raises(ValueError, match=r"^Got threads=0; expected a whole number of at least 1, or None$"):
+        train(world_dir, threads=0)
