@@ -391,6 +391,7 @@ class Matcher:
 
         Raises:
             CampaignRejected: a campaigns DataFrame has an invalid row (the first is named; `rejects`, all).
+            TypeError: as `match_many`.
         """
         return self._each_chunk(campaigns, chunk_size, self._keyed_features)
 
@@ -403,6 +404,7 @@ class Matcher:
 
         Raises:
             CampaignRejected: a campaigns DataFrame has an invalid row (the first is named; `rejects`, all).
+            TypeError: as `match_many`.
         """
         return self._each_chunk(campaigns, chunk_size, self.scorer.score)
 
@@ -514,7 +516,8 @@ class Matcher:
 
         Raises:
             ValueError: `engine` or `chunk_size` is not usable, named.
-            TypeError: an item of an iterable of campaigns is neither a mapping nor a CampaignRow, naming its place.
+            TypeError: `campaigns` is one campaign, a path or no iterable, naming its type; an item of an iterable of
+                campaigns is neither a mapping nor a CampaignRow, naming its place.
             RayUnavailable: `engine="ray"` and Ray is not installed, or the cluster at $RAY_ADDRESS does not answer.
         """
         if engine not in ENGINES:
@@ -604,12 +607,29 @@ def no_campaigns_matched(rejects: Iterable[Reject] = (), with_candidates: bool =
     return MatchResult(matches, [], list(rejects), candidates_table([], matches, "") if with_candidates else None)
 
 
+# What match_many, candidate_features and scored_candidates take as their campaigns.
+_CAMPAIGNS_TAKEN = "a table from features.read_table, a DataFrame, or an iterable of mappings and CampaignRows"
+
+
 def _campaign_table(
     campaigns: Table | pd.DataFrame | Iterable[CampaignRow | Mapping[str, object]],
 ) -> tuple[Table, list[str]]:
     """The campaigns' valid rows and rejects, validated once whatever form they came in, and a line per column (a
     record's field) that the table does not read but that probably stands for one it does, also warned (to the
-    Matcher method's caller): a misspelt `product_typ` left a seller's declared type unread."""
+    Matcher method's caller): a misspelt `product_typ` left a seller's declared type unread.
+
+    Raises:
+        TypeError: `campaigns` is one campaign, a string or not iterable (naming its type), or an item is neither a
+            mapping nor a CampaignRow (naming its place).
+    """
+    # One campaign was iterated as its keys and a path as its letters, each refused as "Got campaigns[0] as str".
+    if isinstance(campaigns, Mapping | CampaignRow):
+        raise refuse_type("campaigns", campaigns, f"{_CAMPAIGNS_TAKEN}; one campaign is match's (or a list of one)")
+    if isinstance(campaigns, str | bytes | Path):
+        read = "read a file with features.read_table(path, 'campaigns')"
+        raise refuse_type("campaigns", campaigns, f"{_CAMPAIGNS_TAKEN}; {read}")
+    if not isinstance(campaigns, Table | pd.DataFrame | Iterable):
+        raise refuse_type("campaigns", campaigns, _CAMPAIGNS_TAKEN)
     if not isinstance(campaigns, Table | pd.DataFrame):
         campaigns = records_frame([_campaign_record(campaign, i) for i, campaign in enumerate(campaigns)])
     table, notes = checked_rows(campaigns, "campaigns")

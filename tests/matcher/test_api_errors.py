@@ -14,6 +14,7 @@ import matcher
 import matcher.api
 from features.embeddings import creator_vectors
 from features.errors import MatcherError
+from features.rows import CampaignRow
 from matcher.api import Matcher
 from matcher.candidate_index import CandidateIndex
 from tests.matcher.test_matcher import API_CAMPAIGN
@@ -102,6 +103,23 @@ def test_arguments_of_the_wrong_type_are_named_as_the_method_names_them(built):
         with pytest.raises(TypeError) as refused:
             built.match(campaign)
         assert str(refused.value) == f"Got campaign as {kind}; expected one campaign, a mapping or a CampaignRow{hint}"
+
+
+def test_one_campaign_a_path_or_a_number_given_for_campaigns_is_refused_as_what_it_is(built):
+    """`match_many(campaign)` iterated the mapping's keys and `match_many("new_campaigns.parquet")` a path's letters:
+    both were refused as "Got campaigns[0] as str", naming a key or a letter as a campaign; a number failed as
+    "'int' object is not iterable"."""
+    whole = "; expected a table from features.read_table, a DataFrame, or an iterable of mappings and CampaignRows"
+    for campaigns, kind, hint in (
+        (API_CAMPAIGN, "dict", "; one campaign is match's (or a list of one)"),
+        (CampaignRow(**API_CAMPAIGN), "CampaignRow", "; one campaign is match's (or a list of one)"),
+        ("world/new_campaigns.parquet", "str", "; read a file with features.read_table(path, 'campaigns')"),
+        (7, "int", ""),
+    ):
+        for method in (built.match_many, built.scored_candidates, built.candidate_features):
+            with pytest.raises(TypeError) as refused:
+                method(campaigns)
+            assert str(refused.value) == f"Got campaigns as {kind}{whole}{hint}"
 
 
 def test_a_registered_model_loads_with_library_deprecations_as_errors(world_dir, world_index, trained):

@@ -800,8 +800,6 @@ def test_match_many_refuses_an_iterable_of_tables_naming_the_position(creators, 
         matcher.match_many([campaigns.iloc[:2], campaigns.iloc[2:4]])
     with pytest.raises(TypeError, match=r"^Got campaigns\[0\] as Table; .* \(pandas.concat the frames\)$"):
         matcher.match_many([Table("campaigns", campaigns.iloc[:2], [])])
-    with pytest.raises(TypeError, match=r"^Got campaigns\[0\] as str; expected a mapping or a CampaignRow$"):
-        matcher.match_many(API_CAMPAIGN)  # one campaign: match(), or a list of one
 
 
 def test_an_empty_campaign_is_a_reject_naming_every_missing_column(creators, ranker, index, embedder):
