@@ -22,7 +22,7 @@ from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, campaign_vectors
 from features.environment import HALT_AFTER_CHUNKS_ENV, HALT_MARKER_ENV  # noqa: F401  (crash tests' hooks)
 from features.errors import MatcherError
-from features.parameters import refuse_type
+from features.parameters import refuse, refuse_type, whole_number
 from features.product_type import ProductTypeModel, resolve_product_types
 from features.records import SettledPerformance, creator_records
 from features.rows import CampaignRow
@@ -392,6 +392,7 @@ class Matcher:
         Raises:
             CampaignRejected: a campaigns DataFrame has an invalid row (the first is named; `rejects`, all).
             TypeError: as `match_many`.
+            ValueError: `chunk_size` is not a whole number of at least 1, named.
         """
         return self._each_chunk(campaigns, chunk_size, self._keyed_features)
 
@@ -405,6 +406,7 @@ class Matcher:
         Raises:
             CampaignRejected: a campaigns DataFrame has an invalid row (the first is named; `rejects`, all).
             TypeError: as `match_many`.
+            ValueError: `chunk_size` is not a whole number of at least 1, named.
         """
         return self._each_chunk(campaigns, chunk_size, self.scorer.score)
 
@@ -416,6 +418,7 @@ class Matcher:
     ) -> pd.DataFrame:
         """`pairs_of(chunk, brief vectors)` for each chunk of the valid in-stock campaigns, as `match_many` cuts
         them, in one frame."""
+        _check_chunk_size(chunk_size)
         table, _ = _campaign_table(campaigns)
         if table.rejects:
             raise CampaignRejected(
@@ -522,8 +525,7 @@ class Matcher:
         """
         if engine not in ENGINES:
             raise ValueError(f"Got engine={engine!r}; expected one of {', '.join(ENGINES)}")
-        if chunk_size < 1:
-            raise ValueError(f"Got chunk_size={chunk_size}; expected at least 1")
+        _check_chunk_size(chunk_size)
         table, notes = _campaign_table(campaigns)
         if table.frame.empty:  # nothing to embed, score or assign
             return dataclasses.replace(no_campaigns_matched(table.rejects, with_candidates), notes=notes)
@@ -636,6 +638,17 @@ def _campaign_table(
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=3)
     return table, notes
+
+
+def _check_chunk_size(chunk_size: object) -> None:
+    """Refuses a chunk size that is not a whole number of at least 1: "10" failed as "'<' not supported between
+    instances of 'str' and 'int'", and 0 as "range() arg 3 must not be zero" where nothing checked it.
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if not whole_number(chunk_size) or chunk_size < 1:
+        raise refuse("chunk_size", chunk_size, "a whole number of at least 1")
 
 
 def _campaign_record(campaign: object, position: int) -> dict:

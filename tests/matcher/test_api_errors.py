@@ -122,6 +122,17 @@ def test_one_campaign_a_path_or_a_number_given_for_campaigns_is_refused_as_what_
             assert str(refused.value) == f"Got campaigns as {kind}{whole}{hint}"
 
 
+def test_a_chunk_size_that_is_no_whole_number_of_at_least_one_is_refused_by_every_method_that_takes_it(built):
+    """match_many(chunk_size="10") failed as "'<' not supported between instances of 'str' and 'int'", and
+    candidate_features(chunk_size=0) as "range() arg 3 must not be zero"."""
+    for method in (built.match_many, built.scored_candidates, built.candidate_features):
+        for chunk_size in ("10", 0, 2.5, True):
+            with pytest.raises(ValueError) as refused:
+                method([API_CAMPAIGN], chunk_size=chunk_size)
+            shown = repr(chunk_size) if isinstance(chunk_size, str) else chunk_size
+            assert str(refused.value) == f"Got chunk_size={shown}; expected a whole number of at least 1"
+
+
 def test_a_registered_model_loads_with_library_deprecations_as_errors(world_dir, world_index, trained):
     """An app's test suite turning warnings into errors: SQLAlchemy's deprecation inside MLflow made the session's
     healthy ranker a NotARanker."""
