@@ -17,6 +17,7 @@ __all__ = [
     "DamagedIndex",
     "DigestMismatch",
     "IncompatibleModel",
+    "IndexNotFound",
     "MatchResult",
     "MatchSettings",
     "Matcher",

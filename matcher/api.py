@@ -41,7 +41,7 @@ from matcher.artifacts import check_features, embedder_for, index_for, load_for_
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
 from matcher.eligibility import Eligibility, VectorsByRow
 from matcher.explain import matches_table, summaries
-from matcher.index_files import DamagedIndex
+from matcher.index_files import DamagedIndex, IndexNotFound
 from matcher.jobs import ENGINES, assign, candidates_table, chunked, scored_parts
 from matcher.profile_refresh import refresh_profiles
 from matcher.ray_engine import RayUnavailable
@@ -71,6 +71,7 @@ __all__ = [
     "DamagedIndex",
     "DigestMismatch",
     "IncompatibleModel",
+    "IndexNotFound",
     "MatchResult",
     "MatchSettings",
     "Matcher",
@@ -167,6 +168,7 @@ class Matcher:
         ArtifactMismatch: the index, ranker and embedder disagree on the embedding model, backend or dimension,
             or the index holds none of the table's creators; `DamagedIndex`, an index directory that cannot be
             read, naming it.
+        IndexNotFound: `index` is a directory that holds no candidate index (a FileNotFoundError), naming it.
 
         Each of these but TypeError and ValueError is a `MatcherError`.
 

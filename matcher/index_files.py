@@ -31,6 +31,7 @@ __all__ = [
     "ArtifactMismatch",
     "DamagedIndex",
     "IndexFiles",
+    "IndexNotFound",
     "why_not_an_index",
 ]
 
@@ -68,6 +69,12 @@ class DamagedIndex(ArtifactMismatch):
     """An index directory whose files cannot be read, or whose parts disagree (a truncated `index.faiss`, a
     `creator_ids.parquet` of another length than the index): refused like a mismatch, in one line naming the
     directory and what is wrong."""
+
+
+class IndexNotFound(FileNotFoundError, MatcherError):
+    """A directory that holds no candidate index (missing, or without its meta.json): a FileNotFoundError as ever,
+    and a MatcherError, so that an app's one `except` for refusals catches a wrong index path as it catches a wrong
+    model directory (`ModelNotFound`)."""
 
 
 def _damaged(directory: Path, what: str) -> DamagedIndex:
@@ -123,14 +130,14 @@ class IndexFiles:
         """Reads an index; with `embedding_model`, `dimension` or `embedding_backend`, refuses a mismatch.
 
         Raises:
-            FileNotFoundError: the directory holds no index.
+            IndexNotFound: the directory holds no index (a FileNotFoundError).
             ArtifactMismatch: the index was built with another embedding model, dimension or backend.
             DamagedIndex: a file of the index cannot be read, or its parts disagree (the ids' count, the vectors'
                 dimension or the kind against meta.json).
         """
         directory = Path(directory)
         if not (directory / META_FILE).is_file():
-            raise FileNotFoundError(f"{directory}: no candidate index here (missing {META_FILE})")
+            raise IndexNotFound(f"{directory}: no candidate index here (missing {META_FILE})")
         meta = _read_meta(directory)
         if embedding_model is not None and meta["embedding_model"] != embedding_model:
             raise ArtifactMismatch(

@@ -29,6 +29,7 @@ ERRORS = {
     "RegistryUnavailable": Exception,
     "ArtifactMismatch": Exception,
     "DamagedIndex": Exception,
+    "IndexNotFound": FileNotFoundError,
     "RayUnavailable": Exception,
     "UnknownCreator": ValueError,
     "CampaignRejected": ValueError,
@@ -65,6 +66,19 @@ def test_a_model_missing_from_a_real_store_is_caught_as_a_matcher_error(creators
         Matcher(creators, model="models:/no-such-model@champion")
     assert isinstance(refused.value, matcher.ModelNotFound)
     assert "no-such-model" in str(refused.value)
+
+
+def test_an_index_directory_that_holds_no_index_is_caught_as_a_matcher_error_naming_it(
+    creators, ranker, embedder, tmp_path
+):
+    """A wrong index path was a bare FileNotFoundError, the one refusal of a Matcher's arguments that an app's
+    `except MatcherError` let through (a wrong model directory is a ModelNotFound)."""
+    (tmp_path / "empty").mkdir()
+    for directory in (tmp_path / "never-made", tmp_path / "empty"):
+        with pytest.raises(MatcherError) as refused:
+            Matcher(creators, model=ranker, index=directory, embedder=embedder)
+        assert isinstance(refused.value, matcher.IndexNotFound) and isinstance(refused.value, FileNotFoundError)
+        assert str(refused.value) == f"{directory}: no candidate index here (missing meta.json)"
 
 
 def test_an_unknown_seed_is_caught_as_a_matcher_error_and_as_a_value_error(built):
