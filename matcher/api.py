@@ -374,11 +374,17 @@ class Matcher:
             self.creator_rejects,
         )
 
-    def warm(self, categories: Iterable[str] | None = None) -> None:
+    def warm(self, categories: str | Iterable[str] | None = None) -> None:
         """Computes each category's retrieval tables now rather than on its first campaign (default: every
         category the ranker's history knows), and runs the encoder once as a brief is encoded, so that a service's
-        first requests are as quick as the rest."""
-        self.scorer.retrieval.warm(self._categories if categories is None else categories)
+        first requests are as quick as the rest.
+
+        Args:
+            categories: one category or several, read as a campaign's are (stripped, lower-case).
+        """
+        # A string was warmed letter by letter, and "Beauty" as no campaign's category ("beauty").
+        asked = None if categories is None else [category.lower() for category in listed(categories)]
+        self.scorer.retrieval.warm(self._categories if asked is None else asked)
         # A brief's first encoding paid ONNX Runtime's first runs (~150 ms). Briefs are encoded by an isolated
         # embedder, a lone text beside a copy of itself (features.embeddings.padded_batches): the same here, and
         # its memory-only cache is dropped, so no cache a result reads holds this text.

@@ -967,6 +967,15 @@ def test_warm_runs_the_encoder_as_a_brief_runs_it_and_writes_no_cache(creators, 
     pd.testing.assert_frame_equal(matcher.match(API_CAMPAIGN).matches, cold.match(API_CAMPAIGN).matches)
 
 
+def test_warm_takes_one_category_or_several_as_a_campaign_writes_them(creators, ranker, index, embedder):
+    """warm("beauty") warmed the categories "b", "e", "a", "u", "t" and "y", and warm([" Home"]) a category no
+    campaign has (a campaign's is read stripped and lower-case): the first request of each was as slow as ever."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    matcher.warm("beauty")
+    matcher.warm([" Home"])
+    assert set(matcher.scorer.retrieval._proven) == {"beauty", "home"}
+
+
 @pytest.mark.parametrize("package", ["matcher", "features", "training", "simulation"])
 def test_each_package_carries_the_typed_marker_and_the_wheel_ships_it(package):
     """PEP 561: without `py.typed` mypy and pyright ignore the library's annotations (the source tree's: the venv's
