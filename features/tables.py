@@ -1567,6 +1567,12 @@ def checked_rows(data: Table | pd.DataFrame, table: str) -> tuple[Table, list[st
             raise ValueError(f"Got the {data.name} table; expected the {table} table")
         return data, []
     frame = data.frame if isinstance(data, Table) else data
+    # `frame.set_index("campaign_id")`, pandas' way of keying a table, lost the ids: every row was rejected as
+    # "campaign_id: required value is missing". A named index level the table reads, and no column holds, is it.
+    fields = TABLES[table].row_model.model_fields
+    indexed = [name for name in frame.index.names if name in fields and name not in frame.columns]
+    if indexed:
+        frame = frame.reset_index(level=indexed)
     if (names := header_names(frame.columns)) != list(frame.columns):
         frame = frame.set_axis(names, axis=1)  # as a file's header is read
     return validate_frame(frame, table), unknown_column_notes(frame.columns, table, f"the {table} given")

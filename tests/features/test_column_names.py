@@ -154,3 +154,18 @@ def test_a_frame_given_to_the_python_api_is_warned_about_too():
     with pytest.warns(UserWarning, match=r"^the campaigns given: column 'In Stock' .* did you mean in_stock\?$"):
         table = valid_rows(frame, "campaigns")
     assert table.frame["in_stock"].tolist() == [True]
+
+
+def test_a_frame_indexed_by_a_column_the_table_reads_is_read_with_that_column():
+    """`frame.set_index("campaign_id")` handed to match_many rejected every campaign as "column campaign_id: required
+    value is missing", id "?": the pandas way of keying a table by its id lost the id. A named index level the table
+    reads, and the frame has no column of, is that column; one beside a column of the same name is left alone."""
+    campaigns = pd.DataFrame([CAMPAIGN, dict(CAMPAIGN, campaign_id="c2")])
+    keyed = valid_rows(campaigns.set_index("campaign_id"), "campaigns")
+    assert keyed.rejects == [] and keyed.frame["campaign_id"].tolist() == ["c1", "c2"]
+    creators = pd.DataFrame(creators_rows(3)).set_index(["creator_id", "handle"])
+    table = valid_rows(creators, "creators")
+    assert table.rejects == [] and table.frame["creator_id"].tolist() == ["u1", "u2", "u3"]
+    assert table.frame["handle"].tolist() == ["@glow"] * 3
+    beside = campaigns.set_index(pd.Index(["x", "y"], name="campaign_id"))
+    assert valid_rows(beside, "campaigns").frame["campaign_id"].tolist() == ["c1", "c2"]
