@@ -140,10 +140,13 @@ class MatchResult:
     # misspelt one (`product_typ`), a marketplace no creator reaches.
     notes: list[str] = field(default_factory=list)
 
-    def for_campaign(self, campaign_id: str) -> pd.DataFrame:
-        """One campaign's rows of the matches table, best first."""
-        return self.matches[self.matches["campaign_id"] == campaign_id].reset_index(drop=True)
+    def for_campaign(self, campaign_id: object) -> pd.DataFrame:
+        """One campaign's rows of the matches table, best first; `campaign_id` read as ids are read (the text, without
+        the spaces around it), so the id a campaign was given with finds it: 17 was matched as "17", and `17` found
+        nothing."""
+        read = str(campaign_id).strip()
+        return self.matches[self.matches["campaign_id"] == read].reset_index(drop=True)
 
-    def slate(self, campaign_id: str) -> list[SlateEntry]:
+    def slate(self, campaign_id: object) -> list[SlateEntry]:
         """One campaign's slate as typed entries, best first."""
         return [SlateEntry(**row) for row in self.for_campaign(campaign_id).to_dict(orient="records")]

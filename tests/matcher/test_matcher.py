@@ -526,6 +526,16 @@ def test_typed_slate_entries_mirror_the_table(result):
     assert entries[0].funnel_stage in {"awareness", "consideration", "conversion", "retention"}
 
 
+def test_a_slate_is_found_by_the_id_the_campaign_was_given_with(creators, ranker, index, embedder):
+    """A campaign given with the id 17 (a database's integer key) or " api-1 " is matched under "17" and "api-1", as
+    ids are read: looked up by the id the caller gave it, its slate was empty, without a word."""
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    for given, read in ((17, "17"), (" api-1 ", "api-1")):
+        result = matcher.match({**API_CAMPAIGN, "campaign_id": given})
+        assert result.slate(read) and result.slate(given) == result.slate(read)
+        pd.testing.assert_frame_equal(result.for_campaign(given), result.for_campaign(read))
+
+
 def test_creators_with_too_little_audience_in_the_marketplaces_are_left_out(
     creators, campaigns, ranker, index, embedder
 ):
