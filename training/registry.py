@@ -41,6 +41,7 @@ __all__ = [
     "champion_version",
     "check_libraries",
     "check_server_reachable",
+    "check_stored_files",
     "code_tags",
     "configure_tracking",
     "create_store",
@@ -581,8 +582,9 @@ def _recorded_digest(uri: str, version: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _check_digest(uri: str, version: str, directory: Path) -> None:
-    """Compares the downloaded model's files with the digest recorded when `train` registered it.
+def _check_digest(uri: str, version: str, directory: Path, refused: str = "not loaded") -> None:
+    """Compares the downloaded model's files with the digest recorded when `train` registered it; `refused` ends
+    the refusal's message (what was not done).
 
     Raises:
         DigestMismatch: the files' digest is another, in one line naming both (their first 12 hex digits).
@@ -609,8 +611,24 @@ def _check_digest(uri: str, version: str, directory: Path) -> None:
         raise DigestMismatch(
             f"model {label}: its files' SHA-256 is {found[:12]}, the {MODEL_DIGEST_TAG} tag of {owner} says "
             f"{expected[:12]}: the files differ from what `train` registered (changed in the artifact store, or "
-            "damaged); not loaded"
+            f"damaged); {refused}"
         )
+
+
+def check_stored_files(name: str, version: str) -> None:
+    """Refuses a version whose files in the store are not those `train` registered, before it is promoted: every
+    `match` and `serve` would refuse to load it. A version without a recorded digest passes (its loads warn).
+
+    Raises:
+        DigestMismatch: the files' digest is not the version's `model_sha256` tag, naming both.
+    """
+    uri = f"models:/{name}/{version}"
+    if _recorded_digest(uri, f"{name}/{version}")[0] is None:
+        return
+    _quiet_downloads()
+    with temp_dir("creator-match-model-") as download:
+        refused = "not promoted: `match` and `serve` would refuse to load it"
+        _check_digest(uri, f"{name}/{version}", _download_model(uri, download), refused)
 
 
 def load_ranker(uri: str) -> LoadedRanker:
@@ -819,12 +837,15 @@ def promote(name: str, version: str, verdict: str = "") -> None:
     line. A version keeps its latest promotion and demotion: the history is read from the versions' tags.
 
     Raises:
+        DigestMismatch: the version's files are not those `train` registered (`check_stored_files`); not promoted.
         PromotionUnrecorded: the alias was moved, and then writing the tags failed (some may be written).
     """
     from mlflow import MlflowClient
 
     client = MlflowClient()
     client.get_model_version(name, str(version))  # raises if the version does not exist
+    # Whatever the gate said or --force overrode: a champion no batch job or service can load is no champion.
+    check_stored_files(name, str(version))
     with store_lock():  # not between a first training's look at the alias and its setting it
         previous = champion_version(name)
         client.set_registered_model_alias(name, CHAMPION, str(version))

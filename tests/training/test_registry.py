@@ -16,12 +16,14 @@ from mlflow import MlflowClient
 from tests.commands import CLI, run_in_process
 from training.registry import (
     CHAMPION,
+    MODEL_DIGEST_TAG,
     RegistrationIncomplete,
     RegistryUnavailable,
     champion_version,
     check_server_reachable,
     create_store,
     finish_registration,
+    model_digest,
     register,
     use_experiment,
 )
@@ -162,6 +164,34 @@ def test_promoting_a_version_without_a_training_run_is_refused_in_one_line_unles
     forced = run_in_process("promote", "--model-name", "m", "--version", "2", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert champion_version("m") == "2" and "no training run" in forced.stdout and "forced" in forced.stdout
+
+
+def test_a_version_whose_stored_files_changed_is_not_promoted_even_forced(store, tmp_path):
+    """`promote --force` moved `champion` to a version whose files no longer had the digest `train` recorded: every
+    batch `match` and `serve` then refused it (exit 2) until someone rolled back. Its files are checked first."""
+    client = MlflowClient(store)
+    client.create_registered_model("m")
+    for number in ("1", "2"):
+        folder = tmp_path / f"v{number}"
+        folder.mkdir()
+        (folder / "MLmodel").write_text(f"version {number}\n")
+        client.create_model_version("m", source=str(folder), tags={MODEL_DIGEST_TAG: model_digest(folder)})
+    client.set_registered_model_alias("m", CHAMPION, "1")
+    recorded = model_digest(tmp_path / "v2")
+    (tmp_path / "v2" / "MLmodel").write_text("replaced in the artifact store\n")
+    refused = run_in_process("promote", "--model-name", "m", "--version", "2", "--force", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        f"creator-match: model 'models:/m/2': its files' SHA-256 is {model_digest(tmp_path / 'v2')[:12]}, the "
+        f"{MODEL_DIGEST_TAG} tag of m version 2 says {recorded[:12]}: the files differ from what `train` registered "
+        "(changed in the artifact store, or damaged); not promoted: `match` and `serve` would refuse to load it\n"
+    )
+    assert champion_version("m") == "1" and "promoted_at" not in client.get_model_version("m", "2").tags
+    # Its files put back as registered, it is promoted (forced: a version registered by hand has no run to judge).
+    (tmp_path / "v2" / "MLmodel").write_text("version 2\n")
+    forced = run_in_process("promote", "--model-name", "m", "--version", "2", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert champion_version("m") == "2"
 
 
 def forbid(store: str, trigger: str) -> None:
