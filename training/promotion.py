@@ -12,7 +12,7 @@ from features.pairwise import FEATURES
 from training.dataset import DEFAULT_WINDOW, window_hours
 from training.evaluate import evaluate_predictions, ndcg_by_campaign, paired_difference, ranked_campaigns
 from training.ranker import PREDICTIONS, CreatorRanker, expected_sales
-from training.registry import champion_version, load_ranker
+from training.registry import ModelNotFound, champion_version, first_line, load_ranker
 
 __all__ = [
     "DIFFERENCE",
@@ -252,7 +252,14 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
             "the registered model was refitted on those campaigns; retrain it to compare",
             campaigns=n,
         )
-    champ = load_ranker(f"models:/{model_name}/{champion}").model
+    try:
+        champ = load_ranker(f"models:/{model_name}/{champion}").model
+    except ModelNotFound as exc:
+        # A champion no batch job can load either (its files changed in the store, say): the very case a rollback
+        # is for, so a refusal that --force overrides, not an error that stops it.
+        return PromotionCheck(
+            False, f"champion version {champion} cannot be loaded ({first_line(exc)}); no fair comparison", campaigns=n
+        )
     why = unfair(f"version {version}", champion, rules, n, champ.features, unranked)
     if why is not None:
         return PromotionCheck(False, why, campaigns=n)

@@ -247,3 +247,31 @@ def test_a_run_logged_before_the_heads_predictions_is_judged_alike(registry, tmp
         assert now.allowed and check_promotion("gate", full.version) == now
     finally:
         client.log_artifact(full.run_id, str(logged), "evaluation")
+
+
+def test_a_champion_whose_files_changed_is_rolled_back_with_force(registry, tmp_path):
+    """The champion's files damaged in the store (every `match` refused it), the documented rollback
+    `promote --force` to a good version failed too: the gate loads the champion to score it, and its refusal
+    (exit 2) came before --force was read. No fair comparison without the champion: a refusal --force overrides."""
+    _, versions = registry
+    client = MlflowClient()
+    client.create_registered_model("rollback")
+    for name in ("early_fitted", "full_fitted"):
+        source = client.get_model_version("gate", versions[name].version)
+        folder = Path(mlflow.artifacts.download_artifacts(source.source, dst_path=str(tmp_path / name)))
+        client.create_model_version("rollback", source=str(folder), run_id=source.run_id, tags=source.tags)
+    client.set_registered_model_alias("rollback", "champion", "1")
+    damaged = Path(client.get_model_version_download_uri("rollback", "1")) / "requirements.txt"
+    damaged.write_text(damaged.read_text() + "# changed in the store\n")
+    refused = run_in_process("promote", "--model-name", "rollback", "--version", "2")
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "creator-match: not promoted: champion version 1 cannot be loaded (model 'models:/rollback/1': its files' "
+    ), lines
+    assert lines[0].endswith("not loaded); no fair comparison (use --force to promote anyway)")
+    assert champion_version("rollback") == "1"
+    forced = run_in_process("promote", "--model-name", "rollback", "--version", "2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert champion_version("rollback") == "2"
+    assert client.get_model_version("rollback", "2").tags["promotion"].endswith("no fair comparison; forced")
