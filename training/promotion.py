@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ from training.dataset import DEFAULT_WINDOW, window_hours
 from training.evaluate import evaluate_predictions, ndcg_by_campaign, paired_difference, ranked_campaigns
 from training.ranker import PREDICTIONS, CreatorRanker, expected_sales
 from training.registry import ModelNotFound, champion_version, first_line, load_ranker
+
+if TYPE_CHECKING:  # mlflow is imported where it is used, not with this module
+    from training.pyfunc import RankerModel
 
 __all__ = [
     "DIFFERENCE",
@@ -148,11 +152,25 @@ def champion_on_unseen(
     The ranker is None when no fair comparison is possible. `rule` is this version's credit rule (`rule_of`).
     """
     fair = unseen_by(model_name, champion, pairs)
-    loaded = load_ranker(f"models:/{model_name}/{champion}")
+    loaded, broken = _champion_model(model_name, champion)
+    if loaded is None:
+        return None, fair, broken
     rules = (rule, credit_rule(_run_of(model_name, champion)))
     ranked, unranked = _judged_campaigns(fair)
-    why = unfair("this version", champion, rules, ranked, loaded.model.features, unranked)
-    return (None if why else loaded.model.ranker), fair, why
+    why = unfair("this version", champion, rules, ranked, loaded.features, unranked)
+    return (None if why else loaded.ranker), fair, why
+
+
+def _champion_model(model_name: str, champion: str) -> tuple[RankerModel | None, str | None]:
+    """The champion's registered model, or None and why it cannot be loaded (its files changed in the store, say).
+
+    No batch job can load it either: the very case a rollback (`promote --force`) or a new version is for, so
+    no fair comparison, a refusal --force overrides, rather than an error that stops `promote` or `train`.
+    """
+    try:
+        return load_ranker(f"models:/{model_name}/{champion}").model, None
+    except ModelNotFound as exc:
+        return None, f"champion version {champion} cannot be loaded ({first_line(exc)}); no fair comparison"
 
 
 def champion_metrics(predicted: pd.DataFrame | None, fair: pd.DataFrame) -> dict[str, float]:
@@ -252,14 +270,9 @@ def check_promotion(model_name: str, version: str) -> PromotionCheck:
             "the registered model was refitted on those campaigns; retrain it to compare",
             campaigns=n,
         )
-    try:
-        champ = load_ranker(f"models:/{model_name}/{champion}").model
-    except ModelNotFound as exc:
-        # A champion no batch job can load either (its files changed in the store, say): the very case a rollback
-        # is for, so a refusal that --force overrides, not an error that stops it.
-        return PromotionCheck(
-            False, f"champion version {champion} cannot be loaded ({first_line(exc)}); no fair comparison", campaigns=n
-        )
+    champ, broken = _champion_model(model_name, champion)
+    if champ is None:
+        return PromotionCheck(False, broken, campaigns=n)
     why = unfair(f"version {version}", champion, rules, n, champ.features, unranked)
     if why is not None:
         return PromotionCheck(False, why, campaigns=n)

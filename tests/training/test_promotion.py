@@ -249,20 +249,27 @@ def test_a_run_logged_before_the_heads_predictions_is_judged_alike(registry, tmp
         client.log_artifact(full.run_id, str(logged), "evaluation")
 
 
+def damaged_champion(model_name: str, versions: dict, tmp_path: Path) -> None:
+    """`model_name` registered as `gate`'s early and full fitted versions (their runs, their digests), the early
+    one champion with one of its files changed in the store: every load of it is refused."""
+    client = MlflowClient()
+    client.create_registered_model(model_name)
+    for name in ("early_fitted", "full_fitted"):
+        source = client.get_model_version("gate", versions[name].version)
+        folder = Path(mlflow.artifacts.download_artifacts(source.source, dst_path=str(tmp_path / name)))
+        client.create_model_version(model_name, source=str(folder), run_id=source.run_id, tags=source.tags)
+    client.set_registered_model_alias(model_name, "champion", "1")
+    damaged = Path(client.get_model_version_download_uri(model_name, "1")) / "requirements.txt"
+    damaged.write_text(damaged.read_text() + "# changed in the store\n")
+
+
 def test_a_champion_whose_files_changed_is_rolled_back_with_force(registry, tmp_path):
     """The champion's files damaged in the store (every `match` refused it), the documented rollback
     `promote --force` to a good version failed too: the gate loads the champion to score it, and its refusal
     (exit 2) came before --force was read. No fair comparison without the champion: a refusal --force overrides."""
     _, versions = registry
     client = MlflowClient()
-    client.create_registered_model("rollback")
-    for name in ("early_fitted", "full_fitted"):
-        source = client.get_model_version("gate", versions[name].version)
-        folder = Path(mlflow.artifacts.download_artifacts(source.source, dst_path=str(tmp_path / name)))
-        client.create_model_version("rollback", source=str(folder), run_id=source.run_id, tags=source.tags)
-    client.set_registered_model_alias("rollback", "champion", "1")
-    damaged = Path(client.get_model_version_download_uri("rollback", "1")) / "requirements.txt"
-    damaged.write_text(damaged.read_text() + "# changed in the store\n")
+    damaged_champion("rollback", versions, tmp_path)
     refused = run_in_process("promote", "--model-name", "rollback", "--version", "2")
     assert refused.returncode == 2, refused.stderr
     lines = refused.stderr.splitlines()
@@ -275,3 +282,16 @@ def test_a_champion_whose_files_changed_is_rolled_back_with_force(registry, tmp_
     assert forced.returncode == 0, forced.stderr
     assert champion_version("rollback") == "2"
     assert client.get_model_version("rollback", "2").tags["promotion"].endswith("no fair comparison; forced")
+
+
+def test_train_registers_its_version_beside_a_champion_that_cannot_be_loaded(registry, world_dir, embedder, tmp_path):
+    """`train` against a champion whose files changed in the store stopped after its whole work (exit 2) and
+    registered nothing: no version to roll forward to. It is promote's refusal: no fair comparison, said by name."""
+    _, versions = registry
+    damaged_champion("retrain", versions, tmp_path)
+    result = train(world_dir, model_name="retrain", embedder=embedder, ranker=fitted())
+    assert result.version == "3" and not result.is_champion and champion_version("retrain") == "1"
+    assert result.unfair.startswith("champion version 1 cannot be loaded (model 'models:/retrain/1': its files' ")
+    assert result.unfair.endswith("not loaded); no fair comparison")
+    assert "champion_ndcg_at_10" not in result.metrics and "challenger_ndcg_at_10" not in result.metrics
+    assert f"against champion version 1: {result.unfair}; `promote` will refuse without --force" in summarize(result)
