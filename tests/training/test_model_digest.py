@@ -23,6 +23,11 @@ from training.registry import (
 
 pytestmark = pytest.mark.slow
 MODEL_NAME = "digest-ranker"  # its own registered model, whose versions' files the tests change
+# docs/model-review.md's command for checking a version's digest by hand, in its folder.
+DOCUMENTED_DIGEST = (
+    "find . -type f ! -path ./registered_model_meta ! -path '*/__pycache__/*' -printf '%P\\0' | LC_ALL=C sort -z "
+    "| xargs -0 sha256sum | sha256sum"
+)
 
 
 class Marker:
@@ -70,12 +75,19 @@ def test_train_records_the_digest_of_the_files_it_registered_on_the_version_and_
 
 def test_the_digest_is_the_one_sha256sum_gives_as_documented(trained):
     stored = MlflowClient().get_model_version_download_uri(trained.model_name, trained.version)
-    command = (
-        "find . -type f ! -path ./registered_model_meta ! -path '*/__pycache__/*' -printf '%P\\0' | LC_ALL=C sort -z "
-        "| xargs -0 sha256sum | sha256sum"
-    )
-    done = subprocess.run(["sh", "-c", command], cwd=stored, capture_output=True, text=True, check=True)
+    done = subprocess.run(["sh", "-c", DOCUMENTED_DIGEST], cwd=stored, capture_output=True, text=True, check=True)
     assert done.stdout.split()[0] == model_digest(Path(stored))
+
+
+def test_the_documented_digest_holds_in_a_download_as_a_server_store_reviewer_gets_it(trained, tmp_path):
+    """Behind `mlflow server` the version's download URI is `mlflow-artifacts:/...`, no folder: the reviewer checks a
+    download, which MLflow adds `registered_model_meta` to, and the documented command gives the recorded digest."""
+    uri = f"models:/{trained.model_name}/{trained.version}"
+    folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path)))
+    assert (folder / "registered_model_meta").is_file()
+    done = subprocess.run(["sh", "-c", DOCUMENTED_DIGEST], cwd=folder, capture_output=True, text=True, check=True)
+    recorded = MlflowClient().get_model_version(trained.model_name, trained.version).tags[MODEL_DIGEST_TAG]
+    assert done.stdout.split()[0] == recorded
 
 
 def test_an_intact_version_loads_by_alias_and_its_run_by_runs_uri(versions, trained):
