@@ -411,7 +411,8 @@ def has_earlier_version(name: str, version: str) -> bool:
     """Whether model `name` has a version registered before `version` (deleted ones are gone)."""
     from mlflow import MlflowClient
 
-    found = MlflowClient().search_model_versions(f"name = '{name}'")
+    # Quoted as Python quotes it: a name with an apostrophe (which MLflow registers) is put between double quotes.
+    found = MlflowClient().search_model_versions(f"name = {name!r}")
     return any(int(other.version) < int(version) for other in found)
 
 

@@ -269,6 +269,17 @@ def test_only_a_models_first_version_is_made_champion(store, tmp_path):
     )
 
 
+def test_a_model_name_with_a_quote_gets_its_first_champion(store, tmp_path):
+    """MLflow registers a name such as `o'brien-ranker`, but the first version's crowning searched its versions with
+    the name pasted between single quotes (`Invalid clause(s) in filter string`): `train` ended, exit 1, with the
+    version registered and no champion."""
+    client = MlflowClient(store)
+    client.create_registered_model("o'brien-ranker")
+    first = str(client.create_model_version("o'brien-ranker", source=str(tmp_path)).version)
+    assert finish_registration("o'brien-ranker", first, "card", make_champion=True)
+    assert champion_version("o'brien-ranker") == first
+
+
 def test_a_failed_alias_says_the_version_is_registered_with_its_card_but_not_champion(store, tmp_path):
     version = registered(store, tmp_path)
     forbid(
