@@ -143,6 +143,14 @@ def _check_attribution(tables, data_dir: str | Path, attribution: str, window: d
         )
 
 
+def _interval(metrics: dict[str, float], name: str) -> str:
+    """` (90% interval a to b)` of a metric logged with its `_low` and `_high`, or nothing."""
+    low, high = metrics.get(f"{name}_low"), metrics.get(f"{name}_high")
+    if low is None or high is None or not np.isfinite([low, high]).all():
+        return ""
+    return f" (90% interval {low:.3f} to {high:.3f})"
+
+
 def training_threads(threads: int | None) -> int | None:
     """The OpenMP threads `train` fits on: `threads` where given; else None (OpenMP's own setting) where
     `OMP_NUM_THREADS` is set, else 1.
@@ -544,8 +552,9 @@ def summarize(result: TrainResult) -> str:
     if "ndcg_at_10" in m:
         lines.append(
             f"held-out later campaigns: click AUC {m['click_auc']:.3f}, order AUC {m['order_auc']:.3f}, "
-            f"NDCG@10 of sales {m['ndcg_at_10']:.3f} (followers {m['baseline_followers_ndcg_at_10']:.3f}, "
-            f"tags then followers {m['baseline_tags_then_followers_ndcg_at_10']:.3f})"
+            f"NDCG@10 of sales {m['ndcg_at_10']:.3f}{_interval(m, 'ndcg_at_10')} (followers "
+            f"{m['baseline_followers_ndcg_at_10']:.3f}, tags then followers "
+            f"{m['baseline_tags_then_followers_ndcg_at_10']:.3f})"
         )
     if "forecast_low_multiple" in m:
         checked = m.get("forecast_later_half_coverage")

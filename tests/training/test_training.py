@@ -249,6 +249,8 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     # A random order's expected NDCG@10, beside the other baselines, and the cold rows' own.
     metrics = run.data.metrics
     assert 0 < metrics["baseline_random_ndcg_at_10"] < metrics["ndcg_at_10"]
+    # How far NDCG@10 may move with which campaigns were held out: a bootstrap over them, around the figure.
+    assert metrics["ndcg_at_10_low"] < metrics["ndcg_at_10"] < metrics["ndcg_at_10_high"]
     assert metrics["cold_baseline_random_ndcg_at_10"] > metrics["baseline_random_ndcg_at_10"]
     # Its crowning is on record, as a promotion's would be.
     tags = client.get_model_version("creator-ranker", "1").tags
