@@ -285,7 +285,8 @@ def train(
 
     use_experiment(model_name)
     with (
-        mlflow.start_run(run_name=f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}") as run,
+        # The model's name and the second: runs of the same minute, or of two models, read apart in the UI's list.
+        mlflow.start_run(run_name=f"train {model_name} {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}") as run,
         tempfile.TemporaryDirectory() as tmp,
         openmp_threads(limit),
     ):

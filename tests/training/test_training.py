@@ -6,6 +6,7 @@ import ast
 import datetime as dt
 import getpass
 import io
+import re
 import subprocess
 import sys
 from importlib.metadata import packages_distributions, requires
@@ -228,6 +229,7 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     assert trained.version == "1" and trained.is_champion
     assert str(client.get_model_version_by_alias("creator-ranker", "champion").version) == "1"
     run = client.get_run(trained.run_id)
+    assert re.fullmatch(r"train creator-ranker \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", run.info.run_name)
     for metric in ("click_auc", "order_auc", "ndcg_at_10", "baseline_followers_ndcg_at_10"):
         assert metric in run.data.metrics
     assert run.data.tags["embedding_model"] == "all-MiniLM-L6-v2"
