@@ -18,6 +18,7 @@ from sklearn.base import clone
 from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
+from features.parameters import whole_number
 from features.tables import InputError, Reject, write_rejects
 from features.threads import openmp_threads
 from training.dataset import (
@@ -158,7 +159,7 @@ def training_threads(threads: int | None) -> int | None:
     A fit is dozens of boosters of a few thousand small OpenMP regions each; a team of threads waits at every region
     for its last thread to get a core, so on a machine shared with other work `train` ran 4.5 to 5.6 times slower on
     every core than on one, while on an idle one two threads gained about a tenth (docs/measurements.md, "Training
-    beside other work"); its printed metrics were the same to the digit on one thread and on two).
+    beside other work"). Its printed metrics were the same to the digit on one thread and on two.
     """
     if threads is not None:
         return threads
@@ -203,7 +204,7 @@ def train(
         raise ValueError(f"Got holdout={holdout}; expected a share of the campaigns in (0, 1)")
     if not 0 <= selection_power <= 1:
         raise ValueError(f"Got selection_power={selection_power}; expected a value in [0, 1]")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
+    if threads is not None and (not whole_number(threads) or threads < 1):
         raise ValueError(f"Got threads={threads!r}; expected a whole number of at least 1, or None")
     limit = training_threads(threads)
     # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
