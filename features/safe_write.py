@@ -255,7 +255,8 @@ def put_back(aside: Path, path: str | Path) -> None:
 
 
 def stale_temporaries(path: str | Path) -> list[Path]:
-    """The temporary files `atomic_path` left beside `path` (a killed write's, or a live one's), by their shape."""
+    """The temporary files `atomic_path` (or folders `staged_directory`) left beside `path` (a killed write's, or a
+    live one's), by their shape."""
     path = Path(path).expanduser().resolve()
     if not path.parent.is_dir():
         return []
@@ -263,11 +264,15 @@ def stale_temporaries(path: str | Path) -> list[Path]:
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Removes the temporary files `atomic_path` left beside `path` when its process was killed mid-write; call it
-    holding `output_lock(path)`, so that no live writer's file is among them. Returns what it removed."""
+    """Removes the temporary files `atomic_path` (or folders `staged_directory`) left beside `path` when its process
+    was killed mid-write; call it holding `output_lock(path)`, so that no live writer's is among them. Returns what
+    it removed."""
     stale = stale_temporaries(path)
     for leftover in stale:
-        leftover.unlink(missing_ok=True)
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
     return stale
 
 
@@ -416,8 +421,11 @@ def staged_directory(target: str | Path, why_not_ours: WhyNotOurs | None = None)
     """
     target = check_replaceable(target, why_not_ours)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    staging.chmod(_replacing_mode(target, 0o777))  # mkdtemp's 0700 would become the output's permissions
+    # Named as `atomic_path` names its files, so that what a write killed here leaves (a whole index's size) is
+    # known for a killed write's by `remove_stale_temporaries`, and nothing of the user's is.
+    staging = target.with_name(_temporary_name(target.name))
+    staging.mkdir(mode=0o700)
+    staging.chmod(_replacing_mode(target, 0o777))  # 0700 would become the output's permissions
     try:
         yield staging
         for root, _, files in os.walk(staging):
@@ -429,7 +437,7 @@ def staged_directory(target: str | Path, why_not_ours: WhyNotOurs | None = None)
             os.replace(staging, target)  # POSIX rename replaces an empty directory in one step
         elif not _exchange(staging, target):
             # No exchange on this system: for a moment `target` is missing, never half-written.
-            old = staging.with_name(f"{staging.name}.old")
+            old = target.with_name(_temporary_name(target.name))
             os.replace(target, old)
             os.replace(staging, target)
             os.replace(old, staging)  # so the cleanup below removes it

@@ -215,7 +215,7 @@ def index(
 ) -> None:
     """Embed creators (only those whose profile changed since the cache saw them) and write the candidate index."""
     from features.embeddings import Embedder, default_cache_dir, resolve_model_path
-    from features.safe_write import check_outputs, check_replaceable, output_lock
+    from features.safe_write import check_outputs, check_replaceable, output_lock, remove_stale_temporaries
     from features.tables import (
         check_rejects_path,
         read_table,
@@ -251,6 +251,7 @@ def index(
     resolve_model_path(embedder.model)
     with ExitStack() as locks:
         locks.enter_context(output_lock(out))
+        remove_stale_temporaries(out)  # a killed run's staged index beside it
         if table.rejects:  # again: a user's file put there since stops the run before the embedding
             check_rejects_path(out)
         check_replaceable(out, why_not_an_index)

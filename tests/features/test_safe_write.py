@@ -6,6 +6,8 @@ import ast
 import errno
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -458,3 +460,33 @@ def test_an_output_over_an_input_by_any_of_its_names_is_refused_naming_both(tmp_
         check_outputs([(tmp_path / "m.csv", "matches"), (tmp_path / "m.csv", "candidates")], inputs)
     check_outputs([(tmp_path / "m.csv", "matches"), (tmp_path / "c.csv", "candidates")], inputs)
     assert table.read_bytes() == b"the user's table"
+
+
+def test_an_index_write_killed_with_sigkill_leaves_nothing_the_next_index_run_keeps(world_dir, world_index, tmp_path):
+    """A nightly `index` killed with SIGKILL while it stages the new index (a time limit, the OOM killer) leaves
+    its staging folder, a whole index's size; the next `index` on that --out removes it, as `match` removes a
+    killed run's half-written files, and nothing else beside the index: not the user's own folder of a like name."""
+    from tests.commands import run_in_process
+
+    out = tmp_path / "index"
+    shutil.copytree(world_index, out)
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from features.safe_write import staged_directory\n"
+        "from matcher.candidate_index import why_not_an_index\n"
+        "with staged_directory(Path(sys.argv[1]), why_not_an_index) as staging:\n"
+        "    (staging / 'index.faiss').write_bytes(b'half an index')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(out)], cwd=ROOT, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list(tmp_path.iterdir())) == 2, "the killed write left its staging folder beside the index"
+    users = tmp_path / ".index.backup01"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+
+    done = run_in_process("index", "--creators", str(world_dir / "creators.parquet"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.backup01", ".index.lock", "index"]
+    assert (users / "notes.txt").read_text() == "mine"
