@@ -606,3 +606,50 @@ def test_load_refuses_an_index_whose_parts_disagree_or_cannot_be_read(index, ids
         assert message.startswith(f"index {directory} is damaged: {wrong}") and "\n" not in message, message
         assert isinstance(refused.value, ArtifactMismatch)  # the command line's one-line refusal, exit 2
     assert CandidateIndex.load(saved("intact")).creator_ids.tolist() == ids.tolist()
+
+
+def test_a_load_while_another_process_replaces_the_index_gets_one_build_whole(vectors, ids, tmp_path):
+    """`index` replacing the directory while `match` or `serve` reads it (a rebuild started by hand beside the
+    nightly job): a load read the vectors of one build and the ids of the other, which agree in count when the
+    catalogue's size did not change, and matched every creator on another's vector with nothing said. Every load
+    now gets one build whole, whichever it is."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    builds = {
+        "forward": CandidateIndex.build(vectors, ids, MODEL),
+        "reversed": CandidateIndex.build(vectors[::-1].copy(), ids[::-1].copy(), MODEL),  # rows in another order
+    }
+    for name, build in builds.items():
+        build.save(tmp_path / name)
+    target = tmp_path / "index"
+    builds["forward"].save(target)
+    script = (
+        "import sys\n"
+        "from matcher.candidate_index import CandidateIndex\n"
+        "sources = [CandidateIndex.load(p) for p in sys.argv[2:]]\n"
+        "print('saving', flush=True)\n"
+        "while True:\n"
+        "    for source in sources:\n"
+        "        source.save(sys.argv[1])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, str(target), str(tmp_path / "forward"), str(tmp_path / "reversed")],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "saving"
+        seen = {"cr0000": 0, "cr0499": 0}
+        while min(seen.values()) < 300:
+            loaded = CandidateIndex.load(target, embedding_model=MODEL)
+            first = loaded.creator_ids[0]
+            seen[first] += 1
+            row = int(first.removeprefix("cr"))
+            assert np.array_equal(loaded.index.reconstruct(0), vectors[row]), f"{first} got another's vector"
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
