@@ -160,6 +160,39 @@ def _index_identity(index: str | Path | None, matcher: Matcher) -> tuple:
     return (tuple(sorted(matcher.index.meta.items())), ids, vectors.st_size, vectors.st_mtime_ns)
 
 
+def _file_states(files: Sequence[tuple[str | Path, str]]) -> list[tuple[int, ...] | None]:
+    """Each file's identity (device, inode: a replace by rename gives another) and size and modification time (a
+    rewrite in place changes them): what says, without reading it again, that it still holds the bytes read. None
+    for a file that cannot be found, which reading it then names."""
+    states = []
+    for path, _ in files:
+        try:
+            found = os.stat(path)
+        except OSError:
+            states.append(None)
+        else:
+            states.append((found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns))
+    return states
+
+
+def _check_unchanged(files: Sequence[tuple[str | Path, str]], as_read: list[tuple[int, ...] | None]) -> None:
+    """The input files are still the ones the run read its tables from, when it has hashed them.
+
+    The hashes fingerprint the run's checkpoints and go into its record; taken of a file the upstream export
+    replaced after the tables were read (the model loads in between), they named bytes the run never scored, and a
+    rerun after a kill resumed the old campaigns' chunks as the new file's.
+
+    Raises:
+        InputError: a file changed since it was read.
+    """
+    for (path, role), before, now in zip(files, as_read, _file_states(files), strict=True):
+        if now != before:
+            raise InputError(
+                f"{path}: changed while the run read it (the {role} file was replaced or rewritten: is another job "
+                "still writing it?); nothing was scored: run again once it is written"
+            )
+
+
 def _hash_files(files: Sequence[tuple[str | Path, str]], combined=None) -> list[RecordedInput]:
     """Each file's size and SHA-256, read once; each block also fed to `combined`, when given."""
     hashed = []
@@ -336,6 +369,8 @@ def run_match(
                     locks.enter_context(output_lock(path))
             if lock_path(out).exists():  # held: from here `verify` says a run is writing (`RunMarker`)
                 marker.start()
+            read_files = [(campaigns, "campaigns"), (creators, "creators"), *_input_roles(inputs)]
+            as_read = _file_states(read_files)
             creator_table = read_table(creators, "creators")
             campaign_table = read_table(campaigns, "campaigns")
             rejects = [
@@ -400,14 +435,15 @@ def run_match(
             # Past every refusal: the run goes ahead, and from here it either finishes or leaves its marker.
             marker.begin()
             state.began = True
-            read_files = [(campaigns, "campaigns"), (creators, "creators"), *_input_roles(inputs)]
             if matcher is None:
                 hashed = _hash_files(read_files)
+                _check_unchanged(read_files, as_read)
                 result = no_campaigns_matched(campaign_table.rejects, with_candidates=candidates_out is not None)
             else:
                 hashed = []
                 fingerprint = _fingerprint(campaigns, creators, matcher, chunk_size, index, hashed)
                 hashed += _hash_files(read_files[2:])
+                _check_unchanged(read_files, as_read)  # what was hashed is what was read
                 state.checkpoints = out.with_name(f".{out.name}.parts-{fingerprint}")
                 in_stock = int(campaign_table.frame["in_stock"].astype(bool).sum())
                 state.chunks = -(-in_stock // chunk_size)

@@ -566,3 +566,39 @@ def test_verify_refuses_unusable_arguments_with_exit_status_2(tmp_path):
         f"creator-match: no folder {tmp_path / 'nothere'} for m.parquet: no run has written there (is the path "
         "right?), or the first is still loading its model"
     ]
+
+
+@pytest.mark.slow
+def test_a_campaigns_file_replaced_after_the_run_read_it_is_refused_not_recorded_or_resumed(
+    world_dir, world_index, trained, bad_campaigns, tmp_path
+):
+    """The upstream export replacing tonight's campaigns file while the run loads its model, after the run read
+    it: the run scored the campaigns it read but recorded the new file's digest, and filed its chunks under the new
+    file's fingerprint, so a rerun after a kill resumed them into a mix of two files' campaigns that verify passed.
+    Now the run is refused in one line naming the file, before it scores anything."""
+    from features.tables import InputError
+    from matcher.batch import checkpoint_directories, run_match
+
+    campaigns = tmp_path / "campaigns.parquet"
+    campaigns.write_bytes(bad_campaigns.read_bytes())
+    changed = pd.read_parquet(bad_campaigns)
+    changed.loc[0, "brief"] = "Dog food, chew toys and cat trees for every pet in the house."
+    tonight = tmp_path / "tonight.parquet"
+    changed.to_parquet(tonight)
+
+    def export_lands(rejects) -> None:  # called once the tables are read, before the model loads
+        os.replace(tonight, campaigns)
+
+    out = tmp_path / "m.parquet"
+    with pytest.raises(InputError, match=f"{campaigns}: changed while the run read it"):
+        run_match(
+            campaigns,
+            world_dir / "creators.parquet",
+            out,
+            trained.model_uri,
+            world_index,
+            chunk_size=1,
+            rejects_read=export_lands,
+        )
+    assert not out.exists() and not out.with_name(f"{out.name}.run.json").exists()
+    assert not [part for folder in checkpoint_directories(out) for part in folder.iterdir()], "nothing was scored"
