@@ -77,6 +77,7 @@ from training.registry import (
 from training.review import (
     SLATE_BASELINE,
     SlateBuilder,
+    by_category,
     captured_by_k,
     model_card,
     not_evaluated,
@@ -315,7 +316,9 @@ def train(
             mlflow.log_artifact(str(write_rejects(list(tables.rejects), Path(tmp) / "training")), "data")
         importance = slates_against = None
         if held_out is not None:
-            importance = _log_review(held_out, test_pairs, Path(tmp))
+            importance = _log_review(
+                held_out, test_pairs, Path(tmp), tables.campaigns.set_index("campaign_id")["category"]
+            )
             if cold is not None and len(cold):
                 _log_cold(cold, Path(tmp))
             if slate_builder is not None:
@@ -448,8 +451,9 @@ def _log_cold(cold: pd.DataFrame, tmp: Path) -> None:
     mlflow.log_artifact(str(path), "evaluation")
 
 
-def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) -> pd.Series:
-    """Logs the held-out pairs and the review plots to the active run; returns the feature importance."""
+def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path, category: pd.Series) -> pd.Series:
+    """Logs the held-out pairs, the review plots and the per-category table (`by_category`, campaigns' `category`
+    by campaign_id) to the active run; returns the feature importance."""
     import mlflow
 
     holdout = tmp / "holdout.parquet"
@@ -467,6 +471,8 @@ def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path) ->
         name: baseline(test_pairs) for name, baseline in BASELINES.items()
     }
     captured = captured_by_k(test_pairs, scores)
+    by_category(test_pairs, predicted, scores, category).to_csv(tmp / "by_category.csv", index=False)
+    mlflow.log_artifact(str(tmp / "by_category.csv"), "review")
     for k in (1, 5, 10):
         if k in captured.index:
             mlflow.log_metrics({f"captured_at_{k}_{name}": float(captured.loc[k, name]) for name in captured.columns})
