@@ -136,30 +136,6 @@ class IndexFiles:
                 dimension or the kind against meta.json).
         """
         directory = Path(directory)
-        # `index` replaces the directory whole while a reader may be between its files (a rebuild beside the
-        # nightly match, or `serve`): read one build's files and another's ids, which agree in count whenever the
-        # catalogue's size did not change, and every creator gets another's vector. A directory replaced during
-        # the read is read again: the build now there is whole.
-        for _ in range(_READS):
-            before = _identity(directory)
-            try:
-                loaded = cls._read(directory, embedding_model, dimension, embedding_backend)
-            except (FileNotFoundError, ArtifactMismatch):
-                if _identity(directory) == before:
-                    raise
-                continue
-            if _identity(directory) == before:
-                return loaded
-        raise DamagedIndex(
-            f"index {directory} was replaced while it was read, {_READS} times over: another process keeps writing "
-            "it; read it once that has finished"
-        )
-
-    @classmethod
-    def _read(
-        cls, directory: Path, embedding_model: str | None, dimension: int | None, embedding_backend: str | None
-    ) -> CandidateIndex:
-        """`load`'s reading of the files, which a replace of the directory meanwhile can mix."""
         if not (directory / META_FILE).is_file():
             raise IndexNotFound(f"{directory}: no candidate index here (missing {META_FILE})")
         meta = _read_meta(directory)
@@ -190,20 +166,6 @@ class IndexFiles:
                 directory, f"{META_FILE} records {meta['creators']} creators; {INDEX_FILE} holds {index.ntotal}"
             )
         return cls(index, ids.astype(object), meta, keys)
-
-
-# Reads of an index directory that another process replaced meanwhile before `load` gives up: each replace is a
-# whole `index` run, so a second one within a read is rare, a third rarer still.
-_READS = 5
-
-
-def _identity(directory: Path) -> tuple[int, int] | None:
-    """What the directory is rather than where: a replace swaps another directory in under its name."""
-    try:
-        found = directory.stat()
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
 
 
 # The faiss class each kind of saved index is (or derives from): `build` makes IndexFlatIP, IndexIVFScalarQuantizer
