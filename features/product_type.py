@@ -352,17 +352,16 @@ class ProductTypeModel(BaseEstimator):
         unseen = cross_val_predict(
             LogisticRegression(C=self.C, max_iter=1000), vectors[declared], labels, cv=folds, method="decision_function"
         )
-        rows = campaigns[declared]
+        rows, row_vectors, row_own = campaigns[declared], vectors[declared], own[declared]
         # Each declared campaign's price read as a run's would be: against the past campaigns in its zone.
         parts, order = [], []
         for positions, _, codes in _zone_groups(rows, np.arange(len(rows)), self.price_zones_):
-            part = rows.iloc[positions]
             prices = self.past_prices(codes)
             parts.append(
-                self._signals(part, vectors[declared][positions], descriptions, prices, own[declared][positions])
+                self._signals(rows.iloc[positions], row_vectors[positions], descriptions, prices, row_own[positions])
             )
             order.append(positions)
-        signals = pd.concat(parts).iloc[np.argsort(np.concatenate(order), kind="stable")]
+        signals = _in_row_order(parts, order)
         signals["classifier"] = np.clip(unseen, -4.0, 4.0)
         # A campaign's own declaration is left out of its category's count, as the classifier's scores are.
         signals["category_kinds"] = self._category_evidence(rows, np.where(labels, 1, -1))
@@ -702,7 +701,7 @@ def resolve_product_types(
             # Summed per group as evidence gives it: a frame joined from several sums in another order of blocks,
             # which moved a campaign's last bits with the other marketplaces of its run.
             log_odds[positions] = parts[-1].sum(axis=1).to_numpy()
-        evidence = pd.concat(parts).iloc[np.argsort(np.concatenate(order), kind="stable")]
+        evidence = _in_row_order(parts, order)
         p = 1.0 / (1.0 + np.exp(-log_odds))
         reasoned = here.reasoned(evidence)
         # A model that saw no past brief has nothing to read a brief against. Those briefs are the ranker's training
@@ -716,6 +715,12 @@ def resolve_product_types(
             for i in range(len(auto))
         ]
     return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)
+
+
+def _in_row_order(parts: list[pd.DataFrame], order: list[np.ndarray]) -> pd.DataFrame:
+    """The frames computed per `_zone_groups` group, joined back into the rows' order (`order`: each part's
+    positions)."""
+    return pd.concat(parts).iloc[np.argsort(np.concatenate(order), kind="stable")]
 
 
 def _zone_groups(
