@@ -47,6 +47,7 @@ __all__ = [
     "create_store",
     "finish_registration",
     "first_line",
+    "git_state",
     "has_earlier_version",
     "installed_versions",
     "load_ranker",
@@ -310,6 +311,8 @@ def installed_versions() -> dict[str, str]:
 
 # The distribution this project installs as (pyproject.toml's name), whose version a run records.
 DISTRIBUTION = "creator-matcher"
+# The packages pyproject.toml installs: an untracked file there is code a run may have imported.
+CODE_PACKAGES = ("matcher", "training", "features", "simulation")
 GIT_TIMEOUT = 5.0  # seconds for each git command: a hung git must not hold up a training
 # The `promotion` tag of a model's first version, crowned by `train` without a gate to pass.
 FIRST_VERSION = "the model's first version, made champion by train (no champion to compare with)"
@@ -330,8 +333,7 @@ def _git(project: Path, *args: str) -> str | None:
 
 def code_tags() -> dict[str, str]:
     """Which code a run ran: `code_version` (the installed distribution's version, `unknown` if not installed) and,
-    when the imported code is a git checkout, `git_commit` and `git_dirty` (`true` when a tracked file differs from
-    that commit; untracked files, such as outputs, do not count). Never raises.
+    when the imported code is a git checkout, `git_commit` and `git_dirty` (`git_state`). Never raises.
 
     MLflow's own `mlflow.source.git.commit` looks beside the entry point, the virtualenv's `creator-match` script,
     which is no checkout (or not the one whose code was imported): it is usually not set.
@@ -346,12 +348,21 @@ def code_tags() -> dict[str, str]:
     top = _git(project, "rev-parse", "--show-toplevel")
     if top is None or Path(top.strip()).resolve() != project:
         return found
-    commit = _git(project, "rev-parse", "HEAD")
-    if commit is not None and commit.strip():
-        found["git_commit"] = commit.strip()
-        status = _git(project, "status", "--porcelain", "--untracked-files=no")
-        if status is not None:
-            found["git_dirty"] = "true" if status.strip() else "false"
+    return found | git_state(project)
+
+
+def git_state(checkout: Path) -> dict[str, str]:
+    """`git_commit`, the checkout's HEAD, and `git_dirty`: `true` when a tracked file differs from that commit or
+    the project's packages (CODE_PACKAGES) hold an untracked file, code that ran but no commit holds; other
+    untracked files, such as outputs, do not count. Empty where git cannot tell; never raises."""
+    commit = _git(checkout, "rev-parse", "HEAD")
+    if commit is None or not commit.strip():
+        return {}
+    found = {"git_commit": commit.strip()}
+    changed = _git(checkout, "status", "--porcelain", "--untracked-files=no")
+    added = _git(checkout, "ls-files", "--others", "--exclude-standard", "--", *CODE_PACKAGES)
+    if changed is not None and added is not None:
+        found["git_dirty"] = "true" if changed.strip() or added.strip() else "false"
     return found
 
 

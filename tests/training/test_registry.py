@@ -23,6 +23,7 @@ from training.registry import (
     check_server_reachable,
     create_store,
     finish_registration,
+    git_state,
     model_digest,
     register,
     use_experiment,
@@ -441,3 +442,34 @@ def test_a_locked_store_stops_each_command_with_one_line_naming_it(locked_store,
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"the registry at {locked_store}: " in lines[0] and "database is locked" in lines[0], lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_runs_code_is_dirty_with_an_edit_or_an_untracked_module_not_with_an_output(tmp_path):
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start")
+    (tmp_path / "matcher").mkdir()
+    (tmp_path / "matcher" / "api.py").write_text("x = 1\n")
+    git("add", "matcher/api.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "code")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert git_state(tmp_path) == {"git_commit": head.stdout.strip(), "git_dirty": "false"}
+    # Outputs beside the code are not code.
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    (tmp_path / "slates").mkdir()
+    (tmp_path / "slates" / "slates.parquet").write_bytes(b"")
+    assert git_state(tmp_path)["git_dirty"] == "false"
+    # A module no commit holds, inside a package, ran as much as a committed one.
+    (tmp_path / "matcher" / "scoring_patch.py").write_text("y = 2\n")
+    assert git_state(tmp_path)["git_dirty"] == "true"
+    (tmp_path / "matcher" / "scoring_patch.py").unlink()
+    (tmp_path / "matcher" / "api.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["git_dirty"] == "true"
+
+
+def test_a_folder_that_is_no_checkout_has_no_git_state(tmp_path, monkeypatch):
+    # Wherever the temporary folder lies (inside a checkout too), git looks no higher than it.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_state(tmp_path) == {}
