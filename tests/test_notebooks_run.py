@@ -70,6 +70,8 @@ def test_model_review_ends_with_a_decision(tmp_path, monkeypatch):
     # Each head's prediction on the held-out pairs, realized over predicted per category: which head is off where.
     per_head = text.split("realized over predicted, per head and category")[1]
     assert all(head in per_head for head in ("reach head", "click head", "order head"))
+    # And per product type as resolved.
+    assert "non_standard" in per_head
     assert "decision: " in text
     assert (scratch_folder(tmp_path) / "mlruns").is_dir()
 

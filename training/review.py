@@ -21,6 +21,7 @@ __all__ = [
     "SLATE_BASELINE",
     "SlateBuilder",
     "by_category",
+    "by_product_type",
     "captured_by_k",
     "model_card",
     "not_evaluated",
@@ -28,6 +29,7 @@ __all__ = [
     "plot_captured",
     "plot_importance",
     "plot_slates",
+    "review_by",
     "slate_candidates",
     "slate_capture",
     "slate_members",
@@ -82,9 +84,7 @@ def plot_calibration(predictions: pd.DataFrame, pairs: pd.DataFrame, path: Path)
 def by_category(
     pairs: pd.DataFrame, predicted: pd.DataFrame, scores: dict[str, np.ndarray], category: pd.Series, k: int = 10
 ) -> pd.DataFrame:
-    """The held-out review per category of the campaigns: how many (and how many NDCG counts: two pairs or more,
-    some sales), NDCG@k of realized sales by each score, and each head's realized over predicted (impressions,
-    clicks, orders; 1 is calibrated).
+    """The held-out review per category of the campaigns (`review_by`'s columns, keyed `category`).
 
     An overall figure hides a category where the ranker does no better than followers, or one whose clicks it
     overstates twofold.
@@ -96,6 +96,42 @@ def by_category(
         category: each campaign's category, indexed by campaign_id.
     """
     of_pair = pairs["campaign_id"].map(category).fillna("(none)").to_numpy()
+    return review_by("category", of_pair, pairs, predicted, scores, k)
+
+
+def by_product_type(
+    pairs: pd.DataFrame, predicted: pd.DataFrame, scores: dict[str, np.ndarray], k: int = 10
+) -> pd.DataFrame:
+    """The held-out review per product type of the campaigns as resolved (`review_by`'s columns, keyed
+    `product_type`): the two kinds take slates of different widths and sell through different creators, and a
+    ranker can serve one well and the other poorly.
+
+    Args:
+        pairs: the held-out pairs, with their `non_standard` feature (1 for a non-standard campaign).
+        predicted: the ranker's predictions for them (`PREDICTIONS`), by row.
+        scores: named scores of the pairs, by row.
+    """
+    of_pair = np.where(pairs["non_standard"].to_numpy(float) > 0.5, "non_standard", "standard")
+    return review_by("product_type", of_pair, pairs, predicted, scores, k)
+
+
+def review_by(
+    key: str,
+    of_pair: np.ndarray,
+    pairs: pd.DataFrame,
+    predicted: pd.DataFrame,
+    scores: dict[str, np.ndarray],
+    k: int = 10,
+) -> pd.DataFrame:
+    """The held-out review per group of pairs: how many campaigns (and how many NDCG counts: two pairs or more,
+    some sales), pairs, NDCG@k of realized sales by each score, and each head's realized over predicted
+    (impressions, clicks, orders; 1 is calibrated).
+
+    Args:
+        key: the name of the table's group column.
+        of_pair: each pair's group, by row (a campaign's pairs share one).
+        pairs, predicted, scores: as `by_category` takes them.
+    """
     expected = {
         "impressions": predicted["expected_impressions"].to_numpy(float),
         "clicks": pairs["impressions"].to_numpy(float) * predicted["p_click"].to_numpy(float),
@@ -106,7 +142,7 @@ def by_category(
         at = np.flatnonzero(of_pair == name)
         group = pairs.iloc[at]
         row = {
-            "category": name,
+            key: name,
             "campaigns": group["campaign_id"].nunique(),
             "ranked_campaigns": ranked_campaigns(group),
             "pairs": len(at),

@@ -69,6 +69,7 @@ from training.registry import (
     first_line,
     logged_digest,
     model_code_paths,
+    model_digest,
     pip_requirements,
     register,
     tracking_store,
@@ -78,6 +79,7 @@ from training.review import (
     SLATE_BASELINE,
     SlateBuilder,
     by_category,
+    by_product_type,
     captured_by_k,
     model_card,
     not_evaluated,
@@ -274,6 +276,8 @@ def train(
     fingerprint, table_fingerprints = data_fingerprint(tables)
     tags = {
         "embedding_model": embedder.model,
+        # The weights themselves: a name, or a path, says nothing of which files were there when it ran.
+        "embedding_model_sha256": model_digest(resolve_model_path(embedder.model)),
         "embedding_backend": embedder.backend,
         "embedding_dim": str(embedder.dimension),
         "data_fingerprint": fingerprint,
@@ -452,8 +456,8 @@ def _log_cold(cold: pd.DataFrame, tmp: Path) -> None:
 
 
 def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path, category: pd.Series) -> pd.Series:
-    """Logs the held-out pairs, the review plots and the per-category table (`by_category`, campaigns' `category`
-    by campaign_id) to the active run; returns the feature importance."""
+    """Logs the held-out pairs, the review plots and the tables per category (`by_category`, campaigns' `category`
+    by campaign_id) and per product type (`by_product_type`) to the active run; returns the feature importance."""
     import mlflow
 
     holdout = tmp / "holdout.parquet"
@@ -472,7 +476,9 @@ def _log_review(held_out: CreatorRanker, test_pairs: pd.DataFrame, tmp: Path, ca
     }
     captured = captured_by_k(test_pairs, scores)
     by_category(test_pairs, predicted, scores, category).to_csv(tmp / "by_category.csv", index=False)
-    mlflow.log_artifact(str(tmp / "by_category.csv"), "review")
+    by_product_type(test_pairs, predicted, scores).to_csv(tmp / "by_product_type.csv", index=False)
+    for table in ("by_category.csv", "by_product_type.csv"):
+        mlflow.log_artifact(str(tmp / table), "review")
     for k in (1, 5, 10):
         if k in captured.index:
             mlflow.log_metrics({f"captured_at_{k}_{name}": float(captured.loc[k, name]) for name in captured.columns})

@@ -24,13 +24,14 @@ from packaging.utils import canonicalize_name
 from sklearn.metrics import ndcg_score
 
 from features.contract import SETTLEMENT_DAYS
+from features.embeddings import resolve_model_path
 from features.pairwise import FEATURES, OPTIONAL_FEATURES
 from features.threads import openmp_threads
 from training.dataset import build_training_data, data_fingerprint, read_training_tables, settled_training_rows
 from training.evaluate import cold_metrics, ndcg_by_campaign, paired_difference, random_order_ndcg, time_split
 from training.promotion import HELD_OUT_PREDICTED, HELD_OUT_SCORE
 from training.ranker import OUTCOMES, CreatorRanker, expected_sales
-from training.registry import FIRST_VERSION, load_ranker, promote
+from training.registry import FIRST_VERSION, load_ranker, model_digest, promote
 
 
 def test_only_settled_campaigns_give_labels(world_dir, embedder):
@@ -233,6 +234,7 @@ def test_train_logs_registers_and_crowns_the_first_version(trained, tracking_uri
     for metric in ("click_auc", "order_auc", "ndcg_at_10", "baseline_followers_ndcg_at_10"):
         assert metric in run.data.metrics
     assert run.data.tags["embedding_model"] == "all-MiniLM-L6-v2"
+    assert run.data.tags["embedding_model_sha256"] == model_digest(resolve_model_path("all-MiniLM-L6-v2"))
     assert run.data.tags["embedding_dim"] == "384"
     assert len(run.data.tags["data_fingerprint"]) == 16
     # Each table training read has its own fingerprint, and they make the whole.
@@ -324,6 +326,25 @@ def test_the_run_reviews_each_category_apart(trained, tmp_path):
         assert overall == pytest.approx(logged, abs=1e-9)
     clicks = table["clicks_realized_over_predicted"]
     assert (clicks > 0).all() and np.isfinite(clicks).all()
+
+
+def test_the_run_reviews_each_product_type_apart(trained, tmp_path):
+    """A reviewer trial: standard and non-standard campaigns take slates of different widths and sell through
+    different creators, and nothing showed how the ranker serves each. Per resolved type: its held-out campaigns,
+    each score's NDCG@10 (together, the run's own figure) and each head's realized over predicted."""
+    client = MlflowClient()
+    table = pd.read_csv(client.download_artifacts(trained.run_id, "review/by_product_type.csv", str(tmp_path)))
+    held = pd.read_parquet(client.download_artifacts(trained.run_id, "evaluation/holdout.parquet", str(tmp_path)))
+    assert set(table["product_type"]) == {"standard", "non_standard"}
+    assert table["campaigns"].sum() == held["campaign_id"].nunique() and table["pairs"].sum() == len(held)
+    counted = table["ranked_campaigns"]
+    for score in ("model", "followers"):
+        column = table[f"ndcg_at_10_{score}"]
+        overall = (column[counted > 0] * counted[counted > 0]).sum() / counted.sum()
+        logged = trained.metrics["ndcg_at_10" if score == "model" else f"baseline_{score}_ndcg_at_10"]
+        assert overall == pytest.approx(logged, abs=1e-9)
+    for head in ("impressions", "clicks", "orders"):
+        assert np.isfinite(table[f"{head}_realized_over_predicted"]).all()
 
 
 def test_the_held_out_file_holds_what_each_head_predicted(trained, tmp_path):
