@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -328,12 +329,17 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
 ):
     """`--workers 2`: /readyz 200 only once both serve; a worker killed outright the moment the service is ready is
     replaced (503 meanwhile), and the log says which died and how (a death a request found had left no line);
-    concurrent requests are then answered exactly as the single process answers them. `--max-campaigns` holds."""
+    concurrent requests are then answered exactly as the single process answers them, by workers that serve the
+    creators and index the service started on though those files were moved away meanwhile. `--max-campaigns`
+    holds."""
     url, _ = service
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[:4]
     expected = [call(f"{url}/v1/match", record) for record in records]
     port, log = free_port(), tmp_path / "serve.log"
-    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
+    creators, index = tmp_path / "creators.parquet", tmp_path / "index"
+    shutil.copyfile(world_dir / "creators.parquet", creators)
+    shutil.copytree(index_dir, index)
+    args = ["serve", "--creators", str(creators), "--index", str(index)]
     args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--workers", "2"]
     with open(log, "w") as sink:
         process = subprocess.Popen([CLI, *args, "--max-campaigns", "3"], stdout=sink, stderr=sink)
@@ -349,6 +355,10 @@ def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_p
         status, reply = call(f"{workers_url}/v1/match", records)
         assert (status, reply["detail"].split(";")[0]) == (413, "got 4 campaigns")
 
+        # Replaced by a refresh (a new table and index elsewhere): the new workers once read these paths again, and a
+        # worker's death then stopped the whole service, unable to read them.
+        creators.rename(tmp_path / "creators-before.parquet")
+        index.rename(tmp_path / "index-before")
         # At once: a death right after the pool became complete was once missed, and the service stayed 503.
         os.kill(workers[0], signal.SIGKILL)
         # A request at once: the death is then most often found by it rather than by the watch between requests.
