@@ -12,9 +12,10 @@ its own. The workers of one service share a directory (`WorkerGroup`): the plan 
 of the current pool (loading, or the model version it serves), and the first failure. The service is ready once
 every worker serves; a worker that cannot load stops the service with the reason, as a single process does; a
 worker that dies after it served breaks the pool, which is replaced by a new one (every worker loads again, the
-version in service rather than the alias, which may point at a version that failed to load; meanwhile 503 with
-Retry-After). Who died is read from the workers' own files, so a death is acted on however
-soon it follows another event (a pool that became complete a moment before, a request, a promotion).
+version in service rather than the alias, which may point at a version that failed to load, from copies of the
+creators table and index taken at start; meanwhile 503 with Retry-After). Who died is read from the workers' own
+files, so a death is acted on however soon it follows another event (a pool that became complete a moment before,
+a request, a promotion).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import signal
 import threading
 import time
@@ -30,7 +32,7 @@ import warnings
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from multiprocessing import get_context
 from multiprocessing.connection import wait
@@ -52,6 +54,9 @@ from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, is_alia
 __all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool", "WorkerState"]
 
 _PLAN = "plan.pickle"
+# The folder of the copies of the creators table and candidate index (`WorkerGroup.plan`), and the index's in it.
+_SERVED = "served"
+_INDEX = "index"
 _FAILURE = "failure.txt"
 _WORKER = "worker-"
 # How often the pool looks for a worker that died between requests, and a worker for a supervisor that died.
@@ -106,14 +111,28 @@ class WorkerGroup:
 
     @classmethod
     def create(cls, plan: WorkerPlan) -> WorkerGroup:
-        """A new private directory holding `plan`."""
+        """A new private directory holding `plan`, and copies of the creators table and candidate index it names
+        (`plan(copies=True)`)."""
         group = cls(private_temp_dir("creator-match-serve-"))
         (group.directory / _PLAN).write_bytes(pickle.dumps(plan))
+        copies = group.plan(copies=True)
+        Path(copies.creators).parent.mkdir()
+        shutil.copyfile(plan.creators, copies.creators)
+        if plan.config.index is not None:
+            shutil.copytree(plan.config.index, copies.config.index)
         return group
 
-    def plan(self) -> WorkerPlan:
+    def plan(self, copies: bool = False) -> WorkerPlan:
+        """The plan; with `copies`, naming the copies of its creators table and index that `create` took. A
+        replacement pool reads those, so that it serves what the first did: it once read the paths given at start
+        again, and where a refresh had moved those files away a worker's death stopped the whole service."""
         # Written by `create` into a directory only this user can write: not data from elsewhere.
-        return pickle.loads((self.directory / _PLAN).read_bytes())
+        plan = pickle.loads((self.directory / _PLAN).read_bytes())
+        if not copies:
+            return plan
+        served = self.directory / _SERVED
+        config = plan.config if plan.config.index is None else replace(plan.config, index=str(served / _INDEX))
+        return replace(plan, creators=str(served / Path(plan.creators).name), config=config)
 
     def mark_loading(self, pool: int, pid: int) -> None:
         """Worker `pid` of pool number `pool` has started and is loading."""
@@ -162,7 +181,7 @@ class WorkerGroup:
 
     @staticmethod
     def _why_not_ours(directory: Path) -> str | None:
-        foreign = foreign_entries(directory, [_PLAN, _FAILURE, f"{_WORKER}*", OWNER_LOCK])
+        foreign = foreign_entries(directory, [_PLAN, _SERVED, _FAILURE, f"{_WORKER}*", OWNER_LOCK])
         return f"it holds files the service did not write: {foreign}" if foreign else None
 
 
@@ -479,7 +498,9 @@ def _load(directory: str, pool: int, first: str | None = None) -> None:
     group = WorkerGroup(directory)
     group.mark_loading(pool, os.getpid())
     hold_blas_threads(1)  # as the single-process service: answers the same bits whichever process gives them
-    plan = group.plan()
+    # The first pool reads the files named at start, so that what it says of them names them; a replacement the
+    # copies taken then.
+    plan = group.plan(copies=pool > 1)
     supervisor = os.getppid()
     holder = ModelHolder(Path(plan.creators), plan.config, first)
     loaded = threading.Event()
