@@ -182,6 +182,17 @@ def test_only_the_allowed_host_names_are_answered(loading_service, tmp_path):
         ServiceConfig("models:/x@champion", allowed_hosts=())
 
 
+def test_a_path_with_a_trailing_slash_is_not_redirected(loading_service):
+    """`POST /v1/match/` was answered 307 to the path without the slash, at the host the request named: behind a
+    proxy that passes its own (`proxy_pass http://127.0.0.1:8000`, as docs/service.md's example), a client that
+    follows redirects sent its campaigns to port 8000 of its own machine. Such a path is not found, as any other."""
+    url, _ = loading_service
+    campaign, _ = documented_example()
+    for path, body in (("/v1/match/", campaign), ("/v1/similar/", {"creator_ids": ["c"]}), ("/readyz/", None)):
+        status, headers, reply = exchange(f"{url}{path}", body)
+        assert (status, reply, headers.get("location")) == (404, {"detail": "Not Found"}, None), path
+
+
 def test_more_campaigns_than_the_cap_is_a_413_naming_both_and_where_to_send_them(loading_service):
     """1,600 campaigns in a 1 MB body took 73 s of CPU, slowing every other request: a request holds at most
     `max_campaigns`, and a list of that many is read as usual (503 here: the matcher is never loaded)."""
