@@ -160,6 +160,10 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
         summary="Which creators to invite to a commission campaign, and creators like the ones that sold.",
         version="1",
         lifespan=lifespan,
+        # A path with a trailing slash is not found: starlette's redirect names the Host the request did, which
+        # behind a proxy passing its own is the proxy's upstream (http://127.0.0.1:8000), where a client that
+        # follows it posts its campaigns to its own machine.
+        redirect_slashes=False,
     )
     if backend.config.allowed_hosts != ("*",):
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(backend.config.allowed_hosts))
