@@ -458,6 +458,17 @@ def remove_directory(directory: str | Path, why_not_ours: WhyNotOurs) -> str | N
     return reason
 
 
+def _probe_folder(target: Path) -> None:
+    """Creates and removes an empty file beside `target`, named as `atomic_path`'s temporaries (one a kill leaves is
+    cleared as theirs are): the folder takes new files, or the OSError says why not."""
+    probe = target.with_name(_temporary_name(target.name))
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except OSError as exc:  # named as the folder: the probe's random name means nothing to the user
+        raise OSError(exc.errno, exc.strerror, str(target.parent)) from None
+    probe.unlink()
+
+
 def lock_path(target: str | Path) -> Path:
     """The lock file guarding `target`: a hidden `.<name>.lock` beside it, kept between runs."""
     target = Path(target).expanduser().resolve()
@@ -486,6 +497,13 @@ def output_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path, is_singleton=True)
         lock.acquire(timeout=wait)
+        try:
+            # Last night's lock file opens in a folder that no longer takes new files (made read-only since): the
+            # lock alone does not say the output can be written, and the run would fail at its first write.
+            _probe_folder(target)
+        except BaseException:
+            lock.release()
+            raise
     except Timeout:
         if not path.exists():  # filelock reports a lock file it could not create as a lock it could not take
             raise OutputRefused(f"{target} cannot be written: {path} cannot be created there") from None

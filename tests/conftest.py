@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sqlite3
@@ -195,6 +196,44 @@ def small_disk(tmp_path) -> Path:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def _takes_new_files(folder: Path) -> bool:
+    probe = folder / ".probe"
+    try:
+        probe.touch(exist_ok=False)
+    except PermissionError:
+        return False
+    probe.unlink()
+    return True
+
+
+@pytest.fixture
+def make_unwritable():
+    """Makes a folder take no new files for the test, its files still writable: read-only permissions, or for
+    root, whom those do not stop, the immutable attribute (`chattr +i`); undone after the test. Skipped where
+    neither stops this process."""
+    import subprocess
+
+    made: list[Path] = []
+
+    def make(folder: Path) -> Path:
+        folder.chmod(0o555)
+        made.append(folder)
+        if _takes_new_files(folder):
+            try:
+                why = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True).stderr.strip()
+            except OSError as exc:  # no chattr
+                why = str(exc)
+            if _takes_new_files(folder):
+                pytest.skip(f"cannot make a folder unwritable here: {why}")
+        return folder
+
+    yield make
+    for folder in made:
+        with contextlib.suppress(OSError):
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import ast
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 import features.safe_write as safe_write
 from features.embeddings import VectorCache
@@ -390,6 +392,22 @@ def test_an_output_under_a_file_is_refused_in_one_line_naming_it(tmp_path):
     with pytest.raises(OutputRefused, match=refused), safe_write.output_lock(target):
         pass
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_an_output_whose_folder_takes_no_new_files_is_refused_though_its_lock_file_opens(tmp_path, make_unwritable):
+    """Last night's lock file still opened for writing in a folder made read-only since, so the lock was taken and
+    the first write failed as an OS error. Taking the lock now tries the folder: a refusal in one line naming the
+    output and the folder, the lock let go, and nothing made there."""
+    target = tmp_path / "out" / "m.parquet"
+    with safe_write.output_lock(target):
+        pass
+    folder = make_unwritable(target.parent)
+    before = sorted(os.listdir(folder))
+    refused = rf"^{re.escape(str(target))} cannot be written: .+ \({re.escape(str(folder))}\)$"
+    with pytest.raises(OutputRefused, match=refused), safe_write.output_lock(target):
+        pass
+    assert sorted(os.listdir(folder)) == before
+    assert not FileLock(safe_write.lock_path(target), is_singleton=True).is_locked
 
 
 def test_a_dead_owner_temporary_directories_are_removed_by_the_next_and_no_others(tmp_path, monkeypatch):

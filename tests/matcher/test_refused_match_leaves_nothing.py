@@ -174,6 +174,26 @@ def test_an_output_that_is_a_symbolic_link_is_refused_before_any_work(world_dir,
     assert listing(work) == before and (work / "precious.txt").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.usefixtures("no_registry")
+@pytest.mark.parametrize("flag", ["--out", "--summaries-out"])
+def test_a_match_into_a_folder_that_takes_no_new_files_is_refused_though_last_nights_lock_opens(
+    world_dir, work, make_unwritable, flag
+):
+    """Last night's lock file beside the output still opened for writing in a folder made read-only since: the run
+    took the lock and failed at its first write, exit 1 with an OS error's name. Now it is refused before it reads
+    anything, in one line naming the output and the folder, exit 2, and the folder is left as it was."""
+    target = work / "shared" / "m.parquet"
+    target.parent.mkdir()
+    (target.parent / ".m.parquet.lock").touch()  # last night's
+    make_unwritable(target.parent)
+    out = str(target) if flag == "--out" else "ok.parquet"
+    extra = [] if flag == "--out" else [flag, str(target)]
+    before = listing(work)
+    done = run("match", *inputs(world_dir), "--out", out, *extra, cwd=work)
+    refused_in_one_line(done, f"{target} cannot be written: ", f"({target.parent})")
+    assert listing(work) == before
+
+
 @pytest.mark.parametrize("out", ["/", ".", "/tmp/.."])
 def test_an_index_at_a_root_or_over_its_inputs_folder_is_refused_in_one_line(work, out):
     """`index --out /` failed with `ValueError: PosixPath('/') has an empty name` (exit 1)."""
