@@ -105,6 +105,11 @@ class NoValidRows(InputError):
         self.rejects_file = rejects_file
 
 
+# The column of a reject no one column is at fault for (a CSV line wider than the header, a line that is not JSON):
+# the rejects file records it so, and its line on standard error names none.
+WHOLE_LINE = "?"
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """One invalid row: the contract's rejects-file record."""
@@ -116,7 +121,8 @@ class Reject:
     reason: str
 
     def line(self) -> str:
-        return f"{self.table} row {self.row} (id {shown_id(self.id) or '?'}): column {self.column}: {self.reason}"
+        column = "" if self.column == WHOLE_LINE else f"column {self.column}: "
+        return f"{self.table} row {self.row} (id {shown_id(self.id) or '?'}): {column}{self.reason}"
 
 
 # The rejects file's columns, in order: its header row is how an earlier one of ours is told from a user's file. The
@@ -224,17 +230,18 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class _BadLine:
-    """Why a JSON Lines line, or a CSV line where a stray quote opened, is read as a row of missing values (but its
-    id): the column at fault (`?` for the whole line), the reason, and the row's id as far as it can be read."""
+    """Why a JSON Lines line, or a CSV line wider than the header or where a stray quote opened, is read as a row of
+    missing values (its id kept, for some): the column at fault (WHOLE_LINE for none), the reason,
+    and the row's id as far as it can be read."""
 
     column: str
     reason: str
     id: str = ""
 
 
-def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, list[str] | _BadLine]]:
-    """`read_frame`, and each unreadable line by its row position in the frame: a CSV line too wide for the header
-    (its fields) or where a stray quote opened (why not), or a JSON Lines line that is not a JSON object, or (given
+def _read_file(path: str | Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, _BadLine]]:
+    """`read_frame`, and why each unreadable line is, by its row position in the frame: a CSV line too wide for the
+    header or where a stray quote opened, or a JSON Lines line that is not a JSON object, or (given
     the table read, `spec`) that repeats a key the table reads (why not)."""
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
@@ -317,7 +324,7 @@ def _line_count(path: Path) -> int:
     return lines + (last != b"\n")
 
 
-def _read_csv(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, list[str] | _BadLine]]:
+def _read_csv(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame, dict[int, _BadLine]]:
     """A CSV file's frame, and each line that is no row of it, by row position (`_csv_records`).
 
     Read by pandas' C parser, which stops at a line too wide or a quote never closed, and takes a stray quote for
@@ -386,9 +393,9 @@ def _fields(line: str) -> list[str]:
 
 def _csv_records(
     lines: list[str], names: list[str], spec: TableSpec | None
-) -> tuple[list[list[str | None]], dict[int, list[str] | _BadLine]]:
+) -> tuple[list[list[str | None]], dict[int, _BadLine]]:
     """A CSV file's rows read from its physical `lines` (None for an empty cell; a row shorter than the header is
-    padded as pandas pads it), and each line that is no row, by row position: the fields of a line wider than the
+    padded as pandas pads it), and why each line that is no row is not, by row position: a line wider than the
     header, or the line where a stray quote opened (`_stray_quote`). Such lines are rows of missing values in their
     place, but a stray quote's row keeps the id read before the quote, so that a later row of that id is taken for a
     duplicate.
@@ -400,7 +407,7 @@ def _csv_records(
     read_as = header_names(names)
     at = [read_as.index(name) for name in spec.id_columns if name in read_as] if spec else []
     rows: list[list[str | None]] = []
-    bad: dict[int, list[str] | _BadLine] = {}
+    bad: dict[int, _BadLine] = {}
     header, start, ended = True, 0, False
     while not ended:
         # Strict, so that a quote that does not close as a cell ends is an error rather than read on.
@@ -420,10 +427,9 @@ def _csv_records(
                 taken = [(number + 1, lines[number]) for number in range(first, last)]
                 if not header and (why := _stray_quote(taken, fields, error, width)):
                     opened = _fields(lines[first])  # its last field is the one the quote opened
-                    column = names[len(opened) - 1] if len(opened) <= width else "?"
-                    ids = [opened[i].strip() for i in at if i < len(opened) - 1]
-                    known = bool(spec) and len(ids) == len(spec.id_columns) and all(ids)
-                    bad[len(rows)] = _BadLine(column, why, "/".join(ids) if known else "")
+                    column = names[len(opened) - 1] if len(opened) <= width else WHOLE_LINE
+                    known = _line_id(opened[:-1], at, spec)  # not the field the quote opened
+                    bad[len(rows)] = _BadLine(column, why, known)
                     rows.append([opened[i].strip() if known and i in at else None for i in range(width)])
                     start = first + 1
                     break
@@ -434,13 +440,22 @@ def _csv_records(
             elif header:
                 header = False
             elif len(fields) > width:
-                bad[len(rows)] = fields
+                why = f"line {first + 1} has {len(fields)} fields where the header has {width}"
+                bad[len(rows)] = _BadLine(
+                    WHOLE_LINE, f"{why} (a comma in a value not quoted?)", _line_id(fields, at, spec)
+                )
                 rows.append([None] * width)
             else:
                 rows.append([cell or None for cell in fields])
             if error is not None:
                 break  # the strict reader stopped inside the line: a new one reads on from the next
     return rows, bad
+
+
+def _line_id(fields: list[str], at: list[int], spec: TableSpec | None) -> str:
+    """The row's id from a CSV line's `fields` (its id columns at `at`), or "" when any of them cannot be read."""
+    ids = [fields[i].strip() for i in at if i < len(fields)]
+    return "/".join(ids) if spec and len(ids) == len(spec.id_columns) and all(ids) else ""
 
 
 def _stray_quote(taken: list[tuple[int, str]], fields: list[str] | None, error: str | None, width: int) -> str | None:
@@ -507,37 +522,15 @@ def _without_blank_rows(validated: Table, frame: pd.DataFrame, wide: dict, path:
     return Table(validated.name, validated.frame, rejects, _VALIDATED)
 
 
-def _with_line_rejects(
-    validated: Table, wide: dict[int, list[str] | _BadLine], columns: list[str], spec: TableSpec
-) -> Table:
-    """`validated` with each unreadable line's reject (`_wide_line_rejects`) in place of the rejects its row of
+def _with_line_rejects(validated: Table, bad: dict[int, _BadLine], spec: TableSpec) -> Table:
+    """`validated` with a reject for each unreadable line (`bad`, by row position) in place of the rejects its row of
     missing values gave: the reject says what was wrong instead of those."""
-    if not wide:
+    if not bad:
         return validated
-    lines = _wide_line_rejects(wide, columns, spec)
+    lines = {at: Reject(spec.name, at + 1, line.id, line.column, line.reason) for at, line in bad.items()}
     rejects = [r for r in validated.rejects if r.row - 1 not in lines] + list(lines.values())
     rejects.sort(key=lambda r: (r.row, r.column))
     return Table(validated.name, validated.frame, rejects, _VALIDATED)
-
-
-def _wide_line_rejects(wide: dict[int, list[str] | _BadLine], columns: list[str], spec: TableSpec) -> dict[int, Reject]:
-    """A reject per unreadable line, by row position: a CSV line too wide for the header (its fields), naming its
-    id as far as it can be read, or a JSON Lines line that is not a JSON object or repeats a key (why not)."""
-    at = {name: columns.index(name) for name in spec.id_columns if name in columns}
-    rejects = {}
-    for position, cells in wide.items():
-        if isinstance(cells, _BadLine):
-            rejects[position] = Reject(spec.name, position + 1, cells.id, cells.column, cells.reason)
-            continue
-        ids = [cells[at[name]].strip() for name in spec.id_columns if name in at]
-        rejects[position] = Reject(
-            spec.name,
-            position + 1,
-            "/".join(ids) if all(ids) and len(ids) == len(spec.id_columns) else "",
-            "?",
-            f"expected {len(columns)} fields, found {len(cells)}",
-        )
-    return rejects
 
 
 def _check_required_columns(path: Path, columns: Iterable[str], spec: TableSpec) -> None:
@@ -718,11 +711,11 @@ def _read_jsonl(path: Path, spec: TableSpec | None = None) -> tuple[pd.DataFrame
                     problem = f"is not JSON: its object is followed by {shown_value(extra)}; expected one object a line"
                     if spec is not None:  # its id still counts as seen, as a line repeating a key's does
                         record = {name: record.get(name) for name in spec.id_columns if name in record}
-                        bad[len(records)] = _BadLine("?", f"line {number} {problem}", _row_id(record, spec))
+                        bad[len(records)] = _BadLine(WHOLE_LINE, f"line {number} {problem}", _row_id(record, spec))
                         records.append(record | {n: _id_text(record[n]) for n in record})
                         continue
             if problem is not None:
-                bad[len(records)] = _BadLine("?", f"line {number} {problem}")
+                bad[len(records)] = _BadLine(WHOLE_LINE, f"line {number} {problem}")
                 record = {}
             elif spec is not None:
                 record, rejected = _read_record(record, repeats, spec, "this line")
@@ -1163,7 +1156,7 @@ def _valid_records(
     except ValidationError as exc:
         bad = set()
         for error in exc.errors(include_url=False):
-            index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else "?"
+            index, column = error["loc"][0], str(error["loc"][1]) if len(error["loc"]) > 1 else WHOLE_LINE
             bad.add(index)
             position = start + rows[index]
             if (position, column) in rejects:
@@ -1251,7 +1244,7 @@ def validate_records(
     spec = TABLES[table]
     read = [_read_record(record, repeats, spec, place) for record in records]
     validated = validate_frame(records_frame([record for record, _ in read]), table)
-    return _with_line_rejects(validated, {i: line for i, (_, line) in enumerate(read) if line is not None}, [], spec)
+    return _with_line_rejects(validated, {i: line for i, (_, line) in enumerate(read) if line is not None}, spec)
 
 
 @contextlib.contextmanager
@@ -1426,7 +1419,7 @@ def read_table(path: str | Path, table: str) -> Table:
         if kind == "csv":
             validated = _without_blank_rows(validated, frame, wide, path)
             _warn_comma_lists(validated, spec, path)
-        return _with_line_rejects(validated, wide, list(frame.columns), spec)
+        return _with_line_rejects(validated, wide, spec)
     try:
         # Before the read, which fails on a repeated column as "Multiple matches for FieldRef.Name(price)".
         _check_repeated_columns(path, pq.read_schema(path).names, spec)

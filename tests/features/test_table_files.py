@@ -500,7 +500,10 @@ def test_a_csv_line_with_too_many_fields_is_one_reject_and_the_valid_rows_are_re
         ("creators", 3, "u3", "?"),
         ("creators", 5, "u5", "followers"),
     ]
-    assert result.rejects[0].reason == "expected 8 fields, found 9"
+    # Said of the row, not of a column "?": its line (row 2's bio took two) and its width against the header's.
+    assert result.rejects[0].line() == (
+        "creators row 3 (id u3): line 5 has 9 fields where the header has 8 (a comma in a value not quoted?)"
+    )
 
 
 def test_a_json_lines_line_that_is_not_an_object_is_one_reject_and_the_rest_are_read(tmp_path):
@@ -700,7 +703,9 @@ def test_a_too_wide_first_data_line_is_a_reject_not_an_index(tmp_path):
 
     assert result.frame["campaign_id"].tolist() == ["c2", "c3"]
     assert result.frame["brand"].tolist() == ["Lumora", "Lumora"]
-    assert [(r.row, r.id, r.reason) for r in result.rejects] == [(1, "c1", "expected 11 fields, found 12")]
+    assert [(r.row, r.id, r.reason) for r in result.rejects] == [
+        (1, "c1", "line 2 has 12 fields where the header has 11 (a comma in a value not quoted?)")
+    ]
 
 
 def test_a_line_with_too_few_fields_is_still_read_with_the_rest_missing(tmp_path):
@@ -1142,15 +1147,16 @@ def test_match_rejects_a_malformed_campaigns_line_and_matches_the_rest(tmp_path,
     assert done.returncode == 2, done.stderr
     width = len(campaigns.columns)
     column, reason = (
-        ("?", f"expected {width} fields, found {width + 1}")
+        ("?", f"line 4 has {width + 1} fields where the header has {width} (a comma in a value not quoted?)")
         if flaw == "unquoted comma"
         # The quote closes where the next line's quoted brief opens, as pandas quotes a brief with a comma.
         else (
             "brief",
-            "a quote opened in this cell on line 4 closes on line 5 with text after it; line 5 was read as a row",
+            "column brief: a quote opened in this cell on line 4 closes on line 5 with text after it; line 5 was "
+            "read as a row",
         )
     )
-    assert f"campaigns row 3 (id {bad_id}): column {column}: {reason}" in done.stderr.splitlines()
+    assert f"campaigns row 3 (id {bad_id}): {reason}" in done.stderr.splitlines()
     rejects = pd.read_csv(rejects_path(out), dtype=str)
     assert rejects[["table", "row", "id", "column"]].values.tolist() == [["campaigns", "3", bad_id, column]]
     matched = set(pd.read_csv(out)["campaign_id"])
