@@ -223,7 +223,7 @@ class Matcher:
             if any(map(_given_unvalidated, given)):
                 _warn_left_out(self.performance_rejects, "performance_rejects")
         # A SQLite store that is not there is refused, not created empty by MLflow (matcher.artifacts).
-        self.ranker = load_for_matching(model, performance)
+        self.ranker = load_for_matching(model, performance, index)
         check_features(self.ranker)
         self.embedder = embedder_for(self.ranker, embedder)
         given = index

@@ -10,6 +10,7 @@ from features.environment import TRACKING_URI_ENV
 from features.pairwise import FEATURES
 from features.tables import Table
 from matcher.candidate_index import ArtifactMismatch, CandidateIndex
+from matcher.index_files import require_index
 from training.registry import (
     LoadedRanker,
     ModelNotFound,
@@ -90,19 +91,28 @@ def check_model_stores(model: str) -> None:
     check_server_reachable()  # exit 1, as every command whose store cannot be read
 
 
-def load_for_matching(model: str | LoadedRanker, performance: object | None = None) -> LoadedRanker:
-    """The ranker a match scores with, loaded without creating a store that does not exist.
+def load_for_matching(
+    model: str | LoadedRanker,
+    performance: object | None = None,
+    index: str | Path | CandidateIndex | None = None,
+) -> LoadedRanker:
+    """The ranker a match scores with, loaded without creating a store that does not exist, once the index
+    directory the match is given, if any, is known to hold an index: a mistyped path is refused before the load.
 
     Args:
         model: a model URI or model directory (`training.registry.load_ranker`), or a ranker already loaded.
         performance: the latest performance the match scores creators on, if any; without it, the creators'
             records are read from the ranker's training run, in the tracking store, which must then exist.
+        index: the match's candidate index; a directory is checked (`require_index`), not read.
 
     Raises:
+        IndexNotFound: `index` is a directory that holds no candidate index.
         ModelNotFound: the model cannot be loaded, or a store it needs is a SQLite file that does not exist.
     """
     import mlflow
 
+    if isinstance(index, str | Path):
+        require_index(index)
     if isinstance(model, LoadedRanker):
         ranker = model
     else:

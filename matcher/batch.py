@@ -404,7 +404,7 @@ def run_match(
             # are empty whatever the model, so it is written without one (an MLflow load takes seconds).
             matcher = None
             if len(campaign_table.frame):
-                ranker = load_for_matching(model, performance)
+                ranker = load_for_matching(model, performance, index)
                 embedder = None
                 if embedding_backend is not None:  # asserted: Matcher refuses one the ranker was not trained on
                     embedder = Embedder(ranker.model.embedding_model, backend=embedding_backend)

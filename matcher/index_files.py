@@ -32,6 +32,7 @@ __all__ = [
     "DamagedIndex",
     "IndexFiles",
     "IndexNotFound",
+    "require_index",
     "why_not_an_index",
 ]
 
@@ -75,6 +76,19 @@ class IndexNotFound(FileNotFoundError, MatcherError):
     """A directory that holds no candidate index (missing, or without its meta.json): a FileNotFoundError as ever,
     and a MatcherError, so that an app's one `except` for refusals catches a wrong index path as it catches a wrong
     model directory (`ModelNotFound`)."""
+
+
+def require_index(directory: str | Path) -> Path:
+    """`directory` if it holds a candidate index (its meta.json), checked without reading it: a match checks this
+    before its model loads, which a mistyped path would waste (seconds; with MLflow, a server's round trip).
+
+    Raises:
+        IndexNotFound: naming the directory.
+    """
+    directory = Path(directory)
+    if not (directory / META_FILE).is_file():
+        raise IndexNotFound(f"{directory}: no candidate index here (missing {META_FILE})")
+    return directory
 
 
 def _damaged(directory: Path, what: str) -> DamagedIndex:
@@ -135,9 +149,7 @@ class IndexFiles:
             DamagedIndex: a file of the index cannot be read, or its parts disagree (the ids' count, the vectors'
                 dimension or the kind against meta.json).
         """
-        directory = Path(directory)
-        if not (directory / META_FILE).is_file():
-            raise IndexNotFound(f"{directory}: no candidate index here (missing {META_FILE})")
+        directory = require_index(directory)
         meta = _read_meta(directory)
         if embedding_model is not None and meta["embedding_model"] != embedding_model:
             raise ArtifactMismatch(

@@ -101,7 +101,7 @@ def similar(
     outcome = f"no lookalike was searched{f', and {out} was left as it was' if out is not None else ''}"
     require_valid_rows(table, creators, outcome, out=out)
     # Refused, not created, when the model's SQLite store does not exist; --out's folders are made only to write.
-    matcher = Matcher(table, model=load_for_matching(model), index=index, settings=settings)
+    matcher = Matcher(table, model=load_for_matching(model, index=index), index=index, settings=settings)
     try:
         found = matcher.similar(like, k=k, marketplaces=marketplace, creator_types=creator_type)
     except ValueError as exc:  # a seed not among the valid rows (UnknownCreator), a bad filter

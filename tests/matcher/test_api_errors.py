@@ -81,6 +81,15 @@ def test_an_index_directory_that_holds_no_index_is_caught_as_a_matcher_error_nam
         assert str(refused.value) == f"{directory}: no candidate index here (missing meta.json)"
 
 
+def test_a_wrong_index_path_is_refused_before_the_model_is_loaded(creators, tmp_path):
+    """The index path was checked only once the ranker had loaded (seconds, and with MLflow a round trip to its
+    server): a model that cannot be loaded now is never reached, and the index is what the refusal names."""
+    not_a_model = str(tmp_path / "no-such-model")
+    with pytest.raises(matcher.IndexNotFound) as refused:
+        Matcher(creators, model=not_a_model, index=tmp_path / "never-made")
+    assert str(refused.value) == f"{tmp_path / 'never-made'}: no candidate index here (missing meta.json)"
+
+
 def test_an_unknown_seed_is_caught_as_a_matcher_error_and_as_a_value_error(built):
     with pytest.raises(MatcherError) as refused:
         built.similar(["no-such-creator"])

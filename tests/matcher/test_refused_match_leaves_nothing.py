@@ -119,6 +119,18 @@ def test_a_refused_match_with_missing_inputs_makes_no_folders(world_dir, work):
 
 
 @pytest.mark.usefixtures("no_registry")
+def test_a_match_given_no_index_at_its_index_path_is_refused_before_the_model_loads(world_dir, work):
+    """The index path was checked once the model had loaded (seconds wasted, and with MLflow a server's round
+    trip): here, with no registry either, the refusal named the model. It names the index path now, missing or a
+    folder of the user's, before the model is looked for."""
+    before = listing(work)
+    for index in ("no-such-index", "mine"):
+        done = run("match", *inputs(world_dir), "--out", "m.parquet", "--index", index, cwd=work)
+        refused_in_one_line(done, f"{index}: no candidate index here (missing meta.json)")
+    assert listing(work) == before
+
+
+@pytest.mark.usefixtures("no_registry")
 def test_promote_and_train_refused_before_a_registry_is_created(world_dir, work):
     before = listing(work)
     line = refused_in_one_line(run("promote", "--version", "1", cwd=work), "cannot promote creator-ranker version 1")
