@@ -283,6 +283,7 @@ class Matcher:
         )
         self._product_types = getattr(past, "product_types", None)  # None in rankers trained before it existed
         self._flat_heads: list[str] | None = None  # known from the first campaign with two candidates or more
+        self._unpriced_said: set[str] = set()  # the marketplaces `_unpriced_line` was warned of
         # Creators of one handle on a shared platform are one person to the slates (`DuplicateEvidence`): said once.
         self._one_person = _one_person_lines(self.duplicate_evidence.people, self.creators["creator_id"])
         for note in self._one_person:
@@ -542,10 +543,14 @@ class Matcher:
         ids = self.scorer.retrieval.creators["creator_id"]
         by_marketplace = _campaigns_by_marketplace(table.frame)
         unreached += _aliased_marketplaces(by_marketplace, column, shares, ids)
-        unreached += _unpriced_marketplaces(table.frame, by_marketplace, self._product_types)
         for note in unreached:
             warnings.warn(note, UserWarning, stacklevel=2)
-        notes += unreached
+        unpriced = _unpriced_marketplaces(table.frame, by_marketplace, self._product_types)
+        # Warned of once per matcher and marketplace: a service, matching a campaign a call, said it on every call.
+        if first_said := [code for code in unpriced if code not in self._unpriced_said]:
+            self._unpriced_said.update(first_said)
+            warnings.warn(_unpriced_line(first_said, table.frame, self._product_types), UserWarning, stacklevel=2)
+        notes += unreached + ([_unpriced_line(unpriced, table.frame, self._product_types)] if unpriced else [])
         campaigns, chunks, vectors = self._chunks(table, chunk_size)
         notes += self._flat_ranker_notes(chunks, vectors) + self._one_person
         active = campaigns[campaigns["in_stock"].astype(bool)].reset_index(drop=True)
@@ -766,15 +771,15 @@ def _aliased_marketplaces(
 def _unpriced_marketplaces(
     campaigns: pd.DataFrame, by_marketplace: dict[str, str], product_types: ProductTypeModel | None
 ) -> list[str]:
-    """The line naming the run's marketplaces whose prices the ranker's training campaigns do not place, if any:
-    none of them was sold there, nor in a marketplace whose prices agree with the run's there (one price zone).
+    """The run's marketplaces whose prices the ranker's training campaigns do not place, sorted: none of them was
+    sold there, nor in a marketplace whose prices agree with the run's there (one price zone).
 
     Prices are compared only within a price zone (the contract names no currency; marketplaces whose prices agree
     stand for one, `features.product_type.price_zones`), so an `auto` campaign sold only in such a marketplace has
     its price placed among this run's campaigns there alone (`features.product_type.resolve_product_types`); the
     ranker's own `log_price` was learned from the prices of its training campaigns, in their currencies. A new-user
     trial's campaigns in IN, priced in rupees, were all read as dear against a ranker trained on dollar prices,
-    without a word.
+    without a word: `_unpriced_line` says so.
 
     Args:
         campaigns: the run's valid campaigns.
@@ -786,20 +791,23 @@ def _unpriced_marketplaces(
     if not known:
         return []
     zones = product_types.run_price_zones(campaigns)
-    new = sorted(code for code in by_marketplace if zones.get(code, frozenset([code])).isdisjoint(known))
-    if not new:
-        return []
+    return sorted(code for code in by_marketplace if zones.get(code, frozenset([code])).isdisjoint(known))
+
+
+def _unpriced_line(codes: list[str], campaigns: pd.DataFrame, product_types: ProductTypeModel) -> str:
+    """The line naming `codes` (`_unpriced_marketplaces`) and the campaigns of `campaigns` sold there."""
     ids = [
         str(campaign_id)
-        for campaign_id, codes in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True)
-        if not set(new).isdisjoint(codes)
+        for campaign_id, sold in zip(campaigns["campaign_id"], campaigns["marketplaces"], strict=True)
+        if not set(codes).isdisjoint(sold)
     ]
-    return [
-        f"marketplace{'s' if len(new) > 1 else ''} {', '.join(new)} of {_campaigns_named(ids)}: the ranker learned "
+    return (
+        f"marketplace{'s' if len(codes) > 1 else ''} {', '.join(codes)} of {_campaigns_named(ids)}: the ranker learned "
         "from no campaign sold there, so the price of a campaign sold only there is compared, for its product type, "
         "only with this run's campaigns there, and the ranker's own price feature (log_price) was learned in other "
-        f"currencies, from campaigns sold in {', '.join(known)}: it reads a price there as if it were in theirs"
-    ]
+        f"currencies, from campaigns sold in {', '.join(product_types.marketplaces)}: it reads a price there as if it "
+        "were in theirs"
+    )
 
 
 def _campaigns_by_marketplace(campaigns: pd.DataFrame) -> dict[str, str]:

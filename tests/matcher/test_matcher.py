@@ -275,6 +275,18 @@ def test_a_marketplace_the_ranker_never_learned_prices_in_is_said_once_for_the_r
     assert "priced" not in reason, reason
     assert not [line for line in _matched_with_marketplace_lines(matcher, campaigns)[1] if "log_price" in line]
 
+    # Warned of once per matcher and marketplace, as a service matching one campaign a call would repeat it on every
+    # call; still a note of every result it concerns.
+    again, said = _matched_with_marketplace_lines(matcher, frame)
+    assert [line for line in again.notes if "log_price" in line] == priced
+    assert not [line for line in said if "log_price" in line]
+    new = next(code for code in ("MX", "JP", "AU", "ES") if code not in known)
+    out, said = _matched_with_marketplace_lines(matcher, frame.assign(marketplaces=[["IN"], [new], ["US"]]))
+    assert [line.split(":")[0] for line in said if "log_price" in line] == [f"marketplace {new} of campaign {second}"]
+    assert [line.split(":")[0] for line in out.notes if "log_price" in line] == [
+        f"marketplaces {', '.join(sorted(['IN', new]))} of campaigns {first}, {second}"
+    ]
+
 
 def _matched_with_marketplace_lines(matcher: Matcher, campaigns: pd.DataFrame) -> tuple[object, list[str]]:
     """`match_many`'s result, and the warnings it gave about marketplaces."""
