@@ -21,12 +21,14 @@ import numpy as np
 
 from features.embeddings import DEFAULT_BATCH_SIZE, padded_batches
 
-__all__ = ["EXPORT_VERSION", "OnnxEncoder", "export_directory"]
+__all__ = ["EXPORT_LOCK_WAIT", "EXPORT_VERSION", "OnnxEncoder", "export_directory"]
 
 # Bump when the export recipe below changes: old exports are then left alone and a new one is made.
 EXPORT_VERSION = 1
 OPSET = 17
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
+# Seconds an export waits for another process exporting the same model (an export takes seconds to a minute).
+EXPORT_LOCK_WAIT = 600.0
 # An export must reproduce the torch model's vectors this closely on the probe texts, else it is refused.
 MIN_PROBE_COSINE = 0.9999
 # Token counts of short texts (up to SHORT_TEXT tokens) are padded up to a multiple of PAD_MULTIPLE (see
@@ -133,14 +135,24 @@ class OnnxEncoder:
 
     @classmethod
     def for_model(cls, model_path: Path, root: Path) -> OnnxEncoder:
-        """The export of `model_path` under `root`, made (and checked) first if there is none yet."""
-        from features.safe_write import staged_directory
+        """The export of `model_path` under `root`, made (and checked) first if there is none yet.
+
+        An export is made holding its lock (another process exporting the same model is waited for, up to
+        EXPORT_LOCK_WAIT, and its export used), and first clears the staging folder an export killed midway left
+        beside it, a model half written, which would otherwise stay in the cache for good.
+
+        Raises:
+            OutputLocked: another process held the export's lock for all of EXPORT_LOCK_WAIT.
+        """
+        from features.safe_write import output_lock, remove_stale_temporaries, staged_directory
 
         directory = export_directory(model_path, root)
         if not (directory / META_FILE).is_file():
-            # Another process may finish the same export first: either is as good, so the later one replaces it.
-            with staged_directory(directory, _why_not_an_export) as staging:
-                _export(Path(model_path), staging)
+            with output_lock(directory, wait=EXPORT_LOCK_WAIT):
+                remove_stale_temporaries(directory)  # held: no live export's folder is among them
+                if not (directory / META_FILE).is_file():  # not made by the process this one waited for
+                    with staged_directory(directory, _why_not_an_export) as staging:
+                        _export(Path(model_path), staging)
         return cls(directory)
 
     def get_embedding_dimension(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -351,6 +353,49 @@ def test_the_export_is_made_once_and_keyed_by_model_files_and_exporter_version(e
     (model / "config.json").write_text('{"hidden_size": 384}')
     newer_model = onnx_encoder.export_directory(model, tmp_path)
     assert len({before, newer_recipe, newer_model}) == 3
+
+
+_KILLED_EXPORT = """
+import sys, time
+from pathlib import Path
+from features.safe_write import staged_directory
+
+with staged_directory(sys.argv[1]) as staging:
+    (Path(staging) / "model.onnx").write_bytes(bytes(4096))  # half written when the process is killed
+    print(staging, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_an_export_first_clears_the_folder_a_killed_export_left(tmp_path):
+    """A first export killed midway (a time limit on the first run) left its staging folder, a model half written,
+    in the cache for good. The next export of that model clears it first, holding the export's lock, so that no
+    live export's folder is taken; here that export then fails (no model), and leaves nothing of its own either."""
+    import os
+    import subprocess
+    import sys
+
+    from features import onnx_encoder
+    from features.safe_write import stale_temporaries
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    root = tmp_path / "onnx"
+    target = onnx_encoder.export_directory(model, root)
+    checkout = str(Path(__file__).resolve().parents[2])  # this checkout's packages first, as in this process
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")])))
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_EXPORT, str(target)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    left = Path(killed.stdout.readline().strip())
+    killed.kill()
+    killed.wait(timeout=60)
+    assert stale_temporaries(target) == [left] and (left / "model.onnx").is_file()
+
+    with pytest.raises(ValueError, match="Unrecognized model"):
+        onnx_encoder.OnnxEncoder.for_model(model, root)
+    assert stale_temporaries(target) == [] and not target.exists()
 
 
 def test_a_campaign_is_embedded_once_for_its_product_type_and_its_scores(embedder):
