@@ -183,8 +183,9 @@ class ModelHolder:
         try:
             if not isinstance(self.creators, Table):
                 self.creators = read_table(self.creators, "creators")
-            # A model store that is a SQLite file not there yet is a failure to load, not an empty store to create.
-            ranker = load_for_matching(self.first or self.config.model, self.config.performance)
+            # A model store that is a SQLite file not there yet is a failure to load, not an empty store to create;
+            # a mistyped index path is said before the model's seconds of loading.
+            ranker = load_for_matching(self.first or self.config.model, self.config.performance, self.config.index)
             embedder = Embedder(  # the one the ranker was trained with, as Matcher would make it
                 ranker.model.embedding_model, backend=ranker.model.embedding_backend, threads=self.config.encode_threads
             )

@@ -258,10 +258,13 @@ def serve(
         from features.tables import read_table, require_valid_rows
         from features.threads import hold_blas_threads
         from matcher.artifacts import check_model_stores
+        from matcher.index_files import require_index
         from matcher.service import ModelHolder, ServiceConfig, server_config
         from training.registry import configure_tracking
 
         configure_tracking()
+        if index is not None:  # as `match` does, before the model: the same refusal, in seconds
+            require_index(index)
         check_model_stores(model)  # a registry that does not exist: refused at once, not created by the first look-up
         table = read_table(creators, "creators")
         require_valid_rows(table, creators, "nothing to serve")
@@ -270,8 +273,6 @@ def serve(
             typer.echo(
                 f"{len(table.rejects)} creator rows rejected; serving the {len(table.frame)} valid ones", err=True
             )
-        if index is not None and not index.is_dir():
-            raise UserError(f"{index}: no candidate index here")
         settled = settled_performance(performance, past_campaigns, as_of)
         if settled is not None and settled.rejects():
             echo_rejects(settled.rejects())
