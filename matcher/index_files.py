@@ -3,13 +3,23 @@
 A saved index appears whole or not at all, and only a directory that is empty or already a candidate index is
 ever replaced (`features.safe_write`). Loading refuses an index made with another embedding model, dimension or
 backend than the one in use, and one whose files cannot be read or disagree with each other (`DamagedIndex`).
+
+`creator-match index` may replace the directory while `match`, `similar` or `serve` loads it. A load opens the
+directory once and every file through that descriptor (`_OneBuild`), so its files are all of one build: the one
+the descriptor holds, even if it is replaced and deleted meanwhile, or, when a file of it is already gone, the
+build read afresh. Each save also records a build id in meta.json and in creator_ids.parquet, which a load
+requires to agree. Where the system opens no file relative to a directory (Windows), files are opened by path, as
+before, and a load during a replace can still mix two builds.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -26,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IDS_FILE",
     "INDEX_FILE",
+    "LOAD_ATTEMPTS",
     "META_FILE",
     "PROFILE_KEY_COLUMN",
     "ArtifactMismatch",
@@ -43,6 +54,13 @@ PROFILE_KEY_COLUMN = "profile_key"
 # meta.json's mark that the directory is a candidate index, which `save` may replace.
 INDEX_ARTIFACT = "creator-matcher candidate index"
 LEGACY_KEYS = {"embedding_model", "dimension", "creators"}
+# The id of one save's files: in meta.json, and in creator_ids.parquet's schema metadata under BUILD_ID_METADATA.
+# Indexes written before it have neither.
+BUILD_ID_KEY = "build_id"
+BUILD_ID_METADATA = b"creator_matcher_build_id"
+# Loads of an index directory that was replaced under each of them before `load` gives up: each replace is a whole
+# `creator-match index` run, so a second within one load is rare, a fifth means another process writes it nonstop.
+LOAD_ATTEMPTS = 5
 
 
 def why_not_an_index(directory: Path) -> str | None:
@@ -87,8 +105,13 @@ def require_index(directory: str | Path) -> Path:
     """
     directory = Path(directory)
     if not (directory / META_FILE).is_file():
-        raise IndexNotFound(f"{directory}: no candidate index here (missing {META_FILE})")
+        raise _no_index(directory)
     return directory
+
+
+def _no_index(directory: Path) -> IndexNotFound:
+    """The refusal of a directory that holds no candidate index."""
+    return IndexNotFound(f"{directory}: no candidate index here (missing {META_FILE})")
 
 
 def _damaged(directory: Path, what: str) -> DamagedIndex:
@@ -124,13 +147,16 @@ class IndexFiles:
         Raises:
             OutputRefused: `directory` exists and is neither empty nor a candidate index.
         """
+        build_id = secrets.token_hex(8)
         with staged_directory(directory, why_not_an_index) as staging:
             faiss.write_index(self.index, str(staging / INDEX_FILE))
             columns = {"creator_id": pa.array(self.creator_ids.tolist(), pa.string())}
             if self.profile_keys is not None:
                 columns[PROFILE_KEY_COLUMN] = _key_array(self.profile_keys)
-            pq.write_table(pa.table(columns), staging / IDS_FILE)
-            (staging / META_FILE).write_text(json.dumps({**self.meta, "artifact": INDEX_ARTIFACT}, indent=2))
+            table = pa.table(columns).replace_schema_metadata({BUILD_ID_METADATA: build_id})
+            pq.write_table(table, staging / IDS_FILE)
+            meta = {**self.meta, "artifact": INDEX_ARTIFACT, BUILD_ID_KEY: build_id}
+            (staging / META_FILE).write_text(json.dumps(meta, indent=2))
         return Path(directory)
 
     @classmethod
@@ -147,10 +173,42 @@ class IndexFiles:
             IndexNotFound: the directory holds no index (a FileNotFoundError).
             ArtifactMismatch: the index was built with another embedding model, dimension or backend.
             DamagedIndex: a file of the index cannot be read, or its parts disagree (the ids' count, the vectors'
-                dimension or the kind against meta.json).
+                dimension or the kind against meta.json, the build id of meta.json and the ids); or the directory
+                was replaced under each of LOAD_ATTEMPTS loads.
         """
-        directory = require_index(directory)
-        meta = _read_meta(directory)
+        directory = Path(directory)
+        # A replace swaps the new build in and then deletes the old one, which this load may hold half-opened: its
+        # next file is gone, and the build now there is read whole from the start.
+        for _ in range(LOAD_ATTEMPTS):
+            with _OneBuild(directory) as build:
+                try:
+                    files = build.open_files()
+                except _Replaced:
+                    continue
+            try:
+                return cls._read(directory, files, embedding_model, dimension, embedding_backend)
+            finally:
+                for file in files.values():
+                    if file is not None:
+                        file.close()
+        raise DamagedIndex(
+            f"index {directory} was replaced while it was loaded, {LOAD_ATTEMPTS} times over: another process "
+            "keeps writing it; load it once that has finished"
+        )
+
+    @classmethod
+    def _read(
+        cls,
+        directory: Path,
+        files: dict[str, IO[bytes] | None],
+        embedding_model: str | None,
+        dimension: int | None,
+        embedding_backend: str | None,
+    ) -> CandidateIndex:
+        """`load`'s reading and checking of one build's files, opened (None: missing) by `_OneBuild.open_files`."""
+        if files[META_FILE] is None:
+            raise _no_index(directory)
+        meta = _read_meta(directory, files[META_FILE])
         if embedding_model is not None and meta["embedding_model"] != embedding_model:
             raise ArtifactMismatch(
                 f"index {directory} was built with embedding model {meta['embedding_model']!r}; "
@@ -165,8 +223,15 @@ class IndexFiles:
                 f"{embedding_backend!r}: rebuild it with `creator-match index --embedding-backend {embedding_backend}`"
             )
         meta.setdefault("kind", "flat")  # indexes written before there was a choice were all Flat
-        index = _read_vectors(directory, meta)
-        ids, keys = _read_ids(directory)
+        index = _read_vectors(directory, files[INDEX_FILE], meta)
+        ids, keys, build_id = _read_ids(directory, files[IDS_FILE])
+        # Only `save` writes these files, all at once; one of them copied in from another build is damage.
+        if build_id != meta.get(BUILD_ID_KEY):
+            raise _damaged(
+                directory,
+                f"{IDS_FILE} is of build {build_id or 'none'}, {META_FILE} of build {meta.get(BUILD_ID_KEY) or 'none'}",
+            )
+        meta.pop(BUILD_ID_KEY, None)  # the files', not the index's: a loaded index saved again gets a new one
         # Each part read whole is not enough: a copy interrupted, or files of two builds mixed, give an index whose
         # rows no longer belong to the ids beside them (a search then failed deep inside, or named the wrong ones).
         if len(ids) != index.ntotal:
@@ -185,10 +250,83 @@ class IndexFiles:
 _KIND_CLASSES = {"flat": faiss.IndexFlat, "ivf": faiss.IndexIVF, "hnsw": faiss.IndexHNSW}
 
 
-def _read_meta(directory: Path) -> dict:
+class _Replaced(Exception):
+    """A file of the build being loaded was deleted: `creator-match index` replaced the directory meanwhile."""
+
+
+class _OneBuild:
+    """An index directory opened once, so that every file opened through it is of the build it held then.
+
+    The open descriptor keeps that directory, even once replaced and deleted, from being another's (its inode cannot
+    be reused while held, as a path's identity can); a file of it deleted meanwhile fails to open, and that is told
+    from a file that was never there by the path now naming another directory. Without directory descriptors
+    (Windows) files are opened by path and a replace goes unseen.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.descriptor: int | None = None
+
+    def __enter__(self) -> _OneBuild:
+        if os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY"):
+            try:
+                self.descriptor = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            except (FileNotFoundError, NotADirectoryError):
+                raise _no_index(self.directory) from None
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+
+    def open_files(self) -> dict[str, IO[bytes] | None]:
+        """Each file of an index, open for reading, or None where there is none (or it is not a file).
+
+        Raises:
+            _Replaced: a file is gone because the directory was replaced since it was opened; none is left open.
+        """
+        files: dict[str, IO[bytes] | None] = {}
+        try:
+            for name in (META_FILE, INDEX_FILE, IDS_FILE):
+                files[name] = self._open(name)
+        except BaseException:
+            for file in files.values():
+                if file is not None:
+                    file.close()
+            raise
+        return files
+
+    def _open(self, name: str) -> IO[bytes] | None:
+        try:
+            if self.descriptor is None:
+                descriptor = os.open(self.directory / name, os.O_RDONLY)
+            else:
+                descriptor = os.open(name, os.O_RDONLY, dir_fd=self.descriptor)
+        except (FileNotFoundError, NotADirectoryError):
+            if self._replaced():
+                raise _Replaced(name) from None
+            return None
+        file = os.fdopen(descriptor, "rb")
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            file.close()
+            return None
+        return file
+
+    def _replaced(self) -> bool:
+        if self.descriptor is None:
+            return False
+        try:
+            now = os.stat(self.directory)
+        except OSError:  # gone: mid-replace where the system cannot swap two directories in one step
+            return True
+        held = os.fstat(self.descriptor)
+        return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
+
+def _read_meta(directory: Path, file: IO[bytes]) -> dict:
     """meta.json, refused as damaged when it is not a JSON object naming the embedding model and dimension."""
     try:
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads(file.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise _damaged(directory, f"{META_FILE} cannot be read ({_first_line(exc)})") from exc
     if not isinstance(meta, dict) or not {"embedding_model", "dimension"} <= set(meta):
@@ -196,16 +334,18 @@ def _read_meta(directory: Path) -> dict:
     return meta
 
 
-def _read_vectors(directory: Path, meta: dict) -> faiss.Index:
+def _read_vectors(directory: Path, file: IO[bytes] | None, meta: dict) -> faiss.Index:
     """index.faiss, refused as damaged when faiss cannot read it or it is not the kind and dimension meta.json says."""
-    path = directory / INDEX_FILE
-    if not path.is_file():
+    if file is None:
         raise _damaged(directory, f"{INDEX_FILE} is missing")
     try:
-        index = faiss.read_index(str(path))
+        # From the open file, not its path, which may name another build by now; read in faiss's 1 MiB chunks, so
+        # the index is in memory once (as from a path, at the same speed), never also as one bytes object.
+        index = faiss.read_index(faiss.PyCallbackIOReader(file.read))
     except RuntimeError as exc:  # faiss's reason names its C++ source line and sizes, not the user's problem
+        size = os.fstat(file.fileno()).st_size
         raise _damaged(
-            directory, f"{INDEX_FILE} ({path.stat().st_size} bytes) cannot be read by faiss: cut short, or not an index"
+            directory, f"{INDEX_FILE} ({size} bytes) cannot be read by faiss: cut short, or not an index"
         ) from exc
     if index.d != meta["dimension"]:
         raise _damaged(directory, f"{INDEX_FILE} holds {index.d}-d vectors; {META_FILE} says {meta['dimension']}")
@@ -223,20 +363,24 @@ def _read_vectors(directory: Path, meta: dict) -> faiss.Index:
     return index
 
 
-def _read_ids(directory: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """creator_ids.parquet's ids and profile keys (None without the column), refused as damaged when unreadable."""
-    path = directory / IDS_FILE
-    if not path.is_file():
+def _read_ids(directory: Path, file: IO[bytes] | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """creator_ids.parquet's ids, profile keys (None without the column) and build id (None for a file written
+    before there was one), refused as damaged when unreadable."""
+    if file is None:
         raise _damaged(directory, f"{IDS_FILE} is missing")
     try:
-        table = pq.read_table(path)
+        # Its bytes (21 MB at a million creators) read on this thread: Arrow's pool, used on a file that is not a
+        # path, sometimes aborted the process as it exited (`terminate called without an active exception`, 4 of
+        # 20 runs of 3,000 reads; apache/arrow#50482), and one thread reads the file as fast (0.06 s at 1M).
+        table = pq.read_table(pa.BufferReader(file.read()), use_threads=False)
         ids = table.column("creator_id").to_numpy(zero_copy_only=False)
         keys = _keys_of(table.column(PROFILE_KEY_COLUMN)) if PROFILE_KEY_COLUMN in table.column_names else None
     except Exception as exc:  # pyarrow's errors are many types: a truncated file, no such column, another type
         raise _damaged(directory, f"{IDS_FILE} cannot be read ({_first_line(exc)})") from exc
     if keys is not None and len(keys) != len(ids):
         raise _damaged(directory, f"{IDS_FILE} holds {len(keys)} profile keys for {len(ids)} creator ids")
-    return ids, keys
+    build_id = (table.schema.metadata or {}).get(BUILD_ID_METADATA)
+    return ids, keys, None if build_id is None else build_id.decode("ascii", "replace")
 
 
 def _key_array(keys: np.ndarray) -> pa.FixedSizeBinaryArray:
