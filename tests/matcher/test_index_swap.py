@@ -163,7 +163,9 @@ def test_loads_during_a_writer_saving_nonstop_are_each_one_build(builds, own_vec
     try:
         assert writer.stdout.readline().strip() == "saving"
         seen = {"A": 0, "B": 0}
-        for _ in range(20_000):  # bounds the loop should the writer stall; ~100 loads see both builds 20 times
+        # A save takes ~50 ms and a load ~2 ms: about 1,000 loads see each build 20 times. The bound is for a
+        # writer that stalled, and then fails the count below rather than hang.
+        for _ in range(20_000):
             seen[build_of(CandidateIndex.load(target, embedding_model=MODEL), own_vectors)] += 1
             if min(seen.values()) >= 20:
                 break
