@@ -298,8 +298,8 @@ class _OneBuild:
 
     def _open(self, name: str) -> IO[bytes] | None:
         try:
-            if self.descriptor is None:
-                descriptor = os.open(self.directory / name, os.O_RDONLY)
+            if self.descriptor is None:  # Windows, where a descriptor opened without O_BINARY translates line ends
+                descriptor = os.open(self.directory / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             else:
                 descriptor = os.open(name, os.O_RDONLY, dir_fd=self.descriptor)
         except (FileNotFoundError, NotADirectoryError):

@@ -7,6 +7,7 @@ the other's ids agrees in count, and only its rows tell, each on another creator
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,15 @@ def test_loads_during_a_writer_saving_nonstop_are_each_one_build(builds, own_vec
     finally:
         writer.kill()
         writer.wait(timeout=60)
+
+
+def test_where_no_file_opens_relative_to_a_directory_an_index_loads_by_its_paths(
+    builds, own_vectors, tmp_path, monkeypatch
+):
+    """Windows' os.open takes no dir_fd: the files are opened by path, as before, and load the same."""
+    target = builds["B"].save(tmp_path / "index")
+    monkeypatch.setattr(os, "supports_dir_fd", set())
+
+    assert build_of(CandidateIndex.load(target, embedding_model=MODEL), own_vectors) == "B"
+    with pytest.raises(FileNotFoundError, match="no candidate index here"):
+        CandidateIndex.load(tmp_path / "never-made")
