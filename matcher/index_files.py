@@ -14,10 +14,13 @@ before, and a load during a replace can still mix two builds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -177,24 +180,29 @@ class IndexFiles:
                 was replaced under each of LOAD_ATTEMPTS loads.
         """
         directory = Path(directory)
-        # A replace swaps the new build in and then deletes the old one, which this load may hold half-opened: its
-        # next file is gone, and the build now there is read whole from the start.
-        for _ in range(LOAD_ATTEMPTS):
-            with _OneBuild(directory) as build:
-                try:
-                    files = build.open_files()
-                except _Replaced:
-                    continue
-            try:
-                return cls._read(directory, files, embedding_model, dimension, embedding_backend)
-            finally:
-                for file in files.values():
-                    if file is not None:
-                        file.close()
-        raise DamagedIndex(
-            f"index {directory} was replaced while it was loaded, {LOAD_ATTEMPTS} times over: another process "
-            "keeps writing it; load it once that has finished"
-        )
+        with _one_build(directory) as files:
+            return cls._read(directory, files, embedding_model, dimension, embedding_backend)
+
+    @staticmethod
+    def copy(source: str | Path, destination: str | Path) -> Path:
+        """Copies the index files at `source`, all of one build (as `load` reads them), into the new directory
+        `destination`, byte for byte, without reading the index into memory.
+
+        Raises:
+            IndexNotFound: `source` holds no index.
+            DamagedIndex: `source` was replaced under each of LOAD_ATTEMPTS tries.
+            FileExistsError: `destination` exists.
+        """
+        source, destination = Path(source), Path(destination)
+        with _one_build(source) as files:
+            if files[META_FILE] is None:
+                raise _no_index(source)
+            destination.mkdir()
+            for name, file in files.items():
+                if file is not None:
+                    with (destination / name).open("wb") as copy:
+                        shutil.copyfileobj(file, copy)
+        return destination
 
     @classmethod
     def _read(
@@ -248,6 +256,36 @@ class IndexFiles:
 # The faiss class each kind of saved index is (or derives from): `build` makes IndexFlatIP, IndexIVFScalarQuantizer
 # and IndexHNSWFlat.
 _KIND_CLASSES = {"flat": faiss.IndexFlat, "ivf": faiss.IndexIVF, "hnsw": faiss.IndexHNSW}
+
+
+@contextlib.contextmanager
+def _one_build(directory: Path) -> Iterator[dict[str, IO[bytes] | None]]:
+    """The index files at `directory`, open for reading (None: missing), all of one build (`_OneBuild`).
+
+    A replace swaps the new build in and then deletes the old one, which this may hold half-opened: its next file is
+    gone, and the build now there is opened whole from the start.
+
+    Raises:
+        IndexNotFound: `directory` is not a directory.
+        DamagedIndex: the directory was replaced under each of LOAD_ATTEMPTS tries.
+    """
+    for _ in range(LOAD_ATTEMPTS):
+        with _OneBuild(directory) as build:
+            try:
+                files = build.open_files()
+            except _Replaced:
+                continue
+        try:
+            yield files
+        finally:
+            for file in files.values():
+                if file is not None:
+                    file.close()
+        return
+    raise DamagedIndex(
+        f"index {directory} was replaced while it was loaded, {LOAD_ATTEMPTS} times over: another process "
+        "keeps writing it; load it once that has finished"
+    )
 
 
 class _Replaced(Exception):

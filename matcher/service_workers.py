@@ -113,13 +113,15 @@ class WorkerGroup:
     def create(cls, plan: WorkerPlan) -> WorkerGroup:
         """A new private directory holding `plan`, and copies of the creators table and candidate index it names
         (`plan(copies=True)`)."""
+        from matcher.index_files import IndexFiles
+
         group = cls(private_temp_dir("creator-match-serve-"))
         (group.directory / _PLAN).write_bytes(pickle.dumps(plan))
         copies = group.plan(copies=True)
         Path(copies.creators).parent.mkdir()
         shutil.copyfile(plan.creators, copies.creators)
-        if plan.config.index is not None:
-            shutil.copytree(plan.config.index, copies.config.index)
+        if plan.config.index is not None:  # all of one build, were `index` replacing it meanwhile
+            IndexFiles.copy(plan.config.index, copies.config.index)
         return group
 
     def plan(self, copies: bool = False) -> WorkerPlan:

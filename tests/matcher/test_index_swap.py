@@ -100,6 +100,24 @@ def test_a_load_replaced_midway_gets_one_build_whole(builds, own_vectors, tmp_pa
     assert build_of(CandidateIndex.load(target), own_vectors) == "B"
 
 
+@pytest.mark.parametrize(("moment", "expected"), [(INDEX_FILE, "B"), ("opened", "A")])
+def test_a_copy_replaced_midway_is_one_build_whole(builds, own_vectors, tmp_path, monkeypatch, moment, expected):
+    """`serve --workers` copies the index for the pools that replace a dead one: a copy taken while `index` replaces
+    the directory is one build, as a load is."""
+    target = tmp_path / "index"
+    builds["A"].save(target)
+    replace_when(monkeypatch, moment, lambda: builds["B"].save(target))
+
+    copied = index_files.IndexFiles.copy(target, tmp_path / "copy")
+
+    monkeypatch.undo()
+    assert build_of(CandidateIndex.load(copied, embedding_model=MODEL), own_vectors) == expected
+    assert sorted(path.name for path in copied.iterdir()) == sorted([IDS_FILE, INDEX_FILE, META_FILE])
+    with pytest.raises(index_files.IndexNotFound):
+        index_files.IndexFiles.copy(tmp_path / "no-such-index", tmp_path / "copy2")
+    assert not (tmp_path / "copy2").exists()
+
+
 def test_a_directory_replaced_under_every_load_is_refused_in_one_line(builds, tmp_path, monkeypatch):
     """Another process that replaces the index under each load: after LOAD_ATTEMPTS, one line saying so."""
     target = tmp_path / "index"
