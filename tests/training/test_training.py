@@ -162,8 +162,16 @@ def test_the_random_baseline_is_the_expected_ndcg_of_a_random_order():
     """Computed exactly, it agrees with the mean over many seeded random orders; it stays well below 1 on tens of
     candidates, and near 1 on a few, which is why the cold figures (about 5 per campaign) sit high."""
     pairs = _campaigns_with_sales(7)
-    rng = np.random.default_rng(1)
-    drawn = np.mean([ndcg_by_campaign(pairs, rng.random(len(pairs)), 10) for _ in range(4000)])
+    draws = 4000
+    # The draws in one call, each a copy of the campaigns under ids of its own: the mean over all their campaigns is
+    # the mean of the draws' means (each draw counts the same campaigns), on the same seeded orders as a call a draw.
+    every = pd.DataFrame(
+        {
+            "campaign_id": np.tile(pairs["campaign_id"], draws) + np.repeat(np.arange(draws), len(pairs)) * 100,
+            "sales": np.tile(pairs["sales"], draws),
+        }
+    )
+    drawn = ndcg_by_campaign(every, np.random.default_rng(1).random(len(every)), 10)
     assert random_order_ndcg(pairs, 10) == pytest.approx(drawn, abs=0.005)
     few = pairs.groupby("campaign_id").head(5)
     assert random_order_ndcg(few, 10) > random_order_ndcg(pairs, 10)
