@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import pickle
 import sqlite3
@@ -174,6 +175,35 @@ def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
 
     mlflow.set_tracking_uri(tracking_uri)
     return made
+
+
+@pytest.fixture(scope="module")
+def shared_training_builds():
+    """Within the module, `train` builds its training data once for each set of inputs, not once per training.
+
+    For modules that train several versions on the same tables, as of the same day and credited alike, to test
+    what training and the registry do with the versions (the gate, the cards): each such training would build
+    the same pairs again, over half of a training's time. The data are built by `build_with_holdout` itself, keyed
+    by the tables' fingerprint and every other argument it takes, and each training gets a copy of its own. The
+    build's own behaviour is tested where it is called directly (tests/training/test_held_out.py and others).
+    """
+    import importlib
+
+    from training.dataset import data_fingerprint
+
+    module = importlib.import_module("training.train")  # the package's `train` attribute is the function
+    build = module.build_with_holdout
+    built = {}
+
+    def build_once(tables, embedder, *args, **kwargs):
+        key = (data_fingerprint(tables)[0], id(embedder), args, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = build(tables, embedder, *args, **kwargs)
+        return copy.deepcopy(built[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "build_with_holdout", build_once)
+        yield
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ CARD_HEADINGS = [
 
 
 @pytest.fixture(scope="module")
-def versions(world_dir, embedder, tracking_uri):
+def versions(world_dir, embedder, tracking_uri, shared_training_builds):
     """v1 trained on what had settled by 2026-03-01 (champion), v2 on everything; both review their slates."""
     # A lighter ranker keeps the two extra training runs quick; slates only need its scores.
     common = {"model_name": MODEL, "embedder": embedder, "ranker": FAST, "slate_builder": default_slates}
@@ -191,7 +191,7 @@ def test_a_run_with_one_settled_campaign_says_it_has_no_held_out_fit(world_dir, 
 
 
 def test_a_training_that_a_first_version_registered_meanwhile_beat_names_that_champion(
-    world_dir, embedder, tracking_uri, tmp_path
+    world_dir, embedder, tracking_uri, tmp_path, shared_training_builds
 ):
     """Two first trainings at once: the one registered first is champion. The other's summary said "no version holds
     `champion`" (the line for a deleted alias) while the first did; it names the champion. The rival registers and

@@ -321,7 +321,7 @@ def test_a_failed_registration_says_nothing_was_registered(store, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("failing", ["card", "card's logging"])
 def test_a_registration_failing_after_the_version_exists_is_tagged_incomplete_with_the_version(
-    failing, store, world_dir, embedder, tmp_path, monkeypatch
+    failing, store, world_dir, embedder, tmp_path, monkeypatch, shared_training_builds
 ):
     """The run's `registration` tag says `pending` only while registering (docs/model-review.md: a train killed
     then); once a version exists, any failure leaves `incomplete:` with the version's number. A card that could
