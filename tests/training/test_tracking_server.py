@@ -86,8 +86,10 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
             patched.setattr(tempfile, "tempdir", str(tmp_path))  # as TMPDIR does for the processes above
             return run_in_process(*args, cwd=tmp_path)
 
-    # The world is written in this process (the simulate command is tests/simulation/test_simulation.py's).
-    sizes = ["--creators", "300", "--campaigns", "50", "--seed", "3"]
+    # The world is written in this process (the simulate command is tests/simulation/test_simulation.py's). Small:
+    # what is under test is the store over HTTP, which two trainings of any size use alike; tests/training/
+    # test_held_out.py trains on a world of this size.
+    sizes = ["--creators", "150", "--campaigns", "25", "--new-campaigns", "2", "--seed", "5"]
     assert run_in_process("simulate", "--out", str(tmp_path / "w"), *sizes).returncode == 0
     first = cli("train", "--data", "w")
     assert first.returncode == 0, first.stderr[-500:]
