@@ -173,14 +173,17 @@ def ceilings(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame, siz
     sales = true_sales(pairs, truth)
     # Relative to the campaign's mean, so that cheap and dear products weigh alike in the fit.
     relative = sales / np.maximum(pd.Series(sales).groupby(pairs["campaign_id"]).transform("mean").to_numpy(), 1e-12)
-    data = pairs[FEATURES].to_numpy(float)
+    # A feature no pair has (every record feature where no creator has history) says nothing, and the booster's
+    # binning cannot take a column without a value.
+    known = [name for name in FEATURES if pairs[name].notna().any()]
+    data = pairs[known].to_numpy(float)
     fitted = np.zeros(len(pairs))
     model = HistGradientBoostingRegressor(
         loss="poisson",
         max_iter=300,
         learning_rate=0.05,
         random_state=0,
-        categorical_features=[FEATURES.index(name) for name in CATEGORICAL_FEATURES],
+        categorical_features=[known.index(name) for name in CATEGORICAL_FEATURES if name in known],
     )
     for learn, held in GroupKFold(5).split(data, relative, pairs["campaign_id"]):
         fitted[held] = model.fit(data[learn], relative[learn]).predict(data[held])

@@ -52,6 +52,7 @@ RATIOS = {
     "ranking_to_similarity": ("ranking_precision_at_10", "similarity_precision_at_10"),
     "slate_alone_to_similarity": ("slate_precision_at_10_alone", "similarity_precision_at_10"),
     "cold_world_ratio_to_followers": ("cold_world_model_oracle_share", "cold_world_followers_oracle_share"),
+    "cold_world_ceiling_to_followers": ("cold_world_feature_ceiling", "cold_world_followers_oracle_share"),
 }
 
 
@@ -147,7 +148,7 @@ def history_free_world(
 ) -> dict[str, float]:
     """A fresh world's creators and new campaigns matched without any record (the performance table dropped):
     the model's slates against the followers-only baseline, as shares of the oracle."""
-    from benchmarks.quality import baseline_slates
+    from benchmarks.quality import baseline_slates, ceilings
 
     world = WORLDS[world_name](n_creators=n_creators, n_campaigns=50, seed=seed)
     data = work / f"cold-world-{seed}"
@@ -160,16 +161,22 @@ def history_free_world(
     truth = world.truth.assign(creator_id="fresh-" + world.truth["creator_id"])
     vectors = creator_vectors(embedder, creators)
     index = CandidateIndex.build(vectors, creators["creator_id"], embedder.model)
-    result = Matcher(creators, model=ranker, index=index, embedder=embedder).match_many(campaigns)
+    matcher = Matcher(creators, model=ranker, index=index, embedder=embedder)
+    result = matcher.match_many(campaigns)
     baselines = baseline_slates(
         result.matches, campaigns, creators, campaign_vectors(embedder, campaigns), vectors, MatchSettings(), embedder
     )
     model = oracle_share(result.matches, truth)
     followers = oracle_share(baselines["followers"], truth)
+    # How far anything a creator's profile and the brief hold could go here: the ranker's features with the
+    # world's own true sales as labels, fitted across its campaigns (`benchmarks.quality.ceilings`), same sizes.
+    ceiling = ceilings(matcher, campaigns, truth, result.matches.groupby("campaign_id").size())["feature_ceiling"]
     return {
         "cold_world_model_oracle_share": model,
         "cold_world_followers_oracle_share": followers,
         "cold_world_ratio_to_followers": model / followers if followers > 0 else float("nan"),
+        "cold_world_feature_ceiling": ceiling,
+        "cold_world_ceiling_to_followers": ceiling / followers if followers > 0 else float("nan"),
     }
 
 
@@ -203,7 +210,9 @@ def cold_world_line(figures: dict[str, float], label: str) -> str:
     """The one-line summary of one history-free world's figures or of their mean."""
     return (
         f"{label}: oracle share {figures['cold_world_model_oracle_share']:.3f} vs followers "
-        f"{figures['cold_world_followers_oracle_share']:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x)"
+        f"{figures['cold_world_followers_oracle_share']:.3f} ({figures['cold_world_ratio_to_followers']:.2f}x); "
+        f"feature ceiling {figures['cold_world_feature_ceiling']:.3f} "
+        f"({figures['cold_world_ceiling_to_followers']:.2f}x)"
     )
 
 
