@@ -195,8 +195,6 @@ class IndexFiles:
         """
         source, destination = Path(source), Path(destination)
         with _one_build(source) as files:
-            if files[META_FILE] is None:
-                raise _no_index(source)
             destination.mkdir()
             for name, file in files.items():
                 if file is not None:
@@ -213,9 +211,7 @@ class IndexFiles:
         dimension: int | None,
         embedding_backend: str | None,
     ) -> CandidateIndex:
-        """`load`'s reading and checking of one build's files, opened (None: missing) by `_OneBuild.open_files`."""
-        if files[META_FILE] is None:
-            raise _no_index(directory)
+        """`load`'s reading and checking of one build's files, opened (None: missing) by `_one_build`."""
         meta = _read_meta(directory, files[META_FILE])
         if embedding_model is not None and meta["embedding_model"] != embedding_model:
             raise ArtifactMismatch(
@@ -260,13 +256,14 @@ _KIND_CLASSES = {"flat": faiss.IndexFlat, "ivf": faiss.IndexIVF, "hnsw": faiss.I
 
 @contextlib.contextmanager
 def _one_build(directory: Path) -> Iterator[dict[str, IO[bytes] | None]]:
-    """The index files at `directory`, open for reading (None: missing), all of one build (`_OneBuild`).
+    """The index files at `directory`, open for reading (None: missing; meta.json never), all of one build
+    (`_OneBuild`).
 
     A replace swaps the new build in and then deletes the old one, which this may hold half-opened: its next file is
     gone, and the build now there is opened whole from the start.
 
     Raises:
-        IndexNotFound: `directory` is not a directory.
+        IndexNotFound: `directory` is not a directory, or holds no meta.json.
         DamagedIndex: the directory was replaced under each of LOAD_ATTEMPTS tries.
     """
     for _ in range(LOAD_ATTEMPTS):
@@ -276,16 +273,22 @@ def _one_build(directory: Path) -> Iterator[dict[str, IO[bytes] | None]]:
             except _Replaced:
                 continue
         try:
+            if files[META_FILE] is None:
+                raise _no_index(directory)
             yield files
         finally:
-            for file in files.values():
-                if file is not None:
-                    file.close()
+            _close(files)
         return
     raise DamagedIndex(
         f"index {directory} was replaced while it was loaded, {LOAD_ATTEMPTS} times over: another process "
         "keeps writing it; load it once that has finished"
     )
+
+
+def _close(files: dict[str, IO[bytes] | None]) -> None:
+    for file in files.values():
+        if file is not None:
+            file.close()
 
 
 class _Replaced(Exception):
@@ -328,9 +331,7 @@ class _OneBuild:
             for name in (META_FILE, INDEX_FILE, IDS_FILE):
                 files[name] = self._open(name)
         except BaseException:
-            for file in files.values():
-                if file is not None:
-                    file.close()
+            _close(files)
             raise
         return files
 

@@ -18,7 +18,7 @@ from sklearn.base import clone
 from features.duplicate_evidence import DuplicateEvidence
 from features.embeddings import Embedder, resolve_model_path
 from features.pairwise import FEATURES
-from features.parameters import whole_number
+from features.parameters import refuse, whole_number
 from features.tables import InputError, Reject, write_rejects
 from features.threads import openmp_threads
 from training.dataset import (
@@ -208,7 +208,7 @@ def train(
     if not 0 <= selection_power <= 1:
         raise ValueError(f"Got selection_power={selection_power}; expected a value in [0, 1]")
     if threads is not None and (not whole_number(threads) or threads < 1):
-        raise ValueError(f"Got threads={threads!r}; expected a whole number of at least 1, or None")
+        raise refuse("threads", threads, "a whole number of at least 1, or None")
     limit = training_threads(threads)
     # The input's own refusals come before the store is opened, which creates a SQLite one that is not there yet.
     tables = read_training_tables(data_dir)
