@@ -118,7 +118,8 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     },
     503: {
         "model": Message,
-        "description": "The model or index is still loading (or failed to load, or a worker process is reloading).",
+        "description": "The model or index is still loading (or failed to load, or no worker process serves, or the "
+        "worker process answering the request stopped).",
         "headers": {
             "Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer"}}
         },
@@ -187,8 +188,7 @@ def create_app(backend: ModelHolder | WorkerPool) -> FastAPI:
                 if await request.is_disconnected():
                     started = not call.cancel()  # refused once a worker process has the call: it runs to its end
                     raise _dropped(request, started)
-            # Off the event loop: a broken pool is replaced by this call.
-            return await run_in_threadpool(backend.outcome, call)
+            return backend.outcome(call)
         except NotServing as exc:
             headers = {"Retry-After": str(_RETRY_AFTER_SECONDS)}
             raise HTTPException(503, detail=str(exc), headers=headers) from exc

@@ -126,7 +126,8 @@ class NotServed(BaseModel):
 
 
 class Readiness(BaseModel):
-    """/readyz: `ready` (200) with the version in service, else `loading` or `failed` (503) with the reason."""
+    """/readyz: `ready` (200) with the version in service, else `loading` or `failed` (503) with the reason; `ready`
+    has a reason too while some of the worker processes (`serve --workers N`) are being replaced."""
 
     status: Literal["ready", "loading", "failed"]
     reason: str | None = None

@@ -3,19 +3,18 @@
 One process runs one request's pandas and model code at a time (Python's interpreter lock), so on a machine with
 several cores a single process leaves most of them idle while concurrent requests queue behind each other. With
 `--workers N` the HTTP server stays one process, which reads and validates bodies and writes replies, and hands
-each request to whichever of N worker processes is free (a `ProcessPoolExecutor`, spawned): requests, not
-connections, are spread, so four clients on keep-alive connections keep two workers equally busy whichever
-connections the kernel gave to whom.
+each request to whichever of N worker processes is free (each a spawned single-process `ProcessPoolExecutor`):
+requests, not connections, are spread, so four clients on keep-alive connections keep two workers equally busy
+whichever connections the kernel gave to whom.
 
 Each worker reads the creators and loads the ranker, index and encoder itself, and watches the model alias on
 its own. The workers of one service share a directory (`WorkerGroup`): the plan they serve, one file per worker
-of the current pool (loading, or the model version it serves), and the first failure. The service is ready once
-every worker serves; a worker that cannot load stops the service with the reason, as a single process does; a
-worker that dies after it served breaks the pool, which is replaced by a new one (every worker loads again, the
-version in service rather than the alias, which may point at a version that failed to load, from copies of the
-creators table and index taken at start; meanwhile 503 with Retry-After). Who died is read from the workers' own
-files, so a death is acted on however soon it follows another event (a pool that became complete a moment before,
-a request, a promotion).
+process (loading, or the model version it serves), and the first failure. The service is ready once every worker
+serves; a worker that cannot load stops the service with the reason, as a single process does. A worker that dies
+after it served is replaced alone, within a second, while the others answer: its call in progress is answered 503,
+and its replacement loads the version in service rather than the alias (which may point at a version that failed
+to load) from copies of the creators table and index taken at start. Only while no worker serves is every request
+answered 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -86,21 +85,23 @@ class WorkerPlan:
 
 @dataclass(frozen=True)
 class WorkerState:
-    """One worker of a pool, as its file says.
+    """One worker process, as its file says.
 
     Args:
+        launch: which worker process of the service it is (`WorkerPool` counts them from 1).
         pid: the worker's process id.
         alive: whether the process still runs.
         serving: what it serves (model version, creators), or None while it loads.
     """
 
+    launch: int
     pid: int
     alive: bool
     serving: dict | None
 
 
 class WorkerGroup:
-    """The directory the workers of one service share: the plan, a file per worker of each pool, the first failure.
+    """The directory the workers of one service share: the plan, a file per worker process, the first failure.
 
     Args:
         directory: the group's directory, made by `create`.
@@ -126,7 +127,7 @@ class WorkerGroup:
 
     def plan(self, copies: bool = False) -> WorkerPlan:
         """The plan; with `copies`, naming the copies of its creators table and index that `create` took. A
-        replacement pool reads those, so that it serves what the first did: it once read the paths given at start
+        replacement worker reads those, so that it serves what the first ones did: it once read the paths given at start
         again, and where a refresh had moved those files away a worker's death stopped the whole service."""
         # Written by `create` into a directory only this user can write: not data from elsewhere.
         plan = pickle.loads((self.directory / _PLAN).read_bytes())
@@ -136,28 +137,30 @@ class WorkerGroup:
         config = plan.config if plan.config.index is None else replace(plan.config, index=str(served / _INDEX))
         return replace(plan, creators=str(served / Path(plan.creators).name), config=config)
 
-    def mark_loading(self, pool: int, pid: int) -> None:
-        """Worker `pid` of pool number `pool` has started and is loading."""
-        self._write(pool, pid, None)
+    def mark_loading(self, launch: int, pid: int) -> None:
+        """Worker process number `launch`, `pid`, has started and is loading."""
+        self._write(launch, pid, None)
 
-    def mark_serving(self, pool: int, pid: int, served: dict) -> None:
-        """Worker `pid` of pool number `pool` serves what `served` says (`ModelHolder.served`: its model version,
-        creators, and the alias's version it could not load, if any)."""
-        self._write(pool, pid, served)
+    def mark_serving(self, launch: int, pid: int, served: dict) -> None:
+        """Worker process number `launch`, `pid`, serves what `served` says (`ModelHolder.served`: its model
+        version, creators, and the alias's version it could not load, if any)."""
+        self._write(launch, pid, served)
 
-    def workers(self, pool: int) -> list[WorkerState]:
-        """The workers pool number `pool` has started, the most recently changed last."""
-        found = []
-        for marker in self.directory.glob(f"{_WORKER}{pool}-*"):
+    def workers(self, launches: list[int]) -> list[WorkerState]:
+        """The worker processes numbered `launches` that have written their file, the most recently changed last."""
+        wanted, found = set(launches), []
+        for marker in self.directory.glob(f"{_WORKER}*"):
             with contextlib.suppress(ValueError, OSError):  # a file removed or replaced meanwhile
-                pid = int(marker.name.rsplit("-", 1)[1])
-                found.append((marker.stat().st_mtime_ns, WorkerState(pid, _alive(pid), json.loads(marker.read_text()))))
+                launch, pid = (int(part) for part in marker.name.removeprefix(_WORKER).split("-"))
+                if launch in wanted:
+                    state = WorkerState(launch, pid, _alive(pid), json.loads(marker.read_text()))
+                    found.append((marker.stat().st_mtime_ns, state))
         return [state for _, state in sorted(found, key=lambda item: item[0])]
 
-    def forget(self, pool: int) -> None:
-        """Removes the files of pool number `pool`, replaced: a service whose workers died now and then kept a file
-        for each of them."""
-        for marker in self.directory.glob(f"{_WORKER}{pool}-*"):
+    def forget(self, launch: int) -> None:
+        """Removes the file of worker process number `launch`, replaced: a service whose workers died now and then
+        kept a file for each of them."""
+        for marker in self.directory.glob(f"{_WORKER}{launch}-*"):
             marker.unlink(missing_ok=True)
 
     def fail(self, reason: str) -> None:
@@ -176,9 +179,9 @@ class WorkerGroup:
         remove_directory(self.directory, self._why_not_ours)
         release_temp_dir(self.directory, remove=False)
 
-    def _write(self, pool: int, pid: int, serving: dict | None) -> None:
+    def _write(self, launch: int, pid: int, serving: dict | None) -> None:
         # Written whole: a reader never sees half a file.
-        with atomic_path(self.directory / f"{_WORKER}{pool}-{pid}") as staged:
+        with atomic_path(self.directory / f"{_WORKER}{launch}-{pid}") as staged:
             staged.write_text(json.dumps(serving))
 
     @staticmethod
@@ -187,15 +190,16 @@ class WorkerGroup:
         return f"it holds files the service did not write: {foreign}" if foreign else None
 
 
-def _retire(pool: ProcessPoolExecutor, grace: float) -> None:
-    """Shuts `pool` down; those of its workers that have not ended within `grace` seconds are killed.
+def _retire(pools: list[ProcessPoolExecutor], grace: float) -> None:
+    """Shuts `pools` down together; those of their workers that have not ended within `grace` seconds are killed.
 
     A shutdown alone does not end a pool one of whose workers died: a survivor waits for good on the queue lock the
     dead one held (CPython kills the survivors itself only when it sees the death before the shutdown). Python 3.14's
     `ProcessPoolExecutor.kill_workers` does this; 3.11 needs the pool's own list of processes.
     """
-    processes = list((pool._processes or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
+    processes = [process for pool in pools for process in (pool._processes or {}).values()]
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
     running = {process.sentinel: process for process in processes}
     deadline = time.monotonic() + grace
     while running:
@@ -242,7 +246,7 @@ def _exit_code(process, deadline: float) -> tuple[bool, int | None]:
     The code is read from the process object, which collects it or finds it stored by the pool's own thread: that
     thread reaps its workers too, and a read in the moment between its wait and its store comes back empty, so it is
     read again until `deadline` (a status collected by anything else never comes). A log line never stops the
-    pool's renewal: a process object closed meanwhile is an ended process of unknown exit.
+    worker's replacement: a process object closed meanwhile is an ended process of unknown exit.
     """
     try:
         if not wait([process.sentinel], timeout=0):
@@ -273,24 +277,40 @@ def _alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
-class _PoolBroke(Exception):
-    """A call's pool broke (a worker died) or was shut down before the call ended: which pool, so that only that one
-    is replaced (`WorkerPool.outcome`)."""
+class _Worker:
+    """One worker process, alone in its own executor, so that its death breaks nothing but it.
 
-    def __init__(self, pool: ProcessPoolExecutor) -> None:
-        super().__init__("the call's process pool broke")
-        self.pool = pool
+    Args:
+        launch: which worker process of the service's life this is, counted from 1: its file in the group carries
+            the number.
+        executor: the single-process executor it runs in.
+        process: its process.
+    """
 
-    @classmethod
-    def of(cls, pool: ProcessPoolExecutor, cause: BaseException) -> _PoolBroke:
-        broke = cls(pool)
-        broke.__cause__ = cause
-        return broke
+    def __init__(self, launch: int, executor: ProcessPoolExecutor, process) -> None:
+        self.launch = launch
+        self.executor = executor
+        self.process = process
+        self.loaded = False  # its initializer has returned: it serves
+        self.busy = False  # it holds a call
+        self.handed = 0  # when it was last handed a call (`WorkerPool._handed`'s count then); 0: never
+        self.broken = False  # a call found it dead: no call goes to it any more
+
+    def ended(self) -> bool:
+        """Whether it is known to have died: a call found it so, its sentinel is closed, or /proc says it has ended
+        (a process with threads reads "Z" there before its sentinel closes)."""
+        try:
+            return self.broken or bool(wait([self.process.sentinel], timeout=0)) or not _alive(self.process.pid)
+        except ValueError:  # a closed process object
+            return True
 
 
 class WorkerPool:
     """The matcher in N worker processes: `readiness` as `ModelHolder` answers it, and its `match` and `similar`
     through `submit` (a future, so that the service waits without a thread and can drop a call no worker has taken).
+
+    Each worker runs in a single-process executor of its own: the standard library marks a whole executor broken
+    when one of its processes dies, and one executor of N processes made every worker load again after any death.
 
     Args:
         plan: what the workers serve, and how many there are.
@@ -301,59 +321,73 @@ class WorkerPool:
         self.config = plan.config
         self.failure: str | None = None
         self._group: WorkerGroup | None = None
-        self._pool: ProcessPoolExecutor | None = None
-        self._processes: list = []  # the pool's worker processes, kept: a broken pool forgets its own
-        self._generation = 0  # which pool is current: its workers' files carry the number
-        self._in_service: str | None = None  # the model URI a replacement pool loads first
-        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []  # the current worker of each of the N places
+        self._launches = 0  # worker processes started so far: the last one's number
+        self._in_service: str | None = None  # the model URI a replacement loads first
+        # Every worker has served: from then on the service answers while at least one does. Before, /readyz is 503
+        # until all N serve, as a load balancer expects of a service that is starting.
+        self._complete = False
+        self._lock = threading.Lock()  # held while workers are started, replaced or retired
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a call found its worker dead: the watch replaces it now, not a second later
         self._on_failure = None
-        # Calls not yet handed to the pool (their answer's future, the function, its arguments), and how many the
-        # pool holds: `submit`.
+        # Calls not yet handed to a worker (their answer's future, the function, its arguments): `submit`.
         self._waiting: deque[tuple[Future, Any, tuple]] = deque()
-        self._handed = 0
-        self._calls_lock = threading.Lock()
+        self._handed = 0  # calls handed to workers so far
+        self._calls_lock = threading.Lock()  # over `_waiting`, `_handed`, `_workers` and each worker's state
 
     def start(self, on_failure=None) -> None:
-        """Starts the workers (they load in the background) and a thread that replaces a pool whose worker died.
+        """Starts the workers (they load in the background) and a thread that replaces a worker that died.
 
         Args:
             on_failure: called with the reason, in one line, if a worker cannot load.
         """
         self._on_failure = on_failure
         self._group = WorkerGroup.create(self.plan)
-        self._renew(None)
+        with self._lock:
+            for place in range(self.plan.workers):
+                self._launch(place)
         threading.Thread(target=self._watch, name="worker-pool", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         with self._calls_lock:
             for answer, _, _ in self._waiting:
                 answer.cancel()
         with self._lock:
-            if self._pool is not None:
-                _retire(self._pool, _STOP_GRACE_SECONDS)
+            _retire([worker.executor for worker in self._workers], _STOP_GRACE_SECONDS)
             if self._group is not None:
                 self._group.remove()
 
     def readiness(self) -> tuple[bool, dict]:
+        """Ready once all N workers have served; after that, while any serves, with how many do (the others are
+        being replaced after a death). Not ready while none serves."""
         if self.failure:
             return False, {"status": "failed", "reason": self.failure}
-        states = self._group.workers(self._generation) if self._group is not None else []
+        with self._calls_lock:
+            launches = [worker.launch for worker in self._workers if worker.loaded and not worker.ended()]
+        states = self._group.workers(launches) if self._group is not None else []
         serving = [state.serving for state in states if state.alive and state.serving is not None]
         workers = {"serving": len(serving), "of": self.plan.workers}
-        if len(serving) < self.plan.workers:
-            reason = f"{len(serving)} of {self.plan.workers} worker processes serving"
+        reason = f"{len(serving)} of {self.plan.workers} worker processes serving"
+        if not serving or (len(serving) < self.plan.workers and not self._complete):
             return False, {"status": "loading", "reason": reason, "workers": workers}
+        if len(serving) < self.plan.workers:
+            reason += "; the others are being replaced"
+            return True, {"status": "ready", "reason": reason, **serving[-1], "workers": workers}
         return True, {"status": "ready", **serving[-1], "workers": workers}
 
     def submit(self, work: str, *args) -> Future:
         """`work` ("match" or "similar", as `ModelHolder` answers it) on `args`, handed to the next free worker
         process without waiting: the future of its answer, read with `outcome` once done.
 
-        A call waits here, not in the process pool, until a worker is free: the pool marks as running (so past any
-        `cancel`) every call it has queued for its workers, one more than there are workers, long before one takes
-        it. `cancel()` therefore succeeds exactly while no worker has the call; a call a worker has runs to its end.
+        A call waits here, not in a worker's executor, until a worker is free: an executor marks as running (so
+        past any `cancel`) every call it has queued for its process, long before the process takes it. `cancel()`
+        therefore succeeds exactly while no worker has the call; a call a worker has runs to its end, or fails
+        with NotServing if that worker dies meanwhile. Such a call is not run again elsewhere: whether it had
+        started cannot be told, and a call that killed its worker (a batch too large for its memory) would kill the
+        next one too. A call never goes to a worker already known dead.
 
         Raises:
             NotServing: while the workers load, or after they failed to.
@@ -368,99 +402,134 @@ class WorkerPool:
         return answer
 
     def outcome(self, answer: Future):
-        """The answer of a done call `submit` returned (its exception raised); NotServing if its pool broke, which
-        is then replaced (a call that blocks on the replacement: not on the event loop)."""
+        """The answer of a done call `submit` returned (its exception raised; NotServing if its worker died)."""
         if answer.cancelled():  # by `stop`, still waiting for a worker
             raise NotServing("the service is stopping")
-        try:
-            return answer.result(timeout=0)
-        except _PoolBroke as exc:
-            self._renew(exc.pool)
-            raise NotServing("a worker process stopped; the workers are loading again") from exc.__cause__
+        return answer.result(timeout=0)
 
     def _dispatch(self) -> None:
-        """Hands waiting calls to the pool while fewer than `workers` are in its hands; skips those cancelled."""
+        """Hands waiting calls to free workers that serve, one each, the one handed a call least recently first (so
+        that calls are shared, as workers taking them from one queue share them); skips those cancelled. With no
+        worker serving at all (every one died, and their replacements load), the waiting calls are answered
+        NotServing at once, as a request that arrives then is, rather than held through a load."""
         while True:
             with self._calls_lock:
-                if self._handed >= self.plan.workers or not self._waiting:
+                if not self._waiting:
+                    return
+                serving = [worker for worker in self._workers if worker.loaded and not worker.ended()]
+                if not serving:
+                    stranded = list(self._waiting)
+                    self._waiting.clear()
+                    break
+                free = [worker for worker in serving if not worker.busy]
+                if not free:
                     return
                 answer, function, args = self._waiting.popleft()
                 if not answer.set_running_or_notify_cancel():
                     continue
+                worker = min(free, key=lambda worker: worker.handed)
                 self._handed += 1
-                pool = self._pool
+                worker.busy, worker.handed = True, self._handed
             try:
-                call = pool.submit(function, *args)
-            except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down, as a replaced pool is
-                self._settle(answer, _PoolBroke.of(pool, exc))
+                call = worker.executor.submit(function, *args)
+            except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down, as a replaced one is
+                self._settle(answer, worker, self._died(worker, exc))
             else:
-                # Run by the pool's own thread when the call ends (or at once here, if it has already).
-                call.add_done_callback(partial(self._finished, answer, pool))
+                # Run by the executor's own thread when the call ends (or at once here, if it has already).
+                call.add_done_callback(partial(self._finished, answer, worker))
+        for answer, _, _ in stranded:
+            if answer.set_running_or_notify_cancel():
+                answer.set_exception(NotServing(f"0 of {self.plan.workers} worker processes serving"))
 
-    def _finished(self, answer: Future, pool: ProcessPoolExecutor, call: Future) -> None:
-        if call.cancelled():  # by the pool itself: shut down (replaced, or the service stopping) with the call queued
-            self._settle(answer, _PoolBroke.of(pool, RuntimeError("the process pool was shut down")))
+    def _finished(self, answer: Future, worker: _Worker, call: Future) -> None:
+        if call.cancelled():  # by the executor itself: shut down (the service stopping) with the call queued
+            self._settle(answer, worker, NotServing("the service is stopping"))
         elif isinstance(call.exception(), BrokenProcessPool):
-            self._settle(answer, _PoolBroke.of(pool, call.exception()))
+            self._settle(answer, worker, self._died(worker, call.exception()))
         else:
-            self._settle(answer, call.exception(), call)
+            self._settle(answer, worker, call.exception(), call)
 
-    def _settle(self, answer: Future, failure: BaseException | None, call: Future | None = None) -> None:
-        """Ends `answer` with `failure`, or else with `call`'s result; the next waiting call goes to the pool."""
+    def _died(self, worker: _Worker, cause: BaseException) -> NotServing:
+        """The answer of a call whose worker died (or was retired) before the call ended; the watch replaces the
+        worker now."""
         with self._calls_lock:
-            self._handed -= 1
+            worker.broken = True
+        self._wake.set()
+        died = NotServing("the worker process answering this request stopped; it is being replaced")
+        died.__cause__ = cause
+        return died
+
+    def _settle(self, answer: Future, worker: _Worker, failure: BaseException | None, call: Future | None = None):
+        """Ends `answer` with `failure`, or else with `call`'s result; the next waiting call goes to a free
+        worker."""
+        with self._calls_lock:
+            worker.busy = False
         if failure is not None:
             answer.set_exception(failure)
         else:
             answer.set_result(call.result())
         self._dispatch()
 
-    def _renew(self, broken: ProcessPoolExecutor | None) -> None:
-        """A new pool in place of `broken` (None at start), unless another thread replaced it already."""
-        with self._lock:
-            if self._pool is broken:
-                self._renew_locked()
-
-    def _renew_locked(self) -> None:
-        """A new pool in place of the current one (none at start); the caller holds the lock."""
-        if self._stop.is_set():
-            return
-        if self._pool is not None and is_alias(self.config.model):
-            # The new workers load the version the old ones served, pinned: the alias may point at a version they
-            # could not load (kept serving the one they had), and loading that would stop the whole service. They
-            # then follow the alias as every worker does. The dead worker's file counts too: it had served.
-            served = [state.serving for state in self._group.workers(self._generation) if state.serving is not None]
-            if served:
-                self._in_service = f"models:/{served[-1]['model_version']}"
-        # The number moves first: the retired pool's calls, broken by the kill, are then not taken for this pool's.
-        self._generation += 1
-        if self._pool is not None:
-            # Said once, whichever noticed the death (a request, or the watch between requests): a death found by a
-            # request had left no line in the log, only the new pool's "serving" lines.
-            log.warning(
-                "a worker process died (%s); replacing the worker processes, which load again (503 meanwhile)",
-                _deaths(self._processes),
-            )
-            _retire(self._pool, 0.0)
-            self._group.forget(self._generation - 1)
-        self._pool = ProcessPoolExecutor(
-            self.plan.workers,
+    def _launch(self, place: int, first: str | None = None) -> None:
+        """Starts a worker process in `place` (0 to N-1), in place of the one there if any; it loads `first`, if
+        given, before following the plan's alias. The caller holds `_lock`."""
+        self._launches += 1
+        # The first N read the files named at start, so that what they say of them names them; a replacement the
+        # copies taken then.
+        copies = self._launches > self.plan.workers
+        executor = ProcessPoolExecutor(
+            1,
             get_context("spawn"),
             initializer=_load,
-            initargs=(str(self._group.directory), self._generation, self._in_service),
+            initargs=(str(self._group.directory), self._launches, copies, first),
         )
-        # The pool starts a worker per call while none is idle: one call each starts them all now.
-        for _ in range(self.plan.workers):
-            self._pool.submit(os.getpid).add_done_callback(partial(self._started, self._generation))
-        # Started by those calls. Read from the pool when a death is found, they were at times gone already (the
-        # pool, broken, had let them go), and the log said "exit unknown" of a worker killed by SIGKILL.
-        self._processes = list((self._pool._processes or {}).values())
+        # A call starts the process, which runs it once it has loaded: its end says the worker serves.
+        started = executor.submit(os.getpid)
+        (process,) = executor._processes.values()
+        worker = _Worker(self._launches, executor, process)
+        with self._calls_lock:
+            if place < len(self._workers):
+                self._workers[place] = worker
+            else:
+                self._workers.append(worker)
+        started.add_done_callback(partial(self._started, worker))
 
-    def _started(self, generation: int, call) -> None:
-        """A worker that died before it wrote its file broke the pool before the call could run."""
-        if generation != self._generation or call.cancelled() or not isinstance(call.exception(), BrokenProcessPool):
+    def _started(self, worker: _Worker, call: Future) -> None:
+        """`worker` has loaded and takes calls; or it died while loading (before it wrote its file, too), which
+        stops the service."""
+        if call.cancelled():  # retired while loading: the service stopping
             return
-        self._fail(self._group.failure() or "a worker process died while loading")
+        if call.exception() is None:
+            with self._calls_lock:
+                worker.loaded = True
+                complete = len(self._workers) == self.plan.workers and all(each.loaded for each in self._workers)
+                self._complete = self._complete or complete
+            self._dispatch()
+        elif isinstance(call.exception(), BrokenProcessPool) and worker in self._workers:
+            self._fail(self._group.failure() or "a worker process died while loading")
+
+    def _replace(self, worker: _Worker) -> None:
+        """A new worker in the place of `worker`, which served and died; the others serve meanwhile. The caller
+        holds `_lock`."""
+        if is_alias(self.config.model):
+            # The replacement loads the version the workers serve, pinned: the alias may point at a version they
+            # could not load (kept serving the one they had), and loading that would stop the whole service. It
+            # then follows the alias as every worker does. The dead worker's file counts too: it had served.
+            states = self._group.workers([each.launch for each in self._workers])
+            served = [state.serving for state in states if state.serving is not None]
+            if served:
+                self._in_service = f"models:/{served[-1]['model_version']}"
+        others = sum(1 for each in self._workers if each is not worker and each.loaded and not each.ended())
+        # Said once, whichever noticed the death (a call on it, or the watch between requests).
+        log.warning(
+            "a worker process died (%s); replacing it alone, %d of %d worker processes serving meanwhile",
+            _deaths([worker.process]),
+            others,
+            self.plan.workers,
+        )
+        self._launch(self._workers.index(worker), self._in_service)
+        _retire([worker.executor], 0.0)
+        self._group.forget(worker.launch)
 
     def _fail(self, reason: str) -> None:
         if self.failure is None and not self._stop.is_set():
@@ -469,19 +538,23 @@ class WorkerPool:
                 self._on_failure(reason)
 
     def _watch(self) -> None:
-        """Every second: stops the service when a worker could not load, and replaces the pool when a worker that
-        had served died (killed, out of memory) between requests."""
-        while not self._stop.wait(_WATCH_SECONDS):
+        """Every second, or at once when a call found its worker dead: stops the service when a worker could not
+        load, and replaces each worker that had served and died (killed, out of memory), alone."""
+        while True:
+            self._wake.wait(_WATCH_SECONDS)
+            self._wake.clear()
             with self._lock:
                 if self._stop.is_set():
                     return
-                dead = [state for state in self._group.workers(self._generation) if not state.alive]
+                dead = [worker for worker in self._workers if worker.ended()]
+                states = self._group.workers([worker.launch for worker in dead])
+                served = {state.launch for state in states if state.serving is not None}
                 reason = self._group.failure()
-                if reason is None and dead and all(state.serving is None for state in dead):
+                if reason is None and any(not worker.loaded and worker.launch not in served for worker in dead):
                     reason = "a worker process died while loading"
                 if reason is None:
-                    if dead:
-                        self._renew_locked()
+                    for worker in dead:
+                        self._replace(worker)
                     continue
             self._fail(reason)
             return
@@ -491,24 +564,22 @@ class WorkerPool:
 _holder: ModelHolder | None = None
 
 
-def _load(directory: str, pool: int, first: str | None = None) -> None:
-    """A worker's initializer: loads the plan's matcher (`first`, if given, before following the plan's alias), or
-    records why it cannot and ends the process."""
+def _load(directory: str, launch: int, copies: bool, first: str | None = None) -> None:
+    """A worker's initializer: loads the plan's matcher (from the copies `WorkerGroup.create` took, with `copies`;
+    `first`, if given, before following the plan's alias), or records why it cannot and ends the process."""
     global _holder
     # A spawned process starts with Python's own format, a source line below a "UserWarning": as the command's.
     warnings.formatwarning = one_line_warning
     group = WorkerGroup(directory)
-    group.mark_loading(pool, os.getpid())
+    group.mark_loading(launch, os.getpid())
     hold_blas_threads(1)  # as the single-process service: answers the same bits whichever process gives them
-    # The first pool reads the files named at start, so that what it says of them names them; a replacement the
-    # copies taken then.
-    plan = group.plan(copies=pool > 1)
+    plan = group.plan(copies=copies)
     supervisor = os.getppid()
     holder = ModelHolder(Path(plan.creators), plan.config, first)
     loaded = threading.Event()
 
     def changed() -> None:
-        group.mark_serving(pool, os.getpid(), holder.served())
+        group.mark_serving(launch, os.getpid(), holder.served())
         loaded.set()
 
     holder.start(on_failure=lambda _: loaded.set(), on_change=changed)

@@ -1,4 +1,4 @@
-"""How `serve --workers` retires a pool of real spawned worker processes."""
+"""How `serve --workers` retires real spawned worker processes, and replaces one killed mid-request alone."""
 
 from __future__ import annotations
 
@@ -6,11 +6,21 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 from matcher.service_workers import _alive, _deaths, _retire
+from tests.matcher.test_service import (
+    _worker_processes,
+    answered_until_replaced,
+    both_workers_busy,
+    campaign_records,
+    serving_two_workers,
+)
 
 
 def _started_pool(workers: int) -> tuple[ProcessPoolExecutor, list]:
@@ -52,7 +62,7 @@ def test_a_death_proc_shows_before_its_sentinel_closed_is_named():
             assert time.monotonic() < deadline, "the killed worker still runs after 30 s"
         assert _deaths([process]) == f"pid {pid}, killed by SIGKILL"
     finally:
-        _retire(pool, 0.0)
+        _retire([pool], 0.0)
 
 
 def test_a_pool_whose_worker_died_is_ended_whole():
@@ -61,7 +71,7 @@ def test_a_pool_whose_worker_died_is_ended_whole():
     for victim in [0, 1, 0, 1]:
         pool, processes = _started_pool(2)
         os.kill(processes[victim].pid, signal.SIGKILL)
-        _retire(pool, 0.0)
+        _retire([pool], 0.0)
         codes = _exit_codes(processes)
         assert None not in codes, f"a worker of the retired pool still runs: {codes}"
         assert codes[victim] == -signal.SIGKILL
@@ -72,7 +82,7 @@ def test_a_healthy_pool_is_left_to_finish_within_the_grace_and_reaped():
     `_retire` returns (a service that ended by its signal next left them as zombies, never reaped in a container
     whose first process reaps nothing)."""
     pool, processes = _started_pool(2)
-    _retire(pool, 30.0)
+    _retire([pool], 30.0)
     assert not [process.pid for process in processes if Path(f"/proc/{process.pid}").exists()]
     assert _exit_codes(processes) == [0, 0]
 
@@ -88,7 +98,7 @@ def test_the_log_names_the_dead_worker_and_how_it_died_or_what_is_not_known():
             time.sleep(0.05)
         assert _deaths(processes) == f"pid {processes[1].pid}, killed by SIGKILL"
     finally:
-        _retire(pool, 0.0)
+        _retire([pool], 0.0)
     # Processes of no pool, whose statuses nothing else collects: a pool's own thread would race this test for it.
     sleepers = [get_context("spawn").Process(target=time.sleep, args=(120,)) for _ in range(2)]
     for process in sleepers:
@@ -102,3 +112,31 @@ def test_the_log_names_the_dead_worker_and_how_it_died_or_what_is_not_known():
         for process in sleepers:
             process.kill()
         sleepers[1].join(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_request_fails_that_request_alone_and_is_replaced_alone(
+    world_dir, world_index, trained, tmp_path
+):
+    """`--workers 2`, each worker matching a 100-campaign batch, one killed outright: its batch is answered 503
+    with Retry-After (not run again on the other: whether it had started cannot be told, and a batch that killed
+    its worker would kill the next), the other batch 200; the survivor then answers every request while the
+    replacement loads, and keeps its pid. Before, one death made every worker load again, 503 to every request."""
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
+    log = tmp_path / "serve.log"
+    with serving_two_workers(world_dir, world_index, trained.model_uri, log) as (process, url):
+        workers = _worker_processes(process.pid)
+        with ThreadPoolExecutor(2) as clients:
+            busy = both_workers_busy(clients, url, workers, records)
+            os.kill(workers[0], signal.SIGKILL)
+            answers = sorted((answer.result() for answer in busy), key=lambda answer: answer[0])
+        assert [status for status, _, _ in answers] == [200, 503]
+        assert answers[1][1]["retry-after"] == "5"
+        assert answers[1][2] == {"detail": "the worker process answering this request stopped; it is being replaced"}
+        answered_until_replaced(url, process, log, workers[0], records[0])
+        assert workers[1] in _worker_processes(process.pid)
+    deaths = [line for line in log.read_text().splitlines() if "worker process died" in line]
+    assert deaths == [
+        f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing it alone, 1 of 2 worker processes "
+        "serving meanwhile"
+    ]
