@@ -505,13 +505,17 @@ def test_a_model_no_worker_can_load_stops_the_service_with_the_reason(world_dir,
 def test_a_service_given_no_index_at_its_index_path_says_so_before_the_model_loads(world_dir, tmp_path, workers):
     """A folder that is not an index passed serve's check (it only asked for a folder) and was found once the model
     had loaded, so with a model that could not load either, the refusal named the model. It names the index, as
-    `match` does, missing or a folder of the user's."""
+    `match` does, missing or a folder of the user's.
+
+    The command's own `main` in this process, its warnings on its standard error as in a process of its own: the
+    refusal comes before the model, the workers or the server, so a new interpreter would add only its imports (a
+    serve process's exit 2 is the model's refusal above)."""
     mine = tmp_path / "mine"
     mine.mkdir()
     for index in (tmp_path / "no-such-index", mine):
         args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index)]
         args += ["--model", "models:/no-such-ranker@champion", "--port", str(free_port()), "--workers", workers]
-        done = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
+        done = run_in_process(*args, warnings_on_stderr=True)
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [
             f"creator-match: {index}: no candidate index here (missing meta.json)"
