@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import copy
+import hashlib
 import os
 import pickle
 import sqlite3
@@ -125,6 +125,47 @@ def tracking_uri(tmp_path_factory) -> str:
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
+@pytest.fixture(scope="session")
+def training_builds(tmp_path_factory) -> Path:
+    """Where the run keeps the training data `train` built (`builds_shared_across_the_run`): under `make test` the
+    run's folder above the workers' own, which every worker reads, else the session's."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "training-builds"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def builds_shared_across_the_run(folder: Path):
+    """Within the block, `train` builds its training data once per run for each set of inputs, not once per training.
+
+    The data are built by `build_with_holdout` itself, keyed by the tables' fingerprint, the embedding model and
+    backend, and every other argument it takes, and kept pickled in `folder`, each under a lock of its own: the
+    first training (of any worker) to need them builds them while another that needs the same waits, and each
+    training gets a copy of its own (unpickled).
+    """
+    import importlib
+
+    from training.dataset import data_fingerprint
+
+    module = importlib.import_module("training.train")  # the package's `train` attribute is the function
+    build = module.build_with_holdout
+
+    def build_once(tables, embedder, *args, **kwargs):
+        key = repr((data_fingerprint(tables)[0], embedder.model, embedder.backend, args, sorted(kwargs.items())))
+        kept = folder / f"{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}.pickle"
+        with output_lock(kept, wait=1800):
+            if not kept.is_file():
+                made = kept.with_suffix(".partial")  # renamed once whole: a killed run leaves no half a build
+                made.write_bytes(pickle.dumps(build(tables, embedder, *args, **kwargs)))
+                made.replace(kept)
+            return pickle.loads(kept.read_bytes())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "build_with_holdout", build_once)
+        yield
+
+
 def _copy_store(source: Path, target: Path) -> None:
     """The SQLite tracking store `source` copied into `target`, page by page through SQLite itself, so that a store
     this process already has open reads the copy as it would its own writes."""
@@ -141,19 +182,24 @@ def _same_tables(one: Path, other: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
+def trained(world_dir, embedder, tracking_uri, tmp_path_factory, training_builds):
     """The first ranker trained on the world: registered as version 1 of `creator-ranker`, the champion.
 
     Trained once per run. Under `make test` the first worker to need it trains it into a store of its own beside
     the workers' folders; each worker, that one included, then copies that store (the run, the registered version
     and its alias; the artifacts are files both point to) into the session's store, if its world has the same
     bytes, instead of training the same ranker again. What a worker's store held before is replaced: the module
-    that wrote it has finished.
+    that wrote it has finished. Its training data are the run's build for these tables (`builds_shared_across_the_run`),
+    which other modules' trainings of the world read too.
     """
     from training.train import train
 
+    def train_on_the_world():
+        with builds_shared_across_the_run(training_builds):
+            return train(world_dir, embedder=embedder)
+
     if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return train(world_dir, embedder=embedder)
+        return train_on_the_world()
     shared = tmp_path_factory.getbasetemp().parent / "trained"
     shared.mkdir(exist_ok=True)
     store, result, world = shared / "mlflow.db", shared / "result.pickle", shared / "world"
@@ -161,7 +207,7 @@ def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
         if not result.is_file():
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
             try:
-                made = train(world_dir, embedder=embedder)
+                made = train_on_the_world()
             finally:
                 os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
             world.write_text(str(world_dir))
@@ -170,7 +216,7 @@ def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
             _copy_store(store, Path(tracking_uri.removeprefix("sqlite:///")))
             made = pickle.loads(result.read_bytes())
         else:  # not the world the shared ranker learned from: a ranker of its own
-            made = train(world_dir, embedder=embedder)
+            made = train_on_the_world()
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -178,31 +224,17 @@ def trained(world_dir, embedder, tracking_uri, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shared_training_builds():
-    """Within the module, `train` builds its training data once for each set of inputs, not once per training.
+def shared_training_builds(training_builds):
+    """Within the module, `train` builds its training data once per run for each set of inputs
+    (`builds_shared_across_the_run`), not once per training.
 
-    For modules that train several versions on the same tables, as of the same day and credited alike, to test
-    what training and the registry do with the versions (the gate, the cards): each such training would build
-    the same pairs again, over half of a training's time. The data are built by `build_with_holdout` itself, keyed
-    by the tables' fingerprint and every other argument it takes, and each training gets a copy of its own. The
-    build's own behaviour is tested where it is called directly (tests/training/test_held_out.py and others).
+    For modules that train versions on the session's world, as of the same day and credited alike, to test what
+    training and the registry do with the versions (the gate, the cards, the registration): each such training
+    would build the same pairs again, over half of a training's time, as the session's ranker (`trained`) and the
+    other modules do. Fitting, review and registration still run each time. The build's own behaviour is tested
+    where it is called directly (tests/training/test_held_out.py and others).
     """
-    import importlib
-
-    from training.dataset import data_fingerprint
-
-    module = importlib.import_module("training.train")  # the package's `train` attribute is the function
-    build = module.build_with_holdout
-    built = {}
-
-    def build_once(tables, embedder, *args, **kwargs):
-        key = (data_fingerprint(tables)[0], id(embedder), args, tuple(sorted(kwargs.items())))
-        if key not in built:
-            built[key] = build(tables, embedder, *args, **kwargs)
-        return copy.deepcopy(built[key])
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(module, "build_with_holdout", build_once)
+    with builds_shared_across_the_run(training_builds):
         yield
 
 

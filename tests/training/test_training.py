@@ -475,9 +475,9 @@ class LighterRanker(CreatorRanker):
 
 
 @pytest.mark.slow
-def test_later_versions_wait_for_promotion(trained, world_dir, embedder, tracking_uri):
+def test_later_versions_wait_for_promotion(trained, world_dir, embedder, tracking_uri, shared_training_builds):
     """A second version, of the ranker class train was given, is not champion until promoted; promotion moves
-    the alias."""
+    the alias. Its training data are the session ranker's build (tests/conftest.py)."""
     from training.train import train
 
     # What is checked is the registry's versions and alias, not the ranker: a lighter one keeps the run short.
