@@ -131,11 +131,13 @@ def _main(argv: list[str] | None) -> int:
         from features.safe_write import OutputRefused
         from features.tables import InputError, NoValidRows
         from matcher.candidate_index import ArtifactMismatch
-        from training.registry import ModelNotFound
+        from training.registry import ModelNotFound, StoreMisnamed
 
         if isinstance(exc, NoValidRows):  # its rejected rows named as any run's, then the refusal's one line
             echo_rejects(exc.rejects, exc.rejects_file)
-        if isinstance(exc, InputError | OutputRefused | ArtifactMismatch | ModelNotFound | FileNotFoundError):
+        if isinstance(
+            exc, InputError | OutputRefused | ArtifactMismatch | ModelNotFound | StoreMisnamed | FileNotFoundError
+        ):
             print(f"creator-match: {exc}", file=sys.stderr)
             return 2
         if debug_enabled():

@@ -37,6 +37,7 @@ __all__ = [
     "PromotionUnrecorded",
     "RegistrationIncomplete",
     "RegistryUnavailable",
+    "StoreMisnamed",
     "UncheckedModelWarning",
     "champion_version",
     "check_libraries",
@@ -113,6 +114,11 @@ class LibraryVersionWarning(UserWarning):
 
 class RegistryUnavailable(MatcherError):
     """The model registry could not be read; the message names the store."""
+
+
+class StoreMisnamed(MatcherError):
+    """A tracking or registry URI that names no store MLflow can read (a mistyped scheme, a SQLite file without
+    `sqlite:///`): a setting to correct, not a store that failed; the message names the URI and what it should be."""
 
 
 class RegistrationIncomplete(Exception):
@@ -229,18 +235,50 @@ def use_experiment(name: str) -> None:
 
 
 def check_server_reachable(wait: float = 10.0) -> None:
-    """Refuses a tracking or registry server that takes no connection, within `wait` seconds in all: MLflow
-    retried a refused connection for about four minutes before the same error. Called once, at a command's start
-    (later, MLflow's retries ride out a server's restart). A server behind a proxy, or reached otherwise than by
-    HTTP, is left to MLflow.
+    """Refuses a tracking or registry URI that names no store MLflow reads, and a server that takes no connection
+    within `wait` seconds in all: MLflow retried a refused connection for about four minutes before the same error.
+    Called once, at a command's start (later, MLflow's retries ride out a server's restart). A server behind a
+    proxy, or reached otherwise than by HTTP, is left to MLflow.
 
     Raises:
+        StoreMisnamed: a URI of a scheme MLflow has no store for, or a bare path to a file (`_check_named`).
         RegistryUnavailable: nothing accepted a connection at one of the servers' addresses for `wait` seconds.
     """
     import mlflow
 
-    for uri in dict.fromkeys([mlflow.get_tracking_uri(), mlflow.get_registry_uri()]):
+    uris = list(dict.fromkeys([mlflow.get_tracking_uri(), mlflow.get_registry_uri()]))
+    for uri in uris:
+        _check_named(uri)
+    for uri in uris:
         _check_reachable(uri, wait)
+
+
+def _check_named(uri: str) -> None:
+    """Refuses a store URI MLflow would fail on with a paragraph (a scheme it has no store for, exit 1 as if the
+    store had failed), or read as something else than meant: a bare path to a file, which MLflow takes for the
+    folder of a file store, is a SQLite database given without `sqlite:///`."""
+    import difflib
+
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file") and Path(parts.path).is_file():
+        raise StoreMisnamed(
+            f"the MLflow store {_shown(uri)} is a file, which MLflow would read as a folder of runs; "
+            f"a SQLite store is named sqlite:///{Path(parts.path).absolute()} (${TRACKING_URI_ENV})"
+        )
+    stores = _get_store_registry()
+    try:
+        stores.get_store_builder(uri)  # the schemes MLflow has a store for, plugins included; opens nothing
+    except UnsupportedModelRegistryStoreURIException:
+        known = sorted(scheme for scheme in stores._registry if scheme)
+        meant = difflib.get_close_matches(parts.scheme, known, n=1)
+        hint = f"did you mean {meant[0]}:?" if meant else f"it reads {', '.join(known)}"
+        raise StoreMisnamed(
+            f"the MLflow store {_shown(uri)} names no store: MLflow has none of the scheme {parts.scheme!r} "
+            f"({hint}; ${TRACKING_URI_ENV})"
+        ) from None
 
 
 def _check_reachable(uri: str, wait: float) -> None:
