@@ -667,13 +667,24 @@ def _check_digest(uri: str, version: str, directory: Path, refused: str = "not l
 
 def check_stored_files(name: str, version: str) -> None:
     """Refuses a version whose files in the store are not those `train` registered, before it is promoted: every
-    `match` and `serve` would refuse to load it. A version without a recorded digest passes (its loads warn).
+    `match` and `serve` would refuse to load it. A version without a recorded digest passes, with the warning each
+    of its loads gives: promoted in silence, it was the first `match` that told the reviewer.
 
     Raises:
         DigestMismatch: the files' digest is not the version's `model_sha256` tag, naming both.
+
+    Warns:
+        UncheckedModelWarning: the version has no digest recorded; promoted unchecked.
     """
     uri = f"models:/{name}/{version}"
     if _recorded_digest(uri, f"{name}/{version}")[0] is None:
+        warnings.warn(
+            f"{name} version {version} has no {MODEL_DIGEST_TAG} tag (registered by an earlier release, or not by "
+            "`train`), so its files cannot be checked against what train wrote; promoted unchecked, and every load "
+            "of it says so",
+            UncheckedModelWarning,
+            stacklevel=2,
+        )
         return
     _quiet_downloads()
     with temp_dir("creator-match-model-") as download:

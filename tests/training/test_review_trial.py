@@ -7,6 +7,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from tests.commands import run_in_process
+
 REVIEW_DOC = Path(__file__).resolve().parents[2] / "docs" / "model-review.md"
 
 
@@ -40,3 +42,21 @@ def test_the_card_gives_a_random_orders_ndcg_beside_each_ndcg(trained):
     cold = rows["NDCG@10 of creators held out of training entirely"]
     assert cold[random] == f"{metrics['cold_baseline_random_ndcg_at_10']:.3f}"
     assert rows["click AUC / log loss"][random] == ""  # a random order has no click-through to judge
+
+
+def test_promoting_a_version_whose_files_cannot_be_checked_says_so(trained):
+    """A version registered by hand (here from a `train` run, as a reviewer would register another model's run) has
+    no digest to check its files against. `promote` made it champion without a word; the first `match` of it warned
+    that its files were loaded unchecked."""
+    import mlflow
+
+    name = "registered-by-hand"
+    version = mlflow.register_model(f"runs:/{trained.run_id}/model", name).version
+    done = run_in_process("promote", "--model-name", name, "--version", str(version), warnings_on_stderr=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"creator-match: warning: {name} version {version} has no model_sha256 tag (registered by an earlier release, "
+        "or not by `train`), so its files cannot be checked against what train wrote; promoted unchecked, and every "
+        "load of it says so"
+    ]
+    assert done.stdout.startswith(f"{name} version {version} is now champion")
