@@ -16,7 +16,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from features.environment import QUIET_ENVIRONMENT, TRACKING_URI_ENV, unset_defaults
+from features.environment import QUIET_ENVIRONMENT, REGISTRY_URI_ENV, TRACKING_URI_ENV, unset_defaults
 from features.errors import MatcherError
 from features.safe_write import WhyNotOurs, remove_directory, temp_dir
 
@@ -263,10 +263,13 @@ def _check_named(uri: str) -> None:
     from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
     parts = urlsplit(uri)
+    # The setting to correct: the registry's own when it holds this URI and the tracking one does not.
+    named_by_registry = os.environ.get(REGISTRY_URI_ENV) == uri != os.environ.get(TRACKING_URI_ENV)
+    setting = REGISTRY_URI_ENV if named_by_registry else TRACKING_URI_ENV
     if parts.scheme in ("", "file") and Path(parts.path).is_file():
         raise StoreMisnamed(
             f"the MLflow store {_shown(uri)} is a file, which MLflow would read as a folder of runs; "
-            f"a SQLite store is named sqlite:///{Path(parts.path).absolute()} (${TRACKING_URI_ENV})"
+            f"a SQLite store is named sqlite:///{Path(parts.path).absolute()} (${setting})"
         )
     stores = _get_store_registry()
     try:
@@ -277,7 +280,7 @@ def _check_named(uri: str) -> None:
         hint = f"did you mean {meant[0]}:?" if meant else f"it reads {', '.join(known)}"
         raise StoreMisnamed(
             f"the MLflow store {_shown(uri)} names no store: MLflow has none of the scheme {parts.scheme!r} "
-            f"({hint}; ${TRACKING_URI_ENV})"
+            f"({hint}; ${setting})"
         ) from None
 
 

@@ -53,3 +53,15 @@ def _args(command: str, world_dir, tmp_path) -> list[str]:
     if command == "promote":
         return ["promote", "--version", "1"]
     return match_args(world_dir, tmp_path / "matches.parquet")[1:]
+
+
+def test_a_mistyped_registry_uri_is_named_by_its_own_setting(tmp_path, monkeypatch):
+    """The refusal named $MLFLOW_TRACKING_URI whichever setting held the URI: a reviewer corrected the wrong one."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlte:///registry.db")
+    done = run_in_process("promote", "--version", "1", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "creator-match: the MLflow store sqlte:///registry.db names no store: MLflow has none of the scheme 'sqlte' "
+        "(did you mean sqlite:?; $MLFLOW_REGISTRY_URI)"
+    ]
