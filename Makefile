@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
+# The store `mlflow-ui` serves: the one the commands use, $MLFLOW_TRACKING_URI, unless that is a server's address
+# (the UI itself, say); else mlflow.db here, the commands' default.
+MLFLOW_STORE := $(or $(filter-out http://% https://%,$(MLFLOW_TRACKING_URI)),sqlite:///mlflow.db)
 # No offline settings here: every entry point applies features/environment.py's OFFLINE_ENVIRONMENT itself.
 
 .PHONY: help install demo test test-fast lint format bench bench-quality mlflow-ui clean
@@ -55,6 +58,6 @@ bench: install  ## speed and memory at scale: ANN vs exact, embedding cache, 10,
 bench-quality: install  ## slate quality vs the oracle, the constrained best and baselines: both generators, 5 seeds each (about 12 minutes)
 	$(BIN)/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
 
-mlflow-ui: install  ## the MLflow UI and registry on 127.0.0.1, port MLFLOW_PORT (5000 unless set; SQLite store)
+mlflow-ui: install  ## the MLflow UI and registry on 127.0.0.1, port MLFLOW_PORT (5000 unless set), of $MLFLOW_TRACKING_URI's store
 	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
-		--backend-store-uri sqlite:///mlflow.db --serve-artifacts --artifacts-destination ./mlartifacts
+		--backend-store-uri $(MLFLOW_STORE) --serve-artifacts --artifacts-destination ./mlartifacts

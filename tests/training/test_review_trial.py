@@ -60,3 +60,24 @@ def test_promoting_a_version_whose_files_cannot_be_checked_says_so(trained):
         "load of it says so"
     ]
     assert done.stdout.startswith(f"{name} version {version} is now champion")
+
+
+def test_make_mlflow_ui_opens_the_store_the_commands_use(tmp_path):
+    """`make mlflow-ui` served the checkout's `mlflow.db` whatever $MLFLOW_TRACKING_URI named: a reviewer whose
+    trainings logged to the store it names saw none of their versions, and an empty `mlflow.db` appeared. A server's
+    address (the UI itself) is no store to serve."""
+    import os
+    import subprocess
+
+    def served(uri: str | None) -> str:
+        env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+        env |= {} if uri is None else {"MLFLOW_TRACKING_URI": uri}
+        shown = subprocess.run(
+            ["make", "-n", "mlflow-ui"], cwd=REVIEW_DOC.parents[1], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        return re.search(r"--backend-store-uri (\S+)", shown).group(1)
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert served(store) == store
+    assert served(None) == "sqlite:///mlflow.db"
+    assert served("http://127.0.0.1:5000") == "sqlite:///mlflow.db"
