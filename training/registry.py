@@ -442,18 +442,22 @@ def champion_version(name: str) -> str | None:
     """The version the `champion` alias points at; None when the model is not registered or has no champion.
 
     Raises:
+        ModelNotFound: `name` is no name MLflow registers (empty, or holding `/` or `:`); the store was read.
         RegistryUnavailable: the store cannot be read (unreachable, locked, corrupt), naming the store: a
             registry that cannot be read must not pass for one without a champion.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     try:
         model = MlflowClient().get_registered_model(name)
     except Exception as exc:
         if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return None
+        # The name is the only parameter: the argument's fault, which `train` and `promote` read first of all.
+        if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
+            raise ModelNotFound(f"model name {name!r} cannot be registered: {first_line(exc)}") from None
         raise _unreadable(f"read model {name!r}", exc) from exc
     version = model.aliases.get(CHAMPION)
     return None if version is None else str(version)

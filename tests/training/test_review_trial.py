@@ -81,3 +81,17 @@ def test_make_mlflow_ui_opens_the_store_the_commands_use(tmp_path):
     assert served(store) == store
     assert served(None) == "sqlite:///mlflow.db"
     assert served("http://127.0.0.1:5000") == "sqlite:///mlflow.db"
+
+
+def test_a_model_name_mlflow_cannot_register_is_refused_as_the_arguments_fault(world_dir, tracking_uri, tmp_path):
+    """`--model-name a:b` was reported as the store failing (`failed: RegistryUnavailable: cannot read model 'a:b'
+    from the registry at ...`, exit 1): the store was fine, the name was not."""
+    trained = run_in_process("train", "--data", str(world_dir), "--model-name", "a:b", cwd=tmp_path)
+    promoted = run_in_process("promote", "--model-name", "bad/name", "--version", "1", cwd=tmp_path)
+    for done, name in ((trained, "a:b"), (promoted, "bad/name")):
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [
+            f"creator-match: model name {name!r} cannot be registered: Invalid model name {name!r}. Names cannot "
+            "contain '/' or ':'."
+        ]
+    assert not (tmp_path / "mlruns").exists()
