@@ -137,6 +137,7 @@ def cold_metrics(cold: pd.DataFrame, k: int = 10) -> dict[str, float]:
         "cold_n_creators": float(cold["creator_id"].nunique()),
         "cold_n_pairs": float(len(cold)),
         "cold_n_campaigns": float(cold["campaign_id"].nunique()),
+        "cold_n_ranked_campaigns": float(ranked_campaigns(cold)),
     }
     for name, score in scores.items():
         prefix = "cold_" if name == "model" else f"cold_{name}_"

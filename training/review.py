@@ -408,6 +408,15 @@ def model_card(
         ),
         "",
         "## Held-out later campaigns (the latest by start date: the run's `holdout` share)",
+        f"{fmt('n_test_campaigns', count=True)} campaigns and {fmt('n_test_pairs', count=True)} pairs; the NDCG "
+        f"figures average the {fmt('n_ranked_test_campaigns', count=True)} campaigns with two pairs or more and some "
+        "realized sales"
+        + (
+            f", the cold row its {fmt('cold_n_ranked_campaigns', count=True)} such campaigns."
+            if "cold_n_ranked_campaigns" in metrics
+            else "."
+        ),
+        "",
         # A random order's NDCG is the floor each row starts from, and it differs by row: the cold rows' few
         # candidates per campaign put it far higher than the held-out campaigns' (0.705 against 0.259).
         "| measure | this version | followers | tags then followers | similarity | random order | "

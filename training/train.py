@@ -37,6 +37,7 @@ from training.evaluate import (
     cold_scores,
     evaluate_ranking,
     expected_sales,
+    ranked_campaigns,
     time_split,
 )
 from training.forecast_interval import campaign_orders, fit_with_check
@@ -238,6 +239,9 @@ def train(
             "n_pairs": float(len(data.pairs)),
             "n_train_pairs": float(len(train_pairs)),
             "n_test_pairs": float(len(test_pairs)),
+            "n_test_campaigns": float(test_pairs["campaign_id"].nunique()),
+            # What the NDCG figures average over: a reviewer read them as the mean over every held-out campaign.
+            "n_ranked_test_campaigns": float(ranked_campaigns(test_pairs)),
             "n_campaigns": float(data.pairs["campaign_id"].nunique()),
             "n_rejected_rows": float(len({(r.table, r.row) for r in tables.rejects})),
             "selection_effective_share": effective_share(data.pairs["selection_weight"].to_numpy()),

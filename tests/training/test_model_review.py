@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,6 +97,32 @@ def test_later_version_reviews_its_slates_against_the_champion_on_campaigns_it_n
     tags = MlflowClient().get_run(second.run_id).data.tags
     assert f"- code: creator-matcher {tags['code_version']}, git commit `{tags['git_commit']}`" in card
     assert f"fingerprint `{tags['data_fingerprint']}` (creators `{tags['data_fingerprint.creators']}`, " in card
+
+
+def test_the_card_says_how_many_held_out_campaigns_the_ndcg_figures_average(versions, tmp_path):
+    """A reviewer read the NDCG figures as means over every held-out campaign, and the cold row's over every campaign
+    it names, where they average only those with two pairs or more and some realized sales. The card says both
+    counts, read here from the run's own pair files."""
+    _, second = versions
+    metrics, _, card = logged(second)
+
+    def counted(artifact: str) -> tuple[int, int, int]:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=second.run_id, artifact_path=f"evaluation/{artifact}", dst_path=str(tmp_path / artifact)
+        )
+        pairs = pd.read_parquet(path)
+        by_campaign = pairs.groupby("campaign_id")["sales"].agg(["size", "sum"])
+        ranked = int(((by_campaign["size"] >= 2) & (by_campaign["sum"] > 0)).sum())
+        return len(by_campaign), len(pairs), ranked
+
+    campaigns, pairs, ranked = counted("holdout.parquet")
+    cold_ranked = counted("cold.parquet")[2]
+    assert 0 < cold_ranked < ranked <= campaigns
+    assert (
+        f"{campaigns} campaigns and {pairs} pairs; the NDCG figures average the {ranked} campaigns with two pairs or "
+        f"more and some realized sales, the cold row its {cold_ranked} such campaigns."
+    ) in card.splitlines()
+    assert (metrics["n_test_campaigns"], metrics["n_ranked_test_campaigns"]) == (campaigns, ranked)
 
 
 def test_the_same_tables_give_the_same_fingerprint_whatever_the_run_date(versions):
