@@ -32,7 +32,7 @@ FEATURES = [
     "content_creator",
     "non_standard",
     "content_x_non_standard",
-    "log_price",
+    "log_price_in_zone",
     "commission_rate",
     "expected_market_share",
     "log_followers",
@@ -151,7 +151,8 @@ def pair_features(
     """Builds FEATURES for pairs (campaigns.iloc[campaign_index[i]], creators.iloc[creator_index[i]]).
 
     Args:
-        campaigns: valid campaign rows with a resolved `product_type` (standard or non_standard).
+        campaigns: valid campaign rows as `features.product_type.resolve_product_types` returns them: a resolved
+            `product_type` (standard or non_standard) and `log_price_in_zone`, the price read in its currency.
         creators: valid creator rows.
         campaign_index, creator_index: positional indices of each pair.
         semantic: SEMANTIC_FEATURES and EVIDENCE_COLUMNS of each pair (`features.similarity.semantic_features`).
@@ -204,7 +205,7 @@ def pair_features(
             "content_creator": content,
             "non_standard": non_standard,
             "content_x_non_standard": content * non_standard,
-            "log_price": per_pair(np.log(campaigns["price"].to_numpy(float))),
+            "log_price_in_zone": per_pair(campaigns["log_price_in_zone"].to_numpy(float)),
             "commission_rate": per_pair(campaigns["commission_rate"].to_numpy(float)),
             "expected_market_share": np.where(np.isnan(stated), per_pair(per_campaign), stated),
             "log_followers": _log1p(r["followers"]),

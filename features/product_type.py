@@ -414,10 +414,14 @@ class ProductTypeModel(BaseEstimator):
         check_is_fitted(self, "prices_")
         if marketplaces is None or self.price_marketplaces_ is None:
             return self.prices_
+        return price_table(self.price_rows_[self._sold_in(marketplaces)])
+
+    def _sold_in(self, marketplaces: Iterable[str]) -> np.ndarray:
+        """Which past campaigns were sold in at least one of `marketplaces`."""
         sold = np.zeros(len(self.price_rows_), bool)
         for code in set(marketplaces):
             sold |= self.price_marketplaces_.get(code, False)
-        return price_table(self.price_rows_[sold])
+        return sold
 
     def run_price_zones(self, campaigns: pd.DataFrame) -> dict[str, frozenset[str]] | None:
         """`price_zones` of a run's campaigns beside the past: the past's zones as they are, a marketplace the past
@@ -435,6 +439,20 @@ class ProductTypeModel(BaseEstimator):
         )
         joined = pd.concat([past, campaigns[["category", "price", "marketplaces"]]], ignore_index=True)
         return price_zones(joined, set(self.price_zones_.values()))
+
+    def typical_log_price(self, marketplaces: Iterable[str] | None = None) -> float | None:
+        """The median log price of the past campaigns sold in at least one of `marketplaces` (one price zone: one
+        currency), the price a ranker reads a campaign's own against; None with fewer than `min_category_prices` of
+        them. None for `marketplaces`: all past campaigns."""
+        check_is_fitted(self, "prices_")
+        if self.price_rows_ is None:  # pickled before prices were kept by campaign: never fitted with this ranker
+            return None
+        prices = self.price_rows_["price"].to_numpy(float)
+        if marketplaces is not None and self.price_marketplaces_ is not None:
+            prices = prices[self._sold_in(marketplaces)]
+        if len(prices) < self.min_category_prices:
+            return None
+        return float(np.median(np.log(prices)))
 
     @property
     def marketplaces(self) -> list[str] | None:
@@ -660,7 +678,7 @@ def resolve_product_types(
     vectors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Adds `product_type` (standard or non_standard), `product_type_probability` (of non-standard) and
-    `product_type_reason`.
+    `product_type_reason`, and `log_price_in_zone`, the price as the ranker reads it (`_log_prices_in_zone`).
 
     A declared type wins. For `auto`, the evidence of `model` (fitted on past campaigns; None: no past) is
     added up. A price is read only against campaigns sold in its campaign's price zones (`price_zones`; the past's
@@ -676,6 +694,7 @@ def resolve_product_types(
         vectors: the campaigns' brief vectors (`campaign_vectors`) by row, where they are already embedded; else
             the `auto` campaigns' briefs are embedded here, as one batch.
     """
+    zones = None if model is None else model.run_price_zones(campaigns)
     declared = campaigns["product_type"].isin(PRODUCT_TYPES).to_numpy()
     kind = campaigns["product_type"].to_numpy(dtype=object).copy()
     probability = np.where(kind == "non_standard", 1.0, 0.0)
@@ -692,7 +711,8 @@ def resolve_product_types(
         parts, order, log_odds = [], [], np.zeros(len(auto))
         reference = np.empty(len(auto), dtype=object)
         enough = here.min_category_prices
-        for positions, sharing, codes in _zone_groups(campaigns, auto, here.run_price_zones(campaigns)):
+        run_zones = zones if model is not None else here.run_price_zones(campaigns)
+        for positions, sharing, codes in _zone_groups(campaigns, auto, run_zones):
             past = here.past_prices(codes)
             prices, level = reference_prices(campaigns[sharing], past, enough)
             reference[positions] = price_reference(past, enough, codes)
@@ -714,7 +734,30 @@ def resolve_product_types(
             _describe(reasoned.iloc[i], float(p[i]), kinds[i], here.n_declared_, reference[i], briefs)
             for i in range(len(auto))
         ]
-    return campaigns.assign(product_type=kind, product_type_probability=probability, product_type_reason=reason)
+    return campaigns.assign(
+        product_type=kind,
+        product_type_probability=probability,
+        product_type_reason=reason,
+        log_price_in_zone=_log_prices_in_zone(campaigns, model, zones),
+    )
+
+
+def _log_prices_in_zone(
+    campaigns: pd.DataFrame, model: ProductTypeModel | None, zones: dict[str, frozenset[str]] | None
+) -> np.ndarray:
+    """Each campaign's log price less the typical log price of the past campaigns in its price zone
+    (`ProductTypeModel.typical_log_price`): a price read in its own currency, as the ranker reads it. NaN where the
+    past has too few campaigns there, or there is no past: the price level is then unknown, not guessed from a
+    currency the ranker never learned in."""
+    relative = np.full(len(campaigns), np.nan)
+    if model is None:
+        return relative
+    log_price = np.log(campaigns["price"].to_numpy(float))
+    for positions, _, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
+        typical = model.typical_log_price(codes)
+        if typical is not None:
+            relative[positions] = log_price[positions] - typical
+    return relative
 
 
 def _in_row_order(parts: list[pd.DataFrame], order: list[np.ndarray]) -> pd.DataFrame:

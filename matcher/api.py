@@ -776,10 +776,10 @@ def _unpriced_marketplaces(
 
     Prices are compared only within a price zone (the contract names no currency; marketplaces whose prices agree
     stand for one, `features.product_type.price_zones`), so an `auto` campaign sold only in such a marketplace has
-    its price placed among this run's campaigns there alone (`features.product_type.resolve_product_types`); the
-    ranker's own `log_price` was learned from the prices of its training campaigns, in their currencies. A new-user
-    trial's campaigns in IN, priced in rupees, were all read as dear against a ranker trained on dollar prices,
-    without a word: `_unpriced_line` says so.
+    its price placed among this run's campaigns there alone (`features.product_type.resolve_product_types`), and
+    the ranker's `log_price_in_zone`, a price against the typical one of its training campaigns in that zone, is
+    unknown (missing) for it. A new-user trial's campaigns in IN, priced in rupees, were all read as dear against a
+    ranker trained on dollar prices, without a word: `_unpriced_line` says so.
 
     Args:
         campaigns: the run's valid campaigns.
@@ -804,9 +804,9 @@ def _unpriced_line(codes: list[str], campaigns: pd.DataFrame, product_types: Pro
     return (
         f"marketplace{'s' if len(codes) > 1 else ''} {', '.join(codes)} of {_campaigns_named(ids)}: the ranker learned "
         "from no campaign sold there, so the price of a campaign sold only there is compared, for its product type, "
-        "only with this run's campaigns there, and the ranker's own price feature (log_price) was learned in other "
-        f"currencies, from campaigns sold in {', '.join(product_types.marketplaces)}: it reads a price there as if it "
-        "were in theirs"
+        "only with this run's campaigns there, and the ranker, which reads a price against its training campaigns' "
+        f"in the same currency (log_price_in_zone), has none there (it learned from campaigns sold in "
+        f"{', '.join(product_types.marketplaces)}): a campaign sold only there is scored with its price unknown"
     )
 
 

@@ -413,3 +413,36 @@ def test_a_model_pickled_before_marketplaces_reads_prices_as_it_did(embedder):
     assert (out["product_type"] == "non_standard").all()
     assert not out["product_type_reason"].str.contains("sold in").any()
     assert out["product_type_reason"].str.contains("priced high among the products the ranker learned from").any()
+
+
+def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embedder):
+    """The ranker's price feature was the log of the raw price, so a seller's yen campaigns sat five units above its
+    dollar ones (150 yen to the dollar) and were read as dear products. It is now the log of the price over the
+    median of the past campaigns' in the campaign's price zone: the same products priced in yen in JP and in dollars
+    in US read alike, and a campaign sold only in a zone the past never sold in has no price level (missing)."""
+    past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
+    past = past.assign(marketplaces=[["US"]] * len(past), price=5.0 + 45.0 * past["price"].rank(pct=True))
+    in_yen = past.assign(campaign_id="jp-" + past["campaign_id"], marketplaces=[["JP"]] * len(past))
+    both = pd.concat([past, in_yen.assign(price=in_yen["price"] * 150)], ignore_index=True)
+    vectors = campaign_vectors(embedder, past)
+    model = ProductTypeModel().fit(both, np.concatenate([vectors, vectors]), None, kind_vectors(embedder))
+    assert set(model.price_zones_.values()) == {frozenset({"US"}), frozenset({"JP"})}
+
+    new = _rupee_campaigns().iloc[:8]
+    dollars = new.assign(marketplaces=[["US"]] * len(new), price=new["price"] / 83)
+    yen = dollars.assign(marketplaces=[["JP"]] * len(new), price=dollars["price"] * 150)
+    read_in_dollars = resolve_product_types(dollars, embedder, model)["log_price_in_zone"].to_numpy()
+    read_in_yen = resolve_product_types(yen, embedder, model)["log_price_in_zone"].to_numpy()
+    np.testing.assert_allclose(read_in_yen, read_in_dollars, rtol=0, atol=1e-9)
+    assert np.isfinite(read_in_dollars).all()
+    # Still a price: the dearer product reads higher, by its log ratio.
+    order = np.argsort(dollars["price"].to_numpy())
+    np.testing.assert_allclose(
+        np.diff(read_in_dollars[order]), np.diff(np.log(dollars["price"].to_numpy()[order])), atol=1e-9
+    )
+
+    # Prices agreeing with neither past zone (12 to the dollar): a zone of the run's own, with no past to read in.
+    apart = dollars.assign(marketplaces=[["IN"]] * len(new), price=dollars["price"] * 12)
+    assert resolve_product_types(apart, embedder, model)["log_price_in_zone"].isna().all()
+    # With no past at all there is nothing to read a price against either.
+    assert resolve_product_types(dollars, embedder)["log_price_in_zone"].isna().all()
