@@ -747,8 +747,9 @@ def _log_prices_in_zone(
 ) -> np.ndarray:
     """Each campaign's log price less the typical log price of the past campaigns in its price zone
     (`ProductTypeModel.typical_log_price`): a price read in its own currency, as the ranker reads it. NaN where the
-    past has too few campaigns there, or there is no past: the price level is then unknown, not guessed from a
-    currency the ranker never learned in."""
+    past has too few campaigns there, or there is no past, and for a campaign sold in two zones, whose price is in
+    one of two currencies the contract does not say: the price level is then unknown, not guessed from a currency
+    the ranker never learned in, or from two pooled."""
     relative = np.full(len(campaigns), np.nan)
     if model is None:
         return relative
@@ -757,6 +758,9 @@ def _log_prices_in_zone(
         typical = model.typical_log_price(codes)
         if typical is not None:
             relative[positions] = log_price[positions] - typical
+    if zones is not None:
+        spans = [len({zones.get(code, frozenset([code])) for code in sold}) > 1 for sold in campaigns["marketplaces"]]
+        relative[np.array(spans, dtype=bool)] = np.nan
     return relative
 
 

@@ -771,8 +771,9 @@ def _aliased_marketplaces(
 def _unpriced_marketplaces(
     campaigns: pd.DataFrame, by_marketplace: dict[str, str], product_types: ProductTypeModel | None
 ) -> list[str]:
-    """The run's marketplaces whose prices the ranker's training campaigns do not place, sorted: none of them was
-    sold there, nor in a marketplace whose prices agree with the run's there (one price zone).
+    """The run's marketplaces whose prices the ranker's training campaigns do not place, sorted: fewer than
+    `min_category_prices` (5) of them were sold there or in a marketplace whose prices agree with the run's there
+    (one price zone), too few for a typical price (`ProductTypeModel.typical_log_price`).
 
     Prices are compared only within a price zone (the contract names no currency; marketplaces whose prices agree
     stand for one, `features.product_type.price_zones`), so an `auto` campaign sold only in such a marketplace has
@@ -791,7 +792,9 @@ def _unpriced_marketplaces(
     if not known:
         return []
     zones = product_types.run_price_zones(campaigns)
-    return sorted(code for code in by_marketplace if zones.get(code, frozenset([code])).isdisjoint(known))
+    return sorted(
+        code for code in by_marketplace if product_types.typical_log_price(zones.get(code, frozenset([code]))) is None
+    )
 
 
 def _unpriced_line(codes: list[str], campaigns: pd.DataFrame, product_types: ProductTypeModel) -> str:
@@ -803,10 +806,11 @@ def _unpriced_line(codes: list[str], campaigns: pd.DataFrame, product_types: Pro
     ]
     return (
         f"marketplace{'s' if len(codes) > 1 else ''} {', '.join(codes)} of {_campaigns_named(ids)}: the ranker learned "
-        "from no campaign sold there, so the price of a campaign sold only there is compared, for its product type, "
-        "only with this run's campaigns there, and the ranker, which reads a price against its training campaigns' "
-        f"in the same currency (log_price_in_zone), has none there (it learned from campaigns sold in "
-        f"{', '.join(product_types.marketplaces)}): a campaign sold only there is scored with its price unknown"
+        f"from fewer than {product_types.min_category_prices} campaigns sold there, so the price of a campaign sold "
+        "only there is placed, for its product type, among this run's campaigns there (and those few), and the "
+        "ranker, which reads a price against its training campaigns' in the same currency (log_price_in_zone), has "
+        f"too few there (it learned from campaigns sold in {', '.join(product_types.marketplaces)}): a campaign sold "
+        "only there is scored with its price unknown"
     )
 
 

@@ -419,7 +419,8 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
     """The ranker's price feature was the log of the raw price, so a seller's yen campaigns sat five units above its
     dollar ones (150 yen to the dollar) and were read as dear products. It is now the log of the price over the
     median of the past campaigns' in the campaign's price zone: the same products priced in yen in JP and in dollars
-    in US read alike, and a campaign sold only in a zone the past never sold in has no price level (missing)."""
+    in US read alike, and a campaign sold only in a zone the past never sold in, or in two zones, has no price level
+    (missing)."""
     past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
     past = past.assign(marketplaces=[["US"]] * len(past), price=5.0 + 45.0 * past["price"].rank(pct=True))
     in_yen = past.assign(campaign_id="jp-" + past["campaign_id"], marketplaces=[["JP"]] * len(past))
@@ -444,5 +445,8 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
     # Prices agreeing with neither past zone (12 to the dollar): a zone of the run's own, with no past to read in.
     apart = dollars.assign(marketplaces=[["IN"]] * len(new), price=dollars["price"] * 12)
     assert resolve_product_types(apart, embedder, model)["log_price_in_zone"].isna().all()
+    # Sold in both zones, a price is in one of two currencies, which the table does not say: not read in a mix of them.
+    both_zones = resolve_product_types(dollars.assign(marketplaces=[["US", "JP"]] * len(new)), embedder, model)
+    assert both_zones["log_price_in_zone"].isna().all()
     # With no past at all there is nothing to read a price against either.
     assert resolve_product_types(dollars, embedder)["log_price_in_zone"].isna().all()

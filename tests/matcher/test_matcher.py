@@ -264,11 +264,11 @@ def test_a_marketplace_the_ranker_never_learned_prices_in_is_said_once_for_the_r
         priced
         == [line for line in out.notes if "log_price" in line]
         == [
-            f"marketplaces BR, IN of campaigns {first}, {second}: the ranker learned from no campaign sold there, "
-            "so the price of a campaign sold only there is compared, for its product type, only with this run's "
-            "campaigns there, and the ranker, which reads a price against its training campaigns' in the same "
-            f"currency (log_price_in_zone), has none there (it learned from campaigns sold in {known}): a campaign "
-            "sold only there is scored with its price unknown"
+            f"marketplaces BR, IN of campaigns {first}, {second}: the ranker learned from fewer than 5 campaigns sold "
+            "there, so the price of a campaign sold only there is placed, for its product type, among this run's "
+            "campaigns there (and those few), and the ranker, which reads a price against its training campaigns' in "
+            f"the same currency (log_price_in_zone), has too few there (it learned from campaigns sold in {known}): "
+            "a campaign sold only there is scored with its price unknown"
         ]
     )
     # Two campaigns sold in IN are too few to place a price: the one sold there alone is read on its brief.
