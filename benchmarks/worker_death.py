@@ -4,7 +4,8 @@ A ranker is trained on a simulated world of `--creators` creators (400, the size
 outage) and its creators indexed; the service then runs as its own process on a free loopback port with
 `--workers 2`. One client posts a campaign back to back (`--pause` seconds apart); a worker process is killed with
 SIGKILL, and the client goes on until /readyz says both serve again, a new process in place of the dead one. That
-is done `--kills` times, a worker of each side in turn. Each kill's line: how many requests were answered 503,
+is done `--kills` times, each time the worker whose pid sorts first, then second, in turn (a replacement may be
+the one killed next). Each kill's line: how many requests were answered 503,
 the seconds from the kill to the last of them, and to both serving again.
 
     .venv/bin/python benchmarks/worker_death.py --work /tmp/death                 # this checkout's service

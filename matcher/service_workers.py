@@ -49,6 +49,7 @@ from features.safe_write import (
 from features.threads import hold_blas_threads
 from matcher.cli import one_line_warning
 from matcher.model_holder import ModelHolder, NotServing, ServiceConfig, is_alias, log
+from training.registry import first_line
 
 __all__ = ["WorkerGroup", "WorkerPlan", "WorkerPool", "WorkerState"]
 
@@ -433,7 +434,9 @@ class WorkerPool:
             try:
                 call = worker.executor.submit(function, *args)
             except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down, as a replaced one is
-                self._settle(answer, worker, self._died(worker, exc))
+                stopping = self._stop.is_set()  # `stop` shut every worker down: none is being replaced
+                failure = NotServing("the service is stopping") if stopping else self._died(worker, exc)
+                self._settle(answer, worker, failure)
             else:
                 # Run by the executor's own thread when the call ends (or at once here, if it has already).
                 call.add_done_callback(partial(self._finished, answer, worker))
@@ -527,15 +530,19 @@ class WorkerPool:
             others,
             self.plan.workers,
         )
-        self._launch(self._workers.index(worker), self._in_service)
+        # Retired first: a launch that fails (no process can be started) must not leave the dead one's executor.
         _retire([worker.executor], 0.0)
         self._group.forget(worker.launch)
+        self._launch(self._workers.index(worker), self._in_service)
 
     def _fail(self, reason: str) -> None:
-        if self.failure is None and not self._stop.is_set():
-            self.failure = reason
-            if self._on_failure is not None:
-                self._on_failure(reason)
+        # Called by the watch and by the executors' threads: the first reason is the one kept and reported once.
+        with self._calls_lock:
+            first = self.failure is None and not self._stop.is_set()
+            if first:
+                self.failure = reason
+        if first and self._on_failure is not None:
+            self._on_failure(reason)
 
     def _watch(self) -> None:
         """Every second, or at once when a call found its worker dead: stops the service when a worker could not
@@ -553,9 +560,14 @@ class WorkerPool:
                 if reason is None and any(not worker.loaded and worker.launch not in served for worker in dead):
                     reason = "a worker process died while loading"
                 if reason is None:
-                    for worker in dead:
-                        self._replace(worker)
-                    continue
+                    try:
+                        for worker in dead:
+                            self._replace(worker)
+                    except Exception as exc:  # no process could be started (EAGAIN, ENOMEM, too many files)
+                        # The watch would end with the exception, and no later death be replaced or said.
+                        reason = f"a worker process could not be replaced: {first_line(exc)}"
+                    else:
+                        continue
             self._fail(reason)
             return
 
