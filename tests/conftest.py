@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import pickle
@@ -21,7 +22,7 @@ import faiss  # noqa: F401  (before torch, as everywhere in the project)
 import pytest
 
 from features.embeddings import CACHE_DIR_ENV, Embedder, default_cache_dir, resolve_backend
-from features.safe_write import output_lock
+from features.safe_write import atomic_path, output_lock
 from simulation.world import simulate, write_world
 
 
@@ -152,13 +153,15 @@ def builds_shared_across_the_run(folder: Path):
     build = module.build_with_holdout
 
     def build_once(tables, embedder, *args, **kwargs):
-        key = repr((data_fingerprint(tables)[0], embedder.model, embedder.backend, args, sorted(kwargs.items())))
-        kept = folder / f"{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}.pickle"
+        # An `as_of` of None is today's date, which a run that crosses midnight must not share with the day before.
+        as_of = (args[0] if args else kwargs.get("as_of")) or dt.date.today()
+        fingerprint = data_fingerprint(tables)[0]
+        inputs = (fingerprint, embedder.model, embedder.backend, as_of, args[1:], sorted(kwargs.items()))
+        kept = folder / f"{hashlib.blake2b(repr(inputs).encode(), digest_size=16).hexdigest()}.pickle"
         with output_lock(kept, wait=1800):
             if not kept.is_file():
-                made = kept.with_suffix(".partial")  # renamed once whole: a killed run leaves no half a build
-                made.write_bytes(pickle.dumps(build(tables, embedder, *args, **kwargs)))
-                made.replace(kept)
+                with atomic_path(kept) as made:  # in place once whole: a killed run leaves no half a build
+                    made.write_bytes(pickle.dumps(build(tables, embedder, *args, **kwargs)))
             return pickle.loads(kept.read_bytes())
 
     with pytest.MonkeyPatch.context() as patch:
