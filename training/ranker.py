@@ -136,7 +136,8 @@ class CreatorRanker(BaseEstimator):
         self.cold_share = cold_share
         self.random_state = random_state
 
-    def _head(self, kind: str, seed: int):
+    def _head(self, kind: str, seed: int, weighted: bool = True):
+        """The `kind` head's estimator; `weighted`, behind the bins it would find itself from the weights."""
         params = dict(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -151,10 +152,14 @@ class CreatorRanker(BaseEstimator):
         if self.monotone and kind in MONOTONE:
             params["monotonic_cst"] = [MONOTONE[kind].get(name, 0) for name in FEATURES]
         if kind == "reach":
-            return self._averaged(HistGradientBoostingRegressor(loss="poisson", **params), seed)
-        # The rate heads are fitted with weights, which the booster bins slowly on its own (training.weighted_bins).
+            booster = self._averaged(HistGradientBoostingRegressor(loss="poisson", **params), seed)
+        else:
+            booster = self._averaged(HistGradientBoostingClassifier(**params), seed)
+        if not weighted:
+            return booster
+        # Given weights, the booster bins them slowly on its own (training.weighted_bins); the fit is the same.
         bins = WeightedQuantileBins(skip=tuple(params["categorical_features"]))
-        return Pipeline([("bins", bins), ("boost", self._averaged(HistGradientBoostingClassifier(**params), seed))])
+        return Pipeline([("bins", bins), ("boost", booster)])
 
     def _averaged(self, booster, seed: int):
         """`booster` alone, or the average of `n_members` copies with their own seeds (probabilities, for rates)."""
@@ -165,7 +170,8 @@ class CreatorRanker(BaseEstimator):
             return VotingClassifier(members, voting="soft")
         return VotingRegressor(members)
 
-    def _fit_rate_head(self, kind: str, seed: int, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
+    def _fit_weighted(self, kind: str, seed: int, X: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Pipeline:
+        """The `kind` head fitted on rows of these weights, its bins found once per column."""
         X = with_values(X, weights)
         return self._head(kind, seed).fit(X, labels, bins__sample_weight=weights, boost__sample_weight=weights)
 
@@ -258,13 +264,16 @@ class CreatorRanker(BaseEstimator):
         impressions, clicks, orders = (y[name].to_numpy(float) for name in OUTCOMES)
         if (clicks > impressions).any() or (orders > clicks).any():
             raise ValueError("Got clicks above impressions or orders above clicks; expected a funnel")
-        # Unweighted, the reach head is fitted exactly as before weights existed (no sample_weight argument).
-        reach_weights = {} if sample_weight is None else {"sample_weight": weights}
-        self.reach_ = self._head("reach", seed).fit(with_values(data, weights), impressions, **reach_weights)
+        if sample_weight is None:
+            # Unweighted, the reach head is the bare booster fitted exactly as before weights existed. A ranker
+            # pickled before its weighted reach head was binned has a bare one too: `predict` takes either.
+            self.reach_ = self._head("reach", seed, weighted=False).fit(with_values(data, weights), impressions)
+        else:
+            self.reach_ = self._fit_weighted("reach", seed, data, impressions, weights)
         clicked = self._binomial(data, impressions, clicks, self.max_impressions_weight, weights)
-        self.click_ = self._fit_rate_head("click", seed, *clicked)
+        self.click_ = self._fit_weighted("click", seed, *clicked)
         ordered = self._binomial(data, clicks, orders, self.max_clicks_weight, weights)
-        self.order_ = self._fit_rate_head("order", seed, *ordered)
+        self.order_ = self._fit_weighted("order", seed, *ordered)
         self.feature_names_in_ = np.array(FEATURES, dtype=object)
         self.n_features_in_ = len(FEATURES)
         return self

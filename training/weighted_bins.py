@@ -3,7 +3,8 @@
 scikit-learn's histogram boosting bins each continuous column at its 254 weighted quantiles when it is given
 sample weights, calling its weighted-percentile helper once per quantile, each call sorting the column again
 (scikit-learn issue #34304, fixed upstream by pull request #34248, not yet released as of 1.9.1). On the
-click and order heads, which always carry weights, that was about 70% of a fit. This transformer finds the
+click and order heads, which always carry weights, that was about 70% of a fit, and on the reach head, weighted
+when the pairs are (selection weights), 7.8 s of a 9.3 s fit on 3,000 rows. This transformer finds the
 same thresholds with one call per column and replaces each value by its bin number; the booster then sees at
 most `max_bins` distinct values per column, bins them by their midpoints without any weighted quantile, and
 splits its rows exactly as it would have on the raw values. Thresholds fall where the booster's own would, so
