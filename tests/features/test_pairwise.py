@@ -30,7 +30,10 @@ def _creators(tmp_path) -> pd.DataFrame:
 
 
 def _pair_features(campaigns: pd.DataFrame, creators: pd.DataFrame, priors: CategoryPriors) -> pd.DataFrame:
-    """Every campaign with every creator, with neutral semantic, affinity and history inputs."""
+    """Every campaign with every creator, with neutral semantic, affinity and history inputs, each campaign's price
+    read against the others' (`log_price_in_zone`, as `resolve_product_types` adds it against a seller's past)."""
+    log_price = np.log(campaigns["price"].to_numpy(float))
+    campaigns = campaigns.assign(log_price_in_zone=log_price - np.median(log_price))
     campaign_index = np.repeat(np.arange(len(campaigns)), len(creators))
     creator_index = np.tile(np.arange(len(creators)), len(campaigns))
     n = len(campaign_index)

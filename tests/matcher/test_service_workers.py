@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -141,20 +140,3 @@ def test_a_worker_killed_mid_request_fails_that_request_alone_and_is_replaced_al
         f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing it alone, 1 of 2 worker processes "
         "serving meanwhile"
     ]
-
-
-@pytest.mark.slow
-def test_a_worker_that_cannot_be_replaced_stops_the_service_with_the_reason(world_dir, world_index, trained, tmp_path):
-    """A replacement that cannot even start (no file descriptor left for its pipes: the server's own limit lowered
-    with prlimit to what it holds) ended the watch thread with a traceback: no later death was replaced or said, and
-    the service answered on fewer workers, or 503 for good, without exiting. It now stops, exit 2, with the reason."""
-    log = tmp_path / "serve.log"
-    with serving_two_workers(world_dir, world_index, trained.model_uri, log) as (process, _):
-        workers = _worker_processes(process.pid)
-        held = len(os.listdir(f"/proc/{process.pid}/fd"))
-        subprocess.run(["prlimit", f"--pid={process.pid}", f"--nofile={held}:{held}"], check=True)
-        os.kill(workers[0], signal.SIGKILL)
-        assert process.wait(timeout=120) == 2, log.read_text()[-2000:]
-    last = log.read_text().strip().splitlines()[-1]
-    assert last.startswith("creator-match: cannot serve: a worker process could not be replaced: "), last
-    assert "Too many open files" in last, last
