@@ -755,12 +755,12 @@ def _log_prices_in_zone(
         return relative
     log_price = np.log(campaigns["price"].to_numpy(float))
     for positions, _, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
+        # A group's marketplaces are the union of its campaigns' zones: more than one zone, each sold in two.
+        if codes is not None and len({zones.get(code, frozenset([code])) for code in codes}) > 1:
+            continue
         typical = model.typical_log_price(codes)
         if typical is not None:
             relative[positions] = log_price[positions] - typical
-    if zones is not None:
-        spans = [len({zones.get(code, frozenset([code])) for code in sold}) > 1 for sold in campaigns["marketplaces"]]
-        relative[np.array(spans, dtype=bool)] = np.nan
     return relative
 
 
