@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.embeddings import campaign_vectors
 from features.product_type import (
@@ -86,11 +88,18 @@ def test_the_sellers_declared_campaigns_weigh_the_signals(embedder):
     assert learned > fixed
 
 
-def test_a_campaigns_evidence_alone_is_the_bits_it_gets_in_a_batch(embedder):
+@pytest.fixture(scope="module")
+def alt_world():
+    """The second generator's world whose products no wording reveals, simulated once (seconds) for the two tests
+    that read a campaign's evidence alone and in batches; neither changes it."""
+    return WORLDS["alt"](n_creators=150, n_campaigns=300, n_new_campaigns=40, seed=1)
+
+
+def test_a_campaigns_evidence_alone_is_the_bits_it_gets_in_a_batch(embedder, alt_world):
     """Given the same prices, every signal of a campaign read alone (a service's request) equals its row in a batch
     (the nightly job) to the bit: the products with the kinds' descriptions, the past briefs and the classifier's
     weights are summed so that they do not follow how many campaigns there are."""
-    world = WORLDS["alt"](n_creators=150, n_campaigns=300, n_new_campaigns=40, seed=1)
+    world = alt_world
     past = world.campaigns
     descriptions = kind_vectors(embedder)
     outcomes = content_conversion_lift(world.performance, world.creators)
@@ -104,12 +113,12 @@ def test_a_campaigns_evidence_alone_is_the_bits_it_gets_in_a_batch(embedder):
     pd.testing.assert_frame_equal(alone, batch, check_exact=True)
 
 
-def test_with_a_history_a_campaign_resolves_the_same_whatever_else_the_batch_holds(embedder):
+def test_with_a_history_a_campaign_resolves_the_same_whatever_else_the_batch_holds(embedder, alt_world):
     """A new-user trial's storage bins read 0.37 alone, 0.92 non-standard "priced high for its category" beside 30
     copies at $1 and 0.21 beside 30 at $500: the batch's prices joined the category's range. Where the seller's past
     campaigns in the campaign's marketplaces give a range, they alone do now; a category the past lacks there still
     takes the batch's prices."""
-    world = WORLDS["alt"](n_creators=150, n_campaigns=300, n_new_campaigns=40, seed=1)
+    world = alt_world
     past = world.campaigns
     descriptions = kind_vectors(embedder)
     model = ProductTypeModel().fit(past, embedder.encode(list(past["brief"])), None, descriptions)
@@ -289,10 +298,22 @@ def test_a_reason_reads_the_brief_against_the_past_briefs_not_the_sign_of_its_cl
     assert not alone.str.contains("than the past briefs").any()
 
 
-def _fitted_on_us_dollars(embedder) -> ProductTypeModel:
-    """A model fitted on a simulated world's past campaigns, all sold in US and priced 5 to 50 (dollars, say)."""
-    past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
-    past = past.assign(marketplaces=[["US"]] * len(past), price=5.0 + 45.0 * past["price"].rank(pct=True))
+@pytest.fixture(scope="module")
+def simulated_past() -> pd.DataFrame:
+    """A simulated world's 200 past campaigns, simulated once (seconds) for the module's tests that read prices;
+    each takes a changed copy (`assign`), never changing this one."""
+    return simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
+
+
+@pytest.fixture(scope="module")
+def fitted_on_us_dollars(embedder, simulated_past) -> ProductTypeModel:
+    """A model fitted on a simulated world's past campaigns, all sold in US and priced 5 to 50 (dollars, say).
+
+    Fitted once for the module's tests that read prices against it; none changes it (one that deletes attributes
+    works on a copy)."""
+    past = simulated_past.assign(
+        marketplaces=[["US"]] * len(simulated_past), price=5.0 + 45.0 * simulated_past["price"].rank(pct=True)
+    )
     return ProductTypeModel().fit(past, campaign_vectors(embedder, past), None, kind_vectors(embedder))
 
 
@@ -302,13 +323,13 @@ def _rupee_campaigns() -> pd.DataFrame:
     return campaigns_from_titles(titles[titles["price_inr"].between(75, 5000)]).reset_index(drop=True)
 
 
-def test_a_price_is_read_only_against_campaigns_sharing_a_marketplace(embedder):
+def test_a_price_is_read_only_against_campaigns_sharing_a_marketplace(embedder, fitted_on_us_dollars):
     """A new-user trial: a ranker trained on a world priced like US dollars resolved a seller's campaigns in IN,
     priced in rupees, every one "non-standard (probability 1.00): priced high among the products the ranker learned
     from", a 75-rupee eyebrow pencil included. A price is now read only against campaigns sharing a marketplace
     with it (the closest the contract comes to a currency): the IN campaigns against each other, the same
     campaigns sold in US against the US past."""
-    model = _fitted_on_us_dollars(embedder)
+    model = fitted_on_us_dollars
     india = _rupee_campaigns()
     out = resolve_product_types(india, embedder, model)
     non_standard = (out["product_type"] == "non_standard").mean()
@@ -332,11 +353,11 @@ def test_a_price_is_read_only_against_campaigns_sharing_a_marketplace(embedder):
     assert (in_us["product_type_probability"] > out["product_type_probability"]).mean() > 0.5
 
 
-def test_a_run_reads_each_marketplaces_prices_apart(embedder):
+def test_a_run_reads_each_marketplaces_prices_apart(embedder, fitted_on_us_dollars):
     """Campaigns sharing no marketplace never place each other's prices: the IN campaigns resolve beside US ones
     (dollar prices of the run and of the past) exactly as they do alone; a campaign sold in both is read against
     the US past, which it shares."""
-    model = _fitted_on_us_dollars(embedder)
+    model = fitted_on_us_dollars
     india = _rupee_campaigns()
     dollars = india.assign(
         campaign_id="us-" + india["campaign_id"], marketplaces=[["US"]] * len(india), price=india["price"] / 83
@@ -369,10 +390,10 @@ def test_marketplaces_whose_prices_agree_are_read_as_one_currency():
     assert set(price_zones(rupees, settled).values()) == {frozenset({"IN"}), frozenset({"SG", "AE"})}
 
 
-def test_a_marketplace_new_to_the_past_joins_the_zone_its_prices_agree_with(embedder):
+def test_a_marketplace_new_to_the_past_joins_the_zone_its_prices_agree_with(embedder, fitted_on_us_dollars):
     """A seller's campaigns in CA, a marketplace the ranker's past never sold in, priced in dollars like its US
     past: read against that past (the same prices in IN, in rupees, are read only among themselves)."""
-    model = _fitted_on_us_dollars(embedder)
+    model = fitted_on_us_dollars
     rupees = _rupee_campaigns()
     canada = rupees.assign(marketplaces=[["CA"]] * len(rupees), price=rupees["price"] / 83)
     assert model.run_price_zones(canada)["CA"] == frozenset({"CA", "US"})
@@ -387,10 +408,10 @@ def test_a_marketplace_new_to_the_past_joins_the_zone_its_prices_agree_with(embe
     )
 
 
-def test_a_model_pickled_before_zones_reads_its_past_marketplaces_apart(embedder):
+def test_a_model_pickled_before_zones_reads_its_past_marketplaces_apart(embedder, simulated_past):
     """A ranker registered before marketplaces whose prices agree were read together keeps its past marketplaces
     apart, as it read them: its US and CA campaigns, priced alike, are one zone only for a model fitted now."""
-    past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
+    past = simulated_past
     past = past.assign(marketplaces=[["US"], ["CA"]] * (len(past) // 2))
     model = ProductTypeModel().fit(past, campaign_vectors(embedder, past), None, kind_vectors(embedder))
     assert model.price_zones_ == {"CA": frozenset({"CA", "US"}), "US": frozenset({"CA", "US"})}
@@ -402,10 +423,10 @@ def test_a_model_pickled_before_zones_reads_its_past_marketplaces_apart(embedder
     assert "priced high among the products the ranker learned from sold in US" in reason, reason
 
 
-def test_a_model_pickled_before_marketplaces_reads_prices_as_it_did(embedder):
+def test_a_model_pickled_before_marketplaces_reads_prices_as_it_did(embedder, fitted_on_us_dollars):
     """A ranker registered before prices were read by marketplace reads them against all its past campaigns and
     all of the run's, as it did then, and its reasons name no marketplace."""
-    model = _fitted_on_us_dollars(embedder)
+    model = copy.deepcopy(fitted_on_us_dollars)
     for name in ("price_rows_", "price_marketplaces_", "price_zones_"):
         delattr(model, name)
     old = pickle.loads(pickle.dumps(model))
@@ -415,13 +436,13 @@ def test_a_model_pickled_before_marketplaces_reads_prices_as_it_did(embedder):
     assert out["product_type_reason"].str.contains("priced high among the products the ranker learned from").any()
 
 
-def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embedder):
+def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embedder, simulated_past):
     """The ranker's price feature was the log of the raw price, so a seller's yen campaigns sat five units above its
     dollar ones (150 yen to the dollar) and were read as dear products. It is now the log of the price over the
     median of the past campaigns' in the campaign's price zone: the same products priced in yen in JP and in dollars
     in US read alike, and a campaign sold only in a zone the past never sold in, or in two zones, has no price level
     (missing)."""
-    past = simulate(n_creators=100, n_campaigns=200, seed=3).campaigns
+    past = simulated_past
     past = past.assign(marketplaces=[["US"]] * len(past), price=5.0 + 45.0 * past["price"].rank(pct=True))
     in_yen = past.assign(campaign_id="jp-" + past["campaign_id"], marketplaces=[["JP"]] * len(past))
     both = pd.concat([past, in_yen.assign(price=in_yen["price"] * 150)], ignore_index=True)
