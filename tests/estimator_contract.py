@@ -50,6 +50,8 @@ class EstimatorContract:
     params: ClassVar[dict] = {}
     # Parameters (over `params`) that `fit` must refuse for their range, each with the whole message it must give.
     refused: ClassVar[list[tuple[dict, str]]] = []
+    # `fitted_once`'s estimators, by test class.
+    _fitted_by_class: ClassVar[dict[type, object]] = {}
 
     def make(self):
         return self.estimator_class(**self.params)
@@ -61,6 +63,14 @@ class EstimatorContract:
     def uses(self) -> dict[str, Callable]:
         """What a fitted estimator is for, by name: each takes the estimator and returns its answer."""
         raise NotImplementedError
+
+    def fitted_once(self):
+        """The test class's one estimator fitted on `fit_args()`, shared by the tests that only read a fitted one
+        (a ranker's fit takes seconds, and they ask different things of the same fit); none may change it."""
+        kept = EstimatorContract._fitted_by_class
+        if type(self) not in kept:
+            kept[type(self)] = self.fitted()
+        return kept[type(self)]
 
     def fitted(self, *args, **kwargs):
         """A new estimator fitted on `args` (`fit_args()` when none), whose `fit` must have returned it."""
@@ -83,7 +93,7 @@ class EstimatorContract:
 
     def test_fit_returns_self_keeps_its_parameters_and_learns_attributes_ending_in_underscore(self):
         before = dict(self.make().get_params())
-        estimator = self.fitted()
+        estimator = self.fitted_once()
         assert estimator.get_params() == before
         learned = set(vars(estimator)) - set(before)
         assert learned, "fit learned nothing"
@@ -97,7 +107,7 @@ class EstimatorContract:
                 call(self.make())
 
     def test_a_pickled_copy_answers_the_same(self):
-        estimator = self.fitted()
+        estimator = self.fitted_once()
         copy = pickle.loads(pickle.dumps(estimator))
         for call in self.uses().values():
             same(call(estimator), call(copy))

@@ -58,8 +58,8 @@ class RankerContract(EstimatorContract):
         return {"predict": lambda ranker: ranker.predict(X)}
 
     def test_predictions_are_rates_and_counts(self):
-        X, y = synthetic_pairs()
-        out = self.fitted(X, y).predict(X)
+        X, _ = self.fit_args()
+        out = self.fitted_once().predict(X)
         assert list(out.columns) == ["expected_impressions", "p_click", "p_order"]
         assert len(out) == len(X)
         assert out["p_click"].between(0, 1).all() and out["p_order"].between(0, 1).all()
@@ -67,20 +67,20 @@ class RankerContract(EstimatorContract):
 
     def test_no_rows_no_predictions(self):
         """A campaign with no candidate is scored like any other: zero rows in, the same columns out."""
-        X, y = synthetic_pairs()
-        out = self.fitted(X, y).predict(X.iloc[:0])
+        X, _ = self.fit_args()
+        out = self.fitted_once().predict(X.iloc[:0])
         assert out.empty and list(out.columns) == ["expected_impressions", "p_click", "p_order"]
 
     def test_same_seed_same_predictions(self):
-        X, y = synthetic_pairs()
-        first = self.fitted(X, y).predict(X)
+        X, y = self.fit_args()
+        first = self.fitted_once().predict(X)
         second = self.fitted(X, y).predict(X)
         pd.testing.assert_frame_equal(first, second)
 
     def test_learns_the_signal(self):
         """Predicted click-through rises with the feature that drives it."""
-        X, y = synthetic_pairs()
-        out = self.fitted(X, y).predict(X)
+        X, _ = self.fit_args()
+        out = self.fitted_once().predict(X)
         assert np.corrcoef(out["p_click"], X["similarity"] * X["hist_ctr_lift"])[0, 1] > 0.5
 
     def test_missing_values_in_the_optional_features_are_taken(self):
