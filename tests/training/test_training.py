@@ -568,6 +568,30 @@ def test_flat_heads_names_the_heads_that_found_no_split(training_data):
     assert flat_heads(fitted_on_all, pairs[FEATURES]) == []
 
 
+def test_the_reviews_permutation_importance_is_scikit_learns(training_data, monkeypatch):
+    """The review scores the shuffled copies of the held-out pairs many to a `predict` call (a call's own cost was
+    most of a small hold-out's review), where scikit-learn's `permutation_importance` makes one call a copy: the
+    same figures to the bit, the copies split over calls of 5 (the last one part full)."""
+    from sklearn.inspection import permutation_importance
+
+    from training import review
+
+    fit_on, held = time_split(training_data.pairs)
+    held = held[held["campaign_id"].isin(held["campaign_id"].unique()[:3])]
+    price = np.full(len(held), 20.0)
+    ranker = CreatorRanker(max_iter=10).fit(fit_on[FEATURES], fit_on[OUTCOMES])
+
+    def ndcg_of(estimator, X, _y) -> float:
+        return ndcg_by_campaign(held, expected_sales(estimator.predict(X), price), 10)
+
+    expected = permutation_importance(
+        ranker, held[FEATURES], np.zeros(len(held)), scoring=ndcg_of, n_repeats=2, random_state=4
+    ).importances_mean
+    assert (expected != 0).any()
+    monkeypatch.setattr(review, "_PERMUTED_ROWS_PER_PREDICT", 5 * len(held))
+    np.testing.assert_array_equal(review.permutation_importances(ranker, held, price, seed=4, n_repeats=2), expected)
+
+
 def test_train_on_a_few_dozen_pairs_warns_that_the_ranker_learned_nothing(world_dir, embedder, tmp_path, monkeypatch):
     """A seller's first history, a few dozen pairs, gave a ranker whose heads found no split: registered as
     champion without a word, it scored every candidate of a campaign alike, and its slates followed creator id
