@@ -97,6 +97,18 @@ def world_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_world_dir(tmp_path_factory):
+    """A smaller world written as Parquet: 150 creators, 25 past and 2 new campaigns, every optional column filled.
+
+    For trainings whose subject is not the world's size (the store, the registry, a changed copy of the tables): a
+    training on it takes a fraction of one on `world_dir`. Read it, never write into it: copy it to change it.
+    """
+    out = tmp_path_factory.mktemp("small-world")
+    write_world(simulate(n_creators=150, n_campaigns=25, n_new_campaigns=2, seed=5), out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def world_index(world_dir, tmp_path_factory) -> Path:
     """The world's candidate index, built once per worker by `creator-match index` (its `main`, in this process).
 
@@ -182,6 +194,29 @@ def _same_tables(one: Path, other: Path) -> bool:
     return names == sorted(path.name for path in other.glob("*.parquet")) and all(
         (one / name).read_bytes() == (other / name).read_bytes() for name in names
     )
+
+
+@pytest.fixture(scope="session")
+def new_store(tmp_path_factory):
+    """Makes a new SQLite tracking store at a path and returns its URI: a copy of an empty one MLflow set up once
+    for the session (its tables, through its own migrations, and its default experiment), as a store that was
+    never used is, without the seconds MLflow's migrations take every time. For tests of what a store holds, not of
+    how a new one is set up (`training.registry.create_store`, tests/training/test_registry.py's first trainings).
+    """
+    from mlflow import MlflowClient
+
+    template = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+
+    def new(path: Path) -> str:
+        if not template.is_file():
+            client = MlflowClient(f"sqlite:///{template}")
+            client.search_experiments(max_results=1)  # the tracking tables
+            client.search_registered_models(max_results=1)  # and the registry's
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _copy_store(template, path)
+        return f"sqlite:///{path}"
+
+    return new
 
 
 @pytest.fixture(scope="session")

@@ -29,12 +29,9 @@ KEY = ["campaign_id", "creator_id"]
 
 
 @pytest.fixture(scope="module")
-def worlds(tmp_path_factory):
-    """A small world, and a copy whose held-out campaigns sold nothing; and the held-out campaigns."""
-    from simulation.world import simulate, write_world
-
-    real = tmp_path_factory.mktemp("leak-real")
-    write_world(simulate(n_creators=150, n_campaigns=25, n_new_campaigns=2, seed=5), real)
+def worlds(small_world_dir, tmp_path_factory):
+    """The small world, and a copy whose held-out campaigns sold nothing; and the held-out campaigns."""
+    real = small_world_dir
     _, held = time_split(settled_training_rows(read_training_tables(real)))
     held_out = set(held["campaign_id"])
     changed = tmp_path_factory.mktemp("leak-changed")
@@ -74,11 +71,11 @@ def test_held_out_outcomes_reach_no_feature_of_the_held_out_fit(worlds, embedder
     pd.testing.assert_frame_equal(*scores)
 
 
-def test_train_scores_the_held_out_pairs_alike_whatever_they_sold(worlds, embedder, tracking_uri, tmp_path):
+def test_train_scores_the_held_out_pairs_alike_whatever_they_sold(worlds, embedder, tracking_uri, new_store, tmp_path):
     """What `train` logs of its held-out fit (the held-out pairs' features and scores, which `promote` judges the
     version by) does not move when only the held-out campaigns' outcomes do."""
     real, changed, _ = worlds
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = new_store(tmp_path / "mlflow.db")
     try:
         logged = []
         for where in (real, changed):

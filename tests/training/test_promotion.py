@@ -46,10 +46,10 @@ def blind() -> CreatorRanker:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory, world_dir, embedder, tracking_uri, shared_training_builds):
+def registry(tmp_path_factory, world_dir, embedder, tracking_uri, new_store, shared_training_builds):
     """Five versions of `gate`: blind and fitted, each trained on what had settled by EARLY and on everything, and a
     fitted one crediting sales by position; trainings on the same data share its build."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('gate')}/mlflow.db"
+    uri = new_store(tmp_path_factory.mktemp("gate") / "mlflow.db")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     versions = {
         "early_blind": train(world_dir, model_name="gate", embedder=embedder, as_of=EARLY, ranker=blind()),

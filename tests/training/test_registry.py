@@ -39,9 +39,9 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, new_store):
     """A fresh SQLite store, made current for this test only."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
@@ -377,17 +377,14 @@ def test_a_registration_failing_after_the_version_exists_is_tagged_incomplete_wi
 
 
 @pytest.mark.slow
-def test_two_first_trainings_at_once_on_a_new_store_make_one_champion(tmp_path):
+def test_two_first_trainings_at_once_on_a_new_store_make_one_champion(small_world_dir, tmp_path):
     """Two `train` processes started together on a store that does not exist yet: the store's tables are set up
     once (one run failed on the other's "duplicate column name"), both versions register, and only one takes the
     `champion` alias (both did: each had seen no champion when it started) and says so.
 
     On a world smaller than the session's: what races is the store's set-up before the work and the registration
     after it, so each training need only take longer than the two processes' start-up differs (seconds)."""
-    from simulation.world import simulate, write_world
-
-    world = tmp_path / "world"
-    write_world(simulate(n_creators=150, n_campaigns=25, n_new_campaigns=2, seed=5), world)
+    world = small_world_dir
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     runs = [
         subprocess.Popen(
@@ -411,13 +408,12 @@ def test_two_first_trainings_at_once_on_a_new_store_make_one_champion(tmp_path):
 
 
 @pytest.fixture
-def locked_store(tmp_path, monkeypatch):
+def locked_store(tmp_path, monkeypatch, new_store):
     """A real MLflow SQLite store held by another connection in an exclusive transaction, as a long write by another
     process holds it. The URI lowers SQLite's busy timeout (the driver's `timeout`, 5 s by default) to 0.2 s
     through SQLAlchemy's own URL setting, so each command gives up at once instead of waiting."""
     path = tmp_path / "store" / "mlflow.db"
-    path.parent.mkdir()
-    MlflowClient(f"sqlite:///{path}").search_registered_models()  # the tables, made as MLflow makes them
+    new_store(path)  # the tables, made as MLflow makes them
     uri = f"sqlite:///{path}?timeout=0.2"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     holder = sqlite3.connect(path, isolation_level=None)
