@@ -70,7 +70,7 @@ def server(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
+def test_train_load_and_promote_over_http(server, small_world_dir, tmp_path, monkeypatch):
     url, home = server
     # TMPDIR: MLflow keeps the models it downloads in temp folders; the test's own, not the machine's.
     env = dict(os.environ, MLFLOW_TRACKING_URI=url, TMPDIR=str(tmp_path))
@@ -86,17 +86,14 @@ def test_train_load_and_promote_over_http(server, tmp_path, monkeypatch):
             patched.setattr(tempfile, "tempdir", str(tmp_path))  # as TMPDIR does for the processes above
             return run_in_process(*args, cwd=tmp_path)
 
-    # The world is written in this process (the simulate command is tests/simulation/test_simulation.py's). Small:
-    # what is under test is the store over HTTP, which two trainings of any size use alike; tests/training/
-    # test_held_out.py trains on a world of this size.
-    sizes = ["--creators", "150", "--campaigns", "25", "--new-campaigns", "2", "--seed", "5"]
-    assert run_in_process("simulate", "--out", str(tmp_path / "w"), *sizes).returncode == 0
-    first = cli("train", "--data", "w")
+    # The small world: what is under test is the store over HTTP, which two trainings of any size use alike.
+    world = str(small_world_dir)
+    first = cli("train", "--data", world)
     assert first.returncode == 0, first.stderr[-500:]
     assert "version 1 (champion)" in first.stdout
     assert "HiGHS" not in first.stdout + first.stderr, "the solver's banner reached the console"
     assert "View run" not in first.stdout, "MLflow's run links reached the command's own output"
-    second = in_process("train", "--data", "w", "--members", "2", "--max-features", "0.5")
+    second = in_process("train", "--data", world, "--members", "2", "--max-features", "0.5")
     assert second.returncode == 0 and "version 2 (not champion" in second.stdout, second.stderr[-500:]
     assert not (tmp_path / "mlflow.db").exists(), "nothing may fall back to a local store"
     assert any((home / "artifacts").rglob("model_card.md")), "artifacts were uploaded to the server's store"
