@@ -116,9 +116,23 @@ def test_an_attribution_the_tables_cannot_give_is_refused_before_any_work(world_
 
 
 @pytest.fixture(scope="module")
-def training_data(world_dir, embedder):
-    """The world's training pairs as of today, built once for the tests that only read them."""
-    return build_training_data(read_training_tables(world_dir), embedder)
+def training_data(world_dir, embedder, shared_training_builds):
+    """The world's training pairs as of today, built once for the tests that only read them.
+
+    They are `build_training_data` of the world, which is the first of what `build_with_holdout` builds: taken from
+    the run's build of it (`shared_training_builds`), which the session's ranker (`trained`) trains on, called as
+    `train` calls it so that the run builds them once. The build's own behaviour is tested above and in
+    tests/training/test_held_out.py.
+    """
+    import importlib
+
+    from training.dataset import DEFAULT_WINDOW
+    from training.evaluate import HOLDOUT
+    from training.selection import DEFAULT_SELECTION_POWER
+
+    build = importlib.import_module("training.train").build_with_holdout  # the run's, within shared_training_builds
+    tables = read_training_tables(world_dir)
+    return build(tables, embedder, None, "last_click", DEFAULT_WINDOW, DEFAULT_SELECTION_POWER, HOLDOUT)[0]
 
 
 def test_history_features_never_see_the_pairs_own_outcome(training_data):
