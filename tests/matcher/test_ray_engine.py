@@ -24,9 +24,12 @@ def match(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, tmp_path):
+def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, world_index, trained, tmp_path):
     """A local run dies after one chunk; Ray scores the other chunks on two actors: the local engine's bytes, for
-    the matches and for every scored pair (`--candidates-out`)."""
+    the matches and for every scored pair (`--candidates-out`).
+
+    Each run reads the session's index of the world (`--index`): both engines score against the index the driver
+    holds, however it was made, and the sigterm test below builds one on the fly under Ray."""
     from features.tables import read_table
     from matcher.api import Matcher
     from matcher.batch import _fingerprint
@@ -39,6 +42,8 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
             tmp_path / "reference.parquet",
             "--chunk-size",
             "3",
+            "--index",
+            str(world_index),
             "--candidates-out",
             str(tmp_path / "reference-candidates.parquet"),
         )[1:]
@@ -48,8 +53,10 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
     campaigns_file, creators_file = world_dir / "new_campaigns.parquet", world_dir / "creators.parquet"
     creators = read_table(creators_file, "creators").frame
     campaigns = read_table(campaigns_file, "campaigns").frame
-    matcher = Matcher(creators, model=load_ranker("models:/creator-ranker@champion"))
-    checkpoints = out.with_name(f".{out.name}.parts-{_fingerprint(campaigns_file, creators_file, matcher, 3, None)}")
+    matcher = Matcher(creators, model=load_ranker("models:/creator-ranker@champion"), index=str(world_index))
+    checkpoints = out.with_name(
+        f".{out.name}.parts-{_fingerprint(campaigns_file, creators_file, matcher, 3, world_index)}"
+    )
     # What a local run that died after its first chunk leaves behind. The whole file is resolved (a campaign's
     # product type weighs its price against the other campaigns of the run), then the later chunks are dropped.
     matcher.match_many(campaigns, checkpoint_dir=checkpoints, chunk_size=3)
@@ -58,7 +65,18 @@ def test_ray_resumes_a_local_run_and_writes_the_same_bytes(world_dir, trained, t
     assert len(list(checkpoints.glob("scored-*.parquet"))) == 1
 
     candidates = tmp_path / "candidates.parquet"
-    resumed = match(world_dir, out, "--engine", "ray", "--ray-actors", "2", "--candidates-out", str(candidates))
+    resumed = match(
+        world_dir,
+        out,
+        "--index",
+        str(world_index),
+        "--engine",
+        "ray",
+        "--ray-actors",
+        "2",
+        "--candidates-out",
+        str(candidates),
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "Traceback" not in resumed.stderr
     assert out.read_bytes() == (tmp_path / "reference.parquet").read_bytes()
