@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from matcher.service_workers import _alive, _deaths, _retire
+from tests.matcher.spawned_targets import start_sleeping_threads
 from tests.matcher.test_service import (
     _worker_processes,
     answered_until_replaced,
@@ -42,19 +42,13 @@ def _exit_codes(processes: list, seconds: float = 30.0) -> list[int | None]:
     return [process.exitcode for process in processes]
 
 
-def _start_sleeping_threads(count: int) -> int:
-    for _ in range(count):
-        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
-    return os.getpid()
-
-
 def test_a_death_proc_shows_before_its_sentinel_closed_is_named():
     """A worker with threads (a loaded model has many) reads "Z" in /proc while its other threads still end and
     its sentinel is still open; the watch between requests, which reads /proc, once found such a death and the
     log said that none of the workers had ended yet (CI, session 37)."""
     pool = ProcessPoolExecutor(1, get_context("spawn"))
     try:
-        pid = pool.submit(_start_sleeping_threads, 8).result(timeout=120)
+        pid = pool.submit(start_sleeping_threads, 8).result(timeout=120)
         (process,) = pool._processes.values()
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
