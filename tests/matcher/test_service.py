@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -74,28 +75,63 @@ def service_log(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("service-log") / "serve.log"
 
 
+@dataclass(frozen=True)
+class Started:
+    """The module's single-process service, as it started (`service_started`).
+
+    Args:
+        url: where it answers.
+        seen: the /readyz statuses seen while it loaded.
+        line: its "serving on" line.
+        health_at_once: /healthz's answer the moment that line was written.
+    """
+
+    url: str
+    seen: list[int]
+    line: str
+    health_at_once: tuple[int, object]
+
+
 @pytest.fixture(scope="module")
-def service(world_dir, index_dir, versions, service_log):
-    """The service on a free port; yields its URL and the /readyz statuses seen while it loaded."""
-    port = free_port()
+def service_started(world_dir, index_dir, versions, service_log) -> Iterator[Started]:
+    """The service on the port the system chose (`--port 0`), as it started; once the module is done, stopped by
+    SIGTERM and checked to end as a service manager expects (the port-0 test's second half).
+    One process for the module: each test asks it something of its own, and the one that moves `champion` proves it.
+    """
     log = service_log
     args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
-    args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--poll-seconds", "1"]
+    args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", "0", "--poll-seconds", "1"]
     with open(log, "w") as sink:
         process = subprocess.Popen([CLI, *args, "--max-body-bytes", str(MAX_BODY)], stdout=sink, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
     seen: list[int] = []
     try:
         deadline = time.monotonic() + 300
+        while "serving on" not in log.read_text():
+            assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"no 'serving on' line within 300 s: {log.read_text()[-2000:]}"
+            time.sleep(0.05)
+        line = next(line for line in log.read_text().splitlines() if "serving on" in line)
+        url = "http://127.0.0.1:" + line.split("serving on http://127.0.0.1:", 1)[1].split(" ", 1)[0]
+        health_at_once = call(f"{url}/healthz")
         while not seen or seen[-1] != 200:
             assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
             assert time.monotonic() < deadline, f"not ready within 300 s: {log.read_text()[-2000:]}"
             with contextlib.suppress(OSError):
                 seen.append(call(f"{url}/readyz")[0])
             time.sleep(0.25)
-        yield url, seen
+        yield Started(url, seen, line, health_at_once)
     finally:
         stop(process)
+    # Stopped with SIGTERM while serving: uvicorn's graceful shutdown, then the process ends by the signal itself, a
+    # clean stop to a service manager (systemd reads exit status 143 as a failure).
+    assert process.returncode == -signal.SIGTERM, log.read_text()[-2000:]
+    assert "stopped by SIGTERM" not in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def service(service_started) -> tuple[str, list[int]]:
+    """The module's single-process service: its URL and the /readyz statuses seen while it loaded."""
+    return service_started.url, service_started.seen
 
 
 def test_health_readiness_and_openapi(service):
@@ -626,29 +662,14 @@ def test_a_replacement_worker_loads_the_version_in_service_not_a_champion_that_f
     assert "cannot serve" not in log.read_text()
 
 
-def test_port_0_serves_on_the_port_the_system_chose_and_says_which(world_dir, index_dir, trained, tmp_path):
-    """`serve --port 0` said "serving on http://127.0.0.1:0" while it listened on a port the system chose."""
-    log = tmp_path / "serve.log"
-    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index_dir)]
-    args += ["--model", trained.model_uri, "--port", "0"]
-    with open(log, "w") as sink:
-        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + 60
-        while "serving on" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.1)
-        line = next(line for line in log.read_text().splitlines() if "serving on" in line)
-        port = int(line.split("serving on http://127.0.0.1:", 1)[1].split(" ", 1)[0])
-        assert port != 0
-        # At once: the line is written once the port takes connections.
-        assert call(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
-    finally:
-        stop(process)
-    # Stopped with SIGTERM while serving: uvicorn's graceful shutdown, then the process ends by the signal itself, a
-    # clean stop to a service manager (systemd reads exit status 143 as a failure).
-    assert process.returncode == -signal.SIGTERM, log.read_text()[-2000:]
-    assert "stopped by SIGTERM" not in log.read_text()
+def test_port_0_serves_on_the_port_the_system_chose_and_says_which(service_started):
+    """`serve --port 0` said "serving on http://127.0.0.1:0" while it listened on a port the system chose. The
+    module's service is started so; `service_started` checks, once the module is done, that SIGTERM stops it
+    cleanly."""
+    port = int(service_started.line.split("serving on http://127.0.0.1:", 1)[1].split(" ", 1)[0])
+    assert port != 0
+    # At once: the line is written once the port takes connections.
+    assert service_started.health_at_once == (200, {"status": "ok"})
 
 
 def test_a_worker_process_warns_in_the_command_s_one_line(two_workers, world_dir):
