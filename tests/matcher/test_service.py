@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -383,96 +384,30 @@ def answered_until_replaced(url: str, process: subprocess.Popen, log: Path, kill
     return bodies
 
 
-def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_process(
-    service, world_dir, index_dir, tmp_path
-):
-    """`--workers 2`: /readyz 200 only once both serve; a worker killed outright the moment the service is ready is
-    replaced alone while the other answers every request (/readyz 200 with "1 of 2 worker processes serving"), and
-    the log says which died and how, once; concurrent requests are then answered exactly as the single process
-    answers them, the replacement serving the creators and index the service started on though those files were
-    moved away meanwhile. `--max-campaigns` holds. Before, one death made every worker load again, with 503 to every
-    request for the load's length (24 s measured)."""
-    url, _ = service
-    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[:4]
-    expected = [call(f"{url}/v1/match", record) for record in records]
-    port, log = free_port(), tmp_path / "serve.log"
-    creators, index = tmp_path / "creators.parquet", tmp_path / "index"
-    shutil.copyfile(world_dir / "creators.parquet", creators)
-    shutil.copytree(index_dir, index)
-    args = ["serve", "--creators", str(creators), "--index", str(index)]
-    args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--workers", "2"]
-    with open(log, "w") as sink:
-        process = subprocess.Popen([CLI, *args, "--max-campaigns", "3"], stdout=sink, stderr=sink)
-    workers_url = f"http://127.0.0.1:{port}"
-    replacements: list[int] = []
-    try:
-        seen = _wait_ready(workers_url, process, log)
-        assert any(status == 503 for status, _ in seen)
-        assert seen[-1][1]["workers"] == {"serving": 2, "of": 2}
-        workers = _worker_processes(process.pid)
-        assert len(workers) == 2
-
-        status, reply = call(f"{workers_url}/v1/match", records)
-        assert (status, reply["detail"].split(";")[0]) == (413, "got 4 campaigns")
-
-        # Replaced by a refresh (a new table and index elsewhere): the new workers once read these paths again, and a
-        # worker's death then stopped the whole service, unable to read them.
-        creators.rename(tmp_path / "creators-before.parquet")
-        index.rename(tmp_path / "index-before")
-        # At once: a death right after the workers all served was once missed, and the service stayed 503.
-        os.kill(workers[0], signal.SIGKILL)
-        # A request at once may still have gone to the dying worker: that one alone is 503.
-        assert call(f"{workers_url}/v1/match", records[0])[0] in {200, 503}
-        bodies = answered_until_replaced(workers_url, process, log, workers[0], records[0])
-        assert {
-            "status": "ready",
-            "reason": "1 of 2 worker processes serving; the others are being replaced",
-            "workers": {"serving": 1, "of": 2},
-        }.items() <= bodies[0].items()
-        replacements = _worker_processes(process.pid)
-        assert len(replacements) == 2 and workers[1] in replacements
-        deaths = [line for line in log.read_text().splitlines() if "worker process died" in line]
-        assert deaths == [
-            f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing it alone, 1 of 2 worker "
-            "processes serving meanwhile"
-        ]
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(lambda record: call(f"{workers_url}/v1/match", record), records * 3))
-        assert answers == expected * 3
-    finally:
-        stop(process)
-    for pid in replacements:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # stopped with the service
-
-
 def _cpu_seconds(pid: int) -> float:
     """The CPU time process `pid` has used (user and system)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.contextmanager
-def serving_two_workers(world_dir: Path, index: Path, model: str, log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`serve --workers 2` of the world's creators on a free port, once ready: the process and its URL; stopped
-    after."""
-    port = free_port()
-    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(index)]
-    args += ["--model", model, "--port", str(port), "--workers", "2"]
-    with open(log, "w") as sink:
-        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
-        yield process, url
-    finally:
-        stop(process)
+_BUSY_CALLS = itertools.count()  # `both_workers_busy`'s calls, so that no two send the same briefs
 
 
 def both_workers_busy(clients: ThreadPoolExecutor, url: str, workers: list[int], records: list[dict]) -> list:
     """A 100-campaign batch for each of the two `workers`, sent through `clients`, once each worker runs one
-    (bounded): the futures of their (status, headers, reply)."""
-    batches = [[dict(records[n % len(records)], campaign_id=f"busy-{b}-{n}") for n in range(100)] for b in range(2)]
+    (bounded): the futures of their (status, headers, reply).
+
+    Each brief is new to the workers (the call's number appended): a worker embeds a brief once, and on the
+    module's shared service (`two_workers`) a batch of briefs it had matched before ended too soon after it began
+    for a test to act while both run."""
+    this_call = next(_BUSY_CALLS)
+    batches = [
+        [
+            dict(record, campaign_id=f"busy-{b}-{n}", brief=f"{record['brief']} (busy {this_call}-{b}-{n})")
+            for n, record in ((n, records[n % len(records)]) for n in range(100))
+        ]
+        for b in range(2)
+    ]
     idle = {pid: _cpu_seconds(pid) for pid in workers}
     busy = [clients.submit(exchange, f"{url}/v1/match", batch) for batch in batches]
     deadline = time.monotonic() + 30
@@ -483,16 +418,112 @@ def both_workers_busy(clients: ThreadPoolExecutor, url: str, workers: list[int],
     return busy
 
 
-@pytest.fixture(scope="module")
-def two_workers(world_dir, index_dir, trained, tmp_path_factory) -> Iterator[tuple[subprocess.Popen, str, Path]]:
-    """`serve --workers 2` of the session's ranker on a free port, once ready: the process, its URL and its log.
+MOST_CAMPAIGNS = 100  # `two_workers`'s --max-campaigns: a busy batch (`both_workers_busy`) is that many
 
-    One service for the tests that ask such a service something and read its log (each by a campaign id of its
-    own): starting one loads the model and the index in three processes, each importing the work libraries.
+
+@dataclass(frozen=True)
+class TwoWorkers:
+    """The module's `serve --workers 2` (`two_workers`).
+
+    Args:
+        process: the service's process.
+        url: where it answers.
+        log: its standard output and error.
+        seen: every /readyz answer seen while it loaded.
+        started_on: the folder of the creators table (`creators.parquet`) and index (`index`) it was started on.
     """
-    log = tmp_path_factory.mktemp("two-workers") / "serve.log"
-    with serving_two_workers(world_dir, index_dir, trained.model_uri, log) as (process, url):
-        yield process, url, log
+
+    process: subprocess.Popen
+    url: str
+    log: Path
+    seen: list[tuple[int, object]]
+    started_on: Path
+
+
+@pytest.fixture(scope="module")
+def two_workers(world_dir, index_dir, versions, tmp_path_factory) -> Iterator[TwoWorkers]:
+    """`serve --workers 2 --max-campaigns 100` of `models:/svc-ranker@champion`, as the single-process `service`, on
+    copies of the world's creators and index, once ready; its workers are checked to end with it.
+
+    One service for the module's tests of worker processes, in file order: starting one loads the model and the
+    index in three processes, each importing the work libraries, and a worker's replacement loads them again. Each
+    test asks it by campaign ids of its own and reads the log lines of its own requests or kills; what a test changes
+    is what it proves, and the next starts from it: the first kills a worker the moment the service is ready and
+    moves the files it started on away, so every later worker is a replacement serving the copies taken at start;
+    a worker killed mid-request is replaced alike. The single-process service's test that moves `champion` runs
+    between them: these workers pick version 2 up too, which no later test here asks about.
+    """
+    folder = tmp_path_factory.mktemp("two-workers")
+    started_on = folder / "started-on"
+    started_on.mkdir()
+    shutil.copyfile(world_dir / "creators.parquet", started_on / "creators.parquet")
+    shutil.copytree(index_dir, started_on / "index")
+    port, log = free_port(), folder / "serve.log"
+    args = ["serve", "--creators", str(started_on / "creators.parquet"), "--index", str(started_on / "index")]
+    args += ["--model", f"models:/{MODEL_NAME}@champion", "--port", str(port), "--workers", "2"]
+    args += ["--max-campaigns", str(MOST_CAMPAIGNS)]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    workers: list[int] = []
+    try:
+        seen = _wait_ready(url, process, log)
+        yield TwoWorkers(process, url, log, seen, started_on)
+        workers = _worker_processes(process.pid) if process.poll() is None else []
+    finally:
+        stop(process)
+    assert "cannot serve" not in log.read_text()
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # stopped with the service
+
+
+def test_worker_processes_are_ready_together_survive_a_crash_and_answer_as_one_process(two_workers, service, world_dir):
+    """`--workers 2`: /readyz 200 only once both serve; a worker killed outright the moment the service is ready is
+    replaced alone while the other answers every request (/readyz 200 with "1 of 2 worker processes serving"), and
+    the log says which died and how, once; concurrent requests are then answered exactly as the single process
+    answers them, the replacement serving the creators and index the service started on though those files were
+    moved away meanwhile. `--max-campaigns` holds. Before, one death made every worker load again, with 503 to every
+    request for the load's length (24 s measured). The workers end with the service (`two_workers`)."""
+    process, workers_url, log, seen = two_workers.process, two_workers.url, two_workers.log, two_workers.seen
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
+    assert any(status == 503 for status, _ in seen)
+    assert seen[-1][1]["workers"] == {"serving": 2, "of": 2}
+    workers = _worker_processes(process.pid)
+    assert len(workers) == 2
+
+    too_many = [dict(records[n % len(records)], campaign_id=f"many-{n}") for n in range(MOST_CAMPAIGNS + 1)]
+    status, reply = call(f"{workers_url}/v1/match", too_many)
+    assert (status, reply["detail"].split(";")[0]) == (413, f"got {MOST_CAMPAIGNS + 1} campaigns")
+
+    # Replaced by a refresh (a new table and index elsewhere): the new workers once read these paths again, and a
+    # worker's death then stopped the whole service, unable to read them.
+    started_on = two_workers.started_on
+    (started_on / "creators.parquet").rename(started_on / "creators-before.parquet")
+    (started_on / "index").rename(started_on / "index-before")
+    # At once: a death right after the workers all served was once missed, and the service stayed 503.
+    os.kill(workers[0], signal.SIGKILL)
+    # A request at once may still have gone to the dying worker: that one alone is 503.
+    assert call(f"{workers_url}/v1/match", records[0])[0] in {200, 503}
+    bodies = answered_until_replaced(workers_url, process, log, workers[0], records[0])
+    assert {
+        "status": "ready",
+        "reason": "1 of 2 worker processes serving; the others are being replaced",
+        "workers": {"serving": 1, "of": 2},
+    }.items() <= bodies[0].items()
+    replacements = _worker_processes(process.pid)
+    assert len(replacements) == 2 and workers[1] in replacements
+    deaths = [line for line in log.read_text().splitlines() if "worker process died" in line]
+    assert deaths == [
+        f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing it alone, 1 of 2 worker "
+        "processes serving meanwhile"
+    ]
+    records = records[:4]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda record: call(f"{workers_url}/v1/match", record), records * 3))
+    url, _ = service
+    expected = [call(f"{url}/v1/match", record) for record in records]
+    assert answers == expected * 3
 
 
 def test_a_request_whose_client_went_away_before_a_worker_took_it_never_runs(two_workers, world_dir):
@@ -501,7 +532,7 @@ def test_a_request_whose_client_went_away_before_a_worker_took_it_never_runs(two
     under its own campaign id) never comes, while the same request from a client that waits gets it. Neither busy
     batch had finished when the request was dropped."""
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
-    process, url, log = two_workers
+    process, url, log = two_workers.process, two_workers.url, two_workers.log
     with ThreadPoolExecutor(2) as clients:
         busy = both_workers_busy(clients, url, _worker_processes(process.pid), records)
         gone = json.dumps(dict(records[0], campaign_id="gone-1", marketplaces=["GB"])).encode()
@@ -523,6 +554,31 @@ def test_a_request_whose_client_went_away_before_a_worker_took_it_never_runs(two
     ]
     assert [line for line in lines if "marketplace GB of campaign kept-1: " in line]
     assert not [line for line in lines if "gone-1" in line]
+
+
+def test_a_worker_killed_mid_request_fails_that_request_alone_and_is_replaced_alone(two_workers, world_dir):
+    """`--workers 2`, each worker matching a 100-campaign batch, one killed outright: its batch is answered 503
+    with Retry-After (not run again on the other: whether it had started cannot be told, and a batch that killed
+    its worker would kill the next), the other batch 200; the survivor then answers every request while the
+    replacement loads, and keeps its pid. Before, one death made every worker load again, 503 to every request."""
+    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
+    process, url, log = two_workers.process, two_workers.url, two_workers.log
+    logged = len(log.read_text().splitlines())  # the lines before this test's kill
+    workers = _worker_processes(process.pid)
+    with ThreadPoolExecutor(2) as clients:
+        busy = both_workers_busy(clients, url, workers, records)
+        os.kill(workers[0], signal.SIGKILL)
+        answers = sorted((answer.result() for answer in busy), key=lambda answer: answer[0])
+    assert [status for status, _, _ in answers] == [200, 503]
+    assert answers[1][1]["retry-after"] == "5"
+    assert answers[1][2] == {"detail": "the worker process answering this request stopped; it is being replaced"}
+    answered_until_replaced(url, process, log, workers[0], records[0])
+    assert workers[1] in _worker_processes(process.pid)
+    deaths = [line for line in log.read_text().splitlines()[logged:] if "worker process died" in line]
+    assert deaths == [
+        f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing it alone, 1 of 2 worker processes "
+        "serving meanwhile"
+    ]
 
 
 def test_a_model_no_worker_can_load_stops_the_service_with_the_reason(world_dir, index_dir):
@@ -677,7 +733,7 @@ def test_a_worker_process_warns_in_the_command_s_one_line(two_workers, world_dir
     matches it, in the line the single process writes. Spawned, a worker once wrote Python's own two lines, the
     worker's file and line number and "UserWarning" before the message, and the source line below it."""
     records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
-    _, url, log = two_workers
+    url, log = two_workers.url, two_workers.log
     status, reply = call(f"{url}/v1/match", dict(records[0], campaign_id="far-1", marketplaces=["GB"]))
     assert status == 200, reply
     notes = reply["notes"]  # no creator states an audience in GB, and the ranker learned no price there

@@ -1,26 +1,17 @@
-"""How `serve --workers` retires real spawned worker processes, and replaces one killed mid-request alone."""
+"""How `serve --workers` retires real spawned worker processes and names the dead one (a worker killed mid-request
+is tests/matcher/test_service.py's, on its module's service)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-import pandas as pd
-import pytest
-
 from matcher.service_workers import _alive, _deaths, _retire
 from tests.matcher.spawned_targets import start_sleeping_threads
-from tests.matcher.test_service import (
-    _worker_processes,
-    answered_until_replaced,
-    both_workers_busy,
-    campaign_records,
-    serving_two_workers,
-)
 
 
 def _started_pool(workers: int) -> tuple[ProcessPoolExecutor, list]:
@@ -106,31 +97,3 @@ def test_the_log_names_the_dead_worker_and_how_it_died_or_what_is_not_known():
         for process in sleepers:
             process.kill()
         sleepers[1].join(timeout=30)
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_request_fails_that_request_alone_and_is_replaced_alone(
-    world_dir, world_index, trained, tmp_path
-):
-    """`--workers 2`, each worker matching a 100-campaign batch, one killed outright: its batch is answered 503
-    with Retry-After (not run again on the other: whether it had started cannot be told, and a batch that killed
-    its worker would kill the next), the other batch 200; the survivor then answers every request while the
-    replacement loads, and keeps its pid. Before, one death made every worker load again, 503 to every request."""
-    records = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))
-    log = tmp_path / "serve.log"
-    with serving_two_workers(world_dir, world_index, trained.model_uri, log) as (process, url):
-        workers = _worker_processes(process.pid)
-        with ThreadPoolExecutor(2) as clients:
-            busy = both_workers_busy(clients, url, workers, records)
-            os.kill(workers[0], signal.SIGKILL)
-            answers = sorted((answer.result() for answer in busy), key=lambda answer: answer[0])
-        assert [status for status, _, _ in answers] == [200, 503]
-        assert answers[1][1]["retry-after"] == "5"
-        assert answers[1][2] == {"detail": "the worker process answering this request stopped; it is being replaced"}
-        answered_until_replaced(url, process, log, workers[0], records[0])
-        assert workers[1] in _worker_processes(process.pid)
-    deaths = [line for line in log.read_text().splitlines() if "worker process died" in line]
-    assert deaths == [
-        f"a worker process died (pid {workers[0]}, killed by SIGKILL); replacing it alone, 1 of 2 worker processes "
-        "serving meanwhile"
-    ]
