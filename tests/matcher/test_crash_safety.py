@@ -1,11 +1,13 @@
 """A batch job killed with SIGKILL at any point and run again writes the same bytes, with no duplicates.
 
-The killed jobs are real processes (the kill is the point). A rerun that resumes from what they left runs the
-command's own `main` in this process (tests/commands.py): what it reads is the files a killed process left, which
-are the same whoever reads them, and a new interpreter would add only its imports and model load. One rerun, the
-damaged checkpoint's, runs through the console script: the suite's match that exits 0 so and writes a run's bytes
-made in another process. The uninterrupted reference run and the candidate index every run reads (the session's,
-tests/conftest.py) are made in this process too, which is not what is under test here.
+The killed jobs are real processes (the kill is the point). The damaged-checkpoint and rebuilt-index tests resume,
+each from a copy of its own, from what one such process left (`killed_after_4`): their subject is what the rerun
+does with the leftovers, which are the same files whichever folder holds them. A rerun that resumes from what they
+left runs the command's own `main` in this process (tests/commands.py): what it reads is the files a killed process
+left, which are the same whoever reads them, and a new interpreter would add only its imports and model load. One
+rerun, the damaged checkpoint's, runs through the console script: the suite's match that exits 0 so and writes a
+run's bytes made in another process. The uninterrupted reference run and the candidate index every run reads (the
+session's, tests/conftest.py) are made in this process too, which is not what is under test here.
 """
 
 from __future__ import annotations
@@ -92,19 +94,40 @@ def kill_when_halted(
 
 @pytest.mark.slow
 def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_index, reference, tmp_path):
-    """One output, killed again and again: once the models and index are loaded and nothing is scored, after
-    3 chunks, with all but the last, and with all of them (the matches not yet written). Each run resumes
-    from what the killed one committed, so every kind of partial state is resumed from once; the run that
-    is finally let finish writes the uninterrupted run's bytes."""
+    """One output, stopped again and again: killed once the models and index are loaded and nothing is scored,
+    stopped by SIGTERM after 3 chunks, killed with all but the last and with all of them (the matches not yet
+    written). Each run resumes from what the stopped one committed, so every kind of partial state is resumed from
+    once; the run that is finally let finish writes the uninterrupted run's bytes.
+
+    The SIGTERM is a new-user trial's: `kill -TERM` during scoring ended the run with 143 and not a line on stderr.
+    Now one line says it was stopped, after how many chunks, where the files beside the output stand and that a
+    rerun resumes; the run leaves no half-written file, and the rerun (the next stage's) says it resumes. One run
+    of the stages rather than a SIGTERM test of its own: each stop is a process's imports and model load."""
     out = tmp_path / "matches.parquet"
     n_chunks = len(pd.read_parquet(world_dir / "new_campaigns.parquet").query("in_stock"))
     stages = [0, 3, n_chunks - 1, n_chunks]
     assert stages == sorted(set(stages)), f"the world needs more than 4 in-stock campaigns; got {n_chunks}"
     for stage in stages:
-        # The job itself says when it got there, and waits to be killed: no guessed delay.
-        kill_when_halted(world_dir, world_index, out, stage, tmp_path / f"halted-{stage}")
-        assert not out.exists(), f"no partial output may appear before the run completes (killed at {stage})"
-        assert len(parts_of(out)) == stage, f"killed at {stage} chunks"
+        # The job itself says when it got there, and waits to be stopped: no guessed delay.
+        how = signal.SIGTERM if stage == 3 else signal.SIGKILL
+        status, stderr = kill_when_halted(world_dir, world_index, out, stage, tmp_path / f"halted-{stage}", how)
+        assert not out.exists(), f"no partial output may appear before the run completes (stopped at {stage})"
+        assert len(parts_of(out)) == stage, f"stopped at {stage} chunks"
+        if how == signal.SIGTERM:
+            assert status == 143, stderr[-2000:]
+            assert "Traceback" not in stderr
+            assert stderr.splitlines()[-1] == (
+                f"creator-match: stopped by SIGTERM after scoring 3 of {n_chunks} chunks; nothing beside {out} was "
+                "replaced; creator-match verify exits 1 until a run finishes: the same command resumes from the 3 "
+                "chunks kept"
+            )
+            # No half-written file: the lock, the chunks kept, and the marker that says the run did not finish.
+            left = sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".matches.parquet"))
+            kept = checkpoint_folders(out)[0].name
+            assert left == [".matches.parquet.lock", kept, ".matches.parquet.run-started.json"]
+        elif stage == n_chunks - 1:  # the run after the SIGTERM's
+            resumed = f"creator-match: resuming: 3 of {n_chunks} chunks were scored by a run that did not finish"
+            assert resumed in stderr, stderr[-2000:]
     done = run_in_process(*job_args(world_dir, world_index, out)[1:])
     assert done.returncode == 0, done.stderr
     # It resumed silently; it says so now, in one line, before scoring.
@@ -119,40 +142,36 @@ def test_killed_at_every_stage_and_rerun_gives_the_same_bytes(world_dir, world_i
     assert not checkpoint_folders(out), "the checkpoints are removed once the matches are written"
 
 
+@pytest.fixture(scope="module")
+def killed_after_4(world_dir, trained, world_index, tmp_path_factory) -> Path:
+    """The folder of a run of the job on the session's index killed (SIGKILL) after 4 chunks: what it left beside
+    its `matches.parquet`, which each test that resumes from it copies (`left_by_the_killed_run`). One killed
+    process for the tests whose subject is what a rerun does with such leftovers, not the kill."""
+    folder = tmp_path_factory.mktemp("killed-after-4")
+    kill_when_halted(world_dir, world_index, folder / "matches.parquet", 4, tmp_path_factory.mktemp("halted") / "4")
+    return folder
+
+
+def left_by_the_killed_run(killed: Path, folder: Path) -> Path:
+    """The killed run's leftovers (lock file, run marker, checkpoint folder) copied beside `folder`'s
+    `matches.parquet`, which is returned: the same state, since nothing in it names the folder it is in."""
+    for path in killed.iterdir():
+        if path.is_dir():
+            shutil.copytree(path, folder / path.name)
+        else:
+            shutil.copy2(path, folder / path.name)
+    return folder / "matches.parquet"
+
+
 @pytest.mark.slow
-def test_sigterm_says_where_the_run_stood_and_the_rerun_resumes_to_the_same_bytes(
-    world_dir, world_index, reference, tmp_path
+def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(
+    world_dir, world_index, reference, killed_after_4, tmp_path
 ):
-    """A new-user trial: `kill -TERM` during scoring ended the run with 143 and not a line on stderr. Now one line
-    says it was stopped, after how many chunks, where the files beside the output stand and that a rerun resumes;
-    the run leaves no half-written file, and the rerun says it resumes and writes the uninterrupted run's bytes."""
-    out = tmp_path / "matches.parquet"
-    n_chunks = len(pd.read_parquet(world_dir / "new_campaigns.parquet").query("in_stock"))
-    status, stderr = kill_when_halted(world_dir, world_index, out, 3, tmp_path / "halted", signal.SIGTERM)
-    assert status == 143, stderr[-2000:]
-    assert "Traceback" not in stderr
-    assert stderr.splitlines()[-1] == (
-        f"creator-match: stopped by SIGTERM after scoring 3 of {n_chunks} chunks; nothing beside {out} was replaced; "
-        "creator-match verify exits 1 until a run finishes: the same command resumes from the 3 chunks kept"
-    )
-    assert len(parts_of(out)) == 3
-    # No half-written file: the lock, the chunks kept, and the marker that says the run did not finish.
-    left = sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".matches.parquet"))
-    assert left == [".matches.parquet.lock", checkpoint_folders(out)[0].name, ".matches.parquet.run-started.json"]
-
-    done = run_in_process(*job_args(world_dir, world_index, out)[1:])
-    assert done.returncode == 0, done.stderr
-    assert f"creator-match: resuming: 3 of {n_chunks} chunks were scored by a run that did not finish" in done.stderr
-    assert out.read_bytes() == reference
-
-
-@pytest.mark.slow
-def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(world_dir, world_index, reference, tmp_path):
     """Killed after 4 chunks, one of them then cut short (`truncate -s 100`): every rerun failed with `ArrowInvalid:
     ... Parquet magic bytes not found`. Checkpoints are the job's own cache: the chunk is scored again, with one
     warning line naming it, and the run writes the uninterrupted run's bytes."""
-    out = tmp_path / "matches.parquet"
-    kill_when_halted(world_dir, world_index, out, 4, tmp_path / "halted")
+    out = left_by_the_killed_run(killed_after_4, tmp_path)
+    assert len(parts_of(out)) == 4
     damaged = sorted(parts_of(out))[2]
     with open(damaged, "r+b") as handle:
         handle.truncate(100)
@@ -169,16 +188,21 @@ def test_a_damaged_checkpoint_is_scored_again_with_a_warning_naming_it(world_dir
 
 @pytest.mark.slow
 def test_a_rerun_after_the_index_was_rebuilt_in_place_scores_on_the_rebuilt_index(
-    world_dir, world_index, reference, tmp_path
+    world_dir, world_index, reference, killed_after_4, tmp_path
 ):
-    """Killed after 3 chunks; `creator-match index --out` then rebuilds the same directory from other creators
+    """Killed after 4 chunks; `creator-match index --out` then rebuilds the same directory from other creators
     (as many: an index records its count); the same command run again writes an uninterrupted run's bytes on the
     rebuilt index. Before, the checkpoint folder was named after the index's model and kind only, so the rerun
-    kept the 3 chunks scored on the old index and wrote slates it would never have made."""
-    index, out = tmp_path / "index", tmp_path / "matches.parquet"
-    shutil.copytree(world_index, index)
-    kill_when_halted(world_dir, index, out, 3, tmp_path / "halted")
-    assert len(parts_of(out)) == 3
+    kept the 4 chunks scored on the old index and wrote slates it would never have made.
+
+    The killed run read the session's index; this test's is a copy of it with its files' times kept, which names
+    the same checkpoint folder (`test_the_checkpoint_folder_is_named_after_what_the_index_holds_not_where_it_is`),
+    so that before the rebuild the killed run's chunks are this index's (the damaged-checkpoint test resumes them)."""
+    index = tmp_path / "index"
+    shutil.copytree(world_index, index)  # copy2: modification times kept
+    assert (index / "index.faiss").stat().st_mtime_ns == (world_index / "index.faiss").stat().st_mtime_ns
+    out = left_by_the_killed_run(killed_after_4, tmp_path)
+    assert len(parts_of(out)) == 4
     # Every creator the old index put on a slate leaves it, replaced by another id: same count, other holdings.
     other = renamed_creators(world_dir, set(pd.read_parquet(io.BytesIO(reference))["creator_id"]), tmp_path)
     rebuilt = run_in_process("index", "--creators", str(other), "--out", str(index))
@@ -195,11 +219,13 @@ def test_a_rerun_after_the_index_was_rebuilt_in_place_scores_on_the_rebuilt_inde
 
 
 def test_the_checkpoint_folder_is_named_after_what_the_index_holds_not_where_it_is(
-    world_dir, trained, world_index, tmp_path
+    world_dir, trained, world_index, embedder, tmp_path
 ):
     """A copy of the index elsewhere, its files' times kept, names the same checkpoint folder, so a run given it
     resumes; an index of other creators names another. An index built on the fly names the same folder on every
-    run (its build time is not part of the name) and another for a creators file with other bytes."""
+    run (its build time is not part of the name) and another for a creators file with other bytes. Every matcher
+    here embeds with the session's model (tests/conftest.py), whose vectors each build on the fly after the first
+    reads from memory: the names are the subject, not the embedding."""
     from features.tables import read_table
     from matcher.api import Matcher
     from matcher.batch import _fingerprint
@@ -211,7 +237,8 @@ def test_the_checkpoint_folder_is_named_after_what_the_index_holds_not_where_it_
 
     def folder(index: Path | None, creators_file: Path = creators) -> str:
         source = table if creators_file == creators else read_table(creators_file, "creators")
-        return _fingerprint(campaigns, creators_file, Matcher(source, model=ranker, index=index), 1, index)
+        matcher = Matcher(source, model=ranker, index=index, embedder=embedder)
+        return _fingerprint(campaigns, creators_file, matcher, 1, index)
 
     copy = tmp_path / "copy"
     shutil.copytree(world_index, copy)  # copy2: modification times kept
