@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from features.embeddings import Embedder, VectorCache
@@ -82,10 +83,13 @@ def test_a_second_match_on_the_same_output_is_refused_while_the_first_runs(world
 def test_a_second_index_on_the_same_out_is_refused_and_a_shared_cache_makes_writers_wait(
     world_dir, empty_cache_dir, tmp_path
 ):
-    """`index` holds its --out for the whole run; embedding-cache writers wait for each other instead."""
+    """`index` holds its --out for the whole run; embedding-cache writers wait for each other instead. Of 40 of
+    the world's creators: the locks are the subject, and the first run embeds every creator it is given."""
     cache_dir, out = empty_cache_dir, tmp_path / "index"
     cache = Embedder(cache_dir=cache_dir).cache.directory  # where this model's vectors go (no model loaded)
-    args = ["index", "--creators", str(world_dir / "creators.parquet"), "--cache-dir", str(cache_dir)]
+    creators = tmp_path / "creators.parquet"
+    pq.write_table(pq.read_table(world_dir / "creators.parquet").slice(0, 40), creators)
+    args = ["index", "--creators", str(creators), "--cache-dir", str(cache_dir)]
     with output_lock(cache):  # this test is the cache's writer for now: the index run must wait for it
         first = start([CLI, *args, "--out", str(out)])
         try:
@@ -100,7 +104,7 @@ def test_a_second_index_on_the_same_out_is_refused_and_a_shared_cache_makes_writ
             raise
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-800:]
-    assert len(CandidateIndex.load(out)) == len(pd.read_parquet(world_dir / "creators.parquet"))
+    assert len(CandidateIndex.load(out)) == len(pd.read_parquet(creators)) == 40
     assert len(list(cache.glob("shard-*"))) == 1
 
 
