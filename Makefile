@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch lies on disk; installing it first keeps pip from pulling a CUDA build.
 	# pip byte-compiles what it installs one file at a time, over a minute for torch, MLflow and Ray; compileall
-	# does the same on every core. Not compiling at all is no saving: where $$PYTHONDONTWRITEBYTECODE is set (CI),
-	# every process would compile its imports again. Its errors are ignored as pip's are: a few packages ship
-	# files for newer Pythons (torch's tests for 3.12's syntax) that no import reaches.
+	# does the same on every core. Not compiling at all is no saving: where $$PYTHONDONTWRITEBYTECODE is set (as on
+	# the reference machine), every process would compile its imports again. Files it cannot compile are skipped,
+	# as pip skips them (torch ships tests in 3.12's syntax that no import reaches); anything else it raises stops
+	# the install, so that a compile that did nothing never goes unseen.
 	$(BIN)/pip install --quiet --no-compile torch==2.13.0
 	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
-	$(BIN)/python -m compileall -qq -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || true
+	$(BIN)/python -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path("purelib"), quiet=2, workers=0)'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its dev extras (once)

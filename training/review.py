@@ -209,8 +209,10 @@ def permutation_importances(
 
     The figures `sklearn.inspection.permutation_importance(..., n_repeats=n_repeats, random_state=seed)` gives as
     `importances_mean`, to the bit: the same shuffles of each column, drawn as it draws them, and the same scores,
-    the ranker predicting each row alone; but the shuffled copies are predicted many to a call rather than one each,
-    a call's own cost having been most of a small hold-out's review.
+    the ranker predicting each row alone (which is what makes a batch's figures those of one copy at a time); but
+    the shuffled copies are predicted many to a call rather than one each, a call's own cost having been most of a
+    small hold-out's review. A scikit-learn that drew its shuffles otherwise would fail the test holding the two
+    equal (tests/training/test_training.py).
     """
     features = pairs[FEATURES]
     column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
