@@ -739,5 +739,9 @@ def test_a_worker_process_warns_in_the_command_s_one_line(two_workers, world_dir
     notes = reply["notes"]  # no creator states an audience in GB, and the ranker learned no price there
     assert len(notes) == 2
     lines = log.read_text().splitlines()  # written before the answer, as the other test's `kept-1` line is
-    assert [line for line in lines if "far-1" in line] == [f"creator-match: warning: {note}" for note in notes]
+    said = [line for line in lines if "far-1" in line]
+    # The audience line comes with every call; the price line once per worker and marketplace (`Matcher.match_many`),
+    # which this module's earlier GB requests to the same worker may have used up.
+    assert f"creator-match: warning: {notes[0]}" in said
+    assert set(said) <= {f"creator-match: warning: {note}" for note in notes}, said
     assert not [line for line in lines if "match_many(" in line]  # the source line Python's format adds
