@@ -21,6 +21,7 @@ from matcher.commands.common import (
     resolve_backend_option,
     show_progress,
 )
+from matcher.termination import raise_if_terminated
 
 __all__ = ["demo", "index", "promote", "simulate", "train"]
 
@@ -249,6 +250,9 @@ def index(
     if table.rejects:  # named now, before the embedding takes minutes (and whether or not it then succeeds)
         report_rejects(table.rejects)
     resolve_model_path(embedder.model)
+    # A SIGTERM taken while the libraries loaded, its SystemExit lost in one of them, stops the run here, before its
+    # lock and folders: else the index was written, and only then the command ended 143.
+    raise_if_terminated()
     with ExitStack() as locks:
         locks.enter_context(output_lock(out))
         remove_stale_temporaries(out)  # a killed run's staged index beside it
@@ -256,6 +260,7 @@ def index(
             check_rejects_path(out)
         check_replaceable(out, why_not_an_index)
         built = CandidateIndex.of_creators(table, embedder, index_type, progress=progress)
+        raise_if_terminated()  # taken during the embedding and lost there: the index at --out is left as it was
         with rejects_turn(table.rejects, out) as written:  # claimed first: a run refused it leaves the old index
             built.save(out)
     typer.echo(
