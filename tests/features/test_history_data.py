@@ -20,7 +20,14 @@ from simulation.world import simulate, write_world
 from training.dataset import build_training_data, read_training_tables
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
-from training.registry import load_ranker, model_code_paths, pip_requirements, register, training_records
+from training.registry import (
+    load_ranker,
+    model_code_paths,
+    pip_requirements,
+    register,
+    training_records,
+    use_experiment,
+)
 
 TODAY = dt.date.today()
 
@@ -217,6 +224,9 @@ def test_a_ranker_registered_with_its_records_inside_matches_on_them_and_refuses
         past.priors, records.history, records.category_history, past.affinity, past.product_types
     )
     old.__dict__.update(state)
+    # A run of its own experiment in this store: the experiment MLflow last made active on this worker may be
+    # another store's (its id then names nothing here).
+    use_experiment("old-layout-ranker")
     with mlflow.start_run():
         logged = mlflow.pyfunc.log_model(
             name="model", python_model=old, code_paths=model_code_paths(), pip_requirements=pip_requirements()
