@@ -639,6 +639,12 @@ def _recorded_digest(uri: str, version: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _label(uri: str, version: str) -> str:
+    """A model URI as messages name it: quoted, with the version it resolved to when the URI does not say it (an
+    alias, `models:/name@champion` as `'models:/name@champion' (name/3)`)."""
+    return repr(uri) if version in (uri, uri.removeprefix("models:/")) else f"{uri!r} ({version})"
+
+
 def _check_digest(uri: str, version: str, directory: Path, refused: str = "not loaded") -> None:
     """Compares the downloaded model's files with the digest recorded when `train` registered it; `refused` ends
     the refusal's message (what was not done).
@@ -650,7 +656,7 @@ def _check_digest(uri: str, version: str, directory: Path, refused: str = "not l
         UncheckedModelWarning: no digest is recorded for the model; it is loaded unchecked.
     """
     expected, owner = _recorded_digest(uri, version)
-    label = repr(uri) if version in (uri, uri.removeprefix("models:/")) else f"{uri!r} ({version})"
+    label = _label(uri, version)
     if expected is None:
         why = (
             f"{owner} has no {MODEL_DIGEST_TAG} tag (registered by an earlier release, or not by `train`)"
@@ -826,7 +832,8 @@ def training_records(ranker: LoadedRanker):
     tables `train` logged in its run under `records/`, or those inside a ranker registered before that.
 
     Raises:
-        ModelNotFound: the run or its records cannot be read, in one line.
+        ModelNotFound: the run or its records cannot be read, in one line; a run that holds none (a ranker logged
+            anew in a run of its own, not by `train`) is named as such.
         RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
     """
     import mlflow.artifacts
@@ -847,10 +854,29 @@ def training_records(ranker: LoadedRanker):
         except Exception as exc:  # a missing run, artifact or file: one line, as for the model itself
             if _store_failed(exc):
                 raise _unreadable(f"read the records of run {ranker.run_id}", exc) from exc
+            if _holds_no_records(ranker.run_id):
+                # A copy of a ranker logged anew in a run of its own (`mlflow.pyfunc.log_model` of a loaded one):
+                # its MLmodel names that run, which `train` never logged records in. MLflow's own reason was
+                # "Failed to download artifacts from path 'records'", which said neither why nor what it lacks.
+                raise ModelNotFound(
+                    f"model {_label(ranker.uri, ranker.version)}: its run {ranker.run_id} holds no records/, the "
+                    "creators' records as of training that `train` logs beside the model it registers (a model "
+                    "logged anew in another run has none, whatever it was copied from); give a performance file"
+                ) from exc
             raise ModelNotFound(
                 f"{where} ({ranker.run_id}, records/) cannot be read from {tracking_store()}: {first_line(exc)}; "
                 "give a performance file"
             ) from exc
+
+
+def _holds_no_records(run_id: str) -> bool:
+    """Whether run `run_id` is in the store and holds nothing under `records/`; False when it cannot be read."""
+    from mlflow import MlflowClient
+
+    try:
+        return not MlflowClient().list_artifacts(run_id, "records")
+    except Exception:  # no such run, or a store that failed meanwhile: the caller's own reason stands
+        return False
 
 
 def _refusal(uri: str, name: str, then: str, now: str) -> IncompatibleModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import cloudpickle
 import pandas as pd
@@ -21,6 +22,8 @@ from training.dataset import build_training_data, read_training_tables
 from training.pyfunc import RankerModel
 from training.ranker import OUTCOMES, CreatorRanker
 from training.registry import (
+    ModelNotFound,
+    UncheckedModelWarning,
     load_ranker,
     model_code_paths,
     pip_requirements,
@@ -191,6 +194,43 @@ def test_records_are_logged_beside_the_model_not_in_it(trained, ranker):
     assert ranker.model.embedded_records is None and isinstance(ranker.model.past, HistoryModel)
     assert not any(
         isinstance(value, pd.DataFrame) and "creator_id" in value for value in vars(ranker.model.past).values()
+    )
+
+
+def test_a_copy_under_another_name_matches_alike_and_one_logged_anew_names_the_records_it_lacks(
+    trained, ranker, creators, embedder, default_matcher
+):
+    """What a match reads is the model's files and the records of the run its MLmodel names, never the name or
+    version it is registered under, which only labels the rows. A ranker logged anew in a run of its own has no
+    records there: refused in one line naming the version and what it lacks (MLflow's "Failed to download
+    artifacts from path 'records'" before)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    campaign = _campaign("beauty")
+    expected = default_matcher.match(campaign).matches.drop(columns="model_version")
+    other = mlflow.register_model(f"runs:/{trained.run_id}/model", "creator-ranker-renamed").version
+    copied = MlflowClient().copy_model_version(trained.model_uri, "creator-ranker-copied").version
+    for uri in (f"models:/creator-ranker-renamed/{other}", f"models:/creator-ranker-copied/{copied}"):
+        with warnings.catch_warnings():  # the first, registered from the run, has no digest: loaded unchecked
+            warnings.simplefilter("ignore", UncheckedModelWarning)
+            matcher = Matcher(creators, model=uri, index=default_matcher.index, embedder=embedder)
+        found = matcher.match(campaign).matches
+        assert found["model_version"].iloc[0] == matcher.ranker.version != ranker.version
+        pd.testing.assert_frame_equal(found.drop(columns="model_version"), expected)
+
+    use_experiment("creator-ranker-logged-anew")
+    with mlflow.start_run() as run:
+        logged = mlflow.pyfunc.log_model(
+            name="model", python_model=ranker.model, code_paths=model_code_paths(), pip_requirements=pip_requirements()
+        )
+    uri = f"models:/creator-ranker-logged-anew/{register(logged.model_uri, 'creator-ranker-logged-anew')}"
+    with pytest.warns(UncheckedModelWarning), pytest.raises(ModelNotFound) as refused:
+        Matcher(creators, model=uri, index=default_matcher.index, embedder=embedder)
+    assert str(refused.value) == (
+        f"model {uri!r}: its run {run.info.run_id} holds no records/, the creators' records as of training that "
+        "`train` logs beside the model it registers (a model logged anew in another run has none, whatever it was "
+        "copied from); give a performance file"
     )
 
 
