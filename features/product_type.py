@@ -678,7 +678,8 @@ def resolve_product_types(
     vectors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Adds `product_type` (standard or non_standard), `product_type_probability` (of non-standard) and
-    `product_type_reason`, and `log_price_in_zone`, the price as the ranker reads it (`_log_prices_in_zone`).
+    `product_type_reason`, `log_price_in_zone`, the price as the ranker reads it (`_log_prices_in_zone`), and
+    `zone_log_price`, the typical log price of the campaign's price zone (`_zone_log_prices`).
 
     A declared type wins. For `auto`, the evidence of `model` (fitted on past campaigns; None: no past) is
     added up. A price is read only against campaigns sold in its campaign's price zones (`price_zones`; the past's
@@ -739,6 +740,7 @@ def resolve_product_types(
         product_type_probability=probability,
         product_type_reason=reason,
         log_price_in_zone=_log_prices_in_zone(campaigns, model, zones),
+        zone_log_price=_zone_log_prices(campaigns, model, zones),
     )
 
 
@@ -754,14 +756,39 @@ def _log_prices_in_zone(
     if model is None:
         return relative
     log_price = np.log(campaigns["price"].to_numpy(float))
-    for positions, _, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
-        # A group's marketplaces are the union of its campaigns' zones: more than one zone, each sold in two.
-        if codes is not None and len({zones.get(code, frozenset([code])) for code in codes}) > 1:
-            continue
+    for positions, _, codes in _one_zone_groups(campaigns, zones):
         typical = model.typical_log_price(codes)
         if typical is not None:
             relative[positions] = log_price[positions] - typical
     return relative
+
+
+def _zone_log_prices(
+    campaigns: pd.DataFrame, model: ProductTypeModel | None, zones: dict[str, frozenset[str]] | None
+) -> np.ndarray:
+    """Each campaign's price zone's typical log price: the median log of the prices `reference_prices` reads a
+    price level against (the past campaigns' in the zone where they are enough, else those with this run's there),
+    the zone's currency and price range in one figure, by which slate assignment puts campaigns' predicted sales on
+    one scale (`matcher.slate_book.common_scale`). NaN with no price zones known (no past, or a model pickled before
+    marketplaces were kept) and for a campaign sold in two zones, whose price is in one of two currencies."""
+    typical = np.full(len(campaigns), np.nan)
+    if model is None or zones is None:
+        return typical
+    for positions, sharing, codes in _one_zone_groups(campaigns, zones):
+        _, level = reference_prices(campaigns[sharing], model.past_prices(codes), model.min_category_prices)
+        if len(level):
+            typical[positions] = float(np.median(np.log(level)))
+    return typical
+
+
+def _one_zone_groups(
+    campaigns: pd.DataFrame, zones: dict[str, frozenset[str]] | None
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[str] | None]]:
+    """`_zone_groups` of every campaign but those sold in two price zones, whose price is in one of two currencies."""
+    for positions, sharing, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
+        # A group's marketplaces are the union of its campaigns' zones: more than one zone, each sold in two.
+        if codes is None or len({zones.get(code, frozenset([code])) for code in codes}) == 1:
+            yield positions, sharing, codes
 
 
 def _in_row_order(parts: list[pd.DataFrame], order: list[np.ndarray]) -> pd.DataFrame:

@@ -453,9 +453,12 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
     new = _rupee_campaigns().iloc[:8]
     dollars = new.assign(marketplaces=[["US"]] * len(new), price=new["price"] / 83)
     yen = dollars.assign(marketplaces=[["JP"]] * len(new), price=dollars["price"] * 150)
-    read_in_dollars = resolve_product_types(dollars, embedder, model)["log_price_in_zone"].to_numpy()
-    read_in_yen = resolve_product_types(yen, embedder, model)["log_price_in_zone"].to_numpy()
+    in_dollars, in_yen = (resolve_product_types(frame, embedder, model) for frame in (dollars, yen))
+    read_in_dollars, read_in_yen = in_dollars["log_price_in_zone"].to_numpy(), in_yen["log_price_in_zone"].to_numpy()
     np.testing.assert_allclose(read_in_yen, read_in_dollars, rtol=0, atol=1e-9)
+    # Each zone's typical price, which slate assignment divides sales by: the yen zone's 150 times the dollar one's.
+    levels = in_yen["zone_log_price"].to_numpy() - in_dollars["zone_log_price"].to_numpy()
+    np.testing.assert_allclose(levels, np.log(150), rtol=0, atol=1e-9)
     assert np.isfinite(read_in_dollars).all()
     # Still a price: the dearer product reads higher, by its log ratio.
     order = np.argsort(dollars["price"].to_numpy())
@@ -465,9 +468,12 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
 
     # Prices agreeing with neither past zone (12 to the dollar): a zone of the run's own, with no past to read in.
     apart = dollars.assign(marketplaces=[["IN"]] * len(new), price=dollars["price"] * 12)
-    assert resolve_product_types(apart, embedder, model)["log_price_in_zone"].isna().all()
+    read_apart = resolve_product_types(apart, embedder, model)
+    assert read_apart["log_price_in_zone"].isna().all()
+    # Its price level is this run's there, as its product types read it.
+    np.testing.assert_allclose(read_apart["zone_log_price"], np.median(np.log(apart["price"])), rtol=0, atol=1e-12)
     # Sold in both zones, a price is in one of two currencies, which the table does not say: not read in a mix of them.
     both_zones = resolve_product_types(dollars.assign(marketplaces=[["US", "JP"]] * len(new)), embedder, model)
-    assert both_zones["log_price_in_zone"].isna().all()
+    assert both_zones[["log_price_in_zone", "zone_log_price"]].isna().all().all()
     # With no past at all there is nothing to read a price against either.
-    assert resolve_product_types(dollars, embedder)["log_price_in_zone"].isna().all()
+    assert resolve_product_types(dollars, embedder)[["log_price_in_zone", "zone_log_price"]].isna().all().all()
