@@ -26,8 +26,9 @@ __all__ = ["assign_exact", "best_assignment", "budget_rows", "near_duplicate_gro
 
 
 def assign_exact(scored: pd.DataFrame, slates: SlateBook, plan: pd.DataFrame) -> Solution:
-    """The assignment with the most predicted sales under capacity, size, budget, unproven, funnel and
-    near-duplicate rules. Returns the programme's solution (objective and the relaxation's bound)."""
+    """The assignment with the most predicted sales (on one scale across currencies, `common_scale`) under capacity,
+    size, budget, unproven, funnel and near-duplicate rules. Returns the programme's solution (objective and the
+    relaxation's bound)."""
     policy = slates.policy
     plan = plan.assign(budgeted=budget_rows(scored, plan, policy))
     exempt = plan["budgeted"].to_numpy(bool)
@@ -165,7 +166,8 @@ def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None)
     creator on at most `capacity` campaigns. What a slate policy's choice is measured against.
 
     Args:
-        pairs: campaign_id, creator_id, score (rows of campaigns absent from `sizes` are ignored).
+        pairs: campaign_id, creator_id, score (rows of campaigns absent from `sizes` are ignored); with
+            `zone_log_price`, scores in several currencies are added on one scale (`common_scale`).
         sizes: slate size by campaign_id.
         capacity: most campaigns per creator, None for no limit.
     """

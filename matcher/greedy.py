@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from matcher.slate_book import FUNNEL, SlateBook
+from matcher.slate_book import FUNNEL, SlateBook, common_scale
 
 __all__ = ["assign_greedy"]
 
 
 def assign_greedy(scored: pd.DataFrame, slates: SlateBook) -> None:
-    """One best-first pass over every pair, then funnel coverage by swaps: kept to measure the exact gain."""
+    """One best-first pass over every pair (predicted sales on one scale across currencies, `common_scale`), then
+    funnel coverage by swaps: kept to measure the exact gain."""
     policy = slates.policy
-    order = np.lexsort((scored["creator_id"].to_numpy(), scored["campaign_id"].to_numpy(), -scored["score"].to_numpy()))
+    value = scored["score"].to_numpy(float) / common_scale(scored)
+    order = np.lexsort((scored["creator_id"].to_numpy(), scored["campaign_id"].to_numpy(), -value))
     placed = np.zeros(len(scored), dtype=bool)
     if policy.capacity is not None:
         # Slates below their minimum first, as the exact assignment's floors price them, then everything else.

@@ -9,6 +9,10 @@ or short seats), its budget (`expected commission x take-up <= budget` when `z` 
 stage's coverage, each person's capacity (their creator ids together), and one row per group of mutual
 near-duplicates (at most one of them).
 
+Scores enter the objective on one scale across currencies (`matcher.slate_book.common_scale`: each campaign's divided
+by its price zone's typical price, relative to the batch's cheapest zone), and so do the slacks' prices in multiples
+of a best score; a campaign's own rules (a stage's worthy candidate, the budget) read its own currency.
+
 Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the
 creators' another) and the linear programme's vertex optimum is already integral; the budget's knapsack rows and
 the duplicates' group rows can make it fractional, and then HiGHS's branch and bound finishes the job. Columns are
@@ -29,7 +33,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from matcher.settings import SlatePolicy
-from matcher.slate_book import FUNNEL
+from matcher.slate_book import FUNNEL, common_scale
 
 __all__ = ["FLOOR_PRICE", "MIP_GAP", "SALES_GAP", "Programme", "Solution", "dearest_spend"]
 
@@ -40,10 +44,10 @@ MIP_GAP = 1e-7
 # bound over every column that could still close the gap: at 10,000 campaigns x 1M creators, 283k columns and
 # 277 s to close a gap of 2e-6 of the sales (a first one on the relaxation's support took 3 s), with the same slates.
 SALES_GAP = 1e-5
-# The price of a seat short of a slate's floor, in multiples of the batch's best score: above what any member of
-# any slate is worth, so creators whose capacity is scarce go first where a slate would fall below its minimum
-# (a slate of one or two invitees, half of whom usually take part, often never runs) rather than to a wider slate
-# elsewhere. Above the coverage slack (twice a campaign's best), so a floor comes before a funnel stage.
+# The price of a seat short of a slate's floor, in multiples of the batch's best score (on the common scale): above
+# what any member of any slate is worth, so creators whose capacity is scarce go first where a slate would fall below
+# its minimum (a slate of one or two invitees, half of whom usually take part, often never runs) rather than to a
+# wider slate elsewhere. Above the coverage slack (twice a campaign's best), so a floor comes before a funnel stage.
 FLOOR_PRICE = 4.0
 
 
@@ -93,7 +97,13 @@ class Programme:
     ) -> None:
         self.plan, self.policy = plan, policy
         self.camp = pd.Categorical(scored["campaign_id"].to_numpy()[rows], categories=plan.index).codes.astype(np.int64)
-        self.score = scored["score"].to_numpy(float)[rows]
+        # The objective adds predicted sales across campaigns, so on one scale across currencies (`common_scale`);
+        # each campaign's own rules read its own currency's.
+        own = scored["score"].to_numpy(float)[rows]
+        scale = common_scale(scored)[rows]
+        self.score = own / scale
+        self.campaign_scale = np.ones(len(plan))
+        self.campaign_scale[self.camp] = scale
         # Capacity's rows are per person: each column's person, numbered (one creator id each when `person` is None).
         self.person = pd.factorize((scored["creator_row"].to_numpy() if person is None else person)[rows])[0]
         # Standard slates: at most `unproven` creators without a record (a row only where that can bind).
@@ -104,7 +114,7 @@ class Programme:
         if policy.funnel_coverage:
             stage = scored["funnel_stage"].to_numpy()[rows]
             best = plan["best"].to_numpy()[self.camp]
-            worthy = ~plan["standard"].to_numpy()[self.camp] & (self.score >= policy.min_stage_value * best)
+            worthy = ~plan["standard"].to_numpy()[self.camp] & (own >= policy.min_stage_value * best)
             for k, name in enumerate(FUNNEL):
                 self.key = np.where(worthy & (stage == name), self.camp * len(FUNNEL) + k, self.key)
         # Budgets: campaigns whose slate could pass the budget get a switch and a knapsack row.
@@ -280,7 +290,8 @@ class Programme:
             rows_at.append(start + np.arange(len(ids)))
             cols_at.append(width + np.arange(len(ids)))
             coef.append(np.full(len(ids), -1.0))
-            cost.append(2.0 * plan["best"].to_numpy(float)[ids // len(FUNNEL)])
+            campaign = ids // len(FUNNEL)
+            cost.append(2.0 * plan["best"].to_numpy(float)[campaign] / self.campaign_scale[campaign])
             width += len(ids)
         floors = np.flatnonzero(self.floor > 0)
         if len(floors):

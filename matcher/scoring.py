@@ -295,6 +295,7 @@ class Scorer:
                 "product_type": c["product_type"],
                 "product_type_probability": np.asarray(c["product_type_probability"], float),
                 "budget": np.asarray(c["budget"], float),
+                "zone_log_price": np.asarray(c["zone_log_price"], float),
                 "marketplaces": c["marketplaces"],
                 "market_share": market,
                 **{name: features[name] for name in EVIDENCE_COLUMNS},
@@ -322,6 +323,7 @@ _CAMPAIGN_COLUMNS = (
     "product_type",
     "product_type_probability",
     "budget",
+    "zone_log_price",
     "marketplaces",
 )
 _CREATOR_COLUMNS = ("creator_id", "creator_type", "disclosure_violations")

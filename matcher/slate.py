@@ -17,7 +17,7 @@ from matcher.assignment import assign_exact, best_assignment
 from matcher.greedy import assign_greedy
 from matcher.programme import FLOOR_PRICE
 from matcher.settings import ASSIGNMENTS, SlatePolicy
-from matcher.slate_book import FUNNEL, SlateBook, campaign_order
+from matcher.slate_book import FUNNEL, SlateBook, campaign_order, common_scale
 
 __all__ = [
     "ASSIGNMENTS",
@@ -255,17 +255,20 @@ def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -
     slate that has a candidate worth `min_stage_value` of the best but no such member, and, under a capacity,
     FLOOR_PRICE times the batch's best score for each seat a slate is short of its floor (its minimum, or its size
     if smaller): rules kept unless keeping them is impossible, so an assignment that skips them does not count the
-    sales it bought that way.
+    sales it bought that way. Every figure on one scale across currencies (`common_scale`).
     """
-    total = float(chosen["score"].sum())
+    scale = pd.Series(common_scale(scored)).groupby(scored["campaign_id"].to_numpy()).first()
+    total = float((chosen["score"] / scale.reindex(chosen["campaign_id"]).to_numpy()).sum())
     scored = scored[scored["score"] > 0]
     if scored.empty:
         return total
     plan = plan_sizes(scored, policy)
+    scale = scale.reindex(plan.index)
     if policy.capacity is not None:
         floor = plan["floor"]
         members = chosen.groupby("campaign_id").size().reindex(plan.index, fill_value=0)
-        total -= FLOOR_PRICE * float(scored["score"].max()) * float((floor - members).clip(lower=0).sum())
+        best = float((plan["best"] / scale).max())
+        total -= FLOOR_PRICE * best * float((floor - members).clip(lower=0).sum())
     if not policy.funnel_coverage:
         return total
     best = plan["best"].reindex(scored["campaign_id"]).to_numpy()
@@ -276,7 +279,7 @@ def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -
         chosen["score"] >= policy.min_stage_value * plan["best"].reindex(chosen["campaign_id"]).to_numpy()
     ]
     missing = wanted - set(zip(on_slates["campaign_id"], on_slates["funnel_stage"], strict=True))
-    return total - sum(2.0 * plan.at[c, "best"] for c, _ in missing)
+    return total - sum(2.0 * plan.at[c, "best"] / scale[c] for c, _ in missing)
 
 
 def default_slates(scored: pd.DataFrame, evidence: DuplicateEvidence) -> pd.DataFrame:

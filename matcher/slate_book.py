@@ -9,7 +9,7 @@ from features.contract import COVERED_STAGES
 from features.duplicate_evidence import DuplicateEvidence
 from matcher.settings import SlatePolicy
 
-__all__ = ["FUNNEL", "SlateBook", "campaign_order"]
+__all__ = ["FUNNEL", "SlateBook", "campaign_order", "common_scale"]
 
 FUNNEL = COVERED_STAGES
 
@@ -20,6 +20,25 @@ def campaign_order(scored: pd.DataFrame) -> np.ndarray:
     campaign = pd.factorize(scored["campaign_id"].to_numpy(), sort=True)[0]
     creator = pd.factorize(scored["creator_id"].to_numpy(), sort=True)[0]
     return np.lexsort((creator, -scored["score"].to_numpy(float), campaign))
+
+
+def common_scale(scored: pd.DataFrame) -> np.ndarray:
+    """Per row of `scored`, what its predicted sales are divided by before they are added across campaigns.
+
+    A campaign's price, budget and sales are in its marketplaces' currency, which the contract does not name: added
+    as they are, a yen campaign's sales (prices ~150x dollars) outbid every dollar campaign for a creator both could
+    take. Each campaign's price zone's typical price (`zone_log_price`, `features.product_type.resolve_product_types`)
+    over the batch's lowest puts them on one scale, the cheapest zone's. 1 where that level is not known (no column,
+    NaN: no price zones, or a campaign sold in two), and for every row of a batch in one zone, whose sales are added
+    as they are, bit for bit. A per-campaign factor leaves each slate's own order and thresholds as they were.
+    """
+    if "zone_log_price" not in scored.columns:
+        return np.ones(len(scored))
+    level = scored["zone_log_price"].to_numpy(float)
+    known = np.isfinite(level)
+    if not known.any():
+        return np.ones(len(scored))
+    return np.where(known, np.exp(level - level[known].min()), 1.0)
 
 
 class SlateBook:

@@ -1052,3 +1052,45 @@ def test_creators_alike_in_tags_share_a_slate_unless_their_bios_make_them_copies
     assert len(chosen) == 6
     same_bio = isinstance(bio, str) and bio.strip() and bio != "no bio column"
     assert len(chosen & set(beauty)) == (1 if same_bio else 6), sorted(chosen)
+
+
+@pytest.mark.filterwarnings("ignore:marketplace .* of campaign in-yen")
+def test_a_creator_both_a_dollar_and_a_yen_campaign_want_goes_where_it_sells_more_in_one_currency(
+    creators, campaigns, ranker, embedder, result
+):
+    """Slate assignment added predicted sales across a batch's campaigns in their own currencies: a yen campaign
+    (prices ~150x dollars) outbid a dollar one for every creator both could take. Sales are now put on one scale
+    (each divided by its price zone's typical price), so a creator with room for one campaign goes where it sells
+    more on that scale, and the same batch with the yen campaign priced in dollars gives the same choice.
+
+    The yen twin is sold in a marketplace the ranker never learned prices in, a zone of its own: the simulated world
+    prices JP in dollars (against the contract), so its few past JP campaigns would read a yen price as dear."""
+    known = ranker.model.past.product_types.marketplaces
+    us_only = campaigns.loc[campaigns["marketplaces"].map(lambda codes: list(codes) == ["US"]), "campaign_id"]
+    on_us = result.matches[result.matches["campaign_id"].isin(us_only)]
+    audience = creators.set_index("creator_id")["audience_marketplaces"].map(lambda shares: dict(shares or {}))
+    # A creator on a dollar campaign's slate whose audience is also in a marketplace the ranker has no price in.
+    star, new = next(
+        (creator, code)
+        for creator in on_us["creator_id"]
+        for code, share in sorted(audience[creator].items())
+        if code not in known and share >= MatchSettings().min_market_share
+    )
+    dollar = campaigns[campaigns["campaign_id"] == on_us.loc[on_us["creator_id"] == star, "campaign_id"].iloc[0]]
+    twin = dollar.assign(campaign_id="in-yen", marketplaces=[[new]], price=dollar["price"] * 150)
+    matcher = Matcher(
+        creators[creators["creator_id"] == star],
+        model=ranker,
+        embedder=embedder,
+        settings=MatchSettings(slate=SlatePolicy(capacity=1)),
+    )
+    chosen = {}
+    for currency, frame in (("yen", twin), ("dollars", twin.assign(price=dollar["price"]))):
+        batch = pd.concat([dollar, frame], ignore_index=True)
+        scored = matcher.scored_candidates(batch).set_index("campaign_id")
+        common = scored["score"] / np.exp(scored["zone_log_price"] - scored["zone_log_price"].min())
+        chosen[currency] = matcher.match_many(batch).matches["campaign_id"].tolist()
+        assert chosen[currency] == [common.idxmax()], (currency, scored[["score", "zone_log_price"]])
+        if currency == "yen":  # added as they were, the yen campaign's sales would have won
+            assert scored.at["in-yen", "score"] > scored.at[dollar["campaign_id"].iloc[0], "score"]
+    assert chosen["yen"] == chosen["dollars"]
