@@ -787,7 +787,7 @@ def _one_zone_groups(
     """`_zone_groups` of every campaign but those sold in two price zones, whose price is in one of two currencies."""
     for positions, sharing, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
         # A group's marketplaces are the union of its campaigns' zones: more than one zone, each sold in two.
-        if codes is None or len({zones.get(code, frozenset([code])) for code in codes}) == 1:
+        if codes is None or len({zones.get(code, frozenset([code])) for code in codes}) <= 1:
             yield positions, sharing, codes
 
 
