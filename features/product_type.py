@@ -679,7 +679,7 @@ def resolve_product_types(
 ) -> pd.DataFrame:
     """Adds `product_type` (standard or non_standard), `product_type_probability` (of non-standard) and
     `product_type_reason`, `log_price_in_zone`, the price as the ranker reads it (`_log_prices_in_zone`), and
-    `zone_log_price`, the typical log price of the campaign's price zone (`_zone_log_prices`).
+    `currency_log_scale`, how much dearer its currency reads than the batch's main one (`_currency_log_scales`).
 
     A declared type wins. For `auto`, the evidence of `model` (fitted on past campaigns; None: no past) is
     added up. A price is read only against campaigns sold in its campaign's price zones (`price_zones`; the past's
@@ -740,7 +740,7 @@ def resolve_product_types(
         product_type_probability=probability,
         product_type_reason=reason,
         log_price_in_zone=_log_prices_in_zone(campaigns, model, zones),
-        zone_log_price=_zone_log_prices(campaigns, model, zones),
+        currency_log_scale=_currency_log_scales(campaigns, model, zones),
     )
 
 
@@ -763,22 +763,39 @@ def _log_prices_in_zone(
     return relative
 
 
-def _zone_log_prices(
+def _currency_log_scales(
     campaigns: pd.DataFrame, model: ProductTypeModel | None, zones: dict[str, frozenset[str]] | None
 ) -> np.ndarray:
-    """Each campaign's price zone's typical log price: the median log of the prices `reference_prices` reads a
-    price level against (the past campaigns' in the zone where they are enough, else those with this run's there),
-    the zone's currency and price range in one figure, by which slate assignment puts campaigns' predicted sales on
-    one scale (`matcher.slate_book.common_scale`). NaN with no price zones known (no past, or a model pickled before
-    marketplaces were kept) and for a campaign sold in two zones, whose price is in one of two currencies."""
-    typical = np.full(len(campaigns), np.nan)
+    """Per campaign, the log of the factor slate assignment divides its predicted sales by to add them to the
+    batch's other campaigns' (`matcher.slate_book.common_scale`): how much dearer its price zone's prices are than
+    those of the batch's main zone (the one with the most prices to read), taken as the two currencies' ratio.
+
+    Prices are compared category by category where the two zones share categories (the median of the gaps of
+    their median log prices), else as wholes, among the prices `reference_prices` reads a price level against (the
+    past campaigns' in the zone where they are enough, else those with this run's there). A gap within
+    `SAME_CURRENCY_FACTOR` is 0: zones kept apart only for want of prices to compare, or whose products differ in
+    range, are read as one currency, as `price_zones` would join them, so a batch in one currency is assigned as
+    its sales are, bit for bit. NaN with no price zones known (no past, or a model pickled before marketplaces were
+    kept) and for a campaign sold in two zones, whose price is in one of two currencies.
+    """
+    scale = np.full(len(campaigns), np.nan)
     if model is None or zones is None:
-        return typical
-    for positions, sharing, codes in _one_zone_groups(campaigns, zones):
-        _, level = reference_prices(campaigns[sharing], model.past_prices(codes), model.min_category_prices)
+        return scale
+    read = []
+    for positions, sharing, codes in sorted(_one_zone_groups(campaigns, zones), key=lambda group: group[2]):
+        by_category, level = reference_prices(campaigns[sharing], model.past_prices(codes), model.min_category_prices)
         if len(level):
-            typical[positions] = float(np.median(np.log(level)))
-    return typical
+            medians = {category: float(np.median(np.log(p))) for category, p in by_category.items() if len(p)}
+            read.append((positions, medians, float(np.median(np.log(level))), len(level)))
+    if not read:
+        return scale
+    _, main_medians, main_level, _ = max(read, key=lambda zone: zone[3])  # ties: the first by marketplace codes
+    for positions, medians, level, _ in read:
+        shared = sorted(set(medians) & set(main_medians))
+        gaps = [medians[category] - main_medians[category] for category in shared]
+        gap = float(np.median(gaps)) if gaps else level - main_level
+        scale[positions] = gap if abs(gap) > math.log(SAME_CURRENCY_FACTOR) else 0.0
+    return scale
 
 
 def _one_zone_groups(

@@ -167,7 +167,7 @@ def best_assignment(pairs: pd.DataFrame, sizes: pd.Series, capacity: int | None)
 
     Args:
         pairs: campaign_id, creator_id, score (rows of campaigns absent from `sizes` are ignored); with
-            `zone_log_price`, scores in several currencies are added on one scale (`common_scale`).
+            `currency_log_scale`, scores in several currencies are added on one scale (`common_scale`).
         sizes: slate size by campaign_id.
         capacity: most campaigns per creator, None for no limit.
     """

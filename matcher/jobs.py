@@ -52,7 +52,7 @@ SLATE_COLUMNS = [
     "product_type",
     "product_type_probability",
     "budget",
-    "zone_log_price",
+    "currency_log_scale",
     "funnel_stage",
     "hist_campaigns",
 ]

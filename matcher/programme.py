@@ -10,7 +10,7 @@ stage's coverage, each person's capacity (their creator ids together), and one r
 near-duplicates (at most one of them).
 
 Scores enter the objective on one scale across currencies (`matcher.slate_book.common_scale`: each campaign's divided
-by its price zone's typical price, relative to the batch's cheapest zone), and so do the slacks' prices in multiples
+by how much dearer its currency reads than the batch's main one), and so do the slacks' prices in multiples
 of a best score; a campaign's own rules (a stage's worthy candidate, the budget) read its own currency.
 
 Without budget or duplicate rows the matrix is totally unimodular (each campaign's rows a laminar family, the

@@ -295,7 +295,7 @@ class Scorer:
                 "product_type": c["product_type"],
                 "product_type_probability": np.asarray(c["product_type_probability"], float),
                 "budget": np.asarray(c["budget"], float),
-                "zone_log_price": np.asarray(c["zone_log_price"], float),
+                "currency_log_scale": np.asarray(c["currency_log_scale"], float),
                 "marketplaces": c["marketplaces"],
                 "market_share": market,
                 **{name: features[name] for name in EVIDENCE_COLUMNS},
@@ -323,7 +323,7 @@ _CAMPAIGN_COLUMNS = (
     "product_type",
     "product_type_probability",
     "budget",
-    "zone_log_price",
+    "currency_log_scale",
     "marketplaces",
 )
 _CREATOR_COLUMNS = ("creator_id", "creator_type", "disclosure_violations")

@@ -27,18 +27,15 @@ def common_scale(scored: pd.DataFrame) -> np.ndarray:
 
     A campaign's price, budget and sales are in its marketplaces' currency, which the contract does not name: added
     as they are, a yen campaign's sales (prices ~150x dollars) outbid every dollar campaign for a creator both could
-    take. Each campaign's price zone's typical price (`zone_log_price`, `features.product_type.resolve_product_types`)
-    over the batch's lowest puts them on one scale, the cheapest zone's. 1 where that level is not known (no column,
-    NaN: no price zones, or a campaign sold in two), and for every row of a batch in one zone, whose sales are added
-    as they are, bit for bit. A per-campaign factor leaves each slate's own order and thresholds as they were.
+    take. `currency_log_scale` (`features.product_type.resolve_product_types`) says how much dearer a campaign's
+    currency reads than the batch's main one; 1 where that is not known (no column, NaN: no price zones, or a
+    campaign sold in two) and for every campaign read in the main currency, whose sales are added as they are, bit
+    for bit. A per-campaign factor leaves each slate's own order and thresholds as they were.
     """
-    if "zone_log_price" not in scored.columns:
+    if "currency_log_scale" not in scored.columns:
         return np.ones(len(scored))
-    level = scored["zone_log_price"].to_numpy(float)
-    known = np.isfinite(level)
-    if not known.any():
-        return np.ones(len(scored))
-    return np.where(known, np.exp(level - level[known].min()), 1.0)
+    scale = scored["currency_log_scale"].to_numpy(float)
+    return np.exp(np.where(np.isfinite(scale), scale, 0.0))
 
 
 class SlateBook:

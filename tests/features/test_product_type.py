@@ -456,9 +456,12 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
     in_dollars, in_yen = (resolve_product_types(frame, embedder, model) for frame in (dollars, yen))
     read_in_dollars, read_in_yen = in_dollars["log_price_in_zone"].to_numpy(), in_yen["log_price_in_zone"].to_numpy()
     np.testing.assert_allclose(read_in_yen, read_in_dollars, rtol=0, atol=1e-9)
-    # Each zone's typical price, which slate assignment divides sales by: the yen zone's 150 times the dollar one's.
-    levels = in_yen["zone_log_price"].to_numpy() - in_dollars["zone_log_price"].to_numpy()
-    np.testing.assert_allclose(levels, np.log(150), rtol=0, atol=1e-9)
+    # Alone in its batch each campaign is in the batch's main currency; beside the dollar ones, the yen ones read 150
+    # times dearer, the factor slate assignment divides their sales by to add them up.
+    assert (in_dollars["currency_log_scale"] == 0).all() and (in_yen["currency_log_scale"] == 0).all()
+    scale = resolve_product_types(pd.concat([dollars, yen], ignore_index=True), embedder, model)["currency_log_scale"]
+    np.testing.assert_allclose(scale.iloc[len(new) :].to_numpy() - scale.iloc[: len(new)].to_numpy(), np.log(150))
+    assert scale.iloc[: len(new)].nunique() == 1 and scale.iloc[len(new) :].nunique() == 1
     assert np.isfinite(read_in_dollars).all()
     # Still a price: the dearer product reads higher, by its log ratio.
     order = np.argsort(dollars["price"].to_numpy())
@@ -470,10 +473,19 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
     apart = dollars.assign(marketplaces=[["IN"]] * len(new), price=dollars["price"] * 12)
     read_apart = resolve_product_types(apart, embedder, model)
     assert read_apart["log_price_in_zone"].isna().all()
-    # Its price level is this run's there, as its product types read it.
-    np.testing.assert_allclose(read_apart["zone_log_price"], np.median(np.log(apart["price"])), rtol=0, atol=1e-12)
+    # Beside dollar campaigns its prices, this run's there as its product types read them, are compared category by
+    # category: about 12 times dearer, another currency. Within 3 times they would read as one.
+    beside = resolve_product_types(pd.concat([dollars, apart], ignore_index=True), embedder, model)
+    # Other products than the past's in those categories: the ratio is estimated, near the 12 they were priced at.
+    apart_scale = beside["currency_log_scale"].iloc[len(new) :]
+    assert apart_scale.nunique() == 1 and abs(apart_scale.iloc[0] - np.log(12)) < np.log(1.5), apart_scale.iloc[0]
+    assert (beside["currency_log_scale"].iloc[: len(new)] == 0).all()
+    near = resolve_product_types(
+        pd.concat([dollars, apart.assign(price=apart["price"] / 5)], ignore_index=True), embedder, model
+    )
+    assert (near["currency_log_scale"] == 0).all()
     # Sold in both zones, a price is in one of two currencies, which the table does not say: not read in a mix of them.
     both_zones = resolve_product_types(dollars.assign(marketplaces=[["US", "JP"]] * len(new)), embedder, model)
-    assert both_zones[["log_price_in_zone", "zone_log_price"]].isna().all().all()
+    assert both_zones[["log_price_in_zone", "currency_log_scale"]].isna().all().all()
     # With no past at all there is nothing to read a price against either.
-    assert resolve_product_types(dollars, embedder)[["log_price_in_zone", "zone_log_price"]].isna().all().all()
+    assert resolve_product_types(dollars, embedder)[["log_price_in_zone", "currency_log_scale"]].isna().all().all()

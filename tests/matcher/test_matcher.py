@@ -1060,7 +1060,7 @@ def test_a_creator_both_a_dollar_and_a_yen_campaign_want_goes_where_it_sells_mor
 ):
     """Slate assignment added predicted sales across a batch's campaigns in their own currencies: a yen campaign
     (prices ~150x dollars) outbid a dollar one for every creator both could take. Sales are now put on one scale
-    (each divided by its price zone's typical price), so a creator with room for one campaign goes where it sells
+    (each divided by how much dearer its currency reads), so a creator with room for one campaign goes where it sells
     more on that scale, and the same batch with the yen campaign priced in dollars gives the same choice.
 
     The yen twin is sold in a marketplace the ranker never learned prices in, a zone of its own: the simulated world
@@ -1088,9 +1088,9 @@ def test_a_creator_both_a_dollar_and_a_yen_campaign_want_goes_where_it_sells_mor
     for currency, frame in (("yen", twin), ("dollars", twin.assign(price=dollar["price"]))):
         batch = pd.concat([dollar, frame], ignore_index=True)
         scored = matcher.scored_candidates(batch).set_index("campaign_id")
-        common = scored["score"] / np.exp(scored["zone_log_price"] - scored["zone_log_price"].min())
+        common = scored["score"] / np.exp(scored["currency_log_scale"])
         chosen[currency] = matcher.match_many(batch).matches["campaign_id"].tolist()
-        assert chosen[currency] == [common.idxmax()], (currency, scored[["score", "zone_log_price"]])
+        assert chosen[currency] == [common.idxmax()], (currency, scored[["score", "currency_log_scale"]])
         if currency == "yen":  # added as they were, the yen campaign's sales would have won
             assert scored.at["in-yen", "score"] > scored.at[dollar["campaign_id"].iloc[0], "score"]
     assert chosen["yen"] == chosen["dollars"]

@@ -481,13 +481,13 @@ def test_exact_assignment_beats_greedy_where_best_first_is_short_sighted():
 
 @pytest.mark.parametrize("assignment", ["exact", "greedy"])
 def test_sales_in_two_currencies_are_added_on_one_scale(assignment):
-    """J sells in yen (its zone's typical price 4,500), U in dollars (30): X is worth 150,000 yen to J and $2,000 to
+    """J sells in yen (its currency 150 times the dollar's), U in dollars: X is worth 150,000 yen to J and $2,000 to
     U, Y 140,000 yen and $100; each can take one campaign. Added as they are, yen wins X; on one scale (yen over
     150) X sells more on U, and Y on J: 2,000 + 933 against 1,000 + 100. Scores stay in each campaign's currency;
     a batch in one zone is assigned as with no price level at all."""
     rows = [("J", 0, 150_000.0, "d"), ("U", 0, 2_000.0, "d"), ("J", 1, 140_000.0, "d"), ("U", 1, 100.0, "d")]
     frame = candidates(rows, kind="standard")
-    zones = frame.assign(zone_log_price=np.log(np.where(frame["campaign_id"] == "J", 4_500.0, 30.0)))
+    zones = frame.assign(currency_log_scale=np.where(frame["campaign_id"] == "J", np.log(150.0), 0.0))
     policy = one_each(assignment=assignment)
 
     chosen, _ = build_slates(zones, policy, distinct_vectors(2))
@@ -497,8 +497,8 @@ def test_sales_in_two_currencies_are_added_on_one_scale(assignment):
     assert dict(zip(chosen["campaign_id"], chosen["score"], strict=True)) == {"J": 140_000.0, "U": 2_000.0}
     assert objective(zones, chosen, policy) == pytest.approx(2_000 + 140_000 / 150)
     assert dict(zip(as_added["campaign_id"], as_added["creator_row"], strict=True)) == {"J": 0, "U": 1}
-    one_zone, _ = build_slates(frame.assign(zone_log_price=np.log(4_500.0)), policy, distinct_vectors(2))
-    pd.testing.assert_frame_equal(one_zone.drop(columns="zone_log_price"), as_added)
+    one_zone, _ = build_slates(frame.assign(currency_log_scale=0.0), policy, distinct_vectors(2))
+    pd.testing.assert_frame_equal(one_zone.drop(columns="currency_log_scale"), as_added)
 
 
 def test_exact_assignment_writes_nothing_to_the_console(capfd):
