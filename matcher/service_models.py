@@ -111,6 +111,11 @@ class WorkerCount(BaseModel):
 
     serving: int
     of: int
+    replacement_failure: str | None = Field(
+        default=None,
+        description="present while the replacement of a worker process that died could not load (it is tried again, "
+        "1 s to 60 s apart): why the last attempt failed",
+    )
 
 
 class NotServed(BaseModel):

@@ -9,12 +9,23 @@ whichever connections the kernel gave to whom.
 
 Each worker reads the creators and loads the ranker, index and encoder itself, and watches the model alias on
 its own. The workers of one service share a directory (`WorkerGroup`): the plan they serve, one file per worker
-process (loading, or the model version it serves), and the first failure. The service is ready once every worker
-serves; a worker that cannot load stops the service with the reason, as a single process does. A worker that dies
-after it served is replaced alone, within a second, while the others answer: its call in progress is answered 503,
-and its replacement loads the version in service rather than the alias (which may point at a version that failed
-to load) from copies of the creators table and index taken at start. Only while no worker serves is every request
-answered 503 with Retry-After.
+process (loading, or the model version it serves), and why a worker process could not load. The service is ready
+once every worker serves; a worker that cannot load at start stops the service with the reason, as a single process
+does: at start a failure is most likely the configuration's, and a process supervisor shows it at once. A worker
+that dies after it served is replaced alone, within a second, while the others answer: its call in progress is
+answered 503, and its replacement loads the version in service rather than the alias (which may point at a version
+that failed to load) from copies of the creators table and index taken at start. Only while no worker serves is
+every request answered 503 with Retry-After.
+
+A replacement that cannot load (the registry or artifact store briefly unreachable, a load killed for memory, a
+full disk) or cannot be started does not stop the service: what it loads had served, so the cause is outside it.
+The log says each failure once, in one line; /readyz stays 200 while another worker serves, its reason and
+`workers.replacement_failure` saying why, and that place is tried again after 1 s, then 2, 4, ... at most 60 s
+apart (`_RETRY_FIRST_SECONDS`, `_RETRY_MOST_SECONDS`): the first retry soon, as a blip lasts seconds; the cap
+bounds both the CPU a lasting cause costs (a failed load imports the work libraries, seconds of a core) and how
+long after the cause is gone the service is whole again. Once no worker has served for a minute
+(`_UNSERVED_MOST_SECONDS`, a few attempts), the next failure stops the service with its reason, exit status 2, for
+a process supervisor to start it afresh: nothing answers meanwhile anyway (503 with Retry-After, as at start).
 """
 
 from __future__ import annotations
@@ -57,10 +68,15 @@ _PLAN = "plan.pickle"
 # The folder of the copies of the creators table and candidate index (`WorkerGroup.plan`), and the index's in it.
 _SERVED = "served"
 _INDEX = "index"
-_FAILURE = "failure.txt"
+_FAILURE = "failure-"
 _WORKER = "worker-"
 # How often the pool looks for a worker that died between requests, and a worker for a supervisor that died.
 _WATCH_SECONDS = 1.0
+# How long after a replacement's failure to load that place is tried again: doubling from the first to the most.
+_RETRY_FIRST_SECONDS = 1.0
+_RETRY_MOST_SECONDS = 60.0
+# How long no worker may serve before a replacement's failure to load stops the service (the module's docstring).
+_UNSERVED_MOST_SECONDS = 60.0
 # How long a stopping service waits for its workers to finish before it kills them (one may still be loading).
 _STOP_GRACE_SECONDS = 30.0
 
@@ -102,7 +118,8 @@ class WorkerState:
 
 
 class WorkerGroup:
-    """The directory the workers of one service share: the plan, a file per worker process, the first failure.
+    """The directory the workers of one service share: the plan, a file per worker process, and one per worker
+    process that could not load, saying why.
 
     Args:
         directory: the group's directory, made by `create`.
@@ -159,21 +176,23 @@ class WorkerGroup:
         return [state for _, state in sorted(found, key=lambda item: item[0])]
 
     def forget(self, launch: int) -> None:
-        """Removes the file of worker process number `launch`, replaced: a service whose workers died now and then
+        """Removes the files of worker process number `launch`, replaced: a service whose workers died now and then
         kept a file for each of them."""
         for marker in self.directory.glob(f"{_WORKER}{launch}-*"):
             marker.unlink(missing_ok=True)
+        (self.directory / f"{_FAILURE}{launch}").unlink(missing_ok=True)
 
-    def fail(self, reason: str) -> None:
-        """Records why a worker cannot serve; the first reason recorded is kept."""
-        with contextlib.suppress(FileExistsError):
-            descriptor = os.open(self.directory / _FAILURE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                out.write(reason)
+    def fail(self, launch: int, reason: str) -> None:
+        """Records why worker process number `launch` cannot serve, in one line; whether that stops the service is
+        the pool's to say (a worker at start, or a replacement)."""
+        with atomic_path(self.directory / f"{_FAILURE}{launch}") as staged:
+            staged.write_text(reason)
 
-    def failure(self) -> str | None:
-        path = self.directory / _FAILURE
-        return path.read_text() if path.exists() else None
+    def failure(self, launch: int) -> str | None:
+        """Why worker process number `launch` could not load, if it recorded why."""
+        with contextlib.suppress(FileNotFoundError):
+            return (self.directory / f"{_FAILURE}{launch}").read_text()
+        return None
 
     def remove(self) -> None:
         """Deletes the group's directory if it holds only the group's own files (nothing of the user's)."""
@@ -187,7 +206,7 @@ class WorkerGroup:
 
     @staticmethod
     def _why_not_ours(directory: Path) -> str | None:
-        foreign = foreign_entries(directory, [_PLAN, _SERVED, _FAILURE, f"{_WORKER}*", OWNER_LOCK])
+        foreign = foreign_entries(directory, [_PLAN, _SERVED, f"{_FAILURE}*", f"{_WORKER}*", OWNER_LOCK])
         return f"it holds files the service did not write: {foreign}" if foreign else None
 
 
@@ -286,12 +305,14 @@ class _Worker:
             the number.
         executor: the single-process executor it runs in.
         process: its process.
+        replacement: it replaces one that had served (its failure to load is retried), not one of the first N.
     """
 
-    def __init__(self, launch: int, executor: ProcessPoolExecutor, process) -> None:
+    def __init__(self, launch: int, executor: ProcessPoolExecutor, process, replacement: bool) -> None:
         self.launch = launch
         self.executor = executor
         self.process = process
+        self.replacement = replacement
         self.loaded = False  # its initializer has returned: it serves
         self.busy = False  # it holds a call
         self.handed = 0  # when it was last handed a call (`WorkerPool._handed`'s count then); 0: never
@@ -304,6 +325,25 @@ class _Worker:
             return self.broken or bool(wait([self.process.sentinel], timeout=0)) or not _alive(self.process.pid)
         except ValueError:  # a closed process object
             return True
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A place whose replacement could not load (or be started), until one there serves.
+
+    Args:
+        launch: the worker process whose failure this is (dead, still in its place until the next attempt).
+        failures: how many attempts in a row have failed in this place.
+        failed_at: when the last one was found to have failed (`time.monotonic`).
+        due: when the next attempt starts.
+        reason: why the last one failed, in one line.
+    """
+
+    launch: int
+    failures: int
+    failed_at: float
+    due: float
+    reason: str
 
 
 class WorkerPool:
@@ -328,6 +368,9 @@ class WorkerPool:
         # Every worker has served: from then on the service answers while at least one does. Before, /readyz is 503
         # until all N serve, as a load balancer expects of a service that is starting.
         self._complete = False
+        # The places whose replacement could not load, by place: tried again with backoff (`_replacement_failed`).
+        self._retries: dict[int, _Retry] = {}
+        self._unserved_since: float | None = None  # since when no worker has served (as the watch last found)
         self._lock = threading.Lock()  # held while workers are started, replaced or retired
         self._stop = threading.Event()
         self._wake = threading.Event()  # a call found its worker dead: the watch replaces it now, not a second later
@@ -335,7 +378,8 @@ class WorkerPool:
         # Calls not yet handed to a worker (their answer's future, the function, its arguments): `submit`.
         self._waiting: deque[tuple[Future, Any, tuple]] = deque()
         self._handed = 0  # calls handed to workers so far
-        self._calls_lock = threading.Lock()  # over `_waiting`, `_handed`, `_workers` and each worker's state
+        # Over `_waiting`, `_handed`, `_workers`, each worker's state, `_retries` and `_unserved_since`.
+        self._calls_lock = threading.Lock()
 
     def start(self, on_failure=None) -> None:
         """Starts the workers (they load in the background) and a thread that replaces a worker that died.
@@ -363,19 +407,29 @@ class WorkerPool:
 
     def readiness(self) -> tuple[bool, dict]:
         """Ready once all N workers have served; after that, while any serves, with how many do (the others are
-        being replaced after a death). Not ready while none serves."""
+        being replaced after a death) and, while a replacement could not load, why (the last failure): degraded.
+        Not ready while none serves."""
         if self.failure:
             return False, {"status": "failed", "reason": self.failure}
         with self._calls_lock:
             launches = [worker.launch for worker in self._workers if worker.loaded and not worker.ended()]
+            retries = list(self._retries.values())
         states = self._group.workers(launches) if self._group is not None else []
         serving = [state.serving for state in states if state.alive and state.serving is not None]
-        workers = {"serving": len(serving), "of": self.plan.workers}
+        workers: dict[str, Any] = {"serving": len(serving), "of": self.plan.workers}
         reason = f"{len(serving)} of {self.plan.workers} worker processes serving"
+        if retries:
+            last = max(retries, key=lambda retry: retry.failed_at)
+            workers["replacement_failure"] = last.reason
+            reason += (
+                f"; degraded: a replacement could not load ({last.failures} failed in a row, tried again with "
+                f"backoff): {last.reason}"
+            )
         if not serving or (len(serving) < self.plan.workers and not self._complete):
             return False, {"status": "loading", "reason": reason, "workers": workers}
         if len(serving) < self.plan.workers:
-            reason += "; the others are being replaced"
+            if not retries:
+                reason += "; the others are being replaced"
             return True, {"status": "ready", "reason": reason, **serving[-1], "workers": workers}
         return True, {"status": "ready", **serving[-1], "workers": workers}
 
@@ -489,7 +543,7 @@ class WorkerPool:
         # A call starts the process, which runs it once it has loaded: its end says the worker serves.
         started = executor.submit(os.getpid)
         (process,) = executor._processes.values()
-        worker = _Worker(self._launches, executor, process)
+        worker = _Worker(self._launches, executor, process, replacement=copies)
         with self._calls_lock:
             if place < len(self._workers):
                 self._workers[place] = worker
@@ -499,7 +553,7 @@ class WorkerPool:
 
     def _started(self, worker: _Worker, call: Future) -> None:
         """`worker` has loaded and takes calls; or it died while loading (before it wrote its file, too), which
-        stops the service."""
+        stops the service if it was one of the first N, and is the watch's to retry if it was a replacement."""
         if call.cancelled():  # retired while loading: the service stopping
             return
         if call.exception() is None:
@@ -507,13 +561,29 @@ class WorkerPool:
                 worker.loaded = True
                 complete = len(self._workers) == self.plan.workers and all(each.loaded for each in self._workers)
                 self._complete = self._complete or complete
+                retried = self._retries.pop(self._workers.index(worker), None) if worker in self._workers else None
+                self._unserved_since = None  # here too: a worker that serves and dies within a watch's second
+            if retried is not None:
+                log.warning(
+                    "a replacement worker process serves, after %d that could not load; %s",
+                    retried.failures,
+                    self._serving_count(),
+                )
             self._dispatch()
         elif isinstance(call.exception(), BrokenProcessPool) and worker in self._workers:
-            self._fail(self._group.failure() or "a worker process died while loading")
+            if worker.replacement:
+                self._wake.set()
+            else:
+                self._fail(self._group.failure(worker.launch) or "a worker process died while loading")
 
-    def _replace(self, worker: _Worker) -> None:
+    def _serving_count(self) -> str:
+        with self._calls_lock:
+            serving = sum(1 for each in self._workers if each.loaded and not each.ended())
+        return f"{serving} of {self.plan.workers} worker processes serving"
+
+    def _replace(self, worker: _Worker) -> str | None:
         """A new worker in the place of `worker`, which served and died; the others serve meanwhile. The caller
-        holds `_lock`."""
+        holds `_lock`. The reason to stop the service, if one could not be started (`_relaunch`)."""
         if is_alias(self.config.model):
             # The replacement loads the version the workers serve, pinned: the alias may point at a version they
             # could not load (kept serving the one they had), and loading that would stop the whole service. It
@@ -530,10 +600,45 @@ class WorkerPool:
             others,
             self.plan.workers,
         )
+        return self._relaunch(worker)
+
+    def _relaunch(self, worker: _Worker) -> str | None:
+        """A new worker in the place of `worker`, dead, loading the version in service first; one that cannot be
+        started (EAGAIN, ENOMEM, too many files) counts as a replacement that could not load. The caller holds
+        `_lock`. The reason to stop the service, if that failure is the one that does (`_replacement_failed`)."""
         # Retired first: a launch that fails (no process can be started) must not leave the dead one's executor.
         _retire([worker.executor], 0.0)
         self._group.forget(worker.launch)
-        self._launch(self._workers.index(worker), self._in_service)
+        try:
+            self._launch(self._workers.index(worker), self._in_service)
+        except Exception as exc:  # the watch would end with the exception, and no later death be replaced or said
+            return self._replacement_failed(worker, f"a worker process could not be started: {first_line(exc)}")
+        return None
+
+    def _replacement_failed(self, worker: _Worker, reason: str) -> str | None:
+        """Records that `worker`, dead in its place, was a replacement that could not load (or be started) for
+        `reason`, says so once, and sets when that place is tried again; or, once no worker has served for
+        `_UNSERVED_MOST_SECONDS`, returns the reason to stop the service. The caller holds `_lock`."""
+        now = time.monotonic()
+        with self._calls_lock:
+            unserved = None if self._unserved_since is None else now - self._unserved_since
+        if unserved is not None and unserved >= _UNSERVED_MOST_SECONDS:
+            return f"no worker process has served for {unserved:.0f} s, and a replacement could not load: {reason}"
+        with self._calls_lock:
+            place = self._workers.index(worker)
+            before = self._retries.get(place)
+            failures = 1 if before is None else before.failures + 1
+            delay = min(_RETRY_FIRST_SECONDS * 2 ** (failures - 1), _RETRY_MOST_SECONDS)
+            self._retries[place] = _Retry(worker.launch, failures, now, now + delay, reason)
+        log.warning(
+            "a replacement worker process could not load (failure %d in a row): %s; trying again in %.0f s, %s "
+            "meanwhile",
+            failures,
+            reason,
+            delay,
+            self._serving_count(),
+        )
+        return None
 
     def _fail(self, reason: str) -> None:
         # Called by the watch and by the executors' threads: the first reason is the one kept and reported once.
@@ -545,31 +650,51 @@ class WorkerPool:
             self._on_failure(reason)
 
     def _watch(self) -> None:
-        """Every second, or at once when a call found its worker dead: stops the service when a worker could not
-        load, and replaces each worker that had served and died (killed, out of memory), alone."""
+        """Every second, or at once when a call found its worker dead: `_look_after` the workers, until the service
+        stops or one of them stops it."""
         while True:
             self._wake.wait(_WATCH_SECONDS)
             self._wake.clear()
             with self._lock:
                 if self._stop.is_set():
                     return
-                dead = [worker for worker in self._workers if worker.ended()]
-                states = self._group.workers([worker.launch for worker in dead])
-                served = {state.launch for state in states if state.serving is not None}
-                reason = self._group.failure()
-                if reason is None and any(not worker.loaded and worker.launch not in served for worker in dead):
-                    reason = "a worker process died while loading"
-                if reason is None:
-                    try:
-                        for worker in dead:
-                            self._replace(worker)
-                    except Exception as exc:  # no process could be started (EAGAIN, ENOMEM, too many files)
-                        # The watch would end with the exception, and no later death be replaced or said.
-                        reason = f"a worker process could not be replaced: {first_line(exc)}"
-                    else:
-                        continue
-            self._fail(reason)
-            return
+                reason = self._look_after()
+            if reason is not None:
+                self._fail(reason)
+                return
+
+    def _look_after(self) -> str | None:
+        """Stops the service when one of the first N workers could not load; replaces each worker that had served
+        and died (killed, out of memory), alone; records a replacement that could not load and starts the next
+        attempt in its place when it is due. The caller holds `_lock`. The reason to stop the service, if any."""
+        now = time.monotonic()
+        with self._calls_lock:
+            dead = [worker for worker in self._workers if worker.ended()]
+            if any(worker.loaded and not worker.ended() for worker in self._workers):
+                self._unserved_since = None
+            elif self._unserved_since is None:
+                self._unserved_since = now
+            retries = dict(self._retries)
+        states = self._group.workers([worker.launch for worker in dead])
+        served = {state.launch for state in states if state.serving is not None}
+        # Before any replacement: a service that cannot start starts nothing more.
+        for worker in dead:
+            if not worker.replacement and not worker.loaded and worker.launch not in served:
+                return self._group.failure(worker.launch) or "a worker process died while loading"
+        for worker in dead:
+            retry = retries.get(self._workers.index(worker))
+            if retry is not None and retry.launch == worker.launch:  # said already: its next attempt, when due
+                reason = self._relaunch(worker) if now >= retry.due else None
+            elif worker.loaded or worker.launch in served:
+                reason = self._replace(worker)
+            else:
+                failure = self._group.failure(worker.launch)
+                reason = self._replacement_failed(
+                    worker, failure or f"it died while loading ({_deaths([worker.process])})"
+                )
+            if reason is not None:
+                return reason
+        return None
 
 
 # In a worker process: the matcher it serves.
@@ -597,7 +722,7 @@ def _load(directory: str, launch: int, copies: bool, first: str | None = None) -
     holder.start(on_failure=lambda _: loaded.set(), on_change=changed)
     loaded.wait()
     if holder.matcher is None:
-        group.fail(holder.failure or "the worker could not load")
+        group.fail(launch, holder.failure or "the worker could not load")
         os._exit(3)  # the reason is recorded; an exception here would print a traceback
     _holder = holder
 
