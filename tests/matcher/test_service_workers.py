@@ -1,23 +1,33 @@
-"""How `serve --workers` retires real spawned worker processes and names the dead one (a worker killed mid-request
-is tests/matcher/test_service.py's, on its module's service)."""
+"""How `serve --workers` retires real spawned worker processes and names the dead one, and retries a replacement
+that cannot load (a worker killed mid-request is tests/matcher/test_service.py's, on its module's service)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
+import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
 from matcher.service_workers import _alive, _deaths, _retire
+from tests.commands import CLI, free_port, stop
 from tests.matcher.spawned_targets import start_sleeping_threads
+from tests.matcher.test_model_holder import versions_with_own_files
+from tests.matcher.test_service import _wait_ready, _worker_processes, call, campaign_records
 
 
 def _started_pool(workers: int) -> tuple[ProcessPoolExecutor, list]:
     pool = ProcessPoolExecutor(workers, get_context("spawn"))
-    for call in [pool.submit(os.getpid) for _ in range(workers)]:
-        call.result(timeout=120)
+    for started in [pool.submit(os.getpid) for _ in range(workers)]:
+        started.result(timeout=120)
     return pool, list(pool._processes.values())
 
 
@@ -97,3 +107,85 @@ def test_the_log_names_the_dead_worker_and_how_it_died_or_what_is_not_known():
         for process in sleepers:
             process.kill()
         sleepers[1].join(timeout=30)
+
+
+_FAILED_LINE = re.compile(
+    r"a replacement worker process could not load \(failure (\d+) in a row\): (.*); trying again in (\d+) s, "
+    r"1 of 2 worker processes serving meanwhile"
+)
+
+
+@pytest.mark.slow
+def test_a_replacement_that_cannot_load_is_retried_while_the_other_worker_answers(
+    world_dir, world_index, trained, tmp_path
+):
+    """`--workers 2` of a version whose files go missing after the workers loaded it (its artifact store away), then
+    a worker killed: its replacement, which loads that version, fails, which once stopped the whole service. Now the
+    other worker answers every request as before, /readyz stays 200 and says the service is degraded and why, each
+    failure is said once in a line with its backoff (1 s, then 2 s), and once the files are back the next attempt
+    loads and both workers serve again."""
+    name = "workers-retried-ranker"
+    MlflowClient().create_registered_model(name)
+    (folder,) = versions_with_own_files(name, trained, tmp_path / "versions", count=1)
+    port, log = free_port(), tmp_path / "serve.log"
+    args = ["serve", "--creators", str(world_dir / "creators.parquet"), "--index", str(world_index)]
+    args += ["--model", f"models:/{name}@champion", "--port", str(port), "--workers", "2"]
+    with open(log, "w") as sink:
+        process = subprocess.Popen([CLI, *args], stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    record = campaign_records(pd.read_parquet(world_dir / "new_campaigns.parquet"))[0]
+    model_file, away = folder / "python_model.pkl", folder / "away.pkl"
+
+    def answered_until(done, seconds: float = 300) -> dict:
+        """The /readyz body once `done(body)`, every /v1/match meanwhile answered 200 with `expected` and every
+        /readyz 200 (bounded)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            assert process.poll() is None, f"serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"not so within {seconds} s: {log.read_text()[-2000:]}"
+            assert call(f"{url}/v1/match", record) == (200, expected)
+            status, body = call(f"{url}/readyz")
+            assert status == 200, body
+            if done(body):
+                return body
+            time.sleep(0.5)
+
+    try:
+        _wait_ready(url, process, log)
+        status, expected = call(f"{url}/v1/match", record)
+        assert status == 200, expected
+        workers = _worker_processes(process.pid)
+        model_file.rename(away)
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while _alive(workers[0]):
+            assert time.monotonic() < deadline, f"worker {workers[0]} still runs 60 s after its kill"
+            time.sleep(0.05)
+        degraded = answered_until(
+            lambda body: "replacement_failure" in body["workers"] and len(_FAILED_LINE.findall(log.read_text())) >= 2
+        )
+        assert degraded["status"] == "ready" and degraded["workers"]["serving"] == 1
+        failure = degraded["workers"]["replacement_failure"]
+        assert "No such file or directory" in failure and "python_model.pkl" in failure
+        assert "degraded: a replacement could not load" in degraded["reason"] and failure in degraded["reason"]
+
+        away.rename(model_file)
+        whole = answered_until(lambda body: body["workers"] == {"serving": 2, "of": 2})
+        assert whole["status"] == "ready" and "reason" not in whole
+        now = _worker_processes(process.pid)
+        assert len(now) == 2 and workers[1] in now and workers[0] not in now
+        # Both answer as one: requests spread over the two, the replacement serving the same version.
+        with ThreadPoolExecutor(2) as clients:
+            assert list(clients.map(lambda _: call(f"{url}/v1/match", record), range(4))) == [(200, expected)] * 4
+    finally:
+        stop(process)
+        with contextlib.suppress(FileNotFoundError):
+            away.rename(model_file)
+    text = log.read_text()
+    failures = _FAILED_LINE.findall(text)
+    # Each failure said once, in one line, its wait doubling from 1 s.
+    assert [(int(n), int(wait)) for n, _, wait in failures] == [(n, 2 ** (n - 1)) for n in range(1, len(failures) + 1)]
+    assert all("python_model.pkl" in reason for _, reason, _ in failures)
+    assert text.count("a replacement worker process could not load") == len(failures)
+    assert f"a replacement worker process serves, after {len(failures)} that could not load" in text
+    assert "cannot serve" not in text
