@@ -73,7 +73,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # Where `train` logs the ranker in its run (`runs:/<run id>/model`).
 MODEL_ARTIFACT = "model"
 # The tag, on a registered version and on the run that logged it, holding `model_digest` of the model's files as
-# `train` logged them; `load_ranker` compares the files it downloads with it before unpickling any.
+# `train` logged them; `load_ranker` compares the files it downloads with it before unpickling any (with the run's
+# for a version registered from the run otherwise than by `train`: `_recorded_digest`).
 MODEL_DIGEST_TAG = "model_sha256"
 # Written by MLflow beside a model it downloads by a `models:/` or `runs:/` URI (the name and version it was
 # downloaded as, replacing any such file the store holds): no file of the store, and not the same at train and load.
@@ -105,7 +106,8 @@ class DigestMismatch(NotARanker):
 
 
 class UncheckedModelWarning(UserWarning):
-    """A model from the store with no digest recorded (registered by an earlier release): loaded unchecked."""
+    """A model from the store whose files no recorded digest covers (logged by hand, or by an earlier release):
+    loaded unchecked."""
 
 
 class LibraryVersionWarning(UserWarning):
@@ -623,20 +625,102 @@ def logged_digest(model_uri: str) -> str:
         return model_digest(_download_model(model_uri, download))
 
 
-def _recorded_digest(uri: str, version: str) -> tuple[str | None, str | None]:
-    """The digest recorded for the model at `uri` (resolved to `version`, `name/N`) and what records it (`name
-    version N`, `run ID`); the digest is None when that holds none (registered by an earlier release), and both
-    are when the URI names no version or run model `train` tags (a model logged by id, `models:/m-...`, a store
-    path)."""
+@dataclass(frozen=True)
+class _RecordedDigest:
+    """The digest recorded for a model's files and what records it, as messages name it (`name version N`, `run
+    ID`); or, when none covers them, `digest` None and `owner` why not, one clause."""
+
+    digest: str | None
+    owner: str
+
+
+def _recorded_digest(uri: str, version: str) -> _RecordedDigest:
+    """The digest recorded for the model at `uri` (resolved to `version`, `name/N`), the one place it is looked up:
+    a version's `model_sha256` tag, or for a version with none, its run's when its files are the `model` `train`
+    logged in that run (registered from the run by hand, or with the UI's "Register model"); a `runs:/<run>/model`
+    URI's run's; a logged model's (`models:/m-...`) run's when it is that run's `model`.
+
+    Raises:
+        MlflowException: the store failed while read (the caller says so in one line).
+    """
     from mlflow import MlflowClient
 
+    client = MlflowClient()
     if uri.startswith("models:/") and "/" in version:
         name, number = version.rsplit("/", 1)
-        return MlflowClient().get_model_version(name, number).tags.get(MODEL_DIGEST_TAG), f"{name} version {number}"
+        found = client.get_model_version(name, number)
+        owner = f"{name} version {number}"
+        if MODEL_DIGEST_TAG in found.tags:
+            return _RecordedDigest(found.tags[MODEL_DIGEST_TAG], owner)
+        if not found.run_id:
+            return _RecordedDigest(None, f"{owner} has no {MODEL_DIGEST_TAG} tag and names no run")
+        digest, why_not = _run_model_digest(found.source or "", found.run_id)
+        if digest is None:
+            return _RecordedDigest(None, f"{owner} has no {MODEL_DIGEST_TAG} tag, and {why_not}")
+        return _RecordedDigest(digest, f"run {found.run_id} (whose `{MODEL_ARTIFACT}` {owner} registers)")
     run_id, _, path = uri.removeprefix("runs:/").partition("/")
-    if uri.startswith("runs:/") and path.strip("/") == MODEL_ARTIFACT:  # the run's tag says what train logged there
-        return MlflowClient().get_run(run_id).data.tags.get(MODEL_DIGEST_TAG), f"run {run_id}"
-    return None, None
+    if uri.startswith("runs:/") and path.strip("/") == MODEL_ARTIFACT:
+        digest, why_not = _run_model_digest(uri, run_id)
+        return _RecordedDigest(digest, f"run {run_id}" if digest else why_not)
+    model_id = uri.removeprefix("models:/")
+    if uri.startswith("models:/") and model_id == version:  # a logged model by its id, `models:/m-...`
+        run_id = client.get_logged_model(model_id).source_run_id
+        if not run_id:
+            return _RecordedDigest(None, f"{model_id} names no run")
+        digest, why_not = _run_model_digest(uri, run_id)
+        return _RecordedDigest(digest, f"run {run_id} (which logged {model_id})" if digest else why_not)
+    return _RecordedDigest(
+        None, f"only a registered version, a run's `{MODEL_ARTIFACT}` or a logged model has a recorded digest"
+    )
+
+
+def _run_model_digest(source: str, run_id: str) -> tuple[str | None, str]:
+    """Run `run_id`'s `model_sha256` tag, when `source` names the model `train` logged in that run
+    (`runs:/<run>/model`, `models:/<its id>` or its artifact location); else None and why not, one clause.
+    Another source (a folder, another model of that run) holds files the tag does not describe: they are left
+    unchecked, not refused as changed.
+
+    Raises:
+        MlflowException: the store failed while read (a run that is gone is a reason, not a failure).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        return None, f"run {run_id} is not in the store"
+    digest = run.data.tags.get(MODEL_DIGEST_TAG)
+    if digest is None:
+        return None, f"run {run_id} has no {MODEL_DIGEST_TAG} tag (a model logged by hand, or by an earlier release)"
+    if _same_location(source, f"runs:/{run_id}/{MODEL_ARTIFACT}"):
+        return digest, ""
+    # `train` logs one model named `model` in its run, and the tag is its digest: of two, which it is of is unknown.
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"name = '{MODEL_ARTIFACT}' AND source_run_id = '{run_id}'",
+        max_results=2,
+    )
+    if len(logged) != 1:
+        return None, f"run {run_id} logged {len(logged)} models named `{MODEL_ARTIFACT}`, not one"
+    model = logged[0]
+    if _same_location(source, f"models:/{model.model_id}") or _same_location(source, model.artifact_location):
+        return digest, ""
+    return None, f"its files ({source}) are not the `{MODEL_ARTIFACT}` run {run_id} logged"
+
+
+def _same_location(one: str, other: str) -> bool:
+    """Whether two artifact URIs name the same place, a local path and its `file:` URI alike."""
+
+    def plain(uri: str) -> str:
+        parts = urlsplit(uri)
+        return parts.path.rstrip("/") if parts.scheme in ("", "file") else uri.rstrip("/")
+
+    return plain(one) == plain(other)
 
 
 def _label(uri: str, version: str) -> str:
@@ -645,56 +729,54 @@ def _label(uri: str, version: str) -> str:
     return repr(uri) if version in (uri, uri.removeprefix("models:/")) else f"{uri!r} ({version})"
 
 
-def _check_digest(uri: str, version: str, directory: Path, refused: str = "not loaded") -> None:
-    """Compares the downloaded model's files with the digest recorded when `train` registered it; `refused` ends
-    the refusal's message (what was not done).
+def _check_digest(
+    uri: str, version: str, directory: Path, refused: str = "not loaded", recorded: _RecordedDigest | None = None
+) -> None:
+    """Compares the downloaded model's files with the digest recorded when `train` logged them (`_recorded_digest`,
+    unless the caller has looked it up); `refused` ends the refusal's message (what was not done).
 
     Raises:
         DigestMismatch: the files' digest is another, in one line naming both (their first 12 hex digits).
 
     Warns:
-        UncheckedModelWarning: no digest is recorded for the model; it is loaded unchecked.
+        UncheckedModelWarning: no digest covers the model's files, saying why; it is loaded unchecked.
     """
-    expected, owner = _recorded_digest(uri, version)
+    recorded = recorded or _recorded_digest(uri, version)
     label = _label(uri, version)
-    if expected is None:
-        why = (
-            f"{owner} has no {MODEL_DIGEST_TAG} tag (registered by an earlier release, or not by `train`)"
-            if owner
-            else f"only a registered version or a run's `{MODEL_ARTIFACT}` has a recorded digest"
-        )
+    if recorded.digest is None:
         warnings.warn(
-            f"model {label}: {why}, so its files cannot be checked against what train wrote; loading them unchecked",
+            f"model {label}: {recorded.owner}, so its files cannot be checked against what train wrote; loading "
+            "them unchecked",
             UncheckedModelWarning,
             stacklevel=3,
         )
         return
     found = model_digest(directory)
-    if found != expected:
+    if found != recorded.digest:
         raise DigestMismatch(
-            f"model {label}: its files' SHA-256 is {found[:12]}, the {MODEL_DIGEST_TAG} tag of {owner} says "
-            f"{expected[:12]}: the files differ from what `train` registered (changed in the artifact store, or "
-            f"damaged); {refused}"
+            f"model {label}: its files' SHA-256 is {found[:12]}, the {MODEL_DIGEST_TAG} tag of {recorded.owner} says "
+            f"{recorded.digest[:12]}: the files differ from what `train` registered (changed in the artifact store, "
+            f"or damaged); {refused}"
         )
 
 
 def check_stored_files(name: str, version: str) -> None:
-    """Refuses a version whose files in the store are not those `train` registered, before it is promoted: every
-    `match` and `serve` would refuse to load it. A version without a recorded digest passes, with the warning each
-    of its loads gives: promoted in silence, it was the first `match` that told the reviewer.
+    """Refuses a version whose files in the store are not those `train` logged, before it is promoted: every
+    `match` and `serve` would refuse to load it. A version whose files no digest covers passes, with the warning
+    each of its loads gives: promoted in silence, it was the first `match` that told the reviewer.
 
     Raises:
-        DigestMismatch: the files' digest is not the version's `model_sha256` tag, naming both.
+        DigestMismatch: the files' digest is not the recorded one (`_recorded_digest`), naming both.
 
     Warns:
-        UncheckedModelWarning: the version has no digest recorded; promoted unchecked.
+        UncheckedModelWarning: no digest covers the version's files, saying why; promoted unchecked.
     """
     uri = f"models:/{name}/{version}"
-    if _recorded_digest(uri, f"{name}/{version}")[0] is None:
+    recorded = _recorded_digest(uri, f"{name}/{version}")
+    if recorded.digest is None:
         warnings.warn(
-            f"{name} version {version} has no {MODEL_DIGEST_TAG} tag (registered by an earlier release, or not by "
-            "`train`), so its files cannot be checked against what train wrote; promoted unchecked, and every load "
-            "of it says so",
+            f"{recorded.owner}, so its files cannot be checked against what train wrote; promoted unchecked, and "
+            "every load of it says so",
             UncheckedModelWarning,
             stacklevel=2,
         )
@@ -702,15 +784,16 @@ def check_stored_files(name: str, version: str) -> None:
     _quiet_downloads()
     with temp_dir("creator-match-model-") as download:
         refused = "not promoted: `match` and `serve` would refuse to load it"
-        _check_digest(uri, f"{name}/{version}", _download_model(uri, download), refused)
+        _check_digest(uri, f"{name}/{version}", _download_model(uri, download), refused, recorded)
 
 
 def load_ranker(uri: str) -> LoadedRanker:
     """Loads a ranker from a model URI (`models:/name@alias`, `models:/name/3`, `runs:/...` or a path).
 
     A model from the store is downloaded to a temporary folder, its files are checked against the digest `train`
-    recorded with its version (`models:/`) or run (`runs:/<run id>/model`), and only then is it unpickled, from
-    that copy. A model directory given as a path is loaded where it is, unchecked: no record says what it held.
+    recorded with its version (`models:/`) or run (`runs:/<run id>/model`, and a version registered from the run
+    by hand), and only then is it unpickled, from that copy. A model directory given as a path is loaded where it
+    is, unchecked: no record says what it held.
 
     Raises:
         ModelNotFound: the URI does not resolve, with the reason in one line.
@@ -718,7 +801,7 @@ def load_ranker(uri: str) -> LoadedRanker:
         RegistryUnavailable: the store cannot be read (locked, corrupt), naming it in one line.
 
     Warns:
-        UncheckedModelWarning: a model from the store with no digest recorded, loaded unchecked.
+        UncheckedModelWarning: a model from the store whose files no digest covers (saying why), loaded unchecked.
     """
     with _library_deprecations_ignored():
         return _load_ranker(uri)

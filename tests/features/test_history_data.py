@@ -212,8 +212,8 @@ def test_a_copy_under_another_name_matches_alike_and_one_logged_anew_names_the_r
     other = mlflow.register_model(f"runs:/{trained.run_id}/model", "creator-ranker-renamed").version
     copied = MlflowClient().copy_model_version(trained.model_uri, "creator-ranker-copied").version
     for uri in (f"models:/creator-ranker-renamed/{other}", f"models:/creator-ranker-copied/{copied}"):
-        with warnings.catch_warnings():  # the first, registered from the run, has no digest: loaded unchecked
-            warnings.simplefilter("ignore", UncheckedModelWarning)
+        with warnings.catch_warnings():  # both checked: against the run's digest, and the copied version tag
+            warnings.simplefilter("error", UncheckedModelWarning)
             matcher = Matcher(creators, model=uri, index=default_matcher.index, embedder=embedder)
         found = matcher.match(campaign).matches
         assert found["model_version"].iloc[0] == matcher.ranker.version != ranker.version

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import pickle
 import subprocess
+import warnings
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 
 from tests.commands import match_args, run_in_process
 from training.registry import (
     MODEL_DIGEST_TAG,
     DigestMismatch,
     UncheckedModelWarning,
+    check_stored_files,
     load_ranker,
     model_digest,
 )
@@ -91,8 +94,6 @@ def test_the_documented_digest_holds_in_a_download_as_a_server_store_reviewer_ge
 
 
 def test_an_intact_version_loads_by_alias_and_its_run_by_runs_uri(versions, trained):
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error", UncheckedModelWarning)
         assert load_ranker(f"models:/{MODEL_NAME}@intact").version == f"{MODEL_NAME}/1"
@@ -105,7 +106,6 @@ def test_bytecode_a_plain_import_wrote_beside_the_stored_code_is_no_change(versi
     the champion."""
     import os
     import sys
-    import warnings
 
     code = versions["intact"] / "code"
     environment = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
@@ -155,12 +155,55 @@ def test_a_replaced_pickle_is_refused_before_it_is_unpickled_by_load_and_by_matc
     assert not marker.exists() and not (tmp_path / "m.parquet").exists()
 
 
-def test_a_version_without_the_tag_loads_with_a_warning(versions):
+def test_a_version_without_the_tag_whose_files_are_not_its_runs_model_loads_with_a_warning(versions, trained):
+    """Its run's digest is of the `model` `train` logged there, not of a folder the version was registered from."""
     with pytest.warns(UncheckedModelWarning) as warned:
         loaded = load_ranker(f"models:/{MODEL_NAME}@untagged")
     assert loaded.version == f"{MODEL_NAME}/4"
     assert [str(warning.message) for warning in warned if warning.category is UncheckedModelWarning] == [
         f"model 'models:/{MODEL_NAME}@untagged' ({MODEL_NAME}/4): {MODEL_NAME} version 4 has no {MODEL_DIGEST_TAG} "
-        "tag (registered by an earlier release, or not by `train`), so its files cannot be checked against what "
-        "train wrote; loading them unchecked"
+        f"tag, and its files ({versions['untagged']}) are not the `model` run {trained.run_id} logged, so its files "
+        "cannot be checked against what train wrote; loading them unchecked"
     ]
+
+
+def test_a_version_registered_from_trains_run_by_hand_is_checked_against_the_runs_digest(trained, tmp_path):
+    """`mlflow.register_model("runs:/<run>/model", name)`, as a reviewer promoting a run by hand does (or the UI's
+    "Register model"), records no digest on the version: every load warned that its files were unchecked, though
+    `train`'s run holds the digest of those very files. They are checked against it: the version loads and is
+    promoted without a warning, and one byte changed is refused. The byte is changed in a run of its own holding a
+    copy of the trained model and the run's digest, as `train` leaves them: the trained ranker's own files are read
+    by every test of the session (and every worker)."""
+    client = MlflowClient()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncheckedModelWarning)
+        registered = mlflow.register_model(f"runs:/{trained.run_id}/model", "digest-from-run").version
+        # MLflow 3 registers the run's logged model by its id (the run's own artifacts hold no `model/`).
+        assert client.get_model_version("digest-from-run", registered).source.startswith("models:/m-")
+        assert load_ranker(f"models:/digest-from-run/{registered}").run_id == trained.run_id
+        check_stored_files("digest-from-run", registered)
+        # The logged model itself, by its id: the run's `model`, so checked against the run's digest as well.
+        source = client.get_model_version(trained.model_name, trained.version).source
+        assert load_ranker(source).run_id == trained.run_id
+
+    trained_run = client.get_run(trained.run_id)
+    (tmp_path / "files").mkdir()
+    files = mlflow.artifacts.download_artifacts(source, dst_path=str(tmp_path / "files"))
+    run = client.create_run(client.create_experiment("digest-run-copy", artifact_location=str(tmp_path / "copy")))
+    client.set_tag(run.info.run_id, MODEL_DIGEST_TAG, trained_run.data.tags[MODEL_DIGEST_TAG])
+    model = client.create_logged_model(run.info.experiment_id, name="model", source_run_id=run.info.run_id)
+    client.log_model_artifacts(model.model_id, files)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    copied = mlflow.register_model(f"runs:/{run.info.run_id}/model", "digest-from-run-copy").version
+    stored = Path(client.get_model_version_download_uri("digest-from-run-copy", copied)) / "MLmodel"
+    data = bytearray(stored.read_bytes())
+    data[-2] ^= 1
+    stored.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatch) as refused:
+        load_ranker(f"models:/digest-from-run-copy/{copied}")
+    assert str(refused.value) == (
+        f"model 'models:/digest-from-run-copy/{copied}': its files' SHA-256 is {model_digest(stored.parent)[:12]}, "
+        f"the {MODEL_DIGEST_TAG} tag of run {run.info.run_id} (whose `model` digest-from-run-copy version {copied} "
+        f"registers) says {trained_run.data.tags[MODEL_DIGEST_TAG][:12]}: the files differ from what `train` "
+        "registered (changed in the artifact store, or damaged); not loaded"
+    )

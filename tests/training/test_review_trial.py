@@ -45,19 +45,19 @@ def test_the_card_gives_a_random_orders_ndcg_beside_each_ndcg(trained):
 
 
 def test_promoting_a_version_whose_files_cannot_be_checked_says_so(trained):
-    """A version registered by hand (here from a `train` run, as a reviewer would register another model's run) has
-    no digest to check its files against. `promote` made it champion without a word; the first `match` of it warned
-    that its files were loaded unchecked."""
-    import mlflow
-
+    """A version registered by hand from a folder of files, naming no run, has no digest to check its files against
+    (one registered from `train`'s run is checked against the run's: tests/training/test_model_digest.py). `promote`
+    made it champion without a word; the first `match` of it warned that its files were loaded unchecked."""
+    client = MlflowClient()
     name = "registered-by-hand"
-    version = mlflow.register_model(f"runs:/{trained.run_id}/model", name).version
+    folder = client.get_model_version_download_uri(trained.model_name, trained.version)
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source=folder).version
     done = run_in_process("promote", "--model-name", name, "--version", str(version), warnings_on_stderr=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
-        f"creator-match: warning: {name} version {version} has no model_sha256 tag (registered by an earlier release, "
-        "or not by `train`), so its files cannot be checked against what train wrote; promoted unchecked, and every "
-        "load of it says so"
+        f"creator-match: warning: {name} version {version} has no model_sha256 tag and names no run, so its files "
+        "cannot be checked against what train wrote; promoted unchecked, and every load of it says so"
     ]
     assert done.stdout.startswith(f"{name} version {version} is now champion")
 
