@@ -24,8 +24,9 @@ The log says each failure once, in one line; /readyz stays 200 while another wor
 apart (`_RETRY_FIRST_SECONDS`, `_RETRY_MOST_SECONDS`): the first retry soon, as a blip lasts seconds; the cap
 bounds both the CPU a lasting cause costs (a failed load imports the work libraries, seconds of a core) and how
 long after the cause is gone the service is whole again. Once no worker has served for a minute
-(`_UNSERVED_MOST_SECONDS`, a few attempts), the next failure stops the service with its reason, exit status 2, for
-a process supervisor to start it afresh: nothing answers meanwhile anyway (503 with Retry-After, as at start).
+(`_UNSERVED_MOST_SECONDS`, a few attempts), the next failure while no other replacement is loading (which may be
+about to serve) stops the service with its reason, exit status 2, for a process supervisor to start it afresh:
+nothing answers meanwhile anyway (503 with Retry-After, as at start).
 """
 
 from __future__ import annotations
@@ -622,7 +623,10 @@ class WorkerPool:
         now = time.monotonic()
         with self._calls_lock:
             unserved = None if self._unserved_since is None else now - self._unserved_since
-        if unserved is not None and unserved >= _UNSERVED_MOST_SECONDS:
+            # Another place's worker still loading may be about to serve: stopping would throw its load away and
+            # have a supervisor load all N again.
+            loading = any(each is not worker and not each.loaded and not each.ended() for each in self._workers)
+        if unserved is not None and unserved >= _UNSERVED_MOST_SECONDS and not loading:
             return f"no worker process has served for {unserved:.0f} s, and a replacement could not load: {reason}"
         with self._calls_lock:
             place = self._workers.index(worker)
@@ -722,7 +726,10 @@ def _load(directory: str, launch: int, copies: bool, first: str | None = None) -
     holder.start(on_failure=lambda _: loaded.set(), on_change=changed)
     loaded.wait()
     if holder.matcher is None:
-        group.fail(launch, holder.failure or "the worker could not load")
+        # On a full disk (one cause of a failure) the reason cannot be recorded: the pool then says the process
+        # died while loading, without a traceback of this one's.
+        with contextlib.suppress(OSError):
+            group.fail(launch, holder.failure or "the worker could not load")
         os._exit(3)  # the reason is recorded; an exception here would print a traceback
     _holder = holder
 
