@@ -775,26 +775,42 @@ def _currency_log_scales(
     past campaigns' in the zone where they are enough, else those with this run's there). A gap within
     `SAME_CURRENCY_FACTOR` is 0: zones kept apart only for want of prices to compare, or whose products differ in
     range, are read as one currency, as `price_zones` would join them, so a batch in one currency is assigned as
-    its sales are, bit for bit. NaN with no price zones known (no past, or a model pickled before marketplaces were
-    kept) and for a campaign sold in two zones, whose price is in one of two currencies.
+    its sales are, bit for bit. A campaign sold in two zones, whose price is in one of their currencies, takes the
+    zone whose prices its own lies closest to (in its category where the zone has it). NaN with no price zones known
+    (no past, or a model pickled before marketplaces were kept) and for a campaign sold nowhere.
     """
     scale = np.full(len(campaigns), np.nan)
     if model is None or zones is None:
         return scale
-    read = []
-    for positions, sharing, codes in sorted(_one_zone_groups(campaigns, zones), key=lambda group: group[2]):
-        by_category, level = reference_prices(campaigns[sharing], model.past_prices(codes), model.min_category_prices)
+    sold = [[zones.get(code, frozenset([code])) for code in codes] for codes in campaigns["marketplaces"]]
+    read = {}
+    for zone in sorted(set().union(*map(set, sold)), key=sorted):
+        sharing = np.array([zone in own for own in sold], bool)
+        by_category, level = reference_prices(
+            campaigns[sharing], model.past_prices(sorted(zone)), model.min_category_prices
+        )
         if len(level):
             medians = {category: float(np.median(np.log(p))) for category, p in by_category.items() if len(p)}
-            read.append((positions, medians, float(np.median(np.log(level))), len(level)))
+            read[zone] = (medians, float(np.median(np.log(level))), len(level))
     if not read:
         return scale
-    _, main_medians, main_level, _ = max(read, key=lambda zone: zone[3])  # ties: the first by marketplace codes
-    for positions, medians, level, _ in read:
-        shared = sorted(set(medians) & set(main_medians))
-        gaps = [medians[category] - main_medians[category] for category in shared]
+    main_medians, main_level, _ = max(read.values(), key=lambda zone: zone[2])  # ties: the first by codes
+    zone_scale = {}
+    for zone, (medians, level, _) in read.items():
+        gaps = [medians[category] - main_medians[category] for category in sorted(set(medians) & set(main_medians))]
         gap = float(np.median(gaps)) if gaps else level - main_level
-        scale[positions] = gap if abs(gap) > math.log(SAME_CURRENCY_FACTOR) else 0.0
+        zone_scale[zone] = gap if abs(gap) > math.log(SAME_CURRENCY_FACTOR) else 0.0
+    log_price = np.log(campaigns["price"].to_numpy(float))
+    category = campaigns["category"].to_numpy(dtype=object)
+
+    def distance(row: int, zone: frozenset[str]) -> float:
+        medians, level, _ = read[zone]
+        return abs(log_price[row] - medians.get(str(category[row]), level))
+
+    for row, own in enumerate(sold):
+        candidates = sorted({zone for zone in own if zone in read}, key=sorted)
+        if candidates:
+            scale[row] = zone_scale[min(candidates, key=lambda zone: distance(row, zone))]
     return scale
 
 

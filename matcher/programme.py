@@ -100,7 +100,7 @@ class Programme:
         # The objective adds predicted sales across campaigns, so on one scale across currencies (`common_scale`);
         # each campaign's own rules read its own currency's.
         own = scored["score"].to_numpy(float)[rows]
-        scale = common_scale(scored)[rows]
+        scale = common_scale(scored, rows)
         self.score = own / scale
         self.campaign_scale = np.ones(len(plan))
         self.campaign_scale[self.camp] = scale

@@ -22,19 +22,21 @@ def campaign_order(scored: pd.DataFrame) -> np.ndarray:
     return np.lexsort((creator, -scored["score"].to_numpy(float), campaign))
 
 
-def common_scale(scored: pd.DataFrame) -> np.ndarray:
-    """Per row of `scored`, what its predicted sales are divided by before they are added across campaigns.
+def common_scale(scored: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """Per row of `scored` (those at positions `rows`, if given), what its predicted sales are divided by before
+    they are added across campaigns.
 
     A campaign's price, budget and sales are in its marketplaces' currency, which the contract does not name: added
     as they are, a yen campaign's sales (prices ~150x dollars) outbid every dollar campaign for a creator both could
     take. `currency_log_scale` (`features.product_type.resolve_product_types`) says how much dearer a campaign's
-    currency reads than the batch's main one; 1 where that is not known (no column, NaN: no price zones, or a
-    campaign sold in two) and for every campaign read in the main currency, whose sales are added as they are, bit
+    currency reads than the batch's main one; 1 where that is not known (no column, NaN: no price zones) and for
+    every campaign read in the main currency, whose sales are added as they are, bit
     for bit. A per-campaign factor leaves each slate's own order and thresholds as they were.
     """
     if "currency_log_scale" not in scored.columns:
-        return np.ones(len(scored))
+        return np.ones(len(scored) if rows is None else len(rows))
     scale = scored["currency_log_scale"].to_numpy(float)
+    scale = scale if rows is None else scale[rows]
     return np.exp(np.where(np.isfinite(scale), scale, 0.0))
 
 

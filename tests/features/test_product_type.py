@@ -486,6 +486,13 @@ def test_the_ranker_reads_a_price_against_the_sellers_past_in_its_currency(embed
     assert (near["currency_log_scale"] == 0).all()
     # Sold in both zones, a price is in one of two currencies, which the table does not say: not read in a mix of them.
     both_zones = resolve_product_types(dollars.assign(marketplaces=[["US", "JP"]] * len(new)), embedder, model)
-    assert both_zones[["log_price_in_zone", "currency_log_scale"]].isna().all().all()
+    assert both_zones["log_price_in_zone"].isna().all()
+    # To add its sales to others' it takes the currency its price agrees with: dollar prices the dollar zone's scale,
+    # yen prices the yen zone's, whichever of the two is the batch's main one.
+    in_both = pd.concat([dollars, yen], ignore_index=True).assign(marketplaces=[["US", "JP"]] * (2 * len(new)))
+    mixed = pd.concat([dollars, yen, in_both], ignore_index=True)
+    read = resolve_product_types(mixed, embedder, model)["currency_log_scale"].to_numpy()
+    np.testing.assert_array_equal(read[2 * len(new) :], read[: 2 * len(new)])
+    assert read[len(new)] - read[0] == pytest.approx(np.log(150))
     # With no past at all there is nothing to read a price against either.
     assert resolve_product_types(dollars, embedder)[["log_price_in_zone", "currency_log_scale"]].isna().all().all()
