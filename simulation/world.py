@@ -38,13 +38,18 @@ WORLD_TABLES = (
 )
 
 __all__ = [
+    "CURRENCIES",
+    "UNITS_PER_DOLLAR",
     "WORLD_TABLES",
     "SimulationConfig",
     "World",
     "eligible_truth",
+    "in_local_currency",
+    "local_currency_truth",
     "pair_truth",
     "realize",
     "simulate",
+    "wants_local_currencies",
     "write_table",
     "write_world",
 ]
@@ -89,6 +94,36 @@ CAMPAIGN_MARKETS = (
     (("UK", "DE", "FR"), 0.06),
     (("JP",), 0.06),
 )
+# Rounded rates of the contract's marketplaces' currencies (late 2026): units of each per US dollar, and the
+# decimals its amounts are given in (no sen, no cents of a yen).
+UNITS_PER_DOLLAR = {
+    "US": 1.0,
+    "CA": 1.35,
+    "MX": 17.0,
+    "UK": 0.79,
+    "DE": 0.92,
+    "FR": 0.92,
+    "IT": 0.92,
+    "ES": 0.92,
+    "JP": 150.0,
+    "AU": 1.5,
+}
+CURRENCY_CODES = {
+    "US": "USD",
+    "CA": "CAD",
+    "MX": "MXN",
+    "UK": "GBP",
+    "DE": "EUR",
+    "FR": "EUR",
+    "IT": "EUR",
+    "ES": "EUR",
+    "JP": "JPY",
+    "AU": "AUD",
+}
+CURRENCY_DECIMALS = {"JP": 0}
+# `currencies`: "dollars" prices every marketplace alike (as every world did before the setting); "local" prices each
+# campaign in its first marketplace's currency (`in_local_currency`).
+CURRENCIES = ("dollars", "local")
 CATEGORY_WEIGHT = {"beauty": 3.0, "fashion": 2.0, "home": 2.0, "kitchen": 1.5, "electronics": 2.0}
 BROAD_TYPES = {"deals_site", "coupon_site", "cashback_site", "loyalty_referral"}
 BRANDS = (
@@ -152,6 +187,7 @@ class SimulationConfig:
     new_creator_share: float = 0.0  # share of creators who never took part in a past campaign
     event_max_clicks: int = 3000
     truth_top: int = 2000
+    currencies: str = "dollars"  # or "local": `in_local_currency`
     stage_ctr: dict[str, float] = field(
         default_factory=lambda: {
             "social_creator": 1.0,
@@ -172,7 +208,12 @@ class SimulationConfig:
 
 @dataclass
 class World:
-    """The generated tables, each a DataFrame in the contract's columns."""
+    """The generated tables, each a DataFrame in the contract's columns.
+
+    The truth tables' `expected_sales` are in US dollars in every world, so evaluation adds them across campaigns in
+    one currency; with `currencies="local"` the contract's tables hold each campaign's own currency, and
+    `campaign_truth` says which (`currency`, `units_per_dollar`).
+    """
 
     creators: pd.DataFrame
     campaigns: pd.DataFrame
@@ -507,8 +548,13 @@ def _events(
 
 
 def simulate(config: SimulationConfig | None = None, **overrides) -> World:
-    """Generates a world; the same config and seed give the same world."""
+    """Generates a world; the same config and seed give the same world.
+
+    With `currencies="local"` the same world (the same draws, the same truth in dollars) is priced in each campaign's
+    currency (`in_local_currency`).
+    """
     cfg = replace(config or SimulationConfig(), **overrides)
+    local = wants_local_currencies(cfg.currencies)
     rng = np.random.default_rng(cfg.seed)
     creators, creator_truth = _creators(cfg, rng)
     campaigns, past_truth = _campaigns(cfg, rng, cfg.n_campaigns, 0, past=True)
@@ -517,6 +563,8 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
 
     camp_idx, creator_idx = _participants(cfg, rng, campaigns, creators, creator_truth)
     pairs = pair_truth(cfg, campaigns, past_truth, creators, creator_truth, camp_idx, creator_idx)
+    if local:  # after the truth, which stays in dollars; before the sales are drawn, which are the seller's
+        campaigns = in_local_currency(campaigns)
     perf, touches, purchases = realize(cfg, rng, campaigns, creators, pairs, camp_idx)
 
     truth = eligible_truth(
@@ -525,6 +573,9 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
         len(creators),
         cfg.truth_top,
     )
+    if local:
+        new_campaigns = in_local_currency(new_campaigns)
+        campaign_truth = local_currency_truth(campaign_truth, pd.concat([campaigns, new_campaigns]))
     return World(
         creators,
         campaigns,
@@ -536,6 +587,50 @@ def simulate(config: SimulationConfig | None = None, **overrides) -> World:
         creator_truth.drop(columns="audience"),
         campaign_truth,
         pairs.drop(columns="eligible"),
+    )
+
+
+def wants_local_currencies(currencies: str) -> bool:
+    """Whether a world's `currencies` setting asks for local currencies; an unknown one is refused, named."""
+    if currencies not in CURRENCIES:
+        raise ValueError(f"Got currencies={currencies!r}; expected one of {', '.join(CURRENCIES)}")
+    return currencies == "local"
+
+
+def _first_marketplace(campaigns: pd.DataFrame) -> pd.Series:
+    """Each campaign's first marketplace, whose currency prices it; one the rates do not hold is refused, named."""
+    first = campaigns["marketplaces"].map(lambda codes: str(codes[0]))
+    if unknown := sorted(set(first) - set(UNITS_PER_DOLLAR)):
+        raise ValueError(f"Got marketplace {unknown[0]}; expected one of {' '.join(UNITS_PER_DOLLAR)} to price in")
+    return first
+
+
+def in_local_currency(campaigns: pd.DataFrame) -> pd.DataFrame:
+    """`campaigns` with price and budget in their first marketplace's currency, from dollars (`UNITS_PER_DOLLAR`).
+
+    The contract prices a campaign in its marketplaces' currency and names none: a campaign sold in several (US and
+    CA; UK, DE and FR) is taken as priced in its first, as a seller running one price list would hold it. Sales,
+    commission and purchases follow from the price where `realize` draws them.
+    """
+    first = _first_marketplace(campaigns)
+    rate = first.map(UNITS_PER_DOLLAR).to_numpy(float)
+    decimals = first.map(lambda code: CURRENCY_DECIMALS.get(code, 2)).to_numpy()
+    priced = campaigns.copy()
+    for column in ("price", "budget"):
+        amounts = campaigns[column].to_numpy(float) * rate
+        # At least one smallest unit: the contract wants a price above 0.
+        priced[column] = [max(round(float(a), int(d)), 10.0 ** -int(d)) for a, d in zip(amounts, decimals, strict=True)]
+    return priced
+
+
+def local_currency_truth(campaign_truth: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """`campaign_truth` with each campaign's `currency` (ISO code) and `units_per_dollar`, to bring the sales of
+    a world priced `in_local_currency` to the truth's dollars (sales / units_per_dollar)."""
+    first = _first_marketplace(campaigns).set_axis(campaigns["campaign_id"].to_numpy())
+    codes = first.reindex(campaign_truth["campaign_id"].to_numpy()).to_numpy()
+    return campaign_truth.assign(
+        currency=[CURRENCY_CODES[code] for code in codes],
+        units_per_dollar=[UNITS_PER_DOLLAR[code] for code in codes],
     )
 
 

@@ -25,7 +25,15 @@ import pandas as pd
 
 from features.contract import CASHBACK_TYPE, FUNNEL_STAGE
 from simulation.vocabulary_alt import ALT_CATALOG, BRAND_VOICES, DEAL_TAGS, GENERIC_TAGS, WEAK_CUES
-from simulation.world import UNITS_PER_ORDER, World, eligible_truth, realize
+from simulation.world import (
+    UNITS_PER_ORDER,
+    World,
+    eligible_truth,
+    in_local_currency,
+    local_currency_truth,
+    realize,
+    wants_local_currencies,
+)
 
 __all__ = ["AltConfig", "simulate_alt"]
 
@@ -78,6 +86,7 @@ class AltConfig:
     event_share: float = 0.2
     event_max_clicks: int = 3000
     truth_top: int = 2000
+    currencies: str = "dollars"  # or "local": `simulation.world.in_local_currency`
 
     @property
     def new_campaigns(self) -> int:
@@ -353,8 +362,10 @@ def _participants(
 
 
 def simulate_alt(config: AltConfig | None = None, **overrides) -> World:
-    """Generates the second world; the same config and seed give the same world."""
+    """Generates the second world; the same config and seed give the same world (priced in local currencies as
+    `simulation.world.simulate` prices the first)."""
     cfg = replace(config or AltConfig(), **overrides)
+    local = wants_local_currencies(cfg.currencies)
     rng = np.random.default_rng(cfg.seed)
     creators, latent = _creators(cfg, rng)
     categories = list(ALT_CATALOG)
@@ -366,6 +377,8 @@ def simulate_alt(config: AltConfig | None = None, **overrides) -> World:
 
     camp_idx, creator_idx = _participants(cfg, rng, campaigns, past_truth, creators, latent)
     pairs = _pairs(campaigns, past_truth, creators, latent, camp_idx, creator_idx)
+    if local:  # after the truth, which stays in dollars; before the sales are drawn, which are the seller's
+        campaigns = in_local_currency(campaigns)
     perf, touches, purchases = realize(cfg, rng, campaigns, creators, pairs, camp_idx)
 
     truth = eligible_truth(
@@ -387,6 +400,9 @@ def simulate_alt(config: AltConfig | None = None, **overrides) -> World:
     campaign_truth = pd.concat([past_truth, new_truth], ignore_index=True)[
         ["campaign_id", "product_type", "interest", "product", "decision_cost", "price_z"]
     ]
+    if local:
+        new_campaigns = in_local_currency(new_campaigns)
+        campaign_truth = local_currency_truth(campaign_truth, pd.concat([campaigns, new_campaigns]))
     past_truth = pairs.drop(columns="eligible")
     return World(
         creators, campaigns, perf, new_campaigns, touches, purchases, truth, creator_truth, campaign_truth, past_truth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import subprocess
 
 import numpy as np
@@ -13,9 +14,19 @@ import pytest
 from features.contract import CONTENT_STAGES, FUNNEL_STAGE, SETTLEMENT_DAYS
 from features.pairwise import audience_share
 from features.tables import read_table, validate_performance_links
-from simulation.world import WORLD_TABLES, SimulationConfig, World, pair_truth, simulate, write_table, write_world
+from simulation.world import (
+    UNITS_PER_DOLLAR,
+    WORLD_TABLES,
+    SimulationConfig,
+    World,
+    pair_truth,
+    simulate,
+    write_table,
+    write_world,
+)
 from simulation.world_alt import simulate_alt
 from tests.commands import CLI, run_in_process
+from training.dataset import read_training_tables
 
 CONFIG = SimulationConfig(n_creators=600, n_campaigns=80, n_new_campaigns=40, seed=2)
 
@@ -485,3 +496,108 @@ def test_counts_are_written_as_integers_even_with_missing_values(tmp_path, gener
     for name in ("followers", "avg_views", "storefront_followers_30d", "disclosure_violations"):
         assert str(schema.field(name).type) == "int64", name
     assert pq.read_table(tmp_path / "creators.parquet").column("avg_views").null_count > 0
+
+
+# --- local currencies ---------------------------------------------------------------------------------------------
+
+
+def world_digest(world: World) -> str:
+    """Every table's columns, types and values, exactly (floats by repr), as one SHA-256."""
+
+    def canonical(value):
+        if isinstance(value, dict):
+            return sorted((str(key), canonical(item)) for key, item in value.items())
+        if isinstance(value, list | tuple | np.ndarray):
+            return [canonical(item) for item in value]
+        if isinstance(value, float | np.floating):
+            return repr(float(value))
+        return int(value) if isinstance(value, np.integer) else repr(value)
+
+    digest = hashlib.sha256()
+    for name in WORLD_TABLES:
+        frame = getattr(world, name)
+        digest.update(repr([name, list(frame.columns), [str(kind) for kind in frame.dtypes]]).encode())
+        for column in frame.columns:
+            digest.update(repr([canonical(value) for value in frame[column].tolist()]).encode())
+    return digest.hexdigest()
+
+
+def test_the_default_world_is_the_one_before_local_currencies():
+    """The `currencies` setting is opt-in: a default world is, bit for bit, the one every measured figure came from
+    (digest taken before the setting; a numpy that draws other numbers from a seed changes it too)."""
+    assert world_digest(small_world(5)) == DEFAULT_WORLD_DIGEST
+    assert world_digest(simulate(n_creators=150, n_campaigns=20, n_new_campaigns=5, seed=5, currencies="dollars")) == (
+        DEFAULT_WORLD_DIGEST
+    )
+
+
+DEFAULT_WORLD_DIGEST = "bff98b7ffcd9ea48fa287f72286175d3391315238e2d3f6e621920bfdb22ee89"
+
+
+@pytest.fixture(scope="module")
+def local_world() -> World:
+    """The `world` fixture's world priced in each campaign's own currency."""
+    return simulate(CONFIG, currencies="local")
+
+
+def test_a_local_currency_world_is_the_dollar_world_priced_in_its_marketplaces_currencies(world, local_world):
+    """Same draws, same truth (in dollars); each campaign's price, budget, sales, commission and purchases in its first
+    marketplace's currency: a JP campaign's price 150x its dollar price (whole yen), a US one's unchanged."""
+    for name in ("creators", "touches", "truth", "past_truth", "creator_truth"):
+        pd.testing.assert_frame_equal(getattr(world, name), getattr(local_world, name), obj=name)
+    campaigns = pd.concat([world.campaigns, world.new_campaigns], ignore_index=True)
+    local = pd.concat([local_world.campaigns, local_world.new_campaigns], ignore_index=True)
+    first = campaigns["marketplaces"].map(lambda codes: codes[0])
+    rate = first.map(UNITS_PER_DOLLAR)
+    assert {"US", "JP", "UK"} <= set(first)
+    for column in ("price", "budget"):
+        assert local[column].to_numpy() == pytest.approx(campaigns[column] * rate, rel=0.01), column
+    assert (local["price"] / campaigns["price"])[first == "JP"].to_numpy() == pytest.approx(150, rel=0.01)
+    assert (local["price"][first == "JP"] % 1 == 0).all()
+    assert local["price"][first == "US"].equals(campaigns["price"][first == "US"])
+    truth = local_world.campaign_truth.set_index("campaign_id")
+    assert truth["units_per_dollar"].reindex(campaigns["campaign_id"]).tolist() == rate.tolist()
+    assert set(truth["currency"][truth["units_per_dollar"] == 150]) == {"JPY"}
+
+    by_campaign = dict(zip(campaigns["campaign_id"], rate, strict=True))
+    rows = world.performance.merge(local_world.performance, on=["campaign_id", "creator_id"], suffixes=("", "_local"))
+    sold = rows["sales"] > 0
+    for column in ("impressions", "clicks", "orders", "units"):
+        assert rows[column].equals(rows[f"{column}_local"]), column
+    for column in ("sales", "commission"):
+        local_over_dollars = (rows[f"{column}_local"] / rows[column])[sold & (rows[column] >= 1)]
+        assert local_over_dollars.to_numpy() == pytest.approx(
+            rows["campaign_id"][local_over_dollars.index].map(by_campaign), rel=0.05
+        ), column
+    bought = local_world.purchases["sales"] / world.purchases["sales"]
+    assert bought.to_numpy() == pytest.approx(world.purchases["campaign_id"].map(by_campaign), rel=0.01)
+
+
+def test_a_local_currency_world_passes_the_contract(local_world, tmp_path):
+    """Written and read back through the training reader and the contract's readers: nothing rejected."""
+    written = write_world(local_world, tmp_path)
+    tables = read_training_tables(tmp_path)
+
+    assert tables.rejects == []
+    assert len(tables.performance) == len(local_world.performance)
+    assert len(tables.purchases) == len(local_world.purchases) > 0
+    new = read_table(written["new_campaigns"], "campaigns")
+    assert new.rejects == [] and len(new.frame) == len(local_world.new_campaigns)
+
+
+def test_the_alt_world_prices_its_marketplaces_in_their_currencies_too():
+    """The second generator takes the same setting: its AU campaigns in Australian dollars, the truth unchanged."""
+    sizes = {"n_creators": 120, "n_campaigns": 30, "n_new_campaigns": 5, "seed": 3}
+    dollars, local = simulate_alt(**sizes), simulate_alt(**sizes, currencies="local")
+    first = dollars.campaigns["marketplaces"].map(lambda codes: codes[0])
+
+    assert "AU" in set(first)
+    ratio = local.campaigns["price"] / dollars.campaigns["price"]
+    assert ratio.to_numpy() == pytest.approx(first.map(UNITS_PER_DOLLAR), rel=0.01)
+    pd.testing.assert_frame_equal(dollars.truth, local.truth)
+
+
+def test_an_unknown_currencies_setting_is_refused_by_name():
+    """A misspelt setting is not silently dollars."""
+    with pytest.raises(ValueError, match="Got currencies='yen'; expected one of dollars, local"):
+        simulate(n_creators=20, n_campaigns=10, currencies="yen")
