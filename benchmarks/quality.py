@@ -36,6 +36,14 @@ that has neither.
 performance rows (`simulation.world.realize`, every creator taking part), against the range of orders its summary
 gave (`training.forecast_interval`); counted over the slates given one (none in a category with no past campaign).
 
+`--currencies local` prices each campaign of the worlds in its first marketplace's currency (yen at 150 per dollar,
+pounds at 0.79...: `simulation.world.in_local_currency`); the truth stays in dollars, so the oracle, the constrained
+best and every slate's captured sales are still added in one currency, while the ranker, the product types and the
+slates read the seller's own amounts. "unscaled" is the default policy's slates from the same scored candidates with
+the product's currency scale dropped (`currency_log_scale`, `matcher.slate_book.common_scale`): sales added across
+currencies as they read, as before the scale; "read as" is the factor the product divides a currency's predicted sales
+by, beside its true rate to the dollar.
+
 `--world main alt` (the default: both generators, one after the other) picks the generators; `--sweep KEY=V1,V2`
 reruns every seed with a generator knob set to each value (shared knobs: outcome_noise, history_days,
 new_creator_share). The last line is one JSON object: each world's and setting's means under `settings`, and under
@@ -44,6 +52,7 @@ slates are taken as at least 1.5 times the standard ones' mean size.
 
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --creators 3000 --campaigns 400
     .venv/bin/python benchmarks/quality.py --world alt --seeds 0 1 --sweep new_creator_share=0,0.5
+    .venv/bin/python benchmarks/quality.py --world main --seeds 0 --creators 1500 --campaigns 200 --currencies local
 """
 
 from __future__ import annotations
@@ -77,6 +86,7 @@ from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share, oracle_totals, true_sales
 from matcher.slate import SlatePolicy, best_assignment, build_slates
+from matcher.slate_book import common_scale
 from simulation import WORLDS, AltConfig, SimulationConfig, World, write_world
 from simulation.world import realize
 from training.dataset import build_training_data, read_training_tables
@@ -209,17 +219,22 @@ def with_noise_free_labels(
     return dataclasses.replace(ranker, model=model)
 
 
-def rules_on_true_scores(matcher: Matcher, campaigns: pd.DataFrame, truth: pd.DataFrame) -> float:
-    """The default policy's slates built from TRUE expected sales of the retrieved candidates, over the best
-    assignment of the same sizes and capacity among all pairs: what retrieval and the slate rules (budget,
+def rules_on_true_scores(
+    matcher: Matcher, scored: pd.DataFrame, campaigns: pd.DataFrame, truth: pd.DataFrame, units_per_dollar: pd.Series
+) -> float:
+    """The default policy's slates built from TRUE expected sales of the retrieved candidates (`scored`), over the
+    best assignment of the same sizes and capacity among all pairs: what retrieval and the slate rules (budget,
     unproven limit, funnel quota, near-duplicates) give up, the part of "policy / constrained best" that no
-    ranker can win back."""
-    scored = matcher.scored_candidates(campaigns)
+    ranker can win back. The true sales are in dollars, one scale for every campaign (no currency scale); their
+    commission is in the campaign's currency (`units_per_dollar` by campaign_id), as its budget is."""
     sales = true_sales(scored, truth)
     rate = scored["campaign_id"].map(campaigns.set_index("campaign_id")["commission_rate"]).to_numpy(float)
+    local = sales * scored["campaign_id"].map(units_per_dollar).to_numpy(float)
     policy = matcher.settings.slate
     chosen, _ = build_slates(
-        scored.assign(score=sales, expected_commission=sales * rate), policy, matcher.duplicate_evidence
+        scored.drop(columns="currency_log_scale").assign(score=sales, expected_commission=local * rate),
+        policy,
+        matcher.duplicate_evidence,
     )
     sizes = chosen.groupby("campaign_id").size()
     best = best_assignment(truth.rename(columns={"expected_sales": "score"}), sizes, policy.capacity)
@@ -252,6 +267,9 @@ def run_seed(
     index = CandidateIndex.build(creator_vec, creators["creator_id"], embedder.model)
     ranker = load_ranker(result.model_uri)
     truth = pd.read_parquet(data / "truth.parquet")
+    # Each campaign's currency against the truth's dollars (1 in a world priced in dollars alone).
+    known = simulated.campaign_truth.set_index("campaign_id")
+    units_per_dollar = known["units_per_dollar"] if "units_per_dollar" in known else pd.Series(1.0, known.index)
 
     def run(policy: SlatePolicy, model: LoadedRanker = ranker, related_first: bool = True):
         settings = MatchSettings(slate=policy, related_first=related_first)
@@ -280,14 +298,33 @@ def run_seed(
         return float(true_sales(matches, truth).sum())
 
     row["capacity_cost"] = 1 - total(default.matches) / total(uncapped.matches)
+    scored = matcher.scored_candidates(campaigns)
+    # The same slates with the product's currency scale left out: predicted sales added across currencies as read.
+    rebuilt, _ = build_slates(scored, SlatePolicy(), matcher.duplicate_evidence)
+    unscaled, _ = build_slates(scored.drop(columns="currency_log_scale"), SlatePolicy(), matcher.duplicate_evidence)
+    row["slates_rebuilt_as_matched"] = float(
+        set(zip(rebuilt["campaign_id"], rebuilt["creator_id"], strict=True))
+        == set(zip(default.matches["campaign_id"], default.matches["creator_id"], strict=True))
+    )
     # The yardstick: the best slates of the policy's sizes under the same capacity, on true expected sales.
     sizes = default.matches.groupby("campaign_id").size()
     best = best_assignment(truth.rename(columns={"expected_sales": "score"}), sizes, SlatePolicy().capacity)
     row["constrained_best_share"] = float(best["score"].sum() / oracle_totals(default.matches, truth)["best"].sum())
     row["policy_vs_constrained_best"] = total(default.matches) / float(best["score"].sum())
+    row["policy_vs_constrained_best_unscaled"] = total(unscaled) / float(best["score"].sum())
     row["greedy_vs_constrained_best"] = total(greedy.matches) / float(best["score"].sum())
-    row["rules_on_true_scores"] = rules_on_true_scores(matcher, campaigns, truth)
-    row["greedy_over_exact_objective"] = float(greedy.matches["score"].sum() / default.matches["score"].sum())
+    row["rules_on_true_scores"] = rules_on_true_scores(matcher, scored, campaigns, truth, units_per_dollar)
+    # Predicted sales on the product's one scale (`common_scale`), as the exact assignment adds them.
+    scale = pd.Series(common_scale(scored), index=scored["campaign_id"].to_numpy()).groupby(level=0).first()
+
+    def on_one_scale(matches: pd.DataFrame) -> float:
+        return float((matches["score"] / scale.reindex(matches["campaign_id"]).to_numpy()).sum())
+
+    row["greedy_over_exact_objective"] = on_one_scale(greedy.matches) / on_one_scale(default.matches)
+    if "currency" in known:  # what the product divides each currency's sales by, beside its true rate
+        currency = known["currency"].reindex(scale.index)
+        for code, factors in scale.groupby(currency.to_numpy()):
+            row[f"read_{code}"] = float(factors.median())
     m = default.matches
     kinds = pd.read_parquet(data / "campaign_truth.parquet").set_index("campaign_id")["product_type"]
     sizes = m.groupby("campaign_id").size().rename("size").to_frame().assign(kind=lambda f: f.index.map(kinds))
@@ -359,6 +396,12 @@ def main() -> None:
         "--selection-power", type=float, default=DEFAULT_SELECTION_POWER, help="train --selection-power"
     )
     parser.add_argument(
+        "--currencies",
+        choices=["dollars", "local"],
+        default="dollars",
+        help="price each campaign in its first marketplace's currency (the truth stays in dollars)",
+    )
+    parser.add_argument(
         "--category-names",
         choices=sorted(CATEGORY_NAMES),
         default="contract",
@@ -370,6 +413,8 @@ def main() -> None:
     if args.sweep:
         key, _, values = args.sweep.partition("=")
         settings = [{key: parse_value(v)} for v in values.split(",")]
+    if args.currencies != "dollars":
+        settings = [{**knobs, "currencies": args.currencies} for knobs in settings]
     embedder = Embedder(cache_dir=Path(tempfile.gettempdir()) / "creator-matcher-bench-cache")
     figures: dict[str, dict[str, float]] = {}
     targets: dict[str, dict[str, float]] = {}
@@ -405,7 +450,8 @@ def main() -> None:
                     f"ceiling {row['retrieval_ceiling']:.3f}; default "
                     f"slate policy {row['model_default_policy']:.3f}, constrained best "
                     f"{row['constrained_best_share']:.3f}, "
-                    f"policy / constrained best {row['policy_vs_constrained_best']:.3f}, greedy "
+                    f"policy / constrained best {row['policy_vs_constrained_best']:.3f} (without the currency scale "
+                    f"{row['policy_vs_constrained_best_unscaled']:.3f}), greedy "
                     f"{row['greedy_vs_constrained_best']:.3f}, the same rules on true scores "
                     f"{row['rules_on_true_scores']:.3f}, greedy / exact objective "
                     f"{row['greedy_over_exact_objective']:.4f})  followers {row['followers']:.3f}  "
@@ -419,7 +465,10 @@ def main() -> None:
                     f"{row['orders_sold_over_expected']:.2f}; held-out campaigns, later half "
                     f"{row['orders_range_later_half_coverage']:.0%}; slates given a range "
                     f"{row['orders_range_given']:.0%}) "
-                    f"({time.perf_counter() - started:.0f}s)",
+                    + "".join(
+                        f"| {name[5:]} read as {value:.3g} " for name, value in row.items() if name[:5] == "read_"
+                    )
+                    + f"({time.perf_counter() - started:.0f}s)",
                     flush=True,
                 )
             frame = pd.DataFrame(rows)
@@ -430,7 +479,8 @@ def main() -> None:
                 f"without the new-creator rules {mean['model_without_new_creator_rules']:.3f}, "
                 f"noise-free labels {mean['noise_free_labels']:.3f}, feature ceiling {mean['feature_ceiling']:.3f}, "
                 f"retrieval ceiling {mean['retrieval_ceiling']:.3f}); "
-                f"policy / constrained best {mean['policy_vs_constrained_best']:.3f} (target >= 0.90; greedy "
+                f"policy / constrained best {mean['policy_vs_constrained_best']:.3f} (target >= 0.90; without the "
+                f"currency scale {mean['policy_vs_constrained_best_unscaled']:.3f}; greedy "
                 f"{mean['greedy_vs_constrained_best']:.3f}; the same rules on true scores "
                 f"{mean['rules_on_true_scores']:.3f}); default policy {mean['model_default_policy']:.3f} of "
                 f"the oracle; model / tags_then_followers {ratio:.2f}x (target >= 2); product type accuracy "
