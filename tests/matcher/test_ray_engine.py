@@ -103,12 +103,22 @@ def test_a_ray_address_that_does_not_answer_is_refused_at_once_leaving_nothing(w
 @pytest.mark.slow
 def test_sigterm_ends_a_ray_run_cleanly_and_the_rerun_resumes(world_dir, trained, tmp_path):
     """A scheduler's SIGTERM in the middle of a Ray run: exit 143, no native stack dump, Ray shut down and its temp
-    folder removed (Ray's own handler aborted with 134 and left both); the chunks committed so far are kept."""
+    folder removed (Ray's own handler aborted with 134 and left both); the chunks committed so far are kept.
+
+    Four copies of the world's 12 new campaigns: Ray Data hands the driver scored chunks as a stream, and with 12
+    the last ones came so soon after the first that the SIGTERM once landed while the outputs were being written
+    (held until they were whole, as it must be), leaving no chunk to keep."""
     out = tmp_path / "matches.parquet"
+    new = pd.read_parquet(world_dir / "new_campaigns.parquet")
+    copies = [new.assign(campaign_id=new["campaign_id"] + f"-{copy}") for copy in range(4)]
+    campaigns = tmp_path / "campaigns.parquet"
+    pd.concat(copies, ignore_index=True).to_parquet(campaigns)
+    args = match_args(world_dir, out, "--chunk-size", "1", "--engine", "ray")
+    args[args.index(str(world_dir / "new_campaigns.parquet"))] = str(campaigns)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     ray_folders = set(Path("/tmp").glob("ray-*"))
     job = subprocess.Popen(
-        match_args(world_dir, out, "--chunk-size", "1", "--engine", "ray"),
+        args,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,4 +139,5 @@ def test_sigterm_ends_a_ray_run_cleanly_and_the_rerun_resumes(world_dir, trained
     assert job.returncode == 143, stderr[-2000:]
     assert "SIGTERM received" not in stderr
     assert set(Path("/tmp").glob("ray-*")) <= ray_folders, "the run's Ray temp folder is removed"
+    assert not out.exists(), "a run stopped while scoring writes no matches"
     assert list(tmp_path.glob(".matches.parquet.parts-*/scored-*.parquet")), "committed chunks are kept for a rerun"
