@@ -86,9 +86,9 @@ from matcher.api import Matcher, MatchSettings
 from matcher.candidate_index import CandidateIndex
 from matcher.evaluation import oracle_share, oracle_totals, true_sales
 from matcher.slate import SlatePolicy, best_assignment, build_slates
-from matcher.slate_book import common_scale
+from matcher.slate_book import campaign_scales
 from simulation import WORLDS, AltConfig, SimulationConfig, World, write_world
-from simulation.world import realize
+from simulation.world import CURRENCIES, realize
 from training.dataset import build_training_data, read_training_tables
 from training.evaluate import BASELINES
 from training.forecast_interval import FORECAST_COVERAGE
@@ -315,7 +315,7 @@ def run_seed(
     row["greedy_vs_constrained_best"] = total(greedy.matches) / float(best["score"].sum())
     row["rules_on_true_scores"] = rules_on_true_scores(matcher, scored, campaigns, truth, units_per_dollar)
     # Predicted sales on the product's one scale (`common_scale`), as the exact assignment adds them.
-    scale = pd.Series(common_scale(scored), index=scored["campaign_id"].to_numpy()).groupby(level=0).first()
+    scale = campaign_scales(scored)
 
     def on_one_scale(matches: pd.DataFrame) -> float:
         return float((matches["score"] / scale.reindex(matches["campaign_id"]).to_numpy()).sum())
@@ -397,7 +397,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--currencies",
-        choices=["dollars", "local"],
+        choices=CURRENCIES,
         default="dollars",
         help="price each campaign in its first marketplace's currency (the truth stays in dollars)",
     )

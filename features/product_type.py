@@ -236,10 +236,17 @@ def _log_price_gap(exploded: pd.DataFrame, one: frozenset[str], other: frozenset
         # A campaign sold in several of a group's marketplaces is one price, counted once.
         sold = exploded[exploded["code"].isin(zone)].drop_duplicates("row")
         medians.append(sold.groupby("category")["log_price"].agg(["median", "size"]))
-    shared = medians[0].merge(medians[1], left_index=True, right_index=True, suffixes=("_one", "_other"))
-    if shared["size_one"].sum() < MIN_SHARED_PRICES or shared["size_other"].sum() < MIN_SHARED_PRICES:
+    shared = medians[0].index.intersection(medians[1].index)
+    if min(side.loc[shared, "size"].sum() for side in medians) < MIN_SHARED_PRICES:
         return None
-    return abs(float(np.median(shared["median_one"] - shared["median_other"])))
+    return abs(_median_category_gap(medians[0]["median"], medians[1]["median"]))
+
+
+def _median_category_gap(one: pd.Series, other: pd.Series) -> float | None:
+    """The median, over the categories both index, of `one`'s median log price less `other`'s; None with none
+    shared."""
+    shared = one.index.intersection(other.index)
+    return float(np.median(one[shared] - other[shared])) if len(shared) else None
 
 
 class ProductTypeModel(BaseEstimator):
@@ -756,7 +763,10 @@ def _log_prices_in_zone(
     if model is None:
         return relative
     log_price = np.log(campaigns["price"].to_numpy(float))
-    for positions, _, codes in _one_zone_groups(campaigns, zones):
+    for positions, _, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
+        # A group's marketplaces are the union of its campaigns' zones: more than one zone, each sold in two.
+        if codes is not None and len({zones.get(code, frozenset([code])) for code in codes}) > 1:
+            continue
         typical = model.typical_log_price(codes)
         if typical is not None:
             relative[positions] = log_price[positions] - typical
@@ -797,8 +807,8 @@ def _currency_log_scales(
     main_medians, main_level, _ = max(read.values(), key=lambda zone: zone[2])  # ties: the first by codes
     zone_scale = {}
     for zone, (medians, level, _) in read.items():
-        gaps = [medians[category] - main_medians[category] for category in sorted(set(medians) & set(main_medians))]
-        gap = float(np.median(gaps)) if gaps else level - main_level
+        gap = _median_category_gap(pd.Series(medians, dtype=float), pd.Series(main_medians, dtype=float))
+        gap = level - main_level if gap is None else gap
         zone_scale[zone] = gap if abs(gap) > math.log(SAME_CURRENCY_FACTOR) else 0.0
     log_price = np.log(campaigns["price"].to_numpy(float))
     category = campaigns["category"].to_numpy(dtype=object)
@@ -812,16 +822,6 @@ def _currency_log_scales(
         if candidates:
             scale[row] = zone_scale[min(candidates, key=lambda zone: distance(row, zone))]
     return scale
-
-
-def _one_zone_groups(
-    campaigns: pd.DataFrame, zones: dict[str, frozenset[str]] | None
-) -> Iterator[tuple[np.ndarray, np.ndarray, list[str] | None]]:
-    """`_zone_groups` of every campaign but those sold in two price zones, whose price is in one of two currencies."""
-    for positions, sharing, codes in _zone_groups(campaigns, np.arange(len(campaigns)), zones):
-        # A group's marketplaces are the union of its campaigns' zones: more than one zone, each sold in two.
-        if codes is None or len({zones.get(code, frozenset([code])) for code in codes}) <= 1:
-            yield positions, sharing, codes
 
 
 def _in_row_order(parts: list[pd.DataFrame], order: list[np.ndarray]) -> pd.DataFrame:

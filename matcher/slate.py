@@ -17,7 +17,7 @@ from matcher.assignment import assign_exact, best_assignment
 from matcher.greedy import assign_greedy
 from matcher.programme import FLOOR_PRICE
 from matcher.settings import ASSIGNMENTS, SlatePolicy
-from matcher.slate_book import FUNNEL, SlateBook, campaign_order, common_scale
+from matcher.slate_book import FUNNEL, SlateBook, campaign_order, campaign_scales
 
 __all__ = [
     "ASSIGNMENTS",
@@ -257,7 +257,7 @@ def objective(scored: pd.DataFrame, chosen: pd.DataFrame, policy: SlatePolicy) -
     if smaller): rules kept unless keeping them is impossible, so an assignment that skips them does not count the
     sales it bought that way. Every figure on one scale across currencies (`common_scale`).
     """
-    scale = pd.Series(common_scale(scored)).groupby(scored["campaign_id"].to_numpy()).first()
+    scale = campaign_scales(scored)
     total = float((chosen["score"] / scale.reindex(chosen["campaign_id"]).to_numpy()).sum())
     scored = scored[scored["score"] > 0]
     if scored.empty:

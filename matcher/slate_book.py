@@ -9,7 +9,7 @@ from features.contract import COVERED_STAGES
 from features.duplicate_evidence import DuplicateEvidence
 from matcher.settings import SlatePolicy
 
-__all__ = ["FUNNEL", "SlateBook", "campaign_order", "common_scale"]
+__all__ = ["FUNNEL", "SlateBook", "campaign_order", "campaign_scales", "common_scale"]
 
 FUNNEL = COVERED_STAGES
 
@@ -38,6 +38,11 @@ def common_scale(scored: pd.DataFrame, rows: np.ndarray | None = None) -> np.nda
     scale = scored["currency_log_scale"].to_numpy(float)
     scale = scale if rows is None else scale[rows]
     return np.exp(np.where(np.isfinite(scale), scale, 0.0))
+
+
+def campaign_scales(scored: pd.DataFrame) -> pd.Series:
+    """`common_scale` by campaign_id: the factor each campaign of `scored` divides its predicted sales by."""
+    return pd.Series(common_scale(scored)).groupby(scored["campaign_id"].to_numpy()).first()
 
 
 class SlateBook:

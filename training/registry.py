@@ -450,12 +450,12 @@ def champion_version(name: str) -> str | None:
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, ErrorCode
 
     try:
         model = MlflowClient().get_registered_model(name)
     except Exception as exc:
-        if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        if _does_not_exist(exc):
             return None
         # The name is the only parameter: the argument's fault, which `train` and `promote` read first of all.
         if isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
@@ -463,6 +463,14 @@ def champion_version(name: str) -> str | None:
         raise _unreadable(f"read model {name!r}", exc) from exc
     version = model.aliases.get(CHAMPION)
     return None if version is None else str(version)
+
+
+def _does_not_exist(exc: BaseException) -> bool:
+    """Whether MLflow raised `exc` for a model, version or run that is not in the store (the store was read)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    return isinstance(exc, MlflowException) and exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
 def has_earlier_version(name: str, version: str) -> bool:
@@ -684,14 +692,12 @@ def _run_model_digest(source: str, run_id: str) -> tuple[str | None, str]:
         MlflowException: the store failed while read (a run that is gone is a reason, not a failure).
     """
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     client = MlflowClient()
     try:
         run = client.get_run(run_id)
-    except MlflowException as exc:
-        if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+    except Exception as exc:
+        if not _does_not_exist(exc):
             raise
         return None, f"run {run_id} is not in the store"
     digest = run.data.tags.get(MODEL_DIGEST_TAG)
